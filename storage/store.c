@@ -1,0 +1,277 @@
+/* store.c: argument checks shared by every backend, batches, key layout. */
+#include "store.h"
+
+#include <string.h>
+
+#include "chorus_alloc.h"
+
+/* ------------------------------------------------------------------------
+ * Argument checks: done once here so that backends see only valid calls.
+ * ------------------------------------------------------------------------ */
+
+static int check_space(struct store *s, enum store_space space) {
+  if ((unsigned)space >= STORE_SPACE_COUNT)
+    return chorus_errf(s->errmsg, CHORUS_EINVAL, "unknown key space %d",
+                       (int)space);
+  return CHORUS_OK;
+}
+
+static int check_key(char *errmsg, const void *key, size_t klen) {
+  if (key == NULL && klen > 0)
+    return chorus_errf(errmsg, CHORUS_EINVAL, "NULL key with length %zu", klen);
+  if (klen > STORE_MAX_KEY)
+    return chorus_errf(errmsg, CHORUS_ETOOBIG, "key of %zu bytes exceeds %u",
+                       klen, (unsigned)STORE_MAX_KEY);
+  return CHORUS_OK;
+}
+
+static int check_value(char *errmsg, const void *val, size_t vlen) {
+  if (val == NULL && vlen > 0)
+    return chorus_errf(errmsg, CHORUS_EINVAL, "NULL value with length %zu",
+                       vlen);
+  if (vlen > STORE_MAX_VALUE)
+    return chorus_errf(errmsg, CHORUS_ETOOBIG, "value of %zu bytes exceeds %u",
+                       vlen, (unsigned)STORE_MAX_VALUE);
+  return CHORUS_OK;
+}
+
+int store_get(struct store *s, enum store_space space, const void *key,
+              size_t klen, void **val, size_t *vlen) {
+  int rc = check_space(s, space);
+  if (rc == CHORUS_OK)
+    rc = check_key(s->errmsg, key, klen);
+  if (rc != CHORUS_OK)
+    return rc;
+  return s->ops->get(s, space, key, klen, val, vlen);
+}
+
+int store_put(struct store *s, enum store_space space, const void *key,
+              size_t klen, const void *val, size_t vlen, chorus_seq *seq) {
+  int rc = check_space(s, space);
+  if (rc == CHORUS_OK)
+    rc = check_key(s->errmsg, key, klen);
+  if (rc == CHORUS_OK)
+    rc = check_value(s->errmsg, val, vlen);
+  if (rc != CHORUS_OK)
+    return rc;
+  chorus_seq ignored;
+  return s->ops->put(s, space, key, klen, val, vlen, seq ? seq : &ignored);
+}
+
+int store_delete(struct store *s, enum store_space space, const void *key,
+                 size_t klen, chorus_seq *seq) {
+  int rc = check_space(s, space);
+  if (rc == CHORUS_OK)
+    rc = check_key(s->errmsg, key, klen);
+  if (rc != CHORUS_OK)
+    return rc;
+  chorus_seq ignored;
+  return s->ops->del(s, space, key, klen, seq ? seq : &ignored);
+}
+
+int store_write_batch(struct store *s, const struct store_batch *b,
+                      chorus_seq *seq) {
+  chorus_seq ignored;
+  if (seq == NULL)
+    seq = &ignored;
+  if (b == NULL)
+    return chorus_errf(s->errmsg, CHORUS_EINVAL, "NULL batch");
+  if (store_batch_count(b) == 0) {
+    *seq = s->ops->last_seq(s);
+    return CHORUS_OK;
+  }
+  return s->ops->write_batch(s, b, seq);
+}
+
+int store_iter_open(struct store *s, enum store_space space, const void *lo,
+                    size_t lolen, const void *hi, size_t hilen,
+                    struct store_iter **out) {
+  *out = NULL;
+  int rc = check_space(s, space);
+  if (rc == CHORUS_OK && lo != NULL)
+    rc = check_key(s->errmsg, lo, lolen);
+  if (rc == CHORUS_OK && hi != NULL)
+    rc = check_key(s->errmsg, hi, hilen);
+  if (rc != CHORUS_OK)
+    return rc;
+  return s->ops->iter_open(s, space, lo, lolen, hi, hilen, out);
+}
+
+int store_iter_open_tokens(struct store *s, chorus_token first,
+                           chorus_token last, struct store_iter **out) {
+  *out = NULL;
+  if (first > last)
+    return chorus_errf(s->errmsg, CHORUS_EINVAL,
+                       "token range %016llx..%016llx is empty or wraps; split "
+                       "it at the ring's end",
+                       (unsigned long long)first, (unsigned long long)last);
+  unsigned char lo[8], hi[8];
+  store_be64_put(lo, first);
+  if (last == UINT64_MAX)
+    return s->ops->iter_open(s, STORE_DATA, lo, sizeof lo, NULL, 0, out);
+  /* Every key with token <= last sorts below the 8-byte prefix last+1. */
+  store_be64_put(hi, last + 1);
+  return s->ops->iter_open(s, STORE_DATA, lo, sizeof lo, hi, sizeof hi, out);
+}
+
+int store_iter_valid(struct store_iter *it) { return it->ops->valid(it); }
+void store_iter_next(struct store_iter *it) { it->ops->next(it); }
+const void *store_iter_key(struct store_iter *it, size_t *len) {
+  return it->ops->key(it, len);
+}
+const void *store_iter_value(struct store_iter *it, size_t *len) {
+  return it->ops->value(it, len);
+}
+int store_iter_status(struct store_iter *it) { return it->ops->status(it); }
+void store_iter_close(struct store_iter *it) {
+  if (it != NULL)
+    it->ops->close(it);
+}
+
+int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
+                       void *arg) {
+  if (cb == NULL)
+    return chorus_errf(s->errmsg, CHORUS_EINVAL, "NULL sync callback");
+  chorus_seq last = s->ops->last_seq(s);
+  if (seq > last)
+    return chorus_errf(s->errmsg, CHORUS_EINVAL,
+                       "sync requested for sequence %llu beyond the last "
+                       "write %llu",
+                       (unsigned long long)seq, (unsigned long long)last);
+  return s->ops->sync_request(s, seq, cb, arg);
+}
+
+int store_sync(struct store *s) { return s->ops->sync(s); }
+chorus_seq store_last_seq(struct store *s) { return s->ops->last_seq(s); }
+chorus_seq store_durable_seq(struct store *s) { return s->ops->durable_seq(s); }
+void store_inject_fault(struct store *s, enum store_fault fault) {
+  s->ops->inject_fault(s, fault);
+}
+void store_close(struct store *s) {
+  if (s != NULL)
+    s->ops->close(s);
+}
+const char *store_errmsg(const struct store *s) { return s->errmsg; }
+
+/* ------------------------------------------------------------------------
+ * Batches: one allocation per operation holding key then value, in an array
+ * that doubles. Backends read them back through store_batch_get().
+ * ------------------------------------------------------------------------ */
+
+struct batch_entry {
+  unsigned char space;
+  unsigned char is_delete;
+  size_t klen, vlen;
+  unsigned char *bytes; /* key, then value */
+};
+
+struct store_batch {
+  struct batch_entry *entries;
+  size_t count, cap;
+};
+
+struct store_batch *store_batch_new(void) {
+  return chorus_calloc(1, sizeof(struct store_batch));
+}
+
+static int batch_append(struct store_batch *b, enum store_space space,
+                        int is_delete, const void *key, size_t klen,
+                        const void *val, size_t vlen) {
+  if ((unsigned)space >= STORE_SPACE_COUNT)
+    return CHORUS_EINVAL;
+  if ((key == NULL && klen > 0) || (val == NULL && vlen > 0))
+    return CHORUS_EINVAL;
+  if (klen > STORE_MAX_KEY || vlen > STORE_MAX_VALUE)
+    return CHORUS_ETOOBIG;
+  if (b->count == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 8;
+    struct batch_entry *grown =
+        chorus_realloc(b->entries, cap * sizeof *grown);
+    if (grown == NULL)
+      return CHORUS_ENOMEM;
+    b->entries = grown;
+    b->cap = cap;
+  }
+  unsigned char *bytes = chorus_malloc(klen + vlen);
+  if (bytes == NULL)
+    return CHORUS_ENOMEM;
+  if (klen)
+    memcpy(bytes, key, klen);
+  if (vlen)
+    memcpy(bytes + klen, val, vlen);
+  b->entries[b->count++] = (struct batch_entry){
+      .space = (unsigned char)space,
+      .is_delete = (unsigned char)is_delete,
+      .klen = klen,
+      .vlen = vlen,
+      .bytes = bytes,
+  };
+  return CHORUS_OK;
+}
+
+int store_batch_put(struct store_batch *b, enum store_space space,
+                    const void *key, size_t klen, const void *val,
+                    size_t vlen) {
+  return batch_append(b, space, 0, key, klen, val, vlen);
+}
+
+int store_batch_delete(struct store_batch *b, enum store_space space,
+                       const void *key, size_t klen) {
+  return batch_append(b, space, 1, key, klen, NULL, 0);
+}
+
+size_t store_batch_count(const struct store_batch *b) { return b->count; }
+
+void store_batch_get(const struct store_batch *b, size_t i,
+                     struct store_batch_op *op) {
+  const struct batch_entry *e = &b->entries[i];
+  op->space = (enum store_space)e->space;
+  op->is_delete = e->is_delete;
+  op->key = e->bytes;
+  op->klen = e->klen;
+  op->val = e->bytes + e->klen;
+  op->vlen = e->vlen;
+}
+
+void store_batch_clear(struct store_batch *b) {
+  for (size_t i = 0; i < b->count; i++)
+    chorus_free(b->entries[i].bytes);
+  b->count = 0;
+}
+
+void store_batch_free(struct store_batch *b) {
+  if (b == NULL)
+    return;
+  store_batch_clear(b);
+  chorus_free(b->entries);
+  chorus_free(b);
+}
+
+/* ------------------------------------------------------------------------
+ * Key layout
+ * ------------------------------------------------------------------------ */
+
+size_t store_data_key(unsigned char *out, chorus_token token, const void *key,
+                      size_t klen) {
+  store_be64_put(out, token);
+  if (klen)
+    memcpy(out + STORE_TOKEN_PREFIX, key, klen);
+  return STORE_TOKEN_PREFIX + klen;
+}
+
+int store_data_key_parse(const void *dkey, size_t dklen, chorus_token *token,
+                         const void **key, size_t *klen) {
+  if (dklen < STORE_TOKEN_PREFIX)
+    return CHORUS_ECORRUPT;
+  const unsigned char *p = dkey;
+  *token = store_be64_get(p);
+  *key = p + STORE_TOKEN_PREFIX;
+  *klen = dklen - STORE_TOKEN_PREFIX;
+  return CHORUS_OK;
+}
+
+void store_hint_key(unsigned char out[16], chorus_node_id target,
+                    uint64_t hint_seq) {
+  store_be64_put(out, target);
+  store_be64_put(out + 8, hint_seq);
+}

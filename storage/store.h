@@ -1,0 +1,312 @@
+/* store.h: the storage interface that replication calls and node binds.
+ *
+ * WHAT A STORE IS
+ *
+ * An ordered byte-key/byte-value map split into key spaces (RocksDB column
+ * families), with atomic batches, ordered range scans, write sequence numbers
+ * and sync barriers. Two backends implement it: RocksDB for chorusd
+ * (store_rocksdb.h) and an in-memory map for the simulator that models
+ * exactly what a crash loses (store_mem.h). Replication code sees only this
+ * header, so the same protocol code runs against either.
+ *
+ * KEY SPACES
+ *
+ *   STORE_DATA   replicated objects, key = [token: 8 bytes BE][user key]
+ *   STORE_HINTS  hinted handoff, key = [target node: 8 bytes BE][hint seq: 8 BE]
+ *   STORE_META   node identity, incarnation, ring state; small keys
+ *
+ * Data keys are prefixed with the big-endian token of the user key
+ * (DESIGN.md §5), so byte order is token order and one vnode's range is one
+ * contiguous scan: streaming, handoff and Merkle trees iterate it directly.
+ *
+ *   offset  size  field
+ *   0       8     token, big-endian (xxh3-64 of the user key, from ring/)
+ *   8       n     user key bytes (n <= STORE_MAX_USER_KEY)
+ *
+ * SEQUENCES AND DURABILITY
+ *
+ * Every successful write (put, delete, batch) returns a sequence number S.
+ * Sequences only grow. A write that returned S is visible to reads at once
+ * and survives a process crash (the RocksDB WAL is written to the OS before
+ * the call returns), but not a power loss until a sync barrier covering S
+ * has completed. store_sync_request(S, cb) asks for that barrier; the
+ * backend batches all requests that arrive while a sync is running into the
+ * next one (group commit: one WAL fsync for every write since the previous
+ * one), then calls cb.
+ *
+ * Durability modes (docs/ARCHITECTURE.md): in `none` the replication layer
+ * acknowledges without waiting for a barrier; in `group` it acknowledges
+ * only from the barrier's callback.
+ *
+ * ERRORS
+ *
+ * Failures come back as CHORUS_E* codes with a message in store->errmsg;
+ * bytes read back from disk that make no sense are CHORUS_ECORRUPT, never an
+ * assert. A failed sync leaves the WAL's state unknown (a failed fsync may
+ * have dropped dirty pages, the "fsyncgate" lesson), so it is sticky: from
+ * then on every write and every barrier fails with CHORUS_ESYNCFAILED until
+ * the store is closed and reopened. Reads keep working.
+ *
+ * THREADS
+ *
+ * The RocksDB backend may be called from any thread; the memory backend from
+ * one thread at a time. Barrier callbacks run on the backend's sync thread
+ * (RocksDB) or inside store_mem_sync_step() (memory): keep them short and
+ * hand off to your own loop (uv_async_send in node/).
+ */
+#ifndef CHORUS_STORE_H
+#define CHORUS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chorus_error.h"
+#include "chorus_types.h"
+
+enum store_space { STORE_DATA = 0, STORE_HINTS, STORE_META, STORE_SPACE_COUNT };
+
+/* Limits the store enforces on every write (CHORUS_ETOOBIG beyond them). */
+#define STORE_TOKEN_PREFIX 8
+#define STORE_MAX_USER_KEY (64u * 1024u)
+#define STORE_MAX_KEY (STORE_TOKEN_PREFIX + STORE_MAX_USER_KEY)
+#define STORE_MAX_VALUE (64u * 1024u * 1024u)
+
+/* Faults a test can inject through store_inject_fault(). */
+enum store_fault {
+  STORE_FAULT_NONE = 0,
+  STORE_FAULT_SYNC,  /* the next sync fails as a failed fsync would */
+  STORE_FAULT_WRITE, /* the next write fails with CHORUS_EIO */
+  STORE_FAULT_READ,  /* the next get or scan step fails with CHORUS_EIO */
+  STORE_FAULT_NOSPC, /* the next write fails with CHORUS_ENOSPC */
+};
+
+/* The barrier callback: @status is CHORUS_OK when every write with sequence
+ * <= @durable (which is >= the requested sequence) is durable; otherwise
+ * CHORUS_ESYNCFAILED (the sync failed, now or earlier) or CHORUS_ECANCELED
+ * (the store closed first). Runs exactly once per accepted request. */
+typedef void (*store_sync_cb)(void *arg, chorus_seq durable, int status);
+
+struct store;
+struct store_iter;
+struct store_batch;
+
+/* ------------------------------------------------------------------------
+ * Backend vtable. Users call the store_* functions below, never these.
+ * ------------------------------------------------------------------------ */
+struct store_ops {
+  const char *name;
+  int (*get)(struct store *, enum store_space, const void *key, size_t klen,
+             void **val, size_t *vlen);
+  int (*put)(struct store *, enum store_space, const void *key, size_t klen,
+             const void *val, size_t vlen, chorus_seq *seq);
+  int (*del)(struct store *, enum store_space, const void *key, size_t klen,
+             chorus_seq *seq);
+  int (*write_batch)(struct store *, const struct store_batch *,
+                     chorus_seq *seq);
+  int (*iter_open)(struct store *, enum store_space, const void *lo,
+                   size_t lolen, const void *hi, size_t hilen,
+                   struct store_iter **out);
+  int (*sync_request)(struct store *, chorus_seq seq, store_sync_cb cb,
+                      void *arg);
+  int (*sync)(struct store *);
+  chorus_seq (*last_seq)(struct store *);
+  chorus_seq (*durable_seq)(struct store *);
+  void (*inject_fault)(struct store *, enum store_fault);
+  void (*close)(struct store *);
+};
+
+struct store_iter_ops {
+  int (*valid)(struct store_iter *);
+  void (*next)(struct store_iter *);
+  const void *(*key)(struct store_iter *, size_t *len);
+  const void *(*value)(struct store_iter *, size_t *len);
+  int (*status)(struct store_iter *);
+  void (*close)(struct store_iter *);
+};
+
+/* Every backend's handle starts with this. */
+struct store {
+  const struct store_ops *ops;
+  /* Why the last failed call failed, outermost context first. */
+  char errmsg[CHORUS_ERRMSG_SIZE];
+};
+
+struct store_iter {
+  const struct store_iter_ops *ops;
+};
+
+/* ------------------------------------------------------------------------
+ * Reads and writes
+ * ------------------------------------------------------------------------ */
+
+/* store_get: looks up @key in @space. On CHORUS_OK, *@val is a chorus_malloc'ed
+ * copy the caller frees with chorus_free() (non-NULL even when *@vlen is 0).
+ * Errors: CHORUS_ENOTFOUND (absent; not an I/O failure), CHORUS_EIO,
+ * CHORUS_ECORRUPT, CHORUS_ENOMEM, CHORUS_EINVAL (bad space). */
+int store_get(struct store *s, enum store_space space, const void *key,
+              size_t klen, void **val, size_t *vlen);
+
+/* store_put: writes @val under @key; both are copied. *@seq (may be NULL)
+ * receives the write's sequence number.
+ * Errors: CHORUS_ETOOBIG (key or value over the limits), CHORUS_EINVAL,
+ * CHORUS_EIO, CHORUS_ENOSPC, CHORUS_ESYNCFAILED (sticky, see above),
+ * CHORUS_ENOMEM. On error nothing was written. */
+int store_put(struct store *s, enum store_space space, const void *key,
+              size_t klen, const void *val, size_t vlen, chorus_seq *seq);
+
+/* store_delete: removes @key (deleting an absent key succeeds and still
+ * consumes a sequence). Errors: as store_put. */
+int store_delete(struct store *s, enum store_space space, const void *key,
+                 size_t klen, chorus_seq *seq);
+
+/* ------------------------------------------------------------------------
+ * Atomic batches: all of a batch's writes become visible (and durable)
+ * together or not at all. A batch is plain memory, independent of backends.
+ * ------------------------------------------------------------------------ */
+
+/* store_batch_new: an empty batch, or NULL when out of memory. */
+struct store_batch *store_batch_new(void);
+
+/* store_batch_put / store_batch_delete: append an operation; key and value
+ * are copied. Errors: CHORUS_ENOMEM (the batch is unchanged), CHORUS_ETOOBIG,
+ * CHORUS_EINVAL. */
+int store_batch_put(struct store_batch *b, enum store_space space,
+                    const void *key, size_t klen, const void *val,
+                    size_t vlen);
+int store_batch_delete(struct store_batch *b, enum store_space space,
+                       const void *key, size_t klen);
+
+/* store_batch_count: operations in @b. */
+size_t store_batch_count(const struct store_batch *b);
+
+/* store_batch_clear: empties @b for reuse; store_batch_free releases it
+ * (NULL is fine). */
+void store_batch_clear(struct store_batch *b);
+void store_batch_free(struct store_batch *b);
+
+/* store_write_batch: applies @b atomically; @b stays owned by the caller and
+ * unchanged. An empty batch succeeds without consuming a sequence (*@seq gets
+ * the current last sequence). Errors: as store_put. */
+int store_write_batch(struct store *s, const struct store_batch *b,
+                      chorus_seq *seq);
+
+/* Reading a batch back, for backends: operation @i's fields. The pointers are
+ * borrowed until the batch is cleared or freed. */
+struct store_batch_op {
+  enum store_space space;
+  int is_delete;
+  const void *key;
+  size_t klen;
+  const void *val;
+  size_t vlen;
+};
+void store_batch_get(const struct store_batch *b, size_t i,
+                     struct store_batch_op *op);
+
+/* ------------------------------------------------------------------------
+ * Ordered iteration
+ * ------------------------------------------------------------------------ */
+
+/* store_iter_open: iterates @space over keys k with lo <= k < hi in
+ * unsigned byte order (memcmp, shorter prefix first). @lo NULL means from the
+ * start, @hi NULL means to the end. The iterator sees a consistent snapshot
+ * taken at open time. Close it with store_iter_close(); while open, it pins
+ * that snapshot. Errors: CHORUS_ENOMEM, CHORUS_EINVAL, CHORUS_EIO. */
+int store_iter_open(struct store *s, enum store_space space, const void *lo,
+                    size_t lolen, const void *hi, size_t hilen,
+                    struct store_iter **out);
+
+/* store_iter_open_tokens: iterates STORE_DATA over every key whose token t
+ * satisfies @first <= t <= @last (inclusive; a wrapping vnode range is two
+ * calls, the caller splits it). */
+int store_iter_open_tokens(struct store *s, chorus_token first,
+                           chorus_token last, struct store_iter **out);
+
+/* store_iter_valid: 1 while positioned on an entry; 0 at the end or after an
+ * error (see store_iter_status). */
+int store_iter_valid(struct store_iter *it);
+
+/* store_iter_next: advances; requires store_iter_valid(). */
+void store_iter_next(struct store_iter *it);
+
+/* store_iter_key / store_iter_value: the current entry, borrowed until the
+ * next store_iter_next() or store_iter_close(). Require store_iter_valid(). */
+const void *store_iter_key(struct store_iter *it, size_t *len);
+const void *store_iter_value(struct store_iter *it, size_t *len);
+
+/* store_iter_status: CHORUS_OK, or the error that ended iteration early
+ * (CHORUS_EIO, CHORUS_ECORRUPT). Check it when valid() turns 0. */
+int store_iter_status(struct store_iter *it);
+
+/* store_iter_close: releases @it (NULL is fine). */
+void store_iter_close(struct store_iter *it);
+
+/* ------------------------------------------------------------------------
+ * Durability
+ * ------------------------------------------------------------------------ */
+
+/* store_sync_request: asks for @cb once every write with sequence <= @seq is
+ * durable. @cb never runs inside this call (even when @seq is already
+ * durable); it runs exactly once unless this call fails.
+ * Errors: CHORUS_EINVAL (@seq is beyond store_last_seq()), CHORUS_ENOMEM,
+ * CHORUS_ESYNCFAILED (an earlier sync failed), CHORUS_ECLOSED. */
+int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
+                       void *arg);
+
+/* store_sync: makes every write so far durable before returning (shutdown,
+ * tests). Errors: CHORUS_ESYNCFAILED (now or earlier), CHORUS_EIO. */
+int store_sync(struct store *s);
+
+/* store_last_seq: the sequence of the newest completed write (0 for none).
+ * store_durable_seq: the newest sequence known to be durable. */
+chorus_seq store_last_seq(struct store *s);
+chorus_seq store_durable_seq(struct store *s);
+
+/* store_inject_fault: test hook; makes the next operation of that kind fail
+ * through the backend's real error path. */
+void store_inject_fault(struct store *s, enum store_fault fault);
+
+/* store_close: cancels pending barriers (their callbacks run with
+ * CHORUS_ECANCELED), closes and frees @s (NULL is fine). Writes not covered
+ * by a completed barrier keep the promise of the mode they were made in:
+ * close does not sync; call store_sync() first for a clean shutdown. */
+void store_close(struct store *s);
+
+/* store_errmsg: the message of @s's last failure. */
+const char *store_errmsg(const struct store *s);
+
+/* ------------------------------------------------------------------------
+ * Key layout helpers (see the table at the top)
+ * ------------------------------------------------------------------------ */
+
+static inline void store_be64_put(unsigned char *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (unsigned char)v;
+    v >>= 8;
+  }
+}
+
+static inline uint64_t store_be64_get(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* store_data_key: writes [token][user key] into @out, which must hold
+ * STORE_TOKEN_PREFIX + @klen bytes; returns the key's length. */
+size_t store_data_key(unsigned char *out, chorus_token token, const void *key,
+                      size_t klen);
+
+/* store_data_key_parse: splits a STORE_DATA key back into token and user key
+ * (borrowed from @dkey). Errors: CHORUS_ECORRUPT when shorter than the
+ * prefix. */
+int store_data_key_parse(const void *dkey, size_t dklen, chorus_token *token,
+                         const void **key, size_t *klen);
+
+/* store_hint_key: writes [target][hint seq] into @out (16 bytes); hints of
+ * one target are contiguous and in arrival order. */
+void store_hint_key(unsigned char out[16], chorus_node_id target,
+                    uint64_t hint_seq);
+
+#endif /* CHORUS_STORE_H */
