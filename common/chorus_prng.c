@@ -8,6 +8,9 @@ static uint64_t splitmix64(uint64_t *x) {
   return z ^ (z >> 31);
 }
 
+/* The 64x64->128 multiply of Lemire's method; a GCC/Clang extension. */
+__extension__ typedef unsigned __int128 prng_u128;
+
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void chorus_prng_seed(struct chorus_prng *prng, uint64_t seed) {
@@ -41,12 +44,12 @@ uint64_t chorus_prng_below(struct chorus_prng *prng, uint64_t bound) {
   if (bound == 0)
     return 0;
   /* Lemire, "Fast Random Integer Generation in an Interval" (2019). */
-  unsigned __int128 m = (unsigned __int128)chorus_prng_next(prng) * bound;
+  prng_u128 m = (prng_u128)chorus_prng_next(prng) * bound;
   uint64_t low = (uint64_t)m;
   if (low < bound) {
     uint64_t threshold = -bound % bound;
     while (low < threshold) {
-      m = (unsigned __int128)chorus_prng_next(prng) * bound;
+      m = (prng_u128)chorus_prng_next(prng) * bound;
       low = (uint64_t)m;
     }
   }

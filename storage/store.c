@@ -37,6 +37,8 @@ static int check_value(char *errmsg, const void *val, size_t vlen) {
 
 int store_get(struct store *s, enum store_space space, const void *key,
               size_t klen, void **val, size_t *vlen) {
+  *val = NULL;
+  *vlen = 0;
   int rc = check_space(s, space);
   if (rc == CHORUS_OK)
     rc = check_key(s->errmsg, key, klen);

@@ -140,7 +140,8 @@ struct store_iter {
  * ------------------------------------------------------------------------ */
 
 /* store_get: looks up @key in @space. On CHORUS_OK, *@val is a chorus_malloc'ed
- * copy the caller frees with chorus_free() (non-NULL even when *@vlen is 0).
+ * copy the caller frees with chorus_free() (non-NULL even when *@vlen is 0);
+ * on any error *@val is NULL and *@vlen 0.
  * Errors: CHORUS_ENOTFOUND (absent; not an I/O failure), CHORUS_EIO,
  * CHORUS_ECORRUPT, CHORUS_ENOMEM, CHORUS_EINVAL (bad space). */
 int store_get(struct store *s, enum store_space space, const void *key,

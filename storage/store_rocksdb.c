@@ -1,1 +1,678 @@
-/* placeholder */
+/* store_rocksdb.c: the RocksDB storage backend with group-commit syncs.
+ *
+ * The only file in chorus that includes rocksdb/c.h. RocksDB's `char *err`
+ * strings are converted to chorus codes here (rocks_error) and their text is
+ * kept in store->errmsg.
+ *
+ * HOW GROUP COMMIT WORKS
+ *
+ * Writes go to RocksDB with sync=false: the WAL record reaches the OS before
+ * the write returns (manual_wal_flush is off), so a process crash loses
+ * nothing, a power loss may. After the write we read RocksDB's newest
+ * published sequence number; RocksDB publishes a sequence only once its WAL
+ * record is written, so every sequence <= that number is in the WAL.
+ *
+ * store_sync_request(S, cb) appends (S, cb) to `pending` and wakes the sync
+ * thread. The sync thread loops:
+ *
+ *   1. wait until `pending` is non-empty (or the store closes);
+ *   2. T := newest published sequence;      every write <= T is in the WAL
+ *   3. FlushWAL(sync=true);                 one fsync for all of them
+ *   4. durable := T; run every pending cb with S <= T, in request order.
+ *
+ * Requests that arrive during step 3 wait for the next round, so while one
+ * fsync runs the next group forms: with many concurrent writers each fsync
+ * covers many acknowledgements (Helland, "Group Commit"). A failure in step
+ * 3 is sticky (store.h): every pending and future barrier and every write
+ * fails with CHORUS_ESYNCFAILED.
+ */
+#include "store_rocksdb.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+#include "chorus_alloc.h"
+
+static const char *const column_family_names[] = {"default", "data", "hints",
+                                                  "meta"};
+#define COLUMN_FAMILY_COUNT 4
+/* enum store_space value + 1 = its index in column_family_names. */
+
+struct sync_request {
+  chorus_seq seq;
+  store_sync_cb cb;
+  void *arg;
+};
+
+struct rocks_store {
+  struct store base;
+  rocksdb_t *db;
+  rocksdb_options_t *options;
+  rocksdb_options_t *cf_options;
+  rocksdb_block_based_table_options_t *table_options;
+  rocksdb_cache_t *cache;
+  rocksdb_filterpolicy_t *filter; /* owned by table_options once set */
+  rocksdb_column_family_handle_t *cf[COLUMN_FAMILY_COUNT];
+  rocksdb_readoptions_t *read_options;
+  rocksdb_writeoptions_t *write_options;
+
+  /* Sticky failure: CHORUS_OK until a sync fails, then the failure code. */
+  atomic_int sticky_error;
+  /* Test faults armed by store_inject_fault; each fires once. */
+  atomic_int fault_sync, fault_write, fault_read, fault_nospc;
+  _Atomic chorus_seq durable;
+
+  /* Sync thread and its queue, guarded by lock. */
+  pthread_t sync_thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  struct sync_request *pending;
+  size_t pending_count, pending_cap;
+  int closing;
+};
+
+struct rocks_iter {
+  struct store_iter base;
+  rocksdb_iterator_t *it;
+  rocksdb_readoptions_t *read_options;
+  int status;
+  atomic_int *fault_read;
+  /* Bounds are referenced by read_options, so they live as long as it. */
+  size_t lolen, hilen;
+  unsigned char *lo, *hi;
+};
+
+static const struct store_ops rocks_ops;
+static const struct store_iter_ops rocks_iter_ops;
+
+/* ------------------------------------------------------------------------
+ * Error conversion at the boundary
+ * ------------------------------------------------------------------------ */
+
+/* rocks_error: converts and frees a RocksDB error string, writing
+ * "<what>: <rocksdb text>" into @errmsg. RocksDB's status strings start with
+ * the status kind ("IO error: ", "Corruption: " ...), which is what we map
+ * on; an errno text inside an IO error refines it. */
+static int rocks_error(char *errmsg, char *err, const char *what) {
+  int code = CHORUS_EIO;
+  if (strncmp(err, "Corruption", 10) == 0)
+    code = CHORUS_ECORRUPT;
+  else if (strncmp(err, "Invalid argument", 16) == 0)
+    code = CHORUS_EINVAL;
+  else if (strncmp(err, "Not implemented", 15) == 0)
+    code = CHORUS_ENOTSUP;
+  else if (strstr(err, "No space left") != NULL ||
+           strncmp(err, "IO error: No space", 18) == 0)
+    code = CHORUS_ENOSPC;
+  else if (strstr(err, "Permission denied") != NULL ||
+           strstr(err, "Read-only file system") != NULL)
+    code = CHORUS_EPERM;
+  else if (strstr(err, "/LOCK") != NULL &&
+           (strstr(err, "Resource temporarily unavailable") != NULL ||
+            strstr(err, "lock hold by current process") != NULL))
+    code = CHORUS_EBUSY; /* another opener, in this process or another */
+  chorus_errf(errmsg, code, "%s: %s", what, err);
+  rocksdb_free(err);
+  return code;
+}
+
+static int take_fault(atomic_int *flag) {
+  int expected = 1;
+  return atomic_compare_exchange_strong(flag, &expected, 0);
+}
+
+static rocksdb_column_family_handle_t *cf_of(struct rocks_store *rs,
+                                             enum store_space space) {
+  return rs->cf[(int)space + 1];
+}
+
+/* write_gate: what every write checks first: a sticky sync failure, then
+ * injected faults. */
+static int write_gate(struct rocks_store *rs) {
+  int sticky = atomic_load(&rs->sticky_error);
+  if (sticky != CHORUS_OK)
+    return chorus_errf(rs->base.errmsg, CHORUS_ESYNCFAILED,
+                       "write refused: an earlier sync failed (%s); reopen "
+                       "the store",
+                       chorus_strerror(sticky));
+  if (take_fault(&rs->fault_write))
+    return chorus_errf(rs->base.errmsg, CHORUS_EIO,
+                       "write: injected I/O error");
+  if (take_fault(&rs->fault_nospc))
+    return chorus_errf(rs->base.errmsg, CHORUS_ENOSPC,
+                       "write: injected no space left on device");
+  return CHORUS_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Reads and writes
+ * ------------------------------------------------------------------------ */
+
+static int rocks_get(struct store *s, enum store_space space, const void *key,
+                     size_t klen, void **val, size_t *vlen) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  *val = NULL;
+  *vlen = 0;
+  if (take_fault(&rs->fault_read))
+    return chorus_errf(s->errmsg, CHORUS_EIO, "get: injected I/O error");
+  char *err = NULL;
+  rocksdb_pinnableslice_t *slice = rocksdb_get_pinned_cf(
+      rs->db, rs->read_options, cf_of(rs, space), key, klen, &err);
+  if (err != NULL)
+    return rocks_error(s->errmsg, err, "get");
+  if (slice == NULL)
+    return CHORUS_ENOTFOUND;
+  size_t len;
+  const char *data = rocksdb_pinnableslice_value(slice, &len);
+  void *copy = chorus_memdup(data, len);
+  rocksdb_pinnableslice_destroy(slice);
+  if (copy == NULL)
+    return chorus_errf(s->errmsg, CHORUS_ENOMEM, "get: copying %zu bytes", len);
+  *val = copy;
+  *vlen = len;
+  return CHORUS_OK;
+}
+
+static int rocks_put(struct store *s, enum store_space space, const void *key,
+                     size_t klen, const void *val, size_t vlen,
+                     chorus_seq *seq) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  int rc = write_gate(rs);
+  if (rc != CHORUS_OK)
+    return rc;
+  char *err = NULL;
+  rocksdb_put_cf(rs->db, rs->write_options, cf_of(rs, space), key, klen, val,
+                 vlen, &err);
+  if (err != NULL)
+    return rocks_error(s->errmsg, err, "put");
+  *seq = rocksdb_get_latest_sequence_number(rs->db);
+  return CHORUS_OK;
+}
+
+static int rocks_del(struct store *s, enum store_space space, const void *key,
+                     size_t klen, chorus_seq *seq) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  int rc = write_gate(rs);
+  if (rc != CHORUS_OK)
+    return rc;
+  char *err = NULL;
+  rocksdb_delete_cf(rs->db, rs->write_options, cf_of(rs, space), key, klen,
+                    &err);
+  if (err != NULL)
+    return rocks_error(s->errmsg, err, "delete");
+  *seq = rocksdb_get_latest_sequence_number(rs->db);
+  return CHORUS_OK;
+}
+
+static int rocks_write_batch(struct store *s, const struct store_batch *b,
+                             chorus_seq *seq) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  int rc = write_gate(rs);
+  if (rc != CHORUS_OK)
+    return rc;
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  size_t n = store_batch_count(b);
+  for (size_t i = 0; i < n; i++) {
+    struct store_batch_op op;
+    store_batch_get(b, i, &op);
+    if (op.is_delete)
+      rocksdb_writebatch_delete_cf(wb, cf_of(rs, op.space), op.key, op.klen);
+    else
+      rocksdb_writebatch_put_cf(wb, cf_of(rs, op.space), op.key, op.klen,
+                                op.val, op.vlen);
+  }
+  char *err = NULL;
+  rocksdb_write(rs->db, rs->write_options, wb, &err);
+  rocksdb_writebatch_destroy(wb);
+  if (err != NULL)
+    return rocks_error(s->errmsg, err, "write batch");
+  *seq = rocksdb_get_latest_sequence_number(rs->db);
+  return CHORUS_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Iteration
+ * ------------------------------------------------------------------------ */
+
+static int rocks_iter_open(struct store *s, enum store_space space,
+                           const void *lo, size_t lolen, const void *hi,
+                           size_t hilen, struct store_iter **out) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  if (take_fault(&rs->fault_read))
+    return chorus_errf(s->errmsg, CHORUS_EIO, "scan: injected I/O error");
+  struct rocks_iter *ri = chorus_calloc(1, sizeof *ri);
+  if (ri == NULL)
+    goto err_nomem;
+  ri->base.ops = &rocks_iter_ops;
+  ri->fault_read = &rs->fault_read;
+  if (lo != NULL) {
+    ri->lo = chorus_memdup(lo, lolen);
+    if (ri->lo == NULL)
+      goto err_after_iter;
+    ri->lolen = lolen;
+  }
+  if (hi != NULL) {
+    ri->hi = chorus_memdup(hi, hilen);
+    if (ri->hi == NULL)
+      goto err_after_lo;
+    ri->hilen = hilen;
+  }
+  /* The iterator reads an implicit snapshot taken at creation. */
+  ri->read_options = rocksdb_readoptions_create();
+  if (ri->hi != NULL)
+    rocksdb_readoptions_set_iterate_upper_bound(
+        ri->read_options, (const char *)ri->hi, ri->hilen);
+  if (ri->lo != NULL)
+    rocksdb_readoptions_set_iterate_lower_bound(
+        ri->read_options, (const char *)ri->lo, ri->lolen);
+  ri->it = rocksdb_create_iterator_cf(rs->db, ri->read_options,
+                                      cf_of(rs, space));
+  if (ri->lo != NULL)
+    rocksdb_iter_seek(ri->it, (const char *)ri->lo, ri->lolen);
+  else
+    rocksdb_iter_seek_to_first(ri->it);
+  char *err = NULL;
+  rocksdb_iter_get_error(ri->it, &err);
+  if (err != NULL)
+    ri->status = rocks_error(s->errmsg, err, "scan");
+  *out = &ri->base;
+  return CHORUS_OK;
+
+err_after_lo:
+  chorus_free(ri->lo);
+err_after_iter:
+  chorus_free(ri);
+err_nomem:
+  return chorus_errf(s->errmsg, CHORUS_ENOMEM, "scan: out of memory");
+}
+
+static int rocks_iter_valid(struct store_iter *it) {
+  struct rocks_iter *ri = (struct rocks_iter *)it;
+  return ri->status == CHORUS_OK && rocksdb_iter_valid(ri->it);
+}
+
+static void rocks_iter_next(struct store_iter *it) {
+  struct rocks_iter *ri = (struct rocks_iter *)it;
+  if (take_fault(ri->fault_read)) {
+    ri->status = CHORUS_EIO;
+    return;
+  }
+  rocksdb_iter_next(ri->it);
+  char *err = NULL;
+  rocksdb_iter_get_error(ri->it, &err);
+  if (err != NULL)
+    ri->status = rocks_error(NULL, err, "scan");
+}
+
+static const void *rocks_iter_key(struct store_iter *it, size_t *len) {
+  struct rocks_iter *ri = (struct rocks_iter *)it;
+  return rocksdb_iter_key(ri->it, len);
+}
+
+static const void *rocks_iter_value(struct store_iter *it, size_t *len) {
+  struct rocks_iter *ri = (struct rocks_iter *)it;
+  return rocksdb_iter_value(ri->it, len);
+}
+
+static int rocks_iter_status(struct store_iter *it) {
+  return ((struct rocks_iter *)it)->status;
+}
+
+static void rocks_iter_close(struct store_iter *it) {
+  struct rocks_iter *ri = (struct rocks_iter *)it;
+  rocksdb_iter_destroy(ri->it);
+  rocksdb_readoptions_destroy(ri->read_options);
+  chorus_free(ri->lo);
+  chorus_free(ri->hi);
+  chorus_free(ri);
+}
+
+/* ------------------------------------------------------------------------
+ * Sync thread and barriers
+ * ------------------------------------------------------------------------ */
+
+/* flush_wal: one group fsync; returns the sequence it made durable through
+ * *@target. Honors an injected sync fault and a sticky failure. */
+static int flush_wal(struct rocks_store *rs, chorus_seq *target,
+                     char *errmsg) {
+  int sticky = atomic_load(&rs->sticky_error);
+  if (sticky != CHORUS_OK)
+    return chorus_errf(errmsg, CHORUS_ESYNCFAILED,
+                       "sync refused: an earlier sync failed");
+  *target = rocksdb_get_latest_sequence_number(rs->db);
+  int rc = CHORUS_OK;
+  if (take_fault(&rs->fault_sync)) {
+    rc = chorus_errf(errmsg, CHORUS_EIO, "sync: injected fsync failure");
+  } else {
+    char *err = NULL;
+    rocksdb_flush_wal(rs->db, 1, &err);
+    if (err != NULL)
+      rc = rocks_error(errmsg, err, "sync WAL");
+  }
+  if (rc != CHORUS_OK) {
+    /* The WAL's durable state is now unknown: refuse everything after. */
+    int expected = CHORUS_OK;
+    atomic_compare_exchange_strong(&rs->sticky_error, &expected, rc);
+    return CHORUS_ESYNCFAILED;
+  }
+  chorus_seq prev = atomic_load(&rs->durable);
+  while (prev < *target &&
+         !atomic_compare_exchange_weak(&rs->durable, &prev, *target))
+    ;
+  return CHORUS_OK;
+}
+
+/* take_satisfied: moves up to @max of the pending requests that are
+ * complete (seq <= @durable, or any when @all) to @out, in request order.
+ * Called with the lock held. Working in fixed-size chunks lets the sync
+ * thread run callbacks without holding the lock and without allocating. */
+static size_t take_satisfied(struct rocks_store *rs, chorus_seq durable,
+                             int all, struct sync_request *out, size_t max) {
+  size_t kept = 0, taken = 0;
+  for (size_t i = 0; i < rs->pending_count; i++) {
+    if (taken < max && (all || rs->pending[i].seq <= durable))
+      out[taken++] = rs->pending[i];
+    else
+      rs->pending[kept++] = rs->pending[i];
+  }
+  rs->pending_count = kept;
+  return taken;
+}
+
+#define CALLBACK_CHUNK 64
+
+/* complete_requests: runs the callbacks of every satisfied request, outside
+ * the lock. Called and returns with the lock held. */
+static void complete_requests(struct rocks_store *rs, chorus_seq durable,
+                              int all, int status) {
+  struct sync_request chunk[CALLBACK_CHUNK];
+  size_t n;
+  while ((n = take_satisfied(rs, durable, all, chunk, CALLBACK_CHUNK)) > 0) {
+    pthread_mutex_unlock(&rs->lock);
+    for (size_t i = 0; i < n; i++)
+      chunk[i].cb(chunk[i].arg, status == CHORUS_OK ? durable : 0, status);
+    pthread_mutex_lock(&rs->lock);
+  }
+}
+
+static void *sync_thread_main(void *arg) {
+  struct rocks_store *rs = arg;
+  pthread_mutex_lock(&rs->lock);
+  for (;;) {
+    while (rs->pending_count == 0 && !rs->closing)
+      pthread_cond_wait(&rs->wake, &rs->lock);
+    if (rs->closing)
+      break;
+    pthread_mutex_unlock(&rs->lock);
+
+    chorus_seq target = 0;
+    char errmsg[CHORUS_ERRMSG_SIZE] = "";
+    int rc = flush_wal(rs, &target, errmsg);
+
+    pthread_mutex_lock(&rs->lock);
+    if (rc == CHORUS_OK)
+      complete_requests(rs, target, 0, CHORUS_OK);
+    else
+      complete_requests(rs, 0, 1, CHORUS_ESYNCFAILED);
+  }
+  pthread_mutex_unlock(&rs->lock);
+  return NULL;
+}
+
+static int rocks_sync_request(struct store *s, chorus_seq seq,
+                              store_sync_cb cb, void *arg) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  if (atomic_load(&rs->sticky_error) != CHORUS_OK)
+    return chorus_errf(s->errmsg, CHORUS_ESYNCFAILED,
+                       "sync refused: an earlier sync failed");
+  int rc = CHORUS_OK;
+  pthread_mutex_lock(&rs->lock);
+  if (rs->closing) {
+    rc = chorus_errf(s->errmsg, CHORUS_ECLOSED, "sync: store is closing");
+    goto out;
+  }
+  if (rs->pending_count == rs->pending_cap) {
+    size_t cap = rs->pending_cap ? rs->pending_cap * 2 : 64;
+    struct sync_request *grown =
+        chorus_realloc(rs->pending, cap * sizeof *grown);
+    if (grown == NULL) {
+      rc = chorus_errf(s->errmsg, CHORUS_ENOMEM, "sync: queueing a barrier");
+      goto out;
+    }
+    rs->pending = grown;
+    rs->pending_cap = cap;
+  }
+  rs->pending[rs->pending_count++] =
+      (struct sync_request){.seq = seq, .cb = cb, .arg = arg};
+  pthread_cond_signal(&rs->wake);
+out:
+  pthread_mutex_unlock(&rs->lock);
+  return rc;
+}
+
+static int rocks_sync(struct store *s) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  chorus_seq target;
+  int rc = flush_wal(rs, &target, s->errmsg);
+  /* Barriers this sync satisfied are completed by the sync thread's next
+   * round; wake it so they do not wait for another request. */
+  pthread_mutex_lock(&rs->lock);
+  if (rs->pending_count > 0)
+    pthread_cond_signal(&rs->wake);
+  pthread_mutex_unlock(&rs->lock);
+  return rc;
+}
+
+static chorus_seq rocks_last_seq(struct store *s) {
+  return rocksdb_get_latest_sequence_number(((struct rocks_store *)s)->db);
+}
+
+static chorus_seq rocks_durable_seq(struct store *s) {
+  return atomic_load(&((struct rocks_store *)s)->durable);
+}
+
+static void rocks_inject_fault(struct store *s, enum store_fault fault) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  switch (fault) {
+  case STORE_FAULT_SYNC:
+    atomic_store(&rs->fault_sync, 1);
+    break;
+  case STORE_FAULT_WRITE:
+    atomic_store(&rs->fault_write, 1);
+    break;
+  case STORE_FAULT_READ:
+    atomic_store(&rs->fault_read, 1);
+    break;
+  case STORE_FAULT_NOSPC:
+    atomic_store(&rs->fault_nospc, 1);
+    break;
+  case STORE_FAULT_NONE:
+    atomic_store(&rs->fault_sync, 0);
+    atomic_store(&rs->fault_write, 0);
+    atomic_store(&rs->fault_read, 0);
+    atomic_store(&rs->fault_nospc, 0);
+    break;
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Open and close
+ * ------------------------------------------------------------------------ */
+
+/* release: frees whatever open() got to; safe on a partly built store. */
+static void release(struct rocks_store *rs) {
+  for (int i = 0; i < COLUMN_FAMILY_COUNT; i++)
+    if (rs->cf[i] != NULL)
+      rocksdb_column_family_handle_destroy(rs->cf[i]);
+  if (rs->db != NULL)
+    rocksdb_close(rs->db);
+  if (rs->read_options != NULL)
+    rocksdb_readoptions_destroy(rs->read_options);
+  if (rs->write_options != NULL)
+    rocksdb_writeoptions_destroy(rs->write_options);
+  if (rs->cf_options != NULL)
+    rocksdb_options_destroy(rs->cf_options);
+  if (rs->options != NULL)
+    rocksdb_options_destroy(rs->options);
+  if (rs->table_options != NULL)
+    rocksdb_block_based_options_destroy(rs->table_options);
+  if (rs->cache != NULL)
+    rocksdb_cache_destroy(rs->cache);
+  chorus_free(rs->pending);
+  chorus_free(rs);
+}
+
+static void rocks_close(struct store *s) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  pthread_mutex_lock(&rs->lock);
+  rs->closing = 1;
+  pthread_cond_signal(&rs->wake);
+  pthread_mutex_unlock(&rs->lock);
+  pthread_join(rs->sync_thread, NULL);
+
+  /* The sync thread is gone: cancel what it did not complete, here. */
+  pthread_mutex_lock(&rs->lock);
+  complete_requests(rs, 0, 1, CHORUS_ECANCELED);
+  pthread_mutex_unlock(&rs->lock);
+  pthread_cond_destroy(&rs->wake);
+  pthread_mutex_destroy(&rs->lock);
+  release(rs);
+}
+
+/* ensure_directory: RocksDB creates only the last path component; check the
+ * folder up front so the error names the real problem. */
+static int ensure_directory(const char *path, char *errmsg) {
+  if (mkdir(path, 0755) != 0 && errno != EEXIST)
+    return chorus_errf(errmsg, chorus_error_from_errno(errno),
+                       "create data folder %s: %s", path, strerror(errno));
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return chorus_errf(errmsg, chorus_error_from_errno(errno),
+                       "data folder %s: %s", path, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return chorus_errf(errmsg, CHORUS_EINVAL, "data folder %s: not a folder",
+                       path);
+  return CHORUS_OK;
+}
+
+int store_rocksdb_open(const struct store_rocksdb_options *opts,
+                       struct store **out, char *errmsg) {
+  *out = NULL;
+  if (opts == NULL || opts->path == NULL || opts->path[0] == '\0')
+    return chorus_errf(errmsg, CHORUS_EINVAL, "open store: no path given");
+  int rc = ensure_directory(opts->path, errmsg);
+  if (rc != CHORUS_OK)
+    return rc;
+
+  struct rocks_store *rs = chorus_calloc(1, sizeof *rs);
+  if (rs == NULL)
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "open store: out of memory");
+  rs->base.ops = &rocks_ops;
+  atomic_init(&rs->sticky_error, CHORUS_OK);
+
+  size_t cache_bytes =
+      opts->block_cache_bytes ? opts->block_cache_bytes : 64u << 20;
+  size_t buffer_bytes =
+      opts->write_buffer_bytes ? opts->write_buffer_bytes : 64u << 20;
+
+  rs->options = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(rs->options, 1);
+  rocksdb_options_set_create_missing_column_families(rs->options, 1);
+  rocksdb_options_increase_parallelism(rs->options, 2);
+  /* Sync is ours to call (group commit); the WAL is still written on every
+   * write, so a process crash loses nothing. */
+  rocksdb_options_set_manual_wal_flush(rs->options, 0);
+  rocksdb_options_set_keep_log_file_num(rs->options, 4);
+
+  rs->cache = rocksdb_cache_create_lru(cache_bytes);
+  rs->table_options = rocksdb_block_based_options_create();
+  rocksdb_block_based_options_set_block_cache(rs->table_options, rs->cache);
+  /* Point lookups dominate (every replica write reads its object first):
+   * a bloom filter saves the disk read for absent keys. */
+  rocksdb_block_based_options_set_filter_policy(
+      rs->table_options, rocksdb_filterpolicy_create_bloom(10));
+  rs->cf_options = rocksdb_options_create_copy(rs->options);
+  rocksdb_options_set_block_based_table_factory(rs->cf_options,
+                                                rs->table_options);
+  rocksdb_options_set_write_buffer_size(rs->cf_options, buffer_bytes);
+  rocksdb_options_set_compression(rs->cf_options, rocksdb_lz4_compression);
+
+  const rocksdb_options_t *cf_opts[COLUMN_FAMILY_COUNT];
+  for (int i = 0; i < COLUMN_FAMILY_COUNT; i++)
+    cf_opts[i] = rs->cf_options;
+  char *err = NULL;
+  rs->db = rocksdb_open_column_families(
+      rs->options, opts->path, COLUMN_FAMILY_COUNT, column_family_names,
+      cf_opts, rs->cf, &err);
+  if (err != NULL) {
+    rc = rocks_error(errmsg, err, "open store");
+    chorus_errwrap(errmsg, rc, "%s", opts->path);
+    rs->db = NULL;
+    memset(rs->cf, 0, sizeof rs->cf);
+    goto err_after_alloc;
+  }
+  rs->read_options = rocksdb_readoptions_create();
+  rs->write_options = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(rs->write_options, 0);
+  /* What the WAL holds at open may have reached only the OS page cache
+   * before the previous process died: sync it before calling it durable. */
+  rocksdb_flush_wal(rs->db, 1, &err);
+  if (err != NULL) {
+    rc = rocks_error(errmsg, err, "open store: sync recovered WAL");
+    goto err_after_alloc;
+  }
+  atomic_init(&rs->durable, rocksdb_get_latest_sequence_number(rs->db));
+
+  if (pthread_mutex_init(&rs->lock, NULL) != 0) {
+    rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: mutex");
+    goto err_after_alloc;
+  }
+  if (pthread_cond_init(&rs->wake, NULL) != 0) {
+    rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: condition variable");
+    goto err_after_mutex;
+  }
+  if (pthread_create(&rs->sync_thread, NULL, sync_thread_main, rs) != 0) {
+    rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: sync thread");
+    goto err_after_cond;
+  }
+  *out = &rs->base;
+  return CHORUS_OK;
+
+err_after_cond:
+  pthread_cond_destroy(&rs->wake);
+err_after_mutex:
+  pthread_mutex_destroy(&rs->lock);
+err_after_alloc:
+  release(rs);
+  return rc;
+}
+
+static const struct store_ops rocks_ops = {
+    .name = "rocksdb",
+    .get = rocks_get,
+    .put = rocks_put,
+    .del = rocks_del,
+    .write_batch = rocks_write_batch,
+    .iter_open = rocks_iter_open,
+    .sync_request = rocks_sync_request,
+    .sync = rocks_sync,
+    .last_seq = rocks_last_seq,
+    .durable_seq = rocks_durable_seq,
+    .inject_fault = rocks_inject_fault,
+    .close = rocks_close,
+};
+
+static const struct store_iter_ops rocks_iter_ops = {
+    .valid = rocks_iter_valid,
+    .next = rocks_iter_next,
+    .key = rocks_iter_key,
+    .value = rocks_iter_value,
+    .status = rocks_iter_status,
+    .close = rocks_iter_close,
+};
