@@ -15,6 +15,10 @@
  *   STORE_HINTS  hinted handoff, key = [target node: 8 bytes BE][hint seq: 8 BE]
  *   STORE_META   node identity, incarnation, ring state; small keys
  *
+ * STORE_DATA keys are built with store_data_key(); the store does not check
+ * the prefix, and a shorter key would surface in token scans as a key that
+ * store_data_key_parse() rejects with CHORUS_ECORRUPT.
+ *
  * Data keys are prefixed with the big-endian token of the user key
  * (DESIGN.md §5), so byte order is token order and one vnode's range is one
  * contiguous scan: streaming, handoff and Merkle trees iterate it directly.
@@ -250,7 +254,8 @@ void store_iter_close(struct store_iter *it);
  * durable. @cb never runs inside this call (even when @seq is already
  * durable); it runs exactly once unless this call fails.
  * Errors: CHORUS_EINVAL (@seq is beyond store_last_seq()), CHORUS_ENOMEM,
- * CHORUS_ESYNCFAILED (an earlier sync failed), CHORUS_ECLOSED. */
+ * CHORUS_ESYNCFAILED (an earlier sync failed), CHORUS_ECLOSED (RocksDB: a
+ * request raced with store_close() from another thread). */
 int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
                        void *arg);
 

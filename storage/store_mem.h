@@ -17,10 +17,20 @@
  *
  * After a crash the handle behaves like a freshly reopened store: pending
  * barriers are dropped without their callbacks running (the process that
- * asked for them is gone), a sticky sync failure is cleared, and sequences
- * continue from the last surviving write.
+ * asked for them is gone), a sticky sync failure and injected faults are
+ * cleared, sequences continue from the last surviving write, and the
+ * recovered writes count as durable (a second crash cannot lose them), as
+ * after a RocksDB reopen, which syncs the replayed WAL.
  *
- * Single-threaded: one thread at a time, including callbacks.
+ * Displaced records are kept until the next sync step (they are what a
+ * crash restores), so a driver should sync periodically even in `none`
+ * durability, as a background WAL sync would.
+ *
+ * Single-threaded: one thread at a time, including callbacks. A barrier
+ * callback may write and request new barriers (they wait for the next
+ * step), but must not call store_sync(), store_mem_sync_step(),
+ * store_mem_crash() or store_close() on the same store; iterators must be
+ * closed before store_close(). Both are asserted.
  */
 #ifndef CHORUS_STORE_MEM_H
 #define CHORUS_STORE_MEM_H
