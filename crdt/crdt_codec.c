@@ -1,0 +1,786 @@
+/* crdt_codec.c: encoders (msgpack-c's packer) and hardened decoders (a
+ * bounded reader of our own) for every type in crdt.h.
+ *
+ * WHY OUR OWN READER
+ *
+ * msgpack-c's unpacker allocates what a header declares, so five bytes can
+ * ask for gigabytes (DESIGN.md §6). Our formats use a handful of msgpack
+ * shapes (unsigned ints, arrays, bins, nil), so a small reader that checks
+ * every count against the bytes left before allocating is simpler than
+ * pre-validating for msgpack-c. Nesting is fixed by each type's schema (at
+ * most three levels), so there is no recursion to bound. Integers must use
+ * msgpack's unsigned formats (what msgpack_pack_uint64 writes).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "chorus_alloc.h"
+#include "crdt_int.h"
+
+/* ------------------------------------------------------------------------
+ * Writing: a packer over a caller buffer, or a counter when buf is NULL
+ * ------------------------------------------------------------------------ */
+
+struct wr {
+  uint8_t *buf; /* NULL: only count */
+  size_t cap, len;
+};
+
+static int wr_cb(void *data, const char *p, size_t n) {
+  struct wr *w = data;
+  if (w->buf) {
+    if (n > w->cap - w->len)
+      return -1;
+    memcpy(w->buf + w->len, p, n);
+  }
+  w->len += n;
+  return 0;
+}
+
+typedef int (*body_fn)(msgpack_packer *pk, const void *x);
+
+/* Runs @body after the version byte, counting or writing. */
+static int run_encoder(body_fn body, const void *x, uint8_t *buf, size_t cap,
+                       size_t *written, size_t *size) {
+  struct wr w = {buf, cap, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &w, wr_cb);
+  static const char version = CRDT_FORMAT_V1;
+  if (wr_cb(&w, &version, 1) != 0 || body(&pk, x) != 0) {
+    if (written)
+      *written = 0;
+    return CHORUS_ETOOBIG;
+  }
+  if (written)
+    *written = w.len;
+  if (size)
+    *size = w.len;
+  return CHORUS_OK;
+}
+
+static size_t encoded_size(body_fn body, const void *x) {
+  size_t n = 0;
+  (void)run_encoder(body, x, NULL, 0, NULL, &n);
+  return n;
+}
+
+static int encode(body_fn body, const void *x, uint8_t *buf, size_t cap,
+                  size_t *written) {
+  if (buf == NULL && cap > 0)
+    return CHORUS_EINVAL;
+  return run_encoder(body, x, buf, cap, written, NULL);
+}
+
+static int pack_dot(msgpack_packer *pk, struct crdt_dot d) {
+  return msgpack_pack_uint64(pk, d.node) | msgpack_pack_uint64(pk, d.counter);
+}
+
+static int pack_bin(msgpack_packer *pk, const uint8_t *p, uint32_t len) {
+  if (msgpack_pack_bin(pk, len) != 0)
+    return -1;
+  return len ? msgpack_pack_bin_body(pk, p, len) : 0;
+}
+
+static int body_vv(msgpack_packer *pk, const void *x) {
+  const struct vv *v = x;
+  int rc = msgpack_pack_array(pk, (size_t)v->n * 2);
+  for (uint32_t i = 0; i < v->n && rc == 0; i++)
+    rc = msgpack_pack_uint64(pk, v->e[i].node) |
+         msgpack_pack_uint64(pk, v->e[i].counter);
+  return rc;
+}
+
+static int body_dvv(msgpack_packer *pk, const void *x) {
+  const struct dvv *d = x;
+  if (msgpack_pack_array(pk, 2) != 0 || body_vv(pk, &d->vv) != 0 ||
+      msgpack_pack_array(pk, (size_t)d->n * 3) != 0)
+    return -1;
+  for (uint32_t i = 0; i < d->n; i++) {
+    const struct dvv_sibling *s = &d->sib[i];
+    if (pack_dot(pk, s->dot) != 0)
+      return -1;
+    if ((s->tombstone ? msgpack_pack_nil(pk)
+                      : pack_bin(pk, s->value, s->len)) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int body_hlc(msgpack_packer *pk, const void *x) {
+  return msgpack_pack_uint64(pk, *(const hlc_time *)x);
+}
+
+static int body_gcounter(msgpack_packer *pk, const void *x) {
+  return body_vv(pk, &((const struct gcounter *)x)->slots);
+}
+
+static void put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+static int body_pncounter(msgpack_packer *pk, const void *x) {
+  const struct pncounter *c = x;
+  if (msgpack_pack_array(pk, c->n) != 0)
+    return -1;
+  for (uint32_t i = 0; i < c->n; i++) {
+    const struct pncounter_slot *s = &c->s[i];
+    uint8_t ops[16 * PNCOUNTER_OP_WINDOW];
+    for (uint32_t k = 0; k < s->nops; k++) {
+      put_be64(ops + 16 * k, s->ops[k].hi);
+      put_be64(ops + 16 * k + 8, s->ops[k].lo);
+    }
+    if (msgpack_pack_array(pk, 4) != 0 ||
+        msgpack_pack_uint64(pk, s->node) != 0 ||
+        msgpack_pack_uint64(pk, s->p) != 0 ||
+        msgpack_pack_uint64(pk, s->n) != 0 || pack_bin(pk, ops, 16 * s->nops))
+      return -1;
+  }
+  return 0;
+}
+
+static int body_lww(msgpack_packer *pk, const void *x) {
+  const struct lww *r = x;
+  if (msgpack_pack_array(pk, 3) != 0 || msgpack_pack_uint64(pk, r->ts) != 0 ||
+      msgpack_pack_uint64(pk, r->node) != 0)
+    return -1;
+  return r->present ? pack_bin(pk, r->value, r->len) : msgpack_pack_nil(pk);
+}
+
+static int body_orset(msgpack_packer *pk, const void *x) {
+  const struct orset *s = x;
+  if (msgpack_pack_array(pk, 3) != 0 || body_vv(pk, &s->ctx.vv) != 0 ||
+      msgpack_pack_array(pk, (size_t)s->ctx.ncloud * 2) != 0)
+    return -1;
+  for (uint32_t i = 0; i < s->ctx.ncloud; i++)
+    if (pack_dot(pk, s->ctx.cloud[i]) != 0)
+      return -1;
+  if (msgpack_pack_array(pk, (size_t)s->n * 2) != 0)
+    return -1;
+  for (uint32_t i = 0; i < s->n; i++) {
+    const struct orset_elem *e = &s->e[i];
+    if (pack_bin(pk, e->data, e->len) != 0 ||
+        msgpack_pack_array(pk, (size_t)e->ndots * 2) != 0)
+      return -1;
+    for (uint32_t k = 0; k < e->ndots; k++)
+      if (pack_dot(pk, e->dots[k]) != 0)
+        return -1;
+  }
+  return 0;
+}
+
+size_t vv_encoded_size(const struct vv *v) {
+  return encoded_size(body_vv, v);
+}
+int vv_encode(const struct vv *v, uint8_t *buf, size_t cap, size_t *written) {
+  return encode(body_vv, v, buf, cap, written);
+}
+size_t dvv_encoded_size(const struct dvv *d) {
+  return encoded_size(body_dvv, d);
+}
+int dvv_encode(const struct dvv *d, uint8_t *buf, size_t cap, size_t *written) {
+  return encode(body_dvv, d, buf, cap, written);
+}
+size_t hlc_encoded_size(hlc_time t) {
+  return encoded_size(body_hlc, &t);
+}
+int hlc_encode(hlc_time t, uint8_t *buf, size_t cap, size_t *written) {
+  return encode(body_hlc, &t, buf, cap, written);
+}
+size_t gcounter_encoded_size(const struct gcounter *c) {
+  return encoded_size(body_gcounter, c);
+}
+int gcounter_encode(const struct gcounter *c, uint8_t *buf, size_t cap,
+                    size_t *written) {
+  return encode(body_gcounter, c, buf, cap, written);
+}
+size_t pncounter_encoded_size(const struct pncounter *c) {
+  return encoded_size(body_pncounter, c);
+}
+int pncounter_encode(const struct pncounter *c, uint8_t *buf, size_t cap,
+                     size_t *written) {
+  return encode(body_pncounter, c, buf, cap, written);
+}
+size_t lww_encoded_size(const struct lww *r) {
+  return encoded_size(body_lww, r);
+}
+int lww_encode(const struct lww *r, uint8_t *buf, size_t cap, size_t *written) {
+  return encode(body_lww, r, buf, cap, written);
+}
+size_t orset_encoded_size(const struct orset *s) {
+  return encoded_size(body_orset, s);
+}
+int orset_encode(const struct orset *s, uint8_t *buf, size_t cap,
+                 size_t *written) {
+  return encode(body_orset, s, buf, cap, written);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading: every count checked against the bytes left before use
+ * ------------------------------------------------------------------------ */
+
+struct rd {
+  const uint8_t *start, *p, *end;
+  char *errmsg;
+};
+
+static size_t rd_left(const struct rd *r) {
+  return (size_t)(r->end - r->p);
+}
+
+__attribute__((format(printf, 2, 3))) static int rd_fail(struct rd *r,
+                                                         const char *fmt, ...) {
+  if (r->errmsg) {
+    char what[CHORUS_ERRMSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    chorus_errf(r->errmsg, CHORUS_EMALFORMED, "%s at byte %zu", what,
+                (size_t)(r->p - r->start));
+  }
+  return CHORUS_EMALFORMED;
+}
+
+/* Reads @n big-endian bytes after a tag. */
+static int rd_be(struct rd *r, unsigned n, uint64_t *v, const char *what) {
+  if (rd_left(r) < n)
+    return rd_fail(r, "%s: truncated", what);
+  uint64_t x = 0;
+  for (unsigned i = 0; i < n; i++)
+    x = (x << 8) | r->p[i];
+  r->p += n;
+  *v = x;
+  return CHORUS_OK;
+}
+
+static int rd_version(struct rd *r, const char *what) {
+  if (rd_left(r) < 1)
+    return rd_fail(r, "%s: empty input", what);
+  if (*r->p != CRDT_FORMAT_V1) {
+    if (r->errmsg)
+      chorus_errf(r->errmsg, CHORUS_EVERSION, "%s: unknown format version %u",
+                  what, *r->p);
+    return CHORUS_EVERSION;
+  }
+  r->p++;
+  return CHORUS_OK;
+}
+
+static int rd_uint(struct rd *r, uint64_t *v, const char *what) {
+  if (rd_left(r) < 1)
+    return rd_fail(r, "%s: truncated", what);
+  uint8_t tag = *r->p++;
+  if (tag <= 0x7f) {
+    *v = tag;
+    return CHORUS_OK;
+  }
+  switch (tag) {
+  case 0xcc:
+    return rd_be(r, 1, v, what);
+  case 0xcd:
+    return rd_be(r, 2, v, what);
+  case 0xce:
+    return rd_be(r, 4, v, what);
+  case 0xcf:
+    return rd_be(r, 8, v, what);
+  default:
+    r->p--;
+    return rd_fail(r, "%s: expected an unsigned integer, got tag 0x%02x", what,
+                   tag);
+  }
+}
+
+/* An array header whose @n elements each need at least @min_bytes. */
+static int rd_array(struct rd *r, uint32_t *n, size_t min_bytes,
+                    const char *what) {
+  if (rd_left(r) < 1)
+    return rd_fail(r, "%s: truncated", what);
+  uint8_t tag = *r->p++;
+  uint64_t count;
+  int rc = CHORUS_OK;
+  if ((tag & 0xf0) == 0x90)
+    count = tag & 0x0f;
+  else if (tag == 0xdc)
+    rc = rd_be(r, 2, &count, what);
+  else if (tag == 0xdd)
+    rc = rd_be(r, 4, &count, what);
+  else {
+    r->p--;
+    return rd_fail(r, "%s: expected an array, got tag 0x%02x", what, tag);
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  if (count > rd_left(r) / min_bytes)
+    return rd_fail(r, "%s: array of %llu elements in %zu bytes", what,
+                   (unsigned long long)count, rd_left(r));
+  *n = (uint32_t)count;
+  return CHORUS_OK;
+}
+
+/* An exact array length. */
+static int rd_tuple(struct rd *r, uint32_t want, const char *what) {
+  uint32_t n;
+  int rc = rd_array(r, &n, 1, what);
+  if (rc == CHORUS_OK && n != want)
+    return rd_fail(r, "%s: expected %u fields, got %u", what, want, n);
+  return rc;
+}
+
+/* A bin (or nil when @nil_ok; *@nil says which). */
+static int rd_bin(struct rd *r, const uint8_t **p, uint32_t *len, size_t max,
+                  bool nil_ok, bool *nil, const char *what) {
+  if (rd_left(r) < 1)
+    return rd_fail(r, "%s: truncated", what);
+  uint8_t tag = *r->p++;
+  uint64_t n;
+  int rc;
+  if (nil)
+    *nil = false;
+  if (tag == 0xc0 && nil_ok) {
+    *nil = true;
+    *p = NULL;
+    *len = 0;
+    return CHORUS_OK;
+  }
+  if (tag == 0xc4)
+    rc = rd_be(r, 1, &n, what);
+  else if (tag == 0xc5)
+    rc = rd_be(r, 2, &n, what);
+  else if (tag == 0xc6)
+    rc = rd_be(r, 4, &n, what);
+  else {
+    r->p--;
+    return rd_fail(r, "%s: expected bin%s, got tag 0x%02x", what,
+                   nil_ok ? " or nil" : "", tag);
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n > rd_left(r))
+    return rd_fail(r, "%s: %llu bytes declared, %zu left", what,
+                   (unsigned long long)n, rd_left(r));
+  if (n > max)
+    return rd_fail(r, "%s: %llu bytes exceed the limit of %zu", what,
+                   (unsigned long long)n, max);
+  *p = r->p;
+  *len = (uint32_t)n;
+  r->p += n;
+  return CHORUS_OK;
+}
+
+static int rd_end(struct rd *r, const char *what) {
+  if (r->p != r->end)
+    return rd_fail(r, "%s: %zu trailing bytes", what, rd_left(r));
+  return CHORUS_OK;
+}
+
+static int rd_dot(struct rd *r, struct crdt_dot *d, const char *what) {
+  int rc = rd_uint(r, &d->node, what);
+  if (rc == CHORUS_OK)
+    rc = rd_uint(r, &d->counter, what);
+  if (rc == CHORUS_OK && d->counter == 0)
+    return rd_fail(r, "%s: dot counter 0", what);
+  return rc;
+}
+
+/* A vv body into an initialised (empty) @v. */
+static int rd_vv(struct rd *r, struct vv *v, const char *what) {
+  uint32_t n;
+  int rc = rd_array(r, &n, 1, what);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n % 2)
+    return rd_fail(r, "%s: odd vector array length %u", what, n);
+  if (crdt__vv_reserve(v, n / 2) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < n / 2; i++) {
+    struct vv_entry e;
+    if ((rc = rd_uint(r, &e.node, what)) != CHORUS_OK ||
+        (rc = rd_uint(r, &e.counter, what)) != CHORUS_OK)
+      return rc;
+    if (e.counter == 0)
+      return rd_fail(r, "%s: zero counter for node %016llx", what,
+                     (unsigned long long)e.node);
+    if (i > 0 && e.node <= v->e[i - 1].node)
+      return rd_fail(r, "%s: nodes not strictly ascending", what);
+    v->e[v->n++] = e;
+  }
+  return CHORUS_OK;
+}
+
+int vv_decode(struct vv *out, const uint8_t *buf, size_t len, char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  vv_init(out);
+  int rc = rd_version(&r, "vv");
+  if (rc == CHORUS_OK)
+    rc = rd_vv(&r, out, "vv");
+  if (rc == CHORUS_OK)
+    rc = rd_end(&r, "vv");
+  if (rc != CHORUS_OK)
+    vv_free(out);
+  return rc;
+}
+
+int dvv_decode(struct dvv *out, const uint8_t *buf, size_t len, char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  dvv_init(out);
+  uint32_t n;
+  int rc;
+  if ((rc = rd_version(&r, "dvv")) != CHORUS_OK ||
+      (rc = rd_tuple(&r, 2, "dvv")) != CHORUS_OK ||
+      (rc = rd_vv(&r, &out->vv, "dvv vv")) != CHORUS_OK ||
+      (rc = rd_array(&r, &n, 1, "dvv siblings")) != CHORUS_OK)
+    goto err_after_init;
+  if (n % 3) {
+    rc = rd_fail(&r, "dvv siblings: array length %u not a multiple of 3", n);
+    goto err_after_init;
+  }
+  if (crdt__grow((void **)&out->sib, &out->cap, n / 3, sizeof *out->sib) !=
+      CHORUS_OK) {
+    rc = CHORUS_ENOMEM;
+    goto err_after_init;
+  }
+  for (uint32_t i = 0; i < n / 3; i++) {
+    struct dvv_sibling s;
+    const uint8_t *p;
+    bool nil;
+    if ((rc = rd_dot(&r, &s.dot, "dvv sibling dot")) != CHORUS_OK ||
+        (rc = rd_bin(&r, &p, &s.len, DVV_VALUE_MAX, true, &nil,
+                     "dvv sibling value")) != CHORUS_OK)
+      goto err_after_init;
+    if (i > 0 && crdt__dot_cmp(out->sib[i - 1].dot, s.dot) >= 0) {
+      rc = rd_fail(&r, "dvv siblings: dots not strictly ascending");
+      goto err_after_init;
+    }
+    if (!vv_covers(&out->vv, s.dot)) {
+      rc = rd_fail(&r, "dvv sibling dot (%016llx, %llu) not covered by the vv",
+                   (unsigned long long)s.dot.node,
+                   (unsigned long long)s.dot.counter);
+      goto err_after_init;
+    }
+    s.tombstone = nil;
+    s.value = NULL;
+    if (s.len && (s.value = chorus_memdup(p, s.len)) == NULL) {
+      rc = CHORUS_ENOMEM;
+      goto err_after_init;
+    }
+    out->sib[out->n++] = s;
+  }
+  if ((rc = rd_end(&r, "dvv")) != CHORUS_OK)
+    goto err_after_init;
+  return CHORUS_OK;
+
+err_after_init:
+  dvv_free(out);
+  return rc;
+}
+
+int hlc_decode(hlc_time *out, const uint8_t *buf, size_t len, char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  uint64_t v = 0;
+  int rc;
+  if ((rc = rd_version(&r, "hlc")) != CHORUS_OK ||
+      (rc = rd_uint(&r, &v, "hlc")) != CHORUS_OK ||
+      (rc = rd_end(&r, "hlc")) != CHORUS_OK)
+    return rc;
+  *out = v;
+  return CHORUS_OK;
+}
+
+int gcounter_decode(struct gcounter *out, const uint8_t *buf, size_t len,
+                    char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  gcounter_init(out);
+  int rc;
+  if ((rc = rd_version(&r, "gcounter")) != CHORUS_OK ||
+      (rc = rd_vv(&r, &out->slots, "gcounter")) != CHORUS_OK ||
+      (rc = rd_end(&r, "gcounter")) != CHORUS_OK)
+    gcounter_free(out);
+  return rc;
+}
+
+int pncounter_decode(struct pncounter *out, const uint8_t *buf, size_t len,
+                     char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  pncounter_init(out);
+  uint32_t n;
+  int rc;
+  if ((rc = rd_version(&r, "counter")) != CHORUS_OK ||
+      (rc = rd_array(&r, &n, 5, "counter slots")) != CHORUS_OK)
+    goto err_after_init;
+  if (crdt__grow((void **)&out->s, &out->cap, n, sizeof *out->s) != CHORUS_OK) {
+    rc = CHORUS_ENOMEM;
+    goto err_after_init;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    struct pncounter_slot s;
+    const uint8_t *ops;
+    uint32_t opslen;
+    memset(&s, 0, sizeof s);
+    if ((rc = rd_tuple(&r, 4, "counter slot")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &s.node, "counter slot node")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &s.p, "counter slot p")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &s.n, "counter slot n")) != CHORUS_OK ||
+        (rc = rd_bin(&r, &ops, &opslen, 16 * PNCOUNTER_OP_WINDOW, false, NULL,
+                     "counter slot ops")) != CHORUS_OK)
+      goto err_after_init;
+    if (i > 0 && s.node <= out->s[i - 1].node) {
+      rc = rd_fail(&r, "counter slots: nodes not strictly ascending");
+      goto err_after_init;
+    }
+    if (s.p == 0 && s.n == 0) {
+      rc = rd_fail(&r, "counter slot %016llx is empty",
+                   (unsigned long long)s.node);
+      goto err_after_init;
+    }
+    if (opslen % 16) {
+      rc = rd_fail(&r, "counter slot ops: %u bytes, not whole op ids", opslen);
+      goto err_after_init;
+    }
+    s.nops = opslen / 16;
+    for (uint32_t k = 0; k < s.nops; k++) {
+      s.ops[k].hi = get_be64(ops + 16 * k);
+      s.ops[k].lo = get_be64(ops + 16 * k + 8);
+      if (s.ops[k].hi == 0 && s.ops[k].lo == 0) {
+        rc = rd_fail(&r, "counter slot ops: zero op id");
+        goto err_after_init;
+      }
+    }
+    out->s[out->n++] = s;
+  }
+  if ((rc = rd_end(&r, "counter")) != CHORUS_OK)
+    goto err_after_init;
+  return CHORUS_OK;
+
+err_after_init:
+  pncounter_free(out);
+  return rc;
+}
+
+int lww_decode(struct lww *out, const uint8_t *buf, size_t len, char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  lww_init(out);
+  const uint8_t *p;
+  uint32_t n;
+  bool nil;
+  int rc;
+  if ((rc = rd_version(&r, "lww")) != CHORUS_OK ||
+      (rc = rd_tuple(&r, 3, "lww")) != CHORUS_OK ||
+      (rc = rd_uint(&r, &out->ts, "lww ts")) != CHORUS_OK ||
+      (rc = rd_uint(&r, &out->node, "lww node")) != CHORUS_OK ||
+      (rc = rd_bin(&r, &p, &n, DVV_VALUE_MAX, true, &nil, "lww value")) !=
+          CHORUS_OK ||
+      (rc = rd_end(&r, "lww")) != CHORUS_OK) {
+    lww_init(out);
+    return rc;
+  }
+  out->present = !nil;
+  out->len = n;
+  if (n && (out->value = chorus_memdup(p, n)) == NULL) {
+    lww_init(out);
+    return CHORUS_ENOMEM;
+  }
+  return CHORUS_OK;
+}
+
+int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
+                 char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  orset_init(out);
+  uint32_t n;
+  int rc;
+  if ((rc = rd_version(&r, "set")) != CHORUS_OK ||
+      (rc = rd_tuple(&r, 3, "set")) != CHORUS_OK ||
+      (rc = rd_vv(&r, &out->ctx.vv, "set vv")) != CHORUS_OK ||
+      (rc = rd_array(&r, &n, 1, "set cloud")) != CHORUS_OK)
+    goto err_after_init;
+  if (n % 2) {
+    rc = rd_fail(&r, "set cloud: odd array length %u", n);
+    goto err_after_init;
+  }
+  if (crdt__grow((void **)&out->ctx.cloud, &out->ctx.capcloud, n / 2,
+                 sizeof *out->ctx.cloud) != CHORUS_OK) {
+    rc = CHORUS_ENOMEM;
+    goto err_after_init;
+  }
+  for (uint32_t i = 0; i < n / 2; i++) {
+    struct crdt_dot d;
+    if ((rc = rd_dot(&r, &d, "set cloud dot")) != CHORUS_OK)
+      goto err_after_init;
+    if (i > 0 && crdt__dot_cmp(out->ctx.cloud[i - 1], d) >= 0) {
+      rc = rd_fail(&r, "set cloud: dots not strictly ascending");
+      goto err_after_init;
+    }
+    /* Canonical form: a cloud dot is neither covered by nor contiguous
+     * with the vv (it would have been compacted). */
+    if (d.counter <= vv_get(&out->ctx.vv, d.node) + 1) {
+      rc = rd_fail(&r, "set cloud: dot (%016llx, %llu) not compacted",
+                   (unsigned long long)d.node, (unsigned long long)d.counter);
+      goto err_after_init;
+    }
+    out->ctx.cloud[out->ctx.ncloud++] = d;
+  }
+  if ((rc = rd_array(&r, &n, 2, "set elements")) != CHORUS_OK)
+    goto err_after_init;
+  if (n % 2) {
+    rc = rd_fail(&r, "set elements: odd array length %u", n);
+    goto err_after_init;
+  }
+  if (crdt__grow((void **)&out->e, &out->cap, n / 2, sizeof *out->e) !=
+      CHORUS_OK) {
+    rc = CHORUS_ENOMEM;
+    goto err_after_init;
+  }
+  for (uint32_t i = 0; i < n / 2; i++) {
+    struct orset_elem e = {NULL, 0, 0, NULL};
+    const uint8_t *p;
+    uint32_t nd;
+    if ((rc = rd_bin(&r, &p, &e.len, ORSET_ELEM_MAX, false, NULL,
+                     "set element")) != CHORUS_OK)
+      goto err_after_init;
+    if (i > 0 &&
+        crdt__bytes_cmp(out->e[i - 1].data, out->e[i - 1].len, p, e.len) >= 0) {
+      rc = rd_fail(&r, "set elements: not strictly ascending");
+      goto err_after_init;
+    }
+    if ((rc = rd_array(&r, &nd, 1, "set element dots")) != CHORUS_OK)
+      goto err_after_init;
+    if (nd == 0 || nd % 2) {
+      rc = rd_fail(&r, "set element dots: array length %u", nd);
+      goto err_after_init;
+    }
+    e.ndots = nd / 2;
+    e.dots = chorus_malloc(e.ndots * sizeof *e.dots);
+    if (e.dots == NULL) {
+      rc = CHORUS_ENOMEM;
+      goto err_after_init;
+    }
+    for (uint32_t k = 0; k < e.ndots; k++) {
+      rc = rd_dot(&r, &e.dots[k], "set element dot");
+      if (rc == CHORUS_OK && k > 0 &&
+          crdt__dot_cmp(e.dots[k - 1], e.dots[k]) >= 0)
+        rc = rd_fail(&r, "set element dots: not strictly ascending");
+      if (rc == CHORUS_OK && !crdt_ctx_covers(&out->ctx, e.dots[k]))
+        rc = rd_fail(&r, "set element dot not covered by the context");
+      if (rc != CHORUS_OK) {
+        chorus_free(e.dots);
+        goto err_after_init;
+      }
+    }
+    if (e.len && (e.data = chorus_memdup(p, e.len)) == NULL) {
+      chorus_free(e.dots);
+      rc = CHORUS_ENOMEM;
+      goto err_after_init;
+    }
+    out->e[out->n++] = e;
+  }
+  if ((rc = rd_end(&r, "set")) != CHORUS_OK)
+    goto err_after_init;
+  return CHORUS_OK;
+
+err_after_init:
+  orset_free(out);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The object envelope: [version][type][the type's own encoding]
+ * ------------------------------------------------------------------------ */
+
+size_t crdt_obj_encoded_size(const struct crdt_obj *o) {
+  switch (o->type) {
+  case CRDT_KV:
+    return 2 + dvv_encoded_size(&o->u.kv);
+  case CRDT_COUNTER:
+    return 2 + pncounter_encoded_size(&o->u.counter);
+  case CRDT_SET:
+    return 2 + orset_encoded_size(&o->u.set);
+  case CRDT_LWW:
+    return 2 + lww_encoded_size(&o->u.lww);
+  case CRDT_NONE:
+    break;
+  }
+  return 0;
+}
+
+int crdt_obj_encode(const struct crdt_obj *o, uint8_t *buf, size_t cap,
+                    size_t *written) {
+  if (written)
+    *written = 0;
+  if (o->type < CRDT_KV || o->type > CRDT_LWW)
+    return CHORUS_EINVAL;
+  if (cap < 2 || buf == NULL)
+    return CHORUS_ETOOBIG;
+  buf[0] = CRDT_FORMAT_V1;
+  buf[1] = (uint8_t)o->type;
+  size_t n = 0;
+  int rc = CHORUS_EINVAL;
+  switch (o->type) {
+  case CRDT_KV:
+    rc = dvv_encode(&o->u.kv, buf + 2, cap - 2, &n);
+    break;
+  case CRDT_COUNTER:
+    rc = pncounter_encode(&o->u.counter, buf + 2, cap - 2, &n);
+    break;
+  case CRDT_SET:
+    rc = orset_encode(&o->u.set, buf + 2, cap - 2, &n);
+    break;
+  case CRDT_LWW:
+    rc = lww_encode(&o->u.lww, buf + 2, cap - 2, &n);
+    break;
+  case CRDT_NONE:
+    break;
+  }
+  if (rc == CHORUS_OK && written)
+    *written = n + 2;
+  return rc;
+}
+
+int crdt_obj_decode(struct crdt_obj *out, enum crdt_type expect,
+                    const uint8_t *buf, size_t len, char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  out->type = CRDT_NONE;
+  int rc = rd_version(&r, "object");
+  if (rc != CHORUS_OK)
+    return rc;
+  if (rd_left(&r) < 1)
+    return rd_fail(&r, "object: no type byte");
+  uint8_t t = *r.p++;
+  if (t < CRDT_KV || t > CRDT_LWW)
+    return rd_fail(&r, "object: unknown type %u", t);
+  if (expect != CRDT_NONE && (enum crdt_type)t != expect)
+    return chorus_errf(errmsg, CHORUS_ETYPE, "object is a %s, not a %s",
+                       crdt_type_name((enum crdt_type)t),
+                       crdt_type_name(expect));
+  switch ((enum crdt_type)t) {
+  case CRDT_KV:
+    rc = dvv_decode(&out->u.kv, r.p, rd_left(&r), errmsg);
+    break;
+  case CRDT_COUNTER:
+    rc = pncounter_decode(&out->u.counter, r.p, rd_left(&r), errmsg);
+    break;
+  case CRDT_SET:
+    rc = orset_decode(&out->u.set, r.p, rd_left(&r), errmsg);
+    break;
+  case CRDT_LWW:
+    rc = lww_decode(&out->u.lww, r.p, rd_left(&r), errmsg);
+    break;
+  case CRDT_NONE:
+    break;
+  }
+  if (rc != CHORUS_OK)
+    return chorus_errwrap(errmsg, rc, "%s object",
+                          crdt_type_name((enum crdt_type)t));
+  out->type = (enum crdt_type)t;
+  return CHORUS_OK;
+}

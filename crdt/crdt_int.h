@@ -1,0 +1,44 @@
+/* crdt_int.h: helpers shared by the files of crdt/ (not for other modules). */
+#ifndef CHORUS_CRDT_INT_H
+#define CHORUS_CRDT_INT_H
+
+#include <string.h>
+
+#include "crdt.h"
+
+/* Dots order by node, then counter. */
+static inline int crdt__dot_cmp(struct crdt_dot a, struct crdt_dot b) {
+  if (a.node != b.node)
+    return a.node < b.node ? -1 : 1;
+  if (a.counter != b.counter)
+    return a.counter < b.counter ? -1 : 1;
+  return 0;
+}
+
+/* Byte strings order by memcmp over the common prefix, then shorter first. */
+static inline int crdt__bytes_cmp(const uint8_t *a, uint32_t alen,
+                                  const uint8_t *b, uint32_t blen) {
+  uint32_t m = alen < blen ? alen : blen;
+  int c = m ? memcmp(a, b, m) : 0;
+  if (c != 0)
+    return c;
+  return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+/* crdt__grow: makes room for @need items of @size bytes in *@arr (capacity
+ * *@cap), doubling. CHORUS_ENOMEM leaves everything unchanged. */
+int crdt__grow(void **arr, uint32_t *cap, uint32_t need, size_t size);
+
+/* crdt__vv_reserve: capacity for @need entries. */
+int crdt__vv_reserve(struct vv *v, uint32_t need);
+
+/* crdt__ctx_compact: moves cloud dots contiguous with the vv into it and
+ * drops covered ones. Never allocates (may only grow the vv in place when it
+ * has room; reserves happen in callers), so returns an error only when the
+ * vv needs a new entry and has no capacity. */
+int crdt__ctx_compact(struct crdt_ctx *c);
+
+/* crdt__orset_elem_free: releases one element's memory. */
+void crdt__orset_elem_free(struct orset_elem *e);
+
+#endif /* CHORUS_CRDT_INT_H */

@@ -1,0 +1,96 @@
+/* crdt_obj.c: the tagged object envelope storage keeps under one key. */
+#include "crdt_int.h"
+
+const char *crdt_type_name(enum crdt_type t) {
+  switch (t) {
+  case CRDT_KV:
+    return "kv";
+  case CRDT_COUNTER:
+    return "counter";
+  case CRDT_SET:
+    return "set";
+  case CRDT_LWW:
+    return "lww";
+  case CRDT_NONE:
+    break;
+  }
+  return "none";
+}
+
+void crdt_obj_init(struct crdt_obj *o, enum crdt_type type) {
+  o->type = type;
+  switch (type) {
+  case CRDT_KV:
+    dvv_init(&o->u.kv);
+    break;
+  case CRDT_COUNTER:
+    pncounter_init(&o->u.counter);
+    break;
+  case CRDT_SET:
+    orset_init(&o->u.set);
+    break;
+  case CRDT_LWW:
+    lww_init(&o->u.lww);
+    break;
+  case CRDT_NONE:
+    break;
+  }
+}
+
+void crdt_obj_free(struct crdt_obj *o) {
+  switch (o->type) {
+  case CRDT_KV:
+    dvv_free(&o->u.kv);
+    break;
+  case CRDT_COUNTER:
+    pncounter_free(&o->u.counter);
+    break;
+  case CRDT_SET:
+    orset_free(&o->u.set);
+    break;
+  case CRDT_LWW:
+    lww_free(&o->u.lww);
+    break;
+  case CRDT_NONE:
+    break;
+  }
+}
+
+int crdt_obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
+                  unsigned *flags) {
+  if (flags)
+    *flags = 0;
+  if (dst->type != src->type)
+    return CHORUS_ETYPE;
+  switch (dst->type) {
+  case CRDT_KV:
+    return dvv_join(&dst->u.kv, &src->u.kv, NULL, flags);
+  case CRDT_COUNTER:
+    return pncounter_join(&dst->u.counter, &src->u.counter);
+  case CRDT_SET:
+    return orset_join(&dst->u.set, &src->u.set);
+  case CRDT_LWW:
+    return lww_join(&dst->u.lww, &src->u.lww);
+  case CRDT_NONE:
+    break;
+  }
+  return CHORUS_EINVAL;
+}
+
+bool crdt_obj_equal(const struct crdt_obj *a, const struct crdt_obj *b) {
+  if (a->type != b->type)
+    return false;
+  switch (a->type) {
+  case CRDT_KV:
+    return dvv_equal(&a->u.kv, &b->u.kv);
+  case CRDT_COUNTER:
+    return pncounter_equal(&a->u.counter, &b->u.counter);
+  case CRDT_SET:
+    return orset_equal(&a->u.set, &b->u.set);
+  case CRDT_LWW:
+    return lww_equal(&a->u.lww, &b->u.lww);
+  case CRDT_NONE:
+    break;
+  }
+  return true;
+}
