@@ -20,6 +20,18 @@ static int hlc_pack(chorus_ms l, uint64_t c, hlc_time *out) {
   return CHORUS_OK;
 }
 
+/* hlc_advance: makes (l, c) the clock's last time and reports it; fails
+ * without changing the clock when (l, c) does not fit the encoding. */
+static int hlc_advance(struct hlc *h, chorus_ms l, uint64_t c, hlc_time *out) {
+  hlc_time t;
+  if (hlc_pack(l, c, &t) != CHORUS_OK)
+    return CHORUS_ERANGE;
+  h->last = t;
+  if (out)
+    *out = t;
+  return CHORUS_OK;
+}
+
 int hlc_now(struct hlc *h, chorus_ms wall, hlc_time *out) {
   if (wall > HLC_PHYSICAL_MAX)
     return CHORUS_ERANGE;
@@ -28,13 +40,7 @@ int hlc_now(struct hlc *h, chorus_ms wall, hlc_time *out) {
   /* Send or local event: l := max(l, pt); c advances only if l did not. */
   chorus_ms l = l0 > wall ? l0 : wall;
   uint64_t c = l == l0 ? c0 + 1 : 0;
-  hlc_time t;
-  if (hlc_pack(l, c, &t) != CHORUS_OK)
-    return CHORUS_ERANGE;
-  h->last = t;
-  if (out)
-    *out = t;
-  return CHORUS_OK;
+  return hlc_advance(h, l, c, out);
 }
 
 int hlc_recv(struct hlc *h, chorus_ms wall, hlc_time remote, hlc_time *out) {
@@ -66,11 +72,5 @@ int hlc_recv(struct hlc *h, chorus_ms wall, hlc_time remote, hlc_time *out) {
     c = rc + 1;
   else
     c = 0;
-  hlc_time t;
-  if (hlc_pack(l, c, &t) != CHORUS_OK)
-    return CHORUS_ERANGE;
-  h->last = t;
-  if (out)
-    *out = t;
-  return CHORUS_OK;
+  return hlc_advance(h, l, c, out);
 }
