@@ -1,0 +1,110 @@
+/* wire.c: the HELLO handshake decision and small protocol helpers (names of
+ * types and consistency levels, which errors close a connection).
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "wire_int.h"
+
+static void fill_error(struct wire_msg *reply, uint64_t request_id, int code,
+                       const char *text) {
+  memset(reply, 0, sizeof *reply);
+  reply->type = WIRE_ERROR;
+  reply->request_id = request_id;
+  reply->error.code = code;
+  size_t n = strlen(text);
+  if (n > WIRE_MAX_ERROR_TEXT)
+    n = WIRE_MAX_ERROR_TEXT;
+  reply->error.text.ptr = (const uint8_t *)text;
+  reply->error.text.len = n;
+}
+
+void wire_error_reply(struct wire_msg *reply, uint64_t request_id, int code,
+                      const char *text) {
+  /* ERROR carries a negative code; anything else is a caller bug that must
+   * still produce an encodable reply. */
+  fill_error(reply, request_id, code < 0 ? code : CHORUS_EINTERNAL,
+             text ? text : "");
+}
+
+/* The text borrows nothing from @hello: a hostile cluster name is shown
+ * only as its length, so logs and replies never echo attacker bytes. */
+int wire_hello_check(const struct wire_hello *hello,
+                     const struct wire_hello_policy *policy,
+                     uint64_t request_id, struct wire_msg *reply, char *text) {
+  int rc = CHORUS_OK;
+  if (hello->version < policy->min_version ||
+      hello->version > policy->max_version)
+    rc = chorus_errf(text, CHORUS_EVERSION,
+                     "protocol version %" PRIu32
+                     " not supported; this node speaks %" PRIu32 "..%" PRIu32,
+                     hello->version, policy->min_version, policy->max_version);
+  else if (hello->cluster.len != policy->cluster.len ||
+           (hello->cluster.len > 0 &&
+            memcmp(hello->cluster.ptr, policy->cluster.ptr,
+                   hello->cluster.len) != 0))
+    rc = chorus_errf(text, CHORUS_ECLUSTER,
+                     "cluster name (%zu bytes) does not match this node's "
+                     "cluster \"%.*s\"",
+                     hello->cluster.len, (int)policy->cluster.len,
+                     (const char *)policy->cluster.ptr);
+  else if (hello->role > WIRE_ROLE_MAX ||
+           !(policy->roles & (1u << hello->role)))
+    rc = chorus_errf(text, CHORUS_EPERM, "role %s not accepted here",
+                     hello->role == WIRE_ROLE_PEER ? "peer" : "client");
+  else if (hello->role == WIRE_ROLE_PEER && hello->node_id == 0)
+    rc = chorus_errf(text, CHORUS_EMALFORMED, "peer HELLO without a node id");
+  if (rc) {
+    fill_error(reply, request_id, rc, text);
+    return rc;
+  }
+  memset(reply, 0, sizeof *reply);
+  reply->type = WIRE_WELCOME;
+  reply->request_id = request_id;
+  reply->welcome.version = hello->version;
+  reply->welcome.cluster = policy->cluster;
+  reply->welcome.node_id = policy->node_id;
+  return CHORUS_OK;
+}
+
+bool wire_should_close(int code) {
+  return code != CHORUS_OK && code != CHORUS_ENOTSUP;
+}
+
+const char *wire_type_name(unsigned type) {
+  const struct wire__schema *s = wire__schema_of(type);
+  return s ? s->name : "UNKNOWN";
+}
+
+static const char *const level_names[] = {
+    "DEFAULT", "ONE",       "TWO",          "THREE",      "QUORUM",
+    "ALL",     "LOCAL_ONE", "LOCAL_QUORUM", "EACH_QUORUM"};
+
+const char *wire_level_name(int32_t level) {
+  if (level > 0 || level < WIRE_LEVEL_MIN)
+    return NULL;
+  return level_names[-level];
+}
+
+int wire_level_parse(const char *s, int32_t *out) {
+  if (!s || !*s)
+    return CHORUS_EINVAL;
+  for (int32_t k = 0; k >= WIRE_LEVEL_MIN; k--)
+    if (strcasecmp(s, level_names[-k]) == 0) {
+      *out = k;
+      return CHORUS_OK;
+    }
+  for (const char *p = s; *p; p++)
+    if (!isdigit((unsigned char)*p))
+      return CHORUS_EINVAL;
+  if (strlen(s) > 3)
+    return CHORUS_EINVAL;
+  long v = strtol(s, NULL, 10);
+  if (v < 1 || v > (long)WIRE_MAX_REPLICAS)
+    return CHORUS_EINVAL;
+  *out = (int32_t)v;
+  return CHORUS_OK;
+}

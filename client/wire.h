@@ -1,0 +1,559 @@
+/* wire.h: the chorus wire protocol: framing, message schema, hardened
+ * decoding, and the HELLO handshake decision.
+ *
+ * Every byte that reaches chorus from a socket crosses this code, so it is
+ * written to make a crash or a memory balloon from outside impossible. It is
+ * sans-I/O: it never touches a socket, a clock or a loop. node/ and the
+ * client library feed it bytes and send what it encodes. docs/PROTOCOL.md is
+ * the normative description of every message; this header is the C view.
+ *
+ * FRAMES (DESIGN.md §6)
+ *
+ *   offset  size  field
+ *   0       4     body length L, u32 big-endian, 1 <= L <= limit
+ *   4       L     body: exactly one msgpack array [type, request_id, f1, ...]
+ *
+ * The limit is per connection: WIRE_MAX_FRAME_PEER (16 MiB) between nodes,
+ * WIRE_MAX_FRAME_CLIENT (2 MiB) on client connections; both configurable up
+ * to WIRE_MAX_FRAME_HARD.
+ *
+ * HOW DECODING STAYS SAFE
+ *
+ * msgpack-c allocates whatever a header declares: `dd ff 00 00 00` (5 bytes)
+ * asks for 4 billion array elements (msgpack-c issue 1013). chorus never
+ * hands untrusted bytes to msgpack-c's unpacker. wire_decode() runs two
+ * passes over a frame body, neither of which allocates on a header's word:
+ *
+ *  1. wire_msgpack_check(): a generic, non-allocating walk of the msgpack
+ *     structure. Every str/bin/ext length must fit in the bytes left; every
+ *     array/map count, added to all the objects still owed by enclosing
+ *     containers, must fit in the bytes left (each object takes at least one
+ *     byte); nesting is bounded (WIRE_MAX_DEPTH); the reserved byte 0xc1 and
+ *     trailing bytes after the one top-level object are rejected.
+ *  2. The typed decoder: a bounded cursor reader that checks every field's
+ *     type, count and range against the message schema, and borrows byte
+ *     fields from the frame instead of copying them.
+ *
+ * The only allocation a decode makes is the array of one list field (GET
+ * reply siblings, set members, ring nodes, status stats), sized by a count
+ * that pass 1 already proved is backed by real bytes; it is further checked
+ * to be at most WIRE_DECODE_FACTOR times the frame length.
+ *
+ * OWNERSHIP OF DECODED MESSAGES
+ *
+ * A decoded struct wire_msg BORROWS every struct wire_bytes (keys, values,
+ * contexts, object blobs, texts) from the frame body passed to wire_decode():
+ * they stay valid while that body buffer does and are never NUL-terminated.
+ * List arrays (values.items, nodes.items, ...) are OWNED by the message and
+ * released by wire_msg_free(). To keep a field beyond the frame, copy it.
+ *
+ * VERSIONING AND TYPE NUMBERS
+ *
+ * A connection opens with HELLO carrying the client's protocol version; the
+ * server answers WELCOME (accepted, with the version spoken from then on) or
+ * ERROR and closes (wire_hello_check()). A message's field list is fixed for
+ * a protocol version: a field is added only by a new version or a new type
+ * number. Type numbers are grouped in blocks with room to grow; blocks are
+ * reserved for anti-entropy, streaming and CAS (enum wire_type). A
+ * well-formed frame with an unknown type decodes to CHORUS_ENOTSUP, so the
+ * receiver can answer ERROR and keep the connection.
+ */
+#ifndef CHORUS_WIRE_H
+#define CHORUS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chorus_error.h"
+#include "chorus_types.h"
+
+/* ------------------------------------------------------------------------
+ * Limits
+ * ------------------------------------------------------------------------ */
+
+#define WIRE_PROTOCOL_VERSION 1u /* the version this code speaks */
+#define WIRE_PROTOCOL_MIN 1u     /* the oldest version it accepts */
+
+#define WIRE_FRAME_PREFIX 4u                     /* u32 BE length */
+#define WIRE_MAX_FRAME_PEER (16u * 1024 * 1024)  /* default, node <-> node */
+#define WIRE_MAX_FRAME_CLIENT (2u * 1024 * 1024) /* default, client -> node */
+#define WIRE_MAX_FRAME_HARD (64u * 1024 * 1024)  /* no limit may exceed this */
+#define WIRE_MAX_DEPTH 32u     /* msgpack nesting; chorus messages use 3 */
+#define WIRE_DECODE_FACTOR 16u /* decoded bytes <= 16 x frame length */
+
+/* Per-field limits (bytes unless stated). Fields without their own limit
+ * (values, object blobs) are bounded by the frame limit. */
+#define WIRE_MAX_KEY (64u * 1024)     /* same as STORE_MAX_USER_KEY */
+#define WIRE_MAX_CONTEXT (64u * 1024) /* opaque causal context */
+#define WIRE_MAX_MEMBER (64u * 1024)  /* one set member */
+#define WIRE_MAX_CLUSTER 255u         /* cluster name */
+#define WIRE_MAX_CREDENTIALS 4096u
+#define WIRE_MAX_ERROR_TEXT 1024u
+#define WIRE_MAX_ADDR 255u /* "host:port" in ring replies */
+#define WIRE_MAX_LABEL 64u /* datacenter and rack names */
+#define WIRE_MAX_STAT_NAME 128u
+#define WIRE_MAX_REPLICAS 64u         /* largest explicit r/w/pr/pw count */
+#define WIRE_MAX_TIMEOUT_MS 86400000u /* one day */
+
+/* Limits of one connection. */
+struct wire_limits {
+  uint32_t max_frame; /* body bytes, 1..WIRE_MAX_FRAME_HARD */
+  uint32_t max_depth; /* 1..WIRE_MAX_DEPTH */
+};
+
+#define WIRE_LIMITS_PEER                                                       \
+  ((struct wire_limits){WIRE_MAX_FRAME_PEER, WIRE_MAX_DEPTH})
+#define WIRE_LIMITS_CLIENT                                                     \
+  ((struct wire_limits){WIRE_MAX_FRAME_CLIENT, WIRE_MAX_DEPTH})
+
+/* ------------------------------------------------------------------------
+ * Message types. Numbers are stable: never renumber, only add.
+ * ------------------------------------------------------------------------ */
+enum wire_type {
+  /* 1..15 session */
+  WIRE_HELLO = 1,
+  WIRE_WELCOME = 2,
+  WIRE_ERROR = 3,
+  /* 16..31 key-value (DVV sibling sets) */
+  WIRE_GET = 16,
+  WIRE_PUT = 17,
+  WIRE_DELETE = 18,
+  WIRE_GET_REPLY = 19,
+  WIRE_WRITE_REPLY = 20,
+  /* 32..39 counters (PN-counter) */
+  WIRE_COUNTER_ADD = 32,
+  WIRE_COUNTER_READ = 33,
+  WIRE_COUNTER_REPLY = 34,
+  /* 40..47 sets (add-wins OR-set); 48..63 reserved (LWW registers) */
+  WIRE_SET_ADD = 40,
+  WIRE_SET_REMOVE = 41,
+  WIRE_SET_READ = 42,
+  WIRE_SET_REPLY = 43,
+  /* 64..79 replica protocol (coordinator <-> replica) */
+  WIRE_REPLICA_READ = 64,
+  WIRE_REPLICA_READ_REPLY = 65,
+  WIRE_REPLICA_WRITE = 66,
+  WIRE_REPLICA_ACK = 67,
+  /* 80..95 hinted handoff */
+  WIRE_HINT_DELIVER = 80,
+  WIRE_HINT_ACK = 81,
+  /* 96..111 ring and status */
+  WIRE_RING_QUERY = 96,
+  WIRE_RING_REPLY = 97,
+  WIRE_STATUS_QUERY = 98,
+  WIRE_STATUS_REPLY = 99,
+  /* 112..127 reserved: anti-entropy (Merkle exchange)
+   * 128..143 reserved: streaming (join/leave range transfer)
+   * 144..159 reserved: CAS / lightweight transactions
+   * 160..239 reserved: future use
+   * 240..255 private / experimental, never sent by a release */
+  WIRE_TYPE_MAX = 255
+};
+
+/* ------------------------------------------------------------------------
+ * Field types
+ * ------------------------------------------------------------------------ */
+
+/* A byte string. Decoded: borrowed from the frame (see OWNERSHIP above).
+ * Encoded: borrowed for the duration of the wire_encode() call. @ptr may be
+ * NULL only when @len is 0. */
+struct wire_bytes {
+  const uint8_t *ptr;
+  size_t len;
+};
+
+struct wire_bytes_list {
+  size_t n;
+  struct wire_bytes *items; /* decoded: owned by the message */
+};
+
+/* Quorum sizes: a positive number is that many replicas
+ * (1..WIRE_MAX_REPLICAS); 0 asks for the node's default; a negative number is
+ * a named level, resolved by the coordinator against the key's replication
+ * factors (Dynamo §4.5; Cassandra's names). */
+enum wire_level {
+  WIRE_LEVEL_DEFAULT = 0,
+  WIRE_ONE = -1,
+  WIRE_TWO = -2,
+  WIRE_THREE = -3,
+  WIRE_QUORUM = -4,
+  WIRE_ALL = -5,
+  WIRE_LOCAL_ONE = -6,
+  WIRE_LOCAL_QUORUM = -7,
+  WIRE_EACH_QUORUM = -8,
+  WIRE_LEVEL_MIN = -8
+};
+
+enum wire_read_repair {
+  WIRE_RR_DEFAULT = 0,  /* the node's configured mode */
+  WIRE_RR_OFF = 1,      /* never repair */
+  WIRE_RR_ASYNC = 2,    /* reply first, repair in the background */
+  WIRE_RR_BLOCKING = 3, /* repair the R replicas read before replying */
+  WIRE_RR_MAX = 3
+};
+
+/* Consistency options of a client request; all-zero means "node defaults".
+ * Wire: [r, w, pr, pw, timeout_ms, sloppy, read_repair]. */
+struct wire_options {
+  int32_t r, w;        /* read / write quorum (enum wire_level or a count) */
+  int32_t pr, pw;      /* primary (non-hinted) replicas required, same scale */
+  uint32_t timeout_ms; /* 0: node default; <= WIRE_MAX_TIMEOUT_MS */
+  bool sloppy; /* true: writes may land on fallback nodes (sloppy quorum) */
+  uint8_t read_repair; /* enum wire_read_repair */
+};
+
+enum wire_role { WIRE_ROLE_CLIENT = 0, WIRE_ROLE_PEER = 1, WIRE_ROLE_MAX = 1 };
+
+enum wire_node_state {
+  WIRE_NODE_UP = 0,
+  WIRE_NODE_SUSPECT = 1,
+  WIRE_NODE_DOWN = 2,
+  WIRE_NODE_JOINING = 3,
+  WIRE_NODE_LEAVING = 4,
+  WIRE_NODE_STATE_MAX = 4
+};
+
+/* Replica write flags. Unknown bits are malformed. */
+#define WIRE_REPLICA_DURABLE 0x1u /* ack only after a sync barrier */
+#define WIRE_REPLICA_FLAGS_ALL 0x1u
+
+/* ------------------------------------------------------------------------
+ * Messages. Field order here is the wire order after [type, request_id].
+ * ------------------------------------------------------------------------ */
+
+struct wire_hello {
+  uint32_t version;              /* WIRE_PROTOCOL_VERSION of the sender */
+  struct wire_bytes cluster;     /* <= WIRE_MAX_CLUSTER */
+  uint8_t role;                  /* enum wire_role */
+  chorus_node_id node_id;        /* 0 for clients */
+  struct wire_bytes credentials; /* opaque, <= WIRE_MAX_CREDENTIALS */
+};
+
+struct wire_welcome {
+  uint32_t version; /* the version spoken on this connection */
+  struct wire_bytes cluster;
+  chorus_node_id node_id; /* the answering node */
+};
+
+struct wire_error {
+  int32_t code;           /* a CHORUS_E* code, < 0 */
+  struct wire_bytes text; /* <= WIRE_MAX_ERROR_TEXT, for humans */
+};
+
+struct wire_get {
+  struct wire_bytes key; /* 1..WIRE_MAX_KEY */
+  struct wire_options opts;
+};
+
+struct wire_put {
+  struct wire_bytes key;
+  struct wire_bytes value;   /* bounded by the frame */
+  struct wire_bytes context; /* empty: adds a sibling; <= WIRE_MAX_CONTEXT */
+  struct wire_options opts;
+};
+
+struct wire_delete {
+  struct wire_bytes key;
+  struct wire_bytes context;
+  struct wire_options opts;
+};
+
+/* Reply to GET: all siblings and the causal context that covers them.
+ * Zero values means not found (the context may still be non-empty: it then
+ * covers tombstones, and a PUT with it supersedes them). */
+struct wire_get_reply {
+  struct wire_bytes_list values;
+  struct wire_bytes context;
+};
+
+/* Reply to PUT, DELETE, SET_ADD, SET_REMOVE, COUNTER_ADD. */
+struct wire_write_reply {
+  struct wire_bytes context; /* the context of the written object */
+};
+
+struct wire_counter_add {
+  struct wire_bytes key;
+  int64_t delta;
+  uint64_t op_id; /* client-chosen, makes a retried add idempotent */
+  struct wire_options opts;
+};
+
+struct wire_counter_read {
+  struct wire_bytes key;
+  struct wire_options opts;
+};
+
+struct wire_counter_reply {
+  int64_t value;
+};
+
+struct wire_set_add {
+  struct wire_bytes key;
+  struct wire_bytes_list members; /* each <= WIRE_MAX_MEMBER */
+  struct wire_options opts;
+};
+
+struct wire_set_remove {
+  struct wire_bytes key;
+  struct wire_bytes_list members;
+  struct wire_bytes context; /* observed adds to remove (add-wins) */
+  struct wire_options opts;
+};
+
+struct wire_set_read {
+  struct wire_bytes key;
+  struct wire_options opts;
+};
+
+struct wire_set_reply {
+  struct wire_bytes_list members;
+  struct wire_bytes context;
+};
+
+struct wire_replica_read {
+  chorus_token token;
+  struct wire_bytes key;
+};
+
+/* An empty object means the replica holds nothing for the key. */
+struct wire_replica_read_reply {
+  struct wire_bytes object; /* opaque crdt/ codec blob */
+};
+
+struct wire_replica_write {
+  chorus_token token;
+  struct wire_bytes key;
+  struct wire_bytes object; /* merged (joined) by the replica */
+  uint8_t flags;            /* WIRE_REPLICA_* */
+};
+
+struct wire_replica_ack {
+  int32_t status; /* CHORUS_OK or a CHORUS_E* code */
+};
+
+struct wire_hint_deliver {
+  chorus_node_id target; /* the node the hint was kept for */
+  uint64_t hint_seq;     /* the sender's hint sequence, echoed in the ack */
+  chorus_token token;
+  struct wire_bytes key;
+  struct wire_bytes object;
+};
+
+struct wire_hint_ack {
+  uint64_t hint_seq;
+  int32_t status;
+};
+
+struct wire_ring_node {
+  chorus_node_id id;
+  struct wire_bytes addr; /* <= WIRE_MAX_ADDR */
+  struct wire_bytes dc;   /* <= WIRE_MAX_LABEL */
+  struct wire_bytes rack; /* <= WIRE_MAX_LABEL */
+  uint8_t state;          /* enum wire_node_state */
+};
+
+struct wire_ring_reply {
+  uint64_t epoch;  /* ring version; grows with every ownership change */
+  uint32_t vnodes; /* tokens per node (DESIGN.md §5) */
+  size_t nnodes;
+  struct wire_ring_node *nodes; /* decoded: owned by the message */
+};
+
+struct wire_stat {
+  struct wire_bytes name; /* <= WIRE_MAX_STAT_NAME */
+  int64_t value;
+};
+
+struct wire_status_reply {
+  chorus_node_id node_id;
+  size_t nstats;
+  struct wire_stat *stats; /* decoded: owned by the message */
+};
+
+/* One message. @type selects the union member; RING_QUERY and STATUS_QUERY
+ * have no fields. */
+struct wire_msg {
+  uint8_t type;        /* enum wire_type */
+  uint64_t request_id; /* chosen by the requester, echoed by the reply */
+  union {
+    struct wire_hello hello;
+    struct wire_welcome welcome;
+    struct wire_error error;
+    struct wire_get get;
+    struct wire_put put;
+    struct wire_delete del;
+    struct wire_get_reply get_reply;
+    struct wire_write_reply write_reply;
+    struct wire_counter_add counter_add;
+    struct wire_counter_read counter_read;
+    struct wire_counter_reply counter_reply;
+    struct wire_set_add set_add;
+    struct wire_set_remove set_remove;
+    struct wire_set_read set_read;
+    struct wire_set_reply set_reply;
+    struct wire_replica_read replica_read;
+    struct wire_replica_read_reply replica_read_reply;
+    struct wire_replica_write replica_write;
+    struct wire_replica_ack replica_ack;
+    struct wire_hint_deliver hint_deliver;
+    struct wire_hint_ack hint_ack;
+    struct wire_ring_reply ring_reply;
+    struct wire_status_reply status_reply;
+  };
+  void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
+};
+
+/* ------------------------------------------------------------------------
+ * Codec (wire_codec.c)
+ * ------------------------------------------------------------------------ */
+
+/* wire_encoded_size: bytes wire_encode() writes for @m, 4-byte length prefix
+ * included. Meaningful only for a message wire_encode() accepts. */
+size_t wire_encoded_size(const struct wire_msg *m);
+
+/* wire_encode: writes the whole frame (prefix and body) for @m into @buf.
+ * Every field is checked against the same schema and limits the decoder
+ * applies, so whatever encodes also decodes. @m is only read; @errmsg (may be
+ * NULL) receives the reason of a failure.
+ * Errors: CHORUS_EINVAL (a field out of range or too long, unknown type),
+ *         CHORUS_ETOOBIG (@cap too small, or body above WIRE_MAX_FRAME_HARD).
+ */
+int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap,
+                size_t *written, char *errmsg);
+
+/* wire_decode: decodes one frame BODY (without the 4-byte prefix, as
+ * wire_splitter_push() returns it) of @len bytes into *@out, after checking
+ * it against @limits (see HOW DECODING STAYS SAFE). On CHORUS_OK, *@out
+ * borrows from @body and owns its list arrays: release it with
+ * wire_msg_free(), and keep @body alive as long as you read *@out. On error
+ * *@out holds nothing to free (wire_msg_free() is still harmless).
+ * Errors: CHORUS_EMALFORMED (anything wrong: truncation, bad header, depth,
+ *           wrong type, missing/extra field, out-of-range integer, trailing
+ *           bytes; @errmsg says what and where),
+ *         CHORUS_ETOOBIG (@len above @limits->max_frame),
+ *         CHORUS_ENOTSUP (well-formed frame of an unknown type; *@out has
+ *           type and request_id set so an ERROR can echo them),
+ *         CHORUS_ENOMEM. */
+int wire_decode(const uint8_t *body, size_t len,
+                const struct wire_limits *limits, struct wire_msg *out,
+                char *errmsg);
+
+/* wire_msg_free: releases what wire_decode() allocated and zeroes *@m.
+ * Never frees borrowed bytes. NULL is allowed. */
+void wire_msg_free(struct wire_msg *m);
+
+/* wire_msgpack_check: pass 1 of wire_decode(), usable on any untrusted
+ * msgpack bytes (e.g. before msgpack_unpack()): exactly one object filling
+ * @len bytes, every declared count backed by bytes, nesting <= @max_depth
+ * containers, empty ones included (capped at WIRE_MAX_DEPTH, which is also
+ * msgpack-c's unpacker stack: bytes that pass unpack completely with
+ * msgpack-c, as fuzz_wire_check verifies). *@objects (may be NULL) receives
+ * the number of msgpack objects, always <= @len, so an unpacker's footprint
+ * is bounded by sizeof(object) x @len. Allocates nothing.
+ * Errors: CHORUS_EMALFORMED with the offset and reason in @errmsg. */
+int wire_msgpack_check(const uint8_t *buf, size_t len, uint32_t max_depth,
+                       size_t *objects, char *errmsg);
+
+/* ------------------------------------------------------------------------
+ * Streaming frame splitter (wire_frame.c)
+ *
+ * Turns a byte stream cut at arbitrary points into whole frame bodies.
+ * Buffering is bounded: it holds at most one partial frame, grows its buffer
+ * only as bytes actually arrive (a 16 MiB header followed by silence costs
+ * nothing), never beyond the announced length, and drops a buffer larger than
+ * WIRE_SPLITTER_KEEP once its frame is delivered. A frame whose bytes all
+ * arrive in one push is returned in place, without a copy.
+ * ------------------------------------------------------------------------ */
+
+#define WIRE_SPLITTER_KEEP (64u * 1024)
+
+struct wire_splitter {
+  uint32_t max_frame;
+  uint8_t hdr[WIRE_FRAME_PREFIX];
+  uint8_t nhdr;   /* prefix bytes seen for the current frame */
+  bool delivered; /* the buffer held the frame returned last time */
+  uint32_t need;  /* body length, once nhdr == 4 */
+  uint8_t *buf;   /* partial body */
+  size_t cap, have;
+  uint64_t frames; /* frames delivered, for stats */
+  int error;       /* sticky: once set, every push returns it */
+  char errmsg[CHORUS_ERRMSG_SIZE];
+};
+
+/* wire_splitter_init: @max_frame as in struct wire_limits (0 or more than
+ * WIRE_MAX_FRAME_HARD is clamped to WIRE_MAX_FRAME_HARD). Allocates nothing. */
+void wire_splitter_init(struct wire_splitter *s, uint32_t max_frame);
+
+/* wire_splitter_fini: frees the buffer. */
+void wire_splitter_fini(struct wire_splitter *s);
+
+/* wire_splitter_push: consumes bytes of @data until one frame is complete or
+ * @data is exhausted; *@consumed says how many were taken. Call it again
+ * with the rest (@data + *@consumed) until it returns 0.
+ * Returns 1 with *@frame set to the body of a whole frame (borrowed: from
+ * @data or from the splitter's buffer; valid until the next push or fini,
+ * and while @data lives), or 0 when every byte was consumed and no frame is
+ * complete yet.
+ * Errors (sticky: the connection is unusable and must close):
+ *   CHORUS_ETOOBIG (a length prefix above max_frame; 4 GiB prefixes too),
+ *   CHORUS_EMALFORMED (a zero length prefix),
+ *   CHORUS_ENOMEM (growing the buffer failed). */
+int wire_splitter_push(struct wire_splitter *s, const uint8_t *data, size_t len,
+                       size_t *consumed, struct wire_bytes *frame);
+
+/* wire_splitter_buffered: bytes of the current partial frame held (prefix
+ * included), for back-pressure and tests. */
+size_t wire_splitter_buffered(const struct wire_splitter *s);
+
+/* ------------------------------------------------------------------------
+ * Handshake and helpers (wire.c)
+ * ------------------------------------------------------------------------ */
+
+/* What a listener accepts in HELLO. */
+struct wire_hello_policy {
+  uint32_t min_version, max_version; /* usually WIRE_PROTOCOL_MIN/VERSION */
+  struct wire_bytes cluster;         /* our cluster's name */
+  unsigned roles;         /* bitmask of (1u << WIRE_ROLE_*) accepted here */
+  chorus_node_id node_id; /* ours, sent back in WELCOME */
+};
+
+/* wire_hello_check: the handshake decision, a pure function. On CHORUS_OK,
+ * *@reply is the WELCOME to send (it borrows policy->cluster) and the
+ * connection continues in hello->version. Any other return means: send
+ * *@reply (an ERROR with that code and an explanation written into @text,
+ * which must hold CHORUS_ERRMSG_SIZE bytes and outlive the reply) and then
+ * close. @request_id is echoed in the reply.
+ * Errors: CHORUS_EVERSION (version outside [min_version, max_version]; the
+ *           text names the range, so a client can retry in a version we
+ *           speak),
+ *         CHORUS_ECLUSTER (another cluster's name),
+ *         CHORUS_EPERM (role not accepted on this listener),
+ *         CHORUS_EMALFORMED (a peer HELLO without a node id). */
+int wire_hello_check(const struct wire_hello *hello,
+                     const struct wire_hello_policy *policy,
+                     uint64_t request_id, struct wire_msg *reply, char *text);
+
+/* wire_error_reply: fills *@reply with an ERROR carrying @code and @text
+ * (borrowed, NUL-terminated, truncated to WIRE_MAX_ERROR_TEXT). */
+void wire_error_reply(struct wire_msg *reply, uint64_t request_id, int code,
+                      const char *text);
+
+/* wire_should_close: whether a failed wire_decode() (or splitter push) with
+ * @code leaves the connection unusable. Only CHORUS_ENOTSUP (an unknown but
+ * well-framed message) keeps it; framing and decoding errors close it,
+ * because nothing later on the stream can be trusted. */
+bool wire_should_close(int code);
+
+/* wire_type_name: "PUT" for WIRE_PUT; "UNKNOWN" for others. Static. */
+const char *wire_type_name(unsigned type);
+
+/* wire_level_name: "QUORUM" for WIRE_QUORUM, "DEFAULT" for 0, NULL for
+ * counts and invalid values. */
+const char *wire_level_name(int32_t level);
+
+/* wire_level_parse: "QUORUM" (any case), "DEFAULT" or a count "1".."64" into
+ * *@out. Errors: CHORUS_EINVAL. */
+int wire_level_parse(const char *s, int32_t *out);
+
+#endif /* CHORUS_WIRE_H */

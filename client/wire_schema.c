@@ -1,0 +1,329 @@
+/* wire_schema.c: the table of every chorus message and its fields, and the
+ * field-level helpers that encoder, decoder and tests share.
+ *
+ * Each row is one message type: its fields in wire order (after type and
+ * request_id), their kind, where they live in struct wire_msg, and their
+ * range or length limits. docs/PROTOCOL.md mirrors this table; change both.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "wire_int.h"
+
+#define OFF(m) ((uint16_t)offsetof(struct wire_msg, m))
+#define WSIZE(m) ((uint8_t)sizeof(((struct wire_msg *)0)->m))
+#define U(nm, m, mx)                                                           \
+  { nm, WIRE__K_UINT, WSIZE(m), OFF(m), 0, 0, (mx), 0 }
+#define I(nm, m, mn, mx)                                                       \
+  { nm, WIRE__K_INT, WSIZE(m), OFF(m), (mn), (mx), 0, 0 }
+#define BIN(nm, m, mn, mx)                                                     \
+  { nm, WIRE__K_BIN, 0, OFF(m), 0, 0, (mx), (mn) }
+#define TEXT(nm, m, mn, mx)                                                    \
+  { nm, WIRE__K_TEXT, 0, OFF(m), 0, 0, (mx), (mn) }
+#define OPTS(m)                                                                \
+  { "opts", WIRE__K_OPTS, 0, OFF(m), 0, 0, 0, 0 }
+#define BLIST(nm, m, mx)                                                       \
+  { nm, WIRE__K_BLIST, 0, OFF(m), 0, 0, (mx), 0 }
+
+/* Byte fields without a limit of their own are bounded by the frame. */
+#define ANY WIRE_MAX_FRAME_HARD
+
+const struct wire__schema wire__schemas[] = {
+    {WIRE_HELLO,
+     "HELLO",
+     5,
+     {U("version", hello.version, UINT32_MAX),
+      TEXT("cluster", hello.cluster, 1, WIRE_MAX_CLUSTER),
+      U("role", hello.role, WIRE_ROLE_MAX),
+      U("node_id", hello.node_id, UINT64_MAX),
+      BIN("credentials", hello.credentials, 0, WIRE_MAX_CREDENTIALS)}},
+    {WIRE_WELCOME,
+     "WELCOME",
+     3,
+     {U("version", welcome.version, UINT32_MAX),
+      TEXT("cluster", welcome.cluster, 1, WIRE_MAX_CLUSTER),
+      U("node_id", welcome.node_id, UINT64_MAX)}},
+    {WIRE_ERROR,
+     "ERROR",
+     2,
+     {I("code", error.code, INT32_MIN, -1),
+      TEXT("text", error.text, 0, WIRE_MAX_ERROR_TEXT)}},
+    {WIRE_GET,
+     "GET",
+     2,
+     {BIN("key", get.key, 1, WIRE_MAX_KEY), OPTS(get.opts)}},
+    {WIRE_PUT,
+     "PUT",
+     4,
+     {BIN("key", put.key, 1, WIRE_MAX_KEY), BIN("value", put.value, 0, ANY),
+      BIN("context", put.context, 0, WIRE_MAX_CONTEXT), OPTS(put.opts)}},
+    {WIRE_DELETE,
+     "DELETE",
+     3,
+     {BIN("key", del.key, 1, WIRE_MAX_KEY),
+      BIN("context", del.context, 0, WIRE_MAX_CONTEXT), OPTS(del.opts)}},
+    {WIRE_GET_REPLY,
+     "GET_REPLY",
+     2,
+     {BLIST("values", get_reply.values, ANY),
+      BIN("context", get_reply.context, 0, WIRE_MAX_CONTEXT)}},
+    {WIRE_WRITE_REPLY,
+     "WRITE_REPLY",
+     1,
+     {BIN("context", write_reply.context, 0, WIRE_MAX_CONTEXT)}},
+    {WIRE_COUNTER_ADD,
+     "COUNTER_ADD",
+     4,
+     {BIN("key", counter_add.key, 1, WIRE_MAX_KEY),
+      I("delta", counter_add.delta, INT64_MIN, INT64_MAX),
+      U("op_id", counter_add.op_id, UINT64_MAX), OPTS(counter_add.opts)}},
+    {WIRE_COUNTER_READ,
+     "COUNTER_READ",
+     2,
+     {BIN("key", counter_read.key, 1, WIRE_MAX_KEY), OPTS(counter_read.opts)}},
+    {WIRE_COUNTER_REPLY,
+     "COUNTER_REPLY",
+     1,
+     {I("value", counter_reply.value, INT64_MIN, INT64_MAX)}},
+    {WIRE_SET_ADD,
+     "SET_ADD",
+     3,
+     {BIN("key", set_add.key, 1, WIRE_MAX_KEY),
+      BLIST("members", set_add.members, WIRE_MAX_MEMBER), OPTS(set_add.opts)}},
+    {WIRE_SET_REMOVE,
+     "SET_REMOVE",
+     4,
+     {BIN("key", set_remove.key, 1, WIRE_MAX_KEY),
+      BLIST("members", set_remove.members, WIRE_MAX_MEMBER),
+      BIN("context", set_remove.context, 0, WIRE_MAX_CONTEXT),
+      OPTS(set_remove.opts)}},
+    {WIRE_SET_READ,
+     "SET_READ",
+     2,
+     {BIN("key", set_read.key, 1, WIRE_MAX_KEY), OPTS(set_read.opts)}},
+    {WIRE_SET_REPLY,
+     "SET_REPLY",
+     2,
+     {BLIST("members", set_reply.members, WIRE_MAX_MEMBER),
+      BIN("context", set_reply.context, 0, WIRE_MAX_CONTEXT)}},
+    {WIRE_REPLICA_READ,
+     "REPLICA_READ",
+     2,
+     {U("token", replica_read.token, UINT64_MAX),
+      BIN("key", replica_read.key, 1, WIRE_MAX_KEY)}},
+    {WIRE_REPLICA_READ_REPLY,
+     "REPLICA_READ_REPLY",
+     1,
+     {BIN("object", replica_read_reply.object, 0, ANY)}},
+    {WIRE_REPLICA_WRITE,
+     "REPLICA_WRITE",
+     4,
+     {U("token", replica_write.token, UINT64_MAX),
+      BIN("key", replica_write.key, 1, WIRE_MAX_KEY),
+      BIN("object", replica_write.object, 1, ANY),
+      U("flags", replica_write.flags, WIRE_REPLICA_FLAGS_ALL)}},
+    {WIRE_REPLICA_ACK,
+     "REPLICA_ACK",
+     1,
+     {I("status", replica_ack.status, INT32_MIN, 0)}},
+    {WIRE_HINT_DELIVER,
+     "HINT_DELIVER",
+     5,
+     {U("target", hint_deliver.target, UINT64_MAX),
+      U("hint_seq", hint_deliver.hint_seq, UINT64_MAX),
+      U("token", hint_deliver.token, UINT64_MAX),
+      BIN("key", hint_deliver.key, 1, WIRE_MAX_KEY),
+      BIN("object", hint_deliver.object, 1, ANY)}},
+    {WIRE_HINT_ACK,
+     "HINT_ACK",
+     2,
+     {U("hint_seq", hint_ack.hint_seq, UINT64_MAX),
+      I("status", hint_ack.status, INT32_MIN, 0)}},
+    {WIRE_RING_QUERY, "RING_QUERY", 0, {{0}}},
+    {WIRE_RING_REPLY,
+     "RING_REPLY",
+     3,
+     {U("epoch", ring_reply.epoch, UINT64_MAX),
+      U("vnodes", ring_reply.vnodes, 65535),
+      {"nodes", WIRE__K_NODES, 0, OFF(ring_reply), 0, 0, 0, 0}}},
+    {WIRE_STATUS_QUERY, "STATUS_QUERY", 0, {{0}}},
+    {WIRE_STATUS_REPLY,
+     "STATUS_REPLY",
+     2,
+     {U("node_id", status_reply.node_id, UINT64_MAX),
+      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0}}},
+};
+const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
+
+/* Type number -> row, built on first use would need a lock; the table is
+ * small and sorted, so a binary search is as simple and thread-safe. */
+const struct wire__schema *wire__schema_of(unsigned type) {
+  size_t lo = 0, hi = wire__nschemas;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (wire__schemas[mid].type == type)
+      return &wire__schemas[mid];
+    if (wire__schemas[mid].type < type)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return NULL;
+}
+
+uint64_t wire__uint_load(const void *p, unsigned width) {
+  switch (width) {
+  case 1: {
+    uint8_t v;
+    memcpy(&v, p, 1);
+    return v;
+  }
+  case 4: {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+  }
+  default: {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+  }
+  }
+}
+
+int64_t wire__int_load(const void *p, unsigned width) {
+  if (width == 4) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+  }
+  int64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+/* Callers have range-checked @v against the field, which fits the width. */
+void wire__uint_store(void *p, unsigned width, uint64_t v) {
+  if (width == 1) {
+    uint8_t x = (uint8_t)v;
+    memcpy(p, &x, 1);
+  } else if (width == 4) {
+    uint32_t x = (uint32_t)v;
+    memcpy(p, &x, 4);
+  } else {
+    memcpy(p, &v, 8);
+  }
+}
+
+void wire__int_store(void *p, unsigned width, int64_t v) {
+  if (width == 4) {
+    int32_t x = (int32_t)v;
+    memcpy(p, &x, 4);
+  } else {
+    memcpy(p, &v, 8);
+  }
+}
+
+static int level_check(int32_t v, const char *what, int code, char *errmsg) {
+  if (v < WIRE_LEVEL_MIN || v > (int32_t)WIRE_MAX_REPLICAS)
+    return chorus_errf(errmsg, code,
+                       "opts.%s: %" PRId32 " is neither a level (%d..-1) nor "
+                       "a count (0..%u)",
+                       what, v, WIRE_LEVEL_MIN, WIRE_MAX_REPLICAS);
+  return CHORUS_OK;
+}
+
+int wire__opts_check(const struct wire_options *o, int code, char *errmsg) {
+  int rc;
+  if ((rc = level_check(o->r, "r", code, errmsg)) ||
+      (rc = level_check(o->w, "w", code, errmsg)) ||
+      (rc = level_check(o->pr, "pr", code, errmsg)) ||
+      (rc = level_check(o->pw, "pw", code, errmsg)))
+    return rc;
+  if (o->timeout_ms > WIRE_MAX_TIMEOUT_MS)
+    return chorus_errf(errmsg, code,
+                       "opts.timeout_ms: %" PRIu32 " exceeds %u ms",
+                       o->timeout_ms, WIRE_MAX_TIMEOUT_MS);
+  if (o->read_repair > WIRE_RR_MAX)
+    return chorus_errf(errmsg, code, "opts.read_repair: unknown mode %u",
+                       (unsigned)o->read_repair);
+  return CHORUS_OK;
+}
+
+static bool bytes_eq(struct wire_bytes a, struct wire_bytes b) {
+  return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+bool wire__msg_equal(const struct wire_msg *a, const struct wire_msg *b) {
+  if (a->type != b->type || a->request_id != b->request_id)
+    return false;
+  const struct wire__schema *s = wire__schema_of(a->type);
+  if (!s)
+    return false;
+  const char *pa = (const char *)a, *pb = (const char *)b;
+  for (unsigned i = 0; i < s->nfields; i++) {
+    const struct wire__field *f = &s->f[i];
+    const void *fa = pa + f->off, *fb = pb + f->off;
+    switch (f->kind) {
+    case WIRE__K_UINT:
+      if (wire__uint_load(fa, f->width) != wire__uint_load(fb, f->width))
+        return false;
+      break;
+    case WIRE__K_INT:
+      if (wire__int_load(fa, f->width) != wire__int_load(fb, f->width))
+        return false;
+      break;
+    case WIRE__K_BOOL:
+      if (*(const bool *)fa != *(const bool *)fb)
+        return false;
+      break;
+    case WIRE__K_BIN:
+    case WIRE__K_TEXT:
+      if (!bytes_eq(*(const struct wire_bytes *)fa,
+                    *(const struct wire_bytes *)fb))
+        return false;
+      break;
+    case WIRE__K_OPTS: {
+      const struct wire_options *x = fa, *y = fb;
+      if (x->r != y->r || x->w != y->w || x->pr != y->pr || x->pw != y->pw ||
+          x->timeout_ms != y->timeout_ms || x->sloppy != y->sloppy ||
+          x->read_repair != y->read_repair)
+        return false;
+      break;
+    }
+    case WIRE__K_BLIST: {
+      const struct wire_bytes_list *x = fa, *y = fb;
+      if (x->n != y->n)
+        return false;
+      for (size_t k = 0; k < x->n; k++)
+        if (!bytes_eq(x->items[k], y->items[k]))
+          return false;
+      break;
+    }
+    case WIRE__K_NODES: {
+      const struct wire_ring_reply *x = fa, *y = fb;
+      if (x->nnodes != y->nnodes)
+        return false;
+      for (size_t k = 0; k < x->nnodes; k++) {
+        const struct wire_ring_node *u = &x->nodes[k], *v = &y->nodes[k];
+        if (u->id != v->id || u->state != v->state ||
+            !bytes_eq(u->addr, v->addr) || !bytes_eq(u->dc, v->dc) ||
+            !bytes_eq(u->rack, v->rack))
+          return false;
+      }
+      break;
+    }
+    case WIRE__K_STATS: {
+      const struct wire_status_reply *x = fa, *y = fb;
+      if (x->nstats != y->nstats)
+        return false;
+      for (size_t k = 0; k < x->nstats; k++)
+        if (x->stats[k].value != y->stats[k].value ||
+            !bytes_eq(x->stats[k].name, y->stats[k].name))
+          return false;
+      break;
+    }
+    }
+  }
+  return true;
+}
