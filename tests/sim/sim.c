@@ -73,9 +73,11 @@ struct node {
   struct barrier *barriers;
 };
 
-struct link {
-  int blocked;
-  sim_time clog_until;
+/* A clog on one directed link: few at a time, so a short list rather than
+ * a field in a nodes x nodes matrix. */
+struct clog {
+  int from, to;
+  sim_time until;
 };
 
 struct client {
@@ -98,6 +100,7 @@ struct fx_item {
   int to;
   void *data;
   size_t len;
+  int stream;  /* FX_SEND: sim_fx_send_stream */
   uint64_t id; /* timer id, sync token, reply id */
   chorus_ms after;
   chorus_seq seq;
@@ -111,6 +114,9 @@ struct sim_effects {
   size_t n, cap;
   int err;
 };
+
+/* restart_cb packs a node index into 16 bits. */
+_Static_assert(SIM_MAX_NODES <= 0x10000, "node index must fit 16 bits");
 
 #define TRACE_RING 256
 #define TRACE_LINE 240
@@ -130,11 +136,17 @@ struct sim {
     struct chorus_prng prng;
   } prngs[NPRNG];
   int nprngs;
-  struct node nodes[SIM_MAX_NODES];
-  chorus_node_id ids[SIM_MAX_NODES];
-  int dc[SIM_MAX_NODES];
-  sim_time dc_lat[SIM_MAX_NODES][SIM_MAX_NODES];
-  struct link links[SIM_MAX_NODES][SIM_MAX_NODES];
+  /* Per-node tables, sized from cfg.nodes at sim_new (heap). */
+  struct node *nodes;
+  chorus_node_id *ids;
+  int *dc;
+  sim_time *slow_in, *slow_out; /* sim_slow_node: max extra delay */
+  sim_time *dc_lat;             /* dcs x dcs, row-major */
+  /* blocked[from * nodes + to]: one byte per directed link (1 MB at 1,000
+   * nodes, 16 MB at SIM_MAX_NODES); clogs are a short list. */
+  uint8_t *blocked;
+  struct clog *clogs;
+  size_t nclogs, capclogs;
   double drop, dup;
   struct client clients_[SIM_MAX_CLIENTS];
   uint64_t next_req;
@@ -172,12 +184,17 @@ static void hash_u64(struct sim *s, uint64_t v) {
 static void trace_line(struct sim *s, int node, const char *module,
                        const char *line) {
   char *dst = s->ring[s->nlines % TRACE_RING];
+  int len;
   if (node >= 0)
-    snprintf(dst, TRACE_LINE, "%10.3f n%d %s: %s", (double)s->now / 1000.0,
-             node, module, line);
+    len = snprintf(dst, TRACE_LINE, "%10.3f n%d %s: %s",
+                   (double)s->now / 1000.0, node, module, line);
   else
-    snprintf(dst, TRACE_LINE, "%10.3f %s: %s", (double)s->now / 1000.0, module,
-             line);
+    len = snprintf(dst, TRACE_LINE, "%10.3f %s: %s", (double)s->now / 1000.0,
+                   module, line);
+  /* A long line is cut to TRACE_LINE - 1 bytes, and hashed as cut: the
+   * hash only has to be the same run after run. */
+  if (len >= TRACE_LINE)
+    dst[TRACE_LINE - 1] = '\0';
   s->nlines++;
   hash_bytes(s, dst, strlen(dst));
   if (s->cfg.verbose)
@@ -354,7 +371,8 @@ void sim_clock_jump(struct sim *s, int node, int64_t ms) {
 
 static int deliver(struct sim *s, int node, struct sim_event *ev);
 
-int sim_fx_send(struct sim_effects *fx, int to, const void *data, size_t len) {
+static int fx_send(struct sim_effects *fx, int to, const void *data, size_t len,
+                   int stream) {
   if (to < 0 || to >= fx->s->cfg.nodes || to == fx->node)
     return CHORUS_EINVAL;
   if (fx->n == fx->cap) {
@@ -373,8 +391,18 @@ int sim_fx_send(struct sim_effects *fx, int to, const void *data, size_t len) {
   it->kind = FX_SEND;
   it->to = to;
   it->len = len;
+  it->stream = stream;
   fx->n++;
   return CHORUS_OK;
+}
+
+int sim_fx_send(struct sim_effects *fx, int to, const void *data, size_t len) {
+  return fx_send(fx, to, data, len, 0);
+}
+
+int sim_fx_send_stream(struct sim_effects *fx, int to, const void *data,
+                       size_t len) {
+  return fx_send(fx, to, data, len, 1);
 }
 
 static struct fx_item *fx_add(struct sim_effects *fx, enum fx_kind kind) {
@@ -464,8 +492,20 @@ static void fx_release(struct sim_effects *fx) {
 
 /* ---- network ---------------------------------------------------------- */
 
+static uint8_t *link_blocked(struct sim *s, int from, int to) {
+  return &s->blocked[(size_t)from * (size_t)s->cfg.nodes + (size_t)to];
+}
+
+static struct clog *clog_find(struct sim *s, int from, int to) {
+  for (size_t i = 0; i < s->nclogs; i++)
+    if (s->clogs[i].from == from && s->clogs[i].to == to)
+      return &s->clogs[i];
+  return NULL;
+}
+
 static sim_time link_latency(struct sim *s, int from, int to) {
-  sim_time base = s->dc_lat[s->dc[from]][s->dc[to]];
+  sim_time base =
+      s->dc_lat[(size_t)s->dc[from] * (size_t)s->cfg.dcs + (size_t)s->dc[to]];
   double mean = (double)s->cfg.faults.tail_ms * 1000.0;
   if (s->dc[from] == s->dc[to])
     mean /= 10.0; /* a datacenter's own network has a shorter tail */
@@ -479,17 +519,19 @@ static sim_time link_latency(struct sim *s, int from, int to) {
   return base + tail;
 }
 
-static int send_msg(struct sim *s, int from, int to, void *data, size_t len) {
-  struct link *l = &s->links[from][to];
-  if (l->blocked) {
+/* send_msg: a stream (sim_fx_send_stream) is never dropped or duplicated
+ * by the loss knobs, as TCP retransmits; partitions and clogs still apply. */
+static int send_msg(struct sim *s, int from, int to, void *data, size_t len,
+                    int stream) {
+  if (*link_blocked(s, from, to)) {
     chorus_free(data);
     return CHORUS_OK;
   }
-  if (chorus_prng_chance(&s->net, s->drop)) {
+  if (!stream && chorus_prng_chance(&s->net, s->drop)) {
     chorus_free(data);
     return CHORUS_OK;
   }
-  int copies = chorus_prng_chance(&s->net, s->dup) ? 2 : 1;
+  int copies = !stream && chorus_prng_chance(&s->net, s->dup) ? 2 : 1;
   for (int c = 0; c < copies; c++) {
     struct ev *e = ev_new(EV_NODE);
     if (e == NULL) {
@@ -512,8 +554,15 @@ static int send_msg(struct sim *s, int from, int to, void *data, size_t len) {
     e->ev.msg.data = e->data;
     e->ev.msg.len = len;
     sim_time delay = link_latency(s, from, to);
-    if (l->clog_until > s->now + delay)
-      delay += l->clog_until - s->now; /* waits out the clog */
+    /* A slow node (sim_slow_node): no draw unless the knob is set, so runs
+     * without it keep their trace hashes. */
+    if (s->slow_out[from] > 0)
+      delay += chorus_prng_below(&s->net, s->slow_out[from]);
+    if (s->slow_in[to] > 0)
+      delay += chorus_prng_below(&s->net, s->slow_in[to]);
+    const struct clog *cl = s->nclogs > 0 ? clog_find(s, from, to) : NULL;
+    if (cl != NULL && cl->until > s->now + delay)
+      delay += cl->until - s->now; /* waits out the clog */
     int rc = push(s, e, delay);
     if (rc != CHORUS_OK) {
       if (c + 1 < copies)
@@ -628,10 +677,10 @@ static int apply_effects(struct sim *s, int node, struct sim_effects *fx) {
     struct fx_item *it = &fx->items[i];
     switch (it->kind) {
     case FX_SEND:
-      hash_u64(s, 0x5e9d);
+      hash_u64(s, it->stream ? 0x5e9e : 0x5e9d);
       hash_u64(s, (uint64_t)it->to);
       hash_bytes(s, it->data, it->len);
-      rc = send_msg(s, node, it->to, it->data, it->len);
+      rc = send_msg(s, node, it->to, it->data, it->len, it->stream);
       it->data = NULL;
       break;
     case FX_TIMER: {
@@ -763,8 +812,8 @@ int sim_restart(struct sim *s, int node) {
  * ends first. */
 static void restart_cb(struct sim *s, void *arg) {
   uintptr_t a = (uintptr_t)arg;
-  int node = (int)(a & 0xff);
-  if (s->nodes[node].epoch == (uint32_t)(a >> 8)) {
+  int node = (int)(a & 0xffff);
+  if (s->nodes[node].epoch == (uint32_t)(a >> 16)) {
     sim_kill(s, node, SIM_KEEP_NONE);
     (void)sim_restart(s, node);
   }
@@ -778,7 +827,7 @@ static void sync_step_ev(struct sim *s, int node) {
     return;
   sim_tracef(s, "fsync of n%d failed (%s): the process exits", node,
              chorus_strerror(rc));
-  uintptr_t a = ((uintptr_t)n->epoch << 8) | (uintptr_t)node;
+  uintptr_t a = ((uintptr_t)n->epoch << 16) | (uintptr_t)node;
   if (sim_schedule(s, chorus_prng_range(&s->nemesis, 1000, 200000), restart_cb,
                    (void *)a) != CHORUS_OK)
     fail(s, CHORUS_ENOMEM, "out of memory");
@@ -964,7 +1013,7 @@ static void run_ev(struct sim *s, struct ev *e) {
     if (e->check_epoch && n->epoch != e->epoch)
       break; /* for an incarnation that crashed */
     if (e->ev.kind == SIM_EV_MESSAGE &&
-        s->links[e->ev.msg.from][e->node].blocked)
+        *link_blocked(s, e->ev.msg.from, e->node))
       break; /* a partition began while it was in flight */
     if (!n->up) {
       if (e->ev.kind == SIM_EV_REQUEST) {
@@ -1080,36 +1129,78 @@ struct chorus_prng *sim_prng(struct sim *s, uint64_t tag) {
 
 static void set_blocked(struct sim *s, int a, int b, int blocked) {
   if (a != b)
-    s->links[a][b].blocked = blocked;
+    *link_blocked(s, a, b) = (uint8_t)blocked;
 }
 
 static void clear_blocks(struct sim *s) {
-  for (int a = 0; a < s->cfg.nodes; a++)
-    for (int b = 0; b < s->cfg.nodes; b++)
-      s->links[a][b].blocked = 0;
+  size_t n = (size_t)s->cfg.nodes;
+  memset(s->blocked, 0, n * n);
 }
 
-void sim_partition(struct sim *s, uint64_t side) {
+void sim_nodeset_clear(struct sim_nodeset *set) {
+  memset(set, 0, sizeof *set);
+}
+
+void sim_nodeset_add(struct sim_nodeset *set, int node) {
+  if (node >= 0 && node < SIM_MAX_NODES)
+    set->w[node / 64] |= 1ULL << (node % 64);
+}
+
+int sim_nodeset_has(const struct sim_nodeset *set, int node) {
+  return node >= 0 && node < SIM_MAX_NODES &&
+         ((set->w[node / 64] >> (node % 64)) & 1);
+}
+
+/* nodeset_fmt: @set as one hexadecimal number (bit i for node i), so that a
+ * set of nodes below 64 prints exactly as the uint64_t masks of old did and
+ * their trace lines (and hashes) stay the same. */
+static void nodeset_fmt(const struct sim_nodeset *set, char *buf, size_t cap) {
+  int top = SIM_NODESET_WORDS - 1;
+  while (top > 0 && set->w[top] == 0)
+    top--;
+  size_t off = (size_t)snprintf(buf, cap, "%#" PRIx64, set->w[top]);
+  for (int i = top - 1; i >= 0 && off < cap; i--)
+    off += (size_t)snprintf(buf + off, cap - off, "%016" PRIx64, set->w[i]);
+}
+
+static void trace_side(struct sim *s, const struct sim_nodeset *side,
+                       int bridge) {
+  /* A long set is cut at the trace line's length; the hash sees the cut. */
+  char buf[TRACE_LINE];
+  nodeset_fmt(side, buf, sizeof buf - 48);
+  if (bridge < 0)
+    sim_tracef(s, "partition %s | rest", buf);
+  else
+    sim_tracef(s, "partition %s | rest, bridged by n%d", buf, bridge);
+}
+
+void sim_partition(struct sim *s, const struct sim_nodeset *side) {
   clear_blocks(s);
   for (int a = 0; a < s->cfg.nodes; a++)
     for (int b = 0; b < s->cfg.nodes; b++)
-      if (((side >> a) & 1) != ((side >> b) & 1))
+      if (sim_nodeset_has(side, a) != sim_nodeset_has(side, b))
         set_blocked(s, a, b, 1);
-  sim_tracef(s, "partition %#" PRIx64 " | rest", side);
+  trace_side(s, side, -1);
 }
 
 void sim_isolate(struct sim *s, int node) {
-  sim_partition(s, 1ULL << node);
+  struct sim_nodeset one;
+  sim_nodeset_clear(&one);
+  sim_nodeset_add(&one, node);
+  sim_partition(s, &one);
 }
 
-void sim_bridge(struct sim *s, uint64_t side, int bridge) {
-  side &= ~(1ULL << bridge);
+void sim_bridge(struct sim *s, const struct sim_nodeset *side_in, int bridge) {
+  struct sim_nodeset side = *side_in;
+  if (bridge >= 0 && bridge < SIM_MAX_NODES)
+    side.w[bridge / 64] &= ~(1ULL << (bridge % 64));
   clear_blocks(s);
   for (int a = 0; a < s->cfg.nodes; a++)
     for (int b = 0; b < s->cfg.nodes; b++)
-      if (a != bridge && b != bridge && ((side >> a) & 1) != ((side >> b) & 1))
+      if (a != bridge && b != bridge &&
+          sim_nodeset_has(&side, a) != sim_nodeset_has(&side, b))
         set_blocked(s, a, b, 1);
-  sim_tracef(s, "partition %#" PRIx64 " | rest, bridged by n%d", side, bridge);
+  trace_side(s, &side, bridge);
 }
 
 void sim_one_way(struct sim *s, int from, int to) {
@@ -1119,15 +1210,75 @@ void sim_one_way(struct sim *s, int from, int to) {
 
 void sim_heal(struct sim *s) {
   clear_blocks(s);
-  for (int a = 0; a < s->cfg.nodes; a++)
-    for (int b = 0; b < s->cfg.nodes; b++)
-      s->links[a][b].clog_until = 0;
+  s->nclogs = 0;
   sim_tracef(s, "heal network");
 }
 
 void sim_clog(struct sim *s, int from, int to, sim_time us) {
-  s->links[from][to].clog_until = s->now + us;
+  struct clog *c = clog_find(s, from, to);
+  if (c == NULL) {
+    /* Forget clogs that have cleared: they delay nothing any more. */
+    size_t k = 0;
+    for (size_t i = 0; i < s->nclogs; i++)
+      if (s->clogs[i].until > s->now)
+        s->clogs[k++] = s->clogs[i];
+    s->nclogs = k;
+    if (s->nclogs == s->capclogs) {
+      size_t ncap = s->capclogs ? s->capclogs * 2 : 16;
+      struct clog *p = chorus_realloc(s->clogs, ncap * sizeof *p);
+      if (p == NULL) {
+        fail(s, CHORUS_ENOMEM, "out of memory clogging a link");
+        return;
+      }
+      s->clogs = p;
+      s->capclogs = ncap;
+    }
+    c = &s->clogs[s->nclogs++];
+    c->from = from;
+    c->to = to;
+  }
+  c->until = s->now + us;
   sim_tracef(s, "clog n%d -> n%d for %.1f ms", from, to, (double)us / 1000.0);
+}
+
+void sim_slow_node(struct sim *s, int node, sim_time in_us, sim_time out_us) {
+  if (node < 0 || node >= s->cfg.nodes)
+    return;
+  s->slow_in[node] = in_us;
+  s->slow_out[node] = out_us;
+  sim_tracef(s, "n%d slow: up to %.1f ms in, %.1f ms out", node,
+             (double)in_us / 1000.0, (double)out_us / 1000.0);
+}
+
+void sim_set_loss(struct sim *s, double drop, double dup) {
+  s->drop = drop;
+  s->dup = dup;
+  sim_tracef(s, "network loss: drop %.3f dup %.3f", drop, dup);
+}
+
+int sim_node_do(struct sim *s, int node,
+                int (*fn)(void *state, chorus_ms now, chorus_ms wall,
+                          struct sim_effects *fx, void *arg),
+                void *arg) {
+  if (node < 0 || node >= s->cfg.nodes)
+    return CHORUS_EINVAL;
+  struct node *n = &s->nodes[node];
+  if (!n->up || !n->started)
+    return CHORUS_ECLOSED;
+  if (s->failure != CHORUS_OK)
+    return s->failure;
+  hash_u64(s, 0xd0);
+  hash_u64(s, s->now);
+  hash_u64(s, (uint64_t)node);
+  struct sim_effects fx = {.s = s, .node = node};
+  int rc = fn(n->state, mono_ms(n, s->now), wall_ms(n, s->now), &fx, arg);
+  if (rc == CHORUS_OK) {
+    rc = apply_effects(s, node, &fx);
+    if (rc != CHORUS_OK)
+      fail(s, rc, "applying n%d's effects: %s", node, chorus_strerror(rc));
+  }
+  fx_release(&fx);
+  return rc;
 }
 
 /* ========================================================================
@@ -1194,6 +1345,33 @@ static int random_node(struct sim *s) {
   return (int)chorus_prng_below(&s->nemesis, (uint64_t)s->cfg.nodes);
 }
 
+/* random_side: a random proper, non-empty subset of the nodes. Up to 64
+ * nodes it is one draw of a mask in [1, all - 1], as before sets outgrew a
+ * uint64_t (so seeds replay as they did); beyond, a fair bit per node,
+ * drawn again until neither side is empty. */
+static void random_side(struct sim *s, struct sim_nodeset *side) {
+  struct chorus_prng *p = &s->nemesis;
+  int n = s->cfg.nodes;
+  sim_nodeset_clear(side);
+  if (n <= 64) {
+    uint64_t all = n >= 64 ? ~0ULL : (1ULL << n) - 1;
+    side->w[0] = chorus_prng_range(p, 1, all - 1);
+    return;
+  }
+  for (;;) {
+    int count = 0;
+    for (int w = 0; w * 64 < n; w++) {
+      uint64_t bits = chorus_prng_next(p);
+      if (n - w * 64 < 64)
+        bits &= (1ULL << (n - w * 64)) - 1;
+      side->w[w] = bits;
+      count += __builtin_popcountll(bits);
+    }
+    if (count > 0 && count < n)
+      return;
+  }
+}
+
 static void nemesis_tick(struct sim *s, void *arg) {
   if (!s->nemesis_on)
     return;
@@ -1201,19 +1379,24 @@ static void nemesis_tick(struct sim *s, void *arg) {
   const struct sim_faults *f = &s->cfg.faults;
   int n = s->cfg.nodes;
   if (n > 1 && chorus_prng_chance(p, tick_p(f->partition))) {
-    uint64_t all = n >= 64 ? ~0ULL : (1ULL << n) - 1;
+    struct sim_nodeset side;
     switch (chorus_prng_below(p, 4)) {
-    case 0: { /* two sides, each non-empty */
-      uint64_t side = chorus_prng_range(p, 1, all - 1);
-      sim_partition(s, side);
+    case 0: /* two sides, each non-empty */
+      random_side(s, &side);
+      sim_partition(s, &side);
       break;
-    }
     case 1:
       sim_isolate(s, random_node(s));
       break;
-    case 2:
-      sim_bridge(s, chorus_prng_range(p, 1, all - 1), random_node(s));
+    case 2: {
+      /* The bridge is drawn before the side: the order in which GCC
+       * evaluated the arguments of the call this replaced, so that seeds
+       * replay as they did. */
+      int bridge = random_node(s);
+      random_side(s, &side);
+      sim_bridge(s, &side, bridge);
       break;
+    }
     default: {
       int a = random_node(s), b = random_node(s);
       if (a != b)
@@ -1466,8 +1649,23 @@ int sim_new(const struct sim_config *cfg, struct sim **out) {
   if (s == NULL)
     return CHORUS_ENOMEM;
   s->cfg = *cfg;
-  s->hash = 0xcbf29ce484222325ULL;
   sim_history_init(&s->history);
+  size_t nn = (size_t)cfg->nodes, nd = (size_t)cfg->dcs;
+  s->nodes = chorus_calloc(nn, sizeof *s->nodes);
+  s->ids = chorus_calloc(nn, sizeof *s->ids);
+  s->dc = chorus_calloc(nn, sizeof *s->dc);
+  s->slow_in = chorus_calloc(nn, sizeof *s->slow_in);
+  s->slow_out = chorus_calloc(nn, sizeof *s->slow_out);
+  s->dc_lat = chorus_calloc(nd * nd, sizeof *s->dc_lat);
+  s->blocked = chorus_calloc(nn * nn, 1);
+  if (s->nodes == NULL || s->ids == NULL || s->dc == NULL ||
+      s->slow_in == NULL || s->slow_out == NULL || s->dc_lat == NULL ||
+      s->blocked == NULL) {
+    s->cfg.nodes = 0; /* nothing to destroy yet */
+    sim_free(s);
+    return CHORUS_ENOMEM;
+  }
+  s->hash = 0xcbf29ce484222325ULL;
   chorus_prng_seed(&s->master, cfg->seed);
   chorus_prng_derive(&s->net, &s->master, TAG_NET);
   chorus_prng_derive(&s->clock, &s->master, TAG_CLOCK);
@@ -1478,10 +1676,12 @@ int sim_new(const struct sim_config *cfg, struct sim **out) {
   /* Latency matrix: sub-millisecond inside a datacenter, 40-150 ms across
    * (one-way), symmetric. */
   for (int a = 0; a < cfg->dcs; a++) {
-    s->dc_lat[a][a] = chorus_prng_range(&s->net, 100, 900);
+    s->dc_lat[(size_t)a * nd + (size_t)a] =
+        chorus_prng_range(&s->net, 100, 900);
     for (int b = a + 1; b < cfg->dcs; b++)
-      s->dc_lat[a][b] = s->dc_lat[b][a] =
-          chorus_prng_range(&s->net, SIM_MS(40), SIM_MS(150));
+      s->dc_lat[(size_t)a * nd + (size_t)b] =
+          s->dc_lat[(size_t)b * nd + (size_t)a] =
+              chorus_prng_range(&s->net, SIM_MS(40), SIM_MS(150));
   }
   int rc = CHORUS_OK;
   for (int i = 0; i < cfg->nodes; i++) {
@@ -1537,5 +1737,13 @@ void sim_free(struct sim *s) {
     chorus_free(s->clients_[c].context);
   }
   sim_history_free(&s->history);
+  chorus_free(s->nodes);
+  chorus_free(s->ids);
+  chorus_free(s->dc);
+  chorus_free(s->slow_in);
+  chorus_free(s->slow_out);
+  chorus_free(s->dc_lat);
+  chorus_free(s->blocked);
+  chorus_free(s->clogs);
   chorus_free(s);
 }

@@ -99,6 +99,15 @@ static int probe_handle(void *state, const struct sim_event *ev,
         }
       return sim_fx_reply(fx, &ok);
     }
+    if (r->klen == 6 && memcmp(r->key, "stream", 6) == 0) {
+      for (int i = 0; i < sim_nodes(g_sim); i++)
+        if (i != p->index) {
+          int rc = sim_fx_send_stream(fx, i, r->value, r->vlen);
+          if (rc != CHORUS_OK)
+            return rc;
+        }
+      return sim_fx_reply(fx, &ok);
+    }
     chorus_seq seq;
     int rc = store_put(p->store, STORE_DATA, r->value, r->vlen, "x", 1, &seq);
     if (rc != CHORUS_OK) {
@@ -232,7 +241,10 @@ static void partitions_block_what_they_should(void **state) {
   assert_int_equal(got(s, 2, 3), 1);
   assert_int_equal(got(s, 0, 4), 1);
 
-  sim_bridge(s, 1u << 0, 1); /* n0 | n2, n1 talks to both */
+  struct sim_nodeset side;
+  sim_nodeset_clear(&side);
+  sim_nodeset_add(&side, 0);
+  sim_bridge(s, &side, 1); /* n0 | n2, n1 talks to both */
   broadcast(s, 0, 5);
   broadcast(s, 1, 6);
   assert_int_equal(sim_run_for(s, SIM_MS(50)), CHORUS_OK);
@@ -279,6 +291,113 @@ static void drops_duplicates_and_clogs(void **state) {
   broadcast(s, 0, 1);
   assert_int_equal(sim_run_for(s, SIM_MS(50)), CHORUS_OK);
   assert_int_equal(got(s, 1, 1), 0);
+  sim_free(s);
+}
+
+/* Beyond 64 nodes: tables sized at creation, partitions named by a
+ * struct sim_nodeset, the nemesis drawing sides of any size. */
+static void large_clusters_and_node_sets(void **state) {
+  (void)state;
+  struct sim *s = probe_sim(1000, 4, 15);
+  struct sim_nodeset side;
+  sim_nodeset_clear(&side);
+  for (int i = 100; i < 200; i++)
+    sim_nodeset_add(&side, i);
+  sim_nodeset_add(&side, 999);
+  sim_nodeset_add(&side, SIM_MAX_NODES); /* ignored */
+  assert_true(sim_nodeset_has(&side, 999));
+  assert_false(sim_nodeset_has(&side, 200));
+  assert_false(sim_nodeset_has(&side, -1));
+  sim_partition(s, &side);
+  broadcast(s, 150, 1);
+  broadcast(s, 998, 2);
+  assert_int_equal(sim_run_for(s, SIM_MS(400)), CHORUS_OK);
+  assert_int_equal(got(s, 999, 1) + got(s, 100, 1) + got(s, 199, 1), 3);
+  assert_int_equal(got(s, 0, 1) + got(s, 200, 1) + got(s, 998, 1), 0);
+  assert_int_equal(got(s, 0, 2) + got(s, 500, 2), 2);
+  assert_int_equal(got(s, 999, 2) + got(s, 150, 2), 0);
+  sim_heal(s);
+  broadcast(s, 150, 3);
+  assert_int_equal(sim_run_for(s, SIM_MS(400)), CHORUS_OK);
+  assert_int_equal(got(s, 0, 3) + got(s, 998, 3), 2);
+  sim_free(s);
+
+  /* The nemesis partitions a 100-node cluster; every node still up. */
+  struct sim_config cfg = {
+      .seed = 16, .nodes = 100, .dcs = 2, .ops = &probe_ops};
+  cfg.faults.partition = 40;
+  assert_int_equal(sim_new(&cfg, &s), CHORUS_OK);
+  g_sim = s;
+  assert_int_equal(sim_nemesis_start(s), CHORUS_OK);
+  assert_int_equal(sim_run_for(s, SIM_MS(500)), CHORUS_OK);
+  assert_int_equal(sim_nemesis_stop(s), CHORUS_OK);
+  broadcast(s, 0, 4);
+  assert_int_equal(sim_run_for(s, SIM_MS(400)), CHORUS_OK);
+  for (int i = 1; i < 100; i++)
+    assert_int_equal(got(s, i, 4), 1);
+  sim_free(s);
+
+  cfg.nodes = SIM_MAX_NODES + 1;
+  assert_int_equal(sim_new(&cfg, &s), CHORUS_EINVAL);
+}
+
+/* A slow node gets its messages late; streams survive total loss. */
+static void slow_nodes_and_streams(void **state) {
+  (void)state;
+  struct sim *s = probe_sim(3, 1, 17);
+  sim_slow_node(s, 2, SIM_MS(300), 0);
+  sim_time t0 = sim_now(s);
+  for (uint64_t v = 1; v <= 10; v++)
+    broadcast(s, 0, v);
+  assert_int_equal(sim_run_for(s, SIM_MS(400)), CHORUS_OK);
+  sim_time slowest = 0;
+  for (uint64_t v = 1; v <= 10; v++) {
+    assert_true(arrival(s, 1, v) - t0 < SIM_MS(10));
+    sim_time d = arrival(s, 2, v) - t0;
+    assert_true(d < SIM_MS(312));
+    if (d > slowest)
+      slowest = d;
+  }
+  assert_true(slowest > SIM_MS(100));
+  sim_slow_node(s, 2, 0, 0);
+
+  sim_set_loss(s, 1.0, 1.0);
+  broadcast(s, 0, 11);
+  const struct sim_result *r = sim_put(s, 0, "stream", 12);
+  assert_non_null(r);
+  assert_int_equal(r->outcome, SIM_OK);
+  assert_int_equal(sim_run_for(s, SIM_MS(50)), CHORUS_OK);
+  assert_int_equal(got(s, 1, 11) + got(s, 2, 11), 0);
+  assert_int_equal(got(s, 1, 12), 1); /* once: no duplicate either */
+  assert_int_equal(got(s, 2, 12), 1);
+  sim_isolate(s, 2); /* partitions still cut streams */
+  assert_int_equal(sim_put(s, 0, "stream", 13)->outcome, SIM_OK);
+  assert_int_equal(sim_run_for(s, SIM_MS(50)), CHORUS_OK);
+  assert_int_equal(got(s, 1, 13) + got(s, 2, 13), 1);
+  sim_free(s);
+}
+
+static int send_to_1(void *state, chorus_ms now, chorus_ms wall,
+                     struct sim_effects *fx, void *arg) {
+  (void)state;
+  (void)now;
+  (void)wall;
+  uint8_t b[8];
+  store_be64_put(b, *(const uint64_t *)arg);
+  return sim_fx_send(fx, 1, b, sizeof b);
+}
+
+/* An operator command runs inside a live node, its effects applied. */
+static void node_do_runs_inside_the_node(void **state) {
+  (void)state;
+  struct sim *s = probe_sim(2, 1, 18);
+  uint64_t v = 9;
+  assert_int_equal(sim_node_do(s, 0, send_to_1, &v), CHORUS_OK);
+  assert_int_equal(sim_run_for(s, SIM_MS(10)), CHORUS_OK);
+  assert_int_equal(got(s, 1, 9), 1);
+  sim_kill(s, 0, SIM_KEEP_ALL);
+  assert_int_equal(sim_node_do(s, 0, send_to_1, &v), CHORUS_ECLOSED);
+  assert_int_equal(sim_node_do(s, 2, send_to_1, &v), CHORUS_EINVAL);
   sim_free(s);
 }
 
@@ -396,6 +515,9 @@ int main(void) {
       cmocka_unit_test(latency_follows_the_datacenter_matrix),
       cmocka_unit_test(partitions_block_what_they_should),
       cmocka_unit_test(drops_duplicates_and_clogs),
+      cmocka_unit_test(large_clusters_and_node_sets),
+      cmocka_unit_test(slow_nodes_and_streams),
+      cmocka_unit_test(node_do_runs_inside_the_node),
       cmocka_unit_test(crash_loses_exactly_the_unsynced_writes),
       cmocka_unit_test(dead_incarnations_get_no_events),
       cmocka_unit_test(fsync_failure_fails_barrier_and_restarts_node),

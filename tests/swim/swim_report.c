@@ -1,6 +1,7 @@
-/* swim_report.c: measures SWIM on the harness for 10, 100 and 1,000
- * members and prints the report table: detection time, false positives,
- * messages per member per period, dissemination rounds.
+/* swim_report.c: measures SWIM on the cluster simulator (through
+ * swim_sim_adapter.h) for 10, 100 and 1,000 members and prints the report
+ * table: detection time, false positives, messages per member per period,
+ * dissemination rounds.
  *
  *   swim-report [sizes...]      (default: 10 100 1000)
  */
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "swim_harness.h"
+#include "swim_sim_adapter.h"
 
 static int cmp_ms(const void *a, const void *b) {
   chorus_ms x = *(const chorus_ms *)a, y = *(const chorus_ms *)b;
@@ -32,36 +33,37 @@ static void die(int rc, const char *what) {
  * dead everywhere), measuring first suspicion and first/all dead. */
 static void detection(int n, int trials, chorus_ms *susp, chorus_ms *dead1,
                       chorus_ms *deadall, uint64_t *fp) {
-  struct sh_config c = {
+  struct swim_sim_config c = {
       .nodes = n, .seed = 1000 + (uint64_t)n, .slow_node = -1, .bootstrap = 1};
-  struct sh *h = NULL;
-  die(sh_new(&c, &h), "sh_new");
+  struct swim_sim *h = NULL;
+  die(swim_sim_new(&c, &h), "swim_sim_new");
   struct swim_timing t;
   swim_timing_lan(&t);
   chorus_ms wait = swim_suspicion_timeout(&t, (size_t)n, 2, 0) + 10000;
   chorus_ms now = 10000;
-  die(sh_run_until(h, now), "run");
+  die(swim_sim_run_until(h, now), "run");
   for (int k = 0; k < trials; k++) {
     int victim = 1 + k; /* trials < n: each victim crashes once */
     /* crash at a random phase within the period */
     now += 137 * (chorus_ms)(k + 1) % 1000;
-    die(sh_run_until(h, now), "run");
-    sh_subject_reset(h, victim);
-    sh_kill(h, victim);
+    die(swim_sim_run_until(h, now), "run");
+    swim_sim_subject_reset(h, victim);
+    swim_sim_kill(h, victim);
     chorus_ms crash = now;
     now += wait;
-    die(sh_run_until(h, now), "run");
-    const struct sh_subject *s = sh_subject(h, victim);
+    die(swim_sim_run_until(h, now), "run");
+    const struct swim_sim_subject *s = swim_sim_subject(h, victim);
     susp[k] = s->first_suspect - crash;
     dead1[k] = s->first_dead - crash;
     /* all dead: the last live observer to mark it */
     chorus_ms last = 0;
     int all = 1;
     for (int i = 0; i < n; i++) {
-      struct swim *sw = sh_swim(h, i);
+      struct swim *sw = swim_sim_node(h, i);
       if (sw == NULL)
         continue;
-      const struct swim_member *m = swim_member_find(sw, sh_id(h, victim));
+      const struct swim_member *m =
+          swim_member_find(sw, swim_sim_id(h, victim));
       if (m == NULL || m->state != SWIM_DEAD) {
         all = 0;
         continue;
@@ -69,61 +71,61 @@ static void detection(int n, int trials, chorus_ms *susp, chorus_ms *dead1,
       if (m->state_since > last)
         last = m->state_since;
     }
-    deadall[k] = all ? last - crash : SH_NEVER;
+    deadall[k] = all ? last - crash : SWIM_SIM_NEVER;
   }
-  *fp = sh_false_deaths(h);
-  sh_free(h);
+  *fp = swim_sim_false_deaths(h);
+  swim_sim_free(h);
 }
 
 /* Steady state: false positives and message load over `periods`. */
 static void steady(int n, double loss, int slow, int periods, int lifeguard,
                    uint64_t *fp, double *msgs, uint64_t *susp) {
-  struct sh_config c = {.nodes = n,
-                        .no_lifeguard = !lifeguard,
-                        .seed = 2000 + (uint64_t)n,
-                        .loss = loss,
-                        .slow_node = slow,
-                        .slow_ms = 1500,
-                        .bootstrap = 1};
-  struct sh *h = NULL;
-  die(sh_new(&c, &h), "sh_new");
-  die(sh_run_until(h, (chorus_ms)periods * 1000), "run");
-  *fp = sh_false_deaths(h);
-  *msgs = (double)sh_datagrams(h) / ((double)n * periods);
+  struct swim_sim_config c = {.nodes = n,
+                              .no_lifeguard = !lifeguard,
+                              .seed = 2000 + (uint64_t)n,
+                              .loss = loss,
+                              .slow_node = slow,
+                              .slow_ms = 1500,
+                              .bootstrap = 1};
+  struct swim_sim *h = NULL;
+  die(swim_sim_new(&c, &h), "swim_sim_new");
+  die(swim_sim_run_until(h, (chorus_ms)periods * 1000), "run");
+  *fp = swim_sim_false_deaths(h);
+  *msgs = (double)swim_sim_datagrams(h) / ((double)n * periods);
   *susp = 0;
   for (int i = 0; i < n; i++)
-    *susp += sh_subject(h, i)->suspect_events;
-  sh_free(h);
+    *susp += swim_sim_subject(h, i)->suspect_events;
+  swim_sim_free(h);
 }
 
 /* Periods until an update made at one node is known everywhere. */
 static double dissemination(int n, int gossip) {
-  struct sh_config c = {.nodes = n,
-                        .seed = 3000 + (uint64_t)n,
-                        .slow_node = -1,
-                        .bootstrap = 1,
-                        .no_gossip = !gossip};
-  struct sh *h = NULL;
-  die(sh_new(&c, &h), "sh_new");
-  die(sh_run_until(h, 5000), "run");
-  struct swim *s0 = sh_swim(h, 0);
-  struct swim_meta m = swim_member_find(s0, sh_id(h, 0))->meta;
+  struct swim_sim_config c = {.nodes = n,
+                              .seed = 3000 + (uint64_t)n,
+                              .slow_node = -1,
+                              .bootstrap = 1,
+                              .no_gossip = !gossip};
+  struct swim_sim *h = NULL;
+  die(swim_sim_new(&c, &h), "swim_sim_new");
+  die(swim_sim_run_until(h, 5000), "run");
+  struct swim *s0 = swim_sim_node(h, 0);
+  struct swim_meta m = swim_member_find(s0, swim_sim_id(h, 0))->meta;
   m.ownership = RING_LEAVING;
-  chorus_ms t0 = sh_now(h);
-  sh_track(h, sh_id(h, 0), swim_incarnation(s0) + 1);
-  die(swim_set_meta(s0, &m, t0), "set_meta");
-  die(sh_run_until(h, t0 + 60000), "run");
+  chorus_ms t0 = swim_sim_now(h);
+  swim_sim_track(h, swim_sim_id(h, 0), swim_incarnation(s0) + 1);
+  die(swim_sim_set_meta(h, 0, &m), "set_meta");
+  die(swim_sim_run_until(h, t0 + 60000), "run");
   chorus_ms last = 0;
   for (int i = 1; i < n; i++) {
-    chorus_ms t = sh_tracked_at(h, i);
-    if (t == SH_NEVER) {
-      sh_free(h);
+    chorus_ms t = swim_sim_tracked_at(h, i);
+    if (t == SWIM_SIM_NEVER) {
+      swim_sim_free(h);
       return -1;
     }
     if (t - t0 > last)
       last = t - t0;
   }
-  sh_free(h);
+  swim_sim_free(h);
   return (double)last / 1000.0;
 }
 
@@ -181,7 +183,7 @@ int main(int argc, char **argv) {
            "%.1f / %.1f | %.1f |\n",
            n, smed / 1000, (double)smax / 1000, dmed / 1000,
            (double)dmax / 1000,
-           dall_max == SH_NEVER ? -1.0 : (double)dall_max / 1000,
+           dall_max == SWIM_SIM_NEVER ? -1.0 : (double)dall_max / 1000,
            swim_suspicion_timeout(&t, (size_t)n, 2, 2) / 1000.0,
            swim_suspicion_timeout(&t, (size_t)n, 2, 0) / 1000.0,
            (unsigned long long)fp_crash, (unsigned long long)fp0,
