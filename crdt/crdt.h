@@ -69,6 +69,12 @@ struct crdt_dot {
   uint64_t counter;
 };
 
+/* Event counters (dot counters and the vv entries of a causal context) stay
+ * at or below CRDT_EVENT_MAX, so "the next event", counter + 1, never wraps.
+ * No replica mints 2^63 events; a decoded value that claims more is refused
+ * as malformed, and minting past the bound fails with CHORUS_ERANGE. */
+#define CRDT_EVENT_MAX (UINT64_MAX >> 1)
+
 /* ========================================================================
  * Version vectors
  *
@@ -233,7 +239,8 @@ int dvv_copy(struct dvv *dst, const struct dvv *src);
  * *@dot (may be NULL) receives the minted dot; *@flags (may be NULL) gets
  * DVV_WARN or 0.
  * Errors: CHORUS_ESIBLINGS (over @lim->reject; @d unchanged),
- * CHORUS_ETOOBIG (@len > DVV_VALUE_MAX), CHORUS_ENOMEM (@d unchanged). */
+ * CHORUS_ETOOBIG (@len > DVV_VALUE_MAX), CHORUS_ERANGE (@coord's counter is
+ * at CRDT_EVENT_MAX), CHORUS_ENOMEM (@d unchanged). */
 int dvv_put(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
             const void *value, size_t len, const struct dvv_limits *lim,
             struct crdt_dot *dot, unsigned *flags);
@@ -506,7 +513,8 @@ void orset_free(struct orset *s);
 int orset_copy(struct orset *dst, const struct orset *src);
 /* orset_add: adds @elem (@len bytes, copied) at @node. @delta (may be NULL;
  * initialised) becomes the delta. Errors: CHORUS_ETOOBIG
- * (@len > ORSET_ELEM_MAX), CHORUS_ENOMEM (nothing changed). */
+ * (@len > ORSET_ELEM_MAX), CHORUS_ERANGE (@node's counter is at
+ * CRDT_EVENT_MAX), CHORUS_ENOMEM (nothing changed). */
 int orset_add(struct orset *s, chorus_node_id node, const void *elem,
               size_t len, struct orset *delta);
 /* orset_remove: removes @elem if present; *@removed (may be NULL) says so.

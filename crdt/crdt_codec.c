@@ -390,11 +390,15 @@ static int rd_dot(struct rd *r, struct crdt_dot *d, const char *what) {
     rc = rd_uint(r, &d->counter, what);
   if (rc == CHORUS_OK && d->counter == 0)
     return rd_fail(r, "%s: dot counter 0", what);
+  if (rc == CHORUS_OK && d->counter > CRDT_EVENT_MAX)
+    return rd_fail(r, "%s: dot counter %llu over the event bound", what,
+                   (unsigned long long)d->counter);
   return rc;
 }
 
-/* A vv body into an initialised (empty) @v. */
-static int rd_vv(struct rd *r, struct vv *v, const char *what) {
+/* A vv body into an initialised (empty) @v; counters above @max are
+ * refused (CRDT_EVENT_MAX for causal contexts, UINT64_MAX for counts). */
+static int rd_vv(struct rd *r, struct vv *v, uint64_t max, const char *what) {
   uint32_t n;
   int rc = rd_array(r, &n, 1, what);
   if (rc != CHORUS_OK)
@@ -411,6 +415,10 @@ static int rd_vv(struct rd *r, struct vv *v, const char *what) {
     if (e.counter == 0)
       return rd_fail(r, "%s: zero counter for node %016llx", what,
                      (unsigned long long)e.node);
+    if (e.counter > max)
+      return rd_fail(r, "%s: counter %llu for node %016llx over the bound",
+                     what, (unsigned long long)e.counter,
+                     (unsigned long long)e.node);
     if (i > 0 && e.node <= v->e[i - 1].node)
       return rd_fail(r, "%s: nodes not strictly ascending", what);
     v->e[v->n++] = e;
@@ -423,7 +431,7 @@ int vv_decode(struct vv *out, const uint8_t *buf, size_t len, char *errmsg) {
   vv_init(out);
   int rc = rd_version(&r, "vv");
   if (rc == CHORUS_OK)
-    rc = rd_vv(&r, out, "vv");
+    rc = rd_vv(&r, out, CRDT_EVENT_MAX, "vv");
   if (rc == CHORUS_OK)
     rc = rd_end(&r, "vv");
   if (rc != CHORUS_OK)
@@ -438,7 +446,7 @@ int dvv_decode(struct dvv *out, const uint8_t *buf, size_t len, char *errmsg) {
   int rc;
   if ((rc = rd_version(&r, "dvv")) != CHORUS_OK ||
       (rc = rd_tuple(&r, 2, "dvv")) != CHORUS_OK ||
-      (rc = rd_vv(&r, &out->vv, "dvv vv")) != CHORUS_OK ||
+      (rc = rd_vv(&r, &out->vv, CRDT_EVENT_MAX, "dvv vv")) != CHORUS_OK ||
       (rc = rd_array(&r, &n, 1, "dvv siblings")) != CHORUS_OK)
     goto err_after_init;
   if (n % 3) {
@@ -503,7 +511,7 @@ int gcounter_decode(struct gcounter *out, const uint8_t *buf, size_t len,
   gcounter_init(out);
   int rc;
   if ((rc = rd_version(&r, "gcounter")) != CHORUS_OK ||
-      (rc = rd_vv(&r, &out->slots, "gcounter")) != CHORUS_OK ||
+      (rc = rd_vv(&r, &out->slots, UINT64_MAX, "gcounter")) != CHORUS_OK ||
       (rc = rd_end(&r, "gcounter")) != CHORUS_OK)
     gcounter_free(out);
   return rc;
@@ -601,7 +609,7 @@ int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
   int rc;
   if ((rc = rd_version(&r, "set")) != CHORUS_OK ||
       (rc = rd_tuple(&r, 3, "set")) != CHORUS_OK ||
-      (rc = rd_vv(&r, &out->ctx.vv, "set vv")) != CHORUS_OK ||
+      (rc = rd_vv(&r, &out->ctx.vv, CRDT_EVENT_MAX, "set vv")) != CHORUS_OK ||
       (rc = rd_array(&r, &n, 1, "set cloud")) != CHORUS_OK)
     goto err_after_init;
   if (n % 2) {

@@ -81,6 +81,11 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
     return CHORUS_ESIBLINGS;
   }
 
+  uint64_t mine = vv_get(&d->vv, coord), theirs = vv_get(ctx, coord);
+  uint64_t last = mine > theirs ? mine : theirs;
+  if (last >= CRDT_EVENT_MAX)
+    return CHORUS_ERANGE;
+
   /* Reserve everything first so that nothing below can fail half-way. */
   struct dvv_sibling s = {{coord, 0}, NULL, (uint32_t)len, tombstone};
   if (len > 0 && (s.value = chorus_memdup(value, len)) == NULL)
@@ -92,8 +97,7 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
     return CHORUS_ENOMEM;
   }
 
-  uint64_t mine = vv_get(&d->vv, coord), theirs = vv_get(ctx, coord);
-  s.dot.counter = (mine > theirs ? mine : theirs) + 1;
+  s.dot.counter = last + 1;
   (void)vv_join(&d->vv, ctx);                 /* reserved */
   (void)vv_set(&d->vv, coord, s.dot.counter); /* reserved */
 

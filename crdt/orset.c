@@ -122,6 +122,8 @@ int orset_add(struct orset *s, chorus_node_id node, const void *elem,
   bool found;
   uint32_t i = elem_find(s, elem, len, &found);
   struct crdt_dot d = crdt_ctx_next(&s->ctx, node);
+  if (d.counter > CRDT_EVENT_MAX)
+    return CHORUS_ERANGE;
 
   /* Everything fallible first: the delta, the new element's memory, the
    * context's room for the dot. Then commit. */

@@ -285,6 +285,40 @@ static void dvv_sibling_cap(void **state) {
  * HLC
  * ------------------------------------------------------------------------ */
 
+/* Minting past CRDT_EVENT_MAX is refused and changes nothing, so "the next
+ * event" never wraps to 0 (which would alias the first event). */
+static void event_counter_bound(void **state) {
+  (void)state;
+  struct vv ctx;
+  vv_init(&ctx);
+  assert_int_equal(vv_set(&ctx, 7, CRDT_EVENT_MAX), CHORUS_OK);
+  struct dvv d;
+  dvv_init(&d);
+  assert_int_equal(dvv_put(&d, 7, &ctx, "v", 1, NULL, NULL, NULL),
+                   CHORUS_ERANGE);
+  assert_int_equal(d.n, 0);
+  struct crdt_dot dot;
+  assert_int_equal(vv_set(&ctx, 7, CRDT_EVENT_MAX - 1), CHORUS_OK);
+  assert_int_equal(dvv_put(&d, 7, &ctx, "v", 1, NULL, &dot, NULL), CHORUS_OK);
+  assert_true(dot.counter == CRDT_EVENT_MAX);
+  assert_int_equal(dvv_put(&d, 7, NULL, "w", 1, NULL, NULL, NULL),
+                   CHORUS_ERANGE);
+  assert_int_equal(d.n, 1);
+  dvv_free(&d);
+
+  struct orset s, before;
+  orset_init(&s);
+  orset_init(&before);
+  assert_int_equal(vv_set(&s.ctx.vv, 7, CRDT_EVENT_MAX), CHORUS_OK);
+  assert_int_equal(orset_copy(&before, &s), CHORUS_OK);
+  assert_int_equal(orset_add(&s, 7, "x", 1, NULL), CHORUS_ERANGE);
+  assert_true(orset_equal(&s, &before));
+  assert_int_equal(orset_add(&s, 8, "x", 1, NULL), CHORUS_OK);
+  orset_free(&before);
+  orset_free(&s);
+  vv_free(&ctx);
+}
+
 static void hlc_rules(void **state) {
   (void)state;
   struct hlc h;
@@ -709,6 +743,20 @@ static void hostile_encodings(void **state) {
   assert_int_equal(orset_decode(&s, cloud, sizeof cloud, err),
                    CHORUS_EMALFORMED);
   assert_non_null(strstr(err, "compacted"));
+  /* A vv entry at UINT64_MAX made "vv + 1" wrap, so a cloud dot passed the
+   * compaction check and the self-join differed (fuzz_orset, CI). Event
+   * counters now stop at CRDT_EVENT_MAX. */
+  static const uint8_t wrap[] = {
+      1,    0x93, 0x92, 1, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+      0x92, 1,    0xcf, 0, 0,    0,    0xfe, 0xff, 0xff, 0xfb, 0x92, 0x90};
+  assert_int_equal(orset_decode(&s, wrap, sizeof wrap, err), CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "over the bound"));
+  static const uint8_t far_dot[] = {1, 0x92, 0x92, 7, 0xcf, 0x80, 0,    0,    0,
+                                    0, 0,    0,    0, 0x93, 7,    0xcf, 0x80, 0,
+                                    0, 0,    0,    0, 0,    0,    0xc0};
+  assert_int_equal(dvv_decode(&d, far_dot, sizeof far_dot, err),
+                   CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "over the bound"));
   /* An element dot the context never saw. */
   static const uint8_t elem[] = {1, 0x93, 0x90, 0x90, 0x92, 0xc4,
                                  1, 'x',  0x92, 1,    1};
@@ -868,6 +916,7 @@ int main(void) {
       cmocka_unit_test(dvv_put_join_and_discard),
       cmocka_unit_test(dvv_tombstones),
       cmocka_unit_test(dvv_sibling_cap),
+      cmocka_unit_test(event_counter_bound),
       cmocka_unit_test(hlc_rules),
       cmocka_unit_test(gcounter_basics),
       cmocka_unit_test(pncounter_op_ids),
