@@ -1,0 +1,257 @@
+/* repl.h: the coordinator and replica protocol of one chorus node: tunable
+ * quorums, read repair, hinted handoff, forwarding (DESIGN.md §4; Dynamo
+ * §4.5-4.6; Riak's and Cassandra's request options).
+ *
+ * WHAT IT IS
+ *
+ * One struct repl per node, a sans-I/O state machine (DESIGN.md §3). The
+ * driver (chorusd's libuv loop in node/, or the simulator's adapter in
+ * tests/sim) hands it events and it answers through struct repl_effects:
+ *
+ *   events in                          effects out
+ *     repl_start       boot/restart       send       a wire message to a peer
+ *     repl_client      a client request   reply      a client request's answer
+ *     repl_peer        a peer's message   timer      a one-shot timer
+ *     repl_timer       a timer fired      sync       a sync barrier on the
+ * store repl_sync_done   a barrier ended repl_member      a peer went up or
+ * down (SWIM) repl_set_ring    a new ring snapshot
+ *
+ * Messages are struct wire_msg (client/wire.h): the structs are the
+ * protocol's schema; encoding and framing are the driver's. Every effect
+ * is called synchronously from inside the event call and borrows its
+ * arguments for the call only: the driver encodes or copies them at once.
+ * The instance must not be re-entered from an effect. Reads and unsynced
+ * writes go straight to the node's struct store (synchronous, DESIGN.md
+ * §3); durability is the sync effect, answered by repl_sync_done().
+ *
+ * THE WRITE PATH (PUT, DELETE, COUNTER_ADD, SET_ADD, SET_REMOVE)
+ *
+ * The coordinator must be a natural replica of the key; any other node
+ * forwards the request, unchanged, to the first live natural replica (one
+ * hop: a request that arrives from a peer is never forwarded again) and
+ * relays the answer. The coordinating replica
+ *   1. resolves the request's options against the key's preference list and
+ *      the live members: an impossible level (w > N, a LOCAL level without
+ *      datacenters) is CHORUS_EINVAL, too few live replicas (natural, plus
+ *      fallbacks when sloppy) CHORUS_EUNAVAILABLE, both before anything is
+ *      written or sent;
+ *   2. reads its object, applies the update with a dot of its own actor
+ *      (below), and writes the object together with one hint per other
+ *      replica in one atomic batch, then asks for a sync barrier;
+ *   3. once the batch is durable it counts itself and sends the object to
+ *      the other replicas (REPLICA_WRITE, durable flag), which join it into
+ *      their own object, make it durable and acknowledge; a natural replica
+ *      that membership holds down is skipped, or, with a sloppy quorum,
+ *      replaced by the next live fallback, which keeps the object as a hint
+ *      for it (HINT_DELIVER) and counts toward w (never toward pw);
+ *   4. answers OK once the acknowledgements meet w and pw, or ETIMEDOUT
+ *      (with the count, "may have been applied") when the timeout fires
+ *      first.
+ * Sending only after the coordinator's own barrier costs one fsync of
+ * latency and buys this: no replica ever holds a write that the
+ * coordinator could lose in a crash and then mint again under the same dot.
+ *
+ * HINTS ARE WRITTEN AHEAD. A hint says "target T may be missing key K" and
+ * is written with the object itself, before anything is sent; T's
+ * acknowledgement of that write deletes it (if no later write re-armed
+ * it). So a write that a replica did not acknowledge in time is a durable
+ * hint by construction, whatever crashes: the coordinator's crash before
+ * its barrier loses the write everywhere (nobody got it), and after it the
+ * hint replays. One hint per (target, key): replay sends the current
+ * object, which covers every write the hint stood for (a join). Replay is
+ * periodic and triggered when membership sees the target alive, rate-
+ * limited, and idempotent; hints are bounded per target in bytes and in
+ * age: over a bound the hint is dropped and counted (anti-entropy, a later
+ * module, repairs the gap).
+ *
+ * THE READ PATH (GET, COUNTER_READ, SET_READ)
+ *
+ * The coordinating replica reads its own object and asks every other live
+ * natural replica (REPLICA_READ), waits for r answers (itself included),
+ * joins them and answers: kv siblings without tombstones plus the causal
+ * context; not found is an empty answer, not an error. Read repair sends
+ * the joined object to each replica whose answer lacked something, and
+ * joins it into the coordinator's own: `async` (the default) after
+ * answering, also for answers that arrive later; `blocking` before
+ * answering, waiting for the repaired replicas' acknowledgements; `off`.
+ *
+ * ACTORS: the dots a node mints are not in its node id's name but in an
+ * actor id derived from (node id, epoch), where the epoch is a counter in
+ * the store's meta space made durable at every start before the node
+ * coordinates anything (Riak's vnode-vclock lesson). A crash that loses
+ * unsynced state can therefore never mint a dot that a replica already
+ * holds for a different value. The cost: one version-vector entry per
+ * incarnation of a coordinator.
+ *
+ * CONSISTENCY LEVELS (struct wire_options, resolved per request)
+ *
+ *   count k    k acknowledgements from any replicas (1..N)
+ *   ONE TWO THREE, QUORUM (N/2+1), ALL (N)      N = all natural replicas
+ *   LOCAL_ONE, LOCAL_QUORUM    1 or RF(dc)/2+1 from the coordinator's own
+ *                              datacenter, counting only its replicas
+ *   EACH_QUORUM                RF(dc)/2+1 in every replicated datacenter
+ * pr/pw (same scale) demand that many natural replicas among them; a
+ * fallback never counts toward them. Pending replicas (joining nodes) get
+ * every write but never count.
+ */
+#ifndef CHORUS_REPL_H
+#define CHORUS_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chorus_error.h"
+#include "chorus_trace.h"
+#include "chorus_types.h"
+#include "ring.h"
+#include "store.h"
+#include "wire.h"
+
+/* ------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------ */
+
+struct repl_config {
+  chorus_node_id self;
+  char dc[RING_NAME_MAX]; /* this node's datacenter (LOCAL_* levels) */
+  uint64_t seed;          /* the instance PRNG (fallback choice, jitter) */
+  /* Defaults for options a request leaves at 0. */
+  int32_t r, w;         /* default WIRE_QUORUM */
+  chorus_ms timeout_ms; /* default 2000 */
+  bool sloppy;          /* default false: set sloppy_default to use it */
+  bool sloppy_default;  /* whether @sloppy was given */
+  uint8_t read_repair;  /* enum wire_read_repair; default async */
+  /* Hints. */
+  uint64_t hint_max_bytes;   /* per target; default 64 MiB */
+  chorus_ms hint_max_age_ms; /* default 3 h (Cassandra's hint window) */
+  chorus_ms hint_interval;   /* replay round period; default 1000 ms */
+  uint32_t hint_batch;       /* hints in flight per target; default 16 */
+  uint32_t fallbacks;        /* fallbacks looked up for sloppy writes; 3 */
+  const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
+};
+
+/* repl_config_defaults: fills @cfg with the defaults above for node @self. */
+void repl_config_defaults(struct repl_config *cfg, chorus_node_id self);
+
+/* ------------------------------------------------------------------------
+ * Effects
+ * ------------------------------------------------------------------------ */
+
+/* Where a request came from: a client connection, or a peer that forwarded
+ * it (and must get the answer under the request id it used). */
+struct repl_origin {
+  bool from_peer;
+  chorus_node_id peer; /* when from_peer */
+  uint64_t cookie;     /* the driver's own: connection and request id */
+};
+
+struct repl_effects {
+  void *ctx;
+  /* send: @m (borrowed for the call) to peer @to. Delivery is not
+   * guaranteed: the protocol tolerates loss, duplication and reordering. */
+  int (*send)(void *ctx, chorus_node_id to, const struct wire_msg *m);
+  /* reply: the answer to the request that came from @origin: a reply
+   * message or WIRE_ERROR. @maybe_applied (writes only): an error after
+   * which the write may still take effect (timeouts, partial quorums);
+   * false means it certainly did not. Exactly once per request. */
+  int (*reply)(void *ctx, const struct repl_origin *origin,
+               const struct wire_msg *m, bool maybe_applied);
+  /* timer: repl_timer(@id) after @after_ms of the monotonic clock. Timers
+   * cannot be cancelled; stale ones are ignored. */
+  int (*timer)(void *ctx, uint64_t id, chorus_ms after_ms);
+  /* sync: repl_sync_done(@token, ...) once every store write with sequence
+   * <= @seq is durable (or the store failed). */
+  int (*sync)(void *ctx, chorus_seq seq, uint64_t token);
+};
+
+/* ------------------------------------------------------------------------
+ * Lifecycle and events. Every event carries the node's monotonic clock
+ * (@now, for timeouts) and wall clock (@wall, for hint ages only). An event
+ * function returns CHORUS_OK, or an error that means the instance cannot go
+ * on (CHORUS_ENOMEM in an effect, a failed store): the driver treats it as
+ * fatal for the node (chorusd exits; the simulator fails the run).
+ * ------------------------------------------------------------------------ */
+
+struct repl;
+
+/* repl_new: an instance for @cfg (copied) over @store (borrowed for the
+ * instance's life; the driver owns it) and @ring (borrowed until the next
+ * repl_set_ring; must list @cfg->self). Nothing happens until repl_start.
+ * Errors: CHORUS_EINVAL (NULL argument), CHORUS_ENOMEM. */
+int repl_new(const struct repl_config *cfg, struct store *store,
+             const struct ring_snapshot *ring, struct repl **out);
+void repl_free(struct repl *r);
+
+/* repl_start: boot. Bumps the durable epoch (a sync barrier: requests are
+ * refused with CHORUS_EUNAVAILABLE until it completes), loads the hint
+ * table's per-target sizes and arms the hint round timer. Replica-side
+ * messages are served at once. Errors: store errors, CHORUS_ENOMEM. */
+int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
+               const struct repl_effects *fx);
+
+/* repl_client: a client request (GET, PUT, DELETE, COUNTER_ADD,
+ * COUNTER_READ, SET_ADD, SET_REMOVE, SET_READ) from @origin (copied). Bad
+ * requests get an error reply, never an error return. @m is borrowed for
+ * the call. */
+int repl_client(struct repl *r, const struct wire_msg *m,
+                const struct repl_origin *origin, chorus_ms now, chorus_ms wall,
+                const struct repl_effects *fx);
+
+/* repl_peer: a message from peer @from: a forwarded client request, a
+ * replica or hint message, or a reply to one of ours. @m is borrowed. */
+int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
+              chorus_ms now, chorus_ms wall, const struct repl_effects *fx);
+
+int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
+               const struct repl_effects *fx);
+
+/* repl_sync_done: the barrier @token asked for ended with @status
+ * (CHORUS_OK, or CHORUS_ESYNCFAILED: nothing waiting on it is
+ * acknowledged, and the node must stop, as store.h says). */
+int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
+                   chorus_ms wall, const struct repl_effects *fx);
+
+/* repl_member: membership (SWIM) says @node is @alive or not. Unknown
+ * nodes are fine. A node coming alive triggers hint replay to it. */
+int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
+                chorus_ms wall, const struct repl_effects *fx);
+
+/* repl_set_ring: a new snapshot (borrowed until the next call or
+ * repl_free). Requests in flight keep the preference lists they resolved. */
+void repl_set_ring(struct repl *r, const struct ring_snapshot *ring);
+
+/* ------------------------------------------------------------------------
+ * Observation
+ * ------------------------------------------------------------------------ */
+
+struct repl_stats {
+  uint64_t requests, forwarded;
+  uint64_t writes_ok, reads_ok;
+  uint64_t unavailable, timeouts, invalid;
+  uint64_t read_repairs;   /* REPLICA_WRITEs sent by read repair */
+  uint64_t hints_queued;   /* hints written (armed or re-armed) */
+  uint64_t hints_replayed; /* hints a target acknowledged on replay */
+  uint64_t hints_dropped;  /* over a bound (bytes or age) */
+  uint64_t hints_pending;  /* in the table now */
+  uint64_t hint_bytes;     /* in the table now */
+};
+
+const struct repl_stats *repl_stats(const struct repl *r);
+
+/* repl_actor: the actor id this incarnation mints dots with (0 before the
+ * epoch barrier completed). */
+chorus_node_id repl_actor(const struct repl *r);
+
+/* repl_failed: whether the store failed under this instance (a sync or a
+ * write said so): it acknowledges nothing any more, and the driver must
+ * restart the node (store.h, "fsyncgate"). */
+bool repl_failed(const struct repl *r);
+
+/* repl_is_replica: whether this node is a natural replica of @key. */
+bool repl_is_replica(const struct repl *r, const void *key, size_t klen);
+
+/* repl_hints_for: hints kept for @target now. */
+uint64_t repl_hints_for(const struct repl *r, chorus_node_id target);
+
+#endif /* CHORUS_REPL_H */

@@ -1,0 +1,238 @@
+/* repl_hints.c: the hint table in the store's hints space, one hint per
+ * (target, key), with per-target counts and bytes for the bounds. */
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+size_t repl__hint_key(unsigned char *out, chorus_node_id target,
+                      chorus_token token, const void *key, size_t klen) {
+  store_be64_put(out, target);
+  store_be64_put(out + 8, token);
+  if (klen > 0)
+    memcpy(out + REPL_HINT_PREFIX, key, klen);
+  return REPL_HINT_PREFIX + klen;
+}
+
+int repl__hint_parse(const void *k, size_t klen, const void *v, size_t vlen,
+                     struct repl_hint *out) {
+  if (klen < REPL_HINT_PREFIX || vlen < REPL_HINT_HEAD)
+    return CHORUS_ECORRUPT;
+  const unsigned char *kp = k, *vp = v;
+  out->target = store_be64_get(kp);
+  out->token = store_be64_get(kp + 8);
+  out->key = kp + REPL_HINT_PREFIX;
+  out->klen = klen - REPL_HINT_PREFIX;
+  out->seq = store_be64_get(vp);
+  out->wall = store_be64_get(vp + 8);
+  out->object = vp + REPL_HINT_HEAD;
+  out->olen = vlen - REPL_HINT_HEAD;
+  return CHORUS_OK;
+}
+
+void repl__hints_init(struct repl_hints *h, uint64_t max_bytes) {
+  memset(h, 0, sizeof *h);
+  h->max_bytes = max_bytes;
+}
+
+void repl__hints_free(struct repl_hints *h) {
+  chorus_free(h->t);
+  memset(h, 0, sizeof *h);
+}
+
+/* The accounting slot of @target, created when @create; NULL when absent
+ * (or out of memory: *@err is then set). */
+static struct repl_hint_target *
+slot(struct repl_hints *h, chorus_node_id target, bool create, int *err) {
+  uint32_t lo = 0, hi = h->n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (h->t[mid].target < target)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < h->n && h->t[lo].target == target)
+    return &h->t[lo];
+  if (!create)
+    return NULL;
+  if (h->n == h->cap) {
+    uint32_t ncap = h->cap ? h->cap * 2 : 8;
+    struct repl_hint_target *t = chorus_realloc(h->t, ncap * sizeof *t);
+    if (t == NULL) {
+      *err = CHORUS_ENOMEM;
+      return NULL;
+    }
+    h->t = t;
+    h->cap = ncap;
+  }
+  memmove(&h->t[lo + 1], &h->t[lo], (h->n - lo) * sizeof *h->t);
+  h->t[lo] = (struct repl_hint_target){target, 0, 0};
+  h->n++;
+  return &h->t[lo];
+}
+
+static void account(struct repl_hints *h, chorus_node_id target, int64_t count,
+                    int64_t bytes) {
+  int err = CHORUS_OK;
+  struct repl_hint_target *t = slot(h, target, false, &err);
+  if (t == NULL)
+    return;
+  t->count = (uint64_t)((int64_t)t->count + count);
+  t->bytes = (uint64_t)((int64_t)t->bytes + bytes);
+}
+
+int repl__hints_load(struct repl_hints *h, struct store *s) {
+  h->n = 0;
+  struct store_iter *it;
+  int rc = store_iter_open(s, STORE_HINTS, NULL, 0, NULL, 0, &it);
+  if (rc != CHORUS_OK)
+    return rc;
+  for (; store_iter_valid(it); store_iter_next(it)) {
+    size_t kl, vl;
+    const void *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
+    struct repl_hint hint;
+    if ((rc = repl__hint_parse(k, kl, v, vl, &hint)) != CHORUS_OK)
+      break;
+    struct repl_hint_target *t = slot(h, hint.target, true, &rc);
+    if (t == NULL)
+      break;
+    t->count++;
+    t->bytes += kl + vl;
+  }
+  if (rc == CHORUS_OK)
+    rc = store_iter_status(it);
+  store_iter_close(it);
+  return rc;
+}
+
+int repl__hints_get(struct store *s, chorus_node_id target, chorus_token token,
+                    const void *key, size_t klen, struct repl_hint *out,
+                    void **buf) {
+  unsigned char *hk = chorus_malloc(REPL_HINT_PREFIX + klen);
+  if (hk == NULL)
+    return CHORUS_ENOMEM;
+  size_t hl = repl__hint_key(hk, target, token, key, klen);
+  size_t vl;
+  int rc = store_get(s, STORE_HINTS, hk, hl, buf, &vl);
+  if (rc == CHORUS_OK)
+    rc = repl__hint_parse(hk, hl, *buf, vl, out);
+  chorus_free(hk);
+  /* The key of *@out is the caller's @key, not the freed buffer. */
+  out->key = key;
+  out->klen = klen;
+  if (rc != CHORUS_OK) {
+    chorus_free(*buf);
+    *buf = NULL;
+  }
+  return rc;
+}
+
+int repl__hints_arm(struct repl_hints *h, struct store *s,
+                    struct store_batch *b, chorus_node_id target,
+                    chorus_token token, const void *key, size_t klen,
+                    uint64_t seq, chorus_ms wall, const void *object,
+                    size_t olen, bool *dropped) {
+  *dropped = false;
+  struct repl_hint old;
+  void *oldbuf = NULL;
+  int rc = repl__hints_get(s, target, token, key, klen, &old, &oldbuf);
+  if (rc != CHORUS_OK && rc != CHORUS_ENOTFOUND && rc != CHORUS_ECORRUPT)
+    return rc;
+  bool existed = rc == CHORUS_OK;
+  uint64_t old_size =
+      existed ? REPL_HINT_PREFIX + klen + REPL_HINT_HEAD + old.olen : 0;
+  chorus_free(oldbuf);
+  uint64_t size = REPL_HINT_PREFIX + klen + REPL_HINT_HEAD + olen;
+  struct repl_hint_target *t = slot(h, target, true, &rc);
+  if (t == NULL)
+    return rc;
+  if (t->bytes - old_size + size > h->max_bytes) {
+    *dropped = true;
+    h->dropped++;
+    return CHORUS_OK;
+  }
+  unsigned char *hk = chorus_malloc(REPL_HINT_PREFIX + klen);
+  unsigned char *hv = chorus_malloc(REPL_HINT_HEAD + olen);
+  rc = CHORUS_ENOMEM;
+  if (hk != NULL && hv != NULL) {
+    size_t hl = repl__hint_key(hk, target, token, key, klen);
+    store_be64_put(hv, seq);
+    store_be64_put(hv + 8, wall);
+    if (olen > 0)
+      memcpy(hv + REPL_HINT_HEAD, object, olen);
+    rc = store_batch_put(b, STORE_HINTS, hk, hl, hv, REPL_HINT_HEAD + olen);
+  }
+  chorus_free(hk);
+  chorus_free(hv);
+  if (rc != CHORUS_OK)
+    return rc;
+  t->count += existed ? 0 : 1;
+  t->bytes = t->bytes - old_size + size;
+  h->queued++;
+  return CHORUS_OK;
+}
+
+static int delete_hint(struct repl_hints *h, struct store *s,
+                       const struct repl_hint *hint) {
+  unsigned char *hk = chorus_malloc(REPL_HINT_PREFIX + hint->klen);
+  if (hk == NULL)
+    return CHORUS_ENOMEM;
+  size_t hl =
+      repl__hint_key(hk, hint->target, hint->token, hint->key, hint->klen);
+  int rc = store_delete(s, STORE_HINTS, hk, hl, NULL);
+  chorus_free(hk);
+  if (rc == CHORUS_OK)
+    account(h, hint->target, -1,
+            -(int64_t)(REPL_HINT_PREFIX + hint->klen + REPL_HINT_HEAD +
+                       hint->olen));
+  return rc;
+}
+
+int repl__hints_disarm(struct repl_hints *h, struct store *s,
+                       chorus_node_id target, chorus_token token,
+                       const void *key, size_t klen, uint64_t seq,
+                       bool *deleted) {
+  if (deleted)
+    *deleted = false;
+  struct repl_hint hint;
+  void *buf = NULL;
+  int rc = repl__hints_get(s, target, token, key, klen, &hint, &buf);
+  if (rc == CHORUS_ENOTFOUND)
+    return CHORUS_OK;
+  if (rc != CHORUS_OK)
+    return rc;
+  if (hint.seq == seq) {
+    rc = delete_hint(h, s, &hint);
+    if (rc == CHORUS_OK && deleted)
+      *deleted = true;
+  }
+  chorus_free(buf);
+  return rc;
+}
+
+int repl__hints_drop(struct repl_hints *h, struct store *s,
+                     const struct repl_hint *hint) {
+  int rc = delete_hint(h, s, hint);
+  if (rc == CHORUS_OK)
+    h->dropped++;
+  return rc;
+}
+
+uint64_t repl__hints_count(const struct repl_hints *h, chorus_node_id target) {
+  for (uint32_t i = 0; i < h->n; i++)
+    if (h->t[i].target == target)
+      return h->t[i].count;
+  return 0;
+}
+
+uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes) {
+  uint64_t n = 0, b = 0;
+  for (uint32_t i = 0; i < h->n; i++) {
+    n += h->t[i].count;
+    b += h->t[i].bytes;
+  }
+  if (bytes)
+    *bytes = b;
+  return n;
+}

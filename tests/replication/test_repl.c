@@ -1,0 +1,793 @@
+/* test_repl.c: the replication state machine driven directly, one event at
+ * a time, by a small in-process harness: options and their errors,
+ * unavailability, timeouts, hints (written ahead, replayed, bounded),
+ * sloppy quorums, forwarding, read repair, counters, epochs and a failed
+ * sync. Whole-cluster behaviour under faults is tests/sim's job. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chorus_alloc.h"
+#include "crdt.h"
+#include "repl.h"
+#include "repl_int.h"
+#include "store_mem.h"
+
+/* ------------------------------------------------------------------------
+ * The harness: nodes over memory stores, a FIFO network with per-link
+ * blocks, timers on a virtual clock, syncs completed by pump().
+ * ------------------------------------------------------------------------ */
+
+#define MAXN 6
+#define MAXQ 4096
+
+struct frame {
+  int from, to;
+  uint8_t *bytes;
+  size_t len;
+};
+
+struct timer_ev {
+  int node;
+  uint64_t id;
+  chorus_ms at;
+  bool live;
+};
+
+struct sync_ev {
+  int node;
+  uint64_t token;
+  bool live;
+};
+
+struct reply_rec {
+  bool done;
+  uint8_t type;
+  int code;
+  bool maybe;
+  int64_t counter;
+  size_t nvalues;
+  uint8_t values[16][16];
+  size_t vlen[16];
+  uint8_t ctx[512];
+  size_t clen;
+};
+
+struct node {
+  int index;
+  struct store *store;
+  struct repl *repl;
+  struct repl_effects fx;
+  struct repl_config cfg;
+};
+
+static struct harness {
+  int n;
+  struct node nodes[MAXN];
+  chorus_node_id ids[MAXN];
+  struct ring_snapshot *ring;
+  struct frame q[MAXQ];
+  size_t qhead, qtail;
+  struct timer_ev timers[MAXQ];
+  size_t ntimers;
+  struct sync_ev syncs[MAXQ];
+  size_t nsyncs;
+  bool blocked[MAXN][MAXN];
+  chorus_ms now;
+  struct reply_rec replies[64];
+  uint64_t sent_frames;
+} H;
+
+static int index_of(chorus_node_id id) {
+  for (int i = 0; i < H.n; i++)
+    if (H.ids[i] == id)
+      return i;
+  return -1;
+}
+
+static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
+  struct node *nd = ctx;
+  int t = index_of(to);
+  assert_true(t >= 0);
+  size_t n = wire_encoded_size(m), w;
+  uint8_t *b = test_malloc(n);
+  char err[CHORUS_ERRMSG_SIZE];
+  int rc = wire_encode(m, b, n, &w, err);
+  if (rc != CHORUS_OK)
+    fail_msg("encode %s: %s", wire_type_name(m->type), err);
+  assert_true(H.qtail < MAXQ);
+  H.q[H.qtail++] = (struct frame){nd->index, t, b, w};
+  H.sent_frames++;
+  return CHORUS_OK;
+}
+
+static void record_reply(struct reply_rec *r, const struct wire_msg *m,
+                         bool maybe) {
+  memset(r, 0, sizeof *r);
+  r->done = true;
+  r->type = m->type;
+  r->maybe = maybe;
+  const struct wire_bytes_list *vals = NULL;
+  const struct wire_bytes *ctx = NULL;
+  switch (m->type) {
+  case WIRE_ERROR:
+    r->code = m->error.code;
+    break;
+  case WIRE_GET_REPLY:
+    vals = &m->get_reply.values;
+    ctx = &m->get_reply.context;
+    break;
+  case WIRE_SET_REPLY:
+    vals = &m->set_reply.members;
+    break;
+  case WIRE_COUNTER_REPLY:
+    r->counter = m->counter_reply.value;
+    break;
+  case WIRE_WRITE_REPLY:
+    ctx = &m->write_reply.context;
+    break;
+  default:
+    break;
+  }
+  if (vals) {
+    assert_true(vals->n <= 16);
+    r->nvalues = vals->n;
+    for (size_t i = 0; i < vals->n; i++) {
+      assert_true(vals->items[i].len <= 16);
+      memcpy(r->values[i], vals->items[i].ptr, vals->items[i].len);
+      r->vlen[i] = vals->items[i].len;
+    }
+  }
+  if (ctx && ctx->len) {
+    assert_true(ctx->len <= sizeof r->ctx);
+    memcpy(r->ctx, ctx->ptr, ctx->len);
+    r->clen = ctx->len;
+  }
+}
+
+static int fx_reply(void *ctx, const struct repl_origin *o,
+                    const struct wire_msg *m, bool maybe) {
+  (void)ctx;
+  /* A forwarded request goes back to the node that forwarded it. */
+  if (o->from_peer) {
+    struct wire_msg copy = *m;
+    copy.request_id = o->cookie;
+    struct node *nd = ctx;
+    return fx_send(nd, o->peer, &copy);
+  }
+  assert_true(o->cookie < 64);
+  assert_false(H.replies[o->cookie].done); /* exactly once */
+  record_reply(&H.replies[o->cookie], m, maybe);
+  return CHORUS_OK;
+}
+
+static int fx_timer(void *ctx, uint64_t id, chorus_ms after) {
+  struct node *nd = ctx;
+  assert_true(H.ntimers < MAXQ);
+  H.timers[H.ntimers++] = (struct timer_ev){nd->index, id, H.now + after, 1};
+  return CHORUS_OK;
+}
+
+static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  struct node *nd = ctx;
+  assert_true(seq <= store_last_seq(nd->store));
+  assert_true(H.nsyncs < MAXQ);
+  H.syncs[H.nsyncs++] = (struct sync_ev){nd->index, token, 1};
+  return CHORUS_OK;
+}
+
+static void node_start(int i) {
+  struct node *nd = &H.nodes[i];
+  assert_int_equal(repl_new(&nd->cfg, nd->store, H.ring, &nd->repl), CHORUS_OK);
+  assert_int_equal(repl_start(nd->repl, H.now, H.now, &nd->fx), CHORUS_OK);
+}
+
+/* Builds @n nodes (ids 101..) with replication @spec; node i is in
+ * datacenter "dc<i % dcs>". @tweak adjusts every node's config. */
+static void setup(int n, const char *spec, int dcs,
+                  void (*tweak)(struct repl_config *)) {
+  memset(&H, 0, sizeof H);
+  H.n = n;
+  H.now = 1000000;
+  struct ring_node rn[MAXN];
+  struct ring_replication rs;
+  assert_int_equal(ring_replication_parse(spec, &rs, NULL), CHORUS_OK);
+  for (int i = 0; i < n; i++) {
+    H.ids[i] = 101 + (chorus_node_id)i;
+    memset(&rn[i], 0, sizeof rn[i]);
+    rn[i].id = H.ids[i];
+    snprintf(rn[i].dc, sizeof rn[i].dc, "dc%d", i % dcs);
+    snprintf(rn[i].rack, sizeof rn[i].rack, "r%d", i);
+    rn[i].state = RING_NORMAL;
+    rn[i].vnodes = 64;
+  }
+  assert_int_equal(ring_snapshot_build(rn, (size_t)n, &rs, 1, &H.ring, NULL),
+                   CHORUS_OK);
+  for (int i = 0; i < n; i++) {
+    struct node *nd = &H.nodes[i];
+    nd->index = i;
+    assert_int_equal(store_mem_open(&nd->store), CHORUS_OK);
+    nd->fx = (struct repl_effects){nd, fx_send, fx_reply, fx_timer, fx_sync};
+    repl_config_defaults(&nd->cfg, H.ids[i]);
+    snprintf(nd->cfg.dc, sizeof nd->cfg.dc, "dc%d", i % dcs);
+    nd->cfg.seed = (uint64_t)i;
+    if (tweak)
+      tweak(&nd->cfg);
+    node_start(i);
+  }
+}
+
+static void teardown_all(void) {
+  for (int i = 0; i < H.n; i++) {
+    repl_free(H.nodes[i].repl);
+    store_close(H.nodes[i].store);
+  }
+  for (size_t i = H.qhead; i < H.qtail; i++)
+    test_free(H.q[i].bytes);
+  ring_snapshot_free(H.ring);
+}
+
+static int fire_syncs(void) {
+  int ran = 0;
+  for (size_t i = 0; i < H.nsyncs; i++) {
+    if (!H.syncs[i].live)
+      continue;
+    struct node *nd = &H.nodes[H.syncs[i].node];
+    H.syncs[i].live = false;
+    int st =
+        store_mem_sync_step(nd->store) < 0 ? CHORUS_ESYNCFAILED : CHORUS_OK;
+    assert_int_equal(
+        repl_sync_done(nd->repl, H.syncs[i].token, st, H.now, H.now, &nd->fx),
+        CHORUS_OK);
+    ran++;
+  }
+  if (H.nsyncs && ran == 0)
+    H.nsyncs = 0;
+  return ran;
+}
+
+/* Delivers messages and completes syncs until nothing moves. */
+static void pump(void) {
+  for (;;) {
+    int moved = fire_syncs();
+    while (H.qhead < H.qtail) {
+      struct frame f = H.q[H.qhead++];
+      moved++;
+      if (!H.blocked[f.from][f.to]) {
+        struct wire_msg m;
+        char err[CHORUS_ERRMSG_SIZE];
+        assert_int_equal(
+            wire_decode(f.bytes + 4, f.len - 4, &WIRE_LIMITS_PEER, &m, err),
+            CHORUS_OK);
+        struct node *nd = &H.nodes[f.to];
+        assert_int_equal(
+            repl_peer(nd->repl, H.ids[f.from], &m, H.now, H.now, &nd->fx),
+            CHORUS_OK);
+        wire_msg_free(&m);
+      }
+      test_free(f.bytes);
+      fire_syncs();
+    }
+    if (H.qhead == H.qtail) {
+      H.qhead = H.qtail = 0;
+      if (moved == 0)
+        return;
+    }
+  }
+}
+
+/* Moves the clock by @ms, firing due timers (and pumping after each). */
+static void advance(chorus_ms ms) {
+  chorus_ms end = H.now + ms;
+  for (;;) {
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < H.ntimers; i++)
+      if (H.timers[i].live && H.timers[i].at <= end &&
+          (best == SIZE_MAX || H.timers[i].at < H.timers[best].at))
+        best = i;
+    if (best == SIZE_MAX)
+      break;
+    H.timers[best].live = false;
+    if (H.timers[best].at > H.now)
+      H.now = H.timers[best].at;
+    struct node *nd = &H.nodes[H.timers[best].node];
+    assert_int_equal(
+        repl_timer(nd->repl, H.timers[best].id, H.now, H.now, &nd->fx),
+        CHORUS_OK);
+    pump();
+    /* Compact fired timers now and then. */
+    if (H.ntimers > MAXQ / 2) {
+      size_t w = 0;
+      for (size_t i = 0; i < H.ntimers; i++)
+        if (H.timers[i].live)
+          H.timers[w++] = H.timers[i];
+      H.ntimers = w;
+    }
+  }
+  H.now = end;
+}
+
+static void isolate(int node, bool on) {
+  for (int i = 0; i < H.n; i++)
+    H.blocked[node][i] = H.blocked[i][node] = on;
+}
+
+static void member(int observer, int subject, bool alive) {
+  struct node *nd = &H.nodes[observer];
+  assert_int_equal(
+      repl_member(nd->repl, H.ids[subject], alive, H.now, H.now, &nd->fx),
+      CHORUS_OK);
+}
+
+static void member_all(int subject, bool alive) {
+  for (int i = 0; i < H.n; i++)
+    if (i != subject)
+      member(i, subject, alive);
+}
+
+static uint64_t next_cookie;
+
+/* Sends @m from a client to @node; returns the reply slot. */
+static struct reply_rec *client(int node, struct wire_msg *m) {
+  uint64_t c = next_cookie++ % 64;
+  memset(&H.replies[c], 0, sizeof H.replies[c]);
+  struct repl_origin o = {false, 0, c};
+  struct node *nd = &H.nodes[node];
+  assert_int_equal(repl_client(nd->repl, m, &o, H.now, H.now, &nd->fx),
+                   CHORUS_OK);
+  pump();
+  return &H.replies[c];
+}
+
+static struct wire_bytes bytes_of(const char *s) {
+  return (struct wire_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+static struct reply_rec *put(int node, const char *key, const char *value,
+                             int32_t w, const struct reply_rec *seen) {
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of(key);
+  m.put.value = bytes_of(value);
+  if (seen)
+    m.put.context = (struct wire_bytes){seen->ctx, seen->clen};
+  m.put.opts.w = w;
+  return client(node, &m);
+}
+
+static struct reply_rec *get(int node, const char *key, int32_t r) {
+  struct wire_msg m = {.type = WIRE_GET};
+  m.get.key = bytes_of(key);
+  m.get.opts.r = r;
+  return client(node, &m);
+}
+
+/* Whether node @i's stored kv object of @key holds sibling @value. */
+static bool stored_has(int i, const char *key, const char *value) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *buf;
+  size_t len;
+  if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
+    return false;
+  struct crdt_obj o;
+  bool has = false;
+  if (crdt_obj_decode(&o, CRDT_KV, buf, len, NULL) == CHORUS_OK) {
+    for (uint32_t s = 0; s < o.u.kv.n; s++)
+      has |= o.u.kv.sib[s].len == strlen(value) &&
+             memcmp(o.u.kv.sib[s].value, value, strlen(value)) == 0;
+    crdt_obj_free(&o);
+  }
+  chorus_free(buf);
+  return has;
+}
+
+static int replicas_with(const char *key, const char *value) {
+  int n = 0;
+  for (int i = 0; i < H.n; i++)
+    n += stored_has(i, key, value);
+  return n;
+}
+
+/* A key whose natural replicas do not include node @not (5-node setups). */
+static const char *key_not_on(int not ) {
+  static char key[32];
+  for (int k = 0; k < 1000; k++) {
+    snprintf(key, sizeof key, "k%d", k);
+    if (!repl_is_replica(H.nodes[not ].repl, key, strlen(key)))
+      return key;
+  }
+  fail_msg("no key avoids node %d", not );
+  return NULL;
+}
+
+static void boot(void) {
+  pump(); /* the epoch barriers */
+  for (int i = 0; i < H.n; i++)
+    assert_true(repl_actor(H.nodes[i].repl) != 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------ */
+
+static void put_get_and_siblings(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  struct reply_rec *w = put(0, "a", "v1", 0, NULL);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY);
+  assert_int_equal(replicas_with("a", "v1"), 3);
+  struct reply_rec r = *get(1, "a", WIRE_ALL);
+  assert_int_equal(r.type, WIRE_GET_REPLY);
+  assert_int_equal(r.nvalues, 1);
+  assert_memory_equal(r.values[0], "v1", 2);
+  /* A put with the read's context replaces; a blind one adds a sibling. */
+  put(2, "a", "v2", 0, &r);
+  put(1, "a", "v3", 0, NULL);
+  r = *get(0, "a", WIRE_QUORUM);
+  assert_int_equal(r.nvalues, 2);
+  assert_int_equal(replicas_with("a", "v1"), 0);
+  /* Not found is an answer. */
+  struct reply_rec *nf = get(0, "nothing", 1);
+  assert_int_equal(nf->type, WIRE_GET_REPLY);
+  assert_int_equal(nf->nvalues, 0);
+  /* Tombstones are invisible. */
+  struct wire_msg d = {.type = WIRE_DELETE};
+  d.del.key = bytes_of("a");
+  d.del.context = (struct wire_bytes){r.ctx, r.clen};
+  assert_int_equal(client(0, &d)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(get(2, "a", WIRE_ALL)->nvalues, 0);
+  teardown_all();
+}
+
+static void bad_options_are_refused_before_sending(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  uint64_t sent = H.sent_frames;
+  chorus_seq seq = store_last_seq(H.nodes[0].store);
+  struct reply_rec *w = put(0, "a", "v", 4, NULL);
+  assert_int_equal(w->type, WIRE_ERROR);
+  assert_int_equal(w->code, CHORUS_EINVAL);
+  assert_false(w->maybe);
+  w = put(0, "a", "v", WIRE_LOCAL_QUORUM, NULL);
+  assert_int_equal(w->code, CHORUS_EINVAL);
+  struct reply_rec *g = get(0, "a", 9);
+  assert_int_equal(g->code, CHORUS_EINVAL);
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of("a");
+  m.put.opts.w = 1;
+  m.put.opts.pw = WIRE_ALL + 0 * 1;
+  m.put.opts.pw = 5;
+  assert_int_equal(client(0, &m)->code, CHORUS_EINVAL);
+  assert_int_equal(H.sent_frames, sent);
+  assert_int_equal(store_last_seq(H.nodes[0].store), seq);
+  /* The resolution table itself. */
+  struct ring_replication rs;
+  struct repl_need need;
+  char err[CHORUS_ERRMSG_SIZE];
+  assert_int_equal(ring_replication_parse("dc0:3,dc1:2", &rs, NULL), CHORUS_OK);
+  assert_int_equal(repl__resolve(&rs, WIRE_QUORUM, 0, 0, "w", &need, err),
+                   CHORUS_OK);
+  assert_int_equal(need.total, 3);
+  assert_int_equal(repl__resolve(&rs, WIRE_LOCAL_QUORUM, 0, 1, "w", &need, err),
+                   CHORUS_OK);
+  assert_int_equal(need.total, 2);
+  assert_int_equal(need.only_group, 1);
+  assert_int_equal(repl__resolve(&rs, WIRE_EACH_QUORUM, 0, 0, "w", &need, err),
+                   CHORUS_OK);
+  assert_int_equal(need.total, 4);
+  assert_int_equal(need.per_group[0], 2);
+  assert_int_equal(need.per_group[1], 2);
+  assert_int_equal(repl__resolve(&rs, 6, 0, 0, "r", &need, err), CHORUS_EINVAL);
+  assert_non_null(strstr(err, "N=5"));
+  assert_int_equal(repl__resolve(&rs, WIRE_LOCAL_ONE, 0, -1, "r", &need, err),
+                   CHORUS_EINVAL);
+  assert_int_equal(repl__resolve(&rs, WIRE_ONE, WIRE_ALL, 0, "r", &need, err),
+                   CHORUS_OK);
+  assert_int_equal(need.total, 5); /* pr above r raises r */
+  teardown_all();
+}
+
+static void unavailable_before_sending(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  member(0, 1, false);
+  member(0, 2, false);
+  uint64_t sent = H.sent_frames;
+  struct reply_rec *w = put(0, "a", "v", WIRE_QUORUM, NULL);
+  assert_int_equal(w->code, CHORUS_EUNAVAILABLE);
+  assert_false(w->maybe);
+  assert_int_equal(H.sent_frames, sent);
+  assert_int_equal(replicas_with("a", "v"), 0);
+  assert_int_equal(get(0, "a", 2)->code, CHORUS_EUNAVAILABLE);
+  /* ONE still works: the coordinator is a replica. */
+  assert_int_equal(put(0, "a", "v", 1, NULL)->type, WIRE_WRITE_REPLY);
+  teardown_all();
+}
+
+static void timeout_leaves_hints_that_replay(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  isolate(1, true);
+  isolate(2, true);
+  struct reply_rec *w = put(0, "a", "v", WIRE_ALL, NULL);
+  assert_false(w->done);
+  advance(2100);
+  assert_true(w->done);
+  assert_int_equal(w->code, CHORUS_ETIMEDOUT);
+  assert_true(w->maybe);
+  assert_int_equal(replicas_with("a", "v"), 1);
+  struct repl *c = H.nodes[0].repl;
+  assert_int_equal(repl_hints_for(c, H.ids[1]), 1);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 1);
+  /* The hints are durable: they were written with the object. */
+  assert_int_equal(store_mem_unsynced(H.nodes[0].store), 0);
+  isolate(1, false);
+  isolate(2, false);
+  advance(3000);
+  assert_int_equal(replicas_with("a", "v"), 3);
+  assert_int_equal(repl_hints_for(c, H.ids[1]), 0);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 0);
+  assert_int_equal(repl_stats(c)->hints_replayed, 2);
+  assert_int_equal(repl_stats(c)->hints_pending, 0);
+  teardown_all();
+}
+
+static void acknowledged_writes_leave_no_hints(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  for (int i = 0; i < 10; i++) {
+    char v[8];
+    snprintf(v, sizeof v, "v%d", i);
+    assert_int_equal(put(i % 3, "k", v, WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY);
+  }
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(repl_stats(H.nodes[i].repl)->hints_pending, 0);
+  teardown_all();
+}
+
+static void member_alive_triggers_replay(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  isolate(2, true);
+  member_all(2, false);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
+  isolate(2, false);
+  advance(2100); /* older than a timeout: no longer in flight */
+  assert_int_equal(replicas_with("a", "v"), 2); /* still down: no replay */
+  member(0, 2, true);
+  pump();
+  assert_int_equal(replicas_with("a", "v"), 3);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
+  teardown_all();
+}
+
+static void small_hint_budget(struct repl_config *c) {
+  c->hint_max_bytes = 200;
+}
+
+static void hints_over_the_byte_bound_are_dropped(void **state) {
+  (void)state;
+  setup(3, "3", 1, small_hint_budget);
+  boot();
+  isolate(2, true);
+  member_all(2, false);
+  char key[16];
+  for (int i = 0; i < 20; i++) {
+    snprintf(key, sizeof key, "key%02d", i);
+    assert_int_equal(put(0, key, "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  }
+  const struct repl_stats *st = repl_stats(H.nodes[0].repl);
+  assert_true(st->hint_bytes <= 200);
+  assert_true(st->hints_dropped > 0);
+  assert_int_equal(st->hints_pending + st->hints_dropped, 20);
+  teardown_all();
+}
+
+static void short_hint_age(struct repl_config *c) {
+  c->hint_max_age_ms = 5000;
+}
+
+static void hints_over_the_age_bound_are_dropped(void **state) {
+  (void)state;
+  setup(3, "3", 1, short_hint_age);
+  boot();
+  isolate(2, true);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
+  advance(6000); /* replay rounds fail (blocked) until the hint is too old */
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
+  assert_int_equal(repl_stats(H.nodes[0].repl)->hints_dropped, 1);
+  isolate(2, false);
+  advance(3000);
+  assert_int_equal(replicas_with("a", "v"), 2); /* anti-entropy's job now */
+  teardown_all();
+}
+
+static void sloppy_quorum_uses_fallbacks(void **state) {
+  (void)state;
+  setup(5, "3", 1, NULL);
+  boot();
+  const char *key = key_not_on(4);
+  struct ring_plist pl;
+  assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 2, &pl),
+                   CHORUS_OK);
+  int coord = index_of(pl.r[0].id);
+  int d1 = index_of(pl.r[1].id), d2 = index_of(pl.r[2].id);
+  isolate(d1, true);
+  isolate(d2, true);
+  member_all(d1, false);
+  member_all(d2, false);
+  /* Strict: the dead replicas cannot count. */
+  struct reply_rec *w = put(coord, key, "v", 2, NULL);
+  assert_int_equal(w->code, CHORUS_EUNAVAILABLE);
+  /* Sloppy: a live fallback takes the object for one of them. */
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of(key);
+  m.put.value = bytes_of("v");
+  m.put.opts.w = 2;
+  m.put.opts.sloppy = true;
+  assert_int_equal(client(coord, &m)->type, WIRE_WRITE_REPLY);
+  /* ...but never as a primary. */
+  m.put.opts.pw = 2;
+  assert_int_equal(client(coord, &m)->code, CHORUS_EUNAVAILABLE);
+  int fallback = -1;
+  for (int i = 0; i < 5; i++)
+    if (i != coord && i != d1 && i != d2 &&
+        repl_stats(H.nodes[i].repl)->hints_pending > 0)
+      fallback = i;
+  assert_true(fallback >= 0);
+  assert_false(stored_has(fallback, key, "v")); /* a hint, not data */
+  isolate(d1, false);
+  isolate(d2, false);
+  member_all(d1, true);
+  member_all(d2, true);
+  advance(4000);
+  assert_true(stored_has(d1, key, "v"));
+  assert_true(stored_has(d2, key, "v"));
+  assert_int_equal(repl_stats(H.nodes[fallback].repl)->hints_pending, 0);
+  assert_int_equal(repl_stats(H.nodes[coord].repl)->hints_pending, 0);
+  teardown_all();
+}
+
+static void non_replicas_forward_one_hop(void **state) {
+  (void)state;
+  setup(5, "3", 1, NULL);
+  boot();
+  const char *key = key_not_on(4);
+  struct reply_rec *w = put(4, key, "v", WIRE_QUORUM, NULL);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY);
+  assert_int_equal(replicas_with(key, "v"), 3);
+  assert_false(stored_has(4, key, "v"));
+  struct reply_rec *r = get(4, key, WIRE_QUORUM);
+  assert_int_equal(r->nvalues, 1);
+  assert_int_equal(repl_stats(H.nodes[4].repl)->forwarded, 2);
+  teardown_all();
+}
+
+static void read_repair_fixes_stale_replicas(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  isolate(2, true);
+  member_all(2, false);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  /* Forget the hint so only read repair can fix node 2. */
+  struct repl_hint h = {.target = H.ids[2],
+                        .token = ring_token_of("a", 1),
+                        .key = "a",
+                        .klen = 1};
+  struct repl_hints scratch;
+  repl__hints_init(&scratch, UINT64_MAX);
+  assert_int_equal(repl__hints_drop(&scratch, H.nodes[0].store, &h), CHORUS_OK);
+  repl__hints_free(&scratch);
+  isolate(2, false);
+  member_all(2, true);
+  assert_false(stored_has(2, "a", "v"));
+  struct reply_rec *r = get(1, "a", WIRE_ALL);
+  assert_int_equal(r->nvalues, 1);
+  assert_true(stored_has(2, "a", "v"));
+  assert_true(repl_stats(H.nodes[1].repl)->read_repairs >= 1);
+  teardown_all();
+}
+
+static void counters_count_a_retry_once(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  struct wire_msg m = {.type = WIRE_COUNTER_ADD};
+  m.counter_add.key = bytes_of("c");
+  m.counter_add.delta = 5;
+  m.counter_add.op_id = 77;
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(1, &m)->type, WIRE_WRITE_REPLY); /* the retry */
+  m.counter_add.delta = -2;
+  m.counter_add.op_id = 78;
+  assert_int_equal(client(2, &m)->type, WIRE_WRITE_REPLY);
+  struct wire_msg r = {.type = WIRE_COUNTER_READ};
+  r.counter_read.key = bytes_of("c");
+  struct reply_rec *c = client(1, &r);
+  assert_int_equal(c->type, WIRE_COUNTER_REPLY);
+  assert_int_equal(c->counter, 3);
+  /* A kv operation on a counter is a type error, nothing written. */
+  struct reply_rec *t = put(0, "c", "x", 0, NULL);
+  assert_int_equal(t->code, CHORUS_ETYPE);
+  assert_false(t->maybe);
+  /* Sets. */
+  struct wire_msg s = {.type = WIRE_SET_ADD};
+  struct wire_bytes items[2] = {bytes_of("x"), bytes_of("y")};
+  s.set_add.key = bytes_of("s");
+  s.set_add.members = (struct wire_bytes_list){2, items};
+  assert_int_equal(client(0, &s)->type, WIRE_WRITE_REPLY);
+  struct wire_msg sr = {.type = WIRE_SET_READ};
+  sr.set_read.key = bytes_of("s");
+  assert_int_equal(client(2, &sr)->nvalues, 2);
+  teardown_all();
+}
+
+static void restart_gets_a_new_actor(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  chorus_node_id before = repl_actor(H.nodes[0].repl);
+  assert_int_equal(put(0, "a", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  /* Crash losing everything unsynced, restart. */
+  repl_free(H.nodes[0].repl);
+  assert_int_equal(store_mem_crash(H.nodes[0].store, 0), CHORUS_OK);
+  node_start(0);
+  assert_int_equal(repl_actor(H.nodes[0].repl), 0); /* not before the sync */
+  assert_int_equal(put(0, "a", "v2", 1, NULL)->code, CHORUS_EUNAVAILABLE);
+  pump();
+  assert_true(repl_actor(H.nodes[0].repl) != 0);
+  assert_true(repl_actor(H.nodes[0].repl) != before);
+  teardown_all();
+}
+
+static void failed_sync_stops_acknowledgements(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  store_inject_fault(H.nodes[0].store, STORE_FAULT_SYNC);
+  struct reply_rec *w = put(0, "a", "v", 1, NULL);
+  assert_int_equal(w->code, CHORUS_ESYNCFAILED);
+  assert_true(w->maybe);
+  assert_true(repl_failed(H.nodes[0].repl));
+  /* Never sent: no other replica holds what may not be durable here. */
+  assert_false(stored_has(1, "a", "v"));
+  assert_false(stored_has(2, "a", "v"));
+  assert_int_equal(put(0, "b", "v", 1, NULL)->code, CHORUS_EIO);
+  teardown_all();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(put_get_and_siblings),
+      cmocka_unit_test(bad_options_are_refused_before_sending),
+      cmocka_unit_test(unavailable_before_sending),
+      cmocka_unit_test(timeout_leaves_hints_that_replay),
+      cmocka_unit_test(acknowledged_writes_leave_no_hints),
+      cmocka_unit_test(member_alive_triggers_replay),
+      cmocka_unit_test(hints_over_the_byte_bound_are_dropped),
+      cmocka_unit_test(hints_over_the_age_bound_are_dropped),
+      cmocka_unit_test(sloppy_quorum_uses_fallbacks),
+      cmocka_unit_test(non_replicas_forward_one_hop),
+      cmocka_unit_test(read_repair_fixes_stale_replicas),
+      cmocka_unit_test(counters_count_a_retry_once),
+      cmocka_unit_test(restart_gets_a_new_actor),
+      cmocka_unit_test(failed_sync_stops_acknowledgements),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
