@@ -143,6 +143,7 @@ enum wire_type {
   WIRE_RING_REPLY = 97,
   WIRE_STATUS_QUERY = 98,
   WIRE_STATUS_REPLY = 99,
+  WIRE_GOSSIP = 100, /* a SWIM stream packet (push/pull, join) over TCP */
   /* 112..127 reserved: anti-entropy (Merkle exchange)
    * 128..143 reserved: streaming (join/leave range transfer)
    * 144..159 reserved: CAS / lightweight transactions
@@ -345,6 +346,12 @@ struct wire_hint_ack {
   int32_t status;
 };
 
+/* GOSSIP: SWIM's stream channel (ring/swim.h, SWIM_STREAM) rides the
+ * peer TCP connection; the packet is sealed by SWIM itself. */
+struct wire_gossip {
+  struct wire_bytes packet; /* 1..frame */
+};
+
 struct wire_ring_node {
   chorus_node_id id;
   struct wire_bytes addr; /* <= WIRE_MAX_ADDR */
@@ -400,6 +407,7 @@ struct wire_msg {
     struct wire_hint_ack hint_ack;
     struct wire_ring_reply ring_reply;
     struct wire_status_reply status_reply;
+    struct wire_gossip gossip;
   };
   void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
 };

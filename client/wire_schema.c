@@ -152,6 +152,7 @@ const struct wire__schema wire__schemas[] = {
      2,
      {U("node_id", status_reply.node_id, UINT64_MAX),
       {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0}}},
+    {WIRE_GOSSIP, "GOSSIP", 1, {BIN("packet", gossip.packet, 1, ANY)}},
 };
 const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
 
