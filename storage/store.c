@@ -271,9 +271,3 @@ int store_data_key_parse(const void *dkey, size_t dklen, chorus_token *token,
   *klen = dklen - STORE_TOKEN_PREFIX;
   return CHORUS_OK;
 }
-
-void store_hint_key(unsigned char out[16], chorus_node_id target,
-                    uint64_t hint_seq) {
-  store_be64_put(out, target);
-  store_be64_put(out + 8, hint_seq);
-}

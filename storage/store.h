@@ -12,7 +12,8 @@
  * KEY SPACES
  *
  *   STORE_DATA   replicated objects, key = [token: 8 bytes BE][user key]
- *   STORE_HINTS  hinted handoff, key = [target node: 8 bytes BE][hint seq: 8 BE]
+ *   STORE_HINTS  hinted handoff, key = [target node: 8 bytes BE][token: 8 BE]
+ *                [user key] (one hint per target and key; replication/repl_int.h)
  *   STORE_META   node identity, incarnation, ring state; small keys
  *
  * STORE_DATA keys are built with store_data_key(); the store does not check
@@ -309,10 +310,5 @@ size_t store_data_key(unsigned char *out, chorus_token token, const void *key,
  * prefix. */
 int store_data_key_parse(const void *dkey, size_t dklen, chorus_token *token,
                          const void **key, size_t *klen);
-
-/* store_hint_key: writes [target][hint seq] into @out (16 bytes); hints of
- * one target are contiguous and in arrival order. */
-void store_hint_key(unsigned char out[16], chorus_node_id target,
-                    uint64_t hint_seq);
 
 #endif /* CHORUS_STORE_H */
