@@ -28,6 +28,8 @@ enum op_kind {
   OP_FORWARD,   /* a request handed to a replica */
   OP_ACK,       /* replica side: an acknowledgement waiting for a barrier */
   OP_REPLAY,    /* a hint in flight to its target */
+  OP_ANSWER,    /* replica side: a read answer waiting for a barrier */
+  OP_ROUND,     /* replays waiting for a barrier */
 };
 
 struct target {
@@ -69,6 +71,9 @@ struct op {
   int ack_status;
   /* OP_REPLAY */
   chorus_node_id target;
+  /* OP_ROUND: the replays it holds back */
+  uint64_t *wait;
+  uint32_t nwait, capwait;
 };
 
 struct peer {
@@ -142,6 +147,7 @@ static void op_destroy(struct op *op) {
   chorus_free(op->key);
   chorus_free(op->obj);
   chorus_free(op->ctx);
+  chorus_free(op->wait);
   chorus_free(op);
 }
 
@@ -244,6 +250,18 @@ static int load_bytes(struct repl *r, chorus_token token, const void *key,
     return CHORUS_OK;
   }
   return rc;
+}
+
+/* NOTHING NON-DURABLE LEAVES A NODE. A write reaches other replicas only
+ * after the coordinator's barrier; likewise a read answer, our own part of
+ * a read, and a hint replay carry state only once everything written so far
+ * is durable. Otherwise a node could hand out a state it then loses in a
+ * crash, and no hint anywhere would bring it back to that node: the others
+ * would keep it and the replicas would never converge (found by the
+ * simulator: rw13, seed 104). When the store is fully durable there is no
+ * wait; otherwise the answer waits for one group-commit barrier. */
+static bool all_durable(struct repl *r) {
+  return store_durable_seq(r->store) >= store_last_seq(r->store);
 }
 
 /* Decodes stored or received bytes as @want (CRDT_NONE: any type); empty
@@ -883,8 +901,13 @@ static int coordinate_read(struct repl *r, const struct request *q,
         return OP_FAIL(r, fx, op, rc, "reading the key: %s",
                        chorus_strerror(rc));
       t->reply = buf;
-      t->sent = t->answered = true;
-      repl__tally_add(&op->tally, &op->need, t->group, true);
+      t->sent = true;
+      if (all_durable(r)) {
+        t->answered = true;
+        repl__tally_add(&op->tally, &op->need, t->group, true);
+      } else {
+        rc = fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+      }
     } else if (peer_alive(r, t->id)) {
       struct wire_msg m = {.type = WIRE_REPLICA_READ, .request_id = op->id};
       m.replica_read.token = pl->token;
@@ -1044,6 +1067,18 @@ static int on_replica_read(struct repl *r, chorus_node_id from,
           chorus_errname(rc));
     return CHORUS_OK;
   }
+  if (!all_durable(r)) {
+    struct op *op = op_new(r, OP_ANSWER);
+    if (op == NULL) {
+      chorus_free(buf);
+      return CHORUS_ENOMEM;
+    }
+    op->peer = from;
+    op->peer_req = m->request_id;
+    op->obj = buf;
+    op->olen = len;
+    return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+  }
   struct wire_msg a = {.type = WIRE_REPLICA_READ_REPLY,
                        .request_id = m->request_id};
   a.replica_read_reply.object = (struct wire_bytes){buf, len};
@@ -1182,6 +1217,8 @@ static int on_replay_ack(struct repl *r, struct op *op, chorus_node_id from,
     rc = disarm(r, op->target, op, hint_seq, &deleted);
     if (deleted)
       r->stats.hints_replayed++;
+    TRACE(r, "hint replayed to %016" PRIx64 "%s", op->target,
+          deleted ? "" : " (re-armed meanwhile: kept)");
   } else if (status != CHORUS_OK) {
     TRACE(r, "hint replay to %016" PRIx64 " refused: %s", op->target,
           chorus_errname(status));
@@ -1257,8 +1294,21 @@ static int on_answer(struct repl *r, chorus_node_id from,
  * Hint replay
  * ------------------------------------------------------------------------ */
 
+static int send_replay(const struct repl_effects *fx, struct op *op) {
+  struct wire_msg m = {.type = WIRE_HINT_DELIVER, .request_id = op->id};
+  m.hint_deliver.target = op->target;
+  m.hint_deliver.hint_seq = op->hint_seq;
+  m.hint_deliver.token = op->token;
+  m.hint_deliver.key = (struct wire_bytes){op->key, op->klen};
+  m.hint_deliver.object = (struct wire_bytes){op->obj, op->olen};
+  return fx->send(fx->ctx, op->target, &m);
+}
+
+/* Replays hint @h now, or, when the store holds writes not yet durable,
+ * parks it in @round (created on first use) until a barrier. */
 static int replay_one(struct repl *r, struct peer *p, const struct repl_hint *h,
-                      chorus_ms wall, const struct repl_effects *fx) {
+                      chorus_ms wall, struct op **round,
+                      const struct repl_effects *fx) {
   if (r->cfg.hint_max_age_ms && wall > h->wall &&
       wall - h->wall > r->cfg.hint_max_age_ms) {
     TRACE(r, "hint for %016" PRIx64 " dropped: older than %" PRIu64 " ms",
@@ -1266,44 +1316,53 @@ static int replay_one(struct repl *r, struct peer *p, const struct repl_hint *h,
     int rc = repl__hints_drop(&r->hints, r->store, h);
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
   }
-  const void *obj = h->object;
+  void *obj = NULL;
   size_t olen = h->olen;
-  void *local = NULL;
-  if (olen == 0) {
-    int rc = load_bytes(r, h->token, h->key, h->klen, &local, &olen);
+  if (olen > 0) {
+    if ((obj = chorus_malloc(olen)) == NULL)
+      return CHORUS_ENOMEM;
+    memcpy(obj, h->object, olen);
+  } else {
+    int rc = load_bytes(r, h->token, h->key, h->klen, &obj, &olen);
     if (rc != CHORUS_OK || olen == 0) {
-      chorus_free(local);
-      if (rc == CHORUS_ENOMEM)
-        return rc;
-      return CHORUS_OK; /* nothing to send (yet): keep the hint */
+      chorus_free(obj);
+      return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* keep the hint */
     }
-    obj = local;
   }
   struct op *op = op_new(r, OP_REPLAY);
-  int rc = op && op_set_key(op, h->token, h->key, h->klen) == CHORUS_OK
-               ? CHORUS_OK
-               : CHORUS_ENOMEM;
-  if (rc == CHORUS_OK) {
-    op->target = h->target;
-    struct wire_msg m = {.type = WIRE_HINT_DELIVER, .request_id = op->id};
-    m.hint_deliver.target = h->target;
-    m.hint_deliver.hint_seq = h->seq;
-    m.hint_deliver.token = h->token;
-    m.hint_deliver.key = (struct wire_bytes){h->key, h->klen};
-    m.hint_deliver.object = (struct wire_bytes){obj, olen};
-    p->inflight++;
-    rc = fx->send(fx->ctx, h->target, &m);
-    if (rc == CHORUS_OK)
-      rc = arm_op_timer(fx, op, r->cfg.timeout_ms);
+  if (op == NULL || op_set_key(op, h->token, h->key, h->klen) != CHORUS_OK) {
+    chorus_free(obj);
+    return CHORUS_ENOMEM;
   }
-  chorus_free(local);
-  return rc;
+  op->target = h->target;
+  op->hint_seq = h->seq;
+  op->obj = obj;
+  op->olen = olen;
+  p->inflight++;
+  int rc = arm_op_timer(fx, op, r->cfg.timeout_ms);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (all_durable(r))
+    return send_replay(fx, op);
+  if (*round == NULL && (*round = op_new(r, OP_ROUND)) == NULL)
+    return CHORUS_ENOMEM;
+  struct op *rd = *round;
+  if (rd->nwait == rd->capwait) {
+    uint32_t ncap = rd->capwait ? rd->capwait * 2 : 16;
+    uint64_t *w = chorus_realloc(rd->wait, ncap * sizeof *w);
+    if (w == NULL)
+      return CHORUS_ENOMEM;
+    rd->wait = w;
+    rd->capwait = ncap;
+  }
+  rd->wait[rd->nwait++] = op->id;
+  return CHORUS_OK;
 }
 
 /* One replay round for @target: up to hint_batch hints in flight, resuming
  * after the last one sent. */
 static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
-                         const struct repl_effects *fx) {
+                         struct op **round, const struct repl_effects *fx) {
   struct peer *p = peer_get(r, target, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
@@ -1342,7 +1401,7 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
      * flight: its own acknowledgement will delete it. */
     bool young = wall >= h.wall && wall - h.wall < r->cfg.timeout_ms;
     if (!young)
-      rc = replay_one(r, p, &h, wall, fx);
+      rc = replay_one(r, p, &h, wall, round, fx);
     /* Resume after this key: the key with a 0 byte appended. */
     unsigned char *cur = chorus_realloc(p->cursor, kl + 1);
     if (cur == NULL) {
@@ -1356,6 +1415,10 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     store_iter_next(it);
   }
   store_iter_close(it);
+  if (p->inflight > 0)
+    TRACE(r,
+          "replaying hints to %016" PRIx64 ": %u in flight, %" PRIu64 " kept",
+          target, p->inflight, repl__hints_count(&r->hints, target));
   if (reached_end && rc == CHORUS_OK) {
     chorus_free(p->cursor);
     p->cursor = NULL;
@@ -1364,12 +1427,19 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
   return rc;
 }
 
-static int replay_round(struct repl *r, chorus_ms wall,
-                        const struct repl_effects *fx) {
+/* Replays to @target (0: every target with hints); replays held back for
+ * durability leave after one barrier. */
+static int replay(struct repl *r, chorus_node_id target, chorus_ms wall,
+                  const struct repl_effects *fx) {
   int rc = CHORUS_OK;
-  for (uint32_t i = 0; i < r->hints.n && rc == CHORUS_OK; i++)
+  struct op *round = NULL;
+  if (target != 0)
+    rc = replay_target(r, target, wall, &round, fx);
+  for (uint32_t i = 0; target == 0 && i < r->hints.n && rc == CHORUS_OK; i++)
     if (r->hints.t[i].count > 0)
-      rc = replay_target(r, r->hints.t[i].target, wall, fx);
+      rc = replay_target(r, r->hints.t[i].target, wall, &round, fx);
+  if (rc == CHORUS_OK && round != NULL)
+    rc = fx->sync(fx->ctx, store_last_seq(r->store), round->id);
   return rc;
 }
 
@@ -1509,7 +1579,7 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
   int rc = CHORUS_OK;
   if (kind == TIMER_HINTS) {
     if (r->ready && !r->failed)
-      rc = replay_round(r, wall, fx);
+      rc = replay(r, 0, wall, fx);
     if (rc == CHORUS_OK)
       rc = fx->timer(fx->ctx, TIMER_HINTS << TIMER_KIND_SHIFT,
                      r->cfg.hint_interval);
@@ -1604,6 +1674,35 @@ int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
       rc = write_send(r, fx, op);
     }
     break;
+  case OP_READ: {
+    struct target *self = op_target(op, r->cfg.self);
+    if (status == CHORUS_OK && self != NULL && !self->answered) {
+      self->answered = true;
+      repl__tally_add(&op->tally, &op->need, self->group, true);
+      rc = read_progress(r, fx, op);
+      if (rc == CHORUS_OK && op->replied && read_all_answered(op) &&
+          !read_repairs_pending(op))
+        rc = read_finish(r, fx, op);
+    }
+    break;
+  }
+  case OP_ANSWER:
+    if (status == CHORUS_OK) {
+      struct wire_msg a = {.type = WIRE_REPLICA_READ_REPLY,
+                           .request_id = op->peer_req};
+      a.replica_read_reply.object = (struct wire_bytes){op->obj, op->olen};
+      rc = fx->send(fx->ctx, op->peer, &a);
+    }
+    op_free(r, op);
+    break;
+  case OP_ROUND:
+    for (uint32_t i = 0; i < op->nwait && rc == CHORUS_OK; i++) {
+      struct op *rp = op_find(r, op->wait[i]);
+      if (rp != NULL && rp->kind == OP_REPLAY && status == CHORUS_OK)
+        rc = send_replay(fx, rp);
+    }
+    op_free(r, op);
+    break;
   case OP_ACK:
     rc = send_ack(r, fx, op->peer, op->peer_req, op->ack_type, op->hint_seq,
                   status == CHORUS_OK ? CHORUS_OK : CHORUS_ESYNCFAILED);
@@ -1630,7 +1729,7 @@ int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
     TRACE(r, "%016" PRIx64 " is %s", node, alive ? "alive" : "down");
   int rc = CHORUS_OK;
   if (alive && was_down && r->ready && !r->failed)
-    rc = replay_target(r, node, wall, fx);
+    rc = replay(r, node, wall, fx);
   refresh_stats(r);
   return rc;
 }
