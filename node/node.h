@@ -1,0 +1,165 @@
+/* node.h: chorusd's internals: configuration, logs, the node (event loop
+ * glue between libuv, SWIM, replication and RocksDB) and its connections.
+ *
+ * HOW IT WORKS
+ *
+ * One thread runs one libuv loop that owns everything: the TCP listener
+ * (clients and peers share it; HELLO's role tells them apart), the UDP
+ * socket for SWIM datagrams on the same port, SWIM's and replication's
+ * timers, and the write side of every connection. The logic modules are
+ * sans-I/O (DESIGN.md §3): each event (bytes, a datagram, a timer, a
+ * finished sync barrier) is handed to swim_* or repl_*, and their effects
+ * come back through callbacks that encode frames or send datagrams. The
+ * only other thread is the RocksDB store's group-commit sync thread; its
+ * barrier callbacks are queued under a mutex and handed to the loop with
+ * uv_async_send.
+ *
+ * Writes are coalesced: an effect appends its encoded frame to the
+ * connection's output buffer, and a uv_check handle (it runs once per loop
+ * iteration, after I/O callbacks) flushes every dirty connection with one
+ * uv_write of everything it accumulated.
+ *
+ * Back-pressure: a client connection whose unsent output exceeds
+ * cfg.out_limit stops being read until its output drains to half of it, so
+ * a client that sends requests and never reads the answers blocks itself
+ * (its kernel buffers fill) instead of growing the node's memory. In-flight
+ * requests per connection are capped (ERROR EOVERLOAD beyond); so are
+ * connections and frame sizes (wire.h limits). A peer connection over its
+ * (larger) bound drops messages, which replication tolerates.
+ *
+ * Peers: a node sends to a peer only over the connection it dialled itself
+ * (lazily, to the address SWIM gossips for it; HELLO role peer with a MAC
+ * of cluster and node id under a key derived from the cluster key), and
+ * only reads on the connections peers dialled to it. Two nodes thus share
+ * two TCP connections, one per direction: whoever has something to send
+ * owns reconnecting, and there is no simultaneous-open race to settle. A
+ * failed dial backs off NODE_DIAL_BACKOFF_MS; messages meanwhile are
+ * dropped, which replication tolerates (timeouts, hints). SWIM datagrams
+ * go over UDP; its stream packets (push/pull, join) ride the same peer
+ * connections as WIRE_GOSSIP frames.
+ *
+ * Requests: a client request gets a slot whose (generation, index) is
+ * replication's origin cookie, so a late answer to a connection that
+ * closed (or a request already failed by shutdown) is recognised and
+ * dropped: each request is answered exactly once.
+ *
+ * Startup checks (exit 1, one log line): the TCP and UDP ports, the data
+ * folder (created if missing, writable, not locked by another process),
+ * and its identity: the node name, id and cluster written into the META
+ * space on first start must match on every later one.
+ *
+ * Shutdown (SIGINT/SIGTERM; a second signal closes at once): stop
+ * accepting, fail in-flight client requests with CHORUS_ECANCELED (they
+ * may or may not have been applied), store_sync, swim_leave, keep the loop
+ * running --leave-ms (1 s) so LEFT spreads, then close everything.
+ *
+ * Ring snapshots: SWIM's member_changed marks the ring dirty; after the
+ * SWIM call returns, the node builds swim_ring_snapshot, hands it to
+ * repl_set_ring and publishes it with ring_rcu_publish. The loop thread is
+ * the only writer, so the snapshot it holds stays valid until it publishes
+ * the next one; other threads (none today) would read it under RCU.
+ */
+#ifndef CHORUS_NODE_H
+#define CHORUS_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chorus_error.h"
+#include "chorus_types.h"
+#include "ring.h"
+#include "swim.h"
+
+/* ------------------------------------------------------------------------
+ * Logs (node_log.c): `2026-11-26T01:02:03.456Z info node: message` on
+ * stderr, one line per event.
+ * ------------------------------------------------------------------------ */
+
+enum node_log_level {
+  NODE_LOG_ERROR = 0,
+  NODE_LOG_WARN,
+  NODE_LOG_INFO,
+  NODE_LOG_DEBUG,
+};
+
+/* node_log_set_level / node_log_level_parse ("error".."debug").
+ * node_log_level_parse errors: CHORUS_EINVAL. */
+void node_log_set_level(enum node_log_level level);
+int node_log_level_parse(const char *s, enum node_log_level *out);
+bool node_log_enabled(enum node_log_level level);
+void node_log(enum node_log_level level, const char *module, const char *fmt,
+              ...) __attribute__((format(printf, 3, 4)));
+
+/* node_log_tracer: a tracer that writes each trace line at debug level. */
+extern const struct chorus_tracer node_log_tracer;
+
+/* ------------------------------------------------------------------------
+ * Configuration (node_config.c)
+ * ------------------------------------------------------------------------ */
+
+#define NODE_MAX_SEEDS SWIM_MAX_SEEDS
+#define NODE_PATH_MAX 1024u
+
+enum node_durability { NODE_DURABILITY_NONE = 0, NODE_DURABILITY_GROUP };
+
+struct node_config {
+  char name[128];                /* --id NAME */
+  chorus_node_id id;             /* xxh3-64 of @name */
+  char listen[SWIM_ADDR_MAX];    /* --listen HOST:PORT */
+  char advertise[SWIM_ADDR_MAX]; /* --advertise; default @listen */
+  char data[NODE_PATH_MAX];      /* --data DIR */
+  char seeds[NODE_MAX_SEEDS][SWIM_ADDR_MAX];
+  size_t nseeds;
+  char cluster[SWIM_CLUSTER_MAX]; /* --cluster NAME */
+  uint8_t key[SWIM_KEY_BYTES];    /* --cluster-key FILE, or derived */
+  bool key_derived;               /* no key file: warn at start */
+  char dc[RING_NAME_MAX], rack[RING_NAME_MAX];
+  char replicas[128]; /* --replicas spec, as given */
+  struct ring_replication replication;
+  enum node_durability durability; /* --durability none|group */
+  bool profile_local;              /* --profile local */
+  enum node_log_level log_level;
+  /* Limits. */
+  uint32_t max_connections; /* --max-connections, default 1024 */
+  uint32_t max_inflight;    /* --max-inflight (per connection), 256 */
+  uint32_t max_frame;       /* --max-frame (client frames), 2 MiB */
+  uint32_t out_limit;       /* --out-limit (client output), 1 MiB */
+  uint32_t peer_out_limit;  /* peer output before dropping, 64 MiB */
+  uint32_t timeout_ms;      /* --timeout (default request timeout) */
+  chorus_ms leave_ms;       /* --leave-ms: gossip time at shutdown */
+};
+
+/* node_config_parse: fills @cfg from argv (and from --config files). On
+ * --help or --version it prints to stdout and sets *@exit_now. @errmsg
+ * (CHORUS_ERRMSG_SIZE) gets one line on failure.
+ * Errors: CHORUS_EINVAL (bad or missing flag), CHORUS_EIO (unreadable
+ * --config or --cluster-key file), CHORUS_EMALFORMED (bad key file). */
+int node_config_parse(int argc, char **argv, struct node_config *cfg,
+                      bool *exit_now, char *errmsg);
+
+/* node_addr_split: "HOST:PORT" or "[V6]:PORT" into @host (@cap bytes) and
+ * *@port. Errors: CHORUS_EINVAL. */
+int node_addr_split(const char *addr, char *host, size_t cap, int *port);
+
+/* ------------------------------------------------------------------------
+ * The node (node.c): lifecycle.
+ * ------------------------------------------------------------------------ */
+
+struct node;
+
+/* node_open: binds the ports, opens the store and checks its identity,
+ * builds SWIM and replication. Nothing runs until node_run.
+ * Errors: CHORUS_EBUSY (port or data folder in use), CHORUS_EPERM
+ * (unwritable data folder), CHORUS_ECLUSTER (data folder of another node
+ * id or cluster), store and libuv errors; @errmsg says which in one line. */
+int node_open(const struct node_config *cfg, struct node **out, char *errmsg);
+
+/* node_run: runs the loop until a graceful shutdown (SIGINT/SIGTERM)
+ * completes; returns the process exit status. */
+int node_run(struct node *n);
+
+/* node_free: frees what node_run left (NULL is fine). */
+void node_free(struct node *n);
+
+#endif /* CHORUS_NODE_H */

@@ -1,0 +1,376 @@
+/* node_config.c: chorusd's flags and `key = value` config files. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <xxhash.h>
+
+#include "node.h"
+#include "wire.h"
+
+#define VERSION_TEXT "chorusd 0.1.0 (wire protocol 1)"
+
+static const char usage_text[] =
+    "usage: chorusd --id NAME --listen HOST:PORT --data DIR [options]\n"
+    "\n"
+    "  --id NAME              node name; the node id is xxh3-64(NAME)\n"
+    "  --listen HOST:PORT     TCP for clients and peers, UDP gossip (same "
+    "port)\n"
+    "  --advertise HOST:PORT  address peers use (default: --listen)\n"
+    "  --data DIR             data folder (created if missing)\n"
+    "  --seeds H:P[,H:P...]   nodes to join through\n"
+    "  --cluster NAME         cluster name (default \"chorus\")\n"
+    "  --cluster-key FILE     64 hex chars (32 bytes) sealing gossip and\n"
+    "                         peer handshakes; without it a key is derived\n"
+    "                         from the cluster name (insecure, warned)\n"
+    "  --dc NAME, --rack NAME placement labels (default \"dc1\", \"r1\")\n"
+    "  --replicas SPEC        N, or dc1:3,dc2:2 (default 3)\n"
+    "  --durability MODE      none | group (default group: ack after fsync)\n"
+    "  --profile P            lan | local (SWIM timing; default lan)\n"
+    "  --log-level L          error | warn | info | debug (default info)\n"
+    "  --timeout MS           default request timeout (default 2000)\n"
+    "  --max-connections N    (default 1024)\n"
+    "  --max-inflight N       requests in flight per connection (default 256)\n"
+    "  --max-frame BYTES      client frame limit (default 2097152)\n"
+    "  --out-limit BYTES      unsent output per client before reading stops\n"
+    "                         (default 1048576)\n"
+    "  --leave-ms MS          gossip time after leaving at shutdown (1000)\n"
+    "  --config FILE          `key = value` lines with the same keys\n"
+    "  --help, --version\n";
+
+static int set_str(char *dst, size_t cap, const char *v, const char *key,
+                   char *errmsg) {
+  size_t len = strlen(v);
+  if (len == 0 || len >= cap)
+    return chorus_errf(errmsg, CHORUS_EINVAL, "--%s: must be 1..%zu bytes", key,
+                       cap - 1);
+  memcpy(dst, v, len + 1);
+  return CHORUS_OK;
+}
+
+static int set_u32(uint32_t *dst, const char *v, uint32_t lo, uint32_t hi,
+                   const char *key, char *errmsg) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi || v[0] == '-')
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--%s: \"%s\" is not a number in %u..%u", key, v, lo,
+                       hi);
+  *dst = (uint32_t)x;
+  return CHORUS_OK;
+}
+
+int node_addr_split(const char *addr, char *host, size_t cap, int *port) {
+  const char *colon;
+  const char *h = addr;
+  size_t hlen;
+  if (addr[0] == '[') {
+    const char *close = strchr(addr, ']');
+    if (close == NULL || close[1] != ':')
+      return CHORUS_EINVAL;
+    h = addr + 1;
+    hlen = (size_t)(close - h);
+    colon = close + 1;
+  } else {
+    colon = strrchr(addr, ':');
+    if (colon == NULL)
+      return CHORUS_EINVAL;
+    hlen = (size_t)(colon - addr);
+  }
+  if (hlen == 0 || hlen >= cap)
+    return CHORUS_EINVAL;
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (*end || end == colon + 1 || p < 1 || p > 65535)
+    return CHORUS_EINVAL;
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = (int)p;
+  return CHORUS_OK;
+}
+
+static int check_addr(const char *v, const char *key, char *errmsg) {
+  char host[SWIM_ADDR_MAX];
+  int port;
+  if (node_addr_split(v, host, sizeof host, &port) != CHORUS_OK)
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--%s: \"%s\" is not HOST:PORT (port 1..65535)", key, v);
+  return CHORUS_OK;
+}
+
+/* A key file holds 64 hex digits (32 bytes), surrounding whitespace
+ * allowed. */
+static int load_key(const char *path, uint8_t key[SWIM_KEY_BYTES],
+                    char *errmsg) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return chorus_errf(errmsg, CHORUS_EIO, "--cluster-key %s: %s", path,
+                       strerror(errno));
+  char buf[256];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = buf;
+  while (isspace((unsigned char)*p))
+    p++;
+  size_t len = 0;
+  while (isxdigit((unsigned char)p[len]))
+    len++;
+  char *rest = p + len;
+  while (isspace((unsigned char)*rest))
+    rest++;
+  size_t bin_len = 0;
+  if (len != 2 * SWIM_KEY_BYTES || *rest ||
+      sodium_hex2bin(key, SWIM_KEY_BYTES, p, len, NULL, &bin_len, NULL) != 0 ||
+      bin_len != SWIM_KEY_BYTES)
+    return chorus_errf(errmsg, CHORUS_EMALFORMED,
+                       "--cluster-key %s: expected 64 hex digits (32 bytes)",
+                       path);
+  return CHORUS_OK;
+}
+
+static int parse_file(const char *path, struct node_config *cfg, int depth,
+                      char *errmsg);
+
+/* apply: one `key value` setting, from a flag or a config file line. */
+static int apply(struct node_config *cfg, const char *key, const char *v,
+                 int depth, char *errmsg) {
+  if (strcmp(key, "id") == 0)
+    return set_str(cfg->name, sizeof cfg->name, v, key, errmsg);
+  if (strcmp(key, "listen") == 0 || strcmp(key, "advertise") == 0) {
+    int rc = check_addr(v, key, errmsg);
+    if (rc)
+      return rc;
+    char *dst = key[0] == 'l' ? cfg->listen : cfg->advertise;
+    return set_str(dst, SWIM_ADDR_MAX, v, key, errmsg);
+  }
+  if (strcmp(key, "data") == 0)
+    return set_str(cfg->data, sizeof cfg->data, v, key, errmsg);
+  if (strcmp(key, "seeds") == 0) {
+    cfg->nseeds = 0;
+    const char *p = v;
+    while (*p) {
+      const char *comma = strchr(p, ',');
+      size_t len = comma ? (size_t)(comma - p) : strlen(p);
+      while (len && isspace((unsigned char)*p)) {
+        p++;
+        len--;
+      }
+      while (len && isspace((unsigned char)p[len - 1]))
+        len--;
+      if (len) {
+        if (cfg->nseeds == NODE_MAX_SEEDS || len >= SWIM_ADDR_MAX)
+          return chorus_errf(errmsg, CHORUS_EINVAL,
+                             "--seeds: at most %u seeds of < %u bytes",
+                             NODE_MAX_SEEDS, SWIM_ADDR_MAX);
+        char *dst = cfg->seeds[cfg->nseeds++];
+        memcpy(dst, p, len);
+        dst[len] = '\0';
+        int rc = check_addr(dst, key, errmsg);
+        if (rc)
+          return rc;
+      }
+      if (!comma)
+        break;
+      p = comma + 1;
+    }
+    return CHORUS_OK;
+  }
+  if (strcmp(key, "cluster") == 0)
+    return set_str(cfg->cluster, sizeof cfg->cluster, v, key, errmsg);
+  if (strcmp(key, "cluster-key") == 0) {
+    cfg->key_derived = false;
+    return load_key(v, cfg->key, errmsg);
+  }
+  if (strcmp(key, "dc") == 0)
+    return set_str(cfg->dc, sizeof cfg->dc, v, key, errmsg);
+  if (strcmp(key, "rack") == 0)
+    return set_str(cfg->rack, sizeof cfg->rack, v, key, errmsg);
+  if (strcmp(key, "replicas") == 0) {
+    char why[CHORUS_ERRMSG_SIZE] = "";
+    if (ring_replication_parse(v, &cfg->replication, why) != CHORUS_OK)
+      return chorus_errf(errmsg, CHORUS_EINVAL, "--replicas: %s", why);
+    return set_str(cfg->replicas, sizeof cfg->replicas, v, key, errmsg);
+  }
+  if (strcmp(key, "durability") == 0) {
+    if (strcmp(v, "none") == 0)
+      cfg->durability = NODE_DURABILITY_NONE;
+    else if (strcmp(v, "group") == 0)
+      cfg->durability = NODE_DURABILITY_GROUP;
+    else
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "--durability: \"%s\" is not none or group", v);
+    return CHORUS_OK;
+  }
+  if (strcmp(key, "profile") == 0) {
+    if (strcmp(v, "lan") == 0)
+      cfg->profile_local = false;
+    else if (strcmp(v, "local") == 0)
+      cfg->profile_local = true;
+    else
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "--profile: \"%s\" is not lan or local", v);
+    return CHORUS_OK;
+  }
+  if (strcmp(key, "log-level") == 0) {
+    if (node_log_level_parse(v, &cfg->log_level) != CHORUS_OK)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "--log-level: \"%s\" is not error, warn, info or "
+                         "debug",
+                         v);
+    return CHORUS_OK;
+  }
+  if (strcmp(key, "timeout") == 0)
+    return set_u32(&cfg->timeout_ms, v, 1, 86400000, key, errmsg);
+  if (strcmp(key, "max-connections") == 0)
+    return set_u32(&cfg->max_connections, v, 1, 1000000, key, errmsg);
+  if (strcmp(key, "max-inflight") == 0)
+    return set_u32(&cfg->max_inflight, v, 1, 1000000, key, errmsg);
+  if (strcmp(key, "max-frame") == 0)
+    return set_u32(&cfg->max_frame, v, 64, WIRE_MAX_FRAME_HARD, key, errmsg);
+  if (strcmp(key, "out-limit") == 0)
+    return set_u32(&cfg->out_limit, v, 4096, 1u << 30, key, errmsg);
+  if (strcmp(key, "leave-ms") == 0) {
+    uint32_t ms;
+    int rc = set_u32(&ms, v, 0, 60000, key, errmsg);
+    cfg->leave_ms = ms;
+    return rc;
+  }
+  if (strcmp(key, "config") == 0)
+    return parse_file(v, cfg, depth + 1, errmsg);
+  return chorus_errf(errmsg, CHORUS_EINVAL, "unknown option --%s (try --help)",
+                     key);
+}
+
+static int parse_file(const char *path, struct node_config *cfg, int depth,
+                      char *errmsg) {
+  if (depth > 4)
+    return chorus_errf(errmsg, CHORUS_EINVAL, "--config: nested too deep");
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return chorus_errf(errmsg, CHORUS_EIO, "--config %s: %s", path,
+                       strerror(errno));
+  char line[2048];
+  int lineno = 0, rc = CHORUS_OK;
+  while (rc == CHORUS_OK && fgets(line, sizeof line, f)) {
+    lineno++;
+    char *hash = strchr(line, '#');
+    if (hash)
+      *hash = '\0';
+    char *p = line;
+    while (isspace((unsigned char)*p))
+      p++;
+    if (*p == '\0')
+      continue;
+    char *eq = strchr(p, '=');
+    if (eq == NULL) {
+      rc = chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--config %s:%d: expected key = value", path, lineno);
+      break;
+    }
+    char *kend = eq;
+    while (kend > p && isspace((unsigned char)kend[-1]))
+      kend--;
+    *kend = '\0';
+    char *v = eq + 1;
+    while (isspace((unsigned char)*v))
+      v++;
+    size_t vl = strlen(v);
+    while (vl && isspace((unsigned char)v[vl - 1]))
+      v[--vl] = '\0';
+    rc = apply(cfg, p, v, depth, errmsg);
+    if (rc)
+      chorus_errwrap(errmsg, rc, "--config %s:%d", path, lineno);
+  }
+  fclose(f);
+  return rc;
+}
+
+static void defaults(struct node_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  snprintf(cfg->cluster, sizeof cfg->cluster, "chorus");
+  snprintf(cfg->dc, sizeof cfg->dc, "dc1");
+  snprintf(cfg->rack, sizeof cfg->rack, "r1");
+  snprintf(cfg->replicas, sizeof cfg->replicas, "3");
+  (void)ring_replication_parse("3", &cfg->replication, NULL);
+  cfg->key_derived = true;
+  cfg->durability = NODE_DURABILITY_GROUP;
+  cfg->log_level = NODE_LOG_INFO;
+  cfg->max_connections = 1024;
+  cfg->max_inflight = 256;
+  cfg->max_frame = WIRE_MAX_FRAME_CLIENT;
+  cfg->out_limit = 1u << 20;
+  cfg->peer_out_limit = 64u << 20;
+  cfg->timeout_ms = 2000;
+  cfg->leave_ms = 1000;
+}
+
+int node_config_parse(int argc, char **argv, struct node_config *cfg,
+                      bool *exit_now, char *errmsg) {
+  defaults(cfg);
+  *exit_now = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage_text, stdout);
+      *exit_now = true;
+      return CHORUS_OK;
+    }
+    if (strcmp(a, "--version") == 0) {
+      puts(VERSION_TEXT);
+      *exit_now = true;
+      return CHORUS_OK;
+    }
+    if (strncmp(a, "--", 2) != 0)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "unexpected argument \"%s\" (try --help)", a);
+    char key[64];
+    const char *v;
+    const char *eq = strchr(a + 2, '=');
+    size_t klen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+    if (klen == 0 || klen >= sizeof key)
+      return chorus_errf(errmsg, CHORUS_EINVAL, "bad option \"%s\"", a);
+    memcpy(key, a + 2, klen);
+    key[klen] = '\0';
+    if (eq) {
+      v = eq + 1;
+    } else {
+      if (i + 1 >= argc)
+        return chorus_errf(errmsg, CHORUS_EINVAL, "--%s needs a value", key);
+      v = argv[++i];
+    }
+    int rc = apply(cfg, key, v, 0, errmsg);
+    if (rc)
+      return rc;
+  }
+  if (cfg->name[0] == '\0' || cfg->listen[0] == '\0' || cfg->data[0] == '\0')
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--id, --listen and --data are required (try --help)");
+  if (cfg->advertise[0] == '\0') {
+    /* A wildcard listen address is no address for peers to dial. */
+    char host[SWIM_ADDR_MAX];
+    int port;
+    (void)node_addr_split(cfg->listen, host, sizeof host, &port);
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+      snprintf(cfg->advertise, sizeof cfg->advertise, "127.0.0.1:%d", port);
+    else
+      memcpy(cfg->advertise, cfg->listen, sizeof cfg->advertise);
+  }
+  cfg->id = XXH3_64bits(cfg->name, strlen(cfg->name));
+  if (cfg->key_derived) {
+    /* Anyone who knows the cluster name knows this key: fine for a laptop,
+     * never for a network (logged as a warning at start). */
+    static const char tag[] = "chorus cluster key v1:";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, SWIM_KEY_BYTES);
+    crypto_generichash_update(&st, (const unsigned char *)tag, sizeof tag - 1);
+    crypto_generichash_update(&st, (const unsigned char *)cfg->cluster,
+                              strlen(cfg->cluster));
+    crypto_generichash_final(&st, cfg->key, SWIM_KEY_BYTES);
+  }
+  return CHORUS_OK;
+}

@@ -1,0 +1,179 @@
+/* node_status.c: the answers to RING_QUERY and STATUS_QUERY (the status
+ * names are docs/PROTOCOL.md's, STATUS_REPLY). */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "node_int.h"
+
+/* ------------------------------------------------------------------------
+ * Ring and status answers
+ * ------------------------------------------------------------------------ */
+
+static uint8_t wire_state_of(const struct swim_member *m) {
+  switch (m->state) {
+  case SWIM_ALIVE:
+    if (m->meta.ownership == RING_JOINING)
+      return WIRE_NODE_JOINING;
+    if (m->meta.ownership == RING_LEAVING)
+      return WIRE_NODE_LEAVING;
+    return WIRE_NODE_UP;
+  case SWIM_SUSPECT:
+    return WIRE_NODE_SUSPECT;
+  default:
+    return WIRE_NODE_DOWN;
+  }
+}
+
+void node__answer_ring(struct conn *c, uint64_t request_id) {
+  struct node *n = c->n;
+  size_t count = swim_member_count(n->swim);
+  struct wire_ring_node *nodes =
+      chorus_calloc(count ? count : 1, sizeof *nodes);
+  if (nodes == NULL) {
+    node__conn_send_error(c, request_id, CHORUS_ENOMEM, "out of memory");
+    return;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < count; i++) {
+    const struct swim_member *m = swim_member_at(n->swim, i);
+    if (m->state == SWIM_REMOVED)
+      continue;
+    nodes[k].id = m->id;
+    nodes[k].addr = (struct wire_bytes){(const uint8_t *)m->meta.addr,
+                                        strlen(m->meta.addr)};
+    nodes[k].dc =
+        (struct wire_bytes){(const uint8_t *)m->meta.dc, strlen(m->meta.dc)};
+    nodes[k].rack = (struct wire_bytes){(const uint8_t *)m->meta.rack,
+                                        strlen(m->meta.rack)};
+    nodes[k].state = wire_state_of(m);
+    k++;
+  }
+  struct wire_msg r = {.type = WIRE_RING_REPLY, .request_id = request_id};
+  /* The published snapshot's version, read the way any thread would. */
+  ring_rcu_read_lock();
+  const struct ring_snapshot *s = ring_rcu_get(&n->ring_pub);
+  r.ring_reply.epoch = s ? ring_snapshot_version(s) : 0;
+  ring_rcu_read_unlock();
+  r.ring_reply.vnodes = RING_DEFAULT_VNODES;
+  r.ring_reply.nnodes = k;
+  r.ring_reply.nodes = nodes;
+  (void)node__conn_send(c, &r);
+  chorus_free(nodes);
+}
+
+struct stat_builder {
+  struct wire_stat *items;
+  char (*names)[WIRE_MAX_STAT_NAME + 1];
+  size_t n, cap;
+};
+
+static void stat_add(struct stat_builder *b, int64_t value, const char *fmt,
+                     ...) __attribute__((format(printf, 3, 4)));
+
+static void stat_add(struct stat_builder *b, int64_t value, const char *fmt,
+                     ...) {
+  if (b->n == b->cap)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(b->names[b->n], WIRE_MAX_STAT_NAME + 1, fmt, ap);
+  va_end(ap);
+  if (len <= 0)
+    return;
+  if (len > (int)WIRE_MAX_STAT_NAME)
+    len = WIRE_MAX_STAT_NAME;
+  b->items[b->n].name =
+      (struct wire_bytes){(const uint8_t *)b->names[b->n], (size_t)len};
+  b->items[b->n].value = value;
+  b->n++;
+}
+
+void node__answer_status(struct conn *c, uint64_t request_id) {
+  struct node *n = c->n;
+  size_t members = swim_member_count(n->swim);
+  struct stat_builder b = {0};
+  b.cap = 64 + 4 * members;
+  b.items = chorus_calloc(b.cap, sizeof *b.items);
+  b.names = chorus_calloc(b.cap, sizeof *b.names);
+  if (b.items == NULL || b.names == NULL) {
+    chorus_free(b.items);
+    chorus_free(b.names);
+    node__conn_send_error(c, request_id, CHORUS_ENOMEM, "out of memory");
+    return;
+  }
+  const struct repl_stats *rs = repl_stats(n->repl);
+#define RSTAT(f) stat_add(&b, (int64_t)rs->f, "repl." #f)
+  RSTAT(requests);
+  RSTAT(forwarded);
+  RSTAT(writes_ok);
+  RSTAT(reads_ok);
+  RSTAT(unavailable);
+  RSTAT(timeouts);
+  RSTAT(invalid);
+  RSTAT(read_repairs);
+  RSTAT(hints_queued);
+  RSTAT(hints_replayed);
+  RSTAT(hints_dropped);
+  RSTAT(hints_pending);
+  RSTAT(hint_bytes);
+#undef RSTAT
+  const struct swim_stats *ss = swim_stats(n->swim);
+#define SSTAT(f) stat_add(&b, (int64_t)ss->f, "swim." #f)
+  SSTAT(sent);
+  SSTAT(received);
+  SSTAT(auth_failed);
+  SSTAT(malformed);
+  SSTAT(probes);
+  SSTAT(probe_failed);
+  SSTAT(suspicions);
+  SSTAT(refutations);
+  SSTAT(deaths);
+#undef SSTAT
+  stat_add(&b, (int64_t)swim_health(n->swim), "swim.health");
+  stat_add(&b, (int64_t)swim_alive_count(n->swim), "members.alive");
+  stat_add(&b, (int64_t)members, "members.known");
+  /* Peers whose clock differs from ours by more than the bound (DESIGN.md
+   * §7: a warning in status, never an input to ordering). */
+  chorus_node_id skewed[1];
+  stat_add(&b, (int64_t)swim_clock_report(n->swim, -1, skewed, 1),
+           "clock.skewed");
+  stat_add(&b, (int64_t)n->nconns, "node.connections");
+  stat_add(&b, (int64_t)n->nclients, "node.clients");
+  stat_add(&b, (int64_t)n->stats.accepted, "node.accepted");
+  stat_add(&b, (int64_t)n->stats.refused, "node.refused");
+  stat_add(&b, (int64_t)n->stats.malformed, "node.malformed");
+  stat_add(&b, (int64_t)n->stats.overload, "node.overload");
+  stat_add(&b, (int64_t)n->stats.peer_dropped, "node.peer_dropped");
+  stat_add(&b, (int64_t)n->stats.auth_failed, "node.auth_failed");
+  stat_add(&b, (int64_t)n->stats.udp_in, "node.udp_in");
+  stat_add(&b, (int64_t)n->stats.udp_out, "node.udp_out");
+  stat_add(&b, (int64_t)store_last_seq(n->store), "store.last_seq");
+  stat_add(&b, (int64_t)store_durable_seq(n->store), "store.durable_seq");
+  const struct ring_replication *rr = &n->cfg.replication;
+  if (rr->dc_count == 0)
+    stat_add(&b, (int64_t)rr->n, "replication.n");
+  for (uint32_t i = 0; i < rr->dc_count; i++)
+    stat_add(&b, (int64_t)rr->dcs[i].factor, "replication.dc.%s",
+             rr->dcs[i].dc);
+  for (size_t i = 0; i < members; i++) {
+    const struct swim_member *m = swim_member_at(n->swim, i);
+    stat_add(&b, (int64_t)m->state, "member.%016" PRIx64 ".state", m->id);
+    stat_add(&b, (int64_t)m->incarnation, "member.%016" PRIx64 ".incarnation",
+             m->id);
+    if (m->clock_samples > 0)
+      stat_add(&b, m->offset_ms, "member.%016" PRIx64 ".offset_ms", m->id);
+    if (m->id != n->cfg.id)
+      stat_add(&b, (int64_t)repl_hints_for(n->repl, m->id),
+               "member.%016" PRIx64 ".hints", m->id);
+  }
+  struct wire_msg r = {.type = WIRE_STATUS_REPLY, .request_id = request_id};
+  r.status_reply.node_id = n->cfg.id;
+  r.status_reply.nstats = b.n;
+  r.status_reply.stats = b.items;
+  (void)node__conn_send(c, &r);
+  chorus_free(b.items);
+  chorus_free(b.names);
+}
