@@ -307,7 +307,7 @@ static int rd_array(struct rd *r, uint32_t *n, size_t min_bytes,
   if (rd_left(r) < 1)
     return rd_fail(r, "%s: truncated", what);
   uint8_t tag = *r->p++;
-  uint64_t count;
+  uint64_t count = 0;
   int rc = CHORUS_OK;
   if ((tag & 0xf0) == 0x90)
     count = tag & 0x0f;
@@ -343,7 +343,7 @@ static int rd_bin(struct rd *r, const uint8_t **p, uint32_t *len, size_t max,
   if (rd_left(r) < 1)
     return rd_fail(r, "%s: truncated", what);
   uint8_t tag = *r->p++;
-  uint64_t n;
+  uint64_t n = 0;
   int rc;
   if (nil)
     *nil = false;

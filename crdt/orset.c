@@ -265,9 +265,11 @@ int orset_join(struct orset *dst, const struct orset *src) {
     int r = !a   ? 1
             : !b ? -1
                  : crdt__bytes_cmp(a->data, a->len, b->data, b->len);
-    const struct crdt_dot *ad = r <= 0 ? a->dots : NULL;
-    const struct crdt_dot *bd = r >= 0 ? b->dots : NULL;
-    uint32_t na = r <= 0 ? a->ndots : 0, nb = r >= 0 ? b->ndots : 0;
+    /* r <= 0 implies a, r >= 0 implies b; the tests say so to the
+     * compiler too. */
+    const struct crdt_dot *ad = r <= 0 && a ? a->dots : NULL;
+    const struct crdt_dot *bd = r >= 0 && b ? b->dots : NULL;
+    uint32_t na = r <= 0 && a ? a->ndots : 0, nb = r >= 0 && b ? b->ndots : 0;
     bool same;
     uint32_t nd = dots_join(ad, na, &dst->ctx, bd, nb, &src->ctx, NULL, &same);
     if (nd > 0) {
