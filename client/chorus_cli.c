@@ -1,0 +1,629 @@
+/* chorus_cli.c: `chorus`, the command-line client: one command per run over
+ * the synchronous libchorus API, text or JSON output, exit 0/1/2.
+ *
+ * Contexts are printed and read as lowercase hexadecimal (the context is
+ * opaque binary; hex survives shells and copy-paste untouched). In text
+ * mode values and members are printed raw, one per line; use --json for
+ * values that may hold newlines or binary bytes.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "libchorus.h"
+
+#define EXIT_USAGE 2
+/* scripts/start's three nodes, tried in order */
+#define DEFAULT_HOST "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
+
+static const char usage_text[] =
+    "usage: chorus [-H HOST:PORT] [--cluster NAME] [--json] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  put KEY VALUE [--context CTX] [-w N | -c LEVEL]\n"
+    "  get KEY [-r N | -c LEVEL]     siblings, one per line, then the "
+    "context;\n"
+    "                                a counter's value; a set's members\n"
+    "  del KEY [--context CTX] [-w N | -c LEVEL]\n"
+    "  incr KEY [DELTA]              add DELTA (default 1) to a counter\n"
+    "  sadd KEY MEMBER...            add members to a set\n"
+    "  srem KEY MEMBER...            remove members from a set\n"
+    "  smembers KEY                  the members of a set\n"
+    "  status                        every member: state, address, dc, rack,\n"
+    "                                incarnation, clock offset, hints\n"
+    "  ring                          each node's share of the token space and\n"
+    "                                the replication settings\n"
+    "\n"
+    "options:\n"
+    "  -H, --host HOST:PORT[,...]    nodes to try in order (repeatable;\n"
+    "                                default $CHORUS_HOST, else\n"
+    "                                127.0.0.1:7401,7402,7403: scripts/start)\n"
+    "  --cluster NAME                cluster name (default $CHORUS_CLUSTER or\n"
+    "                                \"chorus\")\n"
+    "  --json                        one JSON object per command on stdout\n"
+    "  -r N|LEVEL, -w N|LEVEL        read / write quorum (1..64 or a level)\n"
+    "  -c LEVEL                      both: ONE TWO THREE QUORUM ALL LOCAL_ONE\n"
+    "                                LOCAL_QUORUM EACH_QUORUM\n"
+    "  --pr N|LEVEL, --pw N|LEVEL    primary replicas required\n"
+    "  --sloppy                      writes may use fallback nodes\n"
+    "  --timeout MS                  request timeout (node default otherwise)\n"
+    "  --context CTX                 causal context from a get (hex)\n"
+    "  -h, --help, --version\n"
+    "\n"
+    "exit status: 0 ok, 1 error (message on stderr), 2 usage\n";
+
+struct cli {
+  char *hosts; /* comma-separated, owned */
+  const char *cluster;
+  bool json;
+  struct chorus_opts opts;
+  const char *context_hex;
+  const char *argv[64]; /* positionals: command and its arguments */
+  int argc;
+};
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "chorus: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\nTry 'chorus --help'.\n");
+  va_end(ap);
+  return EXIT_USAGE;
+}
+
+static int add_host(struct cli *cl, const char *h) {
+  size_t old = cl->hosts ? strlen(cl->hosts) : 0;
+  char *n = chorus_realloc(cl->hosts, old + strlen(h) + 2);
+  if (n == NULL)
+    return -1;
+  if (old > 0)
+    n[old++] = ',';
+  strcpy(n + old, h);
+  cl->hosts = n;
+  return 0;
+}
+
+static int parse_level(const char *opt, const char *v, int32_t *out) {
+  if (v == NULL)
+    return usage_error("%s needs a value", opt);
+  if (chorus_level_parse(v, out) != CHORUS_OK)
+    return usage_error("bad level or count \"%s\" (1..64, ONE, TWO, THREE, "
+                       "QUORUM, ALL, LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM)",
+                       v);
+  return 0;
+}
+
+/* parse: fills @cl from argv; returns -1 to go on, or an exit status. Options
+ * may come anywhere; an argument that looks like a negative number is a
+ * positional (incr KEY -5). */
+static int parse(struct cli *cl, int argc, char **argv) {
+  bool only_pos = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool is_opt = !only_pos && a[0] == '-' && a[1] != '\0' &&
+                  !(a[1] >= '0' && a[1] <= '9');
+    if (!is_opt) {
+      if (cl->argc == (int)(sizeof cl->argv / sizeof cl->argv[0]))
+        return usage_error("too many arguments");
+      cl->argv[cl->argc++] = a;
+      continue;
+    }
+    int rc = 0;
+    if (strcmp(a, "--") == 0) {
+      only_pos = true;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage_text, stdout);
+      return 0;
+    } else if (strcmp(a, "--version") == 0) {
+      printf("chorus %s\n", CHORUS_CLIENT_VERSION);
+      return 0;
+    } else if (strcmp(a, "--json") == 0) {
+      cl->json = true;
+    } else if (strcmp(a, "--sloppy") == 0) {
+      cl->opts.sloppy = true;
+    } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs HOST:PORT", a);
+      if (add_host(cl, v) != 0)
+        return 1;
+      i++;
+    } else if (strcmp(a, "--cluster") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a name", a);
+      cl->cluster = v;
+      i++;
+    } else if (strcmp(a, "--context") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a hex context", a);
+      cl->context_hex = v;
+      i++;
+    } else if (strcmp(a, "--timeout") == 0) {
+      char *end;
+      errno = 0;
+      unsigned long t = v ? strtoul(v, &end, 10) : 0;
+      if (v == NULL || errno || *end || v[0] == '-' || t == 0 || t > 86400000ul)
+        return usage_error("--timeout needs milliseconds 1..86400000");
+      cl->opts.timeout_ms = (uint32_t)t;
+      i++;
+    } else if (strcmp(a, "-r") == 0) {
+      rc = parse_level(a, v, &cl->opts.r);
+      i++;
+    } else if (strcmp(a, "-w") == 0) {
+      rc = parse_level(a, v, &cl->opts.w);
+      i++;
+    } else if (strcmp(a, "--pr") == 0) {
+      rc = parse_level(a, v, &cl->opts.pr);
+      i++;
+    } else if (strcmp(a, "--pw") == 0) {
+      rc = parse_level(a, v, &cl->opts.pw);
+      i++;
+    } else if (strcmp(a, "-c") == 0 || strcmp(a, "--consistency") == 0) {
+      rc = parse_level(a, v, &cl->opts.r);
+      cl->opts.w = cl->opts.r;
+      i++;
+    } else {
+      return usage_error("unknown option %s", a);
+    }
+    if (rc != 0)
+      return rc;
+  }
+  return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * Output helpers
+ * ------------------------------------------------------------------------ */
+
+static void print_hex(const uint8_t *p, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    printf("%02x", p[i]);
+}
+
+static int hex_decode(const char *s, uint8_t **out, size_t *len) {
+  size_t n = strlen(s);
+  if (n % 2 != 0)
+    return CHORUS_EINVAL;
+  uint8_t *b = chorus_malloc(n / 2 + 1);
+  if (b == NULL)
+    return CHORUS_ENOMEM;
+  for (size_t i = 0; i < n / 2; i++) {
+    unsigned v = 0;
+    for (int j = 0; j < 2; j++) {
+      char ch = s[2 * i + (size_t)j];
+      unsigned d;
+      if (ch >= '0' && ch <= '9')
+        d = (unsigned)(ch - '0');
+      else if (ch >= 'a' && ch <= 'f')
+        d = (unsigned)(ch - 'a') + 10;
+      else if (ch >= 'A' && ch <= 'F')
+        d = (unsigned)(ch - 'A') + 10;
+      else {
+        chorus_free(b);
+        return CHORUS_EINVAL;
+      }
+      v = v << 4 | d;
+    }
+    b[i] = (uint8_t)v;
+  }
+  *out = b;
+  *len = n / 2;
+  return CHORUS_OK;
+}
+
+/* A JSON string. Bytes that are not valid UTF-8 are written as \u00XX
+ * (read as Latin-1), so any value yields valid JSON. */
+static void json_str(const uint8_t *p, size_t len) {
+  putchar('"');
+  size_t i = 0;
+  while (i < len) {
+    uint8_t ch = p[i];
+    if (ch == '"' || ch == '\\') {
+      printf("\\%c", ch);
+      i++;
+    } else if (ch == '\n') {
+      fputs("\\n", stdout);
+      i++;
+    } else if (ch == '\t') {
+      fputs("\\t", stdout);
+      i++;
+    } else if (ch == '\r') {
+      fputs("\\r", stdout);
+      i++;
+    } else if (ch < 0x20 || ch == 0x7f) {
+      printf("\\u%04x", ch);
+      i++;
+    } else if (ch < 0x80) {
+      putchar(ch);
+      i++;
+    } else {
+      size_t n = ch >= 0xf0 && ch < 0xf5   ? 4
+                 : ch >= 0xe0 && ch < 0xf0 ? 3
+                 : ch >= 0xc2 && ch < 0xe0 ? 2
+                                           : 0;
+      bool ok = n > 0 && i + n <= len;
+      for (size_t j = 1; ok && j < n; j++)
+        ok = (p[i + j] & 0xc0) == 0x80;
+      if (ok) {
+        fwrite(p + i, 1, n, stdout);
+        i += n;
+      } else {
+        printf("\\u%04x", ch);
+        i++;
+      }
+    }
+  }
+  putchar('"');
+}
+
+static void json_cstr(const char *s) {
+  json_str((const uint8_t *)s, strlen(s));
+}
+
+static void json_hex(struct chorus_bytes b) {
+  putchar('"');
+  print_hex(b.ptr, b.len);
+  putchar('"');
+}
+
+static int fail(const struct chorus_result *res) {
+  fprintf(stderr, "chorus: %s (%s)%s\n", res->errmsg,
+          chorus_errname(res->status),
+          res->maybe_applied ? "; the write may have been applied" : "");
+  return 1;
+}
+
+static void print_list(const struct cli *cl, const char *field,
+                       const struct chorus_result *res) {
+  if (!cl->json) {
+    for (size_t i = 0; i < res->nvalues; i++) {
+      fwrite(res->values[i].ptr, 1, res->values[i].len, stdout);
+      putchar('\n');
+    }
+    return;
+  }
+  printf("\"%s\":[", field);
+  for (size_t i = 0; i < res->nvalues; i++) {
+    if (i)
+      putchar(',');
+    json_str(res->values[i].ptr, res->values[i].len);
+  }
+  putchar(']');
+}
+
+/* ------------------------------------------------------------------------
+ * Commands
+ * ------------------------------------------------------------------------ */
+
+static int need_args(const struct cli *cl, int lo, int hi, const char *form) {
+  if (cl->argc - 1 < lo || (hi >= 0 && cl->argc - 1 > hi))
+    return usage_error("usage: chorus %s", form);
+  return 0;
+}
+
+static int print_write(const struct cli *cl, const struct chorus_result *res) {
+  if (cl->json) {
+    printf("{\"ok\":true,\"context\":");
+    json_hex(res->context);
+    printf("}\n");
+  } else {
+    printf("ok\ncontext: ");
+    print_hex(res->context.ptr, res->context.len);
+    putchar('\n');
+  }
+  return 0;
+}
+
+/* get: GET, and on ETYPE the counter, then the set (the key's type is
+ * fixed at its first write, so one of the three answers). */
+static int cmd_get(struct chorus_client *c, const struct cli *cl) {
+  const char *key = cl->argv[1];
+  struct chorus_result res;
+  int rc = chorus_get(c, key, strlen(key), &cl->opts, &res);
+  if (rc == CHORUS_OK) {
+    if (cl->json) {
+      printf("{\"found\":%s,\"type\":\"kv\",",
+             res.nvalues > 0 ? "true" : "false");
+      print_list(cl, "values", &res);
+      printf(",\"context\":");
+      json_hex(res.context);
+      printf("}\n");
+    } else {
+      print_list(cl, "values", &res);
+      printf("context: ");
+      print_hex(res.context.ptr, res.context.len);
+      putchar('\n');
+      if (res.nvalues == 0)
+        fprintf(stderr, "chorus: %s: not found\n", key);
+    }
+    chorus_result_free(&res);
+    return 0;
+  }
+  if (rc != CHORUS_ETYPE)
+    goto err;
+  chorus_result_free(&res);
+  rc = chorus_counter_read(c, key, strlen(key), &cl->opts, &res);
+  if (rc == CHORUS_OK) {
+    if (cl->json)
+      printf("{\"found\":true,\"type\":\"counter\",\"value\":%" PRId64 "}\n",
+             res.counter);
+    else
+      printf("%" PRId64 "\n", res.counter);
+    chorus_result_free(&res);
+    return 0;
+  }
+  if (rc != CHORUS_ETYPE)
+    goto err;
+  chorus_result_free(&res);
+  rc = chorus_set_members(c, key, strlen(key), &cl->opts, &res);
+  if (rc == CHORUS_OK) {
+    if (cl->json) {
+      printf("{\"found\":true,\"type\":\"set\",");
+      print_list(cl, "members", &res);
+      printf(",\"context\":");
+      json_hex(res.context);
+      printf("}\n");
+    } else {
+      print_list(cl, "members", &res);
+    }
+    chorus_result_free(&res);
+    return 0;
+  }
+err:
+  rc = fail(&res);
+  chorus_result_free(&res);
+  return rc;
+}
+
+static int cmd_status(struct chorus_client *c, const struct cli *cl) {
+  struct chorus_result res;
+  if (chorus_status(c, &res) != CHORUS_OK) {
+    int rc = fail(&res);
+    chorus_result_free(&res);
+    return rc;
+  }
+  if (cl->json) {
+    printf("{\"node\":\"%016" PRIx64 "\",\"server\":", res.node_id);
+    json_cstr(res.server);
+    printf(",\"members\":[");
+    for (size_t i = 0; i < res.nnodes; i++) {
+      const struct chorus_node_info *n = &res.nodes[i];
+      printf("%s{\"id\":\"%016" PRIx64 "\",\"state\":\"%s\",\"addr\":",
+             i ? "," : "", n->id,
+             n->member_state != CHORUS_MEMBER_UNKNOWN
+                 ? chorus_member_state_name(n->member_state)
+                 : chorus_ring_state_name(n->ring_state));
+      json_cstr(n->addr);
+      printf(",\"dc\":");
+      json_cstr(n->dc);
+      printf(",\"rack\":");
+      json_cstr(n->rack);
+      printf(",\"incarnation\":%" PRId64 ",\"offset_ms\":", n->incarnation);
+      if (n->has_offset)
+        printf("%" PRId64, n->offset_ms);
+      else
+        printf("null");
+      printf(",\"hints\":%" PRId64 "}", n->hints);
+    }
+    printf("],\"stats\":{");
+    for (size_t i = 0; i < res.nstats; i++) {
+      if (i)
+        putchar(',');
+      json_cstr(res.stats[i].name);
+      printf(":%" PRId64, res.stats[i].value);
+    }
+    printf("}}\n");
+  } else {
+    printf("node %016" PRIx64 " at %s\n", res.node_id, res.server);
+    printf("%-16s  %-7s  %-21s  %-8s  %-8s  %11s  %9s  %6s\n", "id", "state",
+           "address", "dc", "rack", "incarnation", "offset_ms", "hints");
+    for (size_t i = 0; i < res.nnodes; i++) {
+      const struct chorus_node_info *n = &res.nodes[i];
+      char off[24] = "-";
+      if (n->has_offset)
+        snprintf(off, sizeof off, "%" PRId64, n->offset_ms);
+      printf("%016" PRIx64 "  %-7s  %-21s  %-8s  %-8s  %11" PRId64
+             "  %9s  %6" PRId64 "\n",
+             n->id,
+             n->member_state != CHORUS_MEMBER_UNKNOWN
+                 ? chorus_member_state_name(n->member_state)
+                 : chorus_ring_state_name(n->ring_state),
+             n->addr[0] ? n->addr : "-", n->dc[0] ? n->dc : "-",
+             n->rack[0] ? n->rack : "-", n->incarnation, off, n->hints);
+    }
+  }
+  chorus_result_free(&res);
+  return 0;
+}
+
+static int cmd_ring(struct chorus_client *c, const struct cli *cl) {
+  struct chorus_result res;
+  if (chorus_ring(c, &res) != CHORUS_OK) {
+    int rc = fail(&res);
+    chorus_result_free(&res);
+    return rc;
+  }
+  if (cl->json) {
+    printf("{\"epoch\":%" PRIu64 ",\"vnodes\":%" PRIu32 ",\"replication\":",
+           res.epoch, res.vnodes);
+    json_cstr(res.replication);
+    printf(",\"nodes\":[");
+    bool first = true;
+    for (size_t i = 0; i < res.nnodes; i++) {
+      const struct chorus_node_info *n = &res.nodes[i];
+      if (!n->in_ring)
+        continue;
+      printf("%s{\"id\":\"%016" PRIx64 "\",\"addr\":", first ? "" : ",", n->id);
+      first = false;
+      json_cstr(n->addr);
+      printf(",\"dc\":");
+      json_cstr(n->dc);
+      printf(",\"rack\":");
+      json_cstr(n->rack);
+      printf(",\"state\":\"%s\",\"share\":%.6f}",
+             chorus_ring_state_name(n->ring_state), n->share);
+    }
+    printf("]}\n");
+  } else {
+    printf("ring epoch %" PRIu64 ", %" PRIu32 " vnodes per node, replication "
+           "%s\n",
+           res.epoch, res.vnodes, res.replication[0] ? res.replication : "?");
+    printf("%-16s  %-21s  %-8s  %-8s  %-8s  %7s\n", "id", "address", "dc",
+           "rack", "state", "share");
+    for (size_t i = 0; i < res.nnodes; i++) {
+      const struct chorus_node_info *n = &res.nodes[i];
+      if (!n->in_ring)
+        continue;
+      printf("%016" PRIx64 "  %-21s  %-8s  %-8s  %-8s  %6.2f%%\n", n->id,
+             n->addr[0] ? n->addr : "-", n->dc[0] ? n->dc : "-",
+             n->rack[0] ? n->rack : "-", chorus_ring_state_name(n->ring_state),
+             100.0 * n->share);
+    }
+  }
+  chorus_result_free(&res);
+  return 0;
+}
+
+static int run(struct chorus_client *c, const struct cli *cl) {
+  const char *cmd = cl->argv[0];
+  uint8_t *ctx = NULL;
+  size_t ctx_len = 0;
+  struct chorus_result res;
+  memset(&res, 0, sizeof res);
+  int rc;
+  if (cl->context_hex != NULL &&
+      hex_decode(cl->context_hex, &ctx, &ctx_len) != CHORUS_OK)
+    return usage_error("--context: \"%s\" is not hexadecimal", cl->context_hex);
+  const char *key = cl->argc > 1 ? cl->argv[1] : "";
+  if (strcmp(cmd, "get") == 0) {
+    if ((rc = need_args(cl, 1, 1, "get KEY [-r N | -c LEVEL]")) == 0)
+      rc = cmd_get(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "status") == 0) {
+    if ((rc = need_args(cl, 0, 0, "status")) == 0)
+      rc = cmd_status(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "ring") == 0) {
+    if ((rc = need_args(cl, 0, 0, "ring")) == 0)
+      rc = cmd_ring(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "put") == 0) {
+    if ((rc = need_args(cl, 2, 2, "put KEY VALUE [--context CTX]")) != 0)
+      goto out;
+    chorus_put(c, key, strlen(key), cl->argv[2], strlen(cl->argv[2]), ctx,
+               ctx_len, &cl->opts, &res);
+  } else if (strcmp(cmd, "del") == 0) {
+    if ((rc = need_args(cl, 1, 1, "del KEY [--context CTX]")) != 0)
+      goto out;
+    chorus_delete(c, key, strlen(key), ctx, ctx_len, &cl->opts, &res);
+  } else if (strcmp(cmd, "incr") == 0) {
+    if ((rc = need_args(cl, 1, 2, "incr KEY [DELTA]")) != 0)
+      goto out;
+    int64_t delta = 1;
+    if (cl->argc > 2) {
+      char *end;
+      errno = 0;
+      long long d = strtoll(cl->argv[2], &end, 10);
+      if (errno || *end || end == cl->argv[2] || d == 0) {
+        rc = usage_error("incr: DELTA \"%s\" must be a non-zero integer",
+                         cl->argv[2]);
+        goto out;
+      }
+      delta = d;
+    }
+    chorus_counter_add(c, key, strlen(key), delta, &cl->opts, &res);
+  } else if (strcmp(cmd, "sadd") == 0 || strcmp(cmd, "srem") == 0) {
+    bool add = cmd[1] == 'a';
+    if ((rc = need_args(cl, 2, -1,
+                        add ? "sadd KEY MEMBER..." : "srem KEY MEMBER...")) !=
+        0)
+      goto out;
+    struct chorus_bytes members[64];
+    size_t n = 0;
+    for (int i = 2; i < cl->argc; i++, n++) {
+      members[n].ptr = (const uint8_t *)cl->argv[i];
+      members[n].len = strlen(cl->argv[i]);
+    }
+    if (add)
+      chorus_set_add(c, key, strlen(key), members, n, &cl->opts, &res);
+    else
+      chorus_set_remove(c, key, strlen(key), members, n, ctx, ctx_len,
+                        &cl->opts, &res);
+  } else if (strcmp(cmd, "smembers") == 0) {
+    if ((rc = need_args(cl, 1, 1, "smembers KEY")) != 0)
+      goto out;
+    if (chorus_set_members(c, key, strlen(key), &cl->opts, &res) == CHORUS_OK) {
+      if (cl->json) {
+        putchar('{');
+        print_list(cl, "members", &res);
+        printf(",\"context\":");
+        json_hex(res.context);
+        printf("}\n");
+      } else {
+        print_list(cl, "members", &res);
+      }
+      rc = 0;
+      goto out;
+    }
+    rc = fail(&res);
+    goto out;
+  } else {
+    rc = usage_error("unknown command \"%s\"", cmd);
+    goto out;
+  }
+  rc = res.status == CHORUS_OK ? print_write(cl, &res) : fail(&res);
+out:
+  chorus_result_free(&res);
+  chorus_free(ctx);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  struct cli cl;
+  memset(&cl, 0, sizeof cl);
+  int rc = parse(&cl, argc, argv);
+  if (rc >= 0) {
+    chorus_free(cl.hosts);
+    return rc;
+  }
+  if (cl.argc == 0) {
+    chorus_free(cl.hosts);
+    return usage_error("no command given");
+  }
+  if (cl.hosts == NULL) {
+    const char *env = getenv("CHORUS_HOST");
+    if (add_host(&cl, env && *env ? env : DEFAULT_HOST) != 0)
+      return 1;
+  }
+  if (cl.cluster == NULL) {
+    const char *env = getenv("CHORUS_CLUSTER");
+    cl.cluster = env && *env ? env : "chorus";
+  }
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = cl.cluster;
+  struct chorus_client *c = NULL;
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  rc = chorus_client_open(cl.hosts, &cfg, &c, err);
+  if (rc != CHORUS_OK) {
+    fprintf(stderr, "chorus: %s\n", err);
+    chorus_free(cl.hosts);
+    return rc == CHORUS_EINVAL ? EXIT_USAGE : 1;
+  }
+  rc = run(c, &cl);
+  chorus_client_close(c);
+  chorus_free(cl.hosts);
+  fflush(stdout);
+  return rc;
+}

@@ -1,0 +1,413 @@
+/* libchorus.h: the chorus client library: connect to a cluster through a
+ * list of seed nodes, read and write keys with per-request consistency, and
+ * ask a node for the ring and the membership status.
+ *
+ * HOW IT WORKS
+ *
+ * A struct chorus_client is an opaque handle holding at most one TCP
+ * connection, to one seed at a time (any node coordinates any request:
+ * DESIGN.md §1, a node that is not a replica of the key forwards it). A
+ * connection opens with HELLO (cluster name, role client) and carries
+ * pipelined requests matched to replies by request id (docs/PROTOCOL.md).
+ *
+ * Two APIs share one engine, a libuv state machine:
+ *   - the asynchronous API (chorus_*_async) runs on the caller's uv loop
+ *     and completes each request through a callback (libuv's contract: a
+ *     call that returns an error never runs its callback; one that returns
+ *     CHORUS_OK runs it exactly once, never from inside the call);
+ *   - the synchronous API (chorus_get, chorus_put, ...) runs the same
+ *     engine on a private loop the client owns, until the request is done.
+ *
+ * With cfg.token_aware, keyed requests skip the forwarding hop: the client
+ * fetches the ring from a seed and sends each one to a live natural replica
+ * of its key (Dynamo §6.4, client-driven coordination), over a connection
+ * per replica; a replica that cannot be reached before anything was sent
+ * falls back to the seeds (libchorus_route.c).
+ *
+ * FAILOVER BETWEEN SEEDS
+ *
+ * When the connection fails (refused, reset, closed, a handshake refused, a
+ * malformed reply, or no reply within the request's timeout plus a grace
+ * period), the client moves to the next seed and:
+ *   - retries every READ in flight on it (GET, COUNTER_READ, SET_READ, ring
+ *     and status queries are idempotent), each at most once per seed;
+ *   - retries a WRITE only if none of its bytes was handed to the socket;
+ *     a write that was sent fails with maybe_applied set, because the node
+ *     may have applied it before the connection died (Dynamo §6: the client
+ *     cannot tell, and resending a PUT would mint a second sibling).
+ * When every seed failed in a row, every waiting request fails with
+ * CHORUS_EUNAVAILABLE (or the handshake error the nodes gave, such as
+ * CHORUS_ECLUSTER for a wrong cluster name).
+ *
+ * ERRORS
+ *
+ * Every call returns CHORUS_OK or a negative CHORUS_E* code from
+ * chorus_error.h; chorus_strerror() names it. A completed request carries
+ * its outcome in struct chorus_result: the code, a message (the server's
+ * text for errors the node reported, prefixed by its address), and
+ * maybe_applied for writes. Errors the node reports travel unchanged:
+ * CHORUS_ETYPE (the key holds another type), CHORUS_EUNAVAILABLE (too few
+ * live replicas for the level asked; nothing was written), CHORUS_ETIMEDOUT
+ * (the quorum was not reached in time; a write may have been applied),
+ * CHORUS_EINVAL (a level the key's replication cannot satisfy), ...
+ *
+ * THREADS
+ *
+ * A client is not thread-safe: use it from one thread at a time (the loop's
+ * thread, for an asynchronous client). Different clients are independent.
+ */
+#ifndef CHORUS_LIBCHORUS_H
+#define CHORUS_LIBCHORUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chorus_error.h"
+
+#define CHORUS_CLIENT_VERSION "0.1.0"
+
+struct uv_loop_s; /* uv_loop_t, from <uv.h> */
+struct chorus_client;
+
+/* ------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------ */
+
+struct chorus_config {
+  const char *cluster;     /* cluster name sent in HELLO; copied; "chorus" */
+  const void *credentials; /* opaque, copied; may be NULL */
+  size_t credentials_len;  /* <= 4096 */
+  /* Milliseconds to connect and complete the handshake with one seed
+   * before trying the next. Default 1000. */
+  uint32_t connect_timeout_ms;
+  /* The request timeout assumed when a request leaves timeout_ms at 0 (the
+   * node's default, 2000 in chorusd). Default 2000. */
+  uint32_t default_timeout_ms;
+  /* Extra milliseconds the client waits past a request's timeout for the
+   * node's own answer (which, on a quorum timeout, is ETIMEDOUT) before it
+   * declares the connection dead and fails over. Default 1000. */
+  uint32_t grace_ms;
+  /* Seed of the PRNG that picks counter op ids; 0 draws one from
+   * getrandom() once at open. */
+  uint64_t seed;
+  /* Token-aware routing: fetch the ring (RING_QUERY + STATUS_QUERY) from
+   * a seed and send each keyed request straight to a live natural replica
+   * of its key, saving the coordinator's forwarding hop (repl.h: only a
+   * natural replica coordinates). A request that cannot reach the replica
+   * without having been sent falls back to the seeds. Default false. */
+  bool token_aware;
+  uint32_t ring_refresh_ms; /* re-fetch the ring this often; 30000 */
+  /* Decisions in plain sentences ("127.0.0.1:7401 closed the connection:
+   * 2 read(s) retried, 1 write(s) failed maybe-applied, next seed
+   * 127.0.0.1:7402"), one line per call without a newline, borrowed for
+   * the call. NULL: silent. */
+  void (*trace)(void *ctx, const char *line);
+  void *trace_ctx;
+};
+
+/* chorus_config_init: fills @cfg with the defaults above. */
+void chorus_config_init(struct chorus_config *cfg);
+
+/* ------------------------------------------------------------------------
+ * Per-request options (struct wire_options semantics; PROTOCOL.md §5)
+ * ------------------------------------------------------------------------ */
+
+/* Quorum sizes: 1..64 is a count of replicas, 0 the node's default, and a
+ * negative value a named level resolved by the coordinator against the
+ * key's replication factors. Values are the wire's. */
+enum chorus_level {
+  CHORUS_LEVEL_DEFAULT = 0,
+  CHORUS_ONE = -1,
+  CHORUS_TWO = -2,
+  CHORUS_THREE = -3,
+  CHORUS_QUORUM = -4,
+  CHORUS_ALL = -5,
+  CHORUS_LOCAL_ONE = -6,
+  CHORUS_LOCAL_QUORUM = -7,
+  CHORUS_EACH_QUORUM = -8
+};
+
+enum chorus_read_repair {
+  CHORUS_RR_DEFAULT = 0,
+  CHORUS_RR_OFF = 1,
+  CHORUS_RR_ASYNC = 2,
+  CHORUS_RR_BLOCKING = 3
+};
+
+/* All zero (or a NULL pointer where a call takes options) means the node's
+ * defaults. */
+struct chorus_opts {
+  int32_t r, w;        /* read / write quorum: enum chorus_level or 1..64 */
+  int32_t pr, pw;      /* primary replicas required; same scale */
+  uint32_t timeout_ms; /* 0: the node's default; at most one day */
+  bool sloppy;         /* writes may land on fallback nodes (Dynamo §4.6) */
+  uint8_t read_repair; /* enum chorus_read_repair */
+  /* Counter adds only: the operation id that makes a retried add count
+   * once. 0 lets the library draw a random non-zero 64-bit id. */
+  uint64_t op_id;
+};
+
+/* chorus_level_parse: "QUORUM" (any case), "ONE".."EACH_QUORUM", "DEFAULT"
+ * or a count "1".."64" into *@out.
+ * Errors: CHORUS_EINVAL (anything else). */
+int chorus_level_parse(const char *s, int32_t *out);
+
+/* chorus_level_name: "QUORUM" for CHORUS_QUORUM, "DEFAULT" for 0; NULL for
+ * counts and invalid values. Static. */
+const char *chorus_level_name(int32_t level);
+
+/* ------------------------------------------------------------------------
+ * Results
+ * ------------------------------------------------------------------------ */
+
+struct chorus_bytes {
+  const uint8_t *ptr;
+  size_t len;
+};
+
+/* Membership states (STATUS_REPLY member.<id>.state). */
+enum chorus_member_state {
+  CHORUS_MEMBER_UNKNOWN = -1, /* the answering node reported nothing */
+  CHORUS_MEMBER_ALIVE = 0,
+  CHORUS_MEMBER_SUSPECT = 1,
+  CHORUS_MEMBER_DEAD = 2,
+  CHORUS_MEMBER_LEFT = 3,
+  CHORUS_MEMBER_REMOVED = 4
+};
+
+/* Ring states (RING_REPLY node state). */
+enum chorus_ring_state {
+  CHORUS_RING_UP = 0,
+  CHORUS_RING_SUSPECT = 1,
+  CHORUS_RING_DOWN = 2,
+  CHORUS_RING_JOINING = 3,
+  CHORUS_RING_LEAVING = 4
+};
+
+/* One node as the answering node sees it: the ring entry joined with the
+ * member.<id>.* status names. Strings are NUL-terminated and owned by the
+ * result; "" when unknown. */
+struct chorus_node_info {
+  uint64_t id;
+  const char *addr, *dc, *rack;
+  bool in_ring;     /* listed in RING_REPLY */
+  int ring_state;   /* enum chorus_ring_state, when in_ring */
+  double share;     /* fraction of the token space its vnodes own, 0..1 */
+  int member_state; /* enum chorus_member_state */
+  int64_t incarnation;
+  bool has_offset;   /* the node has estimated this member's clock */
+  int64_t offset_ms; /* the member's clock minus the answering node's */
+  int64_t hints;     /* hints the answering node keeps for this member */
+};
+
+struct chorus_stat {
+  const char *name; /* NUL-terminated, owned by the result */
+  int64_t value;
+};
+
+/* The outcome of one request. Fill with nothing before a call (the call
+ * initialises it); release with chorus_result_free() after every call,
+ * success or not. Which fields a request fills is listed with each call. */
+struct chorus_result {
+  int status;         /* CHORUS_OK or a CHORUS_E* code */
+  bool maybe_applied; /* a failed write that may nonetheless have happened */
+  bool from_node;     /* the error is the node's answer (an ERROR reply),
+                         not the client's (connection, timeout, argument) */
+  char errmsg[CHORUS_ERRMSG_SIZE]; /* "" on success */
+  char server[64];                 /* "host:port" of the node that answered */
+
+  /* get: the siblings (nvalues == 0: not found); set read: the members. */
+  size_t nvalues;
+  struct chorus_bytes *values;
+  /* get, set read, and every write: the causal context (opaque; empty when
+   * the node returned none). */
+  struct chorus_bytes context;
+  int64_t counter; /* counter read */
+
+  /* ring and status */
+  uint64_t node_id;     /* the answering node */
+  uint64_t epoch;       /* ring version */
+  uint32_t vnodes;      /* tokens per node */
+  char replication[96]; /* "3" or "dc1:3,dc2:2"; "" when unknown */
+  size_t nnodes;
+  struct chorus_node_info *nodes; /* ring nodes first (id order), then
+                                     members that only status names */
+  size_t nstats;
+  struct chorus_stat *stats; /* every STATUS_REPLY entry, in reply order */
+
+  void *owned; /* internal storage; freed by chorus_result_free() */
+};
+
+/* chorus_result_free: releases what @res owns and zeroes it. NULL and a
+ * zeroed result are allowed. */
+void chorus_result_free(struct chorus_result *res);
+
+/* chorus_result_move: moves *@src into *@dst (which must hold nothing) and
+ * zeroes *@src, so an asynchronous callback can keep its result. */
+void chorus_result_move(struct chorus_result *dst, struct chorus_result *src);
+
+/* ------------------------------------------------------------------------
+ * Opening and closing
+ * ------------------------------------------------------------------------ */
+
+/* chorus_client_open: a client for the synchronous API, with its own loop.
+ * @seeds is a comma-separated list "host:port,host:port" (hosts are names,
+ * IPv4 addresses or bracketed IPv6 "[::1]:7400"); copied. @cfg is copied;
+ * NULL means defaults. Nothing is connected until the first request.
+ * Errors: CHORUS_EINVAL (empty or malformed seed list, bad config; the
+ *           message, through @errmsg, says which),
+ *         CHORUS_ENOMEM, CHORUS_EIO (the loop could not be created).
+ * @errmsg may be NULL; else it holds CHORUS_ERRMSG_SIZE bytes. */
+int chorus_client_open(const char *seeds, const struct chorus_config *cfg,
+                       struct chorus_client **out, char *errmsg);
+
+/* chorus_client_open_async: a client for the asynchronous API on @loop
+ * (borrowed: it must outlive the client). Same arguments and errors. */
+int chorus_client_open_async(struct uv_loop_s *loop, const char *seeds,
+                             const struct chorus_config *cfg,
+                             struct chorus_client **out, char *errmsg);
+
+/* chorus_client_close: fails every pending request with CHORUS_ECANCELED
+ * (their callbacks run, from inside this call) and closes the connection.
+ * A synchronous client is freed before this returns. An asynchronous
+ * client is freed by its loop once its handles have closed: keep running
+ * the loop (uv_run until it has nothing left) and never touch the handle
+ * again. Calling it from a callback of an asynchronous client is allowed.
+ * NULL is a no-op. */
+void chorus_client_close(struct chorus_client *c);
+
+/* chorus_client_errmsg: the message of the last call that failed before a
+ * request started (argument errors); static storage of @c. */
+const char *chorus_client_errmsg(const struct chorus_client *c);
+
+/* chorus_client_server: "host:port" of the seed the client is connected to
+ * or will try next. Borrowed from @c. */
+const char *chorus_client_server(const struct chorus_client *c);
+
+/* ------------------------------------------------------------------------
+ * Synchronous API. Only for a client from chorus_client_open(). Each call
+ * initialises *@res, blocks until the request completes, and returns
+ * res->status. Keys are 1..65536 bytes, contexts 0..65536 bytes, set
+ * members 0..65536 bytes; all are borrowed for the call. @opts may be NULL.
+ * Argument errors (CHORUS_EINVAL: NULL key, sizes out of range, an async
+ * client; CHORUS_ETOOBIG: a request over the 2 MiB client frame limit) are
+ * returned at once, in res->status and res->errmsg, and nothing is sent.
+ * ------------------------------------------------------------------------ */
+
+/* chorus_get: the siblings of @key and their context (values, context). Not
+ * found is CHORUS_OK with nvalues 0. Errors: as the node reports them
+ * (CHORUS_ETYPE when the key is a counter or a set), and the connection
+ * errors above. */
+int chorus_get(struct chorus_client *c, const void *key, size_t key_len,
+               const struct chorus_opts *opts, struct chorus_result *res);
+
+/* chorus_put: writes @value (0..1 MiB by default on the node). With the
+ * @context of an earlier read, it replaces the siblings that read saw; with
+ * an empty context it adds a sibling. Fills context. */
+int chorus_put(struct chorus_client *c, const void *key, size_t key_len,
+               const void *value, size_t value_len, const void *context,
+               size_t context_len, const struct chorus_opts *opts,
+               struct chorus_result *res);
+
+/* chorus_delete: writes a tombstone over what @context saw. */
+int chorus_delete(struct chorus_client *c, const void *key, size_t key_len,
+                  const void *context, size_t context_len,
+                  const struct chorus_opts *opts, struct chorus_result *res);
+
+/* chorus_counter_add: adds @delta (non-zero) to the PN-counter @key, with
+ * opts->op_id or a random id. */
+int chorus_counter_add(struct chorus_client *c, const void *key, size_t key_len,
+                       int64_t delta, const struct chorus_opts *opts,
+                       struct chorus_result *res);
+
+/* chorus_counter_read: the counter's value (counter); 0 when absent. */
+int chorus_counter_read(struct chorus_client *c, const void *key,
+                        size_t key_len, const struct chorus_opts *opts,
+                        struct chorus_result *res);
+
+/* chorus_set_add: adds @n members (borrowed) to the add-wins set @key. */
+int chorus_set_add(struct chorus_client *c, const void *key, size_t key_len,
+                   const struct chorus_bytes *members, size_t n,
+                   const struct chorus_opts *opts, struct chorus_result *res);
+
+/* chorus_set_remove: removes @n members; @context (may be empty) names the
+ * adds observed (add-wins: a concurrent add survives). */
+int chorus_set_remove(struct chorus_client *c, const void *key, size_t key_len,
+                      const struct chorus_bytes *members, size_t n,
+                      const void *context, size_t context_len,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res);
+
+/* chorus_set_members: the members (values) and context of set @key. */
+int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
+                       const struct chorus_opts *opts,
+                       struct chorus_result *res);
+
+/* chorus_ring: RING_QUERY then STATUS_QUERY to one node: epoch, vnodes,
+ * replication, and nodes with their share of the token space (computed
+ * with ring/ring.h from the node list and the replication.* stats). */
+int chorus_ring(struct chorus_client *c, struct chorus_result *res);
+
+/* chorus_status: the same two queries, read for membership: nodes with
+ * state, incarnation, clock offset and hints, and every stat. */
+int chorus_status(struct chorus_client *c, struct chorus_result *res);
+
+/* ------------------------------------------------------------------------
+ * Asynchronous API. Only for a client from chorus_client_open_async().
+ * Arguments as in the synchronous calls; keys, values, contexts and members
+ * are copied before the call returns. On CHORUS_OK, @cb runs exactly once
+ * on the loop with the result, which is borrowed until @cb returns (move it
+ * out with chorus_result_move()); @cb may start new requests or close the
+ * client. On error (CHORUS_EINVAL, CHORUS_ETOOBIG, CHORUS_ENOMEM,
+ * CHORUS_ECLOSED for a closing client) @cb never runs.
+ * ------------------------------------------------------------------------ */
+
+typedef void (*chorus_cb)(struct chorus_client *c, struct chorus_result *res,
+                          void *arg);
+
+int chorus_get_async(struct chorus_client *c, const void *key, size_t key_len,
+                     const struct chorus_opts *opts, chorus_cb cb, void *arg);
+int chorus_put_async(struct chorus_client *c, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const void *context,
+                     size_t context_len, const struct chorus_opts *opts,
+                     chorus_cb cb, void *arg);
+int chorus_delete_async(struct chorus_client *c, const void *key,
+                        size_t key_len, const void *context, size_t context_len,
+                        const struct chorus_opts *opts, chorus_cb cb,
+                        void *arg);
+int chorus_counter_add_async(struct chorus_client *c, const void *key,
+                             size_t key_len, int64_t delta,
+                             const struct chorus_opts *opts, chorus_cb cb,
+                             void *arg);
+int chorus_counter_read_async(struct chorus_client *c, const void *key,
+                              size_t key_len, const struct chorus_opts *opts,
+                              chorus_cb cb, void *arg);
+int chorus_set_add_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const struct chorus_bytes *members,
+                         size_t n, const struct chorus_opts *opts, chorus_cb cb,
+                         void *arg);
+int chorus_set_remove_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const struct chorus_bytes *members,
+                            size_t n, const void *context, size_t context_len,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg);
+int chorus_set_members_async(struct chorus_client *c, const void *key,
+                             size_t key_len, const struct chorus_opts *opts,
+                             chorus_cb cb, void *arg);
+int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);
+int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+/* chorus_member_state_name: "alive", "suspect", "dead", "left", "removed",
+ * "unknown". Static. */
+const char *chorus_member_state_name(int state);
+
+/* chorus_ring_state_name: "up", "suspect", "down", "joining", "leaving",
+ * "unknown". Static. */
+const char *chorus_ring_state_name(int state);
+
+#endif /* CHORUS_LIBCHORUS_H */

@@ -1,0 +1,449 @@
+/* libchorus_api.c: the public calls: each builds its wire message and hands
+ * it to the engine; the synchronous ones then run the client's own loop
+ * until the request's callback has run.
+ */
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "libchorus_int.h"
+
+static struct wire_options wire_opts(const struct chorus_opts *o) {
+  struct wire_options w;
+  memset(&w, 0, sizeof w);
+  if (o != NULL) {
+    w.r = o->r;
+    w.w = o->w;
+    w.pr = o->pr;
+    w.pw = o->pw;
+    w.timeout_ms = o->timeout_ms;
+    w.sloppy = o->sloppy;
+    w.read_repair = o->read_repair;
+  }
+  return w;
+}
+
+static struct wire_bytes wb(const void *p, size_t len) {
+  struct wire_bytes b = {(const uint8_t *)p, len};
+  return b;
+}
+
+static uint32_t opt_timeout(const struct chorus_opts *o) {
+  return o ? o->timeout_ms : 0;
+}
+
+/* Copies @n members into a wire list (the array only: the bytes stay
+ * borrowed until the frame is encoded, inside this call). */
+static int member_list(struct chorus_client *c,
+                       const struct chorus_bytes *members, size_t n,
+                       struct wire_bytes_list *out) {
+  out->n = n;
+  out->items = NULL;
+  if (n == 0)
+    return CHORUS_OK;
+  if (members == NULL)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL members");
+  out->items = chorus_calloc(n, sizeof *out->items);
+  if (out->items == NULL)
+    return chorus_errf(c->errmsg, CHORUS_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++)
+    out->items[i] = wb(members[i].ptr, members[i].len);
+  return CHORUS_OK;
+}
+
+/* Borrowed byte arguments: NULL only with length 0 (the encoder checks
+ * lengths against the protocol's limits). */
+static int check_bytes(struct chorus_client *c, const void *p, size_t len,
+                       const char *what) {
+  if (p == NULL && len > 0)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL %s of %zu bytes", what,
+                       len);
+  return CHORUS_OK;
+}
+
+static int check_async(struct chorus_client *c) {
+  if (c == NULL)
+    return CHORUS_EINVAL;
+  if (c->own_loop)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "asynchronous call on a synchronous client (use "
+                       "chorus_client_open_async)");
+  return CHORUS_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Message builders, shared by both APIs. Each returns what chorus__submit
+ * returns.
+ * ------------------------------------------------------------------------ */
+
+static int do_get(struct chorus_client *c, uint8_t type, const void *key,
+                  size_t key_len, const struct chorus_opts *opts, chorus_cb cb,
+                  void *arg) {
+  int rc = check_bytes(c, key, key_len, "key");
+  if (rc != CHORUS_OK)
+    return rc;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  /* GET, COUNTER_READ and SET_READ share the layout {key, opts}. */
+  switch (type) {
+  case WIRE_GET:
+    m.get.key = wb(key, key_len);
+    m.get.opts = wire_opts(opts);
+    break;
+  case WIRE_COUNTER_READ:
+    m.counter_read.key = wb(key, key_len);
+    m.counter_read.opts = wire_opts(opts);
+    break;
+  default:
+    m.set_read.key = wb(key, key_len);
+    m.set_read.opts = wire_opts(opts);
+    break;
+  }
+  return chorus__route_submit(c, key, key_len, &m, false, opt_timeout(opts), cb,
+                              arg);
+}
+
+static int do_put(struct chorus_client *c, const void *key, size_t key_len,
+                  const void *value, size_t value_len, const void *context,
+                  size_t context_len, const struct chorus_opts *opts,
+                  chorus_cb cb, void *arg) {
+  int rc = check_bytes(c, key, key_len, "key");
+  if (rc == CHORUS_OK)
+    rc = check_bytes(c, value, value_len, "value");
+  if (rc == CHORUS_OK)
+    rc = check_bytes(c, context, context_len, "context");
+  if (rc != CHORUS_OK)
+    return rc;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_PUT;
+  m.put.key = wb(key, key_len);
+  m.put.value = wb(value, value_len);
+  m.put.context = wb(context, context_len);
+  m.put.opts = wire_opts(opts);
+  return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
+                              arg);
+}
+
+static int do_delete(struct chorus_client *c, const void *key, size_t key_len,
+                     const void *context, size_t context_len,
+                     const struct chorus_opts *opts, chorus_cb cb, void *arg) {
+  int rc = check_bytes(c, key, key_len, "key");
+  if (rc == CHORUS_OK)
+    rc = check_bytes(c, context, context_len, "context");
+  if (rc != CHORUS_OK)
+    return rc;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_DELETE;
+  m.del.key = wb(key, key_len);
+  m.del.context = wb(context, context_len);
+  m.del.opts = wire_opts(opts);
+  return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
+                              arg);
+}
+
+static int do_counter_add(struct chorus_client *c, const void *key,
+                          size_t key_len, int64_t delta,
+                          const struct chorus_opts *opts, chorus_cb cb,
+                          void *arg) {
+  int rc = check_bytes(c, key, key_len, "key");
+  if (rc != CHORUS_OK)
+    return rc;
+  if (delta == 0)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL, "counter delta must not be 0");
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_COUNTER_ADD;
+  m.counter_add.key = wb(key, key_len);
+  m.counter_add.delta = delta;
+  m.counter_add.op_id =
+      opts && opts->op_id ? opts->op_id : chorus__next_op_id(c);
+  m.counter_add.opts = wire_opts(opts);
+  return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
+                              arg);
+}
+
+static int do_set(struct chorus_client *c, uint8_t type, const void *key,
+                  size_t key_len, const struct chorus_bytes *members, size_t n,
+                  const void *context, size_t context_len,
+                  const struct chorus_opts *opts, chorus_cb cb, void *arg) {
+  int rc = check_bytes(c, key, key_len, "key");
+  if (rc == CHORUS_OK)
+    rc = check_bytes(c, context, context_len, "context");
+  if (rc != CHORUS_OK)
+    return rc;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  struct wire_bytes_list list;
+  rc = member_list(c, members, n, &list);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (type == WIRE_SET_ADD) {
+    m.set_add.key = wb(key, key_len);
+    m.set_add.members = list;
+    m.set_add.opts = wire_opts(opts);
+  } else {
+    m.set_remove.key = wb(key, key_len);
+    m.set_remove.members = list;
+    m.set_remove.context = wb(context, context_len);
+    m.set_remove.opts = wire_opts(opts);
+  }
+  rc = chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
+                            arg);
+  chorus_free(list.items);
+  return rc;
+}
+
+static int do_info(struct chorus_client *c, chorus_cb cb, void *arg) {
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_RING_QUERY;
+  return chorus__submit(c, &m, false, true, 0, cb, arg);
+}
+
+/* ------------------------------------------------------------------------
+ * Synchronous API
+ * ------------------------------------------------------------------------ */
+
+struct sync_wait {
+  bool done;
+  struct chorus_result *res;
+};
+
+static void sync_cb(struct chorus_client *c, struct chorus_result *res,
+                    void *arg) {
+  struct sync_wait *w = arg;
+  chorus_result_move(w->res, res);
+  w->done = true;
+  /* A request can end in a timer callback; UV_RUN_ONCE would then go on
+   * to poll for I/O without a timeout. Stopping makes that poll return. */
+  uv_stop(c->loop);
+}
+
+/* Before: lets the loop see what arrived while the caller was away (a
+ * closed connection), so a new write is not sent on a dead socket. */
+static int sync_begin(struct chorus_client *c, struct chorus_result *res,
+                      struct sync_wait *w) {
+  memset(res, 0, sizeof *res);
+  w->done = false;
+  w->res = res;
+  if (c == NULL) {
+    chorus__result_error(res, CHORUS_EINVAL, "NULL client");
+    return CHORUS_EINVAL;
+  }
+  if (!c->own_loop) {
+    chorus__result_error(res, CHORUS_EINVAL,
+                         "synchronous call on an asynchronous client");
+    return CHORUS_EINVAL;
+  }
+  uv_run(c->loop, UV_RUN_NOWAIT);
+  return CHORUS_OK;
+}
+
+static int sync_end(struct chorus_client *c, int rc, struct sync_wait *w) {
+  if (rc != CHORUS_OK) {
+    chorus__result_error(w->res, rc, "%s",
+                         c->errmsg[0] ? c->errmsg : chorus_strerror(rc));
+    return rc;
+  }
+  while (!w->done)
+    if (uv_run(c->loop, UV_RUN_ONCE) == 0 && !w->done) {
+      /* Nothing left that could complete it: an engine bug, reported
+       * rather than spun on. */
+      chorus__result_error(w->res, CHORUS_EINTERNAL,
+                           "request stalled with no pending I/O");
+      return CHORUS_EINTERNAL;
+    }
+  return w->res->status;
+}
+
+int chorus_get(struct chorus_client *c, const void *key, size_t key_len,
+               const struct chorus_opts *opts, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_get(c, WIRE_GET, key, key_len, opts, sync_cb, &w), &w);
+}
+
+int chorus_put(struct chorus_client *c, const void *key, size_t key_len,
+               const void *value, size_t value_len, const void *context,
+               size_t context_len, const struct chorus_opts *opts,
+               struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c,
+                  do_put(c, key, key_len, value, value_len, context,
+                         context_len, opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_delete(struct chorus_client *c, const void *key, size_t key_len,
+                  const void *context, size_t context_len,
+                  const struct chorus_opts *opts, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(
+      c, do_delete(c, key, key_len, context, context_len, opts, sync_cb, &w),
+      &w);
+}
+
+int chorus_counter_add(struct chorus_client *c, const void *key, size_t key_len,
+                       int64_t delta, const struct chorus_opts *opts,
+                       struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_counter_add(c, key, key_len, delta, opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_counter_read(struct chorus_client *c, const void *key,
+                        size_t key_len, const struct chorus_opts *opts,
+                        struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(
+      c, do_get(c, WIRE_COUNTER_READ, key, key_len, opts, sync_cb, &w), &w);
+}
+
+int chorus_set_add(struct chorus_client *c, const void *key, size_t key_len,
+                   const struct chorus_bytes *members, size_t n,
+                   const struct chorus_opts *opts, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c,
+                  do_set(c, WIRE_SET_ADD, key, key_len, members, n, NULL, 0,
+                         opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_set_remove(struct chorus_client *c, const void *key, size_t key_len,
+                      const struct chorus_bytes *members, size_t n,
+                      const void *context, size_t context_len,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c,
+                  do_set(c, WIRE_SET_REMOVE, key, key_len, members, n, context,
+                         context_len, opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
+                       const struct chorus_opts *opts,
+                       struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_get(c, WIRE_SET_READ, key, key_len, opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_ring(struct chorus_client *c, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_info(c, sync_cb, &w), &w);
+}
+
+int chorus_status(struct chorus_client *c, struct chorus_result *res) {
+  return chorus_ring(c, res);
+}
+
+/* ------------------------------------------------------------------------
+ * Asynchronous API
+ * ------------------------------------------------------------------------ */
+
+int chorus_get_async(struct chorus_client *c, const void *key, size_t key_len,
+                     const struct chorus_opts *opts, chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_get(c, WIRE_GET, key, key_len, opts, cb, arg);
+}
+
+int chorus_put_async(struct chorus_client *c, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const void *context,
+                     size_t context_len, const struct chorus_opts *opts,
+                     chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_put(c, key, key_len, value, value_len, context, context_len,
+                     opts, cb, arg);
+}
+
+int chorus_delete_async(struct chorus_client *c, const void *key,
+                        size_t key_len, const void *context, size_t context_len,
+                        const struct chorus_opts *opts, chorus_cb cb,
+                        void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_delete(c, key, key_len, context, context_len, opts, cb, arg);
+}
+
+int chorus_counter_add_async(struct chorus_client *c, const void *key,
+                             size_t key_len, int64_t delta,
+                             const struct chorus_opts *opts, chorus_cb cb,
+                             void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_counter_add(c, key, key_len, delta, opts, cb, arg);
+}
+
+int chorus_counter_read_async(struct chorus_client *c, const void *key,
+                              size_t key_len, const struct chorus_opts *opts,
+                              chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_get(c, WIRE_COUNTER_READ, key, key_len, opts, cb, arg);
+}
+
+int chorus_set_add_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const struct chorus_bytes *members,
+                         size_t n, const struct chorus_opts *opts, chorus_cb cb,
+                         void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_set(c, WIRE_SET_ADD, key, key_len, members, n, NULL, 0, opts,
+                     cb, arg);
+}
+
+int chorus_set_remove_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const struct chorus_bytes *members,
+                            size_t n, const void *context, size_t context_len,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_set(c, WIRE_SET_REMOVE, key, key_len, members, n, context,
+                     context_len, opts, cb, arg);
+}
+
+int chorus_set_members_async(struct chorus_client *c, const void *key,
+                             size_t key_len, const struct chorus_opts *opts,
+                             chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_get(c, WIRE_SET_READ, key, key_len, opts, cb, arg);
+}
+
+int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_info(c, cb, arg);
+}
+
+int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg) {
+  return chorus_ring_async(c, cb, arg);
+}

@@ -1,0 +1,181 @@
+/* libchorus_int.h: internals shared by the files of libchorus: the client,
+ * connection and request structs, and the engine's entry points.
+ *
+ * A request is in exactly one list at a time: c->queue (waiting for a ready
+ * connection, in submission order) or c->inflight (written to the current
+ * connection, waiting for its reply). The connection's lifetime is the uv
+ * handle's: it is freed in its close callback, which libuv runs after the
+ * callbacks of every connect and write request on it.
+ */
+#ifndef CHORUS_LIBCHORUS_INT_H
+#define CHORUS_LIBCHORUS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "chorus_prng.h"
+#include "libchorus.h"
+#include "wire.h"
+
+/* Replies may be larger than requests (a GET answers with every sibling),
+ * so the client accepts the peer limit on what it reads. */
+#define CHORUS__REPLY_LIMITS WIRE_LIMITS_PEER
+#define CHORUS__READ_BUF (64u * 1024)
+#define CHORUS__DEFAULT_CLUSTER "chorus"
+
+struct chorus__link {
+  struct chorus__link *prev, *next;
+};
+
+struct chorus__seed {
+  char *host; /* without IPv6 brackets */
+  char *port;
+  char *text; /* as given: "host:port" */
+};
+
+/* The request state machine, all transitions in engine code:
+ *
+ *   QUEUED --write--> INFLIGHT --reply--> done (callback)
+ *     ^                  |  connection lost / no reply in time:
+ *     |                  |    read, or write not yet sent -> QUEUED (retry)
+ *     +------------------+    write sent -> done, maybe_applied
+ *   QUEUED --deadline--> done (ETIMEDOUT, nothing sent)
+ *   any --close--> done (ECANCELED)
+ *
+ * An info request (ring, status) is two wire requests in a row on the same
+ * connection: RING_QUERY, then STATUS_QUERY; a retry starts over. */
+struct chorus__req {
+  struct chorus__link link;
+  uint8_t type;   /* wire type of what is (or will be) on the wire */
+  bool is_write;  /* not idempotent: never resent once sent */
+  bool info;      /* ring/status request */
+  bool sent;      /* bytes handed to the socket */
+  uint64_t id;    /* wire request id of the current stage */
+  uint8_t *frame; /* encoded request (prefix included), owned */
+  size_t frame_len;
+  unsigned tries;      /* connections it was written on */
+  uint32_t timeout_ms; /* effective request timeout */
+  uint64_t deadline;   /* uv_now() ms: fail or fail over after it */
+  uint8_t *ring_body;  /* info: the RING_REPLY body, owned */
+  size_t ring_len;
+  chorus_cb cb;
+  void *arg;
+};
+
+enum chorus__conn_state {
+  CHORUS__RESOLVING,
+  CHORUS__CONNECTING,
+  CHORUS__HELLO, /* HELLO sent, waiting for WELCOME */
+  CHORUS__READY
+};
+
+struct chorus__conn {
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  uv_getaddrinfo_t gai;
+  struct chorus_client *c;
+  size_t seed;
+  enum chorus__conn_state state;
+  bool closing;
+  bool gai_pending;  /* uv_close waits for the resolver's callback */
+  uint64_t deadline; /* handshake deadline, uv_now() ms */
+  struct wire_splitter sp;
+  uint8_t rbuf[CHORUS__READ_BUF];
+};
+
+struct chorus_client {
+  uv_loop_t *loop;
+  uv_loop_t own_loop_storage;
+  bool own_loop; /* synchronous client */
+  bool closing;
+  bool kick_pending; /* requests were submitted; the timer fires at once */
+  unsigned handles;  /* open uv handles (timer, connections) */
+  uv_timer_t timer;
+  struct chorus_config cfg;
+  char *cluster;
+  uint8_t *credentials;
+  struct chorus__seed *seeds;
+  size_t nseeds;
+  size_t cur;             /* seed of the current or next connection */
+  unsigned conn_failures; /* connections failed in a row */
+  int last_err;           /* what to report when every seed failed */
+  char last_msg[CHORUS_ERRMSG_SIZE];
+  struct chorus__conn *conn;
+  struct chorus__link queue, inflight;
+  struct chorus_prng prng;
+  uint64_t next_id;
+  uint64_t *ids; /* request ids: &next_id, or the parent's (routing) */
+  /* Token-aware routing (libchorus_route.c); NULL when off. A routed
+   * request goes to a child client (one seed: a replica's address) on the
+   * same loop; the ids counter is shared so a frame may move between
+   * them. */
+  struct chorus__router *router;
+  char errmsg[CHORUS_ERRMSG_SIZE];
+};
+
+/* Engine (libchorus.c). */
+
+/* chorus__encode: assigns @m a request id and encodes it into a new
+ * *@frame (chorus_malloc'ed, *@len bytes).
+ * Errors: CHORUS_EINVAL, CHORUS_ETOOBIG, CHORUS_ENOMEM (c->errmsg says). */
+int chorus__encode(struct chorus_client *c, struct wire_msg *m, uint8_t **frame,
+                   size_t *len);
+
+/* chorus__submit_frame: queues an encoded request; takes @frame in every
+ * case. Errors: CHORUS_ECLOSED, CHORUS_ENOMEM. */
+int chorus__submit_frame(struct chorus_client *c, uint8_t *frame, size_t len,
+                         uint8_t type, uint64_t id, bool is_write, bool info,
+                         uint32_t timeout_ms, chorus_cb cb, void *arg);
+
+/* chorus__new: a client on @loop (NULL: a private loop, synchronous).
+ * Errors as chorus_client_open(). */
+int chorus__new(uv_loop_t *loop, const char *seeds,
+                const struct chorus_config *cfg, struct chorus_client **out,
+                char *errmsg);
+
+/* Routing (libchorus_route.c). */
+
+/* chorus__route_submit: like chorus__submit, sending a request about @key
+ * to a replica of it when the client routes by token. */
+int chorus__route_submit(struct chorus_client *c, const void *key,
+                         size_t key_len, struct wire_msg *m, bool is_write,
+                         uint32_t timeout_ms, chorus_cb cb, void *arg);
+
+/* chorus__route_close: closes the child clients (their requests fail with
+ * ECANCELED) and frees the router. */
+void chorus__route_close(struct chorus_client *c);
+
+/* chorus__submit: encodes @m (request id assigned here) and queues it.
+ * Errors: CHORUS_EINVAL (the encoder's reason in c->errmsg),
+ * CHORUS_ETOOBIG, CHORUS_ENOMEM, CHORUS_ECLOSED (closing client). */
+int chorus__submit(struct chorus_client *c, struct wire_msg *m, bool is_write,
+                   bool info, uint32_t timeout_ms, chorus_cb cb, void *arg);
+
+/* chorus__next_op_id: a random non-zero counter operation id. */
+uint64_t chorus__next_op_id(struct chorus_client *c);
+
+/* chorus__trace: one decision line to cfg.trace, if set. */
+void chorus__trace(const struct chorus_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Results (libchorus_result.c). */
+
+/* chorus__result_from_reply: fills @res from reply @m to a request of type
+ * @req_type: the data of the matching reply type, or the error of an ERROR
+ * reply. Errors (also in res->status): CHORUS_EMALFORMED (another reply
+ * type), CHORUS_ENOMEM, or the ERROR's code. */
+int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
+                              const struct wire_msg *m);
+
+/* chorus__result_info: joins a RING_REPLY and a STATUS_REPLY into @res. */
+int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
+                        const struct wire_msg *status);
+
+/* chorus__result_error: status @code and a formatted message. */
+void chorus__result_error(struct chorus_result *res, int code, const char *fmt,
+                          ...) __attribute__((format(printf, 3, 4)));
+
+#endif /* CHORUS_LIBCHORUS_INT_H */

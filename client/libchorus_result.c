@@ -1,0 +1,429 @@
+/* libchorus_result.c: turns decoded replies into struct chorus_result:
+ * copies of the borrowed bytes, the ring/status join, and token shares.
+ *
+ * A result owns one block (res->owned) holding every array and byte string
+ * it points to, so chorus_result_free() is one free and a result can be
+ * moved by copying the struct.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "libchorus_int.h"
+#include "ring.h"
+
+void chorus_result_free(struct chorus_result *res) {
+  if (res == NULL)
+    return;
+  chorus_free(res->owned);
+  memset(res, 0, sizeof *res);
+}
+
+void chorus_result_move(struct chorus_result *dst, struct chorus_result *src) {
+  *dst = *src;
+  memset(src, 0, sizeof *src);
+}
+
+void chorus__result_error(struct chorus_result *res, int code, const char *fmt,
+                          ...) {
+  res->status = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(res->errmsg, sizeof res->errmsg, fmt, ap);
+  va_end(ap);
+}
+
+/* A bump allocator over one block: sized in a first pass, filled in a
+ * second. Alignment is kept for the arrays placed first. */
+struct arena {
+  uint8_t *base;
+  size_t used, cap;
+};
+
+static size_t align8(size_t n) {
+  return (n + 7u) & ~(size_t)7u;
+}
+
+static void *arena_take(struct arena *a, size_t n) {
+  void *p = a->base + a->used;
+  a->used += align8(n);
+  return p;
+}
+
+static struct chorus_bytes arena_bytes(struct arena *a, struct wire_bytes b) {
+  struct chorus_bytes out = {NULL, b.len};
+  uint8_t *p = arena_take(a, b.len + 1);
+  if (b.len > 0)
+    memcpy(p, b.ptr, b.len);
+  p[b.len] = '\0'; /* convenient for text, never counted */
+  out.ptr = p;
+  return out;
+}
+
+static const char *arena_str(struct arena *a, struct wire_bytes b) {
+  return (const char *)arena_bytes(a, b).ptr;
+}
+
+static int arena_open(struct arena *a, size_t cap, struct chorus_result *res) {
+  a->base = chorus_malloc(cap ? cap : 1);
+  a->used = 0;
+  a->cap = cap;
+  if (a->base == NULL) {
+    chorus__result_error(res, CHORUS_ENOMEM, "out of memory");
+    return CHORUS_ENOMEM;
+  }
+  res->owned = a->base;
+  return CHORUS_OK;
+}
+
+/* Copies a list (siblings or members) and a context into @res. */
+static int take_list(struct chorus_result *res,
+                     const struct wire_bytes_list *list,
+                     struct wire_bytes context) {
+  size_t cap =
+      align8(list->n * sizeof(struct chorus_bytes)) + align8(context.len + 1);
+  for (size_t i = 0; i < list->n; i++)
+    cap += align8(list->items[i].len + 1);
+  struct arena a;
+  if (arena_open(&a, cap, res) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  res->values = arena_take(&a, list->n * sizeof(struct chorus_bytes));
+  res->nvalues = list->n;
+  for (size_t i = 0; i < list->n; i++)
+    res->values[i] = arena_bytes(&a, list->items[i]);
+  res->context = arena_bytes(&a, context);
+  return CHORUS_OK;
+}
+
+static uint8_t expected_reply(uint8_t req_type) {
+  switch (req_type) {
+  case WIRE_GET:
+    return WIRE_GET_REPLY;
+  case WIRE_PUT:
+  case WIRE_DELETE:
+  case WIRE_COUNTER_ADD:
+  case WIRE_SET_ADD:
+  case WIRE_SET_REMOVE:
+    return WIRE_WRITE_REPLY;
+  case WIRE_COUNTER_READ:
+    return WIRE_COUNTER_REPLY;
+  case WIRE_SET_READ:
+    return WIRE_SET_REPLY;
+  case WIRE_RING_QUERY:
+    return WIRE_RING_REPLY;
+  case WIRE_STATUS_QUERY:
+    return WIRE_STATUS_REPLY;
+  default:
+    return 0;
+  }
+}
+
+int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
+                              const struct wire_msg *m) {
+  if (m->type == WIRE_ERROR) {
+    int code = m->error.code < 0 ? m->error.code : CHORUS_EINTERNAL;
+    if (m->error.text.len > 0)
+      chorus__result_error(res, code, "%.*s", (int)m->error.text.len,
+                           (const char *)m->error.text.ptr);
+    else
+      chorus__result_error(res, code, "%s", chorus_strerror(code));
+    return code;
+  }
+  if (m->type != expected_reply(req_type)) {
+    chorus__result_error(res, CHORUS_EMALFORMED, "%s answered with %s",
+                         wire_type_name(req_type), wire_type_name(m->type));
+    return CHORUS_EMALFORMED;
+  }
+  struct wire_bytes_list none = {0, NULL};
+  switch (m->type) {
+  case WIRE_GET_REPLY:
+    return take_list(res, &m->get_reply.values, m->get_reply.context);
+  case WIRE_SET_REPLY:
+    return take_list(res, &m->set_reply.members, m->set_reply.context);
+  case WIRE_WRITE_REPLY:
+    return take_list(res, &none, m->write_reply.context);
+  case WIRE_COUNTER_REPLY:
+    res->counter = m->counter_reply.value;
+    return CHORUS_OK;
+  default:
+    chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
+                         wire_type_name(m->type));
+    return CHORUS_EINTERNAL;
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Ring and status
+ * ------------------------------------------------------------------------ */
+
+static bool bytes_prefix(struct wire_bytes b, const char *prefix) {
+  size_t n = strlen(prefix);
+  return b.len >= n && memcmp(b.ptr, prefix, n) == 0;
+}
+
+/* Parses "member.<16 hex>.<field>": the id and the field. */
+static bool parse_member_stat(struct wire_bytes name, uint64_t *id,
+                              struct wire_bytes *field) {
+  if (!bytes_prefix(name, "member.") || name.len < 7 + 16 + 2 ||
+      name.ptr[7 + 16] != '.')
+    return false;
+  uint64_t v = 0;
+  for (size_t i = 0; i < 16; i++) {
+    uint8_t ch = name.ptr[7 + i];
+    unsigned d;
+    if (ch >= '0' && ch <= '9')
+      d = ch - '0';
+    else if (ch >= 'a' && ch <= 'f')
+      d = (unsigned)(ch - 'a') + 10;
+    else if (ch >= 'A' && ch <= 'F')
+      d = (unsigned)(ch - 'A') + 10;
+    else
+      return false;
+    v = v << 4 | d;
+  }
+  *id = v;
+  field->ptr = name.ptr + 7 + 17;
+  field->len = name.len - 7 - 17;
+  return true;
+}
+
+static bool bytes_is(struct wire_bytes b, const char *s) {
+  return b.len == strlen(s) && memcmp(b.ptr, s, b.len) == 0;
+}
+
+static struct chorus_node_info *find_node(struct chorus_result *res,
+                                          uint64_t id) {
+  for (size_t i = 0; i < res->nnodes; i++)
+    if (res->nodes[i].id == id)
+      return &res->nodes[i];
+  return NULL;
+}
+
+/* replication.n = N, or replication.dc.<name> = factor per datacenter. */
+static void read_replication(const struct wire_msg *status,
+                             struct ring_replication *repl, bool *known) {
+  memset(repl, 0, sizeof *repl);
+  *known = false;
+  for (size_t i = 0; i < status->status_reply.nstats; i++) {
+    const struct wire_stat *st = &status->status_reply.stats[i];
+    if (bytes_is(st->name, "replication.n") && st->value >= 1 &&
+        st->value <= RING_MAX_REPLICAS) {
+      repl->n = (uint32_t)st->value;
+      *known = true;
+    } else if (bytes_prefix(st->name, "replication.dc.") && st->value >= 1 &&
+               st->value <= RING_MAX_REPLICAS &&
+               repl->dc_count < RING_MAX_DCS) {
+      size_t n = st->name.len - strlen("replication.dc.");
+      if (n == 0 || n >= RING_NAME_MAX)
+        continue;
+      struct ring_dc_factor *f = &repl->dcs[repl->dc_count++];
+      memcpy(f->dc, st->name.ptr + strlen("replication.dc."), n);
+      f->dc[n] = '\0';
+      f->factor = (uint32_t)st->value;
+      *known = true;
+    }
+  }
+  if (repl->dc_count > 0)
+    repl->n = 0;
+}
+
+static void format_replication(const struct ring_replication *repl, char *out,
+                               size_t cap) {
+  if (repl->dc_count == 0) {
+    snprintf(out, cap, "%" PRIu32, repl->n);
+    return;
+  }
+  size_t off = 0;
+  out[0] = '\0';
+  for (uint32_t i = 0; i < repl->dc_count && off < cap; i++) {
+    int w = snprintf(out + off, cap - off, "%s%s:%" PRIu32, i ? "," : "",
+                     repl->dcs[i].dc, repl->dcs[i].factor);
+    if (w < 0)
+      break;
+    off += (size_t)w;
+  }
+}
+
+/* Shares of the token space (ring_snapshot_ownership) from the ring
+ * reply's nodes. Best effort: labels too long for ring.h leave shares at
+ * 0, because the query itself succeeded. */
+static void compute_shares(struct chorus_result *res,
+                           const struct wire_ring_reply *rr,
+                           const struct ring_replication *repl_in,
+                           bool repl_known) {
+  if (rr->nnodes == 0 || rr->nnodes > RING_MAX_NODES ||
+      rr->vnodes > RING_MAX_VNODES)
+    return;
+  struct ring_replication repl = *repl_in;
+  if (!repl_known) {
+    memset(&repl, 0, sizeof repl);
+    repl.n = 1; /* shares do not depend on it */
+  }
+  struct ring_node *nodes = chorus_calloc(rr->nnodes, sizeof *nodes);
+  struct ring_snapshot *snap = NULL;
+  if (nodes == NULL)
+    goto out;
+  for (size_t i = 0; i < rr->nnodes; i++) {
+    const struct wire_ring_node *w = &rr->nodes[i];
+    if (w->dc.len >= RING_NAME_MAX || w->rack.len >= RING_NAME_MAX)
+      goto out;
+    nodes[i].id = w->id;
+    memcpy(nodes[i].dc, w->dc.ptr, w->dc.len);
+    memcpy(nodes[i].rack, w->rack.ptr, w->rack.len);
+    nodes[i].state = w->state == WIRE_NODE_JOINING   ? RING_JOINING
+                     : w->state == WIRE_NODE_LEAVING ? RING_LEAVING
+                                                     : RING_NORMAL;
+    nodes[i].vnodes = rr->vnodes;
+  }
+  if (ring_snapshot_build(nodes, rr->nnodes, &repl, rr->epoch, &snap, NULL) !=
+      CHORUS_OK) {
+    /* e.g. a datacenter factor naming a dc no node is in is fine for ring.h;
+     * anything else: retry with N=1, which only affects validation */
+    struct ring_replication one;
+    memset(&one, 0, sizeof one);
+    one.n = 1;
+    if (ring_snapshot_build(nodes, rr->nnodes, &one, rr->epoch, &snap, NULL) !=
+        CHORUS_OK)
+      goto out;
+  }
+  size_t count = ring_snapshot_node_count(snap);
+  double *all = chorus_calloc(count, sizeof *all);
+  if (all != NULL) {
+    ring_snapshot_ownership(snap, all);
+    for (size_t i = 0; i < count; i++) {
+      struct chorus_node_info *n =
+          find_node(res, ring_snapshot_node(snap, i)->id);
+      if (n != NULL)
+        n->share = all[i];
+    }
+    chorus_free(all);
+  }
+out:
+  ring_snapshot_free(snap);
+  chorus_free(nodes);
+}
+
+int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
+                        const struct wire_msg *status) {
+  const struct wire_ring_reply *rr = &ring->ring_reply;
+  const struct wire_status_reply *sr = &status->status_reply;
+  /* Members named by status but absent from the ring. */
+  size_t extra = 0;
+  uint64_t *extra_ids = chorus_calloc(sr->nstats + 1, sizeof *extra_ids);
+  if (extra_ids == NULL) {
+    chorus__result_error(res, CHORUS_ENOMEM, "out of memory");
+    return CHORUS_ENOMEM;
+  }
+  for (size_t i = 0; i < sr->nstats; i++) {
+    uint64_t id;
+    struct wire_bytes field;
+    if (!parse_member_stat(sr->stats[i].name, &id, &field))
+      continue;
+    bool known = false;
+    for (size_t j = 0; j < rr->nnodes && !known; j++)
+      known = rr->nodes[j].id == id;
+    for (size_t j = 0; j < extra && !known; j++)
+      known = extra_ids[j] == id;
+    if (!known)
+      extra_ids[extra++] = id;
+  }
+  size_t nnodes = rr->nnodes + extra;
+  size_t cap = align8(nnodes * sizeof(struct chorus_node_info)) +
+               align8(sr->nstats * sizeof(struct chorus_stat)) + align8(1);
+  for (size_t i = 0; i < rr->nnodes; i++)
+    cap += align8(rr->nodes[i].addr.len + 1) + align8(rr->nodes[i].dc.len + 1) +
+           align8(rr->nodes[i].rack.len + 1);
+  for (size_t i = 0; i < sr->nstats; i++)
+    cap += align8(sr->stats[i].name.len + 1);
+  struct arena a;
+  if (arena_open(&a, cap, res) != CHORUS_OK) {
+    chorus_free(extra_ids);
+    return CHORUS_ENOMEM;
+  }
+  res->nodes = arena_take(&a, nnodes * sizeof(struct chorus_node_info));
+  res->stats = arena_take(&a, sr->nstats * sizeof(struct chorus_stat));
+  const char *empty = arena_take(&a, 1);
+  *(char *)(uintptr_t)empty = '\0';
+  res->nnodes = nnodes;
+  res->nstats = sr->nstats;
+  res->node_id = sr->node_id;
+  res->epoch = rr->epoch;
+  res->vnodes = rr->vnodes;
+  for (size_t i = 0; i < nnodes; i++) {
+    struct chorus_node_info *n = &res->nodes[i];
+    memset(n, 0, sizeof *n);
+    n->member_state = CHORUS_MEMBER_UNKNOWN;
+    if (i < rr->nnodes) {
+      const struct wire_ring_node *w = &rr->nodes[i];
+      n->id = w->id;
+      n->addr = arena_str(&a, w->addr);
+      n->dc = arena_str(&a, w->dc);
+      n->rack = arena_str(&a, w->rack);
+      n->in_ring = true;
+      n->ring_state = w->state;
+    } else {
+      n->id = extra_ids[i - rr->nnodes];
+      n->addr = n->dc = n->rack = empty;
+    }
+  }
+  chorus_free(extra_ids);
+  for (size_t i = 0; i < sr->nstats; i++) {
+    const struct wire_stat *st = &sr->stats[i];
+    res->stats[i].name = arena_str(&a, st->name);
+    res->stats[i].value = st->value;
+    uint64_t id;
+    struct wire_bytes field;
+    struct chorus_node_info *n;
+    if (!parse_member_stat(st->name, &id, &field) ||
+        (n = find_node(res, id)) == NULL)
+      continue;
+    if (bytes_is(field, "state"))
+      n->member_state = st->value >= 0 && st->value <= CHORUS_MEMBER_REMOVED
+                            ? (int)st->value
+                            : CHORUS_MEMBER_UNKNOWN;
+    else if (bytes_is(field, "incarnation"))
+      n->incarnation = st->value;
+    else if (bytes_is(field, "offset_ms")) {
+      n->has_offset = true;
+      n->offset_ms = st->value;
+    } else if (bytes_is(field, "hints"))
+      n->hints = st->value;
+  }
+  struct ring_replication repl;
+  bool repl_known;
+  read_replication(status, &repl, &repl_known);
+  if (repl_known)
+    format_replication(&repl, res->replication, sizeof res->replication);
+  compute_shares(res, rr, &repl, repl_known);
+  return CHORUS_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Names
+ * ------------------------------------------------------------------------ */
+
+int chorus_level_parse(const char *s, int32_t *out) {
+  if (out == NULL)
+    return CHORUS_EINVAL;
+  return wire_level_parse(s, out);
+}
+
+const char *chorus_level_name(int32_t level) {
+  return wire_level_name(level);
+}
+
+const char *chorus_member_state_name(int state) {
+  static const char *const names[] = {"alive", "suspect", "dead", "left",
+                                      "removed"};
+  return state >= 0 && state <= CHORUS_MEMBER_REMOVED ? names[state]
+                                                      : "unknown";
+}
+
+const char *chorus_ring_state_name(int state) {
+  static const char *const names[] = {"up", "suspect", "down", "joining",
+                                      "leaving"};
+  return state >= 0 && state <= CHORUS_RING_LEAVING ? names[state] : "unknown";
+}

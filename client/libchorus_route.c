@@ -1,0 +1,326 @@
+/* libchorus_route.c: token-aware routing: send each keyed request straight
+ * to a live natural replica of its key (Dynamo §6.4, client-driven
+ * coordination), so the node that receives it coordinates instead of
+ * forwarding it (repl.h: only a natural replica coordinates).
+ *
+ * HOW IT WORKS
+ *
+ * The router learns the ring the way `chorus ring` does: RING_QUERY then
+ * STATUS_QUERY to a seed, through the client's own engine. From the nodes,
+ * their vnode count and the replication.* stats it builds a ring/ring.h
+ * snapshot, and notes each node's address and whether the answering node
+ * holds it alive. It fetches again every ring_refresh_ms, and at once when
+ * a replica could not be reached.
+ *
+ * A keyed request goes to the first natural replica of its key that is
+ * alive and not marked down, through a child client: an ordinary engine on
+ * the same loop with that replica as its only seed, sharing the parent's
+ * request-id counter so an encoded frame can move between engines. Reads
+ * and writes alike are routed; the child applies the usual rules, and when
+ * it fails with a client-side error that left nothing applied (connection
+ * refused, nothing sent before a timeout, a read that found no node) the
+ * frame falls back to the parent's seeds and the replica is marked down
+ * for a while. Errors the node answered, and writes that may have been
+ * applied, are reported as they are. Requests without a key (ring,
+ * status) and requests made before the first ring arrives use the seeds.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "libchorus_int.h"
+#include "ring.h"
+
+#define ROUTE_DOWN_MS 5000u /* how long an unreachable replica is skipped */
+
+struct chorus__route {
+  char *addr; /* "host:port" */
+  struct chorus_client *child;
+  uint64_t down_until; /* uv_now() ms */
+};
+
+struct chorus__router {
+  struct ring_snapshot *snap;
+  int *route_of; /* per snapshot node: index in routes[], or -1 */
+  bool *alive;   /* per snapshot node */
+  struct chorus__route *routes;
+  size_t nroutes;
+  uint64_t fetched_at;
+  bool fetching;
+};
+
+/* One routed request: what the fallback needs to resend it. */
+struct chorus__hop {
+  struct chorus_client *parent;
+  size_t route;
+  uint8_t *frame; /* copy of the encoded request */
+  size_t len;
+  uint8_t type;
+  uint64_t id;
+  bool is_write;
+  uint32_t timeout_ms;
+  chorus_cb cb;
+  void *arg;
+};
+
+/* ------------------------------------------------------------------------
+ * Learning the ring
+ * ------------------------------------------------------------------------ */
+
+static int route_index(struct chorus__router *r, const char *addr) {
+  for (size_t i = 0; i < r->nroutes; i++)
+    if (strcmp(r->routes[i].addr, addr) == 0)
+      return (int)i;
+  struct chorus__route *n =
+      chorus_realloc(r->routes, (r->nroutes + 1) * sizeof *n);
+  if (n == NULL)
+    return -1;
+  r->routes = n;
+  memset(&n[r->nroutes], 0, sizeof n[0]);
+  n[r->nroutes].addr = chorus_strdup(addr);
+  if (n[r->nroutes].addr == NULL)
+    return -1;
+  return (int)r->nroutes++;
+}
+
+/* Builds the snapshot and the per-node tables from an info result. */
+static void learn(struct chorus__router *r, const struct chorus_result *res) {
+  size_t n = 0;
+  for (size_t i = 0; i < res->nnodes; i++)
+    n += res->nodes[i].in_ring;
+  if (n == 0)
+    return;
+  struct ring_node *nodes = chorus_calloc(n, sizeof *nodes);
+  if (nodes == NULL)
+    return;
+  size_t k = 0;
+  for (size_t i = 0; i < res->nnodes; i++) {
+    const struct chorus_node_info *ni = &res->nodes[i];
+    if (!ni->in_ring)
+      continue;
+    if (strlen(ni->dc) >= RING_NAME_MAX || strlen(ni->rack) >= RING_NAME_MAX) {
+      chorus_free(nodes);
+      return;
+    }
+    nodes[k].id = ni->id;
+    strcpy(nodes[k].dc, ni->dc);
+    strcpy(nodes[k].rack, ni->rack);
+    nodes[k].state = ni->ring_state == CHORUS_RING_JOINING   ? RING_JOINING
+                     : ni->ring_state == CHORUS_RING_LEAVING ? RING_LEAVING
+                                                             : RING_NORMAL;
+    nodes[k].vnodes = res->vnodes;
+    k++;
+  }
+  struct ring_replication repl;
+  if (res->replication[0] == '\0' ||
+      ring_replication_parse(res->replication, &repl, NULL) != CHORUS_OK) {
+    /* Unknown factors: route to the primary owner, which is a natural
+     * replica under any single-group replication. */
+    memset(&repl, 0, sizeof repl);
+    repl.n = 1;
+  }
+  struct ring_snapshot *snap = NULL;
+  int rc = ring_snapshot_build(nodes, n, &repl, res->epoch, &snap, NULL);
+  chorus_free(nodes);
+  if (rc != CHORUS_OK)
+    return;
+  int *route_of = chorus_calloc(n, sizeof *route_of);
+  bool *alive = chorus_calloc(n, sizeof *alive);
+  if (route_of == NULL || alive == NULL) {
+    chorus_free(route_of);
+    chorus_free(alive);
+    ring_snapshot_free(snap);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    route_of[i] = -1;
+    const struct ring_node *rn = ring_snapshot_node(snap, i);
+    for (size_t j = 0; j < res->nnodes; j++) {
+      const struct chorus_node_info *ni = &res->nodes[j];
+      if (ni->id != rn->id)
+        continue;
+      if (ni->addr[0] != '\0')
+        route_of[i] = route_index(r, ni->addr);
+      /* Suspects still count as alive, as they do for the coordinator
+       * (SWIM §4.2: suspicion is not yet failure). */
+      alive[i] = (ni->member_state == CHORUS_MEMBER_ALIVE ||
+                  ni->member_state == CHORUS_MEMBER_SUSPECT ||
+                  ni->member_state == CHORUS_MEMBER_UNKNOWN) &&
+                 (ni->ring_state == CHORUS_RING_UP ||
+                  ni->ring_state == CHORUS_RING_LEAVING);
+    }
+  }
+  ring_snapshot_free(r->snap);
+  chorus_free(r->route_of);
+  chorus_free(r->alive);
+  r->snap = snap;
+  r->route_of = route_of;
+  r->alive = alive;
+}
+
+static void on_ring(struct chorus_client *c, struct chorus_result *res,
+                    void *arg) {
+  struct chorus__router *r = c->router;
+  if (r == NULL)
+    return;
+  r->fetching = false;
+  r->fetched_at = uv_now(c->loop);
+  if (res->status == CHORUS_OK) {
+    learn(r, res);
+    chorus__trace(c,
+                  "ring epoch %" PRIu64 " from %s: %zu node(s), "
+                  "replication %s",
+                  res->epoch, res->server, res->nnodes,
+                  res->replication[0] ? res->replication : "?");
+  }
+}
+
+static void fetch(struct chorus_client *c) {
+  struct chorus__router *r = c->router;
+  if (r->fetching)
+    return;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_RING_QUERY;
+  if (chorus__submit(c, &m, false, true, 0, on_ring, NULL) == CHORUS_OK)
+    r->fetching = true;
+}
+
+/* ------------------------------------------------------------------------
+ * Routing
+ * ------------------------------------------------------------------------ */
+
+/* The route of a live natural replica of @key, or -1. */
+static int pick(struct chorus_client *c, const void *key, size_t len) {
+  struct chorus__router *r = c->router;
+  struct ring_plist pl;
+  if (r->snap == NULL ||
+      ring_lookup_key(r->snap, key, len, 0, &pl) != CHORUS_OK)
+    return -1;
+  uint64_t now = uv_now(c->loop);
+  for (uint8_t i = 0; i < pl.n_natural; i++) {
+    uint16_t node = pl.r[i].node;
+    int route = r->route_of[node];
+    if (r->alive[node] && route >= 0 && r->routes[route].down_until <= now)
+      return route;
+  }
+  return -1;
+}
+
+static struct chorus_client *child_of(struct chorus_client *c, size_t route) {
+  struct chorus__route *rt = &c->router->routes[route];
+  if (rt->child != NULL)
+    return rt->child;
+  struct chorus_config cfg = c->cfg;
+  cfg.cluster = c->cluster;
+  cfg.credentials = c->credentials;
+  cfg.token_aware = false;
+  cfg.seed = chorus__next_op_id(c);
+  struct chorus_client *child = NULL;
+  if (chorus__new(c->loop, rt->addr, &cfg, &child, NULL) != CHORUS_OK)
+    return NULL;
+  child->ids = c->ids;
+  rt->child = child;
+  return child;
+}
+
+static void hop_free(struct chorus__hop *h) {
+  chorus_free(h->frame);
+  chorus_free(h);
+}
+
+/* A routed request ended. Client-side failures that left nothing applied
+ * fall back to the seeds; everything else is the answer. */
+static void on_hop(struct chorus_client *child, struct chorus_result *res,
+                   void *arg) {
+  struct chorus__hop *h = arg;
+  struct chorus_client *c = h->parent;
+  bool fallback =
+      !res->from_node && !res->maybe_applied &&
+      (res->status == CHORUS_EUNAVAILABLE || res->status == CHORUS_ETIMEDOUT ||
+       res->status == CHORUS_ECLOSED || res->status == CHORUS_EMALFORMED) &&
+      !c->closing && c->router != NULL;
+  if (fallback) {
+    c->router->routes[h->route].down_until = uv_now(c->loop) + ROUTE_DOWN_MS;
+    chorus__trace(c,
+                  "replica %s unreachable (%s): back to the seeds, skipped "
+                  "for %u ms",
+                  c->router->routes[h->route].addr, res->errmsg, ROUTE_DOWN_MS);
+    fetch(c); /* membership may have changed */
+    uint8_t *frame = h->frame;
+    h->frame = NULL;
+    if (chorus__submit_frame(c, frame, h->len, h->type, h->id, h->is_write,
+                             false, h->timeout_ms, h->cb,
+                             h->arg) == CHORUS_OK) {
+      hop_free(h);
+      return;
+    }
+  }
+  h->cb(c, res, h->arg);
+  hop_free(h);
+}
+
+int chorus__route_submit(struct chorus_client *c, const void *key,
+                         size_t key_len, struct wire_msg *m, bool is_write,
+                         uint32_t timeout_ms, chorus_cb cb, void *arg) {
+  if (!c->cfg.token_aware || c->closing || cb == NULL)
+    return chorus__submit(c, m, is_write, false, timeout_ms, cb, arg);
+  if (c->router == NULL) {
+    c->router = chorus_calloc(1, sizeof *c->router);
+    if (c->router == NULL)
+      return chorus__submit(c, m, is_write, false, timeout_ms, cb, arg);
+  }
+  struct chorus__router *r = c->router;
+  uv_update_time(c->loop);
+  if (r->snap == NULL ||
+      uv_now(c->loop) - r->fetched_at >= c->cfg.ring_refresh_ms)
+    fetch(c);
+  int route = pick(c, key, key_len);
+  struct chorus_client *child = route >= 0 ? child_of(c, (size_t)route) : NULL;
+  if (child == NULL)
+    return chorus__submit(c, m, is_write, false, timeout_ms, cb, arg);
+  uint8_t *frame = NULL;
+  size_t len = 0;
+  int rc = chorus__encode(c, m, &frame, &len);
+  if (rc != CHORUS_OK)
+    return rc;
+  struct chorus__hop *h = chorus_calloc(1, sizeof *h);
+  uint8_t *copy = chorus_memdup(frame, len);
+  if (h == NULL || copy == NULL) {
+    chorus_free(h);
+    chorus_free(copy);
+    return chorus__submit_frame(c, frame, len, m->type, m->request_id, is_write,
+                                false, timeout_ms, cb, arg);
+  }
+  *h = (struct chorus__hop){
+      c,        (size_t)route, copy, len, m->type, m->request_id,
+      is_write, timeout_ms,    cb,   arg};
+  rc = chorus__submit_frame(child, frame, len, m->type, m->request_id, is_write,
+                            false, timeout_ms, on_hop, h);
+  if (rc != CHORUS_OK) {
+    copy = h->frame;
+    h->frame = NULL;
+    hop_free(h);
+    return chorus__submit_frame(c, copy, len, m->type, m->request_id, is_write,
+                                false, timeout_ms, cb, arg);
+  }
+  return CHORUS_OK;
+}
+
+void chorus__route_close(struct chorus_client *c) {
+  struct chorus__router *r = c->router;
+  if (r == NULL)
+    return;
+  /* Children cancel their requests first: on_hop sees c->closing and
+   * hands each ECANCELED to its caller. */
+  for (size_t i = 0; i < r->nroutes; i++)
+    chorus_client_close(r->routes[i].child);
+  for (size_t i = 0; i < r->nroutes; i++)
+    chorus_free(r->routes[i].addr);
+  chorus_free(r->routes);
+  ring_snapshot_free(r->snap);
+  chorus_free(r->route_of);
+  chorus_free(r->alive);
+  chorus_free(r);
+  c->router = NULL;
+}

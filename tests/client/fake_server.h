@@ -1,0 +1,57 @@
+/* fake_server.h: a chorus node impostor for the client tests: a thread that
+ * speaks the wire protocol on a loopback port, keeps a toy single-replica
+ * store, and misbehaves on command (hangs, closes after a request, refuses
+ * the handshake, answers errors or garbage).
+ *
+ * The toy store stands in for DVV semantics with one actor: every kv sibling
+ * carries the version that wrote it, a context is the 8-byte big-endian
+ * version the reader saw, and a write with context c drops the siblings
+ * with version <= c (what the writer had seen) before adding its own. That
+ * is enough for the client's sibling/context round trip; the real semantics
+ * are tested in tests/crdt and on real nodes in tests/client/test_cluster.
+ */
+#ifndef CHORUS_TESTS_FAKE_SERVER_H
+#define CHORUS_TESTS_FAKE_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum fake_mode {
+  FAKE_NORMAL = 0,
+  FAKE_HANG,         /* read requests, never answer them */
+  FAKE_CLOSE_ON_REQ, /* close the connection when a request arrives */
+  FAKE_REFUSE_HELLO, /* answer HELLO with ERROR ECLUSTER */
+  FAKE_ERROR,        /* answer every request with ERROR fake.error_code */
+  FAKE_GARBAGE,      /* answer every request with a malformed frame */
+  FAKE_SILENT_HELLO  /* never answer HELLO */
+};
+
+struct fake_server;
+
+/* fake_start: listens on 127.0.0.1, an ephemeral port; NULL on failure.
+ * @cluster: the cluster name it accepts. */
+struct fake_server *fake_start(const char *cluster);
+void fake_stop(struct fake_server *f);
+
+uint16_t fake_port(const struct fake_server *f);
+/* "127.0.0.1:PORT", static storage of @f. */
+const char *fake_addr(const struct fake_server *f);
+
+void fake_set_mode(struct fake_server *f, enum fake_mode mode, int error_code);
+
+/* The addresses RING_REPLY lists for its three nodes (ids 0x1111..,
+ * 0x2222.., 0x3333..; STATUS_REPLY holds them alive, suspect and dead).
+ * Copied; call before clients connect. Default 127.0.0.1:7401..7403. */
+void fake_set_ring(struct fake_server *f, const char *const addrs[3]);
+
+/* Counters since start. */
+int fake_connections(const struct fake_server *f);
+int fake_requests(const struct fake_server *f); /* frames after HELLO */
+/* The last counter op id received (0 if none). */
+uint64_t fake_last_op_id(const struct fake_server *f);
+
+/* A port on 127.0.0.1 where nothing listens (bound, then closed). */
+uint16_t fake_dead_port(void);
+
+#endif /* CHORUS_TESTS_FAKE_SERVER_H */

@@ -1,0 +1,317 @@
+/* test_cli.c: the `chorus` command line run as a child process against the
+ * fake node: argument parsing and usage errors (exit 2), text and JSON
+ * output of every command, the get fallback to counters and sets, errors
+ * (exit 1, message on stderr). The binary's path comes from $CHORUS_CLI.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fake_server.h"
+
+#define CLUSTER "cli-cluster"
+
+static struct fake_server *srv;
+
+struct run {
+  int status; /* exit code, or 128 + signal */
+  char out[8192];
+  char err[4096];
+};
+
+/* Runs the CLI with @args (NULL-terminated), -H and --cluster prepended,
+ * with a 10 s bound. */
+static void run_cli(struct run *r, bool with_host, const char *const *args) {
+  const char *cli = getenv("CHORUS_CLI");
+  assert_non_null(cli);
+  const char *argv[64];
+  int n = 0;
+  argv[n++] = cli;
+  if (with_host) {
+    argv[n++] = "-H";
+    argv[n++] = fake_addr(srv);
+    argv[n++] = "--cluster";
+    argv[n++] = CLUSTER;
+  }
+  for (int i = 0; args[i] != NULL; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  int po[2], pe[2];
+  assert_int_equal(pipe(po), 0);
+  assert_int_equal(pipe(pe), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(po[1], 1);
+    dup2(pe[1], 2);
+    close(po[0]);
+    close(pe[0]);
+    close(po[1]);
+    close(pe[1]);
+    unsetenv("CHORUS_HOST");
+    execv(cli, (char *const *)(uintptr_t)argv);
+    _exit(127);
+  }
+  close(po[1]);
+  close(pe[1]);
+  memset(r, 0, sizeof *r);
+  size_t no = 0, ne = 0;
+  bool open_o = true, open_e = true;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (open_o || open_e) {
+    struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int rc = poll(p, 2, 200);
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (t1.tv_sec - t0.tv_sec > 10) {
+      kill(pid, SIGKILL);
+      break;
+    }
+    if (rc <= 0)
+      continue;
+    if (open_o && (p[0].revents & (POLLIN | POLLHUP))) {
+      ssize_t k = read(po[0], r->out + no, sizeof r->out - 1 - no);
+      if (k <= 0)
+        open_o = false;
+      else
+        no += (size_t)k;
+    }
+    if (open_e && (p[1].revents & (POLLIN | POLLHUP))) {
+      ssize_t k = read(pe[0], r->err + ne, sizeof r->err - 1 - ne);
+      if (k <= 0)
+        open_e = false;
+      else
+        ne += (size_t)k;
+    }
+  }
+  close(po[0]);
+  close(pe[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define RUN(r, host, ...)                                                      \
+  do {                                                                         \
+    static const char *const a_[] = {__VA_ARGS__, NULL};                       \
+    run_cli((r), (host), a_);                                                  \
+  } while (0)
+
+static void expect(const struct run *r, int status, const char *in_out) {
+  if (r->status != status || (in_out && !strstr(r->out, in_out)))
+    fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s", r->status, status,
+             r->out, r->err);
+}
+
+/* The hex context printed by `get` (text mode). */
+static void context_of(const struct run *r, char *ctx, size_t cap) {
+  const char *p = strstr(r->out, "context: ");
+  assert_non_null(p);
+  p += 9;
+  size_t n = strcspn(p, "\n");
+  assert_true(n < cap);
+  memcpy(ctx, p, n);
+  ctx[n] = '\0';
+}
+
+static int setup(void **state) {
+  srv = fake_start(CLUSTER);
+  return srv ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  fake_stop(srv);
+  return 0;
+}
+
+static void test_usage(void **state) {
+  struct run r;
+  RUN(&r, false, "--help");
+  expect(&r, 0, "usage: chorus");
+  RUN(&r, false, "--version");
+  expect(&r, 0, "chorus ");
+  run_cli(&r, false, (const char *const[]){NULL});
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "no command"));
+  RUN(&r, true, "frobnicate", "k");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "unknown command"));
+  RUN(&r, true, "get");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "get", "a", "b");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "put", "k");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "get", "k", "-c", "MOST");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "MOST"));
+  RUN(&r, true, "get", "k", "-r", "65");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "get", "k", "--bogus");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "put", "k", "v", "--context", "xyz");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "incr", "k", "zero");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "get", "k", "-r");
+  expect(&r, 2, NULL);
+  RUN(&r, false, "-H", "nocolon", "get", "k");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "status", "extra");
+  expect(&r, 2, NULL);
+  assert_int_equal(fake_requests(srv), 0); /* nothing reached the node */
+}
+
+static void test_put_get_context(void **state) {
+  struct run r;
+  RUN(&r, true, "put", "user", "ann", "-w", "2");
+  expect(&r, 0, "ok\ncontext: ");
+  RUN(&r, true, "put", "user", "bob", "-c", "quorum");
+  expect(&r, 0, "ok");
+  RUN(&r, true, "get", "user", "-r", "ONE");
+  expect(&r, 0, "ann\nbob\ncontext: ");
+  char ctx[64];
+  context_of(&r, ctx, sizeof ctx);
+  assert_int_equal(strlen(ctx), 16); /* 8 bytes, hex */
+  RUN(&r, true, "--json", "get", "user");
+  expect(&r, 0, NULL);
+  char want[256];
+  snprintf(want, sizeof want,
+           "{\"found\":true,\"type\":\"kv\",\"values\":[\"ann\",\"bob\"],"
+           "\"context\":\"%s\"}\n",
+           ctx);
+  assert_string_equal(r.out, want);
+  /* Resolve the siblings with the context. */
+  const char *args[] = {"put", "user", "cat", "--context", ctx, NULL};
+  run_cli(&r, true, args);
+  expect(&r, 0, "ok");
+  RUN(&r, true, "get", "user");
+  expect(&r, 0, "cat\ncontext: ");
+  assert_null(strstr(r.out, "ann"));
+  context_of(&r, ctx, sizeof ctx);
+  const char *dargs[] = {"del", "user", "--context", ctx, NULL};
+  run_cli(&r, true, dargs);
+  expect(&r, 0, "ok");
+  RUN(&r, true, "get", "user", "--json");
+  expect(&r, 0, "{\"found\":false,\"type\":\"kv\",\"values\":[]");
+  RUN(&r, true, "get", "never");
+  expect(&r, 0, "context: \n");
+  assert_non_null(strstr(r.err, "not found"));
+}
+
+static void test_json_escaping(void **state) {
+  struct run r;
+  RUN(&r, true, "put", "esc", "a\"b\\c\nd\te\x01 \xc3\xa9 \xff");
+  expect(&r, 0, "ok");
+  RUN(&r, true, "--json", "get", "esc");
+  expect(&r, 0, "\"values\":[\"a\\\"b\\\\c\\nd\\te\\u0001 \xc3\xa9 \\u00ff\"]");
+}
+
+static void test_counter_and_set(void **state) {
+  struct run r;
+  RUN(&r, true, "incr", "hits");
+  expect(&r, 0, "ok");
+  RUN(&r, true, "incr", "hits", "5");
+  expect(&r, 0, "ok");
+  RUN(&r, true, "incr", "hits", "-2");
+  expect(&r, 0, "ok");
+  RUN(&r, true, "get", "hits");
+  expect(&r, 0, NULL);
+  assert_string_equal(r.out, "4\n");
+  RUN(&r, true, "get", "hits", "--json");
+  expect(&r, 0, NULL);
+  assert_string_equal(r.out,
+                      "{\"found\":true,\"type\":\"counter\",\"value\":4}\n");
+  RUN(&r, true, "sadd", "tags", "red", "green", "blue");
+  expect(&r, 0, "ok");
+  RUN(&r, true, "srem", "tags", "green");
+  expect(&r, 0, "ok");
+  RUN(&r, true, "smembers", "tags");
+  expect(&r, 0, NULL);
+  assert_string_equal(r.out, "red\nblue\n");
+  RUN(&r, true, "get", "tags");
+  expect(&r, 0, NULL);
+  assert_string_equal(r.out, "red\nblue\n");
+  RUN(&r, true, "--json", "get", "tags");
+  expect(&r, 0,
+         "{\"found\":true,\"type\":\"set\",\"members\":[\"red\",\"blue\"]");
+  RUN(&r, true, "--json", "smembers", "tags");
+  expect(&r, 0, "{\"members\":[\"red\",\"blue\"],\"context\":");
+  /* Type errors: exit 1 with the node's words. */
+  RUN(&r, true, "incr", "tags");
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "CHORUS_ETYPE"));
+  assert_non_null(strstr(r.err, "set"));
+}
+
+static void test_status_ring(void **state) {
+  struct run r;
+  RUN(&r, true, "status");
+  expect(&r, 0, "alive");
+  assert_non_null(strstr(r.out, "suspect"));
+  assert_non_null(strstr(r.out, "dead"));
+  assert_non_null(strstr(r.out, "127.0.0.1:7402"));
+  RUN(&r, true, "--json", "status");
+  expect(&r, 0, "{\"node\":\"1111111111111111\"");
+  assert_non_null(
+      strstr(r.out, "{\"id\":\"3333333333333333\",\"state\":\"dead\",\"addr\":"
+                    "\"127.0.0.1:7403\",\"dc\":\"dc1\",\"rack\":\"r1\","
+                    "\"incarnation\":12,\"offset_ms\":null,\"hints\":42}"));
+  assert_non_null(strstr(r.out, "\"offset_ms\":-3"));
+  assert_non_null(strstr(r.out, "\"replication.n\":3"));
+  RUN(&r, true, "ring");
+  expect(&r, 0, "replication 3");
+  assert_non_null(strstr(r.out, "%"));
+  RUN(&r, true, "ring", "--json");
+  expect(&r, 0, "{\"epoch\":7,\"vnodes\":64,\"replication\":\"3\",\"nodes\":[");
+  assert_non_null(strstr(r.out, "\"id\":\"2222222222222222\""));
+  assert_non_null(strstr(r.out, "\"share\":0."));
+}
+
+static void test_errors(void **state) {
+  struct run r;
+  char host[32];
+  snprintf(host, sizeof host, "127.0.0.1:%u", fake_dead_port());
+  const char *args[] = {"-H", host, "get", "k", NULL};
+  run_cli(&r, false, args);
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "CHORUS_EUNAVAILABLE"));
+  /* Wrong cluster name. */
+  const char *args2[] = {"-H",   fake_addr(srv), "--cluster",
+                         "nope", "status",       NULL};
+  run_cli(&r, false, args2);
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "CHORUS_ECLUSTER"));
+  /* A quorum timeout on a write says it may have been applied. */
+  fake_set_mode(srv, FAKE_ERROR, -11);
+  RUN(&r, true, "put", "k", "v");
+  fake_set_mode(srv, FAKE_NORMAL, 0);
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "may have been applied"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_usage),
+      cmocka_unit_test(test_put_get_context),
+      cmocka_unit_test(test_json_escaping),
+      cmocka_unit_test(test_counter_and_set),
+      cmocka_unit_test(test_status_ring),
+      cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

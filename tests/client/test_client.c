@@ -1,0 +1,840 @@
+/* test_client.c: libchorus against the fake node: sibling/context round
+ * trips, counters and sets, error mapping, failover between seeds (reads
+ * retried, sent writes reported as maybe applied), timeouts, handshake
+ * refusal, malformed replies, ring/status joins, and the async API on a uv
+ * loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "chorus_alloc.h"
+#include "fake_server.h"
+#include "libchorus.h"
+
+#define CLUSTER "test-cluster"
+
+static struct chorus_config cfg_fast(void) {
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = CLUSTER;
+  cfg.connect_timeout_ms = 500;
+  cfg.default_timeout_ms = 300;
+  cfg.grace_ms = 200;
+  cfg.seed = 42;
+  return cfg;
+}
+
+static struct chorus_client *open_sync(const char *seeds) {
+  struct chorus_config cfg = cfg_fast();
+  struct chorus_client *c = NULL;
+  char err[CHORUS_ERRMSG_SIZE];
+  int rc = chorus_client_open(seeds, &cfg, &c, err);
+  if (rc != CHORUS_OK)
+    fail_msg("open %s: %s", seeds, err);
+  return c;
+}
+
+static char *seeds2(const char *a, const char *b) {
+  static char buf[128];
+  snprintf(buf, sizeof buf, "%s,%s", a, b);
+  return buf;
+}
+
+static char *dead_addr(void) {
+  static char buf[32];
+  snprintf(buf, sizeof buf, "127.0.0.1:%u", fake_dead_port());
+  return buf;
+}
+
+static bool has_value(const struct chorus_result *r, const char *v) {
+  for (size_t i = 0; i < r->nvalues; i++)
+    if (r->values[i].len == strlen(v) &&
+        memcmp(r->values[i].ptr, v, r->values[i].len) == 0)
+      return true;
+  return false;
+}
+
+/* ------------------------------------------------------------------------
+ * Opening
+ * ------------------------------------------------------------------------ */
+
+static void test_open_errors(void **state) {
+  static const char *bad[] = {"",     " , ",    "host", "h:0",     "h:99999",
+                              "h:x1", "[::1]7", ":80",  "h:123456"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct chorus_client *c = (void *)1;
+    char err[CHORUS_ERRMSG_SIZE] = "";
+    assert_int_equal(chorus_client_open(bad[i], NULL, &c, err), CHORUS_EINVAL);
+    assert_null(c);
+    assert_true(strlen(err) > 0);
+  }
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = "";
+  struct chorus_client *c = NULL;
+  assert_int_equal(chorus_client_open("h:1", &cfg, &c, NULL), CHORUS_EINVAL);
+  /* Good lists, including IPv6 and spaces; nothing connects yet. */
+  assert_int_equal(
+      chorus_client_open(" 127.0.0.1:1 , [::1]:2,localhost:3", NULL, &c, NULL),
+      CHORUS_OK);
+  assert_string_equal(chorus_client_server(c), "127.0.0.1:1");
+  chorus_client_close(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Data round trips
+ * ------------------------------------------------------------------------ */
+
+static void test_siblings_and_context(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  assert_non_null(f);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 0); /* not found is not an error */
+  assert_string_equal(r.server, fake_addr(f));
+  chorus_result_free(&r);
+
+  /* Two blind writes: two siblings. */
+  assert_int_equal(chorus_put(c, "k", 1, "v1", 2, NULL, 0, NULL, &r),
+                   CHORUS_OK);
+  assert_int_equal(r.context.len, 8);
+  chorus_result_free(&r);
+  struct chorus_opts o = {.w = CHORUS_QUORUM, .timeout_ms = 500};
+  assert_int_equal(chorus_put(c, "k", 1, "v2", 2, NULL, 0, &o, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 2);
+  assert_true(has_value(&r, "v1") && has_value(&r, "v2"));
+  uint8_t ctx[16];
+  size_t ctx_len = r.context.len;
+  memcpy(ctx, r.context.ptr, ctx_len);
+  chorus_result_free(&r);
+
+  /* A write with the read's context collapses them. */
+  assert_int_equal(chorus_put(c, "k", 1, "v3", 2, ctx, ctx_len, NULL, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  assert_true(has_value(&r, "v3"));
+  memcpy(ctx, r.context.ptr, r.context.len);
+  ctx_len = r.context.len;
+  chorus_result_free(&r);
+
+  /* Delete with the context: gone. */
+  assert_int_equal(chorus_delete(c, "k", 1, ctx, ctx_len, NULL, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 0);
+  chorus_result_free(&r);
+
+  /* A binary value with NUL bytes survives. */
+  static const uint8_t bin[] = {0, 1, 0xff, 0, '\n'};
+  assert_int_equal(chorus_put(c, "b", 1, bin, sizeof bin, NULL, 0, NULL, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "b", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  assert_int_equal(r.values[0].len, sizeof bin);
+  assert_memory_equal(r.values[0].ptr, bin, sizeof bin);
+  chorus_result_free(&r);
+
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+static void test_counters_and_sets(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  assert_int_equal(chorus_counter_add(c, "n", 1, 5, NULL, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  uint64_t id1 = fake_last_op_id(f);
+  assert_int_equal(chorus_counter_add(c, "n", 1, -2, NULL, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  uint64_t id2 = fake_last_op_id(f);
+  assert_true(id1 != 0 && id2 != 0 && id1 != id2);
+  /* A client-given op id is sent as is (a retry counts once). */
+  struct chorus_opts o = {.op_id = 777};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(chorus_counter_add(c, "n", 1, 10, &o, &r), CHORUS_OK);
+    chorus_result_free(&r);
+    assert_int_equal(fake_last_op_id(f), 777);
+  }
+  assert_int_equal(chorus_counter_read(c, "n", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.counter, 13);
+  chorus_result_free(&r);
+  /* delta 0 is refused before anything is sent */
+  int before = fake_requests(f);
+  assert_int_equal(chorus_counter_add(c, "n", 1, 0, NULL, &r), CHORUS_EINVAL);
+  assert_true(strlen(r.errmsg) > 0);
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), before);
+
+  struct chorus_bytes m[3] = {{(const uint8_t *)"a", 1},
+                              {(const uint8_t *)"b", 1},
+                              {(const uint8_t *)"c", 1}};
+  assert_int_equal(chorus_set_add(c, "s", 1, m, 3, NULL, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_remove(c, "s", 1, m, 1, NULL, 0, NULL, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_members(c, "s", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 2);
+  assert_true(has_value(&r, "b") && has_value(&r, "c"));
+  chorus_result_free(&r);
+
+  /* Type errors travel with the node's text and address. */
+  assert_int_equal(chorus_get(c, "n", 1, NULL, &r), CHORUS_ETYPE);
+  assert_non_null(strstr(r.errmsg, "counter"));
+  assert_non_null(strstr(r.errmsg, fake_addr(f)));
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_counter_read(c, "s", 1, NULL, &r), CHORUS_ETYPE);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+static void test_argument_errors(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  assert_int_equal(chorus_get(c, "", 0, NULL, &r), CHORUS_EINVAL);
+  assert_non_null(strstr(r.errmsg, "GET"));
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, NULL, 3, NULL, &r), CHORUS_EINVAL);
+  chorus_result_free(&r);
+  struct chorus_opts bad = {.r = 65};
+  assert_int_equal(chorus_get(c, "k", 1, &bad, &r), CHORUS_EINVAL);
+  chorus_result_free(&r);
+  static uint8_t big[70 * 1024];
+  assert_int_equal(chorus_get(c, big, sizeof big, NULL, &r), CHORUS_EINVAL);
+  chorus_result_free(&r);
+  uint8_t *huge = chorus_calloc(1, 3u << 20);
+  assert_int_equal(chorus_put(c, "k", 1, huge, 3u << 20, NULL, 0, NULL, &r),
+                   CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  chorus_free(huge);
+  assert_int_equal(fake_requests(f), 0);
+  /* Async calls on a sync client are refused. */
+  assert_int_equal(chorus_get_async(c, "k", 1, NULL, NULL, NULL),
+                   CHORUS_EINVAL);
+  int32_t lvl;
+  assert_int_equal(chorus_level_parse("quorum", &lvl), CHORUS_OK);
+  assert_int_equal(lvl, CHORUS_QUORUM);
+  assert_int_equal(chorus_level_parse("each_quorum", &lvl), CHORUS_OK);
+  assert_int_equal(lvl, CHORUS_EACH_QUORUM);
+  assert_int_equal(chorus_level_parse("3", &lvl), CHORUS_OK);
+  assert_int_equal(lvl, 3);
+  assert_int_equal(chorus_level_parse("MOST", &lvl), CHORUS_EINVAL);
+  assert_int_equal(chorus_level_parse("0", &lvl), CHORUS_EINVAL);
+  assert_string_equal(chorus_level_name(CHORUS_ALL), "ALL");
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* ------------------------------------------------------------------------
+ * Errors from the node
+ * ------------------------------------------------------------------------ */
+
+static void test_error_mapping(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  static const int codes[] = {CHORUS_EUNAVAILABLE, CHORUS_EINVAL,
+                              CHORUS_EOVERLOAD, CHORUS_ESIBLINGS, -99};
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    fake_set_mode(f, FAKE_ERROR, codes[i]);
+    assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
+                     codes[i]);
+    assert_false(r.maybe_applied);
+    assert_non_null(strstr(r.errmsg, "fake error"));
+    chorus_result_free(&r);
+  }
+  /* A quorum timeout on a write: it may have been applied; on a read, no. */
+  fake_set_mode(f, FAKE_ERROR, CHORUS_ETIMEDOUT);
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
+                   CHORUS_ETIMEDOUT);
+  assert_true(r.maybe_applied);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_counter_add(c, "n", 1, 1, NULL, &r),
+                   CHORUS_ETIMEDOUT);
+  assert_true(r.maybe_applied);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_ETIMEDOUT);
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  /* The connection survived every error reply. */
+  assert_int_equal(fake_connections(f), 1);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+static void test_handshake_refused(void **state) {
+  struct fake_server *f = fake_start("other-cluster");
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_ECLUSTER);
+  assert_non_null(strstr(r.errmsg, "handshake"));
+  assert_non_null(strstr(r.errmsg, "other-cluster"));
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), 0);
+  /* A write is never sent before WELCOME, so never "maybe applied". */
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
+                   CHORUS_ECLUSTER);
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* ------------------------------------------------------------------------
+ * Failover
+ * ------------------------------------------------------------------------ */
+
+static void test_failover_dead_seed(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(seeds2(dead_addr(), fake_addr(f)));
+  struct chorus_result r;
+  /* The write was never sent to the dead seed, so it is retried. */
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r), CHORUS_OK);
+  assert_string_equal(r.server, fake_addr(f));
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+static void test_all_seeds_dead(void **state) {
+  char seeds[96];
+  snprintf(seeds, sizeof seeds, "127.0.0.1:%u,127.0.0.1:%u", fake_dead_port(),
+           fake_dead_port());
+  struct chorus_client *c = open_sync(seeds);
+  struct chorus_result r;
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_EUNAVAILABLE);
+  assert_non_null(strstr(r.errmsg, "no seed reachable"));
+  chorus_result_free(&r);
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
+                   CHORUS_EUNAVAILABLE);
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  /* Status and ring too. */
+  assert_int_equal(chorus_status(c, &r), CHORUS_EUNAVAILABLE);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+}
+
+struct trace_log {
+  char text[4096];
+};
+
+static void trace_sink(void *ctx, const char *line) {
+  struct trace_log *t = ctx;
+  size_t n = strlen(t->text);
+  snprintf(t->text + n, sizeof t->text - n, "%s\n", line);
+}
+
+static void test_read_retried_write_not(void **state) {
+  struct fake_server *a = fake_start(CLUSTER);
+  struct fake_server *b = fake_start(CLUSTER);
+  fake_set_mode(a, FAKE_CLOSE_ON_REQ, 0);
+  struct chorus_config cfg = cfg_fast();
+  struct trace_log tl = {""};
+  cfg.trace = trace_sink;
+  cfg.trace_ctx = &tl;
+  struct chorus_client *c = NULL;
+  assert_int_equal(
+      chorus_client_open(seeds2(fake_addr(a), fake_addr(b)), &cfg, &c, NULL),
+      CHORUS_OK);
+  struct chorus_result r;
+  /* The read reached a, which dropped it; it is retried on b. */
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_string_equal(r.server, fake_addr(b));
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(a), 1);
+  assert_int_equal(fake_requests(b), 1);
+
+  /* Now b drops requests and a is healthy: the client is on b. A sent
+   * write is reported as maybe applied and NOT resent to a. */
+  fake_set_mode(a, FAKE_NORMAL, 0);
+  fake_set_mode(b, FAKE_CLOSE_ON_REQ, 0);
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
+                   CHORUS_ECLOSED);
+  assert_true(r.maybe_applied);
+  assert_non_null(strstr(r.errmsg, "may have been applied"));
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(a), 1);
+  assert_int_equal(fake_requests(b), 2);
+  /* The next request goes to a. */
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_string_equal(r.server, fake_addr(a));
+  assert_int_equal(r.nvalues, 0); /* the write never reached a */
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  /* The decisions left their lines. */
+  assert_non_null(strstr(tl.text, "1 read(s) retried, 0 write(s) failed"));
+  assert_non_null(strstr(tl.text, "0 read(s) retried, 1 write(s) failed"));
+  assert_non_null(strstr(tl.text, "connected to"));
+  fake_stop(a);
+  fake_stop(b);
+}
+
+static void test_timeouts(void **state) {
+  struct fake_server *a = fake_start(CLUSTER);
+  struct fake_server *b = fake_start(CLUSTER);
+  fake_set_mode(a, FAKE_HANG, 0);
+  struct chorus_client *c = open_sync(seeds2(fake_addr(a), fake_addr(b)));
+  struct chorus_result r;
+  /* a swallows the read; past timeout + grace the client fails over. */
+  struct chorus_opts o = {.timeout_ms = 100};
+  uint64_t t0 = uv_hrtime();
+  assert_int_equal(chorus_get(c, "k", 1, &o, &r), CHORUS_OK);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  assert_string_equal(r.server, fake_addr(b));
+  chorus_result_free(&r);
+  assert_true(ms >= 250 && ms < 5000);
+  /* A write to a hanging node times out, maybe applied. */
+  fake_set_mode(b, FAKE_HANG, 0);
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, &o, &r),
+                   CHORUS_ETIMEDOUT);
+  assert_true(r.maybe_applied);
+  chorus_result_free(&r);
+  /* Both hang: a read is tried once per seed, then fails. */
+  assert_int_equal(chorus_get(c, "k", 1, &o, &r), CHORUS_EUNAVAILABLE);
+  assert_non_null(strstr(r.errmsg, "no reply"));
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(a);
+  fake_stop(b);
+}
+
+static void test_silent_handshake(void **state) {
+  struct fake_server *a = fake_start(CLUSTER);
+  struct fake_server *b = fake_start(CLUSTER);
+  fake_set_mode(a, FAKE_SILENT_HELLO, 0);
+  struct chorus_client *c = open_sync(seeds2(fake_addr(a), fake_addr(b)));
+  struct chorus_result r;
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r), CHORUS_OK);
+  assert_string_equal(r.server, fake_addr(b));
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(a), 0);
+  chorus_client_close(c);
+  fake_stop(a);
+  fake_stop(b);
+}
+
+static void test_garbage_reply(void **state) {
+  struct fake_server *a = fake_start(CLUSTER);
+  struct fake_server *b = fake_start(CLUSTER);
+  fake_set_mode(a, FAKE_GARBAGE, 0);
+  struct chorus_client *c = open_sync(seeds2(fake_addr(a), fake_addr(b)));
+  struct chorus_result r;
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_string_equal(r.server, fake_addr(b));
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  /* Alone, the garbage node makes the read fail with the reason. */
+  c = open_sync(fake_addr(a));
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_EUNAVAILABLE);
+  assert_non_null(strstr(r.errmsg, "bad frame"));
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(a);
+  fake_stop(b);
+}
+
+/* ------------------------------------------------------------------------
+ * Ring and status
+ * ------------------------------------------------------------------------ */
+
+static void test_ring_status(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  assert_int_equal(chorus_ring(c, &r), CHORUS_OK);
+  assert_int_equal(r.epoch, 7);
+  assert_int_equal(r.vnodes, 64);
+  assert_string_equal(r.replication, "3");
+  assert_int_equal(r.node_id, 0x1111111111111111ull);
+  assert_int_equal(r.nnodes, 3);
+  double sum = 0;
+  for (size_t i = 0; i < r.nnodes; i++) {
+    const struct chorus_node_info *n = &r.nodes[i];
+    assert_true(n->in_ring);
+    assert_true(n->share > 0.05 && n->share < 0.9);
+    sum += n->share;
+    assert_string_equal(n->dc, "dc1");
+    assert_string_equal(n->rack, "r1");
+    assert_int_equal(n->member_state, (int)i); /* alive, suspect, dead */
+    assert_int_equal(n->incarnation, 10 + (int)i);
+    assert_int_equal(n->has_offset, i == 1);
+    if (i == 1)
+      assert_int_equal(n->offset_ms, -3);
+    assert_int_equal(n->hints, i == 2 ? 42 : 0);
+  }
+  assert_true(sum > 0.999 && sum < 1.001);
+  assert_string_equal(r.nodes[0].addr, "127.0.0.1:7401");
+  assert_int_equal(r.nodes[2].ring_state, CHORUS_RING_DOWN);
+  assert_int_equal(r.nstats, 12);
+  assert_string_equal(r.stats[11].name, "requests.get");
+  assert_int_equal(r.stats[11].value, 12);
+  chorus_result_free(&r);
+  assert_string_equal(chorus_member_state_name(CHORUS_MEMBER_SUSPECT),
+                      "suspect");
+  assert_string_equal(chorus_member_state_name(99), "unknown");
+  assert_string_equal(chorus_ring_state_name(CHORUS_RING_LEAVING), "leaving");
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* ------------------------------------------------------------------------
+ * Asynchronous API
+ * ------------------------------------------------------------------------ */
+
+struct async_state {
+  int done;
+  int ok;
+  int canceled;
+  int order[64];
+  struct chorus_client *c;
+  bool close_at_end;
+  int expect;
+};
+
+struct async_req {
+  struct async_state *st;
+  int index;
+};
+
+static void async_cb(struct chorus_client *c, struct chorus_result *res,
+                     void *arg) {
+  struct async_req *q = arg;
+  struct async_state *st = q->st;
+  assert_ptr_equal(c, st->c);
+  st->order[st->done++] = q->index;
+  if (res->status == CHORUS_OK)
+    st->ok++;
+  else if (res->status == CHORUS_ECANCELED)
+    st->canceled++;
+  if (st->close_at_end && st->done == st->expect)
+    chorus_client_close(c); /* allowed from a callback */
+}
+
+static void test_async(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct chorus_config cfg = cfg_fast();
+  struct async_state st = {0};
+  char seeds[64];
+  snprintf(seeds, sizeof seeds, "%s,%s", dead_addr(), fake_addr(f));
+  assert_int_equal(chorus_client_open_async(&loop, seeds, &cfg, &st.c, NULL),
+                   CHORUS_OK);
+  /* Sync calls on an async client are refused. */
+  struct chorus_result r;
+  assert_int_equal(chorus_get(st.c, "k", 1, NULL, &r), CHORUS_EINVAL);
+  chorus_result_free(&r);
+
+  /* 30 pipelined requests of every kind; callbacks never run inside the
+   * call, each runs once. */
+  struct async_req reqs[30];
+  st.expect = 30;
+  st.close_at_end = true;
+  for (int i = 0; i < 30; i++) {
+    reqs[i] = (struct async_req){&st, i};
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i % 5);
+    int rc;
+    switch (i % 5) {
+    case 0:
+      rc = chorus_put_async(st.c, key, strlen(key), "v", 1, NULL, 0, NULL,
+                            async_cb, &reqs[i]);
+      break;
+    case 1:
+      rc = chorus_counter_add_async(st.c, key, strlen(key), 2, NULL, async_cb,
+                                    &reqs[i]);
+      break;
+    case 2: {
+      struct chorus_bytes m = {(const uint8_t *)"x", 1};
+      rc = chorus_set_add_async(st.c, key, strlen(key), &m, 1, NULL, async_cb,
+                                &reqs[i]);
+      break;
+    }
+    case 3:
+      rc = chorus_status_async(st.c, async_cb, &reqs[i]);
+      break;
+    default:
+      rc = chorus_get_async(st.c, "k0", 2, NULL, async_cb, &reqs[i]);
+    }
+    assert_int_equal(rc, CHORUS_OK);
+  }
+  assert_int_equal(st.done, 0);
+  uv_run(&loop, UV_RUN_DEFAULT); /* returns once the client has closed */
+  assert_int_equal(st.done, 30);
+  assert_int_equal(st.ok, 30);
+  /* Each callback ran once. */
+  int seen[30] = {0};
+  for (int i = 0; i < 30; i++)
+    seen[st.order[i]]++;
+  for (int i = 0; i < 30; i++)
+    assert_int_equal(seen[i], 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  fake_stop(f);
+}
+
+/* Requests submitted from inside callbacks (while replies are being read)
+ * must go out at once: a lost kick would leave them queued until a
+ * deadline, here a minute away, and the watchdog would fail the test. */
+struct chain {
+  struct chorus_client *c;
+  int done, submitted;
+  uv_timer_t watchdog;
+};
+
+static void chain_cb(struct chorus_client *c, struct chorus_result *res,
+                     void *arg) {
+  struct chain *ch = arg;
+  assert_int_equal(res->status, CHORUS_OK);
+  if (++ch->done == 200) {
+    uv_timer_stop(&ch->watchdog);
+    uv_close((uv_handle_t *)&ch->watchdog, NULL);
+    chorus_client_close(c);
+    return;
+  }
+  /* Two per completion early on, so the pipeline widens. */
+  for (int i = 0; i < (ch->done < 50 ? 2 : 1) && ch->submitted < 200; i++) {
+    assert_int_equal(chorus_get_async(c, "k", 1, NULL, chain_cb, ch),
+                     CHORUS_OK);
+    ch->submitted++;
+  }
+}
+
+static void on_watchdog(uv_timer_t *t) {
+  fail_msg("chained requests stalled");
+}
+
+static void test_async_chain(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct chorus_config cfg = cfg_fast();
+  cfg.default_timeout_ms = 60000;
+  struct chain ch = {0};
+  assert_int_equal(
+      chorus_client_open_async(&loop, fake_addr(f), &cfg, &ch.c, NULL),
+      CHORUS_OK);
+  uv_timer_init(&loop, &ch.watchdog);
+  uv_timer_start(&ch.watchdog, on_watchdog, 20000, 0);
+  assert_int_equal(chorus_get_async(ch.c, "k", 1, NULL, chain_cb, &ch),
+                   CHORUS_OK);
+  ch.submitted = 1;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(ch.done, 200);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  fake_stop(f);
+}
+
+static void test_async_close_cancels(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  fake_set_mode(f, FAKE_HANG, 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct chorus_config cfg = cfg_fast();
+  cfg.default_timeout_ms = 60000; /* nothing may end by timing out */
+  struct async_state st = {0};
+  assert_int_equal(
+      chorus_client_open_async(&loop, fake_addr(f), &cfg, &st.c, NULL),
+      CHORUS_OK);
+  struct async_req reqs[4];
+  for (int i = 0; i < 4; i++) {
+    reqs[i] = (struct async_req){&st, i};
+    assert_int_equal(chorus_get_async(st.c, "k", 1, NULL, async_cb, &reqs[i]),
+                     CHORUS_OK);
+  }
+  /* Run until the requests are on the wire, then close. */
+  while (fake_requests(f) < 4)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(st.done, 0);
+  chorus_client_close(st.c);
+  assert_int_equal(st.done, 4);
+  assert_int_equal(st.canceled, 4);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  fake_stop(f);
+}
+
+static void test_oom_submit(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  /* Warm up the connection so the walk covers submit and result only. */
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  for (long k = 0; k < 20; k++) {
+    chorus_alloc_fail_after(k);
+    int rc = chorus_get(c, "k", 1, NULL, &r);
+    chorus_alloc_fail_after(-1);
+    if (rc == CHORUS_OK) {
+      assert_int_equal(r.nvalues, 1);
+      chorus_result_free(&r);
+      break;
+    }
+    if (rc != CHORUS_ENOMEM)
+      fail_msg("k=%ld: %s: %s", k, chorus_errname(rc), r.errmsg);
+    chorus_result_free(&r);
+  }
+  /* Still usable. */
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* ------------------------------------------------------------------------
+ * Token-aware routing
+ * ------------------------------------------------------------------------ */
+
+static void test_token_routing(void **state) {
+  struct fake_server *seed = fake_start(CLUSTER);
+  struct fake_server *n[3];
+  for (int i = 0; i < 3; i++)
+    n[i] = fake_start(CLUSTER);
+  const char *const addrs[3] = {fake_addr(n[0]), fake_addr(n[1]),
+                                fake_addr(n[2])};
+  fake_set_ring(seed, addrs);
+  struct chorus_config cfg = cfg_fast();
+  cfg.token_aware = true;
+  struct chorus_client *c = NULL;
+  assert_int_equal(chorus_client_open(fake_addr(seed), &cfg, &c, NULL),
+                   CHORUS_OK);
+  struct chorus_result r;
+  /* Before the ring is known, requests use the seed. */
+  assert_int_equal(chorus_put(c, "warm", 4, "v", 1, NULL, 0, NULL, &r),
+                   CHORUS_OK);
+  assert_string_equal(r.server, fake_addr(seed));
+  chorus_result_free(&r);
+  /* That put started the ring fetch; a status query queued behind it on
+   * the same connection completes after it. */
+  assert_int_equal(chorus_status(c, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  int seed_before = 0;
+  for (int i = 0; i < 40; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "key-%d", i);
+    if (i == 5)
+      seed_before = fake_requests(seed);
+    assert_int_equal(
+        chorus_put(c, key, strlen(key), key, strlen(key), NULL, 0, NULL, &r),
+        CHORUS_OK);
+    chorus_result_free(&r);
+    assert_int_equal(chorus_get(c, key, strlen(key), NULL, &r), CHORUS_OK);
+    /* The put and the get of a key meet at the same replica. */
+    assert_int_equal(r.nvalues, 1);
+    chorus_result_free(&r);
+  }
+  /* Node 3 is dead in the seed's status: never chosen. Nodes 1 and 2 took
+   * the keys, each its share; the seed saw almost nothing after warm-up. */
+  assert_int_equal(fake_requests(n[2]), 0);
+  if (fake_requests(n[0]) <= 10 || fake_requests(n[1]) <= 10)
+    fail_msg("n1 %d n2 %d n3 %d seed %d", fake_requests(n[0]),
+             fake_requests(n[1]), fake_requests(n[2]), fake_requests(seed));
+  assert_int_equal(fake_requests(seed), seed_before);
+  /* Node 1 goes away: its keys fall back to the seed, nothing fails. */
+  int n1_before = fake_requests(n[0]);
+  fake_stop(n[0]);
+  for (int i = 0; i < 40; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "key-%d", i);
+    assert_int_equal(chorus_get(c, key, strlen(key), NULL, &r), CHORUS_OK);
+    chorus_result_free(&r);
+    snprintf(key, sizeof key, "new-%d", i);
+    if (chorus_put(c, key, strlen(key), "v", 1, NULL, 0, NULL, &r) != CHORUS_OK)
+      fail_msg("put %s: %s", key, r.errmsg);
+    chorus_result_free(&r);
+  }
+  assert_true(fake_requests(seed) > seed_before);
+  assert_true(n1_before > 0);
+  /* Async clients route too; closing cancels what the children hold. */
+  chorus_client_close(c);
+  fake_stop(seed);
+  fake_stop(n[1]);
+  fake_stop(n[2]);
+}
+
+static void test_token_routing_async_close(void **state) {
+  struct fake_server *seed = fake_start(CLUSTER);
+  struct fake_server *n = fake_start(CLUSTER);
+  fake_set_mode(n, FAKE_HANG, 0);
+  const char *const addrs[3] = {fake_addr(n), fake_addr(n), fake_addr(n)};
+  fake_set_ring(seed, addrs);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct chorus_config cfg = cfg_fast();
+  cfg.token_aware = true;
+  cfg.default_timeout_ms = 60000;
+  struct async_state st = {0};
+  assert_int_equal(
+      chorus_client_open_async(&loop, fake_addr(seed), &cfg, &st.c, NULL),
+      CHORUS_OK);
+  struct async_req warm = {&st, 0};
+  assert_int_equal(chorus_status_async(st.c, async_cb, &warm), CHORUS_OK);
+  while (st.done < 1)
+    uv_run(&loop, UV_RUN_ONCE);
+  /* Routed to the hanging node (or, before the ring, to the seed). */
+  struct async_req reqs[8];
+  for (int i = 0; i < 8; i++) {
+    reqs[i] = (struct async_req){&st, i + 1};
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    assert_int_equal(
+        chorus_get_async(st.c, key, strlen(key), NULL, async_cb, &reqs[i]),
+        CHORUS_OK);
+  }
+  uint64_t end = uv_hrtime() + 5000000000ull;
+  while (st.done < 9 && fake_requests(n) < 8 && uv_hrtime() < end)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  chorus_client_close(st.c);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(st.done, 9);
+  assert_int_equal(st.ok + st.canceled, 9);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  fake_stop(seed);
+  fake_stop(n);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_open_errors),
+      cmocka_unit_test(test_siblings_and_context),
+      cmocka_unit_test(test_counters_and_sets),
+      cmocka_unit_test(test_argument_errors),
+      cmocka_unit_test(test_error_mapping),
+      cmocka_unit_test(test_handshake_refused),
+      cmocka_unit_test(test_failover_dead_seed),
+      cmocka_unit_test(test_all_seeds_dead),
+      cmocka_unit_test(test_read_retried_write_not),
+      cmocka_unit_test(test_timeouts),
+      cmocka_unit_test(test_silent_handshake),
+      cmocka_unit_test(test_garbage_reply),
+      cmocka_unit_test(test_ring_status),
+      cmocka_unit_test(test_async),
+      cmocka_unit_test(test_async_chain),
+      cmocka_unit_test(test_async_close_cancels),
+      cmocka_unit_test(test_oom_submit),
+      cmocka_unit_test(test_token_routing),
+      cmocka_unit_test(test_token_routing_async_close),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

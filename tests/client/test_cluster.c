@@ -1,0 +1,566 @@
+/* test_cluster.c: libchorus and the chorus CLI against three real chorusd
+ * processes on loopback (suite 'cluster'): every consistency level,
+ * siblings from concurrent blind writes collapsed by a context write,
+ * counters and sets, kill -9 of one node (QUORUM keeps working, ALL fails
+ * clearly, seeds fail over), and its restart (hints replay; the node
+ * itself, read with r=1, holds the writes it missed).
+ *
+ * Ports are picked free at run time, data lives in a mkdtemp folder, the
+ * nodes die with the test (PR_SET_PDEATHSIG) and are killed and removed in
+ * teardown even after a failure; every wait is bounded.
+ * Needs $CHORUSD and $CHORUS_CLI.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "libchorus.h"
+
+#define NODES 3
+#define CLUSTER "cluster-test"
+#define WAIT_MS 30000 /* bound on any convergence wait */
+
+struct node {
+  pid_t pid;
+  int port;
+  char addr[32];
+  char name[8];
+  char data[256];
+  char log[256];
+};
+
+static struct node nodes[NODES];
+static char root[128];
+static const char *chorusd, *cli;
+
+static uint64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+/* A port free for TCP and UDP (chorusd gossips on the same number). */
+static int free_port(void) {
+  for (int tries = 0; tries < 50; tries++) {
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (bind(t, (struct sockaddr *)&a, sizeof a) != 0) {
+      close(t);
+      continue;
+    }
+    getsockname(t, (struct sockaddr *)&a, &al);
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    int ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0;
+    close(u);
+    close(t);
+    if (ok)
+      return ntohs(a.sin_port);
+  }
+  fail_msg("no free port");
+  return 0;
+}
+
+static void start_node(struct node *n) {
+  char seeds[64];
+  snprintf(seeds, sizeof seeds, "%s,%s", nodes[0].addr, nodes[1].addr);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 2);
+      dup2(fd, 1);
+      close(fd);
+    }
+    const char *argv[] = {chorusd, "--id",        n->name, "--listen",
+                          n->addr, "--data",      n->data, "--seeds",
+                          seeds,   "--cluster",   CLUSTER, "--replicas",
+                          "3",     "--profile",   "local", "--leave-ms",
+                          "0",     "--log-level", "info",  NULL};
+    execv(chorusd, (char *const *)(uintptr_t)argv);
+    _exit(127);
+  }
+  n->pid = pid;
+}
+
+static void kill_node(struct node *n, int sig) {
+  if (n->pid <= 0)
+    return;
+  kill(n->pid, sig);
+  uint64_t end = now_ms() + 10000;
+  int st;
+  while (waitpid(n->pid, &st, WNOHANG) == 0) {
+    if (now_ms() > end) {
+      kill(n->pid, SIGKILL);
+      waitpid(n->pid, &st, 0);
+      break;
+    }
+    sleep_ms(20);
+  }
+  n->pid = 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw) {
+  return remove(path);
+}
+
+static void cleanup(void) {
+  for (int i = 0; i < NODES; i++)
+    kill_node(&nodes[i], SIGKILL);
+  if (root[0] != '\0') {
+    if (getenv("CHORUS_KEEP_DATA") == NULL)
+      nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    root[0] = '\0';
+  }
+}
+
+static void dump_logs(void) {
+  for (int i = 0; i < NODES; i++) {
+    FILE *f = fopen(nodes[i].log, "r");
+    if (f == NULL)
+      continue;
+    char line[512];
+    int k = 0;
+    fprintf(stderr, "# --- %s log (first lines) ---\n", nodes[i].name);
+    while (fgets(line, sizeof line, f) && k++ < 30)
+      fprintf(stderr, "# %s", line);
+    fclose(f);
+  }
+}
+
+static struct chorus_client *client_with(const char *seeds, bool routed) {
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = CLUSTER;
+  cfg.token_aware = routed;
+  cfg.default_timeout_ms = 3000;
+  struct chorus_client *c = NULL;
+  char err[CHORUS_ERRMSG_SIZE];
+  if (chorus_client_open(seeds, &cfg, &c, err) != CHORUS_OK)
+    fail_msg("open %s: %s", seeds, err);
+  return c;
+}
+
+static struct chorus_client *client_for(const char *seeds) {
+  return client_with(seeds, false);
+}
+
+/* The member state of node @who as node @at sees it, or -1. */
+static int member_state(struct chorus_client *c, const struct node *who,
+                        int64_t *hints_total) {
+  struct chorus_result r;
+  int state = -1;
+  if (chorus_status(c, &r) == CHORUS_OK) {
+    if (hints_total) {
+      *hints_total = 0;
+      for (size_t i = 0; i < r.nstats; i++)
+        if (strcmp(r.stats[i].name, "repl.hints_pending") == 0)
+          *hints_total = r.stats[i].value;
+    }
+    for (size_t i = 0; i < r.nnodes; i++)
+      if (strcmp(r.nodes[i].addr, who->addr) == 0)
+        state = r.nodes[i].member_state;
+  }
+  chorus_result_free(&r);
+  return state;
+}
+
+/* Waits until node @at sees @who in @state (and, with @no_hints, keeps no
+ * hints). */
+static void wait_state(int at, int who, int state, bool no_hints) {
+  struct chorus_client *c = client_for(nodes[at].addr);
+  uint64_t end = now_ms() + WAIT_MS;
+  for (;;) {
+    int64_t hints = 0;
+    int s = member_state(c, &nodes[who], &hints);
+    if (s == state && (!no_hints || hints == 0))
+      break;
+    if (now_ms() > end) {
+      chorus_client_close(c);
+      dump_logs();
+      fail_msg("node %d never saw node %d %s (state %d, hints %" PRId64 ")", at,
+               who, chorus_member_state_name(state), s, hints);
+    }
+    sleep_ms(200);
+  }
+  chorus_client_close(c);
+}
+
+static int setup(void **state) {
+  chorusd = getenv("CHORUSD");
+  cli = getenv("CHORUS_CLI");
+  if (chorusd == NULL || cli == NULL) {
+    fprintf(stderr, "# set CHORUSD and CHORUS_CLI\n");
+    return -1;
+  }
+  snprintf(root, sizeof root, "/tmp/chorus-cluster-XXXXXX");
+  if (mkdtemp(root) == NULL)
+    return -1;
+  for (int i = 0; i < NODES; i++) {
+    struct node *n = &nodes[i];
+    n->port = free_port();
+    snprintf(n->addr, sizeof n->addr, "127.0.0.1:%d", n->port);
+    snprintf(n->name, sizeof n->name, "n%d", i + 1);
+    snprintf(n->data, sizeof n->data, "%s/%s", root, n->name);
+    snprintf(n->log, sizeof n->log, "%s/%s.log", root, n->name);
+  }
+  for (int i = 0; i < NODES; i++)
+    start_node(&nodes[i]);
+  return 0;
+}
+
+static int teardown(void **state) {
+  cleanup();
+  return 0;
+}
+
+static char all_seeds[128];
+
+static const char *seeds_all(void) {
+  snprintf(all_seeds, sizeof all_seeds, "%s,%s,%s", nodes[0].addr,
+           nodes[1].addr, nodes[2].addr);
+  return all_seeds;
+}
+
+/* ------------------------------------------------------------------------
+ * Tests, in order: each builds on the cluster the previous ones left.
+ * ------------------------------------------------------------------------ */
+
+static void test_forms(void **state) {
+  for (int at = 0; at < NODES; at++)
+    for (int who = 0; who < NODES; who++)
+      wait_state(at, who, CHORUS_MEMBER_ALIVE, false);
+  struct chorus_client *c = client_for(nodes[0].addr);
+  struct chorus_result r;
+  assert_int_equal(chorus_ring(c, &r), CHORUS_OK);
+  assert_int_equal(r.nnodes, 3);
+  assert_string_equal(r.replication, "3");
+  double sum = 0;
+  for (size_t i = 0; i < r.nnodes; i++)
+    sum += r.nodes[i].share;
+  assert_true(sum > 0.999 && sum < 1.001);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+}
+
+static void test_levels(void **state) {
+  static const char *levels[] = {"ONE", "TWO", "THREE", "QUORUM",
+                                 "ALL", "1",   "2",     "3"};
+  struct chorus_client *c = client_for(seeds_all());
+  for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+    struct chorus_opts o = {0};
+    assert_int_equal(chorus_level_parse(levels[i], &o.r), CHORUS_OK);
+    o.w = o.r;
+    char key[32], val[32];
+    snprintf(key, sizeof key, "level-%s", levels[i]);
+    snprintf(val, sizeof val, "value-%s", levels[i]);
+    struct chorus_result r;
+    if (chorus_put(c, key, strlen(key), val, strlen(val), NULL, 0, &o, &r))
+      fail_msg("put %s: %s", levels[i], r.errmsg);
+    chorus_result_free(&r);
+    assert_int_equal(chorus_get(c, key, strlen(key), &o, &r), CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    assert_int_equal(r.values[0].len, strlen(val));
+    assert_memory_equal(r.values[0].ptr, val, strlen(val));
+    uint8_t ctx[512];
+    size_t ctx_len = r.context.len;
+    assert_true(ctx_len > 0 && ctx_len <= sizeof ctx);
+    memcpy(ctx, r.context.ptr, ctx_len);
+    chorus_result_free(&r);
+    if (chorus_delete(c, key, strlen(key), ctx, ctx_len, &o, &r))
+      fail_msg("delete %s: %s", levels[i], r.errmsg);
+    chorus_result_free(&r);
+    assert_int_equal(chorus_get(c, key, strlen(key), &o, &r), CHORUS_OK);
+    assert_int_equal(r.nvalues, 0);
+    chorus_result_free(&r);
+  }
+  /* More replicas than the key has: refused by the coordinator. */
+  struct chorus_opts four = {.w = 4};
+  struct chorus_result r;
+  int rc = chorus_put(c, "k4", 2, "v", 1, NULL, 0, &four, &r);
+  assert_true(rc == CHORUS_EINVAL || rc == CHORUS_EUNAVAILABLE);
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+}
+
+struct blind {
+  int done, ok;
+};
+
+static void blind_cb(struct chorus_client *c, struct chorus_result *res,
+                     void *arg) {
+  struct blind *b = arg;
+  b->done++;
+  b->ok += res->status == CHORUS_OK;
+  if (res->status != CHORUS_OK)
+    fprintf(stderr, "# blind write: %s\n", res->errmsg);
+  chorus_client_close(c);
+}
+
+static void test_siblings(void **state) {
+  /* Two blind writes at once, through two coordinators, from the async API
+   * on one loop: neither saw the other, so both stay as siblings. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = CLUSTER;
+  struct chorus_client *a = NULL, *b = NULL;
+  assert_int_equal(
+      chorus_client_open_async(&loop, nodes[0].addr, &cfg, &a, NULL),
+      CHORUS_OK);
+  assert_int_equal(
+      chorus_client_open_async(&loop, nodes[1].addr, &cfg, &b, NULL),
+      CHORUS_OK);
+  struct blind st = {0};
+  struct chorus_opts all = {.w = CHORUS_ALL};
+  assert_int_equal(
+      chorus_put_async(a, "cart", 4, "apple", 5, NULL, 0, &all, blind_cb, &st),
+      CHORUS_OK);
+  assert_int_equal(
+      chorus_put_async(b, "cart", 4, "pear", 4, NULL, 0, &all, blind_cb, &st),
+      CHORUS_OK);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(st.done, 2);
+  assert_int_equal(st.ok, 2);
+
+  struct chorus_client *c = client_for(nodes[2].addr);
+  struct chorus_opts o = {.r = CHORUS_ALL, .w = CHORUS_ALL};
+  struct chorus_result r;
+  assert_int_equal(chorus_get(c, "cart", 4, &o, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 2);
+  uint8_t ctx[512];
+  size_t ctx_len = r.context.len;
+  memcpy(ctx, r.context.ptr, ctx_len);
+  chorus_result_free(&r);
+  /* The client merges and writes back with the context: one value. */
+  assert_int_equal(
+      chorus_put(c, "cart", 4, "apple,pear", 10, ctx, ctx_len, &o, &r),
+      CHORUS_OK);
+  chorus_result_free(&r);
+  for (int i = 0; i < NODES; i++) {
+    struct chorus_client *one = client_for(nodes[i].addr);
+    struct chorus_opts r1 = {.r = 1};
+    assert_int_equal(chorus_get(one, "cart", 4, &r1, &r), CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    assert_memory_equal(r.values[0].ptr, "apple,pear", 10);
+    chorus_result_free(&r);
+    chorus_client_close(one);
+  }
+  chorus_client_close(c);
+}
+
+static void test_counters_sets(void **state) {
+  struct chorus_client *cs[NODES];
+  for (int i = 0; i < NODES; i++)
+    cs[i] = client_for(nodes[i].addr);
+  struct chorus_result r;
+  struct chorus_opts q = {.r = CHORUS_QUORUM, .w = CHORUS_QUORUM};
+  /* 30 adds spread over the three coordinators. */
+  for (int i = 0; i < 30; i++) {
+    if (chorus_counter_add(cs[i % NODES], "visits", 6, i % 2 ? 3 : -1, &q,
+                           &r) != CHORUS_OK)
+      fail_msg("add: %s", r.errmsg);
+    chorus_result_free(&r);
+  }
+  struct chorus_opts all = {.r = CHORUS_ALL};
+  assert_int_equal(chorus_counter_read(cs[0], "visits", 6, &all, &r),
+                   CHORUS_OK);
+  assert_int_equal(r.counter, 15 * 3 - 15);
+  chorus_result_free(&r);
+  /* The same op id twice counts once. */
+  struct chorus_opts once = {.w = CHORUS_QUORUM, .op_id = 0xfeed};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(chorus_counter_add(cs[i], "visits", 6, 100, &once, &r),
+                     CHORUS_OK);
+    chorus_result_free(&r);
+  }
+  assert_int_equal(chorus_counter_read(cs[2], "visits", 6, &all, &r),
+                   CHORUS_OK);
+  assert_int_equal(r.counter, 130);
+  chorus_result_free(&r);
+
+  struct chorus_bytes m[3] = {{(const uint8_t *)"red", 3},
+                              {(const uint8_t *)"green", 5},
+                              {(const uint8_t *)"blue", 4}};
+  assert_int_equal(chorus_set_add(cs[0], "colors", 6, m, 3, &q, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(
+      chorus_set_remove(cs[1], "colors", 6, &m[1], 1, NULL, 0, &q, &r),
+      CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_members(cs[2], "colors", 6, &all, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 2);
+  chorus_result_free(&r);
+  /* Types are fixed at the first write. */
+  assert_int_equal(chorus_get(cs[0], "visits", 6, NULL, &r), CHORUS_ETYPE);
+  chorus_result_free(&r);
+  for (int i = 0; i < NODES; i++)
+    chorus_client_close(cs[i]);
+}
+
+/* Runs the CLI; returns its exit status, stdout into @out. */
+static int run_cli(char *out, size_t cap, const char *const *args) {
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(p[1], 1);
+    close(p[0]);
+    close(p[1]);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = cli;
+    for (int i = 0; args[i]; i++)
+      argv[n++] = args[i];
+    argv[n] = NULL;
+    execv(cli, (char *const *)(uintptr_t)argv);
+    _exit(127);
+  }
+  close(p[1]);
+  size_t len = 0;
+  ssize_t k;
+  char sink[4096];
+  /* Drain everything, keep what fits: a full pipe would block the child. */
+  while ((k = len + 1 < cap ? read(p[0], out + len, cap - 1 - len)
+                            : read(p[0], sink, sizeof sink)) > 0)
+    if (len + 1 < cap)
+      len += (size_t)k;
+  out[len] = '\0';
+  close(p[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_kill_and_restart(void **state) {
+  struct node *dead = &nodes[2];
+  kill_node(dead, SIGKILL);
+  wait_state(0, 2, CHORUS_MEMBER_DEAD, false);
+  wait_state(1, 2, CHORUS_MEMBER_DEAD, false);
+
+  /* Seeds list the dead node first: the client fails over. */
+  char seeds[128];
+  snprintf(seeds, sizeof seeds, "%s,%s,%s", dead->addr, nodes[0].addr,
+           nodes[1].addr);
+  struct chorus_client *c = client_for(seeds);
+  struct chorus_opts q = {.r = CHORUS_QUORUM, .w = CHORUS_QUORUM};
+  struct chorus_result r;
+  for (int i = 0; i < 10; i++) {
+    char key[32], val[32];
+    snprintf(key, sizeof key, "missed-%d", i);
+    snprintf(val, sizeof val, "while-down-%d", i);
+    if (chorus_put(c, key, strlen(key), val, strlen(val), NULL, 0, &q, &r))
+      fail_msg("QUORUM put with a node down: %s", r.errmsg);
+    chorus_result_free(&r);
+    assert_int_equal(chorus_get(c, key, strlen(key), &q, &r), CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    chorus_result_free(&r);
+  }
+  /* A token-aware client, seeded with the dead node first, routes keys to
+   * the live replicas (and falls back to the seeds until it knows). */
+  struct chorus_client *routed = client_with(seeds, true);
+  for (int i = 0; i < 20; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "routed-%d", i);
+    if (chorus_put(routed, key, strlen(key), "v", 1, NULL, 0, &q, &r))
+      fail_msg("routed QUORUM put with a node down: %s", r.errmsg);
+    chorus_result_free(&r);
+    assert_int_equal(chorus_get(routed, key, strlen(key), &q, &r), CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    assert_true(strcmp(r.server, dead->addr) != 0);
+    chorus_result_free(&r);
+  }
+  chorus_client_close(routed);
+  /* ALL cannot be met: a clear error, and the write was not applied. */
+  struct chorus_opts all = {.r = CHORUS_ALL, .w = CHORUS_ALL};
+  int rc = chorus_put(c, "all-key", 7, "v", 1, NULL, 0, &all, &r);
+  assert_int_equal(rc, CHORUS_EUNAVAILABLE);
+  assert_non_null(strstr(r.errmsg, "ALL"));
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  rc = chorus_get(c, "missed-0", 8, &all, &r);
+  assert_int_equal(rc, CHORUS_EUNAVAILABLE);
+  chorus_result_free(&r);
+  /* The hints the survivors keep for the dead node show in status. */
+  assert_int_equal(chorus_status(c, &r), CHORUS_OK);
+  int64_t hints = 0;
+  for (size_t i = 0; i < r.nnodes; i++)
+    if (strcmp(r.nodes[i].addr, dead->addr) == 0)
+      hints = r.nodes[i].hints;
+  assert_true(hints > 0);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+
+  /* Restart: the others replay their hints once gossip sees it alive. */
+  start_node(dead);
+  wait_state(0, 2, CHORUS_MEMBER_ALIVE, true);
+  wait_state(1, 2, CHORUS_MEMBER_ALIVE, true);
+  struct chorus_client *only = client_for(dead->addr);
+  struct chorus_opts one = {.r = 1};
+  for (int i = 0; i < 10; i++) {
+    char key[32], val[32];
+    snprintf(key, sizeof key, "missed-%d", i);
+    snprintf(val, sizeof val, "while-down-%d", i);
+    assert_int_equal(chorus_get(only, key, strlen(key), &one, &r), CHORUS_OK);
+    if (r.nvalues != 1)
+      fail_msg("%s: %zu values on the restarted node", key, r.nvalues);
+    assert_memory_equal(r.values[0].ptr, val, strlen(val));
+    chorus_result_free(&r);
+  }
+  chorus_client_close(only);
+  /* The same through the CLI, against that node alone. */
+  char out[16384];
+  const char *args[] = {"-H",       dead->addr, "--cluster", CLUSTER, "get",
+                        "missed-9", "-r",       "1",         NULL};
+  assert_int_equal(run_cli(out, sizeof out, args), 0);
+  assert_non_null(strstr(out, "while-down-9\ncontext: "));
+  const char *jargs[] = {"-H",     dead->addr, "--cluster", CLUSTER,
+                         "--json", "status",   NULL};
+  assert_int_equal(run_cli(out, sizeof out, jargs), 0);
+  assert_non_null(strstr(out, "\"state\":\"alive\""));
+  assert_null(strstr(out, "\"state\":\"dead\""));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_forms),
+      cmocka_unit_test(test_levels),
+      cmocka_unit_test(test_siblings),
+      cmocka_unit_test(test_counters_sets),
+      cmocka_unit_test(test_kill_and_restart),
+  };
+  signal(SIGPIPE, SIG_IGN);
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
