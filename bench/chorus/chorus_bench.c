@@ -1,0 +1,1880 @@
+/* chorus_bench.c: chorus-bench, a load generator and latency meter for a
+ * chorus cluster, over the asynchronous libchorus API on uv loops.
+ *
+ * HOW IT WORKS
+ *
+ * A run is one workload at one consistency setting. Each of --threads
+ * loops opens its share of --connections "connection slots"; a slot holds
+ * one libchorus client per ring node when routing is token-aware (the key's
+ * first natural replica coordinates it: Dynamo §4.5 and §6.4, client-driven
+ * coordination, with the ring computed by ring/ring.h from RING_REPLY), or
+ * one client whose seed list starts at a different node per slot.
+ *
+ *   closed loop  every slot keeps --pipeline requests in flight; a request's
+ *                completion issues the next, and latency runs from the
+ *                actual send.
+ *   open loop    (--rate) a 1 ms timer issues every request whose intended
+ *                time i / rate has come, however many are still in flight,
+ *                and latency runs from the intended time: a stalled server
+ *                shows up as latency, not as fewer samples (Tene's
+ *                "coordinated omission").
+ *
+ * Requests that start during the warm-up are not counted; the others are
+ * recorded per operation type into log-linear histograms (bench_hist.c),
+ * successes as latency and failures by error code. With --kill-node-at the
+ * counts split at the kill into "before" and "after", by start time.
+ * Throughput is the successful requests that started in the window over
+ * the window, stretched to the last of their completions. The
+ * node processes' CPU time is read from /proc at the end of the warm-up and
+ * at the end of the run.
+ *
+ * A closed-loop worker's next request leaves from the loop's check phase,
+ * not from inside the completion callback (see on_done for the libchorus
+ * timer behaviour that makes this matter).
+ *
+ * Updates carry the causal context the last read or write of that key
+ * returned to this loop, as a real read-modify-write client would, so
+ * siblings stay few (an empty context would add one sibling per write:
+ * DVV semantics, Almeida et al.).
+ *
+ * --staleness measures PBS t-visibility (Bailis et al., "Probabilistically
+ * Bounded Staleness", VLDB 2012, §3): write a fresh key through one node,
+ * wait t ms after the acknowledgement, read it through another, count how
+ * often the write is seen.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "bench.h"
+#include "chorus_alloc.h"
+#include "chorus_error.h"
+#include "libchorus.h"
+#include "ring.h"
+
+/* ------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------ */
+
+enum op_kind { OP_GET, OP_PUT, OP_CADD, OP_SADD, OP_KINDS };
+static const char *const op_names[OP_KINDS] = {"get", "put", "counter_add",
+                                               "set_add"};
+
+enum workload { WL_RW50, WL_RW95, WL_RO, WL_WO, WL_COUNTER, WL_SET };
+static const char *const wl_names[] = {"rw50", "rw95",    "ro",
+                                       "wo",   "counter", "set"};
+
+#define MAX_SETTINGS 16
+#define PHASES 2
+#define ERR_SLOTS 32 /* -code; the last slot collects anything beyond */
+
+struct setting {
+  int32_t r, w;
+  char label[48];
+};
+
+struct options {
+  const char *seeds;
+  unsigned start_cluster, dcs, port_base;
+  const char *replicas, *durability, *chorusd, *cluster;
+  unsigned conns, pipeline, threads;
+  double rate, duration, warmup;
+  uint64_t ops;
+  enum workload wl;
+  bool zipf, token_aware, preload;
+  double theta;
+  uint64_t keys;
+  size_t value_size;
+  int32_t r, w;
+  uint32_t timeout_ms;
+  bool json, sweep, staleness;
+  const char *csv, *svg, *label;
+  double kill_at;
+  unsigned stale_trials;
+  uint64_t seed;
+};
+
+/* ------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------ */
+
+struct stats {
+  struct bench_hist hist[PHASES][OP_KINDS]; /* successes, ns */
+  uint64_t ok[PHASES][OP_KINDS];
+  uint64_t not_found[PHASES];
+  uint64_t err[PHASES][OP_KINDS][ERR_SLOTS];
+  uint64_t maybe_applied[PHASES];
+};
+
+static void stats_init(struct stats *s) {
+  memset(s, 0, sizeof *s);
+  for (int p = 0; p < PHASES; p++)
+    for (int k = 0; k < OP_KINDS; k++)
+      bench_hist_reset(&s->hist[p][k]);
+}
+
+static void stats_merge(struct stats *d, const struct stats *s) {
+  for (int p = 0; p < PHASES; p++) {
+    for (int k = 0; k < OP_KINDS; k++) {
+      bench_hist_merge(&d->hist[p][k], &s->hist[p][k]);
+      d->ok[p][k] += s->ok[p][k];
+      for (int e = 0; e < ERR_SLOTS; e++)
+        d->err[p][k][e] += s->err[p][k][e];
+    }
+    d->not_found[p] += s->not_found[p];
+    d->maybe_applied[p] += s->maybe_applied[p];
+  }
+}
+
+static uint64_t stats_errors(const struct stats *s, int phase, int kind) {
+  uint64_t n = 0;
+  for (int e = 0; e < ERR_SLOTS; e++)
+    n += s->err[phase][kind][e];
+  return n;
+}
+
+/* The outcome of one run, as printed and written. */
+struct result {
+  struct setting set;
+  struct stats st;
+  bool killed;
+  double phase_s[PHASES]; /* measured seconds per phase */
+  double node_cpu_s;      /* < 0: unknown (no started cluster) */
+  double bench_cpu_s;
+  uint64_t dropped; /* open loop: requests refused at once by the library */
+};
+
+/* ------------------------------------------------------------------------
+ * Run state
+ * ------------------------------------------------------------------------ */
+
+struct ctx_slot { /* the last causal context seen for one key */
+  uint8_t len;    /* 0: none (or too long to cache) */
+  uint8_t data[63];
+};
+
+struct run;
+
+struct req {
+  struct loop_ctx *lc;
+  uint64_t t_start; /* ns: intended (open loop) or actual send time */
+  uint64_t key;
+  unsigned slot;
+  uint8_t op;
+  uint8_t phase;
+  bool counted; /* started after the warm-up */
+  bool busy;    /* closed loop: waiting for a reply */
+  bool queued;  /* closed loop: in the ready list */
+};
+
+struct loop_ctx {
+  struct run *run;
+  unsigned index;
+  uv_loop_t loop;
+  uv_timer_t tick;
+  uv_check_t check; /* issues the workers that completed this turn */
+  struct chorus_prng prng;
+  unsigned nslots, per_slot; /* per_slot: clients per slot */
+  struct chorus_client **clients;
+  struct req *workers; /* closed loop: nslots * pipeline */
+  unsigned nworkers;
+  unsigned *ready; /* workers to issue at the check phase */
+  unsigned nready;
+  struct ctx_slot *ctxs; /* per key */
+  uint64_t inflight;
+  uint64_t counted_issued, quota; /* --ops share; 0: by time */
+  uint64_t next_intended;         /* open loop, ns */
+  uint64_t interval_ns;
+  uint64_t rr;           /* round-robin slot of the open loop */
+  uint64_t preload_next; /* preload: next key of this loop */
+  uint64_t last_done;    /* ns of the last counted completion */
+  uint64_t stop_at;      /* ns when issuing stopped */
+  bool stopping, finished;
+  uint64_t dropped;
+  struct stats *st;
+  uint8_t value[1 << 16];
+};
+
+struct run {
+  const struct options *o;
+  struct setting set;
+  struct bench_cluster *cluster; /* NULL for --seeds */
+  char **slot_seeds;             /* per token-aware node or per slot */
+  struct ring_snapshot *ring;    /* token-aware routing; NULL otherwise */
+  unsigned ring_nodes;
+  long *ring_client; /* ring node index -> client index in a slot */
+  bool preload;
+  uint64_t t_start, t_warm, t_end, t_kill, drain_ns;
+  double cpu_warm, cpu_end, bcpu_warm, bcpu_end;
+  bool cpu_warm_taken, killed;
+  unsigned kill_index;
+  struct bench_zipf zipf;
+};
+
+static double cpu_self(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ------------------------------------------------------------------------
+ * Keys and operations
+ * ------------------------------------------------------------------------ */
+
+static const char *key_prefix(enum op_kind op) {
+  return op == OP_CADD ? "ctr:" : op == OP_SADD ? "set:" : "key:";
+}
+
+static size_t format_key(char *buf, enum op_kind op, uint64_t k) {
+  return (size_t)snprintf(buf, 32, "%s%012" PRIu64, key_prefix(op), k);
+}
+
+static enum op_kind pick_op(struct loop_ctx *lc) {
+  const struct options *o = lc->run->o;
+  if (lc->run->preload)
+    return OP_PUT;
+  switch (o->wl) {
+  case WL_RW50:
+    return chorus_prng_chance(&lc->prng, 0.5) ? OP_GET : OP_PUT;
+  case WL_RW95:
+    return chorus_prng_chance(&lc->prng, 0.95) ? OP_GET : OP_PUT;
+  case WL_RO:
+    return OP_GET;
+  case WL_WO:
+    return OP_PUT;
+  case WL_COUNTER:
+    return OP_CADD;
+  case WL_SET:
+    return OP_SADD;
+  }
+  return OP_GET;
+}
+
+static uint64_t pick_key(struct loop_ctx *lc) {
+  const struct options *o = lc->run->o;
+  if (lc->run->preload) {
+    uint64_t k = lc->preload_next;
+    lc->preload_next += o->threads;
+    return k;
+  }
+  if (o->zipf)
+    return bench_scramble(bench_zipf_next(&lc->run->zipf, &lc->prng), o->keys);
+  return chorus_prng_below(&lc->prng, o->keys);
+}
+
+/* The client of @slot that should coordinate @key. */
+static struct chorus_client *route(struct loop_ctx *lc, unsigned slot,
+                                   const char *key, size_t len) {
+  struct run *run = lc->run;
+  unsigned pick = 0;
+  if (run->ring != NULL) {
+    struct ring_plist pl;
+    if (ring_lookup_key(run->ring, key, len, 0, &pl) == CHORUS_OK &&
+        pl.n_natural > 0) {
+      long c = run->ring_client[pl.r[0].node];
+      if (c >= 0)
+        pick = (unsigned)c;
+    }
+  }
+  return lc->clients[slot * lc->per_slot + pick];
+}
+
+static void on_done(struct chorus_client *c, struct chorus_result *res,
+                    void *arg);
+static void finish(struct loop_ctx *lc);
+
+static void record_error(struct loop_ctx *lc, const struct req *rq, int status,
+                         bool maybe) {
+  int e = -status;
+  if (e < 0 || e >= ERR_SLOTS)
+    e = ERR_SLOTS - 1;
+  lc->st->err[rq->phase][rq->op][e]++;
+  if (maybe)
+    lc->st->maybe_applied[rq->phase]++;
+}
+
+/* Sends @rq (its op and key already chosen); CHORUS_OK or the library's
+ * immediate error (then no callback runs). */
+static int send_req(struct loop_ctx *lc, struct req *rq) {
+  const struct options *o = lc->run->o;
+  char key[32];
+  size_t klen = format_key(key, rq->op, rq->key);
+  struct chorus_client *cl = route(lc, rq->slot, key, klen);
+  struct chorus_opts opts = {0};
+  opts.r = lc->run->set.r;
+  opts.w = lc->run->set.w;
+  opts.timeout_ms = o->timeout_ms;
+  lc->inflight++;
+  int rc;
+  switch ((enum op_kind)rq->op) {
+  case OP_GET:
+    rc = chorus_get_async(cl, key, klen, &opts, on_done, rq);
+    break;
+  case OP_PUT: {
+    const struct ctx_slot *cs = &lc->ctxs[rq->key];
+    memcpy(lc->value, &rq->t_start, sizeof rq->t_start); /* fresh bytes */
+    rc = chorus_put_async(cl, key, klen, lc->value, o->value_size, cs->data,
+                          cs->len, &opts, on_done, rq);
+    break;
+  }
+  case OP_CADD:
+    rc = chorus_counter_add_async(cl, key, klen, 1, &opts, on_done, rq);
+    break;
+  case OP_SADD: {
+    /* members from a universe of 64, so sets stay small */
+    char m[8];
+    int mlen = snprintf(m, sizeof m, "m%02u",
+                        (unsigned)chorus_prng_below(&lc->prng, 64));
+    struct chorus_bytes mem = {(const uint8_t *)m, (size_t)mlen};
+    rc = chorus_set_add_async(cl, key, klen, &mem, 1, &opts, on_done, rq);
+    break;
+  }
+  default:
+    rc = CHORUS_EINVAL;
+  }
+  if (rc != CHORUS_OK)
+    lc->inflight--;
+  return rc;
+}
+
+/* May this loop start another request now? */
+static bool may_issue(struct loop_ctx *lc, uint64_t now) {
+  if (lc->stopping)
+    return false;
+  if (lc->run->preload)
+    return lc->preload_next < lc->run->o->keys;
+  if (lc->quota > 0)
+    return lc->counted_issued < lc->quota;
+  return now < lc->run->t_end;
+}
+
+static void prepare(struct loop_ctx *lc, struct req *rq, uint64_t t_start) {
+  struct run *run = lc->run;
+  rq->lc = lc;
+  rq->t_start = t_start;
+  rq->op = (uint8_t)pick_op(lc);
+  rq->key = pick_key(lc);
+  rq->counted = !run->preload && t_start >= run->t_warm;
+  rq->phase = run->t_kill != 0 && t_start >= run->t_kill ? 1 : 0;
+  if (rq->counted)
+    lc->counted_issued++;
+}
+
+/* Closed loop: (re)starts worker @rq if the run goes on. */
+static void closed_issue(struct loop_ctx *lc, struct req *rq) {
+  uint64_t now = uv_hrtime();
+  if (!may_issue(lc, now)) {
+    rq->busy = false;
+    return;
+  }
+  prepare(lc, rq, now);
+  rq->busy = true;
+  int rc = send_req(lc, rq);
+  if (rc != CHORUS_OK) {
+    /* refused before sending (e.g. a closing client): count it and let
+     * the tick retry this worker, so a dead client cannot spin us */
+    if (rq->counted)
+      record_error(lc, rq, rc, false);
+    rq->busy = false;
+  }
+}
+
+static void on_done(struct chorus_client *c, struct chorus_result *res,
+                    void *arg) {
+  struct req *rq = arg;
+  struct loop_ctx *lc = rq->lc;
+  uint64_t now = uv_hrtime();
+  lc->inflight--;
+  if (rq->counted) {
+    if (res->status == CHORUS_OK) {
+      bench_hist_record(&lc->st->hist[rq->phase][rq->op], now - rq->t_start);
+      lc->st->ok[rq->phase][rq->op]++;
+      if (rq->op == OP_GET && res->nvalues == 0)
+        lc->st->not_found[rq->phase]++;
+    } else {
+      record_error(lc, rq, res->status, res->maybe_applied);
+    }
+    lc->last_done = now;
+  }
+  if (res->status == CHORUS_OK && (rq->op == OP_GET || rq->op == OP_PUT)) {
+    struct ctx_slot *cs = &lc->ctxs[rq->key];
+    if (res->context.len <= sizeof cs->data) {
+      memcpy(cs->data, res->context.ptr, res->context.len);
+      cs->len = (uint8_t)res->context.len;
+    } else {
+      cs->len = 0;
+    }
+  }
+  /* The next request of a closed-loop worker goes out from the check
+   * phase, not from inside this callback: libchorus (as of this writing)
+   * re-arms its timer to the next deadline after dispatching a read, which
+   * overrides the immediate turn a request submitted from the callback
+   * asked for, so that request would sit queued until its deadline. */
+  if (lc->workers != NULL) {
+    rq->busy = false;
+    rq->queued = true;
+    lc->ready[lc->nready++] = (unsigned)(rq - lc->workers);
+  } else {
+    chorus_free(rq);
+  }
+  if (lc->stopping && lc->inflight == 0)
+    finish(lc);
+}
+
+/* Open loop: every request whose intended time has come. */
+static void open_issue(struct loop_ctx *lc, uint64_t now) {
+  while (lc->next_intended <= now && may_issue(lc, lc->next_intended)) {
+    struct req *rq = chorus_calloc(1, sizeof *rq);
+    if (rq == NULL)
+      break;
+    prepare(lc, rq, lc->next_intended);
+    rq->slot = (unsigned)(lc->rr++ % lc->nslots);
+    lc->next_intended += lc->interval_ns;
+    int rc = send_req(lc, rq);
+    if (rc != CHORUS_OK) {
+      if (rq->counted)
+        record_error(lc, rq, rc, false);
+      lc->dropped++;
+      chorus_free(rq);
+    }
+  }
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static void on_check(uv_check_t *h) {
+  struct loop_ctx *lc = h->data;
+  unsigned n = lc->nready;
+  lc->nready = 0;
+  for (unsigned i = 0; i < n && !lc->finished; i++) {
+    struct req *rq = &lc->workers[lc->ready[i]];
+    rq->queued = false;
+    closed_issue(lc, rq);
+  }
+  if (lc->stopping && lc->inflight == 0)
+    finish(lc);
+}
+
+/* Closes the clients and the timer; the loop then runs dry. */
+static void finish(struct loop_ctx *lc) {
+  if (lc->finished)
+    return;
+  lc->finished = true;
+  lc->stopping = true;
+  unsigned n = lc->nslots * lc->per_slot;
+  for (unsigned i = 0; i < n; i++) {
+    struct chorus_client *c = lc->clients[i];
+    lc->clients[i] = NULL;
+    chorus_client_close(c); /* pending callbacks run, as ECANCELED */
+  }
+  uv_timer_stop(&lc->tick);
+  uv_close((uv_handle_t *)&lc->tick, on_timer_closed);
+  uv_check_stop(&lc->check);
+  uv_close((uv_handle_t *)&lc->check, on_timer_closed);
+}
+
+static void on_tick(uv_timer_t *t) {
+  struct loop_ctx *lc = t->data;
+  struct run *run = lc->run;
+  uint64_t now = uv_hrtime();
+  if (lc->index == 0 && !run->preload) {
+    if (!run->cpu_warm_taken && now >= run->t_warm) {
+      run->cpu_warm = run->cluster ? bench_cluster_cpu(run->cluster) : -1.0;
+      run->bcpu_warm = cpu_self();
+      run->cpu_warm_taken = true;
+    }
+    if (run->t_kill != 0 && !run->killed && now >= run->t_kill &&
+        run->cluster != NULL) {
+      bench_cluster_kill(run->cluster, run->kill_index);
+      run->killed = true;
+    }
+  }
+  if (lc->finished)
+    return;
+  if (!lc->stopping) {
+    if (lc->workers == NULL) {
+      open_issue(lc, now);
+    } else {
+      for (unsigned i = 0; i < lc->nworkers; i++)
+        if (!lc->workers[i].busy && !lc->workers[i].queued)
+          closed_issue(lc, &lc->workers[i]);
+    }
+    if (!may_issue(lc, now)) {
+      lc->stopping = true;
+      if (lc->index == 0 && !run->preload) {
+        run->cpu_end = run->cluster ? bench_cluster_cpu(run->cluster) : -1.0;
+        run->bcpu_end = cpu_self();
+      }
+      lc->stop_at = now;
+    }
+  }
+  if (lc->stopping) {
+    if (lc->inflight == 0 || now > lc->stop_at + run->drain_ns)
+      finish(lc);
+  }
+}
+
+static int loop_open(struct loop_ctx *lc, char *errmsg) {
+  struct run *run = lc->run;
+  const struct options *o = run->o;
+  if (uv_loop_init(&lc->loop) != 0)
+    return chorus_errf(errmsg, CHORUS_EIO, "uv_loop_init failed");
+  uv_timer_init(&lc->loop, &lc->tick);
+  lc->tick.data = lc;
+  uv_check_init(&lc->loop, &lc->check);
+  lc->check.data = lc;
+  lc->per_slot = run->ring != NULL ? run->ring_nodes : 1;
+  lc->clients =
+      chorus_calloc((size_t)lc->nslots * lc->per_slot, sizeof *lc->clients);
+  lc->ctxs = chorus_calloc(o->keys, sizeof *lc->ctxs);
+  if (lc->clients == NULL || lc->ctxs == NULL)
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+  for (size_t i = 0; i < sizeof lc->value; i++)
+    lc->value[i] = (uint8_t)('a' + chorus_prng_below(&lc->prng, 26));
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = o->cluster;
+  cfg.seed = o->seed + 1000u * lc->index + 1;
+  for (unsigned s = 0; s < lc->nslots; s++) {
+    for (unsigned k = 0; k < lc->per_slot; k++) {
+      /* token-aware: client k of every slot starts at ring node k; else
+       * slots start at successive seeds */
+      unsigned global_slot = s * o->threads + lc->index;
+      const char *seeds = run->ring != NULL
+                              ? run->slot_seeds[k]
+                              : run->slot_seeds[global_slot % run->ring_nodes];
+      int rc = chorus_client_open_async(
+          &lc->loop, seeds, &cfg, &lc->clients[s * lc->per_slot + k], errmsg);
+      if (rc != CHORUS_OK)
+        return rc;
+    }
+  }
+  return CHORUS_OK;
+}
+
+static void loop_close(struct loop_ctx *lc) {
+  if (!lc->finished)
+    finish(lc);
+  uv_run(&lc->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&lc->loop);
+  chorus_free(lc->clients);
+  chorus_free(lc->ctxs);
+  chorus_free(lc->workers);
+  chorus_free(lc->ready);
+}
+
+static void loop_run(struct loop_ctx *lc) {
+  const struct options *o = lc->run->o;
+  if (o->rate > 0 && !lc->run->preload) {
+    double per_loop = o->rate / (double)o->threads;
+    lc->interval_ns = (uint64_t)(1e9 / per_loop);
+    if (lc->interval_ns == 0)
+      lc->interval_ns = 1;
+    /* loops interleave their intended times */
+    lc->next_intended =
+        lc->run->t_start + lc->interval_ns * lc->index / o->threads;
+    uv_timer_start(&lc->tick, on_tick, 0, 1);
+  } else {
+    lc->nworkers = lc->nslots * o->pipeline;
+    lc->workers = chorus_calloc(lc->nworkers, sizeof *lc->workers);
+    lc->ready = chorus_calloc(lc->nworkers, sizeof *lc->ready);
+    uv_check_start(&lc->check, on_check);
+    for (unsigned i = 0; i < lc->nworkers && lc->workers != NULL; i++) {
+      lc->workers[i].lc = lc;
+      lc->workers[i].slot = i / o->pipeline;
+    }
+    uv_timer_start(&lc->tick, on_tick, 0, 10);
+  }
+  uv_run(&lc->loop, UV_RUN_DEFAULT);
+}
+
+static void *thread_main(void *arg) {
+  loop_run(arg);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Routing set-up
+ * ------------------------------------------------------------------------ */
+
+static char *dup_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = chorus_malloc(n);
+  if (d != NULL)
+    memcpy(d, s, n);
+  return d;
+}
+
+/* Splits the seed list into addresses; returns how many. */
+static unsigned split_seeds(const char *seeds, char addrs[][64], unsigned max) {
+  unsigned n = 0;
+  const char *p = seeds;
+  while (*p && n < max) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len > 0 && len < 64) {
+      memcpy(addrs[n], p, len);
+      addrs[n][len] = '\0';
+      n++;
+    }
+    p += len + (e ? 1 : 0);
+  }
+  return n;
+}
+
+/* "a[first],a[first+1],..." rotated. */
+static char *rotated(char addrs[][64], unsigned n, unsigned first) {
+  char buf[BENCH_MAX_NODES * 64 + 64] = "";
+  size_t len = 0;
+  for (unsigned k = 0; k < n; k++) {
+    int w = snprintf(buf + len, sizeof buf - len, "%s%s", k ? "," : "",
+                     addrs[(first + k) % n]);
+    if (w < 0 || (size_t)w >= sizeof buf - len)
+      break;
+    len += (size_t)w;
+  }
+  return dup_str(buf);
+}
+
+static void routing_free(struct run *run) {
+  if (run->slot_seeds != NULL)
+    for (unsigned i = 0; i < run->ring_nodes; i++)
+      chorus_free(run->slot_seeds[i]);
+  chorus_free(run->slot_seeds);
+  chorus_free(run->ring_client);
+  ring_snapshot_free(run->ring);
+  run->slot_seeds = NULL;
+  run->ring_client = NULL;
+  run->ring = NULL;
+}
+
+/* Token-aware routing from one node's RING_REPLY; falls back to spreading
+ * the slots over the seeds when the ring cannot be read or built. */
+static void routing_setup(struct run *run, const char *seeds) {
+  const struct options *o = run->o;
+  char addrs[BENCH_MAX_NODES][64];
+  unsigned n = split_seeds(seeds, addrs, BENCH_MAX_NODES);
+  if (o->token_aware) {
+    struct chorus_config cfg;
+    chorus_config_init(&cfg);
+    cfg.cluster = o->cluster;
+    cfg.seed = 7;
+    struct chorus_client *cl = NULL;
+    struct chorus_result res = {0};
+    if (chorus_client_open(seeds, &cfg, &cl, NULL) == CHORUS_OK &&
+        chorus_ring(cl, &res) == CHORUS_OK && res.nnodes > 0 &&
+        res.nnodes <= BENCH_MAX_NODES) {
+      struct ring_replication repl;
+      struct ring_node nodes[BENCH_MAX_NODES];
+      memset(nodes, 0, sizeof nodes);
+      size_t nn = 0;
+      bool ok =
+          ring_replication_parse(res.replication[0] ? res.replication : "3",
+                                 &repl, NULL) == CHORUS_OK;
+      for (size_t i = 0; i < res.nnodes && ok; i++) {
+        const struct chorus_node_info *ni = &res.nodes[i];
+        if (!ni->in_ring || strlen(ni->dc) >= RING_NAME_MAX ||
+            strlen(ni->rack) >= RING_NAME_MAX)
+          continue;
+        nodes[nn].id = ni->id;
+        snprintf(nodes[nn].dc, RING_NAME_MAX, "%s", ni->dc);
+        snprintf(nodes[nn].rack, RING_NAME_MAX, "%s", ni->rack);
+        nodes[nn].state = ni->ring_state == CHORUS_RING_JOINING   ? RING_JOINING
+                          : ni->ring_state == CHORUS_RING_LEAVING ? RING_LEAVING
+                                                                  : RING_NORMAL;
+        nodes[nn].vnodes = res.vnodes;
+        nn++;
+      }
+      if (ok && nn > 0 &&
+          ring_snapshot_build(nodes, nn, &repl, res.epoch, &run->ring, NULL) ==
+              CHORUS_OK) {
+        /* one client per ring node, whose seed list starts at that node
+         * and then goes on to the others (failover after a kill) */
+        char raddrs[BENCH_MAX_NODES][64];
+        size_t count = ring_snapshot_node_count(run->ring);
+        for (size_t i = 0; i < count; i++) {
+          const struct ring_node *rn = ring_snapshot_node(run->ring, i);
+          for (size_t k = 0; k < res.nnodes; k++)
+            if (res.nodes[k].id == rn->id)
+              snprintf(raddrs[i], 64, "%s", res.nodes[k].addr);
+        }
+        run->ring_nodes = (unsigned)count;
+        run->slot_seeds = chorus_calloc(count, sizeof *run->slot_seeds);
+        run->ring_client = chorus_calloc(count, sizeof *run->ring_client);
+        for (size_t i = 0; i < count; i++) {
+          run->slot_seeds[i] = rotated(raddrs, (unsigned)count, (unsigned)i);
+          run->ring_client[i] = (long)i;
+        }
+      }
+    }
+    chorus_result_free(&res);
+    chorus_client_close(cl);
+    if (run->ring != NULL)
+      return;
+    fprintf(stderr,
+            "chorus-bench: no ring from %s; spreading connections "
+            "over the seeds instead\n",
+            seeds);
+  }
+  run->ring_nodes = n;
+  run->slot_seeds = chorus_calloc(n, sizeof *run->slot_seeds);
+  for (unsigned i = 0; i < n; i++)
+    run->slot_seeds[i] = rotated(addrs, n, i);
+}
+
+/* ------------------------------------------------------------------------
+ * One run
+ * ------------------------------------------------------------------------ */
+
+/* Runs the workload (or, with @preload, writes every key once) at @set and
+ * fills @out. */
+static int run_once(const struct options *o, struct bench_cluster *cluster,
+                    const char *seeds, const struct setting *set, bool preload,
+                    struct result *out, char *errmsg) {
+  struct run run;
+  memset(&run, 0, sizeof run);
+  run.o = o;
+  run.set = *set;
+  run.cluster = cluster;
+  run.preload = preload;
+  if (o->zipf)
+    bench_zipf_init(&run.zipf, o->keys, o->theta);
+  routing_setup(&run, seeds);
+  if (run.slot_seeds == NULL)
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+
+  unsigned nt = o->threads;
+  struct loop_ctx **lcs = chorus_calloc(nt, sizeof *lcs);
+  struct stats *sts = chorus_calloc(nt, sizeof *sts);
+  int rc = lcs && sts ? CHORUS_OK : CHORUS_ENOMEM;
+  for (unsigned i = 0; i < nt && rc == CHORUS_OK; i++) {
+    lcs[i] = chorus_calloc(1, sizeof **lcs);
+    if (lcs[i] == NULL) {
+      rc = CHORUS_ENOMEM;
+      break;
+    }
+    struct loop_ctx *lc = lcs[i];
+    lc->run = &run;
+    lc->index = i;
+    lc->st = &sts[i];
+    stats_init(lc->st);
+    chorus_prng_seed(&lc->prng, o->seed * 7919u + i + (preload ? 99 : 0));
+    lc->nslots = o->conns / nt + (i < o->conns % nt ? 1 : 0);
+    if (lc->nslots == 0)
+      lc->nslots = 1;
+    lc->preload_next = i;
+    if (o->ops > 0 && !preload)
+      lc->quota = o->ops / nt + (i < o->ops % nt ? 1 : 0);
+    rc = loop_open(lc, errmsg);
+  }
+  if (rc == CHORUS_OK) {
+    uint64_t now = uv_hrtime();
+    run.t_start = now;
+    run.t_warm = preload ? now : now + (uint64_t)(o->warmup * 1e9);
+    run.t_end = o->ops > 0 || preload
+                    ? UINT64_MAX / 2
+                    : run.t_warm + (uint64_t)(o->duration * 1e9);
+    if (o->kill_at > 0 && cluster != NULL && !preload) {
+      run.t_kill = run.t_warm + (uint64_t)(o->kill_at * 1e9);
+      run.kill_index = cluster->count - 1;
+    }
+    uint64_t tmo = o->timeout_ms ? o->timeout_ms : 2000;
+    run.drain_ns = (tmo + 3000) * 1000000ull;
+    pthread_t *th = chorus_calloc(nt, sizeof *th);
+    for (unsigned i = 1; i < nt; i++)
+      pthread_create(&th[i], NULL, thread_main, lcs[i]);
+    loop_run(lcs[0]);
+    for (unsigned i = 1; i < nt; i++)
+      pthread_join(th[i], NULL);
+    chorus_free(th);
+  }
+  /* the measured span: up to the end time, or the last completion */
+  uint64_t last = 0;
+  for (unsigned i = 0; i < nt; i++)
+    if (lcs && lcs[i] && lcs[i]->last_done > last)
+      last = lcs[i]->last_done;
+  /* requests started in the window and completed after it stretch it: an
+   * overloaded open loop must not report its offered rate as throughput */
+  uint64_t end = o->ops > 0 || last > run.t_end ? last : run.t_end;
+  if (end < run.t_warm)
+    end = run.t_warm;
+  if (!run.cpu_warm_taken) { /* a run shorter than one tick */
+    run.cpu_warm = cluster ? bench_cluster_cpu(cluster) : -1.0;
+    run.bcpu_warm = cpu_self();
+  }
+  if (o->ops > 0 || run.cpu_end == 0.0) {
+    run.cpu_end = cluster ? bench_cluster_cpu(cluster) : -1.0;
+    run.bcpu_end = cpu_self();
+  }
+  memset(out, 0, sizeof *out);
+  out->set = *set;
+  stats_init(&out->st);
+  for (unsigned i = 0; i < nt; i++) {
+    if (lcs && lcs[i]) {
+      loop_close(lcs[i]);
+      out->dropped += lcs[i]->dropped;
+      stats_merge(&out->st, &sts[i]);
+      chorus_free(lcs[i]);
+    }
+  }
+  chorus_free(lcs);
+  chorus_free(sts);
+  routing_free(&run);
+  out->killed = run.killed;
+  if (run.killed) {
+    out->phase_s[0] = (double)(run.t_kill - run.t_warm) * 1e-9;
+    out->phase_s[1] = (double)(end - run.t_kill) * 1e-9;
+  } else {
+    out->phase_s[0] = (double)(end - run.t_warm) * 1e-9;
+  }
+  out->node_cpu_s = cluster ? run.cpu_end - run.cpu_warm : -1.0;
+  out->bench_cpu_s = run.bcpu_end - run.bcpu_warm;
+  if (rc != CHORUS_OK && errmsg[0] == '\0')
+    chorus_errf(errmsg, rc, "%s", chorus_strerror(rc));
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Output
+ * ------------------------------------------------------------------------ */
+
+static uint64_t total_ok(const struct result *r, int phase) {
+  uint64_t n = 0;
+  for (int k = 0; k < OP_KINDS; k++)
+    n += r->st.ok[phase][k];
+  return n;
+}
+
+static uint64_t total_err(const struct result *r, int phase) {
+  uint64_t n = 0;
+  for (int k = 0; k < OP_KINDS; k++)
+    n += stats_errors(&r->st, phase, k);
+  return n;
+}
+
+static void all_hist(const struct result *r, int phase, struct bench_hist *h) {
+  bench_hist_reset(h);
+  for (int k = 0; k < OP_KINDS; k++)
+    bench_hist_merge(h, &r->st.hist[phase][k]);
+}
+
+static double ms(uint64_t ns) {
+  return (double)ns / 1e6;
+}
+
+static const char *level_text(int32_t v, char *buf) {
+  const char *n = chorus_level_name(v);
+  if (n != NULL)
+    return n;
+  snprintf(buf, 16, "%d", (int)v);
+  return buf;
+}
+
+static double ops_per_s(const struct result *r, int phase) {
+  return r->phase_s[phase] > 0 ? (double)total_ok(r, phase) / r->phase_s[phase]
+                               : 0.0;
+}
+
+static double cpu_us_per_op(const struct result *r) {
+  uint64_t n =
+      total_ok(r, 0) + total_ok(r, 1) + total_err(r, 0) + total_err(r, 1);
+  return r->node_cpu_s >= 0 && n > 0 ? r->node_cpu_s * 1e6 / (double)n : -1.0;
+}
+
+static void print_header(const struct options *o, const struct setting *set,
+                         const char *seeds) {
+  char rb[16], wb[16];
+  printf("\nchorus-bench %s: %s, ", set->label, wl_names[o->wl]);
+  if (o->rate > 0)
+    printf("open loop at %.0f ops/s over %u connections", o->rate, o->conns);
+  else
+    printf("closed loop, %u connections x %u in flight", o->conns, o->pipeline);
+  printf(", %u thread%s\n", o->threads, o->threads > 1 ? "s" : "");
+  printf("  keys %s over %" PRIu64 ", values %zu B, R=%s W=%s, ",
+         o->zipf ? "zipfian" : "uniform", o->keys, o->value_size,
+         level_text(set->r, rb), level_text(set->w, wb));
+  if (o->ops > 0)
+    printf("%" PRIu64 " ops", o->ops);
+  else
+    printf("%.1f s", o->duration);
+  printf(" after %.1f s warm-up; nodes %s\n", o->warmup, seeds);
+}
+
+static void print_table(const struct result *r) {
+  static const char *const phase_names[PHASES] = {"before kill", "after kill"};
+  for (int p = 0; p < (r->killed ? PHASES : 1); p++) {
+    uint64_t okc = total_ok(r, p), errc = total_err(r, p);
+    if (r->killed)
+      printf("  -- %s (%.1f s)\n", phase_names[p], r->phase_s[p]);
+    printf("  throughput %.0f ops/s: %" PRIu64 " ok, %" PRIu64
+           " errors, success %.3f%%",
+           ops_per_s(r, p), okc, errc,
+           okc + errc ? 100.0 * (double)okc / (double)(okc + errc) : 0.0);
+    if (r->st.not_found[p])
+      printf(", %" PRIu64 " reads not found", r->st.not_found[p]);
+    printf("\n");
+    printf("  %-12s %10s %10s %9s %9s %9s %9s %9s\n", "op (ms)", "count",
+           "ops/s", "p50", "p90", "p99", "p99.9", "max");
+    struct bench_hist *all = chorus_malloc(sizeof *all);
+    for (int k = 0; k <= OP_KINDS; k++) {
+      const struct bench_hist *h;
+      if (k == OP_KINDS) {
+        if (all == NULL)
+          break;
+        all_hist(r, p, all);
+        h = all;
+      } else {
+        h = &r->st.hist[p][k];
+      }
+      if (h->count == 0)
+        continue;
+      printf("  %-12s %10" PRIu64 " %10.0f %9.3f %9.3f %9.3f %9.3f %9.3f\n",
+             k == OP_KINDS ? "all" : op_names[k], h->count,
+             r->phase_s[p] > 0 ? (double)h->count / r->phase_s[p] : 0.0,
+             ms(bench_hist_percentile(h, 50)), ms(bench_hist_percentile(h, 90)),
+             ms(bench_hist_percentile(h, 99)),
+             ms(bench_hist_percentile(h, 99.9)), ms(h->max));
+    }
+    chorus_free(all);
+    for (int k = 0; k < OP_KINDS; k++)
+      for (int e = 0; e < ERR_SLOTS; e++)
+        if (r->st.err[p][k][e])
+          printf("  error %-12s %-22s %" PRIu64 "\n", op_names[k],
+                 e == ERR_SLOTS - 1 ? "other" : chorus_errname(-e),
+                 r->st.err[p][k][e]);
+    if (r->st.maybe_applied[p])
+      printf("  writes that may have applied: %" PRIu64 "\n",
+             r->st.maybe_applied[p]);
+  }
+  if (r->dropped)
+    printf("  requests the library refused at once: %" PRIu64 "\n", r->dropped);
+  if (r->node_cpu_s >= 0)
+    printf("  node CPU %.2f s = %.1f us/op; bench CPU %.2f s\n", r->node_cpu_s,
+           cpu_us_per_op(r), r->bench_cpu_s);
+  else
+    printf("  bench CPU %.2f s (node CPU unknown: not started here)\n",
+           r->bench_cpu_s);
+  fflush(stdout);
+}
+
+static void json_hist(FILE *f, const struct bench_hist *h, double secs) {
+  fprintf(f,
+          "{\"count\":%" PRIu64 ",\"ops_per_s\":%.1f,\"mean\":%.4f,"
+          "\"p50\":%.4f,\"p90\":%.4f,\"p99\":%.4f,\"p999\":%.4f,"
+          "\"max\":%.4f}",
+          h->count, secs > 0 ? (double)h->count / secs : 0.0,
+          bench_hist_mean(h) / 1e6, ms(bench_hist_percentile(h, 50)),
+          ms(bench_hist_percentile(h, 90)), ms(bench_hist_percentile(h, 99)),
+          ms(bench_hist_percentile(h, 99.9)), ms(h->max));
+}
+
+static void json_result(FILE *f, const struct options *o,
+                        const struct result *r) {
+  static const char *const pn[PHASES] = {"before", "after"};
+  char rb[16], wb[16];
+  fprintf(f,
+          "{\"label\":\"%s\",\"workload\":\"%s\",\"mode\":\"%s\","
+          "\"connections\":%u,\"pipeline\":%u,\"rate\":%.0f,\"threads\":%u,"
+          "\"keys\":%" PRIu64 ",\"distribution\":\"%s\",\"value_size\":%zu,"
+          "\"r\":\"%s\",\"w\":\"%s\",\"node_cpu_s\":%.3f,"
+          "\"cpu_us_per_op\":%.2f,\"bench_cpu_s\":%.3f,\"dropped\":%" PRIu64
+          ",\"phases\":[",
+          r->set.label, wl_names[o->wl], o->rate > 0 ? "open" : "closed",
+          o->conns, o->pipeline, o->rate, o->threads, o->keys,
+          o->zipf ? "zipfian" : "uniform", o->value_size,
+          level_text(r->set.r, rb), level_text(r->set.w, wb), r->node_cpu_s,
+          cpu_us_per_op(r), r->bench_cpu_s, r->dropped);
+  for (int p = 0; p < (r->killed ? PHASES : 1); p++) {
+    uint64_t okc = total_ok(r, p), errc = total_err(r, p);
+    fprintf(f,
+            "%s{\"phase\":\"%s\",\"seconds\":%.3f,\"ok\":%" PRIu64
+            ",\"errors\":%" PRIu64 ",\"ops_per_s\":%.1f,\"success_rate\":%.5f,"
+            "\"not_found\":%" PRIu64 ",\"latency_ms\":{",
+            p ? "," : "", r->killed ? pn[p] : "all", r->phase_s[p], okc, errc,
+            ops_per_s(r, p),
+            okc + errc ? (double)okc / (double)(okc + errc) : 0.0,
+            r->st.not_found[p]);
+    bool first = true;
+    for (int k = 0; k < OP_KINDS; k++) {
+      if (r->st.hist[p][k].count == 0)
+        continue;
+      fprintf(f, "%s\"%s\":", first ? "" : ",", op_names[k]);
+      json_hist(f, &r->st.hist[p][k], r->phase_s[p]);
+      first = false;
+    }
+    struct bench_hist *all = chorus_malloc(sizeof *all);
+    if (all != NULL) {
+      all_hist(r, p, all);
+      fprintf(f, "%s\"all\":", first ? "" : ",");
+      json_hist(f, all, r->phase_s[p]);
+      chorus_free(all);
+    }
+    fprintf(f, "},\"errors_by_kind\":{");
+    first = true;
+    for (int k = 0; k < OP_KINDS; k++)
+      for (int e = 0; e < ERR_SLOTS; e++)
+        if (r->st.err[p][k][e]) {
+          fprintf(f, "%s\"%s %s\":%" PRIu64, first ? "" : ",", op_names[k],
+                  e == ERR_SLOTS - 1 ? "other" : chorus_errname(-e),
+                  r->st.err[p][k][e]);
+          first = false;
+        }
+    fprintf(f, "}}");
+  }
+  fprintf(f, "]}");
+}
+
+static void csv_rows(FILE *f, const struct options *o, const struct result *r) {
+  static const char *const pn[PHASES] = {"before", "after"};
+  char rb[16], wb[16];
+  struct bench_hist *all = chorus_malloc(sizeof *all);
+  for (int p = 0; p < (r->killed ? PHASES : 1); p++) {
+    uint64_t okc = total_ok(r, p), errc = total_err(r, p);
+    for (int k = 0; k <= OP_KINDS; k++) {
+      const struct bench_hist *h;
+      if (k == OP_KINDS) {
+        if (all == NULL)
+          break;
+        all_hist(r, p, all);
+        h = all;
+      } else {
+        h = &r->st.hist[p][k];
+      }
+      uint64_t e = k == OP_KINDS ? errc : stats_errors(&r->st, p, k);
+      if (h->count == 0 && e == 0)
+        continue;
+      fprintf(f,
+              "\"%s\",%s,%s,%u,%u,%.0f,%s,%s,%s,%s,%" PRIu64 ",%" PRIu64
+              ",%.1f,%.5f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.2f\n",
+              r->set.label, wl_names[o->wl], o->rate > 0 ? "open" : "closed",
+              o->conns, o->pipeline, o->rate, level_text(r->set.r, rb),
+              level_text(r->set.w, wb), r->killed ? pn[p] : "all",
+              k == OP_KINDS ? "all" : op_names[k], h->count, e,
+              r->phase_s[p] > 0 ? (double)h->count / r->phase_s[p] : 0.0,
+              k == OP_KINDS && okc + errc
+                  ? (double)okc / (double)(okc + errc)
+                  : (h->count + e ? (double)h->count / (double)(h->count + e)
+                                  : 0.0),
+              bench_hist_mean(h) / 1e6, ms(bench_hist_percentile(h, 50)),
+              ms(bench_hist_percentile(h, 90)),
+              ms(bench_hist_percentile(h, 99)),
+              ms(bench_hist_percentile(h, 99.9)), ms(h->max), r->node_cpu_s,
+              cpu_us_per_op(r));
+    }
+  }
+  chorus_free(all);
+}
+
+static const char csv_header[] =
+    "label,workload,mode,connections,pipeline,rate,r,w,phase,op,ok,errors,"
+    "ops_per_s,success_rate,mean_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,"
+    "node_cpu_s,cpu_us_per_op\n";
+
+/* ------------------------------------------------------------------------
+ * Staleness (PBS t-visibility)
+ * ------------------------------------------------------------------------ */
+
+static const unsigned stale_t_ms[] = {0, 1, 2, 5, 10, 20, 50};
+#define STALE_TS (sizeof stale_t_ms / sizeof stale_t_ms[0])
+/* Probes in flight. Few, and each starts after a random 0..3 ms pause: a
+ * wave of probes sent together is acknowledged and replicated together, so
+ * they would see or miss their writes as one (correlated trials; the first
+ * version, 16 in lockstep, measured only multiples of 16). */
+#define STALE_PROBES 4
+
+struct stale_result {
+  struct setting set;
+  uint64_t trials[STALE_TS], seen[STALE_TS], failed[STALE_TS];
+};
+
+struct stale_ctx;
+
+/* One probe's life: WRITE -> (ack) WAIT t ms -> READ -> (reply) done, then
+ * the next trial, until this t has its trials. */
+struct probe {
+  struct stale_ctx *sc;
+  uv_timer_t timer;
+  int next; /* 0 nothing, 1 read, 2 start: done at the check phase */
+  uint64_t serial;
+  bool active;
+  char key[96];
+  char value[24];
+};
+
+struct stale_ctx {
+  const struct options *o;
+  uv_loop_t loop;
+  uv_check_t check;
+  struct chorus_client *writer, *reader;
+  struct setting set;
+  unsigned t_index;
+  uint64_t started, done, serial_base;
+  struct stale_result *out;
+  struct chorus_prng prng;
+  struct probe probes[STALE_PROBES];
+};
+
+static void probe_start(struct probe *p);
+static void probe_write(uv_timer_t *t);
+
+static void probe_read_done(struct chorus_client *c, struct chorus_result *res,
+                            void *arg) {
+  struct probe *p = arg;
+  struct stale_ctx *sc = p->sc;
+  if (res->status != CHORUS_OK) {
+    sc->out->failed[sc->t_index]++;
+  } else {
+    bool seen = false;
+    size_t vlen = strlen(p->value);
+    for (size_t i = 0; i < res->nvalues; i++)
+      if (res->values[i].len == vlen &&
+          memcmp(res->values[i].ptr, p->value, vlen) == 0)
+        seen = true;
+    sc->out->trials[sc->t_index]++;
+    sc->out->seen[sc->t_index] += seen;
+  }
+  sc->done++;
+  p->active = false;
+  p->next = 2; /* see on_done: nothing is submitted from a callback */
+}
+
+static void probe_read(struct probe *p) {
+  struct stale_ctx *sc = p->sc;
+  struct chorus_opts opts = {0};
+  opts.r = sc->set.r;
+  opts.read_repair = CHORUS_RR_OFF; /* a probe must not heal what it sees */
+  if (chorus_get_async(sc->reader, p->key, strlen(p->key), &opts,
+                       probe_read_done, p) != CHORUS_OK) {
+    sc->out->failed[sc->t_index]++;
+    sc->done++;
+    p->active = false;
+  }
+}
+
+static void probe_timer(uv_timer_t *t) {
+  probe_read(t->data);
+}
+
+static void probe_write_done(struct chorus_client *c, struct chorus_result *res,
+                             void *arg) {
+  struct probe *p = arg;
+  struct stale_ctx *sc = p->sc;
+  if (res->status != CHORUS_OK) {
+    sc->out->failed[sc->t_index]++;
+    sc->done++;
+    p->active = false;
+    p->next = 2;
+    return;
+  }
+  unsigned t = stale_t_ms[sc->t_index];
+  if (t == 0)
+    p->next = 1;
+  else
+    uv_timer_start(&p->timer, probe_timer, t, 0);
+}
+
+static void probe_start(struct probe *p) {
+  struct stale_ctx *sc = p->sc;
+  if (sc->started >= sc->o->stale_trials)
+    return;
+  sc->started++;
+  p->active = true;
+  p->serial = sc->serial_base + sc->started;
+  snprintf(p->key, sizeof p->key, "pbs:%s:%u:%" PRIu64, sc->set.label,
+           stale_t_ms[sc->t_index], p->serial);
+  for (char *q = p->key; *q; q++)
+    if (*q == ' ')
+      *q = '_';
+  snprintf(p->value, sizeof p->value, "v%" PRIu64, p->serial);
+  uv_timer_start(&p->timer, probe_write, chorus_prng_below(&sc->prng, 4), 0);
+}
+
+static void probe_write(uv_timer_t *t) {
+  struct probe *p = t->data;
+  struct stale_ctx *sc = p->sc;
+  struct chorus_opts opts = {0};
+  opts.w = sc->set.w;
+  if (chorus_put_async(sc->writer, p->key, strlen(p->key), p->value,
+                       strlen(p->value), NULL, 0, &opts, probe_write_done,
+                       p) != CHORUS_OK) {
+    sc->out->failed[sc->t_index]++;
+    sc->done++;
+    p->active = false;
+  }
+}
+
+static void noop_close(uv_handle_t *h) {
+  (void)h;
+}
+
+static void stale_check(uv_check_t *h) {
+  struct stale_ctx *sc = h->data;
+  for (unsigned i = 0; i < STALE_PROBES; i++) {
+    struct probe *p = &sc->probes[i];
+    int next = p->next;
+    p->next = 0;
+    if (next == 1)
+      probe_read(p);
+    else if (next == 2)
+      probe_start(p);
+  }
+}
+
+/* Writer through seeds[0], reader through seeds[1] (another node). */
+static int run_staleness(const struct options *o, char addrs[][64],
+                         unsigned naddrs, const struct setting *set,
+                         struct stale_result *out, char *errmsg) {
+  struct stale_ctx *sc = chorus_calloc(1, sizeof *sc);
+  if (sc == NULL)
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+  memset(out, 0, sizeof *out);
+  out->set = *set;
+  sc->o = o;
+  sc->set = *set;
+  sc->out = out;
+  sc->serial_base = (uint64_t)time(NULL) * 1000000u;
+  chorus_prng_seed(&sc->prng, o->seed + 4242);
+  uv_loop_init(&sc->loop);
+  uv_check_init(&sc->loop, &sc->check);
+  sc->check.data = sc;
+  uv_check_start(&sc->check, stale_check);
+  char *wseeds = rotated(addrs, naddrs, 0);
+  char *rseeds = rotated(addrs, naddrs, naddrs > 1 ? 1 : 0);
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = o->cluster;
+  cfg.seed = o->seed + 77;
+  int rc =
+      chorus_client_open_async(&sc->loop, wseeds, &cfg, &sc->writer, errmsg);
+  if (rc == CHORUS_OK)
+    rc = chorus_client_open_async(&sc->loop, rseeds, &cfg, &sc->reader, errmsg);
+  for (unsigned i = 0; i < STALE_PROBES; i++) {
+    sc->probes[i].sc = sc;
+    uv_timer_init(&sc->loop, &sc->probes[i].timer);
+    sc->probes[i].timer.data = &sc->probes[i];
+  }
+  for (unsigned t = 0; t < STALE_TS && rc == CHORUS_OK; t++) {
+    sc->t_index = t;
+    sc->started = sc->done = 0;
+    sc->serial_base += 1000000u;
+    for (unsigned i = 0; i < STALE_PROBES; i++)
+      probe_start(&sc->probes[i]);
+    while (sc->done < sc->started)
+      uv_run(&sc->loop, UV_RUN_ONCE);
+  }
+  chorus_client_close(sc->writer);
+  chorus_client_close(sc->reader);
+  for (unsigned i = 0; i < STALE_PROBES; i++)
+    uv_close((uv_handle_t *)&sc->probes[i].timer, noop_close);
+  uv_close((uv_handle_t *)&sc->check, noop_close);
+  uv_run(&sc->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&sc->loop);
+  chorus_free(wseeds);
+  chorus_free(rseeds);
+  chorus_free(sc);
+  return rc;
+}
+
+static void print_staleness(const struct stale_result *s, size_t n) {
+  printf("\nPBS t-visibility: P(read sees the acknowledged write) after t "
+         "ms, write via one node, read via another\n");
+  printf("  %-22s", "setting");
+  for (size_t t = 0; t < STALE_TS; t++)
+    printf(" %7u ms", stale_t_ms[t]);
+  printf("   trials, failed\n");
+  for (size_t i = 0; i < n; i++) {
+    printf("  %-22s", s[i].set.label);
+    uint64_t trials = 0, failed = 0;
+    for (size_t t = 0; t < STALE_TS; t++) {
+      printf(" %9.4f", s[i].trials[t]
+                           ? (double)s[i].seen[t] / (double)s[i].trials[t]
+                           : 0.0);
+      trials += s[i].trials[t];
+      failed += s[i].failed[t];
+    }
+    printf("   %" PRIu64 ", %" PRIu64 "\n", trials, failed);
+  }
+  fflush(stdout);
+}
+
+static void json_staleness(FILE *f, const struct stale_result *s, size_t n) {
+  fprintf(f, "\"staleness\":[");
+  for (size_t i = 0; i < n; i++) {
+    fprintf(f, "%s{\"setting\":\"%s\",\"points\":[", i ? "," : "",
+            s[i].set.label);
+    for (size_t t = 0; t < STALE_TS; t++)
+      fprintf(f,
+              "%s{\"t_ms\":%u,\"trials\":%" PRIu64 ",\"seen\":%" PRIu64
+              ",\"failed\":%" PRIu64 "}",
+              t ? "," : "", stale_t_ms[t], s[i].trials[t], s[i].seen[t],
+              s[i].failed[t]);
+    fprintf(f, "]}");
+  }
+  fprintf(f, "]");
+}
+
+/* ------------------------------------------------------------------------
+ * Options parsing and main
+ * ------------------------------------------------------------------------ */
+
+static const char usage_text[] =
+    "usage: chorus-bench (--start-cluster N | --seeds H:P,...) [options]\n"
+    "\n"
+    "cluster\n"
+    "  --start-cluster N      start N local chorusd (stopped at the end)\n"
+    "  --seeds H:P[,H:P...]   use an existing cluster\n"
+    "  --dcs D                datacenters of a started cluster (1 or 2)\n"
+    "  --replicas SPEC        default 3, or dc0:3,dc1:3 with --dcs 2\n"
+    "  --durability MODE      none | group (default none)\n"
+    "  --chorusd PATH         default: node/chorusd next to this build\n"
+    "  --port-base P          first port of a started cluster\n"
+    "  --cluster NAME         cluster name (default chorus)\n"
+    "load\n"
+    "  -c, --connections C    connection slots (default 4)\n"
+    "  -p, --pipeline P       requests in flight per slot (default 1)\n"
+    "  --rate OPS             open loop at OPS requests/s (latency from the\n"
+    "                         intended send time)\n"
+    "  --threads T            uv loops on T threads (default 1)\n"
+    "  -d, --duration S       measured seconds (default 10)\n"
+    "  --warmup S             seconds not counted (default 2)\n"
+    "  -n, --ops N            stop after N counted requests instead\n"
+    "  --no-token-aware       spread slots over nodes, ignore the ring\n"
+    "workload\n"
+    "  --workload W           rw50 | rw95 | ro | wo | counter | set\n"
+    "  --keys K               key space (default 100000)\n"
+    "  --zipf [THETA]         zipfian keys (Gray et al.; default 0.99)\n"
+    "  --uniform              uniform keys (default)\n"
+    "  --value-size B         bytes per value (default 100)\n"
+    "  --preload              write every key once first (not measured)\n"
+    "  --read LEVEL, --write LEVEL   ONE..EACH_QUORUM or 1..64 (QUORUM)\n"
+    "  --timeout MS           per-request timeout (node default)\n"
+    "experiments\n"
+    "  --sweep                every R,W in 1..3 (with --dcs 2: ONE,\n"
+    "                         LOCAL_QUORUM, QUORUM, EACH_QUORUM)\n"
+    "  --kill-node-at S       kill -9 the last started node S s into the\n"
+    "                         measured run; report before/after\n"
+    "  --staleness            PBS t-visibility per setting\n"
+    "  --stale-trials N       trials per t (default 200)\n"
+    "output\n"
+    "  --json                 one JSON document on stdout instead of tables\n"
+    "  --csv FILE             one row per run, phase and op type\n"
+    "  --svg FILE             sweep chart (default chorus-sweep.svg)\n"
+    "  --label TEXT           label of a single run\n"
+    "  --seed N               PRNG seed (default 1)\n";
+
+static double parse_double(const char *s, const char *what, double lo,
+                           double hi) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || !(v >= lo && v <= hi)) {
+    fprintf(stderr, "chorus-bench: %s: \"%s\" is not in %g..%g\n", what, s, lo,
+            hi);
+    exit(2);
+  }
+  return v;
+}
+
+static int32_t parse_level(const char *s, const char *what) {
+  int32_t v;
+  if (chorus_level_parse(s, &v) != CHORUS_OK) {
+    fprintf(stderr, "chorus-bench: %s: \"%s\" is not a level\n", what, s);
+    exit(2);
+  }
+  return v;
+}
+
+static const char *short_level(int32_t v, char *buf) {
+  switch (v) {
+  case CHORUS_LOCAL_QUORUM:
+    return "LQ";
+  case CHORUS_EACH_QUORUM:
+    return "EQ";
+  case CHORUS_QUORUM:
+    return "Q";
+  default:
+    return level_text(v, buf);
+  }
+}
+
+static void make_label(struct setting *s) {
+  char a[16], b[16];
+  snprintf(s->label, sizeof s->label, "R=%s W=%s", short_level(s->r, a),
+           short_level(s->w, b));
+}
+
+static void default_chorusd(char *buf, size_t cap) {
+  char self[400];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    snprintf(buf, cap, "chorusd");
+    return;
+  }
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash != NULL)
+    *slash = '\0';
+  /* build/bench/chorus/chorus-bench -> build/node/chorusd */
+  snprintf(buf, cap, "%s/../../node/chorusd", self);
+}
+
+static void parse_options(int argc, char **argv, struct options *o) {
+  enum {
+    O_SEEDS = 256,
+    O_START,
+    O_DCS,
+    O_REPL,
+    O_DUR,
+    O_CHORUSD,
+    O_PORT,
+    O_CLUSTER,
+    O_RATE,
+    O_THREADS,
+    O_WARMUP,
+    O_NOTA,
+    O_WL,
+    O_KEYS,
+    O_ZIPF,
+    O_UNIFORM,
+    O_VSIZE,
+    O_PRELOAD,
+    O_READ,
+    O_WRITE,
+    O_TIMEOUT,
+    O_SWEEP,
+    O_KILL,
+    O_STALE,
+    O_STRIALS,
+    O_JSON,
+    O_CSV,
+    O_SVG,
+    O_LABEL,
+    O_SEED
+  };
+  static const struct option longopts[] = {
+      {"seeds", required_argument, NULL, O_SEEDS},
+      {"start-cluster", required_argument, NULL, O_START},
+      {"dcs", required_argument, NULL, O_DCS},
+      {"replicas", required_argument, NULL, O_REPL},
+      {"durability", required_argument, NULL, O_DUR},
+      {"chorusd", required_argument, NULL, O_CHORUSD},
+      {"port-base", required_argument, NULL, O_PORT},
+      {"cluster", required_argument, NULL, O_CLUSTER},
+      {"connections", required_argument, NULL, 'c'},
+      {"pipeline", required_argument, NULL, 'p'},
+      {"rate", required_argument, NULL, O_RATE},
+      {"threads", required_argument, NULL, O_THREADS},
+      {"duration", required_argument, NULL, 'd'},
+      {"warmup", required_argument, NULL, O_WARMUP},
+      {"ops", required_argument, NULL, 'n'},
+      {"no-token-aware", no_argument, NULL, O_NOTA},
+      {"workload", required_argument, NULL, O_WL},
+      {"keys", required_argument, NULL, O_KEYS},
+      {"zipf", optional_argument, NULL, O_ZIPF},
+      {"uniform", no_argument, NULL, O_UNIFORM},
+      {"value-size", required_argument, NULL, O_VSIZE},
+      {"preload", no_argument, NULL, O_PRELOAD},
+      {"read", required_argument, NULL, O_READ},
+      {"write", required_argument, NULL, O_WRITE},
+      {"timeout", required_argument, NULL, O_TIMEOUT},
+      {"sweep", no_argument, NULL, O_SWEEP},
+      {"kill-node-at", required_argument, NULL, O_KILL},
+      {"staleness", no_argument, NULL, O_STALE},
+      {"stale-trials", required_argument, NULL, O_STRIALS},
+      {"json", no_argument, NULL, O_JSON},
+      {"csv", required_argument, NULL, O_CSV},
+      {"svg", required_argument, NULL, O_SVG},
+      {"label", required_argument, NULL, O_LABEL},
+      {"seed", required_argument, NULL, O_SEED},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  memset(o, 0, sizeof *o);
+  o->dcs = 1;
+  o->port_base = 20000u + (unsigned)(getpid() % 2000) * 16u;
+  o->durability = "none";
+  o->cluster = "chorus";
+  o->conns = 4;
+  o->pipeline = 1;
+  o->threads = 1;
+  o->duration = 10;
+  o->warmup = 2;
+  o->token_aware = true;
+  o->theta = 0.99;
+  o->keys = 100000;
+  o->value_size = 100;
+  o->r = CHORUS_QUORUM;
+  o->w = CHORUS_QUORUM;
+  o->stale_trials = 200;
+  o->seed = 1;
+  int ch;
+  while ((ch = getopt_long(argc, argv, "c:p:d:n:h", longopts, NULL)) != -1) {
+    switch (ch) {
+    case O_SEEDS:
+      o->seeds = optarg;
+      break;
+    case O_START:
+      o->start_cluster =
+          (unsigned)parse_double(optarg, "--start-cluster", 1, BENCH_MAX_NODES);
+      break;
+    case O_DCS:
+      o->dcs = (unsigned)parse_double(optarg, "--dcs", 1, 2);
+      break;
+    case O_REPL:
+      o->replicas = optarg;
+      break;
+    case O_DUR:
+      o->durability = optarg;
+      break;
+    case O_CHORUSD:
+      o->chorusd = optarg;
+      break;
+    case O_PORT:
+      o->port_base = (unsigned)parse_double(optarg, "--port-base", 1024, 65000);
+      break;
+    case O_CLUSTER:
+      o->cluster = optarg;
+      break;
+    case 'c':
+      o->conns = (unsigned)parse_double(optarg, "--connections", 1, 4096);
+      break;
+    case 'p':
+      o->pipeline = (unsigned)parse_double(optarg, "--pipeline", 1, 256);
+      break;
+    case O_RATE:
+      o->rate = parse_double(optarg, "--rate", 1, 1e8);
+      break;
+    case O_THREADS:
+      o->threads = (unsigned)parse_double(optarg, "--threads", 1, 64);
+      break;
+    case 'd':
+      o->duration = parse_double(optarg, "--duration", 0.1, 1e6);
+      break;
+    case O_WARMUP:
+      o->warmup = parse_double(optarg, "--warmup", 0, 1e6);
+      break;
+    case 'n':
+      o->ops = (uint64_t)parse_double(optarg, "--ops", 1, 1e15);
+      break;
+    case O_NOTA:
+      o->token_aware = false;
+      break;
+    case O_WL: {
+      bool found = false;
+      for (size_t i = 0; i < sizeof wl_names / sizeof wl_names[0]; i++)
+        if (strcmp(optarg, wl_names[i]) == 0) {
+          o->wl = (enum workload)i;
+          found = true;
+        }
+      if (!found) {
+        fprintf(stderr,
+                "chorus-bench: --workload: \"%s\" is not rw50, rw95, "
+                "ro, wo, counter or set\n",
+                optarg);
+        exit(2);
+      }
+      break;
+    }
+    case O_KEYS:
+      o->keys = (uint64_t)parse_double(optarg, "--keys", 2, 1e9);
+      break;
+    case O_ZIPF:
+      o->zipf = true;
+      if (optarg != NULL)
+        o->theta = parse_double(optarg, "--zipf", 0.01, 0.999);
+      break;
+    case O_UNIFORM:
+      o->zipf = false;
+      break;
+    case O_VSIZE:
+      o->value_size = (size_t)parse_double(optarg, "--value-size", 8, 65536);
+      break;
+    case O_PRELOAD:
+      o->preload = true;
+      break;
+    case O_READ:
+      o->r = parse_level(optarg, "--read");
+      break;
+    case O_WRITE:
+      o->w = parse_level(optarg, "--write");
+      break;
+    case O_TIMEOUT:
+      o->timeout_ms = (uint32_t)parse_double(optarg, "--timeout", 1, 86400000);
+      break;
+    case O_SWEEP:
+      o->sweep = true;
+      break;
+    case O_KILL:
+      o->kill_at = parse_double(optarg, "--kill-node-at", 0.001, 1e6);
+      break;
+    case O_STALE:
+      o->staleness = true;
+      break;
+    case O_STRIALS:
+      o->stale_trials =
+          (unsigned)parse_double(optarg, "--stale-trials", 1, 1e7);
+      break;
+    case O_JSON:
+      o->json = true;
+      break;
+    case O_CSV:
+      o->csv = optarg;
+      break;
+    case O_SVG:
+      o->svg = optarg;
+      break;
+    case O_LABEL:
+      o->label = optarg;
+      break;
+    case O_SEED:
+      o->seed = (uint64_t)parse_double(optarg, "--seed", 0, 1e15);
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      exit(0);
+    default:
+      fputs(usage_text, stderr);
+      exit(2);
+    }
+  }
+  if (optind < argc || (o->seeds == NULL) == (o->start_cluster == 0)) {
+    fprintf(stderr, "chorus-bench: give exactly one of --start-cluster N and "
+                    "--seeds (try --help)\n");
+    exit(2);
+  }
+  if (o->kill_at > 0 && o->start_cluster < 2) {
+    fprintf(stderr,
+            "chorus-bench: --kill-node-at needs --start-cluster >= 2\n");
+    exit(2);
+  }
+  if (o->kill_at > 0 && o->ops > 0) {
+    fprintf(stderr, "chorus-bench: --kill-node-at needs a --duration run\n");
+    exit(2);
+  }
+  if (o->replicas == NULL)
+    o->replicas = o->dcs > 1 ? "dc0:3,dc1:3" : "3";
+  if (o->threads > o->conns)
+    o->threads = o->conns;
+}
+
+/* The settings of this invocation. */
+static size_t make_settings(const struct options *o, struct setting *s) {
+  size_t n = 0;
+  if (!o->sweep) {
+    s[0].r = o->r;
+    s[0].w = o->w;
+    make_label(&s[0]);
+    if (o->label != NULL) {
+      snprintf(s[0].label, sizeof s[0].label, "%s", o->label);
+      /* it goes into JSON strings and quoted CSV fields unescaped */
+      for (char *c = s[0].label; *c; c++)
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+          *c = '_';
+    }
+    return 1;
+  }
+  if (o->dcs > 1) {
+    static const int32_t pairs[][2] = {
+        {CHORUS_ONE, CHORUS_ONE},
+        {CHORUS_LOCAL_QUORUM, CHORUS_LOCAL_QUORUM},
+        {CHORUS_LOCAL_QUORUM, CHORUS_EACH_QUORUM},
+        {CHORUS_QUORUM, CHORUS_QUORUM},
+        {CHORUS_EACH_QUORUM, CHORUS_EACH_QUORUM},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+      s[n].r = pairs[i][0];
+      s[n].w = pairs[i][1];
+      make_label(&s[n++]);
+    }
+    return n;
+  }
+  for (int32_t r = 1; r <= 3; r++)
+    for (int32_t w = 1; w <= 3; w++) {
+      s[n].r = r;
+      s[n].w = w;
+      make_label(&s[n++]);
+    }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  struct options o;
+  parse_options(argc, argv, &o);
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  static struct bench_cluster cluster;
+  struct bench_cluster *cl = NULL;
+  char seeds[BENCH_MAX_NODES * 64];
+  int status = 0;
+
+  if (o.start_cluster > 0) {
+    memset(&cluster, 0, sizeof cluster);
+    if (o.chorusd != NULL)
+      snprintf(cluster.chorusd, sizeof cluster.chorusd, "%s", o.chorusd);
+    else
+      default_chorusd(cluster.chorusd, sizeof cluster.chorusd);
+    snprintf(cluster.replicas, sizeof cluster.replicas, "%s", o.replicas);
+    snprintf(cluster.durability, sizeof cluster.durability, "%s", o.durability);
+    snprintf(cluster.cluster, sizeof cluster.cluster, "%s", o.cluster);
+    unsigned count = o.start_cluster;
+    if (o.dcs > 1 && count < 6)
+      count = 6; /* dc0:3,dc1:3 needs three nodes per datacenter */
+    if (!o.json)
+      fprintf(stderr,
+              "chorus-bench: starting %u chorusd (%s, replicas %s, "
+              "durability %s) on ports %u..\n",
+              count, cluster.chorusd, o.replicas, o.durability, o.port_base);
+    if (bench_cluster_start(&cluster, count, o.dcs, o.port_base, 60.0,
+                            errmsg) != CHORUS_OK) {
+      fprintf(stderr, "chorus-bench: cluster: %s\n", errmsg);
+      return 1;
+    }
+    cl = &cluster;
+    bench_cluster_seeds(cl, 0, seeds, sizeof seeds);
+  } else {
+    snprintf(seeds, sizeof seeds, "%s", o.seeds);
+  }
+
+  struct setting settings[MAX_SETTINGS];
+  size_t nset = make_settings(&o, settings);
+  struct result *results = chorus_calloc(nset, sizeof *results);
+  struct stale_result *stale = chorus_calloc(nset, sizeof *stale);
+  FILE *csv = NULL;
+  if (o.csv != NULL) {
+    csv = fopen(o.csv, "w");
+    if (csv == NULL) {
+      fprintf(stderr, "chorus-bench: --csv %s: cannot open\n", o.csv);
+      status = 1;
+      goto out;
+    }
+    fputs(csv_header, csv);
+  }
+  if (results == NULL || stale == NULL) {
+    status = 1;
+    goto out;
+  }
+
+  if (o.preload) {
+    struct result pre;
+    struct setting ps = settings[0];
+    uint64_t t0 = uv_hrtime();
+    if (run_once(&o, cl, seeds, &ps, true, &pre, errmsg) != CHORUS_OK) {
+      fprintf(stderr, "chorus-bench: preload: %s\n", errmsg);
+      status = 1;
+      goto out;
+    }
+    if (!o.json)
+      fprintf(stderr, "chorus-bench: preloaded %" PRIu64 " keys in %.1f s\n",
+              o.keys, (double)(uv_hrtime() - t0) / 1e9);
+  }
+
+  for (size_t i = 0; i < nset; i++) {
+    if (cl != NULL && o.kill_at > 0 && i > 0) {
+      /* each setting starts from a whole cluster */
+      if (bench_cluster_restart(cl, cl->count - 1, 60.0, errmsg) != CHORUS_OK) {
+        fprintf(stderr, "chorus-bench: restart: %s\n", errmsg);
+        status = 1;
+        break;
+      }
+      bench_cluster_seeds(cl, 0, seeds, sizeof seeds);
+    }
+    if (!o.json)
+      print_header(&o, &settings[i], seeds);
+    errmsg[0] = '\0';
+    if (run_once(&o, cl, seeds, &settings[i], false, &results[i], errmsg) !=
+        CHORUS_OK) {
+      fprintf(stderr, "chorus-bench: run %s: %s\n", settings[i].label, errmsg);
+      status = 1;
+      break;
+    }
+    if (!o.json)
+      print_table(&results[i]);
+    if (csv != NULL) {
+      csv_rows(csv, &o, &results[i]);
+      fflush(csv);
+    }
+  }
+
+  if (status == 0 && o.staleness) {
+    if (cl != NULL)
+      for (unsigned k = 0; k < cl->count; k++)
+        if (cl->nodes[k].killed &&
+            bench_cluster_restart(cl, k, 60.0, errmsg) != CHORUS_OK) {
+          fprintf(stderr, "chorus-bench: restart: %s\n", errmsg);
+          status = 1;
+        }
+    char addrs[BENCH_MAX_NODES][64];
+    if (cl != NULL)
+      bench_cluster_seeds(cl, 0, seeds, sizeof seeds);
+    unsigned na = split_seeds(seeds, addrs, BENCH_MAX_NODES);
+    for (size_t i = 0; i < nset && status == 0; i++) {
+      if (run_staleness(&o, addrs, na, &settings[i], &stale[i], errmsg) !=
+          CHORUS_OK) {
+        fprintf(stderr, "chorus-bench: staleness %s: %s\n", settings[i].label,
+                errmsg);
+        status = 1;
+      }
+    }
+    if (!o.json)
+      print_staleness(stale, nset);
+  }
+
+  if (status == 0 && o.sweep) {
+    const char *svg_path = o.svg ? o.svg : "chorus-sweep.svg";
+    struct bench_svg_point pts[MAX_SETTINGS];
+    struct bench_hist *all = chorus_malloc(sizeof *all);
+    for (size_t i = 0; i < nset && all != NULL; i++) {
+      all_hist(&results[i], 0, all);
+      pts[i].label = results[i].set.label;
+      pts[i].ops = ops_per_s(&results[i], 0);
+      pts[i].p99_ms = ms(bench_hist_percentile(all, 99));
+    }
+    chorus_free(all);
+    FILE *f = fopen(svg_path, "w");
+    if (f != NULL) {
+      char title[160];
+      snprintf(title, sizeof title,
+               "chorus %s sweep: %u nodes, replicas %s, %s loop, %u conns x "
+               "%u",
+               wl_names[o.wl], cl ? cl->count : 0, o.replicas,
+               o.rate > 0 ? "open" : "closed", o.conns, o.pipeline);
+      bench_svg_sweep(f, title, pts, nset);
+      fclose(f);
+      if (!o.json)
+        printf("\nsweep chart: %s%s%s\n", svg_path, o.csv ? ", rows: " : "",
+               o.csv ? o.csv : "");
+    }
+  }
+
+  if (o.json) {
+    printf("{\"runs\":[");
+    for (size_t i = 0; i < nset; i++) {
+      if (i)
+        putchar(',');
+      json_result(stdout, &o, &results[i]);
+    }
+    printf("]");
+    if (o.staleness) {
+      putchar(',');
+      json_staleness(stdout, stale, nset);
+    }
+    printf("}\n");
+  }
+
+out:
+  if (csv != NULL)
+    fclose(csv);
+  chorus_free(results);
+  chorus_free(stale);
+  if (cl != NULL)
+    bench_cluster_stop(cl);
+  return status;
+}

@@ -1,0 +1,123 @@
+#!/bin/sh
+# compare.sh: chorus against Redis on this machine, in one invocation and at
+# the same concurrency: redis-benchmark against a private redis-server, and
+# chorus-bench against a fresh 3-node local cluster (N=3, QUORUM reads and
+# writes, 100-byte values, uniform over 100k keys, 50/50 read/update),
+# without pipelining and with 16 requests in flight per connection
+# (redis-benchmark -P 16 / chorus-bench -p 16). Prints the figures and the
+# chorus/Redis ratios, for chorus --durability none (Redis without
+# persistence) and --durability group (Redis with appendfsync always: both
+# acknowledge a write only after it is on disk).
+#
+# Redis runs GET and SET as separate tests; its 50/50 throughput is their
+# harmonic mean (half the requests at each rate), its latencies the mean of
+# the two tests' percentiles. A single Redis process on one core against
+# three chorus nodes, each writing to three replicas: the ratio is the price
+# of replication and quorums, not a like-for-like engine comparison.
+#
+# Usage (from the repository root, after `ninja -C build-bench-rel`):
+#   bench/chorus/compare.sh [BUILD_DIR]
+# Environment: DURATION (s, default 10), CONNS (default 8), REDIS_PORT,
+# REDIS_OPS (requests per redis-benchmark test without pipelining, default
+# 100000; ten times that with -P 16), DURABILITY ("none group").
+set -eu
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build-bench-rel}
+bench=$build/bench/chorus/chorus-bench
+duration=${DURATION:-10}
+conns=${CONNS:-8}
+redis_port=${REDIS_PORT:-$((21000 + $$ % 4000))}
+redis_ops=${REDIS_OPS:-100000}
+modes=${DURABILITY:-none group}
+
+for tool in redis-server redis-benchmark redis-cli awk; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "compare.sh: $tool not found (apt-get install -y redis-server" \
+      "redis-tools)" >&2
+    exit 1
+  fi
+done
+if [ ! -x "$bench" ]; then
+  echo "compare.sh: $bench not built (ninja -C $build)" >&2
+  exit 1
+fi
+
+tmp=$(mktemp -d /tmp/chorus-compare-XXXXXX)
+redis_pid=
+cleanup() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+  --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
+redis_pid=$!
+i=0
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+  i=$((i + 1))
+  if [ $i -gt 100 ]; then
+    echo "compare.sh: redis-server did not start on port $redis_port" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+# redis_run P OPS: "ops/s p50 p99" of a 50/50 GET/SET mix.
+redis_run() {
+  redis-cli -p "$redis_port" flushall >/dev/null
+  redis-benchmark -p "$redis_port" -c "$conns" -n "$2" -r 100000 -d 100 \
+    -t set,get -P "$1" --csv -q >"$tmp/redis.csv"
+  awk -F'"' '
+    $2 == "SET" || $2 == "GET" { n++; inv += 0.5 / $4; p50 += $10; p99 += $14 }
+    END { if (n != 2) exit 1; printf "%.0f %.3f %.3f\n", 1 / inv, p50 / 2, p99 / 2 }
+  ' "$tmp/redis.csv"
+}
+
+# chorus_run P DURABILITY: "ops/s p50 p99 cpu_us_per_op" of rw50.
+chorus_run() {
+  "$bench" --start-cluster 3 --durability "$2" --replicas 3 \
+    -c "$conns" -p "$1" -d "$duration" --warmup 2 --workload rw50 \
+    --keys 100000 --value-size 100 --uniform --read QUORUM --write QUORUM \
+    --csv "$tmp/chorus.csv" >"$tmp/chorus.out" 2>&1 || {
+    cat "$tmp/chorus.out" >&2
+    return 1
+  }
+  # columns: 10 op, 13 ops_per_s, 16 p50_ms, 18 p99_ms, 22 cpu_us_per_op
+  awk -F, '$10 == "all" { printf "%.0f %.3f %.3f %s\n", $13, $16, $18, $22 }' \
+    "$tmp/chorus.csv"
+}
+
+echo "chorus vs Redis: $conns connections, 100 B values, 100k keys, 50/50;"
+echo "chorus 3 nodes N=3 QUORUM for $duration s; host $(nproc) CPUs"
+printf '\n%-9s %-10s | %10s %8s %8s | %10s %8s %8s %7s | %7s %7s %7s\n' \
+  durability in-flight "redis op/s" "p50 ms" "p99 ms" "chorus/s" "p50 ms" \
+  "p99 ms" "us/op" "thr" "p50" "p99"
+for mode in $modes; do
+  if [ "$mode" = group ]; then
+    redis-cli -p "$redis_port" config set appendonly yes >/dev/null
+    redis-cli -p "$redis_port" config set appendfsync always >/dev/null
+  else
+    redis-cli -p "$redis_port" config set appendonly no >/dev/null
+  fi
+  for p in 1 16; do
+    ops=$redis_ops
+    [ "$p" = 1 ] || ops=$((redis_ops * 10))
+    r=$(redis_run "$p" "$ops")
+    c=$(chorus_run "$p" "$mode")
+    # shellcheck disable=SC2086
+    set -- $r $c
+    printf '%-9s %-10s | %10s %8s %8s | %10s %8s %8s %7s | %7.3f %7.2f %7.2f\n' \
+      "$mode" "$p/conn" "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
+      "$(awk "BEGIN { print $4 / $1 }")" "$(awk "BEGIN { print $5 / $2 }")" \
+      "$(awk "BEGIN { print $6 / $3 }")"
+  done
+done
+echo
+echo "ratios are chorus / Redis: thr above 1 is chorus faster; p50, p99"
+echo "above 1 are chorus slower. us/op: chorus node CPU per request (3 nodes)."
