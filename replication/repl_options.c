@@ -77,7 +77,9 @@ int repl__resolve(const struct ring_replication *rs, int32_t level,
     break;
   case WIRE_EACH_QUORUM:
     /* Without datacenters there is one group: EACH_QUORUM is QUORUM. */
-    out->ngroups = (uint8_t)(rs->dc_count ? rs->dc_count : 1);
+    out->ngroups = (uint8_t)(rs->dc_count == 0             ? 1
+                             : rs->dc_count > RING_MAX_DCS ? RING_MAX_DCS
+                                                           : rs->dc_count);
     for (uint8_t g = 0; g < out->ngroups; g++) {
       out->per_group[g] = (uint8_t)(group_factor(rs, g) / 2 + 1);
       k += out->per_group[g];
