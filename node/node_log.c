@@ -36,6 +36,8 @@ int node_log_level_parse(const char *s, enum node_log_level *out) {
 /* One write per line, so lines of concurrent processes sharing a terminal
  * (a local cluster) never interleave mid-line. */
 static void vlog(enum node_log_level level, const char *module, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 3, 0)));
+static void vlog(enum node_log_level level, const char *module, const char *fmt,
                  va_list ap) {
   char line[CHORUS_TRACE_LINE_MAX + 128];
   struct timespec ts;
