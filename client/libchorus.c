@@ -405,9 +405,10 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
       char text[CHORUS_ERRMSG_SIZE];
       snprintf(text, sizeof text, "%s", res.errmsg);
       msgf(res.errmsg, "%s: %s", res.server, text);
-      /* The coordinator answers ETIMEDOUT when a write's quorum was late:
-       * some replicas may hold it (repl.h, THE WRITE PATH, step 4). */
-      res.maybe_applied = q->is_write && res.status == CHORUS_ETIMEDOUT;
+      /* The coordinator answers ETIMEDOUT when a write's quorum was late
+       * (repl.h, THE WRITE PATH, step 4), ECANCELED when it shut down
+       * mid-write: some replicas may hold it. */
+      res.maybe_applied = q->is_write && chorus_maybe_applied(res.status);
       res.from_node = true;
     }
   }

@@ -104,3 +104,16 @@ int chorus_error_from_errno(int errnum) {
     return CHORUS_EIO;
   }
 }
+
+int chorus_maybe_applied(int code) {
+  switch (code) {
+  case CHORUS_ETIMEDOUT:
+  case CHORUS_ECANCELED:
+  case CHORUS_ESYNCFAILED:
+  case CHORUS_EIO:
+  case CHORUS_EINTERNAL:
+    return 1;
+  default:
+    return 0;
+  }
+}

@@ -86,4 +86,13 @@ int chorus_errwrap(char *errmsg, int code, const char *fmt, ...)
  * anything else -> CHORUS_EIO). */
 int chorus_error_from_errno(int errnum);
 
+/* chorus_maybe_applied: whether a write that failed with @code may still
+ * have taken effect on some replica: a quorum that timed out
+ * (CHORUS_ETIMEDOUT), a node that stopped or failed after writing
+ * (CHORUS_ECANCELED, CHORUS_ESYNCFAILED, CHORUS_EIO, CHORUS_EINTERNAL).
+ * Every other code means nothing was written. The coordinator and the
+ * client library both classify with it, so a client never reports as
+ * failed a write a node may have applied. */
+int chorus_maybe_applied(int code);
+
 #endif /* CHORUS_ERROR_H */

@@ -388,7 +388,7 @@ static int reply_error(struct repl *r, const struct repl_effects *fx,
     break;
   }
   return fx->reply(fx->ctx, origin, &m,
-                   is_write_type(mtype) && repl__maybe_applied(code));
+                   is_write_type(mtype) && chorus_maybe_applied(code));
 }
 
 /* Ends a coordinated operation with an error answer; its timer frees it. */
@@ -652,8 +652,12 @@ static int coordinate_write(struct repl *r, const struct wire_msg *m,
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return CHORUS_ENOMEM;
+  /* Deletes of disarmed hints ride along, ahead of this write's hints. */
+  rc = repl__hints_flush(&r->hints, r->store, b);
   size_t dl;
-  unsigned char *dk = data_key(pl->token, q->key->ptr, q->key->len, &dl);
+  unsigned char *dk = rc == CHORUS_OK
+                          ? data_key(pl->token, q->key->ptr, q->key->len, &dl)
+                          : NULL;
   rc = dk ? store_batch_put(b, STORE_DATA, dk, dl, op->obj, op->olen)
           : CHORUS_ENOMEM;
   chorus_free(dk);
@@ -1166,6 +1170,10 @@ static int disarm(struct repl *r, chorus_node_id target, const struct op *op,
                   uint64_t seq, bool *deleted) {
   int rc = repl__hints_disarm(&r->hints, r->store, target, op->token, op->key,
                               op->klen, seq, deleted);
+  /* Deletes wait for the next write batch; without writes, write them
+   * once enough have gathered (and at every hint round). */
+  if (rc == CHORUS_OK && repl__hints_pending_deletes(&r->hints) >= 256)
+    rc = repl__hints_flush(&r->hints, r->store, NULL);
   if (rc == CHORUS_ENOMEM)
     return rc;
   if (rc != CHORUS_OK)
@@ -1282,7 +1290,7 @@ static int on_answer(struct repl *r, chorus_node_id from,
       return CHORUS_OK;
     {
       bool maybe = m->type == WIRE_ERROR && is_write_type(op->mtype) &&
-                   repl__maybe_applied(m->error.code);
+                   chorus_maybe_applied(m->error.code);
       struct repl_origin origin = op->origin;
       op_free(r, op);
       return fx->reply(fx->ctx, &origin, m, maybe);
@@ -1393,8 +1401,10 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     size_t kl, vl;
     const void *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
     struct repl_hint h;
-    if (repl__hint_parse(k, kl, v, vl, &h) != CHORUS_OK) {
-      store_iter_next(it);
+    if (repl__hint_parse(k, kl, v, vl, &h) != CHORUS_OK ||
+        !repl__hints_current(&r->hints, h.target, h.token, h.key, h.klen,
+                             h.seq)) {
+      store_iter_next(it); /* disarmed (delete pending) or re-armed */
       continue;
     }
     /* A hint younger than a request timeout belongs to a write still in
@@ -1578,7 +1588,14 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
   uint64_t kind = id >> TIMER_KIND_SHIFT;
   int rc = CHORUS_OK;
   if (kind == TIMER_HINTS) {
-    if (r->ready && !r->failed)
+    if (!r->failed) {
+      rc = repl__hints_flush(&r->hints, r->store, NULL);
+      if (rc != CHORUS_OK && rc != CHORUS_ENOMEM) {
+        TRACE(r, "hint deletes not written: %s", chorus_errname(rc));
+        rc = CHORUS_OK;
+      }
+    }
+    if (rc == CHORUS_OK && r->ready && !r->failed)
       rc = replay(r, 0, wall, fx);
     if (rc == CHORUS_OK)
       rc = fx->timer(fx->ctx, TIMER_HINTS << TIMER_KIND_SHIFT,

@@ -1,5 +1,7 @@
 /* repl_hints.c: the hint table in the store's hints space, one hint per
- * (target, key), with per-target counts and bytes for the bounds. */
+ * (target, key), with per-target counts and bytes for the bounds, and an
+ * in-memory index of every hint so that the write path never reads the
+ * table. */
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -35,7 +37,104 @@ void repl__hints_init(struct repl_hints *h, uint64_t max_bytes) {
   h->max_bytes = max_bytes;
 }
 
+static size_t entry_hash(chorus_node_id target, chorus_token token,
+                         size_t klen) {
+  /* The token already is a hash of the key. */
+  uint64_t x = token ^ (target * 0x9e3779b97f4a7c15ull) ^ klen;
+  x ^= x >> 29;
+  return (size_t)x;
+}
+
+static struct repl_hint_entry **entry_slot(const struct repl_hints *h,
+                                           chorus_node_id target,
+                                           chorus_token token, const void *key,
+                                           size_t klen) {
+  if (h->nbuckets == 0)
+    return NULL;
+  struct repl_hint_entry **p =
+      &h->bucket[entry_hash(target, token, klen) & (h->nbuckets - 1)];
+  for (; *p; p = &(*p)->next)
+    if ((*p)->target == target && (*p)->token == token && (*p)->klen == klen &&
+        (klen == 0 || memcmp((*p)->key, key, klen) == 0))
+      return p;
+  return p;
+}
+
+static struct repl_hint_entry *entry_find(const struct repl_hints *h,
+                                          chorus_node_id target,
+                                          chorus_token token, const void *key,
+                                          size_t klen) {
+  struct repl_hint_entry **p = entry_slot(h, target, token, key, klen);
+  return p ? *p : NULL;
+}
+
+static int entry_grow(struct repl_hints *h) {
+  if (h->nentries < h->nbuckets)
+    return CHORUS_OK;
+  size_t nb = h->nbuckets ? h->nbuckets * 2 : 256;
+  struct repl_hint_entry **b = chorus_calloc(nb, sizeof *b);
+  if (b == NULL)
+    return CHORUS_ENOMEM;
+  for (size_t i = 0; i < h->nbuckets; i++)
+    for (struct repl_hint_entry *e = h->bucket[i], *next; e; e = next) {
+      next = e->next;
+      struct repl_hint_entry **d =
+          &b[entry_hash(e->target, e->token, e->klen) & (nb - 1)];
+      e->next = *d;
+      *d = e;
+    }
+  chorus_free(h->bucket);
+  h->bucket = b;
+  h->nbuckets = nb;
+  return CHORUS_OK;
+}
+
+/* Inserts or updates; *@old_size gets the replaced entry's size (0). */
+static int entry_put(struct repl_hints *h, chorus_node_id target,
+                     chorus_token token, const void *key, size_t klen,
+                     uint64_t seq, uint64_t size, uint64_t *old_size) {
+  *old_size = 0;
+  struct repl_hint_entry *e = entry_find(h, target, token, key, klen);
+  if (e != NULL) {
+    *old_size = e->size;
+    e->seq = seq;
+    e->size = size;
+    return CHORUS_OK;
+  }
+  if (entry_grow(h) != CHORUS_OK ||
+      (e = chorus_malloc(sizeof *e + (klen ? klen : 1))) == NULL)
+    return CHORUS_ENOMEM;
+  *e = (struct repl_hint_entry){NULL, target, token, seq, size, klen};
+  if (klen)
+    memcpy(e->key, key, klen);
+  struct repl_hint_entry **p = entry_slot(h, target, token, key, klen);
+  *p = e;
+  h->nentries++;
+  return CHORUS_OK;
+}
+
+static void entry_remove(struct repl_hints *h, struct repl_hint_entry **p) {
+  struct repl_hint_entry *e = *p;
+  *p = e->next;
+  chorus_free(e);
+  h->nentries--;
+}
+
+bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
+                         chorus_token token, const void *key, size_t klen,
+                         uint64_t seq) {
+  const struct repl_hint_entry *e = entry_find(h, target, token, key, klen);
+  return e != NULL && e->seq == seq;
+}
+
 void repl__hints_free(struct repl_hints *h) {
+  for (size_t i = 0; i < h->nbuckets; i++)
+    while (h->bucket[i])
+      entry_remove(h, &h->bucket[i]);
+  chorus_free(h->bucket);
+  for (size_t i = 0; i < h->npend; i++)
+    chorus_free(h->pend[i].key);
+  chorus_free(h->pend);
   chorus_free(h->t);
   memset(h, 0, sizeof *h);
 }
@@ -97,6 +196,10 @@ int repl__hints_load(struct repl_hints *h, struct store *s) {
     struct repl_hint_target *t = slot(h, hint.target, true, &rc);
     if (t == NULL)
       break;
+    uint64_t old;
+    if ((rc = entry_put(h, hint.target, hint.token, hint.key, hint.klen,
+                        hint.seq, kl + vl, &old)) != CHORUS_OK)
+      break;
     t->count++;
     t->bytes += kl + vl;
   }
@@ -133,17 +236,12 @@ int repl__hints_arm(struct repl_hints *h, struct store *s,
                     chorus_token token, const void *key, size_t klen,
                     uint64_t seq, chorus_ms wall, const void *object,
                     size_t olen, bool *dropped) {
+  (void)s;
   *dropped = false;
-  struct repl_hint old;
-  void *oldbuf = NULL;
-  int rc = repl__hints_get(s, target, token, key, klen, &old, &oldbuf);
-  if (rc != CHORUS_OK && rc != CHORUS_ENOTFOUND && rc != CHORUS_ECORRUPT)
-    return rc;
-  bool existed = rc == CHORUS_OK;
-  uint64_t old_size =
-      existed ? REPL_HINT_PREFIX + klen + REPL_HINT_HEAD + old.olen : 0;
-  chorus_free(oldbuf);
+  const struct repl_hint_entry *old = entry_find(h, target, token, key, klen);
+  uint64_t old_size = old ? old->size : 0;
   uint64_t size = REPL_HINT_PREFIX + klen + REPL_HINT_HEAD + olen;
+  int rc = CHORUS_OK;
   struct repl_hint_target *t = slot(h, target, true, &rc);
   if (t == NULL)
     return rc;
@@ -165,9 +263,12 @@ int repl__hints_arm(struct repl_hints *h, struct store *s,
   }
   chorus_free(hk);
   chorus_free(hv);
+  uint64_t replaced;
+  if (rc == CHORUS_OK)
+    rc = entry_put(h, target, token, key, klen, seq, size, &replaced);
   if (rc != CHORUS_OK)
     return rc;
-  t->count += existed ? 0 : 1;
+  t->count += old ? 0 : 1;
   t->bytes = t->bytes - old_size + size;
   h->queued++;
   return CHORUS_OK;
@@ -182,33 +283,85 @@ static int delete_hint(struct repl_hints *h, struct store *s,
       repl__hint_key(hk, hint->target, hint->token, hint->key, hint->klen);
   int rc = store_delete(s, STORE_HINTS, hk, hl, NULL);
   chorus_free(hk);
-  if (rc == CHORUS_OK)
-    account(h, hint->target, -1,
-            -(int64_t)(REPL_HINT_PREFIX + hint->klen + REPL_HINT_HEAD +
-                       hint->olen));
-  return rc;
+  if (rc != CHORUS_OK)
+    return rc;
+  struct repl_hint_entry **p =
+      entry_slot(h, hint->target, hint->token, hint->key, hint->klen);
+  if (p != NULL && *p != NULL) {
+    account(h, hint->target, -1, -(int64_t)(*p)->size);
+    entry_remove(h, p);
+  }
+  return CHORUS_OK;
 }
 
 int repl__hints_disarm(struct repl_hints *h, struct store *s,
                        chorus_node_id target, chorus_token token,
                        const void *key, size_t klen, uint64_t seq,
                        bool *deleted) {
+  (void)s;
   if (deleted)
     *deleted = false;
-  struct repl_hint hint;
-  void *buf = NULL;
-  int rc = repl__hints_get(s, target, token, key, klen, &hint, &buf);
-  if (rc == CHORUS_ENOTFOUND)
+  struct repl_hint_entry **p = entry_slot(h, target, token, key, klen);
+  if (p == NULL || *p == NULL || (*p)->seq != seq)
     return CHORUS_OK;
-  if (rc != CHORUS_OK)
-    return rc;
-  if (hint.seq == seq) {
-    rc = delete_hint(h, s, &hint);
-    if (rc == CHORUS_OK && deleted)
-      *deleted = true;
+  if (h->npend == h->cappend) {
+    size_t ncap = h->cappend ? h->cappend * 2 : 64;
+    struct repl_hint_pending *np = chorus_realloc(h->pend, ncap * sizeof *np);
+    if (np == NULL)
+      return CHORUS_ENOMEM;
+    h->pend = np;
+    h->cappend = ncap;
   }
-  chorus_free(buf);
-  return rc;
+  unsigned char *k = chorus_malloc(klen ? klen : 1);
+  if (k == NULL)
+    return CHORUS_ENOMEM;
+  if (klen)
+    memcpy(k, key, klen);
+  h->pend[h->npend++] = (struct repl_hint_pending){target, token, klen, k};
+  account(h, target, -1, -(int64_t)(*p)->size);
+  entry_remove(h, p);
+  if (deleted)
+    *deleted = true;
+  return CHORUS_OK;
+}
+
+int repl__hints_flush(struct repl_hints *h, struct store *s,
+                      struct store_batch *b) {
+  if (h->npend == 0)
+    return CHORUS_OK;
+  struct store_batch *own = b ? NULL : store_batch_new();
+  if (b == NULL && own == NULL)
+    return CHORUS_ENOMEM;
+  struct store_batch *into = b ? b : own;
+  size_t before = store_batch_count(into);
+  int rc = CHORUS_OK;
+  for (size_t i = 0; i < h->npend && rc == CHORUS_OK; i++) {
+    const struct repl_hint_pending *d = &h->pend[i];
+    /* Re-armed since: the newer hint stays. */
+    if (entry_find(h, d->target, d->token, d->key, d->klen) != NULL)
+      continue;
+    unsigned char *hk = chorus_malloc(REPL_HINT_PREFIX + d->klen);
+    if (hk == NULL) {
+      rc = CHORUS_ENOMEM;
+      break;
+    }
+    size_t hl = repl__hint_key(hk, d->target, d->token, d->key, d->klen);
+    rc = store_batch_delete(into, STORE_HINTS, hk, hl);
+    chorus_free(hk);
+  }
+  if (rc == CHORUS_OK && own != NULL && store_batch_count(own) > before)
+    rc = store_write_batch(s, own, NULL);
+  store_batch_free(own);
+  if (rc != CHORUS_OK)
+    return rc; /* the deletes stay pending (a caller's batch may be cut) */
+  for (size_t i = 0; i < h->npend; i++)
+    chorus_free(h->pend[i].key);
+  h->npend = 0;
+  return CHORUS_OK;
+}
+
+size_t repl__hints_pending_deletes(const struct repl_hints *h) {
+  return h->npend;
 }
 
 int repl__hints_drop(struct repl_hints *h, struct store *s,

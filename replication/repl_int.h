@@ -47,10 +47,6 @@ void repl__tally_add(struct repl_tally *t, const struct repl_need *n, int group,
                      bool natural);
 bool repl__tally_met(const struct repl_tally *t, const struct repl_need *n);
 
-/* repl__maybe_applied: whether a write that failed with @code may still
- * take effect (the replica set may hold it). */
-bool repl__maybe_applied(int code);
-
 /* ------------------------------------------------------------------------
  * Hints (repl_hints.c)
  *
@@ -68,11 +64,38 @@ struct repl_hint_target {
   uint64_t count, bytes;
 };
 
+/* The index: every hint in the table, by (target, token, key), with its
+ * sequence and size, so that arming and disarming never read the store
+ * (they are on every replicated write's path). */
+struct repl_hint_entry {
+  struct repl_hint_entry *next;
+  chorus_node_id target;
+  chorus_token token;
+  uint64_t seq;
+  uint64_t size; /* key + value bytes in the table */
+  size_t klen;
+  unsigned char key[]; /* the user key */
+};
+
+/* A delete decided (the hint was disarmed) but not yet written: deletes
+ * ride along with the next write batch (repl__hints_flush), skipping keys
+ * re-armed meanwhile. A crash that loses them only replays a hint again. */
+struct repl_hint_pending {
+  chorus_node_id target;
+  chorus_token token;
+  size_t klen;
+  unsigned char *key;
+};
+
 struct repl_hints {
   struct repl_hint_target *t; /* sorted by target */
   uint32_t n, cap;
   uint64_t max_bytes;
   uint64_t queued, dropped; /* totals since start */
+  struct repl_hint_entry **bucket;
+  size_t nbuckets, nentries;
+  struct repl_hint_pending *pend;
+  size_t npend, cappend;
 };
 
 /* One hint read back; pointers borrowed from the iterator or buffer. */
@@ -109,12 +132,24 @@ int repl__hints_get(struct store *s, chorus_node_id target, chorus_token token,
                     const void *key, size_t klen, struct repl_hint *out,
                     void **buf);
 /* repl__hints_disarm: deletes the hint when it still carries @seq (a later
- * write re-arms it with a newer one). *@deleted (may be NULL) says so.
- * Errors: store errors. */
+ * write re-arms it with a newer one): at once from the index and the
+ * counts, from the table at the next repl__hints_flush. *@deleted (may be
+ * NULL) says so. Errors: CHORUS_ENOMEM. */
 int repl__hints_disarm(struct repl_hints *h, struct store *s,
                        chorus_node_id target, chorus_token token,
                        const void *key, size_t klen, uint64_t seq,
                        bool *deleted);
+/* repl__hints_flush: appends the pending deletes to @b (NULL: writes them
+ * in a batch of their own), skipping hints re-armed since. Errors:
+ * CHORUS_ENOMEM, store write errors (the deletes stay pending). */
+int repl__hints_flush(struct repl_hints *h, struct store *s,
+                      struct store_batch *b);
+size_t repl__hints_pending_deletes(const struct repl_hints *h);
+/* repl__hints_current: whether the index holds (@target, @token, @key)
+ * with sequence @seq (replay skips hints disarmed or re-armed since). */
+bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
+                         chorus_token token, const void *key, size_t klen,
+                         uint64_t seq);
 /* repl__hints_drop: deletes a hint over a bound and counts it. */
 int repl__hints_drop(struct repl_hints *h, struct store *s,
                      const struct repl_hint *hint);

@@ -131,16 +131,3 @@ bool repl__tally_met(const struct repl_tally *t, const struct repl_need *n) {
       return false;
   return true;
 }
-
-bool repl__maybe_applied(int code) {
-  switch (code) {
-  case CHORUS_ETIMEDOUT:
-  case CHORUS_ESYNCFAILED:
-  case CHORUS_EIO:
-  case CHORUS_ECANCELED:
-  case CHORUS_EINTERNAL:
-    return true;
-  default:
-    return false;
-  }
-}

@@ -59,6 +59,22 @@ static void errwrap_prefixes_context_outermost_first(void **state) {
   assert_int_equal(chorus_errf(NULL, CHORUS_EIO, "ignored"), CHORUS_EIO);
 }
 
+/* Which failed writes may still have been applied: the classification the
+ * coordinator and the client library share. */
+static void maybe_applied_classifies_write_errors(void **state) {
+  (void)state;
+  const int maybe[] = {CHORUS_ETIMEDOUT, CHORUS_ECANCELED, CHORUS_ESYNCFAILED,
+                       CHORUS_EIO, CHORUS_EINTERNAL};
+  const int never[] = {CHORUS_OK,     CHORUS_EUNAVAILABLE, CHORUS_EINVAL,
+                       CHORUS_ETYPE,  CHORUS_ESIBLINGS,    CHORUS_ETOOBIG,
+                       CHORUS_ENOSPC, CHORUS_EOVERLOAD,    CHORUS_EMALFORMED,
+                       CHORUS_EAUTH};
+  for (size_t i = 0; i < sizeof maybe / sizeof maybe[0]; i++)
+    assert_true(chorus_maybe_applied(maybe[i]));
+  for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+    assert_false(chorus_maybe_applied(never[i]));
+}
+
 static void alloc_fails_after_k(void **state) {
   (void)state;
   chorus_alloc_fail_after(2);
@@ -162,6 +178,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(error_table_is_complete),
       cmocka_unit_test(errwrap_prefixes_context_outermost_first),
+      cmocka_unit_test(maybe_applied_classifies_write_errors),
       cmocka_unit_test(alloc_fails_after_k),
       cmocka_unit_test(prng_is_reproducible_and_uniform),
       cmocka_unit_test(tracer_emits_lines_and_null_is_silent),

@@ -772,6 +772,64 @@ static void failed_sync_stops_acknowledgements(void **state) {
   teardown_all();
 }
 
+/* The hint index and its deferred deletes: a hint re-armed between its
+ * disarm and the flush survives; load rebuilds the index from the table. */
+static void hint_index_and_deferred_deletes(void **state) {
+  (void)state;
+  struct store *st;
+  assert_int_equal(store_mem_open(&st), CHORUS_OK);
+  struct repl_hints h;
+  repl__hints_init(&h, UINT64_MAX);
+  struct store_batch *b = store_batch_new();
+  bool dropped;
+  assert_int_equal(
+      repl__hints_arm(&h, st, b, 7, 70, "k", 1, 1, 0, NULL, 0, &dropped),
+      CHORUS_OK);
+  assert_int_equal(
+      repl__hints_arm(&h, st, b, 7, 71, "j", 1, 1, 0, NULL, 0, &dropped),
+      CHORUS_OK);
+  assert_int_equal(store_write_batch(st, b, NULL), CHORUS_OK);
+  assert_int_equal(repl__hints_count(&h, 7), 2);
+  bool deleted;
+  /* An older sequence does not disarm a newer hint. */
+  assert_int_equal(repl__hints_disarm(&h, st, 7, 70, "k", 1, 0, &deleted),
+                   CHORUS_OK);
+  assert_false(deleted);
+  assert_int_equal(repl__hints_disarm(&h, st, 7, 70, "k", 1, 1, &deleted),
+                   CHORUS_OK);
+  assert_true(deleted);
+  assert_int_equal(repl__hints_disarm(&h, st, 7, 71, "j", 1, 1, &deleted),
+                   CHORUS_OK);
+  assert_int_equal(repl__hints_count(&h, 7), 0);
+  assert_int_equal(repl__hints_pending_deletes(&h), 2);
+  /* "k" is re-armed before the deletes are written. */
+  store_batch_clear(b);
+  assert_int_equal(
+      repl__hints_arm(&h, st, b, 7, 70, "k", 1, 2, 0, NULL, 0, &dropped),
+      CHORUS_OK);
+  assert_int_equal(store_write_batch(st, b, NULL), CHORUS_OK);
+  assert_int_equal(repl__hints_flush(&h, st, NULL), CHORUS_OK);
+  assert_int_equal(repl__hints_pending_deletes(&h), 0);
+  struct repl_hint got;
+  void *buf;
+  assert_int_equal(repl__hints_get(st, 7, 70, "k", 1, &got, &buf), CHORUS_OK);
+  assert_int_equal(got.seq, 2);
+  chorus_free(buf);
+  assert_int_equal(repl__hints_get(st, 7, 71, "j", 1, &got, &buf),
+                   CHORUS_ENOTFOUND);
+  /* A restart rebuilds the same index from the table. */
+  struct repl_hints again;
+  repl__hints_init(&again, UINT64_MAX);
+  assert_int_equal(repl__hints_load(&again, st), CHORUS_OK);
+  assert_int_equal(repl__hints_count(&again, 7), 1);
+  assert_true(repl__hints_current(&again, 7, 70, "k", 1, 2));
+  assert_false(repl__hints_current(&again, 7, 70, "k", 1, 1));
+  repl__hints_free(&again);
+  repl__hints_free(&h);
+  store_batch_free(b);
+  store_close(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
@@ -788,6 +846,7 @@ int main(void) {
       cmocka_unit_test(counters_count_a_retry_once),
       cmocka_unit_test(restart_gets_a_new_actor),
       cmocka_unit_test(failed_sync_stops_acknowledgements),
+      cmocka_unit_test(hint_index_and_deferred_deletes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
