@@ -110,7 +110,6 @@ int chorus_maybe_applied(int code) {
   case CHORUS_ETIMEDOUT:
   case CHORUS_ECANCELED:
   case CHORUS_ESYNCFAILED:
-  case CHORUS_EIO:
   case CHORUS_EINTERNAL:
     return 1;
   default:

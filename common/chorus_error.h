@@ -89,8 +89,9 @@ int chorus_error_from_errno(int errnum);
 /* chorus_maybe_applied: whether a write that failed with @code may still
  * have taken effect on some replica: a quorum that timed out
  * (CHORUS_ETIMEDOUT), a node that stopped or failed after writing
- * (CHORUS_ECANCELED, CHORUS_ESYNCFAILED, CHORUS_EIO, CHORUS_EINTERNAL).
- * Every other code means nothing was written. The coordinator and the
+ * (CHORUS_ECANCELED, CHORUS_ESYNCFAILED, CHORUS_EINTERNAL). Every other
+ * code means nothing was written (a coordinator answers CHORUS_EIO only
+ * when its own store refused the write). The coordinator and the
  * client library both classify with it, so a client never reports as
  * failed a write a node may have applied. */
 int chorus_maybe_applied(int code);

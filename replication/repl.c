@@ -264,6 +264,14 @@ static bool all_durable(struct repl *r) {
   return store_durable_seq(r->store) >= store_last_seq(r->store);
 }
 
+/* A batch that carried hints (armed, or pending deletes) failed: the index
+ * counted them already, so rebuild it from the table. */
+static void resync_hints(struct repl *r) {
+  int rc = repl__hints_load(&r->hints, r->store);
+  if (rc != CHORUS_OK)
+    TRACE(r, "hint index not rebuilt: %s", chorus_errname(rc));
+}
+
 /* Decodes stored or received bytes as @want (CRDT_NONE: any type); empty
  * bytes are an empty object of @want. Errors: CHORUS_ETYPE,
  * CHORUS_EMALFORMED, CHORUS_EINVAL (empty with CRDT_NONE). */
@@ -677,6 +685,8 @@ static int coordinate_write(struct repl *r, const struct wire_msg *m,
   if (rc == CHORUS_OK)
     rc = store_write_batch(r->store, b, &seq);
   store_batch_free(b);
+  if (rc != CHORUS_OK && rc != CHORUS_ENOMEM)
+    resync_hints(r);
   if (rc == CHORUS_ENOMEM)
     return rc;
   if (rc != CHORUS_OK) {
@@ -1132,6 +1142,8 @@ static int keep_hint(struct repl *r, const struct wire_hint_deliver *h,
     rc = store_write_batch(r->store, b, NULL);
   store_batch_free(b);
   chorus_free(bytes);
+  if (rc != CHORUS_OK && rc != CHORUS_ENOMEM && rc != CHORUS_EMALFORMED)
+    resync_hints(r);
   return rc;
 }
 

@@ -108,6 +108,10 @@ static int entry_put(struct repl_hints *h, chorus_node_id target,
   if (klen)
     memcpy(e->key, key, klen);
   struct repl_hint_entry **p = entry_slot(h, target, token, key, klen);
+  if (p == NULL) { /* not reached: entry_grow made the buckets */
+    chorus_free(e);
+    return CHORUS_ENOMEM;
+  }
   *p = e;
   h->nentries++;
   return CHORUS_OK;
@@ -182,7 +186,15 @@ static void account(struct repl_hints *h, chorus_node_id target, int64_t count,
 }
 
 int repl__hints_load(struct repl_hints *h, struct store *s) {
+  /* Start over: the table is the truth (also after a failed batch whose
+   * hints the index had already counted). */
   h->n = 0;
+  for (size_t i = 0; i < h->nbuckets; i++)
+    while (h->bucket[i])
+      entry_remove(h, &h->bucket[i]);
+  for (size_t i = 0; i < h->npend; i++)
+    chorus_free(h->pend[i].key);
+  h->npend = 0;
   struct store_iter *it;
   int rc = store_iter_open(s, STORE_HINTS, NULL, 0, NULL, 0, &it);
   if (rc != CHORUS_OK)

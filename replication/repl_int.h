@@ -112,13 +112,16 @@ struct repl_hint {
 
 void repl__hints_init(struct repl_hints *h, uint64_t max_bytes);
 void repl__hints_free(struct repl_hints *h);
-/* repl__hints_load: counts the table (at start). Errors: store errors,
+/* repl__hints_load: (re)builds the index and the counts from the table: at
+ * start, and after a write batch that carried hints (or pending deletes)
+ * failed, since the index already counted them. Errors: store errors,
  * CHORUS_ECORRUPT (a malformed hint key or value), CHORUS_ENOMEM. */
 int repl__hints_load(struct repl_hints *h, struct store *s);
 /* repl__hints_arm: adds to @b the hint (@target, @token, @key) with @seq,
  * @wall and @object (may be empty), replacing the one there. Over the
  * target's byte bound the hint is not written: *@dropped is set and the
- * drop counted. The accounting assumes @b gets written. Errors:
+ * drop counted. The index assumes @b gets written: if it does not, call
+ * repl__hints_load. Errors:
  * CHORUS_ENOMEM, store read errors. */
 int repl__hints_arm(struct repl_hints *h, struct store *s,
                     struct store_batch *b, chorus_node_id target,

@@ -830,6 +830,29 @@ static void hint_index_and_deferred_deletes(void **state) {
   store_close(st);
 }
 
+/* A write whose batch fails must not leave the hint index ahead of the
+ * table: the older hint it would have replaced still replays (found by
+ * repl-sim with injected write faults). */
+static void failed_batch_keeps_older_hints_replaying(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  isolate(2, true);
+  assert_int_equal(put(0, "a", "v1", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
+  store_inject_fault(H.nodes[0].store, STORE_FAULT_WRITE);
+  struct reply_rec *w = put(0, "a", "v2", 2, NULL);
+  assert_int_equal(w->code, CHORUS_EIO);
+  assert_false(w->maybe);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
+  isolate(2, false);
+  advance(4000);
+  assert_true(stored_has(2, "a", "v1"));
+  assert_false(stored_has(2, "a", "v2"));
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
+  teardown_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
@@ -847,6 +870,7 @@ int main(void) {
       cmocka_unit_test(restart_gets_a_new_actor),
       cmocka_unit_test(failed_sync_stops_acknowledgements),
       cmocka_unit_test(hint_index_and_deferred_deletes),
+      cmocka_unit_test(failed_batch_keeps_older_hints_replaying),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
