@@ -114,7 +114,7 @@ static char base_dir[200];
 
 struct cluster {
   int n;
-  int tag;      /* names and subnet: unique per run */
+  int tag; /* names and subnet: unique per run */
   char dir[256];
   const char *chorusd;
   pid_t pid[MAXN];
@@ -224,12 +224,12 @@ static int net_setup(int n) {
     snprintf(C.ip[i], sizeof C.ip[i], "10.%d.0.%d", C.tag, i + 1);
     snprintf(C.addr[i], sizeof C.addr[i], "%s:%d", C.ip[i], PORT);
     if (sh("ip netns add %s", C.ns[i]) != 0 ||
-        sh("ip link add chf%dv%d type veth peer name chf%dp%d", C.tag, i,
-           C.tag, i) != 0 ||
+        sh("ip link add chf%dv%d type veth peer name chf%dp%d", C.tag, i, C.tag,
+           i) != 0 ||
         sh("ip link set chf%dp%d netns %s", C.tag, i, C.ns[i]) != 0 ||
         sh("ip netns exec %s ip link set lo up", C.ns[i]) != 0 ||
-        sh("ip netns exec %s ip addr add %s/24 dev chf%dp%d", C.ns[i],
-           C.ip[i], C.tag, i) != 0 ||
+        sh("ip netns exec %s ip addr add %s/24 dev chf%dp%d", C.ns[i], C.ip[i],
+           C.tag, i) != 0 ||
         sh("ip netns exec %s ip link set chf%dp%d up", C.ns[i], C.tag, i) !=
             0 ||
         sh("ip link set chf%dv%d master chf%dbr up", C.tag, i, C.tag) != 0)
@@ -243,8 +243,7 @@ static int net_setup(int n) {
            C.ns[i]) != 0)
       return -1;
     size_t l = strlen(C.seeds);
-    snprintf(C.seeds + l, sizeof C.seeds - l, "%s%s", i ? "," : "",
-             C.addr[i]);
+    snprintf(C.seeds + l, sizeof C.seeds - l, "%s%s", i ? "," : "", C.addr[i]);
   }
   return 0;
 }
@@ -355,11 +354,11 @@ static int64_t record_invoke(struct sim_hop *op, const char *key,
 
 static void record_done(int64_t idx, bool write,
                         const struct chorus_result *res, int64_t counter) {
-  enum sim_outcome o = res->status == CHORUS_OK ? SIM_OK
-                       : write && (res->maybe_applied ||
-                                   res->status == CHORUS_ETIMEDOUT)
-                           ? SIM_UNKNOWN
-                           : SIM_FAIL;
+  enum sim_outcome o =
+      res->status == CHORUS_OK ? SIM_OK
+      : write && (res->maybe_applied || res->status == CHORUS_ETIMEDOUT)
+          ? SIM_UNKNOWN
+          : SIM_FAIL;
   size_t n = 0;
   uint64_t *vals = calloc(res->nvalues + 1, sizeof *vals);
   if (vals == NULL)
@@ -560,8 +559,8 @@ struct figures {
 };
 
 static void drop_between(int a, int b, bool both_ways) {
-  sh("ip netns exec %s nft add rule inet chaos input ip saddr %s drop",
-     C.ns[a], C.ip[b]);
+  sh("ip netns exec %s nft add rule inet chaos input ip saddr %s drop", C.ns[a],
+     C.ip[b]);
   if (both_ways)
     sh("ip netns exec %s nft add rule inet chaos input ip saddr %s drop",
        C.ns[b], C.ip[a]);
@@ -626,8 +625,7 @@ static void nemesis(struct chorus_prng *p, uint64_t chaos_ms,
     switch (chorus_prng_below(p, 6)) {
     case 0: { /* halves */
       int a = v, b = (v + 1) % C.n;
-      say("nemesis: partition {n%d%s} | rest", a,
-          C.n > 3 ? ", next" : "");
+      say("nemesis: partition {n%d%s} | rest", a, C.n > 3 ? ", next" : "");
       for (int i = 0; i < C.n; i++)
         for (int j = 0; j < C.n; j++) {
           bool ia = i == a || (C.n > 3 && i == b);
@@ -785,11 +783,13 @@ static int run_schedule(int nodes, uint64_t seed, uint64_t chaos_ms,
   return verdict == 0 ? 0 : 1;
 }
 
+/* Node 0 coordinates again (its start barrier is done): a read at r=1
+ * (a write would pile up siblings of one key over a hundred rounds). */
 static bool node0_ready(void) {
   struct chorus_client *c = client_of(0, 4);
   struct chorus_result res;
-  struct chorus_opts o = {.w = 1, .timeout_ms = 1000};
-  int rc = chorus_put(c, "ready", 5, "x", 1, NULL, 0, &o, &res);
+  struct chorus_opts o = {.r = 1, .timeout_ms = 1000};
+  int rc = chorus_get(c, "ready", 5, &o, &res);
   chorus_result_free(&res);
   chorus_client_close(c);
   return rc == CHORUS_OK;
@@ -879,18 +879,17 @@ static int run_durability(int rounds, uint64_t seed) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: fault-run --chorusd PATH [options]\n"
-          "  --nodes N               3 or 5 (default 3)\n"
-          "  --seed S                first schedule's seed (default 1)\n"
-          "  --schedules K           schedules to run (default 1)\n"
-          "  --chaos-ms MS           chaos per schedule (default 10000)\n"
-          "  --clients N             workload threads (default 4)\n"
-          "  --r N --w N             quorum sizes (default: node's)\n"
-          "  --durability-rounds R   the kill -9 durability check (0: off)\n"
-          "  --keep                  keep the data folder\n"
-          "  --verbose               print every command\n"
-          "Needs root, ip netns and nft; exits 77 (skip) without them.\n");
+  fprintf(f, "usage: fault-run --chorusd PATH [options]\n"
+             "  --nodes N               3 or 5 (default 3)\n"
+             "  --seed S                first schedule's seed (default 1)\n"
+             "  --schedules K           schedules to run (default 1)\n"
+             "  --chaos-ms MS           chaos per schedule (default 10000)\n"
+             "  --clients N             workload threads (default 4)\n"
+             "  --r N --w N             quorum sizes (default: node's)\n"
+             "  --durability-rounds R   the kill -9 durability check (0: off)\n"
+             "  --keep                  keep the data folder\n"
+             "  --verbose               print every command\n"
+             "Needs root, ip netns and nft; exits 77 (skip) without them.\n");
 }
 
 int main(int argc, char **argv) {
