@@ -941,6 +941,21 @@ int main(int argc, char **argv) {
     printf("fault-run: SKIP: ip netns or nft (nftables) is not available\n");
     return 77;
   }
+  /* The tools may exist where the kernel refuses namespaces, veth pairs or
+   * nf_tables (containers): try each once, in a throwaway namespace. */
+  int probe = (int)(getpid() % 100000);
+  bool usable =
+      sh("ip netns add chfprobe%d", probe) == 0 &&
+      sh("ip netns exec chfprobe%d nft add table inet chaos", probe) == 0 &&
+      sh("ip netns exec chfprobe%d ip link add chfpa type veth "
+         "peer name chfpb",
+         probe) == 0;
+  sh("ip netns del chfprobe%d", probe);
+  if (!usable) {
+    printf("fault-run: SKIP: this kernel or container refuses network "
+           "namespaces, veth pairs or nf_tables\n");
+    return 77;
+  }
   snprintf(base_dir, sizeof base_dir, "/tmp/chorus-fault-XXXXXX");
   if (mkdtemp(base_dir) == NULL) {
     perror("mkdtemp");
