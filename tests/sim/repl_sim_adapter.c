@@ -134,6 +134,24 @@ static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
   return send_wire(n, i, m);
 }
 
+/* Points @r's values at the list's items through the node's view array
+ * (grown as needed; borrowed until the next reply). */
+static int view_of(struct rnode *n, const struct wire_bytes_list *l,
+                   struct sim_reply *r) {
+  if (l->n > n->viewcap) {
+    struct sim_buf *v = chorus_realloc(n->view, l->n * sizeof *v);
+    if (v == NULL)
+      return CHORUS_ENOMEM;
+    n->view = v;
+    n->viewcap = l->n;
+  }
+  for (size_t i = 0; i < l->n; i++)
+    n->view[i] = (struct sim_buf){l->items[i].ptr, l->items[i].len};
+  r->values = n->view;
+  r->nvalues = l->n;
+  return CHORUS_OK;
+}
+
 static int fx_reply(void *ctx, const struct repl_origin *origin,
                     const struct wire_msg *m, bool maybe_applied) {
   struct rnode *n = ctx;
@@ -152,38 +170,16 @@ static int fx_reply(void *ctx, const struct repl_origin *origin,
     }
   struct sim_reply r = {.id = origin->cookie};
   switch (m->type) {
-  case WIRE_GET_REPLY: {
-    const struct wire_bytes_list *l = &m->get_reply.values;
-    if (l->n > n->viewcap) {
-      struct sim_buf *v = chorus_realloc(n->view, l->n * sizeof *v);
-      if (v == NULL)
-        return CHORUS_ENOMEM;
-      n->view = v;
-      n->viewcap = l->n;
-    }
-    for (size_t i = 0; i < l->n; i++)
-      n->view[i] = (struct sim_buf){l->items[i].ptr, l->items[i].len};
-    r.values = n->view;
-    r.nvalues = l->n;
+  case WIRE_GET_REPLY:
+    if (view_of(n, &m->get_reply.values, &r) != CHORUS_OK)
+      return CHORUS_ENOMEM;
     r.context = m->get_reply.context.ptr;
     r.clen = m->get_reply.context.len;
     break;
-  }
-  case WIRE_SET_REPLY: {
-    const struct wire_bytes_list *l = &m->set_reply.members;
-    if (l->n > n->viewcap) {
-      struct sim_buf *v = chorus_realloc(n->view, l->n * sizeof *v);
-      if (v == NULL)
-        return CHORUS_ENOMEM;
-      n->view = v;
-      n->viewcap = l->n;
-    }
-    for (size_t i = 0; i < l->n; i++)
-      n->view[i] = (struct sim_buf){l->items[i].ptr, l->items[i].len};
-    r.values = n->view;
-    r.nvalues = l->n;
+  case WIRE_SET_REPLY:
+    if (view_of(n, &m->set_reply.members, &r) != CHORUS_OK)
+      return CHORUS_ENOMEM;
     break;
-  }
   case WIRE_COUNTER_REPLY:
     r.counter = m->counter_reply.value;
     break;
