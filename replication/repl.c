@@ -82,6 +82,9 @@ struct peer {
   uint32_t inflight;     /* replays in flight */
   unsigned char *cursor; /* replay resumes after this hint key */
   size_t curlen;
+  /* [quiet_from, quiet_until): no hint to this peer can be due (see
+   * replay_target), so the replay timer skips the scan. */
+  chorus_ms quiet_from, quiet_until;
 };
 
 struct repl {
@@ -1380,7 +1383,15 @@ static int replay_one(struct repl *r, struct peer *p, const struct repl_hint *h,
 }
 
 /* One replay round for @target: up to hint_batch hints in flight, resuming
- * after the last one sent. */
+ * after the last one sent.
+ *
+ * Under load every target always has hints, those of the writes in flight,
+ * and all of them are young. A full scan that finds nothing due learns when
+ * the first of them comes due (its arm time + timeout); a hint armed later
+ * comes due later still. Until then the peer is quiet and the scan, which
+ * steps over every live hint and every delete not yet flushed, is skipped.
+ * A peer coming back up (repl_member) or the wall clock stepping back ends
+ * the quiet. */
 static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
                          struct op **round, const struct repl_effects *fx) {
   struct peer *p = peer_get(r, target, true);
@@ -1388,8 +1399,11 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     return CHORUS_ENOMEM;
   if (p->down || target == r->cfg.self ||
       repl__hints_count(&r->hints, target) == 0 ||
-      p->inflight >= r->cfg.hint_batch)
+      p->inflight >= r->cfg.hint_batch ||
+      (wall >= p->quiet_from && wall < p->quiet_until))
     return CHORUS_OK;
+  bool full_scan = p->cursor == NULL, any_due = false;
+  chorus_ms first_due = wall + r->cfg.timeout_ms;
   unsigned char lo[REPL_HINT_PREFIX], hi[8];
   store_be64_put(lo, target);
   store_be64_put(lo + 8, 0);
@@ -1422,8 +1436,12 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     /* A hint younger than a request timeout belongs to a write still in
      * flight: its own acknowledgement will delete it. */
     bool young = wall >= h.wall && wall - h.wall < r->cfg.timeout_ms;
-    if (!young)
+    if (!young) {
+      any_due = true;
       rc = replay_one(r, p, &h, wall, round, fx);
+    } else if (h.wall + r->cfg.timeout_ms < first_due) {
+      first_due = h.wall + r->cfg.timeout_ms;
+    }
     /* Resume after this key: the key with a 0 byte appended. */
     unsigned char *cur = chorus_realloc(p->cursor, kl + 1);
     if (cur == NULL) {
@@ -1441,6 +1459,10 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     TRACE(r,
           "replaying hints to %016" PRIx64 ": %u in flight, %" PRIu64 " kept",
           target, p->inflight, repl__hints_count(&r->hints, target));
+  if (reached_end && rc == CHORUS_OK && full_scan && !any_due) {
+    p->quiet_from = wall;
+    p->quiet_until = first_due;
+  }
   if (reached_end && rc == CHORUS_OK) {
     chorus_free(p->cursor);
     p->cursor = NULL;
@@ -1754,6 +1776,7 @@ int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
     return CHORUS_ENOMEM;
   bool was_down = p->down;
   p->down = !alive;
+  p->quiet_until = 0;
   if (was_down != p->down)
     TRACE(r, "%016" PRIx64 " is %s", node, alive ? "alive" : "down");
   int rc = CHORUS_OK;

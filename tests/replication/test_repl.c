@@ -575,6 +575,31 @@ static void member_alive_triggers_replay(void **state) {
   teardown_all();
 }
 
+/* The replay timer skips its scan while every hint is young (replay_target's
+ * quiet window); each hint must still replay within one timer interval of
+ * coming due, including one armed after the window was computed. */
+static void quiet_replay_keeps_each_hint_on_time(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  isolate(2, true);
+  chorus_ms t0 = H.now;
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  advance(1000); /* a scan meets "a" young, and the peer goes quiet */
+  assert_int_equal(put(0, "b", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  advance(500);
+  isolate(2, false);
+  advance(t0 + 2900 - H.now);
+  assert_int_equal(replicas_with("b", "v"), 2); /* "b" is still young */
+  advance(t0 + 3001 - H.now); /* "a" came due at t0 + 2000 */
+  assert_int_equal(replicas_with("a", "v"), 3);
+  advance(t0 + 4001 - H.now); /* "b" came due at t0 + 3000 */
+  assert_int_equal(replicas_with("b", "v"), 3);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
+  assert_int_equal(repl_stats(H.nodes[0].repl)->hints_replayed, 2);
+  teardown_all();
+}
+
 static void small_hint_budget(struct repl_config *c) {
   c->hint_max_bytes = 200;
 }
@@ -861,6 +886,7 @@ int main(void) {
       cmocka_unit_test(timeout_leaves_hints_that_replay),
       cmocka_unit_test(acknowledged_writes_leave_no_hints),
       cmocka_unit_test(member_alive_triggers_replay),
+      cmocka_unit_test(quiet_replay_keeps_each_hint_on_time),
       cmocka_unit_test(hints_over_the_byte_bound_are_dropped),
       cmocka_unit_test(hints_over_the_age_bound_are_dropped),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
