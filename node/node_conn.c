@@ -203,9 +203,17 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 /* The flush: once per loop iteration, after I/O callbacks, one uv_write
- * per connection with everything it accumulated. */
+ * per connection with everything it accumulated. The iteration's writes go
+ * to the OS first (store_flush): a reply must not leave ahead of the write
+ * it acknowledges, and a process crash then loses nothing acknowledged. A
+ * failed flush leaves the WAL's end unknown: stop before anything leaves. */
 void node__on_check(uv_check_t *h) {
   struct node *n = h->data;
+  if (n->dirty != NULL && n->store != NULL &&
+      store_flush(n->store) != CHORUS_OK) {
+    node_log(NODE_LOG_ERROR, "store", "%s", store_errmsg(n->store));
+    node__fatal(n, CHORUS_ESYNCFAILED, "handing the WAL to the OS");
+  }
   struct conn *c = n->dirty;
   n->dirty = NULL;
   while (c) {

@@ -144,6 +144,7 @@ int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
 }
 
 int store_sync(struct store *s) { return s->ops->sync(s); }
+int store_flush(struct store *s) { return s->ops->flush(s); }
 chorus_seq store_last_seq(struct store *s) { return s->ops->last_seq(s); }
 chorus_seq store_durable_seq(struct store *s) { return s->ops->durable_seq(s); }
 void store_inject_fault(struct store *s, enum store_fault fault) {

@@ -31,10 +31,11 @@
  * SEQUENCES AND DURABILITY
  *
  * Every successful write (put, delete, batch) returns a sequence number S.
- * Sequences only grow. A write that returned S is visible to reads at once
- * and survives a process crash (the RocksDB WAL is written to the OS before
- * the call returns), but not a power loss until a sync barrier covering S
- * has completed. store_sync_request(S, cb) asks for that barrier; the
+ * Sequences only grow. A write that returned S is visible to reads at once.
+ * It survives a process crash once store_flush() has returned (the RocksDB
+ * backend keeps its WAL in a process buffer until then, so that one loop
+ * iteration's writes cost one write(2)), and a power loss once a sync
+ * barrier covering S has completed. store_sync_request(S, cb) asks for that barrier; the
  * backend batches all requests that arrive while a sync is running into the
  * next one (group commit: one WAL fsync for every write since the previous
  * one), then calls cb.
@@ -114,6 +115,7 @@ struct store_ops {
   int (*sync_request)(struct store *, chorus_seq seq, store_sync_cb cb,
                       void *arg);
   int (*sync)(struct store *);
+  int (*flush)(struct store *);
   chorus_seq (*last_seq)(struct store *);
   chorus_seq (*durable_seq)(struct store *);
   void (*inject_fault)(struct store *, enum store_fault);
@@ -260,6 +262,14 @@ void store_iter_close(struct store_iter *it);
 int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
                        void *arg);
 
+/* store_flush: hands every write so far to the OS, so that a process crash
+ * no longer loses it; a power loss still may, until a barrier covers it.
+ * chorusd calls it once per loop iteration, before it sends anything that
+ * the iteration's writes decided (an acknowledgement must not reach the
+ * network ahead of its write). A failure is sticky like a failed sync.
+ * Errors: CHORUS_ESYNCFAILED (now or earlier), CHORUS_EIO. */
+int store_flush(struct store *s);
+
 /* store_sync: makes every write so far durable before returning (shutdown,
  * tests). Errors: CHORUS_ESYNCFAILED (now or earlier), CHORUS_EIO. */
 int store_sync(struct store *s);
@@ -276,7 +286,8 @@ void store_inject_fault(struct store *s, enum store_fault fault);
 /* store_close: cancels pending barriers (their callbacks run with
  * CHORUS_ECANCELED), closes and frees @s (NULL is fine). Writes not covered
  * by a completed barrier keep the promise of the mode they were made in:
- * close does not sync; call store_sync() first for a clean shutdown. */
+ * close flushes (store_flush) but does not sync; call store_sync() first
+ * for a clean shutdown. */
 void store_close(struct store *s);
 
 /* store_errmsg: the message of @s's last failure. */

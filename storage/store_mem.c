@@ -586,6 +586,13 @@ int store_mem_sync_step(struct store *base) {
   return fire_barriers(s, s->durable_seq, CHORUS_OK);
 }
 
+/* The memory store models power loss; a process crash loses nothing here,
+ * so there is nothing to hand over. A sticky failure still answers. */
+static int mem_flush(struct store *base) {
+  struct mem_store *s = to_mem(base);
+  return s->sync_failed ? CHORUS_ESYNCFAILED : CHORUS_OK;
+}
+
 static int mem_sync(struct store *base) {
   int rc = store_mem_sync_step(base);
   return rc < 0 ? rc : CHORUS_OK;
@@ -675,6 +682,7 @@ static const struct store_ops mem_ops = {
     .iter_open = mem_iter_open,
     .sync_request = mem_sync_request,
     .sync = mem_sync,
+    .flush = mem_flush,
     .last_seq = mem_last_seq,
     .durable_seq = mem_durable_seq,
     .inject_fault = mem_inject_fault,

@@ -6,11 +6,16 @@
  *
  * HOW GROUP COMMIT WORKS
  *
- * Writes go to RocksDB with sync=false: the WAL record reaches the OS before
- * the write returns (manual_wal_flush is off), so a process crash loses
- * nothing, a power loss may. After the write we read RocksDB's newest
- * published sequence number; RocksDB publishes a sequence only once its WAL
- * record is written, so every sequence <= that number is in the WAL.
+ * Writes go to RocksDB with sync=false and manual_wal_flush on: the WAL
+ * record goes to RocksDB's buffer in this process, and store_flush() hands
+ * the buffer to the OS with one write(2). chorusd flushes once per loop
+ * iteration, before its replies leave, so a process crash loses nothing that
+ * was acknowledged, and the iteration's many small writes cost one system
+ * call instead of one each (the WAL append was 10% of a node's CPU). A power
+ * loss may lose anything a barrier has not covered. After a write we read
+ * RocksDB's newest published sequence number; RocksDB publishes a sequence
+ * only once its record is in the WAL buffer, so every sequence <= that
+ * number is in the buffer or the file.
  *
  * store_sync_request(S, cb) appends (S, cb) to `pending` and wakes the sync
  * thread. The sync thread loops:
@@ -31,6 +36,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,6 +61,8 @@ struct rocks_store {
   rocksdb_t *db;
   rocksdb_options_t *options;
   rocksdb_options_t *cf_options;
+  rocksdb_options_t *data_options; /* cf_options, memtable hashed by token */
+  rocksdb_options_t *hints_options; /* cf_options, a smaller memtable */
   rocksdb_block_based_table_options_t *table_options;
   rocksdb_cache_t *cache;
   rocksdb_filterpolicy_t *filter; /* owned by table_options once set */
@@ -265,6 +273,8 @@ static int rocks_iter_open(struct store *s, enum store_space space,
   }
   /* The iterator reads an implicit snapshot taken at creation. */
   ri->read_options = rocksdb_readoptions_create();
+  /* Byte order across prefixes, not just within one (token_prefix). */
+  rocksdb_readoptions_set_total_order_seek(ri->read_options, 1);
   if (ri->hi != NULL)
     rocksdb_readoptions_set_iterate_upper_bound(
         ri->read_options, (const char *)ri->hi, ri->hilen);
@@ -339,6 +349,7 @@ static void rocks_iter_close(struct store_iter *it) {
 
 /* flush_wal: one group fsync; returns the sequence it made durable through
  * *@target. Honors an injected sync fault and a sticky failure. */
+/* flush_wal: FlushWAL(sync=true) writes the buffer out and then syncs. */
 static int flush_wal(struct rocks_store *rs, chorus_seq *target,
                      char *errmsg) {
   int sticky = atomic_load(&rs->sticky_error);
@@ -469,6 +480,26 @@ static int rocks_sync(struct store *s) {
   return rc;
 }
 
+/* rocks_flush: the WAL buffer to the OS (manual_wal_flush, see the top of
+ * this file). A failed write leaves the WAL's end unknown, as a failed
+ * fsync does, and is sticky the same way. */
+static int rocks_flush(struct store *s) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  int sticky = atomic_load(&rs->sticky_error);
+  if (sticky != CHORUS_OK)
+    return chorus_errf(s->errmsg, CHORUS_ESYNCFAILED,
+                       "flush refused: an earlier sync failed (%s)",
+                       chorus_strerror(sticky));
+  char *err = NULL;
+  rocksdb_flush_wal(rs->db, 0, &err);
+  if (err == NULL)
+    return CHORUS_OK;
+  int rc = rocks_error(s->errmsg, err, "flush WAL");
+  int expected = CHORUS_OK;
+  atomic_compare_exchange_strong(&rs->sticky_error, &expected, rc);
+  return CHORUS_ESYNCFAILED;
+}
+
 static chorus_seq rocks_last_seq(struct store *s) {
   return rocksdb_get_latest_sequence_number(((struct rocks_store *)s)->db);
 }
@@ -518,6 +549,10 @@ static void release(struct rocks_store *rs) {
     rocksdb_writeoptions_destroy(rs->write_options);
   if (rs->cf_options != NULL)
     rocksdb_options_destroy(rs->cf_options);
+  if (rs->data_options != NULL)
+    rocksdb_options_destroy(rs->data_options);
+  if (rs->hints_options != NULL)
+    rocksdb_options_destroy(rs->hints_options);
   if (rs->options != NULL)
     rocksdb_options_destroy(rs->options);
   if (rs->table_options != NULL)
@@ -540,6 +575,8 @@ static void rocks_close(struct store *s) {
   pthread_mutex_lock(&rs->lock);
   complete_requests(rs, 0, 1, CHORUS_ECANCELED);
   pthread_mutex_unlock(&rs->lock);
+  /* Close does not sync, but a clean exit loses nothing to a later crash. */
+  (void)rocks_flush(s);
   pthread_cond_destroy(&rs->wake);
   pthread_mutex_destroy(&rs->lock);
   release(rs);
@@ -559,6 +596,42 @@ static int ensure_directory(const char *path, char *errmsg) {
     return chorus_errf(errmsg, CHORUS_EINVAL, "data folder %s: not a folder",
                        path);
   return CHORUS_OK;
+}
+
+/* The data space's prefix extractor: a key's first 8 bytes, its token
+ * (store.h), or the whole key when shorter. Keyed by it, the data memtable
+ * is a hash of small skip lists: a point get or put touches one bucket
+ * instead of walking a skip list of every recent write, which was the
+ * largest single cost of a node under load (bench/chorus, issue 10 note).
+ * Every key is in the domain, so short keys stay correct. */
+enum { TOKEN_PREFIX_BYTES = 8 };
+
+static char *token_prefix(void *state, const char *key, size_t len,
+                          size_t *prefix_len) {
+  (void)state;
+  *prefix_len = len < TOKEN_PREFIX_BYTES ? len : TOKEN_PREFIX_BYTES;
+  /* The C API's signature drops const; RocksDB only reads the prefix. */
+  return (char *)(uintptr_t)key;
+}
+
+static unsigned char token_prefix_in_domain(void *state, const char *key,
+                                            size_t len) {
+  (void)state, (void)key, (void)len;
+  return 1;
+}
+
+static unsigned char token_prefix_in_range(void *state, const char *key,
+                                           size_t len) {
+  (void)state, (void)key;
+  return len <= TOKEN_PREFIX_BYTES;
+}
+
+/* RocksDB calls the destructor unconditionally; the extractor has no state. */
+static void token_prefix_destroy(void *state) { (void)state; }
+
+static const char *token_prefix_name(void *state) {
+  (void)state;
+  return "chorus.TokenPrefix";
 }
 
 int store_rocksdb_open(const struct store_rocksdb_options *opts,
@@ -585,11 +658,16 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
   rocksdb_options_set_create_if_missing(rs->options, 1);
   rocksdb_options_set_create_missing_column_families(rs->options, 1);
   rocksdb_options_increase_parallelism(rs->options, 2);
-  /* Sync is ours to call (group commit); the WAL is still written on every
-   * write, so a process crash loses nothing. */
-  rocksdb_options_set_manual_wal_flush(rs->options, 0);
+  /* The WAL is ours to hand to the OS (store_flush, once per loop
+   * iteration) and to sync (group commit). */
+  rocksdb_options_set_manual_wal_flush(rs->options, 1);
   rocksdb_options_set_keep_log_file_num(rs->options, 4);
 
+  /* RocksDB counts perf_context statistics per operation by default, in
+   * thread-local storage reached through __tls_get_addr from a shared
+   * library: about 5% of a node's CPU, for counters nobody reads. The level
+   * is per thread: this covers the opening (event loop) thread. */
+  rocksdb_set_perf_level(rocksdb_disable);
   rs->cache = rocksdb_cache_create_lru(cache_bytes);
   rs->table_options = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_cache(rs->table_options, rs->cache);
@@ -603,9 +681,37 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
   rocksdb_options_set_write_buffer_size(rs->cf_options, buffer_bytes);
   rocksdb_options_set_compression(rs->cf_options, rocksdb_lz4_compression);
 
+  /* Data: hashed memtable by token (see token_prefix). Its ordered
+   * iteration builds a sorted view first, so scans set total_order_seek;
+   * point reads and writes, the hot path, stay O(1). A hashed memtable
+   * takes one writer at a time, which is all chorusd has. */
+  rs->data_options = rocksdb_options_create_copy(rs->cf_options);
+  rocksdb_options_set_prefix_extractor(
+      rs->data_options,
+      rocksdb_slicetransform_create(NULL, token_prefix_destroy, token_prefix,
+                                    token_prefix_in_domain,
+                                    token_prefix_in_range, token_prefix_name));
+  /* The bucket array lives in the memtable's arena and must stay a small
+   * part of it (RocksDB asserts a new memtable is not already full): one
+   * 8-byte bucket per 256 bytes of write buffer, 3%. */
+  size_t buckets = buffer_bytes / 256 > 1024 ? buffer_bytes / 256 : 1024;
+  rocksdb_options_set_hash_skip_list_rep(rs->data_options, buckets, 4, 4);
+  rocksdb_options_set_allow_concurrent_memtable_write(rs->options, 0);
+
+  /* Hints: nearly every one is deleted within a round trip of its write,
+   * so a large memtable is mostly put/delete pairs that every insert and
+   * every replay scan must step through. A sixteenth of the buffer flushes
+   * often, and a flush drops the pairs. */
+  rs->hints_options = rocksdb_options_create_copy(rs->cf_options);
+  rocksdb_options_set_write_buffer_size(
+      rs->hints_options, buffer_bytes / 16 > (1u << 20) ? buffer_bytes / 16
+                                                         : (1u << 20));
+
   const rocksdb_options_t *cf_opts[COLUMN_FAMILY_COUNT];
   for (int i = 0; i < COLUMN_FAMILY_COUNT; i++)
     cf_opts[i] = rs->cf_options;
+  cf_opts[(int)STORE_DATA + 1] = rs->data_options;
+  cf_opts[(int)STORE_HINTS + 1] = rs->hints_options;
   char *err = NULL;
   rs->db = rocksdb_open_column_families(
       rs->options, opts->path, COLUMN_FAMILY_COUNT, column_family_names,
@@ -662,6 +768,7 @@ static const struct store_ops rocks_ops = {
     .iter_open = rocks_iter_open,
     .sync_request = rocks_sync_request,
     .sync = rocks_sync,
+    .flush = rocks_flush,
     .last_seq = rocks_last_seq,
     .durable_seq = rocks_durable_seq,
     .inject_fault = rocks_inject_fault,

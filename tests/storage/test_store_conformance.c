@@ -396,6 +396,7 @@ static void failed_sync_is_sticky(void **state) {
                    CHORUS_ESYNCFAILED);
   assert_int_equal(fixture_request(f, 1, seq), CHORUS_ESYNCFAILED);
   assert_int_equal(store_sync(f->s), CHORUS_ESYNCFAILED);
+  assert_int_equal(store_flush(f->s), CHORUS_ESYNCFAILED);
   assert_value(f->s, STORE_DATA, "before", "1");
 }
 
