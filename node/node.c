@@ -305,25 +305,31 @@ static void on_repl_timer(uv_timer_t *t) {
   repl_timer_rearm(n);
 }
 
-static void sync_push(struct node *n, struct sync_done *d) {
+/* sync_push_chain: hands the results @head..@tail to the loop. */
+static void sync_push_chain(struct node *n, struct sync_done *head,
+                            struct sync_done *tail) {
   uv_mutex_lock(&n->sync_lock);
   if (n->sync_tail)
-    n->sync_tail->next = d;
+    n->sync_tail->next = head;
   else
-    n->sync_head = d;
-  n->sync_tail = d;
+    n->sync_head = head;
+  n->sync_tail = tail;
   /* Under the lock, so the loop cannot close the handle in between. */
   if (!n->async_closed)
     uv_async_send(&n->sync_async);
   uv_mutex_unlock(&n->sync_lock);
 }
 
-/* Runs on the store's sync thread: hand the result to the loop. */
+/* Runs on the store's sync thread: hand the results to the loop. @arg is
+ * the chain of one iteration's barriers (node__submit_barriers). */
 static void on_store_sync(void *arg, chorus_seq durable, int status) {
   (void)durable;
-  struct sync_done *d = arg;
-  d->status = status;
-  sync_push(d->n, d);
+  struct sync_done *head = arg, *tail = head;
+  for (struct sync_done *d = head; d; d = d->next) {
+    d->status = status;
+    tail = d;
+  }
+  sync_push_chain(head->n, head, tail);
 }
 
 static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
@@ -337,15 +343,33 @@ static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
     /* No barrier: answered on the next loop pass (never re-entering
      * replication from inside its own effect). */
     d->status = CHORUS_OK;
-    sync_push(n, d);
+    sync_push_chain(n, d, d);
     return CHORUS_OK;
   }
-  int rc = store_sync_request(n->store, seq, on_store_sync, d);
-  if (rc != CHORUS_OK) {
-    d->status = rc == CHORUS_ENOMEM ? rc : CHORUS_ESYNCFAILED;
-    sync_push(n, d);
-  }
+  /* Wait for the end of the iteration: one barrier then covers every
+   * write the iteration made, and the sync thread wakes once for all of
+   * them instead of syncing the first few while the rest arrive. */
+  if (n->barrier_tail)
+    n->barrier_tail->next = d;
+  else
+    n->barrier_head = d;
+  n->barrier_tail = d;
+  if (seq > n->barrier_seq)
+    n->barrier_seq = seq;
   return CHORUS_OK;
+}
+
+void node__submit_barriers(struct node *n) {
+  struct sync_done *head = n->barrier_head, *tail = n->barrier_tail;
+  if (head == NULL)
+    return;
+  n->barrier_head = n->barrier_tail = NULL;
+  int rc = store_sync_request(n->store, n->barrier_seq, on_store_sync, head);
+  if (rc != CHORUS_OK) {
+    for (struct sync_done *d = head; d; d = d->next)
+      d->status = rc == CHORUS_ENOMEM ? rc : CHORUS_ESYNCFAILED;
+    sync_push_chain(n, head, tail);
+  }
 }
 
 static void on_sync_async(uv_async_t *h) {
@@ -884,6 +908,12 @@ void node_free(struct node *n) {
   swim_free(n->swim);
   /* Barriers still pending complete with CHORUS_ECANCELED on close. */
   store_close(n->store);
+  /* Barriers never submitted (the loop stopped first) go the same way. */
+  if (n->barrier_tail) {
+    n->barrier_tail->next = n->sync_head;
+    n->sync_head = n->barrier_head;
+    n->barrier_head = n->barrier_tail = NULL;
+  }
   struct sync_done *d = n->sync_head;
   while (d) {
     struct sync_done *next = d->next;

@@ -225,6 +225,7 @@ void node__on_check(uv_check_t *h) {
       node__conn_close(c);
     c = next;
   }
+  node__submit_barriers(n);
 }
 
 /* ------------------------------------------------------------------------

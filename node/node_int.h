@@ -99,6 +99,10 @@ struct node {
   uv_signal_t sigint, sigterm;
   uv_mutex_t sync_lock;
   struct sync_done *sync_head, *sync_tail; /* under sync_lock */
+  /* Barriers asked for in this loop iteration, submitted as one
+   * (node__submit_barriers); loop thread only. */
+  struct sync_done *barrier_head, *barrier_tail;
+  chorus_seq barrier_seq;
   bool async_closed;                       /* under sync_lock */
   bool listening, closing_all, shutting_down;
   int exit_status;
@@ -165,6 +169,9 @@ void node__conn_close(struct conn *c);
 void node__conn_read_start(struct conn *c);
 void node__mark_dirty(struct conn *c);
 void node__on_check(uv_check_t *h);
+/* node__submit_barriers: one store barrier for every barrier replication
+ * asked for since the last call (group commit per loop iteration). */
+void node__submit_barriers(struct node *n);
 void node__on_accept(uv_stream_t *server, int status);
 /* Peers: the address book, HELLO credentials, lazy dialling. */
 int node__resolve(const char *addr, struct sockaddr_storage *sa);
