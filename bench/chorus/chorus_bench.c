@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,6 +182,11 @@ struct loop_ctx {
   uv_loop_t loop;
   uv_timer_t tick;
   uv_check_t check; /* issues the workers that completed this turn */
+  /* Open loop: a timerfd at the request interval paces the sends, since a
+   * libuv timer has millisecond resolution and would add up to a tick of
+   * dispatch delay to every latency (measured from the intended time). */
+  int pace_fd;
+  uv_poll_t pace;
   struct chorus_prng prng;
   unsigned nslots, per_slot; /* per_slot: clients per slot */
   struct chorus_client **clients;
@@ -452,6 +458,43 @@ static void on_timer_closed(uv_handle_t *h) {
   (void)h;
 }
 
+static void on_pace_closed(uv_handle_t *h) {
+  struct loop_ctx *lc = h->data;
+  close(lc->pace_fd);
+  lc->pace_fd = -1;
+}
+
+static void on_pace(uv_poll_t *h, int status, int events) {
+  (void)status, (void)events;
+  struct loop_ctx *lc = h->data;
+  uint64_t expirations;
+  if (read(lc->pace_fd, &expirations, sizeof expirations) < 0)
+    return; /* EAGAIN: nothing yet */
+  if (!lc->stopping && !lc->finished)
+    open_issue(lc, uv_hrtime());
+}
+
+/* pace_start: the timerfd of the open loop; without one (an old kernel),
+ * the 1 ms tick still issues, with its coarser dispatch. */
+static void pace_start(struct loop_ctx *lc) {
+  lc->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (lc->pace_fd < 0)
+    return;
+  /* At most 100k wake-ups a second: faster rates send a few per wake. */
+  uint64_t ns = lc->interval_ns > 10000 ? lc->interval_ns : 10000;
+  struct itimerspec its = {
+      .it_interval = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)},
+      .it_value = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}};
+  if (timerfd_settime(lc->pace_fd, 0, &its, NULL) != 0 ||
+      uv_poll_init(&lc->loop, &lc->pace, lc->pace_fd) != 0) {
+    close(lc->pace_fd);
+    lc->pace_fd = -1;
+    return;
+  }
+  lc->pace.data = lc;
+  uv_poll_start(&lc->pace, UV_READABLE, on_pace);
+}
+
 static void on_check(uv_check_t *h) {
   struct loop_ctx *lc = h->data;
   unsigned n = lc->nready;
@@ -479,6 +522,10 @@ static void finish(struct loop_ctx *lc) {
   }
   uv_timer_stop(&lc->tick);
   uv_close((uv_handle_t *)&lc->tick, on_timer_closed);
+  if (lc->pace_fd >= 0) {
+    uv_poll_stop(&lc->pace);
+    uv_close((uv_handle_t *)&lc->pace, on_pace_closed);
+  }
   uv_check_stop(&lc->check);
   uv_close((uv_handle_t *)&lc->check, on_timer_closed);
 }
@@ -531,6 +578,7 @@ static int loop_open(struct loop_ctx *lc, char *errmsg) {
     return chorus_errf(errmsg, CHORUS_EIO, "uv_loop_init failed");
   uv_timer_init(&lc->loop, &lc->tick);
   lc->tick.data = lc;
+  lc->pace_fd = -1;
   uv_check_init(&lc->loop, &lc->check);
   lc->check.data = lc;
   lc->per_slot = run->ring != NULL ? run->ring_nodes : 1;
@@ -584,6 +632,7 @@ static void loop_run(struct loop_ctx *lc) {
     lc->next_intended =
         lc->run->t_start + lc->interval_ns * lc->index / o->threads;
     uv_timer_start(&lc->tick, on_tick, 0, 1);
+    pace_start(lc);
   } else {
     lc->nworkers = lc->nslots * o->pipeline;
     lc->workers = chorus_calloc(lc->nworkers, sizeof *lc->workers);
