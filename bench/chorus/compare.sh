@@ -15,18 +15,25 @@
 # three chorus nodes, each writing to three replicas: the ratio is the price
 # of replication and quorums, not a like-for-like engine comparison.
 #
+# Then, for durability none, an open loop at 70% of the non-pipelined peak
+# just measured, for its latency; and, when the Debian etcd-server package is
+# installed, `etcdctl check perf --load=l` (60 s, 500 clients) against a
+# private 3-member etcd on loopback beside chorus write-only with
+# --durability group: both acknowledge a write once a quorum has it on disk.
+#
 # Usage (from the repository root, after `ninja -C build-bench-rel`):
 #   bench/chorus/compare.sh [BUILD_DIR]
-# Environment: DURATION (s, default 10), CONNS (default 8), REDIS_PORT,
-# REDIS_OPS (requests per redis-benchmark test without pipelining, default
-# 100000; ten times that with -P 16), DURABILITY ("none group").
+# Environment: DURATION (s, default 10), CONNS (default 50, redis-benchmark's
+# default), REDIS_PORT, REDIS_OPS (requests per redis-benchmark test without
+# pipelining, default 100000; ten times that with -P 16), DURABILITY ("none
+# group"), ETCD (0 skips etcd), ETCD_PORT (first of six, default 23790).
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-bench-rel}
 bench=$build/bench/chorus/chorus-bench
 duration=${DURATION:-10}
-conns=${CONNS:-8}
+conns=${CONNS:-50}
 redis_port=${REDIS_PORT:-$((21000 + $$ % 4000))}
 redis_ops=${REDIS_OPS:-100000}
 modes=${DURABILITY:-none group}
@@ -45,11 +52,12 @@ fi
 
 tmp=$(mktemp -d /tmp/chorus-compare-XXXXXX)
 redis_pid=
+etcd_pids=
 cleanup() {
-  if [ -n "$redis_pid" ]; then
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-  fi
+  for pid in $redis_pid $etcd_pids; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -79,10 +87,14 @@ redis_run() {
   ' "$tmp/redis.csv"
 }
 
-# chorus_run P DURABILITY: "ops/s p50 p99 cpu_us_per_op" of rw50.
+# chorus_run P DURABILITY [WORKLOAD [extra...]]: "ops/s p50 p99
+# cpu_us_per_op" of rw50 (or WORKLOAD).
 chorus_run() {
-  "$bench" --start-cluster 3 --durability "$2" --replicas 3 \
-    -c "$conns" -p "$1" -d "$duration" --warmup 2 --workload rw50 \
+  inflight=$1 durability=$2 workload=${3:-rw50}
+  shift 2
+  [ $# -eq 0 ] || shift
+  "$bench" --start-cluster 3 --durability "$durability" --replicas 3 \
+    -c "$conns" -p "$inflight" -d "$duration" --warmup 2 --workload "$workload" "$@" \
     --keys 100000 --value-size 100 --uniform --read QUORUM --write QUORUM \
     --csv "$tmp/chorus.csv" >"$tmp/chorus.out" 2>&1 || {
     cat "$tmp/chorus.out" >&2
@@ -110,6 +122,7 @@ for mode in $modes; do
     [ "$p" = 1 ] || ops=$((redis_ops * 10))
     r=$(redis_run "$p" "$ops")
     c=$(chorus_run "$p" "$mode")
+    [ "$mode$p" = none1 ] && peak=${c%% *}
     # shellcheck disable=SC2086
     set -- $r $c
     printf '%-9s %-10s | %10s %8s %8s | %10s %8s %8s %7s | %7.3f %7.2f %7.2f\n' \
@@ -121,3 +134,63 @@ done
 echo
 echo "ratios are chorus / Redis: thr above 1 is chorus faster; p50, p99"
 echo "above 1 are chorus slower. us/op: chorus node CPU per request (3 nodes)."
+
+if [ -n "${peak:-}" ]; then
+  rate=$((peak * 7 / 10))
+  set -- $(chorus_run 1 none rw50 --rate "$rate")
+  echo
+  echo "open loop at 70% of the peak above ($rate of $peak ops/s, none," \
+    "rw50): $1 ops/s, p50 $2 ms, p99 $3 ms, $4 us/op"
+fi
+
+[ "${ETCD:-1}" = 0 ] && exit 0
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1
+then
+  echo
+  echo "etcd: not installed (apt-get install -y etcd-server etcd-client);" \
+    "chorus alone:"
+  set -- $(chorus_run 1 group wo)
+  echo "chorus write-only, durability group, $conns connections: $1 writes/s"
+  exit 0
+fi
+ep=${ETCD_PORT:-23790}
+initial=
+for i in 0 1 2; do
+  initial="$initial${initial:+,}e$i=http://127.0.0.1:$((ep + 10 + i))"
+done
+for i in 0 1 2; do
+  etcd --name "e$i" --data-dir "$tmp/etcd$i" --log-level error \
+    --listen-client-urls "http://127.0.0.1:$((ep + i))" \
+    --advertise-client-urls "http://127.0.0.1:$((ep + i))" \
+    --listen-peer-urls "http://127.0.0.1:$((ep + 10 + i))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((ep + 10 + i))" \
+    --initial-cluster "$initial" --initial-cluster-state new \
+    --initial-cluster-token chorus-compare >"$tmp/etcd$i.log" 2>&1 &
+  etcd_pids="$etcd_pids $!"
+done
+endpoints="127.0.0.1:$ep,127.0.0.1:$((ep + 1)),127.0.0.1:$((ep + 2))"
+i=0
+until etcdctl --endpoints="$endpoints" endpoint health >/dev/null 2>&1; do
+  i=$((i + 1))
+  if [ $i -gt 100 ]; then
+    echo "compare.sh: etcd did not start (logs in $tmp)" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+# check perf prints "PASS: Throughput is N writes/s" or "FAIL: Throughput
+# too low: N writes/s" (the load asks for 8000 writes/s).
+etcd_wps=$(etcdctl --endpoints="$endpoints" check perf --load=l 2>&1 |
+  tr '\r' '\n' | awk '/Throughput/ { for (i = 1; i <= NF; i++)
+    if ($(i + 1) == "writes/s") print $i }' | tail -1)
+for pid in $etcd_pids; do
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+etcd_pids=
+set -- $(chorus_run 1 group wo)
+echo
+echo "etcd 3 members, check perf --load=l: ${etcd_wps:-?} writes/s;" \
+  "chorus write-only, durability group, $conns connections: $1 writes/s" \
+  "(p99 $3 ms, $4 us/op): $(awk "BEGIN { print ${1:-0} / (${etcd_wps:-0} + 1e-9) }")x etcd"
+
