@@ -305,6 +305,10 @@ static void on_repl_timer(uv_timer_t *t) {
   repl_timer_rearm(n);
 }
 
+/* While `none` answers wait for the check phase, an active idle handle
+ * makes the loop poll without blocking; the callback has nothing to do. */
+static void on_ready_idle(uv_idle_t *h) { (void)h; }
+
 /* sync_push_chain: hands the results @head..@tail to the loop. */
 static void sync_push_chain(struct node *n, struct sync_done *head,
                             struct sync_done *tail) {
@@ -340,10 +344,16 @@ static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
   d->n = n;
   d->token = token;
   if (n->cfg.durability == NODE_DURABILITY_NONE) {
-    /* No barrier: answered on the next loop pass (never re-entering
-     * replication from inside its own effect). */
+    /* No barrier: answered at this iteration's check, before its output
+     * leaves (never re-entering replication from inside its own effect).
+     * The idle handle keeps the loop from blocking in poll meanwhile. */
     d->status = CHORUS_OK;
-    sync_push_chain(n, d, d);
+    if (n->ready_tail)
+      n->ready_tail->next = d;
+    else
+      n->ready_head = d;
+    n->ready_tail = d;
+    uv_idle_start(&n->ready_idle, on_ready_idle);
     return CHORUS_OK;
   }
   /* Wait for the end of the iteration: one barrier then covers every
@@ -372,12 +382,9 @@ void node__submit_barriers(struct node *n) {
   }
 }
 
-static void on_sync_async(uv_async_t *h) {
-  struct node *n = h->data;
-  uv_mutex_lock(&n->sync_lock);
-  struct sync_done *d = n->sync_head;
-  n->sync_head = n->sync_tail = NULL;
-  uv_mutex_unlock(&n->sync_lock);
+/* deliver_sync_results: hands each result of the chain @d to replication
+ * and frees it. */
+static void deliver_sync_results(struct node *n, struct sync_done *d) {
   while (d) {
     struct sync_done *next = d->next;
     if (!n->closing_all) {
@@ -396,6 +403,24 @@ static void on_sync_async(uv_async_t *h) {
     chorus_free(d);
     d = next;
   }
+}
+
+static void on_sync_async(uv_async_t *h) {
+  struct node *n = h->data;
+  uv_mutex_lock(&n->sync_lock);
+  struct sync_done *d = n->sync_head;
+  n->sync_head = n->sync_tail = NULL;
+  uv_mutex_unlock(&n->sync_lock);
+  deliver_sync_results(n, d);
+}
+
+void node__complete_ready(struct node *n) {
+  while (n->ready_head) {
+    struct sync_done *d = n->ready_head;
+    n->ready_head = n->ready_tail = NULL;
+    deliver_sync_results(n, d); /* may queue more */
+  }
+  uv_idle_stop(&n->ready_idle);
 }
 
 /* ------------------------------------------------------------------------
@@ -624,6 +649,7 @@ static void close_all(struct node *n) {
   close_handle((uv_handle_t *)&n->join_timer);
   close_handle((uv_handle_t *)&n->leave_timer);
   close_handle((uv_handle_t *)&n->flush_check);
+  close_handle((uv_handle_t *)&n->ready_idle);
   close_handle((uv_handle_t *)&n->sigint);
   close_handle((uv_handle_t *)&n->sigterm);
   uv_mutex_lock(&n->sync_lock);
@@ -851,6 +877,7 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   uv_timer_init(&n->loop, &n->join_timer);
   uv_timer_init(&n->loop, &n->leave_timer);
   uv_check_init(&n->loop, &n->flush_check);
+  uv_idle_init(&n->loop, &n->ready_idle);
   uv_async_init(&n->loop, &n->sync_async, on_sync_async);
   uv_signal_init(&n->loop, &n->sigint);
   uv_signal_init(&n->loop, &n->sigterm);
@@ -859,6 +886,7 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   n->listener.data = n->udp.data = n;
   n->swim_timer.data = n->repl_timer.data = n->join_timer.data = n;
   n->leave_timer.data = n->flush_check.data = n->sync_async.data = n;
+  n->ready_idle.data = n;
   n->sigint.data = n->sigterm.data = n;
   int rc = open_ports(n, errmsg);
   if (rc == CHORUS_OK)
@@ -908,11 +936,17 @@ void node_free(struct node *n) {
   swim_free(n->swim);
   /* Barriers still pending complete with CHORUS_ECANCELED on close. */
   store_close(n->store);
-  /* Barriers never submitted (the loop stopped first) go the same way. */
+  /* Barriers never submitted and results never delivered (the loop
+   * stopped first) go the same way. */
   if (n->barrier_tail) {
     n->barrier_tail->next = n->sync_head;
     n->sync_head = n->barrier_head;
     n->barrier_head = n->barrier_tail = NULL;
+  }
+  if (n->ready_tail) {
+    n->ready_tail->next = n->sync_head;
+    n->sync_head = n->ready_head;
+    n->ready_head = n->ready_tail = NULL;
   }
   struct sync_done *d = n->sync_head;
   while (d) {

@@ -209,6 +209,7 @@ static void on_write(uv_write_t *req, int status) {
  * failed flush leaves the WAL's end unknown: stop before anything leaves. */
 void node__on_check(uv_check_t *h) {
   struct node *n = h->data;
+  node__complete_ready(n);
   if (n->dirty != NULL && n->store != NULL &&
       store_flush(n->store) != CHORUS_OK) {
     node_log(NODE_LOG_ERROR, "store", "%s", store_errmsg(n->store));

@@ -95,6 +95,7 @@ struct node {
   uv_udp_t udp;
   uv_timer_t swim_timer, repl_timer, join_timer, leave_timer;
   uv_check_t flush_check;
+  uv_idle_t ready_idle; /* runs while ready_head is not empty */
   uv_async_t sync_async;
   uv_signal_t sigint, sigterm;
   uv_mutex_t sync_lock;
@@ -102,6 +103,9 @@ struct node {
   /* Barriers asked for in this loop iteration, submitted as one
    * (node__submit_barriers); loop thread only. */
   struct sync_done *barrier_head, *barrier_tail;
+  /* `none` durability: barriers answered at once, delivered at the check
+   * (node__complete_ready); loop thread only. */
+  struct sync_done *ready_head, *ready_tail;
   chorus_seq barrier_seq;
   bool async_closed;                       /* under sync_lock */
   bool listening, closing_all, shutting_down;
@@ -169,6 +173,9 @@ void node__conn_close(struct conn *c);
 void node__conn_read_start(struct conn *c);
 void node__mark_dirty(struct conn *c);
 void node__on_check(uv_check_t *h);
+/* node__complete_ready: delivers the `none` durability answers queued
+ * in this iteration, and any they cause. */
+void node__complete_ready(struct node *n);
 /* node__submit_barriers: one store barrier for every barrier replication
  * asked for since the last call (group commit per loop iteration). */
 void node__submit_barriers(struct node *n);
