@@ -63,18 +63,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# wait_for WHAT COMMAND...: retries COMMAND for up to 20 s.
+wait_for() {
+  what=$1
+  shift
+  tries=0
+  until "$@" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ $tries -gt 100 ]; then
+      echo "compare.sh: $what did not start (logs in $tmp)" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
   --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
 redis_pid=$!
-i=0
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
-  i=$((i + 1))
-  if [ $i -gt 100 ]; then
-    echo "compare.sh: redis-server did not start on port $redis_port" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+wait_for "redis-server on port $redis_port" redis-cli -p "$redis_port" ping
 
 # redis_run P OPS: "ops/s p50 p99" of a 50/50 GET/SET mix.
 redis_run() {
@@ -169,15 +176,7 @@ for i in 0 1 2; do
   etcd_pids="$etcd_pids $!"
 done
 endpoints="127.0.0.1:$ep,127.0.0.1:$((ep + 1)),127.0.0.1:$((ep + 2))"
-i=0
-until etcdctl --endpoints="$endpoints" endpoint health >/dev/null 2>&1; do
-  i=$((i + 1))
-  if [ $i -gt 100 ]; then
-    echo "compare.sh: etcd did not start (logs in $tmp)" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_for etcd etcdctl --endpoints="$endpoints" endpoint health
 # check perf prints "PASS: Throughput is N writes/s" or "FAIL: Throughput
 # too low: N writes/s" (the load asks for 8000 writes/s).
 etcd_wps=$(etcdctl --endpoints="$endpoints" check perf --load=l 2>&1 |
