@@ -348,8 +348,8 @@ static void rocks_iter_close(struct store_iter *it) {
  * ------------------------------------------------------------------------ */
 
 /* flush_wal: one group fsync; returns the sequence it made durable through
- * *@target. Honors an injected sync fault and a sticky failure. */
-/* flush_wal: FlushWAL(sync=true) writes the buffer out and then syncs. */
+ * *@target. FlushWAL(sync=true) writes the WAL buffer out first, then
+ * syncs. Honors an injected sync fault and a sticky failure. */
 static int flush_wal(struct rocks_store *rs, chorus_seq *target,
                      char *errmsg) {
   int sticky = atomic_load(&rs->sticky_error);
