@@ -695,7 +695,10 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
    * part of it (RocksDB asserts a new memtable is not already full): one
    * 8-byte bucket per 256 bytes of write buffer, 3%. */
   size_t buckets = buffer_bytes / 256 > 1024 ? buffer_bytes / 256 : 1024;
-  rocksdb_options_set_hash_skip_list_rep(rs->data_options, buckets, 4, 4);
+  /* Each bucket is a skip list of height up to 12 (branching 4): a bucket
+   * stays logarithmic even if keys that do not start with a token crowd
+   * into one (RocksDB's default of 4 degrades to a list scan there). */
+  rocksdb_options_set_hash_skip_list_rep(rs->data_options, buckets, 12, 4);
   rocksdb_options_set_allow_concurrent_memtable_write(rs->options, 0);
 
   /* Hints: nearly every one is deleted within a round trip of its write,

@@ -6,7 +6,10 @@
  *
  *   bench_store [--dir DIR] [--num N] [--value-size B] [--sync-seconds S]
  *
- * Keys are 16 bytes (as db_bench's default), written in random order. */
+ * Keys are 16 bytes (as db_bench's default), written in random order, in
+ * the shape of chorus's data keys (store.h): an 8-byte token, then 8 bytes
+ * of user key. The data space's memtable is hashed by that token, so keys
+ * sharing their first 8 bytes would all land in one bucket. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,8 +28,15 @@ static double now_seconds(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void make_key(char key[16], uint64_t i) {
-  snprintf(key, 17, "%016llu", (unsigned long long)i);
+/* make_key: [token][8 decimal digits of i]; the token stands in for
+ * ring_token_of (a 64-bit hash of the user key): splitmix64's finalizer. */
+static void make_key(char key[17], uint64_t i) {
+  uint64_t z = i + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  char user[9];
+  snprintf(user, sizeof user, "%08llu", (unsigned long long)(i % 100000000u));
+  store_data_key((unsigned char *)key, z ^ (z >> 31), user, 8);
 }
 
 struct synced_writer {
