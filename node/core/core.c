@@ -1,0 +1,401 @@
+/* core.c: the node core: SWIM, the ring snapshot and replication joined
+ * once, for chorusd and the simulator alike (core.h, HOW IT WORKS). */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "core_int.h"
+
+#define TRACE(c, ...) chorus_trace((c)->cfg.tracer, "core", __VA_ARGS__)
+
+/* ========================================================================
+ * SWIM's effects: sends go out at once; member changes wait for the call
+ * to return (core.h, THE HOOKUP).
+ * ======================================================================== */
+
+static void sw_send(void *ctx, const char *addr, enum swim_channel ch,
+                    const void *data, size_t len) {
+  struct core *c = ctx;
+  c->fx.gossip(c->fx.ctx, addr, ch, data, len);
+}
+
+static void sw_changed(void *ctx, const struct swim_member *m,
+                       enum swim_state old, int is_new, int ring_changed) {
+  struct core *c = ctx;
+  assert(c->in_swim);
+  if (ring_changed || is_new)
+    c->ring_dirty = true;
+  if (c->nmev == c->capmev) {
+    size_t cap = c->capmev ? 2 * c->capmev : 16;
+    struct core__member_ev *e = chorus_realloc(c->mev, cap * sizeof *e);
+    if (e == NULL) {
+      if (c->swim_err == CHORUS_OK)
+        c->swim_err = CHORUS_ENOMEM;
+      return;
+    }
+    c->mev = e;
+    c->capmev = cap;
+  }
+  c->mev[c->nmev++] = (struct core__member_ev){*m, old, is_new != 0};
+}
+
+/* rebuild_ring: a new snapshot of SWIM's table, to replication first (it
+ * must never read a retired one), then to the driver. A failed build
+ * keeps the ring in force. */
+static void rebuild_ring(struct core *c) {
+  struct ring_snapshot *s = NULL;
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  int rc = swim_ring_snapshot(c->swim, &c->cfg.replication, &s, err);
+  if (rc != CHORUS_OK) {
+    TRACE(c, "ring rebuild failed, keeping v%" PRIu64 ": %s",
+          ring_snapshot_version(c->ring), err[0] ? err : chorus_strerror(rc));
+    return;
+  }
+  struct ring_snapshot *old = c->ring;
+  c->ring = s;
+  if (c->repl != NULL)
+    repl_set_ring(c->repl, s);
+  TRACE(c, "ring v%" PRIu64 ": %zu nodes", ring_snapshot_version(s),
+        ring_snapshot_node_count(s));
+  if (c->fx.ring != NULL)
+    c->fx.ring(c->fx.ctx, s); /* the driver owns old and new */
+  else
+    ring_snapshot_free(old);
+}
+
+/* after_swim: applies what SWIM's callbacks queued, in the order core.h
+ * gives: member effects, one ring rebuild, liveness into replication. */
+static int after_swim(struct core *c, int rc) {
+  assert(!c->in_swim);
+  if (rc == CHORUS_OK)
+    rc = c->swim_err;
+  c->swim_err = CHORUS_OK;
+  if (c->fx.member != NULL)
+    for (size_t i = 0; i < c->nmev; i++)
+      c->fx.member(c->fx.ctx, &c->mev[i].m, c->mev[i].old, c->mev[i].is_new);
+  if (c->ring_dirty) {
+    c->ring_dirty = false;
+    rebuild_ring(c);
+  }
+  for (size_t i = 0; i < c->nmev && rc == CHORUS_OK; i++) {
+    const struct swim_member *m = &c->mev[i].m;
+    if (m->id == c->cfg.swim.id || c->repl == NULL)
+      continue;
+    bool up = m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT;
+    rc = repl_member(c->repl, m->id, up, c->now, c->wall, &c->rfx);
+  }
+  c->nmev = 0;
+  return rc;
+}
+
+/* Every SWIM call goes through these two: in_swim marks where its
+ * callbacks may only queue. */
+static void swim_enter(struct core *c, chorus_ms now, chorus_ms wall) {
+  assert(!c->in_swim);
+  c->now = now;
+  c->wall = wall;
+  c->in_swim = true;
+}
+
+static int swim_exit(struct core *c, int rc) {
+  c->in_swim = false;
+  return after_swim(c, rc);
+}
+
+/* ========================================================================
+ * Replication's effects
+ * ======================================================================== */
+
+static int rx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
+  struct core *c = ctx;
+  return c->fx.send(c->fx.ctx, to, m);
+}
+
+/* A forwarded request's answer goes back to the peer that forwarded it,
+ * under the request id it used (repl keeps it as the cookie); the driver
+ * sees only its own clients' cookies. */
+static int rx_reply(void *ctx, const struct repl_origin *o,
+                    const struct wire_msg *m, bool maybe_applied) {
+  struct core *c = ctx;
+  if (o->from_peer) {
+    struct wire_msg copy = *m;
+    copy.request_id = o->cookie;
+    return c->fx.send(c->fx.ctx, o->peer, &copy);
+  }
+  return c->fx.reply(c->fx.ctx, o->cookie, m, maybe_applied);
+}
+
+static int rx_timer(void *ctx, uint64_t id, chorus_ms after_ms) {
+  struct core *c = ctx;
+  return core__timers_push(&c->timers, c->now + after_ms, id);
+}
+
+static int rx_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  struct core *c = ctx;
+  return c->fx.sync(c->fx.ctx, seq, token);
+}
+
+/* finish: the end of every event that reached replication: a store that
+ * failed under it stops the node (store.h, "fsyncgate"). */
+static int finish(struct core *c, int rc) {
+  if (rc == CHORUS_OK && c->repl != NULL && repl_failed(c->repl))
+    return CHORUS_ESYNCFAILED;
+  return rc;
+}
+
+/* ========================================================================
+ * Lifecycle
+ * ======================================================================== */
+
+int core_new(const struct core_config *cfg, const struct core_effects *fx,
+             struct core **out, char *errmsg) {
+  *out = NULL;
+  if (cfg->repl.self != cfg->swim.id ||
+      strcmp(cfg->repl.dc, cfg->swim.meta.dc) != 0 || fx->gossip == NULL ||
+      fx->send == NULL || fx->reply == NULL || fx->sync == NULL)
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "core: replication and gossip disagree on the node's "
+                       "id or datacenter, or an effect is missing");
+  struct core *c = chorus_calloc(1, sizeof *c);
+  if (c == NULL)
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "core: out of memory");
+  c->cfg = *cfg;
+  c->fx = *fx;
+  c->join_at = CORE_NEVER;
+  struct swim_config sc = cfg->swim;
+  sc.fx = (struct swim_effects){c, sw_send, sw_changed};
+  int rc = swim_new(&sc, &c->swim);
+  if (rc != CHORUS_OK) {
+    chorus_errf(errmsg, rc, "gossip: %s", chorus_strerror(rc));
+    goto err_after_alloc;
+  }
+  char why[CHORUS_ERRMSG_SIZE] = "";
+  rc = swim_ring_snapshot(c->swim, &c->cfg.replication, &c->ring, why);
+  if (rc != CHORUS_OK) {
+    chorus_errf(errmsg, rc, "ring: %s", why[0] ? why : chorus_strerror(rc));
+    goto err_after_swim;
+  }
+  c->rfx = (struct repl_effects){c, rx_send, rx_reply, rx_timer, rx_sync};
+  if (c->fx.ring != NULL)
+    c->fx.ring(c->fx.ctx, c->ring);
+  *out = c;
+  return CHORUS_OK;
+err_after_swim:
+  swim_free(c->swim);
+err_after_alloc:
+  chorus_free(c);
+  return rc;
+}
+
+void core_free(struct core *c) {
+  if (c == NULL)
+    return;
+  repl_free(c->repl);
+  swim_free(c->swim);
+  if (c->fx.ring == NULL)
+    ring_snapshot_free(c->ring);
+  core__timers_free(&c->timers);
+  chorus_free(c->mev);
+  chorus_free(c);
+}
+
+int core_start(struct core *c, struct store *store, chorus_ms now,
+               chorus_ms wall) {
+  if (c->started || c->repl != NULL)
+    return CHORUS_EINVAL;
+  c->now = now;
+  c->wall = wall;
+  int rc = repl_new(&c->cfg.repl, store, c->ring, &c->repl);
+  if (rc != CHORUS_OK)
+    return rc;
+  /* Replication first: its epoch barrier gates client requests, while
+   * replica-side messages are served at once. */
+  rc = repl_start(c->repl, now, wall, &c->rfx);
+  if (rc != CHORUS_OK)
+    return rc;
+  c->started = true;
+  if (!c->cfg.gossip)
+    return CHORUS_OK;
+  swim_enter(c, now, wall);
+  return swim_exit(c, swim_start(c->swim, now));
+}
+
+int core_add_member(struct core *c, chorus_node_id id,
+                    const struct swim_meta *meta, chorus_ms now,
+                    chorus_ms wall) {
+  if (!c->started)
+    return CHORUS_EINVAL;
+  swim_enter(c, now, wall);
+  return finish(c, swim_exit(c, swim_add_member(c->swim, id, meta, 0, now)));
+}
+
+/* join_now: one join round through the remembered seeds. */
+static int join_now(struct core *c, chorus_ms now, chorus_ms wall) {
+  const char *seeds[SWIM_MAX_SEEDS];
+  for (size_t i = 0; i < c->nseeds; i++)
+    seeds[i] = c->seeds[i];
+  c->join_at = now + CORE_JOIN_RETRY_MS;
+  swim_enter(c, now, wall);
+  int rc = swim_exit(c, swim_join(c->swim, seeds, c->nseeds, now, wall));
+  TRACE(c, "join through %zu seeds: %s", c->nseeds, chorus_errname(rc));
+  return rc;
+}
+
+int core_join(struct core *c, const char *const *seeds, size_t n, chorus_ms now,
+              chorus_ms wall) {
+  if (!c->started || n > SWIM_MAX_SEEDS)
+    return CHORUS_EINVAL;
+  if (!c->cfg.gossip || n == 0)
+    return CHORUS_OK;
+  for (size_t i = 0; i < n; i++) {
+    if (strlen(seeds[i]) >= SWIM_ADDR_MAX)
+      return CHORUS_EINVAL;
+    snprintf(c->seeds[i], sizeof c->seeds[i], "%s", seeds[i]);
+  }
+  c->nseeds = n;
+  return finish(c, join_now(c, now, wall));
+}
+
+int core_leave(struct core *c, chorus_ms now, chorus_ms wall) {
+  if (c->leaving)
+    return CHORUS_OK;
+  c->leaving = true;
+  c->join_at = CORE_NEVER;
+  TRACE(c, "leaving: client requests refused from now on");
+  if (!c->cfg.gossip || !c->started)
+    return CHORUS_OK;
+  swim_enter(c, now, wall);
+  return finish(c, swim_exit(c, swim_leave(c->swim, now, wall)));
+}
+
+/* ========================================================================
+ * Events
+ * ======================================================================== */
+
+int core_gossip(struct core *c, const void *data, size_t len, chorus_ms now,
+                chorus_ms wall) {
+  if (!c->cfg.gossip || !c->started)
+    return CHORUS_OK;
+  swim_enter(c, now, wall);
+  int rc = swim_handle_packet(c->swim, data, len, now, wall);
+  if (rc == CHORUS_ENOMEM) {
+    /* Only this packet is lost: gossip tolerates loss (SWIM §4). */
+    TRACE(c, "gossip packet of %zu bytes dropped: out of memory", len);
+    rc = CHORUS_OK;
+  }
+  return finish(c, swim_exit(c, rc));
+}
+
+int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
+              chorus_ms now, chorus_ms wall) {
+  assert(m->type != WIRE_GOSSIP);
+  /* A leaving node takes no new replica work: its peers hint for it. */
+  if (c->repl == NULL || c->leaving || from == 0)
+    return CHORUS_OK;
+  c->now = now;
+  c->wall = wall;
+  return finish(c, repl_peer(c->repl, from, m, now, wall, &c->rfx));
+}
+
+bool core_client_request(uint8_t type) {
+  switch (type) {
+  case WIRE_GET:
+  case WIRE_PUT:
+  case WIRE_DELETE:
+  case WIRE_COUNTER_ADD:
+  case WIRE_COUNTER_READ:
+  case WIRE_SET_ADD:
+  case WIRE_SET_REMOVE:
+  case WIRE_SET_READ:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static int refuse(struct core *c, uint64_t cookie, int code, const char *text) {
+  struct wire_msg e;
+  wire_error_reply(&e, 0, code, text);
+  return c->fx.reply(c->fx.ctx, cookie, &e, false);
+}
+
+int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
+                chorus_ms now, chorus_ms wall) {
+  if (!core_client_request(m->type)) {
+    char text[96];
+    snprintf(text, sizeof text, "%s is not a client request",
+             wire_type_name(m->type));
+    return refuse(c, cookie, CHORUS_EPERM, text);
+  }
+  if (c->leaving || c->repl == NULL)
+    return refuse(c, cookie, CHORUS_EUNAVAILABLE,
+                  c->leaving ? "node shutting down" : "node starting");
+  c->now = now;
+  c->wall = wall;
+  struct repl_origin o = {.from_peer = false, .cookie = cookie};
+  return finish(c, repl_client(c->repl, m, &o, now, wall, &c->rfx));
+}
+
+int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {
+  c->now = now;
+  c->wall = wall;
+  int rc = CHORUS_OK;
+  struct core__timer t;
+  /* A timer armed with no delay by the one firing is due too. */
+  while (rc == CHORUS_OK && c->repl != NULL &&
+         core__timers_pop_due(&c->timers, now, &t))
+    rc = repl_timer(c->repl, t.id, now, wall, &c->rfx);
+  if (rc == CHORUS_OK && c->cfg.gossip && c->started &&
+      swim_next_deadline(c->swim) <= now) {
+    swim_enter(c, now, wall);
+    rc = swim_exit(c, swim_tick(c->swim, now, wall));
+  }
+  if (rc == CHORUS_OK && c->join_at <= now) {
+    if (swim_member_count(c->swim) > 1 || c->leaving)
+      c->join_at = CORE_NEVER; /* joined: someone answered */
+    else
+      rc = join_now(c, now, wall);
+  }
+  return finish(c, rc);
+}
+
+chorus_ms core_next_deadline(const struct core *c) {
+  chorus_ms d = core__timers_next(&c->timers);
+  if (c->cfg.gossip && c->started) {
+    chorus_ms s = swim_next_deadline(c->swim);
+    if (s < d)
+      d = s;
+  }
+  return c->join_at < d ? c->join_at : d;
+}
+
+int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
+                   chorus_ms wall) {
+  if (c->repl == NULL)
+    return CHORUS_OK;
+  c->now = now;
+  c->wall = wall;
+  return finish(c, repl_sync_done(c->repl, token, status, now, wall, &c->rfx));
+}
+
+/* ========================================================================
+ * Observation
+ * ======================================================================== */
+
+const struct swim *core_swim(const struct core *c) {
+  return c->swim;
+}
+const struct repl *core_repl(const struct core *c) {
+  return c->repl;
+}
+const struct ring_snapshot *core_ring(const struct core *c) {
+  return c->ring;
+}
+bool core_failed(const struct core *c) {
+  return c->repl != NULL && repl_failed(c->repl);
+}
+bool core_leaving(const struct core *c) {
+  return c->leaving;
+}

@@ -1,0 +1,256 @@
+/* core.h: the node core: one sans-I/O state machine per chorus node that
+ * joins SWIM membership, the ring snapshot and replication (DESIGN.md §2-3).
+ * chorusd (node/) binds it to libuv, sockets and RocksDB; the simulator
+ * (tests/sim/core_sim_adapter.c) drives the very same core for every node.
+ *
+ * HOW IT WORKS
+ *
+ * The core owns a struct swim, the current struct ring_snapshot and a
+ * struct repl, and is their only caller. The driver hands it events, each
+ * with the node's clocks (@now monotonic, for timeouts; @wall for clock
+ * offsets, hint ages and HLCs), and it answers through one set of effects,
+ * struct core_effects, called synchronously from inside the event call:
+ *
+ *   events in                               effects out
+ *     core_start      boot over a store        gossip  SWIM bytes to an address
+ *     core_add_member a member known           send    a wire message to a peer
+ *                     out of band                      (by node id)
+ *     core_join       join through seeds       reply   a client request's
+ * answer core_gossip     a SWIM packet arrived    sync    a sync barrier
+ *     core_peer       a peer's wire message    member  a member changed (logs,
+ *     core_client     a client request                 the address book)
+ *     core_tick       a deadline passed        ring    a new ring snapshot
+ *     core_sync_done  a barrier ended
+ *     core_leave      graceful shutdown
+ *
+ * Timers are deadlines, not effects: after any event the driver asks
+ * core_next_deadline() and calls core_tick() once its monotonic clock
+ * reaches it (chorusd: one uv_timer; the simulator: one timer with a
+ * generation). Behind it sit replication's one-shot timers (a min-heap,
+ * core_timers.c), SWIM's next deadline and the join retry.
+ *
+ * THE HOOKUP (decided here, once)
+ *
+ * SWIM reports member changes from inside its own calls, where neither
+ * SWIM nor replication may be re-entered. The core queues them and, when
+ * the SWIM call has returned, applies them in this order:
+ *   1. the member effect, once per change, in SWIM's order (chorusd points
+ *      its address book at the member's address and logs the change);
+ *   2. if any change touched the ring's input (a new member, ownership,
+ *      datacenter, rack or token count), one new snapshot is built from
+ *      SWIM's table (swim_ring_snapshot, version swim_epoch), handed to
+ *      replication (repl_set_ring) and then to the driver (the ring
+ *      effect); a failed build keeps the old ring (traced);
+ *   3. each member's liveness goes to replication (repl_member: ALIVE and
+ *      SUSPECT are up; DEAD, LEFT and REMOVED are down), which replays
+ *      hints to a member that came up.
+ * So replication never sees a member its ring does not list yet, and a
+ * member's address is known before replication sends it anything.
+ *
+ * Static membership (cfg.gossip false) keeps SWIM's member table as the
+ * ring's input but never starts the protocol: members come only from
+ * core_add_member, are always ALIVE, and nothing is probed or gossiped.
+ * The simulator's "no membership" runs use it.
+ *
+ * Requests: a client request carries the driver's cookie, echoed in its
+ * reply effect exactly once. A request that replication forwards to another
+ * node comes back to that node as a peer message; its answer returns to
+ * the forwarding peer under the request id it used (the send effect), so
+ * drivers see only their own cookies.
+ *
+ * Leaving (core_leave): new client requests are refused
+ * (CHORUS_EUNAVAILABLE, "node shutting down"), peer messages for
+ * replication are ignored, and SWIM gossips LEFT; the driver keeps calling
+ * core_tick and core_gossip for a while so the update spreads, then frees.
+ *
+ * ERRORS
+ *
+ * An event function returns CHORUS_OK, or an error after which the
+ * instance cannot go on (as repl.h and swim.h say): CHORUS_ENOMEM, a store
+ * error, or CHORUS_ESYNCFAILED when the store failed under replication (the
+ * "fsyncgate" rule, store.h: the process exits and a restart recovers from
+ * the store). chorusd exits; the simulator restarts the node. A gossip
+ * packet that SWIM drops for lack of memory is only traced: gossip
+ * tolerates loss.
+ */
+#ifndef CHORUS_CORE_H
+#define CHORUS_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chorus_error.h"
+#include "chorus_trace.h"
+#include "chorus_types.h"
+#include "repl.h"
+#include "ring.h"
+#include "store.h"
+#include "swim.h"
+#include "wire.h"
+
+/* core_next_deadline's answer when nothing is due, ever. */
+#define CORE_NEVER UINT64_MAX
+
+/* How often a join is retried while no other member is known (seeds may
+ * start later than this node). */
+#define CORE_JOIN_RETRY_MS 1000u
+
+/* ------------------------------------------------------------------------
+ * Configuration and effects
+ * ------------------------------------------------------------------------ */
+
+struct core_config {
+  /* SWIM: id, own meta (address, datacenter, rack, tokens, ownership),
+   * cluster, key, timing, seed, clock bound, tracer. Its effects are the
+   * core's own: cfg.swim.fx is ignored. */
+  struct swim_config swim;
+  /* Replication: cfg.repl.self must equal cfg.swim.id and cfg.repl.dc
+   * cfg.swim.meta.dc. */
+  struct repl_config repl;
+  /* The replication factors the ring is built with. */
+  struct ring_replication replication;
+  /* false: static membership (see above). */
+  bool gossip;
+  const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
+};
+
+struct core_effects {
+  void *ctx;
+  /* gossip: sealed SWIM bytes (borrowed for the call) to @addr: a UDP
+   * datagram, or, for SWIM_STREAM, a WIRE_GOSSIP frame on the peer link.
+   * Delivery is not guaranteed. */
+  void (*gossip)(void *ctx, const char *addr, enum swim_channel ch,
+                 const void *data, size_t len);
+  /* send: @m (borrowed for the call) to peer @to. Delivery is not
+   * guaranteed: replication tolerates loss, duplication and reordering.
+   * Errors: CHORUS_ENOMEM only (fatal); a message that cannot go is
+   * dropped, not an error. */
+  int (*send)(void *ctx, chorus_node_id to, const struct wire_msg *m);
+  /* reply: the answer to the client request @cookie (core_client): a reply
+   * message or WIRE_ERROR, with request_id 0 (the driver sets its own).
+   * @maybe_applied: a write error after which the write may still take
+   * effect. Exactly once per request. Errors: CHORUS_ENOMEM only. */
+  int (*reply)(void *ctx, uint64_t cookie, const struct wire_msg *m,
+               bool maybe_applied);
+  /* sync: core_sync_done(@token, ...) once every store write with sequence
+   * <= @seq is durable (or the store failed). Never answered from inside
+   * this call. Errors: CHORUS_ENOMEM only. */
+  int (*sync)(void *ctx, chorus_seq seq, uint64_t token);
+  /* member: a member was added or changed state, incarnation or metadata
+   * (@old: its previous state; SWIM_ALIVE with @is_new). Borrowed for the
+   * call. May be NULL. */
+  void (*member)(void *ctx, const struct swim_member *m, enum swim_state old,
+                 bool is_new);
+  /* ring: a new snapshot, handed over: the driver owns @s from now on and
+   * must keep it valid until the next ring effect (or core_free) has
+   * returned, since the core and replication read it until then (chorusd
+   * publishes it with ring_rcu_publish, which retires the previous one
+   * after a grace period). May be NULL: the core then keeps each snapshot
+   * and frees it when the next one replaces it. */
+  void (*ring)(void *ctx, struct ring_snapshot *s);
+};
+
+/* ------------------------------------------------------------------------
+ * Lifecycle
+ * ------------------------------------------------------------------------ */
+
+struct core;
+
+/* core_new: an instance for @cfg (copied; tracer borrowed) answering
+ * through @fx (copied). Builds SWIM and the first ring snapshot (this node
+ * alone); replication waits for the store (core_start). @errmsg
+ * (CHORUS_ERRMSG_SIZE, may be NULL) gets one line on failure.
+ * Errors: CHORUS_EINVAL (self ids or datacenters differ, SWIM's or the
+ * ring's checks), CHORUS_ENOMEM. */
+int core_new(const struct core_config *cfg, const struct core_effects *fx,
+             struct core **out, char *errmsg);
+
+/* core_free: frees @c (NULL is fine); replication's and SWIM's state go
+ * with it, the store stays the driver's. A snapshot handed over by the
+ * ring effect stays the driver's too. */
+void core_free(struct core *c);
+
+/* core_start: boots over @store (borrowed until core_free; the driver
+ * owns it): replication starts (its epoch barrier, the hint index), then
+ * SWIM (with gossip). Call once; if it fails, free the instance (the
+ * simulator's supervisor starts a fresh one).
+ * Errors: store errors (CHORUS_EIO, CHORUS_ENOSPC, CHORUS_ESYNCFAILED),
+ * CHORUS_EINVAL (called twice), CHORUS_ENOMEM. */
+int core_start(struct core *c, struct store *store, chorus_ms now,
+               chorus_ms wall);
+
+/* core_add_member: a member known out of band (a saved member table, the
+ * simulator's roster), ALIVE at incarnation 0, not gossiped. Call after
+ * core_start. Errors: CHORUS_EINVAL (own id, bad meta), CHORUS_EEXIST,
+ * CHORUS_ENOMEM. */
+int core_add_member(struct core *c, chorus_node_id id,
+                    const struct swim_meta *meta, chorus_ms now,
+                    chorus_ms wall);
+
+/* core_join: joins through @seeds (addresses, copied; at most
+ * SWIM_MAX_SEEDS) now and again every CORE_JOIN_RETRY_MS while this node
+ * knows no other member (seeds may start later). No-op without gossip.
+ * Errors: CHORUS_EINVAL, CHORUS_ENOMEM. */
+int core_join(struct core *c, const char *const *seeds, size_t n, chorus_ms now,
+              chorus_ms wall);
+
+/* core_leave: graceful shutdown (see LEAVING above). Idempotent.
+ * Errors: CHORUS_ENOMEM. */
+int core_leave(struct core *c, chorus_ms now, chorus_ms wall);
+
+/* ------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------ */
+
+/* core_gossip: a SWIM packet (a UDP datagram, or the body of a WIRE_GOSSIP
+ * frame) arrived; @data borrowed. Ignored without gossip or before start;
+ * bad packets are dropped and counted by SWIM (swim_stats). */
+int core_gossip(struct core *c, const void *data, size_t len, chorus_ms now,
+                chorus_ms wall);
+
+/* core_peer: a wire message from peer @from (authenticated by the driver):
+ * a forwarded request, a replica or hint message, or an answer to one of
+ * ours. WIRE_GOSSIP goes to core_gossip, not here. @m borrowed. */
+int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
+              chorus_ms now, chorus_ms wall);
+
+/* core_client_request: whether @type is a request a client may send to
+ * core_client (GET, PUT, DELETE, COUNTER_*, SET_*). */
+bool core_client_request(uint8_t type);
+
+/* core_client: a client request (core_client_request(m->type)) that the
+ * driver tagged with @cookie; answered by exactly one reply effect, maybe
+ * from inside this call. Bad or refused requests get an error reply,
+ * never an error return. @m borrowed. */
+int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
+                chorus_ms now, chorus_ms wall);
+
+/* core_tick: runs everything due at @now: replication's timers, SWIM's
+ * deadline, a join retry. Calling it early is harmless. */
+int core_tick(struct core *c, chorus_ms now, chorus_ms wall);
+
+/* core_next_deadline: the earliest monotonic time at which core_tick has
+ * work, or CORE_NEVER. */
+chorus_ms core_next_deadline(const struct core *c);
+
+/* core_sync_done: the barrier @token asked for by the sync effect ended
+ * with @status (CHORUS_OK or CHORUS_ESYNCFAILED).
+ * Errors: CHORUS_ESYNCFAILED when the store failed under replication (the
+ * node must stop), others as above. */
+int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
+                   chorus_ms wall);
+
+/* ------------------------------------------------------------------------
+ * Observation (borrowed until the next event)
+ * ------------------------------------------------------------------------ */
+
+const struct swim *core_swim(const struct core *c);
+const struct repl *core_repl(const struct core *c);
+/* core_ring: the snapshot in force (never NULL after core_new). */
+const struct ring_snapshot *core_ring(const struct core *c);
+/* core_failed: the store failed under replication (see ERRORS). */
+bool core_failed(const struct core *c);
+bool core_leaving(const struct core *c);
+
+#endif /* CHORUS_CORE_H */

@@ -1,0 +1,63 @@
+/* core_int.h: the node core's internals, shared by core.c (the hookup and
+ * the events) and core_timers.c (replication's timers). core.h tells how
+ * it works. */
+#ifndef CHORUS_CORE_INT_H
+#define CHORUS_CORE_INT_H
+
+#include "core.h"
+
+/* One of replication's one-shot timers: fire repl_timer(@id) at @at. */
+struct core__timer {
+  chorus_ms at;
+  uint64_t id;
+};
+
+/* A min-heap of timers by deadline. Replication's timers cannot be
+ * cancelled and there is one per request, so a heap (O(log n) per timer,
+ * no allocation once grown) rather than a driver timer each. */
+struct core__timers {
+  struct core__timer *h;
+  size_t n, cap;
+};
+
+/* core__timers_push: @id due at @at. Errors: CHORUS_ENOMEM (unchanged). */
+int core__timers_push(struct core__timers *t, chorus_ms at, uint64_t id);
+/* core__timers_pop_due: the earliest timer due at @now into *@out and
+ * true, or false when none is due. */
+bool core__timers_pop_due(struct core__timers *t, chorus_ms now,
+                          struct core__timer *out);
+/* core__timers_next: the earliest deadline, or CORE_NEVER. */
+chorus_ms core__timers_next(const struct core__timers *t);
+void core__timers_free(struct core__timers *t);
+
+/* A member change SWIM reported, applied once its call has returned. */
+struct core__member_ev {
+  struct swim_member m; /* a copy: SWIM's is borrowed for the callback */
+  enum swim_state old;
+  bool is_new;
+};
+
+struct core {
+  struct core_config cfg;
+  struct core_effects fx;
+  struct swim *swim;
+  struct repl *repl;          /* from core_start */
+  struct repl_effects rfx;    /* replication's effects, bound to us */
+  struct ring_snapshot *ring; /* in force; ours unless handed over */
+  bool ring_handed_over;      /* the driver owns @ring (fx.ring) */
+  struct core__timers timers;
+  /* Member changes queued inside a SWIM call (core.h, THE HOOKUP). */
+  struct core__member_ev *mev;
+  size_t nmev, capmev;
+  bool ring_dirty;
+  bool in_swim; /* inside a SWIM call: its callbacks must only queue */
+  int swim_err; /* the first error raised inside a SWIM callback */
+  /* Join retries (core_join). */
+  char seeds[SWIM_MAX_SEEDS][SWIM_ADDR_MAX];
+  size_t nseeds;
+  chorus_ms join_at;   /* next retry; CORE_NEVER when none is pending */
+  chorus_ms now, wall; /* the current event's clocks */
+  bool started, leaving;
+};
+
+#endif /* CHORUS_CORE_INT_H */
