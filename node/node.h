@@ -1,18 +1,20 @@
-/* node.h: chorusd's internals: configuration, logs, the node (event loop
- * glue between libuv, SWIM, replication and RocksDB) and its connections.
+/* node.h: chorusd: configuration, logs, and the node: the libuv binding
+ * of the node core (node/core/core.h) to sockets, timers and RocksDB.
  *
  * HOW IT WORKS
  *
  * One thread runs one libuv loop that owns everything: the TCP listener
  * (clients and peers share it; HELLO's role tells them apart), the UDP
- * socket for SWIM datagrams on the same port, SWIM's and replication's
- * timers, and the write side of every connection. The logic modules are
- * sans-I/O (DESIGN.md §3): each event (bytes, a datagram, a timer, a
- * finished sync barrier) is handed to swim_* or repl_*, and their effects
- * come back through callbacks that encode frames or send datagrams. The
- * only other thread is the RocksDB store's group-commit sync thread; its
- * barrier callbacks are queued under a mutex and handed to the loop with
- * uv_async_send.
+ * socket for SWIM datagrams on the same port, the core's deadline timer,
+ * and the write side of every connection. All protocol logic is in the
+ * node core, a sans-I/O state machine (DESIGN.md §3) that the simulator
+ * drives too: each event (a frame, a datagram, the deadline, a finished
+ * sync barrier, a signal) becomes one core_* call, and the core's effects
+ * come back through callbacks that encode frames, send datagrams, answer
+ * clients, ask for barriers and publish ring snapshots. The only other
+ * thread is the RocksDB store's group-commit sync thread; its barrier
+ * callbacks are queued under a mutex and handed to the loop with
+ * uv_async_send. node_int.h lists the files and their order.
  *
  * Writes are coalesced: an effect appends its encoded frame to the
  * connection's output buffer, and a uv_check handle (it runs once per loop
@@ -50,14 +52,13 @@
  *
  * Shutdown (SIGINT/SIGTERM; a second signal closes at once): stop
  * accepting, fail in-flight client requests with CHORUS_ECANCELED (they
- * may or may not have been applied), store_sync, swim_leave, keep the loop
+ * may or may not have been applied), store_sync, core_leave, keep the loop
  * running --leave-ms (1 s) so LEFT spreads, then close everything.
  *
- * Ring snapshots: SWIM's member_changed marks the ring dirty; after the
- * SWIM call returns, the node builds swim_ring_snapshot, hands it to
- * repl_set_ring and publishes it with ring_rcu_publish. The loop thread is
- * the only writer, so the snapshot it holds stays valid until it publishes
- * the next one; other threads (none today) would read it under RCU.
+ * Ring snapshots: the core builds them (core.h, THE HOOKUP) and hands
+ * each to the ring effect, which publishes it with ring_rcu_publish: any
+ * thread may read the ring under RCU, and the previous snapshot is freed
+ * after a grace period, once the core has moved on.
  */
 #ifndef CHORUS_NODE_H
 #define CHORUS_NODE_H

@@ -1,12 +1,13 @@
 /* node_log.c: chorusd's structured log lines on stderr, with levels. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "chorus_trace.h"
-#include "node.h"
+#include "node_int.h"
 
 static enum node_log_level log_level = NODE_LOG_INFO;
 
@@ -77,3 +78,9 @@ static void trace_emit(void *ctx, const char *module, const char *line) {
 }
 
 const struct chorus_tracer node_log_tracer = {trace_emit, NULL};
+
+void node__fatal(int rc, const char *what) {
+  node_log(NODE_LOG_ERROR, NODE_MOD, "%s: %s; stopping", what,
+           chorus_strerror(rc));
+  exit(2);
+}

@@ -27,9 +27,9 @@ static uint8_t wire_state_of(const struct swim_member *m) {
   }
 }
 
-void node__answer_ring(struct conn *c, uint64_t request_id) {
+void node__answer_ring(struct node_conn *c, uint64_t request_id) {
   struct node *n = c->n;
-  size_t count = swim_member_count(n->swim);
+  size_t count = swim_member_count(core_swim(n->core));
   struct wire_ring_node *nodes =
       chorus_calloc(count ? count : 1, sizeof *nodes);
   if (nodes == NULL) {
@@ -38,7 +38,7 @@ void node__answer_ring(struct conn *c, uint64_t request_id) {
   }
   size_t k = 0;
   for (size_t i = 0; i < count; i++) {
-    const struct swim_member *m = swim_member_at(n->swim, i);
+    const struct swim_member *m = swim_member_at(core_swim(n->core), i);
     if (m->state == SWIM_REMOVED)
       continue;
     nodes[k].id = m->id;
@@ -91,9 +91,9 @@ static void stat_add(struct stat_builder *b, int64_t value, const char *fmt,
   b->n++;
 }
 
-void node__answer_status(struct conn *c, uint64_t request_id) {
+void node__answer_status(struct node_conn *c, uint64_t request_id) {
   struct node *n = c->n;
-  size_t members = swim_member_count(n->swim);
+  size_t members = swim_member_count(core_swim(n->core));
   struct stat_builder b = {0};
   b.cap = 64 + 4 * members;
   b.items = chorus_calloc(b.cap, sizeof *b.items);
@@ -104,7 +104,7 @@ void node__answer_status(struct conn *c, uint64_t request_id) {
     node__conn_send_error(c, request_id, CHORUS_ENOMEM, "out of memory");
     return;
   }
-  const struct repl_stats *rs = repl_stats(n->repl);
+  const struct repl_stats *rs = repl_stats(core_repl(n->core));
 #define RSTAT(f) stat_add(&b, (int64_t)rs->f, "repl." #f)
   RSTAT(requests);
   RSTAT(forwarded);
@@ -120,7 +120,7 @@ void node__answer_status(struct conn *c, uint64_t request_id) {
   RSTAT(hints_pending);
   RSTAT(hint_bytes);
 #undef RSTAT
-  const struct swim_stats *ss = swim_stats(n->swim);
+  const struct swim_stats *ss = swim_stats(core_swim(n->core));
 #define SSTAT(f) stat_add(&b, (int64_t)ss->f, "swim." #f)
   SSTAT(sent);
   SSTAT(received);
@@ -132,13 +132,13 @@ void node__answer_status(struct conn *c, uint64_t request_id) {
   SSTAT(refutations);
   SSTAT(deaths);
 #undef SSTAT
-  stat_add(&b, (int64_t)swim_health(n->swim), "swim.health");
-  stat_add(&b, (int64_t)swim_alive_count(n->swim), "members.alive");
+  stat_add(&b, (int64_t)swim_health(core_swim(n->core)), "swim.health");
+  stat_add(&b, (int64_t)swim_alive_count(core_swim(n->core)), "members.alive");
   stat_add(&b, (int64_t)members, "members.known");
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */
   chorus_node_id skewed[1];
-  stat_add(&b, (int64_t)swim_clock_report(n->swim, -1, skewed, 1),
+  stat_add(&b, (int64_t)swim_clock_report(core_swim(n->core), -1, skewed, 1),
            "clock.skewed");
   stat_add(&b, (int64_t)n->nconns, "node.connections");
   stat_add(&b, (int64_t)n->nclients, "node.clients");
@@ -159,14 +159,14 @@ void node__answer_status(struct conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)rr->dcs[i].factor, "replication.dc.%s",
              rr->dcs[i].dc);
   for (size_t i = 0; i < members; i++) {
-    const struct swim_member *m = swim_member_at(n->swim, i);
+    const struct swim_member *m = swim_member_at(core_swim(n->core), i);
     stat_add(&b, (int64_t)m->state, "member.%016" PRIx64 ".state", m->id);
     stat_add(&b, (int64_t)m->incarnation, "member.%016" PRIx64 ".incarnation",
              m->id);
     if (m->clock_samples > 0)
       stat_add(&b, m->offset_ms, "member.%016" PRIx64 ".offset_ms", m->id);
     if (m->id != n->cfg.id)
-      stat_add(&b, (int64_t)repl_hints_for(n->repl, m->id),
+      stat_add(&b, (int64_t)repl_hints_for(core_repl(n->core), m->id),
                "member.%016" PRIx64 ".hints", m->id);
   }
   struct wire_msg r = {.type = WIRE_STATUS_REPLY, .request_id = request_id};

@@ -1,0 +1,257 @@
+/* node_loop.c: chorusd's loop phases: the check phase that states the
+ * durability rule once, the sync barriers the core asks for (and the
+ * store's sync thread that answers them), and the core's deadline timer
+ * (node.h). */
+#include <assert.h>
+#include <inttypes.h>
+
+#include <uv.h>
+
+#include "chorus_alloc.h"
+#include "node_int.h"
+
+/* ------------------------------------------------------------------------
+ * Sync barriers
+ *
+ * `group` durability: the barriers the core asks for during one loop
+ * iteration are submitted as one store barrier at its end (the sync thread
+ * wakes once for every write the iteration made, instead of syncing the
+ * first few while the rest arrive); the store's sync thread hands the
+ * results back through sync_async. `none` durability: nothing to wait for;
+ * the answers are delivered at this iteration's check, before its output
+ * leaves (never from inside the core's own effect, which must not re-enter
+ * it).
+ * ------------------------------------------------------------------------ */
+
+static void chain_append(struct node_sync **head, struct node_sync **tail,
+                         struct node_sync *d) {
+  if (*tail)
+    (*tail)->next = d;
+  else
+    *head = d;
+  *tail = d;
+}
+
+/* While `none` answers wait for the check phase, an active idle handle
+ * makes the loop poll without blocking; the callback has nothing to do. */
+static void on_ready_idle(uv_idle_t *h) {
+  (void)h;
+}
+
+int node__fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  struct node *n = ctx;
+  struct node_sync *d = chorus_calloc(1, sizeof *d);
+  if (d == NULL)
+    return CHORUS_ENOMEM;
+  d->n = n;
+  d->token = token;
+  if (n->cfg.durability == NODE_DURABILITY_NONE) {
+    d->status = CHORUS_OK;
+    chain_append(&n->ready_head, &n->ready_tail, d);
+    uv_idle_start(&n->ready_idle, on_ready_idle);
+    return CHORUS_OK;
+  }
+  chain_append(&n->barrier_head, &n->barrier_tail, d);
+  if (seq > n->barrier_seq)
+    n->barrier_seq = seq;
+  return CHORUS_OK;
+}
+
+/* sync_push_chain: hands the results @head..@tail to the loop (any
+ * thread). */
+static void sync_push_chain(struct node *n, struct node_sync *head,
+                            struct node_sync *tail) {
+  uv_mutex_lock(&n->sync_lock);
+  if (n->sync_tail)
+    n->sync_tail->next = head;
+  else
+    n->sync_head = head;
+  n->sync_tail = tail;
+  /* Under the lock, so the loop cannot close the handle in between. */
+  if (!n->async_closed)
+    uv_async_send(&n->sync_async);
+  uv_mutex_unlock(&n->sync_lock);
+}
+
+/* Runs on the store's sync thread: hand the results to the loop. @arg is
+ * the chain of one iteration's barriers (submit_barriers). */
+static void on_store_sync(void *arg, chorus_seq durable, int status) {
+  (void)durable;
+  struct node_sync *head = arg, *tail = head;
+  for (struct node_sync *d = head; d; d = d->next) {
+    d->status = status;
+    tail = d;
+  }
+  sync_push_chain(head->n, head, tail);
+}
+
+/* submit_barriers: one store barrier for every barrier the core asked for
+ * since the last call (group commit per loop iteration). */
+static void submit_barriers(struct node *n) {
+  struct node_sync *head = n->barrier_head, *tail = n->barrier_tail;
+  if (head == NULL)
+    return;
+  n->barrier_head = n->barrier_tail = NULL;
+  int rc = store_sync_request(n->store, n->barrier_seq, on_store_sync, head);
+  if (rc != CHORUS_OK) {
+    for (struct node_sync *d = head; d; d = d->next)
+      d->status = rc == CHORUS_ENOMEM ? rc : CHORUS_ESYNCFAILED;
+    sync_push_chain(n, head, tail);
+  }
+}
+
+/* deliver: hands each result of the chain @d to the core and frees it. */
+static void deliver(struct node *n, struct node_sync *d) {
+  while (d) {
+    struct node_sync *next = d->next;
+    if (!n->closing_all) {
+      int st = d->status == CHORUS_OK ? CHORUS_OK : CHORUS_ESYNCFAILED;
+      if (d->status == CHORUS_ESYNCFAILED)
+        node_log(NODE_LOG_ERROR, "store", "sync failed: %s",
+                 store_errmsg(n->store));
+      int rc =
+          core_sync_done(n->core, d->token, st, node__now(n), node__wall_ms());
+      if (rc == CHORUS_ESYNCFAILED)
+        node__fatal(rc, "the store failed under replication");
+      if (rc != CHORUS_OK)
+        node__fatal(rc, "sync done");
+    }
+    chorus_free(d);
+    d = next;
+  }
+}
+
+static void on_sync_async(uv_async_t *h) {
+  struct node *n = h->data;
+  uv_mutex_lock(&n->sync_lock);
+  struct node_sync *d = n->sync_head;
+  n->sync_head = n->sync_tail = NULL;
+  uv_mutex_unlock(&n->sync_lock);
+  deliver(n, d);
+}
+
+/* deliver_ready: the `none` durability answers of this iteration, and any
+ * they cause. */
+static void deliver_ready(struct node *n) {
+  while (n->ready_head) {
+    struct node_sync *d = n->ready_head;
+    n->ready_head = n->ready_tail = NULL;
+    deliver(n, d);
+  }
+  uv_idle_stop(&n->ready_idle);
+}
+
+/* ------------------------------------------------------------------------
+ * The core's deadline: one uv_timer, re-armed when the deadline moves.
+ * ------------------------------------------------------------------------ */
+
+static void on_deadline(uv_timer_t *t) {
+  struct node *n = t->data;
+  n->deadline_armed = CORE_NEVER;
+  int rc = core_tick(n->core, node__now(n), node__wall_ms());
+  if (rc != CHORUS_OK)
+    node__fatal(rc, "timer");
+}
+
+static void arm_deadline(struct node *n) {
+  if (n->closing_all)
+    return;
+  chorus_ms d = core_next_deadline(n->core);
+  if (d == n->deadline_armed)
+    return;
+  n->deadline_armed = d;
+  if (d == CORE_NEVER) {
+    uv_timer_stop(&n->deadline_timer);
+    return;
+  }
+  chorus_ms now = node__now(n);
+  uv_timer_start(&n->deadline_timer, on_deadline, d > now ? d - now : 0, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * The check phase: once per loop iteration, after every I/O callback.
+ *
+ * THE DURABILITY RULE. Nothing an iteration decided leaves the node ahead
+ * of the writes it stands on, in this order:
+ *   1. `none` barriers are answered (their replies join this iteration);
+ *   2. the iteration's WAL records go to the OS in one write(2)
+ *      (store_flush): from here a process crash loses nothing that a
+ *      reply or a replica's answer acknowledges; a failed flush leaves the
+ *      WAL's end unknown, so the node stops before anything leaves;
+ *   3. every connection with output is written, one uv_write each;
+ *   4. one store barrier covers every `group` barrier of the iteration
+ *      (acknowledgements wait for its fsync, node__fx_sync);
+ *   5. the core's deadline timer follows whatever the iteration armed.
+ * ------------------------------------------------------------------------ */
+
+static void on_check(uv_check_t *h) {
+  struct node *n = h->data;
+  deliver_ready(n);
+  if (n->dirty != NULL && n->store != NULL &&
+      store_flush(n->store) != CHORUS_OK) {
+    node_log(NODE_LOG_ERROR, "store", "%s", store_errmsg(n->store));
+    node__fatal(CHORUS_ESYNCFAILED, "handing the WAL to the OS");
+  }
+  node__conn_flush_dirty(n);
+  submit_barriers(n);
+  arm_deadline(n);
+}
+
+/* ------------------------------------------------------------------------
+ * Handles
+ * ------------------------------------------------------------------------ */
+
+void node__loop_init(struct node *n) {
+  uv_mutex_init(&n->sync_lock);
+  uv_timer_init(&n->loop, &n->deadline_timer);
+  uv_check_init(&n->loop, &n->flush_check);
+  uv_idle_init(&n->loop, &n->ready_idle);
+  uv_async_init(&n->loop, &n->sync_async, on_sync_async);
+  n->deadline_timer.data = n->flush_check.data = n->sync_async.data = n;
+  n->ready_idle.data = n;
+  n->deadline_armed = CORE_NEVER;
+}
+
+void node__loop_start(struct node *n) {
+  uv_check_start(&n->flush_check, on_check);
+  arm_deadline(n);
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+void node__loop_close(struct node *n) {
+  close_handle((uv_handle_t *)&n->deadline_timer);
+  close_handle((uv_handle_t *)&n->flush_check);
+  close_handle((uv_handle_t *)&n->ready_idle);
+  uv_mutex_lock(&n->sync_lock);
+  n->async_closed = true;
+  uv_mutex_unlock(&n->sync_lock);
+  close_handle((uv_handle_t *)&n->sync_async);
+}
+
+/* Barriers never submitted and results never delivered (the loop stopped
+ * first) are freed with the ones the store's close canceled. */
+void node__loop_fini(struct node *n) {
+  assert(n->async_closed);
+  if (n->barrier_tail) {
+    n->barrier_tail->next = n->sync_head;
+    n->sync_head = n->barrier_head;
+    n->barrier_head = n->barrier_tail = NULL;
+  }
+  if (n->ready_tail) {
+    n->ready_tail->next = n->sync_head;
+    n->sync_head = n->ready_head;
+    n->ready_head = n->ready_tail = NULL;
+  }
+  struct node_sync *d = n->sync_head;
+  while (d) {
+    struct node_sync *next = d->next;
+    chorus_free(d);
+    d = next;
+  }
+  n->sync_head = n->sync_tail = NULL;
+  uv_mutex_destroy(&n->sync_lock);
+}
