@@ -1,0 +1,68 @@
+#!/bin/sh
+# ab.sh: is build B slower than build A? Alternating runs of chorus-bench
+# (from build A, so the client is the same) against a fresh 3-node cluster
+# of A's chorusd, then B's, back to back, ROUNDS times; prints every run and
+# the means of node CPU per request (µs/op, the figure a regression shows
+# in first) and throughput. Single runs on a shared VM move by ±15%: read
+# the means of alternating rounds, never one run.
+#
+# Usage (from the repository root, after a release build of each tree):
+#   bench/chorus/ab.sh BUILD_A BUILD_B
+# Environment: ROUNDS (default 4), DURATION (s, default 8), CONNS (50),
+# INFLIGHT (1), DURABILITY (none), WORKLOAD (rw50).
+set -eu
+
+a=${1:?usage: ab.sh BUILD_A BUILD_B}
+b=${2:?usage: ab.sh BUILD_A BUILD_B}
+bench=$a/bench/chorus/chorus-bench
+rounds=${ROUNDS:-4}
+duration=${DURATION:-8}
+conns=${CONNS:-50}
+inflight=${INFLIGHT:-1}
+durability=${DURABILITY:-none}
+workload=${WORKLOAD:-rw50}
+for f in "$bench" "$a/node/chorusd" "$b/node/chorusd"; do
+  [ -x "$f" ] || { echo "ab.sh: $f not built" >&2; exit 1; }
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# run BUILD: "ops/s cpu_us_per_op" of one measured run.
+run() {
+  "$bench" --start-cluster 3 --chorusd "$1/node/chorusd" \
+    --durability "$durability" --replicas 3 -c "$conns" -p "$inflight" \
+    -d "$duration" --warmup 2 --workload "$workload" --keys 100000 \
+    --value-size 100 --uniform --read QUORUM --write QUORUM \
+    --csv "$tmp/run.csv" >"$tmp/run.out" 2>&1 || {
+    cat "$tmp/run.out" >&2
+    return 1
+  }
+  # columns: 10 op, 13 ops_per_s, 22 cpu_us_per_op
+  awk -F, '$10 == "all" { printf "%.0f %s\n", $13, $22 }' "$tmp/run.csv"
+  rm -f "$tmp/run.csv"
+}
+
+echo "A/B: $workload, $conns connections x $inflight, durability $durability,"
+echo "3 nodes N=3 QUORUM, $duration s per run, $rounds rounds"
+echo "A = $a"
+echo "B = $b"
+printf '%-6s %-5s %10s %10s\n' round build "ops/s" "us/op"
+: >"$tmp/all"
+i=1
+while [ "$i" -le "$rounds" ]; do
+  for side in A B; do
+    if [ $side = A ]; then dir=$a; else dir=$b; fi
+    set -- $(run "$dir")
+    printf '%-6s %-5s %10s %10s\n' "$i" "$side" "$1" "$2"
+    echo "$side $1 $2" >>"$tmp/all"
+  done
+  i=$((i + 1))
+done
+awk '{ n[$1]++; ops[$1] += $2; us[$1] += $3 }
+  END {
+    printf "mean   A     %10.0f %10.2f\n", ops["A"] / n["A"], us["A"] / n["A"]
+    printf "mean   B     %10.0f %10.2f\n", ops["B"] / n["B"], us["B"] / n["B"]
+    printf "B/A          %10.3f %10.3f\n", (ops["B"] / n["B"]) / (ops["A"] / n["A"]),
+      (us["B"] / n["B"]) / (us["A"] / n["A"])
+  }' "$tmp/all"

@@ -1,0 +1,324 @@
+/* test_core.c: the node core driven one event at a time: the hookup's
+ * order (member effects, then one ring, then replication), timers as
+ * deadlines, the request paths a driver sees (its own cookies only,
+ * exactly one reply), leaving, and the fsyncgate stop. The cluster under
+ * faults is tests/sim (the same core on the simulator). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chorus_prng.h"
+#include "core.h"
+#include "core_int.h"
+#include "store_mem.h"
+
+/* What the effects saw, in order. */
+enum { EV_MEMBER = 1, EV_RING, EV_REPLY, EV_SEND, EV_SYNC, EV_GOSSIP };
+
+struct rec {
+  int kind;
+  chorus_node_id id; /* member, send: the node; */
+  uint64_t cookie;   /* reply */
+  uint8_t type;      /* reply, send: the message type */
+  int code;          /* reply: WIRE_ERROR's code */
+  size_t ring_nodes; /* ring: its node count */
+  bool repl_knew;    /* member: replication's ring listed it already */
+};
+
+struct fx_log {
+  struct core *core;
+  struct rec r[256];
+  size_t n;
+  uint64_t sync_token[64];
+  size_t nsync;
+  struct ring_snapshot *rings[16]; /* handed over: ours to free */
+  size_t nrings;
+};
+
+static void push(struct fx_log *l, struct rec r) {
+  assert_true(l->n < 256);
+  l->r[l->n++] = r;
+}
+
+static void fx_gossip(void *ctx, const char *addr, enum swim_channel ch,
+                      const void *data, size_t len) {
+  (void)addr, (void)ch, (void)data, (void)len;
+  push(ctx, (struct rec){.kind = EV_GOSSIP});
+}
+
+static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
+  push(ctx, (struct rec){.kind = EV_SEND, .id = to, .type = m->type});
+  return CHORUS_OK;
+}
+
+static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
+                    bool maybe_applied) {
+  (void)maybe_applied;
+  push(ctx, (struct rec){.kind = EV_REPLY,
+                         .cookie = cookie,
+                         .type = m->type,
+                         .code = m->type == WIRE_ERROR ? m->error.code : 0});
+  return CHORUS_OK;
+}
+
+static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  struct fx_log *l = ctx;
+  (void)seq;
+  assert_true(l->nsync < 64);
+  l->sync_token[l->nsync++] = token;
+  push(l, (struct rec){.kind = EV_SYNC});
+  return CHORUS_OK;
+}
+
+static void fx_member(void *ctx, const struct swim_member *m,
+                      enum swim_state old, bool is_new) {
+  struct fx_log *l = ctx;
+  (void)old, (void)is_new;
+  /* The ring in force is the old one while member effects run. */
+  bool listed = false;
+  const struct ring_snapshot *s = core_ring(l->core);
+  for (size_t i = 0; i < ring_snapshot_node_count(s); i++)
+    if (ring_snapshot_node(s, i)->id == m->id)
+      listed = true;
+  push(l, (struct rec){.kind = EV_MEMBER, .id = m->id, .repl_knew = listed});
+}
+
+static void fx_ring(void *ctx, struct ring_snapshot *s) {
+  struct fx_log *l = ctx;
+  assert_true(l->nrings < 16);
+  l->rings[l->nrings++] = s;
+  push(l, (struct rec){.kind = EV_RING,
+                       .ring_nodes = ring_snapshot_node_count(s)});
+}
+
+static const struct core_effects effects = {
+    .gossip = fx_gossip,
+    .send = fx_send,
+    .reply = fx_reply,
+    .sync = fx_sync,
+    .member = fx_member,
+    .ring = fx_ring,
+};
+
+static void meta_of(struct swim_meta *m, int i) {
+  memset(m, 0, sizeof *m);
+  snprintf(m->addr, sizeof m->addr, "n%d", i);
+  snprintf(m->dc, sizeof m->dc, "dc0");
+  snprintf(m->rack, sizeof m->rack, "r%d", i);
+  m->vnodes = 16;
+  m->ownership = RING_NORMAL;
+}
+
+static void config_of(struct core_config *cc, chorus_node_id id,
+                      const char *spec, bool gossip) {
+  memset(cc, 0, sizeof *cc);
+  cc->swim.id = id;
+  meta_of(&cc->swim.meta, 0);
+  snprintf(cc->swim.cluster, sizeof cc->swim.cluster, "test");
+  swim_timing_local(&cc->swim.timing);
+  cc->swim.seed = 7;
+  cc->swim.clock_bound_ms = 100;
+  repl_config_defaults(&cc->repl, id);
+  snprintf(cc->repl.dc, sizeof cc->repl.dc, "dc0");
+  cc->repl.seed = 9;
+  assert_int_equal(ring_replication_parse(spec, &cc->replication, NULL),
+                   CHORUS_OK);
+  cc->gossip = gossip;
+}
+
+struct fixture {
+  struct fx_log log;
+  struct store *store;
+  struct core *core;
+};
+
+/* setup_with: a started core of node 1 over a memory store, its epoch
+ * barrier answered (it serves clients). */
+static struct fixture *setup_with(const char *spec, bool gossip) {
+  struct fixture *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  assert_int_equal(store_mem_open(&f->store), CHORUS_OK);
+  struct core_config cc;
+  config_of(&cc, 1, spec, gossip);
+  struct core_effects fx = effects;
+  fx.ctx = &f->log;
+  assert_int_equal(core_new(&cc, &fx, &f->core, NULL), CHORUS_OK);
+  f->log.core = f->core;
+  assert_int_equal(core_start(f->core, f->store, 1000, 5000), CHORUS_OK);
+  /* The epoch barrier: sync it in the store, then answer it. */
+  assert_true(f->log.nsync >= 1);
+  assert_int_equal(store_mem_sync_step(f->store), CHORUS_OK);
+  for (size_t i = 0; i < f->log.nsync; i++)
+    assert_int_equal(
+        core_sync_done(f->core, f->log.sync_token[i], CHORUS_OK, 1000, 5000),
+        CHORUS_OK);
+  f->log.nsync = 0;
+  return f;
+}
+
+static int teardown(void **state) {
+  struct fixture *f = *state;
+  core_free(f->core);
+  for (size_t i = 0; i < f->log.nrings; i++)
+    ring_snapshot_free(f->log.rings[i]);
+  store_close(f->store);
+  free(f);
+  return 0;
+}
+
+/* The hookup: member effects first (the ring in force does not list the
+ * new member yet), then exactly one ring for the batch, listing it. */
+static void members_then_one_ring(void **state) {
+  struct fixture *f = setup_with("3", false);
+  *state = f;
+  size_t before = f->log.n;
+  struct swim_meta m;
+  meta_of(&m, 2);
+  assert_int_equal(core_add_member(f->core, 2, &m, 1001, 5001), CHORUS_OK);
+  meta_of(&m, 3);
+  assert_int_equal(core_add_member(f->core, 3, &m, 1002, 5002), CHORUS_OK);
+  assert_int_equal(core_add_member(f->core, 3, &m, 1002, 5002), CHORUS_EEXIST);
+  int members = 0, rings = 0;
+  for (size_t i = before; i < f->log.n; i++) {
+    const struct rec *r = &f->log.r[i];
+    if (r->kind == EV_MEMBER) {
+      members++;
+      assert_false(r->repl_knew);
+      /* each member's own ring comes right after its member effect */
+      assert_true(i + 1 < f->log.n);
+      assert_int_equal(f->log.r[i + 1].kind, EV_RING);
+    } else if (r->kind == EV_RING) {
+      rings++;
+    }
+  }
+  assert_int_equal(members, 2);
+  assert_int_equal(rings, 2);
+  assert_int_equal(ring_snapshot_node_count(core_ring(f->core)), 3);
+  /* The ring in force is the last one handed over. */
+  assert_ptr_equal(core_ring(f->core), f->log.rings[f->log.nrings - 1]);
+}
+
+/* A driver sees only its own cookies: a refused request is answered once,
+ * with the cookie it was given. */
+static void refusals_answer_the_cookie(void **state) {
+  struct fixture *f = setup_with("1", false);
+  *state = f;
+  struct wire_msg m = {.type = WIRE_GOSSIP, .request_id = 77};
+  size_t before = f->log.n;
+  assert_int_equal(core_client(f->core, &m, 0xabcdef, 1001, 5001), CHORUS_OK);
+  assert_int_equal(f->log.n, before + 1);
+  assert_int_equal(f->log.r[before].kind, EV_REPLY);
+  assert_int_equal(f->log.r[before].cookie, 0xabcdef);
+  assert_int_equal(f->log.r[before].code, CHORUS_EPERM);
+  assert_false(core_client_request(WIRE_GOSSIP));
+  assert_true(core_client_request(WIRE_PUT));
+}
+
+/* A write on a one-replica ring: one barrier, then exactly one OK reply
+ * with the driver's cookie; leaving refuses the next request. */
+static void write_then_leave(void **state) {
+  struct fixture *f = setup_with("1", false);
+  *state = f;
+  struct wire_msg m = {.type = WIRE_PUT, .request_id = 5};
+  m.put.key = (struct wire_bytes){(const uint8_t *)"k", 1};
+  m.put.value = (struct wire_bytes){(const uint8_t *)"v", 1};
+  size_t before = f->log.n;
+  assert_int_equal(core_client(f->core, &m, 42, 1001, 5001), CHORUS_OK);
+  assert_int_equal(f->log.nsync, 1);
+  for (size_t i = before; i < f->log.n; i++)
+    assert_int_not_equal(f->log.r[i].kind, EV_REPLY);
+  assert_int_equal(store_mem_sync_step(f->store), CHORUS_OK);
+  assert_int_equal(
+      core_sync_done(f->core, f->log.sync_token[0], CHORUS_OK, 1002, 5002),
+      CHORUS_OK);
+  const struct rec *last = &f->log.r[f->log.n - 1];
+  assert_int_equal(last->kind, EV_REPLY);
+  assert_int_equal(last->cookie, 42);
+  assert_int_equal(last->type, WIRE_WRITE_REPLY);
+
+  assert_int_equal(core_leave(f->core, 1003, 5003), CHORUS_OK);
+  assert_true(core_leaving(f->core));
+  assert_int_equal(core_client(f->core, &m, 43, 1004, 5004), CHORUS_OK);
+  last = &f->log.r[f->log.n - 1];
+  assert_int_equal(last->cookie, 43);
+  assert_int_equal(last->code, CHORUS_EUNAVAILABLE);
+}
+
+/* A failed fsync under replication stops the node (fsyncgate). */
+static void failed_sync_stops(void **state) {
+  struct fixture *f = setup_with("1", false);
+  *state = f;
+  struct wire_msg m = {.type = WIRE_PUT, .request_id = 5};
+  m.put.key = (struct wire_bytes){(const uint8_t *)"k", 1};
+  m.put.value = (struct wire_bytes){(const uint8_t *)"v", 1};
+  assert_int_equal(core_client(f->core, &m, 1, 1001, 5001), CHORUS_OK);
+  assert_int_equal(f->log.nsync, 1);
+  assert_int_equal(core_sync_done(f->core, f->log.sync_token[0],
+                                  CHORUS_ESYNCFAILED, 1002, 5002),
+                   CHORUS_ESYNCFAILED);
+  assert_true(core_failed(f->core));
+  const struct rec *last = &f->log.r[f->log.n - 1];
+  assert_int_equal(last->cookie, 1);
+  assert_int_equal(last->code, CHORUS_ESYNCFAILED);
+}
+
+/* Timers are deadlines: replication's hint round is due at start +
+ * interval, and core_tick then runs it (and arms the next). With gossip,
+ * SWIM's probe deadline comes first. */
+static void deadlines(void **state) {
+  struct fixture *f = setup_with("1", false);
+  *state = f;
+  chorus_ms d = core_next_deadline(f->core);
+  assert_true(d != CORE_NEVER);
+  assert_true(d > 1000);
+  assert_int_equal(core_tick(f->core, d - 1, 5000), CHORUS_OK);
+  assert_int_equal(core_next_deadline(f->core), d);
+  assert_int_equal(core_tick(f->core, d, 5000), CHORUS_OK);
+  assert_true(core_next_deadline(f->core) > d);
+
+  struct fixture *g = setup_with("1", true);
+  chorus_ms dg = core_next_deadline(g->core);
+  assert_true(dg < d); /* the first probe period, 200 ms */
+  void *gs = g;
+  teardown(&gs);
+}
+
+/* The heap behind replication's timers pops in deadline order. */
+static void timer_heap_orders(void **state) {
+  (void)state;
+  struct core__timers t = {0};
+  struct chorus_prng p;
+  chorus_prng_seed(&p, 3);
+  for (uint64_t i = 0; i < 1000; i++)
+    assert_int_equal(core__timers_push(&t, chorus_prng_next(&p) % 5000, i),
+                     CHORUS_OK);
+  struct core__timer e;
+  chorus_ms last = 0;
+  size_t n = 0;
+  while (core__timers_pop_due(&t, 5000, &e)) {
+    assert_true(e.at >= last);
+    last = e.at;
+    n++;
+  }
+  assert_int_equal(n, 1000);
+  assert_int_equal(core__timers_next(&t), CORE_NEVER);
+  core__timers_free(&t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(members_then_one_ring, teardown),
+      cmocka_unit_test_teardown(refusals_answer_the_cookie, teardown),
+      cmocka_unit_test_teardown(write_then_leave, teardown),
+      cmocka_unit_test_teardown(failed_sync_stops, teardown),
+      cmocka_unit_test_teardown(deadlines, teardown),
+      cmocka_unit_test(timer_heap_orders),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
