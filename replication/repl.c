@@ -1,10 +1,12 @@
 /* repl.c: the coordinator and replica state machine (see repl.h). */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "crdt.h"
 #include "repl_int.h"
 
@@ -76,7 +78,9 @@ struct op {
   uint32_t nwait, capwait;
 };
 
-struct peer {
+/* Replication's view of one peer: what membership says of it and how its
+ * hint replay stands. (node/ has a struct peer of its own, a connection.) */
+struct repl_peer_state {
   chorus_node_id id;
   bool down;
   uint32_t inflight;     /* replays in flight */
@@ -98,7 +102,7 @@ struct repl {
   bool ready, failed;
   uint64_t hint_ctr;
   struct repl_hints hints;
-  struct peer *peers; /* sorted by id */
+  struct repl_peer_state *peers; /* sorted by id */
   uint32_t npeers, cappeers;
   int local_group;
   struct repl_stats stats;
@@ -191,22 +195,17 @@ static int arm_op_timer(const struct repl_effects *fx, struct op *op,
  * Peers
  * ------------------------------------------------------------------------ */
 
-static struct peer *peer_get(struct repl *r, chorus_node_id id, bool create) {
-  uint32_t lo = 0, hi = r->npeers;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (r->peers[mid].id < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+static struct repl_peer_state *peer_get(struct repl *r, chorus_node_id id,
+                                        bool create) {
+  size_t lo = chorus_id_lower_bound(r->peers, r->npeers, sizeof r->peers[0],
+                                    offsetof(struct repl_peer_state, id), id);
   if (lo < r->npeers && r->peers[lo].id == id)
     return &r->peers[lo];
   if (!create)
     return NULL;
   if (r->npeers == r->cappeers) {
     uint32_t ncap = r->cappeers ? r->cappeers * 2 : 16;
-    struct peer *p = chorus_realloc(r->peers, ncap * sizeof *p);
+    struct repl_peer_state *p = chorus_realloc(r->peers, ncap * sizeof *p);
     if (p == NULL)
       return NULL;
     r->peers = p;
@@ -214,7 +213,7 @@ static struct peer *peer_get(struct repl *r, chorus_node_id id, bool create) {
   }
   memmove(&r->peers[lo + 1], &r->peers[lo],
           (r->npeers - lo) * sizeof *r->peers);
-  r->peers[lo] = (struct peer){.id = id};
+  r->peers[lo] = (struct repl_peer_state){.id = id};
   r->npeers++;
   return &r->peers[lo];
 }
@@ -222,7 +221,7 @@ static struct peer *peer_get(struct repl *r, chorus_node_id id, bool create) {
 static bool peer_alive(struct repl *r, chorus_node_id id) {
   if (id == r->cfg.self)
     return true;
-  struct peer *p = peer_get(r, id, false);
+  struct repl_peer_state *p = peer_get(r, id, false);
   return p == NULL || !p->down;
 }
 
@@ -1019,7 +1018,6 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
 static int send_ack(struct repl *r, const struct repl_effects *fx,
                     chorus_node_id to, uint64_t req, uint8_t type,
                     uint64_t hint_seq, int status) {
-  (void)r;
   struct wire_msg m = {.type = type, .request_id = req};
   if (type == WIRE_HINT_ACK) {
     m.hint_ack.hint_seq = hint_seq;
@@ -1231,7 +1229,7 @@ static int on_write_ack(struct repl *r, struct op *op, chorus_node_id from,
 
 static int on_replay_ack(struct repl *r, struct op *op, chorus_node_id from,
                          uint64_t hint_seq, int status) {
-  struct peer *p = peer_get(r, op->target, false);
+  struct repl_peer_state *p = peer_get(r, op->target, false);
   if (p && p->inflight > 0)
     p->inflight--;
   int rc = CHORUS_OK;
@@ -1329,9 +1327,9 @@ static int send_replay(const struct repl_effects *fx, struct op *op) {
 
 /* Replays hint @h now, or, when the store holds writes not yet durable,
  * parks it in @round (created on first use) until a barrier. */
-static int replay_one(struct repl *r, struct peer *p, const struct repl_hint *h,
-                      chorus_ms wall, struct op **round,
-                      const struct repl_effects *fx) {
+static int replay_one(struct repl *r, struct repl_peer_state *p,
+                      const struct repl_hint *h, chorus_ms wall,
+                      struct op **round, const struct repl_effects *fx) {
   if (r->cfg.hint_max_age_ms && wall > h->wall &&
       wall - h->wall > r->cfg.hint_max_age_ms) {
     TRACE(r, "hint for %016" PRIx64 " dropped: older than %" PRIu64 " ms",
@@ -1394,7 +1392,7 @@ static int replay_one(struct repl *r, struct peer *p, const struct repl_hint *h,
  * the quiet. */
 static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
                          struct op **round, const struct repl_effects *fx) {
-  struct peer *p = peer_get(r, target, true);
+  struct repl_peer_state *p = peer_get(r, target, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
   if (p->down || target == r->cfg.self ||
@@ -1545,8 +1543,6 @@ void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
 
 int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
-  (void)now;
-  (void)wall;
   void *buf;
   size_t len;
   int rc = store_get(r->store, STORE_META, META_EPOCH, strlen(META_EPOCH), &buf,
@@ -1580,7 +1576,6 @@ int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
 int repl_client(struct repl *r, const struct wire_msg *m,
                 const struct repl_origin *origin, chorus_ms now, chorus_ms wall,
                 const struct repl_effects *fx) {
-  (void)now;
   r->stats.requests++;
   int rc = coordinate(r, m, origin, wall, fx);
   refresh_stats(r);
@@ -1589,7 +1584,6 @@ int repl_client(struct repl *r, const struct wire_msg *m,
 
 int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall, const struct repl_effects *fx) {
-  (void)now;
   int rc;
   switch (m->type) {
   case WIRE_REPLICA_WRITE:
@@ -1618,7 +1612,6 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
 
 int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
-  (void)now;
   uint64_t kind = id >> TIMER_KIND_SHIFT;
   int rc = CHORUS_OK;
   if (kind == TIMER_HINTS) {
@@ -1671,7 +1664,7 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
       break;
     }
     case OP_REPLAY: {
-      struct peer *p = peer_get(r, op->target, false);
+      struct repl_peer_state *p = peer_get(r, op->target, false);
       if (p && p->inflight > 0)
         p->inflight--;
       op_free(r, op);
@@ -1687,8 +1680,6 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
 
 int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall, const struct repl_effects *fx) {
-  (void)now;
-  (void)wall;
   struct op *op = op_find(r, token);
   if (op == NULL)
     return CHORUS_OK;
@@ -1768,10 +1759,9 @@ int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
 
 int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
                 chorus_ms wall, const struct repl_effects *fx) {
-  (void)now;
   if (node == r->cfg.self)
     return CHORUS_OK;
-  struct peer *p = peer_get(r, node, true);
+  struct repl_peer_state *p = peer_get(r, node, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
   bool was_down = p->down;

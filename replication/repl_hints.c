@@ -2,9 +2,11 @@
  * (target, key), with per-target counts and bytes for the bounds, and an
  * in-memory index of every hint so that the write path never reads the
  * table. */
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "repl_int.h"
 
 size_t repl__hint_key(unsigned char *out, chorus_node_id target,
@@ -143,22 +145,24 @@ void repl__hints_free(struct repl_hints *h) {
   memset(h, 0, sizeof *h);
 }
 
-/* The accounting slot of @target, created when @create; NULL when absent
- * (or out of memory: *@err is then set). */
-static struct repl_hint_target *
-slot(struct repl_hints *h, chorus_node_id target, bool create, int *err) {
-  uint32_t lo = 0, hi = h->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (h->t[mid].target < target)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+/* The accounting slot of @target, or NULL. */
+static struct repl_hint_target *slot_find(const struct repl_hints *h,
+                                          chorus_node_id target) {
+  size_t i =
+      chorus_id_lower_bound(h->t, h->n, sizeof h->t[0],
+                            offsetof(struct repl_hint_target, target), target);
+  return i < h->n && h->t[i].target == target ? &h->t[i] : NULL;
+}
+
+/* The accounting slot of @target, created when absent; NULL when out of
+ * memory (*@err is then set). */
+static struct repl_hint_target *slot_add(struct repl_hints *h,
+                                         chorus_node_id target, int *err) {
+  size_t lo =
+      chorus_id_lower_bound(h->t, h->n, sizeof h->t[0],
+                            offsetof(struct repl_hint_target, target), target);
   if (lo < h->n && h->t[lo].target == target)
     return &h->t[lo];
-  if (!create)
-    return NULL;
   if (h->n == h->cap) {
     uint32_t ncap = h->cap ? h->cap * 2 : 8;
     struct repl_hint_target *t = chorus_realloc(h->t, ncap * sizeof *t);
@@ -177,8 +181,7 @@ slot(struct repl_hints *h, chorus_node_id target, bool create, int *err) {
 
 static void account(struct repl_hints *h, chorus_node_id target, int64_t count,
                     int64_t bytes) {
-  int err = CHORUS_OK;
-  struct repl_hint_target *t = slot(h, target, false, &err);
+  struct repl_hint_target *t = slot_find(h, target);
   if (t == NULL)
     return;
   t->count = (uint64_t)((int64_t)t->count + count);
@@ -205,7 +208,7 @@ int repl__hints_load(struct repl_hints *h, struct store *s) {
     struct repl_hint hint;
     if ((rc = repl__hint_parse(k, kl, v, vl, &hint)) != CHORUS_OK)
       break;
-    struct repl_hint_target *t = slot(h, hint.target, true, &rc);
+    struct repl_hint_target *t = slot_add(h, hint.target, &rc);
     if (t == NULL)
       break;
     uint64_t old;
@@ -248,13 +251,12 @@ int repl__hints_arm(struct repl_hints *h, struct store *s,
                     chorus_token token, const void *key, size_t klen,
                     uint64_t seq, chorus_ms wall, const void *object,
                     size_t olen, bool *dropped) {
-  (void)s;
   *dropped = false;
   const struct repl_hint_entry *old = entry_find(h, target, token, key, klen);
   uint64_t old_size = old ? old->size : 0;
   uint64_t size = REPL_HINT_PREFIX + klen + REPL_HINT_HEAD + olen;
   int rc = CHORUS_OK;
-  struct repl_hint_target *t = slot(h, target, true, &rc);
+  struct repl_hint_target *t = slot_add(h, target, &rc);
   if (t == NULL)
     return rc;
   if (t->bytes - old_size + size > h->max_bytes) {
@@ -310,7 +312,6 @@ int repl__hints_disarm(struct repl_hints *h, struct store *s,
                        chorus_node_id target, chorus_token token,
                        const void *key, size_t klen, uint64_t seq,
                        bool *deleted) {
-  (void)s;
   if (deleted)
     *deleted = false;
   struct repl_hint_entry **p = entry_slot(h, target, token, key, klen);
@@ -385,10 +386,8 @@ int repl__hints_drop(struct repl_hints *h, struct store *s,
 }
 
 uint64_t repl__hints_count(const struct repl_hints *h, chorus_node_id target) {
-  for (uint32_t i = 0; i < h->n; i++)
-    if (h->t[i].target == target)
-      return h->t[i].count;
-  return 0;
+  const struct repl_hint_target *t = slot_find(h, target);
+  return t ? t->count : 0;
 }
 
 uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes) {
