@@ -1402,33 +1402,19 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     return CHORUS_OK;
   bool full_scan = p->cursor == NULL, any_due = false;
   chorus_ms first_due = wall + r->cfg.timeout_ms;
-  unsigned char lo[REPL_HINT_PREFIX], hi[8];
-  store_be64_put(lo, target);
-  store_be64_put(lo + 8, 0);
-  store_be64_put(hi, target + 1);
-  struct store_iter *it;
-  int rc = p->cursor
-               ? store_iter_open(r->store, STORE_HINTS, p->cursor, p->curlen,
-                                 target == UINT64_MAX ? NULL : hi,
-                                 target == UINT64_MAX ? 0 : 8, &it)
-               : store_iter_open(r->store, STORE_HINTS, lo, 8,
-                                 target == UINT64_MAX ? NULL : hi,
-                                 target == UINT64_MAX ? 0 : 8, &it);
+  struct repl_hint_scan sc;
+  int rc = repl__hints_scan_open(r->store, target, p->cursor, p->curlen, &sc);
   if (rc != CHORUS_OK)
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
   bool reached_end = true;
-  while (store_iter_valid(it) && rc == CHORUS_OK) {
+  while (repl__hints_scan_valid(&sc) && rc == CHORUS_OK) {
     if (p->inflight >= r->cfg.hint_batch) {
       reached_end = false;
       break;
     }
-    size_t kl, vl;
-    const void *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
     struct repl_hint h;
-    if (repl__hint_parse(k, kl, v, vl, &h) != CHORUS_OK ||
-        !repl__hints_current(&r->hints, h.target, h.token, h.key, h.klen,
-                             h.seq)) {
-      store_iter_next(it); /* disarmed (delete pending) or re-armed */
+    if (!repl__hints_scan_get(&r->hints, &sc, &h)) {
+      repl__hints_scan_next(&sc); /* disarmed (delete pending) or re-armed */
       continue;
     }
     /* A hint younger than a request timeout belongs to a write still in
@@ -1440,19 +1426,13 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     } else if (h.wall + r->cfg.timeout_ms < first_due) {
       first_due = h.wall + r->cfg.timeout_ms;
     }
-    /* Resume after this key: the key with a 0 byte appended. */
-    unsigned char *cur = chorus_realloc(p->cursor, kl + 1);
-    if (cur == NULL) {
+    if (repl__hints_scan_resume(&sc, &p->cursor, &p->curlen) != CHORUS_OK) {
       rc = CHORUS_ENOMEM;
       break;
     }
-    memcpy(cur, k, kl);
-    cur[kl] = 0;
-    p->cursor = cur;
-    p->curlen = kl + 1;
-    store_iter_next(it);
+    repl__hints_scan_next(&sc);
   }
-  store_iter_close(it);
+  repl__hints_scan_close(&sc);
   if (p->inflight > 0)
     TRACE(r,
           "replaying hints to %016" PRIx64 ": %u in flight, %" PRIu64 " kept",
@@ -1477,9 +1457,13 @@ static int replay(struct repl *r, chorus_node_id target, chorus_ms wall,
   struct op *round = NULL;
   if (target != 0)
     rc = replay_target(r, target, wall, &round, fx);
-  for (uint32_t i = 0; target == 0 && i < r->hints.n && rc == CHORUS_OK; i++)
-    if (r->hints.t[i].count > 0)
-      rc = replay_target(r, r->hints.t[i].target, wall, &round, fx);
+  chorus_node_id t;
+  uint64_t count;
+  for (uint32_t i = 0; target == 0 && rc == CHORUS_OK &&
+                       repl__hints_target(&r->hints, i, &t, &count);
+       i++)
+    if (count > 0)
+      rc = replay_target(r, t, wall, &round, fx);
   if (rc == CHORUS_OK && round != NULL)
     rc = fx->sync(fx->ctx, store_last_seq(r->store), round->id);
   return rc;
@@ -1490,9 +1474,7 @@ static int replay(struct repl *r, chorus_node_id target, chorus_ms wall,
  * ------------------------------------------------------------------------ */
 
 static void refresh_stats(struct repl *r) {
-  r->stats.hints_queued = r->hints.queued;
-  r->stats.hints_dropped = r->hints.dropped;
-  r->stats.hints_pending = repl__hints_total(&r->hints, &r->stats.hint_bytes);
+  repl__hints_stats(&r->hints, &r->stats);
 }
 
 int repl_new(const struct repl_config *cfg, struct store *store,

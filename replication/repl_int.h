@@ -54,38 +54,20 @@ bool repl__tally_met(const struct repl_tally *t, const struct repl_need *n);
  * (target, key); value [hint seq BE][wall ms BE][object...]. The object is
  * empty for a coordinator's own hints (replay sends its current object of
  * the key) and present for hints a fallback keeps for another node.
+ *
+ * struct repl_hints is the caller's to allocate (repl__hints_init); its
+ * fields belong to repl_hints.c, and everyone else goes through the
+ * functions below. The index holds every hint in the table, by (target,
+ * token, key), with its sequence and size, so that arming and disarming
+ * never read the store (they are on every replicated write's path).
  * ------------------------------------------------------------------------ */
 
 #define REPL_HINT_PREFIX 16u
 #define REPL_HINT_HEAD 16u
 
-struct repl_hint_target {
-  chorus_node_id target;
-  uint64_t count, bytes;
-};
-
-/* The index: every hint in the table, by (target, token, key), with its
- * sequence and size, so that arming and disarming never read the store
- * (they are on every replicated write's path). */
-struct repl_hint_entry {
-  struct repl_hint_entry *next;
-  chorus_node_id target;
-  chorus_token token;
-  uint64_t seq;
-  uint64_t size; /* key + value bytes in the table */
-  size_t klen;
-  unsigned char key[]; /* the user key */
-};
-
-/* A delete decided (the hint was disarmed) but not yet written: deletes
- * ride along with the next write batch (repl__hints_flush), skipping keys
- * re-armed meanwhile. A crash that loses them only replays a hint again. */
-struct repl_hint_pending {
-  chorus_node_id target;
-  chorus_token token;
-  size_t klen;
-  unsigned char *key;
-};
+struct repl_hint_target;  /* per-target count and bytes */
+struct repl_hint_entry;   /* one indexed hint */
+struct repl_hint_pending; /* a disarmed hint whose delete is not written */
 
 struct repl_hints {
   struct repl_hint_target *t; /* sorted by target */
@@ -121,8 +103,8 @@ int repl__hints_load(struct repl_hints *h, struct store *s);
  * @wall and @object (may be empty), replacing the one there. Over the
  * target's byte bound the hint is not written: *@dropped is set and the
  * drop counted. The index assumes @b gets written: if it does not, call
- * repl__hints_load. Errors:
- * CHORUS_ENOMEM, store read errors. */
+ * repl__hints_load. @s is unused (the index answers). Errors:
+ * CHORUS_ENOMEM. */
 int repl__hints_arm(struct repl_hints *h, struct store *s,
                     struct store_batch *b, chorus_node_id target,
                     chorus_token token, const void *key, size_t klen,
@@ -137,7 +119,7 @@ int repl__hints_get(struct store *s, chorus_node_id target, chorus_token token,
 /* repl__hints_disarm: deletes the hint when it still carries @seq (a later
  * write re-arms it with a newer one): at once from the index and the
  * counts, from the table at the next repl__hints_flush. *@deleted (may be
- * NULL) says so. Errors: CHORUS_ENOMEM. */
+ * NULL) says so. @s is unused. Errors: CHORUS_ENOMEM. */
 int repl__hints_disarm(struct repl_hints *h, struct store *s,
                        chorus_node_id target, chorus_token token,
                        const void *key, size_t klen, uint64_t seq,
@@ -153,16 +135,49 @@ size_t repl__hints_pending_deletes(const struct repl_hints *h);
 bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
                          chorus_token token, const void *key, size_t klen,
                          uint64_t seq);
-/* repl__hints_drop: deletes a hint over a bound and counts it. */
+/* repl__hints_drop: deletes a hint over a bound and counts it. Errors:
+ * CHORUS_ENOMEM, store write errors. */
 int repl__hints_drop(struct repl_hints *h, struct store *s,
                      const struct repl_hint *hint);
-/* repl__hint_parse: splits a table entry. Errors: CHORUS_ECORRUPT. */
-int repl__hint_parse(const void *k, size_t klen, const void *v, size_t vlen,
-                     struct repl_hint *out);
 uint64_t repl__hints_count(const struct repl_hints *h, chorus_node_id target);
 uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes);
-/* repl__hint_key: writes the key into @out (REPL_HINT_PREFIX + @klen). */
-size_t repl__hint_key(unsigned char *out, chorus_node_id target,
-                      chorus_token token, const void *key, size_t klen);
+/* repl__hints_stats: the hint counters of @st (queued, dropped, pending,
+ * bytes) from the table's. */
+void repl__hints_stats(const struct repl_hints *h, struct repl_stats *st);
+/* repl__hints_target: the @i-th target with an accounting slot (ascending
+ * ids) and its hint count; false past the last. Slots are only added by
+ * arming or loading, so a walk by index is stable across replay. */
+bool repl__hints_target(const struct repl_hints *h, uint32_t i,
+                        chorus_node_id *target, uint64_t *count);
+
+/* A walk over the table entries of one target, in key order, that can
+ * resume where an earlier walk stopped. Entries are read as the table has
+ * them: repl__hints_scan_get says which of them are current hints. */
+struct repl_hint_scan {
+  struct store_iter *it;
+  const void *k; /* the entry under the walk, after scan_get */
+  size_t kl;
+};
+
+/* repl__hints_scan_open: a walk over @target's entries from the first, or
+ * from @from (@flen bytes, a key from repl__hints_scan_resume) when not
+ * NULL; @from is copied. Errors: CHORUS_ENOMEM, store errors. */
+int repl__hints_scan_open(struct store *s, chorus_node_id target,
+                          const void *from, size_t flen,
+                          struct repl_hint_scan *sc);
+bool repl__hints_scan_valid(struct repl_hint_scan *sc);
+/* repl__hints_scan_get: the entry under the walk into *@out (borrowed until
+ * scan_next); false when it is not a current hint of @h (malformed,
+ * disarmed with its delete pending, or re-armed since). */
+bool repl__hints_scan_get(const struct repl_hints *h, struct repl_hint_scan *sc,
+                          struct repl_hint *out);
+/* repl__hints_scan_resume: into *@buf (chorus_realloc'ed, *@len set) the
+ * key a later walk starts from to resume after the entry of the last
+ * scan_get: that key with a 0 byte appended. Errors: CHORUS_ENOMEM (*@buf
+ * untouched). */
+int repl__hints_scan_resume(const struct repl_hint_scan *sc,
+                            unsigned char **buf, size_t *len);
+void repl__hints_scan_next(struct repl_hint_scan *sc);
+void repl__hints_scan_close(struct repl_hint_scan *sc);
 
 #endif /* CHORUS_REPL_INT_H */
