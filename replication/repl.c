@@ -552,6 +552,33 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
 }
 
 /* ------------------------------------------------------------------------
+ * Messages to replicas: the two that carry an object, each built here only.
+ * *@m borrows every pointer it is given.
+ * ------------------------------------------------------------------------ */
+
+static void msg_replica_write(struct wire_msg *m, uint64_t req,
+                              chorus_token token, const void *key, size_t klen,
+                              const void *obj, size_t olen, uint8_t flags) {
+  *m = (struct wire_msg){.type = WIRE_REPLICA_WRITE, .request_id = req};
+  m->replica_write.token = token;
+  m->replica_write.key = (struct wire_bytes){key, klen};
+  m->replica_write.object = (struct wire_bytes){obj, olen};
+  m->replica_write.flags = flags;
+}
+
+static void msg_hint_deliver(struct wire_msg *m, uint64_t req,
+                             chorus_node_id target, uint64_t hint_seq,
+                             chorus_token token, const void *key, size_t klen,
+                             const void *obj, size_t olen) {
+  *m = (struct wire_msg){.type = WIRE_HINT_DELIVER, .request_id = req};
+  m->hint_deliver.target = target;
+  m->hint_deliver.hint_seq = hint_seq;
+  m->hint_deliver.token = token;
+  m->hint_deliver.key = (struct wire_bytes){key, klen};
+  m->hint_deliver.object = (struct wire_bytes){obj, olen};
+}
+
+/* ------------------------------------------------------------------------
  * Coordinating
  * ------------------------------------------------------------------------ */
 
@@ -715,11 +742,9 @@ static int write_send(struct repl *r, const struct repl_effects *fx,
       continue;
     }
     if (peer_alive(r, t->id)) {
-      struct wire_msg m = {.type = WIRE_REPLICA_WRITE, .request_id = op->id};
-      m.replica_write.token = op->token;
-      m.replica_write.key = (struct wire_bytes){op->key, op->klen};
-      m.replica_write.object = (struct wire_bytes){op->obj, op->olen};
-      m.replica_write.flags = WIRE_REPLICA_DURABLE;
+      struct wire_msg m;
+      msg_replica_write(&m, op->id, op->token, op->key, op->klen, op->obj,
+                        op->olen, WIRE_REPLICA_DURABLE);
       t->sent = true;
       rc = fx->send(fx->ctx, t->id, &m);
       continue;
@@ -738,12 +763,9 @@ static int write_send(struct repl *r, const struct repl_effects *fx,
     *ft = (struct target){
         .id = f->id, .group = f->dc, .stands_in = t->id, .sent = true};
     TRACE(r, "sloppy: %016" PRIx64 " stands in for %016" PRIx64, f->id, t->id);
-    struct wire_msg m = {.type = WIRE_HINT_DELIVER, .request_id = op->id};
-    m.hint_deliver.target = t->id;
-    m.hint_deliver.hint_seq = op->hint_seq;
-    m.hint_deliver.token = op->token;
-    m.hint_deliver.key = (struct wire_bytes){op->key, op->klen};
-    m.hint_deliver.object = (struct wire_bytes){op->obj, op->olen};
+    struct wire_msg m;
+    msg_hint_deliver(&m, op->id, t->id, op->hint_seq, op->token, op->key,
+                     op->klen, op->obj, op->olen);
     rc = fx->send(fx->ctx, f->id, &m);
   }
   if (rc == CHORUS_OK)
@@ -815,12 +837,9 @@ static int read_repair(struct repl *r, const struct repl_effects *fx,
         rc = CHORUS_OK;
       }
     } else {
-      struct wire_msg m = {.type = WIRE_REPLICA_WRITE,
-                           .request_id = blocking ? op->id : 0};
-      m.replica_write.token = op->token;
-      m.replica_write.key = (struct wire_bytes){op->key, op->klen};
-      m.replica_write.object = (struct wire_bytes){bytes, blen};
-      m.replica_write.flags = blocking ? WIRE_REPLICA_DURABLE : 0;
+      struct wire_msg m;
+      msg_replica_write(&m, blocking ? op->id : 0, op->token, op->key, op->klen,
+                        bytes, blen, blocking ? WIRE_REPLICA_DURABLE : 0);
       t->repairing = blocking;
       *waiting += blocking;
       rc = fx->send(fx->ctx, t->id, &m);
@@ -855,6 +874,12 @@ static bool read_repairs_pending(const struct op *op) {
     if (op->t[i].repairing)
       return true;
   return false;
+}
+
+/* Answered, every asked replica answered, no repair awaited: nothing more
+ * can arrive that the read would use. */
+static bool read_finished(const struct op *op) {
+  return op->replied && read_all_answered(op) && !read_repairs_pending(op);
 }
 
 /* Advances a read: answers once r is met (after blocking repairs), and
@@ -935,7 +960,7 @@ static int coordinate_read(struct repl *r, const struct request *q,
   if (rc != CHORUS_OK)
     return rc;
   rc = read_progress(r, fx, op);
-  if (rc == CHORUS_OK && op->replied && read_all_answered(op))
+  if (rc == CHORUS_OK && read_finished(op))
     return read_finish(r, fx, op);
   return rc;
 }
@@ -1263,9 +1288,9 @@ static int on_answer(struct repl *r, chorus_node_id from,
         return CHORUS_OK;
       t->repairing = false;
       int rc = read_progress(r, fx, op);
-      if (rc == CHORUS_OK && op->replied && read_all_answered(op) &&
-          !read_repairs_pending(op))
-        op_free(r, op);
+      /* Blocking repair: read_finish has no async repair to do. */
+      if (rc == CHORUS_OK && read_finished(op))
+        return read_finish(r, fx, op);
       return rc;
     }
     return CHORUS_OK;
@@ -1292,8 +1317,7 @@ static int on_answer(struct repl *r, chorus_node_id from,
     t->answered = true;
     repl__tally_add(&op->tally, &op->need, t->group, t->natural);
     int rc = read_progress(r, fx, op);
-    if (rc == CHORUS_OK && op->replied && read_all_answered(op) &&
-        !read_repairs_pending(op))
+    if (rc == CHORUS_OK && read_finished(op))
       return read_finish(r, fx, op);
     return rc;
   }
@@ -1316,12 +1340,9 @@ static int on_answer(struct repl *r, chorus_node_id from,
  * ------------------------------------------------------------------------ */
 
 static int send_replay(const struct repl_effects *fx, struct op *op) {
-  struct wire_msg m = {.type = WIRE_HINT_DELIVER, .request_id = op->id};
-  m.hint_deliver.target = op->target;
-  m.hint_deliver.hint_seq = op->hint_seq;
-  m.hint_deliver.token = op->token;
-  m.hint_deliver.key = (struct wire_bytes){op->key, op->klen};
-  m.hint_deliver.object = (struct wire_bytes){op->obj, op->olen};
+  struct wire_msg m;
+  msg_hint_deliver(&m, op->id, op->target, op->hint_seq, op->token, op->key,
+                   op->klen, op->obj, op->olen);
   return fx->send(fx->ctx, op->target, &m);
 }
 
@@ -1704,8 +1725,7 @@ int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
       self->answered = true;
       repl__tally_add(&op->tally, &op->need, self->group, true);
       rc = read_progress(r, fx, op);
-      if (rc == CHORUS_OK && op->replied && read_all_answered(op) &&
-          !read_repairs_pending(op))
+      if (rc == CHORUS_OK && read_finished(op))
         rc = read_finish(r, fx, op);
     }
     break;
