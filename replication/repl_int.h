@@ -1,12 +1,25 @@
 /* repl_int.h: replication's internals, shared by its files and by nobody
- * else (tests/replication includes it to drive pieces directly): quorums
- * (repl_options.c), the hint table (repl_hints.c), and the instance, its
- * operations and the functions of each of its roles (repl.c, one banner
- * per role).
+ * else (tests/replication includes it to drive pieces directly).
  *
- * The role functions do the work of a step (read, apply, send, count);
- * whether an operation answers, waits or ends is decided by repl__op_step
- * only.
+ * WHO HOLDS WHAT
+ *
+ *   repl.c          the instance: lifecycle, the event entry points (which
+ *                   only route), the peer table, observation
+ *   repl_op.c       the operation table and the one state machine every
+ *                   operation moves through (repl__op_step)
+ *   repl_request.c  a client request's intake: checks, quorum resolution,
+ *                   forwarding to a replica; error replies
+ *   repl_write.c    coordinated writes: apply, write with hints, send, count
+ *   repl_read.c     coordinated reads: gather, join, answer, read repair
+ *   repl_replica.c  the replica side: REPLICA_WRITE, REPLICA_READ and
+ *                   HINT_DELIVER served, acknowledgements
+ *   repl_object.c   replicated objects in the store: load, decode, join
+ *   repl_hints.c    the hint table and its index (struct repl_hints)
+ *   repl_replay.c   the instance's side of hints: disarm, rebuild, replay
+ *   repl_options.c  consistency levels and tallies
+ *
+ * The role files do the work of a step (read, apply, send, count); whether
+ * an operation answers, waits or ends is decided in repl_op.c only.
  */
 #ifndef CHORUS_REPL_INT_H
 #define CHORUS_REPL_INT_H
@@ -211,7 +224,7 @@ struct repl_peer_state {
   unsigned char *cursor; /* replay resumes after this hint key */
   size_t curlen;
   /* [quiet_from, quiet_until): no hint to this peer can be due (see
-   * replay_target), so the replay timer skips the scan. */
+   * repl_replay.c), so the replay timer skips the scan. */
   chorus_ms quiet_from, quiet_until;
 };
 
@@ -250,12 +263,12 @@ bool repl__peer_alive(struct repl *r, chorus_node_id id);
 int repl__epoch_ready(struct repl *r, const struct repl_effects *fx);
 
 /* ------------------------------------------------------------------------
- * Operations (repl.c)
+ * Operations (repl_op.c)
  *
  * Everything this node waits for is an operation in the table, found by id
  * when a timer, a barrier or a peer's answer names it. struct repl_op is a
  * tagged union: the header every kind has, and the part of its kind.
- * repl.c draws the states and every transition in one table.
+ * repl_op.c draws the states and every transition in one table.
  * ------------------------------------------------------------------------ */
 
 enum repl_op_kind {
@@ -370,7 +383,7 @@ struct repl_op {
   } u;
 };
 
-/* What happens to an operation (repl.c's table says what it does). */
+/* What happens to an operation (repl_op.c's table says what it does). */
 enum repl_op_event_kind {
   REPL_EV_STARTED = 1, /* write, read: set up, its first messages out */
   REPL_EV_FAILED,      /* write, read: refused while setting up: @status
@@ -416,7 +429,7 @@ int repl__op_fail(struct repl *r, struct repl_op *op,
     __attribute__((format(printf, 5, 6)));
 
 /* ------------------------------------------------------------------------
- * Requests (repl.c)
+ * Requests (repl_request.c)
  * ------------------------------------------------------------------------ */
 
 /* A client request, as the request message types share it. */
@@ -444,7 +457,7 @@ int repl__reply_error(struct repl *r, const struct repl_effects *fx,
     __attribute__((format(printf, 6, 7)));
 
 /* ------------------------------------------------------------------------
- * Coordinated writes and reads (repl.c)
+ * Coordinated writes (repl_write.c) and reads (repl_read.c)
  * ------------------------------------------------------------------------ */
 
 /* repl__write_start: applies request @m to the stored object and writes
@@ -497,7 +510,7 @@ int repl__read_repair_async(struct repl *r, struct repl_op *op,
                             const struct repl_effects *fx);
 
 /* ------------------------------------------------------------------------
- * The replica side (repl.c)
+ * The replica side (repl_replica.c)
  * ------------------------------------------------------------------------ */
 
 int repl__on_replica_write(struct repl *r, chorus_node_id from,
@@ -527,7 +540,7 @@ void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
                             const void *obj, size_t olen);
 
 /* ------------------------------------------------------------------------
- * Objects in the store (repl.c)
+ * Objects in the store (repl_object.c)
  * ------------------------------------------------------------------------ */
 
 /* repl__data_key: the STORE_DATA key of (@token, @key), chorus_malloc'ed,
@@ -539,7 +552,7 @@ unsigned char *repl__data_key(chorus_token token, const void *key, size_t klen,
 int repl__load_bytes(struct repl *r, chorus_token token, const void *key,
                      size_t klen, void **buf, size_t *len);
 /* repl__all_durable: whether every write so far is durable (see
- * repl.c: nothing non-durable leaves a node). */
+ * repl_object.c: nothing non-durable leaves a node). */
 bool repl__all_durable(struct repl *r);
 /* repl__decode_obj: stored or received bytes as @want (CRDT_NONE: any
  * type); empty bytes are an empty object of @want. Errors: CHORUS_ETYPE,
@@ -560,7 +573,7 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
                           size_t klen, const void *bytes, size_t blen);
 
 /* ------------------------------------------------------------------------
- * Hint upkeep and replay (repl.c)
+ * Hint upkeep and replay (repl_replay.c)
  * ------------------------------------------------------------------------ */
 
 /* repl__disarm: a durable acknowledgement of @target for the key: deletes
