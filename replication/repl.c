@@ -45,6 +45,7 @@ struct repl_peer_state *repl__peer_get(struct repl *r, chorus_node_id id,
     r->peers = p;
     r->cappeers = ncap;
   }
+  assert(r->npeers < r->cappeers);
   memmove(&r->peers[lo + 1], &r->peers[lo],
           (r->npeers - lo) * sizeof *r->peers);
   r->peers[lo] = (struct repl_peer_state){.id = id};
@@ -110,6 +111,7 @@ void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
 
 int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
+  assert(!r->ready && r->epoch == 0 && "repl_start runs once per instance");
   void *buf;
   size_t len;
   int rc = store_get(r->store, STORE_META, META_EPOCH, strlen(META_EPOCH), &buf,
@@ -141,6 +143,7 @@ int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
 }
 
 int repl__epoch_ready(struct repl *r, const struct repl_effects *fx) {
+  assert(!r->ready && r->epoch > 0);
   unsigned char b[16];
   store_be64_put(b, r->cfg.self);
   store_be64_put(b + 8, r->epoch);

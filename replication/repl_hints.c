@@ -202,6 +202,7 @@ static struct repl_hint_target *slot_add(struct repl_hints *h,
     h->t = t;
     h->cap = ncap;
   }
+  assert(h->n < h->cap);
   memmove(&h->t[lo + 1], &h->t[lo], (h->n - lo) * sizeof *h->t);
   h->t[lo] = (struct repl_hint_target){target, 0, 0};
   h->n++;
@@ -213,6 +214,9 @@ static void account(struct repl_hints *h, chorus_node_id target, int64_t count,
   struct repl_hint_target *t = slot_find(h, target);
   if (t == NULL)
     return;
+  /* The index and the counts move together. */
+  assert(count >= 0 ||
+         (t->count >= (uint64_t)-count && t->bytes >= (uint64_t)-bytes));
   t->count = (uint64_t)((int64_t)t->count + count);
   t->bytes = (uint64_t)((int64_t)t->bytes + bytes);
 }
@@ -478,6 +482,7 @@ bool repl__hints_scan_get(const struct repl_hints *h, struct repl_hint_scan *sc,
 
 int repl__hints_scan_resume(const struct repl_hint_scan *sc,
                             unsigned char **buf, size_t *len) {
+  assert(sc->k != NULL);
   unsigned char *cur = chorus_realloc(*buf, sc->kl + 1);
   if (cur == NULL)
     return CHORUS_ENOMEM;

@@ -24,6 +24,8 @@
 #ifndef CHORUS_REPL_INT_H
 #define CHORUS_REPL_INT_H
 
+#include <assert.h>
+
 #include "crdt.h"
 #include "repl.h"
 
@@ -410,6 +412,7 @@ struct repl_op *repl__op_find(struct repl *r, uint64_t id);
 void repl__ops_free(struct repl *r);
 /* repl__coord: the write's or read's common part. */
 static inline struct repl_coord *repl__coord(struct repl_op *op) {
+  assert(op->kind == REPL_OP_WRITE || op->kind == REPL_OP_READ);
   return op->kind == REPL_OP_WRITE ? &op->u.write.c : &op->u.read.c;
 }
 /* repl__op_target: @op's target @id, or NULL. */

@@ -27,6 +27,9 @@ static enum repl_op_state born_in(enum repl_op_kind kind) {
 }
 
 struct repl_op *repl__op_new(struct repl *r, enum repl_op_kind kind) {
+  assert(kind >= REPL_OP_EPOCH && kind <= REPL_OP_ROUND);
+  /* The counter has 40 bits (see REPL_OP_COUNTER_BITS). */
+  assert(r->next_op + 1 < (1ull << REPL_OP_COUNTER_BITS));
   struct repl_op *op = chorus_calloc(1, sizeof *op);
   if (op == NULL)
     return NULL;
@@ -84,6 +87,7 @@ static void op_end(struct repl *r, struct repl_op *op) {
   struct repl_op **p = &r->ops[op->id % REPL_OP_BUCKETS];
   while (*p && *p != op)
     p = &(*p)->next;
+  assert(*p == op && "ending an operation that is not in the table");
   if (*p)
     *p = op->next;
   op_destroy(op);
@@ -99,6 +103,7 @@ void repl__ops_free(struct repl *r) {
 }
 
 struct repl_target *repl__op_target(struct repl_coord *c, chorus_node_id id) {
+  assert(c->ntargets <= RING_PLIST_MAX);
   for (uint8_t i = 0; i < c->ntargets; i++)
     if (c->t[i].id == id)
       return &c->t[i];
@@ -180,14 +185,17 @@ static int step_write(struct repl *r, struct repl_op *op,
   int rc = CHORUS_OK;
   switch (ev->kind) {
   case REPL_EV_STARTED:
+    assert(op->state == REPL_OP_START);
     op->state = REPL_OP_SYNCING;
     return CHORUS_OK;
   case REPL_EV_FAILED:
+    assert(op->state == REPL_OP_START);
     op->state = REPL_OP_REPLIED;
     rc = repl__reply_error(r, fx, &w->c.origin, w->c.mtype, ev->status, "%s",
                            ev->text);
     break;
   case REPL_EV_BARRIER:
+    assert(op->state == REPL_OP_SYNCING);
     if (ev->status != CHORUS_OK) {
       rc =
           repl__reply_error(r, fx, &w->c.origin, w->c.mtype, CHORUS_ESYNCFAILED,
@@ -240,9 +248,11 @@ static int step_read(struct repl *r, struct repl_op *op,
   bool counted = true;
   switch (ev->kind) {
   case REPL_EV_STARTED:
+    assert(op->state == REPL_OP_START);
     op->state = REPL_OP_SENT;
     break;
   case REPL_EV_FAILED:
+    assert(op->state == REPL_OP_START);
     op->state = REPL_OP_REPLIED;
     rc = repl__reply_error(r, fx, &rd->c.origin, rd->c.mtype, ev->status, "%s",
                            ev->text);
@@ -297,6 +307,12 @@ static int step_read(struct repl *r, struct repl_op *op,
 int repl__op_step(struct repl *r, struct repl_op *op,
                   const struct repl_op_event *ev,
                   const struct repl_effects *fx) {
+  /* Only writes and reads are set up in steps; nobody else sees START. */
+  assert((ev->kind != REPL_EV_STARTED && ev->kind != REPL_EV_FAILED) ||
+         op->state == REPL_OP_START);
+  assert(op->state != REPL_OP_START || op->kind == REPL_OP_WRITE ||
+         op->kind == REPL_OP_READ);
+  assert(ev->kind != REPL_EV_ANSWER || ev->m != NULL);
   int rc = CHORUS_OK;
   switch (op->kind) {
   case REPL_OP_WRITE:
@@ -306,6 +322,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
   case REPL_OP_EPOCH:
     if (ev->kind != REPL_EV_BARRIER)
       return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
     if (ev->status == CHORUS_OK)
       rc = repl__epoch_ready(r, fx);
     op_end(r, op);
@@ -313,6 +330,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
   case REPL_OP_ACK: {
     if (ev->kind != REPL_EV_BARRIER)
       return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
     const struct repl_op_ack *a = &op->u.ack;
     rc = repl__send_ack(fx, a->peer, a->peer_req, a->type, a->hint_seq,
                         ev->status == CHORUS_OK ? CHORUS_OK
@@ -323,6 +341,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
   case REPL_OP_ANSWER: {
     if (ev->kind != REPL_EV_BARRIER)
       return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
     const struct repl_op_answer *a = &op->u.answer;
     if (ev->status == CHORUS_OK)
       rc = repl__send_read_answer(fx, a->peer, a->peer_req, a->obj, a->olen);
@@ -332,11 +351,13 @@ int repl__op_step(struct repl *r, struct repl_op *op,
   case REPL_OP_ROUND: {
     if (ev->kind != REPL_EV_BARRIER)
       return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
     const struct repl_op_round *rd = &op->u.round;
     const struct repl_op_event go = {.kind = REPL_EV_RELEASE};
     for (uint32_t i = 0; i < rd->nwait && rc == CHORUS_OK; i++) {
       /* A replay that timed out meanwhile is gone. */
       struct repl_op *rp = repl__op_find(r, rd->wait[i]);
+      assert(rp == NULL || rp->kind == REPL_OP_REPLAY);
       if (rp != NULL && ev->status == CHORUS_OK)
         rc = repl__op_step(r, rp, &go, fx);
     }
@@ -367,6 +388,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
   case REPL_OP_REPLAY:
     switch (ev->kind) {
     case REPL_EV_RELEASE:
+      assert(op->state == REPL_OP_HELD);
       op->state = REPL_OP_SENT;
       return repl__replay_send(fx, op);
     case REPL_EV_ANSWER:
@@ -385,6 +407,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
       return CHORUS_OK;
     }
   }
+  assert(!"an operation of no known kind");
   return CHORUS_OK;
 }
 

@@ -16,6 +16,7 @@ static enum crdt_type read_type(uint8_t mtype) {
 int repl__read_start(struct repl *r, struct repl_op *op,
                      const struct repl_request *q,
                      const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_READ && op->state == REPL_OP_START);
   struct repl_coord *c = &op->u.read.c;
   int rc = CHORUS_OK;
   for (uint8_t i = 0; i < c->ntargets && rc == CHORUS_OK; i++) {
@@ -51,10 +52,12 @@ int repl__read_start(struct repl *r, struct repl_op *op,
 }
 
 bool repl__read_own(struct repl *r, struct repl_op *op) {
+  assert(op->kind == REPL_OP_READ);
   struct repl_coord *c = &op->u.read.c;
   struct repl_target *self = repl__op_target(c, r->cfg.self);
   if (self == NULL || self->answered)
     return false;
+  assert(self->sent);
   self->answered = true;
   repl__tally_add(&c->tally, &c->need, self->group, true);
   return true;
@@ -62,6 +65,7 @@ bool repl__read_own(struct repl *r, struct repl_op *op) {
 
 int repl__read_answer(struct repl_op *op, chorus_node_id from,
                       const struct wire_bytes *obj, bool *counted) {
+  assert(op->kind == REPL_OP_READ);
   struct repl_coord *c = &op->u.read.c;
   *counted = false;
   struct repl_target *t = repl__op_target(c, from);
@@ -80,6 +84,7 @@ int repl__read_answer(struct repl_op *op, chorus_node_id from,
 }
 
 bool repl__read_repair_acked(struct repl_op *op, chorus_node_id from) {
+  assert(op->kind == REPL_OP_READ);
   struct repl_target *t = repl__op_target(&op->u.read.c, from);
   if (t == NULL || !t->repairing)
     return false;
@@ -185,6 +190,7 @@ static bool read_repairs_pending(const struct repl_coord *c) {
 }
 
 bool repl__read_finished(const struct repl_op *op) {
+  assert(op->kind == REPL_OP_READ);
   const struct repl_coord *c = &op->u.read.c;
   return op->state == REPL_OP_REPLIED && read_all_answered(c) &&
          !read_repairs_pending(c);
@@ -245,6 +251,8 @@ static int reply_read(struct repl *r, const struct repl_effects *fx,
 
 int repl__read_reply(struct repl *r, struct repl_op *op,
                      const struct repl_effects *fx, bool *answered) {
+  assert(op->kind == REPL_OP_READ);
+  assert(op->state == REPL_OP_SENT || op->state == REPL_OP_REPAIRING);
   struct repl_op_read *rd = &op->u.read;
   enum crdt_type want = read_type(rd->c.mtype);
   *answered = false;
@@ -271,6 +279,7 @@ int repl__read_reply(struct repl *r, struct repl_op *op,
 
 int repl__read_repair_async(struct repl *r, struct repl_op *op,
                             const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_READ && op->state == REPL_OP_REPLIED);
   struct repl_op_read *rd = &op->u.read;
   if (rd->read_repair != WIRE_RR_ASYNC)
     return CHORUS_OK;

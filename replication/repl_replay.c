@@ -34,6 +34,7 @@ void repl__resync_hints(struct repl *r) {
 }
 
 int repl__replay_send(const struct repl_effects *fx, const struct repl_op *op) {
+  assert(op->kind == REPL_OP_REPLAY && op->state == REPL_OP_SENT);
   const struct repl_op_replay *p = &op->u.replay;
   struct wire_msg m;
   repl__msg_hint_deliver(&m, op->id, p->target, p->hint_seq, p->token, p->key,
@@ -42,13 +43,17 @@ int repl__replay_send(const struct repl_effects *fx, const struct repl_op *op) {
 }
 
 void repl__replay_ended(struct repl *r, const struct repl_op *op) {
+  assert(op->kind == REPL_OP_REPLAY);
   struct repl_peer_state *p = repl__peer_get(r, op->u.replay.target, false);
+  /* replay_one counted it in flight on its target, which it created. */
+  assert(p != NULL && p->inflight > 0);
   if (p && p->inflight > 0)
     p->inflight--;
 }
 
 int repl__replay_acked(struct repl *r, struct repl_op *op, chorus_node_id from,
                        uint64_t hint_seq, int status) {
+  assert(op->kind == REPL_OP_REPLAY);
   const struct repl_op_replay *p = &op->u.replay;
   int rc = CHORUS_OK;
   if (from == p->target && status == CHORUS_OK) {
@@ -71,6 +76,7 @@ int repl__replay_acked(struct repl *r, struct repl_op *op, chorus_node_id from,
 static int replay_one(struct repl *r, struct repl_peer_state *p,
                       const struct repl_hint *h, chorus_ms wall,
                       struct repl_op **round, const struct repl_effects *fx) {
+  assert(p->inflight < r->cfg.hint_batch);
   if (r->cfg.hint_max_age_ms && wall > h->wall &&
       wall - h->wall > r->cfg.hint_max_age_ms) {
     REPL_TRACE(r, "hint for %016" PRIx64 " dropped: older than %" PRIu64 " ms",
@@ -197,6 +203,7 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
 /* Replays held back for durability leave after one barrier, the round's. */
 int repl__replay(struct repl *r, chorus_node_id target, chorus_ms wall,
                  const struct repl_effects *fx) {
+  assert(r->ready && !r->failed);
   int rc = CHORUS_OK;
   struct repl_op *round = NULL;
   if (target != 0)

@@ -32,6 +32,7 @@ void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
 
 int repl__send_ack(const struct repl_effects *fx, chorus_node_id to,
                    uint64_t req, uint8_t type, uint64_t hint_seq, int status) {
+  assert(type == WIRE_REPLICA_ACK || type == WIRE_HINT_ACK);
   struct wire_msg m = {.type = type, .request_id = req};
   if (type == WIRE_HINT_ACK) {
     m.hint_ack.hint_seq = hint_seq;

@@ -164,6 +164,7 @@ static int coord_init(struct repl_coord *c, const struct wire_msg *m,
     memcpy(c->key, q->key->ptr, c->klen);
   uint8_t upto =
       q->write ? (uint8_t)(pl->n_natural + pl->n_pending) : pl->n_natural;
+  assert(upto <= RING_PLIST_MAX);
   for (uint8_t i = 0; i < upto; i++)
     c->t[c->ntargets++] = (struct repl_target){.id = pl->r[i].id,
                                                .group = pl->r[i].dc,

@@ -57,6 +57,8 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
 int repl__write_start(struct repl *r, struct repl_op *op,
                       const struct wire_msg *m, const struct repl_request *q,
                       chorus_ms wall, const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_START);
+  assert(r->ready && r->actor != 0);
   struct repl_op_write *w = &op->u.write;
   const struct ring_plist *pl = &w->pl;
   struct crdt_obj obj;
@@ -135,15 +137,18 @@ int repl__write_start(struct repl *r, struct repl_op *op,
 
 int repl__write_send(struct repl *r, struct repl_op *op,
                      const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_SENT);
   struct repl_op_write *w = &op->u.write;
   struct repl_coord *c = &w->c;
   int rc = CHORUS_OK;
   uint8_t next_fallback = (uint8_t)(w->pl.n_natural + w->pl.n_pending);
   uint8_t end_fallback = (uint8_t)(next_fallback + w->pl.n_fallback);
+  assert(end_fallback <= RING_PLIST_MAX);
   uint8_t n = c->ntargets;
   for (uint8_t i = 0; i < n && rc == CHORUS_OK; i++) {
     struct repl_target *t = &c->t[i];
     struct wire_msg m;
+    assert(!t->sent);
     if (t->id == r->cfg.self) {
       t->sent = t->acked = true;
       repl__tally_add(&c->tally, &c->need, t->group, true);
@@ -180,6 +185,7 @@ int repl__write_send(struct repl *r, struct repl_op *op,
 
 int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
                     int status, bool *counted) {
+  assert(op->kind == REPL_OP_WRITE);
   struct repl_op_write *w = &op->u.write;
   struct repl_coord *c = &w->c;
   *counted = false;
@@ -197,6 +203,7 @@ int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
     /* A fallback took the object for a dead replica: it counts when the
      * request is sloppy (always, here), never as a primary, and its hint
      * replaces ours. */
+    assert(w->sloppy);
     repl__tally_add(&c->tally, &c->need, t->group, false);
     return repl__disarm(r, t->stands_in, c->token, c->key, c->klen, w->hint_seq,
                         NULL);
@@ -208,6 +215,7 @@ int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
 
 int repl__write_reply(struct repl *r, struct repl_op *op,
                       const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_REPLIED);
   r->stats.writes_ok++;
   struct wire_msg m = {.type = WIRE_WRITE_REPLY};
   m.write_reply.context =
@@ -216,6 +224,7 @@ int repl__write_reply(struct repl *r, struct repl_op *op,
 }
 
 bool repl__write_all_acked(const struct repl_op *op) {
+  assert(op->kind == REPL_OP_WRITE);
   const struct repl_coord *c = &op->u.write.c;
   for (uint8_t i = 0; i < c->ntargets; i++)
     if (c->t[i].sent && !c->t[i].acked)
