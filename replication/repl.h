@@ -8,13 +8,14 @@
  * driver (chorusd's libuv loop in node/, or the simulator's adapter in
  * tests/sim) hands it events and it answers through struct repl_effects:
  *
- *   events in                          effects out
- *     repl_start       boot/restart       send       a wire message to a peer
- *     repl_client      a client request   reply      a client request's answer
- *     repl_peer        a peer's message   timer      a one-shot timer
- *     repl_timer       a timer fired      sync       a sync barrier on the
- * store repl_sync_done   a barrier ended repl_member      a peer went up or
- * down (SWIM) repl_set_ring    a new ring snapshot
+ *   events in                           effects out
+ *     repl_start      boot, restart       send    a wire message to a peer
+ *     repl_client     a client request    reply   a request's answer
+ *     repl_peer       a peer's message    timer   a one-shot timer
+ *     repl_timer      a timer fired       sync    a sync barrier on the store
+ *     repl_sync_done  a barrier ended
+ *     repl_member     a peer went up or down (SWIM)
+ *     repl_set_ring   a new ring snapshot
  *
  * Messages are struct wire_msg (client/wire.h): the structs are the
  * protocol's schema; encoding and framing are the driver's. Every effect

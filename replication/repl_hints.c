@@ -2,13 +2,43 @@
  * (target, key), with per-target counts and bytes for the bounds, and an
  * in-memory index of every hint so that the write path never reads the
  * table. */
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "repl_int.h"
 
-size_t repl__hint_key(unsigned char *out, chorus_node_id target,
-                      chorus_token token, const void *key, size_t klen) {
+/* A target's accounting slot: its hints and their bytes, for the bound. */
+struct repl_hint_target {
+  chorus_node_id target;
+  uint64_t count, bytes;
+};
+
+/* One hint of the index. */
+struct repl_hint_entry {
+  struct repl_hint_entry *next;
+  chorus_node_id target;
+  chorus_token token;
+  uint64_t seq;
+  uint64_t size; /* key + value bytes in the table */
+  size_t klen;
+  unsigned char key[]; /* the user key */
+};
+
+/* A delete decided (the hint was disarmed) but not yet written: deletes
+ * ride along with the next write batch (repl__hints_flush), skipping keys
+ * re-armed meanwhile. A crash that loses them only replays a hint again. */
+struct repl_hint_pending {
+  chorus_node_id target;
+  chorus_token token;
+  size_t klen;
+  unsigned char *key;
+};
+
+/* The key of a hint into @out (REPL_HINT_PREFIX + @klen bytes). */
+static size_t hint_key(unsigned char *out, chorus_node_id target,
+                       chorus_token token, const void *key, size_t klen) {
   store_be64_put(out, target);
   store_be64_put(out + 8, token);
   if (klen > 0)
@@ -16,8 +46,9 @@ size_t repl__hint_key(unsigned char *out, chorus_node_id target,
   return REPL_HINT_PREFIX + klen;
 }
 
-int repl__hint_parse(const void *k, size_t klen, const void *v, size_t vlen,
-                     struct repl_hint *out) {
+/* Splits a table entry. Errors: CHORUS_ECORRUPT. */
+static int hint_parse(const void *k, size_t klen, const void *v, size_t vlen,
+                      struct repl_hint *out) {
   if (klen < REPL_HINT_PREFIX || vlen < REPL_HINT_HEAD)
     return CHORUS_ECORRUPT;
   const unsigned char *kp = k, *vp = v;
@@ -143,22 +174,24 @@ void repl__hints_free(struct repl_hints *h) {
   memset(h, 0, sizeof *h);
 }
 
-/* The accounting slot of @target, created when @create; NULL when absent
- * (or out of memory: *@err is then set). */
-static struct repl_hint_target *
-slot(struct repl_hints *h, chorus_node_id target, bool create, int *err) {
-  uint32_t lo = 0, hi = h->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (h->t[mid].target < target)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+/* The accounting slot of @target, or NULL. */
+static struct repl_hint_target *slot_find(const struct repl_hints *h,
+                                          chorus_node_id target) {
+  size_t i =
+      chorus_id_lower_bound(h->t, h->n, sizeof h->t[0],
+                            offsetof(struct repl_hint_target, target), target);
+  return i < h->n && h->t[i].target == target ? &h->t[i] : NULL;
+}
+
+/* The accounting slot of @target, created when absent; NULL when out of
+ * memory (*@err is then set). */
+static struct repl_hint_target *slot_add(struct repl_hints *h,
+                                         chorus_node_id target, int *err) {
+  size_t lo =
+      chorus_id_lower_bound(h->t, h->n, sizeof h->t[0],
+                            offsetof(struct repl_hint_target, target), target);
   if (lo < h->n && h->t[lo].target == target)
     return &h->t[lo];
-  if (!create)
-    return NULL;
   if (h->n == h->cap) {
     uint32_t ncap = h->cap ? h->cap * 2 : 8;
     struct repl_hint_target *t = chorus_realloc(h->t, ncap * sizeof *t);
@@ -169,6 +202,7 @@ slot(struct repl_hints *h, chorus_node_id target, bool create, int *err) {
     h->t = t;
     h->cap = ncap;
   }
+  assert(h->n < h->cap);
   memmove(&h->t[lo + 1], &h->t[lo], (h->n - lo) * sizeof *h->t);
   h->t[lo] = (struct repl_hint_target){target, 0, 0};
   h->n++;
@@ -177,10 +211,12 @@ slot(struct repl_hints *h, chorus_node_id target, bool create, int *err) {
 
 static void account(struct repl_hints *h, chorus_node_id target, int64_t count,
                     int64_t bytes) {
-  int err = CHORUS_OK;
-  struct repl_hint_target *t = slot(h, target, false, &err);
+  struct repl_hint_target *t = slot_find(h, target);
   if (t == NULL)
     return;
+  /* The index and the counts move together. */
+  assert(count >= 0 ||
+         (t->count >= (uint64_t)-count && t->bytes >= (uint64_t)-bytes));
   t->count = (uint64_t)((int64_t)t->count + count);
   t->bytes = (uint64_t)((int64_t)t->bytes + bytes);
 }
@@ -203,9 +239,9 @@ int repl__hints_load(struct repl_hints *h, struct store *s) {
     size_t kl, vl;
     const void *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
     struct repl_hint hint;
-    if ((rc = repl__hint_parse(k, kl, v, vl, &hint)) != CHORUS_OK)
+    if ((rc = hint_parse(k, kl, v, vl, &hint)) != CHORUS_OK)
       break;
-    struct repl_hint_target *t = slot(h, hint.target, true, &rc);
+    struct repl_hint_target *t = slot_add(h, hint.target, &rc);
     if (t == NULL)
       break;
     uint64_t old;
@@ -227,11 +263,11 @@ int repl__hints_get(struct store *s, chorus_node_id target, chorus_token token,
   unsigned char *hk = chorus_malloc(REPL_HINT_PREFIX + klen);
   if (hk == NULL)
     return CHORUS_ENOMEM;
-  size_t hl = repl__hint_key(hk, target, token, key, klen);
+  size_t hl = hint_key(hk, target, token, key, klen);
   size_t vl;
   int rc = store_get(s, STORE_HINTS, hk, hl, buf, &vl);
   if (rc == CHORUS_OK)
-    rc = repl__hint_parse(hk, hl, *buf, vl, out);
+    rc = hint_parse(hk, hl, *buf, vl, out);
   chorus_free(hk);
   /* The key of *@out is the caller's @key, not the freed buffer. */
   out->key = key;
@@ -248,13 +284,12 @@ int repl__hints_arm(struct repl_hints *h, struct store *s,
                     chorus_token token, const void *key, size_t klen,
                     uint64_t seq, chorus_ms wall, const void *object,
                     size_t olen, bool *dropped) {
-  (void)s;
   *dropped = false;
   const struct repl_hint_entry *old = entry_find(h, target, token, key, klen);
   uint64_t old_size = old ? old->size : 0;
   uint64_t size = REPL_HINT_PREFIX + klen + REPL_HINT_HEAD + olen;
   int rc = CHORUS_OK;
-  struct repl_hint_target *t = slot(h, target, true, &rc);
+  struct repl_hint_target *t = slot_add(h, target, &rc);
   if (t == NULL)
     return rc;
   if (t->bytes - old_size + size > h->max_bytes) {
@@ -266,7 +301,7 @@ int repl__hints_arm(struct repl_hints *h, struct store *s,
   unsigned char *hv = chorus_malloc(REPL_HINT_HEAD + olen);
   rc = CHORUS_ENOMEM;
   if (hk != NULL && hv != NULL) {
-    size_t hl = repl__hint_key(hk, target, token, key, klen);
+    size_t hl = hint_key(hk, target, token, key, klen);
     store_be64_put(hv, seq);
     store_be64_put(hv + 8, wall);
     if (olen > 0)
@@ -291,8 +326,7 @@ static int delete_hint(struct repl_hints *h, struct store *s,
   unsigned char *hk = chorus_malloc(REPL_HINT_PREFIX + hint->klen);
   if (hk == NULL)
     return CHORUS_ENOMEM;
-  size_t hl =
-      repl__hint_key(hk, hint->target, hint->token, hint->key, hint->klen);
+  size_t hl = hint_key(hk, hint->target, hint->token, hint->key, hint->klen);
   int rc = store_delete(s, STORE_HINTS, hk, hl, NULL);
   chorus_free(hk);
   if (rc != CHORUS_OK)
@@ -310,7 +344,6 @@ int repl__hints_disarm(struct repl_hints *h, struct store *s,
                        chorus_node_id target, chorus_token token,
                        const void *key, size_t klen, uint64_t seq,
                        bool *deleted) {
-  (void)s;
   if (deleted)
     *deleted = false;
   struct repl_hint_entry **p = entry_slot(h, target, token, key, klen);
@@ -357,7 +390,7 @@ int repl__hints_flush(struct repl_hints *h, struct store *s,
       rc = CHORUS_ENOMEM;
       break;
     }
-    size_t hl = repl__hint_key(hk, d->target, d->token, d->key, d->klen);
+    size_t hl = hint_key(hk, d->target, d->token, d->key, d->klen);
     rc = store_batch_delete(into, STORE_HINTS, hk, hl);
     chorus_free(hk);
   }
@@ -385,10 +418,8 @@ int repl__hints_drop(struct repl_hints *h, struct store *s,
 }
 
 uint64_t repl__hints_count(const struct repl_hints *h, chorus_node_id target) {
-  for (uint32_t i = 0; i < h->n; i++)
-    if (h->t[i].target == target)
-      return h->t[i].count;
-  return 0;
+  const struct repl_hint_target *t = slot_find(h, target);
+  return t ? t->count : 0;
 }
 
 uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes) {
@@ -400,4 +431,74 @@ uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes) {
   if (bytes)
     *bytes = b;
   return n;
+}
+
+void repl__hints_stats(const struct repl_hints *h, struct repl_stats *st) {
+  st->hints_queued = h->queued;
+  st->hints_dropped = h->dropped;
+  st->hints_pending = repl__hints_total(h, &st->hint_bytes);
+}
+
+bool repl__hints_target(const struct repl_hints *h, uint32_t i,
+                        chorus_node_id *target, uint64_t *count) {
+  if (i >= h->n)
+    return false;
+  *target = h->t[i].target;
+  *count = h->t[i].count;
+  return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Walks over one target's hints (replay)
+ * ------------------------------------------------------------------------ */
+
+int repl__hints_scan_open(struct store *s, chorus_node_id target,
+                          const void *from, size_t flen,
+                          struct repl_hint_scan *sc) {
+  /* The target's keys are [target BE][...]: from [target] (or @from) up to
+   * [target + 1], or to the end for the last possible target. */
+  unsigned char lo[8], hi[8];
+  store_be64_put(lo, target);
+  store_be64_put(hi, target + 1);
+  bool last = target == UINT64_MAX;
+  *sc = (struct repl_hint_scan){0};
+  return store_iter_open(s, STORE_HINTS, from ? from : lo, from ? flen : 8,
+                         last ? NULL : hi, last ? 0 : 8, &sc->it);
+}
+
+bool repl__hints_scan_valid(struct repl_hint_scan *sc) {
+  return store_iter_valid(sc->it);
+}
+
+bool repl__hints_scan_get(const struct repl_hints *h, struct repl_hint_scan *sc,
+                          struct repl_hint *out) {
+  size_t vl;
+  sc->k = store_iter_key(sc->it, &sc->kl);
+  const void *v = store_iter_value(sc->it, &vl);
+  return hint_parse(sc->k, sc->kl, v, vl, out) == CHORUS_OK &&
+         repl__hints_current(h, out->target, out->token, out->key, out->klen,
+                             out->seq);
+}
+
+int repl__hints_scan_resume(const struct repl_hint_scan *sc,
+                            unsigned char **buf, size_t *len) {
+  assert(sc->k != NULL);
+  unsigned char *cur = chorus_realloc(*buf, sc->kl + 1);
+  if (cur == NULL)
+    return CHORUS_ENOMEM;
+  memcpy(cur, sc->k, sc->kl);
+  cur[sc->kl] = 0;
+  *buf = cur;
+  *len = sc->kl + 1;
+  return CHORUS_OK;
+}
+
+void repl__hints_scan_next(struct repl_hint_scan *sc) {
+  sc->k = NULL;
+  store_iter_next(sc->it);
+}
+
+void repl__hints_scan_close(struct repl_hint_scan *sc) {
+  store_iter_close(sc->it);
+  sc->it = NULL;
 }

@@ -1,9 +1,32 @@
-/* repl_int.h: replication's private pieces: quorum resolution and tallies
- * (repl_options.c) and the hint table (repl_hints.c). Not for other modules;
- * tests include it to drive the pieces directly. */
+/* repl_int.h: replication's internals, shared by its files and by nobody
+ * else (tests/replication includes it to drive pieces directly).
+ *
+ * WHO HOLDS WHAT
+ *
+ *   repl.c          the instance: lifecycle, the event entry points (which
+ *                   only route), the peer table, observation
+ *   repl_op.c       the operation table and the one state machine every
+ *                   operation moves through (repl__op_step)
+ *   repl_request.c  a client request's intake: checks, quorum resolution,
+ *                   forwarding to a replica; error replies
+ *   repl_write.c    coordinated writes: apply, write with hints, send, count
+ *   repl_read.c     coordinated reads: gather, join, answer, read repair
+ *   repl_replica.c  the replica side: REPLICA_WRITE, REPLICA_READ and
+ *                   HINT_DELIVER served, acknowledgements
+ *   repl_object.c   replicated objects in the store: load, decode, join
+ *   repl_hints.c    the hint table and its index (struct repl_hints)
+ *   repl_replay.c   the instance's side of hints: disarm, rebuild, replay
+ *   repl_options.c  consistency levels and tallies
+ *
+ * The role files do the work of a step (read, apply, send, count); whether
+ * an operation answers, waits or ends is decided in repl_op.c only.
+ */
 #ifndef CHORUS_REPL_INT_H
 #define CHORUS_REPL_INT_H
 
+#include <assert.h>
+
+#include "crdt.h"
 #include "repl.h"
 
 /* ------------------------------------------------------------------------
@@ -42,7 +65,8 @@ int repl__resolve(const struct ring_replication *rs, int32_t level,
                   struct repl_need *out, char *errmsg);
 
 /* repl__tally_add: counts one acknowledgement of a replica in @group,
- * natural or not. */
+ * natural or not. A tally counts at most one acknowledgement per entry of
+ * a preference list. */
 void repl__tally_add(struct repl_tally *t, const struct repl_need *n, int group,
                      bool natural);
 bool repl__tally_met(const struct repl_tally *t, const struct repl_need *n);
@@ -54,38 +78,20 @@ bool repl__tally_met(const struct repl_tally *t, const struct repl_need *n);
  * (target, key); value [hint seq BE][wall ms BE][object...]. The object is
  * empty for a coordinator's own hints (replay sends its current object of
  * the key) and present for hints a fallback keeps for another node.
+ *
+ * struct repl_hints is the caller's to allocate (repl__hints_init); its
+ * fields belong to repl_hints.c, and everyone else goes through the
+ * functions below. The index holds every hint in the table, by (target,
+ * token, key), with its sequence and size, so that arming and disarming
+ * never read the store (they are on every replicated write's path).
  * ------------------------------------------------------------------------ */
 
 #define REPL_HINT_PREFIX 16u
 #define REPL_HINT_HEAD 16u
 
-struct repl_hint_target {
-  chorus_node_id target;
-  uint64_t count, bytes;
-};
-
-/* The index: every hint in the table, by (target, token, key), with its
- * sequence and size, so that arming and disarming never read the store
- * (they are on every replicated write's path). */
-struct repl_hint_entry {
-  struct repl_hint_entry *next;
-  chorus_node_id target;
-  chorus_token token;
-  uint64_t seq;
-  uint64_t size; /* key + value bytes in the table */
-  size_t klen;
-  unsigned char key[]; /* the user key */
-};
-
-/* A delete decided (the hint was disarmed) but not yet written: deletes
- * ride along with the next write batch (repl__hints_flush), skipping keys
- * re-armed meanwhile. A crash that loses them only replays a hint again. */
-struct repl_hint_pending {
-  chorus_node_id target;
-  chorus_token token;
-  size_t klen;
-  unsigned char *key;
-};
+struct repl_hint_target;  /* per-target count and bytes */
+struct repl_hint_entry;   /* one indexed hint */
+struct repl_hint_pending; /* a disarmed hint whose delete is not written */
 
 struct repl_hints {
   struct repl_hint_target *t; /* sorted by target */
@@ -121,8 +127,8 @@ int repl__hints_load(struct repl_hints *h, struct store *s);
  * @wall and @object (may be empty), replacing the one there. Over the
  * target's byte bound the hint is not written: *@dropped is set and the
  * drop counted. The index assumes @b gets written: if it does not, call
- * repl__hints_load. Errors:
- * CHORUS_ENOMEM, store read errors. */
+ * repl__hints_load. @s is unused (the index answers). Errors:
+ * CHORUS_ENOMEM. */
 int repl__hints_arm(struct repl_hints *h, struct store *s,
                     struct store_batch *b, chorus_node_id target,
                     chorus_token token, const void *key, size_t klen,
@@ -137,7 +143,7 @@ int repl__hints_get(struct store *s, chorus_node_id target, chorus_token token,
 /* repl__hints_disarm: deletes the hint when it still carries @seq (a later
  * write re-arms it with a newer one): at once from the index and the
  * counts, from the table at the next repl__hints_flush. *@deleted (may be
- * NULL) says so. Errors: CHORUS_ENOMEM. */
+ * NULL) says so. @s is unused. Errors: CHORUS_ENOMEM. */
 int repl__hints_disarm(struct repl_hints *h, struct store *s,
                        chorus_node_id target, chorus_token token,
                        const void *key, size_t klen, uint64_t seq,
@@ -153,16 +159,444 @@ size_t repl__hints_pending_deletes(const struct repl_hints *h);
 bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
                          chorus_token token, const void *key, size_t klen,
                          uint64_t seq);
-/* repl__hints_drop: deletes a hint over a bound and counts it. */
+/* repl__hints_drop: deletes a hint over a bound and counts it. Errors:
+ * CHORUS_ENOMEM, store write errors. */
 int repl__hints_drop(struct repl_hints *h, struct store *s,
                      const struct repl_hint *hint);
-/* repl__hint_parse: splits a table entry. Errors: CHORUS_ECORRUPT. */
-int repl__hint_parse(const void *k, size_t klen, const void *v, size_t vlen,
-                     struct repl_hint *out);
 uint64_t repl__hints_count(const struct repl_hints *h, chorus_node_id target);
 uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes);
-/* repl__hint_key: writes the key into @out (REPL_HINT_PREFIX + @klen). */
-size_t repl__hint_key(unsigned char *out, chorus_node_id target,
-                      chorus_token token, const void *key, size_t klen);
+/* repl__hints_stats: the hint counters of @st (queued, dropped, pending,
+ * bytes) from the table's. */
+void repl__hints_stats(const struct repl_hints *h, struct repl_stats *st);
+/* repl__hints_target: the @i-th target with an accounting slot (ascending
+ * ids) and its hint count; false past the last. Slots are only added by
+ * arming or loading, so a walk by index is stable across replay. */
+bool repl__hints_target(const struct repl_hints *h, uint32_t i,
+                        chorus_node_id *target, uint64_t *count);
+
+/* A walk over the table entries of one target, in key order, that can
+ * resume where an earlier walk stopped. Entries are read as the table has
+ * them: repl__hints_scan_get says which of them are current hints. */
+struct repl_hint_scan {
+  struct store_iter *it;
+  const void *k; /* the entry under the walk, after scan_get */
+  size_t kl;
+};
+
+/* repl__hints_scan_open: a walk over @target's entries from the first, or
+ * from @from (@flen bytes, a key from repl__hints_scan_resume) when not
+ * NULL; @from is copied. Errors: CHORUS_ENOMEM, store errors. */
+int repl__hints_scan_open(struct store *s, chorus_node_id target,
+                          const void *from, size_t flen,
+                          struct repl_hint_scan *sc);
+bool repl__hints_scan_valid(struct repl_hint_scan *sc);
+/* repl__hints_scan_get: the entry under the walk into *@out (borrowed until
+ * scan_next); false when it is not a current hint of @h (malformed,
+ * disarmed with its delete pending, or re-armed since). */
+bool repl__hints_scan_get(const struct repl_hints *h, struct repl_hint_scan *sc,
+                          struct repl_hint *out);
+/* repl__hints_scan_resume: into *@buf (chorus_realloc'ed, *@len set) the
+ * key a later walk starts from to resume after the entry of the last
+ * scan_get: that key with a 0 byte appended. Errors: CHORUS_ENOMEM (*@buf
+ * untouched). */
+int repl__hints_scan_resume(const struct repl_hint_scan *sc,
+                            unsigned char **buf, size_t *len);
+void repl__hints_scan_next(struct repl_hint_scan *sc);
+void repl__hints_scan_close(struct repl_hint_scan *sc);
+
+/* ------------------------------------------------------------------------
+ * The instance (repl.c)
+ * ------------------------------------------------------------------------ */
+
+/* Ids of our own operations: [epoch : 22][counter : 40], below 2^62, so a
+ * timer id keeps two bits for its kind and an answer meant for an earlier
+ * incarnation never matches an operation of this one. */
+#define REPL_OP_COUNTER_BITS 40
+#define REPL_TIMER_KIND_SHIFT 62
+#define REPL_TIMER_OP 1ull
+#define REPL_TIMER_HINTS 2ull
+#define REPL_OP_BUCKETS 1024u
+
+/* Replication's view of one peer: what membership says of it and how its
+ * hint replay stands. (node/ has a struct peer of its own, a connection.) */
+struct repl_peer_state {
+  chorus_node_id id;
+  bool down;
+  uint32_t inflight;     /* replays in flight, <= cfg.hint_batch */
+  unsigned char *cursor; /* replay resumes after this hint key */
+  size_t curlen;
+  /* [quiet_from, quiet_until): no hint to this peer can be due (see
+   * repl_replay.c), so the replay timer skips the scan. */
+  chorus_ms quiet_from, quiet_until;
+};
+
+struct repl_op;
+
+struct repl {
+  struct repl_config cfg;
+  struct store *store;
+  const struct ring_snapshot *ring;
+  struct repl_op *ops[REPL_OP_BUCKETS]; /* by id, chained */
+  uint64_t next_op;
+  uint64_t epoch;
+  chorus_node_id actor;
+  bool ready, failed;
+  uint64_t hint_ctr;
+  struct repl_hints hints;
+  struct repl_peer_state *peers; /* sorted by id */
+  uint32_t npeers, cappeers;
+  int local_group;
+  struct repl_stats stats;
+  char err[CHORUS_ERRMSG_SIZE];
+};
+
+#define REPL_TRACE(r, ...) chorus_trace((r)->cfg.tracer, "repl", __VA_ARGS__)
+
+/* repl__peer_get: the state of peer @id, created (up, nothing in flight)
+ * when @create; NULL when absent, or when creating it ran out of memory.
+ * The pointer is good until the next creating call. */
+struct repl_peer_state *repl__peer_get(struct repl *r, chorus_node_id id,
+                                       bool create);
+/* repl__peer_alive: whether membership holds @id up (ourselves, and nodes
+ * it never mentioned, are). */
+bool repl__peer_alive(struct repl *r, chorus_node_id id);
+/* repl__epoch_ready: the start barrier passed: mint the actor, serve
+ * requests, arm the hint round timer. Errors: effect errors. */
+int repl__epoch_ready(struct repl *r, const struct repl_effects *fx);
+
+/* ------------------------------------------------------------------------
+ * Operations (repl_op.c)
+ *
+ * Everything this node waits for is an operation in the table, found by id
+ * when a timer, a barrier or a peer's answer names it. struct repl_op is a
+ * tagged union: the header every kind has, and the part of its kind.
+ * repl_op.c draws the states and every transition in one table.
+ * ------------------------------------------------------------------------ */
+
+enum repl_op_kind {
+  REPL_OP_EPOCH = 1, /* the start barrier */
+  REPL_OP_WRITE,     /* a coordinated write */
+  REPL_OP_READ,      /* a coordinated read */
+  REPL_OP_FORWARD,   /* a request handed to a replica */
+  REPL_OP_ACK,       /* replica side: an acknowledgement waiting for a
+                        barrier */
+  REPL_OP_REPLAY,    /* a hint on its way to its target */
+  REPL_OP_ANSWER,    /* replica side: a read answer waiting for a barrier */
+  REPL_OP_ROUND,     /* replays waiting for a barrier */
+};
+
+enum repl_op_state {
+  REPL_OP_START = 1, /* write, read: being set up by the request's event */
+  REPL_OP_SYNCING,   /* waiting for a sync barrier it asked for */
+  REPL_OP_HELD,      /* replay: waiting for its round's barrier */
+  REPL_OP_SENT,      /* its messages are out; answers are being counted */
+  REPL_OP_REPAIRING, /* read: blocking repairs out, their acks awaited */
+  REPL_OP_REPLIED,   /* the request has its answer; stragglers awaited */
+};
+
+/* One replica a coordinated request involves. */
+struct repl_target {
+  chorus_node_id id;
+  int group;                /* replication group (ring_replica.dc) */
+  bool natural, pending;    /* a fallback is neither */
+  chorus_node_id stands_in; /* fallback: the natural replica it covers */
+  bool sent, answered, acked, repairing;
+  uint8_t *reply; /* read: the answer's object (NULL: not found); owned */
+  size_t rlen;
+};
+
+/* What a write and a read coordinated here have in common. */
+struct repl_coord {
+  uint8_t mtype;             /* the client's message type */
+  struct repl_origin origin; /* whom to answer */
+  chorus_token token;
+  uint8_t *key; /* owned */
+  size_t klen;
+  struct repl_need need;
+  struct repl_tally tally;
+  uint8_t ntargets; /* <= RING_PLIST_MAX */
+  struct repl_target t[RING_PLIST_MAX];
+};
+
+struct repl_op_write {
+  struct repl_coord c;
+  uint8_t *obj; /* the object written; owned */
+  size_t olen;
+  uint8_t *ctx; /* its causal context, the reply's; owned */
+  size_t clen;
+  struct ring_plist pl; /* fallbacks come from it */
+  uint64_t hint_seq;    /* of the hints this write armed */
+  bool sloppy;
+};
+
+struct repl_op_read {
+  struct repl_coord c;
+  uint8_t read_repair; /* enum wire_read_repair, resolved */
+};
+
+struct repl_op_forward {
+  uint8_t mtype;
+  struct repl_origin origin;
+  chorus_node_id to; /* the replica that got the request */
+};
+
+struct repl_op_ack {
+  chorus_node_id peer;
+  uint64_t peer_req;
+  uint8_t type; /* WIRE_REPLICA_ACK or WIRE_HINT_ACK */
+  uint64_t hint_seq;
+};
+
+struct repl_op_answer {
+  chorus_node_id peer;
+  uint64_t peer_req;
+  uint8_t *obj; /* the stored object (NULL: not found); owned */
+  size_t olen;
+};
+
+struct repl_op_replay {
+  chorus_node_id target;
+  chorus_token token;
+  uint8_t *key; /* owned */
+  size_t klen;
+  uint64_t hint_seq;
+  uint8_t *obj; /* the object sent; owned */
+  size_t olen;
+};
+
+struct repl_op_round {
+  uint64_t *wait; /* ids of the replays it holds back; owned */
+  uint32_t nwait, capwait;
+};
+
+struct repl_op {
+  struct repl_op *next; /* hash chain */
+  uint64_t id;
+  enum repl_op_kind kind;
+  enum repl_op_state state;
+  union {
+    struct repl_op_write write;
+    struct repl_op_read read;
+    struct repl_op_forward forward;
+    struct repl_op_ack ack;
+    struct repl_op_answer answer;
+    struct repl_op_replay replay;
+    struct repl_op_round round;
+  } u;
+};
+
+/* What happens to an operation (repl_op.c's table says what it does). */
+enum repl_op_event_kind {
+  REPL_EV_STARTED = 1, /* write, read: set up, its first messages out */
+  REPL_EV_FAILED,      /* write, read: refused while setting up: @status
+                          and @text are the client's answer */
+  REPL_EV_BARRIER,     /* the barrier it asked for ended with @status */
+  REPL_EV_RELEASE,     /* replay: everything written is durable: go */
+  REPL_EV_ANSWER,      /* @m from @from carries its id */
+  REPL_EV_TIMEOUT,     /* its timer fired */
+};
+
+struct repl_op_event {
+  enum repl_op_event_kind kind;
+  int status;
+  chorus_node_id from;
+  const struct wire_msg *m;
+  const char *text;
+};
+
+/* repl__op_new: an operation of @kind in the table, zeroed, in the state
+ * its kind starts in, with the next id. NULL when out of memory. */
+struct repl_op *repl__op_new(struct repl *r, enum repl_op_kind kind);
+struct repl_op *repl__op_find(struct repl *r, uint64_t id);
+/* repl__ops_free: every operation, at repl_free. */
+void repl__ops_free(struct repl *r);
+/* repl__coord: the write's or read's common part. */
+static inline struct repl_coord *repl__coord(struct repl_op *op) {
+  assert(op->kind == REPL_OP_WRITE || op->kind == REPL_OP_READ);
+  return op->kind == REPL_OP_WRITE ? &op->u.write.c : &op->u.read.c;
+}
+/* repl__op_target: @op's target @id, or NULL. */
+struct repl_target *repl__op_target(struct repl_coord *c, chorus_node_id id);
+/* repl__op_arm: the operation's timer, @after ms from now. */
+int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
+                 chorus_ms after);
+/* repl__op_step: @ev happens to @op, which moves to its next state or ends
+ * (freed: @op is gone when this returns, so callers touch it no more).
+ * Errors: what the step's work returns (CHORUS_ENOMEM, effect errors). */
+int repl__op_step(struct repl *r, struct repl_op *op,
+                  const struct repl_op_event *ev,
+                  const struct repl_effects *fx);
+/* repl__op_fail: REPL_EV_FAILED with @code and a formatted text. */
+int repl__op_fail(struct repl *r, struct repl_op *op,
+                  const struct repl_effects *fx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* ------------------------------------------------------------------------
+ * Requests (repl_request.c)
+ * ------------------------------------------------------------------------ */
+
+/* A client request, as the request message types share it. */
+struct repl_request {
+  const struct wire_bytes *key;
+  const struct wire_options *opts;
+  enum crdt_type type;
+  bool write;
+};
+
+/* repl__request_of: whether @m is a request a node coordinates (*@q). */
+bool repl__request_of(const struct wire_msg *m, struct repl_request *q);
+bool repl__is_write_type(uint8_t type);
+/* repl__coordinate: serves request @m from @origin: refused, forwarded, or
+ * started here as a write or a read. Bad requests get an error reply.
+ * Errors: CHORUS_ENOMEM, effect errors. */
+int repl__coordinate(struct repl *r, const struct wire_msg *m,
+                     const struct repl_origin *origin, chorus_ms wall,
+                     const struct repl_effects *fx);
+/* repl__reply_error: answers @origin's request (type @mtype) with WIRE_ERROR
+ * @code and a formatted text, traced and counted. */
+int repl__reply_error(struct repl *r, const struct repl_effects *fx,
+                      const struct repl_origin *origin, uint8_t mtype, int code,
+                      const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* ------------------------------------------------------------------------
+ * Coordinated writes (repl_write.c) and reads (repl_read.c)
+ * ------------------------------------------------------------------------ */
+
+/* repl__write_start: applies request @m to the stored object and writes
+ * it with its hints, then asks for the barrier (REPL_EV_STARTED), or
+ * refuses (REPL_EV_FAILED). @op is START with its coord part set. */
+int repl__write_start(struct repl *r, struct repl_op *op,
+                      const struct wire_msg *m, const struct repl_request *q,
+                      chorus_ms wall, const struct repl_effects *fx);
+/* repl__write_send: the write's barrier passed: counts ourselves and sends
+ * the object to every live replica, or to a fallback for a dead one. */
+int repl__write_send(struct repl *r, struct repl_op *op,
+                     const struct repl_effects *fx);
+/* repl__write_ack: replica @from answered @status; *@counted when that
+ * acknowledgement counts (its hint is then disarmed). */
+int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
+                    int status, bool *counted);
+/* repl__write_reply: the client's OK. */
+int repl__write_reply(struct repl *r, struct repl_op *op,
+                      const struct repl_effects *fx);
+/* repl__write_all_acked: whether every replica sent the object answered. */
+bool repl__write_all_acked(const struct repl_op *op);
+
+/* repl__read_start: reads our own object and asks the other live
+ * replicas (REPL_EV_STARTED), or refuses (REPL_EV_FAILED). */
+int repl__read_start(struct repl *r, struct repl_op *op,
+                     const struct repl_request *q,
+                     const struct repl_effects *fx);
+/* repl__read_own: our own part became durable; false if already counted. */
+bool repl__read_own(struct repl *r, struct repl_op *op);
+/* repl__read_answer: replica @from answered @obj (copied); *@counted when
+ * the answer was awaited. Errors: CHORUS_ENOMEM. */
+int repl__read_answer(struct repl_op *op, chorus_node_id from,
+                      const struct wire_bytes *obj, bool *counted);
+/* repl__read_repair_acked: a blocking repair of @from was acknowledged;
+ * false when none was awaited. */
+bool repl__read_repair_acked(struct repl_op *op, chorus_node_id from);
+/* repl__read_reply: r is met: joins the answers and answers the client
+ * (*@answered), unless blocking read repair must first bring the replicas
+ * that differ up to the join (it sends those repairs and waits for their
+ * acknowledgements; the op calls again). A key of another type is answered
+ * with CHORUS_ETYPE. Errors: CHORUS_ENOMEM, effect errors. */
+int repl__read_reply(struct repl *r, struct repl_op *op,
+                     const struct repl_effects *fx, bool *answered);
+/* repl__read_finished: answered, every asked replica answered, no repair
+ * awaited: nothing more can arrive that the read would use. */
+bool repl__read_finished(const struct repl_op *op);
+/* repl__read_repair_async: the end of an answered read: with async read
+ * repair, brings the replicas that answered differently up to the join. */
+int repl__read_repair_async(struct repl *r, struct repl_op *op,
+                            const struct repl_effects *fx);
+
+/* ------------------------------------------------------------------------
+ * The replica side (repl_replica.c)
+ * ------------------------------------------------------------------------ */
+
+int repl__on_replica_write(struct repl *r, chorus_node_id from,
+                           const struct wire_msg *m,
+                           const struct repl_effects *fx);
+int repl__on_replica_read(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m,
+                          const struct repl_effects *fx);
+int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m, chorus_ms wall,
+                          const struct repl_effects *fx);
+/* repl__send_ack: a REPLICA_ACK or HINT_ACK (@type) of request @req. */
+int repl__send_ack(const struct repl_effects *fx, chorus_node_id to,
+                   uint64_t req, uint8_t type, uint64_t hint_seq, int status);
+/* repl__send_read_answer: the REPLICA_READ_REPLY of request @req. */
+int repl__send_read_answer(const struct repl_effects *fx, chorus_node_id to,
+                           uint64_t req, const void *obj, size_t olen);
+/* repl__msg_replica_write, repl__msg_hint_deliver: the two messages that
+ * carry an object to a replica, each built here only; *@m borrows every
+ * pointer it is given. */
+void repl__msg_replica_write(struct wire_msg *m, uint64_t req,
+                             chorus_token token, const void *key, size_t klen,
+                             const void *obj, size_t olen, uint8_t flags);
+void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
+                            chorus_node_id target, uint64_t hint_seq,
+                            chorus_token token, const void *key, size_t klen,
+                            const void *obj, size_t olen);
+
+/* ------------------------------------------------------------------------
+ * Objects in the store (repl_object.c)
+ * ------------------------------------------------------------------------ */
+
+/* repl__data_key: the STORE_DATA key of (@token, @key), chorus_malloc'ed,
+ * its length in *@len; NULL when out of memory. */
+unsigned char *repl__data_key(chorus_token token, const void *key, size_t klen,
+                              size_t *len);
+/* repl__load_bytes: the stored bytes of a key (chorus_malloc'ed): *@buf
+ * NULL and *@len 0 when absent. Errors: CHORUS_ENOMEM, store errors. */
+int repl__load_bytes(struct repl *r, chorus_token token, const void *key,
+                     size_t klen, void **buf, size_t *len);
+/* repl__all_durable: whether every write so far is durable (see
+ * repl_object.c: nothing non-durable leaves a node). */
+bool repl__all_durable(struct repl *r);
+/* repl__decode_obj: stored or received bytes as @want (CRDT_NONE: any
+ * type); empty bytes are an empty object of @want. Errors: CHORUS_ETYPE,
+ * CHORUS_EMALFORMED, CHORUS_EINVAL (empty with CRDT_NONE). */
+int repl__decode_obj(const void *buf, size_t len, enum crdt_type want,
+                     struct crdt_obj *obj, char *err);
+/* repl__encode_obj: @obj into *@buf (chorus_malloc'ed). Errors:
+ * CHORUS_ENOMEM, encoder errors (*@buf NULL). */
+int repl__encode_obj(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
+/* repl__encode_ctx: a kv object's causal context into *@buf
+ * (chorus_malloc'ed); NULL and 0 for other types. Errors: CHORUS_ENOMEM. */
+int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
+/* repl__join_into_store: joins @bytes (a received object) into the stored
+ * object of the key and writes the result when it changed. Errors:
+ * CHORUS_EMALFORMED (bad object), CHORUS_ETYPE, CHORUS_ECORRUPT (the
+ * stored object does not decode), store errors, CHORUS_ENOMEM. */
+int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
+                          size_t klen, const void *bytes, size_t blen);
+
+/* ------------------------------------------------------------------------
+ * Hint upkeep and replay (repl_replay.c)
+ * ------------------------------------------------------------------------ */
+
+/* repl__disarm: a durable acknowledgement of @target for the key: deletes
+ * its hint if it still carries @seq (*@deleted, may be NULL). Only
+ * CHORUS_ENOMEM is an error; other failures are traced. */
+int repl__disarm(struct repl *r, chorus_node_id target, chorus_token token,
+                 const void *key, size_t klen, uint64_t seq, bool *deleted);
+/* repl__resync_hints: a batch that carried hints (armed, or pending
+ * deletes) failed: rebuilds the index from the table. */
+void repl__resync_hints(struct repl *r);
+/* repl__replay: replays to @target (0: every target with hints). */
+int repl__replay(struct repl *r, chorus_node_id target, chorus_ms wall,
+                 const struct repl_effects *fx);
+/* repl__replay_send: a released replay's HINT_DELIVER. */
+int repl__replay_send(const struct repl_effects *fx, const struct repl_op *op);
+/* repl__replay_acked: the target of @op answered @status for @hint_seq:
+ * the hint goes when it is still that one. */
+int repl__replay_acked(struct repl *r, struct repl_op *op, chorus_node_id from,
+                       uint64_t hint_seq, int status);
+/* repl__replay_ended: a replay leaves the flight of its target. */
+void repl__replay_ended(struct repl *r, const struct repl_op *op);
 
 #endif /* CHORUS_REPL_INT_H */

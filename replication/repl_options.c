@@ -72,6 +72,9 @@ int repl__resolve(const struct ring_replication *rs, int32_t level,
       return chorus_errf(errmsg, CHORUS_EINVAL,
                          "%s=%s: this node's datacenter holds no replicas",
                          what, wire_level_name(level));
+    /* The coordinator's group comes from repl__group_of_dc on this very
+     * replication setting. */
+    assert((uint32_t)local_group < rs->dc_count);
     k = level == WIRE_LOCAL_ONE ? 1 : group_factor(rs, local_group) / 2 + 1;
     out->only_group = (int8_t)local_group;
     break;
@@ -114,6 +117,8 @@ int repl__resolve(const struct ring_replication *rs, int32_t level,
 
 void repl__tally_add(struct repl_tally *t, const struct repl_need *n, int group,
                      bool natural) {
+  /* One acknowledgement per preference-list entry: far below 255. */
+  assert(t->total < RING_PLIST_MAX && t->primaries < RING_PLIST_MAX);
   if (natural)
     t->primaries++;
   if (n->only_group >= 0 && group != n->only_group)

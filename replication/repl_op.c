@@ -1,0 +1,425 @@
+/* repl_op.c: the operation table, and the one state machine every
+ * operation of a node moves through (repl__op_step). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+/* ------------------------------------------------------------------------
+ * The table
+ * ------------------------------------------------------------------------ */
+
+/* The state each kind is born in (the first rows of the table below). */
+static enum repl_op_state born_in(enum repl_op_kind kind) {
+  switch (kind) {
+  case REPL_OP_WRITE:
+  case REPL_OP_READ:
+    return REPL_OP_START;
+  case REPL_OP_FORWARD:
+    return REPL_OP_SENT;
+  case REPL_OP_REPLAY:
+    return REPL_OP_HELD;
+  default: /* EPOCH, ACK, ANSWER, ROUND: their barrier is asked at once */
+    return REPL_OP_SYNCING;
+  }
+}
+
+struct repl_op *repl__op_new(struct repl *r, enum repl_op_kind kind) {
+  assert(kind >= REPL_OP_EPOCH && kind <= REPL_OP_ROUND);
+  /* The counter has 40 bits (see REPL_OP_COUNTER_BITS). */
+  assert(r->next_op + 1 < (1ull << REPL_OP_COUNTER_BITS));
+  struct repl_op *op = chorus_calloc(1, sizeof *op);
+  if (op == NULL)
+    return NULL;
+  op->kind = kind;
+  op->state = born_in(kind);
+  op->id = (r->epoch << REPL_OP_COUNTER_BITS) | (++r->next_op);
+  struct repl_op **b = &r->ops[op->id % REPL_OP_BUCKETS];
+  op->next = *b;
+  *b = op;
+  return op;
+}
+
+struct repl_op *repl__op_find(struct repl *r, uint64_t id) {
+  for (struct repl_op *op = r->ops[id % REPL_OP_BUCKETS]; op; op = op->next)
+    if (op->id == id)
+      return op;
+  return NULL;
+}
+
+static void coord_free(struct repl_coord *c) {
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    chorus_free(c->t[i].reply);
+  chorus_free(c->key);
+}
+
+static void op_destroy(struct repl_op *op) {
+  switch (op->kind) {
+  case REPL_OP_WRITE:
+    coord_free(&op->u.write.c);
+    chorus_free(op->u.write.obj);
+    chorus_free(op->u.write.ctx);
+    break;
+  case REPL_OP_READ:
+    coord_free(&op->u.read.c);
+    break;
+  case REPL_OP_ANSWER:
+    chorus_free(op->u.answer.obj);
+    break;
+  case REPL_OP_REPLAY:
+    chorus_free(op->u.replay.key);
+    chorus_free(op->u.replay.obj);
+    break;
+  case REPL_OP_ROUND:
+    chorus_free(op->u.round.wait);
+    break;
+  default:
+    break;
+  }
+  chorus_free(op);
+}
+
+/* The end of every operation: out of the table, freed. Only the state
+ * machine below calls it. */
+static void op_end(struct repl *r, struct repl_op *op) {
+  struct repl_op **p = &r->ops[op->id % REPL_OP_BUCKETS];
+  while (*p && *p != op)
+    p = &(*p)->next;
+  assert(*p == op && "ending an operation that is not in the table");
+  if (*p)
+    *p = op->next;
+  op_destroy(op);
+}
+
+void repl__ops_free(struct repl *r) {
+  for (uint32_t b = 0; b < REPL_OP_BUCKETS; b++)
+    while (r->ops[b]) {
+      struct repl_op *op = r->ops[b];
+      r->ops[b] = op->next;
+      op_destroy(op);
+    }
+}
+
+struct repl_target *repl__op_target(struct repl_coord *c, chorus_node_id id) {
+  assert(c->ntargets <= RING_PLIST_MAX);
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (c->t[i].id == id)
+      return &c->t[i];
+  return NULL;
+}
+
+int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
+                 chorus_ms after) {
+  return fx->timer(fx->ctx, (REPL_TIMER_OP << REPL_TIMER_KIND_SHIFT) | op->id,
+                   after);
+}
+
+/* ------------------------------------------------------------------------
+ * The state machine
+ *
+ * HOW AN OPERATION MOVES. An operation is born in its kind's first state
+ * (repl__op_new), changes state only in repl__op_step below, and ends only
+ * there ("done": out of the table, freed). The paths:
+ *
+ *   WRITE    START -> SYNCING -> SENT -> REPLIED -> done
+ *   READ     START -> SENT <-> REPAIRING -> REPLIED -> done
+ *   FORWARD  SENT -> done
+ *   REPLAY   HELD -> SENT -> done
+ *   EPOCH, ACK, ANSWER, ROUND    SYNCING -> done
+ *
+ * and every transition, with the work done on the way:
+ *
+ *  kind    in              on                     to          work
+ *  ------  --------------  ---------------------  ----------  ------------
+ *  WRITE   START           started                SYNCING     (batch
+ *                                                             written)
+ *          START           failed                 REPLIED *   error reply
+ *          SYNCING         barrier failed         done        ESYNCFAILED
+ *          SYNCING         barrier                SENT *      count self,
+ *                                                             send object
+ *          SENT, REPLIED   acknowledgement        same *      count, disarm
+ *          SENT            * w and pw met         REPLIED     OK reply
+ *          REPLIED         * every sent acked     done
+ *          not REPLIED     timeout                done        ETIMEDOUT
+ *          REPLIED         timeout                done
+ *  READ    START           started                SENT *      (asked)
+ *          START           failed                 REPLIED *   error reply
+ *          any             own barrier, answer    same *      count it
+ *          any             repair acknowledged    same *
+ *          SENT, REPAIRING * r met, no repair     REPLIED     join, answer
+ *                            awaited or needed                (ETYPE: error)
+ *          SENT, REPAIRING * r met, blocking      REPAIRING   send repairs
+ *                            repairs to await
+ *          REPLIED         * all asked answered,  done        async repair
+ *                            no repair awaited
+ *          not REPLIED     timeout                done        ETIMEDOUT
+ *          REPLIED         timeout                done        async repair
+ *  FORWARD SENT            the replica's answer   done        relay it
+ *          SENT            timeout                done        ETIMEDOUT
+ *  REPLAY  HELD            release                SENT        HINT_DELIVER
+ *          HELD, SENT      HINT_ACK               done        ok: disarm
+ *          HELD, SENT      timeout                done
+ *  EPOCH   SYNCING         barrier                done        ok: ready
+ *  ACK     SYNCING         barrier                done        the ack
+ *  ANSWER  SYNCING         barrier                done        ok: answer
+ *  ROUND   SYNCING         barrier                done        ok: release
+ *                                                             its replays
+ *
+ * Rows marked * settle: after an event's work, a write or read is checked
+ * against the rows that begin with *, so one event may carry it several
+ * rows down (a write to a single replica goes SYNCING -> done on its
+ * barrier). Events a kind does not list are ignored: late or duplicated
+ * answers (the network does both), or another kind's.
+ * ------------------------------------------------------------------------ */
+
+static bool is_ack(const struct wire_msg *m) {
+  return m->type == WIRE_REPLICA_ACK || m->type == WIRE_HINT_ACK;
+}
+
+static int step_write(struct repl *r, struct repl_op *op,
+                      const struct repl_op_event *ev,
+                      const struct repl_effects *fx) {
+  struct repl_op_write *w = &op->u.write;
+  int rc = CHORUS_OK;
+  switch (ev->kind) {
+  case REPL_EV_STARTED:
+    assert(op->state == REPL_OP_START);
+    op->state = REPL_OP_SYNCING;
+    return CHORUS_OK;
+  case REPL_EV_FAILED:
+    assert(op->state == REPL_OP_START);
+    op->state = REPL_OP_REPLIED;
+    rc = repl__reply_error(r, fx, &w->c.origin, w->c.mtype, ev->status, "%s",
+                           ev->text);
+    break;
+  case REPL_EV_BARRIER:
+    assert(op->state == REPL_OP_SYNCING);
+    if (ev->status != CHORUS_OK) {
+      rc =
+          repl__reply_error(r, fx, &w->c.origin, w->c.mtype, CHORUS_ESYNCFAILED,
+                            "the coordinator's sync failed");
+      op_end(r, op);
+      return rc;
+    }
+    op->state = REPL_OP_SENT;
+    rc = repl__write_send(r, op, fx);
+    break;
+  case REPL_EV_ANSWER: {
+    if (!is_ack(ev->m))
+      return CHORUS_OK;
+    int status = ev->m->type == WIRE_REPLICA_ACK ? ev->m->replica_ack.status
+                                                 : ev->m->hint_ack.status;
+    bool counted = false;
+    rc = repl__write_ack(r, op, ev->from, status, &counted);
+    if (!counted)
+      return rc;
+    break;
+  }
+  case REPL_EV_TIMEOUT:
+    if (op->state != REPL_OP_REPLIED)
+      rc = repl__reply_error(r, fx, &w->c.origin, w->c.mtype, CHORUS_ETIMEDOUT,
+                             "timed out with %u of %u acknowledgements; the "
+                             "write may or may not have been applied",
+                             w->c.tally.total, w->c.need.total);
+    op_end(r, op);
+    return rc;
+  default:
+    return CHORUS_OK;
+  }
+  /* Settle. */
+  if (rc == CHORUS_OK && op->state == REPL_OP_SENT &&
+      repl__tally_met(&w->c.tally, &w->c.need)) {
+    op->state = REPL_OP_REPLIED;
+    rc = repl__write_reply(r, op, fx);
+  }
+  if (rc == CHORUS_OK && op->state == REPL_OP_REPLIED &&
+      repl__write_all_acked(op))
+    op_end(r, op);
+  return rc;
+}
+
+static int step_read(struct repl *r, struct repl_op *op,
+                     const struct repl_op_event *ev,
+                     const struct repl_effects *fx) {
+  struct repl_op_read *rd = &op->u.read;
+  int rc = CHORUS_OK;
+  bool counted = true;
+  switch (ev->kind) {
+  case REPL_EV_STARTED:
+    assert(op->state == REPL_OP_START);
+    op->state = REPL_OP_SENT;
+    break;
+  case REPL_EV_FAILED:
+    assert(op->state == REPL_OP_START);
+    op->state = REPL_OP_REPLIED;
+    rc = repl__reply_error(r, fx, &rd->c.origin, rd->c.mtype, ev->status, "%s",
+                           ev->text);
+    break;
+  case REPL_EV_BARRIER:
+    /* Our own part is durable (a failed barrier leaves it uncounted). */
+    if (ev->status != CHORUS_OK)
+      return CHORUS_OK;
+    counted = repl__read_own(r, op);
+    break;
+  case REPL_EV_ANSWER:
+    if (ev->m->type == WIRE_REPLICA_READ_REPLY)
+      rc = repl__read_answer(op, ev->from, &ev->m->replica_read_reply.object,
+                             &counted);
+    else if (ev->m->type == WIRE_REPLICA_ACK)
+      counted = repl__read_repair_acked(op, ev->from);
+    else
+      return CHORUS_OK;
+    break;
+  case REPL_EV_TIMEOUT:
+    if (op->state != REPL_OP_REPLIED)
+      rc =
+          repl__reply_error(r, fx, &rd->c.origin, rd->c.mtype, CHORUS_ETIMEDOUT,
+                            "timed out with %u of %u answers",
+                            rd->c.tally.total, rd->c.need.total);
+    else
+      rc = repl__read_repair_async(r, op, fx);
+    op_end(r, op);
+    return rc;
+  default:
+    return CHORUS_OK;
+  }
+  if (rc != CHORUS_OK || !counted)
+    return rc;
+  /* Settle. */
+  if ((op->state == REPL_OP_SENT || op->state == REPL_OP_REPAIRING) &&
+      repl__tally_met(&rd->c.tally, &rd->c.need)) {
+    bool answered = false;
+    rc = repl__read_reply(r, op, fx, &answered);
+    if (answered)
+      op->state = REPL_OP_REPLIED;
+    else if (rc == CHORUS_OK)
+      op->state = REPL_OP_REPAIRING;
+  }
+  if (rc == CHORUS_OK && repl__read_finished(op)) {
+    rc = repl__read_repair_async(r, op, fx);
+    op_end(r, op);
+  }
+  return rc;
+}
+
+int repl__op_step(struct repl *r, struct repl_op *op,
+                  const struct repl_op_event *ev,
+                  const struct repl_effects *fx) {
+  /* Only writes and reads are set up in steps; nobody else sees START. */
+  assert((ev->kind != REPL_EV_STARTED && ev->kind != REPL_EV_FAILED) ||
+         op->state == REPL_OP_START);
+  assert(op->state != REPL_OP_START || op->kind == REPL_OP_WRITE ||
+         op->kind == REPL_OP_READ);
+  assert(ev->kind != REPL_EV_ANSWER || ev->m != NULL);
+  int rc = CHORUS_OK;
+  switch (op->kind) {
+  case REPL_OP_WRITE:
+    return step_write(r, op, ev, fx);
+  case REPL_OP_READ:
+    return step_read(r, op, ev, fx);
+  case REPL_OP_EPOCH:
+    if (ev->kind != REPL_EV_BARRIER)
+      return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
+    if (ev->status == CHORUS_OK)
+      rc = repl__epoch_ready(r, fx);
+    op_end(r, op);
+    return rc;
+  case REPL_OP_ACK: {
+    if (ev->kind != REPL_EV_BARRIER)
+      return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
+    const struct repl_op_ack *a = &op->u.ack;
+    rc = repl__send_ack(fx, a->peer, a->peer_req, a->type, a->hint_seq,
+                        ev->status == CHORUS_OK ? CHORUS_OK
+                                                : CHORUS_ESYNCFAILED);
+    op_end(r, op);
+    return rc;
+  }
+  case REPL_OP_ANSWER: {
+    if (ev->kind != REPL_EV_BARRIER)
+      return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
+    const struct repl_op_answer *a = &op->u.answer;
+    if (ev->status == CHORUS_OK)
+      rc = repl__send_read_answer(fx, a->peer, a->peer_req, a->obj, a->olen);
+    op_end(r, op);
+    return rc;
+  }
+  case REPL_OP_ROUND: {
+    if (ev->kind != REPL_EV_BARRIER)
+      return CHORUS_OK;
+    assert(op->state == REPL_OP_SYNCING);
+    const struct repl_op_round *rd = &op->u.round;
+    const struct repl_op_event go = {.kind = REPL_EV_RELEASE};
+    for (uint32_t i = 0; i < rd->nwait && rc == CHORUS_OK; i++) {
+      /* A replay that timed out meanwhile is gone. */
+      struct repl_op *rp = repl__op_find(r, rd->wait[i]);
+      assert(rp == NULL || rp->kind == REPL_OP_REPLAY);
+      if (rp != NULL && ev->status == CHORUS_OK)
+        rc = repl__op_step(r, rp, &go, fx);
+    }
+    op_end(r, op);
+    return rc;
+  }
+  case REPL_OP_FORWARD: {
+    const struct repl_op_forward *f = &op->u.forward;
+    struct repl_origin origin = f->origin;
+    uint8_t mtype = f->mtype;
+    if (ev->kind == REPL_EV_ANSWER) {
+      /* Any answer of the replica but the replica-side ones: relay it. */
+      const struct wire_msg *m = ev->m;
+      if (is_ack(m) || m->type == WIRE_REPLICA_READ_REPLY || ev->from != f->to)
+        return CHORUS_OK;
+      bool maybe = m->type == WIRE_ERROR && repl__is_write_type(mtype) &&
+                   chorus_maybe_applied(m->error.code);
+      op_end(r, op);
+      return fx->reply(fx->ctx, &origin, m, maybe);
+    }
+    if (ev->kind != REPL_EV_TIMEOUT)
+      return CHORUS_OK;
+    op_end(r, op);
+    return repl__reply_error(r, fx, &origin, mtype, CHORUS_ETIMEDOUT,
+                             "the replica the request was forwarded to did "
+                             "not answer in time");
+  }
+  case REPL_OP_REPLAY:
+    switch (ev->kind) {
+    case REPL_EV_RELEASE:
+      assert(op->state == REPL_OP_HELD);
+      op->state = REPL_OP_SENT;
+      return repl__replay_send(fx, op);
+    case REPL_EV_ANSWER:
+      if (ev->m->type != WIRE_HINT_ACK)
+        return CHORUS_OK;
+      repl__replay_ended(r, op);
+      rc = repl__replay_acked(r, op, ev->from, ev->m->hint_ack.hint_seq,
+                              ev->m->hint_ack.status);
+      op_end(r, op);
+      return rc;
+    case REPL_EV_TIMEOUT:
+      repl__replay_ended(r, op);
+      op_end(r, op);
+      return CHORUS_OK;
+    default:
+      return CHORUS_OK;
+    }
+  }
+  assert(!"an operation of no known kind");
+  return CHORUS_OK;
+}
+
+int repl__op_fail(struct repl *r, struct repl_op *op,
+                  const struct repl_effects *fx, int code, const char *fmt,
+                  ...) {
+  char text[WIRE_MAX_ERROR_TEXT];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  const struct repl_op_event ev = {
+      .kind = REPL_EV_FAILED, .status = code, .text = text};
+  return repl__op_step(r, op, &ev, fx);
+}

@@ -1,0 +1,296 @@
+/* repl_read.c: coordinated reads: our own object and the other replicas'
+ * answers gathered, joined, answered, and read repair (repl.h, THE READ
+ * PATH). */
+#include <inttypes.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+static enum crdt_type read_type(uint8_t mtype) {
+  return mtype == WIRE_GET            ? CRDT_KV
+         : mtype == WIRE_COUNTER_READ ? CRDT_COUNTER
+                                      : CRDT_SET;
+}
+
+int repl__read_start(struct repl *r, struct repl_op *op,
+                     const struct repl_request *q,
+                     const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_READ && op->state == REPL_OP_START);
+  struct repl_coord *c = &op->u.read.c;
+  int rc = CHORUS_OK;
+  for (uint8_t i = 0; i < c->ntargets && rc == CHORUS_OK; i++) {
+    struct repl_target *t = &c->t[i];
+    if (t->id == r->cfg.self) {
+      void *buf;
+      rc = repl__load_bytes(r, c->token, q->key->ptr, q->key->len, &buf,
+                            &t->rlen);
+      if (rc != CHORUS_OK)
+        return repl__op_fail(r, op, fx, rc, "reading the key: %s",
+                             chorus_strerror(rc));
+      t->reply = buf;
+      t->sent = true;
+      /* Our part counts once durable (repl_object.c). */
+      if (repl__all_durable(r)) {
+        t->answered = true;
+        repl__tally_add(&c->tally, &c->need, t->group, true);
+      } else {
+        rc = fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+      }
+    } else if (repl__peer_alive(r, t->id)) {
+      struct wire_msg m = {.type = WIRE_REPLICA_READ, .request_id = op->id};
+      m.replica_read.token = c->token;
+      m.replica_read.key = *q->key;
+      t->sent = true;
+      rc = fx->send(fx->ctx, t->id, &m);
+    }
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  const struct repl_op_event started = {.kind = REPL_EV_STARTED};
+  return repl__op_step(r, op, &started, fx);
+}
+
+bool repl__read_own(struct repl *r, struct repl_op *op) {
+  assert(op->kind == REPL_OP_READ);
+  struct repl_coord *c = &op->u.read.c;
+  struct repl_target *self = repl__op_target(c, r->cfg.self);
+  if (self == NULL || self->answered)
+    return false;
+  assert(self->sent);
+  self->answered = true;
+  repl__tally_add(&c->tally, &c->need, self->group, true);
+  return true;
+}
+
+int repl__read_answer(struct repl_op *op, chorus_node_id from,
+                      const struct wire_bytes *obj, bool *counted) {
+  assert(op->kind == REPL_OP_READ);
+  struct repl_coord *c = &op->u.read.c;
+  *counted = false;
+  struct repl_target *t = repl__op_target(c, from);
+  if (t == NULL || !t->sent || t->answered)
+    return CHORUS_OK; /* late, duplicated, or never asked */
+  if (obj->len > 0) {
+    if ((t->reply = chorus_malloc(obj->len)) == NULL)
+      return CHORUS_ENOMEM;
+    memcpy(t->reply, obj->ptr, obj->len);
+    t->rlen = obj->len;
+  }
+  t->answered = true;
+  repl__tally_add(&c->tally, &c->need, t->group, t->natural);
+  *counted = true;
+  return CHORUS_OK;
+}
+
+bool repl__read_repair_acked(struct repl_op *op, chorus_node_id from) {
+  assert(op->kind == REPL_OP_READ);
+  struct repl_target *t = repl__op_target(&op->u.read.c, from);
+  if (t == NULL || !t->repairing)
+    return false;
+  t->repairing = false;
+  return true;
+}
+
+/* Joins every answer of a read into *@out (type @want). */
+static int read_join(struct repl *r, struct repl_coord *c, enum crdt_type want,
+                     struct crdt_obj *out) {
+  crdt_obj_init(out, want);
+  for (uint8_t i = 0; i < c->ntargets; i++) {
+    struct repl_target *t = &c->t[i];
+    if (!t->answered || t->rlen == 0)
+      continue;
+    struct crdt_obj o;
+    int rc = repl__decode_obj(t->reply, t->rlen, want, &o, r->err);
+    if (rc == CHORUS_ETYPE) {
+      crdt_obj_free(out);
+      return rc;
+    }
+    if (rc != CHORUS_OK) {
+      REPL_TRACE(r, "answer of %016" PRIx64 " ignored: %s", t->id, r->err);
+      continue;
+    }
+    rc = crdt_obj_join(out, &o, NULL);
+    crdt_obj_free(&o);
+    if (rc != CHORUS_OK) {
+      crdt_obj_free(out);
+      return rc;
+    }
+  }
+  return CHORUS_OK;
+}
+
+/* Read repair: sends @merged to every answered replica whose answer
+ * differs, and joins it into our own copy. Blocking repairs ask for an
+ * acknowledgement; *@waiting counts them. */
+static int read_repair(struct repl *r, const struct repl_effects *fx,
+                       struct repl_op *op, const struct crdt_obj *merged,
+                       bool blocking, int *waiting) {
+  struct repl_coord *c = &op->u.read.c;
+  uint8_t *bytes;
+  size_t blen;
+  int rc = repl__encode_obj(merged, &bytes, &blen);
+  if (rc != CHORUS_OK)
+    return rc;
+  *waiting = 0;
+  bool empty = true;
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (c->t[i].rlen > 0)
+      empty = false;
+  for (uint8_t i = 0; i < c->ntargets && rc == CHORUS_OK && !empty; i++) {
+    struct repl_target *t = &c->t[i];
+    if (!t->answered || (t->rlen == blen && memcmp(t->reply, bytes, blen) == 0))
+      continue;
+    r->stats.read_repairs++;
+    if (t->id == r->cfg.self) {
+      rc = repl__join_into_store(r, c->token, c->key, c->klen, bytes, blen);
+      if (rc != CHORUS_OK && rc != CHORUS_ENOMEM) {
+        REPL_TRACE(r, "local read repair failed: %s", chorus_strerror(rc));
+        rc = CHORUS_OK;
+      }
+    } else {
+      struct wire_msg m;
+      repl__msg_replica_write(&m, blocking ? op->id : 0, c->token, c->key,
+                              c->klen, bytes, blen,
+                              blocking ? WIRE_REPLICA_DURABLE : 0);
+      t->repairing = blocking;
+      *waiting += blocking;
+      rc = fx->send(fx->ctx, t->id, &m);
+    }
+    /* The answer now equals the merged state (a later round compares
+     * against it). */
+    if (rc == CHORUS_OK) {
+      uint8_t *copy = chorus_malloc(blen);
+      if (copy == NULL) {
+        rc = CHORUS_ENOMEM;
+        break;
+      }
+      memcpy(copy, bytes, blen);
+      chorus_free(t->reply);
+      t->reply = copy;
+      t->rlen = blen;
+    }
+  }
+  chorus_free(bytes);
+  return rc;
+}
+
+static bool read_all_answered(const struct repl_coord *c) {
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (c->t[i].sent && !c->t[i].answered)
+      return false;
+  return true;
+}
+
+static bool read_repairs_pending(const struct repl_coord *c) {
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (c->t[i].repairing)
+      return true;
+  return false;
+}
+
+bool repl__read_finished(const struct repl_op *op) {
+  assert(op->kind == REPL_OP_READ);
+  const struct repl_coord *c = &op->u.read.c;
+  return op->state == REPL_OP_REPLIED && read_all_answered(c) &&
+         !read_repairs_pending(c);
+}
+
+/* The answer to a read from the joined object @obj (found or not). */
+static int reply_read(struct repl *r, const struct repl_effects *fx,
+                      const struct repl_coord *c, const struct crdt_obj *obj) {
+  struct wire_msg m = {0};
+  struct wire_bytes *items = NULL;
+  uint8_t *ctx = NULL;
+  size_t clen = 0;
+  int rc = CHORUS_OK;
+  switch (c->mtype) {
+  case WIRE_GET: {
+    const struct dvv *d = &obj->u.kv;
+    m.type = WIRE_GET_REPLY;
+    items = chorus_malloc((d->n ? d->n : 1) * sizeof *items);
+    if (items == NULL)
+      return CHORUS_ENOMEM;
+    size_t n = 0;
+    for (uint32_t i = 0; i < d->n; i++)
+      if (!d->sib[i].tombstone)
+        items[n++] = (struct wire_bytes){d->sib[i].value, d->sib[i].len};
+    m.get_reply.values = (struct wire_bytes_list){n, items};
+    rc = repl__encode_ctx(obj, &ctx, &clen);
+    m.get_reply.context = (struct wire_bytes){ctx, clen};
+    break;
+  }
+  case WIRE_COUNTER_READ: {
+    m.type = WIRE_COUNTER_REPLY;
+    rc = pncounter_value(&obj->u.counter, &m.counter_reply.value);
+    if (rc != CHORUS_OK)
+      return repl__reply_error(r, fx, &c->origin, c->mtype, rc,
+                               "counter value out of range");
+    break;
+  }
+  default: { /* WIRE_SET_READ */
+    const struct orset *s = &obj->u.set;
+    m.type = WIRE_SET_REPLY;
+    items = chorus_malloc((s->n ? s->n : 1) * sizeof *items);
+    if (items == NULL)
+      return CHORUS_ENOMEM;
+    for (uint32_t i = 0; i < s->n; i++)
+      items[i] = (struct wire_bytes){s->e[i].data, s->e[i].len};
+    m.set_reply.members = (struct wire_bytes_list){s->n, items};
+    break;
+  }
+  }
+  if (rc == CHORUS_OK) {
+    r->stats.reads_ok++;
+    rc = fx->reply(fx->ctx, &c->origin, &m, false);
+  }
+  chorus_free(items);
+  chorus_free(ctx);
+  return rc;
+}
+
+int repl__read_reply(struct repl *r, struct repl_op *op,
+                     const struct repl_effects *fx, bool *answered) {
+  assert(op->kind == REPL_OP_READ);
+  assert(op->state == REPL_OP_SENT || op->state == REPL_OP_REPAIRING);
+  struct repl_op_read *rd = &op->u.read;
+  enum crdt_type want = read_type(rd->c.mtype);
+  *answered = false;
+  struct crdt_obj merged;
+  int rc = read_join(r, &rd->c, want, &merged);
+  if (rc == CHORUS_ETYPE) {
+    *answered = true;
+    return repl__reply_error(r, fx, &rd->c.origin, rd->c.mtype, rc,
+                             "the key holds another type than %s",
+                             crdt_type_name(want));
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  int waiting = 0;
+  if (rd->read_repair == WIRE_RR_BLOCKING && !read_repairs_pending(&rd->c))
+    rc = read_repair(r, fx, op, &merged, true, &waiting);
+  if (rc == CHORUS_OK && waiting == 0 && !read_repairs_pending(&rd->c)) {
+    *answered = true;
+    rc = reply_read(r, fx, &rd->c, &merged);
+  }
+  crdt_obj_free(&merged);
+  return rc;
+}
+
+int repl__read_repair_async(struct repl *r, struct repl_op *op,
+                            const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_READ && op->state == REPL_OP_REPLIED);
+  struct repl_op_read *rd = &op->u.read;
+  if (rd->read_repair != WIRE_RR_ASYNC)
+    return CHORUS_OK;
+  struct crdt_obj merged;
+  int rc = read_join(r, &rd->c, read_type(rd->c.mtype), &merged);
+  if (rc == CHORUS_ETYPE)
+    return CHORUS_OK; /* the client was told; there is nothing to repair */
+  if (rc != CHORUS_OK)
+    return rc;
+  int waiting;
+  rc = read_repair(r, fx, op, &merged, false, &waiting);
+  crdt_obj_free(&merged);
+  return rc;
+}

@@ -1,0 +1,221 @@
+/* repl_replay.c: the instance's side of hinted handoff: hints disarmed by
+ * acknowledgements, the index rebuilt after a failed batch, and replay of
+ * the hints that are due to targets that are up (repl.h, HINTS ARE
+ * WRITTEN AHEAD). */
+#include <inttypes.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+/* Deletes wait for the next write batch; without writes, they are written
+ * once this many have gathered (and at every hint round). */
+#define DISARM_FLUSH_AT 256
+
+int repl__disarm(struct repl *r, chorus_node_id target, chorus_token token,
+                 const void *key, size_t klen, uint64_t seq, bool *deleted) {
+  int rc = repl__hints_disarm(&r->hints, r->store, target, token, key, klen,
+                              seq, deleted);
+  if (rc == CHORUS_OK &&
+      repl__hints_pending_deletes(&r->hints) >= DISARM_FLUSH_AT)
+    rc = repl__hints_flush(&r->hints, r->store, NULL);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK)
+    REPL_TRACE(r, "hint for %016" PRIx64 " not deleted: %s", target,
+               chorus_errname(rc));
+  return CHORUS_OK;
+}
+
+void repl__resync_hints(struct repl *r) {
+  int rc = repl__hints_load(&r->hints, r->store);
+  if (rc != CHORUS_OK)
+    REPL_TRACE(r, "hint index not rebuilt: %s", chorus_errname(rc));
+}
+
+int repl__replay_send(const struct repl_effects *fx, const struct repl_op *op) {
+  assert(op->kind == REPL_OP_REPLAY && op->state == REPL_OP_SENT);
+  const struct repl_op_replay *p = &op->u.replay;
+  struct wire_msg m;
+  repl__msg_hint_deliver(&m, op->id, p->target, p->hint_seq, p->token, p->key,
+                         p->klen, p->obj, p->olen);
+  return fx->send(fx->ctx, p->target, &m);
+}
+
+void repl__replay_ended(struct repl *r, const struct repl_op *op) {
+  assert(op->kind == REPL_OP_REPLAY);
+  struct repl_peer_state *p = repl__peer_get(r, op->u.replay.target, false);
+  /* replay_one counted it in flight on its target, which it created. */
+  assert(p != NULL && p->inflight > 0);
+  if (p && p->inflight > 0)
+    p->inflight--;
+}
+
+int repl__replay_acked(struct repl *r, struct repl_op *op, chorus_node_id from,
+                       uint64_t hint_seq, int status) {
+  assert(op->kind == REPL_OP_REPLAY);
+  const struct repl_op_replay *p = &op->u.replay;
+  int rc = CHORUS_OK;
+  if (from == p->target && status == CHORUS_OK) {
+    bool deleted = false;
+    rc = repl__disarm(r, p->target, p->token, p->key, p->klen, hint_seq,
+                      &deleted);
+    if (deleted)
+      r->stats.hints_replayed++;
+    REPL_TRACE(r, "hint replayed to %016" PRIx64 "%s", p->target,
+               deleted ? "" : " (re-armed meanwhile: kept)");
+  } else if (status != CHORUS_OK) {
+    REPL_TRACE(r, "hint replay to %016" PRIx64 " refused: %s", p->target,
+               chorus_errname(status));
+  }
+  return rc;
+}
+
+/* Replays hint @h now, or, when the store holds writes not yet durable,
+ * holds it in @round (created on first use) until a barrier. */
+static int replay_one(struct repl *r, struct repl_peer_state *p,
+                      const struct repl_hint *h, chorus_ms wall,
+                      struct repl_op **round, const struct repl_effects *fx) {
+  assert(p->inflight < r->cfg.hint_batch);
+  if (r->cfg.hint_max_age_ms && wall > h->wall &&
+      wall - h->wall > r->cfg.hint_max_age_ms) {
+    REPL_TRACE(r, "hint for %016" PRIx64 " dropped: older than %" PRIu64 " ms",
+               h->target, r->cfg.hint_max_age_ms);
+    int rc = repl__hints_drop(&r->hints, r->store, h);
+    return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+  }
+  void *obj = NULL;
+  size_t olen = h->olen;
+  if (olen > 0) {
+    if ((obj = chorus_malloc(olen)) == NULL)
+      return CHORUS_ENOMEM;
+    memcpy(obj, h->object, olen);
+  } else {
+    int rc = repl__load_bytes(r, h->token, h->key, h->klen, &obj, &olen);
+    if (rc != CHORUS_OK || olen == 0) {
+      chorus_free(obj);
+      return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* keep the hint */
+    }
+  }
+  struct repl_op *op = repl__op_new(r, REPL_OP_REPLAY);
+  uint8_t *key = op ? chorus_malloc(h->klen ? h->klen : 1) : NULL;
+  if (key == NULL) {
+    chorus_free(obj);
+    return CHORUS_ENOMEM;
+  }
+  if (h->klen)
+    memcpy(key, h->key, h->klen);
+  op->u.replay = (struct repl_op_replay){h->target, h->token, key, h->klen,
+                                         h->seq,    obj,      olen};
+  p->inflight++;
+  int rc = repl__op_arm(fx, op, r->cfg.timeout_ms);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (repl__all_durable(r)) {
+    const struct repl_op_event go = {.kind = REPL_EV_RELEASE};
+    return repl__op_step(r, op, &go, fx);
+  }
+  if (*round == NULL && (*round = repl__op_new(r, REPL_OP_ROUND)) == NULL)
+    return CHORUS_ENOMEM;
+  struct repl_op_round *rd = &(*round)->u.round;
+  if (rd->nwait == rd->capwait) {
+    uint32_t ncap = rd->capwait ? rd->capwait * 2 : 16;
+    uint64_t *w = chorus_realloc(rd->wait, ncap * sizeof *w);
+    if (w == NULL)
+      return CHORUS_ENOMEM;
+    rd->wait = w;
+    rd->capwait = ncap;
+  }
+  rd->wait[rd->nwait++] = op->id;
+  return CHORUS_OK;
+}
+
+/* One replay round for @target: up to hint_batch hints in flight, resuming
+ * after the last one sent.
+ *
+ * Under load every target always has hints, those of the writes in flight,
+ * and all of them are young. A full scan that finds nothing due learns when
+ * the first of them comes due (its arm time + timeout); a hint armed later
+ * comes due later still. Until then the peer is quiet and the scan, which
+ * steps over every live hint and every delete not yet flushed, is skipped.
+ * A peer coming back up (repl_member) or the wall clock stepping back ends
+ * the quiet. */
+static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
+                         struct repl_op **round,
+                         const struct repl_effects *fx) {
+  struct repl_peer_state *p = repl__peer_get(r, target, true);
+  if (p == NULL)
+    return CHORUS_ENOMEM;
+  if (p->down || target == r->cfg.self ||
+      repl__hints_count(&r->hints, target) == 0 ||
+      p->inflight >= r->cfg.hint_batch ||
+      (wall >= p->quiet_from && wall < p->quiet_until))
+    return CHORUS_OK;
+  bool full_scan = p->cursor == NULL, any_due = false;
+  chorus_ms first_due = wall + r->cfg.timeout_ms;
+  struct repl_hint_scan sc;
+  int rc = repl__hints_scan_open(r->store, target, p->cursor, p->curlen, &sc);
+  if (rc != CHORUS_OK)
+    return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+  bool reached_end = true;
+  while (repl__hints_scan_valid(&sc) && rc == CHORUS_OK) {
+    if (p->inflight >= r->cfg.hint_batch) {
+      reached_end = false;
+      break;
+    }
+    struct repl_hint h;
+    if (!repl__hints_scan_get(&r->hints, &sc, &h)) {
+      repl__hints_scan_next(&sc); /* disarmed (delete pending) or re-armed */
+      continue;
+    }
+    /* A hint younger than a request timeout belongs to a write still in
+     * flight: its own acknowledgement will delete it. */
+    bool young = wall >= h.wall && wall - h.wall < r->cfg.timeout_ms;
+    if (!young) {
+      any_due = true;
+      rc = replay_one(r, p, &h, wall, round, fx);
+    } else if (h.wall + r->cfg.timeout_ms < first_due) {
+      first_due = h.wall + r->cfg.timeout_ms;
+    }
+    if (repl__hints_scan_resume(&sc, &p->cursor, &p->curlen) != CHORUS_OK) {
+      rc = CHORUS_ENOMEM;
+      break;
+    }
+    repl__hints_scan_next(&sc);
+  }
+  repl__hints_scan_close(&sc);
+  if (p->inflight > 0)
+    REPL_TRACE(
+        r, "replaying hints to %016" PRIx64 ": %u in flight, %" PRIu64 " kept",
+        target, p->inflight, repl__hints_count(&r->hints, target));
+  if (reached_end && rc == CHORUS_OK && full_scan && !any_due) {
+    p->quiet_from = wall;
+    p->quiet_until = first_due;
+  }
+  if (reached_end && rc == CHORUS_OK) {
+    chorus_free(p->cursor);
+    p->cursor = NULL;
+    p->curlen = 0;
+  }
+  return rc;
+}
+
+/* Replays held back for durability leave after one barrier, the round's. */
+int repl__replay(struct repl *r, chorus_node_id target, chorus_ms wall,
+                 const struct repl_effects *fx) {
+  assert(r->ready && !r->failed);
+  int rc = CHORUS_OK;
+  struct repl_op *round = NULL;
+  if (target != 0)
+    rc = replay_target(r, target, wall, &round, fx);
+  chorus_node_id t;
+  uint64_t count;
+  for (uint32_t i = 0; target == 0 && rc == CHORUS_OK &&
+                       repl__hints_target(&r->hints, i, &t, &count);
+       i++)
+    if (count > 0)
+      rc = replay_target(r, t, wall, &round, fx);
+  if (rc == CHORUS_OK && round != NULL)
+    rc = fx->sync(fx->ctx, store_last_seq(r->store), round->id);
+  return rc;
+}

@@ -1,0 +1,192 @@
+/* repl_replica.c: the replica side: a coordinator's REPLICA_WRITE and
+ * REPLICA_READ, and HINT_DELIVER (a hint replayed to us, or an object a
+ * fallback keeps for another node), answered once durable. Every field of
+ * these messages comes from the network: checked here, never asserted. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+void repl__msg_replica_write(struct wire_msg *m, uint64_t req,
+                             chorus_token token, const void *key, size_t klen,
+                             const void *obj, size_t olen, uint8_t flags) {
+  *m = (struct wire_msg){.type = WIRE_REPLICA_WRITE, .request_id = req};
+  m->replica_write.token = token;
+  m->replica_write.key = (struct wire_bytes){key, klen};
+  m->replica_write.object = (struct wire_bytes){obj, olen};
+  m->replica_write.flags = flags;
+}
+
+void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
+                            chorus_node_id target, uint64_t hint_seq,
+                            chorus_token token, const void *key, size_t klen,
+                            const void *obj, size_t olen) {
+  *m = (struct wire_msg){.type = WIRE_HINT_DELIVER, .request_id = req};
+  m->hint_deliver.target = target;
+  m->hint_deliver.hint_seq = hint_seq;
+  m->hint_deliver.token = token;
+  m->hint_deliver.key = (struct wire_bytes){key, klen};
+  m->hint_deliver.object = (struct wire_bytes){obj, olen};
+}
+
+int repl__send_ack(const struct repl_effects *fx, chorus_node_id to,
+                   uint64_t req, uint8_t type, uint64_t hint_seq, int status) {
+  assert(type == WIRE_REPLICA_ACK || type == WIRE_HINT_ACK);
+  struct wire_msg m = {.type = type, .request_id = req};
+  if (type == WIRE_HINT_ACK) {
+    m.hint_ack.hint_seq = hint_seq;
+    m.hint_ack.status = status;
+  } else {
+    m.replica_ack.status = status;
+  }
+  return fx->send(fx->ctx, to, &m);
+}
+
+int repl__send_read_answer(const struct repl_effects *fx, chorus_node_id to,
+                           uint64_t req, const void *obj, size_t olen) {
+  struct wire_msg a = {.type = WIRE_REPLICA_READ_REPLY, .request_id = req};
+  a.replica_read_reply.object = (struct wire_bytes){obj, olen};
+  return fx->send(fx->ctx, to, &a);
+}
+
+/* Acknowledges once durable: a barrier on everything written so far. */
+static int ack_when_durable(struct repl *r, const struct repl_effects *fx,
+                            chorus_node_id to, uint64_t req, uint8_t type,
+                            uint64_t hint_seq) {
+  struct repl_op *op = repl__op_new(r, REPL_OP_ACK);
+  if (op == NULL)
+    return CHORUS_ENOMEM;
+  op->u.ack = (struct repl_op_ack){to, req, type, hint_seq};
+  return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+}
+
+int repl__on_replica_write(struct repl *r, chorus_node_id from,
+                           const struct wire_msg *m,
+                           const struct repl_effects *fx) {
+  const struct wire_replica_write *w = &m->replica_write;
+  int status = CHORUS_EIO;
+  if (!r->failed) {
+    status = ring_token_of(w->key.ptr, w->key.len) == w->token
+                 ? repl__join_into_store(r, w->token, w->key.ptr, w->key.len,
+                                         w->object.ptr, w->object.len)
+                 : CHORUS_EMALFORMED;
+  }
+  if (status == CHORUS_ENOMEM)
+    return status;
+  if (status == CHORUS_ESYNCFAILED)
+    r->failed = true;
+  if (status == CHORUS_OK && (w->flags & WIRE_REPLICA_DURABLE))
+    return ack_when_durable(r, fx, from, m->request_id, WIRE_REPLICA_ACK, 0);
+  if (status != CHORUS_OK)
+    REPL_TRACE(r, "replica write from %016" PRIx64 " refused: %s", from,
+               chorus_errname(status));
+  return repl__send_ack(fx, from, m->request_id, WIRE_REPLICA_ACK, 0, status);
+}
+
+int repl__on_replica_read(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m,
+                          const struct repl_effects *fx) {
+  const struct wire_replica_read *q = &m->replica_read;
+  void *buf = NULL;
+  size_t len = 0;
+  int rc =
+      ring_token_of(q->key.ptr, q->key.len) == q->token
+          ? repl__load_bytes(r, q->token, q->key.ptr, q->key.len, &buf, &len)
+          : CHORUS_EMALFORMED;
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK) {
+    /* No answer: the coordinator counts us as silent. */
+    REPL_TRACE(r, "replica read from %016" PRIx64 " failed: %s", from,
+               chorus_errname(rc));
+    return CHORUS_OK;
+  }
+  if (!repl__all_durable(r)) {
+    struct repl_op *op = repl__op_new(r, REPL_OP_ANSWER);
+    if (op == NULL) {
+      chorus_free(buf);
+      return CHORUS_ENOMEM;
+    }
+    op->u.answer = (struct repl_op_answer){from, m->request_id, buf, len};
+    return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+  }
+  rc = repl__send_read_answer(fx, from, m->request_id, buf, len);
+  chorus_free(buf);
+  return rc;
+}
+
+/* A fallback keeps the object for @target: joined with any hint it
+ * already keeps for the same key. */
+static int keep_hint(struct repl *r, const struct wire_hint_deliver *h,
+                     chorus_ms wall) {
+  struct crdt_obj in;
+  int rc =
+      repl__decode_obj(h->object.ptr, h->object.len, CRDT_NONE, &in, r->err);
+  if (rc != CHORUS_OK)
+    return CHORUS_EMALFORMED;
+  struct repl_hint old;
+  void *oldbuf = NULL;
+  rc = repl__hints_get(r->store, h->target, h->token, h->key.ptr, h->key.len,
+                       &old, &oldbuf);
+  if (rc == CHORUS_OK && old.olen > 0) {
+    struct crdt_obj prev;
+    if (repl__decode_obj(old.object, old.olen, in.type, &prev, r->err) ==
+        CHORUS_OK) {
+      rc = crdt_obj_join(&in, &prev, NULL);
+      crdt_obj_free(&prev);
+    }
+  } else if (rc == CHORUS_ENOTFOUND || rc == CHORUS_ECORRUPT) {
+    rc = CHORUS_OK;
+  }
+  chorus_free(oldbuf);
+  uint8_t *bytes = NULL;
+  size_t blen = 0;
+  if (rc == CHORUS_OK)
+    rc = repl__encode_obj(&in, &bytes, &blen);
+  crdt_obj_free(&in);
+  struct store_batch *b = rc == CHORUS_OK ? store_batch_new() : NULL;
+  if (rc == CHORUS_OK && b == NULL)
+    rc = CHORUS_ENOMEM;
+  bool dropped = false;
+  if (rc == CHORUS_OK)
+    rc =
+        repl__hints_arm(&r->hints, r->store, b, h->target, h->token, h->key.ptr,
+                        h->key.len, h->hint_seq, wall, bytes, blen, &dropped);
+  if (rc == CHORUS_OK && dropped)
+    rc = CHORUS_ENOSPC;
+  if (rc == CHORUS_OK)
+    rc = store_write_batch(r->store, b, NULL);
+  store_batch_free(b);
+  chorus_free(bytes);
+  if (rc != CHORUS_OK && rc != CHORUS_ENOMEM && rc != CHORUS_EMALFORMED)
+    repl__resync_hints(r);
+  return rc;
+}
+
+int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m, chorus_ms wall,
+                          const struct repl_effects *fx) {
+  const struct wire_hint_deliver *h = &m->hint_deliver;
+  int status = CHORUS_EIO;
+  if (!r->failed) {
+    if (ring_token_of(h->key.ptr, h->key.len) != h->token || h->object.len == 0)
+      status = CHORUS_EMALFORMED;
+    else if (h->target == r->cfg.self)
+      status = repl__join_into_store(r, h->token, h->key.ptr, h->key.len,
+                                     h->object.ptr, h->object.len);
+    else
+      status = keep_hint(r, h, wall);
+  }
+  if (status == CHORUS_ENOMEM)
+    return status;
+  if (status == CHORUS_ESYNCFAILED)
+    r->failed = true;
+  if (status == CHORUS_OK)
+    return ack_when_durable(r, fx, from, m->request_id, WIRE_HINT_ACK,
+                            h->hint_seq);
+  REPL_TRACE(r, "hint from %016" PRIx64 " refused: %s", from,
+             chorus_errname(status));
+  return repl__send_ack(fx, from, m->request_id, WIRE_HINT_ACK, h->hint_seq,
+                        status);
+}

@@ -1,0 +1,241 @@
+/* repl_request.c: a client request's way in: what it asks, whether this
+ * node can serve it, which replicas it needs, and forwarding when this node
+ * is no replica of the key. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+/* Extra time a forwarding node waits beyond the request's own timeout, so
+ * that the coordinator's ETIMEDOUT (with its count) arrives first. */
+#define FORWARD_SLACK_MS 200
+
+/* ------------------------------------------------------------------------
+ * Requests and error replies
+ * ------------------------------------------------------------------------ */
+
+bool repl__is_write_type(uint8_t t) {
+  return t == WIRE_PUT || t == WIRE_DELETE || t == WIRE_COUNTER_ADD ||
+         t == WIRE_SET_ADD || t == WIRE_SET_REMOVE;
+}
+
+bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
+  switch (m->type) {
+  case WIRE_GET:
+    *q = (struct repl_request){&m->get.key, &m->get.opts, CRDT_KV, false};
+    return true;
+  case WIRE_PUT:
+    *q = (struct repl_request){&m->put.key, &m->put.opts, CRDT_KV, true};
+    return true;
+  case WIRE_DELETE:
+    *q = (struct repl_request){&m->del.key, &m->del.opts, CRDT_KV, true};
+    return true;
+  case WIRE_COUNTER_ADD:
+    *q = (struct repl_request){&m->counter_add.key, &m->counter_add.opts,
+                               CRDT_COUNTER, true};
+    return true;
+  case WIRE_COUNTER_READ:
+    *q = (struct repl_request){&m->counter_read.key, &m->counter_read.opts,
+                               CRDT_COUNTER, false};
+    return true;
+  case WIRE_SET_ADD:
+    *q = (struct repl_request){&m->set_add.key, &m->set_add.opts, CRDT_SET,
+                               true};
+    return true;
+  case WIRE_SET_REMOVE:
+    *q = (struct repl_request){&m->set_remove.key, &m->set_remove.opts,
+                               CRDT_SET, true};
+    return true;
+  case WIRE_SET_READ:
+    *q = (struct repl_request){&m->set_read.key, &m->set_read.opts, CRDT_SET,
+                               false};
+    return true;
+  default:
+    return false;
+  }
+}
+
+int repl__reply_error(struct repl *r, const struct repl_effects *fx,
+                      const struct repl_origin *origin, uint8_t mtype, int code,
+                      const char *fmt, ...) {
+  char text[WIRE_MAX_ERROR_TEXT];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  REPL_TRACE(r, "%s answered %s: %s", wire_type_name(mtype),
+             chorus_errname(code), text);
+  struct wire_msg m = {.type = WIRE_ERROR};
+  m.error.code = code;
+  m.error.text = (struct wire_bytes){(const uint8_t *)text, strlen(text)};
+  switch (code) {
+  case CHORUS_EUNAVAILABLE:
+    r->stats.unavailable++;
+    break;
+  case CHORUS_ETIMEDOUT:
+    r->stats.timeouts++;
+    break;
+  case CHORUS_EINVAL:
+    r->stats.invalid++;
+    break;
+  default:
+    break;
+  }
+  return fx->reply(fx->ctx, origin, &m,
+                   repl__is_write_type(mtype) && chorus_maybe_applied(code));
+}
+
+/* ------------------------------------------------------------------------
+ * Forwarding
+ * ------------------------------------------------------------------------ */
+
+/* Hands @m to the first live natural replica of @pl; the answer is relayed
+ * (repl_op.c). */
+static int forward(struct repl *r, const struct wire_msg *m,
+                   const struct ring_plist *pl,
+                   const struct repl_origin *origin, chorus_ms timeout,
+                   const struct repl_effects *fx) {
+  chorus_node_id to = 0;
+  for (uint8_t i = 0; i < pl->n_natural && to == 0; i++)
+    if (repl__peer_alive(r, pl->r[i].id))
+      to = pl->r[i].id;
+  if (to == 0)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+                             "no live replica of the key to forward to");
+  struct repl_op *op = repl__op_new(r, REPL_OP_FORWARD);
+  if (op == NULL)
+    return CHORUS_ENOMEM;
+  op->u.forward = (struct repl_op_forward){m->type, *origin, to};
+  struct wire_msg fwd = *m;
+  fwd.request_id = op->id;
+  r->stats.forwarded++;
+  REPL_TRACE(r, "%s forwarded to %016" PRIx64, wire_type_name(m->type), to);
+  int rc = fx->send(fx->ctx, to, &fwd);
+  if (rc == CHORUS_OK)
+    rc = repl__op_arm(fx, op, timeout + FORWARD_SLACK_MS);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Coordinating
+ * ------------------------------------------------------------------------ */
+
+/* Whether the replicas @pl can meet @need at all, counting the live ones
+ * (and live fallbacks standing in for dead naturals when @sloppy). */
+static bool can_meet(struct repl *r, const struct ring_plist *pl,
+                     const struct repl_need *need, bool sloppy) {
+  struct repl_tally t = {0};
+  uint32_t dead = 0;
+  for (uint8_t i = 0; i < pl->n_natural; i++) {
+    if (repl__peer_alive(r, pl->r[i].id))
+      repl__tally_add(&t, need, pl->r[i].dc, true);
+    else
+      dead++;
+  }
+  if (sloppy) {
+    uint8_t first = (uint8_t)(pl->n_natural + pl->n_pending);
+    for (uint8_t i = 0; i < pl->n_fallback && dead > 0; i++)
+      if (repl__peer_alive(r, pl->r[first + i].id)) {
+        repl__tally_add(&t, need, pl->r[first + i].dc, false);
+        dead--;
+      }
+  }
+  return repl__tally_met(&t, need);
+}
+
+/* The write's or read's common part: whom to answer, the key, the need,
+ * and the targets: natural replicas (and pending ones for a write). */
+static int coord_init(struct repl_coord *c, const struct wire_msg *m,
+                      const struct repl_origin *origin,
+                      const struct repl_request *q, const struct ring_plist *pl,
+                      const struct repl_need *need) {
+  c->mtype = m->type;
+  c->origin = *origin;
+  c->need = *need;
+  c->token = pl->token;
+  c->klen = q->key->len;
+  c->key = chorus_malloc(c->klen ? c->klen : 1);
+  if (c->key == NULL)
+    return CHORUS_ENOMEM;
+  if (c->klen)
+    memcpy(c->key, q->key->ptr, c->klen);
+  uint8_t upto =
+      q->write ? (uint8_t)(pl->n_natural + pl->n_pending) : pl->n_natural;
+  assert(upto <= RING_PLIST_MAX);
+  for (uint8_t i = 0; i < upto; i++)
+    c->t[c->ntargets++] = (struct repl_target){.id = pl->r[i].id,
+                                               .group = pl->r[i].dc,
+                                               .natural = i < pl->n_natural,
+                                               .pending = i >= pl->n_natural};
+  return CHORUS_OK;
+}
+
+int repl__coordinate(struct repl *r, const struct wire_msg *m,
+                     const struct repl_origin *origin, chorus_ms wall,
+                     const struct repl_effects *fx) {
+  struct repl_request q;
+  if (!repl__request_of(m, &q))
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
+                             "%s is not a request a node coordinates",
+                             wire_type_name(m->type));
+  if (r->failed)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EIO,
+                             "this node's store failed; it must restart");
+  if (!r->ready)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+                             "this node is starting");
+  const struct wire_options *o = q.opts;
+  chorus_ms timeout = o->timeout_ms ? o->timeout_ms : r->cfg.timeout_ms;
+  bool sloppy = o->sloppy || r->cfg.sloppy;
+
+  struct ring_plist pl;
+  chorus_token token = ring_token_of(q.key->ptr, q.key->len);
+  int rc = ring_lookup(r->ring, token, q.write && sloppy ? r->cfg.fallbacks : 0,
+                       &pl);
+  if (rc != CHORUS_OK)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+                             "the ring has no replica for the key");
+  bool replica = false;
+  for (uint8_t i = 0; i < pl.n_natural; i++)
+    replica |= pl.r[i].id == r->cfg.self;
+  if (!replica) {
+    if (origin->from_peer)
+      return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+                               "forwarded to a node that is not a replica of "
+                               "the key (rings differ)");
+    return forward(r, m, &pl, origin, timeout, fx);
+  }
+
+  int32_t level = q.write ? (o->w ? o->w : r->cfg.w) : (o->r ? o->r : r->cfg.r);
+  int32_t plevel = q.write ? o->pw : o->pr;
+  struct repl_need need;
+  rc = repl__resolve(ring_snapshot_replication(r->ring), level, plevel,
+                     r->local_group, q.write ? "w" : "r", &need, r->err);
+  if (rc != CHORUS_OK)
+    return repl__reply_error(r, fx, origin, m->type, rc, "%s", r->err);
+  if (!can_meet(r, &pl, &need, q.write && sloppy))
+    return repl__reply_error(
+        r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+        "too few live replicas for %s=%s", q.write ? "w" : "r",
+        wire_level_name(level) ? wire_level_name(level) : "n");
+
+  struct repl_op *op = repl__op_new(r, q.write ? REPL_OP_WRITE : REPL_OP_READ);
+  if (op == NULL ||
+      coord_init(repl__coord(op), m, origin, &q, &pl, &need) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  if (q.write) {
+    op->u.write.sloppy = sloppy;
+    op->u.write.pl = pl;
+  } else {
+    op->u.read.read_repair =
+        o->read_repair ? o->read_repair : r->cfg.read_repair;
+  }
+  rc = repl__op_arm(fx, op, timeout);
+  if (rc != CHORUS_OK)
+    return rc;
+  return q.write ? repl__write_start(r, op, m, &q, wall, fx)
+                 : repl__read_start(r, op, &q, fx);
+}

@@ -1,0 +1,233 @@
+/* repl_write.c: coordinated writes: the update applied with this
+ * incarnation's actor, written ahead with a hint per replica, sent once
+ * durable, and counted (repl.h, THE WRITE PATH). */
+#include <inttypes.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+/* Applies the update @m to @obj with this incarnation's actor. Errors are
+ * the client's (nothing written yet): CHORUS_EINVAL, CHORUS_EMALFORMED
+ * (context), CHORUS_ESIBLINGS, CHORUS_ETOOBIG, CHORUS_ERANGE, ENOMEM. */
+static int apply_update(struct repl *r, const struct wire_msg *m,
+                        struct crdt_obj *obj) {
+  chorus_node_id a = r->actor;
+  int rc = CHORUS_OK;
+  switch (m->type) {
+  case WIRE_PUT:
+  case WIRE_DELETE: {
+    const struct wire_bytes *c =
+        m->type == WIRE_PUT ? &m->put.context : &m->del.context;
+    struct vv ctx;
+    vv_init(&ctx);
+    if (c->len > 0 &&
+        (rc = vv_decode(&ctx, c->ptr, c->len, r->err)) != CHORUS_OK)
+      return chorus_errwrap(r->err, CHORUS_EMALFORMED, "context");
+    rc = m->type == WIRE_PUT
+             ? dvv_put(&obj->u.kv, a, &ctx, m->put.value.ptr, m->put.value.len,
+                       NULL, NULL, NULL)
+             : dvv_delete(&obj->u.kv, a, &ctx, NULL, NULL, NULL);
+    vv_free(&ctx);
+    return rc;
+  }
+  case WIRE_COUNTER_ADD: {
+    if (m->counter_add.delta == 0)
+      return chorus_errf(r->err, CHORUS_EINVAL, "counter delta 0");
+    struct crdt_op_id id = {0, m->counter_add.op_id};
+    return pncounter_add(&obj->u.counter, a, m->counter_add.delta,
+                         id.lo ? &id : NULL, NULL, NULL);
+  }
+  case WIRE_SET_ADD:
+    for (size_t i = 0; i < m->set_add.members.n && rc == CHORUS_OK; i++)
+      rc = orset_add(&obj->u.set, a, m->set_add.members.items[i].ptr,
+                     m->set_add.members.items[i].len, NULL);
+    return rc;
+  case WIRE_SET_REMOVE:
+    /* Observed-remove at the coordinator: removes the adds it has seen. */
+    for (size_t i = 0; i < m->set_remove.members.n && rc == CHORUS_OK; i++)
+      rc = orset_remove(&obj->u.set, m->set_remove.members.items[i].ptr,
+                        m->set_remove.members.items[i].len, NULL, NULL);
+    return rc;
+  default:
+    return CHORUS_EINVAL;
+  }
+}
+
+int repl__write_start(struct repl *r, struct repl_op *op,
+                      const struct wire_msg *m, const struct repl_request *q,
+                      chorus_ms wall, const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_START);
+  assert(r->ready && r->actor != 0);
+  struct repl_op_write *w = &op->u.write;
+  const struct ring_plist *pl = &w->pl;
+  struct crdt_obj obj;
+  void *buf;
+  size_t len;
+  int rc = repl__load_bytes(r, pl->token, q->key->ptr, q->key->len, &buf, &len);
+  if (rc != CHORUS_OK)
+    return repl__op_fail(r, op, fx, rc, "reading the key: %s",
+                         chorus_strerror(rc));
+  rc = repl__decode_obj(buf, len, q->type, &obj, r->err);
+  chorus_free(buf);
+  if (rc == CHORUS_ETYPE)
+    return repl__op_fail(r, op, fx, rc, "the key holds another type than %s",
+                         crdt_type_name(q->type));
+  if (rc != CHORUS_OK)
+    return repl__op_fail(r, op, fx, CHORUS_ECORRUPT,
+                         "the stored object is corrupt: %s", r->err);
+  r->err[0] = '\0';
+  rc = apply_update(r, m, &obj);
+  if (rc == CHORUS_OK)
+    rc = repl__encode_obj(&obj, &w->obj, &w->olen);
+  if (rc == CHORUS_OK)
+    rc = repl__encode_ctx(&obj, &w->ctx, &w->clen);
+  crdt_obj_free(&obj);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK)
+    return repl__op_fail(r, op, fx, rc, "%s",
+                         r->err[0] ? r->err : chorus_strerror(rc));
+
+  /* The object and a hint for every other replica, in one atomic batch. */
+  struct store_batch *b = store_batch_new();
+  if (b == NULL)
+    return CHORUS_ENOMEM;
+  /* Deletes of disarmed hints ride along, ahead of this write's hints. */
+  rc = repl__hints_flush(&r->hints, r->store, b);
+  size_t dl;
+  unsigned char *dk =
+      rc == CHORUS_OK ? repl__data_key(pl->token, q->key->ptr, q->key->len, &dl)
+                      : NULL;
+  rc = dk ? store_batch_put(b, STORE_DATA, dk, dl, w->obj, w->olen)
+          : CHORUS_ENOMEM;
+  chorus_free(dk);
+  w->hint_seq = (r->epoch << 32) | (++r->hint_ctr & 0xffffffffu);
+  for (uint8_t i = 0; i < w->c.ntargets && rc == CHORUS_OK; i++) {
+    if (w->c.t[i].id == r->cfg.self)
+      continue;
+    bool dropped;
+    rc = repl__hints_arm(&r->hints, r->store, b, w->c.t[i].id, pl->token,
+                         q->key->ptr, q->key->len, w->hint_seq, wall, NULL, 0,
+                         &dropped);
+    if (rc == CHORUS_OK && dropped)
+      REPL_TRACE(r, "hint for %016" PRIx64 " dropped: over %" PRIu64 " bytes",
+                 w->c.t[i].id, r->cfg.hint_max_bytes);
+  }
+  chorus_seq seq = 0;
+  if (rc == CHORUS_OK)
+    rc = store_write_batch(r->store, b, &seq);
+  store_batch_free(b);
+  if (rc != CHORUS_OK && rc != CHORUS_ENOMEM)
+    repl__resync_hints(r);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK) {
+    if (rc == CHORUS_ESYNCFAILED)
+      r->failed = true;
+    return repl__op_fail(r, op, fx, rc, "writing the object: %s",
+                         chorus_strerror(rc));
+  }
+  rc = fx->sync(fx->ctx, seq, op->id);
+  if (rc != CHORUS_OK)
+    return rc;
+  const struct repl_op_event started = {.kind = REPL_EV_STARTED};
+  return repl__op_step(r, op, &started, fx);
+}
+
+int repl__write_send(struct repl *r, struct repl_op *op,
+                     const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_SENT);
+  struct repl_op_write *w = &op->u.write;
+  struct repl_coord *c = &w->c;
+  int rc = CHORUS_OK;
+  uint8_t next_fallback = (uint8_t)(w->pl.n_natural + w->pl.n_pending);
+  uint8_t end_fallback = (uint8_t)(next_fallback + w->pl.n_fallback);
+  assert(end_fallback <= RING_PLIST_MAX);
+  uint8_t n = c->ntargets;
+  for (uint8_t i = 0; i < n && rc == CHORUS_OK; i++) {
+    struct repl_target *t = &c->t[i];
+    struct wire_msg m;
+    assert(!t->sent);
+    if (t->id == r->cfg.self) {
+      t->sent = t->acked = true;
+      repl__tally_add(&c->tally, &c->need, t->group, true);
+      continue;
+    }
+    if (repl__peer_alive(r, t->id)) {
+      repl__msg_replica_write(&m, op->id, c->token, c->key, c->klen, w->obj,
+                              w->olen, WIRE_REPLICA_DURABLE);
+      t->sent = true;
+      rc = fx->send(fx->ctx, t->id, &m);
+      continue;
+    }
+    if (!w->sloppy || !t->natural)
+      continue; /* its hint waits for it */
+    /* Sloppy quorum: the next live fallback keeps the object for it. */
+    while (next_fallback < end_fallback &&
+           (!repl__peer_alive(r, w->pl.r[next_fallback].id) ||
+            repl__op_target(c, w->pl.r[next_fallback].id) != NULL))
+      next_fallback++;
+    if (next_fallback == end_fallback || c->ntargets == RING_PLIST_MAX)
+      continue;
+    const struct ring_replica *f = &w->pl.r[next_fallback++];
+    struct repl_target *ft = &c->t[c->ntargets++];
+    *ft = (struct repl_target){
+        .id = f->id, .group = f->dc, .stands_in = t->id, .sent = true};
+    REPL_TRACE(r, "sloppy: %016" PRIx64 " stands in for %016" PRIx64, f->id,
+               t->id);
+    repl__msg_hint_deliver(&m, op->id, t->id, w->hint_seq, c->token, c->key,
+                           c->klen, w->obj, w->olen);
+    rc = fx->send(fx->ctx, f->id, &m);
+  }
+  return rc;
+}
+
+int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
+                    int status, bool *counted) {
+  assert(op->kind == REPL_OP_WRITE);
+  struct repl_op_write *w = &op->u.write;
+  struct repl_coord *c = &w->c;
+  *counted = false;
+  struct repl_target *t = repl__op_target(c, from);
+  if (t == NULL || !t->sent || t->acked)
+    return CHORUS_OK; /* late, duplicated, or never asked */
+  if (status != CHORUS_OK) {
+    REPL_TRACE(r, "%016" PRIx64 " refused the write: %s", from,
+               chorus_errname(status));
+    return CHORUS_OK;
+  }
+  t->acked = true;
+  *counted = true;
+  if (t->stands_in != 0) {
+    /* A fallback took the object for a dead replica: it counts when the
+     * request is sloppy (always, here), never as a primary, and its hint
+     * replaces ours. */
+    assert(w->sloppy);
+    repl__tally_add(&c->tally, &c->need, t->group, false);
+    return repl__disarm(r, t->stands_in, c->token, c->key, c->klen, w->hint_seq,
+                        NULL);
+  }
+  if (!t->pending)
+    repl__tally_add(&c->tally, &c->need, t->group, t->natural);
+  return repl__disarm(r, from, c->token, c->key, c->klen, w->hint_seq, NULL);
+}
+
+int repl__write_reply(struct repl *r, struct repl_op *op,
+                      const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_REPLIED);
+  r->stats.writes_ok++;
+  struct wire_msg m = {.type = WIRE_WRITE_REPLY};
+  m.write_reply.context =
+      (struct wire_bytes){op->u.write.ctx, op->u.write.clen};
+  return fx->reply(fx->ctx, &op->u.write.c.origin, &m, false);
+}
+
+bool repl__write_all_acked(const struct repl_op *op) {
+  assert(op->kind == REPL_OP_WRITE);
+  const struct repl_coord *c = &op->u.write.c;
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (c->t[i].sent && !c->t[i].acked)
+      return false;
+  return true;
+}
