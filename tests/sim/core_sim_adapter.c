@@ -1,5 +1,5 @@
-/* repl_sim_adapter.c: repl + SWIM as simulator nodes (repl_sim_adapter.h). */
-#include "repl_sim_adapter.h"
+/* core_sim_adapter.c: repl + SWIM as simulator nodes (core_sim_adapter.h). */
+#include "core_sim_adapter.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,7 +31,7 @@ enum {
 
 /* One incarnation of one node: from create() to destroy() (a crash). */
 struct rnode {
-  struct repl_sim_options opt;
+  struct core_sim_options opt;
   int index, nodes;
   const chorus_node_id *ids;
   const struct chorus_tracer *tracer;
@@ -68,7 +68,7 @@ struct rnode {
   size_t viewcap;
 };
 
-static const struct repl_sim_options default_opt = {.replication = "3"};
+static const struct core_sim_options default_opt = {.replication = "3"};
 
 static uint64_t fnv64(const void *d, size_t n) {
   const unsigned char *b = d;
@@ -340,7 +340,7 @@ static int rn_create(void **state, const struct sim_node_config *cfg) {
   struct rnode *n = chorus_calloc(1, sizeof *n);
   if (n == NULL)
     return CHORUS_ENOMEM;
-  n->opt = cfg->arg != NULL ? *(const struct repl_sim_options *)cfg->arg
+  n->opt = cfg->arg != NULL ? *(const struct core_sim_options *)cfg->arg
                             : default_opt;
   if (n->opt.replication == NULL)
     n->opt.replication = "3";
@@ -764,7 +764,7 @@ static int rn_inspect(void *state, enum sim_op_type type, const void *key,
   return CHORUS_OK;
 }
 
-const struct sim_node_ops repl_sim_ops = {
+const struct sim_node_ops core_sim_ops = {
     .name = "repl",
     .create = rn_create,
     .handle = rn_handle,
@@ -776,7 +776,7 @@ const struct sim_node_ops repl_sim_ops = {
  * Presets
  * ======================================================================== */
 
-static const struct repl_sim_preset presets[] = {
+static const struct core_sim_preset presets[] = {
     {"rw11", "3 nodes, N=3, R=1 W=1", 3, 1, 1, 1, {.replication = "3"}},
     {"rw22", "3 nodes, N=3, R=2 W=2", 3, 1, 2, 2, {.replication = "3"}},
     {"rw13", "3 nodes, N=3, R=1 W=3", 3, 1, 1, 3, {.replication = "3"}},
@@ -798,20 +798,20 @@ static const struct repl_sim_preset presets[] = {
     {NULL, NULL, 0, 0, 0, 0, {0}},
 };
 
-const struct repl_sim_preset *repl_sim_presets(void) {
+const struct core_sim_preset *core_sim_presets(void) {
   return presets;
 }
 
-const struct repl_sim_preset *repl_sim_preset_find(const char *name) {
-  for (const struct repl_sim_preset *p = presets; p->name != NULL; p++)
+const struct core_sim_preset *core_sim_preset_find(const char *name) {
+  for (const struct core_sim_preset *p = presets; p->name != NULL; p++)
     if (strcmp(p->name, name) == 0)
       return p;
   return NULL;
 }
 
-void repl_sim_preset_apply(struct sim_run_config *rc,
-                           const struct repl_sim_preset *p) {
-  sim_run_defaults(rc, &repl_sim_ops);
+void core_sim_preset_apply(struct sim_run_config *rc,
+                           const struct core_sim_preset *p) {
+  sim_run_defaults(rc, &core_sim_ops);
   rc->sim.nodes = p->nodes;
   rc->sim.dcs = p->dcs;
   rc->sim.ops_arg = (void *)(uintptr_t)&p->opt;
@@ -819,7 +819,7 @@ void repl_sim_preset_apply(struct sim_run_config *rc,
   rc->w = p->w;
 }
 
-void repl_sim_brutal(struct sim_run_config *rc) {
+void core_sim_brutal(struct sim_run_config *rc) {
   rc->swarm = 0;
   rc->sim.faults = (struct sim_faults){.drop = 0.3,
                                        .partition = 2,
@@ -837,12 +837,12 @@ void repl_sim_brutal(struct sim_run_config *rc) {
  * Looking inside
  * ======================================================================== */
 
-struct repl *repl_sim_repl(struct sim *s, int node) {
+struct repl *core_sim_repl(struct sim *s, int node) {
   struct rnode *n = sim_node_state(s, node);
   return n != NULL ? n->repl : NULL;
 }
 
-chorus_node_id repl_sim_id(struct sim *s, int node) {
+chorus_node_id core_sim_id(struct sim *s, int node) {
   for (int i = 0; i < sim_nodes(s); i++) {
     const struct rnode *n = sim_node_state(s, i);
     if (n != NULL && node >= 0 && node < n->nodes)
@@ -851,7 +851,7 @@ chorus_node_id repl_sim_id(struct sim *s, int node) {
   return 0;
 }
 
-int repl_sim_natural(struct sim *s, int node, const char *key, int *out,
+int core_sim_natural(struct sim *s, int node, const char *key, int *out,
                      int cap) {
   struct rnode *n = sim_node_state(s, node);
   if (n == NULL)
@@ -869,7 +869,7 @@ int repl_sim_natural(struct sim *s, int node, const char *key, int *out,
   return k;
 }
 
-int repl_sim_stored(struct sim *s, int node, const char *key, uint64_t value) {
+int core_sim_stored(struct sim *s, int node, const char *key, uint64_t value) {
   struct crdt_obj o;
   int found;
   int rc = load_obj(sim_store(s, node), CRDT_KV, key, strlen(key), &o, &found);

@@ -1,10 +1,10 @@
-/* repl_sim_adapter.h: the coordinator and replica protocol (replication/
+/* core_sim_adapter.h: the coordinator and replica protocol (replication/
  * repl.h) with SWIM membership (ring/swim.h) as nodes of the deterministic
  * cluster simulator (tests/sim).
  *
  * WHAT ONE SIMULATED NODE IS
  *
- * A struct sim_node_ops (repl_sim_ops) whose instance holds, for one
+ * A struct sim_node_ops (core_sim_ops) whose instance holds, for one
  * incarnation of node i, exactly what chorusd's driver will hold:
  *
  *   one ring snapshot   built at create() from sim_node_config: every node
@@ -69,8 +69,8 @@
  * node that is not a natural replica of the key (repl_is_replica) answers
  * CHORUS_ENOTFOUND; a replica without the key an empty view.
  */
-#ifndef CHORUS_REPL_SIM_ADAPTER_H
-#define CHORUS_REPL_SIM_ADAPTER_H
+#ifndef CHORUS_CORE_SIM_ADAPTER_H
+#define CHORUS_CORE_SIM_ADAPTER_H
 
 #include <stdint.h>
 
@@ -79,7 +79,7 @@
 
 /* What every node of a run is configured with (sim_config.ops_arg; NULL
  * means all defaults). Zero fields take the defaults in brackets. */
-struct repl_sim_options {
+struct core_sim_options {
   const char *replication;    /* ring spec, e.g. "3" or "dc0:3,dc1:3" ["3"] */
   uint32_t vnodes;            /* ring tokens per node [64: fast to build] */
   int32_t r, w;               /* node defaults for requests' 0 [QUORUM] */
@@ -101,66 +101,66 @@ struct repl_sim_options {
                                * and drops repl's real answer */
 };
 
-extern const struct sim_node_ops repl_sim_ops;
+extern const struct sim_node_ops core_sim_ops;
 
 /* ------------------------------------------------------------------------
  * Named configurations (the test suite and repl-sim share them)
  * ------------------------------------------------------------------------ */
 
 /* One configuration: cluster shape, protocol options, quorum sizes. */
-struct repl_sim_preset {
+struct core_sim_preset {
   const char *name;
   const char *what; /* one line for humans */
   int nodes, dcs;
   int r, w; /* asked by every request (0: node default) */
-  struct repl_sim_options opt;
+  struct core_sim_options opt;
 };
 
-/* repl_sim_presets: the table, terminated by an entry with name NULL:
+/* core_sim_presets: the table, terminated by an entry with name NULL:
  *   rw11 rw22 rw13 rw31   3 nodes, N=3, (R,W) as named
  *   n5                    5 nodes, N=3, QUORUM (forwarding on every
  *                         request that lands on a non-replica)
  *   dc2                   6 nodes in 2 datacenters, "dc0:3,dc1:3",
  *                         LOCAL_QUORUM reads and writes, SWIM LAN timing */
-const struct repl_sim_preset *repl_sim_presets(void);
+const struct core_sim_preset *core_sim_presets(void);
 
-/* repl_sim_preset_find: the preset called @name, or NULL. */
-const struct repl_sim_preset *repl_sim_preset_find(const char *name);
+/* core_sim_preset_find: the preset called @name, or NULL. */
+const struct core_sim_preset *core_sim_preset_find(const char *name);
 
-/* repl_sim_preset_apply: fills @rc (sim_run_defaults with repl_sim_ops,
+/* core_sim_preset_apply: fills @rc (sim_run_defaults with core_sim_ops,
  * swarm faults) from @p; rc->sim.ops_arg points at p->opt, so @p must
  * outlive every run of @rc (the table entries do). */
-void repl_sim_preset_apply(struct sim_run_config *rc,
-                           const struct repl_sim_preset *p);
+void core_sim_preset_apply(struct sim_run_config *rc,
+                           const struct core_sim_preset *p);
 
-/* repl_sim_brutal: replaces @rc's faults with fixed heavy rates and turns
+/* core_sim_brutal: replaces @rc's faults with fixed heavy rates and turns
  * the swarm off (every seed gets all of them): drop 0.3 of datagrams, 2
  * partitions, 2 clogs, 3 crashes, 1 store fault and 0.5 clock jumps per
  * second, fsync up to 20 ms. Swarm seeds are often calm (each knob is on
  * with probability 1/2); these are never. */
-void repl_sim_brutal(struct sim_run_config *rc);
+void core_sim_brutal(struct sim_run_config *rc);
 
 /* ------------------------------------------------------------------------
  * Looking inside a running cluster (scenario tests)
  * ------------------------------------------------------------------------ */
 
-/* repl_sim_repl: node @node's struct repl (borrowed until the node's next
+/* core_sim_repl: node @node's struct repl (borrowed until the node's next
  * crash), or NULL while it is down. */
-struct repl *repl_sim_repl(struct sim *s, int node);
+struct repl *core_sim_repl(struct sim *s, int node);
 
-/* repl_sim_id: node @node's chorus_node_id (the simulator's ids; read
+/* core_sim_id: node @node's chorus_node_id (the simulator's ids; read
  * through any node that is up), or 0 when every node is down. */
-chorus_node_id repl_sim_id(struct sim *s, int node);
+chorus_node_id core_sim_id(struct sim *s, int node);
 
-/* repl_sim_natural: the natural replicas of @key (node indexes, primary
+/* core_sim_natural: the natural replicas of @key (node indexes, primary
  * first) in node @node's ring, up to @cap of them into @out. Returns their
  * number, or CHORUS_ECLOSED (node down), CHORUS_EUNAVAILABLE. */
-int repl_sim_natural(struct sim *s, int node, const char *key, int *out,
+int core_sim_natural(struct sim *s, int node, const char *key, int *out,
                      int cap);
 
-/* repl_sim_stored: whether node @node's store (up or down) holds kv
+/* core_sim_stored: whether node @node's store (up or down) holds kv
  * @key with a live sibling of value @value. Returns 1, 0, or a store or
  * decode error (CHORUS_ECORRUPT). */
-int repl_sim_stored(struct sim *s, int node, const char *key, uint64_t value);
+int core_sim_stored(struct sim *s, int node, const char *key, uint64_t value);
 
-#endif /* CHORUS_REPL_SIM_ADAPTER_H */
+#endif /* CHORUS_CORE_SIM_ADAPTER_H */
