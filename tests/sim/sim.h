@@ -558,6 +558,15 @@ struct sim_run_config {
                         * read-your-writes and strict counter bounds */
   int trace_lines;     /* lines printed on failure (default 40) */
   int quiet;           /* print nothing on failure */
+  /* Scenario hooks for tests (NULL: none), both called with @hook_arg:
+   * @hook_start right after the simulator is created, before any event
+   * ran (act on the cluster at once, or schedule actions and observations
+   * with sim_schedule: they run under the workload); @hook_end once the
+   * run is judged, before the simulator is freed (look at the final
+   * state; it may still run the simulator to watch what follows). */
+  void (*hook_start)(struct sim *s, void *arg);
+  void (*hook_end)(struct sim *s, void *arg);
+  void *hook_arg;
 };
 
 struct sim_run_result {
