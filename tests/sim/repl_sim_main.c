@@ -1,5 +1,6 @@
 /* repl_sim_main.c: repl-sim, the command-line runner of simulated seeds of
- * the replication protocol (core_sim_adapter.h), for long runs. */
+ * the replication protocol, run by the node core (core_sim_adapter.h), for
+ * long runs. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ static void usage(FILE *f) {
           "  --calm            every fault knob at zero (fsync kept)\n"
           "  --brutal          fixed heavy faults, no swarm: drop 0.3, 2\n"
           "                    partitions, 3 crashes, 1 store fault per s\n"
-          "  --no-swim         no membership: every peer counts as alive\n"
+          "  --no-swim         static membership: every peer counts as alive\n"
           "  --sloppy          sloppy quorums by default\n"
           "  --list            print the presets\n"
           "  --verbose         print every trace line\n"

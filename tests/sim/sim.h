@@ -30,9 +30,10 @@
  * handed one event at a time and answers with effects. It never blocks,
  * never reads a clock and never calls back into the simulator. SWIM and the
  * coordinator keep their own event and effect types in ring/ and
- * replication/ (DESIGN.md §3); a thin adapter in tests/sim maps them onto
- * this vtable, exactly as chorusd's libuv driver (node/) maps them onto
- * sockets, timers and RocksDB.
+ * replication/ (DESIGN.md §3), joined once by the node core (node/core); a
+ * thin adapter in tests/sim (core_sim_adapter.h) maps the core onto this
+ * vtable, exactly as chorusd's libuv driver (node/) maps it onto sockets,
+ * one timer and RocksDB.
  *
  *   events in (struct sim_event, `now` and `wall` inside every event)
  *     SIM_EV_START     first boot or restart after a crash; carries the

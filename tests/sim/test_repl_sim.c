@@ -1,4 +1,5 @@
-/* test_repl_sim.c: the replication protocol (repl.c) with SWIM on the
+/* test_repl_sim.c: the replication protocol (repl.c), joined to SWIM and the
+ * ring by the node core (node/core) as chorusd runs it, on the
  * deterministic simulator: swarms of faulty seeds per quorum configuration
  * and datacenter layout, read-your-writes without faults, and scenarios for
  * hinted handoff, sloppy quorums, forwarding and timeouts. */
@@ -417,7 +418,7 @@ static void brutal_all(void **state) {
 }
 
 /* The checkers see through this adapter: a planted bug that answers
- * writes OK before repl decided must be caught losing acknowledged writes
+ * writes OK before the core decided must be caught losing acknowledged writes
  * under heavy faults. */
 static void planted_early_ack_is_caught(void **state) {
   (void)state;
