@@ -95,10 +95,10 @@
  * node that is not a natural replica of the key (a pending one included)
  * answers CHORUS_ENOTFOUND; a replica without the key an empty view.
  * While no core runs (the 100 ms between a failed boot and its retry) it
- * answers CHORUS_ECLOSED, so that sim_converged waits for it: a copy of a
- * ring from an earlier incarnation does not exist (a crash frees it all),
- * and borrowing another node's would be a guess about what this node will
- * think once it runs.
+ * answers CHORUS_ECLOSED (sim.h: "cannot tell now"), so that sim_converged
+ * waits for it: a copy of a ring from an earlier incarnation does not exist
+ * (a crash frees it all), and borrowing another node's would be a guess
+ * about what this node will think once it runs.
  */
 #ifndef CHORUS_CORE_SIM_ADAPTER_H
 #define CHORUS_CORE_SIM_ADAPTER_H

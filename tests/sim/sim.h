@@ -287,7 +287,9 @@ struct sim_node_ops {
   int (*handle)(void *state, const struct sim_event *ev,
                 struct sim_effects *fx);
   /* inspect: the node's state of @key. CHORUS_ENOTFOUND when the node is not
-   * a replica of @key; a replica with nothing yet returns an empty view. */
+   * a replica of @key; a replica with nothing yet returns an empty view;
+   * CHORUS_ECLOSED when the node cannot tell now (no instance runs): it is
+   * not converged, and its final state is not recorded. */
   int (*inspect)(void *state, enum sim_op_type type, const void *key,
                  size_t klen, struct sim_replica_view *out);
   /* destroy: frees the instance (crash or end of run). */
@@ -540,7 +542,8 @@ const struct sim_result *sim_call(struct sim *s, int node,
 int sim_converged(struct sim *s);
 
 /* sim_record_finals: records every up replica's final state of every key of
- * the history (sim_history_final), for the final-state checkers. */
+ * the history (sim_history_final), for the final-state checkers (a node
+ * whose inspect() says CHORUS_ECLOSED is left out). */
 int sim_record_finals(struct sim *s);
 
 /* ------------------------------------------------------------------------
