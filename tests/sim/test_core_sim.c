@@ -35,7 +35,12 @@
 #include "core_sim_adapter.h"
 #include "sim.h"
 
+/* Seeds per scenario (long runs: CHORUS_LONG_TESTS). */
+#ifdef CHORUS_LONG_TESTS
+#define SCENARIO_SEEDS 100
+#else
 #define SCENARIO_SEEDS 4
+#endif
 #define NODES 5
 #define CHAOS_MS 20000
 #define POLL_US SIM_MS(100)
