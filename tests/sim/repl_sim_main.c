@@ -1,5 +1,6 @@
 /* repl_sim_main.c: repl-sim, the command-line runner of simulated seeds of
- * the replication protocol (repl_sim_adapter.h), for long runs. */
+ * the replication protocol, run by the node core (core_sim_adapter.h), for
+ * long runs. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,7 +9,7 @@
 #include <time.h>
 
 #include "chorus_error.h"
-#include "repl_sim_adapter.h"
+#include "core_sim_adapter.h"
 #include "sim.h"
 
 static void usage(FILE *f) {
@@ -24,7 +25,7 @@ static void usage(FILE *f) {
           "  --calm            every fault knob at zero (fsync kept)\n"
           "  --brutal          fixed heavy faults, no swarm: drop 0.3, 2\n"
           "                    partitions, 3 crashes, 1 store fault per s\n"
-          "  --no-swim         no membership: every peer counts as alive\n"
+          "  --no-swim         static membership: every peer counts as alive\n"
           "  --sloppy          sloppy quorums by default\n"
           "  --list            print the presets\n"
           "  --verbose         print every trace line\n"
@@ -46,15 +47,15 @@ struct knobs {
 };
 
 /* run_config: every seed of one preset; returns the failures. */
-static uint64_t run_config(const struct repl_sim_preset *p,
+static uint64_t run_config(const struct core_sim_preset *p,
                            const struct knobs *k, int *engine_err) {
-  struct repl_sim_preset local = *p;
+  struct core_sim_preset local = *p;
   if (k->no_swim)
     local.opt.no_swim = 1;
   if (k->sloppy)
     local.opt.sloppy = 1;
   struct sim_run_config rc;
-  repl_sim_preset_apply(&rc, &local);
+  core_sim_preset_apply(&rc, &local);
   if (k->chaos)
     rc.chaos = k->chaos;
   if (k->heal)
@@ -68,7 +69,7 @@ static uint64_t run_config(const struct repl_sim_preset *p,
     rc.swarm = 0;
   }
   if (k->brutal)
-    repl_sim_brutal(&rc);
+    core_sim_brutal(&rc);
   rc.strict = k->strict;
   rc.sim.verbose = k->verbose;
   rc.quiet = k->quiet;
@@ -194,7 +195,7 @@ int main(int argc, char **argv) {
       k.sloppy = 1;
       break;
     case O_LIST:
-      for (const struct repl_sim_preset *p = repl_sim_presets(); p->name; p++)
+      for (const struct core_sim_preset *p = core_sim_presets(); p->name; p++)
         printf("%-6s %s\n", p->name, p->what);
       return 0;
     case O_VERBOSE:
@@ -214,11 +215,11 @@ int main(int argc, char **argv) {
   uint64_t failed = 0;
   int engine_err = 0;
   if (strcmp(config, "all") == 0) {
-    for (const struct repl_sim_preset *p = repl_sim_presets();
+    for (const struct core_sim_preset *p = core_sim_presets();
          p->name != NULL && !engine_err; p++)
       failed += run_config(p, &k, &engine_err);
   } else {
-    const struct repl_sim_preset *p = repl_sim_preset_find(config);
+    const struct core_sim_preset *p = core_sim_preset_find(config);
     if (p == NULL) {
       fprintf(stderr, "repl-sim: unknown config %s (try --list)\n", config);
       return 2;

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "chorus_error.h"
-#include "repl_sim_adapter.h"
+#include "core_sim_adapter.h"
 #include "sim.h"
 
 static const unsigned offsets_ms[] = {0, 1, 2, 5, 10, 20, 50, 100};
@@ -89,12 +89,12 @@ static int reads_done(struct sim *s, void *arg) {
 static int run_quorum(const struct quorum *q, uint64_t seed, int trials,
                       chorus_ms tail_ms, chorus_ms fsync_ms,
                       uint64_t fresh[NOFF], uint64_t *valid) {
-  static struct repl_sim_options opt = {
+  static struct core_sim_options opt = {
       .replication = "3", .no_swim = 1, .read_repair = WIRE_RR_OFF};
   struct sim_config cfg = {.seed = seed,
                            .nodes = 3,
                            .dcs = 1,
-                           .ops = &repl_sim_ops,
+                           .ops = &core_sim_ops,
                            .ops_arg = &opt};
   cfg.faults.tail_ms = tail_ms;
   cfg.faults.fsync_ms = fsync_ms;

@@ -1544,7 +1544,7 @@ int sim_record_finals(struct sim *s) {
       memset(&v, 0, sizeof v);
       int rc =
           s->cfg.ops->inspect(n->state, h->keys[k].type, key, strlen(key), &v);
-      if (rc == CHORUS_ENOTFOUND)
+      if (rc == CHORUS_ENOTFOUND || rc == CHORUS_ECLOSED)
         continue;
       if (rc != CHORUS_OK)
         return rc;

@@ -30,9 +30,10 @@
  * handed one event at a time and answers with effects. It never blocks,
  * never reads a clock and never calls back into the simulator. SWIM and the
  * coordinator keep their own event and effect types in ring/ and
- * replication/ (DESIGN.md §3); a thin adapter in tests/sim maps them onto
- * this vtable, exactly as chorusd's libuv driver (node/) maps them onto
- * sockets, timers and RocksDB.
+ * replication/ (DESIGN.md §3), joined once by the node core (node/core); a
+ * thin adapter in tests/sim (core_sim_adapter.h) maps the core onto this
+ * vtable, exactly as chorusd's libuv driver (node/) maps it onto sockets,
+ * one timer and RocksDB.
  *
  *   events in (struct sim_event, `now` and `wall` inside every event)
  *     SIM_EV_START     first boot or restart after a crash; carries the
@@ -286,7 +287,9 @@ struct sim_node_ops {
   int (*handle)(void *state, const struct sim_event *ev,
                 struct sim_effects *fx);
   /* inspect: the node's state of @key. CHORUS_ENOTFOUND when the node is not
-   * a replica of @key; a replica with nothing yet returns an empty view. */
+   * a replica of @key; a replica with nothing yet returns an empty view;
+   * CHORUS_ECLOSED when the node cannot tell now (no instance runs): it is
+   * not converged, and its final state is not recorded. */
   int (*inspect)(void *state, enum sim_op_type type, const void *key,
                  size_t klen, struct sim_replica_view *out);
   /* destroy: frees the instance (crash or end of run). */
@@ -539,7 +542,8 @@ const struct sim_result *sim_call(struct sim *s, int node,
 int sim_converged(struct sim *s);
 
 /* sim_record_finals: records every up replica's final state of every key of
- * the history (sim_history_final), for the final-state checkers. */
+ * the history (sim_history_final), for the final-state checkers (a node
+ * whose inspect() says CHORUS_ECLOSED is left out). */
 int sim_record_finals(struct sim *s);
 
 /* ------------------------------------------------------------------------
@@ -558,6 +562,15 @@ struct sim_run_config {
                         * read-your-writes and strict counter bounds */
   int trace_lines;     /* lines printed on failure (default 40) */
   int quiet;           /* print nothing on failure */
+  /* Scenario hooks for tests (NULL: none), both called with @hook_arg:
+   * @hook_start right after the simulator is created, before any event
+   * ran (act on the cluster at once, or schedule actions and observations
+   * with sim_schedule: they run under the workload); @hook_end once the
+   * run is judged, before the simulator is freed (look at the final
+   * state; it may still run the simulator to watch what follows). */
+  void (*hook_start)(struct sim *s, void *arg);
+  void (*hook_end)(struct sim *s, void *arg);
+  void *hook_arg;
 };
 
 struct sim_run_result {

@@ -18,6 +18,9 @@
  *   4. Every replica's final state goes into the history; the checkers
  *      judge it. A failure prints the seed, the checker, and the tail of
  *      the trace.
+ * A scenario test adds its own actions through the hooks (sim.h): the
+ * start hook schedules them among the clients' operations, the end hook
+ * looks at the judged cluster.
  */
 
 struct workload;
@@ -199,6 +202,8 @@ int sim_run_seed(const struct sim_run_config *rc, uint64_t seed,
       rc->clients > SIM_MAX_CLIENTS - 1 ? SIM_MAX_CLIENTS - 1 : rc->clients;
   struct sim_check_report rep = {{0}, {0}};
   int verdict = 0;
+  if (rc->hook_start != NULL)
+    rc->hook_start(s, rc->hook_arg);
 
   /* Boot, then chaos. */
   rc_ = sim_run_for(s, SIM_MS(50));
@@ -265,6 +270,8 @@ int sim_run_seed(const struct sim_run_config *rc, uint64_t seed,
   res->end = sim_now(s);
   if (rc_ == CHORUS_OK && !res->ok)
     report_failure(rc, s, res);
+  if (rc->hook_end != NULL)
+    rc->hook_end(s, rc->hook_arg);
   sim_free(s);
   return rc_;
 }

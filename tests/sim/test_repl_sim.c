@@ -1,4 +1,5 @@
-/* test_repl_sim.c: the replication protocol (repl.c) with SWIM on the
+/* test_repl_sim.c: the replication protocol (repl.c), joined to SWIM and the
+ * ring by the node core (node/core) as chorusd runs it, on the
  * deterministic simulator: swarms of faulty seeds per quorum configuration
  * and datacenter layout, read-your-writes without faults, and scenarios for
  * hinted handoff, sloppy quorums, forwarding and timeouts. */
@@ -13,7 +14,7 @@
 #include <cmocka.h>
 
 #include "chorus_error.h"
-#include "repl_sim_adapter.h"
+#include "core_sim_adapter.h"
 #include "sim.h"
 
 /* Seeds per preset in the swarm tests, and the chaos phase of each. The
@@ -33,11 +34,11 @@
  */
 
 static struct sim *cluster(int nodes, int dcs,
-                           const struct repl_sim_options *opt, uint64_t seed) {
+                           const struct core_sim_options *opt, uint64_t seed) {
   struct sim_config cfg = {.seed = seed,
                            .nodes = nodes,
                            .dcs = dcs,
-                           .ops = &repl_sim_ops,
+                           .ops = &core_sim_ops,
                            .ops_arg = (void *)(uintptr_t)opt};
   cfg.faults.fsync_ms = 2;
   cfg.verbose = getenv("CHORUS_REPL_SIM_TRACE") != NULL;
@@ -83,7 +84,7 @@ static int inspect_has(struct sim *s, int node, const char *key, uint64_t v) {
   void *st = sim_node_state(s, node);
   assert_non_null(st);
   struct sim_replica_view view;
-  int rc = repl_sim_ops.inspect(st, SIM_TYPE_KV, key, strlen(key), &view);
+  int rc = core_sim_ops.inspect(st, SIM_TYPE_KV, key, strlen(key), &view);
   assert_int_equal(rc, CHORUS_OK);
   for (size_t i = 0; i < view.nvalues; i++)
     if (view.values[i].len == 8 && store_be64_get(view.values[i].data) == v)
@@ -101,7 +102,7 @@ static const struct sim_result *put_w(struct sim *s, int node, const char *key,
 
 /* natural: the natural replicas of @key seen from node @node (N=3). */
 static void natural(struct sim *s, int node, const char *key, int out[3]) {
-  assert_int_equal(repl_sim_natural(s, node, key, out, 3), 3);
+  assert_int_equal(core_sim_natural(s, node, key, out, 3), 3);
 }
 
 static int in3(const int a[3], int x) {
@@ -116,22 +117,22 @@ static int in3(const int a[3], int x) {
  * replica is back; its acknowledgement deletes the hint. */
 static void hinted_handoff_delivers_after_restart(void **state) {
   (void)state;
-  struct repl_sim_options opt = {.replication = "3"};
+  struct core_sim_options opt = {.replication = "3"};
   struct sim *s = cluster(3, 1, &opt, 31);
   sim_kill(s, 2, SIM_KEEP_ALL);
   const struct sim_result *r = put_w(s, 0, "k", 7, 2);
   assert_int_equal(r->status, CHORUS_OK);
   assert_int_equal(r->outcome, SIM_OK);
-  assert_int_equal(repl_sim_stored(s, 2, "k", 7), 0); /* the victim lacks it */
-  assert_int_equal(repl_sim_stored(s, 1, "k", 7), 1);
-  chorus_node_id victim = repl_sim_id(s, 2);
-  assert_true(repl_hints_for(repl_sim_repl(s, 0), victim) >= 1);
+  assert_int_equal(core_sim_stored(s, 2, "k", 7), 0); /* the victim lacks it */
+  assert_int_equal(core_sim_stored(s, 1, "k", 7), 1);
+  chorus_node_id victim = core_sim_id(s, 2);
+  assert_true(repl_hints_for(core_sim_repl(s, 0), victim) >= 1);
 
   assert_int_equal(sim_restart(s, 2), CHORUS_OK);
   assert_int_equal(sim_run_for(s, SIM_MS(5000)), CHORUS_OK);
   assert_true(inspect_has(s, 2, "k", 7));
-  assert_int_equal(repl_hints_for(repl_sim_repl(s, 0), victim), 0);
-  const struct repl_stats *st = repl_stats(repl_sim_repl(s, 0));
+  assert_int_equal(repl_hints_for(core_sim_repl(s, 0), victim), 0);
+  const struct repl_stats *st = repl_stats(core_sim_repl(s, 0));
   assert_true(st->hints_replayed >= 1);
   assert_int_equal(st->hints_pending, 0);
   heal_and_judge(s);
@@ -141,7 +142,7 @@ static void hinted_handoff_delivers_after_restart(void **state) {
 /* sloppy_put: kills two of @key's natural replicas in a 5-node cluster,
  * waits for SWIM to declare them dead at the primary, then writes at W=2
  * through the primary. Returns the cluster; *@nat gets the replicas. */
-static struct sim *sloppy_put(const struct repl_sim_options *opt,
+static struct sim *sloppy_put(const struct core_sim_options *opt,
                               const char *key, int nat[3],
                               const struct sim_result **res) {
   struct sim *s = cluster(5, 1, opt, 47);
@@ -161,19 +162,19 @@ static void sloppy_quorum_counts_a_fallback(void **state) {
   int nat[3];
   const struct sim_result *r;
 
-  struct repl_sim_options strict = {.replication = "3"};
+  struct core_sim_options strict = {.replication = "3"};
   struct sim *s = sloppy_put(&strict, "sk", nat, &r);
   assert_int_equal(r->status, CHORUS_EUNAVAILABLE);
   assert_int_equal(r->outcome, SIM_FAIL);
-  assert_int_equal(repl_sim_stored(s, nat[0], "sk", 11), 0);
+  assert_int_equal(core_sim_stored(s, nat[0], "sk", 11), 0);
   sim_free(s);
 
-  struct repl_sim_options sloppy = {.replication = "3", .sloppy = 1};
+  struct core_sim_options sloppy = {.replication = "3", .sloppy = 1};
   s = sloppy_put(&sloppy, "sk", nat, &r);
   assert_int_equal(r->status, CHORUS_OK);
   assert_int_equal(r->outcome, SIM_OK);
-  assert_int_equal(repl_sim_stored(s, nat[1], "sk", 11), 0);
-  assert_int_equal(repl_sim_stored(s, nat[2], "sk", 11), 0);
+  assert_int_equal(core_sim_stored(s, nat[1], "sk", 11), 0);
+  assert_int_equal(core_sim_stored(s, nat[2], "sk", 11), 0);
   assert_int_equal(sim_restart(s, nat[1]), CHORUS_OK);
   assert_int_equal(sim_restart(s, nat[2]), CHORUS_OK);
   assert_int_equal(sim_run_for(s, SIM_MS(8000)), CHORUS_OK);
@@ -182,7 +183,7 @@ static void sloppy_quorum_counts_a_fallback(void **state) {
   /* The fallbacks kept nothing in their data space: a hint is not data. */
   for (int i = 0; i < 5; i++)
     if (!in3(nat, i))
-      assert_int_equal(repl_sim_stored(s, i, "sk", 11), 0);
+      assert_int_equal(core_sim_stored(s, i, "sk", 11), 0);
   heal_and_judge(s);
   sim_free(s);
 }
@@ -191,7 +192,7 @@ static void sloppy_quorum_counts_a_fallback(void **state) {
  * to a natural replica and answered (5 nodes, N=3). */
 static void non_replica_forwards(void **state) {
   (void)state;
-  struct repl_sim_options opt = {.replication = "3"};
+  struct core_sim_options opt = {.replication = "3"};
   struct sim *s = cluster(5, 1, &opt, 53);
   int nat[3];
   natural(s, 0, "fk", nat);
@@ -210,8 +211,8 @@ static void non_replica_forwards(void **state) {
   r = sim_get(s, nat[1], "fk");
   assert_int_equal(r->nvalues, 1);
   assert_true(has(r, 22));
-  assert_true(repl_stats(repl_sim_repl(s, other))->forwarded >= 3);
-  assert_false(repl_is_replica(repl_sim_repl(s, other), "fk", 2));
+  assert_true(repl_stats(core_sim_repl(s, other))->forwarded >= 3);
+  assert_false(repl_is_replica(core_sim_repl(s, other), "fk", 2));
   heal_and_judge(s);
   sim_free(s);
 }
@@ -221,19 +222,19 @@ static void non_replica_forwards(void **state) {
  * write reaches the others through its hints after the heal. */
 static void isolated_coordinator_times_out(void **state) {
   (void)state;
-  struct repl_sim_options opt = {
+  struct core_sim_options opt = {
       .replication = "3", .no_swim = 1, .timeout_ms = 800};
   struct sim *s = cluster(3, 1, &opt, 59);
   sim_isolate(s, 0);
   const struct sim_result *r = put_w(s, 0, "tk", 31, 3);
   assert_int_equal(r->status, CHORUS_ETIMEDOUT);
   assert_int_equal(r->outcome, SIM_UNKNOWN);
-  assert_int_equal(repl_sim_stored(s, 0, "tk", 31), 1);
-  assert_int_equal(repl_sim_stored(s, 1, "tk", 31), 0);
+  assert_int_equal(core_sim_stored(s, 0, "tk", 31), 1);
+  assert_int_equal(core_sim_stored(s, 1, "tk", 31), 0);
   sim_heal(s);
   assert_int_equal(sim_run_for(s, SIM_MS(5000)), CHORUS_OK);
-  assert_int_equal(repl_sim_stored(s, 1, "tk", 31), 1);
-  assert_int_equal(repl_sim_stored(s, 2, "tk", 31), 1);
+  assert_int_equal(core_sim_stored(s, 1, "tk", 31), 1);
+  assert_int_equal(core_sim_stored(s, 2, "tk", 31), 1);
   heal_and_judge(s);
   sim_free(s);
 }
@@ -242,7 +243,7 @@ static void isolated_coordinator_times_out(void **state) {
  * write with the read's context replaces both (DVV, Almeida et al. 2014). */
 static void concurrent_writes_are_siblings(void **state) {
   (void)state;
-  struct repl_sim_options opt = {.replication = "3"};
+  struct core_sim_options opt = {.replication = "3"};
   struct sim *s = cluster(3, 1, &opt, 61);
   assert_int_equal(put_w(s, 0, "ck", 41, 1)->outcome, SIM_OK);
   assert_int_equal(put_w(s, 1, "ck", 42, 1)->outcome, SIM_OK);
@@ -263,22 +264,22 @@ static void concurrent_writes_are_siblings(void **state) {
  * replay out of the way (one round an hour). */
 static void read_repair_heals_a_stale_replica(void **state) {
   (void)state;
-  struct repl_sim_options opt = {
+  struct core_sim_options opt = {
       .replication = "3", .no_swim = 1, .hint_interval_ms = 3600 * 1000};
   struct sim *s = cluster(3, 1, &opt, 67);
   sim_isolate(s, 2);
   assert_int_equal(put_w(s, 0, "rk", 51, 2)->outcome, SIM_OK);
   sim_heal(s);
   assert_int_equal(sim_run_for(s, SIM_MS(1500)), CHORUS_OK);
-  assert_int_equal(repl_sim_stored(s, 2, "rk", 51), 0); /* still stale */
+  assert_int_equal(core_sim_stored(s, 2, "rk", 51), 0); /* still stale */
   struct sim_call c = {.op = SIM_OP_GET, .key = "rk", .r = 3};
   const struct sim_result *r = sim_call(s, 1, &c);
   assert_non_null(r);
   assert_int_equal(r->outcome, SIM_OK);
   assert_true(has(r, 51));
   assert_int_equal(sim_run_for(s, SIM_MS(500)), CHORUS_OK);
-  assert_int_equal(repl_sim_stored(s, 2, "rk", 51), 1);
-  assert_true(repl_stats(repl_sim_repl(s, 1))->read_repairs >= 1);
+  assert_int_equal(core_sim_stored(s, 2, "rk", 51), 1);
+  assert_true(repl_stats(core_sim_repl(s, 1))->read_repairs >= 1);
   sim_free(s);
 }
 
@@ -291,7 +292,7 @@ static void read_repair_heals_a_stale_replica(void **state) {
  * there). Since 3953125 replicas answer only from durable state. */
 static void failed_fsync_write_does_not_spread(void **state) {
   (void)state;
-  struct repl_sim_options opt = {.replication = "3"};
+  struct core_sim_options opt = {.replication = "3"};
   struct sim *s = cluster(3, 1, &opt, 73);
   store_inject_fault(sim_store(s, 2), STORE_FAULT_SYNC);
   const struct sim_result *r = put_w(s, 2, "fk", 81, 1);
@@ -302,7 +303,7 @@ static void failed_fsync_write_does_not_spread(void **state) {
   assert_false(r->outcome == SIM_OK && has(r, 81));
   heal_and_judge(s);
   for (int i = 0; i < 3; i++)
-    assert_int_equal(repl_sim_stored(s, i, "fk", 81), 0);
+    assert_int_equal(core_sim_stored(s, i, "fk", 81), 0);
   sim_free(s);
 }
 
@@ -310,7 +311,7 @@ static void failed_fsync_write_does_not_spread(void **state) {
  * (RF(dc)/2+1 = 2 of dc0's 3) go on; QUORUM over all six (4) cannot. */
 static void local_quorum_survives_a_datacenter_partition(void **state) {
   (void)state;
-  struct repl_sim_options opt = {.replication = "dc0:3,dc1:3", .swim_lan = 1};
+  struct core_sim_options opt = {.replication = "dc0:3,dc1:3", .swim_lan = 1};
   struct sim *s = cluster(6, 2, &opt, 71);
   struct sim_nodeset dc1;
   sim_nodeset_clear(&dc1);
@@ -337,10 +338,10 @@ static void local_quorum_survives_a_datacenter_partition(void **state) {
 
 static void run_preset(const char *name, uint64_t first, int seeds,
                        sim_time chaos) {
-  const struct repl_sim_preset *p = repl_sim_preset_find(name);
+  const struct core_sim_preset *p = core_sim_preset_find(name);
   assert_non_null(p);
   struct sim_run_config rc;
-  repl_sim_preset_apply(&rc, p);
+  core_sim_preset_apply(&rc, p);
   rc.chaos = chaos;
   size_t ops = 0, events = 0;
   for (uint64_t seed = first; seed < first + (uint64_t)seeds; seed++) {
@@ -392,11 +393,11 @@ static void swarm_dc2(void **state) {
 /* Fixed heavy faults on every seed: swarm seeds are calm half the time
  * per knob, these never are. */
 static void run_brutal(const char *name, int seeds) {
-  const struct repl_sim_preset *p = repl_sim_preset_find(name);
+  const struct core_sim_preset *p = core_sim_preset_find(name);
   assert_non_null(p);
   struct sim_run_config rc;
-  repl_sim_preset_apply(&rc, p);
-  repl_sim_brutal(&rc);
+  core_sim_preset_apply(&rc, p);
+  core_sim_brutal(&rc);
   rc.chaos = SIM_MS(SWARM_CHAOS_MS);
   for (uint64_t seed = 1; seed <= (uint64_t)seeds; seed++) {
     struct sim_run_result res;
@@ -412,20 +413,20 @@ static void run_brutal(const char *name, int seeds) {
 
 static void brutal_all(void **state) {
   (void)state;
-  for (const struct repl_sim_preset *p = repl_sim_presets(); p->name; p++)
+  for (const struct core_sim_preset *p = core_sim_presets(); p->name; p++)
     run_brutal(p->name, BRUTAL_SEEDS);
 }
 
 /* The checkers see through this adapter: a planted bug that answers
- * writes OK before repl decided must be caught losing acknowledged writes
+ * writes OK before the core decided must be caught losing acknowledged writes
  * under heavy faults. */
 static void planted_early_ack_is_caught(void **state) {
   (void)state;
-  struct repl_sim_preset p = *repl_sim_preset_find("rw22");
+  struct core_sim_preset p = *core_sim_preset_find("rw22");
   p.opt.planted_early_ack = 1;
   struct sim_run_config rc;
-  repl_sim_preset_apply(&rc, &p);
-  repl_sim_brutal(&rc);
+  core_sim_preset_apply(&rc, &p);
+  core_sim_brutal(&rc);
   rc.chaos = SIM_MS(3000);
   rc.quiet = 1;
   int lost = 0;
@@ -446,9 +447,9 @@ static void planted_early_ack_is_caught(void **state) {
  * §4.5; the sim_check_ryw checker, plus the strict counter bounds). */
 static void reads_its_writes_without_faults(void **state) {
   (void)state;
-  const struct repl_sim_preset *p = repl_sim_preset_find("rw22");
+  const struct core_sim_preset *p = core_sim_preset_find("rw22");
   struct sim_run_config rc;
-  repl_sim_preset_apply(&rc, p);
+  core_sim_preset_apply(&rc, p);
   memset(&rc.sim.faults, 0, sizeof rc.sim.faults);
   rc.sim.faults.fsync_ms = 5;
   rc.swarm = 0;
@@ -467,9 +468,9 @@ static void reads_its_writes_without_faults(void **state) {
  * address- or time-dependent behaviour. */
 static void same_seed_same_run(void **state) {
   (void)state;
-  const struct repl_sim_preset *p = repl_sim_preset_find("n5");
+  const struct core_sim_preset *p = core_sim_preset_find("n5");
   struct sim_run_config rc;
-  repl_sim_preset_apply(&rc, p);
+  core_sim_preset_apply(&rc, p);
   rc.chaos = SIM_MS(1500);
   struct sim_run_result a, b;
   assert_int_equal(sim_run_seed(&rc, 77, &a), CHORUS_OK);

@@ -1,5 +1,5 @@
-/* repl_sim_adapter.c: repl + SWIM as simulator nodes (repl_sim_adapter.h). */
-#include "repl_sim_adapter.h"
+/* core_sim_adapter.c: node cores as simulator nodes (core_sim_adapter.h). */
+#include "core_sim_adapter.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,41 +21,34 @@ enum {
   TAG_REPL = 'r',
 };
 
-/* SWIM's deadline timer: top bit plus a generation. Every other id is a
- * slot of the repl timer table plus one. */
-#define TIMER_SWIM (1ULL << 63)
+/* The core's one timer: top bit plus a generation below TIMER_BOOT. */
+#define TIMER_CORE (1ULL << 63)
 /* The supervisor's retry of a failed start. */
 #define TIMER_BOOT (1ULL << 62)
+#define BOOT_RETRY_MS 100
 
-#define TRACE(n, ...) chorus_trace((n)->tracer, "replsim", __VA_ARGS__)
+#define TRACE(n, ...) chorus_trace((n)->tracer, "coresim", __VA_ARGS__)
 
 /* One incarnation of one node: from create() to destroy() (a crash). */
-struct rnode {
-  struct repl_sim_options opt;
+struct cnode {
+  struct core_sim_options opt;
   int index, nodes;
   const chorus_node_id *ids;
-  const struct chorus_tracer *tracer;
   const int *dc;
-  struct ring_snapshot *ring;
-  struct repl_config rcfg; /* for repl_new at SIM_EV_START */
-  struct repl *repl;       /* from SIM_EV_START */
-  struct swim *sw;         /* NULL when swim is off */
+  const struct chorus_tracer *tracer;
+  struct core_config ccfg; /* for core_new at SIM_EV_START */
+  struct core *core;       /* NULL before START and while a boot waits */
   struct store *store;     /* lent at SIM_EV_START */
-  struct sim_effects *fx;  /* during handle() and sim_node_do only */
-  struct repl_effects rfx; /* repl's effects, bound to this node */
-  chorus_ms now, wall;     /* the current event's clocks */
-  int err;                 /* first error raised inside a SWIM callback */
+  struct sim_effects *fx;  /* during handle() and core_sim_do only */
+  chorus_ms now;           /* the current event's monotonic clock */
+  int err;                 /* first error of an effect that returns none */
   int exited;              /* the store's fsync failed: silent until killed */
   int restarted;           /* this incarnation follows a crash */
-  /* SWIM's one timer. */
-  uint64_t swim_gen;
-  chorus_ms swim_armed_at;
-  int swim_armed;
-  /* repl's timers: slot i holds repl's id of simulator timer i + 1. */
-  uint64_t *tslot;
-  uint32_t *tfree; /* free slots, a stack */
-  uint32_t nslots, nfree;
-  /* planted_early_ack: writes answered before repl did. */
+  /* The one timer: armed at @armed_at with generation @gen. */
+  uint64_t gen;
+  chorus_ms armed_at;
+  int armed;
+  /* planted_early_ack: writes answered before the core did. */
   uint64_t early[SIM_MAX_CLIENTS];
   size_t nearly;
   /* Encoding scratch. */
@@ -68,7 +61,7 @@ struct rnode {
   size_t viewcap;
 };
 
-static const struct repl_sim_options default_opt = {.replication = "3"};
+static const struct core_sim_options default_opt = {.replication = "3"};
 
 static uint64_t fnv64(const void *d, size_t n) {
   const unsigned char *b = d;
@@ -80,14 +73,20 @@ static uint64_t fnv64(const void *d, size_t n) {
   return h;
 }
 
-static int index_of(const struct rnode *n, chorus_node_id id) {
+static int index_of(const struct cnode *n, chorus_node_id id) {
   for (int i = 0; i < n->nodes; i++)
     if (n->ids[i] == id)
       return i;
   return -1;
 }
 
-static int reserve(struct rnode *n, size_t need) {
+/* in_roster: whether node @k is in every roster node's member table from
+ * its start (not named by the joining mask). */
+static int in_roster(const struct cnode *n, int k) {
+  return k >= 64 || ((n->opt.joining >> k) & 1) == 0;
+}
+
+static int reserve(struct cnode *n, size_t need) {
   if (need <= n->cap)
     return CHORUS_OK;
   size_t cap = n->cap ? n->cap : 1024;
@@ -102,11 +101,37 @@ static int reserve(struct rnode *n, size_t need) {
 }
 
 /* ========================================================================
- * repl's effects
+ * The core's effects
  * ======================================================================== */
 
-/* send_wire: @m as a tagged whole frame over a stream to node @to. */
-static int send_wire(struct rnode *n, int to, const struct wire_msg *m) {
+static void fx_gossip(void *ctx, const char *addr, enum swim_channel ch,
+                      const void *data, size_t len) {
+  struct cnode *n = ctx;
+  if (addr[0] != 'n' || n->fx == NULL)
+    return;
+  int to = atoi(addr + 1);
+  if (to < 0 || to >= n->nodes || to == n->index)
+    return;
+  int rc = reserve(n, len + 1);
+  if (rc == CHORUS_OK) {
+    n->buf[0] = ch == SWIM_DATAGRAM ? TAG_SWIM_DGRAM : TAG_SWIM_STREAM;
+    memcpy(n->buf + 1, data, len);
+    rc = ch == SWIM_DATAGRAM ? sim_fx_send(n->fx, to, n->buf, len + 1)
+                             : sim_fx_send_stream(n->fx, to, n->buf, len + 1);
+  }
+  if (rc != CHORUS_OK && n->err == CHORUS_OK)
+    n->err = rc;
+}
+
+/* fx_send: @m as a tagged whole frame over a stream to its node. */
+static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
+  struct cnode *n = ctx;
+  int i = index_of(n, to);
+  if (i < 0 || i == n->index) {
+    TRACE(n, "BUG: %s to node %" PRIx64 " (not a peer)",
+          wire_type_name(m->type), to);
+    return CHORUS_EINVAL;
+  }
   size_t size = wire_encoded_size(m);
   int rc = reserve(n, size + 1);
   if (rc != CHORUS_OK)
@@ -116,27 +141,16 @@ static int send_wire(struct rnode *n, int to, const struct wire_msg *m) {
   n->buf[0] = TAG_REPL;
   rc = wire_encode(m, n->buf + 1, size, &written, errmsg);
   if (rc != CHORUS_OK) {
-    TRACE(n, "BUG: %s to n%d does not encode: %s", wire_type_name(m->type), to,
+    TRACE(n, "BUG: %s to n%d does not encode: %s", wire_type_name(m->type), i,
           errmsg);
     return rc;
   }
-  return sim_fx_send_stream(n->fx, to, n->buf, written + 1);
-}
-
-static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
-  struct rnode *n = ctx;
-  int i = index_of(n, to);
-  if (i < 0 || i == n->index) {
-    TRACE(n, "BUG: %s to node %" PRIx64 " (not a peer)",
-          wire_type_name(m->type), to);
-    return CHORUS_EINVAL;
-  }
-  return send_wire(n, i, m);
+  return sim_fx_send_stream(n->fx, i, n->buf, written + 1);
 }
 
 /* Points @r's values at the list's items through the node's view array
  * (grown as needed; borrowed until the next reply). */
-static int view_of(struct rnode *n, const struct wire_bytes_list *l,
+static int view_of(struct cnode *n, const struct wire_bytes_list *l,
                    struct sim_reply *r) {
   if (l->n > n->viewcap) {
     struct sim_buf *v = chorus_realloc(n->view, l->n * sizeof *v);
@@ -152,23 +166,15 @@ static int view_of(struct rnode *n, const struct wire_bytes_list *l,
   return CHORUS_OK;
 }
 
-static int fx_reply(void *ctx, const struct repl_origin *origin,
-                    const struct wire_msg *m, bool maybe_applied) {
-  struct rnode *n = ctx;
-  if (origin->from_peer) {
-    /* A forwarded request's answer goes back to the forwarding peer, which
-     * relays it to its client (repl.h, THE WRITE PATH), under the request
-     * id the peer used: repl keeps it as the origin's cookie. */
-    struct wire_msg c = *m;
-    c.request_id = origin->cookie;
-    return fx_send(ctx, origin->peer, &c);
-  }
+static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
+                    bool maybe_applied) {
+  struct cnode *n = ctx;
   for (size_t i = 0; i < n->nearly; i++)
-    if (n->early[i] == origin->cookie) {
+    if (n->early[i] == cookie) {
       n->early[i] = n->early[--n->nearly];
       return CHORUS_OK; /* the planted bug answered already */
     }
-  struct sim_reply r = {.id = origin->cookie};
+  struct sim_reply r = {.id = cookie};
   switch (m->type) {
   case WIRE_GET_REPLY:
     if (view_of(n, &m->get_reply.values, &r) != CHORUS_OK)
@@ -188,184 +194,80 @@ static int fx_reply(void *ctx, const struct repl_origin *origin,
   case WIRE_ERROR:
     r.status = m->error.code < 0 ? m->error.code : CHORUS_EINTERNAL;
     r.maybe_applied = maybe_applied;
-    TRACE(n, "req %" PRIu64 " -> %s%s: %.*s", origin->cookie,
-          chorus_errname(r.status), maybe_applied ? " (maybe applied)" : "",
-          (int)m->error.text.len, (const char *)m->error.text.ptr);
+    TRACE(n, "req %" PRIu64 " -> %s%s: %.*s", cookie, chorus_errname(r.status),
+          maybe_applied ? " (maybe applied)" : "", (int)m->error.text.len,
+          (const char *)m->error.text.ptr);
     break;
   default:
     TRACE(n, "BUG: reply of type %s to req %" PRIu64, wire_type_name(m->type),
-          origin->cookie);
+          cookie);
     return CHORUS_EINTERNAL;
   }
   return sim_fx_reply(n->fx, &r);
 }
 
-static int fx_timer(void *ctx, uint64_t id, chorus_ms after_ms) {
-  struct rnode *n = ctx;
-  uint32_t slot;
-  if (n->nfree > 0) {
-    slot = n->tfree[--n->nfree];
-  } else {
-    uint32_t cap = n->nslots ? n->nslots * 2 : 64;
-    uint64_t *s = chorus_realloc(n->tslot, cap * sizeof *s);
-    if (s == NULL)
-      return CHORUS_ENOMEM;
-    n->tslot = s;
-    uint32_t *f = chorus_realloc(n->tfree, cap * sizeof *f);
-    if (f == NULL)
-      return CHORUS_ENOMEM;
-    n->tfree = f;
-    for (uint32_t i = cap; i > n->nslots + 1; i--)
-      n->tfree[n->nfree++] = i - 1;
-    slot = n->nslots;
-    n->nslots = cap;
-  }
-  n->tslot[slot] = id;
-  return sim_fx_timer(n->fx, (uint64_t)slot + 1, after_ms);
-}
-
 static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
-  struct rnode *n = ctx;
+  struct cnode *n = ctx;
   return sim_fx_sync(n->fx, seq, token);
-}
-
-/* ========================================================================
- * SWIM's effects
- * ======================================================================== */
-
-static void sw_send(void *ctx, const char *addr, enum swim_channel ch,
-                    const void *data, size_t len) {
-  struct rnode *n = ctx;
-  if (addr[0] != 'n' || n->fx == NULL)
-    return;
-  int to = atoi(addr + 1);
-  if (to < 0 || to >= n->nodes || to == n->index)
-    return;
-  int rc = reserve(n, len + 1);
-  if (rc == CHORUS_OK) {
-    n->buf[0] = ch == SWIM_DATAGRAM ? TAG_SWIM_DGRAM : TAG_SWIM_STREAM;
-    memcpy(n->buf + 1, data, len);
-    rc = ch == SWIM_DATAGRAM ? sim_fx_send(n->fx, to, n->buf, len + 1)
-                             : sim_fx_send_stream(n->fx, to, n->buf, len + 1);
-  }
-  if (rc != CHORUS_OK && n->err == CHORUS_OK)
-    n->err = rc;
-}
-
-static void sw_changed(void *ctx, const struct swim_member *m,
-                       enum swim_state old, int is_new, int ring_changed) {
-  struct rnode *n = ctx;
-  (void)ring_changed;
-  if (m->id == n->ids[n->index] || n->fx == NULL || n->err != CHORUS_OK)
-    return;
-  bool alive = m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT;
-  bool was = old == SWIM_ALIVE || old == SWIM_SUSPECT;
-  if (!is_new && alive == was)
-    return; /* incarnation or metadata only: repl does not care */
-  TRACE(n, "swim: n%d %s -> repl %s", index_of(n, m->id),
-        swim_state_name(m->state), alive ? "alive" : "down");
-  int rc = repl_member(n->repl, m->id, alive, n->now, n->wall, &n->rfx);
-  if (rc != CHORUS_OK)
-    n->err = rc;
-}
-
-static void fill_meta(struct swim_meta *m, int i, int dc) {
-  memset(m, 0, sizeof *m);
-  snprintf(m->addr, sizeof m->addr, "n%d", i);
-  snprintf(m->dc, sizeof m->dc, "dc%d", dc);
-  snprintf(m->rack, sizeof m->rack, "r%d", i % 3);
-  m->ownership = RING_NORMAL;
-}
-
-/* swim_rearm: one pending timer, at the instance's next deadline. */
-static int swim_rearm(struct rnode *n) {
-  if (n->sw == NULL)
-    return CHORUS_OK;
-  chorus_ms d = swim_next_deadline(n->sw);
-  if (d == UINT64_MAX || (n->swim_armed && d >= n->swim_armed_at))
-    return CHORUS_OK;
-  n->swim_gen = (n->swim_gen + 1) & ~TIMER_SWIM;
-  n->swim_armed = 1;
-  n->swim_armed_at = d;
-  return sim_fx_timer(n->fx, TIMER_SWIM | n->swim_gen,
-                      d > n->now ? d - n->now : 0);
 }
 
 /* ========================================================================
  * The node
  * ======================================================================== */
 
-static void rn_destroy(void *state) {
-  struct rnode *n = state;
+static void cn_destroy(void *state) {
+  struct cnode *n = state;
   if (n == NULL)
     return;
-  repl_free(n->repl);
-  swim_free(n->sw);
-  ring_snapshot_free(n->ring);
+  core_free(n->core);
   if (n->have_obj)
     crdt_obj_free(&n->obj);
-  chorus_free(n->tslot);
-  chorus_free(n->tfree);
   chorus_free(n->buf);
   chorus_free(n->view);
   chorus_free(n);
 }
 
-static int build_ring(struct rnode *n, const struct sim_node_config *cfg) {
-  struct ring_replication rs;
+/* fill_meta: what node @k says about itself in SWIM, so what its ring
+ * entry is (core.h: the ring is built from SWIM's table). */
+static void fill_meta(const struct cnode *n, int k, struct swim_meta *m) {
+  memset(m, 0, sizeof *m);
+  snprintf(m->addr, sizeof m->addr, "n%d", k);
+  snprintf(m->dc, sizeof m->dc, "dc%d", n->dc[k]);
+  snprintf(m->rack, sizeof m->rack, "r%d", k % 3);
+  m->vnodes = n->opt.vnodes;
+  m->ownership = in_roster(n, k) ? RING_NORMAL : RING_JOINING;
+}
+
+/* configure: the core's configuration for this node, from the options. */
+static int configure(struct cnode *n, const struct sim_node_config *cfg) {
+  struct core_config *cc = &n->ccfg;
   char errmsg[CHORUS_ERRMSG_SIZE] = "";
-  int rc = ring_replication_parse(n->opt.replication, &rs, errmsg);
+  int rc = ring_replication_parse(n->opt.replication, &cc->replication, errmsg);
   if (rc != CHORUS_OK) {
     TRACE(n, "bad replication option: %s", errmsg);
     return rc;
   }
-  struct ring_node *rn = chorus_calloc((size_t)cfg->nodes, sizeof *rn);
-  if (rn == NULL)
-    return CHORUS_ENOMEM;
-  for (int i = 0; i < cfg->nodes; i++) {
-    rn[i].id = cfg->ids[i];
-    snprintf(rn[i].dc, sizeof rn[i].dc, "dc%d", cfg->dc[i]);
-    snprintf(rn[i].rack, sizeof rn[i].rack, "r%d", i % 3);
-    rn[i].state = RING_NORMAL;
-    rn[i].vnodes = n->opt.vnodes;
-  }
-  rc = ring_snapshot_build(rn, (size_t)cfg->nodes, &rs, 1, &n->ring, errmsg);
-  chorus_free(rn);
-  if (rc != CHORUS_OK)
-    TRACE(n, "ring: %s", errmsg);
-  return rc;
-}
+  cc->gossip = !n->opt.no_swim;
+  cc->tracer = cfg->tracer;
 
-static int rn_create(void **state, const struct sim_node_config *cfg) {
-  struct rnode *n = chorus_calloc(1, sizeof *n);
-  if (n == NULL)
-    return CHORUS_ENOMEM;
-  n->opt = cfg->arg != NULL ? *(const struct repl_sim_options *)cfg->arg
-                            : default_opt;
-  if (n->opt.replication == NULL)
-    n->opt.replication = "3";
-  if (n->opt.vnodes == 0)
-    n->opt.vnodes = 64;
-  if (n->opt.timeout_ms == 0)
-    n->opt.timeout_ms = 1000;
-  n->index = cfg->index;
-  n->nodes = cfg->nodes;
-  n->ids = cfg->ids;
-  n->dc = cfg->dc;
-  n->tracer = cfg->tracer;
-  n->rfx = (struct repl_effects){.ctx = n,
-                                 .send = fx_send,
-                                 .reply = fx_reply,
-                                 .timer = fx_timer,
-                                 .sync = fx_sync};
-  int rc = build_ring(n, cfg);
-  if (rc != CHORUS_OK)
-    goto err_after_node;
+  struct swim_config *sc = &cc->swim;
+  sc->id = cfg->ids[cfg->index];
+  fill_meta(n, cfg->index, &sc->meta);
+  snprintf(sc->cluster, sizeof sc->cluster, "replsim");
+  for (unsigned i = 0; i < SWIM_KEY_BYTES; i++)
+    sc->key[i] = (uint8_t)(i * 7 + 1);
+  if (n->opt.swim_lan)
+    swim_timing_lan(&sc->timing);
+  else
+    swim_timing_local(&sc->timing);
+  /* Its own stream, not replication's: the two must not draw alike. */
+  sc->seed = cfg->seed ^ 0x5317a5317aULL;
+  sc->clock_bound_ms = 100;
+  sc->tracer = cfg->tracer;
 
-  /* repl_new needs the store, lent with SIM_EV_START: keep the config. */
-  struct repl_config *c = &n->rcfg;
+  struct repl_config *c = &cc->repl;
   repl_config_defaults(c, cfg->ids[cfg->index]);
-  snprintf(c->dc, sizeof c->dc, "dc%d", cfg->dc[cfg->index]);
+  snprintf(c->dc, sizeof c->dc, "%s", sc->meta.dc);
   c->seed = cfg->seed;
   if (n->opt.r != 0)
     c->r = n->opt.r;
@@ -387,91 +289,105 @@ static int rn_create(void **state, const struct sim_node_config *cfg) {
   if (n->opt.hint_batch != 0)
     c->hint_batch = n->opt.hint_batch;
   c->tracer = cfg->tracer;
+  return CHORUS_OK;
+}
 
-  if (!n->opt.no_swim) {
-    struct swim_config sc;
-    memset(&sc, 0, sizeof sc);
-    sc.id = cfg->ids[cfg->index];
-    fill_meta(&sc.meta, cfg->index, cfg->dc[cfg->index]);
-    snprintf(sc.cluster, sizeof sc.cluster, "replsim");
-    for (unsigned i = 0; i < SWIM_KEY_BYTES; i++)
-      sc.key[i] = (uint8_t)(i * 7 + 1);
-    if (n->opt.swim_lan)
-      swim_timing_lan(&sc.timing);
-    else
-      swim_timing_local(&sc.timing);
-    /* Its own stream, not repl's: the two instances must not draw alike. */
-    sc.seed = cfg->seed ^ 0x5317a5317aULL;
-    sc.clock_bound_ms = 100;
-    sc.fx.ctx = n;
-    sc.fx.send = sw_send;
-    sc.fx.member_changed = sw_changed;
-    sc.tracer = cfg->tracer;
-    rc = swim_new(&sc, &n->sw);
-    if (rc != CHORUS_OK)
-      goto err_after_node;
+static int cn_create(void **state, const struct sim_node_config *cfg) {
+  struct cnode *n = chorus_calloc(1, sizeof *n);
+  if (n == NULL)
+    return CHORUS_ENOMEM;
+  n->opt = cfg->arg != NULL ? *(const struct core_sim_options *)cfg->arg
+                            : default_opt;
+  if (n->opt.replication == NULL)
+    n->opt.replication = "3";
+  if (n->opt.vnodes == 0)
+    n->opt.vnodes = 64;
+  if (n->opt.timeout_ms == 0)
+    n->opt.timeout_ms = 1000;
+  n->index = cfg->index;
+  n->nodes = cfg->nodes;
+  n->ids = cfg->ids;
+  n->dc = cfg->dc;
+  n->tracer = cfg->tracer;
+  int rc = configure(n, cfg);
+  if (rc != CHORUS_OK) {
+    cn_destroy(n);
+    return rc;
   }
   *state = n;
   return CHORUS_OK;
-err_after_node:
-  rn_destroy(n);
-  return rc;
 }
 
-/* boot: repl first (its epoch barrier gates client requests), then SWIM.
- * A store error while starting (an injected read or write fault) is what
- * makes chorusd exit at boot; its supervisor starts it again, which is
- * modelled here by a fresh instance 100 ms later (the failed one emitted
- * no effect). Every start knows every node, as a saved member table would;
- * a restart also joins through two other nodes, so that the cluster hears
- * of its new incarnation at once. */
-static int boot(struct rnode *n) {
-  int rc = repl_new(&n->rcfg, n->store, n->ring, &n->repl);
-  if (rc != CHORUS_OK)
+/* rearm: one pending timer, at the core's next deadline (or earlier). */
+static int rearm(struct cnode *n) {
+  chorus_ms d = core_next_deadline(n->core);
+  if (d == CORE_NEVER || (n->armed && d >= n->armed_at))
+    return CHORUS_OK;
+  n->gen = (n->gen + 1) & (TIMER_BOOT - 1);
+  n->armed = 1;
+  n->armed_at = d;
+  return sim_fx_timer(n->fx, TIMER_CORE | n->gen, d > n->now ? d - n->now : 0);
+}
+
+/* boot: a fresh core over the lent store. A store error while starting (an
+ * injected read or write fault) is what makes chorusd exit at boot; its
+ * supervisor starts it again, which is modelled by a fresh core 100 ms
+ * later. A roster node knows the roster, as a saved member table would;
+ * after a crash it also joins through two other roster nodes, so that the
+ * cluster hears of its new incarnation at once. A joining node knows no
+ * one and joins through two roster nodes (the core retries until someone
+ * answers). */
+static int boot(struct cnode *n, chorus_ms wall) {
+  const struct core_effects fx = {.ctx = n,
+                                  .gossip = fx_gossip,
+                                  .send = fx_send,
+                                  .reply = fx_reply,
+                                  .sync = fx_sync};
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  int rc = core_new(&n->ccfg, &fx, &n->core, errmsg);
+  if (rc != CHORUS_OK) {
+    TRACE(n, "core_new: %s", errmsg);
     return rc;
-  rc = repl_start(n->repl, n->now, n->wall, &n->rfx);
-  if (rc == CHORUS_EIO || rc == CHORUS_ENOSPC || rc == CHORUS_ESYNCFAILED) {
-    TRACE(n, "start failed: %s (%s); the supervisor retries in 100 ms",
-          chorus_errname(rc), store_errmsg(n->store));
-    repl_free(n->repl);
-    n->repl = NULL;
-    return sim_fx_timer(n->fx, TIMER_BOOT, 100);
   }
-  if (rc != CHORUS_OK || n->sw == NULL)
-    return rc;
-  rc = swim_start(n->sw, n->now);
-  for (int k = 0; k < n->nodes && rc == CHORUS_OK; k++) {
-    if (k == n->index)
+  n->armed = 0;
+  rc = core_start(n->core, n->store, n->now, wall);
+  if (rc == CHORUS_EIO || rc == CHORUS_ENOSPC || rc == CHORUS_ESYNCFAILED) {
+    TRACE(n, "start failed: %s (%s); the supervisor retries in %d ms",
+          chorus_errname(rc), store_errmsg(n->store), BOOT_RETRY_MS);
+    core_free(n->core);
+    n->core = NULL;
+    return sim_fx_timer(n->fx, TIMER_BOOT, BOOT_RETRY_MS);
+  }
+  int joiner = !in_roster(n, n->index);
+  for (int k = 0; k < n->nodes && rc == CHORUS_OK && !joiner; k++) {
+    if (k == n->index || !in_roster(n, k))
       continue;
     struct swim_meta m;
-    fill_meta(&m, k, n->dc[k]);
-    rc = swim_add_member(n->sw, n->ids[k], &m, 0, n->now);
+    fill_meta(n, k, &m);
+    rc = core_add_member(n->core, n->ids[k], &m, n->now, wall);
   }
-  if (rc != CHORUS_OK || !n->restarted || n->nodes < 2)
+  if (rc != CHORUS_OK || !(n->restarted || joiner))
     return rc;
   char addrs[2][16];
   const char *seeds[2];
   size_t nseeds = 0;
   for (int k = 0; k < n->nodes && nseeds < 2; k++) {
-    if (k == n->index)
+    if (k == n->index || !in_roster(n, k))
       continue;
     snprintf(addrs[nseeds], sizeof addrs[nseeds], "n%d", k);
     seeds[nseeds] = addrs[nseeds];
     nseeds++;
   }
-  return swim_join(n->sw, seeds, nseeds, n->now, n->wall);
+  return core_join(n->core, seeds, nseeds, n->now, wall);
 }
 
-static int on_message(struct rnode *n, const struct sim_event *ev) {
+static int on_message(struct cnode *n, const struct sim_event *ev) {
   const uint8_t *d = ev->msg.data;
   size_t len = ev->msg.len;
   if (len < 1)
     return CHORUS_EMALFORMED;
-  if (d[0] == TAG_SWIM_DGRAM || d[0] == TAG_SWIM_STREAM) {
-    if (n->sw == NULL)
-      return CHORUS_OK;
-    return swim_handle_packet(n->sw, d + 1, len - 1, ev->now, ev->wall);
-  }
+  if (d[0] == TAG_SWIM_DGRAM || d[0] == TAG_SWIM_STREAM)
+    return core_gossip(n->core, d + 1, len - 1, ev->now, ev->wall);
   if (d[0] != TAG_REPL)
     return CHORUS_EMALFORMED;
   /* Our own encoder wrote this frame: any decode failure is a bug. */
@@ -491,12 +407,17 @@ static int on_message(struct rnode *n, const struct sim_event *ev) {
           errmsg);
     return rc;
   }
-  rc = repl_peer(n->repl, n->ids[ev->msg.from], &m, ev->now, ev->wall, &n->rfx);
+  if (m.type == WIRE_GOSSIP) {
+    TRACE(n, "BUG: gossip in a repl frame from n%d", ev->msg.from);
+    rc = CHORUS_EMALFORMED;
+  } else {
+    rc = core_peer(n->core, n->ids[ev->msg.from], &m, ev->now, ev->wall);
+  }
   wire_msg_free(&m);
   return rc;
 }
 
-static int on_request(struct rnode *n, const struct sim_event *ev) {
+static int on_request(struct cnode *n, const struct sim_event *ev) {
   const struct sim_request *q = &ev->req;
   struct wire_msg m;
   memset(&m, 0, sizeof m);
@@ -549,34 +470,22 @@ static int on_request(struct rnode *n, const struct sim_event *ev) {
       return rc;
     n->early[n->nearly++] = q->id;
   }
-  struct repl_origin origin = {.from_peer = false, .cookie = q->id};
-  return repl_client(n->repl, &m, &origin, ev->now, ev->wall, &n->rfx);
+  return core_client(n->core, &m, q->id, ev->now, ev->wall);
 }
 
-static int on_timer(struct rnode *n, const struct sim_event *ev) {
-  uint64_t id = ev->timer.id;
-  if (id == TIMER_BOOT)
-    return n->repl == NULL ? boot(n) : CHORUS_OK;
-  if (id & TIMER_SWIM) {
-    if (n->sw == NULL || !n->swim_armed || id != (TIMER_SWIM | n->swim_gen))
-      return CHORUS_OK; /* stale */
-    n->swim_armed = 0;
-    return swim_tick(n->sw, ev->now, ev->wall);
-  }
-  if (id == 0 || id > n->nslots)
-    return CHORUS_EINTERNAL;
-  uint32_t slot = (uint32_t)(id - 1);
-  uint64_t rid = n->tslot[slot];
-  n->tfree[n->nfree++] = slot;
-  return repl_timer(n->repl, rid, ev->now, ev->wall, &n->rfx);
+static int on_timer(struct cnode *n, const struct sim_event *ev) {
+  if (!n->armed || ev->timer.id != (TIMER_CORE | n->gen))
+    return CHORUS_OK; /* stale, or a boot retry a running core outlived */
+  n->armed = 0;
+  return core_tick(n->core, ev->now, ev->wall);
 }
 
-/* down_event: an event while no instance runs (between a failed start and
- * its retry): a client's connection is refused, everything else is lost
- * as it would be at a dead process. */
-static int down_event(struct rnode *n, const struct sim_event *ev) {
+/* down_event: an event while no core runs (between a failed start and its
+ * retry): a client's connection is refused, everything else is lost as it
+ * would be at a dead process. */
+static int down_event(struct cnode *n, const struct sim_event *ev) {
   if (ev->kind == SIM_EV_TIMER && ev->timer.id == TIMER_BOOT)
-    return boot(n);
+    return boot(n, ev->wall);
   if (ev->kind == SIM_EV_REQUEST) {
     struct sim_reply r = {.id = ev->req.id, .status = CHORUS_ECLOSED};
     return sim_fx_reply(n->fx, &r);
@@ -584,45 +493,13 @@ static int down_event(struct rnode *n, const struct sim_event *ev) {
   return CHORUS_OK;
 }
 
-static int rn_handle(void *state, const struct sim_event *ev,
-                     struct sim_effects *fx) {
-  struct rnode *n = state;
-  if (n->exited)
-    return CHORUS_OK; /* an exited process hears nothing */
-  n->fx = fx;
-  n->now = ev->now;
-  n->wall = ev->wall;
-  n->err = CHORUS_OK;
-  int rc = CHORUS_OK;
-  if (ev->kind != SIM_EV_START && n->repl == NULL) {
-    rc = down_event(n, ev);
-    goto out;
-  }
-  switch (ev->kind) {
-  case SIM_EV_START:
-    n->store = ev->start.store;
-    n->restarted = ev->start.restarted;
-    rc = boot(n);
-    break;
-  case SIM_EV_MESSAGE:
-    rc = on_message(n, ev);
-    break;
-  case SIM_EV_TIMER:
-    rc = on_timer(n, ev);
-    break;
-  case SIM_EV_REQUEST:
-    rc = on_request(n, ev);
-    break;
-  case SIM_EV_SYNC_DONE:
-    rc = repl_sync_done(n->repl, ev->sync.token, ev->sync.status, ev->now,
-                        ev->wall, &n->rfx);
-    break;
-  }
+/* settle: the end of every event and operator command: the effects'
+ * error, the timer re-armed, and the exit of a node whose store failed. */
+static int settle(struct cnode *n, int rc, const char *what) {
   if (rc == CHORUS_OK)
     rc = n->err;
-out:
-  if (rc == CHORUS_OK && n->repl != NULL)
-    rc = swim_rearm(n);
+  if (rc == CHORUS_OK && n->core != NULL)
+    rc = rearm(n);
   n->fx = NULL;
   if (rc == CHORUS_ESYNCFAILED) {
     /* The fsyncgate rule (store.h): the process exits and its supervisor
@@ -632,8 +509,41 @@ out:
     return CHORUS_OK;
   }
   if (rc != CHORUS_OK)
-    TRACE(n, "event %d failed: %s", (int)ev->kind, chorus_errname(rc));
+    TRACE(n, "%s failed: %s", what, chorus_errname(rc));
   return rc;
+}
+
+static int cn_handle(void *state, const struct sim_event *ev,
+                     struct sim_effects *fx) {
+  struct cnode *n = state;
+  if (n->exited)
+    return CHORUS_OK; /* an exited process hears nothing */
+  n->fx = fx;
+  n->now = ev->now;
+  n->err = CHORUS_OK;
+  if (ev->kind == SIM_EV_START) {
+    n->store = ev->start.store;
+    n->restarted = ev->start.restarted;
+    return settle(n, boot(n, ev->wall), "start");
+  }
+  if (n->core == NULL)
+    return settle(n, down_event(n, ev), "event while down");
+  switch (ev->kind) {
+  case SIM_EV_MESSAGE:
+    return settle(n, on_message(n, ev), "message");
+  case SIM_EV_TIMER:
+    return settle(n, on_timer(n, ev), "timer");
+  case SIM_EV_REQUEST:
+    return settle(n, on_request(n, ev), "request");
+  case SIM_EV_SYNC_DONE:
+    return settle(n,
+                  core_sync_done(n->core, ev->sync.token, ev->sync.status,
+                                 ev->now, ev->wall),
+                  "sync");
+  case SIM_EV_START:
+    break;
+  }
+  return settle(n, CHORUS_EINTERNAL, "unknown event");
 }
 
 /* ========================================================================
@@ -682,7 +592,7 @@ static int load_obj(struct store *store, enum crdt_type type, const void *key,
   return CHORUS_OK;
 }
 
-static int view_reserve(struct rnode *n, size_t k) {
+static int view_reserve(struct cnode *n, size_t k) {
   if (k <= n->viewcap)
     return CHORUS_OK;
   struct sim_buf *v = chorus_realloc(n->view, k * sizeof *v);
@@ -693,11 +603,11 @@ static int view_reserve(struct rnode *n, size_t k) {
   return CHORUS_OK;
 }
 
-/* is_natural: whether this node is a natural replica of @key in its ring
- * (repl_is_replica's answer, also while no instance runs). */
-static int is_natural(const struct rnode *n, const void *key, size_t klen) {
+/* is_natural: whether this node is a natural replica of @key in its core's
+ * ring (repl_is_replica's answer). */
+static int is_natural(const struct cnode *n, const void *key, size_t klen) {
   struct ring_plist pl;
-  if (ring_lookup_key(n->ring, key, klen, 0, &pl) != CHORUS_OK)
+  if (ring_lookup_key(core_ring(n->core), key, klen, 0, &pl) != CHORUS_OK)
     return 0;
   for (int i = 0; i < pl.n_natural; i++)
     if (pl.r[i].id == n->ids[n->index])
@@ -705,14 +615,14 @@ static int is_natural(const struct rnode *n, const void *key, size_t klen) {
   return 0;
 }
 
-static int rn_inspect(void *state, enum sim_op_type type, const void *key,
+static int cn_inspect(void *state, enum sim_op_type type, const void *key,
                       size_t klen, struct sim_replica_view *out) {
-  struct rnode *n = state;
+  struct cnode *n = state;
   memset(out, 0, sizeof *out);
+  if (n->core == NULL)
+    return CHORUS_ECLOSED; /* no ring to tell (header, INSPECTION) */
   if (!is_natural(n, key, klen))
     return CHORUS_ENOTFOUND;
-  if (n->store == NULL)
-    return CHORUS_OK; /* not started yet: holds nothing */
   if (n->have_obj) {
     crdt_obj_free(&n->obj);
     n->have_obj = 0;
@@ -764,19 +674,19 @@ static int rn_inspect(void *state, enum sim_op_type type, const void *key,
   return CHORUS_OK;
 }
 
-const struct sim_node_ops repl_sim_ops = {
-    .name = "repl",
-    .create = rn_create,
-    .handle = rn_handle,
-    .inspect = rn_inspect,
-    .destroy = rn_destroy,
+const struct sim_node_ops core_sim_ops = {
+    .name = "core",
+    .create = cn_create,
+    .handle = cn_handle,
+    .inspect = cn_inspect,
+    .destroy = cn_destroy,
 };
 
 /* ========================================================================
  * Presets
  * ======================================================================== */
 
-static const struct repl_sim_preset presets[] = {
+static const struct core_sim_preset presets[] = {
     {"rw11", "3 nodes, N=3, R=1 W=1", 3, 1, 1, 1, {.replication = "3"}},
     {"rw22", "3 nodes, N=3, R=2 W=2", 3, 1, 2, 2, {.replication = "3"}},
     {"rw13", "3 nodes, N=3, R=1 W=3", 3, 1, 1, 3, {.replication = "3"}},
@@ -798,20 +708,20 @@ static const struct repl_sim_preset presets[] = {
     {NULL, NULL, 0, 0, 0, 0, {0}},
 };
 
-const struct repl_sim_preset *repl_sim_presets(void) {
+const struct core_sim_preset *core_sim_presets(void) {
   return presets;
 }
 
-const struct repl_sim_preset *repl_sim_preset_find(const char *name) {
-  for (const struct repl_sim_preset *p = presets; p->name != NULL; p++)
+const struct core_sim_preset *core_sim_preset_find(const char *name) {
+  for (const struct core_sim_preset *p = presets; p->name != NULL; p++)
     if (strcmp(p->name, name) == 0)
       return p;
   return NULL;
 }
 
-void repl_sim_preset_apply(struct sim_run_config *rc,
-                           const struct repl_sim_preset *p) {
-  sim_run_defaults(rc, &repl_sim_ops);
+void core_sim_preset_apply(struct sim_run_config *rc,
+                           const struct core_sim_preset *p) {
+  sim_run_defaults(rc, &core_sim_ops);
   rc->sim.nodes = p->nodes;
   rc->sim.dcs = p->dcs;
   rc->sim.ops_arg = (void *)(uintptr_t)&p->opt;
@@ -819,7 +729,7 @@ void repl_sim_preset_apply(struct sim_run_config *rc,
   rc->w = p->w;
 }
 
-void repl_sim_brutal(struct sim_run_config *rc) {
+void core_sim_brutal(struct sim_run_config *rc) {
   rc->swarm = 0;
   rc->sim.faults = (struct sim_faults){.drop = 0.3,
                                        .partition = 2,
@@ -837,27 +747,57 @@ void repl_sim_brutal(struct sim_run_config *rc) {
  * Looking inside
  * ======================================================================== */
 
-struct repl *repl_sim_repl(struct sim *s, int node) {
-  struct rnode *n = sim_node_state(s, node);
-  return n != NULL ? n->repl : NULL;
+const struct core *core_sim_core(struct sim *s, int node) {
+  const struct cnode *n = sim_node_state(s, node);
+  return n != NULL ? n->core : NULL;
 }
 
-chorus_node_id repl_sim_id(struct sim *s, int node) {
+const struct repl *core_sim_repl(struct sim *s, int node) {
+  const struct core *c = core_sim_core(s, node);
+  return c != NULL ? core_repl(c) : NULL;
+}
+
+struct do_arg {
+  int (*op)(struct core *c, chorus_ms now, chorus_ms wall, void *arg);
+  void *arg;
+};
+
+static int do_op(void *state, chorus_ms now, chorus_ms wall,
+                 struct sim_effects *fx, void *arg) {
+  struct cnode *n = state;
+  const struct do_arg *d = arg;
+  if (n->exited || n->core == NULL)
+    return CHORUS_ECLOSED;
+  n->fx = fx;
+  n->now = now;
+  n->err = CHORUS_OK;
+  return settle(n, d->op(n->core, now, wall, d->arg), "operator command");
+}
+
+int core_sim_do(struct sim *s, int node,
+                int (*op)(struct core *c, chorus_ms now, chorus_ms wall,
+                          void *arg),
+                void *arg) {
+  struct do_arg d = {op, arg};
+  return sim_node_do(s, node, do_op, &d);
+}
+
+chorus_node_id core_sim_id(struct sim *s, int node) {
   for (int i = 0; i < sim_nodes(s); i++) {
-    const struct rnode *n = sim_node_state(s, i);
+    const struct cnode *n = sim_node_state(s, i);
     if (n != NULL && node >= 0 && node < n->nodes)
       return n->ids[node];
   }
   return 0;
 }
 
-int repl_sim_natural(struct sim *s, int node, const char *key, int *out,
+int core_sim_natural(struct sim *s, int node, const char *key, int *out,
                      int cap) {
-  struct rnode *n = sim_node_state(s, node);
-  if (n == NULL)
+  const struct cnode *n = sim_node_state(s, node);
+  if (n == NULL || n->core == NULL)
     return CHORUS_ECLOSED;
   struct ring_plist pl;
-  int rc = ring_lookup_key(n->ring, key, strlen(key), 0, &pl);
+  int rc = ring_lookup_key(core_ring(n->core), key, strlen(key), 0, &pl);
   if (rc != CHORUS_OK)
     return rc;
   int k = 0;
@@ -869,7 +809,7 @@ int repl_sim_natural(struct sim *s, int node, const char *key, int *out,
   return k;
 }
 
-int repl_sim_stored(struct sim *s, int node, const char *key, uint64_t value) {
+int core_sim_stored(struct sim *s, int node, const char *key, uint64_t value) {
   struct crdt_obj o;
   int found;
   int rc = load_obj(sim_store(s, node), CRDT_KV, key, strlen(key), &o, &found);
@@ -883,4 +823,16 @@ int repl_sim_stored(struct sim *s, int node, const char *key, uint64_t value) {
   }
   crdt_obj_free(&o);
   return has;
+}
+
+int core_sim_holds(struct sim *s, int node, enum sim_op_type type,
+                   const char *key) {
+  struct crdt_obj o;
+  int found;
+  int rc = load_obj(sim_store(s, node), crdt_type_of(type), key, strlen(key),
+                    &o, &found);
+  if (rc != CHORUS_OK)
+    return rc;
+  crdt_obj_free(&o);
+  return found;
 }
