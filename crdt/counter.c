@@ -1,7 +1,9 @@
 /* counter.c: the G-counter and the PN-counter with bounded op-id dedup. */
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "crdt_int.h"
 
 /* ------------------------------------------------------------------------
@@ -97,16 +99,10 @@ bool pncounter_seen(const struct pncounter *c, const struct crdt_op_id *op) {
   return false;
 }
 
+/* Index of the first slot with node >= @node. */
 static uint32_t slot_lower(const struct pncounter *c, chorus_node_id node) {
-  uint32_t lo = 0, hi = c->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (c->s[mid].node < node)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+  return (uint32_t)chorus_id_lower_bound(
+      c->s, c->n, sizeof c->s[0], offsetof(struct pncounter_slot, node), node);
 }
 
 int pncounter_add(struct pncounter *c, chorus_node_id node, int64_t amount,

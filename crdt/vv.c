@@ -1,8 +1,10 @@
 /* vv.c: version vectors and causal contexts (a version vector plus a dot
  * cloud). */
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "crdt_int.h"
 
 int crdt__grow(void **arr, uint32_t *cap, uint32_t need, size_t size) {
@@ -52,15 +54,8 @@ int vv_copy(struct vv *dst, const struct vv *src) {
 
 /* Index of the first entry with node >= @node. */
 static uint32_t vv_lower(const struct vv *v, chorus_node_id node) {
-  uint32_t lo = 0, hi = v->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (v->e[mid].node < node)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+  return (uint32_t)chorus_id_lower_bound(v->e, v->n, sizeof v->e[0],
+                                         offsetof(struct vv_entry, node), node);
 }
 
 uint64_t vv_get(const struct vv *v, chorus_node_id node) {
