@@ -5,6 +5,7 @@
  * it points to, so chorus_result_free() is one free and a result can be
  * moved by copying the struct.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,7 +48,9 @@ static size_t align8(size_t n) {
   return (n + 7u) & ~(size_t)7u;
 }
 
+/* The sizing pass counted every take: the block never overflows. */
 static void *arena_take(struct arena *a, size_t n) {
+  assert(a->used + align8(n) <= a->cap);
   void *p = a->base + a->used;
   a->used += align8(n);
   return p;
@@ -95,6 +98,7 @@ static int take_list(struct chorus_result *res,
   for (size_t i = 0; i < list->n; i++)
     res->values[i] = arena_bytes(&a, list->items[i]);
   res->context = arena_bytes(&a, context);
+  assert(a.used == a.cap);
   return CHORUS_OK;
 }
 
@@ -356,6 +360,7 @@ int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
     } else if (bytes_is(field, "hints"))
       n->hints = st->value;
   }
+  assert(a.used == a.cap); /* the sizing pass counted exactly these */
   struct ring_replication repl;
   bool repl_known;
   read_replication(status, &repl, &repl_known);

@@ -24,6 +24,7 @@
  * applied, are reported as they are. Requests without a key (ring,
  * status) and requests made before the first ring arrives use the seeds.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -165,7 +166,9 @@ static int pick(struct chorus_client *c, const void *key, size_t len) {
   uint64_t now = uv_now(c->loop);
   for (uint8_t i = 0; i < pl.n_natural; i++) {
     uint16_t node = pl.r[i].node;
+    assert(node < ring_snapshot_node_count(r->snap));
     int route = r->route_of[node];
+    assert(route < 0 || (size_t)route < r->nroutes);
     if (r->alive[node] && route >= 0 && r->routes[route].down_until <= now)
       return route;
   }
@@ -173,6 +176,7 @@ static int pick(struct chorus_client *c, const void *key, size_t len) {
 }
 
 static struct chorus_client *child_of(struct chorus_client *c, size_t route) {
+  assert(route < c->router->nroutes);
   struct chorus__route *rt = &c->router->routes[route];
   if (rt->child != NULL)
     return rt->child;
