@@ -22,6 +22,7 @@
  * on at most nseeds connections, and after nseeds connection failures in a
  * row every queued request fails with the last error.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,7 +79,9 @@ static void list_remove(struct chorus__link *l) {
   l->prev = l->next = l;
 }
 
+/* A request is in one list at a time: only an unlinked one is pushed. */
 static void list_push_back(struct chorus__link *h, struct chorus__link *l) {
+  assert(l->prev == l && l->next == l);
   l->prev = h->prev;
   l->next = h;
   h->prev->next = l;
@@ -86,6 +89,7 @@ static void list_push_back(struct chorus__link *h, struct chorus__link *l) {
 }
 
 static void list_push_front(struct chorus__link *h, struct chorus__link *l) {
+  assert(l->prev == l && l->next == l);
   l->next = h->next;
   l->prev = h;
   h->next->prev = l;
@@ -126,6 +130,7 @@ static uint64_t queue_budget(const struct chorus_client *c,
  * @res (freed afterwards unless the callback moved it), frees it. */
 static void finish(struct chorus_client *c, struct chorus__req *q,
                    struct chorus_result *res) {
+  assert(q->cb != NULL && q->link.next != &q->link);
   list_remove(&q->link);
   q->cb(c, res, q->arg);
   chorus_result_free(res);
@@ -157,6 +162,7 @@ static int req_encode_query(struct chorus__req *q, uint8_t type, uint64_t id) {
     chorus_free(f);
     return rc;
   }
+  assert(written == need);
   chorus_free(q->frame);
   q->frame = f;
   q->frame_len = written;
@@ -183,6 +189,7 @@ int chorus__encode(struct chorus_client *c, struct wire_msg *m, uint8_t **frame,
     return chorus_errwrap(c->errmsg, rc == CHORUS_ETOOBIG ? rc : CHORUS_EINVAL,
                           "%s", wire_type_name(m->type));
   }
+  assert(*len == need); /* wire_encoded_size() is exact */
   *frame = f;
   return CHORUS_OK;
 }
@@ -190,6 +197,7 @@ int chorus__encode(struct chorus_client *c, struct wire_msg *m, uint8_t **frame,
 int chorus__submit_frame(struct chorus_client *c, uint8_t *frame, size_t len,
                          uint8_t type, uint64_t id, bool is_write, bool info,
                          uint32_t timeout_ms, chorus_cb cb, void *arg) {
+  assert(frame != NULL && len > WIRE_FRAME_PREFIX && cb != NULL);
   if (c->closing) {
     chorus_free(frame);
     return chorus_errf(c->errmsg, CHORUS_ECLOSED, "client is closing");
@@ -252,6 +260,7 @@ static void maybe_free(struct chorus_client *c) {
 static void on_conn_closed(uv_handle_t *h) {
   struct chorus__conn *k = h->data;
   struct chorus_client *c = k->c;
+  assert(k->closing && c->conn != k && c->handles > 0);
   wire_splitter_fini(&k->sp);
   chorus_free(k);
   c->handles--;
@@ -334,8 +343,10 @@ static void flush_queue(struct chorus_client *c) {
   size_t i = 0;
   for (struct chorus__link *l = c->queue.next; l != &c->queue; l = l->next) {
     struct chorus__req *q = req_of(l);
+    assert(!q->sent && i < n);
     bufs[i++] = uv_buf_init((char *)q->frame, (unsigned)q->frame_len);
   }
+  assert(i == n);
   int rc = conn_write(k, bufs, n);
   chorus_free(bufs);
   if (rc == CHORUS_ENOMEM) {
@@ -370,6 +381,7 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
                      const struct wire_msg *m, const uint8_t *body,
                      size_t len) {
   struct chorus_client *c = k->c;
+  assert(q->sent && q->id == m->request_id && k->state == CHORUS__READY);
   struct chorus_result res;
   memset(&res, 0, sizeof res);
   snprintf(res.server, sizeof res.server, "%s", c->seeds[k->seed].text);
@@ -510,6 +522,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static void send_hello(struct chorus__conn *k) {
   struct chorus_client *c = k->c;
+  assert(k->state == CHORUS__CONNECTING && !k->closing);
   struct wire_msg m;
   memset(&m, 0, sizeof m);
   m.type = WIRE_HELLO;
@@ -572,6 +585,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai) {
   }
   /* Prefer IPv4: "localhost" often lists ::1 first while a node listens
    * on 127.0.0.1 only. */
+  assert(k->state == CHORUS__RESOLVING);
   struct addrinfo *pick = ai;
   for (struct addrinfo *a = ai; a != NULL; a = a->ai_next)
     if (a->ai_family == AF_INET) {
@@ -588,6 +602,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai) {
 }
 
 static void conn_open(struct chorus_client *c) {
+  assert(c->conn == NULL && !c->closing && c->cur < c->nseeds);
   struct chorus__conn *k = chorus_calloc(1, sizeof *k);
   if (k == NULL) {
     fail_queue(c, CHORUS_ENOMEM, "out of memory; nothing sent");
@@ -630,6 +645,7 @@ static void conn_fail(struct chorus__conn *k, int code, const char *fmt, ...) {
   struct chorus_client *c = k->c;
   if (k->closing)
     return;
+  assert(c->nseeds > 0);
   char msg[CHORUS_ERRMSG_SIZE];
   va_list ap;
   va_start(ap, fmt);
@@ -677,6 +693,8 @@ static void conn_fail(struct chorus__conn *k, int code, const char *fmt, ...) {
     list_push_front(&c->queue, &q->link);
     retried++;
   }
+  /* Nothing stays in flight on a connection that is gone. */
+  assert(list_empty(&c->inflight));
   for (struct chorus__link *l = failed.next; l != &failed; l = l->next)
     req_of(l)->is_write ? writes_failed++ : reads_failed++;
   chorus__trace(c,
@@ -924,6 +942,7 @@ static void client_free(struct chorus_client *c) {
 
 static void on_timer_closed(uv_handle_t *h) {
   struct chorus_client *c = h->data;
+  assert(c->closing && c->handles > 0);
   c->handles--;
   maybe_free(c);
 }

@@ -2,6 +2,7 @@
  * it to the engine; the synchronous ones then run the client's own loop
  * until the request's callback has run.
  */
+#include <assert.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -215,6 +216,7 @@ struct sync_wait {
 static void sync_cb(struct chorus_client *c, struct chorus_result *res,
                     void *arg) {
   struct sync_wait *w = arg;
+  assert(!w->done); /* a callback runs exactly once */
   chorus_result_move(w->res, res);
   w->done = true;
   /* A request can end in a timer callback; UV_RUN_ONCE would then go on
@@ -244,6 +246,7 @@ static int sync_begin(struct chorus_client *c, struct chorus_result *res,
 
 static int sync_end(struct chorus_client *c, int rc, struct sync_wait *w) {
   if (rc != CHORUS_OK) {
+    assert(!w->done); /* a call that failed never runs its callback */
     chorus__result_error(w->res, rc, "%s",
                          c->errmsg[0] ? c->errmsg : chorus_strerror(rc));
     return rc;

@@ -178,4 +178,22 @@ int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
 void chorus__result_error(struct chorus_result *res, int code, const char *fmt,
                           ...) __attribute__((format(printf, 3, 4)));
 
+/* Ring (libchorus_ring.c). */
+
+struct ring_snapshot;
+
+/* chorus__ring_build: the ring/ring.h snapshot that info result @res (of
+ * chorus_ring or chorus_status, status CHORUS_OK) describes: its nodes
+ * listed in RING_REPLY (in_ring), in their ring states, each with
+ * res->vnodes, stamped with res->epoch, replicated as res->replication
+ * says, or with a single replica when that is empty or unreadable (enough
+ * for token shares and for a key's first natural replica). @res is only
+ * read. On CHORUS_OK *@out is a new snapshot the caller frees with
+ * ring_snapshot_free(); on error *@out is NULL.
+ * Errors: CHORUS_EINVAL (no node in the ring), CHORUS_EMALFORMED (a
+ * datacenter or rack name too long for ring.h, more than RING_MAX_NODES
+ * nodes, a vnode count ring.h refuses), CHORUS_ENOMEM. */
+int chorus__ring_build(const struct chorus_result *res,
+                       struct ring_snapshot **out);
+
 #endif /* CHORUS_LIBCHORUS_INT_H */

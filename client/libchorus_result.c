@@ -5,6 +5,7 @@
  * it points to, so chorus_result_free() is one free and a result can be
  * moved by copying the struct.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,7 +48,9 @@ static size_t align8(size_t n) {
   return (n + 7u) & ~(size_t)7u;
 }
 
+/* The sizing pass counted every take: the block never overflows. */
 static void *arena_take(struct arena *a, size_t n) {
+  assert(a->used + align8(n) <= a->cap);
   void *p = a->base + a->used;
   a->used += align8(n);
   return p;
@@ -95,6 +98,7 @@ static int take_list(struct chorus_result *res,
   for (size_t i = 0; i < list->n; i++)
     res->values[i] = arena_bytes(&a, list->items[i]);
   res->context = arena_bytes(&a, context);
+  assert(a.used == a.cap);
   return CHORUS_OK;
 }
 
@@ -247,48 +251,14 @@ static void format_replication(const struct ring_replication *repl, char *out,
   }
 }
 
-/* Shares of the token space (ring_snapshot_ownership) from the ring
- * reply's nodes. Best effort: labels too long for ring.h leave shares at
- * 0, because the query itself succeeded. */
-static void compute_shares(struct chorus_result *res,
-                           const struct wire_ring_reply *rr,
-                           const struct ring_replication *repl_in,
-                           bool repl_known) {
-  if (rr->nnodes == 0 || rr->nnodes > RING_MAX_NODES ||
-      rr->vnodes > RING_MAX_VNODES)
-    return;
-  struct ring_replication repl = *repl_in;
-  if (!repl_known) {
-    memset(&repl, 0, sizeof repl);
-    repl.n = 1; /* shares do not depend on it */
-  }
-  struct ring_node *nodes = chorus_calloc(rr->nnodes, sizeof *nodes);
+/* Shares of the token space (ring_snapshot_ownership) from the ring the
+ * result describes. Best effort: a ring ring.h cannot build (labels too
+ * long for it, say) leaves shares at 0, because the query itself
+ * succeeded. */
+static void compute_shares(struct chorus_result *res) {
   struct ring_snapshot *snap = NULL;
-  if (nodes == NULL)
-    goto out;
-  for (size_t i = 0; i < rr->nnodes; i++) {
-    const struct wire_ring_node *w = &rr->nodes[i];
-    if (w->dc.len >= RING_NAME_MAX || w->rack.len >= RING_NAME_MAX)
-      goto out;
-    nodes[i].id = w->id;
-    memcpy(nodes[i].dc, w->dc.ptr, w->dc.len);
-    memcpy(nodes[i].rack, w->rack.ptr, w->rack.len);
-    nodes[i].state = w->state == WIRE_NODE_JOINING   ? RING_JOINING
-                     : w->state == WIRE_NODE_LEAVING ? RING_LEAVING
-                                                     : RING_NORMAL;
-    nodes[i].vnodes = rr->vnodes;
-  }
-  if (ring_snapshot_build(nodes, rr->nnodes, &repl, rr->epoch, &snap, NULL) !=
-      CHORUS_OK) {
-    /* e.g. a datacenter factor naming a dc no node is in is fine for ring.h;
-     * anything else: retry with N=1, which only affects validation */
-    struct ring_replication one;
-    memset(&one, 0, sizeof one);
-    one.n = 1;
-    if (ring_snapshot_build(nodes, rr->nnodes, &one, rr->epoch, &snap, NULL) !=
-        CHORUS_OK)
-      goto out;
-  }
+  if (chorus__ring_build(res, &snap) != CHORUS_OK)
+    return;
   size_t count = ring_snapshot_node_count(snap);
   double *all = chorus_calloc(count, sizeof *all);
   if (all != NULL) {
@@ -301,9 +271,7 @@ static void compute_shares(struct chorus_result *res,
     }
     chorus_free(all);
   }
-out:
   ring_snapshot_free(snap);
-  chorus_free(nodes);
 }
 
 int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
@@ -392,12 +360,13 @@ int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
     } else if (bytes_is(field, "hints"))
       n->hints = st->value;
   }
+  assert(a.used == a.cap); /* the sizing pass counted exactly these */
   struct ring_replication repl;
   bool repl_known;
   read_replication(status, &repl, &repl_known);
   if (repl_known)
     format_replication(&repl, res->replication, sizeof res->replication);
-  compute_shares(res, rr, &repl, repl_known);
+  compute_shares(res);
   return CHORUS_OK;
 }
 

@@ -8,9 +8,9 @@
  * The router learns the ring the way `chorus ring` does: RING_QUERY then
  * STATUS_QUERY to a seed, through the client's own engine. From the nodes,
  * their vnode count and the replication.* stats it builds a ring/ring.h
- * snapshot, and notes each node's address and whether the answering node
- * holds it alive. It fetches again every ring_refresh_ms, and at once when
- * a replica could not be reached.
+ * snapshot (chorus__ring_build, libchorus_ring.c), and notes each node's
+ * address and whether the answering node holds it alive. It fetches again every
+ * ring_refresh_ms, and at once when a replica could not be reached.
  *
  * A keyed request goes to the first natural replica of its key that is
  * alive and not marked down, through a child client: an ordinary engine on
@@ -24,6 +24,7 @@
  * applied, are reported as they are. Requests without a key (ring,
  * status) and requests made before the first ring arrives use the seeds.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -85,45 +86,10 @@ static int route_index(struct chorus__router *r, const char *addr) {
 
 /* Builds the snapshot and the per-node tables from an info result. */
 static void learn(struct chorus__router *r, const struct chorus_result *res) {
-  size_t n = 0;
-  for (size_t i = 0; i < res->nnodes; i++)
-    n += res->nodes[i].in_ring;
-  if (n == 0)
-    return;
-  struct ring_node *nodes = chorus_calloc(n, sizeof *nodes);
-  if (nodes == NULL)
-    return;
-  size_t k = 0;
-  for (size_t i = 0; i < res->nnodes; i++) {
-    const struct chorus_node_info *ni = &res->nodes[i];
-    if (!ni->in_ring)
-      continue;
-    if (strlen(ni->dc) >= RING_NAME_MAX || strlen(ni->rack) >= RING_NAME_MAX) {
-      chorus_free(nodes);
-      return;
-    }
-    nodes[k].id = ni->id;
-    strcpy(nodes[k].dc, ni->dc);
-    strcpy(nodes[k].rack, ni->rack);
-    nodes[k].state = ni->ring_state == CHORUS_RING_JOINING   ? RING_JOINING
-                     : ni->ring_state == CHORUS_RING_LEAVING ? RING_LEAVING
-                                                             : RING_NORMAL;
-    nodes[k].vnodes = res->vnodes;
-    k++;
-  }
-  struct ring_replication repl;
-  if (res->replication[0] == '\0' ||
-      ring_replication_parse(res->replication, &repl, NULL) != CHORUS_OK) {
-    /* Unknown factors: route to the primary owner, which is a natural
-     * replica under any single-group replication. */
-    memset(&repl, 0, sizeof repl);
-    repl.n = 1;
-  }
   struct ring_snapshot *snap = NULL;
-  int rc = ring_snapshot_build(nodes, n, &repl, res->epoch, &snap, NULL);
-  chorus_free(nodes);
-  if (rc != CHORUS_OK)
+  if (chorus__ring_build(res, &snap) != CHORUS_OK)
     return;
+  size_t n = ring_snapshot_node_count(snap);
   int *route_of = chorus_calloc(n, sizeof *route_of);
   bool *alive = chorus_calloc(n, sizeof *alive);
   if (route_of == NULL || alive == NULL) {
@@ -200,7 +166,9 @@ static int pick(struct chorus_client *c, const void *key, size_t len) {
   uint64_t now = uv_now(c->loop);
   for (uint8_t i = 0; i < pl.n_natural; i++) {
     uint16_t node = pl.r[i].node;
+    assert(node < ring_snapshot_node_count(r->snap));
     int route = r->route_of[node];
+    assert(route < 0 || (size_t)route < r->nroutes);
     if (r->alive[node] && route >= 0 && r->routes[route].down_until <= now)
       return route;
   }
@@ -208,6 +176,7 @@ static int pick(struct chorus_client *c, const void *key, size_t len) {
 }
 
 static struct chorus_client *child_of(struct chorus_client *c, size_t route) {
+  assert(route < c->router->nroutes);
   struct chorus__route *rt = &c->router->routes[route];
   if (rt->child != NULL)
     return rt->child;

@@ -1,7 +1,10 @@
 /* counter.c: the G-counter and the PN-counter with bounded op-id dedup. */
+#include <assert.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "crdt_int.h"
 
 /* ------------------------------------------------------------------------
@@ -22,6 +25,7 @@ int gcounter_copy(struct gcounter *dst, const struct gcounter *src) {
 
 int gcounter_inc(struct gcounter *c, chorus_node_id node, uint64_t amount,
                  struct gcounter *delta) {
+  assert(delta != c);
   if (amount == 0)
     return CHORUS_EINVAL;
   uint64_t v = vv_get(&c->slots, node);
@@ -34,7 +38,9 @@ int gcounter_inc(struct gcounter *c, chorus_node_id node, uint64_t amount,
   if (delta) {
     delta->slots.n = 0;
     (void)vv_set(&delta->slots, node, v + amount); /* reserved */
+    assert(delta->slots.n == 1);
   }
+  assert(vv_get(&c->slots, node) == v + amount);
   return CHORUS_OK;
 }
 
@@ -61,6 +67,18 @@ bool gcounter_equal(const struct gcounter *a, const struct gcounter *b) {
  * PN-counter
  * ------------------------------------------------------------------------ */
 
+bool crdt__pncounter_valid(const struct pncounter *c) {
+  if (c->n > c->cap || (c->n > 0 && c->s == NULL))
+    return false;
+  for (uint32_t i = 0; i < c->n; i++) {
+    const struct pncounter_slot *s = &c->s[i];
+    if ((i > 0 && c->s[i - 1].node >= s->node) || (s->p == 0 && s->n == 0) ||
+        s->nops > PNCOUNTER_OP_WINDOW)
+      return false;
+  }
+  return true;
+}
+
 void pncounter_init(struct pncounter *c) {
   c->s = NULL;
   c->n = c->cap = 0;
@@ -80,6 +98,7 @@ int pncounter_copy(struct pncounter *dst, const struct pncounter *src) {
   if (src->n)
     memcpy(dst->s, src->s, src->n * sizeof *src->s);
   dst->n = src->n;
+  assert(pncounter_equal(dst, src));
   return CHORUS_OK;
 }
 
@@ -97,21 +116,17 @@ bool pncounter_seen(const struct pncounter *c, const struct crdt_op_id *op) {
   return false;
 }
 
+/* Index of the first slot with node >= @node. */
 static uint32_t slot_lower(const struct pncounter *c, chorus_node_id node) {
-  uint32_t lo = 0, hi = c->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (c->s[mid].node < node)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+  return (uint32_t)chorus_id_lower_bound(
+      c->s, c->n, sizeof c->s[0], offsetof(struct pncounter_slot, node), node);
 }
 
 int pncounter_add(struct pncounter *c, chorus_node_id node, int64_t amount,
                   const struct crdt_op_id *op, struct pncounter *delta,
                   bool *applied) {
+  assert(delta != c);
+  assert(c->n <= c->cap);
   if (applied)
     *applied = false;
   if (amount == 0)
@@ -122,6 +137,7 @@ int pncounter_add(struct pncounter *c, chorus_node_id node, int64_t amount,
     return CHORUS_OK;
   }
   uint32_t i = slot_lower(c, node);
+  assert(i <= c->n);
   bool found = i < c->n && c->s[i].node == node;
   struct pncounter_slot s;
   if (found) {
@@ -136,6 +152,7 @@ int pncounter_add(struct pncounter *c, chorus_node_id node, int64_t amount,
     return CHORUS_ERANGE;
   *field += mag;
   if (!op_is_zero(op)) {
+    assert(s.nops <= PNCOUNTER_OP_WINDOW);
     if (s.nops == PNCOUNTER_OP_WINDOW) {
       memmove(&s.ops[0], &s.ops[1],
               (PNCOUNTER_OP_WINDOW - 1) * sizeof s.ops[0]);
@@ -155,6 +172,9 @@ int pncounter_add(struct pncounter *c, chorus_node_id node, int64_t amount,
     c->n++;
   }
   c->s[i] = s;
+  /* Sorted around the slot; the rest was sorted before. */
+  assert(i == 0 || c->s[i - 1].node < node);
+  assert(i + 1 == c->n || c->s[i + 1].node > node);
   if (delta) {
     delta->s[0] = s;
     delta->n = 1;
@@ -185,6 +205,7 @@ static int slot_cmp(const struct pncounter_slot *a,
 }
 
 int pncounter_join(struct pncounter *dst, const struct pncounter *src) {
+  assert(crdt__pncounter_valid(dst) && crdt__pncounter_valid(src));
   uint32_t i = 0, j = 0, k = 0;
   while (i < dst->n && j < src->n) {
     if (dst->s[i].node == src->s[j].node)
@@ -212,8 +233,12 @@ int pncounter_join(struct pncounter *dst, const struct pncounter *src) {
     } else {
       dst->s[w--] = src->s[b--];
     }
+    assert(w >= a); /* never writes over a slot not yet moved */
   }
+  /* What is left of @dst is already in place. */
+  assert(w == a);
   dst->n = k;
+  assert(crdt__pncounter_valid(dst));
   return CHORUS_OK;
 }
 

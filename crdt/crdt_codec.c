@@ -11,6 +11,7 @@
  * most three levels), so there is no recursion to bound. Integers must use
  * msgpack's unsigned formats (what msgpack_pack_uint64 writes).
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct wr {
 
 static int wr_cb(void *data, const char *p, size_t n) {
   struct wr *w = data;
+  assert(w->buf == NULL || w->len <= w->cap);
   if (w->buf) {
     if (n > w->cap - w->len)
       return -1;
@@ -179,16 +181,22 @@ static int body_orset(msgpack_packer *pk, const void *x) {
   return 0;
 }
 
+/* Only states that keep the representation invariants (crdt_int.h) are
+ * written: the invariants the decoders check on what they read. */
 size_t vv_encoded_size(const struct vv *v) {
+  assert(crdt__vv_valid(v));
   return encoded_size(body_vv, v);
 }
 int vv_encode(const struct vv *v, uint8_t *buf, size_t cap, size_t *written) {
+  assert(crdt__vv_valid(v));
   return encode(body_vv, v, buf, cap, written);
 }
 size_t dvv_encoded_size(const struct dvv *d) {
+  assert(crdt__dvv_valid(d));
   return encoded_size(body_dvv, d);
 }
 int dvv_encode(const struct dvv *d, uint8_t *buf, size_t cap, size_t *written) {
+  assert(crdt__dvv_valid(d));
   return encode(body_dvv, d, buf, cap, written);
 }
 size_t hlc_encoded_size(hlc_time t) {
@@ -198,30 +206,38 @@ int hlc_encode(hlc_time t, uint8_t *buf, size_t cap, size_t *written) {
   return encode(body_hlc, &t, buf, cap, written);
 }
 size_t gcounter_encoded_size(const struct gcounter *c) {
+  assert(crdt__vv_valid(&c->slots));
   return encoded_size(body_gcounter, c);
 }
 int gcounter_encode(const struct gcounter *c, uint8_t *buf, size_t cap,
                     size_t *written) {
+  assert(crdt__vv_valid(&c->slots));
   return encode(body_gcounter, c, buf, cap, written);
 }
 size_t pncounter_encoded_size(const struct pncounter *c) {
+  assert(crdt__pncounter_valid(c));
   return encoded_size(body_pncounter, c);
 }
 int pncounter_encode(const struct pncounter *c, uint8_t *buf, size_t cap,
                      size_t *written) {
+  assert(crdt__pncounter_valid(c));
   return encode(body_pncounter, c, buf, cap, written);
 }
 size_t lww_encoded_size(const struct lww *r) {
+  assert(crdt__lww_valid(r));
   return encoded_size(body_lww, r);
 }
 int lww_encode(const struct lww *r, uint8_t *buf, size_t cap, size_t *written) {
+  assert(crdt__lww_valid(r));
   return encode(body_lww, r, buf, cap, written);
 }
 size_t orset_encoded_size(const struct orset *s) {
+  assert(crdt__orset_valid(s));
   return encoded_size(body_orset, s);
 }
 int orset_encode(const struct orset *s, uint8_t *buf, size_t cap,
                  size_t *written) {
+  assert(crdt__orset_valid(s));
   return encode(body_orset, s, buf, cap, written);
 }
 
@@ -235,6 +251,7 @@ struct rd {
 };
 
 static size_t rd_left(const struct rd *r) {
+  assert(r->p <= r->end); /* every advance was checked against it */
   return (size_t)(r->end - r->p);
 }
 
@@ -304,6 +321,7 @@ static int rd_uint(struct rd *r, uint64_t *v, const char *what) {
 /* An array header whose @n elements each need at least @min_bytes. */
 static int rd_array(struct rd *r, uint32_t *n, size_t min_bytes,
                     const char *what) {
+  assert(min_bytes > 0);
   if (rd_left(r) < 1)
     return rd_fail(r, "%s: truncated", what);
   uint8_t tag = *r->p++;
@@ -436,6 +454,7 @@ int vv_decode(struct vv *out, const uint8_t *buf, size_t len, char *errmsg) {
     rc = rd_end(&r, "vv");
   if (rc != CHORUS_OK)
     vv_free(out);
+  assert(rc != CHORUS_OK || crdt__vv_valid(out));
   return rc;
 }
 
@@ -486,6 +505,7 @@ int dvv_decode(struct dvv *out, const uint8_t *buf, size_t len, char *errmsg) {
   }
   if ((rc = rd_end(&r, "dvv")) != CHORUS_OK)
     goto err_after_init;
+  assert(crdt__dvv_valid(out));
   return CHORUS_OK;
 
 err_after_init:
@@ -514,6 +534,7 @@ int gcounter_decode(struct gcounter *out, const uint8_t *buf, size_t len,
       (rc = rd_vv(&r, &out->slots, UINT64_MAX, "gcounter")) != CHORUS_OK ||
       (rc = rd_end(&r, "gcounter")) != CHORUS_OK)
     gcounter_free(out);
+  assert(rc != CHORUS_OK || crdt__vv_valid(&out->slots));
   return rc;
 }
 
@@ -568,6 +589,7 @@ int pncounter_decode(struct pncounter *out, const uint8_t *buf, size_t len,
   }
   if ((rc = rd_end(&r, "counter")) != CHORUS_OK)
     goto err_after_init;
+  assert(crdt__pncounter_valid(out));
   return CHORUS_OK;
 
 err_after_init:
@@ -598,6 +620,7 @@ int lww_decode(struct lww *out, const uint8_t *buf, size_t len, char *errmsg) {
     lww_init(out);
     return CHORUS_ENOMEM;
   }
+  assert(crdt__lww_valid(out));
   return CHORUS_OK;
 }
 
@@ -694,6 +717,7 @@ int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
   }
   if ((rc = rd_end(&r, "set")) != CHORUS_OK)
     goto err_after_init;
+  assert(crdt__orset_valid(out));
   return CHORUS_OK;
 
 err_after_init:

@@ -25,6 +25,30 @@ static inline int crdt__bytes_cmp(const uint8_t *a, uint32_t alen,
   return alen < blen ? -1 : (alen > blen ? 1 : 0);
 }
 
+/* Representation invariants, for assert() after a change and before an
+ * encode (O(n), compiled out with NDEBUG). Every state the operations build
+ * satisfies them, and so does every state a decoder accepts: the decoders
+ * check each one on the input bytes and refuse with CHORUS_EMALFORMED. A
+ * failed assertion is therefore a bug in crdt/, never bad input.
+ *
+ *   vv        n <= cap; nodes strictly ascending; counters > 0
+ *   ctx       a valid vv; cloud strictly ascending by (node, counter), each
+ *             dot beyond vv[node] + 1 (compacted)
+ *   dvv       a valid vv; siblings strictly ascending by dot, each covered
+ *             by the vv; a value pointer iff len > 0; tombstones empty
+ *   pncounter slots strictly ascending by node, none empty, windows within
+ *             PNCOUNTER_OP_WINDOW
+ *   lww       a value pointer iff len > 0; no bytes when absent
+ *   orset     a valid ctx; elements strictly ascending, at most
+ *             ORSET_ELEM_MAX bytes, a data pointer iff len > 0, each with
+ *             >= 1 dot, dots strictly ascending and covered by the ctx */
+bool crdt__vv_valid(const struct vv *v);
+bool crdt__ctx_valid(const struct crdt_ctx *c);
+bool crdt__dvv_valid(const struct dvv *d);
+bool crdt__pncounter_valid(const struct pncounter *c);
+bool crdt__lww_valid(const struct lww *r);
+bool crdt__orset_valid(const struct orset *s);
+
 /* crdt__grow: makes room for @need items of @size bytes in *@arr (capacity
  * *@cap), doubling. CHORUS_ENOMEM leaves everything unchanged. */
 int crdt__grow(void **arr, uint32_t *cap, uint32_t need, size_t size);

@@ -1,5 +1,6 @@
 /* dvv.c: dotted version vector sets, the `kv` multi-value register (see the
  * essay in crdt.h). */
+#include <assert.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -20,6 +21,19 @@ void dvv_free(struct dvv *d) {
   chorus_free(d->sib);
   vv_free(&d->vv);
   dvv_init(d);
+}
+
+bool crdt__dvv_valid(const struct dvv *d) {
+  if (!crdt__vv_valid(&d->vv) || d->n > d->cap || (d->n > 0 && d->sib == NULL))
+    return false;
+  for (uint32_t i = 0; i < d->n; i++) {
+    const struct dvv_sibling *s = &d->sib[i];
+    if ((i > 0 && crdt__dot_cmp(d->sib[i - 1].dot, s->dot) >= 0) ||
+        s->dot.counter == 0 || !vv_covers(&d->vv, s->dot) ||
+        (s->len > 0) != (s->value != NULL) || (s->tombstone && s->len > 0))
+      return false;
+  }
+  return true;
 }
 
 /* A deep copy of one sibling's value into @out. */
@@ -47,6 +61,7 @@ int dvv_copy(struct dvv *dst, const struct dvv *src) {
       goto err_after_init;
   dvv_free(dst);
   *dst = t;
+  assert(crdt__dvv_valid(dst) && dst->n == src->n);
   return CHORUS_OK;
 
 err_after_init:
@@ -59,6 +74,9 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
                      const void *value, size_t len, bool tombstone,
                      const struct dvv_limits *lim, struct crdt_dot *dot,
                      unsigned *flags) {
+  assert(crdt__dvv_valid(d));
+  assert(len == 0 || value != NULL);
+  assert(!tombstone || len == 0);
   if (lim == NULL)
     lim = &dvv_default_limits;
   if (flags)
@@ -68,6 +86,7 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
   static const struct vv empty = {NULL, 0, 0};
   if (ctx == NULL)
     ctx = &empty;
+  assert(crdt__vv_valid(ctx));
 
   uint32_t covered = 0;
   for (uint32_t i = 0; i < d->n; i++)
@@ -112,11 +131,15 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
     d->sib[w++] = d->sib[i];
   }
   d->n = w;
+  assert(d->n + 1 == after);
   while (at < d->n && d->sib[at].dot.node <= coord)
     at++;
   memmove(&d->sib[at + 1], &d->sib[at], (d->n - at) * sizeof *d->sib);
   d->sib[at] = s;
   d->n++;
+  /* The vv covered every earlier dot of @coord, so the new one is last of
+   * its node: the order holds. */
+  assert(crdt__dvv_valid(d));
 
   if (dot)
     *dot = s.dot;
@@ -143,6 +166,7 @@ int dvv_delete(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
 }
 
 void dvv_discard(struct dvv *d, const struct vv *ctx) {
+  assert(crdt__dvv_valid(d));
   uint32_t w = 0;
   for (uint32_t i = 0; i < d->n; i++) {
     if (vv_covers(ctx, d->sib[i].dot)) {
@@ -165,6 +189,7 @@ static int sib_cmp(const struct dvv_sibling *a, const struct dvv_sibling *b) {
 
 int dvv_join(struct dvv *dst, const struct dvv *src,
              const struct dvv_limits *lim, unsigned *flags) {
+  assert(crdt__dvv_valid(dst) && crdt__dvv_valid(src));
   if (lim == NULL)
     lim = &dvv_default_limits;
   if (flags)
@@ -210,6 +235,7 @@ int dvv_join(struct dvv *dst, const struct dvv *src,
       i++, j++;
     }
   }
+  assert(k <= cap);
   if (vv_join(&dst->vv, &src->vv) != CHORUS_OK)
     goto err_after_out;
 
@@ -235,6 +261,7 @@ int dvv_join(struct dvv *dst, const struct dvv *src,
     chorus_free(out);
   }
   dst->n = k;
+  assert(crdt__dvv_valid(dst));
   if (dst->n > lim->warn) {
     if (flags)
       *flags |= DVV_WARN;

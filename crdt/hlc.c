@@ -1,5 +1,7 @@
 /* hlc.c: hybrid logical clocks (Kulkarni et al. 2014, §3 Fig. 5) with
  * bounded drift. */
+#include <assert.h>
+
 #include "crdt_int.h"
 
 void hlc_init(struct hlc *h, chorus_ms max_drift) {
@@ -26,6 +28,9 @@ static int hlc_advance(struct hlc *h, chorus_ms l, uint64_t c, hlc_time *out) {
   hlc_time t;
   if (hlc_pack(l, c, &t) != CHORUS_OK)
     return CHORUS_ERANGE;
+  /* Both events take l >= the last l and advance c when l stays, with the
+   * carry into l: time never goes backwards nor repeats. */
+  assert(t > h->last);
   h->last = t;
   if (out)
     *out = t;
@@ -72,5 +77,8 @@ int hlc_recv(struct hlc *h, chorus_ms wall, hlc_time remote, hlc_time *out) {
     c = rc + 1;
   else
     c = 0;
-  return hlc_advance(h, l, c, out);
+  int err = hlc_advance(h, l, c, out);
+  /* Whatever @remote held, an accepted receive orders after it. */
+  assert(err != CHORUS_OK || h->last > remote);
+  return err;
 }

@@ -1,4 +1,6 @@
 /* lww.c: the last-writer-wins register ordered by (HLC time, node id). */
+#include <assert.h>
+
 #include "chorus_alloc.h"
 #include "crdt_int.h"
 
@@ -8,6 +10,10 @@ void lww_init(struct lww *r) {
   r->present = false;
   r->value = NULL;
   r->len = 0;
+}
+
+bool crdt__lww_valid(const struct lww *r) {
+  return (r->len > 0) == (r->value != NULL) && (r->present || r->len == 0);
 }
 
 void lww_free(struct lww *r) {
@@ -31,6 +37,9 @@ static int lww_cmp(hlc_time ts, chorus_node_id node, bool present,
 /* Replaces @r's write with the given one (value copied). */
 static int lww_assign(struct lww *r, hlc_time ts, chorus_node_id node,
                       bool present, const void *value, size_t len) {
+  assert(len == 0 || value != NULL);
+  assert(present || len == 0);
+  assert(len <= DVV_VALUE_MAX);
   uint8_t *copy = NULL;
   if (len > 0 && (copy = chorus_memdup(value, len)) == NULL)
     return CHORUS_ENOMEM;
@@ -40,6 +49,7 @@ static int lww_assign(struct lww *r, hlc_time ts, chorus_node_id node,
   r->present = present;
   r->value = copy;
   r->len = (uint32_t)len;
+  assert(crdt__lww_valid(r));
   return CHORUS_OK;
 }
 
@@ -57,6 +67,8 @@ static int lww_write(struct lww *r, hlc_time ts, chorus_node_id node,
     *applied = false;
   if (len > DVV_VALUE_MAX)
     return CHORUS_ETOOBIG;
+  assert(len == 0 || value != NULL);
+  assert(crdt__lww_valid(r));
   if (lww_cmp(ts, node, present, value, (uint32_t)len, r) <= 0)
     return CHORUS_OK;
   int rc = lww_assign(r, ts, node, present, value, len);
@@ -75,6 +87,7 @@ int lww_delete(struct lww *r, hlc_time ts, chorus_node_id node, bool *applied) {
 }
 
 int lww_join(struct lww *dst, const struct lww *src) {
+  assert(crdt__lww_valid(dst) && crdt__lww_valid(src));
   if (dst == src ||
       lww_cmp(src->ts, src->node, src->present, src->value, src->len, dst) <= 0)
     return CHORUS_OK;

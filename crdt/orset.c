@@ -1,5 +1,6 @@
 /* orset.c: the add-wins observed-remove set without tombstones (ORSWOT), with
  * delta mutators (see the essay in crdt.h). */
+#include <assert.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -9,6 +10,24 @@ void orset_init(struct orset *s) {
   crdt_ctx_init(&s->ctx);
   s->e = NULL;
   s->n = s->cap = 0;
+}
+
+bool crdt__orset_valid(const struct orset *s) {
+  if (!crdt__ctx_valid(&s->ctx) || s->n > s->cap || (s->n > 0 && s->e == NULL))
+    return false;
+  for (uint32_t i = 0; i < s->n; i++) {
+    const struct orset_elem *e = &s->e[i];
+    if ((i > 0 && crdt__bytes_cmp(s->e[i - 1].data, s->e[i - 1].len, e->data,
+                                  e->len) >= 0) ||
+        e->len > ORSET_ELEM_MAX || (e->len > 0) != (e->data != NULL) ||
+        e->ndots == 0 || e->dots == NULL)
+      return false;
+    for (uint32_t k = 0; k < e->ndots; k++)
+      if ((k > 0 && crdt__dot_cmp(e->dots[k - 1], e->dots[k]) >= 0) ||
+          !crdt_ctx_covers(&s->ctx, e->dots[k]))
+        return false;
+  }
+  return true;
 }
 
 void crdt__orset_elem_free(struct orset_elem *e) {
@@ -26,8 +45,9 @@ void orset_free(struct orset *s) {
   orset_init(s);
 }
 
-/* Deep copy of one element; @dots/@ndots replace its dots when non-NULL. */
+/* Deep copy of one element. */
 static int elem_dup(struct orset_elem *out, const struct orset_elem *in) {
+  assert(in->ndots > 0 && in->dots != NULL);
   out->len = in->len;
   out->ndots = in->ndots;
   out->data = NULL;
@@ -55,6 +75,7 @@ int orset_copy(struct orset *dst, const struct orset *src) {
       goto err_after_init;
   orset_free(dst);
   *dst = t;
+  assert(orset_equal(dst, src));
   return CHORUS_OK;
 
 err_after_init:
@@ -65,6 +86,7 @@ err_after_init:
 /* Binary search: index of @elem, or of where it would go (*@found false). */
 static uint32_t elem_find(const struct orset *s, const void *elem, size_t len,
                           bool *found) {
+  assert(len <= ORSET_ELEM_MAX && (len == 0 || elem != NULL));
   uint32_t lo = 0, hi = s->n;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
@@ -117,6 +139,7 @@ err_after_init:
 
 int orset_add(struct orset *s, chorus_node_id node, const void *elem,
               size_t len, struct orset *delta) {
+  assert(delta != s);
   if (len > ORSET_ELEM_MAX)
     return CHORUS_ETOOBIG;
   bool found;
@@ -161,6 +184,7 @@ int orset_add(struct orset *s, chorus_node_id node, const void *elem,
     orset_free(delta);
     *delta = t;
   }
+  assert(orset_contains(s, elem, len) && crdt_ctx_covers(&s->ctx, d));
   return CHORUS_OK;
 
 err_after_elem:
@@ -173,6 +197,7 @@ err_after_delta:
 
 int orset_remove(struct orset *s, const void *elem, size_t len,
                  struct orset *delta, bool *removed) {
+  assert(delta != s);
   if (removed)
     *removed = false;
   bool found = false;
@@ -191,6 +216,7 @@ int orset_remove(struct orset *s, const void *elem, size_t len,
     s->n--;
     if (removed)
       *removed = true;
+    assert(!orset_contains(s, elem, len));
   }
   if (delta) {
     orset_free(delta);
@@ -245,6 +271,7 @@ static uint32_t dots_join(const struct crdt_dot *a, uint32_t na,
 #define NEW_DOTS 2u
 
 int orset_join(struct orset *dst, const struct orset *src) {
+  assert(crdt__orset_valid(dst) && crdt__orset_valid(src));
   if (dst == src)
     return CHORUS_OK;
   struct crdt_ctx ctx;
@@ -304,6 +331,7 @@ int orset_join(struct orset *dst, const struct orset *src) {
     if (r >= 0)
       j++;
   }
+  assert(k <= cap);
 
   /* Commit: free what dst owned and the output did not take over. */
   uint32_t o = 0;
@@ -327,6 +355,7 @@ int orset_join(struct orset *dst, const struct orset *src) {
   dst->cap = cap;
   crdt_ctx_free(&dst->ctx);
   dst->ctx = ctx;
+  assert(crdt__orset_valid(dst));
   return CHORUS_OK;
 
 err_after_out:

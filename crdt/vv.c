@@ -1,11 +1,16 @@
 /* vv.c: version vectors and causal contexts (a version vector plus a dot
  * cloud). */
+#include <assert.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "crdt_int.h"
 
 int crdt__grow(void **arr, uint32_t *cap, uint32_t need, size_t size) {
+  assert(size > 0);
+  assert(*cap == 0 || *arr != NULL);
   if (need <= *cap)
     return CHORUS_OK;
   uint64_t ncap = *cap ? *cap : 4;
@@ -18,7 +23,17 @@ int crdt__grow(void **arr, uint32_t *cap, uint32_t need, size_t size) {
     return CHORUS_ENOMEM;
   *arr = p;
   *cap = (uint32_t)ncap;
+  assert(*cap >= need);
   return CHORUS_OK;
+}
+
+bool crdt__vv_valid(const struct vv *v) {
+  if (v->n > v->cap || (v->n > 0 && v->e == NULL))
+    return false;
+  for (uint32_t i = 0; i < v->n; i++)
+    if (v->e[i].counter == 0 || (i > 0 && v->e[i - 1].node >= v->e[i].node))
+      return false;
+  return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -47,20 +62,14 @@ int vv_copy(struct vv *dst, const struct vv *src) {
   if (src->n)
     memcpy(dst->e, src->e, src->n * sizeof *src->e);
   dst->n = src->n;
+  assert(vv_equal(dst, src));
   return CHORUS_OK;
 }
 
 /* Index of the first entry with node >= @node. */
 static uint32_t vv_lower(const struct vv *v, chorus_node_id node) {
-  uint32_t lo = 0, hi = v->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (v->e[mid].node < node)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+  return (uint32_t)chorus_id_lower_bound(v->e, v->n, sizeof v->e[0],
+                                         offsetof(struct vv_entry, node), node);
 }
 
 uint64_t vv_get(const struct vv *v, chorus_node_id node) {
@@ -77,7 +86,9 @@ uint64_t vv_get(const struct vv *v, chorus_node_id node) {
 }
 
 int vv_set(struct vv *v, chorus_node_id node, uint64_t counter) {
+  assert(v->n <= v->cap);
   uint32_t i = vv_lower(v, node);
+  assert(i <= v->n);
   if (i < v->n && v->e[i].node == node) {
     if (counter == 0) {
       memmove(&v->e[i], &v->e[i + 1], (v->n - i - 1) * sizeof *v->e);
@@ -95,6 +106,9 @@ int vv_set(struct vv *v, chorus_node_id node, uint64_t counter) {
   v->e[i].node = node;
   v->e[i].counter = counter;
   v->n++;
+  /* Sorted around the new entry; the rest was sorted before. */
+  assert(i == 0 || v->e[i - 1].node < node);
+  assert(i + 1 == v->n || v->e[i + 1].node > node);
   return CHORUS_OK;
 }
 
@@ -103,6 +117,7 @@ bool vv_covers(const struct vv *v, struct crdt_dot d) {
 }
 
 int vv_join(struct vv *dst, const struct vv *src) {
+  assert(crdt__vv_valid(dst) && crdt__vv_valid(src));
   /* Count the union first, so one reservation covers the merge and a failed
    * one leaves @dst as it was; then merge from the back, in place. */
   uint32_t i = 0, j = 0, k = 0;
@@ -121,6 +136,7 @@ int vv_join(struct vv *dst, const struct vv *src) {
     for (i = 0, j = 0; j < src->n; j++) {
       while (dst->e[i].node < src->e[j].node)
         i++;
+      assert(i < dst->n && dst->e[i].node == src->e[j].node);
       if (src->e[j].counter > dst->e[i].counter)
         dst->e[i].counter = src->e[j].counter;
     }
@@ -141,12 +157,17 @@ int vv_join(struct vv *dst, const struct vv *src) {
     } else {
       dst->e[w--] = src->e[b--];
     }
+    assert(w >= a); /* never writes over an entry not yet moved */
   }
+  /* What is left of @dst is already in place. */
+  assert(w == a);
   dst->n = k;
+  assert(crdt__vv_valid(dst));
   return CHORUS_OK;
 }
 
 enum vv_order vv_compare(const struct vv *a, const struct vv *b) {
+  assert(crdt__vv_valid(a) && crdt__vv_valid(b));
   bool a_more = false, b_more = false;
   uint32_t i = 0, j = 0;
   while (i < a->n || j < b->n) {
@@ -210,6 +231,7 @@ int crdt_ctx_copy(struct crdt_ctx *dst, const struct crdt_ctx *src) {
   if (src->ncloud)
     memcpy(dst->cloud, src->cloud, src->ncloud * sizeof *src->cloud);
   dst->ncloud = src->ncloud;
+  assert(crdt_ctx_equal(dst, src));
   return CHORUS_OK;
 }
 
@@ -264,6 +286,7 @@ int crdt__ctx_compact(struct crdt_ctx *c) {
   /* Within a run counters ascend, so once a gap appears every later dot of
    * the run stays in the cloud and none is covered: one pass suffices. */
   c->ncloud = w;
+  assert(crdt__ctx_valid(c));
   return CHORUS_OK;
 }
 
@@ -279,8 +302,11 @@ int crdt_ctx_add(struct crdt_ctx *c, struct crdt_dot d) {
     (void)vv_set(&c->vv, d.node, d.counter);
     if (c->ncloud)
       (void)crdt__ctx_compact(c); /* no new vv entry possible: cannot fail */
+    assert(crdt_ctx_covers(c, d));
     return CHORUS_OK;
   }
+  /* Neither covered nor next: a gap before @d, so it joins the cloud. */
+  assert(d.counter > v + 1);
   if (crdt__grow((void **)&c->cloud, &c->capcloud, c->ncloud + 1,
                  sizeof *c->cloud) != CHORUS_OK)
     return CHORUS_ENOMEM;
@@ -290,10 +316,13 @@ int crdt_ctx_add(struct crdt_ctx *c, struct crdt_dot d) {
   memmove(&c->cloud[i + 1], &c->cloud[i], (c->ncloud - i) * sizeof *c->cloud);
   c->cloud[i] = d;
   c->ncloud++;
+  assert(i == 0 || crdt__dot_cmp(c->cloud[i - 1], d) < 0);
+  assert(i + 1 == c->ncloud || crdt__dot_cmp(d, c->cloud[i + 1]) < 0);
   return CHORUS_OK;
 }
 
 int crdt_ctx_join(struct crdt_ctx *dst, const struct crdt_ctx *src) {
+  assert(crdt__ctx_valid(dst) && crdt__ctx_valid(src));
   if (src->ncloud == 0 && dst->ncloud == 0)
     return vv_join(&dst->vv, &src->vv);
   /* Build the union aside, compact it, then swap: all-or-nothing. */
@@ -319,6 +348,7 @@ int crdt_ctx_join(struct crdt_ctx *dst, const struct crdt_ctx *src) {
     if (!vv_covers(&t.vv, d))
       t.cloud[w++] = d;
   }
+  assert(w <= need);
   t.ncloud = w;
   if (crdt__ctx_compact(&t) != CHORUS_OK)
     goto err_after_init;
@@ -337,6 +367,19 @@ struct crdt_dot crdt_ctx_next(const struct crdt_ctx *c, chorus_node_id node) {
     if (c->cloud[i].node == node && c->cloud[i].counter > max)
       max = c->cloud[i].counter;
   return (struct crdt_dot){node, max + 1};
+}
+
+bool crdt__ctx_valid(const struct crdt_ctx *c) {
+  if (!crdt__vv_valid(&c->vv) || c->ncloud > c->capcloud ||
+      (c->ncloud > 0 && c->cloud == NULL))
+    return false;
+  for (uint32_t i = 0; i < c->ncloud; i++) {
+    struct crdt_dot d = c->cloud[i];
+    if ((i > 0 && crdt__dot_cmp(c->cloud[i - 1], d) >= 0) ||
+        d.counter <= vv_get(&c->vv, d.node) + 1)
+      return false;
+  }
+  return true;
 }
 
 bool crdt_ctx_equal(const struct crdt_ctx *a, const struct crdt_ctx *b) {

@@ -17,7 +17,7 @@
  *     repl_member     a peer went up or down (SWIM)
  *     repl_set_ring   a new ring snapshot
  *
- * Messages are struct wire_msg (client/wire.h): the structs are the
+ * Messages are struct wire_msg (client/wire/wire.h): the structs are the
  * protocol's schema; encoding and framing are the driver's. Every effect
  * is called synchronously from inside the event call and borrows its
  * arguments for the call only: the driver encodes or copies them at once.

@@ -304,6 +304,10 @@ int ring_diff(const struct ring_snapshot *before,
 
 /* ------------------------------------------------------------------------
  * RCU publication (liburcu, urcu-memb flavour)
+ *
+ * Defined in ring_rcu.c, a target of its own (chorus_ring_rcu, ring_rcu_dep
+ * in ring/meson.build) so that what only builds and reads snapshots, such
+ * as the client library, does not link liburcu.
  * ------------------------------------------------------------------------ */
 
 /* The published ring. A single writer at a time (serialize writers

@@ -7,7 +7,8 @@
  * loops opens its share of --connections "connection slots"; a slot holds
  * one libchorus client per ring node when routing is token-aware (the key's
  * first natural replica coordinates it: Dynamo §4.5 and §6.4, client-driven
- * coordination, with the ring computed by ring/ring.h from RING_REPLY), or
+ * coordination, with the ring computed by ring/ring.h from RING_REPLY as
+ * libchorus computes it, chorus__ring_build), or
  * one client whose seed list starts at a different node per slot.
  *
  *   closed loop  every slot keeps --pipeline requests in flight; a request's
@@ -59,6 +60,7 @@
 #include "chorus_alloc.h"
 #include "chorus_error.h"
 #include "libchorus.h"
+#include "libchorus_int.h"
 #include "ring.h"
 
 /* ------------------------------------------------------------------------
@@ -722,48 +724,24 @@ static void routing_setup(struct run *run, const char *seeds) {
     struct chorus_result res = {0};
     if (chorus_client_open(seeds, &cfg, &cl, NULL) == CHORUS_OK &&
         chorus_ring(cl, &res) == CHORUS_OK && res.nnodes > 0 &&
-        res.nnodes <= BENCH_MAX_NODES) {
-      struct ring_replication repl;
-      struct ring_node nodes[BENCH_MAX_NODES];
-      memset(nodes, 0, sizeof nodes);
-      size_t nn = 0;
-      bool ok =
-          ring_replication_parse(res.replication[0] ? res.replication : "3",
-                                 &repl, NULL) == CHORUS_OK;
-      for (size_t i = 0; i < res.nnodes && ok; i++) {
-        const struct chorus_node_info *ni = &res.nodes[i];
-        if (!ni->in_ring || strlen(ni->dc) >= RING_NAME_MAX ||
-            strlen(ni->rack) >= RING_NAME_MAX)
-          continue;
-        nodes[nn].id = ni->id;
-        snprintf(nodes[nn].dc, RING_NAME_MAX, "%s", ni->dc);
-        snprintf(nodes[nn].rack, RING_NAME_MAX, "%s", ni->rack);
-        nodes[nn].state = ni->ring_state == CHORUS_RING_JOINING   ? RING_JOINING
-                          : ni->ring_state == CHORUS_RING_LEAVING ? RING_LEAVING
-                                                                  : RING_NORMAL;
-        nodes[nn].vnodes = res.vnodes;
-        nn++;
+        res.nnodes <= BENCH_MAX_NODES &&
+        chorus__ring_build(&res, &run->ring) == CHORUS_OK) {
+      /* one client per ring node, whose seed list starts at that node
+       * and then goes on to the others (failover after a kill) */
+      char raddrs[BENCH_MAX_NODES][64];
+      size_t count = ring_snapshot_node_count(run->ring);
+      for (size_t i = 0; i < count; i++) {
+        const struct ring_node *rn = ring_snapshot_node(run->ring, i);
+        for (size_t k = 0; k < res.nnodes; k++)
+          if (res.nodes[k].id == rn->id)
+            snprintf(raddrs[i], 64, "%s", res.nodes[k].addr);
       }
-      if (ok && nn > 0 &&
-          ring_snapshot_build(nodes, nn, &repl, res.epoch, &run->ring, NULL) ==
-              CHORUS_OK) {
-        /* one client per ring node, whose seed list starts at that node
-         * and then goes on to the others (failover after a kill) */
-        char raddrs[BENCH_MAX_NODES][64];
-        size_t count = ring_snapshot_node_count(run->ring);
-        for (size_t i = 0; i < count; i++) {
-          const struct ring_node *rn = ring_snapshot_node(run->ring, i);
-          for (size_t k = 0; k < res.nnodes; k++)
-            if (res.nodes[k].id == rn->id)
-              snprintf(raddrs[i], 64, "%s", res.nodes[k].addr);
-        }
-        run->ring_nodes = (unsigned)count;
-        run->slot_seeds = chorus_calloc(count, sizeof *run->slot_seeds);
-        run->ring_client = chorus_calloc(count, sizeof *run->ring_client);
-        for (size_t i = 0; i < count; i++) {
-          run->slot_seeds[i] = rotated(raddrs, (unsigned)count, (unsigned)i);
-          run->ring_client[i] = (long)i;
-        }
+      run->ring_nodes = (unsigned)count;
+      run->slot_seeds = chorus_calloc(count, sizeof *run->slot_seeds);
+      run->ring_client = chorus_calloc(count, sizeof *run->ring_client);
+      for (size_t i = 0; i < count; i++) {
+        run->slot_seeds[i] = rotated(raddrs, (unsigned)count, (unsigned)i);
+        run->ring_client[i] = (long)i;
       }
     }
     chorus_result_free(&res);

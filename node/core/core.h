@@ -25,7 +25,7 @@
  *
  * Timers are deadlines, not effects: after any event the driver asks
  * core_next_deadline() and calls core_tick() once its monotonic clock
- * reaches it (chorusd: one uv_timer; the simulator: one timer with a
+ * reaches it (chorusd: one libuv timer; the simulator: one timer with a
  * generation). Behind it sit replication's one-shot timers (a min-heap,
  * core_timers.c), SWIM's next deadline and the join retry.
  *

@@ -1,7 +1,10 @@
 #!/bin/sh
 # check-layering.sh: the dependency rules of docs/ARCHITECTURE.md, enforced.
 #   - no libuv, RocksDB, clock or OS-randomness calls in protocol logic
-#     (crdt/ ring/ replication/ and storage/ outside the RocksDB backend);
+#     (crdt/ ring/ with ring/swim/, replication/, storage/ outside the
+#     RocksDB backend) nor in the wire protocol (client/wire/);
+#   - the same, with any time(), rand() or random() call, in the sans-I/O
+#     node core (node/core/), once that folder exists;
 #   - rocksdb/c.h only in storage/store_rocksdb.c;
 #   - msgpack only in codec files (*_codec.c) and tests/bench/fuzz code.
 # Prints each violation as file:line and exits 1 when there is any.
@@ -19,13 +22,37 @@ report() {
     sed "s|^|layering: $1: |" >>"$violations"
 }
 
-logic_files=$(find crdt ring replication storage -name '*.[ch]' \
-  ! -name 'store_rocksdb.*' 2>/dev/null)
-if [ -n "$logic_files" ]; then
-  # shellcheck disable=SC2086
-  grep -nE '\buv_[a-z_]+\(|#include <uv\.h>|\brocksdb_[a-z_]+\(|#include <rocksdb/|\bclock_gettime\(|\bgettimeofday\(|\btime\(NULL\)|\brand\(\)|\brandom\(\)|\bgetrandom\(|/dev/urandom|\bsocket\(' \
-    $logic_files | report "I/O, clock or OS randomness in protocol logic"
-fi
+# forbid RULE PATTERN FILE...: reports the lines of the files that match
+# PATTERN (nothing when no file is given, e.g. a folder not yet created).
+forbid() {
+  rule=$1
+  pattern=$2
+  shift 2
+  [ $# -gt 0 ] || return 0
+  grep -nE "$pattern" "$@" /dev/null | report "$rule"
+}
+
+# sources DIR...: the C files under the folders that exist.
+sources() {
+  for d in "$@"; do
+    [ -d "$d" ] && find "$d" -name '*.[ch]'
+  done
+}
+
+io='\buv_[a-z_]+\(|#include <uv\.h>|\brocksdb_[a-z_]+\(|#include <rocksdb/|\bsocket\('
+clock='\bclock_gettime\(|\bgettimeofday\(|\btime\(NULL\)|\brand\(\)|\brandom\(\)|\bgetrandom\(|/dev/urandom'
+# The node core takes `now` in its events: no time source at all.
+core_clock='\bclock_gettime\(|\bgettimeofday\(|\btime\(|\brand\(|\brandom\(|\bgetrandom\(|/dev/urandom'
+
+# shellcheck disable=SC2046
+forbid "I/O, clock or OS randomness in protocol logic" "$io|$clock" \
+  $(sources crdt ring replication storage | grep -v '/store_rocksdb\.')
+# shellcheck disable=SC2046
+forbid "I/O, clock or OS randomness in the wire protocol" "$io|$clock" \
+  $(sources client/wire)
+# shellcheck disable=SC2046
+forbid "I/O, clock or randomness in the sans-I/O node core" "$io|$core_clock" \
+  $(sources node/core)
 
 grep -rnE '#include <rocksdb/' --include='*.[ch]' . 2>/dev/null |
   grep -vE '^\./(storage/store_rocksdb\.c|build[^/]*/)' |

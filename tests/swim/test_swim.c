@@ -139,7 +139,7 @@ static void test_refutation(void **state) {
    * replaced failed 2 of those 12 too) the suspicion's piggyback budget is
    * spent while the member is cut off, nobody tells it after the heal, and
    * the 4 s minimum suspicion timeout (all confirmations in) declares it
-   * dead: a property of ring/swim.c, not of the simulator. */
+   * dead: a property of ring/swim/swim.c, not of the simulator. */
   struct swim_sim *h = cluster(8, 32, 0.0, -1);
   assert_int_equal(swim_sim_run_until(h, 10000), CHORUS_OK);
   uint32_t inc0 = swim_incarnation(swim_sim_node(h, 4));

@@ -10,6 +10,7 @@
  * walk reads each field with its type and range and borrows byte fields from
  * the frame. msgpack-c's unpacker is never used on untrusted bytes.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -123,6 +124,7 @@ struct sink {
 
 static int sink_write(void *data, const char *bytes, size_t n) {
   struct sink *k = data;
+  assert(k->buf == NULL || k->len <= k->cap);
   if (k->buf) {
     if (n > k->cap - k->len) {
       k->overflow = true;
@@ -163,6 +165,7 @@ static void pack_opts(msgpack_packer *pk, const struct wire_options *o) {
  * pack calls' results need no checking. */
 static void pack_body(msgpack_packer *pk, const struct wire__schema *s,
                       const struct wire_msg *m) {
+  assert(s->type == m->type && s->nfields <= WIRE__MAX_FIELDS);
   const char *base = (const char *)m;
   msgpack_pack_array(pk, 2u + s->nfields);
   msgpack_pack_uint64(pk, m->type);
@@ -250,6 +253,7 @@ int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap,
   if (cap < WIRE_FRAME_PREFIX)
     return chorus_errf(errmsg, CHORUS_ETOOBIG, "%s: buffer of %zu bytes",
                        s->name, cap);
+  assert(buf != NULL && written != NULL);
   struct sink k = {buf + WIRE_FRAME_PREFIX, 0, cap - WIRE_FRAME_PREFIX, false};
   msgpack_packer pk;
   msgpack_packer_init(&pk, &k, sink_write);
@@ -262,6 +266,7 @@ int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap,
     return chorus_errf(errmsg, CHORUS_ETOOBIG,
                        "%s: body of %zu bytes exceeds %u", s->name, k.len,
                        WIRE_MAX_FRAME_HARD);
+  assert(k.len > 0 && k.len <= k.cap);
   uint32_t n = (uint32_t)k.len;
   buf[0] = (uint8_t)(n >> 24);
   buf[1] = (uint8_t)(n >> 16);
@@ -282,6 +287,7 @@ int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap,
  * silently. */
 static int alloc_list(struct wire_msg *m, uint64_t n, size_t item,
                       size_t frame_len, void **out, char *errmsg) {
+  assert(item > 0);
   *out = NULL;
   if (n == 0)
     return CHORUS_OK;
@@ -294,6 +300,8 @@ static int alloc_list(struct wire_msg *m, uint64_t n, size_t item,
   *out = chorus_malloc((size_t)(n * item));
   if (!*out)
     return chorus_errf(errmsg, CHORUS_ENOMEM, "list of %" PRIu64 " items", n);
+  /* A message has one list field at most (wire.h): m->owned holds it. */
+  assert(m->owned == NULL);
   m->owned = *out;
   return CHORUS_OK;
 }
@@ -437,6 +445,7 @@ static int read_field(struct wire__rd *rd, const struct wire__field *f,
 int wire_decode(const uint8_t *body, size_t len,
                 const struct wire_limits *limits, struct wire_msg *out,
                 char *errmsg) {
+  assert(out != NULL && (body != NULL || len == 0));
   memset(out, 0, sizeof *out);
   uint32_t max_frame = limits ? limits->max_frame : WIRE_MAX_FRAME_PEER;
   uint32_t max_depth = limits ? limits->max_depth : WIRE_MAX_DEPTH;

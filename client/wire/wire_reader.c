@@ -7,6 +7,7 @@
  * 4 billion elements): we never ask an unpacker to honour a count that the
  * frame cannot back.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static int need(size_t left, unsigned hlen, struct wire__head *h) {
   return left < hlen ? -1 : 0;
 }
 
-int wire__head_parse(const uint8_t *p, size_t left, struct wire__head *h) {
+static int head_parse(const uint8_t *p, size_t left, struct wire__head *h) {
   memset(h, 0, sizeof *h);
   if (left == 0)
     return -1;
@@ -168,6 +169,15 @@ int wire__head_parse(const uint8_t *p, size_t left, struct wire__head *h) {
   }
 }
 
+int wire__head_parse(const uint8_t *p, size_t left, struct wire__head *h) {
+  assert(p != NULL || left == 0);
+  int rc = head_parse(p, left, h);
+  /* A parsed header lies within the bytes given: callers step over it. */
+  assert(rc != 0 || (h->hlen >= 1 && h->hlen <= left));
+  assert(h->cls <= WIRE__EXT);
+  return rc;
+}
+
 const char *wire__format_name(uint8_t b) {
   if (b <= 0x7f)
     return "positive fixint";
@@ -186,6 +196,7 @@ const char *wire__format_name(uint8_t b) {
       "int32",    "int64",         "fixext1", "fixext2", "fixext4", "fixext8",
       "fixext16", "str8",          "str16",   "str32",   "array16", "array32",
       "map16",    "map32"};
+  assert(b >= 0xc0 && (size_t)(b - 0xc0) < sizeof names / sizeof names[0]);
   return names[b - 0xc0];
 }
 
@@ -214,6 +225,10 @@ int wire_msgpack_check(const uint8_t *buf, size_t len, uint32_t max_depth,
   owed[0] = 1; /* level 0: the one top-level object */
   while (pending > 0) {
     struct wire__head h;
+    assert(pos <= len && depth <= max_depth);
+    /* The innermost open level still owes an object (finished levels are
+     * popped below), so the next object belongs to it. */
+    assert(owed[depth] > 0 && owed[depth] <= pending);
     size_t left = len - pos;
     if (left == 0)
       return chorus_errf(errmsg, CHORUS_EMALFORMED,
@@ -263,6 +278,7 @@ int wire_msgpack_check(const uint8_t *buf, size_t len, uint32_t max_depth,
                            " %s, only %zu bytes left",
                            wire__format_name(h.first), at, h.n,
                            h.cls == WIRE__MAP ? "pairs" : "elements", left);
+      assert(depth + 1 <= WIRE_MAX_DEPTH);
       owed[++depth] = items;
       pending += items;
       break;
@@ -277,6 +293,8 @@ int wire_msgpack_check(const uint8_t *buf, size_t len, uint32_t max_depth,
     return chorus_errf(errmsg, CHORUS_EMALFORMED,
                        "%zu trailing bytes after the message at offset %zu",
                        len - pos, pos);
+  /* Every object took at least its header's first byte. */
+  assert(count <= len);
   if (objects)
     *objects = count;
   return CHORUS_OK;
@@ -290,11 +308,13 @@ static const char *cls_name(uint8_t cls) {
   static const char *const names[] = {"nil",   "bool", "uint", "negative int",
                                       "float", "str",  "bin",  "array",
                                       "map",   "ext"};
+  assert(cls < sizeof names / sizeof names[0]);
   return names[cls];
 }
 
 static int rd_head(struct wire__rd *rd, struct wire__head *h, uint8_t want,
                    const char *what) {
+  assert(rd->p >= rd->base);
   size_t at = (size_t)(rd->p - rd->base);
   int rc = wire__head_parse(rd->p, rd->left, h);
   if (rc < 0)

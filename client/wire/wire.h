@@ -346,7 +346,7 @@ struct wire_hint_ack {
   int32_t status;
 };
 
-/* GOSSIP: SWIM's stream channel (ring/swim.h, SWIM_STREAM) rides the
+/* GOSSIP: SWIM's stream channel (ring/swim/swim.h, SWIM_STREAM) rides the
  * peer TCP connection; the packet is sealed by SWIM itself. */
 struct wire_gossip {
   struct wire_bytes packet; /* 1..frame */

@@ -1,6 +1,7 @@
 /* wire.c: the HELLO handshake decision and small protocol helpers (names of
  * types and consistency levels, which errors close a connection).
  */
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 
 static void fill_error(struct wire_msg *reply, uint64_t request_id, int code,
                        const char *text) {
+  /* ERROR's code field is negative (wire_schema.c): an encodable reply. */
+  assert(code < 0 && text != NULL);
   memset(reply, 0, sizeof *reply);
   reply->type = WIRE_ERROR;
   reply->request_id = request_id;
@@ -35,6 +38,8 @@ void wire_error_reply(struct wire_msg *reply, uint64_t request_id, int code,
 int wire_hello_check(const struct wire_hello *hello,
                      const struct wire_hello_policy *policy,
                      uint64_t request_id, struct wire_msg *reply, char *text) {
+  assert(hello != NULL && policy != NULL && reply != NULL && text != NULL);
+  assert(policy->min_version <= policy->max_version);
   int rc = CHORUS_OK;
   if (hello->version < policy->min_version ||
       hello->version > policy->max_version)
@@ -86,6 +91,7 @@ static const char *const level_names[] = {
 const char *wire_level_name(int32_t level) {
   if (level > 0 || level < WIRE_LEVEL_MIN)
     return NULL;
+  assert((size_t)-level < sizeof level_names / sizeof level_names[0]);
   return level_names[-level];
 }
 

@@ -14,6 +14,7 @@
  * WIRE_SPLITTER_KEEP so that one big frame does not pin memory on an idle
  * connection.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -44,6 +45,7 @@ static int fail(struct wire_splitter *s, int code) {
 
 /* Makes room for @want body bytes (want <= s->need). */
 static int reserve(struct wire_splitter *s, size_t want) {
+  assert(want <= s->need);
   if (want <= s->cap)
     return CHORUS_OK;
   size_t cap = s->cap ? s->cap : 256;
@@ -57,12 +59,14 @@ static int reserve(struct wire_splitter *s, size_t want) {
                        cap);
   s->buf = nb;
   s->cap = cap;
+  assert(s->cap >= want);
   return CHORUS_OK;
 }
 
 int wire_splitter_push(struct wire_splitter *s, const uint8_t *data, size_t len,
                        size_t *consumed, struct wire_bytes *frame) {
   size_t i = 0;
+  assert(data != NULL || len == 0);
   *consumed = 0;
   frame->ptr = NULL;
   frame->len = 0;
@@ -77,6 +81,12 @@ int wire_splitter_push(struct wire_splitter *s, const uint8_t *data, size_t len,
       s->cap = 0;
     }
   }
+  /* Between pushes: either the prefix is incomplete and no body byte is
+   * held, or it is whole and part of the body is (a whole one would have
+   * been delivered). */
+  assert(s->nhdr <= WIRE_FRAME_PREFIX);
+  assert(s->nhdr == WIRE_FRAME_PREFIX ? s->have < s->need : s->have == 0);
+  assert(s->have <= s->cap);
 
   if (s->nhdr < WIRE_FRAME_PREFIX) {
     while (s->nhdr < WIRE_FRAME_PREFIX && i < len)
@@ -118,6 +128,7 @@ int wire_splitter_push(struct wire_splitter *s, const uint8_t *data, size_t len,
     int rc = reserve(s, s->have + take);
     if (rc)
       return fail(s, rc);
+    assert(s->have + take <= s->cap && i + take <= len);
     memcpy(s->buf + s->have, data + i, take);
     s->have += take;
     i += take;
@@ -125,6 +136,7 @@ int wire_splitter_push(struct wire_splitter *s, const uint8_t *data, size_t len,
   *consumed = i;
   if (s->have < s->need)
     return 0;
+  assert(s->have == s->need);
   frame->ptr = s->buf;
   frame->len = s->need;
   s->nhdr = 0;

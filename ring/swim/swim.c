@@ -2,12 +2,14 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
 #include "chorus_alloc.h"
+#include "chorus_search.h"
 #include "swim.h"
 
 /* PING-REQs this node relays at once (as an intermediary). */
@@ -127,16 +129,11 @@ void swim_timing_local(struct swim_timing *t) {
  * The member table
  * ======================================================================== */
 
+/* The index of member @id in the table, or -1. */
 static long find_index(const struct swim *s, chorus_node_id id) {
-  size_t lo = 0, hi = s->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (s->mem[mid].pub.id < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return (lo < s->n && s->mem[lo].pub.id == id) ? (long)lo : -1;
+  size_t i = chorus_id_lower_bound(s->mem, s->n, sizeof s->mem[0],
+                                   offsetof(struct swim__mem, pub.id), id);
+  return (i < s->n && s->mem[i].pub.id == id) ? (long)i : -1;
 }
 
 static struct swim__mem *find(struct swim *s, chorus_node_id id) {

@@ -5,6 +5,7 @@
  * request_id), their kind, where they live in struct wire_msg, and their
  * range or length limits. docs/PROTOCOL.md mirrors this table; change both.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -173,6 +174,7 @@ const struct wire__schema *wire__schema_of(unsigned type) {
 }
 
 uint64_t wire__uint_load(const void *p, unsigned width) {
+  assert(width == 1 || width == 4 || width == 8);
   switch (width) {
   case 1: {
     uint8_t v;
@@ -193,6 +195,7 @@ uint64_t wire__uint_load(const void *p, unsigned width) {
 }
 
 int64_t wire__int_load(const void *p, unsigned width) {
+  assert(width == 4 || width == 8);
   if (width == 4) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -205,6 +208,8 @@ int64_t wire__int_load(const void *p, unsigned width) {
 
 /* Callers have range-checked @v against the field, which fits the width. */
 void wire__uint_store(void *p, unsigned width, uint64_t v) {
+  assert(width == 1 || width == 4 || width == 8);
+  assert(width == 8 || v >> (8 * width) == 0);
   if (width == 1) {
     uint8_t x = (uint8_t)v;
     memcpy(p, &x, 1);
@@ -217,6 +222,8 @@ void wire__uint_store(void *p, unsigned width, uint64_t v) {
 }
 
 void wire__int_store(void *p, unsigned width, int64_t v) {
+  assert(width == 4 || width == 8);
+  assert(width == 8 || (v >= INT32_MIN && v <= INT32_MAX));
   if (width == 4) {
     int32_t x = (int32_t)v;
     memcpy(p, &x, 4);
