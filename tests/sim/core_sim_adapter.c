@@ -63,16 +63,6 @@ struct cnode {
 
 static const struct core_sim_options default_opt = {.replication = "3"};
 
-static uint64_t fnv64(const void *d, size_t n) {
-  const unsigned char *b = d;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= b[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 static int index_of(const struct cnode *n, chorus_node_id id) {
   for (int i = 0; i < n->nodes; i++)
     if (n->ids[i] == id)
@@ -670,7 +660,7 @@ static int cn_inspect(void *state, enum sim_op_type type, const void *key,
   rc = crdt_obj_encode(o, n->buf, size, &written);
   if (rc != CHORUS_OK)
     return rc;
-  out->digest = fnv64(n->buf, written);
+  out->digest = sim_fnv64(SIM_FNV64_INIT, n->buf, written);
   return CHORUS_OK;
 }
 

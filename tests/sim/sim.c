@@ -167,14 +167,17 @@ struct sim {
  * Trace and hash
  * ======================================================================== */
 
-static void hash_bytes(struct sim *s, const void *p, size_t n) {
-  const unsigned char *b = p;
-  uint64_t h = s->hash;
+uint64_t sim_fnv64(uint64_t h, const void *d, size_t n) {
+  const unsigned char *b = d;
   for (size_t i = 0; i < n; i++) {
     h ^= b[i];
-    h *= 0x100000001b3ULL; /* FNV-1a, 64 bit */
+    h *= 0x100000001b3ULL;
   }
-  s->hash = h;
+  return h;
+}
+
+static void hash_bytes(struct sim *s, const void *p, size_t n) {
+  s->hash = sim_fnv64(s->hash, p, n);
 }
 
 static void hash_u64(struct sim *s, uint64_t v) {
@@ -1665,7 +1668,7 @@ int sim_new(const struct sim_config *cfg, struct sim **out) {
     sim_free(s);
     return CHORUS_ENOMEM;
   }
-  s->hash = 0xcbf29ce484222325ULL;
+  s->hash = SIM_FNV64_INIT;
   chorus_prng_seed(&s->master, cfg->seed);
   chorus_prng_derive(&s->net, &s->master, TAG_NET);
   chorus_prng_derive(&s->clock, &s->master, TAG_CLOCK);

@@ -374,6 +374,11 @@ uint64_t sim_seed(const struct sim *s);
 struct sim_history *sim_history(struct sim *s);
 const struct sim_faults *sim_faults(const struct sim *s);
 
+/* sim_fnv64: FNV-1a (64 bit) of @n bytes, continuing from @h (start with
+ * SIM_FNV64_INIT): the one hash of trace hashes, digests and toy tokens. */
+#define SIM_FNV64_INIT 0xcbf29ce484222325ULL
+uint64_t sim_fnv64(uint64_t h, const void *d, size_t n);
+
 /* sim_trace_hash: FNV-1a over every delivered event and trace line so far.
  * Equal seeds (and equal calls) give equal hashes. */
 uint64_t sim_trace_hash(const struct sim *s);

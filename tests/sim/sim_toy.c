@@ -81,16 +81,6 @@ static const void *r_bytes(struct rbuf *r, size_t n) {
   return p;
 }
 
-static uint64_t fnv64(const void *d, size_t n) {
-  const unsigned char *b = d;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= b[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 /* ========================================================================
  * Key states: kv sibling sets, op-id counters, grow-only sets. Arrays are
  * kept sorted so the encoding (and so the digest) is canonical.
@@ -387,7 +377,7 @@ static int ks_decode(struct rbuf *r, struct kstate *ks) {
 static uint64_t ks_digest(const struct kstate *ks, int *err) {
   struct wbuf w = {0};
   ks_encode(ks, &w);
-  uint64_t d = fnv64(w.p, w.n);
+  uint64_t d = sim_fnv64(SIM_FNV64_INIT, w.p, w.n);
   if (w.err)
     *err = w.err;
   w_free(&w);
@@ -545,7 +535,8 @@ static int persist(struct toy *t, size_t ix, chorus_seq *seq) {
     return CHORUS_ENOMEM;
   }
   unsigned char dkey[STORE_TOKEN_PREFIX + 1024];
-  size_t dlen = store_data_key(dkey, fnv64(k->name, k->klen), k->name, k->klen);
+  size_t dlen = store_data_key(
+      dkey, sim_fnv64(SIM_FNV64_INIT, k->name, k->klen), k->name, k->klen);
   int rc = store_put(t->store, STORE_DATA, dkey, dlen, w.p, w.n, seq);
   w_free(&w);
   return rc;
