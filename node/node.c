@@ -38,6 +38,7 @@ static void close_all(struct node *n) {
     close_handle((uv_handle_t *)&n->listener);
   close_handle((uv_handle_t *)&n->udp);
   close_handle((uv_handle_t *)&n->leave_timer);
+  node__peers_close(n);
   close_handle((uv_handle_t *)&n->sigint);
   close_handle((uv_handle_t *)&n->sigterm);
   node__loop_close(n);
@@ -246,6 +247,7 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   ring_rcu_register_thread();
   uv_loop_init(&n->loop);
   node__loop_init(n);
+  node__peers_init(n);
   uv_timer_init(&n->loop, &n->leave_timer);
   uv_signal_init(&n->loop, &n->sigint);
   uv_signal_init(&n->loop, &n->sigterm);
@@ -306,7 +308,7 @@ void node_free(struct node *n) {
     ring_rcu_fini(&n->ring_pub);
   ring_rcu_unregister_thread();
   uv_loop_close(&n->loop);
-  chorus_free(n->peers);
+  node__peers_free(n);
   chorus_free(n->slots);
   chorus_free(n->free_slots);
   chorus_free(n);

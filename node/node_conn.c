@@ -18,7 +18,7 @@
  * Buffers
  * ------------------------------------------------------------------------ */
 
-static int buf_reserve(struct node_buf *b, size_t more) {
+int node__buf_reserve(struct node_buf *b, size_t more) {
   if (b->cap - b->len >= more)
     return CHORUS_OK;
   size_t cap = b->cap ? b->cap : 4096;
@@ -32,9 +32,26 @@ static int buf_reserve(struct node_buf *b, size_t more) {
   return CHORUS_OK;
 }
 
-static void buf_free(struct node_buf *b) {
+void node__buf_free(struct node_buf *b) {
   chorus_free(b->data);
   memset(b, 0, sizeof *b);
+}
+
+int node__buf_encode(struct node_buf *b, const struct wire_msg *m,
+                     size_t need) {
+  if (node__buf_reserve(b, need) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  size_t written;
+  char err[CHORUS_ERRMSG_SIZE];
+  int rc = wire_encode(m, b->data + b->len, need, &written, err);
+  if (rc != CHORUS_OK) {
+    node_log(NODE_LOG_ERROR, NODE_MOD, "cannot encode %s: %s",
+             wire_type_name(m->type), err);
+    return rc;
+  }
+  assert(written == need);
+  b->len += written;
+  return CHORUS_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -66,17 +83,9 @@ int node__conn_send(struct node_conn *c, const struct wire_msg *m) {
     n->stats.peer_dropped++;
     return CHORUS_EOVERLOAD;
   }
-  if (buf_reserve(&c->out, need) != CHORUS_OK)
-    return CHORUS_ENOMEM;
-  size_t written;
-  char err[CHORUS_ERRMSG_SIZE];
-  int rc = wire_encode(m, c->out.data + c->out.len, need, &written, err);
-  if (rc != CHORUS_OK) {
-    node_log(NODE_LOG_ERROR, NODE_MOD, "conn %" PRIu64 ": cannot encode %s: %s",
-             c->serial, wire_type_name(m->type), err);
+  int rc = node__buf_encode(&c->out, m, need);
+  if (rc != CHORUS_OK)
     return rc;
-  }
-  c->out.len += written;
   node__mark_dirty(c);
   if (!peer && !c->paused && conn_unsent(c) > n->cfg.out_limit) {
     c->paused = true;
@@ -101,6 +110,7 @@ static void conn_flush(struct node_conn *c) {
   if (c->writing || c->closing || !c->connected || c->out.len == 0)
     return;
   struct node_buf t = c->wr;
+  c->hello_len = 0; /* HELLO, if any, is with the kernel from here */
   c->wr = c->out;
   c->out = t;
   c->out.len = 0;
@@ -120,7 +130,7 @@ static void on_write(uv_write_t *req, int status) {
   c->writing = false;
   c->wr.len = 0;
   if (c->wr.cap > (1u << 20))
-    buf_free(&c->wr); /* a burst's buffer is not kept */
+    node__buf_free(&c->wr); /* a burst's buffer is not kept */
   if (c->closing)
     return;
   if (status < 0) {
@@ -167,8 +177,8 @@ static void on_conn_closed(uv_handle_t *h) {
   struct node_conn *c = (struct node_conn *)h;
   struct node *n = c->n;
   wire_splitter_fini(&c->sp);
-  buf_free(&c->out);
-  buf_free(&c->wr);
+  node__buf_free(&c->out);
+  node__buf_free(&c->wr);
   n->nconns--;
   chorus_free(c);
 }

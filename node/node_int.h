@@ -62,6 +62,7 @@ struct node_conn {
   struct wire_splitter sp;
   struct wire_limits limits;
   struct node_buf out; /* frames accumulating this iteration */
+  size_t hello_len;    /* our HELLO at the start of @out, until flushed */
   struct node_buf wr;  /* frames being written */
   uv_write_t wreq;
   uv_connect_t creq;
@@ -75,6 +76,10 @@ struct node_peer {
   chorus_node_id id; /* 0 for a seed not heard from yet */
   struct node_conn *out;
   chorus_ms retry_at; /* no dial before this (after a failed one) */
+  /* Whole frames waiting for a connection (node_peer.c, NOTHING
+   * DISAPPEARS), queued since @pending_since. */
+  struct node_buf pending;
+  chorus_ms pending_since;
   bool resolved;
   struct sockaddr_storage sa;
 };
@@ -103,8 +108,9 @@ struct node {
   uv_tcp_t listener;
   uv_udp_t udp;
   uv_timer_t deadline_timer, leave_timer;
+  uv_timer_t redial_timer; /* node_peer.c: peers with pending frames */
   uv_check_t flush_check;
-  uv_idle_t ready_idle; /* runs while ready_head is not empty */
+  uv_idle_t wake_idle; /* keeps the poll from blocking (node__loop_wake) */
   uv_async_t sync_async;
   uv_signal_t sigint, sigterm;
   uv_mutex_t sync_lock;
@@ -144,6 +150,7 @@ struct node {
 
   struct {
     uint64_t accepted, refused, malformed, overload, peer_dropped;
+    uint64_t peer_requeued, peer_lost_in_flight;
     uint64_t auth_failed, udp_in, udp_out;
   } stats;
 };
@@ -166,6 +173,12 @@ void node__fatal(int rc, const char *what) __attribute__((noreturn));
  * node_conn.c: connections
  * ------------------------------------------------------------------------ */
 
+/* node__buf_reserve: room for @more bytes. Errors: CHORUS_ENOMEM. */
+int node__buf_reserve(struct node_buf *b, size_t more);
+/* node__buf_encode: @m, whose wire_encoded_size is @need, at the end of @b.
+ * Errors: CHORUS_ENOMEM, wire_encode's (logged). */
+int node__buf_encode(struct node_buf *b, const struct wire_msg *m, size_t need);
+void node__buf_free(struct node_buf *b);
 /* node__conn_new: a connection of @kind on the loop (its TCP handle
  * initialised, not connected), or NULL (out of memory). */
 struct node_conn *node__conn_new(struct node *n, enum node_conn_kind kind);
@@ -206,8 +219,14 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m);
 /* node__peer_handshake_answer: WELCOME or a refusal of our HELLO on a
  * dialled connection; true when @m was one (consumed). */
 bool node__peer_handshake_answer(struct node_conn *c, const struct wire_msg *m);
-/* node__peer_conn_closed: @c no longer serves its address book entry. */
+/* node__peer_conn_closed: @c no longer serves its address book entry; the
+ * frames it never handed to the kernel go back to the entry's queue. */
 void node__peer_conn_closed(struct node_conn *c);
+/* node__peers_init / node__peers_close / node__peers_free: the redial timer
+ * and the address book's memory. */
+void node__peers_init(struct node *n);
+void node__peers_close(struct node *n);
+void node__peers_free(struct node *n);
 /* node__gossip_listen: starts receiving SWIM datagrams on the UDP socket.
  * Errors: libuv's, as a negative number. */
 int node__gossip_listen(struct node *n);
@@ -253,5 +272,8 @@ void node__loop_close(struct node *n);
 void node__loop_fini(struct node *n);
 /* The core's sync effect. */
 int node__fx_sync(void *ctx, chorus_seq seq, uint64_t token);
+/* node__loop_wake: this iteration's poll must not block (work produced
+ * outside the poll, in a timer callback, waits for the check phase). */
+void node__loop_wake(struct node *n);
 
 #endif /* CHORUS_NODE_INT_H */

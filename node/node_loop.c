@@ -32,10 +32,16 @@ static void chain_append(struct node_sync **head, struct node_sync **tail,
   *tail = d;
 }
 
-/* While `none` answers wait for the check phase, an active idle handle
- * makes the loop poll without blocking; the callback has nothing to do. */
-static void on_ready_idle(uv_idle_t *h) {
+/* While work waits for the check phase (`none` answers, or output that a
+ * timer callback produced: timers run before the poll, the check after
+ * it), an active idle handle makes the loop poll without blocking; the
+ * callback has nothing to do, and the check stops it. */
+static void on_wake_idle(uv_idle_t *h) {
   (void)h;
+}
+
+void node__loop_wake(struct node *n) {
+  uv_idle_start(&n->wake_idle, on_wake_idle);
 }
 
 int node__fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
@@ -48,7 +54,7 @@ int node__fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
   if (n->cfg.durability == NODE_DURABILITY_NONE) {
     d->status = CHORUS_OK;
     chain_append(&n->ready_head, &n->ready_tail, d);
-    uv_idle_start(&n->ready_idle, on_ready_idle);
+    node__loop_wake(n);
     return CHORUS_OK;
   }
   chain_append(&n->barrier_head, &n->barrier_tail, d);
@@ -138,19 +144,25 @@ static void deliver_ready(struct node *n) {
     n->ready_head = n->ready_tail = NULL;
     deliver(n, d);
   }
-  uv_idle_stop(&n->ready_idle);
 }
 
 /* ------------------------------------------------------------------------
  * The core's deadline: one uv_timer, re-armed when the deadline moves.
  * ------------------------------------------------------------------------ */
 
+static void arm_deadline(struct node *n);
+
+/* on_deadline: runs in the loop's timer phase, before the poll: what the
+ * core decided (replies, sends, barriers) must not wait for the next I/O
+ * to reach the check phase, so the poll is told not to block. */
 static void on_deadline(uv_timer_t *t) {
   struct node *n = t->data;
   n->deadline_armed = CORE_NEVER;
   int rc = core_tick(n->core, node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "timer");
+  arm_deadline(n);
+  node__loop_wake(n);
 }
 
 static void arm_deadline(struct node *n) {
@@ -181,7 +193,8 @@ static void arm_deadline(struct node *n) {
  *   3. every connection with output is written, one uv_write each;
  *   4. one store barrier covers every `group` barrier of the iteration
  *      (acknowledgements wait for its fsync, node__fx_sync);
- *   5. the core's deadline timer follows whatever the iteration armed.
+ *   5. the core's deadline timer follows whatever the iteration armed,
+ *      and the poll may block again.
  * ------------------------------------------------------------------------ */
 
 static void on_check(uv_check_t *h) {
@@ -195,6 +208,7 @@ static void on_check(uv_check_t *h) {
   node__conn_flush_dirty(n);
   submit_barriers(n);
   arm_deadline(n);
+  uv_idle_stop(&n->wake_idle);
 }
 
 /* ------------------------------------------------------------------------
@@ -205,10 +219,10 @@ void node__loop_init(struct node *n) {
   uv_mutex_init(&n->sync_lock);
   uv_timer_init(&n->loop, &n->deadline_timer);
   uv_check_init(&n->loop, &n->flush_check);
-  uv_idle_init(&n->loop, &n->ready_idle);
+  uv_idle_init(&n->loop, &n->wake_idle);
   uv_async_init(&n->loop, &n->sync_async, on_sync_async);
   n->deadline_timer.data = n->flush_check.data = n->sync_async.data = n;
-  n->ready_idle.data = n;
+  n->wake_idle.data = n;
   n->deadline_armed = CORE_NEVER;
 }
 
@@ -225,7 +239,7 @@ static void close_handle(uv_handle_t *h) {
 void node__loop_close(struct node *n) {
   close_handle((uv_handle_t *)&n->deadline_timer);
   close_handle((uv_handle_t *)&n->flush_check);
-  close_handle((uv_handle_t *)&n->ready_idle);
+  close_handle((uv_handle_t *)&n->wake_idle);
   uv_mutex_lock(&n->sync_lock);
   n->async_closed = true;
   uv_mutex_unlock(&n->sync_lock);

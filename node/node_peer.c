@@ -111,7 +111,7 @@ static void on_connect(uv_connect_t *req, int status) {
              uv_strerror(status));
     if (c->peer)
       c->peer->retry_at = node__now(c->n) + NODE_DIAL_BACKOFF_MS;
-    node__conn_close(c);
+    node__conn_close(c); /* its frames go back to the peer's queue */
     return;
   }
   c->connected = true;
@@ -163,20 +163,172 @@ static struct node_conn *peer_conn(struct node *n, struct node_peer *p) {
   hello.hello.node_id = n->cfg.id;
   hello.hello.credentials = (struct wire_bytes){mac, sizeof mac};
   (void)node__conn_send(c, &hello);
+  c->hello_len = c->out.len;
+  if (p->pending.len) {
+    /* What waited for this connection goes right behind the HELLO. */
+    if (node__buf_reserve(&c->out, p->pending.len) == CHORUS_OK) {
+      memcpy(c->out.data + c->out.len, p->pending.data, p->pending.len);
+      c->out.len += p->pending.len;
+      node_log(NODE_LOG_DEBUG, NODE_MOD,
+               "peer %s: %zu queued bytes follow the HELLO", p->addr,
+               p->pending.len);
+    } else {
+      n->stats.peer_dropped++;
+    }
+    node__buf_free(&p->pending);
+  }
   node_log(NODE_LOG_DEBUG, NODE_MOD, "dialling peer %s", p->addr);
   return c;
+}
+
+/* ------------------------------------------------------------------------
+ * NOTHING DISAPPEARS
+ *
+ * A message for a peer whose connection cannot be had right now (its dial
+ * is backing off after a refusal) waits in the address book entry's queue,
+ * whole frames only; so do the frames a dialled connection never handed to
+ * the kernel when it fails (a refused dial, a close before its first
+ * write). The queue goes out behind the HELLO of the next dial, which the
+ * redial timer makes as soon as the backoff ends, and at once when gossip
+ * hears the peer alive: it listens now. That was the startup race of issue
+ * 17: a node dialled a seed before the seed listened, and for the next
+ * 500 ms dropped every message to it, so the first writes at ALL timed
+ * out with 2 of 3 acknowledgements. Frames that waited longer than a
+ * request timeout are dropped and counted: whoever sent them has given up.
+ * Frames already handed to the kernel when a connection fails may or may
+ * not have arrived; they are not sent again (a forwarded client write is
+ * not idempotent, Dynamo §6), but counted, and the operations waiting on
+ * them end by their own timeouts.
+ * ------------------------------------------------------------------------ */
+
+static void arm_redial(struct node *n);
+
+/* pending_room: whether @len more bytes fit in @p's queue (counted as
+ * dropped when not); starts the queue's clock when it was empty. */
+static bool pending_room(struct node *n, struct node_peer *p, size_t len) {
+  if (p->pending.len + len > n->cfg.peer_out_limit) {
+    n->stats.peer_dropped++;
+    return false;
+  }
+  if (p->pending.len == 0)
+    p->pending_since = node__now(n);
+  return true;
 }
 
 int node__peer_send(struct node *n, chorus_node_id to,
                     const struct wire_msg *m) {
   struct node_peer *p = peer_by_id(n, to);
-  struct node_conn *c = p ? peer_conn(n, p) : NULL;
-  if (c == NULL) {
-    n->stats.peer_dropped++;
-    return CHORUS_OK; /* delivery is not guaranteed (repl.h) */
+  if (p == NULL) {
+    n->stats.peer_dropped++; /* gossip has not told us where it is */
+    return CHORUS_OK;
   }
-  int rc = node__conn_send(c, m);
-  return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+  struct node_conn *c = peer_conn(n, p);
+  if (c != NULL) {
+    int rc = node__conn_send(c, m);
+    return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+  }
+  if (n->closing_all)
+    return CHORUS_OK;
+  size_t need = wire_encoded_size(m);
+  if (!pending_room(n, p, need))
+    return CHORUS_OK;
+  int rc = node__buf_encode(&p->pending, m, need);
+  if (rc != CHORUS_OK)
+    return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+  arm_redial(n);
+  return CHORUS_OK;
+}
+
+void node__peer_conn_closed(struct node_conn *c) {
+  struct node_peer *p = c->peer;
+  if (p == NULL || p->out != c)
+    return;
+  struct node *n = c->n;
+  p->out = NULL;
+  if (n->closing_all)
+    return;
+  /* Our HELLO goes with this connection; the next dial queues its own. */
+  size_t skip = c->hello_len, len = c->out.len - skip;
+  assert(c->out.len >= skip);
+  if (len > 0 && pending_room(n, p, len)) {
+    if (node__buf_reserve(&p->pending, len) == CHORUS_OK) {
+      memcpy(p->pending.data + p->pending.len, c->out.data + skip, len);
+      p->pending.len += len;
+      n->stats.peer_requeued++;
+      arm_redial(n);
+    } else {
+      n->stats.peer_dropped++;
+    }
+  }
+  if (c->wr.len) {
+    n->stats.peer_lost_in_flight++;
+    node_log(NODE_LOG_DEBUG, NODE_MOD,
+             "peer %s: link closed with %zu bytes handed to the kernel; "
+             "their operations end by timeout",
+             c->addr, c->wr.len);
+  }
+}
+
+/* on_redial: dials every peer whose queue waits and whose backoff ended;
+ * drops queues older than a request timeout. */
+static void on_redial(uv_timer_t *t) {
+  struct node *n = t->data;
+  chorus_ms now = node__now(n);
+  for (size_t i = 0; i < n->npeers; i++) {
+    struct node_peer *p = &n->peers[i];
+    if (p->pending.len == 0 || p->out != NULL)
+      continue;
+    if (now - p->pending_since > n->cfg.timeout_ms) {
+      node_log(NODE_LOG_DEBUG, NODE_MOD,
+               "peer %s: %zu queued bytes dropped after %" PRIu64 " ms "
+               "without a connection",
+               p->addr, p->pending.len, now - p->pending_since);
+      n->stats.peer_dropped++;
+      node__buf_free(&p->pending);
+      continue;
+    }
+    if (now >= p->retry_at)
+      (void)peer_conn(n, p);
+  }
+  arm_redial(n);
+  node__loop_wake(n); /* a timer callback: the check must flush the dials */
+}
+
+/* arm_redial: the redial timer at the earliest backoff end of a peer with
+ * queued frames and no connection (or stopped: none). */
+static void arm_redial(struct node *n) {
+  if (n->closing_all)
+    return;
+  chorus_ms at = CORE_NEVER;
+  for (size_t i = 0; i < n->npeers; i++) {
+    const struct node_peer *p = &n->peers[i];
+    if (p->pending.len && p->out == NULL && p->retry_at < at)
+      at = p->retry_at;
+  }
+  if (at == CORE_NEVER) {
+    uv_timer_stop(&n->redial_timer);
+    return;
+  }
+  chorus_ms now = node__now(n);
+  uv_timer_start(&n->redial_timer, on_redial, at > now ? at - now : 0, 0);
+}
+
+void node__peers_init(struct node *n) {
+  uv_timer_init(&n->loop, &n->redial_timer);
+  n->redial_timer.data = n;
+}
+
+void node__peers_close(struct node *n) {
+  if (!uv_is_closing((uv_handle_t *)&n->redial_timer))
+    uv_close((uv_handle_t *)&n->redial_timer, NULL);
+}
+
+void node__peers_free(struct node *n) {
+  for (size_t i = 0; i < n->npeers; i++)
+    node__buf_free(&n->peers[i].pending);
+  chorus_free(n->peers);
+  n->peers = NULL;
+  n->npeers = n->cappeers = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -245,6 +397,11 @@ bool node__peer_handshake_answer(struct node_conn *c,
   if (m->type == WIRE_WELCOME) {
     c->welcomed = true;
     c->peer_id = m->welcome.node_id;
+    /* One link per direction: this one carries everything we send it. */
+    node_log(NODE_LOG_DEBUG, NODE_MOD,
+             "peer %016" PRIx64 " (%s): conn %" PRIu64 " carries our "
+             "messages to it",
+             c->peer_id, c->addr, c->serial);
     return true;
   }
   if (m->type != WIRE_ERROR || c->welcomed ||
@@ -256,11 +413,6 @@ bool node__peer_handshake_answer(struct node_conn *c,
     c->peer->retry_at = node__now(c->n) + 10 * NODE_DIAL_BACKOFF_MS;
   node__conn_close(c);
   return true;
-}
-
-void node__peer_conn_closed(struct node_conn *c) {
-  if (c->peer && c->peer->out == c)
-    c->peer->out = NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -335,5 +487,11 @@ void node__fx_member(void *ctx, const struct swim_member *m,
     while ((old_entry = peer_by_id(n, m->id)) != NULL)
       old_entry->id = 0;
     p->id = m->id;
+  }
+  if (p && m->state == SWIM_ALIVE && p->retry_at > node__now(n)) {
+    /* Gossip just heard it: it listens now, whatever our last dial met. */
+    p->retry_at = 0;
+    if (p->pending.len && p->out == NULL)
+      (void)peer_conn(n, p);
   }
 }
