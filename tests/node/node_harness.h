@@ -4,7 +4,8 @@
  *
  * Every wait is bounded. Every child spawned is tracked: harness_finish
  * (and a fatal signal) kills it and removes the run's folder, @root, even
- * when a test failed; CHORUS_KEEP_LOGS=1 keeps the folder and says where.
+ * when a test failed; CHORUS_KEEP_LOGS=1 keeps the folder and says where,
+ * and CHORUS_TEST_FILTER=pattern runs only the cases it matches.
  * The helpers fail the running cmocka test (assert_*, fail_msg) when the
  * harness itself cannot go on (no free port, fork failed).
  */
