@@ -96,7 +96,8 @@ static void test_startup_errors(void **state) {
   twin.port = free_port();
   expect_startup_error(&twin, base, "in use by another process");
 
-  /* The connection limit: the fourth gets ERROR EOVERLOAD and is closed. */
+  /* The client budget: the fourth session's HELLO gets ERROR EOVERLOAD
+   * and is closed. */
   int held[3];
   for (int i = 0; i < 3; i++) {
     held[i] = client_open(p.port);
@@ -104,6 +105,12 @@ static void test_startup_errors(void **state) {
   }
   int extra = tcp_connect(p.port);
   assert_true(extra >= 0);
+  struct wire_msg h = {.type = WIRE_HELLO, .request_id = 1};
+  h.hello.version = WIRE_PROTOCOL_VERSION;
+  h.hello.cluster =
+      (struct wire_bytes){(const uint8_t *)cluster, strlen(cluster)};
+  h.hello.role = WIRE_ROLE_CLIENT;
+  assert_int_equal(send_msg(extra, &h), 0);
   struct reply r;
   assert_int_equal(recv_msg(extra, &r), 0);
   assert_int_equal(r.m.type, WIRE_ERROR);
@@ -112,6 +119,13 @@ static void test_startup_errors(void **state) {
   char c;
   assert_true(recv(extra, &c, 1, 0) <= 0);
   close(extra);
+  /* A session that ends gives its slot back. */
+  close(held[2]);
+  double until = now_s() + 5;
+  while ((held[2] = client_open(p.port)) < 0) {
+    assert_true(now_s() < until);
+    sleep_ms(20);
+  }
   for (int i = 0; i < 3; i++)
     close(held[i]);
   kill(p.pid, SIGTERM);
