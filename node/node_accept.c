@@ -12,12 +12,13 @@
  *
  *   NEW     at most --max-pending-handshakes (max-connections / 4). One
  *           more is admitted by closing the *oldest* pending one, so a
- *           flood of silent sockets evicts itself, while a real client,
- *           whose HELLO follows its connect at once, is through the queue
- *           before the flood pushes it out: one wakeup of the listener
- *           accepts at most half the reserve (and NODE_ACCEPT_BATCH), so
- *           a connection survives the next wakeup too, and by then its
- *           HELLO has been read.
+ *           flood of silent sockets evicts itself. Only a connection that
+ *           has been through a whole poll phase since its accept may be
+ *           evicted (evictable()): a real client's HELLO follows its
+ *           connect at once, so by then it has been read and the client
+ *           is no longer pending; only silence is evicted. When the
+ *           oldest is younger than that, accepting waits for the next
+ *           loop iteration (the backlog keeps the rest).
  *   client  at most --max-connections sessions; one more HELLO is answered
  *           ERROR EOVERLOAD and closed (node_peer.c).
  *   peer    never refused for either budget: peers authenticate with the
@@ -32,11 +33,13 @@
  * its user nothing: the clients see resets, the log says nothing. So the
  * listening socket is ours (a uv_poll on it) and so is the decision: on
  * EMFILE or ENFILE (or the kernel's ENOBUFS/ENOMEM) the oldest pending
- * handshake is closed to make room; with none pending, accepting pauses
- * (the poll stops; connections wait in the kernel's backlog, neither reset
- * nor dropped) and is retried every NODE_ACCEPT_RETRY_MS. A shortage is
- * logged once as a warning when it starts, with the counts, and once when
- * a calm second ends it, with what it cost.
+ * handshake, if evictable, is closed to make room; if the pending ones
+ * are all younger, accepting waits for the next iteration (which reads
+ * their HELLOs); with none pending, accepting pauses (the poll stops;
+ * connections wait in the kernel's backlog, neither reset nor dropped)
+ * and is retried every NODE_ACCEPT_RETRY_MS. A shortage is logged once as
+ * a warning when it starts, with the counts, and once when a calm second
+ * ends it, with what it cost.
  *
  * Deadlines, all from uv_now, checked by one timer (sweep) every second
  * (or a quarter of the shortest deadline): O(connections) per tick.
@@ -84,11 +87,19 @@
  * Budgets
  * ------------------------------------------------------------------------ */
 
+/* evictable: the oldest pending handshake has been through a whole poll
+ * phase since its accept: whatever it sent has been read, and it sent no
+ * HELLO. */
+static bool evictable(const struct node *n) {
+  const struct node_conn *c = n->pend_head;
+  return c != NULL && n->iterations >= c->accept_iter + 2;
+}
+
 /* evict_oldest: closes the oldest pending handshake to admit a newer one
  * (a flood of silent connections then costs only the flood). */
 static void evict_oldest(struct node *n, const char *why) {
   struct node_conn *c = n->pend_head;
-  assert(c != NULL && c->kind == NODE_CONN_NEW);
+  assert(evictable(n) && c->kind == NODE_CONN_NEW);
   n->stats.pending_evicted++;
   node_log(NODE_LOG_DEBUG, NODE_MOD,
            "conn %" PRIu64 " (%s): closed before its HELLO: %s", c->serial,
@@ -114,10 +125,9 @@ static void set_addr(struct node_conn *c) {
 }
 
 /* admit: the accepted descriptor @fd becomes a NODE_CONN_NEW connection at
- * the tail of the handshake queue, within the reserve. */
+ * the tail of the handshake queue (on_listener made room for it). */
 static void admit(struct node *n, int fd) {
-  if (n->npending >= n->cfg.max_pending)
-    evict_oldest(n, "the reserve of pending handshakes is full");
+  assert(n->npending < n->cfg.max_pending);
   struct node_conn *c = node__conn_new(n, NODE_CONN_NEW);
   if (c == NULL) {
     close(fd);
@@ -131,6 +141,7 @@ static void admit(struct node *n, int fd) {
     return;
   }
   c->connected = true;
+  c->accept_iter = n->iterations;
   set_addr(c);
   (void)uv_tcp_nodelay(&c->tcp, 1);
   n->stats.accepted++;
@@ -160,7 +171,9 @@ static void accept_pause(struct node *n) {
 
 /* accept_short: accept failed for lack of descriptors (or kernel memory,
  * @err). True when room was made (the oldest pending handshake closed)
- * and accepting may go on; false when accepting paused. */
+ * and accepting may go on; false when it waits: for the next iteration
+ * (young pending handshakes are read first) or, with none pending, for
+ * the retry timer. */
 static bool accept_short(struct node *n, int err) {
   n->stats.fd_exhausted++;
   n->fd_episode_fails++;
@@ -177,12 +190,13 @@ static bool accept_short(struct node *n, int err) {
              strerror(err), n->nconns, n->nclients, n->npending,
              (unsigned long long)rl.rlim_cur);
   }
-  if (n->pend_head != NULL) {
+  if (evictable(n)) {
     n->fd_episode_evicted++;
     evict_oldest(n, "out of descriptors");
     return true;
   }
-  accept_pause(n);
+  if (n->pend_head == NULL)
+    accept_pause(n);
   return false;
 }
 
@@ -209,14 +223,14 @@ static void on_listener(uv_poll_t *h, int status, int events) {
     accept_pause(n);
     return;
   }
-  uint32_t batch = n->cfg.max_pending / 2;
-  if (batch > NODE_ACCEPT_BATCH)
-    batch = NODE_ACCEPT_BATCH;
-  if (batch == 0)
-    batch = 1;
-  for (uint32_t i = 0; i < batch; i++) {
+  for (unsigned i = 0; i < NODE_ACCEPT_BATCH; i++) {
     if (!n->listening || n->accept_paused || n->shutting_down)
       return;
+    if (n->npending >= n->cfg.max_pending) {
+      if (!evictable(n))
+        return; /* the next iteration reads them first */
+      evict_oldest(n, "the reserve of pending handshakes is full");
+    }
     int fd = accept4(n->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       admit(n, fd);

@@ -79,6 +79,7 @@ struct node_conn {
   uv_connect_t creq;
   bool writing, connected, welcomed, paused, closing, close_after_flush;
   uint32_t inflight;
+  uint64_t accept_iter; /* n->iterations when accepted */
   /* Deadlines (node_accept.c), uv_now milliseconds. */
   chorus_ms opened_at;   /* accepted (handshake deadline) */
   chorus_ms last_active; /* last bytes read or written (idle deadline) */
@@ -141,6 +142,10 @@ struct node {
   /* Descriptor shortage (node_accept.c): an episode starts at the first
    * EMFILE/ENFILE from accept and ends after a calm second. */
   bool fd_short, accept_paused;
+  /* Loop iterations, counted by the check phase (node_loop.c): a
+   * connection accepted in iteration i has had its first reads by the end
+   * of iteration i + 1. */
+  uint64_t iterations;
   chorus_ms fd_last_fail, last_sweep;
   uint64_t fd_episode_fails, fd_episode_evicted;
   int exit_status;
