@@ -226,6 +226,10 @@ static void on_listener(uv_poll_t *h, int status, int events) {
   for (unsigned i = 0; i < NODE_ACCEPT_BATCH; i++) {
     if (!n->listening || n->accept_paused || n->shutting_down)
       return;
+    /* Room first, so the reserve is never exceeded. Should the backlog
+     * turn out empty (EAGAIN), that eviction was early, never wrong: it
+     * closed a connection silent for a whole poll phase, at most one per
+     * wakeup. */
     if (n->npending >= n->cfg.max_pending) {
       if (!evictable(n))
         return; /* the next iteration reads them first */
