@@ -113,6 +113,23 @@ static void hello_bytes(uint8_t *out, size_t cap, size_t *len) {
   assert_int_equal(wire_encode(&h, out, cap, len, NULL), CHORUS_OK);
 }
 
+/* wait_serving: a write to @port succeeds within 20 s (a node lists
+ * itself alive a little before replication is ready). */
+static void wait_serving(int port) {
+  double end = now_s() + 20;
+  for (;;) {
+    int fd = client_open(port);
+    int rc = fd >= 0 ? put(fd, "warm-up", "1") : -1;
+    if (fd >= 0)
+      close(fd);
+    if (rc == 0)
+      return;
+    if (now_s() > end)
+      fail_msg("node on port %d not serving: %d", port, rc);
+    sleep_ms(50);
+  }
+}
+
 /* start_solo: a one-replica node with @extra flags, serving within 20 s. */
 static void start_solo(struct proc *p, const char *name,
                        const char *const *extra) {
@@ -128,11 +145,7 @@ static void start_solo(struct proc *p, const char *name,
     argv[k++] = extra[i];
   argv[k] = NULL;
   spawn(p, argv);
-  double end = now_s() + 20;
-  while (stat_of(p->port, "members.alive") != 1) {
-    assert_true(now_s() < end);
-    sleep_ms(50);
-  }
+  wait_serving(p->port);
 }
 
 static int count_in_log(const struct proc *p, const char *needle) {
@@ -249,11 +262,7 @@ static void test_out_of_descriptors(void **state) {
                         "--profile",  "local", "--handshake-ms", flags[1],
                         NULL};
   spawn(&p, argv);
-  double end = now_s() + 20;
-  while (stat_of(p.port, "members.alive") != 1) {
-    assert_true(now_s() < end);
-    sleep_ms(50);
-  }
+  wait_serving(p.port);
   uint8_t hello[256];
   size_t hl;
   hello_bytes(hello, sizeof hello, &hl);
@@ -287,7 +296,7 @@ static void test_out_of_descriptors(void **state) {
   serves(p.port);
   double took = now_s() - t0;
   int64_t failed = stat_of(p.port, "node.accept_no_fd");
-  end = now_s() + 5;
+  double end = now_s() + 5;
   while (count_in_log(&p, "descriptors available again") == 0) {
     assert_true(now_s() < end);
     sleep_ms(100);
