@@ -34,8 +34,7 @@ static void close_all(struct node *n) {
   n->closing_all = true;
   while (n->conns)
     node__conn_close(n->conns);
-  if (n->listening)
-    close_handle((uv_handle_t *)&n->listener);
+  node__accept_close(n);
   close_handle((uv_handle_t *)&n->udp);
   close_handle((uv_handle_t *)&n->leave_timer);
   node__peers_close(n);
@@ -61,10 +60,7 @@ static void shutdown_begin(struct node *n, int signum) {
   }
   n->shutting_down = true;
   node_log(NODE_LOG_INFO, NODE_MOD, "signal %d: shutting down", signum);
-  if (n->listening) {
-    close_handle((uv_handle_t *)&n->listener);
-    n->listening = false;
-  }
+  node__listen_stop(n);
   node__cancel_inflight(n);
   for (struct node_conn *c = n->conns; c; c = c->next)
     if (c->kind == NODE_CONN_CLIENT || c->kind == NODE_CONN_NEW) {
@@ -167,10 +163,7 @@ static int open_ports(struct node *n, char *errmsg) {
   if (node__resolve(n->cfg.listen, &sa) != CHORUS_OK)
     return chorus_errf(errmsg, CHORUS_EINVAL, "--listen %s: cannot resolve",
                        n->cfg.listen);
-  n->listening = true;
-  int rc = uv_tcp_bind(&n->listener, (const struct sockaddr *)&sa, 0);
-  if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&n->listener, 511, node__on_accept);
+  int rc = node__listen(n, (const struct sockaddr *)&sa);
   if (rc < 0)
     return chorus_errf(errmsg, rc == UV_EADDRINUSE ? CHORUS_EBUSY : CHORUS_EIO,
                        "listen on %s (tcp): %s", n->cfg.listen,
@@ -248,12 +241,12 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   uv_loop_init(&n->loop);
   node__loop_init(n);
   node__peers_init(n);
+  node__accept_init(n);
   uv_timer_init(&n->loop, &n->leave_timer);
   uv_signal_init(&n->loop, &n->sigint);
   uv_signal_init(&n->loop, &n->sigterm);
-  uv_tcp_init(&n->loop, &n->listener);
   uv_udp_init(&n->loop, &n->udp);
-  n->listener.data = n->udp.data = n->leave_timer.data = n;
+  n->udp.data = n->leave_timer.data = n;
   n->sigint.data = n->sigterm.data = n;
   int rc = open_ports(n, errmsg);
   if (rc == CHORUS_OK)
@@ -290,6 +283,7 @@ int node_run(struct node *n) {
       node_log(NODE_LOG_WARN, "swim", "join: %s", chorus_strerror(rc));
   }
   node__loop_start(n);
+  node__accept_start(n);
   uv_run(&n->loop, UV_RUN_DEFAULT);
   return n->exit_status;
 }

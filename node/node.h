@@ -29,6 +29,15 @@
  * connections and frame sizes (wire.h limits). A peer connection over its
  * (larger) bound drops messages, which replication tolerates.
  *
+ * CONNECTION BUDGETS (node_accept.c tells how). Connections that have not
+ * completed HELLO are capped apart from client sessions (the oldest is
+ * closed to admit a new one) and closed after --handshake-ms; client
+ * sessions are capped by --max-connections and closed after --idle-ms
+ * without traffic; peers are never refused for either cap. A frame that
+ * arrives under --min-frame-rate closes its connection. When accept runs
+ * out of descriptors, the oldest pending handshake makes room, or
+ * accepting pauses (logged once per shortage) until descriptors return.
+ *
  * Peers: a node sends to a peer only over the connection it dialled itself
  * (lazily, to the address SWIM gossips for it; HELLO role peer with a MAC
  * of cluster and node id under a key derived from the cluster key), and
@@ -122,7 +131,11 @@ struct node_config {
   bool profile_local;              /* --profile local */
   enum node_log_level log_level;
   /* Limits. */
-  uint32_t max_connections; /* --max-connections, default 1024 */
+  uint32_t max_connections; /* --max-connections (client sessions), 1024 */
+  uint32_t max_pending;     /* --max-pending-handshakes, max_connections/4 */
+  uint32_t handshake_ms;    /* --handshake-ms: HELLO within, 5000 */
+  uint32_t idle_ms;         /* --idle-ms: idle client closed, 300000; 0 never */
+  uint32_t min_frame_rate;  /* --min-frame-rate bytes/s, 16384; 0 off */
   uint32_t max_inflight;    /* --max-inflight (per connection), 256 */
   uint32_t max_frame;       /* --max-frame (client frames), 2 MiB */
   uint32_t out_limit;       /* --out-limit (client output), 1 MiB */

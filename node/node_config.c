@@ -32,7 +32,19 @@ static const char usage_text[] =
     "  --profile P            lan | local (SWIM timing; default lan)\n"
     "  --log-level L          error | warn | info | debug (default info)\n"
     "  --timeout MS           default request timeout (default 2000)\n"
-    "  --max-connections N    (default 1024)\n"
+    "  --max-connections N    client sessions (default 1024); one more is\n"
+    "                         answered EOVERLOAD; peers are never refused\n"
+    "  --max-pending-handshakes N\n"
+    "                         connections before HELLO (default\n"
+    "                         max-connections / 4); one more closes the\n"
+    "                         oldest\n"
+    "  --handshake-ms MS      HELLO within this or closed (default 5000)\n"
+    "  --idle-ms MS           a client with nothing in flight and no\n"
+    "                         traffic this long is closed (default 300000;\n"
+    "                         0 never)\n"
+    "  --min-frame-rate B/S   a frame arriving slower than this, averaged\n"
+    "                         from its first byte, closes its connection\n"
+    "                         after a 3 s grace (default 16384; 0 off)\n"
     "  --max-inflight N       requests in flight per connection (default 256)\n"
     "  --max-frame BYTES      client frame limit (default 2097152)\n"
     "  --out-limit BYTES      unsent output per client before reading stops\n"
@@ -228,6 +240,14 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     return set_u32(&cfg->timeout_ms, v, 1, 86400000, key, errmsg);
   if (strcmp(key, "max-connections") == 0)
     return set_u32(&cfg->max_connections, v, 1, 1000000, key, errmsg);
+  if (strcmp(key, "max-pending-handshakes") == 0)
+    return set_u32(&cfg->max_pending, v, 1, 1000000, key, errmsg);
+  if (strcmp(key, "handshake-ms") == 0)
+    return set_u32(&cfg->handshake_ms, v, 10, 3600000, key, errmsg);
+  if (strcmp(key, "idle-ms") == 0)
+    return set_u32(&cfg->idle_ms, v, 0, 86400000, key, errmsg);
+  if (strcmp(key, "min-frame-rate") == 0)
+    return set_u32(&cfg->min_frame_rate, v, 0, 1u << 30, key, errmsg);
   if (strcmp(key, "max-inflight") == 0)
     return set_u32(&cfg->max_inflight, v, 1, 1000000, key, errmsg);
   if (strcmp(key, "max-frame") == 0)
@@ -301,6 +321,10 @@ static void defaults(struct node_config *cfg) {
   cfg->durability = NODE_DURABILITY_GROUP;
   cfg->log_level = NODE_LOG_INFO;
   cfg->max_connections = 1024;
+  cfg->max_pending = 0; /* max_connections / 4, once it is known */
+  cfg->handshake_ms = 5000;
+  cfg->idle_ms = 300000;
+  cfg->min_frame_rate = 16u * 1024;
   cfg->max_inflight = 256;
   cfg->max_frame = WIRE_MAX_FRAME_CLIENT;
   cfg->out_limit = 1u << 20;
@@ -360,6 +384,8 @@ int node_config_parse(int argc, char **argv, struct node_config *cfg,
     else
       memcpy(cfg->advertise, cfg->listen, sizeof cfg->advertise);
   }
+  if (cfg->max_pending == 0)
+    cfg->max_pending = cfg->max_connections >= 4 ? cfg->max_connections / 4 : 1;
   cfg->id = XXH3_64bits(cfg->name, strlen(cfg->name));
   if (cfg->key_derived) {
     /* Anyone who knows the cluster name knows this key: fine for a laptop,

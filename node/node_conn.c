@@ -1,8 +1,8 @@
 /* node_conn.c: chorusd's connections: buffered, coalesced output with
- * back-pressure, framed input, accept and close (node.h). Frames go up
- * through struct node's on_frame hook, closes through on_conn_closed: this
- * layer knows nothing of what the frames mean. */
-#include <arpa/inet.h>
+ * back-pressure, framed input, the handshake queue, and close (node.h).
+ * Frames go up through struct node's on_frame hook, closes through
+ * on_conn_closed: this layer knows nothing of what the frames mean. What
+ * is let in, and for how long, is node_accept.c's. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -139,6 +139,7 @@ static void on_write(uv_write_t *req, int status) {
     node__conn_close(c);
     return;
   }
+  c->last_active = node__now(c->n);
   if (c->close_after_flush && c->out.len == 0) {
     node__conn_close(c);
     return;
@@ -183,6 +184,41 @@ static void on_conn_closed(uv_handle_t *h) {
   chorus_free(c);
 }
 
+/* The handshake queue: accepted connections that have not completed
+ * HELLO, oldest first, so that node_accept.c finds the oldest to evict
+ * and the expired ones at the head. */
+static void pending_push(struct node_conn *c) {
+  struct node *n = c->n;
+  assert(!c->pending);
+  c->pending = true;
+  c->pend_prev = n->pend_tail;
+  c->pend_next = NULL;
+  if (n->pend_tail)
+    n->pend_tail->pend_next = c;
+  else
+    n->pend_head = c;
+  n->pend_tail = c;
+  n->npending++;
+}
+
+static void pending_unlink(struct node_conn *c) {
+  struct node *n = c->n;
+  if (!c->pending)
+    return;
+  c->pending = false;
+  if (c->pend_prev)
+    c->pend_prev->pend_next = c->pend_next;
+  else
+    n->pend_head = c->pend_next;
+  if (c->pend_next)
+    c->pend_next->pend_prev = c->pend_prev;
+  else
+    n->pend_tail = c->pend_prev;
+  c->pend_prev = c->pend_next = NULL;
+  assert(n->npending > 0);
+  n->npending--;
+}
+
 void node__conn_close(struct node_conn *c) {
   struct node *n = c->n;
   if (c->closing)
@@ -194,10 +230,23 @@ void node__conn_close(struct node_conn *c) {
     n->conns = c->next;
   if (c->next)
     c->next->prev = c->prev;
+  pending_unlink(c);
   if (c->kind == NODE_CONN_CLIENT)
     n->nclients--;
   n->on_conn_closed(c);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static struct wire_limits limits_of(const struct node *n,
+                                    enum node_conn_kind kind) {
+  switch (kind) {
+  case NODE_CONN_NEW:
+    return (struct wire_limits){NODE_HELLO_MAX_FRAME, WIRE_MAX_DEPTH};
+  case NODE_CONN_CLIENT:
+    return (struct wire_limits){n->cfg.max_frame, WIRE_MAX_DEPTH};
+  default:
+    return WIRE_LIMITS_PEER;
+  }
 }
 
 struct node_conn *node__conn_new(struct node *n, enum node_conn_kind kind) {
@@ -209,21 +258,35 @@ struct node_conn *node__conn_new(struct node *n, enum node_conn_kind kind) {
   c->serial = ++n->serials;
   c->wreq.data = c;
   c->creq.data = c;
-  c->limits = kind == NODE_CONN_PEER_OUT
-                  ? WIRE_LIMITS_PEER
-                  : (struct wire_limits){n->cfg.max_frame, WIRE_MAX_DEPTH};
+  c->limits = limits_of(n, kind);
   wire_splitter_init(&c->sp, c->limits.max_frame);
   if (uv_tcp_init(&n->loop, &c->tcp) != 0) {
     chorus_free(c);
     return NULL;
   }
   c->tcp.data = c;
+  c->opened_at = c->last_active = node__now(n);
   c->next = n->conns;
   if (n->conns)
     n->conns->prev = c;
   n->conns = c;
   n->nconns++;
+  if (kind == NODE_CONN_NEW)
+    pending_push(c);
   return c;
+}
+
+void node__conn_handshaken(struct node_conn *c, enum node_conn_kind kind) {
+  assert(c->kind == NODE_CONN_NEW);
+  assert(kind == NODE_CONN_CLIENT || kind == NODE_CONN_PEER_IN);
+  pending_unlink(c);
+  c->kind = kind;
+  if (kind == NODE_CONN_CLIENT)
+    c->n->nclients++;
+  c->limits = limits_of(c->n, kind);
+  /* HELLO was a whole frame, so the splitter is between frames: the
+   * limit holds from the next length prefix on. */
+  c->sp.max_frame = c->limits.max_frame;
 }
 
 /* A protocol violation: answer ERROR, log, and close once it is sent. */
@@ -261,10 +324,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   }
   const uint8_t *p = (const uint8_t *)b->base;
   size_t left = (size_t)nread;
+  chorus_ms now = node__now(c->n);
+  if (nread > 0)
+    c->last_active = now;
   while (left && !c->closing && !c->close_after_flush) {
     size_t used = 0;
     struct wire_bytes frame;
+    /* The slow-sender deadline measures each frame from its first byte
+     * (node_accept.c): nothing buffered means the next byte starts one. */
+    if (wire_splitter_buffered(&c->sp) == 0) {
+      c->frame_start = now;
+      c->frame_bytes = 0;
+    }
     int rc = wire_splitter_push(&c->sp, p, left, &used, &frame);
+    c->frame_bytes += used;
     p += used;
     left -= used;
     if (rc < 0) {
@@ -279,48 +352,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
 }
 
 void node__conn_read_start(struct node_conn *c) {
+  /* A frame that stalled because we stopped reading is measured again
+   * from now: the pause was ours, not the sender's. */
+  c->frame_start = node__now(c->n);
+  c->frame_bytes = 0;
   int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc < 0)
     node__conn_close(c);
-}
-
-void node__on_accept(uv_stream_t *server, int status) {
-  struct node *n = server->data;
-  if (status < 0 || n->shutting_down)
-    return;
-  struct node_conn *c = node__conn_new(n, NODE_CONN_NEW);
-  if (c == NULL)
-    return;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-    node__conn_close(c);
-    return;
-  }
-  c->connected = true;
-  struct sockaddr_storage sa;
-  int salen = sizeof sa;
-  char host[48] = "?";
-  int port = 0;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
-    if (sa.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&sa, host, sizeof host);
-      port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
-    } else if (sa.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&sa, host, sizeof host);
-      port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    }
-  }
-  snprintf(c->addr, sizeof c->addr, "%s:%d", host, port);
-  (void)uv_tcp_nodelay(&c->tcp, 1);
-  n->stats.accepted++;
-  if (n->nconns > n->cfg.max_connections) {
-    n->stats.refused++;
-    node_log(NODE_LOG_WARN, NODE_MOD,
-             "conn %" PRIu64 " (%s): refused: %u "
-             "connections is the limit",
-             c->serial, c->addr, n->cfg.max_connections);
-    node__conn_send_error(c, 0, CHORUS_EOVERLOAD, "too many connections");
-    c->close_after_flush = true;
-    return;
-  }
-  node__conn_read_start(c);
 }

@@ -6,7 +6,11 @@
  *   node_log.c       log lines, node__fatal
  *   node_config.c    flags and config files
  *   node_conn.c      connections: buffered, coalesced output with
- *                    back-pressure, framed input, accept, close
+ *                    back-pressure, framed input, the handshake queue,
+ *                    close
+ *   node_accept.c    the listener and the connection budgets: accept,
+ *                    the pending-handshake reserve, descriptor shortage,
+ *                    the handshake, idle and slow-frame deadlines
  *   node_peer.c      peers: the address book, dialling, HELLO on both
  *                    sides, gossip datagrams (UDP)
  *   node_status.c    RING_QUERY and STATUS_QUERY answers
@@ -35,6 +39,11 @@
 #define NODE_READ_BUF (64u * 1024)
 #define NODE_DIAL_BACKOFF_MS 500u /* no redial of a failed peer before */
 #define NODE_HELLO_REQUEST_ID 0u  /* request id of a peer HELLO */
+/* Frames before HELLO: the largest valid HELLO (a 255-byte cluster name,
+ * 4096 bytes of credentials) fits, so an unauthenticated socket can make
+ * the node buffer at most this much. */
+#define NODE_HELLO_MAX_FRAME (8u * 1024)
+#define NODE_LISTEN_BACKLOG 511
 
 struct node_buf {
   uint8_t *data;
@@ -52,7 +61,10 @@ struct node_conn {
   uv_tcp_t tcp; /* first: the handle's address is the conn's */
   struct node *n;
   struct node_conn *prev, *next; /* every open conn */
-  struct node_conn *dirty_next;  /* output waiting for the flush */
+  /* NODE_CONN_NEW: the handshake queue, oldest first (node_conn.c). */
+  struct node_conn *pend_prev, *pend_next;
+  bool pending;                 /* on the handshake queue */
+  struct node_conn *dirty_next; /* output waiting for the flush */
   bool dirty;
   enum node_conn_kind kind;
   uint64_t serial;
@@ -68,6 +80,12 @@ struct node_conn {
   uv_connect_t creq;
   bool writing, connected, welcomed, paused, closing, close_after_flush;
   uint32_t inflight;
+  uint64_t accept_iter; /* n->iterations when accepted */
+  /* Deadlines (node_accept.c), uv_now milliseconds. */
+  chorus_ms opened_at;   /* accepted (handshake deadline) */
+  chorus_ms last_active; /* last bytes read or written (idle deadline) */
+  chorus_ms frame_start; /* first byte of the partial frame, if any */
+  uint64_t frame_bytes;  /* bytes of it read since frame_start */
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -105,7 +123,10 @@ struct node_sync {
 struct node {
   struct node_config cfg;
   uv_loop_t loop;
-  uv_tcp_t listener;
+  uv_poll_t listener;      /* readable: connections to accept (node_accept.c) */
+  int listen_fd;           /* -1 until bound */
+  uv_timer_t conn_timer;   /* the deadline sweep (node_accept.c) */
+  uv_timer_t accept_timer; /* retries accepting while paused */
   uv_udp_t udp;
   uv_timer_t deadline_timer, leave_timer;
   uv_timer_t redial_timer; /* node_peer.c: peers with pending frames */
@@ -124,6 +145,15 @@ struct node {
   chorus_seq barrier_seq;
   bool async_closed; /* under sync_lock */
   bool listening, closing_all, shutting_down;
+  /* Descriptor shortage (node_accept.c): an episode starts at the first
+   * EMFILE/ENFILE from accept and ends after a calm second. */
+  bool fd_short, accept_paused;
+  /* Loop iterations, counted by the check phase (node_loop.c): a
+   * connection accepted in iteration i has had its first reads by the end
+   * of iteration i + 1. */
+  uint64_t iterations;
+  chorus_ms fd_last_fail, last_sweep;
+  uint64_t fd_episode_fails, fd_episode_evicted;
   int exit_status;
   chorus_ms deadline_armed; /* the deadline the timer runs for */
 
@@ -137,7 +167,8 @@ struct node {
   void (*on_conn_closed)(struct node_conn *c);
 
   struct node_conn *conns;
-  uint32_t nconns, nclients;
+  struct node_conn *pend_head, *pend_tail; /* the handshake queue */
+  uint32_t nconns, nclients, npending;
   uint64_t serials;
   struct node_conn *dirty;
   struct node_peer *peers;
@@ -152,6 +183,8 @@ struct node {
     uint64_t accepted, refused, malformed, overload, peer_dropped;
     uint64_t peer_requeued, peer_lost_in_flight;
     uint64_t auth_failed, udp_in, udp_out;
+    uint64_t handshake_timeouts, idle_timeouts, slow_senders;
+    uint64_t pending_evicted, fd_exhausted;
   } stats;
 };
 
@@ -180,8 +213,13 @@ int node__buf_reserve(struct node_buf *b, size_t more);
 int node__buf_encode(struct node_buf *b, const struct wire_msg *m, size_t need);
 void node__buf_free(struct node_buf *b);
 /* node__conn_new: a connection of @kind on the loop (its TCP handle
- * initialised, not connected), or NULL (out of memory). */
+ * initialised, not connected), or NULL (out of memory). A NODE_CONN_NEW
+ * one joins the tail of the handshake queue, with HELLO's frame limit. */
 struct node_conn *node__conn_new(struct node *n, enum node_conn_kind kind);
+/* node__conn_handshaken: @c (NODE_CONN_NEW) completed HELLO as @kind
+ * (NODE_CONN_CLIENT or NODE_CONN_PEER_IN): it leaves the handshake queue
+ * and takes that kind's frame limit from its next frame on. */
+void node__conn_handshaken(struct node_conn *c, enum node_conn_kind kind);
 /* node__conn_send: encodes @m at the end of @c's output (flushed once per
  * loop iteration, node__conn_flush_dirty). A client over its output bound
  * stops being read; a peer over its bound loses the message.
@@ -201,7 +239,24 @@ void node__conn_read_start(struct node_conn *c);
 void node__mark_dirty(struct node_conn *c);
 /* node__conn_flush_dirty: one uv_write per connection with output. */
 void node__conn_flush_dirty(struct node *n);
-void node__on_accept(uv_stream_t *server, int status);
+
+/* ------------------------------------------------------------------------
+ * node_accept.c: the listener, budgets and deadlines
+ * ------------------------------------------------------------------------ */
+
+/* node__accept_init: the timers of this file (at open, before anything
+ * can fail). */
+void node__accept_init(struct node *n);
+/* node__listen: binds and listens on @sa; connections are accepted once
+ * the loop runs. Errors: negative errno values as libuv's (UV_EADDRINUSE
+ * for a port in use). */
+int node__listen(struct node *n, const struct sockaddr *sa);
+/* node__accept_start: starts the deadline sweep (node_run). */
+void node__accept_start(struct node *n);
+/* node__listen_stop: no more accepting (shutdown); idempotent. */
+void node__listen_stop(struct node *n);
+/* node__accept_close: the listener and the timers close (close_all). */
+void node__accept_close(struct node *n);
 
 /* ------------------------------------------------------------------------
  * node_peer.c: peers, handshake, gossip transport

@@ -199,6 +199,7 @@ static void arm_deadline(struct node *n) {
 
 static void on_check(uv_check_t *h) {
   struct node *n = h->data;
+  n->iterations++;
   deliver_ready(n);
   if (n->dirty != NULL && n->store != NULL &&
       store_flush(n->store) != CHORUS_OK) {

@@ -290,8 +290,9 @@ static void on_redial(uv_timer_t *t) {
     if (now >= p->retry_at)
       (void)peer_conn(n, p);
   }
+  /* A dial's output leaves once it connects: an I/O event, which the
+   * check phase follows, so this timer callback need not wake the poll. */
   arm_redial(n);
-  node__loop_wake(n); /* a timer callback: the check must flush the dials */
 }
 
 /* arm_redial: the redial timer at the earliest backoff end of a peer with
@@ -369,6 +370,16 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
     snprintf(text, sizeof text, "node shutting down");
     wire_error_reply(&reply, m->request_id, rc, text);
   }
+  /* The client budget (node_accept.c, HOW IT WORKS); peers always get a
+   * slot. */
+  if (rc == CHORUS_OK && m->hello.role == WIRE_ROLE_CLIENT &&
+      n->nclients >= n->cfg.max_connections) {
+    rc = CHORUS_EOVERLOAD;
+    snprintf(text, sizeof text,
+             "too many connections (%" PRIu32 " client sessions is the limit)",
+             n->cfg.max_connections);
+    wire_error_reply(&reply, m->request_id, rc, text);
+  }
   if (rc != CHORUS_OK) {
     n->stats.refused++;
     node_log(NODE_LOG_WARN, NODE_MOD,
@@ -379,13 +390,10 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
     return;
   }
   if (m->hello.role == WIRE_ROLE_PEER) {
-    c->kind = NODE_CONN_PEER_IN;
     c->peer_id = m->hello.node_id;
-    c->limits = WIRE_LIMITS_PEER;
-    c->sp.max_frame = c->limits.max_frame; /* the next frame's limit */
+    node__conn_handshaken(c, NODE_CONN_PEER_IN);
   } else {
-    c->kind = NODE_CONN_CLIENT;
-    n->nclients++;
+    node__conn_handshaken(c, NODE_CONN_CLIENT);
   }
   (void)node__conn_send(c, &reply);
 }

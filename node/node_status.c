@@ -142,6 +142,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
            "clock.skewed");
   stat_add(&b, (int64_t)n->nconns, "node.connections");
   stat_add(&b, (int64_t)n->nclients, "node.clients");
+  stat_add(&b, (int64_t)n->npending, "node.pending_handshakes");
   stat_add(&b, (int64_t)n->stats.accepted, "node.accepted");
   stat_add(&b, (int64_t)n->stats.refused, "node.refused");
   stat_add(&b, (int64_t)n->stats.malformed, "node.malformed");
@@ -153,6 +154,12 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)n->stats.auth_failed, "node.auth_failed");
   stat_add(&b, (int64_t)n->stats.udp_in, "node.udp_in");
   stat_add(&b, (int64_t)n->stats.udp_out, "node.udp_out");
+  stat_add(&b, (int64_t)n->stats.handshake_timeouts, "node.handshake_timeouts");
+  stat_add(&b, (int64_t)n->stats.idle_timeouts, "node.idle_timeouts");
+  stat_add(&b, (int64_t)n->stats.slow_senders, "node.slow_senders");
+  stat_add(&b, (int64_t)n->stats.pending_evicted, "node.pending_evicted");
+  stat_add(&b, (int64_t)n->stats.fd_exhausted, "node.accept_no_fd");
+  stat_add(&b, (int64_t)n->accept_paused, "node.accept_paused");
   stat_add(&b, (int64_t)store_last_seq(n->store), "store.last_seq");
   stat_add(&b, (int64_t)store_durable_seq(n->store), "store.durable_seq");
   const struct ring_replication *rr = &n->cfg.replication;

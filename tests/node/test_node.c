@@ -1,8 +1,7 @@
 /* test_node.c: chorusd as real processes on loopback: startup errors, a
  * 3-node cluster serving QUORUM reads and writes, hostile bytes on the TCP
- * port, a node with another cluster key, graceful shutdown and restart.
- * Every wait is bounded; every process is killed and every folder removed
- * at the end, even when a test fails. */
+ * port, a node with another cluster key, graceful shutdown and restart
+ * (the processes are node_harness.h's). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,11 +12,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,488 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <xxhash.h>
-
 #include "chorus_prng.h"
 #include "wire.h"
 
-/* ------------------------------------------------------------------------
- * Processes and folders
- * ------------------------------------------------------------------------ */
-
-#define MAXP 8
-#define KEY_A "1111111111111111111111111111111111111111111111111111111111111111"
-#define KEY_B "2222222222222222222222222222222222222222222222222222222222222222"
-
-static const char *chorusd;
-static char root[128];
-static pid_t pids[MAXP]; /* every child still running, for the cleanup */
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&t, NULL);
-}
-
-static void track(pid_t p) {
-  for (int i = 0; i < MAXP; i++)
-    if (pids[i] == 0) {
-      pids[i] = p;
-      return;
-    }
-}
-
-static void untrack(pid_t p) {
-  for (int i = 0; i < MAXP; i++)
-    if (pids[i] == p)
-      pids[i] = 0;
-}
-
-static void kill_all(void) {
-  for (int i = 0; i < MAXP; i++)
-    if (pids[i] > 0) {
-      kill(pids[i], SIGKILL);
-      waitpid(pids[i], NULL, 0);
-      pids[i] = 0;
-    }
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static void cleanup_all(void) {
-  kill_all();
-  if (root[0])
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  root[0] = '\0';
-}
-
-static void on_fatal_signal(int sig) {
-  cleanup_all();
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-/* free_port: a port free for both TCP and UDP right now. */
-static int free_port(void) {
-  for (int tries = 0; tries < 50; tries++) {
-    int t = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    assert_int_equal(bind(t, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(t, (struct sockaddr *)&a, &al);
-    int u = socket(AF_INET, SOCK_DGRAM, 0);
-    int ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0;
-    int port = ntohs(a.sin_port);
-    close(u);
-    close(t);
-    if (ok)
-      return port;
-  }
-  fail_msg("no free port");
-  return 0;
-}
-
-struct proc {
-  pid_t pid;
-  int port;
-  char name[32];
-  char data[300];
-  char log[300];
-};
-
-/* spawn: chorusd with the given flags (NULL-terminated), stderr into
- * @p->log. */
-static void spawn(struct proc *p, const char *const *extra) {
-  const char *argv[48];
-  int k = 0;
-  char listen[64];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", p->port);
-  argv[k++] = chorusd;
-  argv[k++] = "--id";
-  argv[k++] = p->name;
-  argv[k++] = "--listen";
-  argv[k++] = listen;
-  argv[k++] = "--data";
-  argv[k++] = p->data;
-  for (int i = 0; extra && extra[i]; i++)
-    argv[k++] = extra[i];
-  argv[k] = NULL;
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 2);
-      close(fd);
-    }
-    execv(chorusd, (char *const *)(uintptr_t)argv);
-    _exit(127);
-  }
-  p->pid = pid;
-  track(pid);
-}
-
-/* wait_exit: the child's exit status, or -1 when it did not exit within
- * @secs (it is then killed). */
-static int wait_exit(struct proc *p, double secs) {
-  double end = now_s() + secs;
-  int st;
-  while (now_s() < end) {
-    pid_t r = waitpid(p->pid, &st, WNOHANG);
-    if (r == p->pid) {
-      untrack(p->pid);
-      p->pid = 0;
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    sleep_ms(20);
-  }
-  kill(p->pid, SIGKILL);
-  waitpid(p->pid, NULL, 0);
-  untrack(p->pid);
-  p->pid = 0;
-  return -1;
-}
-
-static void read_file(const char *path, char *out, size_t cap) {
-  out[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  size_t n = fread(out, 1, cap - 1, f);
-  out[n] = '\0';
-  fclose(f);
-}
-
-static size_t count_lines(const char *s) {
-  size_t n = 0;
-  for (; *s; s++)
-    n += *s == '\n';
-  return n;
-}
-
-static long rss_kb(pid_t pid) {
-  char path[64], buf[4096];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  read_file(path, buf, sizeof buf);
-  const char *p = strstr(buf, "VmRSS:");
-  return p ? strtol(p + 6, NULL, 10) : -1;
-}
-
-/* ------------------------------------------------------------------------
- * A tiny client over wire_encode / wire_decode and blocking sockets
- * ------------------------------------------------------------------------ */
-
-struct reply {
-  struct wire_msg m;
-  uint8_t *body;
-};
-
-static void reply_free(struct reply *r) {
-  wire_msg_free(&r->m);
-  free(r->body);
-  r->body = NULL;
-}
-
-static int tcp_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  struct timeval tv = {15, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-static int write_all(int fd, const void *data, size_t len) {
-  const uint8_t *p = data;
-  while (len) {
-    ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-    if (w <= 0)
-      return -1;
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
-static int read_all(int fd, void *data, size_t len) {
-  uint8_t *p = data;
-  while (len) {
-    ssize_t r = recv(fd, p, len, 0);
-    if (r <= 0)
-      return -1;
-    p += r;
-    len -= (size_t)r;
-  }
-  return 0;
-}
-
-static int send_msg(int fd, const struct wire_msg *m) {
-  size_t n = wire_encoded_size(m), w;
-  uint8_t *b = malloc(n);
-  char err[CHORUS_ERRMSG_SIZE];
-  int rc = wire_encode(m, b, n, &w, err);
-  assert_int_equal(rc, CHORUS_OK);
-  rc = write_all(fd, b, w);
-  free(b);
-  return rc;
-}
-
-/* recv_msg: one frame; -1 on EOF, timeout or a bad frame. */
-static int recv_msg(int fd, struct reply *r) {
-  uint8_t hdr[4];
-  memset(r, 0, sizeof *r);
-  if (read_all(fd, hdr, 4) != 0)
-    return -1;
-  uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-                 (uint32_t)hdr[2] << 8 | hdr[3];
-  if (len == 0 || len > WIRE_MAX_FRAME_PEER)
-    return -1;
-  r->body = malloc(len);
-  if (read_all(fd, r->body, len) != 0) {
-    free(r->body);
-    r->body = NULL;
-    return -1;
-  }
-  char err[CHORUS_ERRMSG_SIZE];
-  if (wire_decode(r->body, len, &WIRE_LIMITS_PEER, &r->m, err) != CHORUS_OK) {
-    free(r->body);
-    r->body = NULL;
-    return -1;
-  }
-  return 0;
-}
-
-static const char cluster[] = "testc";
-
-/* client_open: a connection after HELLO/WELCOME, or -1. */
-static int client_open(int port) {
-  int fd = tcp_connect(port);
-  if (fd < 0)
-    return -1;
-  struct wire_msg h = {.type = WIRE_HELLO, .request_id = 1};
-  h.hello.version = WIRE_PROTOCOL_VERSION;
-  h.hello.cluster =
-      (struct wire_bytes){(const uint8_t *)cluster, strlen(cluster)};
-  h.hello.role = WIRE_ROLE_CLIENT;
-  struct reply r;
-  if (send_msg(fd, &h) != 0 || recv_msg(fd, &r) != 0) {
-    close(fd);
-    return -1;
-  }
-  int ok = r.m.type == WIRE_WELCOME;
-  reply_free(&r);
-  if (!ok) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-/* call: sends @m and waits for the frame answering its request id. */
-static int call(int fd, const struct wire_msg *m, struct reply *r) {
-  if (send_msg(fd, m) != 0)
-    return -1;
-  for (;;) {
-    if (recv_msg(fd, r) != 0)
-      return -1;
-    if (r->m.request_id == m->request_id)
-      return 0;
-    reply_free(r);
-  }
-}
-
-static uint64_t next_id = 100;
-
-static struct wire_options quorum(void) {
-  struct wire_options o = {0};
-  o.r = WIRE_QUORUM;
-  o.w = WIRE_QUORUM;
-  return o;
-}
-
-/* put: 0 on WRITE_REPLY, else the error code. */
-static int put(int fd, const char *key, const char *value) {
-  struct wire_msg m = {.type = WIRE_PUT, .request_id = next_id++};
-  m.put.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
-  m.put.value = (struct wire_bytes){(const uint8_t *)value, strlen(value)};
-  m.put.opts = quorum();
-  struct reply r;
-  if (call(fd, &m, &r) != 0)
-    return -1000;
-  int rc = r.m.type == WIRE_WRITE_REPLY ? 0
-           : r.m.type == WIRE_ERROR     ? r.m.error.code
-                                        : -1001;
-  reply_free(&r);
-  return rc;
-}
-
-/* get: 0 with the only sibling in @out, 1 when not found, else an error. */
-static int get(int fd, const char *key, char *out, size_t cap) {
-  struct wire_msg m = {.type = WIRE_GET, .request_id = next_id++};
-  m.get.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
-  m.get.opts = quorum();
-  struct reply r;
-  if (call(fd, &m, &r) != 0)
-    return -1000;
-  int rc;
-  if (r.m.type == WIRE_GET_REPLY) {
-    const struct wire_bytes_list *v = &r.m.get_reply.values;
-    rc = v->n == 0 ? 1 : 0;
-    out[0] = '\0';
-    if (v->n >= 1) {
-      size_t l = v->items[0].len < cap - 1 ? v->items[0].len : cap - 1;
-      memcpy(out, v->items[0].ptr, l);
-      out[l] = '\0';
-    }
-    if (v->n > 1)
-      rc = 2;
-  } else {
-    rc = r.m.type == WIRE_ERROR ? r.m.error.code : -1001;
-  }
-  reply_free(&r);
-  return rc;
-}
-
-/* stat_of: a STATUS_QUERY value by name; -1 when absent or no answer. */
-static int64_t stat_of(int port, const char *name) {
-  int fd = client_open(port);
-  if (fd < 0)
-    return -1;
-  struct wire_msg m = {.type = WIRE_STATUS_QUERY, .request_id = next_id++};
-  struct reply r;
-  int64_t v = -1;
-  if (call(fd, &m, &r) == 0) {
-    if (r.m.type == WIRE_STATUS_REPLY)
-      for (size_t i = 0; i < r.m.status_reply.nstats; i++) {
-        const struct wire_stat *s = &r.m.status_reply.stats[i];
-        if (s->name.len == strlen(name) &&
-            memcmp(s->name.ptr, name, s->name.len) == 0)
-          v = s->value;
-      }
-    reply_free(&r);
-  }
-  close(fd);
-  return v;
-}
-
-static chorus_node_id id_of(const char *name) {
-  return XXH3_64bits(name, strlen(name));
-}
-
-static int64_t member_state(int port, const char *name) {
-  char stat[64];
-  snprintf(stat, sizeof stat, "member.%016" PRIx64 ".state", id_of(name));
-  return stat_of(port, stat);
-}
-
-/* ------------------------------------------------------------------------
- * The cluster fixture
- * ------------------------------------------------------------------------ */
-
-static struct proc nodes[3];
-static char keyfile_a[300], keyfile_b[300];
-
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
-
-static void node_init(struct proc *p, const char *name) {
-  memset(p, 0, sizeof *p);
-  snprintf(p->name, sizeof p->name, "%s", name);
-  p->port = free_port();
-  snprintf(p->data, sizeof p->data, "%s/%s", root, name);
-  snprintf(p->log, sizeof p->log, "%s/%s.log", root, name);
-}
-
-static void start_member(struct proc *p, const char *key, int seed_port,
-                         const char *max_inflight) {
-  char seeds[64];
-  snprintf(seeds, sizeof seeds, "127.0.0.1:%d", seed_port);
-  const char *extra[] = {"--cluster",
-                         cluster,
-                         "--cluster-key",
-                         key,
-                         "--profile",
-                         "local",
-                         "--replicas",
-                         "3",
-                         "--seeds",
-                         seeds,
-                         "--leave-ms",
-                         "500",
-                         "--max-inflight",
-                         max_inflight,
-                         "--timeout",
-                         "10000",
-                         NULL};
-  spawn(p, extra);
-}
-
-static void start_cluster(void) {
-  for (int i = 0; i < 3; i++)
-    start_member(&nodes[i], keyfile_a, nodes[0].port, i == 0 ? "8" : "64");
-}
-
-/* wait_alive: every node sees @want alive members, within @secs. */
-static void wait_alive(int want, double secs) {
-  double end = now_s() + secs;
-  for (;;) {
-    int ok = 0;
-    for (int i = 0; i < 3; i++)
-      ok += stat_of(nodes[i].port, "members.alive") == want;
-    if (ok == 3)
-      return;
-    if (now_s() > end)
-      fail_msg("cluster did not reach %d alive members in %.0f s", want, secs);
-    sleep_ms(100);
-  }
-}
-
-static bool cluster_up;
-
-/* ensure_cluster: the 3-node cluster the tests after the startup ones
- * share, started by the first that needs it. */
-static void ensure_cluster(void) {
-  if (cluster_up)
-    return;
-  cluster_up = true;
-  for (int i = 0; i < 3; i++) {
-    char name[8];
-    snprintf(name, sizeof name, "n%d", i);
-    node_init(&nodes[i], name);
-  }
-  start_cluster();
-  wait_alive(3, 30);
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  kill_all();
-  return 0;
-}
+#include "node_harness.h"
 
 /* ------------------------------------------------------------------------
  * Tests
@@ -578,7 +96,8 @@ static void test_startup_errors(void **state) {
   twin.port = free_port();
   expect_startup_error(&twin, base, "in use by another process");
 
-  /* The connection limit: the fourth gets ERROR EOVERLOAD and is closed. */
+  /* The client budget: the fourth session's HELLO gets ERROR EOVERLOAD
+   * and is closed. */
   int held[3];
   for (int i = 0; i < 3; i++) {
     held[i] = client_open(p.port);
@@ -586,6 +105,12 @@ static void test_startup_errors(void **state) {
   }
   int extra = tcp_connect(p.port);
   assert_true(extra >= 0);
+  struct wire_msg h = {.type = WIRE_HELLO, .request_id = 1};
+  h.hello.version = WIRE_PROTOCOL_VERSION;
+  h.hello.cluster =
+      (struct wire_bytes){(const uint8_t *)cluster, strlen(cluster)};
+  h.hello.role = WIRE_ROLE_CLIENT;
+  assert_int_equal(send_msg(extra, &h), 0);
   struct reply r;
   assert_int_equal(recv_msg(extra, &r), 0);
   assert_int_equal(r.m.type, WIRE_ERROR);
@@ -594,6 +119,13 @@ static void test_startup_errors(void **state) {
   char c;
   assert_true(recv(extra, &c, 1, 0) <= 0);
   close(extra);
+  /* A session that ends gives its slot back. */
+  close(held[2]);
+  double until = now_s() + 5;
+  while ((held[2] = client_open(p.port)) < 0) {
+    assert_true(now_s() < until);
+    sleep_ms(20);
+  }
   for (int i = 0; i < 3; i++)
     close(held[i]);
   kill(p.pid, SIGTERM);
@@ -683,18 +215,6 @@ static void closed_after(int port, const void *bytes, size_t len, int code) {
   errno = 0;
   ssize_t r0 = recv(fd, &c, 1, 0);
   assert_true(r0 == 0 || (r0 < 0 && errno == ECONNRESET));
-  close(fd);
-}
-
-static void serves(int port) {
-  static int round;
-  int fd = client_open(port);
-  assert_true(fd >= 0);
-  char key[32], got[64];
-  snprintf(key, sizeof key, "still-here-%d", round++);
-  assert_int_equal(put(fd, key, "yes"), 0);
-  assert_int_equal(get(fd, key, got, sizeof got), 0);
-  assert_string_equal(got, "yes");
   close(fd);
 }
 
@@ -942,55 +462,15 @@ static void test_shutdown_restart(void **state) {
   close(fd);
 }
 
-/* Each case reports its wall time (the suite budget is ~90 s). */
-static double case_start;
-
-static int clock_start(void **state) {
-  (void)state;
-  case_start = now_s();
-  return 0;
-}
-
-static int clock_stop(void **state) {
-  (void)state;
-  print_message("# %.1f s\n", now_s() - case_start);
-  return 0;
-}
-
 #define TIMED(f) cmocka_unit_test_setup_teardown(f, clock_start, clock_stop)
-
 int main(int argc, char **argv) {
-  chorusd = getenv("CHORUSD");
-  if (chorusd == NULL && argc > 1)
-    chorusd = argv[1];
-  if (chorusd == NULL) {
-    fprintf(stderr, "set CHORUSD to the chorusd binary\n");
+  if (harness_setup(argc, argv) != 0)
     return 1;
-  }
-  snprintf(root, sizeof root, "/tmp/chorus-node-test-XXXXXX");
-  if (mkdtemp(root) == NULL) {
-    perror("mkdtemp");
-    return 1;
-  }
-  signal(SIGINT, on_fatal_signal);
-  signal(SIGTERM, on_fatal_signal);
-  signal(SIGABRT, on_fatal_signal);
-  snprintf(keyfile_a, sizeof keyfile_a, "%s/key-a", root);
-  snprintf(keyfile_b, sizeof keyfile_b, "%s/key-b", root);
-  write_text(keyfile_a, KEY_A "\n");
-  write_text(keyfile_b, KEY_B "\n");
-
   const struct CMUnitTest tests[] = {
       TIMED(test_startup_errors),        TIMED(test_cluster_forms),
       TIMED(test_put_get_quorum),        TIMED(test_hostile),
       TIMED(test_wrong_key_never_joins), TIMED(test_shutdown_restart),
   };
   int failed = cmocka_run_group_tests_name("node", tests, NULL, group_teardown);
-  if (getenv("CHORUS_KEEP_LOGS")) {
-    fprintf(stderr, "logs kept in %s\n", root);
-    kill_all();
-    return failed ? 1 : 0;
-  }
-  cleanup_all();
-  return failed ? 1 : 0;
+  return harness_finish(failed);
 }

@@ -1,0 +1,587 @@
+/* node_harness.c: chorusd as real processes for the node tests (the
+ * contract is node_harness.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "node_harness.h"
+
+/* ------------------------------------------------------------------------
+ * Processes and folders
+ * ------------------------------------------------------------------------ */
+
+#define MAXP 8
+#define KEY_A "1111111111111111111111111111111111111111111111111111111111111111"
+#define KEY_B "2222222222222222222222222222222222222222222222222222222222222222"
+
+const char *chorusd;
+char root[128];
+static pid_t pids[MAXP]; /* every child still running, for the cleanup */
+
+double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+void sleep_ms(int ms) {
+  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+static void track(pid_t p) {
+  for (int i = 0; i < MAXP; i++)
+    if (pids[i] == 0) {
+      pids[i] = p;
+      return;
+    }
+}
+
+static void untrack(pid_t p) {
+  for (int i = 0; i < MAXP; i++)
+    if (pids[i] == p)
+      pids[i] = 0;
+}
+
+void kill_all(void) {
+  for (int i = 0; i < MAXP; i++)
+    if (pids[i] > 0) {
+      kill(pids[i], SIGKILL);
+      waitpid(pids[i], NULL, 0);
+      pids[i] = 0;
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+static void cleanup_all(void) {
+  kill_all();
+  if (root[0])
+    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  root[0] = '\0';
+}
+
+static void on_fatal_signal(int sig) {
+  cleanup_all();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+/* free_port: a port free for both TCP and UDP right now. */
+int free_port(void) {
+  for (int tries = 0; tries < 50; tries++) {
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(t, (struct sockaddr *)&a, sizeof a), 0);
+    getsockname(t, (struct sockaddr *)&a, &al);
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    int ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0;
+    int port = ntohs(a.sin_port);
+    close(u);
+    close(t);
+    if (ok)
+      return port;
+  }
+  fail_msg("no free port");
+  return 0;
+}
+
+/* spawn: chorusd with the given flags (NULL-terminated), stderr into
+ * @p->log. */
+void spawn(struct proc *p, const char *const *extra) {
+  const char *argv[48];
+  int k = 0;
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", p->port);
+  argv[k++] = chorusd;
+  argv[k++] = "--id";
+  argv[k++] = p->name;
+  argv[k++] = "--listen";
+  argv[k++] = listen;
+  argv[k++] = "--data";
+  argv[k++] = p->data;
+  for (int i = 0; extra && extra[i]; i++)
+    argv[k++] = extra[i];
+  argv[k] = NULL;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 2);
+      close(fd);
+    }
+    /* The node gets none of the test's sockets: a copy held by a child
+     * would keep open what the test closes. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+      for (rlim_t i = 3; i < rl.rlim_cur && i < (1u << 20); i++)
+        close((int)i);
+    if (p->nofile) {
+      rl.rlim_cur = rl.rlim_max = p->nofile;
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        _exit(126);
+    }
+    execv(chorusd, (char *const *)(uintptr_t)argv);
+    _exit(127);
+  }
+  p->pid = pid;
+  track(pid);
+}
+
+/* wait_exit: the child's exit status, or -1 when it did not exit within
+ * @secs (it is then killed). */
+int wait_exit(struct proc *p, double secs) {
+  double end = now_s() + secs;
+  int st;
+  while (now_s() < end) {
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+      untrack(p->pid);
+      p->pid = 0;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    sleep_ms(20);
+  }
+  kill(p->pid, SIGKILL);
+  waitpid(p->pid, NULL, 0);
+  untrack(p->pid);
+  p->pid = 0;
+  return -1;
+}
+
+void read_file(const char *path, char *out, size_t cap) {
+  out[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  size_t n = fread(out, 1, cap - 1, f);
+  out[n] = '\0';
+  fclose(f);
+}
+
+size_t count_lines(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    n += *s == '\n';
+  return n;
+}
+
+long rss_kb(pid_t pid) {
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  read_file(path, buf, sizeof buf);
+  const char *p = strstr(buf, "VmRSS:");
+  return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+/* ------------------------------------------------------------------------
+ * A tiny client over wire_encode / wire_decode and blocking sockets
+ * ------------------------------------------------------------------------ */
+
+void reply_free(struct reply *r) {
+  wire_msg_free(&r->m);
+  free(r->body);
+  r->body = NULL;
+}
+
+int tcp_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  struct timeval tv = {15, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+int write_all(int fd, const void *data, size_t len) {
+  const uint8_t *p = data;
+  while (len) {
+    ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+    if (w <= 0)
+      return -1;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+int read_all(int fd, void *data, size_t len) {
+  uint8_t *p = data;
+  while (len) {
+    ssize_t r = recv(fd, p, len, 0);
+    if (r <= 0)
+      return -1;
+    p += r;
+    len -= (size_t)r;
+  }
+  return 0;
+}
+
+int send_msg(int fd, const struct wire_msg *m) {
+  size_t n = wire_encoded_size(m), w;
+  uint8_t *b = malloc(n);
+  char err[CHORUS_ERRMSG_SIZE];
+  int rc = wire_encode(m, b, n, &w, err);
+  assert_int_equal(rc, CHORUS_OK);
+  rc = write_all(fd, b, w);
+  free(b);
+  return rc;
+}
+
+/* recv_msg: one frame; -1 on EOF, timeout or a bad frame. */
+int recv_msg(int fd, struct reply *r) {
+  uint8_t hdr[4];
+  memset(r, 0, sizeof *r);
+  if (read_all(fd, hdr, 4) != 0)
+    return -1;
+  uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+                 (uint32_t)hdr[2] << 8 | hdr[3];
+  if (len == 0 || len > WIRE_MAX_FRAME_PEER)
+    return -1;
+  r->body = malloc(len);
+  if (read_all(fd, r->body, len) != 0) {
+    free(r->body);
+    r->body = NULL;
+    return -1;
+  }
+  char err[CHORUS_ERRMSG_SIZE];
+  if (wire_decode(r->body, len, &WIRE_LIMITS_PEER, &r->m, err) != CHORUS_OK) {
+    free(r->body);
+    r->body = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+const char cluster[] = "testc";
+
+/* client_open: a connection after HELLO/WELCOME, or -1. */
+int client_open(int port) {
+  int fd = tcp_connect(port);
+  if (fd < 0)
+    return -1;
+  struct wire_msg h = {.type = WIRE_HELLO, .request_id = 1};
+  h.hello.version = WIRE_PROTOCOL_VERSION;
+  h.hello.cluster =
+      (struct wire_bytes){(const uint8_t *)cluster, strlen(cluster)};
+  h.hello.role = WIRE_ROLE_CLIENT;
+  struct reply r;
+  if (send_msg(fd, &h) != 0 || recv_msg(fd, &r) != 0) {
+    close(fd);
+    return -1;
+  }
+  int ok = r.m.type == WIRE_WELCOME;
+  reply_free(&r);
+  if (!ok) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* call: sends @m and waits for the frame answering its request id. */
+int call(int fd, const struct wire_msg *m, struct reply *r) {
+  if (send_msg(fd, m) != 0)
+    return -1;
+  for (;;) {
+    if (recv_msg(fd, r) != 0)
+      return -1;
+    if (r->m.request_id == m->request_id)
+      return 0;
+    reply_free(r);
+  }
+}
+
+uint64_t next_id = 100;
+
+struct wire_options quorum(void) {
+  struct wire_options o = {0};
+  o.r = WIRE_QUORUM;
+  o.w = WIRE_QUORUM;
+  return o;
+}
+
+/* put: 0 on WRITE_REPLY, else the error code. */
+int put(int fd, const char *key, const char *value) {
+  struct wire_msg m = {.type = WIRE_PUT, .request_id = next_id++};
+  m.put.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
+  m.put.value = (struct wire_bytes){(const uint8_t *)value, strlen(value)};
+  m.put.opts = quorum();
+  struct reply r;
+  if (call(fd, &m, &r) != 0)
+    return -1000;
+  int rc = r.m.type == WIRE_WRITE_REPLY ? 0
+           : r.m.type == WIRE_ERROR     ? r.m.error.code
+                                        : -1001;
+  reply_free(&r);
+  return rc;
+}
+
+/* get: 0 with the only sibling in @out, 1 when not found, else an error. */
+int get(int fd, const char *key, char *out, size_t cap) {
+  struct wire_msg m = {.type = WIRE_GET, .request_id = next_id++};
+  m.get.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
+  m.get.opts = quorum();
+  struct reply r;
+  if (call(fd, &m, &r) != 0)
+    return -1000;
+  int rc;
+  if (r.m.type == WIRE_GET_REPLY) {
+    const struct wire_bytes_list *v = &r.m.get_reply.values;
+    rc = v->n == 0 ? 1 : 0;
+    out[0] = '\0';
+    if (v->n >= 1) {
+      size_t l = v->items[0].len < cap - 1 ? v->items[0].len : cap - 1;
+      memcpy(out, v->items[0].ptr, l);
+      out[l] = '\0';
+    }
+    if (v->n > 1)
+      rc = 2;
+  } else {
+    rc = r.m.type == WIRE_ERROR ? r.m.error.code : -1001;
+  }
+  reply_free(&r);
+  return rc;
+}
+
+/* stat_of: a STATUS_QUERY value by name; -1 when absent or no answer. */
+int64_t stat_of(int port, const char *name) {
+  int fd = client_open(port);
+  if (fd < 0)
+    return -1;
+  struct wire_msg m = {.type = WIRE_STATUS_QUERY, .request_id = next_id++};
+  struct reply r;
+  int64_t v = -1;
+  if (call(fd, &m, &r) == 0) {
+    if (r.m.type == WIRE_STATUS_REPLY)
+      for (size_t i = 0; i < r.m.status_reply.nstats; i++) {
+        const struct wire_stat *s = &r.m.status_reply.stats[i];
+        if (s->name.len == strlen(name) &&
+            memcmp(s->name.ptr, name, s->name.len) == 0)
+          v = s->value;
+      }
+    reply_free(&r);
+  }
+  close(fd);
+  return v;
+}
+
+chorus_node_id id_of(const char *name) {
+  return XXH3_64bits(name, strlen(name));
+}
+
+int64_t member_state(int port, const char *name) {
+  char stat[64];
+  snprintf(stat, sizeof stat, "member.%016" PRIx64 ".state", id_of(name));
+  return stat_of(port, stat);
+}
+
+/* ------------------------------------------------------------------------
+ * The cluster fixture
+ * ------------------------------------------------------------------------ */
+
+struct proc nodes[3];
+char keyfile_a[300], keyfile_b[300];
+
+void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+void node_init(struct proc *p, const char *name) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->port = free_port();
+  snprintf(p->data, sizeof p->data, "%s/%s", root, name);
+  snprintf(p->log, sizeof p->log, "%s/%s.log", root, name);
+}
+
+const char *const *member_extra;
+
+void start_member(struct proc *p, const char *key, int seed_port,
+                  const char *max_inflight) {
+  char seeds[64];
+  snprintf(seeds, sizeof seeds, "127.0.0.1:%d", seed_port);
+  const char *extra[] = {"--cluster",
+                         cluster,
+                         "--cluster-key",
+                         key,
+                         "--profile",
+                         "local",
+                         "--replicas",
+                         "3",
+                         "--seeds",
+                         seeds,
+                         "--leave-ms",
+                         "500",
+                         "--max-inflight",
+                         max_inflight,
+                         "--timeout",
+                         "10000",
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL};
+  size_t k = 16;
+  for (size_t i = 0; member_extra && member_extra[i]; i++) {
+    assert_true(k + 1 < sizeof extra / sizeof extra[0]);
+    extra[k++] = member_extra[i];
+  }
+  spawn(p, extra);
+}
+
+void start_cluster(void) {
+  for (int i = 0; i < 3; i++)
+    start_member(&nodes[i], keyfile_a, nodes[0].port, i == 0 ? "8" : "64");
+}
+
+/* wait_alive: every node sees @want alive members, within @secs. */
+void wait_alive(int want, double secs) {
+  double end = now_s() + secs;
+  for (;;) {
+    int ok = 0;
+    for (int i = 0; i < 3; i++)
+      ok += stat_of(nodes[i].port, "members.alive") == want;
+    if (ok == 3)
+      return;
+    if (now_s() > end)
+      fail_msg("cluster did not reach %d alive members in %.0f s", want, secs);
+    sleep_ms(100);
+  }
+}
+
+static bool cluster_up;
+
+/* ensure_cluster: the 3-node cluster the tests after the startup ones
+ * share, started by the first that needs it. */
+void ensure_cluster(void) {
+  if (cluster_up)
+    return;
+  cluster_up = true;
+  for (int i = 0; i < 3; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "n%d", i);
+    node_init(&nodes[i], name);
+  }
+  start_cluster();
+  wait_alive(3, 30);
+}
+
+int group_teardown(void **state) {
+  (void)state;
+  kill_all();
+  return 0;
+}
+
+void serves(int port) {
+  static int round;
+  int fd = client_open(port);
+  assert_true(fd >= 0);
+  char key[32], got[64];
+  snprintf(key, sizeof key, "still-here-%d", round++);
+  assert_int_equal(put(fd, key, "yes"), 0);
+  assert_int_equal(get(fd, key, got, sizeof got), 0);
+  assert_string_equal(got, "yes");
+  close(fd);
+}
+
+/* ------------------------------------------------------------------------
+ * Cases and the run
+ * ------------------------------------------------------------------------ */
+
+/* Each case reports its wall time (the suite budget is ~90 s). */
+static double case_start;
+
+int clock_start(void **state) {
+  (void)state;
+  case_start = now_s();
+  return 0;
+}
+
+int clock_stop(void **state) {
+  (void)state;
+  print_message("# %.1f s\n", now_s() - case_start);
+  return 0;
+}
+
+int harness_setup(int argc, char **argv) {
+  chorusd = getenv("CHORUSD");
+  if (chorusd == NULL && argc > 1)
+    chorusd = argv[1];
+  if (chorusd == NULL) {
+    fprintf(stderr, "set CHORUSD to the chorusd binary\n");
+    return 1;
+  }
+  if (getenv("CHORUS_TEST_FILTER"))
+    cmocka_set_test_filter(getenv("CHORUS_TEST_FILTER"));
+  snprintf(root, sizeof root, "/tmp/chorus-node-test-XXXXXX");
+  if (mkdtemp(root) == NULL) {
+    perror("mkdtemp");
+    return 1;
+  }
+  signal(SIGINT, on_fatal_signal);
+  signal(SIGTERM, on_fatal_signal);
+  signal(SIGABRT, on_fatal_signal);
+  snprintf(keyfile_a, sizeof keyfile_a, "%s/key-a", root);
+  snprintf(keyfile_b, sizeof keyfile_b, "%s/key-b", root);
+  write_text(keyfile_a, KEY_A "\n");
+  write_text(keyfile_b, KEY_B "\n");
+  return 0;
+}
+
+int harness_finish(int failed) {
+  if (getenv("CHORUS_KEEP_LOGS")) {
+    fprintf(stderr, "logs kept in %s\n", root);
+    kill_all();
+    return failed ? 1 : 0;
+  }
+  cleanup_all();
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,135 @@
+/* node_harness.h: chorusd as real processes on loopback, for the node
+ * tests: spawning and reaping nodes, a tiny blocking client over
+ * wire_encode / wire_decode, and the shared 3-node cluster.
+ *
+ * Every wait is bounded. Every child spawned is tracked: harness_finish
+ * (and a fatal signal) kills it and removes the run's folder, @root, even
+ * when a test failed; CHORUS_KEEP_LOGS=1 keeps the folder and says where,
+ * and CHORUS_TEST_FILTER=pattern runs only the cases it matches.
+ * The helpers fail the running cmocka test (assert_*, fail_msg) when the
+ * harness itself cannot go on (no free port, fork failed).
+ */
+#ifndef CHORUS_NODE_HARNESS_H
+#define CHORUS_NODE_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wire.h"
+
+/* ------------------------------------------------------------------------
+ * Processes and folders
+ * ------------------------------------------------------------------------ */
+
+extern const char *chorusd; /* the binary ($CHORUSD or argv[1]) */
+extern char root[128];      /* this run's folder (mkdtemp) */
+
+double now_s(void); /* CLOCK_MONOTONIC, seconds */
+void sleep_ms(int ms);
+/* kill_all: SIGKILL and reap every child still running. */
+void kill_all(void);
+/* free_port: a port free for both TCP and UDP right now. */
+int free_port(void);
+
+struct proc {
+  pid_t pid;
+  int port;
+  char name[32];
+  char data[300];
+  char log[300];
+  unsigned long nofile; /* 0, or the child's RLIMIT_NOFILE (soft and hard) */
+};
+
+/* spawn: chorusd --id name --listen 127.0.0.1:port --data data and the
+ * flags @extra (NULL-terminated, may be NULL); stderr into @p->log. */
+void spawn(struct proc *p, const char *const *extra);
+/* wait_exit: the child's exit status, or -1 when it did not exit within
+ * @secs (it is then killed). */
+int wait_exit(struct proc *p, double secs);
+void read_file(const char *path, char *out, size_t cap);
+void write_text(const char *path, const char *text);
+size_t count_lines(const char *s);
+/* rss_kb: VmRSS of @pid from /proc, or -1. */
+long rss_kb(pid_t pid);
+
+/* ------------------------------------------------------------------------
+ * A tiny client over wire_encode / wire_decode and blocking sockets
+ * ------------------------------------------------------------------------ */
+
+extern const char cluster[]; /* every test node's cluster name */
+extern uint64_t next_id;     /* request ids, shared so none repeats */
+
+struct reply {
+  struct wire_msg m;
+  uint8_t *body; /* @m borrows from it */
+};
+
+void reply_free(struct reply *r);
+/* tcp_connect: a connected socket with 15 s send and receive timeouts and
+ * TCP_NODELAY, or -1. */
+int tcp_connect(int port);
+int write_all(int fd, const void *data, size_t len);
+int read_all(int fd, void *data, size_t len);
+int send_msg(int fd, const struct wire_msg *m);
+/* recv_msg: one frame; -1 on EOF, timeout or a bad frame. */
+int recv_msg(int fd, struct reply *r);
+/* client_open: a connection after HELLO/WELCOME (role client), or -1. */
+int client_open(int port);
+/* call: sends @m and waits for the frame answering its request id. */
+int call(int fd, const struct wire_msg *m, struct reply *r);
+struct wire_options quorum(void); /* r = w = QUORUM */
+/* put: 0 on WRITE_REPLY, else the error code (-1000: no answer). */
+int put(int fd, const char *key, const char *value);
+/* get: 0 with the only sibling in @out, 1 when not found, else an error. */
+int get(int fd, const char *key, char *out, size_t cap);
+/* stat_of: a STATUS_QUERY value by name (on a connection of its own); -1
+ * when absent or no answer. */
+int64_t stat_of(int port, const char *name);
+chorus_node_id id_of(const char *name);
+int64_t member_state(int port, const char *name);
+/* serves: a new client on @port writes a key at QUORUM and reads it back
+ * (asserts). */
+void serves(int port);
+
+/* ------------------------------------------------------------------------
+ * The cluster fixture: n0, n1, n2 with --replicas 3 and the local SWIM
+ * profile, seeded through n0; n0 allows 8 requests in flight, the others
+ * 64.
+ * ------------------------------------------------------------------------ */
+
+extern struct proc nodes[3];
+extern char keyfile_a[300], keyfile_b[300]; /* two different cluster keys */
+/* member_extra: more flags for every member started from then on
+ * (NULL-terminated, up to 9; NULL for none). */
+extern const char *const *member_extra;
+
+void node_init(struct proc *p, const char *name);
+void start_member(struct proc *p, const char *key, int seed_port,
+                  const char *max_inflight);
+void start_cluster(void);
+/* wait_alive: every node sees @want alive members, within @secs. */
+void wait_alive(int want, double secs);
+/* ensure_cluster: the 3-node cluster the tests after the startup ones
+ * share, started by the first that needs it. */
+void ensure_cluster(void);
+int group_teardown(void **state); /* kills every node */
+
+/* ------------------------------------------------------------------------
+ * Cases and the run
+ * ------------------------------------------------------------------------ */
+
+/* Each case reports its wall time. */
+int clock_start(void **state);
+int clock_stop(void **state);
+#define TIMED(f) cmocka_unit_test_setup_teardown(f, clock_start, clock_stop)
+
+/* harness_setup: the binary, the run's folder, the key files and the
+ * cleanup on fatal signals; 0, or 1 with a line on stderr.
+ * harness_finish: kills and removes everything; the exit status for
+ * @failed cmocka cases. */
+int harness_setup(int argc, char **argv);
+int harness_finish(int failed);
+
+#endif /* CHORUS_NODE_HARNESS_H */
