@@ -429,6 +429,71 @@ static void test_counters_sets(void **state) {
     chorus_client_close(cs[i]);
 }
 
+/* The key and value limits at their exact boundary through libchorus: the
+ * maximum is written at ALL and read back from every node, one byte more
+ * is CHORUS_ETOOBIG with the limit in words (issue 17; the node's own
+ * refusal of what a raw client sends is tests/node's test_limits). */
+static void test_limits(void **state) {
+  struct chorus_client *c = client_for(seeds_all());
+  struct chorus_opts all = {.r = CHORUS_ALL, .w = CHORUS_ALL};
+  struct chorus_result r;
+  uint8_t *big = malloc(CHORUS_MAX_VALUE + 1);
+  assert_non_null(big);
+  for (size_t i = 0; i <= CHORUS_MAX_VALUE; i++)
+    big[i] = (uint8_t)(i * 7 + i / 251);
+  /* Key: 65,528 bytes (written with hints for the other replicas). */
+  if (chorus_put(c, big, CHORUS_MAX_KEY, "max-key", 7, NULL, 0, &all, &r))
+    fail_msg("put with a %u-byte key: %s", CHORUS_MAX_KEY, r.errmsg);
+  chorus_result_free(&r);
+  for (int i = 0; i < NODES; i++) {
+    struct chorus_client *one = client_for(nodes[i].addr);
+    struct chorus_opts r1 = {.r = 1};
+    assert_int_equal(chorus_get(one, big, CHORUS_MAX_KEY, &r1, &r), CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    assert_memory_equal(r.values[0].ptr, "max-key", 7);
+    chorus_result_free(&r);
+    chorus_client_close(one);
+  }
+  assert_int_equal(
+      chorus_put(c, big, CHORUS_MAX_KEY + 1, "v", 1, NULL, 0, &all, &r),
+      CHORUS_ETOOBIG);
+  assert_string_equal(r.errmsg,
+                      "key of 65529 bytes is over the 65528-byte key limit");
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  /* Value: 1 MiB. */
+  if (chorus_put(c, "max-value", 9, big, CHORUS_MAX_VALUE, NULL, 0, &all, &r))
+    fail_msg("put of a %u-byte value: %s", CHORUS_MAX_VALUE, r.errmsg);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "max-value", 9, &all, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  assert_int_equal(r.values[0].len, CHORUS_MAX_VALUE);
+  assert_memory_equal(r.values[0].ptr, big, CHORUS_MAX_VALUE);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_put(c, "max-value", 9, big, CHORUS_MAX_VALUE + 1,
+                              NULL, 0, &all, &r),
+                   CHORUS_ETOOBIG);
+  assert_string_equal(
+      r.errmsg, "value of 1048577 bytes is over the 1048576-byte value limit");
+  chorus_result_free(&r);
+  /* Set member: 64 KiB. */
+  struct chorus_bytes m = {big, CHORUS_MAX_MEMBER};
+  assert_int_equal(chorus_set_add(c, "max-member", 10, &m, 1, &all, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  m.len++;
+  assert_int_equal(chorus_set_add(c, "max-member", 10, &m, 1, &all, &r),
+                   CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_members(c, "max-member", 10, &all, &r),
+                   CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  assert_int_equal(r.values[0].len, CHORUS_MAX_MEMBER);
+  chorus_result_free(&r);
+  free(big);
+  chorus_client_close(c);
+}
+
 /* Runs the CLI; returns its exit status, stdout into @out. */
 static int run_cli(char *out, size_t cap, const char *const *args) {
   int p[2];
@@ -555,11 +620,9 @@ static void test_kill_and_restart(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_forms),
-      cmocka_unit_test(test_levels),
-      cmocka_unit_test(test_siblings),
-      cmocka_unit_test(test_counters_sets),
-      cmocka_unit_test(test_kill_and_restart),
+      cmocka_unit_test(test_forms),    cmocka_unit_test(test_levels),
+      cmocka_unit_test(test_siblings), cmocka_unit_test(test_counters_sets),
+      cmocka_unit_test(test_limits),   cmocka_unit_test(test_kill_and_restart),
   };
   signal(SIGPIPE, SIG_IGN);
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -364,6 +364,44 @@ static int put(int fd, const char *key, const char *value) {
   return rc;
 }
 
+/* write_call: sends the write @m and waits for its answer: 0 on
+ * WRITE_REPLY, else the error code, with the ERROR's text in @text (may be
+ * NULL; 256 bytes). */
+static int write_call(int fd, const struct wire_msg *m, char *text) {
+  struct reply r;
+  if (call(fd, m, &r) != 0)
+    return -1000;
+  int rc = r.m.type == WIRE_WRITE_REPLY ? 0
+           : r.m.type == WIRE_ERROR     ? r.m.error.code
+                                        : -1001;
+  if (text != NULL && r.m.type == WIRE_ERROR)
+    snprintf(text, 256, "%.*s", (int)r.m.error.text.len,
+             (const char *)r.m.error.text.ptr);
+  reply_free(&r);
+  return rc;
+}
+
+/* put_raw: PUT of @klen / @vlen bytes at QUORUM, as write_call. */
+static int put_raw(int fd, const void *key, size_t klen, const void *value,
+                   size_t vlen, char *text) {
+  struct wire_msg m = {.type = WIRE_PUT, .request_id = next_id++};
+  m.put.key = (struct wire_bytes){key, klen};
+  m.put.value = (struct wire_bytes){value, vlen};
+  m.put.opts = quorum();
+  return write_call(fd, &m, text);
+}
+
+/* set_add: SET_ADD of one member of @len bytes, as write_call. */
+static int set_add(int fd, const char *key, const void *member, size_t len,
+                   char *text) {
+  struct wire_msg m = {.type = WIRE_SET_ADD, .request_id = next_id++};
+  struct wire_bytes item = {member, len};
+  m.set_add.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
+  m.set_add.members = (struct wire_bytes_list){1, &item};
+  m.set_add.opts = quorum();
+  return write_call(fd, &m, text);
+}
+
 /* get: 0 with the only sibling in @out, 1 when not found, else an error. */
 static int get(int fd, const char *key, char *out, size_t cap) {
   struct wire_msg m = {.type = WIRE_GET, .request_id = next_id++};
@@ -566,13 +604,33 @@ static void test_startup_errors(void **state) {
            "leave-ms = 0\nmax-connections = 3\n",
            cluster, keyfile_a);
   write_text(conf, text);
-  const char *limited[] = {"--config", conf, NULL};
+  const char *limited[] = {"--config", conf, "--max-value-bytes", "4096", NULL};
   spawn(&p, limited);
   double end = now_s() + 20;
   while (stat_of(p.port, "members.alive") != 1) {
     assert_true(now_s() < end);
     sleep_ms(50);
   }
+  /* --max-value-bytes: a value or set member of 4096 bytes is served, one
+   * byte more is ETOOBIG, and the connection stays. */
+  static uint8_t val[4097];
+  char why[256] = "";
+  int fd = client_open(p.port);
+  assert_true(fd >= 0);
+  int rc;
+  end = now_s() + 10; /* alive before its store's epoch barrier is done */
+  while ((rc = put_raw(fd, "v", 1, val, 4096, NULL)) == CHORUS_EUNAVAILABLE &&
+         now_s() < end)
+    sleep_ms(50);
+  assert_int_equal(rc, 0);
+  assert_int_equal(put_raw(fd, "v", 1, val, 4097, why), CHORUS_ETOOBIG);
+  assert_string_equal(why,
+                      "value of 4097 bytes is over the 4096-byte value limit");
+  assert_int_equal(set_add(fd, "s", val, 4097, why), CHORUS_ETOOBIG);
+  assert_string_equal(
+      why, "member 0 of 4097 bytes is over the 4096-byte value limit");
+  assert_int_equal(set_add(fd, "s", val, 4096, NULL), 0);
+  close(fd);
   /* The folder is locked while its node runs. */
   struct proc twin = p;
   twin.port = free_port();
@@ -661,6 +719,52 @@ static void test_put_get_quorum(void **state) {
   assert_int_equal(get(fds[0], "never-written", got, sizeof got), 1);
   for (int i = 0; i < 3; i++)
     close(fds[i]);
+}
+
+/* The key and value limits at their boundary, from a raw client: the
+ * maximum is stored and read back, one byte more is ETOOBIG with the
+ * limit in words, and the connection goes on serving (issue 17). */
+static void test_limits(void **state) {
+  (void)state;
+  ensure_cluster();
+  uint8_t *big = malloc(WIRE_MAX_VALUE + 1);
+  assert_non_null(big);
+  memset(big, 'k', WIRE_MAX_VALUE + 1);
+  char why[256] = "", got[64];
+  int fd = client_open(nodes[0].port);
+  assert_true(fd >= 0);
+  /* A key of 65,528 bytes: written with its hints, and read back. */
+  assert_int_equal(put_raw(fd, big, WIRE_MAX_KEY, "max-key", 7, why), 0);
+  struct wire_msg m = {.type = WIRE_GET, .request_id = next_id++};
+  m.get.key = (struct wire_bytes){big, WIRE_MAX_KEY};
+  m.get.opts = quorum();
+  struct reply r;
+  assert_int_equal(call(fd, &m, &r), 0);
+  assert_int_equal(r.m.type, WIRE_GET_REPLY);
+  assert_int_equal(r.m.get_reply.values.n, 1);
+  assert_memory_equal(r.m.get_reply.values.items[0].ptr, "max-key", 7);
+  reply_free(&r);
+  /* 65,529: refused, the connection stays. */
+  assert_int_equal(put_raw(fd, big, WIRE_MAX_KEY + 1, "v", 1, why),
+                   CHORUS_ETOOBIG);
+  assert_string_equal(why,
+                      "key of 65529 bytes is over the 65528-byte key limit");
+  m.request_id = next_id++;
+  m.get.key.len = WIRE_MAX_KEY + 1;
+  assert_int_equal(call(fd, &m, &r), 0);
+  assert_int_equal(r.m.type, WIRE_ERROR);
+  assert_int_equal(r.m.error.code, CHORUS_ETOOBIG);
+  reply_free(&r);
+  /* A value of 1 MiB, and one byte more. */
+  assert_int_equal(put_raw(fd, "max-value", 9, big, WIRE_MAX_VALUE, why), 0);
+  assert_int_equal(put_raw(fd, "max-value", 9, big, WIRE_MAX_VALUE + 1, why),
+                   CHORUS_ETOOBIG);
+  assert_string_equal(
+      why, "value of 1048577 bytes is over the 1048576-byte value limit");
+  assert_int_equal(put(fd, "after-limits", "fine"), 0);
+  assert_int_equal(get(fd, "after-limits", got, sizeof got), 0);
+  close(fd);
+  free(big);
 }
 
 /* closed_after: sends @bytes after HELLO and expects the node to answer
@@ -981,9 +1085,10 @@ int main(int argc, char **argv) {
   write_text(keyfile_b, KEY_B "\n");
 
   const struct CMUnitTest tests[] = {
-      TIMED(test_startup_errors),        TIMED(test_cluster_forms),
-      TIMED(test_put_get_quorum),        TIMED(test_hostile),
-      TIMED(test_wrong_key_never_joins), TIMED(test_shutdown_restart),
+      TIMED(test_startup_errors),   TIMED(test_cluster_forms),
+      TIMED(test_put_get_quorum),   TIMED(test_limits),
+      TIMED(test_hostile),          TIMED(test_wrong_key_never_joins),
+      TIMED(test_shutdown_restart),
   };
   int failed = cmocka_run_group_tests_name("node", tests, NULL, group_teardown);
   if (getenv("CHORUS_KEEP_LOGS")) {
