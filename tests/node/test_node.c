@@ -671,6 +671,36 @@ static void test_startup_errors(void **state) {
   expect_startup_error(&p, bad, "--replicas");
 }
 
+/* --data creates the folder and its missing parents (mkdir -p), as --help
+ * says (issue 17). */
+static void test_data_parents(void **state) {
+  (void)state;
+  struct proc p;
+  node_init(&p, "nested");
+  char top[160];
+  snprintf(top, sizeof top, "%s/x", root);
+  snprintf(p.data, sizeof p.data, "%s/a/b/c", top);
+  struct stat st;
+  assert_int_equal(stat(top, &st), -1); /* a fresh path */
+  const char *extra[] = {"--cluster",  cluster,      "--cluster-key",
+                         keyfile_a,    "--replicas", "1",
+                         "--leave-ms", "0",          NULL};
+  spawn(&p, extra);
+  double end = now_s() + 20;
+  while (stat_of(p.port, "members.alive") != 1) {
+    if (now_s() > end || waitpid(p.pid, NULL, WNOHANG) == p.pid) {
+      char log[4096];
+      read_file(p.log, log, sizeof log);
+      fail_msg("chorusd --data %s did not come up:\n%s", p.data, log);
+    }
+    sleep_ms(50);
+  }
+  assert_int_equal(stat(p.data, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+  kill(p.pid, SIGTERM);
+  assert_int_equal(wait_exit(&p, 15), 0);
+}
+
 static void test_cluster_forms(void **state) {
   (void)state;
   ensure_cluster();
@@ -1085,9 +1115,13 @@ int main(int argc, char **argv) {
   write_text(keyfile_b, KEY_B "\n");
 
   const struct CMUnitTest tests[] = {
-      TIMED(test_startup_errors),   TIMED(test_cluster_forms),
-      TIMED(test_put_get_quorum),   TIMED(test_limits),
-      TIMED(test_hostile),          TIMED(test_wrong_key_never_joins),
+      TIMED(test_startup_errors),
+      TIMED(test_data_parents),
+      TIMED(test_cluster_forms),
+      TIMED(test_put_get_quorum),
+      TIMED(test_limits),
+      TIMED(test_hostile),
+      TIMED(test_wrong_key_never_joins),
       TIMED(test_shutdown_restart),
   };
   int failed = cmocka_run_group_tests_name("node", tests, NULL, group_teardown);
