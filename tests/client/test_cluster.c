@@ -494,6 +494,9 @@ static void test_limits(void **state) {
   chorus_client_close(c);
 }
 
+/* The file the next run_cli reads as standard input (NULL: inherited). */
+static const char *cli_stdin;
+
 /* Runs the CLI; returns its exit status, stdout into @out. */
 static int run_cli(char *out, size_t cap, const char *const *args) {
   int p[2];
@@ -504,6 +507,13 @@ static int run_cli(char *out, size_t cap, const char *const *args) {
     dup2(p[1], 1);
     close(p[0]);
     close(p[1]);
+    if (cli_stdin != NULL) {
+      int in = open(cli_stdin, O_RDONLY);
+      if (in < 0)
+        _exit(126);
+      dup2(in, 0);
+      close(in);
+    }
     const char *argv[32];
     int n = 0;
     argv[n++] = cli;
@@ -527,6 +537,49 @@ static int run_cli(char *out, size_t cap, const char *const *args) {
   int st;
   waitpid(pid, &st, 0);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The CLI sends a value larger than one command-line argument may be
+ * (Linux: MAX_ARG_STRLEN, 128 KiB) from a file and from standard input, and
+ * the nodes keep it byte for byte (issue 17). */
+static void test_cli_big_value(void **state) {
+  size_t n = 200 * 1024;
+  uint8_t *v = malloc(n);
+  assert_non_null(v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (uint8_t)(i % 253); /* NULs and newlines included */
+  char path[200];
+  snprintf(path, sizeof path, "%s/big-value", root);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(v, 1, n, f), n);
+  fclose(f);
+  char out[4096];
+  const char *by_file[] = {"-H",           seeds_all(), "--cluster",
+                           CLUSTER,        "put",       "cli-big-file",
+                           "--value-file", path,        NULL};
+  assert_int_equal(run_cli(out, sizeof out, by_file), 0);
+  assert_non_null(strstr(out, "ok\ncontext: "));
+  const char *by_stdin[] = {"-H",  seeds_all(),     "--cluster", CLUSTER,
+                            "put", "cli-big-stdin", "-",         NULL};
+  cli_stdin = path;
+  int st = run_cli(out, sizeof out, by_stdin);
+  cli_stdin = NULL;
+  assert_int_equal(st, 0);
+  struct chorus_client *c = client_for(seeds_all());
+  static const char *const keys[] = {"cli-big-file", "cli-big-stdin"};
+  for (int k = 0; k < 2; k++) {
+    struct chorus_opts all = {.r = CHORUS_ALL};
+    struct chorus_result r;
+    assert_int_equal(chorus_get(c, keys[k], strlen(keys[k]), &all, &r),
+                     CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    assert_int_equal(r.values[0].len, n);
+    assert_memory_equal(r.values[0].ptr, v, n);
+    chorus_result_free(&r);
+  }
+  chorus_client_close(c);
+  free(v);
 }
 
 static void test_kill_and_restart(void **state) {
@@ -620,9 +673,13 @@ static void test_kill_and_restart(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_forms),    cmocka_unit_test(test_levels),
-      cmocka_unit_test(test_siblings), cmocka_unit_test(test_counters_sets),
-      cmocka_unit_test(test_limits),   cmocka_unit_test(test_kill_and_restart),
+      cmocka_unit_test(test_forms),
+      cmocka_unit_test(test_levels),
+      cmocka_unit_test(test_siblings),
+      cmocka_unit_test(test_counters_sets),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_cli_big_value),
+      cmocka_unit_test(test_kill_and_restart),
   };
   signal(SIGPIPE, SIG_IGN);
   return cmocka_run_group_tests(tests, setup, teardown);
