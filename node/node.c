@@ -248,6 +248,7 @@ static int open_core(struct node *n, char *errmsg) {
       .reply = node__fx_reply,
       .sync = node__fx_sync,
       .member = node__fx_member,
+      .clock = node__fx_clock,
       .ring = node__fx_ring,
   };
   node__peer_key(n);

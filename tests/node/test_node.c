@@ -42,8 +42,13 @@
 #define KEY_A "1111111111111111111111111111111111111111111111111111111111111111"
 #define KEY_B "2222222222222222222222222222222222222222222222222222222222222222"
 
+#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
 static const char *chorusd;
 static char root[128];
+/* The libfaketime offset the next spawn runs under ("+5s": its wall clock
+ * only), or NULL. */
+static const char *spawn_faketime;
 static pid_t pids[MAXP]; /* every child still running, for the cleanup */
 
 static double now_s(void) {
@@ -154,6 +159,18 @@ static void spawn(struct proc *p, const char *const *extra) {
     if (fd >= 0) {
       dup2(fd, 2);
       close(fd);
+    }
+    if (spawn_faketime != NULL) {
+      setenv("LD_PRELOAD", FAKETIME_LIB, 1);
+      setenv("FAKETIME", spawn_faketime, 1);
+      setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+      setenv("DONT_FAKE_MONOTONIC", "1", 1);
+      /* libfaketime comes before the sanitizer runtime: harmless. */
+      const char *asan = getenv("ASAN_OPTIONS");
+      char opts[512];
+      snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0",
+               asan ? asan : "", asan && *asan ? ":" : "");
+      setenv("ASAN_OPTIONS", opts, 1);
     }
     execv(chorusd, (char *const *)(uintptr_t)argv);
     _exit(127);
@@ -701,6 +718,92 @@ static void test_data_parents(void **state) {
   assert_int_equal(wait_exit(&p, 15), 0);
 }
 
+static size_t count_of(const char *s, const char *needle) {
+  size_t n = 0;
+  for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* wait_log: waits up to @secs for @needle in @p's log; returns the log. */
+static void wait_log(const struct proc *p, const char *needle, double secs,
+                     char *log, size_t cap) {
+  double end = now_s() + secs;
+  for (;;) {
+    read_file(p->log, log, cap);
+    if (strstr(log, needle) != NULL)
+      return;
+    if (now_s() > end)
+      fail_msg("no \"%s\" in %s's log within %.0f s:\n%s", needle, p->name,
+               secs, log);
+    sleep_ms(100);
+  }
+}
+
+/* Clock skew beyond the bound (500 ms) is logged once per crossing: one
+ * WARN naming the member and its offset when a peer's clock runs 5 s
+ * ahead (libfaketime, wall clock only), one INFO when the peer restarts
+ * in step (issue 17). */
+static void test_clock_skew_logged(void **state) {
+  (void)state;
+  if (access(FAKETIME_LIB, R_OK) != 0) {
+    print_message("# skipped: no %s (scripts/deps test)\n", FAKETIME_LIB);
+    return;
+  }
+  struct proc a, b;
+  node_init(&a, "clk-a");
+  node_init(&b, "clk-b");
+  char seeds[64];
+  snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
+  const char *extra[] = {"--cluster",  cluster, "--cluster-key", keyfile_a,
+                         "--replicas", "1",     "--profile",     "local",
+                         "--seeds",    seeds,   "--leave-ms",    "0",
+                         NULL};
+  spawn(&a, extra);
+  spawn_faketime = "+5s";
+  spawn(&b, extra);
+  spawn_faketime = NULL;
+  char log[1 << 16], needle[160];
+  snprintf(needle, sizeof needle,
+           "warn swim: clock of member %016" PRIx64 " (127.0.0.1:%d) is ",
+           id_of(b.name), b.port);
+  wait_log(&a, needle, 30, log, sizeof log);
+  const char *w = strstr(log, needle);
+  long long off = 0;
+  assert_int_equal(sscanf(w + strlen(needle), "%lld", &off), 1);
+  if (off < 4500 || off > 5500)
+    fail_msg("offset %lld ms, want about +5000:\n%s", off, log);
+  assert_non_null(strstr(w, "beyond the 500 ms bound"));
+  /* b sees a behind it, by as much. */
+  snprintf(needle, sizeof needle,
+           "warn swim: clock of member %016" PRIx64 " (127.0.0.1:%d) is ",
+           id_of(a.name), a.port);
+  wait_log(&b, needle, 10, log, sizeof log);
+  assert_int_equal(sscanf(strstr(log, needle) + strlen(needle), "%lld", &off),
+                   1);
+  assert_true(off < -4500 && off > -5500);
+
+  /* b comes back in step: one INFO in a's log, and still one WARN. */
+  kill(b.pid, SIGTERM);
+  assert_int_equal(wait_exit(&b, 15), 0);
+  spawn(&b, extra);
+  snprintf(needle, sizeof needle,
+           "info swim: clock of member %016" PRIx64
+           " (127.0.0.1:%d) is back within the 500 ms bound",
+           id_of(b.name), b.port);
+  wait_log(&a, needle, 30, log, sizeof log);
+  sleep_ms(1000);
+  read_file(a.log, log, sizeof log);
+  snprintf(needle, sizeof needle, "swim: clock of member %016" PRIx64,
+           id_of(b.name));
+  if (count_of(log, needle) != 2)
+    fail_msg("want one WARN and one INFO about %s:\n%s", b.name, log);
+  kill(a.pid, SIGTERM);
+  kill(b.pid, SIGTERM);
+  assert_int_equal(wait_exit(&a, 15), 0);
+  assert_int_equal(wait_exit(&b, 15), 0);
+}
+
 static void test_cluster_forms(void **state) {
   (void)state;
   ensure_cluster();
@@ -1115,13 +1218,10 @@ int main(int argc, char **argv) {
   write_text(keyfile_b, KEY_B "\n");
 
   const struct CMUnitTest tests[] = {
-      TIMED(test_startup_errors),
-      TIMED(test_data_parents),
-      TIMED(test_cluster_forms),
-      TIMED(test_put_get_quorum),
-      TIMED(test_limits),
-      TIMED(test_hostile),
-      TIMED(test_wrong_key_never_joins),
+      TIMED(test_startup_errors),    TIMED(test_data_parents),
+      TIMED(test_clock_skew_logged), TIMED(test_cluster_forms),
+      TIMED(test_put_get_quorum),    TIMED(test_limits),
+      TIMED(test_hostile),           TIMED(test_wrong_key_never_joins),
       TIMED(test_shutdown_restart),
   };
   int failed = cmocka_run_group_tests_name("node", tests, NULL, group_teardown);
