@@ -5,6 +5,10 @@
  * opaque binary; hex survives shells and copy-paste untouched). In text
  * mode values and members are printed raw, one per line; use --json for
  * values that may hold newlines or binary bytes.
+ *
+ * A value (or one set member) may come from a file (--value-file FILE) or
+ * from standard input ("-" in its place): one argument of the command line
+ * holds at most 128 KiB on Linux (MAX_ARG_STRLEN), a value up to 1 MiB.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chorus_alloc.h"
 #include "libchorus.h"
@@ -25,13 +30,18 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  put KEY VALUE [--context CTX] [-w N | -c LEVEL]\n"
+    "  put KEY - | put KEY --value-file FILE\n"
+    "                                the value from standard input or a file\n"
+    "                                (any bytes, up to 1 MiB)\n"
     "  get KEY [-r N | -c LEVEL]     siblings, one per line, then the "
     "context;\n"
     "                                a counter's value; a set's members\n"
     "  del KEY [--context CTX] [-w N | -c LEVEL]\n"
     "  incr KEY [DELTA]              add DELTA (default 1) to a counter\n"
-    "  sadd KEY MEMBER...            add members to a set\n"
-    "  srem KEY MEMBER...            remove members from a set\n"
+    "  sadd KEY MEMBER...            add members to a set (a MEMBER \"-\" is\n"
+    "                                read from standard input; --value-file\n"
+    "                                FILE adds one more, up to 64 KiB each)\n"
+    "  srem KEY MEMBER...            remove members from a set (same forms)\n"
     "  smembers KEY                  the members of a set\n"
     "  status                        every member: state, address, dc, rack,\n"
     "                                incarnation, clock offset, hints\n"
@@ -52,6 +62,8 @@ static const char usage_text[] =
     "  --sloppy                      writes may use fallback nodes\n"
     "  --timeout MS                  request timeout (node default otherwise)\n"
     "  --context CTX                 causal context from a get (hex)\n"
+    "  --value-file FILE             put's value, or one set member, from\n"
+    "                                FILE (\"-\": standard input), read whole\n"
     "  -h, --help, --version\n"
     "\n"
     "exit status: 0 ok, 1 error (message on stderr), 2 usage\n";
@@ -62,7 +74,8 @@ struct cli {
   bool json;
   struct chorus_opts opts;
   const char *context_hex;
-  const char *argv[64]; /* positionals: command and its arguments */
+  const char *value_file; /* --value-file */
+  const char *argv[64];   /* positionals: command and its arguments */
   int argc;
 };
 
@@ -140,6 +153,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
       if (v == NULL)
         return usage_error("%s needs a name", a);
       cl->cluster = v;
+      i++;
+    } else if (strcmp(a, "--value-file") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a file (\"-\": standard input)", a);
+      cl->value_file = v;
       i++;
     } else if (strcmp(a, "--context") == 0) {
       if (v == NULL)
@@ -297,6 +315,65 @@ static void print_list(const struct cli *cl, const char *field,
     json_str(res->values[i].ptr, res->values[i].len);
   }
   putchar(']');
+}
+
+/* ------------------------------------------------------------------------
+ * Values from files and standard input
+ * ------------------------------------------------------------------------ */
+
+/* read_value: the whole of @path ("-": standard input) into *@out (owned,
+ * chorus_free), binary-safe. More than @limit bytes is refused with the
+ * words libchorus uses (it would refuse the request anyway, and reading a
+ * huge file first helps nobody). Returns 0, or the exit status after a
+ * message on stderr. */
+static int read_value(const char *path, size_t limit, const char *what,
+                      uint8_t **out, size_t *len) {
+  bool in = strcmp(path, "-") == 0;
+  const char *name = in ? "standard input" : path;
+  FILE *f = in ? stdin : fopen(path, "rb");
+  if (f == NULL) {
+    fprintf(stderr, "chorus: %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size > limit) {
+    fprintf(stderr,
+            "chorus: %s: %s of %" PRIu64 " bytes is over the %zu-byte %s "
+            "limit (%s)\n",
+            name, what, (uint64_t)st.st_size, limit, what,
+            chorus_errname(CHORUS_ETOOBIG));
+    if (!in)
+      fclose(f);
+    return 1;
+  }
+  uint8_t *b = chorus_malloc(limit + 1);
+  size_t n = 0;
+  while (b != NULL && n <= limit && !feof(f) && !ferror(f))
+    n += fread(b + n, 1, limit + 1 - n, f);
+  int rc = 0;
+  if (b == NULL) {
+    fprintf(stderr, "chorus: out of memory\n");
+    rc = 1;
+  } else if (ferror(f)) {
+    fprintf(stderr, "chorus: %s: %s\n", name, strerror(errno));
+    rc = 1;
+  } else if (n > limit) {
+    fprintf(stderr,
+            "chorus: %s: %s of more than %zu bytes is over the %s "
+            "limit (%s)\n",
+            name, what, limit, what, chorus_errname(CHORUS_ETOOBIG));
+    rc = 1;
+  }
+  if (!in)
+    fclose(f);
+  if (rc != 0) {
+    chorus_free(b);
+    return rc;
+  }
+  *out = b;
+  *len = n;
+  return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -494,8 +571,8 @@ static int cmd_ring(struct chorus_client *c, const struct cli *cl) {
 
 static int run(struct chorus_client *c, const struct cli *cl) {
   const char *cmd = cl->argv[0];
-  uint8_t *ctx = NULL;
-  size_t ctx_len = 0;
+  uint8_t *ctx = NULL, *val = NULL, *in = NULL;
+  size_t ctx_len = 0, val_len = 0, in_len = 0;
   struct chorus_result res;
   memset(&res, 0, sizeof res);
   int rc;
@@ -503,6 +580,11 @@ static int run(struct chorus_client *c, const struct cli *cl) {
       hex_decode(cl->context_hex, &ctx, &ctx_len) != CHORUS_OK)
     return usage_error("--context: \"%s\" is not hexadecimal", cl->context_hex);
   const char *key = cl->argc > 1 ? cl->argv[1] : "";
+  bool set_cmd = strcmp(cmd, "sadd") == 0 || strcmp(cmd, "srem") == 0;
+  if (cl->value_file != NULL && strcmp(cmd, "put") != 0 && !set_cmd) {
+    rc = usage_error("--value-file is for put, sadd and srem");
+    goto out;
+  }
   if (strcmp(cmd, "get") == 0) {
     if ((rc = need_args(cl, 1, 1, "get KEY [-r N | -c LEVEL]")) == 0)
       rc = cmd_get(c, cl);
@@ -519,10 +601,22 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     goto out;
   }
   if (strcmp(cmd, "put") == 0) {
-    if ((rc = need_args(cl, 2, 2, "put KEY VALUE [--context CTX]")) != 0)
+    bool from_file = cl->value_file != NULL;
+    if ((rc = need_args(cl, from_file ? 1 : 2, from_file ? 1 : 2,
+                        "put KEY VALUE|- [--context CTX], or put KEY "
+                        "--value-file FILE")) != 0)
       goto out;
-    chorus_put(c, key, strlen(key), cl->argv[2], strlen(cl->argv[2]), ctx,
-               ctx_len, &cl->opts, &res);
+    const char *src = from_file ? cl->value_file : cl->argv[2];
+    if (from_file || strcmp(src, "-") == 0) {
+      if ((rc = read_value(src, CHORUS_MAX_VALUE, "value", &val, &val_len)) !=
+          0)
+        goto out;
+      chorus_put(c, key, strlen(key), val, val_len, ctx, ctx_len, &cl->opts,
+                 &res);
+    } else {
+      chorus_put(c, key, strlen(key), src, strlen(src), ctx, ctx_len, &cl->opts,
+                 &res);
+    }
   } else if (strcmp(cmd, "del") == 0) {
     if ((rc = need_args(cl, 1, 1, "del KEY [--context CTX]")) != 0)
       goto out;
@@ -543,17 +637,41 @@ static int run(struct chorus_client *c, const struct cli *cl) {
       delta = d;
     }
     chorus_counter_add(c, key, strlen(key), delta, &cl->opts, &res);
-  } else if (strcmp(cmd, "sadd") == 0 || strcmp(cmd, "srem") == 0) {
+  } else if (set_cmd) {
     bool add = cmd[1] == 'a';
-    if ((rc = need_args(cl, 2, -1,
-                        add ? "sadd KEY MEMBER..." : "srem KEY MEMBER...")) !=
-        0)
+    if ((rc = need_args(cl, cl->value_file ? 1 : 2, -1,
+                        add ? "sadd KEY MEMBER... [--value-file FILE]"
+                            : "srem KEY MEMBER... [--value-file FILE]")) != 0)
       goto out;
-    struct chorus_bytes members[64];
+    /* Members as given; "-" is standard input, --value-file one more. */
+    struct chorus_bytes members[65];
     size_t n = 0;
+    int stdin_uses = cl->value_file && strcmp(cl->value_file, "-") == 0;
+    for (int i = 2; i < cl->argc; i++)
+      stdin_uses += strcmp(cl->argv[i], "-") == 0;
+    if (stdin_uses > 1) {
+      rc = usage_error("standard input holds one member (\"-\" once)");
+      goto out;
+    }
     for (int i = 2; i < cl->argc; i++, n++) {
+      if (strcmp(cl->argv[i], "-") == 0) {
+        if ((rc = read_value("-", CHORUS_MAX_MEMBER, "member", &in, &in_len)) !=
+            0)
+          goto out;
+        members[n] = (struct chorus_bytes){in, in_len};
+        continue;
+      }
       members[n].ptr = (const uint8_t *)cl->argv[i];
       members[n].len = strlen(cl->argv[i]);
+    }
+    if (cl->value_file != NULL) {
+      const char *f = cl->value_file;
+      bool std = strcmp(f, "-") == 0;
+      if ((rc = read_value(f, CHORUS_MAX_MEMBER, "member", std ? &in : &val,
+                           std ? &in_len : &val_len)) != 0)
+        goto out;
+      members[n++] = std ? (struct chorus_bytes){in, in_len}
+                         : (struct chorus_bytes){val, val_len};
     }
     if (add)
       chorus_set_add(c, key, strlen(key), members, n, &cl->opts, &res);
@@ -586,6 +704,8 @@ static int run(struct chorus_client *c, const struct cli *cl) {
 out:
   chorus_result_free(&res);
   chorus_free(ctx);
+  chorus_free(val);
+  chorus_free(in);
   return rc;
 }
 

@@ -185,9 +185,9 @@ int chorus__encode(struct chorus_client *c, struct wire_msg *m, uint8_t **frame,
     return chorus_errf(c->errmsg, CHORUS_ENOMEM, "out of memory");
   int rc = wire_encode(m, f, need, len, c->errmsg);
   if (rc != CHORUS_OK) {
+    /* The encoder's message names the type already ("PUT: key: ..."). */
     chorus_free(f);
-    return chorus_errwrap(c->errmsg, rc == CHORUS_ETOOBIG ? rc : CHORUS_EINVAL,
-                          "%s", wire_type_name(m->type));
+    return rc == CHORUS_ETOOBIG ? rc : CHORUS_EINVAL;
   }
   assert(*len == need); /* wire_encoded_size() is exact */
   *frame = f;

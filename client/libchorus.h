@@ -67,6 +67,17 @@
 
 #define CHORUS_CLIENT_VERSION "0.1.0"
 
+/* Limits (docs/PROTOCOL.md, Limits), in bytes. A request over one is
+ * refused with CHORUS_ETOOBIG before anything is sent, in the words a node
+ * would use ("value of 1048577 bytes is over the 1048576-byte value
+ * limit"). CHORUS_MAX_KEY is what a node can store (64 KiB less the token
+ * and hint prefixes); CHORUS_MAX_VALUE is chorusd's default value limit
+ * (--max-value-bytes: a node may be set lower, and then answers
+ * CHORUS_ETOOBIG itself); CHORUS_MAX_MEMBER bounds each set member. */
+#define CHORUS_MAX_KEY 65528u
+#define CHORUS_MAX_VALUE 1048576u
+#define CHORUS_MAX_MEMBER 65536u
+
 struct uv_loop_s; /* uv_loop_t, from <uv.h> */
 struct chorus_client;
 
@@ -288,11 +299,13 @@ const char *chorus_client_server(const struct chorus_client *c);
 /* ------------------------------------------------------------------------
  * Synchronous API. Only for a client from chorus_client_open(). Each call
  * initialises *@res, blocks until the request completes, and returns
- * res->status. Keys are 1..65536 bytes, contexts 0..65536 bytes, set
- * members 0..65536 bytes; all are borrowed for the call. @opts may be NULL.
- * Argument errors (CHORUS_EINVAL: NULL key, sizes out of range, an async
- * client; CHORUS_ETOOBIG: a request over the 2 MiB client frame limit) are
- * returned at once, in res->status and res->errmsg, and nothing is sent.
+ * res->status. Keys are 1..CHORUS_MAX_KEY bytes, values
+ * 0..CHORUS_MAX_VALUE, contexts 0..65536 bytes, set members
+ * 0..CHORUS_MAX_MEMBER; all are borrowed for the call. @opts may be NULL.
+ * Argument errors (CHORUS_EINVAL: NULL or empty key, a context out of
+ * range, an async client; CHORUS_ETOOBIG: a key, value or member over its
+ * limit, or a request over the 2 MiB client frame limit) are returned at
+ * once, in res->status and res->errmsg, and nothing is sent.
  * ------------------------------------------------------------------------ */
 
 /* chorus_get: the siblings of @key and their context (values, context). Not
@@ -302,7 +315,8 @@ const char *chorus_client_server(const struct chorus_client *c);
 int chorus_get(struct chorus_client *c, const void *key, size_t key_len,
                const struct chorus_opts *opts, struct chorus_result *res);
 
-/* chorus_put: writes @value (0..1 MiB by default on the node). With the
+/* chorus_put: writes @value (0..CHORUS_MAX_VALUE bytes; a node set with a
+ * lower --max-value-bytes answers CHORUS_ETOOBIG over it). With the
  * @context of an earlier read, it replaces the siblings that read saw; with
  * an empty context it adds a sibling. Fills context. */
 int chorus_put(struct chorus_client *c, const void *key, size_t key_len,

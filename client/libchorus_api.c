@@ -32,6 +32,45 @@ static uint32_t opt_timeout(const struct chorus_opts *o) {
   return o ? o->timeout_ms : 0;
 }
 
+/* The public limits are the wire's (one definition: wire.h). */
+_Static_assert(CHORUS_MAX_KEY == WIRE_MAX_KEY, "key limit");
+_Static_assert(CHORUS_MAX_VALUE == WIRE_MAX_VALUE, "value limit");
+_Static_assert(CHORUS_MAX_MEMBER == WIRE_MAX_MEMBER, "member limit");
+_Static_assert(CHORUS_MAX_MEMBER <= CHORUS_MAX_VALUE, "a member is a value");
+
+/* Borrowed byte arguments: NULL only with length 0 (the encoder checks
+ * the lengths the limits below leave to it). */
+static int check_bytes(struct chorus_client *c, const void *p, size_t len,
+                       const char *what) {
+  if (p == NULL && len > 0)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL %s of %zu bytes", what,
+                       len);
+  return CHORUS_OK;
+}
+
+/* The limits a node would refuse with CHORUS_ETOOBIG, checked here first
+ * with the same constants and the same words (docs/PROTOCOL.md, Limits). */
+static int check_key(struct chorus_client *c, const void *key, size_t len) {
+  int rc = check_bytes(c, key, len, "key");
+  if (rc == CHORUS_OK && len == 0)
+    rc = chorus_errf(c->errmsg, CHORUS_EINVAL, "empty key (1..%u bytes)",
+                     CHORUS_MAX_KEY);
+  if (rc == CHORUS_OK && len > CHORUS_MAX_KEY)
+    rc = chorus_errf(c->errmsg, CHORUS_ETOOBIG,
+                     "key of %zu bytes is over the %u-byte key limit", len,
+                     CHORUS_MAX_KEY);
+  return rc;
+}
+
+static int check_value(struct chorus_client *c, const void *value, size_t len) {
+  int rc = check_bytes(c, value, len, "value");
+  if (rc == CHORUS_OK && len > CHORUS_MAX_VALUE)
+    rc = chorus_errf(c->errmsg, CHORUS_ETOOBIG,
+                     "value of %zu bytes is over the %u-byte value limit", len,
+                     CHORUS_MAX_VALUE);
+  return rc;
+}
+
 /* Copies @n members into a wire list (the array only: the bytes stay
  * borrowed until the frame is encoded, inside this call). */
 static int member_list(struct chorus_client *c,
@@ -43,21 +82,21 @@ static int member_list(struct chorus_client *c,
     return CHORUS_OK;
   if (members == NULL)
     return chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL members");
+  for (size_t i = 0; i < n; i++) {
+    int rc = check_bytes(c, members[i].ptr, members[i].len, "member");
+    if (rc == CHORUS_OK && members[i].len > CHORUS_MAX_MEMBER)
+      rc = chorus_errf(c->errmsg, CHORUS_ETOOBIG,
+                       "member %zu of %zu bytes is over the %u-byte member "
+                       "limit",
+                       i, members[i].len, CHORUS_MAX_MEMBER);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
   out->items = chorus_calloc(n, sizeof *out->items);
   if (out->items == NULL)
     return chorus_errf(c->errmsg, CHORUS_ENOMEM, "out of memory");
   for (size_t i = 0; i < n; i++)
     out->items[i] = wb(members[i].ptr, members[i].len);
-  return CHORUS_OK;
-}
-
-/* Borrowed byte arguments: NULL only with length 0 (the encoder checks
- * lengths against the protocol's limits). */
-static int check_bytes(struct chorus_client *c, const void *p, size_t len,
-                       const char *what) {
-  if (p == NULL && len > 0)
-    return chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL %s of %zu bytes", what,
-                       len);
   return CHORUS_OK;
 }
 
@@ -79,7 +118,7 @@ static int check_async(struct chorus_client *c) {
 static int do_get(struct chorus_client *c, uint8_t type, const void *key,
                   size_t key_len, const struct chorus_opts *opts, chorus_cb cb,
                   void *arg) {
-  int rc = check_bytes(c, key, key_len, "key");
+  int rc = check_key(c, key, key_len);
   if (rc != CHORUS_OK)
     return rc;
   struct wire_msg m;
@@ -108,9 +147,9 @@ static int do_put(struct chorus_client *c, const void *key, size_t key_len,
                   const void *value, size_t value_len, const void *context,
                   size_t context_len, const struct chorus_opts *opts,
                   chorus_cb cb, void *arg) {
-  int rc = check_bytes(c, key, key_len, "key");
+  int rc = check_key(c, key, key_len);
   if (rc == CHORUS_OK)
-    rc = check_bytes(c, value, value_len, "value");
+    rc = check_value(c, value, value_len);
   if (rc == CHORUS_OK)
     rc = check_bytes(c, context, context_len, "context");
   if (rc != CHORUS_OK)
@@ -129,7 +168,7 @@ static int do_put(struct chorus_client *c, const void *key, size_t key_len,
 static int do_delete(struct chorus_client *c, const void *key, size_t key_len,
                      const void *context, size_t context_len,
                      const struct chorus_opts *opts, chorus_cb cb, void *arg) {
-  int rc = check_bytes(c, key, key_len, "key");
+  int rc = check_key(c, key, key_len);
   if (rc == CHORUS_OK)
     rc = check_bytes(c, context, context_len, "context");
   if (rc != CHORUS_OK)
@@ -148,7 +187,7 @@ static int do_counter_add(struct chorus_client *c, const void *key,
                           size_t key_len, int64_t delta,
                           const struct chorus_opts *opts, chorus_cb cb,
                           void *arg) {
-  int rc = check_bytes(c, key, key_len, "key");
+  int rc = check_key(c, key, key_len);
   if (rc != CHORUS_OK)
     return rc;
   if (delta == 0)
@@ -169,7 +208,7 @@ static int do_set(struct chorus_client *c, uint8_t type, const void *key,
                   size_t key_len, const struct chorus_bytes *members, size_t n,
                   const void *context, size_t context_len,
                   const struct chorus_opts *opts, chorus_cb cb, void *arg) {
-  int rc = check_bytes(c, key, key_len, "key");
+  int rc = check_key(c, key, key_len);
   if (rc == CHORUS_OK)
     rc = check_bytes(c, context, context_len, "context");
   if (rc != CHORUS_OK)

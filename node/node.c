@@ -132,10 +132,32 @@ static int check_identity(struct node *n, char *errmsg) {
   return CHORUS_OK;
 }
 
+/* make_dirs: `mkdir -p @path`: the folder and every missing parent
+ * (--help: "created if missing"). Returns 0, or -1 with errno set by the
+ * first step that failed (ENOTDIR when a parent is a file). */
+static int make_dirs(const char *path) {
+  char p[NODE_PATH_MAX];
+  size_t len = strlen(path);
+  if (len >= sizeof p) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(p, path, len + 1);
+  for (char *s = p + 1; *s != '\0'; s++) {
+    if (*s != '/' || s[-1] == '/')
+      continue;
+    *s = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+      return -1;
+    *s = '/';
+  }
+  return mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int open_data(struct node *n, char *errmsg) {
   struct stat st;
   if (stat(n->cfg.data, &st) != 0) {
-    if (errno != ENOENT || mkdir(n->cfg.data, 0755) != 0)
+    if (errno != ENOENT || make_dirs(n->cfg.data) != 0)
       return chorus_errf(errmsg, chorus_error_from_errno(errno),
                          "data folder %s: cannot create: %s", n->cfg.data,
                          strerror(errno));
@@ -208,6 +230,7 @@ static int open_core(struct node *n, char *errmsg) {
   snprintf(cc.repl.dc, sizeof cc.repl.dc, "%s", n->cfg.dc);
   randombytes_buf(&cc.repl.seed, sizeof cc.repl.seed);
   cc.repl.timeout_ms = n->cfg.timeout_ms;
+  cc.repl.max_value_bytes = n->cfg.max_value_bytes;
   cc.repl.tracer = tracer;
   cc.replication = n->cfg.replication;
   cc.gossip = true;
@@ -219,6 +242,7 @@ static int open_core(struct node *n, char *errmsg) {
       .reply = node__fx_reply,
       .sync = node__fx_sync,
       .member = node__fx_member,
+      .clock = node__fx_clock,
       .ring = node__fx_ring,
   };
   node__peer_key(n);

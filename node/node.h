@@ -138,6 +138,7 @@ struct node_config {
   uint32_t min_frame_rate;  /* --min-frame-rate bytes/s, 16384; 0 off */
   uint32_t max_inflight;    /* --max-inflight (per connection), 256 */
   uint32_t max_frame;       /* --max-frame (client frames), 2 MiB */
+  uint32_t max_value_bytes; /* --max-value-bytes, 1 MiB (WIRE_MAX_VALUE) */
   uint32_t out_limit;       /* --out-limit (client output), 1 MiB */
   uint32_t peer_out_limit;  /* peer output before dropping, 64 MiB */
   uint32_t timeout_ms;      /* --timeout (default request timeout) */

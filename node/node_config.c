@@ -20,7 +20,8 @@ static const char usage_text[] =
     "  --listen HOST:PORT     TCP for clients and peers, UDP gossip (same "
     "port)\n"
     "  --advertise HOST:PORT  address peers use (default: --listen)\n"
-    "  --data DIR             data folder (created if missing)\n"
+    "  --data DIR             data folder (created with its parents if\n"
+    "                         missing)\n"
     "  --seeds H:P[,H:P...]   nodes to join through\n"
     "  --cluster NAME         cluster name (default \"chorus\")\n"
     "  --cluster-key FILE     64 hex chars (32 bytes) sealing gossip and\n"
@@ -47,6 +48,8 @@ static const char usage_text[] =
     "                         after a 3 s grace (default 16384; 0 off)\n"
     "  --max-inflight N       requests in flight per connection (default 256)\n"
     "  --max-frame BYTES      client frame limit (default 2097152)\n"
+    "  --max-value-bytes N    largest PUT value or set member; more is\n"
+    "                         refused with ETOOBIG (default 1048576)\n"
     "  --out-limit BYTES      unsent output per client before reading stops\n"
     "                         (default 1048576)\n"
     "  --leave-ms MS          gossip time after leaving at shutdown (1000)\n"
@@ -252,6 +255,9 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     return set_u32(&cfg->max_inflight, v, 1, 1000000, key, errmsg);
   if (strcmp(key, "max-frame") == 0)
     return set_u32(&cfg->max_frame, v, 64, WIRE_MAX_FRAME_HARD, key, errmsg);
+  if (strcmp(key, "max-value-bytes") == 0)
+    return set_u32(&cfg->max_value_bytes, v, 1, WIRE_MAX_FRAME_HARD, key,
+                   errmsg);
   if (strcmp(key, "out-limit") == 0)
     return set_u32(&cfg->out_limit, v, 4096, 1u << 30, key, errmsg);
   if (strcmp(key, "leave-ms") == 0) {
@@ -327,6 +333,7 @@ static void defaults(struct node_config *cfg) {
   cfg->min_frame_rate = 16u * 1024;
   cfg->max_inflight = 256;
   cfg->max_frame = WIRE_MAX_FRAME_CLIENT;
+  cfg->max_value_bytes = WIRE_MAX_VALUE;
   cfg->out_limit = 1u << 20;
   cfg->peer_out_limit = 64u << 20;
   cfg->timeout_ms = 2000;

@@ -290,6 +290,10 @@ void node__fx_gossip(void *ctx, const char *addr, enum swim_channel ch,
                      const void *data, size_t len);
 void node__fx_member(void *ctx, const struct swim_member *m,
                      enum swim_state old, bool is_new);
+/* node__fx_clock: one log line per crossing of the clock bound (core.h,
+ * CLOCK SKEW): WARN beyond it, INFO back within. */
+void node__fx_clock(void *ctx, const struct swim_member *m, int64_t bound_ms,
+                    bool beyond);
 
 /* ------------------------------------------------------------------------
  * node_status.c

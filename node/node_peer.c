@@ -474,6 +474,22 @@ void node__fx_gossip(void *ctx, const char *addr, enum swim_channel ch,
   (void)node__conn_send(c, &m);
 }
 
+void node__fx_clock(void *ctx, const struct swim_member *m, int64_t bound_ms,
+                    bool beyond) {
+  (void)ctx;
+  if (beyond)
+    node_log(NODE_LOG_WARN, "swim",
+             "clock of member %016" PRIx64 " (%s) is %+" PRId64
+             " ms from ours, beyond the %" PRId64
+             " ms bound: check its time sync",
+             m->id, m->meta.addr, m->offset_ms, bound_ms);
+  else
+    node_log(NODE_LOG_INFO, "swim",
+             "clock of member %016" PRIx64 " (%s) is back within the %" PRId64
+             " ms bound: %+" PRId64 " ms from ours",
+             m->id, m->meta.addr, bound_ms, m->offset_ms);
+}
+
 /* node__fx_member: logs the change and points the address book at the
  * member's address (before replication can send it anything: core.h, THE
  * HOOKUP). */

@@ -18,6 +18,7 @@ void repl_config_defaults(struct repl_config *cfg, chorus_node_id self) {
   cfg->w = WIRE_QUORUM;
   cfg->timeout_ms = 2000;
   cfg->read_repair = WIRE_RR_ASYNC;
+  cfg->max_value_bytes = WIRE_MAX_VALUE;
   cfg->hint_max_bytes = 64ull * 1024 * 1024;
   cfg->hint_max_age_ms = 3ull * 3600 * 1000;
   cfg->hint_interval = 1000;

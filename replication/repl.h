@@ -123,6 +123,10 @@ struct repl_config {
   bool sloppy;          /* default false: set sloppy_default to use it */
   bool sloppy_default;  /* whether @sloppy was given */
   uint8_t read_repair;  /* enum wire_read_repair; default async */
+  /* The largest value a PUT and each SET_ADD member may carry; a request
+   * over it is refused (CHORUS_ETOOBIG) before anything is read or sent.
+   * Default WIRE_MAX_VALUE (chorusd --max-value-bytes). */
+  uint32_t max_value_bytes;
   /* Hints. */
   uint64_t hint_max_bytes;   /* per target; default 64 MiB */
   chorus_ms hint_max_age_ms; /* default 3 h (Cassandra's hint window) */

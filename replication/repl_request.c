@@ -13,6 +13,12 @@
  * that the coordinator's ETIMEDOUT (with its count) arrives first. */
 #define FORWARD_SLACK_MS 200
 
+/* The key limit is what the store can hold under the longest key a key
+ * gets, its hint's (wire.h, WIRE_MAX_KEY). */
+_Static_assert(REPL_HINT_PREFIX + WIRE_MAX_KEY <= STORE_MAX_KEY,
+               "a hint key of a maximal key must fit the store");
+_Static_assert(WIRE_MAX_KEY <= WIRE_MAX_KEY_FIELD, "a maximal key must decode");
+
 /* ------------------------------------------------------------------------
  * Requests and error replies
  * ------------------------------------------------------------------------ */
@@ -86,6 +92,34 @@ int repl__reply_error(struct repl *r, const struct repl_effects *fx,
   }
   return fx->reply(fx->ctx, origin, &m,
                    repl__is_write_type(mtype) && chorus_maybe_applied(code));
+}
+
+/* check_limits: the request's sizes against the limits (docs/PROTOCOL.md,
+ * Limits), in the words libchorus uses for the same check. A key or member
+ * over its wire bound never decodes; these are the limits below it.
+ * Errors: CHORUS_ETOOBIG, with the reason in r->err. */
+static int check_limits(struct repl *r, const struct wire_msg *m,
+                        const struct repl_request *q) {
+  uint32_t max = r->cfg.max_value_bytes;
+  if (q->key->len > WIRE_MAX_KEY)
+    return chorus_errf(r->err, CHORUS_ETOOBIG,
+                       "key of %zu bytes is over the %u-byte key limit",
+                       q->key->len, WIRE_MAX_KEY);
+  if (m->type == WIRE_PUT && m->put.value.len > max)
+    return chorus_errf(r->err, CHORUS_ETOOBIG,
+                       "value of %zu bytes is over the %" PRIu32
+                       "-byte value limit",
+                       m->put.value.len, max);
+  if (m->type != WIRE_SET_ADD)
+    return CHORUS_OK;
+  const struct wire_bytes_list *l = &m->set_add.members;
+  for (size_t i = 0; i < l->n; i++)
+    if (l->items[i].len > max)
+      return chorus_errf(r->err, CHORUS_ETOOBIG,
+                         "member %zu of %zu bytes is over the %" PRIu32
+                         "-byte value limit",
+                         i, l->items[i].len, max);
+  return CHORUS_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -181,6 +215,9 @@ int repl__coordinate(struct repl *r, const struct wire_msg *m,
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
                              "%s is not a request a node coordinates",
                              wire_type_name(m->type));
+  if (check_limits(r, m, &q) != CHORUS_OK)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_ETOOBIG, "%s",
+                             r->err);
   if (r->failed)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EIO,
                              "this node's store failed; it must restart");

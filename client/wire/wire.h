@@ -82,9 +82,28 @@
 #define WIRE_MAX_DEPTH 32u     /* msgpack nesting; chorus messages use 3 */
 #define WIRE_DECODE_FACTOR 16u /* decoded bytes <= 16 x frame length */
 
+/* The key and value limits a client meets (docs/PROTOCOL.md, Limits): the
+ * one definition libchorus checks before sending and chorusd checks before
+ * coordinating, both answering CHORUS_ETOOBIG.
+ *
+ * Keys: the store takes keys of up to 8 + 64 KiB bytes (STORE_MAX_KEY), and
+ * the longest key a key gets is its hint's, [target 8][token 8][key]
+ * (replication/repl_int.h, REPL_HINT_PREFIX): 65,536 + 8 - 16 = 65,528
+ * (replication checks the sum at compile time). A key field on the wire may
+ * carry up to WIRE_MAX_KEY_FIELD bytes, so a node answers a key between the
+ * two with ETOOBIG and keeps the connection, as it does for a value over its
+ * limit; only a key over the field bound makes the frame malformed.
+ *
+ * Values: WIRE_MAX_VALUE is the default of chorusd's --max-value-bytes and
+ * libchorus's fixed limit; it applies to a PUT's value and to each SET_ADD
+ * member (which the wire also bounds by WIRE_MAX_MEMBER). A maximal key,
+ * value and context fit together in one client frame. */
+#define WIRE_MAX_KEY (64u * 1024 - 8u)  /* 65,528 */
+#define WIRE_MAX_VALUE (1024u * 1024)   /* 1 MiB, default */
+#define WIRE_MAX_KEY_FIELD (64u * 1024) /* a key field's wire bound */
+
 /* Per-field limits (bytes unless stated). Fields without their own limit
  * (values, object blobs) are bounded by the frame limit. */
-#define WIRE_MAX_KEY (64u * 1024)     /* same as STORE_MAX_USER_KEY */
 #define WIRE_MAX_CONTEXT (64u * 1024) /* opaque causal context */
 #define WIRE_MAX_MEMBER (64u * 1024)  /* one set member */
 #define WIRE_MAX_CLUSTER 255u         /* cluster name */
@@ -243,13 +262,13 @@ struct wire_error {
 };
 
 struct wire_get {
-  struct wire_bytes key; /* 1..WIRE_MAX_KEY */
+  struct wire_bytes key; /* 1..WIRE_MAX_KEY_FIELD; WIRE_MAX_KEY served */
   struct wire_options opts;
 };
 
 struct wire_put {
   struct wire_bytes key;
-  struct wire_bytes value;   /* bounded by the frame */
+  struct wire_bytes value;   /* bounded by the frame; WIRE_MAX_VALUE served */
   struct wire_bytes context; /* empty: adds a sibling; <= WIRE_MAX_CONTEXT */
   struct wire_options opts;
 };

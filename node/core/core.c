@@ -65,8 +65,69 @@ static void rebuild_ring(struct core *c) {
     ring_snapshot_free(old);
 }
 
+/* ========================================================================
+ * Clock skew (core.h, CLOCK SKEW)
+ * ======================================================================== */
+
+int core__skew_step(struct core__skew *k, const struct swim_member *m,
+                    int64_t bound_ms) {
+  assert(bound_ms > 0);
+  size_t i = 0;
+  while (i < k->n && k->ids[i] != m->id)
+    i++;
+  bool was = i < k->n;
+  /* Compared without llabs: an offset of INT64_MIN has no absolute value. */
+  bool now = m->clock_samples > 0 &&
+             (m->offset_ms > bound_ms || m->offset_ms < -bound_ms);
+  if (was == now)
+    return 0;
+  if (was) {
+    k->ids[i] = k->ids[--k->n];
+    return -1;
+  }
+  if (k->n == k->cap) {
+    size_t cap = k->cap ? 2 * k->cap : 4;
+    chorus_node_id *ids = chorus_realloc(k->ids, cap * sizeof *ids);
+    if (ids == NULL)
+      return 0;
+    k->ids = ids;
+    k->cap = cap;
+  }
+  k->ids[k->n++] = m->id;
+  return 1;
+}
+
+void core__skew_free(struct core__skew *k) {
+  chorus_free(k->ids);
+  *k = (struct core__skew){0};
+}
+
+/* check_clocks: the clock effect for every member whose estimate crossed
+ * the bound since the last look. */
+static void check_clocks(struct core *c) {
+  int64_t bound = c->cfg.swim.clock_bound_ms;
+  if (bound <= 0)
+    return;
+  size_t n = swim_member_count(c->swim);
+  for (size_t i = 0; i < n; i++) {
+    const struct swim_member *m = swim_member_at(c->swim, i);
+    if (m->id == c->cfg.swim.id)
+      continue;
+    int step = core__skew_step(&c->skew, m, bound);
+    if (step == 0)
+      continue;
+    TRACE(c,
+          "clock of %016" PRIx64 " is %+" PRId64 " ms: %s the %" PRId64
+          " ms bound",
+          m->id, m->offset_ms, step > 0 ? "beyond" : "back within", bound);
+    if (c->fx.clock != NULL)
+      c->fx.clock(c->fx.ctx, m, bound, step > 0);
+  }
+}
+
 /* after_swim: applies what SWIM's callbacks queued, in the order core.h
- * gives: member effects, one ring rebuild, liveness into replication. */
+ * gives: member effects, one ring rebuild, liveness into replication; then
+ * the clock bound. */
 static int after_swim(struct core *c, int rc) {
   assert(!c->in_swim);
   if (rc == CHORUS_OK)
@@ -87,6 +148,7 @@ static int after_swim(struct core *c, int rc) {
     rc = repl_member(c->repl, m->id, up, c->now, c->wall, &c->rfx);
   }
   c->nmev = 0;
+  check_clocks(c);
   return rc;
 }
 
@@ -197,6 +259,7 @@ void core_free(struct core *c) {
   if (c->fx.ring == NULL)
     ring_snapshot_free(c->ring);
   core__timers_free(&c->timers);
+  core__skew_free(&c->skew);
   chorus_free(c->mev);
   chorus_free(c);
 }

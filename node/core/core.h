@@ -20,8 +20,8 @@
  *     core_peer       a peer's wire message    member  a member changed (logs,
  *     core_client     a client request                 the address book)
  *     core_tick       a deadline passed        ring    a new ring snapshot
- *     core_sync_done  a barrier ended
- *     core_leave      graceful shutdown
+ *     core_sync_done  a barrier ended          clock   a member's clock crossed
+ *     core_leave      graceful shutdown                the skew bound
  *
  * Timers are deadlines, not effects: after any event the driver asks
  * core_next_deadline() and calls core_tick() once its monotonic clock
@@ -46,6 +46,16 @@
  *      hints to a member that came up.
  * So replication never sees a member its ring does not list yet, and a
  * member's address is known before replication sends it anything.
+ *
+ * CLOCK SKEW
+ *
+ * SWIM estimates each member's wall clock offset from its probes (swim.h,
+ * CLOCK OFFSETS) without reporting it. After every SWIM call, once the
+ * steps above are done, the core compares each member's estimate with
+ * cfg.swim.clock_bound_ms (> 0) and raises the clock effect when one
+ * crosses it: beyond (|offset| > bound), then back within, once per
+ * crossing however many samples agree. Skew is a warning for operators,
+ * never an input to ordering (DESIGN.md §7); chorusd logs it.
  *
  * Static membership (cfg.gossip false) keeps SWIM's member table as the
  * ring's input but never starts the protocol: members come only from
@@ -142,6 +152,12 @@ struct core_effects {
    * call. May be NULL. */
   void (*member)(void *ctx, const struct swim_member *m, enum swim_state old,
                  bool is_new);
+  /* clock: member @m's estimated clock offset (m->offset_ms, its clock
+   * minus ours) crossed @bound_ms: @beyond when |offset| went over it,
+   * false when it came back within (CLOCK SKEW above). Borrowed for the
+   * call. May be NULL. */
+  void (*clock)(void *ctx, const struct swim_member *m, int64_t bound_ms,
+                bool beyond);
   /* ring: a new snapshot, handed over: the driver owns @s from now on and
    * must keep it valid until the next ring effect (or core_free) has
    * returned, since the core and replication read it until then (chorusd

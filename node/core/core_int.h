@@ -30,6 +30,21 @@ bool core__timers_pop_due(struct core__timers *t, chorus_ms now,
 chorus_ms core__timers_next(const struct core__timers *t);
 void core__timers_free(struct core__timers *t);
 
+/* The members whose clock estimate is beyond the bound now (core.h, CLOCK
+ * SKEW); usually none, so a plain array. */
+struct core__skew {
+  chorus_node_id *ids;
+  size_t n, cap;
+};
+
+/* core__skew_step: @m's estimate against @bound_ms (> 0), remembered in
+ * @k: +1 when it has just gone beyond (|offset| > bound), -1 when it is
+ * back within, 0 when nothing crossed (or no estimate yet). Out of memory
+ * to remember a crossing it answers 0, and the next call tries again. */
+int core__skew_step(struct core__skew *k, const struct swim_member *m,
+                    int64_t bound_ms);
+void core__skew_free(struct core__skew *k);
+
 /* A member change SWIM reported, applied once its call has returned. */
 struct core__member_ev {
   struct swim_member m; /* a copy: SWIM's is borrowed for the callback */
@@ -50,6 +65,7 @@ struct core {
   struct core__member_ev *mev;
   size_t nmev, capmev;
   bool ring_dirty;
+  struct core__skew skew; /* members beyond the clock bound */
   bool in_swim; /* inside a SWIM call: its callbacks must only queue */
   int swim_err; /* the first error raised inside a SWIM callback */
   /* Join retries (core_join). */

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "fake_server.h"
+#include "wire.h"
 
 #define CLUSTER "cli-cluster"
 
@@ -31,6 +32,9 @@ struct run {
   char out[8192];
   char err[4096];
 };
+
+/* The file the next run_cli reads as standard input (NULL: inherited). */
+static const char *stdin_from;
 
 /* Runs the CLI with @args (NULL-terminated), -H and --cluster prepended,
  * with a 10 s bound. */
@@ -61,6 +65,13 @@ static void run_cli(struct run *r, bool with_host, const char *const *args) {
     close(pe[0]);
     close(po[1]);
     close(pe[1]);
+    if (stdin_from != NULL) {
+      int in = open(stdin_from, O_RDONLY);
+      if (in < 0)
+        _exit(126);
+      dup2(in, 0);
+      close(in);
+    }
     unsetenv("CHORUS_HOST");
     execv(cli, (char *const *)(uintptr_t)argv);
     _exit(127);
@@ -111,6 +122,10 @@ static void run_cli(struct run *r, bool with_host, const char *const *args) {
     run_cli((r), (host), a_);                                                  \
   } while (0)
 
+/* RUN with arguments known only at run time. */
+#define RUNV(r, host, ...)                                                     \
+  run_cli((r), (host), (const char *const[]){__VA_ARGS__, NULL})
+
 static void expect(const struct run *r, int status, const char *in_out) {
   if (r->status != status || (in_out && !strstr(r->out, in_out)))
     fail_msg("exit %d (want %d)\nstdout: %s\nstderr: %s", r->status, status,
@@ -126,6 +141,14 @@ static void context_of(const struct run *r, char *ctx, size_t cap) {
   assert_true(n < cap);
   memcpy(ctx, p, n);
   ctx[n] = '\0';
+}
+
+/* write_file: @len bytes of @data into @path. */
+static void write_file(const char *path, const void *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  fclose(f);
 }
 
 static int setup(void **state) {
@@ -258,6 +281,86 @@ static void test_counter_and_set(void **state) {
   assert_non_null(strstr(r.err, "set"));
 }
 
+/* Values and members from a file (--value-file) or standard input ("-"),
+ * binary-safe, and refused over their limit before anything is sent. The
+ * same with a value over 128 KiB against real nodes: test_cluster.c. */
+static void test_value_input(void **state) {
+  struct run r;
+  char dir[] = "/tmp/chorus-cli-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char file[64], in[64], big[64];
+  snprintf(file, sizeof file, "%s/value", dir);
+  snprintf(in, sizeof in, "%s/stdin", dir);
+  snprintf(big, sizeof big, "%s/big", dir);
+  static const uint8_t bin[] = {'b', 0, 'i', '\n', 0xff, 'n'};
+  write_file(file, bin, sizeof bin);
+  write_file(in, "from stdin\n", 11);
+
+  RUNV(&r, true, "put", "f", "--value-file", file);
+  expect(&r, 0, "ok");
+  RUNV(&r, true, "--json", "get", "f");
+  expect(&r, 0, "\"values\":[\"b\\u0000i\\n\\u00ffn\"]");
+  stdin_from = in;
+  RUNV(&r, true, "put", "s", "-");
+  expect(&r, 0, "ok");
+  RUNV(&r, true, "--json", "get", "s");
+  expect(&r, 0, "\"values\":[\"from stdin\\n\"]");
+  RUNV(&r, true, "put", "t", "--value-file", "-");
+  expect(&r, 0, "ok");
+  /* Members: "-" and --value-file. */
+  RUNV(&r, true, "sadd", "m", "plain", "-", "--value-file", file);
+  expect(&r, 0, "ok");
+  RUNV(&r, true, "--json", "smembers", "m");
+  expect(&r, 0, "\"plain\"");
+  assert_non_null(strstr(r.out, "\"from stdin\\n\""));
+  assert_non_null(strstr(r.out, "\"b\\u0000i\\n\\u00ffn\""));
+  RUNV(&r, true, "srem", "m", "-");
+  expect(&r, 0, "ok");
+  RUNV(&r, true, "smembers", "m", "--json");
+  expect(&r, 0, NULL);
+  assert_null(strstr(r.out, "from stdin"));
+
+  /* Usage: one source of a value, stdin once, only where a value goes. */
+  int sent = fake_requests(srv);
+  RUNV(&r, true, "put", "k", "v", "--value-file", file);
+  expect(&r, 2, NULL);
+  RUNV(&r, true, "sadd", "m", "-", "--value-file", "-");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "standard input"));
+  RUNV(&r, true, "get", "k", "--value-file", file);
+  expect(&r, 2, NULL);
+  RUNV(&r, true, "put", "k", "--value-file");
+  expect(&r, 2, NULL);
+  stdin_from = NULL;
+  RUNV(&r, true, "put", "k", "--value-file", "/nonexistent/chorus-value");
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "No such file"));
+
+  /* Over the limit: refused, with the limit in words, nothing sent. */
+  size_t n = WIRE_MAX_VALUE + 1;
+  uint8_t *b = calloc(1, n);
+  assert_non_null(b);
+  write_file(big, b, n);
+  free(b);
+  RUNV(&r, true, "put", "k", "--value-file", big);
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "value of 1048577 bytes is over the "
+                                "1048576-byte value limit (CHORUS_ETOOBIG)"));
+  stdin_from = big;
+  RUNV(&r, true, "put", "k", "-");
+  stdin_from = NULL;
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "standard input: value of 1048577 bytes"));
+  RUNV(&r, true, "sadd", "m", "--value-file", big);
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "over the 65536-byte member limit"));
+  assert_int_equal(fake_requests(srv), sent);
+  unlink(file);
+  unlink(in);
+  unlink(big);
+  rmdir(dir);
+}
+
 static void test_status_ring(void **state) {
   struct run r;
   RUN(&r, true, "status");
@@ -310,6 +413,7 @@ int main(void) {
       cmocka_unit_test(test_put_get_context),
       cmocka_unit_test(test_json_escaping),
       cmocka_unit_test(test_counter_and_set),
+      cmocka_unit_test(test_value_input),
       cmocka_unit_test(test_status_ring),
       cmocka_unit_test(test_errors),
   };

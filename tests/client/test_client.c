@@ -210,15 +210,19 @@ static void test_argument_errors(void **state) {
   struct chorus_client *c = open_sync(fake_addr(f));
   struct chorus_result r;
   assert_int_equal(chorus_get(c, "", 0, NULL, &r), CHORUS_EINVAL);
-  assert_non_null(strstr(r.errmsg, "GET"));
+  assert_non_null(strstr(r.errmsg, "empty key"));
   chorus_result_free(&r);
   assert_int_equal(chorus_get(c, NULL, 3, NULL, &r), CHORUS_EINVAL);
   chorus_result_free(&r);
+  /* The encoder's message names the request once (issue 17: "GET: GET:"). */
   struct chorus_opts bad = {.r = 65};
   assert_int_equal(chorus_get(c, "k", 1, &bad, &r), CHORUS_EINVAL);
+  assert_string_equal(r.errmsg,
+                      "GET: opts.r: 65 is neither a level (-8..-1) nor a "
+                      "count (0..64)");
   chorus_result_free(&r);
   static uint8_t big[70 * 1024];
-  assert_int_equal(chorus_get(c, big, sizeof big, NULL, &r), CHORUS_EINVAL);
+  assert_int_equal(chorus_get(c, big, sizeof big, NULL, &r), CHORUS_ETOOBIG);
   chorus_result_free(&r);
   uint8_t *huge = chorus_calloc(1, 3u << 20);
   assert_int_equal(chorus_put(c, "k", 1, huge, 3u << 20, NULL, 0, NULL, &r),
@@ -239,6 +243,76 @@ static void test_argument_errors(void **state) {
   assert_int_equal(chorus_level_parse("MOST", &lvl), CHORUS_EINVAL);
   assert_int_equal(chorus_level_parse("0", &lvl), CHORUS_EINVAL);
   assert_string_equal(chorus_level_name(CHORUS_ALL), "ALL");
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* The key, value and member limits at their exact boundary: the maximum
+ * is sent, one byte more is refused with CHORUS_ETOOBIG and a message
+ * naming the size and the limit, and nothing reaches the node. (The same
+ * against real nodes: test_cluster.c.) */
+static void test_limits(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  uint8_t *big = chorus_calloc(1, CHORUS_MAX_VALUE + 1);
+  assert_non_null(big);
+  memset(big, 'x', CHORUS_MAX_VALUE + 1);
+  int sent = fake_requests(f);
+  /* Keys, on every keyed call. */
+  assert_int_equal(chorus_get(c, big, CHORUS_MAX_KEY, NULL, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), ++sent);
+  assert_int_equal(chorus_get(c, big, CHORUS_MAX_KEY + 1, NULL, &r),
+                   CHORUS_ETOOBIG);
+  assert_string_equal(r.errmsg,
+                      "key of 65529 bytes is over the 65528-byte key limit");
+  assert_false(r.from_node);
+  chorus_result_free(&r);
+  assert_int_equal(
+      chorus_put(c, big, CHORUS_MAX_KEY + 1, "v", 1, NULL, 0, NULL, &r),
+      CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_counter_add(c, big, CHORUS_MAX_KEY + 1, 1, NULL, &r),
+                   CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_delete(c, big, CHORUS_MAX_KEY + 1, NULL, 0, NULL, &r),
+                   CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_members(c, big, CHORUS_MAX_KEY + 1, NULL, &r),
+                   CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), sent);
+  /* Values: the maximum goes out (the fake refuses to keep it), one more
+   * byte does not. */
+  (void)chorus_put(c, "v", 1, big, CHORUS_MAX_VALUE, NULL, 0, NULL, &r);
+  assert_true(r.from_node);
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), ++sent);
+  assert_int_equal(
+      chorus_put(c, "v", 1, big, CHORUS_MAX_VALUE + 1, NULL, 0, NULL, &r),
+      CHORUS_ETOOBIG);
+  assert_string_equal(
+      r.errmsg, "value of 1048577 bytes is over the 1048576-byte value limit");
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), sent);
+  /* Members. */
+  struct chorus_bytes m[2] = {{(const uint8_t *)"a", 1},
+                              {big, CHORUS_MAX_MEMBER}};
+  (void)chorus_set_add(c, "s", 1, m, 2, NULL, &r);
+  assert_true(r.from_node || r.status == CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), ++sent);
+  m[1].len = CHORUS_MAX_MEMBER + 1;
+  assert_int_equal(chorus_set_add(c, "s", 1, m, 2, NULL, &r), CHORUS_ETOOBIG);
+  assert_string_equal(
+      r.errmsg, "member 1 of 65537 bytes is over the 65536-byte member limit");
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_remove(c, "s", 1, m, 2, NULL, 0, NULL, &r),
+                   CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  assert_int_equal(fake_requests(f), sent);
+  chorus_free(big);
   chorus_client_close(c);
   fake_stop(f);
 }
@@ -820,6 +894,7 @@ int main(void) {
       cmocka_unit_test(test_siblings_and_context),
       cmocka_unit_test(test_counters_and_sets),
       cmocka_unit_test(test_argument_errors),
+      cmocka_unit_test(test_limits),
       cmocka_unit_test(test_error_mapping),
       cmocka_unit_test(test_handshake_refused),
       cmocka_unit_test(test_failover_dead_seed),

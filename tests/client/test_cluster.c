@@ -430,6 +430,74 @@ static void test_counters_sets(void **state) {
     chorus_client_close(cs[i]);
 }
 
+/* The key and value limits at their exact boundary through libchorus: the
+ * maximum is written at ALL and read back from every node, one byte more
+ * is CHORUS_ETOOBIG with the limit in words (issue 17; the node's own
+ * refusal of what a raw client sends is tests/node's test_limits). */
+static void test_limits(void **state) {
+  struct chorus_client *c = client_for(seeds_all());
+  struct chorus_opts all = {.r = CHORUS_ALL, .w = CHORUS_ALL};
+  struct chorus_result r;
+  uint8_t *big = malloc(CHORUS_MAX_VALUE + 1);
+  assert_non_null(big);
+  for (size_t i = 0; i <= CHORUS_MAX_VALUE; i++)
+    big[i] = (uint8_t)(i * 7 + i / 251);
+  /* Key: 65,528 bytes (written with hints for the other replicas). */
+  if (chorus_put(c, big, CHORUS_MAX_KEY, "max-key", 7, NULL, 0, &all, &r))
+    fail_msg("put with a %u-byte key: %s", CHORUS_MAX_KEY, r.errmsg);
+  chorus_result_free(&r);
+  for (int i = 0; i < NODES; i++) {
+    struct chorus_client *one = client_for(nodes[i].addr);
+    struct chorus_opts r1 = {.r = 1};
+    assert_int_equal(chorus_get(one, big, CHORUS_MAX_KEY, &r1, &r), CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    assert_memory_equal(r.values[0].ptr, "max-key", 7);
+    chorus_result_free(&r);
+    chorus_client_close(one);
+  }
+  assert_int_equal(
+      chorus_put(c, big, CHORUS_MAX_KEY + 1, "v", 1, NULL, 0, &all, &r),
+      CHORUS_ETOOBIG);
+  assert_string_equal(r.errmsg,
+                      "key of 65529 bytes is over the 65528-byte key limit");
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  /* Value: 1 MiB. */
+  if (chorus_put(c, "max-value", 9, big, CHORUS_MAX_VALUE, NULL, 0, &all, &r))
+    fail_msg("put of a %u-byte value: %s", CHORUS_MAX_VALUE, r.errmsg);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(c, "max-value", 9, &all, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  assert_int_equal(r.values[0].len, CHORUS_MAX_VALUE);
+  assert_memory_equal(r.values[0].ptr, big, CHORUS_MAX_VALUE);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_put(c, "max-value", 9, big, CHORUS_MAX_VALUE + 1,
+                              NULL, 0, &all, &r),
+                   CHORUS_ETOOBIG);
+  assert_string_equal(
+      r.errmsg, "value of 1048577 bytes is over the 1048576-byte value limit");
+  chorus_result_free(&r);
+  /* Set member: 64 KiB. */
+  struct chorus_bytes m = {big, CHORUS_MAX_MEMBER};
+  assert_int_equal(chorus_set_add(c, "max-member", 10, &m, 1, &all, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  m.len++;
+  assert_int_equal(chorus_set_add(c, "max-member", 10, &m, 1, &all, &r),
+                   CHORUS_ETOOBIG);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_members(c, "max-member", 10, &all, &r),
+                   CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  assert_int_equal(r.values[0].len, CHORUS_MAX_MEMBER);
+  chorus_result_free(&r);
+  free(big);
+  chorus_client_close(c);
+}
+
+/* The file the next run_cli reads as standard input (NULL: inherited). */
+static const char *cli_stdin;
+
 /* Runs the CLI; returns its exit status, stdout into @out. */
 static int run_cli(char *out, size_t cap, const char *const *args) {
   int p[2];
@@ -440,6 +508,13 @@ static int run_cli(char *out, size_t cap, const char *const *args) {
     dup2(p[1], 1);
     close(p[0]);
     close(p[1]);
+    if (cli_stdin != NULL) {
+      int in = open(cli_stdin, O_RDONLY);
+      if (in < 0)
+        _exit(126);
+      dup2(in, 0);
+      close(in);
+    }
     const char *argv[32];
     int n = 0;
     argv[n++] = cli;
@@ -463,6 +538,49 @@ static int run_cli(char *out, size_t cap, const char *const *args) {
   int st;
   waitpid(pid, &st, 0);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The CLI sends a value larger than one command-line argument may be
+ * (Linux: MAX_ARG_STRLEN, 128 KiB) from a file and from standard input, and
+ * the nodes keep it byte for byte (issue 17). */
+static void test_cli_big_value(void **state) {
+  size_t n = 200 * 1024;
+  uint8_t *v = malloc(n);
+  assert_non_null(v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (uint8_t)(i % 253); /* NULs and newlines included */
+  char path[200];
+  snprintf(path, sizeof path, "%s/big-value", root);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(v, 1, n, f), n);
+  fclose(f);
+  char out[4096];
+  const char *by_file[] = {"-H",           seeds_all(), "--cluster",
+                           CLUSTER,        "put",       "cli-big-file",
+                           "--value-file", path,        NULL};
+  assert_int_equal(run_cli(out, sizeof out, by_file), 0);
+  assert_non_null(strstr(out, "ok\ncontext: "));
+  const char *by_stdin[] = {"-H",  seeds_all(),     "--cluster", CLUSTER,
+                            "put", "cli-big-stdin", "-",         NULL};
+  cli_stdin = path;
+  int st = run_cli(out, sizeof out, by_stdin);
+  cli_stdin = NULL;
+  assert_int_equal(st, 0);
+  struct chorus_client *c = client_for(seeds_all());
+  static const char *const keys[] = {"cli-big-file", "cli-big-stdin"};
+  for (int k = 0; k < 2; k++) {
+    struct chorus_opts all = {.r = CHORUS_ALL};
+    struct chorus_result r;
+    assert_int_equal(chorus_get(c, keys[k], strlen(keys[k]), &all, &r),
+                     CHORUS_OK);
+    assert_int_equal(r.nvalues, 1);
+    assert_int_equal(r.values[0].len, n);
+    assert_memory_equal(r.values[0].ptr, v, n);
+    chorus_result_free(&r);
+  }
+  chorus_client_close(c);
+  free(v);
 }
 
 static void test_kill_and_restart(void **state) {
@@ -621,6 +739,8 @@ int main(void) {
       cmocka_unit_test(test_levels),
       cmocka_unit_test(test_siblings),
       cmocka_unit_test(test_counters_sets),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_cli_big_value),
       cmocka_unit_test(test_kill_and_restart),
       cmocka_unit_test(test_fresh_clusters),
   };

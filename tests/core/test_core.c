@@ -3,6 +3,7 @@
  * deadlines, the request paths a driver sees (its own cookies only,
  * exactly one reply), leaving, and the fsyncgate stop. The cluster under
  * faults is tests/sim (the same core on the simulator). */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -289,6 +290,210 @@ static void deadlines(void **state) {
   teardown(&gs);
 }
 
+/* Clock skew: each crossing of the bound is reported once, either way;
+ * staying on one side is silent; no estimate is no crossing. */
+static void skew_step_reports_each_crossing_once(void **state) {
+  (void)state;
+  struct core__skew k = {0};
+  struct swim_member a = {.id = 7}, b = {.id = 8};
+  assert_int_equal(core__skew_step(&k, &a, 100), 0); /* no sample yet */
+  a.offset_ms = 150;
+  assert_int_equal(core__skew_step(&k, &a, 100), 0); /* not an estimate */
+  static const struct {
+    int64_t off;
+    int want;
+  } seq[] = {{50, 0},    {100, 0},       {101, 1}, {160, 0},
+             {-5000, 0}, {100, -1},      {-99, 0}, {-101, 1},
+             {-100, -1}, {INT64_MIN, 1}, {0, -1}};
+  a.clock_samples = 1;
+  for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+    a.offset_ms = seq[i].off;
+    if (core__skew_step(&k, &a, 100) != seq[i].want)
+      fail_msg("step %zu (offset %" PRId64 "): want %d", i, seq[i].off,
+               seq[i].want);
+  }
+  /* Members are independent. */
+  a.offset_ms = 500;
+  b.clock_samples = 3;
+  b.offset_ms = -500;
+  assert_int_equal(core__skew_step(&k, &a, 100), 1);
+  assert_int_equal(core__skew_step(&k, &b, 100), 1);
+  assert_int_equal(k.n, 2);
+  a.offset_ms = 0;
+  assert_int_equal(core__skew_step(&k, &a, 100), -1);
+  assert_int_equal(core__skew_step(&k, &b, 100), 0);
+  assert_int_equal(k.n, 1);
+  core__skew_free(&k);
+}
+
+/* ------------------------------------------------------------------------
+ * Two gossiping cores over an instant network whose wall clocks differ by
+ * a settable skew: the clock effect fires once when the skew goes beyond
+ * the bound and once when it comes back.
+ * ------------------------------------------------------------------------ */
+
+struct pkt {
+  int to;
+  uint8_t *data;
+  size_t len;
+};
+
+struct duo {
+  struct core *core[2];
+  struct store *store[2];
+  int64_t skew[2]; /* added to the shared wall clock */
+  chorus_ms now;
+  struct pkt q[256];
+  size_t nq;
+  uint64_t sync[2][8];
+  size_t nsync[2];
+  /* clock effects seen: [observer][0 beyond, 1 back] */
+  int beyond[2], back[2];
+  int64_t last_offset[2];
+};
+
+struct duo_side {
+  struct duo *d;
+  int i;
+};
+
+static struct duo_side sides[2];
+
+static void duo_gossip(void *ctx, const char *addr, enum swim_channel ch,
+                       const void *data, size_t len) {
+  struct duo_side *s = ctx;
+  (void)ch;
+  int to = strcmp(addr, "n0") == 0 ? 0 : 1;
+  if (s->d->nq == 256)
+    return; /* lost: gossip tolerates it */
+  uint8_t *copy = malloc(len);
+  assert_non_null(copy);
+  memcpy(copy, data, len);
+  s->d->q[s->d->nq++] = (struct pkt){to, copy, len};
+}
+
+static int duo_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
+  (void)ctx, (void)to, (void)m;
+  return CHORUS_OK;
+}
+
+static int duo_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
+                     bool maybe_applied) {
+  (void)ctx, (void)cookie, (void)m, (void)maybe_applied;
+  return CHORUS_OK;
+}
+
+static int duo_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  struct duo_side *s = ctx;
+  (void)seq;
+  assert_true(s->d->nsync[s->i] < 8);
+  s->d->sync[s->i][s->d->nsync[s->i]++] = token;
+  return CHORUS_OK;
+}
+
+static void duo_clock(void *ctx, const struct swim_member *m, int64_t bound,
+                      bool beyond) {
+  struct duo_side *s = ctx;
+  assert_int_equal(bound, 100);
+  assert_int_equal(m->id, (chorus_node_id)(2 - s->i)); /* the other one */
+  if (beyond)
+    s->d->beyond[s->i]++;
+  else
+    s->d->back[s->i]++;
+  s->d->last_offset[s->i] = m->offset_ms;
+}
+
+static chorus_ms duo_wall(const struct duo *d, int i) {
+  return (chorus_ms)((int64_t)d->now + 1000000 + d->skew[i]);
+}
+
+/* Runs both cores for @ms of simulated time, in 5 ms steps. */
+static void duo_run(struct duo *d, chorus_ms ms) {
+  chorus_ms end = d->now + ms;
+  for (; d->now < end; d->now += 5) {
+    for (int i = 0; i < 2; i++) {
+      for (size_t k = 0; k < d->nsync[i]; k++) {
+        assert_int_equal(store_mem_sync_step(d->store[i]), CHORUS_OK);
+        assert_int_equal(core_sync_done(d->core[i], d->sync[i][k], CHORUS_OK,
+                                        d->now, duo_wall(d, i)),
+                         CHORUS_OK);
+      }
+      d->nsync[i] = 0;
+      if (core_next_deadline(d->core[i]) <= d->now)
+        assert_int_equal(core_tick(d->core[i], d->now, duo_wall(d, i)),
+                         CHORUS_OK);
+    }
+    /* Deliver until quiet (answers are sent from inside deliveries). */
+    while (d->nq > 0) {
+      struct pkt p = d->q[0];
+      memmove(&d->q[0], &d->q[1], --d->nq * sizeof d->q[0]);
+      assert_int_equal(
+          core_gossip(d->core[p.to], p.data, p.len, d->now, duo_wall(d, p.to)),
+          CHORUS_OK);
+      free(p.data);
+    }
+  }
+}
+
+static void skew_beyond_and_back_between_two_cores(void **state) {
+  (void)state;
+  struct duo *d = calloc(1, sizeof *d);
+  assert_non_null(d);
+  d->now = 1000;
+  for (int i = 0; i < 2; i++) {
+    sides[i] = (struct duo_side){d, i};
+    struct core_config cc;
+    config_of(&cc, (chorus_node_id)(i + 1), "1", true);
+    meta_of(&cc.swim.meta, i);
+    snprintf(cc.swim.meta.dc, sizeof cc.swim.meta.dc, "dc0");
+    struct core_effects fx = {.ctx = &sides[i],
+                              .gossip = duo_gossip,
+                              .send = duo_send,
+                              .reply = duo_reply,
+                              .sync = duo_sync,
+                              .clock = duo_clock};
+    assert_int_equal(store_mem_open(&d->store[i]), CHORUS_OK);
+    assert_int_equal(core_new(&cc, &fx, &d->core[i], NULL), CHORUS_OK);
+    assert_int_equal(
+        core_start(d->core[i], d->store[i], d->now, duo_wall(d, i)), CHORUS_OK);
+  }
+  const char *seed = "n0";
+  assert_int_equal(core_join(d->core[1], &seed, 1, d->now, duo_wall(d, 1)),
+                   CHORUS_OK);
+  /* In step: members meet, estimates are near 0, nothing is reported. */
+  duo_run(d, 3000);
+  for (int i = 0; i < 2; i++) {
+    const struct swim_member *m =
+        swim_member_find(core_swim(d->core[i]), (chorus_node_id)(2 - i));
+    assert_non_null(m);
+    assert_true(m->clock_samples > 0);
+    assert_true(m->offset_ms > -100 && m->offset_ms < 100);
+    assert_int_equal(d->beyond[i] + d->back[i], 0);
+  }
+  /* Node 2's clock jumps 300 ms ahead: one report on each side. */
+  d->skew[1] = 300;
+  duo_run(d, 5000);
+  assert_int_equal(d->beyond[0], 1);
+  assert_int_equal(d->last_offset[0], 300);
+  assert_int_equal(d->beyond[1], 1);
+  assert_int_equal(d->last_offset[1], -300);
+  assert_int_equal(d->back[0] + d->back[1], 0);
+  /* Back in step: one report each, the other way. */
+  d->skew[1] = 0;
+  duo_run(d, 5000);
+  assert_int_equal(d->beyond[0], 1);
+  assert_int_equal(d->back[0], 1);
+  assert_int_equal(d->back[1], 1);
+  assert_true(d->last_offset[0] > -100 && d->last_offset[0] < 100);
+  for (int i = 0; i < 2; i++) {
+    core_free(d->core[i]);
+    store_close(d->store[i]);
+  }
+  for (size_t k = 0; k < d->nq; k++)
+    free(d->q[k].data);
+  free(d);
+}
+
 /* The heap behind replication's timers pops in deadline order. */
 static void timer_heap_orders(void **state) {
   (void)state;
@@ -319,6 +524,8 @@ int main(void) {
       cmocka_unit_test_teardown(failed_sync_stops, teardown),
       cmocka_unit_test_teardown(deadlines, teardown),
       cmocka_unit_test(timer_heap_orders),
+      cmocka_unit_test(skew_step_reports_each_crossing_once),
+      cmocka_unit_test(skew_beyond_and_back_between_two_cores),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -361,6 +361,254 @@ static void test_hostile(void **state) {
   serves(port);
 }
 
+/* write_call: sends the write @m and waits for its answer: 0 on
+ * WRITE_REPLY, else the error code, with the ERROR's text in @text (may be
+ * NULL; 256 bytes). */
+static int write_call(int fd, const struct wire_msg *m, char *text) {
+  struct reply r;
+  if (call(fd, m, &r) != 0)
+    return -1000;
+  int rc = r.m.type == WIRE_WRITE_REPLY ? 0
+           : r.m.type == WIRE_ERROR     ? r.m.error.code
+                                        : -1001;
+  if (text != NULL && r.m.type == WIRE_ERROR)
+    snprintf(text, 256, "%.*s", (int)r.m.error.text.len,
+             (const char *)r.m.error.text.ptr);
+  reply_free(&r);
+  return rc;
+}
+
+/* put_raw: PUT of @klen / @vlen bytes at QUORUM, as write_call. */
+static int put_raw(int fd, const void *key, size_t klen, const void *value,
+                   size_t vlen, char *text) {
+  struct wire_msg m = {.type = WIRE_PUT, .request_id = next_id++};
+  m.put.key = (struct wire_bytes){key, klen};
+  m.put.value = (struct wire_bytes){value, vlen};
+  m.put.opts = quorum();
+  return write_call(fd, &m, text);
+}
+
+/* set_add: SET_ADD of one member of @len bytes, as write_call. */
+static int set_add(int fd, const char *key, const void *member, size_t len,
+                   char *text) {
+  struct wire_msg m = {.type = WIRE_SET_ADD, .request_id = next_id++};
+  struct wire_bytes item = {member, len};
+  m.set_add.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
+  m.set_add.members = (struct wire_bytes_list){1, &item};
+  m.set_add.opts = quorum();
+  return write_call(fd, &m, text);
+}
+
+/* The key and value limits at their boundary, from a raw client: the
+ * maximum is stored and read back, one byte more is ETOOBIG with the
+ * limit in words, and the connection goes on serving (issue 17). */
+static void test_limits(void **state) {
+  (void)state;
+  ensure_cluster();
+  uint8_t *big = malloc(WIRE_MAX_VALUE + 1);
+  assert_non_null(big);
+  memset(big, 'k', WIRE_MAX_VALUE + 1);
+  char why[256] = "", got[64];
+  int fd = client_open(nodes[0].port);
+  assert_true(fd >= 0);
+  /* A key of 65,528 bytes: written with its hints, and read back. */
+  assert_int_equal(put_raw(fd, big, WIRE_MAX_KEY, "max-key", 7, why), 0);
+  struct wire_msg m = {.type = WIRE_GET, .request_id = next_id++};
+  m.get.key = (struct wire_bytes){big, WIRE_MAX_KEY};
+  m.get.opts = quorum();
+  struct reply r;
+  assert_int_equal(call(fd, &m, &r), 0);
+  assert_int_equal(r.m.type, WIRE_GET_REPLY);
+  assert_int_equal(r.m.get_reply.values.n, 1);
+  assert_memory_equal(r.m.get_reply.values.items[0].ptr, "max-key", 7);
+  reply_free(&r);
+  /* 65,529: refused, the connection stays. */
+  assert_int_equal(put_raw(fd, big, WIRE_MAX_KEY + 1, "v", 1, why),
+                   CHORUS_ETOOBIG);
+  assert_string_equal(why,
+                      "key of 65529 bytes is over the 65528-byte key limit");
+  m.request_id = next_id++;
+  m.get.key.len = WIRE_MAX_KEY + 1;
+  assert_int_equal(call(fd, &m, &r), 0);
+  assert_int_equal(r.m.type, WIRE_ERROR);
+  assert_int_equal(r.m.error.code, CHORUS_ETOOBIG);
+  reply_free(&r);
+  /* A value of 1 MiB, and one byte more. */
+  assert_int_equal(put_raw(fd, "max-value", 9, big, WIRE_MAX_VALUE, why), 0);
+  assert_int_equal(put_raw(fd, "max-value", 9, big, WIRE_MAX_VALUE + 1, why),
+                   CHORUS_ETOOBIG);
+  assert_string_equal(
+      why, "value of 1048577 bytes is over the 1048576-byte value limit");
+  assert_int_equal(put(fd, "after-limits", "fine"), 0);
+  assert_int_equal(get(fd, "after-limits", got, sizeof got), 0);
+  close(fd);
+  free(big);
+}
+
+/* A solo node's options: --data creates the folder and its missing
+ * parents (mkdir -p), as --help says; --max-value-bytes holds at its
+ * boundary for values and set members, answering ETOOBIG and keeping the
+ * connection (issue 17). */
+static void test_solo_options(void **state) {
+  (void)state;
+  struct proc p;
+  node_init(&p, "nested");
+  char top[160];
+  snprintf(top, sizeof top, "%s/x", root);
+  snprintf(p.data, sizeof p.data, "%s/a/b/c", top);
+  struct stat st;
+  assert_int_equal(stat(top, &st), -1); /* a fresh path */
+  const char *extra[] = {
+      "--cluster",  cluster, "--cluster-key",     keyfile_a, "--replicas", "1",
+      "--leave-ms", "0",     "--max-value-bytes", "4096",    NULL};
+  spawn(&p, extra);
+  double end = now_s() + 20;
+  while (stat_of(p.port, "members.alive") != 1) {
+    if (now_s() > end || waitpid(p.pid, NULL, WNOHANG) == p.pid) {
+      char log[4096];
+      read_file(p.log, log, sizeof log);
+      fail_msg("chorusd --data %s did not come up:\n%s", p.data, log);
+    }
+    sleep_ms(50);
+  }
+  assert_int_equal(stat(p.data, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+
+  static uint8_t val[4097];
+  char why[256] = "";
+  int fd = client_open(p.port);
+  assert_true(fd >= 0);
+  int rc;
+  end = now_s() + 10; /* alive before its store's epoch barrier is done */
+  while ((rc = put_raw(fd, "v", 1, val, 4096, NULL)) == CHORUS_EUNAVAILABLE &&
+         now_s() < end)
+    sleep_ms(50);
+  assert_int_equal(rc, 0);
+  assert_int_equal(put_raw(fd, "v", 1, val, 4097, why), CHORUS_ETOOBIG);
+  assert_string_equal(why,
+                      "value of 4097 bytes is over the 4096-byte value limit");
+  assert_int_equal(set_add(fd, "s", val, 4097, why), CHORUS_ETOOBIG);
+  assert_string_equal(
+      why, "member 0 of 4097 bytes is over the 4096-byte value limit");
+  assert_int_equal(set_add(fd, "s", val, 4096, NULL), 0);
+  close(fd);
+  kill(p.pid, SIGTERM);
+  assert_int_equal(wait_exit(&p, 15), 0);
+}
+
+#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+/* spawn_faketime: spawn() under libfaketime: the node's wall clock is
+ * @offset ("+5s") from ours, its monotonic clock untouched. The child
+ * inherits the environment set here for the call. */
+static void spawn_faketime(struct proc *p, const char *const *extra,
+                           const char *offset) {
+  const char *asan = getenv("ASAN_OPTIONS");
+  char saved[512] = "", opts[600];
+  snprintf(saved, sizeof saved, "%s", asan ? asan : "");
+  /* libfaketime comes before the sanitizer runtime: harmless. */
+  snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", saved,
+           saved[0] ? ":" : "");
+  setenv("ASAN_OPTIONS", opts, 1);
+  setenv("LD_PRELOAD", FAKETIME_LIB, 1);
+  setenv("FAKETIME", offset, 1);
+  setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+  setenv("DONT_FAKE_MONOTONIC", "1", 1);
+  spawn(p, extra);
+  unsetenv("LD_PRELOAD");
+  unsetenv("FAKETIME");
+  unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+  unsetenv("DONT_FAKE_MONOTONIC");
+  if (asan)
+    setenv("ASAN_OPTIONS", saved, 1);
+  else
+    unsetenv("ASAN_OPTIONS");
+}
+
+static size_t count_of(const char *s, const char *needle) {
+  size_t n = 0;
+  for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* wait_log: waits up to @secs for @needle in @p's log; returns the log. */
+static void wait_log(const struct proc *p, const char *needle, double secs,
+                     char *log, size_t cap) {
+  double end = now_s() + secs;
+  for (;;) {
+    read_file(p->log, log, cap);
+    if (strstr(log, needle) != NULL)
+      return;
+    if (now_s() > end)
+      fail_msg("no \"%s\" in %s's log within %.0f s:\n%s", needle, p->name,
+               secs, log);
+    sleep_ms(100);
+  }
+}
+
+/* Clock skew beyond the bound (500 ms) is logged once per crossing: one
+ * WARN naming the member and its offset when a peer's clock runs 5 s
+ * ahead (libfaketime, wall clock only), one INFO when the peer restarts
+ * in step (issue 17). */
+static void test_clock_skew_logged(void **state) {
+  (void)state;
+  if (access(FAKETIME_LIB, R_OK) != 0) {
+    print_message("# skipped: no %s (scripts/deps test)\n", FAKETIME_LIB);
+    return;
+  }
+  struct proc a, b;
+  node_init(&a, "clk-a");
+  node_init(&b, "clk-b");
+  char seeds[64];
+  snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
+  const char *extra[] = {"--cluster",  cluster, "--cluster-key", keyfile_a,
+                         "--replicas", "1",     "--profile",     "local",
+                         "--seeds",    seeds,   "--leave-ms",    "0",
+                         NULL};
+  spawn(&a, extra);
+  spawn_faketime(&b, extra, "+5s");
+  char log[1 << 16], needle[160];
+  snprintf(needle, sizeof needle,
+           "warn swim: clock of member %016" PRIx64 " (127.0.0.1:%d) is ",
+           id_of(b.name), b.port);
+  wait_log(&a, needle, 30, log, sizeof log);
+  const char *w = strstr(log, needle);
+  long long off = 0;
+  assert_int_equal(sscanf(w + strlen(needle), "%lld", &off), 1);
+  if (off < 4500 || off > 5500)
+    fail_msg("offset %lld ms, want about +5000:\n%s", off, log);
+  assert_non_null(strstr(w, "beyond the 500 ms bound"));
+  /* b sees a behind it, by as much. */
+  snprintf(needle, sizeof needle,
+           "warn swim: clock of member %016" PRIx64 " (127.0.0.1:%d) is ",
+           id_of(a.name), a.port);
+  wait_log(&b, needle, 10, log, sizeof log);
+  assert_int_equal(sscanf(strstr(log, needle) + strlen(needle), "%lld", &off),
+                   1);
+  assert_true(off < -4500 && off > -5500);
+
+  /* b comes back in step: one INFO in a's log, and still one WARN. */
+  kill(b.pid, SIGTERM);
+  assert_int_equal(wait_exit(&b, 15), 0);
+  spawn(&b, extra);
+  snprintf(needle, sizeof needle,
+           "info swim: clock of member %016" PRIx64
+           " (127.0.0.1:%d) is back within the 500 ms bound",
+           id_of(b.name), b.port);
+  wait_log(&a, needle, 30, log, sizeof log);
+  sleep_ms(1000);
+  read_file(a.log, log, sizeof log);
+  snprintf(needle, sizeof needle, "swim: clock of member %016" PRIx64,
+           id_of(b.name));
+  if (count_of(log, needle) != 2)
+    fail_msg("want one WARN and one INFO about %s:\n%s", b.name, log);
+  kill(a.pid, SIGTERM);
+  kill(b.pid, SIGTERM);
+  assert_int_equal(wait_exit(&a, 15), 0);
+  assert_int_equal(wait_exit(&b, 15), 0);
+}
+
 static void test_wrong_key_never_joins(void **state) {
   (void)state;
   ensure_cluster();
@@ -467,9 +715,15 @@ int main(int argc, char **argv) {
   if (harness_setup(argc, argv) != 0)
     return 1;
   const struct CMUnitTest tests[] = {
-      TIMED(test_startup_errors),        TIMED(test_cluster_forms),
-      TIMED(test_put_get_quorum),        TIMED(test_hostile),
-      TIMED(test_wrong_key_never_joins), TIMED(test_shutdown_restart),
+      TIMED(test_startup_errors),
+      TIMED(test_cluster_forms),
+      TIMED(test_put_get_quorum),
+      TIMED(test_hostile),
+      TIMED(test_wrong_key_never_joins),
+      TIMED(test_shutdown_restart),
+      TIMED(test_limits),
+      TIMED(test_solo_options),
+      TIMED(test_clock_skew_logged),
   };
   int failed = cmocka_run_group_tests_name("node", tests, NULL, group_teardown);
   return harness_finish(failed);

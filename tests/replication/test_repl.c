@@ -858,6 +858,73 @@ static void hint_index_and_deferred_deletes(void **state) {
 /* A write whose batch fails must not leave the hint index ahead of the
  * table: the older hint it would have replaced still replays (found by
  * repl-sim with injected write faults). */
+static void small_values(struct repl_config *c) {
+  c->max_value_bytes = 100;
+}
+
+/* The key and value limits at their boundary (issue 17): a key of
+ * WIRE_MAX_KEY is written, hints for the other replicas included (a hint's
+ * key is the longest a key gets); one byte more, and a value or member over
+ * max_value_bytes, are refused with ETOOBIG before anything is read,
+ * written or sent. (The words of the refusal: tests/node, test_limits.) */
+static void limits_hold_at_the_boundary(void **state) {
+  (void)state;
+  uint8_t *big = test_malloc(WIRE_MAX_VALUE + 1);
+  memset(big, 'x', WIRE_MAX_VALUE + 1);
+  setup(3, "3", 1, NULL);
+  boot();
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = (struct wire_bytes){big, WIRE_MAX_KEY};
+  m.put.value = bytes_of("v");
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
+  assert_true(repl_stats(H.nodes[0].repl)->hints_queued >= 2);
+  m.put.value = (struct wire_bytes){big, WIRE_MAX_VALUE};
+  m.put.key = bytes_of("v");
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
+  uint64_t sent = H.sent_frames;
+  chorus_seq seq = store_last_seq(H.nodes[0].store);
+  m.put.value.len = WIRE_MAX_VALUE + 1;
+  struct reply_rec *w = client(0, &m);
+  assert_int_equal(w->code, CHORUS_ETOOBIG);
+  assert_false(w->maybe);
+  m.put.key = (struct wire_bytes){big, WIRE_MAX_KEY + 1};
+  m.put.value = bytes_of("v");
+  w = client(0, &m);
+  assert_int_equal(w->code, CHORUS_ETOOBIG);
+  struct wire_msg g = {.type = WIRE_GET};
+  g.get.key = (struct wire_bytes){big, WIRE_MAX_KEY + 1};
+  assert_int_equal(client(1, &g)->code, CHORUS_ETOOBIG);
+  assert_int_equal(H.sent_frames, sent);
+  assert_int_equal(store_last_seq(H.nodes[0].store), seq);
+  g.get.key.len = WIRE_MAX_KEY;
+  struct reply_rec *r = client(1, &g);
+  assert_int_equal(r->type, WIRE_GET_REPLY);
+  assert_int_equal(r->nvalues, 1);
+  teardown_all();
+
+  /* A configured limit, for values and set members alike. */
+  setup(3, "3", 1, small_values);
+  boot();
+  m = (struct wire_msg){.type = WIRE_PUT};
+  m.put.key = bytes_of("small");
+  m.put.value = (struct wire_bytes){big, 100};
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
+  m.put.value.len = 101;
+  assert_int_equal(client(0, &m)->code, CHORUS_ETOOBIG);
+  struct wire_bytes items[2] = {bytes_of("a"), {big, 101}};
+  struct wire_msg s = {.type = WIRE_SET_ADD};
+  s.set_add.key = bytes_of("set");
+  s.set_add.members = (struct wire_bytes_list){2, items};
+  sent = H.sent_frames;
+  w = client(0, &s);
+  assert_int_equal(w->code, CHORUS_ETOOBIG);
+  assert_int_equal(H.sent_frames, sent);
+  items[1].len = 100;
+  assert_int_equal(client(0, &s)->type, WIRE_WRITE_REPLY);
+  teardown_all();
+  test_free(big);
+}
+
 static void failed_batch_keeps_older_hints_replaying(void **state) {
   (void)state;
   setup(3, "3", 1, NULL);
@@ -897,6 +964,7 @@ int main(void) {
       cmocka_unit_test(failed_sync_stops_acknowledgements),
       cmocka_unit_test(hint_index_and_deferred_deletes),
       cmocka_unit_test(failed_batch_keeps_older_hints_replaying),
+      cmocka_unit_test(limits_hold_at_the_boundary),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

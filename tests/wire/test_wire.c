@@ -222,7 +222,7 @@ static void encoder_rejects_invalid_fields(void **state) {
   size_t len;
   char err[CHORUS_ERRMSG_SIZE];
   struct wire_msg m;
-  static uint8_t big[WIRE_MAX_KEY + 1];
+  static uint8_t big[WIRE_MAX_KEY_FIELD + 1];
 
 #define EXPECT(code, substr)                                                   \
   do {                                                                         \
@@ -237,7 +237,7 @@ static void encoder_rejects_invalid_fields(void **state) {
 
   GET((const uint8_t *)"k", 0);
   EXPECT(CHORUS_EINVAL, "GET: key: length 0");
-  GET(big, WIRE_MAX_KEY + 1);
+  GET(big, WIRE_MAX_KEY_FIELD + 1);
   EXPECT(CHORUS_EINVAL, "key: length 65537");
   GET(NULL, 3);
   EXPECT(CHORUS_EINVAL, "NULL pointer");
@@ -596,6 +596,78 @@ static void decoder_limits_frame_and_unknown_types(void **state) {
     chorus_free(buf);
   }
   chorus_free(val);
+}
+
+/* The key and value limits (wire.h): a key field carries up to
+ * WIRE_MAX_KEY_FIELD bytes (one more is malformed), so a key just over
+ * WIRE_MAX_KEY still decodes and the node can answer it with ETOOBIG; a
+ * PUT with a key, value and context each at its limit fits a client frame. */
+static void key_and_value_limits_on_the_wire(void **state) {
+  (void)state;
+  assert_int_equal(WIRE_MAX_KEY, 65528);
+  assert_int_equal(WIRE_MAX_VALUE, 1048576);
+  assert_true(WIRE_MAX_KEY < WIRE_MAX_KEY_FIELD);
+  struct wire_limits client = WIRE_LIMITS_CLIENT;
+  char err[CHORUS_ERRMSG_SIZE];
+  uint8_t *big = chorus_calloc(1, WIRE_MAX_VALUE + 1);
+  assert_non_null(big);
+  static const size_t keys[] = {WIRE_MAX_KEY, WIRE_MAX_KEY + 1,
+                                WIRE_MAX_KEY_FIELD, WIRE_MAX_KEY_FIELD + 1};
+  for (size_t i = 0; i < 4; i++) {
+    struct wire_msg m = {.type = WIRE_GET};
+    m.get.key = (struct wire_bytes){big, keys[i]};
+    size_t len, cap = wire_encoded_size(&m);
+    uint8_t *buf = chorus_malloc(cap);
+    assert_non_null(buf);
+    int rc = wire_encode(&m, buf, cap, &len, err);
+    bool over = keys[i] > WIRE_MAX_KEY_FIELD;
+    assert_int_equal(rc, over ? CHORUS_EINVAL : CHORUS_OK);
+    if (over) {
+      assert_non_null(strstr(err, "GET: key: length 65537"));
+      /* The same bytes from a raw sender: malformed. */
+      msgpack_sbuffer sb;
+      msgpack_sbuffer_init(&sb);
+      msgpack_packer pk;
+      msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+      msgpack_pack_array(&pk, 4);
+      msgpack_pack_uint8(&pk, WIRE_GET);
+      msgpack_pack_uint8(&pk, 1);
+      msgpack_pack_bin(&pk, keys[i]);
+      msgpack_pack_bin_body(&pk, big, keys[i]);
+      msgpack_pack_array(&pk, 7);
+      for (int k = 0; k < 5; k++)
+        msgpack_pack_uint8(&pk, 0);
+      msgpack_pack_false(&pk);
+      msgpack_pack_uint8(&pk, 0);
+      struct wire_msg d;
+      assert_int_equal(
+          wire_decode((const uint8_t *)sb.data, sb.size, &client, &d, err),
+          CHORUS_EMALFORMED);
+      assert_non_null(strstr(err, "key: 65537 bytes exceeds"));
+      msgpack_sbuffer_destroy(&sb);
+    } else {
+      struct wire_msg d;
+      assert_int_equal(wire_decode(buf + 4, len - 4, &client, &d, err),
+                       CHORUS_OK);
+      assert_int_equal(d.get.key.len, keys[i]);
+      wire_msg_free(&d);
+    }
+    chorus_free(buf);
+  }
+  /* Everything at its limit at once: one client frame. */
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = (struct wire_bytes){big, WIRE_MAX_KEY};
+  m.put.value = (struct wire_bytes){big, WIRE_MAX_VALUE};
+  m.put.context = (struct wire_bytes){big, WIRE_MAX_CONTEXT};
+  size_t len;
+  uint8_t *buf = encode(&m, &len);
+  assert_true(len - WIRE_FRAME_PREFIX <= WIRE_MAX_FRAME_CLIENT);
+  struct wire_msg d;
+  assert_int_equal(wire_decode(buf + 4, len - 4, &client, &d, err), CHORUS_OK);
+  assert_int_equal(d.put.value.len, WIRE_MAX_VALUE);
+  wire_msg_free(&d);
+  chorus_free(buf);
+  chorus_free(big);
 }
 
 /* ------------------------------------------------------------------------
@@ -971,6 +1043,7 @@ int main(void) {
       cmocka_unit_test(decoder_rejects_out_of_range_integers),
       cmocka_unit_test(decoder_checks_options),
       cmocka_unit_test(decoder_limits_frame_and_unknown_types),
+      cmocka_unit_test(key_and_value_limits_on_the_wire),
       cmocka_unit_test(splitter_recovers_frames_from_any_chunking),
       cmocka_unit_test(splitter_returns_whole_frames_in_place),
       cmocka_unit_test(splitter_buffers_only_what_arrived),

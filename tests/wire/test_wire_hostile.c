@@ -244,9 +244,9 @@ static size_t generated(struct hostile *out, uint8_t *buf, size_t cap) {
     out[n++] = (struct hostile){"array16 of 65535 nils", p, 65538,
                                 CHORUS_EMALFORMED, "type: expected integer"};
   }
-  /* A GET whose key is one byte over its limit. */
+  /* A GET whose key is one byte over its field bound. */
   {
-    size_t klen = WIRE_MAX_KEY + 1;
+    size_t klen = WIRE_MAX_KEY_FIELD + 1;
     uint8_t *p = TAKE(3 + 5 + klen + 8);
     uint8_t *w = p;
     *w++ = 0x94, *w++ = 0x10, *w++ = 0x01;
