@@ -13,7 +13,8 @@
  *   node_dispatch.c  frames into the core, client request slots, the
  *                    core's send/reply/member/ring effects
  *   node_loop.c      the check phase (the durability rule), sync barriers
- *                    and their thread, the core's deadline timer
+ *                    and their thread, the core's deadline timer, the
+ *                    space check
  *   node.c           open (ports, data folder, identity), run, shutdown
  */
 #ifndef CHORUS_NODE_INT_H
@@ -103,6 +104,7 @@ struct node {
   uv_tcp_t listener;
   uv_udp_t udp;
   uv_timer_t deadline_timer, leave_timer;
+  uv_timer_t space_timer; /* the store's space check, every second */
   uv_check_t flush_check;
   uv_idle_t ready_idle; /* runs while ready_head is not empty */
   uv_async_t sync_async;
@@ -117,6 +119,8 @@ struct node {
   struct node_sync *ready_head, *ready_tail;
   chorus_seq barrier_seq;
   bool async_closed; /* under sync_lock */
+  bool space_due;    /* check the store's space at this iteration's end */
+  int space_rc;      /* the last space check's result (logged on change) */
   bool listening, closing_all, shutting_down;
   int exit_status;
   chorus_ms deadline_armed; /* the deadline the timer runs for */
@@ -253,5 +257,8 @@ void node__loop_close(struct node *n);
 void node__loop_fini(struct node *n);
 /* The core's sync effect. */
 int node__fx_sync(void *ctx, chorus_seq seq, uint64_t token);
+/* node__space_check: store_check_space, a log line per transition, and
+ * node__fatal when the store cannot even read any more. */
+void node__space_check(struct node *n);
 
 #endif /* CHORUS_NODE_INT_H */
