@@ -274,8 +274,13 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
         REPL_TRACE(r, "hint deletes not written: %s", chorus_errname(rc));
         rc = CHORUS_OK;
       }
-      if (rc == CHORUS_OK && r->epoch_volatile && !r->epoch_syncing)
-        rc = write_epoch(r, fx);
+      if (rc == CHORUS_OK && r->epoch_volatile && !r->epoch_syncing &&
+          (rc = write_epoch(r, fx)) != CHORUS_OK && rc != CHORUS_ENOMEM) {
+        /* Not now; the next round tries again (a failed sync stops). */
+        REPL_TRACE(r, "epoch not written: %s", chorus_errname(rc));
+        r->failed |= rc == CHORUS_ESYNCFAILED;
+        rc = CHORUS_OK;
+      }
     }
     if (rc == CHORUS_OK && repl__serving(r) && !r->failed)
       rc = repl__replay(r, 0, wall, fx);
