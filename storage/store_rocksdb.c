@@ -80,6 +80,7 @@
 #include <stdlib.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -1022,14 +1023,17 @@ static int rocks_reopen(struct store *s, bool writable, bool *done) {
     rs->lost_hi = old_last;
     rs->seq_offset = old_last - got;
   }
-  atomic_store(&rs->durable, latest_seq(rs));
-  *done = true;
-  pthread_mutex_unlock(&rs->db_lock);
-  /* Whatever the reopen recovered is durable; the rest is lost. */
+  /* Whatever the reopen recovered is durable; the rest is lost. The
+   * pending barriers learn which before the sync thread may run again: it
+   * would answer them from `durable`, which now covers the lost ones too
+   * (later requests for those are refused, rocks_sync_request). */
   pthread_mutex_lock(&rs->lock);
   complete_requests(rs, recovered, 0, CHORUS_OK);
   complete_requests(rs, 0, 1, CHORUS_ENOSPC);
   pthread_mutex_unlock(&rs->lock);
+  atomic_store(&rs->durable, latest_seq(rs));
+  *done = true;
+  pthread_mutex_unlock(&rs->db_lock);
   return rc;
 }
 
@@ -1056,20 +1060,26 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
   atomic_init(&rs->open_iters, 0);
   build_options(rs, opts);
 
-  /* Below the reserve, open read-only: a read-write open writes files. */
+  /* Below the reserve, open read-only: a read-write open writes files,
+   * and a folder without a database cannot get one. */
   bool room = avail > 0 && avail >= opts->min_free_bytes;
+  char current[NAME_MAX + 1024];
+  struct stat st;
+  snprintf(current, sizeof current, "%s/CURRENT", opts->path);
+  if (!room && stat(current, &st) != 0) {
+    rc = chorus_errf(errmsg, CHORUS_ENOSPC,
+                     "data folder full (%llu bytes free, the reserve is "
+                     "%llu): it holds no store, and none can be made",
+                     (unsigned long long)avail,
+                     (unsigned long long)opts->min_free_bytes);
+    goto err_after_alloc;
+  }
   rc = open_db(rs, room, errmsg);
   if (rc == CHORUS_ENOSPC && room) {
     room = false;
     rc = open_db(rs, false, errmsg);
   }
   if (rc != CHORUS_OK) {
-    if (!room)
-      rc = chorus_errwrap(
-          errmsg, CHORUS_ENOSPC,
-          "data folder full (%llu bytes free, the reserve is %llu): "
-          "opening read-only",
-          (unsigned long long)avail, (unsigned long long)opts->min_free_bytes);
     chorus_errwrap(errmsg, rc, "%s", opts->path);
     goto err_after_alloc;
   }
