@@ -100,6 +100,8 @@ static int check_identity(struct node *n, char *errmsg) {
   int rc = store_get(n->store, STORE_META, IDENTITY_KEY, strlen(IDENTITY_KEY),
                      &val, &vlen);
   if (rc == CHORUS_ENOTFOUND) {
+    /* The first start: a node that cannot say whose folder this is does
+     * not start (below the reserve: "data folder full"). */
     rc = store_put(n->store, STORE_META, IDENTITY_KEY, strlen(IDENTITY_KEY),
                    want, (size_t)wl, NULL);
     if (rc == CHORUS_OK)
@@ -168,7 +170,9 @@ static int open_data(struct node *n, char *errmsg) {
   if (access(n->cfg.data, W_OK | X_OK) != 0)
     return chorus_errf(errmsg, CHORUS_EPERM, "data folder %s: not writable: %s",
                        n->cfg.data, strerror(errno));
-  struct store_rocksdb_options o = {.path = n->cfg.data};
+  struct store_rocksdb_options o = {.path = n->cfg.data,
+                                    .min_free_bytes =
+                                        (uint64_t)n->cfg.min_free_mb << 20};
   char why[CHORUS_ERRMSG_SIZE] = "";
   int rc = store_rocksdb_open(&o, &n->store, why);
   if (rc == CHORUS_EBUSY)
@@ -294,6 +298,17 @@ int node_run(struct node *n) {
            n->cfg.advertise, n->cfg.data, n->cfg.replicas,
            n->cfg.durability == NODE_DURABILITY_GROUP ? "group" : "none",
            n->cfg.profile_local ? "local" : "lan");
+  const struct store_disk *disk = store_disk_info(n->store);
+  if (disk->full)
+    node_log(NODE_LOG_WARN, "store",
+             "data folder %s below its reserve (%" PRIu64 " bytes free, "
+             "--min-free-mb %" PRIu32 "): started %s; writes refused with "
+             "ENOSPC until space returns, reads served",
+             n->cfg.data, disk->avail, n->cfg.min_free_mb,
+             disk->read_only ? "read-only" : "refusing writes");
+  /* Boot writes the epoch (replication); on a full data folder it stays
+   * in memory and the node coordinates no write until it is durable
+   * (repl.h, A FULL DATA FOLDER). */
   int rc = core_start(n->core, n->store, node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "start");

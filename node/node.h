@@ -59,6 +59,16 @@
  * and its identity: the node name, id and cluster written into the META
  * space on first start must match on every later one.
  *
+ * A full data folder (store.h, THE SPACE RESERVE): the free space is
+ * checked every second and right after a write that found the disk full;
+ * below --min-free-mb the store refuses writes (clients get CHORUS_ENOSPC,
+ * "data folder full (N bytes free)"; peers' replica writes are refused
+ * likewise and stay hinted) while reads, gossip and hint replay go on, and
+ * writes resume by themselves once space returns. Each transition is one
+ * log line. A node started below the reserve opens its store read-only
+ * and says so; until space returns it has no durable epoch, so it serves
+ * reads and replica reads but coordinates no write.
+ *
  * Shutdown (SIGINT/SIGTERM; a second signal closes at once): stop
  * accepting, fail in-flight client requests with CHORUS_ECANCELED (they
  * may or may not have been applied), store_sync, core_leave, keep the loop
@@ -143,6 +153,7 @@ struct node_config {
   uint32_t peer_out_limit;  /* peer output before dropping, 64 MiB */
   uint32_t timeout_ms;      /* --timeout (default request timeout) */
   chorus_ms leave_ms;       /* --leave-ms: gossip time at shutdown */
+  uint32_t min_free_mb;     /* --min-free-mb: writes refused below, 256 */
 };
 
 /* node_config_parse: fills @cfg from argv (and from --config files). On

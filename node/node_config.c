@@ -53,6 +53,9 @@ static const char usage_text[] =
     "  --out-limit BYTES      unsent output per client before reading stops\n"
     "                         (default 1048576)\n"
     "  --leave-ms MS          gossip time after leaving at shutdown (1000)\n"
+    "  --min-free-mb MB       refuse writes while the data folder's file\n"
+    "                         system has less free (default 256; 0: only\n"
+    "                         when it is full); ENOSPC to clients\n"
     "  --config FILE          `key = value` lines with the same keys\n"
     "  --help, --version\n";
 
@@ -266,6 +269,8 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     cfg->leave_ms = ms;
     return rc;
   }
+  if (strcmp(key, "min-free-mb") == 0)
+    return set_u32(&cfg->min_free_mb, v, 0, 1u << 24, key, errmsg);
   if (strcmp(key, "config") == 0)
     return parse_file(v, cfg, depth + 1, errmsg);
   return chorus_errf(errmsg, CHORUS_EINVAL, "unknown option --%s (try --help)",
@@ -338,6 +343,13 @@ static void defaults(struct node_config *cfg) {
   cfg->peer_out_limit = 64u << 20;
   cfg->timeout_ms = 2000;
   cfg->leave_ms = 1000;
+  /* What RocksDB needs to finish what it holds once writes stop, which
+   * depends on its buffers, not on the disk's size (so no percentage):
+   * table files for a full data memtable and the one behind it (2 x 64
+   * MiB) and the hints and meta ones, written before the WAL they replace
+   * goes; plus the writes of the up to one second between two checks (the
+   * WAL at ~50 MiB/s, a loaded node's rate). docs/ARCHITECTURE.md, node. */
+  cfg->min_free_mb = 256;
 }
 
 int node_config_parse(int argc, char **argv, struct node_config *cfg,

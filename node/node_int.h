@@ -17,7 +17,8 @@
  *   node_dispatch.c  frames into the core, client request slots, the
  *                    core's send/reply/member/ring effects
  *   node_loop.c      the check phase (the durability rule), sync barriers
- *                    and their thread, the core's deadline timer
+ *                    and their thread, the core's deadline timer, the
+ *                    space check
  *   node.c           open (ports, data folder, identity), run, shutdown
  */
 #ifndef CHORUS_NODE_INT_H
@@ -130,6 +131,7 @@ struct node {
   uv_udp_t udp;
   uv_timer_t deadline_timer, leave_timer;
   uv_timer_t redial_timer; /* node_peer.c: peers with pending frames */
+  uv_timer_t space_timer; /* the store's space check, every second */
   uv_check_t flush_check;
   uv_idle_t wake_idle; /* keeps the poll from blocking (node__loop_wake) */
   uv_async_t sync_async;
@@ -144,6 +146,8 @@ struct node {
   struct node_sync *ready_head, *ready_tail;
   chorus_seq barrier_seq;
   bool async_closed; /* under sync_lock */
+  bool space_due;    /* check the store's space at this iteration's end */
+  int space_rc;      /* the last space check's result (logged on change) */
   bool listening, closing_all, shutting_down;
   /* Descriptor shortage (node_accept.c): an episode starts at the first
    * EMFILE/ENFILE from accept and ends after a calm second. */
@@ -334,5 +338,8 @@ int node__fx_sync(void *ctx, chorus_seq seq, uint64_t token);
 /* node__loop_wake: this iteration's poll must not block (work produced
  * outside the poll, in a timer callback, waits for the check phase). */
 void node__loop_wake(struct node *n);
+/* node__space_check: store_check_space, a log line per transition, and
+ * node__fatal when the store cannot even read any more. */
+void node__space_check(struct node *n);
 
 #endif /* CHORUS_NODE_INT_H */

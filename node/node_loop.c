@@ -1,7 +1,7 @@
 /* node_loop.c: chorusd's loop phases: the check phase that states the
  * durability rule once, the sync barriers the core asks for (and the
- * store's sync thread that answers them), and the core's deadline timer
- * (node.h). */
+ * store's sync thread that answers them), the core's deadline timer, and
+ * the store's space check (node.h). */
 #include <assert.h>
 #include <inttypes.h>
 
@@ -101,7 +101,8 @@ static void submit_barriers(struct node *n) {
   int rc = store_sync_request(n->store, n->barrier_seq, on_store_sync, head);
   if (rc != CHORUS_OK) {
     for (struct node_sync *d = head; d; d = d->next)
-      d->status = rc == CHORUS_ENOMEM ? rc : CHORUS_ESYNCFAILED;
+      d->status =
+          rc == CHORUS_ENOMEM || rc == CHORUS_ENOSPC ? rc : CHORUS_ESYNCFAILED;
     sync_push_chain(n, head, tail);
   }
 }
@@ -111,7 +112,13 @@ static void deliver(struct node *n, struct node_sync *d) {
   while (d) {
     struct node_sync *next = d->next;
     if (!n->closing_all) {
-      int st = d->status == CHORUS_OK ? CHORUS_OK : CHORUS_ESYNCFAILED;
+      /* ENOSPC: the disk filled under the writes it covers (store.h), the
+       * node goes on; anything else is a failed sync. */
+      int st = d->status == CHORUS_OK || d->status == CHORUS_ENOSPC
+                   ? d->status
+                   : CHORUS_ESYNCFAILED;
+      if (d->status == CHORUS_ENOSPC)
+        n->space_due = true;
       if (d->status == CHORUS_ESYNCFAILED)
         node_log(NODE_LOG_ERROR, "store", "sync failed: %s",
                  store_errmsg(n->store));
@@ -181,6 +188,51 @@ static void arm_deadline(struct node *n) {
 }
 
 /* ------------------------------------------------------------------------
+ * The space check (store.h, THE SPACE RESERVE): every second, and at the
+ * end of an iteration in which a write found the disk full. The store
+ * decides; this logs each transition once.
+ * ------------------------------------------------------------------------ */
+
+void node__space_check(struct node *n) {
+  n->space_due = false;
+  if (n->store == NULL || n->closing_all)
+    return;
+  const struct store_disk *d = store_disk_info(n->store);
+  uint64_t reopens = d->generation;
+  bool changed = false;
+  int rc = store_check_space(n->store, &changed);
+  if (rc == CHORUS_ESYNCFAILED) {
+    node_log(NODE_LOG_ERROR, "store", "%s", store_errmsg(n->store));
+    node__fatal(rc, "reopening the store");
+  }
+  if (rc != CHORUS_OK && rc != n->space_rc)
+    node_log(NODE_LOG_WARN, "store", "space check: %s", store_errmsg(n->store));
+  else if (rc == CHORUS_OK && n->space_rc != CHORUS_OK)
+    node_log(NODE_LOG_INFO, "store", "space check works again");
+  n->space_rc = rc;
+  if (d->generation != reopens)
+    node_log(NODE_LOG_INFO, "store", "reopened %s (%" PRIu64 " bytes free)",
+             d->read_only ? "read-only" : "read-write", d->avail);
+  if (!changed)
+    return;
+  if (d->full)
+    node_log(NODE_LOG_WARN, "store",
+             "data folder %s full (%" PRIu64 " bytes free, --min-free-mb "
+             "%" PRIu32 "): writes refused with ENOSPC until space returns; "
+             "reads, gossip and hints go on",
+             n->cfg.data, d->avail, n->cfg.min_free_mb);
+  else
+    node_log(NODE_LOG_INFO, "store",
+             "data folder %s has room again (%" PRIu64 " bytes free): "
+             "writes resume",
+             n->cfg.data, d->avail);
+}
+
+static void on_space_timer(uv_timer_t *t) {
+  node__space_check(t->data);
+}
+
+/* ------------------------------------------------------------------------
  * The check phase: once per loop iteration, after every I/O callback.
  *
  * THE DURABILITY RULE. Nothing an iteration decided leaves the node ahead
@@ -189,25 +241,52 @@ static void arm_deadline(struct node *n) {
  *   2. the iteration's WAL records go to the OS in one write(2)
  *      (store_flush): from here a process crash loses nothing that a
  *      reply or a replica's answer acknowledges; a failed flush leaves the
- *      WAL's end unknown, so the node stops before anything leaves;
+ *      WAL's end unknown, so the node stops before anything leaves. A
+ *      flush that found the disk full is not that (store.h): its writes
+ *      are lost at the store's reopen, so in `none` durability, where the
+ *      output may acknowledge them, every connection with output closes
+ *      without it (its client reads "may have been applied", a peer's
+ *      coordinator hints); in `group` nothing in the output stands on an
+ *      unsynced write, and it leaves;
  *   3. every connection with output is written, one uv_write each;
  *   4. one store barrier covers every `group` barrier of the iteration
  *      (acknowledgements wait for its fsync, node__fx_sync);
- *   5. the core's deadline timer follows whatever the iteration armed,
+ *   5. a space check when a write found the disk full (the store reopens
+ *      there: after the barriers, which it then answers);
+ *   6. the core's deadline timer follows whatever the iteration armed,
  *      and the poll may block again.
  * ------------------------------------------------------------------------ */
+
+/* flush_store: step 2. */
+static void flush_store(struct node *n) {
+  if (n->dirty == NULL || n->store == NULL)
+    return;
+  int rc = store_flush(n->store);
+  if (rc == CHORUS_OK)
+    return;
+  if (rc != CHORUS_ENOSPC) {
+    node_log(NODE_LOG_ERROR, "store", "%s", store_errmsg(n->store));
+    node__fatal(CHORUS_ESYNCFAILED, "handing the WAL to the OS");
+  }
+  n->space_due = true;
+  if (n->cfg.durability != NODE_DURABILITY_NONE)
+    return;
+  node_log(NODE_LOG_WARN, "store",
+           "%s: this iteration's answers are dropped with their connections",
+           store_errmsg(n->store));
+  for (struct node_conn *c = n->dirty; c; c = c->dirty_next)
+    node__conn_close(c);
+}
 
 static void on_check(uv_check_t *h) {
   struct node *n = h->data;
   n->iterations++;
   deliver_ready(n);
-  if (n->dirty != NULL && n->store != NULL &&
-      store_flush(n->store) != CHORUS_OK) {
-    node_log(NODE_LOG_ERROR, "store", "%s", store_errmsg(n->store));
-    node__fatal(CHORUS_ESYNCFAILED, "handing the WAL to the OS");
-  }
+  flush_store(n);
   node__conn_flush_dirty(n);
   submit_barriers(n);
+  if (n->space_due || (n->store != NULL && store_space_stale(n->store)))
+    node__space_check(n);
   arm_deadline(n);
   uv_idle_stop(&n->wake_idle);
 }
@@ -219,16 +298,19 @@ static void on_check(uv_check_t *h) {
 void node__loop_init(struct node *n) {
   uv_mutex_init(&n->sync_lock);
   uv_timer_init(&n->loop, &n->deadline_timer);
+  uv_timer_init(&n->loop, &n->space_timer);
   uv_check_init(&n->loop, &n->flush_check);
   uv_idle_init(&n->loop, &n->wake_idle);
   uv_async_init(&n->loop, &n->sync_async, on_sync_async);
   n->deadline_timer.data = n->flush_check.data = n->sync_async.data = n;
+  n->space_timer.data = n;
   n->wake_idle.data = n;
   n->deadline_armed = CORE_NEVER;
 }
 
 void node__loop_start(struct node *n) {
   uv_check_start(&n->flush_check, on_check);
+  uv_timer_start(&n->space_timer, on_space_timer, 1000, 1000);
   arm_deadline(n);
 }
 
@@ -239,6 +321,7 @@ static void close_handle(uv_handle_t *h) {
 
 void node__loop_close(struct node *n) {
   close_handle((uv_handle_t *)&n->deadline_timer);
+  close_handle((uv_handle_t *)&n->space_timer);
   close_handle((uv_handle_t *)&n->flush_check);
   close_handle((uv_handle_t *)&n->wake_idle);
   uv_mutex_lock(&n->sync_lock);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "chorus_prng.h"
 #include "chorus_search.h"
 #include "repl_int.h"
 
@@ -110,6 +111,39 @@ void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
       repl__group_of_dc(ring_snapshot_replication(ring), r->cfg.dc);
 }
 
+/* arm_hint_round: the hint round's timer, once: it re-arms itself. */
+static int arm_hint_round(struct repl *r, const struct repl_effects *fx) {
+  if (r->hint_round)
+    return CHORUS_OK;
+  r->hint_round = true;
+  return fx->timer(fx->ctx, REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT,
+                   r->cfg.hint_interval);
+}
+
+/* write_epoch: writes the epoch and asks for its barrier (the EPOCH
+ * operation); a full store is no error: the epoch stays volatile and the
+ * next hint round tries again. Errors: other store errors, ENOMEM. */
+static int write_epoch(struct repl *r, const struct repl_effects *fx) {
+  assert(!r->ready && !r->epoch_syncing);
+  unsigned char e[8];
+  store_be64_put(e, r->epoch);
+  chorus_seq seq;
+  int rc = store_put(r->store, STORE_META, META_EPOCH, strlen(META_EPOCH), e, 8,
+                     &seq);
+  if (rc == CHORUS_ENOSPC) {
+    REPL_TRACE(r, "epoch %" PRIu64 " not written: %s", r->epoch,
+               store_errmsg(r->store));
+    return repl__epoch_lost(r, fx);
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  struct repl_op *op = repl__op_new(r, REPL_OP_EPOCH);
+  if (op == NULL)
+    return CHORUS_ENOMEM;
+  r->epoch_syncing = true;
+  return fx->sync(fx->ctx, seq, op->id);
+}
+
 int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
   assert(!r->ready && r->epoch == 0 && "repl_start runs once per instance");
@@ -126,21 +160,39 @@ int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
   r->epoch++;
   if (r->epoch >= (1ull << (REPL_TIMER_KIND_SHIFT - REPL_OP_COUNTER_BITS)))
     return CHORUS_ERANGE;
-  unsigned char e[8];
-  store_be64_put(e, r->epoch);
-  chorus_seq seq;
-  if ((rc = store_put(r->store, STORE_META, META_EPOCH, strlen(META_EPOCH), e,
-                      8, &seq)) != CHORUS_OK)
-    return rc;
   if ((rc = repl__hints_load(&r->hints, r->store)) != CHORUS_OK)
     return rc;
-  struct repl_op *op = repl__op_new(r, REPL_OP_EPOCH);
-  if (op == NULL)
-    return CHORUS_ENOMEM;
+  r->store_reopens = store_disk_info(r->store)->generation;
   REPL_TRACE(r, "start: epoch %" PRIu64 ", %" PRIu64 " hints kept", r->epoch,
              repl__hints_total(&r->hints, NULL));
   refresh_stats(r);
-  return fx->sync(fx->ctx, seq, op->id);
+  return write_epoch(r, fx);
+}
+
+int repl__epoch_lost(struct repl *r, const struct repl_effects *fx) {
+  assert(!r->ready);
+  r->epoch_syncing = false;
+  if (r->epoch_volatile)
+    return CHORUS_OK;
+  r->epoch_volatile = true;
+  /* A later incarnation may start from the same epoch (this one is not
+   * durable), so this one's operation ids must not be the ones that one
+   * will use from counter 1: an answer meant for one must never match the
+   * other. Ours go on from a random point in the upper half of the
+   * counter's range (never reached from 1 in practice). Until now no id
+   * has left the node: requests are refused before the epoch is durable. */
+  struct chorus_prng p;
+  chorus_prng_seed(&p, r->cfg.seed ^ r->epoch);
+  uint64_t half = 1ull << (REPL_OP_COUNTER_BITS - 1);
+  uint64_t from = half + chorus_prng_below(&p, half / 2);
+  if (r->next_op < from)
+    r->next_op = from;
+  REPL_TRACE(r,
+             "epoch %" PRIu64 " volatile: reads served, writes refused "
+             "until it is durable",
+             r->epoch);
+  /* The hint round retries the epoch (repl_timer). */
+  return arm_hint_round(r, fx);
 }
 
 int repl__epoch_ready(struct repl *r, const struct repl_effects *fx) {
@@ -152,9 +204,10 @@ int repl__epoch_ready(struct repl *r, const struct repl_effects *fx) {
   if (r->actor == 0)
     r->actor = 1;
   r->ready = true;
+  r->epoch_syncing = false;
+  r->epoch_volatile = false;
   REPL_TRACE(r, "ready: actor %016" PRIx64, r->actor);
-  return fx->timer(fx->ctx, REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT,
-                   r->cfg.hint_interval);
+  return arm_hint_round(r, fx);
 }
 
 /* ------------------------------------------------------------------------
@@ -209,14 +262,28 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
   uint64_t kind = id >> REPL_TIMER_KIND_SHIFT;
   int rc = CHORUS_OK;
   if (kind == REPL_TIMER_HINTS) {
-    if (!r->failed) {
+    uint64_t reopens = store_disk_info(r->store)->generation;
+    if (reopens != r->store_reopens) {
+      /* A reopen after a full disk may have lost the newest writes, and
+       * with them hints the index counts, or deletes it forgot. */
+      r->store_reopens = reopens;
+      repl__resync_hints(r);
+    }
+    if (!r->failed && store_write_allowed(r->store) == CHORUS_OK) {
       rc = repl__hints_flush(&r->hints, r->store, NULL);
       if (rc != CHORUS_OK && rc != CHORUS_ENOMEM) {
         REPL_TRACE(r, "hint deletes not written: %s", chorus_errname(rc));
         rc = CHORUS_OK;
       }
+      if (rc == CHORUS_OK && r->epoch_volatile && !r->epoch_syncing &&
+          (rc = write_epoch(r, fx)) != CHORUS_OK && rc != CHORUS_ENOMEM) {
+        /* Not now; the next round tries again (a failed sync stops). */
+        REPL_TRACE(r, "epoch not written: %s", chorus_errname(rc));
+        r->failed |= rc == CHORUS_ESYNCFAILED;
+        rc = CHORUS_OK;
+      }
     }
-    if (rc == CHORUS_OK && r->ready && !r->failed)
+    if (rc == CHORUS_OK && repl__serving(r) && !r->failed)
       rc = repl__replay(r, 0, wall, fx);
     if (rc == CHORUS_OK)
       rc = fx->timer(fx->ctx, REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT,
@@ -238,7 +305,12 @@ int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
   struct repl_op *op = repl__op_find(r, token);
   if (op == NULL)
     return CHORUS_OK;
-  if (status != CHORUS_OK) {
+  if (status == CHORUS_ENOSPC) {
+    /* The disk filled before these writes reached it: they are not
+     * durable and may be lost, but nothing synced is in doubt (store.h):
+     * what waited on them fails, the node goes on. */
+    REPL_TRACE(r, "sync refused: data folder full; what waited on it fails");
+  } else if (status != CHORUS_OK) {
     /* fsyncgate: nothing waiting on this barrier is acknowledged, and the
      * node must stop (store.h). */
     r->failed = true;
@@ -264,7 +336,7 @@ int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
   if (was_down != p->down)
     REPL_TRACE(r, "%016" PRIx64 " is %s", node, alive ? "alive" : "down");
   int rc = CHORUS_OK;
-  if (alive && was_down && r->ready && !r->failed)
+  if (alive && was_down && repl__serving(r) && !r->failed)
     rc = repl__replay(r, node, wall, fx);
   refresh_stats(r);
   return rc;

@@ -84,6 +84,26 @@
  * holds for a different value. The cost: one version-vector entry per
  * incarnation of a coordinator.
  *
+ * A FULL DATA FOLDER (store.h, THE SPACE RESERVE)
+ *
+ * While the store refuses writes for lack of space, the node refuses the
+ * writes it would coordinate with CHORUS_ENOSPC and the store's reason
+ * ("data folder full (N bytes free)") before reading or writing anything,
+ * and refuses replica writes and hints the same way (their coordinators
+ * keep them hinted and replay them later); it keeps answering reads,
+ * replica reads and replaying the hints it holds (their deletes wait).
+ * A barrier that ends with CHORUS_ENOSPC (the disk filled before the
+ * writes reached it) is no failed sync: a coordinated write waiting on it
+ * is answered CHORUS_ESYNCFAILED "may have been applied", an
+ * acknowledgement carries ENOSPC, and the node goes on. At start the epoch
+ * is written like any write; when the store refuses it the epoch stays in
+ * memory ("volatile"): the node serves reads and replica work, with
+ * operation ids from a random point so that a later incarnation reusing
+ * the epoch cannot match them, coordinates no write (no dot may be minted
+ * under an epoch that is not durable), and each hint round tries to write
+ * it again. After the store reopened (a full disk met by RocksDB), the
+ * hint index is rebuilt from the table.
+ *
  * CONSISTENCY LEVELS (struct wire_options, resolved per request)
  *
  *   count k    k acknowledgements from any replicas (1..N)
@@ -189,9 +209,11 @@ int repl_new(const struct repl_config *cfg, struct store *store,
 void repl_free(struct repl *r);
 
 /* repl_start: boot. Bumps the durable epoch (a sync barrier: requests are
- * refused with CHORUS_EUNAVAILABLE until it completes), loads the hint
- * table's per-target sizes and arms the hint round timer. Replica-side
- * messages are served at once. Errors: store errors, CHORUS_ENOMEM. */
+ * refused with CHORUS_EUNAVAILABLE until it completes; on a full store the
+ * epoch stays volatile, A FULL DATA FOLDER), loads the hint table's
+ * per-target sizes and arms the hint round timer. Replica-side messages
+ * are served at once. Errors: store errors but CHORUS_ENOSPC,
+ * CHORUS_ENOMEM. */
 int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx);
 
@@ -212,8 +234,9 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx);
 
 /* repl_sync_done: the barrier @token asked for ended with @status
- * (CHORUS_OK, or CHORUS_ESYNCFAILED: nothing waiting on it is
- * acknowledged, and the node must stop, as store.h says). */
+ * (CHORUS_OK; CHORUS_ENOSPC: what waited on it fails, the node goes on;
+ * else CHORUS_ESYNCFAILED: nothing waiting on it is acknowledged, and the
+ * node must stop, as store.h says). */
 int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall, const struct repl_effects *fx);
 
@@ -245,7 +268,7 @@ struct repl_stats {
 const struct repl_stats *repl_stats(const struct repl *r);
 
 /* repl_actor: the actor id this incarnation mints dots with (0 before the
- * epoch barrier completed). */
+ * epoch barrier completed, and while the epoch is volatile). */
 chorus_node_id repl_actor(const struct repl *r);
 
 /* repl_failed: whether the store failed under this instance (a sync or a

@@ -241,6 +241,13 @@ struct repl {
   uint64_t epoch;
   chorus_node_id actor;
   bool ready, failed;
+  /* The epoch is in memory only: the store was full when it was to be
+   * written (repl.h, A FULL DATA FOLDER). Reads and replica work are
+   * served, writes are not coordinated; each hint round tries again. */
+  bool epoch_volatile;
+  bool epoch_syncing;     /* its barrier is pending */
+  bool hint_round;        /* the hint round's timer runs */
+  uint64_t store_reopens; /* the store's reopens the hint index has seen */
   uint64_t hint_ctr;
   struct repl_hints hints;
   struct repl_peer_state *peers; /* sorted by id */
@@ -263,6 +270,15 @@ bool repl__peer_alive(struct repl *r, chorus_node_id id);
 /* repl__epoch_ready: the start barrier passed: mint the actor, serve
  * requests, arm the hint round timer. Errors: effect errors. */
 int repl__epoch_ready(struct repl *r, const struct repl_effects *fx);
+/* repl__epoch_lost: the epoch could not be made durable for lack of space:
+ * serve what needs no actor, and try again at each hint round.
+ * Errors: effect errors. */
+int repl__epoch_lost(struct repl *r, const struct repl_effects *fx);
+/* repl__serving: whether requests other than coordinated writes are
+ * served: the epoch is durable, or could not be for lack of space. */
+static inline bool repl__serving(const struct repl *r) {
+  return r->ready || r->epoch_volatile;
+}
 
 /* ------------------------------------------------------------------------
  * Operations (repl_op.c)

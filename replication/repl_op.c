@@ -161,7 +161,9 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
  *  REPLAY  HELD            release                SENT        HINT_DELIVER
  *          HELD, SENT      HINT_ACK               done        ok: disarm
  *          HELD, SENT      timeout                done
- *  EPOCH   SYNCING         barrier                done        ok: ready
+ *  EPOCH   SYNCING         barrier                done        ok: ready;
+ *                                                             ENOSPC:
+ *                                                             volatile
  *  ACK     SYNCING         barrier                done        the ack
  *  ANSWER  SYNCING         barrier                done        ok: answer
  *  ROUND   SYNCING         barrier                done        ok: release
@@ -197,9 +199,15 @@ static int step_write(struct repl *r, struct repl_op *op,
   case REPL_EV_BARRIER:
     assert(op->state == REPL_OP_SYNCING);
     if (ev->status != CHORUS_OK) {
-      rc =
-          repl__reply_error(r, fx, &w->c.origin, w->c.mtype, CHORUS_ESYNCFAILED,
-                            "the coordinator's sync failed");
+      /* Either way the write may be applied: on a full disk it may survive
+       * the store's reopen (a client must read ESYNCFAILED as "may have
+       * been applied"; ENOSPC means "not written"). */
+      rc = repl__reply_error(
+          r, fx, &w->c.origin, w->c.mtype, CHORUS_ESYNCFAILED, "%s",
+          ev->status == CHORUS_ENOSPC
+              ? "the coordinator's data folder filled before the write was "
+                "durable; it may or may not have been applied"
+              : "the coordinator's sync failed");
       op_end(r, op);
       return rc;
     }
@@ -325,6 +333,8 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     assert(op->state == REPL_OP_SYNCING);
     if (ev->status == CHORUS_OK)
       rc = repl__epoch_ready(r, fx);
+    else if (ev->status == CHORUS_ENOSPC)
+      rc = repl__epoch_lost(r, fx);
     op_end(r, op);
     return rc;
   case REPL_OP_ACK: {
@@ -333,8 +343,9 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     assert(op->state == REPL_OP_SYNCING);
     const struct repl_op_ack *a = &op->u.ack;
     rc = repl__send_ack(fx, a->peer, a->peer_req, a->type, a->hint_seq,
-                        ev->status == CHORUS_OK ? CHORUS_OK
-                                                : CHORUS_ESYNCFAILED);
+                        ev->status == CHORUS_OK || ev->status == CHORUS_ENOSPC
+                            ? ev->status
+                            : CHORUS_ESYNCFAILED);
     op_end(r, op);
     return rc;
   }

@@ -203,7 +203,7 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
 /* Replays held back for durability leave after one barrier, the round's. */
 int repl__replay(struct repl *r, chorus_node_id target, chorus_ms wall,
                  const struct repl_effects *fx) {
-  assert(r->ready && !r->failed);
+  assert(repl__serving(r) && !r->failed);
   int rc = CHORUS_OK;
   struct repl_op *round = NULL;
   if (target != 0)

@@ -66,7 +66,7 @@ int repl__on_replica_write(struct repl *r, chorus_node_id from,
                            const struct repl_effects *fx) {
   const struct wire_replica_write *w = &m->replica_write;
   int status = CHORUS_EIO;
-  if (!r->failed) {
+  if (!r->failed && (status = store_write_allowed(r->store)) == CHORUS_OK) {
     status = ring_token_of(w->key.ptr, w->key.len) == w->token
                  ? repl__join_into_store(r, w->token, w->key.ptr, w->key.len,
                                          w->object.ptr, w->object.len)
@@ -169,7 +169,7 @@ int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
                           const struct repl_effects *fx) {
   const struct wire_hint_deliver *h = &m->hint_deliver;
   int status = CHORUS_EIO;
-  if (!r->failed) {
+  if (!r->failed && (status = store_write_allowed(r->store)) == CHORUS_OK) {
     if (ring_token_of(h->key.ptr, h->key.len) != h->token || h->object.len == 0)
       status = CHORUS_EMALFORMED;
     else if (h->target == r->cfg.self)

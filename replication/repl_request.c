@@ -221,7 +221,7 @@ int repl__coordinate(struct repl *r, const struct wire_msg *m,
   if (r->failed)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EIO,
                              "this node's store failed; it must restart");
-  if (!r->ready)
+  if (!repl__serving(r))
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
                              "this node is starting");
   const struct wire_options *o = q.opts;
@@ -245,6 +245,16 @@ int repl__coordinate(struct repl *r, const struct wire_msg *m,
                                "the key (rings differ)");
     return forward(r, m, &pl, origin, timeout, fx);
   }
+
+  /* A full data folder refuses the write here, before anything is read,
+   * applied or written (store.h, THE SPACE RESERVE). So does a volatile
+   * epoch: no dot may be minted under it. */
+  if (q.write && (rc = store_write_allowed(r->store)) != CHORUS_OK)
+    return repl__reply_error(r, fx, origin, m->type, rc, "%s",
+                             store_errmsg(r->store));
+  if (q.write && !r->ready)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+                             "this node's epoch is not durable yet");
 
   int32_t level = q.write ? (o->w ? o->w : r->cfg.w) : (o->r ? o->r : r->cfg.r);
   int32_t plevel = q.write ? o->pw : o->pr;

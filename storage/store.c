@@ -47,6 +47,15 @@ int store_get(struct store *s, enum store_space space, const void *key,
   return s->ops->get(s, space, key, klen, val, vlen);
 }
 
+/* wrote: every write's result passes here: a write that found the disk
+ * full although the last check did not (the reserve was outrun) asks for
+ * a check at once (store_space_stale). */
+static int wrote(struct store *s, int rc) {
+  if (rc == CHORUS_ENOSPC)
+    s->disk.stale = true;
+  return rc;
+}
+
 int store_put(struct store *s, enum store_space space, const void *key,
               size_t klen, const void *val, size_t vlen, chorus_seq *seq) {
   int rc = check_space(s, space);
@@ -54,10 +63,13 @@ int store_put(struct store *s, enum store_space space, const void *key,
     rc = check_key(s->errmsg, key, klen);
   if (rc == CHORUS_OK)
     rc = check_value(s->errmsg, val, vlen);
+  if (rc == CHORUS_OK)
+    rc = store_write_allowed(s);
   if (rc != CHORUS_OK)
     return rc;
   chorus_seq ignored;
-  return s->ops->put(s, space, key, klen, val, vlen, seq ? seq : &ignored);
+  return wrote(
+      s, s->ops->put(s, space, key, klen, val, vlen, seq ? seq : &ignored));
 }
 
 int store_delete(struct store *s, enum store_space space, const void *key,
@@ -65,10 +77,12 @@ int store_delete(struct store *s, enum store_space space, const void *key,
   int rc = check_space(s, space);
   if (rc == CHORUS_OK)
     rc = check_key(s->errmsg, key, klen);
+  if (rc == CHORUS_OK)
+    rc = store_write_allowed(s);
   if (rc != CHORUS_OK)
     return rc;
   chorus_seq ignored;
-  return s->ops->del(s, space, key, klen, seq ? seq : &ignored);
+  return wrote(s, s->ops->del(s, space, key, klen, seq ? seq : &ignored));
 }
 
 int store_write_batch(struct store *s, const struct store_batch *b,
@@ -82,7 +96,10 @@ int store_write_batch(struct store *s, const struct store_batch *b,
     *seq = s->ops->last_seq(s);
     return CHORUS_OK;
   }
-  return s->ops->write_batch(s, b, seq);
+  int rc = store_write_allowed(s);
+  if (rc != CHORUS_OK)
+    return rc;
+  return wrote(s, s->ops->write_batch(s, b, seq));
 }
 
 int store_iter_open(struct store *s, enum store_space space, const void *lo,
@@ -116,15 +133,21 @@ int store_iter_open_tokens(struct store *s, chorus_token first,
   return s->ops->iter_open(s, STORE_DATA, lo, sizeof lo, hi, sizeof hi, out);
 }
 
-int store_iter_valid(struct store_iter *it) { return it->ops->valid(it); }
-void store_iter_next(struct store_iter *it) { it->ops->next(it); }
+int store_iter_valid(struct store_iter *it) {
+  return it->ops->valid(it);
+}
+void store_iter_next(struct store_iter *it) {
+  it->ops->next(it);
+}
 const void *store_iter_key(struct store_iter *it, size_t *len) {
   return it->ops->key(it, len);
 }
 const void *store_iter_value(struct store_iter *it, size_t *len) {
   return it->ops->value(it, len);
 }
-int store_iter_status(struct store_iter *it) { return it->ops->status(it); }
+int store_iter_status(struct store_iter *it) {
+  return it->ops->status(it);
+}
 void store_iter_close(struct store_iter *it) {
   if (it != NULL)
     it->ops->close(it);
@@ -143,10 +166,18 @@ int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
   return s->ops->sync_request(s, seq, cb, arg);
 }
 
-int store_sync(struct store *s) { return s->ops->sync(s); }
-int store_flush(struct store *s) { return s->ops->flush(s); }
-chorus_seq store_last_seq(struct store *s) { return s->ops->last_seq(s); }
-chorus_seq store_durable_seq(struct store *s) { return s->ops->durable_seq(s); }
+int store_sync(struct store *s) {
+  return wrote(s, s->ops->sync(s));
+}
+int store_flush(struct store *s) {
+  return wrote(s, s->ops->flush(s));
+}
+chorus_seq store_last_seq(struct store *s) {
+  return s->ops->last_seq(s);
+}
+chorus_seq store_durable_seq(struct store *s) {
+  return s->ops->durable_seq(s);
+}
 void store_inject_fault(struct store *s, enum store_fault fault) {
   s->ops->inject_fault(s, fault);
 }
@@ -154,7 +185,71 @@ void store_close(struct store *s) {
   if (s != NULL)
     s->ops->close(s);
 }
-const char *store_errmsg(const struct store *s) { return s->errmsg; }
+const char *store_errmsg(const struct store *s) {
+  return s->errmsg;
+}
+
+/* ------------------------------------------------------------------------
+ * The space reserve (store.h, THE SPACE RESERVE): the one place where the
+ * decision to refuse writes for lack of space is made, for every backend.
+ * ------------------------------------------------------------------------ */
+
+void store_set_reserve(struct store *s, uint64_t bytes) {
+  s->disk.reserve = bytes;
+}
+
+int store_write_allowed(struct store *s) {
+  if (!s->disk.full)
+    return CHORUS_OK;
+  if (s->disk.read_only && s->disk.avail > 0 &&
+      s->disk.avail >= s->disk.reserve)
+    return chorus_errf(s->errmsg, CHORUS_ENOSPC,
+                       "data folder full (%llu bytes free); the store is "
+                       "read-only until it reopens",
+                       (unsigned long long)s->disk.avail);
+  return chorus_errf(s->errmsg, CHORUS_ENOSPC,
+                     "data folder full (%llu bytes free)",
+                     (unsigned long long)s->disk.avail);
+}
+
+int store_check_space(struct store *s, bool *changed) {
+  struct store_disk *sp = &s->disk;
+  bool was_full = sp->full;
+  uint64_t avail = 0;
+  bool can_write = true;
+  int rc = s->ops->avail(s, &avail, &can_write);
+  if (changed != NULL)
+    *changed = false;
+  if (rc != CHORUS_OK)
+    return rc; /* the last decision stands */
+  /* No bytes at all is full whatever the reserve: a write would fail. */
+  bool room = avail > 0 && avail >= sp->reserve;
+  if (!can_write && s->ops->reopen != NULL) {
+    bool done = false;
+    rc = s->ops->reopen(s, room, &done);
+    if (done)
+      sp->generation++;
+    int src = s->ops->avail(s, &avail, &can_write);
+    if (rc == CHORUS_OK)
+      rc = src;
+    room = avail > 0 && avail >= sp->reserve;
+  }
+  sp->avail = avail;
+  sp->read_only = !can_write;
+  sp->full = !can_write || !room;
+  sp->stale = false;
+  if (changed != NULL)
+    *changed = sp->full != was_full;
+  return rc;
+}
+
+bool store_space_stale(const struct store *s) {
+  return s->disk.stale;
+}
+
+const struct store_disk *store_disk_info(const struct store *s) {
+  return &s->disk;
+}
 
 /* ------------------------------------------------------------------------
  * Batches: one allocation per operation holding key then value, in an array
@@ -188,8 +283,7 @@ static int batch_append(struct store_batch *b, enum store_space space,
     return CHORUS_ETOOBIG;
   if (b->count == b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 8;
-    struct batch_entry *grown =
-        chorus_realloc(b->entries, cap * sizeof *grown);
+    struct batch_entry *grown = chorus_realloc(b->entries, cap * sizeof *grown);
     if (grown == NULL)
       return CHORUS_ENOMEM;
     b->entries = grown;
@@ -223,7 +317,9 @@ int store_batch_delete(struct store_batch *b, enum store_space space,
   return batch_append(b, space, 1, key, klen, NULL, 0);
 }
 
-size_t store_batch_count(const struct store_batch *b) { return b->count; }
+size_t store_batch_count(const struct store_batch *b) {
+  return b->count;
+}
 
 void store_batch_get(const struct store_batch *b, size_t i,
                      struct store_batch_op *op) {

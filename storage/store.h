@@ -13,8 +13,9 @@
  *
  *   STORE_DATA   replicated objects, key = [token: 8 bytes BE][user key]
  *   STORE_HINTS  hinted handoff, key = [target node: 8 bytes BE][token: 8 BE]
- *                [user key] (one hint per target and key; replication/repl_int.h)
- *   STORE_META   node identity, incarnation, ring state; small keys
+ *                [user key] (one hint per target and key;
+ * replication/repl_int.h) STORE_META   node identity, incarnation, ring state;
+ * small keys
  *
  * STORE_DATA keys are built with store_data_key(); the store does not check
  * the prefix, and a shorter key would surface in token scans as a key that
@@ -35,10 +36,10 @@
  * It survives a process crash once store_flush() has returned (the RocksDB
  * backend keeps its WAL in a process buffer until then, so that one loop
  * iteration's writes cost one write(2)), and a power loss once a sync
- * barrier covering S has completed. store_sync_request(S, cb) asks for that barrier; the
- * backend batches all requests that arrive while a sync is running into the
- * next one (group commit: one WAL fsync for every write since the previous
- * one), then calls cb.
+ * barrier covering S has completed. store_sync_request(S, cb) asks for that
+ * barrier; the backend batches all requests that arrive while a sync is running
+ * into the next one (group commit: one WAL fsync for every write since the
+ * previous one), then calls cb.
  *
  * Durability modes (docs/ARCHITECTURE.md): in `none` the replication layer
  * acknowledges without waiting for a barrier; in `group` it acknowledges
@@ -53,6 +54,35 @@
  * then on every write and every barrier fails with CHORUS_ESYNCFAILED until
  * the store is closed and reopened. Reads keep working.
  *
+ * A full disk is not a failed sync: nothing that was synced is in doubt,
+ * and space can come back. It is CHORUS_ENOSPC, never sticky (below).
+ *
+ * THE SPACE RESERVE (store_check_space)
+ *
+ * RocksDB cannot be allowed to find its disk full: its own files (the info
+ * LOG, the WAL, a memtable flush) then fail, and the RocksDB we build on
+ * (7.8, with assertions) aborts the process on the next write to a file
+ * that already failed (writable_file_writer.h:312, issue 17). So the store
+ * keeps a reserve: below store_set_reserve()'s floor of available bytes it
+ * refuses every write with CHORUS_ENOSPC, "data folder full (N bytes
+ * free)", before the backend sees it, while reads, iterators and barriers
+ * of earlier writes keep working. The driver calls store_check_space()
+ * periodically (chorusd: every second) and at once when store_space_stale()
+ * says a write failed for lack of space; that call is the one place where
+ * the decision is made, for both backends: full when fewer than the reserve
+ * are available (or none at all), or when the backend cannot write at all.
+ * Writes resume by themselves at the first check that finds room.
+ *
+ * The RocksDB backend opens read-only when the data folder is below its
+ * reserve at open (a read-write open writes files), and when a write still
+ * finds the disk full (another process took the space between two checks)
+ * it stops touching RocksDB's files, reopens read-only at the next check
+ * and read-write once there is room (store_rocksdb.h). Writes that had
+ * returned a sequence but had not reached the OS are lost by that reopen,
+ * as a crash would lose them: their barriers end with CHORUS_ENOSPC, and
+ * sequences keep growing past them. The memory backend models a full disk
+ * with STORE_FAULT_FULL: no bytes available, every write refused.
+ *
  * THREADS
  *
  * The RocksDB backend may be called from any thread; the memory backend from
@@ -63,6 +93,7 @@
 #ifndef CHORUS_STORE_H
 #define CHORUS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,12 +115,16 @@ enum store_fault {
   STORE_FAULT_WRITE, /* the next write fails with CHORUS_EIO */
   STORE_FAULT_READ,  /* the next get or scan step fails with CHORUS_EIO */
   STORE_FAULT_NOSPC, /* the next write fails with CHORUS_ENOSPC */
+  STORE_FAULT_FULL,  /* the disk fills: no bytes available, every write
+                        fails with CHORUS_ENOSPC, until STORE_FAULT_NONE */
 };
 
 /* The barrier callback: @status is CHORUS_OK when every write with sequence
  * <= @durable (which is >= the requested sequence) is durable; otherwise
- * CHORUS_ESYNCFAILED (the sync failed, now or earlier) or CHORUS_ECANCELED
- * (the store closed first). Runs exactly once per accepted request. */
+ * CHORUS_ESYNCFAILED (the sync failed, now or earlier), CHORUS_ENOSPC (the
+ * disk filled before the writes it covers reached it: they may be lost, see
+ * THE SPACE RESERVE; nothing synced is in doubt) or CHORUS_ECANCELED (the
+ * store closed first). Runs exactly once per accepted request. */
 typedef void (*store_sync_cb)(void *arg, chorus_seq durable, int status);
 
 struct store;
@@ -118,6 +153,13 @@ struct store_ops {
   int (*flush)(struct store *);
   chorus_seq (*last_seq)(struct store *);
   chorus_seq (*durable_seq)(struct store *);
+  /* avail: bytes available to the store's writes now (*avail), and whether
+   * the backend can write at all (*can_write: false while read-only). */
+  int (*avail)(struct store *, uint64_t *avail, bool *can_write);
+  /* reopen: called by store_check_space while the backend cannot write:
+   * reopen for writing when @writable, else read-only if it must (*done
+   * says whether it reopened). NULL for a backend that never needs it. */
+  int (*reopen)(struct store *, bool writable, bool *done);
   void (*inject_fault)(struct store *, enum store_fault);
   void (*close)(struct store *);
 };
@@ -131,11 +173,23 @@ struct store_iter_ops {
   void (*close)(struct store_iter *);
 };
 
+/* The disk as the reserve sees it, store.c's (THE SPACE RESERVE); zero at
+ * open. */
+struct store_disk {
+  uint64_t reserve;    /* bytes: writes are refused below it */
+  uint64_t avail;      /* bytes available at the last check */
+  uint64_t generation; /* times the backend reopened */
+  bool full;           /* writes are refused */
+  bool read_only;      /* the backend could not write at the last check */
+  bool stale;          /* a write failed with ENOSPC since the last check */
+};
+
 /* Every backend's handle starts with this. */
 struct store {
   const struct store_ops *ops;
   /* Why the last failed call failed, outermost context first. */
   char errmsg[CHORUS_ERRMSG_SIZE];
+  struct store_disk disk;
 };
 
 struct store_iter {
@@ -179,8 +233,7 @@ struct store_batch *store_batch_new(void);
  * are copied. Errors: CHORUS_ENOMEM (the batch is unchanged), CHORUS_ETOOBIG,
  * CHORUS_EINVAL. */
 int store_batch_put(struct store_batch *b, enum store_space space,
-                    const void *key, size_t klen, const void *val,
-                    size_t vlen);
+                    const void *key, size_t klen, const void *val, size_t vlen);
 int store_batch_delete(struct store_batch *b, enum store_space space,
                        const void *key, size_t klen);
 
@@ -278,6 +331,38 @@ int store_sync(struct store *s);
  * store_durable_seq: the newest sequence known to be durable. */
 chorus_seq store_last_seq(struct store *s);
 chorus_seq store_durable_seq(struct store *s);
+
+/* ------------------------------------------------------------------------
+ * Space (THE SPACE RESERVE above)
+ * ------------------------------------------------------------------------ */
+
+/* store_set_reserve: writes are refused while fewer than @bytes are
+ * available (0: only when none are). Takes effect at the next check. */
+void store_set_reserve(struct store *s, uint64_t bytes);
+
+/* store_check_space: asks the backend how many bytes are available, lets a
+ * backend that cannot write reopen (for writing when there is room, else
+ * read-only), and decides whether writes are refused. *@changed (may be
+ * NULL) says whether that decision changed, for a log line per transition.
+ * Not concurrently with other calls on @s (a reopen swaps the backend's
+ * handle; the RocksDB sync thread is excluded by the backend itself).
+ * Errors: CHORUS_EIO (the free space could not be read; the decision
+ * stands), a failed reopen's error (the store keeps refusing writes),
+ * CHORUS_ESYNCFAILED (a reopen failed so that the store cannot even read:
+ * the node must stop). */
+int store_check_space(struct store *s, bool *changed);
+
+/* store_write_allowed: CHORUS_OK, or CHORUS_ENOSPC with the reason in
+ * errmsg ("data folder full (N bytes free)"): what every write checks
+ * first, and what a caller asks before work that ends in a write. */
+int store_write_allowed(struct store *s);
+
+/* store_space_stale: a write failed with CHORUS_ENOSPC since the last
+ * check (the reserve was outrun): check now. */
+bool store_space_stale(const struct store *s);
+
+/* store_disk_info: the state of the last check (borrowed). */
+const struct store_disk *store_disk_info(const struct store *s);
 
 /* store_inject_fault: test hook; makes the next operation of that kind fail
  * through the backend's real error path. */

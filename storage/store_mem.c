@@ -38,6 +38,13 @@
  * step or store_sync. STORE_FAULT_NONE clears them all; a crash clears them
  * too, since a restarted process starts without them.
  *
+ * STORE_FAULT_FULL is the disk's state, not a one-shot: while it lasts the
+ * store reports no bytes available (so store_check_space refuses writes,
+ * as chorusd's does over a full data folder) and every write fails with
+ * CHORUS_ENOSPC; reads and barriers of earlier writes work. It survives a
+ * crash (a restart finds the disk as full as it was) and ends with
+ * STORE_FAULT_NONE. Otherwise the store reports MEM_AVAIL bytes free.
+ *
  * Barrier callbacks run inside store_mem_sync_step(), store_sync() and
  * store_close(). A callback may read, write and request new barriers (those
  * wait for the next sync step); it must not call store_sync(),
@@ -47,6 +54,7 @@
 #include "store_mem.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -221,6 +229,7 @@ struct mem_store {
   size_t nbarriers, barriers_cap;
   int sync_failed;        /* sticky until a crash (a reopen) */
   unsigned char fault[5]; /* one-shot injected faults, by enum store_fault */
+  bool disk_full;         /* STORE_FAULT_FULL: until STORE_FAULT_NONE */
   int firing;             /* barrier callbacks are running */
   size_t open_iters;
 };
@@ -328,6 +337,10 @@ static int mem_write(struct mem_store *s, const char *what,
   if (take_fault(s, STORE_FAULT_NOSPC))
     return chorus_errf(errmsg, CHORUS_ENOSPC,
                        "store_mem %s: injected out-of-space fault", what);
+  if (s->disk_full)
+    return chorus_errf(errmsg, CHORUS_ENOSPC,
+                       "store_mem %s: no space left on the (simulated) disk",
+                       what);
 
   size_t n = src->n;
   assert(n > 0);
@@ -645,12 +658,27 @@ static chorus_seq mem_durable_seq(struct store *base) {
   return to_mem(base)->durable_seq;
 }
 
+/* What a disk that is not full has available: plenty, whatever the
+ * reserve (store_set_reserve) a test sets below it. */
+#define MEM_AVAIL (UINT64_MAX / 2)
+
+static int mem_avail(struct store *base, uint64_t *avail, bool *can_write) {
+  struct mem_store *s = to_mem(base);
+  *avail = s->disk_full ? 0 : MEM_AVAIL;
+  *can_write = true;
+  return CHORUS_OK;
+}
+
 static void mem_inject_fault(struct store *base, enum store_fault fault) {
   struct mem_store *s = to_mem(base);
-  if (fault == STORE_FAULT_NONE)
+  if (fault == STORE_FAULT_NONE) {
     memset(s->fault, 0, sizeof s->fault);
-  else if ((unsigned)fault < sizeof s->fault)
+    s->disk_full = false;
+  } else if (fault == STORE_FAULT_FULL) {
+    s->disk_full = true;
+  } else if ((unsigned)fault < sizeof s->fault) {
     s->fault[fault] = 1;
+  }
 }
 
 /* ------------------------------------------------------------------------
@@ -685,6 +713,7 @@ static const struct store_ops mem_ops = {
     .flush = mem_flush,
     .last_seq = mem_last_seq,
     .durable_seq = mem_durable_seq,
+    .avail = mem_avail,
     .inject_fault = mem_inject_fault,
     .close = mem_close,
 };

@@ -30,6 +30,45 @@
  * covers many acknowledgements (Helland, "Group Commit"). A failure in step
  * 3 is sticky (store.h): every pending and future barrier and every write
  * fails with CHORUS_ESYNCFAILED.
+ *
+ * HOW A FULL DISK IS MET (issue 17)
+ *
+ * RocksDB 7.8, as Debian builds it (assertions on), aborts the process when
+ * a file whose last write failed is written again
+ * (WritableFileWriter::AssertFalseAndGetStatusForPrevError, "assertion
+ * sync_without_flush_called_"). On a full disk the first such file is its
+ * info LOG: the background error of the first failed WAL write is logged at
+ * ERROR level, twice, and the second line aborts. So:
+ *
+ *   1. RocksDB logs only FATAL lines (and its header at open): a failed
+ *      write is reported by us, in the error message, not in its LOG.
+ *   2. The reserve (store.h) keeps RocksDB off a full disk: below it the
+ *      store refuses writes before RocksDB sees them.
+ *   3. A write(2) of the WAL that still fails with ENOSPC (the reserve was
+ *      outrun) is not a failed fsync: nothing synced is in doubt. The store
+ *      turns NOSPACE: it stops calling RocksDB's write paths (the WAL writer
+ *      now refuses them: "Seen error. Skip writing buffer."), fails writes
+ *      and barriers of unsynced writes with CHORUS_ENOSPC, and keeps
+ *      serving reads. RocksDB 7.8's C API has no rocksdb_resume and its
+ *      automatic recovery does not clear a failed WAL write, so the next
+ *      store_check_space reopens the database: read-only while the disk is
+ *      below the reserve, read-write once there is room. The reopen replays
+ *      the WAL that reached the disk; writes still in the lost buffer are
+ *      gone, as in a crash, and their barriers end with CHORUS_ENOSPC.
+ *      Sequence numbers keep growing across it (seq_offset).
+ *   4. At open, below the reserve, the database opens read-only: a
+ *      read-write open writes a new WAL, a MANIFEST, OPTIONS and its LOG
+ *      header, and replays the old WAL into table files, any of which
+ *      could find the disk full (and a LOG that failed aborts).
+ *
+ * A failed fsync stays a failed fsync (sticky, fsyncgate): the WAL's write
+ * failing with ENOSPC is told apart by RocksDB's context text ("While
+ * appending to file"), an fsync's failure says "While fsync" or "While
+ * fdatasync".
+ *
+ * The sync thread uses the database handle under db_lock, which a reopen
+ * takes, so it never syncs a handle being closed; every other call comes
+ * from the caller's threads, which must not overlap store_check_space.
  */
 #include "store_rocksdb.h"
 
@@ -37,9 +76,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -56,12 +101,24 @@ struct sync_request {
   void *arg;
 };
 
+/* What the database can do (HOW A FULL DISK IS MET). */
+enum rocks_mode {
+  ROCKS_RW = 0,  /* open read-write */
+  ROCKS_NOSPACE, /* read-write, but a WAL write failed for lack of space:
+                    no more writes until the reopen */
+  ROCKS_RO,      /* open read-only (below the reserve) */
+};
+
+/* RocksDB's InfoLogLevel FATAL_LEVEL: the C API has no name for it. */
+#define ROCKS_LOG_FATAL 4
+
 struct rocks_store {
   struct store base;
+  char *path;
   rocksdb_t *db;
   rocksdb_options_t *options;
   rocksdb_options_t *cf_options;
-  rocksdb_options_t *data_options; /* cf_options, memtable hashed by token */
+  rocksdb_options_t *data_options;  /* cf_options, memtable hashed by token */
   rocksdb_options_t *hints_options; /* cf_options, a smaller memtable */
   rocksdb_block_based_table_options_t *table_options;
   rocksdb_cache_t *cache;
@@ -72,9 +129,19 @@ struct rocks_store {
 
   /* Sticky failure: CHORUS_OK until a sync fails, then the failure code. */
   atomic_int sticky_error;
-  /* Test faults armed by store_inject_fault; each fires once. */
-  atomic_int fault_sync, fault_write, fault_read, fault_nospc;
+  atomic_int mode; /* enum rocks_mode */
+  /* Test faults armed by store_inject_fault; each fires once but full. */
+  atomic_int fault_sync, fault_write, fault_read, fault_nospc, fault_full;
   _Atomic chorus_seq durable;
+  /* Sequences we report are RocksDB's plus seq_offset, so they keep growing
+   * across a reopen that lost writes; (lost_lo, lost_hi] are the ones the
+   * last reopen lost (their barriers end with CHORUS_ENOSPC). Changed by a
+   * reopen only, under db_lock. */
+  chorus_seq seq_offset, lost_lo, lost_hi;
+  atomic_size_t open_iters;
+  /* The database handle against a reopen: the sync thread holds it while
+   * it syncs, a reopen while it swaps the handle. */
+  pthread_mutex_t db_lock;
 
   /* Sync thread and its queue, guarded by lock. */
   pthread_t sync_thread;
@@ -91,6 +158,7 @@ struct rocks_iter {
   rocksdb_readoptions_t *read_options;
   int status;
   atomic_int *fault_read;
+  atomic_size_t *open_iters; /* the store's count (a reopen waits for 0) */
   /* Bounds are referenced by read_options, so they live as long as it. */
   size_t lolen, hilen;
   unsigned char *lo, *hi;
@@ -140,8 +208,13 @@ static rocksdb_column_family_handle_t *cf_of(struct rocks_store *rs,
   return rs->cf[(int)space + 1];
 }
 
-/* write_gate: what every write checks first: a sticky sync failure, then
- * injected faults. */
+/* The sequence we report for RocksDB's newest one (see seq_offset). */
+static chorus_seq latest_seq(struct rocks_store *rs) {
+  return rocksdb_get_latest_sequence_number(rs->db) + rs->seq_offset;
+}
+
+/* write_gate: what every write checks first: a sticky sync failure, a
+ * database that cannot write, then injected faults. */
 static int write_gate(struct rocks_store *rs) {
   int sticky = atomic_load(&rs->sticky_error);
   if (sticky != CHORUS_OK)
@@ -149,13 +222,53 @@ static int write_gate(struct rocks_store *rs) {
                        "write refused: an earlier sync failed (%s); reopen "
                        "the store",
                        chorus_strerror(sticky));
+  switch (atomic_load(&rs->mode)) {
+  case ROCKS_NOSPACE:
+    return chorus_errf(rs->base.errmsg, CHORUS_ENOSPC,
+                       "write refused: a write found the data folder full; "
+                       "the store reopens at the next space check");
+  case ROCKS_RO:
+    return chorus_errf(rs->base.errmsg, CHORUS_ENOSPC,
+                       "write refused: the store is open read-only (the data "
+                       "folder was below its reserve)");
+  default:
+    break;
+  }
   if (take_fault(&rs->fault_write))
     return chorus_errf(rs->base.errmsg, CHORUS_EIO,
                        "write: injected I/O error");
-  if (take_fault(&rs->fault_nospc))
+  if (take_fault(&rs->fault_nospc) || atomic_load(&rs->fault_full))
     return chorus_errf(rs->base.errmsg, CHORUS_ENOSPC,
                        "write: injected no space left on device");
   return CHORUS_OK;
+}
+
+/* out_of_space: whether RocksDB's error text @err is a write that found the
+ * disk full (the WAL's append, a table file's write), or the WAL writer
+ * refusing after such a write; an fsync that fails with ENOSPC is a failed
+ * fsync, and says so ("While fsync", "While fdatasync"). */
+static bool out_of_space(const char *err) {
+  if (strstr(err, "Seen error") != NULL)
+    return true;
+  if (strstr(err, "No space") == NULL)
+    return false;
+  return strstr(err, "While fsync") == NULL &&
+         strstr(err, "While fdatasync") == NULL &&
+         strstr(err, "While sync_file_range") == NULL;
+}
+
+/* write_failed: a write, flush or sync failed with RocksDB's @err: a full
+ * disk turns the store NOSPACE (HOW A FULL DISK IS MET) and is
+ * CHORUS_ENOSPC; anything else is rocks_error's code. Consumes @err. */
+static int write_failed(struct rocks_store *rs, char *errmsg, char *err,
+                        const char *what) {
+  bool nospace = out_of_space(err);
+  int rc = rocks_error(errmsg, err, what);
+  if (!nospace)
+    return rc;
+  int expected = ROCKS_RW;
+  atomic_compare_exchange_strong(&rs->mode, &expected, ROCKS_NOSPACE);
+  return CHORUS_ENOSPC;
 }
 
 /* ------------------------------------------------------------------------
@@ -169,6 +282,9 @@ static int rocks_get(struct store *s, enum store_space space, const void *key,
   *vlen = 0;
   if (take_fault(&rs->fault_read))
     return chorus_errf(s->errmsg, CHORUS_EIO, "get: injected I/O error");
+  if (rs->db == NULL)
+    return chorus_errf(s->errmsg, CHORUS_EIO,
+                       "get: the store failed to reopen");
   char *err = NULL;
   rocksdb_pinnableslice_t *slice = rocksdb_get_pinned_cf(
       rs->db, rs->read_options, cf_of(rs, space), key, klen, &err);
@@ -198,8 +314,8 @@ static int rocks_put(struct store *s, enum store_space space, const void *key,
   rocksdb_put_cf(rs->db, rs->write_options, cf_of(rs, space), key, klen, val,
                  vlen, &err);
   if (err != NULL)
-    return rocks_error(s->errmsg, err, "put");
-  *seq = rocksdb_get_latest_sequence_number(rs->db);
+    return write_failed(rs, s->errmsg, err, "put");
+  *seq = latest_seq(rs);
   return CHORUS_OK;
 }
 
@@ -213,8 +329,8 @@ static int rocks_del(struct store *s, enum store_space space, const void *key,
   rocksdb_delete_cf(rs->db, rs->write_options, cf_of(rs, space), key, klen,
                     &err);
   if (err != NULL)
-    return rocks_error(s->errmsg, err, "delete");
-  *seq = rocksdb_get_latest_sequence_number(rs->db);
+    return write_failed(rs, s->errmsg, err, "delete");
+  *seq = latest_seq(rs);
   return CHORUS_OK;
 }
 
@@ -239,8 +355,8 @@ static int rocks_write_batch(struct store *s, const struct store_batch *b,
   rocksdb_write(rs->db, rs->write_options, wb, &err);
   rocksdb_writebatch_destroy(wb);
   if (err != NULL)
-    return rocks_error(s->errmsg, err, "write batch");
-  *seq = rocksdb_get_latest_sequence_number(rs->db);
+    return write_failed(rs, s->errmsg, err, "write batch");
+  *seq = latest_seq(rs);
   return CHORUS_OK;
 }
 
@@ -254,11 +370,15 @@ static int rocks_iter_open(struct store *s, enum store_space space,
   struct rocks_store *rs = (struct rocks_store *)s;
   if (take_fault(&rs->fault_read))
     return chorus_errf(s->errmsg, CHORUS_EIO, "scan: injected I/O error");
+  if (rs->db == NULL)
+    return chorus_errf(s->errmsg, CHORUS_EIO,
+                       "scan: the store failed to reopen");
   struct rocks_iter *ri = chorus_calloc(1, sizeof *ri);
   if (ri == NULL)
     goto err_nomem;
   ri->base.ops = &rocks_iter_ops;
   ri->fault_read = &rs->fault_read;
+  ri->open_iters = &rs->open_iters;
   if (lo != NULL) {
     ri->lo = chorus_memdup(lo, lolen);
     if (ri->lo == NULL)
@@ -281,8 +401,8 @@ static int rocks_iter_open(struct store *s, enum store_space space,
   if (ri->lo != NULL)
     rocksdb_readoptions_set_iterate_lower_bound(
         ri->read_options, (const char *)ri->lo, ri->lolen);
-  ri->it = rocksdb_create_iterator_cf(rs->db, ri->read_options,
-                                      cf_of(rs, space));
+  ri->it =
+      rocksdb_create_iterator_cf(rs->db, ri->read_options, cf_of(rs, space));
   if (ri->lo != NULL)
     rocksdb_iter_seek(ri->it, (const char *)ri->lo, ri->lolen);
   else
@@ -291,6 +411,7 @@ static int rocks_iter_open(struct store *s, enum store_space space,
   rocksdb_iter_get_error(ri->it, &err);
   if (err != NULL)
     ri->status = rocks_error(s->errmsg, err, "scan");
+  atomic_fetch_add(&rs->open_iters, 1);
   *out = &ri->base;
   return CHORUS_OK;
 
@@ -338,6 +459,7 @@ static void rocks_iter_close(struct store_iter *it) {
   struct rocks_iter *ri = (struct rocks_iter *)it;
   rocksdb_iter_destroy(ri->it);
   rocksdb_readoptions_destroy(ri->read_options);
+  atomic_fetch_sub(ri->open_iters, 1);
   chorus_free(ri->lo);
   chorus_free(ri->hi);
   chorus_free(ri);
@@ -349,14 +471,27 @@ static void rocks_iter_close(struct store_iter *it) {
 
 /* flush_wal: one group fsync; returns the sequence it made durable through
  * *@target. FlushWAL(sync=true) writes the WAL buffer out first, then
- * syncs. Honors an injected sync fault and a sticky failure. */
-static int flush_wal(struct rocks_store *rs, chorus_seq *target,
-                     char *errmsg) {
+ * syncs. Honors an injected sync fault, a sticky failure and the mode: a
+ * database that cannot write has nothing to sync beyond what is durable,
+ * and a write that finds the disk full is CHORUS_ENOSPC (not sticky: the
+ * buffer was not written, nothing synced is in doubt). Called with
+ * db_lock held. */
+static int flush_wal(struct rocks_store *rs, chorus_seq *target, char *errmsg) {
   int sticky = atomic_load(&rs->sticky_error);
   if (sticky != CHORUS_OK)
     return chorus_errf(errmsg, CHORUS_ESYNCFAILED,
                        "sync refused: an earlier sync failed");
-  *target = rocksdb_get_latest_sequence_number(rs->db);
+  *target = atomic_load(&rs->durable);
+  switch (atomic_load(&rs->mode)) {
+  case ROCKS_RO:
+    return CHORUS_OK; /* everything it holds was synced at open */
+  case ROCKS_NOSPACE:
+    return chorus_errf(errmsg, CHORUS_ENOSPC,
+                       "sync refused: a write found the data folder full");
+  default:
+    break;
+  }
+  *target = latest_seq(rs);
   int rc = CHORUS_OK;
   if (take_fault(&rs->fault_sync)) {
     rc = chorus_errf(errmsg, CHORUS_EIO, "sync: injected fsync failure");
@@ -364,7 +499,11 @@ static int flush_wal(struct rocks_store *rs, chorus_seq *target,
     char *err = NULL;
     rocksdb_flush_wal(rs->db, 1, &err);
     if (err != NULL)
-      rc = rocks_error(errmsg, err, "sync WAL");
+      rc = write_failed(rs, errmsg, err, "sync WAL");
+  }
+  if (rc == CHORUS_ENOSPC) {
+    *target = atomic_load(&rs->durable); /* the buffer never got out */
+    return rc;
   }
   if (rc != CHORUS_OK) {
     /* The WAL's durable state is now unknown: refuse everything after. */
@@ -424,24 +563,39 @@ static void *sync_thread_main(void *arg) {
 
     chorus_seq target = 0;
     char errmsg[CHORUS_ERRMSG_SIZE] = "";
+    pthread_mutex_lock(&rs->db_lock);
     int rc = flush_wal(rs, &target, errmsg);
+    pthread_mutex_unlock(&rs->db_lock);
 
     pthread_mutex_lock(&rs->lock);
-    if (rc == CHORUS_OK)
+    if (rc == CHORUS_OK) {
       complete_requests(rs, target, 0, CHORUS_OK);
-    else
+      /* A read-only database has nothing beyond what is durable. */
+      if (atomic_load(&rs->mode) == ROCKS_RO)
+        complete_requests(rs, 0, 1, CHORUS_ENOSPC);
+    } else if (rc == CHORUS_ENOSPC) {
+      /* Whatever is durable is; the rest will not be (store.h). */
+      complete_requests(rs, target, 0, CHORUS_OK);
+      complete_requests(rs, 0, 1, CHORUS_ENOSPC);
+    } else {
       complete_requests(rs, 0, 1, CHORUS_ESYNCFAILED);
+    }
   }
   pthread_mutex_unlock(&rs->lock);
   return NULL;
 }
 
-static int rocks_sync_request(struct store *s, chorus_seq seq,
-                              store_sync_cb cb, void *arg) {
+static int rocks_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
+                              void *arg) {
   struct rocks_store *rs = (struct rocks_store *)s;
   if (atomic_load(&rs->sticky_error) != CHORUS_OK)
     return chorus_errf(s->errmsg, CHORUS_ESYNCFAILED,
                        "sync refused: an earlier sync failed");
+  if (seq > rs->lost_lo && seq <= rs->lost_hi)
+    return chorus_errf(s->errmsg, CHORUS_ENOSPC,
+                       "sync refused: the write of sequence %llu was lost when "
+                       "the store reopened after finding its disk full",
+                       (unsigned long long)seq);
   int rc = CHORUS_OK;
   pthread_mutex_lock(&rs->lock);
   if (rs->closing) {
@@ -470,7 +624,9 @@ out:
 static int rocks_sync(struct store *s) {
   struct rocks_store *rs = (struct rocks_store *)s;
   chorus_seq target;
+  pthread_mutex_lock(&rs->db_lock);
   int rc = flush_wal(rs, &target, s->errmsg);
+  pthread_mutex_unlock(&rs->db_lock);
   /* Barriers this sync satisfied are completed by the sync thread's next
    * round; wake it so they do not wait for another request. */
   pthread_mutex_lock(&rs->lock);
@@ -481,7 +637,9 @@ static int rocks_sync(struct store *s) {
 }
 
 /* rocks_flush: the WAL buffer to the OS (manual_wal_flush, see the top of
- * this file). A failed write leaves the WAL's end unknown, as a failed
+ * this file). A write that finds the disk full is CHORUS_ENOSPC and turns
+ * the store NOSPACE (the buffer's writes are lost at the reopen, as in a
+ * crash); any other failed write leaves the WAL's end unknown, as a failed
  * fsync does, and is sticky the same way. */
 static int rocks_flush(struct store *s) {
   struct rocks_store *rs = (struct rocks_store *)s;
@@ -490,18 +648,30 @@ static int rocks_flush(struct store *s) {
     return chorus_errf(s->errmsg, CHORUS_ESYNCFAILED,
                        "flush refused: an earlier sync failed (%s)",
                        chorus_strerror(sticky));
+  switch (atomic_load(&rs->mode)) {
+  case ROCKS_RO:
+    return CHORUS_OK; /* nothing was written */
+  case ROCKS_NOSPACE:
+    return chorus_errf(s->errmsg, CHORUS_ENOSPC,
+                       "flush refused: a write found the data folder full");
+  default:
+    break;
+  }
   char *err = NULL;
   rocksdb_flush_wal(rs->db, 0, &err);
   if (err == NULL)
     return CHORUS_OK;
-  int rc = rocks_error(s->errmsg, err, "flush WAL");
+  int rc = write_failed(rs, s->errmsg, err, "flush WAL");
+  if (rc == CHORUS_ENOSPC)
+    return rc;
   int expected = CHORUS_OK;
   atomic_compare_exchange_strong(&rs->sticky_error, &expected, rc);
   return CHORUS_ESYNCFAILED;
 }
 
 static chorus_seq rocks_last_seq(struct store *s) {
-  return rocksdb_get_latest_sequence_number(((struct rocks_store *)s)->db);
+  struct rocks_store *rs = (struct rocks_store *)s;
+  return rs->db != NULL ? latest_seq(rs) : atomic_load(&rs->durable);
 }
 
 static chorus_seq rocks_durable_seq(struct store *s) {
@@ -523,11 +693,15 @@ static void rocks_inject_fault(struct store *s, enum store_fault fault) {
   case STORE_FAULT_NOSPC:
     atomic_store(&rs->fault_nospc, 1);
     break;
+  case STORE_FAULT_FULL:
+    atomic_store(&rs->fault_full, 1);
+    break;
   case STORE_FAULT_NONE:
     atomic_store(&rs->fault_sync, 0);
     atomic_store(&rs->fault_write, 0);
     atomic_store(&rs->fault_read, 0);
     atomic_store(&rs->fault_nospc, 0);
+    atomic_store(&rs->fault_full, 0);
     break;
   }
 }
@@ -536,13 +710,22 @@ static void rocks_inject_fault(struct store *s, enum store_fault fault) {
  * Open and close
  * ------------------------------------------------------------------------ */
 
-/* release: frees whatever open() got to; safe on a partly built store. */
-static void release(struct rocks_store *rs) {
+/* close_db: the database and its column family handles (a reopen, the
+ * store's close). */
+static void close_db(struct rocks_store *rs) {
   for (int i = 0; i < COLUMN_FAMILY_COUNT; i++)
-    if (rs->cf[i] != NULL)
+    if (rs->cf[i] != NULL) {
       rocksdb_column_family_handle_destroy(rs->cf[i]);
+      rs->cf[i] = NULL;
+    }
   if (rs->db != NULL)
     rocksdb_close(rs->db);
+  rs->db = NULL;
+}
+
+/* release: frees whatever open() got to; safe on a partly built store. */
+static void release(struct rocks_store *rs) {
+  close_db(rs);
   if (rs->read_options != NULL)
     rocksdb_readoptions_destroy(rs->read_options);
   if (rs->write_options != NULL)
@@ -560,6 +743,7 @@ static void release(struct rocks_store *rs) {
   if (rs->cache != NULL)
     rocksdb_cache_destroy(rs->cache);
   chorus_free(rs->pending);
+  chorus_free(rs->path);
   chorus_free(rs);
 }
 
@@ -576,9 +760,11 @@ static void rocks_close(struct store *s) {
   complete_requests(rs, 0, 1, CHORUS_ECANCELED);
   pthread_mutex_unlock(&rs->lock);
   /* Close does not sync, but a clean exit loses nothing to a later crash. */
-  (void)rocks_flush(s);
+  if (rs->db != NULL)
+    (void)rocks_flush(s);
   pthread_cond_destroy(&rs->wake);
   pthread_mutex_destroy(&rs->lock);
+  pthread_mutex_destroy(&rs->db_lock);
   release(rs);
 }
 
@@ -596,6 +782,44 @@ static int ensure_directory(const char *path, char *errmsg) {
     return chorus_errf(errmsg, CHORUS_EINVAL, "data folder %s: not a folder",
                        path);
   return CHORUS_OK;
+}
+
+/* avail_bytes: what the file system of @path has available to us
+ * (statvfs: blocks available to unprivileged users, times their size). */
+static int avail_bytes(const char *path, uint64_t *out, char *errmsg) {
+  struct statvfs v;
+  if (statvfs(path, &v) != 0)
+    return chorus_errf(errmsg, chorus_error_from_errno(errno),
+                       "free space of %s: %s", path, strerror(errno));
+  *out = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+  return CHORUS_OK;
+}
+
+/* sync_wal_files: fsyncs every WAL file of the folder, which a read-only
+ * open cannot ask RocksDB to do: what they hold may have reached only the
+ * page cache before the previous process died, and a read-only store calls
+ * all of it durable. */
+static int sync_wal_files(const char *path, char *errmsg) {
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return chorus_errf(errmsg, chorus_error_from_errno(errno),
+                       "open data folder %s: %s", path, strerror(errno));
+  int rc = CHORUS_OK;
+  struct dirent *e;
+  while (rc == CHORUS_OK && (e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0)
+      continue;
+    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0)
+      rc = chorus_errf(errmsg, chorus_error_from_errno(errno),
+                       "sync WAL file %s/%s: %s", path, e->d_name,
+                       strerror(errno));
+    if (fd >= 0)
+      close(fd);
+  }
+  closedir(d);
+  return rc;
 }
 
 /* The data space's prefix extractor: a key's first 8 bytes, its token
@@ -627,28 +851,19 @@ static unsigned char token_prefix_in_range(void *state, const char *key,
 }
 
 /* RocksDB calls the destructor unconditionally; the extractor has no state. */
-static void token_prefix_destroy(void *state) { (void)state; }
+static void token_prefix_destroy(void *state) {
+  (void)state;
+}
 
 static const char *token_prefix_name(void *state) {
   (void)state;
   return "chorus.TokenPrefix";
 }
 
-int store_rocksdb_open(const struct store_rocksdb_options *opts,
-                       struct store **out, char *errmsg) {
-  *out = NULL;
-  if (opts == NULL || opts->path == NULL || opts->path[0] == '\0')
-    return chorus_errf(errmsg, CHORUS_EINVAL, "open store: no path given");
-  int rc = ensure_directory(opts->path, errmsg);
-  if (rc != CHORUS_OK)
-    return rc;
-
-  struct rocks_store *rs = chorus_calloc(1, sizeof *rs);
-  if (rs == NULL)
-    return chorus_errf(errmsg, CHORUS_ENOMEM, "open store: out of memory");
-  rs->base.ops = &rocks_ops;
-  atomic_init(&rs->sticky_error, CHORUS_OK);
-
+/* build_options: RocksDB's options for the database and each column
+ * family, kept for every (re)open. */
+static void build_options(struct rocks_store *rs,
+                          const struct store_rocksdb_options *opts) {
   size_t cache_bytes =
       opts->block_cache_bytes ? opts->block_cache_bytes : 64u << 20;
   size_t buffer_bytes =
@@ -662,6 +877,9 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
    * iteration) and to sync (group commit). */
   rocksdb_options_set_manual_wal_flush(rs->options, 1);
   rocksdb_options_set_keep_log_file_num(rs->options, 4);
+  /* Errors are ours to report; a LOG line written to a full disk can
+   * abort the process (HOW A FULL DISK IS MET). */
+  rocksdb_options_set_info_log_level(rs->options, ROCKS_LOG_FATAL);
 
   /* RocksDB counts perf_context statistics per operation by default, in
    * thread-local storage reached through __tls_get_addr from a shared
@@ -707,54 +925,192 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
    * often, and a flush drops the pairs. */
   rs->hints_options = rocksdb_options_create_copy(rs->cf_options);
   rocksdb_options_set_write_buffer_size(
-      rs->hints_options, buffer_bytes / 16 > (1u << 20) ? buffer_bytes / 16
-                                                         : (1u << 20));
+      rs->hints_options,
+      buffer_bytes / 16 > (1u << 20) ? buffer_bytes / 16 : (1u << 20));
+  rs->read_options = rocksdb_readoptions_create();
+  rs->write_options = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(rs->write_options, 0);
+}
 
+/* open_db: opens the database read-write (@writable) or read-only, and
+ * makes what its WAL holds durable before calling it so: what the WAL
+ * holds at open may have reached only the OS page cache before the
+ * previous process died. */
+static int open_db(struct rocks_store *rs, bool writable, char *errmsg) {
   const rocksdb_options_t *cf_opts[COLUMN_FAMILY_COUNT];
   for (int i = 0; i < COLUMN_FAMILY_COUNT; i++)
     cf_opts[i] = rs->cf_options;
   cf_opts[(int)STORE_DATA + 1] = rs->data_options;
   cf_opts[(int)STORE_HINTS + 1] = rs->hints_options;
   char *err = NULL;
-  rs->db = rocksdb_open_column_families(
-      rs->options, opts->path, COLUMN_FAMILY_COUNT, column_family_names,
-      cf_opts, rs->cf, &err);
+  int rc;
+  if (!writable && (rc = sync_wal_files(rs->path, errmsg)) != CHORUS_OK)
+    return rc;
+  rs->db = writable ? rocksdb_open_column_families(
+                          rs->options, rs->path, COLUMN_FAMILY_COUNT,
+                          column_family_names, cf_opts, rs->cf, &err)
+                    : rocksdb_open_for_read_only_column_families(
+                          rs->options, rs->path, COLUMN_FAMILY_COUNT,
+                          column_family_names, cf_opts, rs->cf, 0, &err);
   if (err != NULL) {
-    rc = rocks_error(errmsg, err, "open store");
-    chorus_errwrap(errmsg, rc, "%s", opts->path);
+    rc = rocks_error(errmsg, err,
+                     writable ? "open store" : "open store read-only");
     rs->db = NULL;
     memset(rs->cf, 0, sizeof rs->cf);
+    return rc;
+  }
+  if (writable) {
+    rocksdb_flush_wal(rs->db, 1, &err);
+    if (err != NULL) {
+      rc = rocks_error(errmsg, err, "open store: sync recovered WAL");
+      close_db(rs);
+      return rc;
+    }
+  }
+  atomic_store(&rs->mode, writable ? ROCKS_RW : ROCKS_RO);
+  return CHORUS_OK;
+}
+
+/* rocks_avail: statvfs of the data folder (0 while STORE_FAULT_FULL). */
+static int rocks_avail(struct store *s, uint64_t *avail, bool *can_write) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  *can_write = atomic_load(&rs->mode) == ROCKS_RW;
+  *avail = 0;
+  if (atomic_load(&rs->fault_full))
+    return CHORUS_OK;
+  return avail_bytes(rs->path, avail, s->errmsg);
+}
+
+/* rocks_reopen: a database that cannot write, reopened (HOW A FULL DISK IS
+ * MET): NOSPACE always (read-only without room), read-only only once there
+ * is room. Sequences keep growing past the writes the reopen lost; pending
+ * barriers end here, OK for what the reopen recovered (the open synced
+ * it), CHORUS_ENOSPC for what it lost. */
+static int rocks_reopen(struct store *s, bool writable, bool *done) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  *done = false;
+  int mode = atomic_load(&rs->mode);
+  if (mode == ROCKS_RW || (mode == ROCKS_RO && !writable) ||
+      atomic_load(&rs->sticky_error) != CHORUS_OK)
+    return CHORUS_OK;
+  if (atomic_load(&rs->open_iters) > 0)
+    return chorus_errf(s->errmsg, CHORUS_EBUSY,
+                       "reopen the store: an iterator is open; next check");
+  pthread_mutex_lock(&rs->db_lock);
+  chorus_seq old_last = latest_seq(rs), old_offset = rs->seq_offset;
+  close_db(rs);
+  int rc = open_db(rs, writable, s->errmsg);
+  if (rc != CHORUS_OK && writable) {
+    char why[CHORUS_ERRMSG_SIZE];
+    snprintf(why, sizeof why, "%s", s->errmsg);
+    if (open_db(rs, false, s->errmsg) == CHORUS_OK)
+      chorus_errf(s->errmsg, rc, "%s; reopened read-only", why);
+  }
+  if (rs->db == NULL) {
+    int expected = CHORUS_OK;
+    atomic_compare_exchange_strong(&rs->sticky_error, &expected, rc);
+    pthread_mutex_unlock(&rs->db_lock);
+    pthread_mutex_lock(&rs->lock);
+    complete_requests(rs, 0, 1, CHORUS_ESYNCFAILED);
+    pthread_mutex_unlock(&rs->lock);
+    chorus_errwrap(s->errmsg, rc, "reopen failed, the store cannot read");
+    return CHORUS_ESYNCFAILED;
+  }
+  chorus_seq got = rocksdb_get_latest_sequence_number(rs->db);
+  chorus_seq recovered = got + old_offset;
+  if (recovered < old_last) {
+    rs->lost_lo = recovered;
+    rs->lost_hi = old_last;
+    rs->seq_offset = old_last - got;
+  }
+  /* Whatever the reopen recovered is durable; the rest is lost. The
+   * pending barriers learn which before the sync thread may run again: it
+   * would answer them from `durable`, which now covers the lost ones too
+   * (later requests for those are refused, rocks_sync_request). */
+  pthread_mutex_lock(&rs->lock);
+  complete_requests(rs, recovered, 0, CHORUS_OK);
+  complete_requests(rs, 0, 1, CHORUS_ENOSPC);
+  pthread_mutex_unlock(&rs->lock);
+  atomic_store(&rs->durable, latest_seq(rs));
+  *done = true;
+  pthread_mutex_unlock(&rs->db_lock);
+  return rc;
+}
+
+int store_rocksdb_open(const struct store_rocksdb_options *opts,
+                       struct store **out, char *errmsg) {
+  *out = NULL;
+  if (opts == NULL || opts->path == NULL || opts->path[0] == '\0')
+    return chorus_errf(errmsg, CHORUS_EINVAL, "open store: no path given");
+  int rc = ensure_directory(opts->path, errmsg);
+  if (rc != CHORUS_OK)
+    return rc;
+  uint64_t avail = 0;
+  if ((rc = avail_bytes(opts->path, &avail, errmsg)) != CHORUS_OK)
+    return rc;
+
+  struct rocks_store *rs = chorus_calloc(1, sizeof *rs);
+  if (rs == NULL || (rs->path = chorus_strdup(opts->path)) == NULL) {
+    chorus_free(rs);
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "open store: out of memory");
+  }
+  rs->base.ops = &rocks_ops;
+  atomic_init(&rs->sticky_error, CHORUS_OK);
+  atomic_init(&rs->mode, ROCKS_RW);
+  atomic_init(&rs->open_iters, 0);
+  build_options(rs, opts);
+
+  /* Below the reserve, open read-only: a read-write open writes files,
+   * and a folder without a database cannot get one. */
+  bool room = avail > 0 && avail >= opts->min_free_bytes;
+  char current[NAME_MAX + 1024];
+  struct stat st;
+  snprintf(current, sizeof current, "%s/CURRENT", opts->path);
+  if (!room && stat(current, &st) != 0) {
+    rc = chorus_errf(errmsg, CHORUS_ENOSPC,
+                     "data folder full (%llu bytes free, the reserve is "
+                     "%llu): it holds no store, and none can be made",
+                     (unsigned long long)avail,
+                     (unsigned long long)opts->min_free_bytes);
     goto err_after_alloc;
   }
-  rs->read_options = rocksdb_readoptions_create();
-  rs->write_options = rocksdb_writeoptions_create();
-  rocksdb_writeoptions_set_sync(rs->write_options, 0);
-  /* What the WAL holds at open may have reached only the OS page cache
-   * before the previous process died: sync it before calling it durable. */
-  rocksdb_flush_wal(rs->db, 1, &err);
-  if (err != NULL) {
-    rc = rocks_error(errmsg, err, "open store: sync recovered WAL");
+  rc = open_db(rs, room, errmsg);
+  if (rc == CHORUS_ENOSPC && room) {
+    room = false;
+    rc = open_db(rs, false, errmsg);
+  }
+  if (rc != CHORUS_OK) {
+    chorus_errwrap(errmsg, rc, "%s", opts->path);
     goto err_after_alloc;
   }
-  atomic_init(&rs->durable, rocksdb_get_latest_sequence_number(rs->db));
+  atomic_init(&rs->durable, latest_seq(rs));
 
   if (pthread_mutex_init(&rs->lock, NULL) != 0) {
     rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: mutex");
     goto err_after_alloc;
   }
+  if (pthread_mutex_init(&rs->db_lock, NULL) != 0) {
+    rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: mutex");
+    goto err_after_mutex;
+  }
   if (pthread_cond_init(&rs->wake, NULL) != 0) {
     rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: condition variable");
-    goto err_after_mutex;
+    goto err_after_db_lock;
   }
   if (pthread_create(&rs->sync_thread, NULL, sync_thread_main, rs) != 0) {
     rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: sync thread");
     goto err_after_cond;
   }
+  store_set_reserve(&rs->base, opts->min_free_bytes);
+  /* The first decision: a read-only store refuses writes from the start. */
+  (void)store_check_space(&rs->base, NULL);
   *out = &rs->base;
   return CHORUS_OK;
 
 err_after_cond:
   pthread_cond_destroy(&rs->wake);
+err_after_db_lock:
+  pthread_mutex_destroy(&rs->db_lock);
 err_after_mutex:
   pthread_mutex_destroy(&rs->lock);
 err_after_alloc:
@@ -774,6 +1130,8 @@ static const struct store_ops rocks_ops = {
     .flush = rocks_flush,
     .last_seq = rocks_last_seq,
     .durable_seq = rocks_durable_seq,
+    .avail = rocks_avail,
+    .reopen = rocks_reopen,
     .inject_fault = rocks_inject_fault,
     .close = rocks_close,
 };

@@ -9,6 +9,11 @@
  *
  * Merges are read-modify-write under the caller's serialization, not a
  * RocksDB merge operator: see docs/ARCHITECTURE.md "Storage" for why.
+ *
+ * A full disk (store.h, THE SPACE RESERVE; store_rocksdb.c, HOW A FULL
+ * DISK IS MET): below the reserve the database is open read-only; a write
+ * that still finds the disk full makes the store refuse writes until the
+ * next store_check_space reopens it, read-only or, with room, read-write.
  */
 #ifndef CHORUS_STORE_ROCKSDB_H
 #define CHORUS_STORE_ROCKSDB_H
@@ -22,14 +27,22 @@ struct store_rocksdb_options {
   size_t block_cache_bytes;
   /* Write buffer (memtable) size in bytes; 0 means the default (64 MiB). */
   size_t write_buffer_bytes;
+  /* The reserve (store.h, THE SPACE RESERVE): with fewer bytes available
+   * the database opens read-only and writes are refused. 0: only a disk
+   * with no byte left. */
+  uint64_t min_free_bytes;
 };
 
 /* store_rocksdb_open: opens (creating if needed) the database at
- * @opts->path and starts its sync thread. On failure *@out is NULL and, when
- * @errmsg is not NULL, it holds the reason (CHORUS_ERRMSG_SIZE bytes).
+ * @opts->path and starts its sync thread. Below the reserve it opens
+ * read-only (store_disk_info(s)->read_only; writes refused with
+ * CHORUS_ENOSPC until store_check_space finds room and reopens it
+ * read-write). On failure *@out is NULL and, when @errmsg is not NULL, it
+ * holds the reason (CHORUS_ERRMSG_SIZE bytes).
  * Errors: CHORUS_EINVAL (no path), CHORUS_EIO, CHORUS_EPERM (unwritable),
  * CHORUS_EBUSY (another process holds the database lock), CHORUS_ECORRUPT,
- * CHORUS_ENOMEM. */
+ * CHORUS_ENOSPC (below the reserve with no database to open read-only: a
+ * new one cannot be created), CHORUS_ENOMEM. */
 int store_rocksdb_open(const struct store_rocksdb_options *opts,
                        struct store **out, char *errmsg);
 

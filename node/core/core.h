@@ -190,9 +190,11 @@ void core_free(struct core *c);
 /* core_start: boots over @store (borrowed until core_free; the driver
  * owns it): replication starts (its epoch barrier, the hint index), then
  * SWIM (with gossip). Call once; if it fails, free the instance (the
- * simulator's supervisor starts a fresh one).
- * Errors: store errors (CHORUS_EIO, CHORUS_ENOSPC, CHORUS_ESYNCFAILED),
- * CHORUS_EINVAL (called twice), CHORUS_ENOMEM. */
+ * simulator's supervisor starts a fresh one). A store that refuses writes
+ * for lack of space is no error: the epoch stays volatile (repl.h, A FULL
+ * DATA FOLDER) and the node serves reads.
+ * Errors: store errors (CHORUS_EIO, CHORUS_ESYNCFAILED), CHORUS_EINVAL
+ * (called twice), CHORUS_ENOMEM. */
 int core_start(struct core *c, struct store *store, chorus_ms now,
                chorus_ms wall);
 

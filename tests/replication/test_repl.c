@@ -1,8 +1,9 @@
 /* test_repl.c: the replication state machine driven directly, one event at
  * a time, by a small in-process harness: options and their errors,
  * unavailability, timeouts, hints (written ahead, replayed, bounded),
- * sloppy quorums, forwarding, read repair, counters, epochs and a failed
- * sync. Whole-cluster behaviour under faults is tests/sim's job. */
+ * sloppy quorums, forwarding, read repair, counters, epochs, a failed
+ * sync and a full data folder. Whole-cluster behaviour under faults is
+ * tests/sim's job. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,6 +82,7 @@ static struct harness {
   chorus_ms now;
   struct reply_rec replies[64];
   uint64_t sent_frames;
+  int next_sync_status; /* the next barrier ends with it, when not 0 */
 } H;
 
 static int index_of(chorus_node_id id) {
@@ -239,8 +241,10 @@ static int fire_syncs(void) {
       continue;
     struct node *nd = &H.nodes[H.syncs[i].node];
     H.syncs[i].live = false;
-    int st =
-        store_mem_sync_step(nd->store) < 0 ? CHORUS_ESYNCFAILED : CHORUS_OK;
+    int st = H.next_sync_status;
+    H.next_sync_status = 0;
+    if (st == 0)
+      st = store_mem_sync_step(nd->store) < 0 ? CHORUS_ESYNCFAILED : CHORUS_OK;
     assert_int_equal(
         repl_sync_done(nd->repl, H.syncs[i].token, st, H.now, H.now, &nd->fx),
         CHORUS_OK);
@@ -797,6 +801,85 @@ static void failed_sync_stops_acknowledgements(void **state) {
   teardown_all();
 }
 
+/* fill: node @i's data folder fills (or empties), and its driver's next
+ * space check sees it (store.h, THE SPACE RESERVE). */
+static void fill(int i, bool full) {
+  struct store *st = H.nodes[i].store;
+  store_inject_fault(st, full ? STORE_FAULT_FULL : STORE_FAULT_NONE);
+  bool changed = false;
+  assert_int_equal(store_check_space(st, &changed), CHORUS_OK);
+  assert_true(changed);
+  assert_int_equal(store_disk_info(st)->full, full);
+}
+
+/* A full data folder: the node refuses the writes it would coordinate
+ * (ENOSPC, certainly not applied) and its replica writes (the coordinator
+ * keeps them hinted), serves reads; restarted on it, it has no durable
+ * epoch, serves reads and refuses writes; once space returns its epoch is
+ * written, writes are coordinated again and the hints reach it. */
+static void full_data_folder_refuses_writes_serves_reads(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  assert_int_equal(put(0, "a", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  fill(2, true);
+  struct reply_rec *w = put(2, "a", "v2", 1, NULL);
+  assert_int_equal(w->code, CHORUS_ENOSPC);
+  assert_false(w->maybe);
+  assert_int_equal(replicas_with("a", "v2"), 0);
+  struct reply_rec *g = get(2, "a", WIRE_ALL);
+  assert_int_equal(g->type, WIRE_GET_REPLY);
+  assert_int_equal(g->nvalues, 1);
+  assert_memory_equal(g->values[0], "v1", 2);
+  /* Through another coordinator the write makes QUORUM; the full node's
+   * copy waits as a hint. */
+  assert_int_equal(put(0, "b", "v", WIRE_QUORUM, NULL)->type, WIRE_WRITE_REPLY);
+  assert_false(stored_has(2, "b", "v"));
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
+
+  /* Restarted on the still-full folder: the epoch stays in memory. */
+  repl_free(H.nodes[2].repl);
+  assert_int_equal(
+      store_mem_crash(H.nodes[2].store, store_mem_unsynced(H.nodes[2].store)),
+      CHORUS_OK);
+  node_start(2);
+  pump();
+  assert_int_equal(repl_actor(H.nodes[2].repl), 0);
+  g = get(2, "a", WIRE_QUORUM);
+  assert_int_equal(g->type, WIRE_GET_REPLY);
+  assert_int_equal(g->nvalues, 1);
+  assert_int_equal(put(2, "c", "v", 1, NULL)->code, CHORUS_ENOSPC);
+  advance(3000); /* hint rounds: the epoch cannot be written yet */
+  assert_int_equal(repl_actor(H.nodes[2].repl), 0);
+  assert_false(stored_has(2, "b", "v"));
+
+  fill(2, false);
+  advance(3000); /* a hint round writes the epoch; replay reaches node 2 */
+  assert_true(repl_actor(H.nodes[2].repl) != 0);
+  assert_true(stored_has(2, "b", "v"));
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
+  assert_int_equal(put(2, "c", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  assert_false(repl_failed(H.nodes[2].repl));
+  teardown_all();
+}
+
+/* A barrier that ends with ENOSPC (RocksDB: the disk filled before the
+ * writes reached it) fails what waited on it as "may have been applied"
+ * and is no failed fsync: the node goes on. */
+static void barrier_out_of_space_is_not_a_failed_sync(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  H.next_sync_status = CHORUS_ENOSPC;
+  struct reply_rec *w = put(0, "a", "v", 1, NULL);
+  assert_int_equal(w->code, CHORUS_ESYNCFAILED);
+  assert_true(w->maybe);
+  assert_false(repl_failed(H.nodes[0].repl));
+  assert_int_equal(replicas_with("a", "v"), 1); /* never sent */
+  assert_int_equal(put(0, "b", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  teardown_all();
+}
+
 /* The hint index and its deferred deletes: a hint re-armed between its
  * disarm and the flush survives; load rebuilds the index from the table. */
 static void hint_index_and_deferred_deletes(void **state) {
@@ -962,6 +1045,8 @@ int main(void) {
       cmocka_unit_test(counters_count_a_retry_once),
       cmocka_unit_test(restart_gets_a_new_actor),
       cmocka_unit_test(failed_sync_stops_acknowledgements),
+      cmocka_unit_test(full_data_folder_refuses_writes_serves_reads),
+      cmocka_unit_test(barrier_out_of_space_is_not_a_failed_sync),
       cmocka_unit_test(hint_index_and_deferred_deletes),
       cmocka_unit_test(failed_batch_keeps_older_hints_replaying),
       cmocka_unit_test(limits_hold_at_the_boundary),

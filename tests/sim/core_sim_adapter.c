@@ -44,6 +44,7 @@ struct cnode {
   int err;                 /* first error of an effect that returns none */
   int exited;              /* the store's fsync failed: silent until killed */
   int restarted;           /* this incarnation follows a crash */
+  chorus_ms space_at;      /* the last space check (0: none yet) */
   /* The one timer: armed at @armed_at with generation @gen. */
   uint64_t gen;
   chorus_ms armed_at;
@@ -503,6 +504,23 @@ static int settle(struct cnode *n, int rc, const char *what) {
   return rc;
 }
 
+/* space_check: the driver's side of the store's reserve (store.h, THE
+ * SPACE RESERVE), as chorusd's: at start, every second of the node's
+ * clock, and at once after a write found the disk full. The store decides;
+ * STORE_FAULT_FULL is the simulated full disk. */
+static void space_check(struct cnode *n) {
+  if (n->space_at != 0 && n->now < n->space_at + 1000 &&
+      !store_space_stale(n->store))
+    return;
+  n->space_at = n->now > 0 ? n->now : 1;
+  bool changed = false;
+  (void)store_check_space(n->store, &changed);
+  if (changed)
+    TRACE(n, "data folder %s",
+          store_disk_info(n->store)->full ? "full: writes refused"
+                                          : "has room: writes resume");
+}
+
 static int cn_handle(void *state, const struct sim_event *ev,
                      struct sim_effects *fx) {
   struct cnode *n = state;
@@ -514,8 +532,10 @@ static int cn_handle(void *state, const struct sim_event *ev,
   if (ev->kind == SIM_EV_START) {
     n->store = ev->start.store;
     n->restarted = ev->start.restarted;
+    space_check(n);
     return settle(n, boot(n, ev->wall), "start");
   }
+  space_check(n);
   if (n->core == NULL)
     return settle(n, down_event(n, ev), "event while down");
   switch (ev->kind) {

@@ -65,6 +65,7 @@ struct node {
   struct chorus_tracer tracer;
   struct sim *s;
   int index;
+  int full; /* the nemesis filled its disk (STORE_FAULT_FULL) */
   /* clocks */
   int64_t drift_ppm, offset_ms, jump_ms;
   /* storage */
@@ -1432,8 +1433,14 @@ static void nemesis_tick(struct sim *s, void *arg) {
     int node = random_node(s);
     static const enum store_fault kinds[] = {
         STORE_FAULT_SYNC, STORE_FAULT_WRITE, STORE_FAULT_NOSPC,
-        STORE_FAULT_READ};
-    enum store_fault k = kinds[chorus_prng_below(p, 4)];
+        STORE_FAULT_READ, STORE_FAULT_FULL};
+    enum store_fault k = kinds[chorus_prng_below(p, 5)];
+    if (k == STORE_FAULT_FULL && s->nodes[node].full) {
+      k = STORE_FAULT_NONE;
+      s->nodes[node].full = 0;
+    } else if (k == STORE_FAULT_FULL) {
+      s->nodes[node].full = 1;
+    }
     store_inject_fault(s->nodes[node].store, k);
     sim_tracef(s, "nemesis: store fault %d armed on n%d", (int)k, node);
   }
@@ -1469,6 +1476,7 @@ int sim_nemesis_stop(struct sim *s) {
   for (int i = 0; i < s->cfg.nodes; i++) {
     /* Disarm faults that never fired: the heal phase is fault-free. */
     store_inject_fault(s->nodes[i].store, STORE_FAULT_NONE);
+    s->nodes[i].full = 0;
     if (!s->nodes[i].up) {
       int rc = sim_restart(s, i);
       if (rc != CHORUS_OK)

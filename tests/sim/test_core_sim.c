@@ -1,8 +1,8 @@
 /* test_core_sim.c: membership changes through the node core's own hookup
  * (node/core/core.h) on the simulator: a node joins, a node leaves, a node
- * dies, each under the random client workload and judged by every checker
- * of the run (lost acknowledged writes, phantoms, false siblings,
- * convergence after heal, counters, sets).
+ * dies, a node's data folder fills, each under the random client workload and
+ * judged by every checker of the run (lost acknowledged writes, phantoms, false
+ * siblings, convergence after heal, counters, sets).
  *
  * HOW A SCENARIO RUNS
  *
@@ -70,6 +70,11 @@ struct watch {
   int settle, settled; /* wait for: no hints for it, ALIVE everywhere */
   int listed_end, joining_end, alive_end, holds_end, cold_end;
   uint64_t hints_end, replayed_end;
+  /* full: the probes' statuses (a full data folder), in order. */
+  int nat2;            /* a healthy natural replica of the cold key */
+  int probe;           /* the next probe of the chain */
+  int probe_status[8]; /* each probe's status; 1 while not done */
+  int full_seen;       /* the target's store refused writes, seen at polls */
 };
 
 /* The workload's keys (sim_workload.c names them). */
@@ -130,6 +135,7 @@ static void look_at_keys(struct sim *s, struct watch *w) {
 
 static void poll(struct sim *s, void *arg) {
   struct watch *w = arg;
+  w->full_seen += store_disk_info(sim_store(s, w->target))->full;
   for (int i = 0; i < sim_nodes(s); i++) {
     const struct core *c = core_sim_core(s, i);
     if (i == w->target || c == NULL)
@@ -417,11 +423,142 @@ static void node_dies(void **state) {
   run("death", &opt, death_start, death_check);
 }
 
+/* ---- a full data folder ---------------------------------------------------
+ */
+
+/* The probes, one request at a time through SIM_VOCAB_CLIENT: through the
+ * full target a write (refused) and a read (served); a write of the cold
+ * key through a healthy replica (QUORUM without the target, which keeps it
+ * hinted); after the target's restart on the full folder a read and a
+ * write; once space is back a write through the target. */
+enum {
+  PROBE_FULL_WRITE,
+  PROBE_FULL_READ,
+  PROBE_COLD_WRITE,
+  PROBE_RESTARTED_READ,
+  PROBE_RESTARTED_WRITE,
+  PROBE_BACK_WRITE,
+  PROBES
+};
+
+static void probe_next(struct sim *s, void *arg);
+
+static void probe_done(struct sim *s, void *arg, int client) {
+  struct watch *w = arg;
+  const struct sim_result *r = sim_client_result(s, client);
+  w->probe_status[w->probe] = r->outcome == SIM_OK ? CHORUS_OK
+                              : r->status != 0     ? r->status
+                                                   : CHORUS_EINTERNAL;
+  w->probe++;
+  /* The next probe of the same phase follows at once. */
+  if (w->probe == PROBE_FULL_READ || w->probe == PROBE_COLD_WRITE ||
+      w->probe == PROBE_RESTARTED_WRITE)
+    probe_next(s, w);
+}
+
+static void probe_next(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  struct sim_call c = {.op = SIM_OP_PUT, .value = COLD_VALUE + 1 + w->probe};
+  int node = w->target;
+  switch (w->probe) {
+  case PROBE_FULL_WRITE:
+  case PROBE_RESTARTED_WRITE:
+  case PROBE_BACK_WRITE:
+    c.key = COLD_KEY;
+    break;
+  case PROBE_FULL_READ:
+  case PROBE_RESTARTED_READ:
+    c = (struct sim_call){.op = SIM_OP_GET, .key = COLD_KEY};
+    break;
+  case PROBE_COLD_WRITE:
+    c.key = COLD_KEY;
+    c.value = COLD_VALUE;
+    node = w->nat2;
+    break;
+  default:
+    return;
+  }
+  c.r = c.w = WIRE_QUORUM;
+  w->probe_status[w->probe] = 1;
+  if (sim_request_start(s, SIM_VOCAB_CLIENT, node, &c, probe_done, w) !=
+      CHORUS_OK)
+    w->err = CHORUS_EINTERNAL;
+}
+
+static void full_restart(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  sim_kill(s, w->target, SIM_KEEP_ALL);
+  if (sim_restart(s, w->target) != CHORUS_OK)
+    w->err = CHORUS_EINTERNAL;
+}
+
+static void space_back(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  w->hints_at_return = hints_for_target(s, w);
+  store_inject_fault(sim_store(s, w->target), STORE_FAULT_NONE);
+}
+
+static void fill_now(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  int nat[3];
+  if (!target_primary(s, w) || core_sim_natural(s, 0, COLD_KEY, nat, 3) < 2) {
+    w->err = CHORUS_EINTERNAL;
+    return;
+  }
+  w->nat2 = nat[1];
+  store_inject_fault(sim_store(s, w->target), STORE_FAULT_FULL);
+  watch_until(s, w, SIM_MS(11000));
+  if (sim_schedule(s, SIM_MS(1500), probe_next, w) != CHORUS_OK ||
+      sim_schedule(s, SIM_MS(4000), full_restart, w) != CHORUS_OK ||
+      sim_schedule(s, SIM_MS(6500), probe_next, w) != CHORUS_OK ||
+      sim_schedule(s, SIM_MS(10000), space_back, w) != CHORUS_OK ||
+      sim_schedule(s, SIM_MS(13000), probe_next, w) != CHORUS_OK)
+    w->err = CHORUS_ENOMEM;
+}
+
+static void full_start(struct sim *s, void *arg) {
+  if (sim_schedule(s, SIM_MS(1000), fill_now, arg) != CHORUS_OK)
+    ((struct watch *)arg)->err = CHORUS_ENOMEM;
+}
+
+static void full_check(const struct watch *w) {
+  assert_int_equal(w->err, CHORUS_OK);
+  assert_true(w->full_seen > 0);
+  assert_int_equal(w->probe, PROBES);
+  assert_int_equal(w->probe_status[PROBE_FULL_WRITE], CHORUS_ENOSPC);
+  assert_int_equal(w->probe_status[PROBE_FULL_READ], CHORUS_OK);
+  assert_int_equal(w->probe_status[PROBE_COLD_WRITE], CHORUS_OK);
+  assert_int_equal(w->probe_status[PROBE_RESTARTED_READ], CHORUS_OK);
+  assert_int_equal(w->probe_status[PROBE_RESTARTED_WRITE], CHORUS_ENOSPC);
+  assert_int_equal(w->probe_status[PROBE_BACK_WRITE], CHORUS_OK);
+  assert_true(w->hints_at_return > 0); /* it refused its copies */
+  assert_true(w->settled);
+  assert_int_equal(w->hints_end, 0);
+  assert_int_equal(w->alive_end, NODES - 1); /* it never left SWIM */
+  assert_true(w->replayed_end > 0);
+  assert_int_equal(w->cold_end, 1); /* the write it refused, replayed */
+}
+
+/* A node's data folder fills under the workload (the memory store's
+ * STORE_FAULT_FULL, seen by the adapter's space check): writes through it
+ * are refused with ENOSPC, reads through it are served, writes through the
+ * others reach QUORUM and keep its copies as hints; restarted on the full
+ * folder it serves reads with a volatile epoch; once space is back it
+ * writes again and the hints replay to it. The checkers judge the
+ * workload's history: no acknowledged write is lost, no refused one
+ * appears. */
+static void data_folder_fills(void **state) {
+  (void)state;
+  struct core_sim_options opt = {.replication = "3"};
+  run("full", &opt, full_start, full_check);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(node_joins),
       cmocka_unit_test(node_leaves),
       cmocka_unit_test(node_dies),
+      cmocka_unit_test(data_folder_fills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

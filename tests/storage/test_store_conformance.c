@@ -55,8 +55,7 @@ static char *get_str(struct store *s, enum store_space space, const char *key) {
 static void put_str(struct store *s, enum store_space space, const char *key,
                     const char *val) {
   assert_int_equal(
-      store_put(s, space, key, strlen(key), val, strlen(val), NULL),
-      CHORUS_OK);
+      store_put(s, space, key, strlen(key), val, strlen(val), NULL), CHORUS_OK);
 }
 
 static void assert_value(struct store *s, enum store_space space,
@@ -132,8 +131,7 @@ static void overwrite_and_delete(void **state) {
   assert_int_equal(store_delete(s, STORE_DATA, "k", 1, &seq), CHORUS_OK);
   assert_value(s, STORE_DATA, "k", NULL);
   chorus_seq seq2;
-  assert_int_equal(store_delete(s, STORE_DATA, "absent", 6, &seq2),
-                   CHORUS_OK);
+  assert_int_equal(store_delete(s, STORE_DATA, "absent", 6, &seq2), CHORUS_OK);
   assert_true(seq2 > seq);
 }
 
@@ -420,6 +418,83 @@ static void injected_io_faults_write_nothing(void **state) {
   assert_value(s, STORE_DATA, "k", "v");
 }
 
+/* A full disk (store.h, THE SPACE RESERVE): once a check sees it, every
+ * write is refused with ENOSPC ("data folder full (N bytes free)") before
+ * the backend, while reads, scans and barriers of earlier writes work; a
+ * check that finds room again lets writes resume. The reserve refuses
+ * them likewise with bytes to spare. */
+static void full_disk_refuses_writes_until_space_returns(void **state) {
+  struct store_fixture *f = *state;
+  put_str(f->s, STORE_DATA, "before", "1");
+  chorus_seq seq = store_last_seq(f->s);
+  bool changed = true;
+  assert_int_equal(store_check_space(f->s, &changed), CHORUS_OK);
+  assert_false(changed);
+  assert_false(store_disk_info(f->s)->full);
+  assert_true(store_disk_info(f->s)->avail > 0);
+
+  store_inject_fault(f->s, STORE_FAULT_FULL);
+  assert_int_equal(store_check_space(f->s, &changed), CHORUS_OK);
+  assert_true(changed);
+  assert_true(store_disk_info(f->s)->full);
+  assert_int_equal(store_disk_info(f->s)->avail, 0);
+  assert_int_equal(store_write_allowed(f->s), CHORUS_ENOSPC);
+  assert_string_equal(store_errmsg(f->s), "data folder full (0 bytes free)");
+  assert_int_equal(store_put(f->s, STORE_DATA, "k", 1, "v", 1, NULL),
+                   CHORUS_ENOSPC);
+  assert_int_equal(store_delete(f->s, STORE_DATA, "before", 6, NULL),
+                   CHORUS_ENOSPC);
+  struct store_batch *b = store_batch_new();
+  store_batch_put(b, STORE_HINTS, "h", 1, "hint", 4);
+  assert_int_equal(store_write_batch(f->s, b, NULL), CHORUS_ENOSPC);
+  assert_int_equal(store_last_seq(f->s), seq);
+  assert_value(f->s, STORE_DATA, "before", "1");
+  struct store_iter *it;
+  assert_int_equal(store_iter_open(f->s, STORE_DATA, NULL, 0, NULL, 0, &it),
+                   CHORUS_OK);
+  assert_true(store_iter_valid(it));
+  store_iter_close(it);
+  assert_int_equal(fixture_request(f, 0, seq), CHORUS_OK);
+  assert_int_equal(fixture_drive_syncs(f, 1), 1);
+  assert_int_equal(f->last_status, CHORUS_OK);
+  assert_false(store_space_stale(f->s));
+
+  store_inject_fault(f->s, STORE_FAULT_NONE);
+  assert_int_equal(store_check_space(f->s, &changed), CHORUS_OK);
+  assert_true(changed);
+  assert_false(store_disk_info(f->s)->full);
+  assert_int_equal(store_write_batch(f->s, b, NULL), CHORUS_OK);
+  store_batch_free(b);
+  assert_value(f->s, STORE_HINTS, "h", "hint");
+
+  /* The reserve: more than the disk has refuses with bytes free. */
+  store_set_reserve(f->s, UINT64_MAX);
+  assert_int_equal(store_check_space(f->s, &changed), CHORUS_OK);
+  assert_true(changed);
+  assert_int_equal(store_put(f->s, STORE_DATA, "k", 1, "v", 1, NULL),
+                   CHORUS_ENOSPC);
+  assert_non_null(strstr(store_errmsg(f->s), "data folder full ("));
+  assert_null(strstr(store_errmsg(f->s), "(0 bytes free)"));
+  store_set_reserve(f->s, 1);
+  assert_int_equal(store_check_space(f->s, &changed), CHORUS_OK);
+  assert_true(changed);
+  put_str(f->s, STORE_DATA, "k", "v");
+}
+
+/* A write the backend refuses for lack of space (the reserve outrun
+ * between two checks) asks for a check at once; it is no sticky failure. */
+static void out_of_space_write_asks_for_a_check(void **state) {
+  struct store *s = ((struct store_fixture *)*state)->s;
+  store_inject_fault(s, STORE_FAULT_NOSPC);
+  assert_int_equal(store_put(s, STORE_DATA, "k", 1, "v", 1, NULL),
+                   CHORUS_ENOSPC);
+  assert_true(store_space_stale(s));
+  assert_int_equal(store_check_space(s, NULL), CHORUS_OK);
+  assert_false(store_space_stale(s));
+  put_str(s, STORE_DATA, "k", "v");
+  assert_int_equal(store_sync(s), CHORUS_OK);
+}
+
 static void synced_data_survives_restart(void **state) {
   struct store_fixture *f = *state;
   put_str(f->s, STORE_DATA, "a", "1");
@@ -461,9 +536,9 @@ static void random_workload_matches_model(void **state) {
     int vl = snprintf(val, sizeof val, "%d", op);
     switch (chorus_prng_below(&prng, 4)) {
     case 0:
-      assert_int_equal(store_put(s, space, key, (size_t)kl, val, (size_t)vl,
-                                 NULL),
-                       CHORUS_OK);
+      assert_int_equal(
+          store_put(s, space, key, (size_t)kl, val, (size_t)vl, NULL),
+          CHORUS_OK);
       model[space][k] = op;
       break;
     case 1:
@@ -592,6 +667,10 @@ static void out_of_memory_paths(void **state) {
       cmocka_unit_test_setup_teardown(failed_sync_is_sticky, setup, teardown), \
       cmocka_unit_test_setup_teardown(injected_io_faults_write_nothing, setup, \
                                       teardown),                               \
+      cmocka_unit_test_setup_teardown(                                         \
+          full_disk_refuses_writes_until_space_returns, setup, teardown),      \
+      cmocka_unit_test_setup_teardown(out_of_space_write_asks_for_a_check,     \
+                                      setup, teardown),                        \
       cmocka_unit_test_setup_teardown(synced_data_survives_restart, setup,     \
                                       teardown),                               \
       cmocka_unit_test_setup_teardown(random_workload_matches_model, setup,    \

@@ -1,6 +1,8 @@
 /* test_store_rocksdb.c: what only the RocksDB backend can get wrong: opening
  * (bad folders, a second opener), error conversion, group commit under
- * concurrent writers, and barriers canceled by close. */
+ * concurrent writers, barriers canceled by close, and a full disk: opening
+ * read-only below the reserve, and a real ENOSPC on a small tmpfs (root
+ * only; skipped otherwise) that must not abort the process. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,12 +10,16 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "chorus_alloc.h"
@@ -35,6 +41,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
+  char mnt[512];
+  snprintf(mnt, sizeof mnt, "%s/small", dir);
+  (void)umount2(mnt, MNT_DETACH); /* a failed tmpfs test's */
   return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -199,13 +208,188 @@ static void close_completes_or_cancels_every_barrier(void **state) {
   enum { REQUESTS = 2000 };
   for (int i = 0; i < REQUESTS; i++) {
     chorus_seq seq;
-    assert_int_equal(store_put(s, STORE_DATA, "k", 1, "v", 1, &seq),
-                     CHORUS_OK);
+    assert_int_equal(store_put(s, STORE_DATA, "k", 1, "v", 1, &seq), CHORUS_OK);
     assert_int_equal(store_sync_request(s, seq, count_cb, NULL), CHORUS_OK);
   }
   store_close(s);
   /* Every callback ran exactly once, before close returned. */
   assert_int_equal(atomic_load(&canceled) + atomic_load(&completed), REQUESTS);
+}
+
+/* Below the reserve at open the database opens read-only: reads work,
+ * writes are refused; a check with room reopens it read-write. */
+static void below_the_reserve_opens_read_only(void **state) {
+  (void)state;
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  struct store_rocksdb_options o = {.path = dir};
+  struct store *s;
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  assert_int_equal(store_put(s, STORE_DATA, "k", 1, "v", 1, NULL), CHORUS_OK);
+  store_close(s); /* unsynced: the read-only open syncs the WAL itself */
+
+  o.min_free_bytes = UINT64_MAX;
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  const struct store_disk *d = store_disk_info(s);
+  assert_true(d->read_only);
+  assert_true(d->full);
+  void *val;
+  size_t vlen;
+  assert_int_equal(store_get(s, STORE_DATA, "k", 1, &val, &vlen), CHORUS_OK);
+  chorus_free(val);
+  assert_int_equal(store_put(s, STORE_DATA, "x", 1, "v", 1, NULL),
+                   CHORUS_ENOSPC);
+  assert_non_null(strstr(store_errmsg(s), "data folder full ("));
+  assert_true(store_durable_seq(s) >= store_last_seq(s));
+  assert_int_equal(store_flush(s), CHORUS_OK);
+  chorus_seq last = store_last_seq(s);
+
+  store_set_reserve(s, 0);
+  bool changed = false;
+  assert_int_equal(store_check_space(s, &changed), CHORUS_OK);
+  assert_true(changed);
+  assert_false(d->read_only);
+  assert_int_equal(d->generation, 1);
+  chorus_seq seq;
+  assert_int_equal(store_put(s, STORE_DATA, "x", 1, "v", 1, &seq), CHORUS_OK);
+  assert_true(seq > last);
+  assert_int_equal(store_get(s, STORE_DATA, "k", 1, &val, &vlen), CHORUS_OK);
+  chorus_free(val);
+  assert_int_equal(store_sync(s), CHORUS_OK);
+  store_close(s);
+
+  /* No database to open read-only: a new one cannot be made. */
+  char path[512];
+  snprintf(path, sizeof path, "%s/new", dir);
+  o.path = path;
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_ENOSPC);
+  assert_non_null(strstr(errmsg, "data folder full"));
+}
+
+/* ------------------------------------------------------------------------
+ * A real full disk: a 16 MiB tmpfs, filled by another file while the store
+ * writes with no reserve. RocksDB 7.8 aborted the process here (issue 17);
+ * now the write is refused with ENOSPC, the store reopens read-only,
+ * keeps every synced write, and resumes once the file is gone.
+ * ------------------------------------------------------------------------ */
+
+static uint64_t avail_of(const char *path) {
+  struct statvfs v;
+  assert_int_equal(statvfs(path, &v), 0);
+  return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+static atomic_int nospc_status;
+
+static void status_cb(void *arg, chorus_seq durable, int status) {
+  (void)arg, (void)durable;
+  atomic_store(&nospc_status, status);
+}
+
+static void real_enospc_reopens_and_resumes(void **state) {
+  (void)state;
+  char mnt[512], db[600], filler[600];
+  snprintf(mnt, sizeof mnt, "%s/small", dir);
+  assert_int_equal(mkdir(mnt, 0755), 0);
+  if (mount("tmpfs", mnt, "tmpfs", 0, "size=16m") != 0) {
+    fprintf(stderr, "# skipped: cannot mount a tmpfs (%s): not root?\n",
+            strerror(errno));
+    skip();
+  }
+  snprintf(db, sizeof db, "%s/db", mnt);
+  snprintf(filler, sizeof filler, "%s/filler", mnt);
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  struct store_rocksdb_options o = {.path = db};
+  struct store *s;
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  char key[32], val[16384];
+  memset(val, 'v', sizeof val);
+  enum { SYNCED = 100 };
+  for (int i = 0; i < SYNCED; i++) {
+    int n = snprintf(key, sizeof key, "synced%03d", i);
+    assert_int_equal(store_put(s, STORE_DATA, key, (size_t)n, "v", 1, NULL),
+                     CHORUS_OK);
+  }
+  assert_int_equal(store_sync(s), CHORUS_OK);
+
+  /* Another file takes all but 64 KiB. */
+  FILE *f = fopen(filler, "w");
+  assert_non_null(f);
+  static char block[4096];
+  while (avail_of(mnt) > 64 * 1024 && fwrite(block, 1, sizeof block, f) > 0)
+    fflush(f);
+  fclose(f);
+
+  /* Writes until one (its WAL append or the flush) finds the disk full;
+   * @last_key is the newest write that returned a sequence. */
+  int rc = CHORUS_OK;
+  char last_key[32] = "";
+  for (int i = 0; i < 1000 && rc == CHORUS_OK; i++) {
+    int n = snprintf(key, sizeof key, "lost%04d", i);
+    rc = store_put(s, STORE_DATA, key, (size_t)n, val, sizeof val, NULL);
+    if (rc == CHORUS_OK) {
+      memcpy(last_key, key, sizeof key);
+      rc = store_flush(s);
+    }
+  }
+  assert_int_equal(rc, CHORUS_ENOSPC);
+  assert_true(last_key[0] != '\0');
+  assert_true(store_space_stale(s));
+  chorus_seq last = store_last_seq(s);
+  atomic_store(&nospc_status, 1);
+  assert_int_equal(store_sync_request(s, last, status_cb, NULL), CHORUS_OK);
+  bool changed = false;
+  assert_int_equal(store_check_space(s, &changed), CHORUS_OK);
+  const struct store_disk *d = store_disk_info(s);
+  assert_true(changed);
+  assert_true(d->full);
+  assert_true(d->read_only);
+  assert_int_equal(d->generation, 1);
+  for (int i = 0; i < 500 && atomic_load(&nospc_status) == 1; i++)
+    usleep(10000);
+  /* The barrier says what the reopen kept: the newest write, when it
+   * reached the disk before it filled (OK), or not (ENOSPC, and the lost
+   * sequence is refused from now on). */
+  int st = atomic_load(&nospc_status);
+  void *v;
+  size_t vlen;
+  int got = store_get(s, STORE_DATA, last_key, strlen(last_key), &v, &vlen);
+  if (got == CHORUS_OK)
+    chorus_free(v);
+  if (st == CHORUS_ENOSPC) {
+    assert_int_equal(got, CHORUS_ENOTFOUND);
+    assert_int_equal(store_sync_request(s, last, status_cb, NULL),
+                     CHORUS_ENOSPC);
+  } else {
+    assert_int_equal(st, CHORUS_OK);
+    assert_int_equal(got, CHORUS_OK);
+  }
+  assert_true(store_last_seq(s) >= last);
+  for (int i = 0; i < SYNCED; i++) {
+    int n = snprintf(key, sizeof key, "synced%03d", i);
+    assert_int_equal(store_get(s, STORE_DATA, key, (size_t)n, &v, &vlen),
+                     CHORUS_OK);
+    chorus_free(v);
+  }
+
+  assert_int_equal(unlink(filler), 0);
+  assert_int_equal(store_check_space(s, &changed), CHORUS_OK);
+  assert_true(changed);
+  assert_false(d->full);
+  assert_false(d->read_only);
+  chorus_seq seq;
+  assert_int_equal(store_put(s, STORE_DATA, "after", 5, "v", 1, &seq),
+                   CHORUS_OK);
+  assert_true(seq > last);
+  assert_int_equal(store_sync(s), CHORUS_OK);
+  store_close(s);
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  assert_int_equal(store_get(s, STORE_DATA, "after", 5, &v, &vlen), CHORUS_OK);
+  chorus_free(v);
+  assert_int_equal(store_get(s, STORE_DATA, "synced000", 9, &v, &vlen),
+                   CHORUS_OK);
+  chorus_free(v);
+  store_close(s);
+  assert_int_equal(umount(mnt), 0);
 }
 
 int main(void) {
@@ -220,6 +404,10 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(close_completes_or_cancels_every_barrier,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(below_the_reserve_opens_read_only, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(real_enospc_reopens_and_resumes, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests_name("rocksdb", tests, NULL, NULL);
 }
