@@ -67,6 +67,7 @@ struct node_conn {
   uv_connect_t creq;
   bool writing, connected, welcomed, paused, closing, close_after_flush;
   uint32_t inflight;
+  uint32_t version; /* the protocol version of its HELLO; 0 before */
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -74,7 +75,8 @@ struct node_peer {
   char addr[SWIM_ADDR_MAX];
   chorus_node_id id; /* 0 for a seed not heard from yet */
   struct node_conn *out;
-  chorus_ms retry_at; /* no dial before this (after a failed one) */
+  chorus_ms retry_at;    /* no dial before this (after a failed one) */
+  uint32_t dial_version; /* HELLO's version; 0: WIRE_PROTOCOL_VERSION */
   bool resolved;
   struct sockaddr_storage sa;
 };
@@ -145,6 +147,7 @@ struct node {
   struct {
     uint64_t accepted, refused, malformed, overload, peer_dropped;
     uint64_t auth_failed, udp_in, udp_out;
+    uint64_t too_big; /* messages not sent: over the peer frame */
   } stats;
 };
 

@@ -156,7 +156,8 @@ static struct node_conn *peer_conn(struct node *n, struct node_peer *p) {
   peer_mac(n, n->cfg.id, mac);
   struct wire_msg hello = {.type = WIRE_HELLO,
                            .request_id = NODE_HELLO_REQUEST_ID};
-  hello.hello.version = WIRE_PROTOCOL_VERSION;
+  c->version = p->dial_version ? p->dial_version : WIRE_PROTOCOL_VERSION;
+  hello.hello.version = c->version;
   hello.hello.cluster = (struct wire_bytes){(const uint8_t *)n->cfg.cluster,
                                             strlen(n->cfg.cluster)};
   hello.hello.role = WIRE_ROLE_PEER;
@@ -226,6 +227,7 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
     node__conn_refuse(c);
     return;
   }
+  c->version = m->hello.version;
   if (m->hello.role == WIRE_ROLE_PEER) {
     c->kind = NODE_CONN_PEER_IN;
     c->peer_id = m->hello.node_id;
@@ -245,11 +247,23 @@ bool node__peer_handshake_answer(struct node_conn *c,
   if (m->type == WIRE_WELCOME) {
     c->welcomed = true;
     c->peer_id = m->welcome.node_id;
+    c->version = m->welcome.version;
     return true;
   }
   if (m->type != WIRE_ERROR || c->welcomed ||
       m->request_id != NODE_HELLO_REQUEST_ID)
     return false;
+  if (m->error.code == CHORUS_EVERSION && c->version > WIRE_PROTOCOL_MIN &&
+      c->peer) {
+    /* An older node (a rolling upgrade): dial again at once, one version
+     * lower; a later dial tries ours first again. */
+    c->peer->dial_version = c->version - 1;
+    node_log(NODE_LOG_INFO, NODE_MOD,
+             "peer %s speaks an older protocol: dialling in version %" PRIu32,
+             c->addr, c->peer->dial_version);
+    node__conn_close(c);
+    return true;
+  }
   node_log(NODE_LOG_WARN, NODE_MOD, "peer %s refused our HELLO: %.*s", c->addr,
            (int)m->error.text.len, (const char *)m->error.text.ptr);
   if (c->peer)
@@ -259,8 +273,11 @@ bool node__peer_handshake_answer(struct node_conn *c,
 }
 
 void node__peer_conn_closed(struct node_conn *c) {
-  if (c->peer && c->peer->out == c)
+  if (c->peer && c->peer->out == c) {
     c->peer->out = NULL;
+    if (c->welcomed)
+      c->peer->dial_version = 0; /* it may come back upgraded */
+  }
 }
 
 /* ------------------------------------------------------------------------

@@ -123,6 +123,13 @@ static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
     return CHORUS_EINVAL;
   }
   size_t size = wire_encoded_size(m);
+  if (size > WIRE_FRAME_PREFIX + WIRE_MAX_FRAME_PEER) {
+    /* As chorusd: nothing over the peer frame leaves (the receiver would
+     * close the stream); the message alone is lost. */
+    TRACE(n, "%s of %zu bytes to n%d not sent: over the peer frame",
+          wire_type_name(m->type), size, i);
+    return CHORUS_OK;
+  }
   int rc = reserve(n, size + 1);
   if (rc != CHORUS_OK)
     return rc;
@@ -167,6 +174,16 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
   struct sim_reply r = {.id = cookie};
   switch (m->type) {
   case WIRE_GET_REPLY:
+  case WIRE_GET_REPLY2:
+    if (m->type == WIRE_GET_REPLY2 &&
+        (m->get_reply.flags & WIRE_REPLY_TRUNCATED)) {
+      /* Some siblings only: the history must not take it for the whole
+       * (a failed read asserts nothing). */
+      r.status = CHORUS_ETOOBIG;
+      TRACE(n, "req %" PRIu64 " -> %zu of %" PRIu32 " siblings (truncated)",
+            cookie, m->get_reply.values.n, m->get_reply.siblings);
+      break;
+    }
     if (view_of(n, &m->get_reply.values, &r) != CHORUS_OK)
       return CHORUS_ENOMEM;
     r.context = m->get_reply.context.ptr;
@@ -180,6 +197,7 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
     r.counter = m->counter_reply.value;
     break;
   case WIRE_WRITE_REPLY:
+  case WIRE_WRITE_REPLY2:
     break;
   case WIRE_ERROR:
     r.status = m->error.code < 0 ? m->error.code : CHORUS_EINTERNAL;
