@@ -111,7 +111,21 @@
 
 /* ------------------------------------------------------------------------
  * Configuration
+ *
+ * THE BYTE BUDGET OF AN OBJECT. Everything a key holds (every sibling, its
+ * dots, the version vector: the encoded object) travels whole between
+ * replicas, in one frame, so its size is bounded below the peer frame with
+ * room for what travels beside it: max_object_bytes <=
+ * REPL_MAX_OBJECT_LIMIT. A coordinated write whose result would exceed the
+ * budget is refused (CHORUS_ETOOBIG, nothing written or sent); replica-side
+ * joins never refuse (see the replica side, below).
  * ------------------------------------------------------------------------ */
+
+#define REPL_MAX_OBJECT_DEFAULT (8u * 1024 * 1024)
+/* Room a peer frame keeps beside an object: a key (WIRE_MAX_KEY), a
+ * context (WIRE_MAX_CONTEXT, in GET replies), message headers. */
+#define REPL_FRAME_RESERVE (256u * 1024)
+#define REPL_MAX_OBJECT_LIMIT (WIRE_MAX_FRAME_PEER - REPL_FRAME_RESERVE)
 
 struct repl_config {
   chorus_node_id self;
@@ -129,6 +143,9 @@ struct repl_config {
   chorus_ms hint_interval;   /* replay round period; default 1000 ms */
   uint32_t hint_batch;       /* hints in flight per target; default 16 */
   uint32_t fallbacks;        /* fallbacks looked up for sloppy writes; 3 */
+  /* The byte budget of one encoded object (above); 0: the default,
+   * REPL_MAX_OBJECT_DEFAULT; at most REPL_MAX_OBJECT_LIMIT. */
+  uint32_t max_object_bytes;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
 };
 
@@ -179,7 +196,8 @@ struct repl;
 /* repl_new: an instance for @cfg (copied) over @store (borrowed for the
  * instance's life; the driver owns it) and @ring (borrowed until the next
  * repl_set_ring; must list @cfg->self). Nothing happens until repl_start.
- * Errors: CHORUS_EINVAL (NULL argument), CHORUS_ENOMEM. */
+ * Errors: CHORUS_EINVAL (NULL argument, max_object_bytes over
+ * REPL_MAX_OBJECT_LIMIT), CHORUS_ENOMEM. */
 int repl_new(const struct repl_config *cfg, struct store *store,
              const struct ring_snapshot *ring, struct repl **out);
 void repl_free(struct repl *r);
@@ -236,6 +254,11 @@ struct repl_stats {
   uint64_t hints_dropped;  /* over a bound (bytes or age) */
   uint64_t hints_pending;  /* in the table now */
   uint64_t hint_bytes;     /* in the table now */
+  /* The byte budget (THE BYTE BUDGET OF AN OBJECT). */
+  uint64_t too_big;     /* coordinated writes refused over the budget */
+  uint64_t over_budget; /* replica joins that left an object over it */
+  uint64_t unsent;      /* messages not sent: over the peer frame */
+  uint64_t truncated;   /* GET answers that carried only some siblings */
 };
 
 const struct repl_stats *repl_stats(const struct repl *r);
