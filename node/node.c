@@ -214,6 +214,7 @@ static int open_core(struct node *n, char *errmsg) {
   snprintf(cc.repl.dc, sizeof cc.repl.dc, "%s", n->cfg.dc);
   randombytes_buf(&cc.repl.seed, sizeof cc.repl.seed);
   cc.repl.timeout_ms = n->cfg.timeout_ms;
+  cc.repl.max_object_bytes = n->cfg.max_object_bytes;
   cc.repl.tracer = tracer;
   cc.replication = n->cfg.replication;
   cc.gossip = true;
