@@ -54,6 +54,7 @@ struct cnode {
   /* Encoding scratch. */
   uint8_t *buf;
   size_t cap;
+  uint8_t *value; /* a padded PUT value (opt.value_pad) */
   /* inspect()'s answer, borrowed by the simulator until the next call. */
   struct crdt_obj obj;
   int have_obj;
@@ -145,6 +146,15 @@ static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
   return sim_fx_send_stream(n->fx, i, n->buf, written + 1);
 }
 
+/* A stored or answered value as the simulator reads it: a padded one
+ * (opt.value_pad) by its first 8 bytes. */
+static struct sim_buf value_of(const struct cnode *n, const void *p,
+                               size_t len) {
+  if (n->opt.value_pad && len == 8 + (size_t)n->opt.value_pad)
+    len = 8;
+  return (struct sim_buf){p, len};
+}
+
 /* Points @r's values at the list's items through the node's view array
  * (grown as needed; borrowed until the next reply). */
 static int view_of(struct cnode *n, const struct wire_bytes_list *l,
@@ -157,7 +167,7 @@ static int view_of(struct cnode *n, const struct wire_bytes_list *l,
     n->viewcap = l->n;
   }
   for (size_t i = 0; i < l->n; i++)
-    n->view[i] = (struct sim_buf){l->items[i].ptr, l->items[i].len};
+    n->view[i] = value_of(n, l->items[i].ptr, l->items[i].len);
   r->values = n->view;
   r->nvalues = l->n;
   return CHORUS_OK;
@@ -231,6 +241,7 @@ static void cn_destroy(void *state) {
   if (n->have_obj)
     crdt_obj_free(&n->obj);
   chorus_free(n->buf);
+  chorus_free(n->value);
   chorus_free(n->view);
   chorus_free(n);
 }
@@ -296,6 +307,7 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
     c->hint_interval = n->opt.hint_interval_ms;
   if (n->opt.hint_batch != 0)
     c->hint_batch = n->opt.hint_batch;
+  c->max_object_bytes = n->opt.max_object_bytes;
   c->tracer = cfg->tracer;
   return CHORUS_OK;
 }
@@ -445,6 +457,17 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
                               .value = {q->value, q->vlen},
                               .context = {q->context, q->clen},
                               .opts = o};
+    if (n->opt.value_pad) {
+      /* A large value: the 8 the simulator wrote, then zeros. */
+      size_t len = q->vlen + n->opt.value_pad;
+      if (n->value == NULL &&
+          (n->value = chorus_calloc(1, 8 + n->opt.value_pad)) == NULL)
+        return CHORUS_ENOMEM;
+      if (len != 8 + (size_t)n->opt.value_pad)
+        return CHORUS_EINVAL;
+      memcpy(n->value, q->value, q->vlen);
+      m.put.value = (struct wire_bytes){n->value, len};
+    }
     break;
   case SIM_OP_COUNTER_ADD:
     m.type = WIRE_COUNTER_ADD;
@@ -648,8 +671,7 @@ static int cn_inspect(void *state, enum sim_op_type type, const void *key,
       return rc;
     for (uint32_t i = 0; i < o->u.kv.n; i++)
       if (!o->u.kv.sib[i].tombstone)
-        n->view[k++] =
-            (struct sim_buf){o->u.kv.sib[i].value, o->u.kv.sib[i].len};
+        n->view[k++] = value_of(n, o->u.kv.sib[i].value, o->u.kv.sib[i].len);
     break;
   case CRDT_SET:
     if ((rc = view_reserve(n, o->u.set.n)) != CHORUS_OK)
