@@ -261,11 +261,11 @@ struct chorus_result {
  *                            warn level (25): resolve them;
  *   CHORUS_OBJECT_LARGE      it is over half its byte budget;
  *   CHORUS_OBJECT_TRUNCATED  (get) the object is too big for one reply (an
- *                            older node let it grow): values holds only
- *                            the first nvalues of its siblings siblings,
- *                            but context covers every one of them, so a
- *                            put with it replaces them all, also those
- *                            this client never saw.
+ *                            older node let it grow): values holds the
+ *                            first nvalues of its `siblings` siblings
+ *                            only, but context covers every one of them,
+ *                            so a put with it replaces them all, also
+ *                            those this client never saw.
  * The `chorus` CLI prints them as warnings on stderr. */
 #define CHORUS_OBJECT_TRUNCATED 0x1u
 #define CHORUS_OBJECT_SIBLINGS 0x2u
