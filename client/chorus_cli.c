@@ -386,7 +386,29 @@ static int need_args(const struct cli *cl, int lo, int hi, const char *form) {
   return 0;
 }
 
+/* The node's warnings about the object under @key (libchorus.h, OBJECT
+ * WARNINGS), one line each on stderr. */
+static void print_warnings(const char *key, const struct chorus_result *res) {
+  if (res->object_flags & CHORUS_OBJECT_TRUNCATED)
+    fprintf(stderr,
+            "chorus: warning: %s: %zu of %" PRIu32 " siblings shown (the "
+            "object is %" PRIu64 " bytes); a put with this context replaces "
+            "them all\n",
+            key, res->nvalues, res->siblings, res->object_bytes);
+  if (res->object_flags & CHORUS_OBJECT_SIBLINGS)
+    fprintf(stderr,
+            "chorus: warning: %s has %" PRIu32 " siblings: get it and put "
+            "one value back with its context to resolve them\n",
+            key, res->siblings);
+  if (res->object_flags & CHORUS_OBJECT_LARGE)
+    fprintf(stderr,
+            "chorus: warning: %s is %" PRIu64 " bytes, over half the node's "
+            "budget for one object\n",
+            key, res->object_bytes);
+}
+
 static int print_write(const struct cli *cl, const struct chorus_result *res) {
+  print_warnings(cl->argv[1], res);
   if (cl->json) {
     printf("{\"ok\":true,\"context\":");
     json_hex(res->context);
@@ -406,6 +428,7 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
   struct chorus_result res;
   int rc = chorus_get(c, key, strlen(key), &cl->opts, &res);
   if (rc == CHORUS_OK) {
+    print_warnings(key, &res);
     if (cl->json) {
       printf("{\"found\":%s,\"type\":\"kv\",",
              res.nvalues > 0 ? "true" : "false");

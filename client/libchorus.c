@@ -462,6 +462,18 @@ static void on_frame(struct chorus__conn *k, const uint8_t *body, size_t len) {
       arm_timer(c);
       return;
     }
+    if (m.type == WIRE_ERROR && m.error.code == CHORUS_EVERSION &&
+        k->version > WIRE_PROTOCOL_MIN) {
+      /* An older node: ask it again at once in the version below. Nothing
+       * was sent on this connection but HELLO. */
+      c->seeds[k->seed].version = k->version - 1;
+      chorus__trace(c, "%s speaks an older protocol: HELLO again in version %u",
+                    c->seeds[k->seed].text, c->seeds[k->seed].version);
+      wire_msg_free(&m);
+      conn_close(k);
+      kick(c);
+      return;
+    }
     if (m.type == WIRE_ERROR) {
       int code = m.error.code < 0 ? m.error.code : CHORUS_EINTERNAL;
       conn_fail(k, code, "%s refused the handshake: %.*s",
@@ -527,7 +539,9 @@ static void send_hello(struct chorus__conn *k) {
   memset(&m, 0, sizeof m);
   m.type = WIRE_HELLO;
   m.request_id = 0;
-  m.hello.version = WIRE_PROTOCOL_VERSION;
+  k->version = c->seeds[k->seed].version ? c->seeds[k->seed].version
+                                         : WIRE_PROTOCOL_VERSION;
+  m.hello.version = k->version;
   m.hello.cluster.ptr = (const uint8_t *)c->cluster;
   m.hello.cluster.len = strlen(c->cluster);
   m.hello.role = WIRE_ROLE_CLIENT;

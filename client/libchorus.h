@@ -234,7 +234,14 @@ struct chorus_result {
   /* get, set read, and every write: the causal context (opaque; empty when
    * the node returned none). */
   struct chorus_bytes context;
-  int64_t counter; /* counter read */
+  /* get and every write, from a node that speaks protocol version 2 (all
+   * zero from older nodes): what the node says of the object under the
+   * key. See OBJECT WARNINGS below. */
+  unsigned object_flags; /* CHORUS_OBJECT_* */
+  uint32_t siblings;     /* live siblings in the object (get: nvalues of
+                            them are in values) */
+  uint64_t object_bytes; /* the object's encoded size on the node */
+  int64_t counter;       /* counter read */
 
   /* ring and status */
   uint64_t node_id;     /* the answering node */
@@ -249,6 +256,31 @@ struct chorus_result {
 
   void *owned; /* internal storage; freed by chorus_result_free() */
 };
+
+/* OBJECT WARNINGS
+ *
+ * A node keeps every object (all siblings of a key and their metadata)
+ * under a byte budget (chorusd --max-object-bytes, 8 MiB by default), so
+ * that it always fits in the messages replicas exchange. A write that
+ * would take the object over it fails with CHORUS_ETOOBIG and changes
+ * nothing; blind writes (an empty context) each add a sibling, so this is
+ * how a key fills up. The way out is to resolve the siblings: read the key
+ * and write one value back with the context of that read.
+ *
+ * On the way there, replies carry warnings in object_flags:
+ *   CHORUS_OBJECT_SIBLINGS   the object has more siblings than the node's
+ *                            warn level (25): resolve them;
+ *   CHORUS_OBJECT_LARGE      it is over half its byte budget;
+ *   CHORUS_OBJECT_TRUNCATED  (get) the object is too big for one reply (an
+ *                            older node let it grow): values holds the
+ *                            first nvalues of its `siblings` siblings
+ *                            only, but context covers every one of them,
+ *                            so a put with it replaces them all, also
+ *                            those this client never saw.
+ * The `chorus` CLI prints them as warnings on stderr. */
+#define CHORUS_OBJECT_TRUNCATED 0x1u
+#define CHORUS_OBJECT_SIBLINGS 0x2u
+#define CHORUS_OBJECT_LARGE 0x4u
 
 /* chorus_result_free: releases what @res owns and zeroes it. NULL and a
  * zeroed result are allowed. */
@@ -308,17 +340,23 @@ const char *chorus_client_server(const struct chorus_client *c);
  * once, in res->status and res->errmsg, and nothing is sent.
  * ------------------------------------------------------------------------ */
 
-/* chorus_get: the siblings of @key and their context (values, context). Not
- * found is CHORUS_OK with nvalues 0. Errors: as the node reports them
- * (CHORUS_ETYPE when the key is a counter or a set), and the connection
- * errors above. */
+/* chorus_get: the siblings of @key and their context (values, context),
+ * with the object's warnings (object_flags, siblings, object_bytes; see
+ * OBJECT WARNINGS: with CHORUS_OBJECT_TRUNCATED, values holds only some
+ * siblings). Not found is CHORUS_OK with nvalues 0. Errors: as the node
+ * reports them (CHORUS_ETYPE when the key is a counter or a set;
+ * CHORUS_ETOOBIG when a replica's copy is too big to send and too few
+ * others answered: read with r = 1), and the connection errors above. */
 int chorus_get(struct chorus_client *c, const void *key, size_t key_len,
                const struct chorus_opts *opts, struct chorus_result *res);
 
 /* chorus_put: writes @value (0..CHORUS_MAX_VALUE bytes; a node set with a
  * lower --max-value-bytes answers CHORUS_ETOOBIG over it). With the
  * @context of an earlier read, it replaces the siblings that read saw; with
- * an empty context it adds a sibling. Fills context. */
+ * an empty context it adds a sibling. Fills context and the object's
+ * warnings. Errors: CHORUS_ETOOBIG when the object would exceed the node's
+ * byte budget (nothing written: resolve the siblings, see OBJECT
+ * WARNINGS), CHORUS_ESIBLINGS over the sibling cap, and as above. */
 int chorus_put(struct chorus_client *c, const void *key, size_t key_len,
                const void *value, size_t value_len, const void *context,
                size_t context_len, const struct chorus_opts *opts,

@@ -34,6 +34,10 @@ struct chorus__seed {
   char *host; /* without IPv6 brackets */
   char *port;
   char *text; /* as given: "host:port" */
+  /* HELLO's protocol version; 0: WIRE_PROTOCOL_VERSION. A node that
+   * refuses it with CHORUS_EVERSION (an older node) is asked again at
+   * once, one version lower. */
+  uint32_t version;
 };
 
 /* The request state machine, all transitions in engine code:
@@ -82,6 +86,7 @@ struct chorus__conn {
   bool closing;
   bool gai_pending;  /* uv_close waits for the resolver's callback */
   uint64_t deadline; /* handshake deadline, uv_now() ms */
+  uint32_t version;  /* the protocol version of our HELLO */
   struct wire_splitter sp;
   uint8_t rbuf[CHORUS__READ_BUF];
 };

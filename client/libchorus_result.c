@@ -102,6 +102,11 @@ static int take_list(struct chorus_result *res,
   return CHORUS_OK;
 }
 
+_Static_assert(CHORUS_OBJECT_TRUNCATED == WIRE_REPLY_TRUNCATED &&
+                   CHORUS_OBJECT_SIBLINGS == WIRE_REPLY_SIBLINGS &&
+                   CHORUS_OBJECT_LARGE == WIRE_REPLY_LARGE,
+               "libchorus.h's object flags are the wire's");
+
 static uint8_t expected_reply(uint8_t req_type) {
   switch (req_type) {
   case WIRE_GET:
@@ -136,13 +141,27 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
       chorus__result_error(res, code, "%s", chorus_strerror(code));
     return code;
   }
-  if (m->type != expected_reply(req_type)) {
+  /* GET_REPLY2 and WRITE_REPLY2 answer a connection of version 2 or later
+   * (wire.h): the same data and the object's warnings. */
+  uint8_t type = m->type == WIRE_GET_REPLY2     ? WIRE_GET_REPLY
+                 : m->type == WIRE_WRITE_REPLY2 ? WIRE_WRITE_REPLY
+                                                : m->type;
+  if (type != expected_reply(req_type)) {
     chorus__result_error(res, CHORUS_EMALFORMED, "%s answered with %s",
                          wire_type_name(req_type), wire_type_name(m->type));
     return CHORUS_EMALFORMED;
   }
   struct wire_bytes_list none = {0, NULL};
-  switch (m->type) {
+  if (m->type == WIRE_GET_REPLY2) {
+    res->object_flags = m->get_reply.flags;
+    res->siblings = m->get_reply.siblings;
+    res->object_bytes = m->get_reply.bytes;
+  } else if (m->type == WIRE_WRITE_REPLY2) {
+    res->object_flags = m->write_reply.flags;
+    res->siblings = m->write_reply.siblings;
+    res->object_bytes = m->write_reply.bytes;
+  }
+  switch (type) {
   case WIRE_GET_REPLY:
     return take_list(res, &m->get_reply.values, m->get_reply.context);
   case WIRE_SET_REPLY:

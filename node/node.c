@@ -235,6 +235,7 @@ static int open_core(struct node *n, char *errmsg) {
   randombytes_buf(&cc.repl.seed, sizeof cc.repl.seed);
   cc.repl.timeout_ms = n->cfg.timeout_ms;
   cc.repl.max_value_bytes = n->cfg.max_value_bytes;
+  cc.repl.max_object_bytes = n->cfg.max_object_bytes;
   cc.repl.tracer = tracer;
   cc.replication = n->cfg.replication;
   cc.gossip = true;

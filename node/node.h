@@ -154,6 +154,8 @@ struct node_config {
   uint32_t timeout_ms;      /* --timeout (default request timeout) */
   chorus_ms leave_ms;       /* --leave-ms: gossip time at shutdown */
   uint32_t min_free_mb;     /* --min-free-mb: writes refused below, 256 */
+  /* --max-object-bytes: the byte budget of one object (repl.h), 8 MiB */
+  uint32_t max_object_bytes;
 };
 
 /* node_config_parse: fills @cfg from argv (and from --config files). On

@@ -9,9 +9,10 @@
 #include <xxhash.h>
 
 #include "node.h"
+#include "repl.h"
 #include "wire.h"
 
-#define VERSION_TEXT "chorusd 0.1.0 (wire protocol 1)"
+#define VERSION_TEXT "chorusd 0.1.0 (wire protocol 1..2)"
 
 static const char usage_text[] =
     "usage: chorusd --id NAME --listen HOST:PORT --data DIR [options]\n"
@@ -52,6 +53,9 @@ static const char usage_text[] =
     "                         refused with ETOOBIG (default 1048576)\n"
     "  --out-limit BYTES      unsent output per client before reading stops\n"
     "                         (default 1048576)\n"
+    "  --max-object-bytes B   byte budget of one key's object, all siblings\n"
+    "                         (65536..16515072, default 8388608): a write\n"
+    "                         over it fails with ETOOBIG\n"
     "  --leave-ms MS          gossip time after leaving at shutdown (1000)\n"
     "  --min-free-mb MB       refuse writes while the data folder's file\n"
     "                         system has less free (default 256; 0: only\n"
@@ -263,6 +267,10 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
                    errmsg);
   if (strcmp(key, "out-limit") == 0)
     return set_u32(&cfg->out_limit, v, 4096, 1u << 30, key, errmsg);
+  if (strcmp(key, "max-object-bytes") == 0)
+    /* Below the peer frame with room for a key and headers (repl.h). */
+    return set_u32(&cfg->max_object_bytes, v, 64u * 1024, REPL_MAX_OBJECT_LIMIT,
+                   key, errmsg);
   if (strcmp(key, "leave-ms") == 0) {
     uint32_t ms;
     int rc = set_u32(&ms, v, 0, 60000, key, errmsg);
@@ -341,6 +349,7 @@ static void defaults(struct node_config *cfg) {
   cfg->max_value_bytes = WIRE_MAX_VALUE;
   cfg->out_limit = 1u << 20;
   cfg->peer_out_limit = 64u << 20;
+  cfg->max_object_bytes = REPL_MAX_OBJECT_DEFAULT;
   cfg->timeout_ms = 2000;
   cfg->leave_ms = 1000;
   /* What RocksDB needs to finish what it holds once writes stop, which

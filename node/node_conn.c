@@ -70,14 +70,34 @@ void node__mark_dirty(struct node_conn *c) {
   }
 }
 
-/* conn_send: encodes @m at the end of @c's output. A client over its
+/* conn_send: encodes @m at the end of @c's output, in the form the
+ * connection's protocol version knows (wire_reply_for). A client over its
  * output bound stops being read (back-pressure); a peer over its bound
- * loses the message (replication tolerates loss). */
+ * loses the message (replication tolerates loss).
+ *
+ * Nothing above the peer frame leaves (CHORUS_ETOOBIG, counted): peers read
+ * with that limit, and so does libchorus for replies, and a receiver closes
+ * the connection on a frame over its limit, taking everything else in
+ * flight on it along. Refused here, the message alone is lost: its request
+ * fails or times out like any other. */
 int node__conn_send(struct node_conn *c, const struct wire_msg *m) {
   struct node *n = c->n;
   if (c->closing)
     return CHORUS_ECLOSED;
+  struct wire_msg low;
+  char text[CHORUS_ERRMSG_SIZE];
+  if (wire_reply_for(m, c->version, &low, text))
+    m = &low;
   size_t need = wire_encoded_size(m);
+  if (need > WIRE_FRAME_PREFIX + WIRE_MAX_FRAME_PEER) {
+    n->stats.too_big++;
+    node_log(NODE_LOG_WARN, NODE_MOD,
+             "conn %" PRIu64 " (%s): %s of %zu bytes not sent: over the "
+             "%u-byte frame limit",
+             c->serial, c->addr, wire_type_name(m->type), need,
+             WIRE_MAX_FRAME_PEER);
+    return CHORUS_ETOOBIG;
+  }
   bool peer = c->kind == NODE_CONN_PEER_IN || c->kind == NODE_CONN_PEER_OUT;
   if (peer && conn_unsent(c) + need > n->cfg.peer_out_limit) {
     n->stats.peer_dropped++;

@@ -87,6 +87,7 @@ struct node_conn {
   chorus_ms last_active; /* last bytes read or written (idle deadline) */
   chorus_ms frame_start; /* first byte of the partial frame, if any */
   uint64_t frame_bytes;  /* bytes of it read since frame_start */
+  uint32_t version; /* the protocol version of its HELLO; 0 before */
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -94,7 +95,8 @@ struct node_peer {
   char addr[SWIM_ADDR_MAX];
   chorus_node_id id; /* 0 for a seed not heard from yet */
   struct node_conn *out;
-  chorus_ms retry_at; /* no dial before this (after a failed one) */
+  chorus_ms retry_at;    /* no dial before this (after a failed one) */
+  uint32_t dial_version; /* HELLO's version; 0: WIRE_PROTOCOL_VERSION */
   /* Whole frames waiting for a connection (node_peer.c, NOTHING
    * DISAPPEARS), queued since @pending_since. */
   struct node_buf pending;
@@ -189,6 +191,7 @@ struct node {
     uint64_t auth_failed, udp_in, udp_out;
     uint64_t handshake_timeouts, idle_timeouts, slow_senders;
     uint64_t pending_evicted, fd_exhausted;
+    uint64_t too_big; /* messages not sent: over the peer frame */
   } stats;
 };
 

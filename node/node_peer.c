@@ -156,7 +156,8 @@ static struct node_conn *peer_conn(struct node *n, struct node_peer *p) {
   peer_mac(n, n->cfg.id, mac);
   struct wire_msg hello = {.type = WIRE_HELLO,
                            .request_id = NODE_HELLO_REQUEST_ID};
-  hello.hello.version = WIRE_PROTOCOL_VERSION;
+  c->version = p->dial_version ? p->dial_version : WIRE_PROTOCOL_VERSION;
+  hello.hello.version = c->version;
   hello.hello.cluster = (struct wire_bytes){(const uint8_t *)n->cfg.cluster,
                                             strlen(n->cfg.cluster)};
   hello.hello.role = WIRE_ROLE_PEER;
@@ -229,7 +230,18 @@ int node__peer_send(struct node *n, chorus_node_id to,
   }
   if (n->closing_all)
     return CHORUS_OK;
+  /* Queued in the form the next dial speaks, under the same frame bound
+   * as node__conn_send. */
+  struct wire_msg low;
+  char text[CHORUS_ERRMSG_SIZE];
+  uint32_t version = p->dial_version ? p->dial_version : WIRE_PROTOCOL_VERSION;
+  if (wire_reply_for(m, version, &low, text))
+    m = &low;
   size_t need = wire_encoded_size(m);
+  if (need > WIRE_FRAME_PREFIX + WIRE_MAX_FRAME_PEER) {
+    n->stats.too_big++;
+    return CHORUS_OK;
+  }
   if (!pending_room(n, p, need))
     return CHORUS_OK;
   int rc = node__buf_encode(&p->pending, m, need);
@@ -245,6 +257,8 @@ void node__peer_conn_closed(struct node_conn *c) {
     return;
   struct node *n = c->n;
   p->out = NULL;
+  if (c->welcomed)
+    p->dial_version = 0; /* it may come back upgraded */
   if (n->closing_all)
     return;
   /* Our HELLO goes with this connection; the next dial queues its own. */
@@ -389,6 +403,7 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
     node__conn_refuse(c);
     return;
   }
+  c->version = m->hello.version;
   if (m->hello.role == WIRE_ROLE_PEER) {
     c->peer_id = m->hello.node_id;
     node__conn_handshaken(c, NODE_CONN_PEER_IN);
@@ -405,6 +420,7 @@ bool node__peer_handshake_answer(struct node_conn *c,
   if (m->type == WIRE_WELCOME) {
     c->welcomed = true;
     c->peer_id = m->welcome.node_id;
+    c->version = m->welcome.version;
     /* One link per direction: this one carries everything we send it. */
     node_log(NODE_LOG_DEBUG, NODE_MOD,
              "peer %016" PRIx64 " (%s): conn %" PRIu64 " carries our "
@@ -415,6 +431,17 @@ bool node__peer_handshake_answer(struct node_conn *c,
   if (m->type != WIRE_ERROR || c->welcomed ||
       m->request_id != NODE_HELLO_REQUEST_ID)
     return false;
+  if (m->error.code == CHORUS_EVERSION && c->version > WIRE_PROTOCOL_MIN &&
+      c->peer) {
+    /* An older node (a rolling upgrade): dial again at once, one version
+     * lower; a later dial tries ours first again. */
+    c->peer->dial_version = c->version - 1;
+    node_log(NODE_LOG_INFO, NODE_MOD,
+             "peer %s speaks an older protocol: dialling in version %" PRIu32,
+             c->addr, c->peer->dial_version);
+    node__conn_close(c);
+    return true;
+  }
   node_log(NODE_LOG_WARN, NODE_MOD, "peer %s refused our HELLO: %.*s", c->addr,
            (int)m->error.text.len, (const char *)m->error.text.ptr);
   if (c->peer)

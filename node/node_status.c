@@ -151,6 +151,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)n->stats.peer_requeued, "node.peer_requeued");
   stat_add(&b, (int64_t)n->stats.peer_lost_in_flight,
            "node.peer_lost_in_flight");
+  stat_add(&b, (int64_t)n->stats.too_big, "node.too_big");
   stat_add(&b, (int64_t)n->stats.auth_failed, "node.auth_failed");
   stat_add(&b, (int64_t)n->stats.udp_in, "node.udp_in");
   stat_add(&b, (int64_t)n->stats.udp_out, "node.udp_out");

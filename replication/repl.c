@@ -25,6 +25,7 @@ void repl_config_defaults(struct repl_config *cfg, chorus_node_id self) {
   cfg->hint_interval = 1000;
   cfg->hint_batch = 16;
   cfg->fallbacks = 3;
+  cfg->max_object_bytes = REPL_MAX_OBJECT_DEFAULT;
 }
 
 /* ------------------------------------------------------------------------
@@ -72,7 +73,8 @@ static void refresh_stats(struct repl *r) {
 
 int repl_new(const struct repl_config *cfg, struct store *store,
              const struct ring_snapshot *ring, struct repl **out) {
-  if (cfg == NULL || store == NULL || ring == NULL || out == NULL)
+  if (cfg == NULL || store == NULL || ring == NULL || out == NULL ||
+      cfg->max_object_bytes > REPL_MAX_OBJECT_LIMIT)
     return CHORUS_EINVAL;
   struct repl *r = chorus_calloc(1, sizeof *r);
   if (r == NULL)
@@ -84,6 +86,8 @@ int repl_new(const struct repl_config *cfg, struct store *store,
     r->cfg.hint_interval = 1000;
   if (r->cfg.hint_batch == 0)
     r->cfg.hint_batch = 16;
+  if (r->cfg.max_object_bytes == 0)
+    r->cfg.max_object_bytes = REPL_MAX_OBJECT_DEFAULT;
   if (r->cfg.read_repair == WIRE_RR_DEFAULT)
     r->cfg.read_repair = WIRE_RR_ASYNC;
   r->store = store;

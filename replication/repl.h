@@ -37,17 +37,21 @@
  *      fallbacks when sloppy) CHORUS_EUNAVAILABLE, both before anything is
  *      written or sent;
  *   2. reads its object, applies the update with a dot of its own actor
- *      (below), and writes the object together with one hint per other
- *      replica in one atomic batch, then asks for a sync barrier;
+ *      (below), refuses it with CHORUS_ETOOBIG when the result would be
+ *      over the object's byte budget (below: nothing written or sent), and
+ *      writes the object together with one hint per other replica in one
+ *      atomic batch, then asks for a sync barrier;
  *   3. once the batch is durable it counts itself and sends the object to
  *      the other replicas (REPLICA_WRITE, durable flag), which join it into
  *      their own object, make it durable and acknowledge; a natural replica
  *      that membership holds down is skipped, or, with a sloppy quorum,
  *      replaced by the next live fallback, which keeps the object as a hint
  *      for it (HINT_DELIVER) and counts toward w (never toward pw);
- *   4. answers OK once the acknowledgements meet w and pw, or ETIMEDOUT
- *      (with the count, "may have been applied") when the timeout fires
- *      first.
+ *   4. answers OK once the acknowledgements meet w and pw (WRITE_REPLY2:
+ *      the context, the live siblings, the object's size and its warnings,
+ *      WIRE_REPLY_SIBLINGS past the sibling cap's warn level and
+ *      WIRE_REPLY_LARGE past half the budget), or ETIMEDOUT (with the
+ *      count, "may have been applied") when the timeout fires first.
  * Sending only after the coordinator's own barrier costs one fsync of
  * latency and buys this: no replica ever holds a write that the
  * coordinator could lose in a crash and then mint again under the same dot.
@@ -70,11 +74,45 @@
  * The coordinating replica reads its own object and asks every other live
  * natural replica (REPLICA_READ), waits for r answers (itself included),
  * joins them and answers: kv siblings without tombstones plus the causal
- * context; not found is an empty answer, not an error. Read repair sends
+ * context (GET_REPLY2, with the object's size and warnings); not found is
+ * an empty answer, not an error. Read repair sends
  * the joined object to each replica whose answer lacked something, and
  * joins it into the coordinator's own: `async` (the default) after
  * answering, also for answers that arrive later; `blocking` before
  * answering, waiting for the repaired replicas' acknowledgements; `off`.
+ *
+ * OBJECTS TOO BIG (the byte budget, below; issue 17). The budget is the
+ * coordinator's rule, so an object can still outgrow it: written by an
+ * older node that had none, or joined from writes that different
+ * coordinators accepted concurrently, each within it. Three rules keep
+ * such an object readable and every connection up:
+ *   - A GET answers at most the budget plus REPL_FRAME_RESERVE: an object
+ *     within the budget always reads whole; a larger one is answered
+ *     WIRE_REPLY_TRUNCATED, with its first siblings (dot order, as many as
+ *     fit), the count of all, and the context of all, so that a PUT with
+ *     it replaces every sibling, also those the client never saw (it was
+ *     told). That write shrinks the object, and the key works again.
+ *   - A replica whose copy does not fit a peer frame answers REPLICA_READ
+ *     with ERROR CHORUS_ETOOBIG, never with a part of it: the coordinator
+ *     would join the part, answer its context, and a write with that
+ *     context would drop what was left out. The coordinator counts the
+ *     refusal toward nothing (r counts copies it holds) and, once every
+ *     asked replica answered and r cannot be met, answers ETOOBIG at once
+ *     (a read with r = 1 at a replica answers from its own copy,
+ *     truncated).
+ *   - Nothing over a peer frame is sent: read repairs and hint replays of
+ *     such an object are skipped (counted, repl_stats.unsent; the hint
+ *     stays) until a write resolves the key.
+ *
+ * THE REPLICA SIDE never refuses a join over the budget (REPLICA_WRITE,
+ * HINT_DELIVER, read repair): joins must succeed for replicas to converge,
+ * and refusing one would shrink nothing; the hint behind it would retry
+ * forever. The coordinator enforced the budget on what it wrote; what a
+ * join adds beyond it comes from concurrent coordinators only, is counted
+ * (repl_stats.over_budget), and waits for a client to resolve it. Since
+ * every accepted write is within the budget and the budget leaves
+ * REPL_FRAME_RESERVE of the peer frame, a write's own messages always
+ * fit.
  *
  * ACTORS: the dots a node mints are not in its node id's name but in an
  * actor id derived from (node id, epoch), where the epoch is a counter in
@@ -131,7 +169,21 @@
 
 /* ------------------------------------------------------------------------
  * Configuration
+ *
+ * THE BYTE BUDGET OF AN OBJECT. Everything a key holds (every sibling, its
+ * dots, the version vector: the encoded object) travels whole between
+ * replicas, in one frame, so its size is bounded below the peer frame with
+ * room for what travels beside it: max_object_bytes <=
+ * REPL_MAX_OBJECT_LIMIT. A coordinated write whose result would exceed the
+ * budget is refused (CHORUS_ETOOBIG, nothing written or sent); replica-side
+ * joins never refuse (see the replica side, below).
  * ------------------------------------------------------------------------ */
+
+#define REPL_MAX_OBJECT_DEFAULT (8u * 1024 * 1024)
+/* Room a peer frame keeps beside an object: a key (WIRE_MAX_KEY), a
+ * context (WIRE_MAX_CONTEXT, in GET replies), message headers. */
+#define REPL_FRAME_RESERVE (256u * 1024)
+#define REPL_MAX_OBJECT_LIMIT (WIRE_MAX_FRAME_PEER - REPL_FRAME_RESERVE)
 
 struct repl_config {
   chorus_node_id self;
@@ -153,6 +205,9 @@ struct repl_config {
   chorus_ms hint_interval;   /* replay round period; default 1000 ms */
   uint32_t hint_batch;       /* hints in flight per target; default 16 */
   uint32_t fallbacks;        /* fallbacks looked up for sloppy writes; 3 */
+  /* The byte budget of one encoded object (above); 0: the default,
+   * REPL_MAX_OBJECT_DEFAULT; at most REPL_MAX_OBJECT_LIMIT. */
+  uint32_t max_object_bytes;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
 };
 
@@ -203,7 +258,8 @@ struct repl;
 /* repl_new: an instance for @cfg (copied) over @store (borrowed for the
  * instance's life; the driver owns it) and @ring (borrowed until the next
  * repl_set_ring; must list @cfg->self). Nothing happens until repl_start.
- * Errors: CHORUS_EINVAL (NULL argument), CHORUS_ENOMEM. */
+ * Errors: CHORUS_EINVAL (NULL argument, max_object_bytes over
+ * REPL_MAX_OBJECT_LIMIT), CHORUS_ENOMEM. */
 int repl_new(const struct repl_config *cfg, struct store *store,
              const struct ring_snapshot *ring, struct repl **out);
 void repl_free(struct repl *r);
@@ -263,6 +319,11 @@ struct repl_stats {
   uint64_t hints_dropped;  /* over a bound (bytes or age) */
   uint64_t hints_pending;  /* in the table now */
   uint64_t hint_bytes;     /* in the table now */
+  /* The byte budget (THE BYTE BUDGET OF AN OBJECT). */
+  uint64_t too_big;     /* coordinated writes refused over the budget */
+  uint64_t over_budget; /* replica joins that left an object over it */
+  uint64_t unsent;      /* messages not sent: over the peer frame */
+  uint64_t truncated;   /* GET answers that carried only some siblings */
 };
 
 const struct repl_stats *repl_stats(const struct repl *r);

@@ -319,6 +319,8 @@ struct repl_target {
   bool sent, answered, acked, repairing;
   uint8_t *reply; /* read: the answer's object (NULL: not found); owned */
   size_t rlen;
+  int refusal; /* read: the code of an ERROR it answered instead (its
+                  copy too big to send); 0: none */
 };
 
 /* What a write and a read coordinated here have in common. */
@@ -343,6 +345,8 @@ struct repl_op_write {
   struct ring_plist pl; /* fallbacks come from it */
   uint64_t hint_seq;    /* of the hints this write armed */
   bool sloppy;
+  uint8_t flags;     /* the reply's warnings, WIRE_REPLY_* */
+  uint32_t siblings; /* live siblings after the write (kv) */
 };
 
 struct repl_op_read {
@@ -510,6 +514,17 @@ bool repl__read_own(struct repl *r, struct repl_op *op);
  * the answer was awaited. Errors: CHORUS_ENOMEM. */
 int repl__read_answer(struct repl_op *op, chorus_node_id from,
                       const struct wire_bytes *obj, bool *counted);
+/* repl__read_refused: replica @from answered ERROR @code instead of its
+ * object (repl__send_read_answer: it does not fit a frame); false when no
+ * answer of it was awaited. It counts toward nothing: r counts only copies
+ * the join holds. */
+bool repl__read_refused(struct repl_op *op, chorus_node_id from, int code);
+/* repl__read_short: every asked replica answered, some refused, and r is
+ * not met: nothing more can arrive that would meet it. */
+bool repl__read_short(const struct repl_op *op);
+/* repl__read_reply_short: the client's error for a short read. */
+int repl__read_reply_short(struct repl *r, struct repl_op *op,
+                           const struct repl_effects *fx);
 /* repl__read_repair_acked: a blocking repair of @from was acknowledged;
  * false when none was awaited. */
 bool repl__read_repair_acked(struct repl_op *op, chorus_node_id from);
@@ -544,9 +559,19 @@ int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
 /* repl__send_ack: a REPLICA_ACK or HINT_ACK (@type) of request @req. */
 int repl__send_ack(const struct repl_effects *fx, chorus_node_id to,
                    uint64_t req, uint8_t type, uint64_t hint_seq, int status);
-/* repl__send_read_answer: the REPLICA_READ_REPLY of request @req. */
-int repl__send_read_answer(const struct repl_effects *fx, chorus_node_id to,
-                           uint64_t req, const void *obj, size_t olen);
+/* repl__send_read_answer: the REPLICA_READ_REPLY of request @req, or,
+ * when it would not fit a peer frame (an object an older node let grow),
+ * ERROR CHORUS_ETOOBIG: a part of an object must never pass for the whole,
+ * or the coordinator's join, and a write with its context, would lose what
+ * was left out. */
+int repl__send_read_answer(struct repl *r, const struct repl_effects *fx,
+                           chorus_node_id to, uint64_t req, const void *obj,
+                           size_t olen);
+/* repl__fits_peer: whether @m fits a peer frame (what every peer reads:
+ * WIRE_MAX_FRAME_PEER). A message that does not is never sent: the
+ * receiver would close the connection, and everything in flight on it
+ * would go with it. */
+bool repl__fits_peer(const struct wire_msg *m);
 /* repl__msg_replica_write, repl__msg_hint_deliver: the two messages that
  * carry an object to a replica, each built here only; *@m borrows every
  * pointer it is given. */
@@ -581,11 +606,18 @@ int repl__decode_obj(const void *buf, size_t len, enum crdt_type want,
 /* repl__encode_obj: @obj into *@buf (chorus_malloc'ed). Errors:
  * CHORUS_ENOMEM, encoder errors (*@buf NULL). */
 int repl__encode_obj(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
+/* repl__object_warnings: the WIRE_REPLY_* warnings of an object of
+ * @bytes encoded, whose kv write or join reported @dvv_flags:
+ * WIRE_REPLY_SIBLINGS for DVV_WARN (over the sibling cap's warn level),
+ * WIRE_REPLY_LARGE over half the byte budget. */
+uint8_t repl__object_warnings(const struct repl *r, size_t bytes,
+                              unsigned dvv_flags);
 /* repl__encode_ctx: a kv object's causal context into *@buf
  * (chorus_malloc'ed); NULL and 0 for other types. Errors: CHORUS_ENOMEM. */
 int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
 /* repl__join_into_store: joins @bytes (a received object) into the stored
- * object of the key and writes the result when it changed. Errors:
+ * object of the key and writes the result when it changed, even over the
+ * byte budget (counted: repl_stats.over_budget; see repl.h). Errors:
  * CHORUS_EMALFORMED (bad object), CHORUS_ETYPE, CHORUS_ECORRUPT (the
  * stored object does not decode), store errors, CHORUS_ENOMEM. */
 int repl__join_into_store(struct repl *r, chorus_token token, const void *key,

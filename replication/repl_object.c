@@ -1,6 +1,7 @@
 /* repl_object.c: replicated objects in the store's data space: loaded,
  * decoded, encoded and joined, and the durability rule every answer that
  * leaves a node obeys. */
+#include <inttypes.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -68,6 +69,16 @@ int repl__encode_obj(const struct crdt_obj *obj, uint8_t **buf, size_t *len) {
   return CHORUS_OK;
 }
 
+uint8_t repl__object_warnings(const struct repl *r, size_t bytes,
+                              unsigned dvv_flags) {
+  uint8_t f = 0;
+  if (dvv_flags & DVV_WARN)
+    f |= WIRE_REPLY_SIBLINGS;
+  if (bytes > r->cfg.max_object_bytes / 2)
+    f |= WIRE_REPLY_LARGE;
+  return f;
+}
+
 int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len) {
   *buf = NULL;
   *len = 0;
@@ -104,6 +115,17 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
     if (rc == CHORUS_OK)
       rc = repl__encode_obj(&local, &out, &olen);
     if (rc == CHORUS_OK && (olen != len || memcmp(out, buf, len) != 0)) {
+      /* Over the budget, the join is written all the same: joins never
+       * refuse, or replicas would never converge (repl.h, THE REPLICA
+       * SIDE). Only concurrent writes at different coordinators get here,
+       * each within the budget; the object waits for a client to resolve
+       * its siblings, and messages too big to send are not sent. */
+      if (olen > r->cfg.max_object_bytes) {
+        r->stats.over_budget++;
+        REPL_TRACE(
+            r, "joined object of %zu bytes is over the %" PRIu32 "-byte budget",
+            olen, r->cfg.max_object_bytes);
+      }
       size_t dl;
       unsigned char *dk = repl__data_key(token, key, klen, &dl);
       rc = dk ? store_put(r->store, STORE_DATA, dk, dl, out, olen, NULL)

@@ -147,11 +147,16 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
  *  READ    START           started                SENT *      (asked)
  *          START           failed                 REPLIED *   error reply
  *          any             own barrier, answer    same *      count it
+ *          any             a replica's ERROR      same *      note the
+ *                                                             refusal
  *          any             repair acknowledged    same *
  *          SENT, REPAIRING * r met, no repair     REPLIED     join, answer
  *                            awaited or needed                (ETYPE: error)
  *          SENT, REPAIRING * r met, blocking      REPAIRING   send repairs
  *                            repairs to await
+ *          SENT          * all asked answered,  REPLIED     error reply
+ *                            some refused, r
+ *                            not met
  *          REPLIED         * all asked answered,  done        async repair
  *                            no repair awaited
  *          not REPLIED     timeout                done        ETIMEDOUT
@@ -277,6 +282,8 @@ static int step_read(struct repl *r, struct repl_op *op,
                              &counted);
     else if (ev->m->type == WIRE_REPLICA_ACK)
       counted = repl__read_repair_acked(op, ev->from);
+    else if (ev->m->type == WIRE_ERROR)
+      counted = repl__read_refused(op, ev->from, ev->m->error.code);
     else
       return CHORUS_OK;
     break;
@@ -304,6 +311,9 @@ static int step_read(struct repl *r, struct repl_op *op,
       op->state = REPL_OP_REPLIED;
     else if (rc == CHORUS_OK)
       op->state = REPL_OP_REPAIRING;
+  } else if (op->state == REPL_OP_SENT && repl__read_short(op)) {
+    op->state = REPL_OP_REPLIED;
+    rc = repl__read_reply_short(r, op, fx);
   }
   if (rc == CHORUS_OK && repl__read_finished(op)) {
     rc = repl__read_repair_async(r, op, fx);
@@ -355,7 +365,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     assert(op->state == REPL_OP_SYNCING);
     const struct repl_op_answer *a = &op->u.answer;
     if (ev->status == CHORUS_OK)
-      rc = repl__send_read_answer(fx, a->peer, a->peer_req, a->obj, a->olen);
+      rc = repl__send_read_answer(r, fx, a->peer, a->peer_req, a->obj, a->olen);
     op_end(r, op);
     return rc;
   }

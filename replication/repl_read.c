@@ -83,6 +83,16 @@ int repl__read_answer(struct repl_op *op, chorus_node_id from,
   return CHORUS_OK;
 }
 
+bool repl__read_refused(struct repl_op *op, chorus_node_id from, int code) {
+  assert(op->kind == REPL_OP_READ);
+  struct repl_target *t = repl__op_target(&op->u.read.c, from);
+  if (t == NULL || !t->sent || t->answered)
+    return false; /* late, duplicated, or never asked */
+  t->answered = true;
+  t->refusal = code < 0 ? code : CHORUS_EINTERNAL;
+  return true;
+}
+
 bool repl__read_repair_acked(struct repl_op *op, chorus_node_id from) {
   assert(op->kind == REPL_OP_READ);
   struct repl_target *t = repl__op_target(&op->u.read.c, from);
@@ -92,10 +102,14 @@ bool repl__read_repair_acked(struct repl_op *op, chorus_node_id from) {
   return true;
 }
 
-/* Joins every answer of a read into *@out (type @want). */
+/* Joins every answer of a read into *@out (type @want); *@dvv_flags (may
+ * be NULL) gets DVV_WARN when the kv join has more siblings than the
+ * cap's warn level. */
 static int read_join(struct repl *r, struct repl_coord *c, enum crdt_type want,
-                     struct crdt_obj *out) {
+                     struct crdt_obj *out, unsigned *dvv_flags) {
   crdt_obj_init(out, want);
+  if (dvv_flags)
+    *dvv_flags = 0;
   for (uint8_t i = 0; i < c->ntargets; i++) {
     struct repl_target *t = &c->t[i];
     if (!t->answered || t->rlen == 0)
@@ -110,7 +124,10 @@ static int read_join(struct repl *r, struct repl_coord *c, enum crdt_type want,
       REPL_TRACE(r, "answer of %016" PRIx64 " ignored: %s", t->id, r->err);
       continue;
     }
-    rc = crdt_obj_join(out, &o, NULL);
+    unsigned f = 0;
+    rc = crdt_obj_join(out, &o, &f);
+    if (dvv_flags)
+      *dvv_flags |= f;
     crdt_obj_free(&o);
     if (rc != CHORUS_OK) {
       crdt_obj_free(out);
@@ -153,6 +170,14 @@ static int read_repair(struct repl *r, const struct repl_effects *fx,
       repl__msg_replica_write(&m, blocking ? op->id : 0, c->token, c->key,
                               c->klen, bytes, blen,
                               blocking ? WIRE_REPLICA_DURABLE : 0);
+      if (!repl__fits_peer(&m)) {
+        /* Joined over what a frame holds (an older node let it grow):
+         * the replica stays as it is until a write resolves the key. */
+        r->stats.unsent++;
+        REPL_TRACE(r, "read repair of %016" PRIx64 " not sent: %zu bytes",
+                   t->id, blen);
+        continue;
+      }
       t->repairing = blocking;
       *waiting += blocking;
       rc = fx->send(fx->ctx, t->id, &m);
@@ -182,6 +207,37 @@ static bool read_all_answered(const struct repl_coord *c) {
   return true;
 }
 
+/* The first replica that refused to answer, or NULL. */
+static const struct repl_target *read_refusal(const struct repl_coord *c) {
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (c->t[i].refusal != 0)
+      return &c->t[i];
+  return NULL;
+}
+
+bool repl__read_short(const struct repl_op *op) {
+  assert(op->kind == REPL_OP_READ);
+  const struct repl_coord *c = &op->u.read.c;
+  return read_refusal(c) != NULL && read_all_answered(c) &&
+         !repl__tally_met(&c->tally, &c->need);
+}
+
+int repl__read_reply_short(struct repl *r, struct repl_op *op,
+                           const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_READ && op->state == REPL_OP_REPLIED);
+  const struct repl_coord *c = &op->u.read.c;
+  const struct repl_target *t = read_refusal(c);
+  assert(t != NULL);
+  return repl__reply_error(
+      r, fx, &c->origin, c->mtype, t->refusal,
+      "%u of %u answers: replica %016" PRIx64 " refused (%s)%s", c->tally.total,
+      c->need.total, t->id, chorus_errname(t->refusal),
+      t->refusal == CHORUS_ETOOBIG
+          ? ", its copy is too big to send; a read with r=1 answers from "
+            "one copy, truncated, with the context that resolves it"
+          : "");
+}
+
 static bool read_repairs_pending(const struct repl_coord *c) {
   for (uint8_t i = 0; i < c->ntargets; i++)
     if (c->t[i].repairing)
@@ -196,28 +252,72 @@ bool repl__read_finished(const struct repl_op *op) {
          !read_repairs_pending(c);
 }
 
+/* A GET's answer is at most the budget plus the frame's reserve, which is
+ * at most the peer frame: every object within the budget reads whole (its
+ * values and its version vector are in its encoding too), and a larger one
+ * (an older node let it grow, or concurrent writes joined past it) is
+ * answered TRUNCATED: its first siblings, in dot order, as many as fit, and
+ * the context of them all. */
+static size_t reply_limit(const struct repl *r) {
+  return (size_t)r->cfg.max_object_bytes + REPL_FRAME_RESERVE;
+}
+
+/* The answer to a GET, GET_REPLY2, into *@m: @items (d->n entries) and
+ * *@ctx are the caller's to free. */
+static int reply_get(struct repl *r, const struct crdt_obj *obj,
+                     unsigned dvv_flags, struct wire_msg *m,
+                     struct wire_bytes *items, uint8_t **ctx) {
+  const struct dvv *d = &obj->u.kv;
+  size_t clen = 0;
+  int rc = repl__encode_ctx(obj, ctx, &clen);
+  if (rc != CHORUS_OK)
+    return rc;
+  size_t bytes = crdt_obj_encoded_size(obj);
+  m->type = WIRE_GET_REPLY2;
+  m->get_reply.context = (struct wire_bytes){*ctx, clen};
+  m->get_reply.siblings = dvv_live_count(d);
+  m->get_reply.bytes = bytes;
+  m->get_reply.flags = repl__object_warnings(r, bytes, dvv_flags);
+  m->get_reply.values = (struct wire_bytes_list){0, items};
+  /* Each value costs its bytes and at most 5 of header, the list's own
+   * header at most 4 more than when empty. */
+  size_t used = wire_encoded_size(m) + 4, n = 0;
+  for (uint32_t i = 0; i < d->n; i++) {
+    if (d->sib[i].tombstone)
+      continue;
+    if (used + d->sib[i].len + 5 > reply_limit(r)) {
+      m->get_reply.flags |= WIRE_REPLY_TRUNCATED;
+      break;
+    }
+    used += d->sib[i].len + 5;
+    items[n++] = (struct wire_bytes){d->sib[i].value, d->sib[i].len};
+  }
+  m->get_reply.values.n = n;
+  if (m->get_reply.flags & WIRE_REPLY_TRUNCATED) {
+    r->stats.truncated++;
+    REPL_TRACE(r,
+               "GET answered with %zu of %" PRIu32 " siblings: the "
+               "object is %zu bytes",
+               n, m->get_reply.siblings, bytes);
+  }
+  return CHORUS_OK;
+}
+
 /* The answer to a read from the joined object @obj (found or not). */
 static int reply_read(struct repl *r, const struct repl_effects *fx,
-                      const struct repl_coord *c, const struct crdt_obj *obj) {
+                      const struct repl_coord *c, const struct crdt_obj *obj,
+                      unsigned dvv_flags) {
   struct wire_msg m = {0};
   struct wire_bytes *items = NULL;
   uint8_t *ctx = NULL;
-  size_t clen = 0;
   int rc = CHORUS_OK;
   switch (c->mtype) {
   case WIRE_GET: {
     const struct dvv *d = &obj->u.kv;
-    m.type = WIRE_GET_REPLY;
     items = chorus_malloc((d->n ? d->n : 1) * sizeof *items);
     if (items == NULL)
       return CHORUS_ENOMEM;
-    size_t n = 0;
-    for (uint32_t i = 0; i < d->n; i++)
-      if (!d->sib[i].tombstone)
-        items[n++] = (struct wire_bytes){d->sib[i].value, d->sib[i].len};
-    m.get_reply.values = (struct wire_bytes_list){n, items};
-    rc = repl__encode_ctx(obj, &ctx, &clen);
-    m.get_reply.context = (struct wire_bytes){ctx, clen};
+    rc = reply_get(r, obj, dvv_flags, &m, items, &ctx);
     break;
   }
   case WIRE_COUNTER_READ: {
@@ -257,7 +357,8 @@ int repl__read_reply(struct repl *r, struct repl_op *op,
   enum crdt_type want = read_type(rd->c.mtype);
   *answered = false;
   struct crdt_obj merged;
-  int rc = read_join(r, &rd->c, want, &merged);
+  unsigned dvv_flags = 0;
+  int rc = read_join(r, &rd->c, want, &merged, &dvv_flags);
   if (rc == CHORUS_ETYPE) {
     *answered = true;
     return repl__reply_error(r, fx, &rd->c.origin, rd->c.mtype, rc,
@@ -271,7 +372,7 @@ int repl__read_reply(struct repl *r, struct repl_op *op,
     rc = read_repair(r, fx, op, &merged, true, &waiting);
   if (rc == CHORUS_OK && waiting == 0 && !read_repairs_pending(&rd->c)) {
     *answered = true;
-    rc = reply_read(r, fx, &rd->c, &merged);
+    rc = reply_read(r, fx, &rd->c, &merged, dvv_flags);
   }
   crdt_obj_free(&merged);
   return rc;
@@ -284,7 +385,7 @@ int repl__read_repair_async(struct repl *r, struct repl_op *op,
   if (rd->read_repair != WIRE_RR_ASYNC)
     return CHORUS_OK;
   struct crdt_obj merged;
-  int rc = read_join(r, &rd->c, read_type(rd->c.mtype), &merged);
+  int rc = read_join(r, &rd->c, read_type(rd->c.mtype), &merged, NULL);
   if (rc == CHORUS_ETYPE)
     return CHORUS_OK; /* the client was told; there is nothing to repair */
   if (rc != CHORUS_OK)

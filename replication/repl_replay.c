@@ -97,6 +97,18 @@ static int replay_one(struct repl *r, struct repl_peer_state *p,
       return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* keep the hint */
     }
   }
+  struct wire_msg m;
+  repl__msg_hint_deliver(&m, 0, h->target, h->seq, h->token, h->key, h->klen,
+                         obj, olen);
+  if (!repl__fits_peer(&m)) {
+    /* An object over what a frame holds (an older node let it grow): the
+     * hint waits for a write that resolves the key. */
+    r->stats.unsent++;
+    REPL_TRACE(r, "hint for %016" PRIx64 " kept: %zu bytes do not fit a frame",
+               h->target, olen);
+    chorus_free(obj);
+    return CHORUS_OK;
+  }
   struct repl_op *op = repl__op_new(r, REPL_OP_REPLAY);
   uint8_t *key = op ? chorus_malloc(h->klen ? h->klen : 1) : NULL;
   if (key == NULL) {

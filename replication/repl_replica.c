@@ -3,6 +3,7 @@
  * fallback keeps for another node), answered once durable. Every field of
  * these messages comes from the network: checked here, never asserted. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -43,10 +44,23 @@ int repl__send_ack(const struct repl_effects *fx, chorus_node_id to,
   return fx->send(fx->ctx, to, &m);
 }
 
-int repl__send_read_answer(const struct repl_effects *fx, chorus_node_id to,
-                           uint64_t req, const void *obj, size_t olen) {
+bool repl__fits_peer(const struct wire_msg *m) {
+  return wire_encoded_size(m) <= WIRE_FRAME_PREFIX + WIRE_MAX_FRAME_PEER;
+}
+
+int repl__send_read_answer(struct repl *r, const struct repl_effects *fx,
+                           chorus_node_id to, uint64_t req, const void *obj,
+                           size_t olen) {
   struct wire_msg a = {.type = WIRE_REPLICA_READ_REPLY, .request_id = req};
   a.replica_read_reply.object = (struct wire_bytes){obj, olen};
+  if (repl__fits_peer(&a))
+    return fx->send(fx->ctx, to, &a);
+  char text[WIRE_MAX_ERROR_TEXT];
+  snprintf(text, sizeof text,
+           "this replica's copy is %zu bytes, too big for a peer frame", olen);
+  r->stats.unsent++;
+  REPL_TRACE(r, "read of %016" PRIx64 " refused: %s", to, text);
+  wire_error_reply(&a, req, CHORUS_ETOOBIG, text);
   return fx->send(fx->ctx, to, &a);
 }
 
@@ -111,7 +125,7 @@ int repl__on_replica_read(struct repl *r, chorus_node_id from,
     op->u.answer = (struct repl_op_answer){from, m->request_id, buf, len};
     return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
   }
-  rc = repl__send_read_answer(fx, from, m->request_id, buf, len);
+  rc = repl__send_read_answer(r, fx, from, m->request_id, buf, len);
   chorus_free(buf);
   return rc;
 }

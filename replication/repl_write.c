@@ -7,11 +7,12 @@
 #include "chorus_alloc.h"
 #include "repl_int.h"
 
-/* Applies the update @m to @obj with this incarnation's actor. Errors are
- * the client's (nothing written yet): CHORUS_EINVAL, CHORUS_EMALFORMED
- * (context), CHORUS_ESIBLINGS, CHORUS_ETOOBIG, CHORUS_ERANGE, ENOMEM. */
+/* Applies the update @m to @obj with this incarnation's actor; a kv write
+ * reports DVV_WARN in *@dvv_flags. Errors are the client's (nothing written
+ * yet): CHORUS_EINVAL, CHORUS_EMALFORMED (context), CHORUS_ESIBLINGS,
+ * CHORUS_ETOOBIG, CHORUS_ERANGE, ENOMEM. */
 static int apply_update(struct repl *r, const struct wire_msg *m,
-                        struct crdt_obj *obj) {
+                        struct crdt_obj *obj, unsigned *dvv_flags) {
   chorus_node_id a = r->actor;
   int rc = CHORUS_OK;
   switch (m->type) {
@@ -26,8 +27,8 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
       return chorus_errwrap(r->err, CHORUS_EMALFORMED, "context");
     rc = m->type == WIRE_PUT
              ? dvv_put(&obj->u.kv, a, &ctx, m->put.value.ptr, m->put.value.len,
-                       NULL, NULL, NULL)
-             : dvv_delete(&obj->u.kv, a, &ctx, NULL, NULL, NULL);
+                       NULL, NULL, dvv_flags)
+             : dvv_delete(&obj->u.kv, a, &ctx, NULL, NULL, dvv_flags);
     vv_free(&ctx);
     return rc;
   }
@@ -77,17 +78,33 @@ int repl__write_start(struct repl *r, struct repl_op *op,
     return repl__op_fail(r, op, fx, CHORUS_ECORRUPT,
                          "the stored object is corrupt: %s", r->err);
   r->err[0] = '\0';
-  rc = apply_update(r, m, &obj);
+  unsigned dvv_flags = 0;
+  rc = apply_update(r, m, &obj, &dvv_flags);
   if (rc == CHORUS_OK)
     rc = repl__encode_obj(&obj, &w->obj, &w->olen);
   if (rc == CHORUS_OK)
     rc = repl__encode_ctx(&obj, &w->ctx, &w->clen);
+  if (rc == CHORUS_OK && obj.type == CRDT_KV)
+    w->siblings = dvv_live_count(&obj.u.kv);
   crdt_obj_free(&obj);
   if (rc == CHORUS_ENOMEM)
     return rc;
   if (rc != CHORUS_OK)
     return repl__op_fail(r, op, fx, rc, "%s",
                          r->err[0] ? r->err : chorus_strerror(rc));
+  /* The byte budget (repl.h), decided before anything is written or sent.
+   * A write with the context of a read shrinks the object and passes. */
+  if (w->olen > r->cfg.max_object_bytes) {
+    r->stats.too_big++;
+    return repl__op_fail(
+        r, op, fx, CHORUS_ETOOBIG,
+        "object would be %zu bytes, over the %" PRIu32 "-byte budget: %s",
+        w->olen, r->cfg.max_object_bytes,
+        q->type == CRDT_SET ? "remove members to make room"
+                            : "read it and write back with its context to "
+                              "resolve siblings");
+  }
+  w->flags = repl__object_warnings(r, w->olen, dvv_flags);
 
   /* The object and a hint for every other replica, in one atomic batch. */
   struct store_batch *b = store_batch_new();
@@ -157,6 +174,7 @@ int repl__write_send(struct repl *r, struct repl_op *op,
     if (repl__peer_alive(r, t->id)) {
       repl__msg_replica_write(&m, op->id, c->token, c->key, c->klen, w->obj,
                               w->olen, WIRE_REPLICA_DURABLE);
+      assert(repl__fits_peer(&m)); /* within the budget */
       t->sent = true;
       rc = fx->send(fx->ctx, t->id, &m);
       continue;
@@ -178,6 +196,7 @@ int repl__write_send(struct repl *r, struct repl_op *op,
                t->id);
     repl__msg_hint_deliver(&m, op->id, t->id, w->hint_seq, c->token, c->key,
                            c->klen, w->obj, w->olen);
+    assert(repl__fits_peer(&m));
     rc = fx->send(fx->ctx, f->id, &m);
   }
   return rc;
@@ -217,10 +236,18 @@ int repl__write_reply(struct repl *r, struct repl_op *op,
                       const struct repl_effects *fx) {
   assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_REPLIED);
   r->stats.writes_ok++;
-  struct wire_msg m = {.type = WIRE_WRITE_REPLY};
-  m.write_reply.context =
-      (struct wire_bytes){op->u.write.ctx, op->u.write.clen};
-  return fx->reply(fx->ctx, &op->u.write.c.origin, &m, false);
+  const struct repl_op_write *w = &op->u.write;
+  struct wire_msg m = {.type = WIRE_WRITE_REPLY2};
+  m.write_reply.context = (struct wire_bytes){w->ctx, w->clen};
+  m.write_reply.flags = w->flags;
+  m.write_reply.siblings = w->siblings;
+  m.write_reply.bytes = w->olen;
+  if (w->flags)
+    REPL_TRACE(r,
+               "write of a %zu-byte object with %" PRIu32
+               " siblings: warned (flags %#x)",
+               w->olen, w->siblings, (unsigned)w->flags);
+  return fx->reply(fx->ctx, &w->c.origin, &m, false);
 }
 
 bool repl__write_all_acked(const struct repl_op *op) {

@@ -79,6 +79,32 @@ bool wire_should_close(int code) {
   return code != CHORUS_OK && code != CHORUS_ENOTSUP;
 }
 
+bool wire_reply_for(const struct wire_msg *m, uint32_t version,
+                    struct wire_msg *out, char *text) {
+  *out = *m;
+  if (version >= WIRE_PROTOCOL_REPLY2)
+    return false;
+  if (m->type == WIRE_WRITE_REPLY2) {
+    out->type = WIRE_WRITE_REPLY;
+    return true;
+  }
+  if (m->type != WIRE_GET_REPLY2)
+    return false;
+  const struct wire_get_reply *g = &m->get_reply;
+  if (!(g->flags & WIRE_REPLY_TRUNCATED)) {
+    out->type = WIRE_GET_REPLY;
+    return true;
+  }
+  chorus_errf(text, CHORUS_ETOOBIG,
+              "the object is %" PRIu64 " bytes with %" PRIu32
+              " siblings, too big for one reply; a client of protocol "
+              "version %u or later gets %zu of them and the context that "
+              "resolves them all",
+              g->bytes, g->siblings, WIRE_PROTOCOL_REPLY2, g->values.n);
+  fill_error(out, m->request_id, CHORUS_ETOOBIG, text);
+  return true;
+}
+
 const char *wire_type_name(unsigned type) {
   const struct wire__schema *s = wire__schema_of(type);
   return s ? s->name : "UNKNOWN";

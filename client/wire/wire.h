@@ -72,8 +72,13 @@
  * Limits
  * ------------------------------------------------------------------------ */
 
-#define WIRE_PROTOCOL_VERSION 1u /* the version this code speaks */
+/* Version 2 added GET_REPLY2 and WRITE_REPLY2 (and nothing else): a node
+ * sends them only on a connection that HELLO opened in version 2 or later,
+ * and answers a version-1 connection in version 1's types (wire_reply_for).
+ */
+#define WIRE_PROTOCOL_VERSION 2u /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u     /* the oldest version it accepts */
+#define WIRE_PROTOCOL_REPLY2 2u  /* the first version with GET/WRITE_REPLY2 */
 
 #define WIRE_FRAME_PREFIX 4u                     /* u32 BE length */
 #define WIRE_MAX_FRAME_PEER (16u * 1024 * 1024)  /* default, node <-> node */
@@ -140,6 +145,8 @@ enum wire_type {
   WIRE_DELETE = 18,
   WIRE_GET_REPLY = 19,
   WIRE_WRITE_REPLY = 20,
+  WIRE_GET_REPLY2 = 21,   /* since version 2: GET_REPLY with the object's */
+  WIRE_WRITE_REPLY2 = 22, /* size and warnings; WRITE_REPLY likewise */
   /* 32..39 counters (PN-counter) */
   WIRE_COUNTER_ADD = 32,
   WIRE_COUNTER_READ = 33,
@@ -234,6 +241,21 @@ enum wire_node_state {
   WIRE_NODE_STATE_MAX = 4
 };
 
+/* Reply flags (GET_REPLY2, WRITE_REPLY2): warnings about the object under
+ * the key. Bits not listed are reserved: senders send 0, receivers ignore
+ * them. */
+#define WIRE_REPLY_TRUNCATED                                                   \
+  0x1u /* GET: values holds some of the siblings                               \
+          only (the reply would not fit a                                      \
+          frame); the context covers them all */
+#define WIRE_REPLY_SIBLINGS                                                    \
+  0x2u /* more siblings than the node's warn                                   \
+          level (DVV_WARN): resolve them */
+#define WIRE_REPLY_LARGE                                                       \
+  0x4u /* the object is over half the node's byte                              \
+          budget for one object */
+#define WIRE_REPLY_FLAGS_MAX 0xffu
+
 /* Replica write flags. Unknown bits are malformed. */
 #define WIRE_REPLICA_DURABLE 0x1u /* ack only after a sync barrier */
 #define WIRE_REPLICA_FLAGS_ALL 0x1u
@@ -279,17 +301,28 @@ struct wire_delete {
   struct wire_options opts;
 };
 
-/* Reply to GET: all siblings and the causal context that covers them.
- * Zero values means not found (the context may still be non-empty: it then
- * covers tombstones, and a PUT with it supersedes them). */
+/* Reply to GET (GET_REPLY, and GET_REPLY2 since version 2): the siblings
+ * and the causal context that covers them. Zero values means not found (the
+ * context may still be non-empty: it then covers tombstones, and a PUT with
+ * it supersedes them). GET_REPLY2 also says how many live siblings the
+ * object has and how big it is; with WIRE_REPLY_TRUNCATED, values holds
+ * only the first of them (as many as fit), while the context still covers
+ * every one, so a PUT with it replaces siblings the client never saw. */
 struct wire_get_reply {
   struct wire_bytes_list values;
   struct wire_bytes context;
+  uint8_t flags;     /* GET_REPLY2: WIRE_REPLY_* */
+  uint32_t siblings; /* GET_REPLY2: live siblings in the object */
+  uint64_t bytes;    /* GET_REPLY2: the object's encoded size */
 };
 
-/* Reply to PUT, DELETE, SET_ADD, SET_REMOVE, COUNTER_ADD. */
+/* Reply to PUT, DELETE, SET_ADD, SET_REMOVE, COUNTER_ADD (WRITE_REPLY, and
+ * WRITE_REPLY2 since version 2). */
 struct wire_write_reply {
   struct wire_bytes context; /* the context of the written object */
+  uint8_t flags;             /* WRITE_REPLY2: WIRE_REPLY_* */
+  uint32_t siblings;         /* WRITE_REPLY2: live siblings after the write */
+  uint64_t bytes;            /* WRITE_REPLY2: the object's encoded size */
 };
 
 struct wire_counter_add {
@@ -571,6 +604,18 @@ void wire_error_reply(struct wire_msg *reply, uint64_t request_id, int code,
  * well-framed message) keeps it; framing and decoding errors close it,
  * because nothing later on the stream can be trusted. */
 bool wire_should_close(int code);
+
+/* wire_reply_for: reply @m as a connection that speaks protocol @version
+ * understands it, into *@out, which borrows from @m and from @text
+ * (CHORUS_ERRMSG_SIZE bytes, written only when needed; both must outlive
+ * *@out). Before version 2, GET_REPLY2 and WRITE_REPLY2 become GET_REPLY
+ * and WRITE_REPLY without their new fields, except a truncated GET_REPLY2,
+ * which becomes ERROR CHORUS_ETOOBIG: a version-1 client would take the
+ * part for the whole, and a write with its context would then drop
+ * siblings it never saw. Every other message is copied unchanged. Returns
+ * whether *@out differs from @m. */
+bool wire_reply_for(const struct wire_msg *m, uint32_t version,
+                    struct wire_msg *out, char *text);
 
 /* wire_type_name: "PUT" for WIRE_PUT; "UNKNOWN" for others. Static. */
 const char *wire_type_name(unsigned type);

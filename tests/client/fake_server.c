@@ -45,6 +45,7 @@ struct object {
 struct conn {
   int fd;
   bool hello;
+  uint32_t version; /* of its HELLO */
   struct wire_splitter sp;
 };
 
@@ -160,11 +161,27 @@ static int want_type(struct fake_server *f, struct conn *k, uint64_t id,
   return 0;
 }
 
-static void reply_write(struct conn *k, uint64_t id, uint64_t version) {
+/* What a version-2 reply says of @o: its siblings (kv) and their bytes;
+ * the toy warns of siblings from two on. */
+static void object_report(const struct object *o, uint8_t *flags,
+                          uint32_t *siblings, uint64_t *bytes) {
+  *siblings = o && o->type == 0 ? (uint32_t)o->nsib : 0;
+  *bytes = 0;
+  for (size_t i = 0; o && i < o->nsib; i++)
+    *bytes += o->sib[i].len;
+  *flags = *siblings >= 2 ? WIRE_REPLY_SIBLINGS : 0;
+}
+
+static void reply_write(struct conn *k, uint64_t id, const struct object *o) {
   uint8_t ctx[8];
-  ctx_encode(version, ctx);
-  struct wire_msg r = {.type = WIRE_WRITE_REPLY, .request_id = id};
+  ctx_encode(o->version, ctx);
+  struct wire_msg r = {.type = k->version >= WIRE_PROTOCOL_REPLY2
+                                   ? WIRE_WRITE_REPLY2
+                                   : WIRE_WRITE_REPLY,
+                       .request_id = id};
   r.write_reply.context = (struct wire_bytes){ctx, 8};
+  object_report(o, &r.write_reply.flags, &r.write_reply.siblings,
+                &r.write_reply.bytes);
   send_msg(k, &r);
 }
 
@@ -180,8 +197,12 @@ static void reply_list(struct conn *k, uint8_t type, uint64_t id,
   struct wire_bytes_list list = {n, items};
   struct wire_bytes context = {ctx, o && o->version ? 8 : 0};
   if (type == WIRE_GET_REPLY) {
+    if (k->version >= WIRE_PROTOCOL_REPLY2)
+      r.type = WIRE_GET_REPLY2;
     r.get_reply.values = list;
     r.get_reply.context = context;
+    object_report(o, &r.get_reply.flags, &r.get_reply.siblings,
+                  &r.get_reply.bytes);
   } else {
     r.set_reply.members = list;
     r.set_reply.context = context;
@@ -278,7 +299,7 @@ static void serve(struct fake_server *f, struct conn *k,
       s->len = m->put.value.len;
       memcpy(s->data, m->put.value.ptr, s->len);
     }
-    reply_write(k, id, o->version);
+    reply_write(k, id, o);
     return;
   }
   case WIRE_COUNTER_ADD: {
@@ -299,7 +320,7 @@ static void serve(struct fake_server *f, struct conn *k,
       o->counter += m->counter_add.delta;
     }
     o->version++;
-    reply_write(k, id, o->version);
+    reply_write(k, id, o);
     return;
   }
   case WIRE_COUNTER_READ: {
@@ -339,7 +360,7 @@ static void serve(struct fake_server *f, struct conn *k,
       }
     }
     o->version++;
-    reply_write(k, id, o->version);
+    reply_write(k, id, o);
     return;
   }
   case WIRE_SET_READ:
@@ -391,7 +412,7 @@ static bool on_frame(struct fake_server *f, struct conn *k, const uint8_t *b,
     } else {
       struct wire_hello_policy pol = {
           WIRE_PROTOCOL_MIN,
-          WIRE_PROTOCOL_VERSION,
+          mode == FAKE_VERSION_1 ? 1 : WIRE_PROTOCOL_VERSION,
           {(const uint8_t *)f->cluster, strlen(f->cluster)},
           1u << WIRE_ROLE_CLIENT,
           0x1111111111111111ull};
@@ -400,6 +421,7 @@ static bool on_frame(struct fake_server *f, struct conn *k, const uint8_t *b,
       int rc = wire_hello_check(&m.hello, &pol, m.request_id, &r, text);
       send_msg(k, &r);
       k->hello = rc == CHORUS_OK;
+      k->version = m.hello.version;
       keep = k->hello;
     }
     wire_msg_free(&m);

@@ -9,6 +9,9 @@
  * with version <= c (what the writer had seen) before adding its own. That
  * is enough for the client's sibling/context round trip; the real semantics
  * are tested in tests/crdt and on real nodes in tests/client/test_cluster.
+ * On a connection of protocol version 2 it answers GET_REPLY2 and
+ * WRITE_REPLY2: a kv object's siblings, their bytes, and a sibling warning
+ * from two siblings on.
  */
 #ifndef CHORUS_TESTS_FAKE_SERVER_H
 #define CHORUS_TESTS_FAKE_SERVER_H
@@ -24,7 +27,8 @@ enum fake_mode {
   FAKE_REFUSE_HELLO, /* answer HELLO with ERROR ECLUSTER */
   FAKE_ERROR,        /* answer every request with ERROR fake.error_code */
   FAKE_GARBAGE,      /* answer every request with a malformed frame */
-  FAKE_SILENT_HELLO  /* never answer HELLO */
+  FAKE_SILENT_HELLO, /* never answer HELLO */
+  FAKE_VERSION_1     /* an older node: speaks protocol version 1 only */
 };
 
 struct fake_server;

@@ -103,16 +103,23 @@ static void test_siblings_and_context(void **state) {
   assert_string_equal(r.server, fake_addr(f));
   chorus_result_free(&r);
 
-  /* Two blind writes: two siblings. */
+  /* Two blind writes: two siblings, which the (toy) node warns of. */
   assert_int_equal(chorus_put(c, "k", 1, "v1", 2, NULL, 0, NULL, &r),
                    CHORUS_OK);
   assert_int_equal(r.context.len, 8);
+  assert_int_equal(r.siblings, 1);
+  assert_int_equal(r.object_flags, 0);
   chorus_result_free(&r);
   struct chorus_opts o = {.w = CHORUS_QUORUM, .timeout_ms = 500};
   assert_int_equal(chorus_put(c, "k", 1, "v2", 2, NULL, 0, &o, &r), CHORUS_OK);
+  assert_int_equal(r.siblings, 2);
+  assert_int_equal(r.object_flags, CHORUS_OBJECT_SIBLINGS);
   chorus_result_free(&r);
   assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
   assert_int_equal(r.nvalues, 2);
+  assert_int_equal(r.siblings, 2);
+  assert_int_equal(r.object_bytes, 4);
+  assert_int_equal(r.object_flags, CHORUS_OBJECT_SIBLINGS);
   assert_true(has_value(&r, "v1") && has_value(&r, "v2"));
   uint8_t ctx[16];
   size_t ctx_len = r.context.len;
@@ -368,6 +375,29 @@ static void test_handshake_refused(void **state) {
                    CHORUS_ECLUSTER);
   assert_false(r.maybe_applied);
   chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* An older node refuses HELLO in version 2: the client asks again at
+ * once in version 1, and gets version 1's replies (no warnings). */
+static void test_older_node_speaks_version_1(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  fake_set_mode(f, FAKE_VERSION_1, 0);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
+                     CHORUS_OK);
+    assert_int_equal(r.context.len, 8);
+    chorus_result_free(&r);
+  }
+  assert_int_equal(chorus_get(c, "k", 1, NULL, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 2);
+  assert_int_equal(r.siblings, 0);
+  assert_int_equal(r.object_flags, 0);
+  chorus_result_free(&r);
+  assert_int_equal(fake_connections(f), 2); /* version 2, then 1 */
   chorus_client_close(c);
   fake_stop(f);
 }
@@ -897,6 +927,7 @@ int main(void) {
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_error_mapping),
       cmocka_unit_test(test_handshake_refused),
+      cmocka_unit_test(test_older_node_speaks_version_1),
       cmocka_unit_test(test_failover_dead_seed),
       cmocka_unit_test(test_all_seeds_dead),
       cmocka_unit_test(test_read_retried_write_not),

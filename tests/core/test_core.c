@@ -241,7 +241,7 @@ static void write_then_leave(void **state) {
   const struct rec *last = &f->log.r[f->log.n - 1];
   assert_int_equal(last->kind, EV_REPLY);
   assert_int_equal(last->cookie, 42);
-  assert_int_equal(last->type, WIRE_WRITE_REPLY);
+  assert_int_equal(last->type, WIRE_WRITE_REPLY2);
 
   assert_int_equal(core_leave(f->core, 1003, 5003), CHORUS_OK);
   assert_true(core_leaving(f->core));

@@ -301,7 +301,9 @@ int client_open(int port) {
   if (fd < 0)
     return -1;
   struct wire_msg h = {.type = WIRE_HELLO, .request_id = 1};
-  h.hello.version = WIRE_PROTOCOL_VERSION;
+  /* A client of protocol version 1, as deployed ones are: the node answers
+   * it in version 1's types (GET_REPLY, WRITE_REPLY; wire_reply_for). */
+  h.hello.version = WIRE_PROTOCOL_MIN;
   h.hello.cluster =
       (struct wire_bytes){(const uint8_t *)cluster, strlen(cluster)};
   h.hello.role = WIRE_ROLE_CLIENT;

@@ -143,6 +143,9 @@ static void test_startup_errors(void **state) {
   /* A bad flag is an error too, before anything is opened. */
   const char *bad[] = {"--replicas", "dc1:0", NULL};
   expect_startup_error(&p, bad, "--replicas");
+  /* An object budget must leave room in the 16 MiB peer frame. */
+  const char *fat[] = {"--max-object-bytes", "16777216", NULL};
+  expect_startup_error(&p, fat, "--max-object-bytes");
 }
 
 static void test_cluster_forms(void **state) {

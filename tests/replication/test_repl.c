@@ -53,10 +53,14 @@ struct reply_rec {
   bool maybe;
   int64_t counter;
   size_t nvalues;
-  uint8_t values[16][16];
-  size_t vlen[16];
+  uint8_t values[64][16]; /* each value's first 16 bytes */
+  size_t vlen[64];
   uint8_t ctx[512];
   size_t clen;
+  uint8_t flags; /* GET_REPLY2, WRITE_REPLY2 */
+  uint32_t siblings;
+  uint64_t bytes;
+  char text[WIRE_MAX_ERROR_TEXT + 1]; /* ERROR */
 };
 
 struct node {
@@ -119,10 +123,15 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
   switch (m->type) {
   case WIRE_ERROR:
     r->code = m->error.code;
+    snprintf(r->text, sizeof r->text, "%.*s", (int)m->error.text.len,
+             (const char *)m->error.text.ptr);
     break;
-  case WIRE_GET_REPLY:
+  case WIRE_GET_REPLY2:
     vals = &m->get_reply.values;
     ctx = &m->get_reply.context;
+    r->flags = m->get_reply.flags;
+    r->siblings = m->get_reply.siblings;
+    r->bytes = m->get_reply.bytes;
     break;
   case WIRE_SET_REPLY:
     vals = &m->set_reply.members;
@@ -130,18 +139,22 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
   case WIRE_COUNTER_REPLY:
     r->counter = m->counter_reply.value;
     break;
-  case WIRE_WRITE_REPLY:
+  case WIRE_WRITE_REPLY2:
     ctx = &m->write_reply.context;
+    r->flags = m->write_reply.flags;
+    r->siblings = m->write_reply.siblings;
+    r->bytes = m->write_reply.bytes;
     break;
   default:
     break;
   }
   if (vals) {
-    assert_true(vals->n <= 16);
+    assert_true(vals->n <= 64);
     r->nvalues = vals->n;
     for (size_t i = 0; i < vals->n; i++) {
-      assert_true(vals->items[i].len <= 16);
-      memcpy(r->values[i], vals->items[i].ptr, vals->items[i].len);
+      size_t l = vals->items[i].len < 16 ? vals->items[i].len : 16;
+      if (l)
+        memcpy(r->values[i], vals->items[i].ptr, l);
       r->vlen[i] = vals->items[i].len;
     }
   }
@@ -425,10 +438,10 @@ static void put_get_and_siblings(void **state) {
   setup(3, "3", 1, NULL);
   boot();
   struct reply_rec *w = put(0, "a", "v1", 0, NULL);
-  assert_int_equal(w->type, WIRE_WRITE_REPLY);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
   assert_int_equal(replicas_with("a", "v1"), 3);
   struct reply_rec r = *get(1, "a", WIRE_ALL);
-  assert_int_equal(r.type, WIRE_GET_REPLY);
+  assert_int_equal(r.type, WIRE_GET_REPLY2);
   assert_int_equal(r.nvalues, 1);
   assert_memory_equal(r.values[0], "v1", 2);
   /* A put with the read's context replaces; a blind one adds a sibling. */
@@ -439,13 +452,13 @@ static void put_get_and_siblings(void **state) {
   assert_int_equal(replicas_with("a", "v1"), 0);
   /* Not found is an answer. */
   struct reply_rec *nf = get(0, "nothing", 1);
-  assert_int_equal(nf->type, WIRE_GET_REPLY);
+  assert_int_equal(nf->type, WIRE_GET_REPLY2);
   assert_int_equal(nf->nvalues, 0);
   /* Tombstones are invisible. */
   struct wire_msg d = {.type = WIRE_DELETE};
   d.del.key = bytes_of("a");
   d.del.context = (struct wire_bytes){r.ctx, r.clen};
-  assert_int_equal(client(0, &d)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(0, &d)->type, WIRE_WRITE_REPLY2);
   assert_int_equal(get(2, "a", WIRE_ALL)->nvalues, 0);
   teardown_all();
 }
@@ -513,7 +526,7 @@ static void unavailable_before_sending(void **state) {
   assert_int_equal(replicas_with("a", "v"), 0);
   assert_int_equal(get(0, "a", 2)->code, CHORUS_EUNAVAILABLE);
   /* ONE still works: the coordinator is a replica. */
-  assert_int_equal(put(0, "a", "v", 1, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v", 1, NULL)->type, WIRE_WRITE_REPLY2);
   teardown_all();
 }
 
@@ -554,7 +567,7 @@ static void acknowledged_writes_leave_no_hints(void **state) {
     char v[8];
     snprintf(v, sizeof v, "v%d", i);
     assert_int_equal(put(i % 3, "k", v, WIRE_ALL, NULL)->type,
-                     WIRE_WRITE_REPLY);
+                     WIRE_WRITE_REPLY2);
   }
   for (int i = 0; i < 3; i++)
     assert_int_equal(repl_stats(H.nodes[i].repl)->hints_pending, 0);
@@ -567,7 +580,7 @@ static void member_alive_triggers_replay(void **state) {
   boot();
   isolate(2, true);
   member_all(2, false);
-  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
   isolate(2, false);
   advance(2100); /* older than a timeout: no longer in flight */
@@ -588,14 +601,14 @@ static void quiet_replay_keeps_each_hint_on_time(void **state) {
   boot();
   isolate(2, true);
   chorus_ms t0 = H.now;
-  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
   advance(1000); /* a scan meets "a" young, and the peer goes quiet */
-  assert_int_equal(put(0, "b", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "b", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
   advance(500);
   isolate(2, false);
   advance(t0 + 2900 - H.now);
   assert_int_equal(replicas_with("b", "v"), 2); /* "b" is still young */
-  advance(t0 + 3001 - H.now); /* "a" came due at t0 + 2000 */
+  advance(t0 + 3001 - H.now);                   /* "a" came due at t0 + 2000 */
   assert_int_equal(replicas_with("a", "v"), 3);
   advance(t0 + 4001 - H.now); /* "b" came due at t0 + 3000 */
   assert_int_equal(replicas_with("b", "v"), 3);
@@ -617,7 +630,7 @@ static void hints_over_the_byte_bound_are_dropped(void **state) {
   char key[16];
   for (int i = 0; i < 20; i++) {
     snprintf(key, sizeof key, "key%02d", i);
-    assert_int_equal(put(0, key, "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+    assert_int_equal(put(0, key, "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
   }
   const struct repl_stats *st = repl_stats(H.nodes[0].repl);
   assert_true(st->hint_bytes <= 200);
@@ -635,7 +648,7 @@ static void hints_over_the_age_bound_are_dropped(void **state) {
   setup(3, "3", 1, short_hint_age);
   boot();
   isolate(2, true);
-  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
   advance(6000); /* replay rounds fail (blocked) until the hint is too old */
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
@@ -669,7 +682,7 @@ static void sloppy_quorum_uses_fallbacks(void **state) {
   m.put.value = bytes_of("v");
   m.put.opts.w = 2;
   m.put.opts.sloppy = true;
-  assert_int_equal(client(coord, &m)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(coord, &m)->type, WIRE_WRITE_REPLY2);
   /* ...but never as a primary. */
   m.put.opts.pw = 2;
   assert_int_equal(client(coord, &m)->code, CHORUS_EUNAVAILABLE);
@@ -698,7 +711,7 @@ static void non_replicas_forward_one_hop(void **state) {
   boot();
   const char *key = key_not_on(4);
   struct reply_rec *w = put(4, key, "v", WIRE_QUORUM, NULL);
-  assert_int_equal(w->type, WIRE_WRITE_REPLY);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
   assert_int_equal(replicas_with(key, "v"), 3);
   assert_false(stored_has(4, key, "v"));
   struct reply_rec *r = get(4, key, WIRE_QUORUM);
@@ -713,7 +726,7 @@ static void read_repair_fixes_stale_replicas(void **state) {
   boot();
   isolate(2, true);
   member_all(2, false);
-  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
   /* Forget the hint so only read repair can fix node 2. */
   struct repl_hint h = {.target = H.ids[2],
                         .token = ring_token_of("a", 1),
@@ -741,11 +754,11 @@ static void counters_count_a_retry_once(void **state) {
   m.counter_add.key = bytes_of("c");
   m.counter_add.delta = 5;
   m.counter_add.op_id = 77;
-  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
-  assert_int_equal(client(1, &m)->type, WIRE_WRITE_REPLY); /* the retry */
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(client(1, &m)->type, WIRE_WRITE_REPLY2); /* the retry */
   m.counter_add.delta = -2;
   m.counter_add.op_id = 78;
-  assert_int_equal(client(2, &m)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(2, &m)->type, WIRE_WRITE_REPLY2);
   struct wire_msg r = {.type = WIRE_COUNTER_READ};
   r.counter_read.key = bytes_of("c");
   struct reply_rec *c = client(1, &r);
@@ -760,7 +773,7 @@ static void counters_count_a_retry_once(void **state) {
   struct wire_bytes items[2] = {bytes_of("x"), bytes_of("y")};
   s.set_add.key = bytes_of("s");
   s.set_add.members = (struct wire_bytes_list){2, items};
-  assert_int_equal(client(0, &s)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(0, &s)->type, WIRE_WRITE_REPLY2);
   struct wire_msg sr = {.type = WIRE_SET_READ};
   sr.set_read.key = bytes_of("s");
   assert_int_equal(client(2, &sr)->nvalues, 2);
@@ -772,7 +785,7 @@ static void restart_gets_a_new_actor(void **state) {
   setup(3, "3", 1, NULL);
   boot();
   chorus_node_id before = repl_actor(H.nodes[0].repl);
-  assert_int_equal(put(0, "a", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
   /* Crash losing everything unsynced, restart. */
   repl_free(H.nodes[0].repl);
   assert_int_equal(store_mem_crash(H.nodes[0].store, 0), CHORUS_OK);
@@ -821,19 +834,19 @@ static void full_data_folder_refuses_writes_serves_reads(void **state) {
   (void)state;
   setup(3, "3", 1, NULL);
   boot();
-  assert_int_equal(put(0, "a", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
   fill(2, true);
   struct reply_rec *w = put(2, "a", "v2", 1, NULL);
   assert_int_equal(w->code, CHORUS_ENOSPC);
   assert_false(w->maybe);
   assert_int_equal(replicas_with("a", "v2"), 0);
   struct reply_rec *g = get(2, "a", WIRE_ALL);
-  assert_int_equal(g->type, WIRE_GET_REPLY);
+  assert_int_equal(g->type, WIRE_GET_REPLY2);
   assert_int_equal(g->nvalues, 1);
   assert_memory_equal(g->values[0], "v1", 2);
   /* Through another coordinator the write makes QUORUM; the full node's
    * copy waits as a hint. */
-  assert_int_equal(put(0, "b", "v", WIRE_QUORUM, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "b", "v", WIRE_QUORUM, NULL)->type, WIRE_WRITE_REPLY2);
   assert_false(stored_has(2, "b", "v"));
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
 
@@ -846,7 +859,7 @@ static void full_data_folder_refuses_writes_serves_reads(void **state) {
   pump();
   assert_int_equal(repl_actor(H.nodes[2].repl), 0);
   g = get(2, "a", WIRE_QUORUM);
-  assert_int_equal(g->type, WIRE_GET_REPLY);
+  assert_int_equal(g->type, WIRE_GET_REPLY2);
   assert_int_equal(g->nvalues, 1);
   assert_int_equal(put(2, "c", "v", 1, NULL)->code, CHORUS_ENOSPC);
   advance(3000); /* hint rounds: the epoch cannot be written yet */
@@ -858,7 +871,7 @@ static void full_data_folder_refuses_writes_serves_reads(void **state) {
   assert_true(repl_actor(H.nodes[2].repl) != 0);
   assert_true(stored_has(2, "b", "v"));
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
-  assert_int_equal(put(2, "c", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(2, "c", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
   assert_false(repl_failed(H.nodes[2].repl));
   teardown_all();
 }
@@ -876,7 +889,7 @@ static void barrier_out_of_space_is_not_a_failed_sync(void **state) {
   assert_true(w->maybe);
   assert_false(repl_failed(H.nodes[0].repl));
   assert_int_equal(replicas_with("a", "v"), 1); /* never sent */
-  assert_int_equal(put(0, "b", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "b", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
   teardown_all();
 }
 
@@ -959,11 +972,11 @@ static void limits_hold_at_the_boundary(void **state) {
   struct wire_msg m = {.type = WIRE_PUT};
   m.put.key = (struct wire_bytes){big, WIRE_MAX_KEY};
   m.put.value = bytes_of("v");
-  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY2);
   assert_true(repl_stats(H.nodes[0].repl)->hints_queued >= 2);
   m.put.value = (struct wire_bytes){big, WIRE_MAX_VALUE};
   m.put.key = bytes_of("v");
-  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY2);
   uint64_t sent = H.sent_frames;
   chorus_seq seq = store_last_seq(H.nodes[0].store);
   m.put.value.len = WIRE_MAX_VALUE + 1;
@@ -981,7 +994,7 @@ static void limits_hold_at_the_boundary(void **state) {
   assert_int_equal(store_last_seq(H.nodes[0].store), seq);
   g.get.key.len = WIRE_MAX_KEY;
   struct reply_rec *r = client(1, &g);
-  assert_int_equal(r->type, WIRE_GET_REPLY);
+  assert_int_equal(r->type, WIRE_GET_REPLY2);
   assert_int_equal(r->nvalues, 1);
   teardown_all();
 
@@ -991,7 +1004,7 @@ static void limits_hold_at_the_boundary(void **state) {
   m = (struct wire_msg){.type = WIRE_PUT};
   m.put.key = bytes_of("small");
   m.put.value = (struct wire_bytes){big, 100};
-  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY2);
   m.put.value.len = 101;
   assert_int_equal(client(0, &m)->code, CHORUS_ETOOBIG);
   struct wire_bytes items[2] = {bytes_of("a"), {big, 101}};
@@ -1003,7 +1016,7 @@ static void limits_hold_at_the_boundary(void **state) {
   assert_int_equal(w->code, CHORUS_ETOOBIG);
   assert_int_equal(H.sent_frames, sent);
   items[1].len = 100;
-  assert_int_equal(client(0, &s)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(client(0, &s)->type, WIRE_WRITE_REPLY2);
   teardown_all();
   test_free(big);
 }
@@ -1013,7 +1026,7 @@ static void failed_batch_keeps_older_hints_replaying(void **state) {
   setup(3, "3", 1, NULL);
   boot();
   isolate(2, true);
-  assert_int_equal(put(0, "a", "v1", 2, NULL)->type, WIRE_WRITE_REPLY);
+  assert_int_equal(put(0, "a", "v1", 2, NULL)->type, WIRE_WRITE_REPLY2);
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
   store_inject_fault(H.nodes[0].store, STORE_FAULT_WRITE);
   struct reply_rec *w = put(0, "a", "v2", 2, NULL);
@@ -1025,6 +1038,304 @@ static void failed_batch_keeps_older_hints_replaying(void **state) {
   assert_true(stored_has(2, "a", "v1"));
   assert_false(stored_has(2, "a", "v2"));
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
+  teardown_all();
+}
+
+/* ------------------------------------------------------------------------
+ * The byte budget of an object (repl.h)
+ * ------------------------------------------------------------------------ */
+
+static uint32_t test_budget;
+
+static void tweak_budget(struct repl_config *c) {
+  c->max_object_bytes = test_budget;
+}
+
+/* A write of @len bytes of @fill (a blind one when @seen is NULL). */
+static struct reply_rec *put_n(int node, const char *key, size_t len, char fill,
+                               int32_t w, const struct reply_rec *seen) {
+  char *v = test_malloc(len ? len : 1);
+  memset(v, fill, len);
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of(key);
+  m.put.value = (struct wire_bytes){(const uint8_t *)v, len};
+  if (seen)
+    m.put.context = (struct wire_bytes){seen->ctx, seen->clen};
+  m.put.opts.w = w;
+  struct reply_rec *r = client(node, &m);
+  test_free(v);
+  return r;
+}
+
+/* The stored object of @key at node @i: its size (0: none). */
+static size_t stored_bytes(int i, const char *key) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *buf;
+  size_t len;
+  if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
+    return 0;
+  chorus_free(buf);
+  return len;
+}
+
+/* Stores at node @i, as an older node could have let it grow, a kv object
+ * of @n blind siblings of @len bytes ('A', 'B', ...) by actor @actor.
+ * Returns its size. */
+static size_t plant_object(int i, const char *key, uint32_t n, size_t len,
+                           chorus_node_id actor) {
+  struct crdt_obj o;
+  crdt_obj_init(&o, CRDT_KV);
+  uint8_t *v = chorus_malloc(len);
+  assert_non_null(v);
+  for (uint32_t k = 0; k < n; k++) {
+    memset(v, 'A' + (int)k, len);
+    assert_int_equal(dvv_put(&o.u.kv, actor, NULL, v, len, NULL, NULL, NULL),
+                     CHORUS_OK);
+  }
+  chorus_free(v);
+  size_t sz = crdt_obj_encoded_size(&o), w;
+  uint8_t *b = chorus_malloc(sz);
+  assert_non_null(b);
+  assert_int_equal(crdt_obj_encode(&o, b, sz, &w), CHORUS_OK);
+  crdt_obj_free(&o);
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  assert_int_equal(store_put(H.nodes[i].store, STORE_DATA, dk, dl, b, w, NULL),
+                   CHORUS_OK);
+  chorus_free(b);
+  return w;
+}
+
+/* Two blind writes of 1000 bytes under @budget; the second's reply. */
+static struct reply_rec two_blind_writes(uint32_t budget) {
+  test_budget = budget;
+  setup(3, "3", 1, tweak_budget);
+  boot();
+  assert_int_equal(put_n(0, "fat", 1000, 'a', 3, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  return *put_n(0, "fat", 1000, 'b', 3, NULL);
+}
+
+static void budget_refuses_one_byte_over(void **state) {
+  (void)state;
+  /* The size the second write makes, under the default budget. */
+  struct reply_rec r = two_blind_writes(0);
+  assert_int_equal(r.type, WIRE_WRITE_REPLY2);
+  assert_int_equal(r.siblings, 2);
+  size_t size = stored_bytes(0, "fat");
+  assert_int_equal(r.bytes, size);
+  assert_int_equal(r.flags, 0);
+  teardown_all();
+
+  /* At exactly the budget: written, warned LARGE (over half of it). */
+  r = two_blind_writes((uint32_t)size);
+  assert_int_equal(r.type, WIRE_WRITE_REPLY2);
+  assert_int_equal(r.bytes, size);
+  assert_int_equal(r.flags, WIRE_REPLY_LARGE);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(stored_bytes(i, "fat"), size);
+  teardown_all();
+
+  /* One byte over: refused before anything is written or sent. */
+  test_budget = (uint32_t)size - 1;
+  setup(3, "3", 1, tweak_budget);
+  boot();
+  assert_int_equal(put_n(0, "fat", 1000, 'a', 3, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  size_t before[3];
+  for (int i = 0; i < 3; i++)
+    before[i] = stored_bytes(i, "fat");
+  uint64_t frames = H.sent_frames;
+  uint64_t hints = repl_stats(H.nodes[0].repl)->hints_queued;
+  chorus_seq seq = store_last_seq(H.nodes[0].store);
+  struct reply_rec *e = put_n(0, "fat", 1000, 'b', 3, NULL);
+  assert_int_equal(e->type, WIRE_ERROR);
+  assert_int_equal(e->code, CHORUS_ETOOBIG);
+  assert_false(e->maybe);
+  char want[128];
+  snprintf(want, sizeof want,
+           "object would be %zu bytes, over the %zu-byte budget: read it "
+           "and write back with its context to resolve siblings",
+           size, size - 1);
+  assert_string_equal(e->text, want);
+  assert_int_equal(H.sent_frames, frames);
+  assert_int_equal(store_last_seq(H.nodes[0].store), seq);
+  assert_int_equal(repl_stats(H.nodes[0].repl)->hints_queued, hints);
+  assert_int_equal(repl_stats(H.nodes[0].repl)->too_big, 1);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(stored_bytes(i, "fat"), before[i]);
+
+  /* The way out: read, and write back with the context. */
+  struct reply_rec g = *get(0, "fat", WIRE_QUORUM);
+  assert_int_equal(g.type, WIRE_GET_REPLY2);
+  assert_int_equal(g.nvalues, 1);
+  struct reply_rec *ok = put_n(0, "fat", 1000, 'c', 3, &g);
+  assert_int_equal(ok->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(ok->siblings, 1);
+  teardown_all();
+}
+
+static void writes_and_reads_warn_of_siblings(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  struct reply_rec *w = NULL;
+  for (int i = 1; i <= DVV_WARN_DEFAULT; i++) {
+    w = put(i % 3, "k", "v", 2, NULL);
+    assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+    assert_int_equal(w->flags, 0);
+  }
+  assert_int_equal(w->siblings, DVV_WARN_DEFAULT);
+  w = put(0, "k", "v", 2, NULL);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(w->flags, WIRE_REPLY_SIBLINGS);
+  assert_int_equal(w->siblings, DVV_WARN_DEFAULT + 1);
+  struct reply_rec g = *get(1, "k", WIRE_ALL);
+  assert_int_equal(g.type, WIRE_GET_REPLY2);
+  assert_int_equal(g.flags, WIRE_REPLY_SIBLINGS);
+  assert_int_equal(g.siblings, DVV_WARN_DEFAULT + 1);
+  assert_int_equal(g.nvalues, DVV_WARN_DEFAULT + 1);
+  assert_int_equal(g.bytes, stored_bytes(1, "k"));
+  /* Resolved with the read's context: no warning left. */
+  w = put(2, "k", "one", 2, &g);
+  assert_int_equal(w->flags, 0);
+  assert_int_equal(w->siblings, 1);
+  g = *get(0, "k", WIRE_ALL);
+  assert_int_equal(g.flags, 0);
+  assert_int_equal(g.nvalues, 1);
+  teardown_all();
+}
+
+static void reads_of_a_fat_object_are_truncated_with_its_context(void **state) {
+  (void)state;
+  test_budget = 64 * 1024;
+  setup(3, "3", 1, tweak_budget);
+  boot();
+  /* 12 siblings of 32 KiB, 384 KiB: over the budget and over what a
+   * reply carries (the budget plus the frame's reserve). */
+  const chorus_node_id old = 999;
+  size_t size = 0;
+  for (int i = 0; i < 3; i++)
+    size = plant_object(i, "fat", 12, 32 * 1024, old);
+  assert_true(size > test_budget + REPL_FRAME_RESERVE);
+  struct reply_rec g = *get(0, "fat", WIRE_QUORUM);
+  assert_int_equal(g.type, WIRE_GET_REPLY2);
+  assert_int_equal(g.flags & WIRE_REPLY_TRUNCATED, WIRE_REPLY_TRUNCATED);
+  assert_int_equal(g.flags & WIRE_REPLY_LARGE, WIRE_REPLY_LARGE);
+  assert_int_equal(g.siblings, 12);
+  assert_int_equal(g.bytes, size);
+  assert_true(g.nvalues >= 1 && g.nvalues < 12);
+  for (size_t i = 0; i < g.nvalues; i++) {
+    assert_int_equal(g.vlen[i], 32 * 1024);
+    assert_int_equal(g.values[i][0], 'A' + (int)i); /* the first ones */
+  }
+  assert_true(repl_stats(H.nodes[0].repl)->truncated >= 1);
+  /* The context covers every sibling, also those left out. */
+  struct vv ctx;
+  vv_init(&ctx);
+  assert_int_equal(vv_decode(&ctx, g.ctx, g.clen, NULL), CHORUS_OK);
+  assert_int_equal(vv_get(&ctx, old), 12);
+  vv_free(&ctx);
+  /* A blind write would grow it: refused, nothing changes. */
+  struct reply_rec *e = put_n(0, "fat", 10, 'x', 2, NULL);
+  assert_int_equal(e->code, CHORUS_ETOOBIG);
+  assert_int_equal(stored_bytes(0, "fat"), size);
+  /* A write with the context replaces everything it covers. */
+  struct reply_rec *w = put_n(0, "fat", 10, 'x', WIRE_ALL, &g);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(w->siblings, 1);
+  assert_int_equal(w->flags, 0);
+  for (int i = 0; i < 3; i++)
+    assert_true(stored_bytes(i, "fat") < 100);
+  g = *get(1, "fat", WIRE_ALL);
+  assert_int_equal(g.type, WIRE_GET_REPLY2);
+  assert_int_equal(g.flags, 0);
+  assert_int_equal(g.nvalues, 1);
+  assert_int_equal(g.vlen[0], 10);
+  teardown_all();
+}
+
+static void a_copy_too_big_to_send_is_refused_never_cut(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  /* Node 1 holds 9 siblings of 2 MiB (an older node's doing): over the
+   * peer frame. Nodes 0 and 2 hold one small sibling. */
+  assert_int_equal(put(0, "fat", "small", WIRE_ALL, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  size_t size = plant_object(1, "fat", 9, 2u << 20, 999);
+  assert_true(size > WIRE_MAX_FRAME_PEER);
+  /* r = ALL cannot be met: node 1 answers ERROR at once (no timeout), and
+   * so does the coordinator. (Every frame the harness carries decodes
+   * under the peer limit.) */
+  struct reply_rec *e = get(0, "fat", WIRE_ALL);
+  assert_int_equal(e->type, WIRE_ERROR);
+  assert_int_equal(e->code, CHORUS_ETOOBIG);
+  assert_non_null(strstr(e->text, "2 of 3 answers"));
+  assert_non_null(strstr(e->text, "r=1"));
+  assert_int_equal(repl_stats(H.nodes[1].repl)->unsent, 1);
+  /* r = 2 is met by the two others. */
+  struct reply_rec *g = get(0, "fat", WIRE_QUORUM);
+  assert_int_equal(g->type, WIRE_GET_REPLY2);
+  assert_int_equal(g->nvalues, 1);
+  assert_memory_equal(g->values[0], "small", 5);
+  /* At node 1 with r = 1: its own copy, truncated, with its context. */
+  struct reply_rec t = *get(1, "fat", 1);
+  assert_int_equal(t.type, WIRE_GET_REPLY2);
+  assert_true(t.flags & WIRE_REPLY_TRUNCATED);
+  assert_true(t.nvalues >= 1 && t.nvalues < t.siblings);
+  struct vv ctx;
+  vv_init(&ctx);
+  assert_int_equal(vv_decode(&ctx, t.ctx, t.clen, NULL), CHORUS_OK);
+  assert_int_equal(vv_get(&ctx, 999), 9);
+  vv_free(&ctx);
+  /* Resolving there shrinks it; every copy comes back in reach. */
+  assert_int_equal(put_n(1, "fat", 3, 'z', 2, &t)->type, WIRE_WRITE_REPLY2);
+  assert_true(stored_bytes(1, "fat") < 1000);
+  g = get(0, "fat", WIRE_ALL);
+  assert_int_equal(g->type, WIRE_GET_REPLY2);
+  teardown_all();
+}
+
+static void replica_joins_over_the_budget_converge(void **state) {
+  (void)state;
+  test_budget = 64 * 1024;
+  setup(3, "3", 1, tweak_budget);
+  boot();
+  /* Node 0 and node 1, cut from each other, each take 48 KiB of blind
+   * writes at w = 1: within the budget each, 96 KiB together. */
+  H.blocked[0][1] = H.blocked[1][0] = true;
+  H.blocked[0][2] = H.blocked[2][0] = true;
+  assert_int_equal(put_n(0, "k", 24 * 1024, 'a', 1, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(put_n(0, "k", 24 * 1024, 'b', 1, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(put_n(1, "k", 24 * 1024, 'c', 1, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(put_n(1, "k", 24 * 1024, 'd', 1, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  /* Healed: hints replay, replicas join past the budget (never refused),
+   * and converge. */
+  H.blocked[0][1] = H.blocked[1][0] = false;
+  H.blocked[0][2] = H.blocked[2][0] = false;
+  advance(10 * 1000);
+  size_t size = stored_bytes(0, "k");
+  assert_true(size > test_budget);
+  for (int i = 1; i < 3; i++)
+    assert_int_equal(stored_bytes(i, "k"), size);
+  uint64_t over = 0;
+  for (int i = 0; i < 3; i++)
+    over += repl_stats(H.nodes[i].repl)->over_budget;
+  assert_true(over >= 1);
+  /* A blind write is refused; a resolving one passes. */
+  assert_int_equal(put_n(2, "k", 10, 'e', 2, NULL)->code, CHORUS_ETOOBIG);
+  struct reply_rec g = *get(2, "k", WIRE_ALL);
+  assert_int_equal(g.nvalues, 4);
+  assert_true(g.flags & WIRE_REPLY_LARGE);
+  assert_int_equal(put_n(2, "k", 10, 'e', WIRE_ALL, &g)->siblings, 1);
   teardown_all();
 }
 
@@ -1050,6 +1361,11 @@ int main(void) {
       cmocka_unit_test(hint_index_and_deferred_deletes),
       cmocka_unit_test(failed_batch_keeps_older_hints_replaying),
       cmocka_unit_test(limits_hold_at_the_boundary),
+      cmocka_unit_test(budget_refuses_one_byte_over),
+      cmocka_unit_test(writes_and_reads_warn_of_siblings),
+      cmocka_unit_test(reads_of_a_fat_object_are_truncated_with_its_context),
+      cmocka_unit_test(a_copy_too_big_to_send_is_refused_never_cut),
+      cmocka_unit_test(replica_joins_over_the_budget_converge),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

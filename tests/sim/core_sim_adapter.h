@@ -131,6 +131,10 @@ struct core_sim_options {
   uint64_t joining;           /* bit k: node k (< 64) is not in the roster
                                * and joins as RING_JOINING (see above);
                                * needs SWIM */
+  uint32_t max_object_bytes;  /* repl's byte budget of an object [8 MiB] */
+  uint32_t value_pad;         /* bytes of padding after every PUT value's
+                               * 8 (large values; replies are read by
+                               * their first 8) [0] */
   int planted_early_ack;      /* a planted bug, for the checkers' own test:
                                * the adapter answers every write OK at once
                                * and drops the core's real answer */

@@ -907,8 +907,9 @@ static void hello_check_decides_and_replies(void **state) {
   } cases[] = {
       {1, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
       {1, "prod", WIRE_ROLE_PEER, 9, 3, CHORUS_OK, ""},
-      {2, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
-       "protocol version 2 not supported; this node speaks 1..1"},
+      {2, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
+      {3, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
+       "protocol version 3 not supported; this node speaks 1..2"},
       {0, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION, "version 0"},
       {1, "staging", WIRE_ROLE_CLIENT, 0, 3, CHORUS_ECLUSTER,
        "cluster name (7 bytes) does not match this node's cluster \"prod\""},
@@ -945,6 +946,58 @@ static void hello_check_decides_and_replies(void **state) {
     }
     round_trip(&reply); /* the reply is always sendable */
   }
+}
+
+/* Version 2's replies, as a version-1 connection gets them. */
+static void replies_for_version_one(void **state) {
+  (void)state;
+  struct wire_bytes vals[2] = {{(const uint8_t *)"a", 1},
+                               {(const uint8_t *)"bb", 2}};
+  struct wire_msg g = {.type = WIRE_GET_REPLY2, .request_id = 5};
+  g.get_reply.values = (struct wire_bytes_list){2, vals};
+  g.get_reply.context = (struct wire_bytes){(const uint8_t *)"ctx", 3};
+  g.get_reply.flags = WIRE_REPLY_SIBLINGS;
+  g.get_reply.siblings = 2;
+  g.get_reply.bytes = 40;
+  round_trip(&g);
+  char text[CHORUS_ERRMSG_SIZE] = "";
+  struct wire_msg out;
+  /* Version 2 and later: unchanged. */
+  assert_false(wire_reply_for(&g, 2, &out, text));
+  assert_true(wire__msg_equal(&out, &g));
+  /* Version 1: the old type, the same values and context. */
+  assert_true(wire_reply_for(&g, 1, &out, text));
+  assert_int_equal(out.type, WIRE_GET_REPLY);
+  assert_int_equal(out.request_id, 5);
+  assert_int_equal(out.get_reply.values.n, 2);
+  assert_memory_equal(out.get_reply.context.ptr, "ctx", 3);
+  round_trip(&out);
+  /* A truncated answer is an error for version 1, never a part. */
+  g.get_reply.flags = WIRE_REPLY_TRUNCATED;
+  g.get_reply.siblings = 9;
+  g.get_reply.bytes = 17000000;
+  assert_true(wire_reply_for(&g, 1, &out, text));
+  assert_int_equal(out.type, WIRE_ERROR);
+  assert_int_equal(out.request_id, 5);
+  assert_int_equal(out.error.code, CHORUS_ETOOBIG);
+  assert_non_null(strstr(text, "17000000 bytes with 9 siblings"));
+  round_trip(&out);
+  /* WRITE_REPLY2 loses its warnings. */
+  struct wire_msg w = {.type = WIRE_WRITE_REPLY2, .request_id = 6};
+  w.write_reply.context = (struct wire_bytes){(const uint8_t *)"c", 1};
+  w.write_reply.flags = WIRE_REPLY_SIBLINGS | WIRE_REPLY_LARGE;
+  w.write_reply.siblings = 30;
+  w.write_reply.bytes = 5000000;
+  round_trip(&w);
+  assert_true(wire_reply_for(&w, 1, &out, text));
+  assert_int_equal(out.type, WIRE_WRITE_REPLY);
+  assert_int_equal(out.write_reply.context.len, 1);
+  round_trip(&out);
+  /* Anything else passes as it is. */
+  struct wire_msg e;
+  wire_error_reply(&e, 7, CHORUS_EIO, "x");
+  assert_false(wire_reply_for(&e, 1, &out, text));
+  assert_true(wire__msg_equal(&out, &e));
 }
 
 static void error_reply_and_names(void **state) {
@@ -1049,6 +1102,7 @@ int main(void) {
       cmocka_unit_test(splitter_buffers_only_what_arrived),
       cmocka_unit_test(splitter_errors_are_sticky),
       cmocka_unit_test(hello_check_decides_and_replies),
+      cmocka_unit_test(replies_for_version_one),
       cmocka_unit_test(error_reply_and_names),
       cmocka_unit_test(mutated_frames_never_crash),
   };
