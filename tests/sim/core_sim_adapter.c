@@ -550,6 +550,8 @@ static int settle(struct cnode *n, int rc, const char *what) {
  * clock, and at once after a write found the disk full. The store decides;
  * STORE_FAULT_FULL is the simulated full disk. */
 static void space_check(struct cnode *n) {
+  if (n->store == NULL)
+    return; /* not started: an event before SIM_EV_START holds no store */
   if (n->space_at != 0 && n->now < n->space_at + 1000 &&
       !store_space_stale(n->store))
     return;
