@@ -343,12 +343,12 @@ struct wire_options quorum(void) {
   return o;
 }
 
-/* put: 0 on WRITE_REPLY, else the error code. */
-int put(int fd, const char *key, const char *value) {
+int put_with(int fd, const char *key, const char *value,
+             struct wire_options opts) {
   struct wire_msg m = {.type = WIRE_PUT, .request_id = next_id++};
   m.put.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
   m.put.value = (struct wire_bytes){(const uint8_t *)value, strlen(value)};
-  m.put.opts = quorum();
+  m.put.opts = opts;
   struct reply r;
   if (call(fd, &m, &r) != 0)
     return -1000;
@@ -357,6 +357,10 @@ int put(int fd, const char *key, const char *value) {
                                         : -1001;
   reply_free(&r);
   return rc;
+}
+
+int put(int fd, const char *key, const char *value) {
+  return put_with(fd, key, value, quorum());
 }
 
 /* get: 0 with the only sibling in @out, 1 when not found, else an error. */

@@ -80,7 +80,10 @@ int client_open(int port);
 /* call: sends @m and waits for the frame answering its request id. */
 int call(int fd, const struct wire_msg *m, struct reply *r);
 struct wire_options quorum(void); /* r = w = QUORUM */
-/* put: 0 on WRITE_REPLY, else the error code (-1000: no answer). */
+/* put_with: a PUT of @key = @value with @opts; 0 on WRITE_REPLY, else the
+ * error code (-1000: no answer). put: the same at QUORUM. */
+int put_with(int fd, const char *key, const char *value,
+             struct wire_options opts);
 int put(int fd, const char *key, const char *value);
 /* get: 0 with the only sibling in @out, 1 when not found, else an error. */
 int get(int fd, const char *key, char *out, size_t cap);

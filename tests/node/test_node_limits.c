@@ -350,21 +350,9 @@ static void test_idle_and_hello_limit(void **state) {
   assert_int_equal(wait_exit(&p, 15), 0);
 }
 
-/* put_at: a PUT of @key at write level @w; 0 on WRITE_REPLY, else the
- * error code. */
+/* put_at: a PUT of @key at write level @w; 0 on WRITE_REPLY. */
 static int put_at(int fd, const char *key, int32_t w) {
-  struct wire_msg m = {.type = WIRE_PUT, .request_id = next_id++};
-  m.put.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
-  m.put.value = (struct wire_bytes){(const uint8_t *)"v", 1};
-  m.put.opts.w = w;
-  struct reply r;
-  if (call(fd, &m, &r) != 0)
-    return -1000;
-  int rc = r.m.type == WIRE_WRITE_REPLY ? 0
-           : r.m.type == WIRE_ERROR     ? r.m.error.code
-                                        : -1001;
-  reply_free(&r);
-  return rc;
+  return put_with(fd, key, "v", (struct wire_options){.w = w});
 }
 
 #define PEER_FLOOD 1000
