@@ -1,0 +1,202 @@
+/* meta.h: the cluster's metadata: members, their tokens and ownership
+ * states, the replication settings and the metadata epoch, kept by a Raft
+ * group (DESIGN.md §10) and applied to the state machine below.
+ *
+ * THE STATE MACHINE
+ *
+ * struct meta_state is what every node agrees on: a list of members (id,
+ * name, address, datacenter, rack, vnodes, state) sorted by id, the
+ * replication settings, the epoch and the Raft index it was applied at.
+ * It changes only by commands (struct meta_cmd) that the Raft log commits,
+ * applied in log order by meta_state_apply(), which is deterministic: every
+ * node applies the same commands to the same state and gets the same state.
+ * A command that does not fit the state (a name already taken, an unknown
+ * member) is applied as a no-op with a result code, so the log stays one
+ * history and the proposer learns why.
+ *
+ * The epoch grows by one with every applied command that changes the ring's
+ * input (a member added, a state changed, a member removed, replication
+ * changed); the ring snapshot built from the state carries it as its
+ * version.
+ *
+ * Member states (a member's life, issue 19 adds streaming between them):
+ *   JOINING  known, receives the log, owns nothing yet
+ *   NORMAL   owns its tokens
+ *   LEAVING  still owns its tokens while it hands them over
+ *   LEFT     owns nothing; kept so a name is not reused by accident
+ *   REMOVED  taken out by an operator (cluster remove); owns nothing
+ *
+ * ENCODINGS (meta_codec.c)
+ *
+ * Commands, the state (snapshots, and the copy kept in STORE_META) and the
+ * messages between nodes' metadata layers are msgpack, each decoder
+ * hardened: sizes are checked before anything is allocated, every string
+ * and count has a limit, and bytes that make no sense are CHORUS_EMALFORMED.
+ */
+#ifndef CHORUS_META_H
+#define CHORUS_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <raft.h>
+
+#include "chorus_types.h"
+#include "ring.h"
+
+#define META_NAME_MAX 128u  /* a member's name (--id), NUL included */
+#define META_ADDR_MAX 64u   /* a member's peer address, NUL included */
+#define META_MAX_MEMBERS RING_MAX_NODES
+#define META_MAX_CMD_BYTES (64u * 1024)
+#define META_MAX_STATE_BYTES (8u * 1024 * 1024)
+/* Raft messages: at most this many entries per AppendEntries, and a
+ * snapshot's data at most META_MAX_STATE_BYTES. */
+#define META_MAX_ENTRIES 1024u
+#define META_MAX_VOTERS 5u
+
+enum meta_member_state {
+  META_JOINING = 1,
+  META_NORMAL = 2,
+  META_LEAVING = 3,
+  META_LEFT = 4,
+  META_REMOVED = 5,
+  META_STATE_MAX = 5
+};
+
+const char *meta_member_state_name(enum meta_member_state s);
+
+struct meta_member {
+  chorus_node_id id; /* xxh3-64 of the name; never 0 */
+  char name[META_NAME_MAX];
+  char addr[META_ADDR_MAX];
+  char dc[RING_NAME_MAX];
+  char rack[RING_NAME_MAX];
+  uint32_t vnodes; /* 0 means RING_DEFAULT_VNODES */
+  uint8_t state;   /* enum meta_member_state */
+  uint64_t since;  /* the Raft index at which it entered @state */
+};
+
+struct meta_state {
+  uint64_t epoch;   /* grows with every change of the ring's input */
+  uint64_t applied; /* the Raft index of the last applied command */
+  struct ring_replication replication;
+  size_t n;                   /* members, sorted by id */
+  struct meta_member *members; /* chorus_malloc'ed; n of them */
+};
+
+/* ------------------------------------------------------------------------
+ * Commands
+ * ------------------------------------------------------------------------ */
+
+enum meta_cmd_type {
+  META_CMD_JOIN = 1,        /* add @member (state as given) */
+  META_CMD_SET_STATE = 2,   /* member @id to @state */
+  META_CMD_REMOVE = 3,      /* member @id to REMOVED */
+  META_CMD_REPLICATION = 4, /* replication settings to @replication */
+  META_CMD_NOTE = 5,        /* a register write (tests, the linearizability
+                               checker): @note_key := @note_value */
+  META_CMD_MAX = 5
+};
+
+struct meta_cmd {
+  uint8_t type; /* enum meta_cmd_type */
+  struct meta_member member;           /* JOIN */
+  chorus_node_id id;                   /* SET_STATE, REMOVE */
+  uint8_t state;                       /* SET_STATE */
+  struct ring_replication replication; /* REPLICATION */
+  uint64_t note_key, note_value;       /* NOTE */
+};
+
+/* ------------------------------------------------------------------------
+ * Messages between the metadata layers of two nodes (WIRE_META's bytes)
+ * ------------------------------------------------------------------------ */
+
+enum meta_msg_type {
+  META_MSG_RAFT = 1,          /* a Raft RPC: @raft */
+  META_MSG_PROPOSE = 2,       /* please commit @cmd (to the leader) */
+  META_MSG_PROPOSE_REPLY = 3, /* @status of proposal @req_id */
+  META_MSG_MAX = 3
+};
+
+struct meta_msg {
+  uint8_t type;        /* enum meta_msg_type */
+  uint64_t cluster;    /* the sender's cluster id; foreign ones are refused */
+  chorus_node_id from; /* the sender (checked against the peer link) */
+  /* RAFT: server_id is the SENDER on decode (raft's recv convention) and
+   * the destination on encode; server_address is not encoded (decode sets
+   * it to NULL; the caller fills it). Decoded entries, configuration and
+   * snapshot data are raft_malloc'ed and owned by the message until handed
+   * to raft (meta_msg_release frees what was not handed over). */
+  struct raft_message raft;
+  /* PROPOSE / PROPOSE_REPLY */
+  uint64_t req_id;
+  struct meta_cmd cmd;   /* PROPOSE */
+  int32_t status;        /* PROPOSE_REPLY: CHORUS_OK or CHORUS_E* */
+  uint64_t index;        /* PROPOSE_REPLY: the command's Raft index */
+  chorus_node_id leader; /* PROPOSE_REPLY: the leader known, or 0 */
+  char text[128];        /* PROPOSE_REPLY: why, for errors */
+};
+
+/* ------------------------------------------------------------------------
+ * Codecs (meta_codec.c). Encoders allocate *@buf with chorus_malloc (the
+ * caller frees it with chorus_free); decoders never trust a size before
+ * checking it against the input and the limits above.
+ * Errors: CHORUS_ENOMEM, CHORUS_EINVAL (encode: a field out of range),
+ * CHORUS_EMALFORMED (decode), CHORUS_ETOOBIG (over a limit).
+ * ------------------------------------------------------------------------ */
+
+int meta_cmd_encode(const struct meta_cmd *c, uint8_t **buf, size_t *len);
+int meta_cmd_decode(const void *buf, size_t len, struct meta_cmd *out);
+
+/* State: the snapshot format. Decode fills @out (members allocated with
+ * chorus_malloc; meta_state_free releases them); the members must be
+ * sorted by id with no duplicates, names unique, every field in range. */
+int meta_state_encode(const struct meta_state *s, uint8_t **buf, size_t *len);
+int meta_state_decode(const void *buf, size_t len, struct meta_state *out);
+
+int meta_msg_encode(const struct meta_msg *m, uint8_t **buf, size_t *len);
+int meta_msg_decode(const void *buf, size_t len, struct meta_msg *out);
+/* meta_msg_release: frees what a decoded RAFT message still owns (entries
+ * and their batch, configuration, snapshot data). Idempotent. */
+void meta_msg_release(struct meta_msg *m);
+
+/* ------------------------------------------------------------------------
+ * The state machine (meta_state.c)
+ * ------------------------------------------------------------------------ */
+
+void meta_state_init(struct meta_state *s,
+                     const struct ring_replication *replication);
+void meta_state_free(struct meta_state *s);
+/* meta_state_copy: a deep copy. Errors: CHORUS_ENOMEM. */
+int meta_state_copy(const struct meta_state *src, struct meta_state *dst);
+
+/* meta_state_apply: applies @c committed at Raft @index. Returns the
+ * command's result (CHORUS_OK; CHORUS_EEXIST for a name or id in use,
+ * CHORUS_ENOTFOUND for an unknown member, CHORUS_EINVAL for a transition
+ * that is not allowed) after which the state is unchanged but for
+ * @applied; CHORUS_ENOMEM is the only error that leaves it unchanged
+ * altogether (the caller must stop). */
+int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
+                     uint64_t index);
+
+const struct meta_member *meta_state_find(const struct meta_state *s,
+                                          chorus_node_id id);
+const struct meta_member *meta_state_find_name(const struct meta_state *s,
+                                               const char *name);
+/* meta_member_owns: whether a member in @state owns tokens. */
+bool meta_member_owns(uint8_t state);
+
+/* meta_state_ring: the ring snapshot of @s (its owning members),
+ * version = epoch. Errors: as ring_snapshot_build. */
+int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
+                    char *errmsg);
+
+/* meta_state_voters: the members that should vote: up to META_MAX_VOTERS
+ * of the members that are not LEFT or REMOVED, spread over datacenters
+ * then racks (round robin, by id within each), deterministic. Writes ids
+ * to @out (cap META_MAX_VOTERS), returns the count. */
+size_t meta_state_voters(const struct meta_state *s,
+                         chorus_node_id out[META_MAX_VOTERS]);
+
+#endif /* CHORUS_META_H */

@@ -1,0 +1,268 @@
+/* meta_state.c: the metadata state machine (meta.h, THE STATE MACHINE):
+ * deterministic application of committed commands, lookups, the ring and
+ * the voter choice built from it. */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "chorus_error.h"
+#include "meta.h"
+
+const char *meta_member_state_name(enum meta_member_state s) {
+  switch (s) {
+  case META_JOINING:
+    return "joining";
+  case META_NORMAL:
+    return "normal";
+  case META_LEAVING:
+    return "leaving";
+  case META_LEFT:
+    return "left";
+  case META_REMOVED:
+    return "removed";
+  }
+  return "unknown";
+}
+
+bool meta_member_owns(uint8_t state) {
+  return state == META_JOINING || state == META_NORMAL ||
+         state == META_LEAVING;
+}
+
+void meta_state_init(struct meta_state *s,
+                     const struct ring_replication *replication) {
+  *s = (struct meta_state){0};
+  if (replication != NULL)
+    s->replication = *replication;
+}
+
+void meta_state_free(struct meta_state *s) {
+  if (s == NULL)
+    return;
+  chorus_free(s->members);
+  s->members = NULL;
+  s->n = 0;
+}
+
+int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
+  struct meta_member *m = NULL;
+  if (src->n > 0) {
+    m = chorus_malloc(src->n * sizeof *m);
+    if (m == NULL)
+      return CHORUS_ENOMEM;
+    memcpy(m, src->members, src->n * sizeof *m);
+  }
+  *dst = *src;
+  dst->members = m;
+  return CHORUS_OK;
+}
+
+/* find_slot: the index of @id in the sorted member array, or where it
+ * would go (*@found false). */
+static size_t find_slot(const struct meta_state *s, chorus_node_id id,
+                        bool *found) {
+  size_t lo = 0, hi = s->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->members[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = lo < s->n && s->members[lo].id == id;
+  return lo;
+}
+
+const struct meta_member *meta_state_find(const struct meta_state *s,
+                                          chorus_node_id id) {
+  bool found;
+  size_t i = find_slot(s, id, &found);
+  return found ? &s->members[i] : NULL;
+}
+
+const struct meta_member *meta_state_find_name(const struct meta_state *s,
+                                               const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->members[i].name, name) == 0)
+      return &s->members[i];
+  return NULL;
+}
+
+/* transition_ok: the member life meta.h draws. REMOVED is final; LEFT may
+ * only be removed; a member may go back to NORMAL from JOINING or LEAVING
+ * (an aborted change). */
+static bool transition_ok(uint8_t from, uint8_t to) {
+  if (from == to)
+    return false;
+  switch (to) {
+  case META_NORMAL:
+    return from == META_JOINING || from == META_LEAVING;
+  case META_LEAVING:
+    return from == META_NORMAL;
+  case META_LEFT:
+    return from == META_LEAVING || from == META_JOINING;
+  case META_JOINING:
+    return false;
+  case META_REMOVED:
+    return from != META_REMOVED;
+  default:
+    return false;
+  }
+}
+
+static int apply_join(struct meta_state *s, const struct meta_member *m,
+                      uint64_t index) {
+  if (m->id == 0 || m->state < META_JOINING || m->state > META_NORMAL ||
+      memchr(m->name, '\0', sizeof m->name) == NULL || m->name[0] == '\0')
+    return CHORUS_EINVAL;
+  const struct meta_member *same = meta_state_find_name(s, m->name);
+  bool found;
+  size_t at = find_slot(s, m->id, &found);
+  if (found || same != NULL)
+    return CHORUS_EEXIST;
+  if (s->n >= META_MAX_MEMBERS)
+    return CHORUS_ETOOBIG;
+  struct meta_member *grown =
+      chorus_realloc(s->members, (s->n + 1) * sizeof *grown);
+  if (grown == NULL)
+    return CHORUS_ENOMEM;
+  s->members = grown;
+  memmove(&grown[at + 1], &grown[at], (s->n - at) * sizeof *grown);
+  grown[at] = *m;
+  grown[at].since = index;
+  s->n++;
+  return CHORUS_OK;
+}
+
+int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
+                     uint64_t index) {
+  int rc = CHORUS_OK;
+  bool ring_input = false;
+  switch (c->type) {
+  case META_CMD_JOIN:
+    rc = apply_join(s, &c->member, index);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    ring_input = rc == CHORUS_OK;
+    break;
+  case META_CMD_SET_STATE:
+  case META_CMD_REMOVE: {
+    uint8_t to = c->type == META_CMD_REMOVE ? META_REMOVED : c->state;
+    bool found;
+    size_t i = find_slot(s, c->id, &found);
+    if (!found) {
+      rc = CHORUS_ENOTFOUND;
+    } else if (!transition_ok(s->members[i].state, to)) {
+      rc = CHORUS_EINVAL;
+    } else {
+      s->members[i].state = to;
+      s->members[i].since = index;
+      ring_input = true;
+    }
+    break;
+  }
+  case META_CMD_REPLICATION:
+    s->replication = c->replication;
+    ring_input = true;
+    break;
+  case META_CMD_NOTE:
+    break; /* the register lives with the caller (meta_node.h) */
+  default:
+    rc = CHORUS_EINVAL;
+    break;
+  }
+  if (ring_input)
+    s->epoch++;
+  if (index > s->applied)
+    s->applied = index;
+  return rc;
+}
+
+static enum ring_node_state ring_state_of(uint8_t st) {
+  switch (st) {
+  case META_JOINING:
+    return RING_JOINING;
+  case META_LEAVING:
+    return RING_LEAVING;
+  default:
+    return RING_NORMAL;
+  }
+}
+
+int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
+                    char *errmsg) {
+  struct ring_node *nodes = chorus_calloc(s->n ? s->n : 1, sizeof *nodes);
+  if (nodes == NULL)
+    return CHORUS_ENOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    const struct meta_member *m = &s->members[i];
+    if (!meta_member_owns(m->state))
+      continue;
+    nodes[n].id = m->id;
+    snprintf(nodes[n].dc, sizeof nodes[n].dc, "%s", m->dc);
+    snprintf(nodes[n].rack, sizeof nodes[n].rack, "%s", m->rack);
+    nodes[n].state = ring_state_of(m->state);
+    nodes[n].vnodes = m->vnodes;
+    n++;
+  }
+  int rc = ring_snapshot_build(nodes, n, &s->replication, s->epoch, out,
+                               errmsg);
+  chorus_free(nodes);
+  return rc;
+}
+
+/* Voters are spread like Cassandra spreads replicas: take datacenters in
+ * turn, and within a datacenter racks in turn, so that losing one rack or
+ * one datacenter loses as few votes as possible. */
+size_t meta_state_voters(const struct meta_state *s,
+                         chorus_node_id out[META_MAX_VOTERS]) {
+  size_t n = 0;
+  bool *taken = chorus_calloc(s->n ? s->n : 1, sizeof *taken);
+  if (taken == NULL) {
+    /* Out of memory: the first eligible members by id (still
+     * deterministic, only less spread). */
+    for (size_t i = 0; i < s->n && n < META_MAX_VOTERS; i++)
+      if (s->members[i].state != META_LEFT &&
+          s->members[i].state != META_REMOVED)
+        out[n++] = s->members[i].id;
+    return n;
+  }
+  /* Each round takes at most one member per (dc, rack) pair not used yet
+   * in this round, datacenters alternating: a simple deterministic sweep. */
+  while (n < META_MAX_VOTERS) {
+    bool took = false;
+    char used_dc[META_MAX_VOTERS][RING_NAME_MAX];
+    char used_rack[META_MAX_VOTERS][2 * RING_NAME_MAX];
+    size_t ndc = 0, nrack = 0;
+    for (int pass = 0; pass < 2 && n < META_MAX_VOTERS; pass++) {
+      for (size_t i = 0; i < s->n && n < META_MAX_VOTERS; i++) {
+        const struct meta_member *m = &s->members[i];
+        if (taken[i] || m->state == META_LEFT || m->state == META_REMOVED)
+          continue;
+        char rk[2 * RING_NAME_MAX];
+        snprintf(rk, sizeof rk, "%s/%s", m->dc, m->rack);
+        bool dc_used = false, rack_used = false;
+        for (size_t k = 0; k < ndc; k++)
+          dc_used = dc_used || strcmp(used_dc[k], m->dc) == 0;
+        for (size_t k = 0; k < nrack; k++)
+          rack_used = rack_used || strcmp(used_rack[k], rk) == 0;
+        /* pass 0: a new datacenter; pass 1: a new rack. */
+        if (rack_used || (pass == 0 && dc_used))
+          continue;
+        taken[i] = true;
+        out[n++] = m->id;
+        took = true;
+        if (!dc_used && ndc < META_MAX_VOTERS)
+          snprintf(used_dc[ndc++], RING_NAME_MAX, "%s", m->dc);
+        if (nrack < META_MAX_VOTERS)
+          snprintf(used_rack[nrack++], sizeof used_rack[0], "%s", rk);
+      }
+    }
+    if (!took)
+      break;
+  }
+  chorus_free(taken);
+  return n;
+}
