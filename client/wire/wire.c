@@ -82,6 +82,18 @@ bool wire_should_close(int code) {
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text) {
   *out = *m;
+  if (version >= WIRE_PROTOCOL_CLUSTER)
+    return false;
+  /* Before version 3: the same lists, without the names (the structs are
+   * shared, and RING_REPLY's and STATUS_REPLY's schemas skip them). */
+  if (m->type == WIRE_RING_REPLY2) {
+    out->type = WIRE_RING_REPLY;
+    return true;
+  }
+  if (m->type == WIRE_STATUS_REPLY2) {
+    out->type = WIRE_STATUS_REPLY;
+    return true;
+  }
   if (version >= WIRE_PROTOCOL_REPLY2)
     return false;
   if (m->type == WIRE_WRITE_REPLY2) {

@@ -35,9 +35,10 @@
  *     fields from the frame instead of copying them.
  *
  * The only allocation a decode makes is the array of one list field (GET
- * reply siblings, set members, ring nodes, status stats), sized by a count
- * that pass 1 already proved is backed by real bytes; it is further checked
- * to be at most WIRE_DECODE_FACTOR times the frame length.
+ * reply siblings, set members, ring nodes, status stats, cluster members),
+ * sized by a count that pass 1 already proved is backed by real bytes; it is
+ * further checked to be at most WIRE_DECODE_FACTOR times the frame length
+ * (and CLUSTER_REPLY's members to be at most WIRE_MAX_CLUSTER_MEMBERS).
  *
  * OWNERSHIP OF DECODED MESSAGES
  *
@@ -72,13 +73,17 @@
  * Limits
  * ------------------------------------------------------------------------ */
 
-/* Version 2 added GET_REPLY2 and WRITE_REPLY2 (and nothing else): a node
- * sends them only on a connection that HELLO opened in version 2 or later,
- * and answers a version-1 connection in version 1's types (wire_reply_for).
- */
-#define WIRE_PROTOCOL_VERSION 2u /* the version this code speaks */
+/* Version 2 added GET_REPLY2 and WRITE_REPLY2 (and nothing else); version
+ * 3 added RING_REPLY2 and STATUS_REPLY2 (the replies with node names) and
+ * the cluster metadata messages META, CLUSTER_QUERY, CLUSTER_REPLY and
+ * CLUSTER_REMOVE. A node sends a reply type only on a connection that HELLO
+ * opened in a version that has it, and answers an older connection in that
+ * version's types (wire_reply_for); it sends META only on a peer connection
+ * of version 3 or later. */
+#define WIRE_PROTOCOL_VERSION 3u /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u     /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u  /* the first version with GET/WRITE_REPLY2 */
+#define WIRE_PROTOCOL_CLUSTER 3u /* the first with names, cluster metadata */
 
 #define WIRE_FRAME_PREFIX 4u                     /* u32 BE length */
 #define WIRE_MAX_FRAME_PEER (16u * 1024 * 1024)  /* default, node <-> node */
@@ -117,8 +122,11 @@
 #define WIRE_MAX_ADDR 255u /* "host:port" in ring replies */
 #define WIRE_MAX_LABEL 64u /* datacenter and rack names */
 #define WIRE_MAX_STAT_NAME 128u
-#define WIRE_MAX_REPLICAS 64u         /* largest explicit r/w/pr/pw count */
-#define WIRE_MAX_TIMEOUT_MS 86400000u /* one day */
+#define WIRE_MAX_REPLICAS 64u          /* largest explicit r/w/pr/pw count */
+#define WIRE_MAX_NAME 127u             /* a node's name (chorusd --id) */
+#define WIRE_MAX_CLUSTER_MEMBERS 4096u /* members in CLUSTER_REPLY */
+#define WIRE_SHARE_PPM_MAX 1000000u    /* a share of the ring: all of it */
+#define WIRE_MAX_TIMEOUT_MS 86400000u  /* one day */
 
 /* Limits of one connection. */
 struct wire_limits {
@@ -170,6 +178,13 @@ enum wire_type {
   WIRE_STATUS_QUERY = 98,
   WIRE_STATUS_REPLY = 99,
   WIRE_GOSSIP = 100, /* a SWIM stream packet (push/pull, join) over TCP */
+  /* since version 3: cluster metadata (a Raft group, meta/meta.h) */
+  WIRE_META = 101,           /* peer only: the metadata layers' messages */
+  WIRE_CLUSTER_QUERY = 102,  /* client: the metadata as a node sees it */
+  WIRE_CLUSTER_REPLY = 103,  /* answers CLUSTER_QUERY and CLUSTER_REMOVE */
+  WIRE_CLUSTER_REMOVE = 104, /* client: take a member out of the cluster */
+  WIRE_RING_REPLY2 = 105,    /* since version 3: RING_REPLY with names */
+  WIRE_STATUS_REPLY2 = 106,  /* since version 3: STATUS_REPLY with a name */
   /* 112..127 reserved: anti-entropy (Merkle exchange)
    * 128..143 reserved: streaming (join/leave range transfer)
    * 144..159 reserved: CAS / lightweight transactions
@@ -404,12 +419,24 @@ struct wire_gossip {
   struct wire_bytes packet; /* 1..frame */
 };
 
+/* META: the opaque messages between two nodes' metadata layers (Raft RPCs
+ * and proposals, meta.h's struct meta_msg, encoded by meta_codec.c). Peer
+ * connections only, of version 3 or later. */
+struct wire_meta {
+  struct wire_bytes msg; /* 1..frame */
+};
+
+/* One node of the ring (RING_REPLY, RING_REPLY2). @name travels only in
+ * RING_REPLY2 (version 3): RING_REPLY's nodes have no name entry, so a
+ * version-1 or -2 decoder, which wants exactly five, still reads them; a
+ * decoded RING_REPLY leaves it empty and encoding one ignores it. */
 struct wire_ring_node {
   chorus_node_id id;
   struct wire_bytes addr; /* <= WIRE_MAX_ADDR */
   struct wire_bytes dc;   /* <= WIRE_MAX_LABEL */
   struct wire_bytes rack; /* <= WIRE_MAX_LABEL */
   uint8_t state;          /* enum wire_node_state */
+  struct wire_bytes name; /* RING_REPLY2: <= WIRE_MAX_NAME; empty: unknown */
 };
 
 struct wire_ring_reply {
@@ -424,14 +451,93 @@ struct wire_stat {
   int64_t value;
 };
 
+/* STATUS_REPLY, and STATUS_REPLY2 since version 3, which adds the node's
+ * name (empty in a decoded STATUS_REPLY, ignored when encoding one). */
 struct wire_status_reply {
   chorus_node_id node_id;
+  struct wire_bytes name; /* STATUS_REPLY2: <= WIRE_MAX_NAME */
   size_t nstats;
   struct wire_stat *stats; /* decoded: owned by the message */
 };
 
-/* One message. @type selects the union member; RING_QUERY and STATUS_QUERY
- * have no fields. */
+/* A member's state in the cluster metadata (meta.h, enum meta_member_state:
+ * the same numbers). */
+enum wire_member_state {
+  WIRE_MEMBER_JOINING = 1,
+  WIRE_MEMBER_NORMAL = 2,
+  WIRE_MEMBER_LEAVING = 3,
+  WIRE_MEMBER_LEFT = 4,
+  WIRE_MEMBER_REMOVED = 5,
+  WIRE_MEMBER_STATE_MAX = 5
+};
+
+/* A member's part in the Raft group (raft.h's roles, and none). */
+enum wire_raft_role {
+  WIRE_RAFT_ROLE_NONE = 0,    /* not in the Raft configuration */
+  WIRE_RAFT_ROLE_VOTER = 1,   /* votes */
+  WIRE_RAFT_ROLE_STANDBY = 2, /* receives the log, does not vote (learner) */
+  WIRE_RAFT_ROLE_SPARE = 3,   /* in the configuration, receives nothing */
+  WIRE_RAFT_ROLE_MAX = 3
+};
+
+/* A member's liveness as the answering node's SWIM sees it. */
+enum wire_alive {
+  WIRE_ALIVE_UNKNOWN = 0, /* SWIM has not heard of it */
+  WIRE_ALIVE_ALIVE = 1,
+  WIRE_ALIVE_SUSPECT = 2,
+  WIRE_ALIVE_DEAD = 3,
+  WIRE_ALIVE_LEFT = 4,
+  WIRE_ALIVE_MAX = 4
+};
+
+/* The answering node's Raft state. */
+enum wire_raft_state {
+  WIRE_RAFT_UNAVAILABLE = 0, /* no Raft instance (starting, or none) */
+  WIRE_RAFT_FOLLOWER = 1,
+  WIRE_RAFT_CANDIDATE = 2,
+  WIRE_RAFT_LEADER = 3,
+  WIRE_RAFT_STATE_MAX = 3
+};
+
+struct wire_cluster_member {
+  chorus_node_id id;      /* xxh3-64 of the name */
+  struct wire_bytes name; /* 1..WIRE_MAX_NAME */
+  struct wire_bytes addr; /* <= WIRE_MAX_ADDR, its peer address */
+  struct wire_bytes dc;   /* <= WIRE_MAX_LABEL */
+  struct wire_bytes rack; /* <= WIRE_MAX_LABEL */
+  uint8_t state;          /* enum wire_member_state, 1..5 */
+  uint8_t role;           /* enum wire_raft_role */
+  uint8_t alive;          /* enum wire_alive */
+  uint32_t vnodes;        /* its tokens; 0: the ring's default */
+  uint32_t share_ppm;     /* its share of the ring, parts per million */
+};
+
+/* CLUSTER_REPLY: the cluster metadata as the answering node has applied it,
+ * with what it knows of the Raft group. */
+struct wire_cluster_reply {
+  chorus_node_id node_id;        /* the answering node */
+  struct wire_bytes node_name;   /* <= WIRE_MAX_NAME */
+  chorus_node_id leader_id;      /* the Raft leader it knows; 0: none */
+  struct wire_bytes leader_name; /* <= WIRE_MAX_NAME; empty with no leader */
+  uint64_t term;                 /* its Raft term */
+  uint64_t commit_index;         /* its Raft commit index */
+  uint64_t applied_index;        /* the last index applied to its state */
+  uint64_t epoch;                /* the metadata epoch (the ring version) */
+  uint8_t raft_state;            /* enum wire_raft_state, of this node */
+  size_t nmembers;               /* <= WIRE_MAX_CLUSTER_MEMBERS */
+  struct wire_cluster_member *members; /* by id; decoded: owned */
+};
+
+/* CLUSTER_REMOVE: take member @name out (to REMOVED). A live member is
+ * refused (CHORUS_EBUSY) unless @force; the node forwards the change to the
+ * Raft leader and answers CLUSTER_REPLY once it is applied. */
+struct wire_cluster_remove {
+  struct wire_bytes name; /* 1..WIRE_MAX_NAME */
+  uint8_t force;          /* 0 or 1 */
+};
+
+/* One message. @type selects the union member; RING_QUERY, STATUS_QUERY
+ * and CLUSTER_QUERY have no fields. */
 struct wire_msg {
   uint8_t type;        /* enum wire_type */
   uint64_t request_id; /* chosen by the requester, echoed by the reply */
@@ -460,6 +566,9 @@ struct wire_msg {
     struct wire_ring_reply ring_reply;
     struct wire_status_reply status_reply;
     struct wire_gossip gossip;
+    struct wire_meta meta;
+    struct wire_cluster_reply cluster_reply;
+    struct wire_cluster_remove cluster_remove;
   };
   void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
 };
@@ -612,8 +721,10 @@ bool wire_should_close(int code);
  * and WRITE_REPLY without their new fields, except a truncated GET_REPLY2,
  * which becomes ERROR CHORUS_ETOOBIG: a version-1 client would take the
  * part for the whole, and a write with its context would then drop
- * siblings it never saw. Every other message is copied unchanged. Returns
- * whether *@out differs from @m. */
+ * siblings it never saw. Before version 3, RING_REPLY2 and STATUS_REPLY2
+ * become RING_REPLY and STATUS_REPLY without the names. Every other
+ * message is copied unchanged (CLUSTER_REPLY answers only a request a
+ * version-3 client sent). Returns whether *@out differs from @m. */
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text);
 

@@ -35,6 +35,40 @@ static int check_bytes(const struct wire_bytes *b, uint64_t min, uint64_t max,
   return CHORUS_OK;
 }
 
+/* The limits of one CLUSTER_REPLY member, for both directions: the reader
+ * bounds each length and integer by its type, this says what is allowed. */
+static int check_member(const struct wire_cluster_member *m, size_t k, int code,
+                        char *errmsg) {
+  int rc;
+  if ((rc = check_bytes(&m->name, 1, WIRE_MAX_NAME, "member.name", code,
+                        errmsg)) ||
+      (rc = check_bytes(&m->addr, 0, WIRE_MAX_ADDR, "member.addr", code,
+                        errmsg)) ||
+      (rc =
+           check_bytes(&m->dc, 0, WIRE_MAX_LABEL, "member.dc", code, errmsg)) ||
+      (rc = check_bytes(&m->rack, 0, WIRE_MAX_LABEL, "member.rack", code,
+                        errmsg)))
+    return chorus_errwrap(errmsg, rc, "member %zu", k);
+  if (m->state < WIRE_MEMBER_JOINING || m->state > WIRE_MEMBER_STATE_MAX)
+    return chorus_errf(errmsg, code, "member %zu: member.state: %u unknown", k,
+                       (unsigned)m->state);
+  if (m->role > WIRE_RAFT_ROLE_MAX)
+    return chorus_errf(errmsg, code, "member %zu: member.role: %u unknown", k,
+                       (unsigned)m->role);
+  if (m->alive > WIRE_ALIVE_MAX)
+    return chorus_errf(errmsg, code, "member %zu: member.alive: %u unknown", k,
+                       (unsigned)m->alive);
+  if (m->vnodes > 65535)
+    return chorus_errf(errmsg, code,
+                       "member %zu: member.vnodes: %" PRIu32 " exceeds 65535",
+                       k, m->vnodes);
+  if (m->share_ppm > WIRE_SHARE_PPM_MAX)
+    return chorus_errf(errmsg, code,
+                       "member %zu: member.share_ppm: %" PRIu32 " exceeds %u",
+                       k, m->share_ppm, WIRE_SHARE_PPM_MAX);
+  return CHORUS_OK;
+}
+
 /* Checks everything a decoder would check, on a message about to be sent. */
 static int check_msg(const struct wire__schema *s, const struct wire_msg *m,
                      char *errmsg) {
@@ -87,7 +121,9 @@ static int check_msg(const struct wire__schema *s, const struct wire_msg *m,
             (rc = check_bytes(&n->dc, 0, WIRE_MAX_LABEL, "node.dc", code,
                               errmsg)) ||
             (rc = check_bytes(&n->rack, 0, WIRE_MAX_LABEL, "node.rack", code,
-                              errmsg)))
+                              errmsg)) ||
+            (f->max > 0 && (rc = check_bytes(&n->name, 0, f->max, "node.name",
+                                             code, errmsg))))
           break;
         if (n->state > WIRE_NODE_STATE_MAX)
           rc = chorus_errf(errmsg, code, "node.state: %u unknown",
@@ -102,6 +138,17 @@ static int check_msg(const struct wire__schema *s, const struct wire_msg *m,
       for (size_t k = 0; k < r->nstats && rc == CHORUS_OK; k++)
         rc = check_bytes(&r->stats[k].name, 1, WIRE_MAX_STAT_NAME, "stat.name",
                          code, errmsg);
+      break;
+    }
+    case WIRE__K_MEMBERS: {
+      const struct wire_cluster_reply *r = p;
+      if (r->nmembers > WIRE_MAX_CLUSTER_MEMBERS)
+        rc = chorus_errf(errmsg, code, "members: %zu exceed %u", r->nmembers,
+                         WIRE_MAX_CLUSTER_MEMBERS);
+      else if (r->nmembers > 0 && r->members == NULL)
+        rc = chorus_errf(errmsg, code, "members: NULL array");
+      for (size_t k = 0; k < r->nmembers && rc == CHORUS_OK; k++)
+        rc = check_member(&r->members[k], k, code, errmsg);
       break;
     }
     }
@@ -205,12 +252,33 @@ static void pack_body(msgpack_packer *pk, const struct wire__schema *s,
       msgpack_pack_array(pk, r->nnodes);
       for (size_t k = 0; k < r->nnodes; k++) {
         const struct wire_ring_node *n = &r->nodes[k];
-        msgpack_pack_array(pk, 5);
+        msgpack_pack_array(pk, f->max > 0 ? 6 : 5);
         msgpack_pack_uint64(pk, n->id);
         pack_bytes(pk, true, n->addr);
         pack_bytes(pk, true, n->dc);
         pack_bytes(pk, true, n->rack);
         msgpack_pack_uint64(pk, n->state);
+        if (f->max > 0)
+          pack_bytes(pk, true, n->name);
+      }
+      break;
+    }
+    case WIRE__K_MEMBERS: {
+      const struct wire_cluster_reply *r = p;
+      msgpack_pack_array(pk, r->nmembers);
+      for (size_t k = 0; k < r->nmembers; k++) {
+        const struct wire_cluster_member *n = &r->members[k];
+        msgpack_pack_array(pk, 10);
+        msgpack_pack_uint64(pk, n->id);
+        pack_bytes(pk, true, n->name);
+        pack_bytes(pk, true, n->addr);
+        pack_bytes(pk, true, n->dc);
+        pack_bytes(pk, true, n->rack);
+        msgpack_pack_uint64(pk, n->state);
+        msgpack_pack_uint64(pk, n->role);
+        msgpack_pack_uint64(pk, n->alive);
+        msgpack_pack_uint64(pk, n->vnodes);
+        msgpack_pack_uint64(pk, n->share_ppm);
       }
       break;
     }
@@ -387,7 +455,8 @@ static int read_field(struct wire__rd *rd, const struct wire__field *f,
   }
   case WIRE__K_NODES: {
     struct wire_ring_reply *r = p;
-    uint64_t n, u, k5;
+    uint64_t n, u, entries;
+    const uint64_t want = f->max > 0 ? 6 : 5; /* RING_REPLY2: and a name */
     void *arr;
     if ((rc = wire__rd_array(rd, &n, "nodes")) ||
         (rc = alloc_list(m, n, sizeof(struct wire_ring_node), frame_len, &arr,
@@ -396,12 +465,13 @@ static int read_field(struct wire__rd *rd, const struct wire__field *f,
     r->nodes = arr;
     for (uint64_t k = 0; k < n; k++) {
       struct wire_ring_node *nd = &r->nodes[k];
-      if ((rc = wire__rd_array(rd, &k5, "node")))
+      if ((rc = wire__rd_array(rd, &entries, "node")))
         return rc;
-      if (k5 != 5)
+      if (entries != want)
         return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
-                           "node %" PRIu64 ": %" PRIu64 " entries, expected 5",
-                           k, k5);
+                           "node %" PRIu64 ": %" PRIu64 " entries, expected "
+                           "%" PRIu64,
+                           k, entries, want);
       if ((rc = wire__rd_uint(rd, UINT64_MAX, &nd->id, "node.id")) ||
           (rc = wire__rd_bytes(rd, true, WIRE_MAX_ADDR, &nd->addr,
                                "node.addr")) ||
@@ -411,8 +481,60 @@ static int read_field(struct wire__rd *rd, const struct wire__field *f,
           (rc = wire__rd_uint(rd, WIRE_NODE_STATE_MAX, &u, "node.state")))
         return rc;
       nd->state = (uint8_t)u;
+      nd->name = (struct wire_bytes){NULL, 0};
+      if (f->max > 0 &&
+          (rc = wire__rd_bytes(rd, true, f->max, &nd->name, "node.name")))
+        return rc;
     }
     r->nnodes = (size_t)n;
+    return CHORUS_OK;
+  }
+  case WIRE__K_MEMBERS: {
+    struct wire_cluster_reply *r = p;
+    uint64_t n, entries, v[5];
+    void *arr;
+    if ((rc = wire__rd_array(rd, &n, "members")))
+      return rc;
+    if (n > WIRE_MAX_CLUSTER_MEMBERS)
+      return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
+                         "members: %" PRIu64 " exceed %u", n,
+                         WIRE_MAX_CLUSTER_MEMBERS);
+    if ((rc = alloc_list(m, n, sizeof(struct wire_cluster_member), frame_len,
+                         &arr, rd->errmsg)))
+      return rc;
+    r->members = arr;
+    for (uint64_t k = 0; k < n; k++) {
+      struct wire_cluster_member *mb = &r->members[k];
+      if ((rc = wire__rd_array(rd, &entries, "member")))
+        return rc;
+      if (entries != 10)
+        return chorus_errf(
+            rd->errmsg, CHORUS_EMALFORMED,
+            "member %" PRIu64 ": %" PRIu64 " entries, expected 10", k, entries);
+      if ((rc = wire__rd_uint(rd, UINT64_MAX, &mb->id, "member.id")) ||
+          (rc = wire__rd_bytes(rd, true, WIRE_MAX_NAME, &mb->name,
+                               "member.name")) ||
+          (rc = wire__rd_bytes(rd, true, WIRE_MAX_ADDR, &mb->addr,
+                               "member.addr")) ||
+          (rc = wire__rd_bytes(rd, true, WIRE_MAX_LABEL, &mb->dc,
+                               "member.dc")) ||
+          (rc = wire__rd_bytes(rd, true, WIRE_MAX_LABEL, &mb->rack,
+                               "member.rack")) ||
+          (rc = wire__rd_uint(rd, UINT8_MAX, &v[0], "member.state")) ||
+          (rc = wire__rd_uint(rd, UINT8_MAX, &v[1], "member.role")) ||
+          (rc = wire__rd_uint(rd, UINT8_MAX, &v[2], "member.alive")) ||
+          (rc = wire__rd_uint(rd, UINT32_MAX, &v[3], "member.vnodes")) ||
+          (rc = wire__rd_uint(rd, UINT32_MAX, &v[4], "member.share_ppm")))
+        return rc;
+      mb->state = (uint8_t)v[0];
+      mb->role = (uint8_t)v[1];
+      mb->alive = (uint8_t)v[2];
+      mb->vnodes = (uint32_t)v[3];
+      mb->share_ppm = (uint32_t)v[4];
+      if ((rc = check_member(mb, (size_t)k, CHORUS_EMALFORMED, rd->errmsg)))
+        return rc;
+    }
+    r->nmembers = (size_t)n;
     return CHORUS_OK;
   }
   case WIRE__K_STATS: {

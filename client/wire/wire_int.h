@@ -74,15 +74,17 @@ int wire__rd_bytes(struct wire__rd *rd, bool text, uint64_t max,
  * ------------------------------------------------------------------------ */
 
 enum wire__kind {
-  WIRE__K_UINT,  /* unsigned integer, stored in @width bytes */
-  WIRE__K_INT,   /* signed integer, stored in @width bytes */
-  WIRE__K_BOOL,  /* stored as bool */
-  WIRE__K_BIN,   /* struct wire_bytes, msgpack bin */
-  WIRE__K_TEXT,  /* struct wire_bytes, msgpack str */
-  WIRE__K_OPTS,  /* struct wire_options, a 7-element array */
-  WIRE__K_BLIST, /* struct wire_bytes_list, array of bin */
-  WIRE__K_NODES, /* nnodes + nodes of struct wire_ring_reply */
-  WIRE__K_STATS  /* nstats + stats of struct wire_status_reply, a map */
+  WIRE__K_UINT,   /* unsigned integer, stored in @width bytes */
+  WIRE__K_INT,    /* signed integer, stored in @width bytes */
+  WIRE__K_BOOL,   /* stored as bool */
+  WIRE__K_BIN,    /* struct wire_bytes, msgpack bin */
+  WIRE__K_TEXT,   /* struct wire_bytes, msgpack str */
+  WIRE__K_OPTS,   /* struct wire_options, a 7-element array */
+  WIRE__K_BLIST,  /* struct wire_bytes_list, array of bin */
+  WIRE__K_NODES,  /* nnodes + nodes of struct wire_ring_reply; @max is the
+                     name's limit, 0 for nodes without a name entry */
+  WIRE__K_STATS,  /* nstats + stats of struct wire_status_reply, a map */
+  WIRE__K_MEMBERS /* nmembers + members of struct wire_cluster_reply */
 };
 
 struct wire__field {
@@ -96,7 +98,7 @@ struct wire__field {
   uint64_t min_len; /* bytes: shortest */
 };
 
-#define WIRE__MAX_FIELDS 6
+#define WIRE__MAX_FIELDS 10 /* CLUSTER_REPLY's */
 
 struct wire__schema {
   uint8_t type;

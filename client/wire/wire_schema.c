@@ -171,6 +171,38 @@ const struct wire__schema wire__schemas[] = {
      {U("node_id", status_reply.node_id, UINT64_MAX),
       {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0}}},
     {WIRE_GOSSIP, "GOSSIP", 1, {BIN("packet", gossip.packet, 1, ANY)}},
+    {WIRE_META, "META", 1, {BIN("msg", meta.msg, 1, ANY)}},
+    {WIRE_CLUSTER_QUERY, "CLUSTER_QUERY", 0, {{0}}},
+    {WIRE_CLUSTER_REPLY,
+     "CLUSTER_REPLY",
+     10,
+     {U("node_id", cluster_reply.node_id, UINT64_MAX),
+      TEXT("node_name", cluster_reply.node_name, 0, WIRE_MAX_NAME),
+      U("leader_id", cluster_reply.leader_id, UINT64_MAX),
+      TEXT("leader_name", cluster_reply.leader_name, 0, WIRE_MAX_NAME),
+      U("term", cluster_reply.term, UINT64_MAX),
+      U("commit_index", cluster_reply.commit_index, UINT64_MAX),
+      U("applied_index", cluster_reply.applied_index, UINT64_MAX),
+      U("epoch", cluster_reply.epoch, UINT64_MAX),
+      U("raft_state", cluster_reply.raft_state, WIRE_RAFT_STATE_MAX),
+      {"members", WIRE__K_MEMBERS, 0, OFF(cluster_reply), 0, 0, 0, 0}}},
+    {WIRE_CLUSTER_REMOVE,
+     "CLUSTER_REMOVE",
+     2,
+     {TEXT("name", cluster_remove.name, 1, WIRE_MAX_NAME),
+      U("force", cluster_remove.force, 1)}},
+    {WIRE_RING_REPLY2,
+     "RING_REPLY2",
+     3,
+     {U("epoch", ring_reply.epoch, UINT64_MAX),
+      U("vnodes", ring_reply.vnodes, 65535),
+      {"nodes", WIRE__K_NODES, 0, OFF(ring_reply), 0, 0, WIRE_MAX_NAME, 0}}},
+    {WIRE_STATUS_REPLY2,
+     "STATUS_REPLY2",
+     3,
+     {U("node_id", status_reply.node_id, UINT64_MAX),
+      TEXT("name", status_reply.name, 0, WIRE_MAX_NAME),
+      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0}}},
 };
 const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
 
@@ -332,6 +364,23 @@ bool wire__msg_equal(const struct wire_msg *a, const struct wire_msg *b) {
       for (size_t k = 0; k < x->nnodes; k++) {
         const struct wire_ring_node *u = &x->nodes[k], *v = &y->nodes[k];
         if (u->id != v->id || u->state != v->state ||
+            !bytes_eq(u->addr, v->addr) || !bytes_eq(u->dc, v->dc) ||
+            !bytes_eq(u->rack, v->rack) ||
+            (f->max > 0 && !bytes_eq(u->name, v->name)))
+          return false;
+      }
+      break;
+    }
+    case WIRE__K_MEMBERS: {
+      const struct wire_cluster_reply *x = fa, *y = fb;
+      if (x->nmembers != y->nmembers)
+        return false;
+      for (size_t k = 0; k < x->nmembers; k++) {
+        const struct wire_cluster_member *u = &x->members[k],
+                                         *v = &y->members[k];
+        if (u->id != v->id || u->state != v->state || u->role != v->role ||
+            u->alive != v->alive || u->vnodes != v->vnodes ||
+            u->share_ppm != v->share_ppm || !bytes_eq(u->name, v->name) ||
             !bytes_eq(u->addr, v->addr) || !bytes_eq(u->dc, v->dc) ||
             !bytes_eq(u->rack, v->rack))
           return false;

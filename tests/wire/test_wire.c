@@ -105,6 +105,7 @@ static void msg_equal_notices_every_field(void **state) {
       struct wire_bytes_list l2;
       struct wire_ring_reply r2;
       struct wire_status_reply st2;
+      struct wire_cluster_reply c2;
       switch (s->f[k].kind) {
       case WIRE__K_UINT:
       case WIRE__K_INT:
@@ -134,6 +135,11 @@ static void msg_equal_notices_every_field(void **state) {
         memcpy(&st2, p, sizeof st2);
         st2.nstats--;
         memcpy(p, &st2, sizeof st2);
+        break;
+      case WIRE__K_MEMBERS:
+        memcpy(&c2, p, sizeof c2);
+        c2.nmembers--;
+        memcpy(p, &c2, sizeof c2);
         break;
       }
       if (wire__msg_equal(&a, &b))
@@ -908,8 +914,9 @@ static void hello_check_decides_and_replies(void **state) {
       {1, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
       {1, "prod", WIRE_ROLE_PEER, 9, 3, CHORUS_OK, ""},
       {2, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
-      {3, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
-       "protocol version 3 not supported; this node speaks 1..2"},
+      {3, "prod", WIRE_ROLE_PEER, 9, 3, CHORUS_OK, ""},
+      {4, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
+       "protocol version 4 not supported; this node speaks 1..3"},
       {0, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION, "version 0"},
       {1, "staging", WIRE_ROLE_CLIENT, 0, 3, CHORUS_ECLUSTER,
        "cluster name (7 bytes) does not match this node's cluster \"prod\""},
@@ -998,6 +1005,270 @@ static void replies_for_version_one(void **state) {
   wire_error_reply(&e, 7, CHORUS_EIO, "x");
   assert_false(wire_reply_for(&e, 1, &out, text));
   assert_true(wire__msg_equal(&out, &e));
+}
+
+/* Version 3's replies with names, as version-1 and -2 connections get
+ * them: the same lists in the old types, whose nodes have five entries. */
+static void replies_for_version_two_lose_names(void **state) {
+  (void)state;
+  struct wire_ring_node nodes[2] = {{0x11,
+                                     {(const uint8_t *)"a:1", 3},
+                                     {NULL, 0},
+                                     {NULL, 0},
+                                     WIRE_NODE_UP,
+                                     {(const uint8_t *)"n1", 2}},
+                                    {0x22,
+                                     {(const uint8_t *)"b:2", 3},
+                                     {NULL, 0},
+                                     {NULL, 0},
+                                     WIRE_NODE_JOINING,
+                                     {(const uint8_t *)"n2", 2}}};
+  struct wire_msg r = {.type = WIRE_RING_REPLY2, .request_id = 8};
+  r.ring_reply.epoch = 3;
+  r.ring_reply.vnodes = 16;
+  r.ring_reply.nnodes = 2;
+  r.ring_reply.nodes = nodes;
+  round_trip(&r);
+  char text[CHORUS_ERRMSG_SIZE] = "";
+  struct wire_msg out;
+  assert_false(wire_reply_for(&r, 3, &out, text));
+  assert_int_equal(out.type, WIRE_RING_REPLY2);
+  for (uint32_t v = 1; v <= 2; v++) {
+    assert_true(wire_reply_for(&r, v, &out, text));
+    assert_int_equal(out.type, WIRE_RING_REPLY);
+    assert_int_equal(out.request_id, 8);
+    size_t len;
+    uint8_t *buf = encode(&out, &len);
+    /* [97, 8, 3, 16, [[0x11, "a:1", "", "", 0], ...]]: five entries. */
+    static const uint8_t head[] = {0x95, 0x61, 0x08, 0x03, 0x10,
+                                   0x92, 0x95, 0x11, 0xa3};
+    assert_memory_equal(buf + 4, head, sizeof head);
+    struct wire_msg d;
+    assert_int_equal(wire_decode(buf + 4, len - 4, &peer, &d, NULL), 0);
+    assert_int_equal(d.ring_reply.nnodes, 2);
+    assert_int_equal(d.ring_reply.nodes[1].state, WIRE_NODE_JOINING);
+    assert_int_equal(d.ring_reply.nodes[1].name.len, 0);
+    wire_msg_free(&d);
+    chorus_free(buf);
+  }
+  /* A RING_REPLY compares and encodes without the names it cannot carry. */
+  struct wire_msg a = r, b = r;
+  a.type = b.type = WIRE_RING_REPLY;
+  struct wire_ring_node other[2] = {nodes[0], nodes[1]};
+  other[1].name = (struct wire_bytes){(const uint8_t *)"zz", 2};
+  b.ring_reply.nodes = other;
+  assert_true(wire__msg_equal(&a, &b));
+  a.type = b.type = WIRE_RING_REPLY2;
+  assert_false(wire__msg_equal(&a, &b));
+
+  struct wire_stat stats[1] = {{{(const uint8_t *)"x", 1}, 5}};
+  struct wire_msg st = {.type = WIRE_STATUS_REPLY2, .request_id = 9};
+  st.status_reply.node_id = 0x11;
+  st.status_reply.name = (struct wire_bytes){(const uint8_t *)"n1", 2};
+  st.status_reply.nstats = 1;
+  st.status_reply.stats = stats;
+  round_trip(&st);
+  assert_false(wire_reply_for(&st, 3, &out, text));
+  assert_true(wire_reply_for(&st, 2, &out, text));
+  assert_int_equal(out.type, WIRE_STATUS_REPLY);
+  size_t len;
+  uint8_t *buf = encode(&out, &len);
+  /* [99, 9, 0x11, {"x": 5}]: no name. */
+  static const uint8_t want[] = {0x94, 0x63, 0x09, 0x11, 0x81, 0xa1, 'x', 0x05};
+  assert_int_equal(len - 4, sizeof want);
+  assert_memory_equal(buf + 4, want, sizeof want);
+  chorus_free(buf);
+  /* Version 3's other messages pass as they are. */
+  struct wire_msg c = {.type = WIRE_CLUSTER_REPLY, .request_id = 4};
+  assert_false(wire_reply_for(&c, 1, &out, text));
+  assert_int_equal(out.type, WIRE_CLUSTER_REPLY);
+}
+
+/* The cluster metadata messages: their bytes, what the encoder refuses, and
+ * the member limit on both sides. */
+static void cluster_messages_on_the_wire(void **state) {
+  (void)state;
+  size_t len;
+  uint8_t *buf;
+  struct wire_msg m, d;
+  char err[CHORUS_ERRMSG_SIZE] = "";
+
+  m = (struct wire_msg){.type = WIRE_CLUSTER_QUERY, .request_id = 9};
+  buf = encode(&m, &len);
+  static const uint8_t query[] = {0, 0, 0, 3, 0x92, 0x66, 0x09};
+  assert_int_equal(len, sizeof query);
+  assert_memory_equal(buf, query, sizeof query);
+  chorus_free(buf);
+
+  m = (struct wire_msg){.type = WIRE_CLUSTER_REMOVE, .request_id = 5};
+  m.cluster_remove.name = (struct wire_bytes){(const uint8_t *)"n2", 2};
+  m.cluster_remove.force = 1;
+  buf = encode(&m, &len);
+  static const uint8_t remove[] = {0,    0,    0,   7,   0x94, 0x68,
+                                   0x05, 0xa2, 'n', '2', 0x01};
+  assert_int_equal(len, sizeof remove);
+  assert_memory_equal(buf, remove, sizeof remove);
+  chorus_free(buf);
+
+  m = (struct wire_msg){.type = WIRE_META, .request_id = 0};
+  m.meta.msg = (struct wire_bytes){(const uint8_t *)"\x01\x02", 2};
+  buf = encode(&m, &len);
+  static const uint8_t meta[] = {0,    0,    0,    7,    0x93, 0x65,
+                                 0x00, 0xc4, 0x02, 0x01, 0x02};
+  assert_int_equal(len, sizeof meta);
+  assert_memory_equal(buf, meta, sizeof meta);
+  chorus_free(buf);
+
+  /* A reply: members decode into one owned array, bytes borrowed. */
+  struct wire_cluster_member mb[2] = {{0x11,
+                                       {(const uint8_t *)"n1", 2},
+                                       {(const uint8_t *)"a:1", 3},
+                                       {(const uint8_t *)"dc1", 3},
+                                       {(const uint8_t *)"r1", 2},
+                                       WIRE_MEMBER_NORMAL,
+                                       WIRE_RAFT_ROLE_VOTER,
+                                       WIRE_ALIVE_ALIVE,
+                                       256,
+                                       500000},
+                                      {0x22,
+                                       {(const uint8_t *)"n2", 2},
+                                       {NULL, 0},
+                                       {NULL, 0},
+                                       {NULL, 0},
+                                       WIRE_MEMBER_REMOVED,
+                                       WIRE_RAFT_ROLE_NONE,
+                                       WIRE_ALIVE_LEFT,
+                                       0,
+                                       0}};
+  m = (struct wire_msg){.type = WIRE_CLUSTER_REPLY, .request_id = 6};
+  struct wire_cluster_reply *r = &m.cluster_reply;
+  r->node_id = 0x11;
+  r->node_name = (struct wire_bytes){(const uint8_t *)"n1", 2};
+  r->leader_id = 0x11;
+  r->leader_name = r->node_name;
+  r->term = 4;
+  r->commit_index = 40;
+  r->applied_index = 39;
+  r->epoch = 12;
+  r->raft_state = WIRE_RAFT_LEADER;
+  r->nmembers = 2;
+  r->members = mb;
+  round_trip(&m);
+  buf = encode(&m, &len);
+  long before = chorus_alloc_count();
+  assert_int_equal(wire_decode(buf + 4, len - 4, &peer, &d, err), CHORUS_OK);
+  assert_int_equal(chorus_alloc_count() - before, 1);
+  assert_ptr_equal(d.owned, d.cluster_reply.members);
+  assert_int_equal(d.cluster_reply.nmembers, 2);
+  assert_int_equal(d.cluster_reply.members[0].share_ppm, 500000);
+  assert_int_equal(d.cluster_reply.members[1].state, WIRE_MEMBER_REMOVED);
+  assert_true(d.cluster_reply.members[0].name.ptr > buf &&
+              d.cluster_reply.members[0].name.ptr < buf + len);
+  wire_msg_free(&d);
+  chorus_free(buf);
+
+  /* The encoder refuses what the decoder would. */
+  uint8_t small[512];
+  static uint8_t longname[WIRE_MAX_NAME + 1];
+  memset(longname, 'n', sizeof longname);
+#define REFUSED(substr)                                                        \
+  do {                                                                         \
+    err[0] = '\0';                                                             \
+    assert_int_equal(wire_encode(&m, small, sizeof small, &len, err),          \
+                     CHORUS_EINVAL);                                           \
+    if (!strstr(err, substr))                                                  \
+      fail_msg("message \"%s\" lacks \"%s\"", err, substr);                    \
+    mb[1] = keep;                                                              \
+  } while (0)
+  struct wire_cluster_member keep = mb[1];
+  mb[1].state = 0;
+  REFUSED("CLUSTER_REPLY: member 1: member.state: 0 unknown");
+  mb[1].state = WIRE_MEMBER_STATE_MAX + 1;
+  REFUSED("member.state: 6 unknown");
+  mb[1].role = WIRE_RAFT_ROLE_MAX + 1;
+  REFUSED("member.role: 4 unknown");
+  mb[1].alive = WIRE_ALIVE_MAX + 1;
+  REFUSED("member.alive: 5 unknown");
+  mb[1].vnodes = 65536;
+  REFUSED("member.vnodes: 65536 exceeds 65535");
+  mb[1].share_ppm = WIRE_SHARE_PPM_MAX + 1;
+  REFUSED("member.share_ppm: 1000001 exceeds 1000000");
+  mb[1].name.len = 0;
+  REFUSED("member 1: member.name: length 0 outside [1, 127]");
+  mb[1].name = (struct wire_bytes){longname, WIRE_MAX_NAME + 1};
+  REFUSED("member.name: length 128");
+  mb[1].addr = (struct wire_bytes){longname, WIRE_MAX_NAME + 1};
+  mb[1].dc = mb[1].addr;
+  REFUSED("member.dc: length 128 outside [0, 64]");
+  r->raft_state = WIRE_RAFT_STATE_MAX + 1;
+  REFUSED("raft_state: 4 exceeds 3");
+  r->raft_state = WIRE_RAFT_LEADER;
+  r->leader_name = (struct wire_bytes){longname, WIRE_MAX_NAME + 1};
+  REFUSED("leader_name: length 128");
+  r->leader_name = r->node_name;
+  r->nmembers = WIRE_MAX_CLUSTER_MEMBERS + 1;
+  REFUSED("members: 4097 exceed 4096");
+  r->nmembers = 2;
+
+  m = (struct wire_msg){.type = WIRE_CLUSTER_REMOVE};
+  REFUSED("CLUSTER_REMOVE: name: length 0");
+  m.cluster_remove.name = (struct wire_bytes){longname, WIRE_MAX_NAME + 1};
+  REFUSED("name: length 128 outside [1, 127]");
+  m.cluster_remove.name.len = WIRE_MAX_NAME;
+  m.cluster_remove.force = 2;
+  REFUSED("force: 2 exceeds 1");
+  m = (struct wire_msg){.type = WIRE_META};
+  REFUSED("META: msg: length 0");
+  struct wire_ring_node nd = {.name = {longname, WIRE_MAX_NAME + 1}};
+  m = (struct wire_msg){.type = WIRE_RING_REPLY2};
+  m.ring_reply.nnodes = 1;
+  m.ring_reply.nodes = &nd;
+  REFUSED("RING_REPLY2: node.name: length 128");
+  m.type = WIRE_RING_REPLY; /* no name there: nothing to refuse */
+  assert_int_equal(wire_encode(&m, small, sizeof small, &len, err), 0);
+  m = (struct wire_msg){.type = WIRE_STATUS_REPLY2};
+  m.status_reply.name = (struct wire_bytes){longname, WIRE_MAX_NAME + 1};
+  REFUSED("STATUS_REPLY2: name: length 128");
+#undef REFUSED
+
+  /* 4096 members decode; 4097, each well formed, are malformed. */
+  for (size_t n = WIRE_MAX_CLUSTER_MEMBERS; n <= WIRE_MAX_CLUSTER_MEMBERS + 1;
+       n++) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 12);
+    msgpack_pack_uint64(&pk, WIRE_CLUSTER_REPLY);
+    msgpack_pack_uint64(&pk, 1);
+    for (int k = 0; k < 9; k++)
+      if (k == 1 || k == 3) {
+        msgpack_pack_str(&pk, 0);
+      } else {
+        msgpack_pack_uint64(&pk, 0);
+      }
+    msgpack_pack_array(&pk, n);
+    for (size_t k = 0; k < n; k++) {
+      msgpack_pack_array(&pk, 10);
+      msgpack_pack_uint64(&pk, k + 1);
+      msgpack_pack_str(&pk, 1);
+      msgpack_pack_str_body(&pk, "n", 1);
+      for (int e = 0; e < 3; e++)
+        msgpack_pack_str(&pk, 0);
+      msgpack_pack_uint64(&pk, WIRE_MEMBER_JOINING);
+      for (int e = 0; e < 4; e++)
+        msgpack_pack_uint64(&pk, 0);
+    }
+    int rc = wire_decode((const uint8_t *)sb.data, sb.size, &peer, &d, err);
+    if (n == WIRE_MAX_CLUSTER_MEMBERS) {
+      assert_int_equal(rc, CHORUS_OK);
+      assert_int_equal(d.cluster_reply.nmembers, n);
+      wire_msg_free(&d);
+    } else {
+      expect_malformed(&sb, "members: 4097 exceed 4096", "4097 members");
+    }
+    msgpack_sbuffer_destroy(&sb);
+  }
 }
 
 static void error_reply_and_names(void **state) {
@@ -1103,6 +1374,8 @@ int main(void) {
       cmocka_unit_test(splitter_errors_are_sticky),
       cmocka_unit_test(hello_check_decides_and_replies),
       cmocka_unit_test(replies_for_version_one),
+      cmocka_unit_test(replies_for_version_two_lose_names),
+      cmocka_unit_test(cluster_messages_on_the_wire),
       cmocka_unit_test(error_reply_and_names),
       cmocka_unit_test(mutated_frames_never_crash),
   };

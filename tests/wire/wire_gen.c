@@ -153,6 +153,32 @@ void wire_gen_msg(struct wire_gen *g, const struct wire__schema *s,
         n->dc = bytes_of(g, pick_len(g, mode, 0, WIRE_MAX_LABEL));
         n->rack = bytes_of(g, pick_len(g, mode, 0, WIRE_MAX_LABEL));
         n->state = (uint8_t)pick_uint(g, mode, WIRE_NODE_STATE_MAX);
+        /* RING_REPLY's nodes carry no name: leave it empty there. */
+        n->name = f->max > 0 ? bytes_of(g, pick_len(g, mode, 0, f->max))
+                             : (struct wire_bytes){NULL, 0};
+      }
+      break;
+    }
+    case WIRE__K_MEMBERS: {
+      struct wire_cluster_reply *r = p;
+      r->nmembers = pick_count(g, mode, 16);
+      r->members = r->nmembers ? g->members : NULL;
+      for (size_t k = 0; k < r->nmembers; k++) {
+        struct wire_cluster_member *n = &g->members[k];
+        n->id = pick_uint(g, mode, UINT64_MAX);
+        n->name = bytes_of(g, pick_len(g, mode, 1, WIRE_MAX_NAME));
+        n->addr = bytes_of(g, pick_len(g, mode, 0, WIRE_MAX_ADDR));
+        n->dc = bytes_of(g, pick_len(g, mode, 0, WIRE_MAX_LABEL));
+        n->rack = bytes_of(g, pick_len(g, mode, 0, WIRE_MAX_LABEL));
+        /* States start at 1 (JOINING): the range is shifted. */
+        n->state =
+            (uint8_t)(WIRE_MEMBER_JOINING +
+                      pick_uint(g, mode,
+                                WIRE_MEMBER_STATE_MAX - WIRE_MEMBER_JOINING));
+        n->role = (uint8_t)pick_uint(g, mode, WIRE_RAFT_ROLE_MAX);
+        n->alive = (uint8_t)pick_uint(g, mode, WIRE_ALIVE_MAX);
+        n->vnodes = (uint32_t)pick_uint(g, mode, 65535);
+        n->share_ppm = (uint32_t)pick_uint(g, mode, WIRE_SHARE_PPM_MAX);
       }
       break;
     }

@@ -23,6 +23,7 @@ struct wire_gen {
   struct wire_bytes items[64];
   struct wire_ring_node nodes[16];
   struct wire_stat stats[16];
+  struct wire_cluster_member members[16];
 };
 
 /* wire_gen_init: seeds and allocates a 2 MiB pool. Returns 0 or -1. */
