@@ -385,7 +385,12 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
   struct chorus_result res;
   memset(&res, 0, sizeof res);
   snprintf(res.server, sizeof res.server, "%s", c->seeds[k->seed].text);
-  if (q->info && q->type == WIRE_RING_QUERY && m->type == WIRE_RING_REPLY) {
+  /* RING_REPLY2 and STATUS_REPLY2 answer a connection of version 3 (the
+   * same lists with names); the join reads either. */
+  bool ring_reply = m->type == WIRE_RING_REPLY || m->type == WIRE_RING_REPLY2;
+  bool status_reply =
+      m->type == WIRE_STATUS_REPLY || m->type == WIRE_STATUS_REPLY2;
+  if (q->info && q->type == WIRE_RING_QUERY && ring_reply) {
     /* Stage 2: keep the ring reply's bytes, ask for the status. */
     q->ring_body = chorus_memdup(body, len);
     q->ring_len = len;
@@ -401,7 +406,7 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
     }
     return;
   }
-  if (q->info && q->type == WIRE_STATUS_QUERY && m->type == WIRE_STATUS_REPLY) {
+  if (q->info && q->type == WIRE_STATUS_QUERY && status_reply) {
     struct wire_msg ring;
     struct wire_limits lim = CHORUS__REPLY_LIMITS;
     char err[CHORUS_ERRMSG_SIZE];

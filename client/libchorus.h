@@ -1,6 +1,7 @@
 /* libchorus.h: the chorus client library: connect to a cluster through a
- * list of seed nodes, read and write keys with per-request consistency, and
- * ask a node for the ring and the membership status.
+ * list of seed nodes, read and write keys with per-request consistency, ask
+ * a node for the ring and the membership status, and read and change the
+ * cluster metadata (CLUSTER STATUS below).
  *
  * HOW IT WORKS
  *
@@ -210,6 +211,8 @@ struct chorus_node_info {
   bool has_offset;   /* the node has estimated this member's clock */
   int64_t offset_ms; /* the member's clock minus the answering node's */
   int64_t hints;     /* hints the answering node keeps for this member */
+  const char *name;  /* its name (chorusd --id), from a node of protocol
+                        version 3 or later; "" when unknown */
 };
 
 struct chorus_stat {
@@ -245,6 +248,8 @@ struct chorus_result {
 
   /* ring and status */
   uint64_t node_id;     /* the answering node */
+  char node_name[128];  /* its name; "" from a node older than protocol
+                           version 3 */
   uint64_t epoch;       /* ring version */
   uint32_t vnodes;      /* tokens per node */
   char replication[96]; /* "3" or "dc1:3,dc2:2"; "" when unknown */
@@ -253,6 +258,11 @@ struct chorus_result {
                                      members that only status names */
   size_t nstats;
   struct chorus_stat *stats; /* every STATUS_REPLY entry, in reply order */
+
+  /* cluster status and cluster remove (the asynchronous calls): owned by
+   * the result, freed with it; take it by setting this to NULL and free it
+   * with chorus_cluster_status_free(). NULL for every other call. */
+  struct chorus_cluster_status *cluster;
 
   void *owned; /* internal storage; freed by chorus_result_free() */
 };
@@ -321,7 +331,9 @@ int chorus_client_open_async(struct uv_loop_s *loop, const char *seeds,
 void chorus_client_close(struct chorus_client *c);
 
 /* chorus_client_errmsg: the message of the last call that failed before a
- * request started (argument errors); static storage of @c. */
+ * request started (argument errors), or of the last cluster call that
+ * failed (those return no struct chorus_result); storage of @c, valid until
+ * its next call. */
 const char *chorus_client_errmsg(const struct chorus_client *c);
 
 /* chorus_client_server: "host:port" of the seed the client is connected to
@@ -398,12 +410,135 @@ int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
 
 /* chorus_ring: RING_QUERY then STATUS_QUERY to one node: epoch, vnodes,
  * replication, and nodes with their share of the token space (computed
- * with ring/ring.h from the node list and the replication.* stats). */
+ * with ring/ring.h from the node list and the replication.* stats); from a
+ * node of protocol version 3 or later also the names (node_name, and each
+ * node's name). */
 int chorus_ring(struct chorus_client *c, struct chorus_result *res);
 
 /* chorus_status: the same two queries, read for membership: nodes with
  * state, incarnation, clock offset and hints, and every stat. */
 int chorus_status(struct chorus_client *c, struct chorus_result *res);
+
+/* ------------------------------------------------------------------------
+ * CLUSTER STATUS
+ *
+ * The cluster's membership (its members, their ownership states, the
+ * metadata epoch that versions the ring) is kept by a Raft group of nodes
+ * (DESIGN.md §10; docs/PROTOCOL.md, Cluster metadata). Any node answers a
+ * status query, from the metadata it has applied: on the minority side of
+ * a partition that is a view that may be stale, and says so (leader_id 0,
+ * raft_state follower or candidate). A change (remove) also goes to any
+ * node, which hands it to the Raft leader itself and answers once it is
+ * applied. Nodes older than protocol version 3 know none of this and
+ * answer CHORUS_ENOTSUP.
+ * ------------------------------------------------------------------------ */
+
+/* A member's ownership state in the metadata (meta.h's numbers). */
+enum chorus_meta_state {
+  CHORUS_META_JOINING = 1, /* known, receives the log, owns nothing yet */
+  CHORUS_META_NORMAL = 2,  /* owns its tokens */
+  CHORUS_META_LEAVING = 3, /* owns its tokens while it hands them over */
+  CHORUS_META_LEFT = 4,    /* owns nothing; its name stays taken */
+  CHORUS_META_REMOVED = 5  /* taken out by an operator; owns nothing */
+};
+
+/* A member's part in the Raft group. */
+enum chorus_raft_role {
+  CHORUS_ROLE_NONE = 0,    /* not in the Raft configuration */
+  CHORUS_ROLE_VOTER = 1,   /* votes */
+  CHORUS_ROLE_STANDBY = 2, /* receives the log, does not vote */
+  CHORUS_ROLE_SPARE = 3    /* in the configuration, receives nothing */
+};
+
+/* A member's liveness, as the answering node's SWIM sees it. */
+enum chorus_alive {
+  CHORUS_ALIVE_UNKNOWN = 0,
+  CHORUS_ALIVE_ALIVE = 1,
+  CHORUS_ALIVE_SUSPECT = 2,
+  CHORUS_ALIVE_DEAD = 3,
+  CHORUS_ALIVE_LEFT = 4
+};
+
+/* The answering node's Raft state. */
+enum chorus_raft_state {
+  CHORUS_RAFT_UNAVAILABLE = 0, /* no Raft instance (starting) */
+  CHORUS_RAFT_FOLLOWER = 1,
+  CHORUS_RAFT_CANDIDATE = 2,
+  CHORUS_RAFT_LEADER = 3
+};
+
+/* One member. Strings are NUL-terminated and owned by the status. */
+struct chorus_cluster_member {
+  uint64_t id;      /* xxh3-64 of the name */
+  const char *name; /* chorusd --id, 1..127 bytes */
+  const char *addr; /* peer "host:port"; "" when unknown */
+  const char *dc, *rack;
+  int state;          /* enum chorus_meta_state */
+  int role;           /* enum chorus_raft_role */
+  int alive;          /* enum chorus_alive */
+  uint32_t vnodes;    /* tokens; 0: the ring's default */
+  uint32_t share_ppm; /* its share of the ring, parts per million */
+};
+
+/* The metadata as one node has applied it. One allocation: free it with
+ * chorus_cluster_status_free(). */
+struct chorus_cluster_status {
+  char server[64];         /* "host:port" of the node that answered */
+  uint64_t node_id;        /* the answering node */
+  const char *node_name;   /* its name */
+  uint64_t leader_id;      /* the Raft leader it knows; 0: none */
+  const char *leader_name; /* "" when none (or unnamed) */
+  uint64_t term;           /* its Raft term */
+  uint64_t commit_index;   /* its Raft commit index */
+  uint64_t applied_index;  /* the last index applied to its metadata */
+  uint64_t epoch;          /* the metadata epoch, the ring's version */
+  int raft_state;          /* enum chorus_raft_state of the answering node */
+  size_t nmembers;
+  struct chorus_cluster_member *members; /* by id */
+};
+
+/* chorus_cluster_status: asks one node (the current seed, failing over
+ * like any read) for the cluster metadata. On CHORUS_OK *@out is a new
+ * status the caller frees with chorus_cluster_status_free(); on error it
+ * is NULL and chorus_client_errmsg(@c) says why (for an error the node
+ * reported: its address and its text). Only for a synchronous client.
+ * Errors: CHORUS_EUNAVAILABLE (no seed reachable; or the node has no
+ *           metadata yet),
+ *         CHORUS_ENOTSUP (a node older than protocol version 3),
+ *         CHORUS_EINVAL (NULL arguments, an asynchronous client),
+ *         CHORUS_ETIMEDOUT, CHORUS_ENOMEM, and the connection errors of
+ *         the synchronous API. */
+int chorus_cluster_status(struct chorus_client *c,
+                          struct chorus_cluster_status **out);
+
+/* chorus_cluster_remove: takes the member named @name (1..127 bytes,
+ * borrowed for the call) out of the cluster: its state becomes REMOVED and
+ * it owns nothing more. Any node takes the request and hands it to the
+ * Raft leader; the answer comes once the change is applied, with the
+ * status after it in *@out (as chorus_cluster_status). A member that SWIM
+ * holds alive is refused unless @force. The request is a write: once sent
+ * it is never resent, and the client waits up to 10 s for the answer.
+ * Errors: CHORUS_EUNAVAILABLE (no metadata leader reachable from the node:
+ *           the minority side of a partition; nothing changed),
+ *         CHORUS_ENOTFOUND (no member of that name),
+ *         CHORUS_EBUSY (the member is alive and @force is false),
+ *         CHORUS_ETIMEDOUT, CHORUS_ECLOSED (the answer was lost: the
+ *           removal may have been applied; read the status),
+ *         CHORUS_EINVAL (a name out of range, a transition the metadata
+ *           refuses), CHORUS_ENOTSUP, as above. */
+int chorus_cluster_remove(struct chorus_client *c, const char *name, bool force,
+                          struct chorus_cluster_status **out);
+
+/* chorus_cluster_status_free: NULL is allowed. */
+void chorus_cluster_status_free(struct chorus_cluster_status *s);
+
+/* Names, static: "joining".."removed"; "none", "voter", "standby",
+ * "spare"; "unknown", "alive", "suspect", "dead", "left"; "unavailable",
+ * "follower", "candidate", "leader". "?" for values outside the enums. */
+const char *chorus_meta_state_name(int state);
+const char *chorus_raft_role_name(int role);
+const char *chorus_alive_name(int alive);
+const char *chorus_raft_state_name(int state);
 
 /* ------------------------------------------------------------------------
  * Asynchronous API. Only for a client from chorus_client_open_async().
@@ -449,6 +584,11 @@ int chorus_set_members_async(struct chorus_client *c, const void *key,
                              chorus_cb cb, void *arg);
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
+/* The cluster calls: the status (or the error) in res->cluster. */
+int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,
+                                void *arg);
+int chorus_cluster_remove_async(struct chorus_client *c, const char *name,
+                                bool force, chorus_cb cb, void *arg);
 
 /* ------------------------------------------------------------------------
  * Helpers

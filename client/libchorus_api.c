@@ -236,6 +236,29 @@ static int do_set(struct chorus_client *c, uint8_t type, const void *key,
   return rc;
 }
 
+/* A removal waits for a Raft commit, which may wait for an election (a
+ * few hundred ms to seconds): more than a key's default timeout. The node
+ * answers within it (ETIMEDOUT itself when the commit is late). */
+#define CLUSTER_REMOVE_TIMEOUT_MS 10000u
+
+/* CLUSTER_QUERY (a read: retried on another seed) or CLUSTER_REMOVE (a
+ * write: never resent once sent) to the current seed. */
+static int do_cluster(struct chorus_client *c, uint8_t type, const char *name,
+                      bool force, chorus_cb cb, void *arg) {
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  if (type == WIRE_CLUSTER_QUERY)
+    return chorus__submit(c, &m, false, false, 0, cb, arg);
+  size_t len = name ? strlen(name) : 0;
+  if (len == 0 || len > WIRE_MAX_NAME)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a member's name is 1..%u bytes", WIRE_MAX_NAME);
+  m.cluster_remove.name = wb(name, len);
+  m.cluster_remove.force = force ? 1 : 0;
+  return chorus__submit(c, &m, true, false, CLUSTER_REMOVE_TIMEOUT_MS, cb, arg);
+}
+
 static int do_info(struct chorus_client *c, chorus_cb cb, void *arg) {
   struct wire_msg m;
   memset(&m, 0, sizeof m);
@@ -409,6 +432,42 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res) {
   return chorus_ring(c, res);
 }
 
+/* The cluster calls return the status alone: on success it moves out of
+ * the result, on failure the result's message moves to c->errmsg. */
+static int sync_cluster(struct chorus_client *c, uint8_t type, const char *name,
+                        bool force, struct chorus_cluster_status **out) {
+  if (out == NULL)
+    return c ? chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL out")
+             : CHORUS_EINVAL;
+  *out = NULL;
+  struct chorus_result res;
+  struct sync_wait w;
+  int rc = sync_begin(c, &res, &w);
+  if (rc == CHORUS_OK)
+    rc = sync_end(c, do_cluster(c, type, name, force, sync_cb, &w), &w);
+  /* chorus__result_from_reply: a CLUSTER_REPLY that built is a status. */
+  assert(rc != CHORUS_OK || res.cluster != NULL);
+  if (rc == CHORUS_OK) {
+    *out = res.cluster;
+    res.cluster = NULL;
+  } else if (c != NULL) {
+    snprintf(c->errmsg, sizeof c->errmsg, "%s",
+             res.errmsg[0] ? res.errmsg : chorus_strerror(rc));
+  }
+  chorus_result_free(&res);
+  return rc;
+}
+
+int chorus_cluster_status(struct chorus_client *c,
+                          struct chorus_cluster_status **out) {
+  return sync_cluster(c, WIRE_CLUSTER_QUERY, NULL, false, out);
+}
+
+int chorus_cluster_remove(struct chorus_client *c, const char *name, bool force,
+                          struct chorus_cluster_status **out) {
+  return sync_cluster(c, WIRE_CLUSTER_REMOVE, name, force, out);
+}
+
 /* ------------------------------------------------------------------------
  * Asynchronous API
  * ------------------------------------------------------------------------ */
@@ -488,4 +547,16 @@ int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg) {
 
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg) {
   return chorus_ring_async(c, cb, arg);
+}
+
+int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,
+                                void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_cluster(c, WIRE_CLUSTER_QUERY, NULL, false, cb, arg);
+}
+
+int chorus_cluster_remove_async(struct chorus_client *c, const char *name,
+                                bool force, chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_cluster(c, WIRE_CLUSTER_REMOVE, name, force, cb, arg);
 }

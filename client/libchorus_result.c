@@ -19,6 +19,7 @@
 void chorus_result_free(struct chorus_result *res) {
   if (res == NULL)
     return;
+  chorus_cluster_status_free(res->cluster);
   chorus_free(res->owned);
   memset(res, 0, sizeof *res);
 }
@@ -125,27 +126,109 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_RING_REPLY;
   case WIRE_STATUS_QUERY:
     return WIRE_STATUS_REPLY;
+  case WIRE_CLUSTER_QUERY:
+  case WIRE_CLUSTER_REMOVE:
+    return WIRE_CLUSTER_REPLY;
   default:
     return 0;
   }
+}
+
+/* ------------------------------------------------------------------------
+ * Cluster status
+ * ------------------------------------------------------------------------ */
+
+_Static_assert((int)CHORUS_META_JOINING == (int)WIRE_MEMBER_JOINING &&
+                   (int)CHORUS_META_REMOVED == (int)WIRE_MEMBER_REMOVED &&
+                   (int)CHORUS_ROLE_SPARE == (int)WIRE_RAFT_ROLE_SPARE &&
+                   (int)CHORUS_ALIVE_LEFT == (int)WIRE_ALIVE_LEFT &&
+                   (int)CHORUS_RAFT_LEADER == (int)WIRE_RAFT_LEADER,
+               "libchorus.h's cluster enums are the wire's");
+
+void chorus_cluster_status_free(struct chorus_cluster_status *s) {
+  chorus_free(s);
+}
+
+/* Copies a CLUSTER_REPLY into one block: the status, its members, then
+ * every string. */
+static int take_cluster(struct chorus_result *res,
+                        const struct wire_cluster_reply *r) {
+  size_t cap = align8(sizeof(struct chorus_cluster_status)) +
+               align8(r->nmembers * sizeof(struct chorus_cluster_member)) +
+               align8(r->node_name.len + 1) + align8(r->leader_name.len + 1);
+  for (size_t i = 0; i < r->nmembers; i++) {
+    const struct wire_cluster_member *w = &r->members[i];
+    cap += align8(w->name.len + 1) + align8(w->addr.len + 1) +
+           align8(w->dc.len + 1) + align8(w->rack.len + 1);
+  }
+  struct arena a = {chorus_malloc(cap), 0, cap};
+  if (a.base == NULL) {
+    chorus__result_error(res, CHORUS_ENOMEM, "out of memory");
+    return CHORUS_ENOMEM;
+  }
+  struct chorus_cluster_status *st =
+      arena_take(&a, sizeof(struct chorus_cluster_status));
+  memset(st, 0, sizeof *st);
+  st->members =
+      arena_take(&a, r->nmembers * sizeof(struct chorus_cluster_member));
+  snprintf(st->server, sizeof st->server, "%s", res->server);
+  st->node_id = r->node_id;
+  st->node_name = arena_str(&a, r->node_name);
+  st->leader_id = r->leader_id;
+  st->leader_name = arena_str(&a, r->leader_name);
+  st->term = r->term;
+  st->commit_index = r->commit_index;
+  st->applied_index = r->applied_index;
+  st->epoch = r->epoch;
+  st->raft_state = r->raft_state;
+  st->nmembers = r->nmembers;
+  for (size_t i = 0; i < r->nmembers; i++) {
+    const struct wire_cluster_member *w = &r->members[i];
+    struct chorus_cluster_member *m = &st->members[i];
+    m->id = w->id;
+    m->name = arena_str(&a, w->name);
+    m->addr = arena_str(&a, w->addr);
+    m->dc = arena_str(&a, w->dc);
+    m->rack = arena_str(&a, w->rack);
+    m->state = w->state;
+    m->role = w->role;
+    m->alive = w->alive;
+    m->vnodes = w->vnodes;
+    m->share_ppm = w->share_ppm;
+  }
+  assert(a.used == a.cap); /* the sizing pass counted exactly these */
+  res->cluster = st;
+  return CHORUS_OK;
 }
 
 int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
                               const struct wire_msg *m) {
   if (m->type == WIRE_ERROR) {
     int code = m->error.code < 0 ? m->error.code : CHORUS_EINTERNAL;
-    if (m->error.text.len > 0)
+    if (code == CHORUS_ENOTSUP &&
+        expected_reply(req_type) == WIRE_CLUSTER_REPLY)
+      /* The type is new in version 3: an older node does not know it. */
+      chorus__result_error(res, code,
+                           "the node does not serve cluster metadata (a node "
+                           "older than protocol version %u): %.*s",
+                           WIRE_PROTOCOL_CLUSTER, (int)m->error.text.len,
+                           m->error.text.len ? (const char *)m->error.text.ptr
+                                             : "");
+    else if (m->error.text.len > 0)
       chorus__result_error(res, code, "%.*s", (int)m->error.text.len,
                            (const char *)m->error.text.ptr);
     else
       chorus__result_error(res, code, "%s", chorus_strerror(code));
     return code;
   }
-  /* GET_REPLY2 and WRITE_REPLY2 answer a connection of version 2 or later
-   * (wire.h): the same data and the object's warnings. */
-  uint8_t type = m->type == WIRE_GET_REPLY2     ? WIRE_GET_REPLY
-                 : m->type == WIRE_WRITE_REPLY2 ? WIRE_WRITE_REPLY
-                                                : m->type;
+  /* GET_REPLY2 and WRITE_REPLY2 answer a connection of version 2 or later,
+   * RING_REPLY2 and STATUS_REPLY2 one of version 3 (wire.h): the same data
+   * and more. */
+  uint8_t type = m->type == WIRE_GET_REPLY2      ? WIRE_GET_REPLY
+                 : m->type == WIRE_WRITE_REPLY2  ? WIRE_WRITE_REPLY
+                 : m->type == WIRE_RING_REPLY2   ? WIRE_RING_REPLY
+                 : m->type == WIRE_STATUS_REPLY2 ? WIRE_STATUS_REPLY
+                                                 : m->type;
   if (type != expected_reply(req_type)) {
     chorus__result_error(res, CHORUS_EMALFORMED, "%s answered with %s",
                          wire_type_name(req_type), wire_type_name(m->type));
@@ -171,6 +254,8 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
   case WIRE_COUNTER_REPLY:
     res->counter = m->counter_reply.value;
     return CHORUS_OK;
+  case WIRE_CLUSTER_REPLY:
+    return take_cluster(res, &m->cluster_reply);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));
@@ -322,7 +407,8 @@ int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
                align8(sr->nstats * sizeof(struct chorus_stat)) + align8(1);
   for (size_t i = 0; i < rr->nnodes; i++)
     cap += align8(rr->nodes[i].addr.len + 1) + align8(rr->nodes[i].dc.len + 1) +
-           align8(rr->nodes[i].rack.len + 1);
+           align8(rr->nodes[i].rack.len + 1) +
+           align8(rr->nodes[i].name.len + 1);
   for (size_t i = 0; i < sr->nstats; i++)
     cap += align8(sr->stats[i].name.len + 1);
   struct arena a;
@@ -337,6 +423,11 @@ int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
   res->nnodes = nnodes;
   res->nstats = sr->nstats;
   res->node_id = sr->node_id;
+  /* STATUS_REPLY2's name (empty from older nodes), within WIRE_MAX_NAME. */
+  _Static_assert(sizeof res->node_name > WIRE_MAX_NAME, "a name fits");
+  if (sr->name.len > 0)
+    memcpy(res->node_name, sr->name.ptr, sr->name.len);
+  res->node_name[sr->name.len] = '\0';
   res->epoch = rr->epoch;
   res->vnodes = rr->vnodes;
   for (size_t i = 0; i < nnodes; i++) {
@@ -349,11 +440,12 @@ int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
       n->addr = arena_str(&a, w->addr);
       n->dc = arena_str(&a, w->dc);
       n->rack = arena_str(&a, w->rack);
+      n->name = arena_str(&a, w->name);
       n->in_ring = true;
       n->ring_state = w->state;
     } else {
       n->id = extra_ids[i - rr->nnodes];
-      n->addr = n->dc = n->rack = empty;
+      n->addr = n->dc = n->rack = n->name = empty;
     }
   }
   chorus_free(extra_ids);
@@ -408,6 +500,31 @@ const char *chorus_member_state_name(int state) {
                                       "removed"};
   return state >= 0 && state <= CHORUS_MEMBER_REMOVED ? names[state]
                                                       : "unknown";
+}
+
+const char *chorus_meta_state_name(int state) {
+  static const char *const names[] = {"joining", "normal", "leaving", "left",
+                                      "removed"};
+  return state >= CHORUS_META_JOINING && state <= CHORUS_META_REMOVED
+             ? names[state - CHORUS_META_JOINING]
+             : "?";
+}
+
+const char *chorus_raft_role_name(int role) {
+  static const char *const names[] = {"none", "voter", "standby", "spare"};
+  return role >= 0 && role <= CHORUS_ROLE_SPARE ? names[role] : "?";
+}
+
+const char *chorus_alive_name(int alive) {
+  static const char *const names[] = {"unknown", "alive", "suspect", "dead",
+                                      "left"};
+  return alive >= 0 && alive <= CHORUS_ALIVE_LEFT ? names[alive] : "?";
+}
+
+const char *chorus_raft_state_name(int state) {
+  static const char *const names[] = {"unavailable", "follower", "candidate",
+                                      "leader"};
+  return state >= 0 && state <= CHORUS_RAFT_LEADER ? names[state] : "?";
 }
 
 const char *chorus_ring_state_name(int state) {

@@ -63,6 +63,7 @@ struct fake_server {
   atomic_int requests;
   _Atomic uint64_t last_op_id;
   char ring_addrs[3][32];
+  bool removed[4]; /* the canned cluster's members taken out */
   struct conn conns[MAX_CONNS];
   struct object objs[MAX_KEYS];
 };
@@ -125,7 +126,13 @@ static bool has_member(const struct object *o, struct wire_bytes m) {
  * Replies
  * ------------------------------------------------------------------------ */
 
-static void send_msg(struct conn *k, const struct wire_msg *m) {
+/* Sends @m as the connection's version knows it (wire_reply_for), as a
+ * node does. */
+static void send_msg(struct conn *k, const struct wire_msg *newest) {
+  struct wire_msg low;
+  char text[CHORUS_ERRMSG_SIZE];
+  const struct wire_msg *m =
+      wire_reply_for(newest, k->version, &low, text) ? &low : newest;
   size_t need = wire_encoded_size(m), n = 0;
   uint8_t *buf = malloc(need);
   if (buf == NULL)
@@ -210,6 +217,8 @@ static void reply_list(struct conn *k, uint8_t type, uint64_t id,
   send_msg(k, &r);
 }
 
+static const char *const member_names[4] = {"n1", "n2", "n3", "n4"};
+
 static void reply_ring(struct fake_server *f, struct conn *k, uint64_t id) {
   struct wire_ring_node nodes[3];
   for (int i = 0; i < 3; i++) {
@@ -219,8 +228,9 @@ static void reply_ring(struct fake_server *f, struct conn *k, uint64_t id) {
     nodes[i].dc = (struct wire_bytes){(const uint8_t *)"dc1", 3};
     nodes[i].rack = (struct wire_bytes){(const uint8_t *)"r1", 2};
     nodes[i].state = i == 2 ? WIRE_NODE_DOWN : WIRE_NODE_UP;
+    nodes[i].name = (struct wire_bytes){(const uint8_t *)member_names[i], 2};
   }
-  struct wire_msg r = {.type = WIRE_RING_REPLY, .request_id = id};
+  struct wire_msg r = {.type = WIRE_RING_REPLY2, .request_id = id};
   r.ring_reply.epoch = 7;
   r.ring_reply.vnodes = 64;
   r.ring_reply.nnodes = 3;
@@ -257,11 +267,83 @@ static void reply_status(struct conn *k, uint64_t id) {
   for (size_t i = 0; i < n; i++)
     stats[i].name =
         (struct wire_bytes){(const uint8_t *)names[i], strlen(names[i])};
-  struct wire_msg r = {.type = WIRE_STATUS_REPLY, .request_id = id};
+  struct wire_msg r = {.type = WIRE_STATUS_REPLY2, .request_id = id};
   r.status_reply.node_id = 0x1111111111111111ull;
+  r.status_reply.name = (struct wire_bytes){(const uint8_t *)"n1", 2};
   r.status_reply.nstats = n;
   r.status_reply.stats = stats;
   send_msg(k, &r);
+}
+
+/* The canned cluster (fake_server.h): n1 answers as a follower of n2. */
+static void reply_cluster(struct fake_server *f, struct conn *k, uint64_t id) {
+  static const struct {
+    const char *dc, *rack;
+    uint8_t state, role, alive;
+    uint32_t share_ppm;
+  } canned[4] = {{"dc1", "r1", WIRE_MEMBER_NORMAL, WIRE_RAFT_ROLE_VOTER,
+                  WIRE_ALIVE_ALIVE, 333333},
+                 {"dc1", "r2", WIRE_MEMBER_NORMAL, WIRE_RAFT_ROLE_VOTER,
+                  WIRE_ALIVE_ALIVE, 333334},
+                 {"dc2", "r1", WIRE_MEMBER_NORMAL, WIRE_RAFT_ROLE_STANDBY,
+                  WIRE_ALIVE_DEAD, 333333},
+                 {"dc2", "", WIRE_MEMBER_JOINING, WIRE_RAFT_ROLE_NONE,
+                  WIRE_ALIVE_SUSPECT, 0}};
+  struct wire_cluster_member mb[4];
+  for (int i = 0; i < 4; i++) {
+    mb[i] = (struct wire_cluster_member){
+        .id = 0x1111111111111111ull * (uint64_t)(i + 1),
+        .name = {(const uint8_t *)member_names[i], 2},
+        .addr = {(const uint8_t *)f->ring_addrs[i % 3],
+                 i < 3 ? strlen(f->ring_addrs[i]) : 0},
+        .dc = {(const uint8_t *)canned[i].dc, strlen(canned[i].dc)},
+        .rack = {(const uint8_t *)canned[i].rack, strlen(canned[i].rack)},
+        .state = f->removed[i] ? WIRE_MEMBER_REMOVED : canned[i].state,
+        .role = f->removed[i] ? WIRE_RAFT_ROLE_NONE : canned[i].role,
+        .alive = canned[i].alive,
+        .vnodes = i < 3 ? 256 : 0,
+        .share_ppm = f->removed[i] ? 0 : canned[i].share_ppm};
+  }
+  int removed = 0;
+  for (int i = 0; i < 4; i++)
+    removed += f->removed[i];
+  struct wire_msg r = {.type = WIRE_CLUSTER_REPLY, .request_id = id};
+  struct wire_cluster_reply *c = &r.cluster_reply;
+  c->node_id = mb[0].id;
+  c->node_name = mb[0].name;
+  c->leader_id = mb[1].id;
+  c->leader_name = mb[1].name;
+  c->term = 7;
+  c->commit_index = 120 + (uint64_t)removed;
+  c->applied_index = 118 + (uint64_t)removed;
+  c->epoch = 12 + (uint64_t)removed;
+  c->raft_state = WIRE_RAFT_FOLLOWER;
+  c->nmembers = 4;
+  c->members = mb;
+  send_msg(k, &r);
+}
+
+/* CLUSTER_REMOVE against the canned cluster: live members need force. */
+static void serve_remove(struct fake_server *f, struct conn *k, uint64_t id,
+                         const struct wire_cluster_remove *rm) {
+  for (int i = 0; i < 4; i++) {
+    if (rm->name.len != 2 || memcmp(rm->name.ptr, member_names[i], 2) != 0)
+      continue;
+    if (i == 2 || rm->force || f->removed[i]) { /* n3 is dead */
+      f->removed[i] = true;
+      reply_cluster(f, k, id);
+    } else {
+      char text[96];
+      snprintf(text, sizeof text, "%s is alive; remove it with force",
+               member_names[i]);
+      send_error(k, id, CHORUS_EBUSY, text);
+    }
+    return;
+  }
+  char text[160];
+  snprintf(text, sizeof text, "no member named %.*s", (int)rm->name.len,
+           (const char *)rm->name.ptr);
+  send_error(k, id, CHORUS_ENOTFOUND, text);
 }
 
 /* Serves one decoded request in normal mode. */
@@ -373,6 +455,19 @@ static void serve(struct fake_server *f, struct conn *k,
     return;
   case WIRE_STATUS_QUERY:
     reply_status(k, id);
+    return;
+  case WIRE_CLUSTER_QUERY:
+  case WIRE_CLUSTER_REMOVE:
+    if (atomic_load(&f->mode) == FAKE_VERSION_1) {
+      /* An older node: the type is unknown to it. */
+      char text[64];
+      snprintf(text, sizeof text, "unknown message type %u", m->type);
+      send_error(k, id, CHORUS_ENOTSUP, text);
+    } else if (m->type == WIRE_CLUSTER_QUERY) {
+      reply_cluster(f, k, id);
+    } else {
+      serve_remove(f, k, id, &m->cluster_remove);
+    }
     return;
   default:
     send_error(k, id, CHORUS_ENOTSUP, "fake: not a client request");

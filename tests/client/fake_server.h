@@ -11,7 +11,18 @@
  * are tested in tests/crdt and on real nodes in tests/client/test_cluster.
  * On a connection of protocol version 2 it answers GET_REPLY2 and
  * WRITE_REPLY2: a kv object's siblings, their bytes, and a sibling warning
- * from two siblings on.
+ * from two siblings on. It answers every connection in its version's types
+ * (wire_reply_for), so version 3's names (RING_REPLY2, STATUS_REPLY2) reach
+ * only version-3 clients.
+ *
+ * CLUSTER_QUERY gets canned metadata, for the formatting tests only (real
+ * nodes: test_cluster.c): n1 (0x1111..., the answering node, a follower)
+ * and n2 (0x2222..., the leader) are normal alive voters, n3 (0x3333...)
+ * a normal dead standby, n4 (0x4444...) a joining suspect outside the Raft
+ * group; term 7, commit 120, applied 118, epoch 12, each one more per
+ * member removed. CLUSTER_REMOVE takes n3 out as asked, n1, n2 and n4 only
+ * with force (else EBUSY); another name is ENOTFOUND. FAKE_VERSION_1
+ * answers both ENOTSUP, as an older node does.
  */
 #ifndef CHORUS_TESTS_FAKE_SERVER_H
 #define CHORUS_TESTS_FAKE_SERVER_H

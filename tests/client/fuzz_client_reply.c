@@ -2,9 +2,9 @@
  * node's reply after wire_decode() accepted it: the result builders
  * (sibling and member copies, the ring/status join that parses
  * member.<id>.* names and replication.* factors and computes token shares
- * with ring.h). Input: one frame body. A RING_REPLY is joined with a fixed
- * STATUS_REPLY and the reverse, so both halves of the join see hostile
- * input.
+ * with ring.h, the cluster status copy). Input: one frame body. A
+ * RING_REPLY(2) is joined with a fixed STATUS_REPLY and the reverse, so
+ * both halves of the join see hostile input.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -33,17 +33,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     wire_msg_free(&m);
     return 0;
   }
-  static const uint8_t reqs[] = {WIRE_GET,          WIRE_PUT,
-                                 WIRE_COUNTER_READ, WIRE_SET_READ,
-                                 WIRE_RING_QUERY,   WIRE_STATUS_QUERY};
+  static const uint8_t reqs[] = {
+      WIRE_GET,        WIRE_PUT,          WIRE_COUNTER_READ, WIRE_SET_READ,
+      WIRE_RING_QUERY, WIRE_STATUS_QUERY, WIRE_CLUSTER_QUERY};
   for (size_t i = 0; i < sizeof reqs; i++) {
     struct chorus_result res;
     memset(&res, 0, sizeof res);
     chorus__result_from_reply(&res, reqs[i], &m);
     chorus_result_free(&res);
   }
-  if (m.type == WIRE_RING_REPLY || m.type == WIRE_STATUS_REPLY) {
-    bool ring = m.type == WIRE_RING_REPLY;
+  if (m.type == WIRE_RING_REPLY || m.type == WIRE_STATUS_REPLY ||
+      m.type == WIRE_RING_REPLY2 || m.type == WIRE_STATUS_REPLY2) {
+    bool ring = m.type == WIRE_RING_REPLY || m.type == WIRE_RING_REPLY2;
     struct wire_msg other;
     const uint8_t *o = ring ? fixed_status : fixed_ring;
     size_t olen = ring ? sizeof fixed_status : sizeof fixed_ring;

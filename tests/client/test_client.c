@@ -592,6 +592,9 @@ static void test_ring_status(void **state) {
   assert_true(sum > 0.999 && sum < 1.001);
   assert_string_equal(r.nodes[0].addr, "127.0.0.1:7401");
   assert_int_equal(r.nodes[2].ring_state, CHORUS_RING_DOWN);
+  /* Version 3: the names of the nodes and of the one that answered. */
+  assert_string_equal(r.node_name, "n1");
+  assert_string_equal(r.nodes[1].name, "n2");
   assert_int_equal(r.nstats, 12);
   assert_string_equal(r.stats[11].name, "requests.get");
   assert_int_equal(r.stats[11].value, 12);
@@ -601,6 +604,196 @@ static void test_ring_status(void **state) {
   assert_string_equal(chorus_member_state_name(99), "unknown");
   assert_string_equal(chorus_ring_state_name(CHORUS_RING_LEAVING), "leaving");
   chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* An older node: the same ring and status, without names. */
+static void test_ring_status_older_node(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  fake_set_mode(f, FAKE_VERSION_1, 0);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result r;
+  assert_int_equal(chorus_status(c, &r), CHORUS_OK);
+  assert_int_equal(r.nnodes, 3);
+  assert_string_equal(r.node_name, "");
+  for (size_t i = 0; i < r.nnodes; i++)
+    assert_string_equal(r.nodes[i].name, "");
+  assert_string_equal(r.nodes[2].addr, "127.0.0.1:7403");
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* ------------------------------------------------------------------------
+ * Cluster metadata
+ * ------------------------------------------------------------------------ */
+
+static void test_cluster_status(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_cluster_status *st = NULL;
+  assert_int_equal(chorus_cluster_status(c, &st), CHORUS_OK);
+  assert_non_null(st);
+  assert_string_equal(st->server, fake_addr(f));
+  assert_int_equal(st->node_id, 0x1111111111111111ull);
+  assert_string_equal(st->node_name, "n1");
+  assert_int_equal(st->leader_id, 0x2222222222222222ull);
+  assert_string_equal(st->leader_name, "n2");
+  assert_int_equal(st->term, 7);
+  assert_int_equal(st->commit_index, 120);
+  assert_int_equal(st->applied_index, 118);
+  assert_int_equal(st->epoch, 12);
+  assert_int_equal(st->raft_state, CHORUS_RAFT_FOLLOWER);
+  assert_int_equal(st->nmembers, 4);
+  const struct chorus_cluster_member *m = &st->members[2];
+  assert_int_equal(m->id, 0x3333333333333333ull);
+  assert_string_equal(m->name, "n3");
+  assert_string_equal(m->addr, "127.0.0.1:7403");
+  assert_string_equal(m->dc, "dc2");
+  assert_string_equal(m->rack, "r1");
+  assert_int_equal(m->state, CHORUS_META_NORMAL);
+  assert_int_equal(m->role, CHORUS_ROLE_STANDBY);
+  assert_int_equal(m->alive, CHORUS_ALIVE_DEAD);
+  assert_int_equal(m->vnodes, 256);
+  assert_int_equal(m->share_ppm, 333333);
+  assert_string_equal(st->members[3].addr, "");
+  assert_string_equal(st->members[3].rack, "");
+  uint32_t total = 0;
+  for (size_t i = 0; i < st->nmembers; i++)
+    total += st->members[i].share_ppm;
+  assert_int_equal(total, 1000000);
+  chorus_cluster_status_free(st);
+  chorus_cluster_status_free(NULL);
+
+  assert_string_equal(chorus_meta_state_name(CHORUS_META_LEAVING), "leaving");
+  assert_string_equal(chorus_meta_state_name(0), "?");
+  assert_string_equal(chorus_raft_role_name(CHORUS_ROLE_STANDBY), "standby");
+  assert_string_equal(chorus_raft_role_name(4), "?");
+  assert_string_equal(chorus_alive_name(CHORUS_ALIVE_UNKNOWN), "unknown");
+  assert_string_equal(chorus_alive_name(-1), "?");
+  assert_string_equal(chorus_raft_state_name(CHORUS_RAFT_CANDIDATE),
+                      "candidate");
+
+  /* A refusal: no status, the node's words through chorus_client_errmsg. */
+  fake_set_mode(f, FAKE_ERROR, CHORUS_EUNAVAILABLE);
+  st = (void *)1;
+  assert_int_equal(chorus_cluster_status(c, &st), CHORUS_EUNAVAILABLE);
+  assert_null(st);
+  assert_non_null(strstr(chorus_client_errmsg(c), fake_addr(f)));
+  assert_non_null(strstr(chorus_client_errmsg(c), "fake error"));
+  fake_set_mode(f, FAKE_NORMAL, 0);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+static void test_cluster_remove(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_cluster_status *st = NULL;
+  /* Argument errors: nothing sent. */
+  static char longname[129]; /* 128 bytes: one over the limit */
+  memset(longname, 'n', sizeof longname - 1);
+  assert_int_equal(chorus_cluster_remove(c, "", false, &st), CHORUS_EINVAL);
+  assert_null(st);
+  assert_non_null(strstr(chorus_client_errmsg(c), "1..127 bytes"));
+  assert_int_equal(chorus_cluster_remove(c, NULL, false, &st), CHORUS_EINVAL);
+  assert_int_equal(chorus_cluster_remove(c, longname, false, &st),
+                   CHORUS_EINVAL);
+  assert_int_equal(chorus_cluster_remove(c, "n3", false, NULL), CHORUS_EINVAL);
+  assert_int_equal(chorus_cluster_status(c, NULL), CHORUS_EINVAL);
+  assert_int_equal(chorus_cluster_status(NULL, &st), CHORUS_EINVAL);
+  assert_int_equal(fake_requests(f), 0);
+
+  assert_int_equal(chorus_cluster_remove(c, "n9", false, &st),
+                   CHORUS_ENOTFOUND);
+  assert_null(st);
+  assert_non_null(strstr(chorus_client_errmsg(c), "no member named n9"));
+  assert_int_equal(chorus_cluster_remove(c, "n2", false, &st), CHORUS_EBUSY);
+  assert_non_null(strstr(chorus_client_errmsg(c), "n2 is alive"));
+  /* A dead member goes without force; the answer is the status after. */
+  assert_int_equal(chorus_cluster_remove(c, "n3", false, &st), CHORUS_OK);
+  assert_int_equal(st->members[2].state, CHORUS_META_REMOVED);
+  assert_int_equal(st->members[2].share_ppm, 0);
+  assert_int_equal(st->epoch, 13);
+  chorus_cluster_status_free(st);
+  assert_int_equal(chorus_cluster_remove(c, "n2", true, &st), CHORUS_OK);
+  assert_int_equal(st->members[1].state, CHORUS_META_REMOVED);
+  assert_int_equal(st->epoch, 14);
+  chorus_cluster_status_free(st);
+
+  /* A removal is a write: a connection lost after it was sent fails it
+   * (it may have been applied) and it is not resent. */
+  int before = fake_requests(f);
+  fake_set_mode(f, FAKE_CLOSE_ON_REQ, 0);
+  assert_int_equal(chorus_cluster_remove(c, "n4", true, &st), CHORUS_ECLOSED);
+  assert_null(st);
+  assert_non_null(strstr(chorus_client_errmsg(c), "may have been applied"));
+  assert_int_equal(fake_requests(f), before + 1);
+  fake_set_mode(f, FAKE_NORMAL, 0);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* A node older than version 3 does not know the cluster requests. */
+static void test_cluster_older_node(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  fake_set_mode(f, FAKE_VERSION_1, 0);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_cluster_status *st = NULL;
+  assert_int_equal(chorus_cluster_status(c, &st), CHORUS_ENOTSUP);
+  assert_null(st);
+  assert_non_null(strstr(chorus_client_errmsg(c),
+                         "older than protocol version 3): unknown message "
+                         "type 102"));
+  assert_int_equal(chorus_cluster_remove(c, "n3", false, &st), CHORUS_ENOTSUP);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
+struct cluster_async {
+  int done;
+  struct chorus_cluster_status *kept;
+  int status[2];
+};
+
+static void cluster_cb(struct chorus_client *c, struct chorus_result *res,
+                       void *arg) {
+  struct cluster_async *a = arg;
+  a->status[a->done++] = res->status;
+  if (res->status == CHORUS_OK && a->kept == NULL) {
+    a->kept = res->cluster; /* taken: the result no longer frees it */
+    res->cluster = NULL;
+  }
+  if (a->done == 2)
+    chorus_client_close(c);
+}
+
+static void test_cluster_async(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct chorus_config cfg = cfg_fast();
+  struct chorus_client *c = NULL;
+  assert_int_equal(
+      chorus_client_open_async(&loop, fake_addr(f), &cfg, &c, NULL), CHORUS_OK);
+  struct cluster_async a = {0};
+  struct chorus_cluster_status *st = NULL;
+  assert_int_equal(chorus_cluster_status(c, &st), CHORUS_EINVAL); /* sync */
+  assert_int_equal(chorus_cluster_remove_async(c, "", false, cluster_cb, &a),
+                   CHORUS_EINVAL);
+  assert_int_equal(chorus_cluster_status_async(c, cluster_cb, &a), CHORUS_OK);
+  assert_int_equal(chorus_cluster_remove_async(c, "n1", false, cluster_cb, &a),
+                   CHORUS_OK);
+  assert_int_equal(a.done, 0); /* never from inside the call */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(a.done, 2);
+  assert_int_equal(a.status[0], CHORUS_OK);
+  assert_int_equal(a.status[1], CHORUS_EBUSY);
+  assert_non_null(a.kept);
+  assert_int_equal(a.kept->nmembers, 4);
+  assert_string_equal(a.kept->leader_name, "n2");
+  chorus_cluster_status_free(a.kept);
+  assert_int_equal(uv_loop_close(&loop), 0);
   fake_stop(f);
 }
 
@@ -936,6 +1129,11 @@ int main(void) {
       cmocka_unit_test(test_silent_handshake),
       cmocka_unit_test(test_garbage_reply),
       cmocka_unit_test(test_ring_status),
+      cmocka_unit_test(test_ring_status_older_node),
+      cmocka_unit_test(test_cluster_status),
+      cmocka_unit_test(test_cluster_remove),
+      cmocka_unit_test(test_cluster_older_node),
+      cmocka_unit_test(test_cluster_async),
       cmocka_unit_test(test_async),
       cmocka_unit_test(test_async_chain),
       cmocka_unit_test(test_async_close_cancels),
