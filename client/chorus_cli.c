@@ -9,6 +9,9 @@
  * A value (or one set member) may come from a file (--value-file FILE) or
  * from standard input ("-" in its place): one argument of the command line
  * holds at most 128 KiB on Linux (MAX_ARG_STRLEN), a value up to 1 MiB.
+ *
+ * Nodes are shown by name (chorusd --id; "-" from a node older than
+ * protocol version 3) beside their 16-hex-digit id; --json has both.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -43,10 +46,18 @@ static const char usage_text[] =
     "                                FILE adds one more, up to 64 KiB each)\n"
     "  srem KEY MEMBER...            remove members from a set (same forms)\n"
     "  smembers KEY                  the members of a set\n"
-    "  status                        every member: state, address, dc, rack,\n"
-    "                                incarnation, clock offset, hints\n"
+    "  status                        every member: name, state, address, dc,\n"
+    "                                rack, incarnation, clock offset, hints\n"
     "  ring                          each node's share of the token space and\n"
     "                                the replication settings\n"
+    "  cluster status                the cluster metadata: the Raft leader,\n"
+    "                                term, commit index, epoch; every "
+    "member's\n"
+    "                                state, Raft role, liveness, ring share\n"
+    "  cluster remove NAME [--force] take a member out of the cluster (a live\n"
+    "                                one only with --force); prints the "
+    "status\n"
+    "                                after the change\n"
     "\n"
     "options:\n"
     "  -H, --host HOST:PORT[,...]    nodes to try in order (repeatable;\n"
@@ -55,6 +66,7 @@ static const char usage_text[] =
     "  --cluster NAME                cluster name (default $CHORUS_CLUSTER or\n"
     "                                \"chorus\")\n"
     "  --json                        one JSON object per command on stdout\n"
+    "                                (node ids as 16 hex digits)\n"
     "  -r N|LEVEL, -w N|LEVEL        read / write quorum (1..64 or a level)\n"
     "  -c LEVEL                      both: ONE TWO THREE QUORUM ALL LOCAL_ONE\n"
     "                                LOCAL_QUORUM EACH_QUORUM\n"
@@ -64,6 +76,7 @@ static const char usage_text[] =
     "  --context CTX                 causal context from a get (hex)\n"
     "  --value-file FILE             put's value, or one set member, from\n"
     "                                FILE (\"-\": standard input), read whole\n"
+    "  --force                       cluster remove: also a live member\n"
     "  -h, --help, --version\n"
     "\n"
     "exit status: 0 ok, 1 error (message on stderr), 2 usage\n";
@@ -75,6 +88,7 @@ struct cli {
   struct chorus_opts opts;
   const char *context_hex;
   const char *value_file; /* --value-file */
+  bool force;             /* --force */
   const char *argv[64];   /* positionals: command and its arguments */
   int argc;
 };
@@ -143,6 +157,8 @@ static int parse(struct cli *cl, int argc, char **argv) {
       cl->json = true;
     } else if (strcmp(a, "--sloppy") == 0) {
       cl->opts.sloppy = true;
+    } else if (strcmp(a, "--force") == 0) {
+      cl->force = true;
     } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
       if (v == NULL)
         return usage_error("%s needs HOST:PORT", a);
@@ -483,6 +499,23 @@ err:
   return rc;
 }
 
+/* A name for a table: "-" when the node did not say. */
+static const char *or_dash(const char *s) {
+  return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+/* widen: a column of width @w that also holds @s as printed. */
+static int widen(int w, const char *s) {
+  int n = (int)strlen(or_dash(s));
+  return n > w ? n : w;
+}
+
+static const char *node_state(const struct chorus_node_info *n) {
+  return n->member_state != CHORUS_MEMBER_UNKNOWN
+             ? chorus_member_state_name(n->member_state)
+             : chorus_ring_state_name(n->ring_state);
+}
+
 static int cmd_status(struct chorus_client *c, const struct cli *cl) {
   struct chorus_result res;
   if (chorus_status(c, &res) != CHORUS_OK) {
@@ -491,16 +524,16 @@ static int cmd_status(struct chorus_client *c, const struct cli *cl) {
     return rc;
   }
   if (cl->json) {
-    printf("{\"node\":\"%016" PRIx64 "\",\"server\":", res.node_id);
+    printf("{\"node\":\"%016" PRIx64 "\",\"node_name\":", res.node_id);
+    json_cstr(res.node_name);
+    printf(",\"server\":");
     json_cstr(res.server);
     printf(",\"members\":[");
     for (size_t i = 0; i < res.nnodes; i++) {
       const struct chorus_node_info *n = &res.nodes[i];
-      printf("%s{\"id\":\"%016" PRIx64 "\",\"state\":\"%s\",\"addr\":",
-             i ? "," : "", n->id,
-             n->member_state != CHORUS_MEMBER_UNKNOWN
-                 ? chorus_member_state_name(n->member_state)
-                 : chorus_ring_state_name(n->ring_state));
+      printf("%s{\"id\":\"%016" PRIx64 "\",\"name\":", i ? "," : "", n->id);
+      json_cstr(n->name);
+      printf(",\"state\":\"%s\",\"addr\":", node_state(n));
       json_cstr(n->addr);
       printf(",\"dc\":");
       json_cstr(n->dc);
@@ -522,22 +555,26 @@ static int cmd_status(struct chorus_client *c, const struct cli *cl) {
     }
     printf("}}\n");
   } else {
-    printf("node %016" PRIx64 " at %s\n", res.node_id, res.server);
-    printf("%-16s  %-7s  %-21s  %-8s  %-8s  %11s  %9s  %6s\n", "id", "state",
-           "address", "dc", "rack", "incarnation", "offset_ms", "hints");
+    if (res.node_name[0] != '\0')
+      printf("node %s (%016" PRIx64 ") at %s\n", res.node_name, res.node_id,
+             res.server);
+    else
+      printf("node %016" PRIx64 " at %s\n", res.node_id, res.server);
+    int wn = 4; /* "name" */
+    for (size_t i = 0; i < res.nnodes; i++)
+      wn = widen(wn, res.nodes[i].name);
+    printf("%-*s  %-16s  %-7s  %-21s  %-8s  %-8s  %11s  %9s  %6s\n", wn, "name",
+           "id", "state", "address", "dc", "rack", "incarnation", "offset_ms",
+           "hints");
     for (size_t i = 0; i < res.nnodes; i++) {
       const struct chorus_node_info *n = &res.nodes[i];
       char off[24] = "-";
       if (n->has_offset)
         snprintf(off, sizeof off, "%" PRId64, n->offset_ms);
-      printf("%016" PRIx64 "  %-7s  %-21s  %-8s  %-8s  %11" PRId64
+      printf("%-*s  %016" PRIx64 "  %-7s  %-21s  %-8s  %-8s  %11" PRId64
              "  %9s  %6" PRId64 "\n",
-             n->id,
-             n->member_state != CHORUS_MEMBER_UNKNOWN
-                 ? chorus_member_state_name(n->member_state)
-                 : chorus_ring_state_name(n->ring_state),
-             n->addr[0] ? n->addr : "-", n->dc[0] ? n->dc : "-",
-             n->rack[0] ? n->rack : "-", n->incarnation, off, n->hints);
+             wn, or_dash(n->name), n->id, node_state(n), or_dash(n->addr),
+             or_dash(n->dc), or_dash(n->rack), n->incarnation, off, n->hints);
     }
   }
   chorus_result_free(&res);
@@ -561,8 +598,10 @@ static int cmd_ring(struct chorus_client *c, const struct cli *cl) {
       const struct chorus_node_info *n = &res.nodes[i];
       if (!n->in_ring)
         continue;
-      printf("%s{\"id\":\"%016" PRIx64 "\",\"addr\":", first ? "" : ",", n->id);
+      printf("%s{\"id\":\"%016" PRIx64 "\",\"name\":", first ? "" : ",", n->id);
       first = false;
+      json_cstr(n->name);
+      printf(",\"addr\":");
       json_cstr(n->addr);
       printf(",\"dc\":");
       json_cstr(n->dc);
@@ -576,19 +615,139 @@ static int cmd_ring(struct chorus_client *c, const struct cli *cl) {
     printf("ring epoch %" PRIu64 ", %" PRIu32 " vnodes per node, replication "
            "%s\n",
            res.epoch, res.vnodes, res.replication[0] ? res.replication : "?");
-    printf("%-16s  %-21s  %-8s  %-8s  %-8s  %7s\n", "id", "address", "dc",
-           "rack", "state", "share");
+    int wn = 4;
+    for (size_t i = 0; i < res.nnodes; i++)
+      wn = res.nodes[i].in_ring ? widen(wn, res.nodes[i].name) : wn;
+    printf("%-*s  %-16s  %-21s  %-8s  %-8s  %-8s  %7s\n", wn, "name", "id",
+           "address", "dc", "rack", "state", "share");
     for (size_t i = 0; i < res.nnodes; i++) {
       const struct chorus_node_info *n = &res.nodes[i];
       if (!n->in_ring)
         continue;
-      printf("%016" PRIx64 "  %-21s  %-8s  %-8s  %-8s  %6.2f%%\n", n->id,
-             n->addr[0] ? n->addr : "-", n->dc[0] ? n->dc : "-",
-             n->rack[0] ? n->rack : "-", chorus_ring_state_name(n->ring_state),
+      printf("%-*s  %016" PRIx64 "  %-21s  %-8s  %-8s  %-8s  %6.2f%%\n", wn,
+             or_dash(n->name), n->id, or_dash(n->addr), or_dash(n->dc),
+             or_dash(n->rack), chorus_ring_state_name(n->ring_state),
              100.0 * n->share);
     }
   }
   chorus_result_free(&res);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * cluster status, cluster remove
+ * ------------------------------------------------------------------------ */
+
+/* The cluster metadata as @st says it. Text: one line on the leader and the
+ * answering node, then one row per member. JSON: every field, names and
+ * 16-hex ids alike; a leader not known is null. */
+static void print_cluster(const struct cli *cl,
+                          const struct chorus_cluster_status *st,
+                          const char *removed) {
+  if (cl->json) {
+    putchar('{');
+    if (removed != NULL) {
+      printf("\"removed\":");
+      json_cstr(removed);
+      putchar(',');
+    }
+    printf("\"server\":");
+    json_cstr(st->server);
+    printf(",\"node_id\":\"%016" PRIx64 "\",\"node_name\":", st->node_id);
+    json_cstr(st->node_name);
+    printf(",\"raft_state\":\"%s\",\"leader_id\":",
+           chorus_raft_state_name(st->raft_state));
+    if (st->leader_id != 0) {
+      printf("\"%016" PRIx64 "\",\"leader_name\":", st->leader_id);
+      json_cstr(st->leader_name);
+    } else {
+      printf("null,\"leader_name\":null");
+    }
+    printf(",\"term\":%" PRIu64 ",\"commit_index\":%" PRIu64
+           ",\"applied_index\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"members\":[",
+           st->term, st->commit_index, st->applied_index, st->epoch);
+    for (size_t i = 0; i < st->nmembers; i++) {
+      const struct chorus_cluster_member *m = &st->members[i];
+      printf("%s{\"id\":\"%016" PRIx64 "\",\"name\":", i ? "," : "", m->id);
+      json_cstr(m->name);
+      printf(",\"addr\":");
+      json_cstr(m->addr);
+      printf(",\"dc\":");
+      json_cstr(m->dc);
+      printf(",\"rack\":");
+      json_cstr(m->rack);
+      printf(",\"state\":\"%s\",\"role\":\"%s\",\"alive\":\"%s\","
+             "\"vnodes\":%" PRIu32 ",\"share_ppm\":%" PRIu32 "}",
+             chorus_meta_state_name(m->state), chorus_raft_role_name(m->role),
+             chorus_alive_name(m->alive), m->vnodes, m->share_ppm);
+    }
+    printf("]}\n");
+    return;
+  }
+  if (removed != NULL)
+    printf("removed %s\n", removed);
+  if (st->leader_id == 0)
+    printf("leader none known");
+  else if (st->leader_name[0] != '\0')
+    printf("leader %s", st->leader_name);
+  else
+    printf("leader %016" PRIx64, st->leader_id);
+  printf(", term %" PRIu64 ", commit index %" PRIu64 ", epoch %" PRIu64
+         "; answered by %s (%016" PRIx64 ", %s, applied %" PRIu64 ") at %s\n",
+         st->term, st->commit_index, st->epoch, or_dash(st->node_name),
+         st->node_id, chorus_raft_state_name(st->raft_state), st->applied_index,
+         st->server);
+  int wn = 4, wd = 2, wr = 4; /* NAME, DC, RACK */
+  for (size_t i = 0; i < st->nmembers; i++) {
+    wn = widen(wn, st->members[i].name);
+    wd = widen(wd, st->members[i].dc);
+    wr = widen(wr, st->members[i].rack);
+  }
+  printf("%-*s  %-16s  %-7s  %-7s  %-7s  %-*s  %-*s  %6s  %7s\n", wn, "NAME",
+         "ID", "STATE", "ROLE", "ALIVE", wd, "DC", wr, "RACK", "VNODES",
+         "SHARE%");
+  for (size_t i = 0; i < st->nmembers; i++) {
+    const struct chorus_cluster_member *m = &st->members[i];
+    printf("%-*s  %016" PRIx64 "  %-7s  %-7s  %-7s  %-*s  %-*s  %6" PRIu32
+           "  %7.2f\n",
+           wn, m->name, m->id, chorus_meta_state_name(m->state),
+           chorus_raft_role_name(m->role), chorus_alive_name(m->alive), wd,
+           or_dash(m->dc), wr, or_dash(m->rack), m->vnodes,
+           (double)m->share_ppm / 10000.0);
+  }
+}
+
+static int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
+  const char *sub = cl->argc > 1 ? cl->argv[1] : "";
+  struct chorus_cluster_status *st = NULL;
+  int rc;
+  const char *name = NULL;
+  if (strcmp(sub, "status") == 0) {
+    if ((rc = need_args(cl, 1, 1, "cluster status [--json]")) != 0)
+      return rc;
+    if (cl->force)
+      return usage_error("--force is for cluster remove");
+    rc = chorus_cluster_status(c, &st);
+  } else if (strcmp(sub, "remove") == 0) {
+    if ((rc = need_args(cl, 2, 2, "cluster remove NAME [--force]")) != 0)
+      return rc;
+    name = cl->argv[2];
+    if (name[0] == '\0' || strlen(name) > 127)
+      return usage_error("cluster remove: a member's name is 1..127 bytes");
+    rc = chorus_cluster_remove(c, name, cl->force, &st);
+  } else {
+    return usage_error("usage: chorus cluster status | cluster remove NAME "
+                       "[--force]");
+  }
+  if (rc != CHORUS_OK) {
+    fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),
+            chorus_errname(rc));
+    if (rc == CHORUS_EBUSY)
+      fprintf(stderr, "chorus: %s is alive; --force removes it anyway\n", name);
+    return 1;
+  }
+  print_cluster(cl, st, name);
+  chorus_cluster_status_free(st);
   return 0;
 }
 
@@ -608,6 +767,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     rc = usage_error("--value-file is for put, sadd and srem");
     goto out;
   }
+  if (cl->force && strcmp(cmd, "cluster") != 0) {
+    rc = usage_error("--force is for cluster remove");
+    goto out;
+  }
   if (strcmp(cmd, "get") == 0) {
     if ((rc = need_args(cl, 1, 1, "get KEY [-r N | -c LEVEL]")) == 0)
       rc = cmd_get(c, cl);
@@ -621,6 +784,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   if (strcmp(cmd, "ring") == 0) {
     if ((rc = need_args(cl, 0, 0, "ring")) == 0)
       rc = cmd_ring(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "cluster") == 0) {
+    rc = cmd_cluster(c, cl);
     goto out;
   }
   if (strcmp(cmd, "put") == 0) {

@@ -365,24 +365,144 @@ static void test_status_ring(void **state) {
   struct run r;
   RUN(&r, true, "status");
   expect(&r, 0, "alive");
+  /* Names (protocol version 3), ids beside them. */
+  assert_non_null(strstr(r.out, "node n1 (1111111111111111) at 127.0.0.1:"));
+  assert_non_null(strstr(r.out, "\nname  id  "));
+  assert_non_null(strstr(r.out, "\nn2    2222222222222222  suspect  "));
   assert_non_null(strstr(r.out, "suspect"));
   assert_non_null(strstr(r.out, "dead"));
   assert_non_null(strstr(r.out, "127.0.0.1:7402"));
   RUN(&r, true, "--json", "status");
-  expect(&r, 0, "{\"node\":\"1111111111111111\"");
-  assert_non_null(
-      strstr(r.out, "{\"id\":\"3333333333333333\",\"state\":\"dead\",\"addr\":"
-                    "\"127.0.0.1:7403\",\"dc\":\"dc1\",\"rack\":\"r1\","
-                    "\"incarnation\":12,\"offset_ms\":null,\"hints\":42}"));
+  expect(&r, 0, "{\"node\":\"1111111111111111\",\"node_name\":\"n1\"");
+  assert_non_null(strstr(
+      r.out, "{\"id\":\"3333333333333333\",\"name\":\"n3\",\"state\":\"dead\","
+             "\"addr\":\"127.0.0.1:7403\",\"dc\":\"dc1\",\"rack\":\"r1\","
+             "\"incarnation\":12,\"offset_ms\":null,\"hints\":42}"));
   assert_non_null(strstr(r.out, "\"offset_ms\":-3"));
   assert_non_null(strstr(r.out, "\"replication.n\":3"));
   RUN(&r, true, "ring");
   expect(&r, 0, "replication 3");
   assert_non_null(strstr(r.out, "%"));
+  assert_non_null(strstr(r.out, "\nn3    3333333333333333  127.0.0.1:7403 "));
   RUN(&r, true, "ring", "--json");
   expect(&r, 0, "{\"epoch\":7,\"vnodes\":64,\"replication\":\"3\",\"nodes\":[");
-  assert_non_null(strstr(r.out, "\"id\":\"2222222222222222\""));
+  assert_non_null(
+      strstr(r.out, "{\"id\":\"2222222222222222\",\"name\":\"n2\",\"addr\":"));
   assert_non_null(strstr(r.out, "\"share\":0."));
+}
+
+/* An older node: no names, the ids as before. */
+static void test_status_ring_older_node(void **state) {
+  struct run r;
+  fake_set_mode(srv, FAKE_VERSION_1, 0);
+  RUN(&r, true, "status");
+  expect(&r, 0, "node 1111111111111111 at 127.0.0.1:");
+  assert_non_null(strstr(r.out, "\n-     1111111111111111  alive  "));
+  RUN(&r, true, "--json", "ring");
+  expect(&r, 0, "{\"id\":\"1111111111111111\",\"name\":\"\",\"addr\"");
+  RUN(&r, true, "cluster", "status");
+  fake_set_mode(srv, FAKE_NORMAL, 0);
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "older than protocol version 3"));
+  assert_non_null(strstr(r.err, "(CHORUS_ENOTSUP)"));
+}
+
+/* cluster status and cluster remove against the fake node's canned
+ * metadata (fake_server.h): the table, the JSON, the errors. */
+static void test_cluster(void **state) {
+  struct run r;
+  RUN(&r, true, "cluster", "status");
+  expect(&r, 0, NULL);
+  char want[2048];
+  snprintf(want, sizeof want,
+           "leader n2, term 7, commit index 120, epoch 12; answered by n1 "
+           "(1111111111111111, follower, applied 118) at %s\n"
+           "NAME  ID                STATE    ROLE     ALIVE    DC   RACK  "
+           "VNODES   SHARE%%\n"
+           "n1    1111111111111111  normal   voter    alive    dc1  r1       "
+           "256    33.33\n"
+           "n2    2222222222222222  normal   voter    alive    dc1  r2       "
+           "256    33.33\n"
+           "n3    3333333333333333  normal   standby  dead     dc2  r1       "
+           "256    33.33\n"
+           "n4    4444444444444444  joining  none     suspect  dc2  -          "
+           "0     0.00\n",
+           fake_addr(srv));
+  assert_string_equal(r.out, want);
+
+  RUN(&r, true, "--json", "cluster", "status");
+  expect(&r, 0, NULL);
+  snprintf(
+      want, sizeof want,
+      "{\"server\":\"%s\",\"node_id\":\"1111111111111111\",\"node_name\":"
+      "\"n1\",\"raft_state\":\"follower\",\"leader_id\":\"2222222222222222\","
+      "\"leader_name\":\"n2\",\"term\":7,\"commit_index\":120,"
+      "\"applied_index\":118,\"epoch\":12,\"members\":["
+      "{\"id\":\"1111111111111111\",\"name\":\"n1\",\"addr\":"
+      "\"127.0.0.1:7401\",\"dc\":\"dc1\",\"rack\":\"r1\",\"state\":\"normal\","
+      "\"role\":\"voter\",\"alive\":\"alive\",\"vnodes\":256,"
+      "\"share_ppm\":333333},"
+      "{\"id\":\"2222222222222222\",\"name\":\"n2\",\"addr\":"
+      "\"127.0.0.1:7402\",\"dc\":\"dc1\",\"rack\":\"r2\",\"state\":\"normal\","
+      "\"role\":\"voter\",\"alive\":\"alive\",\"vnodes\":256,"
+      "\"share_ppm\":333334},"
+      "{\"id\":\"3333333333333333\",\"name\":\"n3\",\"addr\":"
+      "\"127.0.0.1:7403\",\"dc\":\"dc2\",\"rack\":\"r1\",\"state\":\"normal\","
+      "\"role\":\"standby\",\"alive\":\"dead\",\"vnodes\":256,"
+      "\"share_ppm\":333333},"
+      "{\"id\":\"4444444444444444\",\"name\":\"n4\",\"addr\":\"\",\"dc\":"
+      "\"dc2\",\"rack\":\"\",\"state\":\"joining\",\"role\":\"none\","
+      "\"alive\":\"suspect\",\"vnodes\":0,\"share_ppm\":0}]}\n",
+      fake_addr(srv));
+  assert_string_equal(r.out, want);
+
+  /* Usage: nothing reaches the node. */
+  int sent = fake_requests(srv);
+  RUN(&r, true, "cluster");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "frob");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "status", "extra");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "status", "--force");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "remove");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "remove", "");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "status", "--force");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--force is for cluster remove"));
+  assert_int_equal(fake_requests(srv), sent);
+
+  /* Refusals: exit 1, the node's words and the code. */
+  RUN(&r, true, "cluster", "remove", "n9");
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "no member named n9 (CHORUS_ENOTFOUND)"));
+  RUN(&r, true, "cluster", "remove", "n1");
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "n1 is alive; remove it with force "
+                                "(CHORUS_EBUSY)"));
+  assert_non_null(strstr(r.err, "--force removes it anyway"));
+  fake_set_mode(srv, FAKE_ERROR, CHORUS_EUNAVAILABLE);
+  RUN(&r, true, "cluster", "remove", "n1");
+  fake_set_mode(srv, FAKE_NORMAL, 0);
+  expect(&r, 1, NULL);
+  assert_non_null(strstr(r.err, "(CHORUS_EUNAVAILABLE)"));
+
+  /* Removals print the status after them. */
+  RUN(&r, true, "cluster", "remove", "n3");
+  expect(&r, 0, "removed n3\nleader n2, term 7, commit index 121, epoch 13;");
+  assert_non_null(strstr(r.out, "\nn3    3333333333333333  removed  none     "
+                                "dead     dc2  r1       256     0.00\n"));
+  RUN(&r, true, "--json", "cluster", "remove", "n1", "--force");
+  expect(&r, 0, "{\"removed\":\"n1\",\"server\":");
+  assert_non_null(strstr(r.out, "\"epoch\":14,"));
+  assert_non_null(strstr(r.out, "\"name\":\"n1\",\"addr\":\"127.0.0.1:7401\","
+                                "\"dc\":\"dc1\",\"rack\":\"r1\",\"state\":"
+                                "\"removed\""));
+  RUN(&r, true, "--help");
+  expect(&r, 0, "cluster remove NAME [--force]");
 }
 
 static void test_errors(void **state) {
@@ -415,6 +535,8 @@ int main(void) {
       cmocka_unit_test(test_counter_and_set),
       cmocka_unit_test(test_value_input),
       cmocka_unit_test(test_status_ring),
+      cmocka_unit_test(test_status_ring_older_node),
+      cmocka_unit_test(test_cluster),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
