@@ -32,6 +32,35 @@
  * messages between nodes' metadata layers are msgpack, each decoder
  * hardened: sizes are checked before anything is allocated, every string
  * and count has a limit, and bytes that make no sense are CHORUS_EMALFORMED.
+ *
+ * Every encoding is one format byte (META_FORMAT_V1) followed by one
+ * msgpack array; integers are unsigned unless marked, strings are msgpack
+ * str (no NUL inside; the struct's array holds them with their NUL), bytes
+ * are msgpack bin:
+ *
+ *   cmd     = [1, member]                 JOIN
+ *           | [2, id, state]              SET_STATE
+ *           | [3, id]                     REMOVE
+ *           | [4, repl]                   REPLICATION
+ *           | [5, note_key, note_value]   NOTE
+ *   member  = [id, name, addr, dc, rack, vnodes, state, since]
+ *   repl    = [n, [[dc, factor]...]]      dc_count pairs
+ *   state   = [epoch, applied, repl, [member...]]   members sorted by id
+ *   msg     = [type, cluster, from, body]
+ *   body    = raft | [req_id, cmd]        PROPOSE
+ *           | [req_id, status (signed), index, leader, text]  PROPOSE_REPLY
+ *   raft    = [1, term, prev_log_index, prev_log_term, leader_commit,
+ *              [[term, type, bin]...]]                       AppendEntries
+ *           | [2, term, rejected, last_log_index]            its result
+ *           | [3, term, candidate_id, last_log_index, last_log_term,
+ *              disrupt_leader (bool), pre_vote (bool)]       RequestVote
+ *           | [4, term, vote_granted (bool), pre_vote (0..2)] its result
+ *           | [5, term, last_index, last_term, [[id, address, role]...],
+ *              conf_index, bin]                              InstallSnapshot
+ *           | [6, term, last_log_index, last_log_term]       TimeoutNow
+ *
+ * (the raft codes are raft.h's RAFT_IO_*). A new format byte is how the
+ * format evolves; a decoder refuses one it does not know (CHORUS_EVERSION).
  */
 #ifndef CHORUS_META_H
 #define CHORUS_META_H
@@ -45,15 +74,24 @@
 #include "chorus_types.h"
 #include "ring.h"
 
-#define META_NAME_MAX 128u  /* a member's name (--id), NUL included */
-#define META_ADDR_MAX 64u   /* a member's peer address, NUL included */
+#define META_NAME_MAX 128u /* a member's name (--id), NUL included */
+#define META_ADDR_MAX 64u  /* a member's peer address, NUL included */
 #define META_MAX_MEMBERS RING_MAX_NODES
 #define META_MAX_CMD_BYTES (64u * 1024)
 #define META_MAX_STATE_BYTES (8u * 1024 * 1024)
-/* Raft messages: at most this many entries per AppendEntries, and a
- * snapshot's data at most META_MAX_STATE_BYTES. */
+/* Raft messages: at most this many entries per AppendEntries, each entry's
+ * data at most META_MAX_ENTRY_BYTES, a snapshot's data at most
+ * META_MAX_STATE_BYTES, a whole encoded message at most META_MAX_MSG_BYTES
+ * (under WIRE_MAX_FRAME_PEER, 16 MiB, with room for the frame around it).
+ * libraft 0.15 puts every entry from a follower's next index into one
+ * AppendEntries: the sender clips n_entries (a prefix is a valid message)
+ * before encoding, or the encoder refuses with CHORUS_ETOOBIG. */
 #define META_MAX_ENTRIES 1024u
+#define META_MAX_ENTRY_BYTES (1024u * 1024)
+#define META_MAX_MSG_BYTES (12u * 1024 * 1024)
 #define META_MAX_VOTERS 5u
+#define META_TEXT_MAX 128u /* struct meta_msg's text, NUL included */
+#define META_FORMAT_V1 1u  /* the first byte of every encoding */
 
 enum meta_member_state {
   META_JOINING = 1,
@@ -81,7 +119,7 @@ struct meta_state {
   uint64_t epoch;   /* grows with every change of the ring's input */
   uint64_t applied; /* the Raft index of the last applied command */
   struct ring_replication replication;
-  size_t n;                   /* members, sorted by id */
+  size_t n;                    /* members, sorted by id */
   struct meta_member *members; /* chorus_malloc'ed; n of them */
 };
 
@@ -100,7 +138,7 @@ enum meta_cmd_type {
 };
 
 struct meta_cmd {
-  uint8_t type; /* enum meta_cmd_type */
+  uint8_t type;                        /* enum meta_cmd_type */
   struct meta_member member;           /* JOIN */
   chorus_node_id id;                   /* SET_STATE, REMOVE */
   uint8_t state;                       /* SET_STATE */
@@ -123,42 +161,82 @@ struct meta_msg {
   uint8_t type;        /* enum meta_msg_type */
   uint64_t cluster;    /* the sender's cluster id; foreign ones are refused */
   chorus_node_id from; /* the sender (checked against the peer link) */
-  /* RAFT: server_id is the SENDER on decode (raft's recv convention) and
-   * the destination on encode; server_address is not encoded (decode sets
-   * it to NULL; the caller fills it). Decoded entries, configuration and
-   * snapshot data are raft_malloc'ed and owned by the message until handed
-   * to raft (meta_msg_release frees what was not handed over). */
+  /* RAFT: raft.server_id is not encoded. On encode it is the destination
+   * (raft_io's send convention) and ignored: the sender is @from. On
+   * decode it is set to @from, the sender (raft's recv convention).
+   * server_address is not encoded either: decode sets it to NULL and the
+   * caller fills it before handing the message to raft.
+   *
+   * What a decode allocates, all with raft_malloc so that raft can free it:
+   *   AppendEntries, n_entries > 0: the entries array and ONE batch holding
+   *     every entry's data back to back (at least one byte, so it is never
+   *     NULL); entries[i].buf.base points into it and entries[i].batch is
+   *     it (raft's entryBatchesDestroy frees it once). n_entries 0: entries
+   *     is NULL.
+   *   InstallSnapshot: conf (raft_configuration_init, then
+   *     raft_configuration_add per server) and data.base, never NULL (one
+   *     byte when data.len is 0).
+   * The message owns them until it is handed to raft's recv callback, which
+   * takes them; meta_msg_release frees them when it is not. The encoder
+   * only reads @raft: what it points to stays the caller's. */
   struct raft_message raft;
   /* PROPOSE / PROPOSE_REPLY */
   uint64_t req_id;
-  struct meta_cmd cmd;   /* PROPOSE */
-  int32_t status;        /* PROPOSE_REPLY: CHORUS_OK or CHORUS_E* */
-  uint64_t index;        /* PROPOSE_REPLY: the command's Raft index */
-  chorus_node_id leader; /* PROPOSE_REPLY: the leader known, or 0 */
-  char text[128];        /* PROPOSE_REPLY: why, for errors */
+  struct meta_cmd cmd;      /* PROPOSE */
+  int32_t status;           /* PROPOSE_REPLY: CHORUS_OK or CHORUS_E* */
+  uint64_t index;           /* PROPOSE_REPLY: the command's Raft index */
+  chorus_node_id leader;    /* PROPOSE_REPLY: the leader known, or 0 */
+  char text[META_TEXT_MAX]; /* PROPOSE_REPLY: why, for errors */
 };
 
 /* ------------------------------------------------------------------------
  * Codecs (meta_codec.c). Encoders allocate *@buf with chorus_malloc (the
- * caller frees it with chorus_free); decoders never trust a size before
- * checking it against the input and the limits above.
- * Errors: CHORUS_ENOMEM, CHORUS_EINVAL (encode: a field out of range),
- * CHORUS_EMALFORMED (decode), CHORUS_ETOOBIG (over a limit).
+ * caller frees it with chorus_free) and leave *@buf and *@len alone on
+ * error; decoders never trust a size before checking it against the input
+ * and the limits above, and leave *@out zeroed (nothing allocated) on
+ * error. The encoder refuses exactly what the decoder would refuse.
+ *
+ * What is checked, both ways: a member's id is not 0, its name not empty,
+ * its strings NUL-terminated within their arrays (and without a NUL
+ * inside, on the wire), vnodes <= RING_MAX_VNODES, state in
+ * 1..META_STATE_MAX; replication as ring_replication_check() says, and n
+ * <= RING_MAX_REPLICAS even when dc_count > 0; a command's type is known,
+ * SET_STATE and REMOVE name a non-zero id, a SET_STATE's state is in
+ * range; a message's type is known, @from is not 0, a reply's status is
+ * CHORUS_OK or negative and its text NUL-terminated within META_TEXT_MAX;
+ * a Raft RPC's type is known, entry types are RAFT_COMMAND..RAFT_CHANGE,
+ * configuration servers have an id > 0, an address shorter than
+ * META_ADDR_MAX, a role RAFT_STANDBY..RAFT_SPARE, and no id or address
+ * twice. Fields a type does not use are not encoded (decode zeroes them).
+ *
+ * Errors: CHORUS_ENOMEM; CHORUS_EINVAL (encode: a field out of range);
+ * CHORUS_EMALFORMED (decode: bytes that are not a valid encoding,
+ * truncated, with trailing bytes, or a field out of range);
+ * CHORUS_ETOOBIG (either way: more than a limit above, members, entries,
+ * servers or bytes, or an input longer than the limit of its kind);
+ * CHORUS_EVERSION (decode: an unknown format byte).
  * ------------------------------------------------------------------------ */
 
+/* Commands: at most META_MAX_CMD_BYTES encoded. */
 int meta_cmd_encode(const struct meta_cmd *c, uint8_t **buf, size_t *len);
 int meta_cmd_decode(const void *buf, size_t len, struct meta_cmd *out);
 
-/* State: the snapshot format. Decode fills @out (members allocated with
- * chorus_malloc; meta_state_free releases them); the members must be
- * sorted by id with no duplicates, names unique, every field in range. */
+/* State: the snapshot format, at most META_MAX_STATE_BYTES encoded. Decode
+ * fills @out (members allocated with chorus_malloc; meta_state_free
+ * releases them); the members must be at most META_MAX_MEMBERS, sorted by
+ * id strictly ascending, names unique, every field in range. */
 int meta_state_encode(const struct meta_state *s, uint8_t **buf, size_t *len);
 int meta_state_decode(const void *buf, size_t len, struct meta_state *out);
 
+/* Messages: at most META_MAX_MSG_BYTES encoded. See struct meta_msg for
+ * who owns what a RAFT message points to. */
 int meta_msg_encode(const struct meta_msg *m, uint8_t **buf, size_t *len);
 int meta_msg_decode(const void *buf, size_t len, struct meta_msg *out);
 /* meta_msg_release: frees what a decoded RAFT message still owns (entries
- * and their batch, configuration, snapshot data). Idempotent. */
+ * and their batch, configuration, snapshot data) and zeroes those fields;
+ * a no-op for other types and for NULL. Idempotent. Never call it on a
+ * message whose raft part was handed to raft, nor on one the caller built
+ * (it would free the caller's memory). */
 void meta_msg_release(struct meta_msg *m);
 
 /* ------------------------------------------------------------------------

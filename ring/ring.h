@@ -155,6 +155,15 @@ int ring_replication_parse(const char *spec, struct ring_replication *out,
  * key gets when every group has enough nodes). */
 uint32_t ring_replication_total(const struct ring_replication *repl);
 
+/* ring_replication_check: whether @r is a replication ring_snapshot_build
+ * accepts (what ring_replication_parse produces): with dc_count 0, n in
+ * 1..RING_MAX_REPLICAS; else dc_count <= RING_MAX_DCS, every name
+ * NUL-terminated within RING_NAME_MAX and named once, every factor in
+ * 1..RING_MAX_REPLICAS and their sum at most RING_MAX_REPLICAS. Decoders of
+ * replication settings read from the network or disk call it.
+ * Errors: CHORUS_EMALFORMED (@errmsg, which may be NULL, says why). */
+int ring_replication_check(const struct ring_replication *r, char *errmsg);
+
 /* ------------------------------------------------------------------------
  * Snapshots
  * ------------------------------------------------------------------------ */

@@ -81,8 +81,7 @@ static int in_table(enum ring_node_state st, int future) {
   return st == RING_NORMAL || st == (future ? RING_JOINING : RING_LEAVING);
 }
 
-static int validate_replication(const struct ring_replication *r,
-                                char *errmsg) {
+int ring_replication_check(const struct ring_replication *r, char *errmsg) {
   if (r->dc_count == 0) {
     if (r->n < 1 || r->n > RING_MAX_REPLICAS)
       return chorus_errf(errmsg, CHORUS_EMALFORMED,
@@ -229,7 +228,7 @@ int ring_snapshot_build(const struct ring_node *nodes, size_t count,
   if (count > RING_MAX_NODES)
     return chorus_errf(errmsg, CHORUS_EMALFORMED, "ring: %zu nodes, at most %u",
                        count, RING_MAX_NODES);
-  int rc = validate_replication(repl, errmsg);
+  int rc = ring_replication_check(repl, errmsg);
   if (rc != CHORUS_OK)
     return rc;
   for (size_t i = 0; i < count; i++) {

@@ -1,0 +1,1073 @@
+/* meta_codec.c: encoders (msgpack-c's packer) and hardened decoders (a
+ * bounded reader of our own) of the metadata's commands, state and
+ * messages, the formats meta.h draws under ENCODINGS.
+ *
+ * HOW IT WORKS
+ *
+ * Encoding runs the same packing walk twice: once into a counting sink,
+ * which gives the size to check against the limit and to allocate, then
+ * into the buffer. Before that the value goes through the same checks the
+ * decoder applies (the *_check functions, with EINVAL as their code), so
+ * every encoding we produce is one we accept.
+ *
+ * Decoding never uses msgpack-c's unpacker, which allocates what a header
+ * declares (msgpack-c issue 1013: five bytes can ask for gigabytes). Like
+ * crdt_codec.c it reads the handful of shapes these formats use with a
+ * cursor that compares every declared count and length with the bytes left
+ * before using it: an array of members, entries or servers must be within
+ * its limit, and fit in the input at its smallest encoding per element,
+ * before an array is allocated for it. Nesting is fixed by the formats (at
+ * most six levels, a PROPOSE of REPLICATION), so there is no recursion to
+ * bound. Every member, command, replication, entry and server read goes
+ * through the same *_check function as the encoder's, now with EMALFORMED
+ * as the code; the rest (types, tribools, roles, statuses, strings) is
+ * checked as it is read.
+ *
+ * Raft's parts are allocated with raft_malloc (raft frees them once the
+ * recv callback has them); everything else with chorus_malloc.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "chorus_alloc.h"
+#include "chorus_error.h"
+#include "meta.h"
+
+/* The smallest encodings of one array element, for the bytes-left bound:
+ * a member is a fixarray, a fixint id, a one-byte name (fixstr header and
+ * the byte), four empty strings or fixints and a fixint since; an entry a
+ * fixarray, two fixints and a bin8 header; a server a fixarray, a fixint,
+ * an empty fixstr and a fixint; a datacenter a fixarray, an empty fixstr
+ * and a fixint. */
+#define META__MIN_MEMBER 10u
+#define META__MIN_ENTRY 5u
+#define META__MIN_SERVER 4u
+#define META__MIN_DC 3u
+
+/* ------------------------------------------------------------------------
+ * Checks, shared by both directions (@code: EINVAL to encode, EMALFORMED
+ * to decode; a limit exceeded is ETOOBIG either way)
+ * ------------------------------------------------------------------------ */
+
+/* A NUL within @cap bytes, and (when @nonempty) a first byte that is not
+ * the NUL. */
+static bool str_ok(const char *s, size_t cap, bool nonempty) {
+  return memchr(s, '\0', cap) != NULL && (!nonempty || s[0] != '\0');
+}
+
+static int repl_check(const struct ring_replication *r, int code) {
+  if (r->n > RING_MAX_REPLICAS || ring_replication_check(r, NULL) != CHORUS_OK)
+    return code;
+  return CHORUS_OK;
+}
+
+static int member_check(const struct meta_member *m, int code) {
+  if (m->id == 0 || !str_ok(m->name, sizeof m->name, true) ||
+      !str_ok(m->addr, sizeof m->addr, false) ||
+      !str_ok(m->dc, sizeof m->dc, false) ||
+      !str_ok(m->rack, sizeof m->rack, false) || m->vnodes > RING_MAX_VNODES ||
+      m->state < META_JOINING || m->state > META_STATE_MAX)
+    return code;
+  return CHORUS_OK;
+}
+
+static int cmp_name(const void *a, const void *b) {
+  const struct meta_member *const *x = a, *const *y = b;
+  return strcmp((*x)->name, (*y)->name);
+}
+
+/* Every member valid, ids strictly ascending, names unique. Names are
+ * compared after sorting pointers to them, O(n log n) for 4,096 members
+ * rather than 8 million comparisons. */
+static int members_check(const struct meta_member *m, size_t n, int code) {
+  if (n > META_MAX_MEMBERS)
+    return CHORUS_ETOOBIG;
+  if (n > 0 && m == NULL)
+    return code;
+  for (size_t i = 0; i < n; i++) {
+    if (member_check(&m[i], code) != CHORUS_OK ||
+        (i > 0 && m[i].id <= m[i - 1].id))
+      return code;
+  }
+  if (n < 2)
+    return CHORUS_OK;
+  const struct meta_member **by_name = chorus_malloc(n * sizeof *by_name);
+  if (by_name == NULL)
+    return CHORUS_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    by_name[i] = &m[i];
+  qsort(by_name, n, sizeof *by_name, cmp_name);
+  int rc = CHORUS_OK;
+  for (size_t i = 1; i < n && rc == CHORUS_OK; i++)
+    if (strcmp(by_name[i]->name, by_name[i - 1]->name) == 0)
+      rc = code;
+  chorus_free(by_name);
+  return rc;
+}
+
+static int cmd_check(const struct meta_cmd *c, int code) {
+  switch (c->type) {
+  case META_CMD_JOIN:
+    return member_check(&c->member, code);
+  case META_CMD_SET_STATE:
+    return c->id != 0 && c->state >= META_JOINING && c->state <= META_STATE_MAX
+               ? CHORUS_OK
+               : code;
+  case META_CMD_REMOVE:
+    return c->id != 0 ? CHORUS_OK : code;
+  case META_CMD_REPLICATION:
+    return repl_check(&c->replication, code);
+  case META_CMD_NOTE:
+    return CHORUS_OK;
+  default:
+    return code;
+  }
+}
+
+/* An entry's type and size (its data pointer is the encoder's concern). */
+static int entry_check(const struct raft_entry *e, int code) {
+  if (e->buf.len > META_MAX_ENTRY_BYTES)
+    return CHORUS_ETOOBIG;
+  if (e->type < RAFT_COMMAND || e->type > RAFT_CHANGE)
+    return code;
+  return CHORUS_OK;
+}
+
+static int server_check(raft_id id, const char *address, int role, int code) {
+  if (id == 0 || address == NULL ||
+      memchr(address, '\0', META_ADDR_MAX) == NULL || role < RAFT_STANDBY ||
+      role > RAFT_SPARE)
+    return code;
+  return CHORUS_OK;
+}
+
+/* The encoder's check of a configuration; the decoder builds one with
+ * raft_configuration_add, which refuses duplicates itself. */
+static int conf_check(const struct raft_configuration *c, int code) {
+  if (c->n > META_MAX_MEMBERS)
+    return CHORUS_ETOOBIG;
+  if (c->n > 0 && c->servers == NULL)
+    return code;
+  for (unsigned i = 0; i < c->n; i++) {
+    const struct raft_server *s = &c->servers[i];
+    if (server_check(s->id, s->address, s->role, code) != CHORUS_OK)
+      return code;
+    for (unsigned j = 0; j < i; j++)
+      if (c->servers[j].id == s->id ||
+          strcmp(c->servers[j].address, s->address) == 0)
+        return code;
+  }
+  return CHORUS_OK;
+}
+
+static int raft_check(const struct raft_message *r, int code) {
+  int rc = CHORUS_OK;
+  switch (r->type) {
+  case RAFT_IO_APPEND_ENTRIES: {
+    const struct raft_append_entries *a = &r->append_entries;
+    if (a->n_entries > META_MAX_ENTRIES)
+      return CHORUS_ETOOBIG;
+    if (a->n_entries > 0 && a->entries == NULL)
+      return code;
+    for (unsigned i = 0; i < a->n_entries && rc == CHORUS_OK; i++) {
+      const struct raft_entry *e = &a->entries[i];
+      rc = e->buf.len > 0 && e->buf.base == NULL ? code : entry_check(e, code);
+    }
+    return rc;
+  }
+  case RAFT_IO_INSTALL_SNAPSHOT: {
+    const struct raft_install_snapshot *s = &r->install_snapshot;
+    if (s->data.len > META_MAX_STATE_BYTES)
+      return CHORUS_ETOOBIG;
+    if (s->data.len > 0 && s->data.base == NULL)
+      return code;
+    return conf_check(&s->conf, code);
+  }
+  case RAFT_IO_REQUEST_VOTE_RESULT:
+    return r->request_vote_result.pre_vote > raft_tribool_false ? code
+                                                                : CHORUS_OK;
+  case RAFT_IO_APPEND_ENTRIES_RESULT:
+  case RAFT_IO_REQUEST_VOTE:
+  case RAFT_IO_TIMEOUT_NOW:
+    return CHORUS_OK;
+  default:
+    return code;
+  }
+}
+
+static int msg_check(const struct meta_msg *m, int code) {
+  if (m->from == 0)
+    return code;
+  switch (m->type) {
+  case META_MSG_RAFT:
+    return raft_check(&m->raft, code);
+  case META_MSG_PROPOSE:
+    return cmd_check(&m->cmd, code);
+  case META_MSG_PROPOSE_REPLY:
+    return m->status <= 0 && str_ok(m->text, sizeof m->text, false) ? CHORUS_OK
+                                                                    : code;
+  default:
+    return code;
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Writing: a packer over a sink that counts (buf NULL) or copies
+ * ------------------------------------------------------------------------ */
+
+struct sink {
+  uint8_t *buf; /* NULL: only count */
+  size_t len, cap;
+  bool overflow;
+};
+
+static int sink_write(void *data, const char *p, size_t n) {
+  struct sink *k = data;
+  if (k->buf != NULL) {
+    if (n > k->cap - k->len) {
+      k->overflow = true;
+      return -1;
+    }
+    if (n > 0)
+      memcpy(k->buf + k->len, p, n);
+  }
+  k->len += n;
+  return 0;
+}
+
+/* The pack calls' results need no checking: a counting sink cannot fail,
+ * and a copying one was sized by the counting walk (overflow is sticky and
+ * asserted on). */
+static void pack_str(msgpack_packer *pk, const char *s) {
+  size_t n = strlen(s);
+  msgpack_pack_str(pk, n);
+  msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_bin(msgpack_packer *pk, const void *p, size_t n) {
+  msgpack_pack_bin(pk, n);
+  if (n > 0)
+    msgpack_pack_bin_body(pk, p, n);
+}
+
+static void pack_bool(msgpack_packer *pk, bool b) {
+  if (b)
+    msgpack_pack_true(pk);
+  else
+    msgpack_pack_false(pk);
+}
+
+static void pack_repl(msgpack_packer *pk, const struct ring_replication *r) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint64(pk, r->n);
+  msgpack_pack_array(pk, r->dc_count);
+  for (uint32_t i = 0; i < r->dc_count; i++) {
+    msgpack_pack_array(pk, 2);
+    pack_str(pk, r->dcs[i].dc);
+    msgpack_pack_uint64(pk, r->dcs[i].factor);
+  }
+}
+
+static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
+  msgpack_pack_array(pk, 8);
+  msgpack_pack_uint64(pk, m->id);
+  pack_str(pk, m->name);
+  pack_str(pk, m->addr);
+  pack_str(pk, m->dc);
+  pack_str(pk, m->rack);
+  msgpack_pack_uint64(pk, m->vnodes);
+  msgpack_pack_uint64(pk, m->state);
+  msgpack_pack_uint64(pk, m->since);
+}
+
+static void pack_cmd(msgpack_packer *pk, const void *x) {
+  const struct meta_cmd *c = x;
+  switch (c->type) {
+  case META_CMD_JOIN:
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, c->type);
+    pack_member(pk, &c->member);
+    break;
+  case META_CMD_SET_STATE:
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->state);
+    break;
+  case META_CMD_REMOVE:
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    break;
+  case META_CMD_REPLICATION:
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, c->type);
+    pack_repl(pk, &c->replication);
+    break;
+  default: /* NOTE; cmd_check refused every other type */
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->note_key);
+    msgpack_pack_uint64(pk, c->note_value);
+    break;
+  }
+}
+
+static void pack_state(msgpack_packer *pk, const void *x) {
+  const struct meta_state *s = x;
+  msgpack_pack_array(pk, 4);
+  msgpack_pack_uint64(pk, s->epoch);
+  msgpack_pack_uint64(pk, s->applied);
+  pack_repl(pk, &s->replication);
+  msgpack_pack_array(pk, s->n);
+  for (size_t i = 0; i < s->n; i++)
+    pack_member(pk, &s->members[i]);
+}
+
+static void pack_raft(msgpack_packer *pk, const struct raft_message *r) {
+  switch (r->type) {
+  case RAFT_IO_APPEND_ENTRIES: {
+    const struct raft_append_entries *a = &r->append_entries;
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_uint64(pk, r->type);
+    msgpack_pack_uint64(pk, a->term);
+    msgpack_pack_uint64(pk, a->prev_log_index);
+    msgpack_pack_uint64(pk, a->prev_log_term);
+    msgpack_pack_uint64(pk, a->leader_commit);
+    msgpack_pack_array(pk, a->n_entries);
+    for (unsigned i = 0; i < a->n_entries; i++) {
+      const struct raft_entry *e = &a->entries[i];
+      msgpack_pack_array(pk, 3);
+      msgpack_pack_uint64(pk, e->term);
+      msgpack_pack_uint64(pk, e->type);
+      pack_bin(pk, e->buf.base, e->buf.len);
+    }
+    break;
+  }
+  case RAFT_IO_APPEND_ENTRIES_RESULT: {
+    const struct raft_append_entries_result *a = &r->append_entries_result;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint64(pk, r->type);
+    msgpack_pack_uint64(pk, a->term);
+    msgpack_pack_uint64(pk, a->rejected);
+    msgpack_pack_uint64(pk, a->last_log_index);
+    break;
+  }
+  case RAFT_IO_REQUEST_VOTE: {
+    const struct raft_request_vote *v = &r->request_vote;
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_uint64(pk, r->type);
+    msgpack_pack_uint64(pk, v->term);
+    msgpack_pack_uint64(pk, v->candidate_id);
+    msgpack_pack_uint64(pk, v->last_log_index);
+    msgpack_pack_uint64(pk, v->last_log_term);
+    pack_bool(pk, v->disrupt_leader);
+    pack_bool(pk, v->pre_vote);
+    break;
+  }
+  case RAFT_IO_REQUEST_VOTE_RESULT: {
+    const struct raft_request_vote_result *v = &r->request_vote_result;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint64(pk, r->type);
+    msgpack_pack_uint64(pk, v->term);
+    pack_bool(pk, v->vote_granted);
+    msgpack_pack_uint64(pk, (uint64_t)v->pre_vote);
+    break;
+  }
+  case RAFT_IO_INSTALL_SNAPSHOT: {
+    const struct raft_install_snapshot *s = &r->install_snapshot;
+    msgpack_pack_array(pk, 7);
+    msgpack_pack_uint64(pk, r->type);
+    msgpack_pack_uint64(pk, s->term);
+    msgpack_pack_uint64(pk, s->last_index);
+    msgpack_pack_uint64(pk, s->last_term);
+    msgpack_pack_array(pk, s->conf.n);
+    for (unsigned i = 0; i < s->conf.n; i++) {
+      const struct raft_server *v = &s->conf.servers[i];
+      msgpack_pack_array(pk, 3);
+      msgpack_pack_uint64(pk, v->id);
+      pack_str(pk, v->address);
+      msgpack_pack_uint64(pk, (uint64_t)v->role);
+    }
+    msgpack_pack_uint64(pk, s->conf_index);
+    pack_bin(pk, s->data.base, s->data.len);
+    break;
+  }
+  default: { /* TIMEOUT_NOW; raft_check refused every other type */
+    const struct raft_timeout_now *t = &r->timeout_now;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint64(pk, r->type);
+    msgpack_pack_uint64(pk, t->term);
+    msgpack_pack_uint64(pk, t->last_log_index);
+    msgpack_pack_uint64(pk, t->last_log_term);
+    break;
+  }
+  }
+}
+
+static void pack_msg(msgpack_packer *pk, const void *x) {
+  const struct meta_msg *m = x;
+  msgpack_pack_array(pk, 4);
+  msgpack_pack_uint64(pk, m->type);
+  msgpack_pack_uint64(pk, m->cluster);
+  msgpack_pack_uint64(pk, m->from);
+  switch (m->type) {
+  case META_MSG_RAFT:
+    pack_raft(pk, &m->raft);
+    break;
+  case META_MSG_PROPOSE:
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, m->req_id);
+    pack_cmd(pk, &m->cmd);
+    break;
+  default: /* PROPOSE_REPLY */
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_uint64(pk, m->req_id);
+    msgpack_pack_int64(pk, m->status);
+    msgpack_pack_uint64(pk, m->index);
+    msgpack_pack_uint64(pk, m->leader);
+    pack_str(pk, m->text);
+    break;
+  }
+}
+
+typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
+
+static void run_packer(struct sink *k, pack_fn body, const void *x) {
+  static const char version = META_FORMAT_V1;
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, k, sink_write);
+  sink_write(k, &version, 1);
+  body(&pk, x);
+}
+
+/* Counts, checks the size against @limit, allocates and packs. */
+static int encode(pack_fn body, const void *x, size_t limit, uint8_t **buf,
+                  size_t *len) {
+  struct sink count = {0};
+  run_packer(&count, body, x);
+  if (count.len > limit)
+    return CHORUS_ETOOBIG;
+  uint8_t *p = chorus_malloc(count.len);
+  if (p == NULL)
+    return CHORUS_ENOMEM;
+  struct sink out = {p, 0, count.len, false};
+  run_packer(&out, body, x);
+  assert(!out.overflow && out.len == count.len);
+  *buf = p;
+  *len = out.len;
+  return CHORUS_OK;
+}
+
+int meta_cmd_encode(const struct meta_cmd *c, uint8_t **buf, size_t *len) {
+  assert(c != NULL && buf != NULL && len != NULL);
+  int rc = cmd_check(c, CHORUS_EINVAL);
+  if (rc != CHORUS_OK)
+    return rc;
+  return encode(pack_cmd, c, META_MAX_CMD_BYTES, buf, len);
+}
+
+int meta_state_encode(const struct meta_state *s, uint8_t **buf, size_t *len) {
+  assert(s != NULL && buf != NULL && len != NULL);
+  int rc = repl_check(&s->replication, CHORUS_EINVAL);
+  if (rc == CHORUS_OK)
+    rc = members_check(s->members, s->n, CHORUS_EINVAL);
+  if (rc != CHORUS_OK)
+    return rc;
+  return encode(pack_state, s, META_MAX_STATE_BYTES, buf, len);
+}
+
+int meta_msg_encode(const struct meta_msg *m, uint8_t **buf, size_t *len) {
+  assert(m != NULL && buf != NULL && len != NULL);
+  int rc = msg_check(m, CHORUS_EINVAL);
+  if (rc != CHORUS_OK)
+    return rc;
+  return encode(pack_msg, m, META_MAX_MSG_BYTES, buf, len);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading: a cursor that never reads past its end. Every failure is
+ * CHORUS_EMALFORMED unless a limit says CHORUS_ETOOBIG.
+ * ------------------------------------------------------------------------ */
+
+struct rd {
+  const uint8_t *p, *end;
+};
+
+static size_t rd_left(const struct rd *r) {
+  return (size_t)(r->end - r->p);
+}
+
+/* @n bytes big-endian. */
+static int rd_be(struct rd *r, unsigned n, uint64_t *v) {
+  if (rd_left(r) < n)
+    return CHORUS_EMALFORMED;
+  uint64_t x = 0;
+  for (unsigned i = 0; i < n; i++)
+    x = (x << 8) | r->p[i];
+  r->p += n;
+  *v = x;
+  return CHORUS_OK;
+}
+
+static int rd_tag(struct rd *r, uint8_t *tag) {
+  if (rd_left(r) < 1)
+    return CHORUS_EMALFORMED;
+  *tag = *r->p++;
+  return CHORUS_OK;
+}
+
+/* Any msgpack integer: *@neg tells whether it is negative (*@i) or not
+ * (*@u). */
+static int rd_integer(struct rd *r, bool *neg, uint64_t *u, int64_t *i) {
+  uint8_t tag;
+  int rc = rd_tag(r, &tag);
+  if (rc != CHORUS_OK)
+    return rc;
+  *neg = false;
+  if (tag <= 0x7f) {
+    *u = tag;
+    return CHORUS_OK;
+  }
+  if (tag >= 0xe0) {
+    *neg = true;
+    *i = (int8_t)tag;
+    return CHORUS_OK;
+  }
+  if (tag >= 0xcc && tag <= 0xcf)
+    return rd_be(r, 1u << (tag - 0xcc), u);
+  if (tag >= 0xd0 && tag <= 0xd3) {
+    unsigned w = 1u << (tag - 0xd0);
+    uint64_t raw;
+    if ((rc = rd_be(r, w, &raw)))
+      return rc;
+    if (w < 8 && (raw >> (8 * w - 1)) & 1)
+      raw |= ~UINT64_C(0) << (8 * w); /* sign-extend */
+    int64_t v;
+    memcpy(&v, &raw, sizeof v);
+    *neg = v < 0;
+    if (*neg)
+      *i = v;
+    else
+      *u = (uint64_t)v;
+    return CHORUS_OK;
+  }
+  return CHORUS_EMALFORMED;
+}
+
+static int rd_uint(struct rd *r, uint64_t max, uint64_t *v) {
+  bool neg;
+  int64_t i;
+  int rc = rd_integer(r, &neg, v, &i);
+  if (rc == CHORUS_OK && (neg || *v > max))
+    return CHORUS_EMALFORMED;
+  return rc;
+}
+
+static int rd_int(struct rd *r, int64_t min, int64_t max, int64_t *v) {
+  bool neg;
+  uint64_t u;
+  int rc = rd_integer(r, &neg, &u, v);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (!neg) {
+    if (max < 0 || u > (uint64_t)max)
+      return CHORUS_EMALFORMED;
+    *v = (int64_t)u;
+  }
+  return *v < min || *v > max ? CHORUS_EMALFORMED : CHORUS_OK;
+}
+
+static int rd_bool(struct rd *r, bool *v) {
+  uint8_t tag;
+  int rc = rd_tag(r, &tag);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (tag != 0xc2 && tag != 0xc3)
+    return CHORUS_EMALFORMED;
+  *v = tag == 0xc3;
+  return CHORUS_OK;
+}
+
+/* An array header of at most @limit elements (ETOOBIG above) that each
+ * take at least @min_item bytes of what is left (EMALFORMED otherwise). */
+static int rd_array(struct rd *r, uint64_t *n, uint64_t limit,
+                    size_t min_item) {
+  uint8_t tag;
+  int rc = rd_tag(r, &tag);
+  if (rc != CHORUS_OK)
+    return rc;
+  if ((tag & 0xf0) == 0x90)
+    *n = tag & 0x0f;
+  else if (tag == 0xdc)
+    rc = rd_be(r, 2, n);
+  else if (tag == 0xdd)
+    rc = rd_be(r, 4, n);
+  else
+    return CHORUS_EMALFORMED;
+  if (rc != CHORUS_OK)
+    return rc;
+  if (*n > limit)
+    return CHORUS_ETOOBIG;
+  if (*n > rd_left(r) / min_item)
+    return CHORUS_EMALFORMED;
+  return CHORUS_OK;
+}
+
+/* An array of exactly @want elements. */
+static int rd_tuple(struct rd *r, uint64_t want) {
+  uint64_t n;
+  int rc = rd_array(r, &n, UINT64_MAX, 1);
+  if (rc == CHORUS_OK && n != want)
+    return CHORUS_EMALFORMED;
+  return rc;
+}
+
+/* A str (@str) or bin of at most @max bytes (ETOOBIG above), borrowed. */
+static int rd_raw(struct rd *r, bool str, uint64_t max, const uint8_t **p,
+                  size_t *len) {
+  uint8_t tag;
+  uint64_t n = 0;
+  int rc = rd_tag(r, &tag);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (str && (tag & 0xe0) == 0xa0)
+    n = tag & 0x1f;
+  else if (str && tag >= 0xd9 && tag <= 0xdb)
+    rc = rd_be(r, 1u << (tag - 0xd9), &n);
+  else if (!str && tag >= 0xc4 && tag <= 0xc6)
+    rc = rd_be(r, 1u << (tag - 0xc4), &n);
+  else
+    return CHORUS_EMALFORMED;
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n > max)
+    return CHORUS_ETOOBIG;
+  if (n > rd_left(r))
+    return CHORUS_EMALFORMED;
+  *p = r->p;
+  *len = (size_t)n;
+  r->p += n;
+  return CHORUS_OK;
+}
+
+/* A str into @dst, @cap bytes with its NUL: a longer one, or one with a
+ * NUL inside (which would not survive the round trip), is malformed. */
+static int rd_str(struct rd *r, char *dst, size_t cap) {
+  const uint8_t *p;
+  size_t n;
+  int rc = rd_raw(r, true, UINT64_MAX, &p, &n);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n >= cap || (n > 0 && memchr(p, '\0', n) != NULL))
+    return CHORUS_EMALFORMED;
+  memcpy(dst, p, n);
+  dst[n] = '\0';
+  return CHORUS_OK;
+}
+
+/* raft's terms, indexes and ids are unsigned long long, 64 bits. */
+static int rd_ull(struct rd *r, unsigned long long *v) {
+  uint64_t x = 0;
+  int rc = rd_uint(r, UINT64_MAX, &x);
+  *v = x;
+  return rc;
+}
+
+static int rd_u32(struct rd *r, uint32_t *v) {
+  uint64_t x = 0;
+  int rc = rd_uint(r, UINT32_MAX, &x);
+  *v = (uint32_t)x;
+  return rc;
+}
+
+static int rd_u8(struct rd *r, uint8_t *v) {
+  uint64_t x = 0;
+  int rc = rd_uint(r, UINT8_MAX, &x);
+  *v = (uint8_t)x;
+  return rc;
+}
+
+/* The format byte, then the caller's array; rd_end after it. */
+static int rd_version(struct rd *r) {
+  if (rd_left(r) < 1)
+    return CHORUS_EMALFORMED;
+  if (*r->p != META_FORMAT_V1)
+    return CHORUS_EVERSION;
+  r->p++;
+  return CHORUS_OK;
+}
+
+static int rd_end(const struct rd *r) {
+  return rd_left(r) == 0 ? CHORUS_OK : CHORUS_EMALFORMED;
+}
+
+static int rd_repl(struct rd *r, struct ring_replication *out) {
+  uint64_t n;
+  int rc;
+  if ((rc = rd_tuple(r, 2)) || (rc = rd_u32(r, &out->n)) ||
+      (rc = rd_array(r, &n, UINT64_MAX, META__MIN_DC)))
+    return rc;
+  if (n > RING_MAX_DCS)
+    return CHORUS_EMALFORMED;
+  out->dc_count = (uint32_t)n;
+  for (uint32_t i = 0; i < out->dc_count; i++) {
+    if ((rc = rd_tuple(r, 2)) ||
+        (rc = rd_str(r, out->dcs[i].dc, sizeof out->dcs[i].dc)) ||
+        (rc = rd_u32(r, &out->dcs[i].factor)))
+      return rc;
+  }
+  return repl_check(out, CHORUS_EMALFORMED);
+}
+
+static int rd_member(struct rd *r, struct meta_member *m) {
+  int rc;
+  if ((rc = rd_tuple(r, 8)) || (rc = rd_uint(r, UINT64_MAX, &m->id)) ||
+      (rc = rd_str(r, m->name, sizeof m->name)) ||
+      (rc = rd_str(r, m->addr, sizeof m->addr)) ||
+      (rc = rd_str(r, m->dc, sizeof m->dc)) ||
+      (rc = rd_str(r, m->rack, sizeof m->rack)) ||
+      (rc = rd_u32(r, &m->vnodes)) || (rc = rd_u8(r, &m->state)) ||
+      (rc = rd_uint(r, UINT64_MAX, &m->since)))
+    return rc;
+  return member_check(m, CHORUS_EMALFORMED);
+}
+
+/* A command into @c, zeroed by the caller. */
+static int rd_cmd(struct rd *r, struct meta_cmd *c) {
+  /* Elements of each type's array, by type. */
+  static const uint8_t fields[META_CMD_MAX + 1] = {
+      [META_CMD_JOIN] = 2,   [META_CMD_SET_STATE] = 3,
+      [META_CMD_REMOVE] = 2, [META_CMD_REPLICATION] = 2,
+      [META_CMD_NOTE] = 3,
+  };
+  uint64_t n;
+  int rc;
+  if ((rc = rd_array(r, &n, UINT64_MAX, 1)) || (rc = rd_u8(r, &c->type)))
+    return rc;
+  if (c->type < META_CMD_JOIN || c->type > META_CMD_MAX || n != fields[c->type])
+    return CHORUS_EMALFORMED;
+  switch (c->type) {
+  case META_CMD_JOIN:
+    rc = rd_member(r, &c->member);
+    break;
+  case META_CMD_SET_STATE:
+    if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK)
+      rc = rd_u8(r, &c->state);
+    break;
+  case META_CMD_REMOVE:
+    rc = rd_uint(r, UINT64_MAX, &c->id);
+    break;
+  case META_CMD_REPLICATION:
+    rc = rd_repl(r, &c->replication);
+    break;
+  default: /* NOTE */
+    if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)
+      rc = rd_uint(r, UINT64_MAX, &c->note_value);
+    break;
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  return cmd_check(c, CHORUS_EMALFORMED);
+}
+
+int meta_cmd_decode(const void *buf, size_t len, struct meta_cmd *out) {
+  assert(out != NULL && (buf != NULL || len == 0));
+  memset(out, 0, sizeof *out);
+  if (len > META_MAX_CMD_BYTES)
+    return CHORUS_ETOOBIG;
+  struct rd r = {buf, (const uint8_t *)buf + len};
+  int rc;
+  if ((rc = rd_version(&r)) || (rc = rd_cmd(&r, out)) || (rc = rd_end(&r)))
+    memset(out, 0, sizeof *out);
+  return rc;
+}
+
+int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
+  assert(out != NULL && (buf != NULL || len == 0));
+  memset(out, 0, sizeof *out);
+  if (len > META_MAX_STATE_BYTES)
+    return CHORUS_ETOOBIG;
+  struct rd r = {buf, (const uint8_t *)buf + len};
+  uint64_t n;
+  int rc;
+  if ((rc = rd_version(&r)) || (rc = rd_tuple(&r, 4)) ||
+      (rc = rd_uint(&r, UINT64_MAX, &out->epoch)) ||
+      (rc = rd_uint(&r, UINT64_MAX, &out->applied)) ||
+      (rc = rd_repl(&r, &out->replication)) ||
+      (rc = rd_array(&r, &n, META_MAX_MEMBERS, META__MIN_MEMBER)))
+    goto err_after_init;
+  if (n > 0) {
+    out->members = chorus_calloc((size_t)n, sizeof *out->members);
+    if (out->members == NULL) {
+      rc = CHORUS_ENOMEM;
+      goto err_after_init;
+    }
+  }
+  for (out->n = 0; out->n < n; out->n++)
+    if ((rc = rd_member(&r, &out->members[out->n])))
+      goto err_after_members;
+  if ((rc = members_check(out->members, out->n, CHORUS_EMALFORMED)) ||
+      (rc = rd_end(&r)))
+    goto err_after_members;
+  return CHORUS_OK;
+
+err_after_members:
+  chorus_free(out->members);
+err_after_init:
+  memset(out, 0, sizeof *out);
+  return rc;
+}
+
+/* One entry: its fields into @e, its data borrowed from the input. */
+static int rd_entry(struct rd *r, struct raft_entry *e, const uint8_t **data) {
+  uint64_t type;
+  int rc;
+  if ((rc = rd_tuple(r, 3)) || (rc = rd_ull(r, &e->term)) ||
+      (rc = rd_uint(r, UINT16_MAX, &type)) ||
+      (rc = rd_raw(r, false, META_MAX_ENTRY_BYTES, data, &e->buf.len)))
+    return rc;
+  e->type = (unsigned short)type;
+  e->buf.base = NULL;
+  e->batch = NULL;
+  return entry_check(e, CHORUS_EMALFORMED);
+}
+
+/* The entries of an AppendEntries: a first walk checks them and sums their
+ * data, then the entries array and the one batch are allocated (raft's
+ * ownership rules, meta.h), and a second walk over the same, now known
+ * good, bytes fills them. */
+static int rd_entries(struct rd *r, struct raft_append_entries *a) {
+  uint64_t n;
+  int rc = rd_array(r, &n, META_MAX_ENTRIES, META__MIN_ENTRY);
+  if (rc != CHORUS_OK || n == 0)
+    return rc;
+  const struct rd first = *r;
+  size_t total = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    struct raft_entry e;
+    const uint8_t *data;
+    if ((rc = rd_entry(r, &e, &data)))
+      return rc;
+    total += e.buf.len; /* within the input, so no overflow */
+  }
+  struct raft_entry *entries = raft_malloc((size_t)n * sizeof *entries);
+  if (entries == NULL)
+    return CHORUS_ENOMEM;
+  uint8_t *batch = raft_malloc(total > 0 ? total : 1);
+  if (batch == NULL) {
+    raft_free(entries);
+    return CHORUS_ENOMEM;
+  }
+  struct rd again = first;
+  size_t off = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    const uint8_t *data;
+    rc = rd_entry(&again, &entries[i], &data);
+    assert(rc == CHORUS_OK && entries[i].buf.len <= total - off);
+    if (entries[i].buf.len > 0)
+      memcpy(batch + off, data, entries[i].buf.len);
+    entries[i].buf.base = batch + off;
+    entries[i].batch = batch;
+    off += entries[i].buf.len;
+  }
+  assert(again.p == r->p && off == total);
+  a->entries = entries;
+  a->n_entries = (unsigned)n;
+  return CHORUS_OK;
+}
+
+/* A configuration into @conf, initialised by the caller (and closed by
+ * meta_msg_release on failure). */
+static int rd_conf(struct rd *r, struct raft_configuration *conf) {
+  uint64_t n;
+  int rc = rd_array(r, &n, META_MAX_MEMBERS, META__MIN_SERVER);
+  for (uint64_t i = 0; i < n && rc == CHORUS_OK; i++) {
+    uint64_t id, role;
+    char address[META_ADDR_MAX];
+    if ((rc = rd_tuple(r, 3)) || (rc = rd_uint(r, UINT64_MAX, &id)) ||
+        (rc = rd_str(r, address, sizeof address)) ||
+        (rc = rd_uint(r, RAFT_SPARE, &role)) ||
+        (rc = server_check(id, address, (int)role, CHORUS_EMALFORMED)))
+      return rc;
+    switch (raft_configuration_add(conf, id, address, (int)role)) {
+    case 0:
+      break;
+    case RAFT_NOMEM:
+      return CHORUS_ENOMEM;
+    default: /* RAFT_DUPLICATEID, RAFT_DUPLICATEADDRESS */
+      return CHORUS_EMALFORMED;
+    }
+  }
+  return rc;
+}
+
+static int rd_snapshot(struct rd *r, struct raft_install_snapshot *s) {
+  const uint8_t *data;
+  size_t len;
+  int rc;
+  raft_configuration_init(&s->conf);
+  if ((rc = rd_ull(r, &s->term)) || (rc = rd_ull(r, &s->last_index)) ||
+      (rc = rd_ull(r, &s->last_term)) || (rc = rd_conf(r, &s->conf)) ||
+      (rc = rd_ull(r, &s->conf_index)) ||
+      (rc = rd_raw(r, false, META_MAX_STATE_BYTES, &data, &len)))
+    return rc;
+  s->data.base = raft_malloc(len > 0 ? len : 1);
+  if (s->data.base == NULL)
+    return CHORUS_ENOMEM;
+  if (len > 0)
+    memcpy(s->data.base, data, len);
+  s->data.len = len;
+  return CHORUS_OK;
+}
+
+static int rd_raft(struct rd *r, struct raft_message *m) {
+  /* Elements of each RPC's array, by type. */
+  static const uint8_t fields[RAFT_IO_TIMEOUT_NOW + 1] = {
+      [RAFT_IO_APPEND_ENTRIES] = 6,   [RAFT_IO_APPEND_ENTRIES_RESULT] = 4,
+      [RAFT_IO_REQUEST_VOTE] = 7,     [RAFT_IO_REQUEST_VOTE_RESULT] = 4,
+      [RAFT_IO_INSTALL_SNAPSHOT] = 7, [RAFT_IO_TIMEOUT_NOW] = 4,
+  };
+  uint64_t n, type;
+  int rc;
+  if ((rc = rd_array(r, &n, UINT64_MAX, 1)) ||
+      (rc = rd_uint(r, RAFT_IO_TIMEOUT_NOW, &type)))
+    return rc;
+  if (type < RAFT_IO_APPEND_ENTRIES || n != fields[type])
+    return CHORUS_EMALFORMED;
+  m->type = (unsigned short)type;
+  switch (m->type) {
+  case RAFT_IO_APPEND_ENTRIES: {
+    struct raft_append_entries *a = &m->append_entries;
+    if ((rc = rd_ull(r, &a->term)) || (rc = rd_ull(r, &a->prev_log_index)) ||
+        (rc = rd_ull(r, &a->prev_log_term)) ||
+        (rc = rd_ull(r, &a->leader_commit)))
+      return rc;
+    return rd_entries(r, a);
+  }
+  case RAFT_IO_APPEND_ENTRIES_RESULT: {
+    struct raft_append_entries_result *a = &m->append_entries_result;
+    if ((rc = rd_ull(r, &a->term)) || (rc = rd_ull(r, &a->rejected)))
+      return rc;
+    return rd_ull(r, &a->last_log_index);
+  }
+  case RAFT_IO_REQUEST_VOTE: {
+    struct raft_request_vote *v = &m->request_vote;
+    if ((rc = rd_ull(r, &v->term)) || (rc = rd_ull(r, &v->candidate_id)) ||
+        (rc = rd_ull(r, &v->last_log_index)) ||
+        (rc = rd_ull(r, &v->last_log_term)) ||
+        (rc = rd_bool(r, &v->disrupt_leader)))
+      return rc;
+    return rd_bool(r, &v->pre_vote);
+  }
+  case RAFT_IO_REQUEST_VOTE_RESULT: {
+    struct raft_request_vote_result *v = &m->request_vote_result;
+    uint64_t pre;
+    if ((rc = rd_ull(r, &v->term)) || (rc = rd_bool(r, &v->vote_granted)) ||
+        (rc = rd_uint(r, raft_tribool_false, &pre)))
+      return rc;
+    v->pre_vote = (raft_tribool)pre;
+    return CHORUS_OK;
+  }
+  case RAFT_IO_INSTALL_SNAPSHOT:
+    return rd_snapshot(r, &m->install_snapshot);
+  default: { /* TIMEOUT_NOW */
+    struct raft_timeout_now *t = &m->timeout_now;
+    if ((rc = rd_ull(r, &t->term)) || (rc = rd_ull(r, &t->last_log_index)))
+      return rc;
+    return rd_ull(r, &t->last_log_term);
+  }
+  }
+}
+
+int meta_msg_decode(const void *buf, size_t len, struct meta_msg *out) {
+  assert(out != NULL && (buf != NULL || len == 0));
+  memset(out, 0, sizeof *out);
+  if (len > META_MAX_MSG_BYTES)
+    return CHORUS_ETOOBIG;
+  struct rd r = {buf, (const uint8_t *)buf + len};
+  int rc;
+  if ((rc = rd_version(&r)) || (rc = rd_tuple(&r, 4)) ||
+      (rc = rd_u8(&r, &out->type)) ||
+      (rc = rd_uint(&r, UINT64_MAX, &out->cluster)) ||
+      (rc = rd_uint(&r, UINT64_MAX, &out->from)))
+    goto err_after_init;
+  if (out->from == 0) {
+    rc = CHORUS_EMALFORMED;
+    goto err_after_init;
+  }
+  switch (out->type) {
+  case META_MSG_RAFT:
+    /* From here on, meta_msg_release undoes whatever was allocated. */
+    rc = rd_raft(&r, &out->raft);
+    out->raft.server_id = out->from;
+    break;
+  case META_MSG_PROPOSE:
+    if ((rc = rd_tuple(&r, 2)) == CHORUS_OK &&
+        (rc = rd_uint(&r, UINT64_MAX, &out->req_id)) == CHORUS_OK)
+      rc = rd_cmd(&r, &out->cmd);
+    break;
+  case META_MSG_PROPOSE_REPLY: {
+    int64_t status;
+    if ((rc = rd_tuple(&r, 5)) ||
+        (rc = rd_uint(&r, UINT64_MAX, &out->req_id)) ||
+        (rc = rd_int(&r, INT32_MIN, 0, &status)) ||
+        (rc = rd_uint(&r, UINT64_MAX, &out->index)) ||
+        (rc = rd_uint(&r, UINT64_MAX, &out->leader)) ||
+        (rc = rd_str(&r, out->text, sizeof out->text)))
+      break;
+    out->status = (int32_t)status;
+    break;
+  }
+  default:
+    rc = CHORUS_EMALFORMED;
+    break;
+  }
+  if (rc == CHORUS_OK)
+    rc = rd_end(&r);
+  if (rc == CHORUS_OK)
+    return CHORUS_OK;
+  meta_msg_release(out);
+err_after_init:
+  memset(out, 0, sizeof *out);
+  return rc;
+}
+
+void meta_msg_release(struct meta_msg *m) {
+  if (m == NULL || m->type != META_MSG_RAFT)
+    return;
+  switch (m->raft.type) {
+  case RAFT_IO_APPEND_ENTRIES: {
+    struct raft_append_entries *a = &m->raft.append_entries;
+    if (a->entries == NULL)
+      break;
+    /* Free each batch once, as raft's entryBatchesDestroy does; ours have
+     * one, but a message may have been assembled otherwise. */
+    void *batch = NULL;
+    for (unsigned i = 0; i < a->n_entries; i++) {
+      if (a->entries[i].batch != batch) {
+        batch = a->entries[i].batch;
+        raft_free(batch);
+      }
+    }
+    raft_free(a->entries);
+    a->entries = NULL;
+    a->n_entries = 0;
+    break;
+  }
+  case RAFT_IO_INSTALL_SNAPSHOT: {
+    struct raft_install_snapshot *s = &m->raft.install_snapshot;
+    raft_configuration_close(&s->conf);
+    raft_configuration_init(&s->conf);
+    raft_free(s->data.base);
+    s->data.base = NULL;
+    s->data.len = 0;
+    break;
+  }
+  default:
+    break;
+  }
+}

@@ -1,0 +1,376 @@
+/* meta_test.h: what the meta tests, the meta fuzz targets and meta_seeds
+ * share: deep equality of commands, states and messages (entries' bytes,
+ * configurations), and sample values of every command and message type. */
+#ifndef CHORUS_META_TEST_H
+#define CHORUS_META_TEST_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "meta.h"
+
+/* ------------------------------------------------------------------------
+ * Equality. Fields a type does not use are not compared (the codec does
+ * not carry them), nor raft.server_id and raft.server_address (the encoder
+ * ignores them, the decoder sets them): tests check those themselves.
+ * ------------------------------------------------------------------------ */
+
+static inline bool meta_t_repl_eq(const struct ring_replication *a,
+                                  const struct ring_replication *b) {
+  if (a->n != b->n || a->dc_count != b->dc_count)
+    return false;
+  for (uint32_t i = 0; i < a->dc_count && i < RING_MAX_DCS; i++)
+    if (strcmp(a->dcs[i].dc, b->dcs[i].dc) != 0 ||
+        a->dcs[i].factor != b->dcs[i].factor)
+      return false;
+  return true;
+}
+
+static inline bool meta_t_member_eq(const struct meta_member *a,
+                                    const struct meta_member *b) {
+  return a->id == b->id && strcmp(a->name, b->name) == 0 &&
+         strcmp(a->addr, b->addr) == 0 && strcmp(a->dc, b->dc) == 0 &&
+         strcmp(a->rack, b->rack) == 0 && a->vnodes == b->vnodes &&
+         a->state == b->state && a->since == b->since;
+}
+
+static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
+                                 const struct meta_cmd *b) {
+  if (a->type != b->type)
+    return false;
+  switch (a->type) {
+  case META_CMD_JOIN:
+    return meta_t_member_eq(&a->member, &b->member);
+  case META_CMD_SET_STATE:
+    return a->id == b->id && a->state == b->state;
+  case META_CMD_REMOVE:
+    return a->id == b->id;
+  case META_CMD_REPLICATION:
+    return meta_t_repl_eq(&a->replication, &b->replication);
+  case META_CMD_NOTE:
+    return a->note_key == b->note_key && a->note_value == b->note_value;
+  default:
+    return false;
+  }
+}
+
+static inline bool meta_t_state_eq(const struct meta_state *a,
+                                   const struct meta_state *b) {
+  if (a->epoch != b->epoch || a->applied != b->applied || a->n != b->n ||
+      !meta_t_repl_eq(&a->replication, &b->replication))
+    return false;
+  for (size_t i = 0; i < a->n; i++)
+    if (!meta_t_member_eq(&a->members[i], &b->members[i]))
+      return false;
+  return true;
+}
+
+static inline bool meta_t_buf_eq(const void *a, size_t alen, const void *b,
+                                 size_t blen) {
+  return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+static inline bool meta_t_raft_eq(const struct raft_message *a,
+                                  const struct raft_message *b) {
+  if (a->type != b->type)
+    return false;
+  switch (a->type) {
+  case RAFT_IO_APPEND_ENTRIES: {
+    const struct raft_append_entries *x = &a->append_entries,
+                                     *y = &b->append_entries;
+    if (x->term != y->term || x->prev_log_index != y->prev_log_index ||
+        x->prev_log_term != y->prev_log_term ||
+        x->leader_commit != y->leader_commit || x->n_entries != y->n_entries)
+      return false;
+    for (unsigned i = 0; i < x->n_entries; i++) {
+      const struct raft_entry *e = &x->entries[i], *f = &y->entries[i];
+      if (e->term != f->term || e->type != f->type ||
+          !meta_t_buf_eq(e->buf.base, e->buf.len, f->buf.base, f->buf.len))
+        return false;
+    }
+    return true;
+  }
+  case RAFT_IO_APPEND_ENTRIES_RESULT: {
+    const struct raft_append_entries_result *x = &a->append_entries_result,
+                                            *y = &b->append_entries_result;
+    return x->term == y->term && x->rejected == y->rejected &&
+           x->last_log_index == y->last_log_index;
+  }
+  case RAFT_IO_REQUEST_VOTE: {
+    const struct raft_request_vote *x = &a->request_vote, *y = &b->request_vote;
+    return x->term == y->term && x->candidate_id == y->candidate_id &&
+           x->last_log_index == y->last_log_index &&
+           x->last_log_term == y->last_log_term &&
+           x->disrupt_leader == y->disrupt_leader && x->pre_vote == y->pre_vote;
+  }
+  case RAFT_IO_REQUEST_VOTE_RESULT: {
+    const struct raft_request_vote_result *x = &a->request_vote_result,
+                                          *y = &b->request_vote_result;
+    return x->term == y->term && x->vote_granted == y->vote_granted &&
+           x->pre_vote == y->pre_vote;
+  }
+  case RAFT_IO_INSTALL_SNAPSHOT: {
+    const struct raft_install_snapshot *x = &a->install_snapshot,
+                                       *y = &b->install_snapshot;
+    if (x->term != y->term || x->last_index != y->last_index ||
+        x->last_term != y->last_term || x->conf_index != y->conf_index ||
+        x->conf.n != y->conf.n ||
+        !meta_t_buf_eq(x->data.base, x->data.len, y->data.base, y->data.len))
+      return false;
+    for (unsigned i = 0; i < x->conf.n; i++) {
+      const struct raft_server *s = &x->conf.servers[i],
+                               *t = &y->conf.servers[i];
+      if (s->id != t->id || s->role != t->role ||
+          strcmp(s->address, t->address) != 0)
+        return false;
+    }
+    return true;
+  }
+  case RAFT_IO_TIMEOUT_NOW: {
+    const struct raft_timeout_now *x = &a->timeout_now, *y = &b->timeout_now;
+    return x->term == y->term && x->last_log_index == y->last_log_index &&
+           x->last_log_term == y->last_log_term;
+  }
+  default:
+    return false;
+  }
+}
+
+static inline bool meta_t_msg_eq(const struct meta_msg *a,
+                                 const struct meta_msg *b) {
+  if (a->type != b->type || a->cluster != b->cluster || a->from != b->from)
+    return false;
+  switch (a->type) {
+  case META_MSG_RAFT:
+    return meta_t_raft_eq(&a->raft, &b->raft);
+  case META_MSG_PROPOSE:
+    return a->req_id == b->req_id && meta_t_cmd_eq(&a->cmd, &b->cmd);
+  case META_MSG_PROPOSE_REPLY:
+    return a->req_id == b->req_id && a->status == b->status &&
+           a->index == b->index && a->leader == b->leader &&
+           strcmp(a->text, b->text) == 0;
+  default:
+    return false;
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Samples
+ * ------------------------------------------------------------------------ */
+
+static inline struct meta_member meta_t_member(chorus_node_id id,
+                                               const char *name, const char *dc,
+                                               const char *rack,
+                                               uint8_t state) {
+  struct meta_member m;
+  memset(&m, 0, sizeof m);
+  m.id = id;
+  snprintf(m.name, sizeof m.name, "%s", name);
+  snprintf(m.addr, sizeof m.addr, "10.0.%u.%u:7000", (unsigned)(id >> 8 & 255),
+           (unsigned)(id & 255));
+  snprintf(m.dc, sizeof m.dc, "%s", dc);
+  snprintf(m.rack, sizeof m.rack, "%s", rack);
+  m.vnodes = (uint32_t)(id % 3 == 0 ? 0 : 256 * (id % 3));
+  m.state = state;
+  m.since = id * 10;
+  return m;
+}
+
+/* "dc1:3,dc2:2" */
+static inline struct ring_replication meta_t_repl_dcs(void) {
+  struct ring_replication r;
+  memset(&r, 0, sizeof r);
+  r.dc_count = 2;
+  snprintf(r.dcs[0].dc, sizeof r.dcs[0].dc, "dc1");
+  r.dcs[0].factor = 3;
+  snprintf(r.dcs[1].dc, sizeof r.dcs[1].dc, "dc2");
+  r.dcs[1].factor = 2;
+  return r;
+}
+
+static inline struct ring_replication meta_t_repl_n(uint32_t n) {
+  struct ring_replication r;
+  memset(&r, 0, sizeof r);
+  r.n = n;
+  return r;
+}
+
+#define META_T_NCMD 6
+
+/* Command sample @which, 0..META_T_NCMD-1: every type, replication both
+ * ways. */
+static inline struct meta_cmd meta_t_cmd(int which) {
+  struct meta_cmd c;
+  memset(&c, 0, sizeof c);
+  switch (which) {
+  case 0:
+    c.type = META_CMD_JOIN;
+    c.member = meta_t_member(0x8000000000000001ull, "node-a", "dc1", "r1",
+                             META_JOINING);
+    break;
+  case 1:
+    c.type = META_CMD_SET_STATE;
+    c.id = 0x1234567890abcdefull;
+    c.state = META_LEAVING;
+    break;
+  case 2:
+    c.type = META_CMD_REMOVE;
+    c.id = 77;
+    break;
+  case 3:
+    c.type = META_CMD_REPLICATION;
+    c.replication = meta_t_repl_dcs();
+    break;
+  case 4:
+    c.type = META_CMD_REPLICATION;
+    c.replication = meta_t_repl_n(16);
+    break;
+  default:
+    c.type = META_CMD_NOTE;
+    c.note_key = UINT64_MAX;
+    c.note_value = 42;
+    break;
+  }
+  return c;
+}
+
+/* A state of @n (<= 8) members over two datacenters, sorted by id; the
+ * members live in @members. */
+static inline struct meta_state meta_t_state(struct meta_member *members,
+                                             size_t n) {
+  static const char *const names[] = {"alpha", "bravo", "charlie", "delta",
+                                      "echo",  "fox",   "golf",    "hotel"};
+  struct meta_state s;
+  memset(&s, 0, sizeof s);
+  s.epoch = 9;
+  s.applied = 1234;
+  s.replication = meta_t_repl_dcs();
+  for (size_t i = 0; i < n && i < 8; i++)
+    members[i] = meta_t_member(100 + 7 * i, names[i], i % 2 ? "dc2" : "dc1",
+                               i % 3 ? "r1" : "r2",
+                               (uint8_t)(META_JOINING + i % META_STATE_MAX));
+  s.n = n;
+  s.members = n > 0 ? members : NULL;
+  return s;
+}
+
+/* A message sample and the memory it points to. Do not move it once
+ * built: the message points into it. */
+struct meta_t_sample {
+  struct meta_msg msg;
+  struct raft_entry entries[3];
+  struct raft_server servers[3];
+  char addr[3][META_ADDR_MAX];
+  uint8_t data[300];
+};
+
+#define META_T_NMSG 13
+
+/* Message sample @which, 0..META_T_NMSG-1: every Raft RPC (AppendEntries
+ * with entries of every type and a heartbeat, InstallSnapshot with and
+ * without configuration and data), PROPOSE, PROPOSE_REPLY. */
+static inline void meta_t_msg(struct meta_t_sample *s, int which) {
+  memset(s, 0, sizeof *s);
+  for (size_t i = 0; i < sizeof s->data; i++)
+    s->data[i] = (uint8_t)(i * 7 + 3);
+  struct meta_msg *m = &s->msg;
+  m->type = META_MSG_RAFT;
+  m->cluster = 0xc1c1c1c1c1c1c1c1ull;
+  m->from = 0x0a0a0a0a0a0a0a0aull;
+  m->raft.server_id = 5; /* the destination; not encoded */
+  switch (which) {
+  case 0: {
+    struct raft_append_entries *a = &m->raft.append_entries;
+    m->raft.type = RAFT_IO_APPEND_ENTRIES;
+    a->term = 7;
+    a->prev_log_index = 100;
+    a->prev_log_term = 6;
+    a->leader_commit = 99;
+    s->entries[0] = (struct raft_entry){7, RAFT_COMMAND, {s->data, 5}, NULL};
+    s->entries[1] = (struct raft_entry){7, RAFT_BARRIER, {NULL, 0}, NULL};
+    s->entries[2] =
+        (struct raft_entry){7, RAFT_CHANGE, {s->data + 5, 295}, NULL};
+    a->entries = s->entries;
+    a->n_entries = 3;
+    break;
+  }
+  case 1:
+    m->raft.type = RAFT_IO_APPEND_ENTRIES;
+    m->raft.append_entries.term = UINT64_MAX;
+    m->raft.append_entries.leader_commit = 3;
+    break;
+  case 2:
+    m->raft.type = RAFT_IO_APPEND_ENTRIES_RESULT;
+    m->raft.append_entries_result.term = 7;
+    m->raft.append_entries_result.rejected = 101;
+    m->raft.append_entries_result.last_log_index = 90;
+    break;
+  case 3:
+    m->raft.type = RAFT_IO_REQUEST_VOTE;
+    m->raft.request_vote = (struct raft_request_vote){
+        8, 0x0a0a0a0a0a0a0a0aull, 120, 7, true, true};
+    break;
+  case 4:
+    m->raft.type = RAFT_IO_REQUEST_VOTE_RESULT;
+    m->raft.request_vote_result =
+        (struct raft_request_vote_result){8, true, raft_tribool_true};
+    break;
+  case 5:
+    m->raft.type = RAFT_IO_REQUEST_VOTE_RESULT;
+    m->raft.request_vote_result =
+        (struct raft_request_vote_result){9, false, raft_tribool_false};
+    break;
+  case 6: {
+    struct raft_install_snapshot *is = &m->raft.install_snapshot;
+    m->raft.type = RAFT_IO_INSTALL_SNAPSHOT;
+    is->term = 8;
+    is->last_index = 5000;
+    is->last_term = 7;
+    is->conf_index = 4000;
+    for (int i = 0; i < 3; i++) {
+      snprintf(s->addr[i], sizeof s->addr[i], "10.0.0.%d:7000", i + 1);
+      s->servers[i] = (struct raft_server){(raft_id)(i + 1) * 1000003u,
+                                           s->addr[i], i /* every role */};
+    }
+    is->conf.servers = s->servers;
+    is->conf.n = 3;
+    is->data = (struct raft_buffer){s->data, sizeof s->data};
+    break;
+  }
+  case 7:
+    m->raft.type = RAFT_IO_INSTALL_SNAPSHOT;
+    m->raft.install_snapshot.term = 1;
+    break;
+  case 8:
+    m->raft.type = RAFT_IO_TIMEOUT_NOW;
+    m->raft.timeout_now = (struct raft_timeout_now){9, 130, 8};
+    break;
+  case 9:
+    m->type = META_MSG_PROPOSE;
+    m->req_id = 31;
+    m->cmd = meta_t_cmd(0);
+    break;
+  case 10:
+    m->type = META_MSG_PROPOSE;
+    m->req_id = 32;
+    m->cmd = meta_t_cmd(3);
+    break;
+  case 11:
+    m->type = META_MSG_PROPOSE_REPLY;
+    m->req_id = 31;
+    m->status = CHORUS_EEXIST;
+    m->index = 77;
+    m->leader = 0x0b0b0b0b0b0b0b0bull;
+    snprintf(m->text, sizeof m->text, "name node-a is taken");
+    break;
+  default:
+    m->type = META_MSG_PROPOSE_REPLY;
+    m->req_id = 33;
+    m->status = CHORUS_OK;
+    m->index = 78;
+    break;
+  }
+}
+
+#endif /* CHORUS_META_TEST_H */
