@@ -1,0 +1,59 @@
+/* fuzz_meta_cmd.c: libFuzzer target for meta_cmd_decode(): whatever it
+ * accepts must encode, decode again to an equal command with the same
+ * bytes on a second encoding, and apply to a state without harm. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "meta_test.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      abort();                                                                 \
+  } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct meta_cmd d, d2;
+  int rc = meta_cmd_decode(data, size, &d);
+  if (rc != CHORUS_OK) {
+    CHECK(rc == CHORUS_EMALFORMED || rc == CHORUS_ETOOBIG ||
+          rc == CHORUS_EVERSION);
+    return 0;
+  }
+  uint8_t *e1, *e2;
+  size_t len1, len2;
+  CHECK(meta_cmd_encode(&d, &e1, &len1) == CHORUS_OK);
+  CHECK(len1 <= size);
+  CHECK(meta_cmd_decode(e1, len1, &d2) == CHORUS_OK);
+  CHECK(meta_t_cmd_eq(&d, &d2));
+  CHECK(meta_cmd_encode(&d2, &e2, &len2) == CHORUS_OK);
+  CHECK(len1 == len2 && memcmp(e1, e2, len1) == 0);
+  chorus_free(e2);
+  chorus_free(e1);
+
+  /* A decoded command applies to a state that then still encodes. */
+  struct meta_member m[3] = {
+      meta_t_member(0x8000000000000001ull, "node-a", "dc1", "r1", META_NORMAL),
+      meta_t_member(0x8000000000000002ull, "node-b", "dc2", "r1", META_NORMAL),
+      meta_t_member(0x8000000000000003ull, "node-c", "dc1", "r2",
+                    META_LEAVING)};
+  struct meta_state s, c;
+  meta_state_init(&s, NULL);
+  s.replication = meta_t_repl_n(3);
+  s.n = 3;
+  s.members = m;
+  CHECK(meta_state_copy(&s, &c) == CHORUS_OK);
+  rc = meta_state_apply(&c, &d, 10);
+  CHECK(rc == CHORUS_OK || rc == CHORUS_EEXIST || rc == CHORUS_ENOTFOUND ||
+        rc == CHORUS_EINVAL || rc == CHORUS_ETOOBIG);
+  CHECK(c.applied == 10);
+  CHECK(c.epoch == (rc == CHORUS_OK && d.type != META_CMD_NOTE ? 1u : 0u));
+  CHECK(meta_state_encode(&c, &e1, &len1) == CHORUS_OK);
+  chorus_free(e1);
+  meta_state_free(&c);
+  return 0;
+}
