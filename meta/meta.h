@@ -45,7 +45,8 @@
  *           | [5, note_key, note_value]   NOTE
  *   member  = [id, name, addr, dc, rack, vnodes, state, since]
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
- *   state   = [epoch, applied, repl, [member...]]   members sorted by id
+ *   state   = [epoch, applied, note_key, note, repl, [member...]]
+ *             members sorted by id
  *   msg     = [type, cluster, from, body]
  *   body    = raft | [req_id, cmd]        PROPOSE
  *           | [req_id, status (signed), index, leader, text]  PROPOSE_REPLY
@@ -118,6 +119,9 @@ struct meta_member {
 struct meta_state {
   uint64_t epoch;   /* grows with every change of the ring's input */
   uint64_t applied; /* the Raft index of the last applied command */
+  /* The register META_CMD_NOTE writes (the simulator's linearizability
+   * checker): the last NOTE's key (the writer's tag) and value. */
+  uint64_t note_key, note;
   struct ring_replication replication;
   size_t n;                    /* members, sorted by id */
   struct meta_member *members; /* chorus_malloc'ed; n of them */
@@ -133,7 +137,8 @@ enum meta_cmd_type {
   META_CMD_REMOVE = 3,      /* member @id to REMOVED */
   META_CMD_REPLICATION = 4, /* replication settings to @replication */
   META_CMD_NOTE = 5,        /* a register write (tests, the linearizability
-                               checker): @note_key := @note_value */
+                               checker): the state's register :=
+                               (@note_key, @note_value) */
   META_CMD_MAX = 5
 };
 
@@ -262,6 +267,10 @@ const struct meta_member *meta_state_find(const struct meta_state *s,
                                           chorus_node_id id);
 const struct meta_member *meta_state_find_name(const struct meta_state *s,
                                                const char *name);
+/* meta_cmd_describe: one line about @c, for logs (a static buffer: not
+ * thread-safe, the core is single-threaded). */
+const char *meta_cmd_describe(const struct meta_cmd *c);
+
 /* meta_member_owns: whether a member in @state owns tokens. */
 bool meta_member_owns(uint8_t state);
 

@@ -318,9 +318,11 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
 
 static void pack_state(msgpack_packer *pk, const void *x) {
   const struct meta_state *s = x;
-  msgpack_pack_array(pk, 4);
+  msgpack_pack_array(pk, 6);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
+  msgpack_pack_uint64(pk, s->note_key);
+  msgpack_pack_uint64(pk, s->note);
   pack_repl(pk, &s->replication);
   msgpack_pack_array(pk, s->n);
   for (size_t i = 0; i < s->n; i++)
@@ -794,9 +796,11 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   struct rd r = {buf, (const uint8_t *)buf + len};
   uint64_t n;
   int rc;
-  if ((rc = rd_version(&r)) || (rc = rd_tuple(&r, 4)) ||
+  if ((rc = rd_version(&r)) || (rc = rd_tuple(&r, 6)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->epoch)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->applied)) ||
+      (rc = rd_uint(&r, UINT64_MAX, &out->note_key)) ||
+      (rc = rd_uint(&r, UINT64_MAX, &out->note)) ||
       (rc = rd_repl(&r, &out->replication)) ||
       (rc = rd_array(&r, &n, META_MAX_MEMBERS, META__MIN_MEMBER)))
     goto err_after_init;

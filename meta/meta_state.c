@@ -167,7 +167,9 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     ring_input = true;
     break;
   case META_CMD_NOTE:
-    break; /* the register lives with the caller (meta_node.h) */
+    s->note_key = c->note_key;
+    s->note = c->note_value;
+    break;
   default:
     rc = CHORUS_EINVAL;
     break;
@@ -177,6 +179,34 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
   if (index > s->applied)
     s->applied = index;
   return rc;
+}
+
+const char *meta_cmd_describe(const struct meta_cmd *c) {
+  static char line[META_NAME_MAX + 96];
+  switch (c->type) {
+  case META_CMD_JOIN:
+    snprintf(line, sizeof line, "join %s (%016llx) as %s", c->member.name,
+             (unsigned long long)c->member.id,
+             meta_member_state_name(c->member.state));
+    break;
+  case META_CMD_SET_STATE:
+    snprintf(line, sizeof line, "%016llx to %s", (unsigned long long)c->id,
+             meta_member_state_name(c->state));
+    break;
+  case META_CMD_REMOVE:
+    snprintf(line, sizeof line, "remove %016llx", (unsigned long long)c->id);
+    break;
+  case META_CMD_REPLICATION:
+    snprintf(line, sizeof line, "replication settings");
+    break;
+  case META_CMD_NOTE:
+    snprintf(line, sizeof line, "note %llu", (unsigned long long)c->note_value);
+    break;
+  default:
+    snprintf(line, sizeof line, "command %u", c->type);
+    break;
+  }
+  return line;
 }
 
 static enum ring_node_state ring_state_of(uint8_t st) {

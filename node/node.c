@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <xxhash.h>
 #include <uv.h>
 
 #include "chorus_alloc.h"
@@ -239,6 +240,18 @@ static int open_core(struct node *n, char *errmsg) {
   cc.repl.tracer = tracer;
   cc.replication = n->cfg.replication;
   cc.gossip = true;
+  cc.metadata = true;
+  struct meta_member *me = &cc.meta.self_member;
+  me->id = n->cfg.id;
+  snprintf(me->name, sizeof me->name, "%s", n->cfg.name);
+  snprintf(me->addr, sizeof me->addr, "%s", n->cfg.advertise);
+  snprintf(me->dc, sizeof me->dc, "%s", n->cfg.dc);
+  snprintf(me->rack, sizeof me->rack, "%s", n->cfg.rack);
+  me->vnodes = sc->meta.vnodes;
+  me->state = META_NORMAL;
+  cc.meta.cluster = XXH3_64bits(n->cfg.cluster, strlen(n->cfg.cluster));
+  randombytes_buf(&cc.meta.seed, sizeof cc.meta.seed);
+  cc.meta.tracer = &node_log_info_tracer;
   cc.tracer = tracer;
   struct core_effects fx = {
       .ctx = n,
@@ -313,15 +326,26 @@ int node_run(struct node *n) {
   int rc = core_start(n->core, n->store, node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "start");
-  if (n->cfg.nseeds) {
-    const char *seeds[NODE_MAX_SEEDS];
-    for (size_t i = 0; i < n->cfg.nseeds; i++)
-      seeds[i] = n->cfg.seeds[i];
-    rc =
-        core_join(n->core, seeds, n->cfg.nseeds, node__now(n), node__wall_ms());
-    if (rc != CHORUS_OK)
-      node_log(NODE_LOG_WARN, "swim", "join: %s", chorus_strerror(rc));
+  /* Founders (docs/ARCHITECTURE.md, cluster metadata): a node started
+   * without seeds founds a cluster of one; one whose advertised address
+   * is among its seeds founds the cluster with the other seeds, as etcd's
+   * initial-cluster; any other asks to join. A node with metadata on
+   * disk keeps its own cluster whatever it is told. */
+  const char *seeds[NODE_MAX_SEEDS];
+  bool founder = n->cfg.nseeds == 0;
+  for (size_t i = 0; i < n->cfg.nseeds; i++) {
+    seeds[i] = n->cfg.seeds[i];
+    founder = founder || strcmp(seeds[i], n->cfg.advertise) == 0;
   }
+  if (founder) {
+    rc = core_found(n->core, seeds, n->cfg.nseeds, node__now(n),
+                    node__wall_ms());
+    if (rc != CHORUS_OK)
+      node__fatal(rc, "found the cluster's metadata");
+  }
+  rc = core_join(n->core, seeds, n->cfg.nseeds, node__now(n), node__wall_ms());
+  if (rc != CHORUS_OK)
+    node_log(NODE_LOG_WARN, "swim", "join: %s", chorus_strerror(rc));
   node__loop_start(n);
   node__accept_start(n);
   uv_run(&n->loop, UV_RUN_DEFAULT);

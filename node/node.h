@@ -113,6 +113,10 @@ void node_log(enum node_log_level level, const char *module, const char *fmt,
 
 /* node_log_tracer: a tracer that writes each trace line at debug level. */
 extern const struct chorus_tracer node_log_tracer;
+/* node_log_info_tracer: the same at info level, for the metadata layer,
+ * whose decisions (elections, joins, configuration changes, refused
+ * messages) are rare and each worth a line. */
+extern const struct chorus_tracer node_log_info_tracer;
 
 /* ------------------------------------------------------------------------
  * Configuration (node_config.c)

@@ -12,7 +12,7 @@
 #include "repl.h"
 #include "wire.h"
 
-#define VERSION_TEXT "chorusd 0.1.0 (wire protocol 1..2)"
+#define VERSION_TEXT "chorusd 0.1.0 (wire protocol 1..3)"
 
 static const char usage_text[] =
     "usage: chorusd --id NAME --listen HOST:PORT --data DIR [options]\n"

@@ -79,6 +79,13 @@ static void trace_emit(void *ctx, const char *module, const char *line) {
 
 const struct chorus_tracer node_log_tracer = {trace_emit, NULL};
 
+static void info_emit(void *ctx, const char *module, const char *line) {
+  (void)ctx;
+  node_log(NODE_LOG_INFO, module, "%s", line);
+}
+
+const struct chorus_tracer node_log_info_tracer = {info_emit, NULL};
+
 void node__fatal(int rc, const char *what) {
   node_log(NODE_LOG_ERROR, NODE_MOD, "%s: %s; stopping", what,
            chorus_strerror(rc));

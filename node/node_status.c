@@ -27,9 +27,44 @@ static uint8_t wire_state_of(const struct swim_member *m) {
   }
 }
 
+static struct wire_bytes str_bytes(const char *str) {
+  return (struct wire_bytes){(const uint8_t *)str, strlen(str)};
+}
+
+/* ring_from_meta: the ring's members as the committed metadata lists them
+ * (core.h, CLUSTER METADATA), each with SWIM's liveness or its ownership
+ * state; @nodes holds meta_node_state()->n. */
+static size_t ring_from_meta(struct node *n, const struct meta_state *ms,
+                             struct wire_ring_node *nodes) {
+  size_t k = 0;
+  for (size_t i = 0; i < ms->n; i++) {
+    const struct meta_member *m = &ms->members[i];
+    if (!meta_member_owns(m->state))
+      continue;
+    nodes[k].id = m->id;
+    nodes[k].addr = str_bytes(m->addr);
+    nodes[k].dc = str_bytes(m->dc);
+    nodes[k].rack = str_bytes(m->rack);
+    nodes[k].name = str_bytes(m->name);
+    const struct swim_member *sm = swim_member_find(core_swim(n->core), m->id);
+    if (m->state == META_JOINING)
+      nodes[k].state = WIRE_NODE_JOINING;
+    else if (m->state == META_LEAVING)
+      nodes[k].state = WIRE_NODE_LEAVING;
+    else if (m->id == n->cfg.id)
+      nodes[k].state = WIRE_NODE_UP;
+    else
+      nodes[k].state = sm != NULL ? wire_state_of(sm) : WIRE_NODE_DOWN;
+    k++;
+  }
+  return k;
+}
+
 void node__answer_ring(struct node_conn *c, uint64_t request_id) {
   struct node *n = c->n;
-  size_t count = swim_member_count(core_swim(n->core));
+  const struct meta_node *mn = core_meta(n->core);
+  size_t count = mn != NULL ? meta_node_state(mn)->n
+                            : swim_member_count(core_swim(n->core));
   struct wire_ring_node *nodes =
       chorus_calloc(count ? count : 1, sizeof *nodes);
   if (nodes == NULL) {
@@ -37,21 +72,21 @@ void node__answer_ring(struct node_conn *c, uint64_t request_id) {
     return;
   }
   size_t k = 0;
-  for (size_t i = 0; i < count; i++) {
+  if (mn != NULL)
+    k = ring_from_meta(n, meta_node_state(mn), nodes);
+  for (size_t i = 0; mn == NULL && i < count; i++) {
     const struct swim_member *m = swim_member_at(core_swim(n->core), i);
     if (m->state == SWIM_REMOVED)
       continue;
     nodes[k].id = m->id;
-    nodes[k].addr = (struct wire_bytes){(const uint8_t *)m->meta.addr,
-                                        strlen(m->meta.addr)};
-    nodes[k].dc =
-        (struct wire_bytes){(const uint8_t *)m->meta.dc, strlen(m->meta.dc)};
-    nodes[k].rack = (struct wire_bytes){(const uint8_t *)m->meta.rack,
-                                        strlen(m->meta.rack)};
+    nodes[k].addr = str_bytes(m->meta.addr);
+    nodes[k].dc = str_bytes(m->meta.dc);
+    nodes[k].rack = str_bytes(m->meta.rack);
+    nodes[k].name = str_bytes(m->id == n->cfg.id ? n->cfg.name : "");
     nodes[k].state = wire_state_of(m);
     k++;
   }
-  struct wire_msg r = {.type = WIRE_RING_REPLY, .request_id = request_id};
+  struct wire_msg r = {.type = WIRE_RING_REPLY2, .request_id = request_id};
   /* The published snapshot's version, read the way any thread would. */
   ring_rcu_read_lock();
   const struct ring_snapshot *s = ring_rcu_get(&n->ring_pub);
@@ -135,6 +170,29 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)swim_health(core_swim(n->core)), "swim.health");
   stat_add(&b, (int64_t)swim_alive_count(core_swim(n->core)), "members.alive");
   stat_add(&b, (int64_t)members, "members.known");
+  /* The cluster metadata (core.h, CLUSTER METADATA). */
+  const struct meta_node *mn = core_meta(n->core);
+  if (mn != NULL) {
+    struct meta_node_info mi;
+    meta_node_info(mn, &mi);
+    const struct meta_state *ms = meta_node_state(mn);
+    size_t owning = 0;
+    for (size_t i = 0; i < ms->n; i++)
+      owning += ms->members[i].state == META_NORMAL;
+    stat_add(&b, (int64_t)mi.raft_state, "meta.raft_state");
+    stat_add(&b, (int64_t)mi.term, "meta.term");
+    stat_add(&b, (int64_t)mi.commit_index, "meta.commit_index");
+    stat_add(&b, (int64_t)mi.applied_index, "meta.applied_index");
+    stat_add(&b, (int64_t)ms->epoch, "meta.epoch");
+    stat_add(&b, (int64_t)ms->n, "meta.members");
+    stat_add(&b, (int64_t)owning, "meta.members_normal");
+    stat_add(&b, (int64_t)(mi.leader != 0), "meta.leader_known");
+    stat_add(&b, (int64_t)mi.proposals, "meta.proposals");
+    stat_add(&b, (int64_t)mi.refused, "meta.refused");
+    stat_add(&b, (int64_t)mi.foreign, "meta.foreign");
+    stat_add(&b, (int64_t)mi.bad_messages, "meta.bad_messages");
+    stat_add(&b, (int64_t)mi.store_errors, "meta.store_errors");
+  }
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */
   chorus_node_id skewed[1];
@@ -180,8 +238,9 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
       stat_add(&b, (int64_t)repl_hints_for(core_repl(n->core), m->id),
                "member.%016" PRIx64 ".hints", m->id);
   }
-  struct wire_msg r = {.type = WIRE_STATUS_REPLY, .request_id = request_id};
+  struct wire_msg r = {.type = WIRE_STATUS_REPLY2, .request_id = request_id};
   r.status_reply.node_id = n->cfg.id;
+  r.status_reply.name = str_bytes(n->cfg.name);
   r.status_reply.nstats = b.n;
   r.status_reply.stats = b.items;
   (void)node__conn_send(c, &r);

@@ -41,9 +41,8 @@ static void sw_changed(void *ctx, const struct swim_member *m,
   c->mev[c->nmev++] = (struct core__member_ev){*m, old, is_new != 0};
 }
 
-/* rebuild_ring: a new snapshot of SWIM's table, to replication first (it
- * must never read a retired one), then to the driver. A failed build
- * keeps the ring in force. */
+/* rebuild_ring: a new snapshot of SWIM's table (static membership, or no
+ * metadata). A failed build keeps the ring in force. */
 static void rebuild_ring(struct core *c) {
   struct ring_snapshot *s = NULL;
   char err[CHORUS_ERRMSG_SIZE] = "";
@@ -53,6 +52,12 @@ static void rebuild_ring(struct core *c) {
           ring_snapshot_version(c->ring), err[0] ? err : chorus_strerror(rc));
     return;
   }
+  core__install_ring(c, s);
+}
+
+/* core__install_ring: to replication first (it must never read a retired
+ * snapshot), then to the driver. */
+void core__install_ring(struct core *c, struct ring_snapshot *s) {
   struct ring_snapshot *old = c->ring;
   c->ring = s;
   if (c->repl != NULL)
@@ -138,7 +143,8 @@ static int after_swim(struct core *c, int rc) {
       c->fx.member(c->fx.ctx, &c->mev[i].m, c->mev[i].old, c->mev[i].is_new);
   if (c->ring_dirty) {
     c->ring_dirty = false;
-    rebuild_ring(c);
+    if (!c->cfg.metadata)
+      rebuild_ring(c);
   }
   for (size_t i = 0; i < c->nmev && rc == CHORUS_OK; i++) {
     const struct swim_member *m = &c->mev[i].m;
@@ -149,6 +155,8 @@ static int after_swim(struct core *c, int rc) {
   }
   c->nmev = 0;
   check_clocks(c);
+  if (rc == CHORUS_OK && c->meta != NULL)
+    rc = core__meta_after_swim(c);
   return rc;
 }
 
@@ -216,6 +224,8 @@ int core_new(const struct core_config *cfg, const struct core_effects *fx,
   *out = NULL;
   if (cfg->repl.self != cfg->swim.id ||
       strcmp(cfg->repl.dc, cfg->swim.meta.dc) != 0 || fx->gossip == NULL ||
+      (cfg->metadata && (!cfg->gossip || cfg->meta.self_member.id !=
+                                             cfg->swim.id)) ||
       fx->send == NULL || fx->reply == NULL || fx->sync == NULL)
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "core: replication and gossip disagree on the node's "
@@ -234,7 +244,12 @@ int core_new(const struct core_config *cfg, const struct core_effects *fx,
     goto err_after_alloc;
   }
   char why[CHORUS_ERRMSG_SIZE] = "";
-  rc = swim_ring_snapshot(c->swim, &c->cfg.replication, &c->ring, why);
+  /* With metadata, nothing is owned until metadata is committed (or
+   * loaded): an empty ring, on which every request is unavailable. */
+  if (cfg->metadata)
+    rc = ring_snapshot_build(NULL, 0, &c->cfg.replication, 0, &c->ring, why);
+  else
+    rc = swim_ring_snapshot(c->swim, &c->cfg.replication, &c->ring, why);
   if (rc != CHORUS_OK) {
     chorus_errf(errmsg, rc, "ring: %s", why[0] ? why : chorus_strerror(rc));
     goto err_after_swim;
@@ -254,6 +269,7 @@ err_after_alloc:
 void core_free(struct core *c) {
   if (c == NULL)
     return;
+  core__meta_free(c);
   repl_free(c->repl);
   swim_free(c->swim);
   if (c->fx.ring == NULL)
@@ -270,6 +286,7 @@ int core_start(struct core *c, struct store *store, chorus_ms now,
     return CHORUS_EINVAL;
   c->now = now;
   c->wall = wall;
+  c->store = store;
   int rc = repl_new(&c->cfg.repl, store, c->ring, &c->repl);
   if (rc != CHORUS_OK)
     return rc;
@@ -279,6 +296,11 @@ int core_start(struct core *c, struct store *store, chorus_ms now,
   if (rc != CHORUS_OK)
     return rc;
   c->started = true;
+  if (c->cfg.metadata) {
+    rc = core__meta_start(c);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
   if (!c->cfg.gossip)
     return CHORUS_OK;
   swim_enter(c, now, wall);
@@ -310,15 +332,31 @@ int core_join(struct core *c, const char *const *seeds, size_t n, chorus_ms now,
               chorus_ms wall) {
   if (!c->started || n > SWIM_MAX_SEEDS)
     return CHORUS_EINVAL;
+  c->now = now;
+  c->wall = wall;
   if (!c->cfg.gossip || n == 0)
-    return CHORUS_OK;
+    return c->meta != NULL ? finish(c, core__meta_join(c)) : CHORUS_OK;
   for (size_t i = 0; i < n; i++) {
     if (strlen(seeds[i]) >= SWIM_ADDR_MAX)
       return CHORUS_EINVAL;
     snprintf(c->seeds[i], sizeof c->seeds[i], "%s", seeds[i]);
   }
   c->nseeds = n;
-  return finish(c, join_now(c, now, wall));
+  int rc = CHORUS_OK;
+  if (c->meta != NULL)
+    rc = core__meta_join(c);
+  if (rc == CHORUS_OK)
+    rc = join_now(c, now, wall);
+  return finish(c, rc);
+}
+
+int core_found(struct core *c, const char *const *addrs, size_t n,
+               chorus_ms now, chorus_ms wall) {
+  if (c->meta == NULL || n > SWIM_MAX_SEEDS)
+    return CHORUS_EINVAL;
+  c->now = now;
+  c->wall = wall;
+  return finish(c, core__meta_found(c, addrs, n));
 }
 
 int core_leave(struct core *c, chorus_ms now, chorus_ms wall) {
@@ -354,11 +392,14 @@ int core_gossip(struct core *c, const void *data, size_t len, chorus_ms now,
 int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall) {
   assert(m->type != WIRE_GOSSIP);
+  c->now = now;
+  c->wall = wall;
+  if (m->type == WIRE_META)
+    return c->meta != NULL && from != 0 ? finish(c, core__meta_peer(c, from, m))
+                                        : CHORUS_OK;
   /* A leaving node takes no new replica work: its peers hint for it. */
   if (c->repl == NULL || c->leaving || from == 0)
     return CHORUS_OK;
-  c->now = now;
-  c->wall = wall;
   return finish(c, repl_peer(c->repl, from, m, now, wall, &c->rfx));
 }
 
@@ -372,6 +413,8 @@ bool core_client_request(uint8_t type) {
   case WIRE_SET_ADD:
   case WIRE_SET_REMOVE:
   case WIRE_SET_READ:
+  case WIRE_CLUSTER_QUERY:
+  case WIRE_CLUSTER_REMOVE:
     return true;
   default:
     return false;
@@ -397,6 +440,12 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
                   c->leaving ? "node shutting down" : "node starting");
   c->now = now;
   c->wall = wall;
+  if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE) {
+    if (c->meta == NULL)
+      return refuse(c, cookie, CHORUS_ENOTSUP,
+                    "this node keeps no cluster metadata");
+    return finish(c, core__meta_client(c, m, cookie));
+  }
   struct repl_origin o = {.from_peer = false, .cookie = cookie};
   return finish(c, repl_client(c->repl, m, &o, now, wall, &c->rfx));
 }
@@ -415,6 +464,8 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {
     swim_enter(c, now, wall);
     rc = swim_exit(c, swim_tick(c->swim, now, wall));
   }
+  if (rc == CHORUS_OK && c->meta != NULL)
+    rc = core__meta_tick(c);
   if (rc == CHORUS_OK && c->join_at <= now) {
     if (swim_member_count(c->swim) > 1 || c->leaving)
       c->join_at = CORE_NEVER; /* joined: someone answered */
@@ -431,15 +482,23 @@ chorus_ms core_next_deadline(const struct core *c) {
     if (s < d)
       d = s;
   }
+  if (c->meta != NULL) {
+    chorus_ms m = core__meta_deadline(c);
+    if (m < d)
+      d = m;
+  }
   return c->join_at < d ? c->join_at : d;
 }
 
 int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall) {
-  if (c->repl == NULL)
-    return CHORUS_OK;
   c->now = now;
   c->wall = wall;
+  if (token & META_SYNC_TOKEN_BIT)
+    return c->meta != NULL ? finish(c, core__meta_sync_done(c, token, status))
+                           : CHORUS_OK;
+  if (c->repl == NULL)
+    return CHORUS_OK;
   return finish(c, repl_sync_done(c->repl, token, status, now, wall, &c->rfx));
 }
 
@@ -449,6 +508,9 @@ int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
 
 const struct swim *core_swim(const struct core *c) {
   return c->swim;
+}
+const struct meta_node *core_meta(const struct core *c) {
+  return c->meta;
 }
 const struct repl *core_repl(const struct core *c) {
   return c->repl;

@@ -57,6 +57,23 @@
  * crossing however many samples agree. Skew is a warning for operators,
  * never an input to ordering (DESIGN.md §7); chorusd logs it.
  *
+ * CLUSTER METADATA (cfg.metadata, DESIGN.md §10)
+ *
+ * With metadata, who owns what is not SWIM's: the core also owns a
+ * struct meta_node (meta/meta_node.h), a member of the metadata Raft
+ * group, whose messages ride the peer links as WIRE_META and whose writes
+ * share the sync effect (tokens with META_SYNC_TOKEN_BIT). The ring
+ * snapshot replication uses is built from the committed metadata
+ * (meta_state_ring, version = the metadata epoch), rebuilt whenever the
+ * epoch moves; a restarted node builds it from the metadata on disk
+ * before it hears from anyone. SWIM only says who is alive: ring members
+ * SWIM does not know alive are down for replication (hinted, or
+ * CHORUS_EUNAVAILABLE), and alive members are the metadata layer's
+ * contacts. A SWIM LEFT is liveness too: stopping a node never changes
+ * ownership. CLUSTER_QUERY is answered from the metadata in force and
+ * CLUSTER_REMOVE commits a REMOVE through the leader (a member SWIM holds
+ * alive is refused with CHORUS_EBUSY unless forced).
+ *
  * Static membership (cfg.gossip false) keeps SWIM's member table as the
  * ring's input but never starts the protocol: members come only from
  * core_add_member, are always ALIVE, and nothing is probed or gossiped.
@@ -94,10 +111,15 @@
 #include "chorus_trace.h"
 #include "chorus_types.h"
 #include "repl.h"
+#include "meta_node.h"
 #include "ring.h"
 #include "store.h"
 #include "swim.h"
 #include "wire.h"
+
+/* Cookies of core_meta_propose and core_meta_read carry this bit: their
+ * answers go to the meta_answer effect, not to a client. */
+#define CORE_META_COOKIE_BIT (UINT64_C(1) << 62)
 
 /* core_next_deadline's answer when nothing is due, ever. */
 #define CORE_NEVER UINT64_MAX
@@ -122,6 +144,13 @@ struct core_config {
   struct ring_replication replication;
   /* false: static membership (see above). */
   bool gossip;
+  /* true (requires gossip): ownership from the metadata Raft group
+   * (CLUSTER METADATA above); false: the ring is SWIM's table. */
+  bool metadata;
+  /* The metadata layer: self_member (name, address, datacenter, rack,
+   * vnodes), cluster id, timings and seed; self is cfg.swim.id, tracer
+   * and replication the core's own. */
+  struct meta_node_config meta;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
 };
 
@@ -165,6 +194,9 @@ struct core_effects {
    * after a grace period). May be NULL: the core then keeps each snapshot
    * and frees it when the next one replaces it. */
   void (*ring)(void *ctx, struct ring_snapshot *s);
+  /* meta_answer: core_meta_propose's or core_meta_read's @cookie (with
+   * CORE_META_COOKIE_BIT) ended with @status. May be NULL. */
+  void (*meta_answer)(void *ctx, uint64_t cookie, int status);
 };
 
 /* ------------------------------------------------------------------------
@@ -213,6 +245,16 @@ int core_add_member(struct core *c, chorus_node_id id,
 int core_join(struct core *c, const char *const *seeds, size_t n, chorus_ms now,
               chorus_ms wall);
 
+/* core_found: this node is one of the cluster's founders, who are the
+ * members at @addrs (seed addresses; this node's own among them, or none:
+ * a cluster of one). With no metadata on disk, the core bootstraps the
+ * metadata group once SWIM knows the id at every address; a node with
+ * metadata on disk keeps its own. Call after core_start, before
+ * core_join. A node that never calls it asks to join (core_join).
+ * Errors: CHORUS_EINVAL (no metadata, or too many addresses). */
+int core_found(struct core *c, const char *const *addrs, size_t n,
+               chorus_ms now, chorus_ms wall);
+
 /* core_leave: graceful shutdown (see LEAVING above). Idempotent.
  * Errors: CHORUS_ENOMEM. */
 int core_leave(struct core *c, chorus_ms now, chorus_ms wall);
@@ -234,7 +276,8 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall);
 
 /* core_client_request: whether @type is a request a client may send to
- * core_client (GET, PUT, DELETE, COUNTER_*, SET_*). */
+ * core_client (GET, PUT, DELETE, COUNTER_*, SET_*, and with metadata the
+ * administrative CLUSTER_QUERY and CLUSTER_REMOVE). */
 bool core_client_request(uint8_t type);
 
 /* core_client: a client request (core_client_request(m->type)) that the
@@ -247,6 +290,18 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
 /* core_tick: runs everything due at @now: replication's timers, SWIM's
  * deadline, a join retry. Calling it early is harmless. */
 int core_tick(struct core *c, chorus_ms now, chorus_ms wall);
+
+/* core_meta_propose: commits @cmd through the metadata leader (tests,
+ * the simulator's checker); answered by the meta_answer effect with
+ * @cookie | CORE_META_COOKIE_BIT. core_meta_read: a linearizable read
+ * (a barrier committed by this node as leader), answered the same way;
+ * the caller then reads meta_node_state(core_meta(c)).
+ * Errors: CHORUS_EINVAL (no metadata), CHORUS_ENOMEM. */
+int core_meta_propose(struct core *c, const struct meta_cmd *cmd,
+                      uint64_t cookie, chorus_ms timeout_ms, chorus_ms now,
+                      chorus_ms wall);
+int core_meta_read(struct core *c, uint64_t cookie, chorus_ms now,
+                   chorus_ms wall);
 
 /* core_next_deadline: the earliest monotonic time at which core_tick has
  * work, or CORE_NEVER. */
@@ -264,6 +319,8 @@ int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
  * ------------------------------------------------------------------------ */
 
 const struct swim *core_swim(const struct core *c);
+/* core_meta: the metadata node, or NULL (static membership). */
+const struct meta_node *core_meta(const struct core *c);
 const struct repl *core_repl(const struct core *c);
 /* core_ring: the snapshot in force (never NULL after core_new). */
 const struct ring_snapshot *core_ring(const struct core *c);

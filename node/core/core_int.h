@@ -74,6 +74,33 @@ struct core {
   chorus_ms join_at;   /* next retry; CORE_NEVER when none is pending */
   chorus_ms now, wall; /* the current event's clocks */
   bool started, leaving;
+  /* Cluster metadata (core.h, CLUSTER METADATA; core_meta.c) */
+  struct meta_node *meta;
+  struct store *store; /* lent by core_start */
+  bool founder;        /* core_found was called */
+  bool meta_pending;   /* founders not all known yet: no bootstrap yet */
+  char founders[SWIM_MAX_SEEDS][SWIM_ADDR_MAX];
+  size_t nfounders;
+  bool meta_ring;      /* the ring in force was built from metadata */
+  uint64_t meta_epoch; /* its epoch */
+  int meta_err;        /* an error raised inside a metadata effect */
 };
+
+/* core_meta.c: the metadata hookup. */
+int core__meta_start(struct core *c);
+void core__meta_free(struct core *c);
+int core__meta_found(struct core *c, const char *const *addrs, size_t n);
+int core__meta_join(struct core *c);
+int core__meta_after_swim(struct core *c);
+int core__meta_peer(struct core *c, chorus_node_id from,
+                    const struct wire_msg *m);
+int core__meta_client(struct core *c, const struct wire_msg *m,
+                      uint64_t cookie);
+int core__meta_tick(struct core *c);
+chorus_ms core__meta_deadline(const struct core *c);
+int core__meta_sync_done(struct core *c, uint64_t token, int status);
+/* core__install_ring: @s (new) becomes the ring in force: replication
+ * first, then the driver (core.c). */
+void core__install_ring(struct core *c, struct ring_snapshot *s);
 
 #endif /* CHORUS_CORE_INT_H */

@@ -117,9 +117,11 @@ static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
 }
 
 static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
-  msgpack_pack_array(pk, 4);
+  msgpack_pack_array(pk, 6);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
+  msgpack_pack_uint64(pk, s->note_key);
+  msgpack_pack_uint64(pk, s->note);
   sp_repl(pk, &s->replication);
   msgpack_pack_array(pk, s->n);
   for (size_t i = 0; i < s->n; i++)
@@ -714,18 +716,22 @@ static void test_state_refused(void **state) {
   /* More members than the limit: refused at the header. */
   struct hb h;
   msgpack_packer *pk = hb_start(&h);
-  msgpack_pack_array(pk, 4);
+  msgpack_pack_array(pk, 6);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
+  msgpack_pack_uint64(pk, 0);
+  msgpack_pack_uint64(pk, 0);
   struct ring_replication r = meta_t_repl_n(3);
   sp_repl(pk, &r);
   msgpack_pack_array(pk, META_MAX_MEMBERS + 1);
   assert_int_equal(hb_state(&h), CHORUS_ETOOBIG);
   /* Within the limit but more than the bytes can hold. */
   pk = hb_start(&h);
-  msgpack_pack_array(pk, 4);
+  msgpack_pack_array(pk, 6);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
+  msgpack_pack_uint64(pk, 0);
+  msgpack_pack_uint64(pk, 0);
   sp_repl(pk, &r);
   msgpack_pack_array(pk, 100);
   struct meta_member one = meta_t_member(1, "x", "", "", META_NORMAL);

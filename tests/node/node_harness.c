@@ -488,13 +488,16 @@ void start_cluster(void) {
     start_member(&nodes[i], keyfile_a, nodes[0].port, i == 0 ? "8" : "64");
 }
 
-/* wait_alive: every node sees @want alive members, within @secs. */
+/* wait_alive: every node sees @want alive members, and at least @want
+ * members owning their ranges in the committed metadata (the ring), within
+ * @secs. */
 void wait_alive(int want, double secs) {
   double end = now_s() + secs;
   for (;;) {
     int ok = 0;
     for (int i = 0; i < 3; i++)
-      ok += stat_of(nodes[i].port, "members.alive") == want;
+      ok += stat_of(nodes[i].port, "members.alive") == want &&
+            stat_of(nodes[i].port, "meta.members_normal") >= want;
     if (ok == 3)
       return;
     if (now_s() > end)

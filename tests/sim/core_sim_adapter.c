@@ -268,6 +268,7 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
     return rc;
   }
   cc->gossip = !n->opt.no_swim;
+  cc->metadata = cc->gossip && n->opt.metadata;
   cc->tracer = cfg->tracer;
 
   struct swim_config *sc = &cc->swim;
@@ -284,6 +285,17 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
   sc->seed = cfg->seed ^ 0x5317a5317aULL;
   sc->clock_bound_ms = 100;
   sc->tracer = cfg->tracer;
+
+  struct meta_member *me = &cc->meta.self_member;
+  me->id = sc->id;
+  snprintf(me->name, sizeof me->name, "n%d", cfg->index);
+  snprintf(me->addr, sizeof me->addr, "%s", sc->meta.addr);
+  snprintf(me->dc, sizeof me->dc, "%s", sc->meta.dc);
+  snprintf(me->rack, sizeof me->rack, "%s", sc->meta.rack);
+  me->vnodes = sc->meta.vnodes;
+  me->state = META_NORMAL;
+  cc->meta.cluster = 0x5e1f5e1fULL;
+  cc->meta.seed = cfg->seed ^ 0x3e7a3e7aULL;
 
   struct repl_config *c = &cc->repl;
   repl_config_defaults(c, cfg->ids[cfg->index]);
@@ -386,6 +398,21 @@ static int boot(struct cnode *n, chorus_ms wall) {
     struct swim_meta m;
     fill_meta(n, k, &m);
     rc = core_add_member(n->core, n->ids[k], &m, n->now, wall);
+  }
+  if (rc == CHORUS_OK && n->ccfg.metadata && !joiner) {
+    /* The roster founds the metadata (a restart with metadata on disk
+     * keeps its own: core_found is then a no-op). */
+    char founders[64][16];
+    const char *addrs[64];
+    size_t nf = 0;
+    for (int k = 0; k < n->nodes && k < 64 && nf < SWIM_MAX_SEEDS; k++) {
+      if (!in_roster(n, k))
+        continue;
+      snprintf(founders[nf], sizeof founders[nf], "n%d", k);
+      addrs[nf] = founders[nf];
+      nf++;
+    }
+    rc = core_found(n->core, addrs, nf, n->now, wall);
   }
   if (rc != CHORUS_OK || !(n->restarted || joiner))
     return rc;

@@ -135,6 +135,11 @@ struct core_sim_options {
   uint32_t value_pad;         /* bytes of padding after every PUT value's
                                * 8 (large values; replies are read by
                                * their first 8) [0] */
+  int metadata;               /* 1: ownership from the metadata Raft group
+                               * (core.h, CLUSTER METADATA): the roster
+                               * nodes found it together (core_found with
+                               * every roster address), a joiner asks to
+                               * join; needs SWIM */
   int planted_early_ack;      /* a planted bug, for the checkers' own test:
                                * the adapter answers every write OK at once
                                * and drops the core's real answer */

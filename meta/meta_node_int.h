@@ -1,0 +1,160 @@
+/* meta_node_int.h: the metadata Raft node's internals, shared by
+ * meta_node.c (raft_io, the FSM, events), meta_node_store.c (Raft's state
+ * in STORE_META) and meta_node_props.c (proposals, the leader's reconcile
+ * loop). meta_node.h tells how it works. */
+#ifndef CHORUS_META_NODE_INT_H
+#define CHORUS_META_NODE_INT_H
+
+#include <raft.h>
+
+#include "chorus_prng.h"
+#include "meta_node.h"
+
+#define META_HEX_ID 17 /* 16 hex digits and NUL: Raft's server address */
+
+enum meta__pending_kind {
+  META__P_SEND = 1,
+  META__P_APPEND,
+  META__P_SNAP_PUT,
+  META__P_SNAP_GET
+};
+
+/* A raft_io request whose callback is due once @seq is durable. */
+struct meta__pending {
+  int kind;
+  void *req;
+  int status; /* the request's own outcome */
+  chorus_seq seq;
+  struct raft_snapshot *snap; /* SNAP_GET: handed to raft */
+};
+
+/* An encoded message waiting for the writes before it to be durable. */
+struct meta__held {
+  chorus_node_id to;
+  uint8_t *buf;
+  size_t len;
+  chorus_seq seq;
+};
+
+/* A proposal this node is carrying to the leader (meta_node_propose), or
+ * one it applies as leader for itself or a peer. */
+struct meta__prop {
+  struct raft_apply apply; /* first: raft's callback finds us from it */
+  struct raft_barrier barrier;
+  struct meta_node *n;
+  struct meta_cmd cmd;
+  uint64_t cookie;         /* answer effect; 0 for none */
+  uint64_t req_id;         /* ours, for PROPOSE_REPLY */
+  chorus_node_id peer;     /* PROPOSE from @peer (leader side), or 0 */
+  uint64_t peer_req;       /* the peer's request id */
+  chorus_ms deadline, resend_at;
+  uint64_t await;          /* committed at this index: answered once it
+                              is applied here too (0: not yet known) */
+  bool read;               /* a barrier read, not a command */
+  bool local;              /* handed to this node's raft */
+  bool self_join;          /* this node's own JOIN */
+  bool promote;            /* the leader's JOINING -> NORMAL */
+};
+
+/* The leader remembers recent answers to peers' proposals, so a resent
+ * PROPOSE is answered, not applied twice. */
+#define META__ANSWERED 64
+struct meta__answered {
+  chorus_node_id peer;
+  uint64_t req_id;
+  int32_t status;
+  uint64_t index;
+};
+
+struct meta_node {
+  struct meta_node_config cfg;
+  struct meta_node_effects fx;
+  struct store *store;
+  struct chorus_prng prng;
+  struct raft raft;
+  /* &raft: libraft's observers (raft_state, raft_leader...) take a
+   * non-const pointer, and meta_node's observers a const node. */
+  struct raft *rp;
+  struct raft_io io;
+  struct raft_fsm fsmi;
+  char self_addr[META_HEX_ID];
+  char peer_addr[META_HEX_ID];
+  bool started, founder;
+  chorus_ms now;
+  /* raft_io's start */
+  unsigned tick_ms;
+  chorus_ms next_tick;
+  raft_io_tick_cb tick_cb;
+  raft_io_recv_cb recv_cb;
+  /* Persistence and the send gate */
+  raft_term term; /* the term last persisted (set_term, load) */
+  chorus_seq written, durable, sync_seq;
+  bool sync_inflight;
+  uint64_t sync_token, sync_counter;
+  int store_failed; /* a store error that stops the node */
+  struct meta__pending *pend;
+  size_t npend, cappend, pend_head;
+  struct meta__held *held;
+  size_t nheld, capheld;
+  /* The state machine: the FSM's state, and the one loaded from disk,
+   * served until the FSM reaches it. */
+  struct meta_state fsm, loaded;
+  bool serving_fsm;
+  bool reported;
+  uint64_t reported_epoch, reported_applied;
+  /* Proposals and contacts */
+  struct meta__prop **props;
+  size_t nprops, capprops;
+  uint64_t next_req;
+  chorus_node_id leader_hint;
+  chorus_node_id *contacts;
+  size_t ncontacts, capcontacts, next_contact;
+  struct meta__answered answered[META__ANSWERED];
+  size_t nanswered;
+  bool joining_self; /* this node's own JOIN is being carried */
+  bool told_removed; /* the "removed" line was logged */
+  /* The leader's reconcile loop */
+  struct raft_change change;
+  bool change_busy;
+  bool promoting; /* a JOINING -> NORMAL proposal is in flight */
+  chorus_ms reconcile_at;
+  /* Counters */
+  uint64_t proposals, refused, foreign, bad_messages, store_errors;
+};
+
+void meta__hex_id(chorus_node_id id, char out[META_HEX_ID]);
+int meta__drain(struct meta_node *n);
+void meta__snapshot_destroy(struct raft_snapshot *s);
+
+/* meta_node_store.c: raft_io's persistence; return raft codes (0 or
+ * RAFT_*), except the load helpers (CHORUS_*). A failed write sets
+ * store_failed when the node must stop (a failed sync is sticky). */
+int meta__store_load(struct meta_node *n, raft_term *term, raft_id *vote,
+                     struct raft_snapshot **snapshot, raft_index *start,
+                     struct raft_entry **entries, size_t *count);
+int meta__store_has_raft(struct meta_node *n, bool *has);
+int meta__store_load_state(struct meta_node *n, struct meta_state *out);
+int meta__store_bootstrap(struct meta_node *n,
+                          const struct raft_configuration *conf);
+int meta__store_term_vote(struct meta_node *n, raft_term term, raft_id vote);
+int meta__store_append(struct meta_node *n, const struct raft_entry *e,
+                       unsigned count);
+int meta__store_truncate(struct meta_node *n, raft_index index);
+int meta__store_snapshot_put(struct meta_node *n, unsigned trailing,
+                             const struct raft_snapshot *s);
+int meta__store_snapshot_get(struct meta_node *n, struct raft_snapshot **out);
+void meta__store_state(struct meta_node *n, const struct meta_state *s);
+
+/* meta_node_props.c */
+int meta__propose_from_peer(struct meta_node *n, chorus_node_id from,
+                            uint64_t req_id, const struct meta_cmd *c);
+void meta__proposal_reply(struct meta_node *n, chorus_node_id from,
+                          const struct meta_msg *m);
+int meta__proposals_tick(struct meta_node *n);
+chorus_ms meta__proposals_next(const struct meta_node *n);
+int meta__reconcile(struct meta_node *n);
+/* meta__props_applied: answers the proposals whose command this node has
+ * now applied (meta__prop.await). */
+void meta__props_applied(struct meta_node *n);
+
+#endif /* CHORUS_META_NODE_INT_H */

@@ -1,0 +1,405 @@
+/* core_meta.c: the node core's metadata hookup (core.h, CLUSTER METADATA):
+ * the metadata node's effects, the ring built from committed metadata,
+ * liveness from SWIM, founding and joining, and the administrative
+ * requests. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "core_int.h"
+
+#define TRACE(c, ...) chorus_trace((c)->cfg.tracer, "core", __VA_ARGS__)
+
+/* How long an operator's change may wait for the metadata leader. */
+#define ADMIN_TIMEOUT_MS 5000u
+
+static bool swim_up(const struct core *c, chorus_node_id id) {
+  if (id == c->cfg.swim.id)
+    return true;
+  const struct swim_member *m = swim_member_find(c->swim, id);
+  return m != NULL && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT);
+}
+
+/* liveness: every ring member's liveness as SWIM sees it, to replication
+ * (a member SWIM has not heard of is down: hinted, never waited for). */
+static int liveness(struct core *c) {
+  if (c->repl == NULL)
+    return CHORUS_OK;
+  int rc = CHORUS_OK;
+  size_t n = ring_snapshot_node_count(c->ring);
+  for (size_t i = 0; i < n && rc == CHORUS_OK; i++) {
+    chorus_node_id id = ring_snapshot_node(c->ring, i)->id;
+    if (id != c->cfg.swim.id)
+      rc = repl_member(c->repl, id, swim_up(c, id), c->now, c->wall, &c->rfx);
+  }
+  return rc;
+}
+
+/* ========================================================================
+ * The metadata node's effects
+ * ======================================================================== */
+
+static int mx_send(void *ctx, chorus_node_id to, const void *data, size_t len) {
+  struct core *c = ctx;
+  struct wire_msg m = {.type = WIRE_META};
+  m.meta.msg = (struct wire_bytes){data, len};
+  return c->fx.send(c->fx.ctx, to, &m);
+}
+
+static int mx_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  struct core *c = ctx;
+  return c->fx.sync(c->fx.ctx, seq, token);
+}
+
+/* mx_state: committed metadata in force changed: a new ring when the
+ * epoch moved. */
+static void mx_state(void *ctx, const struct meta_state *s) {
+  struct core *c = ctx;
+  if (c->meta_ring && s->epoch == c->meta_epoch)
+    return;
+  struct ring_snapshot *r = NULL;
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  int rc = meta_state_ring(s, &r, err);
+  if (rc != CHORUS_OK) {
+    TRACE(c, "metadata epoch %" PRIu64 " gives no ring (%s): keeping v%" PRIu64,
+          s->epoch, err[0] ? err : chorus_strerror(rc),
+          ring_snapshot_version(c->ring));
+    if (rc == CHORUS_ENOMEM && c->meta_err == CHORUS_OK)
+      c->meta_err = rc;
+    return;
+  }
+  c->meta_ring = true;
+  c->meta_epoch = s->epoch;
+  core__install_ring(c, r);
+  rc = liveness(c);
+  if (rc != CHORUS_OK && c->meta_err == CHORUS_OK)
+    c->meta_err = rc;
+}
+
+static int admin_reply(struct core *c, uint64_t cookie);
+
+static void mx_answer(void *ctx, uint64_t cookie, int status,
+                      const char *text) {
+  struct core *c = ctx;
+  int rc;
+  if (cookie & CORE_META_COOKIE_BIT) {
+    if (c->fx.meta_answer != NULL)
+      c->fx.meta_answer(c->fx.ctx, cookie, status);
+    return;
+  }
+  if (status == CHORUS_OK) {
+    rc = admin_reply(c, cookie);
+  } else {
+    struct wire_msg e;
+    wire_error_reply(&e, 0, status, text && text[0] ? text
+                                                    : chorus_strerror(status));
+    rc = c->fx.reply(c->fx.ctx, cookie, &e, false);
+  }
+  if (rc != CHORUS_OK && c->meta_err == CHORUS_OK)
+    c->meta_err = rc;
+}
+
+/* done: the end of every call into the metadata node: an error raised
+ * inside its effects wins. */
+static int done(struct core *c, int rc) {
+  if (rc == CHORUS_OK)
+    rc = c->meta_err;
+  c->meta_err = CHORUS_OK;
+  return rc;
+}
+
+/* ========================================================================
+ * Lifecycle: start, found, join
+ * ======================================================================== */
+
+int core__meta_start(struct core *c) {
+  struct meta_node_config mc = c->cfg.meta;
+  mc.self = c->cfg.swim.id;
+  mc.replication = c->cfg.replication;
+  if (mc.tracer == NULL)
+    mc.tracer = c->cfg.tracer;
+  const struct meta_node_effects mfx = {c, mx_send, mx_sync, mx_state,
+                                        mx_answer};
+  int rc = meta_node_new(&mc, &mfx, c->store, &c->meta);
+  if (rc != CHORUS_OK)
+    return rc;
+  return done(c, meta_node_load(c->meta, c->now));
+}
+
+void core__meta_free(struct core *c) {
+  meta_node_free(c->meta);
+  c->meta = NULL;
+}
+
+/* try_bootstrap: the founders' configuration once SWIM knows every
+ * founder's id: voters spread as meta_state_voters spreads them, the
+ * others standbys. Every founder computes the same list. */
+static int try_bootstrap(struct core *c) {
+  if (!c->meta_pending || meta_node_started(c->meta))
+    return CHORUS_OK;
+  struct meta_member ms[SWIM_MAX_SEEDS + 1];
+  size_t n = 0;
+  bool self_listed = false;
+  for (size_t i = 0; i < c->nfounders; i++) {
+    chorus_node_id id = 0;
+    const struct swim_meta *meta = NULL;
+    if (strcmp(c->founders[i], c->cfg.swim.meta.addr) == 0) {
+      id = c->cfg.swim.id;
+      meta = &c->cfg.swim.meta;
+      self_listed = true;
+    } else {
+      size_t count = swim_member_count(c->swim);
+      for (size_t k = 0; k < count; k++) {
+        const struct swim_member *m = swim_member_at(c->swim, k);
+        if (strcmp(m->meta.addr, c->founders[i]) == 0) {
+          id = m->id;
+          meta = &m->meta;
+        }
+      }
+    }
+    if (id == 0)
+      return CHORUS_OK; /* not yet: SWIM will tell */
+    bool dup = false;
+    for (size_t k = 0; k < n; k++)
+      dup = dup || ms[k].id == id;
+    if (dup)
+      continue;
+    ms[n] = (struct meta_member){.id = id, .state = META_NORMAL};
+    snprintf(ms[n].dc, sizeof ms[n].dc, "%s", meta->dc);
+    snprintf(ms[n].rack, sizeof ms[n].rack, "%s", meta->rack);
+    n++;
+  }
+  if (!self_listed)
+    ms[n++] = (struct meta_member){.id = c->cfg.swim.id,
+                                   .state = META_NORMAL};
+  /* sorted by id, as a state's members are */
+  for (size_t i = 1; i < n; i++)
+    for (size_t k = i; k > 0 && ms[k - 1].id > ms[k].id; k--) {
+      struct meta_member t = ms[k];
+      ms[k] = ms[k - 1];
+      ms[k - 1] = t;
+    }
+  struct meta_state s = {.n = n, .members = ms};
+  chorus_node_id voters[META_MAX_VOTERS];
+  size_t nv = meta_state_voters(&s, voters);
+  struct meta_founder f[SWIM_MAX_SEEDS + 1];
+  for (size_t i = 0; i < n; i++) {
+    f[i].id = ms[i].id;
+    f[i].voter = false;
+    for (size_t k = 0; k < nv; k++)
+      f[i].voter = f[i].voter || voters[k] == ms[i].id;
+  }
+  c->meta_pending = false;
+  TRACE(c, "founding the cluster's metadata with %zu members (%zu voters)", n,
+        nv);
+  return done(c, meta_node_bootstrap(c->meta, f, n, c->now));
+}
+
+int core__meta_found(struct core *c, const char *const *addrs, size_t n) {
+  c->founder = true;
+  if (meta_node_started(c->meta))
+    return CHORUS_OK; /* metadata on disk: its own cluster */
+  c->nfounders = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (strlen(addrs[i]) >= SWIM_ADDR_MAX)
+      return CHORUS_EINVAL;
+    snprintf(c->founders[c->nfounders++], SWIM_ADDR_MAX, "%s", addrs[i]);
+  }
+  c->meta_pending = true;
+  return try_bootstrap(c);
+}
+
+int core__meta_join(struct core *c) {
+  if (c->founder || meta_node_started(c->meta))
+    return CHORUS_OK;
+  return done(c, meta_node_start_empty(c->meta, c->now));
+}
+
+/* ========================================================================
+ * Events
+ * ======================================================================== */
+
+int core__meta_after_swim(struct core *c) {
+  size_t count = swim_member_count(c->swim);
+  for (size_t k = 0; k < count; k++) {
+    const struct swim_member *m = swim_member_at(c->swim, k);
+    meta_node_contact(c->meta, m->id,
+                      m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT);
+  }
+  return try_bootstrap(c);
+}
+
+int core__meta_peer(struct core *c, chorus_node_id from,
+                    const struct wire_msg *m) {
+  return done(c, meta_node_recv(c->meta, from, m->meta.msg.ptr,
+                                m->meta.msg.len, c->now));
+}
+
+int core__meta_tick(struct core *c) {
+  if (meta_node_next_deadline(c->meta) > c->now)
+    return CHORUS_OK;
+  return done(c, meta_node_tick(c->meta, c->now));
+}
+
+chorus_ms core__meta_deadline(const struct core *c) {
+  return meta_node_next_deadline(c->meta);
+}
+
+int core__meta_sync_done(struct core *c, uint64_t token, int status) {
+  return done(c, meta_node_sync_done(c->meta, token, status, c->now));
+}
+
+/* ========================================================================
+ * Administrative requests
+ * ======================================================================== */
+
+static uint8_t wire_role_of(int role) {
+  switch (role) {
+  case RAFT_VOTER:
+    return WIRE_RAFT_ROLE_VOTER;
+  case RAFT_STANDBY:
+    return WIRE_RAFT_ROLE_STANDBY;
+  case RAFT_SPARE:
+    return WIRE_RAFT_ROLE_SPARE;
+  default:
+    return WIRE_RAFT_ROLE_NONE;
+  }
+}
+
+static uint8_t wire_alive_of(const struct core *c, chorus_node_id id) {
+  if (id == c->cfg.swim.id)
+    return c->leaving ? WIRE_ALIVE_LEFT : WIRE_ALIVE_ALIVE;
+  const struct swim_member *m = swim_member_find(c->swim, id);
+  if (m == NULL)
+    return WIRE_ALIVE_UNKNOWN;
+  switch (m->state) {
+  case SWIM_ALIVE:
+    return WIRE_ALIVE_ALIVE;
+  case SWIM_SUSPECT:
+    return WIRE_ALIVE_SUSPECT;
+  case SWIM_DEAD:
+    return WIRE_ALIVE_DEAD;
+  default:
+    return WIRE_ALIVE_LEFT;
+  }
+}
+
+static struct wire_bytes str_bytes(const char *s) {
+  return (struct wire_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+/* admin_reply: CLUSTER_REPLY from the metadata in force, with this node's
+ * view of Raft and SWIM's liveness, to client request @cookie. */
+static int admin_reply(struct core *c, uint64_t cookie) {
+  const struct meta_state *s = meta_node_state(c->meta);
+  struct meta_node_info info;
+  meta_node_info(c->meta, &info);
+  size_t nr = ring_snapshot_node_count(c->ring);
+  double *share = chorus_calloc(nr ? nr : 1, sizeof *share);
+  struct wire_cluster_member *wm =
+      chorus_calloc(s->n ? s->n : 1, sizeof *wm);
+  if (share == NULL || wm == NULL) {
+    chorus_free(share);
+    chorus_free(wm);
+    return CHORUS_ENOMEM;
+  }
+  ring_snapshot_ownership(c->ring, share);
+  for (size_t i = 0; i < s->n; i++) {
+    const struct meta_member *m = &s->members[i];
+    long at = ring_snapshot_find(c->ring, m->id);
+    wm[i] = (struct wire_cluster_member){
+        .id = m->id,
+        .name = str_bytes(m->name),
+        .addr = str_bytes(m->addr),
+        .dc = str_bytes(m->dc),
+        .rack = str_bytes(m->rack),
+        .state = m->state,
+        .role = wire_role_of(meta_node_role(c->meta, m->id)),
+        .alive = wire_alive_of(c, m->id),
+        .vnodes = m->vnodes,
+        .share_ppm = at >= 0 ? (uint32_t)(share[at] * 1e6 + 0.5) : 0};
+    if (wm[i].share_ppm > 1000000u)
+      wm[i].share_ppm = 1000000u;
+  }
+  const struct meta_member *self = meta_state_find(s, c->cfg.swim.id);
+  const struct meta_member *lead =
+      info.leader ? meta_state_find(s, info.leader) : NULL;
+  struct wire_msg r = {.type = WIRE_CLUSTER_REPLY};
+  r.cluster_reply = (struct wire_cluster_reply){
+      .node_id = c->cfg.swim.id,
+      .node_name = str_bytes(self ? self->name : c->cfg.meta.self_member.name),
+      .leader_id = info.leader,
+      .leader_name = str_bytes(lead ? lead->name : ""),
+      .term = info.term,
+      .commit_index = info.commit_index,
+      .applied_index = info.applied_index,
+      .epoch = s->epoch,
+      .raft_state = (uint8_t)info.raft_state,
+      .nmembers = s->n,
+      .members = wm};
+  int rc = c->fx.reply(c->fx.ctx, cookie, &r, false);
+  chorus_free(share);
+  chorus_free(wm);
+  return rc;
+}
+
+static int refuse(struct core *c, uint64_t cookie, int code, const char *text) {
+  struct wire_msg e;
+  wire_error_reply(&e, 0, code, text);
+  return c->fx.reply(c->fx.ctx, cookie, &e, false);
+}
+
+int core__meta_client(struct core *c, const struct wire_msg *m,
+                      uint64_t cookie) {
+  if (m->type == WIRE_CLUSTER_QUERY)
+    return admin_reply(c, cookie);
+  /* CLUSTER_REMOVE */
+  char name[META_NAME_MAX];
+  size_t len = m->cluster_remove.name.len;
+  if (len == 0 || len >= sizeof name)
+    return refuse(c, cookie, CHORUS_EINVAL, "a member name is 1..127 bytes");
+  memcpy(name, m->cluster_remove.name.ptr, len);
+  name[len] = '\0';
+  const struct meta_member *mm =
+      meta_state_find_name(meta_node_state(c->meta), name);
+  if (mm == NULL) {
+    char text[META_NAME_MAX + 32];
+    snprintf(text, sizeof text, "no member named %s", name);
+    return refuse(c, cookie, CHORUS_ENOTFOUND, text);
+  }
+  if (mm->state == META_REMOVED)
+    return admin_reply(c, cookie);
+  if (swim_up(c, mm->id) && !m->cluster_remove.force) {
+    char text[META_NAME_MAX + 96];
+    snprintf(text, sizeof text,
+             "%s is alive: stop it first, or decommission it (--force "
+             "removes it anyway)",
+             name);
+    return refuse(c, cookie, CHORUS_EBUSY, text);
+  }
+  struct meta_cmd cmd = {.type = META_CMD_REMOVE, .id = mm->id};
+  TRACE(c, "operator: remove %s (%016" PRIx64 ")", name, mm->id);
+  return done(c, meta_node_propose(c->meta, &cmd, cookie, ADMIN_TIMEOUT_MS,
+                                   c->now));
+}
+
+int core_meta_propose(struct core *c, const struct meta_cmd *cmd,
+                      uint64_t cookie, chorus_ms timeout_ms, chorus_ms now,
+                      chorus_ms wall) {
+  if (c->meta == NULL)
+    return CHORUS_EINVAL;
+  c->now = now;
+  c->wall = wall;
+  return done(c, meta_node_propose(c->meta, cmd, cookie | CORE_META_COOKIE_BIT,
+                                   timeout_ms, now));
+}
+
+int core_meta_read(struct core *c, uint64_t cookie, chorus_ms now,
+                   chorus_ms wall) {
+  if (c->meta == NULL)
+    return CHORUS_EINVAL;
+  c->now = now;
+  c->wall = wall;
+  return done(c, meta_node_read(c->meta, cookie | CORE_META_COOKIE_BIT, now));
+}

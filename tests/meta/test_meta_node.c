@@ -1,0 +1,448 @@
+/* test_meta_node.c: the metadata Raft node (meta/meta_node.h) driven one
+ * event at a time: a few nodes over memory stores, joined by an in-test
+ * network that delivers, drops or holds messages, with crashes that lose
+ * what was not synced. The simulator (tests/sim) runs the same code
+ * inside whole node cores under swarms of faults; these cases pin the
+ * behaviours one by one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chorus_alloc.h"
+#include "chorus_error.h"
+#include "meta_node.h"
+#include "store_mem.h"
+
+#define MAXN 5
+#define MAXQ 4096
+#define CLUSTER 0xC1u
+
+struct packet {
+  int from, to;
+  uint8_t *data;
+  size_t len;
+};
+
+struct sync_req {
+  uint64_t token;
+  chorus_seq seq;
+};
+
+struct answer {
+  uint64_t cookie;
+  int status;
+};
+
+struct net {
+  struct store *store[MAXN];
+  struct meta_node *node[MAXN];
+  bool up[MAXN];
+  bool cut[MAXN][MAXN]; /* cut[a][b]: a's messages to b are lost */
+  struct packet q[MAXQ];
+  size_t nq;
+  struct sync_req syncs[MAXN][64];
+  size_t nsync[MAXN];
+  struct answer answers[64];
+  size_t nanswers;
+  int states[MAXN]; /* state effects seen */
+  chorus_ms now;
+  int n;
+};
+
+struct ctx {
+  struct net *net;
+  int i;
+};
+static struct ctx ctxs[MAXN];
+
+static chorus_node_id id_of(int i) {
+  return 0x1000u + (chorus_node_id)i;
+}
+
+static int index_of(chorus_node_id id) {
+  return (int)(id - 0x1000u);
+}
+
+static int fx_send(void *c, chorus_node_id to, const void *data, size_t len) {
+  struct ctx *x = c;
+  struct net *w = x->net;
+  int t = index_of(to);
+  if (t < 0 || t >= w->n || w->nq == MAXQ || w->cut[x->i][t])
+    return CHORUS_OK;
+  uint8_t *copy = chorus_malloc(len);
+  if (copy == NULL)
+    return CHORUS_ENOMEM;
+  memcpy(copy, data, len);
+  w->q[w->nq++] = (struct packet){x->i, t, copy, len};
+  return CHORUS_OK;
+}
+
+static int fx_sync(void *c, chorus_seq seq, uint64_t token) {
+  struct ctx *x = c;
+  struct net *w = x->net;
+  assert_true(token & META_SYNC_TOKEN_BIT);
+  assert_true(w->nsync[x->i] < 64);
+  w->syncs[x->i][w->nsync[x->i]++] = (struct sync_req){token, seq};
+  return CHORUS_OK;
+}
+
+static void fx_state(void *c, const struct meta_state *s) {
+  struct ctx *x = c;
+  (void)s;
+  x->net->states[x->i]++;
+}
+
+static void fx_answer(void *c, uint64_t cookie, int status, const char *text) {
+  struct ctx *x = c;
+  (void)text;
+  struct net *w = x->net;
+  if (w->nanswers < 64)
+    w->answers[w->nanswers++] = (struct answer){cookie, status};
+}
+
+static struct meta_node_config config(int i) {
+  struct meta_node_config cfg = {0};
+  cfg.self = id_of(i);
+  cfg.cluster = CLUSTER;
+  cfg.self_member.id = id_of(i);
+  snprintf(cfg.self_member.name, sizeof cfg.self_member.name, "n%d", i + 1);
+  snprintf(cfg.self_member.addr, sizeof cfg.self_member.addr, "n%d", i);
+  snprintf(cfg.self_member.rack, sizeof cfg.self_member.rack, "r%d", i);
+  cfg.self_member.vnodes = 16;
+  cfg.self_member.state = META_NORMAL;
+  cfg.replication.n = 3;
+  cfg.snapshot_threshold = 8; /* small: snapshots and compaction happen */
+  cfg.snapshot_trailing = 2;
+  cfg.seed = 42;
+  return cfg;
+}
+
+static void boot(struct net *w, int i) {
+  struct meta_node_config cfg = config(i);
+  ctxs[i] = (struct ctx){w, i};
+  struct meta_node_effects fx = {&ctxs[i], fx_send, fx_sync, fx_state,
+                                 fx_answer};
+  assert_int_equal(meta_node_new(&cfg, &fx, w->store[i], &w->node[i]),
+                   CHORUS_OK);
+  assert_int_equal(meta_node_load(w->node[i], w->now), CHORUS_OK);
+  w->up[i] = true;
+  w->nsync[i] = 0;
+  for (int k = 0; k < w->n; k++)
+    if (k != i)
+      meta_node_contact(w->node[i], id_of(k), true);
+}
+
+static void net_init(struct net *w, int n) {
+  memset(w, 0, sizeof *w);
+  w->n = n;
+  w->now = 1000;
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(store_mem_open(&w->store[i]), CHORUS_OK);
+    boot(w, i);
+  }
+}
+
+static void crash(struct net *w, int i, size_t keep) {
+  meta_node_free(w->node[i]);
+  w->node[i] = NULL;
+  w->up[i] = false;
+  w->nsync[i] = 0;
+  assert_int_equal(store_mem_crash(w->store[i], keep), CHORUS_OK);
+}
+
+static void net_free(struct net *w) {
+  for (int i = 0; i < w->n; i++) {
+    meta_node_free(w->node[i]);
+    store_close(w->store[i]);
+  }
+  for (size_t k = 0; k < w->nq; k++)
+    chorus_free(w->q[k].data);
+}
+
+static void bootstrap_all(struct net *w, int voters) {
+  struct meta_founder f[MAXN];
+  for (int i = 0; i < w->n; i++)
+    f[i] = (struct meta_founder){id_of(i), i < voters};
+  for (int i = 0; i < w->n; i++)
+    assert_int_equal(meta_node_bootstrap(w->node[i], f, (size_t)w->n, w->now),
+                     CHORUS_OK);
+}
+
+/* step: 10 ms of the world: syncs complete, messages arrive, ticks. */
+static void step(struct net *w) {
+  w->now += 10;
+  for (int i = 0; i < w->n; i++) {
+    if (!w->up[i])
+      continue;
+    store_mem_sync_step(w->store[i]);
+    size_t ns = w->nsync[i];
+    struct sync_req rs[64];
+    memcpy(rs, w->syncs[i], ns * sizeof rs[0]);
+    w->nsync[i] = 0;
+    for (size_t k = 0; k < ns; k++)
+      assert_int_equal(
+          meta_node_sync_done(w->node[i], rs[k].token, CHORUS_OK, w->now),
+          CHORUS_OK);
+  }
+  size_t nq = w->nq;
+  struct packet *q = chorus_malloc((nq ? nq : 1) * sizeof *q);
+  assert_non_null(q);
+  memcpy(q, w->q, nq * sizeof *q);
+  w->nq = 0;
+  for (size_t k = 0; k < nq; k++) {
+    if (w->up[q[k].to] && !w->cut[q[k].from][q[k].to])
+      assert_int_equal(meta_node_recv(w->node[q[k].to], id_of(q[k].from),
+                                      q[k].data, q[k].len, w->now),
+                       CHORUS_OK);
+    chorus_free(q[k].data);
+  }
+  chorus_free(q);
+  for (int i = 0; i < w->n; i++)
+    if (w->up[i] && meta_node_next_deadline(w->node[i]) <= w->now)
+      assert_int_equal(meta_node_tick(w->node[i], w->now), CHORUS_OK);
+}
+
+static int leader(struct net *w) {
+  int found = -1;
+  for (int i = 0; i < w->n; i++) {
+    if (!w->up[i])
+      continue;
+    struct meta_node_info info;
+    meta_node_info(w->node[i], &info);
+    if (info.raft_state == RAFT_LEADER)
+      found = i;
+  }
+  return found;
+}
+
+/* settle: steps until @pred holds (fails the test after @ms). */
+static void settle(struct net *w, bool (*pred)(struct net *), chorus_ms ms) {
+  for (chorus_ms t = 0; t < ms; t += 10) {
+    if (pred(w))
+      return;
+    step(w);
+  }
+  fail_msg("not settled after %llu ms", (unsigned long long)ms);
+}
+
+static bool all_normal(struct net *w) {
+  for (int i = 0; i < w->n; i++) {
+    if (!w->up[i])
+      continue;
+    const struct meta_state *s = meta_node_state(w->node[i]);
+    size_t normal = 0;
+    for (size_t k = 0; k < s->n; k++)
+      normal += s->members[k].state == META_NORMAL;
+    if (normal != (size_t)w->n)
+      return false;
+  }
+  return true;
+}
+
+static bool has_leader(struct net *w) {
+  return leader(w) >= 0;
+}
+
+static const struct answer *answer_of(struct net *w, uint64_t cookie) {
+  for (size_t i = 0; i < w->nanswers; i++)
+    if (w->answers[i].cookie == cookie)
+      return &w->answers[i];
+  return NULL;
+}
+
+static int cookie_wanted;
+static bool answered(struct net *w) {
+  return answer_of(w, (uint64_t)cookie_wanted) != NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_founders_agree(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 3);
+  bootstrap_all(&w, 3);
+  settle(&w, all_normal, 20000);
+  /* Everyone applied the same history: the same epoch and members. */
+  const struct meta_state *s0 = meta_node_state(w.node[0]);
+  assert_int_equal(s0->n, 3);
+  for (int i = 1; i < 3; i++) {
+    const struct meta_state *s = meta_node_state(w.node[i]);
+    assert_int_equal(s->epoch, s0->epoch);
+    assert_int_equal(s->n, s0->n);
+    for (size_t k = 0; k < s->n; k++)
+      assert_string_equal(s->members[k].name, s0->members[k].name);
+  }
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(meta_node_role(w.node[i], id_of(i)), RAFT_VOTER);
+  net_free(&w);
+}
+
+static void test_restart_serves_from_disk(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 3);
+  bootstrap_all(&w, 3);
+  settle(&w, all_normal, 20000);
+  for (int i = 0; i < 50; i++)
+    step(&w); /* the state copy is synced with later writes */
+  /* Every node goes down; one comes back alone. */
+  for (int i = 0; i < 3; i++)
+    crash(&w, i, 0);
+  w.states[1] = 0;
+  boot(&w, 1);
+  const struct meta_state *s = meta_node_state(w.node[1]);
+  assert_int_equal(s->n, 3);
+  assert_true(w.states[1] > 0); /* served before any leader is heard */
+  assert_true(meta_node_started(w.node[1]));
+  for (int i = 0; i < 300; i++)
+    step(&w);
+  assert_int_equal(leader(&w), -1); /* alone: a minority */
+  assert_int_equal(meta_node_state(w.node[1])->n, 3);
+  net_free(&w);
+}
+
+static void test_joiner_becomes_normal(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 4);
+  struct meta_founder f[3];
+  for (int i = 0; i < 3; i++)
+    f[i] = (struct meta_founder){id_of(i), true};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(meta_node_bootstrap(w.node[i], f, 3, w.now), CHORUS_OK);
+  assert_int_equal(meta_node_start_empty(w.node[3], w.now), CHORUS_OK);
+  settle(&w, all_normal, 30000);
+  int l = leader(&w);
+  assert_true(l >= 0);
+  assert_true(meta_node_role(w.node[l], id_of(3)) >= 0);
+  net_free(&w);
+}
+
+static void test_remove_through_follower_and_minority(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 3);
+  bootstrap_all(&w, 3);
+  settle(&w, all_normal, 20000);
+  int l = leader(&w);
+  int f = (l + 1) % 3, gone = (l + 2) % 3;
+  crash(&w, gone, 0);
+  struct meta_cmd rm = {.type = META_CMD_REMOVE, .id = id_of(gone)};
+  assert_int_equal(meta_node_propose(w.node[f], &rm, 7, 5000, w.now),
+                   CHORUS_OK);
+  cookie_wanted = 7;
+  settle(&w, answered, 6000);
+  assert_int_equal(answer_of(&w, 7)->status, CHORUS_OK);
+  assert_int_equal(meta_state_find(meta_node_state(w.node[f]), id_of(gone))
+                       ->state,
+                   META_REMOVED);
+  /* The leader takes the removed member out of Raft's configuration. */
+  for (int i = 0; i < 200; i++)
+    step(&w);
+  assert_int_equal(meta_node_role(w.node[leader(&w)], id_of(gone)), -1);
+  /* Cut the follower off: on its own it cannot commit anything. */
+  l = leader(&w);
+  f = l == 0 ? 1 : 0;
+  if (f == gone)
+    f = 3 - l - gone;
+  for (int i = 0; i < 3; i++)
+    w.cut[f][i] = w.cut[i][f] = true;
+  struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = 99};
+  assert_int_equal(meta_node_propose(w.node[f], &note, 8, 2000, w.now),
+                   CHORUS_OK);
+  cookie_wanted = 8;
+  settle(&w, answered, 3000);
+  assert_int_equal(answer_of(&w, 8)->status, CHORUS_EUNAVAILABLE);
+  net_free(&w);
+}
+
+static void test_bad_messages_refused(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 3);
+  bootstrap_all(&w, 3);
+  settle(&w, has_leader, 20000);
+  struct meta_node_info before, after;
+  meta_node_info(w.node[0], &before);
+  /* Garbage, a foreign cluster, and a message claiming another sender. */
+  uint8_t junk[] = {0xff, 0x00, 0x13, 0x37};
+  assert_int_equal(meta_node_recv(w.node[0], id_of(1), junk, sizeof junk,
+                                  w.now),
+                   CHORUS_OK);
+  struct meta_msg m = {.type = META_MSG_PROPOSE_REPLY,
+                       .cluster = CLUSTER + 1,
+                       .from = id_of(1)};
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  assert_int_equal(meta_msg_encode(&m, &buf, &len), CHORUS_OK);
+  assert_int_equal(meta_node_recv(w.node[0], id_of(1), buf, len, w.now),
+                   CHORUS_OK);
+  chorus_free(buf);
+  m.cluster = CLUSTER;
+  m.from = id_of(2);
+  assert_int_equal(meta_msg_encode(&m, &buf, &len), CHORUS_OK);
+  assert_int_equal(meta_node_recv(w.node[0], id_of(1), buf, len, w.now),
+                   CHORUS_OK);
+  chorus_free(buf);
+  meta_node_info(w.node[0], &after);
+  assert_int_equal(after.bad_messages, before.bad_messages + 1);
+  assert_int_equal(after.foreign, before.foreign + 2);
+  net_free(&w);
+}
+
+static void test_snapshots_bound_the_log(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 3);
+  bootstrap_all(&w, 3);
+  settle(&w, all_normal, 20000);
+  /* Node 2 is away while many commands commit: it catches up by a
+   * snapshot once back. */
+  crash(&w, 2, 0);
+  int l = leader(&w);
+  for (uint64_t k = 0; k < 40; k++) {
+    struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = 100 + k};
+    assert_int_equal(meta_node_propose(w.node[l], &note, 100 + k, 5000, w.now),
+                     CHORUS_OK);
+    for (int i = 0; i < 5; i++)
+      step(&w);
+  }
+  cookie_wanted = 139;
+  settle(&w, answered, 5000);
+  boot(&w, 2);
+  for (int i = 0; i < 500; i++)
+    step(&w);
+  assert_int_equal(meta_node_state(w.node[2])->note, 139);
+  struct meta_node_info info;
+  meta_node_info(w.node[l], &info);
+  /* Compaction keeps far fewer entries than were committed. */
+  size_t entries = 0;
+  struct store_iter *it = NULL;
+  assert_int_equal(store_iter_open(w.store[l], STORE_META, "raft/log/", 9,
+                                   "raft/log0", 9, &it),
+                   CHORUS_OK);
+  for (; store_iter_valid(it); store_iter_next(it))
+    entries++;
+  store_iter_close(it);
+  assert_true(info.applied_index > 40);
+  assert_true(entries < 20);
+  net_free(&w);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_founders_agree),
+      cmocka_unit_test(test_restart_serves_from_disk),
+      cmocka_unit_test(test_joiner_becomes_normal),
+      cmocka_unit_test(test_remove_through_follower_and_minority),
+      cmocka_unit_test(test_bad_messages_refused),
+      cmocka_unit_test(test_snapshots_bound_the_log),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
