@@ -365,6 +365,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
             index, meta_cmd_describe(&c));
   }
   *result = (void *)(intptr_t)rc;
+  if (n->fx.applied != NULL)
+    n->fx.applied(n->fx.ctx, index, &n->fsm);
   meta__store_state(n, &n->fsm);
   caught_up(n);
   if (n->serving_fsm)
@@ -408,6 +410,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
   raft_free(buf->base); /* ours now (raft's snapshotRestore) */
   meta_state_free(&n->fsm);
   n->fsm = s;
+  if (n->fx.applied != NULL)
+    n->fx.applied(n->fx.ctx, n->fsm.applied, &n->fsm);
   meta__store_state(n, &n->fsm);
   caught_up(n);
   if (n->serving_fsm)

@@ -92,6 +92,10 @@ struct meta_node_effects {
   /* answer: proposal or read @cookie (non-zero) ended with @status; for a
    * command, @result is meta_state_apply's result. May be NULL. */
   void (*answer)(void *ctx, uint64_t cookie, int status, const char *text);
+  /* applied: the FSM reached @index (a command applied, or a snapshot
+   * restored at it): @s is its state (borrowed). For checkers; may be
+   * NULL. */
+  void (*applied)(void *ctx, uint64_t index, const struct meta_state *s);
 };
 
 struct meta_node;

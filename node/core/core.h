@@ -197,6 +197,10 @@ struct core_effects {
   /* meta_answer: core_meta_propose's or core_meta_read's @cookie (with
    * CORE_META_COOKIE_BIT) ended with @status. May be NULL. */
   void (*meta_answer)(void *ctx, uint64_t cookie, int status);
+  /* meta_applied: the metadata state machine reached @index (@s borrowed;
+   * meta_node.h's applied effect), for the simulator's checkers. May be
+   * NULL. */
+  void (*meta_applied)(void *ctx, uint64_t index, const struct meta_state *s);
 };
 
 /* ------------------------------------------------------------------------

@@ -100,6 +100,12 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
     c->meta_err = rc;
 }
 
+static void mx_applied(void *ctx, uint64_t index, const struct meta_state *s) {
+  struct core *c = ctx;
+  if (c->fx.meta_applied != NULL)
+    c->fx.meta_applied(c->fx.ctx, index, s);
+}
+
 /* done: the end of every call into the metadata node: an error raised
  * inside its effects wins. */
 static int done(struct core *c, int rc) {
@@ -119,8 +125,8 @@ int core__meta_start(struct core *c) {
   mc.replication = c->cfg.replication;
   if (mc.tracer == NULL)
     mc.tracer = c->cfg.tracer;
-  const struct meta_node_effects mfx = {c, mx_send, mx_sync, mx_state,
-                                        mx_answer};
+  const struct meta_node_effects mfx = {c,        mx_send,   mx_sync,
+                                        mx_state, mx_answer, mx_applied};
   int rc = meta_node_new(&mc, &mfx, c->store, &c->meta);
   if (rc != CHORUS_OK)
     return rc;

@@ -125,8 +125,8 @@ static struct meta_node_config config(int i) {
 static void boot(struct net *w, int i) {
   struct meta_node_config cfg = config(i);
   ctxs[i] = (struct ctx){w, i};
-  struct meta_node_effects fx = {&ctxs[i], fx_send, fx_sync, fx_state,
-                                 fx_answer};
+  struct meta_node_effects fx = {&ctxs[i], fx_send,   fx_sync,
+                                 fx_state, fx_answer, NULL};
   assert_int_equal(meta_node_new(&cfg, &fx, w->store[i], &w->node[i]),
                    CHORUS_OK);
   assert_int_equal(meta_node_load(w->node[i], w->now), CHORUS_OK);
