@@ -180,7 +180,9 @@ static struct chorus_client *client_for(const char *seeds) {
   return client_with(seeds, false);
 }
 
-/* The member state of node @who as node @at sees it, or -1. */
+/* The member state of node @who as node @at sees it, or -1; -2 for a
+ * member alive but not owning its ranges yet (not in the committed ring,
+ * or joining). */
 static int member_state(struct chorus_client *c, const struct node *who,
                         int64_t *hints_total) {
   struct chorus_result r;
@@ -193,8 +195,12 @@ static int member_state(struct chorus_client *c, const struct node *who,
           *hints_total = r.stats[i].value;
     }
     for (size_t i = 0; i < r.nnodes; i++)
-      if (strcmp(r.nodes[i].addr, who->addr) == 0)
+      if (strcmp(r.nodes[i].addr, who->addr) == 0) {
         state = r.nodes[i].member_state;
+        if (state == CHORUS_MEMBER_ALIVE &&
+            (!r.nodes[i].in_ring || r.nodes[i].ring_state == CHORUS_RING_JOINING))
+          state = -2;
+      }
   }
   chorus_result_free(&r);
   return state;
