@@ -576,6 +576,7 @@ int meta_node_bootstrap(struct meta_node *n, const struct meta_founder *f,
   }
   TRACE(n, "bootstrapped with %zu founders", nf);
   n->founder = true;
+  n->pristine = true;
   return start_raft(n);
 }
 
@@ -584,6 +585,7 @@ int meta_node_start_empty(struct meta_node *n, chorus_ms now) {
   if (n->started)
     return CHORUS_EINVAL;
   TRACE(n, "started empty: asking to join");
+  n->pristine = true;
   return start_raft(n);
 }
 
@@ -638,6 +640,10 @@ void meta_node_info(const struct meta_node *n, struct meta_node_info *out) {
   out->foreign = n->foreign;
   out->bad_messages = n->bad_messages;
   out->store_errors = n->store_errors;
+}
+
+bool meta_node_conflict(const struct meta_node *n) {
+  return n->conflict;
 }
 
 int meta_node_role(const struct meta_node *n, chorus_node_id id) {

@@ -161,6 +161,11 @@ struct meta_node_info {
   uint64_t store_errors;
 };
 void meta_node_info(const struct meta_node *n, struct meta_node_info *out);
+/* meta_node_conflict: this node started with no metadata on disk and
+ * found its name (its id) already held by a member at another address:
+ * it is not that member and must not serve as it (a replacement is the
+ * membership-change issue's `cluster replace`). */
+bool meta_node_conflict(const struct meta_node *n);
 /* meta_node_role: @id's role in Raft's configuration: -1 absent, else
  * RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE. */
 int meta_node_role(const struct meta_node *n, chorus_node_id id);

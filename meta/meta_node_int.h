@@ -80,6 +80,8 @@ struct meta_node {
   char self_addr[META_HEX_ID];
   char peer_addr[META_HEX_ID];
   bool started, founder;
+  bool pristine; /* started with no Raft state on disk (this run) */
+  bool conflict; /* its name belongs to a member elsewhere (impostor) */
   chorus_ms now;
   /* raft_io's start */
   unsigned tick_ms;

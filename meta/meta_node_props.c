@@ -316,6 +316,14 @@ static int self_join(struct meta_node *n) {
   const struct meta_member *me = meta_state_find(meta_node_state(n),
                                                  n->cfg.self);
   if (me != NULL) {
+    if (n->pristine && !n->conflict &&
+        strcmp(me->addr, n->cfg.self_member.addr) != 0) {
+      n->conflict = true;
+      TRACE(n,
+            "the name %s belongs to the member at %s: this node (at %s, "
+            "started with no metadata) is not it and will not serve",
+            me->name, me->addr, n->cfg.self_member.addr);
+    }
     if (me->state == META_REMOVED && !n->told_removed) {
       n->told_removed = true;
       TRACE(n, "this node was removed from the cluster's metadata");

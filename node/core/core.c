@@ -397,8 +397,10 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
   if (m->type == WIRE_META)
     return c->meta != NULL && from != 0 ? finish(c, core__meta_peer(c, from, m))
                                         : CHORUS_OK;
-  /* A leaving node takes no new replica work: its peers hint for it. */
-  if (c->repl == NULL || c->leaving || from == 0)
+  /* A leaving node takes no new replica work: its peers hint for it. Nor
+   * does an impostor (meta_node_conflict). */
+  if (c->repl == NULL || c->leaving || from == 0 ||
+      (c->meta != NULL && meta_node_conflict(c->meta)))
     return CHORUS_OK;
   return finish(c, repl_peer(c->repl, from, m, now, wall, &c->rfx));
 }
@@ -438,6 +440,11 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
   if (c->leaving || c->repl == NULL)
     return refuse(c, cookie, CHORUS_EUNAVAILABLE,
                   c->leaving ? "node shutting down" : "node starting");
+  if (c->meta != NULL && meta_node_conflict(c->meta) &&
+      m->type != WIRE_CLUSTER_QUERY)
+    return refuse(c, cookie, CHORUS_EEXIST,
+                  "this node's name belongs to another member of the "
+                  "cluster; it does not serve");
   c->now = now;
   c->wall = wall;
   if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE) {
