@@ -257,7 +257,8 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst);
 /* meta_state_apply: applies @c committed at Raft @index. Returns the
  * command's result (CHORUS_OK; CHORUS_EEXIST for a name or id in use,
  * CHORUS_ENOTFOUND for an unknown member, CHORUS_EINVAL for a transition
- * that is not allowed) after which the state is unchanged but for
+ * that is not allowed or a field out of range, CHORUS_ETOOBIG for a JOIN
+ * beyond META_MAX_MEMBERS) after which the state is unchanged but for
  * @applied; CHORUS_ENOMEM is the only error that leaves it unchanged
  * altogether (the caller must stop). */
 int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,

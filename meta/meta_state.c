@@ -111,10 +111,19 @@ static bool transition_ok(uint8_t from, uint8_t to) {
   }
 }
 
+static bool terminated(const char *field, size_t cap) {
+  return memchr(field, '\0', cap) != NULL;
+}
+
 static int apply_join(struct meta_state *s, const struct meta_member *m,
                       uint64_t index) {
+  /* A decoded command has passed these checks (meta_codec.c); one built
+   * in memory must pass them too before it shapes the ring. */
   if (m->id == 0 || m->state < META_JOINING || m->state > META_NORMAL ||
-      memchr(m->name, '\0', sizeof m->name) == NULL || m->name[0] == '\0')
+      !terminated(m->name, sizeof m->name) || m->name[0] == '\0' ||
+      !terminated(m->addr, sizeof m->addr) ||
+      !terminated(m->dc, sizeof m->dc) ||
+      !terminated(m->rack, sizeof m->rack) || m->vnodes > RING_MAX_VNODES)
     return CHORUS_EINVAL;
   const struct meta_member *same = meta_state_find_name(s, m->name);
   bool found;
@@ -163,8 +172,13 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     break;
   }
   case META_CMD_REPLICATION:
-    s->replication = c->replication;
-    ring_input = true;
+    if (ring_replication_check(&c->replication, NULL) != CHORUS_OK) {
+      rc = CHORUS_EINVAL;
+    } else if (memcmp(&s->replication, &c->replication,
+                      sizeof c->replication) != 0) {
+      s->replication = c->replication;
+      ring_input = true;
+    }
     break;
   case META_CMD_NOTE:
     s->note_key = c->note_key;
@@ -243,56 +257,90 @@ int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
   return rc;
 }
 
-/* Voters are spread like Cassandra spreads replicas: take datacenters in
- * turn, and within a datacenter racks in turn, so that losing one rack or
- * one datacenter loses as few votes as possible. */
+/* Voters are spread like Cassandra spreads replicas: datacenters take
+ * turns, and within a datacenter its racks take turns, so that losing one
+ * rack or one datacenter loses as few votes as possible (3 datacenters of
+ * any size give 2/2/1: losing any one keeps 3 of 5).
+ *
+ * Each eligible member gets a position in its datacenter's round robin
+ * over racks (its rank by id within its rack first, then the rack's name);
+ * voters are taken by that position, datacenters in name order within a
+ * position. Quadratic in the members, which is why meta_node caches the
+ * answer per epoch. */
+static bool votes(const struct meta_member *m) {
+  return m->state != META_LEFT && m->state != META_REMOVED;
+}
+
+/* rack_rank: @m's rank by id among the eligible members of its rack. */
+static size_t rack_rank(const struct meta_state *s, const struct meta_member *m) {
+  size_t r = 0;
+  for (size_t j = 0; j < s->n; j++) {
+    const struct meta_member *o = &s->members[j];
+    r += votes(o) && o->id < m->id && strcmp(o->dc, m->dc) == 0 &&
+         strcmp(o->rack, m->rack) == 0;
+  }
+  return r;
+}
+
+/* before_in_dc: whether @a comes before @b in their datacenter's round
+ * robin over racks. */
+static bool before_in_dc(const struct meta_member *a, size_t ra,
+                         const struct meta_member *b, size_t rb) {
+  if (ra != rb)
+    return ra < rb;
+  int c = strcmp(a->rack, b->rack);
+  return c != 0 ? c < 0 : a->id < b->id;
+}
+
 size_t meta_state_voters(const struct meta_state *s,
                          chorus_node_id out[META_MAX_VOTERS]) {
+  size_t *rank = chorus_calloc(s->n ? s->n : 1, sizeof *rank);
+  size_t *pos = chorus_calloc(s->n ? s->n : 1, sizeof *pos);
   size_t n = 0;
-  bool *taken = chorus_calloc(s->n ? s->n : 1, sizeof *taken);
-  if (taken == NULL) {
-    /* Out of memory: the first eligible members by id (still
-     * deterministic, only less spread). */
+  if (rank == NULL || pos == NULL) {
+    /* Out of memory: the first eligible members by id (deterministic
+     * still, only less spread). */
     for (size_t i = 0; i < s->n && n < META_MAX_VOTERS; i++)
-      if (s->members[i].state != META_LEFT &&
-          s->members[i].state != META_REMOVED)
+      if (votes(&s->members[i]))
         out[n++] = s->members[i].id;
+    chorus_free(rank);
+    chorus_free(pos);
     return n;
   }
-  /* Each round takes at most one member per (dc, rack) pair not used yet
-   * in this round, datacenters alternating: a simple deterministic sweep. */
-  while (n < META_MAX_VOTERS) {
-    bool took = false;
-    char used_dc[META_MAX_VOTERS][RING_NAME_MAX];
-    char used_rack[META_MAX_VOTERS][2 * RING_NAME_MAX];
-    size_t ndc = 0, nrack = 0;
-    for (int pass = 0; pass < 2 && n < META_MAX_VOTERS; pass++) {
-      for (size_t i = 0; i < s->n && n < META_MAX_VOTERS; i++) {
-        const struct meta_member *m = &s->members[i];
-        if (taken[i] || m->state == META_LEFT || m->state == META_REMOVED)
-          continue;
-        char rk[2 * RING_NAME_MAX];
-        snprintf(rk, sizeof rk, "%s/%s", m->dc, m->rack);
-        bool dc_used = false, rack_used = false;
-        for (size_t k = 0; k < ndc; k++)
-          dc_used = dc_used || strcmp(used_dc[k], m->dc) == 0;
-        for (size_t k = 0; k < nrack; k++)
-          rack_used = rack_used || strcmp(used_rack[k], rk) == 0;
-        /* pass 0: a new datacenter; pass 1: a new rack. */
-        if (rack_used || (pass == 0 && dc_used))
-          continue;
-        taken[i] = true;
-        out[n++] = m->id;
-        took = true;
-        if (!dc_used && ndc < META_MAX_VOTERS)
-          snprintf(used_dc[ndc++], RING_NAME_MAX, "%s", m->dc);
-        if (nrack < META_MAX_VOTERS)
-          snprintf(used_rack[nrack++], sizeof used_rack[0], "%s", rk);
-      }
-    }
-    if (!took)
-      break;
+  for (size_t i = 0; i < s->n; i++)
+    if (votes(&s->members[i]))
+      rank[i] = rack_rank(s, &s->members[i]);
+  for (size_t i = 0; i < s->n; i++) {
+    const struct meta_member *m = &s->members[i];
+    if (!votes(m))
+      continue;
+    for (size_t j = 0; j < s->n; j++)
+      pos[i] += j != i && votes(&s->members[j]) &&
+                strcmp(s->members[j].dc, m->dc) == 0 &&
+                before_in_dc(&s->members[j], rank[j], m, rank[i]);
   }
-  chorus_free(taken);
+  /* Take the least (position, datacenter, id) not taken yet, five times. */
+  while (n < META_MAX_VOTERS) {
+    size_t best = s->n;
+    for (size_t i = 0; i < s->n; i++) {
+      const struct meta_member *m = &s->members[i];
+      bool taken = false;
+      for (size_t k = 0; k < n; k++)
+        taken = taken || out[k] == m->id;
+      if (!votes(m) || taken)
+        continue;
+      if (best == s->n || pos[i] < pos[best] ||
+          (pos[i] == pos[best] &&
+           (strcmp(m->dc, s->members[best].dc) < 0 ||
+            (strcmp(m->dc, s->members[best].dc) == 0 &&
+             m->id < s->members[best].id))))
+        best = i;
+    }
+    if (best == s->n)
+      break;
+    out[n++] = s->members[best].id;
+  }
+  chorus_free(rank);
+  chorus_free(pos);
   return n;
 }

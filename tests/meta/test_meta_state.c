@@ -492,11 +492,8 @@ static void test_voters_spread(void **state) {
 }
 
 /* Three datacenters of three racks each (one member per rack), dc0's ids
- * first. Every datacenter gets a voter. KNOWN GAP (reported with the
- * codec work): the five voters should be split 2/2/1, so that losing any
- * one datacenter keeps a majority (3 of 5); meta_state_voters gives 3/1/1
- * because its second pass fills a round with new racks in id order,
- * whatever their datacenter. When that changes, tighten `most` to 2. */
+ * first. Every datacenter gets a voter, and the five voters are split
+ * 2/2/1, so that losing any one datacenter keeps a majority (3 of 5). */
 static void test_voters_three_dcs(void **state) {
   (void)state;
   struct meta_state s;
@@ -521,7 +518,7 @@ static void test_voters_three_dcs(void **state) {
     assert_true(k >= 1);
     most = k > most ? k : most;
   }
-  assert_int_equal(most, 3); /* the gap above; 2 once fixed */
+  assert_int_equal(most, 2); /* 2/2/1: losing any one keeps a majority */
   meta_state_free(&s);
 }
 
