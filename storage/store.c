@@ -47,6 +47,9 @@ int store_get(struct store *s, enum store_space space, const void *key,
   return s->ops->get(s, space, key, klen, val, vlen);
 }
 
+static int write_allowed(struct store *s, bool meta_only);
+static bool batch_meta_only(const struct store_batch *b);
+
 /* wrote: every write's result passes here: a write that found the disk
  * full although the last check did not (the reserve was outrun) asks for
  * a check at once (store_space_stale). */
@@ -64,7 +67,7 @@ int store_put(struct store *s, enum store_space space, const void *key,
   if (rc == CHORUS_OK)
     rc = check_value(s->errmsg, val, vlen);
   if (rc == CHORUS_OK)
-    rc = store_write_allowed(s);
+    rc = write_allowed(s, space == STORE_META);
   if (rc != CHORUS_OK)
     return rc;
   chorus_seq ignored;
@@ -78,7 +81,7 @@ int store_delete(struct store *s, enum store_space space, const void *key,
   if (rc == CHORUS_OK)
     rc = check_key(s->errmsg, key, klen);
   if (rc == CHORUS_OK)
-    rc = store_write_allowed(s);
+    rc = write_allowed(s, space == STORE_META);
   if (rc != CHORUS_OK)
     return rc;
   chorus_seq ignored;
@@ -96,7 +99,7 @@ int store_write_batch(struct store *s, const struct store_batch *b,
     *seq = s->ops->last_seq(s);
     return CHORUS_OK;
   }
-  int rc = store_write_allowed(s);
+  int rc = write_allowed(s, batch_meta_only(b));
   if (rc != CHORUS_OK)
     return rc;
   return wrote(s, s->ops->write_batch(s, b, seq));
@@ -212,6 +215,18 @@ int store_write_allowed(struct store *s) {
                      (unsigned long long)s->disk.avail);
 }
 
+/* write_allowed: store_write_allowed, except that writes to STORE_META
+ * alone (the node's identity and the metadata Raft log: a few kilobytes)
+ * go on below the reserve while the backend can still write. The reserve
+ * keeps client data from filling the disk; the metadata must not stop with
+ * it, or a node short of space would hold up the whole cluster's metadata
+ * (a Raft voter that cannot persist a term or an entry). */
+static int write_allowed(struct store *s, bool meta_only) {
+  if (meta_only && s->disk.full && !s->disk.read_only && s->disk.avail > 0)
+    return CHORUS_OK;
+  return store_write_allowed(s);
+}
+
 int store_check_space(struct store *s, bool *changed) {
   struct store_disk *sp = &s->disk;
   bool was_full = sp->full;
@@ -267,6 +282,13 @@ struct store_batch {
   struct batch_entry *entries;
   size_t count, cap;
 };
+
+static bool batch_meta_only(const struct store_batch *b) {
+  for (size_t i = 0; i < b->count; i++)
+    if (b->entries[i].space != STORE_META)
+      return false;
+  return true;
+}
 
 struct store_batch *store_batch_new(void) {
   return chorus_calloc(1, sizeof(struct store_batch));

@@ -65,7 +65,9 @@
  * that already failed (writable_file_writer.h:312, issue 17). So the store
  * keeps a reserve: below store_set_reserve()'s floor of available bytes it
  * refuses every write with CHORUS_ENOSPC, "data folder full (N bytes
- * free)", before the backend sees it, while reads, iterators and barriers
+ * free)", before the backend sees it (writes to STORE_META alone, the
+ * identity and the metadata Raft log, go on while the backend can write:
+ * a voter short of space must not stop the cluster's metadata), while reads, iterators and barriers
  * of earlier writes keep working. The driver calls store_check_space()
  * periodically (chorusd: every second) and at once when store_space_stale()
  * says a write failed for lack of space; that call is the one place where

@@ -287,6 +287,31 @@ static double wait_writable(int i, const char *prefix, double limit) {
   }
 }
 
+/* all_normal: node @i has applied metadata in which all NODES members own
+ * their tokens (a node started beside the seeds joins as `joining` and is
+ * promoted a moment later: until then the replicas of a key are fewer). */
+static bool all_normal(int i) {
+  struct chorus_client *c = client_of(i);
+  struct chorus_cluster_status *st = NULL;
+  bool ok = chorus_cluster_status(c, &st) == CHORUS_OK && st->nmembers == NODES;
+  for (size_t m = 0; ok && m < st->nmembers; m++)
+    ok = st->members[m].state == CHORUS_META_NORMAL;
+  chorus_cluster_status_free(st);
+  chorus_client_close(c);
+  return ok;
+}
+
+static double wait_all_normal(double limit) {
+  double t0 = now_s();
+  for (int i = 0; i < NODES; i++)
+    while (!all_normal(i)) {
+      if (now_s() - t0 > limit)
+        fail("n%d: not every member normal within %.0f s", i, limit);
+      sleep_ms(100);
+    }
+  return now_s() - t0;
+}
+
 /* ------------------------------------------------------------------------
  * The run
  * ------------------------------------------------------------------------ */
@@ -332,6 +357,7 @@ int main(int argc, char **argv) {
 
   /* 1. Healthy. */
   say("cluster formed in %.1f s", wait_writable(0, "probe", 20));
+  say("every member normal after %.1f s more", wait_all_normal(20));
   write_phase(0, "a", KEYS_PER_PHASE);
 
   /* 2. Another file takes n0's folder below its reserve. */
