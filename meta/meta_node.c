@@ -437,6 +437,12 @@ int meta_node_new(const struct meta_node_config *cfg,
   n->fx = *fx;
   n->store = store;
   chorus_prng_seed(&n->prng, cfg->seed ^ cfg->self);
+  /* Proposal ids are unique per incarnation: random high 32 bits, a
+   * counter below. The leader remembers what it answered by (proposer,
+   * id); ids that restarted at 1 after a restart would be answered from
+   * that cache with another proposal's result (a lost acknowledged change,
+   * found by the metadata simulator). chorusd seeds from randombytes. */
+  n->next_req = chorus_prng_next(&n->prng) & ~UINT64_C(0xffffffff);
   meta_state_init(&n->fsm, &cfg->replication);
   meta_state_init(&n->loaded, &cfg->replication);
   meta__hex_id(cfg->self, n->self_addr);
