@@ -498,9 +498,24 @@ static void closed_cb(struct raft *r) {
   (void)r;
 }
 
+static int mute_send(void *ctx, chorus_node_id to, const void *data,
+                     size_t len) {
+  (void)ctx, (void)to, (void)data, (void)len;
+  return CHORUS_OK;
+}
+
+static int mute_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  (void)ctx, (void)seq, (void)token;
+  return CHORUS_OK;
+}
+
 void meta_node_free(struct meta_node *n) {
   if (n == NULL)
     return;
+  /* raft_close fails what is still pending (proposals being applied:
+   * their callbacks answer peers); the owner is going away, so from here
+   * on no effect reaches it. */
+  n->fx = (struct meta_node_effects){.send = mute_send, .sync = mute_sync};
   raft_close(&n->raft, closed_cb);
   for (size_t i = 0; i < n->nheld; i++)
     chorus_free(n->held[i].buf);

@@ -112,6 +112,11 @@ static int done(struct core *c, int rc) {
   if (rc == CHORUS_OK)
     rc = c->meta_err;
   c->meta_err = CHORUS_OK;
+  /* A metadata write that failed (meta_node.h: the node must stop) is the
+   * core's fsyncgate like any other store failure: the driver exits and
+   * restarts from what is on disk. */
+  if (rc == CHORUS_EIO)
+    rc = CHORUS_ESYNCFAILED;
   return rc;
 }
 

@@ -831,6 +831,11 @@ const struct core *core_sim_core(struct sim *s, int node) {
   return n != NULL ? n->core : NULL;
 }
 
+int core_sim_exited(struct sim *s, int node) {
+  const struct cnode *n = sim_node_state(s, node);
+  return n != NULL && n->exited;
+}
+
 const struct repl *core_sim_repl(struct sim *s, int node) {
   const struct core *c = core_sim_core(s, node);
   return c != NULL ? core_repl(c) : NULL;

@@ -193,6 +193,11 @@ void core_sim_brutal(struct sim_run_config *rc);
  * and its retry). Read it with core_ring, core_swim, core_repl. */
 const struct core *core_sim_core(struct sim *s, int node);
 
+/* core_sim_exited: node @node's store failed a sync and the process
+ * exited (silent until the engine kills or restarts it: a scenario that
+ * models a supervisor calls sim_restart). */
+int core_sim_exited(struct sim *s, int node);
+
 /* core_sim_repl: core_repl of node @node's core, or NULL (as above). */
 const struct repl *core_sim_repl(struct sim *s, int node);
 

@@ -1,0 +1,293 @@
+/* test_meta_sim.c: the metadata Raft group under the simulator (issue 18).
+ *
+ * Five nodes run the node core with metadata on (core_sim_options.metadata:
+ * the roster founds the group, as chorusd does), under the workload and a
+ * swarm of faults (partitions, clogs, drops, crashes and restarts, store
+ * faults, clock jumps and drift) drawn per seed, and NOTE commands proposed
+ * through a rotating node every 150 ms, so the log grows past the snapshot
+ * threshold. Every 20 ms of virtual time every running node is observed:
+ * its Raft role and term (meta_check_role), the state it serves and the
+ * index it was applied at (meta_check_applied). After the heal, every node
+ * must have applied what any leader called committed (meta_check_final).
+ * The workload's own checkers judge the data path as usual.
+ *
+ * The checker is first shown to catch planted violations (two leaders in
+ * a term, two states at one index, a lost commit).
+ *
+ * Seeds: CHORUS_META_SIM_SEEDS (default 12; scripts/meta-sim-long runs
+ * 1,000), from CHORUS_META_SIM_FIRST (default 1); CHORUS_META_SIM_BRUTAL=1
+ * for heavy fixed fault rates; CHORUS_META_SIM_STORE_FAULTS=1 adds store
+ * faults (off by default: a known gap, see below). */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <xxhash.h>
+
+#include "chorus_error.h"
+#include "core.h"
+#include "core_sim_adapter.h"
+#include "meta.h"
+#include "meta_check.h"
+#include "meta_node.h"
+#include "sim.h"
+
+#define POLL_MS 20
+#define PROPOSE_MS 150
+#define LATE_JOIN_MS 3000
+
+/* ---- the checker against planted violations ----------------------------- */
+
+static void test_checker_catches_two_leaders(void **state) {
+  (void)state;
+  struct meta_check mc;
+  meta_check_init(&mc);
+  meta_check_role(&mc, 0, 3, 0xa, 5);
+  meta_check_role(&mc, 1, 3, 0, 5);
+  meta_check_role(&mc, 1, 4, 0xb, 6);
+  assert_int_equal(mc.violations, 0);
+  meta_check_role(&mc, 2, 3, 0xc, 5);
+  assert_int_equal(mc.violations, 1);
+  assert_non_null(strstr(mc.first, "two leaders in term 3"));
+  meta_check_free(&mc);
+}
+
+static void test_checker_catches_two_histories(void **state) {
+  (void)state;
+  struct meta_check mc;
+  meta_check_init(&mc);
+  meta_check_applied(&mc, 0, 7, 111);
+  meta_check_applied(&mc, 1, 7, 111);
+  meta_check_applied(&mc, 1, 9, 222);
+  meta_check_applied(&mc, 2, 8, 333);
+  assert_int_equal(mc.violations, 0);
+  meta_check_applied(&mc, 2, 9, 444);
+  assert_int_equal(mc.violations, 1);
+  assert_non_null(strstr(mc.first, "index 9"));
+  meta_check_free(&mc);
+}
+
+static void test_checker_catches_a_lost_commit(void **state) {
+  (void)state;
+  struct meta_check mc;
+  meta_check_init(&mc);
+  meta_check_role(&mc, 0, 2, 0xa, 40);
+  meta_check_final(&mc, 0, 40);
+  meta_check_final(&mc, 1, 41);
+  assert_int_equal(mc.violations, 0);
+  meta_check_final(&mc, 2, 39);
+  assert_int_equal(mc.violations, 1);
+  assert_non_null(strstr(mc.first, "lost"));
+  meta_check_free(&mc);
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt) {
+  const char *v = getenv(name);
+  return v != NULL && *v != '\0' ? strtoull(v, NULL, 10) : dflt;
+}
+
+/* ---- runs --------------------------------------------------------------- */
+
+struct watch {
+  struct meta_check mc;
+  const struct sim_run_config *rc;
+  uint64_t proposed, accepted, restarts;
+  uint64_t max_epoch;  /* the highest epoch any node served */
+  sim_time late_epoch; /* when it was first seen */
+  int next_proposer;
+  int nodes;
+  sim_time stop;      /* proposals stop here (the heal) */
+  sim_time stop_poll; /* observations stop here (the heal's bound) */
+};
+
+static const struct meta_node *meta_of(struct sim *s, int i) {
+  const struct core *c = core_sim_core(s, i);
+  return c == NULL ? NULL : core_meta(c);
+}
+
+static void observe(struct sim *s, struct watch *w) {
+  for (int i = 0; i < w->nodes; i++) {
+    const struct meta_node *m = meta_of(s, i);
+    if (m == NULL || !meta_node_started(m))
+      continue;
+    struct meta_node_info mi;
+    meta_node_info(m, &mi);
+    uint64_t self = core_sim_id(s, i);
+    meta_check_role(&w->mc, i, mi.term,
+                    mi.raft_state == RAFT_LEADER ? self : 0, mi.commit_index);
+    const struct meta_state *st = meta_node_state(m);
+    if (st == NULL || st->applied == 0)
+      continue;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (meta_state_encode(st, &buf, &len) != CHORUS_OK)
+      continue;
+    meta_check_applied(&w->mc, i, st->applied, XXH3_64bits(buf, len));
+    if (st->epoch > w->max_epoch) {
+      w->max_epoch = st->epoch;
+      w->late_epoch = sim_now(s);
+    }
+    free(buf);
+  }
+}
+
+/* supervise: a node whose store failed exits (fsyncgate); its supervisor
+ * starts it again from what its disk holds, as systemd's Restart= would. */
+static void supervise(struct sim *s, struct watch *w) {
+  for (int i = 0; i < w->nodes; i++)
+    if (core_sim_exited(s, i) && sim_restart(s, i) == CHORUS_OK)
+      w->restarts++;
+}
+
+static void poll(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  supervise(s, w);
+  observe(s, w);
+  if (sim_now(s) < w->stop_poll)
+    (void)sim_schedule(s, SIM_MS(POLL_MS), poll, w);
+}
+
+struct note {
+  uint64_t key, value;
+};
+
+static int propose_note(struct core *c, chorus_ms now, chorus_ms wall,
+                        void *arg) {
+  const struct note *n = arg;
+  struct meta_cmd cmd = {.type = META_CMD_NOTE};
+  cmd.note_key = n->key;
+  cmd.note_value = n->value;
+  return core_meta_propose(c, &cmd, n->value, 2000, now, wall);
+}
+
+static void propose(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  int node = w->next_proposer++ % w->nodes;
+  struct note n = {.key = (uint64_t)node + 1, .value = ++w->proposed};
+  if (core_sim_do(s, node, propose_note, &n) == CHORUS_OK)
+    w->accepted++;
+  if (sim_now(s) < w->stop)
+    (void)sim_schedule(s, SIM_MS(PROPOSE_MS), propose, w);
+}
+
+static void at_start(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  w->stop = w->rc->chaos;
+  w->stop_poll = w->rc->chaos + SIM_MS(30000);
+  (void)sim_schedule(s, SIM_MS(POLL_MS), poll, w);
+  (void)sim_schedule(s, SIM_MS(1000), propose, w);
+}
+
+/* at_end: healed and judged; give Raft time to catch every node up, then
+ * the final check on every node that runs. */
+static void at_end(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  for (int k = 0; k < 100; k++) {
+    supervise(s, w);
+    (void)sim_run_for(s, SIM_MS(100));
+    observe(s, w);
+  }
+  for (int i = 0; i < w->nodes; i++) {
+    const struct meta_node *m = meta_of(s, i);
+    if (m == NULL || !meta_node_started(m))
+      continue;
+    struct meta_node_info mi;
+    meta_node_info(m, &mi);
+    if (getenv("CHORUS_META_SIM_TRACE") != NULL)
+      printf("# n%d: raft state %d term %" PRIu64 " commit %" PRIu64
+             " applied %" PRIu64 " last %" PRIu64 " store errors %" PRIu64
+             " epoch %" PRIu64 " members %zu\n",
+             i, mi.raft_state, mi.term, mi.commit_index, mi.applied_index,
+             mi.last_index, mi.store_errors, meta_node_state(m)->epoch,
+             meta_node_state(m)->n);
+    int before = w->mc.violations;
+    meta_check_final(&w->mc, i, mi.applied_index);
+    if (w->mc.violations > before && before == 0) {
+      size_t len = strlen(w->mc.first);
+      snprintf(w->mc.first + len, sizeof w->mc.first - len,
+               " (raft state %d, term %" PRIu64 ", commit %" PRIu64
+               ", last index %" PRIu64 ", store errors %" PRIu64 ")",
+               mi.raft_state, mi.term, mi.commit_index, mi.last_index,
+               mi.store_errors);
+    }
+  }
+}
+
+static void test_meta_under_faults(void **state) {
+  (void)state;
+  struct core_sim_preset p = *core_sim_preset_find("n5");
+  p.opt.metadata = 1;
+  struct sim_run_config rc;
+  core_sim_preset_apply(&rc, &p);
+  rc.sim.verbose = getenv("CHORUS_META_SIM_TRACE") != NULL;
+  /* CHORUS_META_SIM_BRUTAL=1: every seed gets every fault at a high rate
+   * (core_sim_brutal) instead of a swarm draw. */
+  if (env_u64("CHORUS_META_SIM_BRUTAL", 0) != 0)
+    core_sim_brutal(&rc);
+  /* Store faults are off unless CHORUS_META_SIM_STORE_FAULTS=1: a
+   * metadata write refused for space leaves libraft unavailable on that
+   * node until it restarts (docs/ARCHITECTURE.md, known gaps). */
+  if (env_u64("CHORUS_META_SIM_STORE_FAULTS", 0) == 0)
+    rc.sim.faults.store_fault = 0;
+  rc.hook_start = at_start;
+  rc.hook_end = at_end;
+  uint64_t first = env_u64("CHORUS_META_SIM_FIRST", 1);
+  uint64_t seeds = env_u64("CHORUS_META_SIM_SEEDS", 12);
+  uint64_t terms = 0, states = 0, proposed = 0, restarts = 0, failed = 0;
+  uint64_t excused = 0;
+  for (uint64_t seed = first; seed < first + seeds; seed++) {
+    struct watch w = {.rc = &rc, .nodes = p.nodes};
+    meta_check_init(&w.mc);
+    rc.hook_arg = &w;
+    struct sim_run_result res;
+    assert_int_equal(sim_run_seed(&rc, seed, &res), CHORUS_OK);
+    /* A founder whose JOIN commits only after partitions held it off joins
+     * a ring the workload has written to, and no streaming brings it the
+     * data (issue 19): the data path's convergence check cannot hold then.
+     * Counted and shown, not failed; the metadata checks still apply. */
+    bool late_owner = !res.ok && strcmp(res.checker, "liveness") == 0 &&
+                      w.late_epoch > SIM_MS(LATE_JOIN_MS);
+    if (late_owner) {
+      excused++;
+      printf("# seed %" PRIu64 ": data not converged after a member joined "
+             "at %.1f s (no streaming yet: issue 19)\n",
+             seed, (double)w.late_epoch / 1e6);
+    }
+    if ((!res.ok && !late_owner) || w.mc.violations > 0 || w.mc.nterms == 0) {
+      failed++;
+      printf("# seed %" PRIu64 ": FAILED: %s%s%s\n", seed,
+             res.ok ? "" : res.checker, res.ok ? "" : ": ",
+             res.ok ? (w.mc.nterms == 0 ? "no leader ever" : w.mc.first)
+                    : res.message);
+    }
+    terms += w.mc.nterms;
+    states += w.mc.nstates;
+    proposed += w.proposed;
+    restarts += w.restarts;
+    meta_check_free(&w.mc);
+  }
+  printf("# %" PRIu64 " seeds from %" PRIu64 ": %" PRIu64 " failed, %" PRIu64
+         " data runs excused for a late join; %" PRIu64
+         " terms with a leader, %" PRIu64 " distinct applied states checked, "
+         "%" PRIu64 " NOTE proposals, %" PRIu64 " restarts after a store "
+         "failure\n",
+         seeds, first, failed, excused, terms, states, proposed, restarts);
+  assert_int_equal(failed, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_checker_catches_two_leaders),
+      cmocka_unit_test(test_checker_catches_two_histories),
+      cmocka_unit_test(test_checker_catches_a_lost_commit),
+      cmocka_unit_test(test_meta_under_faults),
+  };
+  return cmocka_run_group_tests_name("meta_sim", tests, NULL, NULL);
+}
