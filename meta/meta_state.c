@@ -3,10 +3,12 @@
  * the voter choice built from it. */
 #include <assert.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
 #include "chorus_error.h"
+#include "chorus_search.h"
 #include "meta.h"
 
 const char *meta_member_state_name(enum meta_member_state s) {
@@ -62,14 +64,8 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
  * would go (*@found false). */
 static size_t find_slot(const struct meta_state *s, chorus_node_id id,
                         bool *found) {
-  size_t lo = 0, hi = s->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (s->members[mid].id < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+  size_t lo = chorus_id_lower_bound(s->members, s->n, sizeof s->members[0],
+                                    offsetof(struct meta_member, id), id);
   *found = lo < s->n && s->members[lo].id == id;
   return lo;
 }

@@ -1,6 +1,8 @@
 /* meta_check.c: see meta_check.h. */
 #include "meta_check.h"
 
+#include "chorus_search.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,14 +50,8 @@ void meta_check_role(struct meta_check *mc, int node, uint64_t term,
     return;
   if (commit > mc->max_commit)
     mc->max_commit = commit;
-  size_t lo = 0, hi = mc->nterms;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (mc->terms[mid].term < term)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+  /* Sorted by a 64-bit key at offset 0: the project's one search. */
+  size_t lo = chorus_id_lower_bound(mc->terms, mc->nterms, sizeof mc->terms[0], 0, term);
   if (lo < mc->nterms && mc->terms[lo].term == term) {
     if (mc->terms[lo].leader != leader)
       violation(mc,
@@ -78,14 +74,8 @@ void meta_check_role(struct meta_check *mc, int node, uint64_t term,
 void meta_check_applied(struct meta_check *mc, int node, uint64_t index,
                         uint64_t hash) {
   mc->observations++;
-  size_t lo = 0, hi = mc->nstates;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (mc->states[mid].index < index)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+  /* Sorted by a 64-bit key at offset 0: the project's one search. */
+  size_t lo = chorus_id_lower_bound(mc->states, mc->nstates, sizeof mc->states[0], 0, index);
   if (lo < mc->nstates && mc->states[lo].index == index) {
     if (mc->states[lo].hash != hash)
       violation(mc,
