@@ -423,6 +423,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
  * Lifecycle
  * ======================================================================== */
 
+static int init_raft(struct meta_node *n);
+
 int meta_node_new(const struct meta_node_config *cfg,
                   const struct meta_node_effects *fx, struct store *store,
                   struct meta_node **out) {
@@ -471,12 +473,24 @@ int meta_node_new(const struct meta_node_config *cfg,
                               .snapshot = fsm_snapshot,
                               .restore = fsm_restore};
   n->rp = &n->raft;
-  int rv = raft_init(&n->raft, &n->io, &n->fsmi, cfg->self, n->self_addr);
-  if (rv != 0) {
+  int rc = init_raft(n);
+  if (rc != CHORUS_OK) {
     meta_state_free(&n->fsm);
+    meta_state_free(&n->loaded);
     chorus_free(n);
-    return rv == RAFT_NOMEM ? CHORUS_ENOMEM : CHORUS_EINVAL;
+    return rc;
   }
+  n->reconcile_at = 0;
+  *out = n;
+  return CHORUS_OK;
+}
+
+/* init_raft: raft_init with the node's io and FSM, and its settings. */
+static int init_raft(struct meta_node *n) {
+  const struct meta_node_config *cfg = &n->cfg;
+  int rv = raft_init(&n->raft, &n->io, &n->fsmi, cfg->self, n->self_addr);
+  if (rv != 0)
+    return rv == RAFT_NOMEM ? CHORUS_ENOMEM : CHORUS_EINVAL;
   raft_set_election_timeout(&n->raft, cfg->election_ms ? cfg->election_ms
                                                        : 1000);
   raft_set_heartbeat_timeout(&n->raft,
@@ -489,8 +503,6 @@ int meta_node_new(const struct meta_node_config *cfg,
   /* Pre-vote (Raft §9.6): a node cut off and back does not depose a
    * working leader with its inflated term. */
   raft_set_pre_vote(&n->raft, true);
-  n->reconcile_at = 0;
-  *out = n;
   return CHORUS_OK;
 }
 
@@ -661,6 +673,7 @@ void meta_node_info(const struct meta_node *n, struct meta_node_info *out) {
   out->foreign = n->foreign;
   out->bad_messages = n->bad_messages;
   out->store_errors = n->store_errors;
+  out->revivals = n->revivals;
 }
 
 bool meta_node_conflict(const struct meta_node *n) {
@@ -726,8 +739,49 @@ int meta_node_recv(struct meta_node *n, chorus_node_id from, const void *data,
   return drain(n);
 }
 
+/* revive: libraft turns unavailable for good when a write it asked for
+ * fails (a full disk: RAFT_NOSPACE), leaving the restart to its process
+ * (other failures stop chorusd: meta_node.h). This node restarts it in
+ * place instead, as a restarted process would start: the instance closed
+ * (pending I/O canceled, proposals failed), held messages dropped, a new
+ * instance started from what the store holds. The state served meanwhile
+ * stays the last one applied; the new FSM catches up to it (caught_up).
+ * Tried once a second while the write still fails. */
+static int revive(struct meta_node *n) {
+  n->revive_at = n->now + 1000;
+  n->revivals++;
+  TRACE(n, "raft unavailable after a failed metadata write: restarting it "
+           "from the store (restart %" PRIu64 ")",
+        n->revivals);
+  raft_close(&n->raft, closed_cb); /* io_close completes it at once */
+  n->started = false;
+  n->tick_cb = NULL;
+  n->recv_cb = NULL;
+  for (size_t i = 0; i < n->nheld; i++)
+    chorus_free(n->held[i].buf);
+  n->nheld = 0;
+  if (n->serving_fsm) {
+    int rc = meta_state_copy(&n->fsm, &n->loaded);
+    if (rc != CHORUS_OK)
+      return rc;
+    n->serving_fsm = false;
+  }
+  meta_state_free(&n->fsm);
+  meta_state_init(&n->fsm, &n->cfg.replication);
+  int rc = init_raft(n);
+  if (rc != CHORUS_OK)
+    return rc;
+  return start_raft(n);
+}
+
 int meta_node_tick(struct meta_node *n, chorus_ms now) {
   n->now = now;
+  if (n->started && raft_state(&n->raft) == RAFT_UNAVAILABLE &&
+      now >= n->revive_at) {
+    int rc = revive(n);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
   if (n->started && n->tick_cb != NULL && now >= n->next_tick) {
     n->next_tick = now + n->tick_ms;
     n->tick_cb(&n->io);

@@ -159,6 +159,7 @@ struct meta_node_info {
   uint64_t term, commit_index, applied_index, last_index;
   uint64_t proposals, refused, sends_held, foreign, bad_messages;
   uint64_t store_errors;
+  uint64_t revivals; /* raft restarted in place after a refused write */
 };
 void meta_node_info(const struct meta_node *n, struct meta_node_info *out);
 /* meta_node_conflict: this node started with no metadata on disk and

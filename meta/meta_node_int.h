@@ -86,6 +86,8 @@ struct meta_node {
   /* raft_io's start */
   unsigned tick_ms;
   chorus_ms next_tick;
+  chorus_ms revive_at; /* the next try to restart an unavailable raft */
+  uint64_t revivals;   /* raft restarted in place after a failed write */
   raft_io_tick_cb tick_cb;
   raft_io_recv_cb recv_cb;
   /* Persistence and the send gate */

@@ -192,6 +192,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)mi.foreign, "meta.foreign");
     stat_add(&b, (int64_t)mi.bad_messages, "meta.bad_messages");
     stat_add(&b, (int64_t)mi.store_errors, "meta.store_errors");
+    stat_add(&b, (int64_t)mi.revivals, "meta.revivals");
   }
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */

@@ -362,6 +362,57 @@ static void test_remove_through_follower_and_minority(void **state) {
   net_free(&w);
 }
 
+/* A follower's disk fills: libraft, refused a write, turns unavailable;
+ * the node restarts it from the store once a second, and once there is
+ * room again it catches up with what the others committed meanwhile. */
+static void test_full_disk_then_space_back(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 3);
+  bootstrap_all(&w, 3);
+  settle(&w, all_normal, 20000);
+  int l = leader(&w);
+  int f = (l + 1) % 3;
+  store_inject_fault(w.store[f], STORE_FAULT_FULL);
+  for (uint64_t k = 1; k <= 5; k++) {
+    struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = k};
+    assert_int_equal(meta_node_propose(w.node[l], &note, 20 + k, 5000, w.now),
+                     CHORUS_OK);
+    cookie_wanted = 20 + k;
+    settle(&w, answered, 6000);
+    assert_int_equal(answer_of(&w, 20 + k)->status, CHORUS_OK);
+  }
+  for (int i = 0; i < 300; i++)
+    step(&w);
+  struct meta_node_info mi;
+  meta_node_info(w.node[f], &mi);
+  assert_true(mi.store_errors > 0);
+  assert_true(mi.revivals > 0);
+  assert_true(meta_node_state(w.node[f])->note != 5);
+  store_inject_fault(w.store[f], STORE_FAULT_NONE);
+  /* The leader compacted the entries the follower lacks: it gets the
+   * snapshot, which libraft resends only after its install-snapshot
+   * timeout (30 s) when the first one went unanswered. */
+  for (int i = 0; i < 4000; i++)
+    step(&w);
+  meta_node_info(w.node[f], &mi);
+  struct meta_node_info ml;
+  meta_node_info(w.node[l], &ml);
+  printf("# follower: state %d term %llu commit %llu applied %llu last %llu "
+         "revivals %llu; leader: state %d term %llu commit %llu last %llu; served applied %llu\n",
+         mi.raft_state, (unsigned long long)mi.term,
+         (unsigned long long)mi.commit_index,
+         (unsigned long long)mi.applied_index,
+         (unsigned long long)mi.last_index, (unsigned long long)mi.revivals,
+         ml.raft_state, (unsigned long long)ml.term, (unsigned long long)ml.commit_index, (unsigned long long)ml.last_index,
+         (unsigned long long)meta_node_state(w.node[f])->applied);
+  assert_int_not_equal(mi.raft_state, RAFT_UNAVAILABLE);
+  assert_int_equal(meta_node_state(w.node[f])->note, 5);
+  assert_int_equal(meta_node_state(w.node[f])->applied,
+                   meta_node_state(w.node[l])->applied);
+  net_free(&w);
+}
+
 static void test_bad_messages_refused(void **state) {
   (void)state;
   static struct net w;
@@ -441,6 +492,7 @@ int main(void) {
       cmocka_unit_test(test_restart_serves_from_disk),
       cmocka_unit_test(test_joiner_becomes_normal),
       cmocka_unit_test(test_remove_through_follower_and_minority),
+      cmocka_unit_test(test_full_disk_then_space_back),
       cmocka_unit_test(test_bad_messages_refused),
       cmocka_unit_test(test_snapshots_bound_the_log),
   };
