@@ -35,6 +35,8 @@ static const char *cli; /* $CHORUS_CLI */
 
 /* run_cli: `chorus -H 127.0.0.1:PORT --cluster NAME ARGS...`, its output
  * (stdout and stderr) into @out; the exit status, or -1. */
+static int run_cli(int port, char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int run_cli(int port, char *out, size_t cap, const char *fmt, ...) {
   char args[256], cmd[768];
   va_list ap;
