@@ -19,6 +19,21 @@
  * changed); the ring snapshot built from the state carries it as its
  * version.
  *
+ * EXACTLY ONCE (Raft §6.3, "implementing linearizable semantics")
+ *
+ * A proposal is carried to the leader until it is answered, so one can be
+ * committed twice: its PROPOSE reached a leader that appended it and lost
+ * leadership before answering, and the resend reached the next leader. A
+ * command therefore names its origin (the proposing node and its request
+ * id), and the state keeps the outcome of the last META_MAX_SESSIONS
+ * commands that had one. A command whose origin is among them is not
+ * applied again: it answers with the first one's result. The table is part
+ * of the state (snapshots carry it), so every node decides alike. A
+ * duplicate is caught while fewer than META_MAX_SESSIONS commands have
+ * been committed since the first copy; a proposal is resent for at most
+ * its timeout (10 s at most in chorusd), far below that at metadata's
+ * rates.
+ *
  * Member states (a member's life, issue 19 adds streaming between them):
  *   JOINING  known, receives the log, owns nothing yet
  *   NORMAL   owns its tokens
@@ -33,20 +48,26 @@
  * hardened: sizes are checked before anything is allocated, every string
  * and count has a limit, and bytes that make no sense are CHORUS_EMALFORMED.
  *
- * Every encoding is one format byte (META_FORMAT_V1) followed by one
- * msgpack array; integers are unsigned unless marked, strings are msgpack
- * str (no NUL inside; the struct's array holds them with their NUL), bytes
- * are msgpack bin:
+ * Every encoding is one format byte followed by one msgpack array;
+ * integers are unsigned unless marked, strings are msgpack str (no NUL
+ * inside; the struct's array holds them with their NUL), bytes are msgpack
+ * bin. Encoders write META_FORMAT_V2; decoders read V2 and V1, which had
+ * no origin in commands and no sessions in the state (what a node of the
+ * first metadata release left on disk):
  *
- *   cmd     = [1, member]                 JOIN
- *           | [2, id, state]              SET_STATE
- *           | [3, id]                     REMOVE
- *           | [4, repl]                   REPLICATION
- *           | [5, note_key, note_value]   NOTE
+ *   cmd     = [1, member, origin...]                 JOIN
+ *           | [2, id, state, origin...]              SET_STATE
+ *           | [3, id, origin...]                     REMOVE
+ *           | [4, repl, origin...]                   REPLICATION
+ *           | [5, note_key, note_value, origin...]   NOTE
+ *   origin  = proposer, req_id                       (V2 only; both 0 for
+ *                                                     none)
  *   member  = [id, name, addr, dc, rack, vnodes, state, since]
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
- *   state   = [epoch, applied, note_key, note, repl, [member...]]
- *             members sorted by id
+ *   state   = [epoch, applied, note_key, note, repl, [member...],
+ *              [session...]]              (V1: no sessions)
+ *             members sorted by id, sessions by index
+ *   session = [proposer, req_id, status (signed), index]
  *   msg     = [type, cluster, from, body]
  *   body    = raft | [req_id, cmd]        PROPOSE
  *           | [req_id, status (signed), index, leader, text]  PROPOSE_REPLY
@@ -91,8 +112,10 @@
 #define META_MAX_ENTRY_BYTES (1024u * 1024)
 #define META_MAX_MSG_BYTES (12u * 1024 * 1024)
 #define META_MAX_VOTERS 5u
-#define META_TEXT_MAX 128u /* struct meta_msg's text, NUL included */
-#define META_FORMAT_V1 1u  /* the first byte of every encoding */
+#define META_TEXT_MAX 128u     /* struct meta_msg's text, NUL included */
+#define META_FORMAT_V1 1u      /* the first release: no origins, no sessions */
+#define META_FORMAT_V2 2u      /* the first byte of every encoding written */
+#define META_MAX_SESSIONS 512u /* outcomes remembered for deduplication */
 
 enum meta_member_state {
   META_JOINING = 1,
@@ -116,6 +139,14 @@ struct meta_member {
   uint64_t since;  /* the Raft index at which it entered @state */
 };
 
+/* The outcome of a command that named its origin (EXACTLY ONCE). */
+struct meta_session {
+  chorus_node_id proposer; /* never 0 */
+  uint64_t req_id;
+  int32_t status; /* meta_state_apply's result: CHORUS_OK or CHORUS_E* */
+  uint64_t index; /* where it was applied */
+};
+
 struct meta_state {
   uint64_t epoch;   /* grows with every change of the ring's input */
   uint64_t applied; /* the Raft index of the last applied command */
@@ -125,6 +156,9 @@ struct meta_state {
   struct ring_replication replication;
   size_t n;                    /* members, sorted by id */
   struct meta_member *members; /* chorus_malloc'ed; n of them */
+  /* The last META_MAX_SESSIONS outcomes, oldest first (by index). */
+  size_t nsessions;
+  struct meta_session *sessions; /* chorus_malloc'ed */
 };
 
 /* ------------------------------------------------------------------------
@@ -149,6 +183,10 @@ struct meta_cmd {
   uint8_t state;                       /* SET_STATE */
   struct ring_replication replication; /* REPLICATION */
   uint64_t note_key, note_value;       /* NOTE */
+  /* Its origin: the proposing node and its request id, unique per
+   * proposal (EXACTLY ONCE); proposer 0 for none. */
+  chorus_node_id proposer;
+  uint64_t req_id;
 };
 
 /* ------------------------------------------------------------------------
@@ -259,13 +297,20 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst);
  * CHORUS_ENOTFOUND for an unknown member, CHORUS_EINVAL for a transition
  * that is not allowed or a field out of range, CHORUS_ETOOBIG for a JOIN
  * beyond META_MAX_MEMBERS) after which the state is unchanged but for
- * @applied; CHORUS_ENOMEM is the only error that leaves it unchanged
- * altogether (the caller must stop). */
+ * @applied and the sessions; CHORUS_ENOMEM is the only error that leaves
+ * it unchanged altogether (the caller must stop). A command whose origin
+ * has a session is a duplicate: only @applied moves, and the result is the
+ * session's (EXACTLY ONCE). */
 int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
                      uint64_t index);
 
 const struct meta_member *meta_state_find(const struct meta_state *s,
                                           chorus_node_id id);
+/* meta_state_session: the outcome of @proposer's request @req_id, if the
+ * state remembers it; NULL otherwise (and for proposer 0). */
+const struct meta_session *meta_state_session(const struct meta_state *s,
+                                              chorus_node_id proposer,
+                                              uint64_t req_id);
 const struct meta_member *meta_state_find_name(const struct meta_state *s,
                                                const char *name);
 /* meta_cmd_describe: one line about @c, for logs (a static buffer: not

@@ -46,6 +46,7 @@
 #define META__MIN_ENTRY 5u
 #define META__MIN_SERVER 4u
 #define META__MIN_DC 3u
+#define META__MIN_SESSION 5u /* a fixarray and four fixints */
 
 /* ------------------------------------------------------------------------
  * Checks, shared by both directions (@code: EINVAL to encode, EMALFORMED
@@ -108,7 +109,25 @@ static int members_check(const struct meta_member *m, size_t n, int code) {
   return rc;
 }
 
+/* Sessions: at most META_MAX_SESSIONS, each with a proposer and a result
+ * that is CHORUS_OK or an error, strictly ascending by index, none after
+ * the state's @applied. */
+static int sessions_check(const struct meta_session *ss, size_t n,
+                          uint64_t applied, int code) {
+  if (n > META_MAX_SESSIONS)
+    return CHORUS_ETOOBIG;
+  for (size_t i = 0; i < n; i++) {
+    const struct meta_session *x = &ss[i];
+    if (x->proposer == 0 || x->status > 0 || x->index > applied ||
+        (i > 0 && x->index <= ss[i - 1].index))
+      return code;
+  }
+  return CHORUS_OK;
+}
+
 static int cmd_check(const struct meta_cmd *c, int code) {
+  if (c->proposer == 0 && c->req_id != 0)
+    return code; /* no origin is all zeroes */
   switch (c->type) {
   case META_CMD_JOIN:
     return member_check(&c->member, code);
@@ -287,38 +306,40 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
   const struct meta_cmd *c = x;
   switch (c->type) {
   case META_CMD_JOIN:
-    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 2 + 2);
     msgpack_pack_uint64(pk, c->type);
     pack_member(pk, &c->member);
     break;
   case META_CMD_SET_STATE:
-    msgpack_pack_array(pk, 3);
+    msgpack_pack_array(pk, 3 + 2);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->id);
     msgpack_pack_uint64(pk, c->state);
     break;
   case META_CMD_REMOVE:
-    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 2 + 2);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->id);
     break;
   case META_CMD_REPLICATION:
-    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 2 + 2);
     msgpack_pack_uint64(pk, c->type);
     pack_repl(pk, &c->replication);
     break;
   default: /* NOTE; cmd_check refused every other type */
-    msgpack_pack_array(pk, 3);
+    msgpack_pack_array(pk, 3 + 2);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->note_key);
     msgpack_pack_uint64(pk, c->note_value);
     break;
   }
+  msgpack_pack_uint64(pk, c->proposer);
+  msgpack_pack_uint64(pk, c->req_id);
 }
 
 static void pack_state(msgpack_packer *pk, const void *x) {
   const struct meta_state *s = x;
-  msgpack_pack_array(pk, 6);
+  msgpack_pack_array(pk, 7);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
   msgpack_pack_uint64(pk, s->note_key);
@@ -327,6 +348,15 @@ static void pack_state(msgpack_packer *pk, const void *x) {
   msgpack_pack_array(pk, s->n);
   for (size_t i = 0; i < s->n; i++)
     pack_member(pk, &s->members[i]);
+  msgpack_pack_array(pk, s->nsessions);
+  for (size_t i = 0; i < s->nsessions; i++) {
+    const struct meta_session *ss = &s->sessions[i];
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint64(pk, ss->proposer);
+    msgpack_pack_uint64(pk, ss->req_id);
+    msgpack_pack_int64(pk, ss->status);
+    msgpack_pack_uint64(pk, ss->index);
+  }
 }
 
 static void pack_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -439,7 +469,7 @@ static void pack_msg(msgpack_packer *pk, const void *x) {
 typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
 
 static void run_packer(struct sink *k, pack_fn body, const void *x) {
-  static const char version = META_FORMAT_V1;
+  static const char version = META_FORMAT_V2;
   msgpack_packer pk;
   msgpack_packer_init(&pk, k, sink_write);
   sink_write(k, &version, 1);
@@ -477,6 +507,8 @@ int meta_state_encode(const struct meta_state *s, uint8_t **buf, size_t *len) {
   int rc = repl_check(&s->replication, CHORUS_EINVAL);
   if (rc == CHORUS_OK)
     rc = members_check(s->members, s->n, CHORUS_EINVAL);
+  if (rc == CHORUS_OK)
+    rc = sessions_check(s->sessions, s->nsessions, s->applied, CHORUS_EINVAL);
   if (rc != CHORUS_OK)
     return rc;
   return encode(pack_state, s, META_MAX_STATE_BYTES, buf, len);
@@ -497,6 +529,7 @@ int meta_msg_encode(const struct meta_msg *m, uint8_t **buf, size_t *len) {
 
 struct rd {
   const uint8_t *p, *end;
+  uint8_t version; /* the input's format byte, once read */
 };
 
 static size_t rd_left(const struct rd *r) {
@@ -697,9 +730,9 @@ static int rd_u8(struct rd *r, uint8_t *v) {
 static int rd_version(struct rd *r) {
   if (rd_left(r) < 1)
     return CHORUS_EMALFORMED;
-  if (*r->p != META_FORMAT_V1)
+  if (*r->p != META_FORMAT_V1 && *r->p != META_FORMAT_V2)
     return CHORUS_EVERSION;
-  r->p++;
+  r->version = *r->p++;
   return CHORUS_OK;
 }
 
@@ -746,11 +779,14 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
       [META_CMD_REMOVE] = 2, [META_CMD_REPLICATION] = 2,
       [META_CMD_NOTE] = 3,
   };
+  /* V2 puts the origin (proposer, req_id) after a type's fields. */
+  const uint64_t origin = r->version >= META_FORMAT_V2 ? 2 : 0;
   uint64_t n;
   int rc;
   if ((rc = rd_array(r, &n, UINT64_MAX, 1)) || (rc = rd_u8(r, &c->type)))
     return rc;
-  if (c->type < META_CMD_JOIN || c->type > META_CMD_MAX || n != fields[c->type])
+  if (c->type < META_CMD_JOIN || c->type > META_CMD_MAX ||
+      n != fields[c->type] + origin)
     return CHORUS_EMALFORMED;
   switch (c->type) {
   case META_CMD_JOIN:
@@ -771,6 +807,9 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
       rc = rd_uint(r, UINT64_MAX, &c->note_value);
     break;
   }
+  if (rc == CHORUS_OK && origin != 0 &&
+      (rc = rd_uint(r, UINT64_MAX, &c->proposer)) == CHORUS_OK)
+    rc = rd_uint(r, UINT64_MAX, &c->req_id);
   if (rc != CHORUS_OK)
     return rc;
   return cmd_check(c, CHORUS_EMALFORMED);
@@ -781,11 +820,37 @@ int meta_cmd_decode(const void *buf, size_t len, struct meta_cmd *out) {
   memset(out, 0, sizeof *out);
   if (len > META_MAX_CMD_BYTES)
     return CHORUS_ETOOBIG;
-  struct rd r = {buf, (const uint8_t *)buf + len};
+  struct rd r = {buf, (const uint8_t *)buf + len, 0};
   int rc;
   if ((rc = rd_version(&r)) || (rc = rd_cmd(&r, out)) || (rc = rd_end(&r)))
     memset(out, 0, sizeof *out);
   return rc;
+}
+
+/* The sessions of a V2 state into @out (whose members and applied are
+ * read); allocated into out->sessions even on error (the caller frees). */
+static int rd_sessions(struct rd *r, struct meta_state *out) {
+  uint64_t n;
+  int rc = rd_array(r, &n, META_MAX_SESSIONS, META__MIN_SESSION);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n == 0)
+    return CHORUS_OK;
+  out->sessions = chorus_calloc((size_t)n, sizeof *out->sessions);
+  if (out->sessions == NULL)
+    return CHORUS_ENOMEM;
+  for (out->nsessions = 0; out->nsessions < n; out->nsessions++) {
+    struct meta_session *x = &out->sessions[out->nsessions];
+    int64_t status;
+    if ((rc = rd_tuple(r, 4)) || (rc = rd_uint(r, UINT64_MAX, &x->proposer)) ||
+        (rc = rd_uint(r, UINT64_MAX, &x->req_id)) ||
+        (rc = rd_int(r, INT32_MIN, 0, &status)) ||
+        (rc = rd_uint(r, UINT64_MAX, &x->index)))
+      return rc;
+    x->status = (int32_t)status;
+  }
+  return sessions_check(out->sessions, out->nsessions, out->applied,
+                        CHORUS_EMALFORMED);
 }
 
 int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
@@ -793,10 +858,11 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   memset(out, 0, sizeof *out);
   if (len > META_MAX_STATE_BYTES)
     return CHORUS_ETOOBIG;
-  struct rd r = {buf, (const uint8_t *)buf + len};
+  struct rd r = {buf, (const uint8_t *)buf + len, 0};
   uint64_t n;
   int rc;
-  if ((rc = rd_version(&r)) || (rc = rd_tuple(&r, 6)) ||
+  if ((rc = rd_version(&r)) ||
+      (rc = rd_tuple(&r, r.version >= META_FORMAT_V2 ? 7 : 6)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->epoch)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->applied)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->note_key)) ||
@@ -814,12 +880,16 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   for (out->n = 0; out->n < n; out->n++)
     if ((rc = rd_member(&r, &out->members[out->n])))
       goto err_after_members;
-  if ((rc = members_check(out->members, out->n, CHORUS_EMALFORMED)) ||
-      (rc = rd_end(&r)))
+  if ((rc = members_check(out->members, out->n, CHORUS_EMALFORMED)))
+    goto err_after_members;
+  if (r.version >= META_FORMAT_V2 && (rc = rd_sessions(&r, out)))
+    goto err_after_members;
+  if ((rc = rd_end(&r)))
     goto err_after_members;
   return CHORUS_OK;
 
 err_after_members:
+  chorus_free(out->sessions);
   chorus_free(out->members);
 err_after_init:
   memset(out, 0, sizeof *out);
@@ -992,7 +1062,7 @@ int meta_msg_decode(const void *buf, size_t len, struct meta_msg *out) {
   memset(out, 0, sizeof *out);
   if (len > META_MAX_MSG_BYTES)
     return CHORUS_ETOOBIG;
-  struct rd r = {buf, (const uint8_t *)buf + len};
+  struct rd r = {buf, (const uint8_t *)buf + len, 0};
   int rc;
   if ((rc = rd_version(&r)) || (rc = rd_tuple(&r, 4)) ||
       (rc = rd_u8(&r, &out->type)) ||

@@ -115,8 +115,7 @@ static int drain(struct meta_node *n) {
   bool moved = true;
   while (moved && rc == CHORUS_OK) {
     moved = false;
-    while (n->pend_head < n->npend &&
-           n->pend[n->pend_head].seq <= n->durable) {
+    while (n->pend_head < n->npend && n->pend[n->pend_head].seq <= n->durable) {
       struct meta__pending p = n->pend[n->pend_head++];
       run_one(n, &p, 0);
       moved = true;
@@ -159,9 +158,17 @@ static int io_init(struct raft_io *io, raft_id id, const char *address) {
 static void io_close(struct raft_io *io, raft_io_close_cb cb) {
   struct meta_node *n = node_of(io);
   /* Whatever is still pending is canceled, so that raft releases the
-   * entries and snapshots it lent us (libuv's backend does the same). */
-  while (n->pend_head < n->npend) {
-    struct meta__pending p = n->pend[n->pend_head++];
+   * entries and snapshots it lent us (libuv's backend does the same),
+   * newest first: libraft 0.15's leader append callback truncates its
+   * in-memory log from the failed request's first index and asserts that
+   * the index is still in the log (fixed upstream in 0.17: "only truncate
+   * if index <= last index"), so with two appends pending the older one's
+   * failure, canceled first, would take the newer one's entries away
+   * before its own cancellation truncates at them (an abort, or a
+   * segfault without assertions: the metadata simulator's brutal seeds,
+   * a leader killed with several appends waiting for one sync). */
+  while (n->npend > n->pend_head) {
+    struct meta__pending p = n->pend[--n->npend];
     run_one(n, &p, RAFT_CANCELED);
   }
   n->pend_head = n->npend = 0;
@@ -228,6 +235,14 @@ static int io_send(struct raft_io *io, struct raft_io_send *req,
   /* libraft sends every entry from a follower's next index in one
    * AppendEntries; a prefix is a valid message (the follower asks for the
    * rest), so it is clipped to what one message may carry (meta.h). */
+  if (m.raft.type == RAFT_IO_APPEND_ENTRIES_RESULT && n->answering_ae &&
+      m.raft.append_entries_result.rejected == 0 &&
+      m.raft.append_entries_result.last_log_index > n->ae_matched) {
+    /* The answer to the AppendEntries being received (see meta_node_recv:
+     * libraft reports its whole log, a stale tail included). */
+    m.raft.append_entries_result.last_log_index = n->ae_matched;
+    n->ae_clamped++;
+  }
   if (m.raft.type == RAFT_IO_APPEND_ENTRIES) {
     struct raft_append_entries *a = &m.raft.append_entries;
     size_t bytes = 0;
@@ -295,8 +310,8 @@ static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
   req->cb = cb;
   struct raft_snapshot *s = NULL;
   int rc = meta__store_snapshot_get(n, &s);
-  int status = rc == CHORUS_OK         ? 0
-               : rc == CHORUS_ENOMEM   ? RAFT_NOMEM
+  int status = rc == CHORUS_OK          ? 0
+               : rc == CHORUS_ENOMEM    ? RAFT_NOMEM
                : rc == CHORUS_ENOTFOUND ? RAFT_NOTFOUND
                                         : RAFT_IOERR;
   return push_pending(
@@ -357,6 +372,13 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     n->fsm.applied = index;
   } else {
     uint64_t epoch = n->fsm.epoch;
+    if (meta_state_session(&n->fsm, c.proposer, c.req_id) != NULL) {
+      n->duplicates++;
+      TRACE(n,
+            "entry %" PRIu64 " repeats request %016" PRIx64 "/%" PRIu64
+            ": answered as the first, not applied again",
+            index, c.proposer, c.req_id);
+    }
     rc = meta_state_apply(&n->fsm, &c, index);
     if (rc == CHORUS_ENOMEM)
       return RAFT_NOMEM;
@@ -440,10 +462,11 @@ int meta_node_new(const struct meta_node_config *cfg,
   n->store = store;
   chorus_prng_seed(&n->prng, cfg->seed ^ cfg->self);
   /* Proposal ids are unique per incarnation: random high 32 bits, a
-   * counter below. The leader remembers what it answered by (proposer,
-   * id); ids that restarted at 1 after a restart would be answered from
-   * that cache with another proposal's result (a lost acknowledged change,
-   * found by the metadata simulator). chorusd seeds from randombytes. */
+   * counter below. The state machine remembers outcomes by (proposer, id)
+   * (meta.h, EXACTLY ONCE); ids that restarted at 1 after a restart would
+   * be answered from it with another proposal's result (a lost
+   * acknowledged change, found by the metadata simulator when the leader
+   * kept such a cache). chorusd seeds from randombytes. */
   n->next_req = chorus_prng_next(&n->prng) & ~UINT64_C(0xffffffff);
   meta_state_init(&n->fsm, &cfg->replication);
   meta_state_init(&n->loaded, &cfg->replication);
@@ -491,15 +514,14 @@ static int init_raft(struct meta_node *n) {
   int rv = raft_init(&n->raft, &n->io, &n->fsmi, cfg->self, n->self_addr);
   if (rv != 0)
     return rv == RAFT_NOMEM ? CHORUS_ENOMEM : CHORUS_EINVAL;
-  raft_set_election_timeout(&n->raft, cfg->election_ms ? cfg->election_ms
-                                                       : 1000);
+  raft_set_election_timeout(&n->raft,
+                            cfg->election_ms ? cfg->election_ms : 1000);
   raft_set_heartbeat_timeout(&n->raft,
                              cfg->heartbeat_ms ? cfg->heartbeat_ms : 100);
   raft_set_snapshot_threshold(
       &n->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 256);
-  raft_set_snapshot_trailing(&n->raft,
-                             cfg->snapshot_trailing ? cfg->snapshot_trailing
-                                                    : 64);
+  raft_set_snapshot_trailing(
+      &n->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 64);
   /* Pre-vote (Raft §9.6): a node cut off and back does not depose a
    * working leader with its inflated term. */
   raft_set_pre_vote(&n->raft, true);
@@ -561,8 +583,9 @@ int meta_node_load(struct meta_node *n, chorus_ms now) {
   n->now = now;
   int rc = meta__store_load_state(n, &n->loaded);
   if (rc == CHORUS_OK) {
-    TRACE(n, "serving the committed metadata from disk: epoch %" PRIu64
-             ", index %" PRIu64 ", %zu members",
+    TRACE(n,
+          "serving the committed metadata from disk: epoch %" PRIu64
+          ", index %" PRIu64 ", %zu members",
           n->loaded.epoch, n->loaded.applied, n->loaded.n);
     serve(n);
   } else if (rc != CHORUS_ENOTFOUND) {
@@ -673,6 +696,8 @@ void meta_node_info(const struct meta_node *n, struct meta_node_info *out) {
   out->foreign = n->foreign;
   out->bad_messages = n->bad_messages;
   out->store_errors = n->store_errors;
+  out->duplicates = n->duplicates;
+  out->ae_clamped = n->ae_clamped;
   out->revivals = n->revivals;
 }
 
@@ -691,6 +716,35 @@ int meta_node_role(const struct meta_node *n, chorus_node_id id) {
 /* ========================================================================
  * Events
  * ======================================================================== */
+
+/* clamp_append_entries: what an AppendEntries proves, and no more.
+ *
+ * Raft's follower may only take the leader's commit index up to "the index
+ * of the last new entry" and may only acknowledge the entries the request
+ * carried: prevLogIndex + len(entries) (Raft §3.5, figure 3.1). libraft
+ * 0.15 (and upstream through 0.18.1) uses its last stored index for both
+ * when the request brings nothing new to write (a heartbeat, or entries it
+ * has): a follower holding a stale tail from an older term (a deposed
+ * leader's unreplicated entries) then answers "I have everything up to
+ * my last index", the leader records that match, and both may treat the
+ * stale entries as the leader's: the follower may commit and apply them
+ * if the leader's commit index covers them, and the leader ignores every
+ * later rejection below that match, so the follower never catches up
+ * (found by the metadata simulator's seed 97: a follower stuck two
+ * entries behind for good). The leader's commit index is therefore
+ * clamped here to prevLogIndex + len(entries) before libraft sees it (a
+ * later AppendEntries carries the rest), and an answer sent while libraft
+ * handles this request (io_send) acknowledges no more than that. When new
+ * entries are written, libraft answers after the append with exactly that
+ * index: it truncated any stale tail first. */
+static void clamp_append_entries(struct meta_node *n,
+                                 struct raft_append_entries *a) {
+  raft_index proven = a->prev_log_index + a->n_entries;
+  if (a->leader_commit > proven)
+    a->leader_commit = proven;
+  n->answering_ae = true;
+  n->ae_matched = proven;
+}
 
 int meta_node_recv(struct meta_node *n, chorus_node_id from, const void *data,
                    size_t len, chorus_ms now) {
@@ -723,7 +777,10 @@ int meta_node_recv(struct meta_node *n, chorus_node_id from, const void *data,
     meta__hex_id(from, n->peer_addr);
     m.raft.server_id = from;
     m.raft.server_address = n->peer_addr;
+    if (m.raft.type == RAFT_IO_APPEND_ENTRIES)
+      clamp_append_entries(n, &m.raft.append_entries);
     n->recv_cb(&n->io, &m.raft); /* raft owns what the message holds */
+    n->answering_ae = false;
     break;
   case META_MSG_PROPOSE:
     rc = meta__propose_from_peer(n, from, m.req_id, &m.cmd);
@@ -750,8 +807,9 @@ int meta_node_recv(struct meta_node *n, chorus_node_id from, const void *data,
 static int revive(struct meta_node *n) {
   n->revive_at = n->now + 1000;
   n->revivals++;
-  TRACE(n, "raft unavailable after a failed metadata write: restarting it "
-           "from the store (restart %" PRIu64 ")",
+  TRACE(n,
+        "raft unavailable after a failed metadata write: restarting it "
+        "from the store (restart %" PRIu64 ")",
         n->revivals);
   raft_close(&n->raft, closed_cb); /* io_close completes it at once */
   n->started = false;

@@ -72,12 +72,12 @@ struct meta_node_config {
   uint64_t cluster;               /* cluster id; foreign messages refused */
   struct meta_member self_member; /* proposed by this node about itself */
   struct ring_replication replication; /* the bootstrap's settings */
-  uint32_t election_ms;        /* 0: 1000 */
-  uint32_t heartbeat_ms;       /* 0: 100 */
-  uint32_t snapshot_threshold; /* 0: 256 entries */
-  uint32_t snapshot_trailing;  /* 0: 64 entries */
-  uint64_t seed;               /* the election timer's randomness */
-  const struct chorus_tracer *tracer; /* borrowed; may be NULL */
+  uint32_t election_ms;                /* 0: 1000 */
+  uint32_t heartbeat_ms;               /* 0: 100 */
+  uint32_t snapshot_threshold;         /* 0: 256 entries */
+  uint32_t snapshot_trailing;          /* 0: 64 entries */
+  uint64_t seed;                       /* the election timer's randomness */
+  const struct chorus_tracer *tracer;  /* borrowed; may be NULL */
 };
 
 struct meta_node_effects {
@@ -159,7 +159,11 @@ struct meta_node_info {
   uint64_t term, commit_index, applied_index, last_index;
   uint64_t proposals, refused, sends_held, foreign, bad_messages;
   uint64_t store_errors;
-  uint64_t revivals; /* raft restarted in place after a refused write */
+  uint64_t duplicates; /* commands committed twice, applied once (meta.h,
+                          EXACTLY ONCE) */
+  uint64_t ae_clamped; /* answers to AppendEntries that claimed a stale
+                          tail (meta_node.c, clamp_append_entries) */
+  uint64_t revivals;   /* raft restarted in place after a refused write */
 };
 void meta_node_info(const struct meta_node *n, struct meta_node_info *out);
 /* meta_node_conflict: this node started with no metadata on disk and

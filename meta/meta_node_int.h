@@ -43,27 +43,17 @@ struct meta__prop {
   struct raft_barrier barrier;
   struct meta_node *n;
   struct meta_cmd cmd;
-  uint64_t cookie;         /* answer effect; 0 for none */
-  uint64_t req_id;         /* ours, for PROPOSE_REPLY */
-  chorus_node_id peer;     /* PROPOSE from @peer (leader side), or 0 */
-  uint64_t peer_req;       /* the peer's request id */
+  uint64_t cookie;     /* answer effect; 0 for none */
+  uint64_t req_id;     /* ours, for PROPOSE_REPLY */
+  chorus_node_id peer; /* PROPOSE from @peer (leader side), or 0 */
+  uint64_t peer_req;   /* the peer's request id */
   chorus_ms deadline, resend_at;
-  uint64_t await;          /* committed at this index: answered once it
-                              is applied here too (0: not yet known) */
-  bool read;               /* a barrier read, not a command */
-  bool local;              /* handed to this node's raft */
-  bool self_join;          /* this node's own JOIN */
-  bool promote;            /* the leader's JOINING -> NORMAL */
-};
-
-/* The leader remembers recent answers to peers' proposals, so a resent
- * PROPOSE is answered, not applied twice. */
-#define META__ANSWERED 64
-struct meta__answered {
-  chorus_node_id peer;
-  uint64_t req_id;
-  int32_t status;
-  uint64_t index;
+  uint64_t await; /* committed at this index: answered once it
+                     is applied here too (0: not yet known) */
+  bool read;      /* a barrier read, not a command */
+  bool local;     /* handed to this node's raft */
+  bool self_join; /* this node's own JOIN */
+  bool promote;   /* the leader's JOINING -> NORMAL */
 };
 
 struct meta_node {
@@ -113,8 +103,6 @@ struct meta_node {
   chorus_node_id leader_hint;
   chorus_node_id *contacts;
   size_t ncontacts, capcontacts, next_contact;
-  struct meta__answered answered[META__ANSWERED];
-  size_t nanswered;
   bool joining_self; /* this node's own JOIN is being carried */
   bool told_removed; /* the "removed" line was logged */
   /* The leader's reconcile loop */
@@ -124,6 +112,12 @@ struct meta_node {
   chorus_ms reconcile_at;
   /* Counters */
   uint64_t proposals, refused, foreign, bad_messages, store_errors;
+  uint64_t duplicates; /* commands committed twice, applied once */
+  /* An AppendEntries being handed to raft: what it proves (meta_node.c,
+   * clamp_append_entries), and how often an answer claimed more. */
+  bool answering_ae;
+  raft_index ae_matched;
+  uint64_t ae_clamped;
 };
 
 void meta__hex_id(chorus_node_id id, char out[META_HEX_ID]);

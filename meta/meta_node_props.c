@@ -77,8 +77,7 @@ static int reply_peer(struct meta_node *n, chorus_node_id peer, uint64_t req,
 }
 
 /* finish: a proposal's one answer: the answer effect for ours, a
- * PROPOSE_REPLY for a peer's (remembered, for a resent PROPOSE). The
- * proposal is freed by the next sweep. */
+ * PROPOSE_REPLY for a peer's. The proposal is freed by the next sweep. */
 static void finish(struct meta_node *n, struct meta__prop *p, int status,
                    uint64_t index, const char *text) {
   if (p->deadline == 0)
@@ -87,8 +86,6 @@ static void finish(struct meta_node *n, struct meta__prop *p, int status,
   if (p->self_join && status == CHORUS_OK)
     TRACE(n, "this node's JOIN committed at index %" PRIu64, index);
   if (p->peer != 0) {
-    struct meta__answered *a = &n->answered[n->nanswered++ % META__ANSWERED];
-    *a = (struct meta__answered){p->peer, p->peer_req, status, index};
     (void)reply_peer(n, p->peer, p->peer_req, status, index, text);
   } else if (p->cookie != 0 && n->fx.answer != NULL) {
     n->fx.answer(n->fx.ctx, p->cookie, status, text);
@@ -147,6 +144,17 @@ static void barrier_cb(struct raft_barrier *req, int status) {
          status ? "metadata leadership lost" : "");
 }
 
+/* with_origin: @p's command with its origin (meta.h, EXACTLY ONCE): the
+ * peer's request for a peer's proposal (whatever origin its message
+ * claimed), else ours. The same on every resend. */
+static struct meta_cmd with_origin(const struct meta_node *n,
+                                   const struct meta__prop *p) {
+  struct meta_cmd c = p->cmd;
+  c.proposer = p->peer != 0 ? p->peer : n->cfg.self;
+  c.req_id = p->peer != 0 ? p->peer_req : p->req_id;
+  return c;
+}
+
 /* submit: hands @p to this node's raft (it is the leader). */
 static int submit(struct meta_node *n, struct meta__prop *p) {
   int rv;
@@ -156,7 +164,8 @@ static int submit(struct meta_node *n, struct meta__prop *p) {
   } else {
     uint8_t *enc = NULL;
     size_t len = 0;
-    int rc = meta_cmd_encode(&p->cmd, &enc, &len);
+    struct meta_cmd c = with_origin(n, p);
+    int rc = meta_cmd_encode(&c, &enc, &len);
     if (rc != CHORUS_OK) {
       finish(n, p, rc, 0, "the command does not encode");
       return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
@@ -216,7 +225,7 @@ static int carry(struct meta_node *n, struct meta__prop *p) {
                        .cluster = n->cfg.cluster,
                        .from = n->cfg.self,
                        .req_id = p->req_id,
-                       .cmd = p->cmd};
+                       .cmd = with_origin(n, p)};
   return send_msg(n, to, &m);
 }
 
@@ -254,11 +263,13 @@ int meta_node_read(struct meta_node *n, uint64_t cookie, chorus_ms now) {
 
 int meta__propose_from_peer(struct meta_node *n, chorus_node_id from,
                             uint64_t req_id, const struct meta_cmd *c) {
-  for (size_t i = 0; i < META__ANSWERED; i++) {
-    const struct meta__answered *a = &n->answered[i];
-    if (a->peer == from && a->req_id == req_id && a->peer != 0)
-      return reply_peer(n, from, req_id, a->status, a->index, "");
-  }
+  /* Applied already (its reply was lost): the same answer again. Applied
+   * by an earlier leader but not here yet: this leader's copy is a
+   * duplicate that the state machine answers alike (meta.h, EXACTLY
+   * ONCE). */
+  const struct meta_session *done = meta_state_session(&n->fsm, from, req_id);
+  if (done != NULL)
+    return reply_peer(n, from, req_id, done->status, done->index, "");
   for (size_t i = 0; i < n->nprops; i++)
     if (n->props[i]->peer == from && n->props[i]->peer_req == req_id)
       return CHORUS_OK; /* in flight: its answer comes */
@@ -286,8 +297,7 @@ void meta__proposal_reply(struct meta_node *n, chorus_node_id from,
                           const struct meta_msg *m) {
   for (size_t i = 0; i < n->nprops; i++) {
     struct meta__prop *p = n->props[i];
-    if (p->req_id != m->req_id || p->peer != 0 || p->local ||
-        p->deadline == 0)
+    if (p->req_id != m->req_id || p->peer != 0 || p->local || p->deadline == 0)
       continue;
     if (m->status == CHORUS_EUNAVAILABLE) {
       /* Not the leader: go where it points, at once. */
@@ -313,8 +323,8 @@ void meta__proposal_reply(struct meta_node *n, chorus_node_id from,
 static int self_join(struct meta_node *n) {
   if (!n->started || n->joining_self)
     return CHORUS_OK;
-  const struct meta_member *me = meta_state_find(meta_node_state(n),
-                                                 n->cfg.self);
+  const struct meta_member *me =
+      meta_state_find(meta_node_state(n), n->cfg.self);
   if (me != NULL) {
     if (n->pristine && !n->conflict &&
         strcmp(me->addr, n->cfg.self_member.addr) != 0) {
@@ -391,7 +401,7 @@ chorus_ms meta__proposals_next(const struct meta_node *n) {
     if (p->deadline == 0 || p->local)
       continue;
     chorus_ms t = p->resend_at < p->deadline && p->await == 0 ? p->resend_at
-                                                               : p->deadline;
+                                                              : p->deadline;
     if (t < d)
       d = t;
   }
@@ -462,8 +472,8 @@ int meta__reconcile(struct meta_node *n) {
     if (m == NULL || m->id == n->cfg.self)
       continue;
     if (m->state == META_LEFT || m->state == META_REMOVED)
-      return change_result(n, raft_remove(&n->raft, &n->change, m->id,
-                                          change_cb),
+      return change_result(n,
+                           raft_remove(&n->raft, &n->change, m->id, change_cb),
                            "remove", m->id);
   }
   /* 2. Members not in it yet join it (as spares, then a role). */
@@ -474,9 +484,9 @@ int meta__reconcile(struct meta_node *n) {
       continue;
     char addr[META_HEX_ID];
     meta__hex_id(m->id, addr);
-    return change_result(
-        n, raft_add(&n->raft, &n->change, m->id, addr, change_cb), "add",
-        m->id);
+    return change_result(n,
+                         raft_add(&n->raft, &n->change, m->id, addr, change_cb),
+                         "add", m->id);
   }
   /* 3. Roles: the chosen voters vote, the others receive the log. */
   for (size_t i = 0; i < s->n; i++) {

@@ -28,8 +28,7 @@ const char *meta_member_state_name(enum meta_member_state s) {
 }
 
 bool meta_member_owns(uint8_t state) {
-  return state == META_JOINING || state == META_NORMAL ||
-         state == META_LEAVING;
+  return state == META_JOINING || state == META_NORMAL || state == META_LEAVING;
 }
 
 void meta_state_init(struct meta_state *s,
@@ -43,21 +42,76 @@ void meta_state_free(struct meta_state *s) {
   if (s == NULL)
     return;
   chorus_free(s->members);
+  chorus_free(s->sessions);
   s->members = NULL;
   s->n = 0;
+  s->sessions = NULL;
+  s->nsessions = 0;
 }
 
 int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
   struct meta_member *m = NULL;
+  struct meta_session *ss = NULL;
   if (src->n > 0) {
     m = chorus_malloc(src->n * sizeof *m);
     if (m == NULL)
       return CHORUS_ENOMEM;
     memcpy(m, src->members, src->n * sizeof *m);
   }
+  if (src->nsessions > 0) {
+    ss = chorus_malloc(src->nsessions * sizeof *ss);
+    if (ss == NULL) {
+      chorus_free(m);
+      return CHORUS_ENOMEM;
+    }
+    memcpy(ss, src->sessions, src->nsessions * sizeof *ss);
+  }
   *dst = *src;
   dst->members = m;
+  dst->sessions = ss;
   return CHORUS_OK;
+}
+
+const struct meta_session *meta_state_session(const struct meta_state *s,
+                                              chorus_node_id proposer,
+                                              uint64_t req_id) {
+  if (proposer == 0)
+    return NULL;
+  /* Newest first: a resend is close behind its first copy. */
+  for (size_t i = s->nsessions; i-- > 0;)
+    if (s->sessions[i].proposer == proposer && s->sessions[i].req_id == req_id)
+      return &s->sessions[i];
+  return NULL;
+}
+
+/* session_room: room for one more session, made before the command is
+ * applied so that remembering its outcome cannot fail after it (the array
+ * is exactly nsessions long: copies and decodes make it so; metadata
+ * commands are rare, so one realloc each is no cost). */
+static int session_room(struct meta_state *s) {
+  if (s->nsessions >= META_MAX_SESSIONS)
+    return CHORUS_OK; /* full: the oldest makes room */
+  struct meta_session *grown =
+      chorus_realloc(s->sessions, (s->nsessions + 1) * sizeof *grown);
+  if (grown == NULL)
+    return CHORUS_ENOMEM;
+  s->sessions = grown;
+  return CHORUS_OK;
+}
+
+/* remember: @c's outcome, the newest session; the oldest goes once there
+ * are META_MAX_SESSIONS. */
+static void remember(struct meta_state *s, const struct meta_cmd *c, int rc,
+                     uint64_t index) {
+  if (s->nsessions == META_MAX_SESSIONS) {
+    memmove(&s->sessions[0], &s->sessions[1],
+            (s->nsessions - 1) * sizeof s->sessions[0]);
+    s->nsessions--;
+  }
+  s->sessions[s->nsessions++] = (struct meta_session){.proposer = c->proposer,
+                                                      .req_id = c->req_id,
+                                                      .status = rc,
+                                                      .index = index};
 }
 
 /* find_slot: the index of @id in the sorted member array, or where it
@@ -142,6 +196,15 @@ static int apply_join(struct meta_state *s, const struct meta_member *m,
 
 int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
                      uint64_t index) {
+  const struct meta_session *dup =
+      meta_state_session(s, c->proposer, c->req_id);
+  if (dup != NULL) {
+    if (index > s->applied)
+      s->applied = index;
+    return dup->status;
+  }
+  if (c->proposer != 0 && session_room(s) != CHORUS_OK)
+    return CHORUS_ENOMEM;
   int rc = CHORUS_OK;
   bool ring_input = false;
   switch (c->type) {
@@ -188,6 +251,8 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     s->epoch++;
   if (index > s->applied)
     s->applied = index;
+  if (c->proposer != 0 && rc != CHORUS_ENOMEM)
+    remember(s, c, rc, s->applied);
   return rc;
 }
 
@@ -247,8 +312,8 @@ int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
     nodes[n].vnodes = m->vnodes;
     n++;
   }
-  int rc = ring_snapshot_build(nodes, n, &s->replication, s->epoch, out,
-                               errmsg);
+  int rc =
+      ring_snapshot_build(nodes, n, &s->replication, s->epoch, out, errmsg);
   chorus_free(nodes);
   return rc;
 }
@@ -268,7 +333,8 @@ static bool votes(const struct meta_member *m) {
 }
 
 /* rack_rank: @m's rank by id among the eligible members of its rack. */
-static size_t rack_rank(const struct meta_state *s, const struct meta_member *m) {
+static size_t rack_rank(const struct meta_state *s,
+                        const struct meta_member *m) {
   size_t r = 0;
   for (size_t j = 0; j < s->n; j++) {
     const struct meta_member *o = &s->members[j];
@@ -326,10 +392,9 @@ size_t meta_state_voters(const struct meta_state *s,
       if (!votes(m) || taken)
         continue;
       if (best == s->n || pos[i] < pos[best] ||
-          (pos[i] == pos[best] &&
-           (strcmp(m->dc, s->members[best].dc) < 0 ||
-            (strcmp(m->dc, s->members[best].dc) == 0 &&
-             m->id < s->members[best].id))))
+          (pos[i] == pos[best] && (strcmp(m->dc, s->members[best].dc) < 0 ||
+                                   (strcmp(m->dc, s->members[best].dc) == 0 &&
+                                    m->id < s->members[best].id))))
         best = i;
     }
     if (best == s->n)

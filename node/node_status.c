@@ -130,7 +130,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   struct node *n = c->n;
   size_t members = swim_member_count(core_swim(n->core));
   struct stat_builder b = {0};
-  b.cap = 64 + 4 * members;
+  b.cap = 128 + 4 * members; /* the fixed stats (about 70) and per member */
   b.items = chorus_calloc(b.cap, sizeof *b.items);
   b.names = chorus_calloc(b.cap, sizeof *b.names);
   if (b.items == NULL || b.names == NULL) {
@@ -193,6 +193,8 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)mi.bad_messages, "meta.bad_messages");
     stat_add(&b, (int64_t)mi.store_errors, "meta.store_errors");
     stat_add(&b, (int64_t)mi.revivals, "meta.revivals");
+    stat_add(&b, (int64_t)mi.duplicates, "meta.duplicates");
+    stat_add(&b, (int64_t)mi.ae_clamped, "meta.ae_clamped");
   }
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */

@@ -37,7 +37,8 @@ static inline bool meta_t_member_eq(const struct meta_member *a,
 
 static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
                                  const struct meta_cmd *b) {
-  if (a->type != b->type)
+  if (a->type != b->type || a->proposer != b->proposer ||
+      a->req_id != b->req_id)
     return false;
   switch (a->type) {
   case META_CMD_JOIN:
@@ -63,6 +64,15 @@ static inline bool meta_t_state_eq(const struct meta_state *a,
   for (size_t i = 0; i < a->n; i++)
     if (!meta_t_member_eq(&a->members[i], &b->members[i]))
       return false;
+  if (a->note_key != b->note_key || a->note != b->note ||
+      a->nsessions != b->nsessions)
+    return false;
+  for (size_t i = 0; i < a->nsessions; i++) {
+    const struct meta_session *x = &a->sessions[i], *y = &b->sessions[i];
+    if (x->proposer != y->proposer || x->req_id != y->req_id ||
+        x->status != y->status || x->index != y->index)
+      return false;
+  }
   return true;
 }
 
@@ -232,11 +242,15 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.note_value = 42;
     break;
   }
+  if (which % 2 == 0) { /* an origin on half of them */
+    c.proposer = 0x5151515151515151ull + (uint64_t)which;
+    c.req_id = (uint64_t)(which + 1) << 32 | (uint64_t)which;
+  }
   return c;
 }
 
 /* A state of @n (<= 8) members over two datacenters, sorted by id; the
- * members live in @members. */
+ * members live in @members; n % 4 sessions (in a static array). */
 static inline struct meta_state meta_t_state(struct meta_member *members,
                                              size_t n) {
   static const char *const names[] = {"alpha", "bravo", "charlie", "delta",
@@ -252,6 +266,14 @@ static inline struct meta_state meta_t_state(struct meta_member *members,
                                (uint8_t)(META_JOINING + i % META_STATE_MAX));
   s.n = n;
   s.members = n > 0 ? members : NULL;
+  static struct meta_session sessions[3];
+  sessions[0] = (struct meta_session){UINT64_MAX, 0, 0, 1000};
+  sessions[1] = (struct meta_session){0x77, UINT64_MAX, INT32_MIN, 1100};
+  sessions[2] = (struct meta_session){0x77, 5, 0, 1234};
+  s.nsessions = n % 4;
+  s.sessions = s.nsessions > 0 ? sessions : NULL;
+  s.note_key = n;
+  s.note = n * 1000;
   return s;
 }
 

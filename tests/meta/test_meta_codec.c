@@ -30,12 +30,15 @@ struct hb {
   msgpack_packer pk;
 };
 
-static msgpack_packer *hb_start(struct hb *h) {
+static msgpack_packer *hb_start_format(struct hb *h, char format) {
   msgpack_sbuffer_init(&h->sb);
   msgpack_packer_init(&h->pk, &h->sb, msgpack_sbuffer_write);
-  char v = META_FORMAT_V1;
-  msgpack_sbuffer_write(&h->sb, &v, 1);
+  msgpack_sbuffer_write(&h->sb, &format, 1);
   return &h->pk;
+}
+
+static msgpack_packer *hb_start(struct hb *h) {
+  return hb_start_format(h, META_FORMAT_V2);
 }
 
 static void hb_free(struct hb *h) {
@@ -84,40 +87,53 @@ static void sp_member(msgpack_packer *pk, const struct meta_member *m) {
   msgpack_pack_uint64(pk, m->since);
 }
 
-static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
+/* A command in @format's layout (V2: the origin after the fields). */
+static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
+                          char format) {
+  const unsigned o = format == META_FORMAT_V1 ? 0 : 2;
   switch (c->type) {
   case META_CMD_JOIN:
-    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 2 + o);
     msgpack_pack_uint64(pk, c->type);
     sp_member(pk, &c->member);
     break;
   case META_CMD_SET_STATE:
-    msgpack_pack_array(pk, 3);
+    msgpack_pack_array(pk, 3 + o);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->id);
     msgpack_pack_uint64(pk, c->state);
     break;
   case META_CMD_REMOVE:
-    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 2 + o);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->id);
     break;
   case META_CMD_REPLICATION:
-    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 2 + o);
     msgpack_pack_uint64(pk, c->type);
     sp_repl(pk, &c->replication);
     break;
   default: /* NOTE, and unknown types in NOTE's shape */
-    msgpack_pack_array(pk, 3);
+    msgpack_pack_array(pk, 3 + o);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->note_key);
     msgpack_pack_uint64(pk, c->note_value);
     break;
   }
+  if (o) {
+    msgpack_pack_uint64(pk, c->proposer);
+    msgpack_pack_uint64(pk, c->req_id);
+  }
 }
 
-static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
-  msgpack_pack_array(pk, 6);
+static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
+  sp_cmd_format(pk, c, META_FORMAT_V2);
+}
+
+/* A state in @format's layout (V2: the sessions last). */
+static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
+                            char format) {
+  msgpack_pack_array(pk, format == META_FORMAT_V1 ? 6 : 7);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
   msgpack_pack_uint64(pk, s->note_key);
@@ -126,6 +142,20 @@ static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
   msgpack_pack_array(pk, s->n);
   for (size_t i = 0; i < s->n; i++)
     sp_member(pk, &s->members[i]);
+  if (format == META_FORMAT_V1)
+    return;
+  msgpack_pack_array(pk, s->nsessions);
+  for (size_t i = 0; i < s->nsessions; i++) {
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint64(pk, s->sessions[i].proposer);
+    msgpack_pack_uint64(pk, s->sessions[i].req_id);
+    msgpack_pack_int64(pk, s->sessions[i].status);
+    msgpack_pack_uint64(pk, s->sessions[i].index);
+  }
+}
+
+static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
+  sp_state_format(pk, s, META_FORMAT_V2);
 }
 
 static void sp_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -325,7 +355,7 @@ static void cut_everywhere(const uint8_t *buf, size_t len,
   memcpy(more, buf, len);
   more[len] = 0xc0;
   assert_int_equal(dec(more, len + 1), CHORUS_EMALFORMED);
-  more[0] = META_FORMAT_V1 + 1;
+  more[0] = META_FORMAT_V2 + 1;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
   more[0] = 0;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
@@ -348,7 +378,7 @@ static void test_cmd_roundtrip(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(meta_cmd_encode(&c, &buf, &len), CHORUS_OK);
-    assert_int_equal(buf[0], META_FORMAT_V1);
+    assert_int_equal(buf[0], META_FORMAT_V2);
     assert_int_equal(meta_cmd_decode(buf, len, &d), CHORUS_OK);
     assert_true(meta_t_cmd_eq(&c, &d));
     assert_int_equal(d.member.id, c.type == META_CMD_JOIN ? c.member.id : 0);
@@ -642,6 +672,8 @@ static void test_cmd_refused(void **state) {
   c = meta_t_cmd(1), c.state = 0, refused_cmd(&c, E, M);
   c = meta_t_cmd(1), c.state = META_STATE_MAX + 1, refused_cmd(&c, E, M);
   c = meta_t_cmd(2), c.id = 0, refused_cmd(&c, E, M);
+  /* No origin is all zeroes. */
+  c = meta_t_cmd(1), c.req_id = 9, refused_cmd(&c, E, M);
   /* Replication as ring_replication_check says, and n <= 16 always. */
   c = meta_t_cmd(4), c.replication.n = 0, refused_cmd(&c, E, M);
   c = meta_t_cmd(4), c.replication.n = RING_MAX_REPLICAS + 1;
@@ -664,7 +696,7 @@ static void test_cmd_refused(void **state) {
   chorus_free(buf);
   /* Nine datacenters (only the packer can say it). */
   struct hb h;
-  msgpack_packer *pk = hb_start(&h);
+  msgpack_packer *pk = hb_start_format(&h, META_FORMAT_V1);
   msgpack_pack_array(pk, 2);
   msgpack_pack_uint64(pk, META_CMD_REPLICATION);
   msgpack_pack_array(pk, 2);
@@ -706,6 +738,14 @@ static void test_state_refused(void **state) {
   /* Replication out of range. */
   FRESH(), s.replication = meta_t_repl_n(0), refused_state(&s, E, M);
   FRESH(), s.replication.dcs[1].factor = 14, refused_state(&s, E, M);
+  /* Sessions: by index strictly, none after applied, each with a
+   * proposer and a status that is not positive (7 members: 3 sessions). */
+#undef FRESH
+#define FRESH() (s = meta_t_state(m, 7))
+  FRESH(), s.sessions[1].index = s.sessions[0].index, refused_state(&s, E, M);
+  FRESH(), s.sessions[2].index = s.applied + 1, refused_state(&s, E, M);
+  FRESH(), s.sessions[0].proposer = 0, refused_state(&s, E, M);
+  FRESH(), s.sessions[1].status = 1, refused_state(&s, E, M);
 #undef FRESH
   /* Members NULL: only the encoder can be given that. */
   s = meta_t_state(m, 5);
@@ -716,7 +756,7 @@ static void test_state_refused(void **state) {
   /* More members than the limit: refused at the header. */
   struct hb h;
   msgpack_packer *pk = hb_start(&h);
-  msgpack_pack_array(pk, 6);
+  msgpack_pack_array(pk, 7);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 0);
@@ -727,7 +767,7 @@ static void test_state_refused(void **state) {
   assert_int_equal(hb_state(&h), CHORUS_ETOOBIG);
   /* Within the limit but more than the bytes can hold. */
   pk = hb_start(&h);
-  msgpack_pack_array(pk, 6);
+  msgpack_pack_array(pk, 7);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 0);
@@ -738,6 +778,51 @@ static void test_state_refused(void **state) {
   for (int i = 0; i < 20; i++)
     sp_member(pk, &one);
   assert_int_equal(hb_state(&h), M);
+  /* More sessions than the limit: refused at the header, both ways. */
+  pk = hb_start(&h);
+  msgpack_pack_array(pk, 7);
+  for (int i = 0; i < 4; i++)
+    msgpack_pack_uint64(pk, 0);
+  sp_repl(pk, &r);
+  msgpack_pack_array(pk, 0);
+  msgpack_pack_array(pk, META_MAX_SESSIONS + 1);
+  assert_int_equal(hb_state(&h), CHORUS_ETOOBIG);
+  s = meta_t_state(m, 3);
+  s.nsessions = META_MAX_SESSIONS + 1;
+  assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_ETOOBIG);
+}
+
+/* What the first metadata release wrote (META_FORMAT_V1: commands without
+ * an origin, a state without sessions) is still read. */
+static void test_v1_is_read(void **state) {
+  (void)state;
+  for (int i = 0; i < META_T_NCMD; i++) {
+    struct meta_cmd c = meta_t_cmd(i), d;
+    c.proposer = 0, c.req_id = 0;
+    struct hb h;
+    sp_cmd_format(hb_start_format(&h, META_FORMAT_V1), &c, META_FORMAT_V1);
+    assert_int_equal(meta_cmd_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+    hb_free(&h);
+    assert_true(meta_t_cmd_eq(&c, &d));
+    /* A V1 command with an origin's two fields has two too many. */
+    struct meta_cmd o = meta_t_cmd(i);
+    o.proposer = 1;
+    sp_cmd_format(hb_start_format(&h, META_FORMAT_V1), &o, META_FORMAT_V2);
+    assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
+    /* And a V2 one without them two too few. */
+    sp_cmd_format(hb_start(&h), &c, META_FORMAT_V1);
+    assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
+  }
+  struct meta_member m[8];
+  struct meta_state s = meta_t_state(m, 4), d;
+  s.nsessions = 0, s.sessions = NULL;
+  struct hb h;
+  sp_state_format(hb_start_format(&h, META_FORMAT_V1), &s, META_FORMAT_V1);
+  assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+  hb_free(&h);
+  assert_true(meta_t_state_eq(&s, &d));
+  assert_null(d.sessions);
+  meta_state_free(&d);
 }
 
 static void test_msg_refused(void **state) {
@@ -923,22 +1008,28 @@ static void test_wrong_shapes(void **state) {
   pk = hb_start(&h), msgpack_pack_array(pk, 0), assert_int_equal(hb_cmd(&h), M);
   /* A string for an integer, an integer for a string, nil, a float, a
    * negative integer, an integer for a bool, a map for the member. */
-  pk = hb_start(&h), msgpack_pack_array(pk, 3), msgpack_pack_uint64(pk, 2);
+  pk = hb_start_format(&h, META_FORMAT_V1), msgpack_pack_array(pk, 3);
+  msgpack_pack_uint64(pk, 2);
   msgpack_pack_str_with_body(pk, "7", 1), msgpack_pack_uint64(pk, 2);
   assert_int_equal(hb_cmd(&h), M);
-  pk = hb_start(&h), msgpack_pack_array(pk, 3), msgpack_pack_uint64(pk, 2);
+  pk = hb_start_format(&h, META_FORMAT_V1), msgpack_pack_array(pk, 3);
+  msgpack_pack_uint64(pk, 2);
   msgpack_pack_nil(pk), msgpack_pack_uint64(pk, 2);
   assert_int_equal(hb_cmd(&h), M);
-  pk = hb_start(&h), msgpack_pack_array(pk, 3), msgpack_pack_uint64(pk, 2);
+  pk = hb_start_format(&h, META_FORMAT_V1), msgpack_pack_array(pk, 3);
+  msgpack_pack_uint64(pk, 2);
   msgpack_pack_double(pk, 7.0), msgpack_pack_uint64(pk, 2);
   assert_int_equal(hb_cmd(&h), M);
-  pk = hb_start(&h), msgpack_pack_array(pk, 3), msgpack_pack_uint64(pk, 2);
+  pk = hb_start_format(&h, META_FORMAT_V1), msgpack_pack_array(pk, 3);
+  msgpack_pack_uint64(pk, 2);
   msgpack_pack_int64(pk, -7), msgpack_pack_uint64(pk, 2);
   assert_int_equal(hb_cmd(&h), M);
-  pk = hb_start(&h), msgpack_pack_array(pk, 2), msgpack_pack_uint64(pk, 1);
+  pk = hb_start_format(&h, META_FORMAT_V1), msgpack_pack_array(pk, 2);
+  msgpack_pack_uint64(pk, 1);
   msgpack_pack_map(pk, 0), assert_int_equal(hb_cmd(&h), M);
   struct meta_cmd join = meta_t_cmd(0);
-  pk = hb_start(&h), msgpack_pack_array(pk, 2), msgpack_pack_uint64(pk, 1);
+  pk = hb_start_format(&h, META_FORMAT_V1), msgpack_pack_array(pk, 2);
+  msgpack_pack_uint64(pk, 1);
   msgpack_pack_array(pk, 8), msgpack_pack_uint64(pk, join.member.id);
   msgpack_pack_uint64(pk, 5); /* the name */
   for (int i = 0; i < 6; i++)
@@ -1164,6 +1255,7 @@ int main(void) {
       cmocka_unit_test(test_snapshot_ownership),
       cmocka_unit_test(test_cmd_refused),
       cmocka_unit_test(test_state_refused),
+      cmocka_unit_test(test_v1_is_read),
       cmocka_unit_test(test_msg_refused),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_wrong_shapes),

@@ -240,13 +240,15 @@ static void test_replication_and_note(void **state) {
   assert_int_equal(meta_state_apply(&s, &c, 20), CHORUS_OK);
   assert_true(meta_t_repl_eq(&s.replication, &c.replication));
   assert_int_equal(s.epoch, epoch + 1);
-  /* A NOTE changes nothing but applied: the register is the caller's. */
+  /* A NOTE changes nothing but applied and the register. */
   struct meta_state before;
   assert_int_equal(meta_state_copy(&s, &before), CHORUS_OK);
   c = (struct meta_cmd){.type = META_CMD_NOTE, .note_key = 3, .note_value = 4};
   assert_int_equal(meta_state_apply(&s, &c, 21), CHORUS_OK);
   assert_int_equal(s.applied, 21);
   before.applied = 21;
+  before.note_key = 3;
+  before.note = 4;
   assert_true(meta_t_state_eq(&s, &before));
   meta_state_free(&before);
   meta_state_free(&s);
@@ -268,6 +270,97 @@ static void test_join_oom(void **state) {
   assert_int_equal(meta_state_apply(&s, &c, 40), CHORUS_OK);
   assert_int_equal(s.n, 4);
   meta_state_free(&before);
+  meta_state_free(&s);
+}
+
+static struct meta_cmd note_cmd(chorus_node_id proposer, uint64_t req,
+                                uint64_t value) {
+  return (struct meta_cmd){.type = META_CMD_NOTE,
+                           .note_key = proposer,
+                           .note_value = value,
+                           .proposer = proposer,
+                           .req_id = req};
+}
+
+/* A command committed twice (a resent proposal, meta.h EXACTLY ONCE) is
+ * applied once: the copy answers with the first one's result and changes
+ * nothing but applied. */
+static void test_exactly_once(void **state) {
+  (void)state;
+  struct meta_state s, before;
+  grow(&s, 2, 1, 1);
+  /* A register written by a, then b; a's write committed again must not
+   * bring a's value back (a lost write to a reader). */
+  struct meta_cmd a = note_cmd(0xa, 1, 100), b = note_cmd(0xb, 1, 200);
+  assert_int_equal(meta_state_apply(&s, &a, 10), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &b, 11), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &a, 12), CHORUS_OK);
+  assert_int_equal(s.note, 200);
+  assert_int_equal(s.applied, 12);
+  assert_int_equal(s.nsessions, 2);
+  const struct meta_session *x = meta_state_session(&s, 0xa, 1);
+  assert_non_null(x);
+  assert_int_equal(x->index, 10);
+  assert_null(meta_state_session(&s, 0xa, 2));
+  assert_null(meta_state_session(&s, 0, 0));
+  /* A JOIN committed twice answers OK both times (not EEXIST), and the
+   * epoch moves once. */
+  struct meta_cmd j = join_cmd(77, "late", "dc0", "r0", META_JOINING);
+  j.proposer = 77, j.req_id = 5;
+  uint64_t epoch = s.epoch;
+  assert_int_equal(meta_state_apply(&s, &j, 13), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &j, 14), CHORUS_OK);
+  assert_int_equal(s.epoch, epoch + 1);
+  /* A refused command is refused alike when repeated; the same command
+   * under a new request id is a new command. */
+  struct meta_cmd bad = set_cmd(999, META_LEAVING);
+  bad.proposer = 0xa, bad.req_id = 2;
+  assert_int_equal(meta_state_apply(&s, &bad, 15), CHORUS_ENOTFOUND);
+  assert_int_equal(meta_state_apply(&s, &bad, 16), CHORUS_ENOTFOUND);
+  struct meta_cmd leave = set_cmd(77, META_LEFT);
+  leave.proposer = 0xb, leave.req_id = 2;
+  assert_int_equal(meta_state_apply(&s, &leave, 17), CHORUS_OK);
+  leave.req_id = 3;
+  assert_int_equal(meta_state_apply(&s, &leave, 18), CHORUS_EINVAL);
+  /* Commands without an origin are not remembered. */
+  size_t n = s.nsessions;
+  struct meta_cmd anon = note_cmd(0, 0, 7);
+  assert_int_equal(meta_state_apply(&s, &anon, 19), CHORUS_OK);
+  assert_int_equal(s.nsessions, n);
+  /* Out of memory making room: unchanged altogether. */
+  assert_int_equal(meta_state_copy(&s, &before), CHORUS_OK);
+  struct meta_cmd c = note_cmd(0xc, 1, 300);
+  chorus_alloc_fail_after(0);
+  int rc = meta_state_apply(&s, &c, 20);
+  chorus_alloc_fail_after(-1);
+  assert_int_equal(rc, CHORUS_ENOMEM);
+  assert_true(meta_t_state_eq(&s, &before));
+  meta_state_free(&before);
+  /* The window: META_MAX_SESSIONS outcomes, oldest out first; beyond it
+   * a copy is applied again (the bound meta.h states). */
+  uint64_t index = 20;
+  for (uint64_t i = 0; i < META_MAX_SESSIONS; i++) {
+    c = note_cmd(0xc, 100 + i, 1000 + i);
+    assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  }
+  assert_int_equal(s.nsessions, META_MAX_SESSIONS);
+  assert_null(meta_state_session(&s, 0xa, 1));
+  assert_non_null(meta_state_session(&s, 0xc, 100));
+  assert_int_equal(meta_state_apply(&s, &a, ++index), CHORUS_OK);
+  assert_int_equal(s.note, 100); /* forgotten: applied again */
+  assert_null(meta_state_session(&s, 0xc, 100));
+  /* The table survives a copy and the snapshot encoding. */
+  uint8_t *buf;
+  size_t len;
+  struct meta_state d;
+  assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_OK);
+  assert_int_equal(meta_state_decode(buf, len, &d), CHORUS_OK);
+  assert_true(meta_t_state_eq(&s, &d));
+  c = note_cmd(0xc, 101, 5); /* a copy of one the decoded state knows */
+  assert_int_equal(meta_state_apply(&d, &c, ++index), CHORUS_OK);
+  assert_int_equal(d.note, 100);
+  chorus_free(buf);
+  meta_state_free(&d);
   meta_state_free(&s);
 }
 
@@ -542,6 +635,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_member_and_type),
       cmocka_unit_test(test_replication_and_note),
       cmocka_unit_test(test_join_oom),
+      cmocka_unit_test(test_exactly_once),
       cmocka_unit_test(test_ring),
       cmocka_unit_test(test_copy),
       cmocka_unit_test(test_voters_count_and_determinism),
