@@ -174,6 +174,20 @@ static int view_of(struct cnode *n, const struct wire_bytes_list *l,
   return CHORUS_OK;
 }
 
+static void fx_meta_answer(void *ctx, uint64_t cookie, int status) {
+  struct cnode *n = ctx;
+  if (n->opt.meta_answer != NULL)
+    n->opt.meta_answer(n->opt.meta_observer, n->index,
+                       cookie & ~CORE_META_COOKIE_BIT, status);
+}
+
+static void fx_meta_applied(void *ctx, uint64_t index,
+                            const struct meta_state *s) {
+  struct cnode *n = ctx;
+  if (n->opt.meta_applied != NULL)
+    n->opt.meta_applied(n->opt.meta_observer, n->index, index, s);
+}
+
 static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
                     bool maybe_applied) {
   struct cnode *n = ctx;
@@ -375,7 +389,9 @@ static int boot(struct cnode *n, chorus_ms wall) {
                                   .gossip = fx_gossip,
                                   .send = fx_send,
                                   .reply = fx_reply,
-                                  .sync = fx_sync};
+                                  .sync = fx_sync,
+                                  .meta_answer = fx_meta_answer,
+                                  .meta_applied = fx_meta_applied};
   char errmsg[CHORUS_ERRMSG_SIZE] = "";
   int rc = core_new(&n->ccfg, &fx, &n->core, errmsg);
   if (rc != CHORUS_OK) {

@@ -140,9 +140,16 @@ struct core_sim_options {
                                * nodes found it together (core_found with
                                * every roster address), a joiner asks to
                                * join; needs SWIM */
-  int planted_early_ack;      /* a planted bug, for the checkers' own test:
-                               * the adapter answers every write OK at once
-                               * and drops the core's real answer */
+  /* Observers of the metadata group (test_meta_sim's checkers; NULL:
+   * none): the core's meta_answer and meta_applied effects (core.h), with
+   * @meta_observer and the node's index. */
+  void *meta_observer;
+  void (*meta_answer)(void *observer, int node, uint64_t cookie, int status);
+  void (*meta_applied)(void *observer, int node, uint64_t index,
+                       const struct meta_state *s);
+  int planted_early_ack; /* a planted bug, for the checkers' own test:
+                          * the adapter answers every write OK at once
+                          * and drops the core's real answer */
 };
 
 extern const struct sim_node_ops core_sim_ops;
