@@ -298,6 +298,19 @@ static int io_snapshot_put(struct raft_io *io, unsigned trailing,
   struct meta_node *n = node_of(io);
   req->cb = cb;
   int rv = meta__store_snapshot_put(n, trailing, snapshot);
+  if (rv != 0 && trailing == 0) {
+    /* A snapshot a leader sent (trailing 0: InstallSnapshot replaces
+     * everything) that could not be stored: libraft 0.15's synchronous
+     * error path (replicationInstallSnapshot) frees only its own wrapper,
+     * and the message's data and configuration, which it holds here, are
+     * then nobody's (up to META_MAX_STATE_BYTES lost per attempt on a full
+     * disk, once a second with revive). libraft goes unavailable on this
+     * error and never reads them again, so they are released here. */
+    for (unsigned i = 0; i < snapshot->n_bufs; i++)
+      raft_free(snapshot->bufs[i].base);
+    struct raft_configuration conf = snapshot->configuration;
+    raft_configuration_close(&conf);
+  }
   if (rv != 0)
     return rv;
   return push_pending(
@@ -514,8 +527,13 @@ static int init_raft(struct meta_node *n) {
   int rv = raft_init(&n->raft, &n->io, &n->fsmi, cfg->self, n->self_addr);
   if (rv != 0)
     return rv == RAFT_NOMEM ? CHORUS_ENOMEM : CHORUS_EINVAL;
-  raft_set_election_timeout(&n->raft,
-                            cfg->election_ms ? cfg->election_ms : 1000);
+  unsigned election_ms = cfg->election_ms ? cfg->election_ms : 1000;
+  raft_set_election_timeout(&n->raft, election_ms);
+  /* A leader that sent a snapshot waits this long for its answer before
+   * sending another (libraft's default is 30 s). A follower that failed
+   * to store one (a full disk) restarts without answering (revive), so the
+   * wait is all the delay; metadata snapshots are at most 8 MiB. */
+  raft_set_install_snapshot_timeout(&n->raft, 3 * election_ms);
   raft_set_heartbeat_timeout(&n->raft,
                              cfg->heartbeat_ms ? cfg->heartbeat_ms : 100);
   raft_set_snapshot_threshold(
