@@ -96,39 +96,53 @@ static void test_checker_catches_a_lost_commit(void **state) {
   meta_check_free(&mc);
 }
 
+/* Register histories for the linearizability checker: a write invoked at
+ * @inv, seen applied at log @index, answered OK at @resp (0: never). */
+static uint64_t write_at(struct meta_check *mc, uint64_t inv, uint64_t index,
+                         uint64_t resp) {
+  uint64_t w = meta_check_invoke(mc, 1, inv);
+  meta_check_value(mc, index, w);
+  if (resp != 0)
+    meta_check_answer(mc, w, 1, 0, resp);
+  return w;
+}
+
+/* A read invoked at @inv that returned @value at @resp. */
+static void read_of(struct meta_check *mc, uint64_t inv, uint64_t value,
+                    uint64_t resp) {
+  meta_check_answer(mc, meta_check_invoke(mc, 0, inv), 1, value, resp);
+}
+
+/* The history is judged: exactly one violation, saying @what. */
+static void expect_violation(struct meta_check *mc, const char *what) {
+  meta_check_linearizable(mc);
+  assert_int_equal(mc->violations, 1);
+  assert_non_null(strstr(mc->first, what));
+  meta_check_free(mc);
+}
+
 /* Linearizability, planted: w1 then w2 in real time and in the log; a
  * read that begins after w2 completed returns w1 (stale). */
 static void test_checker_catches_a_stale_read(void **state) {
   (void)state;
   struct meta_check mc;
   meta_check_init(&mc);
-  uint64_t w1 = meta_check_invoke(&mc, 1, 10);
-  meta_check_value(&mc, 5, w1);
-  meta_check_answer(&mc, w1, 1, 0, 20);
-  uint64_t w2 = meta_check_invoke(&mc, 1, 30);
-  meta_check_value(&mc, 6, w2);
+  uint64_t w1 = write_at(&mc, 10, 5, 20);
+  uint64_t w2 = write_at(&mc, 30, 6, 40);
   meta_check_value(&mc, 7, w2); /* a JOIN after it: still w2 */
-  meta_check_answer(&mc, w2, 1, 0, 40);
   /* Concurrent with w2: either value is fine. */
-  uint64_t r = meta_check_invoke(&mc, 0, 35);
-  meta_check_answer(&mc, r, 1, w1, 45);
-  r = meta_check_invoke(&mc, 0, 36);
-  meta_check_answer(&mc, r, 1, w2, 46);
+  read_of(&mc, 35, w1, 45);
+  read_of(&mc, 36, w2, 46);
   /* An unanswered read says nothing; a failed write may still apply. */
   (void)meta_check_invoke(&mc, 0, 41);
-  uint64_t w3 = meta_check_invoke(&mc, 1, 42);
+  uint64_t w3 = write_at(&mc, 42, 8, 0);
   meta_check_answer(&mc, w3, 0, 0, 43);
-  meta_check_value(&mc, 8, w3);
   meta_check_linearizable(&mc);
   assert_int_equal(mc.violations, 0);
   assert_int_equal(mc.reads_checked, 2);
   assert_int_equal(mc.writes_placed, 3);
-  r = meta_check_invoke(&mc, 0, 50);
-  meta_check_answer(&mc, r, 1, w1, 55);
-  meta_check_linearizable(&mc);
-  assert_int_equal(mc.violations, 1);
-  assert_non_null(strstr(mc.first, "stale read"));
-  meta_check_free(&mc);
+  read_of(&mc, 50, w1, 55);
+  expect_violation(&mc, "stale read");
 }
 
 /* A read of a write that had not begun; a read of the initial register
@@ -138,47 +152,26 @@ static void test_checker_catches_bad_orders(void **state) {
   (void)state;
   struct meta_check mc;
   meta_check_init(&mc);
-  uint64_t r = meta_check_invoke(&mc, 0, 10);
-  uint64_t w = meta_check_invoke(&mc, 1, 30);
-  meta_check_value(&mc, 3, w);
-  meta_check_answer(&mc, r, 1, w, 20);
-  meta_check_linearizable(&mc);
-  assert_int_equal(mc.violations, 1);
-  assert_non_null(strstr(mc.first, "before that write began"));
-  meta_check_free(&mc);
+  read_of(&mc, 10, write_at(&mc, 30, 3, 0), 20);
+  expect_violation(&mc, "before that write began");
 
   meta_check_init(&mc);
-  w = meta_check_invoke(&mc, 1, 10);
-  meta_check_value(&mc, 3, w);
-  meta_check_answer(&mc, w, 1, 0, 20);
-  r = meta_check_invoke(&mc, 0, 30);
-  meta_check_answer(&mc, r, 1, 0, 40);
-  meta_check_linearizable(&mc);
-  assert_int_equal(mc.violations, 1);
-  meta_check_free(&mc);
+  (void)write_at(&mc, 10, 3, 20);
+  read_of(&mc, 30, 0, 40);
+  expect_violation(&mc, "stale read");
 
   meta_check_init(&mc);
   uint64_t w1 = meta_check_invoke(&mc, 1, 10);
   meta_check_answer(&mc, w1, 1, 0, 20);
-  uint64_t w2 = meta_check_invoke(&mc, 1, 30);
-  meta_check_answer(&mc, w2, 1, 0, 40);
-  meta_check_value(&mc, 4, w2); /* w2 before w1 in the log */
+  (void)write_at(&mc, 30, 4, 40); /* w2 before w1 in the log */
   meta_check_value(&mc, 5, w1);
-  meta_check_linearizable(&mc);
-  assert_int_equal(mc.violations, 1);
-  assert_non_null(strstr(mc.first, "out of order"));
-  meta_check_free(&mc);
+  expect_violation(&mc, "out of order");
 
   meta_check_init(&mc);
-  w1 = meta_check_invoke(&mc, 1, 10);
-  w2 = meta_check_invoke(&mc, 1, 11);
-  meta_check_value(&mc, 4, w1);
-  meta_check_value(&mc, 5, w2);
+  w1 = write_at(&mc, 10, 4, 0);
+  (void)write_at(&mc, 11, 5, 0);
   meta_check_value(&mc, 6, w1); /* w1 committed again */
-  meta_check_linearizable(&mc);
-  assert_int_equal(mc.violations, 1);
-  assert_non_null(strstr(mc.first, "applied twice"));
-  meta_check_free(&mc);
+  expect_violation(&mc, "applied twice");
 }
 
 static uint64_t env_u64(const char *name, uint64_t dflt) {
