@@ -227,7 +227,11 @@ int repl__read_reply_short(struct repl *r, struct repl_op *op,
   assert(op->kind == REPL_OP_READ && op->state == REPL_OP_REPLIED);
   const struct repl_coord *c = &op->u.read.c;
   const struct repl_target *t = read_refusal(c);
-  assert(t != NULL);
+  assert(t != NULL); /* repl__read_short: a replica refused */
+  if (t == NULL)     /* without assertions, an answer all the same */
+    return repl__reply_error(r, fx, &c->origin, c->mtype, CHORUS_EUNAVAILABLE,
+                             "%u of %u answers", c->tally.total,
+                             c->need.total);
   return repl__reply_error(
       r, fx, &c->origin, c->mtype, t->refusal,
       "%u of %u answers: replica %016" PRIx64 " refused (%s)%s", c->tally.total,

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -257,6 +258,17 @@ static const struct answer *answer_of(struct net *w, uint64_t cookie) {
   return NULL;
 }
 
+/* The status proposal or read @cookie was answered with (failing the test
+ * when it was not answered). */
+static int status_of(struct net *w, uint64_t cookie) {
+  const struct answer *a = answer_of(w, cookie);
+  if (a == NULL) {
+    fail_msg("no answer for cookie %" PRIu64, cookie);
+    return INT32_MIN;
+  }
+  return a->status;
+}
+
 static int cookie_wanted;
 static bool answered(struct net *w) {
   return answer_of(w, (uint64_t)cookie_wanted) != NULL;
@@ -340,7 +352,7 @@ static void test_remove_through_follower_and_minority(void **state) {
                    CHORUS_OK);
   cookie_wanted = 7;
   settle(&w, answered, 6000);
-  assert_int_equal(answer_of(&w, 7)->status, CHORUS_OK);
+  assert_int_equal(status_of(&w, 7), CHORUS_OK);
   assert_int_equal(meta_state_find(meta_node_state(w.node[f]), id_of(gone))
                        ->state,
                    META_REMOVED);
@@ -360,7 +372,7 @@ static void test_remove_through_follower_and_minority(void **state) {
                    CHORUS_OK);
   cookie_wanted = 8;
   settle(&w, answered, 3000);
-  assert_int_equal(answer_of(&w, 8)->status, CHORUS_EUNAVAILABLE);
+  assert_int_equal(status_of(&w, 8), CHORUS_EUNAVAILABLE);
   net_free(&w);
 }
 
@@ -385,7 +397,7 @@ static void test_full_disk_then_space_back(void **state) {
                      CHORUS_OK);
     cookie_wanted = 20 + k;
     settle(&w, answered, 6000);
-    assert_int_equal(answer_of(&w, 20 + k)->status, CHORUS_OK);
+    assert_int_equal(status_of(&w, 20 + k), CHORUS_OK);
   }
   for (int i = 0; i < 300; i++)
     step(&w);
