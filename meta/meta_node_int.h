@@ -1,7 +1,8 @@
 /* meta_node_int.h: the metadata Raft node's internals, shared by
- * meta_node.c (raft_io, the FSM, events), meta_node_store.c (Raft's state
- * in STORE_META) and meta_node_props.c (proposals, the leader's reconcile
- * loop). meta_node.h tells how it works. */
+ * meta_node.c (the FSM, lifecycle, events), meta_node_io.c (raft_io: the
+ * deferred completions and the send gate), meta_node_store.c (Raft's
+ * state in STORE_META) and meta_node_props.c (proposals, the leader's
+ * reconcile loop). meta_node.h tells how it works. */
 #ifndef CHORUS_META_NODE_INT_H
 #define CHORUS_META_NODE_INT_H
 
@@ -121,6 +122,11 @@ struct meta_node {
 };
 
 void meta__hex_id(chorus_node_id id, char out[META_HEX_ID]);
+
+/* meta_node_io.c: n->io, libraft's raft_io over @n; meta__drain runs what
+ * the durable sequence now allows (completions, held messages, the next
+ * sync barrier). */
+void meta__io_init(struct meta_node *n);
 int meta__drain(struct meta_node *n);
 void meta__snapshot_destroy(struct raft_snapshot *s);
 

@@ -10,7 +10,7 @@
  *   "meta/state"                the applied state (meta_state_encode)
  *
  * Writes are not synced here: the send gate and the completion queue in
- * meta_node.c wait for a barrier. Bytes read back that make no sense are
+ * meta_node_io.c wait for a barrier. Bytes read back that make no sense are
  * CHORUS_ECORRUPT: the node refuses to serve rather than guess. */
 #include <inttypes.h>
 #include <string.h>
