@@ -247,6 +247,14 @@ static bool all_normal(struct net *w) {
   return true;
 }
 
+/* founded: @n nodes found the group together, all of them voters, and
+ * every one of them sees every member normal. */
+static void founded(struct net *w, int n) {
+  net_init(w, n);
+  bootstrap_all(w, n);
+  settle(w, all_normal, 20000);
+}
+
 static bool has_leader(struct net *w) {
   return leader(w) >= 0;
 }
@@ -279,9 +287,7 @@ static bool answered(struct net *w) {
 static void test_founders_agree(void **state) {
   (void)state;
   static struct net w;
-  net_init(&w, 3);
-  bootstrap_all(&w, 3);
-  settle(&w, all_normal, 20000);
+  founded(&w, 3);
   /* Everyone applied the same history: the same epoch and members. */
   const struct meta_state *s0 = meta_node_state(w.node[0]);
   assert_int_equal(s0->n, 3);
@@ -300,9 +306,7 @@ static void test_founders_agree(void **state) {
 static void test_restart_serves_from_disk(void **state) {
   (void)state;
   static struct net w;
-  net_init(&w, 3);
-  bootstrap_all(&w, 3);
-  settle(&w, all_normal, 20000);
+  founded(&w, 3);
   for (int i = 0; i < 50; i++)
     step(&w); /* the state copy is synced with later writes */
   /* Every node goes down; one comes back alone. */
@@ -341,9 +345,7 @@ static void test_joiner_becomes_normal(void **state) {
 static void test_remove_through_follower_and_minority(void **state) {
   (void)state;
   static struct net w;
-  net_init(&w, 3);
-  bootstrap_all(&w, 3);
-  settle(&w, all_normal, 20000);
+  founded(&w, 3);
   int l = leader(&w);
   int f = (l + 1) % 3, gone = (l + 2) % 3;
   crash(&w, gone, 0);
@@ -385,9 +387,7 @@ static void test_full_disk_then_space_back(void **state) {
   /* Snapshots every 8 entries: the leader sends the follower snapshots
    * while its disk is full (the install fails; nothing may leak), and it
    * catches up by one once there is room. */
-  net_init(&w, 3);
-  bootstrap_all(&w, 3);
-  settle(&w, all_normal, 20000);
+  founded(&w, 3);
   int l = leader(&w);
   int f = (l + 1) % 3;
   store_inject_fault(w.store[f], STORE_FAULT_FULL);
@@ -464,9 +464,7 @@ static void test_bad_messages_refused(void **state) {
 static void test_snapshots_bound_the_log(void **state) {
   (void)state;
   static struct net w;
-  net_init(&w, 3);
-  bootstrap_all(&w, 3);
-  settle(&w, all_normal, 20000);
+  founded(&w, 3);
   /* Node 2 is away while many commands commit: it catches up by a
    * snapshot once back. */
   crash(&w, 2, 0);
