@@ -372,6 +372,7 @@ void meta_node_info(const struct meta_node *n, struct meta_node_info *out) {
   out->store_errors = n->store_errors;
   out->duplicates = n->duplicates;
   out->ae_clamped = n->ae_clamped;
+  out->term_raises = n->term_raises;
   out->revivals = n->revivals;
 }
 
@@ -420,6 +421,61 @@ static void clamp_append_entries(struct meta_node *n,
   n->ae_matched = proven;
 }
 
+static raft_term term_of(const struct raft_message *m) {
+  switch (m->type) {
+  case RAFT_IO_APPEND_ENTRIES:
+    return m->append_entries.term;
+  case RAFT_IO_APPEND_ENTRIES_RESULT:
+    return m->append_entries_result.term;
+  case RAFT_IO_REQUEST_VOTE:
+    return m->request_vote.term;
+  case RAFT_IO_REQUEST_VOTE_RESULT:
+    return m->request_vote_result.term;
+  case RAFT_IO_INSTALL_SNAPSHOT:
+    return m->install_snapshot.term;
+  case RAFT_IO_TIMEOUT_NOW:
+    return m->timeout_now.term;
+  default:
+    return 0;
+  }
+}
+
+/* raft_screen: what is checked before libraft sees a Raft message. A term
+ * above ours is Raft's own business (an election, or a node back from a
+ * partition: pre-vote keeps those from deposing anyone), but one is worth
+ * a line and a counter (term_raises), since a node whose terms run away
+ * shows here first. A snapshot whose state does not decode is refused
+ * (bad_messages): libraft would store it, replacing the log, before its
+ * restore fails, and the node could then not start from its own disk; a
+ * newer release's format (CHORUS_EVERSION) is refused alike, since this
+ * node could not apply it. */
+static int raft_screen(struct meta_node *n, chorus_node_id from,
+                       const struct raft_message *m) {
+  raft_term term = term_of(m), ours = n->started ? n->raft.current_term : 0;
+  if (term > ours) {
+    n->term_raises++;
+    TRACE(n, "term %" PRIu64 " from %016" PRIx64 " (ours %" PRIu64 ")",
+          (uint64_t)term, from, (uint64_t)ours);
+  }
+  if (m->type != RAFT_IO_INSTALL_SNAPSHOT)
+    return CHORUS_OK;
+  struct meta_state st;
+  const struct raft_buffer *data = &m->install_snapshot.data;
+  int rc = meta_state_decode(data->base, data->len, &st);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc == CHORUS_OK) {
+    meta_state_free(&st);
+    return CHORUS_OK;
+  }
+  n->bad_messages++;
+  TRACE(n,
+        "a snapshot from %016" PRIx64 " (index %" PRIu64 ") refused: its state "
+        "does not decode (%s)",
+        from, (uint64_t)m->install_snapshot.last_index, chorus_strerror(rc));
+  return rc;
+}
+
 int meta_node_recv(struct meta_node *n, chorus_node_id from, const void *data,
                    size_t len, chorus_ms now) {
   n->now = now;
@@ -447,6 +503,11 @@ int meta_node_recv(struct meta_node *n, chorus_node_id from, const void *data,
     if (!n->started || n->recv_cb == NULL) {
       meta_msg_release(&m);
       return CHORUS_OK;
+    }
+    rc = raft_screen(n, from, &m.raft);
+    if (rc != CHORUS_OK) {
+      meta_msg_release(&m);
+      return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
     }
     meta__hex_id(from, n->peer_addr);
     m.raft.server_id = from;

@@ -163,6 +163,8 @@ struct meta_node_info {
                           EXACTLY ONCE) */
   uint64_t ae_clamped; /* answers to AppendEntries that claimed a stale
                           tail (meta_node.c, clamp_append_entries) */
+  uint64_t term_raises; /* Raft messages with a term above ours (elections,
+                           and any term from the future: a line each) */
   uint64_t revivals;   /* raft restarted in place after a refused write */
 };
 void meta_node_info(const struct meta_node *n, struct meta_node_info *out);

@@ -119,6 +119,7 @@ struct meta_node {
   bool answering_ae;
   raft_index ae_matched;
   uint64_t ae_clamped;
+  uint64_t term_raises; /* Raft messages with a term above ours */
 };
 
 void meta__hex_id(chorus_node_id id, char out[META_HEX_ID]);

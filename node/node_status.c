@@ -195,6 +195,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)mi.revivals, "meta.revivals");
     stat_add(&b, (int64_t)mi.duplicates, "meta.duplicates");
     stat_add(&b, (int64_t)mi.ae_clamped, "meta.ae_clamped");
+    stat_add(&b, (int64_t)mi.term_raises, "meta.term_raises");
   }
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */

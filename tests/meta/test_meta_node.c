@@ -461,6 +461,105 @@ static void test_bad_messages_refused(void **state) {
   net_free(&w);
 }
 
+/* send_raw: @m, from node @from, handed to node @to's metadata layer. */
+static void send_raw(struct net *w, int from, int to, struct meta_msg *m) {
+  m->cluster = CLUSTER;
+  m->from = id_of(from);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  assert_int_equal(meta_msg_encode(m, &buf, &len), CHORUS_OK);
+  assert_int_equal(meta_node_recv(w->node[to], id_of(from), buf, len, w->now),
+                   CHORUS_OK);
+  chorus_free(buf);
+}
+
+/* A term from the future (a RequestVote 1,000 terms ahead, as a node whose
+ * terms ran away would send) reaches the leader and a follower: each logs
+ * it and counts it, neither is deposed while it hears its leader (Raft
+ * §4.2.3), and the group goes on committing. */
+static void test_future_term_survived(void **state) {
+  (void)state;
+  static struct net w;
+  founded(&w, 3);
+  int l = leader(&w), x = (l + 1) % 3, f = (l + 2) % 3;
+  struct meta_node_info before, after;
+  meta_node_info(w.node[l], &before);
+  struct meta_msg m = {.type = META_MSG_RAFT};
+  m.raft.type = RAFT_IO_REQUEST_VOTE;
+  m.raft.request_vote = (struct raft_request_vote){
+      .term = before.term + 1000, .candidate_id = id_of(x)};
+  send_raw(&w, x, l, &m);
+  send_raw(&w, x, f, &m);
+  meta_node_info(w.node[l], &after);
+  assert_int_equal(after.term_raises, before.term_raises + 1);
+  assert_int_equal(after.term, before.term);
+  for (int i = 0; i < 300; i++)
+    step(&w);
+  assert_int_equal(leader(&w), l);
+  struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = 77};
+  assert_int_equal(meta_node_propose(w.node[f], &note, 9, 3000, w.now),
+                   CHORUS_OK);
+  cookie_wanted = 9;
+  settle(&w, answered, 3000);
+  assert_int_equal(status_of(&w, 9), CHORUS_OK);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(meta_node_state(w.node[i])->note, 77);
+  net_free(&w);
+}
+
+/* A snapshot whose state does not decode, sent to a follower as from its
+ * leader, is refused before libraft stores it (it would replace the log
+ * with it): counted, and the follower still follows. */
+static void test_snapshot_that_does_not_decode(void **state) {
+  (void)state;
+  static struct net w;
+  founded(&w, 3);
+  int l = leader(&w), f = (l + 1) % 3;
+  struct meta_node_info before, after;
+  meta_node_info(w.node[f], &before);
+  void *snap0 = NULL, *snap1 = NULL;
+  size_t len0 = 0, len1 = 0;
+  int rc0 = store_get(w.store[f], STORE_META, "raft/snap", 9, &snap0, &len0);
+  uint8_t junk[] = {META_FORMAT_V2, 0x93, 0x01, 0x02};
+  struct meta_msg m = {.type = META_MSG_RAFT};
+  m.raft.type = RAFT_IO_INSTALL_SNAPSHOT;
+  struct raft_install_snapshot *is = &m.raft.install_snapshot;
+  *is = (struct raft_install_snapshot){.term = before.term,
+                                       .last_index = before.applied_index + 50,
+                                       .last_term = before.term,
+                                       .conf_index = 1,
+                                       .data = {junk, sizeof junk}};
+  raft_configuration_init(&is->conf);
+  for (int i = 0; i < 3; i++) {
+    char addr[17]; /* 16 hex digits: a Raft address (meta_node.c) */
+    snprintf(addr, sizeof addr, "%016" PRIx64, id_of(i));
+    assert_int_equal(
+        raft_configuration_add(&is->conf, id_of(i), addr, RAFT_VOTER), 0);
+  }
+  send_raw(&w, l, f, &m);
+  raft_configuration_close(&is->conf);
+  meta_node_info(w.node[f], &after);
+  assert_int_equal(after.bad_messages, before.bad_messages + 1);
+  assert_int_not_equal(after.raft_state, RAFT_UNAVAILABLE);
+  /* What it keeps as its snapshot is what it kept before. */
+  assert_int_equal(
+      store_get(w.store[f], STORE_META, "raft/snap", 9, &snap1, &len1), rc0);
+  assert_int_equal(len1, len0);
+  if (len0 > 0)
+    assert_memory_equal(snap1, snap0, len0);
+  chorus_free(snap0);
+  chorus_free(snap1);
+  struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = 78};
+  assert_int_equal(meta_node_propose(w.node[l], &note, 10, 3000, w.now),
+                   CHORUS_OK);
+  cookie_wanted = 10;
+  settle(&w, answered, 3000);
+  for (int i = 0; i < 100; i++)
+    step(&w);
+  assert_int_equal(meta_node_state(w.node[f])->note, 78);
+  net_free(&w);
+}
+
 static void test_snapshots_bound_the_log(void **state) {
   (void)state;
   static struct net w;
@@ -506,6 +605,8 @@ int main(void) {
       cmocka_unit_test(test_remove_through_follower_and_minority),
       cmocka_unit_test(test_full_disk_then_space_back),
       cmocka_unit_test(test_bad_messages_refused),
+      cmocka_unit_test(test_future_term_survived),
+      cmocka_unit_test(test_snapshot_that_does_not_decode),
       cmocka_unit_test(test_snapshots_bound_the_log),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
