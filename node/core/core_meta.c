@@ -328,7 +328,7 @@ static int admin_reply(struct core *c, uint64_t cookie) {
         .state = m->state,
         .role = wire_role_of(meta_node_role(c->meta, m->id)),
         .alive = wire_alive_of(c, m->id),
-        .vnodes = m->vnodes,
+        .vnodes = m->vnodes ? m->vnodes : RING_DEFAULT_VNODES,
         .share_ppm = at >= 0 ? (uint32_t)(share[at] * 1e6 + 0.5) : 0};
     if (wm[i].share_ppm > 1000000u)
       wm[i].share_ppm = 1000000u;
