@@ -282,6 +282,18 @@ static bool answered(struct net *w) {
   return answer_of(w, (uint64_t)cookie_wanted) != NULL;
 }
 
+/* note_through: a NOTE of @value proposed through node @node with
+ * @cookie; returns its answer's status once answered (within @ms). */
+static int note_through(struct net *w, int node, uint64_t value,
+                        uint64_t cookie, chorus_ms ms) {
+  struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = value};
+  assert_int_equal(meta_node_propose(w->node[node], &note, cookie, ms, w->now),
+                   CHORUS_OK);
+  cookie_wanted = (int)cookie;
+  settle(w, answered, ms + 1000);
+  return status_of(w, cookie);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void test_founders_agree(void **state) {
@@ -369,12 +381,7 @@ static void test_remove_through_follower_and_minority(void **state) {
     f = 3 - l - gone;
   for (int i = 0; i < 3; i++)
     w.cut[f][i] = w.cut[i][f] = true;
-  struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = 99};
-  assert_int_equal(meta_node_propose(w.node[f], &note, 8, 2000, w.now),
-                   CHORUS_OK);
-  cookie_wanted = 8;
-  settle(&w, answered, 3000);
-  assert_int_equal(status_of(&w, 8), CHORUS_EUNAVAILABLE);
+  assert_int_equal(note_through(&w, f, 99, 8, 2000), CHORUS_EUNAVAILABLE);
   net_free(&w);
 }
 
@@ -392,12 +399,7 @@ static void test_full_disk_then_space_back(void **state) {
   int f = (l + 1) % 3;
   store_inject_fault(w.store[f], STORE_FAULT_FULL);
   for (uint64_t k = 1; k <= 5; k++) {
-    struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = k};
-    assert_int_equal(meta_node_propose(w.node[l], &note, 20 + k, 5000, w.now),
-                     CHORUS_OK);
-    cookie_wanted = 20 + k;
-    settle(&w, answered, 6000);
-    assert_int_equal(status_of(&w, 20 + k), CHORUS_OK);
+    assert_int_equal(note_through(&w, l, k, 20 + k, 5000), CHORUS_OK);
   }
   for (int i = 0; i < 300; i++)
     step(&w);
@@ -496,12 +498,7 @@ static void test_future_term_survived(void **state) {
   for (int i = 0; i < 300; i++)
     step(&w);
   assert_int_equal(leader(&w), l);
-  struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = 77};
-  assert_int_equal(meta_node_propose(w.node[f], &note, 9, 3000, w.now),
-                   CHORUS_OK);
-  cookie_wanted = 9;
-  settle(&w, answered, 3000);
-  assert_int_equal(status_of(&w, 9), CHORUS_OK);
+  assert_int_equal(note_through(&w, f, 77, 9, 3000), CHORUS_OK);
   for (int i = 0; i < 3; i++)
     assert_int_equal(meta_node_state(w.node[i])->note, 77);
   net_free(&w);
@@ -549,11 +546,7 @@ static void test_snapshot_that_does_not_decode(void **state) {
     assert_memory_equal(snap1, snap0, len0);
   chorus_free(snap0);
   chorus_free(snap1);
-  struct meta_cmd note = {.type = META_CMD_NOTE, .note_value = 78};
-  assert_int_equal(meta_node_propose(w.node[l], &note, 10, 3000, w.now),
-                   CHORUS_OK);
-  cookie_wanted = 10;
-  settle(&w, answered, 3000);
+  assert_int_equal(note_through(&w, l, 78, 10, 3000), CHORUS_OK);
   for (int i = 0; i < 100; i++)
     step(&w);
   assert_int_equal(meta_node_state(w.node[f])->note, 78);

@@ -199,13 +199,23 @@ static const struct meta_node *meta_of(struct sim *s, int i) {
   return c == NULL ? NULL : core_meta(c);
 }
 
+/* info_of: node @i's metadata node and its Raft view, if it has started
+ * one (NULL otherwise). */
+static const struct meta_node *info_of(struct sim *s, int i,
+                                       struct meta_node_info *mi) {
+  const struct meta_node *m = meta_of(s, i);
+  if (m == NULL || !meta_node_started(m))
+    return NULL;
+  meta_node_info(m, mi);
+  return m;
+}
+
 static void observe(struct sim *s, struct watch *w) {
   for (int i = 0; i < w->nodes; i++) {
-    const struct meta_node *m = meta_of(s, i);
-    if (m == NULL || !meta_node_started(m))
-      continue;
     struct meta_node_info mi;
-    meta_node_info(m, &mi);
+    const struct meta_node *m = info_of(s, i, &mi);
+    if (m == NULL)
+      continue;
     uint64_t self = core_sim_id(s, i);
     meta_check_role(&w->mc, i, mi.term, mi.raft_state == RAFT_LEADER ? self : 0,
                     mi.commit_index);
@@ -282,12 +292,8 @@ static int read_register(struct core *c, chorus_ms now, chorus_ms wall,
 static void reads(struct sim *s, void *arg) {
   struct watch *w = arg;
   for (int i = 0; i < w->nodes; i++) {
-    const struct meta_node *m = meta_of(s, i);
-    if (m == NULL || !meta_node_started(m))
-      continue;
     struct meta_node_info mi;
-    meta_node_info(m, &mi);
-    if (mi.raft_state != RAFT_LEADER)
+    if (info_of(s, i, &mi) == NULL || mi.raft_state != RAFT_LEADER)
       continue;
     uint64_t id = meta_check_invoke(&w->mc, 0, sim_now(s));
     if (id != 0)
@@ -335,11 +341,10 @@ static void at_end(struct sim *s, void *arg) {
     observe(s, w);
   }
   for (int i = 0; i < w->nodes; i++) {
-    const struct meta_node *m = meta_of(s, i);
-    if (m == NULL || !meta_node_started(m))
-      continue;
     struct meta_node_info mi;
-    meta_node_info(m, &mi);
+    const struct meta_node *m = info_of(s, i, &mi);
+    if (m == NULL)
+      continue;
     if (getenv("CHORUS_META_SIM_TRACE") != NULL)
       printf("# n%d: raft state %d term %" PRIu64 " commit %" PRIu64
              " applied %" PRIu64 " last %" PRIu64 " store errors %" PRIu64
