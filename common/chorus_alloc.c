@@ -27,7 +27,9 @@ void chorus_alloc_fail_after(long k) {
   atomic_store(&alloc_attempts, 0);
 }
 
-long chorus_alloc_count(void) { return atomic_load(&alloc_attempts); }
+long chorus_alloc_count(void) {
+  return atomic_load(&alloc_attempts);
+}
 
 void *chorus_malloc(size_t size) {
   if (alloc_should_fail())
@@ -49,7 +51,9 @@ void *chorus_realloc(void *ptr, size_t size) {
   return realloc(ptr, size == 0 ? 1 : size);
 }
 
-void chorus_free(void *ptr) { free(ptr); }
+void chorus_free(void *ptr) {
+  free(ptr);
+}
 
 void *chorus_memdup(const void *src, size_t len) {
   void *p = chorus_malloc(len);
@@ -58,4 +62,23 @@ void *chorus_memdup(const void *src, size_t len) {
   return p;
 }
 
-char *chorus_strdup(const char *s) { return chorus_memdup(s, strlen(s) + 1); }
+char *chorus_strdup(const char *s) {
+  return chorus_memdup(s, strlen(s) + 1);
+}
+
+void *chorus_grow(void *p, size_t *cap, size_t n, size_t size, size_t first) {
+  if (n < *cap)
+    return p;
+  size_t c = *cap == 0 ? (first ? first : 1) : *cap;
+  if (*cap != 0) {
+    if (c > SIZE_MAX / 2)
+      return NULL;
+    c *= 2;
+  }
+  if (size == 0 || c > SIZE_MAX / size)
+    return NULL;
+  void *g = chorus_realloc(p, c * size);
+  if (g != NULL)
+    *cap = c;
+  return g;
+}

@@ -41,6 +41,17 @@ void *chorus_memdup(const void *src, size_t len);
 /* chorus_strdup: a chorus_malloc'ed copy of a NUL-terminated string. */
 char *chorus_strdup(const char *s);
 
+/* chorus_grow: array @p (*@cap elements of @size, @n of them in use) with
+ * room for one more: @p itself while @n < *@cap, else @p chorus_realloc'ed
+ * to twice the capacity (@first when it was 0) and *@cap updated. NULL
+ * when out of memory or the size would overflow: @p and *@cap are then
+ * unchanged and still the caller's. Usage:
+ *   struct x *g = chorus_grow(a->v, &a->cap, a->n, sizeof *g, 16);
+ *   if (g == NULL) return CHORUS_ENOMEM;
+ *   a->v = g;
+ *   a->v[a->n++] = item; */
+void *chorus_grow(void *p, size_t *cap, size_t n, size_t size, size_t first);
+
 /* chorus_alloc_fail_after: the next @k allocations succeed, every one after
  * them fails, until the next call. @k < 0 turns injection off (the default). */
 void chorus_alloc_fail_after(long k);

@@ -332,14 +332,11 @@ void meta_node_contact(struct meta_node *n, chorus_node_id id, bool alive) {
   }
   if (i < n->ncontacts)
     return;
-  if (n->ncontacts == n->capcontacts) {
-    size_t cap = n->capcontacts ? 2 * n->capcontacts : 8;
-    chorus_node_id *grown = chorus_realloc(n->contacts, cap * sizeof *grown);
-    if (grown == NULL)
-      return; /* a contact is a hint: none is no error */
-    n->contacts = grown;
-    n->capcontacts = cap;
-  }
+  chorus_node_id *contacts = chorus_grow(n->contacts, &n->capcontacts,
+                                         n->ncontacts, sizeof *contacts, 8);
+  if (contacts == NULL)
+    return; /* a contact is a hint: none is no error */
+  n->contacts = contacts;
   n->contacts[n->ncontacts++] = id;
 }
 

@@ -21,28 +21,22 @@ static struct meta_node *node_of(struct raft_io *io) {
  * ======================================================================== */
 
 static int push_pending(struct meta_node *n, struct meta__pending p) {
-  if (n->npend == n->cappend) {
-    size_t cap = n->cappend ? 2 * n->cappend : 16;
-    struct meta__pending *grown = chorus_realloc(n->pend, cap * sizeof *grown);
-    if (grown == NULL)
-      return RAFT_NOMEM;
-    n->pend = grown;
-    n->cappend = cap;
-  }
+  struct meta__pending *pend =
+      chorus_grow(n->pend, &n->cappend, n->npend, sizeof *pend, 16);
+  if (pend == NULL)
+    return RAFT_NOMEM;
+  n->pend = pend;
   n->pend[n->npend++] = p;
   return 0;
 }
 
 static int hold_message(struct meta_node *n, chorus_node_id to, uint8_t *buf,
                         size_t len) {
-  if (n->nheld == n->capheld) {
-    size_t cap = n->capheld ? 2 * n->capheld : 16;
-    struct meta__held *grown = chorus_realloc(n->held, cap * sizeof *grown);
-    if (grown == NULL)
-      return CHORUS_ENOMEM;
-    n->held = grown;
-    n->capheld = cap;
-  }
+  struct meta__held *held =
+      chorus_grow(n->held, &n->capheld, n->nheld, sizeof *held, 16);
+  if (held == NULL)
+    return CHORUS_ENOMEM;
+  n->held = held;
   n->held[n->nheld++] = (struct meta__held){to, buf, len, n->written};
   return CHORUS_OK;
 }

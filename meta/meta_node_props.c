@@ -30,14 +30,11 @@ static chorus_node_id leader_of(const struct meta_node *n) {
 }
 
 static struct meta__prop *prop_new(struct meta_node *n) {
-  if (n->nprops == n->capprops) {
-    size_t cap = n->capprops ? 2 * n->capprops : 8;
-    struct meta__prop **grown = chorus_realloc(n->props, cap * sizeof *grown);
-    if (grown == NULL)
-      return NULL;
-    n->props = grown;
-    n->capprops = cap;
-  }
+  struct meta__prop **props =
+      chorus_grow(n->props, &n->capprops, n->nprops, sizeof *props, 8);
+  if (props == NULL)
+    return NULL;
+  n->props = props;
   struct meta__prop *p = chorus_calloc(1, sizeof *p);
   if (p == NULL)
     return NULL;

@@ -50,18 +50,16 @@ static struct node_peer *peer_by_addr(struct node *n, const char *addr,
       return &n->peers[i];
   if (!create)
     return NULL;
-  if (n->npeers == n->cappeers) {
-    size_t cap = n->cappeers ? 2 * n->cappeers : 16;
-    struct node_peer *p = chorus_realloc(n->peers, cap * sizeof *p);
-    if (p == NULL)
-      return NULL;
-    /* Connections point at their entries: re-point them. */
+  bool full = n->npeers == n->cappeers;
+  struct node_peer *grown =
+      chorus_grow(n->peers, &n->cappeers, n->npeers, sizeof *grown, 16);
+  if (grown == NULL)
+    return NULL;
+  if (full) /* moved: connections point at their entries, re-point them */
     for (size_t i = 0; i < n->npeers; i++)
-      if (p[i].out)
-        p[i].out->peer = &p[i];
-    n->peers = p;
-    n->cappeers = cap;
-  }
+      if (grown[i].out)
+        grown[i].out->peer = &grown[i];
+  n->peers = grown;
   struct node_peer *p = &n->peers[n->npeers++];
   memset(p, 0, sizeof *p);
   snprintf(p->addr, sizeof p->addr, "%s", addr);

@@ -27,17 +27,14 @@ static void sw_changed(void *ctx, const struct swim_member *m,
   assert(c->in_swim);
   if (ring_changed || is_new)
     c->ring_dirty = true;
-  if (c->nmev == c->capmev) {
-    size_t cap = c->capmev ? 2 * c->capmev : 16;
-    struct core__member_ev *e = chorus_realloc(c->mev, cap * sizeof *e);
-    if (e == NULL) {
-      if (c->swim_err == CHORUS_OK)
-        c->swim_err = CHORUS_ENOMEM;
-      return;
-    }
-    c->mev = e;
-    c->capmev = cap;
+  struct core__member_ev *e =
+      chorus_grow(c->mev, &c->capmev, c->nmev, sizeof *e, 16);
+  if (e == NULL) {
+    if (c->swim_err == CHORUS_OK)
+      c->swim_err = CHORUS_ENOMEM;
+    return;
   }
+  c->mev = e;
   c->mev[c->nmev++] = (struct core__member_ev){*m, old, is_new != 0};
 }
 
@@ -90,14 +87,10 @@ int core__skew_step(struct core__skew *k, const struct swim_member *m,
     k->ids[i] = k->ids[--k->n];
     return -1;
   }
-  if (k->n == k->cap) {
-    size_t cap = k->cap ? 2 * k->cap : 4;
-    chorus_node_id *ids = chorus_realloc(k->ids, cap * sizeof *ids);
-    if (ids == NULL)
-      return 0;
-    k->ids = ids;
-    k->cap = cap;
-  }
+  chorus_node_id *ids = chorus_grow(k->ids, &k->cap, k->n, sizeof *ids, 4);
+  if (ids == NULL)
+    return 0;
+  k->ids = ids;
   k->ids[k->n++] = m->id;
   return 1;
 }
@@ -224,8 +217,8 @@ int core_new(const struct core_config *cfg, const struct core_effects *fx,
   *out = NULL;
   if (cfg->repl.self != cfg->swim.id ||
       strcmp(cfg->repl.dc, cfg->swim.meta.dc) != 0 || fx->gossip == NULL ||
-      (cfg->metadata && (!cfg->gossip || cfg->meta.self_member.id !=
-                                             cfg->swim.id)) ||
+      (cfg->metadata &&
+       (!cfg->gossip || cfg->meta.self_member.id != cfg->swim.id)) ||
       fx->send == NULL || fx->reply == NULL || fx->sync == NULL)
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "core: replication and gossip disagree on the node's "

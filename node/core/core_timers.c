@@ -12,14 +12,10 @@ static void swap(struct core__timer *a, struct core__timer *b) {
 }
 
 int core__timers_push(struct core__timers *t, chorus_ms at, uint64_t id) {
-  if (t->n == t->cap) {
-    size_t cap = t->cap ? 2 * t->cap : 64;
-    struct core__timer *h = chorus_realloc(t->h, cap * sizeof *h);
-    if (h == NULL)
-      return CHORUS_ENOMEM;
-    t->h = h;
-    t->cap = cap;
-  }
+  struct core__timer *h = chorus_grow(t->h, &t->cap, t->n, sizeof *h, 64);
+  if (h == NULL)
+    return CHORUS_ENOMEM;
+  t->h = h;
   size_t i = t->n++;
   t->h[i] = (struct core__timer){at, id};
   while (i > 0 && t->h[(i - 1) / 2].at > t->h[i].at) {

@@ -99,6 +99,43 @@ static void alloc_fails_after_k(void **state) {
   chorus_free(s);
 }
 
+/* chorus_grow: room for one more, doubling from the first capacity; out
+ * of memory or an overflowing size leaves the array and its capacity as
+ * they were. */
+static void grow_doubles_and_keeps_on_failure(void **state) {
+  (void)state;
+  uint32_t *v = NULL;
+  size_t n = 0, cap = 0;
+  for (uint32_t i = 0; i < 100; i++) {
+    uint32_t *g = chorus_grow(v, &cap, n, sizeof *g, 4);
+    assert_non_null(g);
+    v = g;
+    v[n++] = i;
+  }
+  assert_int_equal(cap, 128); /* 4, 8, ..., 128 */
+  for (uint32_t i = 0; i < 100; i++)
+    assert_int_equal(v[i], i);
+  /* Room left: no allocation at all. */
+  long before = chorus_alloc_count();
+  assert_ptr_equal(chorus_grow(v, &cap, n, sizeof *v, 4), v);
+  assert_int_equal(chorus_alloc_count(), before);
+  n = cap;
+  chorus_alloc_fail_after(0);
+  assert_null(chorus_grow(v, &cap, n, sizeof *v, 4));
+  chorus_alloc_fail_after(-1);
+  assert_int_equal(cap, 128);
+  assert_int_equal(v[99], 99);
+  size_t huge = SIZE_MAX / 2 + 1;
+  assert_null(chorus_grow(v, &huge, huge, 1, 4));
+  assert_int_equal(huge, SIZE_MAX / 2 + 1);
+  chorus_free(v);
+  size_t zero = 0;
+  uint8_t *one = chorus_grow(NULL, &zero, 0, 1, 0);
+  assert_non_null(one); /* a first capacity of 0 still makes room */
+  assert_int_equal(zero, 1);
+  chorus_free(one);
+}
+
 static void prng_is_reproducible_and_uniform(void **state) {
   (void)state;
   struct chorus_prng a, b, c;
@@ -180,6 +217,7 @@ int main(void) {
       cmocka_unit_test(errwrap_prefixes_context_outermost_first),
       cmocka_unit_test(maybe_applied_classifies_write_errors),
       cmocka_unit_test(alloc_fails_after_k),
+      cmocka_unit_test(grow_doubles_and_keeps_on_failure),
       cmocka_unit_test(prng_is_reproducible_and_uniform),
       cmocka_unit_test(tracer_emits_lines_and_null_is_silent),
   };
