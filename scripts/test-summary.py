@@ -63,13 +63,22 @@ def count(log_path):
 def main():
     extra_skipped = 0
     logs = []
+    checks = []  # (name, passed): checks the script ran itself
     for arg in sys.argv[1:]:
         if arg.startswith("--skipped="):
             extra_skipped += int(arg.split("=", 1)[1])
+        elif arg.startswith("--passed="):
+            checks.append((arg.split("=", 1)[1], True))
+        elif arg.startswith("--failed="):
+            checks.append((arg.split("=", 1)[1], False))
         else:
             logs.append(arg)
     total = [0, 0, extra_skipped]
     all_failures = []
+    for name, ok in checks:
+        total[0 if ok else 1] += 1
+        if not ok:
+            all_failures.append(name)
     for path in logs:
         p, f, s, failures = count(path)
         total[0] += p

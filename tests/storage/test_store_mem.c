@@ -1224,7 +1224,7 @@ static void random_mop(struct chorus_prng *r, struct mop *op) {
   op->is_delete = chorus_prng_chance(r, 0.25);
   if (!op->is_delete) {
     op->vlen = (unsigned char)chorus_prng_below(r, MAXV + 1);
-    for (int i = 0; i < op->vlen; i++)
+    for (int i = 0; i < op->vlen && i < MAXV; i++)
       op->val[i] = (unsigned char)chorus_prng_next(r);
   }
 }
