@@ -52,19 +52,14 @@ void meta_state_free(struct meta_state *s) {
 int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
   struct meta_member *m = NULL;
   struct meta_session *ss = NULL;
-  if (src->n > 0) {
-    m = chorus_malloc(src->n * sizeof *m);
-    if (m == NULL)
-      return CHORUS_ENOMEM;
-    memcpy(m, src->members, src->n * sizeof *m);
-  }
-  if (src->nsessions > 0) {
-    ss = chorus_malloc(src->nsessions * sizeof *ss);
-    if (ss == NULL) {
-      chorus_free(m);
-      return CHORUS_ENOMEM;
-    }
-    memcpy(ss, src->sessions, src->nsessions * sizeof *ss);
+  if (src->n > 0 &&
+      (m = chorus_memdup(src->members, src->n * sizeof *m)) == NULL)
+    return CHORUS_ENOMEM;
+  if (src->nsessions > 0 &&
+      (ss = chorus_memdup(src->sessions, src->nsessions * sizeof *ss)) ==
+          NULL) {
+    chorus_free(m);
+    return CHORUS_ENOMEM;
   }
   *dst = *src;
   dst->members = m;

@@ -1,6 +1,7 @@
 /* meta_check.c: see meta_check.h. */
 #include "meta_check.h"
 
+#include "chorus_alloc.h"
 #include "chorus_search.h"
 
 #include <inttypes.h>
@@ -14,10 +15,10 @@ void meta_check_init(struct meta_check *mc) {
 }
 
 void meta_check_free(struct meta_check *mc) {
-  free(mc->terms);
-  free(mc->states);
-  free(mc->ops);
-  free(mc->values);
+  chorus_free(mc->terms);
+  chorus_free(mc->states);
+  chorus_free(mc->ops);
+  chorus_free(mc->values);
   memset(mc, 0, sizeof *mc);
 }
 
@@ -32,19 +33,6 @@ static void violation(struct meta_check *mc, const char *fmt, ...) {
   }
 }
 
-/* grow: room for one more element of @size in *@v (@n used, *@cap). */
-static int grow(void **v, size_t n, size_t *cap, size_t size) {
-  if (n < *cap)
-    return 0;
-  size_t c = *cap ? 2 * *cap : 64;
-  void *g = realloc(*v, c * size);
-  if (g == NULL)
-    return -1;
-  *v = g;
-  *cap = c;
-  return 0;
-}
-
 /* slot: where @key is in *@v, @n elements of @size sorted by a 64-bit key
  * at offset 0 (the project's one search, chorus_id_lower_bound); when it
  * is not there, a zeroed element holding @key is inserted there. Returns
@@ -57,11 +45,12 @@ static size_t slot(struct meta_check *mc, void **v, size_t *n, size_t *cap,
   *found = lo < *n && memcmp(base + lo * size, &key, sizeof key) == 0;
   if (*found)
     return lo;
-  if (grow(v, *n, cap, size) != 0) {
+  base = chorus_grow(*v, cap, *n, size, 64);
+  if (base == NULL) {
     violation(mc, "checker out of memory");
     return SIZE_MAX;
   }
-  base = *v;
+  *v = base;
   memmove(base + (lo + 1) * size, base + lo * size, (*n - lo) * size);
   memset(base + lo * size, 0, size);
   memcpy(base + lo * size, &key, sizeof key);
@@ -122,10 +111,13 @@ void meta_check_final(struct meta_check *mc, int node, uint64_t index) {
 #define NEVER UINT64_MAX
 
 uint64_t meta_check_invoke(struct meta_check *mc, int write, uint64_t now) {
-  if (grow((void **)&mc->ops, mc->nops, &mc->capops, sizeof *mc->ops) != 0) {
+  struct meta_check_op *ops =
+      chorus_grow(mc->ops, &mc->capops, mc->nops, sizeof *ops, 64);
+  if (ops == NULL) {
     violation(mc, "checker out of memory");
     return 0;
   }
+  mc->ops = ops;
   uint64_t id = ++mc->nops;
   mc->ops[id - 1] = (struct meta_check_op){
       .value = write ? id : 0, .inv = now, .resp = NEVER, .write = write};
