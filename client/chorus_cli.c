@@ -54,6 +54,9 @@ static const char usage_text[] =
     "                                term, commit index, epoch; every "
     "member's\n"
     "                                state, Raft role, liveness, ring share\n"
+    "  cluster decommission NAME [--force]  a live member hands its ranges\n"
+    "                                over, then leaves (--force: even below\n"
+    "                                the replication factor)\n"
     "  cluster remove NAME [--force] take a member out of the cluster (a live\n"
     "                                one only with --force); prints the "
     "status\n"
@@ -643,12 +646,20 @@ static int cmd_ring(struct chorus_client *c, const struct cli *cl) {
  * 16-hex ids alike; a leader not known is null. */
 static void print_cluster(const struct cli *cl,
                           const struct chorus_cluster_status *st,
-                          const char *removed) {
+                          const char *name, const char *sub) {
+  /* What the command did to @name: "removed" (or "removing", streaming
+   * first), "decommissioning". */
+  const char *did = NULL;
+  for (size_t i = 0; name != NULL && i < st->nmembers; i++)
+    if (strcmp(st->members[i].name, name) == 0)
+      did = strcmp(sub, "decommission") == 0              ? "decommissioning"
+            : st->members[i].state == CHORUS_META_REMOVED ? "removed"
+                                                          : "removing";
   if (cl->json) {
     putchar('{');
-    if (removed != NULL) {
-      printf("\"removed\":");
-      json_cstr(removed);
+    if (did != NULL) {
+      printf("\"%s\":", did);
+      json_cstr(name);
       putchar(',');
     }
     printf("\"server\":");
@@ -684,8 +695,12 @@ static void print_cluster(const struct cli *cl,
     printf("]}\n");
     return;
   }
-  if (removed != NULL)
-    printf("removed %s\n", removed);
+  if (did != NULL)
+    printf("%s %s%s\n", did, name,
+           strcmp(did, "removed") == 0
+               ? ""
+               : ": its ranges stream to their new owners; cluster status "
+                 "shows when it is done");
   if (st->leader_id == 0)
     printf("leader none known");
   else if (st->leader_name[0] != '\0')
@@ -728,25 +743,30 @@ static int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
     if (cl->force)
       return usage_error("--force is for cluster remove");
     rc = chorus_cluster_status(c, &st);
-  } else if (strcmp(sub, "remove") == 0) {
-    if ((rc = need_args(cl, 2, 2, "cluster remove NAME [--force]")) != 0)
+  } else if (strcmp(sub, "remove") == 0 || strcmp(sub, "decommission") == 0) {
+    bool remove = strcmp(sub, "remove") == 0;
+    if ((rc = need_args(cl, 2, 2,
+                        remove ? "cluster remove NAME [--force]"
+                               : "cluster decommission NAME [--force]")) != 0)
       return rc;
     name = cl->argv[2];
     if (name[0] == '\0' || strlen(name) > 127)
-      return usage_error("cluster remove: a member's name is 1..127 bytes");
-    rc = chorus_cluster_remove(c, name, cl->force, &st);
+      return usage_error("cluster %s: a member's name is 1..127 bytes", sub);
+    rc = remove ? chorus_cluster_remove(c, name, cl->force, &st)
+                : chorus_cluster_decommission(c, name, cl->force, &st);
   } else {
     return usage_error("usage: chorus cluster status | cluster remove NAME "
-                       "[--force]");
+                       "[--force] | cluster decommission NAME [--force]");
   }
   if (rc != CHORUS_OK) {
     fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),
             chorus_errname(rc));
-    if (rc == CHORUS_EBUSY)
+    if (rc == CHORUS_EBUSY && strcmp(sub, "remove") == 0 &&
+        strstr(chorus_client_errmsg(c), "--force") == NULL)
       fprintf(stderr, "chorus: %s is alive; --force removes it anyway\n", name);
     return 1;
   }
-  print_cluster(cl, st, name);
+  print_cluster(cl, st, name, sub);
   chorus_cluster_status_free(st);
   return 0;
 }

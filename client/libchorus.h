@@ -512,22 +512,39 @@ int chorus_cluster_status(struct chorus_client *c,
                           struct chorus_cluster_status **out);
 
 /* chorus_cluster_remove: takes the member named @name (1..127 bytes,
- * borrowed for the call) out of the cluster: its state becomes REMOVED and
- * it owns nothing more. Any node takes the request and hands it to the
- * Raft leader; the answer comes once the change is applied, with the
+ * borrowed for the call) out of the cluster. A dead NORMAL member becomes
+ * LEAVING: the nodes that inherit its ranges stream them from the other
+ * replicas, and it is REMOVED once they hold them (Cassandra's removenode;
+ * docs/PROTOCOL.md, Topology changes); @force, or a member that owns
+ * nothing natural yet (a joiner), is REMOVED at once, without streaming.
+ * Any node takes the request and hands it to the Raft leader; the answer
+ * comes once the change is applied (the removal has begun), with the
  * status after it in *@out (as chorus_cluster_status). A member that SWIM
  * holds alive is refused unless @force. The request is a write: once sent
  * it is never resent, and the client waits up to 10 s for the answer.
  * Errors: CHORUS_EUNAVAILABLE (no metadata leader reachable from the node:
  *           the minority side of a partition; nothing changed),
  *         CHORUS_ENOTFOUND (no member of that name),
- *         CHORUS_EBUSY (the member is alive and @force is false),
+ *         CHORUS_EBUSY (the member is alive and @force is false; another
+ *           change is under way: the message names it),
  *         CHORUS_ETIMEDOUT, CHORUS_ECLOSED (the answer was lost: the
  *           removal may have been applied; read the status),
  *         CHORUS_EINVAL (a name out of range, a transition the metadata
  *           refuses), CHORUS_ENOTSUP, as above. */
 int chorus_cluster_remove(struct chorus_client *c, const char *name, bool force,
                           struct chorus_cluster_status **out);
+
+/* chorus_cluster_decommission: the live member @name hands its ranges to
+ * the nodes that inherit them (they stream them from it), then is LEFT and
+ * can be stopped. Answered once the change has begun (LEAVING), with the
+ * status in *@out; watch chorus_cluster_status for its end.
+ * Errors: CHORUS_EBUSY (another change is under way, named in the message;
+ *           or fewer members than the replication factor would remain in
+ *           its datacenter, unless @force),
+ *         CHORUS_EINVAL (the member is not NORMAL), and as
+ *         chorus_cluster_remove. */
+int chorus_cluster_decommission(struct chorus_client *c, const char *name,
+                                bool force, struct chorus_cluster_status **out);
 
 /* chorus_cluster_status_free: NULL is allowed. */
 void chorus_cluster_status_free(struct chorus_cluster_status *s);
@@ -589,6 +606,8 @@ int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,
                                 void *arg);
 int chorus_cluster_remove_async(struct chorus_client *c, const char *name,
                                 bool force, chorus_cb cb, void *arg);
+int chorus_cluster_decommission_async(struct chorus_client *c, const char *name,
+                                      bool force, chorus_cb cb, void *arg);
 
 /* ------------------------------------------------------------------------
  * Helpers

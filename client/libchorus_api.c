@@ -254,8 +254,13 @@ static int do_cluster(struct chorus_client *c, uint8_t type, const char *name,
   if (len == 0 || len > WIRE_MAX_NAME)
     return chorus_errf(c->errmsg, CHORUS_EINVAL,
                        "a member's name is 1..%u bytes", WIRE_MAX_NAME);
-  m.cluster_remove.name = wb(name, len);
-  m.cluster_remove.force = force ? 1 : 0;
+  if (type == WIRE_CLUSTER_DECOMMISSION) {
+    m.cluster_decommission.name = wb(name, len);
+    m.cluster_decommission.force = force ? 1 : 0;
+  } else {
+    m.cluster_remove.name = wb(name, len);
+    m.cluster_remove.force = force ? 1 : 0;
+  }
   return chorus__submit(c, &m, true, false, CLUSTER_REMOVE_TIMEOUT_MS, cb, arg);
 }
 
@@ -468,6 +473,12 @@ int chorus_cluster_remove(struct chorus_client *c, const char *name, bool force,
   return sync_cluster(c, WIRE_CLUSTER_REMOVE, name, force, out);
 }
 
+int chorus_cluster_decommission(struct chorus_client *c, const char *name,
+                                bool force,
+                                struct chorus_cluster_status **out) {
+  return sync_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, force, out);
+}
+
 /* ------------------------------------------------------------------------
  * Asynchronous API
  * ------------------------------------------------------------------------ */
@@ -559,4 +570,11 @@ int chorus_cluster_remove_async(struct chorus_client *c, const char *name,
                                 bool force, chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc : do_cluster(c, WIRE_CLUSTER_REMOVE, name, force, cb, arg);
+}
+
+int chorus_cluster_decommission_async(struct chorus_client *c, const char *name,
+                                      bool force, chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, force, cb, arg);
 }

@@ -128,6 +128,7 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_STATUS_REPLY;
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
+  case WIRE_CLUSTER_DECOMMISSION:
     return WIRE_CLUSTER_REPLY;
   default:
     return 0;

@@ -50,7 +50,8 @@
   X(ERANGE, -22, "value out of range")                                         \
   X(EPERM, -23, "permission denied")                                           \
   X(ENOTSUP, -24, "not supported")                                             \
-  X(EINTERNAL, -25, "internal error")
+  X(EINTERNAL, -25, "internal error")                                          \
+  X(ESTALE, -26, "stale: the cluster's metadata has moved on")
 
 enum chorus_error {
   CHORUS_OK = 0,

@@ -34,12 +34,32 @@
  * its timeout (10 s at most in chorusd), far below that at metadata's
  * rates.
  *
- * Member states (a member's life, issue 19 adds streaming between them):
- *   JOINING  known, receives the log, owns nothing yet
+ * Member states (a member's life):
+ *   JOINING  known, receives the log; a pending replica of the ranges it
+ *            takes (writes, no reads) while it streams them in
  *   NORMAL   owns its tokens
- *   LEAVING  still owns its tokens while it hands them over
+ *   LEAVING  still owns its tokens while the nodes that inherit them
+ *            stream them (decommission: from it; removal of a dead node:
+ *            from the other replicas); ends in its @goal, LEFT or REMOVED
  *   LEFT     owns nothing; kept so a name is not reused by accident
  *   REMOVED  taken out by an operator (cluster remove); owns nothing
+ *
+ * TOPOLOGY CHANGES (issue 19; Cassandra's pending ranges, Riak's handoff)
+ *
+ * One change at a time: while any member is JOINING or LEAVING, the
+ * state is *changing* (meta_state_changing) and a JOIN of a new JOINING
+ * member or a LEAVE is refused with CHORUS_EBUSY. The change's ranges are
+ * ring_diff(current ring, future ring) (meta_state_moves): every node that
+ * gains a range pulls it from the node giving it up and, once every range
+ * it gains is durable, commits STREAMED(itself, epoch); the leader commits
+ * FINISH(epoch) once every node that gains a range has (and every JOINING
+ * member has, even one that gains nothing), which makes JOINING members
+ * NORMAL and LEAVING ones their goal in one step, so the ring switches
+ * once. Both carry the epoch they are about and are refused with
+ * CHORUS_ESTALE when the epoch has moved (a forced REMOVE, new replication
+ * settings: the streams start over for the new ranges). A forced REMOVE
+ * applies at once, changing or not (an operator's way out of a change
+ * that cannot finish).
  *
  * ENCODINGS (meta_codec.c)
  *
@@ -51,18 +71,23 @@
  * Every encoding is one format byte followed by one msgpack array;
  * integers are unsigned unless marked, strings are msgpack str (no NUL
  * inside; the struct's array holds them with their NUL), bytes are msgpack
- * bin. Encoders write META_FORMAT_V2; decoders read V2 and V1, which had
- * no origin in commands and no sessions in the state (what a node of the
- * first metadata release left on disk):
+ * bin. Encoders write META_FORMAT_V3; decoders read V3, V2 (members
+ * without goal and ready, none of the commands LEAVE, STREAMED, FINISH) and
+ * V1, which also had no origin in commands and no sessions in the state
+ * (what a node of the first metadata release left on disk):
  *
  *   cmd     = [1, member, origin...]                 JOIN
  *           | [2, id, state, origin...]              SET_STATE
  *           | [3, id, origin...]                     REMOVE
  *           | [4, repl, origin...]                   REPLICATION
  *           | [5, note_key, note_value, origin...]   NOTE
- *   origin  = proposer, req_id                       (V2 only; both 0 for
- *                                                     none)
- *   member  = [id, name, addr, dc, rack, vnodes, state, since]
+ *           | [6, id, goal, origin...]               LEAVE       (V3)
+ *           | [7, id, epoch, origin...]              STREAMED    (V3)
+ *           | [8, epoch, origin...]                  FINISH      (V3)
+ *   origin  = proposer, req_id                       (V2 and V3; both 0
+ *                                                     for none)
+ *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready]
+ *             (V1, V2: the first eight)
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
  *   state   = [epoch, applied, note_key, note, repl, [member...],
  *              [session...]]              (V1: no sessions)
@@ -112,9 +137,12 @@
 #define META_MAX_ENTRY_BYTES (1024u * 1024)
 #define META_MAX_MSG_BYTES (12u * 1024 * 1024)
 #define META_MAX_VOTERS 5u
-#define META_TEXT_MAX 128u     /* struct meta_msg's text, NUL included */
-#define META_FORMAT_V1 1u      /* the first release: no origins, no sessions */
-#define META_FORMAT_V2 2u      /* the first byte of every encoding written */
+#define META_TEXT_MAX 128u /* struct meta_msg's text, NUL included */
+#define META_FORMAT_V1 1u  /* the first release: no origins, no sessions */
+#define META_FORMAT_V2 2u  /* origins and sessions */
+#define META_FORMAT_V3                                                         \
+  3u                           /* the first byte of every encoding written:    \
+                                  goal and ready, LEAVE, STREAMED, FINISH */
 #define META_MAX_SESSIONS 512u /* outcomes remembered for deduplication */
 
 enum meta_member_state {
@@ -137,6 +165,10 @@ struct meta_member {
   uint32_t vnodes; /* 0 means RING_DEFAULT_VNODES */
   uint8_t state;   /* enum meta_member_state */
   uint64_t since;  /* the Raft index at which it entered @state */
+  uint8_t goal;    /* LEAVING: LEFT or REMOVED, where FINISH takes it; 0
+                      otherwise */
+  uint64_t ready;  /* the epoch of the last STREAMED it committed: it holds
+                      every range it gains in the change at that epoch */
 };
 
 /* The outcome of a command that named its origin (EXACTLY ONCE). */
@@ -173,14 +205,21 @@ enum meta_cmd_type {
   META_CMD_NOTE = 5,        /* a register write (tests, the linearizability
                                checker): the state's register :=
                                (@note_key, @note_value) */
-  META_CMD_MAX = 5
+  META_CMD_LEAVE = 6,       /* NORMAL member @id to LEAVING, goal @state
+                               (LEFT: decommission; REMOVED: a dead node's
+                               removal); EBUSY while changing */
+  META_CMD_STREAMED = 7,    /* member @id holds what it gains at @epoch */
+  META_CMD_FINISH = 8,      /* the change at @epoch completes */
+  META_CMD_MAX = 8
 };
 
 struct meta_cmd {
   uint8_t type;                        /* enum meta_cmd_type */
   struct meta_member member;           /* JOIN */
-  chorus_node_id id;                   /* SET_STATE, REMOVE */
-  uint8_t state;                       /* SET_STATE */
+  chorus_node_id id;                   /* SET_STATE, REMOVE, LEAVE,
+                                          STREAMED */
+  uint8_t state;                       /* SET_STATE; LEAVE: the goal */
+  uint64_t epoch;                      /* STREAMED, FINISH */
   struct ring_replication replication; /* REPLICATION */
   uint64_t note_key, note_value;       /* NOTE */
   /* Its origin: the proposing node and its request id, unique per
@@ -296,7 +335,9 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst);
  * command's result (CHORUS_OK; CHORUS_EEXIST for a name or id in use,
  * CHORUS_ENOTFOUND for an unknown member, CHORUS_EINVAL for a transition
  * that is not allowed or a field out of range, CHORUS_ETOOBIG for a JOIN
- * beyond META_MAX_MEMBERS) after which the state is unchanged but for
+ * beyond META_MAX_MEMBERS, CHORUS_EBUSY for a JOIN as JOINING or a LEAVE
+ * while changing, CHORUS_ESTALE for a STREAMED or FINISH about another
+ * epoch) after which the state is unchanged but for
  * @applied and the sessions; CHORUS_ENOMEM is the only error that leaves
  * it unchanged altogether (the caller must stop). A command whose origin
  * has a session is a duplicate: only @applied moves, and the result is the
@@ -324,6 +365,32 @@ bool meta_member_owns(uint8_t state);
  * version = epoch. Errors: as ring_snapshot_build. */
 int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
                     char *errmsg);
+
+/* meta_state_changing: whether a topology change is under way (a member
+ * JOINING or LEAVING). */
+bool meta_state_changing(const struct meta_state *s);
+
+/* meta_state_future_ring: the ring once the change under way completes:
+ * JOINING members NORMAL, LEAVING ones gone. Errors: as
+ * ring_snapshot_build. */
+int meta_state_future_ring(const struct meta_state *s,
+                           struct ring_snapshot **out, char *errmsg);
+
+/* meta_state_moves: the ranges the change under way moves:
+ * ring_diff(meta_state_ring, meta_state_future_ring), and both rings when
+ * @current / @future are not NULL (the caller frees them; NULL is fine).
+ * No change under way gives no moves. Errors: as ring_diff and
+ * ring_snapshot_build. */
+int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
+                     size_t *count, struct ring_snapshot **current,
+                     struct ring_snapshot **future);
+
+/* meta_state_finishable: whether FINISH(@s->epoch) may be committed: a
+ * change is under way and every member that gains a range in @moves
+ * (@count of them, meta_state_moves), and every JOINING member, has
+ * committed STREAMED at this epoch. */
+bool meta_state_finishable(const struct meta_state *s,
+                           const struct ring_move *moves, size_t count);
 
 /* meta_state_voters: the members that should vote: up to META_MAX_VOTERS
  * of the members that are not LEFT or REMOVED, spread over datacenters

@@ -70,7 +70,10 @@ static int member_check(const struct meta_member *m, int code) {
       !str_ok(m->addr, sizeof m->addr, false) ||
       !str_ok(m->dc, sizeof m->dc, false) ||
       !str_ok(m->rack, sizeof m->rack, false) || m->vnodes > RING_MAX_VNODES ||
-      m->state < META_JOINING || m->state > META_STATE_MAX)
+      m->state < META_JOINING || m->state > META_STATE_MAX ||
+      (m->state == META_LEAVING
+           ? m->goal != 0 && m->goal != META_LEFT && m->goal != META_REMOVED
+           : m->goal != 0))
     return code;
   return CHORUS_OK;
 }
@@ -140,7 +143,14 @@ static int cmd_check(const struct meta_cmd *c, int code) {
   case META_CMD_REPLICATION:
     return repl_check(&c->replication, code);
   case META_CMD_NOTE:
+  case META_CMD_FINISH:
     return CHORUS_OK;
+  case META_CMD_LEAVE:
+    return c->id != 0 && (c->state == META_LEFT || c->state == META_REMOVED)
+               ? CHORUS_OK
+               : code;
+  case META_CMD_STREAMED:
+    return c->id != 0 ? CHORUS_OK : code;
   default:
     return code;
   }
@@ -291,7 +301,7 @@ static void pack_repl(msgpack_packer *pk, const struct ring_replication *r) {
 }
 
 static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
-  msgpack_pack_array(pk, 8);
+  msgpack_pack_array(pk, 10);
   msgpack_pack_uint64(pk, m->id);
   pack_str(pk, m->name);
   pack_str(pk, m->addr);
@@ -300,6 +310,8 @@ static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
   msgpack_pack_uint64(pk, m->vnodes);
   msgpack_pack_uint64(pk, m->state);
   msgpack_pack_uint64(pk, m->since);
+  msgpack_pack_uint64(pk, m->goal);
+  msgpack_pack_uint64(pk, m->ready);
 }
 
 static void pack_cmd(msgpack_packer *pk, const void *x) {
@@ -325,6 +337,23 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
     msgpack_pack_array(pk, 2 + 2);
     msgpack_pack_uint64(pk, c->type);
     pack_repl(pk, &c->replication);
+    break;
+  case META_CMD_LEAVE:
+    msgpack_pack_array(pk, 3 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->state);
+    break;
+  case META_CMD_STREAMED:
+    msgpack_pack_array(pk, 3 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->epoch);
+    break;
+  case META_CMD_FINISH:
+    msgpack_pack_array(pk, 2 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->epoch);
     break;
   default: /* NOTE; cmd_check refused every other type */
     msgpack_pack_array(pk, 3 + 2);
@@ -469,7 +498,7 @@ static void pack_msg(msgpack_packer *pk, const void *x) {
 typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
 
 static void run_packer(struct sink *k, pack_fn body, const void *x) {
-  static const char version = META_FORMAT_V2;
+  static const char version = META_FORMAT_V3;
   msgpack_packer pk;
   msgpack_packer_init(&pk, k, sink_write);
   sink_write(k, &version, 1);
@@ -730,7 +759,7 @@ static int rd_u8(struct rd *r, uint8_t *v) {
 static int rd_version(struct rd *r) {
   if (rd_left(r) < 1)
     return CHORUS_EMALFORMED;
-  if (*r->p != META_FORMAT_V1 && *r->p != META_FORMAT_V2)
+  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V3)
     return CHORUS_EVERSION;
   r->version = *r->p++;
   return CHORUS_OK;
@@ -760,13 +789,17 @@ static int rd_repl(struct rd *r, struct ring_replication *out) {
 
 static int rd_member(struct rd *r, struct meta_member *m) {
   int rc;
-  if ((rc = rd_tuple(r, 8)) || (rc = rd_uint(r, UINT64_MAX, &m->id)) ||
+  if ((rc = rd_tuple(r, r->version >= META_FORMAT_V3 ? 10 : 8)) ||
+      (rc = rd_uint(r, UINT64_MAX, &m->id)) ||
       (rc = rd_str(r, m->name, sizeof m->name)) ||
       (rc = rd_str(r, m->addr, sizeof m->addr)) ||
       (rc = rd_str(r, m->dc, sizeof m->dc)) ||
       (rc = rd_str(r, m->rack, sizeof m->rack)) ||
       (rc = rd_u32(r, &m->vnodes)) || (rc = rd_u8(r, &m->state)) ||
       (rc = rd_uint(r, UINT64_MAX, &m->since)))
+    return rc;
+  if (r->version >= META_FORMAT_V3 &&
+      ((rc = rd_u8(r, &m->goal)) || (rc = rd_uint(r, UINT64_MAX, &m->ready))))
     return rc;
   return member_check(m, CHORUS_EMALFORMED);
 }
@@ -775,17 +808,21 @@ static int rd_member(struct rd *r, struct meta_member *m) {
 static int rd_cmd(struct rd *r, struct meta_cmd *c) {
   /* Elements of each type's array, by type. */
   static const uint8_t fields[META_CMD_MAX + 1] = {
-      [META_CMD_JOIN] = 2,   [META_CMD_SET_STATE] = 3,
-      [META_CMD_REMOVE] = 2, [META_CMD_REPLICATION] = 2,
-      [META_CMD_NOTE] = 3,
+      [META_CMD_JOIN] = 2,     [META_CMD_SET_STATE] = 3,
+      [META_CMD_REMOVE] = 2,   [META_CMD_REPLICATION] = 2,
+      [META_CMD_NOTE] = 3,     [META_CMD_LEAVE] = 3,
+      [META_CMD_STREAMED] = 3, [META_CMD_FINISH] = 2,
   };
+  /* The types each format knows. */
+  const uint8_t known =
+      r->version >= META_FORMAT_V3 ? META_CMD_MAX : META_CMD_NOTE;
   /* V2 puts the origin (proposer, req_id) after a type's fields. */
   const uint64_t origin = r->version >= META_FORMAT_V2 ? 2 : 0;
   uint64_t n;
   int rc;
   if ((rc = rd_array(r, &n, UINT64_MAX, 1)) || (rc = rd_u8(r, &c->type)))
     return rc;
-  if (c->type < META_CMD_JOIN || c->type > META_CMD_MAX ||
+  if (c->type < META_CMD_JOIN || c->type > known ||
       n != fields[c->type] + origin)
     return CHORUS_EMALFORMED;
   switch (c->type) {
@@ -801,6 +838,17 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
     break;
   case META_CMD_REPLICATION:
     rc = rd_repl(r, &c->replication);
+    break;
+  case META_CMD_LEAVE:
+    if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK)
+      rc = rd_u8(r, &c->state);
+    break;
+  case META_CMD_STREAMED:
+    if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK)
+      rc = rd_uint(r, UINT64_MAX, &c->epoch);
+    break;
+  case META_CMD_FINISH:
+    rc = rd_uint(r, UINT64_MAX, &c->epoch);
     break;
   default: /* NOTE */
     if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)

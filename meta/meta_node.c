@@ -233,6 +233,7 @@ void meta_node_free(struct meta_node *n) {
     chorus_free(n->props[i]);
   chorus_free(n->props);
   chorus_free(n->contacts);
+  chorus_free(n->moves);
   meta_state_free(&n->fsm);
   meta_state_free(&n->loaded);
   chorus_free(n);

@@ -54,7 +54,7 @@ struct meta__prop {
   bool read;      /* a barrier read, not a command */
   bool local;     /* handed to this node's raft */
   bool self_join; /* this node's own JOIN */
-  bool promote;   /* the leader's JOINING -> NORMAL */
+  bool finishing; /* the leader's FINISH of a change */
 };
 
 struct meta_node {
@@ -104,12 +104,23 @@ struct meta_node {
   chorus_node_id leader_hint;
   chorus_node_id *contacts;
   size_t ncontacts, capcontacts, next_contact;
-  bool joining_self; /* this node's own JOIN is being carried */
-  bool told_removed; /* the "removed" line was logged */
+  bool joining_self;      /* this node's own JOIN is being carried */
+  chorus_ms self_join_at; /* not before: the last one was refused */
+  int self_join_status;   /* the last refusal (logged once per kind) */
+  bool told_removed;      /* the "removed" line was logged */
   /* The leader's reconcile loop */
   struct raft_change change;
   bool change_busy;
-  bool promoting; /* a JOINING -> NORMAL proposal is in flight */
+  bool finishing; /* a FINISH proposal is in flight */
+  /* A LEFT or REMOVED member about to leave the configuration, and when
+   * (it has had a few heartbeats to learn it left). */
+  chorus_node_id outgoing;
+  chorus_ms outgoing_at;
+  /* The change under way's moves, for the epoch they were computed at. */
+  struct ring_move *moves;
+  size_t nmoves;
+  uint64_t moves_epoch;
+  bool moves_valid;
   chorus_ms reconcile_at;
   /* Counters */
   uint64_t proposals, refused, foreign, bad_messages, store_errors;

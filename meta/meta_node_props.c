@@ -15,6 +15,7 @@
 #define RESEND_MS 300u
 #define RECONCILE_BACKOFF_MS 1000u
 #define PEER_PROPOSAL_MS 10000u
+#define SELF_JOIN_RETRY_MS 1000u
 #define FOREVER UINT64_MAX
 
 static bool is_leader(const struct meta_node *n) {
@@ -80,8 +81,22 @@ static void finish(struct meta_node *n, struct meta__prop *p, int status,
   if (p->deadline == 0)
     return; /* finished already */
   p->deadline = 0;
+  if (p->self_join)
+    n->joining_self = false; /* answered: the next tick looks again */
   if (p->self_join && status == CHORUS_OK)
     TRACE(n, "this node's JOIN committed at index %" PRIu64, index);
+  if (p->self_join && status != CHORUS_OK) {
+    /* Another change under way (EBUSY), no leader: ask again later, not
+     * at once (meta__proposals_next). */
+    n->self_join_at = n->now + SELF_JOIN_RETRY_MS;
+    if (status != n->self_join_status)
+      TRACE(n,
+            "this node's JOIN was refused (%s: %s): asking again every "
+            "%u ms",
+            chorus_errname(status), text && text[0] ? text : "",
+            SELF_JOIN_RETRY_MS);
+    n->self_join_status = status;
+  }
   if (p->peer != 0) {
     (void)reply_peer(n, p->peer, p->peer_req, status, index, text);
   } else if (p->cookie != 0 && n->fx.answer != NULL) {
@@ -129,8 +144,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result) {
     text = "metadata leadership lost: the change may or may not apply";
   else if (rc != CHORUS_OK)
     text = chorus_strerror(rc);
-  if (p->promote)
-    n->promoting = false;
+  if (p->finishing)
+    n->finishing = false;
   finish(n, p, rc, req->index, text);
 }
 
@@ -337,6 +352,8 @@ static int self_join(struct meta_node *n) {
     }
     return CHORUS_OK;
   }
+  if (n->now < n->self_join_at)
+    return CHORUS_OK;
   struct meta__prop *p = prop_new(n);
   if (p == NULL)
     return CHORUS_ENOMEM;
@@ -381,9 +398,6 @@ int meta__proposals_tick(struct meta_node *n) {
     if (p->await == 0 && p->resend_at <= n->now)
       rc = carry(n, p);
   }
-  for (size_t i = 0; i < n->nprops; i++)
-    if (n->props[i]->self_join && n->props[i]->deadline == 0)
-      n->joining_self = false; /* answered: the next tick looks again */
   sweep(n);
   return rc;
 }
@@ -392,7 +406,8 @@ chorus_ms meta__proposals_next(const struct meta_node *n) {
   chorus_ms d = UINT64_MAX;
   if (n->started && !n->joining_self &&
       meta_state_find(meta_node_state(n), n->cfg.self) == NULL)
-    return n->now; /* self_join has work */
+    d = n->self_join_at > n->now ? n->self_join_at
+                                 : n->now; /* self_join has work */
   for (size_t i = 0; i < n->nprops; i++) {
     const struct meta__prop *p = n->props[i];
     if (p->deadline == 0 || p->local)
@@ -436,21 +451,62 @@ static int change_result(struct meta_node *n, int rv, const char *what,
   return CHORUS_OK;
 }
 
-/* promote: a JOINING member that receives the log becomes NORMAL. (The
- * membership-change issue streams its ranges to it first.) */
-static int promote(struct meta_node *n, const struct meta_member *m) {
+/* moves_of: the change under way's moves, computed once per epoch (the
+ * moves depend only on the ring's input, which only an epoch changes). */
+static int moves_of(struct meta_node *n, const struct ring_move **moves,
+                    size_t *count) {
+  const struct meta_state *s = &n->fsm;
+  if (!n->moves_valid || n->moves_epoch != s->epoch) {
+    struct ring_move *mv = NULL;
+    size_t nmv = 0;
+    int rc = meta_state_moves(s, &mv, &nmv, NULL, NULL);
+    if (rc != CHORUS_OK)
+      return rc;
+    chorus_free(n->moves);
+    n->moves = mv;
+    n->nmoves = nmv;
+    n->moves_epoch = s->epoch;
+    n->moves_valid = true;
+  }
+  *moves = n->moves;
+  *count = n->nmoves;
+  return CHORUS_OK;
+}
+
+/* finish_change: FINISH(epoch) once every node that gains a range, and
+ * every joiner, has committed STREAMED at this epoch (meta.h, TOPOLOGY
+ * CHANGES): the ring switches once, for everyone. */
+static int finish_change(struct meta_node *n) {
+  const struct meta_state *s = &n->fsm;
+  if (n->finishing || !meta_state_changing(s))
+    return CHORUS_OK;
+  const struct ring_move *mv;
+  size_t nmv;
+  int rc = moves_of(n, &mv, &nmv);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK) {
+    TRACE(n, "the change at epoch %" PRIu64 " gives no ring (%s)", s->epoch,
+          chorus_strerror(rc));
+    return CHORUS_OK;
+  }
+  if (!meta_state_finishable(s, mv, nmv))
+    return CHORUS_OK;
   struct meta__prop *p = prop_new(n);
   if (p == NULL)
     return CHORUS_ENOMEM;
-  p->promote = true;
-  p->cmd.type = META_CMD_SET_STATE;
-  p->cmd.id = m->id;
-  p->cmd.state = META_NORMAL;
+  p->finishing = true;
+  p->cmd.type = META_CMD_FINISH;
+  p->cmd.epoch = s->epoch;
   p->deadline = n->now + PEER_PROPOSAL_MS;
-  n->promoting = true;
-  int rc = submit(n, p);
+  n->finishing = true;
+  TRACE(n,
+        "every range of the change at epoch %" PRIu64
+        " is streamed: finishing it",
+        s->epoch);
+  rc = submit(n, p);
   if (!p->local)
-    n->promoting = false;
+    n->finishing = false;
   sweep(n);
   return rc;
 }
@@ -463,15 +519,31 @@ int meta__reconcile(struct meta_node *n) {
   chorus_node_id voters[META_MAX_VOTERS];
   size_t nv = meta_state_voters(s, voters);
   n->change.data = n;
-  /* 1. Members that left or were removed leave the configuration. */
+  /* 1. Members that left or were removed leave the configuration, once
+   * they have the entry that made them so and a few heartbeats have told
+   * them it is committed: a decommissioned node that never learned it
+   * left would go on serving its old ring to whoever asks it. */
   for (unsigned i = 0; i < conf->n; i++) {
     const struct meta_member *m = meta_state_find(s, conf->servers[i].id);
-    if (m == NULL || m->id == n->cfg.self)
+    if (m == NULL || m->id == n->cfg.self ||
+        (m->state != META_LEFT && m->state != META_REMOVED))
       continue;
-    if (m->state == META_LEFT || m->state == META_REMOVED)
-      return change_result(n,
-                           raft_remove(&n->raft, &n->change, m->id, change_cb),
-                           "remove", m->id);
+    if (m->state == META_LEFT &&
+        n->raft.leader_state.progress[i].match_index < m->since) {
+      n->reconcile_at = n->now + RECONCILE_BACKOFF_MS;
+      continue; /* not there yet (a dead node is removed instead) */
+    }
+    if (n->outgoing != m->id) {
+      n->outgoing = m->id;
+      n->outgoing_at =
+          n->now + 5 * (n->cfg.heartbeat_ms ? n->cfg.heartbeat_ms : 100);
+    }
+    if (n->now < n->outgoing_at) {
+      n->reconcile_at = n->outgoing_at;
+      continue;
+    }
+    return change_result(n, raft_remove(&n->raft, &n->change, m->id, change_cb),
+                         "remove", m->id);
   }
   /* 2. Members not in it yet join it (as spares, then a role). */
   for (size_t i = 0; i < s->n; i++) {
@@ -500,14 +572,6 @@ int meta__reconcile(struct meta_node *n) {
           n, raft_assign(&n->raft, &n->change, m->id, want, change_cb),
           voter ? "promote to voter" : "make standby", m->id);
   }
-  /* 4. Joining members that receive the log own their ranges. */
-  if (!n->promoting)
-    for (size_t i = 0; i < s->n; i++) {
-      const struct meta_member *m = &s->members[i];
-      int role = meta_node_role(n, m->id);
-      if (m->state == META_JOINING &&
-          (role == RAFT_VOTER || role == RAFT_STANDBY))
-        return promote(n, m);
-    }
-  return CHORUS_OK;
+  /* 4. A change whose ranges are all streamed completes. */
+  return finish_change(n);
 }

@@ -175,6 +175,17 @@ static int apply_join(struct meta_state *s, const struct meta_member *m,
   size_t at = find_slot(s, m->id, &found);
   if (found || same != NULL)
     return CHORUS_EEXIST;
+  /* Only the first member may own tokens from its JOIN: once a member
+   * owns some, the cluster may hold data, and a member that owned tokens
+   * at once would serve reads of keys it never received. Every later one
+   * (the founders after the first included) joins as JOINING and streams
+   * (TOPOLOGY CHANGES), one change at a time. */
+  bool owned = false;
+  for (size_t i = 0; i < s->n && !owned; i++)
+    owned = meta_member_owns(s->members[i].state);
+  uint8_t state = m->state == META_NORMAL && owned ? META_JOINING : m->state;
+  if (state == META_JOINING && meta_state_changing(s))
+    return CHORUS_EBUSY;
   if (s->n >= META_MAX_MEMBERS)
     return CHORUS_ETOOBIG;
   struct meta_member *grown =
@@ -184,7 +195,10 @@ static int apply_join(struct meta_state *s, const struct meta_member *m,
   s->members = grown;
   memmove(&grown[at + 1], &grown[at], (s->n - at) * sizeof *grown);
   grown[at] = *m;
+  grown[at].state = state;
   grown[at].since = index;
+  grown[at].goal = 0;
+  grown[at].ready = 0;
   s->n++;
   return CHORUS_OK;
 }
@@ -221,10 +235,55 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     } else {
       s->members[i].state = to;
       s->members[i].since = index;
+      s->members[i].goal = 0;
       ring_input = true;
     }
     break;
   }
+  case META_CMD_LEAVE: {
+    bool found;
+    size_t i = find_slot(s, c->id, &found);
+    if (!found)
+      rc = CHORUS_ENOTFOUND;
+    else if (s->members[i].state != META_NORMAL ||
+             (c->state != META_LEFT && c->state != META_REMOVED))
+      rc = CHORUS_EINVAL;
+    else if (meta_state_changing(s))
+      rc = CHORUS_EBUSY;
+    else {
+      s->members[i].state = META_LEAVING;
+      s->members[i].goal = c->state;
+      s->members[i].since = index;
+      ring_input = true;
+    }
+    break;
+  }
+  case META_CMD_STREAMED: {
+    bool found;
+    size_t i = find_slot(s, c->id, &found);
+    if (!found)
+      rc = CHORUS_ENOTFOUND;
+    else if (c->epoch != s->epoch || !meta_state_changing(s))
+      rc = CHORUS_ESTALE;
+    else
+      s->members[i].ready = c->epoch;
+    break;
+  }
+  case META_CMD_FINISH:
+    if (c->epoch != s->epoch || !meta_state_changing(s)) {
+      rc = CHORUS_ESTALE;
+      break;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+      struct meta_member *m = &s->members[i];
+      if (m->state != META_JOINING && m->state != META_LEAVING)
+        continue;
+      m->state = m->state == META_JOINING ? META_NORMAL : m->goal;
+      m->goal = 0;
+      m->since = index;
+    }
+    ring_input = true;
+    break;
   case META_CMD_REPLICATION:
     if (ring_replication_check(&c->replication, NULL) != CHORUS_OK) {
       rc = CHORUS_EINVAL;
@@ -272,6 +331,18 @@ const char *meta_cmd_describe(const struct meta_cmd *c) {
   case META_CMD_NOTE:
     snprintf(line, sizeof line, "note %llu", (unsigned long long)c->note_value);
     break;
+  case META_CMD_LEAVE:
+    snprintf(line, sizeof line, "%016llx leaves (then %s)",
+             (unsigned long long)c->id, meta_member_state_name(c->state));
+    break;
+  case META_CMD_STREAMED:
+    snprintf(line, sizeof line, "%016llx streamed epoch %llu",
+             (unsigned long long)c->id, (unsigned long long)c->epoch);
+    break;
+  case META_CMD_FINISH:
+    snprintf(line, sizeof line, "finish the change at epoch %llu",
+             (unsigned long long)c->epoch);
+    break;
   default:
     snprintf(line, sizeof line, "command %u", c->type);
     break;
@@ -290,20 +361,30 @@ static enum ring_node_state ring_state_of(uint8_t st) {
   }
 }
 
-int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
-                    char *errmsg) {
+bool meta_state_changing(const struct meta_state *s) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->members[i].state == META_JOINING ||
+        s->members[i].state == META_LEAVING)
+      return true;
+  return false;
+}
+
+/* build_ring: the ring of @s now (@future false) or once the change under
+ * way completes. */
+static int build_ring(const struct meta_state *s, bool future,
+                      struct ring_snapshot **out, char *errmsg) {
   struct ring_node *nodes = chorus_calloc(s->n ? s->n : 1, sizeof *nodes);
   if (nodes == NULL)
     return CHORUS_ENOMEM;
   size_t n = 0;
   for (size_t i = 0; i < s->n; i++) {
     const struct meta_member *m = &s->members[i];
-    if (!meta_member_owns(m->state))
+    if (!meta_member_owns(m->state) || (future && m->state == META_LEAVING))
       continue;
     nodes[n].id = m->id;
     snprintf(nodes[n].dc, sizeof nodes[n].dc, "%s", m->dc);
     snprintf(nodes[n].rack, sizeof nodes[n].rack, "%s", m->rack);
-    nodes[n].state = ring_state_of(m->state);
+    nodes[n].state = future ? RING_NORMAL : ring_state_of(m->state);
     nodes[n].vnodes = m->vnodes;
     n++;
   }
@@ -311,6 +392,57 @@ int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
       ring_snapshot_build(nodes, n, &s->replication, s->epoch, out, errmsg);
   chorus_free(nodes);
   return rc;
+}
+
+int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
+                    char *errmsg) {
+  return build_ring(s, false, out, errmsg);
+}
+
+int meta_state_future_ring(const struct meta_state *s,
+                           struct ring_snapshot **out, char *errmsg) {
+  return build_ring(s, true, out, errmsg);
+}
+
+int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
+                     size_t *count, struct ring_snapshot **current,
+                     struct ring_snapshot **future) {
+  *moves = NULL;
+  *count = 0;
+  struct ring_snapshot *now = NULL, *then = NULL;
+  int rc = CHORUS_OK;
+  if (meta_state_changing(s) &&
+      (rc = build_ring(s, false, &now, NULL)) == CHORUS_OK &&
+      (rc = build_ring(s, true, &then, NULL)) == CHORUS_OK)
+    rc = ring_diff(now, then, moves, count);
+  if (rc == CHORUS_OK && current != NULL) {
+    *current = now;
+    now = NULL;
+  }
+  if (rc == CHORUS_OK && future != NULL) {
+    *future = then;
+    then = NULL;
+  }
+  ring_snapshot_free(now);
+  ring_snapshot_free(then);
+  return rc;
+}
+
+bool meta_state_finishable(const struct meta_state *s,
+                           const struct ring_move *moves, size_t count) {
+  if (!meta_state_changing(s))
+    return false;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->members[i].state == META_JOINING && s->members[i].ready != s->epoch)
+      return false;
+  for (size_t i = 0; i < count; i++) {
+    if (!moves[i].has_from)
+      continue; /* nothing held it: nothing to stream */
+    const struct meta_member *m = meta_state_find(s, moves[i].to);
+    if (m == NULL || m->ready != s->epoch)
+      return false;
+  }
+  return true;
 }
 
 /* Voters are spread like Cassandra spreads replicas: datacenters take

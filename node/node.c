@@ -252,6 +252,7 @@ static int open_core(struct node *n, char *errmsg) {
   cc.meta.cluster = XXH3_64bits(n->cfg.cluster, strlen(n->cfg.cluster));
   randombytes_buf(&cc.meta.seed, sizeof cc.meta.seed);
   cc.meta.tracer = &node_log_info_tracer;
+  cc.stream_mbps = n->cfg.stream_mbps;
   cc.tracer = tracer;
   struct core_effects fx = {
       .ctx = n,

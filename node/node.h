@@ -157,6 +157,7 @@ struct node_config {
   uint32_t peer_out_limit;  /* peer output before dropping, 64 MiB */
   uint32_t timeout_ms;      /* --timeout (default request timeout) */
   chorus_ms leave_ms;       /* --leave-ms: gossip time at shutdown */
+  uint32_t stream_mbps;     /* --stream-mbps: pull rate, 400; 0 no limit */
   uint32_t min_free_mb;     /* --min-free-mb: writes refused below, 256 */
   /* --max-object-bytes: the byte budget of one object (repl.h), 8 MiB */
   uint32_t max_object_bytes;

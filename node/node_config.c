@@ -57,6 +57,8 @@ static const char usage_text[] =
     "                         (65536..16515072, default 8388608): a write\n"
     "                         over it fails with ETOOBIG\n"
     "  --leave-ms MS          gossip time after leaving at shutdown (1000)\n"
+    "  --stream-mbps N        topology changes: megabits per second this\n"
+    "                         node pulls ranges at (400; 0: no limit)\n"
     "  --min-free-mb MB       refuse writes while the data folder's file\n"
     "                         system has less free (default 256; 0: only\n"
     "                         when it is full); ENOSPC to clients\n"
@@ -277,6 +279,8 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     cfg->leave_ms = ms;
     return rc;
   }
+  if (strcmp(key, "stream-mbps") == 0)
+    return set_u32(&cfg->stream_mbps, v, 0, 1000000, key, errmsg);
   if (strcmp(key, "min-free-mb") == 0)
     return set_u32(&cfg->min_free_mb, v, 0, 1u << 24, key, errmsg);
   if (strcmp(key, "config") == 0)
@@ -352,6 +356,7 @@ static void defaults(struct node_config *cfg) {
   cfg->max_object_bytes = REPL_MAX_OBJECT_DEFAULT;
   cfg->timeout_ms = 2000;
   cfg->leave_ms = 1000;
+  cfg->stream_mbps = 400;
   /* What RocksDB needs to finish what it holds once writes stop, which
    * depends on its buffers, not on the disk's size (so no percentage):
    * table files for a full data memtable and the one behind it (2 x 64

@@ -130,7 +130,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   struct node *n = c->n;
   size_t members = swim_member_count(core_swim(n->core));
   struct stat_builder b = {0};
-  b.cap = 128 + 4 * members; /* the fixed stats (about 70) and per member */
+  b.cap = 160 + 4 * members; /* the fixed stats (about 85) and per member */
   b.items = chorus_calloc(b.cap, sizeof *b.items);
   b.names = chorus_calloc(b.cap, sizeof *b.names);
   if (b.items == NULL || b.names == NULL) {
@@ -196,6 +196,23 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)mi.duplicates, "meta.duplicates");
     stat_add(&b, (int64_t)mi.ae_clamped, "meta.ae_clamped");
     stat_add(&b, (int64_t)mi.term_raises, "meta.term_raises");
+    /* The streams of a topology change this node pulls (core.h). */
+    struct core_stream_info si;
+    core_stream_info(n->core, &si);
+    stat_add(&b, (int64_t)si.epoch, "stream.epoch");
+    stat_add(&b, (int64_t)si.ranges, "stream.ranges");
+    stat_add(&b, (int64_t)si.ranges_done, "stream.ranges_done");
+    stat_add(&b, (int64_t)si.stats.keys, "stream.keys");
+    stat_add(&b, (int64_t)si.stats.bytes, "stream.bytes");
+    stat_add(&b, (int64_t)si.stats.batches, "stream.batches");
+    stat_add(&b, (int64_t)si.stats.retries, "stream.retries");
+    stat_add(&b, (int64_t)si.stats.refused, "stream.refused");
+    stat_add(&b, (int64_t)si.stats.bad_batches, "stream.bad_batches");
+    stat_add(&b, (int64_t)si.stats.fallbacks, "stream.fallbacks");
+    stat_add(&b, (int64_t)si.stats.resumed, "stream.resumed");
+    const struct repl_stats *served = repl_stats(core_repl(n->core));
+    stat_add(&b, (int64_t)served->stream_served_keys, "stream.served_keys");
+    stat_add(&b, (int64_t)served->stream_served_bytes, "stream.served_bytes");
   }
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */

@@ -233,13 +233,17 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
   struct repl_request q;
   switch (m->type) {
   case WIRE_REPLICA_WRITE:
-    rc = repl__on_replica_write(r, from, m, fx);
+  case WIRE_REPLICA_WRITE2:
+    rc = repl__on_replica_write(r, from, m, wall, fx);
     break;
   case WIRE_REPLICA_READ:
     rc = repl__on_replica_read(r, from, m, fx);
     break;
   case WIRE_HINT_DELIVER:
     rc = repl__on_hint_deliver(r, from, m, wall, fx);
+    break;
+  case WIRE_STREAM_PULL:
+    rc = repl__on_stream_pull(r, from, m, fx);
     break;
   default:
     if (repl__request_of(m, &q)) {

@@ -306,6 +306,45 @@ int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
 void repl_set_ring(struct repl *r, const struct ring_snapshot *ring);
 
 /* ------------------------------------------------------------------------
+ * Streaming by token range (issue 19; Cassandra's bootstrap streams,
+ * Riak's handoff)
+ *
+ * A node that gains ranges in a topology change pulls them, one batch at a
+ * time, from a node that holds them (the node core plans which and from
+ * whom: node/core/core_stream.c). The holder answers a STREAM_PULL from
+ * repl_peer: the objects of the range after the cursor, in storage-key
+ * order, about max_bytes of them, with an XXH3 checksum of the batch, sent
+ * once durable like every answer that carries state. It serves only when
+ * its ring epoch is at least the puller's: from that epoch on every
+ * coordinator it hears from sends the range's writes to the puller too
+ * (a pending replica), so what the holder writes after its read reaches
+ * the puller without the stream. The puller joins each object into its
+ * own (repl_stream_apply: the same join as a replica write, so a batch
+ * applied twice, or a write that arrived first, loses nothing), then
+ * waits for a barrier before it moves its cursor on.
+ * ------------------------------------------------------------------------ */
+
+/* repl_stream_sum: XXH3-64 over @n byte strings, each as [len u32
+ * LE][bytes]: a STREAM_CHUNK's checksum. */
+uint64_t repl_stream_sum(const struct wire_bytes *items, size_t n);
+
+/* repl_stream_apply: joins the objects of chunk @c, an answer to a pull of
+ * [@first, @last] after the storage key @after (NULL or empty: from the
+ * start), into the store, unsynced (the caller waits for a barrier on
+ * store_last_seq before counting them as held). *@keys and *@bytes count
+ * what was joined. Nothing is applied when the batch is not what was
+ * asked for. Errors: CHORUS_ECORRUPT (checksum mismatch),
+ * CHORUS_EMALFORMED (an odd count, a key outside the range, out of order
+ * or not after the cursor, an empty object; @errmsg says which), the
+ * store's refusal (CHORUS_ENOSPC below the reserve, CHORUS_EIO once
+ * failed), a join's error (some entries may be joined: joins are
+ * idempotent), CHORUS_ENOMEM. */
+int repl_stream_apply(struct repl *r, const struct wire_stream_chunk *c,
+                      chorus_token first, chorus_token last,
+                      const struct wire_bytes *after, uint64_t *keys,
+                      uint64_t *bytes, char *errmsg);
+
+/* ------------------------------------------------------------------------
  * Observation
  * ------------------------------------------------------------------------ */
 
@@ -324,6 +363,12 @@ struct repl_stats {
   uint64_t over_budget; /* replica joins that left an object over it */
   uint64_t unsent;      /* messages not sent: over the peer frame */
   uint64_t truncated;   /* GET answers that carried only some siblings */
+  /* Streaming (STREAMING): joined from chunks, and served to pullers. */
+  uint64_t stream_keys, stream_bytes;
+  uint64_t stream_served_keys, stream_served_bytes;
+  /* Hints this replica armed for the owners of writes whose coordinator
+   * was behind its ring epoch (repl_replica.c, hint_owners). */
+  uint64_t pending_hinted;
 };
 
 const struct repl_stats *repl_stats(const struct repl *r);

@@ -64,6 +64,15 @@ int repl__resolve(const struct ring_replication *rs, int32_t level,
                   int32_t primary_level, int local_group, const char *what,
                   struct repl_need *out, char *errmsg);
 
+/* repl__need_pending: a write's @need raised by the pending replicas of
+ * @pl (ring.h: nodes taking a range in a topology change), as Cassandra
+ * adds them to its block-for count: any of the natural and pending
+ * replicas may answer, and W + pending answers leave at least W of the
+ * replicas that own the key once the change completes (R + W > N holds
+ * across the switch). A LOCAL level counts the pending replicas of its
+ * group, EACH_QUORUM those of each group; pw counts naturals only. */
+void repl__need_pending(struct repl_need *need, const struct ring_plist *pl);
+
 /* repl__tally_add: counts one acknowledgement of a replica in @group,
  * natural or not. A tally counts at most one acknowledgement per entry of
  * a preference list. */
@@ -344,6 +353,7 @@ struct repl_op_write {
   size_t clen;
   struct ring_plist pl; /* fallbacks come from it */
   uint64_t hint_seq;    /* of the hints this write armed */
+  uint64_t epoch;       /* the ring's when the key was resolved */
   bool sloppy;
   uint8_t flags;     /* the reply's warnings, WIRE_REPLY_* */
   uint32_t siblings; /* live siblings after the write (kv) */
@@ -370,8 +380,15 @@ struct repl_op_ack {
 struct repl_op_answer {
   chorus_node_id peer;
   uint64_t peer_req;
-  uint8_t *obj; /* the stored object (NULL: not found); owned */
+  uint8_t *obj; /* the stored object (NULL: not found); owned; for a
+                   chunk, every entry's bytes back to back */
   size_t olen;
+  /* A STREAM_CHUNK (repl_stream.c) rather than a REPLICA_READ_REPLY:
+   * @items point into @obj (owned array). */
+  bool chunk, more;
+  struct wire_bytes *items;
+  size_t nitems;
+  uint64_t sum;
 };
 
 struct repl_op_replay {
@@ -548,7 +565,7 @@ int repl__read_repair_async(struct repl *r, struct repl_op *op,
  * ------------------------------------------------------------------------ */
 
 int repl__on_replica_write(struct repl *r, chorus_node_id from,
-                           const struct wire_msg *m,
+                           const struct wire_msg *m, chorus_ms wall,
                            const struct repl_effects *fx);
 int repl__on_replica_read(struct repl *r, chorus_node_id from,
                           const struct wire_msg *m,
@@ -577,11 +594,26 @@ bool repl__fits_peer(const struct wire_msg *m);
  * pointer it is given. */
 void repl__msg_replica_write(struct wire_msg *m, uint64_t req,
                              chorus_token token, const void *key, size_t klen,
-                             const void *obj, size_t olen, uint8_t flags);
+                             const void *obj, size_t olen, uint8_t flags,
+                             uint64_t epoch);
 void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
                             chorus_node_id target, uint64_t hint_seq,
                             chorus_token token, const void *key, size_t klen,
                             const void *obj, size_t olen);
+
+/* ------------------------------------------------------------------------
+ * Streaming (repl_stream.c)
+ * ------------------------------------------------------------------------ */
+
+/* repl__on_stream_pull: a peer's STREAM_PULL: answered with a
+ * STREAM_CHUNK once what it carries is durable, or ERROR. */
+int repl__on_stream_pull(struct repl *r, chorus_node_id from,
+                         const struct wire_msg *m,
+                         const struct repl_effects *fx);
+/* repl__send_chunk: the STREAM_CHUNK answering request @req. */
+int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,
+                     uint64_t req, struct wire_bytes *items, size_t n,
+                     uint64_t sum, bool more);
 
 /* ------------------------------------------------------------------------
  * Objects in the store (repl_object.c)

@@ -67,6 +67,7 @@ static void op_destroy(struct repl_op *op) {
     break;
   case REPL_OP_ANSWER:
     chorus_free(op->u.answer.obj);
+    chorus_free(op->u.answer.items);
     break;
   case REPL_OP_REPLAY:
     chorus_free(op->u.replay.key);
@@ -364,7 +365,10 @@ int repl__op_step(struct repl *r, struct repl_op *op,
       return CHORUS_OK;
     assert(op->state == REPL_OP_SYNCING);
     const struct repl_op_answer *a = &op->u.answer;
-    if (ev->status == CHORUS_OK)
+    if (ev->status == CHORUS_OK && a->chunk)
+      rc = repl__send_chunk(fx, a->peer, a->peer_req, a->items, a->nitems,
+                            a->sum, a->more);
+    else if (ev->status == CHORUS_OK)
       rc = repl__send_read_answer(r, fx, a->peer, a->peer_req, a->obj, a->olen);
     op_end(r, op);
     return rc;

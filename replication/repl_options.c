@@ -115,6 +115,17 @@ int repl__resolve(const struct ring_replication *rs, int32_t level,
   return CHORUS_OK;
 }
 
+void repl__need_pending(struct repl_need *need, const struct ring_plist *pl) {
+  for (uint8_t i = pl->n_natural; i < pl->n_natural + pl->n_pending; i++) {
+    int g = pl->r[i].dc;
+    if (need->only_group >= 0 && g != need->only_group)
+      continue;
+    need->total++;
+    if (g < need->ngroups && need->per_group[g] > 0)
+      need->per_group[g]++;
+  }
+}
+
 void repl__tally_add(struct repl_tally *t, const struct repl_need *n, int group,
                      bool natural) {
   /* One acknowledgement per preference-list entry: far below 255. */

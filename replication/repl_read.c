@@ -167,9 +167,9 @@ static int read_repair(struct repl *r, const struct repl_effects *fx,
       }
     } else {
       struct wire_msg m;
-      repl__msg_replica_write(&m, blocking ? op->id : 0, c->token, c->key,
-                              c->klen, bytes, blen,
-                              blocking ? WIRE_REPLICA_DURABLE : 0);
+      repl__msg_replica_write(
+          &m, blocking ? op->id : 0, c->token, c->key, c->klen, bytes, blen,
+          blocking ? WIRE_REPLICA_DURABLE : 0, ring_snapshot_version(r->ring));
       if (!repl__fits_peer(&m)) {
         /* Joined over what a frame holds (an older node let it grow):
          * the replica stays as it is until a write resolves the key. */
@@ -230,8 +230,7 @@ int repl__read_reply_short(struct repl *r, struct repl_op *op,
   assert(t != NULL); /* repl__read_short: a replica refused */
   if (t == NULL)     /* without assertions, an answer all the same */
     return repl__reply_error(r, fx, &c->origin, c->mtype, CHORUS_EUNAVAILABLE,
-                             "%u of %u answers", c->tally.total,
-                             c->need.total);
+                             "%u of %u answers", c->tally.total, c->need.total);
   return repl__reply_error(
       r, fx, &c->origin, c->mtype, t->refusal,
       "%u of %u answers: replica %016" PRIx64 " refused (%s)%s", c->tally.total,

@@ -11,12 +11,14 @@
 
 void repl__msg_replica_write(struct wire_msg *m, uint64_t req,
                              chorus_token token, const void *key, size_t klen,
-                             const void *obj, size_t olen, uint8_t flags) {
-  *m = (struct wire_msg){.type = WIRE_REPLICA_WRITE, .request_id = req};
+                             const void *obj, size_t olen, uint8_t flags,
+                             uint64_t epoch) {
+  *m = (struct wire_msg){.type = WIRE_REPLICA_WRITE2, .request_id = req};
   m->replica_write.token = token;
   m->replica_write.key = (struct wire_bytes){key, klen};
   m->replica_write.object = (struct wire_bytes){obj, olen};
   m->replica_write.flags = flags;
+  m->replica_write.epoch = epoch;
 }
 
 void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
@@ -75,8 +77,52 @@ static int ack_when_durable(struct repl *r, const struct repl_effects *fx,
   return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
 }
 
+/* hint_owners: a coordinator behind this node's ring epoch resolved the
+ * key before a topology change reached it: it may have missed the key's
+ * pending replicas, or new natural ones if the change has completed,
+ * while a stream may already have passed the key. So this replica hints
+ * the write to every replica its own ring lists but itself and the
+ * coordinator (the hint carries no object: replay sends this node's
+ * current one, like a coordinator's), and each owner gets it whatever the
+ * stream saw (repl.h, STREAMING). A duplicate costs one idempotent join. */
+static int hint_owners(struct repl *r, chorus_node_id from,
+                       const struct wire_replica_write *w, chorus_ms wall) {
+  struct ring_plist pl;
+  if (ring_lookup(r->ring, w->token, 0, &pl) != CHORUS_OK)
+    return CHORUS_OK;
+  struct store_batch *b = store_batch_new();
+  if (b == NULL)
+    return CHORUS_ENOMEM;
+  uint64_t seq = (r->epoch << 32) | (++r->hint_ctr & 0xffffffffu);
+  int rc = CHORUS_OK;
+  size_t armed = 0;
+  for (uint8_t i = 0; i < pl.n_natural + pl.n_pending; i++) {
+    chorus_node_id p = pl.r[i].id;
+    if (p == r->cfg.self || p == from || rc != CHORUS_OK)
+      continue;
+    bool dropped;
+    rc = repl__hints_arm(&r->hints, r->store, b, p, w->token, w->key.ptr,
+                         w->key.len, seq, wall, NULL, 0, &dropped);
+    armed += rc == CHORUS_OK && !dropped;
+  }
+  if (rc == CHORUS_OK && armed > 0) {
+    rc = store_write_batch(r->store, b, NULL);
+    if (rc != CHORUS_OK && rc != CHORUS_ENOMEM)
+      repl__resync_hints(r);
+    if (rc == CHORUS_OK) {
+      r->stats.pending_hinted += armed;
+      REPL_TRACE(r,
+                 "write from %016" PRIx64 " at epoch %" PRIu64 " (ours %" PRIu64
+                 ") hinted to %zu replicas",
+                 from, w->epoch, ring_snapshot_version(r->ring), armed);
+    }
+  }
+  store_batch_free(b);
+  return rc;
+}
+
 int repl__on_replica_write(struct repl *r, chorus_node_id from,
-                           const struct wire_msg *m,
+                           const struct wire_msg *m, chorus_ms wall,
                            const struct repl_effects *fx) {
   const struct wire_replica_write *w = &m->replica_write;
   int status = CHORUS_EIO;
@@ -85,6 +131,9 @@ int repl__on_replica_write(struct repl *r, chorus_node_id from,
                  ? repl__join_into_store(r, w->token, w->key.ptr, w->key.len,
                                          w->object.ptr, w->object.len)
                  : CHORUS_EMALFORMED;
+    if (status == CHORUS_OK && m->type == WIRE_REPLICA_WRITE2 &&
+        w->epoch < ring_snapshot_version(r->ring))
+      status = hint_owners(r, from, w, wall);
   }
   if (status == CHORUS_ENOMEM)
     return status;
@@ -122,7 +171,8 @@ int repl__on_replica_read(struct repl *r, chorus_node_id from,
       chorus_free(buf);
       return CHORUS_ENOMEM;
     }
-    op->u.answer = (struct repl_op_answer){from, m->request_id, buf, len};
+    op->u.answer = (struct repl_op_answer){
+        .peer = from, .peer_req = m->request_id, .obj = buf, .olen = len};
     return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
   }
   rc = repl__send_read_answer(r, fx, from, m->request_id, buf, len);

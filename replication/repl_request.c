@@ -158,9 +158,10 @@ static int forward(struct repl *r, const struct wire_msg *m,
  * ------------------------------------------------------------------------ */
 
 /* Whether the replicas @pl can meet @need at all, counting the live ones
- * (and live fallbacks standing in for dead naturals when @sloppy). */
+ * (pending ones too for a @write, and live fallbacks standing in for dead
+ * naturals when @sloppy). */
 static bool can_meet(struct repl *r, const struct ring_plist *pl,
-                     const struct repl_need *need, bool sloppy) {
+                     const struct repl_need *need, bool write, bool sloppy) {
   struct repl_tally t = {0};
   uint32_t dead = 0;
   for (uint8_t i = 0; i < pl->n_natural; i++) {
@@ -169,6 +170,10 @@ static bool can_meet(struct repl *r, const struct ring_plist *pl,
     else
       dead++;
   }
+  for (uint8_t i = pl->n_natural; write && i < pl->n_natural + pl->n_pending;
+       i++)
+    if (repl__peer_alive(r, pl->r[i].id))
+      repl__tally_add(&t, need, pl->r[i].dc, false);
   if (sloppy) {
     uint8_t first = (uint8_t)(pl->n_natural + pl->n_pending);
     for (uint8_t i = 0; i < pl->n_fallback && dead > 0; i++)
@@ -263,7 +268,9 @@ int repl__coordinate(struct repl *r, const struct wire_msg *m,
                      r->local_group, q.write ? "w" : "r", &need, r->err);
   if (rc != CHORUS_OK)
     return repl__reply_error(r, fx, origin, m->type, rc, "%s", r->err);
-  if (!can_meet(r, &pl, &need, q.write && sloppy))
+  if (q.write)
+    repl__need_pending(&need, &pl);
+  if (!can_meet(r, &pl, &need, q.write, q.write && sloppy))
     return repl__reply_error(
         r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
         "too few live replicas for %s=%s", q.write ? "w" : "r",

@@ -120,6 +120,7 @@ int repl__write_start(struct repl *r, struct repl_op *op,
           : CHORUS_ENOMEM;
   chorus_free(dk);
   w->hint_seq = (r->epoch << 32) | (++r->hint_ctr & 0xffffffffu);
+  w->epoch = ring_snapshot_version(r->ring); /* @pl's, resolved just now */
   for (uint8_t i = 0; i < w->c.ntargets && rc == CHORUS_OK; i++) {
     if (w->c.t[i].id == r->cfg.self)
       continue;
@@ -173,7 +174,7 @@ int repl__write_send(struct repl *r, struct repl_op *op,
     }
     if (repl__peer_alive(r, t->id)) {
       repl__msg_replica_write(&m, op->id, c->token, c->key, c->klen, w->obj,
-                              w->olen, WIRE_REPLICA_DURABLE);
+                              w->olen, WIRE_REPLICA_DURABLE, w->epoch);
       assert(repl__fits_peer(&m)); /* within the budget */
       t->sent = true;
       rc = fx->send(fx->ctx, t->id, &m);
@@ -227,8 +228,9 @@ int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
     return repl__disarm(r, t->stands_in, c->token, c->key, c->klen, w->hint_seq,
                         NULL);
   }
-  if (!t->pending)
-    repl__tally_add(&c->tally, &c->need, t->group, t->natural);
+  /* A pending replica counts toward the raised need, never as a primary
+   * (repl__need_pending). */
+  repl__tally_add(&c->tally, &c->need, t->group, t->natural);
   return repl__disarm(r, from, c->token, c->key, c->klen, w->hint_seq, NULL);
 }
 

@@ -169,6 +169,8 @@ enum wire_type {
   WIRE_REPLICA_READ_REPLY = 65,
   WIRE_REPLICA_WRITE = 66,
   WIRE_REPLICA_ACK = 67,
+  WIRE_REPLICA_WRITE2 = 68, /* REPLICA_WRITE with the coordinator's ring
+                               epoch (topology changes) */
   /* 80..95 hinted handoff */
   WIRE_HINT_DELIVER = 80,
   WIRE_HINT_ACK = 81,
@@ -185,8 +187,13 @@ enum wire_type {
   WIRE_CLUSTER_REMOVE = 104, /* client: take a member out of the cluster */
   WIRE_RING_REPLY2 = 105,    /* since version 3: RING_REPLY with names */
   WIRE_STATUS_REPLY2 = 106,  /* since version 3: STATUS_REPLY with a name */
-  /* 112..127 reserved: anti-entropy (Merkle exchange)
-   * 128..143 reserved: streaming (join/leave range transfer)
+  /* Topology changes (issue 19; a node without them answers ENOTSUP) */
+  WIRE_CLUSTER_DECOMMISSION = 107, /* client: a live member streams its
+                                      ranges away, then leaves */
+  /* 112..127 reserved: anti-entropy (Merkle exchange) */
+  WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
+  WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
+  /* 130..143 reserved: streaming (join/leave range transfer)
    * 144..159 reserved: CAS / lightweight transactions
    * 160..239 reserved: future use
    * 240..255 private / experimental, never sent by a release */
@@ -394,6 +401,8 @@ struct wire_replica_write {
   struct wire_bytes key;
   struct wire_bytes object; /* merged (joined) by the replica */
   uint8_t flags;            /* WIRE_REPLICA_* */
+  uint64_t epoch;           /* REPLICA_WRITE2: the ring epoch the coordinator
+                               resolved the key in (0 in REPLICA_WRITE) */
 };
 
 struct wire_replica_ack {
@@ -536,6 +545,39 @@ struct wire_cluster_remove {
   uint8_t force;          /* 0 or 1 */
 };
 
+/* CLUSTER_DECOMMISSION: member @name (live) hands its ranges to the
+ * nodes that inherit them, then is LEFT (docs/PROTOCOL.md, Topology
+ * changes). Refused with CHORUS_EBUSY while another change is under way
+ * (the text names it) and when it would leave a datacenter fewer nodes
+ * than its replication factor, unless @force; answered with CLUSTER_REPLY
+ * once the change has begun (LEAVING). */
+struct wire_cluster_decommission {
+  struct wire_bytes name; /* 1..WIRE_MAX_NAME */
+  uint8_t force;          /* 0 or 1 */
+};
+
+/* STREAM_PULL: the objects of STORE_DATA whose token t is in
+ * [@first, @last] (first <= last) and whose storage key ([token BE][key])
+ * sorts after @after (empty: from the start of the range), at most about
+ * @max_bytes of them. Served only by a node whose ring epoch is at least
+ * @epoch (else ERROR ESTALE), and only once what it sends is durable. */
+struct wire_stream_pull {
+  uint64_t epoch;
+  chorus_token first, last;
+  struct wire_bytes after; /* 0..8 + WIRE_MAX_KEY_FIELD */
+  uint32_t max_bytes;      /* 1..WIRE_MAX_FRAME_PEER / 2 */
+};
+
+/* STREAM_CHUNK: @entries alternates user key and encoded object, in
+ * storage-key order; @sum is XXH3-64 over every entry as
+ * [len u32 LE][bytes] (a batch that does not match is dropped and pulled
+ * again); @more: 1 when the range holds more after the last entry. */
+struct wire_stream_chunk {
+  struct wire_bytes_list entries; /* an even count */
+  uint64_t sum;
+  uint8_t more; /* 0 or 1 */
+};
+
 /* One message. @type selects the union member; RING_QUERY, STATUS_QUERY
  * and CLUSTER_QUERY have no fields. */
 struct wire_msg {
@@ -569,6 +611,9 @@ struct wire_msg {
     struct wire_meta meta;
     struct wire_cluster_reply cluster_reply;
     struct wire_cluster_remove cluster_remove;
+    struct wire_cluster_decommission cluster_decommission;
+    struct wire_stream_pull stream_pull;
+    struct wire_stream_chunk stream_chunk;
   };
   void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
 };

@@ -262,6 +262,7 @@ err_after_alloc:
 void core_free(struct core *c) {
   if (c == NULL)
     return;
+  core__stream_free(c);
   core__meta_free(c);
   repl_free(c->repl);
   swim_free(c->swim);
@@ -390,6 +391,10 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
   if (m->type == WIRE_META)
     return c->meta != NULL && from != 0 ? finish(c, core__meta_peer(c, from, m))
                                         : CHORUS_OK;
+  if (core__stream_owns(c, from, m))
+    return finish(c, core__stream_answer(c, from, m));
+  if (m->type == WIRE_STREAM_CHUNK)
+    return CHORUS_OK; /* late, or meant for a pull given up */
   /* A leaving node takes no new replica work: its peers hint for it. Nor
    * does an impostor (meta_node_conflict). */
   if (c->repl == NULL || c->leaving || from == 0 ||
@@ -410,6 +415,7 @@ bool core_client_request(uint8_t type) {
   case WIRE_SET_READ:
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
+  case WIRE_CLUSTER_DECOMMISSION:
     return true;
   default:
     return false;
@@ -440,7 +446,8 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
                   "cluster; it does not serve");
   c->now = now;
   c->wall = wall;
-  if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE) {
+  if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE ||
+      m->type == WIRE_CLUSTER_DECOMMISSION) {
     if (c->meta == NULL)
       return refuse(c, cookie, CHORUS_ENOTSUP,
                     "this node keeps no cluster metadata");
@@ -466,6 +473,8 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {
   }
   if (rc == CHORUS_OK && c->meta != NULL)
     rc = core__meta_tick(c);
+  if (rc == CHORUS_OK && c->meta != NULL && core__stream_deadline(c) <= now)
+    rc = core__stream_step(c);
   if (rc == CHORUS_OK && c->join_at <= now) {
     if (swim_member_count(c->swim) > 1 || c->leaving)
       c->join_at = CORE_NEVER; /* joined: someone answered */
@@ -486,6 +495,9 @@ chorus_ms core_next_deadline(const struct core *c) {
     chorus_ms m = core__meta_deadline(c);
     if (m < d)
       d = m;
+    m = core__stream_deadline(c);
+    if (m < d)
+      d = m;
   }
   return c->join_at < d ? c->join_at : d;
 }
@@ -497,6 +509,8 @@ int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
   if (token & META_SYNC_TOKEN_BIT)
     return c->meta != NULL ? finish(c, core__meta_sync_done(c, token, status))
                            : CHORUS_OK;
+  if (token == CORE_STREAM_BIT)
+    return finish(c, core__stream_synced(c, status));
   if (c->repl == NULL)
     return CHORUS_OK;
   return finish(c, repl_sync_done(c->repl, token, status, now, wall, &c->rfx));

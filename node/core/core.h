@@ -121,6 +121,14 @@
  * answers go to the meta_answer effect, not to a client. */
 #define CORE_META_COOKIE_BIT (UINT64_C(1) << 62)
 
+/* The streams of a topology change (core_stream.c): sync tokens and pull
+ * request ids carry CORE_STREAM_BIT (never in replication's operation ids,
+ * [epoch][40-bit counter], nor in the metadata's sync tokens, bit 63);
+ * the STREAMED proposal is answered under CORE_STREAM_COOKIE. */
+#define CORE_STREAM_BIT (UINT64_C(1) << 62)
+#define CORE_STREAM_COOKIE                                                     \
+  (CORE_META_COOKIE_BIT | (UINT64_C(1) << 61) | UINT64_C(1))
+
 /* core_next_deadline's answer when nothing is due, ever. */
 #define CORE_NEVER UINT64_MAX
 
@@ -151,6 +159,8 @@ struct core_config {
    * vnodes), cluster id, timings and seed; self is cfg.swim.id, tracer
    * and replication the core's own. */
   struct meta_node_config meta;
+  /* Streaming's throttle: megabits per second pulled (0: no limit). */
+  uint32_t stream_mbps;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
 };
 
@@ -331,5 +341,25 @@ const struct ring_snapshot *core_ring(const struct core *c);
 /* core_failed: the store failed under replication (see ERRORS). */
 bool core_failed(const struct core *c);
 bool core_leaving(const struct core *c);
+
+/* The streams of a topology change, as this node pulls them. */
+struct core_stream_stats {
+  uint64_t keys, bytes; /* joined and durable */
+  uint64_t batches;     /* batches taken */
+  uint64_t retries;     /* pulls unanswered in time */
+  uint64_t refused;     /* pulls refused (ESTALE: a source behind) */
+  uint64_t bad_batches; /* checksum or shape wrong: pulled again */
+  uint64_t fallbacks;   /* ranges pulled from another replica (the
+                           node giving them up was down) */
+  uint64_t resumed;     /* plans resumed from saved progress */
+};
+struct core_stream_info {
+  uint64_t epoch; /* the change being streamed; 0: none */
+  size_t ranges, ranges_done;
+  bool active; /* ranges left to pull */
+  chorus_ms started_at;
+  struct core_stream_stats stats; /* since the node started */
+};
+void core_stream_info(const struct core *c, struct core_stream_info *out);
 
 #endif /* CHORUS_CORE_H */

@@ -52,6 +52,42 @@ struct core__member_ev {
   bool is_new;
 };
 
+/* One range this node gains in a topology change (core_stream.c). */
+struct core__range {
+  chorus_token first, last; /* first <= last */
+  chorus_node_id from;      /* the node that gives it up */
+  bool has_from;
+};
+
+/* The streams of the change under way (core_stream.c says how). */
+struct core__stream {
+  bool planned;
+  uint64_t epoch;                 /* the change's, when planned */
+  struct ring_snapshot *ring_now; /* the ring of that epoch (sources) */
+  struct core__range *ranges;
+  size_t n, cap;
+  size_t idx;       /* the range being pulled; n: all held */
+  chorus_token pos; /* its first token still to pull */
+  uint8_t *after;   /* the cursor: the storage key last held, or NULL */
+  size_t alen;
+  /* The pull in flight (req != 0), or the batch being synced. */
+  uint64_t req, next_req;
+  chorus_node_id source;
+  chorus_token piece_last;
+  chorus_ms deadline, next_at, started_at;
+  bool syncing, reporting, no_source_said;
+  bool poked;        /* something changed: step at the next tick */
+  bool idle;         /* the last step found nothing to do until a poke */
+  size_t warned_idx; /* the range whose fallback was traced, + 1 */
+  /* The cursor after the batch being synced. */
+  size_t st_idx;
+  chorus_token st_pos;
+  uint8_t *st_after;
+  size_t st_alen;
+  uint64_t st_keys, st_bytes;
+  struct core_stream_stats stats;
+};
+
 struct core {
   struct core_config cfg;
   struct core_effects fx;
@@ -81,9 +117,10 @@ struct core {
   bool meta_pending;   /* founders not all known yet: no bootstrap yet */
   char founders[SWIM_MAX_SEEDS][SWIM_ADDR_MAX];
   size_t nfounders;
-  bool meta_ring;      /* the ring in force was built from metadata */
-  uint64_t meta_epoch; /* its epoch */
-  int meta_err;        /* an error raised inside a metadata effect */
+  bool meta_ring;             /* the ring in force was built from metadata */
+  uint64_t meta_epoch;        /* its epoch */
+  int meta_err;               /* an error raised inside a metadata effect */
+  struct core__stream stream; /* core_stream.c */
 };
 
 /* core_meta.c: the metadata hookup. */
@@ -99,6 +136,20 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
 int core__meta_tick(struct core *c);
 chorus_ms core__meta_deadline(const struct core *c);
 int core__meta_sync_done(struct core *c, uint64_t token, int status);
+/* core_stream.c: the streams of a topology change. _step pulls, reports
+ * or plans what is due; _owns: @m answers our pull in flight; _answer
+ * takes it; _synced: the barrier of a batch ended; _reported: STREAMED's
+ * proposal was answered. */
+int core__stream_step(struct core *c);
+chorus_ms core__stream_deadline(const struct core *c);
+bool core__stream_owns(const struct core *c, chorus_node_id from,
+                       const struct wire_msg *m);
+int core__stream_answer(struct core *c, chorus_node_id from,
+                        const struct wire_msg *m);
+int core__stream_synced(struct core *c, int status);
+void core__stream_reported(struct core *c, int status);
+void core__stream_free(struct core *c);
+
 /* core__install_ring: @s (new) becomes the ring in force: replication
  * first, then the driver (core.c). */
 void core__install_ring(struct core *c, struct ring_snapshot *s);

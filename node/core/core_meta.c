@@ -56,6 +56,7 @@ static int mx_sync(void *ctx, chorus_seq seq, uint64_t token) {
  * epoch moved. */
 static void mx_state(void *ctx, const struct meta_state *s) {
   struct core *c = ctx;
+  c->stream.poked = true; /* the change's streams, at the next tick */
   if (c->meta_ring && s->epoch == c->meta_epoch)
     return;
   struct ring_snapshot *r = NULL;
@@ -83,6 +84,10 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
                       const char *text) {
   struct core *c = ctx;
   int rc;
+  if (cookie == CORE_STREAM_COOKIE) {
+    core__stream_reported(c, status);
+    return;
+  }
   if (cookie & CORE_META_COOKIE_BIT) {
     if (c->fx.meta_answer != NULL)
       c->fx.meta_answer(c->fx.ctx, cookie, status);
@@ -92,8 +97,8 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
     rc = admin_reply(c, cookie);
   } else {
     struct wire_msg e;
-    wire_error_reply(&e, 0, status, text && text[0] ? text
-                                                    : chorus_strerror(status));
+    wire_error_reply(&e, 0, status,
+                     text && text[0] ? text : chorus_strerror(status));
     rc = c->fx.reply(c->fx.ctx, cookie, &e, false);
   }
   if (rc != CHORUS_OK && c->meta_err == CHORUS_OK)
@@ -182,8 +187,7 @@ static int try_bootstrap(struct core *c) {
     n++;
   }
   if (!self_listed)
-    ms[n++] = (struct meta_member){.id = c->cfg.swim.id,
-                                   .state = META_NORMAL};
+    ms[n++] = (struct meta_member){.id = c->cfg.swim.id, .state = META_NORMAL};
   /* sorted by id, as a state's members are */
   for (size_t i = 1; i < n; i++)
     for (size_t k = i; k > 0 && ms[k - 1].id > ms[k].id; k--) {
@@ -243,8 +247,8 @@ int core__meta_after_swim(struct core *c) {
 
 int core__meta_peer(struct core *c, chorus_node_id from,
                     const struct wire_msg *m) {
-  return done(c, meta_node_recv(c->meta, from, m->meta.msg.ptr,
-                                m->meta.msg.len, c->now));
+  return done(c, meta_node_recv(c->meta, from, m->meta.msg.ptr, m->meta.msg.len,
+                                c->now));
 }
 
 int core__meta_tick(struct core *c) {
@@ -308,8 +312,7 @@ static int admin_reply(struct core *c, uint64_t cookie) {
   meta_node_info(c->meta, &info);
   size_t nr = ring_snapshot_node_count(c->ring);
   double *share = chorus_calloc(nr ? nr : 1, sizeof *share);
-  struct wire_cluster_member *wm =
-      chorus_calloc(s->n ? s->n : 1, sizeof *wm);
+  struct wire_cluster_member *wm = chorus_calloc(s->n ? s->n : 1, sizeof *wm);
   if (share == NULL || wm == NULL) {
     chorus_free(share);
     chorus_free(wm);
@@ -361,38 +364,136 @@ static int refuse(struct core *c, uint64_t cookie, int code, const char *text) {
   return c->fx.reply(c->fx.ctx, cookie, &e, false);
 }
 
+/* change_under_way: one line naming the change under way (for EBUSY). */
+static void change_under_way(const struct meta_state *s, char *out,
+                             size_t cap) {
+  snprintf(out, cap, "another change is under way");
+  for (size_t i = 0; i < s->n; i++) {
+    const struct meta_member *m = &s->members[i];
+    if (m->state == META_JOINING || m->state == META_LEAVING) {
+      snprintf(out, cap,
+               "a change is under way (%s is %s, epoch %" PRIu64
+               "): one at a time; wait for it to finish",
+               m->name, meta_member_state_name(m->state), s->epoch);
+      return;
+    }
+  }
+}
+
+/* too_few_left: whether decommissioning @m leaves its replication group
+ * (its datacenter, or the cluster for a single factor) fewer owning
+ * members than the group's factor. */
+static bool too_few_left(const struct meta_state *s,
+                         const struct meta_member *m, uint32_t *factor,
+                         size_t *left) {
+  const struct ring_replication *r = &s->replication;
+  *factor = r->n;
+  bool per_dc = r->dc_count > 0;
+  if (per_dc) {
+    *factor = 0;
+    for (uint32_t k = 0; k < r->dc_count; k++)
+      if (strcmp(r->dcs[k].dc, m->dc) == 0)
+        *factor = r->dcs[k].factor;
+  }
+  *left = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    const struct meta_member *o = &s->members[i];
+    if (o->id != m->id && o->state == META_NORMAL &&
+        (!per_dc || strcmp(o->dc, m->dc) == 0))
+      ++*left;
+  }
+  return *left < *factor;
+}
+
+static int propose_admin(struct core *c, const struct meta_cmd *cmd,
+                         uint64_t cookie) {
+  TRACE(c, "operator: %s", meta_cmd_describe(cmd));
+  return done(
+      c, meta_node_propose(c->meta, cmd, cookie, ADMIN_TIMEOUT_MS, c->now));
+}
+
 int core__meta_client(struct core *c, const struct wire_msg *m,
                       uint64_t cookie) {
   if (m->type == WIRE_CLUSTER_QUERY)
     return admin_reply(c, cookie);
-  /* CLUSTER_REMOVE */
-  char name[META_NAME_MAX];
-  size_t len = m->cluster_remove.name.len;
-  if (len == 0 || len >= sizeof name)
+  /* CLUSTER_REMOVE, CLUSTER_DECOMMISSION */
+  bool decommission = m->type == WIRE_CLUSTER_DECOMMISSION;
+  const struct wire_bytes *nb =
+      decommission ? &m->cluster_decommission.name : &m->cluster_remove.name;
+  bool force =
+      decommission ? m->cluster_decommission.force : m->cluster_remove.force;
+  char name[META_NAME_MAX], text[2 * META_NAME_MAX + 256];
+  if (nb->len == 0 || nb->len >= sizeof name)
     return refuse(c, cookie, CHORUS_EINVAL, "a member name is 1..127 bytes");
-  memcpy(name, m->cluster_remove.name.ptr, len);
-  name[len] = '\0';
-  const struct meta_member *mm =
-      meta_state_find_name(meta_node_state(c->meta), name);
+  memcpy(name, nb->ptr, nb->len);
+  name[nb->len] = '\0';
+  const struct meta_state *s = meta_node_state(c->meta);
+  const struct meta_member *mm = meta_state_find_name(s, name);
   if (mm == NULL) {
-    char text[META_NAME_MAX + 32];
     snprintf(text, sizeof text, "no member named %s", name);
     return refuse(c, cookie, CHORUS_ENOTFOUND, text);
   }
+  struct meta_cmd cmd = {.id = mm->id};
+  if (decommission) {
+    if (mm->state == META_LEAVING && mm->goal == META_LEFT)
+      return admin_reply(c, cookie); /* already under way */
+    if (mm->state != META_NORMAL) {
+      snprintf(text, sizeof text,
+               "%s is %s: only a normal member hands its "
+               "ranges over",
+               name, meta_member_state_name(mm->state));
+      return refuse(c, cookie, CHORUS_EINVAL, text);
+    }
+    uint32_t factor;
+    size_t left;
+    if (meta_state_changing(s)) {
+      change_under_way(s, text, sizeof text);
+      return refuse(c, cookie, CHORUS_EBUSY, text);
+    }
+    if (too_few_left(s, mm, &factor, &left) && !force) {
+      snprintf(text, sizeof text,
+               "decommissioning %s would leave %zu normal members where the "
+               "replication factor is %" PRIu32
+               " (%s%s): keys would have fewer replicas (--force does it "
+               "anyway)",
+               name, left, factor, mm->dc[0] ? "datacenter " : "the cluster",
+               mm->dc);
+      return refuse(c, cookie, CHORUS_EBUSY, text);
+    }
+    cmd.type = META_CMD_LEAVE;
+    cmd.state = META_LEFT;
+    return propose_admin(c, &cmd, cookie);
+  }
   if (mm->state == META_REMOVED)
     return admin_reply(c, cookie);
-  if (swim_up(c, mm->id) && !m->cluster_remove.force) {
-    char text[META_NAME_MAX + 96];
+  if (swim_up(c, mm->id) && !force) {
     snprintf(text, sizeof text,
              "%s is alive: stop it first, or decommission it (--force "
              "removes it anyway)",
              name);
     return refuse(c, cookie, CHORUS_EBUSY, text);
   }
-  struct meta_cmd cmd = {.type = META_CMD_REMOVE, .id = mm->id};
-  TRACE(c, "operator: remove %s (%016" PRIx64 ")", name, mm->id);
-  return done(c, meta_node_propose(c->meta, &cmd, cookie, ADMIN_TIMEOUT_MS,
-                                   c->now));
+  /* A dead member: its ranges are streamed to their new owners from the
+   * other replicas before it is REMOVED (Cassandra's removenode). --force,
+   * or a member that owns nothing natural (a joiner), goes at once. */
+  if (!force && mm->state == META_NORMAL) {
+    if (meta_state_changing(s)) {
+      change_under_way(s, text, sizeof text);
+      return refuse(c, cookie, CHORUS_EBUSY, text);
+    }
+    cmd.type = META_CMD_LEAVE;
+    cmd.state = META_REMOVED;
+    return propose_admin(c, &cmd, cookie);
+  }
+  if (!force && mm->state == META_LEAVING) {
+    snprintf(text, sizeof text,
+             "%s is already leaving: its ranges stream from the other "
+             "replicas (--force removes it at once)",
+             name);
+    return refuse(c, cookie, CHORUS_EBUSY, text);
+  }
+  cmd.type = META_CMD_REMOVE;
+  return propose_admin(c, &cmd, cookie);
 }
 
 int core_meta_propose(struct core *c, const struct meta_cmd *cmd,

@@ -32,7 +32,8 @@ static inline bool meta_t_member_eq(const struct meta_member *a,
   return a->id == b->id && strcmp(a->name, b->name) == 0 &&
          strcmp(a->addr, b->addr) == 0 && strcmp(a->dc, b->dc) == 0 &&
          strcmp(a->rack, b->rack) == 0 && a->vnodes == b->vnodes &&
-         a->state == b->state && a->since == b->since;
+         a->state == b->state && a->since == b->since && a->goal == b->goal &&
+         a->ready == b->ready;
 }
 
 static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
@@ -51,6 +52,12 @@ static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
     return meta_t_repl_eq(&a->replication, &b->replication);
   case META_CMD_NOTE:
     return a->note_key == b->note_key && a->note_value == b->note_value;
+  case META_CMD_LEAVE:
+    return a->id == b->id && a->state == b->state;
+  case META_CMD_STREAMED:
+    return a->id == b->id && a->epoch == b->epoch;
+  case META_CMD_FINISH:
+    return a->epoch == b->epoch;
   default:
     return false;
   }
@@ -206,7 +213,9 @@ static inline struct ring_replication meta_t_repl_n(uint32_t n) {
   return r;
 }
 
-#define META_T_NCMD 6
+#define META_T_NCMD 9
+/* The samples before this one are every V1 and V2 command type. */
+#define META_T_NCMD_V2 6
 
 /* Command sample @which, 0..META_T_NCMD-1: every type, replication both
  * ways. */
@@ -236,10 +245,24 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.type = META_CMD_REPLICATION;
     c.replication = meta_t_repl_n(16);
     break;
-  default:
+  case 5:
     c.type = META_CMD_NOTE;
     c.note_key = UINT64_MAX;
     c.note_value = 42;
+    break;
+  case 6:
+    c.type = META_CMD_LEAVE;
+    c.id = 0xfeedull;
+    c.state = META_REMOVED;
+    break;
+  case 7:
+    c.type = META_CMD_STREAMED;
+    c.id = UINT64_MAX;
+    c.epoch = 1u << 20;
+    break;
+  default:
+    c.type = META_CMD_FINISH;
+    c.epoch = UINT64_MAX;
     break;
   }
   if (which % 2 == 0) { /* an origin on half of them */
@@ -264,6 +287,11 @@ static inline struct meta_state meta_t_state(struct meta_member *members,
     members[i] = meta_t_member(100 + 7 * i, names[i], i % 2 ? "dc2" : "dc1",
                                i % 3 ? "r1" : "r2",
                                (uint8_t)(META_JOINING + i % META_STATE_MAX));
+  for (size_t i = 0; i < n && i < 8; i++) {
+    if (members[i].state == META_LEAVING)
+      members[i].goal = i % 2 ? META_LEFT : META_REMOVED;
+    members[i].ready = i * 3;
+  }
   s.n = n;
   s.members = n > 0 ? members : NULL;
   static struct meta_session sessions[3];

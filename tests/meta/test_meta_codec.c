@@ -38,7 +38,7 @@ static msgpack_packer *hb_start_format(struct hb *h, char format) {
 }
 
 static msgpack_packer *hb_start(struct hb *h) {
-  return hb_start_format(h, META_FORMAT_V2);
+  return hb_start_format(h, META_FORMAT_V3);
 }
 
 static void hb_free(struct hb *h) {
@@ -75,8 +75,10 @@ static void sp_repl(msgpack_packer *pk, const struct ring_replication *r) {
   }
 }
 
-static void sp_member(msgpack_packer *pk, const struct meta_member *m) {
-  msgpack_pack_array(pk, 8);
+/* A member in @format's layout (V3: goal and ready after since). */
+static void sp_member(msgpack_packer *pk, const struct meta_member *m,
+                      char format) {
+  msgpack_pack_array(pk, (unsigned char)format >= META_FORMAT_V3 ? 10 : 8);
   msgpack_pack_uint64(pk, m->id);
   sp_str(pk, m->name, sizeof m->name);
   sp_str(pk, m->addr, sizeof m->addr);
@@ -85,6 +87,10 @@ static void sp_member(msgpack_packer *pk, const struct meta_member *m) {
   msgpack_pack_uint64(pk, m->vnodes);
   msgpack_pack_uint64(pk, m->state);
   msgpack_pack_uint64(pk, m->since);
+  if ((unsigned char)format >= META_FORMAT_V3) {
+    msgpack_pack_uint64(pk, m->goal);
+    msgpack_pack_uint64(pk, m->ready);
+  }
 }
 
 /* A command in @format's layout (V2: the origin after the fields). */
@@ -95,7 +101,7 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
   case META_CMD_JOIN:
     msgpack_pack_array(pk, 2 + o);
     msgpack_pack_uint64(pk, c->type);
-    sp_member(pk, &c->member);
+    sp_member(pk, &c->member, format);
     break;
   case META_CMD_SET_STATE:
     msgpack_pack_array(pk, 3 + o);
@@ -113,6 +119,18 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
     msgpack_pack_uint64(pk, c->type);
     sp_repl(pk, &c->replication);
     break;
+  case META_CMD_LEAVE:
+  case META_CMD_STREAMED:
+    msgpack_pack_array(pk, 3 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->type == META_CMD_LEAVE ? c->state : c->epoch);
+    break;
+  case META_CMD_FINISH:
+    msgpack_pack_array(pk, 2 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->epoch);
+    break;
   default: /* NOTE, and unknown types in NOTE's shape */
     msgpack_pack_array(pk, 3 + o);
     msgpack_pack_uint64(pk, c->type);
@@ -127,7 +145,7 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
 }
 
 static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
-  sp_cmd_format(pk, c, META_FORMAT_V2);
+  sp_cmd_format(pk, c, META_FORMAT_V3);
 }
 
 /* A state in @format's layout (V2: the sessions last). */
@@ -141,7 +159,7 @@ static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
   sp_repl(pk, &s->replication);
   msgpack_pack_array(pk, s->n);
   for (size_t i = 0; i < s->n; i++)
-    sp_member(pk, &s->members[i]);
+    sp_member(pk, &s->members[i], format);
   if (format == META_FORMAT_V1)
     return;
   msgpack_pack_array(pk, s->nsessions);
@@ -155,7 +173,7 @@ static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
 }
 
 static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
-  sp_state_format(pk, s, META_FORMAT_V2);
+  sp_state_format(pk, s, META_FORMAT_V3);
 }
 
 static void sp_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -355,7 +373,7 @@ static void cut_everywhere(const uint8_t *buf, size_t len,
   memcpy(more, buf, len);
   more[len] = 0xc0;
   assert_int_equal(dec(more, len + 1), CHORUS_EMALFORMED);
-  more[0] = META_FORMAT_V2 + 1;
+  more[0] = META_FORMAT_V3 + 1;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
   more[0] = 0;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
@@ -378,7 +396,7 @@ static void test_cmd_roundtrip(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(meta_cmd_encode(&c, &buf, &len), CHORUS_OK);
-    assert_int_equal(buf[0], META_FORMAT_V2);
+    assert_int_equal(buf[0], META_FORMAT_V3);
     assert_int_equal(meta_cmd_decode(buf, len, &d), CHORUS_OK);
     assert_true(meta_t_cmd_eq(&c, &d));
     assert_int_equal(d.member.id, c.type == META_CMD_JOIN ? c.member.id : 0);
@@ -776,7 +794,7 @@ static void test_state_refused(void **state) {
   msgpack_pack_array(pk, 100);
   struct meta_member one = meta_t_member(1, "x", "", "", META_NORMAL);
   for (int i = 0; i < 20; i++)
-    sp_member(pk, &one);
+    sp_member(pk, &one, META_FORMAT_V3);
   assert_int_equal(hb_state(&h), M);
   /* More sessions than the limit: refused at the header, both ways. */
   pk = hb_start(&h);
@@ -796,7 +814,7 @@ static void test_state_refused(void **state) {
  * an origin, a state without sessions) is still read. */
 static void test_v1_is_read(void **state) {
   (void)state;
-  for (int i = 0; i < META_T_NCMD; i++) {
+  for (int i = 0; i < META_T_NCMD_V2; i++) {
     struct meta_cmd c = meta_t_cmd(i), d;
     c.proposer = 0, c.req_id = 0;
     struct hb h;
@@ -816,6 +834,8 @@ static void test_v1_is_read(void **state) {
   struct meta_member m[8];
   struct meta_state s = meta_t_state(m, 4), d;
   s.nsessions = 0, s.sessions = NULL;
+  for (size_t i = 0; i < s.n; i++)
+    m[i].goal = 0, m[i].ready = 0; /* V3's */
   struct hb h;
   sp_state_format(hb_start_format(&h, META_FORMAT_V1), &s, META_FORMAT_V1);
   assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
@@ -823,6 +843,45 @@ static void test_v1_is_read(void **state) {
   assert_true(meta_t_state_eq(&s, &d));
   assert_null(d.sessions);
   meta_state_free(&d);
+}
+
+/* What the metadata release before topology changes wrote
+ * (META_FORMAT_V2: members without goal and ready) is still read, and
+ * LEAVE, STREAMED and FINISH exist only from V3 on. */
+static void test_v2_is_read(void **state) {
+  (void)state;
+  struct hb h;
+  for (int i = 0; i < META_T_NCMD; i++) {
+    struct meta_cmd c = meta_t_cmd(i), d;
+    sp_cmd_format(hb_start_format(&h, META_FORMAT_V2), &c, META_FORMAT_V2);
+    if (i >= META_T_NCMD_V2) {
+      assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
+      continue;
+    }
+    assert_int_equal(meta_cmd_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+    hb_free(&h);
+    assert_true(meta_t_cmd_eq(&c, &d));
+  }
+  struct meta_member m[8];
+  struct meta_state s = meta_t_state(m, 6), d;
+  for (size_t i = 0; i < s.n; i++)
+    m[i].goal = 0, m[i].ready = 0;
+  sp_state_format(hb_start_format(&h, META_FORMAT_V2), &s, META_FORMAT_V2);
+  assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+  hb_free(&h);
+  assert_true(meta_t_state_eq(&s, &d));
+  meta_state_free(&d);
+  /* A V3 member needs a goal only when LEAVING, and then LEFT or
+   * REMOVED. */
+  s = meta_t_state(m, 6);
+  for (size_t i = 0; i < s.n; i++)
+    if (m[i].state != META_LEAVING)
+      m[i].goal = META_LEFT;
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_EINVAL);
+  sp_state(hb_start(&h), &s);
+  assert_int_equal(hb_state(&h), CHORUS_EMALFORMED);
 }
 
 static void test_msg_refused(void **state) {
@@ -1256,6 +1315,7 @@ int main(void) {
       cmocka_unit_test(test_cmd_refused),
       cmocka_unit_test(test_state_refused),
       cmocka_unit_test(test_v1_is_read),
+      cmocka_unit_test(test_v2_is_read),
       cmocka_unit_test(test_msg_refused),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_wrong_shapes),

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -53,6 +54,11 @@ struct net {
   int states[MAXN]; /* state effects seen */
   chorus_ms now;
   int n;
+  /* What the node core does for a joiner once it holds its ranges (there
+   * is no data here): STREAMED, proposed again every 2 s until the state
+   * shows it; off for nodes a test drives itself. */
+  bool manual_stream[MAXN];
+  chorus_ms streamed_at[MAXN];
 };
 
 struct ctx {
@@ -108,8 +114,17 @@ static void fx_answer(void *c, uint64_t cookie, int status, const char *text) {
 
 static uint32_t snapshot_threshold = 8;
 
+static void emit_line(void *ctx, const char *module, const char *line) {
+  fprintf(stderr, "# n%d %s: %s\n", (int)(intptr_t)ctx, module, line);
+}
+static struct chorus_tracer tracers[MAXN];
+
 static struct meta_node_config config(int i) {
   struct meta_node_config cfg = {0};
+  if (getenv("CHORUS_META_TRACE") != NULL) {
+    tracers[i] = (struct chorus_tracer){emit_line, (void *)(intptr_t)i};
+    cfg.tracer = &tracers[i];
+  }
   cfg.self = id_of(i);
   cfg.cluster = CLUSTER;
   cfg.self_member.id = id_of(i);
@@ -132,9 +147,10 @@ static void boot(struct net *w, int i) {
                                  fx_state, fx_answer, NULL};
   assert_int_equal(meta_node_new(&cfg, &fx, w->store[i], &w->node[i]),
                    CHORUS_OK);
+  /* Before the load: a barrier the load asks for must be kept. */
+  w->nsync[i] = 0;
   assert_int_equal(meta_node_load(w->node[i], w->now), CHORUS_OK);
   w->up[i] = true;
-  w->nsync[i] = 0;
   for (int k = 0; k < w->n; k++)
     if (k != i)
       meta_node_contact(w->node[i], id_of(k), true);
@@ -177,8 +193,28 @@ static void bootstrap_all(struct net *w, int voters) {
 }
 
 /* step: 10 ms of the world: syncs complete, messages arrive, ticks. */
+/* report_streamed: the core's STREAMED for every joiner (see struct net). */
+static void report_streamed(struct net *w) {
+  for (int i = 0; i < w->n; i++) {
+    if (!w->up[i] || w->manual_stream[i] || !meta_node_started(w->node[i]) ||
+        w->now < w->streamed_at[i] + 2000)
+      continue;
+    const struct meta_state *s = meta_node_state(w->node[i]);
+    const struct meta_member *me = meta_state_find(s, id_of(i));
+    if (me == NULL || me->state != META_JOINING || me->ready == s->epoch)
+      continue;
+    struct meta_cmd c = {
+        .type = META_CMD_STREAMED, .id = id_of(i), .epoch = s->epoch};
+    assert_int_equal(
+        meta_node_propose(w->node[i], &c, 900 + (uint64_t)i, 2000, w->now),
+        CHORUS_OK);
+    w->streamed_at[i] = w->now;
+  }
+}
+
 static void step(struct net *w) {
   w->now += 10;
+  report_streamed(w);
   for (int i = 0; i < w->n; i++) {
     if (!w->up[i])
       continue;
@@ -346,7 +382,22 @@ static void test_joiner_becomes_normal(void **state) {
     f[i] = (struct meta_founder){id_of(i), true};
   for (int i = 0; i < 3; i++)
     assert_int_equal(meta_node_bootstrap(w.node[i], f, 3, w.now), CHORUS_OK);
+  w.manual_stream[3] = true;
   assert_int_equal(meta_node_start_empty(w.node[3], w.now), CHORUS_OK);
+  /* It joins as JOINING and stays so until it says it holds its ranges
+   * (meta.h, TOPOLOGY CHANGES): the leader does not promote it alone. */
+  for (int i = 0; i < 1000; i++)
+    step(&w);
+  const struct meta_state *s = meta_node_state(w.node[3]);
+  const struct meta_member *me = meta_state_find(s, id_of(3));
+  assert_non_null(me);
+  assert_int_equal(me->state, META_JOINING);
+  struct meta_cmd c = {
+      .type = META_CMD_STREAMED, .id = id_of(3), .epoch = s->epoch};
+  assert_int_equal(meta_node_propose(w.node[3], &c, 9, 5000, w.now), CHORUS_OK);
+  cookie_wanted = 9;
+  settle(&w, answered, 6000);
+  assert_int_equal(status_of(&w, 9), CHORUS_OK);
   settle(&w, all_normal, 30000);
   int l = leader(&w);
   assert_true(l >= 0);
@@ -367,9 +418,9 @@ static void test_remove_through_follower_and_minority(void **state) {
   cookie_wanted = 7;
   settle(&w, answered, 6000);
   assert_int_equal(status_of(&w, 7), CHORUS_OK);
-  assert_int_equal(meta_state_find(meta_node_state(w.node[f]), id_of(gone))
-                       ->state,
-                   META_REMOVED);
+  assert_int_equal(
+      meta_state_find(meta_node_state(w.node[f]), id_of(gone))->state,
+      META_REMOVED);
   /* The leader takes the removed member out of Raft's configuration. */
   for (int i = 0; i < 200; i++)
     step(&w);
@@ -415,12 +466,14 @@ static void test_full_disk_then_space_back(void **state) {
   struct meta_node_info ml;
   meta_node_info(w.node[l], &ml);
   printf("# follower: state %d term %llu commit %llu applied %llu last %llu "
-         "revivals %llu; leader: state %d term %llu commit %llu last %llu; served applied %llu\n",
+         "revivals %llu; leader: state %d term %llu commit %llu last %llu; "
+         "served applied %llu\n",
          mi.raft_state, (unsigned long long)mi.term,
          (unsigned long long)mi.commit_index,
          (unsigned long long)mi.applied_index,
          (unsigned long long)mi.last_index, (unsigned long long)mi.revivals,
-         ml.raft_state, (unsigned long long)ml.term, (unsigned long long)ml.commit_index, (unsigned long long)ml.last_index,
+         ml.raft_state, (unsigned long long)ml.term,
+         (unsigned long long)ml.commit_index, (unsigned long long)ml.last_index,
          (unsigned long long)meta_node_state(w.node[f])->applied);
   assert_int_not_equal(mi.raft_state, RAFT_UNAVAILABLE);
   assert_int_equal(meta_node_state(w.node[f])->note, 5);
@@ -439,12 +492,10 @@ static void test_bad_messages_refused(void **state) {
   meta_node_info(w.node[0], &before);
   /* Garbage, a foreign cluster, and a message claiming another sender. */
   uint8_t junk[] = {0xff, 0x00, 0x13, 0x37};
-  assert_int_equal(meta_node_recv(w.node[0], id_of(1), junk, sizeof junk,
-                                  w.now),
-                   CHORUS_OK);
-  struct meta_msg m = {.type = META_MSG_PROPOSE_REPLY,
-                       .cluster = CLUSTER + 1,
-                       .from = id_of(1)};
+  assert_int_equal(
+      meta_node_recv(w.node[0], id_of(1), junk, sizeof junk, w.now), CHORUS_OK);
+  struct meta_msg m = {
+      .type = META_MSG_PROPOSE_REPLY, .cluster = CLUSTER + 1, .from = id_of(1)};
   uint8_t *buf = NULL;
   size_t len = 0;
   assert_int_equal(meta_msg_encode(&m, &buf, &len), CHORUS_OK);
@@ -488,8 +539,8 @@ static void test_future_term_survived(void **state) {
   meta_node_info(w.node[l], &before);
   struct meta_msg m = {.type = META_MSG_RAFT};
   m.raft.type = RAFT_IO_REQUEST_VOTE;
-  m.raft.request_vote = (struct raft_request_vote){
-      .term = before.term + 1000, .candidate_id = id_of(x)};
+  m.raft.request_vote = (struct raft_request_vote){.term = before.term + 1000,
+                                                   .candidate_id = id_of(x)};
   send_raw(&w, x, l, &m);
   send_raw(&w, x, f, &m);
   meta_node_info(w.node[l], &after);

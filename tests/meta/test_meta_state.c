@@ -42,7 +42,11 @@ static void grow(struct meta_state *s, size_t n, size_t dcs, size_t racks) {
     snprintf(dc, sizeof dc, "dc%zu", i % dcs);
     snprintf(rack, sizeof rack, "r%zu", (i / dcs) % racks);
     struct meta_cmd c = join_cmd(10 * (i + 1), name, dc, rack, META_NORMAL);
-    assert_int_equal(meta_state_apply(s, &c, i + 1), CHORUS_OK);
+    assert_int_equal(meta_state_apply(s, &c, 2 * i + 1), CHORUS_OK);
+    /* Only the first owns at once; the others are made NORMAL as a
+     * FINISH would. */
+    c = set_cmd(10 * (i + 1), META_NORMAL);
+    (void)meta_state_apply(s, &c, 2 * i + 2);
   }
 }
 
@@ -66,16 +70,27 @@ static void test_join(void **state) {
   (void)state;
   struct meta_state s;
   meta_state_init(&s, NULL);
-  /* Out of id order: kept sorted; since = the index; epoch +1 each. */
-  const chorus_node_id ids[] = {50, 10, 30, 20, 40};
+  /* Out of id order: kept sorted; since = the index; epoch +1 each. Only
+   * the first member owns tokens from its JOIN: every later one joins as
+   * JOINING, even when it asks to be NORMAL (a founder after the first),
+   * and is made NORMAL here as a FINISH would. */
+  const chorus_node_id ids[] = {50, 10, 20, 40, 30};
+  uint64_t epoch = 0;
   for (size_t i = 0; i < 5; i++) {
     char name[8];
     snprintf(name, sizeof name, "n%llu", (unsigned long long)ids[i]);
-    struct meta_cmd c =
-        join_cmd(ids[i], name, "dc1", "r1", i % 2 ? META_NORMAL : META_JOINING);
-    assert_int_equal(meta_state_apply(&s, &c, 100 + i), CHORUS_OK);
-    assert_int_equal(s.epoch, i + 1);
-    assert_int_equal(s.applied, 100 + i);
+    struct meta_cmd c = join_cmd(ids[i], name, "dc1", "r1",
+                                 i == 4 ? META_JOINING : META_NORMAL);
+    assert_int_equal(meta_state_apply(&s, &c, 100 + 2 * i), CHORUS_OK);
+    assert_int_equal(s.epoch, ++epoch);
+    assert_int_equal(s.applied, 100 + 2 * i);
+    assert_int_equal(meta_state_find(&s, ids[i])->state,
+                     i == 0 ? META_NORMAL : META_JOINING);
+    if (i == 0 || i == 4)
+      continue;
+    c = set_cmd(ids[i], META_NORMAL);
+    assert_int_equal(meta_state_apply(&s, &c, 101 + 2 * i), CHORUS_OK);
+    assert_int_equal(s.epoch, ++epoch);
   }
   assert_int_equal(s.n, 5);
   for (size_t i = 0; i < 5; i++)
@@ -83,7 +98,7 @@ static void test_join(void **state) {
   const struct meta_member *m = meta_state_find(&s, 30);
   assert_non_null(m);
   assert_string_equal(m->name, "n30");
-  assert_int_equal(m->since, 102);
+  assert_int_equal(m->since, 108);
   assert_int_equal(m->state, META_JOINING);
   assert_ptr_equal(meta_state_find_name(&s, "n30"), m);
   assert_null(meta_state_find(&s, 31));
@@ -106,9 +121,13 @@ static void test_join(void **state) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(meta_state_apply(&s, &bad[i].c, 200 + i), bad[i].rc);
     assert_int_equal(s.n, 5);
-    assert_int_equal(s.epoch, 5);
+    assert_int_equal(s.epoch, epoch);
     assert_int_equal(s.applied, 200 + i);
   }
+  /* And a new joiner waits while n30 joins. */
+  struct meta_cmd busy = join_cmd(38, "later", "dc1", "r1", META_NORMAL);
+  assert_int_equal(meta_state_apply(&s, &busy, 250), CHORUS_EBUSY);
+  assert_int_equal(s.n, 5);
   /* A name without its NUL is refused, not read past. */
   struct meta_cmd c = join_cmd(37, "x", "dc1", "r1", META_JOINING);
   memset(c.member.name, 'x', sizeof c.member.name);
@@ -377,15 +396,15 @@ static void test_ring(void **state) {
 
   struct meta_state s;
   grow(&s, 6, 2, 1);
-  struct meta_cmd c = set_cmd(10, META_LEAVING); /* m0 */
+  struct meta_cmd c = join_cmd(70, "m6", "dc0", "r0", META_JOINING);
+  assert_int_equal(meta_state_apply(&s, &c, 19), CHORUS_OK);
+  c = set_cmd(10, META_LEAVING); /* m0 */
   assert_int_equal(meta_state_apply(&s, &c, 20), CHORUS_OK);
   c = set_cmd(20, META_LEAVING), meta_state_apply(&s, &c, 21); /* m1 */
   c = set_cmd(20, META_LEFT);
   assert_int_equal(meta_state_apply(&s, &c, 22), CHORUS_OK);
   c = (struct meta_cmd){.type = META_CMD_REMOVE, .id = 30}; /* m2 */
   assert_int_equal(meta_state_apply(&s, &c, 23), CHORUS_OK);
-  c = join_cmd(70, "m6", "dc0", "r0", META_JOINING);
-  assert_int_equal(meta_state_apply(&s, &c, 24), CHORUS_OK);
 
   struct ring_snapshot *ring;
   char err[CHORUS_ERRMSG_SIZE];
@@ -445,7 +464,7 @@ static void test_copy(void **state) {
   struct meta_cmd rm = {.type = META_CMD_REMOVE, .id = 10};
   assert_int_equal(meta_state_apply(&c, &rm, 50), CHORUS_OK);
   assert_int_equal(s.members[0].state, META_NORMAL);
-  assert_int_equal(s.applied, 4);
+  assert_int_equal(s.applied, 8);
   meta_state_free(&c);
   chorus_alloc_fail_after(0);
   assert_int_equal(meta_state_copy(&s, &c), CHORUS_ENOMEM);
@@ -520,6 +539,8 @@ static void test_voters_eligible(void **state) {
   struct meta_state s;
   grow(&s, 7, 1, 1);
   struct meta_cmd c;
+  c = join_cmd(5, "early", "dc0", "r0", META_JOINING);
+  meta_state_apply(&s, &c, 19);
   c = set_cmd(10, META_LEAVING), meta_state_apply(&s, &c, 20);
   c = set_cmd(10, META_LEFT), meta_state_apply(&s, &c, 21);
   c = (struct meta_cmd){.type = META_CMD_REMOVE, .id = 20};
@@ -527,8 +548,6 @@ static void test_voters_eligible(void **state) {
   c = (struct meta_cmd){.type = META_CMD_REMOVE, .id = 30};
   meta_state_apply(&s, &c, 23);
   c = set_cmd(40, META_LEAVING), meta_state_apply(&s, &c, 24);
-  c = join_cmd(5, "early", "dc0", "r0", META_JOINING);
-  meta_state_apply(&s, &c, 25);
   chorus_node_id v[META_MAX_VOTERS];
   size_t n = voters(&s, v); /* eligible: 5, 40, 50, 60, 70 */
   assert_int_equal(n, 5);
@@ -598,7 +617,9 @@ static void test_voters_three_dcs(void **state) {
     snprintf(dc, sizeof dc, "dc%zu", i / 3);
     snprintf(rack, sizeof rack, "r%zu", i % 3);
     struct meta_cmd c = join_cmd(i + 1, name, dc, rack, META_NORMAL);
-    assert_int_equal(meta_state_apply(&s, &c, i + 1), CHORUS_OK);
+    assert_int_equal(meta_state_apply(&s, &c, 2 * i + 1), CHORUS_OK);
+    c = set_cmd(i + 1, META_NORMAL);
+    (void)meta_state_apply(&s, &c, 2 * i + 2);
   }
   chorus_node_id v[META_MAX_VOTERS];
   size_t nv = voters(&s, v);
@@ -626,6 +647,126 @@ static void test_state_names(void **state) {
                       "unknown");
 }
 
+/* Topology changes (meta.h, TOPOLOGY CHANGES): one at a time; the
+ * change's moves go to the joiner, or from the leaver; FINISH waits for
+ * every node that gains a range and switches everyone at once; stale
+ * epochs are refused. */
+static struct meta_cmd cmd_of(uint8_t type, chorus_node_id id, uint8_t state,
+                              uint64_t epoch) {
+  return (struct meta_cmd){
+      .type = type, .id = id, .state = state, .epoch = epoch};
+}
+
+/* Every receiver of the change under way commits STREAMED; FINISH then
+ * applies. */
+static void stream_all_and_finish(struct meta_state *s, uint64_t *index) {
+  struct ring_move *mv;
+  size_t nmv;
+  assert_int_equal(meta_state_moves(s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  assert_true(nmv > 0);
+  assert_false(meta_state_finishable(s, mv, nmv));
+  struct meta_cmd c = cmd_of(META_CMD_FINISH, 0, 0, s->epoch);
+  uint64_t before = s->epoch;
+  for (size_t i = 0; i < nmv; i++) {
+    c = cmd_of(META_CMD_STREAMED, mv[i].to, 0, s->epoch);
+    assert_int_equal(meta_state_apply(s, &c, ++*index), CHORUS_OK);
+  }
+  for (size_t i = 0; i < s->n; i++)
+    if (s->members[i].state == META_JOINING) {
+      c = cmd_of(META_CMD_STREAMED, s->members[i].id, 0, s->epoch);
+      assert_int_equal(meta_state_apply(s, &c, ++*index), CHORUS_OK);
+    }
+  assert_int_equal(s->epoch, before); /* STREAMED is not the ring's input */
+  assert_true(meta_state_finishable(s, mv, nmv));
+  chorus_free(mv);
+  c = cmd_of(META_CMD_FINISH, 0, 0, s->epoch - 1);
+  assert_int_equal(meta_state_apply(s, &c, ++*index), CHORUS_ESTALE);
+  c = cmd_of(META_CMD_FINISH, 0, 0, s->epoch);
+  assert_int_equal(meta_state_apply(s, &c, ++*index), CHORUS_OK);
+  assert_int_equal(s->epoch, before + 1);
+  assert_false(meta_state_changing(s));
+  assert_int_equal(meta_state_apply(s, &c, ++*index), CHORUS_ESTALE);
+}
+
+static void test_topology_changes(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 3, 1, 1);
+  uint64_t index = 10;
+  struct ring_move *mv;
+  size_t nmv;
+  /* Nothing changing: no moves, nothing to finish. */
+  assert_false(meta_state_changing(&s));
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  assert_int_equal(nmv, 0);
+  assert_false(meta_state_finishable(&s, mv, nmv));
+
+  /* A join: every range goes to the joiner; a second join and a leave
+   * wait for it. */
+  struct meta_cmd c = join_cmd(40, "m3", "dc0", "r0", META_JOINING);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_true(meta_state_changing(&s));
+  c = join_cmd(50, "m4", "dc0", "r0", META_JOINING);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EBUSY);
+  c = cmd_of(META_CMD_LEAVE, 10, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EBUSY);
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  for (size_t i = 0; i < nmv; i++) {
+    assert_int_equal(mv[i].to, 40);
+    assert_true(mv[i].has_from);
+  }
+  chorus_free(mv);
+  /* A report about another epoch is stale; one about this one for a
+   * member not there is not found. */
+  c = cmd_of(META_CMD_STREAMED, 40, 0, s.epoch + 1);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ESTALE);
+  c = cmd_of(META_CMD_STREAMED, 99, 0, s.epoch);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ENOTFOUND);
+  stream_all_and_finish(&s, &index);
+  assert_int_equal(meta_state_find(&s, 40)->state, META_NORMAL);
+
+  /* A decommission: every range leaves m0 (id 10), which ends LEFT. */
+  c = cmd_of(META_CMD_LEAVE, 10, META_NORMAL, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
+  c = cmd_of(META_CMD_LEAVE, 10, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 10)->state, META_LEAVING);
+  assert_int_equal(meta_state_find(&s, 10)->goal, META_LEFT);
+  c = cmd_of(META_CMD_LEAVE, 20, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EBUSY);
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  for (size_t i = 0; i < nmv; i++)
+    assert_int_equal(mv[i].from, 10);
+  chorus_free(mv);
+  stream_all_and_finish(&s, &index);
+  assert_int_equal(meta_state_find(&s, 10)->state, META_LEFT);
+  assert_int_equal(meta_state_find(&s, 10)->goal, 0);
+
+  /* A removal ends REMOVED; LEAVE of a member that is not NORMAL is
+   * refused. */
+  c = cmd_of(META_CMD_LEAVE, 10, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
+  c = join_cmd(60, "m5", "dc0", "r0", META_NORMAL); /* joins as JOINING */
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 60)->state, META_JOINING);
+  stream_all_and_finish(&s, &index);
+  c = cmd_of(META_CMD_LEAVE, 20, META_REMOVED, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  stream_all_and_finish(&s, &index);
+  assert_int_equal(meta_state_find(&s, 20)->state, META_REMOVED);
+
+  /* A forced REMOVE ends a change at once (the joiner goes; so does the
+   * change). */
+  c = join_cmd(70, "m6", "dc0", "r0", META_JOINING);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  c = (struct meta_cmd){.type = META_CMD_REMOVE, .id = 70};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_false(meta_state_changing(&s));
+  c = cmd_of(META_CMD_FINISH, 0, 0, s.epoch);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ESTALE);
+  meta_state_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init),
@@ -637,6 +778,7 @@ int main(void) {
       cmocka_unit_test(test_join_oom),
       cmocka_unit_test(test_exactly_once),
       cmocka_unit_test(test_ring),
+      cmocka_unit_test(test_topology_changes),
       cmocka_unit_test(test_copy),
       cmocka_unit_test(test_voters_count_and_determinism),
       cmocka_unit_test(test_voters_eligible),

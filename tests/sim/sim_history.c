@@ -167,6 +167,14 @@ void sim_history_free(struct sim_history *h) {
   sim_history_init(h);
 }
 
+void sim_history_clear_finals(struct sim_history *h) {
+  for (size_t i = 0; i < h->nfinals; i++) {
+    chorus_free(h->finals[i].values);
+    chorus_free(h->finals[i].op_ids);
+  }
+  h->nfinals = 0;
+}
+
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap)
     return CHORUS_OK;

@@ -146,6 +146,10 @@ int sim_history_complete(struct sim_history *h, size_t idx,
  * Errors: CHORUS_ENOMEM. */
 int sim_history_final(struct sim_history *h, const struct sim_hfinal *f);
 
+/* sim_history_clear_finals: forgets every recorded final state (to record
+ * them again later, e.g. once a topology change has completed). */
+void sim_history_clear_finals(struct sim_history *h);
+
 /* Checkers (see above). */
 int sim_check_kv_lost(const struct sim_history *h,
                       struct sim_check_report *rep);

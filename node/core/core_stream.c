@@ -1,0 +1,464 @@
+/* core_stream.c: the node core's side of a topology change (core.h,
+ * STREAMING): which ranges this node gains, from whom it pulls them, at
+ * what rate, where it is after a crash, and the STREAMED report once it
+ * holds them all. replication/repl_stream.c serves and joins the batches.
+ *
+ * HOW IT WORKS
+ *
+ * The plan is the committed change's moves that come to this node
+ * (meta_state_moves: ring_diff of the ring now and the ring once the
+ * change completes), cut at the end of the token space, so that every
+ * range is [first, last] with first <= last. Ranges are pulled one at a
+ * time, one batch in flight: STREAM_PULL(epoch, [pos, piece_last], after
+ * cursor), the answer joined into the store (repl_stream_apply), a sync
+ * barrier, and only then the cursor moves on and is written to STORE_META
+ * ("stream/progress": [epoch BE][range index BE][pos BE][cursor]), so a
+ * crash of either side resumes from the last batch this node holds
+ * durably (joins are idempotent: a batch pulled twice costs only time).
+ *
+ * Sources (Cassandra's consistent range movement): a range is pulled from
+ * the node that gives it up (the move's @from). When that node is down
+ * (a removal of a dead node, or a crash during a decommission) the range is
+ * pulled piece by piece, each piece a span of the current ring with one
+ * replica set, from a live replica of that piece, and the fallback is
+ * counted and traced. A source behind this node's epoch answers ESTALE
+ * and is asked again shortly (repl.h, STREAMING: it may not yet forward
+ * new writes to us).
+ *
+ * Throttle: after a batch of B bytes the next pull waits B / rate
+ * (--stream-mbps, megabits per second as Cassandra's
+ * stream_throughput_outbound; 0: no limit).
+ *
+ * Once every range is held, the node commits STREAMED(itself, epoch)
+ * (retried until the state shows it); the leader then commits FINISH
+ * (meta_node_props.c). A new epoch before that (a forced removal, another
+ * replication) drops the plan and starts over with the new moves.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "core_int.h"
+
+/* Streams are operator-visible events: traced where metadata is (chorusd
+ * logs it at INFO), else with the core's tracer. */
+#define TRACE(c, ...)                                                          \
+  chorus_trace((c)->cfg.meta.tracer ? (c)->cfg.meta.tracer : (c)->cfg.tracer,  \
+               "stream", __VA_ARGS__)
+
+/* A pull unanswered this long is given up and sent again (to another
+ * source if its own went down meanwhile). A batch is 1 MiB: well under a
+ * second on any link a cluster runs on. */
+#define PULL_TIMEOUT_MS 3000u
+/* Waits before asking again: after a refusal, a lost pull, or while no
+ * source is live; after a source behind our epoch. */
+#define RETRY_MS 1000u
+#define STALE_RETRY_MS 200u
+/* One batch: what a pull asks for (the answer may hold one object more). */
+#define BATCH_BYTES (1024u * 1024)
+
+static const char PROGRESS_KEY[] = "stream/progress";
+
+static bool up(const struct core *c, chorus_node_id id) {
+  if (id == c->cfg.swim.id)
+    return true;
+  const struct swim_member *m = swim_member_find(c->swim, id);
+  return m != NULL && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT);
+}
+
+/* ========================================================================
+ * The plan
+ * ======================================================================== */
+
+static void drop_plan(struct core__stream *s) {
+  chorus_free(s->ranges);
+  chorus_free(s->after);
+  chorus_free(s->st_after);
+  ring_snapshot_free(s->ring_now);
+  struct core_stream_stats keep = s->stats;
+  uint64_t next_req = s->next_req;
+  *s = (struct core__stream){.stats = keep, .next_req = next_req};
+}
+
+static int add_range(struct core__stream *s, chorus_token first,
+                     chorus_token last, const struct ring_move *m) {
+  struct core__range *g = chorus_grow(s->ranges, &s->cap, s->n, sizeof *g, 16);
+  if (g == NULL)
+    return CHORUS_ENOMEM;
+  s->ranges = g;
+  s->ranges[s->n++] = (struct core__range){first, last, m->from, m->has_from};
+  return CHORUS_OK;
+}
+
+/* load_progress: where a plan for @epoch stood when this node last held a
+ * batch durably (a previous run); nothing when it was another epoch. */
+static void load_progress(struct core *c, struct core__stream *s) {
+  void *v = NULL;
+  size_t len = 0;
+  if (store_get(c->store, STORE_META, PROGRESS_KEY, sizeof PROGRESS_KEY - 1, &v,
+                &len) != CHORUS_OK)
+    return;
+  const unsigned char *p = v;
+  if (len >= 20 && store_be64_get(p) == s->epoch) {
+    uint32_t idx = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 |
+                   (uint32_t)p[10] << 8 | p[11];
+    chorus_token pos = store_be64_get(p + 12);
+    size_t alen = len - 20;
+    if (idx <= s->n &&
+        (idx == s->n ||
+         (pos >= s->ranges[idx].first && pos <= s->ranges[idx].last)) &&
+        (alen == 0 ||
+         (alen >= STORE_TOKEN_PREFIX && store_be64_get(p + 20) >= pos))) {
+      s->idx = idx;
+      s->pos = pos;
+      if (alen > 0 && (s->after = chorus_memdup(p + 20, alen)) != NULL)
+        s->alen = alen;
+      s->stats.resumed++;
+      TRACE(c,
+            "resuming the streams of epoch %" PRIu64 " at range %" PRIu32
+            " of %zu",
+            s->epoch, idx, s->n);
+    }
+  }
+  chorus_free(v);
+}
+
+static int plan(struct core *c, const struct meta_state *ms) {
+  struct core__stream *s = &c->stream;
+  drop_plan(s);
+  struct ring_move *mv = NULL;
+  size_t nmv = 0;
+  struct ring_snapshot *now = NULL;
+  int rc = meta_state_moves(ms, &mv, &nmv, &now, NULL);
+  if (rc != CHORUS_OK)
+    return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* no ring: nothing */
+  s->epoch = ms->epoch;
+  s->ring_now = now;
+  for (size_t i = 0; i < nmv && rc == CHORUS_OK; i++) {
+    const struct ring_move *m = &mv[i];
+    if (m->to != c->cfg.swim.id || !m->has_from)
+      continue;
+    /* (start, end], wrapping when start >= end (start == end: all). */
+    if (m->start < m->end) {
+      rc = add_range(s, m->start + 1, m->end, m);
+    } else {
+      if (m->start != UINT64_MAX)
+        rc = add_range(s, m->start + 1, UINT64_MAX, m);
+      if (rc == CHORUS_OK)
+        rc = add_range(s, 0, m->end, m);
+    }
+  }
+  chorus_free(mv);
+  if (rc != CHORUS_OK)
+    return rc;
+  s->planned = true;
+  s->pos = s->n > 0 ? s->ranges[0].first : 0;
+  s->started_at = c->now;
+  load_progress(c, s);
+  TRACE(c, "epoch %" PRIu64 ": this node gains %zu ranges", s->epoch, s->n);
+  return CHORUS_OK;
+}
+
+/* ========================================================================
+ * Pulling
+ * ======================================================================== */
+
+/* piece_end: the last token of the span of @ring that holds @pos (its
+ * successor token: every token in (predecessor, successor] has the same
+ * replicas). */
+static chorus_token piece_end(const struct ring_snapshot *ring,
+                              chorus_token pos) {
+  size_t n = ring_snapshot_token_count(ring), lo = 0, hi = n, owner;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ring_snapshot_token(ring, mid, &owner) < pos)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n ? ring_snapshot_token(ring, lo, &owner) : UINT64_MAX;
+}
+
+/* source_of: whom to pull the current range from, and up to which token. */
+static chorus_node_id source_of(struct core *c, chorus_token *last) {
+  struct core__stream *s = &c->stream;
+  const struct core__range *g = &s->ranges[s->idx];
+  *last = g->last;
+  if (g->has_from && g->from != c->cfg.swim.id && up(c, g->from))
+    return g->from;
+  /* The node giving it up is down: a live replica of this piece. */
+  chorus_token end = piece_end(s->ring_now, s->pos);
+  if (end < *last)
+    *last = end;
+  struct ring_plist pl;
+  if (ring_lookup(s->ring_now, s->pos, 0, &pl) != CHORUS_OK)
+    return 0;
+  for (uint8_t i = 0; i < pl.n_natural; i++) {
+    chorus_node_id id = pl.r[i].id;
+    if (id != c->cfg.swim.id && id != g->from && up(c, id)) {
+      if (s->warned_idx != s->idx + 1) {
+        s->warned_idx = s->idx + 1;
+        s->stats.fallbacks++;
+        TRACE(c,
+              "WARNING: %016" PRIx64 " gives up range %zu but is down: "
+              "pulling it from %016" PRIx64 " and the other live replicas",
+              g->from, s->idx, id);
+      }
+      return id;
+    }
+  }
+  return 0;
+}
+
+static int pull(struct core *c) {
+  struct core__stream *s = &c->stream;
+  chorus_token last;
+  chorus_node_id from = source_of(c, &last);
+  if (from == 0) {
+    if (!s->no_source_said) {
+      s->no_source_said = true;
+      TRACE(c, "range %zu: no live replica to pull it from; waiting", s->idx);
+    }
+    s->next_at = c->now + RETRY_MS;
+    return CHORUS_OK;
+  }
+  s->no_source_said = false;
+  struct wire_msg m = {.type = WIRE_STREAM_PULL,
+                       .request_id = CORE_STREAM_BIT | ++s->next_req};
+  m.stream_pull.epoch = s->epoch;
+  m.stream_pull.first = s->pos;
+  m.stream_pull.last = last;
+  m.stream_pull.after = (struct wire_bytes){s->after, s->alen};
+  m.stream_pull.max_bytes = BATCH_BYTES;
+  s->req = m.request_id;
+  s->source = from;
+  s->piece_last = last;
+  s->deadline = c->now + PULL_TIMEOUT_MS;
+  return c->fx.send(c->fx.ctx, from, &m);
+}
+
+/* report: STREAMED(this node, epoch), once every range is held. */
+static int report(struct core *c) {
+  struct core__stream *s = &c->stream;
+  s->reporting = true;
+  struct meta_cmd cmd = {
+      .type = META_CMD_STREAMED, .id = c->cfg.swim.id, .epoch = s->epoch};
+  TRACE(c,
+        "epoch %" PRIu64 ": every range held (%" PRIu64 " keys, %" PRIu64
+        " bytes): reporting",
+        s->epoch, s->stats.keys, s->stats.bytes);
+  return meta_node_propose(c->meta, &cmd, CORE_STREAM_COOKIE, 10000, c->now);
+}
+
+int core__stream_step(struct core *c) {
+  struct core__stream *s = &c->stream;
+  s->poked = false;
+  s->idle = true; /* unless there is something to do or wait for below */
+  if (c->meta == NULL || c->repl == NULL || c->leaving)
+    return CHORUS_OK;
+  const struct meta_state *ms = meta_node_state(c->meta);
+  if (!meta_state_changing(ms)) {
+    if (s->planned)
+      drop_plan(s);
+    return CHORUS_OK;
+  }
+  if (!s->planned || s->epoch != ms->epoch) {
+    int rc = plan(c, ms);
+    if (rc != CHORUS_OK || !s->planned)
+      return rc;
+  }
+  const struct meta_member *me = meta_state_find(ms, c->cfg.swim.id);
+  if (me == NULL || me->ready == s->epoch || s->reporting || s->syncing)
+    return CHORUS_OK; /* a state change, an answer or a barrier pokes */
+  if (s->idx == s->n && s->n == 0 && me->state != META_JOINING)
+    return CHORUS_OK; /* gains nothing, and no joiner: nothing to say */
+  s->idle = false;
+  if (s->req != 0) {
+    if (c->now < s->deadline)
+      return CHORUS_OK;
+    TRACE(c, "pull %016" PRIx64 " of %016" PRIx64 " unanswered: again", s->req,
+          s->source);
+    s->req = 0;
+    s->stats.retries++;
+  }
+  if (c->now < s->next_at)
+    return CHORUS_OK;
+  if (s->idx == s->n)
+    return report(c); /* FINISH waits for every receiver's and joiner's */
+  return pull(c);
+}
+
+chorus_ms core__stream_deadline(const struct core *c) {
+  const struct core__stream *s = &c->stream;
+  if (s->poked)
+    return c->now;
+  if (!s->planned || s->idle || s->reporting || s->syncing)
+    return CORE_NEVER;
+  if (s->req != 0)
+    return s->deadline;
+  return s->next_at;
+}
+
+/* ========================================================================
+ * Answers
+ * ======================================================================== */
+
+bool core__stream_owns(const struct core *c, chorus_node_id from,
+                       const struct wire_msg *m) {
+  return (m->type == WIRE_STREAM_CHUNK || m->type == WIRE_ERROR) &&
+         c->stream.req != 0 && m->request_id == c->stream.req &&
+         from == c->stream.source;
+}
+
+/* The cursor after a batch whose last key is @k (or the end of the piece
+ * when nothing follows): staged until the batch is durable. */
+static int stage(struct core__stream *s, const struct wire_stream_chunk *ch) {
+  size_t n = ch->entries.n;
+  s->st_idx = s->idx;
+  s->st_pos = s->pos;
+  s->st_alen = 0;
+  if (ch->more && n >= 2) {
+    const struct wire_bytes *k = &ch->entries.items[n - 2];
+    chorus_token t = ring_token_of(k->ptr, k->len);
+    uint8_t *a = chorus_realloc(s->st_after, STORE_TOKEN_PREFIX + k->len);
+    if (a == NULL)
+      return CHORUS_ENOMEM;
+    s->st_after = a;
+    s->st_alen = store_data_key(a, t, k->ptr, k->len);
+    s->st_pos = t;
+    return CHORUS_OK;
+  }
+  if (ch->more) /* more, and yet nothing sent: the same pull again */
+    return CHORUS_OK;
+  /* The piece is done. */
+  const struct core__range *g = &s->ranges[s->idx];
+  if (s->piece_last >= g->last) {
+    s->st_idx = s->idx + 1;
+    s->st_pos = s->st_idx < s->n ? s->ranges[s->st_idx].first : 0;
+  } else {
+    s->st_pos = s->piece_last + 1;
+  }
+  return CHORUS_OK;
+}
+
+int core__stream_answer(struct core *c, chorus_node_id from,
+                        const struct wire_msg *m) {
+  struct core__stream *s = &c->stream;
+  (void)from;
+  s->req = 0;
+  s->poked = true;
+  if (m->type == WIRE_ERROR) {
+    bool stale = m->error.code == CHORUS_ESTALE;
+    s->next_at = c->now + (stale ? STALE_RETRY_MS : RETRY_MS);
+    s->stats.refused++;
+    TRACE(c, "pull refused by %016" PRIx64 ": %s (%.*s)", s->source,
+          chorus_errname(m->error.code), (int)m->error.text.len,
+          (const char *)m->error.text.ptr);
+    return CHORUS_OK;
+  }
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  uint64_t keys, bytes;
+  const struct wire_bytes after = {s->after, s->alen};
+  int rc = repl_stream_apply(c->repl, &m->stream_chunk, s->pos, s->piece_last,
+                             &after, &keys, &bytes, err);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK) {
+    if (rc == CHORUS_ECORRUPT || rc == CHORUS_EMALFORMED)
+      s->stats.bad_batches++;
+    TRACE(c, "batch from %016" PRIx64 " not taken: %s", s->source,
+          err[0] ? err : chorus_strerror(rc));
+    s->next_at = c->now + RETRY_MS;
+    return CHORUS_OK; /* a failed store stops the node in core.c's finish */
+  }
+  if ((rc = stage(s, &m->stream_chunk)) != CHORUS_OK)
+    return rc;
+  s->stats.batches++;
+  s->st_keys = keys;
+  s->st_bytes = bytes;
+  s->syncing = true;
+  return c->fx.sync(c->fx.ctx, store_last_seq(c->store), CORE_STREAM_BIT);
+}
+
+/* save_progress: the cursor, now that the batch before it is durable (an
+ * unsynced write: lost in a crash, the batch is pulled again). */
+static void save_progress(struct core *c) {
+  struct core__stream *s = &c->stream;
+  size_t len = 20 + s->alen;
+  unsigned char *v = chorus_malloc(len);
+  if (v == NULL)
+    return; /* only progress: a restart pulls more again */
+  store_be64_put(v, s->epoch);
+  v[8] = (unsigned char)(s->idx >> 24);
+  v[9] = (unsigned char)(s->idx >> 16);
+  v[10] = (unsigned char)(s->idx >> 8);
+  v[11] = (unsigned char)s->idx;
+  store_be64_put(v + 12, s->pos);
+  if (s->alen > 0)
+    memcpy(v + 20, s->after, s->alen);
+  int rc = store_put(c->store, STORE_META, PROGRESS_KEY,
+                     sizeof PROGRESS_KEY - 1, v, len, NULL);
+  if (rc != CHORUS_OK)
+    TRACE(c, "progress not written: %s", chorus_errname(rc));
+  chorus_free(v);
+}
+
+int core__stream_synced(struct core *c, int status) {
+  struct core__stream *s = &c->stream;
+  if (!s->syncing)
+    return CHORUS_OK;
+  s->syncing = false;
+  s->poked = true;
+  if (status != CHORUS_OK) {
+    /* Not durable: the batch is pulled again (a failed store stops the
+     * node in core.c's finish). */
+    s->next_at = c->now + RETRY_MS;
+    return CHORUS_OK;
+  }
+  s->idx = s->st_idx;
+  s->pos = s->st_pos;
+  uint8_t *old = s->after;
+  s->after = s->st_alen > 0 ? s->st_after : NULL;
+  s->alen = s->st_alen;
+  s->st_after = s->st_alen > 0 ? old : s->st_after;
+  if (s->st_alen == 0)
+    chorus_free(old);
+  s->st_alen = 0;
+  s->stats.keys += s->st_keys;
+  s->stats.bytes += s->st_bytes;
+  save_progress(c);
+  uint64_t rate = c->cfg.stream_mbps; /* megabits per second */
+  s->next_at = c->now;
+  if (rate > 0)
+    s->next_at += s->st_bytes * 8 / (rate * 1000); /* bits / (bits per ms) */
+  return CHORUS_OK;
+}
+
+void core__stream_reported(struct core *c, int status) {
+  struct core__stream *s = &c->stream;
+  s->reporting = false;
+  s->poked = true;
+  if (status != CHORUS_OK) {
+    TRACE(c, "STREAMED not committed (%s): again", chorus_errname(status));
+    s->next_at = c->now + RETRY_MS;
+  }
+}
+
+void core__stream_free(struct core *c) {
+  drop_plan(&c->stream);
+}
+
+/* ========================================================================
+ * Observation
+ * ======================================================================== */
+
+void core_stream_info(const struct core *c, struct core_stream_info *out) {
+  const struct core__stream *s = &c->stream;
+  *out = (struct core_stream_info){.stats = s->stats};
+  out->epoch = s->planned ? s->epoch : 0;
+  out->ranges = s->n;
+  out->ranges_done = s->idx;
+  out->started_at = s->started_at;
+  out->active = s->planned && s->idx < s->n;
+}

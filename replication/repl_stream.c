@@ -1,0 +1,289 @@
+/* repl_stream.c: streaming by token range (repl.h, STREAMING): the side
+ * that serves a STREAM_PULL from its store, and the side that joins a
+ * STREAM_CHUNK into its own. Which ranges a node pulls, from whom, and how
+ * fast is the node core's (node/core/core_stream.c); this file only reads
+ * and joins objects, so the rules that keep them whole stay with the rest
+ * of the replica side. Every field of these messages comes from the
+ * network: checked here, never asserted. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+
+/* Entries a chunk carries at most (user key and object each count). */
+#define STREAM_MAX_ITEMS 8192u
+
+uint64_t repl_stream_sum(const struct wire_bytes *items, size_t n) {
+  XXH3_state_t st;
+  XXH3_64bits_reset(&st);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t len[4] = {(uint8_t)items[i].len, (uint8_t)(items[i].len >> 8),
+                      (uint8_t)(items[i].len >> 16),
+                      (uint8_t)(items[i].len >> 24)};
+    XXH3_64bits_update(&st, len, sizeof len);
+    if (items[i].len > 0)
+      XXH3_64bits_update(&st, items[i].ptr, items[i].len);
+  }
+  return XXH3_64bits_digest(&st);
+}
+
+/* ------------------------------------------------------------------------
+ * The serving side
+ * ------------------------------------------------------------------------ */
+
+static int refuse_pull(struct repl *r, const struct repl_effects *fx,
+                       chorus_node_id to, uint64_t req, int code,
+                       const char *text) {
+  REPL_TRACE(r, "stream pull of %016" PRIx64 " refused: %s", to, text);
+  struct wire_msg e;
+  wire_error_reply(&e, req, code, text);
+  return fx->send(fx->ctx, to, &e);
+}
+
+/* A chunk being gathered: keys and objects back to back in @buf, their
+ * offsets in @off (pointers are made once @buf stops moving). */
+struct gather {
+  uint8_t *buf;
+  size_t len, cap;
+  size_t *off;
+  size_t n, capn;
+};
+
+static int gather_add(struct gather *g, const void *p, size_t len) {
+  size_t *off = chorus_grow(g->off, &g->capn, g->n, sizeof *off, 64);
+  if (off == NULL)
+    return CHORUS_ENOMEM;
+  g->off = off;
+  while (g->len + len > g->cap) {
+    size_t ncap = g->cap ? g->cap * 2 : 64u * 1024;
+    uint8_t *nb = chorus_realloc(g->buf, ncap);
+    if (nb == NULL)
+      return CHORUS_ENOMEM;
+    g->buf = nb;
+    g->cap = ncap;
+  }
+  if (len > 0)
+    memcpy(g->buf + g->len, p, len);
+  g->off[g->n++] = g->len;
+  g->len += len;
+  return CHORUS_OK;
+}
+
+static void gather_free(struct gather *g) {
+  chorus_free(g->buf);
+  chorus_free(g->off);
+}
+
+/* read_range: up to about @max bytes of @p's range into @g; *@more when
+ * the range holds more after them. A value too big for a peer frame is
+ * skipped and counted (repl_stats.unsent): it is never sent in part. */
+static int read_range(struct repl *r, const struct wire_stream_pull *p,
+                      struct gather *g, bool *more) {
+  *more = false;
+  unsigned char lo[STORE_TOKEN_PREFIX], hi[STORE_TOKEN_PREFIX];
+  store_be64_put(lo, p->first);
+  const void *from = lo;
+  size_t fromlen = sizeof lo;
+  if (p->after.len > 0) {
+    from = p->after.ptr;
+    fromlen = p->after.len;
+  }
+  struct store_iter *it;
+  int rc;
+  if (p->last == UINT64_MAX) {
+    rc = store_iter_open(r->store, STORE_DATA, from, fromlen, NULL, 0, &it);
+  } else {
+    store_be64_put(hi, p->last + 1);
+    rc = store_iter_open(r->store, STORE_DATA, from, fromlen, hi, sizeof hi,
+                         &it);
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  size_t bytes = 0;
+  for (; store_iter_valid(it); store_iter_next(it)) {
+    size_t klen, vlen;
+    const uint8_t *k = store_iter_key(it, &klen);
+    const void *v = store_iter_value(it, &vlen);
+    if (p->after.len > 0 && klen == p->after.len &&
+        memcmp(k, p->after.ptr, klen) == 0)
+      continue; /* the cursor itself was sent already */
+    if (klen < STORE_TOKEN_PREFIX)
+      continue; /* not an object's key */
+    if (g->n >= 2 && (bytes >= p->max_bytes || g->n + 2 > STREAM_MAX_ITEMS)) {
+      *more = true;
+      break;
+    }
+    if (vlen + klen > REPL_MAX_OBJECT_LIMIT) {
+      r->stats.unsent++;
+      REPL_TRACE(r,
+                 "stream: a %zu-byte object does not fit a peer frame: "
+                 "not sent",
+                 vlen);
+      continue;
+    }
+    if ((rc = gather_add(g, k + STORE_TOKEN_PREFIX,
+                         klen - STORE_TOKEN_PREFIX)) != CHORUS_OK ||
+        (rc = gather_add(g, v, vlen)) != CHORUS_OK)
+      break;
+    bytes += klen + vlen;
+  }
+  if (rc == CHORUS_OK)
+    rc = store_iter_status(it);
+  store_iter_close(it);
+  return rc;
+}
+
+int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,
+                     uint64_t req, struct wire_bytes *items, size_t n,
+                     uint64_t sum, bool more) {
+  struct wire_msg m = {.type = WIRE_STREAM_CHUNK, .request_id = req};
+  m.stream_chunk.entries = (struct wire_bytes_list){n, items};
+  m.stream_chunk.sum = sum;
+  m.stream_chunk.more = more ? 1 : 0;
+  return fx->send(fx->ctx, to, &m);
+}
+
+int repl__on_stream_pull(struct repl *r, chorus_node_id from,
+                         const struct wire_msg *m,
+                         const struct repl_effects *fx) {
+  const struct wire_stream_pull *p = &m->stream_pull;
+  if (r->failed)
+    return refuse_pull(r, fx, from, m->request_id, CHORUS_EIO,
+                       "this node's store failed");
+  /* A node behind the puller's epoch may not yet send the writes that
+   * coordinators at that epoch send to the puller too: its answer could
+   * miss writes it then takes (repl.h, STREAMING). */
+  uint64_t epoch = ring_snapshot_version(r->ring);
+  if (epoch < p->epoch) {
+    char text[96];
+    snprintf(text, sizeof text,
+             "this node is at epoch %" PRIu64 ", not %" PRIu64, epoch,
+             p->epoch);
+    return refuse_pull(r, fx, from, m->request_id, CHORUS_ESTALE, text);
+  }
+  if (p->first > p->last || p->max_bytes == 0 ||
+      (p->after.len > 0 && (p->after.len < STORE_TOKEN_PREFIX ||
+                            store_be64_get(p->after.ptr) < p->first ||
+                            store_be64_get(p->after.ptr) > p->last)))
+    return refuse_pull(r, fx, from, m->request_id, CHORUS_EINVAL,
+                       "a token range first <= last, with the cursor in it");
+  struct gather g = {0};
+  bool more = false;
+  int rc = read_range(r, p, &g, &more);
+  if (rc != CHORUS_OK) {
+    gather_free(&g);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    return refuse_pull(r, fx, from, m->request_id, rc, chorus_strerror(rc));
+  }
+  struct wire_bytes *items = chorus_calloc(g.n ? g.n : 1, sizeof *items);
+  if (items == NULL) {
+    gather_free(&g);
+    return CHORUS_ENOMEM;
+  }
+  for (size_t i = 0; i < g.n; i++)
+    items[i] = (struct wire_bytes){
+        g.buf + g.off[i], (i + 1 < g.n ? g.off[i + 1] : g.len) - g.off[i]};
+  uint64_t sum = repl_stream_sum(items, g.n);
+  r->stats.stream_served_keys += g.n / 2;
+  r->stats.stream_served_bytes += g.len;
+  chorus_free(g.off);
+  if (repl__all_durable(r)) {
+    rc = repl__send_chunk(fx, from, m->request_id, items, g.n, sum, more);
+    chorus_free(items);
+    chorus_free(g.buf);
+    return rc;
+  }
+  /* Nothing non-durable leaves a node (repl_object.c). */
+  struct repl_op *op = repl__op_new(r, REPL_OP_ANSWER);
+  if (op == NULL) {
+    chorus_free(items);
+    chorus_free(g.buf);
+    return CHORUS_ENOMEM;
+  }
+  op->u.answer = (struct repl_op_answer){.peer = from,
+                                         .peer_req = m->request_id,
+                                         .obj = g.buf,
+                                         .olen = g.len,
+                                         .items = items,
+                                         .nitems = g.n,
+                                         .sum = sum,
+                                         .more = more,
+                                         .chunk = true};
+  return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+}
+
+/* ------------------------------------------------------------------------
+ * The pulling side
+ * ------------------------------------------------------------------------ */
+
+int repl_stream_apply(struct repl *r, const struct wire_stream_chunk *c,
+                      chorus_token first, chorus_token last,
+                      const struct wire_bytes *after, uint64_t *keys,
+                      uint64_t *bytes, char *errmsg) {
+  *keys = *bytes = 0;
+  if (r->failed)
+    return chorus_errf(errmsg, CHORUS_EIO, "this node's store failed");
+  int rc = store_write_allowed(r->store);
+  if (rc != CHORUS_OK)
+    return chorus_errf(errmsg, rc, "%s", store_errmsg(r->store));
+  const struct wire_bytes_list *e = &c->entries;
+  if (e->n % 2 != 0)
+    return chorus_errf(errmsg, CHORUS_EMALFORMED, "an odd number of entries");
+  if (repl_stream_sum(e->items, e->n) != c->sum)
+    return chorus_errf(errmsg, CHORUS_ECORRUPT,
+                       "the batch does not match its checksum");
+  /* Every key in the range, in storage-key order after the cursor: a
+   * batch that is not what was asked for is refused whole. */
+  chorus_token prev_token = 0;
+  const struct wire_bytes *prev = NULL;
+  for (size_t i = 0; i < e->n; i += 2) {
+    const struct wire_bytes *k = &e->items[i];
+    chorus_token t = ring_token_of(k->ptr, k->len);
+    if (k->len == 0 || k->len > WIRE_MAX_KEY || t < first || t > last ||
+        e->items[i + 1].len == 0)
+      return chorus_errf(errmsg, CHORUS_EMALFORMED,
+                         "entry %zu is not a key of the range", i / 2);
+    int order = 1;
+    if (prev != NULL) {
+      order = t != prev_token ? (t > prev_token ? 1 : -1)
+                              : memcmp(k->ptr, prev->ptr,
+                                       k->len < prev->len ? k->len : prev->len);
+      if (t == prev_token && order == 0)
+        order = k->len > prev->len ? 1 : -1;
+    } else if (after != NULL && after->len >= STORE_TOKEN_PREFIX) {
+      chorus_token at = store_be64_get(after->ptr);
+      size_t alen = after->len - STORE_TOKEN_PREFIX;
+      const uint8_t *ak = after->ptr + STORE_TOKEN_PREFIX;
+      order = t != at ? (t > at ? 1 : -1)
+                      : memcmp(k->ptr, ak, k->len < alen ? k->len : alen);
+      if (t == at && order == 0)
+        order = k->len > alen ? 1 : -1;
+    }
+    if (order <= 0)
+      return chorus_errf(errmsg, CHORUS_EMALFORMED, "entry %zu is out of order",
+                         i / 2);
+    prev_token = t;
+    prev = k;
+  }
+  for (size_t i = 0; i < e->n; i += 2) {
+    const struct wire_bytes *k = &e->items[i], *v = &e->items[i + 1];
+    rc = repl__join_into_store(r, ring_token_of(k->ptr, k->len), k->ptr, k->len,
+                               v->ptr, v->len);
+    if (rc == CHORUS_ESYNCFAILED)
+      r->failed = true;
+    if (rc != CHORUS_OK)
+      return chorus_errf(errmsg, rc, "joining entry %zu: %s", i / 2,
+                         chorus_strerror(rc));
+    ++*keys;
+    *bytes += k->len + v->len;
+  }
+  r->stats.stream_keys += *keys;
+  r->stats.stream_bytes += *bytes;
+  return CHORUS_OK;
+}

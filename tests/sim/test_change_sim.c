@@ -1,0 +1,452 @@
+/* test_change_sim.c: topology changes under the simulator (issue 19):
+ * joins, decommissions and removals of a dead node, with the workload
+ * running and a swarm of faults during the change.
+ *
+ * Every node runs the real node core with metadata on. A scenario holds
+ * some nodes back (they join later, as pristine nodes that ask to join)
+ * and drives operator commands through core_meta_propose (LEAVE, as
+ * `chorus cluster decommission` and `cluster remove` do), retried until
+ * the state shows them. The workload's checkers judge the whole run as
+ * usual: no acknowledged write lost on any replica, no phantom, no false
+ * sibling, convergence after the heal, and, in the fault-free strict runs,
+ * read-your-writes at R+W>N at every instant, the change included. Then
+ * the change must complete (FINISH committed: joiners NORMAL, leavers
+ * LEFT or REMOVED) and, once it has, the replicas of the final ring are
+ * checked again: every key's every final owner holds every acknowledged
+ * write (what it streamed, and what it got as a pending replica).
+ *
+ * Seeds: CHORUS_CHANGE_SIM_SEEDS per scenario (default 8, and half as many
+ * fault-free strict runs; scripts/
+ * change-sim-long runs 1,000), from CHORUS_CHANGE_SIM_FIRST (default 1);
+ * CHORUS_CHANGE_SIM_ONLY=name runs one scenario. */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chorus_alloc.h"
+#include "chorus_error.h"
+#include "core.h"
+#include "core_sim_adapter.h"
+#include "meta.h"
+#include "meta_node.h"
+#include "sim.h"
+#include "sim_history.h"
+
+#define MAX_NODES 8
+#define DRIVE_MS 500
+
+/* One scenario: @nodes in @dcs, the roster founds; @late nodes start at
+ * @late_at[k] ms (pristine, they ask to join); node @leave leaves with
+ * @goal, asked from @leave_at ms once the cluster is formed (a REMOVED
+ * goal: the node is killed first, and removed @kill_at ms later; it stays
+ * down until the heal). */
+struct scenario {
+  const char *name;
+  int nodes, dcs;
+  const char *replication;
+  int r, w;
+  int nlate;
+  int late[2];
+  unsigned late_at[2];
+  int leave; /* -1: none */
+  uint8_t goal;
+  unsigned leave_at, kill_at;
+};
+
+static const struct scenario scenarios[] = {
+    /* 3 -> 4 -> 5: two joiners started together; the second waits its
+     * turn (EBUSY) and joins once the first has finished. */
+    {"join 3->5", 5, 1, "3", 0, 0, 2, {3, 4}, {1500, 1600}, -1, 0, 0, 0},
+    /* 5 -> 4: a live node hands its ranges to its successors. */
+    {"decommission 5->4", 5, 1, "3", 0, 0, 0, {0}, {0}, 4, META_LEFT, 1500, 0},
+    /* 5 -> 4: a dead node's ranges are streamed from the other replicas. */
+    {"remove dead 5->4",
+     5,
+     1,
+     "3",
+     0,
+     0,
+     0,
+     {0},
+     {0},
+     4,
+     META_REMOVED,
+     1500,
+     3000},
+    /* Two datacenters, a joiner in the second. */
+    {"join 2 dcs",
+     6,
+     2,
+     "dc0:2,dc1:2",
+     WIRE_LOCAL_QUORUM,
+     WIRE_LOCAL_QUORUM,
+     1,
+     {5},
+     {1500},
+     -1,
+     0,
+     0,
+     0},
+};
+
+struct watch {
+  const struct scenario *sc;
+  struct sim *sim;
+  int err;
+  bool leave_seen, killed;
+  uint64_t proposals;
+  sim_time began, finished; /* the change's epoch seen moving, FINISH */
+  uint64_t start_epoch;
+  /* hook_end's verdicts */
+  bool completed, unconverged;
+  char why[400];
+  uint64_t streamed_keys, streamed_bytes, fallbacks;
+};
+
+static uint64_t env_u64(const char *name, uint64_t dflt) {
+  const char *v = getenv(name);
+  return v != NULL && *v != '\0' ? strtoull(v, NULL, 10) : dflt;
+}
+
+/* The newest metadata any running node serves. */
+static const struct meta_state *newest_state(struct sim *s, int nodes) {
+  const struct meta_state *best = NULL;
+  for (int i = 0; i < nodes; i++) {
+    const struct core *c = core_sim_core(s, i);
+    if (c == NULL || core_meta(c) == NULL)
+      continue;
+    const struct meta_state *st = meta_node_state(core_meta(c));
+    if (best == NULL || st->applied > best->applied)
+      best = st;
+  }
+  return best;
+}
+
+struct leave_arg {
+  chorus_node_id id;
+  uint8_t goal;
+  uint64_t cookie;
+};
+
+static int propose_leave(struct core *c, chorus_ms now, chorus_ms wall,
+                         void *arg) {
+  const struct leave_arg *a = arg;
+  struct meta_cmd cmd = {.type = META_CMD_LEAVE, .id = a->id, .state = a->goal};
+  return core_meta_propose(c, &cmd, a->cookie, 5000, now, wall);
+}
+
+static void boot_late(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  for (int k = 0; k < w->sc->nlate; k++)
+    if (sim_now(s) >= SIM_MS(w->sc->late_at[k]) &&
+        sim_now(s) < SIM_MS(w->sc->late_at[k]) + SIM_MS(1) &&
+        sim_restart(s, w->sc->late[k]) != CHORUS_OK)
+      w->err = CHORUS_EINTERNAL;
+}
+
+/* drive: the operator's command, through a running node, until the state
+ * shows it (a proposal can be lost with its leader). */
+static void drive(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  const struct scenario *sc = w->sc;
+  const struct meta_state *st = newest_state(s, sc->nodes);
+  chorus_node_id id = core_sim_id(s, sc->leave);
+  const struct meta_member *m = st != NULL ? meta_state_find(st, id) : NULL;
+  if (m != NULL && m->state != META_NORMAL && m->state != META_JOINING) {
+    w->leave_seen = true;
+    return;
+  }
+  /* The operator waits for the cluster to be formed (the founders join
+   * one at a time) before retiring a node. */
+  if (m == NULL || meta_state_changing(st) || m->state != META_NORMAL) {
+    (void)sim_schedule(s, SIM_MS(DRIVE_MS), drive, w);
+    return;
+  }
+  if (sc->goal == META_REMOVED && !w->killed) {
+    /* The node dies (kill -9) once the cluster is formed; the operator
+     * removes it once gossip has seen it dead. */
+    w->killed = true;
+    sim_kill(s, sc->leave, SIM_KEEP_ALL);
+    (void)sim_schedule(s, SIM_MS(sc->kill_at), drive, w);
+    return;
+  }
+  for (int tries = 0; tries < sc->nodes; tries++) {
+    int via = (int)((w->proposals + (uint64_t)tries) % (uint64_t)sc->nodes);
+    if (via == sc->leave && sc->goal == META_REMOVED)
+      continue;
+    struct leave_arg a = {id, sc->goal, ++w->proposals};
+    if (core_sim_do(s, via, propose_leave, &a) == CHORUS_OK)
+      break;
+  }
+  (void)sim_schedule(s, SIM_MS(DRIVE_MS), drive, w);
+}
+
+static void at_start(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  const struct scenario *sc = w->sc;
+  w->sim = s;
+  for (int k = 0; k < sc->nlate; k++) {
+    sim_kill(s, sc->late[k], SIM_KEEP_ALL); /* not started with the others */
+    if (sim_schedule(s, SIM_MS(sc->late_at[k]), boot_late, w) != CHORUS_OK)
+      w->err = CHORUS_ENOMEM;
+  }
+  if (sc->leave >= 0 &&
+      sim_schedule(s, SIM_MS(sc->leave_at), drive, w) != CHORUS_OK)
+    w->err = CHORUS_ENOMEM;
+}
+
+/* done: whether the scenario's change is complete in @st. */
+static bool done(struct sim *s, const struct scenario *sc,
+                 const struct meta_state *st) {
+  if (st == NULL || meta_state_changing(st))
+    return false;
+  for (int k = 0; k < sc->nlate; k++) {
+    const struct meta_member *m =
+        meta_state_find(st, core_sim_id(s, sc->late[k]));
+    if (m == NULL || m->state != META_NORMAL)
+      return false;
+  }
+  if (sc->leave >= 0) {
+    const struct meta_member *m =
+        meta_state_find(st, core_sim_id(s, sc->leave));
+    if (m == NULL || m->state != sc->goal)
+      return false;
+  }
+  return true;
+}
+
+/* every_node_at: every running member of @st serves its epoch or later
+ * (a member that left is out of the Raft group: it stops hearing). */
+static bool every_node_at(struct sim *s, int nodes,
+                          const struct meta_state *st) {
+  uint64_t epoch = st->epoch;
+  for (int i = 0; i < nodes; i++) {
+    const struct meta_member *m = meta_state_find(st, core_sim_id(s, i));
+    if (m != NULL && !meta_member_owns(m->state))
+      continue;
+    const struct core *c = core_sim_core(s, i);
+    if (c == NULL || core_meta(c) == NULL ||
+        ring_snapshot_version(core_ring(c)) < epoch)
+      return false;
+  }
+  return true;
+}
+
+/* owners_only: drops the final states of nodes that are no longer
+ * members that own tokens (LEFT, REMOVED) in @st: what the final owners
+ * hold is the question; a node out of the cluster that still believes an
+ * older ring is not one of them (it is told nothing once out of the Raft
+ * group: a gap the closing note of issue 19 records). */
+static int owners_only(struct sim *s, struct sim_history *h,
+                       const struct meta_state *st, int nodes) {
+  int rc = sim_record_finals(s);
+  if (rc != CHORUS_OK)
+    return rc;
+  size_t k = 0;
+  for (size_t f = 0; f < h->nfinals; f++) {
+    int node = h->finals[f].node;
+    const struct meta_member *m =
+        node < nodes ? meta_state_find(st, core_sim_id(s, node)) : NULL;
+    if (m != NULL && !meta_member_owns(m->state)) {
+      chorus_free(h->finals[f].values);
+      chorus_free(h->finals[f].op_ids);
+      continue;
+    }
+    h->finals[k++] = h->finals[f];
+  }
+  h->nfinals = k;
+  return CHORUS_OK;
+}
+
+/* finals_agree: every running replica of every key holds the same state
+ * (sim_check_convergence over the final states recorded now). */
+static bool finals_agree(struct sim *s, struct sim_history *h) {
+  sim_history_clear_finals(h);
+  struct sim_check_report rep;
+  return sim_record_finals(s) == CHORUS_OK &&
+         sim_check_convergence(h, &rep) == 0;
+}
+
+/* at_end: the run is judged; the change must complete, and then every
+ * final owner must hold every acknowledged write. */
+static void at_end(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  const struct scenario *sc = w->sc;
+  if (getenv("CHORUS_CHANGE_SIM_DUMP") != NULL) {
+    struct sim_history *h = sim_history(s);
+    sim_history_clear_finals(h);
+    (void)sim_record_finals(s);
+    for (size_t f = 0; f < h->nfinals; f++) {
+      printf("# final %s n%d: %zu values digest %016llx:",
+             h->keys[h->finals[f].key].name, h->finals[f].node,
+             h->finals[f].nvalues, (unsigned long long)h->finals[f].digest);
+      for (size_t v = 0; v < h->finals[f].nvalues; v++)
+        printf(" %llu", (unsigned long long)h->finals[f].values[v]);
+      printf("\n");
+    }
+  }
+  const struct meta_state *st = NULL;
+  for (int k = 0; k < 600; k++) { /* 60 s */
+    st = newest_state(s, sc->nodes);
+    if (done(s, sc, st) && every_node_at(s, sc->nodes, st))
+      break;
+    if (sim_run_for(s, SIM_MS(100)) != CHORUS_OK)
+      break;
+  }
+  st = newest_state(s, sc->nodes);
+  if (!done(s, sc, st) || !every_node_at(s, sc->nodes, st)) {
+    snprintf(w->why, sizeof w->why,
+             "the change did not complete within 60 s of the heal (%s)",
+             st == NULL                ? "no metadata"
+             : meta_state_changing(st) ? "still changing"
+             : !done(s, sc, st)        ? "not yet begun"
+                                       : "a node behind");
+    return;
+  }
+  w->completed = true;
+  /* The removed node stays down: sim_converged waits for every node, so
+   * the running replicas' agreement is judged from their final states
+   * (a removed node that comes back with its old disk is not told it was
+   * removed yet: the closing note of issue 19 says so). */
+  struct sim_history *h = sim_history(s);
+  for (int k = 0; k < 300; k++) {
+    if (w->killed ? finals_agree(s, h) : sim_converged(s))
+      break;
+    if (sim_run_for(s, SIM_MS(100)) != CHORUS_OK)
+      break;
+  }
+  bool converged = w->killed ? finals_agree(s, h) : sim_converged(s);
+  sim_history_clear_finals(h);
+  struct sim_check_report rep;
+  int rc = owners_only(s, h, newest_state(s, sc->nodes), sc->nodes);
+  if (rc == CHORUS_OK && converged) {
+    rc = sim_check_all(h, 0, &rep);
+  } else if (rc == CHORUS_OK) {
+    /* Not converged: a write that reached only replicas other than the
+     * one a range was streamed from (under partitions), and no hint for
+     * the new owner. Closing that is anti-entropy's (issue 20), as
+     * Cassandra's "repair after bootstrap"; what must hold regardless is
+     * that every final owner holds every acknowledged write (R=1 reads of
+     * them succeed anywhere). */
+    w->unconverged = true;
+    int (*const safety[])(const struct sim_history *,
+                          struct sim_check_report *) = {
+        sim_check_phantom, sim_check_kv_lost, sim_check_false_siblings,
+        sim_check_counter_weak, sim_check_set_lost};
+    for (size_t k = 0; k < sizeof safety / sizeof safety[0] && rc == 0; k++)
+      rc = safety[k](h, &rep);
+  }
+  if (rc != 0)
+    snprintf(w->why, sizeof w->why, "final owners: %s: %s",
+             rc > 0 ? rep.checker : "error",
+             rc > 0 ? rep.message : chorus_strerror(rc));
+  for (int i = 0; i < sc->nodes; i++) {
+    const struct core *c = core_sim_core(s, i);
+    if (c == NULL)
+      continue;
+    struct core_stream_info si;
+    core_stream_info(c, &si);
+    w->streamed_keys += si.stats.keys;
+    w->streamed_bytes += si.stats.bytes;
+    w->fallbacks += si.stats.fallbacks;
+  }
+}
+
+static void run_scenario(const struct scenario *sc, bool strict, uint64_t first,
+                         uint64_t seeds) {
+  struct core_sim_preset p = {.name = sc->name,
+                              .nodes = sc->nodes,
+                              .dcs = sc->dcs,
+                              .r = sc->r,
+                              .w = sc->w};
+  p.opt.replication = sc->replication;
+  p.opt.metadata = 1;
+  p.opt.swim_lan = sc->dcs > 1;
+  for (int k = 0; k < sc->nlate; k++)
+    p.opt.joining |= UINT64_C(1) << sc->late[k];
+  struct sim_run_config rc;
+  core_sim_preset_apply(&rc, &p);
+  if (strict) {
+    /* No faults, strict quorums at R+W>N: read-your-writes is checked at
+     * every instant, the change included. */
+    rc.swarm = 0;
+    rc.sim.faults = (struct sim_faults){0};
+    rc.strict = 1;
+  }
+  /* Founding takes a few seconds (the founders join one at a time): a
+   * longer chaos phase keeps the change inside it. */
+  rc.chaos = SIM_MS(12000);
+  rc.hook_start = at_start;
+  rc.hook_end = at_end;
+  rc.sim.verbose = getenv("CHORUS_CHANGE_SIM_TRACE") != NULL;
+  uint64_t failed = 0, keys = 0, bytes = 0, fallbacks = 0, ops = 0;
+  uint64_t unconverged = 0;
+  for (uint64_t seed = first; seed < first + seeds; seed++) {
+    struct watch w = {.sc = sc};
+    rc.hook_arg = &w;
+    struct sim_run_result res;
+    assert_int_equal(sim_run_seed(&rc, seed, &res), CHORUS_OK);
+    /* Faulty runs may leave replicas unconverged (at_end says why); the
+     * safety checkers must pass all the same. Strict runs converge. */
+    bool liveness_only = !res.ok && strcmp(res.checker, "liveness") == 0;
+    if (liveness_only && !strict && !w.killed)
+      w.unconverged = true;
+    /* A removed node killed after the heal keeps the workload's own
+     * convergence check (every node up) from ever passing: at_end judges
+     * the running replicas instead. */
+    bool ok = (res.ok || (liveness_only && (!strict || w.killed))) &&
+              w.err == CHORUS_OK && w.completed && w.why[0] == '\0' &&
+              !(strict && w.unconverged);
+    unconverged += w.unconverged;
+    if (!ok) {
+      failed++;
+      printf("# %s%s seed %" PRIu64 ": FAILED: %s\n", sc->name,
+             strict ? " (strict)" : "", seed,
+             w.why[0]                    ? w.why
+             : !res.ok && !liveness_only ? res.message
+             : !w.completed              ? "the change did not complete"
+                                         : "scenario error");
+      if (!res.ok)
+        printf("#   checker %s\n", res.checker);
+    }
+    keys += w.streamed_keys;
+    bytes += w.streamed_bytes;
+    fallbacks += w.fallbacks;
+    ops += res.ops;
+  }
+  printf("# %s%s: %" PRIu64 " seeds from %" PRIu64 ", %" PRIu64
+         " failed, %" PRIu64 " not converged (safety held); %" PRIu64
+         " client ops; streamed %" PRIu64 " keys, %" PRIu64 " bytes; %" PRIu64
+         " ranges pulled from a fallback\n",
+         sc->name, strict ? " (strict)" : "", seeds, first, failed, unconverged,
+         ops, keys, bytes, fallbacks);
+  assert_int_equal(failed, 0);
+}
+
+static void test_changes(void **state) {
+  (void)state;
+  uint64_t first = env_u64("CHORUS_CHANGE_SIM_FIRST", 1);
+  uint64_t seeds = env_u64("CHORUS_CHANGE_SIM_SEEDS", 8);
+  const char *only = getenv("CHORUS_CHANGE_SIM_ONLY");
+  for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+    if (only != NULL && strcmp(only, scenarios[i].name) != 0)
+      continue;
+    run_scenario(&scenarios[i], false, first, seeds);
+    run_scenario(&scenarios[i], true, first, seeds < 2 ? seeds : seeds / 2);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_changes),
+  };
+  return cmocka_run_group_tests_name("change_sim", tests, NULL, NULL);
+}
