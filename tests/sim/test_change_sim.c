@@ -189,10 +189,25 @@ static void drive(struct sim *s, void *arg) {
   (void)sim_schedule(s, SIM_MS(DRIVE_MS), drive, w);
 }
 
+/* supervise: a node whose store failed a sync exits (fsyncgate); its
+ * supervisor starts it again from what its disk holds, as systemd's
+ * Restart= would (as test_meta_sim does). */
+static void supervise(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  for (int i = 0; i < w->sc->nodes; i++)
+    if (core_sim_exited(s, i)) {
+      sim_kill(s, i, SIM_KEEP_RANDOM);
+      (void)sim_restart(s, i);
+    }
+  (void)sim_schedule(s, SIM_MS(100), supervise, w);
+}
+
 static void at_start(struct sim *s, void *arg) {
   struct watch *w = arg;
   const struct scenario *sc = w->sc;
   w->sim = s;
+  if (sim_schedule(s, SIM_MS(100), supervise, w) != CHORUS_OK)
+    w->err = CHORUS_ENOMEM;
   for (int k = 0; k < sc->nlate; k++) {
     sim_kill(s, sc->late[k], SIM_KEEP_ALL); /* not started with the others */
     if (sim_schedule(s, SIM_MS(sc->late_at[k]), boot_late, w) != CHORUS_OK)
