@@ -567,8 +567,10 @@ static int revive(struct meta_node *n) {
 
 int meta_node_tick(struct meta_node *n, chorus_ms now) {
   n->now = now;
-  if (n->started && raft_state(&n->raft) == RAFT_UNAVAILABLE &&
+  if (n->started &&
+      (raft_state(&n->raft) == RAFT_UNAVAILABLE || n->revive_wanted) &&
       now >= n->revive_at) {
+    n->revive_wanted = false;
     int rc = revive(n);
     if (rc != CHORUS_OK)
       return rc;

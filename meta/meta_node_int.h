@@ -78,6 +78,7 @@ struct meta_node {
   unsigned tick_ms;
   chorus_ms next_tick;
   chorus_ms revive_at; /* the next try to restart an unavailable raft */
+  bool revive_wanted;  /* a failed write raft was not told of at once */
   uint64_t revivals;   /* raft restarted in place after a failed write */
   raft_io_tick_cb tick_cb;
   raft_io_recv_cb recv_cb;

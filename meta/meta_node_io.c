@@ -263,10 +263,25 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
   struct meta_node *n = node_of(io);
   req->cb = cb;
   int rv = meta__store_append(n, entries, count);
-  if (rv != 0)
+  bool change = false;
+  for (unsigned i = 0; i < count; i++)
+    change = change || entries[i].type == RAFT_CHANGE;
+  if (rv != 0 && (rv == RAFT_NOMEM || !change))
     return rv;
+  /* A refused write of a configuration change is the request's outcome,
+   * answered like a completion (after this call returns), not this
+   * call's error: libraft 0.15's raft_add, raft_assign and raft_remove
+   * close the new configuration when the append behind them fails
+   * synchronously, though they have already made it the current one,
+   * which raft_close then frees a second time (found by the change
+   * simulator, join seed 390: a store fault in the middle of a
+   * configuration change). Other appends keep the synchronous error,
+   * which makes libraft unavailable and the node revive (meta_node.c);
+   * this one asks for the revival itself. */
+  if (rv != 0)
+    n->revive_wanted = true;
   return push_pending(
-      n, (struct meta__pending){META__P_APPEND, req, 0, n->written, NULL});
+      n, (struct meta__pending){META__P_APPEND, req, rv, n->written, NULL});
 }
 
 static int io_truncate(struct raft_io *io, raft_index index) {

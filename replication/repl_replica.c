@@ -77,18 +77,26 @@ static int ack_when_durable(struct repl *r, const struct repl_effects *fx,
   return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
 }
 
-/* hint_owners: a coordinator behind this node's ring epoch resolved the
- * key before a topology change reached it: it may have missed the key's
- * pending replicas, or new natural ones if the change has completed,
- * while a stream may already have passed the key. So this replica hints
- * the write to every replica its own ring lists but itself and the
- * coordinator (the hint carries no object: replay sends this node's
- * current one, like a coordinator's), and each owner gets it whatever the
- * stream saw (repl.h, STREAMING). A duplicate costs one idempotent join. */
-static int hint_owners(struct repl *r, chorus_node_id from,
-                       const struct wire_replica_write *w, chorus_ms wall) {
+/* hint_owners: hints the key to every replica this node's ring lists
+ * (natural and pending) but itself and @from (the hint carries no object:
+ * replay sends this node's current one, like a coordinator's); with
+ * @pending_only, only when the key has pending replicas. Two callers:
+ *   - a REPLICA_WRITE2 from a coordinator behind this node's ring epoch:
+ *     it resolved the key before a topology change reached it and may
+ *     have missed the key's pending replicas (or new natural ones, if the
+ *     change has completed), while a stream may already have passed it;
+ *   - a hint replayed to this node while the key has pending replicas:
+ *     if this node is the one giving the key up, the receiver may have
+ *     pulled it before the replay came (the hint's write reached other
+ *     replicas, not this one), and nothing else would bring it there.
+ * Each owner then gets it whatever the stream saw (repl.h, STREAMING); a
+ * duplicate costs one idempotent join. */
+static int hint_owners(struct repl *r, chorus_node_id from, chorus_token token,
+                       const struct wire_bytes *key, bool pending_only,
+                       chorus_ms wall) {
   struct ring_plist pl;
-  if (ring_lookup(r->ring, w->token, 0, &pl) != CHORUS_OK)
+  if (ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
+      (pending_only && pl.n_pending == 0))
     return CHORUS_OK;
   struct store_batch *b = store_batch_new();
   if (b == NULL)
@@ -101,8 +109,8 @@ static int hint_owners(struct repl *r, chorus_node_id from,
     if (p == r->cfg.self || p == from || rc != CHORUS_OK)
       continue;
     bool dropped;
-    rc = repl__hints_arm(&r->hints, r->store, b, p, w->token, w->key.ptr,
-                         w->key.len, seq, wall, NULL, 0, &dropped);
+    rc = repl__hints_arm(&r->hints, r->store, b, p, token, key->ptr, key->len,
+                         seq, wall, NULL, 0, &dropped);
     armed += rc == CHORUS_OK && !dropped;
   }
   if (rc == CHORUS_OK && armed > 0) {
@@ -112,9 +120,9 @@ static int hint_owners(struct repl *r, chorus_node_id from,
     if (rc == CHORUS_OK) {
       r->stats.pending_hinted += armed;
       REPL_TRACE(r,
-                 "write from %016" PRIx64 " at epoch %" PRIu64 " (ours %" PRIu64
-                 ") hinted to %zu replicas",
-                 from, w->epoch, ring_snapshot_version(r->ring), armed);
+                 "a write from %016" PRIx64 " hinted to %zu owners at epoch "
+                 "%" PRIu64,
+                 from, armed, ring_snapshot_version(r->ring));
     }
   }
   store_batch_free(b);
@@ -133,7 +141,7 @@ int repl__on_replica_write(struct repl *r, chorus_node_id from,
                  : CHORUS_EMALFORMED;
     if (status == CHORUS_OK && m->type == WIRE_REPLICA_WRITE2 &&
         w->epoch < ring_snapshot_version(r->ring))
-      status = hint_owners(r, from, w, wall);
+      status = hint_owners(r, from, w->token, &w->key, false, wall);
   }
   if (status == CHORUS_ENOMEM)
     return status;
@@ -236,10 +244,12 @@ int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
   if (!r->failed && (status = store_write_allowed(r->store)) == CHORUS_OK) {
     if (ring_token_of(h->key.ptr, h->key.len) != h->token || h->object.len == 0)
       status = CHORUS_EMALFORMED;
-    else if (h->target == r->cfg.self)
-      status = repl__join_into_store(r, h->token, h->key.ptr, h->key.len,
-                                     h->object.ptr, h->object.len);
-    else
+    else if (h->target == r->cfg.self &&
+             (status = repl__join_into_store(r, h->token, h->key.ptr,
+                                             h->key.len, h->object.ptr,
+                                             h->object.len)) == CHORUS_OK)
+      status = hint_owners(r, from, h->token, &h->key, true, wall);
+    else if (h->target != r->cfg.self)
       status = keep_hint(r, h, wall);
   }
   if (status == CHORUS_ENOMEM)

@@ -185,7 +185,14 @@ static chorus_node_id source_of(struct core *c, chorus_token *last) {
   struct core__stream *s = &c->stream;
   const struct core__range *g = &s->ranges[s->idx];
   *last = g->last;
-  if (g->has_from && g->from != c->cfg.swim.id && up(c, g->from))
+  /* A member being removed is presumed lost even when it answers again
+   * (it may have come back with an old disk): its ranges come from the
+   * other replicas, as Cassandra's removenode. */
+  const struct meta_member *fm =
+      meta_state_find(meta_node_state(c->meta), g->from);
+  bool removed =
+      fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED;
+  if (g->has_from && !removed && g->from != c->cfg.swim.id && up(c, g->from))
     return g->from;
   /* The node giving it up is down: a live replica of this piece. */
   chorus_token end = piece_end(s->ring_now, s->pos);
@@ -201,7 +208,8 @@ static chorus_node_id source_of(struct core *c, chorus_token *last) {
         s->warned_idx = s->idx + 1;
         s->stats.fallbacks++;
         TRACE(c,
-              "WARNING: %016" PRIx64 " gives up range %zu but is down: "
+              "WARNING: %016" PRIx64
+              " gives up range %zu but is down or being removed: "
               "pulling it from %016" PRIx64 " and the other live replicas",
               g->from, s->idx, id);
       }
