@@ -278,7 +278,11 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
       struct meta_member *m = &s->members[i];
       if (m->state != META_JOINING && m->state != META_LEAVING)
         continue;
-      m->state = m->state == META_JOINING ? META_NORMAL : m->goal;
+      /* A LEAVING member without a goal (made so by SET_STATE, or read
+       * from a V2 state) leaves as LEFT. */
+      m->state = m->state == META_JOINING ? META_NORMAL
+                 : m->goal != 0           ? m->goal
+                                          : META_LEFT;
       m->goal = 0;
       m->since = index;
     }

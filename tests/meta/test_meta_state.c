@@ -764,6 +764,15 @@ static void test_topology_changes(void **state) {
   assert_false(meta_state_changing(&s));
   c = cmd_of(META_CMD_FINISH, 0, 0, s.epoch);
   assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ESTALE);
+
+  /* A member made LEAVING without a goal (SET_STATE, or a V2 state)
+   * finishes LEFT, never in state 0 (found by fuzz_meta_cmd). */
+  c = set_cmd(30, META_LEAVING);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 30)->goal, 0);
+  c = cmd_of(META_CMD_FINISH, 0, 0, s.epoch);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 30)->state, META_LEFT);
   meta_state_free(&s);
 }
 

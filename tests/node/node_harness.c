@@ -594,3 +594,36 @@ int harness_finish(int failed) {
   cleanup_all();
   return failed ? 1 : 0;
 }
+
+/* ------------------------------------------------------------------------
+ * The CLI
+ * ------------------------------------------------------------------------ */
+
+const char *cli;
+
+int run_cli(int port, char *out, size_t cap, const char *fmt, ...) {
+  char args[256], cmd[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "%s -H 127.0.0.1:%d --cluster %s %s 2>&1", cli,
+           port, cluster, args);
+  FILE *f = popen(cmd, "r");
+  if (f == NULL)
+    return -1;
+  size_t n = fread(out, 1, cap - 1, f);
+  out[n] = '\0';
+  int st = pclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void show(const char *title, const char *text) {
+  printf("# %s\n", title);
+  for (const char *l = text; *l != '\0';) {
+    const char *e = strchr(l, '\n');
+    size_t n = e ? (size_t)(e - l) : strlen(l);
+    printf("#   %.*s\n", (int)n, l);
+    l += n + (e != NULL);
+  }
+}

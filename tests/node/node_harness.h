@@ -55,6 +55,19 @@ size_t count_lines(const char *s);
 long rss_kb(pid_t pid);
 
 /* ------------------------------------------------------------------------
+ * The CLI
+ * ------------------------------------------------------------------------ */
+
+extern const char *cli; /* the chorus CLI binary; the test sets it */
+
+/* run_cli: `chorus -H 127.0.0.1:PORT --cluster NAME ARGS...`, its output
+ * (stdout and stderr) into @out; the exit status, or -1. */
+int run_cli(int port, char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* show: @text as TAP comments under @title, one per line. */
+void show(const char *title, const char *text);
+
+/* ------------------------------------------------------------------------
  * A tiny client over wire_encode / wire_decode and blocking sockets
  * ------------------------------------------------------------------------ */
 

@@ -31,39 +31,6 @@
 
 #include "node_harness.h"
 
-static const char *cli; /* $CHORUS_CLI */
-
-/* run_cli: `chorus -H 127.0.0.1:PORT --cluster NAME ARGS...`, its output
- * (stdout and stderr) into @out; the exit status, or -1. */
-static int run_cli(int port, char *out, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int run_cli(int port, char *out, size_t cap, const char *fmt, ...) {
-  char args[256], cmd[768];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s -H 127.0.0.1:%d --cluster %s %s 2>&1", cli,
-           port, cluster, args);
-  FILE *f = popen(cmd, "r");
-  if (f == NULL)
-    return -1;
-  size_t n = fread(out, 1, cap - 1, f);
-  out[n] = '\0';
-  int st = pclose(f);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void show(const char *title, const char *text) {
-  printf("# %s\n", title);
-  for (const char *l = text; *l != '\0';) {
-    const char *e = strchr(l, '\n');
-    size_t n = e ? (size_t)(e - l) : strlen(l);
-    printf("#   %.*s\n", (int)n, l);
-    l += n + (e != NULL);
-  }
-}
-
 static void kill9(struct proc *p) {
   if (p->pid > 0) {
     kill(p->pid, SIGKILL);

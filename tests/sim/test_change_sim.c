@@ -292,6 +292,20 @@ static bool finals_agree(struct sim *s, struct sim_history *h,
          sim_check_convergence(h, &rep) == 0;
 }
 
+/* dump_finals: every recorded final state, one TAP comment each
+ * (CHORUS_CHANGE_SIM_DUMP=1: what a failing seed's replicas held). */
+static void dump_finals(const struct sim_history *h, const char *label) {
+  for (size_t f = 0; f < h->nfinals; f++) {
+    const struct sim_hfinal *x = &h->finals[f];
+    printf("# %s %s n%d: %zu values digest %016llx:", label,
+           h->keys[x->key].name, x->node, x->nvalues,
+           (unsigned long long)x->digest);
+    for (size_t v = 0; v < x->nvalues; v++)
+      printf(" %llu", (unsigned long long)x->values[v]);
+    printf("\n");
+  }
+}
+
 /* at_end: the run is judged; the change must complete, and then every
  * final owner must hold every acknowledged write. */
 static void at_end(struct sim *s, void *arg) {
@@ -301,15 +315,9 @@ static void at_end(struct sim *s, void *arg) {
     struct sim_history *h = sim_history(s);
     sim_history_clear_finals(h);
     (void)sim_record_finals(s);
-    for (size_t f = 0; f < h->nfinals; f++) {
-      printf("# final %s n%d: %zu values digest %016llx:",
-             h->keys[h->finals[f].key].name, h->finals[f].node,
-             h->finals[f].nvalues, (unsigned long long)h->finals[f].digest);
-      for (size_t v = 0; v < h->finals[f].nvalues; v++)
-        printf(" %llu", (unsigned long long)h->finals[f].values[v]);
-      printf("\n");
-    }
+    dump_finals(h, "final");
   }
+
   const struct meta_state *st = NULL;
   for (int k = 0; k < 600; k++) { /* 60 s */
     st = newest_state(s, sc->nodes);
@@ -366,14 +374,7 @@ static void at_end(struct sim *s, void *arg) {
              rc > 0 ? rep.checker : "error",
              rc > 0 ? rep.message : chorus_strerror(rc));
   if (getenv("CHORUS_CHANGE_SIM_DUMP") != NULL)
-    for (size_t f = 0; f < h->nfinals; f++) {
-      printf("# after %s n%d: %zu values digest %016llx:",
-             h->keys[h->finals[f].key].name, h->finals[f].node,
-             h->finals[f].nvalues, (unsigned long long)h->finals[f].digest);
-      for (size_t v = 0; v < h->finals[f].nvalues; v++)
-        printf(" %llu", (unsigned long long)h->finals[f].values[v]);
-      printf("\n");
-    }
+    dump_finals(h, "after");
   for (int i = 0; i < sc->nodes; i++) {
     const struct core *c = core_sim_core(s, i);
     if (c == NULL)
