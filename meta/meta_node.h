@@ -41,12 +41,14 @@
  * (meta_node_bootstrap: the founders, all with the same configuration, as
  * etcd's initial-cluster) or starts empty (meta_node_start_empty) and asks
  * to join. Every started node proposes its own JOIN until its member is in
- * the committed state (founders as NORMAL, others as JOINING). The leader
- * reconciles, one change at a time: Raft's configuration follows the
- * committed members (meta_state_voters vote, the others are standbys that
- * receive the log, LEFT and REMOVED ones are taken out), and a JOINING
- * member that receives the log is made NORMAL (the membership-change issue
- * puts streaming in between).
+ * the committed state (founders ask for NORMAL, others for JOINING; only
+ * the first member is applied NORMAL, meta.h TOPOLOGY CHANGES), again every
+ * second while another change refuses it (EBUSY). The leader reconciles,
+ * one change at a time: Raft's configuration follows the committed members
+ * (meta_state_voters vote, the others are standbys that receive the log,
+ * LEFT and REMOVED ones are taken out, a LEFT one once it holds the entry
+ * that made it so), and a topology change whose every receiver has
+ * committed STREAMED at its epoch is finished (FINISH).
  *
  * Errors: event functions return CHORUS_OK, CHORUS_ENOMEM, or a store
  * error after which the node must stop (CHORUS_ESYNCFAILED, CHORUS_EIO,
