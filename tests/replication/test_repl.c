@@ -202,6 +202,9 @@ static void node_start(int i) {
   assert_int_equal(repl_start(nd->repl, H.now, H.now, &nd->fx), CHORUS_OK);
 }
 
+/* A node the next setup() puts in the ring as JOINING (-1: none). */
+static int H_joining = -1;
+
 /* Builds @n nodes (ids 101..) with replication @spec; node i is in
  * datacenter "dc<i % dcs>". @tweak adjusts every node's config. */
 static void setup(int n, const char *spec, int dcs,
@@ -218,7 +221,7 @@ static void setup(int n, const char *spec, int dcs,
     rn[i].id = H.ids[i];
     snprintf(rn[i].dc, sizeof rn[i].dc, "dc%d", i % dcs);
     snprintf(rn[i].rack, sizeof rn[i].rack, "r%d", i);
-    rn[i].state = RING_NORMAL;
+    rn[i].state = i == H_joining ? RING_JOINING : RING_NORMAL;
     rn[i].vnodes = 64;
   }
   assert_int_equal(ring_snapshot_build(rn, (size_t)n, &rs, 1, &H.ring, NULL),
@@ -846,7 +849,8 @@ static void full_data_folder_refuses_writes_serves_reads(void **state) {
   assert_memory_equal(g->values[0], "v1", 2);
   /* Through another coordinator the write makes QUORUM; the full node's
    * copy waits as a hint. */
-  assert_int_equal(put(0, "b", "v", WIRE_QUORUM, NULL)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(put(0, "b", "v", WIRE_QUORUM, NULL)->type,
+                   WIRE_WRITE_REPLY2);
   assert_false(stored_has(2, "b", "v"));
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
 
@@ -1339,9 +1343,189 @@ static void replica_joins_over_the_budget_converge(void **state) {
   teardown_all();
 }
 
+/* ------------------------------------------------------------------------
+ * Streaming (repl.h, STREAMING)
+ * ------------------------------------------------------------------------ */
+
+/* pull_from: node @src answers a STREAM_PULL of node 0 (the frames are
+ * taken off the queue, not delivered); its one answer into *@out (the
+ * caller frees it with wire_msg_free and test_free(*@frame)). */
+static void pull_from(int src, uint64_t epoch, chorus_token first,
+                      chorus_token last, const struct wire_bytes *after,
+                      uint32_t max_bytes, struct wire_msg *out,
+                      uint8_t **frame) {
+  struct wire_msg m = {.type = WIRE_STREAM_PULL, .request_id = 77};
+  m.stream_pull = (struct wire_stream_pull){
+      epoch, first, last, after ? *after : (struct wire_bytes){0}, max_bytes};
+  struct node *nd = &H.nodes[src];
+  assert_int_equal(repl_peer(nd->repl, H.ids[0], &m, H.now, H.now, &nd->fx),
+                   CHORUS_OK);
+  while (H.qhead == H.qtail && fire_syncs() > 0)
+    ; /* answered once durable */
+  assert_int_equal(H.qtail - H.qhead, 1);
+  struct frame f = H.q[H.qhead++];
+  assert_int_equal(f.to, 0);
+  char err[CHORUS_ERRMSG_SIZE];
+  assert_int_equal(
+      wire_decode(f.bytes + 4, f.len - 4, &WIRE_LIMITS_PEER, out, err),
+      CHORUS_OK);
+  assert_int_equal(out->request_id, 77);
+  *frame = f.bytes;
+  H.qhead = H.qtail = 0;
+}
+
+/* A holder serves what it holds, in order, with a checksum, in batches
+ * that follow the cursor, and only at the puller's epoch; the puller joins
+ * a good batch into an empty store and refuses a bad one whole. */
+static void stream_serves_and_apply_checks(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  char key[16], val[16];
+  for (int k = 0; k < 40; k++) {
+    snprintf(key, sizeof key, "s%d", k);
+    snprintf(val, sizeof val, "v%d", k);
+    assert_int_equal(put(0, key, val, WIRE_ALL, NULL)->code, CHORUS_OK);
+  }
+  pump();
+  struct wire_msg m;
+  uint8_t *frame;
+  /* Behind the puller's epoch: refused. */
+  pull_from(1, 2, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_ESTALE);
+  wire_msg_free(&m);
+  test_free(frame);
+  /* Everything in one batch, in storage-key order, summed. */
+  pull_from(1, 1, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+  const struct wire_stream_chunk *c = &m.stream_chunk;
+  assert_int_equal(c->entries.n, 80);
+  assert_int_equal(c->more, 0);
+  assert_int_equal(c->sum, repl_stream_sum(c->entries.items, c->entries.n));
+  /* Joined into an empty store: every key is there after. */
+  struct store *st;
+  struct repl *r;
+  struct repl_config cfg;
+  repl_config_defaults(&cfg, H.ids[2]);
+  assert_int_equal(store_mem_open(&st), CHORUS_OK);
+  assert_int_equal(repl_new(&cfg, st, H.ring, &r), CHORUS_OK);
+  uint64_t keys, bytes;
+  char err[CHORUS_ERRMSG_SIZE];
+  assert_int_equal(
+      repl_stream_apply(r, c, 0, UINT64_MAX, NULL, &keys, &bytes, err),
+      CHORUS_OK);
+  assert_int_equal(keys, 40);
+  assert_int_equal(repl_stats(r)->stream_keys, 40);
+  for (int k = 0; k < 40; k++) {
+    snprintf(key, sizeof key, "s%d", k);
+    unsigned char dk[64];
+    size_t dl =
+        store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+    void *buf;
+    size_t len;
+    assert_int_equal(store_get(st, STORE_DATA, dk, dl, &buf, &len), CHORUS_OK);
+    chorus_free(buf);
+  }
+  /* A batch that is not what was asked for is refused whole. */
+  struct wire_stream_chunk bad = *c;
+  bad.sum ^= 1;
+  assert_int_equal(
+      repl_stream_apply(r, &bad, 0, UINT64_MAX, NULL, &keys, &bytes, err),
+      CHORUS_ECORRUPT);
+  bad = *c;
+  bad.entries.n = 79;
+  bad.sum = repl_stream_sum(bad.entries.items, 79);
+  assert_int_equal(
+      repl_stream_apply(r, &bad, 0, UINT64_MAX, NULL, &keys, &bytes, err),
+      CHORUS_EMALFORMED); /* odd */
+  chorus_token t0 =
+      ring_token_of(c->entries.items[0].ptr, c->entries.items[0].len);
+  assert_int_equal(
+      repl_stream_apply(r, c, t0 + 1, UINT64_MAX, NULL, &keys, &bytes, err),
+      CHORUS_EMALFORMED); /* a key outside the range */
+  unsigned char last[64];
+  const struct wire_bytes *lk = &c->entries.items[78];
+  struct wire_bytes after = {
+      last,
+      store_data_key(last, ring_token_of(lk->ptr, lk->len), lk->ptr, lk->len)};
+  assert_int_equal(
+      repl_stream_apply(r, c, 0, UINT64_MAX, &after, &keys, &bytes, err),
+      CHORUS_EMALFORMED); /* not after the cursor */
+  repl_free(r);
+  store_close(st);
+  /* Small batches follow the cursor: one key, then the next. */
+  struct wire_msg m1, m2;
+  uint8_t *frame1, *frame2;
+  pull_from(1, 1, 0, UINT64_MAX, NULL, 1, &m1, &frame1);
+  assert_int_equal(m1.stream_chunk.entries.n, 2);
+  assert_int_equal(m1.stream_chunk.more, 1);
+  const struct wire_bytes *k1 = &m1.stream_chunk.entries.items[0];
+  unsigned char cur[64];
+  struct wire_bytes cursor = {
+      cur,
+      store_data_key(cur, ring_token_of(k1->ptr, k1->len), k1->ptr, k1->len)};
+  pull_from(1, 1, 0, UINT64_MAX, &cursor, 1, &m2, &frame2);
+  assert_int_equal(m2.stream_chunk.entries.n, 2);
+  assert_memory_equal(m2.stream_chunk.entries.items[0].ptr,
+                      c->entries.items[2].ptr, c->entries.items[2].len);
+  wire_msg_free(&m2);
+  test_free(frame2);
+  wire_msg_free(&m1);
+  test_free(frame1);
+  wire_msg_free(&m);
+  test_free(frame);
+  teardown_all();
+}
+
+/* A pending replica raises W (repl__need_pending): with node 3 joining, a
+ * QUORUM write of a key it takes needs three acknowledgements among the
+ * two live naturals, the coordinator and node 3; one natural and node 3
+ * away, it times out where a fixed ring would have answered. */
+static void pending_replicas_count_toward_w(void **state) {
+  (void)state;
+  H_joining = 3;
+  setup(4, "3", 1, NULL);
+  H_joining = -1;
+  boot();
+  /* A key node 0 coordinates and node 3 takes. */
+  char key[16];
+  struct ring_plist pl;
+  int k;
+  for (k = 0; k < 1000; k++) {
+    snprintf(key, sizeof key, "p%d", k);
+    assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 0, &pl),
+                     CHORUS_OK);
+    if (pl.n_pending == 1 && pl.r[pl.n_natural].id == H.ids[3] &&
+        pl.r[0].id == H.ids[0])
+      break;
+  }
+  assert_true(k < 1000);
+  int other = pl.r[1].id == H.ids[0] ? (int)(pl.r[2].id - 101)
+                                     : (int)(pl.r[1].id - 101);
+  /* Everyone up: acknowledged, and node 3 holds it. */
+  assert_int_equal(put(0, key, "a", WIRE_QUORUM, NULL)->code, CHORUS_OK);
+  pump();
+  assert_true(stored_has(3, key, "a"));
+  /* One natural away: the pending replica's answer makes the third. */
+  isolate(other, true);
+  assert_int_equal(put(0, key, "b", WIRE_QUORUM, NULL)->code, CHORUS_OK);
+  /* And node 3 away too: two answers of the three needed. */
+  isolate(3, true);
+  struct reply_rec *r = put(0, key, "c", WIRE_QUORUM, NULL);
+  advance(3000);
+  assert_true(r->done);
+  assert_int_equal(r->code, CHORUS_ETIMEDOUT);
+  isolate(other, false);
+  isolate(3, false);
+  teardown_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
+      cmocka_unit_test(stream_serves_and_apply_checks),
+      cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
       cmocka_unit_test(unavailable_before_sending),
       cmocka_unit_test(timeout_leaves_hints_that_replay),
