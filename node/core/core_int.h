@@ -123,6 +123,10 @@ struct core {
   struct core__stream stream; /* core_stream.c */
 };
 
+/* core__swim_up: whether SWIM holds @id alive or suspect (this node
+ * always): who is asked, who streams (core_meta.c). */
+bool core__swim_up(const struct core *c, chorus_node_id id);
+
 /* core_meta.c: the metadata hookup. */
 int core__meta_start(struct core *c);
 void core__meta_free(struct core *c);

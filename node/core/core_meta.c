@@ -14,7 +14,7 @@
 /* How long an operator's change may wait for the metadata leader. */
 #define ADMIN_TIMEOUT_MS 5000u
 
-static bool swim_up(const struct core *c, chorus_node_id id) {
+bool core__swim_up(const struct core *c, chorus_node_id id) {
   if (id == c->cfg.swim.id)
     return true;
   const struct swim_member *m = swim_member_find(c->swim, id);
@@ -31,7 +31,8 @@ static int liveness(struct core *c) {
   for (size_t i = 0; i < n && rc == CHORUS_OK; i++) {
     chorus_node_id id = ring_snapshot_node(c->ring, i)->id;
     if (id != c->cfg.swim.id)
-      rc = repl_member(c->repl, id, swim_up(c, id), c->now, c->wall, &c->rfx);
+      rc = repl_member(c->repl, id, core__swim_up(c, id), c->now, c->wall,
+                       &c->rfx);
   }
   return rc;
 }
@@ -466,7 +467,7 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
   }
   if (mm->state == META_REMOVED)
     return admin_reply(c, cookie);
-  if (swim_up(c, mm->id) && !force) {
+  if (core__swim_up(c, mm->id) && !force) {
     snprintf(text, sizeof text,
              "%s is alive: stop it first, or decommission it (--force "
              "removes it anyway)",

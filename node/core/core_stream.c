@@ -60,13 +60,6 @@
 
 static const char PROGRESS_KEY[] = "stream/progress";
 
-static bool up(const struct core *c, chorus_node_id id) {
-  if (id == c->cfg.swim.id)
-    return true;
-  const struct swim_member *m = swim_member_find(c->swim, id);
-  return m != NULL && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT);
-}
-
 /* ========================================================================
  * The plan
  * ======================================================================== */
@@ -192,7 +185,8 @@ static chorus_node_id source_of(struct core *c, chorus_token *last) {
       meta_state_find(meta_node_state(c->meta), g->from);
   bool removed =
       fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED;
-  if (g->has_from && !removed && g->from != c->cfg.swim.id && up(c, g->from))
+  if (g->has_from && !removed && g->from != c->cfg.swim.id &&
+      core__swim_up(c, g->from))
     return g->from;
   /* The node giving it up is down: a live replica of this piece. */
   chorus_token end = piece_end(s->ring_now, s->pos);
@@ -203,7 +197,7 @@ static chorus_node_id source_of(struct core *c, chorus_token *last) {
     return 0;
   for (uint8_t i = 0; i < pl.n_natural; i++) {
     chorus_node_id id = pl.r[i].id;
-    if (id != c->cfg.swim.id && id != g->from && up(c, id)) {
+    if (id != c->cfg.swim.id && id != g->from && core__swim_up(c, id)) {
       if (s->warned_idx != s->idx + 1) {
         s->warned_idx = s->idx + 1;
         s->stats.fallbacks++;
