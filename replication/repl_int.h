@@ -266,6 +266,13 @@ struct repl {
   char err[CHORUS_ERRMSG_SIZE];
 };
 
+/* repl__hint_seq: a new hint sequence, [epoch][counter]: unique per
+ * incarnation, so an acknowledgement meant for an earlier write never
+ * disarms a later one. */
+static inline uint64_t repl__hint_seq(struct repl *r) {
+  return (r->epoch << 32) | (++r->hint_ctr & 0xffffffffu);
+}
+
 #define REPL_TRACE(r, ...) chorus_trace((r)->cfg.tracer, "repl", __VA_ARGS__)
 
 /* repl__peer_get: the state of peer @id, created (up, nothing in flight)

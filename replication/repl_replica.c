@@ -101,7 +101,7 @@ static int hint_owners(struct repl *r, chorus_node_id from, chorus_token token,
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return CHORUS_ENOMEM;
-  uint64_t seq = (r->epoch << 32) | (++r->hint_ctr & 0xffffffffu);
+  uint64_t seq = repl__hint_seq(r);
   int rc = CHORUS_OK;
   size_t armed = 0;
   for (uint8_t i = 0; i < pl.n_natural + pl.n_pending; i++) {

@@ -119,7 +119,7 @@ int repl__write_start(struct repl *r, struct repl_op *op,
   rc = dk ? store_batch_put(b, STORE_DATA, dk, dl, w->obj, w->olen)
           : CHORUS_ENOMEM;
   chorus_free(dk);
-  w->hint_seq = (r->epoch << 32) | (++r->hint_ctr & 0xffffffffu);
+  w->hint_seq = repl__hint_seq(r);
   w->epoch = ring_snapshot_version(r->ring); /* @pl's, resolved just now */
   for (uint8_t i = 0; i < w->c.ntargets && rc == CHORUS_OK; i++) {
     if (w->c.t[i].id == r->cfg.self)
