@@ -43,10 +43,17 @@
  *            from the other replicas); ends in its @goal, LEFT or REMOVED
  *   LEFT     owns nothing; kept so a name is not reused by accident
  *   REMOVED  taken out by an operator (cluster remove); owns nothing
+ *   REPLACING owns its tokens but lost its data: the node came back with
+ *            its name and an empty disk (a disk replacement). It is a
+ *            pending replica of its own ranges (ring.h, RING_REPLACING:
+ *            writes, no reads, its acks never make a quorum) while it
+ *            streams them back from the other replicas; FINISH makes it
+ *            NORMAL again
  *
  * TOPOLOGY CHANGES (issue 19; Cassandra's pending ranges, Riak's handoff)
  *
- * One change at a time: while any member is JOINING or LEAVING, the
+ * One change at a time: while any member is JOINING, LEAVING or
+ * REPLACING, the
  * state is *changing* (meta_state_changing) and a JOIN of a new JOINING
  * member or a LEAVE is refused with CHORUS_EBUSY. The change's ranges are
  * ring_diff(current ring, future ring) (meta_state_moves): every node that
@@ -71,7 +78,8 @@
  * Every encoding is one format byte followed by one msgpack array;
  * integers are unsigned unless marked, strings are msgpack str (no NUL
  * inside; the struct's array holds them with their NUL), bytes are msgpack
- * bin. Encoders write META_FORMAT_V3; decoders read V3, V2 (members
+ * bin. Encoders write META_FORMAT_V4; decoders read V4, V3 (no REPLACE
+ * command, no REPLACING state), V2 (members
  * without goal and ready, none of the commands LEAVE, STREAMED, FINISH) and
  * V1, which also had no origin in commands and no sessions in the state
  * (what a node of the first metadata release left on disk):
@@ -84,6 +92,7 @@
  *           | [6, id, goal, origin...]               LEAVE       (V3)
  *           | [7, id, epoch, origin...]              STREAMED    (V3)
  *           | [8, epoch, origin...]                  FINISH      (V3)
+ *           | [9, id, with, origin...]               REPLACE     (V4)
  *   origin  = proposer, req_id                       (V2 and V3; both 0
  *                                                     for none)
  *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready]
@@ -140,9 +149,9 @@
 #define META_TEXT_MAX 128u /* struct meta_msg's text, NUL included */
 #define META_FORMAT_V1 1u  /* the first release: no origins, no sessions */
 #define META_FORMAT_V2 2u  /* origins and sessions */
-#define META_FORMAT_V3                                                         \
-  3u                           /* the first byte of every encoding written:    \
-                                  goal and ready, LEAVE, STREAMED, FINISH */
+#define META_FORMAT_V3 3u  /* goal and ready, LEAVE, STREAMED, FINISH */
+#define META_FORMAT_V4                                                         \
+  4u /* the first byte of every encoding written: REPLACE, REPLACING */
 #define META_MAX_SESSIONS 512u /* outcomes remembered for deduplication */
 
 enum meta_member_state {
@@ -151,7 +160,8 @@ enum meta_member_state {
   META_LEAVING = 3,
   META_LEFT = 4,
   META_REMOVED = 5,
-  META_STATE_MAX = 5
+  META_REPLACING = 6, /* V4 */
+  META_STATE_MAX = 6
 };
 
 const char *meta_member_state_name(enum meta_member_state s);
@@ -210,14 +220,20 @@ enum meta_cmd_type {
                                removal); EBUSY while changing */
   META_CMD_STREAMED = 7,    /* member @id holds what it gains at @epoch */
   META_CMD_FINISH = 8,      /* the change at @epoch completes */
-  META_CMD_MAX = 8
+  META_CMD_REPLACE = 9,     /* V4: member @id is replaced by @with; @with ==
+                               @id: NORMAL @id lost its disk and becomes
+                               REPLACING; else NORMAL @id leaves (goal
+                               REMOVED) in the change of JOINING @with;
+                               EBUSY while another change is under way */
+  META_CMD_MAX = 9
 };
 
 struct meta_cmd {
   uint8_t type;                        /* enum meta_cmd_type */
   struct meta_member member;           /* JOIN */
   chorus_node_id id;                   /* SET_STATE, REMOVE, LEAVE,
-                                          STREAMED */
+                                          STREAMED, REPLACE */
+  chorus_node_id with;                 /* REPLACE: the replacement */
   uint8_t state;                       /* SET_STATE; LEAVE: the goal */
   uint64_t epoch;                      /* STREAMED, FINISH */
   struct ring_replication replication; /* REPLICATION */

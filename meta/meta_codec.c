@@ -151,6 +151,8 @@ static int cmd_check(const struct meta_cmd *c, int code) {
                : code;
   case META_CMD_STREAMED:
     return c->id != 0 ? CHORUS_OK : code;
+  case META_CMD_REPLACE:
+    return c->id != 0 && c->with != 0 ? CHORUS_OK : code;
   default:
     return code;
   }
@@ -355,6 +357,12 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->epoch);
     break;
+  case META_CMD_REPLACE:
+    msgpack_pack_array(pk, 3 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->with);
+    break;
   default: /* NOTE; cmd_check refused every other type */
     msgpack_pack_array(pk, 3 + 2);
     msgpack_pack_uint64(pk, c->type);
@@ -498,7 +506,7 @@ static void pack_msg(msgpack_packer *pk, const void *x) {
 typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
 
 static void run_packer(struct sink *k, pack_fn body, const void *x) {
-  static const char version = META_FORMAT_V3;
+  static const char version = META_FORMAT_V4;
   msgpack_packer pk;
   msgpack_packer_init(&pk, k, sink_write);
   sink_write(k, &version, 1);
@@ -759,7 +767,7 @@ static int rd_u8(struct rd *r, uint8_t *v) {
 static int rd_version(struct rd *r) {
   if (rd_left(r) < 1)
     return CHORUS_EMALFORMED;
-  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V3)
+  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V4)
     return CHORUS_EVERSION;
   r->version = *r->p++;
   return CHORUS_OK;
@@ -801,6 +809,8 @@ static int rd_member(struct rd *r, struct meta_member *m) {
   if (r->version >= META_FORMAT_V3 &&
       ((rc = rd_u8(r, &m->goal)) || (rc = rd_uint(r, UINT64_MAX, &m->ready))))
     return rc;
+  if (r->version < META_FORMAT_V4 && m->state == META_REPLACING)
+    return CHORUS_EMALFORMED;
   return member_check(m, CHORUS_EMALFORMED);
 }
 
@@ -812,10 +822,12 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
       [META_CMD_REMOVE] = 2,   [META_CMD_REPLICATION] = 2,
       [META_CMD_NOTE] = 3,     [META_CMD_LEAVE] = 3,
       [META_CMD_STREAMED] = 3, [META_CMD_FINISH] = 2,
+      [META_CMD_REPLACE] = 3,
   };
   /* The types each format knows. */
-  const uint8_t known =
-      r->version >= META_FORMAT_V3 ? META_CMD_MAX : META_CMD_NOTE;
+  const uint8_t known = r->version >= META_FORMAT_V4   ? META_CMD_MAX
+                        : r->version >= META_FORMAT_V3 ? META_CMD_FINISH
+                                                       : META_CMD_NOTE;
   /* V2 puts the origin (proposer, req_id) after a type's fields. */
   const uint64_t origin = r->version >= META_FORMAT_V2 ? 2 : 0;
   uint64_t n;
@@ -849,6 +861,10 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
     break;
   case META_CMD_FINISH:
     rc = rd_uint(r, UINT64_MAX, &c->epoch);
+    break;
+  case META_CMD_REPLACE:
+    if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK)
+      rc = rd_uint(r, UINT64_MAX, &c->with);
     break;
   default: /* NOTE */
     if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)

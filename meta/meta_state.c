@@ -23,12 +23,15 @@ const char *meta_member_state_name(enum meta_member_state s) {
     return "left";
   case META_REMOVED:
     return "removed";
+  case META_REPLACING:
+    return "replacing";
   }
   return "unknown";
 }
 
 bool meta_member_owns(uint8_t state) {
-  return state == META_JOINING || state == META_NORMAL || state == META_LEAVING;
+  return state == META_JOINING || state == META_NORMAL ||
+         state == META_LEAVING || state == META_REPLACING;
 }
 
 void meta_state_init(struct meta_state *s,
@@ -142,7 +145,8 @@ static bool transition_ok(uint8_t from, uint8_t to) {
     return false;
   switch (to) {
   case META_NORMAL:
-    return from == META_JOINING || from == META_LEAVING;
+    return from == META_JOINING || from == META_LEAVING ||
+           from == META_REPLACING;
   case META_LEAVING:
     return from == META_NORMAL;
   case META_LEFT:
@@ -203,6 +207,45 @@ static int apply_join(struct meta_state *s, const struct meta_member *m,
   return CHORUS_OK;
 }
 
+/* apply_replace: REPLACE(@id, @with) (meta.h). */
+static int apply_replace(struct meta_state *s, const struct meta_cmd *c,
+                         uint64_t index) {
+  bool found;
+  size_t i = find_slot(s, c->id, &found);
+  if (!found)
+    return CHORUS_ENOTFOUND;
+  if (s->members[i].state != META_NORMAL)
+    return CHORUS_EINVAL;
+  if (c->with == c->id) {
+    if (meta_state_changing(s))
+      return CHORUS_EBUSY;
+    s->members[i].state = META_REPLACING;
+    s->members[i].since = index;
+    s->members[i].ready = 0;
+    return CHORUS_OK;
+  }
+  /* A new node takes the place of a lost one: its join (the change under
+   * way, and the only one) and the lost node's removal complete together
+   * (one FINISH), its streams come from the live replicas. */
+  const struct meta_member *w = meta_state_find(s, c->with);
+  if (w == NULL)
+    return CHORUS_ENOTFOUND;
+  if (w->state != META_JOINING && w->state != META_NORMAL)
+    return CHORUS_EINVAL;
+  if (w->state == META_NORMAL && meta_state_changing(s))
+    return CHORUS_EBUSY; /* its join is over: a removal, one at a time */
+  for (size_t j = 0; j < s->n; j++)
+    if (j != i && s->members[j].id != c->with &&
+        (s->members[j].state == META_JOINING ||
+         s->members[j].state == META_LEAVING ||
+         s->members[j].state == META_REPLACING))
+      return CHORUS_EBUSY;
+  s->members[i].state = META_LEAVING;
+  s->members[i].goal = META_REMOVED;
+  s->members[i].since = index;
+  return CHORUS_OK;
+}
+
 int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
                      uint64_t index) {
   const struct meta_session *dup =
@@ -258,6 +301,10 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     }
     break;
   }
+  case META_CMD_REPLACE:
+    rc = apply_replace(s, c, index);
+    ring_input = rc == CHORUS_OK;
+    break;
   case META_CMD_STREAMED: {
     bool found;
     size_t i = find_slot(s, c->id, &found);
@@ -276,11 +323,12 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     }
     for (size_t i = 0; i < s->n; i++) {
       struct meta_member *m = &s->members[i];
-      if (m->state != META_JOINING && m->state != META_LEAVING)
+      if (m->state != META_JOINING && m->state != META_LEAVING &&
+          m->state != META_REPLACING)
         continue;
       /* A LEAVING member without a goal (made so by SET_STATE, or read
        * from a V2 state) leaves as LEFT. */
-      m->state = m->state == META_JOINING ? META_NORMAL
+      m->state = m->state != META_LEAVING ? META_NORMAL
                  : m->goal != 0           ? m->goal
                                           : META_LEFT;
       m->goal = 0;
@@ -347,6 +395,14 @@ const char *meta_cmd_describe(const struct meta_cmd *c) {
     snprintf(line, sizeof line, "finish the change at epoch %llu",
              (unsigned long long)c->epoch);
     break;
+  case META_CMD_REPLACE:
+    if (c->with == c->id)
+      snprintf(line, sizeof line, "%016llx replaces its lost disk",
+               (unsigned long long)c->id);
+    else
+      snprintf(line, sizeof line, "%016llx is replaced by %016llx",
+               (unsigned long long)c->id, (unsigned long long)c->with);
+    break;
   default:
     snprintf(line, sizeof line, "command %u", c->type);
     break;
@@ -360,6 +416,8 @@ static enum ring_node_state ring_state_of(uint8_t st) {
     return RING_JOINING;
   case META_LEAVING:
     return RING_LEAVING;
+  case META_REPLACING:
+    return RING_REPLACING;
   default:
     return RING_NORMAL;
   }
@@ -368,22 +426,28 @@ static enum ring_node_state ring_state_of(uint8_t st) {
 bool meta_state_changing(const struct meta_state *s) {
   for (size_t i = 0; i < s->n; i++)
     if (s->members[i].state == META_JOINING ||
-        s->members[i].state == META_LEAVING)
+        s->members[i].state == META_LEAVING ||
+        s->members[i].state == META_REPLACING)
       return true;
   return false;
 }
 
-/* build_ring: the ring of @s now (@future false) or once the change under
- * way completes. */
-static int build_ring(const struct meta_state *s, bool future,
+/* build_ring: the ring of @s now (RING_NOW), once the change under way
+ * completes (RING_THEN), or now without the members that lost their data
+ * (RING_HELD: what the replicas that hold data make; meta_state_moves). */
+enum ring_kind { RING_NOW, RING_THEN, RING_HELD };
+
+static int build_ring(const struct meta_state *s, enum ring_kind kind,
                       struct ring_snapshot **out, char *errmsg) {
+  bool future = kind == RING_THEN;
   struct ring_node *nodes = chorus_calloc(s->n ? s->n : 1, sizeof *nodes);
   if (nodes == NULL)
     return CHORUS_ENOMEM;
   size_t n = 0;
   for (size_t i = 0; i < s->n; i++) {
     const struct meta_member *m = &s->members[i];
-    if (!meta_member_owns(m->state) || (future && m->state == META_LEAVING))
+    if (!meta_member_owns(m->state) || (future && m->state == META_LEAVING) ||
+        (kind == RING_HELD && m->state == META_REPLACING))
       continue;
     nodes[n].id = m->id;
     snprintf(nodes[n].dc, sizeof nodes[n].dc, "%s", m->dc);
@@ -400,12 +464,55 @@ static int build_ring(const struct meta_state *s, bool future,
 
 int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
                     char *errmsg) {
-  return build_ring(s, false, out, errmsg);
+  return build_ring(s, RING_NOW, out, errmsg);
 }
 
 int meta_state_future_ring(const struct meta_state *s,
                            struct ring_snapshot **out, char *errmsg) {
-  return build_ring(s, true, out, errmsg);
+  return build_ring(s, RING_THEN, out, errmsg);
+}
+
+/* replacing_moves: the ranges of each REPLACING member, added to
+ * *@moves: every range it owns in @then that it would gain over the ring
+ * of the replicas that hold data, as a move from itself (its lost disk),
+ * so that core_stream pulls it from the live replicas of each piece. The
+ * ring now lists it already (ring_diff of now and then has nothing for
+ * it). */
+static int replacing_moves(const struct meta_state *s,
+                           const struct ring_snapshot *then,
+                           struct ring_move **moves, size_t *count) {
+  bool any = false;
+  for (size_t i = 0; i < s->n && !any; i++)
+    any = s->members[i].state == META_REPLACING;
+  if (!any)
+    return CHORUS_OK;
+  struct ring_snapshot *held = NULL;
+  struct ring_move *mv = NULL;
+  size_t n = 0;
+  int rc = build_ring(s, RING_HELD, &held, NULL);
+  if (rc == CHORUS_OK)
+    rc = ring_diff(held, then, &mv, &n);
+  ring_snapshot_free(held);
+  size_t k = 0;
+  for (size_t j = 0; j < n && rc == CHORUS_OK; j++) {
+    const struct meta_member *m = meta_state_find(s, mv[j].to);
+    if (m == NULL || m->state != META_REPLACING || !mv[j].has_from)
+      continue;
+    mv[j].from = mv[j].to;
+    mv[k++] = mv[j];
+  }
+  if (rc == CHORUS_OK && k > 0) {
+    struct ring_move *all = chorus_realloc(*moves, (*count + k) * sizeof *all);
+    if (all == NULL) {
+      rc = CHORUS_ENOMEM;
+    } else {
+      memcpy(all + *count, mv, k * sizeof *all);
+      *moves = all;
+      *count += k;
+    }
+  }
+  chorus_free(mv);
+  return rc;
 }
 
 int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
@@ -416,9 +523,11 @@ int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
   struct ring_snapshot *now = NULL, *then = NULL;
   int rc = CHORUS_OK;
   if (meta_state_changing(s) &&
-      (rc = build_ring(s, false, &now, NULL)) == CHORUS_OK &&
-      (rc = build_ring(s, true, &then, NULL)) == CHORUS_OK)
+      (rc = build_ring(s, RING_NOW, &now, NULL)) == CHORUS_OK &&
+      (rc = build_ring(s, RING_THEN, &then, NULL)) == CHORUS_OK)
     rc = ring_diff(now, then, moves, count);
+  if (rc == CHORUS_OK && now != NULL)
+    rc = replacing_moves(s, then, moves, count);
   if (rc == CHORUS_OK && current != NULL) {
     *current = now;
     now = NULL;
@@ -437,7 +546,9 @@ bool meta_state_finishable(const struct meta_state *s,
   if (!meta_state_changing(s))
     return false;
   for (size_t i = 0; i < s->n; i++)
-    if (s->members[i].state == META_JOINING && s->members[i].ready != s->epoch)
+    if ((s->members[i].state == META_JOINING ||
+         s->members[i].state == META_REPLACING) &&
+        s->members[i].ready != s->epoch)
       return false;
   for (size_t i = 0; i < count; i++) {
     if (!moves[i].has_from)

@@ -173,9 +173,14 @@ enum ring_node_state {
   RING_NORMAL,      /* natural replica */
   RING_LEAVING,     /* still natural until it has left; successors pending */
   RING_LEFT,        /* owns nothing; metadata only */
+  RING_REPLACING,   /* owns its tokens but lost its data (a replacement
+                       with an empty disk): listed as a pending replica of
+                       its ranges, never a natural one, until it has
+                       streamed them back (Cassandra's replace) */
 };
 
-/* ring_node_state_name: "joining", "normal", "leaving", "left", or "?". */
+/* ring_node_state_name: "joining", "normal", "leaving", "left",
+ * "replacing", or "?". */
 const char *ring_node_state_name(enum ring_node_state state);
 
 struct ring_node {

@@ -183,11 +183,28 @@ int ring_lookup(const struct ring_snapshot *s, chorus_token token,
     at = ring__search(&s->cur, token);
     n = natural_at(s, &s->cur, at, out->r);
   }
+  /* A replacing node (an owner whose disk was lost) keeps its place in
+   * the walk, so no other node becomes a natural replica of its ranges
+   * with nothing to serve, but it is listed as pending: it takes writes
+   * and is never read from or counted for quorums until it has streamed
+   * its ranges back. */
+  unsigned kept = 0;
+  struct ring_replica lost[RING_MAX_REPLICAS];
+  unsigned nlost = 0;
+  for (unsigned k = 0; k < n; k++) {
+    if (s->nodes[out->r[k].node].state == RING_REPLACING)
+      lost[nlost++] = out->r[k];
+    else
+      out->r[kept++] = out->r[k];
+  }
+  n = kept;
+  for (unsigned k = 0; k < nlost; k++)
+    out->r[n + np++] = lost[k];
   if (s->has_future) {
     struct ring_replica f[RING_MAX_REPLICAS];
     unsigned nfut = ring__natural(s, &s->fut, token, f);
     for (unsigned k = 0; k < nfut; k++)
-      if (!has_node(out->r, n, f[k].node))
+      if (!has_node(out->r, n + np, f[k].node))
         out->r[n + np++] = f[k];
   }
   if (want_fallback > 0 && s->cur.count > 0)

@@ -34,6 +34,8 @@ const char *ring_node_state_name(enum ring_node_state state) {
     return "leaving";
   case RING_LEFT:
     return "left";
+  case RING_REPLACING:
+    return "replacing";
   }
   return "?";
 }
@@ -78,7 +80,8 @@ static uint32_t node_vnodes(const struct ring_node *n) {
 }
 
 static int in_table(enum ring_node_state st, int future) {
-  return st == RING_NORMAL || st == (future ? RING_JOINING : RING_LEAVING);
+  return st == RING_NORMAL || st == RING_REPLACING ||
+         st == (future ? RING_JOINING : RING_LEAVING);
 }
 
 int ring_replication_check(const struct ring_replication *r, char *errmsg) {
@@ -239,7 +242,8 @@ int ring_snapshot_build(const struct ring_node *nodes, size_t count,
                          "without NUL within %u bytes",
                          (unsigned long long)n->id, RING_NAME_MAX);
     if (n->state != RING_JOINING && n->state != RING_NORMAL &&
-        n->state != RING_LEAVING && n->state != RING_LEFT)
+        n->state != RING_LEAVING && n->state != RING_LEFT &&
+        n->state != RING_REPLACING)
       return chorus_errf(errmsg, CHORUS_EMALFORMED,
                          "ring: node %016llx: unknown state %d",
                          (unsigned long long)n->id, (int)n->state);

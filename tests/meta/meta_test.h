@@ -58,6 +58,8 @@ static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
     return a->id == b->id && a->epoch == b->epoch;
   case META_CMD_FINISH:
     return a->epoch == b->epoch;
+  case META_CMD_REPLACE:
+    return a->id == b->id && a->with == b->with;
   default:
     return false;
   }
@@ -213,9 +215,11 @@ static inline struct ring_replication meta_t_repl_n(uint32_t n) {
   return r;
 }
 
-#define META_T_NCMD 9
+#define META_T_NCMD 10
 /* The samples before this one are every V1 and V2 command type. */
 #define META_T_NCMD_V2 6
+/* ... and before this one every V3 command type. */
+#define META_T_NCMD_V3 9
 
 /* Command sample @which, 0..META_T_NCMD-1: every type, replication both
  * ways. */
@@ -260,9 +264,14 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.id = UINT64_MAX;
     c.epoch = 1u << 20;
     break;
-  default:
+  case 8:
     c.type = META_CMD_FINISH;
     c.epoch = UINT64_MAX;
+    break;
+  default:
+    c.type = META_CMD_REPLACE;
+    c.id = 0xdeadull;
+    c.with = UINT64_MAX - 1;
     break;
   }
   if (which % 2 == 0) { /* an origin on half of them */

@@ -182,7 +182,8 @@ static void test_transitions(void **state) {
       [META_LEFT] = {META_NORMAL, META_LEAVING, META_LEFT},
       [META_REMOVED] = {META_REMOVED},
   };
-  for (uint8_t from = META_JOINING; from <= META_STATE_MAX; from++) {
+  /* REPLACING is reached by REPLACE only (test_replacements). */
+  for (uint8_t from = META_JOINING; from <= META_REMOVED; from++) {
     for (uint8_t to = 0; to <= META_STATE_MAX + 1; to++) {
       struct meta_state s;
       meta_state_init(&s, NULL);
@@ -643,6 +644,7 @@ static void test_state_names(void **state) {
   assert_string_equal(meta_member_state_name(META_LEAVING), "leaving");
   assert_string_equal(meta_member_state_name(META_LEFT), "left");
   assert_string_equal(meta_member_state_name(META_REMOVED), "removed");
+  assert_string_equal(meta_member_state_name(META_REPLACING), "replacing");
   assert_string_equal(meta_member_state_name((enum meta_member_state)0),
                       "unknown");
 }
@@ -776,6 +778,77 @@ static void test_topology_changes(void **state) {
   meta_state_free(&s);
 }
 
+/* Replacements (meta.h, REPLACE): a member that lost its disk replaces
+ * itself (REPLACING: a pending replica of its own ranges, which it pulls
+ * from the others); a dead member is replaced by a joiner in one change. */
+static void test_replacements(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 4, 1, 1);
+  uint64_t index = 10;
+  struct meta_cmd c = {.type = META_CMD_REPLACE, .id = 99, .with = 99};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ENOTFOUND);
+  c.id = c.with = 20;
+  uint64_t epoch = s.epoch;
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 20)->state, META_REPLACING);
+  assert_int_equal(s.epoch, epoch + 1);
+  assert_true(meta_state_changing(&s));
+  /* One change at a time. */
+  struct meta_cmd j = join_cmd(70, "m7", "dc0", "r0", META_JOINING);
+  assert_int_equal(meta_state_apply(&s, &j, ++index), CHORUS_EBUSY);
+  c.id = c.with = 30;
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EBUSY);
+  /* The ring keeps its tokens, but lists it pending, never natural. */
+  struct ring_snapshot *now = NULL;
+  assert_int_equal(meta_state_ring(&s, &now, NULL), CHORUS_OK);
+  struct ring_plist pl;
+  size_t pending = 0;
+  for (uint64_t t = 0; t < 64; t++) {
+    assert_int_equal(ring_lookup(now, t * (UINT64_MAX / 64), 0, &pl),
+                     CHORUS_OK);
+    for (uint8_t k = 0; k < pl.n_natural; k++)
+      assert_int_not_equal(pl.r[k].id, 20);
+    for (uint8_t k = 0; k < pl.n_pending; k++)
+      pending += pl.r[pl.n_natural + k].id == 20;
+    assert_int_equal(pl.n_natural + pl.n_pending, 3);
+  }
+  assert_true(pending > 0);
+  ring_snapshot_free(now);
+  /* Its moves: every range it owns, from itself (its lost disk). */
+  struct ring_move *mv;
+  size_t nmv;
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  assert_true(nmv > 0);
+  for (size_t i = 0; i < nmv; i++) {
+    assert_int_equal(mv[i].to, 20);
+    assert_int_equal(mv[i].from, 20);
+  }
+  chorus_free(mv);
+  stream_all_and_finish(&s, &index);
+  assert_int_equal(meta_state_find(&s, 20)->state, META_NORMAL);
+  assert_false(meta_state_changing(&s));
+
+  /* A dead member replaced by a joiner: one change, one FINISH. */
+  c = (struct meta_cmd){.type = META_CMD_REPLACE, .id = 30, .with = 70};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ENOTFOUND);
+  assert_int_equal(meta_state_apply(&s, &j, ++index), CHORUS_OK);
+  c.id = 70; /* not NORMAL */
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
+  c.id = 30;
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 30)->state, META_LEAVING);
+  assert_int_equal(meta_state_find(&s, 30)->goal, META_REMOVED);
+  stream_all_and_finish(&s, &index);
+  assert_int_equal(meta_state_find(&s, 30)->state, META_REMOVED);
+  assert_int_equal(meta_state_find(&s, 70)->state, META_NORMAL);
+  /* A normal replacement while nothing changes is a removal. */
+  c = (struct meta_cmd){.type = META_CMD_REPLACE, .id = 40, .with = 70};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 40)->goal, META_REMOVED);
+  meta_state_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init),
@@ -788,6 +861,7 @@ int main(void) {
       cmocka_unit_test(test_exactly_once),
       cmocka_unit_test(test_ring),
       cmocka_unit_test(test_topology_changes),
+      cmocka_unit_test(test_replacements),
       cmocka_unit_test(test_copy),
       cmocka_unit_test(test_voters_count_and_determinism),
       cmocka_unit_test(test_voters_eligible),
