@@ -378,6 +378,15 @@ bool meta_node_conflict(const struct meta_node *n) {
   return n->conflict;
 }
 
+bool meta_node_restoring(const struct meta_node *n) {
+  const struct meta_member *me =
+      meta_state_find(meta_node_state(n), n->cfg.self);
+  if (me != NULL && me->state == META_REPLACING)
+    return true;
+  return n->pristine && !n->joined_here && !n->saw_replacing &&
+         (me == NULL || me->state == META_NORMAL || me->state == META_LEAVING);
+}
+
 int meta_node_role(const struct meta_node *n, chorus_node_id id) {
   const struct raft_configuration *c = &n->raft.configuration;
   for (unsigned i = 0; i < c->n; i++)

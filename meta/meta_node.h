@@ -161,20 +161,27 @@ struct meta_node_info {
   uint64_t term, commit_index, applied_index, last_index;
   uint64_t proposals, refused, sends_held, foreign, bad_messages;
   uint64_t store_errors;
-  uint64_t duplicates; /* commands committed twice, applied once (meta.h,
-                          EXACTLY ONCE) */
-  uint64_t ae_clamped; /* answers to AppendEntries that claimed a stale
-                          tail (meta_node.c, clamp_append_entries) */
+  uint64_t duplicates;  /* commands committed twice, applied once (meta.h,
+                           EXACTLY ONCE) */
+  uint64_t ae_clamped;  /* answers to AppendEntries that claimed a stale
+                           tail (meta_node.c, clamp_append_entries) */
   uint64_t term_raises; /* Raft messages with a term above ours (elections,
                            and any term from the future: a line each) */
-  uint64_t revivals;   /* raft restarted in place after a refused write */
+  uint64_t revivals;    /* raft restarted in place after a refused write */
 };
 void meta_node_info(const struct meta_node *n, struct meta_node_info *out);
+
 /* meta_node_conflict: this node started with no metadata on disk and
  * found its name (its id) already held by a member at another address:
  * it is not that member and must not serve as it (a replacement is the
  * membership-change issue's `cluster replace`). */
 bool meta_node_conflict(const struct meta_node *n);
+/* meta_node_restoring: this node's store does not hold what its member
+ * owns, so it must not serve replica reads nor streams: it started with
+ * no metadata on disk and is not (yet) known as a new member, or found
+ * its member already NORMAL at its own address (its disk was replaced:
+ * it proposes REPLACE of itself), or its member is REPLACING. */
+bool meta_node_restoring(const struct meta_node *n);
 /* meta_node_role: @id's role in Raft's configuration: -1 absent, else
  * RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE. */
 int meta_node_role(const struct meta_node *n, chorus_node_id id);

@@ -53,7 +53,7 @@ struct meta__prop {
                      is applied here too (0: not yet known) */
   bool read;      /* a barrier read, not a command */
   bool local;     /* handed to this node's raft */
-  bool self_join; /* this node's own JOIN */
+  bool self_join; /* this node's own JOIN (or REPLACE of itself) */
   bool finishing; /* the leader's FINISH of a change */
 };
 
@@ -73,6 +73,9 @@ struct meta_node {
   bool started, founder;
   bool pristine; /* started with no Raft state on disk (this run) */
   bool conflict; /* its name belongs to a member elsewhere (impostor) */
+  /* A pristine node whose own JOIN committed this run (a new member), or
+   * that found its member and lost its disk (meta_node_restoring). */
+  bool joined_here, saw_replacing, told_lost_disk;
   chorus_ms now;
   /* raft_io's start */
   unsigned tick_ms;

@@ -83,16 +83,21 @@ static void finish(struct meta_node *n, struct meta__prop *p, int status,
   p->deadline = 0;
   if (p->self_join)
     n->joining_self = false; /* answered: the next tick looks again */
-  if (p->self_join && status == CHORUS_OK)
-    TRACE(n, "this node's JOIN committed at index %" PRIu64, index);
+  if (p->self_join && status == CHORUS_OK) {
+    bool join = p->cmd.type == META_CMD_JOIN;
+    n->joined_here |= join;
+    TRACE(n, "this node's %s committed at index %" PRIu64,
+          join ? "JOIN" : "REPLACE of itself", index);
+  }
   if (p->self_join && status != CHORUS_OK) {
     /* Another change under way (EBUSY), no leader: ask again later, not
      * at once (meta__proposals_next). */
     n->self_join_at = n->now + SELF_JOIN_RETRY_MS;
     if (status != n->self_join_status)
       TRACE(n,
-            "this node's JOIN was refused (%s: %s): asking again every "
+            "this node's %s was refused (%s: %s): asking again every "
             "%u ms",
+            p->cmd.type == META_CMD_JOIN ? "JOIN" : "REPLACE of itself",
             chorus_errname(status), text && text[0] ? text : "",
             SELF_JOIN_RETRY_MS);
     n->self_join_status = status;
@@ -350,6 +355,30 @@ static int self_join(struct meta_node *n) {
       n->told_removed = true;
       TRACE(n, "this node was removed from the cluster's metadata");
     }
+    n->saw_replacing |= me->state == META_REPLACING;
+    if (!n->pristine || n->joined_here || n->saw_replacing || n->conflict ||
+        me->state != META_NORMAL || n->now < n->self_join_at)
+      return CHORUS_OK;
+    /* Our member owns its tokens, and this node started with no metadata
+     * at its address: the disk was replaced (or wiped). It holds nothing
+     * of what the member owns, so it is not that member's replica: it
+     * becomes REPLACING and streams its ranges back (meta.h). */
+    if (!n->told_lost_disk)
+      TRACE(n,
+            "this node's member %s owns tokens but this node started with no "
+            "metadata: its disk was lost; replacing itself",
+            me->name);
+    n->told_lost_disk = true;
+    struct meta__prop *p = prop_new(n);
+    if (p == NULL)
+      return CHORUS_ENOMEM;
+    p->self_join = true;
+    p->cmd.type = META_CMD_REPLACE;
+    p->cmd.id = n->cfg.self;
+    p->cmd.with = n->cfg.self;
+    p->deadline = FOREVER;
+    p->resend_at = n->now;
+    n->joining_self = true;
     return CHORUS_OK;
   }
   if (n->now < n->self_join_at)

@@ -109,6 +109,15 @@ void repl_free(struct repl *r) {
   chorus_free(r);
 }
 
+void repl_set_restoring(struct repl *r, bool restoring) {
+  if (restoring != r->restoring)
+    REPL_TRACE(r, "%s",
+               restoring ? "restoring: no replica reads nor streams served "
+                           "until this node's ranges are streamed back"
+                         : "restored: serving replica reads again");
+  r->restoring = restoring;
+}
+
 void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
   r->ring = ring;
   r->local_group =
@@ -129,11 +138,12 @@ static int arm_hint_round(struct repl *r, const struct repl_effects *fx) {
  * next hint round tries again. Errors: other store errors, ENOMEM. */
 static int write_epoch(struct repl *r, const struct repl_effects *fx) {
   assert(!r->ready && !r->epoch_syncing);
-  unsigned char e[8];
+  unsigned char e[16];
   store_be64_put(e, r->epoch);
+  store_be64_put(e + 8, r->disk_id);
   chorus_seq seq;
-  int rc = store_put(r->store, STORE_META, META_EPOCH, strlen(META_EPOCH), e, 8,
-                     &seq);
+  int rc = store_put(r->store, STORE_META, META_EPOCH, strlen(META_EPOCH), e,
+                     r->disk_id != 0 ? 16 : 8, &seq);
   if (rc == CHORUS_ENOSPC) {
     REPL_TRACE(r, "epoch %" PRIu64 " not written: %s", r->epoch,
                store_errmsg(r->store));
@@ -156,9 +166,17 @@ int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
   int rc = store_get(r->store, STORE_META, META_EPOCH, strlen(META_EPOCH), &buf,
                      &len);
   if (rc == CHORUS_OK) {
-    r->epoch = len == 8 ? store_be64_get(buf) : 0;
+    r->epoch = len == 8 || len == 16 ? store_be64_get(buf) : 0;
+    r->disk_id = len == 16 ? store_be64_get((const uint8_t *)buf + 8) : 0;
     chorus_free(buf);
-  } else if (rc != CHORUS_ENOTFOUND) {
+  } else if (rc == CHORUS_ENOTFOUND) {
+    /* An empty store: a new disk (a new node, or a replaced one). */
+    struct chorus_prng p;
+    chorus_prng_seed(&p, r->cfg.seed ^ r->cfg.self ^ (uint64_t)wall ^
+                             ((uint64_t)now << 32));
+    while (r->disk_id == 0)
+      r->disk_id = chorus_prng_next(&p);
+  } else {
     return rc;
   }
   r->epoch++;
@@ -201,10 +219,11 @@ int repl__epoch_lost(struct repl *r, const struct repl_effects *fx) {
 
 int repl__epoch_ready(struct repl *r, const struct repl_effects *fx) {
   assert(!r->ready && r->epoch > 0);
-  unsigned char b[16];
+  unsigned char b[24];
   store_be64_put(b, r->cfg.self);
   store_be64_put(b + 8, r->epoch);
-  r->actor = ring_token_of(b, sizeof b);
+  store_be64_put(b + 16, r->disk_id);
+  r->actor = ring_token_of(b, r->disk_id != 0 ? 24 : 16);
   if (r->actor == 0)
     r->actor = 1;
   r->ready = true;
@@ -237,13 +256,20 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     rc = repl__on_replica_write(r, from, m, wall, fx);
     break;
   case WIRE_REPLICA_READ:
-    rc = repl__on_replica_read(r, from, m, fx);
+  case WIRE_STREAM_PULL:
+    if (r->restoring) {
+      struct wire_msg e;
+      wire_error_reply(&e, m->request_id, CHORUS_EUNAVAILABLE,
+                       "this node is restoring its data (a replaced disk)");
+      rc = fx->send(fx->ctx, from, &e);
+    } else if (m->type == WIRE_REPLICA_READ) {
+      rc = repl__on_replica_read(r, from, m, fx);
+    } else {
+      rc = repl__on_stream_pull(r, from, m, fx);
+    }
     break;
   case WIRE_HINT_DELIVER:
     rc = repl__on_hint_deliver(r, from, m, wall, fx);
-    break;
-  case WIRE_STREAM_PULL:
-    rc = repl__on_stream_pull(r, from, m, fx);
     break;
   default:
     if (repl__request_of(m, &q)) {

@@ -305,6 +305,14 @@ int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
  * repl_free). Requests in flight keep the preference lists they resolved. */
 void repl_set_ring(struct repl *r, const struct ring_snapshot *ring);
 
+/* repl_set_restoring: whether this node's store lacks what its ring says
+ * it owns (meta_node_restoring: a replaced disk). While it does, it
+ * coordinates nothing itself (requests are forwarded to a replica), and
+ * refuses REPLICA_READ and STREAM_PULL (CHORUS_EUNAVAILABLE), so that no
+ * read ever counts its empty answer; it still takes replica writes and
+ * hints (they are data it must hold). */
+void repl_set_restoring(struct repl *r, bool restoring);
+
 /* ------------------------------------------------------------------------
  * Streaming by token range (issue 19; Cassandra's bootstrap streams,
  * Riak's handoff)

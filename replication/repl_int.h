@@ -249,7 +249,13 @@ struct repl {
   uint64_t next_op;
   uint64_t epoch;
   chorus_node_id actor;
+  /* This data folder's own id, drawn when the store was created empty (0:
+   * a store from before it existed): in the actor, so that a node that
+   * comes back under its name with an empty disk never mints the dots its
+   * lost incarnation minted (same id, same epochs from 1). */
+  uint64_t disk_id;
   bool ready, failed;
+  bool restoring; /* repl_set_restoring */
   /* The epoch is in memory only: the store was full when it was to be
    * written (repl.h, A FULL DATA FOLDER). Reads and replica work are
    * served, writes are not coordinated; each hint round tries again. */

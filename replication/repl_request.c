@@ -134,8 +134,8 @@ static int forward(struct repl *r, const struct wire_msg *m,
                    const struct repl_effects *fx) {
   chorus_node_id to = 0;
   for (uint8_t i = 0; i < pl->n_natural && to == 0; i++)
-    if (repl__peer_alive(r, pl->r[i].id))
-      to = pl->r[i].id;
+    if (pl->r[i].id != r->cfg.self && repl__peer_alive(r, pl->r[i].id))
+      to = pl->r[i].id; /* ourselves only when restoring: never */
   if (to == 0)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
                              "no live replica of the key to forward to");
@@ -242,7 +242,7 @@ int repl__coordinate(struct repl *r, const struct wire_msg *m,
                              "the ring has no replica for the key");
   bool replica = false;
   for (uint8_t i = 0; i < pl.n_natural; i++)
-    replica |= pl.r[i].id == r->cfg.self;
+    replica |= pl.r[i].id == r->cfg.self && !r->restoring;
   if (!replica) {
     if (origin->from_peer)
       return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,

@@ -383,11 +383,19 @@ int core_gossip(struct core *c, const void *data, size_t len, chorus_ms now,
   return finish(c, swim_exit(c, rc));
 }
 
+/* sync_restoring: replication learns whether this node's store lacks its
+ * ranges (a replaced disk) before it serves anything. */
+static void sync_restoring(struct core *c) {
+  if (c->repl != NULL && c->meta != NULL)
+    repl_set_restoring(c->repl, meta_node_restoring(c->meta));
+}
+
 int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall) {
   assert(m->type != WIRE_GOSSIP);
   c->now = now;
   c->wall = wall;
+  sync_restoring(c);
   if (m->type == WIRE_META)
     return c->meta != NULL && from != 0 ? finish(c, core__meta_peer(c, from, m))
                                         : CHORUS_OK;
@@ -416,6 +424,7 @@ bool core_client_request(uint8_t type) {
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
   case WIRE_CLUSTER_DECOMMISSION:
+  case WIRE_CLUSTER_REPLACE:
     return true;
   default:
     return false;
@@ -447,12 +456,13 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
   c->now = now;
   c->wall = wall;
   if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE ||
-      m->type == WIRE_CLUSTER_DECOMMISSION) {
+      m->type == WIRE_CLUSTER_DECOMMISSION || m->type == WIRE_CLUSTER_REPLACE) {
     if (c->meta == NULL)
       return refuse(c, cookie, CHORUS_ENOTSUP,
                     "this node keeps no cluster metadata");
     return finish(c, core__meta_client(c, m, cookie));
   }
+  sync_restoring(c);
   struct repl_origin o = {.from_peer = false, .cookie = cookie};
   return finish(c, repl_client(c->repl, m, &o, now, wall, &c->rfx));
 }
