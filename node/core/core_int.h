@@ -79,11 +79,20 @@ struct core__stream {
   bool poked;        /* something changed: step at the next tick */
   bool idle;         /* the last step found nothing to do until a poke */
   size_t warned_idx; /* the range whose fallback was traced, + 1 */
+  /* A piece pulled from the live replicas (the node giving it up is down
+   * or lost its data): from each in turn (@round), from @piece_first; at
+   * least one served it whole (@piece_ok). */
+  bool fallback, in_piece, piece_ok;
+  size_t lost_idx; /* the range whose giver refused: it lost its data, + 1 */
+  uint8_t round;
+  chorus_token piece_first;
   /* The cursor after the batch being synced. */
   size_t st_idx;
   chorus_token st_pos;
   uint8_t *st_after;
   size_t st_alen;
+  uint8_t st_round;
+  bool st_piece_ok;
   uint64_t st_keys, st_bytes;
   struct core_stream_stats stats;
 };

@@ -173,42 +173,96 @@ static chorus_token piece_end(const struct ring_snapshot *ring,
   return lo < n ? ring_snapshot_token(ring, lo, &owner) : UINT64_MAX;
 }
 
-/* source_of: whom to pull the current range from, and up to which token. */
-static chorus_node_id source_of(struct core *c, chorus_token *last) {
+/* next_piece: the current piece is held; on to the next one (of this
+ * range, or the next range). */
+static void next_piece(struct core__stream *s) {
+  const struct core__range *g = &s->ranges[s->idx];
+  if (s->piece_last >= g->last) {
+    s->idx++;
+    s->pos = s->idx < s->n ? s->ranges[s->idx].first : 0;
+  } else {
+    s->pos = s->piece_last + 1;
+  }
+  chorus_free(s->after);
+  s->after = NULL;
+  s->alen = 0;
+  s->in_piece = s->piece_ok = false;
+  s->round = 0;
+}
+
+/* source_of: whom to pull the current range from, and up to which token
+ * (0: nobody now, or the piece is done and *@again says so). */
+static chorus_node_id source_of(struct core *c, chorus_token *last,
+                                bool *again) {
   struct core__stream *s = &c->stream;
   const struct core__range *g = &s->ranges[s->idx];
   *last = g->last;
+  *again = false;
   /* A member being removed is presumed lost even when it answers again
    * (it may have come back with an old disk): its ranges come from the
-   * other replicas, as Cassandra's removenode. */
+   * other replicas, as Cassandra's removenode. A replacing member's moves
+   * come from itself: its lost disk. */
   const struct meta_member *fm =
       meta_state_find(meta_node_state(c->meta), g->from);
   bool removed =
-      fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED;
+      (fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED) ||
+      s->lost_idx == s->idx + 1;
   if (g->has_from && !removed && g->from != c->cfg.swim.id &&
-      core__swim_up(c, g->from))
+      core__swim_up(c, g->from)) {
+    s->fallback = s->in_piece = s->piece_ok = false;
+    s->round = 0;
     return g->from;
-  /* The node giving it up is down: a live replica of this piece. */
-  chorus_token end = piece_end(s->ring_now, s->pos);
+  }
+  /* The node giving it up is down or lost: the piece (a span of the
+   * current ring with one replica set) is pulled from every live replica
+   * of it in turn, so that a write acknowledged by some of them only is
+   * not missed (they are joined: pulling a key twice costs only time). */
+  if (!s->fallback || !s->in_piece) {
+    s->fallback = s->in_piece = true;
+    s->piece_ok = false;
+    s->round = 0;
+    s->piece_first = s->pos;
+  }
+  chorus_token end = piece_end(s->ring_now, s->piece_first);
   if (end < *last)
     *last = end;
   struct ring_plist pl;
-  if (ring_lookup(s->ring_now, s->pos, 0, &pl) != CHORUS_OK)
+  if (ring_lookup(s->ring_now, s->piece_first, 0, &pl) != CHORUS_OK)
     return 0;
-  for (uint8_t i = 0; i < pl.n_natural; i++) {
-    chorus_node_id id = pl.r[i].id;
-    if (id != c->cfg.swim.id && id != g->from && core__swim_up(c, id)) {
-      if (s->warned_idx != s->idx + 1) {
-        s->warned_idx = s->idx + 1;
-        s->stats.fallbacks++;
-        TRACE(c,
-              "WARNING: %016" PRIx64
-              " gives up range %zu but is down or being removed: "
-              "pulling it from %016" PRIx64 " and the other live replicas",
-              g->from, s->idx, id);
-      }
-      return id;
+  chorus_node_id cand[RING_MAX_REPLICAS];
+  uint8_t ncand = 0;
+  for (uint8_t i = 0; i < pl.n_natural; i++)
+    if (pl.r[i].id != c->cfg.swim.id && pl.r[i].id != g->from)
+      cand[ncand++] = pl.r[i].id;
+  for (; s->round < ncand; s->round++) {
+    if (!core__swim_up(c, cand[s->round]))
+      continue;
+    if (s->warned_idx != s->idx + 1) {
+      s->warned_idx = s->idx + 1;
+      s->stats.fallbacks++;
+      TRACE(c,
+            "WARNING: %016" PRIx64
+            " gives up range %zu but is down or being removed: "
+            "pulling it from %016" PRIx64 " and the other live replicas",
+            g->from, s->idx, cand[s->round]);
     }
+    return cand[s->round];
+  }
+  /* Every replica asked: done when one of them served the piece whole,
+   * else wait for one to come back and start over. */
+  s->piece_last = *last;
+  if (s->piece_ok) {
+    next_piece(s);
+    *again = true;
+  } else {
+    /* Nobody else to ask: the giver again, once it serves (a refusal
+     * may have been a restart's, not a lost disk's). */
+    s->lost_idx = 0;
+    s->round = 0;
+    s->pos = s->piece_first;
+    chorus_free(s->after);
+    s->after = NULL;
+    s->alen = 0;
   }
   return 0;
 }
@@ -216,7 +270,13 @@ static chorus_node_id source_of(struct core *c, chorus_token *last) {
 static int pull(struct core *c) {
   struct core__stream *s = &c->stream;
   chorus_token last;
-  chorus_node_id from = source_of(c, &last);
+  bool again;
+  chorus_node_id from = source_of(c, &last, &again);
+  if (from == 0 && again) {
+    s->next_at = c->now; /* the next piece, or every range held */
+    s->poked = true;
+    return CHORUS_OK;
+  }
   if (from == 0) {
     if (!s->no_source_said) {
       s->no_source_said = true;
@@ -273,7 +333,8 @@ int core__stream_step(struct core *c) {
   const struct meta_member *me = meta_state_find(ms, c->cfg.swim.id);
   if (me == NULL || me->ready == s->epoch || s->reporting || s->syncing)
     return CHORUS_OK; /* a state change, an answer or a barrier pokes */
-  if (s->idx == s->n && s->n == 0 && me->state != META_JOINING)
+  if (s->idx == s->n && s->n == 0 && me->state != META_JOINING &&
+      me->state != META_REPLACING)
     return CHORUS_OK; /* gains nothing, and no joiner: nothing to say */
   s->idle = false;
   if (s->req != 0) {
@@ -320,6 +381,8 @@ static int stage(struct core__stream *s, const struct wire_stream_chunk *ch) {
   s->st_idx = s->idx;
   s->st_pos = s->pos;
   s->st_alen = 0;
+  s->st_round = s->round;
+  s->st_piece_ok = s->piece_ok;
   if (ch->more && n >= 2) {
     const struct wire_bytes *k = &ch->entries.items[n - 2];
     chorus_token t = ring_token_of(k->ptr, k->len);
@@ -333,7 +396,14 @@ static int stage(struct core__stream *s, const struct wire_stream_chunk *ch) {
   }
   if (ch->more) /* more, and yet nothing sent: the same pull again */
     return CHORUS_OK;
-  /* The piece is done. */
+  /* The piece is done: from this source, when each live replica serves
+   * it in turn (source_of); else wholly. */
+  if (s->fallback) {
+    s->st_pos = s->piece_first;
+    s->st_round = (uint8_t)(s->round + 1);
+    s->st_piece_ok = true;
+    return CHORUS_OK;
+  }
   const struct core__range *g = &s->ranges[s->idx];
   if (s->piece_last >= g->last) {
     s->st_idx = s->idx + 1;
@@ -352,6 +422,11 @@ int core__stream_answer(struct core *c, chorus_node_id from,
   s->poked = true;
   if (m->type == WIRE_ERROR) {
     bool stale = m->error.code == CHORUS_ESTALE;
+    /* A giver that lost its data (a replaced disk: repl_set_restoring)
+     * refuses: this range comes from the other replicas. */
+    if (m->error.code == CHORUS_EUNAVAILABLE && !s->fallback && s->idx < s->n &&
+        s->source == s->ranges[s->idx].from)
+      s->lost_idx = s->idx + 1;
     s->next_at = c->now + (stale ? STALE_RETRY_MS : RETRY_MS);
     s->stats.refused++;
     TRACE(c, "pull refused by %016" PRIx64 ": %s (%.*s)", s->source,
@@ -391,13 +466,18 @@ static void save_progress(struct core *c) {
   unsigned char *v = chorus_malloc(len);
   if (v == NULL)
     return; /* only progress: a restart pulls more again */
+  /* A piece pulled from several replicas in turn resumes from its first
+   * token and its first replica (the rounds are not written down). */
+  bool whole = s->fallback && s->in_piece;
+  if (whole)
+    len = 20;
   store_be64_put(v, s->epoch);
   v[8] = (unsigned char)(s->idx >> 24);
   v[9] = (unsigned char)(s->idx >> 16);
   v[10] = (unsigned char)(s->idx >> 8);
   v[11] = (unsigned char)s->idx;
-  store_be64_put(v + 12, s->pos);
-  if (s->alen > 0)
+  store_be64_put(v + 12, whole ? s->piece_first : s->pos);
+  if (!whole && s->alen > 0)
     memcpy(v + 20, s->after, s->alen);
   int rc = store_put(c->store, STORE_META, PROGRESS_KEY,
                      sizeof PROGRESS_KEY - 1, v, len, NULL);
@@ -420,6 +500,8 @@ int core__stream_synced(struct core *c, int status) {
   }
   s->idx = s->st_idx;
   s->pos = s->st_pos;
+  s->round = s->st_round;
+  s->piece_ok = s->st_piece_ok;
   uint8_t *old = s->after;
   s->after = s->st_alen > 0 ? s->st_after : NULL;
   s->alen = s->st_alen;
