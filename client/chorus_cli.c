@@ -61,6 +61,9 @@ static const char usage_text[] =
     "                                one only with --force); prints the "
     "status\n"
     "                                after the change\n"
+    "  cluster replace DEAD --with NEW  NEW (started with --seeds) takes the\n"
+    "                                dead member's place: one change, its\n"
+    "                                ranges streamed from the other replicas\n"
     "\n"
     "options:\n"
     "  -H, --host HOST:PORT[,...]    nodes to try in order (repeatable;\n"
@@ -92,6 +95,7 @@ struct cli {
   const char *context_hex;
   const char *value_file; /* --value-file */
   bool force;             /* --force */
+  const char *with;       /* --with (cluster replace) */
   const char *argv[64];   /* positionals: command and its arguments */
   int argc;
 };
@@ -162,6 +166,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
       cl->opts.sloppy = true;
     } else if (strcmp(a, "--force") == 0) {
       cl->force = true;
+    } else if (strcmp(a, "--with") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a member's name", a);
+      cl->with = v;
+      i++;
     } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
       if (v == NULL)
         return usage_error("%s needs HOST:PORT", a);
@@ -653,6 +662,7 @@ static void print_cluster(const struct cli *cl,
   for (size_t i = 0; name != NULL && i < st->nmembers; i++)
     if (strcmp(st->members[i].name, name) == 0)
       did = strcmp(sub, "decommission") == 0              ? "decommissioning"
+            : strcmp(sub, "replace") == 0                 ? "replacing"
             : st->members[i].state == CHORUS_META_REMOVED ? "removed"
                                                           : "removing";
   if (cl->json) {
@@ -754,9 +764,20 @@ static int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
       return usage_error("cluster %s: a member's name is 1..127 bytes", sub);
     rc = remove ? chorus_cluster_remove(c, name, cl->force, &st)
                 : chorus_cluster_decommission(c, name, cl->force, &st);
+  } else if (strcmp(sub, "replace") == 0) {
+    if ((rc = need_args(cl, 2, 2, "cluster replace DEAD --with NEW")) != 0)
+      return rc;
+    name = cl->argv[2];
+    if (cl->with == NULL)
+      return usage_error("cluster replace DEAD --with NEW: --with is needed");
+    if (name[0] == '\0' || strlen(name) > 127 || cl->with[0] == '\0' ||
+        strlen(cl->with) > 127)
+      return usage_error("cluster replace: a member's name is 1..127 bytes");
+    rc = chorus_cluster_replace(c, name, cl->with, &st);
   } else {
     return usage_error("usage: chorus cluster status | cluster remove NAME "
-                       "[--force] | cluster decommission NAME [--force]");
+                       "[--force] | cluster decommission NAME [--force] | "
+                       "cluster replace DEAD --with NEW");
   }
   if (rc != CHORUS_OK) {
     fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),

@@ -435,11 +435,13 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res);
 
 /* A member's ownership state in the metadata (meta.h's numbers). */
 enum chorus_meta_state {
-  CHORUS_META_JOINING = 1, /* known, receives the log, owns nothing yet */
-  CHORUS_META_NORMAL = 2,  /* owns its tokens */
-  CHORUS_META_LEAVING = 3, /* owns its tokens while it hands them over */
-  CHORUS_META_LEFT = 4,    /* owns nothing; its name stays taken */
-  CHORUS_META_REMOVED = 5  /* taken out by an operator; owns nothing */
+  CHORUS_META_JOINING = 1,  /* known, receives the log, owns nothing yet */
+  CHORUS_META_NORMAL = 2,   /* owns its tokens */
+  CHORUS_META_LEAVING = 3,  /* owns its tokens while it hands them over */
+  CHORUS_META_LEFT = 4,     /* owns nothing; its name stays taken */
+  CHORUS_META_REMOVED = 5,  /* taken out by an operator; owns nothing */
+  CHORUS_META_REPLACING = 6 /* came back with an empty disk: owns its
+                               tokens, streams them back, serves no reads */
 };
 
 /* A member's part in the Raft group. */
@@ -546,6 +548,19 @@ int chorus_cluster_remove(struct chorus_client *c, const char *name, bool force,
 int chorus_cluster_decommission(struct chorus_client *c, const char *name,
                                 bool force, struct chorus_cluster_status **out);
 
+/* chorus_cluster_replace: the dead member @name is replaced by @with, a
+ * node started with --seeds (joining, or normal once it has joined): one
+ * change makes @with normal and takes @name out (REMOVED), @name's ranges
+ * streamed from the other replicas. A node that comes back with its own
+ * name and an empty disk replaces itself without this call (state
+ * "replacing"). Answered once the change has begun.
+ * Errors: CHORUS_EBUSY (@name is alive, or another change is under way),
+ *         CHORUS_EINVAL (@name is not NORMAL, or @with neither joining
+ *         nor normal), and as chorus_cluster_remove. */
+int chorus_cluster_replace(struct chorus_client *c, const char *name,
+                           const char *with,
+                           struct chorus_cluster_status **out);
+
 /* chorus_cluster_status_free: NULL is allowed. */
 void chorus_cluster_status_free(struct chorus_cluster_status *s);
 
@@ -608,6 +623,8 @@ int chorus_cluster_remove_async(struct chorus_client *c, const char *name,
                                 bool force, chorus_cb cb, void *arg);
 int chorus_cluster_decommission_async(struct chorus_client *c, const char *name,
                                       bool force, chorus_cb cb, void *arg);
+int chorus_cluster_replace_async(struct chorus_client *c, const char *name,
+                                 const char *with, chorus_cb cb, void *arg);
 
 /* ------------------------------------------------------------------------
  * Helpers

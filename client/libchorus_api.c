@@ -244,7 +244,7 @@ static int do_set(struct chorus_client *c, uint8_t type, const void *key,
 /* CLUSTER_QUERY (a read: retried on another seed) or CLUSTER_REMOVE (a
  * write: never resent once sent) to the current seed. */
 static int do_cluster(struct chorus_client *c, uint8_t type, const char *name,
-                      bool force, chorus_cb cb, void *arg) {
+                      const char *with, bool force, chorus_cb cb, void *arg) {
   struct wire_msg m;
   memset(&m, 0, sizeof m);
   m.type = type;
@@ -254,9 +254,16 @@ static int do_cluster(struct chorus_client *c, uint8_t type, const char *name,
   if (len == 0 || len > WIRE_MAX_NAME)
     return chorus_errf(c->errmsg, CHORUS_EINVAL,
                        "a member's name is 1..%u bytes", WIRE_MAX_NAME);
+  size_t wlen = with ? strlen(with) : 0;
+  if (type == WIRE_CLUSTER_REPLACE && (wlen == 0 || wlen > WIRE_MAX_NAME))
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a member's name is 1..%u bytes", WIRE_MAX_NAME);
   if (type == WIRE_CLUSTER_DECOMMISSION) {
     m.cluster_decommission.name = wb(name, len);
     m.cluster_decommission.force = force ? 1 : 0;
+  } else if (type == WIRE_CLUSTER_REPLACE) {
+    m.cluster_replace.name = wb(name, len);
+    m.cluster_replace.with = wb(with, wlen);
   } else {
     m.cluster_remove.name = wb(name, len);
     m.cluster_remove.force = force ? 1 : 0;
@@ -440,7 +447,8 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res) {
 /* The cluster calls return the status alone: on success it moves out of
  * the result, on failure the result's message moves to c->errmsg. */
 static int sync_cluster(struct chorus_client *c, uint8_t type, const char *name,
-                        bool force, struct chorus_cluster_status **out) {
+                        const char *with, bool force,
+                        struct chorus_cluster_status **out) {
   if (out == NULL)
     return c ? chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL out")
              : CHORUS_EINVAL;
@@ -449,7 +457,7 @@ static int sync_cluster(struct chorus_client *c, uint8_t type, const char *name,
   struct sync_wait w;
   int rc = sync_begin(c, &res, &w);
   if (rc == CHORUS_OK)
-    rc = sync_end(c, do_cluster(c, type, name, force, sync_cb, &w), &w);
+    rc = sync_end(c, do_cluster(c, type, name, with, force, sync_cb, &w), &w);
   /* chorus__result_from_reply: a CLUSTER_REPLY that built is a status. */
   assert(rc != CHORUS_OK || res.cluster != NULL);
   if (rc == CHORUS_OK) {
@@ -465,18 +473,18 @@ static int sync_cluster(struct chorus_client *c, uint8_t type, const char *name,
 
 int chorus_cluster_status(struct chorus_client *c,
                           struct chorus_cluster_status **out) {
-  return sync_cluster(c, WIRE_CLUSTER_QUERY, NULL, false, out);
+  return sync_cluster(c, WIRE_CLUSTER_QUERY, NULL, NULL, false, out);
 }
 
 int chorus_cluster_remove(struct chorus_client *c, const char *name, bool force,
                           struct chorus_cluster_status **out) {
-  return sync_cluster(c, WIRE_CLUSTER_REMOVE, name, force, out);
+  return sync_cluster(c, WIRE_CLUSTER_REMOVE, name, NULL, force, out);
 }
 
 int chorus_cluster_decommission(struct chorus_client *c, const char *name,
                                 bool force,
                                 struct chorus_cluster_status **out) {
-  return sync_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, force, out);
+  return sync_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, NULL, force, out);
 }
 
 /* ------------------------------------------------------------------------
@@ -563,18 +571,34 @@ int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg) {
 int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,
                                 void *arg) {
   int rc = check_async(c);
-  return rc ? rc : do_cluster(c, WIRE_CLUSTER_QUERY, NULL, false, cb, arg);
+  return rc ? rc
+            : do_cluster(c, WIRE_CLUSTER_QUERY, NULL, NULL, false, cb, arg);
 }
 
 int chorus_cluster_remove_async(struct chorus_client *c, const char *name,
                                 bool force, chorus_cb cb, void *arg) {
   int rc = check_async(c);
-  return rc ? rc : do_cluster(c, WIRE_CLUSTER_REMOVE, name, force, cb, arg);
+  return rc ? rc
+            : do_cluster(c, WIRE_CLUSTER_REMOVE, name, NULL, force, cb, arg);
+}
+
+int chorus_cluster_replace(struct chorus_client *c, const char *name,
+                           const char *with,
+                           struct chorus_cluster_status **out) {
+  return sync_cluster(c, WIRE_CLUSTER_REPLACE, name, with, false, out);
+}
+
+int chorus_cluster_replace_async(struct chorus_client *c, const char *name,
+                                 const char *with, chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_cluster(c, WIRE_CLUSTER_REPLACE, name, with, false, cb, arg);
 }
 
 int chorus_cluster_decommission_async(struct chorus_client *c, const char *name,
                                       bool force, chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc
-            : do_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, force, cb, arg);
+            : do_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, NULL, force, cb,
+                         arg);
 }

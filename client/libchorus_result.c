@@ -129,6 +129,7 @@ static uint8_t expected_reply(uint8_t req_type) {
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
   case WIRE_CLUSTER_DECOMMISSION:
+  case WIRE_CLUSTER_REPLACE:
     return WIRE_CLUSTER_REPLY;
   default:
     return 0;
@@ -141,6 +142,7 @@ static uint8_t expected_reply(uint8_t req_type) {
 
 _Static_assert((int)CHORUS_META_JOINING == (int)WIRE_MEMBER_JOINING &&
                    (int)CHORUS_META_REMOVED == (int)WIRE_MEMBER_REMOVED &&
+                   (int)CHORUS_META_REPLACING == (int)WIRE_MEMBER_REPLACING &&
                    (int)CHORUS_ROLE_SPARE == (int)WIRE_RAFT_ROLE_SPARE &&
                    (int)CHORUS_ALIVE_LEFT == (int)WIRE_ALIVE_LEFT &&
                    (int)CHORUS_RAFT_LEADER == (int)WIRE_RAFT_LEADER,
@@ -504,9 +506,9 @@ const char *chorus_member_state_name(int state) {
 }
 
 const char *chorus_meta_state_name(int state) {
-  static const char *const names[] = {"joining", "normal", "leaving", "left",
-                                      "removed"};
-  return state >= CHORUS_META_JOINING && state <= CHORUS_META_REMOVED
+  static const char *const names[] = {"joining", "normal",  "leaving",
+                                      "left",    "removed", "replacing"};
+  return state >= CHORUS_META_JOINING && state <= CHORUS_META_REPLACING
              ? names[state - CHORUS_META_JOINING]
              : "?";
 }

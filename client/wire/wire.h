@@ -188,6 +188,8 @@ enum wire_type {
   WIRE_RING_REPLY2 = 105,    /* since version 3: RING_REPLY with names */
   WIRE_STATUS_REPLY2 = 106,  /* since version 3: STATUS_REPLY with a name */
   /* Topology changes (issue 19; a node without them answers ENOTSUP) */
+  WIRE_CLUSTER_REPLACE = 108,      /* client: a new member takes a dead one's
+                                      place */
   WIRE_CLUSTER_DECOMMISSION = 107, /* client: a live member streams its
                                       ranges away, then leaves */
   /* 112..127 reserved: anti-entropy (Merkle exchange) */
@@ -477,7 +479,8 @@ enum wire_member_state {
   WIRE_MEMBER_LEAVING = 3,
   WIRE_MEMBER_LEFT = 4,
   WIRE_MEMBER_REMOVED = 5,
-  WIRE_MEMBER_STATE_MAX = 5
+  WIRE_MEMBER_REPLACING = 6,
+  WIRE_MEMBER_STATE_MAX = 6
 };
 
 /* A member's part in the Raft group (raft.h's roles, and none). */
@@ -556,6 +559,17 @@ struct wire_cluster_decommission {
   uint8_t force;          /* 0 or 1 */
 };
 
+/* CLUSTER_REPLACE: the dead member @name is replaced by member @with (a
+ * node started with --seeds, joining or normal): @name leaves the ring
+ * (REMOVED) in the same change that makes @with normal, its ranges
+ * streamed from the other replicas (docs/PROTOCOL.md, Topology changes).
+ * Refused with CHORUS_EBUSY while @name is alive or another change is
+ * under way; answered with CLUSTER_REPLY once the change has begun. */
+struct wire_cluster_replace {
+  struct wire_bytes name; /* 1..WIRE_MAX_NAME */
+  struct wire_bytes with; /* 1..WIRE_MAX_NAME */
+};
+
 /* STREAM_PULL: the objects of STORE_DATA whose token t is in
  * [@first, @last] (first <= last) and whose storage key ([token BE][key])
  * sorts after @after (empty: from the start of the range), at most about
@@ -612,6 +626,7 @@ struct wire_msg {
     struct wire_cluster_reply cluster_reply;
     struct wire_cluster_remove cluster_remove;
     struct wire_cluster_decommission cluster_decommission;
+    struct wire_cluster_replace cluster_replace;
     struct wire_stream_pull stream_pull;
     struct wire_stream_chunk stream_chunk;
   };

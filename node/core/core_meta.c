@@ -371,7 +371,8 @@ static void change_under_way(const struct meta_state *s, char *out,
   snprintf(out, cap, "another change is under way");
   for (size_t i = 0; i < s->n; i++) {
     const struct meta_member *m = &s->members[i];
-    if (m->state == META_JOINING || m->state == META_LEAVING) {
+    if (m->state == META_JOINING || m->state == META_LEAVING ||
+        m->state == META_REPLACING) {
       snprintf(out, cap,
                "a change is under way (%s is %s, epoch %" PRIu64
                "): one at a time; wait for it to finish",
@@ -413,10 +414,87 @@ static int propose_admin(struct core *c, const struct meta_cmd *cmd,
       c, meta_node_propose(c->meta, cmd, cookie, ADMIN_TIMEOUT_MS, c->now));
 }
 
+/* member_named: the member @nb names, or NULL with the refusal sent
+ * (*@rc). */
+static const struct meta_member *member_named(struct core *c,
+                                              const struct wire_bytes *nb,
+                                              uint64_t cookie, int *rc) {
+  char name[META_NAME_MAX], text[META_NAME_MAX + 64];
+  if (nb->len == 0 || nb->len >= sizeof name) {
+    *rc = refuse(c, cookie, CHORUS_EINVAL, "a member name is 1..127 bytes");
+    return NULL;
+  }
+  memcpy(name, nb->ptr, nb->len);
+  name[nb->len] = '\0';
+  const struct meta_member *mm =
+      meta_state_find_name(meta_node_state(c->meta), name);
+  if (mm == NULL) {
+    snprintf(text, sizeof text, "no member named %s", name);
+    *rc = refuse(c, cookie, CHORUS_ENOTFOUND, text);
+  }
+  return mm;
+}
+
+/* admin_replace: CLUSTER_REPLACE (wire.h): the dead NORMAL member leaves
+ * (REMOVED) in the change that makes the new one NORMAL. */
+static int admin_replace(struct core *c, const struct wire_msg *m,
+                         uint64_t cookie) {
+  int rc = CHORUS_OK;
+  const struct meta_member *dead =
+      member_named(c, &m->cluster_replace.name, cookie, &rc);
+  if (dead == NULL)
+    return rc;
+  const struct meta_member *with =
+      member_named(c, &m->cluster_replace.with, cookie, &rc);
+  if (with == NULL)
+    return rc;
+  const struct meta_state *s = meta_node_state(c->meta);
+  char text[2 * META_NAME_MAX + 256];
+  if (dead->state == META_LEAVING && dead->goal == META_REMOVED &&
+      with->state == META_JOINING)
+    return admin_reply(c, cookie); /* already under way */
+  if (dead->id == with->id) {
+    snprintf(text, sizeof text,
+             "%s cannot replace itself by name: a node that comes back "
+             "with an empty disk replaces itself",
+             dead->name);
+    return refuse(c, cookie, CHORUS_EINVAL, text);
+  }
+  if (dead->state != META_NORMAL ||
+      (with->state != META_JOINING && with->state != META_NORMAL)) {
+    snprintf(text, sizeof text,
+             "%s is %s and %s is %s: a normal member is replaced by a "
+             "joining or normal one",
+             dead->name, meta_member_state_name(dead->state), with->name,
+             meta_member_state_name(with->state));
+    return refuse(c, cookie, CHORUS_EINVAL, text);
+  }
+  if (core__swim_up(c, dead->id)) {
+    snprintf(text, sizeof text,
+             "%s is alive: stop it first, or decommission it", dead->name);
+    return refuse(c, cookie, CHORUS_EBUSY, text);
+  }
+  bool others = false;
+  for (size_t i = 0; i < s->n; i++)
+    others |=
+        s->members[i].id != with->id && (s->members[i].state == META_JOINING ||
+                                         s->members[i].state == META_LEAVING ||
+                                         s->members[i].state == META_REPLACING);
+  if (others || (with->state == META_NORMAL && meta_state_changing(s))) {
+    change_under_way(s, text, sizeof text);
+    return refuse(c, cookie, CHORUS_EBUSY, text);
+  }
+  struct meta_cmd cmd = {
+      .type = META_CMD_REPLACE, .id = dead->id, .with = with->id};
+  return propose_admin(c, &cmd, cookie);
+}
+
 int core__meta_client(struct core *c, const struct wire_msg *m,
                       uint64_t cookie) {
   if (m->type == WIRE_CLUSTER_QUERY)
     return admin_reply(c, cookie);
+  if (m->type == WIRE_CLUSTER_REPLACE)
+    return admin_replace(c, m, cookie);
   /* CLUSTER_REMOVE, CLUSTER_DECOMMISSION */
   bool decommission = m->type == WIRE_CLUSTER_DECOMMISSION;
   const struct wire_bytes *nb =

@@ -1184,7 +1184,7 @@ static void cluster_messages_on_the_wire(void **state) {
   mb[1].state = 0;
   REFUSED("CLUSTER_REPLY: member 1: member.state: 0 unknown");
   mb[1].state = WIRE_MEMBER_STATE_MAX + 1;
-  REFUSED("member.state: 6 unknown");
+  REFUSED("member.state: 7 unknown");
   mb[1].role = WIRE_RAFT_ROLE_MAX + 1;
   REFUSED("member.role: 4 unknown");
   mb[1].alive = WIRE_ALIVE_MAX + 1;
