@@ -11,6 +11,7 @@
 #include "crdt.h"
 #include "ring.h"
 #include "store.h"
+#include "store_mem.h"
 #include "swim.h"
 #include "wire.h"
 
@@ -384,6 +385,19 @@ static int rearm(struct cnode *n) {
  * cluster hears of its new incarnation at once. A joining node knows no
  * one and joins through two roster nodes (the core retries until someone
  * answers). */
+
+/* The mark core_sim_wipe leaves on a replaced disk (the operator's
+ * knowledge that this node must join, not found). */
+static const char WIPED_KEY[] = "sim/wiped";
+
+static int was_wiped(struct store *st) {
+  void *v = NULL;
+  size_t len;
+  int rc = store_get(st, STORE_META, WIPED_KEY, sizeof WIPED_KEY - 1, &v, &len);
+  chorus_free(v);
+  return rc == CHORUS_OK;
+}
+
 static int boot(struct cnode *n, chorus_ms wall) {
   const struct core_effects fx = {.ctx = n,
                                   .gossip = fx_gossip,
@@ -407,7 +421,10 @@ static int boot(struct cnode *n, chorus_ms wall) {
     n->core = NULL;
     return sim_fx_timer(n->fx, TIMER_BOOT, BOOT_RETRY_MS);
   }
-  int joiner = !in_roster(n, n->index);
+  /* A roster node restarted on an empty disk (sim_wipe: a replaced disk)
+   * does what an operator does with chorusd: it joins through seeds, and
+   * never founds a new cluster. */
+  int joiner = !in_roster(n, n->index) || was_wiped(n->store);
   for (int k = 0; k < n->nodes && rc == CHORUS_OK && !joiner; k++) {
     if (k == n->index || !in_roster(n, k))
       continue;
@@ -935,4 +952,16 @@ int core_sim_holds(struct sim *s, int node, enum sim_op_type type,
     return rc;
   crdt_obj_free(&o);
   return found;
+}
+
+int core_sim_wipe(struct sim *s, int node) {
+  sim_kill(s, node, SIM_KEEP_NONE);
+  int rc = sim_wipe(s, node);
+  struct store *st = sim_store(s, node);
+  if (rc == CHORUS_OK)
+    rc = store_put(st, STORE_META, WIPED_KEY, sizeof WIPED_KEY - 1, "1", 1,
+                   NULL);
+  if (rc == CHORUS_OK && store_mem_sync_step(st) < 0)
+    rc = CHORUS_EIO;
+  return rc;
 }

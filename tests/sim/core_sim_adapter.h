@@ -223,6 +223,11 @@ int core_sim_do(struct sim *s, int node,
  * through any node that is up), or 0 when every node is down. */
 chorus_node_id core_sim_id(struct sim *s, int node);
 
+/* core_sim_wipe: kills @node and replaces its disk by an empty one (a
+ * disk replacement); restarted, it joins through seeds under its old id,
+ * as an operator would start it. */
+int core_sim_wipe(struct sim *s, int node);
+
 /* core_sim_natural: the natural replicas of @key (node indexes, primary
  * first) in node @node's ring, up to @cap of them into @out. Returns their
  * number, or CHORUS_ECLOSED (no core runs), CHORUS_EUNAVAILABLE. */

@@ -800,6 +800,20 @@ void sim_kill(struct sim *s, int node, enum sim_keep keep) {
   barriers_forget(n);
 }
 
+int sim_wipe(struct sim *s, int node) {
+  struct node *n = &s->nodes[node];
+  if (n->up)
+    return CHORUS_EINVAL;
+  sim_tracef(s, "wipe n%d: an empty disk", node);
+  struct store *fresh;
+  int rc = store_mem_open(&fresh);
+  if (rc != CHORUS_OK)
+    return rc;
+  store_close(n->store);
+  n->store = fresh;
+  return CHORUS_OK;
+}
+
 int sim_restart(struct sim *s, int node) {
   struct node *n = &s->nodes[node];
   if (n->up)

@@ -463,6 +463,10 @@ enum sim_keep { SIM_KEEP_NONE, SIM_KEEP_ALL, SIM_KEEP_RANDOM };
 /* sim_kill: crashes @node (destroy without warning; store_mem_crash with
  * @keep); the node stays down until sim_restart. No-op if already down. */
 void sim_kill(struct sim *s, int node, enum sim_keep keep);
+/* sim_wipe: @node's disk is replaced by an empty one (the node must be
+ * down: sim_kill first); its next sim_restart starts from nothing under
+ * the same id. CHORUS_EINVAL when it is up; CHORUS_ENOMEM. */
+int sim_wipe(struct sim *s, int node);
 /* sim_restart: creates a new incarnation and delivers SIM_EV_START.
  * Returns CHORUS_OK, or create()'s error. No-op if up. */
 int sim_restart(struct sim *s, int node);

@@ -59,14 +59,80 @@ struct scenario {
   int leave; /* -1: none */
   uint8_t goal;
   unsigned leave_at, kill_at;
+  /* Replacements: @leave's disk is wiped and it comes back under its name
+   * @kill_at ms later (it must replace itself); or @leave dies and the
+   * late node @with takes its place (cluster replace). */
+  bool wipe;
+  int with; /* -1: none */
 };
 
 static const struct scenario scenarios[] = {
     /* 3 -> 4 -> 5: two joiners started together; the second waits its
      * turn (EBUSY) and joins once the first has finished. */
-    {"join 3->5", 5, 1, "3", 0, 0, 2, {3, 4}, {1500, 1600}, -1, 0, 0, 0},
+    {"join 3->5",
+     5,
+     1,
+     "3",
+     0,
+     0,
+     2,
+     {3, 4},
+     {1500, 1600},
+     -1,
+     0,
+     0,
+     0,
+     false,
+     -1},
     /* 5 -> 4: a live node hands its ranges to its successors. */
-    {"decommission 5->4", 5, 1, "3", 0, 0, 0, {0}, {0}, 4, META_LEFT, 1500, 0},
+    {"decommission 5->4",
+     5,
+     1,
+     "3",
+     0,
+     0,
+     0,
+     {0},
+     {0},
+     4,
+     META_LEFT,
+     1500,
+     0,
+     false,
+     -1},
+    /* A disk replaced: n3 comes back empty under its name, replaces
+     * itself (REPLACING), streams its ranges back from the others. */
+    {"replace own disk",
+     4,
+     1,
+     "3",
+     0,
+     0,
+     0,
+     {0},
+     {0},
+     3,
+     META_NORMAL,
+     1500,
+     1000,
+     true,
+     -1},
+    /* n3 dies; n4, started later, takes its place (cluster replace). */
+    {"replace dead 4",
+     5,
+     1,
+     "3",
+     0,
+     0,
+     1,
+     {4},
+     {6000},
+     3,
+     META_REMOVED,
+     1500,
+     0,
+     false,
+     4},
     /* 5 -> 4: a dead node's ranges are streamed from the other replicas. */
     {"remove dead 5->4",
      5,
@@ -80,7 +146,9 @@ static const struct scenario scenarios[] = {
      4,
      META_REMOVED,
      1500,
-     3000},
+     3000,
+     false,
+     -1},
     /* Two datacenters, a joiner in the second. */
     {"join 2 dcs",
      6,
@@ -94,14 +162,16 @@ static const struct scenario scenarios[] = {
      -1,
      0,
      0,
-     0},
+     0,
+     false,
+     -1},
 };
 
 struct watch {
   const struct scenario *sc;
   struct sim *sim;
   int err;
-  bool leave_seen, killed;
+  bool leave_seen, killed, wiped, replacing_seen;
   uint64_t proposals;
   sim_time began, finished; /* the change's epoch seen moving, FINISH */
   uint64_t start_epoch;
@@ -143,6 +213,62 @@ static int propose_leave(struct core *c, chorus_ms now, chorus_ms wall,
   return core_meta_propose(c, &cmd, a->cookie, 5000, now, wall);
 }
 
+static void drive(struct sim *s, void *arg);
+
+struct replace_arg {
+  chorus_node_id id, with;
+  uint64_t cookie;
+};
+
+static int propose_replace(struct core *c, chorus_ms now, chorus_ms wall,
+                           void *arg) {
+  const struct replace_arg *a = arg;
+  struct meta_cmd cmd = {
+      .type = META_CMD_REPLACE, .id = a->id, .with = a->with};
+  return core_meta_propose(c, &cmd, a->cookie, 5000, now, wall);
+}
+
+static void restart_wiped(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  if (sim_restart(s, w->sc->leave) != CHORUS_OK)
+    w->err = CHORUS_EINTERNAL;
+}
+
+/* drive_replace: the two replacement scenarios (struct scenario). */
+static void drive_replace(struct sim *s, struct watch *w,
+                          const struct meta_state *st,
+                          const struct meta_member *m) {
+  const struct scenario *sc = w->sc;
+  if (sc->wipe) {
+    if (!w->wiped) {
+      w->wiped = true;
+      if (core_sim_wipe(s, sc->leave) != CHORUS_OK ||
+          sim_schedule(s, SIM_MS(sc->kill_at), restart_wiped, w) != CHORUS_OK)
+        w->err = CHORUS_EINTERNAL;
+    }
+    w->replacing_seen |= m->state == META_REPLACING;
+    (void)sim_schedule(s, SIM_MS(DRIVE_MS / 5), drive, w);
+    return;
+  }
+  if (!w->killed) {
+    w->killed = true;
+    sim_kill(s, sc->leave, SIM_KEEP_ALL);
+  }
+  const struct meta_member *nm = meta_state_find(st, core_sim_id(s, sc->with));
+  if (nm != NULL && (nm->state == META_JOINING || nm->state == META_NORMAL) &&
+      m->state == META_NORMAL) {
+    for (int tries = 0; tries < sc->nodes; tries++) {
+      int via = (int)((w->proposals + (uint64_t)tries) % (uint64_t)sc->nodes);
+      if (via == sc->leave)
+        continue;
+      struct replace_arg a = {m->id, nm->id, ++w->proposals};
+      if (core_sim_do(s, via, propose_replace, &a) == CHORUS_OK)
+        break;
+    }
+  }
+  (void)sim_schedule(s, SIM_MS(DRIVE_MS), drive, w);
+}
+
 static void boot_late(struct sim *s, void *arg) {
   struct watch *w = arg;
   for (int k = 0; k < w->sc->nlate; k++)
@@ -160,6 +286,27 @@ static void drive(struct sim *s, void *arg) {
   const struct meta_state *st = newest_state(s, sc->nodes);
   chorus_node_id id = core_sim_id(s, sc->leave);
   const struct meta_member *m = st != NULL ? meta_state_find(st, id) : NULL;
+  bool formed = st != NULL && !meta_state_changing(st);
+  for (int k = 0; k < sc->nodes && formed; k++) {
+    bool late = false;
+    for (int j = 0; j < sc->nlate; j++)
+      late |= sc->late[j] == k;
+    const struct meta_member *o = meta_state_find(st, core_sim_id(s, k));
+    formed = late || (o != NULL && o->state == META_NORMAL);
+  }
+  if ((sc->wipe || sc->with >= 0) && m != NULL &&
+      (w->wiped || w->killed || formed)) {
+    if (m->state == META_LEAVING || m->state == META_REMOVED) {
+      w->leave_seen = true;
+      return;
+    }
+    if (!sc->wipe || !w->replacing_seen || m->state != META_NORMAL) {
+      drive_replace(s, w, st, m);
+      return;
+    }
+    w->leave_seen = true;
+    return;
+  }
   if (m != NULL && m->state != META_NORMAL && m->state != META_JOINING) {
     w->leave_seen = true;
     return;
@@ -321,7 +468,8 @@ static void at_end(struct sim *s, void *arg) {
   const struct meta_state *st = NULL;
   for (int k = 0; k < 600; k++) { /* 60 s */
     st = newest_state(s, sc->nodes);
-    if (done(s, sc, st) && every_node_at(s, sc->nodes, st))
+    if (done(s, sc, st) && every_node_at(s, sc->nodes, st) &&
+        (!sc->wipe || (w->replacing_seen && w->leave_seen)))
       break;
     if (sim_run_for(s, SIM_MS(100)) != CHORUS_OK)
       break;
@@ -334,6 +482,12 @@ static void at_end(struct sim *s, void *arg) {
              : meta_state_changing(st) ? "still changing"
              : !done(s, sc, st)        ? "not yet begun"
                                        : "a node behind");
+    return;
+  }
+  if (sc->wipe && !w->replacing_seen) {
+    snprintf(w->why, sizeof w->why,
+             "the node that came back with an empty disk never became "
+             "replacing");
     return;
   }
   w->completed = true;
