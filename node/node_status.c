@@ -213,6 +213,10 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     const struct repl_stats *served = repl_stats(core_repl(n->core));
     stat_add(&b, (int64_t)served->stream_served_keys, "stream.served_keys");
     stat_add(&b, (int64_t)served->stream_served_bytes, "stream.served_bytes");
+    /* Cleanup after a change (replication/repl.h, CLEANUP). */
+    stat_add(&b, (int64_t)si.stats.cleanups, "cleanup.scans");
+    stat_add(&b, (int64_t)served->cleanup_deleted, "cleanup.deleted");
+    stat_add(&b, (int64_t)served->cleanup_hinted, "cleanup.kept_hinted");
   }
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */

@@ -106,6 +106,7 @@ void repl_free(struct repl *r) {
     chorus_free(r->peers[i].cursor);
   chorus_free(r->peers);
   repl__hints_free(&r->hints);
+  chorus_free(r->cleanup.after);
   chorus_free(r);
 }
 

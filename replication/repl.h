@@ -314,6 +314,23 @@ void repl_set_ring(struct repl *r, const struct ring_snapshot *ring);
 void repl_set_restoring(struct repl *r, bool restoring);
 
 /* ------------------------------------------------------------------------
+ * Cleanup (issue 19; Cassandra's nodetool cleanup)
+ *
+ * Once a topology change has finished, the nodes that gave ranges away
+ * still hold their objects. repl_cleanup_begin starts a scan of the data
+ * in storage-key order; each repl_cleanup_step looks at up to @budget keys
+ * after the cursor and deletes, in one unsynced batch, every object whose
+ * token this node is neither a natural nor a pending replica of in the
+ * ring in force, except those a hint still names (replay sends the
+ * object). *@done once the scan has reached the end (or none is under
+ * way). The node core paces the steps and starts a scan only after a
+ * grace period with no change under way (core.h). A full store postpones
+ * the deletes. Errors: CHORUS_ENOMEM, store errors.
+ * ------------------------------------------------------------------------ */
+void repl_cleanup_begin(struct repl *r);
+int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
+
+/* ------------------------------------------------------------------------
  * Streaming by token range (issue 19; Cassandra's bootstrap streams,
  * Riak's handoff)
  *
@@ -377,6 +394,9 @@ struct repl_stats {
   /* Hints this replica armed for the owners of writes whose coordinator
    * was behind its ring epoch (repl_replica.c, hint_owners). */
   uint64_t pending_hinted;
+  /* Cleanup (CLEANUP): keys looked at, objects deleted, objects kept
+   * because a hint still needs them. */
+  uint64_t cleanup_scanned, cleanup_deleted, cleanup_hinted;
 };
 
 const struct repl_stats *repl_stats(const struct repl *r);

@@ -162,6 +162,14 @@ bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
   return e != NULL && e->seq == seq;
 }
 
+bool repl__hints_any(const struct repl_hints *h, chorus_token token,
+                     const void *key, size_t klen) {
+  for (size_t i = 0; i < h->n; i++)
+    if (entry_find(h, h->t[i].target, token, key, klen) != NULL)
+      return true;
+  return false;
+}
+
 void repl__hints_free(struct repl_hints *h) {
   for (size_t i = 0; i < h->nbuckets; i++)
     while (h->bucket[i])

@@ -168,6 +168,10 @@ size_t repl__hints_pending_deletes(const struct repl_hints *h);
 bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
                          chorus_token token, const void *key, size_t klen,
                          uint64_t seq);
+/* repl__hints_any: whether the index holds a hint of (@token, @key) for
+ * any target (cleanup keeps such an object: replay sends it). */
+bool repl__hints_any(const struct repl_hints *h, chorus_token token,
+                     const void *key, size_t klen);
 /* repl__hints_drop: deletes a hint over a bound and counts it. Errors:
  * CHORUS_ENOMEM, store write errors. */
 int repl__hints_drop(struct repl_hints *h, struct store *s,
@@ -241,6 +245,14 @@ struct repl_peer_state {
 
 struct repl_op;
 
+/* A cleanup scan (repl_cleanup.c): the last storage key looked at. */
+struct repl_cleanup {
+  bool active;
+  uint8_t *after;
+  size_t alen;
+  uint64_t deleted;
+};
+
 struct repl {
   struct repl_config cfg;
   struct store *store;
@@ -256,6 +268,7 @@ struct repl {
   uint64_t disk_id;
   bool ready, failed;
   bool restoring; /* repl_set_restoring */
+  struct repl_cleanup cleanup;
   /* The epoch is in memory only: the store was full when it was to be
    * written (repl.h, A FULL DATA FOLDER). Reads and replica work are
    * served, writes are not coordinated; each hint round tries again. */

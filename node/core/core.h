@@ -161,6 +161,10 @@ struct core_config {
   struct meta_node_config meta;
   /* Streaming's throttle: megabits per second pulled (0: no limit). */
   uint32_t stream_mbps;
+  /* Cleanup (replication/repl.h, CLEANUP): how long after a change has
+   * finished this node starts deleting what it no longer owns (0: 10 s),
+   * so that coordinators still at the old epoch are served meanwhile. */
+  chorus_ms cleanup_grace_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
 };
 
@@ -352,6 +356,8 @@ struct core_stream_stats {
   uint64_t fallbacks;   /* ranges pulled from another replica (the
                            node giving them up was down) */
   uint64_t resumed;     /* plans resumed from saved progress */
+  uint64_t cleanups;    /* cleanup scans completed (repl_stats counts
+                           what they deleted) */
 };
 struct core_stream_info {
   uint64_t epoch; /* the change being streamed; 0: none */

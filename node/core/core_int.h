@@ -84,6 +84,11 @@ struct core__stream {
    * least one served it whole (@piece_ok). */
   bool fallback, in_piece, piece_ok;
   size_t lost_idx; /* the range whose giver refused: it lost its data, + 1 */
+  /* Cleanup once no change is under way: armed for @cleanup_epoch at
+   * @cleanup_at, a scan under way (@cleaning), done for @cleaned_epoch. */
+  uint64_t cleanup_epoch, cleaned_epoch;
+  chorus_ms cleanup_at;
+  bool cleaning;
   uint8_t round;
   chorus_token piece_first;
   /* The cursor after the batch being synced. */

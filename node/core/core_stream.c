@@ -313,6 +313,59 @@ static int report(struct core *c) {
   return meta_node_propose(c->meta, &cmd, CORE_STREAM_COOKIE, 10000, c->now);
 }
 
+/* ========================================================================
+ * Cleanup: once a change has finished (no change under way for the grace
+ * period), this node deletes what it no longer owns, a batch per step
+ * (replication/repl.h, CLEANUP). A change that begins stops the scan; the
+ * next epoch's scan starts over.
+ * ======================================================================== */
+
+#define CLEANUP_BATCH 1000u  /* keys looked at per step */
+#define CLEANUP_PAUSE_MS 20u /* between steps: at most 50,000 keys/s */
+#define CLEANUP_GRACE_MS 10000u
+
+static int cleanup_step(struct core *c, const struct meta_state *ms) {
+  struct core__stream *s = &c->stream;
+  if (s->cleaned_epoch == ms->epoch || c->ring == NULL ||
+      ring_snapshot_version(c->ring) != ms->epoch)
+    return CHORUS_OK;
+  if (s->cleanup_epoch != ms->epoch) {
+    s->cleanup_epoch = ms->epoch;
+    s->cleanup_at = c->now + (c->cfg.cleanup_grace_ms ? c->cfg.cleanup_grace_ms
+                                                      : CLEANUP_GRACE_MS);
+    s->cleaning = false;
+    return CHORUS_OK;
+  }
+  if (c->now < s->cleanup_at)
+    return CHORUS_OK;
+  if (!s->cleaning) {
+    repl_cleanup_begin(c->repl);
+    s->cleaning = true;
+  }
+  bool done;
+  int rc = repl_cleanup_step(c->repl, CLEANUP_BATCH, &done);
+  if (done) {
+    s->cleaned_epoch = ms->epoch;
+    s->cleaning = false;
+    s->stats.cleanups++;
+  } else {
+    s->cleanup_at = c->now + CLEANUP_PAUSE_MS;
+  }
+  return rc;
+}
+
+/* cleanup_deadline: when cleanup_step has work (CORE_NEVER: none). */
+static chorus_ms cleanup_deadline(const struct core *c) {
+  const struct core__stream *s = &c->stream;
+  if (c->meta == NULL || c->repl == NULL || c->leaving)
+    return CORE_NEVER;
+  const struct meta_state *ms = meta_node_state(c->meta);
+  if (meta_state_changing(ms) || s->cleaned_epoch == ms->epoch ||
+      c->ring == NULL || ring_snapshot_version(c->ring) != ms->epoch)
+    return CORE_NEVER;
+  return s->cleanup_epoch != ms->epoch ? c->now : s->cleanup_at;
+}
+
 int core__stream_step(struct core *c) {
   struct core__stream *s = &c->stream;
   s->poked = false;
@@ -323,7 +376,7 @@ int core__stream_step(struct core *c) {
   if (!meta_state_changing(ms)) {
     if (s->planned)
       drop_plan(s);
-    return CHORUS_OK;
+    return cleanup_step(c, ms);
   }
   if (!s->planned || s->epoch != ms->epoch) {
     int rc = plan(c, ms);
@@ -356,7 +409,9 @@ chorus_ms core__stream_deadline(const struct core *c) {
   const struct core__stream *s = &c->stream;
   if (s->poked)
     return c->now;
-  if (!s->planned || s->idle || s->reporting || s->syncing)
+  if (!s->planned)
+    return cleanup_deadline(c);
+  if (s->idle || s->reporting || s->syncing)
     return CORE_NEVER;
   if (s->req != 0)
     return s->deadline;

@@ -370,10 +370,11 @@ static bool done(struct sim *s, const struct scenario *sc,
                  const struct meta_state *st) {
   if (st == NULL || meta_state_changing(st))
     return false;
-  for (int k = 0; k < sc->nlate; k++) {
-    const struct meta_member *m =
-        meta_state_find(st, core_sim_id(s, sc->late[k]));
-    if (m == NULL || m->state != META_NORMAL)
+  /* Every node but the one leaving is a normal member: the founders (who
+   * join one at a time) and the late joiners. */
+  for (int k = 0; k < sc->nodes; k++) {
+    const struct meta_member *m = meta_state_find(st, core_sim_id(s, k));
+    if (k != sc->leave && (m == NULL || m->state != META_NORMAL))
       return false;
   }
   if (sc->leave >= 0) {
@@ -453,6 +454,44 @@ static void dump_finals(const struct sim_history *h, const char *label) {
   }
 }
 
+/* only_owners_hold: once cleanup has run (core.h, cleanup_grace_ms), no
+ * running member that owns tokens holds a key it is not a natural replica
+ * of in the final ring (its owners holding its writes is sim_check_kv_lost's
+ * and sim_check_set_lost's). NULL when it holds, else why. */
+static const char *only_owners_hold(struct sim *s, const struct scenario *sc,
+                                    char *why, size_t cap) {
+  const struct meta_state *st = newest_state(s, sc->nodes);
+  int via = -1;
+  for (int i = 0; i < sc->nodes && via < 0; i++)
+    if (core_sim_core(s, i) != NULL)
+      via = i;
+  const struct sim_history *h = sim_history(s);
+  for (size_t k = 0; k < h->nkeys && via >= 0; k++) {
+    int owners[RING_MAX_REPLICAS];
+    int n =
+        core_sim_natural(s, via, h->keys[k].name, owners, RING_MAX_REPLICAS);
+    if (n < 0)
+      continue;
+    for (int i = 0; i < sc->nodes; i++) {
+      const struct meta_member *m = meta_state_find(st, core_sim_id(s, i));
+      if (core_sim_core(s, i) == NULL || m == NULL ||
+          !meta_member_owns(m->state))
+        continue;
+      bool owner = false;
+      for (int j = 0; j < n; j++)
+        owner |= owners[j] == i;
+      if (!owner &&
+          core_sim_holds(s, i, h->keys[k].type, h->keys[k].name) == 1) {
+        snprintf(why, cap,
+                 "after cleanup: n%d holds %s, of which it is no replica", i,
+                 h->keys[k].name);
+        return why;
+      }
+    }
+  }
+  return NULL;
+}
+
 /* at_end: the run is judged; the change must complete, and then every
  * final owner must hold every acknowledged write. */
 static void at_end(struct sim *s, void *arg) {
@@ -527,6 +566,15 @@ static void at_end(struct sim *s, void *arg) {
     snprintf(w->why, sizeof w->why, "final owners: %s: %s",
              rc > 0 ? rep.checker : "error",
              rc > 0 ? rep.message : chorus_strerror(rc));
+  /* Cleanup: the old owners drop what they gave away, after the grace
+   * period (10 s) with no change under way. */
+  if (rc == 0 && converged && sim_run_for(s, SIM_MS(14000)) == CHORUS_OK &&
+      !meta_state_changing(newest_state(s, sc->nodes))) {
+    char why[200];
+    const char *bad = only_owners_hold(s, sc, why, sizeof why);
+    if (bad != NULL)
+      snprintf(w->why, sizeof w->why, "%s", bad);
+  }
   if (getenv("CHORUS_CHANGE_SIM_DUMP") != NULL)
     dump_finals(h, "after");
   for (int i = 0; i < sc->nodes; i++) {
