@@ -162,6 +162,13 @@ bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
   return e != NULL && e->seq == seq;
 }
 
+bool repl__hints_carries_object(const struct repl_hints *h,
+                                chorus_node_id target, chorus_token token,
+                                const void *key, size_t klen) {
+  const struct repl_hint_entry *e = entry_find(h, target, token, key, klen);
+  return e != NULL && e->size > REPL_HINT_PREFIX + klen + REPL_HINT_HEAD;
+}
+
 void repl__hints_free(struct repl_hints *h) {
   for (size_t i = 0; i < h->nbuckets; i++)
     while (h->bucket[i])

@@ -168,6 +168,11 @@ size_t repl__hints_pending_deletes(const struct repl_hints *h);
 bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
                          chorus_token token, const void *key, size_t klen,
                          uint64_t seq);
+/* repl__hints_carries_object: whether the hint (@target, @token, @key) is
+ * in the index and carries an object (a fallback's). */
+bool repl__hints_carries_object(const struct repl_hints *h,
+                                chorus_node_id target, chorus_token token,
+                                const void *key, size_t klen);
 /* repl__hints_drop: deletes a hint over a bound and counts it. Errors:
  * CHORUS_ENOMEM, store write errors. */
 int repl__hints_drop(struct repl_hints *h, struct store *s,
@@ -610,7 +615,10 @@ bool repl__fits_peer(const struct wire_msg *m);
  * (0: none), all with one new sequence, stamped @wall. With @olen 0 the
  * hints carry no object (replay sends this node's current one); else each
  * carries @obj joined with what a hint of that owner for the key already
- * carries here. *@armed counts the hints added (not those over a byte
+ * carries here. A hint without object replacing one that carries an
+ * object (this node kept it as a fallback) first joins that object into
+ * this node's store: with @olen 0 this node holds the key, and replay
+ * sends its object. *@armed counts the hints added (not those over a byte
  * bound: counted dropped). The index assumes @b gets written (else
  * repl__resync_hints). Errors: CHORUS_EMALFORMED (@obj does not decode),
  * CHORUS_ENOMEM, encoder errors. */

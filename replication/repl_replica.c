@@ -129,6 +129,21 @@ int repl__hint_owners(struct repl *r, struct store_batch *b,
     if (p == r->cfg.self || p == skip)
       continue;
     bool dropped = false;
+    if (olen == 0 &&
+        repl__hints_carries_object(&r->hints, p, pl->token, key, klen)) {
+      struct repl_hint old;
+      void *buf = NULL;
+      rc = repl__hints_get(r->store, p, pl->token, key, klen, &old, &buf);
+      if (rc == CHORUS_OK)
+        rc = repl__join_into_store(r, pl->token, key, klen, old.object,
+                                   old.olen);
+      chorus_free(buf);
+      if (rc == CHORUS_EMALFORMED || rc == CHORUS_ETYPE ||
+          rc == CHORUS_ECORRUPT || rc == CHORUS_ENOTFOUND)
+        rc = CHORUS_OK; /* nothing to keep of it */
+      if (rc != CHORUS_OK)
+        break;
+    }
     rc = olen > 0 ? arm_joined(r, b, p, pl->token, key, klen, seq, obj, olen,
                                wall, &dropped)
                   : repl__hints_arm(&r->hints, r->store, b, p, pl->token, key,

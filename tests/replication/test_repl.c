@@ -1752,6 +1752,68 @@ static void a_fallback_moves_a_hint_for_a_non_owner_on_arrival(void **state) {
   teardown_all();
 }
 
+/* Node @i's stored object of @key, chorus_malloc'ed. */
+static void *stored_object(int i, const char *key, size_t *len) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *obj;
+  assert_int_equal(store_get(H.nodes[i].store, STORE_DATA, dk, dl, &obj, len),
+                   CHORUS_OK);
+  return obj;
+}
+
+/* Node @to gets a HINT_DELIVER from node @from for @target with @obj. */
+static void deliver_hint(int from, int to, int target, const char *key,
+                         const void *obj, size_t olen) {
+  struct wire_msg m;
+  repl__msg_hint_deliver(&m, 9, H.ids[target], 3,
+                         ring_token_of(key, strlen(key)), key, strlen(key), obj,
+                         olen);
+  assert_int_equal(repl_peer(H.nodes[to].repl, H.ids[from], &m, H.now, H.now,
+                             &H.nodes[to].fx),
+                   CHORUS_OK);
+  pump();
+}
+
+/* A node that became an owner, holding a fallback's hint (with its
+ * object) for another owner, keeps that object when a moved hint replaces
+ * the hint with one that carries none. */
+static void a_moved_hint_keeps_what_a_fallback_hint_carried(void **state) {
+  (void)state;
+  setup(4, "3", 1, NULL);
+  boot();
+  char key[16];
+  int k;
+  for (k = 0; k < 1000; k++) {
+    snprintf(key, sizeof key, "g%d", k);
+    if (natural_in(H.ring, key, 0) && natural_in(H.ring, key, 1) &&
+        natural_in(H.ring, key, 2) && !natural_in(H.ring, key, 3))
+      break;
+  }
+  assert_true(k < 1000);
+  size_t la, lb;
+  assert_int_equal(put(0, key, "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+  void *a = stored_object(0, key, &la);
+  assert_int_equal(put(0, key, "w", WIRE_ALL, NULL)->code, CHORUS_OK);
+  void *b = stored_object(0, key, &lb);
+  /* Node 3, a fallback, keeps {v, w} for node 1. */
+  deliver_hint(0, 3, 1, key, b, lb);
+  assert_int_equal(repl_hints_for(H.nodes[3].repl, H.ids[1]), 1);
+  assert_false(stored_has(3, key, "w"));
+  const int removed[4] = {N_, N_, GONE_, N_};
+  install_ring(removed); /* node 3 now owns the key */
+  /* A hint {v} for the removed node: node 3 joins it and re-hints node 1
+   * without an object, so {v, w} must be joined here first. */
+  deliver_hint(0, 3, 2, key, a, la);
+  chorus_free(a);
+  chorus_free(b);
+  assert_true(stored_has(3, key, "v"));
+  assert_true(stored_has(3, key, "w"));
+  assert_int_equal(repl_stats(H.nodes[3].repl)->hints_moved, 1);
+  teardown_all();
+}
+
 /* With no owner left in the ring, the hint is dropped and counted. */
 static void hints_with_no_owner_left_are_dropped(void **state) {
   (void)state;
@@ -1807,6 +1869,7 @@ int main(void) {
           hints_for_a_removed_node_move_a_bounded_number_per_round),
       cmocka_unit_test(a_fallback_moves_a_hint_for_a_non_owner_on_arrival),
       cmocka_unit_test(hints_with_no_owner_left_are_dropped),
+      cmocka_unit_test(a_moved_hint_keeps_what_a_fallback_hint_carried),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
