@@ -102,8 +102,10 @@ void repl_free(struct repl *r) {
   if (r == NULL)
     return;
   repl__ops_free(r);
-  for (uint32_t i = 0; i < r->npeers; i++)
+  for (uint32_t i = 0; i < r->npeers; i++) {
     chorus_free(r->peers[i].cursor);
+    chorus_free(r->peers[i].mcursor);
+  }
   chorus_free(r->peers);
   repl__hints_free(&r->hints);
   chorus_free(r->cleanup.after);

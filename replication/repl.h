@@ -69,6 +69,22 @@
  * age: over a bound the hint is dropped and counted (anti-entropy, a later
  * module, repairs the gap).
  *
+ * HINTS FOLLOW OWNERSHIP. A hint is for a replica (natural or pending) of
+ * its key in this node's ring, never for a node that is no longer one: it
+ * left or was removed (it is gone from the ring), or a topology change
+ * gave the key's range to others. After every ring change the hint round
+ * checks each target's hints against the new ring, a bounded number per
+ * round (64 x hint_batch), down targets included, and replay checks each
+ * hint before sending it. A hint whose target no longer owns the key is
+ * moved, with its age: hinted to each owner of the key but this node (as
+ * a replica at a later epoch re-hints a write, repl_replica.c), carrying
+ * this node's copy when this node owns the key no more (it may be cleaned
+ * up), and joined into this node's store when it is an owner and the hint
+ * carried the object; the old hint is deleted in the same batch
+ * (repl_stats.hints_moved). With no owner to move it to, or no copy to
+ * hand on, it is dropped (hints_dropped_not_owner), with a trace line
+ * saying why. A fallback handed a hint for a non-owner moves it at once.
+ *
  * THE READ PATH (GET, COUNTER_READ, SET_READ)
  *
  * The coordinating replica reads its own object and asks every other live
@@ -381,8 +397,14 @@ struct repl_stats {
   uint64_t hints_queued;   /* hints written (armed or re-armed) */
   uint64_t hints_replayed; /* hints a target acknowledged on replay */
   uint64_t hints_dropped;  /* over a bound (bytes or age) */
-  uint64_t hints_pending;  /* in the table now */
-  uint64_t hint_bytes;     /* in the table now */
+  /* Hints whose target no longer owns the key (it left, was removed, or
+   * lost the range; HINTS FOLLOW OWNERSHIP): handed to the key's owners in
+   * this node's ring, or dropped when the ring lists none (or this node
+   * has no copy left to hand on). */
+  uint64_t hints_moved;
+  uint64_t hints_dropped_not_owner;
+  uint64_t hints_pending; /* in the table now */
+  uint64_t hint_bytes;    /* in the table now */
   /* The byte budget (THE BYTE BUDGET OF AN OBJECT). */
   uint64_t too_big;     /* coordinated writes refused over the budget */
   uint64_t over_budget; /* replica joins that left an object over it */

@@ -170,6 +170,13 @@ bool repl__hints_any(const struct repl_hints *h, chorus_token token,
   return false;
 }
 
+bool repl__hints_carries_object(const struct repl_hints *h,
+                                chorus_node_id target, chorus_token token,
+                                const void *key, size_t klen) {
+  const struct repl_hint_entry *e = entry_find(h, target, token, key, klen);
+  return e != NULL && e->size > REPL_HINT_PREFIX + klen + REPL_HINT_HEAD;
+}
+
 void repl__hints_free(struct repl_hints *h) {
   for (size_t i = 0; i < h->nbuckets; i++)
     while (h->bucket[i])
@@ -447,8 +454,13 @@ void repl__hints_stats(const struct repl_hints *h, struct repl_stats *st) {
   st->hints_pending = repl__hints_total(h, &st->hint_bytes);
 }
 
-bool repl__hints_target(const struct repl_hints *h, uint32_t i,
-                        chorus_node_id *target, uint64_t *count) {
+bool repl__hints_next_target(const struct repl_hints *h, chorus_node_id after,
+                             chorus_node_id *target, uint64_t *count) {
+  if (after == UINT64_MAX)
+    return false;
+  size_t i = chorus_id_lower_bound(h->t, h->n, sizeof h->t[0],
+                                   offsetof(struct repl_hint_target, target),
+                                   after + 1);
   if (i >= h->n)
     return false;
   *target = h->t[i].target;

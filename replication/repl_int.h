@@ -172,6 +172,11 @@ bool repl__hints_current(const struct repl_hints *h, chorus_node_id target,
  * any target (cleanup keeps such an object: replay sends it). */
 bool repl__hints_any(const struct repl_hints *h, chorus_token token,
                      const void *key, size_t klen);
+/* repl__hints_carries_object: whether the hint (@target, @token, @key) is
+ * in the index and carries an object (a fallback's). */
+bool repl__hints_carries_object(const struct repl_hints *h,
+                                chorus_node_id target, chorus_token token,
+                                const void *key, size_t klen);
 /* repl__hints_drop: deletes a hint over a bound and counts it. Errors:
  * CHORUS_ENOMEM, store write errors. */
 int repl__hints_drop(struct repl_hints *h, struct store *s,
@@ -181,11 +186,12 @@ uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes);
 /* repl__hints_stats: the hint counters of @st (queued, dropped, pending,
  * bytes) from the table's. */
 void repl__hints_stats(const struct repl_hints *h, struct repl_stats *st);
-/* repl__hints_target: the @i-th target with an accounting slot (ascending
- * ids) and its hint count; false past the last. Slots are only added by
- * arming or loading, so a walk by index is stable across replay. */
-bool repl__hints_target(const struct repl_hints *h, uint32_t i,
-                        chorus_node_id *target, uint64_t *count);
+/* repl__hints_next_target: the first target with an accounting slot whose
+ * id is above @after (0: the first of all) and its hint count; false past
+ * the last. A walk by id stays right while a round arms hints (moving
+ * them adds slots, which shifts their indices). */
+bool repl__hints_next_target(const struct repl_hints *h, chorus_node_id after,
+                             chorus_node_id *target, uint64_t *count);
 
 /* A walk over the table entries of one target, in key order, that can
  * resume where an earlier walk stopped. Entries are read as the table has
@@ -241,6 +247,14 @@ struct repl_peer_state {
   /* [quiet_from, quiet_until): no hint to this peer can be due (see
    * repl_replay.c), so the replay timer skips the scan. */
   chorus_ms quiet_from, quiet_until;
+  /* The ownership pass (repl_replay.c): every hint to this peer was
+   * checked against ring version @owners_version (when @owners_checked);
+   * the pass under way started at ring version @mversion and resumes
+   * after @mcursor. */
+  bool owners_checked;
+  uint64_t owners_version, mversion;
+  unsigned char *mcursor;
+  size_t mcurlen;
 };
 
 struct repl_op;
@@ -615,6 +629,22 @@ int repl__send_read_answer(struct repl *r, const struct repl_effects *fx,
  * receiver would close the connection, and everything in flight on it
  * would go with it. */
 bool repl__fits_peer(const struct wire_msg *m);
+/* repl__hint_owners: adds to @b a hint of @pl's key (@key, @klen) for
+ * every replica @pl lists (natural and pending) but this node and @skip
+ * (0: none), all with one new sequence, stamped @wall. With @olen 0 the
+ * hints carry no object (replay sends this node's current one); else each
+ * carries @obj joined with what a hint of that owner for the key already
+ * carries here. A hint without object replacing one that carries an
+ * object (this node kept it as a fallback) first joins that object into
+ * this node's store: with @olen 0 this node holds the key, and replay
+ * sends its object. *@armed counts the hints added (not those over a byte
+ * bound: counted dropped). The index assumes @b gets written (else
+ * repl__resync_hints). Errors: CHORUS_EMALFORMED (@obj does not decode),
+ * CHORUS_ENOMEM, encoder errors. */
+int repl__hint_owners(struct repl *r, struct store_batch *b,
+                      const struct ring_plist *pl, chorus_node_id skip,
+                      const void *key, size_t klen, const void *obj,
+                      size_t olen, chorus_ms wall, size_t *armed);
 /* repl__msg_replica_write, repl__msg_hint_deliver: the two messages that
  * carry an object to a replica, each built here only; *@m borrows every
  * pointer it is given. */
@@ -693,7 +723,26 @@ int repl__disarm(struct repl *r, chorus_node_id target, chorus_token token,
 /* repl__resync_hints: a batch that carried hints (armed, or pending
  * deletes) failed: rebuilds the index from the table. */
 void repl__resync_hints(struct repl *r);
-/* repl__replay: replays to @target (0: every target with hints). */
+/* repl__owns: whether @target is a replica (natural or pending) of @token
+ * in this node's ring; *@pl gets the token's list (no owner listed when
+ * the ring has none). */
+bool repl__owns(const struct repl *r, chorus_node_id target, chorus_token token,
+                struct ring_plist *pl);
+/* repl__hints_move: @h's target does not own its key, whose owners are
+ * @pl's (repl.h, HINTS FOLLOW OWNERSHIP): hints it to each of them but
+ * this node and @skip, carrying @h's object, or this node's copy when
+ * this node owns the key no more; joins a carried object into this
+ * node's store when this node is an owner; with @in_table, deletes @h in
+ * the same batch. Counted moved; with no owner, or no copy to hand on, a
+ * hint @in_table is deleted and counted dropped (not an owner), traced.
+ * Errors: CHORUS_EUNAVAILABLE (not @in_table, and nowhere to move it:
+ * nothing written), CHORUS_EMALFORMED (the object does not decode),
+ * CHORUS_ENOMEM, store errors (the index is rebuilt from the table). */
+int repl__hints_move(struct repl *r, const struct repl_hint *h,
+                     const struct ring_plist *pl, chorus_node_id skip,
+                     bool in_table);
+/* repl__replay: one round for @target (0: every target with hints): its
+ * hints checked against the ring when it changed, and replayed. */
 int repl__replay(struct repl *r, chorus_node_id target, chorus_ms wall,
                  const struct repl_effects *fx);
 /* repl__replay_send: a released replay's HINT_DELIVER. */

@@ -71,6 +71,207 @@ int repl__replay_acked(struct repl *r, struct repl_op *op, chorus_node_id from,
   return rc;
 }
 
+/* ------------------------------------------------------------------------
+ * HINTS FOLLOW OWNERSHIP (repl.h)
+ *
+ * A hint is for a replica of its key. After a topology change it may not
+ * be: its target left or was removed (a killed node kept collecting hints
+ * for minutes before this), or the key's range went to a joiner. Three
+ * places keep the rule:
+ *   - the ownership pass (owners_pass) walks each target's hints after
+ *     every ring change, down targets included (a removed node is dead),
+ *     and moves those its target no longer owns: at most
+ *     OWNERS_CHECKS_PER_BATCH x hint_batch entries a round over all
+ *     targets, so a million hints for a removed node take many rounds,
+ *     never one long stall of the loop;
+ *   - replay (replay_target) sends no hint to a non-owner: it skips it and
+ *     leaves it to the pass;
+ *   - a fallback handed a hint for a non-owner moves it at once
+ *     (repl_replica.c, keep_hint).
+ * Hints armed in between target the ring's owners (writes and
+ * hint_owners resolve the key in the current ring), so after a pass every
+ * hint of its target is for an owner until the ring changes again.
+ * ------------------------------------------------------------------------ */
+
+#define OWNERS_CHECKS_PER_BATCH 64
+
+bool repl__owns(const struct repl *r, chorus_node_id target, chorus_token token,
+                struct ring_plist *pl) {
+  (void)ring_lookup(r->ring, token, 0, pl); /* none listed: owns nothing */
+  for (uint8_t i = 0; i < pl->n_natural + pl->n_pending; i++)
+    if (pl->r[i].id == target)
+      return true;
+  return false;
+}
+
+/* drop_not_owner: deletes @h, whose target owns its key no more and which
+ * cannot be moved (@why), counted and traced. Errors: CHORUS_ENOMEM. */
+static int drop_not_owner(struct repl *r, const struct repl_hint *h,
+                          const char *why) {
+  int rc = repl__hints_disarm(&r->hints, r->store, h->target, h->token, h->key,
+                              h->klen, h->seq, NULL);
+  if (rc == CHORUS_OK) {
+    r->stats.hints_dropped_not_owner++;
+    REPL_TRACE(r, "hint for %016" PRIx64 " dropped: not an owner, and %s",
+               h->target, why);
+  }
+  return rc;
+}
+
+int repl__hints_move(struct repl *r, const struct repl_hint *h,
+                     const struct ring_plist *pl, chorus_node_id skip,
+                     bool in_table) {
+  uint8_t owners = (uint8_t)(pl->n_natural + pl->n_pending), needed = 0;
+  bool self_owns = false;
+  for (uint8_t i = 0; i < owners; i++) {
+    self_owns |= pl->r[i].id == r->cfg.self;
+    needed += pl->r[i].id != r->cfg.self && pl->r[i].id != skip;
+  }
+  const void *obj = h->object;
+  size_t olen = h->olen;
+  void *copy = NULL;
+  const char *why = NULL;
+  int rc = CHORUS_OK;
+  if (owners == 0) {
+    why = "the ring lists no owner of the key";
+  } else if (olen == 0 && !self_owns) {
+    /* Our copy goes with the hint: we own the key no more, and cleanup
+     * may delete it before the hint replays. */
+    if ((rc = repl__load_bytes(r, h->token, h->key, h->klen, &copy, &olen)) !=
+        CHORUS_OK)
+      return rc;
+    obj = copy;
+    if (olen == 0)
+      why = "this node has no copy of the key to hand on";
+  }
+  if (why != NULL) {
+    chorus_free(copy);
+    if (!in_table) {
+      REPL_TRACE(r, "hint for %016" PRIx64 " refused: not an owner, and %s",
+                 h->target, why);
+      return CHORUS_EUNAVAILABLE;
+    }
+    return drop_not_owner(r, h, why);
+  }
+  /* An owner keeps the data itself: a carried object is joined into its
+   * store, and the other owners' hints carry none (replay sends ours). */
+  if (self_owns && olen > 0)
+    rc = repl__join_into_store(r, h->token, h->key, h->klen, obj, olen);
+  if (self_owns)
+    olen = 0;
+  struct store_batch *b = rc == CHORUS_OK ? store_batch_new() : NULL;
+  if (rc == CHORUS_OK && b == NULL)
+    rc = CHORUS_ENOMEM;
+  size_t armed = 0;
+  bool touched = false;
+  if (rc == CHORUS_OK) {
+    touched = true;
+    rc = repl__hint_owners(r, b, pl, skip, h->key, h->klen, obj, olen, h->wall,
+                           &armed);
+  }
+  if (rc == CHORUS_OK && in_table)
+    rc = repl__hints_disarm(&r->hints, r->store, h->target, h->token, h->key,
+                            h->klen, h->seq, NULL);
+  if (rc == CHORUS_OK)
+    rc = repl__hints_flush(&r->hints, r->store, b);
+  if (rc == CHORUS_OK && store_batch_count(b) > 0)
+    rc = store_write_batch(r->store, b, NULL);
+  store_batch_free(b);
+  chorus_free(copy);
+  if (rc != CHORUS_OK) {
+    /* The index counted what the batch did not write (an object that
+     * does not decode failed the first owner's hint: nothing counted). */
+    if (touched && rc != CHORUS_EMALFORMED)
+      repl__resync_hints(r);
+    return rc;
+  }
+  if (armed > 0 || self_owns || needed == 0) {
+    r->stats.hints_moved++;
+    REPL_TRACE(r,
+               "hint for %016" PRIx64 " moved to %zu owners%s: it no longer "
+               "owns the key at epoch %" PRIu64,
+               h->target, armed, self_owns ? " (and kept here)" : "",
+               ring_snapshot_version(r->ring));
+  } else {
+    REPL_TRACE(r,
+               "hint for %016" PRIx64 " not moved: its %u owners are over "
+               "their hint bound",
+               h->target, needed);
+  }
+  return CHORUS_OK;
+}
+
+/* owners_pass: checks @target's hints against the ring, moving those whose
+ * key it no longer owns, while @budget (entries, over the round) lasts;
+ * resumes where the last round stopped. A ring change restarts it. */
+static int owners_pass(struct repl *r, chorus_node_id target,
+                       uint32_t *budget) {
+  struct repl_peer_state *p = repl__peer_get(r, target, true);
+  if (p == NULL)
+    return CHORUS_ENOMEM;
+  uint64_t v = ring_snapshot_version(r->ring);
+  if ((p->owners_checked && p->owners_version == v) || *budget == 0 ||
+      target == r->cfg.self || store_write_allowed(r->store) != CHORUS_OK)
+    return CHORUS_OK;
+  if (p->mcursor != NULL && p->mversion != v) {
+    chorus_free(p->mcursor); /* checked against an older ring: start over */
+    p->mcursor = NULL;
+    p->mcurlen = 0;
+  }
+  if (p->mcursor == NULL)
+    p->mversion = v;
+  struct repl_hint_scan sc;
+  int rc = repl__hints_scan_open(r->store, target, p->mcursor, p->mcurlen, &sc);
+  if (rc != CHORUS_OK)
+    return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+  bool reached_end = true;
+  while (repl__hints_scan_valid(&sc)) {
+    if (*budget == 0) {
+      reached_end = false;
+      break;
+    }
+    (*budget)--;
+    struct repl_hint h;
+    struct ring_plist pl;
+    if (repl__hints_scan_get(&r->hints, &sc, &h) &&
+        !repl__owns(r, target, h.token, &pl) &&
+        (rc = repl__hints_move(r, &h, &pl, 0, true)) != CHORUS_OK) {
+      if (rc == CHORUS_EMALFORMED || rc == CHORUS_ETYPE ||
+          rc == CHORUS_ECORRUPT) {
+        /* It would fail the same way every round. */
+        REPL_TRACE(r, "hint for %016" PRIx64 " cannot be moved: %s", target,
+                   chorus_errname(rc));
+        rc = drop_not_owner(r, &h, "its object cannot be moved");
+      } else {
+        /* The hint stays; the next round tries it again. */
+        REPL_TRACE(r, "hint for %016" PRIx64 " not moved: %s", target,
+                   chorus_errname(rc));
+        reached_end = false;
+        break;
+      }
+      if (rc != CHORUS_OK) {
+        reached_end = false;
+        break;
+      }
+    }
+    if (repl__hints_scan_resume(&sc, &p->mcursor, &p->mcurlen) != CHORUS_OK) {
+      rc = CHORUS_ENOMEM;
+      reached_end = false;
+      break;
+    }
+    repl__hints_scan_next(&sc);
+  }
+  repl__hints_scan_close(&sc);
+  if (reached_end) {
+    p->owners_checked = true;
+    p->owners_version = v;
+    chorus_free(p->mcursor);
+    p->mcursor = NULL;
+    p->mcurlen = 0;
+  }
+  return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+}
+
 /* Replays hint @h now, or, when the store holds writes not yet durable,
  * holds it in @round (created on first use) until a barrier. */
 static int replay_one(struct repl *r, struct repl_peer_state *p,
@@ -158,7 +359,10 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
   struct repl_peer_state *p = repl__peer_get(r, target, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
-  if (p->down || target == r->cfg.self ||
+  long at = ring_snapshot_find(r->ring, target);
+  bool gone = at < 0 || ring_snapshot_node(r->ring, (size_t)at)->state ==
+                            RING_LEFT; /* owns nothing: the pass moves all */
+  if (p->down || gone || target == r->cfg.self ||
       repl__hints_count(&r->hints, target) == 0 ||
       p->inflight >= r->cfg.hint_batch ||
       (wall >= p->quiet_from && wall < p->quiet_until))
@@ -183,7 +387,12 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     /* A hint younger than a request timeout belongs to a write still in
      * flight: its own acknowledgement will delete it. */
     bool young = wall >= h.wall && wall - h.wall < r->cfg.timeout_ms;
-    if (!young) {
+    struct ring_plist pl;
+    if (!young && !repl__owns(r, target, h.token, &pl)) {
+      /* Never to a non-owner: the ownership pass moves it (and runs again
+       * should a pass have missed it). */
+      p->owners_checked = false;
+    } else if (!young) {
       any_due = true;
       rc = replay_one(r, p, &h, wall, round, fx);
     } else if (h.wall + r->cfg.timeout_ms < first_due) {
@@ -220,12 +429,12 @@ int repl__replay(struct repl *r, chorus_node_id target, chorus_ms wall,
   struct repl_op *round = NULL;
   if (target != 0)
     rc = replay_target(r, target, wall, &round, fx);
-  chorus_node_id t;
+  uint32_t budget = OWNERS_CHECKS_PER_BATCH * r->cfg.hint_batch;
+  chorus_node_id t = 0;
   uint64_t count;
-  for (uint32_t i = 0; target == 0 && rc == CHORUS_OK &&
-                       repl__hints_target(&r->hints, i, &t, &count);
-       i++)
-    if (count > 0)
+  while (target == 0 && rc == CHORUS_OK &&
+         repl__hints_next_target(&r->hints, t, &t, &count))
+    if (count > 0 && (rc = owners_pass(r, t, &budget)) == CHORUS_OK)
       rc = replay_target(r, t, wall, &round, fx);
   if (rc == CHORUS_OK && round != NULL)
     rc = fx->sync(fx->ctx, store_last_seq(r->store), round->id);

@@ -77,10 +77,86 @@ static int ack_when_durable(struct repl *r, const struct repl_effects *fx,
   return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
 }
 
+/* arm_joined: into @b, the hint (@target, @token, @key) carrying @obj (a
+ * received or moved object) joined with the object a hint of @target for
+ * the key already carries here. Errors: CHORUS_EMALFORMED (@obj does not
+ * decode), CHORUS_ENOMEM, encoder errors. */
+static int arm_joined(struct repl *r, struct store_batch *b,
+                      chorus_node_id target, chorus_token token,
+                      const void *key, size_t klen, uint64_t seq,
+                      const void *obj, size_t olen, chorus_ms wall,
+                      bool *dropped) {
+  struct crdt_obj in;
+  int rc = repl__decode_obj(obj, olen, CRDT_NONE, &in, r->err);
+  if (rc != CHORUS_OK)
+    return CHORUS_EMALFORMED;
+  struct repl_hint old;
+  void *oldbuf = NULL;
+  rc = repl__hints_get(r->store, target, token, key, klen, &old, &oldbuf);
+  if (rc == CHORUS_OK && old.olen > 0) {
+    struct crdt_obj prev;
+    if (repl__decode_obj(old.object, old.olen, in.type, &prev, r->err) ==
+        CHORUS_OK) {
+      rc = crdt_obj_join(&in, &prev, NULL);
+      crdt_obj_free(&prev);
+    }
+  } else if (rc == CHORUS_ENOTFOUND || rc == CHORUS_ECORRUPT) {
+    rc = CHORUS_OK;
+  }
+  chorus_free(oldbuf);
+  uint8_t *bytes = NULL;
+  size_t blen = 0;
+  if (rc == CHORUS_OK)
+    rc = repl__encode_obj(&in, &bytes, &blen);
+  crdt_obj_free(&in);
+  if (rc == CHORUS_OK)
+    rc = repl__hints_arm(&r->hints, r->store, b, target, token, key, klen, seq,
+                         wall, bytes, blen, dropped);
+  chorus_free(bytes);
+  return rc;
+}
+
+int repl__hint_owners(struct repl *r, struct store_batch *b,
+                      const struct ring_plist *pl, chorus_node_id skip,
+                      const void *key, size_t klen, const void *obj,
+                      size_t olen, chorus_ms wall, size_t *armed) {
+  uint64_t seq = repl__hint_seq(r);
+  int rc = CHORUS_OK;
+  *armed = 0;
+  for (uint8_t i = 0; i < pl->n_natural + pl->n_pending && rc == CHORUS_OK;
+       i++) {
+    chorus_node_id p = pl->r[i].id;
+    if (p == r->cfg.self || p == skip)
+      continue;
+    bool dropped = false;
+    if (olen == 0 &&
+        repl__hints_carries_object(&r->hints, p, pl->token, key, klen)) {
+      struct repl_hint old;
+      void *buf = NULL;
+      rc = repl__hints_get(r->store, p, pl->token, key, klen, &old, &buf);
+      if (rc == CHORUS_OK)
+        rc = repl__join_into_store(r, pl->token, key, klen, old.object,
+                                   old.olen);
+      chorus_free(buf);
+      if (rc == CHORUS_EMALFORMED || rc == CHORUS_ETYPE ||
+          rc == CHORUS_ECORRUPT || rc == CHORUS_ENOTFOUND)
+        rc = CHORUS_OK; /* nothing to keep of it */
+      if (rc != CHORUS_OK)
+        break;
+    }
+    rc = olen > 0 ? arm_joined(r, b, p, pl->token, key, klen, seq, obj, olen,
+                               wall, &dropped)
+                  : repl__hints_arm(&r->hints, r->store, b, p, pl->token, key,
+                                    klen, seq, wall, NULL, 0, &dropped);
+    *armed += rc == CHORUS_OK && !dropped;
+  }
+  return rc;
+}
+
 /* hint_owners: hints the key to every replica this node's ring lists
- * (natural and pending) but itself and @from (the hint carries no object:
- * replay sends this node's current one, like a coordinator's); with
- * @pending_only, only when the key has pending replicas. Two callers:
+ * (natural and pending) but itself and @from (repl__hint_owners, without
+ * an object: replay sends this node's current one, like a coordinator's);
+ * with @pending_only, only when the key has pending replicas. Two callers:
  *   - a REPLICA_WRITE2 from a coordinator behind this node's ring epoch:
  *     it resolved the key before a topology change reached it and may
  *     have missed the key's pending replicas (or new natural ones, if the
@@ -101,18 +177,9 @@ static int hint_owners(struct repl *r, chorus_node_id from, chorus_token token,
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return CHORUS_ENOMEM;
-  uint64_t seq = repl__hint_seq(r);
-  int rc = CHORUS_OK;
   size_t armed = 0;
-  for (uint8_t i = 0; i < pl.n_natural + pl.n_pending; i++) {
-    chorus_node_id p = pl.r[i].id;
-    if (p == r->cfg.self || p == from || rc != CHORUS_OK)
-      continue;
-    bool dropped;
-    rc = repl__hints_arm(&r->hints, r->store, b, p, token, key->ptr, key->len,
-                         seq, wall, NULL, 0, &dropped);
-    armed += rc == CHORUS_OK && !dropped;
-  }
+  int rc = repl__hint_owners(r, b, &pl, from, key->ptr, key->len, NULL, 0, wall,
+                             &armed);
   if (rc == CHORUS_OK && armed > 0) {
     rc = store_write_batch(r->store, b, NULL);
     if (rc != CHORUS_OK && rc != CHORUS_ENOMEM)
@@ -189,48 +256,30 @@ int repl__on_replica_read(struct repl *r, chorus_node_id from,
 }
 
 /* A fallback keeps the object for @target: joined with any hint it
- * already keeps for the same key. */
-static int keep_hint(struct repl *r, const struct wire_hint_deliver *h,
-                     chorus_ms wall) {
-  struct crdt_obj in;
-  int rc =
-      repl__decode_obj(h->object.ptr, h->object.len, CRDT_NONE, &in, r->err);
-  if (rc != CHORUS_OK)
-    return CHORUS_EMALFORMED;
-  struct repl_hint old;
-  void *oldbuf = NULL;
-  rc = repl__hints_get(r->store, h->target, h->token, h->key.ptr, h->key.len,
-                       &old, &oldbuf);
-  if (rc == CHORUS_OK && old.olen > 0) {
-    struct crdt_obj prev;
-    if (repl__decode_obj(old.object, old.olen, in.type, &prev, r->err) ==
-        CHORUS_OK) {
-      rc = crdt_obj_join(&in, &prev, NULL);
-      crdt_obj_free(&prev);
-    }
-  } else if (rc == CHORUS_ENOTFOUND || rc == CHORUS_ECORRUPT) {
-    rc = CHORUS_OK;
+ * already keeps for the same key. A target that no longer owns the key in
+ * this node's ring gets nothing kept: the object goes to the key's owners
+ * at once (repl__hints_move, repl.h: HINTS FOLLOW OWNERSHIP). */
+static int keep_hint(struct repl *r, chorus_node_id from,
+                     const struct wire_hint_deliver *h, chorus_ms wall) {
+  struct ring_plist pl;
+  if (!repl__owns(r, h->target, h->token, &pl)) {
+    struct repl_hint moved = {h->target,     h->token,     h->key.ptr,
+                              h->key.len,    h->hint_seq,  wall,
+                              h->object.ptr, h->object.len};
+    return repl__hints_move(r, &moved, &pl, from, false);
   }
-  chorus_free(oldbuf);
-  uint8_t *bytes = NULL;
-  size_t blen = 0;
-  if (rc == CHORUS_OK)
-    rc = repl__encode_obj(&in, &bytes, &blen);
-  crdt_obj_free(&in);
-  struct store_batch *b = rc == CHORUS_OK ? store_batch_new() : NULL;
-  if (rc == CHORUS_OK && b == NULL)
-    rc = CHORUS_ENOMEM;
+  struct store_batch *b = store_batch_new();
+  if (b == NULL)
+    return CHORUS_ENOMEM;
   bool dropped = false;
-  if (rc == CHORUS_OK)
-    rc =
-        repl__hints_arm(&r->hints, r->store, b, h->target, h->token, h->key.ptr,
-                        h->key.len, h->hint_seq, wall, bytes, blen, &dropped);
+  int rc =
+      arm_joined(r, b, h->target, h->token, h->key.ptr, h->key.len, h->hint_seq,
+                 h->object.ptr, h->object.len, wall, &dropped);
   if (rc == CHORUS_OK && dropped)
     rc = CHORUS_ENOSPC;
   if (rc == CHORUS_OK)
     rc = store_write_batch(r->store, b, NULL);
   store_batch_free(b);
-  chorus_free(bytes);
   if (rc != CHORUS_OK && rc != CHORUS_ENOMEM && rc != CHORUS_EMALFORMED)
     repl__resync_hints(r);
   return rc;
@@ -250,7 +299,7 @@ int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
                                              h->object.len)) == CHORUS_OK)
       status = hint_owners(r, from, h->token, &h->key, true, wall);
     else if (h->target != r->cfg.self)
-      status = keep_hint(r, h, wall);
+      status = keep_hint(r, from, h, wall);
   }
   if (status == CHORUS_ENOMEM)
     return status;

@@ -2,7 +2,8 @@
  * a time, by a small in-process harness: options and their errors,
  * unavailability, timeouts, hints (written ahead, replayed, bounded),
  * sloppy quorums, forwarding, read repair, counters, epochs, a failed
- * sync and a full data folder. Whole-cluster behaviour under faults is
+ * sync, a full data folder, and hints that follow ownership across ring
+ * changes. Whole-cluster behaviour under faults is
  * tests/sim's job. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,6 +88,7 @@ static struct harness {
   struct reply_rec replies[64];
   uint64_t sent_frames;
   int next_sync_status; /* the next barrier ends with it, when not 0 */
+  int dcs;              /* datacenters, as setup() was given */
 } H;
 
 static int index_of(chorus_node_id id) {
@@ -211,6 +213,7 @@ static void setup(int n, const char *spec, int dcs,
                   void (*tweak)(struct repl_config *)) {
   memset(&H, 0, sizeof H);
   H.n = n;
+  H.dcs = dcs;
   H.now = 1000000;
   struct ring_node rn[MAXN];
   struct ring_replication rs;
@@ -238,6 +241,51 @@ static void setup(int n, const char *spec, int dcs,
       tweak(&nd->cfg);
     node_start(i);
   }
+}
+
+/* A ring after a topology change: node i in state @st[i] (enum
+ * ring_node_state), or gone from the ring (removed) when @st[i] is -1;
+ * its version one above the current ring's. The caller frees it. */
+static struct ring_snapshot *ring_of(const int *st) {
+  struct ring_node rn[MAXN];
+  size_t n = 0;
+  for (int i = 0; i < H.n; i++) {
+    if (st[i] < 0)
+      continue;
+    memset(&rn[n], 0, sizeof rn[n]);
+    rn[n].id = H.ids[i];
+    snprintf(rn[n].dc, sizeof rn[n].dc, "dc%d", i % H.dcs);
+    snprintf(rn[n].rack, sizeof rn[n].rack, "r%d", i);
+    rn[n].state = (enum ring_node_state)st[i];
+    rn[n].vnodes = 64;
+    n++;
+  }
+  struct ring_snapshot *s;
+  assert_int_equal(ring_snapshot_build(rn, n, ring_snapshot_replication(H.ring),
+                                       ring_snapshot_version(H.ring) + 1, &s,
+                                       NULL),
+                   CHORUS_OK);
+  return s;
+}
+
+/* ring_of(@st), installed on every node at once. */
+static void install_ring(const int *st) {
+  struct ring_snapshot *s = ring_of(st);
+  for (int i = 0; i < H.n; i++)
+    repl_set_ring(H.nodes[i].repl, s);
+  ring_snapshot_free(H.ring);
+  H.ring = s;
+}
+
+/* Whether node @i is a natural replica of @key in @s. */
+static bool natural_in(const struct ring_snapshot *s, const char *key, int i) {
+  struct ring_plist pl;
+  if (ring_lookup_key(s, key, strlen(key), 0, &pl) != CHORUS_OK)
+    return false;
+  for (uint8_t k = 0; k < pl.n_natural; k++)
+    if (pl.r[k].id == H.ids[i])
+      return true;
+  return false;
 }
 
 static void teardown_all(void) {
@@ -1521,6 +1569,271 @@ static void pending_replicas_count_toward_w(void **state) {
   teardown_all();
 }
 
+/* ------------------------------------------------------------------------
+ * Hints follow ownership (repl.h, HINTS FOLLOW OWNERSHIP)
+ * ------------------------------------------------------------------------ */
+
+enum { N_ = RING_NORMAL, LEFT_ = RING_LEFT, GONE_ = -1 };
+
+/* A decommissioned node (LEFT, still up) gets no replay: its hint moves
+ * to the node that took its place, which gets the write. */
+static void hints_for_a_left_node_move_to_its_successor(void **state) {
+  (void)state;
+  setup(4, "3", 1, NULL);
+  boot();
+  const int after[4] = {N_, N_, LEFT_, N_};
+  struct ring_snapshot *next = ring_of(after);
+  char key[16];
+  int k;
+  for (k = 0; k < 1000; k++) {
+    snprintf(key, sizeof key, "l%d", k);
+    if (natural_in(H.ring, key, 0) && natural_in(H.ring, key, 2) &&
+        !natural_in(H.ring, key, 3) && natural_in(next, key, 3))
+      break;
+  }
+  ring_snapshot_free(next);
+  assert_true(k < 1000);
+  struct repl *c = H.nodes[0].repl;
+  isolate(2, true);
+  member_all(2, false);
+  assert_int_equal(put(0, key, "v", 2, NULL)->code, CHORUS_OK);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 1);
+  advance(2100); /* due, but its target is down */
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 1);
+  install_ring(after);
+  isolate(2, false);
+  member_all(2, true); /* decommissioned, and still up */
+  advance(2000);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 0);
+  assert_false(stored_has(2, key, "v")); /* never replayed to a non-owner */
+  assert_true(stored_has(3, key, "v"));  /* the new owner has the write */
+  assert_int_equal(repl_hints_for(c, H.ids[3]), 0);
+  assert_int_equal(repl_stats(c)->hints_moved, 1);
+  assert_int_equal(repl_stats(c)->hints_dropped_not_owner, 0);
+  assert_int_equal(repl_stats(c)->hints_pending, 0);
+  assert_true(repl_stats(c)->hints_replayed >= 1);
+  teardown_all();
+}
+
+/* A node still in the ring, down, whose key went to a joiner: the hint
+ * moves to the joiner, which gets the write while the old target stays
+ * down. */
+static void hints_follow_a_range_to_a_joiner(void **state) {
+  (void)state;
+  setup(5, "3", 1, NULL);
+  boot();
+  const int before[5] = {N_, N_, N_, N_, GONE_};
+  const int after[5] = {N_, N_, N_, N_, N_};
+  install_ring(before);
+  struct ring_snapshot *next = ring_of(after);
+  char key[16];
+  int k, x = -1;
+  for (k = 0; k < 2000 && x < 0; k++) {
+    snprintf(key, sizeof key, "j%d", k);
+    if (!natural_in(H.ring, key, 0) || !natural_in(next, key, 0) ||
+        !natural_in(next, key, 4))
+      continue;
+    for (int i = 1; i <= 3 && x < 0; i++)
+      if (natural_in(H.ring, key, i) && !natural_in(next, key, i))
+        x = i;
+  }
+  ring_snapshot_free(next);
+  assert_true(x > 0);
+  struct repl *c = H.nodes[0].repl;
+  isolate(x, true);
+  member_all(x, false);
+  assert_int_equal(put(0, key, "v", 2, NULL)->code, CHORUS_OK);
+  advance(2100);
+  assert_int_equal(repl_hints_for(c, H.ids[x]), 1);
+  install_ring(after); /* node 4 now owns the key, node x no longer */
+  advance(2000);
+  assert_int_equal(repl_hints_for(c, H.ids[x]), 0);
+  assert_true(stored_has(4, key, "v"));
+  assert_false(stored_has(x, key, "v"));
+  assert_int_equal(repl_stats(c)->hints_moved, 1);
+  assert_int_equal(repl_stats(c)->hints_pending, 0);
+  isolate(x, false);
+  teardown_all();
+}
+
+static void one_in_flight(struct repl_config *c) {
+  c->hint_batch = 1;
+}
+
+/* Many hints for a removed node move a bounded number per round (64 x
+ * hint_batch entries), and all of them in the end. */
+static void
+hints_for_a_removed_node_move_a_bounded_number_per_round(void **state) {
+  (void)state;
+  setup(4, "3", 1, one_in_flight);
+  boot();
+  struct repl *c = H.nodes[0].repl;
+  isolate(2, true);
+  member_all(2, false);
+  enum { KEYS = 150 };
+  static char keys[KEYS][16];
+  int n = 0;
+  for (int k = 0; k < 5000 && n < KEYS; k++) {
+    snprintf(keys[n], sizeof keys[n], "r%d", k);
+    if (natural_in(H.ring, keys[n], 0) && natural_in(H.ring, keys[n], 2))
+      assert_int_equal(put(0, keys[n++], "v", 2, NULL)->code, CHORUS_OK);
+  }
+  assert_int_equal(n, KEYS);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), KEYS);
+  advance(5000); /* the pass at the first ring finds nothing to move */
+  assert_int_equal(repl_stats(c)->hints_moved, 0);
+  const int removed[4] = {N_, N_, GONE_, N_};
+  install_ring(removed);
+  /* One round: at most 64 hints looked at, so 64 moved. */
+  assert_int_equal(repl_timer(c, REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT,
+                              H.now, H.now, &H.nodes[0].fx),
+                   CHORUS_OK);
+  pump();
+  assert_int_equal(repl_stats(c)->hints_moved, 64);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), KEYS - 64);
+  advance(5000);
+  assert_int_equal(repl_stats(c)->hints_moved, KEYS);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 0);
+  assert_int_equal(repl_stats(c)->hints_dropped_not_owner, 0);
+  /* One replay in flight per target: a round each. */
+  advance(200000);
+  for (int i = 0; i < KEYS; i++)
+    assert_true(stored_has(3, keys[i], "v"));
+  assert_int_equal(repl_stats(c)->hints_pending, 0);
+  teardown_all();
+}
+
+/* A fallback handed a hint for a node its ring no longer has keeps no
+ * hint for it: it is an owner itself, so it joins the object. */
+static void a_fallback_moves_a_hint_for_a_non_owner_on_arrival(void **state) {
+  (void)state;
+  setup(4, "3", 1, NULL);
+  boot();
+  char key[16];
+  int k;
+  for (k = 0; k < 1000; k++) {
+    snprintf(key, sizeof key, "f%d", k);
+    if (natural_in(H.ring, key, 0) && natural_in(H.ring, key, 2) &&
+        !natural_in(H.ring, key, 3))
+      break;
+  }
+  assert_true(k < 1000);
+  assert_int_equal(put(0, key, "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+  const int removed[4] = {N_, N_, GONE_, N_};
+  install_ring(removed);
+  unsigned char dk[256];
+  chorus_token tok = ring_token_of(key, strlen(key));
+  size_t dl = store_data_key(dk, tok, key, strlen(key));
+  void *obj;
+  size_t olen;
+  assert_int_equal(store_get(H.nodes[0].store, STORE_DATA, dk, dl, &obj, &olen),
+                   CHORUS_OK);
+  struct wire_msg m;
+  repl__msg_hint_deliver(&m, 7, H.ids[2], 5, tok, key, strlen(key), obj, olen);
+  struct repl *f = H.nodes[3].repl;
+  assert_int_equal(repl_peer(f, H.ids[0], &m, H.now, H.now, &H.nodes[3].fx),
+                   CHORUS_OK);
+  chorus_free(obj);
+  pump();
+  assert_int_equal(repl_hints_for(f, H.ids[2]), 0);
+  assert_true(stored_has(3, key, "v"));
+  assert_int_equal(repl_stats(f)->hints_moved, 1);
+  /* The other owner but the sender is hinted too (it has the key). */
+  assert_int_equal(repl_hints_for(f, H.ids[1]), 1);
+  /* A malformed object is refused, not kept nor moved. */
+  repl__msg_hint_deliver(&m, 8, H.ids[2], 6, tok, key, strlen(key), "\xc1", 1);
+  assert_int_equal(repl_peer(f, H.ids[0], &m, H.now, H.now, &H.nodes[3].fx),
+                   CHORUS_OK);
+  pump();
+  assert_int_equal(repl_stats(f)->hints_moved, 1);
+  assert_int_equal(repl_hints_for(f, H.ids[2]), 0);
+  advance(3000);
+  assert_int_equal(repl_stats(f)->hints_pending, 0);
+  teardown_all();
+}
+
+/* Node @i's stored object of @key, chorus_malloc'ed. */
+static void *stored_object(int i, const char *key, size_t *len) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *obj;
+  assert_int_equal(store_get(H.nodes[i].store, STORE_DATA, dk, dl, &obj, len),
+                   CHORUS_OK);
+  return obj;
+}
+
+/* Node @to gets a HINT_DELIVER from node @from for @target with @obj. */
+static void deliver_hint(int from, int to, int target, const char *key,
+                         const void *obj, size_t olen) {
+  struct wire_msg m;
+  repl__msg_hint_deliver(&m, 9, H.ids[target], 3,
+                         ring_token_of(key, strlen(key)), key, strlen(key), obj,
+                         olen);
+  assert_int_equal(repl_peer(H.nodes[to].repl, H.ids[from], &m, H.now, H.now,
+                             &H.nodes[to].fx),
+                   CHORUS_OK);
+  pump();
+}
+
+/* A node that became an owner, holding a fallback's hint (with its
+ * object) for another owner, keeps that object when a moved hint replaces
+ * the hint with one that carries none. */
+static void a_moved_hint_keeps_what_a_fallback_hint_carried(void **state) {
+  (void)state;
+  setup(4, "3", 1, NULL);
+  boot();
+  char key[16];
+  int k;
+  for (k = 0; k < 1000; k++) {
+    snprintf(key, sizeof key, "g%d", k);
+    if (natural_in(H.ring, key, 0) && natural_in(H.ring, key, 1) &&
+        natural_in(H.ring, key, 2) && !natural_in(H.ring, key, 3))
+      break;
+  }
+  assert_true(k < 1000);
+  size_t la, lb;
+  assert_int_equal(put(0, key, "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+  void *a = stored_object(0, key, &la);
+  assert_int_equal(put(0, key, "w", WIRE_ALL, NULL)->code, CHORUS_OK);
+  void *b = stored_object(0, key, &lb);
+  /* Node 3, a fallback, keeps {v, w} for node 1. */
+  deliver_hint(0, 3, 1, key, b, lb);
+  assert_int_equal(repl_hints_for(H.nodes[3].repl, H.ids[1]), 1);
+  assert_false(stored_has(3, key, "w"));
+  const int removed[4] = {N_, N_, GONE_, N_};
+  install_ring(removed); /* node 3 now owns the key */
+  /* A hint {v} for the removed node: node 3 joins it and re-hints node 1
+   * without an object, so {v, w} must be joined here first. */
+  deliver_hint(0, 3, 2, key, a, la);
+  chorus_free(a);
+  chorus_free(b);
+  assert_true(stored_has(3, key, "v"));
+  assert_true(stored_has(3, key, "w"));
+  assert_int_equal(repl_stats(H.nodes[3].repl)->hints_moved, 1);
+  teardown_all();
+}
+
+/* With no owner left in the ring, the hint is dropped and counted. */
+static void hints_with_no_owner_left_are_dropped(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  isolate(2, true);
+  member_all(2, false);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->code, CHORUS_OK);
+  advance(2100);
+  const int all_left[3] = {LEFT_, LEFT_, LEFT_};
+  install_ring(all_left);
+  advance(2000);
+  struct repl *c = H.nodes[0].repl;
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 0);
+  assert_int_equal(repl_stats(c)->hints_dropped_not_owner, 1);
+  assert_int_equal(repl_stats(c)->hints_moved, 0);
+  assert_int_equal(repl_stats(c)->hints_pending, 0);
+  teardown_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
@@ -1550,6 +1863,13 @@ int main(void) {
       cmocka_unit_test(reads_of_a_fat_object_are_truncated_with_its_context),
       cmocka_unit_test(a_copy_too_big_to_send_is_refused_never_cut),
       cmocka_unit_test(replica_joins_over_the_budget_converge),
+      cmocka_unit_test(hints_for_a_left_node_move_to_its_successor),
+      cmocka_unit_test(hints_follow_a_range_to_a_joiner),
+      cmocka_unit_test(
+          hints_for_a_removed_node_move_a_bounded_number_per_round),
+      cmocka_unit_test(a_fallback_moves_a_hint_for_a_non_owner_on_arrival),
+      cmocka_unit_test(hints_with_no_owner_left_are_dropped),
+      cmocka_unit_test(a_moved_hint_keeps_what_a_fallback_hint_carried),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
