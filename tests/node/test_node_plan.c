@@ -12,8 +12,8 @@
  *      STATUS reports progress (stream.active, stream.done_ppm growing,
  *      stream.elapsed_ms), `cluster status` shows "n4 <- streaming ...",
  *      `cluster plan` shows the change under way and a plan of another
- *      change is refused (EBUSY); `cluster join n4 --wait` returns 0 once
- *      n4 is normal.
+ *      change is refused (EBUSY); a wait with --wait-timeout 1 gives up
+ *      (exit 1); `cluster join n4 --wait` returns 0 once n4 is normal.
  *   3. `cluster decommission n4 --wait` returns 0 once n4 has left.
  *
  * About 30 s. CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
@@ -228,6 +228,13 @@ static void test_plans(void **state) {
   assert_non_null(strstr(text, "no member named n9"));
   assert_int_equal(run_cli(ns[1].port, text, sizeof text, "cluster plan"), 0);
   assert_non_null(strstr(text, "no change is under way"));
+  /* A refusal --force overrides is planned, with a note. */
+  assert_int_equal(
+      run_cli(ns[1].port, text, sizeof text, "cluster plan remove n2"), 0);
+  assert_non_null(strstr(text, "note: n2 is alive"));
+  /* Nothing under way: a wait ends at once. */
+  assert_int_equal(run_cli(ns[1].port, text, sizeof text, "cluster wait"), 0);
+  assert_non_null(strstr(text, "no change under way"));
 }
 
 /* ------------------------------------------------------------------------
@@ -277,6 +284,12 @@ static void test_join_progress(void **state) {
       run_cli(ns[2].port, text, sizeof text, "cluster plan decommission n1"),
       1);
   assert_non_null(strstr(text, "EBUSY"));
+
+  /* A wait that gives up first: exit 1, the change goes on. */
+  assert_int_equal(run_cli(ns[1].port, text, sizeof text,
+                           "cluster join n4 --wait --wait-timeout 1"),
+                   1);
+  assert_non_null(strstr(text, "did not finish within 1 s"));
 
   t0 = now_s();
   int rc = run_cli(ns[1].port, out, sizeof out,
