@@ -883,8 +883,9 @@ static void gather(const struct cli *cl, const struct chorus_cluster_status *st,
   out->n = 0;
   for (size_t i = 0; i < st->nmembers && out->n < MAX_XFERS; i++) {
     const struct chorus_cluster_member *m = &st->members[i];
-    if (m->state < CHORUS_META_JOINING || m->state > CHORUS_META_LEAVING)
-      continue;
+    if (m->state < CHORUS_META_JOINING || m->state > CHORUS_META_LEAVING ||
+        m->alive == CHORUS_ALIVE_DEAD || m->alive == CHORUS_ALIVE_LEFT)
+      continue; /* owns nothing, or would cost a connect timeout a poll */
     struct xfer x = {0};
     sample(cl, m, &x);
     if (x.reached &&
