@@ -263,6 +263,9 @@ struct chorus_result {
    * the result, freed with it; take it by setting this to NULL and free it
    * with chorus_cluster_status_free(). NULL for every other call. */
   struct chorus_cluster_status *cluster;
+  /* cluster plan (the asynchronous call): likewise, freed with the result
+   * unless taken (set to NULL; chorus_cluster_plan_free). */
+  struct chorus_cluster_plan *plan;
 
   void *owned; /* internal storage; freed by chorus_result_free() */
 };
@@ -561,6 +564,60 @@ int chorus_cluster_replace(struct chorus_client *c, const char *name,
                            const char *with,
                            struct chorus_cluster_status **out);
 
+/* CLUSTER PLAN: a dry run of a topology change. The node applies the
+ * command to a copy of its metadata and answers what would move, per
+ * (from, to) pair, with the ranges' share of the token space and an
+ * estimate of their keys and bytes (per replica), from the node's own
+ * store: the keys and bytes it holds (up to 20,000 read) over the fraction
+ * of the token space it replicates (@basis_*); keys are spread by a hash,
+ * so that density holds everywhere, about. A node that replicates
+ * nothing (a joiner) has no basis: ask a normal member. Nothing changes. */
+enum chorus_plan_action {
+  CHORUS_PLAN_UNDER_WAY = 0,    /* the change under way, as it stands */
+  CHORUS_PLAN_JOIN = 1,         /* a node named @name joins (a new one:
+                                   with @dc, @rack, @vnodes) */
+  CHORUS_PLAN_DECOMMISSION = 2, /* member @name hands its ranges over */
+  CHORUS_PLAN_REMOVE = 3        /* dead member @name is removed */
+};
+
+struct chorus_plan_move {
+  uint64_t from;         /* 0: nobody held the ranges (nothing to send) */
+  uint64_t to;           /* the node that would gain them */
+  const char *from_name; /* "" when unknown */
+  const char *to_name;
+  uint32_t ranges;    /* token ranges */
+  uint32_t share_ppm; /* of the token space, parts per million */
+  uint64_t est_keys, est_bytes;
+};
+
+/* One allocation: free it with chorus_cluster_plan_free(). */
+struct chorus_cluster_plan {
+  char server[64]; /* "host:port" of the node that answered */
+  uint64_t epoch;  /* the metadata epoch the plan was made from */
+  uint64_t basis_keys, basis_bytes; /* what the estimate is from */
+  uint32_t basis_ppm; /* over this share of the token space; 0: none */
+  const char *note;   /* what the command itself would say (a refusal
+                         --force overrides, a member already leaving); ""
+                         when nothing */
+  size_t nmoves;
+  struct chorus_plan_move *moves;
+};
+
+/* chorus_cluster_plan: asks one node for the plan of @action on @name
+ * (1..127 bytes; ignored for CHORUS_PLAN_UNDER_WAY). For the JOIN of a
+ * node that is not a member yet, @dc and @rack (NULL: "dc1" and "r1",
+ * chorusd's defaults) and @vnodes (0: the ring's default) place it. A read:
+ * retried on another seed. On CHORUS_OK *@out is the plan (caller frees).
+ * Errors: what the command itself would meet: CHORUS_ENOTFOUND (no such
+ *           member), CHORUS_EINVAL (not a normal member, a name out of
+ *           range), CHORUS_EBUSY (another change is under way), and as
+ *           chorus_cluster_status (CHORUS_ENOTSUP from a node without
+ *           plans). */
+int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
+                        const char *dc, const char *rack, uint32_t vnodes,
+                        struct chorus_cluster_plan **out);
+void chorus_cluster_plan_free(struct chorus_cluster_plan *p);
+
 /* chorus_cluster_status_free: NULL is allowed. */
 void chorus_cluster_status_free(struct chorus_cluster_status *s);
 
@@ -625,6 +682,11 @@ int chorus_cluster_decommission_async(struct chorus_client *c, const char *name,
                                       bool force, chorus_cb cb, void *arg);
 int chorus_cluster_replace_async(struct chorus_client *c, const char *name,
                                  const char *with, chorus_cb cb, void *arg);
+/* The plan (or the error) in res->plan. */
+int chorus_cluster_plan_async(struct chorus_client *c, int action,
+                              const char *name, const char *dc,
+                              const char *rack, uint32_t vnodes, chorus_cb cb,
+                              void *arg);
 
 /* ------------------------------------------------------------------------
  * Helpers

@@ -271,6 +271,38 @@ static int do_cluster(struct chorus_client *c, uint8_t type, const char *name,
   return chorus__submit(c, &m, true, false, CLUSTER_REMOVE_TIMEOUT_MS, cb, arg);
 }
 
+/* CLUSTER_PLAN: a read (nothing changes), retried on another seed. */
+static int do_plan(struct chorus_client *c, int action, const char *name,
+                   const char *dc, const char *rack, uint32_t vnodes,
+                   chorus_cb cb, void *arg) {
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_CLUSTER_PLAN;
+  size_t len = name ? strlen(name) : 0;
+  if (action < CHORUS_PLAN_UNDER_WAY || action > CHORUS_PLAN_REMOVE)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL, "unknown plan action %d",
+                       action);
+  if (action != CHORUS_PLAN_UNDER_WAY && (len == 0 || len > WIRE_MAX_NAME))
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a member's name is 1..%u bytes", WIRE_MAX_NAME);
+  dc = dc ? dc : "dc1"; /* chorusd's defaults */
+  rack = rack ? rack : "r1";
+  if (strlen(dc) > WIRE_MAX_LABEL || strlen(rack) > WIRE_MAX_LABEL)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a datacenter or rack name is 0..%u bytes",
+                       WIRE_MAX_LABEL);
+  if (vnodes > 65535)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL, "vnodes are 0..65535");
+  m.cluster_plan.action = (uint8_t)action;
+  m.cluster_plan.name =
+      action == CHORUS_PLAN_UNDER_WAY ? wb(NULL, 0) : wb(name, len);
+  m.cluster_plan.dc = wb(dc, strlen(dc));
+  m.cluster_plan.rack = wb(rack, strlen(rack));
+  m.cluster_plan.vnodes = vnodes;
+  return chorus__submit(c, &m, false, false, CLUSTER_REMOVE_TIMEOUT_MS, cb,
+                        arg);
+}
+
 static int do_info(struct chorus_client *c, chorus_cb cb, void *arg) {
   struct wire_msg m;
   memset(&m, 0, sizeof m);
@@ -471,6 +503,31 @@ static int sync_cluster(struct chorus_client *c, uint8_t type, const char *name,
   return rc;
 }
 
+int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
+                        const char *dc, const char *rack, uint32_t vnodes,
+                        struct chorus_cluster_plan **out) {
+  if (out == NULL)
+    return c ? chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL out")
+             : CHORUS_EINVAL;
+  *out = NULL;
+  struct chorus_result res;
+  struct sync_wait w;
+  int rc = sync_begin(c, &res, &w);
+  if (rc == CHORUS_OK)
+    rc = sync_end(c, do_plan(c, action, name, dc, rack, vnodes, sync_cb, &w),
+                  &w);
+  assert(rc != CHORUS_OK || res.plan != NULL);
+  if (rc == CHORUS_OK) {
+    *out = res.plan;
+    res.plan = NULL;
+  } else if (c != NULL) {
+    snprintf(c->errmsg, sizeof c->errmsg, "%s",
+             res.errmsg[0] ? res.errmsg : chorus_strerror(rc));
+  }
+  chorus_result_free(&res);
+  return rc;
+}
+
 int chorus_cluster_status(struct chorus_client *c,
                           struct chorus_cluster_status **out) {
   return sync_cluster(c, WIRE_CLUSTER_QUERY, NULL, NULL, false, out);
@@ -601,4 +658,12 @@ int chorus_cluster_decommission_async(struct chorus_client *c, const char *name,
   return rc ? rc
             : do_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, NULL, force, cb,
                          arg);
+}
+
+int chorus_cluster_plan_async(struct chorus_client *c, int action,
+                              const char *name, const char *dc,
+                              const char *rack, uint32_t vnodes, chorus_cb cb,
+                              void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_plan(c, action, name, dc, rack, vnodes, cb, arg);
 }

@@ -20,6 +20,7 @@ void chorus_result_free(struct chorus_result *res) {
   if (res == NULL)
     return;
   chorus_cluster_status_free(res->cluster);
+  chorus_cluster_plan_free(res->plan);
   chorus_free(res->owned);
   memset(res, 0, sizeof *res);
 }
@@ -131,6 +132,8 @@ static uint8_t expected_reply(uint8_t req_type) {
   case WIRE_CLUSTER_DECOMMISSION:
   case WIRE_CLUSTER_REPLACE:
     return WIRE_CLUSTER_REPLY;
+  case WIRE_CLUSTER_PLAN:
+    return WIRE_CLUSTER_PLAN_REPLY;
   default:
     return 0;
   }
@@ -204,12 +207,67 @@ static int take_cluster(struct chorus_result *res,
   return CHORUS_OK;
 }
 
+void chorus_cluster_plan_free(struct chorus_cluster_plan *p) {
+  chorus_free(p);
+}
+
+/* Copies a CLUSTER_PLAN_REPLY into one block: the plan, its moves, then
+ * every string. */
+static int take_plan(struct chorus_result *res,
+                     const struct wire_cluster_plan_reply *r) {
+  size_t cap = align8(sizeof(struct chorus_cluster_plan)) +
+               align8(r->nmoves * sizeof(struct chorus_plan_move)) +
+               align8(r->note.len + 1);
+  for (size_t i = 0; i < r->nmoves; i++)
+    cap += align8(r->moves[i].from_name.len + 1) +
+           align8(r->moves[i].to_name.len + 1);
+  struct arena a = {chorus_malloc(cap), 0, cap};
+  if (a.base == NULL) {
+    chorus__result_error(res, CHORUS_ENOMEM, "out of memory");
+    return CHORUS_ENOMEM;
+  }
+  struct chorus_cluster_plan *p =
+      arena_take(&a, sizeof(struct chorus_cluster_plan));
+  memset(p, 0, sizeof *p);
+  p->moves = arena_take(&a, r->nmoves * sizeof(struct chorus_plan_move));
+  snprintf(p->server, sizeof p->server, "%s", res->server);
+  p->epoch = r->epoch;
+  p->basis_keys = r->basis_keys;
+  p->basis_bytes = r->basis_bytes;
+  p->basis_ppm = r->basis_ppm;
+  p->note = arena_str(&a, r->note);
+  p->nmoves = r->nmoves;
+  for (size_t i = 0; i < r->nmoves; i++) {
+    const struct wire_plan_move *w = &r->moves[i];
+    p->moves[i] =
+        (struct chorus_plan_move){.from = w->from,
+                                  .to = w->to,
+                                  .from_name = arena_str(&a, w->from_name),
+                                  .to_name = arena_str(&a, w->to_name),
+                                  .ranges = w->ranges,
+                                  .share_ppm = w->share_ppm,
+                                  .est_keys = w->est_keys,
+                                  .est_bytes = w->est_bytes};
+  }
+  assert(a.used == a.cap);
+  res->plan = p;
+  return CHORUS_OK;
+}
+
 int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
                               const struct wire_msg *m) {
   if (m->type == WIRE_ERROR) {
     int code = m->error.code < 0 ? m->error.code : CHORUS_EINTERNAL;
-    if (code == CHORUS_ENOTSUP &&
-        expected_reply(req_type) == WIRE_CLUSTER_REPLY)
+    if (code == CHORUS_ENOTSUP && req_type == WIRE_CLUSTER_PLAN)
+      /* New with topology changes: an older node does not know it. */
+      chorus__result_error(res, code,
+                           "the node does not make plans (an older "
+                           "release): %.*s",
+                           (int)m->error.text.len,
+                           m->error.text.len ? (const char *)m->error.text.ptr
+                                             : "");
+    else if (code == CHORUS_ENOTSUP &&
+             expected_reply(req_type) == WIRE_CLUSTER_REPLY)
       /* The type is new in version 3: an older node does not know it. */
       chorus__result_error(res, code,
                            "the node does not serve cluster metadata (a node "
@@ -259,6 +317,8 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     return CHORUS_OK;
   case WIRE_CLUSTER_REPLY:
     return take_cluster(res, &m->cluster_reply);
+  case WIRE_CLUSTER_PLAN_REPLY:
+    return take_plan(res, &m->cluster_plan_reply);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));

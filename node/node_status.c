@@ -212,6 +212,12 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)si.stats.bad_batches, "stream.bad_batches");
     stat_add(&b, (int64_t)si.stats.fallbacks, "stream.fallbacks");
     stat_add(&b, (int64_t)si.stats.resumed, "stream.resumed");
+    /* Progress of the plan under way (0 without one): the fraction of its
+     * token space held, in parts per million, and its age. */
+    stat_add(&b, (int64_t)si.active, "stream.active");
+    stat_add(&b, si.epoch != 0 ? (int64_t)(si.done * 1e6 + 0.5) : 0,
+             "stream.done_ppm");
+    stat_add(&b, (int64_t)si.elapsed_ms, "stream.elapsed_ms");
     const struct repl_stats *served = repl_stats(core_repl(n->core));
     stat_add(&b, (int64_t)served->stream_served_keys, "stream.served_keys");
     stat_add(&b, (int64_t)served->stream_served_bytes, "stream.served_bytes");

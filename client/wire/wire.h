@@ -35,10 +35,12 @@
  *     fields from the frame instead of copying them.
  *
  * The only allocation a decode makes is the array of one list field (GET
- * reply siblings, set members, ring nodes, status stats, cluster members),
+ * reply siblings, set members, ring nodes, status stats, cluster members,
+ * plan moves),
  * sized by a count that pass 1 already proved is backed by real bytes; it is
  * further checked to be at most WIRE_DECODE_FACTOR times the frame length
- * (and CLUSTER_REPLY's members to be at most WIRE_MAX_CLUSTER_MEMBERS).
+ * (and CLUSTER_REPLY's members to be at most WIRE_MAX_CLUSTER_MEMBERS,
+ * CLUSTER_PLAN_REPLY's moves at most WIRE_MAX_PLAN_MOVES).
  *
  * OWNERSHIP OF DECODED MESSAGES
  *
@@ -127,6 +129,7 @@
 #define WIRE_MAX_CLUSTER_MEMBERS 4096u /* members in CLUSTER_REPLY */
 #define WIRE_SHARE_PPM_MAX 1000000u    /* a share of the ring: all of it */
 #define WIRE_MAX_TIMEOUT_MS 86400000u  /* one day */
+#define WIRE_MAX_PLAN_MOVES 4096u      /* from -> to pairs in a plan */
 
 /* Limits of one connection. */
 struct wire_limits {
@@ -192,6 +195,9 @@ enum wire_type {
                                       place */
   WIRE_CLUSTER_DECOMMISSION = 107, /* client: a live member streams its
                                       ranges away, then leaves */
+  /* 108: reserved (CLUSTER_REPLACE) */
+  WIRE_CLUSTER_PLAN = 109,       /* client: what a change would move */
+  WIRE_CLUSTER_PLAN_REPLY = 110, /* answers CLUSTER_PLAN */
   /* 112..127 reserved: anti-entropy (Merkle exchange) */
   WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
   WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
@@ -570,6 +576,54 @@ struct wire_cluster_replace {
   struct wire_bytes with; /* 1..WIRE_MAX_NAME */
 };
 
+/* CLUSTER_PLAN: a dry run of a topology change (docs/PROTOCOL.md,
+ * Topology changes): the node applies the command @action would propose
+ * to a copy of its metadata and answers CLUSTER_PLAN_REPLY with what would
+ * move. Nothing is proposed. */
+enum wire_plan_action {
+  WIRE_PLAN_UNDER_WAY = 0,    /* the change under way, as it stands */
+  WIRE_PLAN_JOIN = 1,         /* @name joins (a new member of @dc, @rack,
+                                 @vnodes; or the member's own join) */
+  WIRE_PLAN_DECOMMISSION = 2, /* @name hands its ranges over and leaves */
+  WIRE_PLAN_REMOVE = 3,       /* @name (dead) is removed, streamed */
+  WIRE_PLAN_ACTION_MAX = 3
+};
+
+struct wire_cluster_plan {
+  uint8_t action;         /* enum wire_plan_action */
+  struct wire_bytes name; /* 0..WIRE_MAX_NAME; empty only for UNDER_WAY */
+  struct wire_bytes dc;   /* JOIN of a new member: <= WIRE_MAX_LABEL */
+  struct wire_bytes rack; /* likewise */
+  uint32_t vnodes;        /* likewise; 0: the ring's default; <= 65535 */
+};
+
+/* One from -> to pair of a plan: the ranges @to would gain from @from
+ * (from 0: nobody held them), their share of the token space, and an
+ * estimate of the keys and bytes they hold (per replica). */
+struct wire_plan_move {
+  chorus_node_id from, to;
+  struct wire_bytes from_name; /* <= WIRE_MAX_NAME; empty: unknown */
+  struct wire_bytes to_name;   /* <= WIRE_MAX_NAME */
+  uint32_t ranges;             /* token ranges (ring_diff's) */
+  uint32_t share_ppm;          /* of the token space, <= 1000000 */
+  uint64_t est_keys, est_bytes;
+};
+
+/* CLUSTER_PLAN_REPLY: the would-be change at metadata @epoch (the epoch
+ * the plan was made from). The estimates come from the answering node's
+ * own store: @basis_keys keys and @basis_bytes bytes read over
+ * @basis_ppm of the token space it replicates (0: no estimate). @note
+ * says why the command itself would be refused or what to mind (empty:
+ * nothing). */
+struct wire_cluster_plan_reply {
+  uint64_t epoch;
+  uint64_t basis_keys, basis_bytes;
+  uint32_t basis_ppm;           /* <= 1000000 */
+  struct wire_bytes note;       /* <= WIRE_MAX_ERROR_TEXT */
+  size_t nmoves;                /* <= WIRE_MAX_PLAN_MOVES */
+  struct wire_plan_move *moves; /* decoded: owned */
+};
+
 /* STREAM_PULL: the objects of STORE_DATA whose token t is in
  * [@first, @last] (first <= last) and whose storage key ([token BE][key])
  * sorts after @after (empty: from the start of the range), at most about
@@ -627,6 +681,8 @@ struct wire_msg {
     struct wire_cluster_remove cluster_remove;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
+    struct wire_cluster_plan cluster_plan;
+    struct wire_cluster_plan_reply cluster_plan_reply;
     struct wire_stream_pull stream_pull;
     struct wire_stream_chunk stream_chunk;
   };

@@ -69,6 +69,22 @@ static int check_member(const struct wire_cluster_member *m, size_t k, int code,
   return CHORUS_OK;
 }
 
+/* The limits of one CLUSTER_PLAN_REPLY move, both directions. */
+static int check_move(const struct wire_plan_move *m, size_t k, int code,
+                      char *errmsg) {
+  int rc;
+  if ((rc = check_bytes(&m->from_name, 0, WIRE_MAX_NAME, "move.from_name", code,
+                        errmsg)) ||
+      (rc = check_bytes(&m->to_name, 0, WIRE_MAX_NAME, "move.to_name", code,
+                        errmsg)))
+    return chorus_errwrap(errmsg, rc, "move %zu", k);
+  if (m->share_ppm > WIRE_SHARE_PPM_MAX)
+    return chorus_errf(errmsg, code,
+                       "move %zu: move.share_ppm: %" PRIu32 " exceeds %u", k,
+                       m->share_ppm, WIRE_SHARE_PPM_MAX);
+  return CHORUS_OK;
+}
+
 /* Checks everything a decoder would check, on a message about to be sent. */
 static int check_msg(const struct wire__schema *s, const struct wire_msg *m,
                      char *errmsg) {
@@ -149,6 +165,17 @@ static int check_msg(const struct wire__schema *s, const struct wire_msg *m,
         rc = chorus_errf(errmsg, code, "members: NULL array");
       for (size_t k = 0; k < r->nmembers && rc == CHORUS_OK; k++)
         rc = check_member(&r->members[k], k, code, errmsg);
+      break;
+    }
+    case WIRE__K_MOVES: {
+      const struct wire_cluster_plan_reply *r = p;
+      if (r->nmoves > WIRE_MAX_PLAN_MOVES)
+        rc = chorus_errf(errmsg, code, "moves: %zu exceed %u", r->nmoves,
+                         WIRE_MAX_PLAN_MOVES);
+      else if (r->nmoves > 0 && r->moves == NULL)
+        rc = chorus_errf(errmsg, code, "moves: NULL array");
+      for (size_t k = 0; k < r->nmoves && rc == CHORUS_OK; k++)
+        rc = check_move(&r->moves[k], k, code, errmsg);
       break;
     }
     }
@@ -279,6 +306,23 @@ static void pack_body(msgpack_packer *pk, const struct wire__schema *s,
         msgpack_pack_uint64(pk, n->alive);
         msgpack_pack_uint64(pk, n->vnodes);
         msgpack_pack_uint64(pk, n->share_ppm);
+      }
+      break;
+    }
+    case WIRE__K_MOVES: {
+      const struct wire_cluster_plan_reply *r = p;
+      msgpack_pack_array(pk, r->nmoves);
+      for (size_t k = 0; k < r->nmoves; k++) {
+        const struct wire_plan_move *v = &r->moves[k];
+        msgpack_pack_array(pk, 8);
+        msgpack_pack_uint64(pk, v->from);
+        pack_bytes(pk, true, v->from_name);
+        msgpack_pack_uint64(pk, v->to);
+        pack_bytes(pk, true, v->to_name);
+        msgpack_pack_uint64(pk, v->ranges);
+        msgpack_pack_uint64(pk, v->share_ppm);
+        msgpack_pack_uint64(pk, v->est_keys);
+        msgpack_pack_uint64(pk, v->est_bytes);
       }
       break;
     }
@@ -535,6 +579,49 @@ static int read_field(struct wire__rd *rd, const struct wire__field *f,
         return rc;
     }
     r->nmembers = (size_t)n;
+    return CHORUS_OK;
+  }
+  case WIRE__K_MOVES: {
+    struct wire_cluster_plan_reply *r = p;
+    uint64_t n, entries, v[4];
+    void *arr;
+    if ((rc = wire__rd_array(rd, &n, "moves")))
+      return rc;
+    if (n > WIRE_MAX_PLAN_MOVES)
+      return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
+                         "moves: %" PRIu64 " exceed %u", n,
+                         WIRE_MAX_PLAN_MOVES);
+    if ((rc = alloc_list(m, n, sizeof(struct wire_plan_move), frame_len, &arr,
+                         rd->errmsg)))
+      return rc;
+    r->moves = arr;
+    for (uint64_t k = 0; k < n; k++) {
+      struct wire_plan_move *mv = &r->moves[k];
+      if ((rc = wire__rd_array(rd, &entries, "move")))
+        return rc;
+      if (entries != 8)
+        return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
+                           "move %" PRIu64 ": %" PRIu64 " entries, expected 8",
+                           k, entries);
+      if ((rc = wire__rd_uint(rd, UINT64_MAX, &mv->from, "move.from")) ||
+          (rc = wire__rd_bytes(rd, true, WIRE_MAX_NAME, &mv->from_name,
+                               "move.from_name")) ||
+          (rc = wire__rd_uint(rd, UINT64_MAX, &mv->to, "move.to")) ||
+          (rc = wire__rd_bytes(rd, true, WIRE_MAX_NAME, &mv->to_name,
+                               "move.to_name")) ||
+          (rc = wire__rd_uint(rd, UINT32_MAX, &v[0], "move.ranges")) ||
+          (rc = wire__rd_uint(rd, UINT32_MAX, &v[1], "move.share_ppm")) ||
+          (rc = wire__rd_uint(rd, UINT64_MAX, &v[2], "move.est_keys")) ||
+          (rc = wire__rd_uint(rd, UINT64_MAX, &v[3], "move.est_bytes")))
+        return rc;
+      mv->ranges = (uint32_t)v[0];
+      mv->share_ppm = (uint32_t)v[1];
+      mv->est_keys = v[2];
+      mv->est_bytes = v[3];
+      if ((rc = check_move(mv, (size_t)k, CHORUS_EMALFORMED, rd->errmsg)))
+        return rc;
+    }
+    r->nmoves = (size_t)n;
     return CHORUS_OK;
   }
   case WIRE__K_STATS: {

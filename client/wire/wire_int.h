@@ -74,17 +74,18 @@ int wire__rd_bytes(struct wire__rd *rd, bool text, uint64_t max,
  * ------------------------------------------------------------------------ */
 
 enum wire__kind {
-  WIRE__K_UINT,   /* unsigned integer, stored in @width bytes */
-  WIRE__K_INT,    /* signed integer, stored in @width bytes */
-  WIRE__K_BOOL,   /* stored as bool */
-  WIRE__K_BIN,    /* struct wire_bytes, msgpack bin */
-  WIRE__K_TEXT,   /* struct wire_bytes, msgpack str */
-  WIRE__K_OPTS,   /* struct wire_options, a 7-element array */
-  WIRE__K_BLIST,  /* struct wire_bytes_list, array of bin */
-  WIRE__K_NODES,  /* nnodes + nodes of struct wire_ring_reply; @max is the
-                     name's limit, 0 for nodes without a name entry */
-  WIRE__K_STATS,  /* nstats + stats of struct wire_status_reply, a map */
-  WIRE__K_MEMBERS /* nmembers + members of struct wire_cluster_reply */
+  WIRE__K_UINT,    /* unsigned integer, stored in @width bytes */
+  WIRE__K_INT,     /* signed integer, stored in @width bytes */
+  WIRE__K_BOOL,    /* stored as bool */
+  WIRE__K_BIN,     /* struct wire_bytes, msgpack bin */
+  WIRE__K_TEXT,    /* struct wire_bytes, msgpack str */
+  WIRE__K_OPTS,    /* struct wire_options, a 7-element array */
+  WIRE__K_BLIST,   /* struct wire_bytes_list, array of bin */
+  WIRE__K_NODES,   /* nnodes + nodes of struct wire_ring_reply; @max is the
+                      name's limit, 0 for nodes without a name entry */
+  WIRE__K_STATS,   /* nstats + stats of struct wire_status_reply, a map */
+  WIRE__K_MEMBERS, /* nmembers + members of struct wire_cluster_reply */
+  WIRE__K_MOVES    /* nmoves + moves of struct wire_cluster_plan_reply */
 };
 
 struct wire__field {

@@ -221,6 +221,23 @@ const struct wire__schema wire__schemas[] = {
      2,
      {TEXT("name", cluster_replace.name, 1, WIRE_MAX_NAME),
       TEXT("with", cluster_replace.with, 1, WIRE_MAX_NAME)}},
+    {WIRE_CLUSTER_PLAN,
+     "CLUSTER_PLAN",
+     5,
+     {U("action", cluster_plan.action, WIRE_PLAN_ACTION_MAX),
+      TEXT("name", cluster_plan.name, 0, WIRE_MAX_NAME),
+      TEXT("dc", cluster_plan.dc, 0, WIRE_MAX_LABEL),
+      TEXT("rack", cluster_plan.rack, 0, WIRE_MAX_LABEL),
+      U("vnodes", cluster_plan.vnodes, 65535)}},
+    {WIRE_CLUSTER_PLAN_REPLY,
+     "CLUSTER_PLAN_REPLY",
+     6,
+     {U("epoch", cluster_plan_reply.epoch, UINT64_MAX),
+      U("basis_keys", cluster_plan_reply.basis_keys, UINT64_MAX),
+      U("basis_bytes", cluster_plan_reply.basis_bytes, UINT64_MAX),
+      U("basis_ppm", cluster_plan_reply.basis_ppm, WIRE_SHARE_PPM_MAX),
+      TEXT("note", cluster_plan_reply.note, 0, WIRE_MAX_ERROR_TEXT),
+      {"moves", WIRE__K_MOVES, 0, OFF(cluster_plan_reply), 0, 0, 0, 0}}},
     {WIRE_STREAM_PULL,
      "STREAM_PULL",
      5,
@@ -414,6 +431,21 @@ bool wire__msg_equal(const struct wire_msg *a, const struct wire_msg *b) {
             u->share_ppm != v->share_ppm || !bytes_eq(u->name, v->name) ||
             !bytes_eq(u->addr, v->addr) || !bytes_eq(u->dc, v->dc) ||
             !bytes_eq(u->rack, v->rack))
+          return false;
+      }
+      break;
+    }
+    case WIRE__K_MOVES: {
+      const struct wire_cluster_plan_reply *x = fa, *y = fb;
+      if (x->nmoves != y->nmoves)
+        return false;
+      for (size_t k = 0; k < x->nmoves; k++) {
+        const struct wire_plan_move *u = &x->moves[k], *v = &y->moves[k];
+        if (u->from != v->from || u->to != v->to || u->ranges != v->ranges ||
+            u->share_ppm != v->share_ppm || u->est_keys != v->est_keys ||
+            u->est_bytes != v->est_bytes ||
+            !bytes_eq(u->from_name, v->from_name) ||
+            !bytes_eq(u->to_name, v->to_name))
           return false;
       }
       break;

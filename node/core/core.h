@@ -365,6 +365,14 @@ struct core_stream_info {
   bool active; /* ranges left to pull */
   chorus_ms started_at;
   struct core_stream_stats stats; /* since the node started */
+  /* Progress of the plan (epoch != 0): the fraction of the token space of
+   * its ranges held (0..1; 1 when it gains nothing), counted up to the
+   * cursor of the range being pulled; and the time since it was planned
+   * (at the core's last event). A plan resumed after a restart starts its
+   * clock again with the fraction it had, so a rate from the two is an
+   * upper bound until the next batch. */
+  double done;
+  chorus_ms elapsed_ms;
 };
 void core_stream_info(const struct core *c, struct core_stream_info *out);
 

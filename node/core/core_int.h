@@ -151,6 +151,18 @@ int core__meta_peer(struct core *c, chorus_node_id from,
                     const struct wire_msg *m);
 int core__meta_client(struct core *c, const struct wire_msg *m,
                       uint64_t cookie);
+/* The administrative path's checks (core_meta.c), shared with plans:
+ * whether decommissioning @m leaves its replication group fewer normal
+ * members than its factor; one line naming the change under way. */
+bool core__meta_too_few_left(const struct meta_state *s,
+                             const struct meta_member *m, uint32_t *factor,
+                             size_t *left);
+void core__meta_change_under_way(const struct meta_state *s, char *out,
+                                 size_t cap);
+/* core_plan.c: answers CLUSTER_PLAN (a dry run) to client request
+ * @cookie, exactly once. Errors: CHORUS_ENOMEM. */
+int core__plan_client(struct core *c, const struct wire_msg *m,
+                      uint64_t cookie);
 int core__meta_tick(struct core *c);
 chorus_ms core__meta_deadline(const struct core *c);
 int core__meta_sync_done(struct core *c, uint64_t token, int status);

@@ -495,6 +495,8 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
     return admin_reply(c, cookie);
   if (m->type == WIRE_CLUSTER_REPLACE)
     return admin_replace(c, m, cookie);
+  if (m->type == WIRE_CLUSTER_PLAN)
+    return core__plan_client(c, m, cookie); /* core_plan.c */
   /* CLUSTER_REMOVE, CLUSTER_DECOMMISSION */
   bool decommission = m->type == WIRE_CLUSTER_DECOMMISSION;
   const struct wire_bytes *nb =
@@ -593,4 +595,17 @@ int core_meta_read(struct core *c, uint64_t cookie, chorus_ms now,
   c->now = now;
   c->wall = wall;
   return done(c, meta_node_read(c->meta, cookie | CORE_META_COOKIE_BIT, now));
+}
+
+/* The administrative path's checks, for core_plan.c: a plan says what the
+ * command itself would. */
+bool core__meta_too_few_left(const struct meta_state *s,
+                             const struct meta_member *m, uint32_t *factor,
+                             size_t *left) {
+  return too_few_left(s, m, factor, left);
+}
+
+void core__meta_change_under_way(const struct meta_state *s, char *out,
+                                 size_t cap) {
+  change_under_way(s, out, cap);
 }

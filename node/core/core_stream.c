@@ -600,4 +600,21 @@ void core_stream_info(const struct core *c, struct core_stream_info *out) {
   out->ranges_done = s->idx;
   out->started_at = s->started_at;
   out->active = s->planned && s->idx < s->n;
+  if (!s->planned)
+    return;
+  out->elapsed_ms = c->now > s->started_at ? c->now - s->started_at : 0;
+  /* Token counts as doubles: a range may span all 2^64 tokens. */
+  double total = 0, held = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    const struct core__range *g = &s->ranges[i];
+    double len = (double)(g->last - g->first) + 1.0;
+    total += len;
+    if (i < s->idx)
+      held += len;
+    else if (i == s->idx && s->pos > g->first)
+      held += (double)(s->pos - g->first);
+  }
+  out->done = total > 0 ? held / total : 1.0;
+  if (out->done > 1.0)
+    out->done = 1.0;
 }

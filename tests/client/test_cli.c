@@ -199,6 +199,42 @@ static void test_usage(void **state) {
   assert_int_equal(fake_requests(srv), 0); /* nothing reached the node */
 }
 
+/* The topology change commands' usage: refused before anything is sent
+ * (what they do is tests/node/test_node_plan.c's, on real nodes). */
+static void test_change_usage(void **state) {
+  (void)state;
+  struct run r;
+  int sent = fake_requests(srv);
+  RUN(&r, true, "cluster", "plan", "grow", "n4");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "cluster plan"));
+  RUN(&r, true, "cluster", "plan", "join");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "plan", "decommission", "n1", "n2");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "plan", "decommission", "n1", "--dc", "dc2");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--dc, --rack and --vnodes"));
+  RUN(&r, true, "cluster", "plan", "join", "n4", "--vnodes", "65536");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--vnodes needs a count"));
+  RUN(&r, true, "cluster", "status", "--wait");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--wait is for"));
+  RUN(&r, true, "cluster", "join");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "wait", "n4");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "join", "n4", "--wait", "--wait-timeout", "0");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--wait-timeout needs seconds"));
+  RUN(&r, true, "cluster", "join", "n4", "--force");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "get", "k", "--wait");
+  expect(&r, 2, NULL);
+  assert_int_equal(fake_requests(srv), sent);
+}
+
 static void test_put_get_context(void **state) {
   struct run r;
   RUN(&r, true, "put", "user", "ann", "-w", "2");
@@ -426,7 +462,11 @@ static void test_cluster(void **state) {
            "n3    3333333333333333  normal   standby  dead     dc2  r1       "
            "256    33.33\n"
            "n4    4444444444444444  joining  none     suspect  dc2  -          "
-           "0     0.00\n",
+           "0     0.00\n"
+           /* A change is under way: each receiver's transfer, from its own
+            * STATUS; the fake's n4 has no address. */
+           "transfers at epoch 12:\n"
+           "  n4 <- not reachable\n",
            fake_addr(srv));
   assert_string_equal(r.out, want);
 
@@ -537,6 +577,7 @@ int main(void) {
       cmocka_unit_test(test_status_ring),
       cmocka_unit_test(test_status_ring_older_node),
       cmocka_unit_test(test_cluster),
+      cmocka_unit_test(test_change_usage),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -106,6 +106,7 @@ static void msg_equal_notices_every_field(void **state) {
       struct wire_ring_reply r2;
       struct wire_status_reply st2;
       struct wire_cluster_reply c2;
+      struct wire_cluster_plan_reply p2;
       switch (s->f[k].kind) {
       case WIRE__K_UINT:
       case WIRE__K_INT:
@@ -140,6 +141,11 @@ static void msg_equal_notices_every_field(void **state) {
         memcpy(&c2, p, sizeof c2);
         c2.nmembers--;
         memcpy(p, &c2, sizeof c2);
+        break;
+      case WIRE__K_MOVES:
+        memcpy(&p2, p, sizeof p2);
+        p2.nmoves--;
+        memcpy(p, &p2, sizeof p2);
         break;
       }
       if (wire__msg_equal(&a, &b))

@@ -213,6 +213,40 @@ static const struct hostile fixed[] = {
      CHORUS_EMALFORMED, "force: 2 out of range"},
     {"CLUSTER_QUERY with a field", B(0x93, 0x66, 0x01, 0xc0), CHORUS_EMALFORMED,
      "extra fields"},
+    /* Topology change plans. */
+    {"CLUSTER_PLAN action 4",
+     B(0x97, 0x6d, 0x01, 0x04, 0xa1, 'n', 0xa0, 0xa0, 0x00), CHORUS_EMALFORMED,
+     "action: 4 out of range"},
+    {"CLUSTER_PLAN vnodes 65536",
+     B(0x97, 0x6d, 0x01, 0x01, 0xa1, 'n', 0xa0, 0xa0, 0xce, 0x00, 0x01, 0x00,
+       0x00),
+     CHORUS_EMALFORMED, "vnodes: 65536 out of range"},
+    {"CLUSTER_PLAN without vnodes",
+     B(0x96, 0x6d, 0x01, 0x01, 0xa1, 'n', 0xa0, 0xa0), CHORUS_EMALFORMED,
+     "missing fields"},
+    {"CLUSTER_PLAN name as bin",
+     B(0x97, 0x6d, 0x01, 0x02, 0xc4, 0x01, 'n', 0xa0, 0xa0, 0x00),
+     CHORUS_EMALFORMED, "name: expected str, got bin8"},
+    {"CLUSTER_PLAN_REPLY basis over the whole ring",
+     B(0x98, 0x6e, 0x01, 0x00, 0x00, 0x00, 0xce, 0x00, 0x0f, 0x42, 0x41, 0xa0,
+       0x90),
+     CHORUS_EMALFORMED, "basis_ppm: 1000001 out of range"},
+    {"move of 7 entries",
+     B(0x98, 0x6e, 0x01, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x97, 0x01, 0xa0,
+       0x02, 0xa0, 0x01, 0x00, 0x00),
+     CHORUS_EMALFORMED, "move 0: 7 entries, expected 8"},
+    {"move share over the whole ring",
+     B(0x98, 0x6e, 0x01, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x98, 0x01, 0xa0,
+       0x02, 0xa0, 0x01, 0xce, 0x00, 0x0f, 0x42, 0x41, 0x00, 0x00),
+     CHORUS_EMALFORMED, "move.share_ppm: 1000001 exceeds 1000000"},
+    {"move keys as a negative",
+     B(0x98, 0x6e, 0x01, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x98, 0x01, 0xa0,
+       0x02, 0xa0, 0x01, 0x00, 0xff, 0x00),
+     CHORUS_EMALFORMED, "move.est_keys: -1 is negative"},
+    {"array32 as CLUSTER_PLAN_REPLY moves",
+     B(0x98, 0x6e, 0x01, 0x00, 0x00, 0x00, 0x00, 0xa0, 0xdd, 0x7f, 0xff, 0xff,
+       0xff),
+     CHORUS_EMALFORMED, "array32 at offset 8"},
     {"empty META", B(0x93, 0x65, 0x01, 0xc4, 0x00), CHORUS_EMALFORMED,
      "msg: 0 bytes, at least 1 required"},
     {"peer HELLO with 2^64-1 version",
@@ -311,6 +345,18 @@ static size_t generated(struct hostile *out, uint8_t *buf, size_t cap) {
     memset(p + sizeof head, 0xc0, count);
     out[n++] = (struct hostile){"4097 members", p, sizeof head + count,
                                 CHORUS_EMALFORMED, "members: 4097 exceed 4096"};
+  }
+  /* A CLUSTER_PLAN_REPLY with 4097 moves, every one a nil: refused by
+   * its count before anything is allocated. */
+  {
+    size_t count = WIRE_MAX_PLAN_MOVES + 1;
+    static const uint8_t head[] = {0x98, 0x6e, 0x01, 0x00, 0x00, 0x00,
+                                   0x00, 0xa0, 0xdc, 0x10, 0x01};
+    uint8_t *p = TAKE(sizeof head + count);
+    memcpy(p, head, sizeof head);
+    memset(p + sizeof head, 0xc0, count);
+    out[n++] = (struct hostile){"4097 moves", p, sizeof head + count,
+                                CHORUS_EMALFORMED, "moves: 4097 exceed 4096"};
   }
   /* A CLUSTER_REMOVE name one byte over its bound. */
   {

@@ -182,6 +182,23 @@ void wire_gen_msg(struct wire_gen *g, const struct wire__schema *s,
       }
       break;
     }
+    case WIRE__K_MOVES: {
+      struct wire_cluster_plan_reply *r = p;
+      r->nmoves = pick_count(g, mode, 16);
+      r->moves = r->nmoves ? g->moves : NULL;
+      for (size_t k = 0; k < r->nmoves; k++) {
+        struct wire_plan_move *v = &g->moves[k];
+        v->from = pick_uint(g, mode, UINT64_MAX);
+        v->to = pick_uint(g, mode, UINT64_MAX);
+        v->from_name = bytes_of(g, pick_len(g, mode, 0, WIRE_MAX_NAME));
+        v->to_name = bytes_of(g, pick_len(g, mode, 0, WIRE_MAX_NAME));
+        v->ranges = (uint32_t)pick_uint(g, mode, UINT32_MAX);
+        v->share_ppm = (uint32_t)pick_uint(g, mode, WIRE_SHARE_PPM_MAX);
+        v->est_keys = pick_uint(g, mode, UINT64_MAX);
+        v->est_bytes = pick_uint(g, mode, UINT64_MAX);
+      }
+      break;
+    }
     case WIRE__K_STATS: {
       struct wire_status_reply *r = p;
       r->nstats = pick_count(g, mode, 16);

@@ -24,6 +24,7 @@ struct wire_gen {
   struct wire_ring_node nodes[16];
   struct wire_stat stats[16];
   struct wire_cluster_member members[16];
+  struct wire_plan_move moves[16];
 };
 
 /* wire_gen_init: seeds and allocates a 2 MiB pool. Returns 0 or -1. */
