@@ -92,11 +92,11 @@
  *           | [6, id, goal, origin...]               LEAVE       (V3)
  *           | [7, id, epoch, origin...]              STREAMED    (V3)
  *           | [8, epoch, origin...]                  FINISH      (V3)
- *           | [9, id, with, origin...]               REPLACE     (V4)
+ *           | [9, id, with, disk, origin...]         REPLACE     (V4)
  *   origin  = proposer, req_id                       (V2 and V3; both 0
  *                                                     for none)
- *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready]
- *             (V1, V2: the first eight)
+ *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready,
+ *              disk]   (V1, V2: the first eight; V3: the first ten)
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
  *   state   = [epoch, applied, note_key, note, repl, [member...],
  *              [session...]]              (V1: no sessions)
@@ -179,6 +179,10 @@ struct meta_member {
                       otherwise */
   uint64_t ready;  /* the epoch of the last STREAMED it committed: it holds
                       every range it gains in the change at that epoch */
+  uint64_t disk;   /* V4: the id of the data folder its node runs on, drawn
+                      when that folder was created (0: unknown, a member
+                      from V3): a node that finds another disk under its
+                      name lost its own (REPLACING) */
 };
 
 /* The outcome of a command that named its origin (EXACTLY ONCE). */
@@ -229,13 +233,14 @@ enum meta_cmd_type {
 };
 
 struct meta_cmd {
-  uint8_t type;                        /* enum meta_cmd_type */
-  struct meta_member member;           /* JOIN */
-  chorus_node_id id;                   /* SET_STATE, REMOVE, LEAVE,
-                                          STREAMED, REPLACE */
-  chorus_node_id with;                 /* REPLACE: the replacement */
-  uint8_t state;                       /* SET_STATE; LEAVE: the goal */
-  uint64_t epoch;                      /* STREAMED, FINISH */
+  uint8_t type;              /* enum meta_cmd_type */
+  struct meta_member member; /* JOIN */
+  chorus_node_id id;         /* SET_STATE, REMOVE, LEAVE,
+                                STREAMED, REPLACE */
+  chorus_node_id with;       /* REPLACE: the replacement */
+  uint64_t disk;  /* REPLACE of itself: the member's new data folder */
+  uint8_t state;  /* SET_STATE; LEAVE: the goal */
+  uint64_t epoch; /* STREAMED, FINISH */
   struct ring_replication replication; /* REPLICATION */
   uint64_t note_key, note_value;       /* NOTE */
   /* Its origin: the proposing node and its request id, unique per

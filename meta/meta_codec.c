@@ -303,7 +303,7 @@ static void pack_repl(msgpack_packer *pk, const struct ring_replication *r) {
 }
 
 static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
-  msgpack_pack_array(pk, 10);
+  msgpack_pack_array(pk, 11);
   msgpack_pack_uint64(pk, m->id);
   pack_str(pk, m->name);
   pack_str(pk, m->addr);
@@ -314,6 +314,7 @@ static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
   msgpack_pack_uint64(pk, m->since);
   msgpack_pack_uint64(pk, m->goal);
   msgpack_pack_uint64(pk, m->ready);
+  msgpack_pack_uint64(pk, m->disk);
 }
 
 static void pack_cmd(msgpack_packer *pk, const void *x) {
@@ -358,10 +359,11 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
     msgpack_pack_uint64(pk, c->epoch);
     break;
   case META_CMD_REPLACE:
-    msgpack_pack_array(pk, 3 + 2);
+    msgpack_pack_array(pk, 4 + 2);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->id);
     msgpack_pack_uint64(pk, c->with);
+    msgpack_pack_uint64(pk, c->disk);
     break;
   default: /* NOTE; cmd_check refused every other type */
     msgpack_pack_array(pk, 3 + 2);
@@ -797,7 +799,9 @@ static int rd_repl(struct rd *r, struct ring_replication *out) {
 
 static int rd_member(struct rd *r, struct meta_member *m) {
   int rc;
-  if ((rc = rd_tuple(r, r->version >= META_FORMAT_V3 ? 10 : 8)) ||
+  if ((rc = rd_tuple(r, r->version >= META_FORMAT_V4   ? 11
+                        : r->version >= META_FORMAT_V3 ? 10
+                                                       : 8)) ||
       (rc = rd_uint(r, UINT64_MAX, &m->id)) ||
       (rc = rd_str(r, m->name, sizeof m->name)) ||
       (rc = rd_str(r, m->addr, sizeof m->addr)) ||
@@ -808,6 +812,8 @@ static int rd_member(struct rd *r, struct meta_member *m) {
     return rc;
   if (r->version >= META_FORMAT_V3 &&
       ((rc = rd_u8(r, &m->goal)) || (rc = rd_uint(r, UINT64_MAX, &m->ready))))
+    return rc;
+  if (r->version >= META_FORMAT_V4 && (rc = rd_uint(r, UINT64_MAX, &m->disk)))
     return rc;
   if (r->version < META_FORMAT_V4 && m->state == META_REPLACING)
     return CHORUS_EMALFORMED;
@@ -822,7 +828,7 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
       [META_CMD_REMOVE] = 2,   [META_CMD_REPLICATION] = 2,
       [META_CMD_NOTE] = 3,     [META_CMD_LEAVE] = 3,
       [META_CMD_STREAMED] = 3, [META_CMD_FINISH] = 2,
-      [META_CMD_REPLACE] = 3,
+      [META_CMD_REPLACE] = 4,
   };
   /* The types each format knows. */
   const uint8_t known = r->version >= META_FORMAT_V4   ? META_CMD_MAX
@@ -863,8 +869,9 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
     rc = rd_uint(r, UINT64_MAX, &c->epoch);
     break;
   case META_CMD_REPLACE:
-    if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK)
-      rc = rd_uint(r, UINT64_MAX, &c->with);
+    if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK &&
+        (rc = rd_uint(r, UINT64_MAX, &c->with)) == CHORUS_OK)
+      rc = rd_uint(r, UINT64_MAX, &c->disk);
     break;
   default: /* NOTE */
     if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)

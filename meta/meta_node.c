@@ -273,11 +273,33 @@ int meta_node_load(struct meta_node *n, chorus_ms now) {
   if (!has)
     return CHORUS_OK;
   n->founder = true; /* a member before: its JOIN is long committed */
+  /* The disk's id (0: a disk from before they existed). */
+  void *v = NULL;
+  size_t len;
+  if (store_get(n->store, STORE_META, META__KEY_DISK, sizeof META__KEY_DISK - 1,
+                &v, &len) == CHORUS_OK &&
+      len == 8)
+    n->disk = store_be64_get(v);
+  chorus_free(v);
   return start_raft(n);
 }
 
 bool meta_node_started(const struct meta_node *n) {
   return n->started;
+}
+
+/* new_disk: an empty data folder draws its id (meta_member.disk) and
+ * keeps it in STORE_META, unsynced: ordered before the Raft state written
+ * after it. */
+static int new_disk(struct meta_node *n) {
+  struct chorus_prng p;
+  chorus_prng_seed(&p, chorus_prng_next(&n->prng) ^ (uint64_t)n->now);
+  while (n->disk == 0)
+    n->disk = chorus_prng_next(&p);
+  uint8_t v[8];
+  store_be64_put(v, n->disk);
+  return store_put(n->store, STORE_META, META__KEY_DISK,
+                   sizeof META__KEY_DISK - 1, v, sizeof v, NULL);
 }
 
 int meta_node_bootstrap(struct meta_node *n, const struct meta_founder *f,
@@ -308,7 +330,8 @@ int meta_node_bootstrap(struct meta_node *n, const struct meta_founder *f,
   TRACE(n, "bootstrapped with %zu founders", nf);
   n->founder = true;
   n->pristine = true;
-  return start_raft(n);
+  int rc = new_disk(n);
+  return rc != CHORUS_OK ? rc : start_raft(n);
 }
 
 int meta_node_start_empty(struct meta_node *n, chorus_ms now) {
@@ -317,7 +340,8 @@ int meta_node_start_empty(struct meta_node *n, chorus_ms now) {
     return CHORUS_EINVAL;
   TRACE(n, "started empty: asking to join");
   n->pristine = true;
-  return start_raft(n);
+  int rc = new_disk(n);
+  return rc != CHORUS_OK ? rc : start_raft(n);
 }
 
 void meta_node_contact(struct meta_node *n, chorus_node_id id, bool alive) {
@@ -378,13 +402,17 @@ bool meta_node_conflict(const struct meta_node *n) {
   return n->conflict;
 }
 
+bool meta__disk_lost(const struct meta_node *n, const struct meta_member *me) {
+  return me->disk != 0 && me->disk != n->disk;
+}
+
 bool meta_node_restoring(const struct meta_node *n) {
   const struct meta_member *me =
       meta_state_find(meta_node_state(n), n->cfg.self);
-  if (me != NULL && me->state == META_REPLACING)
-    return true;
-  return n->pristine && !n->joined_here && !n->saw_replacing &&
-         (me == NULL || me->state == META_NORMAL || me->state == META_LEAVING);
+  if (me == NULL)
+    return n->pristine; /* nothing known yet: nothing served */
+  return me->state == META_REPLACING ||
+         (meta_member_owns(me->state) && meta__disk_lost(n, me));
 }
 
 int meta_node_role(const struct meta_node *n, chorus_node_id id) {

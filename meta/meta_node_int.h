@@ -57,6 +57,14 @@ struct meta__prop {
   bool finishing; /* the leader's FINISH of a change */
 };
 
+/* STORE_META: the data folder's id (meta_member.disk), 8 bytes BE. */
+#define META__KEY_DISK "meta/disk"
+
+struct meta_node;
+/* meta__disk_lost: @me (this node's member) names another data folder
+ * than this node's: the disk it ran on was lost. */
+bool meta__disk_lost(const struct meta_node *n, const struct meta_member *me);
+
 struct meta_node {
   struct meta_node_config cfg;
   struct meta_node_effects fx;
@@ -71,11 +79,10 @@ struct meta_node {
   char self_addr[META_HEX_ID];
   char peer_addr[META_HEX_ID];
   bool started, founder;
-  bool pristine; /* started with no Raft state on disk (this run) */
-  bool conflict; /* its name belongs to a member elsewhere (impostor) */
-  /* A pristine node whose own JOIN committed this run (a new member), or
-   * that found its member and lost its disk (meta_node_restoring). */
-  bool joined_here, saw_replacing, told_lost_disk;
+  bool pristine;       /* started with no Raft state on disk (this run) */
+  bool conflict;       /* its name belongs to a member elsewhere (impostor) */
+  uint64_t disk;       /* this data folder's id (0: from before ids) */
+  bool told_lost_disk; /* the "disk was lost" line was logged */
   chorus_ms now;
   /* raft_io's start */
   unsigned tick_ms;

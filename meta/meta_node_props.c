@@ -85,7 +85,6 @@ static void finish(struct meta_node *n, struct meta__prop *p, int status,
     n->joining_self = false; /* answered: the next tick looks again */
   if (p->self_join && status == CHORUS_OK) {
     bool join = p->cmd.type == META_CMD_JOIN;
-    n->joined_here |= join;
     TRACE(n, "this node's %s committed at index %" PRIu64,
           join ? "JOIN" : "REPLACE of itself", index);
   }
@@ -355,18 +354,17 @@ static int self_join(struct meta_node *n) {
       n->told_removed = true;
       TRACE(n, "this node was removed from the cluster's metadata");
     }
-    n->saw_replacing |= me->state == META_REPLACING;
-    if (!n->pristine || n->joined_here || n->saw_replacing || n->conflict ||
-        me->state != META_NORMAL || n->now < n->self_join_at)
+    if (!meta__disk_lost(n, me) || n->conflict || me->state != META_NORMAL ||
+        n->now < n->self_join_at)
       return CHORUS_OK;
-    /* Our member owns its tokens, and this node started with no metadata
-     * at its address: the disk was replaced (or wiped). It holds nothing
-     * of what the member owns, so it is not that member's replica: it
-     * becomes REPLACING and streams its ranges back (meta.h). */
+    /* Our member owns its tokens on another data folder than ours: the
+     * disk was replaced (or wiped). This node holds nothing of what the
+     * member owns, so it is not that member's replica: it becomes
+     * REPLACING on this disk and streams its ranges back (meta.h). */
     if (!n->told_lost_disk)
       TRACE(n,
-            "this node's member %s owns tokens but this node started with no "
-            "metadata: its disk was lost; replacing itself",
+            "this node's member %s owns tokens on another disk than this "
+            "node's: its disk was lost; replacing itself",
             me->name);
     n->told_lost_disk = true;
     struct meta__prop *p = prop_new(n);
@@ -376,6 +374,7 @@ static int self_join(struct meta_node *n) {
     p->cmd.type = META_CMD_REPLACE;
     p->cmd.id = n->cfg.self;
     p->cmd.with = n->cfg.self;
+    p->cmd.disk = n->disk;
     p->deadline = FOREVER;
     p->resend_at = n->now;
     n->joining_self = true;
@@ -389,6 +388,7 @@ static int self_join(struct meta_node *n) {
   p->self_join = true;
   p->cmd.type = META_CMD_JOIN;
   p->cmd.member = n->cfg.self_member;
+  p->cmd.member.disk = n->disk;
   p->cmd.member.state = n->founder ? META_NORMAL : META_JOINING;
   p->deadline = FOREVER;
   p->resend_at = n->now;

@@ -49,7 +49,8 @@ static void log_key(uint8_t key[LOG_KEY_LEN], raft_index index) {
 /* wrote: bookkeeping of one store write's outcome, as a raft code. A full
  * disk refuses this write only (RAFT_NOSPACE); any other failure stops
  * the node (store.h: a failed sync is sticky). */
-static int wrote(struct meta_node *n, int rc, chorus_seq seq, const char *what) {
+static int wrote(struct meta_node *n, int rc, chorus_seq seq,
+                 const char *what) {
   if (rc == CHORUS_OK) {
     if (seq > n->written)
       n->written = seq;
@@ -235,8 +236,8 @@ int meta__store_snapshot_put(struct meta_node *n, unsigned trailing,
     p += s->bufs[i].len;
   }
   chorus_seq seq = 0;
-  int rc = store_put(n->store, STORE_META, KEY_SNAP, strlen(KEY_SNAP), v, len,
-                     &seq);
+  int rc =
+      store_put(n->store, STORE_META, KEY_SNAP, strlen(KEY_SNAP), v, len, &seq);
   chorus_free(v);
   int rv = wrote(n, rc, seq, "snapshot");
   if (rv != 0)
@@ -265,8 +266,8 @@ static int decode_snapshot(const uint8_t *v, size_t len,
   s->term = get64(p + 8);
   s->configuration_index = get64(p + 16);
   p += 24;
-  uint32_t ns = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                (uint32_t)p[2] << 8 | p[3];
+  uint32_t ns =
+      (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
   p += 4;
   int rc = CHORUS_OK;
   if (ns > META_MAX_MEMBERS)
@@ -316,8 +317,8 @@ static int decode_snapshot(const uint8_t *v, size_t len,
 static int read_snapshot(struct meta_node *n, struct raft_snapshot **out) {
   void *v = NULL;
   size_t len = 0;
-  int rc = store_get(n->store, STORE_META, KEY_SNAP, strlen(KEY_SNAP), &v,
-                     &len);
+  int rc =
+      store_get(n->store, STORE_META, KEY_SNAP, strlen(KEY_SNAP), &v, &len);
   if (rc != CHORUS_OK)
     return rc;
   rc = decode_snapshot(v, len, out);
@@ -498,8 +499,8 @@ int meta__store_load(struct meta_node *n, raft_term *term, raft_id *vote,
 int meta__store_load_state(struct meta_node *n, struct meta_state *out) {
   void *v = NULL;
   size_t len = 0;
-  int rc = store_get(n->store, STORE_META, KEY_STATE, strlen(KEY_STATE), &v,
-                     &len);
+  int rc =
+      store_get(n->store, STORE_META, KEY_STATE, strlen(KEY_STATE), &v, &len);
   if (rc != CHORUS_OK)
     return rc;
   struct meta_state s;

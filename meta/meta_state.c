@@ -222,6 +222,7 @@ static int apply_replace(struct meta_state *s, const struct meta_cmd *c,
     s->members[i].state = META_REPLACING;
     s->members[i].since = index;
     s->members[i].ready = 0;
+    s->members[i].disk = c->disk;
     return CHORUS_OK;
   }
   /* A new node takes the place of a lost one: its join (the change under

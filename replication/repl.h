@@ -344,6 +344,10 @@ void repl_set_restoring(struct repl *r, bool restoring);
  * the deletes. Errors: CHORUS_ENOMEM, store errors.
  * ------------------------------------------------------------------------ */
 void repl_cleanup_begin(struct repl *r);
+/* repl_cleanup_wanted: since the last scan began, an object this node
+ * does not own was kept for a hint or written (a coordinator behind the
+ * ring's epoch): the node core scans again a while later. */
+bool repl_cleanup_wanted(const struct repl *r);
 int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
 
 /* ------------------------------------------------------------------------

@@ -15,6 +15,11 @@
 void repl_cleanup_begin(struct repl *r) {
   chorus_free(r->cleanup.after);
   r->cleanup = (struct repl_cleanup){.active = true};
+  r->cleanup_wanted = false;
+}
+
+bool repl_cleanup_wanted(const struct repl *r) {
+  return r->cleanup_wanted;
 }
 
 /* owned: whether this node holds @token's replicas in the ring in force;
@@ -82,6 +87,7 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done) {
     if (repl__hints_any(&r->hints, t, k + STORE_TOKEN_PREFIX,
                         klen - STORE_TOKEN_PREFIX)) {
       r->stats.cleanup_hinted++;
+      r->cleanup_wanted = true; /* once the hint is replayed */
       continue;
     }
     if ((rc = store_batch_delete(b, STORE_DATA, k, klen)) != CHORUS_OK)

@@ -283,6 +283,9 @@ struct repl {
   bool ready, failed;
   bool restoring; /* repl_set_restoring */
   struct repl_cleanup cleanup;
+  /* An object this node does not own was kept (a stale coordinator's
+   * write, or one a hint still needed): another scan is wanted. */
+  bool cleanup_wanted;
   /* The epoch is in memory only: the store was full when it was to be
    * written (repl.h, A FULL DATA FOLDER). Reads and replica work are
    * served, writes are not coordinated; each hint round tries again. */

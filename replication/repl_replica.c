@@ -174,6 +174,10 @@ static int hint_owners(struct repl *r, chorus_node_id from, chorus_token token,
   if (ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
       (pending_only && pl.n_pending == 0))
     return CHORUS_OK;
+  bool owner = false;
+  for (unsigned i = 0; i < (unsigned)pl.n_natural + pl.n_pending; i++)
+    owner |= pl.r[i].id == r->cfg.self;
+  r->cleanup_wanted |= !owner; /* a copy this node keeps only for the hints */
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return CHORUS_ENOMEM;

@@ -87,7 +87,7 @@ struct core__stream {
   /* Cleanup once no change is under way: armed for @cleanup_epoch at
    * @cleanup_at, a scan under way (@cleaning), done for @cleaned_epoch. */
   uint64_t cleanup_epoch, cleaned_epoch;
-  chorus_ms cleanup_at;
+  chorus_ms cleanup_at, cleanup_again;
   bool cleaning;
   uint8_t round;
   chorus_token piece_first;

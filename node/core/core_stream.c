@@ -323,12 +323,29 @@ static int report(struct core *c) {
 #define CLEANUP_BATCH 1000u  /* keys looked at per step */
 #define CLEANUP_PAUSE_MS 20u /* between steps: at most 50,000 keys/s */
 #define CLEANUP_GRACE_MS 10000u
+#define CLEANUP_AGAIN_MS 5000u /* a scan after one that kept copies */
+#define CLEANUP_AGAIN_MAX_MS 600000u
 
 static int cleanup_step(struct core *c, const struct meta_state *ms) {
   struct core__stream *s = &c->stream;
-  if (s->cleaned_epoch == ms->epoch || c->ring == NULL ||
-      ring_snapshot_version(c->ring) != ms->epoch)
+  if (c->ring == NULL || ring_snapshot_version(c->ring) != ms->epoch)
     return CHORUS_OK;
+  if (s->cleaned_epoch == ms->epoch) {
+    /* Done for this epoch; again when a copy was kept for a hint or
+     * written by a coordinator behind the epoch (repl_cleanup_wanted). */
+    if (!repl_cleanup_wanted(c->repl))
+      return CHORUS_OK;
+    s->cleaned_epoch = 0;
+    s->cleanup_epoch = ms->epoch;
+    /* Doubling while copies keep being kept (a hint for a node down for
+     * long): a scan is the whole store, at a bounded rate. */
+    s->cleanup_again = s->cleanup_again == 0 ? CLEANUP_AGAIN_MS
+                       : s->cleanup_again >= CLEANUP_AGAIN_MAX_MS
+                           ? CLEANUP_AGAIN_MAX_MS
+                           : 2 * s->cleanup_again;
+    s->cleanup_at = c->now + s->cleanup_again;
+    return CHORUS_OK;
+  }
   if (s->cleanup_epoch != ms->epoch) {
     s->cleanup_epoch = ms->epoch;
     s->cleanup_at = c->now + (c->cfg.cleanup_grace_ms ? c->cfg.cleanup_grace_ms
@@ -348,6 +365,8 @@ static int cleanup_step(struct core *c, const struct meta_state *ms) {
     s->cleaned_epoch = ms->epoch;
     s->cleaning = false;
     s->stats.cleanups++;
+    if (!repl_cleanup_wanted(c->repl))
+      s->cleanup_again = 0;
   } else {
     s->cleanup_at = c->now + CLEANUP_PAUSE_MS;
   }
@@ -360,9 +379,11 @@ static chorus_ms cleanup_deadline(const struct core *c) {
   if (c->meta == NULL || c->repl == NULL || c->leaving)
     return CORE_NEVER;
   const struct meta_state *ms = meta_node_state(c->meta);
-  if (meta_state_changing(ms) || s->cleaned_epoch == ms->epoch ||
-      c->ring == NULL || ring_snapshot_version(c->ring) != ms->epoch)
+  if (meta_state_changing(ms) || c->ring == NULL ||
+      ring_snapshot_version(c->ring) != ms->epoch)
     return CORE_NEVER;
+  if (s->cleaned_epoch == ms->epoch)
+    return repl_cleanup_wanted(c->repl) ? c->now : CORE_NEVER;
   return s->cleanup_epoch != ms->epoch ? c->now : s->cleanup_at;
 }
 
@@ -482,6 +503,16 @@ int core__stream_answer(struct core *c, chorus_node_id from,
     if (m->error.code == CHORUS_EUNAVAILABLE && !s->fallback && s->idx < s->n &&
         s->source == s->ranges[s->idx].from)
       s->lost_idx = s->idx + 1;
+    /* ... and so is a replica asked in turn: the next one, from the
+     * piece's start. */
+    if (m->error.code == CHORUS_EUNAVAILABLE && s->fallback && s->in_piece) {
+      s->round++;
+      s->pos = s->piece_first;
+      chorus_free(s->after);
+      s->after = NULL;
+      s->alen = 0;
+      stale = true; /* asked again soon */
+    }
     s->next_at = c->now + (stale ? STALE_RETRY_MS : RETRY_MS);
     s->stats.refused++;
     TRACE(c, "pull refused by %016" PRIx64 ": %s (%.*s)", s->source,

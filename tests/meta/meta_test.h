@@ -33,7 +33,7 @@ static inline bool meta_t_member_eq(const struct meta_member *a,
          strcmp(a->addr, b->addr) == 0 && strcmp(a->dc, b->dc) == 0 &&
          strcmp(a->rack, b->rack) == 0 && a->vnodes == b->vnodes &&
          a->state == b->state && a->since == b->since && a->goal == b->goal &&
-         a->ready == b->ready;
+         a->ready == b->ready && a->disk == b->disk;
 }
 
 static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
@@ -59,7 +59,7 @@ static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
   case META_CMD_FINISH:
     return a->epoch == b->epoch;
   case META_CMD_REPLACE:
-    return a->id == b->id && a->with == b->with;
+    return a->id == b->id && a->with == b->with && a->disk == b->disk;
   default:
     return false;
   }
@@ -193,6 +193,7 @@ static inline struct meta_member meta_t_member(chorus_node_id id,
   m.vnodes = (uint32_t)(id % 3 == 0 ? 0 : 256 * (id % 3));
   m.state = state;
   m.since = id * 10;
+  m.disk = id * 0x9e3779b97f4a7c15ull; /* V4 */
   return m;
 }
 
@@ -272,6 +273,7 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.type = META_CMD_REPLACE;
     c.id = 0xdeadull;
     c.with = UINT64_MAX - 1;
+    c.disk = 0x0123456789abcdefull;
     break;
   }
   if (which % 2 == 0) { /* an origin on half of them */

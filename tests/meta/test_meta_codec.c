@@ -78,7 +78,9 @@ static void sp_repl(msgpack_packer *pk, const struct ring_replication *r) {
 /* A member in @format's layout (V3: goal and ready after since). */
 static void sp_member(msgpack_packer *pk, const struct meta_member *m,
                       char format) {
-  msgpack_pack_array(pk, (unsigned char)format >= META_FORMAT_V3 ? 10 : 8);
+  msgpack_pack_array(pk, (unsigned char)format >= META_FORMAT_V4   ? 11
+                         : (unsigned char)format >= META_FORMAT_V3 ? 10
+                                                                   : 8);
   msgpack_pack_uint64(pk, m->id);
   sp_str(pk, m->name, sizeof m->name);
   sp_str(pk, m->addr, sizeof m->addr);
@@ -91,6 +93,8 @@ static void sp_member(msgpack_packer *pk, const struct meta_member *m,
     msgpack_pack_uint64(pk, m->goal);
     msgpack_pack_uint64(pk, m->ready);
   }
+  if ((unsigned char)format >= META_FORMAT_V4)
+    msgpack_pack_uint64(pk, m->disk);
 }
 
 /* A command in @format's layout (V2: the origin after the fields). */
@@ -132,10 +136,11 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
     msgpack_pack_uint64(pk, c->epoch);
     break;
   case META_CMD_REPLACE:
-    msgpack_pack_array(pk, 3 + o);
+    msgpack_pack_array(pk, 4 + o);
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->id);
     msgpack_pack_uint64(pk, c->with);
+    msgpack_pack_uint64(pk, c->disk);
     break;
   default: /* NOTE, and unknown types in NOTE's shape */
     msgpack_pack_array(pk, 3 + o);
@@ -822,6 +827,7 @@ static void test_v1_is_read(void **state) {
   (void)state;
   for (int i = 0; i < META_T_NCMD_V2; i++) {
     struct meta_cmd c = meta_t_cmd(i), d;
+    c.member.disk = 0; /* V4's */
     c.proposer = 0, c.req_id = 0;
     struct hb h;
     sp_cmd_format(hb_start_format(&h, META_FORMAT_V1), &c, META_FORMAT_V1);
@@ -841,7 +847,7 @@ static void test_v1_is_read(void **state) {
   struct meta_state s = meta_t_state(m, 4), d;
   s.nsessions = 0, s.sessions = NULL;
   for (size_t i = 0; i < s.n; i++)
-    m[i].goal = 0, m[i].ready = 0; /* V3's */
+    m[i].goal = 0, m[i].ready = 0, m[i].disk = 0; /* V3's, V4's */
   struct hb h;
   sp_state_format(hb_start_format(&h, META_FORMAT_V1), &s, META_FORMAT_V1);
   assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
@@ -859,6 +865,7 @@ static void test_v2_is_read(void **state) {
   struct hb h;
   for (int i = 0; i < META_T_NCMD; i++) {
     struct meta_cmd c = meta_t_cmd(i), d;
+    c.member.disk = 0; /* V4's */
     sp_cmd_format(hb_start_format(&h, META_FORMAT_V2), &c, META_FORMAT_V2);
     if (i >= META_T_NCMD_V2) {
       assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
@@ -871,7 +878,7 @@ static void test_v2_is_read(void **state) {
   struct meta_member m[8];
   struct meta_state s = meta_t_state(m, 6), d;
   for (size_t i = 0; i < s.n; i++) {
-    m[i].goal = 0, m[i].ready = 0;
+    m[i].goal = 0, m[i].ready = 0, m[i].disk = 0;
     if (m[i].state == META_REPLACING)
       m[i].state = META_NORMAL; /* V4 */
   }
@@ -900,6 +907,7 @@ static void test_v3_is_read(void **state) {
   struct hb h;
   for (int i = 0; i < META_T_NCMD; i++) {
     struct meta_cmd c = meta_t_cmd(i), d;
+    c.member.disk = 0; /* V4's */
     sp_cmd_format(hb_start_format(&h, META_FORMAT_V3), &c, META_FORMAT_V3);
     if (i >= META_T_NCMD_V3) {
       assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
@@ -912,8 +920,10 @@ static void test_v3_is_read(void **state) {
   struct meta_member m[8];
   struct meta_state s = meta_t_state(m, 6), d;
   bool replacing = false;
-  for (size_t i = 0; i < s.n; i++)
+  for (size_t i = 0; i < s.n; i++) {
     replacing |= m[i].state == META_REPLACING;
+    m[i].disk = 0; /* V4's */
+  }
   assert_true(replacing); /* the sample has one: V3 refuses it */
   sp_state_format(hb_start_format(&h, META_FORMAT_V3), &s, META_FORMAT_V3);
   assert_int_equal(hb_state(&h), CHORUS_EMALFORMED);

@@ -568,10 +568,16 @@ static void at_end(struct sim *s, void *arg) {
              rc > 0 ? rep.message : chorus_strerror(rc));
   /* Cleanup: the old owners drop what they gave away, after the grace
    * period (10 s) with no change under way. */
-  if (rc == 0 && converged && sim_run_for(s, SIM_MS(14000)) == CHORUS_OK &&
-      !meta_state_changing(newest_state(s, sc->nodes))) {
+  if (rc == 0 && converged && sim_run_for(s, SIM_MS(10000)) == CHORUS_OK) {
     char why[200];
-    const char *bad = only_owners_hold(s, sc, why, sizeof why);
+    const char *bad = "";
+    /* Scans after the first one wait for the hints that kept copies. */
+    for (int k = 0; k < 40 && bad != NULL; k++)
+      if (sim_run_for(s, SIM_MS(1000)) != CHORUS_OK ||
+          meta_state_changing(newest_state(s, sc->nodes)))
+        bad = NULL;
+      else
+        bad = only_owners_hold(s, sc, why, sizeof why);
     if (bad != NULL)
       snprintf(w->why, sizeof w->why, "%s", bad);
   }
