@@ -213,6 +213,12 @@ static const struct hostile fixed[] = {
      CHORUS_EMALFORMED, "force: 2 out of range"},
     {"CLUSTER_QUERY with a field", B(0x93, 0x66, 0x01, 0xc0), CHORUS_EMALFORMED,
      "extra fields"},
+    /* Replacements. */
+    {"CLUSTER_REPLACE with an empty with",
+     B(0x94, 0x6c, 0x01, 0xa1, 'n', 0xa0), CHORUS_EMALFORMED,
+     "with: 0 bytes, at least 1 required"},
+    {"CLUSTER_REPLACE without with", B(0x93, 0x6c, 0x01, 0xa1, 'n'),
+     CHORUS_EMALFORMED, "missing fields"},
     /* Topology change plans. */
     {"CLUSTER_PLAN action 4",
      B(0x97, 0x6d, 0x01, 0x04, 0xa1, 'n', 0xa0, 0xa0, 0x00), CHORUS_EMALFORMED,
