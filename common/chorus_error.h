@@ -51,7 +51,8 @@
   X(EPERM, -23, "permission denied")                                           \
   X(ENOTSUP, -24, "not supported")                                             \
   X(EINTERNAL, -25, "internal error")                                          \
-  X(ESTALE, -26, "stale: the cluster's metadata has moved on")
+  X(ESTALE, -26, "stale: the cluster's metadata has moved on")                 \
+  X(EREMOVED, -27, "this node was removed from the cluster")
 
 enum chorus_error {
   CHORUS_OK = 0,

@@ -171,13 +171,17 @@ static int hint_owners(struct repl *r, chorus_node_id from, chorus_token token,
                        const struct wire_bytes *key, bool pending_only,
                        chorus_ms wall) {
   struct ring_plist pl;
-  if (ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
-      (pending_only && pl.n_pending == 0))
+  if (ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK)
     return CHORUS_OK;
   bool owner = false;
   for (unsigned i = 0; i < (unsigned)pl.n_natural + pl.n_pending; i++)
     owner |= pl.r[i].id == r->cfg.self;
-  r->cleanup_wanted |= !owner; /* a copy this node keeps only for the hints */
+  /* A write for a key this node no longer owns (a hint replayed by a node
+   * behind the ring): the owners get it, whatever @pending_only says, and
+   * this copy is cleanup's (kept until the hints are replayed). */
+  if (owner && pending_only && pl.n_pending == 0)
+    return CHORUS_OK;
+  r->cleanup_wanted |= !owner;
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return CHORUS_ENOMEM;

@@ -390,12 +390,63 @@ static void sync_restoring(struct core *c) {
     repl_set_restoring(c->repl, meta_node_restoring(c->meta));
 }
 
+/* evicted_peer: whether @from is a member this node's metadata holds LEFT
+ * or REMOVED: a node that came back after it was taken out (with its old
+ * disk, its log short of that) and serves its old ring. */
+static bool evicted_peer(const struct core *c, chorus_node_id from) {
+  if (c->meta == NULL || from == 0)
+    return false;
+  const struct meta_member *m = meta_state_find(meta_node_state(c->meta), from);
+  return m != NULL && (m->state == META_LEFT || m->state == META_REMOVED);
+}
+
+/* answer_evicted: a left or removed node's request: what it asks for, it
+ * must not serve (a read, a stream, a request it forwards is refused
+ * EREMOVED); what it sends (writes, hints) is data and is taken. At most
+ * once a second it is also told outright (an ERROR with request id 0),
+ * whatever it sent. Returns true when @m was answered here. */
+static bool answer_evicted(struct core *c, chorus_node_id from,
+                           const struct wire_msg *m, int *rc) {
+  static const char text[] = "this node was taken out of the cluster (left "
+                             "or removed): it must not serve";
+  struct wire_msg e;
+  *rc = CHORUS_OK;
+  if (c->now >= c->told_evicted_at) {
+    c->told_evicted_at = c->now + 1000;
+    TRACE(c, "%016" PRIx64 " is left or removed yet talks to us: told so",
+          from);
+    wire_error_reply(&e, 0, CHORUS_EREMOVED, text);
+    *rc = c->fx.send(c->fx.ctx, from, &e);
+  }
+  bool refuse = m->type == WIRE_REPLICA_READ || m->type == WIRE_STREAM_PULL ||
+                core_client_request(m->type); /* forwarded to us */
+  if (refuse && *rc == CHORUS_OK) {
+    wire_error_reply(&e, m->request_id, CHORUS_EREMOVED, text);
+    *rc = c->fx.send(c->fx.ctx, from, &e);
+  }
+  return refuse;
+}
+
 int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall) {
   assert(m->type != WIRE_GOSSIP);
   c->now = now;
   c->wall = wall;
   sync_restoring(c);
+  if (m->type == WIRE_ERROR && m->request_id == 0 &&
+      m->error.code == CHORUS_EREMOVED && !evicted_peer(c, from)) {
+    if (!c->evicted)
+      TRACE(c,
+            "%016" PRIx64 " says this node was taken out of the cluster: "
+            "it serves nothing from now on",
+            from);
+    c->evicted = true;
+    return CHORUS_OK;
+  }
+  int rc;
+  if (evicted_peer(c, from) && (answer_evicted(c, from, m, &rc) ||
+                                rc != CHORUS_OK || m->type == WIRE_META))
+    return finish(c, rc); /* its Raft messages included: it is out */
   if (m->type == WIRE_META)
     return c->meta != NULL && from != 0 ? finish(c, core__meta_peer(c, from, m))
                                         : CHORUS_OK;
@@ -407,6 +458,13 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
    * does an impostor (meta_node_conflict). */
   if (c->repl == NULL || c->leaving || from == 0 ||
       (c->meta != NULL && meta_node_conflict(c->meta)))
+    return CHORUS_OK;
+  /* Taken out of the cluster: it serves no request, but the answers to
+   * its own (its hints' replays: data the members may lack) still count. */
+  if (c->evicted &&
+      (m->type == WIRE_REPLICA_READ || m->type == WIRE_REPLICA_WRITE ||
+       m->type == WIRE_REPLICA_WRITE2 || m->type == WIRE_HINT_DELIVER ||
+       m->type == WIRE_STREAM_PULL || core_client_request(m->type)))
     return CHORUS_OK;
   return finish(c, repl_peer(c->repl, from, m, now, wall, &c->rfx));
 }
@@ -449,6 +507,10 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
   if (c->leaving || c->repl == NULL)
     return refuse(c, cookie, CHORUS_EUNAVAILABLE,
                   c->leaving ? "node shutting down" : "node starting");
+  if (c->evicted && m->type != WIRE_CLUSTER_QUERY)
+    return refuse(c, cookie, CHORUS_EREMOVED,
+                  "this node was taken out of the cluster (left or removed): "
+                  "it does not serve");
   if (c->meta != NULL && meta_node_conflict(c->meta) &&
       m->type != WIRE_CLUSTER_QUERY)
     return refuse(c, cookie, CHORUS_EEXIST,
@@ -535,6 +597,10 @@ int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
 const struct swim *core_swim(const struct core *c) {
   return c->swim;
 }
+bool core_evicted(const struct core *c) {
+  return c->evicted;
+}
+
 const struct meta_node *core_meta(const struct core *c) {
   return c->meta;
 }

@@ -339,6 +339,9 @@ int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
 const struct swim *core_swim(const struct core *c);
 /* core_meta: the metadata node, or NULL (static membership). */
 const struct meta_node *core_meta(const struct core *c);
+/* core_evicted: a peer told this node it was taken out of the cluster
+ * (left or removed, CHORUS_EREMOVED): it serves nothing. */
+bool core_evicted(const struct core *c);
 const struct repl *core_repl(const struct core *c);
 /* core_ring: the snapshot in force (never NULL after core_new). */
 const struct ring_snapshot *core_ring(const struct core *c);

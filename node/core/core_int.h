@@ -104,6 +104,10 @@ struct core__stream {
 
 struct core {
   struct core_config cfg;
+  /* A peer said this node is no longer a member (EREMOVED): it serves
+   * nothing. When this node last told a removed one so. */
+  bool evicted;
+  chorus_ms told_evicted_at;
   struct core_effects fx;
   struct swim *swim;
   struct repl *repl;          /* from core_start */

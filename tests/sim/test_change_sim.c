@@ -583,6 +583,20 @@ static void at_end(struct sim *s, void *arg) {
   }
   if (getenv("CHORUS_CHANGE_SIM_DUMP") != NULL)
     dump_finals(h, "after");
+  /* The removed node comes back with its old disk, its log short of the
+   * removal: its peers must tell it, and it must stop serving. */
+  if (w->why[0] == '\0' && w->killed && sc->goal == META_REMOVED &&
+      sim_restart(s, sc->leave) == CHORUS_OK) {
+    const struct core *z = NULL;
+    for (int k = 0; k < 100 && (z == NULL || !core_evicted(z)); k++) {
+      if (sim_run_for(s, SIM_MS(100)) != CHORUS_OK)
+        break;
+      z = core_sim_core(s, sc->leave);
+    }
+    if (z == NULL || !core_evicted(z))
+      snprintf(w->why, sizeof w->why,
+               "the removed node came back and was not told within 10 s");
+  }
   for (int i = 0; i < sc->nodes; i++) {
     const struct core *c = core_sim_core(s, i);
     if (c == NULL)
