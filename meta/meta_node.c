@@ -288,18 +288,26 @@ bool meta_node_started(const struct meta_node *n) {
   return n->started;
 }
 
-/* new_disk: an empty data folder draws its id (meta_member.disk) and
- * keeps it in STORE_META, unsynced: ordered before the Raft state written
- * after it. */
+/* save_disk: writes the data folder's id to STORE_META, unsynced:
+ * ordered before the Raft state written after it. A full store is no
+ * error: the tick tries again (a crash before that makes the next start
+ * believe its disk lost, and replace itself: safe, only slower). */
+static int save_disk(struct meta_node *n) {
+  uint8_t v[8];
+  store_be64_put(v, n->disk);
+  int rc = store_put(n->store, STORE_META, META__KEY_DISK,
+                     sizeof META__KEY_DISK - 1, v, sizeof v, NULL);
+  n->disk_unsaved = rc != CHORUS_OK;
+  return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
+}
+
+/* new_disk: an empty data folder draws its id (meta_member.disk). */
 static int new_disk(struct meta_node *n) {
   struct chorus_prng p;
   chorus_prng_seed(&p, chorus_prng_next(&n->prng) ^ (uint64_t)n->now);
   while (n->disk == 0)
     n->disk = chorus_prng_next(&p);
-  uint8_t v[8];
-  store_be64_put(v, n->disk);
-  return store_put(n->store, STORE_META, META__KEY_DISK,
-                   sizeof META__KEY_DISK - 1, v, sizeof v, NULL);
+  return save_disk(n);
 }
 
 int meta_node_bootstrap(struct meta_node *n, const struct meta_founder *f,
@@ -604,6 +612,8 @@ static int revive(struct meta_node *n) {
 
 int meta_node_tick(struct meta_node *n, chorus_ms now) {
   n->now = now;
+  if (n->disk_unsaved && save_disk(n) == CHORUS_ENOMEM)
+    return CHORUS_ENOMEM;
   if (n->started &&
       (raft_state(&n->raft) == RAFT_UNAVAILABLE || n->revive_wanted) &&
       now >= n->revive_at) {

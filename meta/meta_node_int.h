@@ -82,6 +82,7 @@ struct meta_node {
   bool pristine;       /* started with no Raft state on disk (this run) */
   bool conflict;       /* its name belongs to a member elsewhere (impostor) */
   uint64_t disk;       /* this data folder's id (0: from before ids) */
+  bool disk_unsaved;   /* its write failed (a full store): again */
   bool told_lost_disk; /* the "disk was lost" line was logged */
   chorus_ms now;
   /* raft_io's start */

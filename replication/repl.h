@@ -389,6 +389,28 @@ int repl_stream_apply(struct repl *r, const struct wire_stream_chunk *c,
                       const struct wire_bytes *after, uint64_t *keys,
                       uint64_t *bytes, char *errmsg);
 
+/* repl_stream_repair: a batch of a piece pulled from every live replica in
+ * turn (node/core/core_stream.c), BEFORE repl_stream_apply joins it:
+ * compares it with what this node holds (the union of the replicas asked
+ * before) and arms hints, replayed like any other: for @rep->source, of
+ * every key this node holds in the span the batch covers that it did not
+ * send or sent lacking something; for the @rep->earlier replicas, of every
+ * key it sends with something this node lacks. A write acknowledged by
+ * some replicas only thus reaches them all (repl_repair.c). A batch that
+ * is not what was asked for arms nothing (repl_stream_apply refuses it).
+ * *@armed counts the hints (repl_stats.stream_repairs). Errors:
+ * CHORUS_ENOMEM (others are traced and skipped). */
+struct repl_stream_repair {
+  chorus_node_id source;
+  const chorus_node_id *earlier;
+  size_t nearlier;
+};
+int repl_stream_repair(struct repl *r, const struct wire_stream_chunk *c,
+                       chorus_token first, chorus_token last,
+                       const struct wire_bytes *after,
+                       const struct repl_stream_repair *rep, chorus_ms wall,
+                       uint64_t *armed);
+
 /* ------------------------------------------------------------------------
  * Observation
  * ------------------------------------------------------------------------ */
@@ -423,6 +445,8 @@ struct repl_stats {
   /* Cleanup (CLEANUP): keys looked at, objects deleted, objects kept
    * because a hint still needs them. */
   uint64_t cleanup_scanned, cleanup_deleted, cleanup_hinted;
+  /* Hints armed by repl_stream_repair for replicas a piece showed lacking. */
+  uint64_t stream_repairs;
 };
 
 const struct repl_stats *repl_stats(const struct repl *r);

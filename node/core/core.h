@@ -361,6 +361,8 @@ struct core_stream_stats {
   uint64_t resumed;     /* plans resumed from saved progress */
   uint64_t cleanups;    /* cleanup scans completed (repl_stats counts
                            what they deleted) */
+  uint64_t repairs;     /* hints armed for replicas a piece pulled from
+                           each in turn showed lacking (repl_stream_repair) */
 };
 struct core_stream_info {
   uint64_t epoch; /* the change being streamed; 0: none */

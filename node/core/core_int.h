@@ -83,6 +83,8 @@ struct core__stream {
    * or lost its data): from each in turn (@round), from @piece_first; at
    * least one served it whole (@piece_ok). */
   bool fallback, in_piece, piece_ok;
+  chorus_node_id cand[RING_MAX_REPLICAS]; /* the replicas asked in turn */
+  uint8_t ncand;
   size_t lost_idx; /* the range whose giver refused: it lost its data, + 1 */
   /* Cleanup once no change is under way: armed for @cleanup_epoch at
    * @cleanup_at, a scan under way (@cleaning), done for @cleaned_epoch. */

@@ -229,11 +229,12 @@ static chorus_node_id source_of(struct core *c, chorus_token *last,
   struct ring_plist pl;
   if (ring_lookup(s->ring_now, s->piece_first, 0, &pl) != CHORUS_OK)
     return 0;
-  chorus_node_id cand[RING_MAX_REPLICAS];
+  chorus_node_id *cand = s->cand;
   uint8_t ncand = 0;
   for (uint8_t i = 0; i < pl.n_natural; i++)
     if (pl.r[i].id != c->cfg.swim.id && pl.r[i].id != g->from)
       cand[ncand++] = pl.r[i].id;
+  s->ncand = ncand;
   for (; s->round < ncand; s->round++) {
     if (!core__swim_up(c, cand[s->round]))
       continue;
@@ -523,6 +524,17 @@ int core__stream_answer(struct core *c, chorus_node_id from,
   char err[CHORUS_ERRMSG_SIZE] = "";
   uint64_t keys, bytes;
   const struct wire_bytes after = {s->after, s->alen};
+  if (s->fallback && s->in_piece && s->round < s->ncand) {
+    /* Each replica asked in turn: what it lacks, and what the ones asked
+     * before lack, is hinted to them (repl_stream_repair). */
+    const struct repl_stream_repair rep = {s->source, s->cand, s->round};
+    uint64_t armed;
+    int rc = repl_stream_repair(c->repl, &m->stream_chunk, s->pos,
+                                s->piece_last, &after, &rep, c->wall, &armed);
+    if (rc != CHORUS_OK)
+      return rc;
+    s->stats.repairs += armed;
+  }
   int rc = repl_stream_apply(c->repl, &m->stream_chunk, s->pos, s->piece_last,
                              &after, &keys, &bytes, err);
   if (rc == CHORUS_ENOMEM)

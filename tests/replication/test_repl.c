@@ -1422,6 +1422,94 @@ static void pull_from(int src, uint64_t epoch, chorus_token first,
   H.qhead = H.qtail = 0;
 }
 
+/* chunk_without: @c with entry pair @skip removed (a replica that lacks
+ * that key), summed again; the items are @c's (borrowed). */
+static struct wire_stream_chunk chunk_without(const struct wire_stream_chunk *c,
+                                              size_t skip,
+                                              struct wire_bytes *items) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->entries.n; i += 2) {
+    if (i / 2 == skip)
+      continue;
+    items[n++] = c->entries.items[i];
+    items[n++] = c->entries.items[i + 1];
+  }
+  struct wire_stream_chunk out = {.more = 0};
+  out.entries = (struct wire_bytes_list){n, items};
+  out.sum = repl_stream_sum(items, n);
+  return out;
+}
+
+/* A piece pulled from each replica in turn repairs them: the one asked
+ * first lacks a key the second sends (hinted to the first), the second
+ * lacks a key the first sent (hinted to the second); a batch that is not
+ * what was asked for arms nothing. */
+static void stream_repair_hints_what_each_lacks(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  char key[16], val[16];
+  for (int k = 0; k < 10; k++) {
+    snprintf(key, sizeof key, "s%d", k);
+    snprintf(val, sizeof val, "v%d", k);
+    assert_int_equal(put(0, key, val, WIRE_ALL, NULL)->code, CHORUS_OK);
+  }
+  pump();
+  struct wire_msg m;
+  uint8_t *frame;
+  pull_from(1, 1, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  const struct wire_stream_chunk *c = &m.stream_chunk;
+  assert_int_equal(c->entries.n, 20);
+  struct store *st;
+  struct repl *r;
+  struct repl_config cfg;
+  repl_config_defaults(&cfg, 0x5151);
+  assert_int_equal(store_mem_open(&st), CHORUS_OK);
+  assert_int_equal(repl_new(&cfg, st, H.ring, &r), CHORUS_OK);
+  char err[CHORUS_ERRMSG_SIZE];
+  uint64_t keys, bytes, armed;
+  struct wire_bytes a[20], b[20];
+  /* Round 0: node 1 lacks key 3. Nothing held here yet: nothing to hint. */
+  struct wire_stream_chunk first = chunk_without(c, 3, a);
+  const struct repl_stream_repair r0 = {H.ids[1], NULL, 0};
+  assert_int_equal(
+      repl_stream_repair(r, &first, 0, UINT64_MAX, NULL, &r0, H.now, &armed),
+      CHORUS_OK);
+  assert_int_equal(armed, 0);
+  assert_int_equal(
+      repl_stream_apply(r, &first, 0, UINT64_MAX, NULL, &keys, &bytes, err),
+      CHORUS_OK);
+  /* Round 1: node 2 lacks key 7 and sends key 3: one hint each way. */
+  struct wire_stream_chunk second = chunk_without(c, 7, b);
+  const struct repl_stream_repair r1 = {H.ids[2], &H.ids[1], 1};
+  struct wire_stream_chunk bad = second;
+  bad.sum ^= 1;
+  assert_int_equal(
+      repl_stream_repair(r, &bad, 0, UINT64_MAX, NULL, &r1, H.now, &armed),
+      CHORUS_OK);
+  assert_int_equal(armed, 0); /* not what was asked for */
+  assert_int_equal(
+      repl_stream_repair(r, &second, 0, UINT64_MAX, NULL, &r1, H.now, &armed),
+      CHORUS_OK);
+  assert_int_equal(armed, 2);
+  assert_int_equal(repl_stats(r)->stream_repairs, 2);
+  assert_int_equal(repl__hints_count(&r->hints, H.ids[1]), 1); /* key 3 */
+  assert_int_equal(repl__hints_count(&r->hints, H.ids[2]), 1); /* key 7 */
+  assert_int_equal(
+      repl_stream_apply(r, &second, 0, UINT64_MAX, NULL, &keys, &bytes, err),
+      CHORUS_OK);
+  /* The whole piece again from node 2: nothing lacks any more. */
+  assert_int_equal(
+      repl_stream_repair(r, c, 0, UINT64_MAX, NULL, &r1, H.now, &armed),
+      CHORUS_OK);
+  assert_int_equal(armed, 0);
+  repl_free(r);
+  store_close(st);
+  wire_msg_free(&m);
+  test_free(frame);
+  teardown_all();
+}
+
 /* A holder serves what it holds, in order, with a checksum, in batches
  * that follow the cursor, and only at the puller's epoch; the puller joins
  * a good batch into an empty store and refuses a bad one whole. */
@@ -1838,6 +1926,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
       cmocka_unit_test(stream_serves_and_apply_checks),
+      cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
       cmocka_unit_test(unavailable_before_sending),
