@@ -63,6 +63,11 @@ static const char usage_text[] =
     "                                one only with --force); prints the "
     "status\n"
     "                                after the change\n"
+    "  cluster decommission|remove|replace ... --stage\n"
+    "                                stage the change instead (Riak's plan\n"
+    "                                and commit): `cluster plan` shows it,\n"
+    "  cluster commit                applies the staged change\n"
+    "  cluster clear                 drops it\n"
     "  cluster replace DEAD --with NEW [--wait]\n"
     "                                NEW (started with --seeds) takes the "
     "dead\n"
@@ -123,6 +128,7 @@ struct cli {
   const char *value_file; /* --value-file */
   bool force;             /* --force */
   const char *with;       /* --with (cluster replace) */
+  bool stage;             /* --stage: staged for cluster commit */
   bool wait;              /* --wait */
   unsigned wait_timeout;  /* --wait-timeout, seconds; 0: none */
   const char *dc, *rack;  /* --dc, --rack */
@@ -198,6 +204,8 @@ static int parse(struct cli *cl, int argc, char **argv) {
       cl->opts.sloppy = true;
     } else if (strcmp(a, "--force") == 0) {
       cl->force = true;
+    } else if (strcmp(a, "--stage") == 0) {
+      cl->stage = true;
     } else if (strcmp(a, "--with") == 0) {
       if (v == NULL)
         return usage_error("%s needs a member's name", a);
@@ -714,7 +722,8 @@ static void print_cluster(const struct cli *cl,
   const char *did = NULL;
   for (size_t i = 0; name != NULL && i < st->nmembers; i++)
     if (strcmp(st->members[i].name, name) == 0)
-      did = strcmp(sub, "decommission") == 0              ? "decommissioning"
+      did = strcmp(sub, "stage") == 0                     ? "staged"
+            : strcmp(sub, "decommission") == 0            ? "decommissioning"
             : strcmp(sub, "replace") == 0                 ? "replacing"
             : st->members[i].state == CHORUS_META_REMOVED ? "removed"
                                                           : "removing";
@@ -856,7 +865,8 @@ static void sample(const struct cli *cl, const struct chorus_cluster_member *m,
                    struct xfer *x) {
   x->id = m->id;
   snprintf(x->name, sizeof x->name, "%s", m->name);
-  x->joining = m->state == CHORUS_META_JOINING;
+  x->joining =
+      m->state == CHORUS_META_JOINING || m->state == CHORUS_META_REPLACING;
   x->reached = false;
   struct chorus_config cfg;
   chorus_config_init(&cfg);
@@ -887,7 +897,8 @@ static void sample(const struct cli *cl, const struct chorus_cluster_member *m,
 static bool changing(const struct chorus_cluster_status *st) {
   for (size_t i = 0; i < st->nmembers; i++)
     if (st->members[i].state == CHORUS_META_JOINING ||
-        st->members[i].state == CHORUS_META_LEAVING)
+        st->members[i].state == CHORUS_META_LEAVING ||
+        st->members[i].state == CHORUS_META_REPLACING)
       return true;
   return false;
 }
@@ -902,7 +913,8 @@ static void gather(const struct cli *cl, const struct chorus_cluster_status *st,
   out->n = 0;
   for (size_t i = 0; i < st->nmembers && out->n < MAX_XFERS; i++) {
     const struct chorus_cluster_member *m = &st->members[i];
-    if (m->state < CHORUS_META_JOINING || m->state > CHORUS_META_LEAVING ||
+    if (m->state < CHORUS_META_JOINING ||
+        (m->state > CHORUS_META_LEAVING && m->state != CHORUS_META_REPLACING) ||
         m->alive == CHORUS_ALIVE_DEAD || m->alive == CHORUS_ALIVE_LEFT)
       continue; /* owns nothing, or would cost a connect timeout a poll */
     struct xfer x = {0};
@@ -1248,7 +1260,8 @@ static int wait_change(struct chorus_client *c, const struct cli *cl,
      * joiner removed, a decommission undone or forced into a removal). */
     bool aborted = g->name != NULL && m != NULL && !reached &&
                    m->state != CHORUS_META_JOINING &&
-                   m->state != CHORUS_META_LEAVING;
+                   m->state != CHORUS_META_LEAVING &&
+                   m->state != CHORUS_META_REPLACING;
     if (reached) {
       if (tty)
         printf("\r\033[K");
@@ -1320,6 +1333,12 @@ static int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
         "--wait is for cluster join, decommission, remove, replace");
   if (cl->with != NULL && strcmp(sub, "replace") != 0)
     return usage_error("--with is for cluster replace");
+  if (cl->stage && strcmp(sub, "remove") != 0 &&
+      strcmp(sub, "decommission") != 0 && strcmp(sub, "replace") != 0)
+    return usage_error("--stage is for cluster decommission, remove, replace");
+  if (cl->stage && cl->wait)
+    return usage_error("--stage and --wait: the change begins at cluster "
+                       "commit");
   if (is_plan)
     return cmd_plan(c, cl);
   if (strcmp(sub, "wait") == 0) {
@@ -1370,8 +1389,13 @@ static int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
     name = cl->argv[2];
     if (name[0] == '\0' || strlen(name) > 127)
       return usage_error("cluster %s: a member's name is 1..127 bytes", sub);
-    rc = remove ? chorus_cluster_remove(c, name, cl->force, &st)
-                : chorus_cluster_decommission(c, name, cl->force, &st);
+    if (cl->stage)
+      rc = chorus_cluster_stage(
+          c, remove ? CHORUS_STAGE_REMOVE : CHORUS_STAGE_DECOMMISSION, name,
+          NULL, cl->force, &st);
+    else
+      rc = remove ? chorus_cluster_remove(c, name, cl->force, &st)
+                  : chorus_cluster_decommission(c, name, cl->force, &st);
   } else if (strcmp(sub, "replace") == 0) {
     if ((rc = need_args(cl, 2, 2, "cluster replace DEAD --with NEW")) != 0)
       return rc;
@@ -1381,7 +1405,19 @@ static int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
     if (name[0] == '\0' || strlen(name) > 127 || cl->with[0] == '\0' ||
         strlen(cl->with) > 127)
       return usage_error("cluster replace: a member's name is 1..127 bytes");
-    rc = chorus_cluster_replace(c, name, cl->with, &st);
+    rc = cl->stage ? chorus_cluster_stage(c, CHORUS_STAGE_REPLACE, name,
+                                          cl->with, false, &st)
+                   : chorus_cluster_replace(c, name, cl->with, &st);
+  } else if (strcmp(sub, "commit") == 0 || strcmp(sub, "clear") == 0) {
+    if ((rc = need_args(cl, 1, 1, "cluster commit | cluster clear")) != 0)
+      return rc;
+    bool commit = strcmp(sub, "commit") == 0;
+    rc = chorus_cluster_stage(c,
+                              commit ? CHORUS_STAGE_COMMIT : CHORUS_STAGE_CLEAR,
+                              NULL, NULL, false, &st);
+    if (rc == CHORUS_OK && !cl->json)
+      printf("%s\n", commit ? "the staged change is committed: it has begun"
+                            : "no change is staged");
   } else {
     return usage_error("usage: chorus cluster status | cluster join NAME "
                        "[--wait] | cluster wait | cluster plan ... | cluster "
@@ -1416,7 +1452,8 @@ static int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
     gather(cl, st, &first, false, &second);
     xs = &second;
   }
-  print_cluster(cl, st, strcmp(sub, "join") == 0 ? NULL : name, sub);
+  print_cluster(cl, st, strcmp(sub, "join") == 0 ? NULL : name,
+                cl->stage ? "stage" : sub);
   if (xs != NULL && !cl->json) {
     printf("transfers at epoch %" PRIu64 ":\n", st->epoch);
     for (size_t i = 0; i < xs->n; i++) {

@@ -618,6 +618,28 @@ int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
                         struct chorus_cluster_plan **out);
 void chorus_cluster_plan_free(struct chorus_cluster_plan *p);
 
+/* chorus_cluster_stage: stages a change in the cluster's metadata for a
+ * later commit (Riak's staged changes): CHORUS_STAGE_DECOMMISSION,
+ * _REMOVE (@force as the commands') or _REPLACE (by @with) of member
+ * @name, checked as the command itself would be and then only recorded
+ * (replacing any staged change; `chorus_cluster_plan` with
+ * CHORUS_PLAN_UNDER_WAY shows what it would move); CHORUS_STAGE_COMMIT
+ * applies it (the metadata checks it again, then: a change under way is
+ * CHORUS_EBUSY and the change stays staged; nothing staged is
+ * CHORUS_ENOTFOUND); CHORUS_STAGE_CLEAR drops it (@name and @with
+ * unused). Answered with the status once committed to the metadata log.
+ * Errors: as the command staged, and as chorus_cluster_remove. */
+enum chorus_stage_action {
+  CHORUS_STAGE_DECOMMISSION = 1,
+  CHORUS_STAGE_REMOVE = 2,
+  CHORUS_STAGE_REPLACE = 3,
+  CHORUS_STAGE_COMMIT = 4,
+  CHORUS_STAGE_CLEAR = 5
+};
+int chorus_cluster_stage(struct chorus_client *c, int action, const char *name,
+                         const char *with, bool force,
+                         struct chorus_cluster_status **out);
+
 /* chorus_cluster_status_free: NULL is allowed. */
 void chorus_cluster_status_free(struct chorus_cluster_status *s);
 

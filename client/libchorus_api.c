@@ -243,8 +243,14 @@ static int do_set(struct chorus_client *c, uint8_t type, const void *key,
 
 /* CLUSTER_QUERY (a read: retried on another seed) or CLUSTER_REMOVE (a
  * write: never resent once sent) to the current seed. */
-static int do_cluster(struct chorus_client *c, uint8_t type, const char *name,
-                      const char *with, bool force, chorus_cb cb, void *arg) {
+static int do_stage(struct chorus_client *c, int action, const char *name,
+                    const char *with, bool force, chorus_cb cb, void *arg);
+
+static int do_cluster(struct chorus_client *c, uint8_t type, int action,
+                      const char *name, const char *with, bool force,
+                      chorus_cb cb, void *arg) {
+  if (type == WIRE_CLUSTER_STAGE)
+    return do_stage(c, action, name, with, force, cb, arg);
   struct wire_msg m;
   memset(&m, 0, sizeof m);
   m.type = type;
@@ -268,6 +274,30 @@ static int do_cluster(struct chorus_client *c, uint8_t type, const char *name,
     m.cluster_remove.name = wb(name, len);
     m.cluster_remove.force = force ? 1 : 0;
   }
+  return chorus__submit(c, &m, true, false, CLUSTER_REMOVE_TIMEOUT_MS, cb, arg);
+}
+
+/* CLUSTER_STAGE: a write, never resent once sent (as CLUSTER_REMOVE). */
+static int do_stage(struct chorus_client *c, int action, const char *name,
+                    const char *with, bool force, chorus_cb cb, void *arg) {
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_CLUSTER_STAGE;
+  size_t len = name ? strlen(name) : 0, wlen = with ? strlen(with) : 0;
+  bool names = action != CHORUS_STAGE_COMMIT && action != CHORUS_STAGE_CLEAR;
+  if (action < CHORUS_STAGE_DECOMMISSION || action > CHORUS_STAGE_CLEAR)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL, "unknown stage action %d",
+                       action);
+  if ((names && (len == 0 || len > WIRE_MAX_NAME)) ||
+      (action == CHORUS_STAGE_REPLACE && (wlen == 0 || wlen > WIRE_MAX_NAME)))
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a member's name is 1..%u bytes", WIRE_MAX_NAME);
+  m.cluster_stage.action = (uint8_t)action;
+  if (names)
+    m.cluster_stage.name = wb(name, len);
+  if (action == CHORUS_STAGE_REPLACE)
+    m.cluster_stage.with = wb(with, wlen);
+  m.cluster_stage.force = force ? 1 : 0;
   return chorus__submit(c, &m, true, false, CLUSTER_REMOVE_TIMEOUT_MS, cb, arg);
 }
 
@@ -478,8 +508,8 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res) {
 
 /* The cluster calls return the status alone: on success it moves out of
  * the result, on failure the result's message moves to c->errmsg. */
-static int sync_cluster(struct chorus_client *c, uint8_t type, const char *name,
-                        const char *with, bool force,
+static int sync_cluster(struct chorus_client *c, uint8_t type, int action,
+                        const char *name, const char *with, bool force,
                         struct chorus_cluster_status **out) {
   if (out == NULL)
     return c ? chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL out")
@@ -489,7 +519,8 @@ static int sync_cluster(struct chorus_client *c, uint8_t type, const char *name,
   struct sync_wait w;
   int rc = sync_begin(c, &res, &w);
   if (rc == CHORUS_OK)
-    rc = sync_end(c, do_cluster(c, type, name, with, force, sync_cb, &w), &w);
+    rc = sync_end(
+        c, do_cluster(c, type, action, name, with, force, sync_cb, &w), &w);
   /* chorus__result_from_reply: a CLUSTER_REPLY that built is a status. */
   assert(rc != CHORUS_OK || res.cluster != NULL);
   if (rc == CHORUS_OK) {
@@ -530,18 +561,18 @@ int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
 
 int chorus_cluster_status(struct chorus_client *c,
                           struct chorus_cluster_status **out) {
-  return sync_cluster(c, WIRE_CLUSTER_QUERY, NULL, NULL, false, out);
+  return sync_cluster(c, WIRE_CLUSTER_QUERY, 0, NULL, NULL, false, out);
 }
 
 int chorus_cluster_remove(struct chorus_client *c, const char *name, bool force,
                           struct chorus_cluster_status **out) {
-  return sync_cluster(c, WIRE_CLUSTER_REMOVE, name, NULL, force, out);
+  return sync_cluster(c, WIRE_CLUSTER_REMOVE, 0, name, NULL, force, out);
 }
 
 int chorus_cluster_decommission(struct chorus_client *c, const char *name,
                                 bool force,
                                 struct chorus_cluster_status **out) {
-  return sync_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, NULL, force, out);
+  return sync_cluster(c, WIRE_CLUSTER_DECOMMISSION, 0, name, NULL, force, out);
 }
 
 /* ------------------------------------------------------------------------
@@ -629,34 +660,41 @@ int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,
                                 void *arg) {
   int rc = check_async(c);
   return rc ? rc
-            : do_cluster(c, WIRE_CLUSTER_QUERY, NULL, NULL, false, cb, arg);
+            : do_cluster(c, WIRE_CLUSTER_QUERY, 0, NULL, NULL, false, cb, arg);
 }
 
 int chorus_cluster_remove_async(struct chorus_client *c, const char *name,
                                 bool force, chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc
-            : do_cluster(c, WIRE_CLUSTER_REMOVE, name, NULL, force, cb, arg);
+            : do_cluster(c, WIRE_CLUSTER_REMOVE, 0, name, NULL, force, cb, arg);
+}
+
+int chorus_cluster_stage(struct chorus_client *c, int action, const char *name,
+                         const char *with, bool force,
+                         struct chorus_cluster_status **out) {
+  return sync_cluster(c, WIRE_CLUSTER_STAGE, action, name, with, force, out);
 }
 
 int chorus_cluster_replace(struct chorus_client *c, const char *name,
                            const char *with,
                            struct chorus_cluster_status **out) {
-  return sync_cluster(c, WIRE_CLUSTER_REPLACE, name, with, false, out);
+  return sync_cluster(c, WIRE_CLUSTER_REPLACE, 0, name, with, false, out);
 }
 
 int chorus_cluster_replace_async(struct chorus_client *c, const char *name,
                                  const char *with, chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc
-            : do_cluster(c, WIRE_CLUSTER_REPLACE, name, with, false, cb, arg);
+            : do_cluster(c, WIRE_CLUSTER_REPLACE, 0, name, with, false, cb,
+                         arg);
 }
 
 int chorus_cluster_decommission_async(struct chorus_client *c, const char *name,
                                       bool force, chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc
-            : do_cluster(c, WIRE_CLUSTER_DECOMMISSION, name, NULL, force, cb,
+            : do_cluster(c, WIRE_CLUSTER_DECOMMISSION, 0, name, NULL, force, cb,
                          arg);
 }
 

@@ -131,6 +131,7 @@ static uint8_t expected_reply(uint8_t req_type) {
   case WIRE_CLUSTER_REMOVE:
   case WIRE_CLUSTER_DECOMMISSION:
   case WIRE_CLUSTER_REPLACE:
+  case WIRE_CLUSTER_STAGE:
     return WIRE_CLUSTER_REPLY;
   case WIRE_CLUSTER_PLAN:
     return WIRE_CLUSTER_PLAN_REPLY;
@@ -150,6 +151,9 @@ _Static_assert((int)CHORUS_META_JOINING == (int)WIRE_MEMBER_JOINING &&
                    (int)CHORUS_ALIVE_LEFT == (int)WIRE_ALIVE_LEFT &&
                    (int)CHORUS_RAFT_LEADER == (int)WIRE_RAFT_LEADER,
                "libchorus.h's cluster enums are the wire's");
+_Static_assert((int)CHORUS_STAGE_DECOMMISSION == (int)WIRE_STAGE_DECOMMISSION &&
+                   (int)CHORUS_STAGE_CLEAR == (int)WIRE_STAGE_CLEAR,
+               "libchorus.h's stage actions are the wire's");
 
 void chorus_cluster_status_free(struct chorus_cluster_status *s) {
   chorus_free(s);

@@ -93,13 +93,18 @@
  *           | [7, id, epoch, origin...]              STREAMED    (V3)
  *           | [8, epoch, origin...]                  FINISH      (V3)
  *           | [9, id, with, disk, origin...]         REPLACE     (V4)
+ *           | [10, staged_type, id, state, with, disk, origin...]
+ *                                                    STAGE       (V4)
+ *           | [11, commit (0..1), origin...]         COMMIT      (V4)
  *   origin  = proposer, req_id                       (V2 and V3; both 0
  *                                                     for none)
  *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready,
  *              disk]   (V1, V2: the first eight; V3: the first ten)
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
  *   state   = [epoch, applied, note_key, note, repl, [member...],
- *              [session...]]              (V1: no sessions)
+ *              [session...], staged]      (V1: no sessions; V2, V3: no
+ *                                          staged)
+ *   staged  = [type, id, state, with, disk]  (type 0: none)
  *             members sorted by id, sessions by index
  *   session = [proposer, req_id, status (signed), index]
  *   msg     = [type, cluster, from, body]
@@ -193,6 +198,15 @@ struct meta_session {
   uint64_t index; /* where it was applied */
 };
 
+/* A change staged for `chorus cluster commit` (META_CMD_STAGE): @type 0
+ * for none. */
+struct meta_staged {
+  uint8_t type; /* META_CMD_LEAVE, META_CMD_REPLACE, META_CMD_REMOVE */
+  chorus_node_id id, with;
+  uint8_t state; /* LEAVE's goal */
+  uint64_t disk;
+};
+
 struct meta_state {
   uint64_t epoch;   /* grows with every change of the ring's input */
   uint64_t applied; /* the Raft index of the last applied command */
@@ -205,6 +219,7 @@ struct meta_state {
   /* The last META_MAX_SESSIONS outcomes, oldest first (by index). */
   size_t nsessions;
   struct meta_session *sessions; /* chorus_malloc'ed */
+  struct meta_staged staged;     /* V4 */
 };
 
 /* ------------------------------------------------------------------------
@@ -229,7 +244,15 @@ enum meta_cmd_type {
                                REPLACING; else NORMAL @id leaves (goal
                                REMOVED) in the change of JOINING @with;
                                EBUSY while another change is under way */
-  META_CMD_MAX = 9
+  META_CMD_STAGE = 10,      /* V4: the change @staged_type (LEAVE, REPLACE
+                               or REMOVE, with @id, @state, @with, @disk) is
+                               staged, replacing any staged one; nothing
+                               else changes (Riak's cluster plan) */
+  META_CMD_COMMIT = 11,     /* V4: @state 1: the staged change is applied
+                               as if proposed now (its own result; staged
+                               no more when it applies), ENOTFOUND when none;
+                               @state 0: the staged change is dropped */
+  META_CMD_MAX = 11
 };
 
 struct meta_cmd {
@@ -238,9 +261,10 @@ struct meta_cmd {
   chorus_node_id id;         /* SET_STATE, REMOVE, LEAVE,
                                 STREAMED, REPLACE */
   chorus_node_id with;       /* REPLACE: the replacement */
-  uint64_t disk;  /* REPLACE of itself: the member's new data folder */
-  uint8_t state;  /* SET_STATE; LEAVE: the goal */
-  uint64_t epoch; /* STREAMED, FINISH */
+  uint64_t disk;       /* REPLACE of itself: the member's new data folder */
+  uint8_t staged_type; /* STAGE: the staged command's type */
+  uint8_t state;       /* SET_STATE; LEAVE: the goal */
+  uint64_t epoch;      /* STREAMED, FINISH */
   struct ring_replication replication; /* REPLICATION */
   uint64_t note_key, note_value;       /* NOTE */
   /* Its origin: the proposing node and its request id, unique per

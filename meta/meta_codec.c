@@ -128,6 +128,23 @@ static int sessions_check(const struct meta_session *ss, size_t n,
   return CHORUS_OK;
 }
 
+/* A staged change: LEAVE (goal LEFT or REMOVED), REPLACE or REMOVE of a
+ * member; or none (type 0, every field 0) when @none_ok. */
+static int staged_check(uint8_t type, chorus_node_id id, uint8_t state,
+                        chorus_node_id with, int code) {
+  switch (type) {
+  case META_CMD_LEAVE:
+    return id != 0 && (state == META_LEFT || state == META_REMOVED) ? CHORUS_OK
+                                                                    : code;
+  case META_CMD_REPLACE:
+    return id != 0 && with != 0 ? CHORUS_OK : code;
+  case META_CMD_REMOVE:
+    return id != 0 ? CHORUS_OK : code;
+  default:
+    return code;
+  }
+}
+
 static int cmd_check(const struct meta_cmd *c, int code) {
   if (c->proposer == 0 && c->req_id != 0)
     return code; /* no origin is all zeroes */
@@ -153,6 +170,10 @@ static int cmd_check(const struct meta_cmd *c, int code) {
     return c->id != 0 ? CHORUS_OK : code;
   case META_CMD_REPLACE:
     return c->id != 0 && c->with != 0 ? CHORUS_OK : code;
+  case META_CMD_STAGE:
+    return staged_check(c->staged_type, c->id, c->state, c->with, code);
+  case META_CMD_COMMIT:
+    return c->state <= 1 ? CHORUS_OK : code;
   default:
     return code;
   }
@@ -365,6 +386,20 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
     msgpack_pack_uint64(pk, c->with);
     msgpack_pack_uint64(pk, c->disk);
     break;
+  case META_CMD_STAGE:
+    msgpack_pack_array(pk, 6 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->staged_type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->state);
+    msgpack_pack_uint64(pk, c->with);
+    msgpack_pack_uint64(pk, c->disk);
+    break;
+  case META_CMD_COMMIT:
+    msgpack_pack_array(pk, 2 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->state);
+    break;
   default: /* NOTE; cmd_check refused every other type */
     msgpack_pack_array(pk, 3 + 2);
     msgpack_pack_uint64(pk, c->type);
@@ -378,7 +413,7 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
 
 static void pack_state(msgpack_packer *pk, const void *x) {
   const struct meta_state *s = x;
-  msgpack_pack_array(pk, 7);
+  msgpack_pack_array(pk, 8);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
   msgpack_pack_uint64(pk, s->note_key);
@@ -396,6 +431,13 @@ static void pack_state(msgpack_packer *pk, const void *x) {
     msgpack_pack_int64(pk, ss->status);
     msgpack_pack_uint64(pk, ss->index);
   }
+  const struct meta_staged *st = &s->staged;
+  msgpack_pack_array(pk, 5);
+  msgpack_pack_uint64(pk, st->type);
+  msgpack_pack_uint64(pk, st->id);
+  msgpack_pack_uint64(pk, st->state);
+  msgpack_pack_uint64(pk, st->with);
+  msgpack_pack_uint64(pk, st->disk);
 }
 
 static void pack_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -828,7 +870,8 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
       [META_CMD_REMOVE] = 2,   [META_CMD_REPLICATION] = 2,
       [META_CMD_NOTE] = 3,     [META_CMD_LEAVE] = 3,
       [META_CMD_STREAMED] = 3, [META_CMD_FINISH] = 2,
-      [META_CMD_REPLACE] = 4,
+      [META_CMD_REPLACE] = 4,  [META_CMD_STAGE] = 6,
+      [META_CMD_COMMIT] = 2,
   };
   /* The types each format knows. */
   const uint8_t known = r->version >= META_FORMAT_V4   ? META_CMD_MAX
@@ -872,6 +915,16 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
     if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK &&
         (rc = rd_uint(r, UINT64_MAX, &c->with)) == CHORUS_OK)
       rc = rd_uint(r, UINT64_MAX, &c->disk);
+    break;
+  case META_CMD_STAGE:
+    if ((rc = rd_u8(r, &c->staged_type)) == CHORUS_OK &&
+        (rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK &&
+        (rc = rd_u8(r, &c->state)) == CHORUS_OK &&
+        (rc = rd_uint(r, UINT64_MAX, &c->with)) == CHORUS_OK)
+      rc = rd_uint(r, UINT64_MAX, &c->disk);
+    break;
+  case META_CMD_COMMIT:
+    rc = rd_u8(r, &c->state);
     break;
   default: /* NOTE */
     if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)
@@ -924,6 +977,21 @@ static int rd_sessions(struct rd *r, struct meta_state *out) {
                         CHORUS_EMALFORMED);
 }
 
+/* The staged change of a V4 state: none (all zeroes) or a valid one. */
+static int rd_staged(struct rd *r, struct meta_staged *st) {
+  int rc;
+  if ((rc = rd_tuple(r, 5)) || (rc = rd_u8(r, &st->type)) ||
+      (rc = rd_uint(r, UINT64_MAX, &st->id)) || (rc = rd_u8(r, &st->state)) ||
+      (rc = rd_uint(r, UINT64_MAX, &st->with)) ||
+      (rc = rd_uint(r, UINT64_MAX, &st->disk)))
+    return rc;
+  if (st->type == 0)
+    return st->id == 0 && st->state == 0 && st->with == 0 && st->disk == 0
+               ? CHORUS_OK
+               : CHORUS_EMALFORMED;
+  return staged_check(st->type, st->id, st->state, st->with, CHORUS_EMALFORMED);
+}
+
 int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   assert(out != NULL && (buf != NULL || len == 0));
   memset(out, 0, sizeof *out);
@@ -933,7 +1001,9 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   uint64_t n;
   int rc;
   if ((rc = rd_version(&r)) ||
-      (rc = rd_tuple(&r, r.version >= META_FORMAT_V2 ? 7 : 6)) ||
+      (rc = rd_tuple(&r, r.version >= META_FORMAT_V4   ? 8
+                         : r.version >= META_FORMAT_V2 ? 7
+                                                       : 6)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->epoch)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->applied)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->note_key)) ||
@@ -954,6 +1024,8 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   if ((rc = members_check(out->members, out->n, CHORUS_EMALFORMED)))
     goto err_after_members;
   if (r.version >= META_FORMAT_V2 && (rc = rd_sessions(&r, out)))
+    goto err_after_members;
+  if (r.version >= META_FORMAT_V4 && (rc = rd_staged(&r, &out->staged)))
     goto err_after_members;
   if ((rc = rd_end(&r)))
     goto err_after_members;

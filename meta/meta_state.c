@@ -306,6 +306,41 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     rc = apply_replace(s, c, index);
     ring_input = rc == CHORUS_OK;
     break;
+  case META_CMD_STAGE:
+    /* Staged, not applied: the members it names must exist now (the
+     * commit checks the rest, against the state then). */
+    if (c->staged_type != META_CMD_LEAVE &&
+        c->staged_type != META_CMD_REPLACE && c->staged_type != META_CMD_REMOVE)
+      rc = CHORUS_EINVAL;
+    else if (meta_state_find(s, c->id) == NULL ||
+             (c->staged_type == META_CMD_REPLACE &&
+              meta_state_find(s, c->with) == NULL))
+      rc = CHORUS_ENOTFOUND;
+    else
+      s->staged = (struct meta_staged){c->staged_type, c->id, c->with, c->state,
+                                       c->disk};
+    break;
+  case META_CMD_COMMIT:
+    if (c->state == 0) {
+      s->staged = (struct meta_staged){0};
+    } else if (s->staged.type == 0) {
+      rc = CHORUS_ENOTFOUND;
+    } else {
+      /* The staged command, applied now as if proposed now (no origin of
+       * its own: the COMMIT's answers for it). */
+      const struct meta_staged *st = &s->staged;
+      struct meta_cmd inner = {.type = st->type,
+                               .id = st->id,
+                               .state = st->state,
+                               .with = st->with,
+                               .disk = st->disk};
+      rc = meta_state_apply(s, &inner, index);
+      if (rc == CHORUS_ENOMEM)
+        return rc;
+      if (rc == CHORUS_OK)
+        s->staged = (struct meta_staged){0};
+    }
+    break;
   case META_CMD_STREAMED: {
     bool found;
     size_t i = find_slot(s, c->id, &found);
@@ -395,6 +430,14 @@ const char *meta_cmd_describe(const struct meta_cmd *c) {
   case META_CMD_FINISH:
     snprintf(line, sizeof line, "finish the change at epoch %llu",
              (unsigned long long)c->epoch);
+    break;
+  case META_CMD_STAGE:
+    snprintf(line, sizeof line, "stage: command %u of %016llx", c->staged_type,
+             (unsigned long long)c->id);
+    break;
+  case META_CMD_COMMIT:
+    snprintf(line, sizeof line, "%s the staged change",
+             c->state ? "commit" : "drop");
     break;
   case META_CMD_REPLACE:
     if (c->with == c->id)

@@ -198,6 +198,7 @@ enum wire_type {
   /* 108: reserved (CLUSTER_REPLACE) */
   WIRE_CLUSTER_PLAN = 109,       /* client: what a change would move */
   WIRE_CLUSTER_PLAN_REPLY = 110, /* answers CLUSTER_PLAN */
+  WIRE_CLUSTER_STAGE = 111,      /* client: stage, commit or drop a change */
   /* 112..127 reserved: anti-entropy (Merkle exchange) */
   WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
   WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
@@ -576,6 +577,28 @@ struct wire_cluster_replace {
   struct wire_bytes with; /* 1..WIRE_MAX_NAME */
 };
 
+/* CLUSTER_STAGE: a change staged in the metadata for a later commit
+ * (Riak's cluster plan / commit): @action DECOMMISSION, REMOVE or REPLACE
+ * of member @name (REPLACE: by @with; @force as the command's) is checked
+ * as the command itself would be and staged (replacing any staged one);
+ * COMMIT applies the staged change (its own checks, then); CLEAR drops
+ * it. Answered with CLUSTER_REPLY once committed to the metadata log. */
+enum wire_stage_action {
+  WIRE_STAGE_DECOMMISSION = 1,
+  WIRE_STAGE_REMOVE = 2,
+  WIRE_STAGE_REPLACE = 3,
+  WIRE_STAGE_COMMIT = 4,
+  WIRE_STAGE_CLEAR = 5,
+  WIRE_STAGE_ACTION_MAX = 5
+};
+
+struct wire_cluster_stage {
+  uint8_t action;         /* enum wire_stage_action */
+  struct wire_bytes name; /* 0..WIRE_MAX_NAME; 1.. for the first three */
+  struct wire_bytes with; /* 0..WIRE_MAX_NAME; REPLACE: 1.. */
+  uint8_t force;          /* 0 or 1 */
+};
+
 /* CLUSTER_PLAN: a dry run of a topology change (docs/PROTOCOL.md,
  * Topology changes): the node applies the command @action would propose
  * to a copy of its metadata and answers CLUSTER_PLAN_REPLY with what would
@@ -681,6 +704,7 @@ struct wire_msg {
     struct wire_cluster_remove cluster_remove;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
+    struct wire_cluster_stage cluster_stage;
     struct wire_cluster_plan cluster_plan;
     struct wire_cluster_plan_reply cluster_plan_reply;
     struct wire_stream_pull stream_pull;

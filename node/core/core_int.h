@@ -110,6 +110,7 @@ struct core {
    * nothing. When this node last told a removed one so. */
   bool evicted;
   chorus_ms told_evicted_at;
+  bool admin_staging; /* core_meta.c: an admin command being staged */
   struct core_effects fx;
   struct swim *swim;
   struct repl *repl;          /* from core_start */

@@ -409,9 +409,57 @@ static bool too_few_left(const struct meta_state *s,
 
 static int propose_admin(struct core *c, const struct meta_cmd *cmd,
                          uint64_t cookie) {
+  struct meta_cmd staged;
+  if (c->admin_staging) {
+    /* CLUSTER_STAGE: the command, checked as if proposed now, staged. */
+    staged = (struct meta_cmd){.type = META_CMD_STAGE,
+                               .staged_type = cmd->type,
+                               .id = cmd->id,
+                               .state = cmd->state,
+                               .with = cmd->with,
+                               .disk = cmd->disk};
+    cmd = &staged;
+  }
   TRACE(c, "operator: %s", meta_cmd_describe(cmd));
   return done(
       c, meta_node_propose(c->meta, cmd, cookie, ADMIN_TIMEOUT_MS, c->now));
+}
+
+/* admin_stage: CLUSTER_STAGE (wire.h). The three changes go through the
+ * commands' own paths (same checks, same refusals), their proposal
+ * wrapped in a STAGE (propose_admin); COMMIT and CLEAR are proposed as
+ * they are. */
+static int admin_stage(struct core *c, const struct wire_msg *m,
+                       uint64_t cookie) {
+  const struct wire_cluster_stage *st = &m->cluster_stage;
+  if (st->action == WIRE_STAGE_COMMIT || st->action == WIRE_STAGE_CLEAR) {
+    struct meta_cmd cmd = {.type = META_CMD_COMMIT,
+                           .state = st->action == WIRE_STAGE_COMMIT};
+    return propose_admin(c, &cmd, cookie);
+  }
+  struct wire_msg as = {.request_id = m->request_id};
+  switch (st->action) {
+  case WIRE_STAGE_DECOMMISSION:
+    as.type = WIRE_CLUSTER_DECOMMISSION;
+    as.cluster_decommission =
+        (struct wire_cluster_decommission){st->name, st->force};
+    break;
+  case WIRE_STAGE_REMOVE:
+    as.type = WIRE_CLUSTER_REMOVE;
+    as.cluster_remove = (struct wire_cluster_remove){st->name, st->force};
+    break;
+  case WIRE_STAGE_REPLACE:
+    as.type = WIRE_CLUSTER_REPLACE;
+    as.cluster_replace = (struct wire_cluster_replace){st->name, st->with};
+    break;
+  default:
+    return refuse(c, cookie, CHORUS_EINVAL,
+                  "stage: decommission, remove, replace, commit or clear");
+  }
+  c->admin_staging = true;
+  int rc = core__meta_client(c, &as, cookie);
+  c->admin_staging = false;
+  return rc;
 }
 
 /* member_named: the member @nb names, or NULL with the refusal sent
@@ -495,6 +543,8 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
     return admin_reply(c, cookie);
   if (m->type == WIRE_CLUSTER_REPLACE)
     return admin_replace(c, m, cookie);
+  if (m->type == WIRE_CLUSTER_STAGE)
+    return admin_stage(c, m, cookie);
   if (m->type == WIRE_CLUSTER_PLAN)
     return core__plan_client(c, m, cookie); /* core_plan.c */
   /* CLUSTER_REMOVE, CLUSTER_DECOMMISSION */

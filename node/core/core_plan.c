@@ -139,6 +139,8 @@ struct plan_req {
   bool empty; /* nothing would move (answer no moves) */
 };
 
+static const char *name_of(const struct meta_state *s, chorus_node_id id);
+
 /* would_be: into @out, the state once the command @m describes is applied
  * (or the state as it is, for the change under way or a member's own
  * change). CHORUS_OK, or a refusal code with its text in @text (then
@@ -152,8 +154,25 @@ static int would_be(struct core *c, const struct wire_cluster_plan *p,
   bool apply = false;
   switch (p->action) {
   case WIRE_PLAN_UNDER_WAY:
-    if (!meta_state_changing(s))
+    if (!meta_state_changing(s) && s->staged.type != 0) {
+      /* The staged change, as `chorus cluster commit` would apply it. */
+      const struct meta_staged *st = &s->staged;
+      cmd = (struct meta_cmd){.type = META_CMD_COMMIT, .state = 1};
+      apply = true;
+      const struct meta_member *who = meta_state_find(s, st->id);
+      snprintf(q->note, sizeof q->note,
+               "staged, not committed: %s of %s%s%s (chorus cluster commit "
+               "applies it, cluster clear drops it)",
+               st->type == META_CMD_LEAVE
+                   ? (st->state == META_LEFT ? "decommission" : "removal")
+               : st->type == META_CMD_REPLACE ? "replacement"
+                                              : "forced removal",
+               who != NULL ? who->name : "?",
+               st->type == META_CMD_REPLACE ? " by " : "",
+               st->type == META_CMD_REPLACE ? name_of(s, st->with) : "");
+    } else if (!meta_state_changing(s)) {
       snprintf(q->note, sizeof q->note, "no change is under way");
+    }
     break;
   case WIRE_PLAN_JOIN:
     if (mm != NULL && mm->state == META_JOINING) {

@@ -29,11 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *e1, *e2;
   size_t len1, len2;
   CHECK(meta_cmd_encode(&d, &e1, &len1) == CHORUS_OK);
-  /* Older input re-encodes as V3: a V1 command with an empty origin's
-   * two bytes more, a JOIN's member with goal and ready (two more). */
+  /* Older input re-encodes as V4: a V1 command with an empty origin's
+   * two bytes more, a JOIN's member with goal and ready (two more) and
+   * disk (one more). */
   CHECK(len1 <=
         size + (data[0] == META_FORMAT_V1 ? 2 : 0) +
-            (data[0] < META_FORMAT_V3 && d.type == META_CMD_JOIN ? 2 : 0));
+            (data[0] < META_FORMAT_V3 && d.type == META_CMD_JOIN ? 2 : 0) +
+            (data[0] < META_FORMAT_V4 && d.type == META_CMD_JOIN ? 1 : 0));
   CHECK(meta_cmd_decode(e1, len1, &d2) == CHORUS_OK);
   CHECK(meta_t_cmd_eq(&d, &d2));
   CHECK(meta_cmd_encode(&d2, &e2, &len2) == CHORUS_OK);

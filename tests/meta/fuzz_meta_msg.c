@@ -55,6 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size + (propose && data[0] == META_FORMAT_V1 ? 2 : 0) +
             (propose && data[0] < META_FORMAT_V3 && d.cmd.type == META_CMD_JOIN
                  ? 2
+                 : 0) +
+            (propose && data[0] < META_FORMAT_V4 && d.cmd.type == META_CMD_JOIN
+                 ? 1
                  : 0));
   CHECK(meta_msg_decode(e1, len1, &d2) == CHORUS_OK);
   CHECK(meta_t_msg_eq(&d, &d2) && d2.raft.server_id == d.raft.server_id);

@@ -60,6 +60,11 @@ static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
     return a->epoch == b->epoch;
   case META_CMD_REPLACE:
     return a->id == b->id && a->with == b->with && a->disk == b->disk;
+  case META_CMD_STAGE:
+    return a->staged_type == b->staged_type && a->id == b->id &&
+           a->state == b->state && a->with == b->with && a->disk == b->disk;
+  case META_CMD_COMMIT:
+    return a->state == b->state;
   default:
     return false;
   }
@@ -82,7 +87,7 @@ static inline bool meta_t_state_eq(const struct meta_state *a,
         x->status != y->status || x->index != y->index)
       return false;
   }
-  return true;
+  return memcmp(&a->staged, &b->staged, sizeof a->staged) == 0;
 }
 
 static inline bool meta_t_buf_eq(const void *a, size_t alen, const void *b,
@@ -216,7 +221,7 @@ static inline struct ring_replication meta_t_repl_n(uint32_t n) {
   return r;
 }
 
-#define META_T_NCMD 10
+#define META_T_NCMD 12
 /* The samples before this one are every V1 and V2 command type. */
 #define META_T_NCMD_V2 6
 /* ... and before this one every V3 command type. */
@@ -269,11 +274,21 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.type = META_CMD_FINISH;
     c.epoch = UINT64_MAX;
     break;
-  default:
+  case 9:
     c.type = META_CMD_REPLACE;
     c.id = 0xdeadull;
     c.with = UINT64_MAX - 1;
     c.disk = 0x0123456789abcdefull;
+    break;
+  case 10:
+    c.type = META_CMD_STAGE;
+    c.staged_type = META_CMD_LEAVE;
+    c.id = 0xbeefull;
+    c.state = META_LEFT;
+    break;
+  default:
+    c.type = META_CMD_COMMIT;
+    c.state = 1;
     break;
   }
   if (which % 2 == 0) { /* an origin on half of them */
@@ -294,6 +309,8 @@ static inline struct meta_state meta_t_state(struct meta_member *members,
   s.epoch = 9;
   s.applied = 1234;
   s.replication = meta_t_repl_dcs();
+  if (n % 2 == 1) /* V4: a staged change on half of them */
+    s.staged = (struct meta_staged){META_CMD_REPLACE, 100, 107, 0, 42};
   for (size_t i = 0; i < n && i < 8; i++)
     members[i] = meta_t_member(100 + 7 * i, names[i], i % 2 ? "dc2" : "dc1",
                                i % 3 ? "r1" : "r2",

@@ -142,6 +142,20 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
     msgpack_pack_uint64(pk, c->with);
     msgpack_pack_uint64(pk, c->disk);
     break;
+  case META_CMD_STAGE:
+    msgpack_pack_array(pk, 6 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->staged_type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->state);
+    msgpack_pack_uint64(pk, c->with);
+    msgpack_pack_uint64(pk, c->disk);
+    break;
+  case META_CMD_COMMIT:
+    msgpack_pack_array(pk, 2 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->state);
+    break;
   default: /* NOTE, and unknown types in NOTE's shape */
     msgpack_pack_array(pk, 3 + o);
     msgpack_pack_uint64(pk, c->type);
@@ -162,7 +176,9 @@ static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
 /* A state in @format's layout (V2: the sessions last). */
 static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
                             char format) {
-  msgpack_pack_array(pk, format == META_FORMAT_V1 ? 6 : 7);
+  msgpack_pack_array(pk, format == META_FORMAT_V1                  ? 6
+                         : (unsigned char)format >= META_FORMAT_V4 ? 8
+                                                                   : 7);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
   msgpack_pack_uint64(pk, s->note_key);
@@ -181,6 +197,14 @@ static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
     msgpack_pack_int64(pk, s->sessions[i].status);
     msgpack_pack_uint64(pk, s->sessions[i].index);
   }
+  if ((unsigned char)format < META_FORMAT_V4)
+    return;
+  msgpack_pack_array(pk, 5);
+  msgpack_pack_uint64(pk, s->staged.type);
+  msgpack_pack_uint64(pk, s->staged.id);
+  msgpack_pack_uint64(pk, s->staged.state);
+  msgpack_pack_uint64(pk, s->staged.with);
+  msgpack_pack_uint64(pk, s->staged.disk);
 }
 
 static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
@@ -785,7 +809,7 @@ static void test_state_refused(void **state) {
   /* More members than the limit: refused at the header. */
   struct hb h;
   msgpack_packer *pk = hb_start(&h);
-  msgpack_pack_array(pk, 7);
+  msgpack_pack_array(pk, 8);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 0);
@@ -796,7 +820,7 @@ static void test_state_refused(void **state) {
   assert_int_equal(hb_state(&h), CHORUS_ETOOBIG);
   /* Within the limit but more than the bytes can hold. */
   pk = hb_start(&h);
-  msgpack_pack_array(pk, 7);
+  msgpack_pack_array(pk, 8);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 0);
@@ -805,11 +829,11 @@ static void test_state_refused(void **state) {
   msgpack_pack_array(pk, 100);
   struct meta_member one = meta_t_member(1, "x", "", "", META_NORMAL);
   for (int i = 0; i < 20; i++)
-    sp_member(pk, &one, META_FORMAT_V3);
+    sp_member(pk, &one, META_FORMAT_V4);
   assert_int_equal(hb_state(&h), M);
   /* More sessions than the limit: refused at the header, both ways. */
   pk = hb_start(&h);
-  msgpack_pack_array(pk, 7);
+  msgpack_pack_array(pk, 8);
   for (int i = 0; i < 4; i++)
     msgpack_pack_uint64(pk, 0);
   sp_repl(pk, &r);

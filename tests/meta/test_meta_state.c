@@ -849,6 +849,46 @@ static void test_replacements(void **state) {
   meta_state_free(&s);
 }
 
+/* Staged changes (Riak's plan and commit): STAGE records one, changing
+ * nothing else; COMMIT applies it then, with its own checks, or drops it. */
+static void test_staged(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 4, 1, 1);
+  uint64_t index = 10, epoch = s.epoch;
+  struct meta_cmd c = {.type = META_CMD_COMMIT, .state = 1};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ENOTFOUND);
+  struct meta_cmd st = {.type = META_CMD_STAGE,
+                        .staged_type = META_CMD_LEAVE,
+                        .id = 99,
+                        .state = META_LEFT};
+  assert_int_equal(meta_state_apply(&s, &st, ++index), CHORUS_ENOTFOUND);
+  st.staged_type = META_CMD_JOIN;
+  assert_int_equal(meta_state_apply(&s, &st, ++index), CHORUS_EINVAL);
+  st.staged_type = META_CMD_LEAVE;
+  st.id = 40;
+  assert_int_equal(meta_state_apply(&s, &st, ++index), CHORUS_OK);
+  assert_int_equal(s.staged.type, META_CMD_LEAVE);
+  assert_int_equal(s.epoch, epoch); /* nothing moved */
+  assert_int_equal(meta_state_find(&s, 40)->state, META_NORMAL);
+  /* Dropped, staged again, committed: now it applies. */
+  c.state = 0;
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(s.staged.type, 0);
+  assert_int_equal(meta_state_apply(&s, &st, ++index), CHORUS_OK);
+  c.state = 1;
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(s.staged.type, 0);
+  assert_int_equal(meta_state_find(&s, 40)->state, META_LEAVING);
+  assert_int_equal(s.epoch, epoch + 1);
+  /* A commit that no longer fits (a change under way) keeps it staged. */
+  st.id = 30;
+  assert_int_equal(meta_state_apply(&s, &st, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EBUSY);
+  assert_int_equal(s.staged.type, META_CMD_LEAVE);
+  meta_state_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init),
@@ -862,6 +902,7 @@ int main(void) {
       cmocka_unit_test(test_ring),
       cmocka_unit_test(test_topology_changes),
       cmocka_unit_test(test_replacements),
+      cmocka_unit_test(test_staged),
       cmocka_unit_test(test_copy),
       cmocka_unit_test(test_voters_count_and_determinism),
       cmocka_unit_test(test_voters_eligible),

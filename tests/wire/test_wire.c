@@ -14,6 +14,7 @@
 
 #include "chorus_alloc.h"
 #include "wire_gen.h"
+#include "wire_int.h"
 
 #ifdef CHORUS_LONG_TESTS
 #define RANDOM_ROUNDS 50000
@@ -1277,6 +1278,18 @@ static void cluster_messages_on_the_wire(void **state) {
   }
 }
 
+/* The schema table is sorted by type (wire__schema_of's binary search):
+ * every type is found, and a type out of order would not be (a merge
+ * once put CLUSTER_STAGE before CLUSTER_PLAN and lost 109 and 110). */
+static void schema_is_sorted(void **state) {
+  (void)state;
+  for (size_t i = 0; i < wire__nschemas; i++) {
+    if (i > 0)
+      assert_true(wire__schemas[i - 1].type < wire__schemas[i].type);
+    assert_ptr_equal(wire__schema_of(wire__schemas[i].type), &wire__schemas[i]);
+  }
+}
+
 static void error_reply_and_names(void **state) {
   (void)state;
   struct wire_msg r;
@@ -1383,6 +1396,7 @@ int main(void) {
       cmocka_unit_test(replies_for_version_two_lose_names),
       cmocka_unit_test(cluster_messages_on_the_wire),
       cmocka_unit_test(error_reply_and_names),
+      cmocka_unit_test(schema_is_sorted),
       cmocka_unit_test(mutated_frames_never_crash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
