@@ -289,6 +289,9 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     size_t i = find_slot(s, c->id, &found);
     if (!found)
       rc = CHORUS_ENOTFOUND;
+    else if (s->members[i].state == META_LEAVING &&
+             s->members[i].goal == c->state)
+      rc = CHORUS_OK; /* asked again (two operators, a retried command) */
     else if (s->members[i].state != META_NORMAL ||
              (c->state != META_LEFT && c->state != META_REMOVED))
       rc = CHORUS_EINVAL;

@@ -314,6 +314,28 @@ static void test_join_progress(void **state) {
 
 static void test_decommission_wait(void **state) {
   (void)state;
+  /* Staged first (Riak's plan and commit): nothing moves until the
+   * commit; the plan shows the staged change; clear drops it. */
+  assert_int_equal(run_cli(ns[1].port, out, sizeof out,
+                           "cluster decommission n4 --stage"),
+                   0);
+  assert_non_null(strstr(out, "staged n4"));
+  /* (Asked of the node that staged it: another may not have applied the
+   * entry yet.) */
+  assert_int_equal(run_cli(ns[1].port, out, sizeof out, "cluster plan"), 0);
+  show("chorus cluster plan (staged)", out);
+  assert_non_null(strstr(out, "staged, not committed: decommission of n4"));
+  assert_int_equal(
+      run_cli(ns[1].port, out, sizeof out, "--json cluster status"), 0);
+  assert_null(strstr(out, "\"leaving\""));
+  assert_int_equal(run_cli(ns[1].port, out, sizeof out, "cluster clear"), 0);
+  assert_int_equal(run_cli(ns[1].port, out, sizeof out, "cluster commit"), 1);
+  show("chorus cluster commit (nothing staged)", out);
+  assert_non_null(strstr(out, "NOTFOUND"));
+  assert_int_equal(run_cli(ns[1].port, out, sizeof out,
+                           "cluster decommission n4 --stage"),
+                   0);
+  assert_int_equal(run_cli(ns[3].port, out, sizeof out, "cluster commit"), 0);
   double t0 = now_s();
   int rc = run_cli(ns[1].port, out, sizeof out,
                    "cluster decommission n4 --wait --wait-timeout 60");
