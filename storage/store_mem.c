@@ -619,6 +619,10 @@ size_t store_mem_unsynced(struct store *base) {
   return to_mem(base)->log_len;
 }
 
+size_t store_mem_open_iters(struct store *base) {
+  return to_mem(base)->open_iters;
+}
+
 int store_mem_crash(struct store *base, size_t keep) {
   struct mem_store *s = to_mem(base);
   assert(!s->firing && "crash from inside a barrier callback");
