@@ -241,17 +241,14 @@ struct repl_peer_state {
 
 struct repl_op;
 
-/* A holder's read of one puller's range, kept open across its pulls
+/* A holder's read of the data space kept open for one puller's pulls
  * (repl_stream.c, THE KEPT READ). Empty while @it is NULL. */
 struct repl_stream_read {
   chorus_node_id puller;
   uint64_t epoch;     /* the puller's, named by its STREAM_PULL */
   uint64_t ring;      /* this node's ring version when it opened */
   uint64_t store_gen; /* store_disk_info()->generation when it opened */
-  chorus_token first, last;
-  struct store_iter *it; /* on the first entry not sent yet */
-  unsigned char *at;     /* the storage key sent last: the next cursor */
-  size_t atlen;
+  struct store_iter *it;
   chorus_ms opened, used;
 };
 

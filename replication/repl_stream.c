@@ -86,32 +86,27 @@ static void gather_free(struct gather *g) {
  * (store_rocksdb.c: the memtable is hashed by token, and its ordered view is
  * a sorted copy made at open): 40 ms with 50,000 1-KiB objects in it, 140
  * ms with 400,000 small ones (bench/stream/bench_scan), against well under
- * a millisecond for the rest of a 1-MiB pull. A puller pulls its range one
- * batch after the other, each naming the last key of the one before as its
- * cursor, so the holder keeps the read that served a batch open, stopped on
- * the first entry it did not send, and serves the next pull from it when:
+ * a millisecond for the rest of a 1-MiB pull. A puller pulls batch after
+ * batch, range after range (a join gains hundreds of small ranges, one
+ * pull each), so the holder keeps the read that served one puller open,
+ * over the whole data space, and serves that puller's next pull from it
+ * with a seek (store_iter_seek: no new sort) when:
  *
- *   - the pull comes from the same puller, for the same range, at the
- *     same epoch, and this node's ring and store (a reopen) did not
- *     change since the read opened;
- *   - its cursor is the key the read sent last (a pull retried after a
- *     lost answer names an earlier one, and gets a fresh read);
+ *   - the pull is at the epoch the read was opened for, and this node's
+ *     ring and store (a reopen) did not change since it opened;
  *   - the read is younger than REPL_STREAM_READ_MAX_AGE_MS: its snapshot
- *     misses what this node wrote since, which reaches the puller as a
- *     pending replica (repl.h, STREAMING) as it does for a fresh read's;
- *     the age bounds how long it pins the store's old memtables and files.
+ *     misses what this node wrote since it opened, which reaches the
+ *     puller as a pending replica (repl.h, STREAMING) as it does for a
+ *     fresh read's; the age bounds that window and how long the read pins
+ *     the store's old memtables and files.
  *
- * Anything else closes it and opens a new one. At most REPL_STREAM_READS
- * are kept (the least recently used goes first); the hint round closes
- * those unused for REPL_STREAM_READ_IDLE_MS (an open read holds off a
- * store reopen), and all of them once the store failed.
+ * Anything else closes it and opens a new one. Each pull seeks to its own
+ * cursor, so a pull retried after a lost answer gets the same entries
+ * again. At most REPL_STREAM_READS are kept (one per puller, the least
+ * recently used goes first); the hint round closes those unused for
+ * REPL_STREAM_READ_IDLE_MS (an open read holds off a store reopen), and
+ * all of them once the store failed.
  * ------------------------------------------------------------------------ */
-
-static void read_close(struct repl_stream_read *k) {
-  store_iter_close(k->it);
-  chorus_free(k->at);
-  *k = (struct repl_stream_read){0};
-}
 
 void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all) {
   for (size_t i = 0; i < REPL_STREAM_READS; i++) {
@@ -119,78 +114,61 @@ void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all) {
     if (k->it != NULL && (all || now - k->used >= REPL_STREAM_READ_IDLE_MS)) {
       REPL_TRACE(r, "stream read of %016" PRIx64 " closed (%s)", k->puller,
                  all ? "all" : "idle");
-      read_close(k);
+      store_iter_close(k->it);
+      *k = (struct repl_stream_read){0};
     }
   }
 }
 
-/* read_take: the kept read that can serve @p from @puller, taken out of
- * the table, and when it opened into *@opened (NULL when none can). A read kept
- * for the same puller and range that cannot is closed. */
-static struct store_iter *read_take(struct repl *r, chorus_node_id puller,
-                                    const struct wire_stream_pull *p,
-                                    chorus_ms now, chorus_ms *opened) {
+/* read_for: the read that serves @p from @puller, kept or new (NULL and
+ * the store's error when a new one cannot open). */
+static struct store_iter *read_for(struct repl *r, chorus_node_id puller,
+                                   const struct wire_stream_pull *p,
+                                   chorus_ms now, int *rc) {
   uint64_t ring = ring_snapshot_version(r->ring);
   uint64_t gen = store_disk_info(r->store)->generation;
-  for (size_t i = 0; i < REPL_STREAM_READS; i++) {
-    struct repl_stream_read *k = &r->reads[i];
-    if (k->it == NULL || k->puller != puller || k->first != p->first ||
-        k->last != p->last)
-      continue;
-    bool fits =
-        k->epoch == p->epoch && k->ring == ring && k->store_gen == gen &&
-        now - k->opened < REPL_STREAM_READ_MAX_AGE_MS &&
-        p->after.len == k->atlen && memcmp(p->after.ptr, k->at, k->atlen) == 0;
-    if (!fits) {
-      REPL_TRACE(r, "stream read of %016" PRIx64 " not reused", puller);
-      read_close(k);
-      continue;
-    }
-    struct store_iter *it = k->it;
-    *opened = k->opened;
-    k->it = NULL;
-    read_close(k);
-    return it;
-  }
-  return NULL;
-}
-
-/* read_keep: keeps @it, opened at @opened and stopped on the first entry of
- * @p's range not sent, whose last sent key is @at: closed instead when the
- * key cannot be copied. */
-static void read_keep(struct repl *r, chorus_node_id puller,
-                      const struct wire_stream_pull *p, struct store_iter *it,
-                      chorus_ms opened, const unsigned char *at, size_t atlen,
-                      chorus_ms now) {
   struct repl_stream_read *slot = NULL;
   for (size_t i = 0; i < REPL_STREAM_READS; i++) {
     struct repl_stream_read *k = &r->reads[i];
-    if (k->it == NULL) {
-      slot = k;
-      break;
+    if (k->it != NULL && k->puller == puller) {
+      if (k->epoch == p->epoch && k->ring == ring && k->store_gen == gen &&
+          now - k->opened < REPL_STREAM_READ_MAX_AGE_MS &&
+          store_iter_status(k->it) == CHORUS_OK) {
+        k->used = now;
+        r->stats.stream_reads_kept++;
+        return k->it;
+      }
+      store_iter_close(k->it);
+      *k = (struct repl_stream_read){0};
     }
-    if (slot == NULL || k->used < slot->used)
+    if (slot == NULL ||
+        (slot->it != NULL && (k->it == NULL || k->used < slot->used)))
       slot = k;
   }
+  struct store_iter *it;
+  *rc = store_iter_open(r->store, STORE_DATA, NULL, 0, NULL, 0, &it);
+  if (*rc != CHORUS_OK)
+    return NULL;
+  r->stats.stream_reads_opened++;
   if (slot->it != NULL)
-    read_close(slot); /* the least recently used */
-  unsigned char *copy = chorus_memdup(at, atlen);
-  if (copy == NULL) {
-    store_iter_close(it);
-    return;
-  }
+    store_iter_close(slot->it); /* the least recently used */
   *slot = (struct repl_stream_read){.puller = puller,
                                     .epoch = p->epoch,
-                                    .ring = ring_snapshot_version(r->ring),
-                                    .store_gen =
-                                        store_disk_info(r->store)->generation,
-                                    .first = p->first,
-                                    .last = p->last,
+                                    .ring = ring,
+                                    .store_gen = gen,
                                     .it = it,
-                                    .at = copy,
-                                    .atlen = atlen,
-                                    .opened = opened,
+                                    .opened = now,
                                     .used = now};
+  return it;
+}
+
+/* read_drop: closes the kept read @it (it failed). */
+static void read_drop(struct repl *r, struct store_iter *it) {
+  for (size_t i = 0; i < REPL_STREAM_READS; i++)
+    if (r->reads[i].it == it) {
+      store_iter_close(it);
+      r->reads[i] = (struct repl_stream_read){0};
+    }
 }
 
 /* read_range: up to about @max bytes of @p's range into @g; *@more when
@@ -200,43 +178,28 @@ static int read_range(struct repl *r, chorus_node_id puller,
                       const struct wire_stream_pull *p, struct gather *g,
                       bool *more, chorus_ms now) {
   *more = false;
-  chorus_ms opened = now;
-  struct store_iter *it = read_take(r, puller, p, now, &opened);
   int rc = CHORUS_OK;
-  if (it != NULL) {
-    r->stats.stream_reads_kept++;
-  } else {
-    unsigned char lo[STORE_TOKEN_PREFIX], hi[STORE_TOKEN_PREFIX];
-    store_be64_put(lo, p->first);
-    const void *from = lo;
-    size_t fromlen = sizeof lo;
-    if (p->after.len > 0) {
-      from = p->after.ptr;
-      fromlen = p->after.len;
-    }
-    if (p->last == UINT64_MAX) {
-      rc = store_iter_open(r->store, STORE_DATA, from, fromlen, NULL, 0, &it);
-    } else {
-      store_be64_put(hi, p->last + 1);
-      rc = store_iter_open(r->store, STORE_DATA, from, fromlen, hi, sizeof hi,
-                           &it);
-    }
-    if (rc != CHORUS_OK)
-      return rc;
-    r->stats.stream_reads_opened++;
-  }
-  unsigned char at[STORE_MAX_KEY];
-  size_t atlen = 0;
+  struct store_iter *it = read_for(r, puller, p, now, &rc);
+  if (it == NULL)
+    return rc;
+  unsigned char lo[STORE_TOKEN_PREFIX];
+  store_be64_put(lo, p->first);
+  if (p->after.len > 0)
+    store_iter_seek(it, p->after.ptr, p->after.len);
+  else
+    store_iter_seek(it, lo, sizeof lo);
   size_t bytes = 0;
   for (; store_iter_valid(it); store_iter_next(it)) {
     size_t klen, vlen;
     const uint8_t *k = store_iter_key(it, &klen);
-    const void *v = store_iter_value(it, &vlen);
     if (p->after.len > 0 && klen == p->after.len &&
         memcmp(k, p->after.ptr, klen) == 0)
       continue; /* the cursor itself was sent already */
-    if (klen < STORE_TOKEN_PREFIX || klen > sizeof at)
+    if (klen < STORE_TOKEN_PREFIX)
       continue; /* not an object's key */
+    if (store_be64_get(k) > p->last)
+      break; /* the range's end */
+    const void *v = store_iter_value(it, &vlen);
     if (g->n >= 2 && (bytes >= p->max_bytes || g->n + 2 > STREAM_MAX_ITEMS)) {
       *more = true;
       break;
@@ -253,16 +216,12 @@ static int read_range(struct repl *r, chorus_node_id puller,
                          klen - STORE_TOKEN_PREFIX)) != CHORUS_OK ||
         (rc = gather_add(g, v, vlen)) != CHORUS_OK)
       break;
-    memcpy(at, k, klen);
-    atlen = klen;
     bytes += klen + vlen;
   }
   if (rc == CHORUS_OK)
     rc = store_iter_status(it);
-  if (rc == CHORUS_OK && *more && atlen > 0)
-    read_keep(r, puller, p, it, opened, at, atlen, now);
-  else
-    store_iter_close(it);
+  if (store_iter_status(it) != CHORUS_OK)
+    read_drop(r, it);
   return rc;
 }
 

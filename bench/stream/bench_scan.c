@@ -5,6 +5,9 @@
  * flush. A program, not a test: it prints figures.
  *
  *   bench_scan [--dir DIR] [--num N] [--value-size B] [--batch BYTES]
+ *   bench_scan --scan DIR    one ordered scan of an existing store's data
+ *                            space (a stopped chorusd's --data folder):
+ *                            bench/stream/stream.sh's baseline
  *
  * Keys have the shape of chorus's data keys (store.h): an 8-byte token,
  * then 8 bytes of user key, written in random token order. */
@@ -86,7 +89,7 @@ static void pulls(struct store *s, size_t batch, const char *what) {
          (double)bytes / dt / 1e6, (double)keys / dt);
 }
 
-static void scan(struct store *s, const char *what) {
+static double scan(struct store *s, const char *what) {
   double t0 = now_seconds();
   struct store_iter *it;
   uint64_t keys = 0, bytes = 0;
@@ -104,10 +107,14 @@ static void scan(struct store *s, const char *what) {
   printf("%-28s %8d scan  %9.1f ms total                  %8.1f MB/s %9.0f "
          "keys/s\n",
          what, 1, dt * 1e3, (double)bytes / dt / 1e6, (double)keys / dt);
+  printf("RESULT scan_keys %" PRIu64 "\nRESULT scan_bytes %" PRIu64
+         "\nRESULT scan_seconds %.6f\n",
+         keys, bytes, dt);
+  return dt;
 }
 
 int main(int argc, char **argv) {
-  const char *dir = NULL;
+  const char *dir = NULL, *existing = NULL;
   long num = 50000, vsize = 1024, batch = 1 << 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--dir") == 0)
@@ -118,6 +125,15 @@ int main(int argc, char **argv) {
       vsize = atol(argv[i + 1]);
     else if (strcmp(argv[i], "--batch") == 0)
       batch = atol(argv[i + 1]);
+    else if (strcmp(argv[i], "--scan") == 0)
+      existing = argv[i + 1];
+  }
+  if (existing != NULL) {
+    struct store *s = open_store(existing);
+    scan(s, "one scan, cold");
+    scan(s, "one scan, warm");
+    store_close(s);
+    return 0;
   }
   char tmp[] = "/tmp/chorus-bench-scan-XXXXXX";
   if (dir == NULL && (dir = mkdtemp(tmp)) == NULL)

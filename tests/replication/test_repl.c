@@ -1499,13 +1499,15 @@ static struct wire_bytes skey_bytes(const struct skey *k) {
   return (struct wire_bytes){k->b, k->len};
 }
 
-/* pull_keys: a stream's batches, pulled by node @puller from node @src at
- * @epoch with at most @max_bytes each, after cursor @after (NULL: from the
- * start): their keys into @keys (at most @cap; their count returned),
- * checked in order after the cursor; one pull only when @once. */
-static size_t pull_keys(int puller, int src, uint64_t epoch,
-                        const struct skey *after, uint32_t max_bytes, bool once,
-                        struct skey *keys, size_t cap) {
+/* pull_keys: a stream's batches of [@first, @last], pulled by node @puller
+ * from node @src at @epoch with at most @max_bytes each, after cursor
+ * @after (NULL: from the start): their keys into @keys (at most @cap; their
+ * count returned), checked in order after the cursor and in the range; one
+ * pull only when @once. */
+static size_t pull_keys(int puller, int src, uint64_t epoch, chorus_token first,
+                        chorus_token last, const struct skey *after,
+                        uint32_t max_bytes, bool once, struct skey *keys,
+                        size_t cap) {
   struct skey cur = {{0}, 0};
   if (after != NULL)
     cur = *after;
@@ -1514,15 +1516,16 @@ static size_t pull_keys(int puller, int src, uint64_t epoch,
     struct wire_msg m;
     uint8_t *frame;
     struct wire_bytes cb = skey_bytes(&cur);
-    pull_as(puller, src, epoch, 0, UINT64_MAX, cur.len ? &cb : NULL, max_bytes,
+    pull_as(puller, src, epoch, first, last, cur.len ? &cb : NULL, max_bytes,
             &m, &frame);
     assert_int_equal(m.type, WIRE_STREAM_CHUNK);
     const struct wire_stream_chunk *c = &m.stream_chunk;
     for (size_t i = 0; i < c->entries.n; i += 2) {
       const struct wire_bytes *k = &c->entries.items[i];
       assert_true(n < cap && k->len + STORE_TOKEN_PREFIX <= 64);
-      keys[n].len = store_data_key(keys[n].b, ring_token_of(k->ptr, k->len),
-                                   k->ptr, k->len);
+      chorus_token t = ring_token_of(k->ptr, k->len);
+      assert_true(t >= first && t <= last);
+      keys[n].len = store_data_key(keys[n].b, t, k->ptr, k->len);
       if (cur.len > 0)
         assert_true(skey_cmp(&keys[n], &cur) > 0);
       cur = keys[n++];
@@ -1542,13 +1545,20 @@ static bool keys_have(const struct skey *keys, size_t n, const struct skey *k) {
   return false;
 }
 
-/* The holder keeps its read across a puller's pulls (repl_stream.c, THE
- * KEPT READ): it serves the next batch from it, in order; a write that
- * lands between two pulls reaches the puller as a pending replica, and
- * the stream itself once the read is older than its age bound; a pull at
- * another epoch, a ring change, or a retried (earlier) cursor reads
- * afresh; the hint round closes an idle read and a finished range closes
- * its own. */
+/* pull1: one pull of the whole ring, at most one key, as node 3 from node
+ * 1 at @epoch after @after: the key into *@out. */
+static void pull1(uint64_t epoch, const struct skey *after, struct skey *out) {
+  assert_int_equal(
+      pull_keys(3, 1, epoch, 0, UINT64_MAX, after, 1, true, out, 1), 1);
+}
+
+/* The holder keeps its read of the data space across a puller's pulls
+ * (repl_stream.c, THE KEPT READ) and seeks it to each pull's cursor: in
+ * order, within the range, the same keys again for a retried pull. A write
+ * that lands between two pulls reaches the puller as a pending replica at
+ * once, and the stream once the read is older than its age bound; a pull
+ * at another epoch or a ring change on the holder reads afresh; each
+ * puller has its own read; the hint round closes an idle one. */
 static void stream_keeps_its_read_across_pulls(void **state) {
   (void)state;
   H_joining = 3;
@@ -1565,18 +1575,24 @@ static void stream_keeps_its_read_across_pulls(void **state) {
   struct store *st = H.nodes[1].store;
   const struct repl_stats *rs = repl_stats(src);
   static struct skey all[128], got[128];
-  /* The whole range in one batch: nothing is kept after its end. */
-  size_t n = pull_keys(3, 1, 1, NULL, 1u << 20, false, all, 128);
+  /* The whole ring in one batch opens a read and keeps it. */
+  size_t n = pull_keys(3, 1, 1, 0, UINT64_MAX, NULL, 1u << 20, false, all, 128);
   assert_true(n >= 6);
   assert_int_equal(rs->stream_reads_opened, 1);
-  assert_int_equal(store_mem_open_iters(st), 0);
-  /* One key a pull: the first opens a read, the next keeps it. */
-  assert_int_equal(pull_keys(3, 1, 1, NULL, 1, true, got, 128), 1);
   assert_int_equal(store_mem_open_iters(st), 1);
-  assert_int_equal(pull_keys(3, 1, 1, &got[0], 1, true, got + 1, 127), 1);
-  assert_int_equal(rs->stream_reads_opened, 2);
-  assert_int_equal(rs->stream_reads_kept, 1);
+  /* One key a pull, from the kept read. */
+  pull1(1, NULL, &got[0]);
+  pull1(1, &got[0], &got[1]);
+  assert_int_equal(rs->stream_reads_opened, 1);
+  assert_int_equal(rs->stream_reads_kept, 2);
+  assert_int_equal(skey_cmp(&got[0], &all[0]), 0);
   assert_int_equal(skey_cmp(&got[1], &all[1]), 0);
+  /* A range of its own: exactly its keys. */
+  chorus_token t1 = store_be64_get(all[1].b), t2 = store_be64_get(all[2].b);
+  assert_int_equal(
+      pull_keys(3, 1, 1, t1, t2, NULL, 1u << 20, false, got + 2, 126), 2);
+  assert_int_equal(skey_cmp(&got[2], &all[1]), 0);
+  assert_int_equal(skey_cmp(&got[3], &all[2]), 0);
   /* A write lands between two pulls, after the cursor, on a key node 1
    * holds and node 3 takes: node 3 has it at once (a pending replica). */
   const char *late = NULL;
@@ -1598,24 +1614,30 @@ static void stream_keeps_its_read_across_pulls(void **state) {
   assert_non_null(late);
   assert_int_equal(put(0, late, "late", WIRE_ALL, NULL)->code, CHORUS_OK);
   assert_true(stored_has(3, late, "late"));
-  assert_int_equal(pull_keys(3, 1, 1, &got[1], 1, true, got + 2, 126), 1);
-  assert_int_equal(rs->stream_reads_kept, 2);
-  assert_int_equal(skey_cmp(&got[2], &all[2]), 0);
-  /* Past the age bound the next pull reads afresh, and the rest of the
-   * range carries the late write. */
+  /* The kept read is a snapshot: the rest of the range without it. */
+  size_t rest =
+      pull_keys(3, 1, 1, 0, UINT64_MAX, &all[2], 1u << 20, false, got, 128);
+  assert_int_equal(rs->stream_reads_opened, 1);
+  assert_int_equal(rest, n - 3);
+  assert_false(keys_have(got, rest, &lk));
+  /* Past the age bound a pull reads afresh: the late write is sent. */
   H.now += REPL_STREAM_READ_MAX_AGE_MS;
-  size_t rest = pull_keys(3, 1, 1, &got[2], 1u << 20, false, got + 3, 125);
-  assert_int_equal(rs->stream_reads_opened, 3);
+  rest = pull_keys(3, 1, 1, 0, UINT64_MAX, &all[2], 1u << 20, false, got, 128);
+  assert_int_equal(rs->stream_reads_opened, 2);
   assert_int_equal(rest, n - 3 + 1);
-  assert_true(keys_have(got + 3, rest, &lk));
-  assert_int_equal(store_mem_open_iters(st), 0);
+  assert_true(keys_have(got, rest, &lk));
+  /* A retried pull (its answer lost) gets the same key again. */
+  uint64_t kept = rs->stream_reads_kept;
+  pull1(1, &all[2], &got[0]);
+  pull1(1, &all[2], &got[1]);
+  assert_int_equal(rs->stream_reads_kept, kept + 2);
+  assert_int_equal(skey_cmp(&got[0], &all[3]), 0);
+  assert_int_equal(skey_cmp(&got[1], &all[3]), 0);
   /* Another puller epoch, or another ring on the holder, reads afresh. */
-  uint64_t opened = rs->stream_reads_opened, kept = rs->stream_reads_kept;
-  pull_keys(3, 1, 1, NULL, 1, true, got, 128);
-  pull_keys(3, 1, 0, &got[0], 1, true, got + 1, 127);
-  assert_int_equal(rs->stream_reads_opened, opened + 2);
-  pull_keys(3, 1, 0, &got[1], 1, true, got + 2, 126);
-  assert_int_equal(rs->stream_reads_kept, kept + 1);
+  pull1(0, &all[2], &got[0]);
+  assert_int_equal(rs->stream_reads_opened, 3);
+  pull1(0, &all[3], &got[1]);
+  assert_int_equal(rs->stream_reads_kept, kept + 3);
   struct ring_node rn[4];
   struct ring_replication rr;
   assert_int_equal(ring_replication_parse("3", &rr, NULL), CHORUS_OK);
@@ -1630,20 +1652,19 @@ static void stream_keeps_its_read_across_pulls(void **state) {
   struct ring_snapshot *ring2;
   assert_int_equal(ring_snapshot_build(rn, 4, &rr, 2, &ring2, NULL), CHORUS_OK);
   repl_set_ring(src, ring2);
-  pull_keys(3, 1, 0, &got[2], 1, true, got + 3, 125);
-  assert_int_equal(rs->stream_reads_opened, opened + 3);
-  assert_int_equal(skey_cmp(&got[3], &all[3]), 0);
-  /* A retried pull names an earlier cursor: a fresh read, the same key. */
-  pull_keys(3, 1, 0, &got[2], 1, true, got + 4, 124);
-  assert_int_equal(rs->stream_reads_opened, opened + 4);
-  assert_int_equal(skey_cmp(&got[4], &all[3]), 0);
-  /* The hint round closes a read left idle, and only then. */
-  assert_int_equal(store_mem_open_iters(st), 1);
+  pull1(0, &all[3], &got[2]);
+  assert_int_equal(rs->stream_reads_opened, 4);
+  assert_int_equal(skey_cmp(&got[2], &all[4]), 0);
+  /* Each puller has a read of its own. */
+  assert_int_equal(pull_keys(2, 1, 0, 0, UINT64_MAX, NULL, 1, true, got, 1), 1);
+  assert_int_equal(rs->stream_reads_opened, 5);
+  assert_int_equal(store_mem_open_iters(st), 2);
+  /* The hint round closes reads left idle, and only then. */
   uint64_t hints = REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT;
   assert_int_equal(repl_timer(src, hints, H.now + REPL_STREAM_READ_IDLE_MS - 1,
                               H.now, &H.nodes[1].fx),
                    CHORUS_OK);
-  assert_int_equal(store_mem_open_iters(st), 1);
+  assert_int_equal(store_mem_open_iters(st), 2);
   assert_int_equal(repl_timer(src, hints, H.now + REPL_STREAM_READ_IDLE_MS,
                               H.now, &H.nodes[1].fx),
                    CHORUS_OK);
