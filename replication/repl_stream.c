@@ -105,7 +105,7 @@ static void gather_free(struct gather *g) {
  * again. At most REPL_STREAM_READS are kept (one per puller, the least
  * recently used goes first); the hint round closes those unused for
  * REPL_STREAM_READ_IDLE_MS (an open read holds off a store reopen), and
- * all of them once the store failed.
+ * all of them once the store failed; a full store keeps none.
  * ------------------------------------------------------------------------ */
 
 void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all) {
@@ -162,7 +162,7 @@ static struct store_iter *read_for(struct repl *r, chorus_node_id puller,
   return it;
 }
 
-/* read_drop: closes the kept read @it (it failed). */
+/* read_drop: closes the kept read @it. */
 static void read_drop(struct repl *r, struct store_iter *it) {
   for (size_t i = 0; i < REPL_STREAM_READS; i++)
     if (r->reads[i].it == it) {
@@ -220,7 +220,9 @@ static int read_range(struct repl *r, chorus_node_id puller,
   }
   if (rc == CHORUS_OK)
     rc = store_iter_status(it);
-  if (store_iter_status(it) != CHORUS_OK)
+  /* A failed read is not kept, nor one on a full store: it waits for a
+   * reopen, which an open read holds off (store.h, THE SPACE RESERVE). */
+  if (store_iter_status(it) != CHORUS_OK || store_disk_info(r->store)->full)
     read_drop(r, it);
   return rc;
 }

@@ -12,11 +12,13 @@
 #
 #   bench/stream/stream.sh [--build DIR] [--keys N] [--value-size B]
 #       [--mbps M] [--seconds S] [--template DIR] [--save-template DIR]
-#       [--port-base P]
+#       [--port-base P] [--chorusd PATH]
 #
 # --build: a build folder with node/chorusd, client/chorus, bench/chorus/
 #   chorus-bench and bench/stream/bench_scan (default build-rel, made with
 #   --buildtype=release when missing).
+# --chorusd: the daemon to run (default: the build's), e.g. an older build's
+#   to compare with the same client and baseline programs.
 # --mbps: the joiner's --stream-mbps (default 0: no throttle, so the rate
 #   measured is the serving side's and the puller's).
 # --seconds: foreground load per phase (default 10).
@@ -27,7 +29,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 build=build-rel keys=200000 vsize=1024 mbps=0 secs=10 template="" save=""
-base=7701
+base=7701 chorusd=""
 while [ $# -gt 0 ]; do
   case "$1" in
   --build) build=$2 ;;
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
   --template) template=$2 ;;
   --save-template) save=$2 ;;
   --port-base) base=$2 ;;
+  --chorusd) chorusd=$2 ;;
   *) echo "usage: see the head of $0" >&2; exit 2 ;;
   esac
   shift 2
@@ -49,6 +52,7 @@ if [ -f "$build/build.ninja" ]; then
   ninja -C "$build" node/chorusd client/chorus bench/chorus/chorus-bench \
     bench/stream/bench_scan >/dev/null
 fi
+[ -n "$chorusd" ] || chorusd="$build/node/chorusd"
 work=$(mktemp -d /tmp/chorus-stream-XXXXXX)
 pids=""
 stop() {
@@ -63,7 +67,7 @@ now() { date +%s.%N; }
 node() { # node I [extra flags]: starts n$I
   i=$1
   shift
-  "$build/node/chorusd" --id "n$i" --listen "127.0.0.1:$((base + i - 1))" \
+  "$chorusd" --id "n$i" --listen "127.0.0.1:$((base + i - 1))" \
     --data "$work/n$i" --seeds "$seeds" --replicas 3 --profile local \
     --rack "r$i" --durability group "$@" 2>>"$work/n$i.log" &
   pids="$pids $!"
@@ -129,25 +133,44 @@ fgpid=$!
 t0=$(now)
 node 4 --stream-mbps "$mbps"
 p4=$((base + 3))
-streamed="" finished=""
+streamed="" finished="" seen=0
 while [ -z "$finished" ]; do
   sleep 0.2
   el=$(echo "$(now) - $t0" | bc)
   if [ -z "$streamed" ]; then
     r=$(stat "$p4" stream.ranges || true)
     d=$(stat "$p4" stream.ranges_done || true)
-    if [ -n "$r" ] && [ "${r:-0}" -gt 0 ] && [ "$r" = "$d" ]; then
+    [ "${r:-0}" -gt 0 ] && seen=1
+    # Done: every range held, or the plan already dropped (the change
+    # finished between two polls).
+    if { [ "${r:-0}" -gt 0 ] && [ "$r" = "$d" ]; } ||
+      { [ "$seen" = 1 ] && [ "${r:-1}" = 0 ]; }; then
       streamed=$el
     fi
   fi
   if [ -n "$streamed" ] && [ "$(normal_count "$base")" -ge 4 ]; then
     finished=$el
   fi
+  if [ "$(echo "$el / 5 > ${last_said:-0} + 1" | bc)" = 1 ]; then
+    last_said=$(echo "$el / 5" | bc)
+    echo "  $el s: n4 stream.ranges_done ${d:-} of ${r:-}," \
+      "stream.keys $(stat "$p4" stream.keys)" >&2
+  fi
   if [ "$(echo "$el > 600" | bc)" = 1 ]; then
     echo "stream.sh: the join did not finish in 600 s" >&2
     exit 1
   fi
 done
+# The joiner's log times the streams to the millisecond: from its start to
+# its "every range held" line.
+ms_of() { # ms_of LOGLINE: its ISO time in ms since the epoch
+  date -d "$(echo "$1" | cut -d' ' -f1)" +%s%3N
+}
+l0=$(head -n 1 "$work/n4.log")
+l1=$(grep -m 1 'every range held' "$work/n4.log" || true)
+if [ -n "$l0" ] && [ -n "$l1" ]; then
+  streamed=$(echo "scale=3; ($(ms_of "$l1") - $(ms_of "$l0")) / 1000" | bc)
+fi
 skeys=$(stat "$p4" stream.keys)
 sbytes=$(stat "$p4" stream.bytes)
 sbatches=$(stat "$p4" stream.batches)

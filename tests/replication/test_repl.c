@@ -1558,7 +1558,8 @@ static void pull1(uint64_t epoch, const struct skey *after, struct skey *out) {
  * that lands between two pulls reaches the puller as a pending replica at
  * once, and the stream once the read is older than its age bound; a pull
  * at another epoch or a ring change on the holder reads afresh; each
- * puller has its own read; the hint round closes an idle one. */
+ * puller has its own read; the hint round closes an idle one; a full
+ * store keeps none. */
 static void stream_keeps_its_read_across_pulls(void **state) {
   (void)state;
   H_joining = 3;
@@ -1669,6 +1670,14 @@ static void stream_keeps_its_read_across_pulls(void **state) {
                               H.now, &H.nodes[1].fx),
                    CHORUS_OK);
   assert_int_equal(store_mem_open_iters(st), 0);
+  /* A full store keeps no read: it waits for a reopen that one would hold
+   * off. */
+  fill(1, true);
+  pull1(0, &all[3], &got[0]);
+  assert_int_equal(skey_cmp(&got[0], &all[4]), 0);
+  assert_int_equal(rs->stream_reads_opened, 6);
+  assert_int_equal(store_mem_open_iters(st), 0);
+  fill(1, false);
   pump();
   teardown_all();
   ring_snapshot_free(ring2);
