@@ -1,8 +1,9 @@
 /* bench_scan.c: what one stream pull costs the store: an ordered iterator
  * opened over the data space at a cursor, read for about 1 MiB, closed
- * (repl_stream.c's read_range before issue 19's streaming rework), against
- * one iterator read end to end, with the keys in the memtable and after a
- * flush. A program, not a test: it prints figures.
+ * (what repl_stream.c's read_range did before it kept its read), one
+ * iterator kept open and seeked to each batch's cursor (what it does
+ * now), and one iterator read end to end, with the keys in the memtable
+ * and after a flush. A program, not a test: it prints figures.
  *
  *   bench_scan [--dir DIR] [--num N] [--value-size B] [--batch BYTES]
  *   bench_scan --scan DIR    one ordered scan of an existing store's data
@@ -49,18 +50,22 @@ static struct store *open_store(const char *dir) {
 }
 
 /* pulls: the whole data space read in batches of about @batch bytes, a
- * new iterator per batch seeked past the cursor. */
-static void pulls(struct store *s, size_t batch, const char *what) {
+ * new iterator per batch seeked past the cursor, or (@kept) one iterator
+ * kept open and seeked to each batch's cursor (repl_stream.c, THE KEPT
+ * READ). */
+static void pulls(struct store *s, size_t batch, bool kept, const char *what) {
   unsigned char cur[STORE_MAX_KEY];
   size_t curlen = 0;
   uint64_t keys = 0, bytes = 0, n = 0;
   double t0 = now_seconds(), open_s = 0;
+  struct store_iter *it = NULL;
   for (;;) {
-    struct store_iter *it;
     double o0 = now_seconds();
-    if (store_iter_open(s, STORE_DATA, curlen ? cur : NULL, curlen, NULL, 0,
-                        &it) != CHORUS_OK)
+    if (it == NULL &&
+        store_iter_open(s, STORE_DATA, NULL, 0, NULL, 0, &it) != CHORUS_OK)
       exit(1);
+    if (curlen > 0)
+      store_iter_seek(it, cur, curlen);
     open_s += now_seconds() - o0;
     size_t got = 0;
     bool any = false;
@@ -76,12 +81,16 @@ static void pulls(struct store *s, size_t batch, const char *what) {
       keys++;
       any = true;
     }
-    store_iter_close(it);
+    if (!kept) {
+      store_iter_close(it);
+      it = NULL;
+    }
     bytes += got;
     n++;
     if (!any)
       break;
   }
+  store_iter_close(it);
   double dt = now_seconds() - t0;
   printf("%-28s %8" PRIu64 " pulls %9.1f ms/pull (open+seek %6.2f ms) "
          "%8.1f MB/s %9.0f keys/s\n",
@@ -148,11 +157,13 @@ int main(int argc, char **argv) {
       return 1;
   }
   printf("%ld keys x %ld bytes, pulls of %ld bytes\n", num, vsize, batch);
-  pulls(s, (size_t)batch, "pulls, memtable");
+  pulls(s, (size_t)batch, false, "pulls, memtable");
+  pulls(s, (size_t)batch, true, "pulls, memtable, kept read");
   scan(s, "one scan, memtable");
   store_close(s);
   s = open_store(dir); /* the reopen flushed the recovered memtable */
-  pulls(s, (size_t)batch, "pulls, flushed");
+  pulls(s, (size_t)batch, false, "pulls, flushed");
+  pulls(s, (size_t)batch, true, "pulls, flushed, kept read");
   scan(s, "one scan, flushed");
   store_close(s);
   free(val);
