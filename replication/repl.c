@@ -102,6 +102,7 @@ void repl_free(struct repl *r) {
   if (r == NULL)
     return;
   repl__ops_free(r);
+  repl__stream_reads_close(r, 0, true);
   for (uint32_t i = 0; i < r->npeers; i++) {
     chorus_free(r->peers[i].cursor);
     chorus_free(r->peers[i].mcursor);
@@ -268,7 +269,7 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     } else if (m->type == WIRE_REPLICA_READ) {
       rc = repl__on_replica_read(r, from, m, fx);
     } else {
-      rc = repl__on_stream_pull(r, from, m, fx);
+      rc = repl__on_stream_pull(r, from, m, now, fx);
     }
     break;
   case WIRE_HINT_DELIVER:
@@ -299,6 +300,8 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
   uint64_t kind = id >> REPL_TIMER_KIND_SHIFT;
   int rc = CHORUS_OK;
   if (kind == REPL_TIMER_HINTS) {
+    /* A kept stream read pins its snapshot and holds off a reopen. */
+    repl__stream_reads_close(r, now, r->failed);
     uint64_t reopens = store_disk_info(r->store)->generation;
     if (reopens != r->store_reopens) {
       /* A reopen after a full disk may have lost the newest writes, and

@@ -363,7 +363,12 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
  * its ring epoch is at least the puller's: from that epoch on every
  * coordinator it hears from sends the range's writes to the puller too
  * (a pending replica), so what the holder writes after its read reaches
- * the puller without the stream. The puller joins each object into its
+ * the puller without the stream. That read may be one kept open for the
+ * same puller at the same epoch and seeked to the pull's cursor: a
+ * snapshot at most REPL_STREAM_READ_MAX_AGE_MS old (repl_int.h), taken at
+ * that epoch or later, which the same rule covers (opening an ordered read
+ * of the store sorts its memtable, which was most of a pull's cost;
+ * repl_stream.c, THE KEPT READ). The puller joins each object into its
  * own (repl_stream_apply: the same join as a replica write, so a batch
  * applied twice, or a write that arrived first, loses nothing), then
  * waits for a barrier before it moves its cursor on.
@@ -439,6 +444,9 @@ struct repl_stats {
   /* Streaming (STREAMING): joined from chunks, and served to pullers. */
   uint64_t stream_keys, stream_bytes;
   uint64_t stream_served_keys, stream_served_bytes;
+  /* Pulls served from a read opened for them, and from one kept open
+   * since an earlier pull of the same puller (repl_stream.c). */
+  uint64_t stream_reads_opened, stream_reads_kept;
   /* Hints this replica armed for the owners of writes whose coordinator
    * was behind its ring epoch (repl_replica.c, hint_owners). */
   uint64_t pending_hinted;

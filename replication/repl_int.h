@@ -267,6 +267,24 @@ struct repl_cleanup {
   uint64_t deleted;
 };
 
+/* A holder's read of the data space kept open for one puller's pulls
+ * (repl_stream.c, THE KEPT READ). Empty while @it is NULL. */
+struct repl_stream_read {
+  chorus_node_id puller;
+  uint64_t epoch;     /* the puller's, named by its STREAM_PULL */
+  uint64_t ring;      /* this node's ring version when it opened */
+  uint64_t store_gen; /* store_disk_info()->generation when it opened */
+  struct store_iter *it;
+  chorus_ms opened, used;
+};
+
+/* Reads kept at once (a holder serves a few pullers per change), how long
+ * one serves from its snapshot before the next pull opens a fresh one, and
+ * how long an unused one stays open (the hint round closes it). */
+#define REPL_STREAM_READS 4
+#define REPL_STREAM_READ_MAX_AGE_MS 1000
+#define REPL_STREAM_READ_IDLE_MS 2000
+
 struct repl {
   struct repl_config cfg;
   struct store *store;
@@ -299,6 +317,7 @@ struct repl {
   uint32_t npeers, cappeers;
   int local_group;
   struct repl_stats stats;
+  struct repl_stream_read reads[REPL_STREAM_READS];
   char err[CHORUS_ERRMSG_SIZE];
 };
 
@@ -667,8 +686,11 @@ void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
 /* repl__on_stream_pull: a peer's STREAM_PULL: answered with a
  * STREAM_CHUNK once what it carries is durable, or ERROR. */
 int repl__on_stream_pull(struct repl *r, chorus_node_id from,
-                         const struct wire_msg *m,
+                         const struct wire_msg *m, chorus_ms now,
                          const struct repl_effects *fx);
+/* repl__stream_reads_close: closes the kept reads unused since before
+ * @now - REPL_STREAM_READ_IDLE_MS (all of them when @all). */
+void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all);
 /* repl__send_chunk: the STREAM_CHUNK answering request @req. */
 int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,
                      uint64_t req, struct wire_bytes *items, size_t n,

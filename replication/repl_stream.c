@@ -79,41 +79,127 @@ static void gather_free(struct gather *g) {
   chorus_free(g->off);
 }
 
+/* ------------------------------------------------------------------------
+ * THE KEPT READ
+ *
+ * Opening an ordered read of the data space costs a sort of its memtable
+ * (store_rocksdb.c: the memtable is hashed by token, and its ordered view is
+ * a sorted copy made at open): 40 ms with 50,000 1-KiB objects in it, 140
+ * ms with 400,000 small ones (bench/stream/bench_scan), against well under
+ * a millisecond for the rest of a 1-MiB pull. A puller pulls batch after
+ * batch, range after range (a join gains hundreds of small ranges, one
+ * pull each), so the holder keeps the read that served one puller open,
+ * over the whole data space, and serves that puller's next pull from it
+ * with a seek (store_iter_seek: no new sort) when:
+ *
+ *   - the pull is at the epoch the read was opened for, and this node's
+ *     ring and store (a reopen) did not change since it opened;
+ *   - the read is younger than REPL_STREAM_READ_MAX_AGE_MS: its snapshot
+ *     misses what this node wrote since it opened, which reaches the
+ *     puller as a pending replica (repl.h, STREAMING) as it does for a
+ *     fresh read's; the age bounds that window and how long the read pins
+ *     the store's old memtables and files.
+ *
+ * Anything else closes it and opens a new one. Each pull seeks to its own
+ * cursor, so a pull retried after a lost answer gets the same entries
+ * again. At most REPL_STREAM_READS are kept (one per puller, the least
+ * recently used goes first); the hint round closes those unused for
+ * REPL_STREAM_READ_IDLE_MS (an open read holds off a store reopen), and
+ * all of them once the store failed; a full store keeps none.
+ * ------------------------------------------------------------------------ */
+
+void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all) {
+  for (size_t i = 0; i < REPL_STREAM_READS; i++) {
+    struct repl_stream_read *k = &r->reads[i];
+    if (k->it != NULL && (all || now - k->used >= REPL_STREAM_READ_IDLE_MS)) {
+      REPL_TRACE(r, "stream read of %016" PRIx64 " closed (%s)", k->puller,
+                 all ? "all" : "idle");
+      store_iter_close(k->it);
+      *k = (struct repl_stream_read){0};
+    }
+  }
+}
+
+/* read_for: the read that serves @p from @puller, kept or new (NULL and
+ * the store's error when a new one cannot open). */
+static struct store_iter *read_for(struct repl *r, chorus_node_id puller,
+                                   const struct wire_stream_pull *p,
+                                   chorus_ms now, int *rc) {
+  uint64_t ring = ring_snapshot_version(r->ring);
+  uint64_t gen = store_disk_info(r->store)->generation;
+  struct repl_stream_read *slot = NULL;
+  for (size_t i = 0; i < REPL_STREAM_READS; i++) {
+    struct repl_stream_read *k = &r->reads[i];
+    if (k->it != NULL && k->puller == puller) {
+      if (k->epoch == p->epoch && k->ring == ring && k->store_gen == gen &&
+          now - k->opened < REPL_STREAM_READ_MAX_AGE_MS &&
+          store_iter_status(k->it) == CHORUS_OK) {
+        k->used = now;
+        r->stats.stream_reads_kept++;
+        return k->it;
+      }
+      store_iter_close(k->it);
+      *k = (struct repl_stream_read){0};
+    }
+    if (slot == NULL ||
+        (slot->it != NULL && (k->it == NULL || k->used < slot->used)))
+      slot = k;
+  }
+  struct store_iter *it;
+  *rc = store_iter_open(r->store, STORE_DATA, NULL, 0, NULL, 0, &it);
+  if (*rc != CHORUS_OK)
+    return NULL;
+  r->stats.stream_reads_opened++;
+  if (slot->it != NULL)
+    store_iter_close(slot->it); /* the least recently used */
+  *slot = (struct repl_stream_read){.puller = puller,
+                                    .epoch = p->epoch,
+                                    .ring = ring,
+                                    .store_gen = gen,
+                                    .it = it,
+                                    .opened = now,
+                                    .used = now};
+  return it;
+}
+
+/* read_drop: closes the kept read @it. */
+static void read_drop(struct repl *r, struct store_iter *it) {
+  for (size_t i = 0; i < REPL_STREAM_READS; i++)
+    if (r->reads[i].it == it) {
+      store_iter_close(it);
+      r->reads[i] = (struct repl_stream_read){0};
+    }
+}
+
 /* read_range: up to about @max bytes of @p's range into @g; *@more when
  * the range holds more after them. A value too big for a peer frame is
  * skipped and counted (repl_stats.unsent): it is never sent in part. */
-static int read_range(struct repl *r, const struct wire_stream_pull *p,
-                      struct gather *g, bool *more) {
+static int read_range(struct repl *r, chorus_node_id puller,
+                      const struct wire_stream_pull *p, struct gather *g,
+                      bool *more, chorus_ms now) {
   *more = false;
-  unsigned char lo[STORE_TOKEN_PREFIX], hi[STORE_TOKEN_PREFIX];
-  store_be64_put(lo, p->first);
-  const void *from = lo;
-  size_t fromlen = sizeof lo;
-  if (p->after.len > 0) {
-    from = p->after.ptr;
-    fromlen = p->after.len;
-  }
-  struct store_iter *it;
-  int rc;
-  if (p->last == UINT64_MAX) {
-    rc = store_iter_open(r->store, STORE_DATA, from, fromlen, NULL, 0, &it);
-  } else {
-    store_be64_put(hi, p->last + 1);
-    rc = store_iter_open(r->store, STORE_DATA, from, fromlen, hi, sizeof hi,
-                         &it);
-  }
-  if (rc != CHORUS_OK)
+  int rc = CHORUS_OK;
+  struct store_iter *it = read_for(r, puller, p, now, &rc);
+  if (it == NULL)
     return rc;
+  unsigned char lo[STORE_TOKEN_PREFIX];
+  store_be64_put(lo, p->first);
+  if (p->after.len > 0)
+    store_iter_seek(it, p->after.ptr, p->after.len);
+  else
+    store_iter_seek(it, lo, sizeof lo);
   size_t bytes = 0;
   for (; store_iter_valid(it); store_iter_next(it)) {
     size_t klen, vlen;
     const uint8_t *k = store_iter_key(it, &klen);
-    const void *v = store_iter_value(it, &vlen);
     if (p->after.len > 0 && klen == p->after.len &&
         memcmp(k, p->after.ptr, klen) == 0)
       continue; /* the cursor itself was sent already */
     if (klen < STORE_TOKEN_PREFIX)
       continue; /* not an object's key */
+    if (store_be64_get(k) > p->last)
+      break; /* the range's end */
+    const void *v = store_iter_value(it, &vlen);
     if (g->n >= 2 && (bytes >= p->max_bytes || g->n + 2 > STREAM_MAX_ITEMS)) {
       *more = true;
       break;
@@ -134,7 +220,10 @@ static int read_range(struct repl *r, const struct wire_stream_pull *p,
   }
   if (rc == CHORUS_OK)
     rc = store_iter_status(it);
-  store_iter_close(it);
+  /* A failed read is not kept, nor one on a full store: it waits for a
+   * reopen, which an open read holds off (store.h, THE SPACE RESERVE). */
+  if (store_iter_status(it) != CHORUS_OK || store_disk_info(r->store)->full)
+    read_drop(r, it);
   return rc;
 }
 
@@ -149,7 +238,7 @@ int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,
 }
 
 int repl__on_stream_pull(struct repl *r, chorus_node_id from,
-                         const struct wire_msg *m,
+                         const struct wire_msg *m, chorus_ms now,
                          const struct repl_effects *fx) {
   const struct wire_stream_pull *p = &m->stream_pull;
   if (r->failed)
@@ -174,7 +263,7 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
                        "a token range first <= last, with the cursor in it");
   struct gather g = {0};
   bool more = false;
-  int rc = read_range(r, p, &g, &more);
+  int rc = read_range(r, from, p, &g, &more, now);
   if (rc != CHORUS_OK) {
     gather_free(&g);
     if (rc == CHORUS_ENOMEM)

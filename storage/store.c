@@ -136,6 +136,9 @@ int store_iter_open_tokens(struct store *s, chorus_token first,
   return s->ops->iter_open(s, STORE_DATA, lo, sizeof lo, hi, sizeof hi, out);
 }
 
+void store_iter_seek(struct store_iter *it, const void *key, size_t len) {
+  it->ops->seek(it, key, len);
+}
 int store_iter_valid(struct store_iter *it) {
   return it->ops->valid(it);
 }

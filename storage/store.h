@@ -67,13 +67,13 @@
  * refuses every write with CHORUS_ENOSPC, "data folder full (N bytes
  * free)", before the backend sees it (writes to STORE_META alone, the
  * identity and the metadata Raft log, go on while the backend can write:
- * a voter short of space must not stop the cluster's metadata), while reads, iterators and barriers
- * of earlier writes keep working. The driver calls store_check_space()
- * periodically (chorusd: every second) and at once when store_space_stale()
- * says a write failed for lack of space; that call is the one place where
- * the decision is made, for both backends: full when fewer than the reserve
- * are available (or none at all), or when the backend cannot write at all.
- * Writes resume by themselves at the first check that finds room.
+ * a voter short of space must not stop the cluster's metadata), while reads,
+ * iterators and barriers of earlier writes keep working. The driver calls
+ * store_check_space() periodically (chorusd: every second) and at once when
+ * store_space_stale() says a write failed for lack of space; that call is the
+ * one place where the decision is made, for both backends: full when fewer than
+ * the reserve are available (or none at all), or when the backend cannot write
+ * at all. Writes resume by themselves at the first check that finds room.
  *
  * The RocksDB backend opens read-only when the data folder is below its
  * reserve at open (a read-write open writes files), and when a write still
@@ -173,6 +173,7 @@ struct store_iter_ops {
   const void *(*value)(struct store_iter *, size_t *len);
   int (*status)(struct store_iter *);
   void (*close)(struct store_iter *);
+  void (*seek)(struct store_iter *, const void *key, size_t len);
 };
 
 /* The disk as the reserve sees it, store.c's (THE SPACE RESERVE); zero at
@@ -284,6 +285,14 @@ int store_iter_open(struct store *s, enum store_space space, const void *lo,
  * calls, the caller splits it). */
 int store_iter_open_tokens(struct store *s, chorus_token first,
                            chorus_token last, struct store_iter **out);
+
+/* store_iter_seek: repositions @it on its first entry >= @key (its lower
+ * bound when @key is below it), in the same snapshot: a read kept open can
+ * serve a later range without the cost of a new open (store_rocksdb.c:
+ * opening an ordered read of the data space sorts its memtable). Valid,
+ * key and status then read as after an open; an iterator that failed
+ * stays failed. */
+void store_iter_seek(struct store_iter *it, const void *key, size_t len);
 
 /* store_iter_valid: 1 while positioned on an entry; 0 at the end or after an
  * error (see store_iter_status). */

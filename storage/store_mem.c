@@ -523,6 +523,24 @@ static const void *mem_iter_value(struct store_iter *base, size_t *len) {
   return r->bytes + r->klen;
 }
 
+static void mem_iter_seek(struct store_iter *base, const void *key,
+                          size_t len) {
+  struct mem_iter *it = to_iter(base);
+  if (it->status != CHORUS_OK)
+    return;
+  size_t lo = 0, hi = it->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const struct mem_rec *r = it->recs[mid];
+    if (key_cmp(r->bytes, r->klen, key, len) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  it->pos = lo;
+  iter_step_check(it);
+}
+
 static int mem_iter_status(struct store_iter *base) {
   return to_iter(base)->status;
 }
@@ -543,6 +561,7 @@ static const struct store_iter_ops mem_iter_ops = {
     .value = mem_iter_value,
     .status = mem_iter_status,
     .close = mem_iter_close,
+    .seek = mem_iter_seek,
 };
 
 /* ------------------------------------------------------------------------
@@ -617,6 +636,10 @@ size_t store_mem_pending_syncs(struct store *base) {
 
 size_t store_mem_unsynced(struct store *base) {
   return to_mem(base)->log_len;
+}
+
+size_t store_mem_open_iters(struct store *base) {
+  return to_mem(base)->open_iters;
 }
 
 int store_mem_crash(struct store *base, size_t keep) {

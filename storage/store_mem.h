@@ -57,6 +57,10 @@ size_t store_mem_pending_syncs(struct store *s);
  * sync; these are what a crash may lose. */
 size_t store_mem_unsynced(struct store *s);
 
+/* store_mem_open_iters: iterators open on @s now (a test's view of who
+ * still pins a snapshot). */
+size_t store_mem_open_iters(struct store *s);
+
 /* store_mem_crash: simulates a process crash followed by a restart that
  * recovers the durable state plus the first @keep unsynced writes (@keep is
  * clamped to store_mem_unsynced()). Pending barriers are dropped without

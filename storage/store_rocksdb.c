@@ -451,6 +451,32 @@ static const void *rocks_iter_value(struct store_iter *it, size_t *len) {
   return rocksdb_iter_value(ri->it, len);
 }
 
+/* rocks_iter_seek: a Seek in the iterator's own snapshot and sorted view
+ * (no new sort of the memtable); below the lower bound, to the bound. */
+static void rocks_iter_seek(struct store_iter *it, const void *key,
+                            size_t len) {
+  struct rocks_iter *ri = (struct rocks_iter *)it;
+  if (ri->status != CHORUS_OK)
+    return;
+  if (take_fault(ri->fault_read)) {
+    ri->status = CHORUS_EIO;
+    return;
+  }
+  if (ri->lo != NULL) {
+    size_t n = len < ri->lolen ? len : ri->lolen;
+    int c = n ? memcmp(key, ri->lo, n) : 0;
+    if (c < 0 || (c == 0 && len < ri->lolen)) {
+      key = ri->lo;
+      len = ri->lolen;
+    }
+  }
+  rocksdb_iter_seek(ri->it, (const char *)key, len);
+  char *err = NULL;
+  rocksdb_iter_get_error(ri->it, &err);
+  if (err != NULL)
+    ri->status = rocks_error(NULL, err, "scan");
+}
+
 static int rocks_iter_status(struct store_iter *it) {
   return ((struct rocks_iter *)it)->status;
 }
@@ -1143,4 +1169,5 @@ static const struct store_iter_ops rocks_iter_ops = {
     .value = rocks_iter_value,
     .status = rocks_iter_status,
     .close = rocks_iter_close,
+    .seek = rocks_iter_seek,
 };

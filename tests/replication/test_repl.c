@@ -1395,24 +1395,23 @@ static void replica_joins_over_the_budget_converge(void **state) {
  * Streaming (repl.h, STREAMING)
  * ------------------------------------------------------------------------ */
 
-/* pull_from: node @src answers a STREAM_PULL of node 0 (the frames are
+/* pull_as: node @src answers a STREAM_PULL of node @puller (the frames are
  * taken off the queue, not delivered); its one answer into *@out (the
  * caller frees it with wire_msg_free and test_free(*@frame)). */
-static void pull_from(int src, uint64_t epoch, chorus_token first,
-                      chorus_token last, const struct wire_bytes *after,
-                      uint32_t max_bytes, struct wire_msg *out,
-                      uint8_t **frame) {
+static void pull_as(int puller, int src, uint64_t epoch, chorus_token first,
+                    chorus_token last, const struct wire_bytes *after,
+                    uint32_t max_bytes, struct wire_msg *out, uint8_t **frame) {
   struct wire_msg m = {.type = WIRE_STREAM_PULL, .request_id = 77};
   m.stream_pull = (struct wire_stream_pull){
       epoch, first, last, after ? *after : (struct wire_bytes){0}, max_bytes};
   struct node *nd = &H.nodes[src];
-  assert_int_equal(repl_peer(nd->repl, H.ids[0], &m, H.now, H.now, &nd->fx),
-                   CHORUS_OK);
+  assert_int_equal(
+      repl_peer(nd->repl, H.ids[puller], &m, H.now, H.now, &nd->fx), CHORUS_OK);
   while (H.qhead == H.qtail && fire_syncs() > 0)
     ; /* answered once durable */
   assert_int_equal(H.qtail - H.qhead, 1);
   struct frame f = H.q[H.qhead++];
-  assert_int_equal(f.to, 0);
+  assert_int_equal(f.to, puller);
   char err[CHORUS_ERRMSG_SIZE];
   assert_int_equal(
       wire_decode(f.bytes + 4, f.len - 4, &WIRE_LIMITS_PEER, out, err),
@@ -1420,6 +1419,13 @@ static void pull_from(int src, uint64_t epoch, chorus_token first,
   assert_int_equal(out->request_id, 77);
   *frame = f.bytes;
   H.qhead = H.qtail = 0;
+}
+
+static void pull_from(int src, uint64_t epoch, chorus_token first,
+                      chorus_token last, const struct wire_bytes *after,
+                      uint32_t max_bytes, struct wire_msg *out,
+                      uint8_t **frame) {
+  pull_as(0, src, epoch, first, last, after, max_bytes, out, frame);
 }
 
 /* chunk_without: @c with entry pair @skip removed (a replica that lacks
@@ -1612,6 +1618,205 @@ static void stream_serves_and_apply_checks(void **state) {
   wire_msg_free(&m);
   test_free(frame);
   teardown_all();
+}
+
+/* A storage key (store.h) a stream sent, and the order of two of them. */
+struct skey {
+  unsigned char b[64];
+  size_t len;
+};
+
+static int skey_cmp(const struct skey *x, const struct skey *y) {
+  int c = memcmp(x->b, y->b, x->len < y->len ? x->len : y->len);
+  return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static struct wire_bytes skey_bytes(const struct skey *k) {
+  return (struct wire_bytes){k->b, k->len};
+}
+
+/* pull_keys: a stream's batches of [@first, @last], pulled by node @puller
+ * from node @src at @epoch with at most @max_bytes each, after cursor
+ * @after (NULL: from the start): their keys into @keys (at most @cap; their
+ * count returned), checked in order after the cursor and in the range; one
+ * pull only when @once. */
+static size_t pull_keys(int puller, int src, uint64_t epoch, chorus_token first,
+                        chorus_token last, const struct skey *after,
+                        uint32_t max_bytes, bool once, struct skey *keys,
+                        size_t cap) {
+  struct skey cur = {{0}, 0};
+  if (after != NULL)
+    cur = *after;
+  size_t n = 0;
+  for (;;) {
+    struct wire_msg m;
+    uint8_t *frame;
+    struct wire_bytes cb = skey_bytes(&cur);
+    pull_as(puller, src, epoch, first, last, cur.len ? &cb : NULL, max_bytes,
+            &m, &frame);
+    assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+    const struct wire_stream_chunk *c = &m.stream_chunk;
+    for (size_t i = 0; i < c->entries.n; i += 2) {
+      const struct wire_bytes *k = &c->entries.items[i];
+      assert_true(n < cap && k->len + STORE_TOKEN_PREFIX <= 64);
+      chorus_token t = ring_token_of(k->ptr, k->len);
+      assert_true(t >= first && t <= last);
+      keys[n].len = store_data_key(keys[n].b, t, k->ptr, k->len);
+      if (cur.len > 0)
+        assert_true(skey_cmp(&keys[n], &cur) > 0);
+      cur = keys[n++];
+    }
+    bool more = c->more;
+    wire_msg_free(&m);
+    test_free(frame);
+    if (!more || once)
+      return n;
+  }
+}
+
+static bool keys_have(const struct skey *keys, size_t n, const struct skey *k) {
+  for (size_t i = 0; i < n; i++)
+    if (skey_cmp(&keys[i], k) == 0)
+      return true;
+  return false;
+}
+
+/* pull1: one pull of the whole ring, at most one key, as node 3 from node
+ * 1 at @epoch after @after: the key into *@out. */
+static void pull1(uint64_t epoch, const struct skey *after, struct skey *out) {
+  assert_int_equal(
+      pull_keys(3, 1, epoch, 0, UINT64_MAX, after, 1, true, out, 1), 1);
+}
+
+/* The holder keeps its read of the data space across a puller's pulls
+ * (repl_stream.c, THE KEPT READ) and seeks it to each pull's cursor: in
+ * order, within the range, the same keys again for a retried pull. A write
+ * that lands between two pulls reaches the puller as a pending replica at
+ * once, and the stream once the read is older than its age bound; a pull
+ * at another epoch or a ring change on the holder reads afresh; each
+ * puller has its own read; the hint round closes an idle one; a full
+ * store keeps none. */
+static void stream_keeps_its_read_across_pulls(void **state) {
+  (void)state;
+  H_joining = 3;
+  setup(4, "3", 1, NULL);
+  H_joining = -1;
+  boot();
+  char key[16];
+  for (int k = 0; k < 40; k++) {
+    snprintf(key, sizeof key, "s%d", k);
+    assert_int_equal(put(0, key, "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+  }
+  pump();
+  struct repl *src = H.nodes[1].repl;
+  struct store *st = H.nodes[1].store;
+  const struct repl_stats *rs = repl_stats(src);
+  static struct skey all[128], got[128];
+  /* The whole ring in one batch opens a read and keeps it. */
+  size_t n = pull_keys(3, 1, 1, 0, UINT64_MAX, NULL, 1u << 20, false, all, 128);
+  assert_true(n >= 6);
+  assert_int_equal(rs->stream_reads_opened, 1);
+  assert_int_equal(store_mem_open_iters(st), 1);
+  /* One key a pull, from the kept read. */
+  pull1(1, NULL, &got[0]);
+  pull1(1, &got[0], &got[1]);
+  assert_int_equal(rs->stream_reads_opened, 1);
+  assert_int_equal(rs->stream_reads_kept, 2);
+  assert_int_equal(skey_cmp(&got[0], &all[0]), 0);
+  assert_int_equal(skey_cmp(&got[1], &all[1]), 0);
+  /* A range of its own: exactly its keys. */
+  chorus_token t1 = store_be64_get(all[1].b), t2 = store_be64_get(all[2].b);
+  assert_int_equal(
+      pull_keys(3, 1, 1, t1, t2, NULL, 1u << 20, false, got + 2, 126), 2);
+  assert_int_equal(skey_cmp(&got[2], &all[1]), 0);
+  assert_int_equal(skey_cmp(&got[3], &all[2]), 0);
+  /* A write lands between two pulls, after the cursor, on a key node 1
+   * holds and node 3 takes: node 3 has it at once (a pending replica). */
+  const char *late = NULL;
+  struct skey lk;
+  for (int i = 0; i < 1000 && late == NULL; i++) {
+    snprintf(key, sizeof key, "w%d", i);
+    struct ring_plist pl;
+    assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 0, &pl),
+                     CHORUS_OK);
+    lk.len =
+        store_data_key(lk.b, ring_token_of(key, strlen(key)), key, strlen(key));
+    bool on1 = false;
+    for (uint32_t j = 0; j < pl.n_natural; j++)
+      on1 |= pl.r[j].id == H.ids[1];
+    if (on1 && pl.n_pending == 1 && pl.r[pl.n_natural].id == H.ids[3] &&
+        skey_cmp(&lk, &all[3]) > 0)
+      late = key;
+  }
+  assert_non_null(late);
+  assert_int_equal(put(0, late, "late", WIRE_ALL, NULL)->code, CHORUS_OK);
+  assert_true(stored_has(3, late, "late"));
+  /* The kept read is a snapshot: the rest of the range without it. */
+  size_t rest =
+      pull_keys(3, 1, 1, 0, UINT64_MAX, &all[2], 1u << 20, false, got, 128);
+  assert_int_equal(rs->stream_reads_opened, 1);
+  assert_int_equal(rest, n - 3);
+  assert_false(keys_have(got, rest, &lk));
+  /* Past the age bound a pull reads afresh: the late write is sent. */
+  H.now += REPL_STREAM_READ_MAX_AGE_MS;
+  rest = pull_keys(3, 1, 1, 0, UINT64_MAX, &all[2], 1u << 20, false, got, 128);
+  assert_int_equal(rs->stream_reads_opened, 2);
+  assert_int_equal(rest, n - 3 + 1);
+  assert_true(keys_have(got, rest, &lk));
+  /* A retried pull (its answer lost) gets the same key again. */
+  uint64_t kept = rs->stream_reads_kept;
+  pull1(1, &all[2], &got[0]);
+  pull1(1, &all[2], &got[1]);
+  assert_int_equal(rs->stream_reads_kept, kept + 2);
+  assert_int_equal(skey_cmp(&got[0], &all[3]), 0);
+  assert_int_equal(skey_cmp(&got[1], &all[3]), 0);
+  /* Another puller epoch, or another ring on the holder, reads afresh. */
+  pull1(0, &all[2], &got[0]);
+  assert_int_equal(rs->stream_reads_opened, 3);
+  pull1(0, &all[3], &got[1]);
+  assert_int_equal(rs->stream_reads_kept, kept + 3);
+  struct ring_node rn[4];
+  struct ring_replication rr;
+  assert_int_equal(ring_replication_parse("3", &rr, NULL), CHORUS_OK);
+  for (int i = 0; i < 4; i++) {
+    memset(&rn[i], 0, sizeof rn[i]);
+    rn[i].id = H.ids[i];
+    snprintf(rn[i].dc, sizeof rn[i].dc, "dc0");
+    snprintf(rn[i].rack, sizeof rn[i].rack, "r%d", i);
+    rn[i].state = i == 3 ? RING_JOINING : RING_NORMAL;
+    rn[i].vnodes = 64;
+  }
+  struct ring_snapshot *ring2;
+  assert_int_equal(ring_snapshot_build(rn, 4, &rr, 2, &ring2, NULL), CHORUS_OK);
+  repl_set_ring(src, ring2);
+  pull1(0, &all[3], &got[2]);
+  assert_int_equal(rs->stream_reads_opened, 4);
+  assert_int_equal(skey_cmp(&got[2], &all[4]), 0);
+  /* Each puller has a read of its own. */
+  assert_int_equal(pull_keys(2, 1, 0, 0, UINT64_MAX, NULL, 1, true, got, 1), 1);
+  assert_int_equal(rs->stream_reads_opened, 5);
+  assert_int_equal(store_mem_open_iters(st), 2);
+  /* The hint round closes reads left idle, and only then. */
+  uint64_t hints = REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT;
+  assert_int_equal(repl_timer(src, hints, H.now + REPL_STREAM_READ_IDLE_MS - 1,
+                              H.now, &H.nodes[1].fx),
+                   CHORUS_OK);
+  assert_int_equal(store_mem_open_iters(st), 2);
+  assert_int_equal(repl_timer(src, hints, H.now + REPL_STREAM_READ_IDLE_MS,
+                              H.now, &H.nodes[1].fx),
+                   CHORUS_OK);
+  assert_int_equal(store_mem_open_iters(st), 0);
+  /* A full store keeps no read: it waits for a reopen that one would hold
+   * off. */
+  fill(1, true);
+  pull1(0, &all[3], &got[0]);
+  assert_int_equal(skey_cmp(&got[0], &all[4]), 0);
+  assert_int_equal(rs->stream_reads_opened, 6);
+  assert_int_equal(store_mem_open_iters(st), 0);
+  fill(1, false);
+  pump();
+  teardown_all();
+  ring_snapshot_free(ring2);
 }
 
 /* A pending replica raises W (repl__need_pending): with node 3 joining, a
@@ -1927,6 +2132,7 @@ int main(void) {
       cmocka_unit_test(put_get_and_siblings),
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
+      cmocka_unit_test(stream_keeps_its_read_across_pulls),
       cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
       cmocka_unit_test(unavailable_before_sending),

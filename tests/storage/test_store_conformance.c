@@ -240,6 +240,39 @@ static void iteration_is_ordered_and_bounded(void **state) {
   store_iter_close(NULL);
 }
 
+/* A seek repositions in the iterator's own snapshot and bounds: forward,
+ * back, below the lower bound, past the end. */
+static void iterator_seeks_in_its_snapshot(void **state) {
+  struct store *s = ((struct store_fixture *)*state)->s;
+  const char *keys[] = {"b", "a", "ab", "abc", "c", "ba", "d"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    put_str(s, STORE_DATA, keys[i], keys[i]);
+  char got[256];
+  struct store_iter *it;
+  assert_int_equal(store_iter_open(s, STORE_DATA, "ab", 2, "d", 1, &it),
+                   CHORUS_OK);
+  put_str(s, STORE_DATA, "bb", "after the snapshot");
+  assert_int_equal(store_delete(s, STORE_DATA, "c", 1, NULL), CHORUS_OK);
+  store_iter_seek(it, "b", 1);
+  collect(it, got, sizeof got);
+  assert_string_equal(got, "b,ba,c");
+  store_iter_seek(it, "abb", 3); /* back, between two keys */
+  collect(it, got, sizeof got);
+  assert_string_equal(got, "abc,b,ba,c");
+  store_iter_seek(it, "a", 1); /* below the lower bound: from the bound */
+  collect(it, got, sizeof got);
+  assert_string_equal(got, "ab,abc,b,ba,c");
+  store_iter_seek(it, "bb", 2); /* written after the snapshot: not seen */
+  collect(it, got, sizeof got);
+  assert_string_equal(got, "c");
+  store_iter_seek(it, "d", 1); /* at the upper bound */
+  assert_false(store_iter_valid(it));
+  assert_int_equal(store_iter_status(it), CHORUS_OK);
+  store_iter_seek(it, "", 0);
+  assert_true(store_iter_valid(it));
+  store_iter_close(it);
+}
+
 static void iterator_reads_a_snapshot(void **state) {
   struct store *s = ((struct store_fixture *)*state)->s;
   put_str(s, STORE_DATA, "a", "1");
@@ -654,6 +687,8 @@ static void out_of_memory_paths(void **state) {
       cmocka_unit_test_setup_teardown(batch_applies_all_operations, setup,     \
                                       teardown),                               \
       cmocka_unit_test_setup_teardown(iteration_is_ordered_and_bounded, setup, \
+                                      teardown),                               \
+      cmocka_unit_test_setup_teardown(iterator_seeks_in_its_snapshot, setup,   \
                                       teardown),                               \
       cmocka_unit_test_setup_teardown(iterator_reads_a_snapshot, setup,        \
                                       teardown),                               \
