@@ -1,9 +1,9 @@
 /* change_harness.h: what the topology-change tests on real chorusd
- * processes share (test_node_replace.c; test_node_change.c has its own
- * copy of the same helpers): numbered nodes n1..n7 of one cluster, the
- * members' states as `chorus cluster status --json` shows them, keys
- * written and read pipelined with their values checked, and a forked
- * QUORUM load whose every acknowledged write is read back.
+ * processes share (test_node_change.c, test_node_replace.c): numbered
+ * nodes n1..n7 of one cluster, the members' states as `chorus cluster
+ * status --json` shows them, keys written and read pipelined with their
+ * values checked, and a forked QUORUM load whose every acknowledged write
+ * is read back.
  *
  * Built on node_harness.h: every wait is bounded, every helper fails the
  * running cmocka test when the harness cannot go on, and every child is
