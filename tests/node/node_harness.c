@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -153,6 +154,9 @@ void spawn(struct proc *p, const char *const *extra) {
       if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         _exit(126);
     }
+    if (p->uid != 0 && (setgroups(0, NULL) != 0 || setgid((gid_t)p->uid) != 0 ||
+                        setuid(p->uid) != 0))
+      _exit(126);
     execv(chorusd, (char *const *)(uintptr_t)argv);
     _exit(127);
   }

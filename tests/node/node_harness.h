@@ -40,10 +40,13 @@ struct proc {
   char data[300];
   char log[300];
   unsigned long nofile; /* 0, or the child's RLIMIT_NOFILE (soft and hard) */
+  uid_t uid; /* 0, or the uid and gid the child runs as (the test is root) */
 };
 
 /* spawn: chorusd --id name --listen 127.0.0.1:port --data data and the
- * flags @extra (NULL-terminated, may be NULL); stderr into @p->log. */
+ * flags @extra (NULL-terminated, may be NULL); stderr into @p->log (opened
+ * before the child takes @p->uid: its folder needs to be the child's
+ * only when that is not 0). */
 void spawn(struct proc *p, const char *const *extra);
 /* wait_exit: the child's exit status, or -1 when it did not exit within
  * @secs (it is then killed). */
