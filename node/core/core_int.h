@@ -100,7 +100,17 @@ struct core__stream {
   size_t st_alen;
   uint8_t st_round;
   bool st_piece_ok;
-  uint64_t st_keys, st_bytes;
+  /* The next pull goes out while the batches before it are being made
+   * durable: @syncing is a barrier in flight for the cursor in @d_*
+   * (what save_progress writes once it passes), @sync_again asks for one
+   * more once it does (batches taken meanwhile). */
+  bool sync_again;
+  size_t d_idx;
+  chorus_token d_pos;
+  uint8_t *d_after;
+  size_t d_alen;
+  uint64_t d_keys, d_bytes;       /* taken up to @d_*, not yet counted */
+  uint64_t pend_keys, pend_bytes; /* taken since the last snapshot */
   struct core_stream_stats stats;
 };
 

@@ -10,11 +10,14 @@
  * change completes), cut at the end of the token space, so that every
  * range is [first, last] with first <= last. Ranges are pulled one at a
  * time, one batch in flight: STREAM_PULL(epoch, [pos, piece_last], after
- * cursor), the answer joined into the store (repl_stream_apply), a sync
- * barrier, and only then the cursor moves on and is written to STORE_META
+ * cursor), the answer joined into the store (repl_stream_apply), and the
+ * next pull goes out at once while a sync barrier runs for what is
+ * joined so far (one at a time: batches taken meanwhile wait for the
+ * next); once a barrier passes, its cursor is written to STORE_META
  * ("stream/progress": [epoch BE][range index BE][pos BE][cursor]), so a
- * crash of either side resumes from the last batch this node holds
+ * crash of either side resumes from the last cursor this node holds
  * durably (joins are idempotent: a batch pulled twice costs only time).
+ * STREAMED waits for the last barrier.
  *
  * Sources (Cassandra's consistent range movement): a range is pulled from
  * the node that gives it up (the move's @from). When that node is down
@@ -68,6 +71,7 @@ static void drop_plan(struct core__stream *s) {
   chorus_free(s->ranges);
   chorus_free(s->after);
   chorus_free(s->st_after);
+  chorus_free(s->d_after);
   ring_snapshot_free(s->ring_now);
   struct core_stream_stats keep = s->stats;
   uint64_t next_req = s->next_req;
@@ -406,7 +410,7 @@ int core__stream_step(struct core *c) {
       return rc;
   }
   const struct meta_member *me = meta_state_find(ms, c->cfg.swim.id);
-  if (me == NULL || me->ready == s->epoch || s->reporting || s->syncing)
+  if (me == NULL || me->ready == s->epoch || s->reporting)
     return CHORUS_OK; /* a state change, an answer or a barrier pokes */
   if (s->idx == s->n && s->n == 0 && me->state != META_JOINING &&
       me->state != META_REPLACING)
@@ -422,6 +426,8 @@ int core__stream_step(struct core *c) {
   }
   if (c->now < s->next_at)
     return CHORUS_OK;
+  if (s->idx == s->n && (s->syncing || s->sync_again))
+    return CHORUS_OK; /* the last batches' barrier pokes */
   if (s->idx == s->n)
     return report(c); /* FINISH waits for every receiver's and joiner's */
   return pull(c);
@@ -433,7 +439,7 @@ chorus_ms core__stream_deadline(const struct core *c) {
     return c->now;
   if (!s->planned)
     return cleanup_deadline(c);
-  if (s->idle || s->reporting || s->syncing)
+  if (s->idle || s->reporting || (s->idx == s->n && s->syncing))
     return CORE_NEVER;
   if (s->req != 0)
     return s->deadline;
@@ -443,6 +449,47 @@ chorus_ms core__stream_deadline(const struct core *c) {
 /* ========================================================================
  * Answers
  * ======================================================================== */
+
+/* adopt: the cursor after the batch just taken (staged by stage())
+ * becomes the one the next pull starts from. */
+static void adopt(struct core__stream *s) {
+  s->idx = s->st_idx;
+  s->pos = s->st_pos;
+  s->round = s->st_round;
+  s->piece_ok = s->st_piece_ok;
+  uint8_t *old = s->after;
+  s->after = s->st_alen > 0 ? s->st_after : NULL;
+  s->alen = s->st_alen;
+  s->st_after = s->st_alen > 0 ? old : s->st_after;
+  if (s->st_alen == 0)
+    chorus_free(old);
+  s->st_alen = 0;
+}
+
+/* request_sync: a barrier for what the store holds now, with the cursor
+ * to write once it passes (a piece pulled from several replicas in turn
+ * resumes from its first token and its first replica: the rounds are not
+ * written down). */
+static int request_sync(struct core *c) {
+  struct core__stream *s = &c->stream;
+  bool whole = s->fallback && s->in_piece;
+  s->d_idx = s->idx;
+  s->d_pos = whole ? s->piece_first : s->pos;
+  s->d_alen = 0;
+  if (!whole && s->alen > 0) {
+    uint8_t *a = chorus_realloc(s->d_after, s->alen);
+    if (a == NULL)
+      return CHORUS_ENOMEM;
+    memcpy(a, s->after, s->alen);
+    s->d_after = a;
+    s->d_alen = s->alen;
+  }
+  s->d_keys = s->pend_keys;
+  s->d_bytes = s->pend_bytes;
+  s->pend_keys = s->pend_bytes = 0;
+  s->syncing = true;
+  return c->fx.sync(c->fx.ctx, store_last_seq(c->store), CORE_STREAM_BIT);
+}
 
 bool core__stream_owns(const struct core *c, chorus_node_id from,
                        const struct wire_msg *m) {
@@ -550,33 +597,40 @@ int core__stream_answer(struct core *c, chorus_node_id from,
   if ((rc = stage(s, &m->stream_chunk)) != CHORUS_OK)
     return rc;
   s->stats.batches++;
-  s->st_keys = keys;
-  s->st_bytes = bytes;
-  s->syncing = true;
-  return c->fx.sync(c->fx.ctx, store_last_seq(c->store), CORE_STREAM_BIT);
+  adopt(s);
+  s->pend_keys += keys;
+  s->pend_bytes += bytes;
+  uint64_t rate = c->cfg.stream_mbps; /* megabits per second */
+  s->next_at = c->now;
+  if (rate > 0)
+    s->next_at += bytes * 8 / (rate * 1000); /* bits / (bits per ms) */
+  /* The next pull goes out now; the barrier runs meanwhile, and the
+   * cursor is written once it passes (a crash pulls the batches since
+   * the last written cursor again: joins are idempotent). */
+  if (s->syncing) {
+    s->sync_again = true;
+    return CHORUS_OK;
+  }
+  return request_sync(c);
 }
 
-/* save_progress: the cursor, now that the batch before it is durable (an
- * unsynced write: lost in a crash, the batch is pulled again). */
+/* save_progress: the cursor of the barrier that passed (@d_*), now that
+ * the batches before it are durable (an unsynced write: lost in a crash,
+ * they are pulled again). */
 static void save_progress(struct core *c) {
   struct core__stream *s = &c->stream;
-  size_t len = 20 + s->alen;
+  size_t len = 20 + s->d_alen;
   unsigned char *v = chorus_malloc(len);
   if (v == NULL)
     return; /* only progress: a restart pulls more again */
-  /* A piece pulled from several replicas in turn resumes from its first
-   * token and its first replica (the rounds are not written down). */
-  bool whole = s->fallback && s->in_piece;
-  if (whole)
-    len = 20;
   store_be64_put(v, s->epoch);
-  v[8] = (unsigned char)(s->idx >> 24);
-  v[9] = (unsigned char)(s->idx >> 16);
-  v[10] = (unsigned char)(s->idx >> 8);
-  v[11] = (unsigned char)s->idx;
-  store_be64_put(v + 12, whole ? s->piece_first : s->pos);
-  if (!whole && s->alen > 0)
-    memcpy(v + 20, s->after, s->alen);
+  v[8] = (unsigned char)(s->d_idx >> 24);
+  v[9] = (unsigned char)(s->d_idx >> 16);
+  v[10] = (unsigned char)(s->d_idx >> 8);
+  v[11] = (unsigned char)s->d_idx;
+  store_be64_put(v + 12, s->d_pos);
+  if (s->d_alen > 0)
+    memcpy(v + 20, s->d_after, s->d_alen);
   int rc = store_put(c->store, STORE_META, PROGRESS_KEY,
                      sizeof PROGRESS_KEY - 1, v, len, NULL);
   if (rc != CHORUS_OK)
@@ -591,30 +645,18 @@ int core__stream_synced(struct core *c, int status) {
   s->syncing = false;
   s->poked = true;
   if (status != CHORUS_OK) {
-    /* Not durable: the batch is pulled again (a failed store stops the
-     * node in core.c's finish). */
+    /* Not durable: a failed store stops the node (core.c's finish), which
+     * resumes from the last cursor written. */
     s->next_at = c->now + RETRY_MS;
     return CHORUS_OK;
   }
-  s->idx = s->st_idx;
-  s->pos = s->st_pos;
-  s->round = s->st_round;
-  s->piece_ok = s->st_piece_ok;
-  uint8_t *old = s->after;
-  s->after = s->st_alen > 0 ? s->st_after : NULL;
-  s->alen = s->st_alen;
-  s->st_after = s->st_alen > 0 ? old : s->st_after;
-  if (s->st_alen == 0)
-    chorus_free(old);
-  s->st_alen = 0;
-  s->stats.keys += s->st_keys;
-  s->stats.bytes += s->st_bytes;
+  s->stats.keys += s->d_keys;
+  s->stats.bytes += s->d_bytes;
   save_progress(c);
-  uint64_t rate = c->cfg.stream_mbps; /* megabits per second */
-  s->next_at = c->now;
-  if (rate > 0)
-    s->next_at += s->st_bytes * 8 / (rate * 1000); /* bits / (bits per ms) */
-  return CHORUS_OK;
+  if (!s->sync_again)
+    return CHORUS_OK;
+  s->sync_again = false;
+  return request_sync(c);
 }
 
 void core__stream_reported(struct core *c, int status) {
