@@ -222,6 +222,8 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     const struct repl_stats *served = repl_stats(core_repl(n->core));
     stat_add(&b, (int64_t)served->stream_served_keys, "stream.served_keys");
     stat_add(&b, (int64_t)served->stream_served_bytes, "stream.served_bytes");
+    stat_add(&b, (int64_t)served->stream_reads_opened, "stream.reads_opened");
+    stat_add(&b, (int64_t)served->stream_reads_kept, "stream.reads_kept");
     /* Cleanup after a change (replication/repl.h, CLEANUP). */
     stat_add(&b, (int64_t)si.stats.cleanups, "cleanup.scans");
     stat_add(&b, (int64_t)served->cleanup_deleted, "cleanup.deleted");
