@@ -258,7 +258,12 @@ static void test_streamer_stopped(void **state) {
   printf("# after 4 s stopped, n1 says n5 is %s (%s): resumed (SIGCONT)\n", st,
          alive);
   kill(ns[5].pid, SIGCONT);
-  assert_string_equal(st, "leaving");
+  /* Still leaving (its receivers wait for it, or pull from the other
+   * replicas once it is held dead), or already left when its receivers
+   * had what they needed before it stopped or from the others: either
+   * way the change goes on, and nothing is lost (checked below). */
+  if (strcmp(st, "leaving") != 0)
+    assert_string_equal(st, "left");
   t = wait_view("n5=left", MOVE_SECS);
   printf("# n5 left %.1f s after the decommission\n", now_s() - t0);
   for (int i = 1; i <= 5; i++)
