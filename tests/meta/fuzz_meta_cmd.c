@@ -60,13 +60,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rc == CHORUS_EINVAL || rc == CHORUS_ETOOBIG || rc == CHORUS_EBUSY ||
         rc == CHORUS_ESTALE);
   CHECK(c.applied == 10);
-  /* The epoch moves when the ring's input changed: not for a NOTE or a
-   * STREAMED, nor for replication settings equal to those in force. */
+  /* The epoch moves when the ring's input changed: not for a NOTE, a
+   * STREAMED, a STAGE or a COMMIT that drops the staged change (none is
+   * staged here, so a commit is ENOTFOUND), nor for replication settings
+   * equal to those in force. */
   bool same_repl =
       d.type == META_CMD_REPLICATION &&
       memcmp(&d.replication, &s.replication, sizeof d.replication) == 0;
   CHECK(c.epoch == (rc == CHORUS_OK && d.type != META_CMD_NOTE &&
-                            d.type != META_CMD_STREAMED && !same_repl
+                            d.type != META_CMD_STREAMED &&
+                            d.type != META_CMD_STAGE &&
+                            d.type != META_CMD_COMMIT && !same_repl
                         ? 1u
                         : 0u));
   CHECK(meta_state_encode(&c, &e1, &len1) == CHORUS_OK);
