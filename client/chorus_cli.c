@@ -784,20 +784,21 @@ static void print_cluster(const struct cli *cl,
          st->term, st->commit_index, st->epoch, or_dash(st->node_name),
          st->node_id, chorus_raft_state_name(st->raft_state), st->applied_index,
          st->server);
-  int wn = 4, wd = 2, wr = 4; /* NAME, DC, RACK */
+  int wn = 4, wd = 2, wr = 4, ws = 7; /* NAME, DC, RACK, STATE */
   for (size_t i = 0; i < st->nmembers; i++) {
     wn = widen(wn, st->members[i].name);
     wd = widen(wd, st->members[i].dc);
     wr = widen(wr, st->members[i].rack);
+    ws = widen(ws, chorus_meta_state_name(st->members[i].state));
   }
-  printf("%-*s  %-16s  %-7s  %-7s  %-7s  %-*s  %-*s  %6s  %7s\n", wn, "NAME",
-         "ID", "STATE", "ROLE", "ALIVE", wd, "DC", wr, "RACK", "VNODES",
+  printf("%-*s  %-16s  %-*s  %-7s  %-7s  %-*s  %-*s  %6s  %7s\n", wn, "NAME",
+         "ID", ws, "STATE", "ROLE", "ALIVE", wd, "DC", wr, "RACK", "VNODES",
          "SHARE%");
   for (size_t i = 0; i < st->nmembers; i++) {
     const struct chorus_cluster_member *m = &st->members[i];
-    printf("%-*s  %016" PRIx64 "  %-7s  %-7s  %-7s  %-*s  %-*s  %6" PRIu32
+    printf("%-*s  %016" PRIx64 "  %-*s  %-7s  %-7s  %-*s  %-*s  %6" PRIu32
            "  %7.2f\n",
-           wn, m->name, m->id, chorus_meta_state_name(m->state),
+           wn, m->name, m->id, ws, chorus_meta_state_name(m->state),
            chorus_raft_role_name(m->role), chorus_alive_name(m->alive), wd,
            or_dash(m->dc), wr, or_dash(m->rack), m->vnodes,
            (double)m->share_ppm / 10000.0);
