@@ -1,0 +1,49 @@
+/* chorus_cli_int.h: what the CLI's files share (chorus_cli.c parses the
+ * command line and runs the key, status and ring commands;
+ * chorus_cli_cluster.c the cluster commands: status, plans, changes and
+ * their progress). */
+#ifndef CHORUS_CLI_INT_H
+#define CHORUS_CLI_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "libchorus.h"
+
+#define EXIT_USAGE 2
+
+/* The parsed command line. */
+struct cli {
+  char *hosts; /* comma-separated, owned */
+  const char *cluster;
+  bool json;
+  struct chorus_opts opts;
+  const char *context_hex;
+  const char *value_file; /* --value-file */
+  bool force;             /* --force */
+  const char *with;       /* --with (cluster replace) */
+  bool stage;             /* --stage: staged for cluster commit */
+  bool wait;              /* --wait */
+  unsigned wait_timeout;  /* --wait-timeout, seconds; 0: none */
+  const char *dc, *rack;  /* --dc, --rack */
+  uint32_t vnodes;        /* --vnodes */
+  const char *argv[64];   /* positionals: command and its arguments */
+  int argc;
+};
+
+/* usage_error: prints "chorus: <message>" and the usage hint; returns
+ * EXIT_USAGE. */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* need_args: whether the command has @lo..@hi positionals (usage_error's
+ * code with @form otherwise, 0 when it does). */
+int need_args(const struct cli *cl, int lo, int hi, const char *form);
+/* json_cstr: @s as a JSON string. */
+void json_cstr(const char *s);
+/* or_dash: @s, or "-" when empty; widen: @w grown to fit or_dash(@s). */
+const char *or_dash(const char *s);
+int widen(int w, const char *s);
+
+/* cmd_cluster: `chorus cluster ...` (chorus_cli_cluster.c). */
+int cmd_cluster(struct chorus_client *c, const struct cli *cl);
+
+#endif /* CHORUS_CLI_INT_H */
