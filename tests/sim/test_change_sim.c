@@ -1,6 +1,7 @@
 /* test_change_sim.c: topology changes under the simulator (issue 19):
- * joins, decommissions and removals of a dead node, with the workload
- * running and a swarm of faults during the change.
+ * joins (and a grow then shrink back), decommissions, removals of a dead
+ * node, a node back on a wiped disk and a dead node replaced, with the
+ * workload running and a swarm of faults during the change.
  *
  * Every node runs the real node core with metadata on. A scenario holds
  * some nodes back (they join later, as pristine nodes that ask to join)
@@ -64,6 +65,9 @@ struct scenario {
    * late node @with takes its place (cluster replace). */
   bool wipe;
   int with; /* -1: none */
+  /* Grow and shrink back: once the late nodes are normal, they are
+   * decommissioned again, the last one first, one change at a time. */
+  bool shrink;
 };
 
 static const struct scenario scenarios[] = {
@@ -83,7 +87,25 @@ static const struct scenario scenarios[] = {
      0,
      0,
      false,
-     -1},
+     -1,
+     false},
+    /* 3 -> 5 -> 3: two joiners, then both decommissioned again. */
+    {"grow and shrink 3->5->3",
+     5,
+     1,
+     "3",
+     0,
+     0,
+     2,
+     {3, 4},
+     {1500, 1600},
+     -1,
+     META_LEFT,
+     1500,
+     0,
+     false,
+     -1,
+     true},
     /* 5 -> 4: a live node hands its ranges to its successors. */
     {"decommission 5->4",
      5,
@@ -99,7 +121,8 @@ static const struct scenario scenarios[] = {
      1500,
      0,
      false,
-     -1},
+     -1,
+     false},
     /* A disk replaced: n3 comes back empty under its name, replaces
      * itself (REPLACING), streams its ranges back from the others. */
     {"replace own disk",
@@ -116,7 +139,8 @@ static const struct scenario scenarios[] = {
      1500,
      1000,
      true,
-     -1},
+     -1,
+     false},
     /* n3 dies; n4, started later, takes its place (cluster replace). */
     {"replace dead 4",
      5,
@@ -132,7 +156,8 @@ static const struct scenario scenarios[] = {
      1500,
      0,
      false,
-     4},
+     4,
+     false},
     /* 5 -> 4: a dead node's ranges are streamed from the other replicas. */
     {"remove dead 5->4",
      5,
@@ -148,7 +173,8 @@ static const struct scenario scenarios[] = {
      1500,
      3000,
      false,
-     -1},
+     -1,
+     false},
     /* Two datacenters, a joiner in the second. */
     {"join 2 dcs",
      6,
@@ -164,7 +190,8 @@ static const struct scenario scenarios[] = {
      0,
      0,
      false,
-     -1},
+     -1,
+     false},
 };
 
 struct watch {
@@ -269,6 +296,47 @@ static void drive_replace(struct sim *s, struct watch *w,
   (void)sim_schedule(s, SIM_MS(DRIVE_MS), drive, w);
 }
 
+static bool is_late(const struct scenario *sc, int k) {
+  for (int j = 0; j < sc->nlate; j++)
+    if (sc->late[j] == k)
+      return true;
+  return false;
+}
+
+/* drive_shrink: the shrink scenario's decommissions (struct scenario). */
+static void drive_shrink(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  const struct scenario *sc = w->sc;
+  const struct meta_state *st = newest_state(s, sc->nodes);
+  for (int j = sc->nlate - 1; j >= 0 && st != NULL; j--) {
+    const struct meta_member *m =
+        meta_state_find(st, core_sim_id(s, sc->late[j]));
+    if (m != NULL && m->state == META_LEFT)
+      continue;
+    if (m == NULL || m->state != META_NORMAL || meta_state_changing(st))
+      break;            /* not joined yet, or its change under way: later */
+    bool others = true; /* the other late nodes joined (or left) */
+    for (int i = 0; i < sc->nlate; i++) {
+      const struct meta_member *o =
+          meta_state_find(st, core_sim_id(s, sc->late[i]));
+      others = others && o != NULL &&
+               (o->state == META_NORMAL || o->state == META_LEFT);
+    }
+    if (!others)
+      break;
+    for (int tries = 0; tries < sc->nodes; tries++) {
+      int via = (int)((w->proposals + (uint64_t)tries) % (uint64_t)sc->nodes);
+      if (is_late(sc, via))
+        continue;
+      struct leave_arg a = {m->id, META_LEFT, ++w->proposals};
+      if (core_sim_do(s, via, propose_leave, &a) == CHORUS_OK)
+        break;
+    }
+    break;
+  }
+  (void)sim_schedule(s, SIM_MS(DRIVE_MS), drive_shrink, w);
+}
+
 static void boot_late(struct sim *s, void *arg) {
   struct watch *w = arg;
   for (int k = 0; k < w->sc->nlate; k++)
@@ -363,6 +431,9 @@ static void at_start(struct sim *s, void *arg) {
   if (sc->leave >= 0 &&
       sim_schedule(s, SIM_MS(sc->leave_at), drive, w) != CHORUS_OK)
     w->err = CHORUS_ENOMEM;
+  if (sc->shrink &&
+      sim_schedule(s, SIM_MS(sc->leave_at), drive_shrink, w) != CHORUS_OK)
+    w->err = CHORUS_ENOMEM;
 }
 
 /* done: whether the scenario's change is complete in @st. */
@@ -374,7 +445,8 @@ static bool done(struct sim *s, const struct scenario *sc,
    * join one at a time) and the late joiners. */
   for (int k = 0; k < sc->nodes; k++) {
     const struct meta_member *m = meta_state_find(st, core_sim_id(s, k));
-    if (k != sc->leave && (m == NULL || m->state != META_NORMAL))
+    uint8_t want = sc->shrink && is_late(sc, k) ? META_LEFT : META_NORMAL;
+    if (k != sc->leave && (m == NULL || m->state != want))
       return false;
   }
   if (sc->leave >= 0) {
