@@ -314,13 +314,16 @@ static void drive_shrink(struct sim *s, void *arg) {
     if (m != NULL && m->state == META_LEFT)
       continue;
     if (m == NULL || m->state != META_NORMAL || meta_state_changing(st))
-      break;            /* not joined yet, or its change under way: later */
-    bool others = true; /* the other late nodes joined (or left) */
-    for (int i = 0; i < sc->nlate; i++) {
-      const struct meta_member *o =
-          meta_state_find(st, core_sim_id(s, sc->late[i]));
+      break; /* not joined yet, or its change under way: later */
+    /* The cluster formed (every founder normal: the operator's own check,
+     * never below the replication factor) and the other late nodes joined
+     * (or left). */
+    bool others = true;
+    for (int k = 0; k < sc->nodes; k++) {
+      const struct meta_member *o = meta_state_find(st, core_sim_id(s, k));
       others = others && o != NULL &&
-               (o->state == META_NORMAL || o->state == META_LEFT);
+               (o->state == META_NORMAL ||
+                (is_late(sc, k) && o->state == META_LEFT));
     }
     if (!others)
       break;
