@@ -506,6 +506,18 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res) {
   return chorus_ring(c, res);
 }
 
+/* sync_result_end: the end of a call that returns one part of the result
+ * (moved out by the caller on success): on failure the result's message
+ * moves to c->errmsg; the rest is freed. */
+static int sync_result_end(struct chorus_client *c, struct chorus_result *res,
+                           int rc) {
+  if (rc != CHORUS_OK && c != NULL)
+    snprintf(c->errmsg, sizeof c->errmsg, "%s",
+             res->errmsg[0] ? res->errmsg : chorus_strerror(rc));
+  chorus_result_free(res);
+  return rc;
+}
+
 /* The cluster calls return the status alone: on success it moves out of
  * the result, on failure the result's message moves to c->errmsg. */
 static int sync_cluster(struct chorus_client *c, uint8_t type, int action,
@@ -526,12 +538,8 @@ static int sync_cluster(struct chorus_client *c, uint8_t type, int action,
   if (rc == CHORUS_OK) {
     *out = res.cluster;
     res.cluster = NULL;
-  } else if (c != NULL) {
-    snprintf(c->errmsg, sizeof c->errmsg, "%s",
-             res.errmsg[0] ? res.errmsg : chorus_strerror(rc));
   }
-  chorus_result_free(&res);
-  return rc;
+  return sync_result_end(c, &res, rc);
 }
 
 int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
@@ -551,12 +559,8 @@ int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
   if (rc == CHORUS_OK) {
     *out = res.plan;
     res.plan = NULL;
-  } else if (c != NULL) {
-    snprintf(c->errmsg, sizeof c->errmsg, "%s",
-             res.errmsg[0] ? res.errmsg : chorus_strerror(rc));
   }
-  chorus_result_free(&res);
-  return rc;
+  return sync_result_end(c, &res, rc);
 }
 
 int chorus_cluster_status(struct chorus_client *c,

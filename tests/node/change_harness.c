@@ -21,32 +21,13 @@
 
 struct proc ns[CH_NODES];
 char founders[256];
-static char cli_buf[512];
 
 /* ------------------------------------------------------------------------
  * Nodes
  * ------------------------------------------------------------------------ */
 
 int ch_setup(int argc, char **argv) {
-  if (harness_setup(argc, argv) != 0)
-    return 1;
-  cli = getenv("CHORUS_CLI");
-  if (cli != NULL)
-    return 0;
-  /* Run by hand with the chorusd path: the CLI of the same build. */
-  snprintf(cli_buf, sizeof cli_buf, "%s", chorusd);
-  char *slash = strrchr(cli_buf, '/');
-  if (slash != NULL) {
-    *slash = '\0';
-    slash = strrchr(cli_buf, '/');
-  }
-  if (slash == NULL) {
-    fprintf(stderr, "$CHORUS_CLI is not set\n");
-    return 1;
-  }
-  snprintf(slash, sizeof cli_buf - (size_t)(slash - cli_buf), "/client/chorus");
-  cli = cli_buf;
-  return 0;
+  return harness_setup(argc, argv) != 0 ? 1 : find_cli();
 }
 
 void ch_init(void) {

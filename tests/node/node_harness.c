@@ -605,6 +605,26 @@ int harness_finish(int failed) {
 
 const char *cli;
 
+int find_cli(void) {
+  static char buf[512];
+  cli = getenv("CHORUS_CLI");
+  if (cli != NULL)
+    return 0;
+  snprintf(buf, sizeof buf, "%s", chorusd);
+  char *slash = strrchr(buf, '/');
+  if (slash != NULL) {
+    *slash = '\0';
+    slash = strrchr(buf, '/');
+  }
+  if (slash == NULL) {
+    fprintf(stderr, "$CHORUS_CLI is not set\n");
+    return 1;
+  }
+  snprintf(slash, sizeof buf - (size_t)(slash - buf), "/client/chorus");
+  cli = buf;
+  return 0;
+}
+
 int run_cli(int port, char *out, size_t cap, const char *fmt, ...) {
   char args[256], cmd[1024];
   va_list ap;

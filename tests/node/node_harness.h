@@ -63,6 +63,11 @@ long rss_kb(pid_t pid);
 
 extern const char *cli; /* the chorus CLI binary; the test sets it */
 
+/* find_cli: sets @cli from $CHORUS_CLI, else the chorus of chorusd's
+ * build (a test run by hand with the chorusd path); 0, or 1 with a line
+ * on stderr. Call it after harness_setup. */
+int find_cli(void);
+
 /* run_cli: `chorus -H 127.0.0.1:PORT --cluster NAME ARGS...`, its output
  * (stdout and stderr) into @out; the exit status, or -1. */
 int run_cli(int port, char *out, size_t cap, const char *fmt, ...)

@@ -31,8 +31,6 @@
 
 #include "node_harness.h"
 
-static char cli_buf[512];
-
 #define NODES 5 /* n1..n4; index 0 unused */
 static struct proc ns[NODES];
 static char founders[256];
@@ -316,9 +314,9 @@ static void test_decommission_wait(void **state) {
   (void)state;
   /* Staged first (Riak's plan and commit): nothing moves until the
    * commit; the plan shows the staged change; clear drops it. */
-  assert_int_equal(run_cli(ns[1].port, out, sizeof out,
-                           "cluster decommission n4 --stage"),
-                   0);
+  assert_int_equal(
+      run_cli(ns[1].port, out, sizeof out, "cluster decommission n4 --stage"),
+      0);
   assert_non_null(strstr(out, "staged n4"));
   /* (Asked of the node that staged it: another may not have applied the
    * entry yet.) */
@@ -332,9 +330,9 @@ static void test_decommission_wait(void **state) {
   assert_int_equal(run_cli(ns[1].port, out, sizeof out, "cluster commit"), 1);
   show("chorus cluster commit (nothing staged)", out);
   assert_non_null(strstr(out, "NOTFOUND"));
-  assert_int_equal(run_cli(ns[1].port, out, sizeof out,
-                           "cluster decommission n4 --stage"),
-                   0);
+  assert_int_equal(
+      run_cli(ns[1].port, out, sizeof out, "cluster decommission n4 --stage"),
+      0);
   assert_int_equal(run_cli(ns[3].port, out, sizeof out, "cluster commit"), 0);
   double t0 = now_s();
   int rc = run_cli(ns[1].port, out, sizeof out,
@@ -356,22 +354,8 @@ static int teardown(void **state) {
 int main(int argc, char **argv) {
   if (harness_setup(argc, argv) != 0)
     return 1;
-  cli = getenv("CHORUS_CLI");
-  if (cli == NULL) {
-    snprintf(cli_buf, sizeof cli_buf, "%s", chorusd);
-    char *slash = strrchr(cli_buf, '/');
-    if (slash != NULL) {
-      *slash = '\0';
-      slash = strrchr(cli_buf, '/');
-    }
-    if (slash == NULL) {
-      fprintf(stderr, "test_node_plan: $CHORUS_CLI is not set\n");
-      return 1;
-    }
-    snprintf(slash, sizeof cli_buf - (size_t)(slash - cli_buf),
-             "/client/chorus");
-    cli = cli_buf;
-  }
+  if (find_cli() != 0)
+    return 1;
   const struct CMUnitTest tests[] = {
       TIMED(test_plans),
       TIMED(test_join_progress),
