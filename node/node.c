@@ -238,6 +238,7 @@ static int open_core(struct node *n, char *errmsg) {
   cc.repl.max_value_bytes = n->cfg.max_value_bytes;
   cc.repl.max_object_bytes = n->cfg.max_object_bytes;
   cc.repl.tracer = tracer;
+  cc.repl.warn = &node_log_warn_tracer;
   cc.replication = n->cfg.replication;
   cc.gossip = true;
   cc.metadata = true;

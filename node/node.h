@@ -117,6 +117,9 @@ extern const struct chorus_tracer node_log_tracer;
  * whose decisions (elections, joins, configuration changes, refused
  * messages) are rare and each worth a line. */
 extern const struct chorus_tracer node_log_info_tracer;
+/* node_log_warn_tracer: the same at warn level (what an operator must
+ * hear, such as dropped hints). */
+extern const struct chorus_tracer node_log_warn_tracer;
 
 /* ------------------------------------------------------------------------
  * Configuration (node_config.c)

@@ -86,6 +86,13 @@ static void info_emit(void *ctx, const char *module, const char *line) {
 
 const struct chorus_tracer node_log_info_tracer = {info_emit, NULL};
 
+static void warn_emit(void *ctx, const char *module, const char *line) {
+  (void)ctx;
+  node_log(NODE_LOG_WARN, module, "%s", line);
+}
+
+const struct chorus_tracer node_log_warn_tracer = {warn_emit, NULL};
+
 void node__fatal(int rc, const char *what) {
   node_log(NODE_LOG_ERROR, NODE_MOD, "%s: %s; stopping", what,
            chorus_strerror(rc));

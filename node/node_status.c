@@ -152,6 +152,8 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   RSTAT(hints_queued);
   RSTAT(hints_replayed);
   RSTAT(hints_dropped);
+  RSTAT(hints_dropped_bytes);
+  RSTAT(hints_dropped_age);
   RSTAT(hints_moved);
   RSTAT(hints_dropped_not_owner);
   RSTAT(hints_pending);

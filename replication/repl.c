@@ -164,6 +164,7 @@ static int write_epoch(struct repl *r, const struct repl_effects *fx) {
 
 int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
+  r->hints.now = now;
   assert(!r->ready && r->epoch == 0 && "repl_start runs once per instance");
   void *buf;
   size_t len;
@@ -244,6 +245,7 @@ int repl__epoch_ready(struct repl *r, const struct repl_effects *fx) {
 int repl_client(struct repl *r, const struct wire_msg *m,
                 const struct repl_origin *origin, chorus_ms now, chorus_ms wall,
                 const struct repl_effects *fx) {
+  r->hints.now = now;
   r->stats.requests++;
   int rc = repl__coordinate(r, m, origin, wall, fx);
   refresh_stats(r);
@@ -252,6 +254,7 @@ int repl_client(struct repl *r, const struct wire_msg *m,
 
 int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall, const struct repl_effects *fx) {
+  r->hints.now = now;
   int rc = CHORUS_OK;
   struct repl_request q;
   switch (m->type) {
@@ -297,6 +300,7 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
 
 int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
+  r->hints.now = now;
   uint64_t kind = id >> REPL_TIMER_KIND_SHIFT;
   int rc = CHORUS_OK;
   if (kind == REPL_TIMER_HINTS) {
@@ -325,6 +329,7 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
     }
     if (rc == CHORUS_OK && repl__serving(r) && !r->failed)
       rc = repl__replay(r, 0, wall, fx);
+    repl__hints_report(&r->hints, &r->cfg);
     if (rc == CHORUS_OK)
       rc = fx->timer(fx->ctx, REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT,
                      r->cfg.hint_interval);
@@ -342,6 +347,7 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
 
 int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall, const struct repl_effects *fx) {
+  r->hints.now = now;
   struct repl_op *op = repl__op_find(r, token);
   if (op == NULL)
     return CHORUS_OK;
@@ -365,6 +371,7 @@ int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
 
 int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
                 chorus_ms wall, const struct repl_effects *fx) {
+  r->hints.now = now;
   if (node == r->cfg.self)
     return CHORUS_OK;
   struct repl_peer_state *p = repl__peer_get(r, node, true);

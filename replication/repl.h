@@ -225,6 +225,9 @@ struct repl_config {
    * REPL_MAX_OBJECT_DEFAULT; at most REPL_MAX_OBJECT_LIMIT. */
   uint32_t max_object_bytes;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
+  /* Where what an operator must hear goes (dropped hints, per target and
+   * reason, at most once a hint round); borrowed for life; may be NULL. */
+  const struct chorus_tracer *warn;
 };
 
 /* repl_config_defaults: fills @cfg with the defaults above for node @self. */
@@ -427,7 +430,8 @@ struct repl_stats {
   uint64_t read_repairs;   /* REPLICA_WRITEs sent by read repair */
   uint64_t hints_queued;   /* hints written (armed or re-armed) */
   uint64_t hints_replayed; /* hints a target acknowledged on replay */
-  uint64_t hints_dropped;  /* over a bound (bytes or age) */
+  uint64_t hints_dropped;  /* over a bound: bytes + age below */
+  uint64_t hints_dropped_bytes, hints_dropped_age;
   /* Hints whose target no longer owns the key (it left, was removed, or
    * lost the range; HINTS FOLLOW OWNERSHIP): handed to the key's owners in
    * this node's ring, or dropped when the ring lists none (or this node

@@ -2,7 +2,9 @@
  * (target, key), with per-target counts and bytes for the bounds, and an
  * in-memory index of every hint so that the write path never reads the
  * table. */
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -13,6 +15,7 @@
 struct repl_hint_target {
   chorus_node_id target;
   uint64_t count, bytes;
+  uint64_t unreported[REPL_HINT_DROP_REASONS]; /* drops since the report */
 };
 
 /* One hint of the index. */
@@ -21,7 +24,8 @@ struct repl_hint_entry {
   chorus_node_id target;
   chorus_token token;
   uint64_t seq;
-  uint64_t size; /* key + value bytes in the table */
+  uint64_t size;   /* key + value bytes in the table */
+  chorus_ms armed; /* monotonic: when armed, or loaded at start */
   size_t klen;
   unsigned char key[]; /* the user key */
 };
@@ -130,12 +134,13 @@ static int entry_put(struct repl_hints *h, chorus_node_id target,
     *old_size = e->size;
     e->seq = seq;
     e->size = size;
+    e->armed = h->now; /* the table's value (and wall) is rewritten too */
     return CHORUS_OK;
   }
   if (entry_grow(h) != CHORUS_OK ||
       (e = chorus_malloc(sizeof *e + (klen ? klen : 1))) == NULL)
     return CHORUS_ENOMEM;
-  *e = (struct repl_hint_entry){NULL, target, token, seq, size, klen};
+  *e = (struct repl_hint_entry){NULL, target, token, seq, size, h->now, klen};
   if (klen)
     memcpy(e->key, key, klen);
   struct repl_hint_entry **p = entry_slot(h, target, token, key, klen);
@@ -219,7 +224,7 @@ static struct repl_hint_target *slot_add(struct repl_hints *h,
   }
   assert(h->n < h->cap);
   memmove(&h->t[lo + 1], &h->t[lo], (h->n - lo) * sizeof *h->t);
-  h->t[lo] = (struct repl_hint_target){target, 0, 0};
+  h->t[lo] = (struct repl_hint_target){.target = target};
   h->n++;
   return &h->t[lo];
 }
@@ -309,7 +314,8 @@ int repl__hints_arm(struct repl_hints *h, struct store *s,
     return rc;
   if (t->bytes - old_size + size > h->max_bytes) {
     *dropped = true;
-    h->dropped++;
+    t->unreported[REPL_HINT_DROP_BYTES]++;
+    h->dropped[REPL_HINT_DROP_BYTES]++;
     return CHORUS_OK;
   }
   unsigned char *hk = chorus_malloc(REPL_HINT_PREFIX + klen);
@@ -425,11 +431,53 @@ size_t repl__hints_pending_deletes(const struct repl_hints *h) {
 }
 
 int repl__hints_drop(struct repl_hints *h, struct store *s,
-                     const struct repl_hint *hint) {
+                     const struct repl_hint *hint, enum repl_hint_drop why) {
   int rc = delete_hint(h, s, hint);
   if (rc == CHORUS_OK)
-    h->dropped++;
+    repl__hints_note_drop(h, hint->target, why);
   return rc;
+}
+
+void repl__hints_note_drop(struct repl_hints *h, chorus_node_id target,
+                           enum repl_hint_drop why) {
+  h->dropped[why]++;
+  int rc;
+  struct repl_hint_target *t = slot_add(h, target, &rc);
+  if (t != NULL) /* out of memory: counted, not reported */
+    t->unreported[why]++;
+}
+
+void repl__hints_report(struct repl_hints *h, const struct repl_config *cfg) {
+  for (uint32_t i = 0; i < h->n; i++) {
+    struct repl_hint_target *t = &h->t[i];
+    for (int why = 0; why < REPL_HINT_DROP_REASONS; why++) {
+      if (t->unreported[why] == 0)
+        continue;
+      char reason[96];
+      if (why == REPL_HINT_DROP_BYTES)
+        snprintf(reason, sizeof reason,
+                 "over the %" PRIu64 "-byte bound per target", h->max_bytes);
+      else if (why == REPL_HINT_DROP_AGE)
+        snprintf(reason, sizeof reason, "older than %" PRIu64 " ms",
+                 (uint64_t)cfg->hint_max_age_ms);
+      else
+        snprintf(reason, sizeof reason,
+                 "the target owns the key no more and no copy could move");
+      chorus_trace(cfg->warn, "repl",
+                   "dropped %" PRIu64 " hints for %016" PRIx64 " (%s; %" PRIu64
+                   " since start); anti-entropy repairs "
+                   "what they carried",
+                   t->unreported[why], t->target, reason, h->dropped[why]);
+      t->unreported[why] = 0;
+    }
+  }
+}
+
+chorus_ms repl__hints_armed_at(const struct repl_hints *h,
+                               const struct repl_hint *hint) {
+  const struct repl_hint_entry *e =
+      entry_find(h, hint->target, hint->token, hint->key, hint->klen);
+  return e ? e->armed : h->now;
 }
 
 uint64_t repl__hints_count(const struct repl_hints *h, chorus_node_id target) {
@@ -450,7 +498,10 @@ uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes) {
 
 void repl__hints_stats(const struct repl_hints *h, struct repl_stats *st) {
   st->hints_queued = h->queued;
-  st->hints_dropped = h->dropped;
+  st->hints_dropped_bytes = h->dropped[REPL_HINT_DROP_BYTES];
+  st->hints_dropped_age = h->dropped[REPL_HINT_DROP_AGE];
+  st->hints_dropped = st->hints_dropped_bytes + st->hints_dropped_age;
+  st->hints_dropped_not_owner = h->dropped[REPL_HINT_DROP_NOT_OWNER];
   st->hints_pending = repl__hints_total(h, &st->hint_bytes);
 }
 

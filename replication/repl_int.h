@@ -102,11 +102,24 @@ struct repl_hint_target;  /* per-target count and bytes */
 struct repl_hint_entry;   /* one indexed hint */
 struct repl_hint_pending; /* a disarmed hint whose delete is not written */
 
+/* Why a hint was dropped (counted per reason and reported per target). */
+enum repl_hint_drop {
+  REPL_HINT_DROP_BYTES,     /* over its target's byte bound, never written */
+  REPL_HINT_DROP_AGE,       /* older than the age bound at replay */
+  REPL_HINT_DROP_NOT_OWNER, /* its target owns the key no more, no move */
+  REPL_HINT_DROP_REASONS
+};
+
 struct repl_hints {
   struct repl_hint_target *t; /* sorted by target */
   uint32_t n, cap;
   uint64_t max_bytes;
-  uint64_t queued, dropped; /* totals since start */
+  uint64_t queued; /* total since start */
+  uint64_t dropped[REPL_HINT_DROP_REASONS];
+  /* The monotonic time of the event being handled (repl.c sets it): the
+   * index stamps each hint it arms or loads with it, so that a hint's age
+   * is never judged by the wall clock alone (HINT AGE, repl_replay.c). */
+  chorus_ms now;
   struct repl_hint_entry **bucket;
   size_t nbuckets, nentries;
   struct repl_hint_pending *pend;
@@ -177,10 +190,23 @@ bool repl__hints_any(const struct repl_hints *h, chorus_token token,
 bool repl__hints_carries_object(const struct repl_hints *h,
                                 chorus_node_id target, chorus_token token,
                                 const void *key, size_t klen);
-/* repl__hints_drop: deletes a hint over a bound and counts it. Errors:
- * CHORUS_ENOMEM, store write errors. */
+/* repl__hints_drop: deletes a hint over a bound and counts it as
+ * dropped for @why. Errors: CHORUS_ENOMEM, store write errors. */
 int repl__hints_drop(struct repl_hints *h, struct store *s,
-                     const struct repl_hint *hint);
+                     const struct repl_hint *hint, enum repl_hint_drop why);
+/* repl__hints_note_drop: counts a hint for @target dropped for @why (by a
+ * caller that deleted it itself), toward the counters and the next report. */
+void repl__hints_note_drop(struct repl_hints *h, chorus_node_id target,
+                           enum repl_hint_drop why);
+/* repl__hints_report: one line on @warn (may be NULL) per target and reason
+ * with hints dropped since the last report, then starts over. Dropped hints
+ * are writes a replica may never get but by anti-entropy, so an operator
+ * must hear of them (the hint round reports, at most once a round). */
+void repl__hints_report(struct repl_hints *h, const struct repl_config *cfg);
+/* repl__hints_armed_at: the monotonic time the index stamped hint @hint
+ * with when it was armed or loaded (@h->now when it is not indexed). */
+chorus_ms repl__hints_armed_at(const struct repl_hints *h,
+                               const struct repl_hint *hint);
 uint64_t repl__hints_count(const struct repl_hints *h, chorus_node_id target);
 uint64_t repl__hints_total(const struct repl_hints *h, uint64_t *bytes);
 /* repl__hints_stats: the hint counters of @st (queued, dropped, pending,

@@ -111,7 +111,7 @@ static int drop_not_owner(struct repl *r, const struct repl_hint *h,
   int rc = repl__hints_disarm(&r->hints, r->store, h->target, h->token, h->key,
                               h->klen, h->seq, NULL);
   if (rc == CHORUS_OK) {
-    r->stats.hints_dropped_not_owner++;
+    repl__hints_note_drop(&r->hints, h->target, REPL_HINT_DROP_NOT_OWNER);
     REPL_TRACE(r, "hint for %016" PRIx64 " dropped: not an owner, and %s",
                h->target, why);
   }
@@ -272,17 +272,31 @@ static int owners_pass(struct repl *r, chorus_node_id target,
   return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
 }
 
+/* HINT AGE. A hint is dropped as too old only when both clocks agree: its
+ * wall-clock age (the table keeps the arm time, across restarts) and the
+ * monotonic time since this node armed or loaded it. A wall clock stepped
+ * hours ahead (NTP, an operator, faketime) once expired every hint at the
+ * next round, and the writes they stood for never reached their targets;
+ * now a jump can only make hints live longer. The cost: a hint loaded at
+ * start lives at least the age bound past the restart. */
+static bool hint_expired(const struct repl *r, const struct repl_hint *h,
+                         chorus_ms wall) {
+  chorus_ms bound = r->cfg.hint_max_age_ms,
+            armed = repl__hints_armed_at(&r->hints, h), now = r->hints.now;
+  return bound && wall > h->wall && wall - h->wall > bound && now > armed &&
+         now - armed > bound;
+}
+
 /* Replays hint @h now, or, when the store holds writes not yet durable,
  * holds it in @round (created on first use) until a barrier. */
 static int replay_one(struct repl *r, struct repl_peer_state *p,
                       const struct repl_hint *h, chorus_ms wall,
                       struct repl_op **round, const struct repl_effects *fx) {
   assert(p->inflight < r->cfg.hint_batch);
-  if (r->cfg.hint_max_age_ms && wall > h->wall &&
-      wall - h->wall > r->cfg.hint_max_age_ms) {
+  if (hint_expired(r, h, wall)) {
     REPL_TRACE(r, "hint for %016" PRIx64 " dropped: older than %" PRIu64 " ms",
                h->target, r->cfg.hint_max_age_ms);
-    int rc = repl__hints_drop(&r->hints, r->store, h);
+    int rc = repl__hints_drop(&r->hints, r->store, h, REPL_HINT_DROP_AGE);
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
   }
   void *obj = NULL;

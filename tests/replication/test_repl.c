@@ -5,6 +5,7 @@
  * sync, a full data folder, and hints that follow ownership across ring
  * changes. Whole-cluster behaviour under faults is
  * tests/sim's job. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,6 +71,7 @@ struct node {
   struct repl *repl;
   struct repl_effects fx;
   struct repl_config cfg;
+  chorus_ms wall_skew; /* this node's wall clock minus the harness's */
 };
 
 static struct harness {
@@ -201,7 +203,8 @@ static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
 static void node_start(int i) {
   struct node *nd = &H.nodes[i];
   assert_int_equal(repl_new(&nd->cfg, nd->store, H.ring, &nd->repl), CHORUS_OK);
-  assert_int_equal(repl_start(nd->repl, H.now, H.now, &nd->fx), CHORUS_OK);
+  assert_int_equal(repl_start(nd->repl, H.now, H.now + nd->wall_skew, &nd->fx),
+                   CHORUS_OK);
 }
 
 /* A node the next setup() puts in the ring as JOINING (-1: none). */
@@ -309,9 +312,9 @@ static int fire_syncs(void) {
     H.next_sync_status = 0;
     if (st == 0)
       st = store_mem_sync_step(nd->store) < 0 ? CHORUS_ESYNCFAILED : CHORUS_OK;
-    assert_int_equal(
-        repl_sync_done(nd->repl, H.syncs[i].token, st, H.now, H.now, &nd->fx),
-        CHORUS_OK);
+    assert_int_equal(repl_sync_done(nd->repl, H.syncs[i].token, st, H.now,
+                                    H.now + nd->wall_skew, &nd->fx),
+                     CHORUS_OK);
     ran++;
   }
   if (H.nsyncs && ran == 0)
@@ -333,9 +336,9 @@ static void pump(void) {
             wire_decode(f.bytes + 4, f.len - 4, &WIRE_LIMITS_PEER, &m, err),
             CHORUS_OK);
         struct node *nd = &H.nodes[f.to];
-        assert_int_equal(
-            repl_peer(nd->repl, H.ids[f.from], &m, H.now, H.now, &nd->fx),
-            CHORUS_OK);
+        assert_int_equal(repl_peer(nd->repl, H.ids[f.from], &m, H.now,
+                                   H.now + nd->wall_skew, &nd->fx),
+                         CHORUS_OK);
         wire_msg_free(&m);
       }
       test_free(f.bytes);
@@ -364,9 +367,9 @@ static void advance(chorus_ms ms) {
     if (H.timers[best].at > H.now)
       H.now = H.timers[best].at;
     struct node *nd = &H.nodes[H.timers[best].node];
-    assert_int_equal(
-        repl_timer(nd->repl, H.timers[best].id, H.now, H.now, &nd->fx),
-        CHORUS_OK);
+    assert_int_equal(repl_timer(nd->repl, H.timers[best].id, H.now,
+                                H.now + nd->wall_skew, &nd->fx),
+                     CHORUS_OK);
     pump();
     /* Compact fired timers now and then. */
     if (H.ntimers > MAXQ / 2) {
@@ -387,9 +390,9 @@ static void isolate(int node, bool on) {
 
 static void member(int observer, int subject, bool alive) {
   struct node *nd = &H.nodes[observer];
-  assert_int_equal(
-      repl_member(nd->repl, H.ids[subject], alive, H.now, H.now, &nd->fx),
-      CHORUS_OK);
+  assert_int_equal(repl_member(nd->repl, H.ids[subject], alive, H.now,
+                               H.now + nd->wall_skew, &nd->fx),
+                   CHORUS_OK);
 }
 
 static void member_all(int subject, bool alive) {
@@ -406,8 +409,9 @@ static struct reply_rec *client(int node, struct wire_msg *m) {
   memset(&H.replies[c], 0, sizeof H.replies[c]);
   struct repl_origin o = {false, 0, c};
   struct node *nd = &H.nodes[node];
-  assert_int_equal(repl_client(nd->repl, m, &o, H.now, H.now, &nd->fx),
-                   CHORUS_OK);
+  assert_int_equal(
+      repl_client(nd->repl, m, &o, H.now, H.now + nd->wall_skew, &nd->fx),
+      CHORUS_OK);
   pump();
   return &H.replies[c];
 }
@@ -690,8 +694,21 @@ static void hints_over_the_byte_bound_are_dropped(void **state) {
   teardown_all();
 }
 
+/* The lines a node's repl_config.warn received, joined. */
+static char warned[4096];
+
+static void warn_capture(void *ctx, const char *module, const char *line) {
+  (void)ctx;
+  size_t n = strlen(warned);
+  snprintf(warned + n, sizeof warned - n, "%s: %s\n", module, line);
+}
+
+static const struct chorus_tracer warn_tracer = {warn_capture, NULL};
+
 static void short_hint_age(struct repl_config *c) {
   c->hint_max_age_ms = 5000;
+  c->warn = &warn_tracer;
+  warned[0] = '\0';
 }
 
 static void hints_over_the_age_bound_are_dropped(void **state) {
@@ -704,9 +721,40 @@ static void hints_over_the_age_bound_are_dropped(void **state) {
   advance(6000); /* replay rounds fail (blocked) until the hint is too old */
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
   assert_int_equal(repl_stats(H.nodes[0].repl)->hints_dropped, 1);
+  assert_int_equal(repl_stats(H.nodes[0].repl)->hints_dropped_age, 1);
+  /* An operator hears of it once: target, count and reason. */
+  char want[128];
+  snprintf(want, sizeof want, "repl: dropped 1 hints for %016" PRIx64,
+           H.ids[2]);
+  assert_non_null(strstr(warned, want));
+  assert_non_null(strstr(warned, "older than 5000 ms"));
+  assert_int_equal(strchr(warned, '\n') - warned + 1, strlen(warned));
   isolate(2, false);
   advance(3000);
   assert_int_equal(replicas_with("a", "v"), 2); /* anti-entropy's job now */
+  teardown_all();
+}
+
+/* A coordinator whose wall clock jumps 4 h ahead (faketime found it: every
+ * hint dropped at the target's return) keeps its hints: age is judged by
+ * the monotonic clock as well (HINT AGE, repl_replay.c). */
+static void hints_survive_a_wall_clock_jump(void **state) {
+  (void)state;
+  setup(3, "3", 1, short_hint_age);
+  boot();
+  isolate(2, true);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
+  H.nodes[0].wall_skew = 4 * 3600 * 1000;
+  advance(3000); /* rounds see a hint 4 h old by the wall clock */
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
+  isolate(2, false);
+  advance(1500);
+  assert_int_equal(replicas_with("a", "v"), 3);
+  const struct repl_stats *st = repl_stats(H.nodes[0].repl);
+  assert_int_equal(st->hints_dropped, 0);
+  assert_int_equal(st->hints_replayed, 1);
+  assert_string_equal(warned, "");
   teardown_all();
 }
 
@@ -785,7 +833,9 @@ static void read_repair_fixes_stale_replicas(void **state) {
                         .klen = 1};
   struct repl_hints scratch;
   repl__hints_init(&scratch, UINT64_MAX);
-  assert_int_equal(repl__hints_drop(&scratch, H.nodes[0].store, &h), CHORUS_OK);
+  assert_int_equal(
+      repl__hints_drop(&scratch, H.nodes[0].store, &h, REPL_HINT_DROP_AGE),
+      CHORUS_OK);
   repl__hints_free(&scratch);
   isolate(2, false);
   member_all(2, true);
@@ -2142,6 +2192,7 @@ int main(void) {
       cmocka_unit_test(quiet_replay_keeps_each_hint_on_time),
       cmocka_unit_test(hints_over_the_byte_bound_are_dropped),
       cmocka_unit_test(hints_over_the_age_bound_are_dropped),
+      cmocka_unit_test(hints_survive_a_wall_clock_jump),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
       cmocka_unit_test(non_replicas_forward_one_hop),
       cmocka_unit_test(read_repair_fixes_stale_replicas),
