@@ -239,6 +239,10 @@ static int open_core(struct node *n, char *errmsg) {
   cc.repl.max_object_bytes = n->cfg.max_object_bytes;
   cc.repl.tracer = tracer;
   cc.repl.warn = &node_log_warn_tracer;
+  cc.repl.tombstone_gc = n->cfg.tombstone_gc;
+  cc.repl.tombstone_gc_timeout_ms = n->cfg.tombstone_gc_timeout_ms;
+  cc.repl.hint_max_age_ms = n->cfg.hint_max_age_ms;
+  cc.gc_interval_ms = n->cfg.gc_interval_ms;
   cc.replication = n->cfg.replication;
   cc.gossip = true;
   cc.metadata = true;

@@ -88,6 +88,7 @@
 
 #include "chorus_error.h"
 #include "chorus_types.h"
+#include "repl.h"
 #include "ring.h"
 #include "swim.h"
 
@@ -162,6 +163,12 @@ struct node_config {
   chorus_ms leave_ms;       /* --leave-ms: gossip time at shutdown */
   uint32_t stream_mbps;     /* --stream-mbps: pull rate, 400; 0 no limit */
   uint32_t min_free_mb;     /* --min-free-mb: writes refused below, 256 */
+  /* --tombstone-gc repair | timeout=SECONDS | off (repl.h, TOMBSTONE
+   * COLLECTION), and its walk period --gc-interval-ms (10000). */
+  enum repl_tombstone_gc tombstone_gc;
+  chorus_ms tombstone_gc_timeout_ms;
+  uint32_t gc_interval_ms;
+  chorus_ms hint_max_age_ms; /* --hint-max-age-ms, 3 h */
   /* --max-object-bytes: the byte budget of one object (repl.h), 8 MiB */
   uint32_t max_object_bytes;
 };

@@ -59,6 +59,14 @@ static const char usage_text[] =
     "  --leave-ms MS          gossip time after leaving at shutdown (1000)\n"
     "  --stream-mbps N        topology changes: megabits per second this\n"
     "                         node pulls ranges at (400; 0: no limit)\n"
+    "  --tombstone-gc MODE    repair (default: purge a tombstone once\n"
+    "                         anti-entropy has shown every replica holds\n"
+    "                         it) | timeout=SECONDS (purge after that,\n"
+    "                         repaired or not: a replica that missed the\n"
+    "                         delete for longer brings the value back) |\n"
+    "                         off\n"
+    "  --gc-interval-ms MS    walk the tombstone queue this often (10000)\n"
+    "  --hint-max-age-ms MS   drop hints older than this (10800000, 3 h)\n"
     "  --min-free-mb MB       refuse writes while the data folder's file\n"
     "                         system has less free (default 256; 0: only\n"
     "                         when it is full); ENOSPC to clients\n"
@@ -281,6 +289,33 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
   }
   if (strcmp(key, "stream-mbps") == 0)
     return set_u32(&cfg->stream_mbps, v, 0, 1000000, key, errmsg);
+  if (strcmp(key, "tombstone-gc") == 0) {
+    uint32_t secs;
+    if (strcmp(v, "repair") == 0) {
+      cfg->tombstone_gc = REPL_GC_REPAIR;
+    } else if (strcmp(v, "off") == 0) {
+      cfg->tombstone_gc = REPL_GC_OFF;
+    } else if (strncmp(v, "timeout=", 8) == 0 &&
+               set_u32(&secs, v + 8, 0, 10u * 365 * 86400, key, errmsg) ==
+                   CHORUS_OK) {
+      cfg->tombstone_gc = REPL_GC_TIMEOUT;
+      cfg->tombstone_gc_timeout_ms = (chorus_ms)secs * 1000;
+    } else {
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "--tombstone-gc: \"%s\" is not repair, "
+                         "timeout=SECONDS (0..315360000) or off",
+                         v);
+    }
+    return CHORUS_OK;
+  }
+  if (strcmp(key, "gc-interval-ms") == 0)
+    return set_u32(&cfg->gc_interval_ms, v, 10, 86400000, key, errmsg);
+  if (strcmp(key, "hint-max-age-ms") == 0) {
+    uint32_t ms;
+    int rc = set_u32(&ms, v, 1000, 7u * 86400 * 1000, key, errmsg);
+    cfg->hint_max_age_ms = ms;
+    return rc;
+  }
   if (strcmp(key, "min-free-mb") == 0)
     return set_u32(&cfg->min_free_mb, v, 0, 1u << 24, key, errmsg);
   if (strcmp(key, "config") == 0)
@@ -357,6 +392,9 @@ static void defaults(struct node_config *cfg) {
   cfg->timeout_ms = 2000;
   cfg->leave_ms = 1000;
   cfg->stream_mbps = 400;
+  cfg->tombstone_gc = REPL_GC_REPAIR;
+  cfg->gc_interval_ms = 10000;
+  cfg->hint_max_age_ms = 3ull * 3600 * 1000;
   /* What RocksDB needs to finish what it holds once writes stop, which
    * depends on its buffers, not on the disk's size (so no percentage):
    * table files for a full data memtable and the one behind it (2 x 64

@@ -158,6 +158,9 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   RSTAT(hints_dropped_not_owner);
   RSTAT(hints_pending);
   RSTAT(hint_bytes);
+  RSTAT(tombstones);
+  RSTAT(tombstones_purged);
+  RSTAT(gc_walks);
 #undef RSTAT
   const struct swim_stats *ss = swim_stats(core_swim(n->core));
 #define SSTAT(f) stat_add(&b, (int64_t)ss->f, "swim." #f)

@@ -110,6 +110,7 @@ void repl_free(struct repl *r) {
   chorus_free(r->peers);
   repl__hints_free(&r->hints);
   chorus_free(r->cleanup.after);
+  chorus_free(r->gc.after);
   chorus_free(r);
 }
 

@@ -201,6 +201,13 @@
 #define REPL_FRAME_RESERVE (256u * 1024)
 #define REPL_MAX_OBJECT_LIMIT (WIRE_MAX_FRAME_PEER - REPL_FRAME_RESERVE)
 
+/* How tombstones are collected (TOMBSTONE COLLECTION below). */
+enum repl_tombstone_gc {
+  REPL_GC_REPAIR = 0, /* once anti-entropy shows every replica holds them */
+  REPL_GC_TIMEOUT,    /* after a timeout, repaired or not */
+  REPL_GC_OFF,        /* never */
+};
+
 struct repl_config {
   chorus_node_id self;
   char dc[RING_NAME_MAX]; /* this node's datacenter (LOCAL_* levels) */
@@ -224,6 +231,10 @@ struct repl_config {
   /* The byte budget of one encoded object (above); 0: the default,
    * REPL_MAX_OBJECT_DEFAULT; at most REPL_MAX_OBJECT_LIMIT. */
   uint32_t max_object_bytes;
+  /* Tombstone collection (TOMBSTONE COLLECTION): the mode, default
+   * REPL_GC_REPAIR, and REPL_GC_TIMEOUT's timeout. */
+  enum repl_tombstone_gc tombstone_gc;
+  chorus_ms tombstone_gc_timeout_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
   /* Where what an operator must hear goes (dropped hints, per target and
    * reason, at most once a hint round); borrowed for life; may be NULL. */
@@ -354,6 +365,36 @@ bool repl_cleanup_wanted(const struct repl *r);
 int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
 
 /* ------------------------------------------------------------------------
+ * Tombstone collection (issue 20; ScyllaDB's tombstone_gc = repair)
+ *
+ * A delete leaves a tombstone: the object keeps its version vector so a
+ * late replica's stale value loses on join. Kept forever, delete-heavy
+ * workloads grow without bound; purged too early, a replica that missed
+ * the delete brings the value back (a zombie). Every write that leaves a
+ * kv object mortal (all siblings tombstones) queues it in STORE_META,
+ * stamped with this node's incarnation and monotonic time; each
+ * repl_gc_step walks up to @budget queued objects after the cursor and, in
+ * one unsynced batch, purges those that are dead, that no hint of this
+ * node still names, and that are known held everywhere:
+ *   REPL_GC_REPAIR (default): for every other natural replica of the
+ *     object's range, an anti-entropy exchange over the range started
+ *     after the stamp and completed, so each of them held this object or
+ *     one that supersedes it (repl__aae_repaired_after). A replica cut off
+ *     for a month keeps everyone's tombstones until it is repaired.
+ *   REPL_GC_TIMEOUT: dead for tombstone_gc_timeout_ms (by the write's HLC
+ *     time when known, else since the stamp), repaired or not: Cassandra's
+ *     gc_grace_seconds. A replica that missed the delete and is not
+ *     repaired within the timeout brings the value back. For users who
+ *     accept that.
+ *   REPL_GC_OFF: nothing is queued or purged.
+ * Objects written live again leave the queue. *@done once a walk reached
+ * the end (repl_stats.tombstones: the dead objects that walk kept). The
+ * node core paces the walks. A full store postpones them. Errors:
+ * CHORUS_ENOMEM, store errors.
+ * ------------------------------------------------------------------------ */
+int repl_gc_step(struct repl *r, size_t budget, chorus_ms wall, bool *done);
+
+/* ------------------------------------------------------------------------
  * Streaming by token range (issue 19; Cassandra's bootstrap streams,
  * Riak's handoff)
  *
@@ -457,6 +498,9 @@ struct repl_stats {
   /* Cleanup (CLEANUP): keys looked at, objects deleted, objects kept
    * because a hint still needs them. */
   uint64_t cleanup_scanned, cleanup_deleted, cleanup_hinted;
+  /* Tombstone collection: dead objects the last walk kept, purged since
+   * start, walks completed. */
+  uint64_t tombstones, tombstones_purged, gc_walks;
   /* Hints armed by repl_stream_repair for replicas a piece showed lacking. */
   uint64_t stream_repairs;
 };

@@ -293,6 +293,28 @@ struct repl_cleanup {
   uint64_t deleted;
 };
 
+/* A walk over the tombstone queue (repl_gc.c): where it is, and how many
+ * dead objects it has kept so far. */
+struct repl_gc {
+  uint8_t *after;
+  size_t alen;
+  uint64_t held;
+};
+
+/* repl__gc_mortal: whether @obj may die without a write: a kv object whose
+ * siblings are all tombstones. */
+bool repl__gc_mortal(const struct crdt_obj *obj);
+/* repl__gc_note: adds to @b, which writes the mortal object (@token, @key),
+ * its place in the tombstone queue, stamped now. Errors: CHORUS_EINVAL (a
+ * key over STORE_MAX_USER_KEY), CHORUS_ENOMEM. */
+int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
+                  const void *key, size_t klen);
+/* repl__aae_repaired_after: whether, for every other natural replica of
+ * @token's range, an anti-entropy exchange over that range started at or
+ * after monotonic @since in this incarnation, and completed. */
+bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
+                              chorus_ms since);
+
 /* A holder's read of the data space kept open for one puller's pulls
  * (repl_stream.c, THE KEPT READ). Empty while @it is NULL. */
 struct repl_stream_read {
@@ -327,6 +349,7 @@ struct repl {
   bool ready, failed;
   bool restoring; /* repl_set_restoring */
   struct repl_cleanup cleanup;
+  struct repl_gc gc;
   /* An object this node does not own was kept (a stale coordinator's
    * write, or one a hint still needed): another scan is wanted. */
   bool cleanup_wanted;

@@ -128,8 +128,14 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
       }
       size_t dl;
       unsigned char *dk = repl__data_key(token, key, klen, &dl);
-      rc = dk ? store_put(r->store, STORE_DATA, dk, dl, out, olen, NULL)
-              : CHORUS_ENOMEM;
+      struct store_batch *b = dk ? store_batch_new() : NULL;
+      rc =
+          b ? store_batch_put(b, STORE_DATA, dk, dl, out, olen) : CHORUS_ENOMEM;
+      if (rc == CHORUS_OK && repl__gc_mortal(&local))
+        rc = repl__gc_note(r, b, token, key, klen);
+      if (rc == CHORUS_OK)
+        rc = store_write_batch(r->store, b, NULL);
+      store_batch_free(b);
       chorus_free(dk);
     }
     chorus_free(out);

@@ -86,6 +86,7 @@ int repl__write_start(struct repl *r, struct repl_op *op,
     rc = repl__encode_ctx(&obj, &w->ctx, &w->clen);
   if (rc == CHORUS_OK && obj.type == CRDT_KV)
     w->siblings = dvv_live_count(&obj.u.kv);
+  bool mortal = rc == CHORUS_OK && repl__gc_mortal(&obj);
   crdt_obj_free(&obj);
   if (rc == CHORUS_ENOMEM)
     return rc;
@@ -119,6 +120,8 @@ int repl__write_start(struct repl *r, struct repl_op *op,
   rc = dk ? store_batch_put(b, STORE_DATA, dk, dl, w->obj, w->olen)
           : CHORUS_ENOMEM;
   chorus_free(dk);
+  if (rc == CHORUS_OK && mortal)
+    rc = repl__gc_note(r, b, pl->token, q->key->ptr, q->key->len);
   w->hint_seq = repl__hint_seq(r);
   w->epoch = ring_snapshot_version(r->ring); /* @pl's, resolved just now */
   for (uint8_t i = 0; i < w->c.ntargets && rc == CHORUS_OK; i++) {

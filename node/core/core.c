@@ -229,6 +229,7 @@ int core_new(const struct core_config *cfg, const struct core_effects *fx,
   c->cfg = *cfg;
   c->fx = *fx;
   c->join_at = CORE_NEVER;
+  c->gc_at = CORE_NEVER;
   struct swim_config sc = cfg->swim;
   sc.fx = (struct swim_effects){c, sw_send, sw_changed};
   int rc = swim_new(&sc, &c->swim);
@@ -274,6 +275,18 @@ void core_free(struct core *c) {
   chorus_free(c);
 }
 
+static chorus_ms gc_interval(const struct core *c) {
+  return c->cfg.gc_interval_ms ? c->cfg.gc_interval_ms : CORE_GC_INTERVAL_MS;
+}
+
+/* gc_step: a batch of the tombstone queue's walk (repl_gc_step). */
+static int gc_step(struct core *c, chorus_ms wall) {
+  bool done = true;
+  int rc = repl_gc_step(c->repl, CORE_GC_BATCH, wall, &done);
+  c->gc_at = c->now + (done ? gc_interval(c) : CORE_GC_PAUSE_MS);
+  return rc;
+}
+
 int core_start(struct core *c, struct store *store, chorus_ms now,
                chorus_ms wall) {
   if (c->started || c->repl != NULL)
@@ -290,6 +303,7 @@ int core_start(struct core *c, struct store *store, chorus_ms now,
   if (rc != CHORUS_OK)
     return rc;
   c->started = true;
+  c->gc_at = now + gc_interval(c);
   if (c->cfg.metadata) {
     rc = core__meta_start(c);
     if (rc != CHORUS_OK)
@@ -550,6 +564,8 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {
     rc = core__meta_tick(c);
   if (rc == CHORUS_OK && c->meta != NULL && core__stream_deadline(c) <= now)
     rc = core__stream_step(c);
+  if (rc == CHORUS_OK && c->gc_at <= now)
+    rc = gc_step(c, wall);
   if (rc == CHORUS_OK && c->join_at <= now) {
     if (swim_member_count(c->swim) > 1 || c->leaving)
       c->join_at = CORE_NEVER; /* joined: someone answered */
@@ -574,6 +590,8 @@ chorus_ms core_next_deadline(const struct core *c) {
     if (m < d)
       d = m;
   }
+  if (c->gc_at < d)
+    d = c->gc_at;
   return c->join_at < d ? c->join_at : d;
 }
 

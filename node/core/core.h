@@ -135,6 +135,9 @@
 /* How often a join is retried while no other member is known (seeds may
  * start later than this node). */
 #define CORE_JOIN_RETRY_MS 1000u
+#define CORE_GC_INTERVAL_MS 10000u
+#define CORE_GC_BATCH 1000u
+#define CORE_GC_PAUSE_MS 20u
 
 /* ------------------------------------------------------------------------
  * Configuration and effects
@@ -165,6 +168,11 @@ struct core_config {
    * finished this node starts deleting what it no longer owns (0: 10 s),
    * so that coordinators still at the old epoch are served meanwhile. */
   chorus_ms cleanup_grace_ms;
+  /* Tombstone collection (replication/repl.h, TOMBSTONE COLLECTION; the
+   * mode is repl.tombstone_gc): a walk of the queue every gc_interval_ms
+   * (0: 10 s), CORE_GC_BATCH queued objects every CORE_GC_PAUSE_MS while
+   * it lasts, so that a million tombstones never stall requests. */
+  chorus_ms gc_interval_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
 };
 

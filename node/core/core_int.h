@@ -138,7 +138,11 @@ struct core {
   /* Join retries (core_join). */
   char seeds[SWIM_MAX_SEEDS][SWIM_ADDR_MAX];
   size_t nseeds;
-  chorus_ms join_at;   /* next retry; CORE_NEVER when none is pending */
+  chorus_ms join_at; /* next retry; CORE_NEVER when none is pending */
+  /* Tombstone collection (repl.h): the next repl_gc_step, a batch every
+   * CORE_GC_PAUSE_MS while a walk lasts, the next walk a gc interval after
+   * one ends. CORE_NEVER before the start. */
+  chorus_ms gc_at;
   chorus_ms now, wall; /* the current event's clocks */
   bool started, leaving;
   /* Cluster metadata (core.h, CLUSTER METADATA; core_meta.c) */

@@ -735,6 +735,130 @@ static void hints_over_the_age_bound_are_dropped(void **state) {
   teardown_all();
 }
 
+/* ---- Tombstone collection (repl.h, TOMBSTONE COLLECTION) ---- */
+
+static void gc_timeout_5s(struct repl_config *c) {
+  c->tombstone_gc = REPL_GC_TIMEOUT;
+  c->tombstone_gc_timeout_ms = 5000;
+}
+
+/* Whether node @i stores an object (live or dead) for @key. */
+static bool stored_any(int i, const char *key) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *buf = NULL;
+  size_t len;
+  int rc = store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len);
+  chorus_free(buf);
+  return rc == CHORUS_OK;
+}
+
+static struct reply_rec *del(int node, const char *key, int32_t w) {
+  struct reply_rec r = *get(node, key, WIRE_QUORUM);
+  struct wire_msg d = {.type = WIRE_DELETE};
+  d.del.key = bytes_of(key);
+  d.del.context = (struct wire_bytes){r.ctx, r.clen};
+  d.del.opts.w = w;
+  return client(node, &d);
+}
+
+/* One whole walk of node @i's tombstone queue; the objects it purged. */
+static uint64_t gc_walk(int i) {
+  struct repl *r = H.nodes[i].repl;
+  uint64_t before = repl_stats(r)->tombstones_purged;
+  bool done = false;
+  for (int steps = 0; !done && steps < 100; steps++)
+    assert_int_equal(repl_gc_step(r, 2, H.now + H.nodes[i].wall_skew, &done),
+                     CHORUS_OK);
+  assert_true(done);
+  return repl_stats(r)->tombstones_purged - before;
+}
+
+static void gc_timeout_purges_dead_objects_only(void **state) {
+  (void)state;
+  setup(3, "3", 1, gc_timeout_5s);
+  boot();
+  for (int k = 0; k < 4; k++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", k);
+    assert_int_equal(put(0, key, "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+    assert_int_equal(del(0, key, WIRE_ALL)->type, WIRE_WRITE_REPLY2);
+  }
+  /* k3 lives again: written after its delete. */
+  assert_int_equal(put(0, "k3", "back", WIRE_ALL, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(put(0, "live", "v", WIRE_ALL, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(gc_walk(i), 0); /* not 5 s dead yet */
+    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 3);
+    assert_true(stored_any(i, "k0"));
+  }
+  advance(6000);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(gc_walk(i), 3);
+    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 0);
+    assert_false(stored_any(i, "k0"));
+    assert_false(stored_any(i, "k2"));
+    assert_true(stored_has(i, "k3", "back"));
+    assert_true(stored_has(i, "live", "v"));
+  }
+  /* The queue is empty: a later walk purges and keeps nothing. */
+  advance(6000);
+  assert_int_equal(gc_walk(0), 0);
+  assert_int_equal(get(1, "k0", WIRE_ALL)->nvalues, 0);
+  assert_int_equal(get(1, "k3", WIRE_ALL)->nvalues, 1);
+  teardown_all();
+}
+
+/* A tombstone a hint still carries to a replica stays until the hint is
+ * replayed: purged first, the replica would keep the value it holds. */
+static void gc_keeps_a_tombstone_a_hint_names(void **state) {
+  (void)state;
+  setup(3, "3", 1, gc_timeout_5s);
+  boot();
+  assert_int_equal(put(0, "a", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  isolate(2, true);
+  assert_int_equal(del(0, "a", 2)->type, WIRE_WRITE_REPLY2);
+  int coord = -1;
+  for (int i = 0; i < 2; i++)
+    if (repl_hints_for(H.nodes[i].repl, H.ids[2]) == 1)
+      coord = i;
+  assert_true(coord >= 0);
+  H.nodes[coord].cfg.hint_max_age_ms = 0;
+  advance(6000);
+  assert_int_equal(gc_walk(coord), 0);
+  assert_true(stored_any(coord, "a"));
+  assert_int_equal(gc_walk(1 - coord), 1);
+  isolate(2, false);
+  advance(3000); /* the hint replays: node 2 gets the tombstone */
+  assert_int_equal(repl_hints_for(H.nodes[coord].repl, H.ids[2]), 0);
+  assert_int_equal(get(2, "a", 1)->nvalues, 0);
+  advance(6000);
+  assert_int_equal(gc_walk(coord), 1);
+  assert_int_equal(gc_walk(2), 1);
+  assert_int_equal(replicas_with("a", "v"), 0);
+  teardown_all();
+}
+
+/* The default mode purges only what anti-entropy has shown held
+ * everywhere: without exchanges, nothing, however old. */
+static void gc_repair_mode_waits_for_anti_entropy(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  assert_int_equal(put(0, "a", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(del(0, "a", WIRE_ALL)->type, WIRE_WRITE_REPLY2);
+  advance(600000);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(gc_walk(i), 0);
+    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 1);
+    assert_true(stored_any(i, "a"));
+  }
+  teardown_all();
+}
+
 /* A coordinator whose wall clock jumps 4 h ahead (faketime found it: every
  * hint dropped at the target's return) keeps its hints: age is judged by
  * the monotonic clock as well (HINT AGE, repl_replay.c). */
@@ -2193,6 +2317,9 @@ int main(void) {
       cmocka_unit_test(hints_over_the_byte_bound_are_dropped),
       cmocka_unit_test(hints_over_the_age_bound_are_dropped),
       cmocka_unit_test(hints_survive_a_wall_clock_jump),
+      cmocka_unit_test(gc_timeout_purges_dead_objects_only),
+      cmocka_unit_test(gc_keeps_a_tombstone_a_hint_names),
+      cmocka_unit_test(gc_repair_mode_waits_for_anti_entropy),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
       cmocka_unit_test(non_replicas_forward_one_hop),
       cmocka_unit_test(read_repair_fixes_stale_replicas),
