@@ -278,7 +278,7 @@ static int reply_get(struct repl *r, const struct crdt_obj *obj,
   size_t bytes = crdt_obj_encoded_size(obj);
   m->type = WIRE_GET_REPLY2;
   m->get_reply.context = (struct wire_bytes){*ctx, clen};
-  m->get_reply.siblings = dvv_live_count(d);
+  m->get_reply.siblings = dvv_live_count(d, 0);
   m->get_reply.bytes = bytes;
   m->get_reply.flags = repl__object_warnings(r, bytes, dvv_flags);
   m->get_reply.values = (struct wire_bytes_list){0, items};

@@ -85,7 +85,7 @@ int repl__write_start(struct repl *r, struct repl_op *op,
   if (rc == CHORUS_OK)
     rc = repl__encode_ctx(&obj, &w->ctx, &w->clen);
   if (rc == CHORUS_OK && obj.type == CRDT_KV)
-    w->siblings = dvv_live_count(&obj.u.kv);
+    w->siblings = dvv_live_count(&obj.u.kv, 0);
   crdt_obj_free(&obj);
   if (rc == CHORUS_ENOMEM)
     return rc;
