@@ -318,8 +318,33 @@ struct repl {
   int local_group;
   struct repl_stats stats;
   struct repl_stream_read reads[REPL_STREAM_READS];
+  /* The node's hybrid logical clock (crdt.h): stamps every kv write this
+   * node coordinates (the siblings' ts, and expires = ts's physical time
+   * + TTL), and dates reads (expired siblings read as absent). Advanced
+   * from the @wall of events: @wall is the latest one seen. */
+  struct hlc hlc;
+  chorus_ms wall;
   char err[CHORUS_ERRMSG_SIZE];
 };
+
+/* How far ahead of our wall clock a remote HLC time may be (hlc_recv). */
+#define REPL_HLC_MAX_DRIFT_MS 60000
+
+/* repl__tick: an event at wall time @wall (every event function calls it
+ * first). */
+static inline void repl__tick(struct repl *r, chorus_ms wall) {
+  r->wall = wall;
+}
+
+/* repl__read_time: the HLC time a read is judged at: the clock's last time
+ * or the wall clock, whichever is later (no tick of the counter: reading
+ * is not an event other nodes must order after). A sibling whose expires
+ * is at or before it reads as absent. */
+static inline hlc_time repl__read_time(const struct repl *r) {
+  chorus_ms w = r->wall < HLC_PHYSICAL_MAX ? r->wall : HLC_PHYSICAL_MAX;
+  hlc_time t = hlc_make(w, 0);
+  return t > r->hlc.last ? t : r->hlc.last;
+}
 
 /* repl__hint_seq: a new hint sequence, [epoch][counter]: unique per
  * incarnation, so an acknowledgement meant for an earlier write never

@@ -473,6 +473,7 @@ bool core_client_request(uint8_t type) {
   switch (type) {
   case WIRE_GET:
   case WIRE_PUT:
+  case WIRE_PUT_TTL:
   case WIRE_DELETE:
   case WIRE_COUNTER_ADD:
   case WIRE_COUNTER_READ:
