@@ -34,7 +34,7 @@ static const char usage_text[] =
     "usage: chorus [-H HOST:PORT] [--cluster NAME] [--json] COMMAND ...\n"
     "\n"
     "commands:\n"
-    "  put KEY VALUE [--context CTX] [-w N | -c LEVEL]\n"
+    "  put KEY VALUE [--context CTX] [-w N | -c LEVEL] [--ttl SECONDS]\n"
     "  put KEY - | put KEY --value-file FILE\n"
     "                                the value from standard input or a file\n"
     "                                (any bytes, up to 1 MiB)\n"
@@ -102,6 +102,9 @@ static const char usage_options[] =
     "  --sloppy                      writes may use fallback nodes\n"
     "  --timeout MS                  request timeout (node default otherwise)\n"
     "  --context CTX                 causal context from a get (hex)\n"
+    "  --ttl SECONDS                 put: the value reads as not found after\n"
+    "                                SECONDS (> 0, decimals allowed, at most\n"
+    "                                ten years), by the nodes' clocks\n"
     "  --value-file FILE             put's value, or one set member, from\n"
     "                                FILE (\"-\": standard input), read whole\n"
     "  --force                       cluster remove: also a live member\n"
@@ -231,6 +234,18 @@ static int parse(struct cli *cl, int argc, char **argv) {
       if (v == NULL)
         return usage_error("%s needs a hex context", a);
       cl->context_hex = v;
+      i++;
+    } else if (strcmp(a, "--ttl") == 0) {
+      /* Seconds, as people think of them; the library takes ms. */
+      char *end;
+      errno = 0;
+      double t = v ? strtod(v, &end) : 0;
+      double ms = t * 1000.0 + 0.5;
+      if (v == NULL || errno || end == v || *end || !(ms >= 1.0) ||
+          ms > (double)CHORUS_MAX_TTL_MS)
+        return usage_error("--ttl needs seconds, more than 0 and at most "
+                           "315360000 (ten years)");
+      cl->opts.ttl_ms = (uint64_t)ms;
       i++;
     } else if (strcmp(a, "--timeout") == 0) {
       char *end;
@@ -700,6 +715,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   bool set_cmd = strcmp(cmd, "sadd") == 0 || strcmp(cmd, "srem") == 0;
   if (cl->value_file != NULL && strcmp(cmd, "put") != 0 && !set_cmd) {
     rc = usage_error("--value-file is for put, sadd and srem");
+    goto out;
+  }
+  if (cl->opts.ttl_ms && strcmp(cmd, "put") != 0) {
+    rc = usage_error("--ttl is for put");
     goto out;
   }
   if (cl->force && strcmp(cmd, "cluster") != 0) {

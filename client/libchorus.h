@@ -77,6 +77,9 @@
  * CHORUS_ETOOBIG itself); CHORUS_MAX_MEMBER bounds each set member. */
 #define CHORUS_MAX_KEY 65528u
 #define CHORUS_MAX_VALUE 1048576u
+/* The longest time to live a put may ask for: ten years (of 365 days), in
+ * milliseconds (struct chorus_opts, ttl_ms). */
+#define CHORUS_MAX_TTL_MS UINT64_C(315360000000)
 #define CHORUS_MAX_MEMBER 65536u
 
 struct uv_loop_s; /* uv_loop_t, from <uv.h> */
@@ -158,6 +161,15 @@ struct chorus_opts {
   /* Counter adds only: the operation id that makes a retried add count
    * once. 0 lets the library draw a random non-zero 64-bit id. */
   uint64_t op_id;
+  /* Puts only (other calls ignore it): the value's time to live in
+   * milliseconds, 0 for none, at most CHORUS_MAX_TTL_MS. The coordinating
+   * node adds it to its hybrid logical clock at the write; from then on
+   * every node reads the value as not found (a get without it answers
+   * nvalues 0, or only the other siblings), judged by its own clock, so a
+   * value may read as absent up to the clock skew between nodes early or
+   * late. The context of a read still covers an expired value: a put with
+   * it replaces it. Nodes from before TTLs answer CHORUS_ENOTSUP. */
+  uint64_t ttl_ms;
 };
 
 /* chorus_level_parse: "QUORUM" (any case), "ONE".."EACH_QUORUM", "DEFAULT"
@@ -368,10 +380,13 @@ int chorus_get(struct chorus_client *c, const void *key, size_t key_len,
 /* chorus_put: writes @value (0..CHORUS_MAX_VALUE bytes; a node set with a
  * lower --max-value-bytes answers CHORUS_ETOOBIG over it). With the
  * @context of an earlier read, it replaces the siblings that read saw; with
- * an empty context it adds a sibling. Fills context and the object's
- * warnings. Errors: CHORUS_ETOOBIG when the object would exceed the node's
+ * an empty context it adds a sibling. With opts->ttl_ms, the value expires
+ * (struct chorus_opts). Fills context and the object's warnings.
+ * Errors: CHORUS_EINVAL (opts->ttl_ms over CHORUS_MAX_TTL_MS),
+ * CHORUS_ETOOBIG when the object would exceed the node's
  * byte budget (nothing written: resolve the siblings, see OBJECT
- * WARNINGS), CHORUS_ESIBLINGS over the sibling cap, and as above. */
+ * WARNINGS), CHORUS_ESIBLINGS over the sibling cap, CHORUS_ENOTSUP (a TTL
+ * sent to a node from before TTLs), and as above. */
 int chorus_put(struct chorus_client *c, const void *key, size_t key_len,
                const void *value, size_t value_len, const void *context,
                size_t context_len, const struct chorus_opts *opts,

@@ -3,6 +3,7 @@
  * until the request's callback has run.
  */
 #include <assert.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
@@ -35,6 +36,7 @@ static uint32_t opt_timeout(const struct chorus_opts *o) {
 /* The public limits are the wire's (one definition: wire.h). */
 _Static_assert(CHORUS_MAX_KEY == WIRE_MAX_KEY, "key limit");
 _Static_assert(CHORUS_MAX_VALUE == WIRE_MAX_VALUE, "value limit");
+_Static_assert(CHORUS_MAX_TTL_MS == WIRE_MAX_TTL_MS, "ttl limit");
 _Static_assert(CHORUS_MAX_MEMBER == WIRE_MAX_MEMBER, "member limit");
 _Static_assert(CHORUS_MAX_MEMBER <= CHORUS_MAX_VALUE, "a member is a value");
 
@@ -154,9 +156,17 @@ static int do_put(struct chorus_client *c, const void *key, size_t key_len,
     rc = check_bytes(c, context, context_len, "context");
   if (rc != CHORUS_OK)
     return rc;
+  uint64_t ttl = opts ? opts->ttl_ms : 0;
+  if (ttl > CHORUS_MAX_TTL_MS)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "ttl of %" PRIu64 " ms is over the %" PRIu64
+                       "-ms limit (ten years)",
+                       ttl, CHORUS_MAX_TTL_MS);
   struct wire_msg m;
   memset(&m, 0, sizeof m);
-  m.type = WIRE_PUT;
+  /* A put without a TTL stays a PUT, which every node understands. */
+  m.type = ttl ? WIRE_PUT_TTL : WIRE_PUT;
+  m.put.ttl_ms = ttl;
   m.put.key = wb(key, key_len);
   m.put.value = wb(value, value_len);
   m.put.context = wb(context, context_len);

@@ -114,6 +114,7 @@ static uint8_t expected_reply(uint8_t req_type) {
   case WIRE_GET:
     return WIRE_GET_REPLY;
   case WIRE_PUT:
+  case WIRE_PUT_TTL:
   case WIRE_DELETE:
   case WIRE_COUNTER_ADD:
   case WIRE_SET_ADD:

@@ -62,6 +62,13 @@
 
 /* The first byte of every encoding in this module. */
 #define CRDT_FORMAT_V1 1
+/* dvv encodings only: siblings carry their write time and expiry (issue
+ * 20). dvv_encode writes it; dvv_decode still reads CRDT_FORMAT_V1 (the
+ * times are then 0, "unknown" and "never"). */
+#define CRDT_FORMAT_DVV_V2 2
+
+/* A hybrid logical clock time (see "Hybrid logical clocks" below). */
+typedef uint64_t hlc_time;
 
 /* A dot: the @counter-th event minted by @node. Counters start at 1. */
 struct crdt_dot {
@@ -205,6 +212,12 @@ struct dvv_sibling {
   uint8_t *value; /* owned; NULL for a tombstone or an empty value */
   uint32_t len;
   bool tombstone;
+  /* The coordinator's HLC time of the write that made this sibling, value
+   * or tombstone; 0: unknown (written before siblings carried it). */
+  hlc_time ts;
+  /* Values only (0 on tombstones): the HLC time from which the value reads
+   * as not found (its TTL ran out); 0: never. */
+  hlc_time expires;
 };
 
 struct dvv {
@@ -250,6 +263,19 @@ int dvv_delete(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
                const struct dvv_limits *lim, struct crdt_dot *dot,
                unsigned *flags);
 
+/* dvv_put_at, dvv_delete_at: dvv_put and dvv_delete with the write's time:
+ * the new sibling gets ts = @ts (the coordinator's hlc_now) and, for a
+ * value, expires = @expires (0: never). dvv_put and dvv_delete write
+ * ts = expires = 0. Errors: as dvv_put, and CHORUS_EINVAL when @expires is
+ * not 0 yet not after @ts (@d unchanged). */
+int dvv_put_at(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
+               const void *value, size_t len, hlc_time ts, hlc_time expires,
+               const struct dvv_limits *lim, struct crdt_dot *dot,
+               unsigned *flags);
+int dvv_delete_at(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
+                  hlc_time ts, const struct dvv_limits *lim,
+                  struct crdt_dot *dot, unsigned *flags);
+
 /* dvv_discard: drops every sibling whose dot @ctx covers; @d's vv is left
  * alone (discarding is not a write: nothing new supersedes them). */
 void dvv_discard(struct dvv *d, const struct vv *ctx);
@@ -260,21 +286,54 @@ void dvv_discard(struct dvv *d, const struct vv *ctx);
 int dvv_join(struct dvv *dst, const struct dvv *src,
              const struct dvv_limits *lim, unsigned *flags);
 
-/* Reading. dvv_found: whether any live (non-tombstone) sibling exists; a
- * reader answers "not found" otherwise, still with the context. The live
- * values are the siblings with !tombstone, borrowed until @d changes.
- * dvv_context: the causal context to hand the client (encode it with
- * vv_encode; it is opaque to clients). */
-bool dvv_found(const struct dvv *d);
-uint32_t dvv_live_count(const struct dvv *d);
+/* Reading at HLC time @now (the reader's clock; 0 ignores expiry).
+ * A sibling is live at @now when it is a value and has not expired:
+ * expires == 0 || expires > now. Tombstones and expired values are dead:
+ * a reader skips them and answers "not found" when no sibling is live,
+ * still with the context, which covers the dead ones too (a write with it
+ * supersedes them). Expired values are never rewritten into tombstones in
+ * place: replicas would then hold different bytes for one history and
+ * fight under anti-entropy; they stay, identical everywhere, until the
+ * tombstone collector purges the whole object (dvv_dead_since).
+ * dvv_found: whether some sibling is live; dvv_live_count: how many. The
+ * live values are borrowed until @d changes. dvv_context: the causal
+ * context to hand the client (encode it with vv_encode; it is opaque to
+ * clients). */
+static inline bool dvv_sibling_live(const struct dvv_sibling *s, hlc_time now) {
+  return !s->tombstone && (s->expires == 0 || s->expires > now);
+}
+bool dvv_found(const struct dvv *d, hlc_time now);
+uint32_t dvv_live_count(const struct dvv *d, hlc_time now);
+/* dvv_dead_since: for the tombstone collector: 0 when some sibling is live
+ * at @now; otherwise the latest time at which one of the siblings died
+ * (a tombstone's ts, an expired value's expires), i.e. the object has been
+ * entirely dead since then. 0 also when that time is unknown: no siblings,
+ * or only tombstones written before siblings carried a ts (ts 0; a sibling
+ * with a ts is always younger than one without, so the maximum over the
+ * known ones is right when both kinds are present). A collector tells the
+ * cases apart with dvv_found and keeps an object whose time is unknown
+ * (or dates it itself). The time is HLC: compare it with a clock of the
+ * same kind, minus the skew allowed between nodes. */
+hlc_time dvv_dead_since(const struct dvv *d, hlc_time now);
 static inline const struct vv *dvv_context(const struct dvv *d) {
   return &d->vv;
 }
 bool dvv_equal(const struct dvv *a, const struct dvv *b);
 
-/* Codec. Layout: [version][array(2): vv body,
- * array(3n): node, counter, bin value | nil (tombstone), ...]; dots strictly
- * ascending and covered by the vv. */
+/* Codec. Layout (CRDT_FORMAT_DVV_V2, what dvv_encode writes):
+ *
+ *   [2][array(2): vv body,
+ *       array(5n): node, counter, ts, expires, bin value | nil, ...]
+ *
+ * dots strictly ascending and covered by the vv; ts and expires uints
+ * (hlc_time), expires 0 on tombstones, expires 0 or > ts on values. The
+ * previous layout, CRDT_FORMAT_V1, still decodes (ts = expires = 0):
+ *
+ *   [1][array(2): vv body, array(3n): node, counter, bin value | nil, ...]
+ *
+ * Overhead of V2 over V1: a ts of today costs 9 bytes (msgpack uint64; 1
+ * when 0), expires 1 byte when 0 and 9 when set: 10 bytes per sibling
+ * without a TTL, 18 with one (tests/crdt checks these figures). */
 size_t dvv_encoded_size(const struct dvv *d);
 int dvv_encode(const struct dvv *d, uint8_t *buf, size_t cap, size_t *written);
 int dvv_decode(struct dvv *out, const uint8_t *buf, size_t len, char *errmsg);
@@ -298,8 +357,6 @@ int dvv_decode(struct dvv *out, const uint8_t *buf, size_t len, char *errmsg);
  * overflow, so the clock then advances l by one millisecond and resets c
  * (monotonicity kept; l leads pt by at most the burst).
  * ======================================================================== */
-
-typedef uint64_t hlc_time;
 
 #define HLC_LOGICAL_BITS 16
 #define HLC_PHYSICAL_MAX ((UINT64_C(1) << (64 - HLC_LOGICAL_BITS)) - 1)

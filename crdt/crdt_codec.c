@@ -44,13 +44,16 @@ static int wr_cb(void *data, const char *p, size_t n) {
 
 typedef int (*body_fn)(msgpack_packer *pk, const void *x);
 
+/* dvv is the one body with a version of its own (CRDT_FORMAT_DVV_V2). */
+static int body_dvv(msgpack_packer *pk, const void *x);
+
 /* Runs @body after the version byte, counting or writing. */
 static int run_encoder(body_fn body, const void *x, uint8_t *buf, size_t cap,
                        size_t *written, size_t *size) {
   struct wr w = {buf, cap, 0};
   msgpack_packer pk;
   msgpack_packer_init(&pk, &w, wr_cb);
-  static const char version = CRDT_FORMAT_V1;
+  const char version = body == body_dvv ? CRDT_FORMAT_DVV_V2 : CRDT_FORMAT_V1;
   if (wr_cb(&w, &version, 1) != 0 || body(&pk, x) != 0) {
     if (written)
       *written = 0;
@@ -98,11 +101,12 @@ static int body_vv(msgpack_packer *pk, const void *x) {
 static int body_dvv(msgpack_packer *pk, const void *x) {
   const struct dvv *d = x;
   if (msgpack_pack_array(pk, 2) != 0 || body_vv(pk, &d->vv) != 0 ||
-      msgpack_pack_array(pk, (size_t)d->n * 3) != 0)
+      msgpack_pack_array(pk, (size_t)d->n * 5) != 0)
     return -1;
   for (uint32_t i = 0; i < d->n; i++) {
     const struct dvv_sibling *s = &d->sib[i];
-    if (pack_dot(pk, s->dot) != 0)
+    if (pack_dot(pk, s->dot) != 0 || msgpack_pack_uint64(pk, s->ts) != 0 ||
+        msgpack_pack_uint64(pk, s->expires) != 0)
       return -1;
     if ((s->tombstone ? msgpack_pack_nil(pk)
                       : pack_bin(pk, s->value, s->len)) != 0)
@@ -458,33 +462,51 @@ int vv_decode(struct vv *out, const uint8_t *buf, size_t len, char *errmsg) {
   return rc;
 }
 
+/* dvv_decode reads both layouts (crdt.h): V1's siblings are triples
+ * (dot, value), V2's 5-tuples (dot, ts, expires, value). */
 int dvv_decode(struct dvv *out, const uint8_t *buf, size_t len, char *errmsg) {
   struct rd r = {buf, buf, buf + len, errmsg};
   dvv_init(out);
-  uint32_t n;
+  uint32_t n, width = 3;
   int rc;
-  if ((rc = rd_version(&r, "dvv")) != CHORUS_OK ||
-      (rc = rd_tuple(&r, 2, "dvv")) != CHORUS_OK ||
+  if (rd_left(&r) >= 1 && *r.p == CRDT_FORMAT_DVV_V2) {
+    r.p++;
+    width = 5;
+  } else if ((rc = rd_version(&r, "dvv")) != CHORUS_OK) {
+    goto err_after_init;
+  }
+  if ((rc = rd_tuple(&r, 2, "dvv")) != CHORUS_OK ||
       (rc = rd_vv(&r, &out->vv, CRDT_EVENT_MAX, "dvv vv")) != CHORUS_OK ||
       (rc = rd_array(&r, &n, 1, "dvv siblings")) != CHORUS_OK)
     goto err_after_init;
-  if (n % 3) {
-    rc = rd_fail(&r, "dvv siblings: array length %u not a multiple of 3", n);
+  if (n % width) {
+    rc = rd_fail(&r, "dvv siblings: array length %u not a multiple of %u", n,
+                 width);
     goto err_after_init;
   }
-  if (crdt__grow((void **)&out->sib, &out->cap, n / 3, sizeof *out->sib) !=
+  if (crdt__grow((void **)&out->sib, &out->cap, n / width, sizeof *out->sib) !=
       CHORUS_OK) {
     rc = CHORUS_ENOMEM;
     goto err_after_init;
   }
-  for (uint32_t i = 0; i < n / 3; i++) {
-    struct dvv_sibling s;
+  for (uint32_t i = 0; i < n / width; i++) {
+    struct dvv_sibling s = {{0, 0}, NULL, 0, false, 0, 0};
     const uint8_t *p;
     bool nil;
     if ((rc = rd_dot(&r, &s.dot, "dvv sibling dot")) != CHORUS_OK ||
+        (width == 5 &&
+         ((rc = rd_uint(&r, &s.ts, "dvv sibling ts")) != CHORUS_OK ||
+          (rc = rd_uint(&r, &s.expires, "dvv sibling expires")) !=
+              CHORUS_OK)) ||
         (rc = rd_bin(&r, &p, &s.len, DVV_VALUE_MAX, true, &nil,
                      "dvv sibling value")) != CHORUS_OK)
       goto err_after_init;
+    if (s.expires != 0 && (nil || s.expires <= s.ts)) {
+      rc = rd_fail(&r, "dvv sibling expires at %llu, %s",
+                   (unsigned long long)s.expires,
+                   nil ? "a tombstone" : "not after its ts");
+      goto err_after_init;
+    }
     if (i > 0 && crdt__dot_cmp(out->sib[i - 1].dot, s.dot) >= 0) {
       rc = rd_fail(&r, "dvv siblings: dots not strictly ascending");
       goto err_after_init;

@@ -30,7 +30,9 @@ bool crdt__dvv_valid(const struct dvv *d) {
     const struct dvv_sibling *s = &d->sib[i];
     if ((i > 0 && crdt__dot_cmp(d->sib[i - 1].dot, s->dot) >= 0) ||
         s->dot.counter == 0 || !vv_covers(&d->vv, s->dot) ||
-        (s->len > 0) != (s->value != NULL) || (s->tombstone && s->len > 0))
+        (s->len > 0) != (s->value != NULL) || (s->tombstone && s->len > 0) ||
+        (s->tombstone && s->expires != 0) ||
+        (s->expires != 0 && s->expires <= s->ts))
       return false;
   }
   return true;
@@ -71,18 +73,20 @@ err_after_init:
 
 /* The write path shared by put and delete (steps 1-3 of the essay). */
 static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
-                     const void *value, size_t len, bool tombstone,
-                     const struct dvv_limits *lim, struct crdt_dot *dot,
-                     unsigned *flags) {
+                     const void *value, size_t len, bool tombstone, hlc_time ts,
+                     hlc_time expires, const struct dvv_limits *lim,
+                     struct crdt_dot *dot, unsigned *flags) {
   assert(crdt__dvv_valid(d));
   assert(len == 0 || value != NULL);
-  assert(!tombstone || len == 0);
+  assert(!tombstone || (len == 0 && expires == 0));
   if (lim == NULL)
     lim = &dvv_default_limits;
   if (flags)
     *flags = 0;
   if (len > DVV_VALUE_MAX)
     return CHORUS_ETOOBIG;
+  if (expires != 0 && expires <= ts)
+    return CHORUS_EINVAL;
   static const struct vv empty = {NULL, 0, 0};
   if (ctx == NULL)
     ctx = &empty;
@@ -106,7 +110,8 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
     return CHORUS_ERANGE;
 
   /* Reserve everything first so that nothing below can fail half-way. */
-  struct dvv_sibling s = {{coord, 0}, NULL, (uint32_t)len, tombstone};
+  struct dvv_sibling s = {{coord, 0}, NULL, (uint32_t)len,
+                          tombstone,  ts,   expires};
   if (len > 0 && (s.value = chorus_memdup(value, len)) == NULL)
     return CHORUS_ENOMEM;
   if (crdt__grow((void **)&d->sib, &d->cap, d->n + 1, sizeof *d->sib) !=
@@ -156,13 +161,27 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
 int dvv_put(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
             const void *value, size_t len, const struct dvv_limits *lim,
             struct crdt_dot *dot, unsigned *flags) {
-  return dvv_write(d, coord, ctx, value, len, false, lim, dot, flags);
+  return dvv_write(d, coord, ctx, value, len, false, 0, 0, lim, dot, flags);
 }
 
 int dvv_delete(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
                const struct dvv_limits *lim, struct crdt_dot *dot,
                unsigned *flags) {
-  return dvv_write(d, coord, ctx, NULL, 0, true, lim, dot, flags);
+  return dvv_write(d, coord, ctx, NULL, 0, true, 0, 0, lim, dot, flags);
+}
+
+int dvv_put_at(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
+               const void *value, size_t len, hlc_time ts, hlc_time expires,
+               const struct dvv_limits *lim, struct crdt_dot *dot,
+               unsigned *flags) {
+  return dvv_write(d, coord, ctx, value, len, false, ts, expires, lim, dot,
+                   flags);
+}
+
+int dvv_delete_at(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
+                  hlc_time ts, const struct dvv_limits *lim,
+                  struct crdt_dot *dot, unsigned *flags) {
+  return dvv_write(d, coord, ctx, NULL, 0, true, ts, 0, lim, dot, flags);
 }
 
 void dvv_discard(struct dvv *d, const struct vv *ctx) {
@@ -184,6 +203,10 @@ void dvv_discard(struct dvv *d, const struct vv *ctx) {
 static int sib_cmp(const struct dvv_sibling *a, const struct dvv_sibling *b) {
   if (a->tombstone != b->tombstone)
     return a->tombstone ? -1 : 1;
+  if (a->ts != b->ts)
+    return a->ts < b->ts ? -1 : 1;
+  if (a->expires != b->expires)
+    return a->expires < b->expires ? -1 : 1;
   return crdt__bytes_cmp(a->value, a->len, b->value, b->len);
 }
 
@@ -278,18 +301,32 @@ err_after_out:
   return CHORUS_ENOMEM;
 }
 
-bool dvv_found(const struct dvv *d) {
+bool dvv_found(const struct dvv *d, hlc_time now) {
   for (uint32_t i = 0; i < d->n; i++)
-    if (!d->sib[i].tombstone)
+    if (dvv_sibling_live(&d->sib[i], now))
       return true;
   return false;
 }
 
-uint32_t dvv_live_count(const struct dvv *d) {
+uint32_t dvv_live_count(const struct dvv *d, hlc_time now) {
   uint32_t c = 0;
   for (uint32_t i = 0; i < d->n; i++)
-    c += !d->sib[i].tombstone;
+    c += dvv_sibling_live(&d->sib[i], now);
   return c;
+}
+
+hlc_time dvv_dead_since(const struct dvv *d, hlc_time now) {
+  hlc_time since = 0;
+  for (uint32_t i = 0; i < d->n; i++) {
+    const struct dvv_sibling *s = &d->sib[i];
+    if (dvv_sibling_live(s, now))
+      return 0;
+    /* Dead: a tombstone since its write, a value since it expired. */
+    hlc_time t = s->tombstone ? s->ts : s->expires;
+    if (t > since)
+      since = t;
+  }
+  return since;
 }
 
 bool dvv_equal(const struct dvv *a, const struct dvv *b) {

@@ -91,6 +91,8 @@ int repl_new(const struct repl_config *cfg, struct store *store,
   if (r->cfg.read_repair == WIRE_RR_DEFAULT)
     r->cfg.read_repair = WIRE_RR_ASYNC;
   r->store = store;
+  hlc_init(&r->hlc, REPL_HLC_MAX_DRIFT_MS);
+  r->hlc.tracer = r->cfg.tracer;
   repl__hints_init(&r->hints,
                    cfg->hint_max_bytes ? cfg->hint_max_bytes : UINT64_MAX);
   repl_set_ring(r, ring);
@@ -165,7 +167,7 @@ static int write_epoch(struct repl *r, const struct repl_effects *fx) {
 
 int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
-  r->hints.now = now;
+  repl__tick(r, now, wall);
   assert(!r->ready && r->epoch == 0 && "repl_start runs once per instance");
   void *buf;
   size_t len;
@@ -246,7 +248,7 @@ int repl__epoch_ready(struct repl *r, const struct repl_effects *fx) {
 int repl_client(struct repl *r, const struct wire_msg *m,
                 const struct repl_origin *origin, chorus_ms now, chorus_ms wall,
                 const struct repl_effects *fx) {
-  r->hints.now = now;
+  repl__tick(r, now, wall);
   r->stats.requests++;
   int rc = repl__coordinate(r, m, origin, wall, fx);
   refresh_stats(r);
@@ -255,7 +257,7 @@ int repl_client(struct repl *r, const struct wire_msg *m,
 
 int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall, const struct repl_effects *fx) {
-  r->hints.now = now;
+  repl__tick(r, now, wall);
   int rc = CHORUS_OK;
   struct repl_request q;
   switch (m->type) {
@@ -301,7 +303,7 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
 
 int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx) {
-  r->hints.now = now;
+  repl__tick(r, now, wall);
   uint64_t kind = id >> REPL_TIMER_KIND_SHIFT;
   int rc = CHORUS_OK;
   if (kind == REPL_TIMER_HINTS) {
@@ -348,7 +350,7 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
 
 int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall, const struct repl_effects *fx) {
-  r->hints.now = now;
+  repl__tick(r, now, wall);
   struct repl_op *op = repl__op_find(r, token);
   if (op == NULL)
     return CHORUS_OK;
@@ -372,7 +374,7 @@ int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
 
 int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
                 chorus_ms wall, const struct repl_effects *fx) {
-  r->hints.now = now;
+  repl__tick(r, now, wall);
   if (node == r->cfg.self)
     return CHORUS_OK;
   struct repl_peer_state *p = repl__peer_get(r, node, true);

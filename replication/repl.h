@@ -371,7 +371,8 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
  * late replica's stale value loses on join. Kept forever, delete-heavy
  * workloads grow without bound; purged too early, a replica that missed
  * the delete brings the value back (a zombie). Every write that leaves a
- * kv object mortal (all siblings tombstones) queues it in STORE_META,
+ * kv object mortal (all siblings tombstones or values with a TTL) queues
+ * it in STORE_META,
  * stamped with this node's incarnation and monotonic time; each
  * repl_gc_step walks up to @budget queued objects after the cursor and, in
  * one unsynced batch, purges those that are dead, that no hint of this
@@ -392,7 +393,8 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
  * node core paces the walks. A full store postpones them. Errors:
  * CHORUS_ENOMEM, store errors.
  * ------------------------------------------------------------------------ */
-int repl_gc_step(struct repl *r, size_t budget, chorus_ms wall, bool *done);
+int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
+                 bool *done);
 
 /* ------------------------------------------------------------------------
  * Streaming by token range (issue 19; Cassandra's bootstrap streams,

@@ -38,18 +38,17 @@ bool repl__gc_mortal(const struct crdt_obj *obj) {
     return false;
   const struct dvv *d = &obj->u.kv;
   for (uint32_t i = 0; i < d->n; i++)
-    if (!d->sib[i].tombstone)
+    if (!d->sib[i].tombstone && d->sib[i].expires == 0)
       return false;
   return true;
 }
 
-/* dead_since: whether @obj is dead at @now (no sibling reads), and since
- * when (*@since, 0 when unknown). */
+/* dead_since: whether mortal @obj is dead at @now (no sibling reads), and
+ * since when (*@since, HLC; 0 when unknown). */
 static bool dead_since(const struct crdt_obj *obj, hlc_time now,
                        hlc_time *since) {
-  (void)now;
-  *since = 0;
-  return repl__gc_mortal(obj);
+  *since = dvv_dead_since(&obj->u.kv, now);
+  return !dvv_found(&obj->u.kv, now);
 }
 
 int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
@@ -69,6 +68,11 @@ int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
  * this node at monotonic @stamp, may be purged now. */
 static bool eligible(const struct repl *r, chorus_token token, hlc_time since,
                      chorus_ms stamp, chorus_ms wall) {
+  /* Dead here is dead everywhere only past the clocks' skew: a replica
+   * whose clock is behind still reads a value whose TTL ran out here (and
+   * an exchange would hand it back). */
+  if (since != 0 && wall < hlc_physical(since) + REPL_GC_SKEW_MS)
+    return false;
   if (r->cfg.tombstone_gc == REPL_GC_TIMEOUT) {
     chorus_ms t = r->cfg.tombstone_gc_timeout_ms;
     if (since != 0)
@@ -78,7 +82,9 @@ static bool eligible(const struct repl *r, chorus_token token, hlc_time since,
   return repl__aae_repaired_after(r, token, stamp);
 }
 
-int repl_gc_step(struct repl *r, size_t budget, chorus_ms wall, bool *done) {
+int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
+                 bool *done) {
+  repl__tick(r, now, wall);
   struct repl_gc *g = &r->gc;
   *done = false;
   if (r->cfg.tombstone_gc == REPL_GC_OFF || !r->ready) {
@@ -105,7 +111,7 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms wall, bool *done) {
     store_iter_close(it);
     return CHORUS_ENOMEM;
   }
-  hlc_time now = hlc_make(wall, 0);
+  hlc_time read_time = repl__read_time(r);
   size_t seen = 0, purged = 0;
   const uint8_t *last = NULL;
   size_t lastlen = 0;
@@ -144,7 +150,7 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms wall, bool *done) {
       continue;
     }
     hlc_time since;
-    bool dead = dead_since(&obj, now, &since);
+    bool dead = dead_since(&obj, read_time, &since);
     crdt_obj_free(&obj);
     if (epoch != r->epoch) {
       /* An earlier incarnation's stamp: from now on. */

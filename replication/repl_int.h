@@ -295,6 +295,11 @@ struct repl_cleanup {
 
 /* A walk over the tombstone queue (repl_gc.c): where it is, and how many
  * dead objects it has kept so far. */
+/* A dead object is purged only this long after it died (by the HLC time
+ * of its death): twice the skew the nodes' clocks may have from true time
+ * (their bound is 500 ms), so that every replica reads it dead too. */
+#define REPL_GC_SKEW_MS 2000
+
 struct repl_gc {
   uint8_t *after;
   size_t alen;
@@ -302,7 +307,7 @@ struct repl_gc {
 };
 
 /* repl__gc_mortal: whether @obj may die without a write: a kv object whose
- * siblings are all tombstones. */
+ * siblings are all tombstones or values with a TTL. */
 bool repl__gc_mortal(const struct crdt_obj *obj);
 /* repl__gc_note: adds to @b, which writes the mortal object (@token, @key),
  * its place in the tombstone queue, stamped now. Errors: CHORUS_EINVAL (a
@@ -367,8 +372,34 @@ struct repl {
   int local_group;
   struct repl_stats stats;
   struct repl_stream_read reads[REPL_STREAM_READS];
+  /* The node's hybrid logical clock (crdt.h): stamps every kv write this
+   * node coordinates (the siblings' ts, and expires = ts's physical time
+   * + TTL), and dates reads (expired siblings read as absent). Advanced
+   * from the @wall of events: @wall is the latest one seen. */
+  struct hlc hlc;
+  chorus_ms wall;
   char err[CHORUS_ERRMSG_SIZE];
 };
+
+/* How far ahead of our wall clock a remote HLC time may be (hlc_recv). */
+#define REPL_HLC_MAX_DRIFT_MS 60000
+
+/* repl__tick: an event at monotonic time @now and wall time @wall (every
+ * event function calls it first). */
+static inline void repl__tick(struct repl *r, chorus_ms now, chorus_ms wall) {
+  r->wall = wall;
+  r->hints.now = now;
+}
+
+/* repl__read_time: the HLC time a read is judged at: the clock's last time
+ * or the wall clock, whichever is later (no tick of the counter: reading
+ * is not an event other nodes must order after). A sibling whose expires
+ * is at or before it reads as absent. */
+static inline hlc_time repl__read_time(const struct repl *r) {
+  chorus_ms w = r->wall < HLC_PHYSICAL_MAX ? r->wall : HLC_PHYSICAL_MAX;
+  hlc_time t = hlc_make(w, 0);
+  return t > r->hlc.last ? t : r->hlc.last;
+}
 
 /* repl__hint_seq: a new hint sequence, [epoch][counter]: unique per
  * incarnation, so an acknowledgement meant for an earlier write never

@@ -278,7 +278,10 @@ static int reply_get(struct repl *r, const struct crdt_obj *obj,
   size_t bytes = crdt_obj_encoded_size(obj);
   m->type = WIRE_GET_REPLY2;
   m->get_reply.context = (struct wire_bytes){*ctx, clen};
-  m->get_reply.siblings = dvv_live_count(d);
+  /* Dead siblings (tombstones, values past their expiry at our clock) are
+   * absent from the answer; the context still covers them. */
+  hlc_time now = repl__read_time(r);
+  m->get_reply.siblings = dvv_live_count(d, now);
   m->get_reply.bytes = bytes;
   m->get_reply.flags = repl__object_warnings(r, bytes, dvv_flags);
   m->get_reply.values = (struct wire_bytes_list){0, items};
@@ -286,7 +289,7 @@ static int reply_get(struct repl *r, const struct crdt_obj *obj,
    * header at most 4 more than when empty. */
   size_t used = wire_encoded_size(m) + 4, n = 0;
   for (uint32_t i = 0; i < d->n; i++) {
-    if (d->sib[i].tombstone)
+    if (!dvv_sibling_live(&d->sib[i], now))
       continue;
     if (used + d->sib[i].len + 5 > reply_limit(r)) {
       m->get_reply.flags |= WIRE_REPLY_TRUNCATED;

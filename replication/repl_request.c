@@ -24,8 +24,8 @@ _Static_assert(WIRE_MAX_KEY <= WIRE_MAX_KEY_FIELD, "a maximal key must decode");
  * ------------------------------------------------------------------------ */
 
 bool repl__is_write_type(uint8_t t) {
-  return t == WIRE_PUT || t == WIRE_DELETE || t == WIRE_COUNTER_ADD ||
-         t == WIRE_SET_ADD || t == WIRE_SET_REMOVE;
+  return t == WIRE_PUT || t == WIRE_PUT_TTL || t == WIRE_DELETE ||
+         t == WIRE_COUNTER_ADD || t == WIRE_SET_ADD || t == WIRE_SET_REMOVE;
 }
 
 bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
@@ -34,6 +34,7 @@ bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
     *q = (struct repl_request){&m->get.key, &m->get.opts, CRDT_KV, false};
     return true;
   case WIRE_PUT:
+  case WIRE_PUT_TTL:
     *q = (struct repl_request){&m->put.key, &m->put.opts, CRDT_KV, true};
     return true;
   case WIRE_DELETE:
@@ -105,7 +106,8 @@ static int check_limits(struct repl *r, const struct wire_msg *m,
     return chorus_errf(r->err, CHORUS_ETOOBIG,
                        "key of %zu bytes is over the %u-byte key limit",
                        q->key->len, WIRE_MAX_KEY);
-  if (m->type == WIRE_PUT && m->put.value.len > max)
+  if ((m->type == WIRE_PUT || m->type == WIRE_PUT_TTL) &&
+      m->put.value.len > max)
     return chorus_errf(r->err, CHORUS_ETOOBIG,
                        "value of %zu bytes is over the %" PRIu32
                        "-byte value limit",

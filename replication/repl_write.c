@@ -7,29 +7,59 @@
 #include "chorus_alloc.h"
 #include "repl_int.h"
 
-/* Applies the update @m to @obj with this incarnation's actor; a kv write
- * reports DVV_WARN in *@dvv_flags. Errors are the client's (nothing written
- * yet): CHORUS_EINVAL, CHORUS_EMALFORMED (context), CHORUS_ESIBLINGS,
- * CHORUS_ETOOBIG, CHORUS_ERANGE, ENOMEM. */
+/* kv_stamp: the times of a kv write coordinated at @wall: *@ts from the
+ * node's HLC, and *@expires from the request's TTL (0: none) on the same
+ * clock: ts's physical time + ttl_ms, logical 0.
+ * Errors: CHORUS_ERANGE (the clock or the expiry out of the HLC's range). */
+static int kv_stamp(struct repl *r, uint64_t ttl_ms, chorus_ms wall,
+                    hlc_time *ts, hlc_time *expires) {
+  int rc = hlc_now(&r->hlc, wall, ts);
+  if (rc != CHORUS_OK)
+    return chorus_errf(r->err, rc, "wall clock %" PRIu64 " ms out of range",
+                       (uint64_t)wall);
+  *expires = 0;
+  if (ttl_ms == 0)
+    return CHORUS_OK;
+  chorus_ms l = hlc_physical(*ts);
+  if (ttl_ms > WIRE_MAX_TTL_MS || l + ttl_ms > HLC_PHYSICAL_MAX)
+    return chorus_errf(r->err, CHORUS_EINVAL, "ttl of %" PRIu64 " ms too long",
+                       ttl_ms);
+  *expires = hlc_make(l + ttl_ms, 0);
+  return CHORUS_OK;
+}
+
+/* Applies the update @m to @obj with this incarnation's actor, at @wall; a
+ * kv write reports DVV_WARN in *@dvv_flags. Errors are the client's
+ * (nothing written yet): CHORUS_EINVAL, CHORUS_EMALFORMED (context),
+ * CHORUS_ESIBLINGS, CHORUS_ETOOBIG, CHORUS_ERANGE, ENOMEM. */
 static int apply_update(struct repl *r, const struct wire_msg *m,
-                        struct crdt_obj *obj, unsigned *dvv_flags) {
+                        chorus_ms wall, struct crdt_obj *obj,
+                        unsigned *dvv_flags) {
   chorus_node_id a = r->actor;
   int rc = CHORUS_OK;
   switch (m->type) {
   case WIRE_PUT:
+  case WIRE_PUT_TTL:
   case WIRE_DELETE: {
-    const struct wire_bytes *c =
-        m->type == WIRE_PUT ? &m->put.context : &m->del.context;
+    bool put = m->type != WIRE_DELETE;
+    const struct wire_bytes *c = put ? &m->put.context : &m->del.context;
+    hlc_time ts, expires;
+    rc = kv_stamp(r, put ? m->put.ttl_ms : 0, wall, &ts, &expires);
+    if (rc != CHORUS_OK)
+      return rc;
     struct vv ctx;
     vv_init(&ctx);
     if (c->len > 0 &&
         (rc = vv_decode(&ctx, c->ptr, c->len, r->err)) != CHORUS_OK)
       return chorus_errwrap(r->err, CHORUS_EMALFORMED, "context");
-    rc = m->type == WIRE_PUT
-             ? dvv_put(&obj->u.kv, a, &ctx, m->put.value.ptr, m->put.value.len,
-                       NULL, NULL, dvv_flags)
-             : dvv_delete(&obj->u.kv, a, &ctx, NULL, NULL, dvv_flags);
+    rc = put ? dvv_put_at(&obj->u.kv, a, &ctx, m->put.value.ptr,
+                          m->put.value.len, ts, expires, NULL, NULL, dvv_flags)
+             : dvv_delete_at(&obj->u.kv, a, &ctx, ts, NULL, NULL, dvv_flags);
     vv_free(&ctx);
+    if (rc == CHORUS_OK && expires != 0)
+      REPL_TRACE(r, "put at %016" PRIx64 ".%u expires at %016" PRIx64 ".%u",
+                 (uint64_t)hlc_physical(ts), hlc_logical(ts),
+                 (uint64_t)hlc_physical(expires), hlc_logical(expires));
     return rc;
   }
   case WIRE_COUNTER_ADD: {
@@ -79,13 +109,13 @@ int repl__write_start(struct repl *r, struct repl_op *op,
                          "the stored object is corrupt: %s", r->err);
   r->err[0] = '\0';
   unsigned dvv_flags = 0;
-  rc = apply_update(r, m, &obj, &dvv_flags);
+  rc = apply_update(r, m, wall, &obj, &dvv_flags);
   if (rc == CHORUS_OK)
     rc = repl__encode_obj(&obj, &w->obj, &w->olen);
   if (rc == CHORUS_OK)
     rc = repl__encode_ctx(&obj, &w->ctx, &w->clen);
   if (rc == CHORUS_OK && obj.type == CRDT_KV)
-    w->siblings = dvv_live_count(&obj.u.kv);
+    w->siblings = dvv_live_count(&obj.u.kv, repl__read_time(r));
   bool mortal = rc == CHORUS_OK && repl__gc_mortal(&obj);
   crdt_obj_free(&obj);
   if (rc == CHORUS_ENOMEM)

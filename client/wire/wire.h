@@ -129,7 +129,10 @@
 #define WIRE_MAX_CLUSTER_MEMBERS 4096u /* members in CLUSTER_REPLY */
 #define WIRE_SHARE_PPM_MAX 1000000u    /* a share of the ring: all of it */
 #define WIRE_MAX_TIMEOUT_MS 86400000u  /* one day */
-#define WIRE_MAX_PLAN_MOVES 4096u      /* from -> to pairs in a plan */
+/* A PUT_TTL's time to live: ten years of 365 days, in ms. Longer is a
+ * mistake (a unit confusion), not a retention policy. */
+#define WIRE_MAX_TTL_MS (UINT64_C(10) * 365 * 86400 * 1000)
+#define WIRE_MAX_PLAN_MOVES 4096u /* from -> to pairs in a plan */
 
 /* Limits of one connection. */
 struct wire_limits {
@@ -158,6 +161,8 @@ enum wire_type {
   WIRE_WRITE_REPLY = 20,
   WIRE_GET_REPLY2 = 21,   /* since version 2: GET_REPLY with the object's */
   WIRE_WRITE_REPLY2 = 22, /* size and warnings; WRITE_REPLY likewise */
+  WIRE_PUT_TTL = 23,      /* PUT with a time to live (issue 20); a node
+                             without it answers ENOTSUP */
   /* 32..39 counters (PN-counter) */
   WIRE_COUNTER_ADD = 32,
   WIRE_COUNTER_READ = 33,
@@ -319,11 +324,15 @@ struct wire_get {
   struct wire_options opts;
 };
 
+/* PUT and PUT_TTL (which adds @ttl_ms; a PUT has none, 0). */
 struct wire_put {
   struct wire_bytes key;
   struct wire_bytes value;   /* bounded by the frame; WIRE_MAX_VALUE served */
   struct wire_bytes context; /* empty: adds a sibling; <= WIRE_MAX_CONTEXT */
   struct wire_options opts;
+  /* PUT_TTL: the value reads as not found from the coordinator's HLC time
+   * of the write + ttl_ms on; 0: never. <= WIRE_MAX_TTL_MS. */
+  uint64_t ttl_ms;
 };
 
 struct wire_delete {

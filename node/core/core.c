@@ -282,7 +282,7 @@ static chorus_ms gc_interval(const struct core *c) {
 /* gc_step: a batch of the tombstone queue's walk (repl_gc_step). */
 static int gc_step(struct core *c, chorus_ms wall) {
   bool done = true;
-  int rc = repl_gc_step(c->repl, CORE_GC_BATCH, wall, &done);
+  int rc = repl_gc_step(c->repl, CORE_GC_BATCH, c->now, wall, &done);
   c->gc_at = c->now + (done ? gc_interval(c) : CORE_GC_PAUSE_MS);
   return rc;
 }
@@ -487,6 +487,7 @@ bool core_client_request(uint8_t type) {
   switch (type) {
   case WIRE_GET:
   case WIRE_PUT:
+  case WIRE_PUT_TTL:
   case WIRE_DELETE:
   case WIRE_COUNTER_ADD:
   case WIRE_COUNTER_READ:

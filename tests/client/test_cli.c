@@ -196,6 +196,19 @@ static void test_usage(void **state) {
   expect(&r, 2, NULL);
   RUN(&r, true, "status", "extra");
   expect(&r, 2, NULL);
+  /* --ttl: seconds > 0 and at most ten years, for put only. */
+  RUN(&r, true, "put", "k", "v", "--ttl", "-1");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--ttl needs seconds"));
+  RUN(&r, true, "put", "k", "v", "--ttl", "0");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "put", "k", "v", "--ttl", "2x");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "put", "k", "v", "--ttl", "315360001");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "get", "k", "--ttl", "5");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--ttl is for put"));
   assert_int_equal(fake_requests(srv), 0); /* nothing reached the node */
 }
 

@@ -236,6 +236,11 @@ static void test_argument_errors(void **state) {
                    CHORUS_ETOOBIG);
   chorus_result_free(&r);
   chorus_free(huge);
+  struct chorus_opts ttl = {.ttl_ms = CHORUS_MAX_TTL_MS + 1};
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, &ttl, &r),
+                   CHORUS_EINVAL);
+  assert_non_null(strstr(r.errmsg, "ttl"));
+  chorus_result_free(&r);
   assert_int_equal(fake_requests(f), 0);
   /* Async calls on a sync client are refused. */
   assert_int_equal(chorus_get_async(c, "k", 1, NULL, NULL, NULL),

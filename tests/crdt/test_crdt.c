@@ -165,7 +165,7 @@ static void dvv_put_join_and_discard(void **state) {
   assert_int_equal(dvv_put(&b, B, NULL, "y", 1, NULL, NULL, NULL), CHORUS_OK);
   assert_int_equal(dvv_join(&a, &b, NULL, NULL), CHORUS_OK);
   assert_int_equal(a.n, 2);
-  assert_int_equal(dvv_live_count(&a), 2);
+  assert_int_equal(dvv_live_count(&a, 0), 2);
   /* A write with a's context at B supersedes both. */
   struct vv ctx;
   vv_init(&ctx);
@@ -184,7 +184,7 @@ static void dvv_put_join_and_discard(void **state) {
   dvv_discard(&a, dvv_context(&b));
   assert_int_equal(a.n, 0);
   assert_true(vv_equal(&a.vv, &b.vv));
-  assert_false(dvv_found(&a));
+  assert_false(dvv_found(&a, 0));
   /* A coordinator behind the client's context mints past it. */
   struct dvv c;
   dvv_init(&c);
@@ -193,7 +193,7 @@ static void dvv_put_join_and_discard(void **state) {
   assert_int_equal(dot.counter, 8);
   /* Empty values are values, not tombstones. */
   assert_int_equal(dvv_put(&c, C, NULL, NULL, 0, NULL, NULL, NULL), CHORUS_OK);
-  assert_int_equal(dvv_live_count(&c), 2);
+  assert_int_equal(dvv_live_count(&c, 0), 2);
   vv_free(&ctx);
   dvv_free(&a);
   dvv_free(&b);
@@ -211,22 +211,166 @@ static void dvv_tombstones(void **state) {
   vv_init(&ctx);
   assert_int_equal(vv_copy(&ctx, dvv_context(&a)), CHORUS_OK);
   assert_int_equal(dvv_delete(&a, A, &ctx, NULL, NULL, NULL), CHORUS_OK);
-  assert_false(dvv_found(&a));
+  assert_false(dvv_found(&a, 0));
   assert_int_equal(a.n, 1);
   assert_true(a.sib[0].tombstone);
   /* The stale replica's value loses to the tombstone, both ways. */
   assert_int_equal(dvv_join(&b, &a, NULL, NULL), CHORUS_OK);
-  assert_false(dvv_found(&b));
+  assert_false(dvv_found(&b, 0));
   assert_int_equal(dvv_put(&b, B, NULL, "v2", 2, NULL, NULL, NULL), CHORUS_OK);
-  assert_true(dvv_found(&b)); /* a blind write after a delete is visible */
-  assert_int_equal(dvv_live_count(&b), 1);
+  assert_true(dvv_found(&b, 0)); /* a blind write after a delete is visible */
+  assert_int_equal(dvv_live_count(&b, 0), 1);
   /* A concurrent put and delete: the put survives next to the tombstone. */
   assert_int_equal(dvv_join(&a, &b, NULL, NULL), CHORUS_OK);
-  assert_true(dvv_found(&a));
+  assert_true(dvv_found(&a, 0));
   assert_int_equal(a.n, 2);
   vv_free(&ctx);
   dvv_free(&a);
   dvv_free(&b);
+}
+
+/* Expiry boundaries: a value with expires E is live before E, dead from E
+ * on; tombstones are dead at any time; now = 0 ignores expiry. */
+static void dvv_expiry(void **state) {
+  (void)state;
+  struct dvv a, b;
+  dvv_init(&a);
+  dvv_init(&b);
+  hlc_time ts = hlc_make(1000, 0), exp = hlc_make(3000, 0);
+  /* An expiry not after the write is refused, nothing changed. */
+  assert_int_equal(dvv_put_at(&a, A, NULL, "x", 1, ts, ts, NULL, NULL, NULL),
+                   CHORUS_EINVAL);
+  assert_int_equal(a.n, 0);
+  assert_int_equal(dvv_put_at(&a, A, NULL, "x", 1, ts, exp, NULL, NULL, NULL),
+                   CHORUS_OK);
+  assert_int_equal(a.sib[0].ts, ts);
+  assert_int_equal(a.sib[0].expires, exp);
+  assert_true(dvv_found(&a, 0));
+  assert_true(dvv_found(&a, ts));
+  assert_true(dvv_found(&a, exp - 1));
+  assert_false(dvv_found(&a, exp));
+  assert_false(dvv_found(&a, exp + 1));
+  assert_int_equal(dvv_dead_since(&a, exp - 1), 0);
+  assert_int_equal(dvv_dead_since(&a, exp), exp);
+  /* A concurrent live sibling: the object reads as that one. */
+  assert_int_equal(
+      dvv_put_at(&b, B, NULL, "y", 1, hlc_make(1500, 0), 0, NULL, NULL, NULL),
+      CHORUS_OK);
+  assert_int_equal(dvv_join(&a, &b, NULL, NULL), CHORUS_OK);
+  assert_int_equal(a.n, 2);
+  assert_int_equal(dvv_live_count(&a, exp - 1), 2);
+  assert_int_equal(dvv_live_count(&a, exp), 1);
+  assert_int_equal(dvv_dead_since(&a, exp + 5), 0);
+  /* Join keeps the times (both directions give the same object). */
+  struct dvv c;
+  dvv_init(&c);
+  assert_int_equal(dvv_join(&c, &b, NULL, NULL), CHORUS_OK);
+  assert_int_equal(dvv_join(&c, &a, NULL, NULL), CHORUS_OK);
+  assert_true(dvv_equal(&a, &c));
+  assert_int_equal(c.sib[0].expires, exp);
+  assert_int_equal(c.sib[1].ts, hlc_make(1500, 0));
+  /* A delete with the context of the expired value and the live one: a
+   * tombstone alone, dead since its write. */
+  struct vv ctx;
+  vv_init(&ctx);
+  assert_int_equal(vv_copy(&ctx, dvv_context(&a)), CHORUS_OK);
+  hlc_time del = hlc_make(4000, 2);
+  assert_int_equal(dvv_delete_at(&a, C, &ctx, del, NULL, NULL, NULL),
+                   CHORUS_OK);
+  assert_int_equal(a.n, 1);
+  assert_int_equal(a.sib[0].ts, del);
+  assert_int_equal(a.sib[0].expires, 0);
+  assert_false(dvv_found(&a, 0));
+  assert_int_equal(dvv_dead_since(&a, del), del);
+  /* A delete that never saw the value: the tombstone stays next to it. */
+  struct dvv stale;
+  dvv_init(&stale);
+  assert_int_equal(
+      dvv_put_at(&stale, A, NULL, "x", 1, ts, exp, NULL, NULL, NULL),
+      CHORUS_OK);
+  struct dvv t;
+  dvv_init(&t);
+  assert_int_equal(
+      dvv_delete_at(&t, C, NULL, hlc_make(2000, 0), NULL, NULL, NULL),
+      CHORUS_OK);
+  assert_int_equal(dvv_join(&t, &stale, NULL, NULL), CHORUS_OK);
+  assert_int_equal(t.n, 2);
+  /* Before E the value lives; from E the object died at E, later than the
+   * tombstone's write. */
+  assert_int_equal(dvv_dead_since(&t, exp - 1), 0);
+  assert_int_equal(dvv_dead_since(&t, exp), exp);
+  /* Unknown times: objects from before the timestamps (ts 0). */
+  struct dvv old;
+  dvv_init(&old);
+  assert_int_equal(dvv_put(&old, A, NULL, "o", 1, NULL, NULL, NULL), CHORUS_OK);
+  assert_int_equal(old.sib[0].ts, 0);
+  assert_int_equal(dvv_dead_since(&old, UINT64_MAX), 0); /* live */
+  assert_int_equal(dvv_delete(&t, B, dvv_context(&t), NULL, NULL, NULL),
+                   CHORUS_OK);
+  assert_false(dvv_found(&t, 0));
+  assert_int_equal(dvv_dead_since(&t, 1), 0); /* unknown */
+  assert_int_equal(dvv_dead_since(&c, 0), 0); /* live at 0: no expiry */
+  vv_free(&ctx);
+  dvv_free(&a);
+  dvv_free(&b);
+  dvv_free(&c);
+  dvv_free(&stale);
+  dvv_free(&t);
+  dvv_free(&old);
+}
+
+/* The previous encoding (CRDT_FORMAT_V1, bytes as nodes before issue 20
+ * wrote them) still decodes, with unknown times; it re-encodes as V2, whose
+ * per-sibling cost is the documented 10 bytes, 18 with an expiry. */
+static void dvv_old_version_decodes(void **state) {
+  (void)state;
+  /* vv {1: 2, 3: 1}; siblings (1, 2) "a", (3, 1) tombstone. */
+  static const uint8_t v1[] = {1, 0x92, 0x94, 1, 2,   3, 1, 0x96,
+                               1, 2,    0xc4, 1, 'a', 3, 1, 0xc0};
+  struct dvv d;
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  assert_int_equal(dvv_decode(&d, v1, sizeof v1, err), CHORUS_OK);
+  assert_int_equal(d.n, 2);
+  assert_false(d.sib[0].tombstone);
+  assert_memory_equal(d.sib[0].value, "a", 1);
+  assert_true(d.sib[1].tombstone);
+  for (uint32_t i = 0; i < d.n; i++) {
+    assert_int_equal(d.sib[i].ts, 0);
+    assert_int_equal(d.sib[i].expires, 0);
+  }
+  assert_true(dvv_found(&d, UINT64_MAX));
+  size_t n = dvv_encoded_size(&d), w;
+  assert_int_equal(n, sizeof v1 + 2 * 2); /* 1 + 1 byte of zeros each */
+  uint8_t buf[64];
+  assert_int_equal(dvv_encode(&d, buf, sizeof buf, &w), CHORUS_OK);
+  assert_int_equal(buf[0], CRDT_FORMAT_DVV_V2);
+  struct dvv back;
+  assert_int_equal(dvv_decode(&back, buf, w, err), CHORUS_OK);
+  assert_true(dvv_equal(&d, &back));
+  dvv_free(&back);
+  /* Sizes with the times of today: ts 9 bytes, expires 1 or 9. */
+  struct dvv one, ttl;
+  dvv_init(&one);
+  dvv_init(&ttl);
+  hlc_time now = hlc_make(UINT64_C(1796601600000), 3); /* 2026 */
+  assert_int_equal(dvv_put(&one, A, NULL, "v", 1, NULL, NULL, NULL), CHORUS_OK);
+  size_t base = dvv_encoded_size(&one);
+  dvv_free(&one);
+  dvv_init(&one);
+  assert_int_equal(dvv_put_at(&one, A, NULL, "v", 1, now, 0, NULL, NULL, NULL),
+                   CHORUS_OK);
+  assert_int_equal(dvv_put_at(&ttl, A, NULL, "v", 1, now,
+                              now + hlc_make(2000, 0), NULL, NULL, NULL),
+                   CHORUS_OK);
+  /* base already pays 2 bytes of zero times over V1. */
+  size_t v1_size = base - 2;
+  printf("# dvv sibling overhead over V1: %zu bytes, %zu with a TTL\n",
+         dvv_encoded_size(&one) - v1_size, dvv_encoded_size(&ttl) - v1_size);
+  assert_int_equal(dvv_encoded_size(&one) - v1_size, 10);
+  assert_int_equal(dvv_encoded_size(&ttl) - v1_size, 18);
+  dvv_free(&one);
+  dvv_free(&ttl);
+  dvv_free(&d);
 }
 
 static void emit_count(void *ctx, const char *module, const char *line) {
@@ -577,10 +721,12 @@ static void build_objects(struct crdt_obj o[4]) {
   crdt_obj_init(&o[0], CRDT_KV);
   assert_int_equal(dvv_put(&o[0].u.kv, A, NULL, "one", 3, NULL, NULL, NULL),
                    CHORUS_OK);
-  assert_int_equal(dvv_put(&o[0].u.kv, B, NULL, NULL, 0, NULL, NULL, NULL),
+  assert_int_equal(dvv_put_at(&o[0].u.kv, B, NULL, NULL, 0, hlc_make(5000, 1),
+                              hlc_make(9000, 0), NULL, NULL, NULL),
                    CHORUS_OK);
-  assert_int_equal(dvv_delete(&o[0].u.kv, C, NULL, NULL, NULL, NULL),
-                   CHORUS_OK);
+  assert_int_equal(
+      dvv_delete_at(&o[0].u.kv, C, NULL, hlc_make(6000, 0), NULL, NULL, NULL),
+      CHORUS_OK);
   crdt_obj_init(&o[1], CRDT_COUNTER);
   struct crdt_op_id op = {7, 9};
   assert_int_equal(pncounter_add(&o[1].u.counter, A, 5, &op, NULL, NULL),
@@ -617,7 +763,8 @@ static void codec_round_trips(void **state) {
     assert_int_equal(w, n);
     assert_int_equal(buf[0], CRDT_FORMAT_V1);
     assert_int_equal(buf[1], o[i].type);
-    assert_int_equal(buf[2], CRDT_FORMAT_V1);
+    assert_int_equal(buf[2], o[i].type == CRDT_KV ? CRDT_FORMAT_DVV_V2
+                                                  : CRDT_FORMAT_V1);
     assert_int_equal(crdt_obj_encode(&o[i], buf, n - 1, &w), CHORUS_ETOOBIG);
     struct crdt_obj back;
     char err[CHORUS_ERRMSG_SIZE] = "";
@@ -768,6 +915,23 @@ static void hostile_encodings(void **state) {
   crdt_obj_free(&o);
   assert_int_equal(crdt_obj_decode(&o, CRDT_KV, wrong, sizeof wrong, err),
                    CHORUS_ETYPE);
+  /* Version 2 siblings: a tombstone that expires, a value that expires no
+   * later than it was written, a V1-width sibling list under V2. */
+  static const uint8_t tomb_exp[] = {2, 0x92, 0x92, 1, 1,   0x95,
+                                     1, 1,    5,    9, 0xc0};
+  assert_int_equal(dvv_decode(&d, tomb_exp, sizeof tomb_exp, err),
+                   CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "a tombstone"));
+  static const uint8_t early[] = {2, 0x92, 0x92, 1, 1,    0x95,
+                                  1, 1,    5,    5, 0xc4, 0};
+  assert_int_equal(dvv_decode(&d, early, sizeof early, err), CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "not after its ts"));
+  static const uint8_t narrow[] = {2, 0x92, 0x92, 1, 1, 0x93, 1, 1, 0xc0};
+  assert_int_equal(dvv_decode(&d, narrow, sizeof narrow, err),
+                   CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "multiple of 5"));
+  static const uint8_t v3[] = {3, 0x92, 0x90, 0x90};
+  assert_int_equal(dvv_decode(&d, v3, sizeof v3, err), CHORUS_EVERSION);
 
   /* Every truncation and every single-byte corruption of every type's
    * encoding: rejected cleanly or accepted as a valid state (ASan/UBSan
@@ -808,7 +972,7 @@ static void hostile_encodings(void **state) {
     for (size_t b = 0; b < n; b++)
       junk[b] = (uint8_t)chorus_prng_next(&prng);
     if (n > 0)
-      junk[0] = CRDT_FORMAT_V1;
+      junk[0] = k % 2 ? CRDT_FORMAT_V1 : CRDT_FORMAT_DVV_V2;
     (void)decode_all(junk, n);
   }
   printf("# hostile: %lu inputs through all 8 decoders\n", tried);
@@ -915,6 +1079,8 @@ int main(void) {
       cmocka_unit_test(dvv_anchor_101_alternating_writes),
       cmocka_unit_test(dvv_put_join_and_discard),
       cmocka_unit_test(dvv_tombstones),
+      cmocka_unit_test(dvv_expiry),
+      cmocka_unit_test(dvv_old_version_decodes),
       cmocka_unit_test(dvv_sibling_cap),
       cmocka_unit_test(event_counter_bound),
       cmocka_unit_test(hlc_rules),

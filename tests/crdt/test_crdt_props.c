@@ -565,13 +565,17 @@ static void dvv_laws_and_siblings(void **state) {
       const struct vv *ctx = blind ? NULL : &client[c];
       struct crdt_dot dot;
       uint8_t val[2] = {(uint8_t)nw, (uint8_t)r};
+      /* Write times (issue 20) ride along: joins must carry them. */
+      hlc_time ts = hlc_make(1000 + (chorus_ms)nw, 0);
+      hlc_time expires =
+          chorus_prng_chance(&prng, 0.3) ? ts + hlc_make(50, 0) : 0;
       if (chorus_prng_chance(&prng, 0.2))
-        assert_int_equal(dvv_delete(d, node_of(r), ctx, &lim, &dot, NULL),
-                         CHORUS_OK);
-      else
         assert_int_equal(
-            dvv_put(d, node_of(r), ctx, val, sizeof val, &lim, &dot, NULL),
-            CHORUS_OK);
+            dvv_delete_at(d, node_of(r), ctx, ts, &lim, &dot, NULL), CHORUS_OK);
+      else
+        assert_int_equal(dvv_put_at(d, node_of(r), ctx, val, sizeof val, ts,
+                                    expires, &lim, &dot, NULL),
+                         CHORUS_OK);
       vv_init(&w[nw].ctx);
       if (ctx)
         assert_int_equal(vv_copy(&w[nw].ctx, ctx), CHORUS_OK);

@@ -438,6 +438,30 @@ static struct reply_rec *get(int node, const char *key, int32_t r) {
   return client(node, &m);
 }
 
+/* A PUT_TTL of @value with a time to live of @ttl_ms. */
+static struct reply_rec *put_ttl(int node, const char *key, const char *value,
+                                 uint64_t ttl_ms, int32_t w) {
+  struct wire_msg m = {.type = WIRE_PUT_TTL};
+  m.put.key = bytes_of(key);
+  m.put.value = bytes_of(value);
+  m.put.ttl_ms = ttl_ms;
+  m.put.opts.w = w;
+  return client(node, &m);
+}
+
+/* Node @i's stored kv object of @key into *@o (the caller frees it). */
+static void stored_kv(int i, const char *key, struct crdt_obj *o) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *buf;
+  size_t len;
+  assert_int_equal(store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len),
+                   CHORUS_OK);
+  assert_int_equal(crdt_obj_decode(o, CRDT_KV, buf, len, NULL), CHORUS_OK);
+  chorus_free(buf);
+}
+
 /* Whether node @i's stored kv object of @key holds sibling @value. */
 static bool stored_has(int i, const char *key, const char *value) {
   unsigned char dk[256];
@@ -515,6 +539,106 @@ static void put_get_and_siblings(void **state) {
   d.del.context = (struct wire_bytes){r.ctx, r.clen};
   assert_int_equal(client(0, &d)->type, WIRE_WRITE_REPLY2);
   assert_int_equal(get(2, "a", WIRE_ALL)->nvalues, 0);
+  teardown_all();
+}
+
+/* TTL (issue 20): the coordinator stamps the value with its HLC; every
+ * replica keeps it (identical bytes), and reads from the expiry on answer
+ * not found, with a context that still supersedes it. */
+static void a_put_with_a_ttl_expires_everywhere(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  chorus_ms t0 = H.now;
+  struct reply_rec *w = put_ttl(0, "t", "short", 2000, WIRE_ALL);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(w->siblings, 1);
+  assert_int_equal(replicas_with("t", "short"), 3);
+  /* Stamped with the coordinator's clock: ts at t0, expires at t0 + ttl. */
+  struct crdt_obj o;
+  stored_kv(1, "t", &o);
+  assert_int_equal(o.u.kv.n, 1);
+  assert_int_equal(hlc_physical(o.u.kv.sib[0].ts), t0);
+  assert_int_equal(o.u.kv.sib[0].expires, hlc_make(t0 + 2000, 0));
+  crdt_obj_free(&o);
+  advance(1999);
+  for (int i = 0; i < 3; i++) {
+    struct reply_rec *r = get(i, "t", 1);
+    assert_int_equal(r->nvalues, 1);
+    assert_memory_equal(r->values[0], "short", 5);
+  }
+  advance(1);
+  struct reply_rec r;
+  for (int i = 0; i < 3; i++) {
+    r = *get(i, "t", 1);
+    assert_int_equal(r.type, WIRE_GET_REPLY2);
+    assert_int_equal(r.nvalues, 0);
+    assert_int_equal(r.siblings, 0);
+    assert_true(r.clen > 0); /* the context still covers it */
+  }
+  /* Not rewritten into a tombstone: every replica holds the same bytes. */
+  assert_int_equal(replicas_with("t", "short"), 3);
+  /* A write with the context supersedes the expired value everywhere. */
+  put(1, "t", "new", WIRE_ALL, &r);
+  assert_int_equal(replicas_with("t", "short"), 0);
+  r = *get(2, "t", WIRE_ALL);
+  assert_int_equal(r.nvalues, 1);
+  assert_memory_equal(r.values[0], "new", 3);
+  /* An absurd TTL is refused (the wire bounds it too), nothing written. */
+  w = put_ttl(0, "u", "x", WIRE_MAX_TTL_MS + 1, WIRE_ALL);
+  assert_int_equal(w->type, WIRE_ERROR);
+  assert_int_equal(w->code, CHORUS_EINVAL);
+  assert_int_equal(replicas_with("u", "x"), 0);
+  teardown_all();
+}
+
+/* A delete is stamped too: the object is dead since the tombstone's time
+ * (what the tombstone collector will read). */
+static void a_delete_dates_the_death_of_its_object(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  put(0, "d", "v", WIRE_ALL, NULL);
+  struct reply_rec r = *get(1, "d", WIRE_ALL);
+  advance(500);
+  chorus_ms t_del = H.now;
+  struct wire_msg d = {.type = WIRE_DELETE};
+  d.del.key = bytes_of("d");
+  d.del.context = (struct wire_bytes){r.ctx, r.clen};
+  d.del.opts.w = WIRE_ALL;
+  assert_int_equal(client(2, &d)->type, WIRE_WRITE_REPLY2);
+  advance(10);
+  for (int i = 0; i < 3; i++) {
+    struct crdt_obj o;
+    stored_kv(i, "d", &o);
+    assert_int_equal(o.u.kv.n, 1);
+    assert_true(o.u.kv.sib[0].tombstone);
+    hlc_time since = dvv_dead_since(&o.u.kv, hlc_make(H.now, 0));
+    assert_int_equal(since, o.u.kv.sib[0].ts);
+    assert_int_equal(hlc_physical(since), t_del);
+    crdt_obj_free(&o);
+  }
+  teardown_all();
+}
+
+/* An expired sibling next to a live concurrent one: reads answer the live
+ * one alone. */
+static void an_expired_sibling_leaves_the_live_one(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  put_ttl(0, "c", "brief", 1000, WIRE_ALL);
+  put(1, "c", "lasting", WIRE_ALL, NULL);
+  struct reply_rec r = *get(2, "c", WIRE_ALL);
+  assert_int_equal(r.nvalues, 2);
+  assert_int_equal(r.siblings, 2);
+  advance(1000);
+  r = *get(2, "c", WIRE_QUORUM);
+  assert_int_equal(r.nvalues, 1);
+  assert_int_equal(r.siblings, 1);
+  assert_memory_equal(r.values[0], "lasting", 7);
+  /* Both siblings stay stored until a write with the context resolves. */
+  assert_int_equal(replicas_with("c", "brief"), 3);
   teardown_all();
 }
 
@@ -769,8 +893,9 @@ static uint64_t gc_walk(int i) {
   uint64_t before = repl_stats(r)->tombstones_purged;
   bool done = false;
   for (int steps = 0; !done && steps < 100; steps++)
-    assert_int_equal(repl_gc_step(r, 2, H.now + H.nodes[i].wall_skew, &done),
-                     CHORUS_OK);
+    assert_int_equal(
+        repl_gc_step(r, 2, H.now, H.now + H.nodes[i].wall_skew, &done),
+        CHORUS_OK);
   assert_true(done);
   return repl_stats(r)->tombstones_purged - before;
 }
@@ -785,6 +910,10 @@ static void gc_timeout_purges_dead_objects_only(void **state) {
     assert_int_equal(put(0, key, "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
     assert_int_equal(del(0, key, WIRE_ALL)->type, WIRE_WRITE_REPLY2);
   }
+  /* A value with a TTL is queued but only dies when its TTL runs out;
+   * then it is purged like a tombstone. */
+  assert_int_equal(put_ttl(0, "brief", "v", 3000, WIRE_ALL)->type,
+                   WIRE_WRITE_REPLY2);
   /* k3 lives again: written after its delete. */
   assert_int_equal(put(0, "k3", "back", WIRE_ALL, NULL)->type,
                    WIRE_WRITE_REPLY2);
@@ -798,11 +927,18 @@ static void gc_timeout_purges_dead_objects_only(void **state) {
   advance(6000);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(gc_walk(i), 3);
-    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 0);
+    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 1); /* brief */
     assert_false(stored_any(i, "k0"));
     assert_false(stored_any(i, "k2"));
+    assert_true(stored_any(i, "brief")); /* dead for 3 s, not 5 */
     assert_true(stored_has(i, "k3", "back"));
     assert_true(stored_has(i, "live", "v"));
+  }
+  advance(3000);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(gc_walk(i), 1);
+    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 0);
+    assert_false(stored_any(i, "brief"));
   }
   /* The queue is empty: a later walk purges and keeps nothing. */
   advance(6000);
@@ -2342,6 +2478,9 @@ int main(void) {
           hints_for_a_removed_node_move_a_bounded_number_per_round),
       cmocka_unit_test(a_fallback_moves_a_hint_for_a_non_owner_on_arrival),
       cmocka_unit_test(hints_with_no_owner_left_are_dropped),
+      cmocka_unit_test(a_put_with_a_ttl_expires_everywhere),
+      cmocka_unit_test(a_delete_dates_the_death_of_its_object),
+      cmocka_unit_test(an_expired_sibling_leaves_the_live_one),
       cmocka_unit_test(a_moved_hint_keeps_what_a_fallback_hint_carried),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

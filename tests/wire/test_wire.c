@@ -197,6 +197,41 @@ static void put_has_documented_bytes(void **state) {
   chorus_free(buf);
 }
 
+/* PUT_TTL is PUT with a fifth field, ttl_ms, bounded by WIRE_MAX_TTL_MS on
+ * both sides. */
+static void put_ttl_carries_its_ttl(void **state) {
+  (void)state;
+  struct wire_msg m = {.type = WIRE_PUT_TTL, .request_id = 9};
+  m.put.key = (struct wire_bytes){(const uint8_t *)"k", 1};
+  m.put.value = (struct wire_bytes){(const uint8_t *)"v", 1};
+  m.put.ttl_ms = WIRE_MAX_TTL_MS;
+  size_t len;
+  uint8_t *buf = encode(&m, &len);
+  assert_int_equal(buf[4], 0x97); /* [7 entries: type, id, 5 fields */
+  assert_int_equal(buf[5], WIRE_PUT_TTL);
+  char err[CHORUS_ERRMSG_SIZE];
+  struct wire_msg d;
+  assert_int_equal(wire_decode(buf + 4, len - 4, &peer, &d, err), CHORUS_OK);
+  assert_int_equal(d.type, WIRE_PUT_TTL);
+  assert_int_equal(d.put.ttl_ms, WIRE_MAX_TTL_MS);
+  assert_memory_equal(d.put.value.ptr, "v", 1);
+  wire_msg_free(&d);
+  /* The ttl is last, a uint64: one more millisecond is malformed. */
+  assert_int_equal(buf[len - 9], 0xcf);
+  uint64_t over = WIRE_MAX_TTL_MS + 1;
+  for (int i = 0; i < 8; i++)
+    buf[len - 1 - i] = (uint8_t)(over >> (8 * i));
+  assert_int_equal(wire_decode(buf + 4, len - 4, &peer, &d, err),
+                   CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "ttl_ms"));
+  chorus_free(buf);
+  m.put.ttl_ms = over;
+  uint8_t small[64];
+  size_t n;
+  assert_int_equal(wire_encode(&m, small, sizeof small, &n, err),
+                   CHORUS_EINVAL);
+}
+
 static void lists_decode_into_one_owned_array(void **state) {
   (void)state;
   struct wire_bytes vals[3] = {
@@ -1380,6 +1415,7 @@ int main(void) {
       cmocka_unit_test(every_message_round_trips_random),
       cmocka_unit_test(msg_equal_notices_every_field),
       cmocka_unit_test(put_has_documented_bytes),
+      cmocka_unit_test(put_ttl_carries_its_ttl),
       cmocka_unit_test(lists_decode_into_one_owned_array),
       cmocka_unit_test(encoder_rejects_invalid_fields),
       cmocka_unit_test(decoder_rejects_wrong_missing_extra_fields),
