@@ -450,6 +450,44 @@ void node_init(struct proc *p, const char *name) {
 
 const char *const *member_extra;
 
+static char *faketime_saved_asan;
+static bool faketime_had_asan;
+
+int faketime_begin(const char *offset, const char *file) {
+  if (access(FAKETIME_LIB, R_OK) != 0)
+    return 77;
+  const char *old = getenv("ASAN_OPTIONS");
+  faketime_had_asan = old != NULL;
+  faketime_saved_asan = old ? strdup(old) : NULL;
+  char asan[512];
+  snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old ? old : "",
+           old && *old ? ":" : "");
+  setenv("ASAN_OPTIONS", asan, 1);
+  setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+  setenv("LD_PRELOAD", FAKETIME_LIB, 1);
+  if (offset != NULL) {
+    setenv("FAKETIME", offset, 1);
+  } else {
+    setenv("FAKETIME_TIMESTAMP_FILE", file, 1);
+    setenv("FAKETIME_CACHE_DURATION", "1", 1);
+  }
+  return 0;
+}
+
+void faketime_end(void) {
+  unsetenv("LD_PRELOAD");
+  unsetenv("FAKETIME");
+  unsetenv("FAKETIME_TIMESTAMP_FILE");
+  unsetenv("FAKETIME_CACHE_DURATION");
+  unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+  if (faketime_had_asan)
+    setenv("ASAN_OPTIONS", faketime_saved_asan, 1);
+  else
+    unsetenv("ASAN_OPTIONS");
+  free(faketime_saved_asan);
+  faketime_saved_asan = NULL;
+}
+
 void start_member(struct proc *p, const char *key, int seed_port,
                   const char *max_inflight) {
   char seeds[64];

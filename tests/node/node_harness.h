@@ -129,6 +129,17 @@ extern char keyfile_a[300], keyfile_b[300]; /* two different cluster keys */
  * (NULL-terminated, up to 9; NULL for none). */
 extern const char *const *member_extra;
 
+/* faketime_begin: members started until faketime_end run under
+ * libfaketime (FAKETIME_LIB): their wall clock offset by @offset ("+0.5",
+ * "-2h"), or, with @offset NULL, by what @file holds (re-read about once a
+ * second, so a test can step the clock of a running node). The monotonic
+ * clock stays true, as under NTP. Under ASan the preload comes before the
+ * runtime (verify_asan_link_order=0 for the children). 0, or 77 when
+ * libfaketime is not installed. */
+#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+int faketime_begin(const char *offset, const char *file);
+void faketime_end(void);
+
 void node_init(struct proc *p, const char *name);
 void start_member(struct proc *p, const char *key, int seed_port,
                   const char *max_inflight);

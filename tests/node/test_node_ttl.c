@@ -27,7 +27,6 @@
 
 #include "node_harness.h"
 
-#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 #define TTL_MS 3000
 #define SKEW_MARGIN_MS 1300 /* 2 x 500 ms of skew, and slack */
 
@@ -84,13 +83,6 @@ static void read_everywhere(int fds[3], int want, const char *when) {
 
 static void test_ttl_under_skew(void **state) {
   (void)state;
-  char asan[512];
-  const char *old = getenv("ASAN_OPTIONS");
-  snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old ? old : "",
-           old && *old ? ":" : "");
-  char *saved = old ? strdup(old) : NULL;
-  setenv("ASAN_OPTIONS", asan, 1);
-  setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
   for (int i = 0; i < 3; i++) {
     char name[8];
     snprintf(name, sizeof name, "n%d", i);
@@ -98,18 +90,9 @@ static void test_ttl_under_skew(void **state) {
   }
   for (int i = 0; i < 3; i++) {
     /* The child inherits the environment at fork: this node's offset. */
-    setenv("LD_PRELOAD", FAKETIME_LIB, 1);
-    setenv("FAKETIME", offsets[i], 1);
+    assert_int_equal(faketime_begin(offsets[i], NULL), 0);
     start_member(&nodes[i], keyfile_a, nodes[0].port, "64");
-    unsetenv("LD_PRELOAD");
-    unsetenv("FAKETIME");
-  }
-  unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
-  if (saved) {
-    setenv("ASAN_OPTIONS", saved, 1);
-    free(saved);
-  } else {
-    unsetenv("ASAN_OPTIONS");
+    faketime_end();
   }
   wait_alive(3, 30);
   /* The skew is real: n1 (on time) estimates n0 and n2 about 500 ms off,
