@@ -426,7 +426,8 @@ bool meta_state_changing(const struct meta_state *s);
  * the change moves nothing, FINISH empties the ring, every write the
  * member holds is abandoned, and the next JOIN owns tokens at once (the
  * first member's rule) without them (change_sim, a shrink of a partly
- * formed cluster, seed 24). False when @id is not a member. */
+ * formed cluster: "shrink while forming", seed 165). False when @id is not
+ * a member. */
 bool meta_state_sole_owner(const struct meta_state *s, chorus_node_id id);
 
 /* meta_state_future_ring: the ring once the change under way completes:
