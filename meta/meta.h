@@ -66,7 +66,10 @@
  * CHORUS_ESTALE when the epoch has moved (a forced REMOVE, new replication
  * settings: the streams start over for the new ranges). A forced REMOVE
  * applies at once, changing or not (an operator's way out of a change
- * that cannot finish).
+ * that cannot finish). A LEAVE must leave a member to take the ranges:
+ * the last member that owns tokens cannot leave (CHORUS_EINVAL,
+ * meta_state_sole_owner), however few replicas that leaves, as the ranges
+ * of a leaver are only ever streamed to a member that gains them.
  *
  * ENCODINGS (meta_codec.c)
  *
@@ -236,7 +239,8 @@ enum meta_cmd_type {
                                (@note_key, @note_value) */
   META_CMD_LEAVE = 6,       /* NORMAL member @id to LEAVING, goal @state
                                (LEFT: decommission; REMOVED: a dead node's
-                               removal); EBUSY while changing */
+                               removal); EBUSY while changing; EINVAL
+                               for the sole owner (meta_state_sole_owner) */
   META_CMD_STREAMED = 7,    /* member @id holds what it gains at @epoch */
   META_CMD_FINISH = 8,      /* the change at @epoch completes */
   META_CMD_REPLACE = 9,     /* V4: member @id is replaced by @with; @with ==
@@ -414,6 +418,17 @@ int meta_state_ring(const struct meta_state *s, struct ring_snapshot **out,
 /* meta_state_changing: whether a topology change is under way (a member
  * JOINING or LEAVING). */
 bool meta_state_changing(const struct meta_state *s);
+
+/* meta_state_sole_owner: whether member @id is the only one that would
+ * own tokens once the change under way completes (every other member
+ * LEAVING, LEFT or REMOVED): if it left, nobody would take its ranges.
+ * Its LEAVE is refused (CHORUS_EINVAL, --force or not): with no receiver
+ * the change moves nothing, FINISH empties the ring, every write the
+ * member holds is abandoned, and the next JOIN owns tokens at once (the
+ * first member's rule) without them (change_sim, a shrink of a partly
+ * formed cluster: "shrink while forming", seed 165). False when @id is not
+ * a member. */
+bool meta_state_sole_owner(const struct meta_state *s, chorus_node_id id);
 
 /* meta_state_future_ring: the ring once the change under way completes:
  * JOINING members NORMAL, LEAVING ones gone. Errors: as

@@ -297,6 +297,8 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
       rc = CHORUS_EINVAL;
     else if (meta_state_changing(s))
       rc = CHORUS_EBUSY;
+    else if (meta_state_sole_owner(s, c->id))
+      rc = CHORUS_EINVAL; /* nobody would take its ranges */
     else {
       s->members[i].state = META_LEAVING;
       s->members[i].goal = c->state;
@@ -479,6 +481,17 @@ bool meta_state_changing(const struct meta_state *s) {
   return false;
 }
 
+bool meta_state_sole_owner(const struct meta_state *s, chorus_node_id id) {
+  const struct meta_member *m = meta_state_find(s, id);
+  if (m == NULL || !meta_member_owns(m->state))
+    return false;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->members[i].id != id && meta_member_owns(s->members[i].state) &&
+        s->members[i].state != META_LEAVING)
+      return false;
+  return true;
+}
+
 /* build_ring: the ring of @s now (RING_NOW), once the change under way
  * completes (RING_THEN), or now without the members that lost their data
  * (RING_HELD: what the replicas that hold data make; meta_state_moves). */
@@ -562,6 +575,42 @@ static int replacing_moves(const struct meta_state *s,
   return rc;
 }
 
+/* kept_moves: the ranges each member leaving as a decommission (goal
+ * LEFT) gives up to nobody, added to *@moves: ring_diff_kept, pulled from
+ * it by the replicas that keep them. Below the replication factor no
+ * member gains a leaver's range, ring_diff lists nothing, and a write the
+ * leaver acknowledged that a keeper missed (hinted to it, the hint on a
+ * node that goes too) would leave with it: a shrink 3 -> 2 -> 1 lost one
+ * so (change_sim, "shrink while forming", seed 181). A member removed
+ * (goal REMOVED) is presumed lost: nothing to pull from it. */
+static int kept_moves(const struct meta_state *s,
+                      const struct ring_snapshot *now,
+                      const struct ring_snapshot *then,
+                      struct ring_move **moves, size_t *count) {
+  int rc = CHORUS_OK;
+  for (size_t i = 0; i < s->n && rc == CHORUS_OK; i++) {
+    const struct meta_member *m = &s->members[i];
+    if (m->state != META_LEAVING || m->goal == META_REMOVED)
+      continue;
+    struct ring_move *mv = NULL;
+    size_t k = 0;
+    rc = ring_diff_kept(now, then, m->id, &mv, &k);
+    if (rc == CHORUS_OK && k > 0) {
+      struct ring_move *all =
+          chorus_realloc(*moves, (*count + k) * sizeof *all);
+      if (all == NULL) {
+        rc = CHORUS_ENOMEM;
+      } else {
+        memcpy(all + *count, mv, k * sizeof *all);
+        *moves = all;
+        *count += k;
+      }
+    }
+    chorus_free(mv);
+  }
+  return rc;
+}
+
 int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
                      size_t *count, struct ring_snapshot **current,
                      struct ring_snapshot **future) {
@@ -575,6 +624,8 @@ int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
     rc = ring_diff(now, then, moves, count);
   if (rc == CHORUS_OK && now != NULL)
     rc = replacing_moves(s, then, moves, count);
+  if (rc == CHORUS_OK && now != NULL)
+    rc = kept_moves(s, now, then, moves, count);
   if (rc == CHORUS_OK && current != NULL) {
     *current = now;
     now = NULL;

@@ -292,7 +292,7 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
        * earlier incarnation. */
       struct repl_op *op = repl__op_find(r, m->request_id);
       const struct repl_op_event ev = {
-          .kind = REPL_EV_ANSWER, .from = from, .m = m};
+          .kind = REPL_EV_ANSWER, .from = from, .m = m, .wall = wall};
       if (op != NULL)
         rc = repl__op_step(r, op, &ev, fx);
     }

@@ -30,7 +30,13 @@
  * The coordinator must be a natural replica of the key; any other node
  * forwards the request, unchanged, to the first live natural replica (one
  * hop: a request that arrives from a peer is never forwarded again) and
- * relays the answer. The coordinating replica
+ * relays the answer. A node that gets a peer's request for a key it is no
+ * replica of in its ring (the two rings differ: a change just finished on
+ * one of them) answers CHORUS_ESTALE having done nothing, and the
+ * forwarder routes the request again with its ring then: here if it is a
+ * replica by now, else to a live natural replica not asked yet
+ * (REPL_FORWARD_TRIES in all; then CHORUS_EUNAVAILABLE). The coordinating
+ * replica
  *   1. resolves the request's options against the key's preference list and
  *      the live members: an impossible level (w > N, a LOCAL level without
  *      datacenters) is CHORUS_EINVAL, too few live replicas (natural, plus

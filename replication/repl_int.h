@@ -506,10 +506,21 @@ struct repl_op_read {
   uint8_t read_repair; /* enum wire_read_repair, resolved */
 };
 
+/* Forwards to nodes that answer ESTALE (not a replica of the key in their
+ * ring: this node's ring is behind, or theirs) are tried again this many
+ * times in all, each to a replica not asked yet. */
+#define REPL_FORWARD_TRIES 3u
+
 struct repl_op_forward {
   uint8_t mtype;
   struct repl_origin origin;
   chorus_node_id to; /* the replica that got the request */
+  /* The request, encoded whole (framed), to route it again after an
+   * ESTALE; the nodes asked so far, @to the last. */
+  uint8_t *req;
+  size_t req_len;
+  chorus_node_id tried[REPL_FORWARD_TRIES];
+  uint8_t ntried;
 };
 
 struct repl_op_ack {
@@ -581,6 +592,7 @@ struct repl_op_event {
   chorus_node_id from;
   const struct wire_msg *m;
   const char *text;
+  chorus_ms wall; /* REPL_EV_ANSWER: the event's wall clock */
 };
 
 /* repl__op_new: an operation of @kind in the table, zeroed, in the state
@@ -631,6 +643,14 @@ bool repl__is_write_type(uint8_t type);
 int repl__coordinate(struct repl *r, const struct wire_msg *m,
                      const struct repl_origin *origin, chorus_ms wall,
                      const struct repl_effects *fx);
+/* repl__coordinate_again: the request a forward kept (@fwd: its encoded
+ * copy, the nodes that refused it), routed again from its origin with this
+ * node's ring now: started here if this node is a replica of the key by
+ * now, else forwarded to a live natural replica not asked yet; when there
+ * is none, or @fwd's tries are spent, the origin gets EUNAVAILABLE.
+ * Errors: CHORUS_ENOMEM, effect errors. */
+int repl__coordinate_again(struct repl *r, const struct repl_op_forward *fwd,
+                           chorus_ms wall, const struct repl_effects *fx);
 /* repl__reply_error: answers @origin's request (type @mtype) with WIRE_ERROR
  * @code and a formatted text, traced and counted. */
 int repl__reply_error(struct repl *r, const struct repl_effects *fx,

@@ -76,6 +76,9 @@ static void op_destroy(struct repl_op *op) {
   case REPL_OP_ROUND:
     chorus_free(op->u.round.wait);
     break;
+  case REPL_OP_FORWARD:
+    chorus_free(op->u.forward.req);
+    break;
   default:
     break;
   }
@@ -162,7 +165,11 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
  *                            no repair awaited
  *          not REPLIED     timeout                done        ETIMEDOUT
  *          REPLIED         timeout                done        async repair
- *  FORWARD SENT            the replica's answer   done        relay it
+ *  FORWARD SENT            ERROR ESTALE (not a    done        route it
+ *                            replica in its ring)             again (a new
+ *                                                             FORWARD, or a
+ *                                                             WRITE/READ)
+ *          SENT            the replica's answer   done        relay it
  *          SENT            timeout                done        ETIMEDOUT
  *  REPLAY  HELD            release                SENT        HINT_DELIVER
  *          HELD, SENT      HINT_ACK               done        ok: disarm
@@ -398,6 +405,17 @@ int repl__op_step(struct repl *r, struct repl_op *op,
       const struct wire_msg *m = ev->m;
       if (is_ack(m) || m->type == WIRE_REPLICA_READ_REPLY || ev->from != f->to)
         return CHORUS_OK;
+      if (m->type == WIRE_ERROR && m->error.code == CHORUS_ESTALE) {
+        /* Not a replica of the key in its ring (a change has just
+         * finished on one of the two nodes only): nothing was applied
+         * there; routed again, to another replica or here. */
+        struct repl_op_forward again = *f;
+        op->u.forward.req = NULL; /* now again's */
+        op_end(r, op);
+        rc = repl__coordinate_again(r, &again, ev->wall, fx);
+        chorus_free(again.req);
+        return rc;
+      }
       bool maybe = m->type == WIRE_ERROR && repl__is_write_type(mtype) &&
                    chorus_maybe_applied(m->error.code);
       op_end(r, op);

@@ -128,28 +128,74 @@ static int check_limits(struct repl *r, const struct wire_msg *m,
  * Forwarding
  * ------------------------------------------------------------------------ */
 
-/* Hands @m to the first live natural replica of @pl; the answer is relayed
- * (repl_op.c). */
+static bool was_tried(const struct repl_op_forward *prev, chorus_node_id id) {
+  for (uint8_t i = 0; prev != NULL && i < prev->ntried; i++)
+    if (prev->tried[i] == id)
+      return true;
+  return false;
+}
+
+/* Hands @m to the first live natural replica of @pl not asked before
+ * (@prev: an earlier forward of the same request that came back ESTALE,
+ * or NULL); the answer is relayed (repl_op.c). The request is kept,
+ * encoded, to route it again should that replica answer ESTALE: its ring
+ * and ours differ, a change having just finished on one of the two (a
+ * node behind the FINISH sends to the node that gave the key up; a node
+ * past it is asked by one behind). */
 static int forward(struct repl *r, const struct wire_msg *m,
                    const struct ring_plist *pl,
                    const struct repl_origin *origin, chorus_ms timeout,
+                   const struct repl_op_forward *prev,
                    const struct repl_effects *fx) {
   chorus_node_id to = 0;
   for (uint8_t i = 0; i < pl->n_natural && to == 0; i++)
-    if (pl->r[i].id != r->cfg.self && repl__peer_alive(r, pl->r[i].id))
+    if (pl->r[i].id != r->cfg.self && repl__peer_alive(r, pl->r[i].id) &&
+        !was_tried(prev, pl->r[i].id))
       to = pl->r[i].id; /* ourselves only when restoring: never */
-  if (to == 0)
-    return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
-                             "no live replica of the key to forward to");
-  struct repl_op *op = repl__op_new(r, REPL_OP_FORWARD);
-  if (op == NULL)
+  if (to == 0 || (prev != NULL && prev->ntried >= REPL_FORWARD_TRIES))
+    return repl__reply_error(
+        r, fx, origin, m->type, CHORUS_EUNAVAILABLE, "%s",
+        prev != NULL ? "forwarded to nodes that are not replicas of the key "
+                       "(rings differ)"
+                     : "no live replica of the key to forward to");
+  size_t cap = wire_encoded_size(m);
+  uint8_t *req = chorus_malloc(cap ? cap : 1);
+  if (req == NULL)
     return CHORUS_ENOMEM;
-  op->u.forward = (struct repl_op_forward){m->type, *origin, to};
+  size_t len = 0;
+  int rc = wire_encode(m, req, cap, &len, NULL);
+  if (rc != CHORUS_OK) {
+    /* It decoded, or this node built it: a bug; forwarded all the same,
+     * without a second route. */
+    chorus_free(req);
+    req = NULL;
+    len = 0;
+  }
+  struct repl_op *op = repl__op_new(r, REPL_OP_FORWARD);
+  if (op == NULL) {
+    chorus_free(req);
+    return CHORUS_ENOMEM;
+  }
+  struct repl_op_forward *f = &op->u.forward;
+  *f = (struct repl_op_forward){.mtype = m->type,
+                                .origin = *origin,
+                                .to = to,
+                                .req = req,
+                                .req_len = len};
+  if (prev != NULL) {
+    memcpy(f->tried, prev->tried, prev->ntried * sizeof f->tried[0]);
+    f->ntried = prev->ntried;
+  }
+  if (req == NULL)
+    f->ntried = REPL_FORWARD_TRIES; /* no second route */
+  else
+    f->tried[f->ntried++] = to;
   struct wire_msg fwd = *m;
   fwd.request_id = op->id;
   r->stats.forwarded++;
-  REPL_TRACE(r, "%s forwarded to %016" PRIx64, wire_type_name(m->type), to);
-  int rc = fx->send(fx->ctx, to, &fwd);
+  REPL_TRACE(r, "%s forwarded to %016" PRIx64 "%s", wire_type_name(m->type), to,
+             prev != NULL ? " (again: rings differed)" : "");
+  rc = fx->send(fx->ctx, to, &fwd);
   if (rc == CHORUS_OK)
     rc = repl__op_arm(fx, op, timeout + FORWARD_SLACK_MS);
   return rc;
@@ -214,9 +260,10 @@ static int coord_init(struct repl_coord *c, const struct wire_msg *m,
   return CHORUS_OK;
 }
 
-int repl__coordinate(struct repl *r, const struct wire_msg *m,
-                     const struct repl_origin *origin, chorus_ms wall,
-                     const struct repl_effects *fx) {
+static int coordinate(struct repl *r, const struct wire_msg *m,
+                      const struct repl_origin *origin, chorus_ms wall,
+                      const struct repl_op_forward *prev,
+                      const struct repl_effects *fx) {
   struct repl_request q;
   if (!repl__request_of(m, &q))
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
@@ -246,11 +293,15 @@ int repl__coordinate(struct repl *r, const struct wire_msg *m,
   for (uint8_t i = 0; i < pl.n_natural; i++)
     replica |= pl.r[i].id == r->cfg.self && !r->restoring;
   if (!replica) {
+    /* ESTALE: nothing done here; the forwarder routes it again
+     * (repl__coordinate_again), never this node, which cannot tell a
+     * first forward from a second: forwarded on, one could bounce between
+     * two nodes whose rings differ until one caught up. */
     if (origin->from_peer)
-      return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+      return repl__reply_error(r, fx, origin, m->type, CHORUS_ESTALE,
                                "forwarded to a node that is not a replica of "
                                "the key (rings differ)");
-    return forward(r, m, &pl, origin, timeout, fx);
+    return forward(r, m, &pl, origin, timeout, prev, fx);
   }
 
   /* A full data folder refuses the write here, before anything is read,
@@ -294,4 +345,34 @@ int repl__coordinate(struct repl *r, const struct wire_msg *m,
     return rc;
   return q.write ? repl__write_start(r, op, m, &q, wall, fx)
                  : repl__read_start(r, op, &q, fx);
+}
+
+int repl__coordinate(struct repl *r, const struct wire_msg *m,
+                     const struct repl_origin *origin, chorus_ms wall,
+                     const struct repl_effects *fx) {
+  return coordinate(r, m, origin, wall, NULL, fx);
+}
+
+int repl__coordinate_again(struct repl *r, const struct repl_op_forward *fwd,
+                           chorus_ms wall, const struct repl_effects *fx) {
+  if (fwd->req == NULL || fwd->req_len < WIRE_FRAME_PREFIX)
+    return repl__reply_error(r, fx, &fwd->origin, fwd->mtype,
+                             CHORUS_EUNAVAILABLE,
+                             "forwarded to a node that is not a replica of "
+                             "the key (rings differ)");
+  struct wire_msg m;
+  const struct wire_limits lim = WIRE_LIMITS_PEER;
+  int rc = wire_decode(fwd->req + WIRE_FRAME_PREFIX,
+                       fwd->req_len - WIRE_FRAME_PREFIX, &lim, &m, NULL);
+  if (rc != CHORUS_OK) {
+    /* Encoded here from a message that decoded or was built here. */
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    return repl__reply_error(r, fx, &fwd->origin, fwd->mtype, CHORUS_EINTERNAL,
+                             "a forwarded request did not decode again: %s",
+                             chorus_strerror(rc));
+  }
+  rc = coordinate(r, &m, &fwd->origin, wall, fwd, fx);
+  wire_msg_free(&m);
+  return rc;
 }

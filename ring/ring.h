@@ -316,6 +316,21 @@ int ring_diff(const struct ring_snapshot *before,
               const struct ring_snapshot *after, struct ring_move **moves,
               size_t *count);
 
+/* ring_diff_kept: the ranges that @leaver, a natural replica of them in
+ * @before and not in @after, gives up to nobody: no node gains them
+ * (every natural replica in @after was one in @before, as when a cluster
+ * shrinks below its replication factor). ring_diff lists nothing for
+ * them, yet @leaver may hold writes the replicas that keep them missed
+ * (acknowledged by it and others, hinted to them): each is listed as a
+ * move from @leaver to every natural replica in @after, which pulls it.
+ * Adjacent ranges with the same pair are merged; has_from is 1. Pure;
+ * both snapshots are borrowed. On CHORUS_OK *@moves is a chorus_malloc'ed
+ * array of *@count moves (NULL when none) that the caller frees with
+ * chorus_free(). Errors: CHORUS_EINVAL (NULL argument), CHORUS_ENOMEM. */
+int ring_diff_kept(const struct ring_snapshot *before,
+                   const struct ring_snapshot *after, chorus_node_id leaver,
+                   struct ring_move **moves, size_t *count);
+
 /* ------------------------------------------------------------------------
  * RCU publication (liburcu, urcu-memb flavour)
  *

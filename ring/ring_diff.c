@@ -129,3 +129,60 @@ int ring_diff(const struct ring_snapshot *before,
   *count = vec.n;
   return CHORUS_OK;
 }
+
+/* ring_diff_kept (ring.h): the same walk over the pieces; a piece whose
+ * replicas in @after all had it in @before, and that @leaver had and
+ * has no more, is a move from @leaver to each of them. */
+int ring_diff_kept(const struct ring_snapshot *before,
+                   const struct ring_snapshot *after, chorus_node_id leaver,
+                   struct ring_move **moves, size_t *count) {
+  if (before == NULL || after == NULL || moves == NULL || count == NULL)
+    return CHORUS_EINVAL;
+  *moves = NULL;
+  *count = 0;
+  size_t nu;
+  chorus_token *u = token_union(&before->cur, &after->cur, &nu);
+  if (u == NULL)
+    return CHORUS_ENOMEM;
+  struct move_vec vec = {0};
+  size_t open[RING_MAX_REPLICAS], n_open = 0;
+  for (size_t k = 0; k < nu; k++) {
+    chorus_token end = u[k];
+    chorus_token start = u[k == 0 ? nu - 1 : k - 1];
+    struct ring_replica b[RING_MAX_REPLICAS], a[RING_MAX_REPLICAS];
+    unsigned nb = ring__natural(before, &before->cur, end, b);
+    unsigned na = ring__natural(after, &after->cur, end, a);
+    bool kept = has_id(b, nb, leaver) && !has_id(a, na, leaver);
+    for (unsigned i = 0; i < na && kept; i++)
+      kept = has_id(b, nb, a[i].id) != 0;
+    size_t now[RING_MAX_REPLICAS], n_now = 0;
+    for (unsigned i = 0; i < na && kept; i++) {
+      struct ring_move m = {
+          .start = start, .end = end, .from = leaver, .to = a[i].id};
+      m.has_from = 1;
+      int merged = 0;
+      for (size_t o = 0; o < n_open && !merged; o++) {
+        struct ring_move *p = &vec.m[open[o]];
+        if (p->end == start && p->to == m.to) {
+          p->end = end;
+          now[n_now++] = open[o];
+          merged = 1;
+        }
+      }
+      if (merged)
+        continue;
+      if (push(&vec, &m) != CHORUS_OK) {
+        chorus_free(vec.m);
+        chorus_free(u);
+        return CHORUS_ENOMEM;
+      }
+      now[n_now++] = vec.n - 1;
+    }
+    memcpy(open, now, n_now * sizeof *now);
+    n_open = n_now;
+  }
+  chorus_free(u);
+  *moves = vec.m;
+  *count = vec.n;
+  return CHORUS_OK;
+}

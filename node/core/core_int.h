@@ -180,6 +180,11 @@ bool core__meta_too_few_left(const struct meta_state *s,
                              size_t *left);
 void core__meta_change_under_way(const struct meta_state *s, char *out,
                                  size_t cap);
+/* core__meta_sole_owner: whether @m is the last member that owns tokens
+ * (meta_state_sole_owner: its LEAVE is refused, --force or not), with
+ * the operator's line for it in @out. */
+bool core__meta_sole_owner(const struct meta_state *s,
+                           const struct meta_member *m, char *out, size_t cap);
 /* core_plan.c: answers CLUSTER_PLAN (a dry run) to client request
  * @cookie, exactly once. Errors: CHORUS_ENOMEM. */
 int core__plan_client(struct core *c, const struct wire_msg *m,

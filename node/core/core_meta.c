@@ -581,6 +581,8 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
       change_under_way(s, text, sizeof text);
       return refuse(c, cookie, CHORUS_EBUSY, text);
     }
+    if (core__meta_sole_owner(s, mm, text, sizeof text))
+      return refuse(c, cookie, CHORUS_EINVAL, text);
     if (too_few_left(s, mm, &factor, &left) && !force) {
       snprintf(text, sizeof text,
                "decommissioning %s would leave %zu normal members where the "
@@ -612,6 +614,8 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
       change_under_way(s, text, sizeof text);
       return refuse(c, cookie, CHORUS_EBUSY, text);
     }
+    if (core__meta_sole_owner(s, mm, text, sizeof text))
+      return refuse(c, cookie, CHORUS_EINVAL, text);
     cmd.type = META_CMD_LEAVE;
     cmd.state = META_REMOVED;
     return propose_admin(c, &cmd, cookie);
@@ -658,4 +662,15 @@ bool core__meta_too_few_left(const struct meta_state *s,
 void core__meta_change_under_way(const struct meta_state *s, char *out,
                                  size_t cap) {
   change_under_way(s, out, cap);
+}
+
+bool core__meta_sole_owner(const struct meta_state *s,
+                           const struct meta_member *m, char *out, size_t cap) {
+  if (!meta_state_sole_owner(s, m->id))
+    return false;
+  snprintf(out, cap,
+           "%s is the only member that owns ranges: nobody would take its "
+           "data (join another node first; --force cannot do this)",
+           m->name);
+  return true;
 }

@@ -233,6 +233,8 @@ static int would_be(struct core *c, const struct wire_cluster_plan *p,
       core__meta_change_under_way(s, text, cap);
       return CHORUS_EBUSY;
     }
+    if (core__meta_sole_owner(s, mm, text, cap))
+      return CHORUS_EINVAL;
     uint32_t factor;
     size_t left;
     if (dec && core__meta_too_few_left(s, mm, &factor, &left))

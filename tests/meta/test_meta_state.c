@@ -781,6 +781,110 @@ static void test_topology_changes(void **state) {
 /* Replacements (meta.h, REPLACE): a member that lost its disk replaces
  * itself (REPLACING: a pending replica of its own ranges, which it pulls
  * from the others); a dead member is replaced by a joiner in one change. */
+/* finish_now: FINISH of the change under way, which moves nothing (a
+ * shrink below the replication factor: every member left holds every
+ * range already). */
+static void finish_now(struct meta_state *s, uint64_t *index) {
+  struct ring_move *mv;
+  size_t nmv;
+  assert_int_equal(meta_state_moves(s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  assert_int_equal(nmv, 0);
+  assert_true(meta_state_finishable(s, mv, nmv));
+  chorus_free(mv);
+  struct meta_cmd c = cmd_of(META_CMD_FINISH, 0, 0, s->epoch);
+  assert_int_equal(meta_state_apply(s, &c, ++*index), CHORUS_OK);
+}
+
+/* The last member that owns tokens never leaves, goal LEFT or REMOVED,
+ * however it is asked (the shrink of a partly formed cluster in
+ * change_sim, seed 24: the ring emptied, the member's data went with it,
+ * and the next JOIN owned every token at once, holding nothing). Below
+ * the replication factor a LEAVE is the operator's (--force) and allowed
+ * while another member remains. */
+static void test_sole_owner_never_leaves(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 1, 1, 1);
+  uint64_t index = 10;
+  uint64_t epoch = s.epoch;
+  assert_true(meta_state_sole_owner(&s, 10));
+  assert_false(meta_state_sole_owner(&s, 99)); /* not a member */
+  struct meta_cmd c = cmd_of(META_CMD_LEAVE, 10, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
+  c = cmd_of(META_CMD_LEAVE, 10, META_REMOVED, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
+  assert_int_equal(meta_state_find(&s, 10)->state, META_NORMAL);
+  assert_int_equal(s.epoch, epoch);
+  /* Staged, then committed: refused alike, and it stays staged. */
+  c = (struct meta_cmd){.type = META_CMD_STAGE,
+                        .staged_type = META_CMD_LEAVE,
+                        .id = 10,
+                        .state = META_LEFT};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  c = (struct meta_cmd){.type = META_CMD_COMMIT, .state = 1};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
+  assert_int_equal(s.staged.type, META_CMD_LEAVE);
+  assert_int_equal(meta_state_find(&s, 10)->state, META_NORMAL);
+  c = (struct meta_cmd){.type = META_CMD_COMMIT, .state = 0};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+
+  /* A joiner owns (pending) ranges: while it joins, 10 is not alone. */
+  c = join_cmd(20, "m1", "dc0", "r0", META_JOINING);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_false(meta_state_sole_owner(&s, 10));
+  assert_false(meta_state_sole_owner(&s, 20));
+  stream_all_and_finish(&s, &index);
+  assert_false(meta_state_sole_owner(&s, 10));
+  assert_false(meta_state_sole_owner(&s, 20));
+
+  /* 2 -> 1 with N = 3 (a forced decommission): nobody gains 20's ranges,
+   * so 10, which keeps them, pulls them all from 20 (it may hold writes
+   * 10 missed), and the change finishes only once 10 has. */
+  c = cmd_of(META_CMD_LEAVE, 20, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_true(meta_state_sole_owner(&s, 10)); /* 20 is leaving */
+  assert_false(meta_state_sole_owner(&s, 20));
+  struct ring_move *mv;
+  size_t nmv;
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  assert_true(nmv > 0);
+  double share = 0;
+  for (size_t i = 0; i < nmv; i++) {
+    assert_int_equal(mv[i].from, 20);
+    assert_int_equal(mv[i].to, 10);
+    share += mv[i].start == mv[i].end
+                 ? 1.0
+                 : (double)(chorus_token)(mv[i].end - mv[i].start) /
+                       18446744073709551616.0;
+  }
+  assert_true(share > 0.999999 && share < 1.000001); /* the whole ring */
+  chorus_free(mv);
+  stream_all_and_finish(&s, &index);
+  assert_int_equal(meta_state_find(&s, 20)->state, META_LEFT);
+  assert_false(meta_state_sole_owner(&s, 20)); /* left: owns nothing */
+  epoch = s.epoch;
+  c = cmd_of(META_CMD_LEAVE, 10, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
+  assert_int_equal(s.epoch, epoch);
+  struct ring_snapshot *ring = NULL;
+  assert_int_equal(meta_state_ring(&s, &ring, NULL), CHORUS_OK);
+  assert_int_equal(ring_snapshot_node_count(ring), 1);
+  ring_snapshot_free(ring);
+
+  /* Once another has joined, 10 may go: its ranges have a taker. Removed
+   * (goal REMOVED: presumed lost) below N, nothing is pulled from it. */
+  c = join_cmd(30, "m2", "dc0", "r0", META_NORMAL); /* joins as JOINING */
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_find(&s, 30)->state, META_JOINING);
+  stream_all_and_finish(&s, &index);
+  c = cmd_of(META_CMD_LEAVE, 10, META_REMOVED, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  finish_now(&s, &index);
+  assert_int_equal(meta_state_find(&s, 10)->state, META_REMOVED);
+  assert_true(meta_state_sole_owner(&s, 30));
+  meta_state_free(&s);
+}
+
 static void test_replacements(void **state) {
   (void)state;
   struct meta_state s;
@@ -901,6 +1005,7 @@ int main(void) {
       cmocka_unit_test(test_exactly_once),
       cmocka_unit_test(test_ring),
       cmocka_unit_test(test_topology_changes),
+      cmocka_unit_test(test_sole_owner_never_leaves),
       cmocka_unit_test(test_replacements),
       cmocka_unit_test(test_staged),
       cmocka_unit_test(test_copy),

@@ -2259,6 +2259,50 @@ static void hints_follow_a_range_to_a_joiner(void **state) {
   teardown_all();
 }
 
+/* Just after a FINISH only some nodes have applied (issue 19): a node
+ * behind it forwards to the node that gave the key up, which is no replica
+ * in its ring any more and answers ESTALE, having done nothing; the
+ * forwarder routes the request again, to a replica of its ring not asked
+ * yet, and the client gets its answer instead of EUNAVAILABLE. */
+static void a_forward_refused_by_a_newer_ring_goes_elsewhere(void **state) {
+  (void)state;
+  setup(5, "3", 1, NULL);
+  boot();
+  const int after[5] = {N_, N_, N_, N_, GONE_}; /* node 4 decommissioned */
+  struct ring_snapshot *next = ring_of(after);
+  char key[16];
+  int k, f = -1;
+  for (k = 0; k < 2000 && f < 0; k++) {
+    snprintf(key, sizeof key, "w%d", k);
+    struct ring_plist pl;
+    assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 0, &pl),
+                     CHORUS_OK);
+    if (pl.r[0].id != H.ids[4]) /* the forward's first choice */
+      continue;
+    for (int i = 0; i < 4 && f < 0; i++)
+      if (!natural_in(H.ring, key, i) && !natural_in(next, key, i))
+        f = i; /* a non-replica in both rings: it forwards */
+  }
+  assert_true(f >= 0);
+  for (int i = 0; i < 5; i++)
+    if (i != f)
+      repl_set_ring(H.nodes[i].repl, next); /* f is behind the FINISH */
+  struct reply_rec *w = put(f, key, "v", WIRE_QUORUM, NULL);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(repl_stats(H.nodes[f].repl)->forwarded, 2);
+  int held = 0;
+  for (int i = 0; i < 4; i++)
+    held += natural_in(next, key, i) && stored_has(i, key, "v");
+  assert_true(held >= 2);
+  assert_false(stored_has(4, key, "v"));
+  struct reply_rec *r = get(f, key, WIRE_QUORUM);
+  assert_int_equal(r->type, WIRE_GET_REPLY2);
+  assert_int_equal(r->nvalues, 1);
+  assert_int_equal(repl_stats(H.nodes[f].repl)->forwarded, 4);
+  teardown_all();
+  ring_snapshot_free(next);
+}
+
 static void one_in_flight(struct repl_config *c) {
   c->hint_batch = 1;
 }
@@ -2458,6 +2502,7 @@ int main(void) {
       cmocka_unit_test(gc_repair_mode_waits_for_anti_entropy),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
       cmocka_unit_test(non_replicas_forward_one_hop),
+      cmocka_unit_test(a_forward_refused_by_a_newer_ring_goes_elsewhere),
       cmocka_unit_test(read_repair_fixes_stale_replicas),
       cmocka_unit_test(counters_count_a_retry_once),
       cmocka_unit_test(restart_gets_a_new_actor),

@@ -432,6 +432,51 @@ static void adding_a_node_with_n3_moves_replicas_only_to_it(void **state) {
   }
 }
 
+/* Below the replication factor a leaver's ranges have no taker:
+ * ring_diff lists nothing, ring_diff_kept lists every range it held as a
+ * move to each node that keeps it (the whole ring for each, N=3 on 3 or 2
+ * nodes); with a taker for every range (5 -> 4 at N=3) it lists none. */
+static void a_leaver_below_n_is_pulled_by_the_keepers(void **state) {
+  (void)state;
+  for (int k = 2; k <= 5; k++) {
+    struct ring_snapshot *a = named_ring(k, "3");
+    struct ring_snapshot *b = named_ring(k - 1, "3");
+    chorus_node_id leaver = named_id(k - 1);
+    struct ring_move *m;
+    size_t nm;
+    assert_int_equal(ring_diff(a, b, &m, &nm), CHORUS_OK);
+    assert_int_equal(nm == 0, k <= 3);
+    chorus_free(m);
+    assert_int_equal(ring_diff_kept(a, b, leaver, &m, &nm), CHORUS_OK);
+    if (k > 3) {
+      assert_int_equal(nm, 0);
+      assert_null(m);
+    }
+    double held[8] = {0};
+    for (size_t i = 0; i < nm; i++) {
+      assert_true(m[i].from == leaver);
+      assert_int_equal(m[i].has_from, 1);
+      int to = -1;
+      for (int j = 0; j < k - 1; j++)
+        if (m[i].to == named_id(j))
+          to = j;
+      assert_true(to >= 0);
+      held[to] += range_len(&m[i]);
+    }
+    for (int j = 0; j < k - 1 && k <= 3; j++)
+      if (held[j] < 0.999999 || held[j] > 1.000001)
+        fail_msg("k=%d: node %d pulls %.6f of the ring, not all", k, j,
+                 held[j]);
+    chorus_free(m);
+    /* A node that stays gives up nothing. */
+    assert_int_equal(ring_diff_kept(a, b, named_id(0), &m, &nm), CHORUS_OK);
+    assert_int_equal(nm, 0);
+    assert_int_equal(ring_diff_kept(NULL, b, leaver, &m, &nm), CHORUS_EINVAL);
+    ring_snapshot_free(a);
+    ring_snapshot_free(b);
+  }
+}
+
 /* ------------------------------------------------------------------------
  * Placement against a reference walk over random topologies
  * ------------------------------------------------------------------------ */
@@ -1038,6 +1083,7 @@ int main(void) {
       cmocka_unit_test(balance_table_at_default_T),
       cmocka_unit_test(adding_a_node_moves_its_share_only_to_it),
       cmocka_unit_test(adding_a_node_with_n3_moves_replicas_only_to_it),
+      cmocka_unit_test(a_leaver_below_n_is_pulled_by_the_keepers),
       cmocka_unit_test(placement_matches_reference_on_random_topologies),
       cmocka_unit_test(lookup_wraps_around_token_zero),
       cmocka_unit_test(joining_nodes_are_pending_and_leaving_ones_hand_over),
