@@ -130,6 +130,11 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
       unsigned char *dk = repl__data_key(token, key, klen, &dl);
       rc = dk ? store_put(r->store, STORE_DATA, dk, dl, out, olen, NULL)
               : CHORUS_ENOMEM;
+      /* The anti-entropy tree follows every write of the data space. */
+      if (rc == CHORUS_OK)
+        repl__aae_note(r, dk, dl, aae_digest(buf, len), aae_digest(out, olen));
+      else if (dk != NULL)
+        repl__aae_stale(r);
       chorus_free(dk);
     }
     chorus_free(out);

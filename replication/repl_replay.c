@@ -112,6 +112,7 @@ static int drop_not_owner(struct repl *r, const struct repl_hint *h,
                               h->klen, h->seq, NULL);
   if (rc == CHORUS_OK) {
     r->stats.hints_dropped_not_owner++;
+    repl__aae_hint_dropped(r, h->target, h->token);
     REPL_TRACE(r, "hint for %016" PRIx64 " dropped: not an owner, and %s",
                h->target, why);
   }
@@ -282,6 +283,7 @@ static int replay_one(struct repl *r, struct repl_peer_state *p,
       wall - h->wall > r->cfg.hint_max_age_ms) {
     REPL_TRACE(r, "hint for %016" PRIx64 " dropped: older than %" PRIu64 " ms",
                h->target, r->cfg.hint_max_age_ms);
+    repl__aae_hint_dropped(r, h->target, h->token);
     int rc = repl__hints_drop(&r->hints, r->store, h);
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
   }
