@@ -361,6 +361,11 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
 
 int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall, const struct repl_effects *fx) {
+  int arc;
+  if (repl__aae_barrier(r, token, status, now, fx, &arc)) {
+    refresh_stats(r);
+    return arc;
+  }
   struct repl_op *op = repl__op_find(r, token);
   if (op == NULL)
     return CHORUS_OK;

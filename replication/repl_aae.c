@@ -384,7 +384,8 @@ static int shared_intervals(struct repl *r, chorus_node_id peer,
     chorus_free(v);
     return rc;
   }
-  qsort(v, nv, sizeof *v, iv_cmp);
+  if (nv > 1)
+    qsort(v, nv, sizeof *v, iv_cmp);
   /* Merge what touches or overlaps (a one-token ring covers it all). */
   size_t m = 0;
   for (size_t i = 0; i < nv; i++) {
@@ -428,6 +429,10 @@ static void exchange_reset(struct repl_aae *a) {
   a->diff = NULL;
   a->ndiff = a->capdiff = a->dpos = 0;
   memset(a->fetch, 0, sizeof a->fetch);
+  for (size_t i = 0; i < a->nheld; i++)
+    chorus_free(a->held[i].obj);
+  a->nheld = 0;
+  a->barrier = 0;
   a->segs = a->keys = a->repaired = a->bytes = 0;
 }
 
@@ -661,8 +666,9 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
   }
   size_t ndiff = w - a->pos;
   /* Shift the rest down over the matched ones. */
-  memmove(&a->ids[w], &a->ids[a->pos + a->chunk],
-          (a->nids - a->pos - a->chunk) * sizeof *a->ids);
+  if (a->nids > a->pos + a->chunk)
+    memmove(&a->ids[w], &a->ids[a->pos + a->chunk],
+            (a->nids - a->pos - a->chunk) * sizeof *a->ids);
   a->nids -= a->chunk - ndiff;
   a->pos = w;
   a->awaited = 0;
@@ -696,7 +702,8 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
       if (rc != CHORUS_OK)
         return rc;
     }
-    qsort(a->kr, a->nkr, sizeof *a->kr, iv_cmp);
+    if (a->nkr > 1)
+      qsort(a->kr, a->nkr, sizeof *a->kr, iv_cmp);
     a->phase = REPL_AAE_KEYS;
     a->krpos = 0;
     a->alen = 0;
@@ -882,42 +889,92 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
  * The exchange: repairs
  * ------------------------------------------------------------------------ */
 
-/* Sends this node's object of @dkey to the peer when it has one and it
- * is durable; *@sent says so. */
-static int push_local(struct repl *r, const struct repl_effects *fx,
-                      const uint8_t *dkey, size_t dlen, const void *theirs,
-                      size_t tlen, bool *sent) {
+static int send_obj(struct repl *r, const struct repl_effects *fx,
+                    const uint8_t *dkey, size_t dlen, const void *obj,
+                    size_t len) {
   struct repl_aae *a = &r->aae;
+  struct wire_msg m;
+  repl__msg_replica_write(&m, 0, store_be64_get(dkey),
+                          dkey + STORE_TOKEN_PREFIX, dlen - STORE_TOKEN_PREFIX,
+                          obj, len, 0, ring_snapshot_version(r->ring));
+  if (!repl__fits_peer(&m)) {
+    r->stats.unsent++;
+    return CHORUS_OK;
+  }
+  a->bytes_tokens -= (double)len;
+  a->bytes += len;
+  return aae_send(r, fx, a->peer, &m);
+}
+
+/* Sends this node's object of diff @di to the peer when it has one that
+ * differs from @theirs: at once when everything written is durable, else
+ * held for a barrier (NOTHING NON-DURABLE LEAVES A NODE); *@sent says
+ * whether it goes. */
+static int push_local(struct repl *r, const struct repl_effects *fx, size_t di,
+                      const void *theirs, size_t tlen, bool *sent) {
+  struct repl_aae *a = &r->aae;
+  const struct repl_aae_diff *d = &a->diff[di];
   *sent = false;
-  chorus_token tok = store_be64_get(dkey);
   void *buf;
   size_t len;
-  int rc = repl__load_bytes(r, tok, dkey + STORE_TOKEN_PREFIX,
-                            dlen - STORE_TOKEN_PREFIX, &buf, &len);
+  int rc =
+      repl__load_bytes(r, store_be64_get(d->dkey), d->dkey + STORE_TOKEN_PREFIX,
+                       d->dlen - STORE_TOKEN_PREFIX, &buf, &len);
   if (rc != CHORUS_OK || len == 0 ||
       (len == tlen && memcmp(buf, theirs, len) == 0)) {
     chorus_free(buf);
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
   }
-  if (!repl__all_durable(r)) {
-    /* Not now: the peer's own exchange with us pulls it. */
+  *sent = true;
+  if (repl__all_durable(r)) {
+    rc = send_obj(r, fx, d->dkey, d->dlen, buf, len);
     chorus_free(buf);
-    return CHORUS_OK;
+    return rc;
   }
-  struct wire_msg m;
-  repl__msg_replica_write(&m, 0, tok, dkey + STORE_TOKEN_PREFIX,
-                          dlen - STORE_TOKEN_PREFIX, buf, len, 0,
-                          ring_snapshot_version(r->ring));
-  if (repl__fits_peer(&m)) {
-    a->bytes_tokens -= (double)len;
-    a->bytes += len;
-    rc = aae_send(r, fx, a->peer, &m);
-    *sent = rc == CHORUS_OK;
-  } else {
-    r->stats.unsent++;
+  assert(a->nheld < REPL_AAE_WINDOW);
+  chorus_seq seq = store_last_seq(r->store);
+  a->held[a->nheld++] = (struct repl_aae_push){buf, len, di, seq};
+  if (a->barrier != 0)
+    return CHORUS_OK; /* the next barrier, once this one ends */
+  a->barrier = new_id(r);
+  a->barrier_seq = seq;
+  return fx->sync(fx->ctx, seq, a->barrier);
+}
+
+bool repl__aae_barrier(struct repl *r, uint64_t token, int status,
+                       chorus_ms now, const struct repl_effects *fx, int *rc) {
+  struct repl_aae *a = &r->aae;
+  *rc = CHORUS_OK;
+  if (token == 0 || token != a->barrier || a->phase != REPL_AAE_REPAIR)
+    return false;
+  a->barrier = 0;
+  if (status != CHORUS_OK) {
+    exchange_abort(r, "a barrier failed");
+    return true;
   }
-  chorus_free(buf);
-  return rc;
+  size_t w = 0;
+  chorus_seq next = 0;
+  for (size_t i = 0; i < a->nheld; i++) {
+    struct repl_aae_push *p = &a->held[i];
+    if (p->seq <= a->barrier_seq) {
+      const struct repl_aae_diff *d = &a->diff[p->diff];
+      if (*rc == CHORUS_OK)
+        *rc = send_obj(r, fx, d->dkey, d->dlen, p->obj, p->len);
+      chorus_free(p->obj);
+    } else {
+      next = p->seq > next ? p->seq : next;
+      a->held[w++] = *p;
+    }
+  }
+  a->nheld = w;
+  if (*rc == CHORUS_OK && w > 0) {
+    a->barrier = new_id(r);
+    a->barrier_seq = next;
+    *rc = fx->sync(fx->ctx, next, a->barrier);
+  }
+  if (*rc == CHORUS_OK)
+    *rc = pump(r, now, fx);
+  return true;
 }
 
 static void refill(struct repl *r, chorus_ms now) {
@@ -943,7 +1000,7 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
   struct repl_aae *a = &r->aae;
   refill(r, now);
   int rc = CHORUS_OK;
-  size_t inflight = 0;
+  size_t inflight = a->nheld;
   for (size_t s = 0; s < REPL_AAE_WINDOW; s++)
     inflight += a->fetch[s] != 0;
   while (rc == CHORUS_OK && a->dpos < a->ndiff && inflight < REPL_AAE_WINDOW) {
@@ -967,10 +1024,12 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
     if (d->remote == 0) {
       /* Only this node holds it: sent, if durable. */
       bool sent;
-      rc = push_local(r, fx, d->dkey, d->dlen, NULL, 0, &sent);
+      rc = push_local(r, fx, a->dpos++, NULL, 0, &sent);
       a->repaired += sent;
       r->stats.aae_keys_repaired += sent;
-      a->dpos++;
+      inflight = a->nheld;
+      for (size_t f = 0; f < REPL_AAE_WINDOW; f++)
+        inflight += a->fetch[f] != 0;
       continue;
     }
     size_t s = 0;
@@ -987,7 +1046,8 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
       rc = arm(fx, a->fetch[s], r->cfg.timeout_ms);
     inflight++;
   }
-  if (rc == CHORUS_OK && a->dpos >= a->ndiff && inflight == 0)
+  if (rc == CHORUS_OK && a->dpos >= a->ndiff && inflight == 0 &&
+      a->barrier == 0)
     rc = exchange_complete(r);
   return rc;
 }
@@ -1036,7 +1096,7 @@ static int on_fetched(struct repl *r, size_t slot, const struct wire_msg *m,
     }
   }
   bool sent;
-  int rc = push_local(r, fx, d->dkey, d->dlen, o->ptr, o->len, &sent);
+  int rc = push_local(r, fx, a->fetch_diff[slot], o->ptr, o->len, &sent);
   if (rc != CHORUS_OK)
     return rc;
   if (changed || sent) {

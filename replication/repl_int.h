@@ -341,6 +341,17 @@ struct repl_aae {
   size_t ndiff, capdiff, dpos;
   uint64_t fetch[REPL_AAE_WINDOW]; /* REPLICA_READ ids; 0: free slot */
   size_t fetch_diff[REPL_AAE_WINDOW];
+  /* Objects to send once durable (NOTHING NON-DURABLE LEAVES A NODE):
+   * each the bytes read when everything up to @seq was written; the
+   * barrier @barrier covers up to @barrier_seq. */
+  struct repl_aae_push {
+    uint8_t *obj; /* owned */
+    size_t len, diff;
+    chorus_seq seq;
+  } held[REPL_AAE_WINDOW];
+  size_t nheld;
+  uint64_t barrier;
+  chorus_seq barrier_seq;
   uint64_t wake; /* id of the throttle's timer; 0: none */
   double keys_tokens, bytes_tokens;
   chorus_ms refilled;                   /* monotonic ms of the last refill */
@@ -837,6 +848,10 @@ int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
 bool repl__aae_answer(struct repl *r, chorus_node_id from,
                       const struct wire_msg *m, chorus_ms now, chorus_ms wall,
                       const struct repl_effects *fx, int *rc);
+/* repl__aae_barrier: whether sync token @token is the exchange's barrier
+ * (*@rc: what handling it returned). */
+bool repl__aae_barrier(struct repl *r, uint64_t token, int status,
+                       chorus_ms now, const struct repl_effects *fx, int *rc);
 /* repl__aae_timer: a REPL_TIMER_AAE timer fired. */
 int repl__aae_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
                     const struct repl_effects *fx);
