@@ -290,6 +290,10 @@ int core_start(struct core *c, struct store *store, chorus_ms now,
   if (rc != CHORUS_OK)
     return rc;
   c->started = true;
+  /* The anti-entropy tree's first rebuild step (all of it for a small
+   * store); the rest at its own pace (core_aae.c). */
+  if ((rc = core__aae_step(c)) != CHORUS_OK)
+    return rc;
   if (c->cfg.metadata) {
     rc = core__meta_start(c);
     if (rc != CHORUS_OK)
@@ -550,6 +554,8 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {
     rc = core__meta_tick(c);
   if (rc == CHORUS_OK && c->meta != NULL && core__stream_deadline(c) <= now)
     rc = core__stream_step(c);
+  if (rc == CHORUS_OK && core__aae_deadline(c) <= now)
+    rc = core__aae_step(c);
   if (rc == CHORUS_OK && c->join_at <= now) {
     if (swim_member_count(c->swim) > 1 || c->leaving)
       c->join_at = CORE_NEVER; /* joined: someone answered */
@@ -574,6 +580,9 @@ chorus_ms core_next_deadline(const struct core *c) {
     if (m < d)
       d = m;
   }
+  chorus_ms a = core__aae_deadline(c);
+  if (a < d)
+    d = a;
   return c->join_at < d ? c->join_at : d;
 }
 
