@@ -237,6 +237,7 @@ static int open_core(struct node *n, char *errmsg) {
   cc.repl.timeout_ms = n->cfg.timeout_ms;
   cc.repl.max_value_bytes = n->cfg.max_value_bytes;
   cc.repl.max_object_bytes = n->cfg.max_object_bytes;
+  cc.repl.hint_max_bytes = n->cfg.hint_max_bytes;
   cc.repl.tracer = tracer;
   cc.repl.warn = &node_log_warn_tracer;
   cc.repl.tombstone_gc = n->cfg.tombstone_gc;
@@ -258,6 +259,7 @@ static int open_core(struct node *n, char *errmsg) {
   randombytes_buf(&cc.meta.seed, sizeof cc.meta.seed);
   cc.meta.tracer = &node_log_info_tracer;
   cc.stream_mbps = n->cfg.stream_mbps;
+  cc.aae_interval_ms = n->cfg.aae_interval_ms;
   cc.tracer = tracer;
   struct core_effects fx = {
       .ctx = n,

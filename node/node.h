@@ -171,6 +171,11 @@ struct node_config {
   chorus_ms hint_max_age_ms; /* --hint-max-age-ms, 3 h */
   /* --max-object-bytes: the byte budget of one object (repl.h), 8 MiB */
   uint32_t max_object_bytes;
+  /* --aae-interval-ms: an anti-entropy exchange this often, 60000; 0 none
+   * (the tree is kept all the same; `chorus repair now` still runs one) */
+  uint32_t aae_interval_ms;
+  /* --hint-max-bytes: hints kept per target, 64 MiB (repl.h) */
+  uint64_t hint_max_bytes;
 };
 
 /* node_config_parse: fills @cfg from argv (and from --config files). On

@@ -67,6 +67,11 @@ static const char usage_text[] =
     "                         off\n"
     "  --gc-interval-ms MS    walk the tombstone queue this often (10000)\n"
     "  --hint-max-age-ms MS   drop hints older than this (10800000, 3 h)\n"
+    "  --aae-interval-ms MS   anti-entropy: an exchange of hash trees with\n"
+    "                         the next replica in turn this often (60000;\n"
+    "                         0: only on `chorus repair now`)\n"
+    "  --hint-max-bytes B     hints kept per down replica (67108864); more\n"
+    "                         are dropped, logged, left to anti-entropy\n"
     "  --min-free-mb MB       refuse writes while the data folder's file\n"
     "                         system has less free (default 256; 0: only\n"
     "                         when it is full); ENOSPC to clients\n"
@@ -316,6 +321,14 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     cfg->hint_max_age_ms = ms;
     return rc;
   }
+  if (strcmp(key, "aae-interval-ms") == 0)
+    return set_u32(&cfg->aae_interval_ms, v, 0, 86400000, key, errmsg);
+  if (strcmp(key, "hint-max-bytes") == 0) {
+    uint32_t b;
+    int rc = set_u32(&b, v, 1, UINT32_MAX, key, errmsg);
+    cfg->hint_max_bytes = b;
+    return rc;
+  }
   if (strcmp(key, "min-free-mb") == 0)
     return set_u32(&cfg->min_free_mb, v, 0, 1u << 24, key, errmsg);
   if (strcmp(key, "config") == 0)
@@ -395,6 +408,8 @@ static void defaults(struct node_config *cfg) {
   cfg->tombstone_gc = REPL_GC_REPAIR;
   cfg->gc_interval_ms = 10000;
   cfg->hint_max_age_ms = 3ull * 3600 * 1000;
+  cfg->aae_interval_ms = 60000;
+  cfg->hint_max_bytes = 64ull << 20;
   /* What RocksDB needs to finish what it holds once writes stop, which
    * depends on its buffers, not on the disk's size (so no percentage):
    * table files for a full data memtable and the one behind it (2 x 64

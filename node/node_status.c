@@ -161,6 +161,15 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   RSTAT(tombstones);
   RSTAT(tombstones_purged);
   RSTAT(gc_walks);
+  RSTAT(aae_started);
+  RSTAT(aae_completed);
+  RSTAT(aae_aborted);
+  RSTAT(aae_segments_differing);
+  RSTAT(aae_keys_compared);
+  RSTAT(aae_keys_repaired);
+  RSTAT(aae_bytes_sent);
+  RSTAT(aae_bytes_received);
+  RSTAT(aae_rebuilds);
 #undef RSTAT
   const struct swim_stats *ss = swim_stats(core_swim(n->core));
 #define SSTAT(f) stat_add(&b, (int64_t)ss->f, "swim." #f)

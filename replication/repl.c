@@ -93,6 +93,12 @@ int repl_new(const struct repl_config *cfg, struct store *store,
   r->store = store;
   hlc_init(&r->hlc, REPL_HLC_MAX_DRIFT_MS);
   r->hlc.tracer = r->cfg.tracer;
+  int rc = aae_tree_init(&r->tree,
+                         cfg->aae_bits ? cfg->aae_bits : AAE_TREE_BITS_DEFAULT);
+  if (rc != CHORUS_OK) {
+    chorus_free(r);
+    return rc;
+  }
   repl__hints_init(&r->hints,
                    cfg->hint_max_bytes ? cfg->hint_max_bytes : UINT64_MAX);
   repl_set_ring(r, ring);
@@ -113,6 +119,7 @@ void repl_free(struct repl *r) {
   repl__hints_free(&r->hints);
   chorus_free(r->cleanup.after);
   chorus_free(r->gc.after);
+  repl__aae_free(r);
   chorus_free(r);
 }
 
@@ -281,7 +288,15 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
   case WIRE_HINT_DELIVER:
     rc = repl__on_hint_deliver(r, from, m, wall, fx);
     break;
+  case WIRE_AAE_TREE_REQ:
+    rc = repl__aae_on_tree_req(r, from, m, fx);
+    break;
+  case WIRE_AAE_KEYS_REQ:
+    rc = repl__aae_on_keys_req(r, from, m, fx);
+    break;
   default:
+    if (repl__aae_answer(r, from, m, now, wall, fx, &rc))
+      break;
     if (repl__request_of(m, &q)) {
       /* Forwarded to us: answered under the forwarder's request id. */
       struct repl_origin origin = {true, from, m->request_id};
@@ -315,6 +330,7 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
        * with them hints the index counts, or deletes it forgot. */
       r->store_reopens = reopens;
       repl__resync_hints(r);
+      repl__aae_stale(r);
     }
     if (!r->failed && store_write_allowed(r->store) == CHORUS_OK) {
       rc = repl__hints_flush(&r->hints, r->store, NULL);
@@ -343,6 +359,9 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
       return CHORUS_OK; /* it ended before its timeout */
     const struct repl_op_event ev = {.kind = REPL_EV_TIMEOUT};
     rc = repl__op_step(r, op, &ev, fx);
+  } else if (kind == REPL_TIMER_AAE) {
+    rc = repl__aae_timer(r, id & ((1ull << REPL_TIMER_KIND_SHIFT) - 1), now,
+                         wall, fx);
   }
   refresh_stats(r);
   return rc;
@@ -351,6 +370,11 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
 int repl_sync_done(struct repl *r, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall, const struct repl_effects *fx) {
   repl__tick(r, now, wall);
+  int arc;
+  if (repl__aae_barrier(r, token, status, now, fx, &arc)) {
+    refresh_stats(r);
+    return arc;
+  }
   struct repl_op *op = repl__op_find(r, token);
   if (op == NULL)
     return CHORUS_OK;
@@ -383,6 +407,7 @@ int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
   bool was_down = p->down;
   p->down = !alive;
   p->quiet_until = 0;
+  repl__aae_member(r, node, alive);
   if (was_down != p->down)
     REPL_TRACE(r, "%016" PRIx64 " is %s", node, alive ? "alive" : "down");
   int rc = CHORUS_OK;

@@ -241,6 +241,14 @@ struct repl_config {
    * REPL_GC_REPAIR, and REPL_GC_TIMEOUT's timeout. */
   enum repl_tombstone_gc tombstone_gc;
   chorus_ms tombstone_gc_timeout_ms;
+  /* Anti-entropy (ANTI-ENTROPY below): the tree's segments are 2^aae_bits
+   * (0: AAE_TREE_BITS_DEFAULT, 16; every node of a cluster must use the
+   * same, an exchange between different ones is refused); repairs are
+   * throttled to @aae_keys_per_sec keys and @aae_bytes_per_sec bytes a
+   * second (0: 1000 keys/s, 8 MiB/s). */
+  uint8_t aae_bits;
+  uint32_t aae_keys_per_sec;
+  uint64_t aae_bytes_per_sec;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
   /* Where what an operator must hear goes (dropped hints, per target and
    * reason, at most once a hint round); borrowed for life; may be NULL. */
@@ -511,6 +519,15 @@ struct repl_stats {
   uint64_t tombstones, tombstones_purged, gc_walks;
   /* Hints armed by repl_stream_repair for replicas a piece showed lacking. */
   uint64_t stream_repairs;
+  /* Anti-entropy (ANTI-ENTROPY): exchanges this node started, completed
+   * and abandoned; tree segments found differing; keys whose digests were
+   * compared; keys repaired (fetched from the peer and joined here, or
+   * sent to it); AAE message bytes sent and received (their encoded
+   * sizes), objects included; tree rebuilds completed. */
+  uint64_t aae_started, aae_completed, aae_aborted;
+  uint64_t aae_segments_differing, aae_keys_compared, aae_keys_repaired;
+  uint64_t aae_bytes_sent, aae_bytes_received;
+  uint64_t aae_rebuilds;
 };
 
 const struct repl_stats *repl_stats(const struct repl *r);
@@ -529,5 +546,58 @@ bool repl_is_replica(const struct repl *r, const void *key, size_t klen);
 
 /* repl_hints_for: hints kept for @target now. */
 uint64_t repl_hints_for(const struct repl *r, chorus_node_id target);
+
+/* ------------------------------------------------------------------------
+ * ANTI-ENTROPY (repl_aae.c, docs/ARCHITECTURE.md "Anti-entropy")
+ *
+ * The node keeps one hash tree over its data (aae_tree.h), updated on
+ * every write of STORE_DATA this module makes, and rebuilt by a paced scan
+ * at start and whenever a write it could not follow (a failed batch, a
+ * store reopen) left it stale. An exchange compares the tree with one
+ * peer's over the token intervals where both are natural replicas in this
+ * node's ring: branches, then the segments under differing branches, then
+ * the (key, digest) lists of differing segments (and of the segments an
+ * interval boundary cuts); each differing key is fetched from the peer
+ * (REPLICA_READ), joined here, and the join sent back when it differs
+ * from the peer's copy (as read repair does). Nothing is overwritten and
+ * a missing key is never taken for a delete: joins only add.
+ * ------------------------------------------------------------------------ */
+
+/* repl_aae_rebuild_step: advances a rebuild of the tree by up to @budget
+ * keys (one starts when the tree is stale); *@built says whether the tree
+ * is built after it. Errors: CHORUS_ENOMEM, store errors (the next step
+ * starts over). */
+int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built);
+/* repl_aae_built: whether the tree is built (exchanges need it). */
+bool repl_aae_built(const struct repl *r);
+/* repl_aae_exchange: starts an exchange with @peer (0: the next peer in
+ * turn, peers whose hints were dropped first). Does nothing when one is
+ * under way, the tree is not built, the node does not serve, or no peer
+ * shares a range (*@started, may be NULL, says whether one started).
+ * Errors: CHORUS_ENOMEM, effect errors. */
+int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
+                      chorus_ms wall, const struct repl_effects *fx,
+                      bool *started);
+/* repl_aae_busy: whether an exchange is under way. */
+bool repl_aae_busy(const struct repl *r);
+/* repl_aae_repaired_since: for the tombstone collector: the local wall
+ * time at which the last exchange that completed over @token's range
+ * started, the smallest over the other natural replicas of the range in
+ * this node's ring; 0 when some never completed one (or the ring has no
+ * replica). A tombstone written before that time is held by every
+ * replica of its range (or its hint is still pending somewhere). */
+chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token);
+
+/* What repair status says of one peer (REPAIR_STATUS). */
+struct repl_aae_peer_status {
+  chorus_node_id peer;
+  chorus_ms last_started, last_completed; /* wall ms; 0: never */
+  uint64_t exchanges, aborted;            /* completed, abandoned */
+  uint64_t segments_differing, keys_repaired, bytes;
+};
+/* repl_aae_status: the peers this node exchanged with (or tried), up to
+ * @max of them into @out; returns how many there are. */
+size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
+                       size_t max);
 
 #endif /* CHORUS_REPL_H */

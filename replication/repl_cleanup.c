@@ -92,6 +92,10 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done) {
     }
     if ((rc = store_batch_delete(b, STORE_DATA, k, klen)) != CHORUS_OK)
       break;
+    /* The tree follows now; a batch that fails below makes it stale. */
+    size_t vl;
+    const void *v = store_iter_value(it, &vl);
+    repl__aae_note(r, k, klen, aae_digest(v, vl), 0);
   }
   bool end = rc == CHORUS_OK && !store_iter_valid(it);
   if (rc == CHORUS_OK)
@@ -111,6 +115,8 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done) {
   if (rc == CHORUS_OK && ndel > 0)
     rc = store_write_batch(r->store, b, NULL);
   store_batch_free(b);
+  if (ndel > 0 && rc != CHORUS_OK)
+    repl__aae_stale(r);
   if (rc != CHORUS_OK)
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* the next step again */
   r->stats.cleanup_scanned += seen;

@@ -26,6 +26,7 @@
 
 #include <assert.h>
 
+#include "aae_tree.h"
 #include "crdt.h"
 #include "repl.h"
 
@@ -260,6 +261,7 @@ void repl__hints_scan_close(struct repl_hint_scan *sc);
 #define REPL_TIMER_KIND_SHIFT 62
 #define REPL_TIMER_OP 1ull
 #define REPL_TIMER_HINTS 2ull
+#define REPL_TIMER_AAE 3ull
 #define REPL_OP_BUCKETS 1024u
 
 /* Replication's view of one peer: what membership says of it and how its
@@ -338,6 +340,83 @@ struct repl_stream_read {
 #define REPL_STREAM_READ_MAX_AGE_MS 1000
 #define REPL_STREAM_READ_IDLE_MS 2000
 
+/* ------------------------------------------------------------------------
+ * Anti-entropy (repl_aae.c)
+ * ------------------------------------------------------------------------ */
+
+struct repl_aae_iv {
+  chorus_token first, last; /* inclusive */
+};
+
+/* A key whose digests differ: its storage key and the peer's digest. */
+struct repl_aae_diff {
+  uint8_t *dkey; /* owned */
+  size_t dlen;
+  uint64_t remote; /* 0: the peer lacks it */
+};
+
+enum repl_aae_phase {
+  REPL_AAE_IDLE = 0,
+  REPL_AAE_BRANCHES, /* AAE_TREE_REQ of the branches sent */
+  REPL_AAE_SEGMENTS, /* AAE_TREE_REQ of segments sent */
+  REPL_AAE_KEYS,     /* AAE_KEYS_REQ sent */
+  REPL_AAE_REPAIR,   /* REPLICA_READs of differing keys in flight */
+};
+
+#define REPL_AAE_WINDOW 16 /* REPLICA_READs in flight */
+
+/* Per peer: the last exchanges and what repaired_since needs. */
+struct repl_aae_peer {
+  chorus_node_id id;
+  chorus_ms last_started, last_completed;
+  uint64_t exchanges, aborted, segments_differing, keys_repaired, bytes;
+  struct repl_aae_iv *iv; /* the intervals of the last completed exchange,
+                             all repaired since @last_started; owned */
+  size_t niv;
+  bool priority; /* a hint to it was dropped: exchange with it first */
+};
+
+struct repl_aae {
+  enum repl_aae_phase phase;
+  chorus_node_id peer;
+  uint64_t awaited;       /* request id of the AAE reply awaited; 0: none */
+  uint64_t epoch;         /* this node's ring version at the start */
+  chorus_ms started;      /* wall */
+  struct repl_aae_iv *iv; /* the shared intervals, sorted, disjoint */
+  size_t niv;
+  uint32_t *ids; /* tree entries of the level under comparison */
+  size_t nids, capids, pos, chunk;
+  struct repl_aae_iv *kr; /* token ranges to compare key by key */
+  size_t nkr, capkr, krpos, krn;
+  uint8_t *after; /* AAE_KEYS_REQ resumes after this storage key */
+  size_t alen, acap;
+  struct repl_aae_diff *diff;
+  size_t ndiff, capdiff, dpos;
+  uint64_t fetch[REPL_AAE_WINDOW]; /* REPLICA_READ ids; 0: free slot */
+  size_t fetch_diff[REPL_AAE_WINDOW];
+  /* Objects to send once durable (NOTHING NON-DURABLE LEAVES A NODE):
+   * each the bytes read when everything up to @seq was written; the
+   * barrier @barrier covers up to @barrier_seq. */
+  struct repl_aae_push {
+    uint8_t *obj; /* owned */
+    size_t len, diff;
+    chorus_seq seq;
+  } held[REPL_AAE_WINDOW];
+  size_t nheld;
+  uint64_t barrier;
+  chorus_seq barrier_seq;
+  uint64_t wake; /* id of the throttle's timer; 0: none */
+  double keys_tokens, bytes_tokens;
+  chorus_ms refilled;                   /* monotonic ms of the last refill */
+  uint64_t segs, keys, repaired, bytes; /* this exchange's */
+  struct repl_aae_peer *peers;          /* sorted by id */
+  size_t npeers, cappeers;
+  chorus_node_id last_peer; /* the round robin's */
+  /* Rebuild scan: the next step resumes after this storage key. */
+  uint8_t *scan;
+  size_t slen, scap;
+};
+
 struct repl {
   struct repl_config cfg;
   struct store *store;
@@ -378,6 +457,8 @@ struct repl {
    * from the @wall of events: @wall is the latest one seen. */
   struct hlc hlc;
   chorus_ms wall;
+  struct aae_tree tree;
+  struct repl_aae aae;
   char err[CHORUS_ERRMSG_SIZE];
 };
 
@@ -835,6 +916,49 @@ int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
  * stored object does not decode), store errors, CHORUS_ENOMEM. */
 int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
                           size_t klen, const void *bytes, size_t blen);
+
+/* ------------------------------------------------------------------------
+ * Anti-entropy (repl_aae.c)
+ * ------------------------------------------------------------------------ */
+
+/* repl__aae_note: the object of storage key @dkey went from digest @old
+ * to @new (aae_digest; 0: absent): the tree follows. Every write of
+ * STORE_DATA calls it once the write succeeded, or repl__aae_stale when
+ * the write failed (a batch may have been partly seen). */
+static inline void repl__aae_note(struct repl *r, const void *dkey, size_t dlen,
+                                  uint64_t old, uint64_t new) {
+  aae_tree_update(&r->tree, dkey, dlen, old, new);
+}
+void repl__aae_stale(struct repl *r);
+/* repl__aae_hint_dropped: a hint of (@target, @token) was dropped: the
+ * next exchange is with @target. */
+void repl__aae_hint_dropped(struct repl *r, chorus_node_id target,
+                            chorus_token token);
+/* repl__aae_on_tree_req, repl__aae_on_keys_req: a peer's requests,
+ * answered (or refused with ERROR). Errors: CHORUS_ENOMEM, effect
+ * errors. */
+int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m,
+                          const struct repl_effects *fx);
+int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m,
+                          const struct repl_effects *fx);
+/* repl__aae_answer: whether @m (an answer) belongs to the exchange under
+ * way (*@rc: what handling it returned). */
+bool repl__aae_answer(struct repl *r, chorus_node_id from,
+                      const struct wire_msg *m, chorus_ms now, chorus_ms wall,
+                      const struct repl_effects *fx, int *rc);
+/* repl__aae_barrier: whether sync token @token is the exchange's barrier
+ * (*@rc: what handling it returned). */
+bool repl__aae_barrier(struct repl *r, uint64_t token, int status,
+                       chorus_ms now, const struct repl_effects *fx, int *rc);
+/* repl__aae_timer: a REPL_TIMER_AAE timer fired. */
+int repl__aae_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
+                    const struct repl_effects *fx);
+/* repl__aae_member: membership says @node is down: an exchange with it
+ * is abandoned. */
+void repl__aae_member(struct repl *r, chorus_node_id node, bool alive);
+void repl__aae_free(struct repl *r);
 
 /* ------------------------------------------------------------------------
  * Hint upkeep and replay (repl_replay.c)

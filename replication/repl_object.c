@@ -136,6 +136,11 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
       if (rc == CHORUS_OK)
         rc = store_write_batch(r->store, b, NULL);
       store_batch_free(b);
+      /* The anti-entropy tree follows every write of the data space. */
+      if (rc == CHORUS_OK)
+        repl__aae_note(r, dk, dl, aae_digest(buf, len), aae_digest(out, olen));
+      else if (dk != NULL)
+        repl__aae_stale(r);
       chorus_free(dk);
     }
     chorus_free(out);

@@ -112,6 +112,7 @@ static int drop_not_owner(struct repl *r, const struct repl_hint *h,
                               h->klen, h->seq, NULL);
   if (rc == CHORUS_OK) {
     repl__hints_note_drop(&r->hints, h->target, REPL_HINT_DROP_NOT_OWNER);
+    repl__aae_hint_dropped(r, h->target, h->token);
     REPL_TRACE(r, "hint for %016" PRIx64 " dropped: not an owner, and %s",
                h->target, why);
   }
@@ -296,6 +297,7 @@ static int replay_one(struct repl *r, struct repl_peer_state *p,
   if (hint_expired(r, h, wall)) {
     REPL_TRACE(r, "hint for %016" PRIx64 " dropped: older than %" PRIu64 " ms",
                h->target, r->cfg.hint_max_age_ms);
+    repl__aae_hint_dropped(r, h->target, h->token);
     int rc = repl__hints_drop(&r->hints, r->store, h, REPL_HINT_DROP_AGE);
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
   }

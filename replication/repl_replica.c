@@ -112,6 +112,8 @@ static int arm_joined(struct repl *r, struct store_batch *b,
   if (rc == CHORUS_OK)
     rc = repl__hints_arm(&r->hints, r->store, b, target, token, key, klen, seq,
                          wall, bytes, blen, dropped);
+  if (rc == CHORUS_OK && *dropped)
+    repl__aae_hint_dropped(r, target, token);
   chorus_free(bytes);
   return rc;
 }
@@ -148,6 +150,8 @@ int repl__hint_owners(struct repl *r, struct store_batch *b,
                                wall, &dropped)
                   : repl__hints_arm(&r->hints, r->store, b, p, pl->token, key,
                                     klen, seq, wall, NULL, 0, &dropped);
+    if (rc == CHORUS_OK && dropped && olen == 0)
+      repl__aae_hint_dropped(r, p, pl->token);
     *armed += rc == CHORUS_OK && !dropped;
   }
   return rc;

@@ -100,6 +100,7 @@ int repl__write_start(struct repl *r, struct repl_op *op,
     return repl__op_fail(r, op, fx, rc, "reading the key: %s",
                          chorus_strerror(rc));
   rc = repl__decode_obj(buf, len, q->type, &obj, r->err);
+  uint64_t old_digest = aae_digest(buf, len); /* the tree's (repl_aae.c) */
   chorus_free(buf);
   if (rc == CHORUS_ETYPE)
     return repl__op_fail(r, op, fx, rc, "the key holds another type than %s",
@@ -149,7 +150,6 @@ int repl__write_start(struct repl *r, struct repl_op *op,
                       : NULL;
   rc = dk ? store_batch_put(b, STORE_DATA, dk, dl, w->obj, w->olen)
           : CHORUS_ENOMEM;
-  chorus_free(dk);
   if (rc == CHORUS_OK && mortal)
     rc = repl__gc_note(r, b, pl->token, q->key->ptr, q->key->len);
   w->hint_seq = repl__hint_seq(r);
@@ -162,6 +162,8 @@ int repl__write_start(struct repl *r, struct repl_op *op,
                          q->key->ptr, q->key->len, w->hint_seq, wall, NULL, 0,
                          &dropped);
     if (rc == CHORUS_OK && dropped)
+      repl__aae_hint_dropped(r, w->c.t[i].id, pl->token);
+    if (rc == CHORUS_OK && dropped)
       REPL_TRACE(r, "hint for %016" PRIx64 " dropped: over %" PRIu64 " bytes",
                  w->c.t[i].id, r->cfg.hint_max_bytes);
   }
@@ -169,6 +171,11 @@ int repl__write_start(struct repl *r, struct repl_op *op,
   if (rc == CHORUS_OK)
     rc = store_write_batch(r->store, b, &seq);
   store_batch_free(b);
+  if (rc == CHORUS_OK)
+    repl__aae_note(r, dk, dl, old_digest, aae_digest(w->obj, w->olen));
+  else if (dk != NULL)
+    repl__aae_stale(r);
+  chorus_free(dk);
   if (rc != CHORUS_OK && rc != CHORUS_ENOMEM)
     repl__resync_hints(r);
   if (rc == CHORUS_ENOMEM)

@@ -207,7 +207,11 @@ enum wire_type {
   /* 112..127 reserved: anti-entropy (Merkle exchange) */
   WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
   WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
-  /* 130..143 reserved: streaming (join/leave range transfer)
+  WIRE_AAE_TREE_REQ = 130, /* peer only: hashes of my anti-entropy tree */
+  WIRE_AAE_TREE = 131,     /* peer only: its answer */
+  WIRE_AAE_KEYS_REQ = 132, /* peer only: (key, digest) of token ranges */
+  WIRE_AAE_KEYS = 133,     /* peer only: its answer, one batch */
+  /* 134..143 reserved: streaming (join/leave range transfer)
    * 144..159 reserved: CAS / lightweight transactions
    * 160..239 reserved: future use
    * 240..255 private / experimental, never sent by a release */
@@ -678,6 +682,48 @@ struct wire_stream_chunk {
   uint8_t more; /* 0 or 1 */
 };
 
+/* Anti-entropy (replication/repl_aae.c, docs/ARCHITECTURE.md
+ * "Anti-entropy"). Lists of fixed-size numbers travel as bin fields of
+ * big-endian entries; a length that is not a whole number of entries, or
+ * over the count bound, is refused by the receiver (the schema bounds the
+ * bytes only).
+ *
+ * AAE_TREE_REQ: the hashes of the sender's tree entries @ids (u32 BE
+ * each, at most WIRE_AAE_MAX_IDS) at @level (0: branches, 1: segments) of
+ * a tree of 2^@bits segments; every entry must lie inside one of
+ * @intervals ([first BE][last BE], 16 bytes each, sorted, disjoint, at
+ * most WIRE_AAE_MAX_INTERVALS). Served only at ring epoch @epoch (else
+ * ERROR ESTALE) and once the tree is built (else EUNAVAILABLE). */
+#define WIRE_AAE_MAX_INTERVALS 4096u
+#define WIRE_AAE_MAX_IDS 8192u
+#define WIRE_AAE_MAX_KEYS 4096u
+struct wire_aae_tree_req {
+  uint64_t epoch;
+  uint8_t bits;  /* 4..24 */
+  uint8_t level; /* 0 or 1 */
+  struct wire_bytes intervals;
+  struct wire_bytes ids;
+};
+/* AAE_TREE: the hashes asked for, in the order asked (u64 BE each). */
+struct wire_aae_tree {
+  struct wire_bytes hashes;
+};
+/* AAE_KEYS_REQ: the (user key, digest) of every object whose token is in
+ * @intervals (as above) and whose storage key sorts after @after (empty:
+ * from the start), at most @max_keys (1..WIRE_AAE_MAX_KEYS) of them. */
+struct wire_aae_keys_req {
+  uint64_t epoch;
+  struct wire_bytes intervals;
+  struct wire_bytes after; /* 0..8 + WIRE_MAX_KEY_FIELD */
+  uint32_t max_keys;
+};
+/* AAE_KEYS: @entries alternates user key and 8-byte digest (BE), in
+ * storage-key order; @more: 1 when the ranges hold more after the last. */
+struct wire_aae_keys {
+  struct wire_bytes_list entries; /* an even count */
+  uint8_t more;                   /* 0 or 1 */
+};
+
 /* One message. @type selects the union member; RING_QUERY, STATUS_QUERY
  * and CLUSTER_QUERY have no fields. */
 struct wire_msg {
@@ -718,6 +764,10 @@ struct wire_msg {
     struct wire_cluster_plan_reply cluster_plan_reply;
     struct wire_stream_pull stream_pull;
     struct wire_stream_chunk stream_chunk;
+    struct wire_aae_tree_req aae_tree_req;
+    struct wire_aae_tree aae_tree;
+    struct wire_aae_keys_req aae_keys_req;
+    struct wire_aae_keys aae_keys;
   };
   void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
 };

@@ -304,6 +304,10 @@ int core_start(struct core *c, struct store *store, chorus_ms now,
     return rc;
   c->started = true;
   c->gc_at = now + gc_interval(c);
+  /* The anti-entropy tree's first rebuild step (all of it for a small
+   * store); the rest at its own pace (core_aae.c). */
+  if ((rc = core__aae_step(c)) != CHORUS_OK)
+    return rc;
   if (c->cfg.metadata) {
     rc = core__meta_start(c);
     if (rc != CHORUS_OK)
@@ -567,6 +571,8 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {
     rc = core__stream_step(c);
   if (rc == CHORUS_OK && c->gc_at <= now)
     rc = gc_step(c, wall);
+  if (rc == CHORUS_OK && core__aae_deadline(c) <= now)
+    rc = core__aae_step(c);
   if (rc == CHORUS_OK && c->join_at <= now) {
     if (swim_member_count(c->swim) > 1 || c->leaving)
       c->join_at = CORE_NEVER; /* joined: someone answered */
@@ -593,6 +599,9 @@ chorus_ms core_next_deadline(const struct core *c) {
   }
   if (c->gc_at < d)
     d = c->gc_at;
+  chorus_ms a = core__aae_deadline(c);
+  if (a < d)
+    d = a;
   return c->join_at < d ? c->join_at : d;
 }
 

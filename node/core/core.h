@@ -173,6 +173,10 @@ struct core_config {
    * (0: 10 s), CORE_GC_BATCH queued objects every CORE_GC_PAUSE_MS while
    * it lasts, so that a million tombstones never stall requests. */
   chorus_ms gc_interval_ms;
+  /* Anti-entropy (replication/repl.h, ANTI-ENTROPY): an exchange with the
+   * next peer in turn every this many ms (0: none but on demand). The
+   * tree is kept and rebuilt at start whatever this says. */
+  chorus_ms aae_interval_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
 };
 
@@ -351,6 +355,10 @@ const struct meta_node *core_meta(const struct core *c);
  * (left or removed, CHORUS_EREMOVED): it serves nothing. */
 bool core_evicted(const struct core *c);
 const struct repl *core_repl(const struct core *c);
+/* core_aae_now: an anti-entropy exchange as soon as the tree is built
+ * and none is under way (REPAIR_NOW), then on the usual pace. Errors:
+ * those of core_tick. */
+int core_aae_now(struct core *c, chorus_ms now, chorus_ms wall);
 /* core_ring: the snapshot in force (never NULL after core_new). */
 const struct ring_snapshot *core_ring(const struct core *c);
 /* core_failed: the store failed under replication (see ERRORS). */

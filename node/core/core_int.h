@@ -114,6 +114,13 @@ struct core__stream {
   struct core_stream_stats stats;
 };
 
+/* Anti-entropy's pace (core_aae.c). */
+struct core__aae {
+  chorus_ms rebuild_at; /* the next rebuild step */
+  chorus_ms next_at;    /* the next exchange; 0: the tree not built yet */
+  bool now_wanted;      /* core_aae_now: one as soon as possible */
+};
+
 struct core {
   struct core_config cfg;
   /* A peer said this node is no longer a member (EREMOVED): it serves
@@ -156,7 +163,11 @@ struct core {
   uint64_t meta_epoch;        /* its epoch */
   int meta_err;               /* an error raised inside a metadata effect */
   struct core__stream stream; /* core_stream.c */
+  struct core__aae aae;       /* core_aae.c */
 };
+
+chorus_ms core__aae_deadline(const struct core *c);
+int core__aae_step(struct core *c);
 
 /* core__swim_up: whether SWIM holds @id alive or suspect (this node
  * always): who is asked, who streams (core_meta.c). */

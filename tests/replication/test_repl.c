@@ -2481,9 +2481,440 @@ static void hints_with_no_owner_left_are_dropped(void **state) {
   teardown_all();
 }
 
+/* ------------------------------------------------------------------------
+ * Anti-entropy (repl_aae.c)
+ * ------------------------------------------------------------------------ */
+
+/* Every hint over its byte bound: dropped at once (only anti-entropy can
+ * repair what a down replica missed). */
+static void no_hints(struct repl_config *c) {
+  c->hint_max_bytes = 1;
+}
+
+static void no_hints_small_tree(struct repl_config *c) {
+  c->hint_max_bytes = 1;
+  c->aae_bits = 8;
+}
+
+/* Builds every node's tree (the node core paces this; here at once). */
+static void build_trees(void) {
+  for (int i = 0; i < H.n; i++) {
+    bool built = false;
+    for (int k = 0; k < 100000 && !built; k++)
+      assert_int_equal(repl_aae_rebuild_step(H.nodes[i].repl, 7, &built),
+                       CHORUS_OK);
+    assert_true(built);
+  }
+}
+
+/* Whether node @i's maintained tree equals one rebuilt from its store. */
+static bool tree_exact(int i) {
+  struct repl *r = H.nodes[i].repl;
+  struct aae_tree t;
+  assert_int_equal(aae_tree_init(&t, r->tree.bits), CHORUS_OK);
+  aae_tree_rebuild_begin(&t);
+  struct store_iter *it;
+  assert_int_equal(
+      store_iter_open(H.nodes[i].store, STORE_DATA, NULL, 0, NULL, 0, &it),
+      CHORUS_OK);
+  for (; store_iter_valid(it); store_iter_next(it)) {
+    size_t kl, vl;
+    const void *k = store_iter_key(it, &kl);
+    const void *v = store_iter_value(it, &vl);
+    assert_int_equal(aae_tree_rebuild_add(&t, k, kl, aae_digest(v, vl)),
+                     CHORUS_OK);
+  }
+  store_iter_close(it);
+  aae_tree_rebuild_end(&t);
+  bool same =
+      aae_tree_built(&r->tree) && t.keys == r->tree.keys &&
+      memcmp(t.leaf, r->tree.leaf, sizeof *t.leaf << t.bits) == 0 &&
+      memcmp(t.branch, r->tree.branch, sizeof *t.branch << t.branch_bits) == 0;
+  aae_tree_free(&t);
+  return same;
+}
+
+/* Runs one exchange of node @i with node @j to its end. */
+static void exchange(int i, int j) {
+  struct node *nd = &H.nodes[i];
+  bool started = false;
+  assert_int_equal(
+      repl_aae_exchange(nd->repl, H.ids[j], H.now, H.now, &nd->fx, &started),
+      CHORUS_OK);
+  assert_true(started);
+  pump();
+  for (int k = 0; k < 100 && repl_aae_busy(nd->repl); k++)
+    advance(100); /* the throttle's timers */
+  assert_false(repl_aae_busy(nd->repl));
+}
+
+static void aae_tree_follows_every_write(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  build_trees();
+  char k[16];
+  for (int i = 0; i < 50; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    assert_int_equal(put(i % 3, k, "v1", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+  }
+  /* Overwrites with a context, blind siblings, a delete. */
+  struct reply_rec r = *get(0, "k1", WIRE_ALL);
+  put(1, "k1", "v2", 0, &r);
+  put(2, "k2", "v3", 0, NULL);
+  struct wire_msg d = {.type = WIRE_DELETE};
+  d.del.key = bytes_of("k3");
+  assert_int_equal(client(0, &d)->type, WIRE_WRITE_REPLY2);
+  /* A replica misses a write; hint replay brings it back. */
+  isolate(2, true);
+  put(0, "k4", "v4", 2, NULL);
+  isolate(2, false);
+  advance(3000);
+  assert_true(stored_has(2, "k4", "v4"));
+  for (int i = 0; i < 3; i++)
+    assert_true(tree_exact(i));
+  /* Equal data, equal trees. */
+  for (int i = 1; i < 3; i++)
+    assert_memory_equal(H.nodes[0].repl->tree.leaf, H.nodes[i].repl->tree.leaf,
+                        sizeof(uint64_t) << H.nodes[0].repl->tree.bits);
+  /* A write that fails leaves the tree stale, and a rebuild makes it
+   * exact again. */
+  store_inject_fault(H.nodes[1].store, STORE_FAULT_WRITE);
+  put(1, "k5", "v5", 1, NULL);
+  store_inject_fault(H.nodes[1].store, STORE_FAULT_NONE);
+  build_trees();
+  for (int i = 0; i < 3; i++)
+    assert_true(tree_exact(i));
+  teardown_all();
+}
+
+/* Three replicas diverged by dropped replica writes (their hints dropped
+ * over the byte bound) and concurrent writes on both sides of a
+ * partition: exchanges repair exactly the differing keys, keep every
+ * sibling, and leave equal trees. */
+static void aae_repairs_exactly_the_differing_keys(void **state) {
+  (void)state;
+  setup(3, "3", 1, no_hints);
+  boot();
+  build_trees();
+  char k[16];
+  for (int i = 0; i < 200; i++) {
+    snprintf(k, sizeof k, "same%d", i);
+    assert_int_equal(put(i % 3, k, "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+  }
+  isolate(2, true);
+  member_all(2, false);
+  for (int i = 0; i < 30; i++) {
+    snprintf(k, sizeof k, "missed%d", i);
+    assert_int_equal(put(0, k, "m", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  }
+  for (int i = 0; i < 10; i++) {
+    snprintf(k, sizeof k, "both%d", i);
+    assert_int_equal(put(1, k, "left", 2, NULL)->type, WIRE_WRITE_REPLY2);
+    assert_int_equal(put(2, k, "right", 1, NULL)->type, WIRE_WRITE_REPLY2);
+  }
+  isolate(2, false);
+  member_all(2, true);
+  advance(3000); /* no hint to replay: all were dropped */
+  assert_int_equal(replicas_with("missed0", "m"), 2);
+  assert_true(repl_stats(H.nodes[0].repl)->hints_dropped > 0);
+  for (int i = 0; i < 3; i++)
+    assert_true(tree_exact(i));
+
+  exchange(0, 2);
+  const struct repl_stats *st = repl_stats(H.nodes[0].repl);
+  assert_int_equal(st->aae_started, 1);
+  assert_int_equal(st->aae_completed, 1);
+  /* 30 keys node 2 lacked, 10 each side held differently. */
+  assert_int_equal(st->aae_keys_repaired, 40);
+  assert_true(st->aae_keys_compared >= 40 && st->aae_keys_compared < 80);
+  assert_true(st->aae_segments_differing >= 30 &&
+              st->aae_segments_differing <= 40);
+  for (int i = 0; i < 30; i++) {
+    snprintf(k, sizeof k, "missed%d", i);
+    assert_int_equal(replicas_with(k, "m"), 3);
+  }
+  for (int i = 0; i < 10; i++) {
+    snprintf(k, sizeof k, "both%d", i);
+    assert_true(stored_has(0, k, "left") && stored_has(0, k, "right"));
+    assert_true(stored_has(2, k, "left") && stored_has(2, k, "right"));
+    assert_false(stored_has(1, k, "right")); /* not exchanged yet */
+  }
+  exchange(1, 2);
+  for (int i = 0; i < 10; i++) {
+    snprintf(k, sizeof k, "both%d", i);
+    assert_int_equal(replicas_with(k, "left"), 3);
+    assert_int_equal(replicas_with(k, "right"), 3);
+  }
+  for (int i = 0; i < 3; i++) {
+    assert_true(tree_exact(i));
+    assert_memory_equal(H.nodes[0].repl->tree.leaf, H.nodes[i].repl->tree.leaf,
+                        sizeof(uint64_t) << H.nodes[0].repl->tree.bits);
+  }
+  /* In sync: an exchange finds nothing. */
+  uint64_t before = st->aae_keys_compared;
+  exchange(0, 1);
+  assert_int_equal(st->aae_keys_compared, before);
+  assert_int_equal(st->aae_completed, 2);
+  teardown_all();
+}
+
+/* Five nodes, N = 3, a small tree: most segments are cut by vnode range
+ * boundaries and compared by key lists; each key ends on exactly its
+ * natural replicas. */
+static void aae_boundary_segments_compare_by_keys(void **state) {
+  (void)state;
+  setup(5, "3", 1, no_hints_small_tree);
+  boot();
+  build_trees();
+  char k[16];
+  for (int i = 0; i < 300; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    assert_int_equal(put(i % 5, k, "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+  }
+  isolate(4, true);
+  member_all(4, false);
+  int missed = 0;
+  for (int i = 0; i < 100; i++) {
+    snprintf(k, sizeof k, "n%d", i);
+    int coord = 0;
+    while (coord == 4 || !repl_is_replica(H.nodes[coord].repl, k, strlen(k)))
+      coord++;
+    assert_int_equal(put(coord, k, "m", 2, NULL)->type, WIRE_WRITE_REPLY2);
+    missed += repl_is_replica(H.nodes[4].repl, k, strlen(k));
+  }
+  assert_true(missed > 0);
+  isolate(4, false);
+  member_all(4, true);
+  for (int j = 0; j < 4; j++)
+    exchange(4, j);
+  uint64_t repaired = 0;
+  for (int i = 0; i < 5; i++)
+    repaired += repl_stats(H.nodes[i].repl)->aae_keys_repaired;
+  assert_int_equal(repaired, (uint64_t)missed);
+  for (int i = 0; i < 100; i++) {
+    snprintf(k, sizeof k, "n%d", i);
+    assert_int_equal(replicas_with(k, "m"), 3);
+  }
+  for (int i = 0; i < 300; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    assert_int_equal(replicas_with(k, "v"), 3);
+  }
+  for (int i = 0; i < 5; i++)
+    assert_true(tree_exact(i));
+  teardown_all();
+}
+
+/* The last frame sent by node @from: its type and, for ERROR, its code. */
+static uint8_t last_sent(int *code, uint64_t *req) {
+  assert_true(H.qtail > H.qhead);
+  struct frame *f = &H.q[H.qtail - 1];
+  struct wire_msg m;
+  char err[CHORUS_ERRMSG_SIZE];
+  assert_int_equal(
+      wire_decode(f->bytes + 4, f->len - 4, &WIRE_LIMITS_PEER, &m, err),
+      CHORUS_OK);
+  uint8_t t = m.type;
+  if (code)
+    *code = t == WIRE_ERROR ? m.error.code : 0;
+  if (req)
+    *req = m.request_id;
+  wire_msg_free(&m);
+  return t;
+}
+
+static void drop_queue(void) {
+  for (size_t i = H.qhead; i < H.qtail; i++)
+    test_free(H.q[i].bytes);
+  H.qhead = H.qtail = 0;
+}
+
+static int tree_req_code(struct repl *r, uint64_t epoch, uint8_t bits,
+                         uint8_t level, const uint8_t *iv, size_t ivlen,
+                         const uint8_t *ids, size_t idlen) {
+  struct wire_msg m = {.type = WIRE_AAE_TREE_REQ, .request_id = 5};
+  m.aae_tree_req =
+      (struct wire_aae_tree_req){epoch, bits, level, {iv, ivlen}, {ids, idlen}};
+  assert_int_equal(repl_peer(r, H.ids[0], &m, H.now, H.now, &H.nodes[1].fx),
+                   CHORUS_OK);
+  int code;
+  uint8_t t = last_sent(&code, NULL);
+  drop_queue();
+  return t == WIRE_AAE_TREE ? 0 : code;
+}
+
+static void aae_hostile_messages_are_refused(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  struct repl *r = H.nodes[1].repl;
+  uint64_t ep = ring_snapshot_version(H.ring);
+  uint8_t iv[48], ids[8] = {0, 0, 0, 1, 0, 0, 0, 2};
+  store_be64_put(iv, 0);
+  store_be64_put(iv + 8, UINT64_MAX);
+  /* Not built yet: refused. */
+  assert_int_equal(tree_req_code(r, ep, 16, 0, iv, 16, ids, 8),
+                   CHORUS_EUNAVAILABLE);
+  build_trees();
+  assert_int_equal(tree_req_code(r, ep, 16, 0, iv, 16, ids, 8), 0);
+  assert_int_equal(tree_req_code(r, ep + 1, 16, 0, iv, 16, ids, 8),
+                   CHORUS_ESTALE);
+  assert_int_equal(tree_req_code(r, ep, 12, 0, iv, 16, ids, 8), CHORUS_EINVAL);
+  /* Intervals: not whole entries, none, first > last, overlapping. */
+  assert_int_equal(tree_req_code(r, ep, 16, 0, iv, 15, ids, 8),
+                   CHORUS_EMALFORMED);
+  assert_int_equal(tree_req_code(r, ep, 16, 0, iv, 0, ids, 8),
+                   CHORUS_EMALFORMED);
+  store_be64_put(iv, 10);
+  store_be64_put(iv + 8, 5);
+  assert_int_equal(tree_req_code(r, ep, 16, 0, iv, 16, ids, 8),
+                   CHORUS_EMALFORMED);
+  store_be64_put(iv, 0);
+  store_be64_put(iv + 8, 100);
+  store_be64_put(iv + 16, 50);
+  store_be64_put(iv + 24, 200);
+  assert_int_equal(tree_req_code(r, ep, 16, 0, iv, 32, ids, 8),
+                   CHORUS_EMALFORMED);
+  /* Ids: not whole, out of the tree, outside the intervals. */
+  store_be64_put(iv, 0);
+  store_be64_put(iv + 8, UINT64_MAX);
+  assert_int_equal(tree_req_code(r, ep, 16, 1, iv, 16, ids, 7),
+                   CHORUS_EMALFORMED);
+  uint8_t big[4] = {0, 1, 0, 0}; /* 65536 */
+  assert_int_equal(tree_req_code(r, ep, 16, 1, iv, 16, big, 4),
+                   CHORUS_EMALFORMED);
+  store_be64_put(iv + 8, 1000); /* segment 1 starts past it */
+  assert_int_equal(tree_req_code(r, ep, 16, 1, iv, 16, ids, 8),
+                   CHORUS_EMALFORMED);
+
+  /* AAE_KEYS_REQ: a cursor shorter than a token, no keys asked. */
+  store_be64_put(iv + 8, UINT64_MAX);
+  struct wire_msg m = {.type = WIRE_AAE_KEYS_REQ, .request_id = 6};
+  m.aae_keys_req =
+      (struct wire_aae_keys_req){ep, {iv, 16}, {(const uint8_t *)"abc", 3}, 10};
+  assert_int_equal(repl_peer(r, H.ids[0], &m, H.now, H.now, &H.nodes[1].fx),
+                   CHORUS_OK);
+  int code;
+  assert_int_equal(last_sent(&code, NULL), WIRE_ERROR);
+  assert_int_equal(code, CHORUS_EMALFORMED);
+  drop_queue();
+  m.aae_keys_req.after.len = 0;
+  m.aae_keys_req.max_keys = 0;
+  assert_int_equal(repl_peer(r, H.ids[0], &m, H.now, H.now, &H.nodes[1].fx),
+                   CHORUS_OK);
+  assert_int_equal(last_sent(&code, NULL), WIRE_ERROR);
+  drop_queue();
+
+  /* The initiator's side: an answer of the wrong size abandons the
+   * exchange. */
+  struct node *a = &H.nodes[0];
+  bool started;
+  assert_int_equal(
+      repl_aae_exchange(a->repl, H.ids[1], H.now, H.now, &a->fx, &started),
+      CHORUS_OK);
+  assert_true(started);
+  uint64_t req;
+  assert_int_equal(last_sent(NULL, &req), WIRE_AAE_TREE_REQ);
+  drop_queue();
+  uint8_t h[8] = {0};
+  struct wire_msg ans = {.type = WIRE_AAE_TREE, .request_id = req};
+  ans.aae_tree.hashes = (struct wire_bytes){h, 8};
+  assert_int_equal(repl_peer(a->repl, H.ids[1], &ans, H.now, H.now, &a->fx),
+                   CHORUS_OK);
+  assert_false(repl_aae_busy(a->repl));
+  assert_int_equal(repl_stats(a->repl)->aae_aborted, 1);
+  /* An answer from another node, or to another id, is not taken. */
+  assert_int_equal(
+      repl_aae_exchange(a->repl, H.ids[1], H.now, H.now, &a->fx, &started),
+      CHORUS_OK);
+  assert_int_equal(last_sent(NULL, &req), WIRE_AAE_TREE_REQ);
+  drop_queue();
+  ans.request_id = req;
+  assert_int_equal(repl_peer(a->repl, H.ids[2], &ans, H.now, H.now, &a->fx),
+                   CHORUS_OK);
+  assert_true(repl_aae_busy(a->repl));
+  /* ...and one never answered times out. */
+  advance(5000);
+  assert_false(repl_aae_busy(a->repl));
+  assert_int_equal(repl_stats(a->repl)->aae_aborted, 2);
+  teardown_all();
+}
+
+/* An exchange cut by a partition is abandoned and counts for nothing;
+ * repaired_since moves only with completed exchanges with every other
+ * replica of a range. */
+static void aae_interrupted_exchange_and_repaired_since(void **state) {
+  (void)state;
+  setup(3, "3", 1, no_hints);
+  boot();
+  build_trees();
+  isolate(2, true);
+  member_all(2, false);
+  char k[16];
+  for (int i = 0; i < 20; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    put(0, k, "v", 2, NULL);
+  }
+  isolate(2, false);
+  member_all(2, true);
+  struct repl *r0 = H.nodes[0].repl;
+  chorus_token t = ring_token_of("k0", 2);
+  assert_int_equal(repl_aae_repaired_since(r0, t), 0);
+  /* Cut as it starts: the request is lost, the exchange times out. */
+  isolate(2, true);
+  bool started;
+  assert_int_equal(
+      repl_aae_exchange(r0, H.ids[2], H.now, H.now, &H.nodes[0].fx, &started),
+      CHORUS_OK);
+  assert_true(started);
+  pump();
+  advance(5000);
+  assert_false(repl_aae_busy(r0));
+  assert_int_equal(repl_stats(r0)->aae_aborted, 1);
+  assert_int_equal(repl_aae_repaired_since(r0, t), 0);
+  isolate(2, false);
+  /* Down in membership: no exchange starts with it, one under way ends. */
+  member(0, 2, false);
+  assert_int_equal(
+      repl_aae_exchange(r0, H.ids[2], H.now, H.now, &H.nodes[0].fx, &started),
+      CHORUS_OK);
+  assert_false(started);
+  member(0, 2, true);
+  chorus_ms at = H.now;
+  exchange(0, 2);
+  assert_int_equal(replicas_with("k0", "v"), 3);
+  assert_int_equal(repl_aae_repaired_since(r0, t), 0); /* node 1 pending */
+  advance(10);
+  exchange(0, 1);
+  assert_int_equal(repl_aae_repaired_since(r0, t), at);
+  struct repl_aae_peer_status ps[4];
+  assert_int_equal(repl_aae_status(r0, ps, 4), 2);
+  assert_int_equal(ps[1].peer, H.ids[2]);
+  assert_int_equal(ps[1].exchanges, 1);
+  assert_int_equal(ps[1].aborted, 1);
+  assert_int_equal(ps[1].keys_repaired, 20);
+  /* A dropped hint puts its target first in turn. */
+  repl__aae_hint_dropped(r0, H.ids[2], t);
+  assert_int_equal(
+      repl_aae_exchange(r0, 0, H.now, H.now, &H.nodes[0].fx, &started),
+      CHORUS_OK);
+  assert_true(started);
+  assert_int_equal(r0->aae.peer, H.ids[2]);
+  pump();
+  teardown_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
+      cmocka_unit_test(aae_tree_follows_every_write),
+      cmocka_unit_test(aae_repairs_exactly_the_differing_keys),
+      cmocka_unit_test(aae_boundary_segments_compare_by_keys),
+      cmocka_unit_test(aae_hostile_messages_are_refused),
+      cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(stream_keeps_its_read_across_pulls),

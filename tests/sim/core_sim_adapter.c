@@ -283,6 +283,7 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
     return rc;
   }
   cc->gossip = !n->opt.no_swim;
+  cc->aae_interval_ms = n->opt.aae_interval_ms;
   cc->metadata = cc->gossip && n->opt.metadata;
   cc->tracer = cfg->tracer;
 

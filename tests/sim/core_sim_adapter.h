@@ -147,9 +147,11 @@ struct core_sim_options {
   void (*meta_answer)(void *observer, int node, uint64_t cookie, int status);
   void (*meta_applied)(void *observer, int node, uint64_t index,
                        const struct meta_state *s);
-  int planted_early_ack; /* a planted bug, for the checkers' own test:
-                          * the adapter answers every write OK at once
-                          * and drops the core's real answer */
+  chorus_ms aae_interval_ms; /* anti-entropy exchanges (core_config)
+                              * [0: none] */
+  int planted_early_ack;     /* a planted bug, for the checkers' own test:
+                              * the adapter answers every write OK at once
+                              * and drops the core's real answer */
 };
 
 extern const struct sim_node_ops core_sim_ops;

@@ -1,0 +1,54 @@
+/* core_aae.c: anti-entropy's pace (replication/repl.h, ANTI-ENTROPY): the
+ * tree's rebuild a step at a time, an exchange every aae_interval_ms with
+ * the next peer in turn, and the on-demand trigger (REPAIR_NOW). */
+#include "core_int.h"
+
+/* Rebuild steps: keys per step, and the pause between steps (the scan
+ * shares the loop with requests: 2,000 keys take about a millisecond). */
+#define AAE_REBUILD_KEYS 2000u
+#define AAE_REBUILD_PAUSE_MS 5
+
+/* Whether this node takes part: it serves, and is not on its way out. */
+static bool aae_active(const struct core *c) {
+  return c->repl != NULL && c->started && !c->leaving && !c->evicted;
+}
+
+chorus_ms core__aae_deadline(const struct core *c) {
+  if (!aae_active(c))
+    return CORE_NEVER;
+  if (!repl_aae_built(c->repl))
+    return c->aae.rebuild_at;
+  if (c->aae.now_wanted)
+    return c->now;
+  if (c->cfg.aae_interval_ms == 0 || repl_aae_busy(c->repl))
+    return CORE_NEVER; /* an exchange ends by its own messages and timers */
+  return c->aae.next_at;
+}
+
+int core__aae_step(struct core *c) {
+  if (!aae_active(c))
+    return CHORUS_OK;
+  if (!repl_aae_built(c->repl)) {
+    bool built;
+    int rc = repl_aae_rebuild_step(c->repl, AAE_REBUILD_KEYS, &built);
+    c->aae.rebuild_at = c->now + AAE_REBUILD_PAUSE_MS;
+    if (built && c->aae.next_at == 0)
+      c->aae.next_at = c->now + c->cfg.aae_interval_ms;
+    return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* a store error: again */
+  }
+  if (repl_aae_busy(c->repl))
+    return CHORUS_OK;
+  if (!c->aae.now_wanted &&
+      (c->cfg.aae_interval_ms == 0 || c->now < c->aae.next_at))
+    return CHORUS_OK;
+  c->aae.now_wanted = false;
+  c->aae.next_at = c->now + c->cfg.aae_interval_ms;
+  return repl_aae_exchange(c->repl, 0, c->now, c->wall, &c->rfx, NULL);
+}
+
+int core_aae_now(struct core *c, chorus_ms now, chorus_ms wall) {
+  c->now = now;
+  c->wall = wall;
+  c->aae.now_wanted = true;
+  return core_tick(c, now, wall);
+}

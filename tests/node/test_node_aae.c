@@ -1,0 +1,149 @@
+/* test_node_aae.c: anti-entropy on real processes (issue 20): three
+ * chorusd at N = 3 with a one-byte hint bound (every hint dropped) and a
+ * short exchange interval. n2 is killed while keys are written at QUORUM,
+ * so no hint will ever bring them; once it is back, anti-entropy alone
+ * (every read in the test has read repair off) must bring them: n0 and n1
+ * are then killed and every key is read through n2 at R = 1. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "node_harness.h"
+
+#define KEYS 1000
+
+static const char *const aae_flags[] = {"--aae-interval-ms", "200",
+                                        "--hint-max-bytes", "1", NULL};
+
+/* A GET at R = 1 with read repair off: 0 with the value in @out, 1 when
+ * not found, else an error. */
+static int get_r1(int fd, const char *key, char *out, size_t cap) {
+  struct wire_msg m = {.type = WIRE_GET, .request_id = next_id++};
+  m.get.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
+  m.get.opts.r = 1;
+  m.get.opts.read_repair = WIRE_RR_OFF;
+  struct reply r;
+  if (call(fd, &m, &r) != 0)
+    return -1000;
+  int rc = -1001;
+  if (r.m.type == WIRE_GET_REPLY || r.m.type == WIRE_GET_REPLY2) {
+    const struct wire_bytes_list *v = &r.m.get_reply.values;
+    rc = v->n == 0 ? 1 : 0;
+    out[0] = '\0';
+    if (v->n >= 1) {
+      size_t l = v->items[0].len < cap - 1 ? v->items[0].len : cap - 1;
+      memcpy(out, v->items[0].ptr, l);
+      out[l] = '\0';
+    }
+  } else if (r.m.type == WIRE_ERROR) {
+    rc = r.m.error.code;
+  }
+  reply_free(&r);
+  return rc;
+}
+
+static int64_t sum_stat(const char *name) {
+  int64_t s = 0;
+  for (int i = 0; i < 3; i++) {
+    int64_t v = stat_of(nodes[i].port, name);
+    s += v > 0 ? v : 0;
+  }
+  return s;
+}
+
+static void test_aae_refills_missed_writes(void **state) {
+  (void)state;
+  member_extra = aae_flags;
+  for (int i = 0; i < 3; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "n%d", i);
+    node_init(&nodes[i], name);
+  }
+  start_cluster();
+  wait_alive(3, 30);
+  int fd = client_open(nodes[0].port);
+  assert_true(fd >= 0);
+  char key[32], val[32], got[64];
+  struct wire_options all = quorum();
+  all.w = WIRE_ALL;
+  for (int k = 0; k < KEYS; k++) {
+    snprintf(key, sizeof key, "all-%d", k);
+    snprintf(val, sizeof val, "a%d", k);
+    assert_int_equal(put_with(fd, key, val, all), 0);
+  }
+  /* n2 down: these writes miss it, and their hints are dropped. */
+  kill(nodes[2].pid, SIGKILL);
+  assert_true(wait_exit(&nodes[2], 10) != -1);
+  for (int k = 0; k < KEYS; k++) {
+    snprintf(key, sizeof key, "missed-%d", k);
+    snprintf(val, sizeof val, "m%d", k);
+    assert_int_equal(put(fd, key, val), 0);
+  }
+  close(fd);
+  int64_t dropped = sum_stat("repl.hints_dropped");
+  print_message("# hints dropped while n2 was down: %lld\n",
+                (long long)dropped);
+  assert_true(dropped >= KEYS);
+  double t0 = now_s();
+  start_member(&nodes[2], keyfile_a, nodes[0].port, "64");
+  wait_alive(3, 30);
+  /* Anti-entropy: each of the missed keys repaired once (by n2 pulling
+   * it, or n0 or n1 pushing it). */
+  double end = now_s() + 60;
+  while (sum_stat("repl.aae_keys_repaired") < KEYS && now_s() < end)
+    sleep_ms(100);
+  /* Then two more exchanges of n2's own, one with each peer (they go in
+   * turn), begun after: whatever n2 still lacked, they pulled. */
+  int64_t base = stat_of(nodes[2].port, "repl.aae_completed");
+  while (stat_of(nodes[2].port, "repl.aae_completed") < base + 3 &&
+         now_s() < end)
+    sleep_ms(100);
+  double took = now_s() - t0;
+  print_message("# n2 refilled by anti-entropy in %.1f s: %lld exchanges, "
+                "%lld keys repaired, %lld bytes sent\n",
+                took, (long long)sum_stat("repl.aae_completed"),
+                (long long)sum_stat("repl.aae_keys_repaired"),
+                (long long)sum_stat("repl.aae_bytes_sent"));
+  assert_true(sum_stat("repl.aae_keys_repaired") >= KEYS);
+  assert_int_equal(sum_stat("repl.hints_replayed"), 0); /* none to replay */
+  /* Only n2 is left: every key, read at R = 1 through it. */
+  int64_t n2_read_repairs = stat_of(nodes[2].port, "repl.read_repairs");
+  kill(nodes[0].pid, SIGKILL);
+  kill(nodes[1].pid, SIGKILL);
+  wait_exit(&nodes[0], 10);
+  wait_exit(&nodes[1], 10);
+  fd = client_open(nodes[2].port);
+  assert_true(fd >= 0);
+  int present = 0;
+  for (int k = 0; k < KEYS; k++) {
+    snprintf(key, sizeof key, "missed-%d", k);
+    snprintf(val, sizeof val, "m%d", k);
+    present += get_r1(fd, key, got, sizeof got) == 0 && strcmp(got, val) == 0;
+    snprintf(key, sizeof key, "all-%d", k);
+    snprintf(val, sizeof val, "a%d", k);
+    present += get_r1(fd, key, got, sizeof got) == 0 && strcmp(got, val) == 0;
+  }
+  close(fd);
+  print_message("# n2 alone holds %d of %d keys\n", present, 2 * KEYS);
+  assert_int_equal(present, 2 * KEYS);
+  assert_int_equal(stat_of(nodes[2].port, "repl.read_repairs"),
+                   n2_read_repairs);
+}
+
+int main(int argc, char **argv) {
+  if (harness_setup(argc, argv) != 0)
+    return 1;
+  const struct CMUnitTest tests[] = {
+      TIMED(test_aae_refills_missed_writes),
+  };
+  int failed =
+      cmocka_run_group_tests_name("node_aae", tests, NULL, group_teardown);
+  return harness_finish(failed);
+}

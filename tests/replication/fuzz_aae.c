@@ -1,0 +1,119 @@
+/* fuzz_aae.c: libFuzzer target for the four anti-entropy messages as a
+ * peer sends them (repl_aae.c). Input: one frame body. Whatever
+ * wire_decode (peer limits) accepts goes to a replica holding a few keys
+ * with a built tree:
+ *   AAE_TREE_REQ, AAE_KEYS_REQ   served by it (answered or refused)
+ *   AAE_TREE                     as the answer its exchange awaits in the
+ *                                branch phase
+ *   AAE_KEYS                     as the answer awaited in the key phase
+ * Bad input must be refused or abandon the exchange: never an assert, a
+ * leak, or an out-of-bounds access (ASan and UBSan in the fuzz build). */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_int.h"
+#include "store_mem.h"
+
+static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
+  (void)ctx, (void)to;
+  size_t n = wire_encoded_size(m), w;
+  uint8_t *b = malloc(n);
+  if (b == NULL || wire_encode(m, b, n, &w, NULL) != CHORUS_OK)
+    abort(); /* what a node sends must encode */
+  free(b);
+  return CHORUS_OK;
+}
+static int fx_reply(void *ctx, const struct repl_origin *o,
+                    const struct wire_msg *m, bool maybe) {
+  (void)ctx, (void)o, (void)m, (void)maybe;
+  return CHORUS_OK;
+}
+static int fx_timer(void *ctx, uint64_t id, chorus_ms after) {
+  (void)ctx, (void)id, (void)after;
+  return CHORUS_OK;
+}
+static int fx_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  (void)ctx, (void)seq, (void)token;
+  return CHORUS_OK;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  struct wire_msg m;
+  if (wire_decode(data, size, &WIRE_LIMITS_PEER, &m, NULL) != CHORUS_OK) {
+    wire_msg_free(&m);
+    return 0;
+  }
+  if (m.type < WIRE_AAE_TREE_REQ || m.type > WIRE_AAE_KEYS) {
+    wire_msg_free(&m);
+    return 0;
+  }
+  /* Three nodes, N = 3, a small tree: node 1 is this replica. */
+  struct ring_node rn[3];
+  memset(rn, 0, sizeof rn);
+  for (int i = 0; i < 3; i++) {
+    rn[i].id = 1 + (chorus_node_id)i;
+    strcpy(rn[i].dc, "dc1");
+    rn[i].rack[0] = (char)('a' + i);
+    rn[i].state = RING_NORMAL;
+    rn[i].vnodes = 8;
+  }
+  struct ring_replication rs;
+  struct ring_snapshot *ring;
+  struct store *st;
+  if (ring_replication_parse("3", &rs, NULL) != CHORUS_OK ||
+      ring_snapshot_build(rn, 3, &rs, 1, &ring, NULL) != CHORUS_OK)
+    abort();
+  if (store_mem_open(&st) != CHORUS_OK)
+    abort();
+  for (int k = 0; k < 16; k++) {
+    char key[8] = {'k', (char)('a' + k)};
+    uint8_t dk[16];
+    size_t dl = store_data_key(dk, ring_token_of(key, 2), key, 2);
+    store_put(st, STORE_DATA, dk, dl, "\x01", 1, NULL);
+  }
+  struct repl_config cfg;
+  repl_config_defaults(&cfg, 1);
+  strcpy(cfg.dc, "dc1");
+  cfg.aae_bits = 8;
+  struct repl *r;
+  struct repl_effects fx = {NULL, fx_send, fx_reply, fx_timer, fx_sync};
+  if (repl_new(&cfg, st, ring, &r) != CHORUS_OK ||
+      repl_start(r, 1, 1, &fx) != CHORUS_OK)
+    abort();
+  bool built = false;
+  while (!built)
+    if (repl_aae_rebuild_step(r, 100, &built) != CHORUS_OK)
+      abort();
+  store_mem_sync_step(st);
+  repl_sync_done(r, (r->epoch << REPL_OP_COUNTER_BITS) | 1, CHORUS_OK, 1, 1,
+                 &fx); /* the epoch barrier: ready */
+  if (m.type == WIRE_AAE_TREE || m.type == WIRE_AAE_KEYS) {
+    bool started = false;
+    if (repl_aae_exchange(r, 2, 1, 1, &fx, &started) != CHORUS_OK || !started)
+      abort();
+    struct repl_aae *a = &r->aae;
+    if (m.type == WIRE_AAE_KEYS) {
+      /* The key phase over the whole ring, as after differing segments. */
+      a->kr = chorus_malloc(sizeof *a->kr);
+      if (a->kr == NULL)
+        abort();
+      a->kr[0] = (struct repl_aae_iv){0, UINT64_MAX};
+      a->nkr = a->capkr = a->krn = 1;
+      a->krpos = 0;
+      a->phase = REPL_AAE_KEYS;
+    }
+    m.request_id = a->awaited;
+  }
+  if (repl_peer(r, 2, &m, 1, 1, &fx) != CHORUS_OK)
+    abort();
+  repl_free(r);
+  store_close(st);
+  ring_snapshot_free(ring);
+  wire_msg_free(&m);
+  return 0;
+}
