@@ -318,6 +318,7 @@ int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built) {
     REPL_TRACE(r, "aae: tree built, %" PRIu64 " objects", t->keys);
   }
   *built = aae_tree_built(t);
+  r->stats.aae_tree_keys = t->keys;
   return CHORUS_OK;
 }
 
@@ -554,8 +555,12 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   r->stats.aae_started++;
   if (started != NULL)
     *started = true;
-  REPL_TRACE(r, "aae with %016" PRIx64 ": %zu intervals at epoch %" PRIu64,
-             peer, a->niv, a->epoch);
+  REPL_TRACE(r,
+             "aae with %016" PRIx64 ": %zu intervals at epoch %" PRIu64
+             " (the first [%016" PRIx64 ", %016" PRIx64 "]), tree of %" PRIu64
+             " objects",
+             peer, a->niv, a->epoch, a->iv[0].first, a->iv[0].last,
+             r->tree.keys);
   /* The branches wholly inside the intervals. */
   const struct aae_tree *t = &r->tree;
   for (uint32_t b = 0; b < (1u << t->branch_bits); b++)
@@ -691,6 +696,8 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
   /* The level is compared: ids[0, nids) are the ones that differ. */
   int rc;
   if (branches) {
+    REPL_TRACE(r, "aae with %016" PRIx64 ": %zu branches differ", a->peer,
+               a->nids);
     uint32_t *diffb = a->ids; /* taken: plan_segments refills a->ids */
     size_t nb = a->nids;
     a->ids = NULL;
