@@ -7,8 +7,10 @@
  * limits at their boundary; 20 fresh clusters, each answering its first
  * writes at ALL at once; last, an object's
  * byte budget (issue 17): blind 1 MB writes to one key until refused,
- * while reads and writes of other keys at ALL never fail and every node's
- * memory stays bounded, then the siblings resolved with a read's context.
+ * while reads and writes of other keys at ALL never fail (one refused
+ * while a busy node is suspected for a moment is asked again, for up to
+ * 5 s) and every node's memory stays bounded, then the siblings resolved
+ * with a read's context.
  *
  * Ports are picked free at run time, data lives in a mkdtemp folder, the
  * nodes die with the test (PR_SET_PDEATHSIG) and are killed and removed in
@@ -198,7 +200,8 @@ static int member_state(struct chorus_client *c, const struct node *who,
       if (strcmp(r.nodes[i].addr, who->addr) == 0) {
         state = r.nodes[i].member_state;
         if (state == CHORUS_MEMBER_ALIVE &&
-            (!r.nodes[i].in_ring || r.nodes[i].ring_state == CHORUS_RING_JOINING))
+            (!r.nodes[i].in_ring ||
+             r.nodes[i].ring_state == CHORUS_RING_JOINING))
           state = -2;
       }
   }
@@ -711,15 +714,44 @@ struct load {
   atomic_bool stop;
   const char *seeds;
   int reads, writes, failures;
+  int retried; /* requests asked again after a momentary suspicion */
   uint64_t slowest_ms;
   char first_failure[2 * CHORUS_ERRMSG_SIZE];
+  char first_retry[2 * CHORUS_ERRMSG_SIZE];
 };
+
+/* A request at ALL refused because a replica is suspected at that moment
+ * (a busy node under a sanitizer misses a probe) is asked again, for up
+ * to LOAD_RETRY_MS: a suspicion is printed, not judged (the members are
+ * all alive at the end, and a retry without any suspicion fails the
+ * test). Every other error, and a refusal that lasts, is a failure. */
+#define LOAD_RETRY_MS 5000
+#define LOAD_RETRY_PAUSE_MS 100
+
+static bool suspected(const struct chorus_result *r) {
+  return r->status == CHORUS_EUNAVAILABLE &&
+         strstr(r->errmsg, "too few live replicas") != NULL;
+}
 
 static void load_failed(struct load *l, const char *what,
                         const struct chorus_result *r) {
   if (l->failures++ == 0)
     snprintf(l->first_failure, sizeof l->first_failure, "%s: %s (%s)", what,
              r->errmsg, chorus_errname(r->status));
+}
+
+/* load_retry: whether to ask again after @r (freed then). */
+static bool load_retry(struct load *l, const char *what,
+                       struct chorus_result *r, uint64_t since) {
+  if (!suspected(r) || now_ms() - since >= LOAD_RETRY_MS ||
+      atomic_load(&l->stop))
+    return false;
+  if (l->retried++ == 0)
+    snprintf(l->first_retry, sizeof l->first_retry, "%s: %s (%s)", what,
+             r->errmsg, chorus_errname(r->status));
+  chorus_result_free(r);
+  sleep_ms(LOAD_RETRY_PAUSE_MS);
+  return true;
 }
 
 static void *load_main(void *arg) {
@@ -742,7 +774,11 @@ static void *load_main(void *arg) {
     uint8_t ctx[512];
     size_t clen = 0;
     uint64_t t = now_ms();
-    if (chorus_get(c, key, strlen(key), &all, &r) != CHORUS_OK) {
+    int rc;
+    while ((rc = chorus_get(c, key, strlen(key), &all, &r)) != CHORUS_OK &&
+           load_retry(l, "ALL read", &r, t))
+      ;
+    if (rc != CHORUS_OK) {
       load_failed(l, "ALL read", &r);
     } else {
       l->reads++;
@@ -751,8 +787,12 @@ static void *load_main(void *arg) {
         memcpy(ctx, r.context.ptr, clen);
     }
     chorus_result_free(&r);
-    if (chorus_put(c, key, strlen(key), val, strlen(val), ctx, clen, &all,
-                   &r) != CHORUS_OK)
+    uint64_t tw = now_ms();
+    while ((rc = chorus_put(c, key, strlen(key), val, strlen(val), ctx, clen,
+                            &all, &r)) != CHORUS_OK &&
+           load_retry(l, "ALL write", &r, tw))
+      ;
+    if (rc != CHORUS_OK)
       load_failed(l, "ALL write", &r);
     else
       l->writes++;
@@ -891,6 +931,10 @@ static void test_object_budget(void **state) {
           "%" PRIu64 " ms%s%s\n",
           accepted, refused_at, t_writes, l.reads, l.writes, l.failures,
           l.slowest_ms, l.failures ? "; first: " : "", l.first_failure);
+  fprintf(stderr,
+          "# other keys at ALL: %d requests asked again after a momentary "
+          "suspicion%s%s\n",
+          l.retried, l.retried ? "; first: " : "", l.first_retry);
   int64_t too_big[NODES], malformed[NODES], alive[NODES];
   for (int i = 0; i < NODES; i++) {
     too_big[i] = node_stat(i, "node.too_big");
@@ -930,6 +974,14 @@ static void test_object_budget(void **state) {
    * bounded. */
   assert_int_equal(l.failures, 0);
   assert_true(l.reads >= 5 && l.writes >= 5);
+  int64_t suspected_sum = 0;
+  for (int i = 0; i < NODES; i++)
+    if (suspicions[i] > 0) /* (-1: no answer) */
+      suspected_sum += suspicions[i];
+  if (l.retried > 0 && suspected_sum <= 0)
+    fail_msg("%d requests at ALL refused for too few live replicas, yet no "
+             "node suspected another",
+             l.retried);
   for (int i = 0; i < NODES; i++) {
     assert_int_equal(too_big[i], 0);
     assert_int_equal(malformed[i], 0);

@@ -69,10 +69,10 @@ int64_t stream_stat(int i, const char *name) {
 }
 
 void stream_line(int i) {
-  static const char *const names[] = {"ranges",      "ranges_done", "keys",
-                                      "bytes",       "batches",     "retries",
-                                      "refused",     "fallbacks",   "resumed",
-                                      "served_keys", "served_bytes"};
+  static const char *const names[] = {
+      "ranges",      "ranges_done",  "keys",         "bytes",     "batches",
+      "retries",     "refused",      "fallbacks",    "resumed",   "repairs",
+      "served_keys", "served_bytes", "reads_opened", "reads_kept"};
   printf("# n%d:", i);
   for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
     printf(" %s=%" PRId64, names[k], stream_stat(i, names[k]));
@@ -138,9 +138,31 @@ void state_of(int i, const char *name, char *out, size_t cap) {
     member_field(json, name, "state", out, cap);
 }
 
-double wait_view(const char *expect, double secs) {
+/* moved: whether the streams moved since @best was last updated: a
+ * running node's stream.done_ppm (the token space of its ranges held up
+ * to its cursor) plus a million a range done grew past its best. */
+static bool moved(int64_t best[CH_NODES]) {
+  bool any = false;
+  for (int i = 1; i < CH_NODES; i++)
+    if (ns[i].pid > 0) {
+      int64_t done = stream_stat(i, "ranges_done"),
+              ppm = stream_stat(i, "done_ppm");
+      int64_t p = (done > 0 ? done * 1000000 : 0) + (ppm > 0 ? ppm : 0);
+      if (p > best[i]) {
+        best[i] = p;
+        any = true;
+      }
+    }
+  return any;
+}
+
+/* view_within: wait_view, and wait_view_moving when @stall > 0. */
+static double view_within(const char *expect, double secs, double stall) {
   static char json[16384];
-  double t0 = now_s();
+  double t0 = now_s(), last_move = t0, next_look = t0;
+  int64_t best[CH_NODES];
+  for (int k = 0; k < CH_NODES; k++)
+    best[k] = -1;
   for (int i = 1; i < CH_NODES;) {
     if (ns[i].pid <= 0) {
       i++;
@@ -151,13 +173,34 @@ double wait_view(const char *expect, double secs) {
       i++;
       continue;
     }
-    if (now_s() - t0 > secs) {
+    double now = now_s();
+    if (stall > 0 && now >= next_look) {
+      if (moved(best))
+        last_move = now;
+      next_look = now + 1;
+    }
+    if (now - t0 > secs || (stall > 0 && now - last_move > stall)) {
       show("the last cluster status", json);
+      for (int k = 1; stall > 0 && k < CH_NODES; k++)
+        if (ns[k].pid > 0)
+          stream_line(k);
+      if (stall > 0 && now - last_move > stall)
+        fail_msg("n%d's view is not \"%s\" after %.0f s, and no stream "
+                 "moved in the last %.0f s",
+                 i, expect, now - t0, stall);
       fail_msg("n%d's view is not \"%s\" within %.0f s", i, expect, secs);
     }
     sleep_ms(500);
   }
   return now_s() - t0;
+}
+
+double wait_view(const char *expect, double secs) {
+  return view_within(expect, secs, 0);
+}
+
+double wait_view_moving(const char *expect, double stall, double secs) {
+  return view_within(expect, secs, stall);
 }
 
 double wait_all_normal(const char *more, double secs) {

@@ -61,6 +61,12 @@ void state_of(int i, const char *name, char *out, size_t cap);
  * @expect (view_is), within @secs (else the test fails); the seconds it
  * took. Polled twice a second: an ASan CLI costs ~80 ms of CPU. */
 double wait_view(const char *expect, double secs);
+/* wait_view_moving: wait_view for a change whose streams may be slow (a
+ * node's ranges pulled from every live replica in turn, on a loaded
+ * machine): it waits as long as they move (the receivers' stream.done_ppm
+ * and stream.ranges_done, summed, grow), and fails when they stood still
+ * for @stall seconds or after @secs in all. */
+double wait_view_moving(const char *expect, double stall, double secs);
 /* wait_all_normal: wait_view of every running node normal, and @more
  * (view_is tokens, or NULL). */
 double wait_all_normal(const char *more, double secs);

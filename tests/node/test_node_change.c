@@ -9,8 +9,10 @@
  *   2. shrink: `chorus cluster decommission n5` until n5 is left; n5
  *      stopped; every key at R=1 through n1..n4.
  *   3. a dead node removed: n4 killed (-9), `chorus cluster remove n4`
- *      once it is dead, until removed; every key at R=1 through n1..n3,
- *      its ranges pulled from the other replicas (stream.fallbacks).
+ *      once it is dead, until removed (waited for as long as the streams
+ *      move: pulled piece by piece from every live replica, they are slow
+ *      on a loaded machine); every key at R=1 through n1..n3, its ranges
+ *      pulled from the other replicas (stream.fallbacks).
  *   4. a joiner killed mid-stream: n6 joins at --stream-mbps 1, is killed
  *      (-9) once it holds streamed keys, and restarted at full speed: it
  *      resumes (stream.resumed), is normal, serves every key at R=1.
@@ -155,16 +157,22 @@ static void test_remove_dead(void **state) {
     sleep_ms(300);
   }
   show("chorus cluster remove n4", out);
-  t = wait_view("n4=removed n1=normal n2=normal n3=normal", 90);
-  printf("# n4 removed %.1f s after the remove\n", t);
+  /* n4's ranges come piece by piece from both live replicas of each
+   * (ARCHITECTURE.md, Streaming): ~260 ranges a receiver, measured at 0.2
+   * to 1.1 s a range on 2 loaded cores (57 to 295 s for the removal),
+   * where case 2's direct pulls took ~1 ms a range. So no fixed
+   * bound: the wait goes on while the receivers' streams move, and fails
+   * once they stood still for 30 s (or after 480 s in all). */
+  t = wait_view_moving("n4=removed n1=normal n2=normal n3=normal", 30, 480);
   int64_t fb = 0;
   for (int i = 1; i <= 3; i++) {
     stream_line(i);
     fb += stat_of(ns[i].port, "stream.fallbacks");
   }
-  printf("# stream.fallbacks summed over n1..n3: %" PRId64 " (%" PRId64
-         " before the kill)\n",
-         fb, fb0);
+  /* (a fallback is counted once a range) */
+  printf("# n4 removed %.1f s after the remove: stream.fallbacks summed over "
+         "n1..n3 %" PRId64 " (%" PRId64 " before the kill), %.2f s a range\n",
+         t, fb, fb0, fb > fb0 ? 3 * t / (double)(fb - fb0) : 0.0);
 
   int found[4] = {0};
   for (int i = 1; i <= 3; i++)
