@@ -566,8 +566,9 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
   }
   struct meta_cmd cmd = {.id = mm->id};
   if (decommission) {
-    if (mm->state == META_LEAVING && mm->goal == META_LEFT)
-      return admin_reply(c, cookie); /* already under way */
+    if ((mm->state == META_LEAVING && mm->goal == META_LEFT) ||
+        mm->state == META_LEFT)
+      return admin_reply(c, cookie); /* under way, or done: as remove */
     if (mm->state != META_NORMAL) {
       snprintf(text, sizeof text,
                "%s is %s: only a normal member hands its "
