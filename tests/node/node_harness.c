@@ -628,7 +628,8 @@ int harness_setup(int argc, char **argv) {
 }
 
 int harness_finish(int failed) {
-  if (getenv("CHORUS_KEEP_LOGS")) {
+  const char *keep = getenv("CHORUS_KEEP_LOGS");
+  if (keep != NULL && *keep != '\0' && strcmp(keep, "0") != 0) {
     fprintf(stderr, "logs kept in %s\n", root);
     kill_all();
     return failed ? 1 : 0;
