@@ -253,6 +253,8 @@ static void cn_destroy(void *state) {
   struct cnode *n = state;
   if (n == NULL)
     return;
+  if (n->core != NULL && n->opt.purged_sum != NULL)
+    *n->opt.purged_sum += repl_stats(core_repl(n->core))->tombstones_purged;
   core_free(n->core);
   if (n->have_obj)
     crdt_obj_free(&n->obj);
@@ -284,6 +286,7 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
   }
   cc->gossip = !n->opt.no_swim;
   cc->aae_interval_ms = n->opt.aae_interval_ms;
+  cc->gc_interval_ms = n->opt.gc_interval_ms;
   cc->metadata = cc->gossip && n->opt.metadata;
   cc->tracer = cfg->tracer;
 
@@ -337,6 +340,9 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
   if (n->opt.hint_batch != 0)
     c->hint_batch = n->opt.hint_batch;
   c->max_object_bytes = n->opt.max_object_bytes;
+  c->tombstone_gc = n->opt.tombstone_gc;
+  if (n->opt.tombstone_gc_timeout_ms != 0)
+    c->tombstone_gc_timeout_ms = n->opt.tombstone_gc_timeout_ms;
   c->tracer = cfg->tracer;
   return CHORUS_OK;
 }
@@ -530,6 +536,11 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
       memcpy(n->value, q->value, q->vlen);
       m.put.value = (struct wire_bytes){n->value, len};
     }
+    break;
+  case SIM_OP_DELETE:
+    m.type = WIRE_DELETE;
+    m.del = (struct wire_delete){
+        .key = key, .context = {q->context, q->clen}, .opts = o};
     break;
   case SIM_OP_COUNTER_ADD:
     m.type = WIRE_COUNTER_ADD;
@@ -953,6 +964,30 @@ int core_sim_holds(struct sim *s, int node, enum sim_op_type type,
     return rc;
   crdt_obj_free(&o);
   return found;
+}
+
+int core_sim_dead(struct sim *s, int node, const char *key) {
+  struct crdt_obj o;
+  int found;
+  int rc = load_obj(sim_store(s, node), CRDT_KV, key, strlen(key), &o, &found);
+  if (rc != CHORUS_OK)
+    return rc;
+  int dead = found;
+  for (uint32_t i = 0; i < o.u.kv.n && dead; i++)
+    if (!o.u.kv.sib[i].tombstone)
+      dead = 0;
+  crdt_obj_free(&o);
+  return dead;
+}
+
+uint64_t core_sim_purged(struct sim *s) {
+  uint64_t sum = 0;
+  for (int i = 0; i < sim_nodes(s); i++) {
+    const struct repl *r = core_sim_repl(s, i);
+    if (r != NULL)
+      sum += repl_stats(r)->tombstones_purged;
+  }
+  return sum;
 }
 
 int core_sim_wipe(struct sim *s, int node) {

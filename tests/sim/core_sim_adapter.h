@@ -43,6 +43,7 @@
  *                          fails to decode is a bug (our own encoder wrote
  *                          it): handle() fails the run with it
  *   SIM_EV_REQUEST   a struct wire_msg (GET, PUT with its context,
+ *                    DELETE with its context,
  *                    COUNTER_ADD with op_id = the request id, COUNTER_READ,
  *                    SET_ADD of one member, SET_READ; the request's r/w go
  *                    into wire_options as they are, 0 = node default, a
@@ -149,9 +150,18 @@ struct core_sim_options {
                        const struct meta_state *s);
   chorus_ms aae_interval_ms; /* anti-entropy exchanges (core_config)
                               * [0: none] */
-  int planted_early_ack;     /* a planted bug, for the checkers' own test:
-                              * the adapter answers every write OK at once
-                              * and drops the core's real answer */
+  /* Tombstone collection (replication/repl.h, TOMBSTONE COLLECTION):
+   * the mode [REPL_GC_REPAIR], REPL_GC_TIMEOUT's timeout, the core's walk
+   * period [core's: 10 s]. When @purged_sum is set, every incarnation adds
+   * its repl_stats tombstones_purged to it as it ends (a crash included):
+   * with core_sim_purged, the purges of a whole run. */
+  enum repl_tombstone_gc tombstone_gc;
+  chorus_ms tombstone_gc_timeout_ms;
+  chorus_ms gc_interval_ms;
+  uint64_t *purged_sum;
+  int planted_early_ack; /* a planted bug, for the checkers' own test:
+                          * the adapter answers every write OK at once
+                          * and drops the core's real answer */
 };
 
 extern const struct sim_node_ops core_sim_ops;
@@ -224,6 +234,15 @@ int core_sim_do(struct sim *s, int node,
 /* core_sim_id: node @node's chorus_node_id (the simulator's ids; read
  * through any node that is up), or 0 when every node is down. */
 chorus_node_id core_sim_id(struct sim *s, int node);
+
+/* core_sim_dead: whether node @node's store (up or down) holds a kv
+ * object for @key whose siblings are all tombstones (a dead object the
+ * collector has not purged). Returns 1, 0, or a store or decode error. */
+int core_sim_dead(struct sim *s, int node, const char *key);
+
+/* core_sim_purged: the tombstones purged by the incarnations running now
+ * (repl_stats tombstones_purged, summed over the nodes that are up). */
+uint64_t core_sim_purged(struct sim *s);
 
 /* core_sim_wipe: kills @node and replaces its disk by an empty one (a
  * disk replacement); restarted, it joins through seeds under its old id,

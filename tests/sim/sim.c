@@ -856,7 +856,8 @@ static void sync_step_ev(struct sim *s, int node) {
  * ======================================================================== */
 
 static int is_write(enum sim_op op) {
-  return op == SIM_OP_PUT || op == SIM_OP_COUNTER_ADD || op == SIM_OP_SET_ADD;
+  return op == SIM_OP_PUT || op == SIM_OP_COUNTER_ADD || op == SIM_OP_SET_ADD ||
+         op == SIM_OP_DELETE;
 }
 
 static void client_complete(struct sim *s, int c, enum sim_outcome outcome,

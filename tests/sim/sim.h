@@ -507,7 +507,8 @@ struct sim_result {
 struct sim_call {
   enum sim_op op;
   const char *key;
-  uint64_t value; /* PUT value, SET_ADD element (unique, >= 1) */
+  uint64_t value; /* PUT value, SET_ADD element, DELETE's own name (unique,
+                   * >= 1; a delete sends no value) */
   int64_t amount; /* COUNTER_ADD */
   const void *context;
   size_t clen;
@@ -564,7 +565,10 @@ struct sim_run_config {
   int swarm;             /* draw fault rates per seed below sim.faults */
   int clients;           /* concurrent clients (default 4) */
   int kv_keys, counter_keys, set_keys; /* key counts per type */
-  sim_time chaos;                      /* chaos phase length (default 8 s) */
+  int delete_pct;      /* kv operations that read the key, then delete it with
+                        * the read's context (SIM_OP_DELETE), percent [0]; at
+                        * most 45: they replace read-modify-writes */
+  sim_time chaos;      /* chaos phase length (default 8 s) */
   sim_time heal_bound; /* convergence bound after heal (default 30 s) */
   int r, w;            /* quorum sizes asked for (0: protocol default) */
   int strict;          /* R+W>N, strict quorum, no faults: also run

@@ -124,6 +124,8 @@ const char *sim_op_name(enum sim_op op) {
     return "set_add";
   case SIM_OP_SET_READ:
     return "set_read";
+  case SIM_OP_DELETE:
+    return "delete";
   }
   return "?";
 }
@@ -292,6 +294,16 @@ static int index_writes(const struct sim_history *h, uint32_t key,
   return CHORUS_OK;
 }
 
+/* The kv writes of one key with its deletes (a delete's own value names
+ * it, its covers are what it removed): value -> op index + 1. */
+static int index_kv(const struct sim_history *h, uint32_t key,
+                    struct u64map *w) {
+  int rc = index_writes(h, key, SIM_OP_PUT, w);
+  if (rc == CHORUS_OK)
+    rc = index_writes(h, key, SIM_OP_DELETE, w);
+  return rc;
+}
+
 /* reach: adds to @seen every value reachable from @from through covers
  * (including @from itself). Iterative, with an explicit stack. */
 static int reach(const struct sim_history *h, const struct u64map *writes,
@@ -366,8 +378,14 @@ int sim_check_kv_lost(const struct sim_history *h,
   for (uint32_t k = 0; k < h->nkeys; k++) {
     if (h->keys[k].type != SIM_TYPE_KV)
       continue;
-    struct u64map writes = {0};
-    int rc = index_writes(h, k, SIM_OP_PUT, &writes);
+    struct u64map writes = {0}, deleted = {0};
+    int rc = index_kv(h, k, &writes);
+    /* What a delete that may have taken effect removed is not lost. */
+    for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
+      const struct sim_hop *o = &h->ops[i];
+      if (o->key == k && o->op == SIM_OP_DELETE && o->outcome != SIM_FAIL)
+        rc = reach(h, &writes, o->value, &deleted);
+    }
     int finals = 0;
     for (size_t f = 0; f < h->nfinals && rc == CHORUS_OK; f++) {
       const struct sim_hfinal *fin = &h->finals[f];
@@ -380,7 +398,7 @@ int sim_check_kv_lost(const struct sim_history *h,
       for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
         const struct sim_hop *o = &h->ops[i];
         if (o->key == k && o->op == SIM_OP_PUT && o->outcome == SIM_OK &&
-            !map_has(&alive, o->value)) {
+            !map_has(&alive, o->value) && !map_has(&deleted, o->value)) {
           rc = violation(rep, "kv-lost-write",
                          "key %s: acknowledged put %" PRIu64 " (op %" PRIu64
                          ", client %d) is neither in node "
@@ -394,7 +412,8 @@ int sim_check_kv_lost(const struct sim_history *h,
     if (rc == CHORUS_OK && finals == 0) {
       for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
         const struct sim_hop *o = &h->ops[i];
-        if (o->key == k && o->op == SIM_OP_PUT && o->outcome == SIM_OK)
+        if (o->key == k && o->op == SIM_OP_PUT && o->outcome == SIM_OK &&
+            !map_has(&deleted, o->value))
           rc = violation(rep, "kv-lost-write",
                          "key %s: acknowledged put %" PRIu64
                          " but no replica reports the key",
@@ -402,6 +421,7 @@ int sim_check_kv_lost(const struct sim_history *h,
       }
     }
     map_free(&writes);
+    map_free(&deleted);
     if (rc != CHORUS_OK)
       return rc;
   }
@@ -726,12 +746,21 @@ int sim_check_ryw(const struct sim_history *h, struct sim_check_report *rep) {
     struct u64map writes = {0}, alive = {0};
     int rc = CHORUS_OK;
     if (wop == SIM_OP_PUT)
-      rc = index_writes(h, rd->key, SIM_OP_PUT, &writes);
+      rc = index_kv(h, rd->key, &writes);
     for (size_t j = 0; j < rd->nread && rc == CHORUS_OK; j++)
       rc = wop == SIM_OP_PUT
                ? reach(h, &writes, rd->read[j], &alive)
                : (map_put(&alive, rd->read[j], 1) < 0 ? CHORUS_ENOMEM
                                                       : CHORUS_OK);
+    /* A delete (by any client) that may have taken effect before the read
+     * completed excuses what it covered. */
+    for (size_t i = 0; i < h->nops && wop == SIM_OP_PUT && rc == CHORUS_OK;
+         i++) {
+      const struct sim_hop *d = &h->ops[i];
+      if (d->key == rd->key && d->op == SIM_OP_DELETE &&
+          d->outcome != SIM_FAIL && d->invoke <= rd->complete)
+        rc = reach(h, &writes, d->value, &alive);
+    }
     for (size_t i = 0; i < r && rc == CHORUS_OK; i++) {
       const struct sim_hop *o = &h->ops[i];
       if (o->key == rd->key && o->op == wop && o->client == rd->client &&
@@ -750,17 +779,97 @@ int sim_check_ryw(const struct sim_history *h, struct sim_check_report *rep) {
   return 0;
 }
 
+/* deleted_by: every value OK delete @d covered, transitively, into
+ * @dead (cleared first). */
+static int deleted_by(const struct sim_history *h, const struct u64map *writes,
+                      const struct sim_hop *d, struct u64map *dead) {
+  map_free(dead);
+  int rc = CHORUS_OK;
+  for (size_t j = 0; j < d->ncovers && rc == CHORUS_OK; j++)
+    rc = reach(h, writes, d->covers[j], dead);
+  return rc;
+}
+
+int sim_check_zombie(const struct sim_history *h,
+                     struct sim_check_report *rep) {
+  for (uint32_t k = 0; k < h->nkeys; k++) {
+    if (h->keys[k].type != SIM_TYPE_KV)
+      continue;
+    struct u64map writes = {0}, dead = {0};
+    int rc = index_kv(h, k, &writes);
+    for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
+      const struct sim_hop *d = &h->ops[i];
+      if (d->key != k || d->op != SIM_OP_DELETE || d->outcome != SIM_OK ||
+          d->ncovers == 0)
+        continue;
+      rc = deleted_by(h, &writes, d, &dead);
+      for (size_t f = 0; f < h->nfinals && rc == CHORUS_OK; f++) {
+        const struct sim_hfinal *fin = &h->finals[f];
+        for (size_t j = 0; fin->key == k && j < fin->nvalues && rc == 0; j++)
+          if (map_has(&dead, fin->values[j]))
+            rc = violation(rep, "zombie",
+                           "key %s: node %d's final state holds %" PRIu64
+                           ", which acknowledged delete op %" PRIu64
+                           " (client %d) covered",
+                           keyname(h, k), fin->node, fin->values[j], d->id,
+                           d->client);
+      }
+    }
+    map_free(&writes);
+    map_free(&dead);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
+  return 0;
+}
+
+int sim_check_read_after_delete(const struct sim_history *h,
+                                struct sim_check_report *rep) {
+  for (uint32_t k = 0; k < h->nkeys; k++) {
+    if (h->keys[k].type != SIM_TYPE_KV)
+      continue;
+    struct u64map writes = {0}, dead = {0};
+    int rc = index_kv(h, k, &writes);
+    for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
+      const struct sim_hop *d = &h->ops[i];
+      if (d->key != k || d->op != SIM_OP_DELETE || d->outcome != SIM_OK ||
+          d->ncovers == 0)
+        continue;
+      rc = deleted_by(h, &writes, d, &dead);
+      for (size_t r = 0; r < h->nops && rc == CHORUS_OK; r++) {
+        const struct sim_hop *rd = &h->ops[r];
+        if (rd->key != k || rd->op != SIM_OP_GET || rd->outcome != SIM_OK ||
+            rd->invoke < d->complete)
+          continue;
+        for (size_t j = 0; j < rd->nread && rc == CHORUS_OK; j++)
+          if (map_has(&dead, rd->read[j]))
+            rc = violation(
+                rep, "read-after-delete",
+                "key %s: client %d read %" PRIu64 " after delete op %" PRIu64
+                " (client %d, ok) that covered it",
+                keyname(h, k), rd->client, rd->read[j], d->id, d->client);
+      }
+    }
+    map_free(&writes);
+    map_free(&dead);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
+  return 0;
+}
+
 int sim_check_all(const struct sim_history *h, int strict,
                   struct sim_check_report *rep) {
   static const struct {
     int (*fn)(const struct sim_history *, struct sim_check_report *);
     int strict_only;
   } checks[] = {
-      {sim_check_convergence, 0},   {sim_check_phantom, 0},
-      {sim_check_kv_lost, 0},       {sim_check_false_siblings, 0},
-      {sim_check_counter_weak, 0},  {sim_check_counter_bounds, 1},
-      {sim_check_counter_final, 0}, {sim_check_set_lost, 0},
-      {sim_check_ryw, 1},
+      {sim_check_convergence, 0},       {sim_check_zombie, 0},
+      {sim_check_phantom, 0},           {sim_check_kv_lost, 0},
+      {sim_check_false_siblings, 0},    {sim_check_counter_weak, 0},
+      {sim_check_counter_bounds, 1},    {sim_check_counter_final, 0},
+      {sim_check_set_lost, 0},          {sim_check_ryw, 1},
+      {sim_check_read_after_delete, 1},
   };
   size_t n = sizeof checks / sizeof checks[0];
   for (size_t i = 0; i < n; i++) {

@@ -35,6 +35,22 @@
  *   false sibling  two values of one read or final set where one
  *                  (transitively) supersedes the other
  *
+ * DELETES. A kv DELETE carries a unique value of its own (never sent,
+ * never read back: it names the delete) and covers, like a PUT, the values
+ * its client read with the context it passed. It supersedes them and their
+ * past, and nothing else: a value written concurrently with it (not in its
+ * context) survives it as a sibling. So:
+ *
+ *   lost write     (above) a value gone because a delete that may have
+ *                  taken effect (OK, unknown or pending) covered it is not
+ *                  lost
+ *   zombie         a final value that an acknowledged (OK) delete covered,
+ *                  transitively: the delete's tombstone was lost (purged
+ *                  before every replica held it) and a replica that missed
+ *                  it handed the value back
+ *   read after delete  (strict runs) a read invoked after an OK delete
+ *                  completed returns a value that delete covered
+ *
  * Counters are judged by bounds (Jepsen's counter checker): with strict
  * quorums (R+W>N) a read lies between the sum of the increments certainly
  * applied before it began and that sum plus every increment that may have
@@ -60,6 +76,7 @@ enum sim_op {
   SIM_OP_COUNTER_READ, /* counter: value */
   SIM_OP_SET_ADD,      /* set: element */
   SIM_OP_SET_READ,     /* set: elements */
+  SIM_OP_DELETE,       /* kv: delete with the context of an earlier GET */
 };
 
 enum sim_op_type { SIM_TYPE_KV = 0, SIM_TYPE_COUNTER, SIM_TYPE_SET };
@@ -169,13 +186,23 @@ int sim_check_counter_final(const struct sim_history *h,
                             struct sim_check_report *rep);
 int sim_check_set_lost(const struct sim_history *h,
                        struct sim_check_report *rep);
+/* sim_check_zombie: no replica's final state of a kv key holds a value an
+ * acknowledged delete covered. */
+int sim_check_zombie(const struct sim_history *h, struct sim_check_report *rep);
+/* sim_check_read_after_delete: a GET invoked after an OK delete completed
+ * (any client) returns no value that delete covered. Holds with R+W>N,
+ * strict quorum and no faults only. */
+int sim_check_read_after_delete(const struct sim_history *h,
+                                struct sim_check_report *rep);
 /* sim_check_ryw: read-your-writes per client: a GET/SET_READ that a client
  * invoked after its own PUT/SET_ADD completed OK sees that write (or a value
- * superseding it). Holds with R+W>N, strict quorum and no faults only. */
+ * superseding it, or a delete that covered it and was invoked before the
+ * read completed). Holds with R+W>N, strict quorum and no faults only. */
 int sim_check_ryw(const struct sim_history *h, struct sim_check_report *rep);
 
 /* sim_check_all: every checker, stopping at the first violation. The
- * strict-quorum ones (read-your-writes, strict counter bounds) run only when
+ * strict-quorum ones (read-your-writes, read after delete, strict counter
+ * bounds) run only when
  * @strict says the run had R+W>N, strict quorums and no faults. */
 int sim_check_all(const struct sim_history *h, int strict,
                   struct sim_check_report *rep);

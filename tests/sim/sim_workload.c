@@ -41,6 +41,7 @@ struct workload {
   /* a client in the middle of a read-modify-write: the key it read */
   char rmw_key[SIM_MAX_CLIENTS][32];
   int rmw[SIM_MAX_CLIENTS];
+  int rmw_delete[SIM_MAX_CLIENTS]; /* ... and deletes, with the context */
   int err;
 };
 
@@ -51,11 +52,12 @@ static void on_done(struct sim *s, void *arg, int client) {
   w->busy[client] = 0;
   const struct sim_result *res = sim_client_result(s, client);
   if (w->rmw[client] == 1 && res->outcome == SIM_OK && !w->stop) {
-    /* Second half of a read-modify-write: put with what was read, which
-     * supersedes (covers) exactly the values this read returned. */
+    /* Second half of a read-modify-write: put (or delete) with what was
+     * read, which supersedes (covers) exactly the values this read
+     * returned. */
     w->rmw[client] = 2;
     struct sim_call c = {
-        .op = SIM_OP_PUT,
+        .op = w->rmw_delete[client] ? SIM_OP_DELETE : SIM_OP_PUT,
         .key = w->rmw_key[client],
         .value = w->next_value++,
         .context = res->context,
@@ -96,9 +98,10 @@ static void client_next(struct sim *s, void *arg) {
   uint64_t dice = chorus_prng_below(p, 100);
   if (pick < rc->kv_keys) {
     snprintf(key, sizeof key, "kv%d", pick);
-    if (dice < 45) { /* read-modify-write */
+    if (dice < 45) { /* read-modify-write, or read-then-delete */
       call.op = SIM_OP_GET;
       w->rmw[c] = 1;
+      w->rmw_delete[c] = dice < (uint64_t)rc->delete_pct;
       memcpy(w->rmw_key[c], key, sizeof key);
     } else if (dice < 70) {
       call.op = SIM_OP_PUT; /* blind: a new sibling */

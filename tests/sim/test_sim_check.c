@@ -445,6 +445,82 @@ static void ryw_catches_stale_set_read(void **state) {
   expect(b, sim_check_ryw, 1, "read-your-writes");
 }
 
+/* ---- deletes ------------------------------------------------------------ */
+
+static size_t del(struct hb *b, int client, uint32_t k, uint64_t name,
+                  const uint64_t *covers, uint64_t t0, uint64_t t1,
+                  enum sim_outcome out) {
+  return op(b, client, SIM_OP_DELETE, k, name, 0, covers, t0, t1, out, NULL, 0);
+}
+
+static void kv_lost_passes_writes_a_delete_removed(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "k", SIM_TYPE_KV);
+  put(b, 0, k, 1, NULL, 0, 10, SIM_OK);
+  put(b, 0, k, 2, L(1), 20, 30, SIM_OK);
+  put(b, 1, k, 3, NULL, 20, 30, SIM_OK);
+  del(b, 0, k, 4, L(2), 40, 50, SIM_OK);      /* 2, so 1 too */
+  del(b, 1, k, 5, L(3), 40, 50, SIM_UNKNOWN); /* may have removed 3 */
+  final(b, k, 0, NULL, 0, NULL, 7);
+  expect(b, sim_check_kv_lost, 0, NULL);
+}
+
+static void kv_lost_catches_what_no_delete_covered(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "k", SIM_TYPE_KV);
+  put(b, 0, k, 1, NULL, 0, 10, SIM_OK);
+  put(b, 1, k, 2, NULL, 5, 15, SIM_OK);
+  del(b, 0, k, 3, L(1), 20, 30, SIM_OK);
+  del(b, 1, k, 4, L(2), 20, 30, SIM_FAIL); /* certainly not applied */
+  final(b, k, 0, NULL, 0, NULL, 7);
+  expect(b, sim_check_kv_lost, 1, "kv-lost-write");
+}
+
+static void zombie_passes_a_concurrent_sibling(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "k", SIM_TYPE_KV);
+  put(b, 0, k, 1, NULL, 0, 10, SIM_OK);
+  put(b, 0, k, 2, L(1), 20, 30, SIM_OK);
+  put(b, 1, k, 3, NULL, 25, 35, SIM_OK);      /* not seen by the delete */
+  del(b, 0, k, 4, L(2), 40, 50, SIM_OK);      /* removes 2 and 1 */
+  del(b, 1, k, 5, L(3), 40, 50, SIM_UNKNOWN); /* not acknowledged */
+  final(b, k, 0, L(3), 0, NULL, 7);
+  final(b, k, 1, L(3), 0, NULL, 7);
+  expect(b, sim_check_zombie, 0, NULL);
+}
+
+static void zombie_catches_a_value_back(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "k", SIM_TYPE_KV);
+  put(b, 0, k, 1, NULL, 0, 10, SIM_OK);
+  put(b, 0, k, 2, L(1), 20, 30, SIM_OK);
+  del(b, 0, k, 3, L(2), 40, 50, SIM_OK);
+  final(b, k, 0, NULL, 0, NULL, 7);
+  final(b, k, 1, L(1), 0, NULL, 7); /* transitively covered: back */
+  expect(b, sim_check_zombie, 1, "zombie");
+}
+
+static void read_after_delete_passes_earlier_and_concurrent_reads(void **s) {
+  struct hb *b = *s;
+  uint32_t k = key(b, "k", SIM_TYPE_KV);
+  put(b, 0, k, 1, NULL, 0, 10, SIM_OK);
+  del(b, 0, k, 2, L(1), 20, 30, SIM_OK);
+  get(b, 1, k, 15, 25, L(1)); /* began before the delete completed */
+  get(b, 0, k, 40, 50, NULL); /* the writer: its value was deleted */
+  expect(b, sim_check_read_after_delete, 0, NULL);
+  /* and read-your-writes excuses what a delete removed */
+  expect(b, sim_check_ryw, 0, NULL);
+}
+
+static void read_after_delete_catches_a_deleted_value(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "k", SIM_TYPE_KV);
+  put(b, 0, k, 1, NULL, 0, 10, SIM_OK);
+  del(b, 0, k, 2, L(1), 20, 30, SIM_OK);
+  get(b, 1, k, 40, 50, L(1)); /* another client, after the ack */
+  expect(b, sim_check_read_after_delete, 1, "read-after-delete");
+}
+
 /* ---- all together ------------------------------------------------------- */
 
 static void check_all_reports_first_failure_and_ryw_on_request(void **state) {
@@ -498,6 +574,12 @@ int main(void) {
       T(ryw_passes_own_and_superseding_reads),
       T(ryw_catches_stale_kv_read),
       T(ryw_catches_stale_set_read),
+      T(kv_lost_passes_writes_a_delete_removed),
+      T(kv_lost_catches_what_no_delete_covered),
+      T(zombie_passes_a_concurrent_sibling),
+      T(zombie_catches_a_value_back),
+      T(read_after_delete_passes_earlier_and_concurrent_reads),
+      T(read_after_delete_catches_a_deleted_value),
       T(check_all_reports_first_failure_and_ryw_on_request),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
