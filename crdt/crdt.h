@@ -276,6 +276,22 @@ int dvv_delete_at(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
                   hlc_time ts, const struct dvv_limits *lim,
                   struct crdt_dot *dot, unsigned *flags);
 
+/* dvv_write_after: dvv_put_at (@tombstone false) or dvv_delete_at (true:
+ * @len and @expires 0) whose dot's counter is also above @floor: the last
+ * counter @coord minted for any key. A node that mints every dot of an
+ * incarnation from one counter (Riak's vnode vclocks) never mints the same
+ * dot twice for a key, even after the key's object was purged (tombstone
+ * collection) while another replica still holds a vv covering the
+ * counters minted for it before: minted again, a new write's dot would be
+ * covered there and lost in the join. A vv then has gaps in a key's
+ * history (counters @coord spent on other keys); it stands for them all,
+ * which is harmless: no sibling of this key ever has those dots. */
+int dvv_write_after(struct dvv *d, chorus_node_id coord, uint64_t floor,
+                    const struct vv *ctx, const void *value, size_t len,
+                    bool tombstone, hlc_time ts, hlc_time expires,
+                    const struct dvv_limits *lim, struct crdt_dot *dot,
+                    unsigned *flags);
+
 /* dvv_discard: drops every sibling whose dot @ctx covers; @d's vv is left
  * alone (discarding is not a write: nothing new supersedes them). */
 void dvv_discard(struct dvv *d, const struct vv *ctx);

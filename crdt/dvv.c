@@ -72,10 +72,11 @@ err_after_init:
 }
 
 /* The write path shared by put and delete (steps 1-3 of the essay). */
-static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
-                     const void *value, size_t len, bool tombstone, hlc_time ts,
-                     hlc_time expires, const struct dvv_limits *lim,
-                     struct crdt_dot *dot, unsigned *flags) {
+static int dvv_write(struct dvv *d, chorus_node_id coord, uint64_t floor,
+                     const struct vv *ctx, const void *value, size_t len,
+                     bool tombstone, hlc_time ts, hlc_time expires,
+                     const struct dvv_limits *lim, struct crdt_dot *dot,
+                     unsigned *flags) {
   assert(crdt__dvv_valid(d));
   assert(len == 0 || value != NULL);
   assert(!tombstone || (len == 0 && expires == 0));
@@ -106,6 +107,8 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
 
   uint64_t mine = vv_get(&d->vv, coord), theirs = vv_get(ctx, coord);
   uint64_t last = mine > theirs ? mine : theirs;
+  if (floor > last)
+    last = floor;
   if (last >= CRDT_EVENT_MAX)
     return CHORUS_ERANGE;
 
@@ -161,27 +164,39 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
 int dvv_put(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
             const void *value, size_t len, const struct dvv_limits *lim,
             struct crdt_dot *dot, unsigned *flags) {
-  return dvv_write(d, coord, ctx, value, len, false, 0, 0, lim, dot, flags);
+  return dvv_write(d, coord, 0, ctx, value, len, false, 0, 0, lim, dot,
+                   flags);
 }
 
 int dvv_delete(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
                const struct dvv_limits *lim, struct crdt_dot *dot,
                unsigned *flags) {
-  return dvv_write(d, coord, ctx, NULL, 0, true, 0, 0, lim, dot, flags);
+  return dvv_write(d, coord, 0, ctx, NULL, 0, true, 0, 0, lim, dot, flags);
 }
 
 int dvv_put_at(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
                const void *value, size_t len, hlc_time ts, hlc_time expires,
                const struct dvv_limits *lim, struct crdt_dot *dot,
                unsigned *flags) {
-  return dvv_write(d, coord, ctx, value, len, false, ts, expires, lim, dot,
+  return dvv_write(d, coord, 0, ctx, value, len, false, ts, expires, lim, dot,
                    flags);
 }
 
 int dvv_delete_at(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
                   hlc_time ts, const struct dvv_limits *lim,
                   struct crdt_dot *dot, unsigned *flags) {
-  return dvv_write(d, coord, ctx, NULL, 0, true, ts, 0, lim, dot, flags);
+  return dvv_write(d, coord, 0, ctx, NULL, 0, true, ts, 0, lim, dot, flags);
+}
+
+int dvv_write_after(struct dvv *d, chorus_node_id coord, uint64_t floor,
+                    const struct vv *ctx, const void *value, size_t len,
+                    bool tombstone, hlc_time ts, hlc_time expires,
+                    const struct dvv_limits *lim, struct crdt_dot *dot,
+                    unsigned *flags) {
+  if (tombstone && (len != 0 || expires != 0))
+    return CHORUS_EINVAL;
+  return dvv_write(d, coord, floor, ctx, value, len, tombstone, ts, expires,
+                   lim, dot, flags);
 }
 
 void dvv_discard(struct dvv *d, const struct vv *ctx) {

@@ -161,6 +161,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   RSTAT(tombstones);
   RSTAT(tombstones_purged);
   RSTAT(gc_walks);
+  RSTAT(gc_rejoins_skipped);
   RSTAT(aae_started);
   RSTAT(aae_completed);
   RSTAT(aae_aborted);

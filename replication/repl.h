@@ -517,6 +517,8 @@ struct repl_stats {
   /* Tombstone collection: dead objects the last walk kept, purged since
    * start, walks completed. */
   uint64_t tombstones, tombstones_purged, gc_walks;
+  /* Joins of an object this node had purged, skipped (PURGE RECORDS). */
+  uint64_t gc_rejoins_skipped;
   /* Hints armed by repl_stream_repair for replicas a piece showed lacking. */
   uint64_t stream_repairs;
   /* Anti-entropy (ANTI-ENTROPY): exchanges this node started, completed

@@ -1119,7 +1119,7 @@ static int on_fetched(struct repl *r, size_t slot, const struct wire_msg *m,
       size_t nlen;
       rc = repl__load_bytes(r, tok, key, klen, &now_b, &nlen);
       if (rc == CHORUS_OK)
-        changed = nlen != olen || memcmp(now_b, old, nlen) != 0;
+        changed = nlen != olen || (nlen > 0 && memcmp(now_b, old, nlen) != 0);
       chorus_free(now_b);
     }
     chorus_free(old);

@@ -24,6 +24,21 @@
 #define GC_KEY_MAX (GC_PREFIX_LEN + STORE_TOKEN_PREFIX + STORE_MAX_USER_KEY)
 #define GC_VALUE_LEN 16u
 
+/* PURGE RECORDS. Replicas purge one object at different times (each once
+ * its own exchanges since its own stamp have completed). One that has
+ * purged, handed the same object back by a replica that may not purge it
+ * yet (an exchange, a read repair, a stream), would store it again and
+ * start its wait over, and the object could bounce between them for good
+ * (the simulator saw it: gc_sim seed 8). So a purge leaves a record,
+ * "gp/" [token][key] -> [digest of the purged bytes][epoch][monotonic
+ * ms], and a join into an empty slot of exactly those bytes is a no-op:
+ * every replica held them or more when they were purged here, so they
+ * bring nothing. Records go after REPL_GC_RECORD_MS (or at a restart):
+ * by then the other replicas have purged it too; a late copy is then
+ * only stored and collected once more. */
+#define GP_PREFIX "gp/"
+#define GP_VALUE_LEN 24u
+
 static size_t gc_key(uint8_t *out, chorus_token token, const void *key,
                      size_t klen) {
   memcpy(out, GC_PREFIX, GC_PREFIX_LEN);
@@ -122,6 +137,21 @@ static enum gc_verdict judge(struct repl *r, chorus_token token,
   return GC_PURGE;
 }
 
+bool repl__gc_was_purged(struct repl *r, chorus_token token, const void *key,
+                         size_t klen, uint64_t digest) {
+  if (klen > STORE_MAX_USER_KEY)
+    return false;
+  uint8_t k[GC_KEY_MAX];
+  size_t kl = gc_key(k, token, key, klen);
+  memcpy(k, GP_PREFIX, GC_PREFIX_LEN);
+  void *v = NULL;
+  size_t vl = 0;
+  bool same = store_get(r->store, STORE_META, k, kl, &v, &vl) == CHORUS_OK &&
+              vl == GP_VALUE_LEN && store_be64_get(v) == digest;
+  chorus_free(v);
+  return same;
+}
+
 bool repl__gc_purgeable(struct repl *r, const uint8_t *dkey, size_t dlen,
                         const void *obj, size_t len) {
   if (r->cfg.tombstone_gc == REPL_GC_OFF || dlen < STORE_TOKEN_PREFIX ||
@@ -164,7 +194,7 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
     memcpy(lo, g->after, g->alen);
     lolen = g->alen;
   }
-  static const uint8_t hi[] = {'g', 'c', '/' + 1};
+  static const uint8_t hi[] = {'g', 'p', '/' + 1}; /* the queue, records */
   struct store_iter *it;
   if ((rc = store_iter_open(r->store, STORE_META, lo, lolen, hi, sizeof hi,
                             &it)) != CHORUS_OK)
@@ -186,8 +216,18 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
     seen++;
     last = k;
     lastlen = kl;
-    if (kl < GC_PREFIX_LEN + STORE_TOKEN_PREFIX || vl != GC_VALUE_LEN) {
-      rc = store_batch_delete(b, STORE_META, k, kl); /* not ours: malformed */
+    if (kl >= GC_PREFIX_LEN && memcmp(k, GP_PREFIX, GC_PREFIX_LEN) == 0) {
+      /* A purge record: gone once old, or from an earlier incarnation. */
+      if (vl != GP_VALUE_LEN || store_be64_get(v + 8) != r->epoch ||
+          r->now < store_be64_get(v + 16) ||
+          r->now - store_be64_get(v + 16) > REPL_GC_RECORD_MS)
+        rc = store_batch_delete(b, STORE_META, k, kl);
+      continue;
+    }
+    if (kl < GC_PREFIX_LEN + STORE_TOKEN_PREFIX || vl != GC_VALUE_LEN ||
+        memcmp(k, GC_PREFIX, GC_PREFIX_LEN) != 0) {
+      if (memcmp(k, GC_PREFIX, GC_PREFIX_LEN) == 0) /* malformed: ours */
+        rc = store_batch_delete(b, STORE_META, k, kl);
       continue;
     }
     chorus_token token = store_be64_get(k + GC_PREFIX_LEN);
@@ -214,9 +254,19 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
       rc = dk ? store_batch_delete(b, STORE_DATA, dk, dl) : CHORUS_ENOMEM;
       if (rc == CHORUS_OK)
         rc = store_batch_delete(b, STORE_META, k, kl);
+      uint64_t digest = aae_digest(buf, len);
+      if (rc == CHORUS_OK) {
+        uint8_t pk[GC_KEY_MAX], pv[GP_VALUE_LEN];
+        memcpy(pk, k, kl);
+        memcpy(pk, GP_PREFIX, GC_PREFIX_LEN);
+        store_be64_put(pv, digest);
+        store_be64_put(pv + 8, r->epoch);
+        store_be64_put(pv + 16, r->now);
+        rc = store_batch_put(b, STORE_META, pk, kl, pv, sizeof pv);
+      }
       /* The tree follows now; a batch that fails below makes it stale. */
       if (rc == CHORUS_OK) {
-        repl__aae_note(r, dk, dl, aae_digest(buf, len), 0);
+        repl__aae_note(r, dk, dl, digest, 0);
         purged++;
       }
       chorus_free(dk);

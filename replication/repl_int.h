@@ -304,6 +304,9 @@ struct repl_cleanup {
  * of its death): twice the skew the nodes' clocks may have from true time
  * (their bound is 500 ms), so that every replica reads it dead too. */
 #define REPL_GC_SKEW_MS 2000
+/* How long a purge record (repl_gc.c, PURGE RECORDS) is kept: the other
+ * replicas purge within a few exchange rounds of this node. */
+#define REPL_GC_RECORD_MS (30u * 60 * 1000)
 
 struct repl_gc {
   uint8_t *after;
@@ -319,6 +322,11 @@ bool repl__gc_mortal(const struct crdt_obj *obj);
  * key over STORE_MAX_USER_KEY), CHORUS_ENOMEM. */
 int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
                   const void *key, size_t klen);
+/* repl__gc_was_purged: whether this node purged an object of exactly
+ * @digest under (@token, @key) lately (PURGE RECORDS): a join of those
+ * bytes into the empty slot brings nothing and is skipped. */
+bool repl__gc_was_purged(struct repl *r, chorus_token token, const void *key,
+                         size_t klen, uint64_t digest);
 /* repl__gc_purgeable: whether the tombstone collector would purge the
  * object stored under @dkey (@obj, @len bytes) now: dead, queued, and
  * known held by every other replica. Anti-entropy leaves such objects out
@@ -477,6 +485,10 @@ struct repl {
   struct hlc hlc;
   chorus_ms wall;
   chorus_ms now; /* the monotonic time of the event being handled */
+  /* The last dot counter this incarnation's actor minted, for any key
+   * (dvv_write_after): the actor is new at every start, so a counter in
+   * memory never repeats a dot. */
+  uint64_t dot_counter;
   struct aae_tree tree;
   struct repl_aae aae;
   char err[CHORUS_ERRMSG_SIZE];

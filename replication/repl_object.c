@@ -105,6 +105,15 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
     crdt_obj_free(&in);
     return rc;
   }
+  if (len == 0 && repl__gc_mortal(&in) &&
+      repl__gc_was_purged(r, token, key, klen, aae_digest(bytes, blen))) {
+    /* Purged here, every replica holding it: nothing new (PURGE RECORDS,
+     * repl_gc.c). */
+    r->stats.gc_rejoins_skipped++;
+    crdt_obj_free(&in);
+    chorus_free(buf);
+    return CHORUS_OK;
+  }
   rc = repl__decode_obj(buf, len, in.type, &local, r->err);
   if (rc == CHORUS_EMALFORMED)
     rc = CHORUS_ECORRUPT;

@@ -2926,6 +2926,75 @@ static void zombie_schedule(bool timeout_mode) {
   }
 }
 
+/* A key purged on two replicas and written again while the third still
+ * holds its tombstone: the new write's dot must be one that tombstone has
+ * not seen, or the join drops the write (gc_sim seeds 2 and 21: the
+ * coordinator, with no object left, minted (actor, 1) again, which the
+ * tombstone's vv covered). Dots come from one counter per incarnation. */
+static void gc_a_write_after_a_purge_is_kept(void **state) {
+  (void)state;
+  setup(3, "3", 1, gc_gate_timeout);
+  boot();
+  build_trees();
+  assert_int_equal(put(0, "k", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(del(0, "k", WIRE_ALL)->type, WIRE_WRITE_REPLY2);
+  isolate(2, true);
+  member_all(2, false);
+  advance(3000);
+  assert_int_equal(gc_walk(0), 1);
+  assert_int_equal(gc_walk(1), 1);
+  assert_true(stored_any(2, "k")); /* node 2 keeps the tombstone */
+  assert_int_equal(put(0, "k", "v2", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  isolate(2, false);
+  member_all(2, true);
+  exchange(0, 2);
+  exchange(2, 1);
+  assert_int_equal(replicas_with("k", "v2"), 3);
+  assert_int_equal(get(1, "k", WIRE_ALL)->nvalues, 1);
+  teardown_all();
+}
+
+/* Replicas purge at different times: one that has purged, handed the
+ * same dead object back by one that has not yet, does not store it again
+ * (the simulator saw objects bounce for good: gc_sim seed 8). */
+static void gc_timeout_on_node0(struct repl_config *c) {
+  if (c->seed == 0) /* setup numbers the nodes' seeds */
+    gc_gate_timeout(c);
+  else
+    gc_gate(c);
+}
+
+static void gc_a_purged_object_is_not_taken_back(void **state) {
+  (void)state;
+  /* Node 0 purges on a timeout; the others wait for exchanges, so they
+   * still hold the object, and list it, when node 0 has purged it. */
+  setup(3, "3", 1, gc_timeout_on_node0);
+  boot();
+  build_trees();
+  assert_int_equal(put(0, "k", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(del(0, "k", WIRE_ALL)->type, WIRE_WRITE_REPLY2);
+  advance(3000);
+  assert_int_equal(gc_walk(0), 1);
+  assert_true(stored_any(2, "k")); /* node 2 has not walked yet */
+  exchange(0, 2);                  /* node 2 lists it, node 0 lacks it */
+  exchange(2, 0);                  /* node 2 pushes it to node 0 */
+  assert_false(stored_any(0, "k"));
+  assert_int_equal(repl_stats(H.nodes[0].repl)->gc_rejoins_skipped, 2);
+  /* Nodes 1 and 2 purge once they have exchanged with every other. */
+  for (int i = 1; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      if (i != j)
+        exchange(i, j);
+  assert_int_equal(gc_walk(2), 1);
+  assert_int_equal(gc_walk(1), 1);
+  for (int i = 0; i < 3; i++)
+    assert_false(stored_any(i, "k"));
+  /* A different object under the key is joined as ever. */
+  assert_int_equal(put(2, "k", "v3", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(replicas_with("k", "v3"), 3);
+  teardown_all();
+}
+
 static void gc_purges_only_what_every_replica_holds(void **state) {
   (void)state;
   zombie_schedule(false);
@@ -3024,6 +3093,8 @@ int main(void) {
       cmocka_unit_test(gc_keeps_a_tombstone_a_hint_names),
       cmocka_unit_test(gc_repair_mode_waits_for_anti_entropy),
       cmocka_unit_test(gc_purges_only_what_every_replica_holds),
+      cmocka_unit_test(gc_a_write_after_a_purge_is_kept),
+      cmocka_unit_test(gc_a_purged_object_is_not_taken_back),
       cmocka_unit_test(gc_timeout_mode_can_bring_a_value_back),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
       cmocka_unit_test(non_replicas_forward_one_hop),
