@@ -118,6 +118,8 @@
 #define SWIM_CLOCK_SAMPLES 8u
 /* Seeds swim_join accepts. */
 #define SWIM_MAX_SEEDS 16u
+/* The longest delay between two tries of an unanswered join (ms). */
+#define SWIM_JOIN_RETRY_MAX 30000u
 
 enum swim_state {
   SWIM_ALIVE = 0,
@@ -243,8 +245,11 @@ int swim_start(struct swim *s, chorus_ms now);
 
 /* swim_join: sends a join push/pull to each of @seeds (addresses, copied;
  * at most SWIM_MAX_SEEDS; this node's own address is skipped). Members
- * learned from the answers join the table. Call after swim_start; call
- * again to retry. Errors: CHORUS_EINVAL, CHORUS_ENOMEM. */
+ * learned from the answers join the table. Until one answer arrives,
+ * swim_tick asks the seeds again, after probe_interval, then doubling up
+ * to SWIM_JOIN_RETRY_MAX (a table that is not empty, restored from a
+ * saved one, does not count as joined). Call after swim_start; calling
+ * again replaces the seeds. Errors: CHORUS_EINVAL, CHORUS_ENOMEM. */
 int swim_join(struct swim *s, const char *const *seeds, size_t n, chorus_ms now,
               chorus_ms wall);
 
