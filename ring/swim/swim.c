@@ -12,6 +12,9 @@
 #include "chorus_search.h"
 #include "swim.h"
 
+/* Every this many probe periods, a member held dead is pinged too
+ * (ping_dead). */
+#define SWIM_DEAD_PROBE_EVERY 4u
 /* PING-REQs this node relays at once (as an intermediary). */
 #define SWIM_MAX_RELAYS 64u
 /* Independent confirmations a suspicion remembers (k is at most this). */
@@ -52,6 +55,8 @@ struct swim {
   struct swim_config cfg;
   struct chorus_prng prng;  /* probe order, intermediaries */
   struct chorus_prng nonce; /* AEAD nonces */
+  struct chorus_prng dead;  /* ping_dead's picks: the probe order's stream
+                               is left as it was */
   uint8_t keys[SWIM_MAX_KEYS][SWIM_KEY_BYTES];
   size_t nkeys;
 
@@ -68,7 +73,8 @@ struct swim {
   struct swim__relay relays[SWIM_MAX_RELAYS];
 
   int started, leaving;
-  int accused; /* the packet being handled accused this node */
+  int accused;      /* the packet being handled accused this node */
+  uint32_t periods; /* probe periods begun */
   /* A join under way (swim_join): the seeds, asked again with a doubling
    * delay until a push/pull answer arrives. */
   char join_seeds[SWIM_MAX_SEEDS][SWIM_ADDR_MAX];
@@ -645,8 +651,45 @@ static struct swim__mem *next_target(struct swim *s) {
   return NULL;
 }
 
+/* ping_dead: a PING to a member held dead, picked at random, carrying our
+ * ALIVE; nothing is expected of it. A member that is up after all answers
+ * (it learns of us from the PING if it did not know us), and the ACK,
+ * coming from a member held dead, gets our accusation back (stale_answers):
+ * it refutes, and we take it back. Without it, a node that holds a peer
+ * dead while that peer, restarted, never heard of the node (its join
+ * answered by a seed that did not know the node either) exchange no
+ * packet at all until a push/pull: seen in the change simulator, join
+ * 3->5 seed 174. Serf's reconnect does the same by push/pull every 30 s;
+ * a PING is cheaper, so it runs every SWIM_DEAD_PROBE_EVERY periods. */
+static void ping_dead(struct swim *s, chorus_ms wall) {
+  size_t dead = 0;
+  for (size_t i = 0; i < s->n; i++)
+    dead += s->mem[i].pub.state == SWIM_DEAD;
+  if (dead == 0)
+    return;
+  size_t pick = (size_t)chorus_prng_below(&s->dead, dead);
+  for (size_t i = 0; i < s->n; i++) {
+    struct swim__mem *t = &s->mem[i];
+    if (t->pub.state != SWIM_DEAD || pick-- != 0)
+      continue;
+    struct swim_msg m = {.kind = SWIM_MSG_PING,
+                         .seq = ++s->seq,
+                         .target = t->pub.id,
+                         .target_inc = t->pub.incarnation,
+                         .t1 = (int64_t)wall};
+    struct swim_update me;
+    alive_update(self(s), &me);
+    char addr[SWIM_ADDR_MAX];
+    memcpy(addr, t->pub.meta.addr, sizeof addr);
+    send_datagram(s, addr, &m, &me);
+    return;
+  }
+}
+
 static void start_probe(struct swim *s, chorus_ms now, chorus_ms wall) {
   s->next_probe = now + scaled(s, s->cfg.timing.probe_interval);
+  if (++s->periods % SWIM_DEAD_PROBE_EVERY == 0)
+    ping_dead(s, wall);
   struct swim__mem *t = next_target(s);
   if (t == NULL)
     return;
@@ -1207,6 +1250,7 @@ int swim_new(const struct swim_config *cfg, struct swim **out) {
   chorus_prng_seed(&root, cfg->seed);
   chorus_prng_derive(&s->prng, &root, 1);
   chorus_prng_derive(&s->nonce, &root, 2);
+  chorus_prng_derive(&s->dead, &root, 3);
   memcpy(s->keys[0], cfg->key, SWIM_KEY_BYTES);
   s->nkeys = 1;
   if (add_member(s, cfg->id, &cfg->meta, 0, 0) == NULL) {

@@ -305,12 +305,55 @@ static void test_join_retried(void **state) {
   }
 }
 
+/* C was down long enough for A and B to hold it dead, and restarts
+ * knowing only B (its join answered by a seed that did not know A, as in
+ * the change simulator's join 3->5 seed 174). B takes it back alive, but
+ * B's word never reaches A (B -> A lost meanwhile, and A <-> C until
+ * B's broadcast queue is spent). A does not probe the
+ * dead, C has never heard of A: before, no packet crossed between them
+ * until a push/pull. Now A pings a dead member every few periods, with
+ * its ALIVE in the PING: C learns A, its ACK brings back A's accusation,
+ * C refutes. */
+static void test_dead_and_unknown(void **state) {
+  (void)state;
+  for (uint64_t seed = 1; seed <= 8; seed++) {
+    net_up(seed);
+    run_until(3000);
+    isolate(C, true);
+    run_until(net.now + 15000);
+    assert_int_equal(view(A, C)->state, SWIM_DEAD);
+    assert_int_equal(view(B, C)->state, SWIM_DEAD);
+    swim_free(net.sw[C]);
+    node_up(C, seed + 100, 1u << B);
+    net.cut[C][B] = net.cut[B][C] = false;
+    net.cut[B][A] = true;
+    run_until(net.now + 2500);
+    isolate(C, false);
+    net.cut[B][A] = false;
+    assert_int_equal(view(B, C)->state, SWIM_ALIVE);
+    assert_int_equal(view(A, C)->state, SWIM_DEAD);
+    assert_null(swim_member_find(net.sw[C], id_of(A)));
+    chorus_ms healed = net.now;
+    while (net.now < healed + 15000 && view(A, C)->state != SWIM_ALIVE)
+      run_until(net.now + 10);
+    assert_int_equal(view(A, C)->state, SWIM_ALIVE);
+    assert_non_null(swim_member_find(net.sw[C], id_of(A)));
+    run_until(net.now + 20000);
+    for (int i = 0; i < NODES; i++)
+      for (int j = 0; j < NODES; j++)
+        if (i != j)
+          assert_int_equal(view(i, j)->state, SWIM_ALIVE);
+    net_down();
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dead_unheard),
       cmocka_unit_test(test_dead_refuted_elsewhere),
       cmocka_unit_test(test_restarted_stranger),
       cmocka_unit_test(test_join_retried),
+      cmocka_unit_test(test_dead_and_unknown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
