@@ -95,6 +95,10 @@ struct meta_node {
   raft_io_recv_cb recv_cb;
   /* Persistence and the send gate */
   raft_term term; /* the term last persisted (set_term, load) */
+  /* The last log index the store holds (load, then each append, truncation
+   * and installed snapshot that was written): an append must continue it
+   * (meta__store_append, A FAILED WRITE LEAVES NO HOLE). */
+  raft_index log_last;
   chorus_seq written, durable, sync_seq;
   bool sync_inflight;
   uint64_t sync_token, sync_counter;

@@ -95,21 +95,54 @@ static int batch_entry(struct store_batch *b, raft_index index,
   return rc;
 }
 
+/* A FAILED WRITE LEAVES NO HOLE. Raft appends right after its last index
+ * (the entries it was given are already in its in-memory log), whether or
+ * not the store took the previous append: a write refused for a full disk
+ * is not always the end of that instance (a configuration change's failed
+ * append is answered later, and the revival waits for the next second,
+ * meta_node_io.c), and meanwhile the leader's next entries arrive. Written
+ * as they came, the log on disk had a hole (entries 1-6, then 29 once the
+ * disk had room: the change simulator's grow and shrink seed 146), which
+ * the next load rightly calls corrupt, and the node stopped for good. So
+ * an append must continue what the store holds (n->log_last): one that
+ * would leave a hole is refused like the write before it (RAFT_NOSPACE,
+ * this write only), and the revival reloads the log as it is on disk and
+ * asks the leader for the rest.
+ *
+ * The same batch deletes any stored entry past its last one: an append at
+ * index i says the log ends at i + count - 1, and if the truncation that
+ * preceded it failed, the older entries beyond would otherwise come back
+ * at the next load as if never truncated. One batch: both, or neither. */
 int meta__store_append(struct meta_node *n, const struct raft_entry *e,
                        unsigned count) {
-  /* Raft appends right after its last index (the entries it was given are
-   * already in its in-memory log). */
   raft_index first = raft_last_index(&n->raft) - count + 1;
+  raft_index last = first + count - 1;
+  if (first > n->log_last + 1) {
+    n->store_errors++;
+    TRACE(n,
+          "metadata log entries %" PRIu64 "-%" PRIu64
+          " not written: the stored log ends at %" PRIu64
+          " (an earlier write failed), a hole would corrupt it",
+          (uint64_t)first, (uint64_t)last, (uint64_t)n->log_last);
+    return RAFT_NOSPACE;
+  }
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return RAFT_NOMEM;
   int rc = CHORUS_OK;
   for (unsigned i = 0; i < count && rc == CHORUS_OK; i++)
     rc = batch_entry(b, first + i, &e[i]);
+  for (raft_index i = last + 1; i <= n->log_last && rc == CHORUS_OK; i++) {
+    uint8_t key[LOG_KEY_LEN];
+    log_key(key, i);
+    rc = store_batch_delete(b, STORE_META, key, sizeof key);
+  }
   chorus_seq seq = 0;
   if (rc == CHORUS_OK)
     rc = store_write_batch(n->store, b, &seq);
   store_batch_free(b);
+  if (rc == CHORUS_OK)
+    n->log_last = last;
   return wrote(n, rc, seq, "log entries");
 }
 
@@ -148,7 +181,10 @@ static int delete_log(struct meta_node *n, raft_index lo, raft_index hi,
 }
 
 int meta__store_truncate(struct meta_node *n, raft_index index) {
-  return delete_log(n, index, UINT64_MAX, "log truncation");
+  int rv = delete_log(n, index, UINT64_MAX, "log truncation");
+  if (rv == 0 && index > 0 && index - 1 < n->log_last)
+    n->log_last = index - 1;
+  return rv;
 }
 
 int meta__store_bootstrap(struct meta_node *n,
@@ -175,8 +211,10 @@ int meta__store_bootstrap(struct meta_node *n,
   if (rc == CHORUS_OK)
     rc = store_write_batch(n->store, b, &seq);
   store_batch_free(b);
-  if (rc == CHORUS_OK)
+  if (rc == CHORUS_OK) {
     n->term = 1;
+    n->log_last = 1;
+  }
   return wrote(n, rc, seq, "bootstrap");
 }
 
@@ -244,8 +282,12 @@ int meta__store_snapshot_put(struct meta_node *n, unsigned trailing,
     return rv;
   /* Entries the snapshot covers go, but for @trailing of them (0: every
    * entry, as after a snapshot installed from the leader). */
-  if (trailing == 0)
-    return delete_log(n, 1, UINT64_MAX, "log compaction");
+  if (trailing == 0) {
+    rv = delete_log(n, 1, UINT64_MAX, "log compaction");
+    if (rv == 0)
+      n->log_last = s->index; /* the log goes on after the snapshot */
+    return rv;
+  }
   if (s->index > trailing)
     return delete_log(n, 1, s->index - trailing + 1, "log compaction");
   return 0;
@@ -375,6 +417,10 @@ static int load_entries(struct meta_node *n, raft_index *start,
     if (cnt == 0)
       first = idx;
     if (idx != first + cnt || vlen < ENTRY_HEADER) {
+      TRACE(n,
+            "stored log corrupt: entry %" PRIu64 " (%zu bytes) where %" PRIu64
+            " belongs",
+            (uint64_t)idx, vlen, (uint64_t)(first + cnt));
       store_iter_close(it);
       return CHORUS_ECORRUPT;
     }
@@ -476,6 +522,12 @@ int meta__store_load(struct meta_node *n, raft_term *term, raft_id *vote,
     rc = CHORUS_ECORRUPT;
   if (*snapshot == NULL && *count > 0 && first != 1)
     rc = CHORUS_ECORRUPT;
+  if (rc != CHORUS_OK)
+    TRACE(n,
+          "stored log corrupt: it starts at %" PRIu64 ", the snapshot ends at "
+          "%" PRIu64,
+          (uint64_t)first,
+          *snapshot != NULL ? (uint64_t)(*snapshot)->index : 0);
   if (rc != CHORUS_OK) {
     meta__snapshot_destroy(*snapshot);
     *snapshot = NULL;
@@ -488,6 +540,7 @@ int meta__store_load(struct meta_node *n, raft_term *term, raft_id *vote,
     return rc;
   }
   *start = first;
+  n->log_last = *count > 0 ? first + *count - 1 : first - 1;
   TRACE(n,
         "loaded term %" PRIu64 ", %zu log entries from %" PRIu64
         ", snapshot %s",

@@ -12,6 +12,9 @@
 #include "chorus_search.h"
 #include "swim.h"
 
+/* Every this many probe periods, a member held dead is pinged too
+ * (ping_dead). */
+#define SWIM_DEAD_PROBE_EVERY 4u
 /* PING-REQs this node relays at once (as an intermediary). */
 #define SWIM_MAX_RELAYS 64u
 /* Independent confirmations a suspicion remembers (k is at most this). */
@@ -30,6 +33,10 @@ struct swim__mem {
   /* clock filter: the last samples, the lowest-RTT one wins */
   int64_t off[SWIM_CLOCK_SAMPLES], rtt[SWIM_CLOCK_SAMPLES];
   uint32_t sample_pos;
+  /* Our last probe of it was answered only through an intermediary: it
+   * may not know us (it drops a stranger's PING), so the next PING we
+   * send it carries our ALIVE. */
+  int tell_self;
 };
 
 struct swim__bcast {
@@ -48,6 +55,8 @@ struct swim {
   struct swim_config cfg;
   struct chorus_prng prng;  /* probe order, intermediaries */
   struct chorus_prng nonce; /* AEAD nonces */
+  struct chorus_prng dead;  /* ping_dead's picks: the probe order's stream
+                               is left as it was */
   uint8_t keys[SWIM_MAX_KEYS][SWIM_KEY_BYTES];
   size_t nkeys;
 
@@ -64,6 +73,13 @@ struct swim {
   struct swim__relay relays[SWIM_MAX_RELAYS];
 
   int started, leaving;
+  int accused;      /* the packet being handled accused this node */
+  uint32_t periods; /* probe periods begun */
+  /* A join under way (swim_join): the seeds, asked again with a doubling
+   * delay until a push/pull answer arrives. */
+  char join_seeds[SWIM_MAX_SEEDS][SWIM_ADDR_MAX];
+  size_t njoin;
+  chorus_ms join_retry_at, join_delay;
   uint32_t lhm, seq;
   chorus_ms next_probe, next_pushpull, next_gossip;
   struct {
@@ -446,6 +462,7 @@ static int refute(struct swim *s, uint32_t accused_inc, chorus_ms now,
   /* Lifeguard §4.1: being suspected is a sign that we are the slow one. */
   health_delta(s, 1);
   TRACE(s, "refute %s: incarnation %u -> %u", why, inc, me->pub.incarnation);
+  s->accused = 1;
   struct swim_update u;
   alive_update(me, &u);
   (void)now;
@@ -459,6 +476,7 @@ static int refute(struct swim *s, uint32_t accused_inc, chorus_ms now,
  * carries the refutation. memberlist ignores these; then a member whose
  * refutation missed one node by bad luck can still die there. */
 static int repeat_alive(struct swim *s) {
+  s->accused = 1;
   struct swim_update u;
   alive_update(self(s), &u);
   return broadcast(s, &u);
@@ -633,8 +651,45 @@ static struct swim__mem *next_target(struct swim *s) {
   return NULL;
 }
 
+/* ping_dead: a PING to a member held dead, picked at random, carrying our
+ * ALIVE; nothing is expected of it. A member that is up after all answers
+ * (it learns of us from the PING if it did not know us), and the ACK,
+ * coming from a member held dead, gets our accusation back (stale_answers):
+ * it refutes, and we take it back. Without it, a node that holds a peer
+ * dead while that peer, restarted, never heard of the node (its join
+ * answered by a seed that did not know the node either) exchange no
+ * packet at all until a push/pull: seen in the change simulator, join
+ * 3->5 seed 174. Serf's reconnect does the same by push/pull every 30 s;
+ * a PING is cheaper, so it runs every SWIM_DEAD_PROBE_EVERY periods. */
+static void ping_dead(struct swim *s, chorus_ms wall) {
+  size_t dead = 0;
+  for (size_t i = 0; i < s->n; i++)
+    dead += s->mem[i].pub.state == SWIM_DEAD;
+  if (dead == 0)
+    return;
+  size_t pick = (size_t)chorus_prng_below(&s->dead, dead);
+  for (size_t i = 0; i < s->n; i++) {
+    struct swim__mem *t = &s->mem[i];
+    if (t->pub.state != SWIM_DEAD || pick-- != 0)
+      continue;
+    struct swim_msg m = {.kind = SWIM_MSG_PING,
+                         .seq = ++s->seq,
+                         .target = t->pub.id,
+                         .target_inc = t->pub.incarnation,
+                         .t1 = (int64_t)wall};
+    struct swim_update me;
+    alive_update(self(s), &me);
+    char addr[SWIM_ADDR_MAX];
+    memcpy(addr, t->pub.meta.addr, sizeof addr);
+    send_datagram(s, addr, &m, &me);
+    return;
+  }
+}
+
 static void start_probe(struct swim *s, chorus_ms now, chorus_ms wall) {
   s->next_probe = now + scaled(s, s->cfg.timing.probe_interval);
+  if (++s->periods % SWIM_DEAD_PROBE_EVERY == 0)
+    ping_dead(s, wall);
   struct swim__mem *t = next_target(s);
   if (t == NULL)
     return;
@@ -664,6 +719,13 @@ static void start_probe(struct swim *s, chorus_ms now, chorus_ms wall) {
     su.id = t->pub.id;
     su.incarnation = t->pub.incarnation;
     su.from = s->cfg.id;
+    forced = &su;
+  } else if (t->tell_self) {
+    /* It answers others but not us: a member that lost our entry (it
+     * restarted, and the push/pull that would have told it was cut)
+     * ignores our PINGs, as it cannot address an ACK; our ALIVE in the
+     * PING makes us known to it, and the ACK follows. */
+    alive_update(self(s), &su);
     forced = &su;
   }
   char addr[SWIM_ADDR_MAX];
@@ -767,8 +829,11 @@ static struct swim__relay *relay_slot(struct swim *s) {
   return oldest; /* full: the oldest relay loses its nack */
 }
 
+/* Handles @msg once its updates are applied. @answer (may be NULL) rides
+ * first in the ACK to a PING; *@answered tells whether it went. */
 static void on_message(struct swim *s, struct swim_msg *msg, chorus_ms now,
-                       chorus_ms wall) {
+                       chorus_ms wall, const struct swim_update *answer,
+                       int *answered) {
   struct swim__mem *from = find(s, msg->sender);
   char from_addr[SWIM_ADDR_MAX];
   if (from != NULL)
@@ -782,12 +847,16 @@ static void on_message(struct swim *s, struct swim_msg *msg, chorus_ms now,
                            .t1 = msg->t1,
                            .t2 = (int64_t)wall,
                            .t3 = (int64_t)wall};
-    send_datagram(s, from_addr, &ack, NULL);
+    send_datagram(s, from_addr, &ack, answer);
+    *answered = answer != NULL;
     return;
   }
   case SWIM_MSG_ACK:
     if (s->probe.active && msg->seq == s->probe.seq && !s->probe.acked) {
       s->probe.acked = 1;
+      struct swim__mem *t = find(s, s->probe.target);
+      if (t != NULL)
+        t->tell_self = msg->sender != t->pub.id;
       if (msg->sender == s->probe.target && msg->t1 == s->probe.t1 &&
           from != NULL)
         clock_sample(from, msg, (int64_t)wall);
@@ -836,6 +905,10 @@ static void on_message(struct swim *s, struct swim_msg *msg, chorus_ms now,
   case SWIM_MSG_GOSSIP:
     return; /* its updates are all it had */
   case SWIM_MSG_PUSH_PULL:
+    if ((msg->flags & SWIM_PP_REPLY) && s->njoin > 0) {
+      TRACE(s, "joined: %016" PRIx64 " answered", msg->sender);
+      s->njoin = 0;
+    }
     if (!(msg->flags & SWIM_PP_REPLY) && from != NULL) {
       TRACE(s, "push/pull%s from %016" PRIx64 ": %u entries",
             (msg->flags & SWIM_PP_JOIN) ? " (join)" : "", msg->sender,
@@ -843,6 +916,70 @@ static void on_message(struct swim *s, struct swim_msg *msg, chorus_ms now,
       (void)send_pushpull(s, from_addr, SWIM_PP_REPLY);
     }
     return;
+  }
+}
+
+/* HOW A STALE VIEW HEALS. Suspicions, deaths and refutations spread by
+ * piggybacking, each update a bounded number of times (retransmit_limit).
+ * Under loss and partitions that budget can run out before a given member
+ * hears: say B declared A dead at incarnation i while A, told by others,
+ * refuted with i+1. Everyone else took A back; B did not, and nothing
+ * repeats A's ALIVE to B any more: B does not probe A (dead members are
+ * not probed), A probes B and gets plain ACKs, and only the next push/pull
+ * between them (15-30 s, or never if B's peers are all dead to B) would
+ * mend it. The simulator found a node holding a live peer dead for the
+ * rest of a run this way.
+ *
+ * Yet every packet A sends B is proof that A is up. So when a packet comes
+ * from a member we hold suspect or dead, we answer its sender with our
+ * accusation (as the buddy system does on a probe, Lifeguard §4.3); and a
+ * packet that accused us (refute() or repeat_alive() ran) is answered with
+ * our current ALIVE, straight to its sender, whatever the broadcast queue
+ * still holds. A's next packet to B thus brings B the accusation A never
+ * heard or B the ALIVE it missed, and a refutation always carries an
+ * incarnation above the accusation's, so the exchange ends after one round.
+ * The answer rides in the ACK when the packet was a PING, otherwise in a
+ * GOSSIP datagram of its own: at most one extra datagram per packet, and
+ * only while views disagree. A push/pull needs none of this: the answer
+ * to one carries our whole table. A member that left or was removed gets
+ * no answer (neither state is refuted by design). */
+static size_t stale_answers(struct swim *s, const struct swim_msg *msg,
+                            struct swim_update out[2]) {
+  size_t n = 0;
+  if (msg->kind == SWIM_MSG_PUSH_PULL && !(msg->flags & SWIM_PP_REPLY))
+    return 0;
+  const struct swim__mem *from = find(s, msg->sender);
+  if (from == NULL)
+    return 0;
+  if (s->accused && !s->leaving)
+    alive_update(self(s), &out[n++]);
+  if (from->pub.state == SWIM_SUSPECT || from->pub.state == SWIM_DEAD) {
+    memset(&out[n], 0, sizeof out[n]);
+    out[n].kind =
+        from->pub.state == SWIM_SUSPECT ? SWIM_UPD_SUSPECT : SWIM_UPD_DEAD;
+    out[n].id = from->pub.id;
+    out[n].incarnation = from->pub.incarnation;
+    out[n].from = s->cfg.id;
+    TRACE(s, "%016" PRIx64 " talks to us while %s here (inc %u): told so",
+          from->pub.id, swim_state_name(from->pub.state),
+          from->pub.incarnation);
+    n++;
+  }
+  return n;
+}
+
+/* Sends each of @answers (stale_answers) to member @to in a GOSSIP
+ * datagram of its own, queued updates filling the rest of it. */
+static void send_answers(struct swim *s, chorus_node_id to,
+                         const struct swim_update *answers, size_t n) {
+  const struct swim__mem *m = find(s, to);
+  if (m == NULL)
+    return;
+  char addr[SWIM_ADDR_MAX];
+  memcpy(addr, m->pub.meta.addr, sizeof addr);
+  for (size_t i = 0; i < n; i++) {
+    struct swim_msg g = {.kind = SWIM_MSG_GOSSIP};
+    send_datagram(s, addr, &g, &answers[i]);
   }
 }
 
@@ -879,13 +1016,21 @@ int swim_handle_packet(struct swim *s, const void *data, size_t len,
   int pushpull = msg.kind == SWIM_MSG_PUSH_PULL;
   struct swim_update u;
   rc = CHORUS_OK;
+  s->accused = 0;
   while (rc == CHORUS_OK && swim_codec_next_update(&msg, &u)) {
     if (pushpull && u.kind != SWIM_UPD_ALIVE && u.from == s->cfg.id)
       u.from = msg.sender; /* our table, their word: count them */
     rc = apply(s, &u, pushpull, now);
   }
-  if (rc == CHORUS_OK)
-    on_message(s, &msg, now, wall);
+  if (rc == CHORUS_OK) {
+    struct swim_update answers[2];
+    size_t nanswers = stale_answers(s, &msg, answers);
+    int answered = 0;
+    on_message(s, &msg, now, wall, nanswers > 0 ? &answers[0] : NULL,
+               &answered);
+    send_answers(s, msg.sender, answers + answered,
+                 nanswers - (size_t)answered);
+  }
 out:
   if (plain != stack)
     chorus_free(plain);
@@ -993,6 +1138,22 @@ int swim_tick(struct swim *s, chorus_ms now, chorus_ms wall) {
     s->next_gossip = now + s->cfg.timing.gossip_interval;
     gossip(s, now);
   }
+  if (s->njoin > 0 && now >= s->join_retry_at) {
+    /* Nobody answered the join: the push/pulls were cut or the seeds
+     * down. A member table that is not empty (a restart from a saved
+     * one) is no proof of a join: without the answer this node may never
+     * hear of members that joined while it was away, and they hold it
+     * dead (the simulator found such pairs lasting until a push/pull). */
+    s->join_delay *= 2;
+    if (s->join_delay > SWIM_JOIN_RETRY_MAX)
+      s->join_delay = SWIM_JOIN_RETRY_MAX;
+    s->join_retry_at = now + s->join_delay;
+    TRACE(s, "join: no answer yet, asking %zu seeds again", s->njoin);
+    for (size_t i = 0; i < s->njoin && rc == CHORUS_OK; i++)
+      rc = send_pushpull(s, s->join_seeds[i], SWIM_PP_JOIN);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
   if (s->cfg.timing.pushpull_interval > 0 && now >= s->next_pushpull) {
     s->next_pushpull = now + pushpull_interval(s);
     /* Serf's reconnect: with probability dead/alive the exchange goes to a
@@ -1051,6 +1212,8 @@ chorus_ms swim_next_deadline(const struct swim *s) {
     MIN_D(s->next_pushpull);
   if (s->cfg.timing.gossip_interval > 0 && s->nbq > 0)
     MIN_D(s->next_gossip);
+  if (s->njoin > 0)
+    MIN_D(s->join_retry_at);
   for (size_t i = 0; i < SWIM_MAX_RELAYS; i++)
     if (s->relays[i].active)
       MIN_D(s->relays[i].nack_at);
@@ -1087,6 +1250,7 @@ int swim_new(const struct swim_config *cfg, struct swim **out) {
   chorus_prng_seed(&root, cfg->seed);
   chorus_prng_derive(&s->prng, &root, 1);
   chorus_prng_derive(&s->nonce, &root, 2);
+  chorus_prng_derive(&s->dead, &root, 3);
   memcpy(s->keys[0], cfg->key, SWIM_KEY_BYTES);
   s->nkeys = 1;
   if (add_member(s, cfg->id, &cfg->meta, 0, 0) == NULL) {
@@ -1128,17 +1292,22 @@ int swim_join(struct swim *s, const char *const *seeds, size_t n, chorus_ms now,
               chorus_ms wall) {
   if (seeds == NULL || n > SWIM_MAX_SEEDS)
     return CHORUS_EINVAL;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     if (seeds[i] == NULL || strnlen(seeds[i], SWIM_ADDR_MAX) >= SWIM_ADDR_MAX)
       return CHORUS_EINVAL;
+  s->njoin = 0;
+  for (size_t i = 0; i < n; i++) {
     if (strcmp(seeds[i], s->cfg.meta.addr) == 0)
       continue;
     TRACE(s, "join via %s", seeds[i]);
     int rc = send_pushpull(s, seeds[i], SWIM_PP_JOIN);
     if (rc != CHORUS_OK)
       return rc;
+    memcpy(s->join_seeds[s->njoin++], seeds[i],
+           strnlen(seeds[i], SWIM_ADDR_MAX) + 1);
   }
-  (void)now;
+  s->join_delay = s->cfg.timing.probe_interval;
+  s->join_retry_at = now + s->join_delay;
   (void)wall;
   return CHORUS_OK;
 }

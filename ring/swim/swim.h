@@ -44,12 +44,19 @@
  * over TCP (they may exceed a datagram); everything else goes on the DATAGRAM
  * channel (UDP, < SWIM_PACKET_MAX).
  *
- * Two additions beyond memberlist, both for liveness of the truth: a node
+ * Additions beyond memberlist, all for liveness of the truth: a node
  * that hears an accusation older than its incarnation (one it refuted
  * already) queues its current ALIVE again, so the reply to the accuser's
- * probe carries the refutation; and, as Serf's reconnect does, a push/pull
+ * probe carries the refutation; as Serf's reconnect does, a push/pull
  * goes to a DEAD member with probability dead/alive, so the two sides of a
  * healed partition, each holding the other dead, find each other again.
+ * And two views that disagree are mended by datagrams, not left to the
+ * next push/pull (swim.c, HOW A STALE VIEW HEALS): a packet from a member
+ * held suspect or dead is answered with the accusation, a packet that
+ * accused its receiver with the receiver's ALIVE; a member that answers
+ * only through intermediaries gets our ALIVE in our next PING; a member
+ * held dead gets a PING with our ALIVE every fourth probe period; a join
+ * is retried until a push/pull answer arrives.
  *
  * Failure is transient: DEAD means unreachable now, never removed from the
  * ring. Only swim_remove (an operator's decision) takes a member out;
@@ -118,6 +125,8 @@
 #define SWIM_CLOCK_SAMPLES 8u
 /* Seeds swim_join accepts. */
 #define SWIM_MAX_SEEDS 16u
+/* The longest delay between two tries of an unanswered join (ms). */
+#define SWIM_JOIN_RETRY_MAX 30000u
 
 enum swim_state {
   SWIM_ALIVE = 0,
@@ -243,8 +252,11 @@ int swim_start(struct swim *s, chorus_ms now);
 
 /* swim_join: sends a join push/pull to each of @seeds (addresses, copied;
  * at most SWIM_MAX_SEEDS; this node's own address is skipped). Members
- * learned from the answers join the table. Call after swim_start; call
- * again to retry. Errors: CHORUS_EINVAL, CHORUS_ENOMEM. */
+ * learned from the answers join the table. Until one answer arrives,
+ * swim_tick asks the seeds again, after probe_interval, then doubling up
+ * to SWIM_JOIN_RETRY_MAX (a table that is not empty, restored from a
+ * saved one, does not count as joined). Call after swim_start; calling
+ * again replaces the seeds. Errors: CHORUS_EINVAL, CHORUS_ENOMEM. */
 int swim_join(struct swim *s, const char *const *seeds, size_t n, chorus_ms now,
               chorus_ms wall);
 

@@ -607,11 +607,65 @@ static const char *only_owners_hold(struct sim *s, const struct scenario *sc,
   return NULL;
 }
 
-/* at_end: the run is judged; the change must complete, and then every
- * final owner must hold every acknowledged write. */
+/* swim_views_agree: every running node that is not leaving holds every
+ * other such node alive in its SWIM table. A live member held dead (or
+ * suspect) by one observer gets no replica writes from it and none of the
+ * hints it keeps; once the network is healed no such pair may last (SWIM
+ * §4.2: a member that is up refutes, and the refutation must reach
+ * everyone). Fills @why with the first pair that disagrees. */
+static bool swim_views_agree(struct sim *s, int nodes, char *why, size_t cap) {
+  for (int i = 0; i < nodes; i++) {
+    const struct core *a = core_sim_core(s, i);
+    const struct swim *sa = a != NULL ? core_swim(a) : NULL;
+    const struct swim_member *me =
+        sa != NULL ? swim_member_find(sa, core_sim_id(s, i)) : NULL;
+    if (me == NULL || me->state != SWIM_ALIVE)
+      continue;
+    for (int j = 0; j < nodes; j++) {
+      const struct core *b = core_sim_core(s, j);
+      const struct swim *sb = b != NULL ? core_swim(b) : NULL;
+      const struct swim_member *it =
+          sb != NULL ? swim_member_find(sb, core_sim_id(s, j)) : NULL;
+      if (j == i || it == NULL || it->state != SWIM_ALIVE)
+        continue;
+      const struct swim_member *seen = swim_member_find(sa, core_sim_id(s, j));
+      if (seen == NULL || seen->state != SWIM_ALIVE) {
+        snprintf(why, cap,
+                 "n%d holds n%d %s (inc %u) while n%d is up at inc %u", i, j,
+                 seen == NULL ? "unknown" : swim_state_name(seen->state),
+                 seen == NULL ? 0u : seen->incarnation, j, it->incarnation);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+/* at_end: the run is judged; SWIM's views must agree, the change must
+ * complete, and then every final owner must hold every acknowledged
+ * write. */
 static void at_end(struct sim *s, void *arg) {
   struct watch *w = arg;
   const struct scenario *sc = w->sc;
+  /* Membership first: views agree within one push/pull interval and 5 s
+   * (15 s local, 30 s LAN: push/pull is SWIM's anti-entropy, the last
+   * resort), or CHORUS_CHANGE_SIM_VIEWS_MS (5000 asks the datagram path
+   * alone to mend every view). */
+  {
+    uint64_t bound =
+        env_u64("CHORUS_CHANGE_SIM_VIEWS_MS", sc->dcs > 1 ? 35000 : 20000);
+    char why[200];
+    bool agree = false;
+    for (uint64_t t = 0; t <= bound && !agree; t += 100)
+      if (!(agree = swim_views_agree(s, sc->nodes, why, sizeof why)) &&
+          sim_run_for(s, SIM_MS(100)) != CHORUS_OK)
+        break;
+    if (!agree) {
+      snprintf(w->why, sizeof w->why, "%s, %" PRIu64 " ms after the run", why,
+               bound);
+      return;
+    }
+  }
   if (getenv("CHORUS_CHANGE_SIM_DUMP") != NULL) {
     struct sim_history *h = sim_history(s);
     sim_history_clear_finals(h);

@@ -80,7 +80,7 @@ static void test_sim_partition_heal(void **state) {
   sim_nodeset_add(&side, 7);
   sim_nodeset_add(&side, 8);
   sim_partition(s, &side);
-  assert_int_equal(sim_run_for(s, SIM_MS(60000)), CHORUS_OK);
+  assert_int_equal(sim_run_for(s, SIM_MS(90000)), CHORUS_OK);
   assert_int_equal(seen(ss, 0, 7), SWIM_DEAD);
   assert_int_equal(seen(ss, 8, 0), SWIM_DEAD);
   assert_int_equal(seen(ss, 8, 7), SWIM_ALIVE);
