@@ -164,8 +164,7 @@ static int dvv_write(struct dvv *d, chorus_node_id coord, uint64_t floor,
 int dvv_put(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
             const void *value, size_t len, const struct dvv_limits *lim,
             struct crdt_dot *dot, unsigned *flags) {
-  return dvv_write(d, coord, 0, ctx, value, len, false, 0, 0, lim, dot,
-                   flags);
+  return dvv_write(d, coord, 0, ctx, value, len, false, 0, 0, lim, dot, flags);
 }
 
 int dvv_delete(struct dvv *d, chorus_node_id coord, const struct vv *ctx,
