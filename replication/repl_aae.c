@@ -240,6 +240,8 @@ static int list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
         break;
       }
       const void *v = store_iter_value(it, &vl);
+      if (repl__gc_purgeable(r, k, kl, v, vl))
+        continue; /* as good as purged: every replica holds it */
       if ((rc = key_list_add(l, k, kl, aae_digest(v, vl))) != CHORUS_OK) {
         done = true;
         break;
@@ -438,6 +440,7 @@ static void exchange_reset(struct repl_aae *a) {
   a->diff = NULL;
   a->ndiff = a->capdiff = a->dpos = 0;
   memset(a->fetch, 0, sizeof a->fetch);
+  memset(a->push, 0, sizeof a->push);
   for (size_t i = 0; i < a->nheld; i++)
     chorus_free(a->held[i].obj);
   a->nheld = 0;
@@ -464,6 +467,7 @@ static int exchange_complete(struct repl *r) {
     return CHORUS_ENOMEM;
   r->stats.aae_completed++;
   p->last_started = a->started;
+  p->last_started_mono = a->started_mono;
   p->exchanges++;
   p->segments_differing += a->segs;
   p->keys_repaired += a->repaired;
@@ -543,6 +547,7 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   a->peer = peer;
   a->epoch = ring_snapshot_version(r->ring);
   a->started = wall;
+  a->started_mono = now;
   a->refilled = now;
   a->keys_tokens = 0;
   a->bytes_tokens = 0;
@@ -898,21 +903,41 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
  * The exchange: repairs
  * ------------------------------------------------------------------------ */
 
+/* Sends a repair to the peer as a durable REPLICA_WRITE whose
+ * acknowledgement the exchange waits for (a push slot; a free one always
+ * exists: pushes, fetches and held objects together stay within the
+ * window). */
 static int send_obj(struct repl *r, const struct repl_effects *fx,
                     const uint8_t *dkey, size_t dlen, const void *obj,
                     size_t len) {
   struct repl_aae *a = &r->aae;
+  size_t s = 0;
+  while (s < REPL_AAE_WINDOW && a->push[s] != 0)
+    s++;
+  assert(s < REPL_AAE_WINDOW);
+  uint64_t id = new_id(r);
   struct wire_msg m;
-  repl__msg_replica_write(&m, 0, store_be64_get(dkey),
+  repl__msg_replica_write(&m, id, store_be64_get(dkey),
                           dkey + STORE_TOKEN_PREFIX, dlen - STORE_TOKEN_PREFIX,
-                          obj, len, 0, ring_snapshot_version(r->ring));
+                          obj, len, WIRE_REPLICA_DURABLE,
+                          ring_snapshot_version(r->ring));
   if (!repl__fits_peer(&m)) {
     r->stats.unsent++;
     return CHORUS_OK;
   }
   a->bytes_tokens -= (double)len;
   a->bytes += len;
-  return aae_send(r, fx, a->peer, &m);
+  a->push[s] = id;
+  int rc = aae_send(r, fx, a->peer, &m);
+  return rc == CHORUS_OK ? arm(fx, id, r->cfg.timeout_ms) : rc;
+}
+
+/* The number of fetches, pushes and held objects of the exchange. */
+static size_t in_flight(const struct repl_aae *a) {
+  size_t n = a->nheld;
+  for (size_t s = 0; s < REPL_AAE_WINDOW; s++)
+    n += (a->fetch[s] != 0) + (a->push[s] != 0);
+  return n;
 }
 
 /* Sends this node's object of diff @di to the peer when it has one that
@@ -1009,9 +1034,7 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
   struct repl_aae *a = &r->aae;
   refill(r, now);
   int rc = CHORUS_OK;
-  size_t inflight = a->nheld;
-  for (size_t s = 0; s < REPL_AAE_WINDOW; s++)
-    inflight += a->fetch[s] != 0;
+  size_t inflight = in_flight(a);
   while (rc == CHORUS_OK && a->dpos < a->ndiff && inflight < REPL_AAE_WINDOW) {
     if (a->keys_tokens < 1.0 || a->bytes_tokens < 0) {
       /* Throttled: on when the buckets have refilled enough. */
@@ -1036,9 +1059,7 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
       rc = push_local(r, fx, a->dpos++, NULL, 0, &sent);
       a->repaired += sent;
       r->stats.aae_keys_repaired += sent;
-      inflight = a->nheld;
-      for (size_t f = 0; f < REPL_AAE_WINDOW; f++)
-        inflight += a->fetch[f] != 0;
+      inflight = in_flight(a);
       continue;
     }
     size_t s = 0;
@@ -1144,11 +1165,20 @@ bool repl__aae_answer(struct repl *r, chorus_node_id from,
     }
     return true;
   }
-  for (size_t s = 0; s < REPL_AAE_WINDOW; s++)
+  for (size_t s = 0; s < REPL_AAE_WINDOW; s++) {
     if (a->fetch[s] == m->request_id && a->phase == REPL_AAE_REPAIR) {
       *rc = on_fetched(r, s, m, now, fx);
       return true;
     }
+    if (a->push[s] == m->request_id && a->phase == REPL_AAE_REPAIR) {
+      a->push[s] = 0;
+      if (m->type != WIRE_REPLICA_ACK || m->replica_ack.status != CHORUS_OK)
+        exchange_abort(r, "the peer did not take a repair");
+      else
+        *rc = pump(r, now, fx);
+      return true;
+    }
+  }
   return false;
 }
 
@@ -1164,7 +1194,7 @@ int repl__aae_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
   }
   bool ours = id == a->awaited;
   for (size_t s = 0; s < REPL_AAE_WINDOW; s++)
-    ours |= a->fetch[s] == id;
+    ours |= a->fetch[s] == id || a->push[s] == id;
   if (ours)
     exchange_abort(r, "timed out");
   return CHORUS_OK;
@@ -1316,6 +1346,26 @@ chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
       since = p->last_started;
   }
   return since == UINT64_MAX ? 0 : since;
+}
+
+bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
+                              chorus_ms since) {
+  struct ring_plist pl;
+  if (r->ring == NULL || ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
+      pl.n_natural == 0)
+    return false;
+  for (unsigned i = 0; i < pl.n_natural; i++) {
+    if (pl.r[i].id == r->cfg.self)
+      continue;
+    const struct repl_aae_peer *p = NULL;
+    for (size_t j = 0; j < r->aae.npeers; j++)
+      if (r->aae.peers[j].id == pl.r[i].id)
+        p = &r->aae.peers[j];
+    if (p == NULL || p->exchanges == 0 || p->last_started_mono <= since ||
+        !inside(p->iv, p->niv, token, token))
+      return false;
+  }
+  return true;
 }
 
 size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,

@@ -64,22 +64,85 @@ int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
   return store_batch_put(b, STORE_META, k, kl, v, sizeof v);
 }
 
-/* eligible: whether dead object @obj (dead since @since), last written by
- * this node at monotonic @stamp, may be purged now. */
+/* eligible: whether a dead object (dead since @since, HLC, 0 unknown),
+ * last written by this node at monotonic @stamp, may be purged now. */
 static bool eligible(const struct repl *r, chorus_token token, hlc_time since,
-                     chorus_ms stamp, chorus_ms wall) {
-  /* Dead here is dead everywhere only past the clocks' skew: a replica
-   * whose clock is behind still reads a value whose TTL ran out here (and
-   * an exchange would hand it back). */
-  if (since != 0 && wall < hlc_physical(since) + REPL_GC_SKEW_MS)
-    return false;
+                     chorus_ms stamp) {
+  chorus_ms settle = REPL_GC_SKEW_MS, wall = r->wall, now = r->now;
   if (r->cfg.tombstone_gc == REPL_GC_TIMEOUT) {
-    chorus_ms t = r->cfg.tombstone_gc_timeout_ms;
-    if (since != 0)
-      return wall >= hlc_physical(since) && wall - hlc_physical(since) >= t;
-    return r->hints.now >= stamp && r->hints.now - stamp >= t;
+    if (r->cfg.tombstone_gc_timeout_ms > settle)
+      settle = r->cfg.tombstone_gc_timeout_ms;
+  } else if (r->cfg.hint_max_age_ms > settle) {
+    /* A fallback's hint carries the object it was given (perhaps the
+     * value a tombstone deleted) for up to the hint window, to a replica
+     * that may have purged the tombstone by then: Cassandra's rule that
+     * gc_grace_seconds exceed max_hint_window_in_ms. */
+    settle = r->cfg.hint_max_age_ms;
   }
-  return repl__aae_repaired_after(r, token, stamp);
+  /* Dead here is dead everywhere only past the clocks' skew: a replica
+   * whose clock is behind still reads a value whose TTL ran out here. */
+  if (since != 0 ? wall < hlc_physical(since) + settle
+                 : now < stamp || now - stamp < settle)
+    return false;
+  return r->cfg.tombstone_gc == REPL_GC_TIMEOUT ||
+         repl__aae_repaired_after(r, token, stamp);
+}
+
+/* What the walk does with one queued object. */
+enum gc_verdict {
+  GC_FORGET,  /* off the queue: gone, live again, or not ours to judge */
+  GC_RESTAMP, /* an earlier incarnation's stamp: stamped now */
+  GC_WAIT,    /* a value whose TTL has not run out */
+  GC_HOLD,    /* dead, not purgeable yet */
+  GC_PURGE,
+};
+
+/* judge: the verdict on queued object (@token, @key) stored as @obj (@len
+ * bytes; 0: absent), stamped (@epoch, @stamp). */
+static enum gc_verdict judge(struct repl *r, chorus_token token,
+                             const uint8_t *key, size_t klen, const void *obj,
+                             size_t len, uint64_t epoch, chorus_ms stamp) {
+  struct crdt_obj o;
+  if (len == 0 ||
+      repl__decode_obj(obj, len, CRDT_NONE, &o, r->err) != CHORUS_OK)
+    return GC_FORGET; /* gone, or corrupt: reads report it */
+  bool mortal = repl__gc_mortal(&o);
+  hlc_time since = 0;
+  bool dead = mortal && dead_since(&o, repl__read_time(r), &since);
+  crdt_obj_free(&o);
+  if (!mortal)
+    return GC_FORGET;
+  if (epoch != r->epoch)
+    return GC_RESTAMP;
+  if (!dead)
+    return GC_WAIT;
+  if (repl__hints_any(&r->hints, token, key, klen) ||
+      !eligible(r, token, since, stamp))
+    return GC_HOLD;
+  return GC_PURGE;
+}
+
+bool repl__gc_purgeable(struct repl *r, const uint8_t *dkey, size_t dlen,
+                        const void *obj, size_t len) {
+  if (r->cfg.tombstone_gc == REPL_GC_OFF || dlen < STORE_TOKEN_PREFIX ||
+      dlen - STORE_TOKEN_PREFIX > STORE_MAX_USER_KEY || len == 0)
+    return false;
+  chorus_token token = store_be64_get(dkey);
+  const uint8_t *key = dkey + STORE_TOKEN_PREFIX;
+  size_t klen = dlen - STORE_TOKEN_PREFIX;
+  uint8_t k[GC_KEY_MAX];
+  size_t kl = gc_key(k, token, key, klen);
+  void *v = NULL;
+  size_t vl = 0;
+  if (store_get(r->store, STORE_META, k, kl, &v, &vl) != CHORUS_OK) {
+    chorus_free(v);
+    return false; /* not queued: not known mortal */
+  }
+  bool purge = vl == GC_VALUE_LEN &&
+               judge(r, token, key, klen, obj, len, store_be64_get(v),
+                     store_be64_get((const uint8_t *)v + 8)) == GC_PURGE;
+  chorus_free(v);
+  return purge;
 }
 
 int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
@@ -111,7 +174,6 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
     store_iter_close(it);
     return CHORUS_ENOMEM;
   }
-  hlc_time read_time = repl__read_time(r);
   size_t seen = 0, purged = 0;
   const uint8_t *last = NULL;
   size_t lastlen = 0;
@@ -131,50 +193,35 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
     chorus_token token = store_be64_get(k + GC_PREFIX_LEN);
     const uint8_t *key = k + GC_PREFIX_LEN + STORE_TOKEN_PREFIX;
     size_t klen = kl - GC_PREFIX_LEN - STORE_TOKEN_PREFIX;
-    uint64_t epoch = store_be64_get(v);
-    chorus_ms stamp = store_be64_get(v + 8);
     void *buf = NULL;
     size_t len = 0;
     if ((rc = repl__load_bytes(r, token, key, klen, &buf, &len)) != CHORUS_OK)
       break;
-    struct crdt_obj obj;
-    bool decoded = len > 0 && repl__decode_obj(buf, len, CRDT_NONE, &obj,
-                                               r->err) == CHORUS_OK;
-    chorus_free(buf);
-    if (!decoded || !repl__gc_mortal(&obj)) {
-      /* Gone (cleaned up, purged), written live since, or not ours to
-       * judge (corrupt: reads report it): off the queue. */
-      if (decoded)
-        crdt_obj_free(&obj);
+    enum gc_verdict verdict = judge(r, token, key, klen, buf, len,
+                                    store_be64_get(v), store_be64_get(v + 8));
+    if (verdict == GC_FORGET) {
       rc = store_batch_delete(b, STORE_META, k, kl);
-      continue;
-    }
-    hlc_time since;
-    bool dead = dead_since(&obj, read_time, &since);
-    crdt_obj_free(&obj);
-    if (epoch != r->epoch) {
-      /* An earlier incarnation's stamp: from now on. */
+    } else if (verdict == GC_RESTAMP) {
       uint8_t nv[GC_VALUE_LEN];
       store_be64_put(nv, r->epoch);
-      store_be64_put(nv + 8, r->hints.now);
+      store_be64_put(nv + 8, r->now);
       rc = store_batch_put(b, STORE_META, k, kl, nv, sizeof nv);
-      g->held += dead;
-      continue;
-    }
-    if (!dead)
-      continue; /* a value whose TTL has not run out yet */
-    if (repl__hints_any(&r->hints, token, key, klen) ||
-        !eligible(r, token, since, stamp, wall)) {
+    } else if (verdict == GC_HOLD) {
       g->held++;
-      continue;
+    } else if (verdict == GC_PURGE) {
+      size_t dl;
+      uint8_t *dk = repl__data_key(token, key, klen, &dl);
+      rc = dk ? store_batch_delete(b, STORE_DATA, dk, dl) : CHORUS_ENOMEM;
+      if (rc == CHORUS_OK)
+        rc = store_batch_delete(b, STORE_META, k, kl);
+      /* The tree follows now; a batch that fails below makes it stale. */
+      if (rc == CHORUS_OK) {
+        repl__aae_note(r, dk, dl, aae_digest(buf, len), 0);
+        purged++;
+      }
+      chorus_free(dk);
     }
-    size_t dl;
-    uint8_t *dk = repl__data_key(token, key, klen, &dl);
-    rc = dk ? store_batch_delete(b, STORE_DATA, dk, dl) : CHORUS_ENOMEM;
-    chorus_free(dk);
-    if (rc == CHORUS_OK)
-      rc = store_batch_delete(b, STORE_META, k, kl);
-    purged++;
+    chorus_free(buf);
   }
   bool end = rc == CHORUS_OK && !store_iter_valid(it);
   if (rc == CHORUS_OK)
@@ -195,6 +242,8 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
   if (rc == CHORUS_OK && store_batch_count(b) > 0)
     rc = store_write_batch(r->store, b, NULL);
   store_batch_free(b);
+  if (rc != CHORUS_OK && purged > 0)
+    repl__aae_stale(r);
   if (rc != CHORUS_OK)
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* this step again */
   r->stats.tombstones_purged += purged;
@@ -206,15 +255,4 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
     *done = true;
   }
   return CHORUS_OK;
-}
-
-/* Anti-entropy (issue 20) is what shows every replica holds an object;
- * until exchanges run, no range is known repaired and the repair mode
- * purges nothing. */
-bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
-                              chorus_ms since) {
-  (void)r;
-  (void)token;
-  (void)since;
-  return false;
 }

@@ -316,6 +316,14 @@ bool repl__gc_mortal(const struct crdt_obj *obj);
  * key over STORE_MAX_USER_KEY), CHORUS_ENOMEM. */
 int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
                   const void *key, size_t klen);
+/* repl__gc_purgeable: whether the tombstone collector would purge the
+ * object stored under @dkey (@obj, @len bytes) now: dead, queued, and
+ * known held by every other replica. Anti-entropy leaves such objects out
+ * of its key lists: each replica holds it or has purged it, so a
+ * difference over it is no difference, and handing it back to a replica
+ * that purged it would only start its collection over. */
+bool repl__gc_purgeable(struct repl *r, const uint8_t *dkey, size_t dlen,
+                        const void *obj, size_t len);
 /* repl__aae_repaired_after: whether, for every other natural replica of
  * @token's range, an anti-entropy exchange over that range started at or
  * after monotonic @since in this incarnation, and completed. */
@@ -369,6 +377,9 @@ enum repl_aae_phase {
 struct repl_aae_peer {
   chorus_node_id id;
   chorus_ms last_started, last_completed;
+  /* The monotonic start of the last completed exchange (this incarnation;
+   * the tombstone collector's clock, repl__aae_repaired_after). */
+  chorus_ms last_started_mono;
   uint64_t exchanges, aborted, segments_differing, keys_repaired, bytes;
   struct repl_aae_iv *iv; /* the intervals of the last completed exchange,
                              all repaired since @last_started; owned */
@@ -382,6 +393,7 @@ struct repl_aae {
   uint64_t awaited;       /* request id of the AAE reply awaited; 0: none */
   uint64_t epoch;         /* this node's ring version at the start */
   chorus_ms started;      /* wall */
+  chorus_ms started_mono; /* monotonic */
   struct repl_aae_iv *iv; /* the shared intervals, sorted, disjoint */
   size_t niv;
   uint32_t *ids; /* tree entries of the level under comparison */
@@ -394,6 +406,10 @@ struct repl_aae {
   size_t ndiff, capdiff, dpos;
   uint64_t fetch[REPL_AAE_WINDOW]; /* REPLICA_READ ids; 0: free slot */
   size_t fetch_diff[REPL_AAE_WINDOW];
+  /* Repairs sent to the peer (REPLICA_WRITE, durable), awaiting its
+   * acknowledgement: an exchange completes only once the peer holds what
+   * it was sent, so that the tombstone collector may count on it. */
+  uint64_t push[REPL_AAE_WINDOW];
   /* Objects to send once durable (NOTHING NON-DURABLE LEAVES A NODE):
    * each the bytes read when everything up to @seq was written; the
    * barrier @barrier covers up to @barrier_seq. */
@@ -457,6 +473,7 @@ struct repl {
    * from the @wall of events: @wall is the latest one seen. */
   struct hlc hlc;
   chorus_ms wall;
+  chorus_ms now; /* the monotonic time of the event being handled */
   struct aae_tree tree;
   struct repl_aae aae;
   char err[CHORUS_ERRMSG_SIZE];
@@ -469,6 +486,7 @@ struct repl {
  * event function calls it first). */
 static inline void repl__tick(struct repl *r, chorus_ms now, chorus_ms wall) {
   r->wall = wall;
+  r->now = now;
   r->hints.now = now;
 }
 

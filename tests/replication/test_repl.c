@@ -2846,6 +2846,98 @@ static void aae_hostile_messages_are_refused(void **state) {
 /* An exchange cut by a partition is abandoned and counts for nothing;
  * repaired_since moves only with completed exchanges with every other
  * replica of a range. */
+/* The zombie case (issue 20): a replica misses a delete for good (no
+ * hint), and stays cut off. The others keep the tombstone however long it
+ * lasts; once anti-entropy has carried it to the third replica and every
+ * replica has exchanged with every other since, all three purge, and the
+ * value never comes back. The timeout mode, given the same schedule, does
+ * bring it back: the gate is what prevents it. */
+static void gc_gate(struct repl_config *c) {
+  c->hint_max_bytes = 1; /* the missed delete leaves no hint */
+  c->hint_max_age_ms = 2000;
+}
+
+static void gc_gate_timeout(struct repl_config *c) {
+  gc_gate(c);
+  c->tombstone_gc = REPL_GC_TIMEOUT;
+  c->tombstone_gc_timeout_ms = 2000;
+}
+
+/* Every replica at R=1 and the joined read at ALL: nothing found. */
+static bool nowhere(const char *key) {
+  for (int i = 0; i < 3; i++)
+    if (get(i, key, 1)->nvalues != 0)
+      return false;
+  return get(0, key, WIRE_ALL)->nvalues == 0;
+}
+
+static void zombie_schedule(bool timeout_mode) {
+  setup(3, "3", 1, timeout_mode ? gc_gate_timeout : gc_gate);
+  boot();
+  build_trees();
+  assert_int_equal(put(0, "z", "old", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  isolate(2, true);
+  member_all(2, false);
+  assert_int_equal(del(0, "z", 2)->type, WIRE_WRITE_REPLY2);
+  assert_true(stored_has(2, "z", "old"));
+  /* Long past every bound, with exchanges between the two that see each
+   * other: node 2 never exchanged since the delete. */
+  for (int round = 0; round < 5; round++) {
+    advance(3000);
+    exchange(0, 1);
+    exchange(1, 0);
+    gc_walk(0);
+    gc_walk(1);
+  }
+  uint64_t purged = repl_stats(H.nodes[0].repl)->tombstones_purged +
+                    repl_stats(H.nodes[1].repl)->tombstones_purged;
+  if (!timeout_mode) {
+    assert_int_equal(purged, 0);
+    assert_int_equal(repl_stats(H.nodes[0].repl)->tombstones, 1);
+  } else {
+    assert_int_equal(purged, 2);
+  }
+  /* The heal. */
+  isolate(2, false);
+  member_all(2, true);
+  for (int round = 0; round < 4; round++) {
+    for (int i = 0; i < 3; i++)
+      for (int j = 0; j < 3; j++)
+        if (i != j)
+          exchange(i, j);
+    advance(3000);
+    for (int i = 0; i < 3; i++)
+      gc_walk(i);
+    if (timeout_mode)
+      continue;
+    /* Never once found anywhere. */
+    assert_true(nowhere("z"));
+  }
+  if (timeout_mode) {
+    /* The risk the timeout mode takes: node 2's value came back. */
+    assert_true(replicas_with("z", "old") > 0);
+    assert_int_equal(get(0, "z", WIRE_ALL)->nvalues, 1);
+    return;
+  }
+  for (int i = 0; i < 3; i++) {
+    assert_false(stored_any(i, "z"));
+    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 0);
+    assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones_purged, 1);
+  }
+}
+
+static void gc_purges_only_what_every_replica_holds(void **state) {
+  (void)state;
+  zombie_schedule(false);
+  teardown_all();
+}
+
+static void gc_timeout_mode_can_bring_a_value_back(void **state) {
+  (void)state;
+  zombie_schedule(true);
+  teardown_all();
+}
+
 static void aae_interrupted_exchange_and_repaired_since(void **state) {
   (void)state;
   setup(3, "3", 1, no_hints);
@@ -2931,6 +3023,8 @@ int main(void) {
       cmocka_unit_test(gc_timeout_purges_dead_objects_only),
       cmocka_unit_test(gc_keeps_a_tombstone_a_hint_names),
       cmocka_unit_test(gc_repair_mode_waits_for_anti_entropy),
+      cmocka_unit_test(gc_purges_only_what_every_replica_holds),
+      cmocka_unit_test(gc_timeout_mode_can_bring_a_value_back),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
       cmocka_unit_test(non_replicas_forward_one_hop),
       cmocka_unit_test(a_forward_refused_by_a_newer_ring_goes_elsewhere),
