@@ -50,6 +50,11 @@ static const char usage_text[] =
     "  smembers KEY                  the members of a set\n"
     "  status                        every member: name, state, address, dc,\n"
     "                                rack, incarnation, clock offset, hints\n"
+    "  repair status                 this node's anti-entropy: totals, and "
+    "per\n"
+    "                                peer its last completed exchange,\n"
+    "                                differences, keys repaired, bytes\n"
+    "  repair now                    start an exchange as soon as possible\n"
     "  ring                          each node's share of the token space and\n"
     "                                the replication settings\n"
     "  cluster status                the cluster metadata: the Raft leader,\n"
@@ -648,6 +653,79 @@ static int cmd_status(struct chorus_client *c, const struct cli *cl) {
   return 0;
 }
 
+/* The value of stat @name in @res, or -1. */
+static int64_t stat_value(const struct chorus_result *res, const char *name) {
+  for (size_t i = 0; i < res->nstats; i++)
+    if (strcmp(res->stats[i].name, name) == 0)
+      return res->stats[i].value;
+  return -1;
+}
+
+static int cmd_repair(struct chorus_client *c, const struct cli *cl, bool now) {
+  struct chorus_result res;
+  if ((now ? chorus_repair_now(c, &res) : chorus_repair_status(c, &res)) !=
+      CHORUS_OK) {
+    int rc = fail(&res);
+    chorus_result_free(&res);
+    return rc;
+  }
+  if (cl->json) {
+    printf("{\"node\":\"%016" PRIx64 "\",\"node_name\":", res.node_id);
+    json_cstr(res.node_name);
+    printf(",\"server\":");
+    json_cstr(res.server);
+    printf(",\"stats\":{");
+    for (size_t i = 0; i < res.nstats; i++) {
+      if (i)
+        putchar(',');
+      json_cstr(res.stats[i].name);
+      printf(":%" PRId64, res.stats[i].value);
+    }
+    printf("}}\n");
+    chorus_result_free(&res);
+    return 0;
+  }
+  printf("node %s (%016" PRIx64 ") at %s%s\n", or_dash(res.node_name),
+         res.node_id, res.server, now ? ": exchange requested" : "");
+  printf("tree %s, exchange every %" PRId64 " ms%s; %" PRId64
+         " exchanges completed, %" PRId64 " abandoned, %" PRId64
+         " keys repaired\n",
+         stat_value(&res, "aae.tree_built") == 1 ? "built" : "being rebuilt",
+         stat_value(&res, "aae.interval_ms"),
+         stat_value(&res, "aae.busy") == 1 ? " (one under way)" : "",
+         stat_value(&res, "aae.completed"), stat_value(&res, "aae.aborted"),
+         stat_value(&res, "aae.keys_repaired"));
+  printf("%-16s  %-14s  %9s  %7s  %8s  %13s  %12s\n", "peer", "last completed",
+         "exchanges", "aborted", "segments", "keys_repaired", "bytes");
+  int64_t wall = (int64_t)time(NULL) * 1000;
+  for (size_t i = 0; i < res.nstats; i++) {
+    const char *nm = res.stats[i].name;
+    size_t len = strlen(nm);
+    const char *suffix = ".last_completed_ms";
+    if (strncmp(nm, "peer.", 5) != 0 || len != 5 + 16 + strlen(suffix) ||
+        strcmp(nm + 21, suffix) != 0)
+      continue;
+    char id[17], key[64], ago[32] = "never";
+    memcpy(id, nm + 5, 16);
+    id[16] = '\0';
+    if (res.stats[i].value > 0)
+      snprintf(ago, sizeof ago, "%" PRId64 " s ago",
+               (wall - res.stats[i].value) / 1000);
+    int64_t v[5];
+    const char *f[5] = {"exchanges", "aborted", "segments_differing",
+                        "keys_repaired", "bytes"};
+    for (int k = 0; k < 5; k++) {
+      snprintf(key, sizeof key, "peer.%s.%s", id, f[k]);
+      v[k] = stat_value(&res, key);
+    }
+    printf("%-16s  %-14s  %9" PRId64 "  %7" PRId64 "  %8" PRId64 "  %13" PRId64
+           "  %12" PRId64 "\n",
+           id, ago, v[0], v[1], v[2], v[3], v[4]);
+  }
+  chorus_result_free(&res);
+  return 0;
+}
+
 static int cmd_ring(struct chorus_client *c, const struct cli *cl) {
   struct chorus_result res;
   if (chorus_ring(c, &res) != CHORUS_OK) {
@@ -739,6 +817,15 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   if (strcmp(cmd, "status") == 0) {
     if ((rc = need_args(cl, 0, 0, "status")) == 0)
       rc = cmd_status(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "repair") == 0) {
+    if ((rc = need_args(cl, 1, 1, "repair status|now")) != 0)
+      goto out;
+    if (strcmp(cl->argv[1], "status") == 0 || strcmp(cl->argv[1], "now") == 0)
+      rc = cmd_repair(c, cl, strcmp(cl->argv[1], "now") == 0);
+    else
+      rc = usage_error("repair: \"%s\" is not status or now", cl->argv[1]);
     goto out;
   }
   if (strcmp(cmd, "ring") == 0) {

@@ -438,6 +438,29 @@ int chorus_ring(struct chorus_client *c, struct chorus_result *res);
 int chorus_status(struct chorus_client *c, struct chorus_result *res);
 
 /* ------------------------------------------------------------------------
+ * ANTI-ENTROPY
+ *
+ * Each node compares a hash tree of its data with the other replicas of
+ * its ranges every --aae-interval-ms and joins the keys that differ
+ * (docs/ARCHITECTURE.md, "Anti-entropy").
+ * ------------------------------------------------------------------------ */
+
+/* chorus_repair_status: one node's anti-entropy as res->stats (node_id and
+ * node_name set): aae.tree_built (0 while its tree is being rebuilt after
+ * start), aae.busy, aae.interval_ms, its totals aae.started, .completed,
+ * .aborted, .segments_differing, .keys_compared, .keys_repaired,
+ * .bytes_sent, .bytes_received, and per peer it exchanged with,
+ * peer.<16 hex id>.last_completed_ms (wall ms at which the last completed
+ * exchange started; 0 never), .exchanges, .aborted, .segments_differing,
+ * .keys_repaired, .bytes. Errors: the request's (a node older than
+ * anti-entropy answers CHORUS_ENOTSUP). */
+int chorus_repair_status(struct chorus_client *c, struct chorus_result *res);
+/* chorus_repair_now: that node starts an exchange with its next peer as
+ * soon as its tree is built and none is under way, and answers its status
+ * as chorus_repair_status (before the exchange ends: poll the status). */
+int chorus_repair_now(struct chorus_client *c, struct chorus_result *res);
+
+/* ------------------------------------------------------------------------
  * CLUSTER STATUS
  *
  * The cluster's membership (its members, their ownership states, the
@@ -710,6 +733,9 @@ int chorus_set_members_async(struct chorus_client *c, const void *key,
                              chorus_cb cb, void *arg);
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
+int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,
+                               void *arg);
+int chorus_repair_now_async(struct chorus_client *c, chorus_cb cb, void *arg);
 /* The cluster calls: the status (or the error) in res->cluster. */
 int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,
                                 void *arg);

@@ -350,6 +350,14 @@ static int do_info(struct chorus_client *c, chorus_cb cb, void *arg) {
   return chorus__submit(c, &m, false, true, 0, cb, arg);
 }
 
+static int do_repair(struct chorus_client *c, uint8_t type, chorus_cb cb,
+                     void *arg) {
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  return chorus__submit(c, &m, false, false, 0, cb, arg);
+}
+
 /* ------------------------------------------------------------------------
  * Synchronous API
  * ------------------------------------------------------------------------ */
@@ -516,6 +524,22 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res) {
   return chorus_ring(c, res);
 }
 
+int chorus_repair_status(struct chorus_client *c, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_repair(c, WIRE_REPAIR_STATUS, sync_cb, &w), &w);
+}
+
+int chorus_repair_now(struct chorus_client *c, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_repair(c, WIRE_REPAIR_NOW, sync_cb, &w), &w);
+}
+
 /* sync_result_end: the end of a call that returns one part of the result
  * (moved out by the caller on success): on failure the result's message
  * moves to c->errmsg; the rest is freed. */
@@ -668,6 +692,17 @@ int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg) {
 
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg) {
   return chorus_ring_async(c, cb, arg);
+}
+
+int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,
+                               void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_repair(c, WIRE_REPAIR_STATUS, cb, arg);
+}
+
+int chorus_repair_now_async(struct chorus_client *c, chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_repair(c, WIRE_REPAIR_NOW, cb, arg);
 }
 
 int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,

@@ -109,6 +109,30 @@ _Static_assert(CHORUS_OBJECT_TRUNCATED == WIRE_REPLY_TRUNCATED &&
                    CHORUS_OBJECT_LARGE == WIRE_REPLY_LARGE,
                "libchorus.h's object flags are the wire's");
 
+/* take_stats: REPAIR_STATUS_REPLY's node and stats into @res. */
+static int take_stats(struct chorus_result *res,
+                      const struct wire_status_reply *sr) {
+  size_t cap = align8(sr->nstats * sizeof(struct chorus_stat)) + align8(1);
+  for (size_t i = 0; i < sr->nstats; i++)
+    cap += align8(sr->stats[i].name.len + 1);
+  struct arena a;
+  if (arena_open(&a, cap, res) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  res->stats = arena_take(&a, sr->nstats * sizeof(struct chorus_stat));
+  (void)arena_take(&a, 1);
+  res->nstats = sr->nstats;
+  for (size_t i = 0; i < sr->nstats; i++) {
+    res->stats[i].name = arena_str(&a, sr->stats[i].name);
+    res->stats[i].value = sr->stats[i].value;
+  }
+  res->node_id = sr->node_id;
+  _Static_assert(sizeof res->node_name > WIRE_MAX_NAME, "a name fits");
+  if (sr->name.len > 0)
+    memcpy(res->node_name, sr->name.ptr, sr->name.len);
+  res->node_name[sr->name.len] = '\0';
+  return CHORUS_OK;
+}
+
 static uint8_t expected_reply(uint8_t req_type) {
   switch (req_type) {
   case WIRE_GET:
@@ -136,6 +160,9 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_CLUSTER_REPLY;
   case WIRE_CLUSTER_PLAN:
     return WIRE_CLUSTER_PLAN_REPLY;
+  case WIRE_REPAIR_STATUS:
+  case WIRE_REPAIR_NOW:
+    return WIRE_REPAIR_STATUS_REPLY;
   default:
     return 0;
   }
@@ -324,6 +351,8 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     return take_cluster(res, &m->cluster_reply);
   case WIRE_CLUSTER_PLAN_REPLY:
     return take_plan(res, &m->cluster_plan_reply);
+  case WIRE_REPAIR_STATUS_REPLY:
+    return take_stats(res, &m->status_reply);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));

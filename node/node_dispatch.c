@@ -151,6 +151,15 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
     node__answer_status(c, m->request_id);
     return;
   }
+  if (m->type == WIRE_REPAIR_STATUS || m->type == WIRE_REPAIR_NOW) {
+    if (m->type == WIRE_REPAIR_NOW) {
+      int rc = core_aae_now(n->core, node__now(n), node__wall_ms());
+      if (rc != CHORUS_OK)
+        node__fatal(rc, "repair now");
+    }
+    node__answer_repair(c, m->request_id);
+    return;
+  }
   if (c->inflight >= n->cfg.max_inflight) {
     n->stats.overload++;
     node__conn_send_error(c, m->request_id, CHORUS_EOVERLOAD,

@@ -87,7 +87,7 @@ struct node_conn {
   chorus_ms last_active; /* last bytes read or written (idle deadline) */
   chorus_ms frame_start; /* first byte of the partial frame, if any */
   uint64_t frame_bytes;  /* bytes of it read since frame_start */
-  uint32_t version; /* the protocol version of its HELLO; 0 before */
+  uint32_t version;      /* the protocol version of its HELLO; 0 before */
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -133,7 +133,7 @@ struct node {
   uv_udp_t udp;
   uv_timer_t deadline_timer, leave_timer;
   uv_timer_t redial_timer; /* node_peer.c: peers with pending frames */
-  uv_timer_t space_timer; /* the store's space check, every second */
+  uv_timer_t space_timer;  /* the store's space check, every second */
   uv_check_t flush_check;
   uv_idle_t wake_idle; /* keeps the poll from blocking (node__loop_wake) */
   uv_async_t sync_async;
@@ -308,6 +308,9 @@ void node__fx_clock(void *ctx, const struct swim_member *m, int64_t bound_ms,
 
 void node__answer_ring(struct node_conn *c, uint64_t request_id);
 void node__answer_status(struct node_conn *c, uint64_t request_id);
+/* node__answer_repair: REPAIR_STATUS_REPLY: this node's anti-entropy
+ * (names: docs/PROTOCOL.md, 113). */
+void node__answer_repair(struct node_conn *c, uint64_t request_id);
 
 /* ------------------------------------------------------------------------
  * node_dispatch.c: frames into the core, client slots, effects

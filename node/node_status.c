@@ -170,6 +170,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   RSTAT(aae_bytes_sent);
   RSTAT(aae_bytes_received);
   RSTAT(aae_rebuilds);
+  RSTAT(aae_tree_keys);
 #undef RSTAT
   const struct swim_stats *ss = swim_stats(core_swim(n->core));
 #define SSTAT(f) stat_add(&b, (int64_t)ss->f, "swim." #f)
@@ -294,6 +295,65 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   r.status_reply.nstats = b.n;
   r.status_reply.stats = b.items;
   (void)node__conn_send(c, &r);
+  chorus_free(b.items);
+  chorus_free(b.names);
+}
+
+void node__answer_repair(struct node_conn *c, uint64_t request_id) {
+  struct node *n = c->n;
+  const struct repl *r = core_repl(n->core);
+  if (r == NULL) {
+    node__conn_send_error(c, request_id, CHORUS_EUNAVAILABLE,
+                          "replication not started");
+    return;
+  }
+  size_t npeers = repl_aae_status(r, NULL, 0);
+  struct repl_aae_peer_status *ps = chorus_calloc(npeers + 1, sizeof *ps);
+  struct stat_builder b = {0};
+  b.cap = 16 + 7 * npeers;
+  b.items = chorus_calloc(b.cap, sizeof *b.items);
+  b.names = chorus_calloc(b.cap, sizeof *b.names);
+  if (ps == NULL || b.items == NULL || b.names == NULL) {
+    chorus_free(ps);
+    chorus_free(b.items);
+    chorus_free(b.names);
+    node__conn_send_error(c, request_id, CHORUS_ENOMEM, "out of memory");
+    return;
+  }
+  npeers = repl_aae_status(r, ps, npeers);
+  const struct repl_stats *rs = repl_stats(r);
+  stat_add(&b, repl_aae_built(r), "aae.tree_built");
+  stat_add(&b, repl_aae_busy(r), "aae.busy");
+  stat_add(&b, (int64_t)n->cfg.aae_interval_ms, "aae.interval_ms");
+  stat_add(&b, (int64_t)rs->aae_started, "aae.started");
+  stat_add(&b, (int64_t)rs->aae_completed, "aae.completed");
+  stat_add(&b, (int64_t)rs->aae_aborted, "aae.aborted");
+  stat_add(&b, (int64_t)rs->aae_segments_differing, "aae.segments_differing");
+  stat_add(&b, (int64_t)rs->aae_keys_compared, "aae.keys_compared");
+  stat_add(&b, (int64_t)rs->aae_keys_repaired, "aae.keys_repaired");
+  stat_add(&b, (int64_t)rs->aae_bytes_sent, "aae.bytes_sent");
+  stat_add(&b, (int64_t)rs->aae_bytes_received, "aae.bytes_received");
+  for (size_t i = 0; i < npeers; i++) {
+    const struct repl_aae_peer_status *p = &ps[i];
+    stat_add(&b, (int64_t)p->last_completed,
+             "peer.%016" PRIx64 ".last_completed_ms", p->peer);
+    stat_add(&b, (int64_t)p->exchanges, "peer.%016" PRIx64 ".exchanges",
+             p->peer);
+    stat_add(&b, (int64_t)p->aborted, "peer.%016" PRIx64 ".aborted", p->peer);
+    stat_add(&b, (int64_t)p->segments_differing,
+             "peer.%016" PRIx64 ".segments_differing", p->peer);
+    stat_add(&b, (int64_t)p->keys_repaired, "peer.%016" PRIx64 ".keys_repaired",
+             p->peer);
+    stat_add(&b, (int64_t)p->bytes, "peer.%016" PRIx64 ".bytes", p->peer);
+  }
+  struct wire_msg m = {.type = WIRE_REPAIR_STATUS_REPLY,
+                       .request_id = request_id};
+  m.status_reply.node_id = n->cfg.id;
+  m.status_reply.name = str_bytes(n->cfg.name);
+  m.status_reply.nstats = b.n;
+  m.status_reply.stats = b.items;
+  (void)node__conn_send(c, &m);
+  chorus_free(ps);
   chorus_free(b.items);
   chorus_free(b.names);
 }

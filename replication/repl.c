@@ -69,6 +69,7 @@ bool repl__peer_alive(struct repl *r, chorus_node_id id) {
 
 static void refresh_stats(struct repl *r) {
   repl__hints_stats(&r->hints, &r->stats);
+  r->stats.aae_tree_keys = r->tree.keys;
 }
 
 int repl_new(const struct repl_config *cfg, struct store *store,

@@ -528,6 +528,7 @@ struct repl_stats {
   uint64_t aae_segments_differing, aae_keys_compared, aae_keys_repaired;
   uint64_t aae_bytes_sent, aae_bytes_received;
   uint64_t aae_rebuilds;
+  uint64_t aae_tree_keys; /* objects the tree counts (exact once built) */
 };
 
 const struct repl_stats *repl_stats(const struct repl *r);
@@ -596,7 +597,8 @@ struct repl_aae_peer_status {
   uint64_t segments_differing, keys_repaired, bytes;
 };
 /* repl_aae_status: the peers this node exchanged with (or tried), up to
- * @max of them into @out; returns how many there are. */
+ * @max of them into @out (NULL when @max is 0); returns how many there
+ * are. */
 size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
                        size_t max);
 

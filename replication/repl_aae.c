@@ -318,6 +318,7 @@ int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built) {
     REPL_TRACE(r, "aae: tree built, %" PRIu64 " objects", t->keys);
   }
   *built = aae_tree_built(t);
+  r->stats.aae_tree_keys = t->keys;
   return CHORUS_OK;
 }
 
@@ -554,8 +555,12 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   r->stats.aae_started++;
   if (started != NULL)
     *started = true;
-  REPL_TRACE(r, "aae with %016" PRIx64 ": %zu intervals at epoch %" PRIu64,
-             peer, a->niv, a->epoch);
+  REPL_TRACE(r,
+             "aae with %016" PRIx64 ": %zu intervals at epoch %" PRIu64
+             " (the first [%016" PRIx64 ", %016" PRIx64 "]), tree of %" PRIu64
+             " objects",
+             peer, a->niv, a->epoch, a->iv[0].first, a->iv[0].last,
+             r->tree.keys);
   /* The branches wholly inside the intervals. */
   const struct aae_tree *t = &r->tree;
   for (uint32_t b = 0; b < (1u << t->branch_bits); b++)
@@ -691,6 +696,8 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
   /* The level is compared: ids[0, nids) are the ones that differ. */
   int rc;
   if (branches) {
+    REPL_TRACE(r, "aae with %016" PRIx64 ": %zu branches differ", a->peer,
+               a->nids);
     uint32_t *diffb = a->ids; /* taken: plan_segments refills a->ids */
     size_t nb = a->nids;
     a->ids = NULL;
@@ -1327,12 +1334,16 @@ int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
  * Observation
  * ------------------------------------------------------------------------ */
 
-chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
+/* oldest_repair: the earliest start (@mono: monotonic, else wall) of the
+ * last completed exchanges over @token with each other natural replica of
+ * it; 0 when one of them has none; UINT64_MAX when it has no other. */
+static chorus_ms oldest_repair(const struct repl *r, chorus_token token,
+                               bool mono) {
   struct ring_plist pl;
   if (r->ring == NULL || ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
       pl.n_natural == 0)
     return 0;
-  chorus_ms since = UINT64_MAX;
+  chorus_ms oldest = UINT64_MAX;
   for (unsigned i = 0; i < pl.n_natural; i++) {
     if (pl.r[i].id == r->cfg.self)
       continue;
@@ -1342,30 +1353,23 @@ chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
         p = &r->aae.peers[j];
     if (p == NULL || p->exchanges == 0 || !inside(p->iv, p->niv, token, token))
       return 0;
-    if (p->last_started < since)
-      since = p->last_started;
+    chorus_ms at = mono ? p->last_started_mono : p->last_started;
+    if (at < oldest)
+      oldest = at;
   }
-  return since == UINT64_MAX ? 0 : since;
+  return oldest;
+}
+
+chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
+  chorus_ms at = oldest_repair(r, token, false);
+  return at == UINT64_MAX ? 0 : at;
 }
 
 bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
                               chorus_ms since) {
-  struct ring_plist pl;
-  if (r->ring == NULL || ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
-      pl.n_natural == 0)
-    return false;
-  for (unsigned i = 0; i < pl.n_natural; i++) {
-    if (pl.r[i].id == r->cfg.self)
-      continue;
-    const struct repl_aae_peer *p = NULL;
-    for (size_t j = 0; j < r->aae.npeers; j++)
-      if (r->aae.peers[j].id == pl.r[i].id)
-        p = &r->aae.peers[j];
-    if (p == NULL || p->exchanges == 0 || p->last_started_mono <= since ||
-        !inside(p->iv, p->niv, token, token))
-      return false;
-  }
-  return true;
+  /* A replica with no other (N = 1) holds the only copy: nothing to wait
+   * for. */
+  return oldest_repair(r, token, true) > since;
 }
 
 size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,

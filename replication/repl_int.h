@@ -17,6 +17,9 @@
  *   repl_hints.c    the hint table and its index (struct repl_hints)
  *   repl_replay.c   the instance's side of hints: disarm, rebuild, replay
  *   repl_options.c  consistency levels and tallies
+ *   repl_aae.c      anti-entropy: the tree's rebuild, exchanges with a
+ *                   peer (both sides), repaired_since (aae_tree.c holds
+ *                   the tree itself, a pure data structure)
  *
  * The role files do the work of a step (read, apply, send, count); whether
  * an operation answers, waits or ends is decided in repl_op.c only.

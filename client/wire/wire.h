@@ -201,10 +201,13 @@ enum wire_type {
   WIRE_CLUSTER_DECOMMISSION = 107, /* client: a live member streams its
                                       ranges away, then leaves */
   /* 108: reserved (CLUSTER_REPLACE) */
-  WIRE_CLUSTER_PLAN = 109,       /* client: what a change would move */
-  WIRE_CLUSTER_PLAN_REPLY = 110, /* answers CLUSTER_PLAN */
-  WIRE_CLUSTER_STAGE = 111,      /* client: stage, commit or drop a change */
-  /* 112..127 reserved: anti-entropy (Merkle exchange) */
+  WIRE_CLUSTER_PLAN = 109,        /* client: what a change would move */
+  WIRE_CLUSTER_PLAN_REPLY = 110,  /* answers CLUSTER_PLAN */
+  WIRE_CLUSTER_STAGE = 111,       /* client: stage, commit or drop a change */
+  WIRE_REPAIR_STATUS = 112,       /* client: this node's anti-entropy */
+  WIRE_REPAIR_STATUS_REPLY = 113, /* answers REPAIR_STATUS, REPAIR_NOW */
+  WIRE_REPAIR_NOW = 114,          /* client: an exchange as soon as possible */
+  /* 115..127 reserved: anti-entropy administration */
   WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
   WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
   WIRE_AAE_TREE_REQ = 130, /* peer only: hashes of my anti-entropy tree */

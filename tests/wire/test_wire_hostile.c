@@ -269,8 +269,8 @@ static const struct hostile fixed[] = {
     {"two messages in one frame", B(0x92, 0x60, 0x01, 0x92, 0x60, 0x02),
      CHORUS_EMALFORMED, "3 trailing bytes"},
     /* Well-formed but unknown: refused without closing. */
-    {"anti-entropy type", B(0x92, 0x70, 0x01), CHORUS_ENOTSUP,
-     "unknown message type 112"},
+    {"a reserved type", B(0x92, 0x73, 0x01), CHORUS_ENOTSUP,
+     "unknown message type 115"},
 };
 
 /* Builds the generated entries into @buf; returns how many. */
