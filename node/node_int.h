@@ -76,7 +76,10 @@ struct node_conn {
   struct wire_limits limits;
   struct node_buf out; /* frames accumulating this iteration */
   size_t hello_len;    /* our HELLO at the start of @out, until flushed */
-  struct node_buf wr;  /* frames being written */
+  /* When the oldest frame queued for the peer before this dial was queued
+   * (its queue's clock, kept should the dial fail); 0: none. */
+  chorus_ms queued_since;
+  struct node_buf wr; /* frames being written */
   uv_write_t wreq;
   uv_connect_t creq;
   bool writing, connected, welcomed, paused, closing, close_after_flush;

@@ -165,6 +165,7 @@ static struct node_conn *peer_conn(struct node *n, struct node_peer *p) {
   c->hello_len = c->out.len;
   if (p->pending.len) {
     /* What waited for this connection goes right behind the HELLO. */
+    c->queued_since = p->pending_since;
     if (node__buf_reserve(&c->out, p->pending.len) == CHORUS_OK) {
       memcpy(c->out.data + c->out.len, p->pending.data, p->pending.len);
       c->out.len += p->pending.len;
@@ -262,7 +263,14 @@ void node__peer_conn_closed(struct node_conn *c) {
   /* Our HELLO goes with this connection; the next dial queues its own. */
   size_t skip = c->hello_len, len = c->out.len - skip;
   assert(c->out.len >= skip);
+  bool was_empty = p->pending.len == 0;
   if (len > 0 && pending_room(n, p, len)) {
+    /* A dial that failed gives its frames back with their age: a peer
+     * that refuses connections must not keep them young for ever (they
+     * would reach it long past their requests' timeouts, a second,
+     * unbounded hint path). */
+    if (was_empty && !c->welcomed && c->queued_since != 0)
+      p->pending_since = c->queued_since;
     if (node__buf_reserve(&p->pending, len) == CHORUS_OK) {
       memcpy(p->pending.data + p->pending.len, c->out.data + skip, len);
       p->pending.len += len;
