@@ -159,10 +159,12 @@ static void test_remove_dead(void **state) {
   show("chorus cluster remove n4", out);
   /* n4's ranges come piece by piece from both live replicas of each
    * (ARCHITECTURE.md, Streaming): ~260 ranges a receiver, measured at 0.2
-   * to 1.1 s a range on 2 loaded cores (57 to 295 s for the removal),
-   * where case 2's direct pulls took ~1 ms a range. So no fixed
-   * bound: the wait goes on while the receivers' streams move, and fails
-   * once they stood still for 30 s (or after 480 s in all). */
+   * to 1.1 s a range on 2 loaded cores (57 to 295 s for the removal) when
+   * each span of the ring was pulled alone, 0.02 to 0.05 s (0.12 with
+   * sanitizers) since the spans of one replica set are one piece, where case
+   * 2's direct pulls took ~1 ms a range. So no fixed bound: the wait goes on
+   * while the receivers' streams move, and fails once they stood still for 30 s
+   * (or after 480 s in all). */
   t = wait_view_moving("n4=removed n1=normal n2=normal n3=normal", 30, 480);
   int64_t fb = 0;
   for (int i = 1; i <= 3; i++) {
