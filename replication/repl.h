@@ -419,7 +419,10 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
  * whom: node/core/core_stream.c). The holder answers a STREAM_PULL from
  * repl_peer: the objects of the range after the cursor, in storage-key
  * order, about max_bytes of them, with an XXH3 checksum of the batch, sent
- * once durable like every answer that carries state. It serves only when
+ * once durable like every answer that carries state (once the newest write
+ * its read's snapshot may show is: not every write since, so a holder that
+ * is itself joining batches waits for one barrier a read, not one a pull).
+ * It serves only when
  * its ring epoch is at least the puller's: from that epoch on every
  * coordinator it hears from sends the range's writes to the puller too
  * (a pending replica), so what the holder writes after its read reaches

@@ -349,6 +349,10 @@ struct repl_stream_read {
   uint64_t ring;      /* this node's ring version when it opened */
   uint64_t store_gen; /* store_disk_info()->generation when it opened */
   struct store_iter *it;
+  /* store_last_seq() just after @it opened: every entry @it shows was
+   * written at or before it, so all of them are durable once
+   * store_durable_seq() reaches it (repl_stream.c, ONE BARRIER A READ). */
+  chorus_seq seq;
   chorus_ms opened, used;
 };
 

@@ -121,10 +121,11 @@ void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all) {
 }
 
 /* read_for: the read that serves @p from @puller, kept or new (NULL and
- * the store's error when a new one cannot open). */
+ * the store's error when a new one cannot open), and in *@seq the newest
+ * write its snapshot may show. */
 static struct store_iter *read_for(struct repl *r, chorus_node_id puller,
                                    const struct wire_stream_pull *p,
-                                   chorus_ms now, int *rc) {
+                                   chorus_ms now, chorus_seq *seq, int *rc) {
   uint64_t ring = ring_snapshot_version(r->ring);
   uint64_t gen = store_disk_info(r->store)->generation;
   struct repl_stream_read *slot = NULL;
@@ -136,6 +137,7 @@ static struct store_iter *read_for(struct repl *r, chorus_node_id puller,
           store_iter_status(k->it) == CHORUS_OK) {
         k->used = now;
         r->stats.stream_reads_kept++;
+        *seq = k->seq;
         return k->it;
       }
       store_iter_close(k->it);
@@ -150,6 +152,9 @@ static struct store_iter *read_for(struct repl *r, chorus_node_id puller,
   if (*rc != CHORUS_OK)
     return NULL;
   r->stats.stream_reads_opened++;
+  /* The snapshot was taken at the open, on this thread: nothing written
+   * after it shows, so this bounds what it shows. */
+  *seq = store_last_seq(r->store);
   if (slot->it != NULL)
     store_iter_close(slot->it); /* the least recently used */
   *slot = (struct repl_stream_read){.puller = puller,
@@ -157,6 +162,7 @@ static struct store_iter *read_for(struct repl *r, chorus_node_id puller,
                                     .ring = ring,
                                     .store_gen = gen,
                                     .it = it,
+                                    .seq = *seq,
                                     .opened = now,
                                     .used = now};
   return it;
@@ -172,14 +178,15 @@ static void read_drop(struct repl *r, struct store_iter *it) {
 }
 
 /* read_range: up to about @max bytes of @p's range into @g; *@more when
- * the range holds more after them. A value too big for a peer frame is
- * skipped and counted (repl_stats.unsent): it is never sent in part. */
+ * the range holds more after them; *@seq the newest write they may carry.
+ * A value too big for a peer frame is skipped and counted
+ * (repl_stats.unsent): it is never sent in part. */
 static int read_range(struct repl *r, chorus_node_id puller,
                       const struct wire_stream_pull *p, struct gather *g,
-                      bool *more, chorus_ms now) {
+                      bool *more, chorus_seq *seq, chorus_ms now) {
   *more = false;
   int rc = CHORUS_OK;
-  struct store_iter *it = read_for(r, puller, p, now, &rc);
+  struct store_iter *it = read_for(r, puller, p, now, seq, &rc);
   if (it == NULL)
     return rc;
   unsigned char lo[STORE_TOKEN_PREFIX];
@@ -263,7 +270,8 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
                        "a token range first <= last, with the cursor in it");
   struct gather g = {0};
   bool more = false;
-  int rc = read_range(r, from, p, &g, &more, now);
+  chorus_seq seq = 0;
+  int rc = read_range(r, from, p, &g, &more, &seq, now);
   if (rc != CHORUS_OK) {
     gather_free(&g);
     if (rc == CHORUS_ENOMEM)
@@ -282,13 +290,22 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
   r->stats.stream_served_keys += g.n / 2;
   r->stats.stream_served_bytes += g.len;
   chorus_free(g.off);
-  if (repl__all_durable(r)) {
+  /* ONE BARRIER A READ. Nothing non-durable leaves a node
+   * (repl_object.c), yet the answer carries only what its read's
+   * snapshot shows, all of it written at or before @seq: it waits for
+   * the barrier that makes @seq durable, not for the writes that came
+   * since. A holder that is itself joining batches (a removal: every
+   * live node gains ranges and serves others) is never wholly durable,
+   * and its every answer waited for a barrier of its own (a group-commit
+   * fsync, tens to hundreds of ms on a loaded disk, for a pull of a few
+   * keys); now the first pull of a kept read waits, and the others, from
+   * the same snapshot, are answered at once. */
+  if (store_durable_seq(r->store) >= seq) {
     rc = repl__send_chunk(fx, from, m->request_id, items, g.n, sum, more);
     chorus_free(items);
     chorus_free(g.buf);
     return rc;
   }
-  /* Nothing non-durable leaves a node (repl_object.c). */
   struct repl_op *op = repl__op_new(r, REPL_OP_ANSWER);
   if (op == NULL) {
     chorus_free(items);
@@ -304,7 +321,7 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
                                          .sum = sum,
                                          .more = more,
                                          .chunk = true};
-  return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+  return fx->sync(fx->ctx, seq, op->id);
 }
 
 /* ------------------------------------------------------------------------
