@@ -61,6 +61,26 @@ static int push(struct move_vec *v, const struct ring_move *m) {
   return CHORUS_OK;
 }
 
+/* add_move: @m, for the piece ending at m->end, extends the move of the
+ * previous piece (one of @open) with the same pair, or is pushed; its
+ * index goes to @now. Errors: CHORUS_ENOMEM. */
+static int add_move(struct move_vec *vec, const size_t *open, size_t n_open,
+                    size_t *now, size_t *n_now, const struct ring_move *m) {
+  for (size_t o = 0; o < n_open; o++) {
+    struct ring_move *p = &vec->m[open[o]];
+    if (p->end == m->start && p->to == m->to && p->from == m->from &&
+        p->has_from == m->has_from) {
+      p->end = m->end;
+      now[(*n_now)++] = open[o];
+      return CHORUS_OK;
+    }
+  }
+  if (push(vec, m) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  now[(*n_now)++] = vec->n - 1;
+  return CHORUS_OK;
+}
+
 int ring_diff(const struct ring_snapshot *before,
               const struct ring_snapshot *after, struct ring_move **moves,
               size_t *count) {
@@ -101,25 +121,11 @@ int ring_diff(const struct ring_snapshot *before,
         m.has_from = 1;
       }
       n_gain++;
-      /* Extend the previous piece's move with the same pair. */
-      int merged = 0;
-      for (size_t o = 0; o < n_open && !merged; o++) {
-        struct ring_move *p = &vec.m[open[o]];
-        if (p->end == start && p->to == m.to && p->from == m.from &&
-            p->has_from == m.has_from) {
-          p->end = end;
-          now[n_now++] = open[o];
-          merged = 1;
-        }
-      }
-      if (merged)
-        continue;
-      if (push(&vec, &m) != CHORUS_OK) {
+      if (add_move(&vec, open, n_open, now, &n_now, &m) != CHORUS_OK) {
         chorus_free(vec.m);
         chorus_free(u);
         return CHORUS_ENOMEM;
       }
-      now[n_now++] = vec.n - 1;
     }
     memcpy(open, now, n_now * sizeof *now);
     n_open = n_now;
@@ -160,23 +166,11 @@ int ring_diff_kept(const struct ring_snapshot *before,
       struct ring_move m = {
           .start = start, .end = end, .from = leaver, .to = a[i].id};
       m.has_from = 1;
-      int merged = 0;
-      for (size_t o = 0; o < n_open && !merged; o++) {
-        struct ring_move *p = &vec.m[open[o]];
-        if (p->end == start && p->to == m.to) {
-          p->end = end;
-          now[n_now++] = open[o];
-          merged = 1;
-        }
-      }
-      if (merged)
-        continue;
-      if (push(&vec, &m) != CHORUS_OK) {
+      if (add_move(&vec, open, n_open, now, &n_now, &m) != CHORUS_OK) {
         chorus_free(vec.m);
         chorus_free(u);
         return CHORUS_ENOMEM;
       }
-      now[n_now++] = vec.n - 1;
     }
     memcpy(open, now, n_now * sizeof *now);
     n_open = n_now;

@@ -305,13 +305,14 @@ static void drive_replace(struct sim *s, struct watch *w,
                           const struct meta_member *m) {
   const struct scenario *sc = w->sc;
   if (sc->wipe) {
+    /* Read before the wipe: @m may be the wiped node's own state. */
+    w->replacing_seen |= m->state == META_REPLACING;
     if (!w->wiped) {
       w->wiped = true;
       if (core_sim_wipe(s, sc->leave) != CHORUS_OK ||
           sim_schedule(s, SIM_MS(sc->kill_at), restart_wiped, w) != CHORUS_OK)
         w->err = CHORUS_EINTERNAL;
     }
-    w->replacing_seen |= m->state == META_REPLACING;
     (void)sim_schedule(s, SIM_MS(DRIVE_MS / 5), drive, w);
     return;
   }
@@ -787,6 +788,7 @@ static uint64_t run_scenario(const struct scenario *sc, bool strict,
                               .w = sc->w};
   p.opt.replication = sc->replication;
   p.opt.metadata = 1;
+  p.opt.aae_interval_ms = 1000; /* anti-entropy closes what hints leave */
   p.opt.swim_lan = sc->dcs > 1;
   for (int k = 0; k < sc->nlate; k++)
     p.opt.joining |= UINT64_C(1) << sc->late[k];
