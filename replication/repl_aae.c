@@ -1,6 +1,7 @@
-/* repl_aae.c: anti-entropy: the tree's rebuild, and exchanges of trees and
- * key lists with the other replicas of this node's ranges (repl.h,
- * ANTI-ENTROPY).
+/* repl_aae.c: anti-entropy: exchanges of trees and key lists with the
+ * other replicas of this node's ranges, this node initiating (repl.h,
+ * ANTI-ENTROPY; the tree's rebuild, the peer's answers and the shared
+ * helpers are repl_aae_serve.c).
  *
  * HOW AN EXCHANGE GOES (this node A initiates, peer B answers)
  *
@@ -35,390 +36,13 @@
 #include <string.h>
 
 #include "chorus_alloc.h"
-#include "repl_int.h"
-
-#define KEYS_PER_REQ 1024u          /* max_keys asked */
-#define KEYS_REPLY_BYTES (1u << 20) /* an AAE_KEYS stops past this */
-#define RANGES_PER_REQ 1024u        /* intervals of one AAE_KEYS_REQ */
-#define REBUILD_DEFAULT_KEYS 1000u
-#define DEFAULT_KEYS_PER_SEC 1000u
-#define DEFAULT_BYTES_PER_SEC (8ull << 20)
-
-/* ------------------------------------------------------------------------
- * Small helpers
- * ------------------------------------------------------------------------ */
-
-static uint64_t new_id(struct repl *r) {
-  return (r->epoch << REPL_OP_COUNTER_BITS) | (++r->next_op);
-}
-
-static int aae_send(struct repl *r, const struct repl_effects *fx,
-                    chorus_node_id to, const struct wire_msg *m) {
-  r->stats.aae_bytes_sent += wire_encoded_size(m);
-  return fx->send(fx->ctx, to, m);
-}
-
-static int arm(const struct repl_effects *fx, uint64_t id, chorus_ms after) {
-  return fx->timer(fx->ctx, (REPL_TIMER_AAE << REPL_TIMER_KIND_SHIFT) | id,
-                   after);
-}
-
-static int push_iv(struct repl_aae_iv **v, size_t *n, size_t *cap,
-                   chorus_token first, chorus_token last) {
-  if (*n > 0 && (*v)[*n - 1].last != UINT64_MAX &&
-      (*v)[*n - 1].last + 1 == first) {
-    (*v)[*n - 1].last = last; /* adjacent: merged */
-    return CHORUS_OK;
-  }
-  struct repl_aae_iv *p = chorus_grow(*v, cap, *n, sizeof *p, 16);
-  if (p == NULL)
-    return CHORUS_ENOMEM;
-  *v = p;
-  p[(*n)++] = (struct repl_aae_iv){first, last};
-  return CHORUS_OK;
-}
-
-static int iv_cmp(const void *a, const void *b) {
-  const struct repl_aae_iv *x = a, *y = b;
-  return x->first < y->first ? -1 : x->first > y->first;
-}
-
-/* Whether [first, last] lies inside one of @iv's (sorted, disjoint). */
-static bool inside(const struct repl_aae_iv *iv, size_t n, chorus_token first,
-                   chorus_token last) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) { /* the first interval ending at or after @first */
-    size_t mid = lo + (hi - lo) / 2;
-    if (iv[mid].last < first)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < n && iv[lo].first <= first && last <= iv[lo].last;
-}
-
-/* Parses a bin of 16-byte [first BE][last BE] intervals: sorted, disjoint,
- * first <= last, 1..WIRE_AAE_MAX_INTERVALS of them. */
-static int parse_ivs(const struct wire_bytes *b, struct repl_aae_iv **out,
-                     size_t *n) {
-  *out = NULL;
-  *n = 0;
-  if (b->len == 0 || b->len % 16 != 0 || b->len / 16 > WIRE_AAE_MAX_INTERVALS)
-    return CHORUS_EMALFORMED;
-  size_t k = b->len / 16;
-  struct repl_aae_iv *v = chorus_malloc(k * sizeof *v);
-  if (v == NULL)
-    return CHORUS_ENOMEM;
-  for (size_t i = 0; i < k; i++) {
-    v[i].first = store_be64_get(b->ptr + 16 * i);
-    v[i].last = store_be64_get(b->ptr + 16 * i + 8);
-    if (v[i].first > v[i].last || (i > 0 && v[i - 1].last >= v[i].first)) {
-      chorus_free(v);
-      return CHORUS_EMALFORMED;
-    }
-  }
-  *out = v;
-  *n = k;
-  return CHORUS_OK;
-}
-
-static uint8_t *encode_ivs(const struct repl_aae_iv *iv, size_t n) {
-  uint8_t *b = chorus_malloc(16 * n);
-  if (b != NULL)
-    for (size_t i = 0; i < n; i++) {
-      store_be64_put(b + 16 * i, iv[i].first);
-      store_be64_put(b + 16 * i + 8, iv[i].last);
-    }
-  return b;
-}
-
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
-  int c = memcmp(a, b, al < bl ? al : bl);
-  return c != 0 ? c : (al < bl ? -1 : al > bl);
-}
-
-/* ------------------------------------------------------------------------
- * Key lists: the (storage key, digest) pairs of intervals after a cursor
- * ------------------------------------------------------------------------ */
-
-struct key_list {
-  uint8_t **k; /* owned storage keys */
-  size_t *kl;
-  uint64_t *d;
-  size_t n, cap, bytes;
-};
-
-static void key_list_free(struct key_list *l) {
-  for (size_t i = 0; i < l->n; i++)
-    chorus_free(l->k[i]);
-  chorus_free(l->k);
-  chorus_free(l->kl);
-  chorus_free(l->d);
-  *l = (struct key_list){0};
-}
-
-static int key_list_add(struct key_list *l, const uint8_t *k, size_t kl,
-                        uint64_t d) {
-  if (l->n == l->cap) {
-    size_t c = l->cap ? 2 * l->cap : 64;
-    uint8_t **nk = chorus_realloc(l->k, c * sizeof *nk);
-    if (nk == NULL)
-      return CHORUS_ENOMEM;
-    l->k = nk;
-    size_t *nl = chorus_realloc(l->kl, c * sizeof *nl);
-    if (nl == NULL)
-      return CHORUS_ENOMEM;
-    l->kl = nl;
-    uint64_t *nd = chorus_realloc(l->d, c * sizeof *nd);
-    if (nd == NULL)
-      return CHORUS_ENOMEM;
-    l->d = nd;
-    l->cap = c;
-  }
-  uint8_t *copy = chorus_malloc(kl);
-  if (copy == NULL)
-    return CHORUS_ENOMEM;
-  memcpy(copy, k, kl);
-  l->k[l->n] = copy;
-  l->kl[l->n] = kl;
-  l->d[l->n] = d;
-  l->n++;
-  l->bytes += kl + 8;
-  return CHORUS_OK;
-}
-
-/* list_keys: the keys of @iv sorting after @after (none: from the start),
- * and at most @upto when not NULL, into @l until @max keys or @max_bytes;
- * *@more when it stopped at a bound with keys left. One iterator serves
- * every interval, seeked to each: opening one costs more than a seek
- * (RocksDB builds the memtable's view each time: a thousand opens took
- * seconds). */
-static int list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
-                     const uint8_t *after, size_t alen, const uint8_t *upto,
-                     size_t ulen, size_t max, size_t max_bytes,
-                     struct key_list *l, bool *more) {
-  *more = false;
-  if (n == 0)
-    return CHORUS_OK;
-  uint8_t lo[STORE_TOKEN_PREFIX], hi[STORE_TOKEN_PREFIX];
-  store_be64_put(lo, iv[0].first);
-  store_be64_put(hi, iv[n - 1].last + 1);
-  struct store_iter *it;
-  int rc =
-      store_iter_open(r->store, STORE_DATA, lo, sizeof lo,
-                      iv[n - 1].last == UINT64_MAX ? NULL : hi, sizeof hi, &it);
-  if (rc != CHORUS_OK)
-    return rc;
-  bool done = false;
-  for (size_t i = 0; i < n && !done; i++) {
-    store_be64_put(lo, iv[i].first);
-    const uint8_t *from = lo;
-    size_t flen = sizeof lo;
-    if (alen > 0 && key_cmp(after, alen, lo, sizeof lo) > 0) {
-      if (alen >= STORE_TOKEN_PREFIX && store_be64_get(after) > iv[i].last)
-        continue; /* the cursor is past this interval */
-      from = after;
-      flen = alen;
-    }
-    store_iter_seek(it, from, flen);
-    for (; store_iter_valid(it); store_iter_next(it)) {
-      size_t kl, vl;
-      const uint8_t *k = store_iter_key(it, &kl);
-      if (kl < STORE_TOKEN_PREFIX)
-        continue;
-      if (store_be64_get(k) > iv[i].last)
-        break; /* the next interval seeks on */
-      if (alen > 0 && key_cmp(k, kl, after, alen) <= 0)
-        continue;
-      if (upto != NULL && key_cmp(k, kl, upto, ulen) > 0) {
-        done = true; /* past the bound: done with every interval */
-        break;
-      }
-      if (l->n >= max || l->bytes >= max_bytes) {
-        *more = true;
-        done = true;
-        break;
-      }
-      const void *v = store_iter_value(it, &vl);
-      if (repl__gc_purgeable(r, k, kl, v, vl))
-        continue; /* as good as purged: every replica holds it */
-      if ((rc = key_list_add(l, k, kl, aae_digest(v, vl))) != CHORUS_OK) {
-        done = true;
-        break;
-      }
-    }
-    if (rc == CHORUS_OK)
-      rc = store_iter_status(it);
-    done |= rc != CHORUS_OK;
-  }
-  store_iter_close(it);
-  return rc;
-}
-
-/* ------------------------------------------------------------------------
- * The tree's upkeep
- * ------------------------------------------------------------------------ */
-
-void repl__aae_stale(struct repl *r) {
-  if (r->tree.state != AAE_TREE_STALE)
-    REPL_TRACE(r, "aae: tree stale (a write it could not follow); rebuilt");
-  aae_tree_mark_stale(&r->tree);
-}
-
-bool repl_aae_built(const struct repl *r) {
-  return aae_tree_built(&r->tree);
-}
-
-int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built) {
-  struct aae_tree *t = &r->tree;
-  *built = aae_tree_built(t);
-  if (*built)
-    return CHORUS_OK;
-  if (t->state == AAE_TREE_STALE)
-    aae_tree_rebuild_begin(t);
-  if (budget == 0)
-    budget = REBUILD_DEFAULT_KEYS;
-  /* The bound is copied: the tree's cursor moves as keys are added. */
-  uint8_t *lo = NULL;
-  size_t lolen = t->clen;
-  if (lolen > 0) {
-    if ((lo = chorus_malloc(lolen)) == NULL)
-      return CHORUS_ENOMEM;
-    memcpy(lo, t->cursor, lolen);
-  }
-  struct store_iter *it;
-  int rc = store_iter_open(r->store, STORE_DATA, lo, lolen, NULL, 0, &it);
-  if (rc != CHORUS_OK) {
-    chorus_free(lo);
-    return rc;
-  }
-  size_t seen = 0;
-  for (; store_iter_valid(it) && seen < budget; store_iter_next(it)) {
-    size_t kl, vl;
-    const uint8_t *k = store_iter_key(it, &kl);
-    if (lolen > 0 && kl == lolen && memcmp(k, lo, kl) == 0)
-      continue;
-    const void *v = store_iter_value(it, &vl);
-    if ((rc = aae_tree_rebuild_add(t, k, kl, aae_digest(v, vl))) != CHORUS_OK)
-      break;
-    seen++;
-  }
-  bool end = rc == CHORUS_OK && !store_iter_valid(it);
-  if (rc == CHORUS_OK)
-    rc = store_iter_status(it);
-  store_iter_close(it);
-  chorus_free(lo);
-  if (rc != CHORUS_OK) {
-    aae_tree_mark_stale(t);
-    return rc;
-  }
-  if (end) {
-    aae_tree_rebuild_end(t);
-    r->stats.aae_rebuilds++;
-    REPL_TRACE(r, "aae: tree built, %" PRIu64 " objects", t->keys);
-  }
-  *built = aae_tree_built(t);
-  r->stats.aae_tree_keys = t->keys;
-  return CHORUS_OK;
-}
-
-/* ------------------------------------------------------------------------
- * Peers
- * ------------------------------------------------------------------------ */
-
-static struct repl_aae_peer *aae_peer(struct repl *r, chorus_node_id id,
-                                      bool create) {
-  struct repl_aae *a = &r->aae;
-  size_t i = 0;
-  while (i < a->npeers && a->peers[i].id < id)
-    i++;
-  if (i < a->npeers && a->peers[i].id == id)
-    return &a->peers[i];
-  if (!create)
-    return NULL;
-  struct repl_aae_peer *p =
-      chorus_grow(a->peers, &a->cappeers, a->npeers, sizeof *p, 8);
-  if (p == NULL)
-    return NULL;
-  a->peers = p;
-  memmove(&p[i + 1], &p[i], (a->npeers - i) * sizeof *p);
-  p[i] = (struct repl_aae_peer){.id = id};
-  a->npeers++;
-  return &p[i];
-}
-
-void repl__aae_hint_dropped(struct repl *r, chorus_node_id target,
-                            chorus_token token) {
-  (void)token; /* every range shared with @target is exchanged */
-  struct repl_aae_peer *p = aae_peer(r, target, true);
-  if (p != NULL)
-    p->priority = true;
-}
-
-/* The intervals where this node and @peer are both natural replicas. */
-static int shared_intervals(struct repl *r, chorus_node_id peer,
-                            struct repl_aae_iv **out, size_t *nout) {
-  *out = NULL;
-  *nout = 0;
-  size_t n = ring_snapshot_token_count(r->ring), cap = 0;
-  struct repl_aae_iv *v = NULL;
-  size_t nv = 0;
-  int rc = CHORUS_OK;
-  for (size_t i = 0; i < n && rc == CHORUS_OK; i++) {
-    chorus_token tok = ring_snapshot_token(r->ring, i, NULL);
-    chorus_token prev =
-        ring_snapshot_token(r->ring, i > 0 ? i - 1 : n - 1, NULL);
-    if (i > 0 && prev == tok)
-      continue;
-    struct ring_plist pl;
-    if (ring_lookup(r->ring, tok, 0, &pl) != CHORUS_OK)
-      continue;
-    bool me = false, him = false;
-    for (unsigned j = 0; j < pl.n_natural; j++) {
-      me |= pl.r[j].id == r->cfg.self;
-      him |= pl.r[j].id == peer;
-    }
-    if (!me || !him)
-      continue;
-    if (i > 0) {
-      rc = push_iv(&v, &nv, &cap, prev + 1, tok);
-    } else {
-      if (prev != UINT64_MAX && (n > 1 || prev != tok))
-        rc = push_iv(&v, &nv, &cap, prev + 1, UINT64_MAX);
-      else if (n == 1)
-        rc =
-            push_iv(&v, &nv, &cap, tok == UINT64_MAX ? 0 : tok + 1, UINT64_MAX);
-      if (rc == CHORUS_OK)
-        rc = push_iv(&v, &nv, &cap, 0, tok);
-    }
-  }
-  if (rc != CHORUS_OK) {
-    chorus_free(v);
-    return rc;
-  }
-  if (nv > 1)
-    qsort(v, nv, sizeof *v, iv_cmp);
-  /* Merge what touches or overlaps (a one-token ring covers it all). */
-  size_t m = 0;
-  for (size_t i = 0; i < nv; i++) {
-    if (m > 0 &&
-        (v[m - 1].last == UINT64_MAX || v[m - 1].last + 1 >= v[i].first)) {
-      if (v[i].last > v[m - 1].last)
-        v[m - 1].last = v[i].last;
-    } else {
-      v[m++] = v[i];
-    }
-  }
-  *out = v;
-  *nout = m;
-  return CHORUS_OK;
-}
+#include "repl_aae_int.h"
 
 /* ------------------------------------------------------------------------
  * The exchange: start, end
  * ------------------------------------------------------------------------ */
 
-static void exchange_reset(struct repl_aae *a) {
+void repl__aae_exchange_reset(struct repl_aae *a) {
   chorus_free(a->iv);
   chorus_free(a->ids);
   chorus_free(a->kr);
@@ -455,15 +79,15 @@ static void exchange_abort(struct repl *r, const char *why) {
     return;
   REPL_TRACE(r, "aae with %016" PRIx64 " abandoned: %s", a->peer, why);
   r->stats.aae_aborted++;
-  struct repl_aae_peer *p = aae_peer(r, a->peer, false);
+  struct repl_aae_peer *p = repl__aae_peer(r, a->peer, false);
   if (p != NULL)
     p->aborted++;
-  exchange_reset(a);
+  repl__aae_exchange_reset(a);
 }
 
 static int exchange_complete(struct repl *r) {
   struct repl_aae *a = &r->aae;
-  struct repl_aae_peer *p = aae_peer(r, a->peer, true);
+  struct repl_aae_peer *p = repl__aae_peer(r, a->peer, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
   r->stats.aae_completed++;
@@ -482,7 +106,7 @@ static int exchange_complete(struct repl *r) {
              "aae with %016" PRIx64 ": %" PRIu64 " segments differed, %" PRIu64
              " keys compared, %" PRIu64 " repaired",
              a->peer, a->segs, a->keys, a->repaired);
-  exchange_reset(a);
+  repl__aae_exchange_reset(a);
   return CHORUS_OK;
 }
 
@@ -532,11 +156,11 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   if (peer == 0 || peer == r->cfg.self || !repl__peer_alive(r, peer))
     return CHORUS_OK;
   a->last_peer = peer;
-  struct repl_aae_peer *p = aae_peer(r, peer, true);
+  struct repl_aae_peer *p = repl__aae_peer(r, peer, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
   p->priority = false;
-  int rc = shared_intervals(r, peer, &a->iv, &a->niv);
+  int rc = repl__aae_shared_intervals(r, peer, &a->iv, &a->niv);
   if (rc != CHORUS_OK)
     return rc;
   if (a->niv == 0 || a->niv > WIRE_AAE_MAX_INTERVALS) {
@@ -564,8 +188,9 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   /* The branches wholly inside the intervals. */
   const struct aae_tree *t = &r->tree;
   for (uint32_t b = 0; b < (1u << t->branch_bits); b++)
-    if (inside(a->iv, a->niv, aae_tree_segment_first(t->branch_bits, b),
-               aae_tree_segment_last(t->branch_bits, b))) {
+    if (repl__aae_inside(a->iv, a->niv,
+                         aae_tree_segment_first(t->branch_bits, b),
+                         aae_tree_segment_last(t->branch_bits, b))) {
       uint32_t *ids = chorus_grow(a->ids, &a->capids, a->nids, sizeof *ids, 64);
       if (ids == NULL)
         return CHORUS_ENOMEM;
@@ -600,17 +225,17 @@ static int plan_segments(struct repl *r, const uint32_t *diffb, size_t ndiffb) {
       chorus_token l = aae_tree_segment_last(t->bits, (uint32_t)s);
       if (f < iv->first || l > iv->last) {
         /* Cut by the boundary: its part inside, key by key. */
-        int rc =
-            push_iv(&a->kr, &a->nkr, &a->capkr, f < iv->first ? iv->first : f,
-                    l > iv->last ? iv->last : l);
+        int rc = repl__aae_push_iv(&a->kr, &a->nkr, &a->capkr,
+                                   f < iv->first ? iv->first : f,
+                                   l > iv->last ? iv->last : l);
         if (rc != CHORUS_OK)
           return rc;
         continue;
       }
       uint32_t b = (uint32_t)s >> shift;
-      bool full_branch =
-          inside(a->iv, a->niv, aae_tree_segment_first(t->branch_bits, b),
-                 aae_tree_segment_last(t->branch_bits, b));
+      bool full_branch = repl__aae_inside(
+          a->iv, a->niv, aae_tree_segment_first(t->branch_bits, b),
+          aae_tree_segment_last(t->branch_bits, b));
       if (full_branch) {
         while (db < ndiffb && diffb[db] < b)
           db++;
@@ -634,7 +259,7 @@ static int send_tree_req(struct repl *r, const struct repl_effects *fx,
   if (n > WIRE_AAE_MAX_IDS)
     n = WIRE_AAE_MAX_IDS;
   a->chunk = n;
-  uint8_t *ivb = encode_ivs(a->iv, a->niv);
+  uint8_t *ivb = repl__aae_encode_ivs(a->iv, a->niv);
   uint8_t *idb = chorus_malloc(4 * n + 1);
   if (ivb == NULL || idb == NULL) {
     chorus_free(ivb);
@@ -648,18 +273,18 @@ static int send_tree_req(struct repl *r, const struct repl_effects *fx,
     idb[4 * i + 2] = (uint8_t)(v >> 8);
     idb[4 * i + 3] = (uint8_t)v;
   }
-  a->awaited = new_id(r);
+  a->awaited = repl__aae_new_id(r);
   struct wire_msg m = {.type = WIRE_AAE_TREE_REQ, .request_id = a->awaited};
   m.aae_tree_req = (struct wire_aae_tree_req){.epoch = a->epoch,
                                               .bits = (uint8_t)r->tree.bits,
                                               .level = level,
                                               .intervals = {ivb, 16 * a->niv},
                                               .ids = {idb, 4 * n}};
-  int rc = aae_send(r, fx, a->peer, &m);
+  int rc = repl__aae_send(r, fx, a->peer, &m);
   chorus_free(ivb);
   chorus_free(idb);
   if (rc == CHORUS_OK)
-    rc = arm(fx, a->awaited, r->cfg.timeout_ms);
+    rc = repl__aae_arm(fx, a->awaited, r->cfg.timeout_ms);
   return rc;
 }
 
@@ -717,14 +342,14 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
   /* The segments compared: the differing ones join the key ranges. */
   if (a->phase == REPL_AAE_SEGMENTS) {
     for (size_t i = 0; i < a->nids; i++) {
-      rc = push_iv(&a->kr, &a->nkr, &a->capkr,
-                   aae_tree_segment_first(t->bits, a->ids[i]),
-                   aae_tree_segment_last(t->bits, a->ids[i]));
+      rc = repl__aae_push_iv(&a->kr, &a->nkr, &a->capkr,
+                             aae_tree_segment_first(t->bits, a->ids[i]),
+                             aae_tree_segment_last(t->bits, a->ids[i]));
       if (rc != CHORUS_OK)
         return rc;
     }
     if (a->nkr > 1)
-      qsort(a->kr, a->nkr, sizeof *a->kr, iv_cmp);
+      qsort(a->kr, a->nkr, sizeof *a->kr, repl__aae_iv_cmp);
     a->phase = REPL_AAE_KEYS;
     a->krpos = 0;
     a->alen = 0;
@@ -738,19 +363,19 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
 
 static int send_keys_req(struct repl *r, const struct repl_effects *fx) {
   struct repl_aae *a = &r->aae;
-  uint8_t *ivb = encode_ivs(a->kr + a->krpos, a->krn);
+  uint8_t *ivb = repl__aae_encode_ivs(a->kr + a->krpos, a->krn);
   if (ivb == NULL)
     return CHORUS_ENOMEM;
-  a->awaited = new_id(r);
+  a->awaited = repl__aae_new_id(r);
   struct wire_msg m = {.type = WIRE_AAE_KEYS_REQ, .request_id = a->awaited};
   m.aae_keys_req = (struct wire_aae_keys_req){.epoch = a->epoch,
                                               .intervals = {ivb, 16 * a->krn},
                                               .after = {a->after, a->alen},
                                               .max_keys = KEYS_PER_REQ};
-  int rc = aae_send(r, fx, a->peer, &m);
+  int rc = repl__aae_send(r, fx, a->peer, &m);
   chorus_free(ivb);
   if (rc == CHORUS_OK)
-    rc = arm(fx, a->awaited, r->cfg.timeout_ms);
+    rc = repl__aae_arm(fx, a->awaited, r->cfg.timeout_ms);
   return rc;
 }
 
@@ -827,17 +452,17 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
       break;
     }
     chorus_token tok = store_be64_get(dk);
-    if (!inside(kr, a->krn, tok, tok) ||
-        (a->alen > 0 && key_cmp(dk, dl, a->after, a->alen) <= 0) ||
-        (peer.n > 0 &&
-         key_cmp(dk, dl, peer.k[peer.n - 1], peer.kl[peer.n - 1]) <= 0))
+    if (!repl__aae_inside(kr, a->krn, tok, tok) ||
+        (a->alen > 0 && repl__aae_key_cmp(dk, dl, a->after, a->alen) <= 0) ||
+        (peer.n > 0 && repl__aae_key_cmp(dk, dl, peer.k[peer.n - 1],
+                                         peer.kl[peer.n - 1]) <= 0))
       bad = "AAE_KEYS entry out of order or out of range";
     else
-      rc = key_list_add(&peer, dk, dl, store_be64_get(d->ptr));
+      rc = repl__aae_key_list_add(&peer, dk, dl, store_be64_get(d->ptr));
     chorus_free(dk);
   }
   if (bad != NULL || rc != CHORUS_OK) {
-    key_list_free(&peer);
+    repl__aae_key_list_free(&peer);
     if (rc != CHORUS_OK)
       return rc;
     exchange_abort(r, bad);
@@ -848,15 +473,15 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
   const uint8_t *upto = pmore && peer.n > 0 ? peer.k[peer.n - 1] : NULL;
   size_t ulen = upto ? peer.kl[peer.n - 1] : 0;
   if (pmore && peer.n == 0) {
-    key_list_free(&peer);
+    repl__aae_key_list_free(&peer);
     exchange_abort(r, "AAE_KEYS empty with more");
     return CHORUS_OK;
   }
-  rc = list_keys(r, kr, a->krn, a->after, a->alen, upto, ulen, KEYS_PER_REQ,
-                 SIZE_MAX, &mine, &mmore);
+  rc = repl__aae_list_keys(r, kr, a->krn, a->after, a->alen, upto, ulen,
+                           KEYS_PER_REQ, SIZE_MAX, &mine, &mmore);
   if (rc != CHORUS_OK) {
-    key_list_free(&peer);
-    key_list_free(&mine);
+    repl__aae_key_list_free(&peer);
+    repl__aae_key_list_free(&mine);
     exchange_abort(r, "local key list failed");
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
   }
@@ -870,19 +495,20 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
   }
   if (mmore && mine.n > 0 &&
       (bound == NULL ||
-       key_cmp(mine.k[mine.n - 1], mine.kl[mine.n - 1], bound, blen) < 0)) {
+       repl__aae_key_cmp(mine.k[mine.n - 1], mine.kl[mine.n - 1], bound, blen) <
+           0)) {
     bound = mine.k[mine.n - 1];
     blen = mine.kl[mine.n - 1];
   }
   size_t i = 0, j = 0;
   while (rc == CHORUS_OK && (i < peer.n || j < mine.n)) {
-    int c = i >= peer.n ? 1
-            : j >= mine.n
-                ? -1
-                : key_cmp(peer.k[i], peer.kl[i], mine.k[j], mine.kl[j]);
+    int c = i >= peer.n   ? 1
+            : j >= mine.n ? -1
+                          : repl__aae_key_cmp(peer.k[i], peer.kl[i], mine.k[j],
+                                              mine.kl[j]);
     const uint8_t *k = c <= 0 ? peer.k[i] : mine.k[j];
     size_t kl = c <= 0 ? peer.kl[i] : mine.kl[j];
-    if (bound != NULL && key_cmp(k, kl, bound, blen) > 0)
+    if (bound != NULL && repl__aae_key_cmp(k, kl, bound, blen) > 0)
       break;
     a->keys++;
     r->stats.aae_keys_compared++;
@@ -897,8 +523,8 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
   }
   if (rc == CHORUS_OK && bound != NULL)
     rc = set_after(a, bound, blen);
-  key_list_free(&peer);
-  key_list_free(&mine);
+  repl__aae_key_list_free(&peer);
+  repl__aae_key_list_free(&mine);
   if (rc != CHORUS_OK)
     return rc;
   if (bound != NULL)
@@ -922,7 +548,7 @@ static int send_obj(struct repl *r, const struct repl_effects *fx,
   while (s < REPL_AAE_WINDOW && a->push[s] != 0)
     s++;
   assert(s < REPL_AAE_WINDOW);
-  uint64_t id = new_id(r);
+  uint64_t id = repl__aae_new_id(r);
   struct wire_msg m;
   repl__msg_replica_write(&m, id, store_be64_get(dkey),
                           dkey + STORE_TOKEN_PREFIX, dlen - STORE_TOKEN_PREFIX,
@@ -935,8 +561,8 @@ static int send_obj(struct repl *r, const struct repl_effects *fx,
   a->bytes_tokens -= (double)len;
   a->bytes += len;
   a->push[s] = id;
-  int rc = aae_send(r, fx, a->peer, &m);
-  return rc == CHORUS_OK ? arm(fx, id, r->cfg.timeout_ms) : rc;
+  int rc = repl__aae_send(r, fx, a->peer, &m);
+  return rc == CHORUS_OK ? repl__aae_arm(fx, id, r->cfg.timeout_ms) : rc;
 }
 
 /* The number of fetches, pushes and held objects of the exchange. */
@@ -977,7 +603,7 @@ static int push_local(struct repl *r, const struct repl_effects *fx, size_t di,
   a->held[a->nheld++] = (struct repl_aae_push){buf, len, di, seq};
   if (a->barrier != 0)
     return CHORUS_OK; /* the next barrier, once this one ends */
-  a->barrier = new_id(r);
+  a->barrier = repl__aae_new_id(r);
   a->barrier_seq = seq;
   return fx->sync(fx->ctx, seq, a->barrier);
 }
@@ -1009,7 +635,7 @@ bool repl__aae_barrier(struct repl *r, uint64_t token, int status,
   }
   a->nheld = w;
   if (*rc == CHORUS_OK && w > 0) {
-    a->barrier = new_id(r);
+    a->barrier = repl__aae_new_id(r);
     a->barrier_seq = next;
     *rc = fx->sync(fx->ctx, next, a->barrier);
   }
@@ -1053,8 +679,8 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
       double wb = a->bytes_tokens < 0 ? -a->bytes_tokens / bps : 0;
       chorus_ms after = (chorus_ms)(1000.0 * (wk > wb ? wk : wb)) + 1;
       if (a->wake == 0) {
-        a->wake = new_id(r);
-        rc = arm(fx, a->wake, after);
+        a->wake = repl__aae_new_id(r);
+        rc = repl__aae_arm(fx, a->wake, after);
       }
       return rc;
     }
@@ -1072,15 +698,15 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
     size_t s = 0;
     while (a->fetch[s] != 0)
       s++;
-    a->fetch[s] = new_id(r);
+    a->fetch[s] = repl__aae_new_id(r);
     a->fetch_diff[s] = a->dpos++;
     struct wire_msg m = {.type = WIRE_REPLICA_READ, .request_id = a->fetch[s]};
     m.replica_read.token = store_be64_get(d->dkey);
     m.replica_read.key = (struct wire_bytes){d->dkey + STORE_TOKEN_PREFIX,
                                              d->dlen - STORE_TOKEN_PREFIX};
-    rc = aae_send(r, fx, a->peer, &m);
+    rc = repl__aae_send(r, fx, a->peer, &m);
     if (rc == CHORUS_OK)
-      rc = arm(fx, a->fetch[s], r->cfg.timeout_ms);
+      rc = repl__aae_arm(fx, a->fetch[s], r->cfg.timeout_ms);
     inflight++;
   }
   if (rc == CHORUS_OK && a->dpos >= a->ndiff && inflight == 0 &&
@@ -1210,191 +836,4 @@ int repl__aae_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
 void repl__aae_member(struct repl *r, chorus_node_id node, bool alive) {
   if (!alive && r->aae.phase != REPL_AAE_IDLE && r->aae.peer == node)
     exchange_abort(r, "the peer is down");
-}
-
-/* ------------------------------------------------------------------------
- * The peer's side
- * ------------------------------------------------------------------------ */
-
-static int refuse(const struct repl_effects *fx, chorus_node_id to,
-                  uint64_t req, int code, const char *why) {
-  struct wire_msg e;
-  wire_error_reply(&e, req, code, why);
-  return fx->send(fx->ctx, to, &e);
-}
-
-int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
-                          const struct wire_msg *m,
-                          const struct repl_effects *fx) {
-  const struct wire_aae_tree_req *q = &m->aae_tree_req;
-  const struct aae_tree *t = &r->tree;
-  r->stats.aae_bytes_received += wire_encoded_size(m);
-  if (q->epoch != ring_snapshot_version(r->ring))
-    return refuse(fx, from, m->request_id, CHORUS_ESTALE, "ring epochs differ");
-  if (q->bits != t->bits)
-    return refuse(fx, from, m->request_id, CHORUS_EINVAL,
-                  "tree sizes differ (aae bits)");
-  if (!aae_tree_built(t))
-    return refuse(fx, from, m->request_id, CHORUS_EUNAVAILABLE,
-                  "tree not built yet");
-  struct repl_aae_iv *iv;
-  size_t niv;
-  int rc = parse_ivs(&q->intervals, &iv, &niv);
-  if (rc == CHORUS_ENOMEM)
-    return rc;
-  if (rc != CHORUS_OK || q->ids.len % 4 != 0 ||
-      q->ids.len / 4 > WIRE_AAE_MAX_IDS || q->level > 1) {
-    chorus_free(iv);
-    REPL_TRACE(r, "aae: malformed AAE_TREE_REQ from %016" PRIx64, from);
-    return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
-                  "malformed AAE_TREE_REQ");
-  }
-  size_t n = q->ids.len / 4;
-  unsigned bits = q->level == 0 ? t->branch_bits : t->bits;
-  uint8_t *hb = chorus_malloc(8 * n + 1);
-  if (hb == NULL) {
-    chorus_free(iv);
-    return CHORUS_ENOMEM;
-  }
-  bool ok = true;
-  for (size_t i = 0; i < n && ok; i++) {
-    const uint8_t *p = q->ids.ptr + 4 * i;
-    uint32_t id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                  (uint32_t)p[2] << 8 | p[3];
-    ok = id < (1u << bits) && inside(iv, niv, aae_tree_segment_first(bits, id),
-                                     aae_tree_segment_last(bits, id));
-    if (ok)
-      store_be64_put(hb + 8 * i, q->level == 0 ? aae_tree_branch(t, id)
-                                               : aae_tree_leaf(t, id));
-  }
-  chorus_free(iv);
-  if (!ok) {
-    chorus_free(hb);
-    REPL_TRACE(r, "aae: AAE_TREE_REQ from %016" PRIx64 " out of range", from);
-    return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
-                  "tree entry outside the intervals");
-  }
-  struct wire_msg a = {.type = WIRE_AAE_TREE, .request_id = m->request_id};
-  a.aae_tree.hashes = (struct wire_bytes){hb, 8 * n};
-  rc = aae_send(r, fx, from, &a);
-  chorus_free(hb);
-  return rc;
-}
-
-int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
-                          const struct wire_msg *m,
-                          const struct repl_effects *fx) {
-  const struct wire_aae_keys_req *q = &m->aae_keys_req;
-  r->stats.aae_bytes_received += wire_encoded_size(m);
-  if (q->epoch != ring_snapshot_version(r->ring))
-    return refuse(fx, from, m->request_id, CHORUS_ESTALE, "ring epochs differ");
-  struct repl_aae_iv *iv;
-  size_t niv;
-  int rc = parse_ivs(&q->intervals, &iv, &niv);
-  if (rc == CHORUS_ENOMEM)
-    return rc;
-  if (rc != CHORUS_OK || q->max_keys == 0 || q->max_keys > WIRE_AAE_MAX_KEYS ||
-      (q->after.len > 0 && q->after.len < STORE_TOKEN_PREFIX)) {
-    chorus_free(iv);
-    REPL_TRACE(r, "aae: malformed AAE_KEYS_REQ from %016" PRIx64, from);
-    return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
-                  "malformed AAE_KEYS_REQ");
-  }
-  struct key_list l = {0};
-  bool more;
-  rc = list_keys(r, iv, niv, q->after.ptr, q->after.len, NULL, 0, q->max_keys,
-                 KEYS_REPLY_BYTES, &l, &more);
-  chorus_free(iv);
-  struct wire_bytes *items =
-      rc == CHORUS_OK ? chorus_malloc((2 * l.n + 1) * sizeof *items) : NULL;
-  uint8_t *digests = rc == CHORUS_OK ? chorus_malloc(8 * l.n + 1) : NULL;
-  if (rc == CHORUS_OK && (items == NULL || digests == NULL))
-    rc = CHORUS_ENOMEM;
-  if (rc == CHORUS_OK) {
-    for (size_t i = 0; i < l.n; i++) {
-      store_be64_put(digests + 8 * i, l.d[i]);
-      items[2 * i] = (struct wire_bytes){l.k[i] + STORE_TOKEN_PREFIX,
-                                         l.kl[i] - STORE_TOKEN_PREFIX};
-      items[2 * i + 1] = (struct wire_bytes){digests + 8 * i, 8};
-    }
-    struct wire_msg a = {.type = WIRE_AAE_KEYS, .request_id = m->request_id};
-    a.aae_keys.entries = (struct wire_bytes_list){2 * l.n, items};
-    a.aae_keys.more = more;
-    rc = aae_send(r, fx, from, &a);
-  } else if (rc != CHORUS_ENOMEM) {
-    rc = refuse(fx, from, m->request_id, rc, "listing keys failed");
-  }
-  chorus_free(items);
-  chorus_free(digests);
-  key_list_free(&l);
-  return rc;
-}
-
-/* ------------------------------------------------------------------------
- * Observation
- * ------------------------------------------------------------------------ */
-
-/* oldest_repair: the earliest start (@mono: monotonic, else wall) of the
- * last completed exchanges over @token with each other natural replica of
- * it; 0 when one of them has none; UINT64_MAX when it has no other. */
-static chorus_ms oldest_repair(const struct repl *r, chorus_token token,
-                               bool mono) {
-  struct ring_plist pl;
-  if (r->ring == NULL || ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
-      pl.n_natural == 0)
-    return 0;
-  chorus_ms oldest = UINT64_MAX;
-  for (unsigned i = 0; i < pl.n_natural; i++) {
-    if (pl.r[i].id == r->cfg.self)
-      continue;
-    const struct repl_aae_peer *p = NULL;
-    for (size_t j = 0; j < r->aae.npeers; j++)
-      if (r->aae.peers[j].id == pl.r[i].id)
-        p = &r->aae.peers[j];
-    if (p == NULL || p->exchanges == 0 || !inside(p->iv, p->niv, token, token))
-      return 0;
-    chorus_ms at = mono ? p->last_started_mono : p->last_started;
-    if (at < oldest)
-      oldest = at;
-  }
-  return oldest;
-}
-
-chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
-  chorus_ms at = oldest_repair(r, token, false);
-  return at == UINT64_MAX ? 0 : at;
-}
-
-bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
-                              chorus_ms since) {
-  /* A replica with no other (N = 1) holds the only copy: nothing to wait
-   * for. */
-  return oldest_repair(r, token, true) > since;
-}
-
-size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
-                       size_t max) {
-  const struct repl_aae *a = &r->aae;
-  for (size_t i = 0; i < a->npeers && i < max; i++) {
-    const struct repl_aae_peer *p = &a->peers[i];
-    out[i] = (struct repl_aae_peer_status){
-        .peer = p->id,
-        .last_started = p->last_started,
-        .last_completed = p->exchanges ? p->last_started : 0,
-        .exchanges = p->exchanges,
-        .aborted = p->aborted,
-        .segments_differing = p->segments_differing,
-        .keys_repaired = p->keys_repaired,
-        .bytes = p->bytes};
-  }
-  return a->npeers;
-}
-
-void repl__aae_free(struct repl *r) {
-  exchange_reset(&r->aae);
-  for (size_t i = 0; i < r->aae.npeers; i++)
-    chorus_free(r->aae.peers[i].iv);
-  chorus_free(r->aae.peers);
-  chorus_free(r->aae.scan);
-  aae_tree_free(&r->tree);
 }

@@ -1,0 +1,50 @@
+/* repl_aae_int.h: what the two halves of anti-entropy share
+ * (repl_aae.c, the exchange this node initiates; repl_aae_serve.c, the
+ * helpers, the tree's upkeep and the peer's side). */
+#ifndef CHORUS_REPL_AAE_INT_H
+#define CHORUS_REPL_AAE_INT_H
+
+#include "repl_int.h"
+
+#define KEYS_PER_REQ 1024u          /* max_keys asked */
+#define KEYS_REPLY_BYTES (1u << 20) /* an AAE_KEYS stops past this */
+#define RANGES_PER_REQ 1024u        /* intervals of one AAE_KEYS_REQ */
+#define REBUILD_DEFAULT_KEYS 1000u
+#define DEFAULT_KEYS_PER_SEC 1000u
+#define DEFAULT_BYTES_PER_SEC (8ull << 20)
+
+/* Key lists: the (storage key, digest) pairs of intervals after a cursor. */
+struct key_list {
+  uint8_t **k; /* owned storage keys */
+  size_t *kl;
+  uint64_t *d;
+  size_t n, cap, bytes;
+};
+
+uint64_t repl__aae_new_id(struct repl *r);
+int repl__aae_send(struct repl *r, const struct repl_effects *fx,
+                   chorus_node_id to, const struct wire_msg *m);
+int repl__aae_arm(const struct repl_effects *fx, uint64_t id, chorus_ms after);
+int repl__aae_push_iv(struct repl_aae_iv **v, size_t *n, size_t *cap,
+                      chorus_token first, chorus_token last);
+bool repl__aae_inside(const struct repl_aae_iv *iv, size_t n,
+                      chorus_token first, chorus_token last);
+int repl__aae_parse_ivs(const struct wire_bytes *b, struct repl_aae_iv **out,
+                        size_t *n);
+uint8_t *repl__aae_encode_ivs(const struct repl_aae_iv *iv, size_t n);
+int repl__aae_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+void repl__aae_key_list_free(struct key_list *l);
+int repl__aae_key_list_add(struct key_list *l, const uint8_t *k, size_t kl,
+                           uint64_t d);
+int repl__aae_list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
+                        const uint8_t *after, size_t alen, const uint8_t *upto,
+                        size_t ulen, size_t max, size_t max_bytes,
+                        struct key_list *l, bool *more);
+struct repl_aae_peer *repl__aae_peer(struct repl *r, chorus_node_id id,
+                                     bool create);
+int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
+                               struct repl_aae_iv **out, size_t *nout);
+void repl__aae_exchange_reset(struct repl_aae *a);
+int repl__aae_iv_cmp(const void *a, const void *b);
+
+#endif /* CHORUS_REPL_AAE_INT_H */

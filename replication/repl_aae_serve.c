@@ -1,0 +1,565 @@
+/* repl_aae_serve.c: anti-entropy's shared parts and the peer's side
+ * (repl.h, ANTI-ENTROPY; the exchange itself, this node initiating, is
+ * repl_aae.c): interval and key-list helpers, the tree's upkeep, the per
+ * peer record, the answers to AAE_TREE_REQ and AAE_KEYS_REQ, and what the
+ * tombstone collector and `repair status` read. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "repl_aae_int.h"
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------ */
+
+uint64_t repl__aae_new_id(struct repl *r) {
+  return (r->epoch << REPL_OP_COUNTER_BITS) | (++r->next_op);
+}
+
+int repl__aae_send(struct repl *r, const struct repl_effects *fx,
+                   chorus_node_id to, const struct wire_msg *m) {
+  r->stats.aae_bytes_sent += wire_encoded_size(m);
+  return fx->send(fx->ctx, to, m);
+}
+
+int repl__aae_arm(const struct repl_effects *fx, uint64_t id, chorus_ms after) {
+  return fx->timer(fx->ctx, (REPL_TIMER_AAE << REPL_TIMER_KIND_SHIFT) | id,
+                   after);
+}
+
+int repl__aae_push_iv(struct repl_aae_iv **v, size_t *n, size_t *cap,
+                      chorus_token first, chorus_token last) {
+  if (*n > 0 && (*v)[*n - 1].last != UINT64_MAX &&
+      (*v)[*n - 1].last + 1 == first) {
+    (*v)[*n - 1].last = last; /* adjacent: merged */
+    return CHORUS_OK;
+  }
+  struct repl_aae_iv *p = chorus_grow(*v, cap, *n, sizeof *p, 16);
+  if (p == NULL)
+    return CHORUS_ENOMEM;
+  *v = p;
+  p[(*n)++] = (struct repl_aae_iv){first, last};
+  return CHORUS_OK;
+}
+
+int repl__aae_iv_cmp(const void *a, const void *b) {
+  const struct repl_aae_iv *x = a, *y = b;
+  return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Whether [first, last] lies inside one of @iv's (sorted, disjoint). */
+bool repl__aae_inside(const struct repl_aae_iv *iv, size_t n,
+                      chorus_token first, chorus_token last) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) { /* the first interval ending at or after @first */
+    size_t mid = lo + (hi - lo) / 2;
+    if (iv[mid].last < first)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && iv[lo].first <= first && last <= iv[lo].last;
+}
+
+/* Parses a bin of 16-byte [first BE][last BE] intervals: sorted, disjoint,
+ * first <= last, 1..WIRE_AAE_MAX_INTERVALS of them. */
+int repl__aae_parse_ivs(const struct wire_bytes *b, struct repl_aae_iv **out,
+                        size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (b->len == 0 || b->len % 16 != 0 || b->len / 16 > WIRE_AAE_MAX_INTERVALS)
+    return CHORUS_EMALFORMED;
+  size_t k = b->len / 16;
+  struct repl_aae_iv *v = chorus_malloc(k * sizeof *v);
+  if (v == NULL)
+    return CHORUS_ENOMEM;
+  for (size_t i = 0; i < k; i++) {
+    v[i].first = store_be64_get(b->ptr + 16 * i);
+    v[i].last = store_be64_get(b->ptr + 16 * i + 8);
+    if (v[i].first > v[i].last || (i > 0 && v[i - 1].last >= v[i].first)) {
+      chorus_free(v);
+      return CHORUS_EMALFORMED;
+    }
+  }
+  *out = v;
+  *n = k;
+  return CHORUS_OK;
+}
+
+uint8_t *repl__aae_encode_ivs(const struct repl_aae_iv *iv, size_t n) {
+  uint8_t *b = chorus_malloc(16 * n);
+  if (b != NULL)
+    for (size_t i = 0; i < n; i++) {
+      store_be64_put(b + 16 * i, iv[i].first);
+      store_be64_put(b + 16 * i + 8, iv[i].last);
+    }
+  return b;
+}
+
+int repl__aae_key_cmp(const uint8_t *a, size_t al, const uint8_t *b,
+                      size_t bl) {
+  int c = memcmp(a, b, al < bl ? al : bl);
+  return c != 0 ? c : (al < bl ? -1 : al > bl);
+}
+
+/* ------------------------------------------------------------------------
+ * Key lists: the (storage key, digest) pairs of intervals after a cursor
+ * ------------------------------------------------------------------------ */
+
+void repl__aae_key_list_free(struct key_list *l) {
+  for (size_t i = 0; i < l->n; i++)
+    chorus_free(l->k[i]);
+  chorus_free(l->k);
+  chorus_free(l->kl);
+  chorus_free(l->d);
+  *l = (struct key_list){0};
+}
+
+int repl__aae_key_list_add(struct key_list *l, const uint8_t *k, size_t kl,
+                           uint64_t d) {
+  if (l->n == l->cap) {
+    size_t c = l->cap ? 2 * l->cap : 64;
+    uint8_t **nk = chorus_realloc(l->k, c * sizeof *nk);
+    if (nk == NULL)
+      return CHORUS_ENOMEM;
+    l->k = nk;
+    size_t *nl = chorus_realloc(l->kl, c * sizeof *nl);
+    if (nl == NULL)
+      return CHORUS_ENOMEM;
+    l->kl = nl;
+    uint64_t *nd = chorus_realloc(l->d, c * sizeof *nd);
+    if (nd == NULL)
+      return CHORUS_ENOMEM;
+    l->d = nd;
+    l->cap = c;
+  }
+  uint8_t *copy = chorus_malloc(kl);
+  if (copy == NULL)
+    return CHORUS_ENOMEM;
+  memcpy(copy, k, kl);
+  l->k[l->n] = copy;
+  l->kl[l->n] = kl;
+  l->d[l->n] = d;
+  l->n++;
+  l->bytes += kl + 8;
+  return CHORUS_OK;
+}
+
+/* list_keys: the keys of @iv sorting after @after (none: from the start),
+ * and at most @upto when not NULL, into @l until @max keys or @max_bytes;
+ * *@more when it stopped at a bound with keys left. One iterator serves
+ * every interval, seeked to each: opening one costs more than a seek
+ * (RocksDB builds the memtable's view each time: a thousand opens took
+ * seconds). */
+int repl__aae_list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
+                        const uint8_t *after, size_t alen, const uint8_t *upto,
+                        size_t ulen, size_t max, size_t max_bytes,
+                        struct key_list *l, bool *more) {
+  *more = false;
+  if (n == 0)
+    return CHORUS_OK;
+  uint8_t lo[STORE_TOKEN_PREFIX], hi[STORE_TOKEN_PREFIX];
+  store_be64_put(lo, iv[0].first);
+  store_be64_put(hi, iv[n - 1].last + 1);
+  struct store_iter *it;
+  int rc =
+      store_iter_open(r->store, STORE_DATA, lo, sizeof lo,
+                      iv[n - 1].last == UINT64_MAX ? NULL : hi, sizeof hi, &it);
+  if (rc != CHORUS_OK)
+    return rc;
+  bool done = false;
+  for (size_t i = 0; i < n && !done; i++) {
+    store_be64_put(lo, iv[i].first);
+    const uint8_t *from = lo;
+    size_t flen = sizeof lo;
+    if (alen > 0 && repl__aae_key_cmp(after, alen, lo, sizeof lo) > 0) {
+      if (alen >= STORE_TOKEN_PREFIX && store_be64_get(after) > iv[i].last)
+        continue; /* the cursor is past this interval */
+      from = after;
+      flen = alen;
+    }
+    store_iter_seek(it, from, flen);
+    for (; store_iter_valid(it); store_iter_next(it)) {
+      size_t kl, vl;
+      const uint8_t *k = store_iter_key(it, &kl);
+      if (kl < STORE_TOKEN_PREFIX)
+        continue;
+      if (store_be64_get(k) > iv[i].last)
+        break; /* the next interval seeks on */
+      if (alen > 0 && repl__aae_key_cmp(k, kl, after, alen) <= 0)
+        continue;
+      if (upto != NULL && repl__aae_key_cmp(k, kl, upto, ulen) > 0) {
+        done = true; /* past the bound: done with every interval */
+        break;
+      }
+      if (l->n >= max || l->bytes >= max_bytes) {
+        *more = true;
+        done = true;
+        break;
+      }
+      const void *v = store_iter_value(it, &vl);
+      if (repl__gc_purgeable(r, k, kl, v, vl))
+        continue; /* as good as purged: every replica holds it */
+      if ((rc = repl__aae_key_list_add(l, k, kl, aae_digest(v, vl))) !=
+          CHORUS_OK) {
+        done = true;
+        break;
+      }
+    }
+    if (rc == CHORUS_OK)
+      rc = store_iter_status(it);
+    done |= rc != CHORUS_OK;
+  }
+  store_iter_close(it);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The tree's upkeep
+ * ------------------------------------------------------------------------ */
+
+void repl__aae_stale(struct repl *r) {
+  if (r->tree.state != AAE_TREE_STALE)
+    REPL_TRACE(r, "aae: tree stale (a write it could not follow); rebuilt");
+  aae_tree_mark_stale(&r->tree);
+}
+
+bool repl_aae_built(const struct repl *r) {
+  return aae_tree_built(&r->tree);
+}
+
+int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built) {
+  struct aae_tree *t = &r->tree;
+  *built = aae_tree_built(t);
+  if (*built)
+    return CHORUS_OK;
+  if (t->state == AAE_TREE_STALE)
+    aae_tree_rebuild_begin(t);
+  if (budget == 0)
+    budget = REBUILD_DEFAULT_KEYS;
+  /* The bound is copied: the tree's cursor moves as keys are added. */
+  uint8_t *lo = NULL;
+  size_t lolen = t->clen;
+  if (lolen > 0) {
+    if ((lo = chorus_malloc(lolen)) == NULL)
+      return CHORUS_ENOMEM;
+    memcpy(lo, t->cursor, lolen);
+  }
+  struct store_iter *it;
+  int rc = store_iter_open(r->store, STORE_DATA, lo, lolen, NULL, 0, &it);
+  if (rc != CHORUS_OK) {
+    chorus_free(lo);
+    return rc;
+  }
+  size_t seen = 0;
+  for (; store_iter_valid(it) && seen < budget; store_iter_next(it)) {
+    size_t kl, vl;
+    const uint8_t *k = store_iter_key(it, &kl);
+    if (lolen > 0 && kl == lolen && memcmp(k, lo, kl) == 0)
+      continue;
+    const void *v = store_iter_value(it, &vl);
+    if ((rc = aae_tree_rebuild_add(t, k, kl, aae_digest(v, vl))) != CHORUS_OK)
+      break;
+    seen++;
+  }
+  bool end = rc == CHORUS_OK && !store_iter_valid(it);
+  if (rc == CHORUS_OK)
+    rc = store_iter_status(it);
+  store_iter_close(it);
+  chorus_free(lo);
+  if (rc != CHORUS_OK) {
+    aae_tree_mark_stale(t);
+    return rc;
+  }
+  if (end) {
+    aae_tree_rebuild_end(t);
+    r->stats.aae_rebuilds++;
+    REPL_TRACE(r, "aae: tree built, %" PRIu64 " objects", t->keys);
+  }
+  *built = aae_tree_built(t);
+  r->stats.aae_tree_keys = t->keys;
+  return CHORUS_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Peers
+ * ------------------------------------------------------------------------ */
+
+struct repl_aae_peer *repl__aae_peer(struct repl *r, chorus_node_id id,
+                                     bool create) {
+  struct repl_aae *a = &r->aae;
+  size_t i = 0;
+  while (i < a->npeers && a->peers[i].id < id)
+    i++;
+  if (i < a->npeers && a->peers[i].id == id)
+    return &a->peers[i];
+  if (!create)
+    return NULL;
+  struct repl_aae_peer *p =
+      chorus_grow(a->peers, &a->cappeers, a->npeers, sizeof *p, 8);
+  if (p == NULL)
+    return NULL;
+  a->peers = p;
+  memmove(&p[i + 1], &p[i], (a->npeers - i) * sizeof *p);
+  p[i] = (struct repl_aae_peer){.id = id};
+  a->npeers++;
+  return &p[i];
+}
+
+void repl__aae_hint_dropped(struct repl *r, chorus_node_id target,
+                            chorus_token token) {
+  (void)token; /* every range shared with @target is exchanged */
+  struct repl_aae_peer *p = repl__aae_peer(r, target, true);
+  if (p != NULL)
+    p->priority = true;
+}
+
+/* The intervals where this node and @peer are both natural replicas. */
+int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
+                               struct repl_aae_iv **out, size_t *nout) {
+  *out = NULL;
+  *nout = 0;
+  size_t n = ring_snapshot_token_count(r->ring), cap = 0;
+  struct repl_aae_iv *v = NULL;
+  size_t nv = 0;
+  int rc = CHORUS_OK;
+  for (size_t i = 0; i < n && rc == CHORUS_OK; i++) {
+    chorus_token tok = ring_snapshot_token(r->ring, i, NULL);
+    chorus_token prev =
+        ring_snapshot_token(r->ring, i > 0 ? i - 1 : n - 1, NULL);
+    if (i > 0 && prev == tok)
+      continue;
+    struct ring_plist pl;
+    if (ring_lookup(r->ring, tok, 0, &pl) != CHORUS_OK)
+      continue;
+    bool me = false, him = false;
+    for (unsigned j = 0; j < pl.n_natural; j++) {
+      me |= pl.r[j].id == r->cfg.self;
+      him |= pl.r[j].id == peer;
+    }
+    if (!me || !him)
+      continue;
+    if (i > 0) {
+      rc = repl__aae_push_iv(&v, &nv, &cap, prev + 1, tok);
+    } else {
+      if (prev != UINT64_MAX && (n > 1 || prev != tok))
+        rc = repl__aae_push_iv(&v, &nv, &cap, prev + 1, UINT64_MAX);
+      else if (n == 1)
+        rc = repl__aae_push_iv(&v, &nv, &cap, tok == UINT64_MAX ? 0 : tok + 1,
+                               UINT64_MAX);
+      if (rc == CHORUS_OK)
+        rc = repl__aae_push_iv(&v, &nv, &cap, 0, tok);
+    }
+  }
+  if (rc != CHORUS_OK) {
+    chorus_free(v);
+    return rc;
+  }
+  if (nv > 1)
+    qsort(v, nv, sizeof *v, repl__aae_iv_cmp);
+  /* Merge what touches or overlaps (a one-token ring covers it all). */
+  size_t m = 0;
+  for (size_t i = 0; i < nv; i++) {
+    if (m > 0 &&
+        (v[m - 1].last == UINT64_MAX || v[m - 1].last + 1 >= v[i].first)) {
+      if (v[i].last > v[m - 1].last)
+        v[m - 1].last = v[i].last;
+    } else {
+      v[m++] = v[i];
+    }
+  }
+  *out = v;
+  *nout = m;
+  return CHORUS_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The peer's side
+ * ------------------------------------------------------------------------ */
+
+static int refuse(const struct repl_effects *fx, chorus_node_id to,
+                  uint64_t req, int code, const char *why) {
+  struct wire_msg e;
+  wire_error_reply(&e, req, code, why);
+  return fx->send(fx->ctx, to, &e);
+}
+
+int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m,
+                          const struct repl_effects *fx) {
+  const struct wire_aae_tree_req *q = &m->aae_tree_req;
+  const struct aae_tree *t = &r->tree;
+  r->stats.aae_bytes_received += wire_encoded_size(m);
+  if (q->epoch != ring_snapshot_version(r->ring))
+    return refuse(fx, from, m->request_id, CHORUS_ESTALE, "ring epochs differ");
+  if (q->bits != t->bits)
+    return refuse(fx, from, m->request_id, CHORUS_EINVAL,
+                  "tree sizes differ (aae bits)");
+  if (!aae_tree_built(t))
+    return refuse(fx, from, m->request_id, CHORUS_EUNAVAILABLE,
+                  "tree not built yet");
+  struct repl_aae_iv *iv;
+  size_t niv;
+  int rc = repl__aae_parse_ivs(&q->intervals, &iv, &niv);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK || q->ids.len % 4 != 0 ||
+      q->ids.len / 4 > WIRE_AAE_MAX_IDS || q->level > 1) {
+    chorus_free(iv);
+    REPL_TRACE(r, "aae: malformed AAE_TREE_REQ from %016" PRIx64, from);
+    return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
+                  "malformed AAE_TREE_REQ");
+  }
+  size_t n = q->ids.len / 4;
+  unsigned bits = q->level == 0 ? t->branch_bits : t->bits;
+  uint8_t *hb = chorus_malloc(8 * n + 1);
+  if (hb == NULL) {
+    chorus_free(iv);
+    return CHORUS_ENOMEM;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < n && ok; i++) {
+    const uint8_t *p = q->ids.ptr + 4 * i;
+    uint32_t id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                  (uint32_t)p[2] << 8 | p[3];
+    ok = id < (1u << bits) &&
+         repl__aae_inside(iv, niv, aae_tree_segment_first(bits, id),
+                          aae_tree_segment_last(bits, id));
+    if (ok)
+      store_be64_put(hb + 8 * i, q->level == 0 ? aae_tree_branch(t, id)
+                                               : aae_tree_leaf(t, id));
+  }
+  chorus_free(iv);
+  if (!ok) {
+    chorus_free(hb);
+    REPL_TRACE(r, "aae: AAE_TREE_REQ from %016" PRIx64 " out of range", from);
+    return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
+                  "tree entry outside the intervals");
+  }
+  struct wire_msg a = {.type = WIRE_AAE_TREE, .request_id = m->request_id};
+  a.aae_tree.hashes = (struct wire_bytes){hb, 8 * n};
+  rc = repl__aae_send(r, fx, from, &a);
+  chorus_free(hb);
+  return rc;
+}
+
+int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
+                          const struct wire_msg *m,
+                          const struct repl_effects *fx) {
+  const struct wire_aae_keys_req *q = &m->aae_keys_req;
+  r->stats.aae_bytes_received += wire_encoded_size(m);
+  if (q->epoch != ring_snapshot_version(r->ring))
+    return refuse(fx, from, m->request_id, CHORUS_ESTALE, "ring epochs differ");
+  struct repl_aae_iv *iv;
+  size_t niv;
+  int rc = repl__aae_parse_ivs(&q->intervals, &iv, &niv);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK || q->max_keys == 0 || q->max_keys > WIRE_AAE_MAX_KEYS ||
+      (q->after.len > 0 && q->after.len < STORE_TOKEN_PREFIX)) {
+    chorus_free(iv);
+    REPL_TRACE(r, "aae: malformed AAE_KEYS_REQ from %016" PRIx64, from);
+    return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
+                  "malformed AAE_KEYS_REQ");
+  }
+  struct key_list l = {0};
+  bool more;
+  rc = repl__aae_list_keys(r, iv, niv, q->after.ptr, q->after.len, NULL, 0,
+                           q->max_keys, KEYS_REPLY_BYTES, &l, &more);
+  chorus_free(iv);
+  struct wire_bytes *items =
+      rc == CHORUS_OK ? chorus_malloc((2 * l.n + 1) * sizeof *items) : NULL;
+  uint8_t *digests = rc == CHORUS_OK ? chorus_malloc(8 * l.n + 1) : NULL;
+  if (rc == CHORUS_OK && (items == NULL || digests == NULL))
+    rc = CHORUS_ENOMEM;
+  if (rc == CHORUS_OK) {
+    for (size_t i = 0; i < l.n; i++) {
+      store_be64_put(digests + 8 * i, l.d[i]);
+      items[2 * i] = (struct wire_bytes){l.k[i] + STORE_TOKEN_PREFIX,
+                                         l.kl[i] - STORE_TOKEN_PREFIX};
+      items[2 * i + 1] = (struct wire_bytes){digests + 8 * i, 8};
+    }
+    struct wire_msg a = {.type = WIRE_AAE_KEYS, .request_id = m->request_id};
+    a.aae_keys.entries = (struct wire_bytes_list){2 * l.n, items};
+    a.aae_keys.more = more;
+    rc = repl__aae_send(r, fx, from, &a);
+  } else if (rc != CHORUS_ENOMEM) {
+    rc = refuse(fx, from, m->request_id, rc, "listing keys failed");
+  }
+  chorus_free(items);
+  chorus_free(digests);
+  repl__aae_key_list_free(&l);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Observation
+ * ------------------------------------------------------------------------ */
+
+/* oldest_repair: the earliest start (@mono: monotonic, else wall) of the
+ * last completed exchanges over @token with each other natural replica of
+ * it; 0 when one of them has none; UINT64_MAX when it has no other. */
+static chorus_ms oldest_repair(const struct repl *r, chorus_token token,
+                               bool mono) {
+  struct ring_plist pl;
+  if (r->ring == NULL || ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
+      pl.n_natural == 0)
+    return 0;
+  chorus_ms oldest = UINT64_MAX;
+  for (unsigned i = 0; i < pl.n_natural; i++) {
+    if (pl.r[i].id == r->cfg.self)
+      continue;
+    const struct repl_aae_peer *p = NULL;
+    for (size_t j = 0; j < r->aae.npeers; j++)
+      if (r->aae.peers[j].id == pl.r[i].id)
+        p = &r->aae.peers[j];
+    if (p == NULL || p->exchanges == 0 ||
+        !repl__aae_inside(p->iv, p->niv, token, token))
+      return 0;
+    chorus_ms at = mono ? p->last_started_mono : p->last_started;
+    if (at < oldest)
+      oldest = at;
+  }
+  return oldest;
+}
+
+chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
+  chorus_ms at = oldest_repair(r, token, false);
+  return at == UINT64_MAX ? 0 : at;
+}
+
+bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
+                              chorus_ms since) {
+  /* A replica with no other (N = 1) holds the only copy: nothing to wait
+   * for. */
+  return oldest_repair(r, token, true) > since;
+}
+
+size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
+                       size_t max) {
+  const struct repl_aae *a = &r->aae;
+  for (size_t i = 0; i < a->npeers && i < max; i++) {
+    const struct repl_aae_peer *p = &a->peers[i];
+    out[i] = (struct repl_aae_peer_status){
+        .peer = p->id,
+        .last_started = p->last_started,
+        .last_completed = p->exchanges ? p->last_started : 0,
+        .exchanges = p->exchanges,
+        .aborted = p->aborted,
+        .segments_differing = p->segments_differing,
+        .keys_repaired = p->keys_repaired,
+        .bytes = p->bytes};
+  }
+  return a->npeers;
+}
+
+void repl__aae_free(struct repl *r) {
+  repl__aae_exchange_reset(&r->aae);
+  for (size_t i = 0; i < r->aae.npeers; i++)
+    chorus_free(r->aae.peers[i].iv);
+  chorus_free(r->aae.peers);
+  chorus_free(r->aae.scan);
+  aae_tree_free(&r->tree);
+}
