@@ -410,6 +410,19 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
 int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
                  bool *done);
 
+/* What one walk of the tombstone queue purged: the objects, and the
+ * smallest and largest of their tokens (the queue is walked in token
+ * order). The node core hints the store to reclaim that range when a walk
+ * purged many (store_reclaim). */
+struct repl_gc_walk {
+  uint64_t number; /* walks completed by this incarnation, this one too */
+  uint64_t purged;
+  chorus_token first, last; /* meaningful when purged > 0 */
+};
+
+/* repl_gc_last_walk: the last completed walk's (all zero before one). */
+struct repl_gc_walk repl_gc_last_walk(const struct repl *r);
+
 /* ------------------------------------------------------------------------
  * Streaming by token range (issue 19; Cassandra's bootstrap streams,
  * Riak's handoff)

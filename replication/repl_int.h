@@ -312,6 +312,7 @@ struct repl_gc {
   uint8_t *after;
   size_t alen;
   uint64_t held;
+  struct repl_gc_walk walk, last; /* this walk's purges, the last one's */
 };
 
 /* repl__gc_mortal: whether @obj may die without a write: a kv object whose
