@@ -150,6 +150,10 @@ struct core {
    * CORE_GC_PAUSE_MS while a walk lasts, the next walk a gc interval after
    * one ends. CORE_NEVER before the start. */
   chorus_ms gc_at;
+  /* Purges not yet hinted to the store (core.c, reclaim): their count and
+   * token range, and the last walk counted. */
+  struct repl_gc_walk reclaim;
+  uint64_t reclaim_walk;
   chorus_ms now, wall; /* the current event's clocks */
   bool started, leaving;
   /* Cluster metadata (core.h, CLUSTER METADATA; core_meta.c) */
