@@ -887,17 +887,23 @@ static struct reply_rec *del(int node, const char *key, int32_t w) {
   return client(node, &d);
 }
 
-/* One whole walk of node @i's tombstone queue; the objects it purged. */
+/* One whole walk of node @i's tombstone queue; the objects it purged,
+ * which repl_gc_last_walk reports too. */
 static uint64_t gc_walk(int i) {
   struct repl *r = H.nodes[i].repl;
   uint64_t before = repl_stats(r)->tombstones_purged;
+  uint64_t number = repl_gc_last_walk(r).number;
   bool done = false;
   for (int steps = 0; !done && steps < 100; steps++)
     assert_int_equal(
         repl_gc_step(r, 2, H.now, H.now + H.nodes[i].wall_skew, &done),
         CHORUS_OK);
   assert_true(done);
-  return repl_stats(r)->tombstones_purged - before;
+  struct repl_gc_walk w = repl_gc_last_walk(r);
+  assert_int_equal(w.number, number + 1);
+  assert_int_equal(w.purged, repl_stats(r)->tombstones_purged - before);
+  assert_true(w.purged == 0 || w.first <= w.last);
+  return w.purged;
 }
 
 static void gc_timeout_purges_dead_objects_only(void **state) {
@@ -925,8 +931,20 @@ static void gc_timeout_purges_dead_objects_only(void **state) {
     assert_true(stored_any(i, "k0"));
   }
   advance(6000);
+  /* The walk's token range: the smallest and largest of k0..k2's (walked
+   * two at a time, so over several steps). */
+  chorus_token lo = UINT64_MAX, hi = 0;
+  for (int k = 0; k < 3; k++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", k);
+    chorus_token t = ring_token_of(key, strlen(key));
+    lo = t < lo ? t : lo;
+    hi = t > hi ? t : hi;
+  }
   for (int i = 0; i < 3; i++) {
     assert_int_equal(gc_walk(i), 3);
+    assert_true(repl_gc_last_walk(H.nodes[i].repl).first == lo);
+    assert_true(repl_gc_last_walk(H.nodes[i].repl).last == hi);
     assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 1); /* brief */
     assert_false(stored_any(i, "k0"));
     assert_false(stored_any(i, "k2"));
