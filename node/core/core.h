@@ -139,9 +139,9 @@
 #define CORE_GC_BATCH 1000u
 #define CORE_GC_PAUSE_MS 20u
 /* Once walks have purged this many objects since the last hint, the store
- * is hinted to give their space back (store_reclaim; core.c, reclaim):
- * fewer are the trickle that RocksDB's own compactions keep up with, and
- * what they leave is bounded by this many objects' deletes. */
+ * is hinted to give their space back (store_reclaim; core.c, reclaim),
+ * and once more when the walks stop purging (the wave's tail): fewer are
+ * the trickle that RocksDB's own compactions keep up with. */
 #define CORE_RECLAIM_MIN_PURGED 1000u
 
 /* ------------------------------------------------------------------------

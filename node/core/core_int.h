@@ -151,9 +151,11 @@ struct core {
    * one ends. CORE_NEVER before the start. */
   chorus_ms gc_at;
   /* Purges not yet hinted to the store (core.c, reclaim): their count and
-   * token range, and the last walk counted. */
+   * token range, the last walk counted, and whether a hint was made whose
+   * wave's tail is still to be hinted. */
   struct repl_gc_walk reclaim;
   uint64_t reclaim_walk;
+  bool reclaim_tail;
   chorus_ms now, wall; /* the current event's clocks */
   bool started, leaving;
   /* Cluster metadata (core.h, CLUSTER METADATA; core_meta.c) */
