@@ -480,6 +480,36 @@ static void reclaim_gives_deleted_space_back(void **state) {
   store_close(s);
 }
 
+/* A compaction writes before it deletes: with less room than the reserve
+ * plus the range's tables, a reclaim is skipped and counted, and the data
+ * is untouched. */
+static void reclaim_without_room_is_skipped(void **state) {
+  (void)state;
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  struct store_rocksdb_options o = {.path = dir};
+  struct store *s;
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  assert_int_equal(store_put(s, STORE_DATA, "a", 1, "1", 1, NULL), CHORUS_OK);
+  assert_int_equal(store_delete(s, STORE_DATA, "a", 1, NULL), CHORUS_OK);
+  /* More than the disk has; no space check runs, so writes still go. */
+  store_set_reserve(s, avail_of(dir) + (1ull << 40));
+  assert_int_equal(store_reclaim(s, 0, UINT64_MAX), CHORUS_OK);
+  struct store_usage u;
+  for (int i = 0; i < 1000; i++) {
+    assert_int_equal(store_usage(s, &u), CHORUS_OK);
+    if (u.reclaims_skipped > 0)
+      break;
+    usleep(10000);
+  }
+  assert_int_equal(u.reclaims_skipped, 1);
+  assert_int_equal(u.reclaims, 0);
+  store_set_reserve(s, 0);
+  assert_int_equal(store_reclaim(s, 0, UINT64_MAX), CHORUS_OK);
+  u = usage_after_reclaims(s, 1);
+  assert_int_equal(u.reclaims_skipped, 1);
+  store_close(s);
+}
+
 /* Close with a reclaim asked for and perhaps running: it is cancelled or
  * finishes, close returns, and the store reopens with its data. */
 static void close_during_reclaim(void **state) {
@@ -535,6 +565,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(below_the_reserve_opens_read_only, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(reclaim_gives_deleted_space_back, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(reclaim_without_room_is_skipped, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(close_during_reclaim, setup, teardown),
       cmocka_unit_test_setup_teardown(real_enospc_reopens_and_resumes, setup,
