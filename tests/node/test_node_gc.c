@@ -44,11 +44,11 @@
  *      purge.
  *
  * The default run (cases 1 and 2, and 4 with 3,000 keys: 9 to 13 s of it
- * under ASan) takes 60 to 110 s on 2 shared cores. Case 3, and case 4 with N = 20,000, run in the long
- * mode (-Dlong_tests=true, or CHORUS_LONG=1 in the environment;
- * CHORUS_GC_KEYS=N for another N).
- * Every wait is bounded; the numbers are printed as TAP comments;
- * CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
+ * under ASan) takes 60 to 110 s on 2 shared cores. Case 3, and case 4 with N =
+ * 20,000, run in the long mode (-Dlong_tests=true, or CHORUS_LONG=1 in the
+ * environment; CHORUS_GC_KEYS=N for another N). Every wait is bounded; the
+ * numbers are printed as TAP comments; CHORUS_KEEP_LOGS=1 keeps the nodes'
+ * logs. */
 #include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
