@@ -18,10 +18,15 @@ chorus_ms core__aae_deadline(const struct core *c) {
     return CORE_NEVER;
   if (!repl_aae_built(c->repl))
     return c->aae.rebuild_at;
+  /* An exchange ends by its own messages and timers; one asked for
+   * meanwhile (now_wanted) starts after it. Checked before now_wanted: a
+   * deadline that stays "now" while nothing can change spins the driver. */
+  if (repl_aae_busy(c->repl))
+    return CORE_NEVER;
   if (c->aae.now_wanted)
     return c->now;
-  if (c->cfg.aae_interval_ms == 0 || repl_aae_busy(c->repl))
-    return CORE_NEVER; /* an exchange ends by its own messages and timers */
+  if (c->cfg.aae_interval_ms == 0)
+    return CORE_NEVER;
   return c->aae.next_at;
 }
 
