@@ -921,6 +921,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     return usage_error("--context: \"%s\" is not hexadecimal", cl->context_hex);
   const char *key = cl->argc > 1 ? cl->argv[1] : "";
   bool set_cmd = strcmp(cmd, "sadd") == 0 || strcmp(cmd, "srem") == 0;
+  if (cl->range && strcmp(cmd, "repair") != 0) {
+    rc = usage_error("--range is for repair status and repair now");
+    goto out;
+  }
   if (cl->value_file != NULL && strcmp(cmd, "put") != 0 && !set_cmd) {
     rc = usage_error("--value-file is for put, sadd and srem");
     goto out;
