@@ -470,8 +470,8 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res);
  * .bytes_sent, .bytes_received, and per peer it exchanged with,
  * peer.<16 hex id>.last_completed_ms (wall ms at which the last completed
  * exchange started; 0 never), .exchanges, .aborted, .segments_differing,
- * .keys_repaired, .bytes. Errors: the request's (a node older than
- * anti-entropy answers CHORUS_ENOTSUP). */
+ * .keys_repaired, .bytes (per token range: chorus_repair_ranges). Errors:
+ * the request's (a node older than anti-entropy answers CHORUS_ENOTSUP). */
 int chorus_repair_status(struct chorus_client *c, struct chorus_result *res);
 /* chorus_repair_now: that node starts an exchange with its next peer as
  * soon as its tree is built and none is under way, and answers its status

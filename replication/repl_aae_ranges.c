@@ -32,6 +32,7 @@
  *
  * The table is rebuilt when an exchange starts at a new ring version;
  * a range whose bounds did not change keeps its figures. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -298,13 +299,17 @@ int repl_aae_request(struct repl *r, chorus_token first, chorus_token last,
                      size_t *ranges, size_t *peers) {
   struct request q = {r, first, last, 0};
   int rc = each_ring_range(r, want_one, &q);
+  size_t waiting = 0;
+  for (size_t i = 0; i < r->aae.npeers; i++)
+    waiting += r->aae.peers[i].wanted;
+  REPL_TRACE(r,
+             "aae asked for [%016" PRIx64 ", %016" PRIx64 "]: %zu of this "
+             "node's ranges, %zu peers wait for an exchange",
+             first, last, q.ranges, waiting);
   if (ranges != NULL)
     *ranges = q.ranges;
-  if (peers != NULL) {
-    *peers = 0;
-    for (size_t i = 0; i < r->aae.npeers; i++)
-      *peers += r->aae.peers[i].wanted;
-  }
+  if (peers != NULL)
+    *peers = waiting;
   return rc;
 }
 
