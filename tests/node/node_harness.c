@@ -719,6 +719,11 @@ int run_cli(int port, char *out, size_t cap, const char *fmt, ...) {
     return -1;
   size_t n = fread(out, 1, cap - 1, f);
   out[n] = '\0';
+  /* The rest is read and dropped: closing the pipe early would kill the
+   * CLI with SIGPIPE (exit 141) in the middle of a long table. */
+  char sink[4096];
+  while (fread(sink, 1, sizeof sink, f) > 0)
+    ;
   int st = pclose(f);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
