@@ -4,7 +4,8 @@
 Counts every test case: TAP tests (the cmocka binaries) by their `ok` /
 `not ok` lines, with a crash before the plan was finished counted as failed
 cases; other tests as one case each. Prints `N passed, N failed, N skipped`
-and exits 1 when anything failed.
+and exits 1 when anything failed. Before it, the last lines of every failed
+test's output, so that a CI log cut to its tail still says why.
 """
 import json
 import re
@@ -14,9 +15,19 @@ TAP_LINE = re.compile(r"^(not ok|ok)\b(.*)$")
 TAP_PLAN = re.compile(r"^1\.\.(\d+)")
 
 
+TAIL_LINES = 40
+
+
+def tail(test):
+    """The last TAIL_LINES lines of a test's output (stdout, then stderr)."""
+    text = (test.get("stdout") or "") + (test.get("stderr") or "")
+    return text.splitlines()[-TAIL_LINES:]
+
+
 def count(log_path):
     passed = failed = skipped = 0
     failures = []
+    tails = []  # (name, lines) of every failed test
     with open(log_path) as log:
         for line in log:
             test = json.loads(line)
@@ -47,6 +58,7 @@ def count(log_path):
                 else:
                     failed += 1
                     failures.append(f"{name}: {result}")
+                    tails.append((name, tail(test)))
                 continue
             missing = (plan or 0) - (ok + not_ok + skip)
             if result not in ("OK", "SKIP") and not_ok == 0 and missing <= 0:
@@ -57,7 +69,9 @@ def count(log_path):
             passed += ok
             failed += not_ok
             skipped += skip
-    return passed, failed, skipped, failures
+            if not_ok:
+                tails.append((name, tail(test)))
+    return passed, failed, skipped, failures, tails
 
 
 def main():
@@ -75,16 +89,22 @@ def main():
             logs.append(arg)
     total = [0, 0, extra_skipped]
     all_failures = []
+    all_tails = []
     for name, ok in checks:
         total[0 if ok else 1] += 1
         if not ok:
             all_failures.append(name)
     for path in logs:
-        p, f, s, failures = count(path)
+        p, f, s, failures, tails = count(path)
         total[0] += p
         total[1] += f
         total[2] += s
         all_failures += failures
+        all_tails += tails
+    for name, lines in all_tails:
+        print(f"--- the last {len(lines)} lines of {name} ---")
+        for line in lines:
+            print("   ", line)
     for failure in all_failures:
         print("FAILED", failure)
     print(f"{total[0]} passed, {total[1]} failed, {total[2]} skipped")

@@ -118,7 +118,8 @@ struct core__stream {
 struct core__aae {
   chorus_ms rebuild_at; /* the next rebuild step */
   chorus_ms next_at;    /* the next exchange; 0: the tree not built yet */
-  bool now_wanted;      /* core_aae_now: one as soon as possible */
+  bool now_wanted;      /* core_aae_now, core_aae_range_now: one as soon as
+                           possible (the latter: while a peer asked waits) */
 };
 
 struct core {

@@ -208,6 +208,14 @@ static bool same_set(const chorus_node_id *a, int na, const chorus_node_id *b,
   return true;
 }
 
+/* A span holds at most 1/SPAN_SHARE of the ring's pieces: a crash
+ * resumes a span from its start (request_sync), so a span of the whole
+ * ring (a replaced disk in a 3-node cluster is one range of it:
+ * meta_state.c, merge_self_moves) would pull everything again. 3 nodes of
+ * 1,024 vnodes: 16 spans of 192 pieces, ~34 pulls for 20,000 keys where
+ * one range a piece pulled 2,094 (and spans of 64 pieces 98). */
+#define SPAN_SHARE 16
+
 /* span_end: the last token of the span pulled as one piece from @first,
  * at most @last: the ring's pieces that follow one another from @first
  * whose candidates (above) are the same set as @first's, @ncand of them
@@ -216,14 +224,15 @@ static bool same_set(const chorus_node_id *a, int na, const chorus_node_id *b,
  * did; in a small cluster a range spans several pieces with the same
  * replicas (5 nodes, 1,024 vnodes, a dead one removed: ~4 a range), and
  * each pull costs a round trip and, on the holder, a barrier, mostly for
- * no key at all. */
+ * no key at all. At most 1/SPAN_SHARE of the ring's pieces (above). */
 static chorus_token span_end(const struct core *c,
                              const struct ring_snapshot *ring,
                              chorus_token first, chorus_token last,
                              chorus_node_id from, const chorus_node_id *cand,
                              int ncand) {
   chorus_token end = piece_end(ring, first);
-  while (end < last) {
+  size_t most = ring_snapshot_token_count(ring) / SPAN_SHARE + 1;
+  for (size_t pieces = 1; end < last && pieces < most; pieces++) {
     chorus_node_id next[RING_MAX_REPLICAS];
     int nn = candidates(c, ring, end + 1, from, next);
     if (nn < 0 || !same_set(cand, ncand, next, nn))
