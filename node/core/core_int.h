@@ -85,7 +85,11 @@ struct core__stream {
   bool fallback, in_piece, piece_ok;
   chorus_node_id cand[RING_MAX_REPLICAS]; /* the replicas asked in turn */
   uint8_t ncand;
-  size_t lost_idx; /* the range whose giver refused: it lost its data, + 1 */
+  /* The giver that refused as restoring (it lost its data): every range
+   * of this plan it gives up comes from the other replicas, not just the
+   * one it refused (one refusal and RETRY_MS per range made a join beside
+   * a restoring node take a second per range). 0: none. */
+  chorus_node_id lost_from;
   /* Cleanup once no change is under way: armed for @cleanup_epoch at
    * @cleanup_at, a scan under way (@cleaning), done for @cleaned_epoch. */
   uint64_t cleanup_epoch, cleaned_epoch;

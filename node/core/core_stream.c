@@ -275,7 +275,7 @@ static chorus_node_id source_of(struct core *c, chorus_token *last,
       meta_state_find(meta_node_state(c->meta), g->from);
   bool removed =
       (fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED) ||
-      s->lost_idx == s->idx + 1;
+      (s->lost_from != 0 && s->lost_from == g->from);
   if (g->has_from && !removed && g->from != c->cfg.swim.id &&
       core__swim_up(c, g->from)) {
     s->fallback = s->in_piece = s->piece_ok = false;
@@ -322,7 +322,7 @@ static chorus_node_id source_of(struct core *c, chorus_token *last,
   } else {
     /* Nobody else to ask: the giver again, once it serves (a refusal
      * may have been a restart's, not a lost disk's). */
-    s->lost_idx = 0;
+    s->lost_from = 0;
     s->round = 0;
     s->pos = s->piece_first;
     chorus_free(s->after);
@@ -607,10 +607,12 @@ int core__stream_answer(struct core *c, chorus_node_id from,
   if (m->type == WIRE_ERROR) {
     bool stale = m->error.code == CHORUS_ESTALE;
     /* A giver that lost its data (a replaced disk: repl_set_restoring)
-     * refuses: this range comes from the other replicas. */
-    if (m->error.code == CHORUS_EUNAVAILABLE && !s->fallback && s->idx < s->n &&
-        s->source == s->ranges[s->idx].from)
-      s->lost_idx = s->idx + 1;
+     * refuses: this range, and every later one it gives up, comes from
+     * the other replicas, asked at once. */
+    bool lost = m->error.code == CHORUS_EUNAVAILABLE && !s->fallback &&
+                s->idx < s->n && s->source == s->ranges[s->idx].from;
+    if (lost)
+      s->lost_from = s->source;
     /* ... and so is a replica asked in turn: the next one, from the
      * piece's start. */
     if (m->error.code == CHORUS_EUNAVAILABLE && s->fallback && s->in_piece) {
@@ -621,7 +623,7 @@ int core__stream_answer(struct core *c, chorus_node_id from,
       s->alen = 0;
       stale = true; /* asked again soon */
     }
-    s->next_at = c->now + (stale ? STALE_RETRY_MS : RETRY_MS);
+    s->next_at = c->now + (lost ? 0 : stale ? STALE_RETRY_MS : RETRY_MS);
     s->stats.refused++;
     TRACE(c, "pull refused by %016" PRIx64 ": %s (%.*s)", s->source,
           chorus_errname(m->error.code), (int)m->error.text.len,
