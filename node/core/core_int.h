@@ -95,6 +95,10 @@ struct core__stream {
   uint64_t cleanup_epoch, cleaned_epoch;
   chorus_ms cleanup_at, cleanup_again;
   bool cleaning;
+  /* repl_stats' cleanup_deleted when the scan under way began: a scan
+   * that deleted anything hints the store to give the space back (once
+   * per topology change, as Cassandra's cleanup is a compaction). */
+  uint64_t cleanup_deleted_at_begin;
   uint8_t round;
   chorus_token piece_first;
   /* The cursor after the batch being synced. */

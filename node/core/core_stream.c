@@ -423,6 +423,7 @@ static int cleanup_step(struct core *c, const struct meta_state *ms) {
   if (!s->cleaning) {
     repl_cleanup_begin(c->repl);
     s->cleaning = true;
+    s->cleanup_deleted_at_begin = repl_stats(c->repl)->cleanup_deleted;
   }
   bool done;
   int rc = repl_cleanup_step(c->repl, CLEANUP_BATCH, &done);
@@ -430,6 +431,16 @@ static int cleanup_step(struct core *c, const struct meta_state *ms) {
     s->cleaned_epoch = ms->epoch;
     s->cleaning = false;
     s->stats.cleanups++;
+    uint64_t deleted =
+        repl_stats(c->repl)->cleanup_deleted - s->cleanup_deleted_at_begin;
+    if (deleted > 0) {
+      /* The objects of the ranges given away: anywhere on the ring. */
+      int rrc = store_reclaim(c->store, 0, UINT64_MAX);
+      TRACE(c,
+            "cleanup: %" PRIu64 " objects deleted: the store reclaims "
+            "their space (%s)",
+            deleted, rrc == CHORUS_OK ? "asked" : store_errmsg(c->store));
+    }
     if (!repl_cleanup_wanted(c->repl))
       s->cleanup_again = 0;
   } else {

@@ -100,6 +100,22 @@ static void test_grow_three_to_five(void **state) {
   /* No acknowledged write went missing while the ranges moved. */
   assert_int_equal(c.read_missing, 0);
   assert_int_equal(c.read_wrong, 0);
+
+  /* The founders gave ranges away: once no change has been under way for
+   * the cleanup's grace (10 s), each deletes what it no longer owns and
+   * hints its store to give the space back. */
+  double end = now_s() + 40;
+  for (int i = 1; i <= 3; i++) {
+    while ((stat_of(ns[i].port, "cleanup.deleted") <= 0 ||
+            stat_of(ns[i].port, "store.reclaims") <= 0) &&
+           now_s() < end)
+      sleep_ms(200);
+    printf("# n%d: cleanup deleted %lld objects, %lld store reclaims\n", i,
+           (long long)stat_of(ns[i].port, "cleanup.deleted"),
+           (long long)stat_of(ns[i].port, "store.reclaims"));
+    assert_true(stat_of(ns[i].port, "cleanup.deleted") > 0);
+    assert_true(stat_of(ns[i].port, "store.reclaims") > 0);
+  }
 }
 
 /* ------------------------------------------------------------------------
