@@ -17,6 +17,10 @@
  *      (-9) once it holds streamed keys, and restarted at full speed: it
  *      resumes (stream.resumed), is normal, serves every key at R=1.
  *
+ * Cases 2 and 3 run a QUORUM load through n1..n3 during the change too
+ * (error rate and latency printed; every acknowledged write reads back).
+ * CHORUS_CHANGE_KEYS=N writes N keys instead of 2,000.
+ *
  * The cases run in order on one cluster. The numbers observed (seconds,
  * stream counters) are printed as TAP comments. CHORUS_KEEP_LOGS=1 keeps
  * the nodes' logs. */
@@ -37,12 +41,13 @@
 
 #include "change_harness.h"
 
-#define NKEYS 2000
+#define NKEYS_DEFAULT 2000
 #define VLEN 100 /* the W=ALL keys' values: enough bytes to stream */
 #define NBULK 300
 #define BULK_VLEN 8000 /* case 4's extra keys: ~2.4 MB, ~15 s at 1 Mbps */
 
-static const struct keys base_keys = {"k", VLEN, NULL, NKEYS};
+/* CHORUS_CHANGE_KEYS=N for another count (20,000: the figure). */
+static struct keys base_keys = {"k", VLEN, NULL, NKEYS_DEFAULT};
 static const struct keys bulk_keys = {"bulk", BULK_VLEN, NULL, NBULK};
 
 /* start: n@i with the test cluster's flags; @mbps is its --stream-mbps,
@@ -50,6 +55,26 @@ static const struct keys bulk_keys = {"bulk", BULK_VLEN, NULL, NBULK};
 static void start(int i, const char *mbps) {
   const char *const more[] = {"--stream-mbps", mbps, NULL};
   ch_start(i, mbps ? more : NULL);
+}
+
+/* The QUORUM load through the founders n1..n3 during a change (cases 2
+ * and 3; case 1 runs its own): started a second before it, stopped a
+ * second after; every write it saw acknowledged must read back. */
+static const int load_via[] = {1, 2, 3};
+
+static void load_begin(void) {
+  bg_start(load_via, 3);
+  sleep_ms(1000);
+}
+
+static void load_end(void) {
+  sleep_ms(1000);
+  struct bg_counts c;
+  assert_int_equal(bg_end(&c), 0);
+  bg_check_acked(&c);
+  assert_true(c.acked > 0);
+  assert_int_equal(c.read_missing, 0);
+  assert_int_equal(c.read_wrong, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -66,10 +91,9 @@ static void test_grow_three_to_five(void **state) {
   printf("# n1..n3 all normal after %.1f s\n", t);
   double t0 = now_s();
   write_all_keys(1, &base_keys);
-  printf("# %d W=ALL writes in %.1f s\n", NKEYS, now_s() - t0);
+  printf("# %d W=ALL writes in %.1f s\n", base_keys.n, now_s() - t0);
 
-  static const int via[] = {1, 2, 3};
-  bg_start(via, 3);
+  bg_start(load_via, 3);
   sleep_ms(1000); /* load before the change, too */
   t0 = now_s();
   start(4, NULL);
@@ -94,8 +118,8 @@ static void test_grow_three_to_five(void **state) {
    * spread over the five coordinators. */
   bg_check_acked(&c);
 
-  assert_int_equal(found4, NKEYS);
-  assert_int_equal(found5, NKEYS);
+  assert_int_equal(found4, base_keys.n);
+  assert_int_equal(found5, base_keys.n);
   assert_true(c.acked > 0);
   /* No acknowledged write went missing while the ranges moved. */
   assert_int_equal(c.read_missing, 0);
@@ -128,6 +152,7 @@ static void test_decommission(void **state) {
   bg_end(&ignore); /* case 1 failed before stopping its load */
   assert_true(ns[5].pid > 0);
   char out[4096];
+  load_begin();
   double t0 = now_s();
   /* A change may still be finishing (EBUSY): asked again. */
   while (run_cli(ns[1].port, out, sizeof out, "cluster decommission n5") != 0) {
@@ -144,12 +169,13 @@ static void test_decommission(void **state) {
   kill(ns[5].pid, SIGTERM);
   int st = wait_exit(&ns[5], 30);
   printf("# n5 stopped (SIGTERM): exit status %d\n", st);
+  load_end(); /* read back once n5, which answers EREMOVED now, is gone */
 
   int found[5] = {0};
   for (int i = 1; i <= 4; i++)
     found[i] = read_everything(i, &base_keys);
   for (int i = 1; i <= 4; i++)
-    assert_int_equal(found[i], NKEYS);
+    assert_int_equal(found[i], base_keys.n);
 }
 
 /* ------------------------------------------------------------------------
@@ -164,6 +190,7 @@ static void test_remove_dead(void **state) {
     fb0 += stat_of(ns[i].port, "stream.fallbacks");
     nb0 += stat_of(ns[i].port, "stream.batches");
   }
+  load_begin();
   kill9(&ns[4]);
   double t = wait_view("n4/alive=dead", 30);
   printf("# n4 killed (-9): seen dead after %.1f s\n", t);
@@ -184,6 +211,7 @@ static void test_remove_dead(void **state) {
    * while the receivers' streams move, and fails once they stood still for 30 s
    * (or after 480 s in all). */
   t = wait_view_moving("n4=removed n1=normal n2=normal n3=normal", 30, 480);
+  load_end();
   int64_t fb = 0, nb = 0;
   for (int i = 1; i <= 3; i++) {
     stream_line(i);
@@ -199,7 +227,7 @@ static void test_remove_dead(void **state) {
   for (int i = 1; i <= 3; i++)
     found[i] = read_everything(i, &base_keys);
   for (int i = 1; i <= 3; i++)
-    assert_int_equal(found[i], NKEYS);
+    assert_int_equal(found[i], base_keys.n);
   /* n4 gave up its ranges while down: pulled from the other replicas. */
   assert_true(fb - fb0 > 0);
   /* Each range's live replicas are the same two for its every span of
@@ -258,7 +286,7 @@ static void test_joiner_killed_mid_stream(void **state) {
   int found = read_everything(6, &base_keys);
   int found_bulk = read_everything(6, &bulk_keys);
   assert_true(resumed >= 1);
-  assert_int_equal(found, NKEYS);
+  assert_int_equal(found, base_keys.n);
   assert_int_equal(found_bulk, NBULK);
 }
 
@@ -271,6 +299,9 @@ static int teardown(void **state) {
 int main(int argc, char **argv) {
   if (ch_setup(argc, argv) != 0)
     return 1;
+  const char *n = getenv("CHORUS_CHANGE_KEYS");
+  if (n != NULL && atoi(n) > 0)
+    base_keys.n = atoi(n);
   const struct CMUnitTest tests[] = {
       TIMED(test_grow_three_to_five),
       TIMED(test_decommission),
