@@ -50,11 +50,14 @@ static const char usage_text[] =
     "  smembers KEY                  the members of a set\n"
     "  status                        every member: name, state, address, dc,\n"
     "                                rack, incarnation, clock offset, hints\n"
-    "  repair status                 this node's anti-entropy: totals, and "
-    "per\n"
-    "                                peer its last completed exchange,\n"
-    "                                differences, keys repaired, bytes\n"
-    "  repair now                    start an exchange as soon as possible\n"
+    "  repair status [--range R]     this node's anti-entropy: totals; per\n"
+    "                                peer and per token range it replicates\n"
+    "                                the last completed exchange, "
+    "differences,\n"
+    "                                keys repaired, bytes; whether repaired\n"
+    "  repair now [--range R]        an exchange as soon as possible (with\n"
+    "                                --range: with each other replica of the\n"
+    "                                node's ranges overlapping R)\n"
     "  ring                          each node's share of the token space and\n"
     "                                the replication settings\n"
     "  cluster status                the cluster metadata: the Raft leader,\n"
@@ -120,6 +123,9 @@ static const char usage_options[] =
     "                                the transfers' progress until the change\n"
     "                                ends (exit 1 if it was aborted)\n"
     "  --wait-timeout SECS           give up waiting after SECS (exit 1)\n"
+    "  --range START..END|TOKEN     repair: token range, inclusive, in hex as\n"
+    "                                repair status prints it (START > END\n"
+    "                                wraps)\n"
     "  --dc DC, --rack RACK, --vnodes N  cluster plan join: where a new node\n"
     "                                goes (default dc1, r1, the ring's "
     "vnodes)\n"
@@ -157,6 +163,38 @@ static int parse_level(const char *opt, const char *v, int32_t *out) {
                        "QUORUM, ALL, LOCAL_ONE, LOCAL_QUORUM, EACH_QUORUM)",
                        v);
   return 0;
+}
+
+/* parse_token: 1 to 16 hex digits, 0x allowed, the whole of [@s, @end). */
+static int parse_token(const char *s, const char *end, uint64_t *out) {
+  if (end - s > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+    s += 2;
+  if (s == end || end - s > 16)
+    return -1;
+  uint64_t v = 0;
+  for (; s < end; s++) {
+    int d = *s >= '0' && *s <= '9'   ? *s - '0'
+            : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10
+            : *s >= 'A' && *s <= 'F' ? *s - 'A' + 10
+                                     : -1;
+    if (d < 0)
+      return -1;
+    v = v << 4 | (uint64_t)d;
+  }
+  *out = v;
+  return 0;
+}
+
+/* parse_range: "START..END" or "TOKEN" (then START = END = TOKEN). */
+static int parse_range(const char *s, uint64_t *first, uint64_t *last) {
+  const char *dots = strstr(s, "..");
+  const char *end = s + strlen(s);
+  if (dots == NULL)
+    return parse_token(s, end, first) == 0 ? (*last = *first, 0) : -1;
+  return parse_token(s, dots, first) == 0 &&
+                 parse_token(dots + 2, end, last) == 0
+             ? 0
+             : -1;
 }
 
 /* parse: fills @cl from argv; returns -1 to go on, or an exit status. Options
@@ -213,6 +251,15 @@ static int parse(struct cli *cl, int argc, char **argv) {
         cl->wait_timeout = (unsigned)t;
       else
         cl->vnodes = (uint32_t)t;
+      i++;
+    } else if (strcmp(a, "--range") == 0) {
+      if (v == NULL)
+        return usage_error("--range needs START..END or TOKEN (hex tokens)");
+      if (parse_range(v, &cl->range_first, &cl->range_last) != 0)
+        return usage_error("--range \"%s\" is not START..END or TOKEN: "
+                           "tokens are 1 to 16 hex digits (0x allowed)",
+                           v);
+      cl->range = true;
       i++;
     } else if (strcmp(a, "--dc") == 0 || strcmp(a, "--rack") == 0) {
       if (v == NULL || strlen(v) > 64)
@@ -661,11 +708,70 @@ static int64_t stat_value(const struct chorus_result *res, const char *name) {
   return -1;
 }
 
+/* The per-range table of repair status (text). */
+static void print_ranges(const struct chorus_result *res) {
+  printf("%-34s  %-14s  %9s  %8s  %13s  %13s  %10s  %14s  %8s\n",
+         "range (first..last)", "last completed", "exchanges", "segments",
+         "keys_differing", "keys_repaired", "bytes_sent", "bytes_received",
+         "repaired");
+  for (size_t i = 0; i < res->nranges; i++) {
+    const struct chorus_repair_range *g = &res->ranges[i];
+    char ago[32] = "never";
+    if (g->last_completed_ms > 0)
+      snprintf(ago, sizeof ago, "%" PRIu64 " s ago", g->age_ms / 1000);
+    printf("%016" PRIx64 "..%016" PRIx64 "  %-14s  %9" PRIu64 "  %8" PRIu64
+           "  %13" PRIu64 "  %13" PRIu64 "  %10" PRIu64 "  %14" PRIu64
+           "  %8s\n",
+           g->first, g->last, ago, g->exchanges, g->segments_differing,
+           g->keys_differing, g->keys_repaired, g->bytes_sent,
+           g->bytes_received, g->repaired ? "yes" : "no");
+  }
+}
+
+static void json_ranges(const struct chorus_result *res) {
+  printf(",\"ranges\":[");
+  for (size_t i = 0; i < res->nranges; i++) {
+    const struct chorus_repair_range *g = &res->ranges[i];
+    printf("%s{\"first\":\"%016" PRIx64 "\",\"last\":\"%016" PRIx64
+           "\",\"last_completed_ms\":%" PRIu64 ",\"age_ms\":%" PRIu64
+           ",\"exchanges\":%" PRIu64 ",\"segments_differing\":%" PRIu64
+           ",\"keys_differing\":%" PRIu64 ",\"keys_repaired\":%" PRIu64
+           ",\"bytes_sent\":%" PRIu64 ",\"bytes_received\":%" PRIu64
+           ",\"repaired\":%s}",
+           i ? "," : "", g->first, g->last, g->last_completed_ms, g->age_ms,
+           g->exchanges, g->segments_differing, g->keys_differing,
+           g->keys_repaired, g->bytes_sent, g->bytes_received,
+           g->repaired ? "true" : "false");
+  }
+  printf("]");
+}
+
+/* repair status | now [--range R]: per-range status from REPAIR_RANGES,
+ * falling back to the per-peer REPAIR_STATUS of a node older than it
+ * (status and a plain now only: a range asks for what it cannot do). */
 static int cmd_repair(struct chorus_client *c, const struct cli *cl, bool now) {
   struct chorus_result res;
-  if ((now ? chorus_repair_now(c, &res) : chorus_repair_status(c, &res)) !=
-      CHORUS_OK) {
-    int rc = fail(&res);
+  uint64_t first = cl->range ? cl->range_first : 0;
+  uint64_t last = cl->range ? cl->range_last : UINT64_MAX;
+  int rc;
+  bool ranges = true;
+  if (now && !cl->range) {
+    /* As before --range: one exchange with the next peer in turn. */
+    rc = chorus_repair_now(c, &res);
+    if (rc == CHORUS_OK) {
+      chorus_result_free(&res);
+      rc = chorus_repair_ranges(c, first, last, false, &res);
+    }
+  } else {
+    rc = chorus_repair_ranges(c, first, last, now, &res);
+  }
+  if (rc == CHORUS_ENOTSUP && res.from_node && !cl->range) {
+    chorus_result_free(&res);
+    ranges = false;
+    rc = chorus_repair_status(c, &res);
+  }
+  if (rc != CHORUS_OK) {
+    rc = fail(&res);
     chorus_result_free(&res);
     return rc;
   }
@@ -681,12 +787,20 @@ static int cmd_repair(struct chorus_client *c, const struct cli *cl, bool now) {
       json_cstr(res.stats[i].name);
       printf(":%" PRId64, res.stats[i].value);
     }
-    printf("}}\n");
+    printf("}");
+    if (ranges)
+      json_ranges(&res);
+    printf("}\n");
     chorus_result_free(&res);
     return 0;
   }
-  printf("node %s (%016" PRIx64 ") at %s%s\n", or_dash(res.node_name),
-         res.node_id, res.server, now ? ": exchange requested" : "");
+  printf("node %s (%016" PRIx64 ") at %s", or_dash(res.node_name), res.node_id,
+         res.server);
+  if (now && cl->range)
+    printf(": exchanges requested with %" PRId64 " peers\n",
+           stat_value(&res, "aae.requested_peers"));
+  else
+    printf("%s\n", now ? ": exchange requested" : "");
   printf("tree %s, exchange every %" PRId64 " ms%s; %" PRId64
          " exchanges completed, %" PRId64 " abandoned, %" PRId64
          " keys repaired\n",
@@ -721,6 +835,22 @@ static int cmd_repair(struct chorus_client *c, const struct cli *cl, bool now) {
     printf("%-16s  %-14s  %9" PRId64 "  %7" PRId64 "  %8" PRId64 "  %13" PRId64
            "  %12" PRId64 "\n",
            id, ago, v[0], v[1], v[2], v[3], v[4]);
+  }
+  if (ranges) {
+    int64_t all = stat_value(&res, "aae.ranges");
+    size_t repaired = 0, never = 0;
+    for (size_t i = 0; i < res.nranges; i++) {
+      repaired += res.ranges[i].repaired;
+      never += res.ranges[i].exchanges == 0;
+    }
+    printf("%" PRId64 " ranges replicated here%s%s: %zu repaired since the "
+           "node started, %zu never exchanged\n",
+           all, cl->range ? " overlap the range asked" : "",
+           (int64_t)res.nranges < all ? " (the first shown)" : "", repaired,
+           never);
+    print_ranges(&res);
+  } else {
+    printf("(per-range status needs a newer node)\n");
   }
   chorus_result_free(&res);
   return 0;
@@ -791,6 +921,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     return usage_error("--context: \"%s\" is not hexadecimal", cl->context_hex);
   const char *key = cl->argc > 1 ? cl->argv[1] : "";
   bool set_cmd = strcmp(cmd, "sadd") == 0 || strcmp(cmd, "srem") == 0;
+  if (cl->range && strcmp(cmd, "repair") != 0) {
+    rc = usage_error("--range is for repair status and repair now");
+    goto out;
+  }
   if (cl->value_file != NULL && strcmp(cmd, "put") != 0 && !set_cmd) {
     rc = usage_error("--value-file is for put, sadd and srem");
     goto out;

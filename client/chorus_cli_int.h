@@ -19,15 +19,17 @@ struct cli {
   bool json;
   struct chorus_opts opts;
   const char *context_hex;
-  const char *value_file; /* --value-file */
-  bool force;             /* --force */
-  const char *with;       /* --with (cluster replace) */
-  bool stage;             /* --stage: staged for cluster commit */
-  bool wait;              /* --wait */
-  unsigned wait_timeout;  /* --wait-timeout, seconds; 0: none */
-  const char *dc, *rack;  /* --dc, --rack */
-  uint32_t vnodes;        /* --vnodes */
-  const char *argv[64];   /* positionals: command and its arguments */
+  const char *value_file;           /* --value-file */
+  bool force;                       /* --force */
+  const char *with;                 /* --with (cluster replace) */
+  bool stage;                       /* --stage: staged for cluster commit */
+  bool wait;                        /* --wait */
+  unsigned wait_timeout;            /* --wait-timeout, seconds; 0: none */
+  const char *dc, *rack;            /* --dc, --rack */
+  uint32_t vnodes;                  /* --vnodes */
+  bool range;                       /* --range given: */
+  uint64_t range_first, range_last; /* its tokens, inclusive */
+  const char *argv[64];             /* positionals: command and its arguments */
   int argc;
 };
 

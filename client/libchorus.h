@@ -232,6 +232,21 @@ struct chorus_stat {
   int64_t value;
 };
 
+/* One token range a node replicates, as chorus_repair_ranges reports it
+ * (docs/ARCHITECTURE.md, "Anti-entropy": how an exchange, which is with one
+ * peer over every range the two share, maps to ranges). */
+struct chorus_repair_range {
+  uint64_t first, last;       /* tokens, inclusive; first > last wraps */
+  uint64_t last_completed_ms; /* wall ms at which the last exchange this
+                                 node completed over it ended; 0: never */
+  uint64_t age_ms;            /* the node's clock minus that; 0: never */
+  uint64_t exchanges;         /* completed exchanges over it */
+  uint64_t segments_differing, keys_differing, keys_repaired;
+  uint64_t bytes_sent, bytes_received; /* repair objects */
+  bool repaired; /* every other replica of it completed an exchange with
+                    this node over it since the node started */
+};
+
 /* The outcome of one request. Fill with nothing before a call (the call
  * initialises it); release with chorus_result_free() after every call,
  * success or not. Which fields a request fills is listed with each call. */
@@ -270,6 +285,9 @@ struct chorus_result {
                                      members that only status names */
   size_t nstats;
   struct chorus_stat *stats; /* every STATUS_REPLY entry, in reply order */
+  /* repair ranges: the node's ranges, in token order */
+  size_t nranges;
+  struct chorus_repair_range *ranges;
 
   /* cluster status and cluster remove (the asynchronous calls): owned by
    * the result, freed with it; take it by setting this to NULL and free it
@@ -452,13 +470,26 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res);
  * .bytes_sent, .bytes_received, and per peer it exchanged with,
  * peer.<16 hex id>.last_completed_ms (wall ms at which the last completed
  * exchange started; 0 never), .exchanges, .aborted, .segments_differing,
- * .keys_repaired, .bytes. Errors: the request's (a node older than
- * anti-entropy answers CHORUS_ENOTSUP). */
+ * .keys_repaired, .bytes (per token range: chorus_repair_ranges). Errors:
+ * the request's (a node older than anti-entropy answers CHORUS_ENOTSUP). */
 int chorus_repair_status(struct chorus_client *c, struct chorus_result *res);
 /* chorus_repair_now: that node starts an exchange with its next peer as
  * soon as its tree is built and none is under way, and answers its status
  * as chorus_repair_status (before the exchange ends: poll the status). */
 int chorus_repair_now(struct chorus_client *c, struct chorus_result *res);
+/* chorus_repair_ranges: that node's ranges overlapping [@first, @last]
+ * (tokens, inclusive; first > last wraps past 2^64-1; 0 and UINT64_MAX:
+ * all) in res->ranges, and its stats as chorus_repair_status plus
+ * aae.ranges (how many ranges overlap) and aae.ranges_sent (how many are
+ * in res->ranges: at most 65,536). With @now, the node first asks for
+ * exchanges, one after the other and as soon as possible, with every other
+ * replica (alive) of those ranges, each covering every range the two share
+ * (aae.requested_peers: how many peers wait for one). Errors: the
+ * request's; CHORUS_ERANGE (@now, and the node replicates no part of the
+ * range: ask one of its replicas); CHORUS_EMALFORMED (a reply whose ranges
+ * do not parse); CHORUS_ENOTSUP (a node older than per-range status). */
+int chorus_repair_ranges(struct chorus_client *c, uint64_t first, uint64_t last,
+                         bool now, struct chorus_result *res);
 
 /* ------------------------------------------------------------------------
  * CLUSTER STATUS
@@ -736,6 +767,9 @@ int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,
                                void *arg);
 int chorus_repair_now_async(struct chorus_client *c, chorus_cb cb, void *arg);
+int chorus_repair_ranges_async(struct chorus_client *c, uint64_t first,
+                               uint64_t last, bool now, chorus_cb cb,
+                               void *arg);
 /* The cluster calls: the status (or the error) in res->cluster. */
 int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,
                                 void *arg);

@@ -358,6 +358,15 @@ static int do_repair(struct chorus_client *c, uint8_t type, chorus_cb cb,
   return chorus__submit(c, &m, false, false, 0, cb, arg);
 }
 
+static int do_repair_ranges(struct chorus_client *c, uint64_t first,
+                            uint64_t last, bool now, chorus_cb cb, void *arg) {
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_REPAIR_RANGES;
+  m.repair_ranges = (struct wire_repair_ranges){first, last, now ? 1 : 0};
+  return chorus__submit(c, &m, false, false, 0, cb, arg);
+}
+
 /* ------------------------------------------------------------------------
  * Synchronous API
  * ------------------------------------------------------------------------ */
@@ -540,6 +549,15 @@ int chorus_repair_now(struct chorus_client *c, struct chorus_result *res) {
   return sync_end(c, do_repair(c, WIRE_REPAIR_NOW, sync_cb, &w), &w);
 }
 
+int chorus_repair_ranges(struct chorus_client *c, uint64_t first, uint64_t last,
+                         bool now, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_repair_ranges(c, first, last, now, sync_cb, &w), &w);
+}
+
 /* sync_result_end: the end of a call that returns one part of the result
  * (moved out by the caller on success): on failure the result's message
  * moves to c->errmsg; the rest is freed. */
@@ -703,6 +721,13 @@ int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,
 int chorus_repair_now_async(struct chorus_client *c, chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc : do_repair(c, WIRE_REPAIR_NOW, cb, arg);
+}
+
+int chorus_repair_ranges_async(struct chorus_client *c, uint64_t first,
+                               uint64_t last, bool now, chorus_cb cb,
+                               void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_repair_ranges(c, first, last, now, cb, arg);
 }
 
 int chorus_cluster_status_async(struct chorus_client *c, chorus_cb cb,

@@ -109,15 +109,45 @@ _Static_assert(CHORUS_OBJECT_TRUNCATED == WIRE_REPLY_TRUNCATED &&
                    CHORUS_OBJECT_LARGE == WIRE_REPLY_LARGE,
                "libchorus.h's object flags are the wire's");
 
-/* take_stats: REPAIR_STATUS_REPLY's node and stats into @res. */
+/* take_stats: REPAIR_STATUS_REPLY's (or REPAIR_RANGES_REPLY's) node and
+ * stats into @res, and @ranges' records (a multiple of
+ * WIRE_REPAIR_RANGE_BYTES, else CHORUS_EMALFORMED). */
 static int take_stats(struct chorus_result *res,
-                      const struct wire_status_reply *sr) {
-  size_t cap = align8(sr->nstats * sizeof(struct chorus_stat)) + align8(1);
+                      const struct wire_status_reply *sr,
+                      struct wire_bytes ranges) {
+  if (ranges.len % WIRE_REPAIR_RANGE_BYTES != 0) {
+    chorus__result_error(res, CHORUS_EMALFORMED,
+                         "REPAIR_RANGES_REPLY: ranges of %zu bytes, not a "
+                         "multiple of %u",
+                         ranges.len, WIRE_REPAIR_RANGE_BYTES);
+    return CHORUS_EMALFORMED;
+  }
+  size_t nr = ranges.len / WIRE_REPAIR_RANGE_BYTES;
+  size_t cap = align8(nr * sizeof(struct chorus_repair_range)) +
+               align8(sr->nstats * sizeof(struct chorus_stat)) + align8(1);
   for (size_t i = 0; i < sr->nstats; i++)
     cap += align8(sr->stats[i].name.len + 1);
   struct arena a;
   if (arena_open(&a, cap, res) != CHORUS_OK)
     return CHORUS_ENOMEM;
+  res->ranges = arena_take(&a, nr * sizeof(struct chorus_repair_range));
+  res->nranges = nr;
+  for (size_t i = 0; i < nr; i++) {
+    struct wire_repair_range w;
+    wire_repair_range_get(ranges.ptr + i * WIRE_REPAIR_RANGE_BYTES, &w);
+    res->ranges[i] = (struct chorus_repair_range){
+        .first = w.first,
+        .last = w.last,
+        .last_completed_ms = w.last_completed_ms,
+        .age_ms = w.age_ms,
+        .exchanges = w.exchanges,
+        .segments_differing = w.segments_differing,
+        .keys_differing = w.keys_differing,
+        .keys_repaired = w.keys_repaired,
+        .bytes_sent = w.bytes_sent,
+        .bytes_received = w.bytes_received,
+        .repaired = (w.flags & WIRE_RANGE_REPAIRED) != 0};
+  }
   res->stats = arena_take(&a, sr->nstats * sizeof(struct chorus_stat));
   (void)arena_take(&a, 1);
   res->nstats = sr->nstats;
@@ -163,6 +193,8 @@ static uint8_t expected_reply(uint8_t req_type) {
   case WIRE_REPAIR_STATUS:
   case WIRE_REPAIR_NOW:
     return WIRE_REPAIR_STATUS_REPLY;
+  case WIRE_REPAIR_RANGES:
+    return WIRE_REPAIR_RANGES_REPLY;
   default:
     return 0;
   }
@@ -352,7 +384,10 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
   case WIRE_CLUSTER_PLAN_REPLY:
     return take_plan(res, &m->cluster_plan_reply);
   case WIRE_REPAIR_STATUS_REPLY:
-    return take_stats(res, &m->status_reply);
+    return take_stats(res, &m->status_reply, (struct wire_bytes){NULL, 0});
+  case WIRE_REPAIR_RANGES_REPLY:
+    return take_stats(res, &m->repair_ranges_reply.status,
+                      m->repair_ranges_reply.ranges);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));

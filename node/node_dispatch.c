@@ -157,7 +157,30 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
       if (rc != CHORUS_OK)
         node__fatal(rc, "repair now");
     }
-    node__answer_repair(c, m->request_id);
+    node__answer_repair(c, m->request_id, NULL, 0);
+    return;
+  }
+  if (m->type == WIRE_REPAIR_RANGES) {
+    const struct wire_repair_ranges *q = &m->repair_ranges;
+    size_t ranges = 0, peers = 0;
+    if (q->now) {
+      int rc = core_aae_range_now(n->core, q->first, q->last, node__now(n),
+                                  node__wall_ms(), &ranges, &peers);
+      if (rc == CHORUS_EUNAVAILABLE) {
+        node__conn_send_error(c, m->request_id, rc, "replication not started");
+        return;
+      }
+      if (rc != CHORUS_OK)
+        node__fatal(rc, "repair now");
+      if (ranges == 0) {
+        /* Only a replica of a range can exchange it. */
+        node__conn_send_error(c, m->request_id, CHORUS_ERANGE,
+                              "this node replicates no part of that token "
+                              "range: ask one of its replicas");
+        return;
+      }
+    }
+    node__answer_repair(c, m->request_id, q, peers);
     return;
   }
   if (c->inflight >= n->cfg.max_inflight) {

@@ -311,9 +311,13 @@ void node__fx_clock(void *ctx, const struct swim_member *m, int64_t bound_ms,
 
 void node__answer_ring(struct node_conn *c, uint64_t request_id);
 void node__answer_status(struct node_conn *c, uint64_t request_id);
-/* node__answer_repair: REPAIR_STATUS_REPLY: this node's anti-entropy
- * (names: docs/PROTOCOL.md, 113). */
-void node__answer_repair(struct node_conn *c, uint64_t request_id);
+/* node__answer_repair: this node's anti-entropy (names: docs/PROTOCOL.md,
+ * 113 and 116): REPAIR_STATUS_REPLY when @q is NULL, else
+ * REPAIR_RANGES_REPLY with the ranges overlapping @q's and, when @q asked
+ * for exchanges, @requested_peers (core_aae_range_now's count). */
+void node__answer_repair(struct node_conn *c, uint64_t request_id,
+                         const struct wire_repair_ranges *q,
+                         size_t requested_peers);
 
 /* ------------------------------------------------------------------------
  * node_dispatch.c: frames into the core, client slots, effects

@@ -158,6 +158,7 @@ static void deliver_ready(struct node *n) {
  * ------------------------------------------------------------------------ */
 
 static void arm_deadline(struct node *n);
+static void arm_deadline_after(struct node *n, chorus_ms min_delay);
 
 /* on_deadline: runs in the loop's timer phase, before the poll: what the
  * core decided (replies, sends, barriers) must not wait for the next I/O
@@ -168,11 +169,22 @@ static void on_deadline(uv_timer_t *t) {
   int rc = core_tick(n->core, node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "timer");
-  arm_deadline(n);
+  /* Not 0 from here: libuv before 1.45 (Debian 12 has 1.44) runs a timer
+   * started with no delay from a timer callback again in the same pass,
+   * without polling, so a deadline that stayed due (a bug, as
+   * core_aae.c's once was) would starve every socket. 1 ms lets the poll
+   * in; the core runs what is due when the timer fires. */
+  arm_deadline_after(n, 1);
   node__loop_wake(n);
 }
 
 static void arm_deadline(struct node *n) {
+  arm_deadline_after(n, 0);
+}
+
+/* arm_deadline_after: the deadline timer for the core's next deadline,
+ * no sooner than @min_delay ms from now. */
+static void arm_deadline_after(struct node *n, chorus_ms min_delay) {
   if (n->closing_all)
     return;
   chorus_ms d = core_next_deadline(n->core);
@@ -184,7 +196,9 @@ static void arm_deadline(struct node *n) {
     return;
   }
   chorus_ms now = node__now(n);
-  uv_timer_start(&n->deadline_timer, on_deadline, d > now ? d - now : 0, 0);
+  chorus_ms delay = d > now ? d - now : 0;
+  uv_timer_start(&n->deadline_timer, on_deadline,
+                 delay > min_delay ? delay : min_delay, 0);
 }
 
 /* ------------------------------------------------------------------------

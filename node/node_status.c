@@ -273,6 +273,17 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)n->accept_paused, "node.accept_paused");
   stat_add(&b, (int64_t)store_last_seq(n->store), "store.last_seq");
   stat_add(&b, (int64_t)store_durable_seq(n->store), "store.durable_seq");
+  /* What the data folder takes (store.h, SPACE TAKEN AND GIVEN BACK); a
+   * folder that cannot be listed leaves folder_bytes short, not the rest. */
+  struct store_usage u;
+  (void)store_usage(n->store, &u);
+  stat_add(&b, (int64_t)u.folder_bytes, "store.folder_bytes");
+  stat_add(&b, (int64_t)u.table_bytes, "store.table_bytes");
+  stat_add(&b, (int64_t)u.live_bytes, "store.live_bytes");
+  stat_add(&b, (int64_t)u.memory_bytes, "store.memory_bytes");
+  stat_add(&b, (int64_t)u.reclaims, "store.reclaims");
+  stat_add(&b, (int64_t)u.reclaim_ms, "store.reclaim_ms");
+  stat_add(&b, (int64_t)u.reclaims_skipped, "store.reclaims_skipped");
   const struct ring_replication *rr = &n->cfg.replication;
   if (rr->dc_count == 0)
     stat_add(&b, (int64_t)rr->n, "replication.n");
@@ -300,7 +311,9 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   chorus_free(b.names);
 }
 
-void node__answer_repair(struct node_conn *c, uint64_t request_id) {
+void node__answer_repair(struct node_conn *c, uint64_t request_id,
+                         const struct wire_repair_ranges *q,
+                         size_t requested_peers) {
   struct node *n = c->n;
   const struct repl *r = core_repl(n->core);
   if (r == NULL) {
@@ -309,17 +322,22 @@ void node__answer_repair(struct node_conn *c, uint64_t request_id) {
     return;
   }
   size_t npeers = repl_aae_status(r, NULL, 0);
+  /* REPAIR_RANGES: this node's ranges overlapping the one asked, at most
+   * WIRE_MAX_REPAIR_RANGES of them (aae.ranges says how many there are). */
+  size_t nranges = q ? repl_aae_ranges(r, q->first, q->last, NULL, 0) : 0;
+  size_t nsent =
+      nranges < WIRE_MAX_REPAIR_RANGES ? nranges : WIRE_MAX_REPAIR_RANGES;
   struct repl_aae_peer_status *ps = chorus_calloc(npeers + 1, sizeof *ps);
+  struct repl_aae_range_status *rg = chorus_calloc(nsent + 1, sizeof *rg);
+  uint8_t *rb = chorus_malloc(nsent * WIRE_REPAIR_RANGE_BYTES + 1);
   struct stat_builder b = {0};
-  b.cap = 16 + 7 * npeers;
+  b.cap = 20 + 7 * npeers;
   b.items = chorus_calloc(b.cap, sizeof *b.items);
   b.names = chorus_calloc(b.cap, sizeof *b.names);
-  if (ps == NULL || b.items == NULL || b.names == NULL) {
-    chorus_free(ps);
-    chorus_free(b.items);
-    chorus_free(b.names);
+  if (ps == NULL || rg == NULL || rb == NULL || b.items == NULL ||
+      b.names == NULL) {
     node__conn_send_error(c, request_id, CHORUS_ENOMEM, "out of memory");
-    return;
+    goto out;
   }
   npeers = repl_aae_status(r, ps, npeers);
   const struct repl_stats *rs = repl_stats(r);
@@ -334,6 +352,12 @@ void node__answer_repair(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)rs->aae_keys_repaired, "aae.keys_repaired");
   stat_add(&b, (int64_t)rs->aae_bytes_sent, "aae.bytes_sent");
   stat_add(&b, (int64_t)rs->aae_bytes_received, "aae.bytes_received");
+  if (q != NULL) {
+    stat_add(&b, (int64_t)nranges, "aae.ranges");
+    stat_add(&b, (int64_t)nsent, "aae.ranges_sent");
+    if (q->now)
+      stat_add(&b, (int64_t)requested_peers, "aae.requested_peers");
+  }
   for (size_t i = 0; i < npeers; i++) {
     const struct repl_aae_peer_status *p = &ps[i];
     stat_add(&b, (int64_t)p->last_completed,
@@ -347,14 +371,46 @@ void node__answer_repair(struct node_conn *c, uint64_t request_id) {
              p->peer);
     stat_add(&b, (int64_t)p->bytes, "peer.%016" PRIx64 ".bytes", p->peer);
   }
-  struct wire_msg m = {.type = WIRE_REPAIR_STATUS_REPLY,
-                       .request_id = request_id};
-  m.status_reply.node_id = n->cfg.id;
-  m.status_reply.name = str_bytes(n->cfg.name);
-  m.status_reply.nstats = b.n;
-  m.status_reply.stats = b.items;
+  struct wire_msg m = {.request_id = request_id};
+  struct wire_status_reply *sr = &m.status_reply;
+  if (q != NULL) {
+    m.type = WIRE_REPAIR_RANGES_REPLY;
+    sr = &m.repair_ranges_reply.status;
+    (void)repl_aae_ranges(r, q->first, q->last, rg, nsent); /* same ring */
+    chorus_ms wall = node__wall_ms();
+    for (size_t i = 0; i < nsent; i++) {
+      const struct repl_aae_range_status *g = &rg[i];
+      struct wire_repair_range w = {
+          .first = g->first,
+          .last = g->last,
+          .last_completed_ms = g->last_completed,
+          /* The age on the node's own clock: the client's may be off. */
+          .age_ms = g->last_completed == 0     ? 0
+                    : wall > g->last_completed ? wall - g->last_completed
+                                               : 0,
+          .exchanges = g->exchanges,
+          .segments_differing = g->segments_differing,
+          .keys_differing = g->keys_differing,
+          .keys_repaired = g->keys_repaired,
+          .bytes_sent = g->bytes_sent,
+          .bytes_received = g->bytes_received,
+          .flags = g->repaired ? WIRE_RANGE_REPAIRED : 0};
+      wire_repair_range_put(rb + i * WIRE_REPAIR_RANGE_BYTES, &w);
+    }
+    m.repair_ranges_reply.ranges =
+        (struct wire_bytes){rb, nsent * WIRE_REPAIR_RANGE_BYTES};
+  } else {
+    m.type = WIRE_REPAIR_STATUS_REPLY;
+  }
+  sr->node_id = n->cfg.id;
+  sr->name = str_bytes(n->cfg.name);
+  sr->nstats = b.n;
+  sr->stats = b.items;
   (void)node__conn_send(c, &m);
+out:
   chorus_free(ps);
+  chorus_free(rg);
+  chorus_free(rb);
   chorus_free(b.items);
   chorus_free(b.names);
 }

@@ -413,6 +413,19 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
 int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
                  bool *done);
 
+/* What one walk of the tombstone queue purged: the objects, and the
+ * smallest and largest of their tokens (the queue is walked in token
+ * order). The node core hints the store to reclaim that range when a walk
+ * purged many (store_reclaim). */
+struct repl_gc_walk {
+  uint64_t number; /* walks completed by this incarnation, this one too */
+  uint64_t purged;
+  chorus_token first, last; /* meaningful when purged > 0 */
+};
+
+/* repl_gc_last_walk: the last completed walk's (all zero before one). */
+struct repl_gc_walk repl_gc_last_walk(const struct repl *r);
+
 /* ------------------------------------------------------------------------
  * Streaming by token range (issue 19; Cassandra's bootstrap streams,
  * Riak's handoff)
@@ -609,5 +622,39 @@ struct repl_aae_peer_status {
  * are. */
 size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
                        size_t max);
+
+/* What repair status says of one token range this node replicates
+ * (REPAIR_RANGES; repl_aae_ranges.c says how an exchange, which is with a
+ * peer over every range the two share, maps to ranges). */
+struct repl_aae_range_status {
+  chorus_token first, last; /* inclusive; first > last wraps past 2^64-1 */
+  chorus_ms last_completed; /* wall ms at which the last exchange this node
+                               completed over it ended; 0: never */
+  uint64_t exchanges;       /* completed exchanges over it */
+  uint64_t segments_differing, keys_differing, keys_repaired;
+  uint64_t bytes_sent, bytes_received; /* repair objects */
+  bool repaired; /* every other natural replica completed an exchange with
+                    this node over it since this node started (what
+                    repl_aae_repaired_since needs) */
+};
+/* repl_aae_ranges: the ranges of the current ring this node is a natural
+ * replica of that overlap [@first, @last] (first > last wraps; 0 and
+ * UINT64_MAX: all), in token order, up to @max of them into @out (NULL
+ * when @max is 0); returns how many there are. */
+size_t repl_aae_ranges(const struct repl *r, chorus_token first,
+                       chorus_token last, struct repl_aae_range_status *out,
+                       size_t max);
+/* repl_aae_request: an exchange soon with every other natural replica,
+ * alive, of the ranges this node replicates that overlap [@first, @last]
+ * (first > last wraps): each such peer goes before any other in turn
+ * (repl_aae_exchange with peer 0) until an exchange with it starts; the
+ * exchange covers every range the two share. *@ranges (may be NULL): how
+ * many of this node's ranges overlap; *@peers (may be NULL): how many
+ * peers now wait for an exchange. Errors: CHORUS_ENOMEM. */
+int repl_aae_request(struct repl *r, chorus_token first, chorus_token last,
+                     size_t *ranges, size_t *peers);
+/* repl_aae_wanted: whether a peer asked for by repl_aae_request, alive and
+ * in the ring, still waits for its exchange. */
+bool repl_aae_wanted(struct repl *r);
 
 #endif /* CHORUS_REPL_H */

@@ -85,12 +85,21 @@ static void exchange_abort(struct repl *r, const char *why) {
   repl__aae_exchange_reset(a);
 }
 
-static int exchange_complete(struct repl *r) {
+/* The table's range of storage key @dkey (NULL: not one of this node's). */
+static struct repl_aae_range *range_of(struct repl *r, const uint8_t *dkey) {
+  return repl__aae_range_of(r, store_be64_get(dkey));
+}
+
+static int exchange_complete(struct repl *r, chorus_ms now) {
   struct repl_aae *a = &r->aae;
   struct repl_aae_peer *p = repl__aae_peer(r, a->peer, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
   r->stats.aae_completed++;
+  /* The wall time of the end, from the start's and the monotonic clock's
+   * advance (the events of an exchange carry only the monotonic one). */
+  repl__aae_ranges_completed(r, a->iv, a->niv,
+                             a->started + (now - a->started_mono));
   p->last_started = a->started;
   p->last_started_mono = a->started_mono;
   p->exchanges++;
@@ -119,10 +128,15 @@ bool repl_aae_busy(const struct repl *r) {
   return r->aae.phase != REPL_AAE_IDLE;
 }
 
-/* The next peer: one whose hint was dropped first, else the one after the
+/* The next peer: one asked for (repl_aae_request) first, then one whose
+ * hint was dropped, else the one after the
  * last in id order among the nodes of the ring, alive. */
 static chorus_node_id next_peer(struct repl *r) {
   struct repl_aae *a = &r->aae;
+  for (size_t i = 0; i < a->npeers; i++)
+    if (a->peers[i].wanted && repl__peer_alive(r, a->peers[i].id) &&
+        ring_snapshot_find(r->ring, a->peers[i].id) >= 0)
+      return a->peers[i].id;
   for (size_t i = 0; i < a->npeers; i++)
     if (a->peers[i].priority && repl__peer_alive(r, a->peers[i].id) &&
         ring_snapshot_find(r->ring, a->peers[i].id) >= 0)
@@ -160,7 +174,11 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   if (p == NULL)
     return CHORUS_ENOMEM;
   p->priority = false;
-  int rc = repl__aae_shared_intervals(r, peer, &a->iv, &a->niv);
+  p->wanted = false;
+  int rc = repl__aae_ranges_refresh(r);
+  if (rc != CHORUS_OK)
+    return rc;
+  rc = repl__aae_shared_intervals(r, peer, &a->iv, &a->niv);
   if (rc != CHORUS_OK)
     return rc;
   if (a->niv == 0 || a->niv > WIRE_AAE_MAX_INTERVALS) {
@@ -338,6 +356,9 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
   } else {
     a->segs += a->nids;
     r->stats.aae_segments_differing += a->nids;
+    for (size_t i = 0; i < a->nids; i++)
+      repl__aae_ranges_segment(r, aae_tree_segment_first(t->bits, a->ids[i]),
+                               aae_tree_segment_last(t->bits, a->ids[i]));
   }
   /* The segments compared: the differing ones join the key ranges. */
   if (a->phase == REPL_AAE_SEGMENTS) {
@@ -408,8 +429,12 @@ static int set_after(struct repl_aae *a, const uint8_t *k, size_t kl) {
   return CHORUS_OK;
 }
 
-static int add_diff(struct repl_aae *a, const uint8_t *k, size_t kl,
+static int add_diff(struct repl *r, const uint8_t *k, size_t kl,
                     uint64_t remote) {
+  struct repl_aae *a = &r->aae;
+  struct repl_aae_range *g = range_of(r, k);
+  if (g != NULL)
+    g->keys_differing++;
   struct repl_aae_diff *d =
       chorus_grow(a->diff, &a->capdiff, a->ndiff, sizeof *d, 16);
   if (d == NULL)
@@ -513,11 +538,11 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
     a->keys++;
     r->stats.aae_keys_compared++;
     if (c < 0)
-      rc = add_diff(a, k, kl, peer.d[i]);
+      rc = add_diff(r, k, kl, peer.d[i]);
     else if (c > 0)
-      rc = add_diff(a, k, kl, 0);
+      rc = add_diff(r, k, kl, 0);
     else if (peer.d[i] != mine.d[j])
-      rc = add_diff(a, k, kl, peer.d[i]);
+      rc = add_diff(r, k, kl, peer.d[i]);
     i += c <= 0;
     j += c >= 0;
   }
@@ -560,6 +585,9 @@ static int send_obj(struct repl *r, const struct repl_effects *fx,
   }
   a->bytes_tokens -= (double)len;
   a->bytes += len;
+  struct repl_aae_range *g = range_of(r, dkey);
+  if (g != NULL)
+    g->bytes_sent += len;
   a->push[s] = id;
   int rc = repl__aae_send(r, fx, a->peer, &m);
   return rc == CHORUS_OK ? repl__aae_arm(fx, id, r->cfg.timeout_ms) : rc;
@@ -692,6 +720,9 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
       rc = push_local(r, fx, a->dpos++, NULL, 0, &sent);
       a->repaired += sent;
       r->stats.aae_keys_repaired += sent;
+      struct repl_aae_range *g = range_of(r, d->dkey);
+      if (g != NULL)
+        g->keys_repaired += sent;
       inflight = in_flight(a);
       continue;
     }
@@ -711,7 +742,7 @@ static int pump(struct repl *r, chorus_ms now, const struct repl_effects *fx) {
   }
   if (rc == CHORUS_OK && a->dpos >= a->ndiff && inflight == 0 &&
       a->barrier == 0)
-    rc = exchange_complete(r);
+    rc = exchange_complete(r, now);
   return rc;
 }
 
@@ -730,6 +761,9 @@ static int on_fetched(struct repl *r, size_t slot, const struct wire_msg *m,
   r->stats.aae_bytes_received += wire_encoded_size(m);
   a->bytes += o->len;
   a->bytes_tokens -= (double)o->len;
+  struct repl_aae_range *g = range_of(r, d->dkey);
+  if (g != NULL)
+    g->bytes_received += o->len;
   chorus_token tok = store_be64_get(d->dkey);
   const uint8_t *key = d->dkey + STORE_TOKEN_PREFIX;
   size_t klen = d->dlen - STORE_TOKEN_PREFIX;
@@ -765,6 +799,8 @@ static int on_fetched(struct repl *r, size_t slot, const struct wire_msg *m,
   if (changed || sent) {
     a->repaired++;
     r->stats.aae_keys_repaired++;
+    if (g != NULL)
+      g->keys_repaired++;
   }
   return pump(r, now, fx);
 }

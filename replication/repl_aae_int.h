@@ -46,5 +46,23 @@ int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
                                struct repl_aae_iv **out, size_t *nout);
 void repl__aae_exchange_reset(struct repl_aae *a);
 int repl__aae_iv_cmp(const void *a, const void *b);
+/* The earliest start (@mono: monotonic, else wall) of the last completed
+ * exchanges over @token with each other natural replica; 0 when one has
+ * none; UINT64_MAX when there is no other. */
+chorus_ms repl__aae_oldest_repair(const struct repl *r, chorus_token token,
+                                  bool mono);
+
+/* Per-range figures (repl_aae_ranges.c): the table refreshed for the
+ * current ring (Errors: CHORUS_ENOMEM, the old table kept), freed; the
+ * range holding a token (NULL: not one this node replicates); a differing
+ * segment counted in every range it overlaps; a completed exchange's
+ * intervals counted in their ranges. */
+int repl__aae_ranges_refresh(struct repl *r);
+void repl__aae_ranges_free(struct repl *r);
+struct repl_aae_range *repl__aae_range_of(struct repl *r, chorus_token t);
+void repl__aae_ranges_segment(struct repl *r, chorus_token first,
+                              chorus_token last);
+void repl__aae_ranges_completed(struct repl *r, const struct repl_aae_iv *iv,
+                                size_t niv, chorus_ms wall);
 
 #endif /* CHORUS_REPL_AAE_INT_H */

@@ -498,11 +498,8 @@ int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
  * Observation
  * ------------------------------------------------------------------------ */
 
-/* oldest_repair: the earliest start (@mono: monotonic, else wall) of the
- * last completed exchanges over @token with each other natural replica of
- * it; 0 when one of them has none; UINT64_MAX when it has no other. */
-static chorus_ms oldest_repair(const struct repl *r, chorus_token token,
-                               bool mono) {
+chorus_ms repl__aae_oldest_repair(const struct repl *r, chorus_token token,
+                                  bool mono) {
   struct ring_plist pl;
   if (r->ring == NULL || ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
       pl.n_natural == 0)
@@ -526,7 +523,7 @@ static chorus_ms oldest_repair(const struct repl *r, chorus_token token,
 }
 
 chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
-  chorus_ms at = oldest_repair(r, token, false);
+  chorus_ms at = repl__aae_oldest_repair(r, token, false);
   return at == UINT64_MAX ? 0 : at;
 }
 
@@ -534,7 +531,7 @@ bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
                               chorus_ms since) {
   /* A replica with no other (N = 1) holds the only copy: nothing to wait
    * for. */
-  return oldest_repair(r, token, true) > since;
+  return repl__aae_oldest_repair(r, token, true) > since;
 }
 
 size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
@@ -561,5 +558,6 @@ void repl__aae_free(struct repl *r) {
     chorus_free(r->aae.peers[i].iv);
   chorus_free(r->aae.peers);
   chorus_free(r->aae.scan);
+  repl__aae_ranges_free(r);
   aae_tree_free(&r->tree);
 }

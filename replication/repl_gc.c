@@ -268,6 +268,10 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
       if (rc == CHORUS_OK) {
         repl__aae_note(r, dk, dl, digest, 0);
         purged++;
+        if (g->walk.purged + purged == 1 || token < g->walk.first)
+          g->walk.first = token;
+        if (g->walk.purged + purged == 1 || token > g->walk.last)
+          g->walk.last = token;
       }
       chorus_free(dk);
     }
@@ -297,12 +301,19 @@ int repl_gc_step(struct repl *r, size_t budget, chorus_ms now, chorus_ms wall,
   if (rc != CHORUS_OK)
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* this step again */
   r->stats.tombstones_purged += purged;
+  g->walk.purged += purged;
   if (end) {
     r->stats.tombstones = g->held;
     r->stats.gc_walks++;
     chorus_free(g->after);
-    *g = (struct repl_gc){0};
+    struct repl_gc_walk walk = g->walk;
+    walk.number = g->last.number + 1;
+    *g = (struct repl_gc){.last = walk};
     *done = true;
   }
   return CHORUS_OK;
+}
+
+struct repl_gc_walk repl_gc_last_walk(const struct repl *r) {
+  return r->gc.last;
 }

@@ -17,9 +17,11 @@
  *   repl_hints.c    the hint table and its index (struct repl_hints)
  *   repl_replay.c   the instance's side of hints: disarm, rebuild, replay
  *   repl_options.c  consistency levels and tallies
- *   repl_aae.c      anti-entropy: the tree's rebuild, exchanges with a
- *                   peer (both sides), repaired_since (aae_tree.c holds
- *                   the tree itself, a pure data structure)
+ *   repl_aae.c      anti-entropy: the exchange this node initiates;
+ *                   repl_aae_serve.c the tree's rebuild, the peer's side,
+ *                   repaired_since; repl_aae_ranges.c the figures per
+ *                   range and exchanges on request (aae_tree.c holds the
+ *                   tree itself, a pure data structure)
  *
  * The role files do the work of a step (read, apply, send, count); whether
  * an operation answers, waits or ends is decided in repl_op.c only.
@@ -312,6 +314,7 @@ struct repl_gc {
   uint8_t *after;
   size_t alen;
   uint64_t held;
+  struct repl_gc_walk walk, last; /* this walk's purges, the last one's */
 };
 
 /* repl__gc_mortal: whether @obj may die without a write: a kv object whose
@@ -400,6 +403,21 @@ struct repl_aae_peer {
                              all repaired since @last_started; owned */
   size_t niv;
   bool priority; /* a hint to it was dropped: exchange with it first */
+  bool wanted;   /* asked for (repl_aae_request): before any other */
+};
+
+/* Per token range this node replicates: what the exchanges it initiated
+ * found there (repl_aae_ranges). A range is the gap before one vnode token
+ * of the current ring, (previous token, token]; the one that wraps has
+ * first > last. 72 bytes each, about N x T of them (3,072 at N = 3 and the
+ * default T = 1,024: 221 KiB). */
+struct repl_aae_range {
+  chorus_token first, last;
+  chorus_ms last_completed; /* wall ms at which the last exchange covering
+                               it completed; 0: never */
+  uint64_t exchanges;       /* completed exchanges covering it */
+  uint64_t segments_differing, keys_differing, keys_repaired;
+  uint64_t bytes_sent, bytes_received; /* repair objects */
 };
 
 struct repl_aae {
@@ -443,6 +461,12 @@ struct repl_aae {
   struct repl_aae_peer *peers;          /* sorted by id */
   size_t npeers, cappeers;
   chorus_node_id last_peer; /* the round robin's */
+  /* This node's ranges at ring version @ranges_epoch, sorted by last
+   * token (the wrapping one first), refreshed when an exchange starts. */
+  struct repl_aae_range *ranges;
+  size_t nranges;
+  uint64_t ranges_epoch;
+  bool ranges_set; /* @ranges is of @ranges_epoch (false: never built) */
   /* Rebuild scan: the next step resumes after this storage key. */
   uint8_t *scan;
   size_t slen, scap;

@@ -187,6 +187,15 @@ chorus_seq store_durable_seq(struct store *s) {
 void store_inject_fault(struct store *s, enum store_fault fault) {
   s->ops->inject_fault(s, fault);
 }
+int store_reclaim(struct store *s, chorus_token first, chorus_token last) {
+  if (s->ops->reclaim == NULL || first > last)
+    return CHORUS_OK;
+  return s->ops->reclaim(s, first, last);
+}
+int store_usage(struct store *s, struct store_usage *out) {
+  *out = (struct store_usage){0};
+  return s->ops->usage != NULL ? s->ops->usage(s, out) : CHORUS_OK;
+}
 void store_close(struct store *s) {
   if (s != NULL)
     s->ops->close(s);

@@ -88,9 +88,11 @@
  * THREADS
  *
  * The RocksDB backend may be called from any thread; the memory backend from
- * one thread at a time. Barrier callbacks run on the backend's sync thread
- * (RocksDB) or inside store_mem_sync_step() (memory): keep them short and
- * hand off to your own loop (uv_async_send in node/).
+ * one thread at a time. The RocksDB backend runs two threads of its own: a
+ * sync thread (group commit) and a reclaim thread (store_reclaim's
+ * compactions, store_rocksdb.c). Barrier callbacks run on the backend's sync
+ * thread (RocksDB) or inside store_mem_sync_step() (memory): keep them short
+ * and hand off to your own loop (uv_async_send in node/).
  */
 #ifndef CHORUS_STORE_H
 #define CHORUS_STORE_H
@@ -132,6 +134,7 @@ typedef void (*store_sync_cb)(void *arg, chorus_seq durable, int status);
 struct store;
 struct store_iter;
 struct store_batch;
+struct store_usage;
 
 /* ------------------------------------------------------------------------
  * Backend vtable. Users call the store_* functions below, never these.
@@ -163,6 +166,10 @@ struct store_ops {
    * says whether it reopened). NULL for a backend that never needs it. */
   int (*reopen)(struct store *, bool writable, bool *done);
   void (*inject_fault)(struct store *, enum store_fault);
+  /* reclaim, usage: SPACE TAKEN AND GIVEN BACK below; NULL for a backend
+   * with nothing to reclaim (store.c answers for it). */
+  int (*reclaim)(struct store *, chorus_token first, chorus_token last);
+  int (*usage)(struct store *, struct store_usage *);
   void (*close)(struct store *);
 };
 
@@ -374,6 +381,47 @@ bool store_space_stale(const struct store *s);
 
 /* store_disk_info: the state of the last check (borrowed). */
 const struct store_disk *store_disk_info(const struct store *s);
+
+/* ------------------------------------------------------------------------
+ * Space taken and given back
+ *
+ * A delete does not give space back by itself: RocksDB writes a deletion
+ * marker, and the bytes it shadows stay in the WAL, the memory table and
+ * the table files until a flush and then a compaction drop both (a
+ * database that fits its memory table never flushes at all, so it only
+ * grows). The node core knows when it has just deleted much (a tombstone
+ * walk that purged many objects); the backend knows how to get the space
+ * back without making its caller wait. So the core hints and the store
+ * acts, in the background (store_rocksdb.c, HOW SPACE COMES BACK).
+ * ------------------------------------------------------------------------ */
+
+/* What a store takes (store_usage). The RocksDB backend fills every
+ * field; the memory backend only memory_bytes. */
+struct store_usage {
+  uint64_t folder_bytes; /* bytes in the data folder's files (their sizes,
+                            not their blocks: RocksDB preallocates its WAL) */
+  uint64_t table_bytes;  /* bytes in the table files (SSTs) of every space */
+  uint64_t live_bytes;   /* RocksDB's estimate of the live data in them */
+  uint64_t memory_bytes; /* bytes in memory tables not yet flushed (memory
+                            backend: the keys and values it holds) */
+  uint64_t reclaims;     /* reclaims done since open */
+  uint64_t reclaim_ms;   /* the time they took, ms */
+  uint64_t reclaims_skipped; /* skipped: too little room to compact */
+};
+
+/* store_reclaim: a hint that STORE_DATA keys with tokens in [@first,
+ * @last] (and STORE_META bookkeeping about them) were just deleted in
+ * bulk. The backend gives their space back in the background and returns
+ * at once; hints that come while one is being acted on merge into one,
+ * and the backend paces them (RocksDB: a tenth of the time at most). The
+ * memory backend has nothing to give back. Errors: none today (an int for
+ * backends that may refuse). */
+int store_reclaim(struct store *s, chorus_token first, chorus_token last);
+
+/* store_usage: what @s takes now (struct store_usage); cheap enough for a
+ * status request (a listing of the data folder). Errors: CHORUS_EIO (the
+ * folder could not be listed; the other fields are still filled). */
+int store_usage(struct store *s, struct store_usage *out);
 
 /* store_inject_fault: test hook; makes the next operation of that kind fail
  * through the backend's real error path. */

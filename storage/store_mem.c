@@ -692,6 +692,22 @@ static int mem_avail(struct store *base, uint64_t *avail, bool *can_write) {
   return CHORUS_OK;
 }
 
+/* A map's deletes free their records at once: nothing to reclaim. What it
+ * holds is its keys and values, the memory a simulated node's data takes. */
+static int mem_reclaim(struct store *base, chorus_token first,
+                       chorus_token last) {
+  (void)to_mem(base), (void)first, (void)last;
+  return CHORUS_OK;
+}
+
+static int mem_usage(struct store *base, struct store_usage *out) {
+  struct mem_store *s = to_mem(base);
+  for (int i = 0; i < STORE_SPACE_COUNT; i++)
+    for (size_t j = 0; j < s->maps[i].count; j++)
+      out->memory_bytes += s->maps[i].recs[j]->klen + s->maps[i].recs[j]->vlen;
+  return CHORUS_OK;
+}
+
 static void mem_inject_fault(struct store *base, enum store_fault fault) {
   struct mem_store *s = to_mem(base);
   if (fault == STORE_FAULT_NONE) {
@@ -738,6 +754,8 @@ static const struct store_ops mem_ops = {
     .durable_seq = mem_durable_seq,
     .avail = mem_avail,
     .inject_fault = mem_inject_fault,
+    .reclaim = mem_reclaim,
+    .usage = mem_usage,
     .close = mem_close,
 };
 

@@ -109,6 +109,15 @@ enum rocks_mode {
   ROCKS_RO,      /* open read-only (below the reserve) */
 };
 
+/* HOW SPACE COMES BACK: after a compaction that took T, the reclaim
+ * thread waits RECLAIM_IDLE_FACTOR * T before the next, so that reclaims
+ * take at most a tenth of the time however often they are asked for. */
+#define RECLAIM_IDLE_FACTOR 9
+
+/* RocksDB's BottommostLevelCompaction::kForceOptimized (options.h): the C
+ * API takes the enum's value. */
+#define ROCKS_BOTTOMMOST_FORCE_OPTIMIZED 3
+
 /* RocksDB's InfoLogLevel FATAL_LEVEL: the C API has no name for it. */
 #define ROCKS_LOG_FATAL 4
 
@@ -126,6 +135,7 @@ struct rocks_store {
   rocksdb_column_family_handle_t *cf[COLUMN_FAMILY_COUNT];
   rocksdb_readoptions_t *read_options;
   rocksdb_writeoptions_t *write_options;
+  rocksdb_compactoptions_t *compact_options; /* HOW SPACE COMES BACK */
 
   /* Sticky failure: CHORUS_OK until a sync fails, then the failure code. */
   atomic_int sticky_error;
@@ -150,6 +160,20 @@ struct rocks_store {
   struct sync_request *pending;
   size_t pending_count, pending_cap;
   int closing;
+
+  /* The reclaim thread (HOW SPACE COMES BACK) and its one request,
+   * guarded by reclaim_lock; compact_lock is held while it compacts, so
+   * that a reopen or close (which first cancel the compaction) wait for it
+   * to leave the handle. */
+  pthread_t reclaim_thread;
+  pthread_mutex_t reclaim_lock, compact_lock;
+  pthread_cond_t reclaim_wake; /* on CLOCK_MONOTONIC */
+  bool reclaim_pending, reclaim_closing;
+  chorus_token reclaim_first, reclaim_last;
+  uint64_t reclaim_reserve;           /* the store's, at the request */
+  struct timespec reclaim_not_before; /* the pace (RECLAIM_IDLE_FACTOR) */
+  uint64_t db_generation; /* open_db calls: which handle a pause is of */
+  _Atomic uint64_t reclaims, reclaim_ms, reclaims_skipped;
 };
 
 struct rocks_iter {
@@ -733,6 +757,238 @@ static void rocks_inject_fault(struct store *s, enum store_fault fault) {
 }
 
 /* ------------------------------------------------------------------------
+ * Space given back (store.h, SPACE TAKEN AND GIVEN BACK)
+ *
+ * HOW SPACE COMES BACK
+ *
+ * A RocksDB delete is a marker; the value it deletes stays in the WAL,
+ * the memory table and the table files until a flush writes the marker
+ * to a table file and a compaction carries it down to the last level
+ * that holds the key, where both go. Nothing triggers that by itself for
+ * a node that deletes what it wrote: a data space under its memory
+ * table's 64 MiB never flushes, so its WAL, which holds every value and
+ * every delete, only grows (1.2 to 1.3x the full folder once all 3,000
+ * keys of tests/node/test_node_gc.c were purged); and a level's size, not
+ * its deletes, decides when it is compacted. Measured there, and not
+ * chosen:
+ *   - a flush of the memory tables alone: the WAL goes, but the markers
+ *     stay in level-0 files (0.26 to 0.47 MiB left of 3.2 to 3.6, the
+ *     empty folder being 0.04);
+ *   - with that, RocksDB's compact-on-deletion collector: it marks a file
+ *     of deletes, but RocksDB 7.8 does not compact a marked file of the
+ *     last non-empty level (LevelCompactionBuilder::PickFileToCompact),
+ *     and in a small database that is level 0: a file of 6,000 deletes
+ *     out of 6,000 entries stayed;
+ *   - SuggestCompactRange: it marks the files above the last non-empty
+ *     level only, the same blind spot.
+ * So store_reclaim asks this backend's reclaim thread for a manual
+ * compaction (CompactRange) of the data range the caller deleted, and of
+ * the whole hints and meta spaces: they are small, and a WAL file is
+ * deleted only once every memory table with a write in it has been
+ * flushed (a coordinator's hints space holds a put/delete pair, object
+ * included, for the writes it coordinated: 4.8 MiB of WAL stayed on the
+ * coordinator of 3,000 1 KiB writes when only data and meta were
+ * flushed). CompactRange flushes what it covers and compacts it down to
+ * the last level: the markers and what they shadow are gone. It blocks
+ * its caller for as long as that lasts (seconds for a large range), which
+ * is why the caller is not the event loop: store_reclaim only records the
+ * request. Requests made while one runs merge into one, and after a
+ * reclaim that took T the next waits RECLAIM_IDLE_FACTOR * T: the
+ * rewriting of live data that compacting a range also does takes a tenth
+ * of the time at most. A compaction needs room for what it writes before
+ * it deletes what it read: it is skipped (counted) while the folder has
+ * less free than the reserve plus the range's table bytes. A reopen
+ * cancels a running compaction (DisableManualCompaction) before it swaps
+ * the handle; close does the same and joins the thread.
+ * ------------------------------------------------------------------------ */
+
+static int avail_bytes(const char *path, uint64_t *out, char *errmsg);
+
+static void mono_now(struct timespec *t) {
+  clock_gettime(CLOCK_MONOTONIC, t);
+}
+
+static uint64_t ms_between(const struct timespec *a, const struct timespec *b) {
+  int64_t ms = ((int64_t)b->tv_sec - (int64_t)a->tv_sec) * 1000 +
+               ((int64_t)b->tv_nsec - (int64_t)a->tv_nsec) / 1000000;
+  return ms > 0 ? (uint64_t)ms : 0;
+}
+
+/* compact: one reclaim of data tokens [@first, @last] (the reclaim
+ * thread, compact_lock held). */
+static void compact(struct rocks_store *rs, chorus_token first,
+                    chorus_token last, uint64_t reserve) {
+  if (rs->db == NULL || atomic_load(&rs->mode) != ROCKS_RW ||
+      atomic_load(&rs->sticky_error) != CHORUS_OK)
+    return; /* a store that cannot write makes no table file */
+  unsigned char lo[8], hi[8];
+  store_be64_put(lo, first);
+  /* The limit is exclusive: the token after @last, or the end. */
+  bool to_end = last == UINT64_MAX;
+  if (!to_end)
+    store_be64_put(hi, last + 1);
+  const char *los = (const char *)lo, *his = to_end ? NULL : (const char *)hi;
+  size_t lol = sizeof lo, hil = to_end ? 0 : sizeof hi;
+  uint64_t range = 0, avail = 0;
+  if (to_end) {
+    if (rocksdb_property_int_cf(rs->db, cf_of(rs, STORE_DATA),
+                                "rocksdb.live-sst-files-size", &range) != 0)
+      range = 0;
+  } else {
+    char *err = NULL;
+    rocksdb_approximate_sizes_cf(rs->db, cf_of(rs, STORE_DATA), 1, &los, &lol,
+                                 &his, &hil, &range, &err);
+    if (err != NULL)
+      rocksdb_free(err);
+  }
+  char errmsg[CHORUS_ERRMSG_SIZE];
+  if (avail_bytes(rs->path, &avail, errmsg) != CHORUS_OK ||
+      avail < reserve + range) {
+    atomic_fetch_add(&rs->reclaims_skipped, 1);
+    return;
+  }
+  struct timespec t0, t1;
+  mono_now(&t0);
+  rocksdb_compact_range_cf_opt(rs->db, cf_of(rs, STORE_DATA),
+                               rs->compact_options, los, lol, his, hil);
+  rocksdb_compact_range_cf_opt(rs->db, cf_of(rs, STORE_HINTS),
+                               rs->compact_options, NULL, 0, NULL, 0);
+  rocksdb_compact_range_cf_opt(rs->db, cf_of(rs, STORE_META),
+                               rs->compact_options, NULL, 0, NULL, 0);
+  mono_now(&t1);
+  uint64_t took = ms_between(&t0, &t1);
+  atomic_fetch_add(&rs->reclaims, 1);
+  atomic_fetch_add(&rs->reclaim_ms, took);
+  uint64_t idle_ms = took * RECLAIM_IDLE_FACTOR;
+  struct timespec nb = t1;
+  nb.tv_sec += (time_t)(idle_ms / 1000);
+  nb.tv_nsec += (long)(idle_ms % 1000) * 1000000;
+  if (nb.tv_nsec >= 1000000000) {
+    nb.tv_sec++;
+    nb.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&rs->reclaim_lock);
+  rs->reclaim_not_before = nb;
+  pthread_mutex_unlock(&rs->reclaim_lock);
+}
+
+static void *reclaim_thread_main(void *arg) {
+  struct rocks_store *rs = arg;
+  pthread_mutex_lock(&rs->reclaim_lock);
+  for (;;) {
+    while (!rs->reclaim_pending && !rs->reclaim_closing)
+      pthread_cond_wait(&rs->reclaim_wake, &rs->reclaim_lock);
+    if (rs->reclaim_closing)
+      break;
+    struct timespec now;
+    mono_now(&now);
+    if (ms_between(&now, &rs->reclaim_not_before) > 0) {
+      (void)pthread_cond_timedwait(&rs->reclaim_wake, &rs->reclaim_lock,
+                                   &rs->reclaim_not_before);
+      continue; /* the pace, or closing */
+    }
+    chorus_token first = rs->reclaim_first, last = rs->reclaim_last;
+    uint64_t reserve = rs->reclaim_reserve;
+    rs->reclaim_pending = false;
+    pthread_mutex_unlock(&rs->reclaim_lock);
+    pthread_mutex_lock(&rs->compact_lock);
+    compact(rs, first, last, reserve);
+    pthread_mutex_unlock(&rs->compact_lock);
+    pthread_mutex_lock(&rs->reclaim_lock);
+  }
+  pthread_mutex_unlock(&rs->reclaim_lock);
+  return NULL;
+}
+
+/* rocks_reclaim: the request recorded (merged into one that waits), the
+ * reclaim thread woken; returns at once. */
+static int rocks_reclaim(struct store *s, chorus_token first,
+                         chorus_token last) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  pthread_mutex_lock(&rs->reclaim_lock);
+  rs->reclaim_reserve = s->disk.reserve;
+  if (rs->reclaim_pending) {
+    if (first < rs->reclaim_first)
+      rs->reclaim_first = first;
+    if (last > rs->reclaim_last)
+      rs->reclaim_last = last;
+  } else {
+    rs->reclaim_first = first;
+    rs->reclaim_last = last;
+    rs->reclaim_pending = true;
+  }
+  pthread_cond_signal(&rs->reclaim_wake);
+  pthread_mutex_unlock(&rs->reclaim_lock);
+  return CHORUS_OK;
+}
+
+/* pause_compaction / resume_compaction: a running reclaim cancelled and
+ * kept off the handle (a reopen), and let back on; only the handle that
+ * was paused is resumed (RocksDB asserts a resume follows a pause). */
+static uint64_t pause_compaction(struct rocks_store *rs) {
+  if (rs->db != NULL)
+    rocksdb_disable_manual_compaction(rs->db);
+  pthread_mutex_lock(&rs->compact_lock);
+  return rs->db != NULL ? rs->db_generation : 0;
+}
+
+static void resume_compaction(struct rocks_store *rs, uint64_t paused) {
+  if (rs->db != NULL && paused != 0 && rs->db_generation == paused)
+    rocksdb_enable_manual_compaction(rs->db);
+  pthread_mutex_unlock(&rs->compact_lock);
+}
+
+/* stop_reclaim_thread: the thread told to stop, its compaction
+ * cancelled, and joined (close, or an open that fails after it started). */
+static void stop_reclaim_thread(struct rocks_store *rs) {
+  pthread_mutex_lock(&rs->reclaim_lock);
+  rs->reclaim_closing = true;
+  pthread_cond_signal(&rs->reclaim_wake);
+  pthread_mutex_unlock(&rs->reclaim_lock);
+  if (rs->db != NULL)
+    rocksdb_disable_manual_compaction(rs->db);
+  pthread_join(rs->reclaim_thread, NULL);
+}
+
+/* folder_bytes: the sizes of the files in the data folder (flat: RocksDB
+ * keeps no subfolders there). */
+static int folder_bytes(const char *path, uint64_t *out, char *errmsg) {
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return chorus_errf(errmsg, chorus_error_from_errno(errno),
+                       "list data folder %s: %s", path, strerror(errno));
+  struct dirent *e;
+  struct stat st;
+  while ((e = readdir(d)) != NULL)
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode))
+      *out += (uint64_t)st.st_size;
+  closedir(d);
+  return CHORUS_OK;
+}
+
+static int rocks_usage(struct store *s, struct store_usage *out) {
+  struct rocks_store *rs = (struct rocks_store *)s;
+  out->reclaims = atomic_load(&rs->reclaims);
+  out->reclaim_ms = atomic_load(&rs->reclaim_ms);
+  out->reclaims_skipped = atomic_load(&rs->reclaims_skipped);
+  if (rs->db != NULL)
+    for (int i = 0; i < COLUMN_FAMILY_COUNT; i++) {
+      uint64_t v;
+      if (rocksdb_property_int_cf(rs->db, rs->cf[i],
+                                  "rocksdb.live-sst-files-size", &v) == 0)
+        out->table_bytes += v;
+      if (rocksdb_property_int_cf(rs->db, rs->cf[i],
+                                  "rocksdb.estimate-live-data-size", &v) == 0)
+        out->live_bytes += v;
+      if (rocksdb_property_int_cf(rs->db, rs->cf[i],
+                                  "rocksdb.cur-size-all-mem-tables", &v) == 0)
+        out->memory_bytes += v;
+    }
+  return folder_bytes(rs->path, &out->folder_bytes, s->errmsg);
+}
+
+/* ------------------------------------------------------------------------
  * Open and close
  * ------------------------------------------------------------------------ */
 
@@ -756,6 +1012,8 @@ static void release(struct rocks_store *rs) {
     rocksdb_readoptions_destroy(rs->read_options);
   if (rs->write_options != NULL)
     rocksdb_writeoptions_destroy(rs->write_options);
+  if (rs->compact_options != NULL)
+    rocksdb_compactoptions_destroy(rs->compact_options);
   if (rs->cf_options != NULL)
     rocksdb_options_destroy(rs->cf_options);
   if (rs->data_options != NULL)
@@ -775,6 +1033,7 @@ static void release(struct rocks_store *rs) {
 
 static void rocks_close(struct store *s) {
   struct rocks_store *rs = (struct rocks_store *)s;
+  stop_reclaim_thread(rs);
   pthread_mutex_lock(&rs->lock);
   rs->closing = 1;
   pthread_cond_signal(&rs->wake);
@@ -791,6 +1050,9 @@ static void rocks_close(struct store *s) {
   pthread_cond_destroy(&rs->wake);
   pthread_mutex_destroy(&rs->lock);
   pthread_mutex_destroy(&rs->db_lock);
+  pthread_cond_destroy(&rs->reclaim_wake);
+  pthread_mutex_destroy(&rs->compact_lock);
+  pthread_mutex_destroy(&rs->reclaim_lock);
   release(rs);
 }
 
@@ -956,6 +1218,17 @@ static void build_options(struct rocks_store *rs,
   rs->read_options = rocksdb_readoptions_create();
   rs->write_options = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(rs->write_options, 0);
+  /* A reclaim's compaction runs beside RocksDB's own and the writes,
+   * never stopping them. */
+  rs->compact_options = rocksdb_compactoptions_create();
+  rocksdb_compactoptions_set_exclusive_manual_compaction(rs->compact_options,
+                                                         0);
+  /* The range's last level too: by default CompactRange skips it, and
+   * where every file is in one level (a small database: all in level 0)
+   * that skips everything, markers included. Optimized: not the files
+   * this same compaction has just written there. */
+  rocksdb_compactoptions_set_bottommost_level_compaction(
+      rs->compact_options, ROCKS_BOTTOMMOST_FORCE_OPTIMIZED);
 }
 
 /* open_db: opens the database read-write (@writable) or read-only, and
@@ -994,6 +1267,7 @@ static int open_db(struct rocks_store *rs, bool writable, char *errmsg) {
     }
   }
   atomic_store(&rs->mode, writable ? ROCKS_RW : ROCKS_RO);
+  rs->db_generation++;
   return CHORUS_OK;
 }
 
@@ -1012,6 +1286,8 @@ static int rocks_avail(struct store *s, uint64_t *avail, bool *can_write) {
  * is room. Sequences keep growing past the writes the reopen lost; pending
  * barriers end here, OK for what the reopen recovered (the open synced
  * it), CHORUS_ENOSPC for what it lost. */
+static int reopen(struct rocks_store *rs, bool writable, bool *done);
+
 static int rocks_reopen(struct store *s, bool writable, bool *done) {
   struct rocks_store *rs = (struct rocks_store *)s;
   *done = false;
@@ -1022,6 +1298,15 @@ static int rocks_reopen(struct store *s, bool writable, bool *done) {
   if (atomic_load(&rs->open_iters) > 0)
     return chorus_errf(s->errmsg, CHORUS_EBUSY,
                        "reopen the store: an iterator is open; next check");
+  uint64_t paused = pause_compaction(rs);
+  int rc = reopen(rs, writable, done);
+  resume_compaction(rs, paused);
+  return rc;
+}
+
+/* reopen: rocks_reopen's work, no compaction running. */
+static int reopen(struct rocks_store *rs, bool writable, bool *done) {
+  struct store *s = &rs->base;
   pthread_mutex_lock(&rs->db_lock);
   chorus_seq old_last = latest_seq(rs), old_offset = rs->seq_offset;
   close_db(rs);
@@ -1061,6 +1346,36 @@ static int rocks_reopen(struct store *s, bool writable, bool *done) {
   *done = true;
   pthread_mutex_unlock(&rs->db_lock);
   return rc;
+}
+
+/* start_reclaim_thread: the reclaim thread's locks, its condition (on
+ * the monotonic clock: its pace must not follow the wall clock) and the
+ * thread. Errors: CHORUS_ENOMEM, nothing left behind. */
+static int start_reclaim_thread(struct rocks_store *rs, char *errmsg) {
+  pthread_condattr_t ca;
+  if (pthread_mutex_init(&rs->reclaim_lock, NULL) != 0)
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "open store: mutex");
+  if (pthread_mutex_init(&rs->compact_lock, NULL) != 0)
+    goto err_after_reclaim_lock;
+  if (pthread_condattr_init(&ca) != 0)
+    goto err_after_compact_lock;
+  if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+      pthread_cond_init(&rs->reclaim_wake, &ca) != 0) {
+    pthread_condattr_destroy(&ca);
+    goto err_after_compact_lock;
+  }
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&rs->reclaim_thread, NULL, reclaim_thread_main, rs) != 0)
+    goto err_after_cond;
+  return CHORUS_OK;
+
+err_after_cond:
+  pthread_cond_destroy(&rs->reclaim_wake);
+err_after_compact_lock:
+  pthread_mutex_destroy(&rs->compact_lock);
+err_after_reclaim_lock:
+  pthread_mutex_destroy(&rs->reclaim_lock);
+  return chorus_errf(errmsg, CHORUS_ENOMEM, "open store: reclaim thread");
 }
 
 int store_rocksdb_open(const struct store_rocksdb_options *opts,
@@ -1123,9 +1438,11 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
     rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: condition variable");
     goto err_after_db_lock;
   }
+  if ((rc = start_reclaim_thread(rs, errmsg)) != CHORUS_OK)
+    goto err_after_cond;
   if (pthread_create(&rs->sync_thread, NULL, sync_thread_main, rs) != 0) {
     rc = chorus_errf(errmsg, CHORUS_ENOMEM, "open store: sync thread");
-    goto err_after_cond;
+    goto err_after_reclaim;
   }
   store_set_reserve(&rs->base, opts->min_free_bytes);
   /* The first decision: a read-only store refuses writes from the start. */
@@ -1133,6 +1450,11 @@ int store_rocksdb_open(const struct store_rocksdb_options *opts,
   *out = &rs->base;
   return CHORUS_OK;
 
+err_after_reclaim:
+  stop_reclaim_thread(rs);
+  pthread_cond_destroy(&rs->reclaim_wake);
+  pthread_mutex_destroy(&rs->compact_lock);
+  pthread_mutex_destroy(&rs->reclaim_lock);
 err_after_cond:
   pthread_cond_destroy(&rs->wake);
 err_after_db_lock:
@@ -1159,6 +1481,8 @@ static const struct store_ops rocks_ops = {
     .avail = rocks_avail,
     .reopen = rocks_reopen,
     .inject_fault = rocks_inject_fault,
+    .reclaim = rocks_reclaim,
+    .usage = rocks_usage,
     .close = rocks_close,
 };
 

@@ -10,6 +10,12 @@
  * Merges are read-modify-write under the caller's serialization, not a
  * RocksDB merge operator: see docs/ARCHITECTURE.md "Storage" for why.
  *
+ * store_reclaim hands a manual compaction (CompactRange) of the deleted
+ * range, and of the small hints and meta spaces, to a reclaim thread, so
+ * that the deletes and what they shadow leave the WAL and the table files
+ * without the caller waiting; paced to a tenth of the time at most
+ * (store_rocksdb.c, HOW SPACE COMES BACK).
+ *
  * A full disk (store.h, THE SPACE RESERVE; store_rocksdb.c, HOW A FULL
  * DISK IS MET): below the reserve the database is open read-only; a write
  * that still finds the disk full makes the store refuse writes until the

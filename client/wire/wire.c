@@ -152,3 +152,31 @@ int wire_level_parse(const char *s, int32_t *out) {
   *out = (int32_t)v;
   return CHORUS_OK;
 }
+
+/* The record's fields in wire order (wire.h, REPAIR_RANGES_REPLY). */
+#define RANGE_FIELDS(r)                                                        \
+  {                                                                            \
+    &(r)->first, &(r)->last, &(r)->last_completed_ms, &(r)->age_ms,            \
+        &(r)->exchanges, &(r)->segments_differing, &(r)->keys_differing,       \
+        &(r)->keys_repaired, &(r)->bytes_sent, &(r)->bytes_received,           \
+        &(r)->flags                                                            \
+  }
+
+_Static_assert(WIRE_REPAIR_RANGE_BYTES == 11 * 8, "eleven u64 fields");
+
+void wire_repair_range_put(uint8_t *p, const struct wire_repair_range *r) {
+  const uint64_t *f[] = RANGE_FIELDS(r);
+  for (size_t i = 0; i < 11; i++)
+    for (int b = 0; b < 8; b++)
+      p[8 * i + (size_t)b] = (uint8_t)(*f[i] >> (56 - 8 * b));
+}
+
+void wire_repair_range_get(const uint8_t *p, struct wire_repair_range *r) {
+  uint64_t *f[] = RANGE_FIELDS(r);
+  for (size_t i = 0; i < 11; i++) {
+    uint64_t v = 0;
+    for (int b = 0; b < 8; b++)
+      v = v << 8 | p[8 * i + (size_t)b];
+    *f[i] = v;
+  }
+}

@@ -207,7 +207,11 @@ enum wire_type {
   WIRE_REPAIR_STATUS = 112,       /* client: this node's anti-entropy */
   WIRE_REPAIR_STATUS_REPLY = 113, /* answers REPAIR_STATUS, REPAIR_NOW */
   WIRE_REPAIR_NOW = 114,          /* client: an exchange as soon as possible */
-  /* 115..127 reserved: anti-entropy administration */
+  WIRE_REPAIR_RANGES = 115,       /* client: per-range status, and on request
+                                     exchanges with a range's replicas (a
+                                     node without it answers ENOTSUP) */
+  WIRE_REPAIR_RANGES_REPLY = 116, /* answers REPAIR_RANGES */
+  /* 117..127 reserved: anti-entropy administration */
   WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
   WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
   WIRE_AAE_TREE_REQ = 130, /* peer only: hashes of my anti-entropy tree */
@@ -727,6 +731,46 @@ struct wire_aae_keys {
   uint8_t more;                   /* 0 or 1 */
 };
 
+/* REPAIR_RANGES: the node's ranges that overlap [@first, @last] (first >
+ * last wraps past 2^64-1; 0 and 2^64-1: all of them); @now 1: exchanges as
+ * soon as possible with their other replicas, one after the other, each
+ * covering every range the two share. */
+struct wire_repair_ranges {
+  chorus_token first, last;
+  uint8_t now; /* 0 or 1 */
+};
+/* REPAIR_RANGES_REPLY: the node, its anti-entropy stats (REPAIR_STATUS_
+ * REPLY's, and aae.ranges: how many ranges matched, aae.ranges_sent: how
+ * many follow, aae.requested_peers with now), and @ranges: that many
+ * WIRE_REPAIR_RANGE_BYTES records (wire_repair_range_get), in token
+ * order:
+ *
+ *   offset  field (u64 big-endian)
+ *        0  first token
+ *        8  last token (first > last wraps)
+ *       16  last_completed_ms  wall ms the last exchange over it ended; 0
+ *       24  age_ms             the node's wall clock minus that; 0: never
+ *       32  exchanges          completed exchanges over it
+ *       40  segments_differing
+ *       48  keys_differing
+ *       56  keys_repaired
+ *       64  bytes_sent         repair objects sent
+ *       72  bytes_received     repair objects fetched
+ *       80  flags              WIRE_RANGE_REPAIRED; other bits ignored
+ */
+#define WIRE_REPAIR_RANGE_BYTES 88u
+#define WIRE_MAX_REPAIR_RANGES 65536u /* records in one reply (5.5 MiB) */
+#define WIRE_RANGE_REPAIRED 1u        /* every other replica exchanged it */
+struct wire_repair_ranges_reply {
+  struct wire_status_reply status; /* node_id, name, stats */
+  struct wire_bytes ranges;        /* a multiple of WIRE_REPAIR_RANGE_BYTES */
+};
+struct wire_repair_range {
+  chorus_token first, last;
+  uint64_t last_completed_ms, age_ms, exchanges, segments_differing,
+      keys_differing, keys_repaired, bytes_sent, bytes_received, flags;
+};
+
 /* One message. @type selects the union member; RING_QUERY, STATUS_QUERY
  * and CLUSTER_QUERY have no fields. */
 struct wire_msg {
@@ -771,6 +815,8 @@ struct wire_msg {
     struct wire_aae_tree aae_tree;
     struct wire_aae_keys_req aae_keys_req;
     struct wire_aae_keys aae_keys;
+    struct wire_repair_ranges repair_ranges;
+    struct wire_repair_ranges_reply repair_ranges_reply;
   };
   void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
 };
@@ -929,6 +975,12 @@ bool wire_should_close(int code);
  * version-3 client sent). Returns whether *@out differs from @m. */
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text);
+
+/* wire_repair_range_put, wire_repair_range_get: one REPAIR_RANGES_REPLY
+ * record into / from WIRE_REPAIR_RANGE_BYTES bytes at @p (any value
+ * decodes; the caller checks that the field's length is a multiple). */
+void wire_repair_range_put(uint8_t *p, const struct wire_repair_range *r);
+void wire_repair_range_get(const uint8_t *p, struct wire_repair_range *r);
 
 /* wire_type_name: "PUT" for WIRE_PUT; "UNKNOWN" for others. Static. */
 const char *wire_type_name(unsigned type);

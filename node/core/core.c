@@ -279,11 +279,54 @@ static chorus_ms gc_interval(const struct core *c) {
   return c->cfg.gc_interval_ms ? c->cfg.gc_interval_ms : CORE_GC_INTERVAL_MS;
 }
 
+/* reclaim: at the end of each walk, what it purged added up; once that
+ * reaches CORE_RECLAIM_MIN_PURGED objects the store is hinted to give
+ * their space back (store.h, SPACE TAKEN AND GIVEN BACK): it returns at
+ * once, the store's own thread does the work. Added up over walks, not per
+ * walk: a mass delete is purged over several walks as replicas confirm.
+ * And its tail, what walks purge after a hint, is hinted too once a walk
+ * purges nothing (the wave is over), however small: without that, up to
+ * CORE_RECLAIM_MIN_PURGED objects' tombstones and deletes would stay in
+ * the WAL of a store that sees no more writes. A steady trickle never
+ * reaches the minimum, so it never starts that. A failed hint costs
+ * space, not data: traced, and hinted again at the next sum. */
+static void reclaim(struct core *c) {
+  struct repl_gc_walk w = repl_gc_last_walk(c->repl);
+  if (w.number == c->reclaim_walk)
+    return; /* no new walk */
+  c->reclaim_walk = w.number;
+  if (w.purged > 0) {
+    if (c->reclaim.purged == 0 || w.first < c->reclaim.first)
+      c->reclaim.first = w.first;
+    if (c->reclaim.purged == 0 || w.last > c->reclaim.last)
+      c->reclaim.last = w.last;
+    c->reclaim.purged += w.purged;
+  }
+  bool tail = c->reclaim_tail && w.purged == 0;
+  if (tail)
+    c->reclaim_tail = false;
+  if (c->reclaim.purged == 0 ||
+      (c->reclaim.purged < CORE_RECLAIM_MIN_PURGED && !tail))
+    return;
+  int rc = store_reclaim(c->store, c->reclaim.first, c->reclaim.last);
+  TRACE(c,
+        "gc: %" PRIu64 " objects purged since the last reclaim%s, tokens "
+        "%016" PRIx64 "..%016" PRIx64 ": the store reclaims their space (%s)",
+        c->reclaim.purged, tail ? " (the tail of a wave)" : "",
+        c->reclaim.first, c->reclaim.last,
+        rc == CHORUS_OK ? "asked" : store_errmsg(c->store));
+  if (!tail)
+    c->reclaim_tail = true;
+  c->reclaim = (struct repl_gc_walk){0};
+}
+
 /* gc_step: a batch of the tombstone queue's walk (repl_gc_step). */
 static int gc_step(struct core *c, chorus_ms wall) {
   bool done = true;
   int rc = repl_gc_step(c->repl, CORE_GC_BATCH, c->now, wall, &done);
   c->gc_at = c->now + (done ? gc_interval(c) : CORE_GC_PAUSE_MS);
+  if (rc == CHORUS_OK && done)
+    reclaim(c);
   return rc;
 }
 

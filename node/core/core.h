@@ -138,6 +138,11 @@
 #define CORE_GC_INTERVAL_MS 10000u
 #define CORE_GC_BATCH 1000u
 #define CORE_GC_PAUSE_MS 20u
+/* Once walks have purged this many objects since the last hint, the store
+ * is hinted to give their space back (store_reclaim; core.c, reclaim),
+ * and once more when the walks stop purging (the wave's tail): fewer are
+ * the trickle that RocksDB's own compactions keep up with. */
+#define CORE_RECLAIM_MIN_PURGED 1000u
 
 /* ------------------------------------------------------------------------
  * Configuration and effects
@@ -368,6 +373,17 @@ const struct repl *core_repl(const struct core *c);
  * and none is under way (REPAIR_NOW), then on the usual pace. Errors:
  * those of core_tick. */
 int core_aae_now(struct core *c, chorus_ms now, chorus_ms wall);
+/* core_aae_range_now: exchanges as soon as possible, one after the other,
+ * with the other replicas (alive) of this node's ranges that overlap
+ * [@first, @last] (first > last wraps; repl_aae_request), each covering
+ * every range the two share (REPAIR_RANGES with now). *@ranges: how many of
+ * this node's ranges overlap (0: it replicates none of them, nothing is
+ * asked); *@peers: how many peers wait for an exchange. Errors:
+ * CHORUS_EUNAVAILABLE (replication not started), CHORUS_ENOMEM, those of
+ * core_tick. */
+int core_aae_range_now(struct core *c, chorus_token first, chorus_token last,
+                       chorus_ms now, chorus_ms wall, size_t *ranges,
+                       size_t *peers);
 /* core_ring: the snapshot in force (never NULL after core_new). */
 const struct ring_snapshot *core_ring(const struct core *c);
 /* core_failed: the store failed under replication (see ERRORS). */

@@ -81,7 +81,6 @@ struct core__lane {
   bool fallback, in_piece, piece_ok;
   chorus_node_id cand[RING_MAX_REPLICAS]; /* the replicas asked in turn */
   uint8_t ncand;
-  size_t lost_idx; /* the range whose giver refused: it lost its data, + 1 */
   uint8_t round;
   chorus_token piece_first;
 };
@@ -103,6 +102,11 @@ struct core__stream {
   bool syncing, reporting;
   bool poked; /* something changed: step at the next tick */
   bool idle;  /* the last step found nothing to do until a poke */
+  /* The giver that refused as restoring (it lost its data): every range
+   * of this plan it gives up comes from the other replicas, not just the
+   * one it refused (one refusal and RETRY_MS per range made a join beside
+   * a restoring node take a second per range). 0: none. */
+  chorus_node_id lost_from;
   /* Cleanup once no change is under way: armed for @cleanup_epoch at
    * @cleanup_at, a scan under way (@cleaning), done for @cleaned_epoch. */
   uint64_t cleanup_epoch, cleaned_epoch;
@@ -134,7 +138,8 @@ struct core__stream {
 struct core__aae {
   chorus_ms rebuild_at; /* the next rebuild step */
   chorus_ms next_at;    /* the next exchange; 0: the tree not built yet */
-  bool now_wanted;      /* core_aae_now: one as soon as possible */
+  bool now_wanted;      /* core_aae_now, core_aae_range_now: one as soon as
+                           possible (the latter: while a peer asked waits) */
 };
 
 struct core {
@@ -166,6 +171,12 @@ struct core {
    * CORE_GC_PAUSE_MS while a walk lasts, the next walk a gc interval after
    * one ends. CORE_NEVER before the start. */
   chorus_ms gc_at;
+  /* Purges not yet hinted to the store (core.c, reclaim): their count and
+   * token range, the last walk counted, and whether a hint was made whose
+   * wave's tail is still to be hinted. */
+  struct repl_gc_walk reclaim;
+  uint64_t reclaim_walk;
+  bool reclaim_tail;
   chorus_ms now, wall; /* the current event's clocks */
   bool started, leaving;
   /* Cluster metadata (core.h, CLUSTER METADATA; core_meta.c) */

@@ -275,6 +275,14 @@ static bool same_set(const chorus_node_id *a, int na, const chorus_node_id *b,
   return true;
 }
 
+/* A span holds at most 1/SPAN_SHARE of the ring's pieces: a crash
+ * resumes a span from its start (request_sync), so a span of the whole
+ * ring (a replaced disk in a 3-node cluster is one range of it:
+ * meta_state.c, merge_self_moves) would pull everything again. 3 nodes of
+ * 1,024 vnodes: 16 spans of 192 pieces, ~34 pulls for 20,000 keys where
+ * one range a piece pulled 2,094 (and spans of 64 pieces 98). */
+#define SPAN_SHARE 16
+
 /* span_end: the last token of the span pulled as one piece from @first,
  * at most @last: the ring's pieces that follow one another from @first
  * whose candidates (above) are the same set as @first's, @ncand of them
@@ -283,14 +291,15 @@ static bool same_set(const chorus_node_id *a, int na, const chorus_node_id *b,
  * did; in a small cluster a range spans several pieces with the same
  * replicas (5 nodes, 1,024 vnodes, a dead one removed: ~4 a range), and
  * each pull costs a round trip and, on the holder, a barrier, mostly for
- * no key at all. */
+ * no key at all. At most 1/SPAN_SHARE of the ring's pieces (above). */
 static chorus_token span_end(const struct core *c,
                              const struct ring_snapshot *ring,
                              chorus_token first, chorus_token last,
                              chorus_node_id from, const chorus_node_id *cand,
                              int ncand) {
   chorus_token end = piece_end(ring, first);
-  while (end < last) {
+  size_t most = ring_snapshot_token_count(ring) / SPAN_SHARE + 1;
+  for (size_t pieces = 1; end < last && pieces < most; pieces++) {
     chorus_node_id next[RING_MAX_REPLICAS];
     int nn = candidates(c, ring, end + 1, from, next);
     if (nn < 0 || !same_set(cand, ncand, next, nn))
@@ -332,7 +341,7 @@ static chorus_node_id source_of(struct core *c, struct core__lane *l,
       meta_state_find(meta_node_state(c->meta), g->from);
   bool removed =
       (fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED) ||
-      l->lost_idx == l->idx + 1;
+      (s->lost_from != 0 && s->lost_from == g->from);
   if (g->has_from && !removed && g->from != c->cfg.swim.id &&
       core__swim_up(c, g->from)) {
     l->fallback = l->in_piece = l->piece_ok = false;
@@ -379,7 +388,7 @@ static chorus_node_id source_of(struct core *c, struct core__lane *l,
   } else {
     /* Nobody else to ask: the giver again, once it serves (a refusal
      * may have been a restart's, not a lost disk's). */
-    l->lost_idx = 0;
+    s->lost_from = 0;
     l->round = 0;
     l->pos = l->piece_first;
     chorus_free(l->after);
@@ -699,10 +708,12 @@ int core__stream_answer(struct core *c, chorus_node_id from,
   if (m->type == WIRE_ERROR) {
     bool stale = m->error.code == CHORUS_ESTALE;
     /* A giver that lost its data (a replaced disk: repl_set_restoring)
-     * refuses: this range comes from the other replicas. */
-    if (m->error.code == CHORUS_EUNAVAILABLE && !l->fallback &&
-        l->source == s->ranges[l->idx].from)
-      l->lost_idx = l->idx + 1;
+     * refuses: this range, and every later one it gives up (whichever
+     * lane pulls it), comes from the other replicas, asked at once. */
+    bool lost = m->error.code == CHORUS_EUNAVAILABLE && !l->fallback &&
+                l->source == s->ranges[l->idx].from;
+    if (lost)
+      s->lost_from = l->source;
     /* ... and so is a replica asked in turn: the next one, from the
      * piece's start. */
     if (m->error.code == CHORUS_EUNAVAILABLE && l->fallback && l->in_piece) {
@@ -713,7 +724,7 @@ int core__stream_answer(struct core *c, chorus_node_id from,
       l->alen = 0;
       stale = true; /* asked again soon */
     }
-    l->next_at = c->now + (stale ? STALE_RETRY_MS : RETRY_MS);
+    l->next_at = c->now + (lost ? 0 : stale ? STALE_RETRY_MS : RETRY_MS);
     s->stats.refused++;
     TRACE(c, "pull refused by %016" PRIx64 ": %s (%.*s)", l->source,
           chorus_errname(m->error.code), (int)m->error.text.len,

@@ -2,7 +2,8 @@
  * node's reply after wire_decode() accepted it: the result builders
  * (sibling and member copies, the ring/status join that parses
  * member.<id>.* names and replication.* factors and computes token shares
- * with ring.h, the cluster status copy). Input: one frame body. A
+ * with ring.h, the cluster status copy, the repair status and its
+ * per-range records). Input: one frame body. A
  * RING_REPLY(2) is joined with a fixed STATUS_REPLY and the reverse, so
  * both halves of the join see hostile input.
  */
@@ -36,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const uint8_t reqs[] = {WIRE_GET,           WIRE_PUT,
                                  WIRE_COUNTER_READ,  WIRE_SET_READ,
                                  WIRE_RING_QUERY,    WIRE_STATUS_QUERY,
-                                 WIRE_CLUSTER_QUERY, WIRE_CLUSTER_PLAN};
+                                 WIRE_CLUSTER_QUERY, WIRE_CLUSTER_PLAN,
+                                 WIRE_REPAIR_STATUS, WIRE_REPAIR_RANGES};
   for (size_t i = 0; i < sizeof reqs; i++) {
     struct chorus_result res;
     memset(&res, 0, sizeof res);

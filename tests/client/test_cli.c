@@ -209,6 +209,28 @@ static void test_usage(void **state) {
   RUN(&r, true, "get", "k", "--ttl", "5");
   expect(&r, 2, NULL);
   assert_non_null(strstr(r.err, "--ttl is for put"));
+  /* --range: hex tokens START..END or TOKEN, for repair only. */
+  static const char *const bad_ranges[] = {"",
+                                           "..",
+                                           "5..",
+                                           "..5",
+                                           "0x",
+                                           "g",
+                                           "1..2..3",
+                                           "12345678901234567",
+                                           "0x12345678901234567",
+                                           "-1",
+                                           "1 .. 2"};
+  for (size_t i = 0; i < sizeof bad_ranges / sizeof *bad_ranges; i++) {
+    RUNV(&r, true, "repair", "now", "--range", bad_ranges[i]);
+    expect(&r, 2, NULL);
+    assert_non_null(strstr(r.err, "is not START..END or TOKEN"));
+  }
+  RUN(&r, true, "repair", "status", "--range");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "get", "k", "--range", "5");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--range is for repair"));
   assert_int_equal(fake_requests(srv), 0); /* nothing reached the node */
 }
 

@@ -17,6 +17,7 @@
 #include "chorus_alloc.h"
 #include "fake_server.h"
 #include "libchorus.h"
+#include "libchorus_int.h"
 
 #define CLUSTER "test-cluster"
 
@@ -568,6 +569,53 @@ static void test_garbage_reply(void **state) {
 /* ------------------------------------------------------------------------
  * Ring and status
  * ------------------------------------------------------------------------ */
+
+/* REPAIR_RANGES_REPLY's records into res->ranges, field by field; a
+ * ranges field that is not whole records is refused. */
+static void test_repair_ranges_records(void **state) {
+  (void)state;
+  struct wire_repair_range in[2] = {
+      {UINT64_MAX - 5, 9, 1796643192561, 2500, 3, 4, 5, 6, 7, 8,
+       WIRE_RANGE_REPAIRED},
+      {10, UINT64_MAX - 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x80}};
+  uint8_t buf[2 * WIRE_REPAIR_RANGE_BYTES];
+  for (int i = 0; i < 2; i++)
+    wire_repair_range_put(buf + i * WIRE_REPAIR_RANGE_BYTES, &in[i]);
+  struct wire_stat st = {{(const uint8_t *)"aae.ranges", 10}, 2};
+  struct wire_msg m = {.type = WIRE_REPAIR_RANGES_REPLY, .request_id = 1};
+  m.repair_ranges_reply.status =
+      (struct wire_status_reply){7, {(const uint8_t *)"n7", 2}, 1, &st};
+  m.repair_ranges_reply.ranges = (struct wire_bytes){buf, sizeof buf};
+  struct chorus_result res;
+  memset(&res, 0, sizeof res);
+  assert_int_equal(chorus__result_from_reply(&res, WIRE_REPAIR_RANGES, &m),
+                   CHORUS_OK);
+  assert_int_equal(res.node_id, 7);
+  assert_string_equal(res.node_name, "n7");
+  assert_int_equal(res.nstats, 1);
+  assert_string_equal(res.stats[0].name, "aae.ranges");
+  assert_int_equal(res.nranges, 2);
+  const struct chorus_repair_range *g = res.ranges;
+  assert_true(g[0].first == UINT64_MAX - 5 && g[0].last == 9);
+  assert_true(g[0].last_completed_ms == 1796643192561 && g[0].age_ms == 2500);
+  assert_true(g[0].exchanges == 3 && g[0].segments_differing == 4 &&
+              g[0].keys_differing == 5 && g[0].keys_repaired == 6 &&
+              g[0].bytes_sent == 7 && g[0].bytes_received == 8);
+  assert_true(g[0].repaired);
+  assert_false(g[1].repaired); /* an unknown flag bit is ignored */
+  assert_true(g[1].first == 10 && g[1].last == UINT64_MAX - 6);
+  chorus_result_free(&res);
+  m.repair_ranges_reply.ranges.len = WIRE_REPAIR_RANGE_BYTES + 1;
+  assert_int_equal(chorus__result_from_reply(&res, WIRE_REPAIR_RANGES, &m),
+                   CHORUS_EMALFORMED);
+  assert_non_null(strstr(res.errmsg, "not a multiple of 88"));
+  chorus_result_free(&res);
+  /* The reply of another request is not taken for this one. */
+  m.repair_ranges_reply.ranges.len = 0;
+  assert_int_equal(chorus__result_from_reply(&res, WIRE_REPAIR_STATUS, &m),
+                   CHORUS_EMALFORMED);
+  chorus_result_free(&res);
+}
 
 static void test_ring_status(void **state) {
   struct fake_server *f = fake_start(CLUSTER);
@@ -1134,6 +1182,7 @@ int main(void) {
       cmocka_unit_test(test_silent_handshake),
       cmocka_unit_test(test_garbage_reply),
       cmocka_unit_test(test_ring_status),
+      cmocka_unit_test(test_repair_ranges_records),
       cmocka_unit_test(test_ring_status_older_node),
       cmocka_unit_test(test_cluster_status),
       cmocka_unit_test(test_cluster_remove),

@@ -885,6 +885,54 @@ static void test_sole_owner_never_leaves(void **state) {
   meta_state_free(&s);
 }
 
+/* in_move: whether token @t lies in the range (start, end] of @m, which
+ * wraps when start >= end (start == end: the whole ring). */
+static bool in_move(const struct ring_move *m, chorus_token t) {
+  if (m->start < m->end)
+    return t > m->start && t <= m->end;
+  return t > m->start || t <= m->end;
+}
+
+/* check_replacing_moves: @id's moves in @s (it replaces its own disk) are
+ * each from itself, and cover exactly the tokens it is a natural replica
+ * of once the change completes, each token once, with no two of them
+ * meeting (merge_self_moves made them one): at every token of the ring,
+ * either side of it, and at 4,096 spread between. Their count. */
+static size_t check_replacing_moves(const struct meta_state *s,
+                                    chorus_node_id id) {
+  struct ring_move *mv;
+  size_t nmv;
+  assert_int_equal(meta_state_moves(s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  struct ring_snapshot *then = NULL;
+  assert_int_equal(meta_state_future_ring(s, &then, NULL), CHORUS_OK);
+  for (size_t i = 0; i < nmv; i++) {
+    assert_int_equal(mv[i].to, id);
+    assert_int_equal(mv[i].from, id);
+    for (size_t k = 0; k < nmv; k++)
+      assert_true(k == i || mv[i].end != mv[k].start);
+  }
+  size_t nt = ring_snapshot_token_count(then), owner;
+  for (size_t i = 0; i < nt + 4096; i++) {
+    chorus_token base = i < nt ? ring_snapshot_token(then, i, &owner)
+                               : (i - nt) * (UINT64_MAX / 4096);
+    for (int d = -1; d <= 1; d++) {
+      chorus_token t = base + (chorus_token)(int64_t)d;
+      struct ring_plist pl;
+      assert_int_equal(ring_lookup(then, t, 0, &pl), CHORUS_OK);
+      bool natural = false;
+      for (uint8_t k = 0; k < pl.n_natural; k++)
+        natural = natural || pl.r[k].id == id;
+      size_t in = 0;
+      for (size_t k = 0; k < nmv; k++)
+        in += in_move(&mv[k], t);
+      assert_int_equal(in, natural ? 1 : 0);
+    }
+  }
+  ring_snapshot_free(then);
+  chorus_free(mv);
+  return nmv;
+}
+
 static void test_replacements(void **state) {
   (void)state;
   struct meta_state s;
@@ -919,16 +967,9 @@ static void test_replacements(void **state) {
   }
   assert_true(pending > 0);
   ring_snapshot_free(now);
-  /* Its moves: every range it owns, from itself (its lost disk). */
-  struct ring_move *mv;
-  size_t nmv;
-  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
-  assert_true(nmv > 0);
-  for (size_t i = 0; i < nmv; i++) {
-    assert_int_equal(mv[i].to, 20);
-    assert_int_equal(mv[i].from, 20);
-  }
-  chorus_free(mv);
+  /* Its moves: every range it owns, from itself (its lost disk), the
+   * adjacent ones merged. */
+  assert_true(check_replacing_moves(&s, 20) > 0);
   stream_all_and_finish(&s, &index);
   assert_int_equal(meta_state_find(&s, 20)->state, META_NORMAL);
   assert_false(meta_state_changing(&s));
@@ -950,6 +991,19 @@ static void test_replacements(void **state) {
   c = (struct meta_cmd){.type = META_CMD_REPLACE, .id = 40, .with = 70};
   assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
   assert_int_equal(meta_state_find(&s, 40)->goal, META_REMOVED);
+  meta_state_free(&s);
+  /* Three members at N = 3: each owns the whole ring, so a replaced disk
+   * is one move of it (start == end), not one a vnode piece. */
+  grow(&s, 3, 1, 1);
+  c = (struct meta_cmd){.type = META_CMD_REPLACE, .id = 20, .with = 20};
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  struct ring_move *mv;
+  size_t nmv;
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  assert_int_equal(nmv, 1);
+  assert_true(mv[0].start == mv[0].end);
+  chorus_free(mv);
+  assert_int_equal(check_replacing_moves(&s, 20), 1);
   meta_state_free(&s);
 }
 

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -627,7 +628,48 @@ int harness_setup(int argc, char **argv) {
   return 0;
 }
 
+/* The lines of a node's log a failed run prints: enough for an ASan
+ * report's head or the last warnings, few enough for a CI log. */
+#define LOG_TAIL_LINES 30
+
+/* print_log_tail: the last LOG_TAIL_LINES lines of @path on stderr. */
+static void print_log_tail(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  static char lines[LOG_TAIL_LINES][512];
+  size_t n = 0;
+  while (fgets(lines[n % LOG_TAIL_LINES], sizeof lines[0], f) != NULL)
+    n++;
+  fclose(f);
+  fprintf(stderr, "--- the last lines of %s ---\n", path);
+  for (size_t i = n > LOG_TAIL_LINES ? n - LOG_TAIL_LINES : 0; i < n; i++)
+    fputs(lines[i % LOG_TAIL_LINES], stderr);
+}
+
+/* print_log_tails: every node's log in the run's folder (ROOT/NAME.log),
+ * so that a failure on CI, where the folder is gone, still says why a
+ * node stopped answering. */
+static void print_log_tails(void) {
+  DIR *d = root[0] ? opendir(root) : NULL;
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l > 4 && strcmp(e->d_name + l - 4, ".log") == 0) {
+      char path[sizeof root + 300];
+      snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+      print_log_tail(path);
+    }
+  }
+  closedir(d);
+}
+
 int harness_finish(int failed) {
+  kill_all();
+  if (failed)
+    print_log_tails();
   const char *keep = getenv("CHORUS_KEEP_LOGS");
   if (keep != NULL && *keep != '\0' && strcmp(keep, "0") != 0) {
     fprintf(stderr, "logs kept in %s\n", root);
@@ -677,6 +719,11 @@ int run_cli(int port, char *out, size_t cap, const char *fmt, ...) {
     return -1;
   size_t n = fread(out, 1, cap - 1, f);
   out[n] = '\0';
+  /* The rest is read and dropped: closing the pipe early would kill the
+   * CLI with SIGPIPE (exit 141) in the middle of a long table. */
+  char sink[4096];
+  while (fread(sink, 1, sizeof sink, f) > 0)
+    ;
   int st = pclose(f);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

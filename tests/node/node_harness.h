@@ -69,7 +69,8 @@ extern const char *cli; /* the chorus CLI binary; the test sets it */
 int find_cli(void);
 
 /* run_cli: `chorus -H 127.0.0.1:PORT --cluster NAME ARGS...`, its output
- * (stdout and stderr) into @out; the exit status, or -1. */
+ * (stdout and stderr) into @out, cut to @cap - 1 bytes; the exit status,
+ * or -1. */
 int run_cli(int port, char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* show: @text as TAP comments under @title, one per line. */

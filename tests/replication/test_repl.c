@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -887,17 +888,23 @@ static struct reply_rec *del(int node, const char *key, int32_t w) {
   return client(node, &d);
 }
 
-/* One whole walk of node @i's tombstone queue; the objects it purged. */
+/* One whole walk of node @i's tombstone queue; the objects it purged,
+ * which repl_gc_last_walk reports too. */
 static uint64_t gc_walk(int i) {
   struct repl *r = H.nodes[i].repl;
   uint64_t before = repl_stats(r)->tombstones_purged;
+  uint64_t number = repl_gc_last_walk(r).number;
   bool done = false;
   for (int steps = 0; !done && steps < 100; steps++)
     assert_int_equal(
         repl_gc_step(r, 2, H.now, H.now + H.nodes[i].wall_skew, &done),
         CHORUS_OK);
   assert_true(done);
-  return repl_stats(r)->tombstones_purged - before;
+  struct repl_gc_walk w = repl_gc_last_walk(r);
+  assert_int_equal(w.number, number + 1);
+  assert_int_equal(w.purged, repl_stats(r)->tombstones_purged - before);
+  assert_true(w.purged == 0 || w.first <= w.last);
+  return w.purged;
 }
 
 static void gc_timeout_purges_dead_objects_only(void **state) {
@@ -925,8 +932,20 @@ static void gc_timeout_purges_dead_objects_only(void **state) {
     assert_true(stored_any(i, "k0"));
   }
   advance(6000);
+  /* The walk's token range: the smallest and largest of k0..k2's (walked
+   * two at a time, so over several steps). */
+  chorus_token lo = UINT64_MAX, hi = 0;
+  for (int k = 0; k < 3; k++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", k);
+    chorus_token t = ring_token_of(key, strlen(key));
+    lo = t < lo ? t : lo;
+    hi = t > hi ? t : hi;
+  }
   for (int i = 0; i < 3; i++) {
     assert_int_equal(gc_walk(i), 3);
+    assert_true(repl_gc_last_walk(H.nodes[i].repl).first == lo);
+    assert_true(repl_gc_last_walk(H.nodes[i].repl).last == hi);
     assert_int_equal(repl_stats(H.nodes[i].repl)->tombstones, 1); /* brief */
     assert_false(stored_any(i, "k0"));
     assert_false(stored_any(i, "k2"));
@@ -3098,6 +3117,134 @@ static void aae_interrupted_exchange_and_repaired_since(void **state) {
   teardown_all();
 }
 
+/* Per-range status (repl_aae_ranges.c): an exchange with one peer is
+ * attributed to the ranges the two share, key by key exactly; a range is
+ * "repaired" once every other replica of it has exchanged with this node;
+ * repl_aae_request queues exactly the other replicas of the ranges asked. */
+static bool plist_has(chorus_token t, int i) {
+  struct ring_plist pl;
+  if (ring_lookup(H.ring, t, 0, &pl) != CHORUS_OK)
+    return false;
+  for (unsigned k = 0; k < pl.n_natural; k++)
+    if (pl.r[k].id == H.ids[i])
+      return true;
+  return false;
+}
+
+static bool in_span(chorus_token f, chorus_token l, chorus_token t) {
+  return f <= l ? f <= t && t <= l : t >= f || t <= l;
+}
+
+static void aae_figures_per_range(void **state) {
+  (void)state;
+  setup(4, "3", 1, no_hints);
+  boot();
+  build_trees();
+  isolate(3, true);
+  member_all(3, false);
+  enum { NK = 60 };
+  char k[NK][16];
+  for (int i = 0; i < NK; i++) {
+    snprintf(k[i], sizeof k[i], "key%d", i);
+    put(0, k[i], "v", 2, NULL);
+  }
+  isolate(3, false);
+  member_all(3, true);
+  struct repl *r0 = H.nodes[0].repl;
+  size_t n = repl_aae_ranges(r0, 0, UINT64_MAX, NULL, 0);
+  /* 4 nodes of 64 vnodes, N = 3: about three quarters of 256 ranges. */
+  assert_true(n > 100 && n < 256);
+  struct repl_aae_range_status *g = calloc(n, sizeof *g);
+  assert_non_null(g);
+  assert_int_equal(repl_aae_ranges(r0, 0, UINT64_MAX, g, n), n);
+  for (size_t i = 0; i < n; i++) {
+    assert_true(plist_has(g[i].last, 0));
+    assert_int_equal(g[i].exchanges, 0);
+    assert_false(g[i].repaired);
+  }
+  chorus_ms began = H.now;
+  exchange(0, 3);
+  chorus_ms done = H.now;
+  assert_int_equal(repl_aae_ranges(r0, 0, UINT64_MAX, g, n), n);
+  uint64_t repaired = 0, segs = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool shared = plist_has(g[i].last, 3);
+    /* Exactly the keys of the range that both replicate, node 3 lacked. */
+    uint64_t want = 0;
+    for (int j = 0; j < NK; j++) {
+      chorus_token t = ring_token_of(k[j], strlen(k[j]));
+      want += in_span(g[i].first, g[i].last, t) && shared;
+    }
+    assert_int_equal(g[i].keys_repaired, want);
+    assert_int_equal(g[i].keys_differing, want);
+    assert_int_equal(g[i].bytes_received, 0);
+    assert_true((g[i].bytes_sent > 0) == (want > 0));
+    assert_int_equal(g[i].exchanges, shared ? 1 : 0);
+    if (shared)
+      assert_true(g[i].last_completed >= began && g[i].last_completed <= done);
+    else
+      assert_int_equal(g[i].last_completed, 0);
+    assert_false(g[i].repaired); /* the third replica has not exchanged */
+    if (!shared)
+      assert_int_equal(g[i].segments_differing, 0);
+    repaired += g[i].keys_repaired;
+    segs += g[i].segments_differing;
+  }
+  /* Dropped hints made node 0 list its other peers too. */
+  struct repl_aae_peer_status ps[4];
+  size_t nps = repl_aae_status(r0, ps, 4), p3 = 0;
+  while (p3 < nps && ps[p3].peer != H.ids[3])
+    p3++;
+  assert_true(p3 < nps && p3 < 4);
+  assert_true(repaired > 0);
+  assert_int_equal(repaired, ps[p3].keys_repaired);
+  /* A segment across a range boundary counts in both. */
+  assert_true(segs >= ps[p3].segments_differing);
+  /* The request for one key's range queues its two other replicas. */
+  int j = 0;
+  while (!plist_has(ring_token_of(k[j], strlen(k[j])), 0))
+    j++;
+  chorus_token t = ring_token_of(k[j], strlen(k[j]));
+  size_t nr, np;
+  assert_int_equal(repl_aae_request(r0, t, t, &nr, &np), CHORUS_OK);
+  assert_int_equal(nr, 1);
+  assert_int_equal(np, 2);
+  assert_true(repl_aae_wanted(r0));
+  for (int e = 0; e < 2; e++) {
+    bool started;
+    assert_int_equal(
+        repl_aae_exchange(r0, 0, H.now, H.now, &H.nodes[0].fx, &started),
+        CHORUS_OK);
+    assert_true(started);
+    assert_true(plist_has(t, 1 + (int)(r0->aae.peer - H.ids[1])));
+    pump();
+    for (int w = 0; w < 100 && repl_aae_busy(r0); w++)
+      advance(100);
+    assert_false(repl_aae_busy(r0));
+  }
+  assert_false(repl_aae_wanted(r0));
+  struct repl_aae_range_status one;
+  assert_int_equal(repl_aae_ranges(r0, t, t, &one, 1), 1);
+  assert_true(in_span(one.first, one.last, t));
+  assert_true(one.repaired);
+  assert_int_equal(repl_aae_repaired_since(r0, t) != 0, 1);
+  /* A wrapping query is the union of its two halves. */
+  size_t lo = repl_aae_ranges(r0, 0, 0, NULL, 0);
+  size_t hi = repl_aae_ranges(r0, UINT64_MAX, UINT64_MAX, NULL, 0);
+  size_t wrap = repl_aae_ranges(r0, UINT64_MAX, 0, NULL, 0);
+  assert_true(wrap == lo + hi || (wrap == 1 && lo == 1 && hi == 1));
+  /* A range this node does not replicate asks for nothing. */
+  chorus_token far = 0;
+  for (size_t i = 0; i < n && far == 0; i++) /* a gap between its ranges */
+    if (i + 1 < n && g[i].last + 1 < g[i + 1].first)
+      far = g[i].last + 1;
+  assert_true(far != 0);
+  assert_int_equal(repl_aae_request(r0, far, far, &nr, &np), CHORUS_OK);
+  assert_int_equal(nr, 0);
+  free(g);
+  teardown_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
@@ -3106,6 +3253,7 @@ int main(void) {
       cmocka_unit_test(aae_boundary_segments_compare_by_keys),
       cmocka_unit_test(aae_hostile_messages_are_refused),
       cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),
+      cmocka_unit_test(aae_figures_per_range),
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(stream_restoring_serves_when_sole_holder),

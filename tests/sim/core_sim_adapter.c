@@ -27,6 +27,9 @@ enum {
 /* The supervisor's retry of a failed start. */
 #define TIMER_BOOT (1ULL << 62)
 #define BOOT_RETRY_MS 100
+/* Ticks at one simulated instant beyond which the core spins (a real
+ * burst of due timers is a few dozen). */
+#define CORE_SPIN_TICKS 10000u
 
 #define TRACE(n, ...) chorus_trace((n)->tracer, "coresim", __VA_ARGS__)
 
@@ -50,6 +53,10 @@ struct cnode {
   uint64_t gen;
   chorus_ms armed_at;
   int armed;
+  /* Ticks at one instant: a deadline that stays due spins a real node's
+   * loop (node_loop.c), so here it is an error, not an endless seed. */
+  chorus_ms tick_at;
+  unsigned ticks_at;
   /* planted_early_ack: writes answered before the core did. */
   uint64_t early[SIM_MAX_CLIENTS];
   size_t nearly;
@@ -582,6 +589,16 @@ static int on_timer(struct cnode *n, const struct sim_event *ev) {
   if (!n->armed || ev->timer.id != (TIMER_CORE | n->gen))
     return CHORUS_OK; /* stale, or a boot retry a running core outlived */
   n->armed = 0;
+  if (ev->now != n->tick_at) {
+    n->tick_at = ev->now;
+    n->ticks_at = 0;
+  } else if (++n->ticks_at > CORE_SPIN_TICKS) {
+    TRACE(n,
+          "the core's deadline stays due at %" PRIu64 " ms (%u ticks): "
+          "it spins",
+          (uint64_t)ev->now, n->ticks_at);
+    return CHORUS_EINTERNAL;
+  }
   return core_tick(n->core, ev->now, ev->wall);
 }
 

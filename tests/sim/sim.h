@@ -583,6 +583,10 @@ struct sim_run_config {
    * state; it may still run the simulator to watch what follows). */
   void (*hook_start)(struct sim *s, void *arg);
   void (*hook_end)(struct sim *s, void *arg);
+  /* @hook_converged (NULL: none): one more condition the heal phase
+   * waits for beside sim_converged, within the same heal bound (a node
+   * that must first finish restoring, say); nonzero when it holds. */
+  int (*hook_converged)(struct sim *s, void *arg);
   void *hook_arg;
 };
 
@@ -594,6 +598,10 @@ struct sim_run_result {
   size_t ops;    /* client operations recorded */
   size_t events; /* events run */
   sim_time end;  /* virtual time at the end */
+  /* When the faults stopped, and when convergence was first seen (0:
+   * never): converged - healed is the time to converge after the heal,
+   * the clients' last requests included. */
+  sim_time healed, converged;
 };
 
 /* sim_run_defaults: fills @rc with the defaults above for @ops. */

@@ -225,6 +225,7 @@ int sim_run_seed(const struct sim_run_config *rc, uint64_t seed,
   w.stop = 1;
   if (rc_ == CHORUS_OK)
     rc_ = sim_nemesis_stop(s);
+  res->healed = sim_now(s);
   if (rc_ == CHORUS_OK) {
     struct workload *wp = &w;
     int idle = sim_step_until(s, clients_idle, wp, SIM_MS(5000));
@@ -233,8 +234,12 @@ int sim_run_seed(const struct sim_run_config *rc, uint64_t seed,
   sim_time deadline = sim_now(s) + rc->heal_bound;
   int converged = 0;
   while (rc_ == CHORUS_OK && sim_now(s) <= deadline) {
-    if ((converged = sim_converged(s)) != 0)
+    if ((converged = sim_converged(s)) != 0 && rc->hook_converged != NULL)
+      converged = rc->hook_converged(s, rc->hook_arg);
+    if (converged) {
+      res->converged = sim_now(s);
       break;
+    }
     rc_ = sim_run_for(s, SIM_MS(100));
   }
   if (rc_ == CHORUS_OK && w.err != CHORUS_OK)

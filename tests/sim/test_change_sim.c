@@ -177,6 +177,27 @@ static const struct scenario scenarios[] = {
      -1,
      false,
      false},
+    /* The same with 3 nodes at N = 3: every node owns the whole ring, so
+     * the replaced disk is one range (meta_state.c, merge_self_moves),
+     * pulled in spans of 1/SPAN_SHARE of the ring (core_stream.c) from
+     * both other nodes, crashes resuming from a span's start. */
+    {"replace own disk 3",
+     3,
+     1,
+     "3",
+     0,
+     0,
+     0,
+     {0},
+     {0},
+     2,
+     META_NORMAL,
+     1500,
+     1000,
+     true,
+     -1,
+     false,
+     false},
     /* n3 dies; n4, started later, takes its place (cluster replace). */
     {"replace dead 4",
      5,

@@ -638,6 +638,48 @@ static void random_workload_matches_model(void **state) {
 
 /* Out of memory anywhere on these paths: an error, no leak (ASan), and the
  * store still works with the same contents. */
+/* store_reclaim is a hint: whatever the backend does with it, every key
+ * that was not deleted reads back the same, and every deleted one stays
+ * deleted; store_usage counts what is held. */
+static void reclaim_keeps_what_was_not_deleted(void **state) {
+  struct store_fixture *f = *state;
+  enum { KEYS = 600 };
+  char key[32], val[64];
+  for (int i = 0; i < KEYS; i++) {
+    snprintf(key, sizeof key, "k%04d", i);
+    snprintf(val, sizeof val, "value of %d", i);
+    put_str(f->s, STORE_DATA, key, val);
+  }
+  struct store_usage full;
+  assert_int_equal(store_usage(f->s, &full), CHORUS_OK);
+  if (strcmp(f->backend, "memory") == 0)
+    assert_true(full.memory_bytes >= KEYS * 5);
+  else
+    assert_true(full.folder_bytes > 0);
+  for (int i = 0; i < KEYS; i += 2) {
+    snprintf(key, sizeof key, "k%04d", i);
+    assert_int_equal(store_delete(f->s, STORE_DATA, key, strlen(key), NULL),
+                     CHORUS_OK);
+  }
+  assert_int_equal(store_reclaim(f->s, 0, UINT64_MAX), CHORUS_OK);
+  assert_int_equal(store_reclaim(f->s, 5, 4), CHORUS_OK); /* empty range */
+  /* Writes go on while the backend reclaims. */
+  put_str(f->s, STORE_DATA, "k0000", "back");
+  for (int i = 1; i < KEYS; i++) {
+    snprintf(key, sizeof key, "k%04d", i);
+    snprintf(val, sizeof val, "value of %d", i);
+    if (i % 2 == 0) {
+      void *v = NULL;
+      size_t vl = 0;
+      assert_int_equal(store_get(f->s, STORE_DATA, key, strlen(key), &v, &vl),
+                       CHORUS_ENOTFOUND);
+    } else {
+      assert_value(f->s, STORE_DATA, key, val);
+    }
+  }
+  assert_value(f->s, STORE_DATA, "k0000", "back");
+}
+
 static void out_of_memory_paths(void **state) {
   struct store *s = ((struct store_fixture *)*state)->s;
   put_str(s, STORE_DATA, "base", "value");
@@ -710,6 +752,8 @@ static void out_of_memory_paths(void **state) {
                                       teardown),                               \
       cmocka_unit_test_setup_teardown(random_workload_matches_model, setup,    \
                                       teardown),                               \
+      cmocka_unit_test_setup_teardown(reclaim_keeps_what_was_not_deleted,      \
+                                      setup, teardown),                        \
       cmocka_unit_test_setup_teardown(out_of_memory_paths, setup, teardown)
 
 int main(int argc, char **argv) {

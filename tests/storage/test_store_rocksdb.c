@@ -2,7 +2,8 @@
  * (bad folders, a second opener), error conversion, group commit under
  * concurrent writers, barriers canceled by close, and a full disk: opening
  * read-only below the reserve, and a real ENOSPC on a small tmpfs (root
- * only; skipped otherwise) that must not abort the process. */
+ * only; skipped otherwise) that must not abort the process; space given
+ * back after deletes (store_reclaim), and a close while it runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -392,6 +394,162 @@ static void real_enospc_reopens_and_resumes(void **state) {
   assert_int_equal(umount(mnt), 0);
 }
 
+/* ------------------------------------------------------------------------
+ * Space given back (store_rocksdb.c, HOW SPACE COMES BACK)
+ * ------------------------------------------------------------------------ */
+
+/* usage_after_reclaims: store_usage once @n reclaims have completed (10 s
+ * bound: the reclaim thread compacts a few MiB in milliseconds). */
+static struct store_usage usage_after_reclaims(struct store *s, uint64_t n) {
+  struct store_usage u;
+  for (int i = 0; i < 1000; i++) {
+    assert_int_equal(store_usage(s, &u), CHORUS_OK);
+    if (u.reclaims >= n)
+      break;
+    usleep(10000);
+  }
+  assert_true(u.reclaims >= n);
+  return u;
+}
+
+/* A store whose data fits its memory table never flushes: deleting every
+ * value leaves the folder larger than it was full, until store_reclaim.
+ * Then the WAL and the deleted values are gone, the kept values are all
+ * there, and the folder is a few times its empty size. */
+static void reclaim_gives_deleted_space_back(void **state) {
+  (void)state;
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  struct store_rocksdb_options o = {.path = dir};
+  struct store *s;
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  struct store_usage empty, full, deleted, after;
+  assert_int_equal(store_usage(s, &empty), CHORUS_OK);
+  enum { GONE = 3000, KEPT = 100, VLEN = 1024 };
+  unsigned char val[VLEN], dk[STORE_TOKEN_PREFIX + 16];
+  uint64_t x = 88172645463325252u; /* xorshift: values LZ4 cannot shrink */
+  for (int i = 0; i < GONE + KEPT; i++) {
+    for (size_t j = 0; j < VLEN; j += 8) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      memcpy(val + j, &x, 8);
+    }
+    char key[16];
+    int kl = snprintf(key, sizeof key, "%c%05d", i < GONE ? 'g' : 'k', i);
+    size_t dl = store_data_key(dk, (chorus_token)i * 0x9E3779B97F4A7C15u, key,
+                               (size_t)kl);
+    assert_int_equal(store_put(s, STORE_DATA, dk, dl, val, VLEN, NULL),
+                     CHORUS_OK);
+  }
+  assert_int_equal(store_flush(s), CHORUS_OK);
+  assert_int_equal(store_usage(s, &full), CHORUS_OK);
+  for (int i = 0; i < GONE; i++) {
+    char key[16];
+    int kl = snprintf(key, sizeof key, "g%05d", i);
+    size_t dl = store_data_key(dk, (chorus_token)i * 0x9E3779B97F4A7C15u, key,
+                               (size_t)kl);
+    assert_int_equal(store_delete(s, STORE_DATA, dk, dl, NULL), CHORUS_OK);
+  }
+  assert_int_equal(store_flush(s), CHORUS_OK);
+  assert_int_equal(store_usage(s, &deleted), CHORUS_OK);
+  assert_int_equal(store_reclaim(s, 0, UINT64_MAX), CHORUS_OK);
+  after = usage_after_reclaims(s, 1);
+  print_message("# folder bytes: empty %" PRIu64 ", full %" PRIu64
+                ", all but %d deleted %" PRIu64 ", reclaimed %" PRIu64
+                " (tables %" PRIu64 ", %" PRIu64 " ms)\n",
+                empty.folder_bytes, full.folder_bytes, KEPT,
+                deleted.folder_bytes, after.folder_bytes, after.table_bytes,
+                after.reclaim_ms);
+  assert_true(deleted.folder_bytes >= full.folder_bytes); /* the WAL grew */
+  /* The kept values (100 KiB) in a table file, the rest gone: well under
+   * a tenth of the full folder (3.1 MiB). */
+  assert_true(after.table_bytes >= KEPT * VLEN);
+  assert_true(after.folder_bytes < empty.folder_bytes + 2 * KEPT * VLEN);
+  assert_true(after.folder_bytes < full.folder_bytes / 10);
+  for (int i = 0; i < GONE + KEPT; i += 7) {
+    char key[16];
+    int kl = snprintf(key, sizeof key, "%c%05d", i < GONE ? 'g' : 'k', i);
+    size_t dl = store_data_key(dk, (chorus_token)i * 0x9E3779B97F4A7C15u, key,
+                               (size_t)kl);
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = store_get(s, STORE_DATA, dk, dl, &v, &vl);
+    assert_int_equal(rc, i < GONE ? CHORUS_ENOTFOUND : CHORUS_OK);
+    if (rc == CHORUS_OK)
+      assert_int_equal(vl, VLEN);
+    chorus_free(v);
+  }
+  store_close(s);
+}
+
+/* A compaction writes before it deletes: with less room than the reserve
+ * plus the range's tables, a reclaim is skipped and counted, and the data
+ * is untouched. */
+static void reclaim_without_room_is_skipped(void **state) {
+  (void)state;
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  struct store_rocksdb_options o = {.path = dir};
+  struct store *s;
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  assert_int_equal(store_put(s, STORE_DATA, "a", 1, "1", 1, NULL), CHORUS_OK);
+  assert_int_equal(store_delete(s, STORE_DATA, "a", 1, NULL), CHORUS_OK);
+  /* More than the disk has; no space check runs, so writes still go. */
+  store_set_reserve(s, avail_of(dir) + (1ull << 40));
+  assert_int_equal(store_reclaim(s, 0, UINT64_MAX), CHORUS_OK);
+  struct store_usage u;
+  for (int i = 0; i < 1000; i++) {
+    assert_int_equal(store_usage(s, &u), CHORUS_OK);
+    if (u.reclaims_skipped > 0)
+      break;
+    usleep(10000);
+  }
+  assert_int_equal(u.reclaims_skipped, 1);
+  assert_int_equal(u.reclaims, 0);
+  store_set_reserve(s, 0);
+  assert_int_equal(store_reclaim(s, 0, UINT64_MAX), CHORUS_OK);
+  u = usage_after_reclaims(s, 1);
+  assert_int_equal(u.reclaims_skipped, 1);
+  store_close(s);
+}
+
+/* Close with a reclaim asked for and perhaps running: it is cancelled or
+ * finishes, close returns, and the store reopens with its data. */
+static void close_during_reclaim(void **state) {
+  (void)state;
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  struct store_rocksdb_options o = {.path = dir};
+  struct store *s;
+  for (int round = 0; round < 3; round++) {
+    assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+    char v[512];
+    memset(v, 'a' + round, sizeof v);
+    for (int i = 0; i < 2000; i++) {
+      char k[32];
+      int kl = snprintf(k, sizeof k, "key%06d", i);
+      assert_int_equal(
+          store_put(s, STORE_DATA, k, (size_t)kl, v, sizeof v, NULL),
+          CHORUS_OK);
+      if (i % 2 == 0)
+        assert_int_equal(store_delete(s, STORE_DATA, k, (size_t)kl, NULL),
+                         CHORUS_OK);
+    }
+    assert_int_equal(store_reclaim(s, 0, UINT64_MAX), CHORUS_OK);
+    if (round == 1)
+      usleep(2000); /* let it start */
+    assert_int_equal(store_sync(s), CHORUS_OK);
+    store_close(s);
+  }
+  assert_int_equal(store_rocksdb_open(&o, &s, errmsg), CHORUS_OK);
+  void *got = NULL;
+  size_t gl = 0;
+  assert_int_equal(store_get(s, STORE_DATA, "key000001", 9, &got, &gl),
+                   CHORUS_OK);
+  assert_int_equal(gl, 512);
+  assert_int_equal(((char *)got)[0], 'c');
+  chorus_free(got);
+  assert_int_equal(store_get(s, STORE_DATA, "key000000", 9, &got, &gl),
+                   CHORUS_ENOTFOUND);
+  store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(open_reports_bad_folders, setup,
@@ -406,6 +564,11 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(below_the_reserve_opens_read_only, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(reclaim_gives_deleted_space_back, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(reclaim_without_room_is_skipped, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(close_during_reclaim, setup, teardown),
       cmocka_unit_test_setup_teardown(real_enospc_reopens_and_resumes, setup,
                                       teardown),
   };

@@ -214,9 +214,8 @@ static const struct hostile fixed[] = {
     {"CLUSTER_QUERY with a field", B(0x93, 0x66, 0x01, 0xc0), CHORUS_EMALFORMED,
      "extra fields"},
     /* Replacements. */
-    {"CLUSTER_REPLACE with an empty with",
-     B(0x94, 0x6c, 0x01, 0xa1, 'n', 0xa0), CHORUS_EMALFORMED,
-     "with: 0 bytes, at least 1 required"},
+    {"CLUSTER_REPLACE with an empty with", B(0x94, 0x6c, 0x01, 0xa1, 'n', 0xa0),
+     CHORUS_EMALFORMED, "with: 0 bytes, at least 1 required"},
     {"CLUSTER_REPLACE without with", B(0x93, 0x6c, 0x01, 0xa1, 'n'),
      CHORUS_EMALFORMED, "missing fields"},
     /* Topology change plans. */
@@ -269,8 +268,8 @@ static const struct hostile fixed[] = {
     {"two messages in one frame", B(0x92, 0x60, 0x01, 0x92, 0x60, 0x02),
      CHORUS_EMALFORMED, "3 trailing bytes"},
     /* Well-formed but unknown: refused without closing. */
-    {"a reserved type", B(0x92, 0x73, 0x01), CHORUS_ENOTSUP,
-     "unknown message type 115"},
+    {"a reserved type", B(0x92, 0x75, 0x01), CHORUS_ENOTSUP,
+     "unknown message type 117"},
 };
 
 /* Builds the generated entries into @buf; returns how many. */
