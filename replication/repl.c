@@ -263,6 +263,27 @@ int repl_client(struct repl *r, const struct wire_msg *m,
   return rc;
 }
 
+/* sole_holder: whether no other node of this node's ring is a natural
+ * replica of anything (normal or leaving). A restoring node that is then
+ * asked for a range is the only place its data can be, partial as it is:
+ * refused, the puller (a node joining while this one's disk was lost) has
+ * nobody else to ask, and this node's REPLACE waits for that join to
+ * finish (one change at a time): neither would ever move (change_sim,
+ * "shrink while forming 3->5->3" seed 82: the first member lost its disk
+ * while the second joined). */
+static bool sole_holder(const struct repl *r) {
+  if (r->ring == NULL)
+    return false; /* no ring yet: nothing known, nothing served */
+  size_t n = ring_snapshot_node_count(r->ring);
+  for (size_t i = 0; i < n; i++) {
+    const struct ring_node *x = ring_snapshot_node(r->ring, i);
+    if (x->id != r->cfg.self &&
+        (x->state == RING_NORMAL || x->state == RING_LEAVING))
+      return false;
+  }
+  return true;
+}
+
 int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall, const struct repl_effects *fx) {
   repl__tick(r, now, wall);
@@ -275,7 +296,7 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     break;
   case WIRE_REPLICA_READ:
   case WIRE_STREAM_PULL:
-    if (r->restoring) {
+    if (r->restoring && (m->type == WIRE_REPLICA_READ || !sole_holder(r))) {
       struct wire_msg e;
       wire_error_reply(&e, m->request_id, CHORUS_EUNAVAILABLE,
                        "this node is restoring its data (a replaced disk)");

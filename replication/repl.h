@@ -354,7 +354,10 @@ void repl_set_ring(struct repl *r, const struct ring_snapshot *ring);
  * coordinates nothing itself (requests are forwarded to a replica), and
  * refuses REPLICA_READ and STREAM_PULL (CHORUS_EUNAVAILABLE), so that no
  * read ever counts its empty answer; it still takes replica writes and
- * hints (they are data it must hold). */
+ * hints (they are data it must hold). A STREAM_PULL is served all the
+ * same when no other node of its ring is normal or leaving: nobody else
+ * can hold the range, and the puller's change must finish before this
+ * node's REPLACE may begin. */
 void repl_set_restoring(struct repl *r, bool restoring);
 
 /* ------------------------------------------------------------------------

@@ -148,6 +148,10 @@
  * Configuration and effects
  * ------------------------------------------------------------------------ */
 
+/* Streaming's pulls in flight a receiver at most, and by default
+ * (core_config.stream_pulls). */
+#define CORE_STREAM_PULLS 4u
+
 struct core_config {
   /* SWIM: id, own meta (address, datacenter, rack, tokens, ownership),
    * cluster, key, timing, seed, clock bound, tracer. Its effects are the
@@ -169,6 +173,11 @@ struct core_config {
   struct meta_node_config meta;
   /* Streaming's throttle: megabits per second pulled (0: no limit). */
   uint32_t stream_mbps;
+  /* Streaming's pulls in flight, each on its own range (0 or more than
+   * CORE_STREAM_PULLS, 4: that many): a receiver far from its holders
+   * waits a round trip a pull, and a join gains hundreds of small ranges
+   * of one pull each. */
+  uint8_t stream_pulls;
   /* Cleanup (replication/repl.h, CLEANUP): how long after a change has
    * finished this node starts deleting what it no longer owns (0: 10 s),
    * so that coordinators still at the old epoch are served meanwhile. */

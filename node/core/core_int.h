@@ -57,6 +57,32 @@ struct core__range {
   chorus_token first, last; /* first <= last */
   chorus_node_id from;      /* the node that gives it up */
   bool has_from;
+  bool held; /* pulled whole (a lane may finish after a later one) */
+};
+
+/* One pull in flight and the range it works on (core_stream.c, LANES):
+ * a receiver keeps up to CORE_STREAM_PULLS of them, each on its own range. */
+struct core__lane {
+  bool active;      /* holds a range not yet pulled whole */
+  size_t idx;       /* that range */
+  chorus_token pos; /* its first token still to pull */
+  uint8_t *after;   /* the cursor: the storage key last held, or NULL */
+  size_t alen;
+  /* The pull in flight (req != 0). */
+  uint64_t req;
+  chorus_node_id source;
+  chorus_token piece_last;
+  chorus_ms deadline, next_at;
+  bool no_source_said;
+  size_t warned_idx; /* the range whose fallback was traced, + 1 */
+  /* A piece pulled from the live replicas (the node giving it up is down
+   * or lost its data): from each in turn (@round), from @piece_first; at
+   * least one served it whole (@piece_ok). */
+  bool fallback, in_piece, piece_ok;
+  chorus_node_id cand[RING_MAX_REPLICAS]; /* the replicas asked in turn */
+  uint8_t ncand;
+  uint8_t round;
+  chorus_token piece_first;
 };
 
 /* The streams of the change under way (core_stream.c says how). */
@@ -66,25 +92,16 @@ struct core__stream {
   struct ring_snapshot *ring_now; /* the ring of that epoch (sources) */
   struct core__range *ranges;
   size_t n, cap;
-  size_t idx;       /* the range being pulled; n: all held */
-  chorus_token pos; /* its first token still to pull */
-  uint8_t *after;   /* the cursor: the storage key last held, or NULL */
-  size_t alen;
-  /* The pull in flight (req != 0), or the batch being synced. */
-  uint64_t req, next_req;
-  chorus_node_id source;
-  chorus_token piece_last;
-  chorus_ms deadline, next_at, started_at;
-  bool syncing, reporting, no_source_said;
-  bool poked;        /* something changed: step at the next tick */
-  bool idle;         /* the last step found nothing to do until a poke */
-  size_t warned_idx; /* the range whose fallback was traced, + 1 */
-  /* A piece pulled from the live replicas (the node giving it up is down
-   * or lost its data): from each in turn (@round), from @piece_first; at
-   * least one served it whole (@piece_ok). */
-  bool fallback, in_piece, piece_ok;
-  chorus_node_id cand[RING_MAX_REPLICAS]; /* the replicas asked in turn */
-  uint8_t ncand;
+  size_t next_range; /* the first range no lane has taken; n: none left */
+  size_t nheld;      /* ranges held whole */
+  struct core__lane lanes[CORE_STREAM_PULLS];
+  uint8_t nlanes; /* lanes in use: core_config.stream_pulls */
+  uint64_t next_req;
+  chorus_ms throttle_at; /* --stream-mbps: no pull before this */
+  chorus_ms started_at;
+  bool syncing, reporting;
+  bool poked; /* something changed: step at the next tick */
+  bool idle;  /* the last step found nothing to do until a poke */
   /* The giver that refused as restoring (it lost its data): every range
    * of this plan it gives up comes from the other replicas, not just the
    * one it refused (one refusal and RETRY_MS per range made a join beside
@@ -99,9 +116,7 @@ struct core__stream {
    * that deleted anything hints the store to give the space back (once
    * per topology change, as Cassandra's cleanup is a compaction). */
   uint64_t cleanup_deleted_at_begin;
-  uint8_t round;
-  chorus_token piece_first;
-  /* The cursor after the batch being synced. */
+  /* The cursor after the batch just taken (stage, then adopt). */
   size_t st_idx;
   chorus_token st_pos;
   uint8_t *st_after;
@@ -110,7 +125,8 @@ struct core__stream {
   bool st_piece_ok;
   /* The next pull goes out while the batches before it are being made
    * durable: @syncing is a barrier in flight for the cursor in @d_*
-   * (what save_progress writes once it passes), @sync_again asks for one
+   * (what save_progress writes once it passes: every range before @d_idx
+   * held, @d_idx from @d_pos and @d_after), @sync_again asks for one
    * more once it does (batches taken meanwhile). */
   bool sync_again;
   size_t d_idx;

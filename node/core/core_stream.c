@@ -8,16 +8,31 @@
  * The plan is the committed change's moves that come to this node
  * (meta_state_moves: ring_diff of the ring now and the ring once the
  * change completes), cut at the end of the token space, so that every
- * range is [first, last] with first <= last. Ranges are pulled one at a
- * time, one batch in flight: STREAM_PULL(epoch, [pos, piece_last], after
+ * range is [first, last] with first <= last. Each range is pulled one
+ * batch in flight at a time: STREAM_PULL(epoch, [pos, piece_last], after
  * cursor), the answer joined into the store (repl_stream_apply), and the
- * next pull goes out at once while a sync barrier runs for what is
- * joined so far (one at a time: batches taken meanwhile wait for the
- * next); once a barrier passes, its cursor is written to STORE_META
- * ("stream/progress": [epoch BE][range index BE][pos BE][cursor]), so a
- * crash of either side resumes from the last cursor this node holds
- * durably (joins are idempotent: a batch pulled twice costs only time).
- * STREAMED waits for the last barrier.
+ * range's next pull goes out at once while a sync barrier runs for what
+ * is joined so far (one at a time: batches taken meanwhile wait for the
+ * next). STREAMED waits for the last barrier.
+ *
+ * LANES. Up to CORE_STREAM_PULLS ranges are pulled at once
+ * (core_config.stream_pulls), each by a lane that takes the next range no
+ * lane has taken once its own is held. One pull in flight in all waited a
+ * round trip a pull, and a join gains hundreds of small ranges of one pull
+ * each: a joiner 80-300 ms of round trip from its holders (change_sim's
+ * "join 2 dcs") took 200 ms a range, 39 s for 191 ranges, longer than the
+ * scenario allows a founding of six members one join at a time. The
+ * holder serves each pull from its kept read with a seek of its own
+ * (repl_stream.c), so pulls of one puller in flight together are
+ * independent.
+ *
+ * Progress: once a barrier passes, the cursor it stands for is written to
+ * STORE_META ("stream/progress": [epoch BE][range index BE][pos BE]
+ * [cursor]): the lowest range a lane still works on, with that lane's
+ * cursor (every range before it is held; later ones held already are
+ * pulled again), so a crash of either side resumes from the last cursor
+ * this node holds durably (joins are idempotent: a batch pulled twice
+ * costs only time).
  *
  * Sources (Cassandra's consistent range movement): a range is pulled from
  * the node that gives it up (the move's @from). When that node is down
@@ -29,9 +44,9 @@
  * epoch answers ESTALE and is asked again shortly (repl.h, STREAMING: it may
  * not yet forward new writes to us).
  *
- * Throttle: after a batch of B bytes the next pull waits B / rate
+ * Throttle: after a batch of B bytes no lane pulls for B / rate more
  * (--stream-mbps, megabits per second as Cassandra's
- * stream_throughput_outbound; 0: no limit).
+ * stream_throughput_outbound; 0: no limit), whatever the lanes.
  *
  * Once every range is held, the node commits STREAMED(itself, epoch)
  * (retried until the state shows it); the leader then commits FINISH
@@ -70,7 +85,8 @@ static const char PROGRESS_KEY[] = "stream/progress";
 
 static void drop_plan(struct core__stream *s) {
   chorus_free(s->ranges);
-  chorus_free(s->after);
+  for (size_t i = 0; i < CORE_STREAM_PULLS; i++)
+    chorus_free(s->lanes[i].after);
   chorus_free(s->st_after);
   chorus_free(s->d_after);
   ring_snapshot_free(s->ring_now);
@@ -85,12 +101,51 @@ static int add_range(struct core__stream *s, chorus_token first,
   if (g == NULL)
     return CHORUS_ENOMEM;
   s->ranges = g;
-  s->ranges[s->n++] = (struct core__range){first, last, m->from, m->has_from};
+  s->ranges[s->n++] =
+      (struct core__range){first, last, m->from, m->has_from, false};
   return CHORUS_OK;
 }
 
+/* lane_take: @l (no pull in flight) takes the next range no lane has
+ * taken, from its first token; none left, it goes idle. */
+static void lane_take(struct core__stream *s, struct core__lane *l) {
+  chorus_free(l->after);
+  *l = (struct core__lane){.idx = s->n};
+  if (s->next_range < s->n) {
+    l->active = true;
+    l->idx = s->next_range++;
+    l->pos = s->ranges[l->idx].first;
+  }
+}
+
+/* lane_done: @l's range is held whole; on to the next one. */
+static void lane_done(struct core__stream *s, struct core__lane *l) {
+  if (!s->ranges[l->idx].held) {
+    s->ranges[l->idx].held = true;
+    s->nheld++;
+  }
+  lane_take(s, l);
+}
+
+static bool all_held(const struct core__stream *s) {
+  return s->nheld == s->n;
+}
+
+/* lane_of: the index of the lane whose pull @req is (from @from), or
+ * -1. */
+static int lane_of(const struct core__stream *s, uint64_t req,
+                   chorus_node_id from) {
+  for (uint8_t i = 0; i < s->nlanes; i++)
+    if (s->lanes[i].req != 0 && s->lanes[i].req == req &&
+        s->lanes[i].source == from)
+      return i;
+  return -1;
+}
+
 /* load_progress: where a plan for @epoch stood when this node last held a
- * batch durably (a previous run); nothing when it was another epoch. */
+ * batch durably (a previous run): every range before the first lane's
+ * held, that lane from the cursor saved; nothing when it was another
+ * epoch. The lanes have taken no range yet. */
 static void load_progress(struct core *c, struct core__stream *s) {
   void *v = NULL;
   size_t len = 0;
@@ -108,10 +163,16 @@ static void load_progress(struct core *c, struct core__stream *s) {
          (pos >= s->ranges[idx].first && pos <= s->ranges[idx].last)) &&
         (alen == 0 ||
          (alen >= STORE_TOKEN_PREFIX && store_be64_get(p + 20) >= pos))) {
-      s->idx = idx;
-      s->pos = pos;
-      if (alen > 0 && (s->after = chorus_memdup(p + 20, alen)) != NULL)
-        s->alen = alen;
+      for (size_t i = 0; i < idx; i++)
+        s->ranges[i].held = true;
+      s->nheld = s->next_range = idx;
+      lane_take(s, &s->lanes[0]);
+      struct core__lane *l = &s->lanes[0];
+      if (l->active) {
+        l->pos = pos;
+        if (alen > 0 && (l->after = chorus_memdup(p + 20, alen)) != NULL)
+          l->alen = alen;
+      }
       s->stats.resumed++;
       TRACE(c,
             "resuming the streams of epoch %" PRIu64 " at range %" PRIu32
@@ -151,9 +212,15 @@ static int plan(struct core *c, const struct meta_state *ms) {
   if (rc != CHORUS_OK)
     return rc;
   s->planned = true;
-  s->pos = s->n > 0 ? s->ranges[0].first : 0;
+  s->nlanes =
+      c->cfg.stream_pulls == 0 || c->cfg.stream_pulls > CORE_STREAM_PULLS
+          ? (uint8_t)CORE_STREAM_PULLS
+          : c->cfg.stream_pulls;
   s->started_at = c->now;
   load_progress(c, s);
+  for (uint8_t i = 0; i < s->nlanes; i++)
+    if (!s->lanes[i].active)
+      lane_take(s, &s->lanes[i]);
   TRACE(c, "epoch %" PRIu64 ": this node gains %zu ranges", s->epoch, s->n);
   return CHORUS_OK;
 }
@@ -242,29 +309,28 @@ static chorus_token span_end(const struct core *c,
   return end < last ? end : last;
 }
 
-/* next_piece: the current piece is held; on to the next one (of this
+/* next_piece: @l's current piece is held; on to the next one (of its
  * range, or the next range). */
-static void next_piece(struct core__stream *s) {
-  const struct core__range *g = &s->ranges[s->idx];
-  if (s->piece_last >= g->last) {
-    s->idx++;
-    s->pos = s->idx < s->n ? s->ranges[s->idx].first : 0;
-  } else {
-    s->pos = s->piece_last + 1;
+static void next_piece(struct core__stream *s, struct core__lane *l) {
+  const struct core__range *g = &s->ranges[l->idx];
+  if (l->piece_last >= g->last) {
+    lane_done(s, l);
+    return;
   }
-  chorus_free(s->after);
-  s->after = NULL;
-  s->alen = 0;
-  s->in_piece = s->piece_ok = false;
-  s->round = 0;
+  l->pos = l->piece_last + 1;
+  chorus_free(l->after);
+  l->after = NULL;
+  l->alen = 0;
+  l->in_piece = l->piece_ok = false;
+  l->round = 0;
 }
 
-/* source_of: whom to pull the current range from, and up to which token
- * (0: nobody now, or the piece is done and *@again says so). */
-static chorus_node_id source_of(struct core *c, chorus_token *last,
-                                bool *again) {
+/* source_of: whom @l pulls its range from, and up to which token (0:
+ * nobody now, or the piece is done and *@again says so). */
+static chorus_node_id source_of(struct core *c, struct core__lane *l,
+                                chorus_token *last, bool *again) {
   struct core__stream *s = &c->stream;
-  const struct core__range *g = &s->ranges[s->idx];
+  const struct core__range *g = &s->ranges[l->idx];
   *last = g->last;
   *again = false;
   /* A member being removed is presumed lost even when it answers again
@@ -278,90 +344,90 @@ static chorus_node_id source_of(struct core *c, chorus_token *last,
       (s->lost_from != 0 && s->lost_from == g->from);
   if (g->has_from && !removed && g->from != c->cfg.swim.id &&
       core__swim_up(c, g->from)) {
-    s->fallback = s->in_piece = s->piece_ok = false;
-    s->round = 0;
+    l->fallback = l->in_piece = l->piece_ok = false;
+    l->round = 0;
     return g->from;
   }
   /* The node giving it up is down or lost: the piece (a span of the
    * current ring with one replica set) is pulled from every live replica
    * of it in turn, so that a write acknowledged by some of them only is
    * not missed (they are joined: pulling a key twice costs only time). */
-  if (!s->fallback || !s->in_piece) {
-    s->fallback = s->in_piece = true;
-    s->piece_ok = false;
-    s->round = 0;
-    s->piece_first = s->pos;
+  if (!l->fallback || !l->in_piece) {
+    l->fallback = l->in_piece = true;
+    l->piece_ok = false;
+    l->round = 0;
+    l->piece_first = l->pos;
   }
-  chorus_node_id *cand = s->cand;
-  int nc = candidates(c, s->ring_now, s->piece_first, g->from, cand);
+  chorus_node_id *cand = l->cand;
+  int nc = candidates(c, s->ring_now, l->piece_first, g->from, cand);
   if (nc < 0)
     return 0;
   uint8_t ncand = (uint8_t)nc;
-  s->ncand = ncand;
-  *last = span_end(c, s->ring_now, s->piece_first, *last, g->from, cand, nc);
-  for (; s->round < ncand; s->round++) {
-    if (!core__swim_up(c, cand[s->round]))
+  l->ncand = ncand;
+  *last = span_end(c, s->ring_now, l->piece_first, *last, g->from, cand, nc);
+  for (; l->round < ncand; l->round++) {
+    if (!core__swim_up(c, cand[l->round]))
       continue;
-    if (s->warned_idx != s->idx + 1) {
-      s->warned_idx = s->idx + 1;
+    if (l->warned_idx != l->idx + 1) {
+      l->warned_idx = l->idx + 1;
       s->stats.fallbacks++;
       TRACE(c,
             "WARNING: %016" PRIx64
             " gives up range %zu but is down or being removed: "
             "pulling it from %016" PRIx64 " and the other live replicas",
-            g->from, s->idx, cand[s->round]);
+            g->from, l->idx, cand[l->round]);
     }
-    return cand[s->round];
+    return cand[l->round];
   }
   /* Every replica asked: done when one of them served the piece whole,
    * else wait for one to come back and start over. */
-  s->piece_last = *last;
-  if (s->piece_ok) {
-    next_piece(s);
+  l->piece_last = *last;
+  if (l->piece_ok) {
+    next_piece(s, l);
     *again = true;
   } else {
     /* Nobody else to ask: the giver again, once it serves (a refusal
      * may have been a restart's, not a lost disk's). */
     s->lost_from = 0;
-    s->round = 0;
-    s->pos = s->piece_first;
-    chorus_free(s->after);
-    s->after = NULL;
-    s->alen = 0;
+    l->round = 0;
+    l->pos = l->piece_first;
+    chorus_free(l->after);
+    l->after = NULL;
+    l->alen = 0;
   }
   return 0;
 }
 
-static int pull(struct core *c) {
+static int pull(struct core *c, struct core__lane *l) {
   struct core__stream *s = &c->stream;
   chorus_token last;
   bool again;
-  chorus_node_id from = source_of(c, &last, &again);
+  chorus_node_id from = source_of(c, l, &last, &again);
   if (from == 0 && again) {
-    s->next_at = c->now; /* the next piece, or every range held */
+    l->next_at = c->now; /* the next piece, or the next range */
     s->poked = true;
     return CHORUS_OK;
   }
   if (from == 0) {
-    if (!s->no_source_said) {
-      s->no_source_said = true;
-      TRACE(c, "range %zu: no live replica to pull it from; waiting", s->idx);
+    if (!l->no_source_said) {
+      l->no_source_said = true;
+      TRACE(c, "range %zu: no live replica to pull it from; waiting", l->idx);
     }
-    s->next_at = c->now + RETRY_MS;
+    l->next_at = c->now + RETRY_MS;
     return CHORUS_OK;
   }
-  s->no_source_said = false;
+  l->no_source_said = false;
   struct wire_msg m = {.type = WIRE_STREAM_PULL,
                        .request_id = CORE_STREAM_BIT | ++s->next_req};
   m.stream_pull.epoch = s->epoch;
-  m.stream_pull.first = s->pos;
+  m.stream_pull.first = l->pos;
   m.stream_pull.last = last;
-  m.stream_pull.after = (struct wire_bytes){s->after, s->alen};
+  m.stream_pull.after = (struct wire_bytes){l->after, l->alen};
   m.stream_pull.max_bytes = BATCH_BYTES;
-  s->req = m.request_id;
-  s->source = from;
-  s->piece_last = last;
-  s->deadline = c->now + PULL_TIMEOUT_MS;
+  l->req = m.request_id;
+  l->source = from;
+  l->piece_last = last;
+  l->deadline = c->now + PULL_TIMEOUT_MS;
   return c->fx.send(c->fx.ctx, from, &m);
 }
 
@@ -483,25 +549,33 @@ int core__stream_step(struct core *c) {
   const struct meta_member *me = meta_state_find(ms, c->cfg.swim.id);
   if (me == NULL || me->ready == s->epoch || s->reporting)
     return CHORUS_OK; /* a state change, an answer or a barrier pokes */
-  if (s->idx == s->n && s->n == 0 && me->state != META_JOINING &&
-      me->state != META_REPLACING)
+  if (s->n == 0 && me->state != META_JOINING && me->state != META_REPLACING)
     return CHORUS_OK; /* gains nothing, and no joiner: nothing to say */
   s->idle = false;
-  if (s->req != 0) {
-    if (c->now < s->deadline)
-      return CHORUS_OK;
-    TRACE(c, "pull %016" PRIx64 " of %016" PRIx64 " unanswered: again", s->req,
-          s->source);
-    s->req = 0;
-    s->stats.retries++;
+  int rc = CHORUS_OK;
+  for (uint8_t i = 0; i < s->nlanes && rc == CHORUS_OK; i++) {
+    struct core__lane *l = &s->lanes[i];
+    if (!l->active)
+      continue;
+    if (l->req != 0) {
+      if (c->now < l->deadline)
+        continue;
+      TRACE(c, "pull %016" PRIx64 " of %016" PRIx64 " unanswered: again",
+            l->req, l->source);
+      l->req = 0;
+      s->stats.retries++;
+    }
+    if (c->now < l->next_at || c->now < s->throttle_at)
+      continue;
+    rc = pull(c, l);
   }
-  if (c->now < s->next_at)
-    return CHORUS_OK;
-  if (s->idx == s->n && (s->syncing || s->sync_again))
+  if (rc != CHORUS_OK || !all_held(s))
+    return rc;
+  if (s->syncing || s->sync_again)
     return CHORUS_OK; /* the last batches' barrier pokes */
-  if (s->idx == s->n)
-    return report(c); /* FINISH waits for every receiver's and joiner's */
-  return pull(c);
+  if (c->now < s->throttle_at)
+    return CHORUS_OK; /* the throttle, or a report or barrier that failed */
+  return report(c);   /* FINISH waits for every receiver's and joiner's */
 }
 
 chorus_ms core__stream_deadline(const struct core *c) {
@@ -510,11 +584,22 @@ chorus_ms core__stream_deadline(const struct core *c) {
     return c->now;
   if (!s->planned)
     return cleanup_deadline(c);
-  if (s->idle || s->reporting || (s->idx == s->n && s->syncing))
+  if (s->idle || s->reporting || (all_held(s) && s->syncing))
     return CORE_NEVER;
-  if (s->req != 0)
-    return s->deadline;
-  return s->next_at;
+  if (all_held(s))
+    return s->throttle_at;
+  chorus_ms at = CORE_NEVER;
+  for (uint8_t i = 0; i < s->nlanes; i++) {
+    const struct core__lane *l = &s->lanes[i];
+    if (!l->active)
+      continue;
+    chorus_ms t = l->req != 0                   ? l->deadline
+                  : l->next_at > s->throttle_at ? l->next_at
+                                                : s->throttle_at;
+    if (t < at)
+      at = t;
+  }
+  return at;
 }
 
 /* ========================================================================
@@ -522,15 +607,20 @@ chorus_ms core__stream_deadline(const struct core *c) {
  * ======================================================================== */
 
 /* adopt: the cursor after the batch just taken (staged by stage())
- * becomes the one the next pull starts from. */
-static void adopt(struct core__stream *s) {
-  s->idx = s->st_idx;
-  s->pos = s->st_pos;
-  s->round = s->st_round;
-  s->piece_ok = s->st_piece_ok;
-  uint8_t *old = s->after;
-  s->after = s->st_alen > 0 ? s->st_after : NULL;
-  s->alen = s->st_alen;
+ * becomes the one @l's next pull starts from; a range held whole passes
+ * @l on to the next one. */
+static void adopt(struct core__stream *s, struct core__lane *l) {
+  if (s->st_idx != l->idx) {
+    s->st_alen = 0;
+    lane_done(s, l);
+    return;
+  }
+  l->pos = s->st_pos;
+  l->round = s->st_round;
+  l->piece_ok = s->st_piece_ok;
+  uint8_t *old = l->after;
+  l->after = s->st_alen > 0 ? s->st_after : NULL;
+  l->alen = s->st_alen;
   s->st_after = s->st_alen > 0 ? old : s->st_after;
   if (s->st_alen == 0)
     chorus_free(old);
@@ -538,22 +628,32 @@ static void adopt(struct core__stream *s) {
 }
 
 /* request_sync: a barrier for what the store holds now, with the cursor
- * to write once it passes (a piece pulled from several replicas in turn
- * resumes from its first token and its first replica: the rounds are not
- * written down). */
+ * to write once it passes: the lowest range a lane still works on, from
+ * that lane's cursor (every range before it is held), or every range held
+ * (a piece pulled from several replicas in turn resumes from its first
+ * token and its first replica: the rounds are not written down). */
 static int request_sync(struct core *c) {
   struct core__stream *s = &c->stream;
-  bool whole = s->fallback && s->in_piece;
-  s->d_idx = s->idx;
-  s->d_pos = whole ? s->piece_first : s->pos;
+  const struct core__lane *low = NULL;
+  for (uint8_t i = 0; i < s->nlanes; i++)
+    if (s->lanes[i].active && (low == NULL || s->lanes[i].idx < low->idx))
+      low = &s->lanes[i];
   s->d_alen = 0;
-  if (!whole && s->alen > 0) {
-    uint8_t *a = chorus_realloc(s->d_after, s->alen);
-    if (a == NULL)
-      return CHORUS_ENOMEM;
-    memcpy(a, s->after, s->alen);
-    s->d_after = a;
-    s->d_alen = s->alen;
+  if (low == NULL) {
+    s->d_idx = s->n; /* no lane active: every range held */
+    s->d_pos = 0;
+  } else {
+    bool whole = low->fallback && low->in_piece;
+    s->d_idx = low->idx;
+    s->d_pos = whole ? low->piece_first : low->pos;
+    if (!whole && low->alen > 0) {
+      uint8_t *a = chorus_realloc(s->d_after, low->alen);
+      if (a == NULL)
+        return CHORUS_ENOMEM;
+      memcpy(a, low->after, low->alen);
+      s->d_after = a;
+      s->d_alen = low->alen;
+    }
   }
   s->d_keys = s->pend_keys;
   s->d_bytes = s->pend_bytes;
@@ -565,19 +665,19 @@ static int request_sync(struct core *c) {
 bool core__stream_owns(const struct core *c, chorus_node_id from,
                        const struct wire_msg *m) {
   return (m->type == WIRE_STREAM_CHUNK || m->type == WIRE_ERROR) &&
-         c->stream.req != 0 && m->request_id == c->stream.req &&
-         from == c->stream.source;
+         lane_of(&c->stream, m->request_id, from) >= 0;
 }
 
-/* The cursor after a batch whose last key is @k (or the end of the piece
- * when nothing follows): staged until the batch is durable. */
-static int stage(struct core__stream *s, const struct wire_stream_chunk *ch) {
+/* The cursor after a batch of @l's whose last key is @k (or the end of
+ * the piece when nothing follows), for adopt(). */
+static int stage(struct core__stream *s, const struct core__lane *l,
+                 const struct wire_stream_chunk *ch) {
   size_t n = ch->entries.n;
-  s->st_idx = s->idx;
-  s->st_pos = s->pos;
+  s->st_idx = l->idx;
+  s->st_pos = l->pos;
   s->st_alen = 0;
-  s->st_round = s->round;
-  s->st_piece_ok = s->piece_ok;
+  s->st_round = l->round;
+  s->st_piece_ok = l->piece_ok;
   if (ch->more && n >= 2) {
     const struct wire_bytes *k = &ch->entries.items[n - 2];
     chorus_token t = ring_token_of(k->ptr, k->len);
@@ -593,90 +693,92 @@ static int stage(struct core__stream *s, const struct wire_stream_chunk *ch) {
     return CHORUS_OK;
   /* The piece is done: from this source, when each live replica serves
    * it in turn (source_of); else wholly. */
-  if (s->fallback) {
-    s->st_pos = s->piece_first;
-    s->st_round = (uint8_t)(s->round + 1);
+  if (l->fallback) {
+    s->st_pos = l->piece_first;
+    s->st_round = (uint8_t)(l->round + 1);
     s->st_piece_ok = true;
     return CHORUS_OK;
   }
-  const struct core__range *g = &s->ranges[s->idx];
-  if (s->piece_last >= g->last) {
-    s->st_idx = s->idx + 1;
-    s->st_pos = s->st_idx < s->n ? s->ranges[s->st_idx].first : 0;
-  } else {
-    s->st_pos = s->piece_last + 1;
-  }
+  const struct core__range *g = &s->ranges[l->idx];
+  if (l->piece_last >= g->last)
+    s->st_idx = l->idx + 1; /* held whole */
+  else
+    s->st_pos = l->piece_last + 1;
   return CHORUS_OK;
 }
 
 int core__stream_answer(struct core *c, chorus_node_id from,
                         const struct wire_msg *m) {
   struct core__stream *s = &c->stream;
-  (void)from;
-  s->req = 0;
+  int li = lane_of(s, m->request_id, from);
+  if (li < 0)
+    return CHORUS_OK; /* core__stream_owns said otherwise */
+  struct core__lane *l = &s->lanes[li];
+  l->req = 0;
   s->poked = true;
   if (m->type == WIRE_ERROR) {
     bool stale = m->error.code == CHORUS_ESTALE;
     /* A giver that lost its data (a replaced disk: repl_set_restoring)
-     * refuses: this range, and every later one it gives up, comes from
-     * the other replicas, asked at once. */
-    bool lost = m->error.code == CHORUS_EUNAVAILABLE && !s->fallback &&
-                s->idx < s->n && s->source == s->ranges[s->idx].from;
+     * refuses: this range, and every later one it gives up (whichever
+     * lane pulls it), comes from the other replicas, asked at once. */
+    bool lost = m->error.code == CHORUS_EUNAVAILABLE && !l->fallback &&
+                l->source == s->ranges[l->idx].from;
     if (lost)
-      s->lost_from = s->source;
+      s->lost_from = l->source;
     /* ... and so is a replica asked in turn: the next one, from the
      * piece's start. */
-    if (m->error.code == CHORUS_EUNAVAILABLE && s->fallback && s->in_piece) {
-      s->round++;
-      s->pos = s->piece_first;
-      chorus_free(s->after);
-      s->after = NULL;
-      s->alen = 0;
+    if (m->error.code == CHORUS_EUNAVAILABLE && l->fallback && l->in_piece) {
+      l->round++;
+      l->pos = l->piece_first;
+      chorus_free(l->after);
+      l->after = NULL;
+      l->alen = 0;
       stale = true; /* asked again soon */
     }
-    s->next_at = c->now + (lost ? 0 : stale ? STALE_RETRY_MS : RETRY_MS);
+    l->next_at = c->now + (lost ? 0 : stale ? STALE_RETRY_MS : RETRY_MS);
     s->stats.refused++;
-    TRACE(c, "pull refused by %016" PRIx64 ": %s (%.*s)", s->source,
+    TRACE(c, "pull refused by %016" PRIx64 ": %s (%.*s)", l->source,
           chorus_errname(m->error.code), (int)m->error.text.len,
           (const char *)m->error.text.ptr);
     return CHORUS_OK;
   }
   char err[CHORUS_ERRMSG_SIZE] = "";
   uint64_t keys, bytes;
-  const struct wire_bytes after = {s->after, s->alen};
-  if (s->fallback && s->in_piece && s->round < s->ncand) {
+  const struct wire_bytes after = {l->after, l->alen};
+  if (l->fallback && l->in_piece && l->round < l->ncand) {
     /* Each replica asked in turn: what it lacks, and what the ones asked
      * before lack, is hinted to them (repl_stream_repair). */
-    const struct repl_stream_repair rep = {s->source, s->cand, s->round};
+    const struct repl_stream_repair rep = {l->source, l->cand, l->round};
     uint64_t armed;
-    int rc = repl_stream_repair(c->repl, &m->stream_chunk, s->pos,
-                                s->piece_last, &after, &rep, c->wall, &armed);
+    int rc = repl_stream_repair(c->repl, &m->stream_chunk, l->pos,
+                                l->piece_last, &after, &rep, c->wall, &armed);
     if (rc != CHORUS_OK)
       return rc;
     s->stats.repairs += armed;
   }
-  int rc = repl_stream_apply(c->repl, &m->stream_chunk, s->pos, s->piece_last,
+  int rc = repl_stream_apply(c->repl, &m->stream_chunk, l->pos, l->piece_last,
                              &after, &keys, &bytes, err);
   if (rc == CHORUS_ENOMEM)
     return rc;
   if (rc != CHORUS_OK) {
     if (rc == CHORUS_ECORRUPT || rc == CHORUS_EMALFORMED)
       s->stats.bad_batches++;
-    TRACE(c, "batch from %016" PRIx64 " not taken: %s", s->source,
+    TRACE(c, "batch from %016" PRIx64 " not taken: %s", l->source,
           err[0] ? err : chorus_strerror(rc));
-    s->next_at = c->now + RETRY_MS;
+    l->next_at = c->now + RETRY_MS;
     return CHORUS_OK; /* a failed store stops the node in core.c's finish */
   }
-  if ((rc = stage(s, &m->stream_chunk)) != CHORUS_OK)
+  if ((rc = stage(s, l, &m->stream_chunk)) != CHORUS_OK)
     return rc;
   s->stats.batches++;
-  adopt(s);
+  adopt(s, l);
   s->pend_keys += keys;
   s->pend_bytes += bytes;
   uint64_t rate = c->cfg.stream_mbps; /* megabits per second */
-  s->next_at = c->now;
-  if (rate > 0)
-    s->next_at += bytes * 8 / (rate * 1000); /* bits / (bits per ms) */
+  l->next_at = c->now;
+  if (rate > 0) /* bits / (bits per ms), for every lane */
+    s->throttle_at = (s->throttle_at > c->now ? s->throttle_at : c->now) +
+                     bytes * 8 / (rate * 1000);
   /* The next pull goes out now; the barrier runs meanwhile, and the
    * cursor is written once it passes (a crash pulls the batches since
    * the last written cursor again: joins are idempotent). */
@@ -720,7 +822,7 @@ int core__stream_synced(struct core *c, int status) {
   if (status != CHORUS_OK) {
     /* Not durable: a failed store stops the node (core.c's finish), which
      * resumes from the last cursor written. */
-    s->next_at = c->now + RETRY_MS;
+    s->throttle_at = c->now + RETRY_MS;
     return CHORUS_OK;
   }
   s->stats.keys += s->d_keys;
@@ -738,7 +840,7 @@ void core__stream_reported(struct core *c, int status) {
   s->poked = true;
   if (status != CHORUS_OK) {
     TRACE(c, "STREAMED not committed (%s): again", chorus_errname(status));
-    s->next_at = c->now + RETRY_MS;
+    s->throttle_at = c->now + RETRY_MS;
   }
 }
 
@@ -755,9 +857,9 @@ void core_stream_info(const struct core *c, struct core_stream_info *out) {
   *out = (struct core_stream_info){.stats = s->stats};
   out->epoch = s->planned ? s->epoch : 0;
   out->ranges = s->n;
-  out->ranges_done = s->idx;
+  out->ranges_done = s->nheld;
   out->started_at = s->started_at;
-  out->active = s->planned && s->idx < s->n;
+  out->active = s->planned && !all_held(s);
   if (!s->planned)
     return;
   out->elapsed_ms = c->now > s->started_at ? c->now - s->started_at : 0;
@@ -767,10 +869,13 @@ void core_stream_info(const struct core *c, struct core_stream_info *out) {
     const struct core__range *g = &s->ranges[i];
     double len = (double)(g->last - g->first) + 1.0;
     total += len;
-    if (i < s->idx)
+    if (g->held)
       held += len;
-    else if (i == s->idx && s->pos > g->first)
-      held += (double)(s->pos - g->first);
+  }
+  for (uint8_t i = 0; i < s->nlanes; i++) {
+    const struct core__lane *l = &s->lanes[i];
+    if (l->active && l->pos > s->ranges[l->idx].first)
+      held += (double)(l->pos - s->ranges[l->idx].first);
   }
   out->done = total > 0 ? held / total : 1.0;
   if (out->done > 1.0)

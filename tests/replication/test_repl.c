@@ -1775,6 +1775,36 @@ static struct wire_stream_chunk chunk_without(const struct wire_stream_chunk *c,
   return out;
 }
 
+/* A restoring node (its disk lost) refuses STREAM_PULL while another node
+ * of its ring is normal, and serves it once none is: it is then the only
+ * place the range's data can be, and the joiner pulling from it would
+ * otherwise wait for ever (its REPLACE waits for that join to finish). */
+static void stream_restoring_serves_when_sole_holder(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  assert_int_equal(put(0, "k", "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+  pump();
+  repl_set_restoring(H.nodes[1].repl, true);
+  struct wire_msg m;
+  uint8_t *frame;
+  pull_from(1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20, &m,
+            &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_EUNAVAILABLE);
+  wire_msg_free(&m);
+  test_free(frame);
+  /* Node 0 joins again (pending), node 2 is gone: node 1 holds alone. */
+  install_ring((const int[]){RING_JOINING, RING_NORMAL, -1});
+  pull_from(1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20, &m,
+            &frame);
+  assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+  assert_int_equal(m.stream_chunk.entries.n, 2); /* "k" and its object */
+  wire_msg_free(&m);
+  test_free(frame);
+  teardown_all();
+}
+
 /* A piece pulled from each replica in turn repairs them: the one asked
  * first lacks a key the second sends (hinted to the first), the second
  * lacks a key the first sent (hinted to the second); a batch that is not
@@ -3226,6 +3256,7 @@ int main(void) {
       cmocka_unit_test(aae_figures_per_range),
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
+      cmocka_unit_test(stream_restoring_serves_when_sole_holder),
       cmocka_unit_test(stream_keeps_its_read_across_pulls),
       cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
