@@ -42,6 +42,11 @@ int repl__aae_list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
                         struct key_list *l, bool *more);
 struct repl_aae_peer *repl__aae_peer(struct repl *r, chorus_node_id id,
                                      bool create);
+int repl__aae_each_range(const struct repl *r,
+                         int (*fn)(void *arg, chorus_token first,
+                                   chorus_token last,
+                                   const struct ring_plist *pl),
+                         void *arg);
 int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
                                struct repl_aae_iv **out, size_t *nout);
 void repl__aae_exchange_reset(struct repl_aae *a);

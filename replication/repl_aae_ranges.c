@@ -60,31 +60,6 @@ static bool span_overlap(chorus_token f1, chorus_token l1, chorus_token f2,
   return plain_overlap(f1, l1, f2, l2);
 }
 
-/* Calls @fn with every range of the current ring, (previous token, token]
- * as [first, last], with its natural replicas; stops at an error. */
-static int each_ring_range(const struct repl *r,
-                           int (*fn)(void *arg, chorus_token first,
-                                     chorus_token last,
-                                     const struct ring_plist *pl),
-                           void *arg) {
-  size_t n = r->ring ? ring_snapshot_token_count(r->ring) : 0;
-  for (size_t i = 0; i < n; i++) {
-    chorus_token tok = ring_snapshot_token(r->ring, i, NULL);
-    chorus_token prev =
-        ring_snapshot_token(r->ring, i > 0 ? i - 1 : n - 1, NULL);
-    if (i > 0 && prev == tok)
-      continue;
-    struct ring_plist pl;
-    if (ring_lookup(r->ring, tok, 0, &pl) != CHORUS_OK)
-      continue;
-    /* One distinct token: the range is the whole ring. */
-    int rc = fn(arg, prev + 1, tok, &pl);
-    if (rc != CHORUS_OK)
-      return rc;
-  }
-  return CHORUS_OK;
-}
-
 static bool lists(const struct ring_plist *pl, chorus_node_id id) {
   for (unsigned j = 0; j < pl->n_natural; j++)
     if (pl->r[j].id == id)
@@ -161,7 +136,7 @@ int repl__aae_ranges_refresh(struct repl *r) {
   if (a->ranges_set && a->ranges_epoch == epoch)
     return CHORUS_OK;
   struct build b = {.r = r, .old = a->ranges, .nold = a->nranges};
-  int rc = each_ring_range(r, add_mine, &b);
+  int rc = repl__aae_each_range(r, add_mine, &b);
   if (rc != CHORUS_OK) {
     chorus_free(b.v);
     return rc;
@@ -262,7 +237,7 @@ size_t repl_aae_ranges(const struct repl *r, chorus_token first,
                        chorus_token last, struct repl_aae_range_status *out,
                        size_t max) {
   struct report p = {r, first, last, out, out ? max : 0, 0};
-  (void)each_ring_range(r, report_one, &p); /* report_one never fails */
+  (void)repl__aae_each_range(r, report_one, &p); /* report_one never fails */
   return p.n;
 }
 
@@ -298,7 +273,7 @@ static int want_one(void *arg, chorus_token first, chorus_token last,
 int repl_aae_request(struct repl *r, chorus_token first, chorus_token last,
                      size_t *ranges, size_t *peers) {
   struct request q = {r, first, last, 0};
-  int rc = each_ring_range(r, want_one, &q);
+  int rc = repl__aae_each_range(r, want_one, &q);
   size_t waiting = 0;
   for (size_t i = 0; i < r->aae.npeers; i++)
     waiting += r->aae.peers[i].wanted;

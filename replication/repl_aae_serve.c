@@ -316,16 +316,16 @@ void repl__aae_hint_dropped(struct repl *r, chorus_node_id target,
     p->priority = true;
 }
 
-/* The intervals where this node and @peer are both natural replicas. */
-int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
-                               struct repl_aae_iv **out, size_t *nout) {
-  *out = NULL;
-  *nout = 0;
-  size_t n = ring_snapshot_token_count(r->ring), cap = 0;
-  struct repl_aae_iv *v = NULL;
-  size_t nv = 0;
-  int rc = CHORUS_OK;
-  for (size_t i = 0; i < n && rc == CHORUS_OK; i++) {
+/* Calls @fn with every range of the current ring, (previous token, token]
+ * as [first, last] (first > last: it wraps), with its natural replicas;
+ * stops at an error. */
+int repl__aae_each_range(const struct repl *r,
+                         int (*fn)(void *arg, chorus_token first,
+                                   chorus_token last,
+                                   const struct ring_plist *pl),
+                         void *arg) {
+  size_t n = r->ring ? ring_snapshot_token_count(r->ring) : 0;
+  for (size_t i = 0; i < n; i++) {
     chorus_token tok = ring_snapshot_token(r->ring, i, NULL);
     chorus_token prev =
         ring_snapshot_token(r->ring, i > 0 ? i - 1 : n - 1, NULL);
@@ -334,25 +334,48 @@ int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
     struct ring_plist pl;
     if (ring_lookup(r->ring, tok, 0, &pl) != CHORUS_OK)
       continue;
-    bool me = false, him = false;
-    for (unsigned j = 0; j < pl.n_natural; j++) {
-      me |= pl.r[j].id == r->cfg.self;
-      him |= pl.r[j].id == peer;
-    }
-    if (!me || !him)
-      continue;
-    if (i > 0) {
-      rc = repl__aae_push_iv(&v, &nv, &cap, prev + 1, tok);
-    } else {
-      if (prev != UINT64_MAX && (n > 1 || prev != tok))
-        rc = repl__aae_push_iv(&v, &nv, &cap, prev + 1, UINT64_MAX);
-      else if (n == 1)
-        rc = repl__aae_push_iv(&v, &nv, &cap, tok == UINT64_MAX ? 0 : tok + 1,
-                               UINT64_MAX);
-      if (rc == CHORUS_OK)
-        rc = repl__aae_push_iv(&v, &nv, &cap, 0, tok);
-    }
+    /* One distinct token: the range is the whole ring. */
+    int rc = fn(arg, prev + 1, tok, &pl);
+    if (rc != CHORUS_OK)
+      return rc;
   }
+  return CHORUS_OK;
+}
+
+struct shared_ivs {
+  const struct repl *r;
+  chorus_node_id peer;
+  struct repl_aae_iv *v;
+  size_t n, cap;
+};
+
+static int add_shared(void *arg, chorus_token first, chorus_token last,
+                      const struct ring_plist *pl) {
+  struct shared_ivs *s = arg;
+  bool me = false, him = false;
+  for (unsigned j = 0; j < pl->n_natural; j++) {
+    me |= pl->r[j].id == s->r->cfg.self;
+    him |= pl->r[j].id == s->peer;
+  }
+  if (!me || !him)
+    return CHORUS_OK;
+  if (first <= last)
+    return repl__aae_push_iv(&s->v, &s->n, &s->cap, first, last);
+  /* It wraps: its two sides. */
+  int rc = repl__aae_push_iv(&s->v, &s->n, &s->cap, first, UINT64_MAX);
+  return rc == CHORUS_OK ? repl__aae_push_iv(&s->v, &s->n, &s->cap, 0, last)
+                         : rc;
+}
+
+/* The intervals where this node and @peer are both natural replicas. */
+int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
+                               struct repl_aae_iv **out, size_t *nout) {
+  *out = NULL;
+  *nout = 0;
+  struct shared_ivs s = {.r = r, .peer = peer};
+  int rc = repl__aae_each_range(r, add_shared, &s);
+  struct repl_aae_iv *v = s.v;
+  size_t nv = s.n;
   if (rc != CHORUS_OK) {
     chorus_free(v);
     return rc;
