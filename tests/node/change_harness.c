@@ -648,3 +648,12 @@ void bg_check_acked(const struct bg_counts *c) {
   tally_line("acknowledged background writes read at QUORUM afterwards", &t);
   assert_int_equal(t.ok, n);
 }
+
+void bg_end_checked(void) {
+  struct bg_counts c;
+  assert_int_equal(bg_end(&c), 0);
+  bg_check_acked(&c);
+  assert_true(c.acked > 0);
+  assert_int_equal(c.read_missing, 0);
+  assert_int_equal(c.read_wrong, 0);
+}

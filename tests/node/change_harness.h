@@ -135,5 +135,8 @@ int bg_end(struct bg_counts *c);
  * through the running nodes in turn; asserts each is found with its
  * value. */
 void bg_check_acked(const struct bg_counts *c);
+/* bg_end_checked: bg_end, then bg_check_acked; asserts the load ran,
+ * something was acknowledged and no read back was missing or wrong. */
+void bg_end_checked(void);
 
 #endif /* CHORUS_CHANGE_HARNESS_H */

@@ -119,12 +119,7 @@ static void load_start(void) {
 }
 
 static void load_end(void) {
-  struct bg_counts c;
-  assert_int_equal(bg_end(&c), 0);
-  bg_check_acked(&c);
-  assert_true(c.acked > 0);
-  assert_int_equal(c.read_missing, 0);
-  assert_int_equal(c.read_wrong, 0);
+  bg_end_checked();
 }
 
 /* ------------------------------------------------------------------------

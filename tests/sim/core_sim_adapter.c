@@ -894,6 +894,19 @@ const struct core *core_sim_core(struct sim *s, int node) {
   return n != NULL ? n->core : NULL;
 }
 
+const struct meta_state *core_sim_newest_meta(struct sim *s, int nodes) {
+  const struct meta_state *best = NULL;
+  for (int i = 0; i < nodes; i++) {
+    const struct core *c = core_sim_core(s, i);
+    if (c == NULL || core_meta(c) == NULL)
+      continue;
+    const struct meta_state *st = meta_node_state(core_meta(c));
+    if (best == NULL || st->applied > best->applied)
+      best = st;
+  }
+  return best;
+}
+
 int core_sim_exited(struct sim *s, int node) {
   const struct cnode *n = sim_node_state(s, node);
   return n != NULL && n->exited;

@@ -212,6 +212,9 @@ void core_sim_brutal(struct sim_run_config *rc);
  * or NULL while no core runs (the node is down, or between a failed boot
  * and its retry). Read it with core_ring, core_swim, core_repl. */
 const struct core *core_sim_core(struct sim *s, int node);
+/* core_sim_newest_meta: the newest metadata (highest applied index) any
+ * running node of the first @nodes serves; NULL when none does yet. */
+const struct meta_state *core_sim_newest_meta(struct sim *s, int nodes);
 
 /* core_sim_exited: node @node's store failed a sync and the process
  * exited (silent until the engine kills or restarts it: a scenario that

@@ -223,24 +223,10 @@ static void probe_key(char *buf, size_t cap, int k) {
   snprintf(buf, cap, "probe%d", k);
 }
 
-/* The newest metadata any running node serves (NULL: none yet). */
-static const struct meta_state *newest_state(struct sim *s) {
-  const struct meta_state *best = NULL;
-  for (int i = 0; i < WIPE_NODES; i++) {
-    const struct core *c = core_sim_core(s, i);
-    if (c == NULL || core_meta(c) == NULL)
-      continue;
-    const struct meta_state *st = meta_node_state(core_meta(c));
-    if (best == NULL || st->applied > best->applied)
-      best = st;
-  }
-  return best;
-}
-
 /* formed: every node a NORMAL member, no change under way, every running
  * node's ring at the metadata's epoch. */
 static bool formed(struct sim *s) {
-  const struct meta_state *st = newest_state(s);
+  const struct meta_state *st = core_sim_newest_meta(s, WIPE_NODES);
   if (st == NULL || meta_state_changing(st))
     return false;
   for (int i = 0; i < WIPE_NODES; i++) {
@@ -341,7 +327,7 @@ static void restart_victim(struct sim *s, void *arg) {
  * loses its disk while joining or leaving is not handled yet: ARCHITECTURE,
  * "Not yet"). */
 static bool victim_normal(struct sim *s, const struct wipe_watch *w) {
-  const struct meta_state *st = newest_state(s);
+  const struct meta_state *st = core_sim_newest_meta(s, WIPE_NODES);
   const struct meta_member *m =
       st != NULL ? meta_state_find(st, core_sim_id(s, w->victim)) : NULL;
   return m != NULL && m->state == META_NORMAL && !meta_state_changing(st);
@@ -395,7 +381,7 @@ static void tick(struct sim *s, void *arg) {
                      restart_victim, w) != CHORUS_OK)
       w->err = CHORUS_EINTERNAL;
   }
-  const struct meta_state *st = newest_state(s);
+  const struct meta_state *st = core_sim_newest_meta(s, WIPE_NODES);
   const struct meta_member *m =
       st != NULL ? meta_state_find(st, core_sim_id(s, w->victim)) : NULL;
   w->replacing_seen |= w->wiped != 0 && m != NULL && m->state == META_REPLACING;
@@ -419,7 +405,7 @@ static int wipe_converged(struct sim *s, void *arg) {
   struct wipe_watch *w = arg;
   if (w->wiped == 0)
     return 1;
-  const struct meta_state *st = newest_state(s);
+  const struct meta_state *st = core_sim_newest_meta(s, WIPE_NODES);
   const struct meta_member *m =
       st != NULL ? meta_state_find(st, core_sim_id(s, w->victim)) : NULL;
   return m != NULL && m->state == META_NORMAL && w->replacing_seen && formed(s);
@@ -429,7 +415,7 @@ static int wipe_converged(struct sim *s, void *arg) {
  * failing seed's message). */
 static void wipe_end(struct sim *s, void *arg) {
   struct wipe_watch *w = arg;
-  const struct meta_state *st = newest_state(s);
+  const struct meta_state *st = core_sim_newest_meta(s, WIPE_NODES);
   const struct meta_member *m =
       st != NULL ? meta_state_find(st, core_sim_id(s, w->victim)) : NULL;
   snprintf(w->end, sizeof w->end,

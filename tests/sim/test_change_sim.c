@@ -275,20 +275,6 @@ static uint64_t env_u64(const char *name, uint64_t dflt) {
   return v != NULL && *v != '\0' ? strtoull(v, NULL, 10) : dflt;
 }
 
-/* The newest metadata any running node serves. */
-static const struct meta_state *newest_state(struct sim *s, int nodes) {
-  const struct meta_state *best = NULL;
-  for (int i = 0; i < nodes; i++) {
-    const struct core *c = core_sim_core(s, i);
-    if (c == NULL || core_meta(c) == NULL)
-      continue;
-    const struct meta_state *st = meta_node_state(core_meta(c));
-    if (best == NULL || st->applied > best->applied)
-      best = st;
-  }
-  return best;
-}
-
 struct leave_arg {
   chorus_node_id id;
   uint8_t goal;
@@ -370,7 +356,7 @@ static bool is_late(const struct scenario *sc, int k) {
 static void drive_shrink(struct sim *s, void *arg) {
   struct watch *w = arg;
   const struct scenario *sc = w->sc;
-  const struct meta_state *st = newest_state(s, sc->nodes);
+  const struct meta_state *st = core_sim_newest_meta(s, sc->nodes);
   for (int j = sc->nlate - 1; j >= 0 && st != NULL; j--) {
     const struct meta_member *m =
         meta_state_find(st, core_sim_id(s, sc->late[j]));
@@ -419,7 +405,7 @@ static void boot_late(struct sim *s, void *arg) {
 static void drive(struct sim *s, void *arg) {
   struct watch *w = arg;
   const struct scenario *sc = w->sc;
-  const struct meta_state *st = newest_state(s, sc->nodes);
+  const struct meta_state *st = core_sim_newest_meta(s, sc->nodes);
   chorus_node_id id = core_sim_id(s, sc->leave);
   const struct meta_member *m = st != NULL ? meta_state_find(st, id) : NULL;
   bool formed = st != NULL && !meta_state_changing(st);
@@ -593,7 +579,7 @@ static bool finals_agree(struct sim *s, struct sim_history *h,
                          const struct scenario *sc) {
   sim_history_clear_finals(h);
   struct sim_check_report rep;
-  return owners_only(s, h, newest_state(s, sc->nodes), sc->nodes) ==
+  return owners_only(s, h, core_sim_newest_meta(s, sc->nodes), sc->nodes) ==
              CHORUS_OK &&
          sim_check_convergence(h, &rep) == 0;
 }
@@ -618,7 +604,7 @@ static void dump_finals(const struct sim_history *h, const char *label) {
  * and sim_check_set_lost's). NULL when it holds, else why. */
 static const char *only_owners_hold(struct sim *s, const struct scenario *sc,
                                     char *why, size_t cap) {
-  const struct meta_state *st = newest_state(s, sc->nodes);
+  const struct meta_state *st = core_sim_newest_meta(s, sc->nodes);
   int via = -1;
   for (int i = 0; i < sc->nodes && via < 0; i++)
     if (core_sim_core(s, i) != NULL)
@@ -718,14 +704,14 @@ static void at_end(struct sim *s, void *arg) {
 
   const struct meta_state *st = NULL;
   for (int k = 0; k < 600; k++) { /* 60 s */
-    st = newest_state(s, sc->nodes);
+    st = core_sim_newest_meta(s, sc->nodes);
     if (done(s, sc, st) && every_node_at(s, sc->nodes, st) &&
         (!sc->wipe || (w->replacing_seen && w->leave_seen)))
       break;
     if (sim_run_for(s, SIM_MS(100)) != CHORUS_OK)
       break;
   }
-  st = newest_state(s, sc->nodes);
+  st = core_sim_newest_meta(s, sc->nodes);
   if (!done(s, sc, st) || !every_node_at(s, sc->nodes, st)) {
     snprintf(w->why, sizeof w->why,
              "the change did not complete within 60 s of the heal (%s)",
@@ -756,7 +742,7 @@ static void at_end(struct sim *s, void *arg) {
   bool converged = w->killed ? finals_agree(s, h, sc) : sim_converged(s);
   sim_history_clear_finals(h);
   struct sim_check_report rep;
-  int rc = owners_only(s, h, newest_state(s, sc->nodes), sc->nodes);
+  int rc = owners_only(s, h, core_sim_newest_meta(s, sc->nodes), sc->nodes);
   if (rc == CHORUS_OK && converged) {
     rc = sim_check_all(h, 0, &rep);
   } else if (rc == CHORUS_OK) {
@@ -786,7 +772,7 @@ static void at_end(struct sim *s, void *arg) {
     /* Scans after the first one wait for the hints that kept copies. */
     for (int k = 0; k < 40 && bad != NULL; k++)
       if (sim_run_for(s, SIM_MS(1000)) != CHORUS_OK ||
-          meta_state_changing(newest_state(s, sc->nodes)))
+          meta_state_changing(core_sim_newest_meta(s, sc->nodes)))
         bad = NULL;
       else
         bad = only_owners_hold(s, sc, why, sizeof why);
