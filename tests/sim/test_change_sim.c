@@ -547,6 +547,46 @@ static bool every_node_at(struct sim *s, int nodes,
   return true;
 }
 
+/* rings_settled: the heal phase's convergence is judged by each node
+ * against its own ring (sim_converged: a node that is no natural replica
+ * of a key in its ring is left out). With views of the ring that differ,
+ * that judgement can pass on the wrong nodes, even on one: "replace own
+ * disk 3" seed 17 (4 pulls in flight, CORE_STREAM_PULLS) saw a -2
+ * acknowledged by n2 (ring v5: FINISH of epoch 4, committed by n2 and
+ * n1) and by n1 (a pending replica in its ring v4), not by n0 (exited on
+ * a failed fsync); n2's disk was then wiped, with n2's copy and its hint
+ * for n0. The write lived on n1 alone, durably. At the heal n0 and n1
+ * still served v4 (the FINISH was entry 9 of n1's log, not yet known
+ * committed: no leader until 12.8 s) and n2 no ring at all, so n0 alone
+ * was judged "converged" and the counter checker read n0's -2 as a lost
+ * write. No client could see it: n0's QUORUM reads needed n2, restoring,
+ * which answered none. Anti-entropy (refused across ring epochs) repaired
+ * n0 from n1 once the rings agreed (v5 at 13.1 s, n0 at 13.3 s). So the
+ * heal phase also waits (within the same bound) until every node has
+ * applied its whole metadata log and serves the newest epoch: a committed
+ * ring change is then applied everywhere, and every owner of a key
+ * judges itself by the same ring. */
+static int rings_settled(struct sim *s, void *arg) {
+  const struct watch *w = arg;
+  int nodes = w->sc->nodes;
+  const struct meta_state *st = newest_state(s, nodes);
+  if (st == NULL || !every_node_at(s, nodes, st))
+    return 0;
+  for (int i = 0; i < nodes; i++) {
+    /* A member that left is out of the Raft group: it stops hearing. */
+    const struct meta_member *m = meta_state_find(st, core_sim_id(s, i));
+    const struct core *c = core_sim_core(s, i);
+    if ((m != NULL && !meta_member_owns(m->state)) || c == NULL ||
+        core_meta(c) == NULL)
+      continue; /* c == NULL: down, and sim_converged waits for it */
+    struct meta_node_info mi;
+    meta_node_info(core_meta(c), &mi);
+    if (mi.applied_index < mi.last_index)
+      return 0;
+  }
+  return 1;
+}
+
 /* owners_only: drops the final states of nodes that are no longer
  * members that own tokens (LEFT, REMOVED) in @st: what the final owners
  * hold is the question; a node out of the cluster that still believes an
@@ -845,6 +885,7 @@ static uint64_t run_scenario(const struct scenario *sc, bool strict,
   rc.chaos = SIM_MS(12000);
   rc.hook_start = at_start;
   rc.hook_end = at_end;
+  rc.hook_converged = rings_settled;
   rc.sim.verbose = getenv("CHORUS_CHANGE_SIM_TRACE") != NULL;
   uint64_t failed = 0, keys = 0, bytes = 0, fallbacks = 0, ops = 0;
   uint64_t unconverged = 0, streaming = 0;
@@ -907,6 +948,12 @@ static void test_changes(void **state) {
     failed += run_scenario(&scenarios[i], true, first,
                            seeds < 2 ? seeds : seeds / 2, pulls, NULL);
   }
+  /* A seed past the default range, kept for what it once caught: the
+   * heal judged while the nodes' rings differed (rings_settled). */
+  if (only == NULL && getenv("CHORUS_CHANGE_SIM_FIRST") == NULL)
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+      if (strcmp(scenarios[i].name, "replace own disk 3") == 0)
+        failed += run_scenario(&scenarios[i], false, 17, 1, pulls, NULL);
   assert_int_equal(failed, 0); /* every scenario runs, then the verdict */
 }
 
