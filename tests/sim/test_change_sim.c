@@ -569,7 +569,7 @@ static bool every_node_at(struct sim *s, int nodes,
 static int rings_settled(struct sim *s, void *arg) {
   const struct watch *w = arg;
   int nodes = w->sc->nodes;
-  const struct meta_state *st = newest_state(s, nodes);
+  const struct meta_state *st = core_sim_newest_meta(s, nodes);
   if (st == NULL || !every_node_at(s, nodes, st))
     return 0;
   for (int i = 0; i < nodes; i++) {
