@@ -916,6 +916,9 @@ static uint64_t run_scenario(const struct scenario *sc, bool strict,
                                          : "scenario error");
       if (!res.ok)
         printf("#   checker %s\n", res.checker);
+    } else if (w.unconverged) {
+      printf("# %s%s seed %" PRIu64 ": not converged (safety held)\n",
+             sc->name, strict ? " (strict)" : "", seed);
     }
     keys += w.streamed_keys;
     bytes += w.streamed_bytes;
