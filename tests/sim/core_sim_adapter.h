@@ -94,7 +94,9 @@
  * object's canonical re-encoding, so equal states give equal digests.
  * Whether the node is a replica is read in its core's ring (core_ring): a
  * node that is not a natural replica of the key (a pending one included)
- * answers CHORUS_ENOTFOUND; a replica without the key an empty view.
+ * answers CHORUS_ENOTFOUND, and so does a node told it was taken out of
+ * the cluster (core_evicted: it serves nothing, and its ring may be stuck
+ * at the epoch it left in); a replica without the key an empty view.
  * While no core runs (the 100 ms between a failed boot and its retry) it
  * answers CHORUS_ECLOSED (sim.h: "cannot tell now"), so that sim_converged
  * waits for it: a copy of a ring from an earlier incarnation does not exist

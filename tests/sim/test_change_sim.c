@@ -768,6 +768,20 @@ static void at_end(struct sim *s, void *arg) {
     return;
   }
   w->completed = true;
+  /* A node told it was taken out of the cluster serves nothing, and the
+   * convergence checks leave it out (core_sim_adapter.h, INSPECTION): so
+   * no member that owns tokens in the final state may believe that. */
+  for (int i = 0; i < sc->nodes; i++) {
+    const struct meta_member *m = meta_state_find(st, core_sim_id(s, i));
+    const struct core *c = core_sim_core(s, i);
+    if (c != NULL && core_evicted(c) && m != NULL &&
+        meta_member_owns(m->state)) {
+      snprintf(w->why, sizeof w->why,
+               "n%d believes it was taken out of the cluster, yet it is %s", i,
+               meta_member_state_name(m->state));
+      return;
+    }
+  }
   /* The removed node stays down: sim_converged waits for every node, so
    * the running replicas' agreement is judged from their final states
    * (a removed node that comes back with its old disk is not told it was
@@ -917,8 +931,8 @@ static uint64_t run_scenario(const struct scenario *sc, bool strict,
       if (!res.ok)
         printf("#   checker %s\n", res.checker);
     } else if (w.unconverged) {
-      printf("# %s%s seed %" PRIu64 ": not converged (safety held)\n",
-             sc->name, strict ? " (strict)" : "", seed);
+      printf("# %s%s seed %" PRIu64 ": not converged (safety held)\n", sc->name,
+             strict ? " (strict)" : "", seed);
     }
     keys += w.streamed_keys;
     bytes += w.streamed_bytes;
