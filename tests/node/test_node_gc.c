@@ -162,25 +162,25 @@ static int delete_keys(int i, const struct keys *ks, int32_t w) {
     size_t n;
     bool got;
   } *ctx = calloc((size_t)ks->n, sizeof *ctx);
-  int *todo = calloc((size_t)ks->n, sizeof *todo);
+  int *pending = calloc((size_t)ks->n, sizeof *pending);
   assert_non_null(ctx);
-  assert_non_null(todo);
-  int ntodo = ks->n;
+  assert_non_null(pending);
+  int npending = ks->n;
   for (int k = 0; k < ks->n; k++)
-    todo[k] = k;
+    pending[k] = k;
   int fd = client_open(ns[i].port);
   assert_true(fd >= 0);
   int acked = 0, errors[2] = {0, 0}, last[2] = {0, 0};
   double t0 = now_s();
-  for (int round = 0; round < DELETE_ROUNDS && ntodo > 0; round++) {
+  for (int round = 0; round < DELETE_ROUNDS && npending > 0; round++) {
     int failed = 0;
     for (int phase = 0; phase < 2; phase++) {
       uint64_t base = next_id;
-      next_id += (uint64_t)ntodo;
+      next_id += (uint64_t)npending;
       int sent = 0, got = 0;
-      while (got < ntodo) {
-        while (sent < ntodo && sent - got < WINDOW) {
-          int key_i = todo[sent];
+      while (got < npending) {
+        while (sent < npending && sent - got < WINDOW) {
+          int key_i = pending[sent];
           char k[32];
           snprintf(k, sizeof k, "%s%06d", ks->prefix, key_i);
           struct wire_msg m = {.request_id = base + (uint64_t)sent};
@@ -203,15 +203,15 @@ static int delete_keys(int i, const struct keys *ks, int32_t w) {
           assert_int_equal(send_msg(fd, &m), 0);
           sent++;
         }
-        if (got >= ntodo)
+        if (got >= npending)
           break;
         struct reply r;
         if (recv_msg(fd, &r) != 0)
           fail_msg("no answer through n%d (phase %d, %d of %d)", i, phase, got,
-                   ntodo);
+                   npending);
         uint64_t at = r.m.request_id - base;
         if (r.m.request_id >= base && at < (uint64_t)sent) {
-          int key_i = todo[at];
+          int key_i = pending[at];
           if (phase == 0 && r.m.type == WIRE_GET_REPLY) {
             const struct wire_bytes *c = &r.m.get_reply.context;
             free(ctx[key_i].p);
@@ -223,7 +223,7 @@ static int delete_keys(int i, const struct keys *ks, int32_t w) {
           } else if (phase == 1 && r.m.type == WIRE_WRITE_REPLY) {
             acked++;
             ctx[key_i].got = false; /* done: not in the next round */
-            todo[at] = -1;
+            pending[at] = -1;
           } else {
             errors[phase]++;
             last[phase] = r.m.type == WIRE_ERROR ? r.m.error.code : -1001;
@@ -237,11 +237,11 @@ static int delete_keys(int i, const struct keys *ks, int32_t w) {
     }
     /* What is left for the next round: every key not acknowledged. */
     int n = 0;
-    for (int j = 0; j < ntodo; j++)
-      if (todo[j] >= 0)
-        todo[n++] = todo[j];
+    for (int j = 0; j < npending; j++)
+      if (pending[j] >= 0)
+        pending[n++] = pending[j];
     failed = n;
-    ntodo = n;
+    npending = n;
     if (failed > 0)
       printf("# deletes through n%d, round %d: %d keys to try again\n", i,
              round + 1, failed);
@@ -254,7 +254,7 @@ static int delete_keys(int i, const struct keys *ks, int32_t w) {
   for (int k = 0; k < ks->n; k++)
     free(ctx[k].p);
   free(ctx);
-  free(todo);
+  free(pending);
   return acked;
 }
 
