@@ -284,6 +284,34 @@ static bool sole_holder(const struct repl *r) {
   return true;
 }
 
+/* keeper_pulls: whether @m, a STREAM_PULL from @from, is a decommission's
+ * kept range (meta_state.c kept_moves): this node leaves, and @from is
+ * already a natural replica of the range it asks for. What this node
+ * holds, partial as a lost disk leaves it, then only adds to what @from
+ * has, and nobody else can give it: refused, the keeper (the only other
+ * replica: below N) finds no live replica to ask and waits for this node
+ * forever, while this node's REPLACE lost the race to its decommission
+ * and will not come (change_sim, "shrink while forming 3->5->3" seeds 431
+ * and 863: the last two owners, one of which lost its disk, then left). A
+ * node that gains the range is no replica of it yet: it is still refused,
+ * and pulls from the other replicas. */
+static bool keeper_pulls(const struct repl *r, chorus_node_id from,
+                         const struct wire_msg *m) {
+  if (r->ring == NULL || m->type != WIRE_STREAM_PULL)
+    return false;
+  long self = ring_snapshot_find(r->ring, r->cfg.self);
+  if (self < 0 ||
+      ring_snapshot_node(r->ring, (size_t)self)->state != RING_LEAVING)
+    return false;
+  struct ring_plist pl;
+  if (ring_lookup(r->ring, m->stream_pull.first, 0, &pl) != CHORUS_OK)
+    return false;
+  for (unsigned i = 0; i < pl.n_natural; i++)
+    if (pl.r[i].id == from)
+      return true;
+  return false;
+}
+
 int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall, const struct repl_effects *fx) {
   repl__tick(r, now, wall);
@@ -296,7 +324,8 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     break;
   case WIRE_REPLICA_READ:
   case WIRE_STREAM_PULL:
-    if (r->restoring && (m->type == WIRE_REPLICA_READ || !sole_holder(r))) {
+    if (r->restoring && (m->type == WIRE_REPLICA_READ ||
+                         (!sole_holder(r) && !keeper_pulls(r, from, m)))) {
       struct wire_msg e;
       wire_error_reply(&e, m->request_id, CHORUS_EUNAVAILABLE,
                        "this node is restoring its data (a replaced disk)");

@@ -1805,6 +1805,46 @@ static void stream_restoring_serves_when_sole_holder(void **state) {
   teardown_all();
 }
 
+/* A restoring node that leaves serves STREAM_PULL to a node that keeps the
+ * range (a decommission below N: meta_state.c kept_moves), which has
+ * nobody else to ask, and still refuses one that would gain it (change_sim
+ * "shrink while forming 3->5->3" seeds 431 and 863 waited for ever). */
+static void stream_restoring_leaver_serves_keeper(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  assert_int_equal(put(0, "k", "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+  pump();
+  repl_set_restoring(H.nodes[1].repl, true);
+  struct wire_msg m;
+  uint8_t *frame;
+  /* Node 1 leaves, nodes 0 and 2 keep: node 0 is a replica, served. */
+  install_ring((const int[]){RING_NORMAL, RING_LEAVING, RING_NORMAL});
+  pull_as(0, 1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20,
+          &m, &frame);
+  assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+  assert_int_equal(m.stream_chunk.entries.n, 2); /* "k" and its object */
+  wire_msg_free(&m);
+  test_free(frame);
+  /* Node 0 is no replica: it would gain the range, refused. */
+  install_ring((const int[]){-1, RING_LEAVING, RING_NORMAL});
+  pull_as(0, 1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20,
+          &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_EUNAVAILABLE);
+  wire_msg_free(&m);
+  test_free(frame);
+  /* Node 1 does not leave: a replica pulling from it is refused. */
+  install_ring((const int[]){RING_NORMAL, RING_NORMAL, RING_NORMAL});
+  pull_as(0, 1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20,
+          &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_EUNAVAILABLE);
+  wire_msg_free(&m);
+  test_free(frame);
+  teardown_all();
+}
+
 /* A piece pulled from each replica in turn repairs them: the one asked
  * first lacks a key the second sends (hinted to the first), the second
  * lacks a key the first sent (hinted to the second); a batch that is not
@@ -3257,6 +3297,7 @@ int main(void) {
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(stream_restoring_serves_when_sole_holder),
+      cmocka_unit_test(stream_restoring_leaver_serves_keeper),
       cmocka_unit_test(stream_keeps_its_read_across_pulls),
       cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
