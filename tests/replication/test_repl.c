@@ -1775,6 +1775,25 @@ static struct wire_stream_chunk chunk_without(const struct wire_stream_chunk *c,
   return out;
 }
 
+/* expect_whole_pull: node @puller pulls the whole ring from node @src at
+ * the ring in force; a chunk of @entries items when @code is CHORUS_OK,
+ * else an error of @code. */
+static void expect_whole_pull(int puller, int src, int code, size_t entries) {
+  struct wire_msg m;
+  uint8_t *frame;
+  pull_as(puller, src, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL,
+          1u << 20, &m, &frame);
+  if (code == CHORUS_OK) {
+    assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+    assert_int_equal(m.stream_chunk.entries.n, entries);
+  } else {
+    assert_int_equal(m.type, WIRE_ERROR);
+    assert_int_equal(m.error.code, code);
+  }
+  wire_msg_free(&m);
+  test_free(frame);
+}
+
 /* A restoring node (its disk lost) refuses STREAM_PULL while another node
  * of its ring is normal, and serves it once none is: it is then the only
  * place the range's data can be, and the joiner pulling from it would
@@ -1786,22 +1805,10 @@ static void stream_restoring_serves_when_sole_holder(void **state) {
   assert_int_equal(put(0, "k", "v", WIRE_ALL, NULL)->code, CHORUS_OK);
   pump();
   repl_set_restoring(H.nodes[1].repl, true);
-  struct wire_msg m;
-  uint8_t *frame;
-  pull_from(1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20, &m,
-            &frame);
-  assert_int_equal(m.type, WIRE_ERROR);
-  assert_int_equal(m.error.code, CHORUS_EUNAVAILABLE);
-  wire_msg_free(&m);
-  test_free(frame);
+  expect_whole_pull(0, 1, CHORUS_EUNAVAILABLE, 0);
   /* Node 0 joins again (pending), node 2 is gone: node 1 holds alone. */
   install_ring((const int[]){RING_JOINING, RING_NORMAL, -1});
-  pull_from(1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20, &m,
-            &frame);
-  assert_int_equal(m.type, WIRE_STREAM_CHUNK);
-  assert_int_equal(m.stream_chunk.entries.n, 2); /* "k" and its object */
-  wire_msg_free(&m);
-  test_free(frame);
+  expect_whole_pull(0, 1, CHORUS_OK, 2); /* "k" and its object */
   teardown_all();
 }
 
@@ -1816,32 +1823,15 @@ static void stream_restoring_leaver_serves_keeper(void **state) {
   assert_int_equal(put(0, "k", "v", WIRE_ALL, NULL)->code, CHORUS_OK);
   pump();
   repl_set_restoring(H.nodes[1].repl, true);
-  struct wire_msg m;
-  uint8_t *frame;
   /* Node 1 leaves, nodes 0 and 2 keep: node 0 is a replica, served. */
   install_ring((const int[]){RING_NORMAL, RING_LEAVING, RING_NORMAL});
-  pull_as(0, 1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20,
-          &m, &frame);
-  assert_int_equal(m.type, WIRE_STREAM_CHUNK);
-  assert_int_equal(m.stream_chunk.entries.n, 2); /* "k" and its object */
-  wire_msg_free(&m);
-  test_free(frame);
+  expect_whole_pull(0, 1, CHORUS_OK, 2); /* "k" and its object */
   /* Node 0 is no replica: it would gain the range, refused. */
   install_ring((const int[]){-1, RING_LEAVING, RING_NORMAL});
-  pull_as(0, 1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20,
-          &m, &frame);
-  assert_int_equal(m.type, WIRE_ERROR);
-  assert_int_equal(m.error.code, CHORUS_EUNAVAILABLE);
-  wire_msg_free(&m);
-  test_free(frame);
+  expect_whole_pull(0, 1, CHORUS_EUNAVAILABLE, 0);
   /* Node 1 does not leave: a replica pulling from it is refused. */
   install_ring((const int[]){RING_NORMAL, RING_NORMAL, RING_NORMAL});
-  pull_as(0, 1, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL, 1u << 20,
-          &m, &frame);
-  assert_int_equal(m.type, WIRE_ERROR);
-  assert_int_equal(m.error.code, CHORUS_EUNAVAILABLE);
-  wire_msg_free(&m);
-  test_free(frame);
+  expect_whole_pull(0, 1, CHORUS_EUNAVAILABLE, 0);
   teardown_all();
 }
 
