@@ -657,3 +657,13 @@ void bg_end_checked(void) {
   assert_int_equal(c.read_missing, 0);
   assert_int_equal(c.read_wrong, 0);
 }
+
+void states_seen_add(char *seen, size_t cap, const char *state) {
+  size_t used = strlen(seen);
+  if (used + strlen(state) + 4 >= cap)
+    return;
+  const char *last = strrchr(seen, ' ');
+  if (seen[0] != '\0' && strcmp(last != NULL ? last + 1 : seen, state) == 0)
+    return;
+  snprintf(seen + used, cap - used, " %s", state);
+}

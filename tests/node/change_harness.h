@@ -57,6 +57,10 @@ bool view_is(const char *json, const char *expect);
 /* state_of: member @name's state as n@i sees it, into @out ("" when n@i
  * does not answer or has no such member). */
 void state_of(int i, const char *name, char *out, size_t cap);
+/* states_seen_add: @state appended to the space-separated list @seen (of
+ * @cap bytes) unless it is the last one there or the list is full: the
+ * states a member went through, for a test's report. */
+void states_seen_add(char *seen, size_t cap, const char *state);
 /* wait_view: every running node's `cluster status --json` matches
  * @expect (view_is), within @secs (else the test fails); the seconds it
  * took. Polled twice a second: an ASan CLI costs ~80 ms of CPU. */

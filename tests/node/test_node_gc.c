@@ -490,9 +490,7 @@ static void test_wiped_replica_refilled(void **state) {
   while (now_s() - t0 < bound) {
     if (t_normal < 0) {
       state_of(1, "n3", s, sizeof s);
-      if (strlen(seen) + strlen(s) + 4 < sizeof seen &&
-          (seen[0] == '\0' || strcmp(strrchr(seen, ' ') + 1, s) != 0))
-        snprintf(seen + strlen(seen), sizeof seen - strlen(seen), " %s", s);
+      states_seen_add(seen, sizeof seen, s);
       if (strcmp(s, "replacing") == 0 && t_replacing < 0)
         t_replacing = now_s() - t0;
       /* Normal again, not still the old incarnation: n1 saw it replacing,

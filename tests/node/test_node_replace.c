@@ -162,9 +162,7 @@ static void test_same_name_empty_disk(void **state) {
       continue;
     next_look = now_s() + 0.5;
     state_of(1, "n3", st, sizeof st);
-    if (strlen(seen) + strlen(st) + 4 < sizeof seen &&
-        (seen[0] == '\0' || strcmp(strrchr(seen, ' ') + 1, st) != 0))
-      snprintf(seen + strlen(seen), sizeof seen - strlen(seen), " %s", st);
+    states_seen_add(seen, sizeof seen, st);
     if (strcmp(st, "replacing") == 0 && t_replacing < 0)
       t_replacing = now_s() - t0;
     if (strcmp(st, "normal") == 0 && t_replacing >= 0) {
