@@ -181,7 +181,12 @@ static void test_flood(void **state) {
   /* A frame header announcing 2,000,000 bytes, then its first byte. */
   static const uint8_t head[] = {0x00, 0x1e, 0x84, 0x80, 0x93};
   for (int i = 0; i < FLOOD_SLOW; i++) {
-    slow[i] = client_open(p.port);
+    /* Behind 3,000 silent connections a session may miss its 500 ms
+     * handshake window on a loaded machine (closed by the node, as it
+     * should be): it opens again, up to 3 tries. */
+    for (int tries = 0; tries < 3; tries++)
+      if ((slow[i] = client_open(p.port)) >= 0)
+        break;
     assert_true(slow[i] >= 0);
     assert_int_equal(write_all(slow[i], head, sizeof head), 0);
   }
