@@ -569,7 +569,9 @@ void repl__hints_scan_next(struct repl_hint_scan *sc) {
   store_iter_next(sc->it);
 }
 
-void repl__hints_scan_close(struct repl_hint_scan *sc) {
+int repl__hints_scan_close(struct repl_hint_scan *sc) {
+  int rc = store_iter_status(sc->it);
   store_iter_close(sc->it);
   sc->it = NULL;
+  return rc;
 }

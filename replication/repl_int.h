@@ -253,7 +253,10 @@ bool repl__hints_scan_get(const struct repl_hints *h, struct repl_hint_scan *sc,
 int repl__hints_scan_resume(const struct repl_hint_scan *sc,
                             unsigned char **buf, size_t *len);
 void repl__hints_scan_next(struct repl_hint_scan *sc);
-void repl__hints_scan_close(struct repl_hint_scan *sc);
+/* repl__hints_scan_close: closes the walk; CHORUS_OK, or the store error
+ * that ended it early (a failed read looks like the end to scan_valid: a
+ * walk that must see every entry checks this before it counts as done). */
+int repl__hints_scan_close(struct repl_hint_scan *sc);
 
 /* ------------------------------------------------------------------------
  * The instance (repl.c)

@@ -262,7 +262,12 @@ static int owners_pass(struct repl *r, chorus_node_id target,
     }
     repl__hints_scan_next(&sc);
   }
-  repl__hints_scan_close(&sc);
+  /* A read that failed ends the walk as the end would: the hints after it
+   * were never checked (seed 156 of the change simulator's "replace dead
+   * 4": a removed node's hints went unmoved for good, and the copies they
+   * held on a node that was no owner outlived every cleanup). */
+  if (repl__hints_scan_close(&sc) != CHORUS_OK)
+    reached_end = false;
   if (reached_end) {
     p->owners_checked = true;
     p->owners_version = v;
@@ -420,7 +425,8 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
     }
     repl__hints_scan_next(&sc);
   }
-  repl__hints_scan_close(&sc);
+  if (repl__hints_scan_close(&sc) != CHORUS_OK)
+    reached_end = false; /* a failed read: resume from the cursor */
   if (p->inflight > 0)
     REPL_TRACE(
         r, "replaying hints to %016" PRIx64 ": %u in flight, %" PRIu64 " kept",

@@ -2386,6 +2386,42 @@ static void one_in_flight(struct repl_config *c) {
   c->hint_batch = 1;
 }
 
+/* A read that fails under the ownership pass ends its walk early; the pass
+ * is not done, and the next round moves the hints (seed 156 of the change
+ * simulator's "replace dead 4": a removed node's hints were left for good
+ * behind one failed read, and so were the copies they held). */
+static void a_failed_read_does_not_end_the_ownership_pass(void **state) {
+  (void)state;
+  setup(4, "3", 1, NULL);
+  boot();
+  struct repl *c = H.nodes[0].repl;
+  isolate(2, true);
+  member_all(2, false);
+  enum { KEYS = 5 };
+  static char keys[KEYS][16];
+  int n = 0;
+  for (int k = 0; k < 5000 && n < KEYS; k++) {
+    snprintf(keys[n], sizeof keys[n], "f%d", k);
+    if (natural_in(H.ring, keys[n], 0) && natural_in(H.ring, keys[n], 2))
+      assert_int_equal(put(0, keys[n++], "v", 2, NULL)->code, CHORUS_OK);
+  }
+  assert_int_equal(n, KEYS);
+  advance(5000);
+  const int removed[4] = {N_, N_, GONE_, N_};
+  install_ring(removed);
+  store_inject_fault(H.nodes[0].store, STORE_FAULT_READ);
+  assert_int_equal(repl_timer(c, REPL_TIMER_HINTS << REPL_TIMER_KIND_SHIFT,
+                              H.now, H.now, &H.nodes[0].fx),
+                   CHORUS_OK);
+  pump();
+  assert_int_equal(repl_stats(c)->hints_moved, 0);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), KEYS);
+  advance(5000);
+  assert_int_equal(repl_stats(c)->hints_moved, KEYS);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 0);
+  teardown_all();
+}
+
 /* Many hints for a removed node move a bounded number per round (64 x
  * hint_batch entries), and all of them in the end. */
 static void
@@ -3327,6 +3363,7 @@ int main(void) {
       cmocka_unit_test(hints_follow_a_range_to_a_joiner),
       cmocka_unit_test(
           hints_for_a_removed_node_move_a_bounded_number_per_round),
+      cmocka_unit_test(a_failed_read_does_not_end_the_ownership_pass),
       cmocka_unit_test(a_fallback_moves_a_hint_for_a_non_owner_on_arrival),
       cmocka_unit_test(hints_with_no_owner_left_are_dropped),
       cmocka_unit_test(a_put_with_a_ttl_expires_everywhere),
