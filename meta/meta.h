@@ -81,8 +81,9 @@
  * Every encoding is one format byte followed by one msgpack array;
  * integers are unsigned unless marked, strings are msgpack str (no NUL
  * inside; the struct's array holds them with their NUL), bytes are msgpack
- * bin. Encoders write META_FORMAT_V4; decoders read V4, V3 (no REPLACE
- * command, no REPLACING state), V2 (members
+ * bin. Encoders write META_FORMAT_V5; decoders read V5, V4 (members
+ * without tokens_of), V3 (no REPLACE command, no REPLACING state), V2
+ * (members
  * without goal and ready, none of the commands LEAVE, STREAMED, FINISH) and
  * V1, which also had no origin in commands and no sessions in the state
  * (what a node of the first metadata release left on disk):
@@ -102,7 +103,8 @@
  *   origin  = proposer, req_id                       (V2 and V3; both 0
  *                                                     for none)
  *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready,
- *              disk]   (V1, V2: the first eight; V3: the first ten)
+ *              disk, tokens_of]   (V1, V2: the first eight; V3: the first
+ *                                  ten; V4: the first eleven)
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
  *   state   = [epoch, applied, note_key, note, repl, [member...],
  *              [session...], staged]      (V1: no sessions; V2, V3: no
@@ -158,8 +160,9 @@
 #define META_FORMAT_V1 1u  /* the first release: no origins, no sessions */
 #define META_FORMAT_V2 2u  /* origins and sessions */
 #define META_FORMAT_V3 3u  /* goal and ready, LEAVE, STREAMED, FINISH */
-#define META_FORMAT_V4                                                         \
-  4u /* the first byte of every encoding written: REPLACE, REPLACING */
+#define META_FORMAT_V4 4u  /* REPLACE, REPLACING, a member's disk */
+#define META_FORMAT_V5                                                         \
+  5u /* the first byte of every encoding written: a member's tokens_of */
 #define META_MAX_SESSIONS 512u /* outcomes remembered for deduplication */
 
 enum meta_member_state {
@@ -191,6 +194,9 @@ struct meta_member {
                       when that folder was created (0: unknown, a member
                       from V3): a node that finds another disk under its
                       name lost its own (REPLACING) */
+  chorus_node_id tokens_of; /* V5: whose vnode tokens it holds (ring.h,
+                               struct ring_node): 0 for its own; a
+                               replacement's is the replaced member's */
 };
 
 /* The outcome of a command that named its origin (EXACTLY ONCE). */
@@ -246,7 +252,9 @@ enum meta_cmd_type {
   META_CMD_REPLACE = 9,     /* V4: member @id is replaced by @with; @with ==
                                @id: NORMAL @id lost its disk and becomes
                                REPLACING; else NORMAL @id leaves (goal
-                               REMOVED) in the change of JOINING @with;
+                               REMOVED) in the change of JOINING @with,
+                               which takes @id's tokens (tokens_of,
+                               vnodes); a NORMAL @with keeps its own;
                                EBUSY while another change is under way */
   META_CMD_STAGE = 10,      /* V4: the change @staged_type (LEAVE, REPLACE
                                or REMOVE, with @id, @state, @with, @disk) is

@@ -324,7 +324,7 @@ static void pack_repl(msgpack_packer *pk, const struct ring_replication *r) {
 }
 
 static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
-  msgpack_pack_array(pk, 11);
+  msgpack_pack_array(pk, 12);
   msgpack_pack_uint64(pk, m->id);
   pack_str(pk, m->name);
   pack_str(pk, m->addr);
@@ -336,6 +336,7 @@ static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
   msgpack_pack_uint64(pk, m->goal);
   msgpack_pack_uint64(pk, m->ready);
   msgpack_pack_uint64(pk, m->disk);
+  msgpack_pack_uint64(pk, m->tokens_of);
 }
 
 static void pack_cmd(msgpack_packer *pk, const void *x) {
@@ -550,7 +551,7 @@ static void pack_msg(msgpack_packer *pk, const void *x) {
 typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
 
 static void run_packer(struct sink *k, pack_fn body, const void *x) {
-  static const char version = META_FORMAT_V4;
+  static const char version = META_FORMAT_V5;
   msgpack_packer pk;
   msgpack_packer_init(&pk, k, sink_write);
   sink_write(k, &version, 1);
@@ -811,7 +812,7 @@ static int rd_u8(struct rd *r, uint8_t *v) {
 static int rd_version(struct rd *r) {
   if (rd_left(r) < 1)
     return CHORUS_EMALFORMED;
-  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V4)
+  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V5)
     return CHORUS_EVERSION;
   r->version = *r->p++;
   return CHORUS_OK;
@@ -841,7 +842,8 @@ static int rd_repl(struct rd *r, struct ring_replication *out) {
 
 static int rd_member(struct rd *r, struct meta_member *m) {
   int rc;
-  if ((rc = rd_tuple(r, r->version >= META_FORMAT_V4   ? 11
+  if ((rc = rd_tuple(r, r->version >= META_FORMAT_V5   ? 12
+                        : r->version >= META_FORMAT_V4 ? 11
                         : r->version >= META_FORMAT_V3 ? 10
                                                        : 8)) ||
       (rc = rd_uint(r, UINT64_MAX, &m->id)) ||
@@ -856,6 +858,9 @@ static int rd_member(struct rd *r, struct meta_member *m) {
       ((rc = rd_u8(r, &m->goal)) || (rc = rd_uint(r, UINT64_MAX, &m->ready))))
     return rc;
   if (r->version >= META_FORMAT_V4 && (rc = rd_uint(r, UINT64_MAX, &m->disk)))
+    return rc;
+  if (r->version >= META_FORMAT_V5 &&
+      (rc = rd_uint(r, UINT64_MAX, &m->tokens_of)))
     return rc;
   if (r->version < META_FORMAT_V4 && m->state == META_REPLACING)
     return CHORUS_EMALFORMED;

@@ -203,6 +203,7 @@ static int apply_join(struct meta_state *s, const struct meta_member *m,
   grown[at].since = index;
   grown[at].goal = 0;
   grown[at].ready = 0;
+  grown[at].tokens_of = 0; /* its own: only a REPLACE hands tokens over */
   s->n++;
   return CHORUS_OK;
 }
@@ -244,6 +245,18 @@ static int apply_replace(struct meta_state *s, const struct meta_cmd *c,
   s->members[i].state = META_LEAVING;
   s->members[i].goal = META_REMOVED;
   s->members[i].since = index;
+  /* A joining replacement takes the lost node's tokens (Cassandra's
+   * replace_address): the future ring is the current one with the new node
+   * in the lost one's place, so only the replacement gains ranges, exactly
+   * the lost node's, and no other node's data moves. One that already
+   * finished joining keeps its own tokens: its ring is settled, and this
+   * is then the lost node's removal. */
+  struct meta_member *joiner = &s->members[find_slot(s, c->with, &found)];
+  if (joiner->state == META_JOINING) {
+    joiner->tokens_of =
+        s->members[i].tokens_of ? s->members[i].tokens_of : s->members[i].id;
+    joiner->vnodes = s->members[i].vnodes;
+  }
   return CHORUS_OK;
 }
 
@@ -514,6 +527,7 @@ static int build_ring(const struct meta_state *s, enum ring_kind kind,
     snprintf(nodes[n].rack, sizeof nodes[n].rack, "%s", m->rack);
     nodes[n].state = future ? RING_NORMAL : ring_state_of(m->state);
     nodes[n].vnodes = m->vnodes;
+    nodes[n].tokens_of = m->tokens_of;
     n++;
   }
   int rc =

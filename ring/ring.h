@@ -4,13 +4,15 @@
  * HOW IT WORKS
  *
  * A key's token is the xxh3-64 of its bytes (ring_token_of). Each node owns
- * T virtual-node tokens derived from its id alone,
+ * T virtual-node tokens derived from an id alone, its own unless it took
+ * another's (struct ring_node, tokens_of: a replacement),
  *
  *     token(id, i) = XXH3_64bits([id: 8 bytes LE][i: 4 bytes LE]),  0 <= i < T
  *
- * so gossip needs to carry only the id and T for every peer to compute the
- * same ring (DESIGN.md §5; Dynamo §4.2 "virtual nodes"). A key belongs to the
- * first token at or after its own, clockwise, wrapping past 2^64-1 to 0.
+ * so the metadata (or gossip, with static membership) needs to carry only
+ * the id, T and tokens_of for every peer to compute the same ring (DESIGN.md
+ * §5; Dynamo §4.2 "virtual nodes"). A key belongs to the first token at or
+ * after its own, clockwise, wrapping past 2^64-1 to 0.
  *
  * A struct ring_snapshot is immutable once built (ring_snapshot_build): the
  * sorted tokens with their owners, the node metadata (datacenter, rack,
@@ -189,6 +191,11 @@ struct ring_node {
   char rack[RING_NAME_MAX]; /* NUL-terminated; racks are per datacenter */
   enum ring_node_state state;
   uint32_t vnodes; /* T; 0 means RING_DEFAULT_VNODES */
+  /* Whose virtual-node tokens the node holds: token(tokens_of, i) for
+   * 0 <= i < T. 0 means its own id. A replacement takes the tokens of the
+   * node it replaces (Cassandra's replace_address), so only the
+   * replacement gains ranges and no other node's ranges move. */
+  chorus_node_id tokens_of;
 };
 
 struct ring_snapshot;

@@ -79,6 +79,10 @@ static uint32_t node_vnodes(const struct ring_node *n) {
   return n->vnodes == 0 ? RING_DEFAULT_VNODES : n->vnodes;
 }
 
+static chorus_node_id node_tokens_of(const struct ring_node *n) {
+  return n->tokens_of == 0 ? n->id : n->tokens_of;
+}
+
 static int in_table(enum ring_node_state st, int future) {
   return st == RING_NORMAL || st == RING_REPLACING ||
          st == (future ? RING_JOINING : RING_LEAVING);
@@ -180,8 +184,9 @@ static int table_build(struct ring_snapshot *s, struct ring__table *t,
     if (!in_table(n->state, future))
       continue;
     for (uint32_t j = 0; j < node_vnodes(n); j++)
-      v[k++] = (struct ring__vnode){ring_vnode_token(n->id, j), (uint16_t)i,
-                                    s->node_rack[i], s->node_group[i]};
+      v[k++] =
+          (struct ring__vnode){ring_vnode_token(node_tokens_of(n), j),
+                               (uint16_t)i, s->node_rack[i], s->node_group[i]};
   }
   qsort(v, count, sizeof *v, cmp_vnode);
   for (size_t i = 0; i < count; i++) {
@@ -278,6 +283,7 @@ int ring_snapshot_build(const struct ring_node *nodes, size_t count,
     strcpy(d->rack, nodes[i].rack);
     d->state = nodes[i].state;
     d->vnodes = node_vnodes(&nodes[i]);
+    d->tokens_of = node_tokens_of(&nodes[i]);
   }
   qsort(s->nodes, count, sizeof *s->nodes, cmp_node_id);
   for (size_t i = 1; i < count; i++)

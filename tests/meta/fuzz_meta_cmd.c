@@ -29,13 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *e1, *e2;
   size_t len1, len2;
   CHECK(meta_cmd_encode(&d, &e1, &len1) == CHORUS_OK);
-  /* Older input re-encodes as V4: a V1 command with an empty origin's
-   * two bytes more, a JOIN's member with goal and ready (two more) and
-   * disk (one more). */
+  /* Older input re-encodes as V5: a V1 command with an empty origin's
+   * two bytes more, a JOIN's member with goal and ready (two more), disk
+   * (one more) and tokens_of (one more). */
   CHECK(len1 <=
         size + (data[0] == META_FORMAT_V1 ? 2 : 0) +
             (data[0] < META_FORMAT_V3 && d.type == META_CMD_JOIN ? 2 : 0) +
-            (data[0] < META_FORMAT_V4 && d.type == META_CMD_JOIN ? 1 : 0));
+            (data[0] < META_FORMAT_V4 && d.type == META_CMD_JOIN ? 1 : 0) +
+            (data[0] < META_FORMAT_V5 && d.type == META_CMD_JOIN ? 1 : 0));
   CHECK(meta_cmd_decode(e1, len1, &d2) == CHORUS_OK);
   CHECK(meta_t_cmd_eq(&d, &d2));
   CHECK(meta_cmd_encode(&d2, &e2, &len2) == CHORUS_OK);
@@ -67,12 +68,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   bool same_repl =
       d.type == META_CMD_REPLICATION &&
       memcmp(&d.replication, &s.replication, sizeof d.replication) == 0;
-  CHECK(c.epoch == (rc == CHORUS_OK && d.type != META_CMD_NOTE &&
-                            d.type != META_CMD_STREAMED &&
-                            d.type != META_CMD_STAGE &&
-                            d.type != META_CMD_COMMIT && !same_repl
-                        ? 1u
-                        : 0u));
+  CHECK(c.epoch ==
+        (rc == CHORUS_OK && d.type != META_CMD_NOTE &&
+                 d.type != META_CMD_STREAMED && d.type != META_CMD_STAGE &&
+                 d.type != META_CMD_COMMIT && !same_repl
+             ? 1u
+             : 0u));
   CHECK(meta_state_encode(&c, &e1, &len1) == CHORUS_OK);
   chorus_free(e1);
   if (d.proposer != 0) {

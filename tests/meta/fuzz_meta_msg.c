@@ -47,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *e1, *e2;
   size_t len1, len2;
   CHECK(meta_msg_encode(&d, &e1, &len1) == CHORUS_OK);
-  /* Ours is the shortest encoding; an older PROPOSE re-encodes as V3: a
+  /* Ours is the shortest encoding; an older PROPOSE re-encodes as V5: a
    * V1 one with an empty origin's two bytes more, a JOIN's member with
-   * goal and ready (two more). */
+   * goal and ready (two more), disk and tokens_of (one more each). */
   bool propose = d.type == META_MSG_PROPOSE;
   CHECK(len1 <=
         size + (propose && data[0] == META_FORMAT_V1 ? 2 : 0) +
@@ -57,6 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  ? 2
                  : 0) +
             (propose && data[0] < META_FORMAT_V4 && d.cmd.type == META_CMD_JOIN
+                 ? 1
+                 : 0) +
+            (propose && data[0] < META_FORMAT_V5 && d.cmd.type == META_CMD_JOIN
                  ? 1
                  : 0));
   CHECK(meta_msg_decode(e1, len1, &d2) == CHORUS_OK);

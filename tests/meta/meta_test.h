@@ -33,7 +33,8 @@ static inline bool meta_t_member_eq(const struct meta_member *a,
          strcmp(a->addr, b->addr) == 0 && strcmp(a->dc, b->dc) == 0 &&
          strcmp(a->rack, b->rack) == 0 && a->vnodes == b->vnodes &&
          a->state == b->state && a->since == b->since && a->goal == b->goal &&
-         a->ready == b->ready && a->disk == b->disk;
+         a->ready == b->ready && a->disk == b->disk &&
+         a->tokens_of == b->tokens_of;
 }
 
 static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
@@ -237,6 +238,7 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.type = META_CMD_JOIN;
     c.member = meta_t_member(0x8000000000000001ull, "node-a", "dc1", "r1",
                              META_JOINING);
+    c.member.tokens_of = 0x8000000000000002ull; /* V5 */
     break;
   case 1:
     c.type = META_CMD_SET_STATE;
@@ -319,6 +321,8 @@ static inline struct meta_state meta_t_state(struct meta_member *members,
     if (members[i].state == META_LEAVING)
       members[i].goal = i % 2 ? META_LEFT : META_REMOVED;
     members[i].ready = i * 3;
+    if (i % 3 == 1) /* V5: a replacement's tokens */
+      members[i].tokens_of = 0x5eed0000u + i;
   }
   s.n = n;
   s.members = n > 0 ? members : NULL;

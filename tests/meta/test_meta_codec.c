@@ -38,7 +38,7 @@ static msgpack_packer *hb_start_format(struct hb *h, char format) {
 }
 
 static msgpack_packer *hb_start(struct hb *h) {
-  return hb_start_format(h, META_FORMAT_V4);
+  return hb_start_format(h, META_FORMAT_V5);
 }
 
 static void hb_free(struct hb *h) {
@@ -78,7 +78,8 @@ static void sp_repl(msgpack_packer *pk, const struct ring_replication *r) {
 /* A member in @format's layout (V3: goal and ready after since). */
 static void sp_member(msgpack_packer *pk, const struct meta_member *m,
                       char format) {
-  msgpack_pack_array(pk, (unsigned char)format >= META_FORMAT_V4   ? 11
+  msgpack_pack_array(pk, (unsigned char)format >= META_FORMAT_V5   ? 12
+                         : (unsigned char)format >= META_FORMAT_V4 ? 11
                          : (unsigned char)format >= META_FORMAT_V3 ? 10
                                                                    : 8);
   msgpack_pack_uint64(pk, m->id);
@@ -95,6 +96,8 @@ static void sp_member(msgpack_packer *pk, const struct meta_member *m,
   }
   if ((unsigned char)format >= META_FORMAT_V4)
     msgpack_pack_uint64(pk, m->disk);
+  if ((unsigned char)format >= META_FORMAT_V5)
+    msgpack_pack_uint64(pk, m->tokens_of);
 }
 
 /* A command in @format's layout (V2: the origin after the fields). */
@@ -170,7 +173,7 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
 }
 
 static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
-  sp_cmd_format(pk, c, META_FORMAT_V4);
+  sp_cmd_format(pk, c, META_FORMAT_V5);
 }
 
 /* A state in @format's layout (V2: the sessions last). */
@@ -208,7 +211,7 @@ static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
 }
 
 static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
-  sp_state_format(pk, s, META_FORMAT_V4);
+  sp_state_format(pk, s, META_FORMAT_V5);
 }
 
 static void sp_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -408,7 +411,7 @@ static void cut_everywhere(const uint8_t *buf, size_t len,
   memcpy(more, buf, len);
   more[len] = 0xc0;
   assert_int_equal(dec(more, len + 1), CHORUS_EMALFORMED);
-  more[0] = META_FORMAT_V4 + 1;
+  more[0] = META_FORMAT_V5 + 1;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
   more[0] = 0;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
@@ -431,7 +434,7 @@ static void test_cmd_roundtrip(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(meta_cmd_encode(&c, &buf, &len), CHORUS_OK);
-    assert_int_equal(buf[0], META_FORMAT_V4);
+    assert_int_equal(buf[0], META_FORMAT_V5);
     assert_int_equal(meta_cmd_decode(buf, len, &d), CHORUS_OK);
     assert_true(meta_t_cmd_eq(&c, &d));
     assert_int_equal(d.member.id, c.type == META_CMD_JOIN ? c.member.id : 0);
@@ -829,7 +832,7 @@ static void test_state_refused(void **state) {
   msgpack_pack_array(pk, 100);
   struct meta_member one = meta_t_member(1, "x", "", "", META_NORMAL);
   for (int i = 0; i < 20; i++)
-    sp_member(pk, &one, META_FORMAT_V4);
+    sp_member(pk, &one, META_FORMAT_V5);
   assert_int_equal(hb_state(&h), M);
   /* More sessions than the limit: refused at the header, both ways. */
   pk = hb_start(&h);
@@ -851,7 +854,8 @@ static void test_v1_is_read(void **state) {
   (void)state;
   for (int i = 0; i < META_T_NCMD_V2; i++) {
     struct meta_cmd c = meta_t_cmd(i), d;
-    c.member.disk = 0; /* V4's */
+    c.member.disk = 0;      /* V4's */
+    c.member.tokens_of = 0; /* V5's */
     c.proposer = 0, c.req_id = 0;
     struct hb h;
     sp_cmd_format(hb_start_format(&h, META_FORMAT_V1), &c, META_FORMAT_V1);
@@ -871,7 +875,7 @@ static void test_v1_is_read(void **state) {
   struct meta_state s = meta_t_state(m, 4), d;
   s.nsessions = 0, s.sessions = NULL;
   for (size_t i = 0; i < s.n; i++)
-    m[i].goal = 0, m[i].ready = 0, m[i].disk = 0; /* V3's, V4's */
+    m[i].goal = 0, m[i].ready = 0, m[i].disk = 0, m[i].tokens_of = 0;
   struct hb h;
   sp_state_format(hb_start_format(&h, META_FORMAT_V1), &s, META_FORMAT_V1);
   assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
@@ -889,7 +893,7 @@ static void test_v2_is_read(void **state) {
   struct hb h;
   for (int i = 0; i < META_T_NCMD; i++) {
     struct meta_cmd c = meta_t_cmd(i), d;
-    c.member.disk = 0; /* V4's */
+    c.member.disk = 0, c.member.tokens_of = 0; /* V4's, V5's */
     sp_cmd_format(hb_start_format(&h, META_FORMAT_V2), &c, META_FORMAT_V2);
     if (i >= META_T_NCMD_V2) {
       assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
@@ -902,7 +906,7 @@ static void test_v2_is_read(void **state) {
   struct meta_member m[8];
   struct meta_state s = meta_t_state(m, 6), d;
   for (size_t i = 0; i < s.n; i++) {
-    m[i].goal = 0, m[i].ready = 0, m[i].disk = 0;
+    m[i].goal = 0, m[i].ready = 0, m[i].disk = 0, m[i].tokens_of = 0;
     if (m[i].state == META_REPLACING)
       m[i].state = META_NORMAL; /* V4 */
   }
@@ -931,7 +935,7 @@ static void test_v3_is_read(void **state) {
   struct hb h;
   for (int i = 0; i < META_T_NCMD; i++) {
     struct meta_cmd c = meta_t_cmd(i), d;
-    c.member.disk = 0; /* V4's */
+    c.member.disk = 0, c.member.tokens_of = 0; /* V4's, V5's */
     sp_cmd_format(hb_start_format(&h, META_FORMAT_V3), &c, META_FORMAT_V3);
     if (i >= META_T_NCMD_V3) {
       assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
@@ -946,7 +950,8 @@ static void test_v3_is_read(void **state) {
   bool replacing = false;
   for (size_t i = 0; i < s.n; i++) {
     replacing |= m[i].state == META_REPLACING;
-    m[i].disk = 0; /* V4's */
+    m[i].disk = 0;      /* V4's */
+    m[i].tokens_of = 0; /* V5's */
   }
   assert_true(replacing); /* the sample has one: V3 refuses it */
   sp_state_format(hb_start_format(&h, META_FORMAT_V3), &s, META_FORMAT_V3);
@@ -957,6 +962,31 @@ static void test_v3_is_read(void **state) {
   sp_state_format(hb_start_format(&h, META_FORMAT_V3), &s, META_FORMAT_V3);
   assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
   hb_free(&h);
+  assert_true(meta_t_state_eq(&s, &d));
+  meta_state_free(&d);
+}
+
+/* What the release before replacements took the replaced node's tokens
+ * wrote (META_FORMAT_V4) is still read, every member with its own tokens. */
+static void test_v4_is_read(void **state) {
+  (void)state;
+  struct hb h;
+  for (int i = 0; i < META_T_NCMD; i++) {
+    struct meta_cmd c = meta_t_cmd(i), d;
+    c.member.tokens_of = 0x77; /* not written in V4: read as 0 */
+    sp_cmd_format(hb_start_format(&h, META_FORMAT_V4), &c, META_FORMAT_V4);
+    assert_int_equal(meta_cmd_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+    hb_free(&h);
+    c.member.tokens_of = 0;
+    assert_true(meta_t_cmd_eq(&c, &d));
+  }
+  struct meta_member m[8];
+  struct meta_state s = meta_t_state(m, 7), d;
+  sp_state_format(hb_start_format(&h, META_FORMAT_V4), &s, META_FORMAT_V4);
+  assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+  hb_free(&h);
+  for (size_t i = 0; i < s.n; i++)
+    m[i].tokens_of = 0;
   assert_true(meta_t_state_eq(&s, &d));
   meta_state_free(&d);
 }
@@ -1394,6 +1424,7 @@ int main(void) {
       cmocka_unit_test(test_v1_is_read),
       cmocka_unit_test(test_v2_is_read),
       cmocka_unit_test(test_v3_is_read),
+      cmocka_unit_test(test_v4_is_read),
       cmocka_unit_test(test_msg_refused),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_wrong_shapes),

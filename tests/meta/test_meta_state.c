@@ -975,30 +975,65 @@ static void test_replacements(void **state) {
   assert_false(meta_state_changing(&s));
 
   /* A dead member replaced by a joiner: one change, one FINISH. */
+  struct ring_move *mv;
+  size_t nmv;
   c = (struct meta_cmd){.type = META_CMD_REPLACE, .id = 30, .with = 70};
   assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_ENOTFOUND);
   assert_int_equal(meta_state_apply(&s, &j, ++index), CHORUS_OK);
   c.id = 70; /* not NORMAL */
   assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_EINVAL);
   c.id = 30;
+  assert_int_equal(meta_state_find(&s, 70)->tokens_of, 0);
+  struct ring_snapshot *before = NULL;
+  assert_int_equal(meta_state_ring(&s, &before, NULL), CHORUS_OK);
   assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
   assert_int_equal(meta_state_find(&s, 30)->state, META_LEAVING);
   assert_int_equal(meta_state_find(&s, 30)->goal, META_REMOVED);
+  /* It takes the lost member's tokens (and their count): every range
+   * moves from the lost member to it, and no other member's. */
+  assert_int_equal(meta_state_find(&s, 70)->tokens_of, 30);
+  assert_int_equal(meta_state_find(&s, 70)->vnodes,
+                   meta_state_find(&s, 30)->vnodes);
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  assert_true(nmv > 0);
+  for (size_t k = 0; k < nmv; k++)
+    assert_true(mv[k].to == 70 && mv[k].from == 30);
+  chorus_free(mv);
   stream_all_and_finish(&s, &index);
   assert_int_equal(meta_state_find(&s, 30)->state, META_REMOVED);
   assert_int_equal(meta_state_find(&s, 70)->state, META_NORMAL);
-  /* A normal replacement while nothing changes is a removal. */
+  /* Afterwards it owns exactly the share the lost member did. */
+  struct ring_snapshot *after = NULL;
+  assert_int_equal(meta_state_ring(&s, &after, NULL), CHORUS_OK);
+  double sb[8], sa[8];
+  ring_snapshot_ownership(before, sb);
+  ring_snapshot_ownership(after, sa);
+  double lost = sb[ring_snapshot_find(before, 30)];
+  double taken = sa[ring_snapshot_find(after, 70)];
+  assert_true(lost > 0 && taken > lost - 1e-12 && taken < lost + 1e-12);
+  ring_snapshot_free(before);
+  ring_snapshot_free(after);
+  /* And a copy of the state carries them (snapshots, STORE_META). */
+  uint8_t *enc;
+  size_t enc_len;
+  struct meta_state back;
+  assert_int_equal(meta_state_encode(&s, &enc, &enc_len), CHORUS_OK);
+  assert_int_equal(meta_state_decode(enc, enc_len, &back), CHORUS_OK);
+  assert_int_equal(meta_state_find(&back, 70)->tokens_of, 30);
+  chorus_free(enc);
+  meta_state_free(&back);
+  /* A normal replacement while nothing changes is a removal: it keeps
+   * its tokens. */
   c = (struct meta_cmd){.type = META_CMD_REPLACE, .id = 40, .with = 70};
   assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
   assert_int_equal(meta_state_find(&s, 40)->goal, META_REMOVED);
+  assert_int_equal(meta_state_find(&s, 70)->tokens_of, 30);
   meta_state_free(&s);
   /* Three members at N = 3: each owns the whole ring, so a replaced disk
    * is one move of it (start == end), not one a vnode piece. */
   grow(&s, 3, 1, 1);
   c = (struct meta_cmd){.type = META_CMD_REPLACE, .id = 20, .with = 20};
   assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
-  struct ring_move *mv;
-  size_t nmv;
   assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
   assert_int_equal(nmv, 1);
   assert_true(mv[0].start == mv[0].end);

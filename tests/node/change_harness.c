@@ -107,6 +107,21 @@ void member_field(const char *json, const char *name, const char *field,
   out[n] = '\0';
 }
 
+int64_t member_number(const char *json, const char *name, const char *field) {
+  const char *members = strstr(json, "\"members\":[");
+  char needle[64];
+  snprintf(needle, sizeof needle, "\"name\":\"%s\"", name);
+  const char *m = members != NULL ? strstr(members, needle) : NULL;
+  if (m == NULL)
+    return -1;
+  const char *end = strchr(m, '}');
+  snprintf(needle, sizeof needle, "\"%s\":", field);
+  const char *f = strstr(m, needle);
+  if (f == NULL || (end != NULL && f > end))
+    return -1;
+  return strtoll(f + strlen(needle), NULL, 10);
+}
+
 bool view_is(const char *json, const char *expect) {
   char spec[256];
   snprintf(spec, sizeof spec, "%s", expect);

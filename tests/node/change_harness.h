@@ -51,6 +51,9 @@ int64_t stream_stat(int i, const char *name);
  * status --json` answer, into @out ("" when @name is not a member). */
 void member_field(const char *json, const char *name, const char *field,
                   char *out, size_t cap);
+/* member_number: the number @field ("share_ppm", "vnodes") of member
+ * @name in a `cluster status --json` answer; -1 when absent. */
+int64_t member_number(const char *json, const char *name, const char *field);
 /* view_is: @json matches every token of @expect: "NAME=STATE" (the
  * member's metadata state) or "NAME/FIELD=VALUE". */
 bool view_is(const char *json, const char *expect);

@@ -973,6 +973,53 @@ static void diff_of_a_leave_hands_its_ranges_to_successors(void **state) {
   ring_snapshot_free(b);
 }
 
+/* A replacement that holds the tokens of the node it replaces (tokens_of)
+ * takes exactly that node's replica ranges, at N=3 too: every move goes
+ * from the replaced node to it, and no other node's ranges change. */
+static void
+a_replacement_with_the_old_tokens_takes_only_its_ranges(void **state) {
+  (void)state;
+  struct ring_node nodes[6];
+  for (int i = 0; i < 6; i++)
+    nodes[i] = mk_node(named_id(i), "dc1", i % 2 ? "r1" : "r2", RING_NORMAL, 0);
+  struct ring_snapshot *a = build_spec(nodes, 6, "3");
+  /* named_id(2) is lost; named_id(9) takes its tokens and its rack. */
+  nodes[2] = mk_node(named_id(9), "dc1", "r2", RING_NORMAL, 0);
+  nodes[2].tokens_of = named_id(2);
+  struct ring_snapshot *b = build_spec(nodes, 6, "3");
+  assert_true(ring_snapshot_node(b, (size_t)ring_snapshot_find(b, named_id(9)))
+                  ->tokens_of == named_id(2));
+  struct ring_move *m;
+  size_t n;
+  assert_int_equal(ring_diff(a, b, &m, &n), CHORUS_OK);
+  assert_true(n > 0);
+  for (size_t i = 0; i < n; i++) {
+    assert_true(m[i].from == named_id(2));
+    assert_true(m[i].to == named_id(9));
+  }
+  chorus_free(m);
+  /* The same tokens: the new node owns exactly the share the old one did. */
+  double sa[6], sb[6];
+  ring_snapshot_ownership(a, sa);
+  ring_snapshot_ownership(b, sb);
+  double before = sa[ring_snapshot_find(a, named_id(2))];
+  double after = sb[ring_snapshot_find(b, named_id(9))];
+  assert_true(before > 0 && after > before - 1e-12 && after < before + 1e-12);
+  /* Without tokens_of the new node's own tokens move ranges between the
+   * others too (the comparison that makes the test mean something). */
+  nodes[2].tokens_of = 0;
+  struct ring_snapshot *c = build_spec(nodes, 6, "3");
+  assert_int_equal(ring_diff(a, c, &m, &n), CHORUS_OK);
+  int others = 0;
+  for (size_t i = 0; i < n; i++)
+    others |= m[i].to != named_id(9);
+  assert_true(others);
+  chorus_free(m);
+  ring_snapshot_free(a);
+  ring_snapshot_free(b);
+  ring_snapshot_free(c);
+}
+
 static void diff_from_an_empty_ring_has_no_source(void **state) {
   (void)state;
   struct ring_snapshot *empty = build_spec(NULL, 0, "1");
@@ -1090,6 +1137,7 @@ int main(void) {
       cmocka_unit_test(short_clusters_give_short_lists),
       cmocka_unit_test(diff_of_equal_snapshots_is_empty),
       cmocka_unit_test(diff_of_a_leave_hands_its_ranges_to_successors),
+      cmocka_unit_test(a_replacement_with_the_old_tokens_takes_only_its_ranges),
       cmocka_unit_test(diff_from_an_empty_ring_has_no_source),
       cmocka_unit_test(diff_explains_every_change),
   };
