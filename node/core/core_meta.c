@@ -330,7 +330,13 @@ static int admin_reply(struct core *c, uint64_t cookie) {
         .dc = str_bytes(m->dc),
         .rack = str_bytes(m->rack),
         .state = m->state,
-        .role = wire_role_of(meta_node_role(c->meta, m->id)),
+        /* A member that left or was removed has no part in the group,
+         * whatever the configuration it last saw says: a decommissioned
+         * node is taken out of it after it learns it left, and never
+         * hears of that change (it showed itself a voter for good). */
+        .role = m->state == META_LEFT || m->state == META_REMOVED
+                    ? WIRE_RAFT_ROLE_NONE
+                    : wire_role_of(meta_node_role(c->meta, m->id)),
         .alive = wire_alive_of(c, m->id),
         .vnodes = m->vnodes ? m->vnodes : RING_DEFAULT_VNODES,
         .share_ppm = at >= 0 ? (uint32_t)(share[at] * 1e6 + 0.5) : 0};
