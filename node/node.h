@@ -74,6 +74,13 @@
  * may or may not have been applied), store_sync, core_leave, keep the loop
  * running --leave-ms (1 s) so LEFT spreads, then close everything.
  *
+ * HTTP (--http HOST:PORT, off unless set; node_http.c): /metrics in the
+ * Prometheus text format, /health and /ready, on a listener of its own
+ * served by the same loop. Its connections are bounded apart from the
+ * client sessions (--http-max-connections, --http-timeout-ms, an 8 KiB
+ * request head), so a scraper or an attacker on that port cannot take
+ * what clients and peers need.
+ *
  * Ring snapshots: the core builds them (core.h, THE HOOKUP) and hands
  * each to the ring effect, which publishes it with ring_rcu_publish: any
  * thread may read the ring under RCU, and the previous snapshot is freed
@@ -176,6 +183,13 @@ struct node_config {
   uint32_t aae_interval_ms;
   /* --hint-max-bytes: hints kept per target, 64 MiB (repl.h) */
   uint64_t hint_max_bytes;
+  /* The HTTP listener (node_http.c): --http HOST:PORT, empty: none;
+   * --http-max-connections (16): one more is closed at once;
+   * --http-timeout-ms (5000): a request head must arrive within it, and
+   * an answer must make progress within it once written. */
+  char http[SWIM_ADDR_MAX];
+  uint32_t http_max_connections;
+  uint32_t http_timeout_ms;
 };
 
 /* node_config_parse: fills @cfg from argv (and from --config files). On

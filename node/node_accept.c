@@ -56,6 +56,9 @@
  *              closed, with the reason logged. Clients and handshakes
  *              only; a connection we stopped reading (back-pressure) is
  *              not judged, and is measured afresh when reading resumes.
+ *   http       an HTTP connection (node_http.c) whose request head is
+ *              not whole within --http-timeout-ms (5 s) of its accept,
+ *              or whose answer made no progress for as long: closed.
  *
  * Deadlines close without an ERROR frame: the other side is, by then, not
  * reading or not sending, and a goodbye it may never read is not worth a
@@ -124,28 +127,34 @@ static void set_addr(struct node_conn *c) {
   snprintf(c->addr, sizeof c->addr, "%s:%d", host, port);
 }
 
-/* admit: the accepted descriptor @fd becomes a NODE_CONN_NEW connection at
- * the tail of the handshake queue (on_listener made room for it). */
-static void admit(struct node *n, int fd) {
-  assert(n->npending < n->cfg.max_pending);
-  struct node_conn *c = node__conn_new(n, NODE_CONN_NEW);
+struct node_conn *node__conn_adopt(struct node *n, enum node_conn_kind kind,
+                                   int fd) {
+  struct node_conn *c = node__conn_new(n, kind);
   if (c == NULL) {
     close(fd);
-    return;
+    return NULL;
   }
   int rc = uv_tcp_open(&c->tcp, (uv_os_sock_t)fd);
   if (rc < 0) {
     node_log(NODE_LOG_WARN, NODE_MOD, "accept: %s", uv_strerror(rc));
     close(fd);
     node__conn_close(c);
-    return;
+    return NULL;
   }
   c->connected = true;
   c->accept_iter = n->iterations;
   set_addr(c);
   (void)uv_tcp_nodelay(&c->tcp, 1);
-  n->stats.accepted++;
   node__conn_read_start(c);
+  return c;
+}
+
+/* admit: the accepted descriptor @fd becomes a NODE_CONN_NEW connection at
+ * the tail of the handshake queue (on_listener made room for it). */
+static void admit(struct node *n, int fd) {
+  assert(n->npending < n->cfg.max_pending);
+  if (node__conn_adopt(n, NODE_CONN_NEW, fd) != NULL)
+    n->stats.accepted++;
 }
 
 /* ------------------------------------------------------------------------
@@ -266,33 +275,41 @@ static void on_listener(uv_poll_t *h, int status, int events) {
   }
 }
 
-int node__listen(struct node *n, const struct sockaddr *sa) {
+int node__listen_socket(const struct sockaddr *sa, int *out) {
   socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                             : sizeof(struct sockaddr_in);
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
-  int one = 1, rc;
+  int one = 1;
   /* As libuv's uv_tcp_bind: a restart may bind while old connections
    * linger in TIME_WAIT. */
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
       bind(fd, sa, len) != 0 || listen(fd, NODE_LISTEN_BACKLOG) != 0) {
-    rc = -errno;
-    goto err_after_socket;
+    int rc = -errno;
+    close(fd);
+    return rc;
   }
-  rc = uv_poll_init_socket(&n->loop, &n->listener, fd);
+  *out = fd;
+  return 0;
+}
+
+int node__listen(struct node *n, const struct sockaddr *sa) {
+  int fd;
+  int rc = node__listen_socket(sa, &fd);
   if (rc < 0)
-    goto err_after_socket;
+    return rc;
+  rc = uv_poll_init_socket(&n->loop, &n->listener, fd);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
   n->listener.data = n;
   n->listen_fd = fd;
   n->listening = true;
   rc = uv_poll_start(&n->listener, UV_READABLE, on_listener);
   if (rc < 0)
     node__listen_stop(n);
-  return rc;
-
-err_after_socket:
-  close(fd);
   return rc;
 }
 
@@ -320,6 +337,8 @@ static chorus_ms sweep_period(const struct node *n) {
     p = n->cfg.handshake_ms / 4;
   if (n->cfg.idle_ms && n->cfg.idle_ms / 4 < p)
     p = n->cfg.idle_ms / 4;
+  if (n->http_fd >= 0 && n->cfg.http_timeout_ms / 4 < p)
+    p = n->cfg.http_timeout_ms / 4;
   return p < 10 ? 10 : p;
 }
 
@@ -356,6 +375,17 @@ static bool too_slow(const struct node *n, const struct node_conn *c,
          c->frame_bytes * 1000 < (uint64_t)n->cfg.min_frame_rate * elapsed;
 }
 
+/* http_expired: an HTTP request head not complete within
+ * --http-timeout-ms of the accept, or an answer that made no progress
+ * (no byte written) for as long: the client is slow or gone. */
+static bool http_expired(const struct node *n, const struct node_conn *c,
+                         chorus_ms now) {
+  if (c->kind != NODE_CONN_HTTP)
+    return false;
+  chorus_ms since = c->http_answered ? c->last_active : c->opened_at;
+  return now - since >= n->cfg.http_timeout_ms;
+}
+
 static void sweep(struct node *n, chorus_ms now) {
   expire_handshakes(n, now);
   struct node_conn *next;
@@ -366,6 +396,14 @@ static void sweep(struct node *n, chorus_ms now) {
       node_log(NODE_LOG_DEBUG, NODE_MOD,
                "conn %" PRIu64 " (%s): idle for %" PRIu64 " ms: closing",
                c->serial, c->addr, now - c->last_active);
+      node__conn_close(c);
+    } else if (http_expired(n, c, now)) {
+      n->stats.http_timeouts++;
+      node_log(NODE_LOG_DEBUG, NODE_MOD,
+               "http conn %" PRIu64 " (%s): %s within %" PRIu32 " ms: closing",
+               c->serial, c->addr,
+               c->http_answered ? "answer not read" : "no whole request",
+               n->cfg.http_timeout_ms);
       node__conn_close(c);
     } else if (too_slow(n, c, now)) {
       n->stats.slow_senders++;

@@ -74,7 +74,16 @@ static const char usage_text[] =
     "                         are dropped, logged, left to anti-entropy\n"
     "  --min-free-mb MB       refuse writes while the data folder's file\n"
     "                         system has less free (default 256; 0: only\n"
-    "                         when it is full); ENOSPC to clients\n"
+    "                         when it is full); ENOSPC to clients\n";
+/* Two strings: C11 compilers need only take 4095 bytes in one literal. */
+static const char usage_text2[] =
+    "  --http HOST:PORT       serve /metrics (Prometheus), /health and\n"
+    "                         /ready over HTTP there (default: off)\n"
+    "  --http-max-connections N\n"
+    "                         HTTP connections at once; one more is closed\n"
+    "                         at once (default 16)\n"
+    "  --http-timeout-ms MS   an HTTP request must arrive within this, or\n"
+    "                         its connection is closed (default 5000)\n"
     "  --config FILE          `key = value` lines with the same keys\n"
     "  --help, --version\n";
 
@@ -267,6 +276,14 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     return set_u32(&cfg->max_connections, v, 1, 1000000, key, errmsg);
   if (strcmp(key, "max-pending-handshakes") == 0)
     return set_u32(&cfg->max_pending, v, 1, 1000000, key, errmsg);
+  if (strcmp(key, "http") == 0) {
+    int rc = check_addr(v, key, errmsg);
+    return rc ? rc : set_str(cfg->http, sizeof cfg->http, v, key, errmsg);
+  }
+  if (strcmp(key, "http-max-connections") == 0)
+    return set_u32(&cfg->http_max_connections, v, 1, 65536, key, errmsg);
+  if (strcmp(key, "http-timeout-ms") == 0)
+    return set_u32(&cfg->http_timeout_ms, v, 100, 3600000, key, errmsg);
   if (strcmp(key, "handshake-ms") == 0)
     return set_u32(&cfg->handshake_ms, v, 10, 3600000, key, errmsg);
   if (strcmp(key, "idle-ms") == 0)
@@ -394,6 +411,8 @@ static void defaults(struct node_config *cfg) {
   cfg->max_connections = 1024;
   cfg->max_pending = 0; /* max_connections / 4, once it is known */
   cfg->handshake_ms = 5000;
+  cfg->http_max_connections = 16;
+  cfg->http_timeout_ms = 5000;
   cfg->idle_ms = 300000;
   cfg->min_frame_rate = 16u * 1024;
   cfg->max_inflight = 256;
@@ -427,6 +446,7 @@ int node_config_parse(int argc, char **argv, struct node_config *cfg,
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(usage_text, stdout);
+      fputs(usage_text2, stdout);
       *exit_now = true;
       return CHORUS_OK;
     }

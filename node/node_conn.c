@@ -198,6 +198,7 @@ static void on_conn_closed(uv_handle_t *h) {
   struct node_conn *c = (struct node_conn *)h;
   struct node *n = c->n;
   wire_splitter_fini(&c->sp);
+  node__buf_free(&c->in);
   node__buf_free(&c->out);
   node__buf_free(&c->wr);
   n->nconns--;
@@ -253,6 +254,8 @@ void node__conn_close(struct node_conn *c) {
   pending_unlink(c);
   if (c->kind == NODE_CONN_CLIENT)
     n->nclients--;
+  else if (c->kind == NODE_CONN_HTTP)
+    n->nhttp--;
   n->on_conn_closed(c);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -293,6 +296,8 @@ struct node_conn *node__conn_new(struct node *n, enum node_conn_kind kind) {
   n->nconns++;
   if (kind == NODE_CONN_NEW)
     pending_push(c);
+  else if (kind == NODE_CONN_HTTP)
+    n->nhttp++;
   return c;
 }
 
@@ -347,6 +352,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   chorus_ms now = node__now(c->n);
   if (nread > 0)
     c->last_active = now;
+  if (c->kind == NODE_CONN_HTTP) {
+    /* HTTP is not framed: node_http.c takes the bytes as they come. */
+    if (left && !c->closing && !c->close_after_flush)
+      c->n->on_http(c, p, left);
+    return;
+  }
   while (left && !c->closing && !c->close_after_flush) {
     size_t used = 0;
     struct wire_bytes frame;

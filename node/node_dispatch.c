@@ -44,7 +44,7 @@ static int slots_grow(struct node *n) {
 
 /* slot_take: a slot for request @request_id of @c; its cookie in *@cookie.
  * Errors: CHORUS_ENOMEM. */
-static int slot_take(struct node_conn *c, uint64_t request_id,
+static int slot_take(struct node_conn *c, uint64_t request_id, enum node_op op,
                      uint64_t *cookie) {
   struct node *n = c->n;
   if (n->nfree == 0 && slots_grow(n) != CHORUS_OK)
@@ -56,6 +56,8 @@ static int slot_take(struct node_conn *c, uint64_t request_id,
   p->gen++;
   p->c = c;
   p->request_id = request_id;
+  p->op = (uint8_t)op;
+  p->start_ns = uv_hrtime();
   c->inflight++;
   *cookie = ((uint64_t)p->gen << 32) | i;
   return CHORUS_OK;
@@ -109,6 +111,7 @@ int node__fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
              cookie);
     return CHORUS_OK;
   }
+  node__metrics_reply(n, (enum node_op)p->op, p->start_ns, m);
   struct node_conn *c = p->c;
   if (c) {
     struct wire_msg copy = *m;
@@ -190,10 +193,12 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
     return;
   }
   uint64_t cookie;
-  if (slot_take(c, m->request_id, &cookie) != CHORUS_OK) {
+  enum node_op op = node__metrics_op(m);
+  if (slot_take(c, m->request_id, op, &cookie) != CHORUS_OK) {
     node__conn_send_error(c, m->request_id, CHORUS_ENOMEM, "out of memory");
     return;
   }
+  node__metrics_request(n, op, m);
   int rc = core_client(n->core, m, cookie, node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "client request");

@@ -14,8 +14,11 @@
  *   node_peer.c      peers: the address book, dialling, HELLO on both
  *                    sides, gossip datagrams (UDP)
  *   node_status.c    RING_QUERY and STATUS_QUERY answers
+ *   node_metrics.c   request counts and latency histograms, the
+ *                    /metrics text, the /ready verdict
  *   node_dispatch.c  frames into the core, client request slots, the
  *                    core's send/reply/member/ring effects
+ *   node_http.c      the HTTP listener: /metrics, /health, /ready
  *   node_loop.c      the check phase (the durability rule), sync barriers
  *                    and their thread, the core's deadline timer, the
  *                    space check
@@ -45,6 +48,36 @@
  * the node buffer at most this much. */
 #define NODE_HELLO_MAX_FRAME (8u * 1024)
 #define NODE_LISTEN_BACKLOG 511
+#define NODE_HTTP_MAX_HEAD (8u * 1024) /* an HTTP request head; more: 431 */
+/* The /metrics answer, at most: what a node with thousands of peers
+ * would need, and a bound on what one scrape can make it allocate. */
+#define NODE_HTTP_MAX_BODY (4u << 20)
+
+/* Request metrics (node_metrics.c): counts by operation and consistency
+ * level, a latency histogram per operation, errors by operation and
+ * code. The loop thread alone writes and reads them: plain integers. */
+enum node_op {
+  NODE_OP_GET,
+  NODE_OP_PUT,
+  NODE_OP_DELETE,
+  NODE_OP_COUNTER_ADD,
+  NODE_OP_COUNTER_READ,
+  NODE_OP_SET_ADD,
+  NODE_OP_SET_REMOVE,
+  NODE_OP_SET_READ,
+  NODE_OP_ADMIN, /* cluster changes and plans through the core */
+  NODE_OP_COUNT
+};
+#define NODE_LEVELS 10      /* DEFAULT, ONE..EACH_QUORUM, a count */
+#define NODE_LAT_BUCKETS 16 /* finite bounds (node_metrics.c) */
+#define NODE_ERROR_CODES 32 /* -code; 0 collects codes beyond */
+
+struct node_metrics {
+  uint64_t requests[NODE_OP_COUNT][NODE_LEVELS];
+  uint64_t lat[NODE_OP_COUNT][NODE_LAT_BUCKETS + 1]; /* last: +Inf */
+  uint64_t lat_sum_ns[NODE_OP_COUNT];
+  uint64_t errors[NODE_OP_COUNT][NODE_ERROR_CODES];
+};
 
 struct node_buf {
   uint8_t *data;
@@ -56,6 +89,7 @@ enum node_conn_kind {
   NODE_CONN_CLIENT,   /* accepted, HELLO role client */
   NODE_CONN_PEER_IN,  /* accepted, HELLO role peer */
   NODE_CONN_PEER_OUT, /* dialled by us to a peer's address */
+  NODE_CONN_HTTP,     /* accepted on the --http listener (node_http.c) */
 };
 
 struct node_conn {
@@ -91,6 +125,10 @@ struct node_conn {
   chorus_ms frame_start; /* first byte of the partial frame, if any */
   uint64_t frame_bytes;  /* bytes of it read since frame_start */
   uint32_t version;      /* the protocol version of its HELLO; 0 before */
+  /* NODE_CONN_HTTP: the request head so far (at most NODE_HTTP_MAX_HEAD
+   * bytes), and whether it was answered. */
+  struct node_buf in;
+  bool http_answered;
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -113,7 +151,9 @@ struct node_peer {
 struct node_slot {
   struct node_conn *c; /* NULL once answered or its connection closed */
   uint64_t request_id;
+  uint64_t start_ns; /* uv_hrtime at arrival (the latency histogram) */
   uint32_t gen;
+  uint8_t op; /* enum node_op */
   bool used;
 };
 
@@ -133,6 +173,11 @@ struct node {
   int listen_fd;           /* -1 until bound */
   uv_timer_t conn_timer;   /* the deadline sweep (node_accept.c) */
   uv_timer_t accept_timer; /* retries accepting while paused */
+  /* The HTTP listener (node_http.c); http_fd -1 when there is none. */
+  uv_poll_t http_listener;
+  int http_fd;
+  bool http_listening, http_paused;
+  uv_timer_t http_timer; /* retries accepting after EMFILE */
   uv_udp_t udp;
   uv_timer_t deadline_timer, leave_timer;
   uv_timer_t redial_timer; /* node_peer.c: peers with pending frames */
@@ -174,10 +219,12 @@ struct node {
   /* The connection layer's two hooks into dispatch (node_dispatch.c). */
   void (*on_frame)(struct node_conn *c, const uint8_t *body, size_t len);
   void (*on_conn_closed)(struct node_conn *c);
+  /* ... and node_http.c's: bytes read on a NODE_CONN_HTTP connection. */
+  void (*on_http)(struct node_conn *c, const uint8_t *data, size_t len);
 
   struct node_conn *conns;
   struct node_conn *pend_head, *pend_tail; /* the handshake queue */
-  uint32_t nconns, nclients, npending;
+  uint32_t nconns, nclients, npending, nhttp;
   uint64_t serials;
   struct node_conn *dirty;
   struct node_peer *peers;
@@ -195,7 +242,12 @@ struct node {
     uint64_t handshake_timeouts, idle_timeouts, slow_senders;
     uint64_t pending_evicted, fd_exhausted;
     uint64_t too_big; /* messages not sent: over the peer frame */
+    /* HTTP: connections accepted, closed at once over the cap, closed by
+     * the deadline; requests answered by status class. */
+    uint64_t http_accepted, http_refused, http_timeouts;
+    uint64_t http_2xx, http_4xx, http_5xx;
   } stats;
+  struct node_metrics metrics;
 };
 
 static inline chorus_ms node__now(struct node *n) {
@@ -261,6 +313,13 @@ void node__accept_init(struct node *n);
  * the loop runs. Errors: negative errno values as libuv's (UV_EADDRINUSE
  * for a port in use). */
 int node__listen(struct node *n, const struct sockaddr *sa);
+/* node__listen_socket: a non-blocking listening TCP socket bound to @sa
+ * in *@fd. Errors: as node__listen. */
+int node__listen_socket(const struct sockaddr *sa, int *fd);
+/* node__conn_adopt: the accepted descriptor @fd becomes a connection of
+ * @kind, reading; NULL when it could not (@fd is then closed). */
+struct node_conn *node__conn_adopt(struct node *n, enum node_conn_kind kind,
+                                   int fd);
 /* node__accept_start: starts the deadline sweep (node_run). */
 void node__accept_start(struct node *n);
 /* node__listen_stop: no more accepting (shutdown); idempotent. */
@@ -320,6 +379,28 @@ void node__answer_repair(struct node_conn *c, uint64_t request_id,
                          size_t requested_peers);
 
 /* ------------------------------------------------------------------------
+ * node_metrics.c: request metrics, /metrics, /ready
+ * ------------------------------------------------------------------------ */
+
+/* node__metrics_op: the operation of client request @m (NODE_OP_ADMIN
+ * for what is not a data operation). */
+enum node_op node__metrics_op(const struct wire_msg *m);
+/* node__metrics_request: counts request @m of operation @op. */
+void node__metrics_request(struct node *n, enum node_op op,
+                           const struct wire_msg *m);
+/* node__metrics_reply: the answer @m to a request of @op that arrived at
+ * @start_ns (uv_hrtime): its latency, and its error code if it is one. */
+void node__metrics_reply(struct node *n, enum node_op op, uint64_t start_ns,
+                         const struct wire_msg *m);
+/* node__metrics_text: every metric in the Prometheus text format into @t
+ * (http.h; @t->failed says whether it fit). */
+struct http_text;
+void node__metrics_text(struct node *n, struct http_text *t);
+/* node__ready: whether the node serves (its metadata loaded, itself a
+ * member, its peers known to gossip); else one line in @why (@cap). */
+bool node__ready(struct node *n, char *why, size_t cap);
+
+/* ------------------------------------------------------------------------
  * node_dispatch.c: frames into the core, client slots, effects
  * ------------------------------------------------------------------------ */
 
@@ -354,5 +435,21 @@ void node__loop_wake(struct node *n);
 /* node__space_check: store_check_space, a log line per transition, and
  * node__fatal when the store cannot even read any more. */
 void node__space_check(struct node *n);
+
+/* ------------------------------------------------------------------------
+ * node_http.c: the HTTP listener
+ * ------------------------------------------------------------------------ */
+
+/* node__http_init: its handles (at open, before anything can fail). */
+void node__http_init(struct node *n);
+/* node__http_listen: binds --http and accepts once the loop runs (a
+ * no-op without --http). Errors: as node__listen. */
+int node__http_listen(struct node *n, const struct sockaddr *sa);
+/* node__http_on_read: the connection layer's on_http hook. */
+void node__http_on_read(struct node_conn *c, const uint8_t *data, size_t len);
+/* node__http_stop: no more accepting (shutdown); idempotent.
+ * node__http_close: the listener and its timer close (close_all). */
+void node__http_stop(struct node *n);
+void node__http_close(struct node *n);
 
 #endif /* CHORUS_NODE_INT_H */

@@ -1,0 +1,283 @@
+/* node_http.c: chorusd's HTTP listener (--http HOST:PORT): /metrics in the
+ * Prometheus text format, /health and /ready, on the node's own loop.
+ *
+ * HOW IT WORKS
+ *
+ * Why by hand, on the loop, rather than a library (libmicrohttpd): what is
+ * served is three read-only answers built from the loop thread's own
+ * figures. A library with its own threads or poll would have to read them
+ * across threads (locks or copies on the data path) or be driven by our
+ * loop through its external-select mode, and would bring its own limits
+ * and timeouts beside the ones node_accept.c already enforces. The part
+ * of HTTP needed (GET and HEAD, no body, one request per connection) is a
+ * page of code, pure and fuzzed (node/http/http.h); the sockets are the
+ * connections of node_conn.c (buffered output, close after flush), so
+ * nothing here writes to a socket itself.
+ *
+ * Budgets, apart from the client port's so that neither can starve the
+ * other:
+ *
+ *   connections  at most --http-max-connections (16) at once; one more
+ *                is accepted and closed at once (counted), never queued:
+ *                a scraper retries, a flood costs only itself.
+ *   head         a request head of at most NODE_HTTP_MAX_HEAD (8 KiB):
+ *                431 past it; malformed bytes are 400 at their line end.
+ *   time         the head must be whole within --http-timeout-ms (5 s) of
+ *                the accept, and the answer must keep being read (no
+ *                write progress for as long closes it): node_accept.c's
+ *                sweep, so a client sending a byte a second is closed at
+ *                5 s whatever it sends.
+ *   answer       /metrics is at most NODE_HTTP_MAX_BODY (4 MiB); past it
+ *                500.
+ *
+ * Every answer closes its connection once written ("Connection: close"),
+ * so a connection holds at most one head and one answer.
+ *
+ *   GET|HEAD /metrics  200, text/plain; version=0.0.4 (node_metrics.c)
+ *   GET|HEAD /health   200 "ok": the loop runs (it answered)
+ *   GET|HEAD /ready    200 "ready", or 503 with the reason in one line
+ *   another path       404;   another method   405 (Allow: GET, HEAD)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "node_int.h"
+
+#define NODE_HTTP_ACCEPT_BATCH 64u
+#define NODE_HTTP_RETRY_MS 100u /* accepting resumes after EMFILE */
+
+/* ------------------------------------------------------------------------
+ * Answers
+ * ------------------------------------------------------------------------ */
+
+/* answer: @status with @body (@len bytes) as @type; HEAD gets the head
+ * alone. The connection closes once it is written. */
+static void answer(struct node_conn *c, bool head_only, int status,
+                   const char *type, const char *extra, const char *body,
+                   size_t len) {
+  struct node *n = c->n;
+  struct http_text t;
+  http_text_init(&t, 0);
+  http_response_head(&t, status, type, len);
+  if (extra != NULL && !t.failed && t.len >= 2) {
+    /* One more field before the empty line. */
+    t.len -= 2;
+    http_text_puts(&t, extra);
+    http_text_put(&t, "\r\n", 2);
+  }
+  if (!head_only)
+    http_text_put(&t, body, len);
+  if (status < 300)
+    n->stats.http_2xx++;
+  else if (status < 500)
+    n->stats.http_4xx++;
+  else
+    n->stats.http_5xx++;
+  c->http_answered = true;
+  c->last_active = node__now(n);
+  if (!t.failed && node__buf_reserve(&c->out, t.len) == CHORUS_OK) {
+    memcpy(c->out.data + c->out.len, t.data, t.len);
+    c->out.len += t.len;
+  }
+  http_text_free(&t);
+  node__conn_refuse(c); /* stop reading; close once written */
+}
+
+static void answer_text(struct node_conn *c, bool head_only, int status,
+                        const char *text) {
+  answer(c, head_only, status, "text/plain; charset=utf-8",
+         status == 405 ? "Allow: GET, HEAD" : NULL, text, strlen(text));
+}
+
+static void answer_metrics(struct node_conn *c, bool head_only) {
+  struct http_text t;
+  http_text_init(&t, NODE_HTTP_MAX_BODY);
+  node__metrics_text(c->n, &t);
+  if (t.failed) {
+    node_log(NODE_LOG_WARN, NODE_MOD,
+             "http: /metrics over %u bytes (or out of memory): answered 500",
+             NODE_HTTP_MAX_BODY);
+    answer_text(c, head_only, 500, "metrics too large\n");
+  } else {
+    answer(c, head_only, 200, HTTP_PROM_CONTENT_TYPE, NULL, t.data, t.len);
+  }
+  http_text_free(&t);
+}
+
+static void route(struct node_conn *c, const struct http_request *req) {
+  bool head_only = req->method == HTTP_HEAD;
+  bool known = strcmp(req->path, "/metrics") == 0 ||
+               strcmp(req->path, "/health") == 0 ||
+               strcmp(req->path, "/ready") == 0;
+  if (!known) {
+    answer_text(c, head_only, 404, "not found: /metrics, /health, /ready\n");
+    return;
+  }
+  if (req->method == HTTP_OTHER) {
+    answer_text(c, false, 405, "only GET and HEAD\n");
+    return;
+  }
+  if (strcmp(req->path, "/metrics") == 0) {
+    answer_metrics(c, head_only);
+  } else if (strcmp(req->path, "/health") == 0) {
+    answer_text(c, head_only, 200, "ok\n");
+  } else {
+    char why[256];
+    if (node__ready(c->n, why, sizeof why - 1)) {
+      answer_text(c, head_only, 200, "ready\n");
+    } else {
+      strcat(why, "\n");
+      answer_text(c, head_only, 503, why);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Reading a request head
+ * ------------------------------------------------------------------------ */
+
+void node__http_on_read(struct node_conn *c, const uint8_t *data, size_t len) {
+  /* Keep at most the bound: bytes past it change no answer (431). */
+  size_t room = NODE_HTTP_MAX_HEAD - c->in.len;
+  size_t take = len < room ? len : room;
+  bool line_end = memchr(data, '\n', take) != NULL;
+  if (take && node__buf_reserve(&c->in, take) != CHORUS_OK) {
+    answer_text(c, false, 500, "out of memory\n");
+    return;
+  }
+  memcpy(c->in.data + c->in.len, data, take);
+  c->in.len += take;
+  /* The parser reads the whole head again, so it runs only when it can
+   * decide something: at the first line end (a garbage request line is
+   * refused at once), at a line end that may end the head, or at the
+   * bound. A head that arrives a byte at a time costs one parse a line. */
+  bool full = c->in.len >= NODE_HTTP_MAX_HEAD;
+  if (!line_end && !full)
+    return;
+  struct http_request req;
+  int status;
+  switch (
+      http_parse(c->in.data, c->in.len, NODE_HTTP_MAX_HEAD, &req, &status)) {
+  case HTTP_PARSE_MORE:
+    return;
+  case HTTP_PARSE_DONE:
+    route(c, &req);
+    return;
+  case HTTP_PARSE_ERROR: {
+    char text[64];
+    snprintf(text, sizeof text, "%s\n", http_reason(status));
+    node_log(NODE_LOG_DEBUG, NODE_MOD, "http conn %" PRIu64 " (%s): %d %s",
+             c->serial, c->addr, status, http_reason(status));
+    answer_text(c, false, status, text);
+    return;
+  }
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * The listener
+ * ------------------------------------------------------------------------ */
+
+static void on_http_listener(uv_poll_t *h, int status, int events);
+
+static void on_http_retry(uv_timer_t *t) {
+  struct node *n = t->data;
+  n->http_paused = false;
+  if (n->http_listening)
+    uv_poll_start(&n->http_listener, UV_READABLE, on_http_listener);
+}
+
+/* http_pause: out of descriptors: the level-triggered poll would spin, so
+ * accepting stops for NODE_HTTP_RETRY_MS (connections wait in the
+ * backlog). The client port's own policy (node_accept.c) is not needed
+ * here: there is no handshake queue to evict from. */
+static void http_pause(struct node *n) {
+  if (n->http_paused || !n->http_listening)
+    return;
+  n->http_paused = true;
+  uv_poll_stop(&n->http_listener);
+  uv_timer_start(&n->http_timer, on_http_retry, NODE_HTTP_RETRY_MS, 0);
+}
+
+static void on_http_listener(uv_poll_t *h, int status, int events) {
+  struct node *n = h->data;
+  (void)events;
+  if (status < 0) {
+    node_log(NODE_LOG_WARN, NODE_MOD, "http listener: %s", uv_strerror(status));
+    http_pause(n);
+    return;
+  }
+  for (unsigned i = 0; i < NODE_HTTP_ACCEPT_BATCH; i++) {
+    if (!n->http_listening || n->http_paused || n->shutting_down)
+      return;
+    int fd = accept4(n->http_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO)
+        continue;
+      if (err != EAGAIN && err != EWOULDBLOCK) {
+        n->stats.fd_exhausted += err == EMFILE || err == ENFILE;
+        http_pause(n);
+      }
+      return;
+    }
+    if (n->nhttp >= n->cfg.http_max_connections) {
+      /* Over the cap: closed at once, nothing read or written. */
+      n->stats.http_refused++;
+      close(fd);
+      continue;
+    }
+    if (node__conn_adopt(n, NODE_CONN_HTTP, fd) != NULL)
+      n->stats.http_accepted++;
+  }
+}
+
+void node__http_init(struct node *n) {
+  n->http_fd = -1;
+  uv_timer_init(&n->loop, &n->http_timer);
+  n->http_timer.data = n;
+}
+
+int node__http_listen(struct node *n, const struct sockaddr *sa) {
+  int fd;
+  int rc = node__listen_socket(sa, &fd);
+  if (rc < 0)
+    return rc;
+  rc = uv_poll_init_socket(&n->loop, &n->http_listener, fd);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  n->http_listener.data = n;
+  n->http_fd = fd;
+  n->http_listening = true;
+  rc = uv_poll_start(&n->http_listener, UV_READABLE, on_http_listener);
+  if (rc < 0)
+    node__http_stop(n);
+  return rc;
+}
+
+static void on_http_listener_closed(uv_handle_t *h) {
+  struct node *n = h->data;
+  close(n->http_fd);
+  n->http_fd = -1;
+}
+
+void node__http_stop(struct node *n) {
+  if (!n->http_listening)
+    return;
+  n->http_listening = false;
+  uv_close((uv_handle_t *)&n->http_listener, on_http_listener_closed);
+  uv_timer_stop(&n->http_timer);
+}
+
+void node__http_close(struct node *n) {
+  node__http_stop(n);
+  if (!uv_is_closing((uv_handle_t *)&n->http_timer))
+    uv_close((uv_handle_t *)&n->http_timer, NULL);
+}
