@@ -4,7 +4,8 @@
 #     (crdt/ ring/ with ring/swim/, replication/, storage/ outside the
 #     RocksDB backend) nor in the wire protocol (client/wire/);
 #   - the same, with any time(), rand() or random() call, in the sans-I/O
-#     node core (node/core/), once that folder exists;
+#     node core (node/core/), once that folder exists, and in the pure
+#     half of the HTTP listener (node/http/);
 #   - rocksdb/c.h only in storage/store_rocksdb.c;
 #   - msgpack only in codec files (*_codec.c) and tests/bench/fuzz code.
 # Prints each violation as file:line and exits 1 when there is any.
@@ -53,6 +54,9 @@ forbid "I/O, clock or OS randomness in the wire protocol" "$io|$clock" \
 # shellcheck disable=SC2046
 forbid "I/O, clock or randomness in the sans-I/O node core" "$io|$core_clock" \
   $(sources node/core)
+# shellcheck disable=SC2046
+forbid "I/O, clock or randomness in the pure HTTP module" "$io|$core_clock" \
+  $(sources node/http)
 
 grep -rnE '#include <rocksdb/' --include='*.[ch]' . 2>/dev/null |
   grep -vE '^\./(storage/store_rocksdb\.c|build[^/]*/)' |
