@@ -55,23 +55,18 @@
  * Answers
  * ------------------------------------------------------------------------ */
 
-/* answer: @status with @body (@len bytes) as @type; HEAD gets the head
- * alone. The connection closes once it is written. */
+/* answer: @status with @body (@len bytes) as @type, into the connection's
+ * output (the body copied once); HEAD gets the head alone. The connection
+ * closes once it is written; if it could not be queued (out of memory),
+ * it closes without. */
 static void answer(struct node_conn *c, bool head_only, int status,
                    const char *type, const char *extra, const char *body,
                    size_t len) {
   struct node *n = c->n;
   struct http_text t;
   http_text_init(&t, 0);
-  http_response_head(&t, status, type, len);
-  if (extra != NULL && !t.failed && t.len >= 2) {
-    /* One more field before the empty line. */
-    t.len -= 2;
-    http_text_puts(&t, extra);
-    http_text_put(&t, "\r\n", 2);
-  }
-  if (!head_only)
-    http_text_put(&t, body, len);
+  http_response_head(&t, status, type, extra, len);
+  size_t blen = head_only ? 0 : len;
   if (status < 300)
     n->stats.http_2xx++;
   else if (status < 500)
@@ -80,9 +75,11 @@ static void answer(struct node_conn *c, bool head_only, int status,
     n->stats.http_5xx++;
   c->http_answered = true;
   c->last_active = node__now(n);
-  if (!t.failed && node__buf_reserve(&c->out, t.len) == CHORUS_OK) {
+  if (!t.failed && node__buf_reserve(&c->out, t.len + blen) == CHORUS_OK) {
     memcpy(c->out.data + c->out.len, t.data, t.len);
-    c->out.len += t.len;
+    if (blen)
+      memcpy(c->out.data + c->out.len + t.len, body, blen);
+    c->out.len += t.len + blen;
   }
   http_text_free(&t);
   node__conn_refuse(c); /* stop reading; close once written */
@@ -91,7 +88,7 @@ static void answer(struct node_conn *c, bool head_only, int status,
 static void answer_text(struct node_conn *c, bool head_only, int status,
                         const char *text) {
   answer(c, head_only, status, "text/plain; charset=utf-8",
-         status == 405 ? "Allow: GET, HEAD" : NULL, text, strlen(text));
+         status == 405 ? "Allow: GET, HEAD\r\n" : NULL, text, strlen(text));
 }
 
 static void answer_metrics(struct node_conn *c, bool head_only) {

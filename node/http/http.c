@@ -232,12 +232,14 @@ void http_text_printf(struct http_text *t, const char *fmt, ...) {
 }
 
 void http_response_head(struct http_text *t, int status,
-                        const char *content_type, size_t body_len) {
+                        const char *content_type, const char *extra,
+                        size_t body_len) {
   http_text_printf(t,
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                    "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-                   "Connection: close\r\n\r\n",
-                   status, http_reason(status), content_type, body_len);
+                   "Connection: close\r\n%s\r\n",
+                   status, http_reason(status), content_type, body_len,
+                   extra ? extra : "");
 }
 
 /* ------------------------------------------------------------------------

@@ -96,10 +96,13 @@ void http_text_printf(struct http_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* http_response_head: "HTTP/1.1 @status REASON", Content-Type
- * @content_type, Content-Length @body_len, Cache-Control: no-store and
- * Connection: close, then the empty line, appended to @t. */
+ * @content_type, Content-Length @body_len, Cache-Control: no-store,
+ * Connection: close, the fields @extra (NULL, or whole lines each ending
+ * in CRLF, such as "Allow: GET, HEAD\r\n"), then the empty line, appended
+ * to @t. */
 void http_response_head(struct http_text *t, int status,
-                        const char *content_type, size_t body_len);
+                        const char *content_type, const char *extra,
+                        size_t body_len);
 
 /* ------------------------------------------------------------------------
  * The Prometheus text format, version 0.0.4

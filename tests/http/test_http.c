@@ -157,7 +157,7 @@ static void response_head(void **state) {
   (void)state;
   struct http_text t;
   http_text_init(&t, 0);
-  http_response_head(&t, 503, "text/plain", 12);
+  http_response_head(&t, 503, "text/plain", NULL, 12);
   http_text_put(&t, "", 1);
   assert_false(t.failed);
   assert_string_equal(t.data, "HTTP/1.1 503 Service Unavailable\r\n"
@@ -165,6 +165,15 @@ static void response_head(void **state) {
                               "Content-Length: 12\r\n"
                               "Cache-Control: no-store\r\n"
                               "Connection: close\r\n\r\n");
+  t.len = 0;
+  http_response_head(&t, 405, "text/plain", "Allow: GET, HEAD\r\n", 0);
+  http_text_put(&t, "", 1);
+  assert_string_equal(t.data, "HTTP/1.1 405 Method Not Allowed\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Content-Length: 0\r\n"
+                              "Cache-Control: no-store\r\n"
+                              "Connection: close\r\n"
+                              "Allow: GET, HEAD\r\n\r\n");
   http_text_free(&t);
   assert_string_equal(http_reason(431), "Request Header Fields Too Large");
   assert_string_equal(http_reason(299), "Error");
