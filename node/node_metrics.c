@@ -255,6 +255,20 @@ static void repl_text(struct node *n, struct http_text *t) {
                    (double)rs->stream_served_bytes);
 }
 
+/* peer_name: @id's name as the cluster metadata lists it (what `chorus
+ * status` shows), or its id in hex for a member the metadata does not
+ * name (yet); in @buf when it is the latter. */
+static const char *peer_name(struct node *n, chorus_node_id id, char *buf,
+                             size_t cap) {
+  const struct meta_node *mn = core_meta(n->core);
+  const struct meta_state *ms = mn ? meta_node_state(mn) : NULL;
+  for (size_t i = 0; ms && i < ms->n; i++)
+    if (ms->members[i].id == id && ms->members[i].name[0] != '\0')
+      return ms->members[i].name;
+  snprintf(buf, cap, "%016" PRIx64, id);
+  return buf;
+}
+
 static void swim_text(struct node *n, struct http_text *t) {
   const struct swim *sw = core_swim(n->core);
   const struct swim_stats *ss = swim_stats(sw);
@@ -299,8 +313,7 @@ static void swim_text(struct node *n, struct http_text *t) {
   one(t, "chorus_swim_health", HTTP_PROM_GAUGE,
       "Lifeguard's local health multiplier (0: healthy).",
       (double)swim_health(sw));
-  /* Per peer: its clock offset and the hints held for it. Peers are
-   * named by their node id in hex, as `chorus status` shows them. */
+  /* Per peer: its clock offset and the hints held for it. */
   http_prom_family(t, "chorus_swim_clock_offset_seconds", HTTP_PROM_GAUGE,
                    "A peer's wall clock minus this node's, as gossip "
                    "measured it.");
@@ -309,8 +322,7 @@ static void swim_text(struct node *n, struct http_text *t) {
     const struct swim_member *m = swim_member_at(sw, i);
     if (m->id == n->cfg.id || m->clock_samples == 0)
       continue;
-    snprintf(id, sizeof id, "%016" PRIx64, m->id);
-    struct http_label lb = {"peer", id};
+    struct http_label lb = {"peer", peer_name(n, m->id, id, sizeof id)};
     http_prom_sample(t, "chorus_swim_clock_offset_seconds", &lb, 1,
                      (double)m->offset_ms / 1000.0);
   }
@@ -320,8 +332,7 @@ static void swim_text(struct node *n, struct http_text *t) {
     const struct swim_member *m = swim_member_at(sw, i);
     if (m->id == n->cfg.id)
       continue;
-    snprintf(id, sizeof id, "%016" PRIx64, m->id);
-    struct http_label lb = {"peer", id};
+    struct http_label lb = {"peer", peer_name(n, m->id, id, sizeof id)};
     http_prom_sample(t, "chorus_hints_pending_by_target", &lb, 1,
                      (double)repl_hints_for(core_repl(n->core), m->id));
   }
@@ -385,6 +396,9 @@ static void node_text(struct node *n, struct http_text *t) {
   one(t, "chorus_connections_accepted_total", HTTP_PROM_COUNTER,
       "Connections accepted on the client and peer port.",
       (double)n->stats.accepted);
+  one(t, "chorus_http_connections_accepted_total", HTTP_PROM_COUNTER,
+      "Connections admitted on the HTTP port (under its cap).",
+      (double)n->stats.http_accepted);
   http_prom_family(t, "chorus_connections_closed_total", HTTP_PROM_COUNTER,
                    "Connections the node closed, by reason.");
   static const char *const why[] = {
