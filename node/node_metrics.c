@@ -386,7 +386,11 @@ static void meta_text(struct node *n, struct http_text *t) {
 static void node_text(struct node *n, struct http_text *t) {
   http_prom_family(t, "chorus_connections", HTTP_PROM_GAUGE,
                    "Open connections, by kind.");
-  uint32_t peers = n->nconns - n->nclients - n->npending - n->nhttp;
+  /* Peers are counted on the list of open connections: nconns also holds
+   * the ones whose close has not completed yet. */
+  uint32_t peers = 0;
+  for (const struct node_conn *c = n->conns; c; c = c->next)
+    peers += c->kind == NODE_CONN_PEER_IN || c->kind == NODE_CONN_PEER_OUT;
   static const char *const kinds[] = {"client", "pending", "peer", "http"};
   const uint32_t kv[] = {n->nclients, n->npending, peers, n->nhttp};
   for (size_t i = 0; i < 4; i++) {
