@@ -984,6 +984,10 @@ bool wire_should_close(int code);
  * Every other message is copied unchanged (CLUSTER_REPLY answers only a
  * request a version-3 client sent). Returns whether *@out differs from
  * @m. */
+/* wire_has_options: whether messages of @type carry struct wire_options
+ * (the client requests a node coordinates). */
+bool wire_has_options(unsigned type);
+
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text);
 

@@ -417,6 +417,11 @@ int wire__opts_check(const struct wire_options *o, int code, char *errmsg) {
   return CHORUS_OK;
 }
 
+bool wire_has_options(unsigned type) {
+  struct wire_msg m = {.type = (uint8_t)type};
+  return type <= UINT8_MAX && wire__opts_of(&m) != NULL;
+}
+
 struct wire_options *wire__opts_of(struct wire_msg *m) {
   const struct wire__schema *s = wire__schema_of(m->type);
   for (unsigned i = 0; s != NULL && i < s->nfields; i++)
