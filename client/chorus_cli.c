@@ -126,6 +126,10 @@ static const char usage_options[] =
     "  --range START..END|TOKEN     repair: token range, inclusive, in hex as\n"
     "                                repair status prints it (START > END\n"
     "                                wraps)\n"
+    "  --dc DC                       the client's datacenter: LOCAL_ONE and\n"
+    "                                LOCAL_QUORUM count its replicas, "
+    "wherever\n"
+    "                                the request lands (nodes of protocol 4)\n"
     "  --dc DC, --rack RACK, --vnodes N  cluster plan join: where a new node\n"
     "                                goes (default dc1, r1, the ring's "
     "vnodes)\n"
@@ -937,10 +941,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     rc = usage_error("--force is for cluster remove");
     goto out;
   }
-  if ((cl->wait || cl->wait_timeout || cl->dc || cl->rack || cl->vnodes) &&
+  if ((cl->wait || cl->wait_timeout || cl->rack || cl->vnodes) &&
       strcmp(cmd, "cluster") != 0) {
-    rc = usage_error("--wait, --wait-timeout, --dc, --rack and --vnodes are "
-                     "for cluster commands");
+    rc = usage_error("--wait, --wait-timeout, --rack and --vnodes are for "
+                     "cluster commands");
     goto out;
   }
   if (strcmp(cmd, "get") == 0) {
@@ -1104,6 +1108,11 @@ int main(int argc, char **argv) {
   struct chorus_config cfg;
   chorus_config_init(&cfg);
   cfg.cluster = cl.cluster;
+  /* --dc: the client's datacenter for data commands (LOCAL levels count
+   * its replicas); cluster plan join's new node's for cluster ones. */
+  if (cl.dc != NULL && cl.dc[0] != '\0' &&
+      (cl.argc == 0 || strcmp(cl.argv[0], "cluster") != 0))
+    cfg.dc = cl.dc;
   struct chorus_client *c = NULL;
   char err[CHORUS_ERRMSG_SIZE] = "";
   rc = chorus_client_open(cl.hosts, &cfg, &c, err);

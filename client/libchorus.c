@@ -332,6 +332,28 @@ static void flush_queue(struct chorus_client *c) {
   struct chorus__conn *k = c->conn;
   if (k == NULL || k->state != CHORUS__READY || list_empty(&c->queue))
     return;
+  if (c->dc != NULL && k->version < WIRE_PROTOCOL_CLIENT_DC) {
+    /* Its requests carry the client's datacenter, on which a node of an
+     * older release would close the connection: refused here instead. */
+    char msg[CHORUS_ERRMSG_SIZE];
+    snprintf(msg, sizeof msg,
+             "%s speaks protocol %u; a client with a datacenter "
+             "(chorus_config.dc) needs %u: upgrade the node, or leave dc "
+             "unset",
+             c->seeds[k->seed].text, k->version, WIRE_PROTOCOL_CLIENT_DC);
+    /* From the head each time: a callback may submit or fail others. */
+    for (bool again = true; again;) {
+      again = false;
+      for (struct chorus__link *l = c->queue.next; l != &c->queue; l = l->next)
+        if (wire_has_options(req_of(l)->type)) {
+          finish_error(c, req_of(l), CHORUS_EVERSION, false, msg);
+          again = true;
+          break;
+        }
+    }
+    if (c->conn != k || list_empty(&c->queue))
+      return;
+  }
   size_t n = 0;
   for (struct chorus__link *l = c->queue.next; l != &c->queue; l = l->next)
     n++;
@@ -955,6 +977,7 @@ static int parse_seeds(struct chorus_client *c, const char *seeds,
 static void client_free(struct chorus_client *c) {
   free_seeds(c);
   chorus_free(c->cluster);
+  chorus_free(c->dc);
   chorus_free(c->credentials);
   chorus_free(c);
 }
@@ -984,12 +1007,17 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
       (cfg->credentials_len > 0 && cfg->credentials == NULL))
     return chorus_errf(errmsg, CHORUS_EINVAL, "credentials must be 0..%u bytes",
                        WIRE_MAX_CREDENTIALS);
+  if (cfg->dc != NULL &&
+      (cfg->dc[0] == '\0' || strlen(cfg->dc) > WIRE_MAX_LABEL))
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "datacenter name must be 1..%u bytes", WIRE_MAX_LABEL);
   struct chorus_client *c = chorus_calloc(1, sizeof *c);
   if (c == NULL)
     return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
   c->cfg = *cfg;
   c->cfg.cluster = NULL;
   c->cfg.credentials = NULL;
+  c->cfg.dc = NULL;
   if (c->cfg.connect_timeout_ms == 0)
     c->cfg.connect_timeout_ms = defaults.connect_timeout_ms;
   if (c->cfg.default_timeout_ms == 0)
@@ -1003,7 +1031,9 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
   c->last_err = CHORUS_EUNAVAILABLE;
   c->cluster = chorus_strdup(cluster);
   c->credentials = chorus_memdup(cfg->credentials, cfg->credentials_len);
-  if (c->cluster == NULL || c->credentials == NULL) {
+  c->dc = cfg->dc != NULL ? chorus_strdup(cfg->dc) : NULL;
+  if (c->cluster == NULL || c->credentials == NULL ||
+      (cfg->dc != NULL && c->dc == NULL)) {
     client_free(c);
     return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
   }

@@ -119,6 +119,15 @@ struct chorus_config {
    * the call. NULL: silent. */
   void (*trace)(void *ctx, const char *line);
   void *trace_ctx;
+  /* The client's datacenter (1..64 bytes; copied; NULL: none). Every
+   * request carries it (protocol version 4): CHORUS_LOCAL_ONE and
+   * CHORUS_LOCAL_QUORUM count the replicas there, wherever the request
+   * lands (a node of another datacenter hands it to a coordinator there),
+   * and token-aware routing prefers that datacenter's replicas. Nodes of
+   * a release before protocol 4 close the connection on such a request:
+   * upgrade every node first. NULL: LOCAL levels count the coordinating
+   * node's datacenter. */
+  const char *dc;
 };
 
 /* chorus_config_init: fills @cfg with the defaults above. */

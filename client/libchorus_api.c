@@ -9,9 +9,12 @@
 #include "chorus_alloc.h"
 #include "libchorus_int.h"
 
-static struct wire_options wire_opts(const struct chorus_opts *o) {
+static struct wire_options wire_opts(const struct chorus_client *c,
+                                     const struct chorus_opts *o) {
   struct wire_options w;
   memset(&w, 0, sizeof w);
+  if (c->dc != NULL) /* protocol 4: LOCAL levels count the client's */
+    w.dc = (struct wire_bytes){(const uint8_t *)c->dc, strlen(c->dc)};
   if (o != NULL) {
     w.r = o->r;
     w.w = o->w;
@@ -130,15 +133,15 @@ static int do_get(struct chorus_client *c, uint8_t type, const void *key,
   switch (type) {
   case WIRE_GET:
     m.get.key = wb(key, key_len);
-    m.get.opts = wire_opts(opts);
+    m.get.opts = wire_opts(c, opts);
     break;
   case WIRE_COUNTER_READ:
     m.counter_read.key = wb(key, key_len);
-    m.counter_read.opts = wire_opts(opts);
+    m.counter_read.opts = wire_opts(c, opts);
     break;
   default:
     m.set_read.key = wb(key, key_len);
-    m.set_read.opts = wire_opts(opts);
+    m.set_read.opts = wire_opts(c, opts);
     break;
   }
   return chorus__route_submit(c, key, key_len, &m, false, opt_timeout(opts), cb,
@@ -170,7 +173,7 @@ static int do_put(struct chorus_client *c, const void *key, size_t key_len,
   m.put.key = wb(key, key_len);
   m.put.value = wb(value, value_len);
   m.put.context = wb(context, context_len);
-  m.put.opts = wire_opts(opts);
+  m.put.opts = wire_opts(c, opts);
   return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
                               arg);
 }
@@ -188,7 +191,7 @@ static int do_delete(struct chorus_client *c, const void *key, size_t key_len,
   m.type = WIRE_DELETE;
   m.del.key = wb(key, key_len);
   m.del.context = wb(context, context_len);
-  m.del.opts = wire_opts(opts);
+  m.del.opts = wire_opts(c, opts);
   return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
                               arg);
 }
@@ -209,7 +212,7 @@ static int do_counter_add(struct chorus_client *c, const void *key,
   m.counter_add.delta = delta;
   m.counter_add.op_id =
       opts && opts->op_id ? opts->op_id : chorus__next_op_id(c);
-  m.counter_add.opts = wire_opts(opts);
+  m.counter_add.opts = wire_opts(c, opts);
   return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
                               arg);
 }
@@ -233,12 +236,12 @@ static int do_set(struct chorus_client *c, uint8_t type, const void *key,
   if (type == WIRE_SET_ADD) {
     m.set_add.key = wb(key, key_len);
     m.set_add.members = list;
-    m.set_add.opts = wire_opts(opts);
+    m.set_add.opts = wire_opts(c, opts);
   } else {
     m.set_remove.key = wb(key, key_len);
     m.set_remove.members = list;
     m.set_remove.context = wb(context, context_len);
-    m.set_remove.opts = wire_opts(opts);
+    m.set_remove.opts = wire_opts(c, opts);
   }
   rc = chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
                             arg);

@@ -101,6 +101,7 @@ struct chorus_client {
   uv_timer_t timer;
   struct chorus_config cfg;
   char *cluster;
+  char *dc; /* the client's datacenter (chorus_config.dc), or NULL */
   uint8_t *credentials;
   struct chorus__seed *seeds;
   size_t nseeds;

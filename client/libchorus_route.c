@@ -156,7 +156,8 @@ static void fetch(struct chorus_client *c) {
  * Routing
  * ------------------------------------------------------------------------ */
 
-/* The route of a live natural replica of @key, or -1. */
+/* The route of a live natural replica of @key, one in the client's
+ * datacenter when it has one (chorus_config.dc), or -1. */
 static int pick(struct chorus_client *c, const void *key, size_t len) {
   struct chorus__router *r = c->router;
   struct ring_plist pl;
@@ -164,14 +165,17 @@ static int pick(struct chorus_client *c, const void *key, size_t len) {
       ring_lookup_key(r->snap, key, len, 0, &pl) != CHORUS_OK)
     return -1;
   uint64_t now = uv_now(c->loop);
-  for (uint8_t i = 0; i < pl.n_natural; i++) {
-    uint16_t node = pl.r[i].node;
-    assert(node < ring_snapshot_node_count(r->snap));
-    int route = r->route_of[node];
-    assert(route < 0 || (size_t)route < r->nroutes);
-    if (r->alive[node] && route >= 0 && r->routes[route].down_until <= now)
-      return route;
-  }
+  for (int pass = c->dc != NULL ? 0 : 1; pass < 2; pass++)
+    for (uint8_t i = 0; i < pl.n_natural; i++) {
+      uint16_t node = pl.r[i].node;
+      assert(node < ring_snapshot_node_count(r->snap));
+      int route = r->route_of[node];
+      assert(route < 0 || (size_t)route < r->nroutes);
+      if (r->alive[node] && route >= 0 && r->routes[route].down_until <= now &&
+          (pass == 1 ||
+           strcmp(ring_snapshot_node(r->snap, node)->dc, c->dc) == 0))
+        return route;
+    }
   return -1;
 }
 
@@ -183,6 +187,7 @@ static struct chorus_client *child_of(struct chorus_client *c, size_t route) {
   struct chorus_config cfg = c->cfg;
   cfg.cluster = c->cluster;
   cfg.credentials = c->credentials;
+  cfg.dc = c->dc;
   cfg.token_aware = false;
   cfg.seed = chorus__next_op_id(c);
   struct chorus_client *child = NULL;

@@ -168,8 +168,11 @@
  *
  *   count k    k acknowledgements from any replicas (1..N)
  *   ONE TWO THREE, QUORUM (N/2+1), ALL (N)      N = all natural replicas
- *   LOCAL_ONE, LOCAL_QUORUM    1 or RF(dc)/2+1 from the coordinator's own
- *                              datacenter, counting only its replicas
+ *   LOCAL_ONE, LOCAL_QUORUM    1 or RF(dc)/2+1 from the client's datacenter
+ *                              (opts.dc) or else the coordinator's own,
+ *                              counting only its replicas; a node of
+ *                              another one hands the request to a live
+ *                              replica there
  *   EACH_QUORUM                RF(dc)/2+1 in every replicated datacenter
  * pr/pw (same scale) demand that many natural replicas among them; a
  * fallback never counts toward them. Pending replicas (joining nodes) get

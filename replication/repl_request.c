@@ -135,9 +135,11 @@ static bool was_tried(const struct repl_op_forward *prev, chorus_node_id id) {
   return false;
 }
 
-/* Hands @m to the first live natural replica of @pl not asked before
- * (@prev: an earlier forward of the same request that came back ESTALE,
- * or NULL); the answer is relayed (repl_op.c). The request is kept,
+/* Hands @m to the first live natural replica of @pl not asked before,
+ * one in group @prefer if there is one (the client's datacenter, else this
+ * node's: a forward stays off the WAN when it can), else any (@prev: an
+ * earlier forward of the same request that came back ESTALE, or NULL); the
+ * answer is relayed (repl_op.c). The request is kept,
  * encoded, to route it again should that replica answer ESTALE: its ring
  * and ours differ, a change having just finished on one of the two (a
  * node behind the FINISH sends to the node that gave the key up; a node
@@ -145,13 +147,14 @@ static bool was_tried(const struct repl_op_forward *prev, chorus_node_id id) {
 static int forward(struct repl *r, const struct wire_msg *m,
                    const struct ring_plist *pl,
                    const struct repl_origin *origin, chorus_ms timeout,
-                   const struct repl_op_forward *prev,
+                   const struct repl_op_forward *prev, int prefer,
                    const struct repl_effects *fx) {
   chorus_node_id to = 0;
-  for (uint8_t i = 0; i < pl->n_natural && to == 0; i++)
-    if (pl->r[i].id != r->cfg.self && repl__peer_alive(r, pl->r[i].id) &&
-        !was_tried(prev, pl->r[i].id))
-      to = pl->r[i].id; /* ourselves only when restoring: never */
+  for (int pass = prefer >= 0 ? 0 : 1; pass < 2 && to == 0; pass++)
+    for (uint8_t i = 0; i < pl->n_natural && to == 0; i++)
+      if (pl->r[i].id != r->cfg.self && repl__peer_alive(r, pl->r[i].id) &&
+          !was_tried(prev, pl->r[i].id) && (pass == 1 || pl->r[i].dc == prefer))
+        to = pl->r[i].id; /* ourselves only when restoring: never */
   if (to == 0 || (prev != NULL && prev->ntried >= REPL_FORWARD_TRIES))
     return repl__reply_error(
         r, fx, origin, m->type, CHORUS_EUNAVAILABLE, "%s",
@@ -292,6 +295,36 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
   bool replica = false;
   for (uint8_t i = 0; i < pl.n_natural; i++)
     replica |= pl.r[i].id == r->cfg.self && !r->restoring;
+
+  /* The datacenter a LOCAL level counts in: the client's when the request
+   * names it (opts.dc, version 4), else this node's. */
+  const struct ring_replication *rs = ring_snapshot_replication(r->ring);
+  int32_t level = q.write ? (o->w ? o->w : r->cfg.w) : (o->r ? o->r : r->cfg.r);
+  bool local_level = level == WIRE_LOCAL_ONE || level == WIRE_LOCAL_QUORUM;
+  int group = r->local_group;
+  if (o->dc.len > 0) {
+    char dc[WIRE_MAX_LABEL + 1];
+    memcpy(dc, o->dc.ptr, o->dc.len);
+    dc[o->dc.len] = '\0';
+    group = repl__group_of_dc(rs, dc);
+    if (group < 0 && local_level)
+      return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
+                               "%s=%s: the client's datacenter %s holds no "
+                               "replicas",
+                               q.write ? "w" : "r", wire_level_name(level), dc);
+  }
+  /* A LOCAL request from a client of another datacenter is coordinated
+   * there, by one of its live replicas: its quorum is counted there, and
+   * only the forward crosses the WAN, not each replica's round trip. With
+   * none of them live, this node coordinates it (counting the client's
+   * datacenter all the same) when it can. */
+  if (local_level && group >= 0 && group != r->local_group &&
+      !origin->from_peer) {
+    for (uint8_t i = 0; i < pl.n_natural; i++)
+      if (pl.r[i].dc == group && pl.r[i].id != r->cfg.self &&
+          repl__peer_alive(r, pl.r[i].id) && !was_tried(prev, pl.r[i].id))
+        return forward(r, m, &pl, origin, timeout, prev, group, fx);
+  }
   if (!replica) {
     /* ESTALE: nothing done here; the forwarder routes it again
      * (repl__coordinate_again), never this node, which cannot tell a
@@ -301,7 +334,7 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
       return repl__reply_error(r, fx, origin, m->type, CHORUS_ESTALE,
                                "forwarded to a node that is not a replica of "
                                "the key (rings differ)");
-    return forward(r, m, &pl, origin, timeout, prev, fx);
+    return forward(r, m, &pl, origin, timeout, prev, group, fx);
   }
 
   /* A full data folder refuses the write here, before anything is read,
@@ -314,11 +347,10 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
                              "this node's epoch is not durable yet");
 
-  int32_t level = q.write ? (o->w ? o->w : r->cfg.w) : (o->r ? o->r : r->cfg.r);
   int32_t plevel = q.write ? o->pw : o->pr;
   struct repl_need need;
-  rc = repl__resolve(ring_snapshot_replication(r->ring), level, plevel,
-                     r->local_group, q.write ? "w" : "r", &need, r->err);
+  rc = repl__resolve(rs, level, plevel, group, q.write ? "w" : "r", &need,
+                     r->err);
   if (rc != CHORUS_OK)
     return repl__reply_error(r, fx, origin, m->type, rc, "%s", r->err);
   if (q.write)

@@ -109,8 +109,10 @@ int main(int argc, char **argv) {
   put.put.key = (struct wire_bytes){(const uint8_t *)"user:0000001234", 15};
   put.put.value = (struct wire_bytes){value, sizeof value};
   put.put.context = (struct wire_bytes){ctx, sizeof ctx};
-  put.put.opts = (struct wire_options){WIRE_QUORUM, WIRE_QUORUM,    0, 0, 2000,
-                                       false,       WIRE_RR_DEFAULT};
+  put.put.opts = (struct wire_options){.r = WIRE_QUORUM,
+                                       .w = WIRE_QUORUM,
+                                       .timeout_ms = 2000,
+                                       .read_repair = WIRE_RR_DEFAULT};
 
   struct wire_msg rw = {.type = WIRE_REPLICA_WRITE, .request_id = 987654321};
   rw.replica_write.token = 0x9e3779b97f4a7c15ull;

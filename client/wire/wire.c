@@ -82,6 +82,14 @@ bool wire_should_close(int code) {
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text) {
   *out = *m;
+  struct wire_options *o = wire__opts_of(out);
+  if (version < WIRE_PROTOCOL_CLIENT_DC && o != NULL && o->dc.len > 0) {
+    /* A request a node forwards to a peer of an older release, which
+     * would close the connection on an 8th option: the peer coordinates
+     * it for its own datacenter, as every node did then. */
+    o->dc = (struct wire_bytes){NULL, 0};
+    return true;
+  }
   if (version >= WIRE_PROTOCOL_CLUSTER)
     return false;
   /* Before version 3: the same lists, without the names (the structs are

@@ -81,11 +81,15 @@
  * CLUSTER_REMOVE. A node sends a reply type only on a connection that HELLO
  * opened in a version that has it, and answers an older connection in that
  * version's types (wire_reply_for); it sends META only on a peer connection
- * of version 3 or later. */
-#define WIRE_PROTOCOL_VERSION 3u /* the version this code speaks */
-#define WIRE_PROTOCOL_MIN 1u     /* the oldest version it accepts */
-#define WIRE_PROTOCOL_REPLY2 2u  /* the first version with GET/WRITE_REPLY2 */
-#define WIRE_PROTOCOL_CLUSTER 3u /* the first with names, cluster metadata */
+ * of version 3 or later. Version 4 added the client's datacenter to the
+ * options (struct wire_options, dc: the 8th element of opts, written only
+ * when set); a node forwards a request to a peer of an older version
+ * without it (wire_reply_for). */
+#define WIRE_PROTOCOL_VERSION 4u   /* the version this code speaks */
+#define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
+#define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
+#define WIRE_PROTOCOL_CLUSTER 3u   /* the first with names, cluster metadata */
+#define WIRE_PROTOCOL_CLIENT_DC 4u /* the first with opts.dc */
 
 #define WIRE_FRAME_PREFIX 4u                     /* u32 BE length */
 #define WIRE_MAX_FRAME_PEER (16u * 1024 * 1024)  /* default, node <-> node */
@@ -275,6 +279,11 @@ struct wire_options {
   uint32_t timeout_ms; /* 0: node default; <= WIRE_MAX_TIMEOUT_MS */
   bool sloppy; /* true: writes may land on fallback nodes (sloppy quorum) */
   uint8_t read_repair; /* enum wire_read_repair */
+  /* Version 4: the client's datacenter (0..WIRE_MAX_LABEL bytes): LOCAL_*
+   * levels count the replicas there, and a node of another datacenter
+   * hands such a request to a coordinator there. Empty: the coordinator's
+   * own datacenter, as before version 4. */
+  struct wire_bytes dc;
 };
 
 enum wire_role { WIRE_ROLE_CLIENT = 0, WIRE_ROLE_PEER = 1, WIRE_ROLE_MAX = 1 };
@@ -970,9 +979,15 @@ bool wire_should_close(int code);
  * which becomes ERROR CHORUS_ETOOBIG: a version-1 client would take the
  * part for the whole, and a write with its context would then drop
  * siblings it never saw. Before version 3, RING_REPLY2 and STATUS_REPLY2
- * become RING_REPLY and STATUS_REPLY without the names. Every other
- * message is copied unchanged (CLUSTER_REPLY answers only a request a
- * version-3 client sent). Returns whether *@out differs from @m. */
+ * become RING_REPLY and STATUS_REPLY without the names. Before version 4,
+ * a request (one a node forwards to an older peer) loses its opts.dc.
+ * Every other message is copied unchanged (CLUSTER_REPLY answers only a
+ * request a version-3 client sent). Returns whether *@out differs from
+ * @m. */
+/* wire_has_options: whether messages of @type carry struct wire_options
+ * (the client requests a node coordinates). */
+bool wire_has_options(unsigned type);
+
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text);
 

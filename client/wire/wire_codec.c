@@ -222,7 +222,7 @@ static void pack_bytes(msgpack_packer *pk, bool text, struct wire_bytes b) {
 }
 
 static void pack_opts(msgpack_packer *pk, const struct wire_options *o) {
-  msgpack_pack_array(pk, 7);
+  msgpack_pack_array(pk, o->dc.len > 0 ? 8 : 7);
   msgpack_pack_int64(pk, o->r);
   msgpack_pack_int64(pk, o->w);
   msgpack_pack_int64(pk, o->pr);
@@ -233,6 +233,10 @@ static void pack_opts(msgpack_packer *pk, const struct wire_options *o) {
   else
     msgpack_pack_false(pk);
   msgpack_pack_uint64(pk, o->read_repair);
+  if (o->dc.len > 0) {
+    msgpack_pack_str(pk, o->dc.len);
+    msgpack_pack_str_body(pk, o->dc.ptr, o->dc.len);
+  }
 }
 
 /* Packs the body. Sink errors are sticky in struct sink, so the individual
@@ -425,9 +429,9 @@ static int read_opts(struct wire__rd *rd, struct wire_options *o) {
   int rc = wire__rd_array(rd, &n, "opts");
   if (rc)
     return rc;
-  if (n != 7)
+  if (n != 7 && n != 8)
     return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
-                       "opts: %" PRIu64 " entries, expected 7", n);
+                       "opts: %" PRIu64 " entries, expected 7 or 8", n);
   int32_t *lv[4] = {&o->r, &o->w, &o->pr, &o->pw};
   static const char *const names[4] = {"opts.r", "opts.w", "opts.pr",
                                        "opts.pw"};
@@ -445,6 +449,15 @@ static int read_opts(struct wire__rd *rd, struct wire_options *o) {
   if ((rc = wire__rd_uint(rd, UINT8_MAX, &u, "opts.read_repair")))
     return rc;
   o->read_repair = (uint8_t)u;
+  o->dc = (struct wire_bytes){NULL, 0};
+  if (n == 8) {
+    if ((rc = wire__rd_bytes(rd, true, WIRE_MAX_LABEL, &o->dc, "opts.dc")))
+      return rc;
+    if (o->dc.len == 0) /* one encoding per message: an empty one is left out */
+      return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
+                         "opts.dc: empty (a client without one sends 7 "
+                         "options)");
+  }
   return wire__opts_check(o, CHORUS_EMALFORMED, rd->errmsg);
 }
 

@@ -79,7 +79,7 @@ enum wire__kind {
   WIRE__K_BOOL,    /* stored as bool */
   WIRE__K_BIN,     /* struct wire_bytes, msgpack bin */
   WIRE__K_TEXT,    /* struct wire_bytes, msgpack str */
-  WIRE__K_OPTS,    /* struct wire_options, a 7-element array */
+  WIRE__K_OPTS,    /* struct wire_options, a 7- or 8-element array */
   WIRE__K_BLIST,   /* struct wire_bytes_list, array of bin */
   WIRE__K_NODES,   /* nnodes + nodes of struct wire_ring_reply; @max is the
                       name's limit, 0 for nodes without a name entry */
@@ -124,6 +124,8 @@ void wire__int_store(void *p, unsigned width, int64_t v);
 /* wire__opts_check: the checks on struct wire_options shared by encoder and
  * decoder; @code is returned on failure (EINVAL or EMALFORMED). */
 int wire__opts_check(const struct wire_options *o, int code, char *errmsg);
+/* wire__opts_of: the options of @m (inside it), NULL for a type without. */
+struct wire_options *wire__opts_of(struct wire_msg *m);
 
 /* wire__msg_equal: deep equality of two messages of the same schema (byte
  * fields by content). For tests and the round-trip fuzz target. */

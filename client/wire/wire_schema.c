@@ -411,7 +411,23 @@ int wire__opts_check(const struct wire_options *o, int code, char *errmsg) {
   if (o->read_repair > WIRE_RR_MAX)
     return chorus_errf(errmsg, code, "opts.read_repair: unknown mode %u",
                        (unsigned)o->read_repair);
+  if (o->dc.len > WIRE_MAX_LABEL || (o->dc.len > 0 && o->dc.ptr == NULL))
+    return chorus_errf(errmsg, code, "opts.dc: %zu bytes, at most %u",
+                       o->dc.len, WIRE_MAX_LABEL);
   return CHORUS_OK;
+}
+
+bool wire_has_options(unsigned type) {
+  struct wire_msg m = {.type = (uint8_t)type};
+  return type <= UINT8_MAX && wire__opts_of(&m) != NULL;
+}
+
+struct wire_options *wire__opts_of(struct wire_msg *m) {
+  const struct wire__schema *s = wire__schema_of(m->type);
+  for (unsigned i = 0; s != NULL && i < s->nfields; i++)
+    if (s->f[i].kind == WIRE__K_OPTS)
+      return (struct wire_options *)((char *)m + s->f[i].off);
+  return NULL;
 }
 
 static bool bytes_eq(struct wire_bytes a, struct wire_bytes b) {
@@ -451,7 +467,7 @@ bool wire__msg_equal(const struct wire_msg *a, const struct wire_msg *b) {
       const struct wire_options *x = fa, *y = fb;
       if (x->r != y->r || x->w != y->w || x->pr != y->pr || x->pw != y->pw ||
           x->timeout_ms != y->timeout_ms || x->sloppy != y->sloppy ||
-          x->read_repair != y->read_repair)
+          x->read_repair != y->read_repair || !bytes_eq(x->dc, y->dc))
         return false;
       break;
     }

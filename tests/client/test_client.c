@@ -385,8 +385,8 @@ static void test_handshake_refused(void **state) {
   fake_stop(f);
 }
 
-/* An older node refuses HELLO in version 3, then 2: the client asks again
- * at once a version lower each time, and gets version 1's replies (no
+/* An older node refuses HELLO in version 4, 3, then 2: the client asks
+ * again at once a version lower each time, and gets version 1's replies (no
  * warnings). */
 static void test_older_node_speaks_version_1(void **state) {
   struct fake_server *f = fake_start(CLUSTER);
@@ -404,8 +404,36 @@ static void test_older_node_speaks_version_1(void **state) {
   assert_int_equal(r.siblings, 0);
   assert_int_equal(r.object_flags, 0);
   chorus_result_free(&r);
-  assert_int_equal(fake_connections(f), 3); /* version 3, 2, then 1 */
+  assert_int_equal(fake_connections(f), 4); /* version 4, 3, 2, then 1 */
   chorus_client_close(c);
+  fake_stop(f);
+}
+
+/* A client with a datacenter (protocol 4) and a node of an older release:
+ * its requests are refused by the library with CHORUS_EVERSION (the node
+ * would close the connection on the 8th option), the ring and status still
+ * served; without a datacenter the same node serves them. */
+static void test_datacenter_needs_protocol_4(void **state) {
+  struct fake_server *f = fake_start(CLUSTER);
+  fake_set_mode(f, FAKE_VERSION_1, 0);
+  struct chorus_config cfg = cfg_fast();
+  cfg.dc = "dc2";
+  struct chorus_client *c = NULL;
+  assert_int_equal(chorus_client_open(fake_addr(f), &cfg, &c, NULL),
+                   CHORUS_OK);
+  struct chorus_result r;
+  assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
+                   CHORUS_EVERSION);
+  assert_false(r.maybe_applied);
+  assert_non_null(strstr(r.errmsg, "needs 4"));
+  chorus_result_free(&r);
+  assert_int_equal(chorus_status(c, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  /* A datacenter name out of bounds is the caller's error. */
+  cfg.dc = "";
+  assert_int_equal(chorus_client_open(fake_addr(f), &cfg, &c, NULL),
+                   CHORUS_EINVAL);
   fake_stop(f);
 }
 
@@ -1175,6 +1203,7 @@ int main(void) {
       cmocka_unit_test(test_error_mapping),
       cmocka_unit_test(test_handshake_refused),
       cmocka_unit_test(test_older_node_speaks_version_1),
+      cmocka_unit_test(test_datacenter_needs_protocol_4),
       cmocka_unit_test(test_failover_dead_seed),
       cmocka_unit_test(test_all_seeds_dead),
       cmocka_unit_test(test_read_retried_write_not),

@@ -692,6 +692,72 @@ static void bad_options_are_refused_before_sending(void **state) {
   teardown_all();
 }
 
+/* A LOCAL level counts the client's datacenter when the request names it
+ * (opts.dc, protocol 4): a node of another datacenter hands the request to
+ * a live replica there, which coordinates it; with the rest of the
+ * receiving node's datacenter cut off, the client's replicas alone
+ * acknowledge it. */
+static struct reply_rec *put_from(int node, const char *key, const char *value,
+                                  int32_t w, const char *dc) {
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of(key);
+  m.put.value = bytes_of(value);
+  m.put.opts.w = w;
+  m.put.opts.dc = bytes_of(dc);
+  return client(node, &m);
+}
+
+static void local_levels_count_the_clients_datacenter(void **state) {
+  (void)state;
+  setup(6, "dc0:3,dc1:3", 2, NULL); /* even nodes dc0, odd ones dc1 */
+  boot();
+  /* Node 0's datacenter cut off but for node 0. */
+  for (int i = 2; i < 6; i += 2) {
+    isolate(i, true);
+    member_all(i, false);
+  }
+  struct reply_rec *w = put(0, "k", "v0", WIRE_LOCAL_QUORUM, NULL);
+  assert_int_equal(w->code, CHORUS_EUNAVAILABLE); /* dc0: 1 of 3 live */
+  uint64_t fwd = repl_stats(H.nodes[0].repl)->forwarded;
+  w = put_from(0, "k", "v1", WIRE_LOCAL_QUORUM, "dc1");
+  assert_int_equal(w->code, CHORUS_OK);
+  assert_int_equal(repl_stats(H.nodes[0].repl)->forwarded, fwd + 1);
+  int in_dc1 = 0;
+  for (int i = 1; i < 6; i += 2)
+    in_dc1 += stored_has(i, "k", "v1");
+  assert_true(in_dc1 >= 2);
+  /* Reads alike. */
+  struct wire_msg g = {.type = WIRE_GET};
+  g.get.key = bytes_of("k");
+  g.get.opts.r = WIRE_LOCAL_QUORUM;
+  g.get.opts.dc = bytes_of("dc1");
+  struct reply_rec *r = client(0, &g);
+  assert_int_equal(r->code, CHORUS_OK);
+  assert_int_equal(r->nvalues, 1);
+  assert_memory_equal(r->values[0], "v1", 2);
+  /* A datacenter the replication does not name. */
+  w = put_from(0, "k", "v2", WIRE_LOCAL_ONE, "dc9");
+  assert_int_equal(w->code, CHORUS_EINVAL);
+  /* A level that is not LOCAL is coordinated where it landed. */
+  for (int i = 2; i < 6; i += 2) {
+    isolate(i, false);
+    member_all(i, true);
+  }
+  fwd = repl_stats(H.nodes[0].repl)->forwarded;
+  const char *key = NULL;
+  static char buf[16];
+  for (int k = 0; k < 5000 && key == NULL; k++) {
+    snprintf(buf, sizeof buf, "q%d", k);
+    if (natural_in(H.ring, buf, 0))
+      key = buf;
+  }
+  assert_non_null(key);
+  w = put_from(0, key, "v3", WIRE_QUORUM, "dc1");
+  assert_int_equal(w->code, CHORUS_OK);
+  assert_int_equal(repl_stats(H.nodes[0].repl)->forwarded, fwd);
+  teardown_all();
+}
+
 static void unavailable_before_sending(void **state) {
   (void)state;
   setup(3, "3", 1, NULL);
@@ -3327,6 +3393,7 @@ int main(void) {
       cmocka_unit_test(stream_keeps_its_read_across_pulls),
       cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
+      cmocka_unit_test(local_levels_count_the_clients_datacenter),
       cmocka_unit_test(unavailable_before_sending),
       cmocka_unit_test(timeout_leaves_hints_that_replay),
       cmocka_unit_test(acknowledged_writes_leave_no_hints),

@@ -162,8 +162,11 @@ static void put_has_documented_bytes(void **state) {
   struct wire_msg m = {.type = WIRE_PUT, .request_id = 7};
   m.put.key = (struct wire_bytes){(const uint8_t *)"k", 1};
   m.put.value = (struct wire_bytes){(const uint8_t *)"vv", 2};
-  m.put.opts =
-      (struct wire_options){WIRE_QUORUM, 2, 0, 0, 1500, true, WIRE_RR_ASYNC};
+  m.put.opts = (struct wire_options){.r = WIRE_QUORUM,
+                                     .w = 2,
+                                     .timeout_ms = 1500,
+                                     .sloppy = true,
+                                     .read_repair = WIRE_RR_ASYNC};
   static const uint8_t want[] = {
       0x00, 0x00, 0x00, 0x16,       /* body length 22 */
       0x96, 0x11, 0x07,             /* [6 entries, PUT=17, id 7 */
@@ -532,7 +535,8 @@ static void decoder_rejects_out_of_range_integers(void **state) {
 }
 
 static void pack_get_with_opts(msgpack_sbuffer *sb, int64_t r, uint64_t tmo,
-                               int sloppy, uint64_t rr, unsigned nopts) {
+                               int sloppy, uint64_t rr, unsigned nopts,
+                               const char *dc) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   msgpack_pack_array(&pk, 4);
@@ -554,7 +558,12 @@ static void pack_get_with_opts(msgpack_sbuffer *sb, int64_t r, uint64_t tmo,
     msgpack_pack_false(&pk);
   msgpack_pack_uint64(&pk, rr);
   for (unsigned k = 7; k < nopts; k++)
-    msgpack_pack_nil(&pk);
+    if (k == 7 && dc != NULL) {
+      msgpack_pack_str(&pk, strlen(dc));
+      msgpack_pack_str_body(&pk, dc, strlen(dc));
+    } else {
+      msgpack_pack_nil(&pk);
+    }
 }
 
 static void decoder_checks_options(void **state) {
@@ -566,24 +575,31 @@ static void decoder_checks_options(void **state) {
     uint64_t rr;
     unsigned nopts;
     const char *msg; /* NULL: valid */
+    const char *dc;  /* the 8th option, when there is one (NULL: nil) */
   } cases[] = {
-      {WIRE_QUORUM, 100, 1, 2, 7, NULL},
-      {WIRE_MAX_REPLICAS, WIRE_MAX_TIMEOUT_MS, 0, WIRE_RR_MAX, 7, NULL},
-      {WIRE_MAX_REPLICAS + 1, 0, 0, 0, 7, "opts.r: 65"},
-      {WIRE_LEVEL_MIN - 1, 0, 0, 0, 7, "opts.r: -9"},
-      {(int64_t)INT32_MAX + 1, 0, 0, 0, 7, "opts.r"},
-      {0, WIRE_MAX_TIMEOUT_MS + 1, 0, 0, 7, "timeout_ms"},
-      {0, (uint64_t)UINT32_MAX + 1, 0, 0, 7, "timeout_ms"},
-      {0, 0, -1, 0, 7, "opts.sloppy: expected bool"},
-      {0, 0, 0, WIRE_RR_MAX + 1, 7, "read_repair"},
-      {0, 0, 0, 256, 7, "read_repair"},
-      {0, 0, 0, 0, 8, "8 entries, expected 7"},
+      {WIRE_QUORUM, 100, 1, 2, 7, NULL, NULL},
+      {WIRE_MAX_REPLICAS, WIRE_MAX_TIMEOUT_MS, 0, WIRE_RR_MAX, 7, NULL, NULL},
+      {WIRE_MAX_REPLICAS + 1, 0, 0, 0, 7, "opts.r: 65", NULL},
+      {WIRE_LEVEL_MIN - 1, 0, 0, 0, 7, "opts.r: -9", NULL},
+      {(int64_t)INT32_MAX + 1, 0, 0, 0, 7, "opts.r", NULL},
+      {0, WIRE_MAX_TIMEOUT_MS + 1, 0, 0, 7, "timeout_ms", NULL},
+      {0, (uint64_t)UINT32_MAX + 1, 0, 0, 7, "timeout_ms", NULL},
+      {0, 0, -1, 0, 7, "opts.sloppy: expected bool", NULL},
+      {0, 0, 0, WIRE_RR_MAX + 1, 7, "read_repair", NULL},
+      {0, 0, 0, 256, 7, "read_repair", NULL},
+      /* Version 4: the client's datacenter, 1..64 bytes of text. */
+      {WIRE_LOCAL_QUORUM, 0, 0, 0, 8, NULL, "dc2"},
+      {0, 0, 0, 0, 8, "opts.dc: expected str", NULL},
+      {0, 0, 0, 0, 8, "opts.dc: empty", ""},
+      {0, 0, 0, 0, 8, "exceeds the limit of 64",
+       "a-datacenter-name-of-sixty-five-bytes-which-is-one-more-than-64!!"},
+      {0, 0, 0, 0, 9, "9 entries, expected 7 or 8", "dc2"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pack_get_with_opts(&sb, cases[i].r, cases[i].tmo, cases[i].sloppy,
-                       cases[i].rr, cases[i].nopts);
+                       cases[i].rr, cases[i].nopts, cases[i].dc);
     if (cases[i].msg) {
       expect_malformed(&sb, cases[i].msg, cases[i].msg);
     } else {
@@ -593,6 +609,9 @@ static void decoder_checks_options(void **state) {
       if (rc)
         fail_msg("case %zu: %s", i, err);
       assert_int_equal(d.get.opts.r, cases[i].r);
+      size_t dl = cases[i].dc ? strlen(cases[i].dc) : 0;
+      assert_int_equal(d.get.opts.dc.len, dl);
+      assert_true(dl == 0 || memcmp(d.get.opts.dc.ptr, cases[i].dc, dl) == 0);
     }
     msgpack_sbuffer_destroy(&sb);
   }
@@ -957,8 +976,9 @@ static void hello_check_decides_and_replies(void **state) {
       {1, "prod", WIRE_ROLE_PEER, 9, 3, CHORUS_OK, ""},
       {2, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
       {3, "prod", WIRE_ROLE_PEER, 9, 3, CHORUS_OK, ""},
-      {4, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
-       "protocol version 4 not supported; this node speaks 1..3"},
+      {4, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
+      {5, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
+       "protocol version 5 not supported; this node speaks 1..4"},
       {0, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION, "version 0"},
       {1, "staging", WIRE_ROLE_CLIENT, 0, 3, CHORUS_ECLUSTER,
        "cluster name (7 bytes) does not match this node's cluster \"prod\""},
@@ -1128,6 +1148,39 @@ static void replies_for_version_two_lose_names(void **state) {
 
 /* The cluster metadata messages: their bytes, what the encoder refuses, and
  * the member limit on both sides. */
+/* A request forwarded to a peer of version 3 loses the client's datacenter
+ * (that peer would close the connection on an 8th option); from version 4
+ * on it is carried, and it round-trips. */
+static void requests_for_version_three_lose_the_dc(void **state) {
+  (void)state;
+  struct wire_msg m = {.type = WIRE_PUT, .request_id = 5};
+  m.put.key = (struct wire_bytes){(const uint8_t *)"k", 1};
+  m.put.value = (struct wire_bytes){(const uint8_t *)"v", 1};
+  m.put.opts.w = WIRE_LOCAL_QUORUM;
+  m.put.opts.dc = (struct wire_bytes){(const uint8_t *)"dc2", 3};
+  struct wire_msg out;
+  char text[CHORUS_ERRMSG_SIZE];
+  assert_false(wire_reply_for(&m, WIRE_PROTOCOL_CLIENT_DC, &out, text));
+  assert_true(wire_reply_for(&m, WIRE_PROTOCOL_CLIENT_DC - 1, &out, text));
+  assert_int_equal(out.type, WIRE_PUT);
+  assert_int_equal(out.put.opts.dc.len, 0);
+  assert_int_equal(out.put.opts.w, WIRE_LOCAL_QUORUM);
+  assert_int_equal(m.put.opts.dc.len, 3); /* the original is untouched */
+  uint8_t buf[256];
+  size_t n7 = 0, n8 = 0;
+  assert_int_equal(wire_encode(&out, buf, sizeof buf, &n7, NULL), CHORUS_OK);
+  assert_int_equal(wire_encode(&m, buf, sizeof buf, &n8, NULL), CHORUS_OK);
+  assert_int_equal(n8, n7 + 4); /* fixstr header and "dc2" */
+  struct wire_msg d;
+  assert_int_equal(wire_decode(buf + 4, n8 - 4, &peer, &d, NULL), CHORUS_OK);
+  assert_int_equal(d.put.opts.dc.len, 3);
+  assert_memory_equal(d.put.opts.dc.ptr, "dc2", 3);
+  /* Other requests and replies pass unchanged. */
+  struct wire_msg g = {.type = WIRE_GET, .request_id = 6};
+  g.get.key = m.put.key;
+  assert_false(wire_reply_for(&g, 1, &out, text));
+}
+
 static void cluster_messages_on_the_wire(void **state) {
   (void)state;
   size_t len;
@@ -1430,6 +1483,7 @@ int main(void) {
       cmocka_unit_test(hello_check_decides_and_replies),
       cmocka_unit_test(replies_for_version_one),
       cmocka_unit_test(replies_for_version_two_lose_names),
+      cmocka_unit_test(requests_for_version_three_lose_the_dc),
       cmocka_unit_test(cluster_messages_on_the_wire),
       cmocka_unit_test(error_reply_and_names),
       cmocka_unit_test(schema_is_sorted),

@@ -87,7 +87,8 @@ static void gen_opts(struct wire_gen *g, enum wire_gen_mode mode,
     *o = (struct wire_options){WIRE_MAX_REPLICAS,   WIRE_EACH_QUORUM,
                                WIRE_MAX_REPLICAS,   WIRE_LEVEL_MIN,
                                WIRE_MAX_TIMEOUT_MS, true,
-                               WIRE_RR_MAX};
+                               WIRE_RR_MAX,         {NULL, 0}};
+    o->dc = bytes_of(g, WIRE_MAX_LABEL);
     return;
   }
   int32_t *lv[4] = {&o->r, &o->w, &o->pr, &o->pw};
@@ -96,6 +97,8 @@ static void gen_opts(struct wire_gen *g, enum wire_gen_mode mode,
   o->timeout_ms = (uint32_t)pick_uint(g, mode, WIRE_MAX_TIMEOUT_MS);
   o->sloppy = chorus_prng_chance(&g->prng, 0.5);
   o->read_repair = (uint8_t)pick_uint(g, mode, WIRE_RR_MAX);
+  if (chorus_prng_chance(&g->prng, 0.5)) /* version 4: a client's dc */
+    o->dc = bytes_of(g, pick_len(g, mode, 1, WIRE_MAX_LABEL));
 }
 
 static size_t pick_count(struct wire_gen *g, enum wire_gen_mode mode,
