@@ -312,6 +312,23 @@ static bool keeper_pulls(const struct repl *r, chorus_node_id from,
   return false;
 }
 
+/* ahead_pull: whether @m is a STREAM_PULL at an epoch this node has not
+ * reached. repl__on_stream_pull answers it ESTALE (the puller asks again
+ * shortly), restoring or not: a restoring node behind the puller cannot
+ * tell whether it is restoring still at the puller's epoch, and its
+ * refusal as restoring makes the puller take it for lost for every range
+ * it gives up in the change (core_stream.c, lost_from), pulled instead
+ * from the other replicas in turn. change_sim "join 2 dcs" seed 57: the
+ * FINISH of n5's REPLACE (epoch 9) was followed at once by n3's JOIN
+ * (epoch 10); n3 applied both 4 ms before n5 did, n5's refusal as
+ * restoring sent n3 to the fallback for all of n5's ranges across the
+ * WAN, where n5, in n3's datacenter, would have served them a moment
+ * later, and the founding did not finish within 60 s of the heal. */
+static bool ahead_pull(const struct repl *r, const struct wire_msg *m) {
+  return m->type == WIRE_STREAM_PULL && r->ring != NULL &&
+         ring_snapshot_version(r->ring) < m->stream_pull.epoch;
+}
+
 int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall, const struct repl_effects *fx) {
   repl__tick(r, now, wall);
@@ -324,8 +341,9 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     break;
   case WIRE_REPLICA_READ:
   case WIRE_STREAM_PULL:
-    if (r->restoring && (m->type == WIRE_REPLICA_READ ||
-                         (!sole_holder(r) && !keeper_pulls(r, from, m)))) {
+    if (r->restoring &&
+        (m->type == WIRE_REPLICA_READ ||
+         (!sole_holder(r) && !keeper_pulls(r, from, m) && !ahead_pull(r, m)))) {
       struct wire_msg e;
       wire_error_reply(&e, m->request_id, CHORUS_EUNAVAILABLE,
                        "this node is restoring its data (a replaced disk)");

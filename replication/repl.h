@@ -360,7 +360,10 @@ void repl_set_ring(struct repl *r, const struct ring_snapshot *ring);
  * hints (they are data it must hold). A STREAM_PULL is served all the
  * same when no other node of its ring is normal or leaving: nobody else
  * can hold the range, and the puller's change must finish before this
- * node's REPLACE may begin. */
+ * node's REPLACE may begin. One at an epoch this node has not reached is
+ * answered CHORUS_ESTALE, restoring or not: at that epoch its REPLACE may
+ * have finished (a refusal as restoring makes the puller take it for
+ * lost, core_stream.c). */
 void repl_set_restoring(struct repl *r, bool restoring);
 
 /* ------------------------------------------------------------------------

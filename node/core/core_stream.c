@@ -95,8 +95,23 @@ static void drop_plan(struct core__stream *s) {
   *s = (struct core__stream){.stats = keep, .next_req = next_req};
 }
 
-static int add_range(struct core__stream *s, chorus_token first,
-                     chorus_token last, const struct ring_move *m) {
+/* A range, and a span pulled from the live replicas as one piece
+ * (span_end), holds at most 1/SPAN_SHARE of the ring's pieces: a crash
+ * resumes a span from its start (request_sync), so a span of the whole
+ * ring (a replaced disk in a 3-node cluster is one range of it:
+ * meta_state.c, merge_self_moves) would pull everything again. 3 nodes of
+ * 1,024 vnodes: 16 spans of 192 pieces, ~34 pulls for 20,000 keys where
+ * one range a piece pulled 2,094 (and spans of 64 pieces 98). And the
+ * lanes share out ranges, not the pieces of one: a replaced disk's plan
+ * of two ranges (the whole ring, cut at the end of the token space) was
+ * pulled by one lane, span after span, each from every live replica in
+ * turn (change_sim "join 2 dcs" seed 57: 144 pulls across the WAN, 42 s
+ * for 14 keys, and the founding did not finish within 60 s of the heal);
+ * cut into ranges of 1/SPAN_SHARE of the ring, every lane pulls. */
+#define SPAN_SHARE 16
+
+static int add_one(struct core__stream *s, chorus_token first,
+                   chorus_token last, const struct ring_move *m) {
   struct core__range *g = chorus_grow(s->ranges, &s->cap, s->n, sizeof *g, 16);
   if (g == NULL)
     return CHORUS_ENOMEM;
@@ -104,6 +119,45 @@ static int add_range(struct core__stream *s, chorus_token first,
   s->ranges[s->n++] =
       (struct core__range){first, last, m->from, m->has_from, false};
   return CHORUS_OK;
+}
+
+/* first_token: the index of @ring's first token >= @pos: the piece
+ * holding @pos ends there (the token count when none does: @pos is in
+ * the piece that wraps past the end of the token space). */
+static size_t first_token(const struct ring_snapshot *ring, chorus_token pos) {
+  size_t n = ring_snapshot_token_count(ring), lo = 0, hi = n, owner;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ring_snapshot_token(ring, mid, &owner) < pos)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* add_range: [first, last] of move @m, cut into ranges of at most
+ * (count / SPAN_SHARE + 1) pieces of the change's ring (SPAN_SHARE says
+ * why). Most ranges of a join or a decommission are a piece or a few
+ * (ring_diff merges adjacent ones with the same giver) and are not cut;
+ * a replaced disk's merged ones are, and a small cluster's. */
+static int add_range(struct core__stream *s, chorus_token first,
+                     chorus_token last, const struct ring_move *m) {
+  if (s->ring_now == NULL)
+    return add_one(s, first, last, m);
+  size_t owner, nt = ring_snapshot_token_count(s->ring_now);
+  size_t most = nt / SPAN_SHARE + 1;
+  for (size_t i = first_token(s->ring_now, first) + most - 1; i < nt;
+       i += most) {
+    chorus_token t = ring_snapshot_token(s->ring_now, i, &owner);
+    if (t >= last)
+      break;
+    int rc = add_one(s, first, t, m);
+    if (rc != CHORUS_OK)
+      return rc;
+    first = t + 1;
+  }
+  return add_one(s, first, last, m);
 }
 
 /* lane_take: @l (no pull in flight) takes the next range no lane has
@@ -234,15 +288,10 @@ static int plan(struct core *c, const struct meta_state *ms) {
  * replicas). */
 static chorus_token piece_end(const struct ring_snapshot *ring,
                               chorus_token pos) {
-  size_t n = ring_snapshot_token_count(ring), lo = 0, hi = n, owner;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ring_snapshot_token(ring, mid, &owner) < pos)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < n ? ring_snapshot_token(ring, lo, &owner) : UINT64_MAX;
+  size_t i = first_token(ring, pos), owner;
+  return i < ring_snapshot_token_count(ring)
+             ? ring_snapshot_token(ring, i, &owner)
+             : UINT64_MAX;
 }
 
 /* candidates: the natural replicas of the piece of @ring holding @t but
@@ -274,14 +323,6 @@ static bool same_set(const chorus_node_id *a, int na, const chorus_node_id *b,
   }
   return true;
 }
-
-/* A span holds at most 1/SPAN_SHARE of the ring's pieces: a crash
- * resumes a span from its start (request_sync), so a span of the whole
- * ring (a replaced disk in a 3-node cluster is one range of it:
- * meta_state.c, merge_self_moves) would pull everything again. 3 nodes of
- * 1,024 vnodes: 16 spans of 192 pieces, ~34 pulls for 20,000 keys where
- * one range a piece pulled 2,094 (and spans of 64 pieces 98). */
-#define SPAN_SHARE 16
 
 /* span_end: the last token of the span pulled as one piece from @first,
  * at most @last: the ring's pieces that follow one another from @first

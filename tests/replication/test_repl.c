@@ -1878,6 +1878,33 @@ static void stream_restoring_serves_when_sole_holder(void **state) {
   teardown_all();
 }
 
+/* A restoring node behind the puller's epoch answers STREAM_PULL with
+ * ESTALE (asked again shortly), not as restoring: at that epoch its
+ * REPLACE may have finished, and a refusal as restoring makes the puller
+ * take it for lost for every range it gives up (core_stream.c, lost_from;
+ * change_sim "join 2 dcs" seed 57). At its own epoch it refuses. */
+static void stream_restoring_behind_answers_stale(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  assert_int_equal(put(0, "k", "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+  pump();
+  repl_set_restoring(H.nodes[1].repl, true);
+  struct wire_msg m;
+  uint8_t *frame;
+  pull_as(0, 1, ring_snapshot_version(H.ring) + 1, 0, UINT64_MAX, NULL,
+          1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_ESTALE);
+  wire_msg_free(&m);
+  test_free(frame);
+  expect_whole_pull(0, 1, CHORUS_EUNAVAILABLE, 0);
+  /* Done restoring, it serves the pull (the puller's retry). */
+  repl_set_restoring(H.nodes[1].repl, false);
+  expect_whole_pull(0, 1, CHORUS_OK, 2); /* "k" and its object */
+  teardown_all();
+}
+
 /* A restoring node that leaves serves STREAM_PULL to a node that keeps the
  * range (a decommission below N: meta_state.c kept_moves), which has
  * nobody else to ask, and still refuses one that would gain it (change_sim
@@ -3390,6 +3417,7 @@ int main(void) {
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(stream_restoring_serves_when_sole_holder),
       cmocka_unit_test(stream_restoring_leaver_serves_keeper),
+      cmocka_unit_test(stream_restoring_behind_answers_stale),
       cmocka_unit_test(stream_keeps_its_read_across_pulls),
       cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
