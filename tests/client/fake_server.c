@@ -182,7 +182,7 @@ static void object_report(const struct object *o, uint8_t *flags,
 /* The toy's contexts are kv contexts only: a real node answers counter and
  * set writes with an empty context, and its set contexts (SET_REPLY) are
  * ORSWOT contexts the toy cannot mint. Client behaviour that depends on a
- * set context is tested against a real chorusd (tests/client/test_real.c);
+ * set context is tested against a real chorusd (tests/client/test_cluster.c);
  * the toy hands out none, so no test here can pass on it (issue 21). */
 static void reply_write(struct conn *k, uint64_t id, const struct object *o) {
   uint8_t ctx[8];

@@ -345,7 +345,7 @@ static void test_counter_and_set(void **state) {
   RUN(&r, true, "srem", "tags", "green");
   expect(&r, 0, "ok");
   /* The members, then the context (the fake's sets have none: a real
-   * node's are tested in test_client_node.c). */
+   * node's are tested in test_cluster.c). */
   RUN(&r, true, "smembers", "tags");
   expect(&r, 0, NULL);
   assert_string_equal(r.out, "red\nblue\ncontext: \n");
