@@ -42,12 +42,17 @@ static const char usage_text[] =
     "context;\n"
     "                                a counter's value; a set's members\n"
     "  del KEY [--context CTX] [-w N | -c LEVEL]\n"
+    "                                without --context: reads the key first\n"
+    "                                and deletes the siblings it saw\n"
     "  incr KEY [DELTA]              add DELTA (default 1) to a counter\n"
     "  sadd KEY MEMBER...            add members to a set (a MEMBER \"-\" is\n"
     "                                read from standard input; --value-file\n"
     "                                FILE adds one more, up to 64 KiB each)\n"
-    "  srem KEY MEMBER...            remove members from a set (same forms)\n"
-    "  smembers KEY                  the members of a set\n"
+    "  srem KEY MEMBER... [--context CTX]\n"
+    "                                remove members from a set (same forms):\n"
+    "                                with CTX from smembers, only the adds\n"
+    "                                that read saw (a concurrent add stays)\n"
+    "  smembers KEY                  the members of a set, then the context\n"
     "  status                        every member: name, state, address, dc,\n"
     "                                rack, incarnation, clock offset, hints\n"
     "  repair status [--range R]     this node's anti-entropy: totals; per\n"
@@ -560,6 +565,13 @@ static int print_write(const struct cli *cl, const struct chorus_result *res) {
   return 0;
 }
 
+/* "context: HEX" after a read's list (kv siblings, set members). */
+static void print_context(const struct chorus_result *res) {
+  printf("context: ");
+  print_hex(res->context.ptr, res->context.len);
+  putchar('\n');
+}
+
 /* get: GET, and on ETYPE the counter, then the set (the key's type is
  * fixed at its first write, so one of the three answers). */
 static int cmd_get(struct chorus_client *c, const struct cli *cl) {
@@ -577,9 +589,7 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
       printf("}\n");
     } else {
       print_list(cl, "values", &res);
-      printf("context: ");
-      print_hex(res.context.ptr, res.context.len);
-      putchar('\n');
+      print_context(&res);
       if (res.nvalues == 0)
         fprintf(stderr, "chorus: %s: not found\n", key);
     }
@@ -612,6 +622,7 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
       printf("}\n");
     } else {
       print_list(cl, "members", &res);
+      print_context(&res);
     }
     chorus_result_free(&res);
     return 0;
@@ -995,6 +1006,23 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   } else if (strcmp(cmd, "del") == 0) {
     if ((rc = need_args(cl, 1, 1, "del KEY [--context CTX]")) != 0)
       goto out;
+    if (cl->context_hex == NULL) {
+      /* A node refuses a delete that names nothing (an empty context,
+       * docs/PROTOCOL.md): read first, at the request's levels, and
+       * delete the siblings that read saw. */
+      if (chorus_get(c, key, strlen(key), &cl->opts, &res) != CHORUS_OK) {
+        rc = fail(&res);
+        goto out;
+      }
+      if (res.context.len > 0 &&
+          (ctx = chorus_memdup(res.context.ptr, res.context.len)) == NULL) {
+        fprintf(stderr, "chorus: out of memory\n");
+        rc = 1;
+        goto out;
+      }
+      ctx_len = res.context.len;
+      chorus_result_free(&res);
+    }
     chorus_delete(c, key, strlen(key), ctx, ctx_len, &cl->opts, &res);
   } else if (strcmp(cmd, "incr") == 0) {
     if ((rc = need_args(cl, 1, 2, "incr KEY [DELTA]")) != 0)
@@ -1016,7 +1044,8 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     bool add = cmd[1] == 'a';
     if ((rc = need_args(cl, cl->value_file ? 1 : 2, -1,
                         add ? "sadd KEY MEMBER... [--value-file FILE]"
-                            : "srem KEY MEMBER... [--value-file FILE]")) != 0)
+                            : "srem KEY MEMBER... [--value-file FILE] "
+                              "[--context CTX]")) != 0)
       goto out;
     /* Members as given; "-" is standard input, --value-file one more. */
     struct chorus_bytes members[65];
@@ -1065,6 +1094,7 @@ static int run(struct chorus_client *c, const struct cli *cl) {
         printf("}\n");
       } else {
         print_list(cl, "members", &res);
+        print_context(&res);
       }
       rc = 0;
       goto out;

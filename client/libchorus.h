@@ -271,7 +271,9 @@ struct chorus_result {
   size_t nvalues;
   struct chorus_bytes *values;
   /* get, set read, and every write: the causal context (opaque; empty when
-   * the node returned none). */
+   * the node returned none: counter and set writes). A get's context goes
+   * back with chorus_put or chorus_delete, a set read's with
+   * chorus_set_remove; the two kinds are not interchangeable. */
   struct chorus_bytes context;
   /* get and every write, from a node that speaks protocol version 2 (all
    * zero from older nodes): what the node says of the object under the
@@ -419,7 +421,10 @@ int chorus_put(struct chorus_client *c, const void *key, size_t key_len,
                size_t context_len, const struct chorus_opts *opts,
                struct chorus_result *res);
 
-/* chorus_delete: writes a tombstone over what @context saw. */
+/* chorus_delete: writes a tombstone over what @context (a chorus_get's)
+ * saw. An empty context would cover nothing: the node refuses it with
+ * CHORUS_EINVAL ("delete needs a context: read the key first"), nothing
+ * written; read first, at the level you need (`chorus del KEY` does). */
 int chorus_delete(struct chorus_client *c, const void *key, size_t key_len,
                   const void *context, size_t context_len,
                   const struct chorus_opts *opts, struct chorus_result *res);
@@ -440,15 +445,22 @@ int chorus_set_add(struct chorus_client *c, const void *key, size_t key_len,
                    const struct chorus_bytes *members, size_t n,
                    const struct chorus_opts *opts, struct chorus_result *res);
 
-/* chorus_set_remove: removes @n members; @context (may be empty) names the
- * adds observed (add-wins: a concurrent add survives). */
+/* chorus_set_remove: removes @n members. With the @context of a
+ * chorus_set_members, only the adds that read saw go: an add concurrent
+ * with or after it survives (add wins), and so does one the read saw that
+ * has not reached the coordinating node yet. With an empty context, the
+ * adds the coordinating node holds go (docs/PROTOCOL.md, SET_REMOVE).
+ * Errors: CHORUS_EMALFORMED (a context that is not a set read's), and as
+ * above. */
 int chorus_set_remove(struct chorus_client *c, const void *key, size_t key_len,
                       const struct chorus_bytes *members, size_t n,
                       const void *context, size_t context_len,
                       const struct chorus_opts *opts,
                       struct chorus_result *res);
 
-/* chorus_set_members: the members (values) and context of set @key. */
+/* chorus_set_members: the members (values) and the set's causal context
+ * (context) of set @key. Errors: CHORUS_ETOOBIG for a set whose context is
+ * over 64 KiB (never cut: docs/PROTOCOL.md, SET_REPLY), and as above. */
 int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
                        const struct chorus_opts *opts,
                        struct chorus_result *res);

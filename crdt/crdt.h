@@ -167,6 +167,19 @@ int crdt_ctx_join(struct crdt_ctx *dst, const struct crdt_ctx *src);
 struct crdt_dot crdt_ctx_next(const struct crdt_ctx *c, chorus_node_id node);
 bool crdt_ctx_equal(const struct crdt_ctx *a, const struct crdt_ctx *b);
 
+/* Codec. Layout: [version][array(2): vv body, array(2k) cloud dots (node,
+ * counter, ...)], the same two fields a set's encoding opens with; the
+ * cloud strictly ascending and canonical (no dot covered by or contiguous
+ * with the vv). The client-facing causal context of a `set` read (SET_REPLY)
+ * and of a set remove (SET_REMOVE) is this encoding. */
+size_t crdt_ctx_encoded_size(const struct crdt_ctx *c);
+int crdt_ctx_encode(const struct crdt_ctx *c, uint8_t *buf, size_t cap,
+                    size_t *written);
+/* crdt_ctx_decode: @out is initialised by the call (nothing to free on
+ * error). Errors: CHORUS_EMALFORMED, CHORUS_EVERSION, CHORUS_ENOMEM. */
+int crdt_ctx_decode(struct crdt_ctx *out, const uint8_t *buf, size_t len,
+                    char *errmsg);
+
 /* ========================================================================
  * Dotted version vector sets: the `kv` multi-value register
  *
@@ -595,6 +608,18 @@ int orset_add(struct orset *s, chorus_node_id node, const void *elem,
  * Errors: CHORUS_ENOMEM (nothing changed). */
 int orset_remove(struct orset *s, const void *elem, size_t len,
                  struct orset *delta, bool *removed);
+/* orset_remove_seen: the observed-remove of a client that read the set
+ * with causal context @seen: drops only the dots of @elem that @seen
+ * covers, the adds that reader saw. An add @seen does not cover happened
+ * concurrently with (or after) that read, and survives: add wins. The
+ * element goes when no dot is left; *@removed (may be NULL) says so.
+ * @s's context is unchanged (it held the dropped dots already), so a join
+ * with a replica that still has them drops them there too. @delta (may be
+ * NULL) as in orset_remove: the dropped dots as context, no element.
+ * Errors: CHORUS_ENOMEM (nothing changed). */
+int orset_remove_seen(struct orset *s, const void *elem, size_t len,
+                      const struct crdt_ctx *seen, struct orset *delta,
+                      bool *removed);
 int orset_join(struct orset *dst, const struct orset *src);
 bool orset_contains(const struct orset *s, const void *elem, size_t len);
 static inline uint32_t orset_size(const struct orset *s) {

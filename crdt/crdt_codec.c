@@ -163,14 +163,26 @@ static int body_lww(msgpack_packer *pk, const void *x) {
   return r->present ? pack_bin(pk, r->value, r->len) : msgpack_pack_nil(pk);
 }
 
+/* A causal context's two fields, shared by the set and the context alone:
+ * the vv body, then the cloud's dots (node, counter, ...). */
+static int ctx_fields(msgpack_packer *pk, const struct crdt_ctx *c) {
+  if (body_vv(pk, &c->vv) != 0 ||
+      msgpack_pack_array(pk, (size_t)c->ncloud * 2) != 0)
+    return -1;
+  for (uint32_t i = 0; i < c->ncloud; i++)
+    if (pack_dot(pk, c->cloud[i]) != 0)
+      return -1;
+  return 0;
+}
+
+static int body_ctx(msgpack_packer *pk, const void *x) {
+  return msgpack_pack_array(pk, 2) != 0 ? -1 : ctx_fields(pk, x);
+}
+
 static int body_orset(msgpack_packer *pk, const void *x) {
   const struct orset *s = x;
-  if (msgpack_pack_array(pk, 3) != 0 || body_vv(pk, &s->ctx.vv) != 0 ||
-      msgpack_pack_array(pk, (size_t)s->ctx.ncloud * 2) != 0)
+  if (msgpack_pack_array(pk, 3) != 0 || ctx_fields(pk, &s->ctx) != 0)
     return -1;
-  for (uint32_t i = 0; i < s->ctx.ncloud; i++)
-    if (pack_dot(pk, s->ctx.cloud[i]) != 0)
-      return -1;
   if (msgpack_pack_array(pk, (size_t)s->n * 2) != 0)
     return -1;
   for (uint32_t i = 0; i < s->n; i++) {
@@ -243,6 +255,15 @@ int orset_encode(const struct orset *s, uint8_t *buf, size_t cap,
                  size_t *written) {
   assert(crdt__orset_valid(s));
   return encode(body_orset, s, buf, cap, written);
+}
+size_t crdt_ctx_encoded_size(const struct crdt_ctx *c) {
+  assert(crdt__ctx_valid(c));
+  return encoded_size(body_ctx, c);
+}
+int crdt_ctx_encode(const struct crdt_ctx *c, uint8_t *buf, size_t cap,
+                    size_t *written) {
+  assert(crdt__ctx_valid(c));
+  return encode(body_ctx, c, buf, cap, written);
 }
 
 /* ------------------------------------------------------------------------
@@ -352,7 +373,9 @@ static int rd_array(struct rd *r, uint32_t *n, size_t min_bytes,
 
 /* An exact array length. */
 static int rd_tuple(struct rd *r, uint32_t want, const char *what) {
-  uint32_t n;
+  /* Set on success only; zeroed because gcc -O3 cannot always see that
+   * (it warned once crdt_ctx_decode became a third inliner). */
+  uint32_t n = 0;
   int rc = rd_array(r, &n, 1, what);
   if (rc == CHORUS_OK && n != want)
     return rd_fail(r, "%s: expected %u fields, got %u", what, want, n);
@@ -646,6 +669,51 @@ int lww_decode(struct lww *out, const uint8_t *buf, size_t len, char *errmsg) {
   return CHORUS_OK;
 }
 
+/* A causal context's two fields (ctx_fields) into an initialised (empty)
+ * @c, in canonical form only; @what names the owner in errors. */
+static int rd_ctx_fields(struct rd *r, struct crdt_ctx *c, const char *what) {
+  uint32_t n;
+  int rc;
+  if ((rc = rd_vv(r, &c->vv, CRDT_EVENT_MAX, what)) != CHORUS_OK ||
+      (rc = rd_array(r, &n, 1, what)) != CHORUS_OK)
+    return rc;
+  if (n % 2)
+    return rd_fail(r, "%s cloud: odd array length %u", what, n);
+  if (crdt__grow((void **)&c->cloud, &c->capcloud, n / 2, sizeof *c->cloud) !=
+      CHORUS_OK)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < n / 2; i++) {
+    struct crdt_dot d;
+    if ((rc = rd_dot(r, &d, what)) != CHORUS_OK)
+      return rc;
+    if (i > 0 && crdt__dot_cmp(c->cloud[i - 1], d) >= 0)
+      return rd_fail(r, "%s cloud: dots not strictly ascending", what);
+    /* Canonical form: a cloud dot is neither covered by nor contiguous
+     * with the vv (it would have been compacted). */
+    if (d.counter <= vv_get(&c->vv, d.node) + 1)
+      return rd_fail(r, "%s cloud: dot (%016llx, %llu) not compacted", what,
+                     (unsigned long long)d.node, (unsigned long long)d.counter);
+    c->cloud[c->ncloud++] = d;
+  }
+  return CHORUS_OK;
+}
+
+int crdt_ctx_decode(struct crdt_ctx *out, const uint8_t *buf, size_t len,
+                    char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  crdt_ctx_init(out);
+  int rc;
+  if ((rc = rd_version(&r, "context")) != CHORUS_OK ||
+      (rc = rd_tuple(&r, 2, "context")) != CHORUS_OK ||
+      (rc = rd_ctx_fields(&r, out, "context")) != CHORUS_OK ||
+      (rc = rd_end(&r, "context")) != CHORUS_OK) {
+    crdt_ctx_free(out);
+    return rc;
+  }
+  assert(crdt__ctx_valid(out));
+  return CHORUS_OK;
+}
+
 int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
                  char *errmsg) {
   struct rd r = {buf, buf, buf + len, errmsg};
@@ -654,35 +722,8 @@ int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
   int rc;
   if ((rc = rd_version(&r, "set")) != CHORUS_OK ||
       (rc = rd_tuple(&r, 3, "set")) != CHORUS_OK ||
-      (rc = rd_vv(&r, &out->ctx.vv, CRDT_EVENT_MAX, "set vv")) != CHORUS_OK ||
-      (rc = rd_array(&r, &n, 1, "set cloud")) != CHORUS_OK)
+      (rc = rd_ctx_fields(&r, &out->ctx, "set context")) != CHORUS_OK)
     goto err_after_init;
-  if (n % 2) {
-    rc = rd_fail(&r, "set cloud: odd array length %u", n);
-    goto err_after_init;
-  }
-  if (crdt__grow((void **)&out->ctx.cloud, &out->ctx.capcloud, n / 2,
-                 sizeof *out->ctx.cloud) != CHORUS_OK) {
-    rc = CHORUS_ENOMEM;
-    goto err_after_init;
-  }
-  for (uint32_t i = 0; i < n / 2; i++) {
-    struct crdt_dot d;
-    if ((rc = rd_dot(&r, &d, "set cloud dot")) != CHORUS_OK)
-      goto err_after_init;
-    if (i > 0 && crdt__dot_cmp(out->ctx.cloud[i - 1], d) >= 0) {
-      rc = rd_fail(&r, "set cloud: dots not strictly ascending");
-      goto err_after_init;
-    }
-    /* Canonical form: a cloud dot is neither covered by nor contiguous
-     * with the vv (it would have been compacted). */
-    if (d.counter <= vv_get(&out->ctx.vv, d.node) + 1) {
-      rc = rd_fail(&r, "set cloud: dot (%016llx, %llu) not compacted",
-                   (unsigned long long)d.node, (unsigned long long)d.counter);
-      goto err_after_init;
-    }
-    out->ctx.cloud[out->ctx.ncloud++] = d;
-  }
   if ((rc = rd_array(&r, &n, 2, "set elements")) != CHORUS_OK)
     goto err_after_init;
   if (n % 2) {

@@ -195,34 +195,88 @@ err_after_delta:
   return CHORUS_ENOMEM;
 }
 
-int orset_remove(struct orset *s, const void *elem, size_t len,
-                 struct orset *delta, bool *removed) {
+/* Whether a remove with @seen (NULL: this replica's own view, every dot)
+ * drops dot @d. */
+static bool seen_covers(const struct crdt_ctx *seen, struct crdt_dot d) {
+  return seen == NULL || crdt_ctx_covers(seen, d);
+}
+
+/* The one remove: drops @elem's dots that @seen covers (all when NULL);
+ * the element goes with its last dot. */
+static int remove_dots(struct orset *s, const void *elem, size_t len,
+                       const struct crdt_ctx *seen, struct orset *delta,
+                       bool *removed) {
   assert(delta != s);
   if (removed)
     *removed = false;
   bool found = false;
   uint32_t i = len > ORSET_ELEM_MAX ? 0 : elem_find(s, elem, len, &found);
+  struct orset_elem *e = found ? &s->e[i] : NULL;
+  uint32_t ngone = 0;
+  for (uint32_t k = 0; e != NULL && k < e->ndots; k++)
+    ngone += seen_covers(seen, e->dots[k]);
+  bool whole = e != NULL && ngone == e->ndots;
+
+  /* Everything fallible first: the split of a partly seen element's dots
+   * (what goes into the delta, what stays), and the delta. */
+  struct crdt_dot *gone = whole ? e->dots : NULL, *keep = NULL;
+  if (e != NULL && !whole && ngone > 0) {
+    gone = chorus_malloc(ngone * sizeof *gone);
+    keep = chorus_malloc((e->ndots - ngone) * sizeof *keep);
+    if (gone == NULL || keep == NULL)
+      goto err_after_split;
+    for (uint32_t k = 0, g = 0, n = 0; k < e->ndots; k++) {
+      if (seen_covers(seen, e->dots[k]))
+        gone[g++] = e->dots[k];
+      else
+        keep[n++] = e->dots[k];
+    }
+  }
   struct orset t;
   struct crdt_dot none = {0, 0};
-  if (delta &&
-      delta_build(&t, found ? s->e[i].dots : NULL, found ? s->e[i].ndots : 0,
-                  none, NULL, 0) != CHORUS_OK)
-    return CHORUS_ENOMEM;
-  if (found) {
+  if (delta && delta_build(&t, gone, ngone, none, NULL, 0) != CHORUS_OK)
+    goto err_after_split;
+
+  if (whole) {
     /* No tombstone: the context already holds the element's dots, so a
      * join with a replica that still has them drops them. */
-    crdt__orset_elem_free(&s->e[i]);
+    crdt__orset_elem_free(e);
     memmove(&s->e[i], &s->e[i + 1], (s->n - i - 1) * sizeof *s->e);
     s->n--;
     if (removed)
       *removed = true;
     assert(!orset_contains(s, elem, len));
+  } else if (keep != NULL) {
+    /* The adds the reader never saw stay (add wins); the context still
+     * covers the dropped ones, as above. */
+    chorus_free(e->dots);
+    e->dots = keep;
+    e->ndots -= ngone;
+    chorus_free(gone);
   }
   if (delta) {
     orset_free(delta);
     *delta = t;
   }
   return CHORUS_OK;
+
+err_after_split:
+  if (!whole)
+    chorus_free(gone);
+  chorus_free(keep);
+  return CHORUS_ENOMEM;
+}
+
+int orset_remove(struct orset *s, const void *elem, size_t len,
+                 struct orset *delta, bool *removed) {
+  return remove_dots(s, elem, len, NULL, delta, removed);
+}
+
+int orset_remove_seen(struct orset *s, const void *elem, size_t len,
+                      const struct crdt_ctx *seen, struct orset *delta,
+                      bool *removed) {
+  assert(seen != NULL);
+  return remove_dots(s, elem, len, seen, delta, removed);
 }
 
 /* The dots of one element after a join: those both sides have, and those

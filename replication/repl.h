@@ -96,8 +96,10 @@
  * The coordinating replica reads its own object and asks every other live
  * natural replica (REPLICA_READ), waits for r answers (itself included),
  * joins them and answers: kv siblings without tombstones plus the causal
- * context (GET_REPLY2, with the object's size and warnings); not found is
- * an empty answer, not an error. Read repair sends
+ * context (GET_REPLY2, with the object's size and warnings), a set's
+ * members plus its whole causal context (SET_REPLY; a SET_REMOVE with it
+ * drops only the adds it saw, repl_write.c); not found is an empty answer,
+ * not an error. Read repair sends
  * the joined object to each replica whose answer lacked something, and
  * joins it into the coordinator's own: `async` (the default) after
  * answering, also for answers that arrive later; `blocking` before

@@ -309,6 +309,28 @@ static int reply_get(struct repl *r, const struct crdt_obj *obj,
   return CHORUS_OK;
 }
 
+/* SET_REPLY's context: the joined set's whole causal context (crdt.h,
+ * crdt_ctx codec), so that a remove with it drops exactly the adds this
+ * read saw (orset_remove_seen). Never a part of it: a context that left
+ * dots out would make a remove spare adds the reader saw, and one that
+ * named more would remove adds it never saw. Over WIRE_MAX_CONTEXT (some
+ * thousands of actors) the read is refused: CHORUS_ETOOBIG, the reason in
+ * r->err. *@ctx is the caller's to free. */
+static int reply_set_ctx(struct repl *r, const struct orset *s,
+                         struct wire_msg *m, uint8_t **ctx) {
+  size_t n = crdt_ctx_encoded_size(&s->ctx), w = 0;
+  if (n > WIRE_MAX_CONTEXT)
+    return chorus_errf(r->err, CHORUS_ETOOBIG,
+                       "the set's causal context is %zu bytes, over the "
+                       "%u-byte context limit",
+                       n, WIRE_MAX_CONTEXT);
+  if ((*ctx = chorus_malloc(n)) == NULL)
+    return CHORUS_ENOMEM;
+  int rc = crdt_ctx_encode(&s->ctx, *ctx, n, &w);
+  m->set_reply.context = (struct wire_bytes){*ctx, w};
+  return rc;
+}
+
 /* The answer to a read from the joined object @obj (found or not). */
 static int reply_read(struct repl *r, const struct repl_effects *fx,
                       const struct repl_coord *c, const struct crdt_obj *obj,
@@ -343,6 +365,11 @@ static int reply_read(struct repl *r, const struct repl_effects *fx,
     for (uint32_t i = 0; i < s->n; i++)
       items[i] = (struct wire_bytes){s->e[i].data, s->e[i].len};
     m.set_reply.members = (struct wire_bytes_list){s->n, items};
+    rc = reply_set_ctx(r, s, &m, &ctx);
+    if (rc == CHORUS_ETOOBIG) {
+      chorus_free(items);
+      return repl__reply_error(r, fx, &c->origin, c->mtype, rc, "%s", r->err);
+    }
     break;
   }
   }

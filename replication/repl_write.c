@@ -43,6 +43,12 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
   case WIRE_DELETE: {
     bool put = m->type != WIRE_DELETE;
     const struct wire_bytes *c = put ? &m->put.context : &m->del.context;
+    /* A tombstone over an empty context covers nothing: it would delete
+     * nothing and answer OK (issue 21). The delete names what it deletes;
+     * the CLI reads first for a user who gave no context. */
+    if (!put && c->len == 0)
+      return chorus_errf(r->err, CHORUS_EINVAL,
+                         "delete needs a context: read the key first");
     hlc_time ts, expires;
     rc = kv_stamp(r, put ? m->put.ttl_ms : 0, wall, &ts, &expires);
     if (rc != CHORUS_OK)
@@ -82,12 +88,27 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
       rc = orset_add(&obj->u.set, a, m->set_add.members.items[i].ptr,
                      m->set_add.members.items[i].len, NULL);
     return rc;
-  case WIRE_SET_REMOVE:
-    /* Observed-remove at the coordinator: removes the adds it has seen. */
-    for (size_t i = 0; i < m->set_remove.members.n && rc == CHORUS_OK; i++)
-      rc = orset_remove(&obj->u.set, m->set_remove.members.items[i].ptr,
-                        m->set_remove.members.items[i].len, NULL, NULL);
+  case WIRE_SET_REMOVE: {
+    /* Observed-remove (crdt.h, ORSWOT): with the context of the client's
+     * read, the adds that read saw; an add it did not see survives (add
+     * wins). Without one, the adds this coordinator's copy holds. */
+    const struct wire_bytes *c = &m->set_remove.context;
+    struct crdt_ctx seen;
+    crdt_ctx_init(&seen);
+    if (c->len > 0 &&
+        (rc = crdt_ctx_decode(&seen, c->ptr, c->len, r->err)) != CHORUS_OK)
+      return rc == CHORUS_ENOMEM
+                 ? rc
+                 : chorus_errwrap(r->err, CHORUS_EMALFORMED, "context");
+    for (size_t i = 0; i < m->set_remove.members.n && rc == CHORUS_OK; i++) {
+      const struct wire_bytes *e = &m->set_remove.members.items[i];
+      rc = c->len > 0 ? orset_remove_seen(&obj->u.set, e->ptr, e->len, &seen,
+                                          NULL, NULL)
+                      : orset_remove(&obj->u.set, e->ptr, e->len, NULL, NULL);
+    }
+    crdt_ctx_free(&seen);
     return rc;
+  }
   default:
     return CHORUS_EINVAL;
   }

@@ -179,6 +179,11 @@ static void object_report(const struct object *o, uint8_t *flags,
   *flags = *siblings >= 2 ? WIRE_REPLY_SIBLINGS : 0;
 }
 
+/* The toy's contexts are kv contexts only: a real node answers counter and
+ * set writes with an empty context, and its set contexts (SET_REPLY) are
+ * ORSWOT contexts the toy cannot mint. Client behaviour that depends on a
+ * set context is tested against a real chorusd (tests/client/test_cluster.c);
+ * the toy hands out none, so no test here can pass on it (issue 21). */
 static void reply_write(struct conn *k, uint64_t id, const struct object *o) {
   uint8_t ctx[8];
   ctx_encode(o->version, ctx);
@@ -186,7 +191,7 @@ static void reply_write(struct conn *k, uint64_t id, const struct object *o) {
                                    ? WIRE_WRITE_REPLY2
                                    : WIRE_WRITE_REPLY,
                        .request_id = id};
-  r.write_reply.context = (struct wire_bytes){ctx, 8};
+  r.write_reply.context = (struct wire_bytes){ctx, o->type == 0 ? 8 : 0};
   object_report(o, &r.write_reply.flags, &r.write_reply.siblings,
                 &r.write_reply.bytes);
   send_msg(k, &r);
@@ -211,8 +216,7 @@ static void reply_list(struct conn *k, uint8_t type, uint64_t id,
     object_report(o, &r.get_reply.flags, &r.get_reply.siblings,
                   &r.get_reply.bytes);
   } else {
-    r.set_reply.members = list;
-    r.set_reply.context = context;
+    r.set_reply.members = list; /* no context: see reply_write */
   }
   send_msg(k, &r);
 }
@@ -369,6 +373,12 @@ static void serve(struct fake_server *f, struct conn *k,
       o->type = 0;
     if (want_type(f, k, id, o, 0) != 0)
       return;
+    if (!put && m->del.context.len == 0) {
+      /* As the node: an empty context covers nothing (issue 21). */
+      send_error(k, id, CHORUS_EINVAL,
+                 "delete needs a context: read the key first");
+      return;
+    }
     drop_seen(o, ctx_version(put ? m->put.context : m->del.context));
     o->version++;
     if (put) {
@@ -424,6 +434,12 @@ static void serve(struct fake_server *f, struct conn *k,
       o->type = 2;
     if (want_type(f, k, id, o, 2) != 0)
       return;
+    if (!add && m->set_remove.context.len > 0) {
+      /* The toy never handed one out (reply_write). */
+      send_error(k, id, CHORUS_ENOTSUP,
+                 "fake: set contexts are tested against a real node");
+      return;
+    }
     const struct wire_bytes_list *l =
         add ? &m->set_add.members : &m->set_remove.members;
     for (size_t i = 0; i < l->n; i++) {

@@ -302,6 +302,16 @@ static void test_put_get_context(void **state) {
   expect(&r, 0, "ok");
   RUN(&r, true, "get", "user", "--json");
   expect(&r, 0, "{\"found\":false,\"type\":\"kv\",\"values\":[]");
+  /* Without --context, del reads first and deletes what it saw (a node
+   * refuses a delete with an empty context). */
+  RUN(&r, true, "put", "user", "dan");
+  expect(&r, 0, "ok");
+  int sent = fake_requests(srv);
+  RUN(&r, true, "del", "user");
+  expect(&r, 0, "ok");
+  assert_int_equal(fake_requests(srv), sent + 2); /* GET, DELETE */
+  RUN(&r, true, "get", "user", "--json");
+  expect(&r, 0, "{\"found\":false,\"type\":\"kv\",\"values\":[]");
   RUN(&r, true, "get", "never");
   expect(&r, 0, "context: \n");
   assert_non_null(strstr(r.err, "not found"));
@@ -334,12 +344,14 @@ static void test_counter_and_set(void **state) {
   expect(&r, 0, "ok");
   RUN(&r, true, "srem", "tags", "green");
   expect(&r, 0, "ok");
+  /* The members, then the context (the fake's sets have none: a real
+   * node's are tested in test_cluster.c). */
   RUN(&r, true, "smembers", "tags");
   expect(&r, 0, NULL);
-  assert_string_equal(r.out, "red\nblue\n");
+  assert_string_equal(r.out, "red\nblue\ncontext: \n");
   RUN(&r, true, "get", "tags");
   expect(&r, 0, NULL);
-  assert_string_equal(r.out, "red\nblue\n");
+  assert_string_equal(r.out, "red\nblue\ncontext: \n");
   RUN(&r, true, "--json", "get", "tags");
   expect(&r, 0,
          "{\"found\":true,\"type\":\"set\",\"members\":[\"red\",\"blue\"]");

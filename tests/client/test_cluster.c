@@ -4,7 +4,8 @@
  * counters and sets, kill -9 of one node (QUORUM keeps working, ALL fails
  * clearly, seeds fail over), and its restart (hints replay; the node
  * itself, read with r=1, holds the writes it missed); the key and value
- * limits at their boundary; 20 fresh clusters, each answering its first
+ * limits at their boundary; set contexts and deletes without one (issue
+ * 21); 20 fresh clusters, each answering its first
  * writes at ALL at once; last, an object's
  * byte budget (issue 17): blind 1 MB writes to one key until refused,
  * while reads and writes of other keys at ALL never fail (one refused
@@ -559,6 +560,136 @@ static int run_cli(char *out, size_t cap, bool with_stderr,
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The "context: HEX" line of a CLI read's output, into @hex. */
+static void cli_context(const char *out, char *hex, size_t cap) {
+  const char *p = strstr(out, "context: ");
+  assert_non_null(p);
+  p += strlen("context: ");
+  size_t n = strcspn(p, "\n");
+  assert_true(n > 0 && n < cap);
+  memcpy(hex, p, n);
+  hex[n] = '\0';
+}
+
+static bool set_has(struct chorus_client *c, const char *key,
+                    const char *member, const struct chorus_opts *o) {
+  struct chorus_result r;
+  if (chorus_set_members(c, key, strlen(key), o, &r) != CHORUS_OK)
+    fail_msg("set members of %s: %s", key, r.errmsg);
+  bool has = false;
+  for (size_t i = 0; i < r.nvalues; i++)
+    has |= r.values[i].len == strlen(member) &&
+           memcmp(r.values[i].ptr, member, r.values[i].len) == 0;
+  chorus_result_free(&r);
+  return has;
+}
+
+/* Issue 21, against real nodes (the fake node hands out no set context,
+ * so no client test passes on one): a set read returns the causal
+ * context; client A reads, client B adds x, A removes x with its old
+ * context and x survives (add wins); a remove with a fresh context takes
+ * it; the same through the CLI (smembers, srem --context). A delete
+ * without a context is refused by the node, and `chorus del KEY` reads
+ * first: every such key is then not found at ALL, on every node. */
+static void test_set_context_and_del(void **state) {
+  struct chorus_client *a = client_for(nodes[0].addr);
+  struct chorus_client *b = client_for(nodes[1].addr);
+  struct chorus_opts all = {.r = CHORUS_ALL, .w = CHORUS_ALL};
+  struct chorus_bytes x = {(const uint8_t *)"x", 1};
+  struct chorus_result r;
+  assert_int_equal(chorus_set_add(a, "s21", 3, &x, 1, &all, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_members(a, "s21", 3, &all, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  assert_true(r.context.len > 0);
+  uint8_t old[256];
+  size_t old_len = r.context.len;
+  assert_true(old_len <= sizeof old);
+  memcpy(old, r.context.ptr, old_len);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_set_add(b, "s21", 3, &x, 1, &all, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(
+      chorus_set_remove(a, "s21", 3, &x, 1, old, old_len, &all, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  for (int i = 0; i < NODES; i++) {
+    struct chorus_client *c = client_for(nodes[i].addr);
+    assert_true(set_has(c, "s21", "x", &all));
+    chorus_client_close(c);
+  }
+  struct chorus_result fresh;
+  assert_int_equal(chorus_set_members(a, "s21", 3, &all, &fresh), CHORUS_OK);
+  assert_int_equal(chorus_set_remove(a, "s21", 3, &x, 1, fresh.context.ptr,
+                                     fresh.context.len, &all, &r),
+                   CHORUS_OK);
+  chorus_result_free(&fresh);
+  chorus_result_free(&r);
+  assert_false(set_has(b, "s21", "x", &all));
+
+  /* The CLI: smembers prints the context, srem --context uses it. */
+  char out[4096], hex[600];
+  const char *add_y[] = {"-H",  nodes[2].addr, "--cluster", CLUSTER, "-c",
+                         "ALL", "sadd",        "s21",       "y",     NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, add_y), 0);
+  const char *members[] = {"-H",  nodes[2].addr, "--cluster", CLUSTER, "-c",
+                           "ALL", "smembers",    "s21",       NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, members), 0);
+  assert_non_null(strstr(out, "y\ncontext: "));
+  cli_context(out, hex, sizeof hex);
+  struct chorus_bytes y = {(const uint8_t *)"y", 1};
+  assert_int_equal(chorus_set_add(b, "s21", 3, &y, 1, &all, &r), CHORUS_OK);
+  chorus_result_free(&r);
+  const char *srem_old[] = {"-H", nodes[2].addr, "--cluster", CLUSTER,
+                            "-c", "ALL",         "srem",      "s21",
+                            "y",  "--context",   hex,         NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, srem_old), 0);
+  assert_true(set_has(a, "s21", "y", &all)); /* B's add survives */
+  assert_int_equal(run_cli(out, sizeof out, true, members), 0);
+  cli_context(out, hex, sizeof hex);
+  assert_int_equal(run_cli(out, sizeof out, true, srem_old), 0);
+  assert_false(set_has(a, "s21", "y", &all));
+
+  /* del: the library with no context is refused, nothing deleted. */
+  enum { KEYS = 20 };
+  char key[32];
+  for (int k = 0; k < KEYS; k++) {
+    snprintf(key, sizeof key, "del21-%d", k);
+    assert_int_equal(chorus_put(a, key, strlen(key), "v", 1, NULL, 0, &all, &r),
+                     CHORUS_OK);
+    chorus_result_free(&r);
+  }
+  assert_int_equal(chorus_delete(b, "del21-0", 7, NULL, 0, &all, &r),
+                   CHORUS_EINVAL);
+  assert_non_null(strstr(r.errmsg, "delete needs a context"));
+  assert_false(r.maybe_applied);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_get(b, "del21-0", 7, &all, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 1);
+  chorus_result_free(&r);
+  /* ... and `chorus del KEY` reads first: gone at ALL, from every node. */
+  for (int k = 0; k < KEYS; k++) {
+    snprintf(key, sizeof key, "del21-%d", k);
+    const char *del[] = {"-H",  seeds_all(), "--cluster", CLUSTER, "-c",
+                         "ALL", "del",       key,         NULL};
+    int st = run_cli(out, sizeof out, true, del);
+    if (st != 0)
+      fail_msg("chorus del %s: exit %d: %s", key, st, out);
+  }
+  for (int i = 0; i < NODES; i++) {
+    struct chorus_client *c = client_for(nodes[i].addr);
+    for (int k = 0; k < KEYS; k++) {
+      snprintf(key, sizeof key, "del21-%d", k);
+      assert_int_equal(chorus_get(c, key, strlen(key), &all, &r), CHORUS_OK);
+      if (r.nvalues != 0)
+        fail_msg("%s still has %zu values at node %d", key, r.nvalues, i);
+      chorus_result_free(&r);
+    }
+    chorus_client_close(c);
+  }
+  chorus_client_close(a);
+  chorus_client_close(b);
+}
+
 /* The CLI sends a value larger than one command-line argument may be
  * (Linux: MAX_ARG_STRLEN, 128 KiB) from a file and from standard input, and
  * the nodes keep it byte for byte (issue 17). */
@@ -1083,6 +1214,7 @@ int main(void) {
       cmocka_unit_test(test_counters_sets),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_cli_big_value),
+      cmocka_unit_test(test_set_context_and_del),
       cmocka_unit_test(test_kill_and_restart),
       cmocka_unit_test(test_fresh_clusters),
       cmocka_unit_test(test_object_budget),

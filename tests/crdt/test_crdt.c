@@ -712,6 +712,92 @@ static void orset_add_wins_no_tombstones(void **state) {
   orset_free(&delta);
 }
 
+/* A causal context through its codec (the SET_REPLY / SET_REMOVE blob). */
+static void ctx_through_codec(const struct crdt_ctx *in, struct crdt_ctx *out) {
+  size_t n = crdt_ctx_encoded_size(in), w = 0;
+  uint8_t *buf = test_malloc(n);
+  assert_int_equal(crdt_ctx_encode(in, buf, n, &w), CHORUS_OK);
+  assert_int_equal(w, n);
+  assert_int_equal(crdt_ctx_encode(in, buf, n - 1, &w), CHORUS_ETOOBIG);
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  assert_int_equal(crdt_ctx_decode(out, buf, n, err), CHORUS_OK);
+  assert_true(crdt_ctx_equal(in, out));
+  test_free(buf);
+}
+
+/* issue 21: a remove with a reader's context drops only the adds that
+ * reader saw; a concurrent add survives (add wins), also when it joined
+ * the coordinator's copy before the remove arrived. */
+static void orset_remove_seen_spares_unseen_adds(void **state) {
+  (void)state;
+  struct orset a, b, c, delta;
+  orset_init(&a);
+  orset_init(&b);
+  orset_init(&c);
+  orset_init(&delta);
+  assert_int_equal(orset_add(&a, A, "x", 1, NULL), CHORUS_OK);
+  assert_int_equal(orset_add(&a, A, "y", 1, NULL), CHORUS_OK);
+  /* A client reads at a: x with dot (A, 1); its context, over the wire. */
+  struct crdt_ctx seen;
+  ctx_through_codec(&a.ctx, &seen);
+  /* Concurrently b adds x, never having seen a's add; c gets both. */
+  assert_int_equal(orset_add(&b, B, "x", 1, NULL), CHORUS_OK);
+  assert_int_equal(orset_join(&c, &a), CHORUS_OK);
+  assert_int_equal(orset_join(&c, &b), CHORUS_OK);
+  assert_int_equal(c.e[0].ndots, 2);
+  /* The client's remove, coordinated at c: only (A, 1) goes. */
+  bool removed = true;
+  assert_int_equal(orset_remove_seen(&c, "x", 1, &seen, &delta, &removed),
+                   CHORUS_OK);
+  assert_false(removed);
+  assert_true(orset_contains(&c, "x", 1));
+  assert_int_equal(c.e[0].ndots, 1);
+  assert_int_equal(c.e[0].dots[0].node, B);
+  assert_int_equal(delta.n, 0);
+  assert_true(crdt_ctx_covers(&delta.ctx, (struct crdt_dot){A, 1}));
+  assert_false(crdt_ctx_covers(&delta.ctx, (struct crdt_dot){B, 1}));
+  /* Shipped anywhere (the object or the delta), the effect is the same. */
+  assert_int_equal(orset_join(&a, &b), CHORUS_OK);
+  assert_int_equal(orset_join(&b, &delta), CHORUS_OK);
+  assert_int_equal(orset_join(&a, &c), CHORUS_OK);
+  assert_int_equal(orset_join(&b, &a), CHORUS_OK);
+  assert_true(orset_equal(&a, &c));
+  assert_true(orset_equal(&b, &c));
+  assert_true(orset_contains(&a, "x", 1) && orset_contains(&a, "y", 1));
+  /* The same stale context again: nothing left that it saw. */
+  assert_int_equal(orset_remove_seen(&a, "x", 1, &seen, NULL, &removed),
+                   CHORUS_OK);
+  assert_true(orset_contains(&a, "x", 1));
+  /* An empty context saw nothing; an absent element is a no-op. */
+  struct crdt_ctx none;
+  crdt_ctx_init(&none);
+  assert_int_equal(orset_remove_seen(&a, "y", 1, &none, &delta, &removed),
+                   CHORUS_OK);
+  assert_false(removed);
+  assert_true(orset_contains(&a, "y", 1));
+  assert_int_equal(orset_remove_seen(&a, "q", 1, &seen, &delta, &removed),
+                   CHORUS_OK);
+  assert_false(removed);
+  assert_int_equal(delta.n, 0);
+  assert_int_equal(delta.ctx.vv.n, 0);
+  /* A fresh read's context saw both adds: x goes everywhere. */
+  crdt_ctx_free(&seen);
+  ctx_through_codec(&a.ctx, &seen);
+  assert_int_equal(orset_remove_seen(&a, "x", 1, &seen, &delta, &removed),
+                   CHORUS_OK);
+  assert_true(removed);
+  assert_false(orset_contains(&a, "x", 1));
+  assert_int_equal(orset_join(&b, &delta), CHORUS_OK);
+  assert_false(orset_contains(&b, "x", 1));
+  assert_int_equal(orset_join(&c, &a), CHORUS_OK);
+  assert_true(orset_equal(&a, &c));
+  crdt_ctx_free(&seen);
+  orset_free(&a);
+  orset_free(&b);
+  orset_free(&c);
+  orset_free(&delta);
+}
+
 /* ------------------------------------------------------------------------
  * Codecs and the envelope
  * ------------------------------------------------------------------------ */
@@ -792,6 +878,11 @@ static void codec_round_trips(void **state) {
   assert_int_equal(vv_decode(&v, buf, n, NULL), CHORUS_OK);
   assert_true(vv_equal(&v, dvv_context(&o[0].u.kv)));
   vv_free(&v);
+  /* A set's causal context alone, cloud and all (SET_REPLY's context). */
+  struct crdt_ctx cx;
+  assert_true(o[2].u.set.ctx.ncloud > 0);
+  ctx_through_codec(&o[2].u.set.ctx, &cx);
+  crdt_ctx_free(&cx);
   /* A G-counter too. */
   struct gcounter g, g2;
   gcounter_init(&g);
@@ -816,6 +907,7 @@ static int decode_all(const uint8_t *buf, size_t len) {
   struct pncounter p;
   struct lww l;
   struct orset s;
+  struct crdt_ctx cx;
   struct crdt_obj o;
   hlc_time t;
 #define TRY(call, freeit)                                                      \
@@ -835,6 +927,7 @@ static int decode_all(const uint8_t *buf, size_t len) {
   TRY(pncounter_decode(&p, buf, len, err), pncounter_free(&p))
   TRY(lww_decode(&l, buf, len, err), lww_free(&l))
   TRY(orset_decode(&s, buf, len, err), orset_free(&s))
+  TRY(crdt_ctx_decode(&cx, buf, len, err), crdt_ctx_free(&cx))
   TRY(hlc_decode(&t, buf, len, err), (void)t)
   TRY(crdt_obj_decode(&o, CRDT_NONE, buf, len, err), crdt_obj_free(&o))
 #undef TRY
@@ -890,6 +983,19 @@ static void hostile_encodings(void **state) {
   assert_int_equal(orset_decode(&s, cloud, sizeof cloud, err),
                    CHORUS_EMALFORMED);
   assert_non_null(strstr(err, "compacted"));
+  struct crdt_ctx cx;
+  static const uint8_t ctx_cloud[] = {1, 0x92, 0x92, 1, 1, 0x92, 1, 2};
+  assert_int_equal(crdt_ctx_decode(&cx, ctx_cloud, sizeof ctx_cloud, err),
+                   CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "compacted"));
+  static const uint8_t ctx_set[] = {1, 0x93, 0x90, 0x90, 0x90};
+  assert_int_equal(crdt_ctx_decode(&cx, ctx_set, sizeof ctx_set, err),
+                   CHORUS_EMALFORMED);
+  static const uint8_t ctx_ok[] = {1, 0x92, 0x92, 1, 1, 0x92, 1, 3};
+  assert_int_equal(crdt_ctx_decode(&cx, ctx_ok, sizeof ctx_ok, err), CHORUS_OK);
+  assert_true(crdt_ctx_covers(&cx, (struct crdt_dot){1, 3}));
+  assert_false(crdt_ctx_covers(&cx, (struct crdt_dot){1, 2}));
+  crdt_ctx_free(&cx);
   /* A vv entry at UINT64_MAX made "vv + 1" wrap, so a cloud dot passed the
    * compaction check and the self-join differed (fuzz_orset, CI). Event
    * counters now stop at CRDT_EVENT_MAX. */
@@ -975,7 +1081,7 @@ static void hostile_encodings(void **state) {
       junk[0] = k % 2 ? CRDT_FORMAT_V1 : CRDT_FORMAT_DVV_V2;
     (void)decode_all(junk, n);
   }
-  printf("# hostile: %lu inputs through all 8 decoders\n", tried);
+  printf("# hostile: %lu inputs through all 9 decoders\n", tried);
 }
 
 /* ------------------------------------------------------------------------
@@ -1051,6 +1157,27 @@ static void out_of_memory_is_atomic(void **state) {
   assert_int_equal(orset_copy(&ssnap, &s), CHORUS_OK);
   OOM_WALK((void)0, orset_remove(&s, "a", 1, &delta, NULL),
            assert_true(orset_equal(&s, &ssnap)), (void)0)
+  /* A remove that splits an element's dots: one seen, one concurrent. */
+  struct orset t;
+  struct crdt_ctx seen, cx;
+  orset_init(&t);
+  crdt_ctx_init(&seen);
+  assert_int_equal(orset_add(&s, 0x55, "m", 1, NULL), CHORUS_OK);
+  assert_int_equal(crdt_ctx_copy(&seen, &s.ctx), CHORUS_OK);
+  assert_int_equal(orset_add(&t, 0x58, "m", 1, NULL), CHORUS_OK);
+  assert_int_equal(orset_join(&s, &t), CHORUS_OK);
+  assert_int_equal(orset_copy(&ssnap, &s), CHORUS_OK);
+  OOM_WALK((void)0, orset_remove_seen(&s, "m", 1, &seen, &delta, NULL),
+           assert_true(orset_equal(&s, &ssnap)), (void)0)
+  assert_true(orset_contains(&s, "m", 1));
+  uint8_t cbuf[256];
+  size_t clen;
+  assert_int_equal(crdt_ctx_encode(&t.ctx, cbuf, sizeof cbuf, &clen),
+                   CHORUS_OK);
+  OOM_WALK((void)0, crdt_ctx_decode(&cx, cbuf, clen, NULL), (void)0,
+           crdt_ctx_free(&cx))
+  orset_free(&t);
+  crdt_ctx_free(&seen);
   struct pncounter c, csnap;
   pncounter_init(&c);
   pncounter_init(&csnap);
@@ -1089,6 +1216,7 @@ int main(void) {
       cmocka_unit_test(pncounter_64_slots),
       cmocka_unit_test(lww_order),
       cmocka_unit_test(orset_add_wins_no_tombstones),
+      cmocka_unit_test(orset_remove_seen_spares_unseen_adds),
       cmocka_unit_test(codec_round_trips),
       cmocka_unit_test(hostile_encodings),
       cmocka_unit_test(out_of_memory_is_atomic),

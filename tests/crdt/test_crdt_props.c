@@ -394,17 +394,61 @@ static void observe(struct add_rec *adds, int nadds, const struct orset *s,
   }
 }
 
+/* observe() for a remove with a reader's context @seen: it drops, so
+ * observes, only e's dots at the replica that @seen covers. */
+static void observe_seen(struct add_rec *adds, int nadds, const struct orset *s,
+                         int elem, const char *name,
+                         const struct crdt_ctx *seen) {
+  for (uint32_t i = 0; i < s->n; i++) {
+    if (s->e[i].len != 1 || s->e[i].data[0] != (uint8_t)name[elem])
+      continue;
+    for (uint32_t k = 0; k < s->e[i].ndots; k++)
+      for (int a = 0; a < nadds; a++)
+        if (adds[a].dot.node == s->e[i].dots[k].node &&
+            adds[a].dot.counter == s->e[i].dots[k].counter &&
+            crdt_ctx_covers(seen, s->e[i].dots[k]))
+          adds[a].observed = true;
+  }
+}
+
+/* After orset_remove_seen(e, @seen) at @s: e keeps exactly its dots @seen
+ * does not cover (@before: the replica just before). */
+static void check_remove_seen(const struct orset *s, const struct orset *before,
+                              int elem, const char *name,
+                              const struct crdt_ctx *seen) {
+  uint32_t want = 0;
+  for (uint32_t i = 0; i < before->n; i++)
+    if (before->e[i].len == 1 && before->e[i].data[0] == (uint8_t)name[elem])
+      for (uint32_t k = 0; k < before->e[i].ndots; k++)
+        want += !crdt_ctx_covers(seen, before->e[i].dots[k]);
+  bool found = false;
+  for (uint32_t i = 0; i < s->n; i++)
+    if (s->e[i].len == 1 && s->e[i].data[0] == (uint8_t)name[elem]) {
+      found = true;
+      assert_int_equal(s->e[i].ndots, want);
+      for (uint32_t k = 0; k < s->e[i].ndots; k++)
+        assert_false(crdt_ctx_covers(seen, s->e[i].dots[k]));
+    }
+  assert_int_equal(found, want > 0);
+  assert_true(crdt_ctx_equal(&s->ctx, &before->ctx));
+}
+
 static void orset_laws_and_add_wins(void **state) {
   (void)state;
   static const char name[NELEM + 1] = "abcdef";
   clock_t t0 = clock();
   struct chorus_prng prng;
   chorus_prng_seed(&prng, 0xc0ffee03);
-  unsigned long concurrent_add_remove = 0;
+  unsigned long concurrent_add_remove = 0, seen_removes = 0;
   for (unsigned long k = 0; k < CASES; k++) {
     int nrep = (int)chorus_prng_range(&prng, 2, MAXR);
     struct net net;
     setup_net(&net, &ty_orset, &prng);
+    /* A client's read: the context of some replica at some step, used by
+     * later removes anywhere (SET_READ, then SET_REMOVE with it). */
+    struct crdt_ctx snap;
+    crdt_ctx_init(&snap);
+    bool have_snap = false;
     void *reps[MAXR];
     for (int r = 0; r < nrep; r++)
       reps[r] = ty_new(&ty_orset);
@@ -414,6 +458,12 @@ static void orset_laws_and_add_wins(void **state) {
     struct orset delta;
     orset_init(&delta);
     for (int s = 0; s < steps; s++) {
+      if (chorus_prng_chance(&prng, 0.15)) {
+        int rr = (int)chorus_prng_below(&prng, (uint64_t)nrep);
+        assert_int_equal(crdt_ctx_copy(&snap, &((struct orset *)reps[rr])->ctx),
+                         CHORUS_OK);
+        have_snap = true;
+      }
       if (chorus_prng_chance(&prng, 0.5)) {
         net_step(&net, reps);
         continue;
@@ -430,6 +480,15 @@ static void orset_laws_and_add_wins(void **state) {
         for (uint32_t i = 0; i < x->n; i++)
           if (x->e[i].len == 1 && x->e[i].data[0] == (uint8_t)name[e])
             adds[nadds++] = (struct add_rec){e, x->e[i].dots[0], false};
+      } else if (have_snap && chorus_prng_chance(&prng, 0.5)) {
+        observe_seen(adds, nadds, reps[r], e, name, &snap);
+        void *before = ty_dup(&ty_orset, reps[r]);
+        assert_int_equal(
+            orset_remove_seen(reps[r], &name[e], 1, &snap, &delta, NULL),
+            CHORUS_OK);
+        check_remove_seen(reps[r], before, e, name, &snap);
+        ty_del(&ty_orset, before);
+        seen_removes++;
       } else {
         observe(adds, nadds, reps[r], e, name);
         bool removed;
@@ -455,7 +514,29 @@ static void orset_laws_and_add_wins(void **state) {
         net_broadcast(&net, r0, nrep, &delta);
         concurrent_add_remove++;
       }
+      /* Issue 21's case: a client reads at r1; r0 adds e concurrently and
+       * r1 gets that add; then the client's remove with its old context,
+       * coordinated at r1: the add it never saw survives. */
+      if (nadds < MAXADDS) {
+        e = (int)chorus_prng_below(&prng, NELEM);
+        assert_int_equal(crdt_ctx_copy(&snap, &((struct orset *)reps[r1])->ctx),
+                         CHORUS_OK);
+        observe(adds, nadds, reps[r0], e, name);
+        assert_int_equal(orset_add(reps[r0], node_of(r0), &name[e], 1, &delta),
+                         CHORUS_OK);
+        adds[nadds++] = (struct add_rec){e, delta.e[0].dots[0], false};
+        assert_int_equal(orset_join(reps[r1], &delta), CHORUS_OK);
+        net_broadcast(&net, r0, nrep, &delta);
+        observe_seen(adds, nadds, reps[r1], e, name, &snap);
+        assert_int_equal(
+            orset_remove_seen(reps[r1], &name[e], 1, &snap, &delta, NULL),
+            CHORUS_OK);
+        assert_true(orset_contains(reps[r1], &name[e], 1));
+        net_broadcast(&net, r1, nrep, &delta);
+        seen_removes++;
+      }
     }
+    crdt_ctx_free(&snap);
     orset_free(&delta);
     finish_case(&net, reps, nrep);
     const struct orset *fin = reps[0];
@@ -473,8 +554,9 @@ static void orset_laws_and_add_wins(void **state) {
       ty_del(&ty_orset, reps[r]);
     net_free(&net);
   }
-  printf("# orset: %lu concurrent add/remove pairs, all add-wins\n",
-         concurrent_add_remove);
+  printf("# orset: %lu concurrent add/remove pairs, %lu removes with a "
+         "reader's context, all add-wins\n",
+         concurrent_add_remove, seen_removes);
   report("orset", CASES, t0);
 }
 

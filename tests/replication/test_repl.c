@@ -140,6 +140,7 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
     break;
   case WIRE_SET_REPLY:
     vals = &m->set_reply.members;
+    ctx = &m->set_reply.context;
     break;
   case WIRE_COUNTER_REPLY:
     r->counter = m->counter_reply.value;
@@ -1223,6 +1224,120 @@ static void counters_count_a_retry_once(void **state) {
   struct wire_msg sr = {.type = WIRE_SET_READ};
   sr.set_read.key = bytes_of("s");
   assert_int_equal(client(2, &sr)->nvalues, 2);
+  teardown_all();
+}
+
+/* Set requests of the tests below: add or remove one member, read. */
+static struct reply_rec *set_op(int node, uint8_t type, const char *key,
+                                const char *member,
+                                const struct reply_rec *seen) {
+  struct wire_msg m = {.type = type};
+  struct wire_bytes item = bytes_of(member);
+  if (type == WIRE_SET_ADD) {
+    m.set_add.key = bytes_of(key);
+    m.set_add.members = (struct wire_bytes_list){1, &item};
+    m.set_add.opts.w = WIRE_ALL;
+  } else if (type == WIRE_SET_REMOVE) {
+    m.set_remove.key = bytes_of(key);
+    m.set_remove.members = (struct wire_bytes_list){1, &item};
+    if (seen)
+      m.set_remove.context = (struct wire_bytes){seen->ctx, seen->clen};
+    m.set_remove.opts.w = WIRE_ALL;
+  } else {
+    m.set_read.key = bytes_of(key);
+    m.set_read.opts.r = WIRE_ALL;
+  }
+  return client(node, &m);
+}
+
+static bool set_reply_has(const struct reply_rec *r, const char *member) {
+  for (size_t i = 0; i < r->nvalues; i++)
+    if (r->vlen[i] == strlen(member) &&
+        memcmp(r->values[i], member, r->vlen[i]) == 0)
+      return true;
+  return false;
+}
+
+/* issue 21: a set read answers the joined set's causal context, and a
+ * remove with it drops only the adds that read saw: a concurrent add
+ * survives (add wins); a remove with a fresh read's context removes. */
+static void set_remove_with_a_context_spares_unseen_adds(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  assert_int_equal(set_op(0, WIRE_SET_ADD, "s", "x", NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(set_op(0, WIRE_SET_ADD, "s", "y", NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  /* Client A reads at node 2: both members and a context that decodes. */
+  struct reply_rec a = *set_op(2, WIRE_SET_READ, "s", "", NULL);
+  assert_int_equal(a.type, WIRE_SET_REPLY);
+  assert_int_equal(a.nvalues, 2);
+  assert_true(a.clen > 0);
+  struct crdt_ctx c;
+  assert_int_equal(crdt_ctx_decode(&c, a.ctx, a.clen, NULL), CHORUS_OK);
+  crdt_ctx_free(&c);
+  /* Client B adds x again, at another coordinator. */
+  assert_int_equal(set_op(1, WIRE_SET_ADD, "s", "x", NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  /* A removes x and y with its old context: x survives everywhere, y is
+   * gone (no add of y happened since A's read). */
+  assert_int_equal(set_op(0, WIRE_SET_REMOVE, "s", "x", &a)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(set_op(0, WIRE_SET_REMOVE, "s", "y", &a)->type,
+                   WIRE_WRITE_REPLY2);
+  for (int i = 0; i < 3; i++) {
+    struct reply_rec *r = set_op(i, WIRE_SET_READ, "s", "", NULL);
+    assert_int_equal(r->nvalues, 1);
+    assert_true(set_reply_has(r, "x"));
+  }
+  /* A fresh read saw B's add: its remove takes x. */
+  struct reply_rec fresh = *set_op(1, WIRE_SET_READ, "s", "", NULL);
+  assert_int_equal(set_op(2, WIRE_SET_REMOVE, "s", "x", &fresh)->type,
+                   WIRE_WRITE_REPLY2);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(set_op(i, WIRE_SET_READ, "s", "", NULL)->nvalues, 0);
+  /* A context that is not one: refused, nothing written. */
+  assert_int_equal(set_op(0, WIRE_SET_ADD, "s", "z", NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  struct reply_rec bad = fresh;
+  bad.ctx[0] = 9; /* an unknown format version */
+  struct reply_rec *e = set_op(0, WIRE_SET_REMOVE, "s", "z", &bad);
+  assert_int_equal(e->code, CHORUS_EMALFORMED);
+  assert_false(e->maybe);
+  /* A kv context (a version vector) is no set context either. */
+  struct reply_rec kv = *put(0, "k", "v", WIRE_ALL, NULL);
+  assert_true(kv.clen > 0);
+  assert_int_equal(set_op(0, WIRE_SET_REMOVE, "s", "z", &kv)->code,
+                   CHORUS_EMALFORMED);
+  /* Without a context: the adds the coordinator's copy holds. */
+  assert_int_equal(set_op(1, WIRE_SET_REMOVE, "s", "z", NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(set_op(2, WIRE_SET_READ, "s", "", NULL)->nvalues, 0);
+  teardown_all();
+}
+
+/* issue 21: a DELETE with an empty context covered nothing, deleted
+ * nothing and answered OK. It is refused now, before anything is written;
+ * with a read's context it deletes. */
+static void delete_without_a_context_is_refused(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  assert_int_equal(put(0, "k", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  struct wire_msg d = {.type = WIRE_DELETE};
+  d.del.key = bytes_of("k");
+  d.del.opts.w = WIRE_ALL;
+  struct reply_rec *e = client(1, &d);
+  assert_int_equal(e->type, WIRE_ERROR);
+  assert_int_equal(e->code, CHORUS_EINVAL);
+  assert_false(e->maybe);
+  assert_non_null(strstr(e->text, "delete needs a context"));
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(get(i, "k", 1)->nvalues, 1);
+  assert_int_equal(del(1, "k", WIRE_ALL)->type, WIRE_WRITE_REPLY2);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(get(i, "k", 1)->nvalues, 0);
   teardown_all();
 }
 
@@ -2771,9 +2886,7 @@ static void aae_tree_follows_every_write(void **state) {
   struct reply_rec r = *get(0, "k1", WIRE_ALL);
   put(1, "k1", "v2", 0, &r);
   put(2, "k2", "v3", 0, NULL);
-  struct wire_msg d = {.type = WIRE_DELETE};
-  d.del.key = bytes_of("k3");
-  assert_int_equal(client(0, &d)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(del(0, "k3", 0)->type, WIRE_WRITE_REPLY2);
   /* A replica misses a write; hint replay brings it back. */
   isolate(2, true);
   put(0, "k4", "v4", 2, NULL);
@@ -3442,6 +3555,8 @@ int main(void) {
       cmocka_unit_test(a_forward_refused_by_a_newer_ring_goes_elsewhere),
       cmocka_unit_test(read_repair_fixes_stale_replicas),
       cmocka_unit_test(counters_count_a_retry_once),
+      cmocka_unit_test(set_remove_with_a_context_spares_unseen_adds),
+      cmocka_unit_test(delete_without_a_context_is_refused),
       cmocka_unit_test(restart_gets_a_new_actor),
       cmocka_unit_test(failed_sync_stops_acknowledgements),
       cmocka_unit_test(full_data_folder_refuses_writes_serves_reads),
