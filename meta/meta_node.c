@@ -266,14 +266,11 @@ int meta_node_load(struct meta_node *n, chorus_ms now) {
   } else if (rc != CHORUS_ENOTFOUND) {
     return rc;
   }
-  bool has = false;
-  rc = meta__store_has_raft(n, &has);
-  if (rc != CHORUS_OK)
-    return rc;
-  if (!has)
-    return CHORUS_OK;
-  n->founder = true; /* a member before: its JOIN is long committed */
-  /* The disk's id (0: a disk from before they existed). */
+  /* The disk's id (0: a disk from before they existed), read also when
+   * no Raft state is stored: a joiner that crashed before any reached its
+   * disk may have had its JOIN committed with this id, and drawing another
+   * (start_empty) made it believe its disk lost once its join finished,
+   * and restore the whole ring again (change_sim "join 2 dcs", seed 57). */
   void *v = NULL;
   size_t len;
   if (store_get(n->store, STORE_META, META__KEY_DISK, sizeof META__KEY_DISK - 1,
@@ -281,6 +278,13 @@ int meta_node_load(struct meta_node *n, chorus_ms now) {
       len == 8)
     n->disk = store_be64_get(v);
   chorus_free(v);
+  bool has = false;
+  rc = meta__store_has_raft(n, &has);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (!has)
+    return CHORUS_OK;
+  n->founder = true; /* a member before: its JOIN is long committed */
   return start_raft(n);
 }
 
@@ -301,7 +305,8 @@ static int save_disk(struct meta_node *n) {
   return rc == CHORUS_ENOMEM ? rc : CHORUS_OK;
 }
 
-/* new_disk: an empty data folder draws its id (meta_member.disk). */
+/* new_disk: an empty data folder draws its id (meta_member.disk); one that
+ * has an id (meta_node_load read it) keeps it. */
 static int new_disk(struct meta_node *n) {
   struct chorus_prng p;
   chorus_prng_seed(&p, chorus_prng_next(&n->prng) ^ (uint64_t)n->now);

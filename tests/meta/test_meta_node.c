@@ -405,6 +405,36 @@ static void test_joiner_becomes_normal(void **state) {
   net_free(&w);
 }
 
+/* A joiner that crashes before any Raft state reached its disk keeps its
+ * data folder's id: its JOIN may be committed with it already, and another
+ * id would make it believe its disk lost once its join finished. */
+static uint64_t stored_disk(struct store *s) {
+  void *v = NULL;
+  size_t len = 0;
+  uint64_t id = 0;
+  if (store_get(s, STORE_META, "meta/disk", 9, &v, &len) == CHORUS_OK &&
+      len == 8)
+    id = store_be64_get(v);
+  chorus_free(v);
+  return id;
+}
+
+static void test_joiner_keeps_its_disk_id(void **state) {
+  (void)state;
+  static struct net w;
+  net_init(&w, 4);
+  assert_int_equal(meta_node_start_empty(w.node[3], w.now), CHORUS_OK);
+  uint64_t disk = stored_disk(w.store[3]);
+  assert_true(disk != 0);
+  crash(&w, 3, SIZE_MAX); /* the id reached the disk, nothing else did */
+  w.now += 1234; /* a later start would draw another id */
+  boot(&w, 3);
+  assert_false(meta_node_started(w.node[3])); /* no Raft state */
+  assert_int_equal(meta_node_start_empty(w.node[3], w.now), CHORUS_OK);
+  assert_true(stored_disk(w.store[3]) == disk);
+  net_free(&w);
+}
+
 static void test_remove_through_follower_and_minority(void **state) {
   (void)state;
   static struct net w;
@@ -710,6 +740,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_founders_agree),
       cmocka_unit_test(test_restart_serves_from_disk),
+      cmocka_unit_test(test_joiner_keeps_its_disk_id),
       cmocka_unit_test(test_joiner_becomes_normal),
       cmocka_unit_test(test_remove_through_follower_and_minority),
       cmocka_unit_test(test_full_disk_then_space_back),
