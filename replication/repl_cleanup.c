@@ -28,15 +28,9 @@ bool repl_cleanup_wanted(const struct repl *r) {
 static bool owned(const struct repl *r, chorus_token token,
                   chorus_token *span_end) {
   const struct ring_snapshot *ring = r->ring;
-  size_t n = ring_snapshot_token_count(ring), lo = 0, hi = n, owner;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ring_snapshot_token(ring, mid, &owner) < token)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  *span_end = lo < n ? ring_snapshot_token(ring, lo, &owner) : UINT64_MAX;
+  size_t n = ring_snapshot_token_count(ring),
+         at = ring_snapshot_token_index(ring, token);
+  *span_end = at < n ? ring_snapshot_token(ring, at, NULL) : UINT64_MAX;
   struct ring_plist pl;
   if (ring_lookup(ring, token, 0, &pl) != CHORUS_OK)
     return true; /* no replica at all: keep everything */

@@ -235,6 +235,11 @@ ring_snapshot_replication(const struct ring_snapshot *s);
 size_t ring_snapshot_token_count(const struct ring_snapshot *s);
 chorus_token ring_snapshot_token(const struct ring_snapshot *s, size_t i,
                                  size_t *owner);
+/* ring_snapshot_token_index: the index of the current ring's first token
+ * >= @pos, where the piece holding @pos ends; the token count when none is
+ * (@pos lies in the piece that wraps past the top of the token space). */
+size_t ring_snapshot_token_index(const struct ring_snapshot *s,
+                                 chorus_token pos);
 
 /* ring_snapshot_ownership: the fraction of the token space each node's
  * vnodes own in the current ring (the gap before each of its tokens),

@@ -216,6 +216,15 @@ int ring_lookup(const struct ring_snapshot *s, chorus_token token,
   return n > 0 ? CHORUS_OK : CHORUS_EUNAVAILABLE;
 }
 
+size_t ring_snapshot_token_index(const struct ring_snapshot *s,
+                                 chorus_token pos) {
+  const struct ring__table *t = &s->cur;
+  if (t->count == 0)
+    return 0;
+  size_t i = ring__search(t, pos); /* 0 also when it wrapped */
+  return i == 0 && t->tok[0] < pos ? t->count : i;
+}
+
 int ring_lookup_key(const struct ring_snapshot *s, const void *key, size_t len,
                     unsigned want_fallback, struct ring_plist *out) {
   return ring_lookup(s, ring_token_of(key, len), want_fallback, out);

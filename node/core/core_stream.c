@@ -121,21 +121,6 @@ static int add_one(struct core__stream *s, chorus_token first,
   return CHORUS_OK;
 }
 
-/* first_token: the index of @ring's first token >= @pos: the piece
- * holding @pos ends there (the token count when none does: @pos is in
- * the piece that wraps past the end of the token space). */
-static size_t first_token(const struct ring_snapshot *ring, chorus_token pos) {
-  size_t n = ring_snapshot_token_count(ring), lo = 0, hi = n, owner;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ring_snapshot_token(ring, mid, &owner) < pos)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
-
 /* add_range: [first, last] of move @m, cut into ranges of at most
  * (count / SPAN_SHARE + 1) pieces of the change's ring (SPAN_SHARE says
  * why). Most ranges of a join or a decommission are a piece or a few
@@ -147,8 +132,8 @@ static int add_range(struct core__stream *s, chorus_token first,
     return add_one(s, first, last, m);
   size_t owner, nt = ring_snapshot_token_count(s->ring_now);
   size_t most = nt / SPAN_SHARE + 1;
-  for (size_t i = first_token(s->ring_now, first) + most - 1; i < nt;
-       i += most) {
+  for (size_t i = ring_snapshot_token_index(s->ring_now, first) + most - 1;
+       i < nt; i += most) {
     chorus_token t = ring_snapshot_token(s->ring_now, i, &owner);
     if (t >= last)
       break;
@@ -288,7 +273,7 @@ static int plan(struct core *c, const struct meta_state *ms) {
  * replicas). */
 static chorus_token piece_end(const struct ring_snapshot *ring,
                               chorus_token pos) {
-  size_t i = first_token(ring, pos), owner;
+  size_t i = ring_snapshot_token_index(ring, pos), owner;
   return i < ring_snapshot_token_count(ring)
              ? ring_snapshot_token(ring, i, &owner)
              : UINT64_MAX;

@@ -2594,6 +2594,22 @@ static void one_in_flight(struct repl_config *c) {
   c->hint_batch = 1;
 }
 
+/* write_hinted: @want keys named @prefix and a number, of which nodes 0 and
+ * @down are natural replicas, written through node 0 at W=2 while @down is
+ * cut off (hinted for it), into @keys. */
+static void write_hinted(int down, const char *prefix, char (*keys)[16],
+                         int want) {
+  isolate(down, true);
+  member_all(down, false);
+  int n = 0;
+  for (int k = 0; k < 5000 && n < want; k++) {
+    snprintf(keys[n], sizeof keys[n], "%s%d", prefix, k);
+    if (natural_in(H.ring, keys[n], 0) && natural_in(H.ring, keys[n], down))
+      assert_int_equal(put(0, keys[n++], "v", 2, NULL)->code, CHORUS_OK);
+  }
+  assert_int_equal(n, want);
+}
+
 /* A read that fails under the ownership pass ends its walk early; the pass
  * is not done, and the next round moves the hints (seed 156 of the change
  * simulator's "replace dead 4": a removed node's hints were left for good
@@ -2603,17 +2619,9 @@ static void a_failed_read_does_not_end_the_ownership_pass(void **state) {
   setup(4, "3", 1, NULL);
   boot();
   struct repl *c = H.nodes[0].repl;
-  isolate(2, true);
-  member_all(2, false);
   enum { KEYS = 5 };
   static char keys[KEYS][16];
-  int n = 0;
-  for (int k = 0; k < 5000 && n < KEYS; k++) {
-    snprintf(keys[n], sizeof keys[n], "f%d", k);
-    if (natural_in(H.ring, keys[n], 0) && natural_in(H.ring, keys[n], 2))
-      assert_int_equal(put(0, keys[n++], "v", 2, NULL)->code, CHORUS_OK);
-  }
-  assert_int_equal(n, KEYS);
+  write_hinted(2, "f", keys, KEYS);
   advance(5000);
   const int removed[4] = {N_, N_, GONE_, N_};
   install_ring(removed);
@@ -2638,17 +2646,9 @@ hints_for_a_removed_node_move_a_bounded_number_per_round(void **state) {
   setup(4, "3", 1, one_in_flight);
   boot();
   struct repl *c = H.nodes[0].repl;
-  isolate(2, true);
-  member_all(2, false);
   enum { KEYS = 150 };
   static char keys[KEYS][16];
-  int n = 0;
-  for (int k = 0; k < 5000 && n < KEYS; k++) {
-    snprintf(keys[n], sizeof keys[n], "r%d", k);
-    if (natural_in(H.ring, keys[n], 0) && natural_in(H.ring, keys[n], 2))
-      assert_int_equal(put(0, keys[n++], "v", 2, NULL)->code, CHORUS_OK);
-  }
-  assert_int_equal(n, KEYS);
+  write_hinted(2, "r", keys, KEYS);
   assert_int_equal(repl_hints_for(c, H.ids[2]), KEYS);
   advance(5000); /* the pass at the first ring finds nothing to move */
   assert_int_equal(repl_stats(c)->hints_moved, 0);

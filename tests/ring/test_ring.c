@@ -1020,6 +1020,37 @@ a_replacement_with_the_old_tokens_takes_only_its_ranges(void **state) {
   ring_snapshot_free(c);
 }
 
+/* ring_snapshot_token_index is the first token at or after a position,
+ * the token count past the last: against a linear scan, at the tokens
+ * themselves, next to them, and at both ends of the token space. */
+static void token_index_finds_where_a_piece_ends(void **state) {
+  (void)state;
+  struct ring_snapshot *s = named_ring(5, "3");
+  size_t n = ring_snapshot_token_count(s);
+  assert_true(n > 0);
+  struct chorus_prng p;
+  chorus_prng_seed(&p, 7);
+  for (int k = 0; k < 4000; k++) {
+    chorus_token pos;
+    if (k == 0)
+      pos = 0;
+    else if (k == 1)
+      pos = UINT64_MAX;
+    else if (k % 3 == 0)
+      pos = ring_snapshot_token(s, (size_t)k % n, NULL) + (k % 2 ? 1 : 0);
+    else
+      pos = chorus_prng_next(&p);
+    size_t want = 0;
+    while (want < n && ring_snapshot_token(s, want, NULL) < pos)
+      want++;
+    assert_int_equal(ring_snapshot_token_index(s, pos), want);
+  }
+  ring_snapshot_free(s);
+  struct ring_snapshot *empty = build_spec(NULL, 0, "1");
+  assert_int_equal(ring_snapshot_token_index(empty, 5), 0);
+  ring_snapshot_free(empty);
+}
+
 static void diff_from_an_empty_ring_has_no_source(void **state) {
   (void)state;
   struct ring_snapshot *empty = build_spec(NULL, 0, "1");
@@ -1138,6 +1169,7 @@ int main(void) {
       cmocka_unit_test(diff_of_equal_snapshots_is_empty),
       cmocka_unit_test(diff_of_a_leave_hands_its_ranges_to_successors),
       cmocka_unit_test(a_replacement_with_the_old_tokens_takes_only_its_ranges),
+      cmocka_unit_test(token_index_finds_where_a_piece_ends),
       cmocka_unit_test(diff_from_an_empty_ring_has_no_source),
       cmocka_unit_test(diff_explains_every_change),
   };
