@@ -14,6 +14,7 @@ int main(int argc, char **argv) {
   if (exit_now)
     return 0;
   node_log_set_level(cfg.log_level);
+  node_log_set_format(cfg.log_format, cfg.name);
   struct node *n = NULL;
   /* Startup errors are one line on stderr and exit status 1. */
   if (node_open(&cfg, &n, err) != CHORUS_OK) {

@@ -111,6 +111,21 @@ enum node_log_level {
   NODE_LOG_DEBUG,
 };
 
+/* --log-format: text (above), or json: one object a line,
+ *   {"ts":"2026-11-26T01:02:03.456Z","level":"info","module":"node",
+ *    "node":"n1","msg":"message"}
+ * with ts in RFC 3339 UTC to the millisecond, node the --id, and strings
+ * escaped as node_json.h says (invalid UTF-8 becomes \ufffd). Either way
+ * a line is at most CHORUS_TRACE_LINE_MAX + 128 bytes and one write(2);
+ * a longer message is cut (in json at a character, the object closed). */
+enum node_log_format { NODE_LOG_TEXT = 0, NODE_LOG_JSON };
+
+/* node_log_set_format: the format, and the node name json lines carry
+ * (copied; NULL: empty). node_log_format_parse: "text" or "json"; errors:
+ * CHORUS_EINVAL. */
+void node_log_set_format(enum node_log_format format, const char *node);
+int node_log_format_parse(const char *s, enum node_log_format *out);
+
 /* node_log_set_level / node_log_level_parse ("error".."debug").
  * node_log_level_parse errors: CHORUS_EINVAL. */
 void node_log_set_level(enum node_log_level level);
@@ -155,6 +170,8 @@ struct node_config {
   enum node_durability durability; /* --durability none|group */
   bool profile_local;              /* --profile local */
   enum node_log_level log_level;
+  enum node_log_format log_format; /* --log-format text|json */
+  uint32_t slow_ms; /* --slow-ms: slower requests logged; 0 off */
   /* Limits. */
   uint32_t max_connections; /* --max-connections (client sessions), 1024 */
   uint32_t max_pending;     /* --max-pending-handshakes, max_connections/4 */

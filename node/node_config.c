@@ -33,6 +33,11 @@ static const char usage_text[] =
     "  --durability MODE      none | group (default group: ack after fsync)\n"
     "  --profile P            lan | local (SWIM timing; default lan)\n"
     "  --log-level L          error | warn | info | debug (default info)\n"
+    "  --log-format F         text (default) | json: one object a line,\n"
+    "                         {ts, level, module, node, msg}\n"
+    "  --slow-ms MS           a request coordinated here that takes longer\n"
+    "                         is logged at warn with its timeline\n"
+    "                         (default 1000; 0 off)\n"
     "  --timeout MS           default request timeout (default 2000)\n"
     "  --max-connections N    client sessions (default 1024); one more is\n"
     "                         answered EOVERLOAD; peers are never refused\n"
@@ -270,6 +275,14 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
                          v);
     return CHORUS_OK;
   }
+  if (strcmp(key, "log-format") == 0) {
+    if (node_log_format_parse(v, &cfg->log_format) != CHORUS_OK)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "--log-format: \"%s\" is not text or json", v);
+    return CHORUS_OK;
+  }
+  if (strcmp(key, "slow-ms") == 0)
+    return set_u32(&cfg->slow_ms, v, 0, 86400000, key, errmsg);
   if (strcmp(key, "timeout") == 0)
     return set_u32(&cfg->timeout_ms, v, 1, 86400000, key, errmsg);
   if (strcmp(key, "max-connections") == 0)
@@ -408,6 +421,11 @@ static void defaults(struct node_config *cfg) {
   cfg->key_derived = true;
   cfg->durability = NODE_DURABILITY_GROUP;
   cfg->log_level = NODE_LOG_INFO;
+  cfg->log_format = NODE_LOG_TEXT;
+  /* Above any healthy request (a QUORUM round trip is a millisecond on a
+   * LAN; an fsync tens at worst), below the default 2000 ms timeout, so a
+   * request that nearly timed out is explained before it does. */
+  cfg->slow_ms = 1000;
   cfg->max_connections = 1024;
   cfg->max_pending = 0; /* max_connections / 4, once it is known */
   cfg->handshake_ms = 5000;
