@@ -255,6 +255,10 @@ struct repl_config {
   uint32_t aae_keys_per_sec;
   uint64_t aae_bytes_per_sec;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
+  /* A write or read coordinated here whose answer took @slow_ms or more
+   * leaves one line on @warn when it ends (SLOW REQUESTS, repl_op.c):
+   * its timeline, replica by replica. 0: never (the default). */
+  chorus_ms slow_ms;
   /* Where what an operator must hear goes (dropped hints, per target and
    * reason, at most once a hint round); borrowed for life; may be NULL. */
   const struct chorus_tracer *warn;

@@ -617,6 +617,8 @@ struct repl_target {
   size_t rlen;
   int refusal; /* read: the code of an ERROR it answered instead (its
                   copy too big to send); 0: none */
+  uint32_t at; /* when its answer came: ms after repl_coord.born, plus 1;
+                  0: none yet (the slow-request line) */
 };
 
 /* What a write and a read coordinated here have in common. */
@@ -630,6 +632,12 @@ struct repl_coord {
   struct repl_tally tally;
   uint8_t ntargets; /* <= RING_PLIST_MAX */
   struct repl_target t[RING_PLIST_MAX];
+  /* The timeline a slow request's line shows (repl_op.c, SLOW REQUESTS):
+   * when the request arrived (monotonic), then ms after that: its
+   * messages out, its answer; read repairs sent. A few stores per event. */
+  chorus_ms born;
+  uint32_t sent_at, replied_at;
+  uint16_t repairs;
 };
 
 struct repl_op_write {

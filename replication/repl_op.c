@@ -1,5 +1,6 @@
 /* repl_op.c: the operation table, and the one state machine every
  * operation of a node moves through (repl__op_step). */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,8 @@ struct repl_op *repl__op_new(struct repl *r, enum repl_op_kind kind) {
   op->kind = kind;
   op->state = born_in(kind);
   op->id = (r->epoch << REPL_OP_COUNTER_BITS) | (++r->next_op);
+  if (kind == REPL_OP_WRITE || kind == REPL_OP_READ)
+    repl__coord(op)->born = r->now; /* the request's event */
   struct repl_op **b = &r->ops[op->id % REPL_OP_BUCKETS];
   op->next = *b;
   *b = op;
@@ -85,9 +88,121 @@ static void op_destroy(struct repl_op *op) {
   chorus_free(op);
 }
 
+/* ------------------------------------------------------------------------
+ * Slow requests
+ *
+ * HOW A SLOW REQUEST IS TOLD. A write or read coordinated here keeps a few
+ * times, each one store in an event that happens anyway: when it arrived
+ * (born, the request's event), when its messages went out (sent_at), when
+ * each replica answered (repl_target.at), when the client got its answer
+ * (replied_at), and how many read repairs it sent. Nothing is formatted on
+ * the way. When the operation ends (every answer in, or its timer fired)
+ * and its answer took slow_ms or more, one line on the warn tracer tells
+ * the whole story, ms after arrival:
+ *
+ *   slow PUT req=100000002 token=...: answered in 1503 ms (2/2);
+ *   received +0, sent +1; 5f...(self) +1; 8a... acked +3;
+ *   c1... acked +1502; answered +1503; ended +1503
+ *
+ * A replica that never answered shows "no answer (timed out)" or, for a
+ * write, "hint kept" (its hint stays armed: hinted handoff brings it the
+ * object later); one never asked, "down, not asked". @req is the origin:
+ * a client's is the driver's cookie in hex (chorusd prints its requests so
+ * in every line about them), a forwarded one's "PEER/ID", the peer's node
+ * id and its request id.
+ * ------------------------------------------------------------------------ */
+
+/* since: ms from @c's arrival to the event being handled. */
+static uint32_t since(const struct repl *r, const struct repl_coord *c) {
+  chorus_ms d = r->now >= c->born ? r->now - c->born : 0;
+  return d > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)d;
+}
+
+/* answered_at: @from answered @c now (the first answer is kept). */
+static void answered_at(const struct repl *r, struct repl_coord *c,
+                        chorus_node_id from) {
+  struct repl_target *t = repl__op_target(c, from);
+  if (t != NULL && t->at == 0)
+    t->at = since(r, c) + 1;
+}
+
+static void to_replied(struct repl *r, struct repl_op *op) {
+  op->state = REPL_OP_REPLIED;
+  struct repl_coord *c = repl__coord(op);
+  c->replied_at = since(r, c);
+}
+
+/* A printf into a fixed line that stops quietly at its end. */
+struct line {
+  char buf[CHORUS_TRACE_LINE_MAX];
+  size_t len;
+};
+
+static void add(struct line *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add(struct line *l, const char *fmt, ...) {
+  if (l->len >= sizeof l->buf - 1)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(l->buf + l->len, sizeof l->buf - l->len, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    l->len += (size_t)n < sizeof l->buf - l->len ? (size_t)n
+                                                 : sizeof l->buf - l->len - 1;
+}
+
+static void slow_line(struct repl *r, const struct repl_op *op,
+                      const struct repl_coord *c, bool timed_out) {
+  bool replied = op->state == REPL_OP_REPLIED;
+  uint32_t took = replied ? c->replied_at : since(r, c);
+  if (r->cfg.slow_ms == 0 || took < r->cfg.slow_ms ||
+      !chorus_tracing(r->cfg.warn))
+    return;
+  bool write = op->kind == REPL_OP_WRITE;
+  struct line l = {.len = 0};
+  add(&l, "slow %s req=", wire_type_name(c->mtype));
+  if (c->origin.from_peer)
+    add(&l, "%016" PRIx64 "/%" PRIx64, c->origin.peer, c->origin.cookie);
+  else
+    add(&l, "%" PRIx64, c->origin.cookie);
+  add(&l, " token=%016" PRIx64 ": answered in %" PRIu32 " ms (%u/%u)%s",
+      c->token, took, c->tally.total, c->need.total,
+      timed_out && !replied ? ", timed out" : "");
+  add(&l, "; received +0, sent +%" PRIu32, c->sent_at);
+  for (uint8_t i = 0; i < c->ntargets; i++) {
+    const struct repl_target *t = &c->t[i];
+    add(&l, "; %016" PRIx64, t->id);
+    if (t->stands_in)
+      add(&l, " for %016" PRIx64, t->stands_in);
+    if (t->id == r->cfg.self)
+      add(&l, " (self) +%" PRIu32,
+          write || t->at == 0 ? c->sent_at : t->at - 1);
+    else if (!t->sent)
+      add(&l, " down, not asked%s", write ? ", hint kept" : "");
+    else if (t->at == 0)
+      add(&l, " no answer (%s)%s", timed_out ? "timed out" : "not awaited",
+          write ? ", hint kept" : "");
+    else
+      add(&l, " %s +%" PRIu32,
+          write ? (t->acked ? "acked" : "refused")
+                : (t->refusal ? "refused" : "answered"),
+          t->at - 1);
+  }
+  if (replied)
+    add(&l, "; answered +%" PRIu32, c->replied_at);
+  if (c->repairs)
+    add(&l, "; %u read repairs", c->repairs);
+  add(&l, "; ended +%" PRIu32, since(r, c));
+  chorus_trace(r->cfg.warn, "repl", "%s", l.buf);
+}
+
 /* The end of every operation: out of the table, freed. Only the state
- * machine below calls it. */
-static void op_end(struct repl *r, struct repl_op *op) {
+ * machine below calls it. A write or read ends with its slow-request
+ * line, when it was slow (@timed_out: its timer ended it). */
+static void op_end_as(struct repl *r, struct repl_op *op, bool timed_out) {
+  if (op->kind == REPL_OP_WRITE || op->kind == REPL_OP_READ)
+    slow_line(r, op, repl__coord(op), timed_out);
   struct repl_op **p = &r->ops[op->id % REPL_OP_BUCKETS];
   while (*p && *p != op)
     p = &(*p)->next;
@@ -95,6 +210,10 @@ static void op_end(struct repl *r, struct repl_op *op) {
   if (*p)
     *p = op->next;
   op_destroy(op);
+}
+
+static void op_end(struct repl *r, struct repl_op *op) {
+  op_end_as(r, op, false);
 }
 
 void repl__ops_free(struct repl *r) {
@@ -205,7 +324,7 @@ static int step_write(struct repl *r, struct repl_op *op,
     return CHORUS_OK;
   case REPL_EV_FAILED:
     assert(op->state == REPL_OP_START);
-    op->state = REPL_OP_REPLIED;
+    to_replied(r, op);
     rc = repl__reply_error(r, fx, &w->c.origin, w->c.mtype, ev->status, "%s",
                            ev->text);
     break;
@@ -225,6 +344,7 @@ static int step_write(struct repl *r, struct repl_op *op,
       return rc;
     }
     op->state = REPL_OP_SENT;
+    w->c.sent_at = since(r, &w->c);
     rc = repl__write_send(r, op, fx);
     break;
   case REPL_EV_ANSWER: {
@@ -233,6 +353,7 @@ static int step_write(struct repl *r, struct repl_op *op,
     int status = ev->m->type == WIRE_REPLICA_ACK ? ev->m->replica_ack.status
                                                  : ev->m->hint_ack.status;
     bool counted = false;
+    answered_at(r, &w->c, ev->from);
     rc = repl__write_ack(r, op, ev->from, status, &counted);
     if (!counted)
       return rc;
@@ -244,7 +365,7 @@ static int step_write(struct repl *r, struct repl_op *op,
                              "timed out with %u of %u acknowledgements; the "
                              "write may or may not have been applied",
                              w->c.tally.total, w->c.need.total);
-    op_end(r, op);
+    op_end_as(r, op, true);
     return rc;
   default:
     return CHORUS_OK;
@@ -252,12 +373,21 @@ static int step_write(struct repl *r, struct repl_op *op,
   /* Settle. */
   if (rc == CHORUS_OK && op->state == REPL_OP_SENT &&
       repl__tally_met(&w->c.tally, &w->c.need)) {
-    op->state = REPL_OP_REPLIED;
+    to_replied(r, op);
     rc = repl__write_reply(r, op, fx);
   }
   if (rc == CHORUS_OK && op->state == REPL_OP_REPLIED &&
       repl__write_all_acked(op))
     op_end(r, op);
+  return rc;
+}
+
+/* repl__read_repair_async, its repairs counted for the slow line. */
+static int read_repair_async(struct repl *r, struct repl_op *op,
+                             const struct repl_effects *fx) {
+  uint64_t repairs = r->stats.read_repairs;
+  int rc = repl__read_repair_async(r, op, fx);
+  op->u.read.c.repairs += (uint16_t)(r->stats.read_repairs - repairs);
   return rc;
 }
 
@@ -271,10 +401,11 @@ static int step_read(struct repl *r, struct repl_op *op,
   case REPL_EV_STARTED:
     assert(op->state == REPL_OP_START);
     op->state = REPL_OP_SENT;
+    rd->c.sent_at = since(r, &rd->c);
     break;
   case REPL_EV_FAILED:
     assert(op->state == REPL_OP_START);
-    op->state = REPL_OP_REPLIED;
+    to_replied(r, op);
     rc = repl__reply_error(r, fx, &rd->c.origin, rd->c.mtype, ev->status, "%s",
                            ev->text);
     break;
@@ -282,9 +413,12 @@ static int step_read(struct repl *r, struct repl_op *op,
     /* Our own part is durable (a failed barrier leaves it uncounted). */
     if (ev->status != CHORUS_OK)
       return CHORUS_OK;
+    answered_at(r, &rd->c, r->cfg.self);
     counted = repl__read_own(r, op);
     break;
   case REPL_EV_ANSWER:
+    if (ev->m->type == WIRE_REPLICA_READ_REPLY || ev->m->type == WIRE_ERROR)
+      answered_at(r, &rd->c, ev->from);
     if (ev->m->type == WIRE_REPLICA_READ_REPLY)
       rc = repl__read_answer(op, ev->from, &ev->m->replica_read_reply.object,
                              &counted);
@@ -302,8 +436,8 @@ static int step_read(struct repl *r, struct repl_op *op,
                             "timed out with %u of %u answers",
                             rd->c.tally.total, rd->c.need.total);
     else
-      rc = repl__read_repair_async(r, op, fx);
-    op_end(r, op);
+      rc = read_repair_async(r, op, fx);
+    op_end_as(r, op, true);
     return rc;
   default:
     return CHORUS_OK;
@@ -314,17 +448,19 @@ static int step_read(struct repl *r, struct repl_op *op,
   if ((op->state == REPL_OP_SENT || op->state == REPL_OP_REPAIRING) &&
       repl__tally_met(&rd->c.tally, &rd->c.need)) {
     bool answered = false;
+    uint64_t repairs = r->stats.read_repairs;
     rc = repl__read_reply(r, op, fx, &answered);
+    rd->c.repairs += (uint16_t)(r->stats.read_repairs - repairs);
     if (answered)
-      op->state = REPL_OP_REPLIED;
+      to_replied(r, op);
     else if (rc == CHORUS_OK)
       op->state = REPL_OP_REPAIRING;
   } else if (op->state == REPL_OP_SENT && repl__read_short(op)) {
-    op->state = REPL_OP_REPLIED;
+    to_replied(r, op);
     rc = repl__read_reply_short(r, op, fx);
   }
   if (rc == CHORUS_OK && repl__read_finished(op)) {
-    rc = repl__read_repair_async(r, op, fx);
+    rc = read_repair_async(r, op, fx);
     op_end(r, op);
   }
   return rc;

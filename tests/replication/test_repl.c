@@ -87,6 +87,11 @@ static struct harness {
   struct sync_ev syncs[MAXQ];
   size_t nsyncs;
   bool blocked[MAXN][MAXN];
+  /* Held links: their frames wait in @parked until release() (a slow
+   * replica, where blocked is a lost one). */
+  bool held[MAXN][MAXN];
+  struct frame parked[64];
+  size_t nparked;
   chorus_ms now;
   struct reply_rec replies[64];
   uint64_t sent_frames;
@@ -294,6 +299,8 @@ static bool natural_in(const struct ring_snapshot *s, const char *key, int i) {
 }
 
 static void teardown_all(void) {
+  for (size_t i = 0; i < H.nparked; i++)
+    test_free(H.parked[i].bytes);
   for (int i = 0; i < H.n; i++) {
     repl_free(H.nodes[i].repl);
     store_close(H.nodes[i].store);
@@ -331,6 +338,11 @@ static void pump(void) {
     while (H.qhead < H.qtail) {
       struct frame f = H.q[H.qhead++];
       moved++;
+      if (H.held[f.from][f.to]) {
+        assert_true(H.nparked < sizeof H.parked / sizeof H.parked[0]);
+        H.parked[H.nparked++] = f;
+        continue;
+      }
       if (!H.blocked[f.from][f.to]) {
         struct wire_msg m;
         char err[CHORUS_ERRMSG_SIZE];
@@ -383,6 +395,23 @@ static void advance(chorus_ms ms) {
     }
   }
   H.now = end;
+}
+
+/* release: the link @from -> @to is no longer held; what it held arrives
+ * now, in order. */
+static void release(int from, int to) {
+  H.held[from][to] = false;
+  size_t w = 0;
+  for (size_t i = 0; i < H.nparked; i++) {
+    struct frame f = H.parked[i];
+    if (f.from == from && f.to == to) {
+      assert_true(H.qtail < MAXQ);
+      H.q[H.qtail++] = f;
+    } else
+      H.parked[w++] = f;
+  }
+  H.nparked = w;
+  pump();
 }
 
 static void isolate(int node, bool on) {
@@ -924,6 +953,81 @@ static void hints_over_the_age_bound_are_dropped(void **state) {
   isolate(2, false);
   advance(3000);
   assert_int_equal(replicas_with("a", "v"), 2); /* anti-entropy's job now */
+  teardown_all();
+}
+
+/* ---- Slow requests (repl_op.c, SLOW REQUESTS) ---- */
+
+static void slow_500(struct repl_config *c) {
+  c->slow_ms = 500;
+  c->warn = &warn_tracer;
+  warned[0] = '\0';
+}
+
+/* expect_in: @want, formatted, is in what was warned. */
+static void expect_in(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void expect_in(const char *fmt, ...) {
+  char want[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(want, sizeof want, fmt, ap);
+  va_end(ap);
+  if (strstr(warned, want) == NULL)
+    fail_msg("\"%s\" not in: %s", want, warned);
+}
+
+static void a_slow_request_leaves_its_timeline(void **state) {
+  (void)state;
+  setup(3, "3", 1, slow_500);
+  boot();
+  /* Fast: no line. */
+  assert_int_equal(put(0, "a", "v1", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
+  assert_string_equal(warned, "");
+  /* A write at ALL waits for node 2, whose acknowledgement is 700 ms late:
+   * one line when it ends, each replica at its offset. */
+  H.held[2][0] = true;
+  struct reply_rec *w = put(0, "a", "v2", WIRE_ALL, NULL);
+  assert_false(w->done);
+  advance(700);
+  assert_string_equal(warned, ""); /* told when it ends, not before */
+  release(2, 0);
+  assert_true(w->done);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  expect_in("repl: slow PUT req=");
+  expect_in(": answered in 700 ms (3/3); received +0, sent +0");
+  expect_in("; %016" PRIx64 " (self) +0", H.ids[0]);
+  expect_in("; %016" PRIx64 " acked +0", H.ids[1]);
+  expect_in("; %016" PRIx64 " acked +700", H.ids[2]);
+  expect_in("; answered +700; ended +700\n");
+  assert_int_equal(strchr(warned, '\n') - warned + 1, strlen(warned));
+  assert_true(strlen(warned) < CHORUS_TRACE_LINE_MAX);
+
+  /* A read at ALL that node 2 never answers: it times out, and the line
+   * names node 2 as timed out. */
+  warned[0] = '\0';
+  isolate(2, true);
+  struct reply_rec *g = get(0, "a", WIRE_ALL);
+  assert_false(g->done);
+  advance(2100);
+  assert_int_equal(g->code, CHORUS_ETIMEDOUT);
+  expect_in("repl: slow GET req=");
+  expect_in(": answered in 2000 ms (2/3), timed out;");
+  expect_in("; %016" PRIx64 " answered +0", H.ids[1]);
+  expect_in("; %016" PRIx64 " no answer (timed out)", H.ids[2]);
+  expect_in("; ended +2000\n");
+  assert_int_equal(strchr(warned, '\n') - warned + 1, strlen(warned));
+  isolate(2, false);
+
+  /* A write at W=2 answered at once, with node 2's ack late: not slow (the
+   * client did not wait), however long the stragglers take. */
+  warned[0] = '\0';
+  H.held[2][0] = true;
+  w = put(0, "a", "v3", 2, g);
+  assert_true(w->done);
+  advance(900);
+  release(2, 0);
+  assert_string_equal(warned, "");
   teardown_all();
 }
 
@@ -3542,6 +3646,7 @@ int main(void) {
       cmocka_unit_test(quiet_replay_keeps_each_hint_on_time),
       cmocka_unit_test(hints_over_the_byte_bound_are_dropped),
       cmocka_unit_test(hints_over_the_age_bound_are_dropped),
+      cmocka_unit_test(a_slow_request_leaves_its_timeline),
       cmocka_unit_test(hints_survive_a_wall_clock_jump),
       cmocka_unit_test(gc_timeout_purges_dead_objects_only),
       cmocka_unit_test(gc_keeps_a_tombstone_a_hint_names),
