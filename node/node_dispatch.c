@@ -53,7 +53,7 @@ static int slot_take(struct node_conn *c, uint64_t request_id, enum node_op op,
   struct node_slot *p = &n->slots[i];
   assert(!p->used && p->c == NULL);
   p->used = true;
-  p->gen++;
+  p->gen = ++n->req_seq;
   p->c = c;
   p->request_id = request_id;
   p->op = (uint8_t)op;
@@ -107,11 +107,18 @@ int node__fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
   (void)maybe_applied; /* the ERROR's code and text say it */
   struct node_slot *p = slot_of(n, cookie);
   if (p == NULL) {
-    node_log(NODE_LOG_ERROR, NODE_MOD, "reply for unknown request %" PRIx64,
+    node_log(NODE_LOG_ERROR, NODE_MOD,
+             "req=%" PRIx64 ": reply, but no such "
+             "request",
              cookie);
     return CHORUS_OK;
   }
   node__metrics_reply(n, (enum node_op)p->op, p->start_ns, m);
+  if (node_log_enabled(NODE_LOG_DEBUG))
+    node_log(NODE_LOG_DEBUG, NODE_MOD,
+             "req=%" PRIx64 ": %s after %" PRIu64 " us%s", cookie,
+             wire_type_name(m->type), (uv_hrtime() - p->start_ns) / 1000,
+             p->c ? "" : " (client gone)");
   struct node_conn *c = p->c;
   if (c) {
     struct wire_msg copy = *m;
@@ -199,6 +206,10 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
     return;
   }
   node__metrics_request(n, op, m);
+  if (node_log_enabled(NODE_LOG_DEBUG))
+    node_log(NODE_LOG_DEBUG, NODE_MOD,
+             "req=%" PRIx64 ": %s from %s (id %" PRIu64 ")", cookie,
+             wire_type_name(m->type), c->addr, m->request_id);
   int rc = core_client(n->core, m, cookie, node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "client request");

@@ -147,7 +147,10 @@ struct node_peer {
 };
 
 /* A client request in flight: its (generation, index) is the core's cookie,
- * so a late answer for a closed connection is recognised and dropped. */
+ * so a late answer for a closed connection is recognised and dropped. The
+ * generation is the request's number on this node (node.req_seq), so the
+ * cookie is also the request's id in log lines: "req=%" PRIx64, as the
+ * replication layer prints it in its slow-request lines. */
 struct node_slot {
   struct node_conn *c; /* NULL once answered or its connection closed */
   uint64_t request_id;
@@ -231,6 +234,7 @@ struct node {
   size_t npeers, cappeers;
   struct node_slot *slots;
   uint32_t nslots, capslots;
+  uint32_t req_seq; /* client requests so far (wraps): slot generations */
   uint32_t *free_slots;
   uint32_t nfree;
   uint8_t rbuf[NODE_READ_BUF];
