@@ -8,7 +8,8 @@
  *      and msg, node being its --id.
  *   2. A node whose --id holds a quote, a backslash, a tab and a byte that
  *      is not UTF-8 writes lines that still parse, the name escaped (the
- *      byte as U+FFFD).
+ *      byte as U+FFFD); its data folder's name, 150 control bytes, makes
+ *      its startup line longer than the bound: cut, and still an object.
  *
  * Lines are checked by python3's json module (Debian's python3; skipped,
  * with a line saying so, when it is missing). About 10 s under ASan. */
@@ -158,6 +159,13 @@ static void test_an_odd_name_is_escaped(void **state) {
   struct proc p;
   node_init(&p, "odd");
   snprintf(p.name, sizeof p.name, "o\"d\\d\t\xff");
+  /* A data folder of 150 control bytes, which the startup line names:
+   * 900 bytes once escaped, so that line is cut at the bound (640 bytes)
+   * and must still be a closed object. */
+  char odd[151];
+  memset(odd, '\x01', 150);
+  odd[150] = '\0';
+  snprintf(p.data, sizeof p.data, "%s/%s", root, odd);
   spawn(&p, json_flags);
   /* Up: the line saying it listens. */
   bool up = false;
@@ -170,6 +178,13 @@ static void test_an_odd_name_is_escaped(void **state) {
   assert_int_equal(wait_exit(&p, 20), 0);
   read_file(p.log, logbuf, sizeof logbuf);
   assert_non_null(strstr(logbuf, "\"node\":\"o\\\"d\\\\d\\t\\ufffd\""));
+  const char *start = strstr(logbuf, "\\u0001\\u0001\\u0001");
+  assert_non_null(start);
+  while (start > logbuf && start[-1] != '\n')
+    start--;
+  size_t len = (size_t)(strchr(start, '\n') - start) + 1;
+  printf("# the startup line, cut: %zu bytes\n", len);
+  assert_true(len > 600 && len <= 640);
   lines_parse(&p);
 }
 
