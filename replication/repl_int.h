@@ -674,6 +674,7 @@ struct repl_op_forward {
   size_t req_len;
   chorus_node_id tried[REPL_FORWARD_TRIES];
   uint8_t ntried;
+  chorus_ms born; /* the request's arrival, for the slow-request line */
 };
 
 struct repl_op_ack {

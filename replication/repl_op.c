@@ -109,7 +109,10 @@ static void op_destroy(struct repl_op *op) {
  * object later); one never asked, "down, not asked". @req is the origin:
  * a client's is the driver's cookie in hex (chorusd prints its requests so
  * in every line about them), a forwarded one's "PEER/ID", the peer's node
- * id and its request id.
+ * id and its request id. A request this node forwards (it is no replica of
+ * the key) is timed from its arrival to the replica's answer and told in
+ * a shorter line: "forwarded to REPLICA as ID", the id the replica's own
+ * line names it by.
  * ------------------------------------------------------------------------ */
 
 /* since: ms from @c's arrival to the event being handled. */
@@ -130,6 +133,14 @@ static void to_replied(struct repl *r, struct repl_op *op) {
   op->state = REPL_OP_REPLIED;
   struct repl_coord *c = repl__coord(op);
   c->replied_at = since(r, c);
+}
+
+/* req_text: @o as the request's id in a line (SLOW REQUESTS above). */
+static void req_text(char *out, size_t cap, const struct repl_origin *o) {
+  if (o->from_peer)
+    snprintf(out, cap, "%016" PRIx64 "/%" PRIx64, o->peer, o->cookie);
+  else
+    snprintf(out, cap, "%" PRIx64, o->cookie);
 }
 
 /* A printf into a fixed line that stops quietly at its end. */
@@ -161,13 +172,11 @@ static void slow_line(struct repl *r, const struct repl_op *op,
     return;
   bool write = op->kind == REPL_OP_WRITE;
   struct line l = {.len = 0};
-  add(&l, "slow %s req=", wire_type_name(c->mtype));
-  if (c->origin.from_peer)
-    add(&l, "%016" PRIx64 "/%" PRIx64, c->origin.peer, c->origin.cookie);
-  else
-    add(&l, "%" PRIx64, c->origin.cookie);
-  add(&l, " token=%016" PRIx64 ": answered in %" PRIu32 " ms (%u/%u)%s",
-      c->token, took, c->tally.total, c->need.total,
+  char req[48];
+  req_text(req, sizeof req, &c->origin);
+  add(&l, "slow %s req=%s token=", wire_type_name(c->mtype), req);
+  add(&l, "%016" PRIx64 ": answered in %" PRIu32 " ms (%u/%u)%s", c->token,
+      took, c->tally.total, c->need.total,
       timed_out && !replied ? ", timed out" : "");
   add(&l, "; received +0, sent +%" PRIu32, c->sent_at);
   for (uint8_t i = 0; i < c->ntargets; i++) {
@@ -195,6 +204,24 @@ static void slow_line(struct repl *r, const struct repl_op *op,
     add(&l, "; %u read repairs", c->repairs);
   add(&l, "; ended +%" PRIu32, since(r, c));
   chorus_trace(r->cfg.warn, "repl", "%s", l.buf);
+}
+
+/* forward_slow: the line of a slow request this node forwarded (the
+ * replica that coordinated it logs the replicas' side, under PEER/ID). */
+static void forward_slow(struct repl *r, const struct repl_op *op,
+                         const char *how) {
+  const struct repl_op_forward *f = &op->u.forward;
+  chorus_ms took = r->now >= f->born ? r->now - f->born : 0;
+  if (r->cfg.slow_ms == 0 || took < r->cfg.slow_ms ||
+      !chorus_tracing(r->cfg.warn))
+    return;
+  char req[48];
+  req_text(req, sizeof req, &f->origin);
+  chorus_trace(r->cfg.warn, "repl",
+               "slow %s req=%s: %s in %" PRIu64 " ms; forwarded to %016" PRIx64
+               " as %" PRIx64 " after %u tries",
+               wire_type_name(f->mtype), req, how, took, f->to, op->id,
+               f->ntried);
 }
 
 /* The end of every operation: out of the table, freed. Only the state
@@ -554,11 +581,13 @@ int repl__op_step(struct repl *r, struct repl_op *op,
       }
       bool maybe = m->type == WIRE_ERROR && repl__is_write_type(mtype) &&
                    chorus_maybe_applied(m->error.code);
+      forward_slow(r, op, "answered");
       op_end(r, op);
       return fx->reply(fx->ctx, &origin, m, maybe);
     }
     if (ev->kind != REPL_EV_TIMEOUT)
       return CHORUS_OK;
+    forward_slow(r, op, "timed out");
     op_end(r, op);
     return repl__reply_error(r, fx, &origin, mtype, CHORUS_ETIMEDOUT,
                              "the replica the request was forwarded to did "

@@ -184,7 +184,8 @@ static int forward(struct repl *r, const struct wire_msg *m,
                                 .origin = *origin,
                                 .to = to,
                                 .req = req,
-                                .req_len = len};
+                                .req_len = len,
+                                .born = prev ? prev->born : r->now};
   if (prev != NULL) {
     memcpy(f->tried, prev->tried, prev->ntried * sizeof f->tried[0]);
     f->ntried = prev->ntried;

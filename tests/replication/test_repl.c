@@ -1029,6 +1029,25 @@ static void a_slow_request_leaves_its_timeline(void **state) {
   release(2, 0);
   assert_string_equal(warned, "");
   teardown_all();
+
+  /* A request forwarded to a replica whose answer is 700 ms late: the
+   * forwarding node tells it, and whom it went to. */
+  setup(5, "3", 1, slow_500);
+  boot();
+  const char *key = key_not_on(4);
+  for (int i = 0; i < 4; i++)
+    H.held[i][4] = true;
+  w = put(4, key, "v", WIRE_QUORUM, NULL);
+  assert_false(w->done);
+  advance(700);
+  for (int i = 0; i < 4; i++)
+    release(i, 4);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  expect_in("repl: slow PUT req=");
+  expect_in(": answered in 700 ms; forwarded to ");
+  expect_in(" after 1 tries\n");
+  assert_int_equal(strchr(warned, '\n') - warned + 1, strlen(warned));
+  teardown_all();
 }
 
 /* ---- Tombstone collection (repl.h, TOMBSTONE COLLECTION) ---- */
