@@ -482,6 +482,8 @@ int repl_member(struct repl *r, chorus_node_id node, bool alive, chorus_ms now,
   int rc = CHORUS_OK;
   if (alive && was_down && repl__serving(r) && !r->failed)
     rc = repl__replay(r, node, wall, fx);
+  if (!alive && !was_down && rc == CHORUS_OK)
+    rc = repl__forwards_lost(r, node, wall, fx);
   refresh_stats(r);
   return rc;
 }

@@ -797,6 +797,12 @@ bool repl__is_write_type(uint8_t type);
 int repl__coordinate(struct repl *r, const struct wire_msg *m,
                      const struct repl_origin *origin, chorus_ms wall,
                      const struct repl_effects *fx);
+/* repl__forwards_lost: @to went down: the requests forwarded to it end now,
+ * not at their timeout. A read is routed again (another replica or this
+ * node); a write is answered CHORUS_ECANCELED, maybe applied (it may have
+ * reached @to and been coordinated before it died: never sent twice). */
+int repl__forwards_lost(struct repl *r, chorus_node_id to, chorus_ms wall,
+                        const struct repl_effects *fx);
 /* repl__coordinate_again: the request a forward kept (@fwd: its encoded
  * copy, the nodes that refused it), routed again from its origin with this
  * node's ring now: started here if this node is a replica of the key by

@@ -243,6 +243,39 @@ static void op_end(struct repl *r, struct repl_op *op) {
   op_end_as(r, op, false);
 }
 
+int repl__forwards_lost(struct repl *r, chorus_node_id to, chorus_ms wall,
+                        const struct repl_effects *fx) {
+  int rc = CHORUS_OK;
+  for (uint32_t b = 0; b < REPL_OP_BUCKETS && rc == CHORUS_OK; b++)
+    for (struct repl_op *op = r->ops[b], *next; op != NULL && rc == CHORUS_OK;
+         op = next) {
+      next = op->next; /* routing again adds ops, never ends another */
+      if (op->kind != REPL_OP_FORWARD || op->u.forward.to != to)
+        continue;
+      struct repl_op_forward *f = &op->u.forward;
+      struct repl_origin origin = f->origin;
+      uint8_t mtype = f->mtype;
+      if (!repl__is_write_type(mtype) && f->req != NULL) {
+        /* A read: nothing to undo; another replica, or this node. */
+        struct repl_op_forward again = *f;
+        f->req = NULL; /* now again's */
+        op_end(r, op);
+        rc = repl__coordinate_again(r, &again, wall, fx);
+        chorus_free(again.req);
+        continue;
+      }
+      forward_slow(r, op, "lost with its replica");
+      op_end(r, op);
+      rc = repl__reply_error(
+          r, fx, &origin, mtype,
+          repl__is_write_type(mtype) ? CHORUS_ECANCELED : CHORUS_EUNAVAILABLE,
+          "%s",
+          "the replica the request was forwarded to went down before "
+          "answering (a write may or may not have been applied)");
+    }
+  return rc;
+}
+
 void repl__ops_free(struct repl *r) {
   for (uint32_t b = 0; b < REPL_OP_BUCKETS; b++)
     while (r->ops[b]) {
@@ -316,6 +349,10 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
  *                                                             FORWARD, or a
  *                                                             WRITE/READ)
  *          SENT            the replica's answer   done        relay it
+ *          SENT            the replica down       done        read: route
+ *                            (repl_member)                    it again;
+ *                                                             write:
+ *                                                             ECANCELED
  *          SENT            timeout                done        ETIMEDOUT
  *  REPLAY  HELD            release                SENT        HINT_DELIVER
  *          HELD, SENT      HINT_ACK               done        ok: disarm

@@ -515,6 +515,20 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
     return finish(c, core__stream_answer(c, from, m));
   if (m->type == WIRE_STREAM_CHUNK)
     return CHORUS_OK; /* late, or meant for a pull given up */
+  /* A client request a peer forwarded to a node that is shutting down or
+   * was taken out of the cluster is answered ESTALE at once: nothing was
+   * done here, and the forwarder routes it again (repl_op.c, FORWARD)
+   * instead of waiting out its timeout (node_change saw a write wait 10 s
+   * on a decommissioned node stopped with SIGTERM). */
+  if (from != 0 && core_client_request(m->type) && (c->leaving || c->evicted)) {
+    struct wire_msg e;
+    wire_error_reply(&e, m->request_id, CHORUS_ESTALE,
+                     c->leaving ? "this node is shutting down: nothing done "
+                                  "here"
+                                : "this node was taken out of the cluster: "
+                                  "nothing done here");
+    return finish(c, c->fx.send(c->fx.ctx, from, &e));
+  }
   /* A leaving node takes no new replica work: its peers hint for it. Nor
    * does an impostor (meta_node_conflict). */
   if (c->repl == NULL || c->leaving || from == 0 ||
@@ -525,7 +539,7 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
   if (c->evicted &&
       (m->type == WIRE_REPLICA_READ || m->type == WIRE_REPLICA_WRITE ||
        m->type == WIRE_REPLICA_WRITE2 || m->type == WIRE_HINT_DELIVER ||
-       m->type == WIRE_STREAM_PULL || core_client_request(m->type)))
+       m->type == WIRE_STREAM_PULL))
     return CHORUS_OK;
   return finish(c, repl_peer(c->repl, from, m, now, wall, &c->rfx));
 }

@@ -788,6 +788,46 @@ static void local_levels_count_the_clients_datacenter(void **state) {
   teardown_all();
 }
 
+/* A request forwarded to a replica that then goes down (SWIM says so) ends
+ * at once, not at its timeout: a read goes to the next replica, a write is
+ * answered ECANCELED, maybe applied (node_change: a write waited 10 s on
+ * a node killed -9 mid-change). */
+static void forwards_to_a_replica_that_went_down_end_at_once(void **state) {
+  (void)state;
+  setup(4, "2", 1, NULL);
+  boot();
+  static char key[16];
+  int k = 0;
+  do
+    snprintf(key, sizeof key, "fw%d", k++);
+  while (natural_in(H.ring, key, 0));
+  struct ring_plist pl;
+  assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 0, &pl),
+                   CHORUS_OK);
+  int first = -1;
+  for (int i = 0; i < H.n; i++)
+    if (H.ids[i] == pl.r[0].id)
+      first = i;
+  assert_true(first > 0);
+  assert_int_equal(put(0, key, "v", 2, NULL)->code, CHORUS_OK);
+  isolate(first, true); /* it hears nothing more, and says nothing */
+  chorus_ms t0 = H.now;
+  struct reply_rec *r = get(0, key, 1);
+  assert_false(r->done);
+  struct reply_rec *w = put(0, key, "w", 1, NULL);
+  assert_false(w->done);
+  member(0, first, false);
+  pump();
+  assert_true(r->done);
+  assert_int_equal(r->code, CHORUS_OK); /* from the other replica */
+  assert_int_equal(r->nvalues, 1);
+  assert_true(w->done);
+  assert_int_equal(w->code, CHORUS_ECANCELED);
+  assert_true(w->maybe);
+  assert_true(H.now == t0); /* not a timeout: no time passed */
+  teardown_all();
+}
+
 static void unavailable_before_sending(void **state) {
   (void)state;
   setup(3, "3", 1, NULL);
@@ -3658,6 +3698,7 @@ int main(void) {
       cmocka_unit_test(pending_replicas_count_toward_w),
       cmocka_unit_test(bad_options_are_refused_before_sending),
       cmocka_unit_test(local_levels_count_the_clients_datacenter),
+      cmocka_unit_test(forwards_to_a_replica_that_went_down_end_at_once),
       cmocka_unit_test(unavailable_before_sending),
       cmocka_unit_test(timeout_leaves_hints_that_replay),
       cmocka_unit_test(acknowledged_writes_leave_no_hints),
