@@ -40,7 +40,8 @@ static const char usage_text[] =
     "                                (any bytes, up to 1 MiB)\n"
     "  get KEY [-r N | -c LEVEL]     siblings, one per line, then the "
     "context;\n"
-    "                                a counter's value; a set's members\n"
+    "                                a counter's value; a set's members;\n"
+    "                                a register's value and stamp\n"
     "  del KEY [--context CTX] [-w N | -c LEVEL]\n"
     "                                without --context: reads the key first\n"
     "                                and deletes the siblings it saw\n"
@@ -53,6 +54,13 @@ static const char usage_text[] =
     "                                with CTX from smembers, only the adds\n"
     "                                that read saw (a concurrent add stays)\n"
     "  smembers KEY                  the members of a set, then the context\n"
+    "  lww set KEY VALUE             write an LWW register (VALUE \"-\" or\n"
+    "                                --value-file FILE: from stdin or a\n"
+    "                                file): the write with the latest\n"
+    "                                (HLC time, node id) wins everywhere\n"
+    "  lww get KEY                   its value, then \"written: MS.LOGICAL by\n"
+    "                                NODE\", the winning write's stamp\n"
+    "  lww del KEY                   write \"no value\" the same way\n"
     "  status                        every member: name, state, address, dc,\n"
     "                                rack, incarnation, clock offset, hints\n"
     "  repair status [--range R]     this node's anti-entropy: totals; per\n"
@@ -65,6 +73,11 @@ static const char usage_text[] =
     "                                node's ranges overlapping R)\n"
     "  ring                          each node's share of the token space and\n"
     "                                the replication settings\n"
+    "";
+
+/* The cluster commands, a string of their own (C99 promises 4,095
+ * bytes). */
+static const char usage_cluster[] =
     "  cluster status                the cluster metadata: the Raft leader,\n"
     "                                term, commit index, epoch; every "
     "member's\n"
@@ -227,6 +240,7 @@ static int parse(struct cli *cl, int argc, char **argv) {
       only_pos = true;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       fputs(usage_text, stdout);
+      fputs(usage_cluster, stdout);
       fputs(usage_options, stdout);
       return 0;
     } else if (strcmp(a, "--version") == 0) {
@@ -572,8 +586,86 @@ static void print_context(const struct chorus_result *res) {
   putchar('\n');
 }
 
-/* get: GET, and on ETYPE the counter, then the set (the key's type is
- * fixed at its first write, so one of the three answers). */
+/* An LWW register's read: its value (or "not found" on stderr), then the
+ * winning write's stamp: "written: MS.LOGICAL by NODE" (HLC milliseconds
+ * since the epoch, its logical counter, the coordinating node's id). */
+static void print_lww(const struct cli *cl, const char *key,
+                      const struct chorus_result *res) {
+  uint64_t ms = CHORUS_LWW_MS(res->lww_ts);
+  unsigned logical = (unsigned)(res->lww_ts & 0xffffu);
+  if (cl->json) {
+    printf("{\"found\":%s,\"type\":\"lww\",\"value\":",
+           res->nvalues > 0 ? "true" : "false");
+    if (res->nvalues > 0)
+      json_str(res->values[0].ptr, res->values[0].len);
+    else
+      printf("null");
+    printf(",\"ts\":%" PRIu64 ",\"ms\":%" PRIu64 ",\"node\":\"%016" PRIx64
+           "\"}\n",
+           res->lww_ts, ms, res->lww_node);
+    return;
+  }
+  print_list(cl, "value", res);
+  if (res->lww_ts != 0)
+    printf("written: %" PRIu64 ".%u by %016" PRIx64 "\n", ms, logical,
+           res->lww_node);
+  if (res->nvalues == 0)
+    fprintf(stderr, "chorus: %s: not found\n", key);
+}
+
+/* lww set KEY VALUE|- (or --value-file FILE), lww get KEY, lww del KEY. */
+static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
+  static const char form[] =
+      "lww set KEY VALUE|- | lww set KEY --value-file FILE | lww get KEY | "
+      "lww del KEY";
+  int rc = need_args(cl, 2, 3, form);
+  if (rc != 0)
+    return rc;
+  const char *sub = cl->argv[1], *key = cl->argv[2];
+  bool set = strcmp(sub, "set") == 0;
+  if (!set && strcmp(sub, "get") != 0 && strcmp(sub, "del") != 0)
+    return usage_error("lww: \"%s\" is not set, get or del", sub);
+  if (cl->value_file != NULL && !set)
+    return usage_error("--value-file is for put, sadd, srem and lww set");
+  if (set ? cl->argc != (cl->value_file ? 3 : 4) : cl->argc != 3)
+    return usage_error("usage: chorus %s", form);
+  struct chorus_result res;
+  uint8_t *val = NULL;
+  size_t val_len = 0;
+  if (strcmp(sub, "get") == 0) {
+    rc = chorus_lww_get(c, key, strlen(key), &cl->opts, &res);
+    if (rc == CHORUS_OK)
+      print_lww(cl, key, &res);
+  } else if (set) {
+    const char *src = cl->value_file ? cl->value_file : cl->argv[3];
+    if (cl->value_file || strcmp(src, "-") == 0) {
+      if ((rc = read_value(src, CHORUS_MAX_VALUE, "value", &val, &val_len)) !=
+          0)
+        return rc;
+    } else {
+      val = chorus_memdup(src, strlen(src));
+      val_len = strlen(src);
+      if (val_len > 0 && val == NULL) {
+        fprintf(stderr, "chorus: out of memory\n");
+        return 1;
+      }
+    }
+    rc = chorus_lww_set(c, key, strlen(key), val, val_len, &cl->opts, &res);
+  } else {
+    rc = chorus_lww_delete(c, key, strlen(key), &cl->opts, &res);
+  }
+  if (rc == CHORUS_OK && strcmp(sub, "get") != 0) {
+    print_warnings(key, &res);
+    printf(cl->json ? "{\"ok\":true}\n" : "ok\n");
+  }
+  rc = rc == CHORUS_OK ? 0 : fail(&res);
+  chorus_result_free(&res);
+  chorus_free(val);
+  return rc;
+}
+
+/* get: GET, and on ETYPE the counter, then the set, then the register
+ * (the key's type is fixed at its first write, so one of them answers). */
 static int cmd_get(struct chorus_client *c, const struct cli *cl) {
   const char *key = cl->argv[1];
   struct chorus_result res;
@@ -624,6 +716,15 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
       print_list(cl, "members", &res);
       print_context(&res);
     }
+    chorus_result_free(&res);
+    return 0;
+  }
+  if (rc != CHORUS_ETYPE)
+    goto err;
+  chorus_result_free(&res);
+  rc = chorus_lww_get(c, key, strlen(key), &cl->opts, &res);
+  if (rc == CHORUS_OK) {
+    print_lww(cl, key, &res);
     chorus_result_free(&res);
     return 0;
   }
@@ -940,8 +1041,9 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     rc = usage_error("--range is for repair status and repair now");
     goto out;
   }
-  if (cl->value_file != NULL && strcmp(cmd, "put") != 0 && !set_cmd) {
-    rc = usage_error("--value-file is for put, sadd and srem");
+  if (cl->value_file != NULL && strcmp(cmd, "put") != 0 && !set_cmd &&
+      strcmp(cmd, "lww") != 0) {
+    rc = usage_error("--value-file is for put, sadd, srem and lww set");
     goto out;
   }
   if (cl->opts.ttl_ms && strcmp(cmd, "put") != 0) {
@@ -984,6 +1086,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   }
   if (strcmp(cmd, "cluster") == 0) {
     rc = cmd_cluster(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "lww") == 0) {
+    rc = cmd_lww(c, cl);
     goto out;
   }
   if (strcmp(cmd, "put") == 0) {

@@ -30,8 +30,9 @@
  * When the connection fails (refused, reset, closed, a handshake refused, a
  * malformed reply, or no reply within the request's timeout plus a grace
  * period), the client moves to the next seed and:
- *   - retries every READ in flight on it (GET, COUNTER_READ, SET_READ, ring
- *     and status queries are idempotent), each at most once per seed;
+ *   - retries every READ in flight on it (GET, COUNTER_READ, SET_READ,
+ *     LWW_READ, ring and status queries are idempotent), each at most once
+ *     per seed;
  *   - retries a WRITE only if none of its bytes was handed to the socket;
  *     a write that was sent fails with maybe_applied set, because the node
  *     may have applied it before the connection died (Dynamo §6: the client
@@ -283,6 +284,12 @@ struct chorus_result {
                             them are in values) */
   uint64_t object_bytes; /* the object's encoded size on the node */
   int64_t counter;       /* counter read */
+  /* lww get: the winning write's HLC time (milliseconds since the epoch
+   * << 16 | a logical counter; CHORUS_LWW_MS() takes the milliseconds) and
+   * the id of the node that coordinated it; both 0 for a key never
+   * written. Its value, if not deleted, is values[0] (nvalues 1). */
+  uint64_t lww_ts;
+  uint64_t lww_node;
 
   /* ring and status */
   uint64_t node_id;     /* the answering node */
@@ -464,6 +471,51 @@ int chorus_set_remove(struct chorus_client *c, const void *key, size_t key_len,
 int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
                        const struct chorus_opts *opts,
                        struct chorus_result *res);
+
+/* LWW REGISTERS
+ *
+ * A key of type lww holds one value: the write with the greatest (HLC time,
+ * node id), where the time is the hybrid logical clock of the node that
+ * coordinated the write (crdt/crdt.h) and the node id breaks ties. Writes
+ * are blind (no context): of two concurrent writers, the later one by
+ * that order wins on every replica, the other is lost; a write through a
+ * node that holds a write orders after it. A delete is a write of "no
+ * value" that wins and loses the same way.
+ *
+ * Clocks: a replica refuses a write stamped more than its
+ * --max-clock-ahead-ms (5 s by default) ahead of its own wall clock, so a
+ * node with a fast clock cannot win every write of the others until real
+ * time catches up with it. Such a write fails with CHORUS_ECLOCK and
+ * maybe_applied set: the coordinating node holds it, its hints retry, and
+ * it spreads (and wins over writes stamped before it) once the replicas'
+ * clocks pass its time; reads through other nodes leave it out until
+ * then. Fix the clock of the node named in the error.
+ *
+ * A key holds one type: an lww call on a kv, counter or set key, or the
+ * reverse, fails with CHORUS_ETYPE. A node from before LWW registers
+ * answers CHORUS_ENOTSUP.
+ */
+#define CHORUS_LWW_MS(ts) ((uint64_t)(ts) >> 16)
+
+/* chorus_lww_set: writes @value (0..CHORUS_MAX_VALUE bytes) to register
+ * @key, stamped by the coordinating node. Errors: CHORUS_ECLOCK (above),
+ * CHORUS_ETYPE, and as above. */
+int chorus_lww_set(struct chorus_client *c, const void *key, size_t key_len,
+                   const void *value, size_t value_len,
+                   const struct chorus_opts *opts, struct chorus_result *res);
+
+/* chorus_lww_delete: writes "no value" to register @key, stamped likewise;
+ * a read then finds nothing (nvalues 0) until a later write. Errors: as
+ * chorus_lww_set. */
+int chorus_lww_delete(struct chorus_client *c, const void *key, size_t key_len,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res);
+
+/* chorus_lww_get: the register's value (values[0], nvalues 1; nvalues 0
+ * when never written or deleted) with lww_ts and lww_node, the winning
+ * write's stamp. Errors: CHORUS_ETYPE, and as above. */
+int chorus_lww_get(struct chorus_client *c, const void *key, size_t key_len,
+                   const struct chorus_opts *opts, struct chorus_result *res);
 
 /* chorus_ring: RING_QUERY then STATUS_QUERY to one node: epoch, vnodes,
  * replication, and nodes with their share of the token space (computed
@@ -783,6 +835,16 @@ int chorus_set_remove_async(struct chorus_client *c, const void *key,
 int chorus_set_members_async(struct chorus_client *c, const void *key,
                              size_t key_len, const struct chorus_opts *opts,
                              chorus_cb cb, void *arg);
+int chorus_lww_set_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const void *value, size_t value_len,
+                         const struct chorus_opts *opts, chorus_cb cb,
+                         void *arg);
+int chorus_lww_delete_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const struct chorus_opts *opts,
+                            chorus_cb cb, void *arg);
+int chorus_lww_get_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const struct chorus_opts *opts,
+                         chorus_cb cb, void *arg);
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,

@@ -139,12 +139,41 @@ static int do_get(struct chorus_client *c, uint8_t type, const void *key,
     m.counter_read.key = wb(key, key_len);
     m.counter_read.opts = wire_opts(c, opts);
     break;
+  case WIRE_LWW_READ:
+    m.lww_key.key = wb(key, key_len);
+    m.lww_key.opts = wire_opts(c, opts);
+    break;
   default:
     m.set_read.key = wb(key, key_len);
     m.set_read.opts = wire_opts(c, opts);
     break;
   }
   return chorus__route_submit(c, key, key_len, &m, false, opt_timeout(opts), cb,
+                              arg);
+}
+
+/* LWW_SET (@value non-NULL or @value_len 0 with @set) or LWW_DELETE. */
+static int do_lww(struct chorus_client *c, bool set, const void *key,
+                  size_t key_len, const void *value, size_t value_len,
+                  const struct chorus_opts *opts, chorus_cb cb, void *arg) {
+  int rc = check_key(c, key, key_len);
+  if (rc == CHORUS_OK && set)
+    rc = check_value(c, value, value_len);
+  if (rc != CHORUS_OK)
+    return rc;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  if (set) {
+    m.type = WIRE_LWW_SET;
+    m.lww_set.key = wb(key, key_len);
+    m.lww_set.value = wb(value, value_len);
+    m.lww_set.opts = wire_opts(c, opts);
+  } else {
+    m.type = WIRE_LWW_DELETE;
+    m.lww_key.key = wb(key, key_len);
+    m.lww_key.opts = wire_opts(c, opts);
+  }
+  return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
                               arg);
 }
 
@@ -524,6 +553,39 @@ int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
                   &w);
 }
 
+int chorus_lww_set(struct chorus_client *c, const void *key, size_t key_len,
+                   const void *value, size_t value_len,
+                   const struct chorus_opts *opts, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(
+      c, do_lww(c, true, key, key_len, value, value_len, opts, sync_cb, &w),
+      &w);
+}
+
+int chorus_lww_delete(struct chorus_client *c, const void *key, size_t key_len,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_lww(c, false, key, key_len, NULL, 0, opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_lww_get(struct chorus_client *c, const void *key, size_t key_len,
+                   const struct chorus_opts *opts, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_get(c, WIRE_LWW_READ, key, key_len, opts, sync_cb, &w),
+                  &w);
+}
+
 int chorus_ring(struct chorus_client *c, struct chorus_result *res) {
   struct sync_wait w;
   int rc = sync_begin(c, res, &w);
@@ -704,6 +766,29 @@ int chorus_set_members_async(struct chorus_client *c, const void *key,
                              chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc : do_get(c, WIRE_SET_READ, key, key_len, opts, cb, arg);
+}
+
+int chorus_lww_set_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const void *value, size_t value_len,
+                         const struct chorus_opts *opts, chorus_cb cb,
+                         void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lww(c, true, key, key_len, value, value_len, opts, cb, arg);
+}
+
+int chorus_lww_delete_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const struct chorus_opts *opts,
+                            chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_lww(c, false, key, key_len, NULL, 0, opts, cb, arg);
+}
+
+int chorus_lww_get_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const struct chorus_opts *opts,
+                         chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_get(c, WIRE_LWW_READ, key, key_len, opts, cb, arg);
 }
 
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg) {

@@ -178,6 +178,11 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_COUNTER_REPLY;
   case WIRE_SET_READ:
     return WIRE_SET_REPLY;
+  case WIRE_LWW_SET:
+  case WIRE_LWW_DELETE:
+    return WIRE_WRITE_REPLY;
+  case WIRE_LWW_READ:
+    return WIRE_LWW_REPLY;
   case WIRE_RING_QUERY:
     return WIRE_RING_REPLY;
   case WIRE_STATUS_QUERY:
@@ -379,6 +384,14 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
   case WIRE_COUNTER_REPLY:
     res->counter = m->counter_reply.value;
     return CHORUS_OK;
+  case WIRE_LWW_REPLY: {
+    /* The value as a list of one, or none when absent. */
+    struct wire_bytes v = m->lww_reply.value;
+    struct wire_bytes_list one = {m->lww_reply.present ? 1 : 0, &v};
+    res->lww_ts = m->lww_reply.ts;
+    res->lww_node = m->lww_reply.node;
+    return take_list(res, &one, (struct wire_bytes){NULL, 0});
+  }
   case WIRE_CLUSTER_REPLY:
     return take_cluster(res, &m->cluster_reply);
   case WIRE_CLUSTER_PLAN_REPLY:

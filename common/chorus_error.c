@@ -111,6 +111,7 @@ int chorus_maybe_applied(int code) {
   case CHORUS_ECANCELED:
   case CHORUS_ESYNCFAILED:
   case CHORUS_EINTERNAL:
+  case CHORUS_ECLOCK:
     return 1;
   default:
     return 0;

@@ -52,7 +52,8 @@
   X(ENOTSUP, -24, "not supported")                                             \
   X(EINTERNAL, -25, "internal error")                                          \
   X(ESTALE, -26, "stale: the cluster's metadata has moved on")                 \
-  X(EREMOVED, -27, "this node was removed from the cluster")
+  X(EREMOVED, -27, "this node was removed from the cluster")                   \
+  X(ECLOCK, -28, "a timestamp is too far ahead of this node's clock")
 
 enum chorus_error {
   CHORUS_OK = 0,
@@ -91,7 +92,10 @@ int chorus_error_from_errno(int errnum);
 /* chorus_maybe_applied: whether a write that failed with @code may still
  * have taken effect on some replica: a quorum that timed out
  * (CHORUS_ETIMEDOUT), a node that stopped or failed after writing
- * (CHORUS_ECANCELED, CHORUS_ESYNCFAILED, CHORUS_EINTERNAL). Every other
+ * (CHORUS_ECANCELED, CHORUS_ESYNCFAILED, CHORUS_EINTERNAL), replicas that
+ * refused a write stamped too far ahead of their clocks (CHORUS_ECLOCK:
+ * the coordinator holds it, and it spreads once their clocks pass its
+ * stamp). Every other
  * code means nothing was written (a coordinator answers CHORUS_EIO only
  * when its own store refused the write). The coordinator and the
  * client library both classify with it, so a client never reports as

@@ -181,12 +181,13 @@ struct node_config {
   uint32_t max_inflight;    /* --max-inflight (per connection), 256 */
   uint32_t max_frame;       /* --max-frame (client frames), 2 MiB */
   uint32_t max_value_bytes; /* --max-value-bytes, 1 MiB (WIRE_MAX_VALUE) */
-  uint32_t out_limit;       /* --out-limit (client output), 1 MiB */
-  uint32_t peer_out_limit;  /* peer output before dropping, 64 MiB */
-  uint32_t timeout_ms;      /* --timeout (default request timeout) */
-  chorus_ms leave_ms;       /* --leave-ms: gossip time at shutdown */
-  uint32_t stream_mbps;     /* --stream-mbps: pull rate, 400; 0 no limit */
-  uint32_t min_free_mb;     /* --min-free-mb: writes refused below, 256 */
+  uint32_t max_clock_ahead_ms; /* --max-clock-ahead-ms, 5000 (repl.h) */
+  uint32_t out_limit;          /* --out-limit (client output), 1 MiB */
+  uint32_t peer_out_limit;     /* peer output before dropping, 64 MiB */
+  uint32_t timeout_ms;         /* --timeout (default request timeout) */
+  chorus_ms leave_ms;          /* --leave-ms: gossip time at shutdown */
+  uint32_t stream_mbps;        /* --stream-mbps: pull rate, 400; 0 no limit */
+  uint32_t min_free_mb;        /* --min-free-mb: writes refused below, 256 */
   /* --tombstone-gc repair | timeout=SECONDS | off (repl.h, TOMBSTONE
    * COLLECTION), and its walk period --gc-interval-ms (10000). */
   enum repl_tombstone_gc tombstone_gc;

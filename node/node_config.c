@@ -82,6 +82,9 @@ static const char usage_text[] =
     "                         when it is full); ENOSPC to clients\n";
 /* Two strings: C11 compilers need only take 4095 bytes in one literal. */
 static const char usage_text2[] =
+    "  --max-clock-ahead-ms MS an LWW register write stamped more than this\n"
+    "                         ahead of this node's clock is refused with\n"
+    "                         ECLOCK (1..86400000, default 5000)\n"
     "  --http HOST:PORT       serve /metrics (Prometheus), /health and\n"
     "                         /ready over HTTP there (default: off)\n"
     "  --http-max-connections N\n"
@@ -312,6 +315,8 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
                    errmsg);
   if (strcmp(key, "out-limit") == 0)
     return set_u32(&cfg->out_limit, v, 4096, 1u << 30, key, errmsg);
+  if (strcmp(key, "max-clock-ahead-ms") == 0)
+    return set_u32(&cfg->max_clock_ahead_ms, v, 1, 86400000, key, errmsg);
   if (strcmp(key, "max-object-bytes") == 0)
     /* Below the peer frame with room for a key and headers (repl.h). */
     return set_u32(&cfg->max_object_bytes, v, 64u * 1024, REPL_MAX_OBJECT_LIMIT,
@@ -436,6 +441,7 @@ static void defaults(struct node_config *cfg) {
   cfg->max_inflight = 256;
   cfg->max_frame = WIRE_MAX_FRAME_CLIENT;
   cfg->max_value_bytes = WIRE_MAX_VALUE;
+  cfg->max_clock_ahead_ms = REPL_MAX_CLOCK_AHEAD_DEFAULT;
   cfg->out_limit = 1u << 20;
   cfg->peer_out_limit = 64u << 20;
   cfg->max_object_bytes = REPL_MAX_OBJECT_DEFAULT;

@@ -65,6 +65,9 @@ enum node_op {
   NODE_OP_SET_ADD,
   NODE_OP_SET_REMOVE,
   NODE_OP_SET_READ,
+  NODE_OP_LWW_SET,
+  NODE_OP_LWW_DELETE,
+  NODE_OP_LWW_READ,
   NODE_OP_ADMIN, /* cluster changes and plans through the core */
   NODE_OP_COUNT
 };

@@ -39,8 +39,9 @@ static const uint64_t lat_bounds_ns[NODE_LAT_BUCKETS] = {
     1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull};
 
 static const char *const op_names[NODE_OP_COUNT] = {
-    "get",     "put",        "delete",   "counter_add", "counter_read",
-    "set_add", "set_remove", "set_read", "admin"};
+    "get",          "put",        "delete",     "counter_add",
+    "counter_read", "set_add",    "set_remove", "set_read",
+    "lww_set",      "lww_delete", "lww_read",   "admin"};
 
 /* ------------------------------------------------------------------------
  * Recording (the data path)
@@ -65,6 +66,12 @@ enum node_op node__metrics_op(const struct wire_msg *m) {
     return NODE_OP_SET_REMOVE;
   case WIRE_SET_READ:
     return NODE_OP_SET_READ;
+  case WIRE_LWW_SET:
+    return NODE_OP_LWW_SET;
+  case WIRE_LWW_DELETE:
+    return NODE_OP_LWW_DELETE;
+  case WIRE_LWW_READ:
+    return NODE_OP_LWW_READ;
   default:
     return NODE_OP_ADMIN;
   }
@@ -90,6 +97,12 @@ static int32_t level_of(enum node_op op, const struct wire_msg *m) {
     return m->set_remove.opts.w;
   case NODE_OP_SET_READ:
     return m->set_read.opts.r;
+  case NODE_OP_LWW_SET:
+    return m->lww_set.opts.w;
+  case NODE_OP_LWW_DELETE:
+    return m->lww_key.opts.w;
+  case NODE_OP_LWW_READ:
+    return m->lww_key.opts.r;
   default:
     return 0;
   }

@@ -26,6 +26,7 @@ void repl_config_defaults(struct repl_config *cfg, chorus_node_id self) {
   cfg->hint_batch = 16;
   cfg->fallbacks = 3;
   cfg->max_object_bytes = REPL_MAX_OBJECT_DEFAULT;
+  cfg->max_clock_ahead_ms = REPL_MAX_CLOCK_AHEAD_DEFAULT;
 }
 
 /* ------------------------------------------------------------------------
@@ -91,8 +92,10 @@ int repl_new(const struct repl_config *cfg, struct store *store,
     r->cfg.max_object_bytes = REPL_MAX_OBJECT_DEFAULT;
   if (r->cfg.read_repair == WIRE_RR_DEFAULT)
     r->cfg.read_repair = WIRE_RR_ASYNC;
+  if (r->cfg.max_clock_ahead_ms == 0)
+    r->cfg.max_clock_ahead_ms = REPL_MAX_CLOCK_AHEAD_DEFAULT;
   r->store = store;
-  hlc_init(&r->hlc, REPL_HLC_MAX_DRIFT_MS);
+  hlc_init(&r->hlc, r->cfg.max_clock_ahead_ms);
   r->hlc.tracer = r->cfg.tracer;
   int rc = aae_tree_init(&r->tree,
                          cfg->aae_bits ? cfg->aae_bits : AAE_TREE_BITS_DEFAULT);

@@ -207,6 +207,12 @@
  * ------------------------------------------------------------------------ */
 
 #define REPL_MAX_OBJECT_DEFAULT (8u * 1024 * 1024)
+/* 5 s: NTP keeps clocks within tens of ms, a VM resumed from a pause or a
+ * host with a broken time source is off by seconds to hours; 5 s lets the
+ * first through and stops the second, and is how long a fast node's write
+ * can beat later writes of the others (their HLCs do not follow a time
+ * they refused). */
+#define REPL_MAX_CLOCK_AHEAD_DEFAULT 5000
 /* Room a peer frame keeps beside an object: a key (WIRE_MAX_KEY), a
  * context (WIRE_MAX_CONTEXT, in GET replies), message headers. */
 #define REPL_FRAME_RESERVE (256u * 1024)
@@ -254,6 +260,13 @@ struct repl_config {
   uint8_t aae_bits;
   uint32_t aae_keys_per_sec;
   uint64_t aae_bytes_per_sec;
+  /* THE CLOCK BOUND OF LWW REGISTERS: an lww object whose HLC time is more
+   * than this many ms ahead of this node's wall clock is refused wherever
+   * it arrives (a replica write, a hint, a read answer, anti-entropy,
+   * streaming: CHORUS_ECLOCK), so that one node with a fast clock cannot
+   * win every write of the others until real time catches up with it.
+   * Default REPL_MAX_CLOCK_AHEAD_DEFAULT (chorusd --max-clock-ahead-ms). */
+  chorus_ms max_clock_ahead_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
   /* A write or read coordinated here whose answer took @slow_ms or more
    * leaves one line on @warn when it ends (SLOW REQUESTS, repl_op.c):
@@ -529,10 +542,11 @@ struct repl_stats {
   uint64_t hints_pending; /* in the table now */
   uint64_t hint_bytes;    /* in the table now */
   /* The byte budget (THE BYTE BUDGET OF AN OBJECT). */
-  uint64_t too_big;     /* coordinated writes refused over the budget */
-  uint64_t over_budget; /* replica joins that left an object over it */
-  uint64_t unsent;      /* messages not sent: over the peer frame */
-  uint64_t truncated;   /* GET answers that carried only some siblings */
+  uint64_t too_big;       /* coordinated writes refused over the budget */
+  uint64_t over_budget;   /* replica joins that left an object over it */
+  uint64_t clock_refused; /* lww objects refused: stamped too far ahead */
+  uint64_t unsent;        /* messages not sent: over the peer frame */
+  uint64_t truncated;     /* GET answers that carried only some siblings */
   /* Streaming (STREAMING): joined from chunks, and served to pullers. */
   uint64_t stream_keys, stream_bytes;
   uint64_t stream_served_keys, stream_served_bytes;

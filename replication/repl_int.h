@@ -525,9 +525,6 @@ struct repl {
   char err[CHORUS_ERRMSG_SIZE];
 };
 
-/* How far ahead of our wall clock a remote HLC time may be (hlc_recv). */
-#define REPL_HLC_MAX_DRIFT_MS 60000
-
 /* repl__tick: an event at monotonic time @now and wall time @wall (every
  * event function calls it first). */
 static inline void repl__tick(struct repl *r, chorus_ms now, chorus_ms wall) {
@@ -545,6 +542,14 @@ static inline hlc_time repl__read_time(const struct repl *r) {
   hlc_time t = hlc_make(w, 0);
   return t > r->hlc.last ? t : r->hlc.last;
 }
+
+/* repl__clock_check: an object that arrived from elsewhere, judged against THE
+ * CLOCK BOUND OF LWW REGISTERS (repl.h). An lww object's time is received into
+ * our HLC (hlc_recv), so that a write coordinated here later orders after what
+ * this node holds; one more than max_clock_ahead_ms ahead of our wall clock is
+ * refused, CHORUS_ECLOCK with the reason in r->err, and leaves our clock alone.
+ * Other types: CHORUS_OK (their HLC times order nothing across nodes). */
+int repl__clock_check(struct repl *r, const struct crdt_obj *obj);
 
 /* repl__hint_seq: a new hint sequence, [epoch][counter]: unique per
  * incarnation, so an acknowledgement meant for an earlier write never
@@ -616,7 +621,8 @@ struct repl_target {
   uint8_t *reply; /* read: the answer's object (NULL: not found); owned */
   size_t rlen;
   int refusal; /* read: the code of an ERROR it answered instead (its
-                  copy too big to send); 0: none */
+                  copy too big to send); write: CHORUS_ECLOCK, it refused
+                  the write's stamp; 0: none */
   uint32_t at; /* when its answer came: ms after repl_coord.born, plus 1;
                   0: none yet (the slow-request line) */
 };
@@ -841,6 +847,10 @@ int repl__write_reply(struct repl *r, struct repl_op *op,
                       const struct repl_effects *fx);
 /* repl__write_all_acked: whether every replica sent the object answered. */
 bool repl__write_all_acked(const struct repl_op *op);
+/* repl__write_short: the first replica that refused the write's stamp
+ * (CHORUS_ECLOCK) when every replica sent the object has answered and the
+ * quorum is not met, else NULL: the write can only fail. */
+const struct repl_target *repl__write_short(const struct repl_op *op);
 
 /* repl__read_start: reads our own object and asks the other live
  * replicas (REPL_EV_STARTED), or refuses (REPL_EV_FAILED). */

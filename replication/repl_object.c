@@ -93,12 +93,33 @@ int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len) {
   return rc;
 }
 
+int repl__clock_check(struct repl *r, const struct crdt_obj *obj) {
+  if (obj->type != CRDT_LWW || obj->u.lww.ts == 0)
+    return CHORUS_OK;
+  hlc_time ts = obj->u.lww.ts;
+  if (hlc_recv(&r->hlc, r->wall, ts, NULL) == CHORUS_OK)
+    return CHORUS_OK;
+  chorus_ms l = hlc_physical(ts);
+  r->stats.clock_refused++;
+  return chorus_errf(r->err, CHORUS_ECLOCK,
+                     "lww write of node %016" PRIx64 " stamped %" PRIu64
+                     " ms ahead of this node's clock, over the %" PRIu64
+                     " ms bound (--max-clock-ahead-ms)",
+                     obj->u.lww.node, (uint64_t)(l > r->wall ? l - r->wall : 0),
+                     (uint64_t)r->cfg.max_clock_ahead_ms);
+}
+
 int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
                           size_t klen, const void *bytes, size_t blen) {
   struct crdt_obj in, local;
   int rc = repl__decode_obj(bytes, blen, CRDT_NONE, &in, r->err);
   if (rc != CHORUS_OK)
     return CHORUS_EMALFORMED;
+  if ((rc = repl__clock_check(r, &in)) != CHORUS_OK) {
+    REPL_TRACE(r, "join refused: %s", r->err);
+    crdt_obj_free(&in);
+    return rc;
+  }
   void *buf;
   size_t len;
   if ((rc = repl__load_bytes(r, token, key, klen, &buf, &len)) != CHORUS_OK) {

@@ -419,6 +419,20 @@ static int step_write(struct repl *r, struct repl_op *op,
     bool counted = false;
     answered_at(r, &w->c, ev->from);
     rc = repl__write_ack(r, op, ev->from, status, &counted);
+    const struct repl_target *t;
+    if (rc == CHORUS_OK && op->state == REPL_OP_SENT &&
+        (t = repl__write_short(op)) != NULL) {
+      /* Every replica asked has answered and too few took it. */
+      to_replied(r, op);
+      rc = repl__reply_error(
+          r, fx, &w->c.origin, w->c.mtype, t->refusal,
+          "%u of %u acknowledgements: replica %016" PRIx64
+          " refused (%s): the write's time, from this node's clock, is too "
+          "far ahead of that replica's; it may spread once the replicas' "
+          "clocks pass it",
+          w->c.tally.total, w->c.need.total, t->id, chorus_errname(t->refusal));
+      break;
+    }
     if (!counted)
       return rc;
     break;

@@ -10,6 +10,7 @@
 static enum crdt_type read_type(uint8_t mtype) {
   return mtype == WIRE_GET            ? CRDT_KV
          : mtype == WIRE_COUNTER_READ ? CRDT_COUNTER
+         : mtype == WIRE_LWW_READ     ? CRDT_LWW
                                       : CRDT_SET;
 }
 
@@ -120,7 +121,11 @@ static int read_join(struct repl *r, struct repl_coord *c, enum crdt_type want,
       crdt_obj_free(out);
       return rc;
     }
+    if (rc == CHORUS_OK && (rc = repl__clock_check(r, &o)) != CHORUS_OK)
+      crdt_obj_free(&o);
     if (rc != CHORUS_OK) {
+      /* A register stamped too far ahead of our clock is left out, as a
+       * replica would refuse it (THE CLOCK BOUND OF LWW REGISTERS). */
       REPL_TRACE(r, "answer of %016" PRIx64 " ignored: %s", t->id, r->err);
       continue;
     }
@@ -354,6 +359,17 @@ static int reply_read(struct repl *r, const struct repl_effects *fx,
     if (rc != CHORUS_OK)
       return repl__reply_error(r, fx, &c->origin, c->mtype, rc,
                                "counter value out of range");
+    break;
+  }
+  case WIRE_LWW_READ: {
+    /* The winning write, with its stamp: which of two blind writers won
+     * is visible (the greater (ts, node)). */
+    const struct lww *reg = &obj->u.lww;
+    m.type = WIRE_LWW_REPLY;
+    m.lww_reply.present = reg->present;
+    m.lww_reply.value = (struct wire_bytes){reg->value, reg->len};
+    m.lww_reply.ts = reg->ts;
+    m.lww_reply.node = reg->node;
     break;
   }
   default: { /* WIRE_SET_READ */

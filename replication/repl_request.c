@@ -25,7 +25,8 @@ _Static_assert(WIRE_MAX_KEY <= WIRE_MAX_KEY_FIELD, "a maximal key must decode");
 
 bool repl__is_write_type(uint8_t t) {
   return t == WIRE_PUT || t == WIRE_PUT_TTL || t == WIRE_DELETE ||
-         t == WIRE_COUNTER_ADD || t == WIRE_SET_ADD || t == WIRE_SET_REMOVE;
+         t == WIRE_COUNTER_ADD || t == WIRE_SET_ADD || t == WIRE_SET_REMOVE ||
+         t == WIRE_LWW_SET || t == WIRE_LWW_DELETE;
 }
 
 bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
@@ -59,6 +60,15 @@ bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
   case WIRE_SET_READ:
     *q = (struct repl_request){&m->set_read.key, &m->set_read.opts, CRDT_SET,
                                false};
+    return true;
+  case WIRE_LWW_SET:
+    *q = (struct repl_request){&m->lww_set.key, &m->lww_set.opts, CRDT_LWW,
+                               true};
+    return true;
+  case WIRE_LWW_DELETE:
+  case WIRE_LWW_READ:
+    *q = (struct repl_request){&m->lww_key.key, &m->lww_key.opts, CRDT_LWW,
+                               m->type == WIRE_LWW_DELETE};
     return true;
   default:
     return false;
@@ -106,12 +116,15 @@ static int check_limits(struct repl *r, const struct wire_msg *m,
     return chorus_errf(r->err, CHORUS_ETOOBIG,
                        "key of %zu bytes is over the %u-byte key limit",
                        q->key->len, WIRE_MAX_KEY);
-  if ((m->type == WIRE_PUT || m->type == WIRE_PUT_TTL) &&
-      m->put.value.len > max)
+  const struct wire_bytes *v = m->type == WIRE_PUT || m->type == WIRE_PUT_TTL
+                                   ? &m->put.value
+                               : m->type == WIRE_LWW_SET ? &m->lww_set.value
+                                                         : NULL;
+  if (v != NULL && v->len > max)
     return chorus_errf(r->err, CHORUS_ETOOBIG,
                        "value of %zu bytes is over the %" PRIu32
                        "-byte value limit",
-                       m->put.value.len, max);
+                       v->len, max);
   if (m->type != WIRE_SET_ADD)
     return CHORUS_OK;
   const struct wire_bytes_list *l = &m->set_add.members;

@@ -109,6 +109,40 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
     crdt_ctx_free(&seen);
     return rc;
   }
+  case WIRE_LWW_SET:
+  case WIRE_LWW_DELETE: {
+    /* The register's write, stamped (our HLC time, our node id): the
+     * total order lww_join follows (crdt.h). The clock first receives the
+     * time of the write this node holds, so a write coordinated here
+     * wins over every write this node had seen (a client that read
+     * through it and writes again replaces what it read), however the
+     * wall clocks of the writers compare; a copy too far ahead (ours,
+     * from before a clock step back) is left out of our clock. */
+    struct lww *reg = &obj->u.lww;
+    if (reg->ts != 0)
+      (void)hlc_recv(&r->hlc, wall, reg->ts, NULL);
+    hlc_time ts;
+    rc = hlc_now(&r->hlc, wall, &ts);
+    if (rc != CHORUS_OK)
+      return chorus_errf(r->err, rc, "wall clock %" PRIu64 " ms out of range",
+                         (uint64_t)wall);
+    bool applied = false;
+    rc = m->type == WIRE_LWW_SET
+             ? lww_set(reg, ts, r->cfg.self, m->lww_set.value.ptr,
+                       m->lww_set.value.len, &applied)
+             : lww_delete(reg, ts, r->cfg.self, &applied);
+    if (rc == CHORUS_OK && !applied)
+      /* Only a copy stamped ahead of our clock by more than the bound
+       * beats a fresh time of ours: the node's own write from before its
+       * clock stepped back. Refused, or the client's write would vanish
+       * while it is told ok. */
+      return chorus_errf(r->err, CHORUS_ECLOCK,
+                         "this node holds a write of node %016" PRIx64
+                         " stamped %" PRIu64 " ms after its clock",
+                         reg->node,
+                         (uint64_t)(hlc_physical(reg->ts) - hlc_physical(ts)));
+    return rc;
+  }
   default:
     return CHORUS_EINVAL;
   }
@@ -161,9 +195,10 @@ int repl__write_start(struct repl *r, struct repl_op *op,
         r, op, fx, CHORUS_ETOOBIG,
         "object would be %zu bytes, over the %" PRIu32 "-byte budget: %s",
         w->olen, r->cfg.max_object_bytes,
-        q->type == CRDT_SET ? "remove members to make room"
-                            : "read it and write back with its context to "
-                              "resolve siblings");
+        q->type == CRDT_LWW   ? "write a smaller value"
+        : q->type == CRDT_SET ? "remove members to make room"
+                              : "read it and write back with its context to "
+                                "resolve siblings");
   }
   w->flags = repl__object_warnings(r, w->olen, dvv_flags);
 
@@ -284,6 +319,11 @@ int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
   if (status != CHORUS_OK) {
     REPL_TRACE(r, "%016" PRIx64 " refused the write: %s", from,
                chorus_errname(status));
+    /* A replica whose clock is behind the write's stamp by more than the
+     * bound refuses it every time until its clock catches up: no use
+     * waiting for the timeout (repl__write_short). Its hint stays armed. */
+    if (status == CHORUS_ECLOCK)
+      t->refusal = status;
     return CHORUS_OK;
   }
   t->acked = true;
@@ -325,7 +365,20 @@ bool repl__write_all_acked(const struct repl_op *op) {
   assert(op->kind == REPL_OP_WRITE);
   const struct repl_coord *c = &op->u.write.c;
   for (uint8_t i = 0; i < c->ntargets; i++)
-    if (c->t[i].sent && !c->t[i].acked)
+    if (c->t[i].sent && !c->t[i].acked && c->t[i].refusal == 0)
       return false;
   return true;
+}
+
+const struct repl_target *repl__write_short(const struct repl_op *op) {
+  assert(op->kind == REPL_OP_WRITE);
+  const struct repl_coord *c = &op->u.write.c;
+  const struct repl_target *refused = NULL;
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (c->t[i].refusal != 0 && refused == NULL)
+      refused = &c->t[i];
+  if (refused == NULL || !repl__write_all_acked(op) ||
+      repl__tally_met(&c->tally, &c->need))
+    return NULL;
+  return refused;
 }

@@ -171,11 +171,16 @@ enum wire_type {
   WIRE_COUNTER_ADD = 32,
   WIRE_COUNTER_READ = 33,
   WIRE_COUNTER_REPLY = 34,
-  /* 40..47 sets (add-wins OR-set); 48..63 reserved (LWW registers) */
+  /* 40..47 sets (add-wins OR-set) */
   WIRE_SET_ADD = 40,
   WIRE_SET_REMOVE = 41,
   WIRE_SET_READ = 42,
   WIRE_SET_REPLY = 43,
+  /* 48..63 LWW registers (issue 21; a node without them answers ENOTSUP) */
+  WIRE_LWW_SET = 48,    /* write a value, stamped by the coordinator's HLC */
+  WIRE_LWW_DELETE = 49, /* write "no value", stamped likewise */
+  WIRE_LWW_READ = 50,
+  WIRE_LWW_REPLY = 51,
   /* 64..79 replica protocol (coordinator <-> replica) */
   WIRE_REPLICA_READ = 64,
   WIRE_REPLICA_READ_REPLY = 65,
@@ -422,6 +427,28 @@ struct wire_set_read {
 struct wire_set_reply {
   struct wire_bytes_list members;
   struct wire_bytes context;
+};
+
+struct wire_lww_set {
+  struct wire_bytes key;
+  struct wire_bytes value; /* <= the node's value limit */
+  struct wire_options opts;
+};
+
+/* LWW_DELETE and LWW_READ share the layout {key, opts}. */
+struct wire_lww_key {
+  struct wire_bytes key;
+  struct wire_options opts;
+};
+
+/* The register's winning write: its value when @present, the HLC time the
+ * coordinator stamped it with and that coordinator's node id (0, 0 for a
+ * key never written). */
+struct wire_lww_reply {
+  uint8_t present; /* 0: absent (never written, or deleted), 1: @value */
+  struct wire_bytes value;
+  uint64_t ts;   /* hlc_time: milliseconds << 16 | logical counter */
+  uint64_t node; /* the writer's node id */
 };
 
 struct wire_replica_read {
@@ -801,6 +828,9 @@ struct wire_msg {
     struct wire_set_remove set_remove;
     struct wire_set_read set_read;
     struct wire_set_reply set_reply;
+    struct wire_lww_set lww_set;
+    struct wire_lww_key lww_key; /* LWW_DELETE, LWW_READ */
+    struct wire_lww_reply lww_reply;
     struct wire_replica_read replica_read;
     struct wire_replica_read_reply replica_read_reply;
     struct wire_replica_write replica_write;

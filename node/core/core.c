@@ -555,6 +555,9 @@ bool core_client_request(uint8_t type) {
   case WIRE_SET_ADD:
   case WIRE_SET_REMOVE:
   case WIRE_SET_READ:
+  case WIRE_LWW_SET:
+  case WIRE_LWW_DELETE:
+  case WIRE_LWW_READ:
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
   case WIRE_CLUSTER_DECOMMISSION:
