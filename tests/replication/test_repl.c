@@ -63,6 +63,7 @@ struct reply_rec {
   uint8_t flags; /* GET_REPLY2, WRITE_REPLY2 */
   uint32_t siblings;
   uint64_t bytes;
+  uint64_t lww_ts, lww_node;          /* LWW_REPLY */
   char text[WIRE_MAX_ERROR_TEXT + 1]; /* ERROR */
 };
 
@@ -129,6 +130,8 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
   r->type = m->type;
   r->maybe = maybe;
   const struct wire_bytes_list *vals = NULL;
+  struct wire_bytes lww_value;
+  struct wire_bytes_list lww_one;
   const struct wire_bytes *ctx = NULL;
   switch (m->type) {
   case WIRE_ERROR:
@@ -149,6 +152,14 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
     break;
   case WIRE_COUNTER_REPLY:
     r->counter = m->counter_reply.value;
+    break;
+  case WIRE_LWW_REPLY:
+    lww_value = m->lww_reply.value;
+    lww_one =
+        (struct wire_bytes_list){m->lww_reply.present ? 1 : 0, &lww_value};
+    vals = &lww_one;
+    r->lww_ts = m->lww_reply.ts;
+    r->lww_node = m->lww_reply.node;
     break;
   case WIRE_WRITE_REPLY2:
     ctx = &m->write_reply.context;
@@ -1387,6 +1398,160 @@ static void counters_count_a_retry_once(void **state) {
   struct wire_msg sr = {.type = WIRE_SET_READ};
   sr.set_read.key = bytes_of("s");
   assert_int_equal(client(2, &sr)->nvalues, 2);
+  teardown_all();
+}
+
+/* LWW requests of the tests below: set @value (NULL: delete) at level
+ * @level, or read (@read) at it. */
+static struct reply_rec *lww_op(int node, const char *key, const char *value,
+                                bool read, int32_t level) {
+  struct wire_msg m = {.type = read            ? WIRE_LWW_READ
+                               : value != NULL ? WIRE_LWW_SET
+                                               : WIRE_LWW_DELETE};
+  if (!read && value != NULL) {
+    m.lww_set.key = bytes_of(key);
+    m.lww_set.value = bytes_of(value);
+    m.lww_set.opts.w = level;
+  } else {
+    m.lww_key.key = bytes_of(key);
+    m.lww_key.opts.r = m.lww_key.opts.w = level;
+  }
+  return client(node, &m);
+}
+
+/* Node @i's stored register of @key into *@out (absent: never written). */
+static void stored_lww(int i, const char *key, struct lww *out) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *buf;
+  size_t len;
+  lww_init(out);
+  if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
+    return;
+  struct crdt_obj o;
+  assert_int_equal(crdt_obj_decode(&o, CRDT_LWW, buf, len, NULL), CHORUS_OK);
+  *out = o.u.lww; /* taken */
+  chorus_free(buf);
+}
+
+static bool reply_is(const struct reply_rec *r, const char *value) {
+  return r->nvalues == 1 && r->vlen[0] == strlen(value) &&
+         memcmp(r->values[0], value, r->vlen[0]) == 0;
+}
+
+/* issue 21: two blind writers through two coordinators, each cut off from
+ * the other: once the hints are delivered every replica holds the write
+ * with the greater (HLC time, node id), whatever order they happened in
+ * by the harness's clock, and a read at ALL answers it with its stamp. */
+static void lww_blind_writers_converge(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  /* Node 1's clock is 1 s behind: its write, later in real time, carries
+   * the earlier stamp and loses. */
+  H.nodes[1].wall_skew = -1000;
+  isolate(1, true);
+  assert_int_equal(lww_op(0, "r", "a", false, WIRE_ONE)->type,
+                   WIRE_WRITE_REPLY2);
+  isolate(1, false);
+  advance(10);
+  isolate(0, true);
+  assert_int_equal(lww_op(1, "r", "b", false, WIRE_ONE)->type,
+                   WIRE_WRITE_REPLY2);
+  isolate(0, false);
+  advance(3000); /* hints replayed both ways */
+  struct lww st[3];
+  for (int i = 0; i < 3; i++) {
+    stored_lww(i, "r", &st[i]);
+    assert_true(st[i].present);
+    assert_int_equal(st[i].len, 1);
+    assert_memory_equal(st[i].value, "a", 1);
+    assert_int_equal(st[i].node, H.ids[0]);
+    assert_true(i == 0 || lww_equal(&st[i], &st[0]));
+  }
+  struct reply_rec *r = lww_op(2, "r", NULL, true, WIRE_ALL);
+  assert_int_equal(r->type, WIRE_LWW_REPLY);
+  assert_true(reply_is(r, "a"));
+  assert_int_equal(r->lww_ts, st[0].ts);
+  assert_int_equal(r->lww_node, H.ids[0]);
+  for (int i = 0; i < 3; i++)
+    lww_free(&st[i]);
+  /* A write through node 1 now, which holds a's stamp, orders after it
+   * though node 1's clock is still behind (the HLC received it). */
+  assert_int_equal(lww_op(1, "r", "c", false, WIRE_ALL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_true(reply_is(lww_op(0, "r", NULL, true, WIRE_ALL), "c"));
+  /* Equal stamps: the greater node id wins. */
+  struct lww x, y;
+  lww_init(&x);
+  lww_init(&y);
+  assert_int_equal(lww_set(&x, 5, H.ids[0], "x", 1, NULL), CHORUS_OK);
+  assert_int_equal(lww_set(&y, 5, H.ids[2], "y", 1, NULL), CHORUS_OK);
+  assert_int_equal(lww_join(&x, &y), CHORUS_OK);
+  assert_int_equal(x.node, H.ids[2]);
+  lww_free(&x);
+  lww_free(&y);
+  /* A delete wins as a write does; a read then finds nothing. */
+  assert_int_equal(lww_op(2, "r", NULL, false, WIRE_ALL)->type,
+                   WIRE_WRITE_REPLY2);
+  r = lww_op(0, "r", NULL, true, WIRE_ALL);
+  assert_int_equal(r->type, WIRE_LWW_REPLY);
+  assert_int_equal(r->nvalues, 0);
+  assert_int_equal(r->lww_node, H.ids[2]);
+  /* One type per key: lww on a kv key and kv on an lww key, ETYPE. */
+  assert_int_equal(put(0, "k", "v", 0, NULL)->type, WIRE_WRITE_REPLY2);
+  struct reply_rec *t = lww_op(0, "k", "v", false, 0);
+  assert_int_equal(t->code, CHORUS_ETYPE);
+  assert_false(t->maybe);
+  assert_int_equal(lww_op(1, "k", NULL, true, 0)->code, CHORUS_ETYPE);
+  assert_int_equal(get(2, "r", 0)->code, CHORUS_ETYPE);
+  teardown_all();
+}
+
+/* THE CLOCK BOUND OF LWW REGISTERS (repl.h): a coordinator 10 s ahead,
+ * over the 5 s bound. Its write is refused by both other replicas at
+ * once (ECLOCK, maybe applied: it holds the write), reads through them
+ * leave its copy out, their own writes go on; once their clocks pass its
+ * stamp its hints deliver it and it wins over what was written before
+ * its stamp. 3 s ahead, within the bound, is an ordinary write. (A node
+ * whose fast clock is set right keeps stamping at the time its HLC
+ * reached until real time passes it: HLC times never go back.) */
+static void lww_clock_bound(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  /* Within the bound: an ordinary write, accepted everywhere. */
+  H.nodes[1].wall_skew = 3000;
+  assert_int_equal(lww_op(1, "s", "v", false, WIRE_ALL)->type,
+                   WIRE_WRITE_REPLY2);
+  H.nodes[1].wall_skew = 0;
+  H.nodes[0].wall_skew = 10000;
+  struct reply_rec *w = lww_op(0, "r", "fast", false, WIRE_QUORUM);
+  assert_int_equal(w->code, CHORUS_ECLOCK);
+  assert_true(w->maybe);
+  assert_non_null(strstr(w->text, "too far ahead"));
+  assert_true(repl_stats(H.nodes[1].repl)->clock_refused >= 1);
+  struct lww st;
+  stored_lww(1, "r", &st);
+  assert_false(st.present); /* never stored */
+  assert_int_equal(st.ts, 0);
+  stored_lww(0, "r", &st);
+  assert_true(st.present); /* the coordinator's own copy */
+  lww_free(&st);
+  struct reply_rec *r = lww_op(1, "r", NULL, true, WIRE_ALL);
+  assert_int_equal(r->type, WIRE_LWW_REPLY);
+  assert_int_equal(r->nvalues, 0);
+  assert_int_equal(lww_op(2, "r", "ok", false, WIRE_ALL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_true(reply_is(lww_op(1, "r", NULL, true, WIRE_ALL), "ok"));
+  advance(4000); /* still 6 s ahead: the hints are refused */
+  assert_true(reply_is(lww_op(2, "r", NULL, true, WIRE_ONE), "ok"));
+  advance(2000); /* now within the bound: delivered, and the later stamp */
+  stored_lww(1, "r", &st);
+  assert_true(st.present && st.len == 4 && memcmp(st.value, "fast", 4) == 0);
+  lww_free(&st);
+  assert_true(reply_is(lww_op(2, "r", NULL, true, WIRE_ALL), "fast"));
   teardown_all();
 }
 
@@ -3721,6 +3886,8 @@ int main(void) {
       cmocka_unit_test(read_repair_fixes_stale_replicas),
       cmocka_unit_test(counters_count_a_retry_once),
       cmocka_unit_test(set_remove_with_a_context_spares_unseen_adds),
+      cmocka_unit_test(lww_blind_writers_converge),
+      cmocka_unit_test(lww_clock_bound),
       cmocka_unit_test(delete_without_a_context_is_refused),
       cmocka_unit_test(restart_gets_a_new_actor),
       cmocka_unit_test(failed_sync_stops_acknowledgements),
