@@ -5,6 +5,7 @@
  * clearly, seeds fail over), and its restart (hints replay; the node
  * itself, read with r=1, holds the writes it missed); the key and value
  * limits at their boundary; set contexts and deletes without one (issue
+ * 21); LWW registers: blind writers converge, and a node 10 s ahead (issue
  * 21); 20 fresh clusters, each answering its first
  * writes at ALL at once; last, an object's
  * byte budget (issue 17): blind 1 MB writes to one key until refused,
@@ -96,6 +97,12 @@ static int free_port(void) {
   return 0;
 }
 
+/* libfaketime, preloaded into a node started while node_faketime is set
+ * (an offset such as "+10": its wall clock that far ahead; the monotonic
+ * clock stays true, as under NTP). */
+#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+static const char *node_faketime;
+
 static void start_node(struct node *n) {
   char seeds[64];
   snprintf(seeds, sizeof seeds, "%s,%s", nodes[0].addr, nodes[1].addr);
@@ -108,6 +115,17 @@ static void start_node(struct node *n) {
       dup2(fd, 2);
       dup2(fd, 1);
       close(fd);
+    }
+    if (node_faketime != NULL) {
+      /* Under ASan the preload comes before the runtime. */
+      const char *old = getenv("ASAN_OPTIONS");
+      char asan[512];
+      snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0",
+               old ? old : "", old && *old ? ":" : "");
+      setenv("ASAN_OPTIONS", asan, 1);
+      setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+      setenv("FAKETIME", node_faketime, 1);
+      setenv("LD_PRELOAD", FAKETIME_LIB, 1);
     }
     const char *argv[] = {chorusd, "--id",        n->name, "--listen",
                           n->addr, "--data",      n->data, "--seeds",
@@ -690,6 +708,175 @@ static void test_set_context_and_del(void **state) {
   chorus_client_close(b);
 }
 
+/* Node @i's register @key read with r = 1 (its own copy: every node is a
+ * replica of every key at N=3) into *@r; CHORUS_OK or the error. */
+static int lww_at(int i, const char *key, int32_t level,
+                  struct chorus_result *r) {
+  struct chorus_client *c = client_for(nodes[i].addr);
+  struct chorus_opts o = {.r = level};
+  int rc = chorus_lww_get(c, key, strlen(key), &o, r);
+  chorus_client_close(c);
+  return rc;
+}
+
+static bool value_is(const struct chorus_result *r, const char *v) {
+  return r->nvalues == 1 && r->values[0].len == strlen(v) &&
+         memcmp(r->values[0].ptr, v, strlen(v)) == 0;
+}
+
+struct blind_writer {
+  const char *addr, *value;
+  int keys;
+  int failed;
+};
+
+static void *blind_writes(void *arg) {
+  struct blind_writer *w = arg;
+  struct chorus_client *c = client_for(w->addr);
+  struct chorus_opts one = {.w = CHORUS_ONE};
+  for (int k = 0; k < w->keys; k++) {
+    char key[32];
+    snprintf(key, sizeof key, "lww-blind-%d", k);
+    struct chorus_result r;
+    w->failed += chorus_lww_set(c, key, strlen(key), w->value, strlen(w->value),
+                                &one, &r) != CHORUS_OK;
+    chorus_result_free(&r);
+  }
+  chorus_client_close(c);
+  return NULL;
+}
+
+/* Issue 21, LWW registers against real nodes: two blind writers, through
+ * n1 and n2 at once at ONE, to the same keys; every key then reads the
+ * same value and stamp from every node at ALL, and from each node's own
+ * copy (r = 1) once read repair has run. Then n3 restarted 10 s ahead
+ * (libfaketime), over the 5 s --max-clock-ahead-ms: its write is refused
+ * at once with ECLOCK (maybe applied, in the library and the CLI), reads
+ * through n1 leave it out and n1's own writes go on; n3 restarted on time,
+ * its hint delivers the write once the others' clocks pass its stamp, and
+ * it wins. */
+static void test_lww(void **state) {
+  enum { KEYS = 20 };
+  uint64_t began = now_ms();
+  struct blind_writer w[2] = {{nodes[0].addr, "from-n1", KEYS, 0},
+                              {nodes[1].addr, "from-n2", KEYS, 0}};
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, blind_writes, &w[i]), 0);
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  assert_int_equal(w[0].failed + w[1].failed, 0);
+  int won[2] = {0, 0};
+  for (int k = 0; k < KEYS; k++) {
+    char key[32];
+    snprintf(key, sizeof key, "lww-blind-%d", k);
+    struct chorus_result first, r;
+    assert_int_equal(lww_at(0, key, CHORUS_ALL, &first), CHORUS_OK);
+    assert_int_equal(first.nvalues, 1);
+    assert_true(first.lww_ts != 0 && first.lww_node != 0);
+    won[value_is(&first, "from-n2")]++;
+    for (int i = 1; i < NODES; i++) {
+      assert_int_equal(lww_at(i, key, CHORUS_ALL, &r), CHORUS_OK);
+      assert_int_equal(r.nvalues, 1);
+      assert_int_equal(r.values[0].len, first.values[0].len);
+      assert_memory_equal(r.values[0].ptr, first.values[0].ptr,
+                          first.values[0].len);
+      assert_int_equal(r.lww_ts, first.lww_ts);
+      assert_int_equal(r.lww_node, first.lww_node);
+      chorus_result_free(&r);
+    }
+    /* Every replica's own copy: the same write (read repair is
+     * asynchronous: a bounded wait). */
+    uint64_t end = now_ms() + 5000;
+    for (int i = 0; i < NODES; i++) {
+      for (;;) {
+        assert_int_equal(lww_at(i, key, 1, &r), CHORUS_OK);
+        bool same = r.lww_ts == first.lww_ts && r.lww_node == first.lww_node;
+        chorus_result_free(&r);
+        if (same)
+          break;
+        if (now_ms() > end)
+          fail_msg("%s: node %d's copy differs after 5 s", key, i);
+        sleep_ms(50);
+      }
+    }
+    chorus_result_free(&first);
+  }
+  fprintf(stderr, "# lww blind writers: n1 won %d keys, n2 %d\n", won[0],
+          won[1]);
+  /* A register is a type of its own. */
+  struct chorus_client *c1 = client_for(nodes[0].addr);
+  struct chorus_result r;
+  assert_int_equal(chorus_get(c1, "lww-blind-0", 11, NULL, &r), CHORUS_ETYPE);
+  chorus_result_free(&r);
+
+  if (access(FAKETIME_LIB, R_OK) != 0) {
+    fprintf(stderr, "# libfaketime not installed: no clock-skew case\n");
+    chorus_client_close(c1);
+    return;
+  }
+  kill_node(&nodes[2], SIGTERM);
+  node_faketime = "+10";
+  start_node(&nodes[2]);
+  node_faketime = NULL;
+  for (int at = 0; at < NODES; at++)
+    wait_state(at, at == 2 ? 0 : 2, CHORUS_MEMBER_ALIVE, false);
+  struct chorus_client *c3 = client_for(nodes[2].addr);
+  struct chorus_opts all = {.r = CHORUS_ALL, .w = CHORUS_ALL};
+  struct chorus_opts q = {.w = CHORUS_QUORUM};
+  int rc = chorus_lww_set(c3, "lww-skew", 8, "fast", 4, &q, &r);
+  if (rc != CHORUS_ECLOCK)
+    fail_msg("a write through a node 10 s ahead: %s (%s)", r.errmsg,
+             chorus_errname(rc));
+  assert_true(r.maybe_applied);
+  fprintf(stderr, "# n3 10 s ahead: %s\n", r.errmsg);
+  chorus_result_free(&r);
+  char out[4096];
+  const char *set3[] = {"-H",  nodes[2].addr, "--cluster", CLUSTER, "lww",
+                        "set", "lww-skew2",   "fast",      NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, set3), 1);
+  assert_non_null(strstr(out, "ECLOCK"));
+  assert_non_null(strstr(out, "may have been applied"));
+  assert_int_equal(chorus_lww_get(c1, "lww-skew", 8, &all, &r), CHORUS_OK);
+  assert_int_equal(r.nvalues, 0); /* n3's copy left out */
+  chorus_result_free(&r);
+  assert_int_equal(chorus_lww_set(c1, "lww-skew", 8, "ok", 2, &all, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  const char *get1[] = {"-H",  nodes[0].addr, "--cluster", CLUSTER,    "-c",
+                        "ALL", "lww",         "get",       "lww-skew", NULL};
+  assert_int_equal(run_cli(out, sizeof out, false, get1), 0);
+  assert_non_null(strstr(out, "ok\nwritten: "));
+  uint64_t fast_at = now_ms();
+  chorus_client_close(c3);
+
+  /* n3 on time again: its hints deliver "fast" once n1's and n2's clocks
+   * are within 5 s of its stamp (10 s after it was written, less the
+   * bound), and its later stamp wins. */
+  kill_node(&nodes[2], SIGTERM);
+  start_node(&nodes[2]);
+  for (int at = 0; at < 2; at++)
+    wait_state(at, 2, CHORUS_MEMBER_ALIVE, false);
+  uint64_t end = now_ms() + 25000;
+  for (;;) {
+    assert_int_equal(lww_at(0, "lww-skew", 1, &r), CHORUS_OK);
+    bool fast = value_is(&r, "fast");
+    chorus_result_free(&r);
+    if (fast)
+      break;
+    if (now_ms() > end) {
+      dump_logs();
+      fail_msg("n3's refused write never spread");
+    }
+    sleep_ms(200);
+  }
+  fprintf(stderr, "# n3's refused write spread %.1f s after it was made\n",
+          (double)(now_ms() - fast_at) / 1000);
+  assert_true(now_ms() - fast_at >= 4000); /* not before the bound */
+  chorus_client_close(c1);
+  fprintf(stderr, "# test_lww: %.1f s\n", (double)(now_ms() - began) / 1000);
+}
+
 /* The CLI sends a value larger than one command-line argument may be
  * (Linux: MAX_ARG_STRLEN, 128 KiB) from a file and from standard input, and
  * the nodes keep it byte for byte (issue 17). */
@@ -1215,6 +1402,7 @@ int main(void) {
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_cli_big_value),
       cmocka_unit_test(test_set_context_and_del),
+      cmocka_unit_test(test_lww),
       cmocka_unit_test(test_kill_and_restart),
       cmocka_unit_test(test_fresh_clusters),
       cmocka_unit_test(test_object_budget),
