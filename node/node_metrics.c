@@ -210,6 +210,10 @@ static void repl_text(struct node *n, struct http_text *t) {
   }
   one(t, "chorus_read_repairs_total", HTTP_PROM_COUNTER,
       "Replica writes sent by read repair.", (double)rs->read_repairs);
+  one(t, "chorus_lww_clock_refused_total", HTTP_PROM_COUNTER,
+      "LWW register writes refused: stamped more than --max-clock-ahead-ms "
+      "ahead of this node's clock.",
+      (double)rs->clock_refused);
   one(t, "chorus_hints_queued_total", HTTP_PROM_COUNTER,
       "Hints written (armed or re-armed).", (double)rs->hints_queued);
   one(t, "chorus_hints_replayed_total", HTTP_PROM_COUNTER,

@@ -25,7 +25,8 @@
  * writes go straight to the node's struct store (synchronous, DESIGN.md
  * §3); durability is the sync effect, answered by repl_sync_done().
  *
- * THE WRITE PATH (PUT, DELETE, COUNTER_ADD, SET_ADD, SET_REMOVE)
+ * THE WRITE PATH (PUT, DELETE, COUNTER_ADD, SET_ADD, SET_REMOVE, LWW_SET,
+ * LWW_DELETE)
  *
  * The coordinator must be a natural replica of the key; any other node
  * forwards the request, unchanged, to the first live natural replica (one
@@ -91,14 +92,16 @@
  * hand on, it is dropped (hints_dropped_not_owner), with a trace line
  * saying why. A fallback handed a hint for a non-owner moves it at once.
  *
- * THE READ PATH (GET, COUNTER_READ, SET_READ)
+ * THE READ PATH (GET, COUNTER_READ, SET_READ, LWW_READ)
  *
  * The coordinating replica reads its own object and asks every other live
  * natural replica (REPLICA_READ), waits for r answers (itself included),
  * joins them and answers: kv siblings without tombstones plus the causal
  * context (GET_REPLY2, with the object's size and warnings), a set's
  * members plus its whole causal context (SET_REPLY; a SET_REMOVE with it
- * drops only the adds it saw, repl_write.c); not found is an empty answer,
+ * drops only the adds it saw, repl_write.c), a register's winning write
+ * with its stamp (LWW_REPLY; answers stamped beyond THE CLOCK BOUND OF
+ * LWW REGISTERS are left out); not found is an empty answer,
  * not an error. Read repair sends
  * the joined object to each replica whose answer lacked something, and
  * joins it into the coordinator's own: `async` (the default) after
@@ -340,7 +343,8 @@ int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx);
 
 /* repl_client: a client request (GET, PUT, DELETE, COUNTER_ADD,
- * COUNTER_READ, SET_ADD, SET_REMOVE, SET_READ) from @origin (copied). Bad
+ * COUNTER_READ, SET_ADD, SET_REMOVE, SET_READ, LWW_SET, LWW_DELETE,
+ * LWW_READ) from @origin (copied). Bad
  * requests get an error reply, never an error return. @m is borrowed for
  * the call. */
 int repl_client(struct repl *r, const struct wire_msg *m,

@@ -785,6 +785,13 @@ static int on_fetched(struct repl *r, size_t slot, const struct wire_msg *m,
     chorus_free(old);
     if (rc == CHORUS_ENOMEM)
       return rc;
+    if (rc == CHORUS_ECLOCK) {
+      /* A register stamped too far ahead of our clock (repl.h, THE CLOCK
+       * BOUND OF LWW REGISTERS): this key waits for a later exchange, the
+       * rest of the exchange goes on. */
+      REPL_TRACE(r, "aae: fetched object not joined: %s", r->err);
+      return pump(r, now, fx);
+    }
     if (rc != CHORUS_OK) {
       REPL_TRACE(r, "aae: join of a fetched object failed: %s",
                  chorus_errname(rc));

@@ -809,6 +809,13 @@ static void test_lww(void **state) {
   struct chorus_result r;
   assert_int_equal(chorus_get(c1, "lww-blind-0", 11, NULL, &r), CHORUS_ETYPE);
   chorus_result_free(&r);
+  /* `chorus get` finds the register after the other types. */
+  char out[4096];
+  const char *get0[] = {"-H",  nodes[0].addr, "--cluster", CLUSTER,
+                        "get", "lww-blind-0", NULL};
+  assert_int_equal(run_cli(out, sizeof out, false, get0), 0);
+  assert_true(strncmp(out, "from-n", 6) == 0);
+  assert_non_null(strstr(out, "\nwritten: "));
 
   if (access(FAKETIME_LIB, R_OK) != 0) {
     fprintf(stderr, "# libfaketime not installed: no clock-skew case\n");
@@ -831,7 +838,6 @@ static void test_lww(void **state) {
   assert_true(r.maybe_applied);
   fprintf(stderr, "# n3 10 s ahead: %s\n", r.errmsg);
   chorus_result_free(&r);
-  char out[4096];
   const char *set3[] = {"-H",  nodes[2].addr, "--cluster", CLUSTER, "lww",
                         "set", "lww-skew2",   "fast",      NULL};
   assert_int_equal(run_cli(out, sizeof out, true, set3), 1);
