@@ -136,8 +136,7 @@ static int tun_open(const char *ns, const char *dev, int self_ns) {
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", dev);
   if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    fprintf(stderr, "chorus-wan: TUN %s in %s: %s\n", dev, ns,
-            strerror(errno));
+    fprintf(stderr, "chorus-wan: TUN %s in %s: %s\n", dev, ns, strerror(errno));
     goto err;
   }
   sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
