@@ -773,13 +773,26 @@ int main(int argc, char **argv) {
   if (harness_setup(argc, argv) != 0)
     return 1;
   signal(SIGPIPE, SIG_IGN);
+  /* $CHORUS_WAN, else the chorus-wan of chorusd's build (a run by hand
+   * with the chorusd path). */
+  static char wan_path[600];
   wan_bin = getenv("CHORUS_WAN");
-  if (wan_bin == NULL) {
+  const char *slash = strrchr(chorusd, '/');
+  if (wan_bin == NULL && slash != NULL) {
+    snprintf(wan_path, sizeof wan_path, "%.*s/../tests/wan/chorus-wan",
+             (int)(slash - chorusd), chorusd);
+    wan_bin = wan_path;
+  }
+  if (wan_bin == NULL || access(wan_bin, X_OK) != 0) {
     fprintf(stderr, "set CHORUS_WAN to the chorus-wan binary\n");
     return harness_finish(1);
   }
   const char *lng = getenv("CHORUS_LONG");
-  if (lng != NULL && *lng && strcmp(lng, "0") != 0) {
+  bool long_mode = lng != NULL && *lng && strcmp(lng, "0") != 0;
+#ifdef CHORUS_LONG_TESTS
+  long_mode = true; /* -Dlong_tests=true */
+#endif
+  if (long_mode) {
     requests = 500;
     cut_s = 30;
   }
