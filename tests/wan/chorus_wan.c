@@ -290,12 +290,13 @@ static void usage(void) {
 int main(int argc, char **argv) {
   const char *ns_a = NULL, *ns_b = NULL, *dev = "wan0";
   double delay = 0, jitter = 0, loss = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (v == NULL) {
-      usage();
-      return 2;
-    }
+  /* Every option takes a value: the arguments come in pairs. */
+  if (argc % 2 != 1) {
+    usage();
+    return 2;
+  }
+  for (int i = 1; i < argc; i += 2) {
+    const char *v = argv[i + 1];
     if (strcmp(argv[i], "--a") == 0)
       ns_a = v;
     else if (strcmp(argv[i], "--b") == 0)
@@ -314,7 +315,6 @@ int main(int argc, char **argv) {
       usage();
       return 2;
     }
-    i++;
   }
   if (ns_a == NULL || ns_b == NULL || strcmp(ns_a, ns_b) == 0 || delay < 0 ||
       jitter < 0 || loss < 0 || loss > 1 || strlen(dev) >= IFNAMSIZ) {
