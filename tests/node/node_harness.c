@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,8 @@ static void untrack(pid_t p) {
       pids[i] = 0;
 }
 
+void (*harness_cleanup_hook)(void);
+
 void kill_all(void) {
   for (int i = 0; i < MAXP; i++)
     if (pids[i] > 0) {
@@ -75,6 +78,8 @@ void kill_all(void) {
       waitpid(pids[i], NULL, 0);
       pids[i] = 0;
     }
+  if (harness_cleanup_hook != NULL)
+    harness_cleanup_hook();
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag,
@@ -125,7 +130,8 @@ void spawn(struct proc *p, const char *const *extra) {
   const char *argv[48];
   int k = 0;
   char listen[64];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", p->port);
+  snprintf(listen, sizeof listen, "%s:%d", p->host[0] ? p->host : "127.0.0.1",
+           p->port);
   argv[k++] = chorusd;
   argv[k++] = "--id";
   argv[k++] = p->name;
@@ -144,6 +150,8 @@ void spawn(struct proc *p, const char *const *extra) {
       dup2(fd, 2);
       close(fd);
     }
+    if (p->netns > 0 && setns(p->netns, CLONE_NEWNET) != 0)
+      _exit(126);
     /* The node gets none of the test's sockets: a copy held by a child
      * would keep open what the test closes. */
     struct rlimit rl;
@@ -221,11 +229,37 @@ void reply_free(struct reply *r) {
   r->body = NULL;
 }
 
+/* socket_in: a socket made in namespace @netns (0: ours), or -1. The
+ * namespace is per thread, so the test enters it, makes the socket and
+ * comes back; the socket keeps its namespace. */
+static int socket_in(int netns, int type) {
+  static int home = -1;
+  if (netns <= 0)
+    return socket(AF_INET, type, 0);
+  if (home < 0)
+    home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home < 0 || setns(netns, CLONE_NEWNET) != 0)
+    return -1;
+  int fd = socket(AF_INET, type, 0);
+  assert_int_equal(setns(home, CLONE_NEWNET), 0);
+  return fd;
+}
+
 int tcp_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  return tcp_connect_at(NULL, port, 0);
+}
+
+int tcp_connect_at(const char *host, int port, int netns) {
+  int fd = socket_in(netns, SOCK_STREAM);
+  if (fd < 0)
+    return -1;
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (host != NULL && host[0] && inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+    close(fd);
+    return -1;
+  }
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     close(fd);
     return -1;
@@ -300,9 +334,8 @@ int recv_msg(int fd, struct reply *r) {
 
 const char cluster[] = "testc";
 
-/* client_open: a connection after HELLO/WELCOME, or -1. */
-int client_open(int port) {
-  int fd = tcp_connect(port);
+/* client_hello: HELLO/WELCOME on @fd (closed on failure), or -1. */
+static int client_hello(int fd) {
   if (fd < 0)
     return -1;
   struct wire_msg h = {.type = WIRE_HELLO, .request_id = 1};
@@ -324,6 +357,14 @@ int client_open(int port) {
     return -1;
   }
   return fd;
+}
+
+int client_open(int port) {
+  return client_hello(tcp_connect(port));
+}
+
+int proc_open(const struct proc *p) {
+  return client_hello(tcp_connect_at(p->host, p->port, p->netns));
 }
 
 /* call: sends @m and waits for the frame answering its request id. */
@@ -396,8 +437,18 @@ int get(int fd, const char *key, char *out, size_t cap) {
 }
 
 /* stat_of: a STATUS_QUERY value by name; -1 when absent or no answer. */
+static int64_t stat_on(int fd, const char *name);
+
 int64_t stat_of(int port, const char *name) {
-  int fd = client_open(port);
+  return stat_on(client_open(port), name);
+}
+
+int64_t proc_stat(const struct proc *p, const char *name) {
+  return stat_on(proc_open(p), name);
+}
+
+/* stat_on: the STATUS_QUERY value @name on @fd, which it closes. */
+static int64_t stat_on(int fd, const char *name) {
   if (fd < 0)
     return -1;
   struct wire_msg m = {.type = WIRE_STATUS_QUERY, .request_id = next_id++};

@@ -41,9 +41,17 @@ struct proc {
   char log[300];
   unsigned long nofile; /* 0, or the child's RLIMIT_NOFILE (soft and hard) */
   uid_t uid; /* 0, or the uid and gid the child runs as (the test is root) */
+  char host[24]; /* "": 127.0.0.1; else the address it listens on */
+  int netns;     /* 0, or an open network namespace the child runs in (and
+                    the harness's connections to it start from) */
 };
 
-/* spawn: chorusd --id name --listen 127.0.0.1:port --data data and the
+/* harness_cleanup_hook: NULL, or a test's own teardown (network
+ * namespaces, helper processes) that kill_all runs after its kills, also
+ * on a fatal signal. */
+extern void (*harness_cleanup_hook)(void);
+
+/* spawn: chorusd --id name --listen HOST:port --data data and the
  * flags @extra (NULL-terminated, may be NULL); stderr into @p->log (opened
  * before the child takes @p->uid: its folder needs to be the child's
  * only when that is not 0). */
@@ -90,15 +98,20 @@ struct reply {
 
 void reply_free(struct reply *r);
 /* tcp_connect: a connected socket with 15 s send and receive timeouts and
- * TCP_NODELAY, or -1. */
+ * TCP_NODELAY, or -1. tcp_connect_at: the same to @host (NULL:
+ * 127.0.0.1) from network namespace @netns (0: the test's): the socket is
+ * made there, and a socket stays in the namespace it was made in. */
 int tcp_connect(int port);
+int tcp_connect_at(const char *host, int port, int netns);
 int write_all(int fd, const void *data, size_t len);
 int read_all(int fd, void *data, size_t len);
 int send_msg(int fd, const struct wire_msg *m);
 /* recv_msg: one frame; -1 on EOF, timeout or a bad frame. */
 int recv_msg(int fd, struct reply *r);
-/* client_open: a connection after HELLO/WELCOME (role client), or -1. */
+/* client_open: a connection after HELLO/WELCOME (role client), or -1.
+ * proc_open: the same to @p where it listens, from its namespace. */
 int client_open(int port);
+int proc_open(const struct proc *p);
 /* call: sends @m and waits for the frame answering its request id. */
 int call(int fd, const struct wire_msg *m, struct reply *r);
 struct wire_options quorum(void); /* r = w = QUORUM */
@@ -112,6 +125,7 @@ int get(int fd, const char *key, char *out, size_t cap);
 /* stat_of: a STATUS_QUERY value by name (on a connection of its own); -1
  * when absent or no answer. */
 int64_t stat_of(int port, const char *name);
+int64_t proc_stat(const struct proc *p, const char *name);
 chorus_node_id id_of(const char *name);
 int64_t member_state(int port, const char *name);
 /* serves: a new client on @port writes a key at QUORUM and reads it back
