@@ -650,14 +650,27 @@ int repl__op_step(struct repl *r, struct repl_op *op,
       assert(op->state == REPL_OP_HELD);
       op->state = REPL_OP_SENT;
       return repl__replay_send(fx, op);
-    case REPL_EV_ANSWER:
+    case REPL_EV_ANSWER: {
       if (ev->m->type != WIRE_HINT_ACK)
         return CHORUS_OK;
+      chorus_node_id target = op->u.replay.target;
+      bool ok = ev->from == target && ev->m->hint_ack.status == CHORUS_OK;
       repl__replay_ended(r, op);
       rc = repl__replay_acked(r, op, ev->from, ev->m->hint_ack.hint_seq,
                               ev->m->hint_ack.status);
       op_end(r, op);
+      /* A batch acknowledged whole: the next one now, not at the next
+       * round, so hints drain a batch a round trip rather than a batch a
+       * hint_interval (node_wan: a 30 s datacenter outage's 4,572 hints
+       * took 33 s at 16 a second). Young hints end the chain: a round
+       * that finds none due sends nothing. */
+      const struct repl_peer_state *p = repl__peer_get(r, target, false);
+      if (rc == CHORUS_OK && ok && p != NULL && p->inflight == 0 && !p->down &&
+          repl__serving(r) && !r->failed &&
+          repl__hints_count(&r->hints, target) > 0)
+        rc = repl__replay(r, target, ev->wall, fx);
       return rc;
+    }
     case REPL_EV_TIMEOUT:
       repl__replay_ended(r, op);
       op_end(r, op);
