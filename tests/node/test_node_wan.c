@@ -284,6 +284,25 @@ static int udp_in(int d, int port) {
   return fd;
 }
 
+/* udp_pings: @n round trips of a datagram from @a to @b and back, their
+ * milliseconds into @ms. */
+static void udp_pings(int a, int b, const struct sockaddr_in *to_a,
+                      const struct sockaddr_in *to_b, double *ms, int n) {
+  char buf[64];
+  for (int i = 0; i < n; i++) {
+    double t0 = now_s();
+    assert_int_equal(
+        sendto(a, "ping", 4, 0, (const struct sockaddr *)to_b, sizeof *to_b),
+        4);
+    assert_int_equal(recv(b, buf, sizeof buf, 0), 4);
+    assert_int_equal(
+        sendto(b, "pong", 4, 0, (const struct sockaddr *)to_a, sizeof *to_a),
+        4);
+    assert_int_equal(recv(a, buf, sizeof buf, 0), 4);
+    ms[i] = (now_s() - t0) * 1000;
+  }
+}
+
 /* tcp_listen_in: a listening TCP socket in datacenter @d on its first
  * address. */
 static int tcp_listen_in(int d, int port) {
@@ -321,16 +340,7 @@ static void test_link_delays(void **state) {
   inet_pton(AF_INET, ip, &to_a.sin_addr);
   double udp[PINGS], tcp[PINGS];
   char buf[1024];
-  for (int i = 0; i < PINGS; i++) {
-    double t0 = now_s();
-    assert_int_equal(
-        sendto(a, "ping", 4, 0, (struct sockaddr *)&to_b, sizeof to_b), 4);
-    assert_int_equal(recv(b, buf, sizeof buf, 0), 4);
-    assert_int_equal(
-        sendto(b, "pong", 4, 0, (struct sockaddr *)&to_a, sizeof to_a), 4);
-    assert_int_equal(recv(a, buf, sizeof buf, 0), 4);
-    udp[i] = (now_s() - t0) * 1000;
-  }
+  udp_pings(a, b, &to_a, &to_b, udp, PINGS);
   close(a);
   close(b);
   /* TCP: the handshake, then 1 KiB each way, TCP_NODELAY on both ends. */
@@ -391,16 +401,7 @@ static void test_link_delays(void **state) {
   tv.tv_usec = 0;
   setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   to_a.sin_port = htons(9003);
-  for (int i = 0; i < PINGS; i++) {
-    double t1 = now_s();
-    assert_int_equal(
-        sendto(a, "ping", 4, 0, (struct sockaddr *)&to_b, sizeof to_b), 4);
-    assert_int_equal(recv(b, buf, sizeof buf, 0), 4);
-    assert_int_equal(
-        sendto(b, "pong", 4, 0, (struct sockaddr *)&to_a, sizeof to_a), 4);
-    assert_int_equal(recv(a, buf, sizeof buf, 0), 4);
-    udp[i] = (now_s() - t1) * 1000;
-  }
+  udp_pings(a, b, &to_a, &to_b, udp, PINGS);
   assert_int_equal(wan_cmd("jitter 0", out, sizeof out), 0);
   close(a);
   close(b);
