@@ -108,6 +108,7 @@ struct options {
   unsigned stale_trials;
   uint64_t seed;
   double wan_rtt;        /* ms; > 0: two datacenters over chorus-wan */
+  bool check;            /* --wan-rtt: judge the rows (the bench_wan test) */
   const char *client_dc; /* chorus_config.dc of every client, or NULL */
 };
 
@@ -1380,6 +1381,10 @@ static const char usage_text[] =
     "                         ONE..ALL for --duration; one row per level and\n"
     "                         client dc. Root and /dev/net/tun, else exit 77;\n"
     "                         chorus-wan from $CHORUS_WAN or this build\n"
+    "  --check                with --wan-rtt: exit 1 unless every row has\n"
+    "                         successes, LOCAL_ONE and LOCAL_QUORUM p50 are\n"
+    "                         under RTT/2 and QUORUM, EACH_QUORUM, ALL p50\n"
+    "                         at least the RTT (each pays one WAN trip)\n"
     "load\n"
     "  -c, --connections C    connection slots (default 4)\n"
     "  -p, --pipeline P       requests in flight per slot (default 1)\n"
@@ -1500,7 +1505,8 @@ static void parse_options(int argc, char **argv, struct options *o) {
     O_SVG,
     O_LABEL,
     O_SEED,
-    O_WAN
+    O_WAN,
+    O_CHECK
   };
   static const struct option longopts[] = {
       {"seeds", required_argument, NULL, O_SEEDS},
@@ -1538,6 +1544,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
       {"label", required_argument, NULL, O_LABEL},
       {"seed", required_argument, NULL, O_SEED},
       {"wan-rtt", required_argument, NULL, O_WAN},
+      {"check", no_argument, NULL, O_CHECK},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1570,6 +1577,9 @@ static void parse_options(int argc, char **argv, struct options *o) {
     case O_START:
       o->start_cluster =
           (unsigned)parse_double(optarg, "--start-cluster", 1, BENCH_MAX_NODES);
+      break;
+    case O_CHECK:
+      o->check = true;
       break;
     case O_WAN:
       o->wan_rtt = parse_double(optarg, "--wan-rtt", 0, 10000);
@@ -1693,6 +1703,10 @@ static void parse_options(int argc, char **argv, struct options *o) {
       fputs(usage_text, stderr);
       exit(2);
     }
+  }
+  if (o->check && o->wan_rtt <= 0) {
+    fprintf(stderr, "chorus-bench: --check goes with --wan-rtt\n");
+    exit(2);
   }
   if (o->wan_rtt > 0) {
     /* the two datacenters live in namespaces this run makes: it starts
@@ -1880,8 +1894,11 @@ static int run_wan(const struct options *o) {
   /* registered before the cluster's hook: atexit runs it after the
    * nodes are stopped */
   atexit(wan_cleanup);
-  int rc = wan_net_setup(&wan, "chbench", 3, o->wan_rtt / 2, wan_bin, wan_log,
-                         why, sizeof why);
+  /* the link starts at no delay and gets it once the ring has formed:
+   * founders joining across 50 ms took 26-29 s each in test_node_wan's
+   * runs (streams of still empty ranges), which would dominate a run */
+  int rc =
+      wan_net_setup(&wan, "chbench", 3, 0, wan_bin, wan_log, why, sizeof why);
   if (rc != 0) {
     fprintf(stderr, "chorus-bench: --wan-rtt: %s%s\n",
             rc == 77 ? "skipped, " : "", why);
@@ -1915,6 +1932,12 @@ static int run_wan(const struct options *o) {
     fprintf(stderr, "chorus-bench: cluster: %s\n", errmsg);
     return 1;
   }
+  char cmd[48], line[160];
+  snprintf(cmd, sizeof cmd, "delay %g", o->wan_rtt / 2);
+  if (wan_net_cmd(&wan, cmd, line, sizeof line) != 0) {
+    fprintf(stderr, "chorus-bench: chorus-wan %s: %s\n", cmd, line);
+    return 1;
+  }
   char seeds[2][BENCH_MAX_NODES * 64];
   for (int d = 0; d < 2; d++) {
     size_t len = 0;
@@ -1938,6 +1961,7 @@ static int run_wan(const struct options *o) {
 
   struct result *res = chorus_calloc(2, sizeof *res);
   int status = res != NULL ? 0 : 1;
+  bool failed = false;
   for (size_t l = 0; l < sizeof levels / sizeof levels[0] && !status; l++) {
     struct setting set = {.r = levels[l], .w = levels[l]};
     make_label(&set);
@@ -1985,6 +2009,22 @@ static int run_wan(const struct options *o) {
         continue;
       }
       all_hist(&res[d], 0, all);
+      double p50 = ms(bench_hist_percentile(all, 50));
+      bool local =
+          levels[l] == CHORUS_LOCAL_ONE || levels[l] == CHORUS_LOCAL_QUORUM;
+      /* a dc-local coordinator still needs a remote replica for these: 4
+       * of 6 (QUORUM), 2 of 3 in each dc, all 6 */
+      bool remote = levels[l] == CHORUS_QUORUM ||
+                    levels[l] == CHORUS_EACH_QUORUM || levels[l] == CHORUS_ALL;
+      if (o->check &&
+          (total_ok(&res[d], 0) == 0 || (local && p50 >= o->wan_rtt / 2) ||
+           (remote && p50 < o->wan_rtt))) {
+        fprintf(stderr,
+                "chorus-bench: check: %s from dc%d: %" PRIu64
+                " ok, p50 %.3f ms (RTT %.1f ms)\n",
+                set.label, d + 1, total_ok(&res[d], 0), p50, o->wan_rtt);
+        failed = true;
+      }
       printf("%-13s dc%-2d %10.0f %9.3f %9.3f %9.3f %8" PRIu64 "\n",
              level_text(levels[l], lb), d + 1, ops_per_s(&res[d], 0),
              ms(bench_hist_percentile(all, 50)),
@@ -1994,12 +2034,11 @@ static int run_wan(const struct options *o) {
       fflush(stdout);
     }
   }
-  char line[160];
   if (wan_net_cmd(&wan, "stats", line, sizeof line) == 0)
     printf("  link (chorus-wan stats): %s\n", line + 3);
   chorus_free(res);
   bench_cluster_stop(&cluster);
-  return status;
+  return status != 0 || failed ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
