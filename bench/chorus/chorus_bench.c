@@ -38,6 +38,10 @@
  * siblings stay few (an empty context would add one sibling per write:
  * DVV semantics, Almeida et al.).
  *
+ * --dcs 2 --wan-rtt MS runs two datacenters in network namespaces over
+ * chorus-wan, clients in each with their datacenter set, one row per level
+ * and client datacenter (run_wan below).
+ *
  * --staleness measures PBS t-visibility (Bailis et al., "Probabilistically
  * Bounded Staleness", VLDB 2012, §3): write a fresh key through one node,
  * wait t ms after the acknowledgement, read it through another, count how
