@@ -111,6 +111,7 @@ struct bench_node {
   char dc[16];
   char data[128];
   char log[128];
+  int netns;       /* 0, or an open network namespace it runs in */
   bool killed;     /* by bench_cluster_kill */
   double cpu_base; /* CPU seconds of earlier incarnations (restarts) */
   double cpu_last; /* last reading of the running process */
@@ -123,11 +124,18 @@ struct bench_cluster {
   char durability[16];
   char cluster[32];
   unsigned count;
+  /* Two datacenters in network namespaces (--wan-rtt): when netns[0] > 0,
+   * bench_cluster_start puts node i in datacenter d = i % 2, named
+   * "dc<d+1>", inside namespace netns[d], listening on
+   * host[d][i / 2]:port_base + i. Filled by the caller; 0 otherwise. */
+  int netns[2];
+  char host[2][BENCH_MAX_NODES / 2][20];
   struct bench_node nodes[BENCH_MAX_NODES];
 };
 
 /* bench_cluster_start: mkdtemp a folder, start @count chorusd (ports
- * @port_base + i, node i in dc "dc<i % dcs>" when @dcs > 1, else "dc1"),
+ * @port_base + i, node i in dc "dc<i % dcs>" when @dcs > 1, else "dc1";
+ * in namespaces when @c->netns[0] > 0, see above),
  * all seeded through node 0, with --profile local; then wait (up to
  * @wait_s seconds) until every node's ring lists every node up. @c's
  * chorusd, replicas, durability and cluster fields are read; the rest is

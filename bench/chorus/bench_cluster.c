@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,8 @@ static int spawn(struct bench_cluster *c, unsigned i, char *errmsg) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
       _exit(1);
+    if (n->netns > 0 && setns(n->netns, CLONE_NEWNET) != 0)
+      _exit(126);
     int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
@@ -203,7 +206,13 @@ int bench_cluster_start(struct bench_cluster *c, unsigned count, unsigned dcs,
     memset(n, 0, sizeof *n);
     snprintf(n->id, sizeof n->id, "n%u", i);
     snprintf(n->addr, sizeof n->addr, "127.0.0.1:%u", port_base + i);
-    if (dcs > 1)
+    if (c->netns[0] > 0) {
+      unsigned d = i % 2;
+      n->netns = c->netns[d];
+      snprintf(n->addr, sizeof n->addr, "%s:%u", c->host[d][i / 2],
+               port_base + i);
+      snprintf(n->dc, sizeof n->dc, "dc%u", d + 1);
+    } else if (dcs > 1)
       snprintf(n->dc, sizeof n->dc, "dc%u", i % dcs);
     else
       snprintf(n->dc, sizeof n->dc, "dc1");

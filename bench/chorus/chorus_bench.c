@@ -38,19 +38,26 @@
  * siblings stay few (an empty context would add one sibling per write:
  * DVV semantics, Almeida et al.).
  *
+ * --dcs 2 --wan-rtt MS runs two datacenters in network namespaces over
+ * chorus-wan, clients in each with their datacenter set, one row per level
+ * and client datacenter (run_wan below).
+ *
  * --staleness measures PBS t-visibility (Bailis et al., "Probabilistically
  * Bounded Staleness", VLDB 2012, §3): write a fresh key through one node,
  * wait t ms after the acknowledgement, read it through another, count how
  * often the write is seen.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +69,7 @@
 #include "libchorus.h"
 #include "libchorus_int.h"
 #include "ring.h"
+#include "wan_net.h"
 
 /* ------------------------------------------------------------------------
  * Options
@@ -103,6 +111,9 @@ struct options {
   double kill_at;
   unsigned stale_trials;
   uint64_t seed;
+  double wan_rtt;        /* ms; > 0: two datacenters over chorus-wan */
+  bool check;            /* --wan-rtt: judge the rows (the bench_wan test) */
+  const char *client_dc; /* chorus_config.dc of every client, or NULL */
 };
 
 /* ------------------------------------------------------------------------
@@ -595,6 +606,7 @@ static int loop_open(struct loop_ctx *lc, char *errmsg) {
   chorus_config_init(&cfg);
   cfg.cluster = o->cluster;
   cfg.seed = o->seed + 1000u * lc->index + 1;
+  cfg.dc = o->client_dc;
   for (unsigned s = 0; s < lc->nslots; s++) {
     for (unsigned k = 0; k < lc->per_slot; k++) {
       /* token-aware: client k of every slot starts at ring node k; else
@@ -1366,6 +1378,17 @@ static const char usage_text[] =
     "  --chorusd PATH         default: node/chorusd next to this build\n"
     "  --port-base P          first port of a started cluster\n"
     "  --cluster NAME         cluster name (default chorus)\n"
+    "  --wan-rtt MS           with --dcs 2: 2 x 3 nodes (replicas\n"
+    "                         dc1:3,dc2:3) in two network namespaces joined\n"
+    "                         by chorus-wan at MS round trip; clients in\n"
+    "                         each datacenter (their dc set) run every level\n"
+    "                         ONE..ALL for --duration; one row per level and\n"
+    "                         client dc. Root and /dev/net/tun, else exit 77;\n"
+    "                         chorus-wan from $CHORUS_WAN or this build\n"
+    "  --check                with --wan-rtt: exit 1 unless every row has\n"
+    "                         successes, LOCAL_ONE and LOCAL_QUORUM p50 are\n"
+    "                         under RTT/2 and QUORUM, EACH_QUORUM, ALL p50\n"
+    "                         at least the RTT (each pays one WAN trip)\n"
     "load\n"
     "  -c, --connections C    connection slots (default 4)\n"
     "  -p, --pipeline P       requests in flight per slot (default 1)\n"
@@ -1485,7 +1508,9 @@ static void parse_options(int argc, char **argv, struct options *o) {
     O_CSV,
     O_SVG,
     O_LABEL,
-    O_SEED
+    O_SEED,
+    O_WAN,
+    O_CHECK
   };
   static const struct option longopts[] = {
       {"seeds", required_argument, NULL, O_SEEDS},
@@ -1522,6 +1547,8 @@ static void parse_options(int argc, char **argv, struct options *o) {
       {"svg", required_argument, NULL, O_SVG},
       {"label", required_argument, NULL, O_LABEL},
       {"seed", required_argument, NULL, O_SEED},
+      {"wan-rtt", required_argument, NULL, O_WAN},
+      {"check", no_argument, NULL, O_CHECK},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1554,6 +1581,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
     case O_START:
       o->start_cluster =
           (unsigned)parse_double(optarg, "--start-cluster", 1, BENCH_MAX_NODES);
+      break;
+    case O_CHECK:
+      o->check = true;
+      break;
+    case O_WAN:
+      o->wan_rtt = parse_double(optarg, "--wan-rtt", 0, 10000);
       break;
     case O_DCS:
       o->dcs = (unsigned)parse_double(optarg, "--dcs", 1, 2);
@@ -1675,6 +1708,26 @@ static void parse_options(int argc, char **argv, struct options *o) {
       exit(2);
     }
   }
+  if (o->check && o->wan_rtt <= 0) {
+    fprintf(stderr, "chorus-bench: --check goes with --wan-rtt\n");
+    exit(2);
+  }
+  if (o->wan_rtt > 0) {
+    /* the two datacenters live in namespaces this run makes: it starts
+     * its own six nodes there */
+    if (o->dcs != 2 || o->seeds != NULL || o->sweep || o->kill_at > 0 ||
+        o->staleness || o->preload || o->json || o->csv != NULL ||
+        o->start_cluster > 6) {
+      fprintf(stderr, "chorus-bench: --wan-rtt needs --dcs 2 and starts its "
+                      "own 2 x 3 nodes (no --seeds, --start-cluster > 6, "
+                      "--sweep, --kill-node-at, --staleness, --preload, "
+                      "--json, --csv)\n");
+      exit(2);
+    }
+    o->start_cluster = 6;
+    if (o->replicas == NULL)
+      o->replicas = "dc1:3,dc2:3";
+  }
   if (optind < argc || (o->seeds == NULL) == (o->start_cluster == 0)) {
     fprintf(stderr, "chorus-bench: give exactly one of --start-cluster N and "
                     "--seeds (try --help)\n");
@@ -1735,9 +1788,268 @@ static size_t make_settings(const struct options *o, struct setting *s) {
   return n;
 }
 
+/* ------------------------------------------------------------------------
+ * Two datacenters over an emulated WAN (--wan-rtt)
+ *
+ * The network is tests/wan/wan_net.c's: namespaces dc1 and dc2 joined only
+ * by chorus-wan at half the round trip each way. Node i runs in dc(i%2+1).
+ * This process moves into dc1 (so it reaches every node, dc2's through
+ * the link, to watch the ring converge), then for each level forks one
+ * child per datacenter; the child enters its namespace (threads it starts
+ * stay there), sets chorus_config.dc to its datacenter and runs the
+ * workload at R = W = level against that datacenter's nodes only, both
+ * datacenters at once. Token-aware routing is off: the bench's own ring
+ * routing sends a key to its first natural replica in any datacenter,
+ * which would put the WAN into every LOCAL request; a local node
+ * coordinates instead, as a client near its datacenter would.
+ * ------------------------------------------------------------------------ */
+
+static struct wan_net wan;
+static char wan_log[64];
+
+static void wan_cleanup(void) {
+  wan_net_teardown(&wan);
+  if (wan_log[0] != '\0' && getenv("CHORUS_BENCH_KEEP") == NULL)
+    unlink(wan_log);
+}
+
+/* $CHORUS_WAN, else build/tests/wan/chorus-wan beside this build. */
+static void default_wan(char *buf, size_t cap) {
+  const char *env = getenv("CHORUS_WAN");
+  if (env != NULL && env[0] != '\0') {
+    snprintf(buf, cap, "%s", env);
+    return;
+  }
+  char self[400];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    snprintf(buf, cap, "chorus-wan");
+    return;
+  }
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash != NULL)
+    *slash = '\0';
+  snprintf(buf, cap, "%s/../../tests/wan/chorus-wan", self);
+}
+
+static int read_full(int fd, void *buf, size_t len) {
+  uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len) {
+  const uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* One datacenter's clients at @set, in a child process; its result and
+ * error message go back through @fd. Never returns. */
+static void wan_child(const struct options *o, int d, const char *seeds,
+                      const struct setting *set, int fd) {
+  /* the parent owns the nodes and the link: a signal here just ends us */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  char errmsg[CHORUS_ERRMSG_SIZE] = "";
+  struct result *res = chorus_calloc(1, sizeof *res);
+  int rc = CHORUS_ENOMEM;
+  if (res != NULL && wan_net_enter(&wan, d) != 0)
+    rc = chorus_errf(errmsg, CHORUS_EIO, "setns into %s failed", wan.ns[d]);
+  else if (res != NULL) {
+    struct options co = *o;
+    co.client_dc = d == 0 ? "dc1" : "dc2";
+    co.token_aware = false;
+    rc = run_once(&co, NULL, seeds, set, false, res, errmsg);
+  }
+  if (res == NULL || write_full(fd, res, sizeof *res) != 0 ||
+      write_full(fd, errmsg, sizeof errmsg) != 0)
+    rc = CHORUS_EIO;
+  _exit(rc == CHORUS_OK ? 0 : 1);
+}
+
+static int run_wan(const struct options *o) {
+  static const int32_t levels[] = {CHORUS_ONE,          CHORUS_LOCAL_ONE,
+                                   CHORUS_LOCAL_QUORUM, CHORUS_QUORUM,
+                                   CHORUS_EACH_QUORUM,  CHORUS_ALL};
+  char wan_bin[512], why[256], errmsg[CHORUS_ERRMSG_SIZE] = "";
+  default_wan(wan_bin, sizeof wan_bin);
+  wan_net_init(&wan);
+  snprintf(wan_log, sizeof wan_log, "/tmp/chorus-bench-wan-%d.log",
+           (int)getpid());
+  /* registered before the cluster's hook: atexit runs it after the
+   * nodes are stopped */
+  atexit(wan_cleanup);
+  /* the link starts at no delay and gets it once the ring has formed:
+   * founders joining across 50 ms took 26-29 s each in test_node_wan's
+   * runs (streams of still empty ranges), which would dominate a run */
+  int rc =
+      wan_net_setup(&wan, "chbench", 3, 0, wan_bin, wan_log, why, sizeof why);
+  if (rc != 0) {
+    fprintf(stderr, "chorus-bench: --wan-rtt: %s%s\n",
+            rc == 77 ? "skipped, " : "", why);
+    return rc;
+  }
+  if (wan_net_enter(&wan, 0) != 0) {
+    fprintf(stderr, "chorus-bench: setns into %s failed\n", wan.ns[0]);
+    return 1;
+  }
+
+  static struct bench_cluster cluster;
+  memset(&cluster, 0, sizeof cluster);
+  if (o->chorusd != NULL)
+    snprintf(cluster.chorusd, sizeof cluster.chorusd, "%s", o->chorusd);
+  else
+    default_chorusd(cluster.chorusd, sizeof cluster.chorusd);
+  snprintf(cluster.replicas, sizeof cluster.replicas, "%s", o->replicas);
+  snprintf(cluster.durability, sizeof cluster.durability, "%s", o->durability);
+  snprintf(cluster.cluster, sizeof cluster.cluster, "%s", o->cluster);
+  for (int d = 0; d < 2; d++) {
+    cluster.netns[d] = wan.nsfd[d];
+    for (int k = 0; k < 3; k++)
+      wan_net_host(&wan, d, k, cluster.host[d][k], sizeof cluster.host[d][k]);
+  }
+  fprintf(stderr,
+          "chorus-bench: two datacenters (namespaces %s, %s) over chorus-wan "
+          "at %.1f ms RTT; starting 6 chorusd (replicas %s)\n",
+          wan.ns[0], wan.ns[1], o->wan_rtt, o->replicas);
+  if (bench_cluster_start(&cluster, 6, 2, o->port_base, 90.0, errmsg) !=
+      CHORUS_OK) {
+    fprintf(stderr, "chorus-bench: cluster: %s\n", errmsg);
+    return 1;
+  }
+  char cmd[48], line[160];
+  snprintf(cmd, sizeof cmd, "delay %g", o->wan_rtt / 2);
+  if (wan_net_cmd(&wan, cmd, line, sizeof line) != 0) {
+    fprintf(stderr, "chorus-bench: chorus-wan %s: %s\n", cmd, line);
+    return 1;
+  }
+  char seeds[2][BENCH_MAX_NODES * 64];
+  for (int d = 0; d < 2; d++) {
+    size_t len = 0;
+    seeds[d][0] = '\0';
+    for (unsigned i = (unsigned)d; i < cluster.count; i += 2)
+      len += (size_t)snprintf(seeds[d] + len, sizeof seeds[d] - len, "%s%s",
+                              len ? "," : "", cluster.nodes[i].addr);
+  }
+
+  printf("chorus-bench --wan-rtt %.1f: %s, replicas %s, per datacenter ",
+         o->wan_rtt, wl_names[o->wl], o->replicas);
+  if (o->rate > 0)
+    printf("open loop at %.0f ops/s over %u connections", o->rate, o->conns);
+  else
+    printf("%u connections x %u in flight", o->conns, o->pipeline);
+  printf(", %.1f s after %.1f s warm-up\n", o->duration, o->warmup);
+  printf("  dc1 nodes %s\n  dc2 nodes %s\n", seeds[0], seeds[1]);
+  printf("%-13s %-4s %10s %9s %9s %9s %8s\n", "level (R=W)", "dc", "ops/s",
+         "p50 ms", "p99 ms", "max ms", "errors");
+  fflush(stdout);
+
+  struct result *res = chorus_calloc(2, sizeof *res);
+  int status = res != NULL ? 0 : 1;
+  bool failed = false;
+  for (size_t l = 0; l < sizeof levels / sizeof levels[0] && !status; l++) {
+    struct setting set = {.r = levels[l], .w = levels[l]};
+    make_label(&set);
+    pid_t pid[2] = {-1, -1};
+    int fds[2] = {-1, -1};
+    for (int d = 0; d < 2; d++) {
+      int p[2];
+      if (pipe(p) != 0) {
+        status = 1;
+        break;
+      }
+      fflush(NULL); /* nothing buffered is written twice */
+      pid[d] = fork();
+      if (pid[d] == 0) {
+        close(p[0]);
+        wan_child(o, d, seeds[d], &set, p[1]);
+      }
+      close(p[1]);
+      fds[d] = p[0];
+      if (pid[d] < 0)
+        status = 1;
+    }
+    for (int d = 0; d < 2; d++) {
+      char cerr[CHORUS_ERRMSG_SIZE] = "";
+      int got = fds[d] >= 0 && read_full(fds[d], &res[d], sizeof res[d]) == 0 &&
+                        read_full(fds[d], cerr, sizeof cerr) == 0
+                    ? 0
+                    : -1;
+      if (fds[d] >= 0)
+        close(fds[d]);
+      int st = 0;
+      if (pid[d] > 0)
+        waitpid(pid[d], &st, 0);
+      if (got != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        cerr[sizeof cerr - 1] = '\0';
+        fprintf(stderr, "chorus-bench: %s from dc%d: %s\n", set.label, d + 1,
+                cerr[0] ? cerr : "the client process failed");
+        status = 1;
+        continue;
+      }
+      char lb[16];
+      struct bench_hist *all = chorus_malloc(sizeof *all);
+      if (all == NULL) {
+        status = 1;
+        continue;
+      }
+      all_hist(&res[d], 0, all);
+      double p50 = ms(bench_hist_percentile(all, 50));
+      bool local =
+          levels[l] == CHORUS_LOCAL_ONE || levels[l] == CHORUS_LOCAL_QUORUM;
+      /* a dc-local coordinator still needs a remote replica for these: 4
+       * of 6 (QUORUM), 2 of 3 in each dc, all 6 */
+      bool remote = levels[l] == CHORUS_QUORUM ||
+                    levels[l] == CHORUS_EACH_QUORUM || levels[l] == CHORUS_ALL;
+      if (o->check &&
+          (total_ok(&res[d], 0) == 0 || (local && p50 >= o->wan_rtt / 2) ||
+           (remote && p50 < o->wan_rtt))) {
+        fprintf(stderr,
+                "chorus-bench: check: %s from dc%d: %" PRIu64
+                " ok, p50 %.3f ms (RTT %.1f ms)\n",
+                set.label, d + 1, total_ok(&res[d], 0), p50, o->wan_rtt);
+        failed = true;
+      }
+      printf("%-13s dc%-2d %10.0f %9.3f %9.3f %9.3f %8" PRIu64 "\n",
+             level_text(levels[l], lb), d + 1, ops_per_s(&res[d], 0),
+             ms(bench_hist_percentile(all, 50)),
+             ms(bench_hist_percentile(all, 99)), ms(all->max),
+             total_err(&res[d], 0));
+      chorus_free(all);
+      fflush(stdout);
+    }
+  }
+  if (wan_net_cmd(&wan, "stats", line, sizeof line) == 0)
+    printf("  link (chorus-wan stats): %s\n", line + 3);
+  chorus_free(res);
+  bench_cluster_stop(&cluster);
+  return status != 0 || failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   struct options o;
   parse_options(argc, argv, &o);
+  if (o.wan_rtt > 0)
+    return run_wan(&o);
   char errmsg[CHORUS_ERRMSG_SIZE] = "";
   static struct bench_cluster cluster;
   struct bench_cluster *cl = NULL;
