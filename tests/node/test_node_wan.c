@@ -81,6 +81,7 @@
 
 #include "chorus_error.h"
 #include "node_harness.h"
+#include "wan_net.h"
 
 #define PER_DC 3
 #define NODES (2 * PER_DC)
@@ -90,158 +91,38 @@
 
 static struct proc ns[NODES];
 static char founders[512];
-static int tag;                /* the second octet of both subnets */
-static char nsname[2][32];     /* the datacenters' namespaces */
-static int nsfd[2] = {-1, -1}; /* open, for setns */
-static const char *wan_bin;
-static pid_t wan_pid;
-static int wan_in = -1, wan_out = -1; /* its stdin (commands), stdout */
+static struct wan_net W;    /* the two datacenters and their link */
+static const char *wan_bin; /* chorus-wan */
 static int requests = 20;
 
 /* ------------------------------------------------------------------------
  * The network
  * ------------------------------------------------------------------------ */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-  char cmd[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  char full[600];
-  snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-  int st = system(full);
-  return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* net_teardown: the link and the namespaces (the harness's cleanup hook,
  * so it also runs on a fatal signal). */
 static void net_teardown(void) {
-  if (wan_in >= 0)
-    close(wan_in); /* end of stdin: the tool exits */
-  wan_in = -1;
-  if (wan_pid > 0) {
-    kill(wan_pid, SIGTERM);
-    waitpid(wan_pid, NULL, 0);
-    wan_pid = 0;
-  }
-  if (wan_out >= 0)
-    close(wan_out);
-  wan_out = -1;
-  for (int d = 0; d < 2; d++) {
-    if (nsfd[d] >= 0)
-      close(nsfd[d]);
-    nsfd[d] = -1;
-    if (nsname[d][0])
-      sh("ip netns del %s", nsname[d]);
-    nsname[d][0] = '\0';
-  }
+  wan_net_teardown(&W);
 }
 
-/* wan_line: the next line the tool prints, within @secs; 0, or -1. */
-static int wan_line(char *out, size_t cap, double secs) {
-  size_t n = 0;
-  double end = now_s() + secs;
-  while (n + 1 < cap) {
-    struct pollfd pf = {.fd = wan_out, .events = POLLIN};
-    int left = (int)((end - now_s()) * 1000);
-    if (left <= 0 || poll(&pf, 1, left) <= 0)
-      return -1;
-    char c;
-    if (read(wan_out, &c, 1) != 1)
-      return -1;
-    if (c == '\n')
-      break;
-    out[n++] = c;
-  }
-  out[n] = '\0';
-  return 0;
-}
-
-/* wan_cmd: one command to the tool; its answer in @out. */
+/* wan_cmd: one command to the link (wan_net_cmd); its answer in @out. */
 static int wan_cmd(const char *cmd, char *out, size_t cap) {
-  char line[64];
-  int l = snprintf(line, sizeof line, "%s\n", cmd);
-  if (write(wan_in, line, (size_t)l) != l || wan_line(out, cap, 5) != 0)
-    return -1;
-  return strncmp(out, "ok", 2) == 0 ? 0 : -1;
-}
-
-/* wan_start: chorus-wan between the namespaces; 0, 77 when the tool says
- * it cannot (no TUN, no privilege), else 1. */
-static int wan_start(void) {
-  int in[2], out[2];
-  if (pipe(in) != 0 || pipe(out) != 0)
-    return 1;
-  char delay[16], log[300];
-  snprintf(delay, sizeof delay, "%d", ONE_WAY_MS);
-  snprintf(log, sizeof log, "%s/wan.log", root);
-  pid_t pid = fork();
-  if (pid < 0)
-    return 1;
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0)
-      dup2(fd, 2);
-    for (int i = 3; i < 1024; i++)
-      close(i);
-    execl(wan_bin, wan_bin, "--a", nsname[0], "--b", nsname[1], "--delay-ms",
-          delay, (char *)NULL);
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  wan_pid = pid;
-  wan_in = in[1];
-  wan_out = out[0];
-  char line[128];
-  if (wan_line(line, sizeof line, 10) == 0 && strcmp(line, "ready") == 0)
-    return 0;
-  int st = 0;
-  waitpid(pid, &st, 0);
-  wan_pid = 0;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 77 ? 77 : 1;
+  return wan_net_cmd(&W, cmd, out, cap);
 }
 
 /* net_setup: the two namespaces, their addresses, the link, the routes
- * through it; 0, 77 (printed why) when namespaces or TUN are refused, 1 on
- * another failure. */
+ * through it (tests/wan/wan_net.h); 0, 77 (printed why) when root,
+ * namespaces or TUN are refused, 1 on another failure. */
 static int net_setup(void) {
-  if (geteuid() != 0) {
-    printf("1..0 # SKIP needs root (network namespaces)\n");
-    return 77;
-  }
-  tag = 100 + (int)(getpid() % 100);
-  for (int d = 0; d < 2; d++) {
-    snprintf(nsname[d], sizeof nsname[d], "chwan%d-dc%d", (int)getpid(), d + 1);
-    if (sh("ip netns add %s", nsname[d]) != 0) {
-      nsname[d][0] = '\0';
-      printf("1..0 # SKIP ip netns add refused\n");
-      return 77;
-    }
-    char path[300];
-    snprintf(path, sizeof path, "/run/netns/%s", nsname[d]);
-    nsfd[d] = open(path, O_RDONLY | O_CLOEXEC);
-    if (nsfd[d] < 0 || sh("ip -n %s link set lo up", nsname[d]) != 0)
-      return 1;
-    for (int i = 1; i <= PER_DC; i++)
-      if (sh("ip -n %s addr add 10.%d.%d.%d/32 dev lo", nsname[d], tag, d + 1,
-             i) != 0)
-        return 1;
-  }
-  int rc = wan_start();
+  char why[256] = "", log[300];
+  snprintf(log, sizeof log, "%s/wan.log", root);
+  int rc = wan_net_setup(&W, "chwan", PER_DC, ONE_WAY_MS, wan_bin, log, why,
+                         sizeof why);
   if (rc == 77)
-    printf("1..0 # SKIP chorus-wan cannot open TUN devices (see wan.log)\n");
-  if (rc != 0)
-    return rc;
-  for (int d = 0; d < 2; d++)
-    if (sh("ip -n %s route add 10.%d.%d.0/24 dev wan0", nsname[d], tag,
-           2 - d) != 0)
-      return 1;
-  return 0;
+    printf("1..0 # SKIP %s\n", why);
+  else if (rc != 0)
+    printf("# the network: %s\n", why);
+  return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -268,7 +149,7 @@ static struct stats stats_of(double *v, int n) {
 static int udp_in(int d, int port) {
   int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   assert_true(home >= 0);
-  assert_int_equal(setns(nsfd[d], CLONE_NEWNET), 0);
+  assert_int_equal(setns(W.nsfd[d], CLONE_NEWNET), 0);
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   assert_int_equal(setns(home, CLONE_NEWNET), 0);
   close(home);
@@ -276,7 +157,7 @@ static int udp_in(int d, int port) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port)};
   char ip[32];
-  snprintf(ip, sizeof ip, "10.%d.%d.1", tag, d + 1);
+  snprintf(ip, sizeof ip, "10.%d.%d.1", W.tag, d + 1);
   inet_pton(AF_INET, ip, &a.sin_addr);
   assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
   struct timeval tv = {5, 0};
@@ -308,7 +189,7 @@ static void udp_pings(int a, int b, const struct sockaddr_in *to_a,
 static int tcp_listen_in(int d, int port) {
   int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   assert_true(home >= 0);
-  assert_int_equal(setns(nsfd[d], CLONE_NEWNET), 0);
+  assert_int_equal(setns(W.nsfd[d], CLONE_NEWNET), 0);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_int_equal(setns(home, CLONE_NEWNET), 0);
   close(home);
@@ -318,7 +199,7 @@ static int tcp_listen_in(int d, int port) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port)};
   char ip[32];
-  snprintf(ip, sizeof ip, "10.%d.%d.1", tag, d + 1);
+  snprintf(ip, sizeof ip, "10.%d.%d.1", W.tag, d + 1);
   inet_pton(AF_INET, ip, &a.sin_addr);
   assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
   assert_int_equal(listen(fd, 4), 0);
@@ -334,9 +215,9 @@ static void test_link_delays(void **state) {
   struct sockaddr_in to_b = {.sin_family = AF_INET, .sin_port = htons(9001)};
   struct sockaddr_in to_a = to_b;
   char ip[32];
-  snprintf(ip, sizeof ip, "10.%d.2.1", tag);
+  snprintf(ip, sizeof ip, "10.%d.2.1", W.tag);
   inet_pton(AF_INET, ip, &to_b.sin_addr);
-  snprintf(ip, sizeof ip, "10.%d.1.1", tag);
+  snprintf(ip, sizeof ip, "10.%d.1.1", W.tag);
   inet_pton(AF_INET, ip, &to_a.sin_addr);
   double udp[PINGS], tcp[PINGS];
   char buf[1024];
@@ -347,8 +228,8 @@ static void test_link_delays(void **state) {
   int l = tcp_listen_in(1, 9002);
   double t0 = now_s();
   char host[32];
-  snprintf(host, sizeof host, "10.%d.2.1", tag);
-  int c = tcp_connect_at(host, 9002, nsfd[0]);
+  snprintf(host, sizeof host, "10.%d.2.1", W.tag);
+  int c = tcp_connect_at(host, 9002, W.nsfd[0]);
   double connect_ms = (now_s() - t0) * 1000;
   assert_true(c >= 0);
   int s = accept(l, NULL, NULL);
@@ -447,8 +328,8 @@ static void start_all(void) {
     node_init(&ns[i], name);
     int d = i / PER_DC;
     ns[i].port = PORT;
-    ns[i].netns = nsfd[d];
-    snprintf(ns[i].host, sizeof ns[i].host, "10.%d.%d.%d", tag, d + 1,
+    ns[i].netns = W.nsfd[d];
+    snprintf(ns[i].host, sizeof ns[i].host, "10.%d.%d.%d", W.tag, d + 1,
              i % PER_DC + 1);
     off += (size_t)snprintf(founders + off, sizeof founders - off, "%s%s:%d",
                             i ? "," : "", ns[i].host, PORT);
@@ -1133,6 +1014,7 @@ int main(int argc, char **argv) {
   n = getenv("CHORUS_WAN_CUT_S");
   if (n != NULL && atoi(n) > 0)
     cut_s = atoi(n);
+  wan_net_init(&W);
   harness_cleanup_hook = net_teardown;
   int rc = net_setup();
   if (rc != 0) {

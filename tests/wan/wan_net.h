@@ -1,7 +1,6 @@
 /* wan_net.h: two network namespaces joined only by chorus-wan, for the
  * real-process programs that run two datacenters over an emulated WAN
- * (chorus-bench --dcs 2 --wan-rtt; test_node_wan.c sets up the same
- * network and can move onto this).
+ * (chorus-bench --dcs 2 --wan-rtt, tests/node/test_node_wan.c).
  *
  * THE NETWORK
  *
