@@ -45,7 +45,7 @@ static int slots_grow(struct node *n) {
 /* slot_take: a slot for request @request_id of @c; its cookie in *@cookie.
  * Errors: CHORUS_ENOMEM. */
 static int slot_take(struct node_conn *c, uint64_t request_id, enum node_op op,
-                     uint64_t *cookie) {
+                     unsigned level, uint64_t *cookie) {
   struct node *n = c->n;
   if (n->nfree == 0 && slots_grow(n) != CHORUS_OK)
     return CHORUS_ENOMEM;
@@ -57,6 +57,7 @@ static int slot_take(struct node_conn *c, uint64_t request_id, enum node_op op,
   p->c = c;
   p->request_id = request_id;
   p->op = (uint8_t)op;
+  p->level = (uint8_t)level;
   p->start_ns = uv_hrtime();
   c->inflight++;
   *cookie = ((uint64_t)p->gen << 32) | i;
@@ -113,7 +114,7 @@ int node__fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
              cookie);
     return CHORUS_OK;
   }
-  node__metrics_reply(n, (enum node_op)p->op, p->start_ns, m);
+  node__metrics_reply(n, (enum node_op)p->op, p->level, p->start_ns, m);
   if (node_log_enabled(NODE_LOG_DEBUG))
     node_log(NODE_LOG_DEBUG, NODE_MOD,
              "req=%" PRIx64 ": %s after %" PRIu64 " us%s", cookie,
@@ -201,11 +202,12 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
   }
   uint64_t cookie;
   enum node_op op = node__metrics_op(m);
-  if (slot_take(c, m->request_id, op, &cookie) != CHORUS_OK) {
+  unsigned level = node__metrics_level(op, m);
+  if (slot_take(c, m->request_id, op, level, &cookie) != CHORUS_OK) {
     node__conn_send_error(c, m->request_id, CHORUS_ENOMEM, "out of memory");
     return;
   }
-  node__metrics_request(n, op, m);
+  node__metrics_request(n, op, level);
   if (node_log_enabled(NODE_LOG_DEBUG))
     node_log(NODE_LOG_DEBUG, NODE_MOD,
              "req=%" PRIx64 ": %s from %s (id %" PRIu64 ")", cookie,

@@ -53,9 +53,9 @@
  * would need, and a bound on what one scrape can make it allocate. */
 #define NODE_HTTP_MAX_BODY (4u << 20)
 
-/* Request metrics (node_metrics.c): counts by operation and consistency
- * level, a latency histogram per operation, errors by operation and
- * code. The loop thread alone writes and reads them: plain integers. */
+/* Request metrics (node_metrics.c): counts and latency histograms by
+ * operation and consistency level, errors by operation and code. The loop
+ * thread alone writes and reads them: plain integers. */
 enum node_op {
   NODE_OP_GET,
   NODE_OP_PUT,
@@ -77,8 +77,10 @@ enum node_op {
 
 struct node_metrics {
   uint64_t requests[NODE_OP_COUNT][NODE_LEVELS];
-  uint64_t lat[NODE_OP_COUNT][NODE_LAT_BUCKETS + 1]; /* last: +Inf */
-  uint64_t lat_sum_ns[NODE_OP_COUNT];
+  /* 12 x 10 x 17 x 8 bytes: 16 KiB, indexed directly, so recording stays
+   * two adds whatever the level. */
+  uint64_t lat[NODE_OP_COUNT][NODE_LEVELS][NODE_LAT_BUCKETS + 1]; /* +Inf */
+  uint64_t lat_sum_ns[NODE_OP_COUNT][NODE_LEVELS];
   uint64_t errors[NODE_OP_COUNT][NODE_ERROR_CODES];
 };
 
@@ -159,7 +161,8 @@ struct node_slot {
   uint64_t request_id;
   uint64_t start_ns; /* uv_hrtime at arrival (the latency histogram) */
   uint32_t gen;
-  uint8_t op; /* enum node_op */
+  uint8_t op;    /* enum node_op */
+  uint8_t level; /* node__metrics_level's index, < NODE_LEVELS */
   bool used;
 };
 
@@ -392,13 +395,17 @@ void node__answer_repair(struct node_conn *c, uint64_t request_id,
 /* node__metrics_op: the operation of client request @m (NODE_OP_ADMIN
  * for what is not a data operation). */
 enum node_op node__metrics_op(const struct wire_msg *m);
-/* node__metrics_request: counts request @m of operation @op. */
-void node__metrics_request(struct node *n, enum node_op op,
-                           const struct wire_msg *m);
-/* node__metrics_reply: the answer @m to a request of @op that arrived at
- * @start_ns (uv_hrtime): its latency, and its error code if it is one. */
-void node__metrics_reply(struct node *n, enum node_op op, uint64_t start_ns,
-                         const struct wire_msg *m);
+/* node__metrics_level: the index (< NODE_LEVELS) of the consistency level
+ * request @m of operation @op asked for: R for reads, W for writes. */
+unsigned node__metrics_level(enum node_op op, const struct wire_msg *m);
+/* node__metrics_request: counts a request of operation @op at level index
+ * @level. */
+void node__metrics_request(struct node *n, enum node_op op, unsigned level);
+/* node__metrics_reply: the answer @m to a request of @op at level index
+ * @level that arrived at @start_ns (uv_hrtime): its latency, and its error
+ * code if it is one. */
+void node__metrics_reply(struct node *n, enum node_op op, unsigned level,
+                         uint64_t start_ns, const struct wire_msg *m);
 /* node__metrics_text: every metric in the Prometheus text format into @t
  * (http.h; @t->failed says whether it fit). */
 struct http_text;

@@ -8,7 +8,8 @@
  * Recording is on the data path, so it is a few integer adds on the loop
  * thread, which alone touches the figures (no lock, no atomic): a request
  * is counted when it reaches the core (node_dispatch.c, on_client_msg),
- * with uv_hrtime in its slot; its latency is the time until the core's
+ * with uv_hrtime, its operation and its level's index in its slot; its
+ * latency is the time until the core's
  * answer is queued for the client (node__fx_reply), recorded into fixed
  * buckets found by a short scan. Everything else (replication, SWIM,
  * metadata, streaming, the store, connections) is read when /metrics is
@@ -125,20 +126,23 @@ static const char *level_name(unsigned i) {
   return s ? s : "DEFAULT";
 }
 
-void node__metrics_request(struct node *n, enum node_op op,
-                           const struct wire_msg *m) {
-  n->metrics.requests[op][level_index(level_of(op, m))]++;
+unsigned node__metrics_level(enum node_op op, const struct wire_msg *m) {
+  return level_index(level_of(op, m));
 }
 
-void node__metrics_reply(struct node *n, enum node_op op, uint64_t start_ns,
-                         const struct wire_msg *m) {
+void node__metrics_request(struct node *n, enum node_op op, unsigned level) {
+  n->metrics.requests[op][level]++;
+}
+
+void node__metrics_reply(struct node *n, enum node_op op, unsigned level,
+                         uint64_t start_ns, const struct wire_msg *m) {
   struct node_metrics *x = &n->metrics;
   uint64_t ns = uv_hrtime() - start_ns;
   unsigned b = 0;
   while (b < NODE_LAT_BUCKETS && ns > lat_bounds_ns[b])
     b++;
-  x->lat[op][b]++;
-  x->lat_sum_ns[op] += ns;
+  x->lat[op][level][b]++;
+  x->lat_sum_ns[op][level] += ns;
   if (m->type == WIRE_ERROR) {
     int32_t code = m->error.code;
     x->errors[op][code < 0 && code > -NODE_ERROR_CODES ? -code : 0]++;
@@ -171,13 +175,19 @@ static void requests_text(struct node *n, struct http_text *t) {
       }
   http_prom_family(t, "chorus_request_duration_seconds", HTTP_PROM_HISTOGRAM,
                    "Time from a client request's arrival to its answer "
-                   "queued for the client, by operation.");
-  for (unsigned op = 0; op < NODE_OP_COUNT; op++) {
-    struct http_label lb = {"op", op_names[op]};
-    http_prom_histogram(t, "chorus_request_duration_seconds", &lb, 1,
-                        lat_bounds, x->lat[op], NODE_LAT_BUCKETS,
-                        (double)x->lat_sum_ns[op] / 1e9);
-  }
+                   "queued for the client, by operation and consistency "
+                   "level.");
+  /* The levels a node saw, and DEFAULT always (a stable series per
+   * operation): sum by (op) gives the per-operation histogram. */
+  for (unsigned op = 0; op < NODE_OP_COUNT; op++)
+    for (unsigned l = 0; l < NODE_LEVELS; l++)
+      if (x->requests[op][l] != 0 || l == 0) {
+        struct http_label lb[2] = {{"op", op_names[op]},
+                                   {"level", level_name(l)}};
+        http_prom_histogram(t, "chorus_request_duration_seconds", lb, 2,
+                            lat_bounds, x->lat[op][l], NODE_LAT_BUCKETS,
+                            (double)x->lat_sum_ns[op][l] / 1e9);
+      }
   http_prom_family(t, "chorus_request_errors_total", HTTP_PROM_COUNTER,
                    "Client requests answered with an error, by operation "
                    "and error code.");
@@ -484,6 +494,27 @@ static void store_text(struct node *n, struct http_text *t) {
       "Compactions run to give space back.", (double)u.reclaims);
   one(t, "chorus_store_reclaim_seconds_total", HTTP_PROM_COUNTER,
       "Time spent in them.", (double)u.reclaim_ms / 1000.0);
+  one(t, "chorus_store_pending_compaction_bytes", HTTP_PROM_GAUGE,
+      "Bytes the store estimates compaction has to rewrite (RocksDB slows, "
+      "then stops, writes past its limits).",
+      (double)u.pending_compaction_bytes);
+  one(t, "chorus_store_write_stopped", HTTP_PROM_GAUGE,
+      "1 while the store stops writes (too many memtables, level-0 files or "
+      "pending compaction bytes).",
+      (double)u.write_stopped);
+  one(t, "chorus_store_delayed_write_rate_bytes", HTTP_PROM_GAUGE,
+      "The rate the store lets writes through while it slows them down, "
+      "bytes/s; 0 while it does not.",
+      (double)u.delayed_write_rate);
+  one(t, "chorus_store_write_stall_seconds_total", HTTP_PROM_COUNTER,
+      "Time writes were held by the store's slowdowns and stops.",
+      (double)u.write_stall_us / 1e6);
+  one(t, "chorus_store_wal_syncs_total", HTTP_PROM_COUNTER,
+      "WAL syncs (group fsyncs) the store ran.", (double)u.wal_syncs);
+  one(t, "chorus_store_wal_sync_seconds_total", HTTP_PROM_COUNTER,
+      "Time the store's WAL syncs took (divided by "
+      "chorus_store_wal_syncs_total: their mean latency).",
+      (double)u.wal_sync_us / 1e6);
   const struct store_disk *disk = store_disk_info(n->store);
   one(t, "chorus_store_disk_full", HTTP_PROM_GAUGE,
       "1 while the data folder is below its reserve (writes refused).",

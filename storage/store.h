@@ -395,8 +395,8 @@ const struct store_disk *store_disk_info(const struct store *s);
  * acts, in the background (store_rocksdb.c, HOW SPACE COMES BACK).
  * ------------------------------------------------------------------------ */
 
-/* What a store takes (store_usage). The RocksDB backend fills every
- * field; the memory backend only memory_bytes. */
+/* What a store takes and how its writes fare (store_usage). The RocksDB
+ * backend fills every field; the memory backend only memory_bytes. */
 struct store_usage {
   uint64_t folder_bytes; /* bytes in the data folder's files (their sizes,
                             not their blocks: RocksDB preallocates its WAL) */
@@ -407,6 +407,17 @@ struct store_usage {
   uint64_t reclaims;     /* reclaims done since open */
   uint64_t reclaim_ms;   /* the time they took, ms */
   uint64_t reclaims_skipped; /* skipped: too little room to compact */
+  /* Write pressure (RocksDB's properties; the memory backend: zeros). */
+  uint64_t pending_compaction_bytes; /* its estimate, every space */
+  uint64_t delayed_write_rate;       /* bytes/s while writes are slowed
+                                        down, 0 while they are not */
+  uint64_t write_stall_us;           /* writes held by slowdowns and stops since
+                                        open, us (whole ms: RocksDB prints them) */
+  bool write_stopped;                /* writes are stopped now */
+  /* The store's own WAL syncs (the group fsyncs of barriers and
+   * store_sync), counted and timed around RocksDB's FlushWAL(sync). */
+  uint64_t wal_syncs;
+  uint64_t wal_sync_us;
 };
 
 /* store_reclaim: a hint that STORE_DATA keys with tokens in [@first,

@@ -6,7 +6,9 @@
  *      not there (no metadata).
  *   2. Traffic through each node: its /metrics request counter
  *      (chorus_requests_total{op,level}) grows by exactly what was sent
- *      through it, and the latency histogram's _count with it; every
+ *      through it at each level, and the latency histogram's _count (by
+ *      op and level) with it; the store's write figures (pending
+ *      compaction bytes, stalls, WAL syncs) are there; every
  *      node's /metrics passes `promtool check metrics` (Debian's
  *      prometheus package; that check is skipped, with a line saying so,
  *      when promtool is not installed).
@@ -228,11 +230,12 @@ static void test_health_ready(void **state) {
   assert_int_equal(nl[1], '\0'); /* one line */
 }
 
-/* Per node: PUTS writes and GETS reads at QUORUM through it; its request
- * counters and histogram counts grow by exactly that. */
+/* Per node: PUTS writes and GETS reads at QUORUM and ONES writes at ONE
+ * through it; its request counters and histogram counts, by operation and
+ * level, grow by exactly that; the store's write figures are there. */
 static void test_metrics_count_requests(void **state) {
   (void)state;
-  enum { PUTS = 40, GETS = 25 };
+  enum { PUTS = 40, GETS = 25, ONES = 7 };
   for (int i = 0; i < 3; i++) {
     int fd = client_open(nodes[i].port);
     assert_true(fd >= 0);
@@ -241,10 +244,15 @@ static void test_metrics_count_requests(void **state) {
         metric(m, "chorus_requests_total{op=\"put\",level=\"QUORUM\"}");
     double get0 =
         metric(m, "chorus_requests_total{op=\"get\",level=\"QUORUM\"}");
-    double hput0 =
-        metric(m, "chorus_request_duration_seconds_count{op=\"put\"}");
-    double hget0 =
-        metric(m, "chorus_request_duration_seconds_count{op=\"get\"}");
+    double hput0 = metric(
+        m,
+        "chorus_request_duration_seconds_count{op=\"put\",level=\"QUORUM\"}");
+    double hget0 = metric(
+        m,
+        "chorus_request_duration_seconds_count{op=\"get\",level=\"QUORUM\"}");
+    double one0 = metric(m, "chorus_requests_total{op=\"put\",level=\"ONE\"}");
+    double hone0 = metric(
+        m, "chorus_request_duration_seconds_count{op=\"put\",level=\"ONE\"}");
     int sent = 0;
     char key[64], got[64];
     for (int k = 0; k < PUTS; k++) {
@@ -255,28 +263,63 @@ static void test_metrics_count_requests(void **state) {
       snprintf(key, sizeof key, "m-%d-%d", i, k);
       assert_int_equal(get(fd, key, got, sizeof got), 0);
     }
+    /* Writes at ONE: a level of their own in both families. */
+    struct wire_options at_one = quorum();
+    at_one.w = WIRE_ONE;
+    for (int k = 0; k < ONES; k++) {
+      snprintf(key, sizeof key, "m1-%d-%d", i, k);
+      assert_int_equal(put_with(fd, key, "y", at_one), 0);
+    }
     close(fd);
     m = scrape(i);
     double put1 =
         metric(m, "chorus_requests_total{op=\"put\",level=\"QUORUM\"}");
     double get1 =
         metric(m, "chorus_requests_total{op=\"get\",level=\"QUORUM\"}");
-    double hput1 =
-        metric(m, "chorus_request_duration_seconds_count{op=\"put\"}");
-    double hget1 =
-        metric(m, "chorus_request_duration_seconds_count{op=\"get\"}");
-    double inf = metric(
-        m, "chorus_request_duration_seconds_bucket{op=\"put\",le=\"+Inf\"}");
-    printf("# %s: %d PUT requests sent (%d keys), %d GETs: counter +%.0f "
-           "+%.0f, histogram count +%.0f +%.0f, put sum %.4f s\n",
-           nodes[i].name, sent, PUTS, GETS, put1 - put0, get1 - get0,
-           hput1 - hput0, hget1 - hget0,
-           metric(m, "chorus_request_duration_seconds_sum{op=\"put\"}"));
+    double hput1 = metric(
+        m,
+        "chorus_request_duration_seconds_count{op=\"put\",level=\"QUORUM\"}");
+    double hget1 = metric(
+        m,
+        "chorus_request_duration_seconds_count{op=\"get\",level=\"QUORUM\"}");
+    double inf = metric(m, "chorus_request_duration_seconds_bucket{op=\"put\","
+                           "level=\"QUORUM\",le=\"+Inf\"}");
+    double one1 = metric(m, "chorus_requests_total{op=\"put\",level=\"ONE\"}");
+    double hone1 = metric(
+        m, "chorus_request_duration_seconds_count{op=\"put\",level=\"ONE\"}");
+    printf("# %s: %d QUORUM PUT requests sent (%d keys), %d GETs, %d ONE "
+           "PUTs: counter +%.0f +%.0f +%.0f, histogram count +%.0f +%.0f "
+           "+%.0f, QUORUM put sum %.4f s\n",
+           nodes[i].name, sent, PUTS, GETS, ONES, put1 - put0, get1 - get0,
+           one1 - one0, hput1 - hput0, hget1 - hget0, hone1 - hone0,
+           metric(m, "chorus_request_duration_seconds_sum{op=\"put\","
+                     "level=\"QUORUM\"}"));
     assert_true(put1 - put0 == sent);
     assert_true(get1 - get0 == GETS);
+    assert_true(one1 - one0 == ONES);
     assert_true(hput1 - hput0 == sent);
     assert_true(hget1 - hget0 == GETS);
+    assert_true(hone1 - hone0 == ONES);
     assert_true(inf == hput1);
+    /* The store's write figures are there (an idle RocksDB: not stopped;
+     * every node's barriers ran WAL syncs by now). */
+    static const char *const store_series[] = {
+        "chorus_store_pending_compaction_bytes",
+        "chorus_store_write_stopped",
+        "chorus_store_delayed_write_rate_bytes",
+        "chorus_store_write_stall_seconds_total",
+        "chorus_store_wal_syncs_total",
+        "chorus_store_wal_sync_seconds_total"};
+    for (size_t j = 0; j < sizeof store_series / sizeof store_series[0]; j++) {
+      char line[128];
+      snprintf(line, sizeof line, "\n%s ", store_series[j]);
+      if (strstr(m, line) == NULL)
+        fail_msg("%s: no %s", nodes[i].name, store_series[j]);
+    }
+    assert_true(metric(m, "chorus_store_write_stopped") == 0);
+    printf("# %s: %.0f WAL syncs, %.6f s in them\n", nodes[i].name,
+           metric(m, "chorus_store_wal_syncs_total"),
+           metric(m, "chorus_store_wal_sync_seconds_total"));
     assert_true(metric(m, "chorus_swim_members{state=\"alive\"}") == 3);
     /* Peers by the names the metadata gives them. */
     char series[128];

@@ -1,5 +1,6 @@
 /* test_store_conformance.c: the storage contract (store.h), one set of test
  * bodies run against every backend. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -393,6 +394,38 @@ static void sync_barrier_completes(void **state) {
                    CHORUS_EINVAL);
 }
 
+/* store_usage's write figures: the memory backend has none (zeros); RocksDB
+ * counts every WAL sync it runs (each barrier drive and store_sync) and
+ * times them, and an idle fresh store is neither stopped nor slowed. */
+static void usage_counts_wal_syncs(void **state) {
+  struct store_fixture *f = *state;
+  struct store_usage u0, u1;
+  assert_int_equal(store_usage(f->s, &u0), CHORUS_OK);
+  chorus_seq seq;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(store_put(f->s, STORE_DATA, "k", 1, "v", 1, &seq),
+                     CHORUS_OK);
+    assert_int_equal(fixture_request(f, i, seq), CHORUS_OK);
+    assert_int_equal(fixture_drive_syncs(f, i + 1), i + 1);
+  }
+  assert_int_equal(store_sync(f->s), CHORUS_OK);
+  assert_int_equal(store_usage(f->s, &u1), CHORUS_OK);
+  assert_false(u1.write_stopped);
+  assert_true(u1.delayed_write_rate == 0);
+  assert_true(u1.write_stall_us == 0);
+  if (strcmp(f->backend, "memory") == 0) {
+    assert_true(u1.wal_syncs == 0 && u1.wal_sync_us == 0);
+    assert_true(u1.pending_compaction_bytes == 0);
+    return;
+  }
+  /* Barriers of writes already durable may complete without a sync; the
+   * first after a write and store_sync after a write sync at least. */
+  print_message("# WAL syncs %" PRIu64 " in %" PRIu64 " us\n",
+                u1.wal_syncs - u0.wal_syncs, u1.wal_sync_us - u0.wal_sync_us);
+  assert_true(u1.wal_syncs - u0.wal_syncs >= 2);
+  assert_true(u1.wal_sync_us >= u0.wal_sync_us);
+}
+
 static void many_barriers_complete_once_in_order(void **state) {
   struct store_fixture *f = *state;
   enum { WRITES = 500 };
@@ -754,6 +787,8 @@ static void out_of_memory_paths(void **state) {
                                       teardown),                               \
       cmocka_unit_test_setup_teardown(reclaim_keeps_what_was_not_deleted,      \
                                       setup, teardown),                        \
+      cmocka_unit_test_setup_teardown(usage_counts_wal_syncs, setup,           \
+                                      teardown),                               \
       cmocka_unit_test_setup_teardown(out_of_memory_paths, setup, teardown)
 
 int main(int argc, char **argv) {
