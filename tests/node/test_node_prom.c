@@ -262,12 +262,15 @@ static void test_prometheus_scrapes_the_cluster(void **state) {
     close(fd[i]);
   }
   double put1 = nodes_sum(sput), get1 = nodes_sum(sget);
-  double hput = nodes_sum("chorus_request_duration_seconds_count{op=\"put\"}");
+  /* The histogram is by operation and level (all of this is QUORUM). */
+  double hput = nodes_sum(
+      "chorus_request_duration_seconds_count{op=\"put\",level=\"QUORUM\"}");
   printf("# sent %d PUTs and %d GETs; the nodes' /metrics: put +%.0f (%.0f), "
          "get +%.0f (%.0f), put histogram count %.0f\n",
          3 * PUTS, 3 * GETS, put1 - put0, put1, get1 - get0, get1, hput);
   assert_true(put1 - put0 == 3 * PUTS);
   assert_true(get1 - get0 == 3 * GETS);
+  assert_true(hput == put1);
 
   /* What Prometheus stored equals what the nodes say. */
   assert_true(wait_query("sum(chorus_requests_total{op=\"put\"})", put1,
