@@ -118,7 +118,7 @@ static int query(const char *promql, double *v, char *raw, size_t cap) {
       o += (size_t)snprintf(path + o, sizeof path - o, "%%%02X", *s);
   }
   path[o] = '\0';
-  *v = NAN;
+  *v = (double)NAN;
   int st = http_get(prom_port, path, raw, cap);
   if (st != 200 || strstr(raw, "\"status\":\"success\"") == NULL)
     return -1;
@@ -208,7 +208,7 @@ static void start_prometheus(void) {
  * until it is any number > 0), within WAIT_S; the value last seen. */
 static double wait_query(const char *promql, double want, double *took) {
   static char raw[1 << 16];
-  double t0 = now_s(), v = NAN;
+  double t0 = now_s(), v = (double)NAN;
   int n = -1;
   while (now_s() - t0 < WAIT_S) {
     n = query(promql, &v, raw, sizeof raw);
@@ -284,7 +284,7 @@ static void test_prometheus_scrapes_the_cluster(void **state) {
   double p99 = wait_query("histogram_quantile(0.99, sum by (le) "
                           "(rate(chorus_request_duration_seconds_bucket{op="
                           "\"put\"}[30s])))",
-                          NAN, &took);
+                          (double)NAN, &took);
   assert_true(p99 > 0 && p99 < 60);
   prom_kill();
 }
