@@ -788,3 +788,58 @@ void show(const char *title, const char *text) {
     l += n + (e != NULL);
   }
 }
+
+/* ------------------------------------------------------------------------
+ * HTTP
+ * ------------------------------------------------------------------------ */
+
+int http_raw(int port, const void *req, size_t len, char *body, size_t cap) {
+  int fd = tcp_connect(port);
+  if (fd < 0)
+    return -1;
+  static char buf[1 << 20];
+  size_t got = 0;
+  if (write_all(fd, req, len) != 0) {
+    close(fd);
+    return -1;
+  }
+  for (;;) {
+    ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+    if (got == sizeof buf - 1)
+      break;
+  }
+  close(fd);
+  buf[got] = '\0';
+  int status = -1;
+  if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+    return -1;
+  const char *b = strstr(buf, "\r\n\r\n");
+  if (body != NULL && cap > 0) {
+    body[0] = '\0';
+    if (b != NULL)
+      snprintf(body, cap, "%s", b + 4);
+  }
+  return status;
+}
+
+int http_get(int port, const char *path, char *body, size_t cap) {
+  char req[2048];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Connection: close\r\n\r\n",
+                   path);
+  if (n < 0 || (size_t)n >= sizeof req)
+    return -1;
+  return http_raw(port, req, (size_t)n, body, cap);
+}
+
+double metric_value(const char *text, const char *series) {
+  size_t n = strlen(series);
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+    if (strncmp(p, series, n) == 0 && p[n] == ' ')
+      return strtod(p + n + 1, NULL);
+  return 0;
+}

@@ -133,6 +133,21 @@ int64_t member_state(int port, const char *name);
 void serves(int port);
 
 /* ------------------------------------------------------------------------
+ * HTTP (chorusd --http, a Prometheus server)
+ * ------------------------------------------------------------------------ */
+
+/* http_raw: sends @len bytes of @req to 127.0.0.1:@port and reads until the
+ * server closes; the status (-1: no answer) with the body in @body (@cap
+ * bytes, cut; @body may be NULL). */
+int http_raw(int port, const void *req, size_t len, char *body, size_t cap);
+/* http_get: GET @path (Connection: close) through http_raw. */
+int http_get(int port, const char *path, char *body, size_t cap);
+/* metric_value: the value of the sample @series (name and labels, exactly
+ * as the node writes them) in the exposition @text; 0 when absent (a
+ * series not yet written is a counter still at 0). */
+double metric_value(const char *text, const char *series);
+
+/* ------------------------------------------------------------------------
  * The cluster fixture: n0, n1, n2 with --replicas 3 and the local SWIM
  * profile, seeded through n0; n0 allows 8 requests in flight, the others
  * 64.

@@ -44,63 +44,6 @@
 static int http_port[3];
 static char http_port_arg[3][16];
 
-/* ------------------------------------------------------------------------
- * A tiny HTTP client
- * ------------------------------------------------------------------------ */
-
-/* http_raw: sends @req to @port, reads until the server closes, returns
- * the status (-1: no answer) with the body in @body (@cap bytes, cut). */
-static int http_raw(int port, const void *req, size_t len, char *body,
-                    size_t cap) {
-  int fd = tcp_connect(port);
-  if (fd < 0)
-    return -1;
-  static char buf[1 << 20];
-  size_t got = 0;
-  if (write_all(fd, req, len) != 0) {
-    close(fd);
-    return -1;
-  }
-  for (;;) {
-    ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-    if (got == sizeof buf - 1)
-      break;
-  }
-  close(fd);
-  buf[got] = '\0';
-  int status = -1;
-  if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
-    return -1;
-  const char *b = strstr(buf, "\r\n\r\n");
-  if (body != NULL && cap > 0) {
-    body[0] = '\0';
-    if (b != NULL)
-      snprintf(body, cap, "%s", b + 4);
-  }
-  return status;
-}
-
-static int http_get(int port, const char *path, char *body, size_t cap) {
-  char req[256];
-  int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
-  return http_raw(port, req, (size_t)n, body, cap);
-}
-
-/* metric: the value of the sample @series (name and labels, exactly as
- * the node writes them) in @text; 0 when absent (a series not yet
- * written is a counter still at 0). */
-static double metric(const char *text, const char *series) {
-  size_t n = strlen(series);
-  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-    if (strncmp(p, series, n) == 0 && p[n] == ' ')
-      return strtod(p + n + 1, NULL);
-  return 0;
-}
-
 static char metrics_buf[1 << 20];
 
 static const char *scrape(int i) {
@@ -241,17 +184,18 @@ static void test_metrics_count_requests(void **state) {
     assert_true(fd >= 0);
     const char *m = scrape(i);
     double put0 =
-        metric(m, "chorus_requests_total{op=\"put\",level=\"QUORUM\"}");
+        metric_value(m, "chorus_requests_total{op=\"put\",level=\"QUORUM\"}");
     double get0 =
-        metric(m, "chorus_requests_total{op=\"get\",level=\"QUORUM\"}");
-    double hput0 = metric(
+        metric_value(m, "chorus_requests_total{op=\"get\",level=\"QUORUM\"}");
+    double hput0 = metric_value(
         m,
         "chorus_request_duration_seconds_count{op=\"put\",level=\"QUORUM\"}");
-    double hget0 = metric(
+    double hget0 = metric_value(
         m,
         "chorus_request_duration_seconds_count{op=\"get\",level=\"QUORUM\"}");
-    double one0 = metric(m, "chorus_requests_total{op=\"put\",level=\"ONE\"}");
-    double hone0 = metric(
+    double one0 =
+        metric_value(m, "chorus_requests_total{op=\"put\",level=\"ONE\"}");
+    double hone0 = metric_value(
         m, "chorus_request_duration_seconds_count{op=\"put\",level=\"ONE\"}");
     int sent = 0;
     char key[64], got[64];
@@ -273,27 +217,29 @@ static void test_metrics_count_requests(void **state) {
     close(fd);
     m = scrape(i);
     double put1 =
-        metric(m, "chorus_requests_total{op=\"put\",level=\"QUORUM\"}");
+        metric_value(m, "chorus_requests_total{op=\"put\",level=\"QUORUM\"}");
     double get1 =
-        metric(m, "chorus_requests_total{op=\"get\",level=\"QUORUM\"}");
-    double hput1 = metric(
+        metric_value(m, "chorus_requests_total{op=\"get\",level=\"QUORUM\"}");
+    double hput1 = metric_value(
         m,
         "chorus_request_duration_seconds_count{op=\"put\",level=\"QUORUM\"}");
-    double hget1 = metric(
+    double hget1 = metric_value(
         m,
         "chorus_request_duration_seconds_count{op=\"get\",level=\"QUORUM\"}");
-    double inf = metric(m, "chorus_request_duration_seconds_bucket{op=\"put\","
-                           "level=\"QUORUM\",le=\"+Inf\"}");
-    double one1 = metric(m, "chorus_requests_total{op=\"put\",level=\"ONE\"}");
-    double hone1 = metric(
+    double inf =
+        metric_value(m, "chorus_request_duration_seconds_bucket{op=\"put\","
+                        "level=\"QUORUM\",le=\"+Inf\"}");
+    double one1 =
+        metric_value(m, "chorus_requests_total{op=\"put\",level=\"ONE\"}");
+    double hone1 = metric_value(
         m, "chorus_request_duration_seconds_count{op=\"put\",level=\"ONE\"}");
     printf("# %s: %d QUORUM PUT requests sent (%d keys), %d GETs, %d ONE "
            "PUTs: counter +%.0f +%.0f +%.0f, histogram count +%.0f +%.0f "
            "+%.0f, QUORUM put sum %.4f s\n",
            nodes[i].name, sent, PUTS, GETS, ONES, put1 - put0, get1 - get0,
            one1 - one0, hput1 - hput0, hget1 - hget0, hone1 - hone0,
-           metric(m, "chorus_request_duration_seconds_sum{op=\"put\","
-                     "level=\"QUORUM\"}"));
+           metric_value(m, "chorus_request_duration_seconds_sum{op=\"put\","
+                           "level=\"QUORUM\"}"));
     assert_true(put1 - put0 == sent);
     assert_true(get1 - get0 == GETS);
     assert_true(one1 - one0 == ONES);
@@ -316,11 +262,11 @@ static void test_metrics_count_requests(void **state) {
       if (strstr(m, line) == NULL)
         fail_msg("%s: no %s", nodes[i].name, store_series[j]);
     }
-    assert_true(metric(m, "chorus_store_write_stopped") == 0);
+    assert_true(metric_value(m, "chorus_store_write_stopped") == 0);
     printf("# %s: %.0f WAL syncs, %.6f s in them\n", nodes[i].name,
-           metric(m, "chorus_store_wal_syncs_total"),
-           metric(m, "chorus_store_wal_sync_seconds_total"));
-    assert_true(metric(m, "chorus_swim_members{state=\"alive\"}") == 3);
+           metric_value(m, "chorus_store_wal_syncs_total"),
+           metric_value(m, "chorus_store_wal_sync_seconds_total"));
+    assert_true(metric_value(m, "chorus_swim_members{state=\"alive\"}") == 3);
     /* Peers by the names the metadata gives them. */
     char series[128];
     snprintf(series, sizeof series,
@@ -416,9 +362,9 @@ static void test_hostile_http(void **state) {
            (unsigned long long)rl.rlim_cur, IDLE_CONNS);
   } else {
     const char *m = scrape(0);
-    double over0 =
-        metric(m, "chorus_connections_closed_total{reason=\"http_over_cap\"}");
-    double acc0 = metric(m, "chorus_http_connections_accepted_total");
+    double over0 = metric_value(
+        m, "chorus_connections_closed_total{reason=\"http_over_cap\"}");
+    double acc0 = metric_value(m, "chorus_http_connections_accepted_total");
     static int idle[IDLE_CONNS];
     int opened = 0;
     for (int k = 0; k < IDLE_CONNS; k++) {
@@ -450,23 +396,24 @@ static void test_hostile_http(void **state) {
     assert_int_equal(closed_later, IDLE_CONNS);
     data_ok(fd, "after 1,000 idle HTTP connections");
     m = scrape(0);
-    double over1 =
-        metric(m, "chorus_connections_closed_total{reason=\"http_over_cap\"}");
+    double over1 = metric_value(
+        m, "chorus_connections_closed_total{reason=\"http_over_cap\"}");
     /* Each was either closed at once or admitted under the cap (the
      * second scrape is one more admitted). */
     double admitted =
-        metric(m, "chorus_http_connections_accepted_total") - acc0 - 1;
+        metric_value(m, "chorus_http_connections_accepted_total") - acc0 - 1;
     printf("# http_over_cap +%.0f, admitted +%.0f, http_timeout %.0f\n",
            over1 - over0, admitted,
-           metric(m, "chorus_connections_closed_total{reason=\"http_"
-                     "timeout\"}"));
+           metric_value(m, "chorus_connections_closed_total{reason=\"http_"
+                           "timeout\"}"));
     assert_true(over1 - over0 + admitted == IDLE_CONNS);
     assert_true(over1 - over0 >= IDLE_CONNS / 2);
   }
   const char *m = scrape(0);
-  assert_true(metric(m, "chorus_http_responses_total{code=\"4xx\"}") >= 2);
-  assert_true(metric(m, "chorus_connections_closed_total{reason=\"http_"
-                        "timeout\"}") >= 1);
+  assert_true(metric_value(m, "chorus_http_responses_total{code=\"4xx\"}") >=
+              2);
+  assert_true(metric_value(m, "chorus_connections_closed_total{reason=\"http_"
+                              "timeout\"}") >= 1);
   close(fd);
 }
 

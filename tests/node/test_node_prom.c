@@ -40,53 +40,6 @@ static char http_port_arg[3][16];
 static int prom_port;
 static pid_t prom_pid;
 
-/* http_get: GET @path from 127.0.0.1:@port (Connection: close); the
- * status (-1: no answer) and the body in @body (cut to @cap). */
-static int http_get(int port, const char *path, char *body, size_t cap) {
-  int fd = tcp_connect(port);
-  if (fd < 0)
-    return -1;
-  char req[2048];
-  int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                   "Connection: close\r\n\r\n",
-                   path);
-  static char buf[1 << 20];
-  size_t got = 0;
-  if (n < 0 || (size_t)n >= sizeof req || write_all(fd, req, (size_t)n) != 0) {
-    close(fd);
-    return -1;
-  }
-  for (;;) {
-    ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-    if (got == sizeof buf - 1)
-      break;
-  }
-  close(fd);
-  buf[got] = '\0';
-  int status = -1;
-  if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-    return -1;
-  const char *b = strstr(buf, "\r\n\r\n");
-  body[0] = '\0';
-  if (b != NULL)
-    snprintf(body, cap, "%s", b + 4);
-  return status;
-}
-
-/* metric: the value of @series (name and labels as the node writes them)
- * in the exposition @text; 0 when absent. */
-static double metric(const char *text, const char *series) {
-  size_t n = strlen(series);
-  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-    if (strncmp(p, series, n) == 0 && p[n] == ' ')
-      return strtod(p + n + 1, NULL);
-  return 0;
-}
-
 /* nodes_sum: @series summed over the three nodes' /metrics. */
 static double nodes_sum(const char *series) {
   static char m[1 << 20];
@@ -95,7 +48,7 @@ static double nodes_sum(const char *series) {
     int st = http_get(http_port[i], "/metrics", m, sizeof m);
     if (st != 200)
       fail_msg("%s /metrics: status %d", nodes[i].name, st);
-    s += metric(m, series);
+    s += metric_value(m, series);
   }
   return s;
 }
