@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""console_cdp.py URL NODE OUT_PNG: drives headless Chromium through the
+"""console_cdp.py URL NODE OUT_PNG RACK: drives headless Chromium through the
 DevTools protocol over --remote-debugging-pipe (no socket, no library: JSON
 messages ended by NUL on fds 3 and 4) for test_node_console.c.
 
@@ -8,6 +8,10 @@ writes lines on stdout for the test to check:
 
   ROWS name=state,...      the members the page's DOM lists, with states
   TEXT name name name      the names found in the page's visible text
+  RACKS n same markup      the rows, how many show exactly RACK as their
+                           rack (hostile bytes, shown as text), and how
+                           many elements the page holds that no markup of
+                           its own makes (img, iframe, a second script)
   SHOT W H COLOURS NONWHITE  the screenshot (also saved to OUT_PNG): its
                            size, distinct colours, pixels not white
   READY                    then it waits for a line on stdin (the test
@@ -171,7 +175,7 @@ ROWS_JS = ("Array.from(document.querySelectorAll('#members tr[data-node]'))"
 
 
 def main():
-    url, node, png = sys.argv[1:4]
+    url, node, png, rack = sys.argv[1:5]
     profile = tempfile.mkdtemp(prefix="chorus-chromium-")
     b = Browser(profile)
     try:
@@ -193,6 +197,15 @@ def main():
         text = b.eval("document.body.innerText") or ""
         names = [r.split("=")[0] for r in rows.split(",") if r]
         out("TEXT " + " ".join(n for n in names if n in text))
+        racks = b.eval(
+            "(() => { const rows = document.querySelectorAll("
+            "'#members tr[data-node]'); let same = 0;"
+            "rows.forEach(r => { if (r.children[5].textContent === %s) same++; });"
+            "const markup = document.querySelectorAll('img, iframe').length +"
+            " document.querySelectorAll('script').length - 1;"
+            "return rows.length + ' ' + same + ' ' + markup; })()"
+            % json.dumps(rack))
+        out("RACKS " + str(racks))
         # Two polls, so the rates and percentiles are drawn too.
         time.sleep(1.2)
         shot = b.call("Page.captureScreenshot", {

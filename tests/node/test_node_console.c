@@ -3,7 +3,9 @@
  *
  *   1. /api/cluster answers JSON (python3's json parses it) naming the
  *      three members, and / answers the page with its
- *      Content-Security-Policy.
+ *      Content-Security-Policy. Every member's rack is HOSTILE: markup,
+ *      quotes and a backslash, which the JSON must escape and the page
+ *      must show as text.
  *   2. With a writer putting keys through n0 at QUORUM, Chromium (Debian's
  *      chromium, driven over the DevTools protocol by console_cdp.py
  *      through --remote-debugging-pipe: no socket, no library) opens n0's
@@ -35,6 +37,8 @@
 #define CHANGE_S 8.0 /* the local gossip profile suspects in ~0.5 s */
 #define DOWN_S 15.0
 #define SCRIPT_S 45.0 /* the driver's whole run */
+#define HOSTILE                                                                \
+  "<img src=x onerror=alert(1)>\"\\" /* 30 bytes: a rack fits 31 */
 
 static pid_t driver_pid, writer_pid;
 
@@ -73,7 +77,7 @@ static FILE *driver_out;
 static int driver_in = -1;
 
 static void start_driver(const char *script, const char *url, const char *node,
-                         const char *png) {
+                         const char *png, const char *rack) {
   int in[2], out[2];
   assert_int_equal(pipe(in), 0);
   assert_int_equal(pipe(out), 0);
@@ -87,7 +91,7 @@ static void start_driver(const char *script, const char *url, const char *node,
     close(in[1]);
     close(out[0]);
     close(out[1]);
-    execlp("python3", "python3", script, url, node, png, (char *)NULL);
+    execlp("python3", "python3", script, url, node, png, rack, (char *)NULL);
     _exit(127);
   }
   close(in[0]);
@@ -134,7 +138,8 @@ static const char *expect(const char *word, char *buf, size_t cap,
 
 static void test_api_and_page(void **state) {
   (void)state;
-  start_cluster_http(NULL);
+  static const char *const more[] = {"--rack", HOSTILE, NULL};
+  start_cluster_http(more);
   static char body[1 << 16];
   int st = http_get(http_port[0], "/api/cluster", body, sizeof body);
   assert_int_equal(st, 200);
@@ -148,9 +153,10 @@ static void test_api_and_page(void **state) {
            "[\"n0\",\"n1\",\"n2\"], d[\"members\"]; "
            "assert len(d[\"ring\"][\"bins\"]) == 360; "
            "assert all(0 <= b < 3 for b in d[\"ring\"][\"bins\"]); "
-           "assert abs(sum(m[\"share\"] for m in d[\"members\"]) - 1) < 0.01' "
-           "%s",
-           path);
+           "assert abs(sum(m[\"share\"] for m in d[\"members\"]) - 1) < 0.01; "
+           "assert all(m[\"rack\"] == sys.argv[2] for m in d[\"members\"])' "
+           "%s '%s'",
+           path, HOSTILE);
   if (system(cmd) != 0) {
     show("/api/cluster", body);
     fail_msg("/api/cluster is not what the page expects");
@@ -182,7 +188,7 @@ static void test_chromium_sees_a_kill(void **state) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d/", http_port[0]);
   snprintf(png, sizeof png, "%s/console.png", root);
   snprintf(script, sizeof script, "%s/console_cdp.py", SOURCE_DIR);
-  start_driver(script, url, "n2", png);
+  start_driver(script, url, "n2", png, HOSTILE);
   double deadline = now_s() + SCRIPT_S;
 
   const char *rows = expect("ROWS", buf, sizeof buf, deadline);
@@ -191,6 +197,9 @@ static void test_chromium_sees_a_kill(void **state) {
   assert_non_null(strstr(rows, "n2=up"));
   const char *text = expect("TEXT", buf, sizeof buf, deadline);
   assert_string_equal(text, "n0 n1 n2");
+  /* The hostile rack in every row, as text; no element made from it. */
+  const char *racks = expect("RACKS", buf, sizeof buf, deadline);
+  assert_string_equal(racks, "3 3 0");
   unsigned w = 0, h = 0, colours = 0, nonwhite = 0;
   const char *shot = expect("SHOT", buf, sizeof buf, deadline);
   assert_int_equal(sscanf(shot, "%u %u %u %u", &w, &h, &colours, &nonwhite), 4);
