@@ -16,7 +16,7 @@
  *      before the kill is still there: no reload), n2's state leaves "up"
  *      within CHANGE_S and reaches "down" within DOWN_S.
  *
- * Skipped (77) when chromium or python3 is missing. About 15 s under ASan
+ * Skipped (77) when chromium or python3 is missing. About 8 s under ASan
  * (Chromium's start takes 1-2 s of it). */
 #include <errno.h>
 #include <poll.h>
