@@ -12,6 +12,8 @@ writes lines on stdout for the test to check:
                            rack (hostile bytes, shown as text), and how
                            many elements the page holds that no markup of
                            its own makes (img, iframe, a second script)
+  LEVELS level=rate/p99,...  the request table: each level's rate
+                           (req/s) and p99 as the page shows them
   SHOT W H COLOURS NONWHITE  the screenshot (also saved to OUT_PNG): its
                            size, distinct colours, pixels not white
   READY                    then it waits for a line on stdin (the test
@@ -208,6 +210,10 @@ def main():
         out("RACKS " + str(racks))
         # Two polls, so the rates and percentiles are drawn too.
         time.sleep(1.2)
+        out("LEVELS " + (b.eval(
+            "Array.from(document.querySelectorAll('#levels tr[data-level]'))"
+            ".map(r => r.dataset.level + '=' + r.children[1].textContent +"
+            " '/' + r.children[3].textContent).join(',')") or ""))
         shot = b.call("Page.captureScreenshot", {
             "format": "png",
             "clip": {"x": 0, "y": 0, "width": 1200, "height": 800,

@@ -10,8 +10,9 @@
  *      chromium, driven over the DevTools protocol by console_cdp.py
  *      through --remote-debugging-pipe: no socket, no library) opens n0's
  *      console: its DOM lists n0, n1 and n2 as "up" and their names are in
- *      the page's text; a screenshot (PNG, decoded by the script) is not
- *      blank: many colours, most pixels not white.
+ *      the page's text; its QUORUM row shows a rate and a p99; a
+ *      screenshot (PNG, decoded by the script) is not blank: many colours,
+ *      many pixels not white.
  *   3. n2 killed (SIGKILL): on the same page (a marker set in the page
  *      before the kill is still there: no reload), n2's state leaves "up"
  *      within CHANGE_S and reaches "down" within DOWN_S.
@@ -200,6 +201,14 @@ static void test_chromium_sees_a_kill(void **state) {
   /* The hostile rack in every row, as text; no element made from it. */
   const char *racks = expect("RACKS", buf, sizeof buf, deadline);
   assert_string_equal(racks, "3 3 0");
+  /* The writer's QUORUM PUTs: a rate and a p99 drawn from the change
+   * between two polls, e.g. "QUORUM=212.0/3.41 ms". */
+  const char *levels = expect("LEVELS", buf, sizeof buf, deadline);
+  const char *q = strstr(levels, "QUORUM=");
+  assert_non_null(q);
+  double rate = 0, p99 = 0;
+  assert_int_equal(sscanf(q, "QUORUM=%lf/%lf ms", &rate, &p99), 2);
+  assert_true(rate > 0 && p99 > 0);
   unsigned w = 0, h = 0, colours = 0, nonwhite = 0;
   const char *shot = expect("SHOT", buf, sizeof buf, deadline);
   assert_int_equal(sscanf(shot, "%u %u %u %u", &w, &h, &colours, &nonwhite), 4);
