@@ -43,10 +43,15 @@
 
 static pid_t driver_pid, writer_pid;
 
+/* stop_children: the writer, and the driver with its Chromium (the driver
+ * leads a process group of its own, so the browser it started goes too
+ * when a failed test kills it mid-run). */
 static void stop_children(void) {
   pid_t *pids[] = {&driver_pid, &writer_pid};
   for (size_t i = 0; i < 2; i++)
     if (*pids[i] > 0) {
+      if (pids[i] == &driver_pid)
+        kill(-*pids[i], SIGKILL);
       kill(*pids[i], SIGKILL);
       waitpid(*pids[i], NULL, 0);
       *pids[i] = 0;
@@ -86,6 +91,7 @@ static void start_driver(const char *script, const char *url, const char *node,
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
+    setpgid(0, 0);
     dup2(in[0], 0);
     dup2(out[1], 1);
     close(in[0]);
@@ -95,6 +101,7 @@ static void start_driver(const char *script, const char *url, const char *node,
     execlp("python3", "python3", script, url, node, png, rack, (char *)NULL);
     _exit(127);
   }
+  setpgid(pid, pid); /* as the child does: whichever runs first */
   close(in[0]);
   close(out[1]);
   driver_pid = pid;
