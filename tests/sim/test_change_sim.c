@@ -1060,6 +1060,15 @@ static void test_changes(void **state) {
   assert_int_equal(failed, 0); /* every scenario runs, then the verdict */
 }
 
+/* scenario_named: the scenario called @name (the test fails without). */
+static const struct scenario *scenario_named(const char *name) {
+  for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+    if (strcmp(scenarios[i].name, name) == 0)
+      return &scenarios[i];
+  fail_msg("no scenario \"%s\"", name);
+  return NULL;
+}
+
 /* Several pulls in flight (core_stream.c, LANES): the founding of the
  * two-datacenter cluster, six joins one after another each pulling its
  * ranges over the WAN (80-300 ms a round trip), streams for much less
@@ -1069,15 +1078,10 @@ static void test_changes(void **state) {
  * empty stretches below would skip most of them). */
 static void test_pulls_in_flight(void **state) {
   (void)state;
-  const struct scenario *sc = NULL;
-  for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
-    if (strcmp(scenarios[i].name, "join 2 dcs") == 0)
-      sc = &scenarios[i];
-  assert_non_null(sc);
+  const struct scenario *sc = scenario_named("join 2 dcs");
   uint64_t one = 0, many = 0;
   assert_int_equal(run_scenario(sc, true, 1, 3, 1, true, &one, NULL, NULL), 0);
-  assert_int_equal(run_scenario(sc, true, 1, 3, 0, true, &many, NULL, NULL),
-                   0);
+  assert_int_equal(run_scenario(sc, true, 1, 3, 0, true, &many, NULL, NULL), 0);
   printf("# streaming: %.1f s with one pull in flight, %.1f s with %u\n",
          (double)one / 10, (double)many / 10, CORE_STREAM_PULLS);
   assert_true(one > 0 && many * 2 < one);
@@ -1091,11 +1095,7 @@ static void test_pulls_in_flight(void **state) {
  * same work. */
 static void test_replace_pulls_in_flight(void **state) {
   (void)state;
-  const struct scenario *sc = NULL;
-  for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
-    if (strcmp(scenarios[i].name, "replace own disk 2 dcs") == 0)
-      sc = &scenarios[i];
-  assert_non_null(sc);
+  const struct scenario *sc = scenario_named("replace own disk 2 dcs");
   uint64_t one = 0, many = 0;
   assert_int_equal(run_scenario(sc, true, 1, 2, 1, false, NULL, &one, NULL), 0);
   assert_int_equal(run_scenario(sc, true, 1, 2, 0, false, NULL, &many, NULL),
@@ -1112,11 +1112,7 @@ static void test_replace_pulls_in_flight(void **state) {
  * fault-free seeds both ways. */
 static void test_empty_stretches(void **state) {
   (void)state;
-  const struct scenario *sc = NULL;
-  for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
-    if (strcmp(scenarios[i].name, "join 2 dcs") == 0)
-      sc = &scenarios[i];
-  assert_non_null(sc);
+  const struct scenario *sc = scenario_named("join 2 dcs");
   uint64_t every = 0, skipping = 0;
   struct sim_stream_totals all, gaps;
   assert_int_equal(run_scenario(sc, true, 1, 3, 0, true, &every, NULL, &all),
