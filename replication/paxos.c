@@ -72,6 +72,189 @@ int paxos_acceptor_copy(struct paxos_acceptor *dst,
   return CHORUS_OK;
 }
 
+static bool ballot_none(struct paxos_ballot b) {
+  return b.time == 0 && b.node == 0;
+}
+
+/* value_cmp: an order on values (absent first, then by length, then by
+ * bytes), only to break ties between two slots of the same ballot. */
+static int value_cmp(struct paxos_value a, struct paxos_value b) {
+  if (a.present != b.present)
+    return a.present ? 1 : -1;
+  if (!a.present)
+    return 0;
+  if (a.len != b.len)
+    return a.len < b.len ? -1 : 1;
+  return a.len == 0 ? 0 : memcmp(a.bytes, b.bytes, a.len);
+}
+
+/* newer: whether slot (@b, @v) wins over (@b0, @v0): the higher ballot.
+ * Paxos gives a ballot one value, so equal ballots hold equal values in
+ * any state a history makes; a damaged or forged state may not, and the
+ * tie is broken by the value so that the join stays commutative. */
+static bool newer(struct paxos_ballot b, struct paxos_value v,
+                  struct paxos_ballot b0, struct paxos_value v0) {
+  int c = paxos_ballot_cmp(b, b0);
+  return c > 0 || (c == 0 && value_cmp(v, v0) > 0);
+}
+
+int paxos_acceptor_join(struct paxos_acceptor *dst,
+                        const struct paxos_acceptor *src) {
+  struct paxos_acceptor t = {0};
+  if (paxos_acceptor_copy(&t, dst) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  if (paxos_ballot_cmp(src->promised, t.promised) > 0)
+    t.promised = src->promised;
+  if (newer(src->accepted_at, src->accepted, t.accepted_at, t.accepted)) {
+    if (value_set(&t.accepted, src->accepted) != CHORUS_OK)
+      goto nomem;
+    t.accepted_at = src->accepted_at;
+  }
+  if (newer(src->committed_at, src->committed, t.committed_at, t.committed)) {
+    if (value_set(&t.committed, src->committed) != CHORUS_OK)
+      goto nomem;
+    t.committed_at = src->committed_at;
+  }
+  if (!ballot_none(t.accepted_at) &&
+      paxos_ballot_cmp(t.accepted_at, t.committed_at) <= 0) {
+    value_free(&t.accepted);
+    t.accepted_at = (struct paxos_ballot){0};
+  }
+  paxos_acceptor_free(dst);
+  *dst = t;
+  return CHORUS_OK;
+nomem:
+  paxos_acceptor_free(&t);
+  return CHORUS_ENOMEM;
+}
+
+/* The stored form (paxos.h). */
+static size_t value_size(struct paxos_value v) {
+  return 1 + 4 + (v.present ? v.len : 0);
+}
+
+size_t paxos_acceptor_encoded_size(const struct paxos_acceptor *a) {
+  return 1 + 3 * 16 + value_size(a->accepted) + value_size(a->committed);
+}
+
+static uint8_t *put_u64(uint8_t *p, uint64_t x) {
+  for (int i = 7; i >= 0; i--)
+    *p++ = (uint8_t)(x >> (8 * i));
+  return p;
+}
+
+static uint8_t *put_ballot(uint8_t *p, struct paxos_ballot b) {
+  return put_u64(put_u64(p, b.time), b.node);
+}
+
+static uint8_t *put_value(uint8_t *p, struct paxos_value v) {
+  size_t len = v.present ? v.len : 0;
+  *p++ = v.present ? 1 : 0;
+  for (int i = 3; i >= 0; i--)
+    *p++ = (uint8_t)(len >> (8 * i));
+  if (len > 0)
+    memcpy(p, v.bytes, len);
+  return p + len;
+}
+
+int paxos_acceptor_encode(const struct paxos_acceptor *a, uint8_t *buf,
+                          size_t cap, size_t *len) {
+  size_t need = paxos_acceptor_encoded_size(a);
+  if (cap < need)
+    return CHORUS_ETOOBIG;
+  uint8_t *p = buf;
+  *p++ = PAXOS_FORMAT_V1;
+  p = put_ballot(p, a->promised);
+  p = put_ballot(p, a->accepted_at);
+  p = put_value(p, a->accepted);
+  p = put_ballot(p, a->committed_at);
+  p = put_value(p, a->committed);
+  *len = (size_t)(p - buf);
+  return CHORUS_OK;
+}
+
+struct reader {
+  const uint8_t *p;
+  size_t left;
+};
+
+static bool get_u64(struct reader *r, uint64_t *x) {
+  if (r->left < 8)
+    return false;
+  *x = 0;
+  for (int i = 0; i < 8; i++)
+    *x = *x << 8 | r->p[i];
+  r->p += 8;
+  r->left -= 8;
+  return true;
+}
+
+static bool get_ballot(struct reader *r, struct paxos_ballot *b) {
+  return get_u64(r, &b->time) && get_u64(r, &b->node);
+}
+
+/* get_value: a value borrowing from the input; its reason on failure. */
+static const char *get_value(struct reader *r, struct paxos_value *v) {
+  if (r->left < 5)
+    return "a value is cut short";
+  uint8_t present = r->p[0];
+  uint32_t len = (uint32_t)r->p[1] << 24 | (uint32_t)r->p[2] << 16 |
+                 (uint32_t)r->p[3] << 8 | r->p[4];
+  r->p += 5;
+  r->left -= 5;
+  if (present > 1)
+    return "a value's presence is neither 0 nor 1";
+  if (!present && len != 0)
+    return "an absent value has bytes";
+  if (len > PAXOS_MAX_VALUE)
+    return "a value is over PAXOS_MAX_VALUE";
+  if (len > r->left)
+    return "a value's length runs past the end";
+  *v = (struct paxos_value){present == 1, r->p, len};
+  r->p += len;
+  r->left -= len;
+  return NULL;
+}
+
+int paxos_acceptor_decode(struct paxos_acceptor *out, const uint8_t *buf,
+                          size_t len, char *errmsg) {
+  paxos_acceptor_init(out);
+  if (len < 1)
+    return chorus_errf(errmsg, CHORUS_EMALFORMED, "paxos state: empty");
+  if (buf[0] != PAXOS_FORMAT_V1)
+    return chorus_errf(errmsg, CHORUS_EVERSION,
+                       "paxos state: format %u unknown", buf[0]);
+  struct reader r = {buf + 1, len - 1};
+  struct paxos_acceptor t = {0};
+  struct paxos_value acc = {0}, com = {0};
+  const char *why = NULL;
+  if (!get_ballot(&r, &t.promised) || !get_ballot(&r, &t.accepted_at))
+    why = "a ballot is cut short";
+  else if ((why = get_value(&r, &acc)) == NULL &&
+           !get_ballot(&r, &t.committed_at))
+    why = "a ballot is cut short";
+  else if (why == NULL)
+    why = get_value(&r, &com);
+  if (why == NULL && r.left != 0)
+    why = "trailing bytes";
+  if (why == NULL && ballot_none(t.accepted_at) && acc.present)
+    why = "a value accepted at no ballot";
+  if (why == NULL && ballot_none(t.committed_at) && com.present)
+    why = "a value committed at no ballot";
+  if (why == NULL && !ballot_none(t.accepted_at) &&
+      paxos_ballot_cmp(t.accepted_at, t.committed_at) <= 0)
+    why = "an acceptance at or below the commit";
+  if (why != NULL)
+    return chorus_errf(errmsg, CHORUS_EMALFORMED, "paxos state: %s", why);
+  if (value_set(&t.accepted, acc) != CHORUS_OK ||
+      value_set(&t.committed, com) != CHORUS_OK) {
+    paxos_acceptor_free(&t);
+    return CHORUS_ENOMEM;
+  }
+  *out = t;
+  return CHORUS_OK;
+}
+
 void paxos_prepare(struct paxos_acceptor *a, struct paxos_ballot b,
                    struct paxos_promise *out) {
   /* At or above: a PREPARE that arrives twice is promised twice (ballots
@@ -91,17 +274,22 @@ int paxos_propose(struct paxos_acceptor *a, struct paxos_ballot b,
                   struct paxos_value v, bool *accepted,
                   struct paxos_ballot *promised) {
   *accepted = false;
-  if (paxos_ballot_cmp(b, a->promised) >= 0) {
-    int rc = value_set(&a->accepted, v);
-    if (rc != CHORUS_OK) {
-      *promised = a->promised;
-      return rc;
+  /* At or below the commit it is refused too: that round is over (its
+   * proposer restarts above the commit), and an acceptance is always above
+   * the commit, which the stored form checks. */
+  int rc = CHORUS_OK;
+  if (paxos_ballot_cmp(b, a->promised) >= 0 &&
+      paxos_ballot_cmp(b, a->committed_at) > 0) {
+    rc = value_set(&a->accepted, v);
+    if (rc == CHORUS_OK) {
+      a->accepted_at = a->promised = b;
+      *accepted = true;
     }
-    a->accepted_at = a->promised = b;
-    *accepted = true;
   }
-  *promised = a->promised;
-  return CHORUS_OK;
+  *promised = paxos_ballot_cmp(a->committed_at, a->promised) > 0
+                  ? a->committed_at
+                  : a->promised;
+  return rc;
 }
 
 int paxos_commit(struct paxos_acceptor *a, struct paxos_ballot b,
@@ -114,7 +302,7 @@ int paxos_commit(struct paxos_acceptor *a, struct paxos_ballot b,
   }
   /* An acceptance at or below a commit is settled: a later round must not
    * take it for unfinished work (it would propose an old value again). */
-  if (a->accepted_at.time != 0 || a->accepted_at.node != 0)
+  if (!ballot_none(a->accepted_at))
     if (paxos_ballot_cmp(a->accepted_at, b) <= 0) {
       value_free(&a->accepted);
       a->accepted_at = (struct paxos_ballot){0};

@@ -15,8 +15,9 @@
  *                    promises b and answers with the value it accepted
  *                    last (ballot and value) and the value committed last;
  *                    else it refuses, naming its promise.
- *   PROPOSE(b, v)    an acceptor that promised nothing above b accepts
- *                    (b, v) (and so promises b); else it refuses.
+ *   PROPOSE(b, v)    an acceptor that promised nothing above b, and
+ *                    committed nothing at or above it, accepts (b, v)
+ *                    (and so promises b); else it refuses.
  *   COMMIT(b, v)     v, chosen at b, becomes the acceptor's committed value
  *                    unless it committed a later ballot; an acceptance at
  *                    or below b is done with and forgotten.
@@ -113,6 +114,44 @@ void paxos_acceptor_free(struct paxos_acceptor *a);
  * Errors: CHORUS_ENOMEM (@dst unchanged). */
 int paxos_acceptor_copy(struct paxos_acceptor *dst,
                         const struct paxos_acceptor *src);
+
+/* paxos_acceptor_join: @dst takes the higher of each part of @src: the
+ * promise, the acceptance, the commit (an acceptance at or below the
+ * commit is dropped, as COMMIT drops it). This is how an acceptor's state
+ * may travel like any object (streaming to a new replica, anti-entropy)
+ * without breaking Paxos: every acceptance and commit it brings was made
+ * by some acceptor of a real round, so the one rule the proofs use still
+ * holds -- a quorum of promises for ballot c shows, as accepted or
+ * committed, every value chosen below c, at its ballot or a later one
+ * (the highest of a slot only grows, and is only cleared by a commit
+ * above it). test_paxos's swarm copies states at random and stays
+ * linearizable. Commutative, associative, idempotent.
+ * Errors: CHORUS_ENOMEM (@dst unchanged). */
+int paxos_acceptor_join(struct paxos_acceptor *dst,
+                        const struct paxos_acceptor *src);
+
+/* The acceptor's state as stored: [format u8 = PAXOS_FORMAT_V1]
+ * [promised][accepted_at][accepted][committed_at][committed], a ballot as
+ * time and node (u64 BE each), a value as [present u8: 0 or 1][len u32
+ * BE][bytes] (len 0 when absent). Decoding trusts no length: every one is
+ * checked against the bytes left and PAXOS_MAX_VALUE, trailing bytes are
+ * refused, and an acceptance at or below the commit (a state no rule
+ * makes) is refused. */
+#define PAXOS_FORMAT_V1 1u
+#define PAXOS_MAX_VALUE (64u * 1024 * 1024)
+/* paxos_acceptor_encoded_size: the exact bytes paxos_acceptor_encode
+ * writes. */
+size_t paxos_acceptor_encoded_size(const struct paxos_acceptor *a);
+/* paxos_acceptor_encode: into @buf (@cap bytes); *@len the bytes written.
+ * Errors: CHORUS_ETOOBIG (@cap too small). */
+int paxos_acceptor_encode(const struct paxos_acceptor *a, uint8_t *buf,
+                          size_t cap, size_t *len);
+/* paxos_acceptor_decode: into @out (uninitialised; freed by the caller on
+ * success, empty on failure). Errors: CHORUS_EVERSION (another format),
+ * CHORUS_EMALFORMED (@errmsg, which may be NULL, says why),
+ * CHORUS_ENOMEM. */
+int paxos_acceptor_decode(struct paxos_acceptor *out, const uint8_t *buf,
+                          size_t len, char *errmsg);
 
 /* An answer to PREPARE or PROPOSE. Values borrow from the acceptor. */
 struct paxos_promise {

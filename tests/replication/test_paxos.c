@@ -88,6 +88,11 @@ acceptor_rules(void **state) {
   paxos_prepare(&a, B(7, 2), &p);
   assert_false(p.accepted.present); /* settled by the commit */
   assert_int_equal(as_int(p.committed), 7);
+  /* A proposal at or below the commit is refused, whatever the promise:
+   * that round is over; the answer names the commit to restart above. */
+  assert_int_equal(paxos_propose(&a, B(5, 1), val(&eight), &ok, &prom),
+                   CHORUS_OK);
+  assert_false(ok);
   /* An older commit arriving late changes nothing. */
   assert_int_equal(paxos_commit(&a, B(3, 3), val(&eight)), CHORUS_OK);
   assert_int_equal(as_int(a.committed), 7);
@@ -96,6 +101,110 @@ acceptor_rules(void **state) {
   assert_int_equal(paxos_acceptor_copy(&c, &a), CHORUS_OK);
   assert_int_equal(as_int(c.committed), 7);
   paxos_acceptor_free(&c);
+  paxos_acceptor_free(&a);
+}
+
+/* The stored form: round trip, canonical, and every malformed input
+ * refused with a reason; the join's laws on states a real history makes. */
+static void stored_form_and_join(void **state) {
+  (void)state;
+  int64_t seven = 7, nine = 9;
+  struct paxos_acceptor a, d;
+  paxos_acceptor_init(&a);
+  bool ok;
+  struct paxos_ballot prom;
+  struct paxos_promise p;
+  paxos_prepare(&a, B(3, 1), &p);
+  assert_int_equal(paxos_propose(&a, B(3, 1), val(&seven), &ok, &prom), 0);
+  assert_int_equal(paxos_commit(&a, B(3, 1), val(&seven)), 0);
+  paxos_prepare(&a, B(5, 2), &p);
+  assert_int_equal(paxos_propose(&a, B(5, 2), val(&nine), &ok, &prom), 0);
+  uint8_t buf[256];
+  size_t n;
+  assert_int_equal(paxos_acceptor_encode(&a, buf, sizeof buf, &n), CHORUS_OK);
+  assert_int_equal(n, paxos_acceptor_encoded_size(&a));
+  assert_int_equal(paxos_acceptor_encode(&a, buf, n - 1, &n), CHORUS_ETOOBIG);
+  assert_int_equal(paxos_acceptor_encode(&a, buf, sizeof buf, &n), CHORUS_OK);
+  char err[256];
+  assert_int_equal(paxos_acceptor_decode(&d, buf, n, err), CHORUS_OK);
+  assert_int_equal(as_int(d.accepted), 9);
+  assert_int_equal(as_int(d.committed), 7);
+  assert_int_equal(paxos_ballot_cmp(d.promised, B(5, 2)), 0);
+  paxos_acceptor_free(&d);
+  /* Hostile: each refused, with its reason. */
+  static const struct {
+    size_t off; /* byte changed (SIZE_MAX: cut inside a ballot) */
+    uint8_t to;
+    int code;
+    const char *why;
+  } bad[] = {
+      {0, 2, CHORUS_EVERSION, "format 2"},
+      /* [0] format, [1, 33) promise and acceptance ballots, [33] the
+       * acceptance's presence, [34, 38) its length, [38, 46) its bytes */
+      {33, 2, CHORUS_EMALFORMED, "neither 0 nor 1"},
+      {34, 0xff, CHORUS_EMALFORMED, "over PAXOS_MAX_VALUE"},
+      {37, 0x40, CHORUS_EMALFORMED, "runs past the end"},
+      {SIZE_MAX, 0, CHORUS_EMALFORMED, "cut short"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint8_t b2[256];
+    memcpy(b2, buf, n);
+    size_t n2 = n;
+    if (bad[i].off == SIZE_MAX)
+      n2 = 20;
+    else
+      b2[bad[i].off] = bad[i].to;
+    assert_int_equal(paxos_acceptor_decode(&d, b2, n2, err), bad[i].code);
+    assert_non_null(strstr(err, bad[i].why));
+  }
+  uint8_t longer[257];
+  memcpy(longer, buf, n);
+  longer[n] = 0;
+  assert_int_equal(paxos_acceptor_decode(&d, longer, n + 1, err),
+                   CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "trailing"));
+  assert_int_equal(paxos_acceptor_decode(&d, buf, 0, err), CHORUS_EMALFORMED);
+  /* An acceptance at or below the commit: no rule makes it. */
+  struct paxos_acceptor odd = a;
+  odd.accepted_at = B(2, 1);
+  uint8_t b3[256];
+  size_t n3;
+  assert_int_equal(paxos_acceptor_encode(&odd, b3, sizeof b3, &n3), 0);
+  assert_int_equal(paxos_acceptor_decode(&d, b3, n3, err), CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "at or below the commit"));
+  /* Join: a second state that committed 9 at 6; commutative, idempotent,
+   * and the acceptance at 5 is settled by the commit at 6. */
+  struct paxos_acceptor b;
+  paxos_acceptor_init(&b);
+  paxos_prepare(&b, B(6, 3), &p);
+  assert_int_equal(paxos_commit(&b, B(6, 3), val(&nine)), 0);
+  struct paxos_acceptor ab, ba, aa;
+  paxos_acceptor_init(&ab);
+  paxos_acceptor_init(&ba);
+  paxos_acceptor_init(&aa);
+  assert_int_equal(paxos_acceptor_copy(&ab, &a), 0);
+  assert_int_equal(paxos_acceptor_join(&ab, &b), 0);
+  assert_int_equal(paxos_acceptor_copy(&ba, &b), 0);
+  assert_int_equal(paxos_acceptor_join(&ba, &a), 0);
+  assert_int_equal(paxos_acceptor_copy(&aa, &a), 0);
+  assert_int_equal(paxos_acceptor_join(&aa, &a), 0);
+  uint8_t x[256], y[256];
+  size_t nx, ny;
+  assert_int_equal(paxos_acceptor_encode(&ab, x, sizeof x, &nx), 0);
+  assert_int_equal(paxos_acceptor_encode(&ba, y, sizeof y, &ny), 0);
+  assert_int_equal(nx, ny);
+  assert_memory_equal(x, y, nx);
+  assert_int_equal(paxos_acceptor_encode(&aa, x, sizeof x, &nx), 0);
+  assert_int_equal(paxos_acceptor_encode(&a, y, sizeof y, &ny), 0);
+  assert_int_equal(nx, ny);
+  assert_memory_equal(x, y, nx);
+  assert_false(ab.accepted.present); /* 5 <= the commit at 6 */
+  assert_int_equal(as_int(ab.committed), 9);
+  assert_int_equal(paxos_ballot_cmp(ab.promised, B(6, 3)), 0);
+  paxos_acceptor_free(&ab);
+  paxos_acceptor_free(&ba);
+  paxos_acceptor_free(&aa);
+  paxos_acceptor_free(&b);
   paxos_acceptor_free(&a);
 }
 
@@ -314,7 +423,9 @@ struct world {
   size_t nhist;
   uint64_t now;
   int64_t next_value;
-  bool bug; /* accept below the promise */
+  bool bug;       /* accept below the promise */
+  bool transfers; /* join states between replicas at random */
+  uint64_t joins;
 };
 
 static void bag_add(struct world *w, const struct msg *m) {
@@ -499,11 +610,15 @@ static void client_gets(struct world *w, struct msg *m) {
 }
 
 /* run_seed: one swarm run; the checker's verdict. */
-static enum lin_verdict run_seed(uint64_t seed, bool bug, size_t *ops,
-                                 size_t *unknown, char *why, size_t cap) {
+static uint64_t joins_total;
+
+static enum lin_verdict run_seed(uint64_t seed, bool bug, bool transfers,
+                                 size_t *ops, size_t *unknown, char *why,
+                                 size_t cap) {
   struct world *w = calloc(1, sizeof *w);
   assert_non_null(w);
   w->bug = bug;
+  w->transfers = transfers;
   rs = seed * 0x9e3779b97f4a7c15u + 1;
   for (int i = 0; i < NACC; i++)
     paxos_acceptor_init(&w->acc[i]);
@@ -519,6 +634,14 @@ static enum lin_verdict run_seed(uint64_t seed, bool bug, size_t *ops,
      * durable, what was sent to it meanwhile is lost). */
     if (below(500) == 0)
       w->down_until[below(NACC)] = w->now + 20 + below(60);
+    /* One replica's state joined into another's, as streaming or
+     * anti-entropy will carry it (paxos_acceptor_join). */
+    if (w->transfers && below(50) == 0) {
+      size_t from = (size_t)below(NACC), to = (size_t)below(NACC);
+      assert_int_equal(paxos_acceptor_join(&w->acc[to], &w->acc[from]),
+                       CHORUS_OK);
+      w->joins++;
+    }
     for (int k = 0; k < 3 && w->nbag > 0; k++) {
       size_t j = (size_t)below(w->nbag);
       struct msg m = w->bag[j];
@@ -545,6 +668,7 @@ static enum lin_verdict run_seed(uint64_t seed, bool bug, size_t *ops,
   for (size_t i = 0; i < w->nhist; i++)
     *unknown += w->hist[i].ret == LIN_PENDING;
   snprintf(why, cap, "%s", res.message);
+  joins_total += w->joins;
   for (int i = 0; i < NACC; i++)
     paxos_acceptor_free(&w->acc[i]);
   free(w->bag);
@@ -564,7 +688,8 @@ static void swarm_is_linearizable(void **state) {
   for (uint64_t seed = 1; seed <= seeds; seed++) {
     size_t ops, unknown;
     char why[256];
-    enum lin_verdict v = run_seed(seed, false, &ops, &unknown, why, sizeof why);
+    enum lin_verdict v =
+        run_seed(seed, false, false, &ops, &unknown, why, sizeof why);
     if (v != LIN_OK)
       fail_msg("seed %" PRIu64 ": %s", seed, why);
     total += ops;
@@ -575,13 +700,34 @@ static void swarm_is_linearizable(void **state) {
          seeds, total, unknown_total);
 }
 
+/* States copied between replicas at random (a join every ~50 steps) keep
+ * every history linearizable: what streaming and anti-entropy will do. */
+static void state_transfers_are_safe(void **state) {
+  (void)state;
+  size_t total = 0, unknown_total = 0;
+  uint64_t seeds = seeds_to_run();
+  joins_total = 0;
+  for (uint64_t seed = 1; seed <= seeds; seed++) {
+    size_t ops, unknown;
+    char why[256];
+    if (run_seed(seed, false, true, &ops, &unknown, why, sizeof why) != LIN_OK)
+      fail_msg("seed %" PRIu64 " (with state transfers): %s", seed, why);
+    total += ops;
+    unknown_total += unknown;
+  }
+  printf("# %" PRIu64 " seeds with %" PRIu64 " state joins between replicas, "
+         "%zu operations judged linearizable (%zu unknown)\n",
+         seeds, joins_total, total, unknown_total);
+  assert_true(joins_total > seeds);
+}
+
 static void planted_bug_is_caught(void **state) {
   (void)state;
   int caught = 0, seeds = SEEDS < 300 ? SEEDS : 300;
   for (uint64_t seed = 1; seed <= (uint64_t)seeds; seed++) {
     size_t ops, unknown;
     char why[256];
-    if (run_seed(seed, true, &ops, &unknown, why, sizeof why) ==
+    if (run_seed(seed, true, false, &ops, &unknown, why, sizeof why) ==
         LIN_VIOLATION) {
       if (caught == 0)
         printf("# planted bug, seed %" PRIu64 ": %s\n", seed, why);
@@ -599,7 +745,9 @@ int main(void) {
       cmocka_unit_test(acceptor_rules),
       cmocka_unit_test(one_proposer),
       cmocka_unit_test(unfinished_proposal_is_finished),
+      cmocka_unit_test(stored_form_and_join),
       cmocka_unit_test(swarm_is_linearizable),
+      cmocka_unit_test(state_transfers_are_safe),
       cmocka_unit_test(planted_bug_is_caught),
   };
   return cmocka_run_group_tests_name("paxos", tests, NULL, NULL);
