@@ -86,7 +86,7 @@
  * when set); a node forwards a request to a peer of an older version
  * without it (wire_reply_for). Version 5 added STREAM_CHUNK2 (STREAM_CHUNK
  * with @empty_to); a node answers a pull on an older connection with
- * STREAM_CHUNK (wire_reply_for). */
+ * STREAM_CHUNK (wire_reply_for); and KEYSPACE, KEYSPACE_REPLY. */
 #define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
@@ -233,8 +233,11 @@ enum wire_type {
   WIRE_STREAM_CHUNK2 = 134, /* since version 5: STREAM_CHUNK with the
                                empty stretch after the range */
   /* 135..143 reserved: streaming (join/leave range transfer)
-   * 144..159 reserved: CAS / lightweight transactions
-   * 160..239 reserved: future use
+   * 144..159 reserved: CAS / lightweight transactions */
+  /* since version 5 (issue 21): keyspaces */
+  WIRE_KEYSPACE = 160,       /* client: list, create, alter or drop */
+  WIRE_KEYSPACE_REPLY = 161, /* answers KEYSPACE */
+  /* 162..239 reserved: future use
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
 };
@@ -608,6 +611,49 @@ struct wire_cluster_reply {
   struct wire_cluster_member *members; /* by id; decoded: owned */
 };
 
+/* KEYSPACE (version 5, issue 21): the keyspaces of the cluster metadata.
+ * LIST answers at once from the node's metadata (@name empty: all of
+ * them, else that one or ENOTFOUND); CREATE, ALTER and DROP go through the
+ * Raft leader and are answered once applied, each with KEYSPACE_REPLY.
+ * ALTER replaces every setting but the type (which cannot change: EINVAL).
+ * A replication of its own is ENOTSUP until keys are placed per
+ * keyspace. */
+enum wire_ks_op {
+  WIRE_KS_LIST = 0,
+  WIRE_KS_CREATE = 1,
+  WIRE_KS_ALTER = 2,
+  WIRE_KS_DROP = 3,
+  WIRE_KS_OP_MAX = 3
+};
+#define WIRE_MAX_KEYSPACE_NAME 47u
+#define WIRE_MAX_KEYSPACE_TYPE 5u /* any, kv, lww, counter, set, map */
+#define WIRE_MAX_KEYSPACE_REPL 255u
+#define WIRE_MAX_KEYSPACE_SIBLINGS 100000u
+struct wire_keyspace {
+  uint8_t op;                    /* enum wire_ks_op */
+  struct wire_bytes name;        /* 0..WIRE_MAX_KEYSPACE_NAME */
+  uint8_t type;                  /* CREATE, ALTER: 0..WIRE_MAX_KEYSPACE_TYPE */
+  struct wire_bytes replication; /* a spec ("3", "dc1:3,dc2:2"); empty: the
+                                    cluster's */
+  int32_t read, write;           /* default levels; 0: the node's */
+  uint64_t ttl_ms;               /* default TTL; 0: none */
+  uint32_t siblings_warn, siblings_max; /* 0: the node's */
+};
+
+/* KEYSPACE_REPLY: the keyspaces as the answering node applied them at
+ * metadata index @applied, one record each in @entries, sorted by name:
+ *   [id u32 BE][type u8][read i8][write i8][ttl_ms u64 BE]
+ *   [siblings_warn u32 BE][siblings_max u32 BE][name_len u8][name]
+ *   [repl_len u8][replication spec text, empty: the cluster's]
+ * (a record's length must be exactly that: the client checks it). */
+#define WIRE_KEYSPACE_RECORD_MIN 25u
+#define WIRE_KEYSPACE_RECORD_MAX                                               \
+  (WIRE_KEYSPACE_RECORD_MIN + WIRE_MAX_KEYSPACE_NAME + WIRE_MAX_KEYSPACE_REPL)
+struct wire_keyspace_reply {
+  uint64_t applied;
+  struct wire_bytes_list entries; /* <= 256 records */
+};
+
 /* CLUSTER_REMOVE: take member @name out (to REMOVED). A live member is
  * refused (CHORUS_EBUSY) unless @force; the node forwards the change to the
  * Raft leader and answers CLUSTER_REPLY once it is applied. */
@@ -852,6 +898,8 @@ struct wire_msg {
     struct wire_meta meta;
     struct wire_cluster_reply cluster_reply;
     struct wire_cluster_remove cluster_remove;
+    struct wire_keyspace keyspace;
+    struct wire_keyspace_reply keyspace_reply;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
     struct wire_cluster_stage cluster_stage;

@@ -335,6 +335,23 @@ const struct wire__schema wire__schemas[] = {
      {BLIST("entries", stream_chunk.entries, ANY),
       U("sum", stream_chunk.sum, UINT64_MAX), U("more", stream_chunk.more, 1),
       U("empty_to", stream_chunk.empty_to, UINT64_MAX)}},
+    {WIRE_KEYSPACE,
+     "KEYSPACE",
+     9,
+     {U("op", keyspace.op, WIRE_KS_OP_MAX),
+      TEXT("name", keyspace.name, 0, WIRE_MAX_KEYSPACE_NAME),
+      U("type", keyspace.type, WIRE_MAX_KEYSPACE_TYPE),
+      TEXT("replication", keyspace.replication, 0, WIRE_MAX_KEYSPACE_REPL),
+      I("read", keyspace.read, WIRE_LEVEL_MIN, 64),
+      I("write", keyspace.write, WIRE_LEVEL_MIN, 64),
+      U("ttl_ms", keyspace.ttl_ms, WIRE_MAX_TTL_MS),
+      U("siblings_warn", keyspace.siblings_warn, WIRE_MAX_KEYSPACE_SIBLINGS),
+      U("siblings_max", keyspace.siblings_max, WIRE_MAX_KEYSPACE_SIBLINGS)}},
+    {WIRE_KEYSPACE_REPLY,
+     "KEYSPACE_REPLY",
+     2,
+     {U("applied", keyspace_reply.applied, UINT64_MAX),
+      BLIST("entries", keyspace_reply.entries, WIRE_KEYSPACE_RECORD_MAX)}},
 };
 const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
 

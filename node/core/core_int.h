@@ -158,6 +158,8 @@ struct core__aae {
                            possible (the latter: while a peer asked waits) */
 };
 
+#define CORE_KS_PENDING 16u
+
 struct core {
   struct core_config cfg;
   /* A peer said this node is no longer a member (EREMOVED): it serves
@@ -165,6 +167,9 @@ struct core {
   bool evicted;
   chorus_ms told_evicted_at;
   bool admin_staging; /* core_meta.c: an admin command being staged */
+  /* core_meta.c: client requests whose KEYSPACE command is being
+   * proposed: answered with KEYSPACE_REPLY, not CLUSTER_REPLY (0: free). */
+  uint64_t ks_pending[CORE_KS_PENDING];
   struct core_effects fx;
   struct swim *swim;
   struct repl *repl;          /* from core_start */
