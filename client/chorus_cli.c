@@ -109,6 +109,13 @@ static const char usage_cluster[] =
     "                                from -> to, with estimated keys and "
     "bytes\n"
     "                                (no argument: the change under way)\n"
+    "  keyspace list [NAME]          keyspaces (issue 21: kept in the "
+    "metadata;\n"
+    "                                no request names one yet)\n"
+    "  keyspace create NAME [--type any|kv|lww|counter|set|map] [-r L] [-w L]\n"
+    "                 [--ttl S] [--siblings-warn N] [--siblings-max N]\n"
+    "  keyspace alter NAME ...       new settings (the type stays)\n"
+    "  keyspace drop NAME            its keys become unreachable\n"
     "\n";
 
 /* The options, a string of their own (C99 promises 4,095 bytes). */
@@ -284,6 +291,20 @@ static int parse(struct cli *cl, int argc, char **argv) {
                            v);
       cl->range = true;
       i++;
+    } else if (strcmp(a, "--type") == 0 || strcmp(a, "--replicas") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a value", a);
+      *(a[2] == 't' ? &cl->ks_type : &cl->ks_replicas) = v;
+      i++;
+    } else if (strcmp(a, "--siblings-warn") == 0 ||
+               strcmp(a, "--siblings-max") == 0) {
+      char *end;
+      errno = 0;
+      long n = v ? strtol(v, &end, 10) : -1;
+      if (v == NULL || errno || *end || n < 0 || n > 100000)
+        return usage_error("%s needs a count 0..100000", a);
+      *(a[11] == 'w' ? &cl->ks_siblings_warn : &cl->ks_siblings_max) = n;
+      i++;
     } else if (strcmp(a, "--dc") == 0 || strcmp(a, "--rack") == 0) {
       if (v == NULL || strlen(v) > 64)
         return usage_error("%s needs a name of 0..64 bytes", a);
@@ -332,9 +353,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
       i++;
     } else if (strcmp(a, "-r") == 0) {
       rc = parse_level(a, v, &cl->opts.r);
+      cl->r_given = true;
       i++;
     } else if (strcmp(a, "-w") == 0) {
       rc = parse_level(a, v, &cl->opts.w);
+      cl->w_given = true;
       i++;
     } else if (strcmp(a, "--pr") == 0) {
       rc = parse_level(a, v, &cl->opts.pr);
@@ -345,6 +368,7 @@ static int parse(struct cli *cl, int argc, char **argv) {
     } else if (strcmp(a, "-c") == 0 || strcmp(a, "--consistency") == 0) {
       rc = parse_level(a, v, &cl->opts.r);
       cl->opts.w = cl->opts.r;
+      cl->r_given = cl->w_given = true;
       i++;
     } else {
       return usage_error("unknown option %s", a);
@@ -1046,8 +1070,16 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     rc = usage_error("--value-file is for put, sadd, srem and lww set");
     goto out;
   }
-  if (cl->opts.ttl_ms && strcmp(cmd, "put") != 0) {
-    rc = usage_error("--ttl is for put");
+  if (cl->opts.ttl_ms && strcmp(cmd, "put") != 0 &&
+      strcmp(cmd, "keyspace") != 0) {
+    rc = usage_error("--ttl is for put and keyspace create|alter");
+    goto out;
+  }
+  if ((cl->ks_type || cl->ks_replicas || cl->ks_siblings_warn >= 0 ||
+       cl->ks_siblings_max >= 0) &&
+      strcmp(cmd, "keyspace") != 0) {
+    rc = usage_error("--type, --replicas, --siblings-warn and --siblings-max "
+                     "are for keyspace create|alter");
     goto out;
   }
   if (cl->force && strcmp(cmd, "cluster") != 0) {
@@ -1086,6 +1118,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   }
   if (strcmp(cmd, "cluster") == 0) {
     rc = cmd_cluster(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "keyspace") == 0) {
+    rc = cmd_keyspace(c, cl);
     goto out;
   }
   if (strcmp(cmd, "lww") == 0) {
@@ -1223,6 +1259,7 @@ out:
 int main(int argc, char **argv) {
   struct cli cl;
   memset(&cl, 0, sizeof cl);
+  cl.ks_siblings_warn = cl.ks_siblings_max = -1;
   int rc = parse(&cl, argc, argv);
   if (rc >= 0) {
     chorus_free(cl.hosts);

@@ -19,17 +19,21 @@ struct cli {
   bool json;
   struct chorus_opts opts;
   const char *context_hex;
-  const char *value_file;           /* --value-file */
-  bool force;                       /* --force */
-  const char *with;                 /* --with (cluster replace) */
-  bool stage;                       /* --stage: staged for cluster commit */
-  bool wait;                        /* --wait */
-  unsigned wait_timeout;            /* --wait-timeout, seconds; 0: none */
-  const char *dc, *rack;            /* --dc, --rack */
-  uint32_t vnodes;                  /* --vnodes */
-  bool range;                       /* --range given: */
-  uint64_t range_first, range_last; /* its tokens, inclusive */
-  const char *argv[64];             /* positionals: command and its arguments */
+  const char *value_file;  /* --value-file */
+  bool force;              /* --force */
+  const char *with;        /* --with (cluster replace) */
+  bool stage;              /* --stage: staged for cluster commit */
+  bool wait;               /* --wait */
+  unsigned wait_timeout;   /* --wait-timeout, seconds; 0: none */
+  const char *dc, *rack;   /* --dc, --rack */
+  uint32_t vnodes;         /* --vnodes */
+  const char *ks_type;     /* --type (keyspace create) */
+  const char *ks_replicas; /* --replicas (keyspace create, alter) */
+  long ks_siblings_warn, ks_siblings_max; /* --siblings-warn, -max; -1 */
+  bool r_given, w_given;                  /* -r, -w or -c was given */
+  bool range;                             /* --range given: */
+  uint64_t range_first, range_last;       /* its tokens, inclusive */
+  const char *argv[64]; /* positionals: command and its arguments */
   int argc;
 };
 
@@ -47,5 +51,7 @@ int widen(int w, const char *s);
 
 /* cmd_cluster: `chorus cluster ...` (chorus_cli_cluster.c). */
 int cmd_cluster(struct chorus_client *c, const struct cli *cl);
+/* cmd_keyspace: `chorus keyspace ...` (chorus_cli_keyspace.c). */
+int cmd_keyspace(struct chorus_client *c, const struct cli *cl);
 
 #endif /* CHORUS_CLI_INT_H */

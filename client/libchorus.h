@@ -314,6 +314,8 @@ struct chorus_result {
   /* cluster plan (the asynchronous call): likewise, freed with the result
    * unless taken (set to NULL; chorus_cluster_plan_free). */
   struct chorus_cluster_plan *plan;
+  /* keyspace calls: likewise (chorus_keyspaces_free). */
+  struct chorus_keyspaces *keyspaces;
 
   void *owned; /* internal storage; freed by chorus_result_free() */
 };
@@ -759,6 +761,70 @@ int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
                         const char *dc, const char *rack, uint32_t vnodes,
                         struct chorus_cluster_plan **out);
 void chorus_cluster_plan_free(struct chorus_cluster_plan *p);
+
+/* KEYSPACES (protocol 5, issue 21; docs/PROTOCOL.md "Keyspaces").
+ *
+ * A keyspace is a namespace of keys with its own type and defaults, kept
+ * in the cluster metadata. So far they are created, listed, changed and
+ * dropped; no request names one yet (that comes with keys placed per
+ * keyspace). */
+enum chorus_keyspace_type {
+  CHORUS_KS_ANY = 0, /* each key's type by first use, as "default" */
+  CHORUS_KS_KV = 1,
+  CHORUS_KS_LWW = 2,
+  CHORUS_KS_COUNTER = 3,
+  CHORUS_KS_SET = 4,
+  CHORUS_KS_MAP = 5
+};
+/* chorus_keyspace_type_name: "any", "kv", "lww", "counter", "set", "map"
+ * or "?". chorus_keyspace_type_parse: the type called @name, or -1. */
+const char *chorus_keyspace_type_name(int type);
+int chorus_keyspace_type_parse(const char *name);
+
+struct chorus_keyspace {
+  char name[48];         /* 1..47 of [A-Za-z0-9_-], never "default" */
+  uint32_t id;           /* answers only: never given again after a drop */
+  int type;              /* enum chorus_keyspace_type */
+  char replication[256]; /* a spec ("dc1:3,dc2:2"); "": the cluster's (the
+                            only one accepted so far: else CHORUS_ENOTSUP) */
+  int32_t read, write;   /* default levels (chorus_opts' scale); 0: the
+                            node's */
+  uint64_t ttl_ms;       /* default time to live; 0: none */
+  uint32_t siblings_warn, siblings_max; /* 0: the node's */
+};
+
+/* What a node answered: its keyspaces, sorted by name, as it applied them
+ * at metadata index @applied. One allocation: chorus_keyspaces_free(). */
+struct chorus_keyspaces {
+  uint64_t applied;
+  size_t n;
+  struct chorus_keyspace *keyspaces;
+};
+void chorus_keyspaces_free(struct chorus_keyspaces *k);
+
+/* chorus_keyspace_list: every keyspace (@name NULL or "") or the one
+ * called @name (CHORUS_ENOTFOUND when none is), from one node's metadata.
+ * A read: retried on another seed. On CHORUS_OK *@out is the answer. */
+int chorus_keyspace_list(struct chorus_client *c, const char *name,
+                         struct chorus_keyspaces **out);
+/* chorus_keyspace_create / _alter: @ks (its id ignored) created, or the
+ * settings of the one of that name replaced (its type cannot change);
+ * answered once the metadata applied it, with every keyspace in *@out.
+ * chorus_keyspace_drop: the keyspace @name goes (its data becomes
+ * unreachable; the name may be created again, as a new keyspace).
+ * Writes: never resent. Errors, each with the node's reason in
+ * chorus_client_errmsg(): CHORUS_EEXIST, CHORUS_ENOTFOUND, CHORUS_EINVAL (a bad
+ * name or setting, a type change), CHORUS_ENOTSUP (a replication of its
+ * own; a node older than protocol 5), CHORUS_ENOSPC (256 keyspaces),
+ * CHORUS_ETIMEDOUT (no metadata leader within 5 s). */
+int chorus_keyspace_create(struct chorus_client *c,
+                           const struct chorus_keyspace *ks,
+                           struct chorus_keyspaces **out);
+int chorus_keyspace_alter(struct chorus_client *c,
+                          const struct chorus_keyspace *ks,
+                          struct chorus_keyspaces **out);
+int chorus_keyspace_drop(struct chorus_client *c, const char *name,
+                         struct chorus_keyspaces **out);
 
 /* chorus_cluster_stage: stages a change in the cluster's metadata for a
  * later commit (Riak's staged changes): CHORUS_STAGE_DECOMMISSION,

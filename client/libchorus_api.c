@@ -680,6 +680,86 @@ int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
   return sync_result_end(c, &res, rc);
 }
 
+/* KEYSPACE: LIST a read (resent on another seed), the others writes. */
+static int do_keyspace(struct chorus_client *c, uint8_t op,
+                       const struct chorus_keyspace *ks, const char *name,
+                       chorus_cb cb, void *arg) {
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_KEYSPACE;
+  m.keyspace.op = op;
+  const char *nm = ks != NULL ? ks->name : name != NULL ? name : "";
+  size_t len = strnlen(nm, WIRE_MAX_KEYSPACE_NAME + 1);
+  if (len > WIRE_MAX_KEYSPACE_NAME || (op != WIRE_KS_LIST && len == 0))
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a keyspace's name is 1..%u bytes",
+                       WIRE_MAX_KEYSPACE_NAME);
+  m.keyspace.name = wb(nm, len);
+  if (ks != NULL) {
+    size_t rl = strnlen(ks->replication, sizeof ks->replication);
+    if (ks->type < 0 || ks->type > CHORUS_KS_MAP || rl > WIRE_MAX_KEYSPACE_REPL)
+      return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                         "a keyspace's type is 0..%d, its replication spec "
+                         "0..%u bytes",
+                         CHORUS_KS_MAP, WIRE_MAX_KEYSPACE_REPL);
+    m.keyspace.type = (uint8_t)ks->type;
+    m.keyspace.replication = wb(ks->replication, rl);
+    m.keyspace.read = ks->read;
+    m.keyspace.write = ks->write;
+    m.keyspace.ttl_ms = ks->ttl_ms;
+    m.keyspace.siblings_warn = ks->siblings_warn;
+    m.keyspace.siblings_max = ks->siblings_max;
+  }
+  return chorus__submit(c, &m, op != WIRE_KS_LIST, false,
+                        op == WIRE_KS_LIST ? 0 : CLUSTER_REMOVE_TIMEOUT_MS, cb,
+                        arg);
+}
+
+static int sync_keyspace(struct chorus_client *c, uint8_t op,
+                         const struct chorus_keyspace *ks, const char *name,
+                         struct chorus_keyspaces **out) {
+  if (out == NULL)
+    return c ? chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL out")
+             : CHORUS_EINVAL;
+  *out = NULL;
+  if (op != WIRE_KS_LIST && op != WIRE_KS_DROP && ks == NULL)
+    return c ? chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL keyspace")
+             : CHORUS_EINVAL;
+  struct chorus_result res;
+  struct sync_wait w;
+  int rc = sync_begin(c, &res, &w);
+  if (rc == CHORUS_OK)
+    rc = sync_end(c, do_keyspace(c, op, ks, name, sync_cb, &w), &w);
+  assert(rc != CHORUS_OK || res.keyspaces != NULL);
+  if (rc == CHORUS_OK) {
+    *out = res.keyspaces;
+    res.keyspaces = NULL;
+  }
+  return sync_result_end(c, &res, rc);
+}
+
+int chorus_keyspace_list(struct chorus_client *c, const char *name,
+                         struct chorus_keyspaces **out) {
+  return sync_keyspace(c, WIRE_KS_LIST, NULL, name, out);
+}
+
+int chorus_keyspace_create(struct chorus_client *c,
+                           const struct chorus_keyspace *ks,
+                           struct chorus_keyspaces **out) {
+  return sync_keyspace(c, WIRE_KS_CREATE, ks, NULL, out);
+}
+
+int chorus_keyspace_alter(struct chorus_client *c,
+                          const struct chorus_keyspace *ks,
+                          struct chorus_keyspaces **out) {
+  return sync_keyspace(c, WIRE_KS_ALTER, ks, NULL, out);
+}
+
+int chorus_keyspace_drop(struct chorus_client *c, const char *name,
+                         struct chorus_keyspaces **out) {
+  return sync_keyspace(c, WIRE_KS_DROP, NULL, name, out);
+}
+
 int chorus_cluster_status(struct chorus_client *c,
                           struct chorus_cluster_status **out) {
   return sync_cluster(c, WIRE_CLUSTER_QUERY, 0, NULL, NULL, false, out);

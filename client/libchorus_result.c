@@ -21,6 +21,7 @@ void chorus_result_free(struct chorus_result *res) {
     return;
   chorus_cluster_status_free(res->cluster);
   chorus_cluster_plan_free(res->plan);
+  chorus_keyspaces_free(res->keyspaces);
   chorus_free(res->owned);
   memset(res, 0, sizeof *res);
 }
@@ -200,6 +201,8 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_REPAIR_STATUS_REPLY;
   case WIRE_REPAIR_RANGES:
     return WIRE_REPAIR_RANGES_REPLY;
+  case WIRE_KEYSPACE:
+    return WIRE_KEYSPACE_REPLY;
   default:
     return 0;
   }
@@ -323,6 +326,81 @@ static int take_plan(struct chorus_result *res,
   return CHORUS_OK;
 }
 
+/* ------------------------------------------------------------------------
+ * Keyspaces
+ * ------------------------------------------------------------------------ */
+
+static const char *const ks_types[] = {"any",     "kv",  "lww",
+                                       "counter", "set", "map"};
+
+const char *chorus_keyspace_type_name(int type) {
+  return type >= 0 && type <= CHORUS_KS_MAP ? ks_types[type] : "?";
+}
+
+int chorus_keyspace_type_parse(const char *name) {
+  for (int i = 0; name != NULL && i <= CHORUS_KS_MAP; i++)
+    if (strcmp(name, ks_types[i]) == 0)
+      return i;
+  return -1;
+}
+
+void chorus_keyspaces_free(struct chorus_keyspaces *k) {
+  chorus_free(k);
+}
+
+static uint64_t be_get(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+/* take_keyspaces: KEYSPACE_REPLY's records (wire.h), each checked: its
+ * exact length, a name, a known type, levels in range. */
+static int take_keyspaces(struct chorus_result *res,
+                          const struct wire_keyspace_reply *r) {
+  size_t n = r->entries.n;
+  struct chorus_keyspaces *k =
+      chorus_calloc(1, sizeof *k + (n ? n : 1) * sizeof *k->keyspaces);
+  if (k == NULL) {
+    chorus__result_error(res, CHORUS_ENOMEM, "out of memory");
+    return CHORUS_ENOMEM;
+  }
+  k->applied = r->applied;
+  k->n = n;
+  k->keyspaces = (struct chorus_keyspace *)(k + 1);
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = r->entries.items[i].ptr;
+    size_t len = r->entries.items[i].len;
+    struct chorus_keyspace *o = &k->keyspaces[i];
+    size_t nl = len >= WIRE_KEYSPACE_RECORD_MIN ? p[23] : 0;
+    size_t rl = len >= WIRE_KEYSPACE_RECORD_MIN + nl ? p[24 + nl] : 0;
+    if (len < WIRE_KEYSPACE_RECORD_MIN || nl == 0 ||
+        nl > WIRE_MAX_KEYSPACE_NAME ||
+        len != WIRE_KEYSPACE_RECORD_MIN + nl + rl ||
+        p[4] > WIRE_MAX_KEYSPACE_TYPE || (int8_t)p[5] < WIRE_LEVEL_MIN ||
+        (int8_t)p[6] < WIRE_LEVEL_MIN) {
+      chorus_free(k);
+      chorus__result_error(res, CHORUS_EMALFORMED,
+                           "keyspace record %zu is malformed", i);
+      return CHORUS_EMALFORMED;
+    }
+    o->id = (uint32_t)be_get(p, 4);
+    o->type = p[4];
+    o->read = (int8_t)p[5];
+    o->write = (int8_t)p[6];
+    o->ttl_ms = be_get(p + 7, 8);
+    o->siblings_warn = (uint32_t)be_get(p + 15, 4);
+    o->siblings_max = (uint32_t)be_get(p + 19, 4);
+    memcpy(o->name, p + 24, nl);
+    o->name[nl] = '\0';
+    memcpy(o->replication, p + 25 + nl, rl);
+    o->replication[rl] = '\0';
+  }
+  res->keyspaces = k;
+  return CHORUS_OK;
+}
+
 int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
                               const struct wire_msg *m) {
   if (m->type == WIRE_ERROR) {
@@ -401,6 +479,8 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
   case WIRE_REPAIR_RANGES_REPLY:
     return take_stats(res, &m->repair_ranges_reply.status,
                       m->repair_ranges_reply.ranges);
+  case WIRE_KEYSPACE_REPLY:
+    return take_keyspaces(res, &m->keyspace_reply);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));

@@ -219,6 +219,47 @@ static void test_keyspaces(void **state) {
          "%" PRIu32 "; listed by every node\n",
          id, id2);
   ks_orders_id = id2;
+  /* The CLI: create, list (table and JSON), a refusal's exit status and
+   * reason, alter keeping the type, drop. */
+  char out[4096];
+  assert_int_equal(run_cli(nodes[1].port, out, sizeof out,
+                           "keyspace create sessions --type lww --ttl 60 "
+                           "-w QUORUM --siblings-warn 5 --siblings-max 9"),
+                   0);
+  show("chorus keyspace create sessions --type lww --ttl 60 -w QUORUM ...",
+       out);
+  assert_non_null(strstr(out, "sessions"));
+  assert_non_null(strstr(out, "lww"));
+  assert_non_null(strstr(out, "QUORUM"));
+  assert_int_equal(run_cli(nodes[2].port, out, sizeof out,
+                           "keyspace create sessions --type kv"),
+                   1);
+  assert_non_null(strstr(out, "exists"));
+  assert_int_equal(run_cli(nodes[2].port, out, sizeof out,
+                           "keyspace create wide --replicas 2"),
+                   1);
+  assert_non_null(strstr(out, "CHORUS_ENOTSUP"));
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out,
+                           "keyspace alter sessions --ttl 30"),
+                   0);
+  for (double end = now_s() + 10;; sleep_ms(100)) {
+    assert_int_equal(run_cli(nodes[2].port, out, sizeof out,
+                             "--json keyspace list sessions"),
+                     0);
+    if (strstr(out, "\"type\": \"lww\"") != NULL &&
+        strstr(out, "\"ttl_ms\": 30000") != NULL &&
+        strstr(out, "\"siblings_max\": 9") != NULL) /* the rest kept */
+      break;
+    if (now_s() > end)
+      fail_msg("the CLI's alter did not reach n2: %s", out);
+  }
+  show("chorus --json keyspace list sessions (after alter --ttl 30)", out);
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out, "keyspace list"), 0);
+  show("chorus keyspace list", out);
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "keyspace drop sessions"), 0);
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "keyspace create x --bogus"), 2);
 }
 
 /* ------------------------------------------------------------------------
