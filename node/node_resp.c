@@ -808,7 +808,7 @@ static void run_info(struct node_conn *c, struct rcmd *k) {
          "# Server\r\nredis_version:%s\r\nchorus_version:%s\r\n"
          "redis_mode:cluster\r\nnode_name:%s\r\nnode_id:%016" PRIx64 "\r\n"
          "cluster:%s\r\ndatacenter:%s\r\nrack:%s\r\nprocess_id:%ld\r\n"
-         "tcp_port:%s\r\n\r\n",
+         "resp_listen:%s\r\n\r\n",
          RESP_REDIS_VERSION, RESP_SERVER_VERSION, n->cfg.name, n->cfg.id,
          n->cfg.cluster, n->cfg.dc, n->cfg.rack, (long)getpid(), n->cfg.resp);
   }
