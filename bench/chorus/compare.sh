@@ -34,7 +34,8 @@
 # default), REDIS_PORT, REDIS_OPS (requests per redis-benchmark test without
 # pipelining, default 100000; ten times that with -P 16), DURABILITY ("none
 # group"), ETCD (0 skips etcd), ETCD_PORT (first of six, default 23790),
-# RESP (0 skips the RESP gateway's row), RESP_PORT (first of six).
+# RESP (0 skips the RESP gateway's rows; DURABILITY=' ' ETCD=0 runs only
+# them), RESP_PORT (first of six).
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -164,9 +165,15 @@ if [ "${RESP:-1}" != 0 ]; then
       --durability none --profile local 2>"$tmp/resp$i.log" &
     resp_pids="$resp_pids $!"
   done
-  # Writes succeed once the members know each other.
-  resp_ok() { [ "$(redis-cli -p "$((rp + 3))" set compare:ready 1)" = OK ]; }
-  wait_for "chorus with --resp on port $((rp + 3))" resp_ok
+  # Writes succeed through every member once they know each other; then
+  # the metadata's last joins settle.
+  resp_ok() {
+    for i in 3 4 5; do
+      [ "$(redis-cli -p "$((rp + i))" set compare:ready 1)" = OK ] || return 1
+    done
+  }
+  wait_for "chorus with --resp on ports $((rp + 3))-$((rp + 5))" resp_ok
+  sleep 2
   redis-cli -p "$redis_port" config set appendonly no >/dev/null
   echo
   echo "RESP gateway: redis-benchmark -t set,get -c $conns -d 100 -r 100000"
@@ -179,7 +186,14 @@ if [ "${RESP:-1}" != 0 ]; then
     ops=$redis_ops
     [ "$p" = 1 ] || ops=$((redis_ops * 10))
     r=$(redis_run "$p" "$ops")
-    c=$(redis_run "$p" "$ops" "$((rp + 3))")
+    if ! c=$(redis_run "$p" "$ops" "$((rp + 3))"); then
+      # redis-benchmark stops at the first error reply (a TIMEDOUT under
+      # overload, say): say which, rather than a row.
+      printf '%-10s | %10s %8s %8s | failed: %s\n' "$p/conn" $r \
+        "$(cat "$tmp/redis.csv" "$tmp/redis.err" | tr '\r' '\n' |
+          grep -m1 -i error || echo "no result")"
+      continue
+    fi
     # shellcheck disable=SC2086
     set -- $r $c
     printf '%-10s | %10s %8s %8s | %10s %8s %8s | %7.3f %7.2f %7.2f\n' \
