@@ -84,12 +84,15 @@
  * of version 3 or later. Version 4 added the client's datacenter to the
  * options (struct wire_options, dc: the 8th element of opts, written only
  * when set); a node forwards a request to a peer of an older version
- * without it (wire_reply_for). */
-#define WIRE_PROTOCOL_VERSION 4u   /* the version this code speaks */
+ * without it (wire_reply_for). Version 5 added STREAM_CHUNK2 (STREAM_CHUNK
+ * with @empty_to); a node answers a pull on an older connection with
+ * STREAM_CHUNK (wire_reply_for). */
+#define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
 #define WIRE_PROTOCOL_CLUSTER 3u   /* the first with names, cluster metadata */
 #define WIRE_PROTOCOL_CLIENT_DC 4u /* the first with opts.dc */
+#define WIRE_PROTOCOL_STREAM_GAPS 5u /* the first with STREAM_CHUNK2 */
 
 #define WIRE_FRAME_PREFIX 4u                     /* u32 BE length */
 #define WIRE_MAX_FRAME_PEER (16u * 1024 * 1024)  /* default, node <-> node */
@@ -221,13 +224,15 @@ enum wire_type {
                                      node without it answers ENOTSUP) */
   WIRE_REPAIR_RANGES_REPLY = 116, /* answers REPAIR_RANGES */
   /* 117..127 reserved: anti-entropy administration */
-  WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
-  WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
-  WIRE_AAE_TREE_REQ = 130, /* peer only: hashes of my anti-entropy tree */
-  WIRE_AAE_TREE = 131,     /* peer only: its answer */
-  WIRE_AAE_KEYS_REQ = 132, /* peer only: (key, digest) of token ranges */
-  WIRE_AAE_KEYS = 133,     /* peer only: its answer, one batch */
-  /* 134..143 reserved: streaming (join/leave range transfer)
+  WIRE_STREAM_PULL = 128,   /* peer only: send me a token range's objects */
+  WIRE_STREAM_CHUNK = 129,  /* peer only: its answer, one batch */
+  WIRE_AAE_TREE_REQ = 130,  /* peer only: hashes of my anti-entropy tree */
+  WIRE_AAE_TREE = 131,      /* peer only: its answer */
+  WIRE_AAE_KEYS_REQ = 132,  /* peer only: (key, digest) of token ranges */
+  WIRE_AAE_KEYS = 133,      /* peer only: its answer, one batch */
+  WIRE_STREAM_CHUNK2 = 134, /* since version 5: STREAM_CHUNK with the
+                               empty stretch after the range */
+  /* 135..143 reserved: streaming (join/leave range transfer)
    * 144..159 reserved: CAS / lightweight transactions
    * 160..239 reserved: future use
    * 240..255 private / experimental, never sent by a release */
@@ -715,14 +720,18 @@ struct wire_stream_pull {
   uint32_t max_bytes;      /* 1..WIRE_MAX_FRAME_PEER / 2 */
 };
 
-/* STREAM_CHUNK: @entries alternates user key and encoded object, in
- * storage-key order; @sum is XXH3-64 over every entry as
- * [len u32 LE][bytes] (a batch that does not match is dropped and pulled
- * again); @more: 1 when the range holds more after the last entry. */
+/* STREAM_CHUNK and STREAM_CHUNK2: @entries alternates user key and
+ * encoded object, in storage-key order; @sum is XXH3-64 over every entry
+ * as [len u32 LE][bytes] (a batch that does not match is dropped and
+ * pulled again); @more: 1 when the range holds more after the last entry.
+ * STREAM_CHUNK2 only: with @more 0, the holder's read held no object
+ * whose token is in (last, @empty_to], last being the pull's; @empty_to
+ * <= last says nothing (STREAM_CHUNK: 0). */
 struct wire_stream_chunk {
   struct wire_bytes_list entries; /* an even count */
   uint64_t sum;
   uint8_t more; /* 0 or 1 */
+  chorus_token empty_to;
 };
 
 /* Anti-entropy (replication/repl_aae.c, docs/ARCHITECTURE.md
@@ -1011,6 +1020,7 @@ bool wire_should_close(int code);
  * siblings it never saw. Before version 3, RING_REPLY2 and STATUS_REPLY2
  * become RING_REPLY and STATUS_REPLY without the names. Before version 4,
  * a request (one a node forwards to an older peer) loses its opts.dc.
+ * Before version 5, STREAM_CHUNK2 becomes STREAM_CHUNK without @empty_to.
  * Every other message is copied unchanged (CLUSTER_REPLY answers only a
  * request a version-3 client sent). Returns whether *@out differs from
  * @m. */

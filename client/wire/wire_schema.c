@@ -329,6 +329,12 @@ const struct wire__schema wire__schemas[] = {
      2,
      {BLIST("entries", aae_keys.entries, WIRE_MAX_KEY_FIELD),
       U("more", aae_keys.more, 1)}},
+    {WIRE_STREAM_CHUNK2,
+     "STREAM_CHUNK2",
+     4,
+     {BLIST("entries", stream_chunk.entries, ANY),
+      U("sum", stream_chunk.sum, UINT64_MAX), U("more", stream_chunk.more, 1),
+      U("empty_to", stream_chunk.empty_to, UINT64_MAX)}},
 };
 const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
 

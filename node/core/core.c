@@ -513,7 +513,7 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
                                         : CHORUS_OK;
   if (core__stream_owns(c, from, m))
     return finish(c, core__stream_answer(c, from, m));
-  if (m->type == WIRE_STREAM_CHUNK)
+  if (m->type == WIRE_STREAM_CHUNK || m->type == WIRE_STREAM_CHUNK2)
     return CHORUS_OK; /* late, or meant for a pull given up */
   /* A client request a peer forwarded to a node that is shutting down or
    * was taken out of the cluster is answered ESTALE at once: nothing was
