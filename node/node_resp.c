@@ -192,6 +192,7 @@ struct rcmd {
   uint8_t step;
   bool started, done, issuing, quit, get_old;
   int32_t r, w;     /* the session's levels when it arrived */
+  int proto;        /* ... and its protocol (a later HELLO changes neither) */
   uint32_t waiting; /* requests submitted and not answered yet */
   size_t argc;
   struct resp_arg *argv; /* owned: one allocation with the bytes */
@@ -454,7 +455,7 @@ static void multi_done(struct node_conn *c, struct rcmd *k) {
 
 static void answer_get(struct node_conn *c, struct rcmd *k,
                        const struct wire_msg *m) {
-  int proto = c->resp->proto;
+  int proto = k->proto;
   if (is_error(m)) {
     /* A RESP key is an LWW register; a key the native API wrote as kv or
      * as a counter is read as such (docs/RESP.md, GET). */
@@ -513,7 +514,7 @@ static void answer_set(struct node_conn *c, struct rcmd *k,
     if (m->type == WIRE_LWW_REPLY && m->lww_reply.present)
       resp_bulk(&k->out, m->lww_reply.value.ptr, m->lww_reply.value.len);
     else
-      resp_null(&k->out, c->resp->proto);
+      resp_null(&k->out, k->proto);
     k->step = 1;
     issue_lww_set(c, k, 0, &k->argv[1], &k->argv[2]);
     return;
@@ -542,7 +543,7 @@ static void answer_incr(struct node_conn *c, struct rcmd *k,
 
 static void answer_set_cmd(struct node_conn *c, struct rcmd *k,
                            const struct wire_msg *m) {
-  int proto = c->resp->proto;
+  int proto = k->proto;
   if (is_error(m)) {
     reply_error(k, m);
     return;
@@ -605,13 +606,13 @@ static void answer_key(struct node_conn *c, struct rcmd *k, unsigned sub,
   switch (k->kind) {
   case K_MGET:
     if (is_error(m) && m->error.code == CHORUS_ETYPE)
-      resp_null(&k->subs[i], c->resp->proto); /* as Redis, for non-strings */
+      resp_null(&k->subs[i], k->proto); /* as Redis, for non-strings */
     else if (is_error(m))
       note_error(k, m);
     else if (m->type == WIRE_LWW_REPLY && m->lww_reply.present)
       resp_bulk(&k->subs[i], m->lww_reply.value.ptr, m->lww_reply.value.len);
     else
-      resp_null(&k->subs[i], c->resp->proto);
+      resp_null(&k->subs[i], k->proto);
     break;
   case K_MSET:
     if (is_error(m))
@@ -1169,6 +1170,7 @@ static struct rcmd *enqueue(struct node_conn *c, size_t argc) {
     return NULL;
   k->id = ++r->next_id;
   k->argc = argc;
+  k->proto = r->proto;
   k->started = true; /* until run() says it waits */
   resp_out_init(&k->out, RESP_MAX_REPLY);
   resp_out_init(&k->eout, 1024);
