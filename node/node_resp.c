@@ -48,7 +48,8 @@
  *
  * Limits (the native port's, in RESP terms):
  *
- *   pipeline   at most --max-inflight commands queued per connection;
+ *   pipeline   at most --max-inflight commands queued (or requests in
+ *              flight: an MGET is many) per connection;
  *              past it the session stops parsing and reading (the bytes
  *              wait in the kernel) until answers leave: a client that
  *              pipelines a million commands holds 256.
@@ -1318,6 +1319,15 @@ static void protocol_error(struct node_conn *c, const char *why) {
   finish(k);
 }
 
+/* pipeline_full: no more commands are parsed while --max-inflight are
+ * queued, or as many requests are in flight (an MGET is one command and
+ * up to RESP_MAX_ARGS requests): a connection holds at most that many
+ * plus one command's. */
+static bool pipeline_full(const struct node_conn *c) {
+  uint32_t max = c->n->cfg.max_inflight;
+  return c->resp->queued >= max || c->inflight >= max;
+}
+
 /* parse_some: commands from the input while the pipeline has room. */
 static void parse_some(struct node_conn *c) {
   struct node *n = c->n;
@@ -1326,7 +1336,7 @@ static void parse_some(struct node_conn *c) {
   const struct resp_limits lim = {RESP_MAX_ARGS, n->cfg.max_frame,
                                   RESP_MAX_INLINE, n->cfg.max_frame};
   size_t off = 0;
-  while (!r->quitting && r->queued < n->cfg.max_inflight && off < c->in.len) {
+  while (!r->quitting && !pipeline_full(c) && off < c->in.len) {
     size_t argc, used;
     char err[RESP_ERRMSG_SIZE];
     enum resp_parse_result pr = resp_parse(c->in.data + off, c->in.len - off,
@@ -1404,8 +1414,7 @@ static void service(struct node_conn *c) {
     return;
   /* Held: whole commands wait for room in the pipeline (a partial one
    * needs its next bytes read). */
-  bool hold =
-      (c->in.len > 0 && r->queued >= c->n->cfg.max_inflight) || r->quitting;
+  bool hold = (c->in.len > 0 && pipeline_full(c)) || r->quitting;
   if (hold && !r->held) {
     r->held = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
