@@ -37,6 +37,7 @@ static void close_all(struct node *n) {
     node__conn_close(n->conns);
   node__accept_close(n);
   node__http_close(n);
+  node__resp_close(n);
   close_handle((uv_handle_t *)&n->udp);
   close_handle((uv_handle_t *)&n->leave_timer);
   node__peers_close(n);
@@ -64,10 +65,11 @@ static void shutdown_begin(struct node *n, int signum) {
   node_log(NODE_LOG_INFO, NODE_MOD, "signal %d: shutting down", signum);
   node__listen_stop(n);
   node__http_stop(n);
+  node__resp_stop(n);
   node__cancel_inflight(n);
   for (struct node_conn *c = n->conns; c; c = c->next)
     if (c->kind == NODE_CONN_CLIENT || c->kind == NODE_CONN_NEW ||
-        c->kind == NODE_CONN_HTTP) {
+        c->kind == NODE_CONN_HTTP || c->kind == NODE_CONN_RESP) {
       c->close_after_flush = true;
       node__mark_dirty(c);
     }
@@ -207,6 +209,17 @@ static int open_ports(struct node *n, char *errmsg) {
                        "listen on %s (udp gossip): %s", n->cfg.listen,
                        rc == UV_EADDRINUSE ? "port already in use"
                                            : uv_strerror(rc));
+  if (n->cfg.resp[0] != '\0') {
+    if (node__resolve(n->cfg.resp, &sa) != CHORUS_OK)
+      return chorus_errf(errmsg, CHORUS_EINVAL, "--resp %s: cannot resolve",
+                         n->cfg.resp);
+    rc = node__resp_listen(n, (const struct sockaddr *)&sa);
+    if (rc < 0)
+      return chorus_errf(
+          errmsg, rc == UV_EADDRINUSE ? CHORUS_EBUSY : CHORUS_EIO,
+          "listen on %s (resp): %s", n->cfg.resp,
+          rc == UV_EADDRINUSE ? "port already in use" : uv_strerror(rc));
+  }
   if (n->cfg.http[0] == '\0')
     return CHORUS_OK;
   if (node__resolve(n->cfg.http, &sa) != CHORUS_OK)
@@ -302,6 +315,7 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   n->on_frame = node__on_frame;
   n->on_conn_closed = node__on_conn_closed;
   n->on_http = node__http_on_read;
+  n->on_resp = node__resp_on_read;
   *out = n;
   signal(SIGPIPE, SIG_IGN);
   ring_rcu_register_thread();
@@ -310,6 +324,7 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   node__peers_init(n);
   node__accept_init(n);
   node__http_init(n);
+  node__resp_init(n);
   uv_timer_init(&n->loop, &n->leave_timer);
   uv_signal_init(&n->loop, &n->sigint);
   uv_signal_init(&n->loop, &n->sigterm);
@@ -341,6 +356,9 @@ int node_run(struct node *n) {
   if (n->cfg.http[0] != '\0')
     node_log(NODE_LOG_INFO, NODE_MOD, "http on %s: /metrics, /health, /ready",
              n->cfg.http);
+  if (n->cfg.resp[0] != '\0')
+    node_log(NODE_LOG_INFO, NODE_MOD, "resp on %s: the Redis protocol",
+             n->cfg.resp);
   const struct store_disk *disk = store_disk_info(n->store);
   if (disk->full)
     node_log(NODE_LOG_WARN, "store",

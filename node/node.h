@@ -208,6 +208,10 @@ struct node_config {
   char http[SWIM_ADDR_MAX];
   uint32_t http_max_connections;
   uint32_t http_timeout_ms;
+  /* The RESP gateway (node_resp.c, docs/RESP.md): --resp HOST:PORT, empty:
+   * none. Its connections count against --max-connections with the
+   * native clients' and share their limits. */
+  char resp[SWIM_ADDR_MAX];
 };
 
 /* node_config_parse: fills @cfg from argv (and from --config files). On

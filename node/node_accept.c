@@ -358,18 +358,26 @@ static void expire_handshakes(struct node *n, chorus_ms now) {
 
 static bool idle_expired(const struct node *n, const struct node_conn *c,
                          chorus_ms now) {
-  return c->kind == NODE_CONN_CLIENT && n->cfg.idle_ms != 0 &&
-         c->inflight == 0 && now - c->last_active >= n->cfg.idle_ms;
+  return (c->kind == NODE_CONN_CLIENT || c->kind == NODE_CONN_RESP) &&
+         n->cfg.idle_ms != 0 && c->inflight == 0 &&
+         now - c->last_active >= n->cfg.idle_ms;
 }
 
 /* too_slow: a frame has been arriving for at least the grace period at
  * less than --min-frame-rate, averaged since its first byte. */
 static bool too_slow(const struct node *n, const struct node_conn *c,
                      chorus_ms now) {
-  if (n->cfg.min_frame_rate == 0 || c->paused || c->close_after_flush ||
-      (c->kind != NODE_CONN_NEW && c->kind != NODE_CONN_CLIENT) ||
-      wire_splitter_buffered(&c->sp) == 0)
+  if (n->cfg.min_frame_rate == 0 || c->paused || c->close_after_flush)
     return false;
+  if (c->kind == NODE_CONN_RESP) {
+    /* Bytes of a command not whole yet; complete ones waiting for room
+     * in the pipeline are ours to read, not the sender's. */
+    if (c->in.len == 0 || node__resp_held(c))
+      return false;
+  } else if ((c->kind != NODE_CONN_NEW && c->kind != NODE_CONN_CLIENT) ||
+             wire_splitter_buffered(&c->sp) == 0) {
+    return false;
+  }
   chorus_ms elapsed = now - c->frame_start;
   return elapsed >= NODE_FRAME_GRACE_MS &&
          c->frame_bytes * 1000 < (uint64_t)n->cfg.min_frame_rate * elapsed;

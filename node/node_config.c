@@ -93,6 +93,8 @@ static const char usage_text2[] =
     "                         at once (default 16)\n"
     "  --http-timeout-ms MS   an HTTP request must arrive within this, or\n"
     "                         its connection is closed (default 5000)\n"
+    "  --resp HOST:PORT       serve the Redis protocol (RESP2/3) there: GET,\n"
+    "                         SET, INCR, SADD... (docs/RESP.md; default off)\n"
     "  --config FILE          `key = value` lines with the same keys\n"
     "  --help, --version\n";
 
@@ -296,6 +298,10 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
   if (strcmp(key, "http") == 0) {
     int rc = check_addr(v, key, errmsg);
     return rc ? rc : set_str(cfg->http, sizeof cfg->http, v, key, errmsg);
+  }
+  if (strcmp(key, "resp") == 0) {
+    int rc = check_addr(v, key, errmsg);
+    return rc ? rc : set_str(cfg->resp, sizeof cfg->resp, v, key, errmsg);
   }
   if (strcmp(key, "http-max-connections") == 0)
     return set_u32(&cfg->http_max_connections, v, 1, 65536, key, errmsg);

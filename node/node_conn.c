@@ -117,6 +117,22 @@ int node__conn_send(struct node_conn *c, const struct wire_msg *m) {
   return CHORUS_OK;
 }
 
+int node__conn_write(struct node_conn *c, const void *data, size_t len) {
+  struct node *n = c->n;
+  if (c->closing)
+    return CHORUS_ECLOSED;
+  if (node__buf_reserve(&c->out, len) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  memcpy(c->out.data + c->out.len, data, len);
+  c->out.len += len;
+  node__mark_dirty(c);
+  if (!c->paused && conn_unsent(c) > n->cfg.out_limit) {
+    c->paused = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+  }
+  return CHORUS_OK;
+}
+
 void node__conn_send_error(struct node_conn *c, uint64_t request_id, int code,
                            const char *text) {
   struct wire_msg m;
@@ -167,7 +183,9 @@ static void on_write(uv_write_t *req, int status) {
   if (c->paused && !c->close_after_flush &&
       conn_unsent(c) <= c->n->cfg.out_limit / 2) {
     c->paused = false;
-    node__conn_read_start(c);
+    /* A RESP session holding its full pipeline resumes by itself. */
+    if (!node__resp_held(c))
+      node__conn_read_start(c);
   }
   if (c->out.len)
     node__mark_dirty(c);
@@ -256,6 +274,8 @@ void node__conn_close(struct node_conn *c) {
     n->nclients--;
   else if (c->kind == NODE_CONN_HTTP)
     n->nhttp--;
+  else if (c->kind == NODE_CONN_RESP)
+    n->nresp--;
   n->on_conn_closed(c);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -298,6 +318,8 @@ struct node_conn *node__conn_new(struct node *n, enum node_conn_kind kind) {
     pending_push(c);
   else if (kind == NODE_CONN_HTTP)
     n->nhttp++;
+  else if (kind == NODE_CONN_RESP)
+    n->nresp++;
   return c;
 }
 
@@ -356,6 +378,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     /* HTTP is not framed: node_http.c takes the bytes as they come. */
     if (left && !c->closing && !c->close_after_flush)
       c->n->on_http(c, p, left);
+    return;
+  }
+  if (c->kind == NODE_CONN_RESP) {
+    /* Nor is RESP; its unparsed bytes are measured as a frame is. */
+    if (c->in.len == 0) {
+      c->frame_start = now;
+      c->frame_bytes = 0;
+    }
+    c->frame_bytes += left;
+    if (left && !c->closing && !c->close_after_flush)
+      c->n->on_resp(c, p, left);
     return;
   }
   while (left && !c->closing && !c->close_after_flush) {

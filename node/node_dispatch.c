@@ -71,15 +71,36 @@ static void slot_release(struct node *n, struct node_slot *p) {
   n->free_slots[n->nfree++] = (uint32_t)(p - n->slots);
 }
 
+/* deliver: reply @m to request @request_id of @c, in its protocol. */
+static void deliver(struct node_conn *c, uint64_t request_id,
+                    const struct wire_msg *m) {
+  if (c->kind == NODE_CONN_RESP) {
+    node__resp_reply(c, request_id, m);
+    return;
+  }
+  struct wire_msg copy = *m;
+  copy.request_id = request_id;
+  int rc = node__conn_send(c, &copy);
+  if (rc == CHORUS_EINVAL || rc == CHORUS_ETOOBIG)
+    node__conn_send_error(c, request_id, CHORUS_ETOOBIG,
+                          "the reply does not fit in a frame");
+}
+
 void node__cancel_inflight(struct node *n) {
   for (uint32_t i = 0; i < n->nslots; i++) {
     struct node_slot *p = &n->slots[i];
     if (p->used && p->c) {
-      node__conn_send_error(p->c, p->request_id, CHORUS_ECANCELED,
-                            "node shutting down; the request may or may not "
-                            "have been applied");
-      p->c->inflight--;
+      struct wire_msg m;
+      wire_error_reply(&m, 0, CHORUS_ECANCELED,
+                       "node shutting down; the request may or may not "
+                       "have been applied");
+      struct node_conn *c = p->c;
+      /* Detached first: a RESP session may submit again from the
+       * answer, and that request is canceled by the loop below or
+       * refused by the closing connection. */
+      c->inflight--;
       p->c = NULL;
+      deliver(c, p->request_id, &m);
     }
   }
 }
@@ -91,6 +112,9 @@ void node__on_conn_closed(struct node_conn *c) {
     for (uint32_t i = 0; i < n->nslots; i++)
       if (n->slots[i].used && n->slots[i].c == c)
         n->slots[i].c = NULL;
+  c->inflight = 0;
+  if (c->kind == NODE_CONN_RESP)
+    node__resp_closed(c);
   node__peer_conn_closed(c);
 }
 
@@ -121,17 +145,15 @@ int node__fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
              wire_type_name(m->type), (uv_hrtime() - p->start_ns) / 1000,
              p->c ? "" : " (client gone)");
   struct node_conn *c = p->c;
+  uint64_t request_id = p->request_id;
+  /* Released first: a RESP session answers by submitting its next step,
+   * which may take a slot. */
+  slot_release(n, p);
   if (c) {
-    struct wire_msg copy = *m;
-    copy.request_id = p->request_id;
-    int rc = node__conn_send(c, &copy);
-    if (rc == CHORUS_EINVAL || rc == CHORUS_ETOOBIG)
-      node__conn_send_error(c, p->request_id, CHORUS_ETOOBIG,
-                            "the reply does not fit in a frame");
     assert(c->inflight > 0);
     c->inflight--;
+    deliver(c, request_id, m);
   }
-  slot_release(n, p);
   return CHORUS_OK;
 }
 
@@ -200,13 +222,17 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
                           "too many requests in flight on this connection");
     return;
   }
+  if (node__client_submit(c, m) != CHORUS_OK)
+    node__conn_send_error(c, m->request_id, CHORUS_ENOMEM, "out of memory");
+}
+
+int node__client_submit(struct node_conn *c, const struct wire_msg *m) {
+  struct node *n = c->n;
   uint64_t cookie;
   enum node_op op = node__metrics_op(m);
   unsigned level = node__metrics_level(op, m);
-  if (slot_take(c, m->request_id, op, level, &cookie) != CHORUS_OK) {
-    node__conn_send_error(c, m->request_id, CHORUS_ENOMEM, "out of memory");
-    return;
-  }
+  if (slot_take(c, m->request_id, op, level, &cookie) != CHORUS_OK)
+    return CHORUS_ENOMEM;
   node__metrics_request(n, op, level);
   if (node_log_enabled(NODE_LOG_DEBUG))
     node_log(NODE_LOG_DEBUG, NODE_MOD,
@@ -215,6 +241,7 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
   int rc = core_client(n->core, m, cookie, node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "client request");
+  return CHORUS_OK;
 }
 
 static void on_peer_msg(struct node_conn *c, const struct wire_msg *m) {

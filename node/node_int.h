@@ -19,6 +19,8 @@
  *   node_dispatch.c  frames into the core, client request slots, the
  *                    core's send/reply/member/ring effects
  *   node_http.c      the HTTP listener: /metrics, /health, /ready
+ *   node_resp.c      the RESP gateway: Redis commands into client
+ *                    requests through node_dispatch.c's path
  *   node_loop.c      the check phase (the durability rule), sync barriers
  *                    and their thread, the core's deadline timer, the
  *                    space check
@@ -95,7 +97,10 @@ enum node_conn_kind {
   NODE_CONN_PEER_IN,  /* accepted, HELLO role peer */
   NODE_CONN_PEER_OUT, /* dialled by us to a peer's address */
   NODE_CONN_HTTP,     /* accepted on the --http listener (node_http.c) */
+  NODE_CONN_RESP,     /* accepted on the --resp listener (node_resp.c) */
 };
+
+struct node_resp; /* a RESP connection's session (node_resp.c) */
 
 struct node_conn {
   uv_tcp_t tcp; /* first: the handle's address is the conn's */
@@ -134,6 +139,8 @@ struct node_conn {
    * bytes), and whether it was answered. */
   struct node_buf in;
   bool http_answered;
+  /* NODE_CONN_RESP: its session; @in holds the bytes not parsed yet. */
+  struct node_resp *resp;
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -187,6 +194,14 @@ struct node {
   int http_fd;
   bool http_listening, http_paused;
   uv_timer_t http_timer; /* retries accepting after EMFILE */
+  /* The RESP listener (node_resp.c); resp_fd -1 when there is none. */
+  uv_poll_t resp_listener;
+  int resp_fd;
+  bool resp_listening, resp_paused;
+  uv_timer_t resp_timer; /* retries accepting after EMFILE */
+  uint64_t resp_op_seq;  /* COUNTER_ADD op ids: a random base plus this */
+  uint64_t resp_op_base;
+  struct node_buf resp_scratch; /* each request encoded: the wire's checks */
   uv_udp_t udp;
   uv_timer_t deadline_timer, leave_timer;
   uv_timer_t redial_timer; /* node_peer.c: peers with pending frames */
@@ -230,10 +245,12 @@ struct node {
   void (*on_conn_closed)(struct node_conn *c);
   /* ... and node_http.c's: bytes read on a NODE_CONN_HTTP connection. */
   void (*on_http)(struct node_conn *c, const uint8_t *data, size_t len);
+  /* ... and node_resp.c's: bytes read on a NODE_CONN_RESP connection. */
+  void (*on_resp)(struct node_conn *c, const uint8_t *data, size_t len);
 
   struct node_conn *conns;
   struct node_conn *pend_head, *pend_tail; /* the handshake queue */
-  uint32_t nconns, nclients, npending, nhttp;
+  uint32_t nconns, nclients, npending, nhttp, nresp;
   uint64_t serials;
   struct node_conn *dirty;
   struct node_peer *peers;
@@ -256,6 +273,10 @@ struct node {
      * the deadline; requests answered by status class. */
     uint64_t http_accepted, http_refused, http_timeouts;
     uint64_t http_2xx, http_4xx, http_5xx;
+    /* RESP: connections accepted, refused over --max-connections, closed
+     * for a protocol error; commands run, and answered with an error. */
+    uint64_t resp_accepted, resp_refused, resp_protocol_errors;
+    uint64_t resp_commands, resp_errors;
   } stats;
   struct node_metrics metrics;
 };
@@ -300,6 +321,10 @@ void node__conn_handshaken(struct node_conn *c, enum node_conn_kind kind);
 int node__conn_send(struct node_conn *c, const struct wire_msg *m);
 void node__conn_send_error(struct node_conn *c, uint64_t request_id, int code,
                            const char *text);
+/* node__conn_write: @len raw bytes at the end of @c's output, with
+ * node__conn_send's back-pressure (the RESP gateway's replies).
+ * Errors: CHORUS_ECLOSED, CHORUS_ENOMEM. */
+int node__conn_write(struct node_conn *c, const void *data, size_t len);
 /* node__conn_reject: a protocol violation: ERROR, log, close once sent. */
 void node__conn_reject(struct node_conn *c, uint64_t request_id, int code,
                        const char *why);
@@ -431,6 +456,12 @@ bool node__ready(struct node *n, char *why, size_t cap);
 /* The connection layer's hooks (struct node). */
 void node__on_frame(struct node_conn *c, const uint8_t *body, size_t len);
 void node__on_conn_closed(struct node_conn *c);
+/* node__client_submit: client request @m of @c (a native client or a
+ * RESP session) into the core: a slot, the request metrics, core_client.
+ * Its answer comes back as node__conn_send(@m->request_id's reply) on a
+ * native connection and as node__resp_reply on a RESP one, possibly
+ * before this returns. Errors: CHORUS_ENOMEM (nothing was sent). */
+int node__client_submit(struct node_conn *c, const struct wire_msg *m);
 /* node__cancel_inflight: answers every client request in flight with
  * CHORUS_ECANCELED (shutdown); their late answers are dropped. */
 void node__cancel_inflight(struct node *n);
@@ -475,5 +506,30 @@ void node__http_on_read(struct node_conn *c, const uint8_t *data, size_t len);
  * node__http_close: the listener and its timer close (close_all). */
 void node__http_stop(struct node *n);
 void node__http_close(struct node *n);
+
+/* ------------------------------------------------------------------------
+ * node_resp.c: the RESP gateway
+ * ------------------------------------------------------------------------ */
+
+/* node__resp_init: its handles (at open, before anything can fail). */
+void node__resp_init(struct node *n);
+/* node__resp_listen: binds --resp and accepts once the loop runs.
+ * Errors: as node__listen. */
+int node__resp_listen(struct node *n, const struct sockaddr *sa);
+/* node__resp_on_read: the connection layer's on_resp hook. */
+void node__resp_on_read(struct node_conn *c, const uint8_t *data, size_t len);
+/* node__resp_reply: the core's answer @m to RESP connection @c's request
+ * @request_id (node__client_submit). */
+void node__resp_reply(struct node_conn *c, uint64_t request_id,
+                      const struct wire_msg *m);
+/* node__resp_held: the session stopped reading @c: its pipeline is full,
+ * and the bytes it holds are whole commands waiting for room. */
+bool node__resp_held(const struct node_conn *c);
+/* node__resp_closed: @c is closing: its session is freed (its requests in
+ * flight were already detached from it). */
+void node__resp_closed(struct node_conn *c);
+/* node__resp_stop / node__resp_close: as node__http_stop / _close. */
+void node__resp_stop(struct node *n);
+void node__resp_close(struct node *n);
 
 #endif /* CHORUS_NODE_INT_H */

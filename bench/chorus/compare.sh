@@ -15,6 +15,13 @@
 # three chorus nodes, each writing to three replicas: the ratio is the price
 # of replication and quorums, not a like-for-like engine comparison.
 #
+# Then the RESP gateway (issue 26): the very redis-benchmark runs (GET and
+# SET, 100 B values, 100k keys, with and without -P 16) against
+# redis-server and against the --resp port of one node of a fresh 3-node
+# chorus cluster (N=3, QUORUM, durability none; Redis without
+# persistence), one after the other: throughput and p99 ratios. All the
+# load enters through that one node, which coordinates every request.
+#
 # Then, for durability none, an open loop at 70% of the non-pipelined peak
 # just measured, for its latency; and, when the Debian etcd-server package is
 # installed, `etcdctl check perf --load=l` (60 s, 500 clients) against a
@@ -26,7 +33,9 @@
 # Environment: DURATION (s, default 10), CONNS (default 50, redis-benchmark's
 # default), REDIS_PORT, REDIS_OPS (requests per redis-benchmark test without
 # pipelining, default 100000; ten times that with -P 16), DURABILITY ("none
-# group"), ETCD (0 skips etcd), ETCD_PORT (first of six, default 23790).
+# group"), ETCD (0 skips etcd), ETCD_PORT (first of six, default 23790),
+# RESP (0 skips the RESP gateway's rows; DURABILITY=' ' ETCD=0 runs only
+# them), RESP_PORT (first of six).
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,8 +62,9 @@ fi
 tmp=$(mktemp -d /tmp/chorus-compare-XXXXXX)
 redis_pid=
 etcd_pids=
+resp_pids=
 cleanup() {
-  for pid in $redis_pid $etcd_pids; do
+  for pid in $redis_pid $etcd_pids $resp_pids; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -83,11 +93,13 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
 redis_pid=$!
 wait_for "redis-server on port $redis_port" redis-cli -p "$redis_port" ping
 
-# redis_run P OPS: "ops/s p50 p99" of a 50/50 GET/SET mix.
+# redis_run P OPS [PORT]: "ops/s p50 p99" of a 50/50 GET/SET mix, against
+# redis-server (flushed first) or the RESP server on PORT.
 redis_run() {
-  redis-cli -p "$redis_port" flushall >/dev/null
-  redis-benchmark -p "$redis_port" -c "$conns" -n "$2" -r 100000 -d 100 \
-    -t set,get -P "$1" --csv -q >"$tmp/redis.csv"
+  port=${3:-$redis_port}
+  [ "$port" != "$redis_port" ] || redis-cli -p "$port" flushall >/dev/null
+  redis-benchmark -p "$port" -c "$conns" -n "$2" -r 100000 -d 100 \
+    -t set,get -P "$1" --csv -q >"$tmp/redis.csv" 2>"$tmp/redis.err"
   awk -F'"' '
     $2 == "SET" || $2 == "GET" { n++; inv += 0.5 / $4; p50 += $10; p99 += $14 }
     END { if (n != 2) exit 1; printf "%.0f %.3f %.3f\n", 1 / inv, p50 / 2, p99 / 2 }
@@ -141,6 +153,60 @@ done
 echo
 echo "ratios are chorus / Redis: thr above 1 is chorus faster; p50, p99"
 echo "above 1 are chorus slower. us/op: chorus node CPU per request (3 nodes)."
+
+if [ "${RESP:-1}" != 0 ]; then
+  chorusd=$build/node/chorusd
+  rp=${RESP_PORT:-$((25000 + $$ % 4000))}
+  seeds="127.0.0.1:$rp,127.0.0.1:$((rp + 1)),127.0.0.1:$((rp + 2))"
+  for i in 0 1 2; do
+    "$chorusd" --id "r$i" --listen "127.0.0.1:$((rp + i))" \
+      --resp "127.0.0.1:$((rp + 3 + i))" --data "$tmp/resp$i" \
+      --seeds "$seeds" --cluster compare-resp --replicas 3 \
+      --durability none --profile local 2>"$tmp/resp$i.log" &
+    resp_pids="$resp_pids $!"
+  done
+  # Writes succeed through every member once they know each other; then
+  # the metadata's last joins settle.
+  resp_ok() {
+    for i in 3 4 5; do
+      [ "$(redis-cli -p "$((rp + i))" set compare:ready 1)" = OK ] || return 1
+    done
+  }
+  wait_for "chorus with --resp on ports $((rp + 3))-$((rp + 5))" resp_ok
+  sleep 2
+  redis-cli -p "$redis_port" config set appendonly no >/dev/null
+  echo
+  echo "RESP gateway: redis-benchmark -t set,get -c $conns -d 100 -r 100000"
+  echo "against redis-server and against chorus --resp (3 nodes, N=3, QUORUM,"
+  echo "durability none; every request through one node)"
+  printf '\n%-10s | %10s %8s %8s | %10s %8s %8s | %7s %7s %7s\n' \
+    in-flight "redis op/s" "p50 ms" "p99 ms" "resp op/s" "p50 ms" "p99 ms" \
+    thr p50 p99
+  for p in 1 16; do
+    ops=$redis_ops
+    [ "$p" = 1 ] || ops=$((redis_ops * 10))
+    r=$(redis_run "$p" "$ops")
+    if ! c=$(redis_run "$p" "$ops" "$((rp + 3))"); then
+      # redis-benchmark stops at the first error reply (a TIMEDOUT under
+      # overload, say): say which, rather than a row.
+      printf '%-10s | %10s %8s %8s | failed: %s\n' "$p/conn" $r \
+        "$(cat "$tmp/redis.csv" "$tmp/redis.err" | tr '\r' '\n' |
+          grep -m1 -i error || echo "no result")"
+      continue
+    fi
+    # shellcheck disable=SC2086
+    set -- $r $c
+    printf '%-10s | %10s %8s %8s | %10s %8s %8s | %7.3f %7.2f %7.2f\n' \
+      "$p/conn" "$1" "$2" "$3" "$4" "$5" "$6" \
+      "$(awk "BEGIN { print $4 / $1 }")" "$(awk "BEGIN { print $5 / $2 }")" \
+      "$(awk "BEGIN { print $6 / $3 }")"
+  done
+  for pid in $resp_pids; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  resp_pids=
+fi
 
 if [ -n "${peak:-}" ]; then
   rate=$((peak * 7 / 10))
