@@ -952,14 +952,14 @@ static void run_now(struct node_conn *c, struct rcmd *k) {
     if (k->argv[1].len == 1 && k->argv[1].ptr[0] == '0')
       resp_simple(o, "OK");
     else
-      resp_error(o, "ERR chorus has no keyspaces yet: only database 0 (the "
-                    "default keyspace) exists");
+      resp_error(o, "ERR requests cannot name a keyspace yet: only database "
+                    "0 (the default keyspace)");
     break;
   case K_KEYSPACE:
     if (resp_arg_is(&k->argv[1], "default"))
       resp_simple(o, "OK");
     else
-      resp_error(o, "ERR chorus has no keyspaces yet: only 'default' exists");
+      resp_error(o, "ERR requests cannot name a keyspace yet: only 'default'");
     break;
   case K_QUIT:
     resp_simple(o, "OK");

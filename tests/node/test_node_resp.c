@@ -189,11 +189,11 @@ static const char *const session[][2] = {
     {"PING hello", "hello"},
     {"ECHO \"two words\"", "two words"},
     {"SELECT 0", "OK"},
-    {"SELECT 1", "ERR chorus has no keyspaces yet: only database 0 (the "
-                 "default keyspace) exists\n"},
+    {"SELECT 1", "ERR requests cannot name a keyspace yet: only database "
+                 "0 (the default keyspace)\n"},
     {"CHORUS.KEYSPACE default", "OK"},
     {"CHORUS.KEYSPACE other",
-     "ERR chorus has no keyspaces yet: only 'default' exists\n"},
+     "ERR requests cannot name a keyspace yet: only 'default'\n"},
     {"AUTH secret", "ERR AUTH <password> called without any password "
                     "configured for the default user: chorus has no users "
                     "yet\n"},
