@@ -52,8 +52,9 @@
  *      the other replicas (REPLICA_WRITE, durable flag), which join it into
  *      their own object, make it durable and acknowledge; a natural replica
  *      that membership holds down is skipped, or, with a sloppy quorum,
- *      replaced by the next live fallback, which keeps the object as a hint
- *      for it (HINT_DELIVER) and counts toward w (never toward pw);
+ *      replaced by the next live fallback of its datacenter (none there:
+ *      not replaced, the hint stays here), which keeps the object as a
+ *      hint for it (HINT_DELIVER) and counts toward w (never toward pw);
  *   4. answers OK once the acknowledgements meet w and pw (WRITE_REPLY2:
  *      the context, the live siblings, the object's size and its warnings,
  *      WIRE_REPLY_SIBLINGS past the sibling cap's warn level and

@@ -263,8 +263,8 @@ int repl__write_send(struct repl *r, struct repl_op *op,
   struct repl_op_write *w = &op->u.write;
   struct repl_coord *c = &w->c;
   int rc = CHORUS_OK;
-  uint8_t next_fallback = (uint8_t)(w->pl.n_natural + w->pl.n_pending);
-  uint8_t end_fallback = (uint8_t)(next_fallback + w->pl.n_fallback);
+  uint8_t first_fallback = (uint8_t)(w->pl.n_natural + w->pl.n_pending);
+  uint8_t end_fallback = (uint8_t)(first_fallback + w->pl.n_fallback);
   assert(end_fallback <= RING_PLIST_MAX);
   uint8_t n = c->ntargets;
   for (uint8_t i = 0; i < n && rc == CHORUS_OK; i++) {
@@ -286,14 +286,20 @@ int repl__write_send(struct repl *r, struct repl_op *op,
     }
     if (!w->sloppy || !t->natural)
       continue; /* its hint waits for it */
-    /* Sloppy quorum: the next live fallback keeps the object for it. */
-    while (next_fallback < end_fallback &&
-           (!repl__peer_alive(r, w->pl.r[next_fallback].id) ||
-            repl__op_target(c, w->pl.r[next_fallback].id) != NULL))
-      next_fallback++;
-    if (next_fallback == end_fallback || c->ntargets == RING_PLIST_MAX)
+    /* Sloppy quorum: the first live fallback of its datacenter not yet
+     * used keeps the object for it. Only of its datacenter: the stand-in
+     * counts toward that datacenter's LOCAL/EACH quorum, as the replica
+     * would have, and holds the hint a LAN hop from it; a node across the
+     * WAN would make a "local" write pay the WAN and count replicas of the
+     * wrong datacenter. None there: no stand-in, the hint stays here. */
+    uint8_t fi = first_fallback;
+    while (fi < end_fallback && (w->pl.r[fi].dc != t->group ||
+                                 !repl__peer_alive(r, w->pl.r[fi].id) ||
+                                 repl__op_target(c, w->pl.r[fi].id) != NULL))
+      fi++;
+    if (fi == end_fallback || c->ntargets == RING_PLIST_MAX)
       continue;
-    const struct ring_replica *f = &w->pl.r[next_fallback++];
+    const struct ring_replica *f = &w->pl.r[fi];
     struct repl_target *ft = &c->t[c->ntargets++];
     *ft = (struct repl_target){
         .id = f->id, .group = f->dc, .stands_in = t->id, .sent = true};

@@ -1324,6 +1324,71 @@ static void sloppy_quorum_uses_fallbacks(void **state) {
   teardown_all();
 }
 
+/* A stand-in is a live non-replica of the down replica's datacenter,
+ * never one across the WAN, even when the walk meets one first: it counts
+ * toward that datacenter's LOCAL quorum as the replica would have. With no
+ * spare node there, nobody stands in and the hint stays on the
+ * coordinator. */
+static void sloppy_fallbacks_stay_in_the_datacenter(void **state) {
+  (void)state;
+  setup(6, "dc0:2,dc1:2", 2, NULL); /* even nodes dc0, odd ones dc1 */
+  boot();
+  /* A key node 0 holds, whose walk meets dc1's spare node before dc0's. */
+  static char key[16];
+  struct ring_plist pl;
+  int other = -1;
+  for (int k = 0; k < 5000 && other < 0; k++) {
+    snprintf(key, sizeof key, "s%d", k);
+    assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 3, &pl),
+                     CHORUS_OK);
+    int first_fb = pl.n_natural + pl.n_pending;
+    if (!natural_in(H.ring, key, 0) || pl.n_fallback != 2 ||
+        pl.r[first_fb].dc != 1)
+      continue;
+    for (uint8_t i = 0; i < pl.n_natural; i++)
+      if (pl.r[i].dc == 0 && pl.r[i].id != H.ids[0])
+        other = index_of(pl.r[i].id);
+  }
+  assert_true(other > 0 && other % 2 == 0);
+  int spare = 6 - other; /* dc0's nodes are 0, 2 and 4 */
+  isolate(other, true);
+  member_all(other, false);
+
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of(key);
+  m.put.value = bytes_of("v");
+  m.put.opts.w = WIRE_LOCAL_QUORUM;
+  m.put.opts.sloppy = true;
+  m.put.opts.dc = bytes_of("dc0");
+  assert_int_equal(client(0, &m)->code, CHORUS_OK);
+  assert_true(repl_stats(H.nodes[spare].repl)->hints_pending > 0);
+  for (int i = 1; i < 6; i += 2)
+    assert_int_equal(repl_stats(H.nodes[i].repl)->hints_pending, 0);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[other]), 0);
+
+  /* dc0's spare down too: no stand-in; LOCAL_QUORUM cannot be met, a
+   * LOCAL_ONE write leaves its hint on the coordinator, none in dc1. */
+  isolate(spare, true);
+  member_all(spare, false);
+  m.put.value = bytes_of("w");
+  assert_int_equal(client(0, &m)->code, CHORUS_EUNAVAILABLE);
+  m.put.opts.w = WIRE_LOCAL_ONE;
+  assert_int_equal(client(0, &m)->code, CHORUS_OK);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[other]), 1);
+  for (int i = 1; i < 6; i += 2)
+    assert_int_equal(repl_stats(H.nodes[i].repl)->hints_pending, 0);
+
+  /* Back: both hints reach the replica. */
+  isolate(other, false);
+  isolate(spare, false);
+  member_all(other, true);
+  member_all(spare, true);
+  advance(4000);
+  assert_true(stored_has(other, key, "w"));
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[other]), 0);
+  teardown_all();
+}
+
 static void non_replicas_forward_one_hop(void **state) {
   (void)state;
   setup(5, "3", 1, NULL);
@@ -3907,6 +3972,7 @@ int main(void) {
       cmocka_unit_test(gc_a_purged_object_is_not_taken_back),
       cmocka_unit_test(gc_timeout_mode_can_bring_a_value_back),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
+      cmocka_unit_test(sloppy_fallbacks_stay_in_the_datacenter),
       cmocka_unit_test(non_replicas_forward_one_hop),
       cmocka_unit_test(a_forward_refused_by_a_newer_ring_goes_elsewhere),
       cmocka_unit_test(read_repair_fixes_stale_replicas),
