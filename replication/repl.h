@@ -531,6 +531,11 @@ int repl_stream_repair(struct repl *r, const struct wire_stream_chunk *c,
 
 struct repl_stats {
   uint64_t requests, forwarded;
+  /* ONE MESSAGE PER REMOTE DATACENTER (repl_write.c): REPLICA_FORWARDs
+   * this node sent as coordinator, the replica writes they stood for
+   * (besides their forwarders'), and, as a forwarder, the writes it fanned
+   * out in its datacenter. */
+  uint64_t dc_forwards, dc_forwarded_writes, dc_relayed;
   uint64_t writes_ok, reads_ok;
   uint64_t unavailable, timeouts, invalid;
   uint64_t read_repairs;   /* REPLICA_WRITEs sent by read repair */
