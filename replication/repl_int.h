@@ -664,8 +664,9 @@ struct repl_op_write {
   uint64_t hint_seq;    /* of the hints this write armed */
   uint64_t epoch;       /* the ring's when the key was resolved */
   bool sloppy;
-  uint8_t flags;     /* the reply's warnings, WIRE_REPLY_* */
-  uint32_t siblings; /* live siblings after the write (kv) */
+  uint32_t timeout_ms; /* the request's: REPLICA_FORWARD's relays last so */
+  uint8_t flags;       /* the reply's warnings, WIRE_REPLY_* */
+  uint32_t siblings;   /* live siblings after the write (kv) */
 };
 
 struct repl_op_read {

@@ -304,10 +304,11 @@ int repl__on_replica_forward(struct repl *r, chorus_node_id from,
                           f->w.epoch);
   for (uint8_t k = 0; k < n && rc == CHORUS_OK; k++)
     rc = fx->send(fx->ctx, ids[k], &w);
-  /* The coordinator waits at most its request's timeout, which this node
-   * does not know: its own default bounds the relay's life. */
+  /* As long as the coordinator waits (its request's timeout); an ack
+   * after that would count for nothing. */
   if (rc == CHORUS_OK)
-    rc = repl__op_arm(fx, op, r->cfg.timeout_ms);
+    rc =
+        repl__op_arm(fx, op, f->timeout_ms ? f->timeout_ms : r->cfg.timeout_ms);
   return rc;
 }
 

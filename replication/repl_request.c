@@ -385,6 +385,7 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
     return CHORUS_ENOMEM;
   if (q.write) {
     op->u.write.sloppy = sloppy;
+    op->u.write.timeout_ms = (uint32_t)timeout;
     op->u.write.pl = pl;
   } else {
     op->u.read.read_repair =

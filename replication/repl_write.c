@@ -334,6 +334,9 @@ static int send_forwards(struct repl *r, struct repl_op *op,
     m = (struct wire_msg){.type = WIRE_REPLICA_FORWARD, .request_id = op->id};
     m.replica_forward.w = rw;
     m.replica_forward.targets = (struct wire_bytes){ids, 8 * (size_t)n};
+    m.replica_forward.timeout_ms = w->timeout_ms <= WIRE_MAX_TIMEOUT_MS
+                                       ? w->timeout_ms
+                                       : WIRE_MAX_TIMEOUT_MS;
     if (!repl__fits_peer(&m))
       continue; /* the object at the budget's edge: sent direct */
     f->sent = true;

@@ -494,6 +494,9 @@ struct wire_replica_forward {
    * node ids back to back, 8..8 * WIRE_MAX_FORWARD_TARGETS bytes; the
    * receiver checks that the length is a multiple of 8. */
   struct wire_bytes targets;
+  /* ms the coordinator waits for the acks (its request's timeout): how
+   * long the forwarder relays them; 0: the forwarder's default. */
+  uint32_t timeout_ms;
 };
 
 /* REPLICA_RELAY_ACK: replica @replica answered the forwarded write with

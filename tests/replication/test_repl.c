@@ -868,6 +868,29 @@ static void remote_datacenters_get_one_message(void **state) {
   assert_true(stored_has(cut, "k2", "v"));
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[cut]), 0);
 
+  /* A slow relayed replica answers after the forwarder's default timeout
+   * (2 s) but within the request's (5 s): the forwarder relays as long as
+   * the coordinator waits (REPLICA_FORWARD's timeout_ms), and ALL is met. */
+  assert_int_equal(ring_lookup_key(H.ring, "k5", 2, 0, &pl), CHORUS_OK);
+  fwd = -1;
+  for (uint8_t i = 0; i < pl.n_natural && fwd < 0; i++)
+    if (pl.r[i].dc == 1)
+      fwd = index_of(pl.r[i].id);
+  cut = fwd == 1 ? 3 : 1;
+  H.held[cut][fwd] = true;
+  struct wire_msg slow = {.type = WIRE_PUT};
+  slow.put.key = bytes_of("k5");
+  slow.put.value = bytes_of("v");
+  slow.put.opts.w = WIRE_ALL;
+  slow.put.opts.timeout_ms = 5000;
+  w = client(0, &slow);
+  assert_false(w->done);
+  advance(3000);
+  assert_false(w->done);
+  release(cut, fwd);
+  assert_true(w->done);
+  assert_int_equal(w->code, CHORUS_OK);
+
   /* dc1 of an older release: a write to each of its nodes as forwarder
    * learns it (ENOTSUP) and still lands everywhere; then writes go
    * direct at once: three writes and three acks. */
