@@ -81,12 +81,12 @@
  * Every encoding is one format byte followed by one msgpack array;
  * integers are unsigned unless marked, strings are msgpack str (no NUL
  * inside; the struct's array holds them with their NUL), bytes are msgpack
- * bin. Encoders write META_FORMAT_V5; decoders read V5, V4 (members
- * without tokens_of), V3 (no REPLACE command, no REPLACING state), V2
- * (members
- * without goal and ready, none of the commands LEAVE, STREAMED, FINISH) and
- * V1, which also had no origin in commands and no sessions in the state
- * (what a node of the first metadata release left on disk):
+ * bin. Encoders write META_FORMAT_V6; decoders read V6, V5 (no keyspaces:
+ * no KEYSPACE_* command, a state of 8), V4 (members without tokens_of), V3 (no
+ * REPLACE command, no REPLACING state), V2 (members without goal and ready,
+ * none of the commands LEAVE, STREAMED, FINISH) and V1, which also had no
+ * origin in commands and no sessions in the state (what a node of the first
+ * metadata release left on disk):
  *
  *   cmd     = [1, member, origin...]                 JOIN
  *           | [2, id, state, origin...]              SET_STATE
@@ -100,6 +100,9 @@
  *           | [10, staged_type, id, state, with, disk, origin...]
  *                                                    STAGE       (V4)
  *           | [11, commit (0..1), origin...]         COMMIT      (V4)
+ *           | [12, keyspace, origin...]              KEYSPACE_CREATE (V6)
+ *           | [13, keyspace, origin...]              KEYSPACE_ALTER  (V6)
+ *           | [14, name, origin...]                  KEYSPACE_DROP   (V6)
  *   origin  = proposer, req_id                       (V2 and V3; both 0
  *                                                     for none)
  *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready,
@@ -107,8 +110,12 @@
  *                                  ten; V4: the first eleven)
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
  *   state   = [epoch, applied, note_key, note, repl, [member...],
- *              [session...], staged]      (V1: no sessions; V2, V3: no
- *                                          staged)
+ *              [session...], staged, [keyspace...], next_ks_id]
+ *                                         (V1: no sessions; V2, V3: no
+ *                                          staged; V4, V5: no keyspaces)
+ *   keyspace = [name, id, type, repl, read (signed), write (signed),
+ *               ttl_ms, siblings_warn, siblings_max]   (repl may be
+ *                                          [0, []]: the cluster's)
  *   staged  = [type, id, state, with, disk]  (type 0: none)
  *             members sorted by id, sessions by index
  *   session = [proposer, req_id, status (signed), index]
@@ -161,9 +168,18 @@
 #define META_FORMAT_V2 2u  /* origins and sessions */
 #define META_FORMAT_V3 3u  /* goal and ready, LEAVE, STREAMED, FINISH */
 #define META_FORMAT_V4 4u  /* REPLACE, REPLACING, a member's disk */
-#define META_FORMAT_V5                                                         \
-  5u /* the first byte of every encoding written: a member's tokens_of */
+#define META_FORMAT_V5 5u  /* a member's tokens_of */
+#define META_FORMAT_V6                                                         \
+  6u /* the first byte of every encoding written: keyspaces */
 #define META_MAX_SESSIONS 512u /* outcomes remembered for deduplication */
+#define META_MAX_KEYSPACES 256u
+#define META_KEYSPACE_NAME_MAX 48u /* a keyspace's name, NUL included */
+/* Bounds of a keyspace's defaults (those of the wire: client/wire/wire.h's
+ * WIRE_LEVEL_MIN, 64 replicas, WIRE_MAX_TTL_MS; meta does not include it). */
+#define META_LEVEL_MIN (-8)
+#define META_LEVEL_MAX 64
+#define META_MAX_TTL_MS UINT64_C(315360000000)
+#define META_MAX_SIBLINGS 100000u
 
 enum meta_member_state {
   META_JOINING = 1,
@@ -216,6 +232,42 @@ struct meta_staged {
   uint64_t disk;
 };
 
+/* The types a keyspace may hold (issue 21): ANY lets each key take its
+ * type by first use, as the default keyspace does. */
+enum meta_ks_type {
+  META_KS_ANY = 0,
+  META_KS_KV = 1,
+  META_KS_LWW = 2,
+  META_KS_COUNTER = 3,
+  META_KS_SET = 4,
+  META_KS_MAP = 5,
+  META_KS_TYPE_MAX = 5
+};
+
+/* meta_ks_type_name: "any", "kv", "lww", "counter", "set", "map" or "?". */
+const char *meta_ks_type_name(uint8_t type);
+/* meta_ks_type_parse: the type called @name; -1 when none is. */
+int meta_ks_type_parse(const char *name);
+
+/* A keyspace (V6; Cassandra's keyspace, Riak's bucket type): a namespace
+ * of keys with its own type and defaults. "default" is the keyspace of
+ * requests that name none; it is not in the table and has none of
+ * these. */
+struct meta_keyspace {
+  char name[META_KEYSPACE_NAME_MAX]; /* 1..47 of [A-Za-z0-9_-]; never
+                                        "default" */
+  uint32_t id;  /* > 0, the state's next_ks_id when created; never reused,
+                   so a name dropped and created again is a new keyspace */
+  uint8_t type; /* enum meta_ks_type */
+  /* Its replication: n 0 and no datacenters means the cluster's, the only
+   * one accepted until keys are placed per keyspace (ENOTSUP). */
+  struct ring_replication replication;
+  int32_t read, write; /* default levels (META_LEVEL_MIN..MAX; 0: the
+                          node's default) */
+  uint64_t ttl_ms;     /* default time to live of a write (0: none) */
+  uint32_t siblings_warn, siblings_max; /* kv siblings (0: the node's) */
+};
+
 struct meta_state {
   uint64_t epoch;   /* grows with every change of the ring's input */
   uint64_t applied; /* the Raft index of the last applied command */
@@ -227,8 +279,11 @@ struct meta_state {
   struct meta_member *members; /* chorus_malloc'ed; n of them */
   /* The last META_MAX_SESSIONS outcomes, oldest first (by index). */
   size_t nsessions;
-  struct meta_session *sessions; /* chorus_malloc'ed */
-  struct meta_staged staged;     /* V4 */
+  struct meta_session *sessions;   /* chorus_malloc'ed */
+  struct meta_staged staged;       /* V4 */
+  size_t nks;                      /* V6: keyspaces, sorted by name */
+  struct meta_keyspace *keyspaces; /* chorus_malloc'ed; nks of them */
+  uint32_t next_ks_id;             /* the id the next one gets (from 1) */
 };
 
 /* ------------------------------------------------------------------------
@@ -264,7 +319,18 @@ enum meta_cmd_type {
                                as if proposed now (its own result; staged
                                no more when it applies), ENOTFOUND when none;
                                @state 0: the staged change is dropped */
-  META_CMD_MAX = 11
+  META_CMD_KEYSPACE_CREATE = 12, /* V6: @keyspace (its id is drawn);
+                                    EEXIST, EINVAL (a bad name or
+                                    setting), ENOTSUP (a replication of
+                                    its own), ENOSPC (META_MAX_KEYSPACES) */
+  META_CMD_KEYSPACE_ALTER = 13,  /* V6: @keyspace's settings replace the
+                                    named one's (its id and type stay:
+                                    EINVAL for another type); ENOTFOUND */
+  META_CMD_KEYSPACE_DROP = 14,   /* V6: the keyspace @keyspace.name goes
+                                    (its data stays on disk, unreachable:
+                                    its id is never given again);
+                                    ENOTFOUND */
+  META_CMD_MAX = 14
 };
 
 struct meta_cmd {
@@ -279,6 +345,7 @@ struct meta_cmd {
   uint64_t epoch;      /* STREAMED, FINISH */
   struct ring_replication replication; /* REPLICATION */
   uint64_t note_key, note_value;       /* NOTE */
+  struct meta_keyspace keyspace;       /* KEYSPACE_*: DROP names it only */
   /* Its origin: the proposing node and its request id, unique per
    * proposal (EXACTLY ONCE); proposer 0 for none. */
   chorus_node_id proposer;
@@ -411,6 +478,16 @@ const struct meta_session *meta_state_session(const struct meta_state *s,
                                               uint64_t req_id);
 const struct meta_member *meta_state_find_name(const struct meta_state *s,
                                                const char *name);
+/* meta_state_keyspace: the keyspace called @name; NULL when none is (and
+ * for "default", which has no entry). */
+const struct meta_keyspace *meta_state_keyspace(const struct meta_state *s,
+                                                const char *name);
+/* meta_keyspace_check: whether @k is a keyspace CREATE or ALTER may hold:
+ * a valid name (not "default"), a known type, levels, TTL and sibling
+ * limits in range (warn <= max when both are set); CHORUS_EINVAL with a
+ * reason in @why (may be NULL, META_TEXT_MAX bytes), or CHORUS_ENOTSUP for
+ * a replication of its own. Its id is not judged. */
+int meta_keyspace_check(const struct meta_keyspace *k, char *why);
 /* meta_cmd_describe: one line about @c, for logs (a static buffer: not
  * thread-safe, the core is single-threaded). */
 const char *meta_cmd_describe(const struct meta_cmd *c);

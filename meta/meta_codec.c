@@ -47,6 +47,9 @@
 #define META__MIN_SERVER 4u
 #define META__MIN_DC 3u
 #define META__MIN_SESSION 5u /* a fixarray and four fixints */
+/* a keyspace: a fixarray, a one-byte name (2), five fixints, a replication
+ * (a fixarray, a fixint, an empty fixarray) and two fixints */
+#define META__MIN_KEYSPACE 13u
 
 /* ------------------------------------------------------------------------
  * Checks, shared by both directions (@code: EINVAL to encode, EMALFORMED
@@ -145,6 +148,37 @@ static int staged_check(uint8_t type, chorus_node_id id, uint8_t state,
   }
 }
 
+/* A keyspace a command or a state may carry: what meta_keyspace_check
+ * accepts; a command may also carry a replication of its own (refused when
+ * applied, ENOTSUP), well formed. */
+static int ks_check(const struct meta_keyspace *k, bool in_state, int code) {
+  if (!str_ok(k->name, sizeof k->name, true))
+    return code;
+  int rc = meta_keyspace_check(k, NULL);
+  if (rc == CHORUS_ENOTSUP && !in_state)
+    return repl_check(&k->replication, code);
+  return rc == CHORUS_OK ? CHORUS_OK : code;
+}
+
+/* The keyspaces of a state: each valid, sorted by name without
+ * duplicates, ids non-zero, unique and below @next. */
+static int keyspaces_check(const struct meta_keyspace *k, size_t n,
+                           uint32_t next, int code) {
+  if (n > META_MAX_KEYSPACES)
+    return CHORUS_ETOOBIG;
+  for (size_t i = 0; i < n; i++) {
+    if (ks_check(&k[i], true, code) != CHORUS_OK || k[i].id == 0 ||
+        k[i].id >= next)
+      return code;
+    if (i > 0 && strcmp(k[i - 1].name, k[i].name) >= 0)
+      return code;
+    for (size_t j = 0; j < i; j++)
+      if (k[j].id == k[i].id)
+        return code;
+  }
+  return CHORUS_OK;
+}
+
 static int cmd_check(const struct meta_cmd *c, int code) {
   if (c->proposer == 0 && c->req_id != 0)
     return code; /* no origin is all zeroes */
@@ -174,6 +208,12 @@ static int cmd_check(const struct meta_cmd *c, int code) {
     return staged_check(c->staged_type, c->id, c->state, c->with, code);
   case META_CMD_COMMIT:
     return c->state <= 1 ? CHORUS_OK : code;
+  case META_CMD_KEYSPACE_CREATE:
+  case META_CMD_KEYSPACE_ALTER:
+    return ks_check(&c->keyspace, false, code);
+  case META_CMD_KEYSPACE_DROP:
+    return str_ok(c->keyspace.name, sizeof c->keyspace.name, true) ? CHORUS_OK
+                                                                   : code;
   default:
     return code;
   }
@@ -339,6 +379,19 @@ static void pack_member(msgpack_packer *pk, const struct meta_member *m) {
   msgpack_pack_uint64(pk, m->tokens_of);
 }
 
+static void pack_keyspace(msgpack_packer *pk, const struct meta_keyspace *k) {
+  msgpack_pack_array(pk, 9);
+  pack_str(pk, k->name);
+  msgpack_pack_uint64(pk, k->id);
+  msgpack_pack_uint64(pk, k->type);
+  pack_repl(pk, &k->replication);
+  msgpack_pack_int64(pk, k->read);
+  msgpack_pack_int64(pk, k->write);
+  msgpack_pack_uint64(pk, k->ttl_ms);
+  msgpack_pack_uint64(pk, k->siblings_warn);
+  msgpack_pack_uint64(pk, k->siblings_max);
+}
+
 static void pack_cmd(msgpack_packer *pk, const void *x) {
   const struct meta_cmd *c = x;
   switch (c->type) {
@@ -401,6 +454,17 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->state);
     break;
+  case META_CMD_KEYSPACE_CREATE:
+  case META_CMD_KEYSPACE_ALTER:
+    msgpack_pack_array(pk, 2 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    pack_keyspace(pk, &c->keyspace);
+    break;
+  case META_CMD_KEYSPACE_DROP:
+    msgpack_pack_array(pk, 2 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    pack_str(pk, c->keyspace.name);
+    break;
   default: /* NOTE; cmd_check refused every other type */
     msgpack_pack_array(pk, 3 + 2);
     msgpack_pack_uint64(pk, c->type);
@@ -414,7 +478,7 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
 
 static void pack_state(msgpack_packer *pk, const void *x) {
   const struct meta_state *s = x;
-  msgpack_pack_array(pk, 8);
+  msgpack_pack_array(pk, 10);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
   msgpack_pack_uint64(pk, s->note_key);
@@ -439,6 +503,10 @@ static void pack_state(msgpack_packer *pk, const void *x) {
   msgpack_pack_uint64(pk, st->state);
   msgpack_pack_uint64(pk, st->with);
   msgpack_pack_uint64(pk, st->disk);
+  msgpack_pack_array(pk, s->nks);
+  for (size_t i = 0; i < s->nks; i++)
+    pack_keyspace(pk, &s->keyspaces[i]);
+  msgpack_pack_uint64(pk, s->next_ks_id);
 }
 
 static void pack_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -551,7 +619,7 @@ static void pack_msg(msgpack_packer *pk, const void *x) {
 typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
 
 static void run_packer(struct sink *k, pack_fn body, const void *x) {
-  static const char version = META_FORMAT_V5;
+  static const char version = META_FORMAT_V6;
   msgpack_packer pk;
   msgpack_packer_init(&pk, k, sink_write);
   sink_write(k, &version, 1);
@@ -591,6 +659,8 @@ int meta_state_encode(const struct meta_state *s, uint8_t **buf, size_t *len) {
     rc = members_check(s->members, s->n, CHORUS_EINVAL);
   if (rc == CHORUS_OK)
     rc = sessions_check(s->sessions, s->nsessions, s->applied, CHORUS_EINVAL);
+  if (rc == CHORUS_OK)
+    rc = keyspaces_check(s->keyspaces, s->nks, s->next_ks_id, CHORUS_EINVAL);
   if (rc != CHORUS_OK)
     return rc;
   return encode(pack_state, s, META_MAX_STATE_BYTES, buf, len);
@@ -812,7 +882,7 @@ static int rd_u8(struct rd *r, uint8_t *v) {
 static int rd_version(struct rd *r) {
   if (rd_left(r) < 1)
     return CHORUS_EMALFORMED;
-  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V5)
+  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V6)
     return CHORUS_EVERSION;
   r->version = *r->p++;
   return CHORUS_OK;
@@ -867,19 +937,50 @@ static int rd_member(struct rd *r, struct meta_member *m) {
   return member_check(m, CHORUS_EMALFORMED);
 }
 
+static int rd_keyspace(struct rd *r, struct meta_keyspace *k) {
+  int rc;
+  int64_t rl, wl;
+  if ((rc = rd_tuple(r, 9)) || (rc = rd_str(r, k->name, sizeof k->name)) ||
+      (rc = rd_u32(r, &k->id)) || (rc = rd_u8(r, &k->type)))
+    return rc;
+  /* A keyspace's own replication may be empty (the cluster's): rd_repl
+   * wants a valid one, so this reads it by hand. */
+  uint64_t n;
+  if ((rc = rd_tuple(r, 2)) || (rc = rd_u32(r, &k->replication.n)) ||
+      (rc = rd_array(r, &n, RING_MAX_DCS, META__MIN_DC)))
+    return rc;
+  k->replication.dc_count = (uint32_t)n;
+  for (uint32_t i = 0; i < k->replication.dc_count; i++)
+    if ((rc = rd_tuple(r, 2)) ||
+        (rc = rd_str(r, k->replication.dcs[i].dc,
+                     sizeof k->replication.dcs[i].dc)) ||
+        (rc = rd_u32(r, &k->replication.dcs[i].factor)))
+      return rc;
+  if ((rc = rd_int(r, META_LEVEL_MIN, META_LEVEL_MAX, &rl)) ||
+      (rc = rd_int(r, META_LEVEL_MIN, META_LEVEL_MAX, &wl)) ||
+      (rc = rd_uint(r, META_MAX_TTL_MS, &k->ttl_ms)) ||
+      (rc = rd_u32(r, &k->siblings_warn)) || (rc = rd_u32(r, &k->siblings_max)))
+    return rc;
+  k->read = (int32_t)rl;
+  k->write = (int32_t)wl;
+  return CHORUS_OK;
+}
+
 /* A command into @c, zeroed by the caller. */
 static int rd_cmd(struct rd *r, struct meta_cmd *c) {
   /* Elements of each type's array, by type. */
   static const uint8_t fields[META_CMD_MAX + 1] = {
-      [META_CMD_JOIN] = 2,     [META_CMD_SET_STATE] = 3,
-      [META_CMD_REMOVE] = 2,   [META_CMD_REPLICATION] = 2,
-      [META_CMD_NOTE] = 3,     [META_CMD_LEAVE] = 3,
-      [META_CMD_STREAMED] = 3, [META_CMD_FINISH] = 2,
-      [META_CMD_REPLACE] = 4,  [META_CMD_STAGE] = 6,
-      [META_CMD_COMMIT] = 2,
+      [META_CMD_JOIN] = 2,           [META_CMD_SET_STATE] = 3,
+      [META_CMD_REMOVE] = 2,         [META_CMD_REPLICATION] = 2,
+      [META_CMD_NOTE] = 3,           [META_CMD_LEAVE] = 3,
+      [META_CMD_STREAMED] = 3,       [META_CMD_FINISH] = 2,
+      [META_CMD_REPLACE] = 4,        [META_CMD_STAGE] = 6,
+      [META_CMD_COMMIT] = 2,         [META_CMD_KEYSPACE_CREATE] = 2,
+      [META_CMD_KEYSPACE_ALTER] = 2, [META_CMD_KEYSPACE_DROP] = 2,
   };
   /* The types each format knows. */
-  const uint8_t known = r->version >= META_FORMAT_V4   ? META_CMD_MAX
+  const uint8_t known = r->version >= META_FORMAT_V6   ? META_CMD_MAX
+                        : r->version >= META_FORMAT_V4 ? META_CMD_COMMIT
                         : r->version >= META_FORMAT_V3 ? META_CMD_FINISH
                                                        : META_CMD_NOTE;
   /* V2 puts the origin (proposer, req_id) after a type's fields. */
@@ -930,6 +1031,13 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
     break;
   case META_CMD_COMMIT:
     rc = rd_u8(r, &c->state);
+    break;
+  case META_CMD_KEYSPACE_CREATE:
+  case META_CMD_KEYSPACE_ALTER:
+    rc = rd_keyspace(r, &c->keyspace);
+    break;
+  case META_CMD_KEYSPACE_DROP:
+    rc = rd_str(r, c->keyspace.name, sizeof c->keyspace.name);
     break;
   default: /* NOTE */
     if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)
@@ -1006,7 +1114,8 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   uint64_t n;
   int rc;
   if ((rc = rd_version(&r)) ||
-      (rc = rd_tuple(&r, r.version >= META_FORMAT_V4   ? 8
+      (rc = rd_tuple(&r, r.version >= META_FORMAT_V6   ? 10
+                         : r.version >= META_FORMAT_V4 ? 8
                          : r.version >= META_FORMAT_V2 ? 7
                                                        : 6)) ||
       (rc = rd_uint(&r, UINT64_MAX, &out->epoch)) ||
@@ -1032,11 +1141,28 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
     goto err_after_members;
   if (r.version >= META_FORMAT_V4 && (rc = rd_staged(&r, &out->staged)))
     goto err_after_members;
+  if (r.version >= META_FORMAT_V6) {
+    if ((rc = rd_array(&r, &n, META_MAX_KEYSPACES, META__MIN_KEYSPACE)))
+      goto err_after_members;
+    if (n > 0 && (out->keyspaces = chorus_calloc(
+                      (size_t)n, sizeof *out->keyspaces)) == NULL) {
+      rc = CHORUS_ENOMEM;
+      goto err_after_members;
+    }
+    for (out->nks = 0; out->nks < n; out->nks++)
+      if ((rc = rd_keyspace(&r, &out->keyspaces[out->nks])))
+        goto err_after_members;
+    if ((rc = rd_u32(&r, &out->next_ks_id)) ||
+        (rc = keyspaces_check(out->keyspaces, out->nks, out->next_ks_id,
+                              CHORUS_EMALFORMED)))
+      goto err_after_members;
+  }
   if ((rc = rd_end(&r)))
     goto err_after_members;
   return CHORUS_OK;
 
 err_after_members:
+  chorus_free(out->keyspaces);
   chorus_free(out->sessions);
   chorus_free(out->members);
 err_after_init:

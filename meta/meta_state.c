@@ -46,6 +46,9 @@ void meta_state_free(struct meta_state *s) {
     return;
   chorus_free(s->members);
   chorus_free(s->sessions);
+  chorus_free(s->keyspaces);
+  s->keyspaces = NULL;
+  s->nks = 0;
   s->members = NULL;
   s->n = 0;
   s->sessions = NULL;
@@ -55,18 +58,23 @@ void meta_state_free(struct meta_state *s) {
 int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
   struct meta_member *m = NULL;
   struct meta_session *ss = NULL;
+  struct meta_keyspace *ks = NULL;
   if (src->n > 0 &&
       (m = chorus_memdup(src->members, src->n * sizeof *m)) == NULL)
     return CHORUS_ENOMEM;
-  if (src->nsessions > 0 &&
-      (ss = chorus_memdup(src->sessions, src->nsessions * sizeof *ss)) ==
-          NULL) {
+  if ((src->nsessions > 0 &&
+       (ss = chorus_memdup(src->sessions, src->nsessions * sizeof *ss)) ==
+           NULL) ||
+      (src->nks > 0 &&
+       (ks = chorus_memdup(src->keyspaces, src->nks * sizeof *ks)) == NULL)) {
     chorus_free(m);
+    chorus_free(ss);
     return CHORUS_ENOMEM;
   }
   *dst = *src;
   dst->members = m;
   dst->sessions = ss;
+  dst->keyspaces = ks;
   return CHORUS_OK;
 }
 
@@ -140,6 +148,134 @@ const struct meta_member *meta_state_find_name(const struct meta_state *s,
 /* transition_ok: the member life meta.h draws. REMOVED is final; LEFT may
  * only be removed; a member may go back to NORMAL from JOINING or LEAVING
  * (an aborted change). */
+/* ------------------------------------------------------------------------
+ * Keyspaces (V6)
+ * ------------------------------------------------------------------------ */
+
+static const char *const ks_type_names[] = {"any",     "kv",  "lww",
+                                            "counter", "set", "map"};
+
+const char *meta_ks_type_name(uint8_t type) {
+  return type <= META_KS_TYPE_MAX ? ks_type_names[type] : "?";
+}
+
+int meta_ks_type_parse(const char *name) {
+  for (int i = 0; i <= META_KS_TYPE_MAX; i++)
+    if (strcmp(name, ks_type_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+/* ks_slot: where keyspace @name is, or would go (*@found says which). */
+static size_t ks_slot(const struct meta_state *s, const char *name,
+                      bool *found) {
+  size_t lo = 0, hi = s->nks;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(s->keyspaces[mid].name, name);
+    if (c == 0) {
+      *found = true;
+      return mid;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = false;
+  return lo;
+}
+
+const struct meta_keyspace *meta_state_keyspace(const struct meta_state *s,
+                                                const char *name) {
+  bool found;
+  size_t i = ks_slot(s, name, &found);
+  return found ? &s->keyspaces[i] : NULL;
+}
+
+static int ks_why(char *why, int code, const char *text) {
+  if (why != NULL)
+    snprintf(why, META_TEXT_MAX, "%s", text);
+  return code;
+}
+
+int meta_keyspace_check(const struct meta_keyspace *k, char *why) {
+  size_t len = strnlen(k->name, META_KEYSPACE_NAME_MAX);
+  if (len == 0 || len == META_KEYSPACE_NAME_MAX)
+    return ks_why(why, CHORUS_EINVAL, "a keyspace name has 1..47 bytes");
+  for (size_t i = 0; i < len; i++) {
+    char ch = k->name[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+      return ks_why(why, CHORUS_EINVAL,
+                    "a keyspace name is letters, digits, '_' and '-'");
+  }
+  if (strcmp(k->name, "default") == 0)
+    return ks_why(why, CHORUS_EINVAL,
+                  "'default' is the keyspace of requests that name none");
+  if (k->type > META_KS_TYPE_MAX)
+    return ks_why(why, CHORUS_EINVAL, "unknown type");
+  if (k->read < META_LEVEL_MIN || k->read > META_LEVEL_MAX ||
+      k->write < META_LEVEL_MIN || k->write > META_LEVEL_MAX)
+    return ks_why(why, CHORUS_EINVAL, "a default level out of range");
+  if (k->ttl_ms > META_MAX_TTL_MS)
+    return ks_why(why, CHORUS_EINVAL, "a TTL over ten years");
+  if (k->siblings_warn > META_MAX_SIBLINGS ||
+      k->siblings_max > META_MAX_SIBLINGS ||
+      (k->siblings_warn != 0 && k->siblings_max != 0 &&
+       k->siblings_warn > k->siblings_max))
+    return ks_why(why, CHORUS_EINVAL,
+                  "sibling limits: warn at most max, both at most 100000");
+  if (k->replication.n != 0 || k->replication.dc_count != 0)
+    return ks_why(why, CHORUS_ENOTSUP,
+                  "a keyspace's own replication is not built yet: its "
+                  "keys take the cluster's");
+  return CHORUS_OK;
+}
+
+static int apply_keyspace(struct meta_state *s, const struct meta_cmd *c) {
+  const struct meta_keyspace *k = &c->keyspace;
+  bool found;
+  size_t i = ks_slot(s, k->name, &found);
+  if (c->type == META_CMD_KEYSPACE_DROP) {
+    if (!found)
+      return CHORUS_ENOTFOUND;
+    memmove(&s->keyspaces[i], &s->keyspaces[i + 1],
+            (s->nks - i - 1) * sizeof *s->keyspaces);
+    s->nks--;
+    return CHORUS_OK;
+  }
+  int rc = meta_keyspace_check(k, NULL);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (c->type == META_CMD_KEYSPACE_ALTER) {
+    if (!found)
+      return CHORUS_ENOTFOUND;
+    if (k->type != s->keyspaces[i].type)
+      return CHORUS_EINVAL; /* its keys hold that type already */
+    uint32_t id = s->keyspaces[i].id;
+    s->keyspaces[i] = *k;
+    s->keyspaces[i].id = id;
+    return CHORUS_OK;
+  }
+  if (found)
+    return CHORUS_EEXIST;
+  if (s->nks >= META_MAX_KEYSPACES || s->next_ks_id == UINT32_MAX)
+    return CHORUS_ENOSPC;
+  struct meta_keyspace *t =
+      chorus_realloc(s->keyspaces, (s->nks + 1) * sizeof *s->keyspaces);
+  if (t == NULL)
+    return CHORUS_ENOMEM;
+  s->keyspaces = t;
+  memmove(&t[i + 1], &t[i], (s->nks - i) * sizeof *t);
+  t[i] = *k;
+  if (s->next_ks_id == 0)
+    s->next_ks_id = 1;
+  t[i].id = s->next_ks_id++;
+  s->nks++;
+  return CHORUS_OK;
+}
+
 static bool transition_ok(uint8_t from, uint8_t to) {
   if (from == to)
     return false;
@@ -403,6 +539,13 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     s->note_key = c->note_key;
     s->note = c->note_value;
     break;
+  case META_CMD_KEYSPACE_CREATE:
+  case META_CMD_KEYSPACE_ALTER:
+  case META_CMD_KEYSPACE_DROP:
+    rc = apply_keyspace(s, c);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    break;
   default:
     rc = CHORUS_EINVAL;
     break;
@@ -456,6 +599,14 @@ const char *meta_cmd_describe(const struct meta_cmd *c) {
   case META_CMD_COMMIT:
     snprintf(line, sizeof line, "%s the staged change",
              c->state ? "commit" : "drop");
+    break;
+  case META_CMD_KEYSPACE_CREATE:
+  case META_CMD_KEYSPACE_ALTER:
+  case META_CMD_KEYSPACE_DROP:
+    snprintf(line, sizeof line, "keyspace %.47s: %s", c->keyspace.name,
+             c->type == META_CMD_KEYSPACE_CREATE  ? "create"
+             : c->type == META_CMD_KEYSPACE_ALTER ? "alter"
+                                                  : "drop");
     break;
   case META_CMD_REPLACE:
     if (c->with == c->id)

@@ -1,18 +1,19 @@
-/* node_http.c: chorusd's HTTP listener (--http HOST:PORT): /metrics in the
+/* node_http.c: chorusd's HTTP listener (--http HOST:PORT): the web console
+ * at / (and its data, /api/cluster), /metrics in the
  * Prometheus text format, /health and /ready, on the node's own loop.
  *
  * HOW IT WORKS
  *
  * Why by hand, on the loop, rather than a library (libmicrohttpd): what is
- * served is three read-only answers built from the loop thread's own
- * figures. A library with its own threads or poll would have to read them
- * across threads (locks or copies on the data path) or be driven by our
- * loop through its external-select mode, and would bring its own limits
- * and timeouts beside the ones node_accept.c already enforces. The part
- * of HTTP needed (GET and HEAD, no body, one request per connection) is a
- * page of code, pure and fuzzed (node/http/http.h); the sockets are the
- * connections of node_conn.c (buffered output, close after flush), so
- * nothing here writes to a socket itself.
+ * served is read-only answers (and one static page) built from the loop
+ * thread's own figures. A library with its own threads or poll would have to
+ * read them across threads (locks or copies on the data path) or be driven by
+ * our loop through its external-select mode, and would bring its own limits and
+ * timeouts beside the ones node_accept.c already enforces. The part of HTTP
+ * needed (GET and HEAD, no body, one request per connection) is a page of code,
+ * pure and fuzzed (node/http/http.h); the sockets are the connections of
+ * node_conn.c (buffered output, close after flush), so nothing here writes to a
+ * socket itself.
  *
  * Budgets, apart from the client port's so that neither can starve the
  * other:
@@ -33,6 +34,9 @@
  * Every answer closes its connection once written ("Connection: close"),
  * so a connection holds at most one head and one answer.
  *
+ *   GET|HEAD /         the web console (node/web/console.html, built in)
+ *   GET|HEAD /api/cluster  the console's data, JSON (node_console.c), at
+ *                      most NODE_HTTP_MAX_CONSOLE (1 MiB); past it 500
  *   GET|HEAD /metrics  200, text/plain; version=0.0.4 (node_metrics.c)
  *   GET|HEAD /health   200 "ok": the loop runs (it answered)
  *   GET|HEAD /ready    200 "ready", or 503 with the reason in one line
@@ -50,6 +54,11 @@
 
 #define NODE_HTTP_ACCEPT_BATCH 64u
 #define NODE_HTTP_RETRY_MS 100u /* accepting resumes after EMFILE */
+#define NODE_HTTP_MAX_CONSOLE (1u << 20)
+
+/* The page, made from node/web/console.html at build time (embed.py). */
+extern const unsigned char node__console_html[];
+extern const size_t node__console_html_len;
 
 /* ------------------------------------------------------------------------
  * Answers
@@ -106,24 +115,60 @@ static void answer_metrics(struct node_conn *c, bool head_only) {
   http_text_free(&t);
 }
 
+/* The page may run only its own inline script and style and fetch only
+ * from this node: no external fetch, whatever a name in the cluster holds. */
+#define CONSOLE_HEADERS                                                        \
+  "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "  \
+  "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'\r\n"          \
+  "X-Content-Type-Options: nosniff\r\n"
+
+static void answer_console(struct node_conn *c, bool head_only) {
+  answer(c, head_only, 200, "text/html; charset=utf-8", CONSOLE_HEADERS,
+         (const char *)node__console_html, node__console_html_len);
+}
+
+static void answer_cluster(struct node_conn *c, bool head_only) {
+  struct http_text t;
+  http_text_init(&t, NODE_HTTP_MAX_CONSOLE);
+  node__console_json(c->n, &t);
+  if (t.failed) {
+    node_log(NODE_LOG_WARN, NODE_MOD,
+             "http: /api/cluster over %u bytes (or out of memory): answered "
+             "500",
+             NODE_HTTP_MAX_CONSOLE);
+    answer_text(c, head_only, 500, "cluster view too large\n");
+  } else {
+    answer(c, head_only, 200, "application/json",
+           "X-Content-Type-Options: nosniff\r\n", t.data, t.len);
+  }
+  http_text_free(&t);
+}
+
+static const char *const paths[] = {"/metrics", "/health",     "/ready",
+                                    "/",        "/index.html", "/api/cluster"};
+
 static void route(struct node_conn *c, const struct http_request *req) {
   bool head_only = req->method == HTTP_HEAD;
-  bool known = strcmp(req->path, "/metrics") == 0 ||
-               strcmp(req->path, "/health") == 0 ||
-               strcmp(req->path, "/ready") == 0;
-  if (!known) {
-    answer_text(c, head_only, 404, "not found: /metrics, /health, /ready\n");
+  size_t p = 0;
+  while (p < sizeof paths / sizeof paths[0] && strcmp(req->path, paths[p]))
+    p++;
+  if (p == sizeof paths / sizeof paths[0]) {
+    answer_text(c, head_only, 404,
+                "not found: /, /api/cluster, /metrics, /health, /ready\n");
     return;
   }
   if (req->method == HTTP_OTHER) {
     answer_text(c, false, 405, "only GET and HEAD\n");
     return;
   }
-  if (strcmp(req->path, "/metrics") == 0) {
+  switch (p) {
+  case 0:
     answer_metrics(c, head_only);
-  } else if (strcmp(req->path, "/health") == 0) {
+    return;
+  case 1:
     answer_text(c, head_only, 200, "ok\n");
-  } else {
+    return;
+  case 2: {
     char why[256];
     if (node__ready(c->n, why, sizeof why - 1)) {
       answer_text(c, head_only, 200, "ready\n");
@@ -131,6 +176,15 @@ static void route(struct node_conn *c, const struct http_request *req) {
       strcat(why, "\n");
       answer_text(c, head_only, 503, why);
     }
+    return;
+  }
+  case 3:
+  case 4:
+    answer_console(c, head_only);
+    return;
+  default:
+    answer_cluster(c, head_only);
+    return;
   }
 }
 

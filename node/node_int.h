@@ -410,6 +410,16 @@ void node__metrics_reply(struct node *n, enum node_op op, unsigned level,
  * (http.h; @t->failed says whether it fit). */
 struct http_text;
 void node__metrics_text(struct node *n, struct http_text *t);
+/* The names /metrics gives: node__metrics_op_name ("get", "put"...) and
+ * node__metrics_level_name ("DEFAULT", "QUORUM"..., "count") for a level
+ * index; node__metrics_bounds: the NODE_LAT_BUCKETS latency bucket bounds
+ * in seconds, ascending. All static. */
+const char *node__metrics_op_name(enum node_op op);
+const char *node__metrics_level_name(unsigned level);
+const double *node__metrics_bounds(void);
+/* node__console_json: the web console's /api/cluster object into @t
+ * (node_console.c; @t->failed says whether it fit). */
+void node__console_json(struct node *n, struct http_text *t);
 /* node__ready: whether the node serves (its metadata loaded, itself a
  * member, its peers known to gossip); else one line in @why (@cap). */
 bool node__ready(struct node *n, char *why, size_t cap);

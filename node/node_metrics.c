@@ -126,6 +126,18 @@ static const char *level_name(unsigned i) {
   return s ? s : "DEFAULT";
 }
 
+const char *node__metrics_op_name(enum node_op op) {
+  return op < NODE_OP_COUNT ? op_names[op] : "?";
+}
+
+const char *node__metrics_level_name(unsigned level) {
+  return level < NODE_LEVELS ? level_name(level) : "?";
+}
+
+const double *node__metrics_bounds(void) {
+  return lat_bounds;
+}
+
 unsigned node__metrics_level(enum node_op op, const struct wire_msg *m) {
   return level_index(level_of(op, m));
 }

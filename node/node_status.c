@@ -232,6 +232,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)si.stats.fallbacks, "stream.fallbacks");
     stat_add(&b, (int64_t)si.stats.resumed, "stream.resumed");
     stat_add(&b, (int64_t)si.stats.repairs, "stream.repairs");
+    stat_add(&b, (int64_t)si.stats.skipped, "stream.skipped");
     /* Progress of the plan under way (0 without one): the fraction of its
      * token space held, in parts per million, and its age. */
     stat_add(&b, (int64_t)si.active, "stream.active");

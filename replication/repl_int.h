@@ -711,6 +711,7 @@ struct repl_op_answer {
   struct wire_bytes *items;
   size_t nitems;
   uint64_t sum;
+  chorus_token empty_to; /* STREAM_CHUNK2's (wire.h) */
 };
 
 struct repl_op_replay {
@@ -998,10 +999,11 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
 /* repl__stream_reads_close: closes the kept reads unused since before
  * @now - REPL_STREAM_READ_IDLE_MS (all of them when @all). */
 void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all);
-/* repl__send_chunk: the STREAM_CHUNK answering request @req. */
+/* repl__send_chunk: the STREAM_CHUNK2 answering request @req (a
+ * STREAM_CHUNK on a connection older than version 5: wire_reply_for). */
 int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,
                      uint64_t req, struct wire_bytes *items, size_t n,
-                     uint64_t sum, bool more);
+                     uint64_t sum, bool more, chorus_token empty_to);
 
 /* ------------------------------------------------------------------------
  * Objects in the store (repl_object.c)

@@ -613,7 +613,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     const struct repl_op_answer *a = &op->u.answer;
     if (ev->status == CHORUS_OK && a->chunk)
       rc = repl__send_chunk(fx, a->peer, a->peer_req, a->items, a->nitems,
-                            a->sum, a->more);
+                            a->sum, a->more, a->empty_to);
     else if (ev->status == CHORUS_OK)
       rc = repl__send_read_answer(r, fx, a->peer, a->peer_req, a->obj, a->olen);
     op_end(r, op);

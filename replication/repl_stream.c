@@ -180,11 +180,26 @@ static void read_drop(struct repl *r, struct store_iter *it) {
 /* read_range: up to about @max bytes of @p's range into @g; *@more when
  * the range holds more after them; *@seq the newest write they may carry.
  * A value too big for a peer frame is skipped and counted
- * (repl_stats.unsent): it is never sent in part. */
+ * (repl_stats.unsent): it is never sent in part.
+ *
+ * THE EMPTY STRETCH. When the range is done (no @more), *@empty_to is the
+ * token before the next object the read holds after the range (the top
+ * of the token space when none does): nothing in (last, *@empty_to]. The
+ * read stops on that object anyway, so this costs nothing, and the puller
+ * skips its later ranges from this node that fall in the stretch
+ * (core_stream.c, EMPTY STRETCHES): a founder joining an empty cluster
+ * gains thousands of ranges, each a round trip across the WAN for no key.
+ * A stretch is as good as a pull of those ranges would be: the read is
+ * of this epoch or later, like theirs, and what this node writes after it
+ * reaches the puller as a pending replica (repl.h, STREAMING). Otherwise
+ * (*@more, or a range that ends at the top) *@empty_to is @p->last, which
+ * says nothing. */
 static int read_range(struct repl *r, chorus_node_id puller,
                       const struct wire_stream_pull *p, struct gather *g,
-                      bool *more, chorus_seq *seq, chorus_ms now) {
+                      bool *more, chorus_token *empty_to, chorus_seq *seq,
+                      chorus_ms now) {
   *more = false;
+  *empty_to = p->last;
   int rc = CHORUS_OK;
   struct store_iter *it = read_for(r, puller, p, now, seq, &rc);
   if (it == NULL)
@@ -196,6 +211,7 @@ static int read_range(struct repl *r, chorus_node_id puller,
   else
     store_iter_seek(it, lo, sizeof lo);
   size_t bytes = 0;
+  bool ended = true; /* no object after the range */
   for (; store_iter_valid(it); store_iter_next(it)) {
     size_t klen, vlen;
     const uint8_t *k = store_iter_key(it, &klen);
@@ -204,8 +220,11 @@ static int read_range(struct repl *r, chorus_node_id puller,
       continue; /* the cursor itself was sent already */
     if (klen < STORE_TOKEN_PREFIX)
       continue; /* not an object's key */
-    if (store_be64_get(k) > p->last)
+    if (store_be64_get(k) > p->last) {
+      *empty_to = store_be64_get(k) - 1;
+      ended = false;
       break; /* the range's end */
+    }
     const void *v = store_iter_value(it, &vlen);
     if (g->n >= 2 && (bytes >= p->max_bytes || g->n + 2 > STREAM_MAX_ITEMS)) {
       *more = true;
@@ -227,6 +246,10 @@ static int read_range(struct repl *r, chorus_node_id puller,
   }
   if (rc == CHORUS_OK)
     rc = store_iter_status(it);
+  if (*more)
+    *empty_to = p->last;
+  else if (ended && rc == CHORUS_OK)
+    *empty_to = UINT64_MAX;
   /* A failed read is not kept, nor one on a full store: it waits for a
    * reopen, which an open read holds off (store.h, THE SPACE RESERVE). */
   if (store_iter_status(it) != CHORUS_OK || store_disk_info(r->store)->full)
@@ -236,11 +259,12 @@ static int read_range(struct repl *r, chorus_node_id puller,
 
 int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,
                      uint64_t req, struct wire_bytes *items, size_t n,
-                     uint64_t sum, bool more) {
-  struct wire_msg m = {.type = WIRE_STREAM_CHUNK, .request_id = req};
+                     uint64_t sum, bool more, chorus_token empty_to) {
+  struct wire_msg m = {.type = WIRE_STREAM_CHUNK2, .request_id = req};
   m.stream_chunk.entries = (struct wire_bytes_list){n, items};
   m.stream_chunk.sum = sum;
   m.stream_chunk.more = more ? 1 : 0;
+  m.stream_chunk.empty_to = empty_to;
   return fx->send(fx->ctx, to, &m);
 }
 
@@ -270,8 +294,9 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
                        "a token range first <= last, with the cursor in it");
   struct gather g = {0};
   bool more = false;
+  chorus_token empty_to = p->last;
   chorus_seq seq = 0;
-  int rc = read_range(r, from, p, &g, &more, &seq, now);
+  int rc = read_range(r, from, p, &g, &more, &empty_to, &seq, now);
   if (rc != CHORUS_OK) {
     gather_free(&g);
     if (rc == CHORUS_ENOMEM)
@@ -301,7 +326,8 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
    * keys); now the first pull of a kept read waits, and the others, from
    * the same snapshot, are answered at once. */
   if (store_durable_seq(r->store) >= seq) {
-    rc = repl__send_chunk(fx, from, m->request_id, items, g.n, sum, more);
+    rc = repl__send_chunk(fx, from, m->request_id, items, g.n, sum, more,
+                          empty_to);
     chorus_free(items);
     chorus_free(g.buf);
     return rc;
@@ -320,6 +346,7 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
                                          .nitems = g.n,
                                          .sum = sum,
                                          .more = more,
+                                         .empty_to = empty_to,
                                          .chunk = true};
   return fx->sync(fx->ctx, seq, op->id);
 }

@@ -82,6 +82,13 @@ bool wire_should_close(int code) {
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text) {
   *out = *m;
+  if (version < WIRE_PROTOCOL_STREAM_GAPS && m->type == WIRE_STREAM_CHUNK2) {
+    /* The same batch without the empty stretch: the puller pulls the
+     * ranges after it as before. */
+    out->type = WIRE_STREAM_CHUNK;
+    out->stream_chunk.empty_to = 0;
+    return true;
+  }
   struct wire_options *o = wire__opts_of(out);
   if (version < WIRE_PROTOCOL_CLIENT_DC && o != NULL && o->dc.len > 0) {
     /* A request a node forwards to a peer of an older release, which

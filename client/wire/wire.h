@@ -84,12 +84,15 @@
  * of version 3 or later. Version 4 added the client's datacenter to the
  * options (struct wire_options, dc: the 8th element of opts, written only
  * when set); a node forwards a request to a peer of an older version
- * without it (wire_reply_for). */
-#define WIRE_PROTOCOL_VERSION 4u   /* the version this code speaks */
+ * without it (wire_reply_for). Version 5 added STREAM_CHUNK2 (STREAM_CHUNK
+ * with @empty_to); a node answers a pull on an older connection with
+ * STREAM_CHUNK (wire_reply_for); and KEYSPACE, KEYSPACE_REPLY. */
+#define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
 #define WIRE_PROTOCOL_CLUSTER 3u   /* the first with names, cluster metadata */
 #define WIRE_PROTOCOL_CLIENT_DC 4u /* the first with opts.dc */
+#define WIRE_PROTOCOL_STREAM_GAPS 5u /* the first with STREAM_CHUNK2 */
 
 #define WIRE_FRAME_PREFIX 4u                     /* u32 BE length */
 #define WIRE_MAX_FRAME_PEER (16u * 1024 * 1024)  /* default, node <-> node */
@@ -226,15 +229,20 @@ enum wire_type {
                                      node without it answers ENOTSUP) */
   WIRE_REPAIR_RANGES_REPLY = 116, /* answers REPAIR_RANGES */
   /* 117..127 reserved: anti-entropy administration */
-  WIRE_STREAM_PULL = 128,  /* peer only: send me a token range's objects */
-  WIRE_STREAM_CHUNK = 129, /* peer only: its answer, one batch */
-  WIRE_AAE_TREE_REQ = 130, /* peer only: hashes of my anti-entropy tree */
-  WIRE_AAE_TREE = 131,     /* peer only: its answer */
-  WIRE_AAE_KEYS_REQ = 132, /* peer only: (key, digest) of token ranges */
-  WIRE_AAE_KEYS = 133,     /* peer only: its answer, one batch */
-  /* 134..143 reserved: streaming (join/leave range transfer)
-   * 144..159 reserved: CAS / lightweight transactions
-   * 160..239 reserved: future use
+  WIRE_STREAM_PULL = 128,   /* peer only: send me a token range's objects */
+  WIRE_STREAM_CHUNK = 129,  /* peer only: its answer, one batch */
+  WIRE_AAE_TREE_REQ = 130,  /* peer only: hashes of my anti-entropy tree */
+  WIRE_AAE_TREE = 131,      /* peer only: its answer */
+  WIRE_AAE_KEYS_REQ = 132,  /* peer only: (key, digest) of token ranges */
+  WIRE_AAE_KEYS = 133,      /* peer only: its answer, one batch */
+  WIRE_STREAM_CHUNK2 = 134, /* since version 5: STREAM_CHUNK with the
+                               empty stretch after the range */
+  /* 135..143 reserved: streaming (join/leave range transfer)
+   * 144..159 reserved: CAS / lightweight transactions */
+  /* since version 5 (issue 21): keyspaces */
+  WIRE_KEYSPACE = 160,       /* client: list, create, alter or drop */
+  WIRE_KEYSPACE_REPLY = 161, /* answers KEYSPACE */
+  /* 162..239 reserved: future use
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
 };
@@ -635,6 +643,49 @@ struct wire_cluster_reply {
   struct wire_cluster_member *members; /* by id; decoded: owned */
 };
 
+/* KEYSPACE (version 5, issue 21): the keyspaces of the cluster metadata.
+ * LIST answers at once from the node's metadata (@name empty: all of
+ * them, else that one or ENOTFOUND); CREATE, ALTER and DROP go through the
+ * Raft leader and are answered once applied, each with KEYSPACE_REPLY.
+ * ALTER replaces every setting but the type (which cannot change: EINVAL).
+ * A replication of its own is ENOTSUP until keys are placed per
+ * keyspace. */
+enum wire_ks_op {
+  WIRE_KS_LIST = 0,
+  WIRE_KS_CREATE = 1,
+  WIRE_KS_ALTER = 2,
+  WIRE_KS_DROP = 3,
+  WIRE_KS_OP_MAX = 3
+};
+#define WIRE_MAX_KEYSPACE_NAME 47u
+#define WIRE_MAX_KEYSPACE_TYPE 5u /* any, kv, lww, counter, set, map */
+#define WIRE_MAX_KEYSPACE_REPL 255u
+#define WIRE_MAX_KEYSPACE_SIBLINGS 100000u
+struct wire_keyspace {
+  uint8_t op;                    /* enum wire_ks_op */
+  struct wire_bytes name;        /* 0..WIRE_MAX_KEYSPACE_NAME */
+  uint8_t type;                  /* CREATE, ALTER: 0..WIRE_MAX_KEYSPACE_TYPE */
+  struct wire_bytes replication; /* a spec ("3", "dc1:3,dc2:2"); empty: the
+                                    cluster's */
+  int32_t read, write;           /* default levels; 0: the node's */
+  uint64_t ttl_ms;               /* default TTL; 0: none */
+  uint32_t siblings_warn, siblings_max; /* 0: the node's */
+};
+
+/* KEYSPACE_REPLY: the keyspaces as the answering node applied them at
+ * metadata index @applied, one record each in @entries, sorted by name:
+ *   [id u32 BE][type u8][read i8][write i8][ttl_ms u64 BE]
+ *   [siblings_warn u32 BE][siblings_max u32 BE][name_len u8][name]
+ *   [repl_len u8][replication spec text, empty: the cluster's]
+ * (a record's length must be exactly that: the client checks it). */
+#define WIRE_KEYSPACE_RECORD_MIN 25u
+#define WIRE_KEYSPACE_RECORD_MAX                                               \
+  (WIRE_KEYSPACE_RECORD_MIN + WIRE_MAX_KEYSPACE_NAME + WIRE_MAX_KEYSPACE_REPL)
+struct wire_keyspace_reply {
+  uint64_t applied;
+  struct wire_bytes_list entries; /* <= 256 records */
+};
+
 /* CLUSTER_REMOVE: take member @name out (to REMOVED). A live member is
  * refused (CHORUS_EBUSY) unless @force; the node forwards the change to the
  * Raft leader and answers CLUSTER_REPLY once it is applied. */
@@ -747,14 +798,18 @@ struct wire_stream_pull {
   uint32_t max_bytes;      /* 1..WIRE_MAX_FRAME_PEER / 2 */
 };
 
-/* STREAM_CHUNK: @entries alternates user key and encoded object, in
- * storage-key order; @sum is XXH3-64 over every entry as
- * [len u32 LE][bytes] (a batch that does not match is dropped and pulled
- * again); @more: 1 when the range holds more after the last entry. */
+/* STREAM_CHUNK and STREAM_CHUNK2: @entries alternates user key and
+ * encoded object, in storage-key order; @sum is XXH3-64 over every entry
+ * as [len u32 LE][bytes] (a batch that does not match is dropped and
+ * pulled again); @more: 1 when the range holds more after the last entry.
+ * STREAM_CHUNK2 only: with @more 0, the holder's read held no object
+ * whose token is in (last, @empty_to], last being the pull's; @empty_to
+ * <= last says nothing (STREAM_CHUNK: 0). */
 struct wire_stream_chunk {
   struct wire_bytes_list entries; /* an even count */
   uint64_t sum;
   uint8_t more; /* 0 or 1 */
+  chorus_token empty_to;
 };
 
 /* Anti-entropy (replication/repl_aae.c, docs/ARCHITECTURE.md
@@ -877,6 +932,8 @@ struct wire_msg {
     struct wire_meta meta;
     struct wire_cluster_reply cluster_reply;
     struct wire_cluster_remove cluster_remove;
+    struct wire_keyspace keyspace;
+    struct wire_keyspace_reply keyspace_reply;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
     struct wire_cluster_stage cluster_stage;
@@ -1045,6 +1102,7 @@ bool wire_should_close(int code);
  * siblings it never saw. Before version 3, RING_REPLY2 and STATUS_REPLY2
  * become RING_REPLY and STATUS_REPLY without the names. Before version 4,
  * a request (one a node forwards to an older peer) loses its opts.dc.
+ * Before version 5, STREAM_CHUNK2 becomes STREAM_CHUNK without @empty_to.
  * Every other message is copied unchanged (CLUSTER_REPLY answers only a
  * request a version-3 client sent). Returns whether *@out differs from
  * @m. */

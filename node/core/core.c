@@ -513,7 +513,7 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
                                         : CHORUS_OK;
   if (core__stream_owns(c, from, m))
     return finish(c, core__stream_answer(c, from, m));
-  if (m->type == WIRE_STREAM_CHUNK)
+  if (m->type == WIRE_STREAM_CHUNK || m->type == WIRE_STREAM_CHUNK2)
     return CHORUS_OK; /* late, or meant for a pull given up */
   /* A client request a peer forwarded to a node that is shutting down or
    * was taken out of the cluster is answered ESTALE at once: nothing was
@@ -564,6 +564,7 @@ bool core_client_request(uint8_t type) {
   case WIRE_CLUSTER_REPLACE:
   case WIRE_CLUSTER_PLAN:
   case WIRE_CLUSTER_STAGE:
+  case WIRE_KEYSPACE:
     return true;
   default:
     return false;
@@ -600,7 +601,8 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
   c->wall = wall;
   if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE ||
       m->type == WIRE_CLUSTER_DECOMMISSION || m->type == WIRE_CLUSTER_REPLACE ||
-      m->type == WIRE_CLUSTER_PLAN || m->type == WIRE_CLUSTER_STAGE) {
+      m->type == WIRE_CLUSTER_PLAN || m->type == WIRE_CLUSTER_STAGE ||
+      m->type == WIRE_KEYSPACE) {
     if (c->meta == NULL)
       return refuse(c, cookie, CHORUS_ENOTSUP,
                     "this node keeps no cluster metadata");

@@ -178,6 +178,10 @@ struct core_config {
    * waits a round trip a pull, and a join gains hundreds of small ranges
    * of one pull each. */
   uint8_t stream_pulls;
+  /* Pull every range, also those a giver's answer showed empty
+   * (core_stream.c, EMPTY STRETCHES): only to measure what skipping them
+   * saves (test_change_sim). */
+  bool stream_pull_empty;
   /* Cleanup (replication/repl.h, CLEANUP): how long after a change has
    * finished this node starts deleting what it no longer owns (0: 10 s),
    * so that coordinators still at the old epoch are served meanwhile. */
@@ -404,6 +408,8 @@ struct core_stream_stats {
                            what they deleted) */
   uint64_t repairs;     /* hints armed for replicas a piece pulled from
                            each in turn showed lacking (repl_stream_repair) */
+  uint64_t skipped;     /* ranges not pulled: an earlier answer of their
+                           giver showed them empty (core_stream.c) */
 };
 struct core_stream_info {
   uint64_t epoch; /* the change being streamed; 0: none */

@@ -85,6 +85,14 @@ struct core__lane {
   chorus_token piece_first;
 };
 
+/* A stretch of the token space in which a giver's read held no object
+ * (STREAM_CHUNK2's empty_to; core_stream.c, EMPTY STRETCHES). */
+struct core__gap {
+  chorus_node_id from;
+  chorus_token after, to; /* nothing in (after, to] */
+};
+#define CORE_STREAM_GAPS 16u
+
 /* The streams of the change under way (core_stream.c says how). */
 struct core__stream {
   bool planned;
@@ -107,6 +115,10 @@ struct core__stream {
    * one it refused (one refusal and RETRY_MS per range made a join beside
    * a restoring node take a second per range). 0: none. */
   chorus_node_id lost_from;
+  /* The latest empty stretches, one a giver (CORE_STREAM_GAPS at most; a
+   * new giver's takes the slot @gap_next). */
+  struct core__gap gaps[CORE_STREAM_GAPS];
+  uint8_t ngaps, gap_next;
   /* Cleanup once no change is under way: armed for @cleanup_epoch at
    * @cleanup_at, a scan under way (@cleaning), done for @cleaned_epoch. */
   uint64_t cleanup_epoch, cleaned_epoch;
@@ -146,6 +158,8 @@ struct core__aae {
                            possible (the latter: while a peer asked waits) */
 };
 
+#define CORE_KS_PENDING 16u
+
 struct core {
   struct core_config cfg;
   /* A peer said this node is no longer a member (EREMOVED): it serves
@@ -153,6 +167,9 @@ struct core {
   bool evicted;
   chorus_ms told_evicted_at;
   bool admin_staging; /* core_meta.c: an admin command being staged */
+  /* core_meta.c: client requests whose KEYSPACE command is being
+   * proposed: answered with KEYSPACE_REPLY, not CLUSTER_REPLY (0: free). */
+  uint64_t ks_pending[CORE_KS_PENDING];
   struct core_effects fx;
   struct swim *swim;
   struct repl *repl;          /* from core_start */

@@ -7,11 +7,11 @@
  *
  * WHAT IS SPOKEN
  *
- * The listener serves three read-only paths to monitoring systems and
- * load balancers, so it speaks the small part of HTTP/1.1 (RFC 9112) they
- * use: a request line and header fields, no body, one request per
- * connection (every response says "Connection: close"). Methods GET and
- * HEAD; any other well-formed method token is answered 405. Everything
+ * The listener serves read-only paths to monitoring systems, load
+ * balancers and browsers (the web console), so it speaks the small part of
+ * HTTP/1.1 (RFC 9112) they use: a request line and header fields, no body,
+ * one request per connection (every response says "Connection: close"). Methods
+ * GET and HEAD; any other well-formed method token is answered 405. Everything
  * that is not well formed is answered 400 and the connection closed:
  *
  *   request-line  = method SP request-target SP HTTP-version CRLF

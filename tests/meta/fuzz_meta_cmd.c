@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *e1, *e2;
   size_t len1, len2;
   CHECK(meta_cmd_encode(&d, &e1, &len1) == CHORUS_OK);
-  /* Older input re-encodes as V5: a V1 command with an empty origin's
+  /* Older input re-encodes as V6: a V1 command with an empty origin's
    * two bytes more, a JOIN's member with goal and ready (two more), disk
    * (one more) and tokens_of (one more). */
   CHECK(len1 <=

@@ -37,6 +37,16 @@ static inline bool meta_t_member_eq(const struct meta_member *a,
          a->tokens_of == b->tokens_of;
 }
 
+static inline bool meta_t_keyspace_eq(const struct meta_keyspace *a,
+                                      const struct meta_keyspace *b) {
+  return strcmp(a->name, b->name) == 0 && a->id == b->id &&
+         a->type == b->type &&
+         meta_t_repl_eq(&a->replication, &b->replication) &&
+         a->read == b->read && a->write == b->write && a->ttl_ms == b->ttl_ms &&
+         a->siblings_warn == b->siblings_warn &&
+         a->siblings_max == b->siblings_max;
+}
+
 static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
                                  const struct meta_cmd *b) {
   if (a->type != b->type || a->proposer != b->proposer ||
@@ -66,6 +76,11 @@ static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
            a->state == b->state && a->with == b->with && a->disk == b->disk;
   case META_CMD_COMMIT:
     return a->state == b->state;
+  case META_CMD_KEYSPACE_CREATE:
+  case META_CMD_KEYSPACE_ALTER:
+    return meta_t_keyspace_eq(&a->keyspace, &b->keyspace);
+  case META_CMD_KEYSPACE_DROP:
+    return strcmp(a->keyspace.name, b->keyspace.name) == 0;
   default:
     return false;
   }
@@ -88,6 +103,11 @@ static inline bool meta_t_state_eq(const struct meta_state *a,
         x->status != y->status || x->index != y->index)
       return false;
   }
+  if (a->nks != b->nks || a->next_ks_id != b->next_ks_id)
+    return false;
+  for (size_t i = 0; i < a->nks; i++)
+    if (!meta_t_keyspace_eq(&a->keyspaces[i], &b->keyspaces[i]))
+      return false;
   return memcmp(&a->staged, &b->staged, sizeof a->staged) == 0;
 }
 
@@ -222,11 +242,29 @@ static inline struct ring_replication meta_t_repl_n(uint32_t n) {
   return r;
 }
 
-#define META_T_NCMD 12
+#define META_T_NCMD 15
+/* The samples before this one are every V4 and V5 command type. */
+#define META_T_NCMD_V5 12
 /* The samples before this one are every V1 and V2 command type. */
 #define META_T_NCMD_V2 6
 /* ... and before this one every V3 command type. */
 #define META_T_NCMD_V3 9
+
+/* A keyspace called @name with every setting away from its default. */
+static inline struct meta_keyspace meta_t_keyspace(const char *name,
+                                                   uint32_t id, uint8_t type) {
+  struct meta_keyspace k;
+  memset(&k, 0, sizeof k);
+  snprintf(k.name, sizeof k.name, "%s", name);
+  k.id = id;
+  k.type = type;
+  k.read = META_LEVEL_MIN;
+  k.write = 3;
+  k.ttl_ms = META_MAX_TTL_MS;
+  k.siblings_warn = 10;
+  k.siblings_max = 20;
+  return k;
+}
 
 /* Command sample @which, 0..META_T_NCMD-1: every type, replication both
  * ways. */
@@ -288,9 +326,22 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.id = 0xbeefull;
     c.state = META_LEFT;
     break;
-  default:
+  case 11:
     c.type = META_CMD_COMMIT;
     c.state = 1;
+    break;
+  case 12: /* V6 */
+    c.type = META_CMD_KEYSPACE_CREATE;
+    c.keyspace = meta_t_keyspace("sessions", 0, META_KS_LWW);
+    break;
+  case 13:
+    c.type = META_CMD_KEYSPACE_ALTER;
+    c.keyspace = meta_t_keyspace("users-2", 0, META_KS_ANY);
+    c.keyspace.replication = meta_t_repl_dcs(); /* refused when applied */
+    break;
+  default:
+    c.type = META_CMD_KEYSPACE_DROP;
+    strcpy(c.keyspace.name, "x");
     break;
   }
   if (which % 2 == 0) { /* an origin on half of them */
@@ -334,6 +385,16 @@ static inline struct meta_state meta_t_state(struct meta_member *members,
   s.sessions = s.nsessions > 0 ? sessions : NULL;
   s.note_key = n;
   s.note = n * 1000;
+  /* V6: two keyspaces when n % 3 == 2, sorted by name. */
+  static struct meta_keyspace ks[2];
+  if (n % 3 == 2) {
+    ks[0] = meta_t_keyspace("orders", 3, META_KS_KV);
+    ks[1] = meta_t_keyspace("tags", 1, META_KS_SET);
+    ks[1].read = 0, ks[1].siblings_max = 0;
+    s.keyspaces = ks;
+    s.nks = 2;
+    s.next_ks_id = 5;
+  }
   return s;
 }
 

@@ -38,7 +38,7 @@ static msgpack_packer *hb_start_format(struct hb *h, char format) {
 }
 
 static msgpack_packer *hb_start(struct hb *h) {
-  return hb_start_format(h, META_FORMAT_V5);
+  return hb_start_format(h, META_FORMAT_V6);
 }
 
 static void hb_free(struct hb *h) {
@@ -100,6 +100,20 @@ static void sp_member(msgpack_packer *pk, const struct meta_member *m,
     msgpack_pack_uint64(pk, m->tokens_of);
 }
 
+static void sp_keyspace(msgpack_packer *pk, const struct meta_keyspace *k) {
+  msgpack_pack_array(pk, 9);
+  msgpack_pack_str(pk, strlen(k->name));
+  msgpack_pack_str_body(pk, k->name, strlen(k->name));
+  msgpack_pack_uint64(pk, k->id);
+  msgpack_pack_uint64(pk, k->type);
+  sp_repl(pk, &k->replication);
+  msgpack_pack_int64(pk, k->read);
+  msgpack_pack_int64(pk, k->write);
+  msgpack_pack_uint64(pk, k->ttl_ms);
+  msgpack_pack_uint64(pk, k->siblings_warn);
+  msgpack_pack_uint64(pk, k->siblings_max);
+}
+
 /* A command in @format's layout (V2: the origin after the fields). */
 static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
                           char format) {
@@ -159,6 +173,18 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
     msgpack_pack_uint64(pk, c->type);
     msgpack_pack_uint64(pk, c->state);
     break;
+  case META_CMD_KEYSPACE_CREATE:
+  case META_CMD_KEYSPACE_ALTER:
+    msgpack_pack_array(pk, 2 + o);
+    msgpack_pack_uint64(pk, c->type);
+    sp_keyspace(pk, &c->keyspace);
+    break;
+  case META_CMD_KEYSPACE_DROP:
+    msgpack_pack_array(pk, 2 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_str(pk, strlen(c->keyspace.name));
+    msgpack_pack_str_body(pk, c->keyspace.name, strlen(c->keyspace.name));
+    break;
   default: /* NOTE, and unknown types in NOTE's shape */
     msgpack_pack_array(pk, 3 + o);
     msgpack_pack_uint64(pk, c->type);
@@ -173,13 +199,14 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
 }
 
 static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
-  sp_cmd_format(pk, c, META_FORMAT_V5);
+  sp_cmd_format(pk, c, META_FORMAT_V6);
 }
 
 /* A state in @format's layout (V2: the sessions last). */
 static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
                             char format) {
   msgpack_pack_array(pk, format == META_FORMAT_V1                  ? 6
+                         : (unsigned char)format >= META_FORMAT_V6 ? 10
                          : (unsigned char)format >= META_FORMAT_V4 ? 8
                                                                    : 7);
   msgpack_pack_uint64(pk, s->epoch);
@@ -208,10 +235,16 @@ static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
   msgpack_pack_uint64(pk, s->staged.state);
   msgpack_pack_uint64(pk, s->staged.with);
   msgpack_pack_uint64(pk, s->staged.disk);
+  if ((unsigned char)format < META_FORMAT_V6)
+    return;
+  msgpack_pack_array(pk, s->nks);
+  for (size_t i = 0; i < s->nks; i++)
+    sp_keyspace(pk, &s->keyspaces[i]);
+  msgpack_pack_uint64(pk, s->next_ks_id);
 }
 
 static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
-  sp_state_format(pk, s, META_FORMAT_V5);
+  sp_state_format(pk, s, META_FORMAT_V6);
 }
 
 static void sp_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -411,7 +444,7 @@ static void cut_everywhere(const uint8_t *buf, size_t len,
   memcpy(more, buf, len);
   more[len] = 0xc0;
   assert_int_equal(dec(more, len + 1), CHORUS_EMALFORMED);
-  more[0] = META_FORMAT_V5 + 1;
+  more[0] = META_FORMAT_V6 + 1;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
   more[0] = 0;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
@@ -434,7 +467,7 @@ static void test_cmd_roundtrip(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(meta_cmd_encode(&c, &buf, &len), CHORUS_OK);
-    assert_int_equal(buf[0], META_FORMAT_V5);
+    assert_int_equal(buf[0], META_FORMAT_V6);
     assert_int_equal(meta_cmd_decode(buf, len, &d), CHORUS_OK);
     assert_true(meta_t_cmd_eq(&c, &d));
     assert_int_equal(d.member.id, c.type == META_CMD_JOIN ? c.member.id : 0);
@@ -811,7 +844,7 @@ static void test_state_refused(void **state) {
   assert_int_equal(meta_state_encode(&s, &buf, &len), E);
   /* More members than the limit: refused at the header. */
   struct hb h;
-  msgpack_packer *pk = hb_start(&h);
+  msgpack_packer *pk = hb_start_format(&h, META_FORMAT_V5);
   msgpack_pack_array(pk, 8);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
@@ -822,7 +855,7 @@ static void test_state_refused(void **state) {
   msgpack_pack_array(pk, META_MAX_MEMBERS + 1);
   assert_int_equal(hb_state(&h), CHORUS_ETOOBIG);
   /* Within the limit but more than the bytes can hold. */
-  pk = hb_start(&h);
+  pk = hb_start_format(&h, META_FORMAT_V5);
   msgpack_pack_array(pk, 8);
   msgpack_pack_uint64(pk, 1);
   msgpack_pack_uint64(pk, 1);
@@ -835,7 +868,7 @@ static void test_state_refused(void **state) {
     sp_member(pk, &one, META_FORMAT_V5);
   assert_int_equal(hb_state(&h), M);
   /* More sessions than the limit: refused at the header, both ways. */
-  pk = hb_start(&h);
+  pk = hb_start_format(&h, META_FORMAT_V5);
   msgpack_pack_array(pk, 8);
   for (int i = 0; i < 4; i++)
     msgpack_pack_uint64(pk, 0);
@@ -975,6 +1008,10 @@ static void test_v4_is_read(void **state) {
     struct meta_cmd c = meta_t_cmd(i), d;
     c.member.tokens_of = 0x77; /* not written in V4: read as 0 */
     sp_cmd_format(hb_start_format(&h, META_FORMAT_V4), &c, META_FORMAT_V4);
+    if (i >= META_T_NCMD_V5) { /* V6's keyspace commands */
+      assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
+      continue;
+    }
     assert_int_equal(meta_cmd_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
     hb_free(&h);
     c.member.tokens_of = 0;
@@ -989,6 +1026,71 @@ static void test_v4_is_read(void **state) {
     m[i].tokens_of = 0;
   assert_true(meta_t_state_eq(&s, &d));
   meta_state_free(&d);
+}
+
+/* What the release before keyspaces wrote (META_FORMAT_V5) is still read,
+ * with no keyspace; the keyspace commands exist only from V6 on, and a V6
+ * state's keyspaces are judged: sorted by name, ids unique and below
+ * next_ks_id, settings in range. */
+static void test_v5_is_read(void **state) {
+  (void)state;
+  struct hb h;
+  for (int i = 0; i < META_T_NCMD; i++) {
+    struct meta_cmd c = meta_t_cmd(i), d;
+    sp_cmd_format(hb_start_format(&h, META_FORMAT_V5), &c, META_FORMAT_V5);
+    if (i >= META_T_NCMD_V5) {
+      assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
+      continue;
+    }
+    assert_int_equal(meta_cmd_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+    hb_free(&h);
+    assert_true(meta_t_cmd_eq(&c, &d));
+  }
+  struct meta_member m[8];
+  struct meta_state s = meta_t_state(m, 5), d;
+  assert_int_equal(s.nks, 2);
+  sp_state_format(hb_start_format(&h, META_FORMAT_V5), &s, META_FORMAT_V5);
+  assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+  hb_free(&h);
+  assert_int_equal(d.nks, 0);
+  assert_int_equal(d.next_ks_id, 0);
+  s.nks = 0, s.keyspaces = NULL, s.next_ks_id = 0;
+  assert_true(meta_t_state_eq(&s, &d));
+  meta_state_free(&d);
+  /* Bad keyspace tables, each refused both ways. */
+  for (int bad = 0; bad < 6; bad++) {
+    struct meta_keyspace ks[2] = {meta_t_keyspace("a", 1, META_KS_KV),
+                                  meta_t_keyspace("b", 2, META_KS_SET)};
+    s = meta_t_state(m, 5);
+    s.keyspaces = ks;
+    s.nks = 2;
+    s.next_ks_id = 3;
+    switch (bad) {
+    case 0:
+      strcpy(ks[1].name, "a");
+      break; /* duplicate name */
+    case 1:
+      ks[1].id = 1;
+      break; /* duplicate id */
+    case 2:
+      s.next_ks_id = 2;
+      break; /* an id not below next */
+    case 3:
+      ks[0].type = META_KS_TYPE_MAX + 1;
+      break;
+    case 4:
+      ks[0].siblings_warn = 30;
+      break; /* warn above max */
+    default:
+      strcpy(ks[0].name, "default");
+      break;
+    }
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_EINVAL);
+    sp_state(hb_start(&h), &s);
+    assert_int_equal(hb_state(&h), CHORUS_EMALFORMED);
+  }
 }
 
 static void test_msg_refused(void **state) {
@@ -1290,7 +1392,7 @@ static void test_oom_chorus(void **state) {
     assert_null(buf);
   }
   assert_int_equal(k, 2);
-  /* Decoding it: the members, then the scratch. */
+  /* Decoding it: the members, the keyspaces, then the scratch. */
   for (k = 0;; k++) {
     struct meta_state d;
     chorus_alloc_fail_after(k);
@@ -1304,7 +1406,7 @@ static void test_oom_chorus(void **state) {
     assert_int_equal(rc, CHORUS_ENOMEM);
     assert_true(all_zero(&d, sizeof d));
   }
-  assert_int_equal(k, 2);
+  assert_int_equal(k, 3); /* and the keyspaces (the sample has two) */
   chorus_free(buf);
   buf = NULL;
   /* Commands and messages: the buffer only. */
@@ -1425,6 +1527,7 @@ int main(void) {
       cmocka_unit_test(test_v2_is_read),
       cmocka_unit_test(test_v3_is_read),
       cmocka_unit_test(test_v4_is_read),
+      cmocka_unit_test(test_v5_is_read),
       cmocka_unit_test(test_msg_refused),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_wrong_shapes),

@@ -427,7 +427,7 @@ static void test_joiner_keeps_its_disk_id(void **state) {
   uint64_t disk = stored_disk(w.store[3]);
   assert_true(disk != 0);
   crash(&w, 3, SIZE_MAX); /* the id reached the disk, nothing else did */
-  w.now += 1234; /* a later start would draw another id */
+  w.now += 1234;          /* a later start would draw another id */
   boot(&w, 3);
   assert_false(meta_node_started(w.node[3])); /* no Raft state */
   assert_int_equal(meta_node_start_empty(w.node[3], w.now), CHORUS_OK);

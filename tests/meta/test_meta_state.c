@@ -274,6 +274,89 @@ static void test_replication_and_note(void **state) {
   meta_state_free(&s);
 }
 
+/* Keyspaces (V6): created with a fresh id, found by name, altered in
+ * their settings but not their type, dropped; an id is never given again;
+ * bad names and settings, a replication of their own, duplicates and
+ * unknown names are refused; none changes the ring's epoch. */
+static void test_keyspaces(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 3, 1, 1);
+  uint64_t epoch = s.epoch, index = 100;
+  struct meta_cmd c = {.type = META_CMD_KEYSPACE_CREATE};
+  c.keyspace = meta_t_keyspace("users", 0, META_KS_KV);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  c.keyspace = meta_t_keyspace("carts", 77, META_KS_MAP); /* id ignored */
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EEXIST);
+  assert_int_equal(s.nks, 2);
+  assert_string_equal(s.keyspaces[0].name, "carts"); /* sorted by name */
+  assert_int_equal(meta_state_keyspace(&s, "users")->id, 1);
+  assert_int_equal(meta_state_keyspace(&s, "carts")->id, 2);
+  assert_null(meta_state_keyspace(&s, "default"));
+  assert_null(meta_state_keyspace(&s, "nope"));
+  /* Alter: new settings, same id; another type refused. */
+  c.type = META_CMD_KEYSPACE_ALTER;
+  c.keyspace = meta_t_keyspace("users", 9, META_KS_KV);
+  c.keyspace.ttl_ms = 60000;
+  c.keyspace.write = -4;
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  const struct meta_keyspace *u = meta_state_keyspace(&s, "users");
+  assert_int_equal(u->id, 1);
+  assert_int_equal(u->ttl_ms, 60000);
+  assert_int_equal(u->write, -4);
+  c.keyspace.type = META_KS_COUNTER;
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  c.keyspace = meta_t_keyspace("ghost", 0, META_KS_KV);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTFOUND);
+  /* Bad ones. */
+  c.type = META_CMD_KEYSPACE_CREATE;
+  static const char *const bad_names[] = {"", "default", "a b", "é", "a/b"};
+  for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+    c.keyspace = meta_t_keyspace(bad_names[i], 0, META_KS_KV);
+    assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  }
+  c.keyspace = meta_t_keyspace("x", 0, META_KS_TYPE_MAX + 1);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  c.keyspace = meta_t_keyspace("x", 0, META_KS_KV);
+  c.keyspace.read = META_LEVEL_MAX + 1;
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  c.keyspace = meta_t_keyspace("x", 0, META_KS_KV);
+  c.keyspace.siblings_warn = 50; /* above max, 20 */
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  c.keyspace = meta_t_keyspace("x", 0, META_KS_KV);
+  c.keyspace.replication = meta_t_repl_n(2);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTSUP);
+  char why[META_TEXT_MAX];
+  assert_int_equal(meta_keyspace_check(&c.keyspace, why), CHORUS_ENOTSUP);
+  assert_non_null(strstr(why, "not built yet"));
+  /* Drop, and a name created again is a new keyspace. */
+  c.type = META_CMD_KEYSPACE_DROP;
+  c.keyspace = (struct meta_keyspace){.name = "users"};
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTFOUND);
+  assert_null(meta_state_keyspace(&s, "users"));
+  c.type = META_CMD_KEYSPACE_CREATE;
+  c.keyspace = meta_t_keyspace("users", 0, META_KS_LWW);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_keyspace(&s, "users")->id, 3);
+  assert_int_equal(meta_state_keyspace(&s, "users")->type, META_KS_LWW);
+  assert_int_equal(s.epoch, epoch);
+  /* The table survives the state's encoding. */
+  uint8_t *buf;
+  size_t len;
+  struct meta_state d;
+  assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_OK);
+  assert_int_equal(meta_state_decode(buf, len, &d), CHORUS_OK);
+  assert_true(meta_t_state_eq(&s, &d));
+  chorus_free(buf);
+  meta_state_free(&d);
+  assert_int_equal(meta_ks_type_parse("counter"), META_KS_COUNTER);
+  assert_int_equal(meta_ks_type_parse("nope"), -1);
+  assert_string_equal(meta_ks_type_name(META_KS_MAP), "map");
+  meta_state_free(&s);
+}
+
 /* Out of memory in a JOIN: the one error that leaves the state unchanged
  * altogether, applied included (the caller must stop). */
 static void test_join_oom(void **state) {
@@ -1103,6 +1186,7 @@ int main(void) {
       cmocka_unit_test(test_voters_spread),
       cmocka_unit_test(test_voters_three_dcs),
       cmocka_unit_test(test_state_names),
+      cmocka_unit_test(test_keyspaces),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -582,6 +582,34 @@ void start_cluster(void) {
     start_member(&nodes[i], keyfile_a, nodes[0].port, i == 0 ? "8" : "64");
 }
 
+int http_port[3];
+
+void start_cluster_http(const char *const *more) {
+  static char arg[3][24];
+  static const char *extra[3][7];
+  for (int i = 0; i < 3; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "n%d", i);
+    node_init(&nodes[i], name);
+    http_port[i] = free_port();
+    snprintf(arg[i], sizeof arg[i], "127.0.0.1:%d", http_port[i]);
+    extra[i][0] = "--http";
+    extra[i][1] = arg[i];
+    size_t k = 2;
+    for (size_t j = 0; more && more[j]; j++) {
+      assert_true(k + 1 < sizeof extra[i] / sizeof extra[i][0]);
+      extra[i][k++] = more[j];
+    }
+    extra[i][k] = NULL;
+  }
+  for (int i = 0; i < 3; i++) {
+    member_extra = extra[i];
+    start_member(&nodes[i], keyfile_a, nodes[0].port, "64");
+  }
+  member_extra = NULL;
+  wait_alive(3, 30);
+}
+
 /* wait_alive: every node sees @want alive members, and at least @want
  * members owning their ranges in the committed metadata (the ring), within
  * @secs. */

@@ -174,6 +174,12 @@ void node_init(struct proc *p, const char *name);
 void start_member(struct proc *p, const char *key, int seed_port,
                   const char *max_inflight);
 void start_cluster(void);
+/* start_cluster_http: n0, n1, n2 (node_init'ed here, 64 requests in
+ * flight each, seeded through n0) with --http 127.0.0.1:@http_port[i] on
+ * free ports and the flags @more (NULL, or up to 4, NULL-terminated);
+ * returns once all three see each other alive. */
+extern int http_port[3];
+void start_cluster_http(const char *const *more);
 /* wait_alive: every node sees @want alive members, within @secs. */
 void wait_alive(int want, double secs);
 /* ensure_cluster: the 3-node cluster the tests after the startup ones

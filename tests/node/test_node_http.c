@@ -41,9 +41,6 @@
 #define HTTP_CAP 16          /* --http-max-connections */
 #define IDLE_CONNS 1000
 
-static int http_port[3];
-static char http_port_arg[3][16];
-
 static char metrics_buf[1 << 20];
 
 static const char *scrape(int i) {
@@ -69,32 +66,6 @@ static int promtool_check(const char *text, const char *name) {
   if (out[0])
     show("promtool says", out);
   return rc == 0 ? 0 : 1;
-}
-
-/* ------------------------------------------------------------------------
- * The cluster, each member with its own --http port
- * ------------------------------------------------------------------------ */
-
-static void start_http_cluster(void) {
-  static const char *extra[3][7];
-  for (int i = 0; i < 3; i++) {
-    char name[8];
-    snprintf(name, sizeof name, "n%d", i);
-    node_init(&nodes[i], name);
-    http_port[i] = free_port();
-    snprintf(http_port_arg[i], sizeof http_port_arg[i], "127.0.0.1:%d",
-             http_port[i]);
-    const char *e[] = {"--http", http_port_arg[i],         "--http-timeout-ms",
-                       "3000",   "--http-max-connections", "16",
-                       NULL};
-    memcpy(extra[i], e, sizeof e);
-  }
-  for (int i = 0; i < 3; i++) {
-    member_extra = extra[i];
-    start_member(&nodes[i], keyfile_a, nodes[0].port, "64");
-  }
-  member_extra = NULL;
-  wait_alive(3, 30);
 }
 
 /* put_retry: a QUORUM write through @fd, asked again while the cluster's
@@ -132,7 +103,9 @@ static void data_ok(int fd, const char *what) {
 
 static void test_health_ready(void **state) {
   (void)state;
-  start_http_cluster();
+  static const char *const more[] = {"--http-timeout-ms", "3000",
+                                     "--http-max-connections", "16", NULL};
+  start_cluster_http(more);
   char body[256];
   for (int i = 0; i < 3; i++) {
     assert_int_equal(http_get(http_port[i], "/health", body, sizeof body), 200);

@@ -14,6 +14,13 @@
  *      are all readable at QUORUM once the other four are back; the ones
  *      it cannot place are refused, never acknowledged.
  *
+ *   0. keyspaces (issue 21, the metadata only): KEYSPACE through n0 creates
+ *      one, every node lists it within seconds; a second CREATE is EEXIST,
+ *      a replication of its own ENOTSUP, a bad name EINVAL, each with its
+ *      reason; ALTER keeps the id and refuses another type; DROP and
+ *      CREATE again give a new id; after test 2 kills every node, the
+ *      keyspaces are still listed from disk.
+ *
  * CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -30,6 +37,9 @@
 #include <raft.h>
 
 #include "node_harness.h"
+
+/* The id of keyspace "orders" test 0 made (0: it did not run). */
+static uint32_t ks_orders_id;
 
 static void kill9(struct proc *p) {
   if (p->pid > 0) {
@@ -48,6 +58,167 @@ static int leader_among(struct proc *ps, int n, int64_t after) {
         stat_of(ps[i].port, "meta.term") > after)
       return i;
   return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * 0: keyspaces
+ * ------------------------------------------------------------------------ */
+
+/* One KEYSPACE record (wire.h, KEYSPACE_REPLY), decoded. */
+struct ks_row {
+  char name[48];
+  uint32_t id;
+  uint8_t type;
+  uint64_t ttl_ms;
+};
+
+/* ks_call: KEYSPACE @op of @name through @port; 0 and the rows (at most
+ * 8) on KEYSPACE_REPLY, else the error code (its text into @err). */
+static int ks_call(int port, uint8_t op, const char *name, uint8_t type,
+                   const char *repl, uint64_t ttl_ms, struct ks_row *rows,
+                   size_t *nrows, char *err, size_t errcap) {
+  int fd = client_open(port);
+  assert_true(fd >= 0);
+  static uint64_t next = 1;
+  struct wire_msg m = {.type = WIRE_KEYSPACE, .request_id = next++};
+  m.keyspace = (struct wire_keyspace){
+      .op = op,
+      .name = {(const uint8_t *)name, strlen(name)},
+      .type = type,
+      .replication = {(const uint8_t *)repl, strlen(repl)},
+      .ttl_ms = ttl_ms};
+  struct reply r;
+  assert_int_equal(call(fd, &m, &r), 0);
+  int rc = 0;
+  if (nrows != NULL)
+    *nrows = 0;
+  if (r.m.type == WIRE_ERROR) {
+    rc = r.m.error.code;
+    snprintf(err, errcap, "%.*s", (int)r.m.error.text.len,
+             (const char *)r.m.error.text.ptr);
+  } else {
+    assert_int_equal(r.m.type, WIRE_KEYSPACE_REPLY);
+    const struct wire_bytes_list *e = &r.m.keyspace_reply.entries;
+    for (size_t i = 0; i < e->n && nrows != NULL && *nrows < 8; i++) {
+      const uint8_t *p = e->items[i].ptr;
+      assert_true(e->items[i].len >= WIRE_KEYSPACE_RECORD_MIN);
+      struct ks_row *k = &rows[(*nrows)++];
+      k->id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+              (uint32_t)p[2] << 8 | p[3];
+      k->type = p[4];
+      k->ttl_ms = 0;
+      for (int b = 0; b < 8; b++)
+        k->ttl_ms = k->ttl_ms << 8 | p[7 + b];
+      uint8_t nl = p[23];
+      assert_true(nl < sizeof k->name &&
+                  e->items[i].len ==
+                      WIRE_KEYSPACE_RECORD_MIN + nl + p[24 + nl]);
+      memcpy(k->name, p + 24, nl);
+      k->name[nl] = '\0';
+    }
+  }
+  reply_free(&r);
+  close(fd);
+  return rc;
+}
+
+/* listed_everywhere: waits until every running node lists keyspace @name
+ * with id @id (0: not at all); fails after 10 s. */
+static void listed_everywhere(const char *name, uint32_t id) {
+  for (double end = now_s() + 10;; sleep_ms(100)) {
+    int ok = 0, running = 0;
+    for (int i = 0; i < 3; i++) {
+      if (nodes[i].pid <= 0)
+        continue;
+      running++;
+      struct ks_row rows[8];
+      size_t n = 0;
+      char err[256];
+      int rc = ks_call(nodes[i].port, WIRE_KS_LIST, name, 0, "", 0, rows, &n,
+                       err, sizeof err);
+      ok += id == 0 ? rc == CHORUS_ENOTFOUND
+                    : rc == 0 && n == 1 && rows[0].id == id &&
+                          strcmp(rows[0].name, name) == 0;
+    }
+    if (ok == running)
+      return;
+    if (now_s() > end)
+      fail_msg("keyspace %s (id %" PRIu32 ") not listed by every node", name,
+               id);
+  }
+}
+
+static void test_keyspaces(void **state) {
+  (void)state;
+  ensure_cluster();
+  int port = nodes[0].port;
+  struct ks_row rows[8];
+  size_t n;
+  char err[256];
+  assert_int_equal(ks_call(port, WIRE_KS_CREATE, "orders", 1 /* kv */, "",
+                           60000, rows, &n, err, sizeof err),
+                   0);
+  assert_true(n >= 1);
+  uint32_t id = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(rows[i].name, "orders") == 0)
+      id = rows[i].id;
+  assert_true(id > 0);
+  listed_everywhere("orders", id);
+  /* Refusals, each with its reason. */
+  assert_int_equal(ks_call(port, WIRE_KS_CREATE, "orders", 1, "", 0, NULL, NULL,
+                           err, sizeof err),
+                   CHORUS_EEXIST);
+  assert_non_null(strstr(err, "exists"));
+  assert_int_equal(ks_call(port, WIRE_KS_CREATE, "wide", 1, "2", 0, NULL, NULL,
+                           err, sizeof err),
+                   CHORUS_ENOTSUP);
+  assert_non_null(strstr(err, "not built yet"));
+  assert_int_equal(ks_call(port, WIRE_KS_CREATE, "bad name", 1, "", 0, NULL,
+                           NULL, err, sizeof err),
+                   CHORUS_EINVAL);
+  assert_non_null(strstr(err, "letters"));
+  assert_int_equal(ks_call(port, WIRE_KS_CREATE, "x", 1, "dc9:0", 0, NULL, NULL,
+                           err, sizeof err),
+                   CHORUS_EINVAL);
+  /* Alter through another node: same id, new TTL; not another type. */
+  assert_int_equal(ks_call(nodes[1].port, WIRE_KS_ALTER, "orders", 1, "",
+                           120000, rows, &n, err, sizeof err),
+                   0);
+  for (double end = now_s() + 10;; sleep_ms(100)) {
+    assert_int_equal(ks_call(nodes[2].port, WIRE_KS_LIST, "orders", 0, "", 0,
+                             rows, &n, err, sizeof err),
+                     0);
+    if (n == 1 && rows[0].ttl_ms == 120000 && rows[0].id == id)
+      break;
+    if (now_s() > end)
+      fail_msg("the ALTER did not reach n2");
+  }
+  assert_int_equal(ks_call(port, WIRE_KS_ALTER, "orders", 3 /* counter */, "",
+                           0, NULL, NULL, err, sizeof err),
+                   CHORUS_EINVAL);
+  assert_non_null(strstr(err, "cannot change"));
+  /* Drop, then create again: a new keyspace, a new id. */
+  assert_int_equal(ks_call(port, WIRE_KS_DROP, "orders", 0, "", 0, NULL, NULL,
+                           err, sizeof err),
+                   0);
+  listed_everywhere("orders", 0);
+  assert_int_equal(ks_call(port, WIRE_KS_DROP, "orders", 0, "", 0, NULL, NULL,
+                           err, sizeof err),
+                   CHORUS_ENOTFOUND);
+  assert_int_equal(ks_call(port, WIRE_KS_CREATE, "orders", 2 /* lww */, "", 0,
+                           rows, &n, err, sizeof err),
+                   0);
+  uint32_t id2 = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(rows[i].name, "orders") == 0)
+      id2 = rows[i].id;
+  assert_true(id2 > id);
+  listed_everywhere("orders", id2);
+  printf("# keyspace orders: id %" PRIu32 ", dropped, created again as id "
+         "%" PRIu32 "; listed by every node\n",
+         id, id2);
+  ks_orders_id = id2;
 }
 
 /* ------------------------------------------------------------------------
@@ -166,6 +337,9 @@ static void test_metadata_survives_restart_of_every_node(void **state) {
       fail_msg("no leader after the restart");
   }
   serves(nodes[lead].port);
+  /* The keyspaces came back from disk too. */
+  if (ks_orders_id != 0)
+    listed_everywhere("orders", ks_orders_id);
   printf("# restarted %s and %s: epoch %" PRId64 ", %" PRId64
          " members, leader %s\n",
          nodes[alive[0]].name, nodes[alive[1]].name, epoch, members,
@@ -278,6 +452,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   const struct CMUnitTest tests[] = {
+      TIMED(test_keyspaces),
       TIMED(test_leader_killed_new_leader_remove),
       TIMED(test_metadata_survives_restart_of_every_node),
       TIMED(test_lone_restart_acknowledges_only_what_it_places),

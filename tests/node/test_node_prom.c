@@ -35,8 +35,6 @@
 #define PROMETHEUS "/usr/bin/prometheus"
 #define WAIT_S 30
 
-static int http_port[3];
-static char http_port_arg[3][16];
 static int prom_port;
 static pid_t prom_pid;
 
@@ -93,27 +91,6 @@ static void prom_kill(void) {
     waitpid(prom_pid, NULL, 0);
     prom_pid = 0;
   }
-}
-
-static void start_cluster_http(void) {
-  static const char *extra[3][3];
-  for (int i = 0; i < 3; i++) {
-    char name[8];
-    snprintf(name, sizeof name, "n%d", i);
-    node_init(&nodes[i], name);
-    http_port[i] = free_port();
-    snprintf(http_port_arg[i], sizeof http_port_arg[i], "127.0.0.1:%d",
-             http_port[i]);
-    extra[i][0] = "--http";
-    extra[i][1] = http_port_arg[i];
-    extra[i][2] = NULL;
-  }
-  for (int i = 0; i < 3; i++) {
-    member_extra = extra[i];
-    start_member(&nodes[i], keyfile_a, nodes[0].port, "64");
-  }
-  member_extra = NULL;
-  wait_alive(3, 30);
 }
 
 /* start_prometheus: the server scraping the three /metrics every second
@@ -178,7 +155,7 @@ static double wait_query(const char *promql, double want, double *took) {
 
 static void test_prometheus_scrapes_the_cluster(void **state) {
   (void)state;
-  start_cluster_http();
+  start_cluster_http(NULL);
   /* A write before the server starts: the cluster serves (gossip caught
    * up), and every series exists before the first scrape, so rate() sees
    * the traffic below as an increase. */

@@ -2543,7 +2543,7 @@ static void expect_whole_pull(int puller, int src, int code, size_t entries) {
   pull_as(puller, src, ring_snapshot_version(H.ring), 0, UINT64_MAX, NULL,
           1u << 20, &m, &frame);
   if (code == CHORUS_OK) {
-    assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+    assert_int_equal(m.type, WIRE_STREAM_CHUNK2);
     assert_int_equal(m.stream_chunk.entries.n, entries);
   } else {
     assert_int_equal(m.type, WIRE_ERROR);
@@ -2715,7 +2715,7 @@ static void stream_serves_and_apply_checks(void **state) {
   test_free(frame);
   /* Everything in one batch, in storage-key order, summed. */
   pull_from(1, 1, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
-  assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+  assert_int_equal(m.type, WIRE_STREAM_CHUNK2);
   const struct wire_stream_chunk *c = &m.stream_chunk;
   assert_int_equal(c->entries.n, 80);
   assert_int_equal(c->more, 0);
@@ -2786,6 +2786,35 @@ static void stream_serves_and_apply_checks(void **state) {
   assert_int_equal(m2.stream_chunk.entries.n, 2);
   assert_memory_equal(m2.stream_chunk.entries.items[0].ptr,
                       c->entries.items[2].ptr, c->entries.items[2].len);
+  assert_int_equal(m2.stream_chunk.empty_to, UINT64_MAX); /* more: nothing */
+  wire_msg_free(&m2);
+  test_free(frame2);
+  /* THE EMPTY STRETCH: a range done tells how far past it nothing is (up
+   * to the next key's token), and the top of the token space after the
+   * last key; a range ending at the top, or with more, says nothing. */
+  assert_int_equal(c->empty_to, UINT64_MAX);
+  chorus_token tk[40];
+  for (size_t i = 0; i < 40; i++)
+    tk[i] =
+        ring_token_of(c->entries.items[2 * i].ptr, c->entries.items[2 * i].len);
+  for (size_t i = 0; i + 1 < 40; i++) {
+    if (tk[i + 1] == tk[i])
+      continue;
+    pull_from(1, 1, 0, tk[i], NULL, 1u << 20, &m2, &frame2);
+    assert_int_equal(m2.stream_chunk.entries.n, 2 * (i + 1));
+    assert_int_equal(m2.stream_chunk.more, 0);
+    assert_int_equal(m2.stream_chunk.empty_to, tk[i + 1] - 1);
+    wire_msg_free(&m2);
+    test_free(frame2);
+  }
+  pull_from(1, 1, tk[39], tk[39], NULL, 1u << 20, &m2, &frame2);
+  assert_int_equal(m2.stream_chunk.empty_to,
+                   tk[39] < UINT64_MAX ? UINT64_MAX : tk[39]);
+  wire_msg_free(&m2);
+  test_free(frame2);
+  pull_from(1, 1, 0, tk[5], NULL, 1, &m2, &frame2);
+  assert_int_equal(m2.stream_chunk.more, 1);
+  assert_int_equal(m2.stream_chunk.empty_to, tk[5]);
   wire_msg_free(&m2);
   test_free(frame2);
   wire_msg_free(&m1);
@@ -2829,7 +2858,7 @@ static size_t pull_keys(int puller, int src, uint64_t epoch, chorus_token first,
     struct wire_bytes cb = skey_bytes(&cur);
     pull_as(puller, src, epoch, first, last, cur.len ? &cb : NULL, max_bytes,
             &m, &frame);
-    assert_int_equal(m.type, WIRE_STREAM_CHUNK);
+    assert_int_equal(m.type, WIRE_STREAM_CHUNK2);
     const struct wire_stream_chunk *c = &m.stream_chunk;
     for (size_t i = 0; i < c->entries.n; i += 2) {
       const struct wire_bytes *k = &c->entries.items[i];

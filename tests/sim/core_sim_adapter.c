@@ -294,6 +294,7 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
   cc->gossip = !n->opt.no_swim;
   cc->aae_interval_ms = n->opt.aae_interval_ms;
   cc->stream_pulls = n->opt.stream_pulls;
+  cc->stream_pull_empty = n->opt.stream_pull_empty;
   cc->gc_interval_ms = n->opt.gc_interval_ms;
   cc->metadata = cc->gossip && n->opt.metadata;
   cc->tracer = cfg->tracer;

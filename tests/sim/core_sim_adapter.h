@@ -150,7 +150,8 @@ struct core_sim_options {
   void (*meta_answer)(void *observer, int node, uint64_t cookie, int status);
   void (*meta_applied)(void *observer, int node, uint64_t index,
                        const struct meta_state *s);
-  uint8_t stream_pulls; /* pulls in flight a receiver (core_config; 0: 4) */
+  uint8_t stream_pulls;   /* pulls in flight a receiver (core_config; 0: 4) */
+  bool stream_pull_empty; /* core_config's: pull empty stretches too */
   chorus_ms aae_interval_ms; /* anti-entropy exchanges (core_config)
                               * [0: none] */
   /* Tombstone collection (replication/repl.h, TOMBSTONE COLLECTION):

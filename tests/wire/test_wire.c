@@ -981,8 +981,9 @@ static void hello_check_decides_and_replies(void **state) {
       {2, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
       {3, "prod", WIRE_ROLE_PEER, 9, 3, CHORUS_OK, ""},
       {4, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_OK, ""},
-      {5, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
-       "protocol version 5 not supported; this node speaks 1..4"},
+      {5, "prod", WIRE_ROLE_PEER, 9, 3, CHORUS_OK, ""},
+      {6, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION,
+       "protocol version 6 not supported; this node speaks 1..5"},
       {0, "prod", WIRE_ROLE_CLIENT, 0, 3, CHORUS_EVERSION, "version 0"},
       {1, "staging", WIRE_ROLE_CLIENT, 0, 3, CHORUS_ECLUSTER,
        "cluster name (7 bytes) does not match this node's cluster \"prod\""},
@@ -1183,6 +1184,38 @@ static void requests_for_version_three_lose_the_dc(void **state) {
   struct wire_msg g = {.type = WIRE_GET, .request_id = 6};
   g.get.key = m.put.key;
   assert_false(wire_reply_for(&g, 1, &out, text));
+}
+
+/* A batch answering a peer of version 4 is a STREAM_CHUNK without the
+ * empty stretch (that peer would close the connection on STREAM_CHUNK2);
+ * from version 5 on it is STREAM_CHUNK2, and the stretch round-trips. */
+static void stream_chunks_for_version_four_lose_the_stretch(void **state) {
+  (void)state;
+  struct wire_bytes items[2] = {{(const uint8_t *)"k", 1},
+                                {(const uint8_t *)"obj", 3}};
+  struct wire_msg m = {.type = WIRE_STREAM_CHUNK2, .request_id = 8};
+  m.stream_chunk.entries = (struct wire_bytes_list){2, items};
+  m.stream_chunk.sum = 42;
+  m.stream_chunk.empty_to = UINT64_C(0x123456789abcdef0);
+  struct wire_msg out;
+  char text[CHORUS_ERRMSG_SIZE];
+  assert_false(wire_reply_for(&m, WIRE_PROTOCOL_STREAM_GAPS, &out, text));
+  assert_true(wire_reply_for(&m, WIRE_PROTOCOL_STREAM_GAPS - 1, &out, text));
+  assert_int_equal(out.type, WIRE_STREAM_CHUNK);
+  assert_int_equal(out.stream_chunk.empty_to, 0);
+  assert_int_equal(out.stream_chunk.sum, 42);
+  assert_int_equal(out.stream_chunk.entries.n, 2);
+  uint8_t buf[256];
+  size_t n3 = 0, n4 = 0;
+  assert_int_equal(wire_encode(&out, buf, sizeof buf, &n3, NULL), CHORUS_OK);
+  assert_int_equal(wire_encode(&m, buf, sizeof buf, &n4, NULL), CHORUS_OK);
+  assert_int_equal(n4, n3 + 9); /* uint64 header and 8 bytes */
+  struct wire_msg d;
+  assert_int_equal(wire_decode(buf + 4, n4 - 4, &peer, &d, NULL), CHORUS_OK);
+  assert_int_equal(d.type, WIRE_STREAM_CHUNK2);
+  assert_int_equal(d.stream_chunk.empty_to, UINT64_C(0x123456789abcdef0));
+  assert_int_equal(d.stream_chunk.more, 0);
+  wire_msg_free(&d);
 }
 
 static void cluster_messages_on_the_wire(void **state) {
@@ -1488,6 +1521,7 @@ int main(void) {
       cmocka_unit_test(replies_for_version_one),
       cmocka_unit_test(replies_for_version_two_lose_names),
       cmocka_unit_test(requests_for_version_three_lose_the_dc),
+      cmocka_unit_test(stream_chunks_for_version_four_lose_the_stretch),
       cmocka_unit_test(cluster_messages_on_the_wire),
       cmocka_unit_test(error_reply_and_names),
       cmocka_unit_test(schema_is_sorted),
