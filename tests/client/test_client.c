@@ -385,7 +385,7 @@ static void test_handshake_refused(void **state) {
   fake_stop(f);
 }
 
-/* An older node refuses HELLO in version 4, 3, then 2: the client asks
+/* An older node refuses HELLO in version 5, 4, 3, then 2: the client asks
  * again at once a version lower each time, and gets version 1's replies (no
  * warnings). */
 static void test_older_node_speaks_version_1(void **state) {
@@ -404,7 +404,7 @@ static void test_older_node_speaks_version_1(void **state) {
   assert_int_equal(r.siblings, 0);
   assert_int_equal(r.object_flags, 0);
   chorus_result_free(&r);
-  assert_int_equal(fake_connections(f), 4); /* version 4, 3, 2, then 1 */
+  assert_int_equal(fake_connections(f), 5); /* version 5, 4, 3, 2, then 1 */
   chorus_client_close(c);
   fake_stop(f);
 }
