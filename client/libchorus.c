@@ -480,8 +480,11 @@ static void on_frame(struct chorus__conn *k, const uint8_t *body, size_t len) {
   }
   if (k->state == CHORUS__HELLO) {
     if (m.type == WIRE_WELCOME) {
-      chorus__trace(c, "connected to %s (node %016" PRIx64 ")",
-                    c->seeds[k->seed].text, m.welcome.node_id);
+      uint64_t rtt_us = (uv_hrtime() - k->hello_ns) / 1000;
+      c->hello_rtt_us = rtt_us > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt_us;
+      c->handshakes++;
+      chorus__trace(c, "connected to %s (node %016" PRIx64 ", %" PRIu32 " us)",
+                    c->seeds[k->seed].text, m.welcome.node_id, c->hello_rtt_us);
       k->state = CHORUS__READY;
       c->conn_failures = 0;
       wire_msg_free(&m);
@@ -580,6 +583,7 @@ static void send_hello(struct chorus__conn *k) {
   int rc = wire_encode(&m, frame, sizeof frame, &n, err);
   if (rc == CHORUS_OK) {
     uv_buf_t b = uv_buf_init((char *)frame, (unsigned)n);
+    k->hello_ns = uv_hrtime();
     rc = conn_write(k, &b, 1);
   }
   if (rc != CHORUS_OK) {
@@ -856,6 +860,13 @@ static void kick(struct chorus_client *c) {
       flush_queue(c);
   }
   arm_timer(c);
+}
+
+void chorus__connect(struct chorus_client *c) {
+  if (c->closing || c->conn != NULL)
+    return;
+  conn_open(c);
+  arm_timer(c); /* the handshake's deadline */
 }
 
 /* ------------------------------------------------------------------------

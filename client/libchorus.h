@@ -21,8 +21,9 @@
  *
  * With cfg.token_aware, keyed requests skip the forwarding hop: the client
  * fetches the ring from a seed and sends each one to a live natural replica
- * of its key (Dynamo §6.4, client-driven coordination), over a connection
- * per replica; a replica that cannot be reached before anything was sent
+ * of its key (Dynamo §6.4, client-driven coordination), in the client's
+ * datacenter first, else the nearest by measured round trip, over a
+ * connection per replica; a replica that cannot be reached before anything was sent
  * falls back to the seeds (libchorus_route.c).
  *
  * FAILOVER BETWEEN SEEDS
@@ -110,8 +111,12 @@ struct chorus_config {
   /* Token-aware routing: fetch the ring (RING_QUERY + STATUS_QUERY) from
    * a seed and send each keyed request straight to a live natural replica
    * of its key, saving the coordinator's forwarding hop (repl.h: only a
-   * natural replica coordinates). A request that cannot reach the replica
-   * without having been sent falls back to the seeds. Default false. */
+   * natural replica coordinates): one of the client's datacenter (dc
+   * below) if it has a live one, else the nearest by the round trips the
+   * client measures on its connection to each node (libchorus_route.c,
+   * NEAREST BY RTT; replicas within max(1 ms, 20 %) of each other keep
+   * ring order). A request that cannot reach the replica without having
+   * been sent falls back to the seeds. Default false. */
   bool token_aware;
   uint32_t ring_refresh_ms; /* re-fetch the ring this often; 30000 */
   /* Decisions in plain sentences ("127.0.0.1:7401 closed the connection:

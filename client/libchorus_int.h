@@ -87,6 +87,7 @@ struct chorus__conn {
   bool gai_pending;  /* uv_close waits for the resolver's callback */
   uint64_t deadline; /* handshake deadline, uv_now() ms */
   uint32_t version;  /* the protocol version of our HELLO */
+  uint64_t hello_ns; /* uv_hrtime() when HELLO was written */
   struct wire_splitter sp;
   uint8_t rbuf[CHORUS__READ_BUF];
 };
@@ -110,6 +111,11 @@ struct chorus_client {
   int last_err;           /* what to report when every seed failed */
   char last_msg[CHORUS_ERRMSG_SIZE];
   struct chorus__conn *conn;
+  /* Handshakes completed, and the last one's HELLO-to-WELCOME time: a
+   * round trip with no work on the node's side, which the router takes
+   * as a sample of the path (libchorus_route.c, NEAREST BY RTT). */
+  uint64_t handshakes;
+  uint32_t hello_rtt_us;
   struct chorus__link queue, inflight;
   struct chorus_prng prng;
   uint64_t next_id;
@@ -136,6 +142,11 @@ int chorus__submit_frame(struct chorus_client *c, uint8_t *frame, size_t len,
                          uint8_t type, uint64_t id, bool is_write, bool info,
                          uint32_t timeout_ms, chorus_cb cb, void *arg);
 
+/* chorus__connect: opens @c's connection now if it has none (the HELLO
+ * round trip measures the path, c->hello_rtt_us), with nothing to send;
+ * a failure is only traced. */
+void chorus__connect(struct chorus_client *c);
+
 /* chorus__new: a client on @loop (NULL: a private loop, synchronous).
  * Errors as chorus_client_open(). */
 int chorus__new(uv_loop_t *loop, const char *seeds,
@@ -149,6 +160,23 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
 int chorus__route_submit(struct chorus_client *c, const void *key,
                          size_t key_len, struct wire_msg *m, bool is_write,
                          uint32_t timeout_ms, chorus_cb cb, void *arg);
+
+/* What the router knows of one natural replica of a key when it picks
+ * where to send a request (chorus__route_choose). */
+struct chorus__cand {
+  bool usable;      /* alive, with an address, not marked down */
+  bool local;       /* in the client's datacenter (chorus_config.dc) */
+  uint32_t srtt_us; /* smoothed round trip to it; 0: not measured yet */
+};
+
+/* chorus__route_choose: which of the @n candidates @cand, the natural
+ * replicas of a key in ring order, a request goes to: the first usable one
+ * in the client's datacenter; else, while any usable one is not measured
+ * yet, the first usable one (ring order, as before anything was known);
+ * else the nearest: the first in ring order whose srtt_us is within
+ * max(1 ms, 20 %) of the smallest. Pure. Returns an index, or -1 when none
+ * is usable. */
+int chorus__route_choose(const struct chorus__cand *cand, size_t n);
 
 /* chorus__route_close: closes the child clients (their requests fail with
  * ECANCELED) and frees the router. */

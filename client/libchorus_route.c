@@ -12,8 +12,9 @@
  * address and whether the answering node holds it alive. It fetches again every
  * ring_refresh_ms, and at once when a replica could not be reached.
  *
- * A keyed request goes to the first natural replica of its key that is
- * alive and not marked down, through a child client: an ordinary engine on
+ * A keyed request goes to a natural replica of its key that is alive and
+ * not marked down (NEAREST BY RTT below says which), through a child
+ * client: an ordinary engine on
  * the same loop with that replica as its only seed, sharing the parent's
  * request-id counter so an encoded frame can move between engines. Reads
  * and writes alike are routed; the child applies the usual rules, and when
@@ -23,6 +24,36 @@
  * for a while. Errors the node answered, and writes that may have been
  * applied, are reported as they are. Requests without a key (ring,
  * status) and requests made before the first ring arrives use the seeds.
+ *
+ * NEAREST BY RTT
+ *
+ * Each route keeps a smoothed round trip (srtt, TCP's estimator, RFC 6298
+ * §2: srtt += (sample - srtt) / 8). A sample is the HELLO-to-WELCOME time
+ * of the child's connection when it (re)connected during the request,
+ * else the request's own round trip as the node answered it (whatever its
+ * status); a request the node never answered gives none. The request's
+ * round trip includes the node's work (a QUORUM write waits on the WAN
+ * wherever it is coordinated), but that adds about the same to every
+ * replica, so the order stays the path's. chorus__route_choose then picks,
+ * among the live natural replicas of the key in ring order:
+ *   1. the first in the client's datacenter (chorus_config.dc): a LOCAL
+ *      level is counted there, and ring order (the primary first) spreads
+ *      keys over the datacenter's nodes where the nearest would take them
+ *      all;
+ *   2. else, while one of them is not measured yet, the first (ring
+ *      order, as before RTT was known), and the unmeasured ones' children
+ *      connect at once, with nothing to send, so their HELLO measures
+ *      them (again at most every ROUTE_DOWN_MS while that fails);
+ *   3. else the nearest, with a tolerance of max(1 ms, 20 %) so that
+ *      replicas of one LAN, whose round trips differ by noise, keep ring
+ *      order (Cassandra's dynamic snitch keeps a badness threshold for the
+ *      same reason).
+ * A request's sample is capped at 4 x srtt: one stall (a GC pause, a
+ * slow fsync, a loaded CI machine) then moves srtt by at most 3/8 of it,
+ * not past the tolerance, while a path that really became slower is
+ * followed within a few requests. A replica is measured only when it is
+ * chosen or connects: a remote one that became nearer is not noticed
+ * until a reconnection or a failover sends it a request.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -38,6 +69,9 @@ struct chorus__route {
   char *addr; /* "host:port" */
   struct chorus_client *child;
   uint64_t down_until; /* uv_now() ms */
+  uint32_t srtt_us;    /* smoothed round trip; 0: not measured yet */
+  uint64_t handshakes; /* the child's handshakes already sampled */
+  uint64_t probed_at;  /* uv_now() ms of the last chorus__connect, +1 */
 };
 
 struct chorus__router {
@@ -60,6 +94,8 @@ struct chorus__hop {
   uint64_t id;
   bool is_write;
   uint32_t timeout_ms;
+  uint64_t sent_ns;    /* uv_hrtime() when handed to the child */
+  uint64_t handshakes; /* the child's, then */
   chorus_cb cb;
   void *arg;
 };
@@ -156,8 +192,74 @@ static void fetch(struct chorus_client *c) {
  * Routing
  * ------------------------------------------------------------------------ */
 
-/* The route of a live natural replica of @key, one in the client's
- * datacenter when it has one (chorus_config.dc), or -1. */
+/* Feeds one round trip (µs) to @rt's smoothed round trip, capped at
+ * 4 x srtt (NEAREST BY RTT). */
+static void rtt_sample(struct chorus__route *rt, uint64_t us) {
+  if (us == 0)
+    us = 1; /* 0 means "not measured" */
+  if (rt->srtt_us != 0 && us > 4 * (uint64_t)rt->srtt_us)
+    us = 4 * (uint64_t)rt->srtt_us;
+  if (us > UINT32_MAX / 8)
+    us = UINT32_MAX / 8;
+  if (rt->srtt_us == 0)
+    rt->srtt_us = (uint32_t)us;
+  else
+    rt->srtt_us = (uint32_t)((int64_t)rt->srtt_us +
+                             ((int64_t)us - (int64_t)rt->srtt_us) / 8);
+  if (rt->srtt_us == 0)
+    rt->srtt_us = 1;
+}
+
+/* Takes the HELLO round trip of @rt's child's last handshake, once. */
+static void handshake_sample(struct chorus__route *rt) {
+  if (rt->child == NULL || rt->child->handshakes == rt->handshakes)
+    return;
+  rt->handshakes = rt->child->handshakes;
+  rtt_sample(rt, rt->child->hello_rtt_us);
+}
+
+static struct chorus_client *child_of(struct chorus_client *c, size_t route);
+
+/* Connects @route's child, with nothing to send, to measure it; at most
+ * every ROUTE_DOWN_MS. */
+static void probe(struct chorus_client *c, size_t route, uint64_t now) {
+  struct chorus__route *rt = &c->router->routes[route];
+  if (rt->probed_at != 0 && now < rt->probed_at - 1 + ROUTE_DOWN_MS)
+    return;
+  struct chorus_client *child = child_of(c, route);
+  if (child == NULL)
+    return;
+  rt->probed_at = now + 1;
+  chorus__connect(child);
+}
+
+int chorus__route_choose(const struct chorus__cand *cand, size_t n) {
+  uint32_t best = UINT32_MAX;
+  for (size_t i = 0; i < n; i++)
+    if (cand[i].usable && cand[i].local)
+      return (int)i;
+  int first = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!cand[i].usable)
+      continue;
+    if (first < 0)
+      first = (int)i;
+    if (cand[i].srtt_us == 0)
+      best = 0;
+    else if (cand[i].srtt_us < best && best > 0)
+      best = cand[i].srtt_us;
+  }
+  if (first < 0 || best == 0)
+    return first; /* none, or not all measured: ring order */
+  uint64_t slack = best / 5 > 1000 ? best / 5 : 1000;
+  for (size_t i = 0; i < n; i++)
+    if (cand[i].usable && cand[i].srtt_us <= best + slack)
+      return (int)i;
+  return -1; /* not reached: the smallest is within its own slack */
+}
+
+/* The route of a live natural replica of @key, as chorus__route_choose
+ * orders them, or -1. */
 static int pick(struct chorus_client *c, const void *key, size_t len) {
   struct chorus__router *r = c->router;
   struct ring_plist pl;
@@ -165,18 +267,30 @@ static int pick(struct chorus_client *c, const void *key, size_t len) {
       ring_lookup_key(r->snap, key, len, 0, &pl) != CHORUS_OK)
     return -1;
   uint64_t now = uv_now(c->loop);
-  for (int pass = c->dc != NULL ? 0 : 1; pass < 2; pass++)
-    for (uint8_t i = 0; i < pl.n_natural; i++) {
-      uint16_t node = pl.r[i].node;
-      assert(node < ring_snapshot_node_count(r->snap));
-      int route = r->route_of[node];
-      assert(route < 0 || (size_t)route < r->nroutes);
-      if (r->alive[node] && route >= 0 && r->routes[route].down_until <= now &&
-          (pass == 1 ||
-           strcmp(ring_snapshot_node(r->snap, node)->dc, c->dc) == 0))
-        return route;
-    }
-  return -1;
+  struct chorus__cand cand[RING_MAX_REPLICAS];
+  int route_at[RING_MAX_REPLICAS];
+  assert(pl.n_natural <= RING_MAX_REPLICAS);
+  for (uint8_t i = 0; i < pl.n_natural; i++) {
+    uint16_t node = pl.r[i].node;
+    assert(node < ring_snapshot_node_count(r->snap));
+    int route = r->route_of[node];
+    assert(route < 0 || (size_t)route < r->nroutes);
+    route_at[i] = route;
+    if (route >= 0)
+      handshake_sample(&r->routes[route]);
+    cand[i] = (struct chorus__cand){
+        .usable =
+            r->alive[node] && route >= 0 && r->routes[route].down_until <= now,
+        .local = c->dc != NULL &&
+                 strcmp(ring_snapshot_node(r->snap, node)->dc, c->dc) == 0,
+        .srtt_us = route >= 0 ? r->routes[route].srtt_us : 0};
+  }
+  int i = chorus__route_choose(cand, pl.n_natural);
+  if (i >= 0 && !cand[i].local)
+    for (uint8_t k = 0; k < pl.n_natural; k++)
+      if (cand[k].usable && cand[k].srtt_us == 0)
+        probe(c, (size_t)route_at[k], now);
+  return i < 0 ? -1 : route_at[i];
 }
 
 static struct chorus_client *child_of(struct chorus_client *c, size_t route) {
@@ -209,6 +323,14 @@ static void on_hop(struct chorus_client *child, struct chorus_result *res,
                    void *arg) {
   struct chorus__hop *h = arg;
   struct chorus_client *c = h->parent;
+  if (!c->closing && c->router != NULL) {
+    /* A request that waited for a (re)connection measured the connect
+     * too: the handshake's own round trip stands for it. */
+    struct chorus__route *rt = &c->router->routes[h->route];
+    if (child->handshakes == h->handshakes && res->from_node)
+      rtt_sample(rt, (uv_hrtime() - h->sent_ns) / 1000);
+    handshake_sample(rt);
+  }
   bool fallback =
       !res->from_node && !res->maybe_applied &&
       (res->status == CHORUS_EUNAVAILABLE || res->status == CHORUS_ETIMEDOUT ||
@@ -266,9 +388,18 @@ int chorus__route_submit(struct chorus_client *c, const void *key,
     return chorus__submit_frame(c, frame, len, m->type, m->request_id, is_write,
                                 false, timeout_ms, cb, arg);
   }
-  *h = (struct chorus__hop){
-      c,        (size_t)route, copy, len, m->type, m->request_id,
-      is_write, timeout_ms,    cb,   arg};
+  *h = (struct chorus__hop){.parent = c,
+                            .route = (size_t)route,
+                            .frame = copy,
+                            .len = len,
+                            .type = m->type,
+                            .id = m->request_id,
+                            .is_write = is_write,
+                            .timeout_ms = timeout_ms,
+                            .sent_ns = uv_hrtime(),
+                            .handshakes = child->handshakes,
+                            .cb = cb,
+                            .arg = arg};
   rc = chorus__submit_frame(child, frame, len, m->type, m->request_id, is_write,
                             false, timeout_ms, on_hop, h);
   if (rc != CHORUS_OK) {

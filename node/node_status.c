@@ -143,6 +143,9 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
 #define RSTAT(f) stat_add(&b, (int64_t)rs->f, "repl." #f)
   RSTAT(requests);
   RSTAT(forwarded);
+  RSTAT(dc_forwards);
+  RSTAT(dc_forwarded_writes);
+  RSTAT(dc_relayed);
   RSTAT(writes_ok);
   RSTAT(reads_ok);
   RSTAT(unavailable);

@@ -342,6 +342,9 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
   case WIRE_REPLICA_WRITE2:
     rc = repl__on_replica_write(r, from, m, wall, fx);
     break;
+  case WIRE_REPLICA_FORWARD:
+    rc = repl__on_replica_forward(r, from, m, wall, fx);
+    break;
   case WIRE_REPLICA_READ:
   case WIRE_STREAM_PULL:
     if (r->restoring &&

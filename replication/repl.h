@@ -52,8 +52,9 @@
  *      the other replicas (REPLICA_WRITE, durable flag), which join it into
  *      their own object, make it durable and acknowledge; a natural replica
  *      that membership holds down is skipped, or, with a sloppy quorum,
- *      replaced by the next live fallback, which keeps the object as a hint
- *      for it (HINT_DELIVER) and counts toward w (never toward pw);
+ *      replaced by the next live fallback of its datacenter (none there:
+ *      not replaced, the hint stays here), which keeps the object as a
+ *      hint for it (HINT_DELIVER) and counts toward w (never toward pw);
  *   4. answers OK once the acknowledgements meet w and pw (WRITE_REPLY2:
  *      the context, the live siblings, the object's size and its warnings,
  *      WIRE_REPLY_SIBLINGS past the sibling cap's warn level and
@@ -530,6 +531,11 @@ int repl_stream_repair(struct repl *r, const struct wire_stream_chunk *c,
 
 struct repl_stats {
   uint64_t requests, forwarded;
+  /* ONE MESSAGE PER REMOTE DATACENTER (repl_write.c): REPLICA_FORWARDs
+   * this node sent as coordinator, the replica writes they stood for
+   * (besides their forwarders'), and, as a forwarder, the writes it fanned
+   * out in its datacenter. */
+  uint64_t dc_forwards, dc_forwarded_writes, dc_relayed;
   uint64_t writes_ok, reads_ok;
   uint64_t unavailable, timeouts, invalid;
   uint64_t read_repairs;   /* REPLICA_WRITEs sent by read repair */

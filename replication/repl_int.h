@@ -291,6 +291,10 @@ struct repl_peer_state {
   uint64_t owners_version, mversion;
   unsigned char *mcursor;
   size_t mcurlen;
+  /* It answered a REPLICA_FORWARD with ENOTSUP (an older release): its
+   * datacenter's replicas get one REPLICA_WRITE2 each from here on
+   * (repl_write.c, ONE MESSAGE PER REMOTE DATACENTER). */
+  bool no_forward;
 };
 
 struct repl_op;
@@ -600,6 +604,8 @@ enum repl_op_kind {
   REPL_OP_REPLAY,    /* a hint on its way to its target */
   REPL_OP_ANSWER,    /* replica side: a read answer waiting for a barrier */
   REPL_OP_ROUND,     /* replays waiting for a barrier */
+  REPL_OP_RELAY,     /* forwarder side: a REPLICA_FORWARD's fan-out, its
+                        replicas' acks relayed to the coordinator */
 };
 
 enum repl_op_state {
@@ -617,6 +623,8 @@ struct repl_target {
   int group;                /* replication group (ring_replica.dc) */
   bool natural, pending;    /* a fallback is neither */
   chorus_node_id stands_in; /* fallback: the natural replica it covers */
+  chorus_node_id via;       /* the forwarder that relays its ack (sent in
+                               a REPLICA_FORWARD to it); 0: sent direct */
   bool sent, answered, acked, repairing;
   uint8_t *reply; /* read: the answer's object (NULL: not found); owned */
   size_t rlen;
@@ -656,8 +664,9 @@ struct repl_op_write {
   uint64_t hint_seq;    /* of the hints this write armed */
   uint64_t epoch;       /* the ring's when the key was resolved */
   bool sloppy;
-  uint8_t flags;     /* the reply's warnings, WIRE_REPLY_* */
-  uint32_t siblings; /* live siblings after the write (kv) */
+  uint32_t timeout_ms; /* the request's: REPLICA_FORWARD's relays last so */
+  uint8_t flags;       /* the reply's warnings, WIRE_REPLY_* */
+  uint32_t siblings;   /* live siblings after the write (kv) */
 };
 
 struct repl_op_read {
@@ -720,6 +729,14 @@ struct repl_op_round {
   uint32_t nwait, capwait;
 };
 
+struct repl_op_relay {
+  chorus_node_id coord; /* who sent the REPLICA_FORWARD */
+  uint64_t coord_req;   /* its request id, the relayed acks' */
+  uint8_t n;            /* <= WIRE_MAX_FORWARD_TARGETS */
+  chorus_node_id to[WIRE_MAX_FORWARD_TARGETS];
+  bool answered[WIRE_MAX_FORWARD_TARGETS];
+};
+
 struct repl_op {
   struct repl_op *next; /* hash chain */
   uint64_t id;
@@ -733,6 +750,7 @@ struct repl_op {
     struct repl_op_answer answer;
     struct repl_op_replay replay;
     struct repl_op_round round;
+    struct repl_op_relay relay;
   } u;
 };
 
@@ -839,6 +857,11 @@ int repl__write_start(struct repl *r, struct repl_op *op,
  * the object to every live replica, or to a fallback for a dead one. */
 int repl__write_send(struct repl *r, struct repl_op *op,
                      const struct repl_effects *fx);
+/* repl__write_unforward: forwarder @from answered our REPLICA_FORWARD
+ * with ENOTSUP (an older release): it is not asked to forward again, and
+ * it and every replica it was to fan out to get the object direct. */
+int repl__write_unforward(struct repl *r, struct repl_op *op,
+                          chorus_node_id from, const struct repl_effects *fx);
 /* repl__write_ack: replica @from answered @status; *@counted when that
  * acknowledgement counts (its hint is then disarmed). */
 int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
@@ -903,6 +926,20 @@ int repl__on_replica_write(struct repl *r, chorus_node_id from,
 int repl__on_replica_read(struct repl *r, chorus_node_id from,
                           const struct wire_msg *m,
                           const struct repl_effects *fx);
+/* repl__on_replica_forward: a coordinator's REPLICA_FORWARD: stored here
+ * like its REPLICA_WRITE2 (acknowledged to @from by us), sent on to the
+ * replicas it names, whose acknowledgements a REPL_OP_RELAY relays. A
+ * malformed target list is traced and fanned out to nobody (their hints
+ * stay with the coordinator). Errors: CHORUS_ENOMEM, effect errors. */
+int repl__on_replica_forward(struct repl *r, chorus_node_id from,
+                             const struct wire_msg *m, chorus_ms wall,
+                             const struct repl_effects *fx);
+/* repl__relay_answer: a replica answered a relayed write: its REPLICA_ACK
+ * goes to the coordinator as REPLICA_RELAY_ACK; *@done once every replica
+ * of @op answered. */
+int repl__relay_answer(struct repl *r, struct repl_op *op, chorus_node_id from,
+                       const struct wire_msg *m, const struct repl_effects *fx,
+                       bool *done);
 int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
                           const struct wire_msg *m, chorus_ms wall,
                           const struct repl_effects *fx);

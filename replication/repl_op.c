@@ -19,6 +19,7 @@ static enum repl_op_state born_in(enum repl_op_kind kind) {
   case REPL_OP_READ:
     return REPL_OP_START;
   case REPL_OP_FORWARD:
+  case REPL_OP_RELAY:
     return REPL_OP_SENT;
   case REPL_OP_REPLAY:
     return REPL_OP_HELD;
@@ -28,7 +29,7 @@ static enum repl_op_state born_in(enum repl_op_kind kind) {
 }
 
 struct repl_op *repl__op_new(struct repl *r, enum repl_op_kind kind) {
-  assert(kind >= REPL_OP_EPOCH && kind <= REPL_OP_ROUND);
+  assert(kind >= REPL_OP_EPOCH && kind <= REPL_OP_RELAY);
   /* The counter has 40 bits (see REPL_OP_COUNTER_BITS). */
   assert(r->next_op + 1 < (1ull << REPL_OP_COUNTER_BITS));
   struct repl_op *op = chorus_calloc(1, sizeof *op);
@@ -309,6 +310,7 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
  *   WRITE    START -> SYNCING -> SENT -> REPLIED -> done
  *   READ     START -> SENT <-> REPAIRING -> REPLIED -> done
  *   FORWARD  SENT -> done
+ *   RELAY    SENT -> done
  *   REPLAY   HELD -> SENT -> done
  *   EPOCH, ACK, ANSWER, ROUND    SYNCING -> done
  *
@@ -323,6 +325,11 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
  *          SYNCING         barrier                SENT *      count self,
  *                                                             send object
  *          SENT, REPLIED   acknowledgement        same *      count, disarm
+ *                          (or a forwarder's
+ *                          relay of one)
+ *          SENT, REPLIED   a forwarder's ENOTSUP  same        send its
+ *                                                             replicas the
+ *                                                             object direct
  *          SENT            * w and pw met         REPLIED     OK reply
  *          REPLIED         * every sent acked     done
  *          not REPLIED     timeout                done        ETIMEDOUT
@@ -354,6 +361,9 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
  *                                                             write:
  *                                                             ECANCELED
  *          SENT            timeout                done        ETIMEDOUT
+ *  RELAY   SENT            a replica's ack        same        relay it
+ *          SENT            every replica's ack    done        relay it
+ *          SENT            timeout                done
  *  REPLAY  HELD            release                SENT        HINT_DELIVER
  *          HELD, SENT      HINT_ACK               done        ok: disarm
  *          HELD, SENT      timeout                done
@@ -412,13 +422,28 @@ static int step_write(struct repl *r, struct repl_op *op,
     rc = repl__write_send(r, op, fx);
     break;
   case REPL_EV_ANSWER: {
-    if (!is_ack(ev->m))
+    chorus_node_id who = ev->from;
+    int status;
+    if (ev->m->type == WIRE_ERROR) {
+      if (ev->m->error.code != CHORUS_ENOTSUP)
+        return CHORUS_OK;
+      return repl__write_unforward(r, op, ev->from, fx);
+    } else if (ev->m->type == WIRE_REPLICA_RELAY_ACK) {
+      /* Believed only from the forwarder the replica was sent through. */
+      who = ev->m->replica_relay_ack.replica;
+      const struct repl_target *t = repl__op_target(&w->c, who);
+      if (t == NULL || t->via != ev->from)
+        return CHORUS_OK;
+      status = ev->m->replica_relay_ack.status;
+    } else if (is_ack(ev->m)) {
+      status = ev->m->type == WIRE_REPLICA_ACK ? ev->m->replica_ack.status
+                                               : ev->m->hint_ack.status;
+    } else {
       return CHORUS_OK;
-    int status = ev->m->type == WIRE_REPLICA_ACK ? ev->m->replica_ack.status
-                                                 : ev->m->hint_ack.status;
+    }
     bool counted = false;
-    answered_at(r, &w->c, ev->from);
-    rc = repl__write_ack(r, op, ev->from, status, &counted);
+    answered_at(r, &w->c, who);
+    rc = repl__write_ack(r, op, who, status, &counted);
     const struct repl_target *t;
     if (rc == CHORUS_OK && op->state == REPL_OP_SENT &&
         (t = repl__write_short(op)) != NULL) {
@@ -644,6 +669,21 @@ int repl__op_step(struct repl *r, struct repl_op *op,
                              "the replica the request was forwarded to did "
                              "not answer in time");
   }
+  case REPL_OP_RELAY:
+    switch (ev->kind) {
+    case REPL_EV_ANSWER: {
+      bool done = false;
+      rc = repl__relay_answer(r, op, ev->from, ev->m, fx, &done);
+      if (done)
+        op_end(r, op);
+      return rc;
+    }
+    case REPL_EV_TIMEOUT:
+      op_end(r, op);
+      return CHORUS_OK;
+    default:
+      return CHORUS_OK;
+    }
   case REPL_OP_REPLAY:
     switch (ev->kind) {
     case REPL_EV_RELEASE:

@@ -234,6 +234,109 @@ int repl__on_replica_write(struct repl *r, chorus_node_id from,
   return repl__send_ack(fx, from, m->request_id, WIRE_REPLICA_ACK, 0, status);
 }
 
+/* ------------------------------------------------------------------------
+ * Forwarding for a coordinator of another datacenter (repl_write.c, ONE
+ * MESSAGE PER REMOTE DATACENTER)
+ * ------------------------------------------------------------------------ */
+
+static uint64_t get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+/* The target list of @f into @ids (*@n of them): false when it is not a
+ * whole number of ids, names this node, the coordinator, node 0, or one
+ * node twice. */
+static bool forward_targets(const struct repl *r, chorus_node_id from,
+                            const struct wire_replica_forward *f,
+                            chorus_node_id *ids, uint8_t *n) {
+  size_t len = f->targets.len;
+  if (len == 0 || len % 8 != 0 || len / 8 > WIRE_MAX_FORWARD_TARGETS)
+    return false;
+  *n = (uint8_t)(len / 8);
+  for (uint8_t k = 0; k < *n; k++) {
+    ids[k] = get_be64(f->targets.ptr + 8 * k);
+    if (ids[k] == 0 || ids[k] == r->cfg.self || ids[k] == from)
+      return false;
+    for (uint8_t j = 0; j < k; j++)
+      if (ids[j] == ids[k])
+        return false;
+  }
+  return true;
+}
+
+int repl__on_replica_forward(struct repl *r, chorus_node_id from,
+                             const struct wire_msg *m, chorus_ms wall,
+                             const struct repl_effects *fx) {
+  const struct wire_replica_forward *f = &m->replica_forward;
+  /* Our own copy first, acknowledged to the coordinator as its
+   * REPLICA_WRITE2 would be. */
+  struct wire_msg own = {.type = WIRE_REPLICA_WRITE2,
+                         .request_id = m->request_id};
+  own.replica_write = f->w;
+  int rc = repl__on_replica_write(r, from, &own, wall, fx);
+  if (rc != CHORUS_OK)
+    return rc;
+  chorus_node_id ids[WIRE_MAX_FORWARD_TARGETS];
+  uint8_t n = 0;
+  if (ring_token_of(f->w.key.ptr, f->w.key.len) != f->w.token ||
+      !forward_targets(r, from, f, ids, &n)) {
+    REPL_TRACE(r,
+               "forward from %016" PRIx64 " refused: a malformed target "
+               "list or token",
+               from);
+    return CHORUS_OK;
+  }
+  struct repl_op *op = repl__op_new(r, REPL_OP_RELAY);
+  if (op == NULL)
+    return CHORUS_ENOMEM;
+  struct repl_op_relay *y = &op->u.relay;
+  y->coord = from;
+  y->coord_req = m->request_id;
+  y->n = n;
+  memcpy(y->to, ids, n * sizeof ids[0]);
+  r->stats.dc_relayed += n;
+  struct wire_msg w;
+  repl__msg_replica_write(&w, op->id, f->w.token, f->w.key.ptr, f->w.key.len,
+                          f->w.object.ptr, f->w.object.len, f->w.flags,
+                          f->w.epoch);
+  for (uint8_t k = 0; k < n && rc == CHORUS_OK; k++)
+    rc = fx->send(fx->ctx, ids[k], &w);
+  /* As long as the coordinator waits (its request's timeout); an ack
+   * after that would count for nothing. */
+  if (rc == CHORUS_OK)
+    rc =
+        repl__op_arm(fx, op, f->timeout_ms ? f->timeout_ms : r->cfg.timeout_ms);
+  return rc;
+}
+
+int repl__relay_answer(struct repl *r, struct repl_op *op, chorus_node_id from,
+                       const struct wire_msg *m, const struct repl_effects *fx,
+                       bool *done) {
+  assert(op->kind == REPL_OP_RELAY);
+  struct repl_op_relay *y = &op->u.relay;
+  *done = false;
+  if (m->type != WIRE_REPLICA_ACK)
+    return CHORUS_OK;
+  uint8_t k = 0;
+  while (k < y->n && y->to[k] != from)
+    k++;
+  if (k == y->n || y->answered[k])
+    return CHORUS_OK; /* late, duplicated, or never asked */
+  y->answered[k] = true;
+  struct wire_msg a = {.type = WIRE_REPLICA_RELAY_ACK,
+                       .request_id = y->coord_req};
+  a.replica_relay_ack.replica = from;
+  a.replica_relay_ack.status = m->replica_ack.status;
+  int rc = fx->send(fx->ctx, y->coord, &a);
+  *done = true;
+  for (k = 0; k < y->n; k++)
+    *done &= y->answered[k];
+  return rc;
+}
+
 int repl__on_replica_read(struct repl *r, chorus_node_id from,
                           const struct wire_msg *m,
                           const struct repl_effects *fx) {

@@ -224,16 +224,17 @@ static int forward(struct repl *r, const struct wire_msg *m,
 
 /* Whether the replicas @pl can meet @need at all, counting the live ones
  * (pending ones too for a @write, and live fallbacks standing in for dead
- * naturals when @sloppy). */
+ * naturals of their own datacenter when @sloppy, as repl__write_send
+ * picks them). */
 static bool can_meet(struct repl *r, const struct ring_plist *pl,
                      const struct repl_need *need, bool write, bool sloppy) {
   struct repl_tally t = {0};
-  uint32_t dead = 0;
+  uint32_t dead[RING_MAX_DCS] = {0};
   for (uint8_t i = 0; i < pl->n_natural; i++) {
     if (repl__peer_alive(r, pl->r[i].id))
       repl__tally_add(&t, need, pl->r[i].dc, true);
-    else
-      dead++;
+    else if (pl->r[i].dc < RING_MAX_DCS)
+      dead[pl->r[i].dc]++;
   }
   for (uint8_t i = pl->n_natural; write && i < pl->n_natural + pl->n_pending;
        i++)
@@ -241,11 +242,14 @@ static bool can_meet(struct repl *r, const struct ring_plist *pl,
       repl__tally_add(&t, need, pl->r[i].dc, false);
   if (sloppy) {
     uint8_t first = (uint8_t)(pl->n_natural + pl->n_pending);
-    for (uint8_t i = 0; i < pl->n_fallback && dead > 0; i++)
-      if (repl__peer_alive(r, pl->r[first + i].id)) {
-        repl__tally_add(&t, need, pl->r[first + i].dc, false);
-        dead--;
+    for (uint8_t i = 0; i < pl->n_fallback; i++) {
+      const struct ring_replica *f = &pl->r[first + i];
+      if (f->dc < RING_MAX_DCS && dead[f->dc] > 0 &&
+          repl__peer_alive(r, f->id)) {
+        repl__tally_add(&t, need, f->dc, false);
+        dead[f->dc]--;
       }
+    }
   }
   return repl__tally_met(&t, need);
 }
@@ -381,6 +385,7 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
     return CHORUS_ENOMEM;
   if (q.write) {
     op->u.write.sloppy = sloppy;
+    op->u.write.timeout_ms = (uint32_t)timeout;
     op->u.write.pl = pl;
   } else {
     op->u.read.read_repair =

@@ -257,20 +257,153 @@ int repl__write_start(struct repl *r, struct repl_op *op,
   return repl__op_step(r, op, &started, fx);
 }
 
+/* ------------------------------------------------------------------------
+ * ONE MESSAGE PER REMOTE DATACENTER
+ *
+ * A write with replicas in other datacenters would cross the WAN once per
+ * remote replica, object and all: with 3+3 replicas, three copies of every
+ * write on the link, and as many acknowledgements back. Under a closed
+ * loop of fast (ONE, LOCAL_*) writes that is what saturates the link and
+ * queues every later request behind it (issue 22's note: LOCAL_QUORUM p50
+ * 1,132 ms behind a ONE run). So, as Cassandra does, the coordinator sends
+ * the write once per remote datacenter: a REPLICA_FORWARD to one live
+ * replica there, the forwarder, naming the datacenter's other live
+ * replicas it asks. The forwarder stores it as a REPLICA_WRITE2 (its own
+ * REPLICA_ACK comes straight back), sends each named replica a
+ * REPLICA_WRITE2 over its LAN, and relays each one's REPLICA_ACK as a
+ * REPLICA_RELAY_ACK naming that replica (repl_replica.c, REPL_OP_RELAY).
+ * The coordinator thus still counts per replica: EACH_QUORUM's per
+ * datacenter quorums, ALL, pw, ECLOCK refusals and the slow-request line
+ * are unchanged, and a replica whose ack never arrives (the forwarder died
+ * on the way, or the replica) keeps the hint the coordinator armed for it
+ * before anything was sent, like any replica that did not answer. A relay
+ * is believed only from the forwarder the replica was sent through
+ * (repl_target.via).
+ *
+ * Only a datacenter with two or more live replicas to ask is forwarded to
+ * (one would gain nothing), never the coordinator's own, and never a
+ * stand-in's hint (HINT_DELIVER goes direct). A forwarder that answers
+ * ENOTSUP (a release from before REPLICA_FORWARD; unknown types are
+ * answered so, the connection kept) is marked and never asked again, and
+ * it and its datacenter's replicas get the object direct at once: in a
+ * mixed cluster the first write to each older node pays one extra round
+ * trip, no more.
+ * ------------------------------------------------------------------------ */
+
+static void put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
+}
+
+/* A target that may be sent through a forwarder, or be one. */
+static bool forwardable(struct repl *r, const struct repl_target *t) {
+  return !t->sent && t->id != r->cfg.self && t->stands_in == 0 &&
+         t->group != r->local_group && repl__peer_alive(r, t->id);
+}
+
+/* The first pass of repl__write_send: a REPLICA_FORWARD per remote
+ * datacenter with two or more live replicas; they are sent, the others
+ * left to the direct pass. */
+static int send_forwards(struct repl *r, struct repl_op *op,
+                         const struct repl_effects *fx) {
+  struct repl_op_write *w = &op->u.write;
+  struct repl_coord *c = &w->c;
+  int rc = CHORUS_OK;
+  for (uint8_t i = 0; i < c->ntargets && rc == CHORUS_OK; i++) {
+    struct repl_target *f = &c->t[i];
+    const struct repl_peer_state *ps;
+    if (!forwardable(r, f) ||
+        ((ps = repl__peer_get(r, f->id, false)) != NULL && ps->no_forward))
+      continue;
+    uint8_t ids[8 * WIRE_MAX_FORWARD_TARGETS];
+    uint8_t via[RING_PLIST_MAX];
+    unsigned n = 0;
+    for (uint8_t j = 0; j < c->ntargets && n < WIRE_MAX_FORWARD_TARGETS; j++) {
+      const struct repl_target *t = &c->t[j];
+      if (j == i || t->group != f->group || !forwardable(r, t))
+        continue;
+      put_be64(ids + 8 * n, t->id);
+      via[n++] = j;
+    }
+    if (n == 0)
+      continue;
+    struct wire_msg m = {.type = WIRE_REPLICA_FORWARD, .request_id = op->id};
+    repl__msg_replica_write(&m, op->id, c->token, c->key, c->klen, w->obj,
+                            w->olen, WIRE_REPLICA_DURABLE, w->epoch);
+    struct wire_replica_write rw = m.replica_write;
+    m = (struct wire_msg){.type = WIRE_REPLICA_FORWARD, .request_id = op->id};
+    m.replica_forward.w = rw;
+    m.replica_forward.targets = (struct wire_bytes){ids, 8 * (size_t)n};
+    m.replica_forward.timeout_ms = w->timeout_ms <= WIRE_MAX_TIMEOUT_MS
+                                       ? w->timeout_ms
+                                       : WIRE_MAX_TIMEOUT_MS;
+    if (!repl__fits_peer(&m))
+      continue; /* the object at the budget's edge: sent direct */
+    f->sent = true;
+    for (unsigned k = 0; k < n; k++) {
+      c->t[via[k]].sent = true;
+      c->t[via[k]].via = f->id;
+    }
+    r->stats.dc_forwards++;
+    r->stats.dc_forwarded_writes += n;
+    REPL_TRACE(r,
+               "write forwarded to %016" PRIx64 " for %u replicas of its "
+               "datacenter",
+               f->id, n);
+    rc = fx->send(fx->ctx, f->id, &m);
+  }
+  return rc;
+}
+
+int repl__write_unforward(struct repl *r, struct repl_op *op,
+                          chorus_node_id from, const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE);
+  struct repl_op_write *w = &op->u.write;
+  struct repl_coord *c = &w->c;
+  struct repl_target *f = repl__op_target(c, from);
+  bool forwarded = false;
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    forwarded |= c->t[i].via == from;
+  if (f == NULL || !forwarded)
+    return CHORUS_OK; /* not an answer to a REPLICA_FORWARD */
+  struct repl_peer_state *ps = repl__peer_get(r, from, true);
+  if (ps == NULL)
+    return CHORUS_ENOMEM;
+  ps->no_forward = true;
+  REPL_TRACE(r,
+             "%016" PRIx64 " does not forward writes (an older release): "
+             "its datacenter gets them direct",
+             from);
+  int rc = CHORUS_OK;
+  for (uint8_t i = 0; i < c->ntargets && rc == CHORUS_OK; i++) {
+    struct repl_target *t = &c->t[i];
+    if ((t != f && t->via != from) || t->acked)
+      continue;
+    t->via = 0;
+    struct wire_msg m;
+    repl__msg_replica_write(&m, op->id, c->token, c->key, c->klen, w->obj,
+                            w->olen, WIRE_REPLICA_DURABLE, w->epoch);
+    rc = fx->send(fx->ctx, t->id, &m);
+  }
+  return rc;
+}
+
 int repl__write_send(struct repl *r, struct repl_op *op,
                      const struct repl_effects *fx) {
   assert(op->kind == REPL_OP_WRITE && op->state == REPL_OP_SENT);
   struct repl_op_write *w = &op->u.write;
   struct repl_coord *c = &w->c;
   int rc = CHORUS_OK;
-  uint8_t next_fallback = (uint8_t)(w->pl.n_natural + w->pl.n_pending);
-  uint8_t end_fallback = (uint8_t)(next_fallback + w->pl.n_fallback);
+  uint8_t first_fallback = (uint8_t)(w->pl.n_natural + w->pl.n_pending);
+  uint8_t end_fallback = (uint8_t)(first_fallback + w->pl.n_fallback);
   assert(end_fallback <= RING_PLIST_MAX);
   uint8_t n = c->ntargets;
+  rc = send_forwards(r, op, fx);
   for (uint8_t i = 0; i < n && rc == CHORUS_OK; i++) {
     struct repl_target *t = &c->t[i];
     struct wire_msg m;
-    assert(!t->sent);
+    if (t->sent)
+      continue; /* in a REPLICA_FORWARD */
     if (t->id == r->cfg.self) {
       t->sent = t->acked = true;
       repl__tally_add(&c->tally, &c->need, t->group, true);
@@ -286,14 +419,20 @@ int repl__write_send(struct repl *r, struct repl_op *op,
     }
     if (!w->sloppy || !t->natural)
       continue; /* its hint waits for it */
-    /* Sloppy quorum: the next live fallback keeps the object for it. */
-    while (next_fallback < end_fallback &&
-           (!repl__peer_alive(r, w->pl.r[next_fallback].id) ||
-            repl__op_target(c, w->pl.r[next_fallback].id) != NULL))
-      next_fallback++;
-    if (next_fallback == end_fallback || c->ntargets == RING_PLIST_MAX)
+    /* Sloppy quorum: the first live fallback of its datacenter not yet
+     * used keeps the object for it. Only of its datacenter: the stand-in
+     * counts toward that datacenter's LOCAL/EACH quorum, as the replica
+     * would have, and holds the hint a LAN hop from it; a node across the
+     * WAN would make a "local" write pay the WAN and count replicas of the
+     * wrong datacenter. None there: no stand-in, the hint stays here. */
+    uint8_t fi = first_fallback;
+    while (fi < end_fallback && (w->pl.r[fi].dc != t->group ||
+                                 !repl__peer_alive(r, w->pl.r[fi].id) ||
+                                 repl__op_target(c, w->pl.r[fi].id) != NULL))
+      fi++;
+    if (fi == end_fallback || c->ntargets == RING_PLIST_MAX)
       continue;
-    const struct ring_replica *f = &w->pl.r[next_fallback++];
+    const struct ring_replica *f = &w->pl.r[fi];
     struct repl_target *ft = &c->t[c->ntargets++];
     *ft = (struct repl_target){
         .id = f->id, .group = f->dc, .stands_in = t->id, .sent = true};

@@ -50,10 +50,12 @@
  * FALLBACKS
  *
  * For sloppy quorum and hinted handoff (Dynamo §4.6) a lookup can also return
- * fallback nodes: the first nodes in clockwise order from the key's token, in
- * a replicated group, that are neither natural nor pending replicas. Each
- * carries its group, so the coordinator can pick one in the same datacenter
- * as a down replica.
+ * fallback nodes: in each replicated group, the first nodes in clockwise
+ * order from the key's token that are neither natural nor pending replicas,
+ * listed in walk order. Each carries its group: a stand-in must be in the
+ * datacenter of the down replica it stands in for (a LOCAL_QUORUM write
+ * counted there, its hint held there, never a WAN hop away), so the list
+ * has a share for every group rather than the first few of any group.
  *
  * THREADS
  *
@@ -280,7 +282,9 @@ struct ring_plist {
 };
 
 /* ring_lookup: fills @out with the preference list of @token in @s, plus up
- * to @want_fallback fallbacks (clamped to RING_MAX_FALLBACK; 0 for none).
+ * to @want_fallback fallbacks per replicated group (0 for none; cut to
+ * RING_MAX_FALLBACK / groups when there are several groups, to
+ * RING_MAX_FALLBACK for one).
  * Allocation-free and pure; @s is borrowed for the call (under RCU: inside
  * the read-side critical section that dereferenced it). Fewer natural
  * replicas than ring_replication_total() means some group has fewer nodes

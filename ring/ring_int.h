@@ -50,6 +50,9 @@ struct ring__table {
    * group's node count in this ring), and distinct racks in the group. */
   uint8_t need[RING__MAX_GROUPS];
   uint16_t racks[RING__MAX_GROUPS];
+  /* Per group: nodes with at least one vnode in this table (where a
+   * fallback walk may stop, ring_lookup.c). */
+  uint16_t members[RING__MAX_GROUPS];
   unsigned group_count;
   unsigned need_total;
 };

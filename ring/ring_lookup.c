@@ -145,29 +145,63 @@ unsigned ring__natural(const struct ring_snapshot *s,
   return natural_at(s, t, ring__search(t, token), out);
 }
 
-/* Fallbacks: from vnode @start, the first @want distinct nodes of
- * replicated groups that are not among the @n_ex nodes of @ex (the natural
- * and pending replicas). A plain walk: no racks, no groups to fill. */
+/* Fallbacks: from vnode @start, the first @want distinct nodes *of each
+ * replicated group* that are not among the @n_ex nodes of @ex (the natural
+ * and pending replicas), listed in walk order. Per group, because a
+ * stand-in must be in the datacenter of the replica it stands in for
+ * (repl_write.c, SLOPPY QUORUM): the first few nodes clockwise may all be
+ * in another datacenter. @want is cut so that every group's share fits
+ * RING_MAX_FALLBACK. A plain walk: no racks. It ends once each group has
+ * its share or has shown all of its nodes (t->members), so a group with no
+ * spare node costs one turn of the ring, never more. */
 static unsigned fallbacks(const struct ring_snapshot *s,
                           const struct ring__table *t, size_t start,
                           const struct ring_replica *ex, unsigned n_ex,
                           unsigned want, struct ring_replica *fb) {
+  unsigned groups =
+      t->group_count < RING__MAX_GROUPS ? t->group_count : RING__MAX_GROUPS;
+  if (groups > 1 && want > RING_MAX_FALLBACK / groups)
+    want = RING_MAX_FALLBACK / groups;
+  uint8_t got[RING__MAX_GROUPS] = {0};
+  uint16_t seen[RING__MAX_GROUPS] = {0}; /* distinct nodes met */
+  uint8_t ex_seen[RING_PLIST_MAX] = {0};
+  unsigned open = 0; /* groups that may still yield a fallback */
+  for (unsigned g = 0; g < groups; g++)
+    open += t->members[g] > 0;
   uint64_t met = 0;
   for (unsigned k = 0; k < n_ex; k++)
     met |= (uint64_t)1 << (ex[k].node & 63);
   unsigned nf = 0;
   size_t i = start;
-  for (size_t steps = 0; nf < want && steps < t->count;
+  for (size_t steps = 0; open > 0 && steps < t->count;
        steps++, i = next(t, i)) {
     const struct ring__vmeta *v = &t->meta[i];
-    if (v->group == RING__NO_GROUP)
-      continue;
+    uint8_t g = v->group;
+    if (g == RING__NO_GROUP || g >= groups || got[g] == want ||
+        seen[g] == t->members[g])
+      continue; /* unreplicated, or its group is done */
     uint64_t bit = (uint64_t)1 << (v->node & 63);
-    if ((met & bit) != 0 &&
-        (has_node(ex, n_ex, v->node) || has_node(fb, nf, v->node)))
-      continue;
-    emit(s, &fb[nf++], v->node, v->group);
+    if ((met & bit) != 0) {
+      if (has_node(fb, nf, v->node))
+        continue;
+      unsigned k = 0;
+      while (k < n_ex && ex[k].node != v->node)
+        k++;
+      if (k < n_ex) {
+        if (!ex_seen[k]) {
+          ex_seen[k] = 1;
+          if (++seen[g] == t->members[g])
+            open--;
+        }
+        continue;
+      }
+    }
+    emit(s, &fb[nf++], v->node, g);
     met |= bit;
+    got[g]++;
+    seen[g]++;
+    if (got[g] == want || seen[g] == t->members[g])
+      open--;
   }
   return nf;
 }

@@ -149,6 +149,8 @@ static int table_build(struct ring_snapshot *s, struct ring__table *t,
     if (g == RING__NO_GROUP)
       continue;
     group_nodes[g]++;
+    if (node_vnodes(n) > 0)
+      t->members[g]++;
     if (!scratch[s->node_rack[i]]) {
       scratch[s->node_rack[i]] = 1;
       t->racks[g]++;

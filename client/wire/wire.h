@@ -189,8 +189,13 @@ enum wire_type {
   WIRE_REPLICA_READ_REPLY = 65,
   WIRE_REPLICA_WRITE = 66,
   WIRE_REPLICA_ACK = 67,
-  WIRE_REPLICA_WRITE2 = 68, /* REPLICA_WRITE with the coordinator's ring
-                               epoch (topology changes) */
+  WIRE_REPLICA_WRITE2 = 68,    /* REPLICA_WRITE with the coordinator's ring
+                                  epoch (topology changes) */
+  WIRE_REPLICA_FORWARD = 69,   /* peer only: REPLICA_WRITE2 for a remote
+                                  datacenter's forwarder to fan out there
+                                  (a node without it answers ENOTSUP) */
+  WIRE_REPLICA_RELAY_ACK = 70, /* peer only: a forwarder relays one of its
+                                  datacenter's replicas' REPLICA_ACK */
   /* 80..95 hinted handoff */
   WIRE_HINT_DELIVER = 80,
   WIRE_HINT_ACK = 81,
@@ -480,6 +485,33 @@ struct wire_replica_write {
 
 struct wire_replica_ack {
   int32_t status; /* CHORUS_OK or a CHORUS_E* code */
+};
+
+/* Node ids a REPLICA_FORWARD names at most. */
+#define WIRE_MAX_FORWARD_TARGETS 16u
+
+/* REPLICA_FORWARD: a coordinator's write sent once to one replica of a
+ * remote datacenter (the forwarder), which stores it like a REPLICA_WRITE2
+ * (acknowledging it itself with REPLICA_ACK), sends it as REPLICA_WRITE2 to
+ * each of @targets, and relays each one's REPLICA_ACK as REPLICA_RELAY_ACK
+ * under the coordinator's request id (Cassandra's forwarding of writes to
+ * other datacenters). */
+struct wire_replica_forward {
+  struct wire_replica_write w; /* as in REPLICA_WRITE2 */
+  /* The other replicas of the forwarder's datacenter: 8-byte big-endian
+   * node ids back to back, 8..8 * WIRE_MAX_FORWARD_TARGETS bytes; the
+   * receiver checks that the length is a multiple of 8. */
+  struct wire_bytes targets;
+  /* ms the coordinator waits for the acks (its request's timeout): how
+   * long the forwarder relays them; 0: the forwarder's default. */
+  uint32_t timeout_ms;
+};
+
+/* REPLICA_RELAY_ACK: replica @replica answered the forwarded write with
+ * @status (its REPLICA_ACK's). */
+struct wire_replica_relay_ack {
+  chorus_node_id replica;
+  int32_t status;
 };
 
 struct wire_hint_deliver {
@@ -890,6 +922,8 @@ struct wire_msg {
     struct wire_replica_read_reply replica_read_reply;
     struct wire_replica_write replica_write;
     struct wire_replica_ack replica_ack;
+    struct wire_replica_forward replica_forward;
+    struct wire_replica_relay_ack replica_relay_ack;
     struct wire_hint_deliver hint_deliver;
     struct wire_hint_ack hint_ack;
     struct wire_ring_reply ring_reply;

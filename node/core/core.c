@@ -538,8 +538,8 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
    * its own (its hints' replays: data the members may lack) still count. */
   if (c->evicted &&
       (m->type == WIRE_REPLICA_READ || m->type == WIRE_REPLICA_WRITE ||
-       m->type == WIRE_REPLICA_WRITE2 || m->type == WIRE_HINT_DELIVER ||
-       m->type == WIRE_STREAM_PULL))
+       m->type == WIRE_REPLICA_WRITE2 || m->type == WIRE_REPLICA_FORWARD ||
+       m->type == WIRE_HINT_DELIVER || m->type == WIRE_STREAM_PULL))
     return CHORUS_OK;
   return finish(c, repl_peer(c->repl, from, m, now, wall, &c->rfx));
 }

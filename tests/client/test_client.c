@@ -419,8 +419,7 @@ static void test_datacenter_needs_protocol_4(void **state) {
   struct chorus_config cfg = cfg_fast();
   cfg.dc = "dc2";
   struct chorus_client *c = NULL;
-  assert_int_equal(chorus_client_open(fake_addr(f), &cfg, &c, NULL),
-                   CHORUS_OK);
+  assert_int_equal(chorus_client_open(fake_addr(f), &cfg, &c, NULL), CHORUS_OK);
   struct chorus_result r;
   assert_int_equal(chorus_put(c, "k", 1, "v", 1, NULL, 0, NULL, &r),
                    CHORUS_EVERSION);
@@ -1193,6 +1192,52 @@ static void test_token_routing_async_close(void **state) {
   fake_stop(n);
 }
 
+/* The router's choice among a key's natural replicas (ring order): the
+ * client's datacenter first, in ring order; while any is unmeasured, ring
+ * order; then the nearest by smoothed round trip, ring order among those
+ * within max(1 ms, 20 %) of it. */
+static void test_route_choose(void **state) {
+  (void)state;
+  struct chorus__cand c[4];
+  /* The client's datacenter wins over a nearer replica elsewhere, and in
+   * ring order, not by round trip. */
+  c[0] = (struct chorus__cand){true, false, 300};
+  c[1] = (struct chorus__cand){true, true, 900};
+  c[2] = (struct chorus__cand){true, true, 400};
+  assert_int_equal(chorus__route_choose(c, 3), 1);
+  c[1].usable = false; /* down: the next of the datacenter */
+  assert_int_equal(chorus__route_choose(c, 3), 2);
+  c[2].usable = false; /* none left there: the nearest of the others */
+  assert_int_equal(chorus__route_choose(c, 3), 0);
+  /* No datacenter: by round trip. 50 ms away first in ring order, 0.3 ms
+   * second: the second. */
+  c[0] = (struct chorus__cand){true, false, 50000};
+  c[1] = (struct chorus__cand){true, false, 300};
+  c[2] = (struct chorus__cand){true, false, 80000};
+  assert_int_equal(chorus__route_choose(c, 3), 1);
+  /* One not measured yet: ring order until it is. */
+  c[2].srtt_us = 0;
+  assert_int_equal(chorus__route_choose(c, 3), 0);
+  c[0].usable = false;
+  assert_int_equal(chorus__route_choose(c, 3), 1);
+  c[0].usable = true;
+  c[2].usable = false; /* the unmeasured one down: by round trip again */
+  assert_int_equal(chorus__route_choose(c, 3), 1);
+  /* Within the tolerance ring order holds: 0.9 ms vs 0.3 ms (1 ms slack),
+   * 57 ms vs 50 ms (20 %); 61 ms vs 50 ms is farther. */
+  c[0].srtt_us = 900;
+  assert_int_equal(chorus__route_choose(c, 2), 0);
+  c[0].srtt_us = 57000;
+  c[1].srtt_us = 50000;
+  assert_int_equal(chorus__route_choose(c, 2), 0);
+  c[0].srtt_us = 61000;
+  assert_int_equal(chorus__route_choose(c, 2), 1);
+  /* Nothing usable. */
+  c[0].usable = c[1].usable = false;
+  assert_int_equal(chorus__route_choose(c, 2), -1);
+  assert_int_equal(chorus__route_choose(c, 0), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_errors),
@@ -1222,6 +1267,7 @@ int main(void) {
       cmocka_unit_test(test_async_close_cancels),
       cmocka_unit_test(test_oom_submit),
       cmocka_unit_test(test_token_routing),
+      cmocka_unit_test(test_route_choose),
       cmocka_unit_test(test_token_routing_async_close),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

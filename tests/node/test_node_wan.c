@@ -29,6 +29,12 @@
  *      TAP comments. LOCAL_QUORUM must not wait on the WAN (p50 under the
  *      round trip); QUORUM (4 of 6) and EACH_QUORUM must (every request
  *      at least one round trip). The other levels are shown, not judged.
+ *   2b. A token-aware libchorus client in dc1's namespace with no
+ *      datacenter set puts 60 keys at ONE: once it has measured the round
+ *      trips to the nodes it must send each key to a replica in dc1
+ *      (libchorus_route.c, NEAREST BY RTT): of the second 30, at most 3
+ *      answered by dc2 and p50 under half the round trip. Ring order alone
+ *      sends about half of them to a primary in dc2.
  *   3. The link cut (chorus-wan "cut") for 5 s while clients in both
  *      datacenters write the same keys at LOCAL_QUORUM, 200 rounds spread
  *      over the cut: blind kv writes (siblings), counter adds, set adds.
@@ -65,6 +71,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -80,6 +87,7 @@
 #include <cmocka.h>
 
 #include "chorus_error.h"
+#include "libchorus.h"
 #include "node_harness.h"
 #include "wan_net.h"
 
@@ -468,6 +476,83 @@ static void test_latency_per_level(void **state) {
                    levels[l].name, op ? "read" : "write", d + 1, s->min,
                    RTT_MS);
       }
+}
+
+/* ------------------------------------------------------------------------
+ * libchorus routing by round trip
+ * ------------------------------------------------------------------------ */
+
+#define ROUTE_N 60 /* PUTs; the second half is judged */
+
+struct route_run {
+  double lat[ROUTE_N];  /* ms */
+  bool remote[ROUTE_N]; /* answered by a node of dc2 */
+  char err[300];
+};
+
+/* A token-aware libchorus client in dc1's namespace, with no datacenter
+ * set: it must learn that dc1's replicas are near (libchorus_route.c,
+ * NEAREST BY RTT) and send each key to one of them, where ring order alone
+ * would send about half the keys (those whose primary is in dc2) across
+ * the WAN. */
+static void *route_client(void *arg) {
+  struct route_run *run = arg;
+  if (wan_net_enter(&W, 0) != 0) {
+    snprintf(run->err, sizeof run->err, "cannot enter dc1's namespace");
+    return NULL;
+  }
+  struct chorus_config cfg;
+  chorus_config_init(&cfg);
+  cfg.cluster = cluster;
+  cfg.token_aware = true;
+  cfg.default_timeout_ms = 3000;
+  char seed[64], remote[16];
+  snprintf(seed, sizeof seed, "%s:%d", ns[0].host, PORT);
+  snprintf(remote, sizeof remote, "10.%d.2.", W.tag);
+  struct chorus_client *c = NULL;
+  char msg[CHORUS_ERRMSG_SIZE] = "";
+  if (chorus_client_open(seed, &cfg, &c, msg) != CHORUS_OK) {
+    snprintf(run->err, sizeof run->err, "open: %s", msg);
+    return NULL;
+  }
+  struct chorus_opts o = {.w = CHORUS_ONE, .timeout_ms = 3000};
+  for (int k = 0; k < ROUTE_N && run->err[0] == '\0'; k++) {
+    char key[32];
+    snprintf(key, sizeof key, "rtt-%d", k);
+    struct chorus_result r;
+    double t0 = now_s();
+    int rc = chorus_put(c, key, strlen(key), key, strlen(key), NULL, 0, &o, &r);
+    run->lat[k] = (now_s() - t0) * 1000;
+    run->remote[k] = strncmp(r.server, remote, strlen(remote)) == 0;
+    if (rc != CHORUS_OK)
+      snprintf(run->err, sizeof run->err, "PUT %s: %s: %s", key,
+               chorus_errname(rc), r.errmsg);
+    chorus_result_free(&r);
+  }
+  chorus_client_close(c);
+  return NULL;
+}
+
+static void test_client_routes_by_rtt(void **state) {
+  (void)state;
+  static struct route_run run;
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, route_client, &run), 0);
+  pthread_join(t, NULL);
+  if (run.err[0])
+    fail_msg("%s", run.err);
+  int half = ROUTE_N / 2, far = 0, far_warm = 0;
+  for (int k = 0; k < ROUTE_N; k++)
+    *(k < half ? &far_warm : &far) += run.remote[k];
+  struct stats warm = stats_of(run.lat, half);
+  struct stats st = stats_of(run.lat + half, half);
+  printf("# libchorus, token-aware, no datacenter set, in dc1, PUT at ONE: "
+         "first %d requests %d answered by dc2 (p50 %.1f ms), next %d %d "
+         "(p50 %.1f / p99 %.1f ms)\n",
+         half, far_warm, warm.p50, half, far, st.p50, st.p99);
+  if (far > half / 10 || st.p50 >= RTT_MS / 2)
+    fail_msg("once measured, %d of %d keys still went to dc2 (p50 %.1f ms)",
+             far, half, st.p50);
 }
 
 /* ------------------------------------------------------------------------
@@ -1024,6 +1109,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       TIMED(test_link_delays),
       TIMED(test_latency_per_level),
+      TIMED(test_client_routes_by_rtt),
       TIMED(test_partition_then_heal),
       TIMED(test_datacenter_down_then_back),
   };

@@ -98,6 +98,11 @@ static struct harness {
   uint64_t sent_frames;
   int next_sync_status; /* the next barrier ends with it, when not 0 */
   int dcs;              /* datacenters, as setup() was given */
+  /* Frames and bytes sent between datacenters (node i is in dc i % dcs). */
+  uint64_t cross_frames, cross_bytes;
+  /* Nodes of a release before REPLICA_FORWARD: the harness answers what
+   * they cannot decode with ERROR ENOTSUP, as node_dispatch.c does. */
+  bool old_release[MAXN];
 } H;
 
 static int index_of(chorus_node_id id) {
@@ -120,6 +125,10 @@ static int fx_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
   assert_true(H.qtail < MAXQ);
   H.q[H.qtail++] = (struct frame){nd->index, t, b, w};
   H.sent_frames++;
+  if (H.dcs > 1 && nd->index % H.dcs != t % H.dcs) {
+    H.cross_frames++;
+    H.cross_bytes += w;
+  }
   return CHORUS_OK;
 }
 
@@ -361,9 +370,17 @@ static void pump(void) {
             wire_decode(f.bytes + 4, f.len - 4, &WIRE_LIMITS_PEER, &m, err),
             CHORUS_OK);
         struct node *nd = &H.nodes[f.to];
-        assert_int_equal(repl_peer(nd->repl, H.ids[f.from], &m, H.now,
-                                   H.now + nd->wall_skew, &nd->fx),
-                         CHORUS_OK);
+        if (H.old_release[f.to] && (m.type == WIRE_REPLICA_FORWARD ||
+                                    m.type == WIRE_REPLICA_RELAY_ACK)) {
+          struct wire_msg e;
+          wire_error_reply(&e, m.request_id, CHORUS_ENOTSUP,
+                           "unknown message type");
+          assert_int_equal(fx_send(nd, H.ids[f.from], &e), CHORUS_OK);
+        } else {
+          assert_int_equal(repl_peer(nd->repl, H.ids[f.from], &m, H.now,
+                                     H.now + nd->wall_skew, &nd->fx),
+                           CHORUS_OK);
+        }
         wire_msg_free(&m);
       }
       test_free(f.bytes);
@@ -796,6 +813,174 @@ static void local_levels_count_the_clients_datacenter(void **state) {
   w = put_from(0, key, "v3", WIRE_QUORUM, "dc1");
   assert_int_equal(w->code, CHORUS_OK);
   assert_int_equal(repl_stats(H.nodes[0].repl)->forwarded, fwd);
+  teardown_all();
+}
+
+/* A write with replicas in another datacenter crosses the WAN once there
+ * (a REPLICA_FORWARD to one of them, which fans it out and relays the
+ * acknowledgements), not once per remote replica; EACH_QUORUM still counts
+ * the remote datacenter's replicas one by one, and a relayed replica that
+ * is cut off keeps its hint. A forwarder of an older release (ENOTSUP) is
+ * never asked again, and its datacenter gets the write direct. */
+static void remote_datacenters_get_one_message(void **state) {
+  (void)state;
+  setup(6, "dc0:3,dc1:3", 2, NULL); /* even nodes dc0, odd ones dc1 */
+  boot();
+  /* Every node holds every key (3 + 3 of 6). */
+  uint64_t f0 = H.cross_frames;
+  struct reply_rec *w = put(0, "k1", "v", WIRE_EACH_QUORUM, NULL);
+  assert_int_equal(w->code, CHORUS_OK);
+  /* One REPLICA_FORWARD out, three acks back: the forwarder's own and two
+   * relayed. Direct it would be three writes and three acks. */
+  assert_int_equal(H.cross_frames - f0, 4);
+  for (int i = 1; i < 6; i += 2)
+    assert_true(stored_has(i, "k1", "v"));
+  const struct repl_stats *st = repl_stats(H.nodes[0].repl);
+  assert_int_equal(st->dc_forwards, 1);
+  assert_int_equal(st->dc_forwarded_writes, 2);
+  uint64_t relayed = 0;
+  for (int i = 1; i < 6; i += 2)
+    relayed += repl_stats(H.nodes[i].repl)->dc_relayed;
+  assert_int_equal(relayed, 2);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[1]) +
+                       repl_hints_for(H.nodes[0].repl, H.ids[3]) +
+                       repl_hints_for(H.nodes[0].repl, H.ids[5]),
+                   0);
+
+  /* A relayed replica cut off (its ack never comes): EACH_QUORUM (2 of 3
+   * there) still met; the coordinator keeps that replica's hint. */
+  struct ring_plist pl;
+  assert_int_equal(ring_lookup_key(H.ring, "k2", 2, 0, &pl), CHORUS_OK);
+  int fwd = -1; /* the first of dc1 in the key's list (repl_write.c) */
+  for (uint8_t i = 0; i < pl.n_natural && fwd < 0; i++)
+    if (pl.r[i].dc == 1)
+      fwd = index_of(pl.r[i].id);
+  assert_true(fwd > 0 && fwd % 2 == 1);
+  int cut = fwd == 1 ? 3 : 1;
+  isolate(cut, true);
+  w = put(0, "k2", "v", WIRE_EACH_QUORUM, NULL);
+  assert_int_equal(w->code, CHORUS_OK);
+  advance(2500); /* the write's timer: the hint stays armed */
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[cut]), 1);
+  assert_false(stored_has(cut, "k2", "v"));
+  isolate(cut, false);
+  advance(3000); /* hinted handoff brings it */
+  assert_true(stored_has(cut, "k2", "v"));
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[cut]), 0);
+
+  /* A slow relayed replica answers after the forwarder's default timeout
+   * (2 s) but within the request's (5 s): the forwarder relays as long as
+   * the coordinator waits (REPLICA_FORWARD's timeout_ms), and ALL is met. */
+  assert_int_equal(ring_lookup_key(H.ring, "k5", 2, 0, &pl), CHORUS_OK);
+  fwd = -1;
+  for (uint8_t i = 0; i < pl.n_natural && fwd < 0; i++)
+    if (pl.r[i].dc == 1)
+      fwd = index_of(pl.r[i].id);
+  cut = fwd == 1 ? 3 : 1;
+  H.held[cut][fwd] = true;
+  struct wire_msg slow = {.type = WIRE_PUT};
+  slow.put.key = bytes_of("k5");
+  slow.put.value = bytes_of("v");
+  slow.put.opts.w = WIRE_ALL;
+  slow.put.opts.timeout_ms = 5000;
+  w = client(0, &slow);
+  assert_false(w->done);
+  advance(3000);
+  assert_false(w->done);
+  release(cut, fwd);
+  assert_true(w->done);
+  assert_int_equal(w->code, CHORUS_OK);
+
+  /* dc1 of an older release: a write to each of its nodes as forwarder
+   * learns it (ENOTSUP) and still lands everywhere; then writes go
+   * direct at once: three writes and three acks. */
+  for (int i = 1; i < 6; i += 2)
+    H.old_release[i] = true;
+  for (int d = 1; d < 6; d += 2) {
+    static char key[16];
+    int first = -1;
+    for (int k = 0; k < 5000 && first != d; k++) {
+      snprintf(key, sizeof key, "old%d", k);
+      assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 0, &pl),
+                       CHORUS_OK);
+      first = -1;
+      for (uint8_t i = 0; i < pl.n_natural && first < 0; i++)
+        if (pl.r[i].dc == 1)
+          first = index_of(pl.r[i].id);
+    }
+    assert_int_equal(first, d);
+    uint64_t forwards = st->dc_forwards;
+    w = put(0, key, "v", WIRE_EACH_QUORUM, NULL);
+    assert_int_equal(w->code, CHORUS_OK);
+    assert_int_equal(st->dc_forwards, forwards + 1);
+    for (int i = 1; i < 6; i += 2)
+      assert_true(stored_has(i, key, "v"));
+  }
+  f0 = H.cross_frames;
+  uint64_t forwards = st->dc_forwards;
+  w = put(0, "k4", "v", WIRE_EACH_QUORUM, NULL);
+  assert_int_equal(w->code, CHORUS_OK);
+  assert_int_equal(st->dc_forwards, forwards);
+  assert_int_equal(H.cross_frames - f0, 6);
+  for (int i = 1; i < 6; i += 2)
+    assert_true(stored_has(i, "k4", "v"));
+  teardown_all();
+}
+
+/* A REPLICA_FORWARD whose target list is not a whole number of ids, names
+ * the forwarder, the coordinator or one node twice, or whose token is not
+ * the key's, is fanned out to nobody; the forwarder's own copy is handled
+ * as a REPLICA_WRITE2 would be. A good one is fanned out. */
+static void hostile_forwards_are_refused(void **state) {
+  (void)state;
+  setup(4, "dc0:2,dc1:2", 2, NULL);
+  boot();
+  uint8_t obj[64];
+  size_t olen = 0;
+  {
+    /* A real object: what node 0 stores for a put. */
+    assert_int_equal(put(0, "hk", "v", WIRE_ALL, NULL)->code, CHORUS_OK);
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(repl__load_bytes(H.nodes[0].repl, ring_token_of("hk", 2),
+                                      "hk", 2, &buf, &len),
+                     CHORUS_OK);
+    assert_true(len <= sizeof obj);
+    memcpy(obj, buf, len);
+    olen = len;
+    chorus_free(buf);
+  }
+  struct {
+    size_t len;
+    chorus_node_id ids[3];
+    bool bad_token;
+  } cases[] = {
+      {12, {0}, false},        /* not whole ids */
+      {8, {102}, false},       /* names the forwarder (1) */
+      {8, {101}, false},       /* names the coordinator (0) */
+      {16, {104, 104}, false}, /* twice */
+      {8, {0}, false},         /* node 0 */
+      {8, {104}, true},        /* the token is not the key's */
+      {8, {104}, false},       /* good: fanned out */
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    uint8_t ids[24] = {0};
+    for (int k = 0; k < 3; k++)
+      for (int i = 7; i >= 0; i--)
+        ids[8 * k + i] = (uint8_t)(cases[c].ids[k] >> (8 * (7 - i)));
+    struct wire_msg m = {.type = WIRE_REPLICA_FORWARD, .request_id = 9};
+    m.replica_forward.w.token = ring_token_of("hk", 2) + cases[c].bad_token;
+    m.replica_forward.w.key = bytes_of("hk");
+    m.replica_forward.w.object = (struct wire_bytes){obj, olen};
+    m.replica_forward.w.flags = WIRE_REPLICA_DURABLE;
+    m.replica_forward.w.epoch = 1;
+    m.replica_forward.targets = (struct wire_bytes){ids, cases[c].len};
+    uint64_t relayed = repl_stats(H.nodes[1].repl)->dc_relayed;
+    assert_int_equal(fx_send(&H.nodes[0], H.ids[1], &m), CHORUS_OK);
+    pump();
+    assert_int_equal(repl_stats(H.nodes[1].repl)->dc_relayed,
+                     relayed + (c == sizeof cases / sizeof cases[0] - 1));
+  }
   teardown_all();
 }
 
@@ -1321,6 +1506,71 @@ static void sloppy_quorum_uses_fallbacks(void **state) {
   assert_true(stored_has(d2, key, "v"));
   assert_int_equal(repl_stats(H.nodes[fallback].repl)->hints_pending, 0);
   assert_int_equal(repl_stats(H.nodes[coord].repl)->hints_pending, 0);
+  teardown_all();
+}
+
+/* A stand-in is a live non-replica of the down replica's datacenter,
+ * never one across the WAN, even when the walk meets one first: it counts
+ * toward that datacenter's LOCAL quorum as the replica would have. With no
+ * spare node there, nobody stands in and the hint stays on the
+ * coordinator. */
+static void sloppy_fallbacks_stay_in_the_datacenter(void **state) {
+  (void)state;
+  setup(6, "dc0:2,dc1:2", 2, NULL); /* even nodes dc0, odd ones dc1 */
+  boot();
+  /* A key node 0 holds, whose walk meets dc1's spare node before dc0's. */
+  static char key[16];
+  struct ring_plist pl;
+  int other = -1;
+  for (int k = 0; k < 5000 && other < 0; k++) {
+    snprintf(key, sizeof key, "s%d", k);
+    assert_int_equal(ring_lookup_key(H.ring, key, strlen(key), 3, &pl),
+                     CHORUS_OK);
+    int first_fb = pl.n_natural + pl.n_pending;
+    if (!natural_in(H.ring, key, 0) || pl.n_fallback != 2 ||
+        pl.r[first_fb].dc != 1)
+      continue;
+    for (uint8_t i = 0; i < pl.n_natural; i++)
+      if (pl.r[i].dc == 0 && pl.r[i].id != H.ids[0])
+        other = index_of(pl.r[i].id);
+  }
+  assert_true(other > 0 && other % 2 == 0);
+  int spare = 6 - other; /* dc0's nodes are 0, 2 and 4 */
+  isolate(other, true);
+  member_all(other, false);
+
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of(key);
+  m.put.value = bytes_of("v");
+  m.put.opts.w = WIRE_LOCAL_QUORUM;
+  m.put.opts.sloppy = true;
+  m.put.opts.dc = bytes_of("dc0");
+  assert_int_equal(client(0, &m)->code, CHORUS_OK);
+  assert_true(repl_stats(H.nodes[spare].repl)->hints_pending > 0);
+  for (int i = 1; i < 6; i += 2)
+    assert_int_equal(repl_stats(H.nodes[i].repl)->hints_pending, 0);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[other]), 0);
+
+  /* dc0's spare down too: no stand-in; LOCAL_QUORUM cannot be met, a
+   * LOCAL_ONE write leaves its hint on the coordinator, none in dc1. */
+  isolate(spare, true);
+  member_all(spare, false);
+  m.put.value = bytes_of("w");
+  assert_int_equal(client(0, &m)->code, CHORUS_EUNAVAILABLE);
+  m.put.opts.w = WIRE_LOCAL_ONE;
+  assert_int_equal(client(0, &m)->code, CHORUS_OK);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[other]), 1);
+  for (int i = 1; i < 6; i += 2)
+    assert_int_equal(repl_stats(H.nodes[i].repl)->hints_pending, 0);
+
+  /* Back: both hints reach the replica. */
+  isolate(other, false);
+  isolate(spare, false);
+  member_all(other, true);
+  member_all(spare, true);
+  advance(4000);
+  assert_true(stored_has(other, key, "w"));
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[other]), 0);
   teardown_all();
 }
 
@@ -3936,6 +4186,9 @@ int main(void) {
       cmocka_unit_test(gc_a_purged_object_is_not_taken_back),
       cmocka_unit_test(gc_timeout_mode_can_bring_a_value_back),
       cmocka_unit_test(sloppy_quorum_uses_fallbacks),
+      cmocka_unit_test(sloppy_fallbacks_stay_in_the_datacenter),
+      cmocka_unit_test(remote_datacenters_get_one_message),
+      cmocka_unit_test(hostile_forwards_are_refused),
       cmocka_unit_test(non_replicas_forward_one_hop),
       cmocka_unit_test(a_forward_refused_by_a_newer_ring_goes_elsewhere),
       cmocka_unit_test(read_repair_fixes_stale_replicas),

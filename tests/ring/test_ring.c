@@ -730,14 +730,19 @@ static void check_token(const struct topo *t, const struct ring_snapshot *s,
   }
   assert_int_equal(np, pl.n_pending);
 
-  /* Fallbacks: the first nodes clockwise, replicated, neither natural nor
-   * pending. */
-  unsigned nfb = 0;
+  /* Fallbacks: per replicated group, the first nodes clockwise of that
+   * group, neither natural nor pending, each group's share cut so that
+   * all shares fit RING_MAX_FALLBACK; listed in walk order. */
+  unsigned nfb = 0, share = want_fb;
+  if (cur->groups > 1 && share > RING_MAX_FALLBACK / (unsigned)cur->groups)
+    share = RING_MAX_FALLBACK / (unsigned)cur->groups;
+  unsigned got[RING_MAX_DCS] = {0};
   int seen[MAXN], nseen = 0;
   size_t st = rring_start(cur, token);
-  for (size_t k = 0; k < cur->count && nfb < want_fb; k++) {
+  for (size_t k = 0; k < cur->count; k++) {
     int x = cur->v[(st + k) % cur->count].node;
-    if (cur->group[x] < 0 || contains(ref, nref, x) || contains(seen, nseen, x))
+    if (cur->group[x] < 0 || contains(ref, nref, x) ||
+        contains(seen, nseen, x) || got[cur->group[x]] == share)
       continue;
     seen[nseen++] = x;
     int pend = 0;
@@ -752,6 +757,8 @@ static void check_token(const struct topo *t, const struct ring_snapshot *s,
                pl.n_pending, x, cur->group[x], (int)t->nodes[x].state);
     const struct ring_replica *r = &pl.r[pl.n_natural + pl.n_pending + nfb++];
     assert_true(r->id == t->nodes[x].id);
+    assert_int_equal(r->dc, cur->group[x]);
+    got[cur->group[x]]++;
   }
   assert_int_equal(nfb, pl.n_fallback);
   for (int i = 0; i < pl.n_natural + pl.n_pending + pl.n_fallback; i++)
@@ -903,6 +910,47 @@ static void joining_nodes_are_pending_and_leaving_ones_hand_over(void **state) {
   assert_int_equal(pl.n_natural, 0);
   assert_int_equal(pl.n_pending, 3);
   assert_int_equal(pl.n_fallback, 0);
+  ring_snapshot_free(s);
+}
+
+/* Each datacenter gets its share of fallbacks, whichever comes first on
+ * the walk: a stand-in is picked in the down replica's datacenter
+ * (repl_write.c). dc1 has many spare nodes, dc2 one; the walk must not
+ * fill the list with dc1's and leave dc2 none. */
+static void fallbacks_come_from_every_datacenter(void **state) {
+  (void)state;
+  struct ring_node nodes[12];
+  for (int i = 0; i < 12; i++)
+    nodes[i] =
+        mk_node(named_id(i), i < 8 ? "dc1" : "dc2", "a", RING_NORMAL, 16);
+  struct ring_snapshot *s = build_spec(nodes, 12, "dc1:3,dc2:3");
+  for (int k = 0; k < 500; k++) {
+    struct ring_plist pl;
+    char key[16];
+    snprintf(key, sizeof key, "k%d", k);
+    assert_int_equal(ring_lookup_key(s, key, strlen(key), 3, &pl), CHORUS_OK);
+    assert_int_equal(pl.n_natural, 6);
+    int per[2] = {0, 0};
+    for (int j = 0; j < pl.n_fallback; j++)
+      per[pl.r[pl.n_natural + j].dc]++;
+    assert_int_equal(per[0], 3); /* five spare, three asked */
+    assert_int_equal(per[1], 1); /* its only spare node */
+  }
+  /* Eight datacenters: one each (8 / 8), never more than the list holds. */
+  ring_snapshot_free(s);
+  struct ring_node many[16];
+  static const char *dcs[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  for (int i = 0; i < 16; i++)
+    many[i] = mk_node(named_id(i), dcs[i % 8], "r", RING_NORMAL, 8);
+  s = build_spec(many, 16, "a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1");
+  struct ring_plist pl;
+  assert_int_equal(ring_lookup(s, 42, 3, &pl), CHORUS_OK);
+  assert_int_equal(pl.n_natural, 8);
+  assert_int_equal(pl.n_fallback, 8);
+  unsigned mask = 0;
+  for (int j = 0; j < pl.n_fallback; j++)
+    mask |= 1u << pl.r[pl.n_natural + j].dc;
+  assert_int_equal(mask, 0xffu);
   ring_snapshot_free(s);
 }
 
@@ -1166,6 +1214,7 @@ int main(void) {
       cmocka_unit_test(lookup_wraps_around_token_zero),
       cmocka_unit_test(joining_nodes_are_pending_and_leaving_ones_hand_over),
       cmocka_unit_test(short_clusters_give_short_lists),
+      cmocka_unit_test(fallbacks_come_from_every_datacenter),
       cmocka_unit_test(diff_of_equal_snapshots_is_empty),
       cmocka_unit_test(diff_of_a_leave_hands_its_ranges_to_successors),
       cmocka_unit_test(a_replacement_with_the_old_tokens_takes_only_its_ranges),

@@ -34,6 +34,8 @@
  *     delay MS | jitter MS | loss P    change the link (both directions)
  *     cut | heal                       drop every packet / stop dropping
  *     stats                            ok a2b=N b2a=N lost=N cut=N full=N
+ *                                      a2b_bytes=N b2a_bytes=N
+ *                                      (packets and IP bytes relayed)
  *   End of stdin (the caller exited, even killed) or SIGTERM/SIGINT ends
  *   it; its devices, and the routes through them, vanish with it.
  *
@@ -76,6 +78,7 @@ struct dir {
   size_t queued;
   uint64_t last_due_us;
   uint64_t relayed;
+  uint64_t bytes; /* of the packets relayed, IP headers included */
 };
 
 static struct {
@@ -227,9 +230,10 @@ static void give(struct dir *d, uint64_t now) {
     if (d->head == NULL)
       d->tail = NULL;
     d->queued--;
-    if (write(d->to, p->data, p->len) == (ssize_t)p->len)
+    if (write(d->to, p->data, p->len) == (ssize_t)p->len) {
       d->relayed++;
-    else
+      d->bytes += p->len;
+    } else
       L.dropped_full++;
     free(p);
   }
@@ -270,10 +274,12 @@ static void command(char *line, const struct dir *ab, const struct dir *ba) {
     L.cut = false;
     reply("ok heal");
   } else if (strcmp(line, "stats") == 0) {
-    reply("ok a2b=%llu b2a=%llu lost=%llu cut=%llu full=%llu",
+    reply("ok a2b=%llu b2a=%llu lost=%llu cut=%llu full=%llu a2b_bytes=%llu "
+          "b2a_bytes=%llu",
           (unsigned long long)ab->relayed, (unsigned long long)ba->relayed,
           (unsigned long long)L.lost, (unsigned long long)L.dropped_cut,
-          (unsigned long long)L.dropped_full);
+          (unsigned long long)L.dropped_full, (unsigned long long)ab->bytes,
+          (unsigned long long)ba->bytes);
   } else if (line[0] != '\0') {
     reply("error unknown command or bad value: %s", line);
   }
