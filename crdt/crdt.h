@@ -796,6 +796,21 @@ int crdt_map_counter(const struct crdt_map_field *f, int64_t *out);
 bool crdt_map_flag(const struct crdt_map_field *f);
 const char *crdt_map_ftype_name(enum crdt_map_ftype t);
 
+/* Operations on the wire (MAP_UPDATE). Layout: [version][array(n) of
+ * array(5): uint kind, array(2d) path (bin name, uint type, ...), bin data,
+ * uint magnitude of amount, uint 1 if amount is negative else 0];
+ * 1..CRDT_MAP_OPS_MAX operations. crdt_map_ops_decode checks the shape
+ * (kinds, types, path lengths, name and data sizes, the amount's range);
+ * crdt_map_update checks the rest. *@out (chorus_free it) borrows names and
+ * data from @buf. Errors: CHORUS_EMALFORMED, CHORUS_EVERSION,
+ * CHORUS_ENOMEM. */
+#define CRDT_MAP_OPS_MAX 256
+size_t crdt_map_ops_encoded_size(const struct crdt_map_op *ops, uint32_t n);
+int crdt_map_ops_encode(const struct crdt_map_op *ops, uint32_t n, uint8_t *buf,
+                        size_t cap, size_t *written);
+int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
+                        const uint8_t *buf, size_t len, char *errmsg);
+
 /* Codec. Layout: [version][array(2): context (array(2): vv body, cloud
  * dots), fields], where fields is array(n) of array(3): bin name, uint type,
  * payload; payload is, by type,

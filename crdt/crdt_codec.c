@@ -260,6 +260,35 @@ static int body_map(msgpack_packer *pk, const void *x) {
   return map_fields(pk, &m->root);
 }
 
+struct map_ops {
+  const struct crdt_map_op *ops;
+  uint32_t n;
+};
+
+static int body_map_ops(msgpack_packer *pk, const void *x) {
+  const struct map_ops *o = x;
+  if (msgpack_pack_array(pk, o->n) != 0)
+    return -1;
+  for (uint32_t i = 0; i < o->n; i++) {
+    const struct crdt_map_op *op = &o->ops[i];
+    if (msgpack_pack_array(pk, 5) != 0 ||
+        msgpack_pack_uint64(pk, (uint64_t)op->kind) != 0 ||
+        msgpack_pack_array(pk, (size_t)op->depth * 2) != 0)
+      return -1;
+    for (uint32_t k = 0; k < op->depth; k++)
+      if (pack_bin(pk, op->path[k].name, op->path[k].len) != 0 ||
+          msgpack_pack_uint64(pk, (uint64_t)op->path[k].type) != 0)
+        return -1;
+    uint64_t mag = op->amount < 0 ? (uint64_t)(-(op->amount + 1)) + 1
+                                  : (uint64_t)op->amount;
+    if (pack_bin(pk, op->data, op->len) != 0 ||
+        msgpack_pack_uint64(pk, mag) != 0 ||
+        msgpack_pack_uint64(pk, op->amount < 0) != 0)
+      return -1;
+  }
+  return 0;
+}
+
 /* Only states that keep the representation invariants (crdt_int.h) are
  * written: the invariants the decoders check on what they read. */
 size_t vv_encoded_size(const struct vv *v) {
@@ -327,6 +356,22 @@ int crdt_ctx_encode(const struct crdt_ctx *c, uint8_t *buf, size_t cap,
                     size_t *written) {
   assert(crdt__ctx_valid(c));
   return encode(body_ctx, c, buf, cap, written);
+}
+/* Operations are written as given: crdt_map_update judges them. */
+size_t crdt_map_ops_encoded_size(const struct crdt_map_op *ops, uint32_t n) {
+  struct map_ops o = {ops, n};
+  assert(n <= CRDT_MAP_OPS_MAX);
+  return encoded_size(body_map_ops, &o);
+}
+int crdt_map_ops_encode(const struct crdt_map_op *ops, uint32_t n, uint8_t *buf,
+                        size_t cap, size_t *written) {
+  struct map_ops o = {ops, n};
+  for (uint32_t i = 0; i < n; i++)
+    if (ops[i].depth < 1 || ops[i].depth > CRDT_MAP_DEPTH_MAX)
+      return CHORUS_EINVAL;
+  if (n == 0 || n > CRDT_MAP_OPS_MAX)
+    return CHORUS_EINVAL;
+  return encode(body_map_ops, &o, buf, cap, written);
 }
 size_t crdt_map_encoded_size(const struct crdt_map *m) {
   assert(crdt__map_valid(m));
@@ -1045,6 +1090,81 @@ int crdt_map_decode(struct crdt_map *out, const uint8_t *buf, size_t len,
   }
   assert(crdt__map_valid(out));
   return CHORUS_OK;
+}
+
+int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
+                        const uint8_t *buf, size_t len, char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  *out = NULL;
+  *n = 0;
+  uint32_t count;
+  int rc;
+  /* An op is at least fixarray, kind, path array, bin name (2), type, bin
+   * data (2), magnitude, sign: 10 bytes. */
+  if ((rc = rd_version(&r, "map ops")) != CHORUS_OK ||
+      (rc = rd_array(&r, &count, 10, "map ops")) != CHORUS_OK)
+    return rc;
+  if (count == 0 || count > CRDT_MAP_OPS_MAX)
+    return rd_fail(&r, "map ops: %u operations, not 1 to %u", count,
+                   CRDT_MAP_OPS_MAX);
+  struct crdt_map_op *ops = chorus_calloc(count, sizeof *ops);
+  if (ops == NULL)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < count; i++) {
+    struct crdt_map_op *op = &ops[i];
+    uint64_t kind, mag, neg;
+    uint32_t np;
+    if ((rc = rd_tuple(&r, 5, "map op")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &kind, "map op kind")) != CHORUS_OK ||
+        (rc = rd_array(&r, &np, 1, "map op path")) != CHORUS_OK)
+      goto err_after_alloc;
+    if (kind < CRDT_MAP_OP_REGISTER_SET || kind > CRDT_MAP_OP_REMOVE) {
+      rc = rd_fail(&r, "map op kind %llu unknown", (unsigned long long)kind);
+      goto err_after_alloc;
+    }
+    if (np == 0 || np % 2 || np / 2 > CRDT_MAP_DEPTH_MAX) {
+      rc = rd_fail(&r, "map op path: array length %u (1 to %d steps)", np,
+                   CRDT_MAP_DEPTH_MAX);
+      goto err_after_alloc;
+    }
+    op->kind = (enum crdt_map_op_kind)kind;
+    op->depth = np / 2;
+    for (uint32_t k = 0; k < op->depth; k++) {
+      uint64_t t;
+      if ((rc = rd_bin(&r, &op->path[k].name, &op->path[k].len,
+                       CRDT_MAP_NAME_MAX, false, NULL, "map op path name")) !=
+              CHORUS_OK ||
+          (rc = rd_uint(&r, &t, "map op path type")) != CHORUS_OK)
+        goto err_after_alloc;
+      if (op->path[k].len == 0 || t < CRDT_MAP_REGISTER || t > CRDT_MAP_MAP) {
+        rc = rd_fail(&r, "map op path: empty name or type %llu",
+                     (unsigned long long)t);
+        goto err_after_alloc;
+      }
+      op->path[k].type = (enum crdt_map_ftype)t;
+    }
+    if ((rc = rd_bin(&r, &op->data, &op->len, DVV_VALUE_MAX, false, NULL,
+                     "map op data")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &mag, "map op amount")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &neg, "map op sign")) != CHORUS_OK)
+      goto err_after_alloc;
+    if (neg > 1 || mag > (uint64_t)INT64_MAX + neg) {
+      rc = rd_fail(&r, "map op amount out of range");
+      goto err_after_alloc;
+    }
+    op->amount = !neg                             ? (int64_t)mag
+                 : mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN
+                                                  : -(int64_t)mag;
+  }
+  if ((rc = rd_end(&r, "map ops")) != CHORUS_OK)
+    goto err_after_alloc;
+  *out = ops;
+  *n = count;
+  return CHORUS_OK;
+
+err_after_alloc:
+  chorus_free(ops);
+  return rc;
 }
 
 /* ------------------------------------------------------------------------

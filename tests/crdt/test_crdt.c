@@ -1067,6 +1067,65 @@ static void map_limits(void **state) {
   crdt_map_free(&snap);
 }
 
+/* MAP_UPDATE's operations through their codec, and hostile ones. */
+static void map_ops_codec(void **state) {
+  (void)state;
+  struct crdt_map_op ops[3] = {
+      mop(CRDT_MAP_OP_COUNTER_ADD, "a.b.c", CRDT_MAP_COUNTER, NULL, INT64_MIN),
+      mop(CRDT_MAP_OP_REGISTER_SET, "name", CRDT_MAP_REGISTER, "v", 0),
+      mop(CRDT_MAP_OP_REMOVE, "x", CRDT_MAP_MAP, NULL, 0)};
+  ops[1].amount = INT64_MAX;
+  size_t n = crdt_map_ops_encoded_size(ops, 3), w;
+  uint8_t *buf = test_malloc(n);
+  assert_int_equal(crdt_map_ops_encode(ops, 3, buf, n, &w), CHORUS_OK);
+  struct crdt_map_op *back;
+  uint32_t nb;
+  char err[CHORUS_ERRMSG_SIZE];
+  assert_int_equal(crdt_map_ops_decode(&back, &nb, buf, w, err), CHORUS_OK);
+  assert_int_equal(nb, 3);
+  assert_int_equal(back[0].amount, INT64_MIN);
+  assert_int_equal(back[0].depth, 3);
+  assert_int_equal(back[0].path[1].type, CRDT_MAP_MAP);
+  assert_memory_equal(back[0].path[2].name, "c", 1);
+  assert_int_equal(back[1].amount, INT64_MAX);
+  assert_memory_equal(back[1].data, "v", 1);
+  assert_int_equal(back[2].kind, CRDT_MAP_OP_REMOVE);
+  /* Every truncation is refused. */
+  for (size_t cut = 0; cut < w; cut++) {
+    struct crdt_map_op *x;
+    uint32_t nx;
+    assert_int_not_equal(crdt_map_ops_decode(&x, &nx, buf, cut, err),
+                         CHORUS_OK);
+  }
+  chorus_free(back);
+  test_free(buf);
+  static const struct {
+    const char *what;
+    uint8_t bytes[24];
+    size_t len;
+  } bad[] = {
+      {"no ops", {1, 0x90}, 2},
+      {"count lie", {1, 0xdd, 0, 1, 0, 0}, 6},
+      {"kind 0", {1, 0x91, 0x95, 0, 0x92, 0xc4, 1, 'a', 1, 0xc4, 0, 0, 0}, 13},
+      {"kind 8", {1, 0x91, 0x95, 8, 0x92, 0xc4, 1, 'a', 1, 0xc4, 0, 0, 0}, 13},
+      {"empty path", {1, 0x91, 0x95, 1, 0x90, 0xc4, 0, 0, 0}, 9},
+      {"type 6", {1, 0x91, 0x95, 1, 0x92, 0xc4, 1, 'a', 6, 0xc4, 0, 0, 0}, 13},
+      {"empty name", {1, 0x91, 0x95, 1, 0x92, 0xc4, 0, 1, 0xc4, 0, 0, 0}, 12},
+      {"sign 2", {1, 0x91, 0x95, 2, 0x92, 0xc4, 1, 'a', 2, 0xc4, 0, 1, 2}, 13},
+      {"five steps",
+       {1, 0x91, 0x95, 7,   0x9a, 0xc4, 1, 'a', 5, 0xc4, 1, 'a',
+        5, 0xc4, 1,    'a', 5,    0xc4, 1, 'a', 5, 0xc4, 1, 'a'},
+       24},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct crdt_map_op *x;
+    uint32_t nx;
+    if (crdt_map_ops_decode(&x, &nx, bad[i].bytes, bad[i].len, err) !=
+        CHORUS_EMALFORMED)
+      fail_msg("hostile ops \"%s\" accepted", bad[i].what);
+  }
+}
+
 static void map_hostile(void **state) {
   (void)state;
   char err[CHORUS_ERRMSG_SIZE];
@@ -1633,6 +1692,7 @@ int main(void) {
       cmocka_unit_test(map_remove_update_wins),
       cmocka_unit_test(map_limits),
       cmocka_unit_test(map_hostile),
+      cmocka_unit_test(map_ops_codec),
       cmocka_unit_test(codec_round_trips),
       cmocka_unit_test(hostile_encodings),
       cmocka_unit_test(out_of_memory_is_atomic),
