@@ -732,6 +732,8 @@ static void ctx_through_codec(const struct crdt_ctx *in, struct crdt_ctx *out) {
 
 /* A map op on path @names (dot-separated, every step but the last a map)
  * whose last field has type @t. */
+/* (A path of more than CRDT_MAP_DEPTH_MAX steps gets that depth plus one
+ * and only its first steps.) */
 static struct crdt_map_op mop(enum crdt_map_op_kind kind, const char *names,
                               enum crdt_map_ftype t, const char *data,
                               int64_t amount) {
@@ -742,6 +744,10 @@ static struct crdt_map_op mop(enum crdt_map_op_kind kind, const char *names,
   for (;;) {
     const char *dot = strchr(p, '.');
     uint32_t len = dot ? (uint32_t)(dot - p) : (uint32_t)strlen(p);
+    if (op.depth == CRDT_MAP_DEPTH_MAX) {
+      op.depth++; /* too long: crdt_map_update refuses it unread */
+      break;
+    }
     op.path[op.depth++] =
         (struct crdt_map_key){(const uint8_t *)p, len, dot ? CRDT_MAP_MAP : t};
     if (!dot)
