@@ -572,6 +572,8 @@ struct chorus_map_op {
  * @key, with the @context of a chorus_map_get (or none). Errors:
  * CHORUS_EINVAL (a bad path, type or amount, before sending; or the
  * node's, e.g. a field type that does not suit the operation),
+ * CHORUS_ETOOBIG (a register value over CHORUS_MAX_VALUE or a member over
+ * CHORUS_MAX_MEMBER, before sending; the node's value limit),
  * CHORUS_EMALFORMED (a context that is not a map read's), CHORUS_ETOOBIG (a
  * level over 1024 fields), CHORUS_ETYPE, and as above. */
 int chorus_map_update(struct chorus_client *c, const void *key, size_t key_len,

@@ -73,8 +73,14 @@ static int op_of(const struct chorus_map_op *in, struct crdt_map_op *out,
       break;
     p = dot + 1;
   }
-  if (in->len > DVV_VALUE_MAX || (in->len > 0 && in->data == NULL))
-    return chorus_errf(errmsg, CHORUS_EINVAL, "map operation %zu: bad data", i);
+  if (in->len > 0 && in->data == NULL)
+    return chorus_errf(errmsg, CHORUS_EINVAL, "map operation %zu: no data", i);
+  size_t max = in->kind == CHORUS_MAP_OP_REGISTER_SET ? CHORUS_MAX_VALUE
+                                                      : CHORUS_MAX_MEMBER;
+  if (in->len > max)
+    return chorus_errf(errmsg, CHORUS_ETOOBIG,
+                       "map operation %zu: %zu bytes, over the %zu-byte limit",
+                       i, in->len, (size_t)max);
   out->kind = (enum crdt_map_op_kind)in->kind;
   out->data = in->data;
   out->len = (uint32_t)in->len;

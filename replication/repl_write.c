@@ -161,6 +161,14 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
                              m->map_update.ops.len, r->err);
     if (rc != CHORUS_OK && rc != CHORUS_ENOMEM)
       rc = chorus_errwrap(r->err, CHORUS_EMALFORMED, "map operations");
+    /* A register value or set member is held to the value limit, as a
+     * PUT's value and a SET_ADD member are (check_limits). */
+    for (uint32_t i = 0; rc == CHORUS_OK && i < nops; i++)
+      if (ops[i].len > r->cfg.max_value_bytes)
+        rc = chorus_errf(r->err, CHORUS_ETOOBIG,
+                         "map operation %" PRIu32 ": %" PRIu32
+                         " bytes, over the %" PRIu32 "-byte value limit",
+                         i + 1, ops[i].len, r->cfg.max_value_bytes);
     hlc_time ts = 0;
     if (rc == CHORUS_OK && (rc = hlc_now(&r->hlc, wall, &ts)) != CHORUS_OK)
       rc = chorus_errf(r->err, rc, "wall clock %" PRIu64 " ms out of range",

@@ -1809,6 +1809,22 @@ static void map_concurrent_edits_converge(void **state) {
   e = map_update(0, "m", &deep, 1, NULL);
   assert_int_equal(e->code, CHORUS_EINVAL);
   assert_non_null(strstr(e->text, "needs a counter"));
+  /* A register value over the node's value limit: ETOOBIG. */
+  size_t big = (size_t)H.nodes[0].cfg.max_value_bytes + 1;
+  uint8_t *v = test_calloc(1, big);
+  struct crdt_map_op huge =
+      map_op(CRDT_MAP_OP_REGISTER_SET, "name", CRDT_MAP_REGISTER, NULL, 0);
+  huge.data = v;
+  huge.len = (uint32_t)big;
+  size_t hn = crdt_map_ops_encoded_size(&huge, 1), hw = 0;
+  uint8_t *hb = test_malloc(hn);
+  assert_int_equal(crdt_map_ops_encode(&huge, 1, hb, hn, &hw), CHORUS_OK);
+  m.map_update.ops = (struct wire_bytes){hb, hw};
+  e = client(0, &m);
+  assert_int_equal(e->code, CHORUS_ETOOBIG);
+  assert_non_null(strstr(e->text, "value limit"));
+  test_free(hb);
+  test_free(v);
   /* A key never written reads as an empty map. */
   struct reply_rec *none = map_read(1, "nothing", WIRE_ALL);
   assert_int_equal(none->type, WIRE_MAP_REPLY);
