@@ -926,7 +926,7 @@ static int rd_dot_seen(struct rd *r, struct crdt_dot *d,
 static int rd_map_entries(struct rd *r, struct crdt_map_field *f,
                           const struct crdt_ctx *c) {
   bool reg = f->type == CRDT_MAP_REGISTER, flag = f->type == CRDT_MAP_FLAG;
-  uint32_t n;
+  uint32_t n = 0;
   /* Each entry is at least a fixarray tag, two dot ints and the payload. */
   int rc = rd_array(r, &n, flag ? 4 : 5, "map entries");
   if (rc != CHORUS_OK)
@@ -964,7 +964,7 @@ static int rd_map_entries(struct rd *r, struct crdt_map_field *f,
 
 static int rd_map_set(struct rd *r, struct crdt_map_field *f,
                       const struct crdt_ctx *c) {
-  uint32_t n;
+  uint32_t n = 0;
   int rc = rd_array(r, &n, 2, "map set elements");
   if (rc != CHORUS_OK)
     return rc;
@@ -976,7 +976,7 @@ static int rd_map_set(struct rd *r, struct crdt_map_field *f,
   for (uint32_t i = 0; i < n / 2; i++) {
     struct orset_elem e = {NULL, 0, 0, NULL};
     const uint8_t *p;
-    uint32_t nd;
+    uint32_t nd = 0;
     if ((rc = rd_bin(r, &p, &e.len, ORSET_ELEM_MAX, false, NULL,
                      "map set element")) != CHORUS_OK)
       return rc;
@@ -1012,7 +1012,7 @@ static int rd_map_set(struct rd *r, struct crdt_map_field *f,
 static int rd_map_field(struct rd *r, struct crdt_map_field *f,
                         const struct crdt_ctx *c, uint32_t level) {
   const uint8_t *name;
-  uint64_t type;
+  uint64_t type = 0;
   int rc;
   if ((rc = rd_tuple(r, 3, "map field")) != CHORUS_OK ||
       (rc = rd_bin(r, &name, &f->namelen, CRDT_MAP_NAME_MAX, false, NULL,
@@ -1048,7 +1048,7 @@ static int rd_map_field(struct rd *r, struct crdt_map_field *f,
 /* The fields of map field @p, at @level (0: the top map). */
 static int rd_map_fields(struct rd *r, struct crdt_map_field *p,
                          const struct crdt_ctx *c, uint32_t level) {
-  uint32_t n;
+  uint32_t n = 0;
   /* A field is at least fixarray + bin tag + len + name + type + array. */
   int rc = rd_array(r, &n, 6, "map fields");
   if (rc != CHORUS_OK)
@@ -1097,7 +1097,7 @@ int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
   struct rd r = {buf, buf, buf + len, errmsg};
   *out = NULL;
   *n = 0;
-  uint32_t count;
+  uint32_t count = 0;
   int rc;
   /* An op is at least fixarray, kind, path array, bin name (2), type, bin
    * data (2), magnitude, sign: 10 bytes. */
@@ -1112,8 +1112,8 @@ int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
     return CHORUS_ENOMEM;
   for (uint32_t i = 0; i < count; i++) {
     struct crdt_map_op *op = &ops[i];
-    uint64_t kind, mag, neg;
-    uint32_t np;
+    uint64_t kind = 0, mag = 0, neg = 0;
+    uint32_t np = 0;
     if ((rc = rd_tuple(&r, 5, "map op")) != CHORUS_OK ||
         (rc = rd_uint(&r, &kind, "map op kind")) != CHORUS_OK ||
         (rc = rd_array(&r, &np, 1, "map op path")) != CHORUS_OK)
@@ -1130,7 +1130,7 @@ int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
     op->kind = (enum crdt_map_op_kind)kind;
     op->depth = np / 2;
     for (uint32_t k = 0; k < op->depth; k++) {
-      uint64_t t;
+      uint64_t t = 0;
       if ((rc = rd_bin(&r, &op->path[k].name, &op->path[k].len,
                        CRDT_MAP_NAME_MAX, false, NULL, "map op path name")) !=
               CHORUS_OK ||

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -851,6 +852,17 @@ mfind(const struct crdt_map *m, const char *names, enum crdt_map_ftype t) {
   return f;
 }
 
+/* mfind for a field that must be there (never NULL: the test fails). */
+static const struct crdt_map_field *
+mget(const struct crdt_map *m, const char *names, enum crdt_map_ftype t) {
+  const struct crdt_map_field *f = mfind(m, names, t);
+  if (f == NULL) {
+    fail_msg("map field %s missing", names);
+    abort();
+  }
+  return f;
+}
+
 static int64_t mcounter(const struct crdt_map *m, const char *names) {
   const struct crdt_map_field *f = mfind(m, names, CRDT_MAP_COUNTER);
   int64_t v = 0;
@@ -887,11 +899,11 @@ static void map_fields_and_types(void **state) {
   assert_memory_equal(e->value, "v", 1);
   e = crdt_map_register(mfind(&a, "g", CRDT_MAP_REGISTER));
   assert_memory_equal(e->value, "later", 5);
-  assert_int_equal(mfind(&a, "g", CRDT_MAP_REGISTER)->n, 2); /* both kept */
+  assert_int_equal(mget(&a, "g", CRDT_MAP_REGISTER)->n, 2); /* both kept */
   /* A set after that replaces both. */
   map_do(&b, B, 104, NULL,
          mop(CRDT_MAP_OP_REGISTER_SET, "g", CRDT_MAP_REGISTER, "last", 0));
-  assert_int_equal(mfind(&b, "g", CRDT_MAP_REGISTER)->n, 1);
+  assert_int_equal(mget(&b, "g", CRDT_MAP_REGISTER)->n, 1);
   /* Counters from two nodes add up; a negative amount too. */
   map_do(&b, B, 105, NULL,
          mop(CRDT_MAP_OP_COUNTER_ADD, "f", CRDT_MAP_COUNTER, NULL, -5));
@@ -899,7 +911,7 @@ static void map_fields_and_types(void **state) {
          mop(CRDT_MAP_OP_COUNTER_ADD, "f", CRDT_MAP_COUNTER, NULL, 3));
   assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
   assert_int_equal(mcounter(&a, "f"), 1 + 3 - 5);
-  assert_int_equal(mfind(&a, "f", CRDT_MAP_COUNTER)->n, 2); /* per node */
+  assert_int_equal(mget(&a, "f", CRDT_MAP_COUNTER)->n, 2); /* per node */
   crdt_map_free(&a);
   crdt_map_free(&b);
 }
@@ -963,7 +975,7 @@ static void map_remove_update_wins(void **state) {
   assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
   assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
   assert_true(crdt_map_equal(&a, &b));
-  const struct crdt_map_field *tags = mfind(&a, "addr.tags", CRDT_MAP_SET);
+  const struct crdt_map_field *tags = mget(&a, "addr.tags", CRDT_MAP_SET);
   assert_non_null(tags);
   assert_int_equal(tags->n, 1); /* "old" went with the remove */
   assert_memory_equal(tags->elem[0].data, "new", 3);
@@ -984,7 +996,7 @@ static void map_remove_update_wins(void **state) {
   assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
   map_do(&a, A, 9, &seen,
          mop(CRDT_MAP_OP_SET_REMOVE, "s", CRDT_MAP_SET, "x", 0));
-  const struct crdt_map_field *s = mfind(&a, "s", CRDT_MAP_SET);
+  const struct crdt_map_field *s = mget(&a, "s", CRDT_MAP_SET);
   assert_non_null(s);
   assert_int_equal(s->elem[0].ndots, 1);
   assert_int_equal(s->elem[0].dots[0].node, B);
