@@ -61,6 +61,18 @@ static const char usage_text[] =
     "  lww get KEY                   its value, then \"written: MS.LOGICAL by\n"
     "                                NODE\", the winning write's stamp\n"
     "  lww del KEY                   write \"no value\" the same way\n"
+    "  map update KEY OP... [--context CTX]\n"
+    "                                update a map, OPs applied in order:\n"
+    "                                PATH:register:set:VALUE,\n"
+    "                                PATH:counter:+N (or -N),\n"
+    "                                PATH:set:add:X, PATH:set:remove:X,\n"
+    "                                PATH:flag:enable (or disable),\n"
+    "                                -PATH:TYPE or PATH:TYPE:remove (the\n"
+    "                                field); PATH is NAME or MAP.NAME (maps\n"
+    "                                3 deep); removes without --context\n"
+    "                                read first and remove what was seen\n"
+    "  map get KEY                   NAME:TYPE = VALUE per field (nested\n"
+    "                                fields indented), then the context\n"
     "  status                        every member: name, state, address, dc,\n"
     "                                rack, incarnation, clock offset, hints\n"
     "  repair status [--range R]     this node's anti-entropy: totals; per\n"
@@ -234,8 +246,9 @@ static int parse(struct cli *cl, int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    /* A map remove, -PATH:TYPE, is an argument: no option has a ':'. */
     bool is_opt = !only_pos && a[0] == '-' && a[1] != '\0' &&
-                  !(a[1] >= '0' && a[1] <= '9');
+                  !(a[1] >= '0' && a[1] <= '9') && strchr(a, ':') == NULL;
     if (!is_opt) {
       if (cl->argc == (int)(sizeof cl->argv / sizeof cl->argv[0]))
         return usage_error("too many arguments");
@@ -688,8 +701,12 @@ static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
   return rc;
 }
 
-/* get: GET, and on ETYPE the counter, then the set, then the register
- * (the key's type is fixed at its first write, so one of them answers). */
+static int map_print(const struct cli *cl, const char *key,
+                     const struct chorus_result *res);
+
+/* get: GET, and on ETYPE the counter, then the set, then the register,
+ * then the map (the key's type is fixed at its first write, so one of them
+ * answers). */
 static int cmd_get(struct chorus_client *c, const struct cli *cl) {
   const char *key = cl->argv[1];
   struct chorus_result res;
@@ -751,6 +768,15 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
     print_lww(cl, key, &res);
     chorus_result_free(&res);
     return 0;
+  }
+  if (rc != CHORUS_ETYPE)
+    goto err;
+  chorus_result_free(&res);
+  rc = chorus_map_get(c, key, strlen(key), &cl->opts, &res);
+  if (rc == CHORUS_OK) {
+    rc = map_print(cl, key, &res);
+    chorus_result_free(&res);
+    return rc;
   }
 err:
   rc = fail(&res);
@@ -1049,6 +1075,226 @@ static int cmd_ring(struct chorus_client *c, const struct cli *cl) {
   return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Maps: map update KEY OP..., map get KEY
+ * ------------------------------------------------------------------------ */
+
+static const char *const map_type_names[] = {"",    "register", "counter",
+                                             "set", "flag",     "map"};
+
+static int map_type_of(const char *s, size_t len) {
+  for (int t = CHORUS_MAP_REGISTER; t <= CHORUS_MAP_MAP; t++)
+    if (strlen(map_type_names[t]) == len &&
+        memcmp(map_type_names[t], s, len) == 0)
+      return t;
+  return 0;
+}
+
+/* One OP of map update into *@op; @path gets the copy of its path that
+ * op->path points into (PATH:TYPE:ACTION[:ARG], or -PATH:TYPE). */
+static int map_op_parse(const char *arg, struct chorus_map_op *op, char *path,
+                        size_t cap) {
+  static const char form[] =
+      "PATH:register:set:VALUE, PATH:counter:+N|-N, PATH:set:add|remove:X, "
+      "PATH:flag:enable|disable, PATH:TYPE:remove or -PATH:TYPE";
+  memset(op, 0, sizeof *op);
+  bool minus = arg[0] == '-';
+  const char *p = arg + minus, *c1 = strchr(p, ':');
+  if (c1 == NULL || (size_t)(c1 - p) >= cap)
+    return usage_error("map: \"%s\" is not one of %s", arg, form);
+  memcpy(path, p, (size_t)(c1 - p));
+  path[c1 - p] = '\0';
+  op->path = path;
+  const char *t = c1 + 1, *c2 = strchr(t, ':');
+  int type = map_type_of(t, c2 ? (size_t)(c2 - t) : strlen(t));
+  if (type == 0)
+    return usage_error("map: \"%s\": the type is register, counter, set, "
+                       "flag or map",
+                       arg);
+  op->type = type;
+  const char *act = c2 ? c2 + 1 : "";
+  const char *c3 = strchr(act, ':');
+  size_t alen = c3 ? (size_t)(c3 - act) : strlen(act);
+  const char *rest = c3 ? c3 + 1 : NULL;
+#define ACT(s) (alen == strlen(s) && memcmp(act, s, alen) == 0)
+  if (minus || (ACT("remove") && type != CHORUS_MAP_SET && rest == NULL)) {
+    if (minus && c2 != NULL)
+      return usage_error("map: \"%s\": a remove is -PATH:TYPE", arg);
+    op->kind = CHORUS_MAP_OP_REMOVE;
+  } else if (type == CHORUS_MAP_REGISTER && ACT("set") && rest != NULL) {
+    op->kind = CHORUS_MAP_OP_REGISTER_SET;
+    op->data = rest;
+    op->len = strlen(rest);
+  } else if (type == CHORUS_MAP_COUNTER && c2 != NULL && rest == NULL) {
+    char *end;
+    errno = 0;
+    long long d = strtoll(act, &end, 10);
+    if (errno || *end || end == act || d == 0)
+      return usage_error("map: \"%s\": a counter takes +N or -N (not 0)", arg);
+    op->kind = CHORUS_MAP_OP_COUNTER_ADD;
+    op->amount = d;
+  } else if (type == CHORUS_MAP_SET && (ACT("add") || ACT("remove")) &&
+             rest != NULL) {
+    op->kind = ACT("add") ? CHORUS_MAP_OP_SET_ADD : CHORUS_MAP_OP_SET_REMOVE;
+    op->data = rest;
+    op->len = strlen(rest);
+  } else if (type == CHORUS_MAP_SET && ACT("remove") && rest == NULL) {
+    op->kind = CHORUS_MAP_OP_REMOVE;
+  } else if (type == CHORUS_MAP_FLAG && (ACT("enable") || ACT("disable")) &&
+             rest == NULL) {
+    op->kind =
+        ACT("enable") ? CHORUS_MAP_OP_FLAG_ENABLE : CHORUS_MAP_OP_FLAG_DISABLE;
+  } else {
+    return usage_error("map: \"%s\" is not one of %s", arg, form);
+  }
+#undef ACT
+  return 0;
+}
+
+/* Text: one line per field, "NAME:TYPE = VALUE", a nested map's fields
+ * indented under "NAME:map". */
+static int map_print_visit(void *arg, const struct chorus_map_field *f) {
+  (void)arg;
+  printf("%*s%.*s:%s", (int)(2 * (f->depth - 1)), "", (int)f->name_len,
+         (const char *)f->name, map_type_names[f->type]);
+  switch (f->type) {
+  case CHORUS_MAP_REGISTER:
+    fputs(" = ", stdout);
+    fwrite(f->value.ptr, 1, f->value.len, stdout);
+    break;
+  case CHORUS_MAP_COUNTER:
+    printf(" = %" PRId64, f->counter);
+    break;
+  case CHORUS_MAP_FLAG:
+    printf(" = %s", f->flag ? "true" : "false");
+    break;
+  case CHORUS_MAP_SET:
+    fputs(" = {", stdout);
+    for (size_t i = 0; i < f->nmembers; i++) {
+      fputs(i ? ", " : "", stdout);
+      fwrite(f->members[i].ptr, 1, f->members[i].len, stdout);
+    }
+    putchar('}');
+    break;
+  default:
+    break;
+  }
+  putchar('\n');
+  return 0;
+}
+
+static int count_fields(void *arg, const struct chorus_map_field *f) {
+  (void)f;
+  ++*(size_t *)arg;
+  return 0;
+}
+
+static int map_print(const struct cli *cl, const char *key,
+                     const struct chorus_result *res) {
+  size_t nfields = 0;
+  int rc = chorus_map_walk(res, count_fields, &nfields);
+  if (rc != CHORUS_OK) {
+    fprintf(stderr, "chorus: %s: the map does not decode (%s)\n", key,
+            chorus_errname(rc));
+    return 1;
+  }
+  if (cl->json) {
+    size_t need = 0;
+    (void)chorus_map_json(res, NULL, 0, &need);
+    char *js = chorus_malloc(need + 1);
+    if (js == NULL || chorus_map_json(res, js, need + 1, NULL) != CHORUS_OK) {
+      chorus_free(js);
+      fprintf(stderr, "chorus: out of memory\n");
+      return 1;
+    }
+    printf("{\"found\":%s,\"type\":\"map\",\"map\":%s,\"context\":",
+           nfields > 0 ? "true" : "false", js);
+    json_hex(res->context);
+    printf("}\n");
+    chorus_free(js);
+    return 0;
+  }
+  (void)chorus_map_walk(res, map_print_visit, NULL);
+  print_context(res);
+  if (nfields == 0)
+    fprintf(stderr, "chorus: %s: not found\n", key);
+  return 0;
+}
+
+static bool map_op_removes(const struct chorus_map_op *op) {
+  return op->kind == CHORUS_MAP_OP_REMOVE ||
+         op->kind == CHORUS_MAP_OP_SET_REMOVE ||
+         op->kind == CHORUS_MAP_OP_FLAG_DISABLE;
+}
+
+/* map update KEY OP... [--context CTX], map get KEY. An update that
+ * removes (a field, a set member, a flag's enables) without --context
+ * reads the map first, at the request's levels, and removes what that
+ * read saw, as del does. */
+static int cmd_map(struct chorus_client *c, const struct cli *cl,
+                   const uint8_t *ctx, size_t ctx_len) {
+  static const char form[] = "map update KEY OP... [--context CTX] | map get "
+                             "KEY";
+  int rc = need_args(cl, 2, -1, form);
+  if (rc != 0)
+    return rc;
+  const char *sub = cl->argv[1], *key = cl->argv[2];
+  struct chorus_result res;
+  memset(&res, 0, sizeof res);
+  if (strcmp(sub, "get") == 0) {
+    if (cl->argc != 3)
+      return usage_error("usage: chorus %s", form);
+    if (chorus_map_get(c, key, strlen(key), &cl->opts, &res) != CHORUS_OK)
+      rc = fail(&res);
+    else
+      rc = map_print(cl, key, &res);
+    chorus_result_free(&res);
+    return rc;
+  }
+  if (strcmp(sub, "update") != 0)
+    return usage_error("map: \"%s\" is not update or get", sub);
+  size_t n = (size_t)cl->argc - 3;
+  if (n == 0)
+    return usage_error("usage: chorus %s", form);
+  struct chorus_map_op ops[64];
+  char paths[64][CHORUS_MAP_DEPTH_MAX * (CHORUS_MAP_NAME_MAX + 1)];
+  bool removes = false;
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = map_op_parse(cl->argv[3 + i], &ops[i], paths[i],
+                           sizeof paths[i])) != 0)
+      return rc;
+    removes |= map_op_removes(&ops[i]);
+  }
+  uint8_t *read_ctx = NULL;
+  if (removes && ctx == NULL) {
+    if (chorus_map_get(c, key, strlen(key), &cl->opts, &res) != CHORUS_OK) {
+      rc = fail(&res);
+      chorus_result_free(&res);
+      return rc;
+    }
+    if (res.context.len > 0 &&
+        (read_ctx = chorus_memdup(res.context.ptr, res.context.len)) == NULL) {
+      chorus_result_free(&res);
+      fprintf(stderr, "chorus: out of memory\n");
+      return 1;
+    }
+    ctx = read_ctx;
+    ctx_len = res.context.len;
+    chorus_result_free(&res);
+  }
+  if (chorus_map_update(c, key, strlen(key), ops, n, ctx, ctx_len, &cl->opts,
+                        &res) == CHORUS_OK) {
+    print_warnings(key, &res);
+    printf(cl->json ? "{\"ok\":true}\n" : "ok\n");
+    rc = 0;
+  } else {
+    rc = fail(&res);
+  }
+  chorus_result_free(&res);
+  chorus_free(read_ctx);
+  return rc;
+}
+
 static int run(struct chorus_client *c, const struct cli *cl) {
   const char *cmd = cl->argv[0];
   uint8_t *ctx = NULL, *val = NULL, *in = NULL;
@@ -1126,6 +1372,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   }
   if (strcmp(cmd, "lww") == 0) {
     rc = cmd_lww(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "map") == 0) {
+    rc = cmd_map(c, cl, ctx, ctx_len);
     goto out;
   }
   if (strcmp(cmd, "put") == 0) {

@@ -524,6 +524,115 @@ int chorus_lww_delete(struct chorus_client *c, const void *key, size_t key_len,
 int chorus_lww_get(struct chorus_client *c, const void *key, size_t key_len,
                    const struct chorus_opts *opts, struct chorus_result *res);
 
+/* MAPS
+ *
+ * A key of type map holds a Riak-style map (docs/PROTOCOL.md, MAP_UPDATE):
+ * fields keyed by (name, type), each a register (a value; concurrent
+ * writes: the greatest (HLC time, node id) wins), a counter (adds merge),
+ * a set (add-wins), a flag (enable-wins) or a nested map (at most 3 deep:
+ * a path has at most CHORUS_MAP_DEPTH_MAX steps). An update is a list of
+ * operations applied in order, all or nothing. Removing a field, a set
+ * member or disabling a flag with the context of a chorus_map_get drops
+ * only what that read saw: an update it did not see survives (update
+ * wins); the removed field's other state is gone. With an empty context
+ * they drop what the coordinating node holds. A node from before maps
+ * answers CHORUS_ENOTSUP; a map call on a key of another type, or the
+ * reverse, fails with CHORUS_ETYPE.
+ */
+#define CHORUS_MAP_DEPTH_MAX 4
+#define CHORUS_MAP_NAME_MAX 255
+#define CHORUS_MAP_OPS_MAX 256
+
+enum chorus_map_type {
+  CHORUS_MAP_REGISTER = 1,
+  CHORUS_MAP_COUNTER = 2,
+  CHORUS_MAP_SET = 3,
+  CHORUS_MAP_FLAG = 4,
+  CHORUS_MAP_MAP = 5,
+};
+
+enum chorus_map_op_kind {
+  CHORUS_MAP_OP_REGISTER_SET = 1, /* data: the value */
+  CHORUS_MAP_OP_COUNTER_ADD = 2,  /* amount: non-zero */
+  CHORUS_MAP_OP_SET_ADD = 3,      /* data: the member */
+  CHORUS_MAP_OP_SET_REMOVE = 4,   /* data: the member */
+  CHORUS_MAP_OP_FLAG_ENABLE = 5,
+  CHORUS_MAP_OP_FLAG_DISABLE = 6,
+  CHORUS_MAP_OP_REMOVE = 7, /* the field: @type says which */
+};
+
+/* One operation. @path names the field: names separated by '.', each
+ * 1..CHORUS_MAP_NAME_MAX bytes (so a name holds no '.'), every step but the
+ * last a nested map (created as needed). @type is the last step's type;
+ * 0 means the kind's own (a counter for COUNTER_ADD, ...), and REMOVE needs
+ * it. Everything is borrowed for the call. */
+struct chorus_map_op {
+  int kind;         /* enum chorus_map_op_kind */
+  const char *path; /* "addr.city" */
+  int type;         /* enum chorus_map_type, or 0 */
+  const void *data;
+  size_t len;
+  int64_t amount;
+};
+
+/* chorus_map_update: applies @n (1..CHORUS_MAP_OPS_MAX) operations to map
+ * @key, with the @context of a chorus_map_get (or none). Errors:
+ * CHORUS_EINVAL (a bad path, type or amount, before sending; or the
+ * node's, e.g. a field type that does not suit the operation),
+ * CHORUS_ETOOBIG (a register value over CHORUS_MAX_VALUE or a member over
+ * CHORUS_MAX_MEMBER, before sending; the node's value limit),
+ * CHORUS_EMALFORMED (a context that is not a map read's), CHORUS_ETOOBIG (a
+ * level over 1024 fields), CHORUS_ETYPE, and as above. */
+int chorus_map_update(struct chorus_client *c, const void *key, size_t key_len,
+                      const struct chorus_map_op *ops, size_t n,
+                      const void *context, size_t context_len,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res);
+
+/* chorus_map_get: the map (values[0], nvalues 1: its encoding, read with
+ * chorus_map_walk or chorus_map_json; a key never written reads as an
+ * empty map) and its causal context (context), for chorus_map_update.
+ * Errors: CHORUS_ETOOBIG (a context over 64 KiB), CHORUS_ETYPE, and as
+ * above. */
+int chorus_map_get(struct chorus_client *c, const void *key, size_t key_len,
+                   const struct chorus_opts *opts, struct chorus_result *res);
+
+/* A field met by chorus_map_walk. Everything is borrowed until the visit
+ * returns. Names are bytes (not NUL-terminated). */
+struct chorus_map_field {
+  unsigned depth; /* 1: a top-level field; a map's fields are one deeper */
+  const uint8_t *name;
+  size_t name_len;
+  int type;                  /* enum chorus_map_type */
+  struct chorus_bytes value; /* register: its value */
+  int64_t counter;           /* counter: its value */
+  bool flag;                 /* flag: on */
+  size_t nmembers;           /* set: its members, in byte order */
+  const struct chorus_bytes *members;
+  size_t nfields; /* map: how many fields it holds (they follow) */
+};
+
+/* chorus_map_walk: calls @visit for every field of the map in @res (a
+ * chorus_map_get's), depth first, each level in (name, type) order, a map
+ * before its fields. A non-zero return from @visit stops the walk and is
+ * returned. Errors: CHORUS_EINVAL (@res holds no map), CHORUS_EMALFORMED
+ * (the node's bytes do not decode), CHORUS_ERANGE (a counter outside
+ * int64), CHORUS_ENOMEM. */
+typedef int (*chorus_map_visit)(void *arg, const struct chorus_map_field *f);
+int chorus_map_walk(const struct chorus_result *res, chorus_map_visit visit,
+                    void *arg);
+
+/* chorus_map_json: the map in @res as one JSON object, keys "name:type"
+ * (two fields may share a name): a register's value as a string, a
+ * counter's as a number, a set's as an array of strings, a flag's as true
+ * or false, a map's as an object; bytes that are not UTF-8 as \u00XX.
+ * Writes at most @cap bytes with a NUL into @buf (may be NULL with @cap
+ * 0); *@needed (may be NULL) gets the full length without the NUL.
+ * Errors: CHORUS_ETOOBIG (@cap too small: call again with *@needed + 1),
+ * and as chorus_map_walk. */
+int chorus_map_json(const struct chorus_result *res, char *buf, size_t cap,
+                    size_t *needed);
+
 /* chorus_ring: RING_QUERY then STATUS_QUERY to one node: epoch, vnodes,
  * replication, and nodes with their share of the token space (computed
  * with ring/ring.h from the node list and the replication.* stats); from a
@@ -914,6 +1023,14 @@ int chorus_lww_delete_async(struct chorus_client *c, const void *key,
                             size_t key_len, const struct chorus_opts *opts,
                             chorus_cb cb, void *arg);
 int chorus_lww_get_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const struct chorus_opts *opts,
+                         chorus_cb cb, void *arg);
+int chorus_map_update_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const struct chorus_map_op *ops,
+                            size_t n, const void *context, size_t context_len,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg);
+int chorus_map_get_async(struct chorus_client *c, const void *key,
                          size_t key_len, const struct chorus_opts *opts,
                          chorus_cb cb, void *arg);
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);

@@ -143,6 +143,10 @@ static int do_get(struct chorus_client *c, uint8_t type, const void *key,
     m.lww_key.key = wb(key, key_len);
     m.lww_key.opts = wire_opts(c, opts);
     break;
+  case WIRE_MAP_READ:
+    m.map_read.key = wb(key, key_len);
+    m.map_read.opts = wire_opts(c, opts);
+    break;
   default:
     m.set_read.key = wb(key, key_len);
     m.set_read.opts = wire_opts(c, opts);
@@ -175,6 +179,35 @@ static int do_lww(struct chorus_client *c, bool set, const void *key,
   }
   return chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
                               arg);
+}
+
+/* MAP_UPDATE: @ops encoded (chorus__map_ops_encode checks them), sent
+ * with @context. */
+static int do_map_update(struct chorus_client *c, const void *key,
+                         size_t key_len, const struct chorus_map_op *ops,
+                         size_t n, const void *context, size_t context_len,
+                         const struct chorus_opts *opts, chorus_cb cb,
+                         void *arg) {
+  int rc = check_key(c, key, key_len);
+  if (rc == CHORUS_OK)
+    rc = check_bytes(c, context, context_len, "context");
+  if (rc != CHORUS_OK)
+    return rc;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if ((rc = chorus__map_ops_encode(ops, n, &buf, &len, c->errmsg)) != CHORUS_OK)
+    return rc;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_MAP_UPDATE;
+  m.map_update.key = wb(key, key_len);
+  m.map_update.ops = wb(buf, len);
+  m.map_update.context = wb(context, context_len);
+  m.map_update.opts = wire_opts(c, opts);
+  rc = chorus__route_submit(c, key, key_len, &m, true, opt_timeout(opts), cb,
+                            arg);
+  chorus_free(buf);
+  return rc;
 }
 
 static int do_put(struct chorus_client *c, const void *key, size_t key_len,
@@ -586,6 +619,31 @@ int chorus_lww_get(struct chorus_client *c, const void *key, size_t key_len,
                   &w);
 }
 
+int chorus_map_update(struct chorus_client *c, const void *key, size_t key_len,
+                      const struct chorus_map_op *ops, size_t n,
+                      const void *context, size_t context_len,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c,
+                  do_map_update(c, key, key_len, ops, n, context, context_len,
+                                opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_map_get(struct chorus_client *c, const void *key, size_t key_len,
+                   const struct chorus_opts *opts, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c, do_get(c, WIRE_MAP_READ, key, key_len, opts, sync_cb, &w),
+                  &w);
+}
+
 int chorus_ring(struct chorus_client *c, struct chorus_result *res) {
   struct sync_wait w;
   int rc = sync_begin(c, res, &w);
@@ -869,6 +927,24 @@ int chorus_lww_get_async(struct chorus_client *c, const void *key,
                          chorus_cb cb, void *arg) {
   int rc = check_async(c);
   return rc ? rc : do_get(c, WIRE_LWW_READ, key, key_len, opts, cb, arg);
+}
+
+int chorus_map_update_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const struct chorus_map_op *ops,
+                            size_t n, const void *context, size_t context_len,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_map_update(c, key, key_len, ops, n, context, context_len, opts,
+                            cb, arg);
+}
+
+int chorus_map_get_async(struct chorus_client *c, const void *key,
+                         size_t key_len, const struct chorus_opts *opts,
+                         chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc : do_get(c, WIRE_MAP_READ, key, key_len, opts, cb, arg);
 }
 
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg) {

@@ -155,6 +155,13 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
 
 /* Routing (libchorus_route.c). */
 
+/* chorus__map_ops_encode: @ops (libchorus.h) as MAP_UPDATE's ops bytes
+ * (crdt_map_ops_encode); *@buf is the caller's to chorus_free. Checks the
+ * count, paths, names and types first. Errors: CHORUS_EINVAL (reason in
+ * @errmsg), CHORUS_ENOMEM. */
+int chorus__map_ops_encode(const struct chorus_map_op *ops, size_t n,
+                           uint8_t **buf, size_t *len, char *errmsg);
+
 /* chorus__route_submit: like chorus__submit, sending a request about @key
  * to a replica of it when the client routes by token. */
 int chorus__route_submit(struct chorus_client *c, const void *key,

@@ -184,6 +184,10 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_WRITE_REPLY;
   case WIRE_LWW_READ:
     return WIRE_LWW_REPLY;
+  case WIRE_MAP_UPDATE:
+    return WIRE_WRITE_REPLY;
+  case WIRE_MAP_READ:
+    return WIRE_MAP_REPLY;
   case WIRE_RING_QUERY:
     return WIRE_RING_REPLY;
   case WIRE_STATUS_QUERY:
@@ -469,6 +473,12 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     res->lww_ts = m->lww_reply.ts;
     res->lww_node = m->lww_reply.node;
     return take_list(res, &one, (struct wire_bytes){NULL, 0});
+  }
+  case WIRE_MAP_REPLY: {
+    /* The map's encoding as values[0] (chorus_map_walk decodes it). */
+    struct wire_bytes v = m->map_reply.map;
+    struct wire_bytes_list one = {1, &v};
+    return take_list(res, &one, m->map_reply.context);
   }
   case WIRE_CLUSTER_REPLY:
     return take_cluster(res, &m->cluster_reply);

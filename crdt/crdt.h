@@ -1,6 +1,6 @@
 /* crdt.h: causality (version vectors, dotted version vectors, hybrid logical
  * clocks) and the convergent types chorus stores (counters, LWW register,
- * multi-value register, add-wins set), with their codecs.
+ * multi-value register, add-wins set, map), with their codecs.
  *
  * WHAT LIVES HERE
  *
@@ -15,6 +15,7 @@
  *   pncounter_ increment/decrement counter with op-id de-duplication
  *   lww_       last-writer-wins register ordered by (HLC, node id)
  *   orset_     add-wins observed-remove set without tombstones (ORSWOT)
+ *   crdt_map_  Riak-style map of registers, counters, sets, flags, maps
  *   crdt_obj_  the tagged envelope storage keeps, one blob per key
  *
  * Everything here is pure: no I/O, no clock reads (time comes in as an
@@ -637,6 +638,197 @@ int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
                  char *errmsg);
 
 /* ========================================================================
+ * Map: the `map` type (Riak-style, riak_dt_map)
+ *
+ * HOW IT WORKS (Almeida, Shoker, Baquero, "Delta State Replicated Data
+ * Types", 2018, §6 "causal CRDTs" and §7.4 "map embedding"; riak_dt_map and
+ * its embedded counter riak_dt_emcntr)
+ *
+ * A map holds fields keyed by (name, type); the types are registers,
+ * counters, add-wins sets, enable-wins flags and nested maps. The whole map
+ * shares ONE causal context (struct crdt_ctx), and every update of any
+ * field, at any depth, mints one dot from it at the coordinator. Each field
+ * keeps only the dots of the updates that made its current state:
+ *
+ *   register  entries (dot, HLC time, value): a set replaces the field's
+ *             entries with one; concurrent sets leave several, and a read
+ *             shows the one with the greatest (HLC time, dot node) (LWW)
+ *   counter   entries (dot, p, n), one per node in every state the
+ *             operations build: node r's add replaces r's entry with a new
+ *             dot and r's totals plus the amount (riak_dt_emcntr)
+ *   set       elements, each with the dots of its adds (ORSWOT, as orset)
+ *   flag      entries (dot, on): enable replaces the field's entries with
+ *             (dot, on); disable replaces the entries the remover saw with
+ *             (dot, off). The flag reads on when any entry is on, so an
+ *             enable concurrent with a disable wins (enable-wins)
+ *   map       nested fields, recursively
+ *
+ * join keeps, at every place in the tree, the dots both sides hold and the
+ * dots one side holds that the other side's context has not seen (the
+ * other side never saw them, so it cannot have removed them); a field, set
+ * element or nested map left without dots is gone. That is the ORSWOT join
+ * applied at every level, so it is a join of a lattice on every state whose
+ * dots its context covers (which decoders check).
+ *
+ * OBSERVED REMOVE. Removing a field drops the dots of the field's whole
+ * subtree that the remover's context covers (the client's read; without
+ * one, the coordinator's copy), leaving no tombstone: the context still
+ * covers them, so a join with a replica that has them drops them there. An
+ * update concurrent with the remove mints a dot the remover never saw, and
+ * survives: update wins. A removed field's state is reset: what survives is
+ * the concurrent updates alone, not the removed state under them, with one
+ * exception inherited from riak_dt_emcntr: a node's counter entry carries
+ * that node's running totals, so a concurrent add by a node brings back
+ * that node's earlier increments too (the other nodes' are gone).
+ *
+ * A field is present while it holds at least one dot: a set whose last
+ * element was removed reads as absent, like a removed field. A disabled
+ * flag is present (off).
+ *
+ * LIMITS (refused with CHORUS_EINVAL / CHORUS_EMALFORMED, reason in
+ * errmsg): a field name is 1..CRDT_MAP_NAME_MAX bytes; a map level holds at
+ * most CRDT_MAP_FIELDS_MAX fields; maps nest CRDT_MAP_DEPTH_MAX levels deep
+ * (the top map's fields are level 1, so a map-typed field exists at levels
+ * 1..CRDT_MAP_DEPTH_MAX-1); register values are at most DVV_VALUE_MAX
+ * bytes, set elements ORSET_ELEM_MAX. Counters in maps have no op-id
+ * de-duplication (unlike the `counter` type): a retried add counts twice.
+ * ======================================================================== */
+
+#define CRDT_MAP_DEPTH_MAX 4
+#define CRDT_MAP_FIELDS_MAX 1024
+#define CRDT_MAP_NAME_MAX 255
+
+enum crdt_map_ftype {
+  CRDT_MAP_REGISTER = 1,
+  CRDT_MAP_COUNTER = 2,
+  CRDT_MAP_SET = 3,
+  CRDT_MAP_FLAG = 4,
+  CRDT_MAP_MAP = 5,
+};
+
+/* One update's state in a register, counter or flag field. */
+struct crdt_map_entry {
+  struct crdt_dot dot;
+  uint64_t a;     /* register: HLC time; counter: p (increments); flag: 1 on */
+  uint64_t b;     /* counter: n (decrements); otherwise 0 */
+  uint8_t *value; /* register: owned, NULL iff len 0; otherwise NULL */
+  uint32_t len;
+};
+
+struct crdt_map_field {
+  uint8_t *name; /* owned, 1..CRDT_MAP_NAME_MAX bytes */
+  uint32_t namelen;
+  enum crdt_map_ftype type;
+  uint32_t n, cap;            /* items in whichever array the type uses */
+  struct crdt_map_entry *ent; /* register, counter, flag: dots ascending */
+  struct orset_elem *elem;    /* set: elements ascending (as orset) */
+  struct crdt_map_field *sub; /* map: fields ascending by (name, type) */
+};
+
+struct crdt_map {
+  struct crdt_ctx ctx;
+  /* The top level, a field of type CRDT_MAP_MAP without a name. */
+  struct crdt_map_field root;
+};
+
+/* A step of a path: a field's name (borrowed) and type. */
+struct crdt_map_key {
+  const uint8_t *name;
+  uint32_t len;
+  enum crdt_map_ftype type;
+};
+
+enum crdt_map_op_kind {
+  CRDT_MAP_OP_REGISTER_SET = 1, /* data: the value */
+  CRDT_MAP_OP_COUNTER_ADD = 2,  /* amount: non-zero */
+  CRDT_MAP_OP_SET_ADD = 3,      /* data: the element */
+  CRDT_MAP_OP_SET_REMOVE = 4,   /* data: the element */
+  CRDT_MAP_OP_FLAG_ENABLE = 5,
+  CRDT_MAP_OP_FLAG_DISABLE = 6,
+  CRDT_MAP_OP_REMOVE = 7, /* the field at the path, any type */
+};
+
+/* One operation: on the field path[depth - 1], inside the nested maps
+ * path[0 .. depth - 2] (each of type CRDT_MAP_MAP). The field's type must
+ * suit the kind (REMOVE takes any). Everything is borrowed. */
+struct crdt_map_op {
+  enum crdt_map_op_kind kind;
+  uint32_t depth; /* 1..CRDT_MAP_DEPTH_MAX */
+  struct crdt_map_key path[CRDT_MAP_DEPTH_MAX];
+  const uint8_t *data;
+  uint32_t len;
+  int64_t amount;
+};
+
+void crdt_map_init(struct crdt_map *m);
+void crdt_map_free(struct crdt_map *m);
+int crdt_map_copy(struct crdt_map *dst, const struct crdt_map *src);
+
+/* crdt_map_update: applies @ops in order at coordinator @coord, each
+ * minting one dot; register sets are stamped @ts (the coordinator's HLC
+ * time). @seen (may be NULL) is the causal context of the client's read:
+ * removes (REMOVE, SET_REMOVE) and disables drop only the dots it covers;
+ * NULL means this copy's context (everything the coordinator holds). Nested
+ * maps on a path are created as needed; removing what is absent is a no-op.
+ * All or nothing: on error @m is unchanged.
+ * Errors: CHORUS_EINVAL (an op breaks a limit or its path's types, or
+ * amount 0; reason in @errmsg, may be NULL), CHORUS_ETOOBIG (a level would
+ * exceed CRDT_MAP_FIELDS_MAX fields), CHORUS_ERANGE (a counter would
+ * overflow, or @coord's counter is at CRDT_EVENT_MAX), CHORUS_ENOMEM. */
+int crdt_map_update(struct crdt_map *m, chorus_node_id coord, hlc_time ts,
+                    const struct crdt_ctx *seen, const struct crdt_map_op *ops,
+                    uint32_t nops, char *errmsg);
+int crdt_map_join(struct crdt_map *dst, const struct crdt_map *src);
+bool crdt_map_equal(const struct crdt_map *a, const struct crdt_map *b);
+
+/* Reading. crdt_map_find: the field (name, type) of the map field @parent
+ * (&m->root for the top level), NULL when absent; borrowed until @m
+ * changes. */
+const struct crdt_map_field *crdt_map_find(const struct crdt_map_field *parent,
+                                           const uint8_t *name, uint32_t len,
+                                           enum crdt_map_ftype type);
+/* The value of a register field: the entry with the greatest (HLC time,
+ * node, counter) (concurrent sets), never NULL for a present field. */
+const struct crdt_map_entry *crdt_map_register(const struct crdt_map_field *f);
+/* A counter field's value. Errors: CHORUS_ERANGE (outside int64). */
+int crdt_map_counter(const struct crdt_map_field *f, int64_t *out);
+/* A flag field's value: on when any entry is on (enable wins). */
+bool crdt_map_flag(const struct crdt_map_field *f);
+const char *crdt_map_ftype_name(enum crdt_map_ftype t);
+
+/* Operations on the wire (MAP_UPDATE). Layout: [version][array(n) of
+ * array(5): uint kind, array(2d) path (bin name, uint type, ...), bin data,
+ * uint magnitude of amount, uint 1 if amount is negative else 0];
+ * 1..CRDT_MAP_OPS_MAX operations. crdt_map_ops_decode checks the shape
+ * (kinds, types, path lengths, name and data sizes, the amount's range);
+ * crdt_map_update checks the rest. *@out (chorus_free it) borrows names and
+ * data from @buf. Errors: CHORUS_EMALFORMED, CHORUS_EVERSION,
+ * CHORUS_ENOMEM. */
+#define CRDT_MAP_OPS_MAX 256
+size_t crdt_map_ops_encoded_size(const struct crdt_map_op *ops, uint32_t n);
+int crdt_map_ops_encode(const struct crdt_map_op *ops, uint32_t n, uint8_t *buf,
+                        size_t cap, size_t *written);
+int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
+                        const uint8_t *buf, size_t len, char *errmsg);
+
+/* Codec. Layout: [version][array(2): context (array(2): vv body, cloud
+ * dots), fields], where fields is array(n) of array(3): bin name, uint type,
+ * payload; payload is, by type,
+ *   register  array(k) of array(4): dot node, dot counter, ts, bin value
+ *   counter   array(k) of array(4): dot node, dot counter, p, n
+ *   flag      array(k) of array(3): dot node, dot counter, uint 0|1
+ *   set       array(2m): bin element, array(2d) dots, ... (as orset)
+ *   map       fields (nested, at most CRDT_MAP_DEPTH_MAX levels)
+ * Fields strictly ascending by (name, type), entries by dot, every dot
+ * covered by the context, no field without a dot, no counter entry with
+ * p = n = 0. */
+size_t crdt_map_encoded_size(const struct crdt_map *m);
+int crdt_map_encode(const struct crdt_map *m, uint8_t *buf, size_t cap,
+                    size_t *written);
+int crdt_map_decode(struct crdt_map *out, const uint8_t *buf, size_t len,
+                    char *errmsg);
+
+/* ========================================================================
  * The object envelope
  *
  * What storage keeps under one key and replication ships: a type tag and
@@ -654,6 +846,7 @@ enum crdt_type {
   CRDT_COUNTER = 2,
   CRDT_SET = 3,
   CRDT_LWW = 4,
+  CRDT_MAP = 5,
 };
 
 struct crdt_obj {
@@ -663,6 +856,7 @@ struct crdt_obj {
     struct pncounter counter;
     struct orset set;
     struct lww lww;
+    struct crdt_map map;
   } u;
 };
 

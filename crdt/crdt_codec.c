@@ -8,8 +8,9 @@
  * shapes (unsigned ints, arrays, bins, nil), so a small reader that checks
  * every count against the bytes left before allocating is simpler than
  * pre-validating for msgpack-c. Nesting is fixed by each type's schema (at
- * most three levels), so there is no recursion to bound. Integers must use
- * msgpack's unsigned formats (what msgpack_pack_uint64 writes).
+ * most three levels), so there is no recursion to bound, except in the map,
+ * whose nested maps recurse at most CRDT_MAP_DEPTH_MAX levels. Integers must
+ * use msgpack's unsigned formats (what msgpack_pack_uint64 writes).
  */
 #include <assert.h>
 #include <stdarg.h>
@@ -197,6 +198,97 @@ static int body_orset(msgpack_packer *pk, const void *x) {
   return 0;
 }
 
+/* A map field's payload (crdt.h, map codec); fields recurse, at most
+ * CRDT_MAP_DEPTH_MAX levels (the states written are valid ones). */
+static int map_fields(msgpack_packer *pk, const struct crdt_map_field *p);
+
+static int map_payload(msgpack_packer *pk, const struct crdt_map_field *f) {
+  switch (f->type) {
+  case CRDT_MAP_REGISTER:
+  case CRDT_MAP_COUNTER:
+  case CRDT_MAP_FLAG:
+    if (msgpack_pack_array(pk, f->n) != 0)
+      return -1;
+    for (uint32_t i = 0; i < f->n; i++) {
+      const struct crdt_map_entry *e = &f->ent[i];
+      int rc = msgpack_pack_array(pk, f->type == CRDT_MAP_FLAG ? 3 : 4) |
+               pack_dot(pk, e->dot) | msgpack_pack_uint64(pk, e->a);
+      if (f->type == CRDT_MAP_REGISTER)
+        rc |= pack_bin(pk, e->value, e->len);
+      else if (f->type == CRDT_MAP_COUNTER)
+        rc |= msgpack_pack_uint64(pk, e->b);
+      if (rc != 0)
+        return -1;
+    }
+    return 0;
+  case CRDT_MAP_SET:
+    if (msgpack_pack_array(pk, (size_t)f->n * 2) != 0)
+      return -1;
+    for (uint32_t i = 0; i < f->n; i++) {
+      const struct orset_elem *e = &f->elem[i];
+      if (pack_bin(pk, e->data, e->len) != 0 ||
+          msgpack_pack_array(pk, (size_t)e->ndots * 2) != 0)
+        return -1;
+      for (uint32_t k = 0; k < e->ndots; k++)
+        if (pack_dot(pk, e->dots[k]) != 0)
+          return -1;
+    }
+    return 0;
+  case CRDT_MAP_MAP:
+    return map_fields(pk, f);
+  }
+  return -1;
+}
+
+static int map_fields(msgpack_packer *pk, const struct crdt_map_field *p) {
+  if (msgpack_pack_array(pk, p->n) != 0)
+    return -1;
+  for (uint32_t i = 0; i < p->n; i++) {
+    const struct crdt_map_field *f = &p->sub[i];
+    if (msgpack_pack_array(pk, 3) != 0 || pack_bin(pk, f->name, f->namelen) ||
+        msgpack_pack_uint64(pk, f->type) != 0 || map_payload(pk, f) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int body_map(msgpack_packer *pk, const void *x) {
+  const struct crdt_map *m = x;
+  if (msgpack_pack_array(pk, 2) != 0 || msgpack_pack_array(pk, 2) != 0 ||
+      ctx_fields(pk, &m->ctx) != 0)
+    return -1;
+  return map_fields(pk, &m->root);
+}
+
+struct map_ops {
+  const struct crdt_map_op *ops;
+  uint32_t n;
+};
+
+static int body_map_ops(msgpack_packer *pk, const void *x) {
+  const struct map_ops *o = x;
+  if (msgpack_pack_array(pk, o->n) != 0)
+    return -1;
+  for (uint32_t i = 0; i < o->n; i++) {
+    const struct crdt_map_op *op = &o->ops[i];
+    if (msgpack_pack_array(pk, 5) != 0 ||
+        msgpack_pack_uint64(pk, (uint64_t)op->kind) != 0 ||
+        msgpack_pack_array(pk, (size_t)op->depth * 2) != 0)
+      return -1;
+    for (uint32_t k = 0; k < op->depth; k++)
+      if (pack_bin(pk, op->path[k].name, op->path[k].len) != 0 ||
+          msgpack_pack_uint64(pk, (uint64_t)op->path[k].type) != 0)
+        return -1;
+    uint64_t mag = op->amount < 0 ? (uint64_t)(-(op->amount + 1)) + 1
+                                  : (uint64_t)op->amount;
+    if (pack_bin(pk, op->data, op->len) != 0 ||
+        msgpack_pack_uint64(pk, mag) != 0 ||
+        msgpack_pack_uint64(pk, op->amount < 0) != 0)
+      return -1;
+  }
+  return 0;
+}
+
 /* Only states that keep the representation invariants (crdt_int.h) are
  * written: the invariants the decoders check on what they read. */
 size_t vv_encoded_size(const struct vv *v) {
@@ -264,6 +356,31 @@ int crdt_ctx_encode(const struct crdt_ctx *c, uint8_t *buf, size_t cap,
                     size_t *written) {
   assert(crdt__ctx_valid(c));
   return encode(body_ctx, c, buf, cap, written);
+}
+/* Operations are written as given: crdt_map_update judges them. */
+size_t crdt_map_ops_encoded_size(const struct crdt_map_op *ops, uint32_t n) {
+  struct map_ops o = {ops, n};
+  assert(n <= CRDT_MAP_OPS_MAX);
+  return encoded_size(body_map_ops, &o);
+}
+int crdt_map_ops_encode(const struct crdt_map_op *ops, uint32_t n, uint8_t *buf,
+                        size_t cap, size_t *written) {
+  struct map_ops o = {ops, n};
+  for (uint32_t i = 0; i < n; i++)
+    if (ops[i].depth < 1 || ops[i].depth > CRDT_MAP_DEPTH_MAX)
+      return CHORUS_EINVAL;
+  if (n == 0 || n > CRDT_MAP_OPS_MAX)
+    return CHORUS_EINVAL;
+  return encode(body_map_ops, &o, buf, cap, written);
+}
+size_t crdt_map_encoded_size(const struct crdt_map *m) {
+  assert(crdt__map_valid(m));
+  return encoded_size(body_map, m);
+}
+int crdt_map_encode(const struct crdt_map *m, uint8_t *buf, size_t cap,
+                    size_t *written) {
+  assert(crdt__map_valid(m));
+  return encode(body_map, m, buf, cap, written);
 }
 
 /* ------------------------------------------------------------------------
@@ -789,6 +906,268 @@ err_after_init:
 }
 
 /* ------------------------------------------------------------------------
+ * The map: fields nest by the schema, at most CRDT_MAP_DEPTH_MAX levels, so
+ * the recursion below is bounded whatever the input says.
+ * ------------------------------------------------------------------------ */
+
+static int rd_map_fields(struct rd *r, struct crdt_map_field *p,
+                         const struct crdt_ctx *c, uint32_t level);
+
+static int rd_dot_seen(struct rd *r, struct crdt_dot *d,
+                       const struct crdt_ctx *c, const char *what) {
+  int rc = rd_dot(r, d, what);
+  if (rc == CHORUS_OK && !crdt_ctx_covers(c, *d))
+    return rd_fail(r, "%s: dot (%016llx, %llu) not covered by the context",
+                   what, (unsigned long long)d->node,
+                   (unsigned long long)d->counter);
+  return rc;
+}
+
+static int rd_map_entries(struct rd *r, struct crdt_map_field *f,
+                          const struct crdt_ctx *c) {
+  bool reg = f->type == CRDT_MAP_REGISTER, flag = f->type == CRDT_MAP_FLAG;
+  uint32_t n = 0;
+  /* Each entry is at least a fixarray tag, two dot ints and the payload. */
+  int rc = rd_array(r, &n, flag ? 4 : 5, "map entries");
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n == 0)
+    return rd_fail(r, "map field without entries");
+  if (crdt__grow((void **)&f->ent, &f->cap, n, sizeof *f->ent) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < n; i++) {
+    struct crdt_map_entry e = {{0, 0}, 0, 0, NULL, 0};
+    const uint8_t *p = NULL;
+    if ((rc = rd_tuple(r, flag ? 3 : 4, "map entry")) != CHORUS_OK ||
+        (rc = rd_dot_seen(r, &e.dot, c, "map entry dot")) != CHORUS_OK ||
+        (rc = rd_uint(r, &e.a, "map entry")) != CHORUS_OK)
+      return rc;
+    if (reg)
+      rc = rd_bin(r, &p, &e.len, DVV_VALUE_MAX, false, NULL, "map register");
+    else if (!flag)
+      rc = rd_uint(r, &e.b, "map counter n");
+    if (rc != CHORUS_OK)
+      return rc;
+    if (flag && e.a > 1)
+      return rd_fail(r, "map flag entry %llu, not 0 or 1",
+                     (unsigned long long)e.a);
+    if (f->type == CRDT_MAP_COUNTER && e.a == 0 && e.b == 0)
+      return rd_fail(r, "map counter entry is empty");
+    if (i > 0 && crdt__dot_cmp(f->ent[i - 1].dot, e.dot) >= 0)
+      return rd_fail(r, "map entries: dots not strictly ascending");
+    if (e.len && (e.value = chorus_memdup(p, e.len)) == NULL)
+      return CHORUS_ENOMEM;
+    f->ent[f->n++] = e;
+  }
+  return CHORUS_OK;
+}
+
+static int rd_map_set(struct rd *r, struct crdt_map_field *f,
+                      const struct crdt_ctx *c) {
+  uint32_t n = 0;
+  int rc = rd_array(r, &n, 2, "map set elements");
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n == 0 || n % 2)
+    return rd_fail(r, "map set elements: array length %u", n);
+  if (crdt__grow((void **)&f->elem, &f->cap, n / 2, sizeof *f->elem) !=
+      CHORUS_OK)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < n / 2; i++) {
+    struct orset_elem e = {NULL, 0, 0, NULL};
+    const uint8_t *p;
+    uint32_t nd = 0;
+    if ((rc = rd_bin(r, &p, &e.len, ORSET_ELEM_MAX, false, NULL,
+                     "map set element")) != CHORUS_OK)
+      return rc;
+    if (i > 0 &&
+        crdt__bytes_cmp(f->elem[i - 1].data, f->elem[i - 1].len, p, e.len) >= 0)
+      return rd_fail(r, "map set elements: not strictly ascending");
+    if ((rc = rd_array(r, &nd, 1, "map set element dots")) != CHORUS_OK)
+      return rc;
+    if (nd == 0 || nd % 2)
+      return rd_fail(r, "map set element dots: array length %u", nd);
+    e.ndots = nd / 2;
+    if ((e.dots = chorus_malloc(e.ndots * sizeof *e.dots)) == NULL)
+      return CHORUS_ENOMEM;
+    for (uint32_t k = 0; k < e.ndots && rc == CHORUS_OK; k++) {
+      rc = rd_dot_seen(r, &e.dots[k], c, "map set element dot");
+      if (rc == CHORUS_OK && k > 0 &&
+          crdt__dot_cmp(e.dots[k - 1], e.dots[k]) >= 0)
+        rc = rd_fail(r, "map set element dots: not strictly ascending");
+    }
+    if (rc == CHORUS_OK && e.len && (e.data = chorus_memdup(p, e.len)) == NULL)
+      rc = CHORUS_ENOMEM;
+    if (rc != CHORUS_OK) {
+      chorus_free(e.dots);
+      return rc;
+    }
+    f->elem[f->n++] = e;
+  }
+  return CHORUS_OK;
+}
+
+/* One field into @f (zeroed by the caller; what was read stays in it for
+ * the caller to free on error). */
+static int rd_map_field(struct rd *r, struct crdt_map_field *f,
+                        const struct crdt_ctx *c, uint32_t level) {
+  const uint8_t *name;
+  uint64_t type = 0;
+  int rc;
+  if ((rc = rd_tuple(r, 3, "map field")) != CHORUS_OK ||
+      (rc = rd_bin(r, &name, &f->namelen, CRDT_MAP_NAME_MAX, false, NULL,
+                   "map field name")) != CHORUS_OK ||
+      (rc = rd_uint(r, &type, "map field type")) != CHORUS_OK)
+    return rc;
+  if (f->namelen == 0)
+    return rd_fail(r, "map field with an empty name");
+  if (type < CRDT_MAP_REGISTER || type > CRDT_MAP_MAP)
+    return rd_fail(r, "map field type %llu unknown", (unsigned long long)type);
+  f->type = (enum crdt_map_ftype)type;
+  if ((f->name = chorus_memdup(name, f->namelen)) == NULL)
+    return CHORUS_ENOMEM;
+  switch (f->type) {
+  case CRDT_MAP_REGISTER:
+  case CRDT_MAP_COUNTER:
+  case CRDT_MAP_FLAG:
+    return rd_map_entries(r, f, c);
+  case CRDT_MAP_SET:
+    return rd_map_set(r, f, c);
+  case CRDT_MAP_MAP:
+    if (level + 1 >= CRDT_MAP_DEPTH_MAX)
+      return rd_fail(r, "maps nest at most %d levels deep", CRDT_MAP_DEPTH_MAX);
+    if ((rc = rd_map_fields(r, f, c, level + 1)) != CHORUS_OK)
+      return rc;
+    if (f->n == 0)
+      return rd_fail(r, "map field: an empty nested map");
+    return CHORUS_OK;
+  }
+  return rd_fail(r, "map field type %llu unknown", (unsigned long long)type);
+}
+
+/* The fields of map field @p, at @level (0: the top map). */
+static int rd_map_fields(struct rd *r, struct crdt_map_field *p,
+                         const struct crdt_ctx *c, uint32_t level) {
+  uint32_t n = 0;
+  /* A field is at least fixarray + bin tag + len + name + type + array. */
+  int rc = rd_array(r, &n, 6, "map fields");
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n > CRDT_MAP_FIELDS_MAX)
+    return rd_fail(r, "map: %u fields, over the limit of %u", n,
+                   CRDT_MAP_FIELDS_MAX);
+  if (n &&
+      crdt__grow((void **)&p->sub, &p->cap, n, sizeof *p->sub) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < n; i++) {
+    struct crdt_map_field *f = &p->sub[p->n++];
+    memset(f, 0, sizeof *f);
+    if ((rc = rd_map_field(r, f, c, level)) != CHORUS_OK)
+      return rc;
+    const struct crdt_map_field *g = i > 0 ? &p->sub[i - 1] : NULL;
+    if (g) {
+      int k = crdt__bytes_cmp(g->name, g->namelen, f->name, f->namelen);
+      if (k > 0 || (k == 0 && g->type >= f->type))
+        return rd_fail(r, "map fields: not strictly ascending");
+    }
+  }
+  return CHORUS_OK;
+}
+
+int crdt_map_decode(struct crdt_map *out, const uint8_t *buf, size_t len,
+                    char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  crdt_map_init(out);
+  int rc;
+  if ((rc = rd_version(&r, "map")) != CHORUS_OK ||
+      (rc = rd_tuple(&r, 2, "map")) != CHORUS_OK ||
+      (rc = rd_tuple(&r, 2, "map context")) != CHORUS_OK ||
+      (rc = rd_ctx_fields(&r, &out->ctx, "map context")) != CHORUS_OK ||
+      (rc = rd_map_fields(&r, &out->root, &out->ctx, 0)) != CHORUS_OK ||
+      (rc = rd_end(&r, "map")) != CHORUS_OK) {
+    crdt_map_free(out);
+    return rc;
+  }
+  assert(crdt__map_valid(out));
+  return CHORUS_OK;
+}
+
+int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
+                        const uint8_t *buf, size_t len, char *errmsg) {
+  struct rd r = {buf, buf, buf + len, errmsg};
+  *out = NULL;
+  *n = 0;
+  uint32_t count = 0;
+  int rc;
+  /* An op is at least fixarray, kind, path array, bin name (2), type, bin
+   * data (2), magnitude, sign: 10 bytes. */
+  if ((rc = rd_version(&r, "map ops")) != CHORUS_OK ||
+      (rc = rd_array(&r, &count, 10, "map ops")) != CHORUS_OK)
+    return rc;
+  if (count == 0 || count > CRDT_MAP_OPS_MAX)
+    return rd_fail(&r, "map ops: %u operations, not 1 to %u", count,
+                   CRDT_MAP_OPS_MAX);
+  struct crdt_map_op *ops = chorus_calloc(count, sizeof *ops);
+  if (ops == NULL)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < count; i++) {
+    struct crdt_map_op *op = &ops[i];
+    uint64_t kind = 0, mag = 0, neg = 0;
+    uint32_t np = 0;
+    if ((rc = rd_tuple(&r, 5, "map op")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &kind, "map op kind")) != CHORUS_OK ||
+        (rc = rd_array(&r, &np, 1, "map op path")) != CHORUS_OK)
+      goto err_after_alloc;
+    if (kind < CRDT_MAP_OP_REGISTER_SET || kind > CRDT_MAP_OP_REMOVE) {
+      rc = rd_fail(&r, "map op kind %llu unknown", (unsigned long long)kind);
+      goto err_after_alloc;
+    }
+    if (np == 0 || np % 2 || np / 2 > CRDT_MAP_DEPTH_MAX) {
+      rc = rd_fail(&r, "map op path: array length %u (1 to %d steps)", np,
+                   CRDT_MAP_DEPTH_MAX);
+      goto err_after_alloc;
+    }
+    op->kind = (enum crdt_map_op_kind)kind;
+    op->depth = np / 2;
+    for (uint32_t k = 0; k < op->depth; k++) {
+      uint64_t t = 0;
+      if ((rc = rd_bin(&r, &op->path[k].name, &op->path[k].len,
+                       CRDT_MAP_NAME_MAX, false, NULL, "map op path name")) !=
+              CHORUS_OK ||
+          (rc = rd_uint(&r, &t, "map op path type")) != CHORUS_OK)
+        goto err_after_alloc;
+      if (op->path[k].len == 0 || t < CRDT_MAP_REGISTER || t > CRDT_MAP_MAP) {
+        rc = rd_fail(&r, "map op path: empty name or type %llu",
+                     (unsigned long long)t);
+        goto err_after_alloc;
+      }
+      op->path[k].type = (enum crdt_map_ftype)t;
+    }
+    if ((rc = rd_bin(&r, &op->data, &op->len, DVV_VALUE_MAX, false, NULL,
+                     "map op data")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &mag, "map op amount")) != CHORUS_OK ||
+        (rc = rd_uint(&r, &neg, "map op sign")) != CHORUS_OK)
+      goto err_after_alloc;
+    if (neg > 1 || mag > (uint64_t)INT64_MAX + neg) {
+      rc = rd_fail(&r, "map op amount out of range");
+      goto err_after_alloc;
+    }
+    op->amount = !neg                             ? (int64_t)mag
+                 : mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN
+                                                  : -(int64_t)mag;
+  }
+  if ((rc = rd_end(&r, "map ops")) != CHORUS_OK)
+    goto err_after_alloc;
+  *out = ops;
+  *n = count;
+  return CHORUS_OK;
+
+err_after_alloc:
+  chorus_free(ops);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------
  * The object envelope: [version][type][the type's own encoding]
  * ------------------------------------------------------------------------ */
 
@@ -802,6 +1181,8 @@ size_t crdt_obj_encoded_size(const struct crdt_obj *o) {
     return 2 + orset_encoded_size(&o->u.set);
   case CRDT_LWW:
     return 2 + lww_encoded_size(&o->u.lww);
+  case CRDT_MAP:
+    return 2 + crdt_map_encoded_size(&o->u.map);
   case CRDT_NONE:
     break;
   }
@@ -812,7 +1193,7 @@ int crdt_obj_encode(const struct crdt_obj *o, uint8_t *buf, size_t cap,
                     size_t *written) {
   if (written)
     *written = 0;
-  if (o->type < CRDT_KV || o->type > CRDT_LWW)
+  if (o->type < CRDT_KV || o->type > CRDT_MAP)
     return CHORUS_EINVAL;
   if (cap < 2 || buf == NULL)
     return CHORUS_ETOOBIG;
@@ -833,6 +1214,9 @@ int crdt_obj_encode(const struct crdt_obj *o, uint8_t *buf, size_t cap,
   case CRDT_LWW:
     rc = lww_encode(&o->u.lww, buf + 2, cap - 2, &n);
     break;
+  case CRDT_MAP:
+    rc = crdt_map_encode(&o->u.map, buf + 2, cap - 2, &n);
+    break;
   case CRDT_NONE:
     break;
   }
@@ -851,7 +1235,7 @@ int crdt_obj_decode(struct crdt_obj *out, enum crdt_type expect,
   if (rd_left(&r) < 1)
     return rd_fail(&r, "object: no type byte");
   uint8_t t = *r.p++;
-  if (t < CRDT_KV || t > CRDT_LWW)
+  if (t < CRDT_KV || t > CRDT_MAP)
     return rd_fail(&r, "object: unknown type %u", t);
   if (expect != CRDT_NONE && (enum crdt_type)t != expect)
     return chorus_errf(errmsg, CHORUS_ETYPE, "object is a %s, not a %s",
@@ -869,6 +1253,9 @@ int crdt_obj_decode(struct crdt_obj *out, enum crdt_type expect,
     break;
   case CRDT_LWW:
     rc = lww_decode(&out->u.lww, r.p, rd_left(&r), errmsg);
+    break;
+  case CRDT_MAP:
+    rc = crdt_map_decode(&out->u.map, r.p, rd_left(&r), errmsg);
     break;
   case CRDT_NONE:
     break;

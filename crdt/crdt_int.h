@@ -41,13 +41,19 @@ static inline int crdt__bytes_cmp(const uint8_t *a, uint32_t alen,
  *   lww       a value pointer iff len > 0; no bytes when absent
  *   orset     a valid ctx; elements strictly ascending, at most
  *             ORSET_ELEM_MAX bytes, a data pointer iff len > 0, each with
- *             >= 1 dot, dots strictly ascending and covered by the ctx */
+ *             >= 1 dot, dots strictly ascending and covered by the ctx
+ *   map       a valid ctx; at every level fields strictly ascending by
+ *             (name, type), named 1..CRDT_MAP_NAME_MAX bytes, at most
+ *             CRDT_MAP_FIELDS_MAX, none without dots, maps at levels below
+ *             CRDT_MAP_DEPTH_MAX; entries and set elements as in the
+ *             header's codec paragraph, every dot covered by the ctx */
 bool crdt__vv_valid(const struct vv *v);
 bool crdt__ctx_valid(const struct crdt_ctx *c);
 bool crdt__dvv_valid(const struct dvv *d);
 bool crdt__pncounter_valid(const struct pncounter *c);
 bool crdt__lww_valid(const struct lww *r);
 bool crdt__orset_valid(const struct orset *s);
+bool crdt__map_valid(const struct crdt_map *m);
 
 /* crdt__grow: makes room for @need items of @size bytes in *@arr (capacity
  * *@cap), doubling. CHORUS_ENOMEM leaves everything unchanged. */

@@ -11,6 +11,8 @@ const char *crdt_type_name(enum crdt_type t) {
     return "set";
   case CRDT_LWW:
     return "lww";
+  case CRDT_MAP:
+    return "map";
   case CRDT_NONE:
     break;
   }
@@ -32,6 +34,9 @@ void crdt_obj_init(struct crdt_obj *o, enum crdt_type type) {
   case CRDT_LWW:
     lww_init(&o->u.lww);
     break;
+  case CRDT_MAP:
+    crdt_map_init(&o->u.map);
+    break;
   case CRDT_NONE:
     break;
   }
@@ -50,6 +55,9 @@ void crdt_obj_free(struct crdt_obj *o) {
     break;
   case CRDT_LWW:
     lww_free(&o->u.lww);
+    break;
+  case CRDT_MAP:
+    crdt_map_free(&o->u.map);
     break;
   case CRDT_NONE:
     break;
@@ -71,6 +79,8 @@ int crdt_obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
     return orset_join(&dst->u.set, &src->u.set);
   case CRDT_LWW:
     return lww_join(&dst->u.lww, &src->u.lww);
+  case CRDT_MAP:
+    return crdt_map_join(&dst->u.map, &src->u.map);
   case CRDT_NONE:
     break;
   }
@@ -89,6 +99,8 @@ bool crdt_obj_equal(const struct crdt_obj *a, const struct crdt_obj *b) {
     return orset_equal(&a->u.set, &b->u.set);
   case CRDT_LWW:
     return lww_equal(&a->u.lww, &b->u.lww);
+  case CRDT_MAP:
+    return crdt_map_equal(&a->u.map, &b->u.map);
   case CRDT_NONE:
     break;
   }

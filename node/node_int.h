@@ -70,6 +70,8 @@ enum node_op {
   NODE_OP_LWW_SET,
   NODE_OP_LWW_DELETE,
   NODE_OP_LWW_READ,
+  NODE_OP_MAP_UPDATE,
+  NODE_OP_MAP_READ,
   NODE_OP_ADMIN, /* cluster changes and plans through the core */
   NODE_OP_COUNT
 };

@@ -40,9 +40,9 @@ static const uint64_t lat_bounds_ns[NODE_LAT_BUCKETS] = {
     1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull};
 
 static const char *const op_names[NODE_OP_COUNT] = {
-    "get",          "put",        "delete",     "counter_add",
-    "counter_read", "set_add",    "set_remove", "set_read",
-    "lww_set",      "lww_delete", "lww_read",   "admin"};
+    "get",      "put",        "delete",   "counter_add", "counter_read",
+    "set_add",  "set_remove", "set_read", "lww_set",     "lww_delete",
+    "lww_read", "map_update", "map_read", "admin"};
 
 /* ------------------------------------------------------------------------
  * Recording (the data path)
@@ -73,6 +73,10 @@ enum node_op node__metrics_op(const struct wire_msg *m) {
     return NODE_OP_LWW_DELETE;
   case WIRE_LWW_READ:
     return NODE_OP_LWW_READ;
+  case WIRE_MAP_UPDATE:
+    return NODE_OP_MAP_UPDATE;
+  case WIRE_MAP_READ:
+    return NODE_OP_MAP_READ;
   default:
     return NODE_OP_ADMIN;
   }
@@ -104,6 +108,10 @@ static int32_t level_of(enum node_op op, const struct wire_msg *m) {
     return m->lww_key.opts.w;
   case NODE_OP_LWW_READ:
     return m->lww_key.opts.r;
+  case NODE_OP_MAP_UPDATE:
+    return m->map_update.opts.w;
+  case NODE_OP_MAP_READ:
+    return m->map_read.opts.r;
   default:
     return 0;
   }

@@ -11,6 +11,7 @@ static enum crdt_type read_type(uint8_t mtype) {
   return mtype == WIRE_GET            ? CRDT_KV
          : mtype == WIRE_COUNTER_READ ? CRDT_COUNTER
          : mtype == WIRE_LWW_READ     ? CRDT_LWW
+         : mtype == WIRE_MAP_READ     ? CRDT_MAP
                                       : CRDT_SET;
 }
 
@@ -336,13 +337,38 @@ static int reply_set_ctx(struct repl *r, const struct orset *s,
   return rc;
 }
 
+/* MAP_REPLY: the joined map and, as for sets, its whole causal context
+ * (a remove with it drops exactly what this read saw). A key never written
+ * answers an empty map. Over WIRE_MAX_CONTEXT the read is refused
+ * (CHORUS_ETOOBIG, reason in r->err). *@map and *@ctx are the caller's to
+ * free. */
+static int reply_map(struct repl *r, const struct crdt_map *mp,
+                     struct wire_msg *m, uint8_t **map, uint8_t **ctx) {
+  m->type = WIRE_MAP_REPLY;
+  size_t n = crdt_map_encoded_size(mp), c = crdt_ctx_encoded_size(&mp->ctx);
+  size_t wn = 0, wc = 0;
+  if (c > WIRE_MAX_CONTEXT)
+    return chorus_errf(r->err, CHORUS_ETOOBIG,
+                       "the map's causal context is %zu bytes, over the "
+                       "%u-byte context limit",
+                       c, WIRE_MAX_CONTEXT);
+  if ((*map = chorus_malloc(n)) == NULL || (*ctx = chorus_malloc(c)) == NULL)
+    return CHORUS_ENOMEM;
+  int rc = crdt_map_encode(mp, *map, n, &wn);
+  if (rc == CHORUS_OK)
+    rc = crdt_ctx_encode(&mp->ctx, *ctx, c, &wc);
+  m->map_reply.map = (struct wire_bytes){*map, wn};
+  m->map_reply.context = (struct wire_bytes){*ctx, wc};
+  return rc;
+}
+
 /* The answer to a read from the joined object @obj (found or not). */
 static int reply_read(struct repl *r, const struct repl_effects *fx,
                       const struct repl_coord *c, const struct crdt_obj *obj,
                       unsigned dvv_flags) {
   struct wire_msg m = {0};
   struct wire_bytes *items = NULL;
-  uint8_t *ctx = NULL;
+  uint8_t *ctx = NULL, *map = NULL;
   int rc = CHORUS_OK;
   switch (c->mtype) {
   case WIRE_GET: {
@@ -372,6 +398,14 @@ static int reply_read(struct repl *r, const struct repl_effects *fx,
     m.lww_reply.node = reg->node;
     break;
   }
+  case WIRE_MAP_READ:
+    rc = reply_map(r, &obj->u.map, &m, &map, &ctx);
+    if (rc == CHORUS_ETOOBIG) {
+      chorus_free(map);
+      chorus_free(ctx);
+      return repl__reply_error(r, fx, &c->origin, c->mtype, rc, "%s", r->err);
+    }
+    break;
   default: { /* WIRE_SET_READ */
     const struct orset *s = &obj->u.set;
     m.type = WIRE_SET_REPLY;
@@ -395,6 +429,7 @@ static int reply_read(struct repl *r, const struct repl_effects *fx,
   }
   chorus_free(items);
   chorus_free(ctx);
+  chorus_free(map);
   return rc;
 }
 

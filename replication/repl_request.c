@@ -26,7 +26,7 @@ _Static_assert(WIRE_MAX_KEY <= WIRE_MAX_KEY_FIELD, "a maximal key must decode");
 bool repl__is_write_type(uint8_t t) {
   return t == WIRE_PUT || t == WIRE_PUT_TTL || t == WIRE_DELETE ||
          t == WIRE_COUNTER_ADD || t == WIRE_SET_ADD || t == WIRE_SET_REMOVE ||
-         t == WIRE_LWW_SET || t == WIRE_LWW_DELETE;
+         t == WIRE_LWW_SET || t == WIRE_LWW_DELETE || t == WIRE_MAP_UPDATE;
 }
 
 bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
@@ -69,6 +69,14 @@ bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
   case WIRE_LWW_READ:
     *q = (struct repl_request){&m->lww_key.key, &m->lww_key.opts, CRDT_LWW,
                                m->type == WIRE_LWW_DELETE};
+    return true;
+  case WIRE_MAP_UPDATE:
+    *q = (struct repl_request){&m->map_update.key, &m->map_update.opts,
+                               CRDT_MAP, true};
+    return true;
+  case WIRE_MAP_READ:
+    *q = (struct repl_request){&m->map_read.key, &m->map_read.opts, CRDT_MAP,
+                               false};
     return true;
   default:
     return false;

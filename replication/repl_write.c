@@ -143,6 +143,43 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
                          (uint64_t)(hlc_physical(reg->ts) - hlc_physical(ts)));
     return rc;
   }
+  case WIRE_MAP_UPDATE: {
+    /* The field operations at this incarnation's actor, register sets
+     * stamped with our HLC; with a context (a MAP_REPLY's), removes and
+     * disables drop only what that read saw (crdt.h, Map). */
+    const struct wire_bytes *c = &m->map_update.context;
+    struct crdt_ctx seen;
+    crdt_ctx_init(&seen);
+    if (c->len > 0 &&
+        (rc = crdt_ctx_decode(&seen, c->ptr, c->len, r->err)) != CHORUS_OK)
+      return rc == CHORUS_ENOMEM
+                 ? rc
+                 : chorus_errwrap(r->err, CHORUS_EMALFORMED, "context");
+    struct crdt_map_op *ops = NULL;
+    uint32_t nops = 0;
+    rc = crdt_map_ops_decode(&ops, &nops, m->map_update.ops.ptr,
+                             m->map_update.ops.len, r->err);
+    if (rc != CHORUS_OK && rc != CHORUS_ENOMEM)
+      rc = chorus_errwrap(r->err, CHORUS_EMALFORMED, "map operations");
+    /* A register value or set member is held to the value limit, as a
+     * PUT's value and a SET_ADD member are (check_limits). */
+    for (uint32_t i = 0; rc == CHORUS_OK && i < nops; i++)
+      if (ops[i].len > r->cfg.max_value_bytes)
+        rc = chorus_errf(r->err, CHORUS_ETOOBIG,
+                         "map operation %" PRIu32 ": %" PRIu32
+                         " bytes, over the %" PRIu32 "-byte value limit",
+                         i + 1, ops[i].len, r->cfg.max_value_bytes);
+    hlc_time ts = 0;
+    if (rc == CHORUS_OK && (rc = hlc_now(&r->hlc, wall, &ts)) != CHORUS_OK)
+      rc = chorus_errf(r->err, rc, "wall clock %" PRIu64 " ms out of range",
+                       (uint64_t)wall);
+    if (rc == CHORUS_OK)
+      rc = crdt_map_update(&obj->u.map, a, ts, c->len > 0 ? &seen : NULL, ops,
+                           nops, r->err);
+    chorus_free(ops);
+    crdt_ctx_free(&seen);
+    return rc;
+  }
   default:
     return CHORUS_EINVAL;
   }
@@ -196,6 +233,7 @@ int repl__write_start(struct repl *r, struct repl_op *op,
         "object would be %zu bytes, over the %" PRIu32 "-byte budget: %s",
         w->olen, r->cfg.max_object_bytes,
         q->type == CRDT_LWW   ? "write a smaller value"
+        : q->type == CRDT_MAP ? "remove fields to make room"
         : q->type == CRDT_SET ? "remove members to make room"
                               : "read it and write back with its context to "
                                 "resolve siblings");

@@ -179,11 +179,15 @@ enum wire_type {
   WIRE_SET_REMOVE = 41,
   WIRE_SET_READ = 42,
   WIRE_SET_REPLY = 43,
-  /* 48..63 LWW registers (issue 21; a node without them answers ENOTSUP) */
+  /* 48..51 LWW registers (issue 21; a node without them answers ENOTSUP) */
   WIRE_LWW_SET = 48,    /* write a value, stamped by the coordinator's HLC */
   WIRE_LWW_DELETE = 49, /* write "no value", stamped likewise */
   WIRE_LWW_READ = 50,
   WIRE_LWW_REPLY = 51,
+  /* 52..63 maps (issue 21; a node without them answers ENOTSUP) */
+  WIRE_MAP_UPDATE = 52, /* field operations, with an optional context */
+  WIRE_MAP_READ = 53,
+  WIRE_MAP_REPLY = 54,
   /* 64..79 replica protocol (coordinator <-> replica) */
   WIRE_REPLICA_READ = 64,
   WIRE_REPLICA_READ_REPLY = 65,
@@ -462,6 +466,29 @@ struct wire_lww_reply {
   struct wire_bytes value;
   uint64_t ts;   /* hlc_time: milliseconds << 16 | logical counter */
   uint64_t node; /* the writer's node id */
+};
+
+/* MAP_UPDATE: @ops is crdt_map_ops_encode's encoding (crdt/crdt.h): 1..256
+ * field operations, applied in order, all or nothing. @context (a
+ * MAP_REPLY's) makes removes and flag disables observed-removes: they drop
+ * only what that read saw; empty: what the coordinator's copy holds. */
+struct wire_map_update {
+  struct wire_bytes key;
+  struct wire_bytes ops;
+  struct wire_bytes context; /* crdt_ctx encoding; <= WIRE_MAX_CONTEXT */
+  struct wire_options opts;
+};
+
+struct wire_map_read {
+  struct wire_bytes key;
+  struct wire_options opts;
+};
+
+/* MAP_REPLY: the joined map (crdt_map_encode's encoding; empty when the key
+ * was never written) and its causal context for later removes. */
+struct wire_map_reply {
+  struct wire_bytes map;
+  struct wire_bytes context;
 };
 
 struct wire_replica_read {
@@ -918,6 +945,9 @@ struct wire_msg {
     struct wire_lww_set lww_set;
     struct wire_lww_key lww_key; /* LWW_DELETE, LWW_READ */
     struct wire_lww_reply lww_reply;
+    struct wire_map_update map_update;
+    struct wire_map_read map_read;
+    struct wire_map_reply map_reply;
     struct wire_replica_read replica_read;
     struct wire_replica_read_reply replica_read_reply;
     struct wire_replica_write replica_write;

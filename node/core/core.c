@@ -558,6 +558,8 @@ bool core_client_request(uint8_t type) {
   case WIRE_LWW_SET:
   case WIRE_LWW_DELETE:
   case WIRE_LWW_READ:
+  case WIRE_MAP_UPDATE:
+  case WIRE_MAP_READ:
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
   case WIRE_CLUSTER_DECOMMISSION:

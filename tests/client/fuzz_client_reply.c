@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "chorus_alloc.h"
 #include "libchorus_int.h"
 
 static const uint8_t fixed_ring[] = {
@@ -39,11 +40,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       WIRE_SET_READ,      WIRE_RING_QUERY,   WIRE_STATUS_QUERY,
       WIRE_CLUSTER_QUERY, WIRE_CLUSTER_PLAN, WIRE_REPAIR_STATUS,
       WIRE_REPAIR_RANGES, WIRE_LWW_READ,     WIRE_LWW_SET,
-      WIRE_KEYSPACE};
+      WIRE_KEYSPACE,      WIRE_MAP_READ,     WIRE_MAP_UPDATE};
   for (size_t i = 0; i < sizeof reqs; i++) {
     struct chorus_result res;
     memset(&res, 0, sizeof res);
     chorus__result_from_reply(&res, reqs[i], &m);
+    if (reqs[i] == WIRE_MAP_READ && res.status == CHORUS_OK) {
+      /* The node's map bytes through the walker and the JSON writer. */
+      size_t need = 0;
+      char small[16];
+      int rc = chorus_map_json(&res, small, sizeof small, &need);
+      if (rc == CHORUS_ETOOBIG) {
+        char *js = chorus_malloc(need + 1);
+        if (js != NULL &&
+            chorus_map_json(&res, js, need + 1, NULL) != CHORUS_OK)
+          __builtin_trap();
+        chorus_free(js);
+      }
+    }
     chorus_result_free(&res);
   }
   if (m.type == WIRE_RING_REPLY || m.type == WIRE_STATUS_REPLY ||

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "chorus_alloc.h"
+#include "crdt.h"
 #include "fake_server.h"
 #include "libchorus.h"
 #include "libchorus_int.h"
@@ -1238,11 +1239,113 @@ static void test_route_choose(void **state) {
   assert_int_equal(chorus__route_choose(c, 0), -1);
 }
 
+/* Maps without a node: the operations' checks before sending, and a
+ * MAP_REPLY's map through chorus_map_walk and chorus_map_json (nested
+ * maps, every field type, bytes that are not UTF-8, a buffer too small,
+ * bytes that are no map). */
+static int count_visits(void *arg, const struct chorus_map_field *f) {
+  (void)f;
+  ++*(int *)arg;
+  return 0;
+}
+
+static void test_maps_offline(void **state) {
+  (void)state;
+  char err[CHORUS_ERRMSG_SIZE];
+  uint8_t *buf;
+  size_t len;
+  static const uint8_t odd[] = {'a', 0xff, '"'};
+  struct chorus_map_op ops[] = {
+      {.kind = CHORUS_MAP_OP_COUNTER_ADD, .path = "n", .amount = -2},
+      {.kind = CHORUS_MAP_OP_SET_ADD, .path = "a.tags", .data = odd, .len = 3},
+      {.kind = CHORUS_MAP_OP_REGISTER_SET,
+       .path = "a.b.name",
+       .data = "v",
+       .len = 1},
+      {.kind = CHORUS_MAP_OP_FLAG_ENABLE, .path = "on"}};
+  assert_int_equal(chorus__map_ops_encode(ops, 4, &buf, &len, err), CHORUS_OK);
+  /* Applied as a node would, then read back as a MAP_REPLY's map. */
+  struct crdt_map_op *dec;
+  uint32_t n;
+  assert_int_equal(crdt_map_ops_decode(&dec, &n, buf, len, NULL), CHORUS_OK);
+  struct crdt_map m;
+  crdt_map_init(&m);
+  assert_int_equal(crdt_map_update(&m, 7, 1, NULL, dec, n, err), CHORUS_OK);
+  chorus_free(dec);
+  chorus_free(buf);
+  uint8_t enc[512];
+  size_t elen;
+  assert_int_equal(crdt_map_encode(&m, enc, sizeof enc, &elen), CHORUS_OK);
+  crdt_map_free(&m);
+  struct chorus_bytes one = {enc, elen};
+  struct chorus_result res;
+  memset(&res, 0, sizeof res);
+  res.nvalues = 1;
+  res.values = &one;
+  int visits = 0;
+  assert_int_equal(chorus_map_walk(&res, count_visits, &visits), CHORUS_OK);
+  assert_int_equal(visits, 6); /* a, a.b, a.b.name, a.tags, n, on */
+  char js[256];
+  size_t need = 0;
+  assert_int_equal(chorus_map_json(&res, js, sizeof js, &need), CHORUS_OK);
+  assert_string_equal(js, "{\"a:map\":{\"b:map\":{\"name:register\":\"v\"},"
+                          "\"tags:set\":[\"a\\u00ff\\u0022\"]},"
+                          "\"n:counter\":-2,\"on:flag\":true}");
+  assert_int_equal(need, strlen(js));
+  assert_int_equal(chorus_map_json(&res, js, 10, &need), CHORUS_ETOOBIG);
+  assert_int_equal(strlen(js), 9);
+  /* Bytes that are no map. */
+  one.len = 3;
+  assert_int_equal(chorus_map_walk(&res, count_visits, &visits),
+                   CHORUS_EMALFORMED);
+  res.nvalues = 0;
+  assert_int_equal(chorus_map_json(&res, js, sizeof js, NULL), CHORUS_EINVAL);
+  /* Refused before sending, with the crdt code's words. */
+  static const struct {
+    struct chorus_map_op op;
+    int code;
+    const char *want;
+  } bad[] = {
+      {{.kind = CHORUS_MAP_OP_COUNTER_ADD, .path = "n"},
+       CHORUS_EINVAL,
+       "amount 0"},
+      {{.kind = CHORUS_MAP_OP_REMOVE, .path = "n"},
+       CHORUS_EINVAL,
+       "needs the field's type"},
+      {{.kind = CHORUS_MAP_OP_FLAG_ENABLE, .path = "a..b"},
+       CHORUS_EINVAL,
+       "1 to 255 bytes"},
+      {{.kind = CHORUS_MAP_OP_FLAG_ENABLE, .path = "a.b.c.d.e"},
+       CHORUS_EINVAL,
+       "more than 4 steps"},
+      {{.kind = CHORUS_MAP_OP_FLAG_ENABLE, .path = "a", .type = CHORUS_MAP_SET},
+       CHORUS_EINVAL,
+       "the operation needs a flag"},
+      {{.kind = CHORUS_MAP_OP_SET_ADD,
+        .path = "s",
+        .data = "x",
+        .len = CHORUS_MAX_MEMBER + 1},
+       CHORUS_ETOOBIG,
+       "65536-byte limit"},
+      {{.kind = 9, .path = "s"}, CHORUS_EINVAL, "unknown kind"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    int rc = chorus__map_ops_encode(&bad[i].op, 1, &buf, &len, err);
+    if (rc != bad[i].code || strstr(err, bad[i].want) == NULL)
+      fail_msg("bad op %zu: %d \"%s\"", i, rc, err);
+    assert_null(buf);
+  }
+  assert_int_equal(chorus__map_ops_encode(ops, 0, &buf, &len, err),
+                   CHORUS_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_errors),
       cmocka_unit_test(test_siblings_and_context),
       cmocka_unit_test(test_counters_and_sets),
+      cmocka_unit_test(test_maps_offline),
       cmocka_unit_test(test_argument_errors),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_error_mapping),

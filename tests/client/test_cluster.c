@@ -1399,6 +1399,203 @@ static void test_fresh_clusters(void **state) {
   assert_int_equal(slow, 0);
 }
 
+struct map_writer {
+  const char *addr, *tag;
+  int updates;
+  int failed;
+};
+
+/* @updates map updates through one node at ONE: +1 on a shared counter,
+ * +1 on the writer's own counter in a nested map, and one tag each. */
+static void *map_writes(void *arg) {
+  struct map_writer *w = arg;
+  struct chorus_client *c = client_for(w->addr);
+  struct chorus_opts one = {.w = CHORUS_ONE};
+  char own[64], tag[64];
+  snprintf(own, sizeof own, "by.%s", w->tag);
+  for (int k = 0; k < w->updates; k++) {
+    snprintf(tag, sizeof tag, "%s-%d", w->tag, k);
+    struct chorus_map_op ops[3] = {
+        {.kind = CHORUS_MAP_OP_COUNTER_ADD, .path = "hits", .amount = 1},
+        {.kind = CHORUS_MAP_OP_COUNTER_ADD, .path = own, .amount = 1},
+        {.kind = CHORUS_MAP_OP_SET_ADD,
+         .path = "tags",
+         .data = tag,
+         .len = strlen(tag)}};
+    struct chorus_result r;
+    w->failed += chorus_map_update(c, "map21", 5, ops, 3, NULL, 0, &one, &r) !=
+                 CHORUS_OK;
+    chorus_result_free(&r);
+  }
+  chorus_client_close(c);
+  return NULL;
+}
+
+/* The JSON of map @key read at @level through node @i (malloc'ed). */
+static char *map_json_at(int i, const char *key, int32_t level) {
+  struct chorus_client *c = client_for(nodes[i].addr);
+  struct chorus_opts o = {.r = level};
+  struct chorus_result r;
+  if (chorus_map_get(c, key, strlen(key), &o, &r) != CHORUS_OK)
+    fail_msg("map get %s at node %d: %s", key, i, r.errmsg);
+  size_t need = 0;
+  (void)chorus_map_json(&r, NULL, 0, &need);
+  char *js = test_malloc(need + 1);
+  assert_int_equal(chorus_map_json(&r, js, need + 1, NULL), CHORUS_OK);
+  chorus_result_free(&r);
+  chorus_client_close(c);
+  return js;
+}
+
+/* Issue 21, maps against real nodes: two clients edit one map at once
+ * through n1 and n2 at ONE (a shared counter, a counter each in a nested
+ * map, a tag each per update); every node then answers the same map at
+ * ALL, and, once read repair has run, from its own copy (r = 1): the
+ * counters hold every increment, the set every tag. Then the CLI: map
+ * update with every operation kind, map get (text and --json, and plain
+ * `get`), a remove with the context of an earlier read while the library
+ * added to the field after that read (the add survives, alone), a remove
+ * without --context (the CLI reads first), refusals. */
+static void test_map(void **state) {
+  (void)state;
+  enum { UPDATES = 30 };
+  uint64_t began = now_ms();
+  struct map_writer w[2] = {{nodes[0].addr, "a", UPDATES, 0},
+                            {nodes[1].addr, "b", UPDATES, 0}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, map_writes, &w[i]), 0);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  assert_int_equal(w[0].failed + w[1].failed, 0);
+  char *all0 = map_json_at(0, "map21", CHORUS_ALL);
+  assert_non_null(strstr(all0, "\"hits:counter\":60"));
+  assert_non_null(strstr(all0, "\"by:map\":{\"a:counter\":30,"
+                               "\"b:counter\":30}"));
+  assert_non_null(strstr(all0, "\"a-29\""));
+  assert_non_null(strstr(all0, "\"b-0\""));
+  for (int i = 1; i < NODES; i++) {
+    char *js = map_json_at(i, "map21", CHORUS_ALL);
+    if (strcmp(js, all0) != 0)
+      fail_msg("node %d answers %s, node 0 %s", i, js, all0);
+    test_free(js);
+  }
+  /* Each node's own copy: the ALL reads repaired any that lagged. */
+  uint64_t until = now_ms() + 5000;
+  for (int i = 0; i < NODES; i++) {
+    char *js = map_json_at(i, "map21", CHORUS_ONE);
+    while (strcmp(js, all0) != 0 && now_ms() < until) {
+      test_free(js);
+      usleep(50 * 1000);
+      js = map_json_at(i, "map21", CHORUS_ONE);
+    }
+    if (strcmp(js, all0) != 0)
+      fail_msg("node %d's own copy is %s, not %s", i, js, all0);
+    test_free(js);
+  }
+  test_free(all0);
+
+  /* The CLI. */
+  char out[8192];
+  const char *up[] = {"-H",
+                      nodes[2].addr,
+                      "--cluster",
+                      CLUSTER,
+                      "-c",
+                      "ALL",
+                      "map",
+                      "update",
+                      "cli21",
+                      "visits:counter:+3",
+                      "visits:counter:-1",
+                      "tags:set:add:x",
+                      "tags:set:add:y",
+                      "name:register:set:v:1",
+                      "on:flag:enable",
+                      "addr.city:register:set:Paris",
+                      NULL};
+  int st = run_cli(out, sizeof out, true, up);
+  if (st != 0)
+    fail_msg("map update: exit %d: %s", st, out);
+  const char *get[] = {"-H",  nodes[0].addr, "--cluster", CLUSTER, "-c",
+                       "ALL", "map",         "get",       "cli21", NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, get), 0);
+  assert_non_null(strstr(out, "addr:map\n  city:register = Paris\n"));
+  assert_non_null(strstr(out, "name:register = v:1\n"));
+  assert_non_null(strstr(out, "on:flag = true\n"));
+  assert_non_null(strstr(out, "tags:set = {x, y}\n"));
+  assert_non_null(strstr(out, "visits:counter = 2\n"));
+  assert_non_null(strstr(out, "context: "));
+  const char *jget[] = {"-H",  nodes[1].addr, "--cluster", CLUSTER,
+                        "-c",  "ALL",         "--json",    "map",
+                        "get", "cli21",       NULL};
+  assert_int_equal(run_cli(out, sizeof out, false, jget), 0);
+  assert_non_null(strstr(out,
+                         "{\"found\":true,\"type\":\"map\",\"map\":{"
+                         "\"addr:map\":{\"city:register\":\"Paris\"},"
+                         "\"name:register\":\"v:1\",\"on:flag\":true,"
+                         "\"tags:set\":[\"x\",\"y\"],\"visits:counter\":2},"
+                         "\"context\":\""));
+  /* `chorus get` finds a map too. */
+  const char *plain[] = {"-H",  nodes[1].addr, "--cluster", CLUSTER,
+                         "get", "cli21",       NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, plain), 0);
+  assert_non_null(strstr(out, "visits:counter = 2\n"));
+  /* A client's read, a concurrent add through the library, then a remove
+   * of tags with the old context through the CLI: z survives, alone. */
+  assert_int_equal(run_cli(out, sizeof out, true, get), 0);
+  char hex[600];
+  cli_context(out, hex, sizeof hex);
+  struct chorus_client *b = client_for(nodes[1].addr);
+  struct chorus_opts all = {.r = CHORUS_ALL, .w = CHORUS_ALL};
+  struct chorus_map_op z = {
+      .kind = CHORUS_MAP_OP_SET_ADD, .path = "tags", .data = "z", .len = 1};
+  struct chorus_result r;
+  assert_int_equal(chorus_map_update(b, "cli21", 5, &z, 1, NULL, 0, &all, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  const char *rm[] = {"-H",    nodes[2].addr, "--cluster", CLUSTER,
+                      "-c",    "ALL",         "map",       "update",
+                      "cli21", "-tags:set",   "-on:flag",  "--context",
+                      hex,     NULL};
+  st = run_cli(out, sizeof out, true, rm);
+  if (st != 0)
+    fail_msg("map remove: exit %d: %s", st, out);
+  assert_int_equal(run_cli(out, sizeof out, true, get), 0);
+  assert_non_null(strstr(out, "tags:set = {z}\n"));
+  assert_null(strstr(out, "on:flag"));
+  /* Without --context: read first, so the remove takes what it saw. */
+  const char *rm2[] = {"-H",
+                       nodes[0].addr,
+                       "--cluster",
+                       CLUSTER,
+                       "-c",
+                       "ALL",
+                       "map",
+                       "update",
+                       "cli21",
+                       "-tags:set",
+                       "addr:map:remove",
+                       NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, rm2), 0);
+  assert_int_equal(run_cli(out, sizeof out, true, get), 0);
+  assert_null(strstr(out, "tags:set"));
+  assert_null(strstr(out, "addr:map"));
+  assert_non_null(strstr(out, "visits:counter = 2\n"));
+  /* Bad operations: refused before sending; a map op on a kv key: ETYPE. */
+  const char *bad[] = {"-H",     nodes[0].addr, "--cluster",    CLUSTER, "map",
+                       "update", "cli21",       "x:counter:+0", NULL};
+  assert_int_equal(run_cli(out, sizeof out, true, bad), 2);
+  assert_int_equal(chorus_put(b, "kv21", 4, "v", 1, NULL, 0, &all, &r),
+                   CHORUS_OK);
+  chorus_result_free(&r);
+  assert_int_equal(chorus_map_update(b, "kv21", 4, &z, 1, NULL, 0, &all, &r),
+                   CHORUS_ETYPE);
+  chorus_result_free(&r);
+  chorus_client_close(b);
+  fprintf(stderr, "# test_map: %.1f s\n", (double)(now_ms() - began) / 1000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_forms),
@@ -1409,6 +1606,7 @@ int main(void) {
       cmocka_unit_test(test_cli_big_value),
       cmocka_unit_test(test_set_context_and_del),
       cmocka_unit_test(test_lww),
+      cmocka_unit_test(test_map),
       cmocka_unit_test(test_kill_and_restart),
       cmocka_unit_test(test_fresh_clusters),
       cmocka_unit_test(test_object_budget),

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -728,6 +729,46 @@ static void ctx_through_codec(const struct crdt_ctx *in, struct crdt_ctx *out) {
 /* issue 21: a remove with a reader's context drops only the adds that
  * reader saw; a concurrent add survives (add wins), also when it joined
  * the coordinator's copy before the remove arrived. */
+#define NOBJ 5
+
+/* A map op on path @names (dot-separated, every step but the last a map)
+ * whose last field has type @t. */
+/* (A path of more than CRDT_MAP_DEPTH_MAX steps gets that depth plus one
+ * and only its first steps.) */
+static struct crdt_map_op mop(enum crdt_map_op_kind kind, const char *names,
+                              enum crdt_map_ftype t, const char *data,
+                              int64_t amount) {
+  struct crdt_map_op op;
+  memset(&op, 0, sizeof op);
+  op.kind = kind;
+  const char *p = names;
+  for (;;) {
+    const char *dot = strchr(p, '.');
+    uint32_t len = dot ? (uint32_t)(dot - p) : (uint32_t)strlen(p);
+    if (op.depth == CRDT_MAP_DEPTH_MAX) {
+      op.depth++; /* too long: crdt_map_update refuses it unread */
+      break;
+    }
+    op.path[op.depth++] =
+        (struct crdt_map_key){(const uint8_t *)p, len, dot ? CRDT_MAP_MAP : t};
+    if (!dot)
+      break;
+    p = dot + 1;
+  }
+  op.data = (const uint8_t *)data;
+  op.len = data ? (uint32_t)strlen(data) : 0;
+  op.amount = amount;
+  return op;
+}
+
+static void map_do(struct crdt_map *m, chorus_node_id node, hlc_time ts,
+                   const struct crdt_ctx *seen, struct crdt_map_op op) {
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  int rc = crdt_map_update(m, node, ts, seen, &op, 1, err);
+  if (rc != CHORUS_OK)
+    fail_msg("map update: %s", err);
+}
+
 static void orset_remove_seen_spares_unseen_adds(void **state) {
   (void)state;
   struct orset a, b, c, delta;
@@ -799,11 +840,401 @@ static void orset_remove_seen_spares_unseen_adds(void **state) {
 }
 
 /* ------------------------------------------------------------------------
+ * Maps
+ * ------------------------------------------------------------------------ */
+
+static const struct crdt_map_field *
+mfind(const struct crdt_map *m, const char *names, enum crdt_map_ftype t) {
+  struct crdt_map_op op = mop(CRDT_MAP_OP_REMOVE, names, t, NULL, 0);
+  const struct crdt_map_field *f = &m->root;
+  for (uint32_t i = 0; i < op.depth && f; i++)
+    f = crdt_map_find(f, op.path[i].name, op.path[i].len, op.path[i].type);
+  return f;
+}
+
+/* mfind for a field that must be there (never NULL: the test fails). */
+static const struct crdt_map_field *
+mget(const struct crdt_map *m, const char *names, enum crdt_map_ftype t) {
+  const struct crdt_map_field *f = mfind(m, names, t);
+  if (f == NULL) {
+    fail_msg("map field %s missing", names);
+    abort();
+  }
+  return f;
+}
+
+static int64_t mcounter(const struct crdt_map *m, const char *names) {
+  const struct crdt_map_field *f = mfind(m, names, CRDT_MAP_COUNTER);
+  int64_t v = 0;
+  if (f)
+    assert_int_equal(crdt_map_counter(f, &v), CHORUS_OK);
+  return v;
+}
+
+static void map_fields_and_types(void **state) {
+  (void)state;
+  struct crdt_map a, b;
+  crdt_map_init(&a);
+  crdt_map_init(&b);
+  map_do(&a, A, 100, NULL,
+         mop(CRDT_MAP_OP_COUNTER_ADD, "f", CRDT_MAP_COUNTER, NULL, 1));
+  /* Same name, another type: another field (Riak's (name, type) key). */
+  map_do(&a, A, 101, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "f", CRDT_MAP_REGISTER, "v", 0));
+  assert_int_equal(a.root.n, 2);
+  assert_int_equal(mcounter(&a, "f"), 1);
+  /* Concurrent register sets: the greater HLC time wins at every replica. */
+  map_do(&b, B, 99, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "f", CRDT_MAP_REGISTER, "old", 0));
+  map_do(&b, B, 102, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "g", CRDT_MAP_REGISTER, "late", 0));
+  map_do(&a, A, 103, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "g", CRDT_MAP_REGISTER, "later", 0));
+  assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
+  assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
+  assert_true(crdt_map_equal(&a, &b));
+  const struct crdt_map_entry *e =
+      crdt_map_register(mfind(&a, "f", CRDT_MAP_REGISTER));
+  assert_int_equal(e->len, 1);
+  assert_memory_equal(e->value, "v", 1);
+  e = crdt_map_register(mfind(&a, "g", CRDT_MAP_REGISTER));
+  assert_memory_equal(e->value, "later", 5);
+  assert_int_equal(mget(&a, "g", CRDT_MAP_REGISTER)->n, 2); /* both kept */
+  /* A set after that replaces both. */
+  map_do(&b, B, 104, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "g", CRDT_MAP_REGISTER, "last", 0));
+  assert_int_equal(mget(&b, "g", CRDT_MAP_REGISTER)->n, 1);
+  /* Counters from two nodes add up; a negative amount too. */
+  map_do(&b, B, 105, NULL,
+         mop(CRDT_MAP_OP_COUNTER_ADD, "f", CRDT_MAP_COUNTER, NULL, -5));
+  map_do(&a, A, 106, NULL,
+         mop(CRDT_MAP_OP_COUNTER_ADD, "f", CRDT_MAP_COUNTER, NULL, 3));
+  assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
+  assert_int_equal(mcounter(&a, "f"), 1 + 3 - 5);
+  assert_int_equal(mget(&a, "f", CRDT_MAP_COUNTER)->n, 2); /* per node */
+  crdt_map_free(&a);
+  crdt_map_free(&b);
+}
+
+static void map_flags_enable_wins(void **state) {
+  (void)state;
+  struct crdt_map a, b;
+  crdt_map_init(&a);
+  crdt_map_init(&b);
+  map_do(&a, A, 1, NULL,
+         mop(CRDT_MAP_OP_FLAG_ENABLE, "on", CRDT_MAP_FLAG, 0, 0));
+  assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
+  struct crdt_ctx seen;
+  crdt_ctx_init(&seen);
+  assert_int_equal(crdt_ctx_copy(&seen, &b.ctx), CHORUS_OK);
+  /* b disables what it saw while a enables again concurrently. */
+  map_do(&b, B, 2, &seen,
+         mop(CRDT_MAP_OP_FLAG_DISABLE, "on", CRDT_MAP_FLAG, 0, 0));
+  assert_false(crdt_map_flag(mfind(&b, "on", CRDT_MAP_FLAG)));
+  map_do(&a, A, 3, NULL,
+         mop(CRDT_MAP_OP_FLAG_ENABLE, "on", CRDT_MAP_FLAG, 0, 0));
+  assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
+  assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
+  assert_true(crdt_map_flag(mfind(&a, "on", CRDT_MAP_FLAG)));
+  assert_true(crdt_map_equal(&a, &b));
+  /* A disable that saw everything turns it off, and the field stays. */
+  assert_int_equal(crdt_ctx_copy(&seen, &a.ctx), CHORUS_OK);
+  map_do(&a, A, 4, &seen,
+         mop(CRDT_MAP_OP_FLAG_DISABLE, "on", CRDT_MAP_FLAG, 0, 0));
+  assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
+  assert_non_null(mfind(&b, "on", CRDT_MAP_FLAG));
+  assert_false(crdt_map_flag(mfind(&b, "on", CRDT_MAP_FLAG)));
+  crdt_ctx_free(&seen);
+  crdt_map_free(&a);
+  crdt_map_free(&b);
+}
+
+/* Observed remove: a field removed with an old context keeps the updates
+ * that context did not see, and only those (the nested state is reset). */
+static void map_remove_update_wins(void **state) {
+  (void)state;
+  struct crdt_map a, b;
+  crdt_map_init(&a);
+  crdt_map_init(&b);
+  map_do(
+      &a, A, 1, NULL,
+      mop(CRDT_MAP_OP_REGISTER_SET, "addr.city", CRDT_MAP_REGISTER, "Oslo", 0));
+  map_do(&a, A, 2, NULL,
+         mop(CRDT_MAP_OP_SET_ADD, "addr.tags", CRDT_MAP_SET, "old", 0));
+  assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
+  struct crdt_ctx seen; /* the client's read, at b */
+  crdt_ctx_init(&seen);
+  assert_int_equal(crdt_ctx_copy(&seen, &b.ctx), CHORUS_OK);
+  /* Another client adds a tag through a, concurrently. */
+  map_do(&a, A, 3, NULL,
+         mop(CRDT_MAP_OP_SET_ADD, "addr.tags", CRDT_MAP_SET, "new", 0));
+  /* The first client removes the whole addr map with its old context, at
+   * b, which has not seen the add yet. */
+  map_do(&b, B, 4, &seen, mop(CRDT_MAP_OP_REMOVE, "addr", CRDT_MAP_MAP, 0, 0));
+  assert_null(mfind(&b, "addr", CRDT_MAP_MAP));
+  assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
+  assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
+  assert_true(crdt_map_equal(&a, &b));
+  const struct crdt_map_field *tags = mget(&a, "addr.tags", CRDT_MAP_SET);
+  assert_non_null(tags);
+  assert_int_equal(tags->n, 1); /* "old" went with the remove */
+  assert_memory_equal(tags->elem[0].data, "new", 3);
+  assert_null(mfind(&a, "addr.city", CRDT_MAP_REGISTER));
+  /* The same remove coordinated at a, which holds the add, with the old
+   * context: the add survives there too. */
+  map_do(&a, A, 5, &seen, mop(CRDT_MAP_OP_REMOVE, "addr", CRDT_MAP_MAP, 0, 0));
+  assert_non_null(mfind(&a, "addr.tags", CRDT_MAP_SET));
+  /* Without a context: everything the coordinator holds. */
+  map_do(&a, A, 6, NULL, mop(CRDT_MAP_OP_REMOVE, "addr", CRDT_MAP_MAP, 0, 0));
+  assert_int_equal(a.root.n, 0);
+  assert_int_equal(crdt_map_join(&b, &a), CHORUS_OK);
+  assert_int_equal(b.root.n, 0);
+  /* A set remove with a context: the element stays for an unseen add. */
+  map_do(&a, A, 7, NULL, mop(CRDT_MAP_OP_SET_ADD, "s", CRDT_MAP_SET, "x", 0));
+  assert_int_equal(crdt_ctx_copy(&seen, &a.ctx), CHORUS_OK);
+  map_do(&b, B, 8, NULL, mop(CRDT_MAP_OP_SET_ADD, "s", CRDT_MAP_SET, "x", 0));
+  assert_int_equal(crdt_map_join(&a, &b), CHORUS_OK);
+  map_do(&a, A, 9, &seen,
+         mop(CRDT_MAP_OP_SET_REMOVE, "s", CRDT_MAP_SET, "x", 0));
+  const struct crdt_map_field *s = mget(&a, "s", CRDT_MAP_SET);
+  assert_non_null(s);
+  assert_int_equal(s->elem[0].ndots, 1);
+  assert_int_equal(s->elem[0].dots[0].node, B);
+  /* Removing the last element leaves no field; removing absent paths is a
+   * no-op. */
+  map_do(&a, A, 10, NULL,
+         mop(CRDT_MAP_OP_SET_REMOVE, "s", CRDT_MAP_SET, "x", 0));
+  assert_null(mfind(&a, "s", CRDT_MAP_SET));
+  map_do(&a, A, 11, NULL,
+         mop(CRDT_MAP_OP_REMOVE, "p.q.r", CRDT_MAP_FLAG, 0, 0));
+  assert_int_equal(a.root.n, 0);
+  crdt_ctx_free(&seen);
+  crdt_map_free(&a);
+  crdt_map_free(&b);
+}
+
+static void map_limits(void **state) {
+  (void)state;
+  struct crdt_map m, snap;
+  crdt_map_init(&m);
+  crdt_map_init(&snap);
+  char err[CHORUS_ERRMSG_SIZE];
+  map_do(&m, A, 1, NULL,
+         mop(CRDT_MAP_OP_FLAG_ENABLE, "keep", CRDT_MAP_FLAG, 0, 0));
+  assert_int_equal(crdt_map_copy(&snap, &m), CHORUS_OK);
+  static const struct {
+    const char *path;
+    enum crdt_map_op_kind kind;
+    enum crdt_map_ftype t;
+    const char *want;
+  } bad[] = {
+      {"a.b.c.d.e", CRDT_MAP_OP_FLAG_ENABLE, CRDT_MAP_FLAG, "1 to 4 steps"},
+      {"a.b.c.d", CRDT_MAP_OP_REMOVE, CRDT_MAP_MAP, "nest at most"},
+      {"a..b", CRDT_MAP_OP_FLAG_ENABLE, CRDT_MAP_FLAG, "1 to 255 bytes"},
+      {"a", CRDT_MAP_OP_FLAG_ENABLE, CRDT_MAP_SET, "the operation needs"},
+      {"a", CRDT_MAP_OP_COUNTER_ADD, CRDT_MAP_COUNTER, "amount 0"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    /* A good op first: all or nothing. */
+    struct crdt_map_op ops[2] = {
+        mop(CRDT_MAP_OP_FLAG_ENABLE, "fine", CRDT_MAP_FLAG, 0, 0),
+        mop(bad[i].kind, bad[i].path, bad[i].t, NULL, 0)};
+    assert_int_equal(crdt_map_update(&m, A, 2, NULL, ops, 2, err),
+                     CHORUS_EINVAL);
+    if (strstr(err, bad[i].want) == NULL)
+      fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, bad[i].want);
+    assert_true(crdt_map_equal(&m, &snap));
+  }
+  char name[CRDT_MAP_NAME_MAX + 2];
+  memset(name, 'n', sizeof name - 1);
+  name[sizeof name - 1] = '\0';
+  struct crdt_map_op op =
+      mop(CRDT_MAP_OP_FLAG_ENABLE, name, CRDT_MAP_FLAG, 0, 0);
+  assert_int_equal(crdt_map_update(&m, A, 2, NULL, &op, 1, err), CHORUS_EINVAL);
+  name[CRDT_MAP_NAME_MAX] = '\0';
+  op = mop(CRDT_MAP_OP_FLAG_ENABLE, name, CRDT_MAP_FLAG, 0, 0);
+  assert_int_equal(crdt_map_update(&m, A, 2, NULL, &op, 1, err), CHORUS_OK);
+  /* Deepest allowed: three maps, then a field. */
+  map_do(&m, A, 3, NULL,
+         mop(CRDT_MAP_OP_FLAG_ENABLE, "a.b.c.d", CRDT_MAP_FLAG, 0, 0));
+  /* A full level refuses a new field, not an update of an existing one. */
+  struct crdt_map full;
+  crdt_map_init(&full);
+  for (int i = 0; i < CRDT_MAP_FIELDS_MAX; i++) {
+    char f[16];
+    snprintf(f, sizeof f, "f%04d", i);
+    map_do(&full, A, 4, NULL,
+           mop(CRDT_MAP_OP_FLAG_ENABLE, f, CRDT_MAP_FLAG, 0, 0));
+  }
+  op = mop(CRDT_MAP_OP_FLAG_ENABLE, "zzz", CRDT_MAP_FLAG, 0, 0);
+  assert_int_equal(crdt_map_update(&full, A, 5, NULL, &op, 1, err),
+                   CHORUS_ETOOBIG);
+  map_do(&full, A, 5, NULL,
+         mop(CRDT_MAP_OP_FLAG_DISABLE, "f0007", CRDT_MAP_FLAG, 0, 0));
+  /* Its encoding decodes; one field more does not. */
+  size_t n = crdt_map_encoded_size(&full), w;
+  uint8_t *buf = test_malloc(n);
+  assert_int_equal(crdt_map_encode(&full, buf, n, &w), CHORUS_OK);
+  struct crdt_map back;
+  assert_int_equal(crdt_map_decode(&back, buf, n, err), CHORUS_OK);
+  assert_true(crdt_map_equal(&back, &full));
+  crdt_map_free(&back);
+  test_free(buf);
+  crdt_map_free(&full);
+  crdt_map_free(&m);
+  crdt_map_free(&snap);
+}
+
+/* MAP_UPDATE's operations through their codec, and hostile ones. */
+static void map_ops_codec(void **state) {
+  (void)state;
+  struct crdt_map_op ops[3] = {
+      mop(CRDT_MAP_OP_COUNTER_ADD, "a.b.c", CRDT_MAP_COUNTER, NULL, INT64_MIN),
+      mop(CRDT_MAP_OP_REGISTER_SET, "name", CRDT_MAP_REGISTER, "v", 0),
+      mop(CRDT_MAP_OP_REMOVE, "x", CRDT_MAP_MAP, NULL, 0)};
+  ops[1].amount = INT64_MAX;
+  size_t n = crdt_map_ops_encoded_size(ops, 3), w;
+  uint8_t *buf = test_malloc(n);
+  assert_int_equal(crdt_map_ops_encode(ops, 3, buf, n, &w), CHORUS_OK);
+  struct crdt_map_op *back;
+  uint32_t nb;
+  char err[CHORUS_ERRMSG_SIZE];
+  assert_int_equal(crdt_map_ops_decode(&back, &nb, buf, w, err), CHORUS_OK);
+  assert_int_equal(nb, 3);
+  assert_int_equal(back[0].amount, INT64_MIN);
+  assert_int_equal(back[0].depth, 3);
+  assert_int_equal(back[0].path[1].type, CRDT_MAP_MAP);
+  assert_memory_equal(back[0].path[2].name, "c", 1);
+  assert_int_equal(back[1].amount, INT64_MAX);
+  assert_memory_equal(back[1].data, "v", 1);
+  assert_int_equal(back[2].kind, CRDT_MAP_OP_REMOVE);
+  /* Every truncation is refused. */
+  for (size_t cut = 0; cut < w; cut++) {
+    struct crdt_map_op *x;
+    uint32_t nx;
+    assert_int_not_equal(crdt_map_ops_decode(&x, &nx, buf, cut, err),
+                         CHORUS_OK);
+  }
+  chorus_free(back);
+  test_free(buf);
+  static const struct {
+    const char *what;
+    uint8_t bytes[24];
+    size_t len;
+  } bad[] = {
+      {"no ops", {1, 0x90}, 2},
+      {"count lie", {1, 0xdd, 0, 1, 0, 0}, 6},
+      {"kind 0", {1, 0x91, 0x95, 0, 0x92, 0xc4, 1, 'a', 1, 0xc4, 0, 0, 0}, 13},
+      {"kind 8", {1, 0x91, 0x95, 8, 0x92, 0xc4, 1, 'a', 1, 0xc4, 0, 0, 0}, 13},
+      {"empty path", {1, 0x91, 0x95, 1, 0x90, 0xc4, 0, 0, 0}, 9},
+      {"type 6", {1, 0x91, 0x95, 1, 0x92, 0xc4, 1, 'a', 6, 0xc4, 0, 0, 0}, 13},
+      {"empty name", {1, 0x91, 0x95, 1, 0x92, 0xc4, 0, 1, 0xc4, 0, 0, 0}, 12},
+      {"sign 2", {1, 0x91, 0x95, 2, 0x92, 0xc4, 1, 'a', 2, 0xc4, 0, 1, 2}, 13},
+      {"five steps",
+       {1, 0x91, 0x95, 7,   0x9a, 0xc4, 1, 'a', 5, 0xc4, 1, 'a',
+        5, 0xc4, 1,    'a', 5,    0xc4, 1, 'a', 5, 0xc4, 1, 'a'},
+       24},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct crdt_map_op *x;
+    uint32_t nx;
+    if (crdt_map_ops_decode(&x, &nx, bad[i].bytes, bad[i].len, err) !=
+        CHORUS_EMALFORMED)
+      fail_msg("hostile ops \"%s\" accepted", bad[i].what);
+  }
+}
+
+static void map_hostile(void **state) {
+  (void)state;
+  char err[CHORUS_ERRMSG_SIZE];
+  struct crdt_map m;
+  /* Context: vv {1: 3}, no cloud. */
+#define MCTX 0x92, 0x92, 0x92, 1, 3, 0x90
+  static const struct {
+    const char *what, *want;
+    uint8_t bytes[48];
+    size_t len;
+  } cases[] = {
+      {"no fields array", "truncated", {1, MCTX}, 7},
+      {"field count lie", "elements in", {1, MCTX, 0xdd, 0, 0, 0, 9}, 12},
+      {"empty name",
+       "empty name",
+       {1, MCTX, 0x91, 0x93, 0xc4, 0, 4, 0x91, 0x93, 1, 1, 1},
+       18},
+      {"unknown type",
+       "type 9",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 9, 0x90},
+       15},
+      {"field without entries",
+       "without entries",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 4, 0x90},
+       15},
+      {"uncovered dot",
+       "not covered",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 4, 0x91, 0x93, 1, 4, 1},
+       19},
+      {"flag value 2",
+       "not 0 or 1",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 4, 0x91, 0x93, 1, 1, 2},
+       19},
+      {"empty counter entry",
+       "empty",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 2, 0x91, 0x94, 1, 1, 0, 0},
+       20},
+      {"unsorted entries",
+       "not strictly",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 4, 0x92, 0x93, 1, 2, 1, 0x93, 1, 1,
+        1},
+       23},
+      {"unsorted fields",
+       "not strictly",
+       {1, MCTX, 0x92, 0x93, 0xc4, 1, 'b',  4,    0x91, 0x93, 1, 1,
+        1, 0x93, 0xc4, 1,    'a',  4, 0x91, 0x93, 1,    2,    1},
+       29},
+      {"empty nested map",
+       "empty nested",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 5, 0x90},
+       15},
+      {"empty set",
+       "array length 0",
+       {1, MCTX, 0x91, 0x93, 0xc4, 1, 'a', 3, 0x90},
+       15},
+      {"trailing", "trailing", {1, MCTX, 0x90, 0}, 9},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    err[0] = '\0';
+    int rc = crdt_map_decode(&m, cases[i].bytes, cases[i].len, err);
+    if (rc != CHORUS_EMALFORMED || strstr(err, cases[i].want) == NULL)
+      fail_msg("hostile map \"%s\": rc %d, \"%s\"", cases[i].what, rc, err);
+  }
+  /* Nesting past the bound: a map field inside three maps. */
+  uint8_t deep[64] = {1, MCTX};
+  size_t n = 7;
+  for (int level = 0; level < CRDT_MAP_DEPTH_MAX; level++) {
+    static const uint8_t step[] = {0x91, 0x93, 0xc4, 1, 'm', 5};
+    memcpy(deep + n, step, sizeof step);
+    n += sizeof step;
+  }
+  static const uint8_t leaf[] = {0x91, 0x93, 0xc4, 1, 'f', 4,
+                                 0x91, 0x93, 1,    1, 1};
+  memcpy(deep + n, leaf, sizeof leaf);
+  n += sizeof leaf;
+  assert_int_equal(crdt_map_decode(&m, deep, n, err), CHORUS_EMALFORMED);
+  assert_non_null(strstr(err, "nest at most"));
+  /* One level less is a valid map. */
+  size_t off = 7 + 6;
+  memmove(deep + 7, deep + off, n - off);
+  assert_int_equal(crdt_map_decode(&m, deep, n - 6, err), CHORUS_OK);
+  crdt_map_free(&m);
+#undef MCTX
+}
+
+/* ------------------------------------------------------------------------
  * Codecs and the envelope
  * ------------------------------------------------------------------------ */
 
 /* Builds one object of each type with some content. */
-static void build_objects(struct crdt_obj o[4]) {
+static void build_objects(struct crdt_obj o[NOBJ]) {
   crdt_obj_init(&o[0], CRDT_KV);
   assert_int_equal(dvv_put(&o[0].u.kv, A, NULL, "one", 3, NULL, NULL, NULL),
                    CHORUS_OK);
@@ -836,13 +1267,28 @@ static void build_objects(struct crdt_obj o[4]) {
   crdt_obj_init(&o[3], CRDT_LWW);
   assert_int_equal(lww_set(&o[3].u.lww, hlc_make(123456, 7), C, "val", 3, NULL),
                    CHORUS_OK);
+  crdt_obj_init(&o[4], CRDT_MAP);
+  struct crdt_map *m = &o[4].u.map;
+  map_do(m, A, 10, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "name", CRDT_MAP_REGISTER, "v", 0));
+  map_do(m, B, 11, NULL,
+         mop(CRDT_MAP_OP_COUNTER_ADD, "n", CRDT_MAP_COUNTER, NULL, -3));
+  map_do(m, A, 12, NULL,
+         mop(CRDT_MAP_OP_SET_ADD, "tags", CRDT_MAP_SET, "x", 0));
+  map_do(m, A, 13, NULL,
+         mop(CRDT_MAP_OP_FLAG_ENABLE, "on", CRDT_MAP_FLAG, 0, 0));
+  map_do(m, C, 14, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "addr.geo.city", CRDT_MAP_REGISTER,
+             "Paris", 0));
+  map_do(m, C, 15, NULL,
+         mop(CRDT_MAP_OP_SET_ADD, "addr.geo.pins.z", CRDT_MAP_SET, "", 0));
 }
 
 static void codec_round_trips(void **state) {
   (void)state;
-  struct crdt_obj o[4];
+  struct crdt_obj o[NOBJ];
   build_objects(o);
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < NOBJ; i++) {
     size_t n = crdt_obj_encoded_size(&o[i]), w;
     uint8_t *buf = test_malloc(n);
     assert_int_equal(crdt_obj_encode(&o[i], buf, n, &w), CHORUS_OK);
@@ -858,12 +1304,12 @@ static void codec_round_trips(void **state) {
     assert_true(crdt_obj_equal(&back, &o[i]));
     /* Join across types is refused, decode of the wrong type too. */
     unsigned flags;
-    assert_int_equal(crdt_obj_join(&back, &o[(i + 1) % 4], &flags),
+    assert_int_equal(crdt_obj_join(&back, &o[(i + 1) % NOBJ], &flags),
                      CHORUS_ETYPE);
     assert_int_equal(crdt_obj_join(&back, &o[i], &flags), CHORUS_OK);
     assert_true(crdt_obj_equal(&back, &o[i]));
     crdt_obj_free(&back);
-    enum crdt_type other = (enum crdt_type)(o[i].type % 4 + 1);
+    enum crdt_type other = (enum crdt_type)(o[i].type % NOBJ + 1);
     assert_int_equal(crdt_obj_decode(&back, other, buf, n, err), CHORUS_ETYPE);
     assert_non_null(strstr(err, crdt_type_name(o[i].type)));
     test_free(buf);
@@ -892,8 +1338,27 @@ static void codec_round_trips(void **state) {
   assert_true(gcounter_equal(&g, &g2));
   gcounter_free(&g);
   gcounter_free(&g2);
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < NOBJ; i++)
     crdt_obj_free(&o[i]);
+}
+
+/* An accepted map is a valid state: it re-encodes to an equal one and
+ * joins itself to itself. */
+static void map_reencodes(struct crdt_map *m) {
+  size_t n = crdt_map_encoded_size(m), w;
+  uint8_t *buf = test_malloc(n);
+  assert_int_equal(crdt_map_encode(m, buf, n, &w), CHORUS_OK);
+  struct crdt_map back, self;
+  assert_int_equal(crdt_map_decode(&back, buf, w, NULL), CHORUS_OK);
+  assert_true(crdt_map_equal(m, &back));
+  crdt_map_init(&self);
+  assert_int_equal(crdt_map_copy(&self, m), CHORUS_OK);
+  assert_int_equal(crdt_map_join(&self, &back), CHORUS_OK);
+  assert_true(crdt_map_equal(&self, m));
+  crdt_map_free(&self);
+  crdt_map_free(&back);
+  crdt_map_free(m);
+  test_free(buf);
 }
 
 /* Decodes @buf with every decoder; returns how many accepted it. Accepted
@@ -909,6 +1374,7 @@ static int decode_all(const uint8_t *buf, size_t len) {
   struct orset s;
   struct crdt_ctx cx;
   struct crdt_obj o;
+  struct crdt_map m;
   hlc_time t;
 #define TRY(call, freeit)                                                      \
   err[0] = '\0';                                                               \
@@ -929,6 +1395,7 @@ static int decode_all(const uint8_t *buf, size_t len) {
   TRY(orset_decode(&s, buf, len, err), orset_free(&s))
   TRY(crdt_ctx_decode(&cx, buf, len, err), crdt_ctx_free(&cx))
   TRY(hlc_decode(&t, buf, len, err), (void)t)
+  TRY(crdt_map_decode(&m, buf, len, err), map_reencodes(&m))
   TRY(crdt_obj_decode(&o, CRDT_NONE, buf, len, err), crdt_obj_free(&o))
 #undef TRY
   return ok;
@@ -1042,12 +1509,12 @@ static void hostile_encodings(void **state) {
   /* Every truncation and every single-byte corruption of every type's
    * encoding: rejected cleanly or accepted as a valid state (ASan/UBSan
    * watch), never a crash. */
-  struct crdt_obj objs[4];
+  struct crdt_obj objs[NOBJ];
   build_objects(objs);
   struct chorus_prng prng;
   chorus_prng_seed(&prng, 4242);
   unsigned long tried = 0;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < NOBJ; i++) {
     size_t n = crdt_obj_encoded_size(&objs[i]), w;
     uint8_t *buf = test_malloc(n);
     assert_int_equal(crdt_obj_encode(&objs[i], buf, n, &w), CHORUS_OK);
@@ -1081,7 +1548,7 @@ static void hostile_encodings(void **state) {
       junk[0] = k % 2 ? CRDT_FORMAT_V1 : CRDT_FORMAT_DVV_V2;
     (void)decode_all(junk, n);
   }
-  printf("# hostile: %lu inputs through all 9 decoders\n", tried);
+  printf("# hostile: %lu inputs through all 10 decoders\n", tried);
 }
 
 /* ------------------------------------------------------------------------
@@ -1106,7 +1573,7 @@ static void hostile_encodings(void **state) {
 
 static void out_of_memory_is_atomic(void **state) {
   (void)state;
-  struct crdt_obj o[4], p[4];
+  struct crdt_obj o[NOBJ], p[NOBJ];
   build_objects(o);
   build_objects(p);
   /* Make p differ so joins have work: new writes at other nodes. */
@@ -1115,7 +1582,11 @@ static void out_of_memory_is_atomic(void **state) {
   assert_int_equal(orset_add(&p[2].u.set, 0x77, "new", 3, NULL), CHORUS_OK);
   assert_int_equal(pncounter_add(&p[1].u.counter, 0x77, 1, NULL, NULL, NULL),
                    CHORUS_OK);
-  for (int i = 0; i < 4; i++) {
+  map_do(&p[4].u.map, 0x77, 20, NULL,
+         mop(CRDT_MAP_OP_SET_ADD, "addr.geo.pins.z", CRDT_MAP_SET, "q", 0));
+  map_do(&o[4].u.map, 0x78, 21, NULL,
+         mop(CRDT_MAP_OP_COUNTER_ADD, "n", CRDT_MAP_COUNTER, NULL, 4));
+  for (int i = 0; i < NOBJ; i++) {
     struct crdt_obj x, snap;
     size_t n = crdt_obj_encoded_size(&o[i]), w;
     uint8_t *buf = test_malloc(n);
@@ -1193,7 +1664,24 @@ static void out_of_memory_is_atomic(void **state) {
   orset_free(&delta);
   pncounter_free(&c);
   pncounter_free(&csnap);
-  for (int i = 0; i < 4; i++) {
+  /* A map update of several ops, one creating nested maps. */
+  struct crdt_map mm, msnap;
+  crdt_map_init(&mm);
+  crdt_map_init(&msnap);
+  assert_int_equal(crdt_map_copy(&mm, &o[4].u.map), CHORUS_OK);
+  assert_int_equal(crdt_map_copy(&msnap, &mm), CHORUS_OK);
+  struct crdt_map_op mops[4] = {
+      mop(CRDT_MAP_OP_REGISTER_SET, "x.y.z", CRDT_MAP_REGISTER, "new", 0),
+      mop(CRDT_MAP_OP_COUNTER_ADD, "n", CRDT_MAP_COUNTER, NULL, 2),
+      mop(CRDT_MAP_OP_SET_ADD, "tags", CRDT_MAP_SET, "y", 0),
+      mop(CRDT_MAP_OP_REMOVE, "addr", CRDT_MAP_MAP, NULL, 0)};
+  OOM_WALK((void)0, crdt_map_update(&mm, 0x55, 30, NULL, mops, 4, NULL),
+           assert_true(crdt_map_equal(&mm, &msnap)), (void)0)
+  assert_null(
+      crdt_map_find(&mm.root, (const uint8_t *)"addr", 4, CRDT_MAP_MAP));
+  crdt_map_free(&mm);
+  crdt_map_free(&msnap);
+  for (int i = 0; i < NOBJ; i++) {
     crdt_obj_free(&o[i]);
     crdt_obj_free(&p[i]);
   }
@@ -1217,6 +1705,12 @@ int main(void) {
       cmocka_unit_test(lww_order),
       cmocka_unit_test(orset_add_wins_no_tombstones),
       cmocka_unit_test(orset_remove_seen_spares_unseen_adds),
+      cmocka_unit_test(map_fields_and_types),
+      cmocka_unit_test(map_flags_enable_wins),
+      cmocka_unit_test(map_remove_update_wins),
+      cmocka_unit_test(map_limits),
+      cmocka_unit_test(map_hostile),
+      cmocka_unit_test(map_ops_codec),
       cmocka_unit_test(codec_round_trips),
       cmocka_unit_test(hostile_encodings),
       cmocka_unit_test(out_of_memory_is_atomic),

@@ -19,7 +19,9 @@
  * counter equals the sum of the increments that reported "applied"; a set
  * holds exactly the add-dots that no remove or later add observed (add wins);
  * a kv object holds exactly the writes no other write's context covered, and
- * no replica ever keeps a sibling whose dot another sibling's history covers.
+ * no replica ever keeps a sibling whose dot another sibling's history covers;
+ * a map's counter that no remove touches equals the sum of its adds, and a
+ * field updated concurrently with its removal survives (update wins).
  *
  * Default: CASES per type; -DCHORUS_LONG_TESTS: LONG_CASES.
  */
@@ -96,6 +98,7 @@ TY_WRAP(gcounter, gcounter_join(d, s))
 TY_WRAP(pncounter, pncounter_join(d, s))
 TY_WRAP(lww, lww_join(d, s))
 TY_WRAP(orset, orset_join(d, s))
+TY_WRAP(crdt_map, crdt_map_join(d, s))
 
 static void *ty_new(const struct ty *t) {
   void *x = test_malloc(t->size);
@@ -777,6 +780,156 @@ static void lww_laws_and_winner(void **state) {
   report("lww", CASES, t0);
 }
 
+/* ------------------------------------------------------------------------
+ * Maps: random operations on random paths up to three levels deep, whole
+ * states shipped (as replication does), removes with a client's old context
+ * or the coordinator's.
+ * ------------------------------------------------------------------------ */
+
+static const uint8_t map_names[] = "abcn";
+
+/* A random op on a random path (the top-level field "n" is left to the
+ * counter oracle). */
+static void map_random_op(struct chorus_prng *prng, struct crdt_map_op *op) {
+  memset(op, 0, sizeof *op);
+  op->kind = (enum crdt_map_op_kind)chorus_prng_range(
+      prng, CRDT_MAP_OP_REGISTER_SET, CRDT_MAP_OP_REMOVE);
+  op->depth = (uint32_t)chorus_prng_range(prng, 1, 3);
+  for (uint32_t i = 0; i + 1 < op->depth; i++)
+    op->path[i] = (struct crdt_map_key){&map_names[chorus_prng_below(prng, 2)],
+                                        1, CRDT_MAP_MAP};
+  static const enum crdt_map_ftype by_kind[] = {0,
+                                                CRDT_MAP_REGISTER,
+                                                CRDT_MAP_COUNTER,
+                                                CRDT_MAP_SET,
+                                                CRDT_MAP_SET,
+                                                CRDT_MAP_FLAG,
+                                                CRDT_MAP_FLAG,
+                                                0};
+  enum crdt_map_ftype t = by_kind[op->kind];
+  if (op->kind == CRDT_MAP_OP_REMOVE)
+    t = (enum crdt_map_ftype)chorus_prng_range(
+        prng, CRDT_MAP_REGISTER, op->depth < 3 ? CRDT_MAP_MAP : CRDT_MAP_FLAG);
+  op->path[op->depth - 1] =
+      (struct crdt_map_key){&map_names[chorus_prng_below(prng, 3)], 1, t};
+  op->data = &map_names[chorus_prng_below(prng, 3)];
+  op->len = 1;
+  op->amount = (int64_t)chorus_prng_range(prng, 1, 9);
+  if (chorus_prng_chance(prng, 0.4))
+    op->amount = -op->amount;
+}
+
+static const struct crdt_map_field *
+map_top(const struct crdt_map *m, const char *name, enum crdt_map_ftype t) {
+  return crdt_map_find(&m->root, (const uint8_t *)name, 1, t);
+}
+
+static void map_laws_and_update_wins(void **state) {
+  (void)state;
+  clock_t t0 = clock();
+  struct chorus_prng prng;
+  chorus_prng_seed(&prng, 0xc0ffee06);
+  unsigned long ops_done = 0, seen_removes = 0;
+  for (unsigned long k = 0; k < CASES; k++) {
+    int nrep = (int)chorus_prng_range(&prng, 2, MAXR);
+    struct net net;
+    setup_net(&net, &ty_crdt_map, &prng);
+    struct crdt_ctx snap;
+    crdt_ctx_init(&snap);
+    bool have_snap = false;
+    void *reps[MAXR];
+    for (int r = 0; r < nrep; r++)
+      reps[r] = ty_new(&ty_crdt_map);
+    int64_t expect = 0;
+    hlc_time ts = 1;
+    int steps = (int)chorus_prng_range(&prng, 1, 30);
+    for (int s = 0; s < steps; s++) {
+      if (chorus_prng_chance(&prng, 0.15)) {
+        int rr = (int)chorus_prng_below(&prng, (uint64_t)nrep);
+        assert_int_equal(
+            crdt_ctx_copy(&snap, &((struct crdt_map *)reps[rr])->ctx),
+            CHORUS_OK);
+        have_snap = true;
+      }
+      if (chorus_prng_chance(&prng, 0.5)) {
+        net_step(&net, reps);
+        continue;
+      }
+      int r = (int)chorus_prng_below(&prng, (uint64_t)nrep);
+      struct crdt_map_op ops[3];
+      uint32_t nops = (uint32_t)chorus_prng_range(&prng, 1, 3);
+      for (uint32_t i = 0; i < nops; i++)
+        map_random_op(&prng, &ops[i]);
+      if (chorus_prng_chance(&prng, 0.3)) {
+        /* The oracle's counter, alone at the top level. */
+        ops[0] = (struct crdt_map_op){.kind = CRDT_MAP_OP_COUNTER_ADD,
+                                      .depth = 1,
+                                      .amount = ops[0].amount};
+        ops[0].path[0] =
+            (struct crdt_map_key){&map_names[3], 1, CRDT_MAP_COUNTER};
+        expect += ops[0].amount;
+      }
+      bool use_snap = have_snap && chorus_prng_chance(&prng, 0.5);
+      seen_removes += use_snap;
+      char err[CHORUS_ERRMSG_SIZE] = "";
+      int rc = crdt_map_update(reps[r], node_of(r), ts++,
+                               use_snap ? &snap : NULL, ops, nops, err);
+      if (rc != CHORUS_OK)
+        fail_msg("map update: %s", err);
+      ops_done += nops;
+      net_broadcast(&net, r, nrep, reps[r]);
+    }
+    finish_case(&net, reps, nrep);
+    /* Update wins, on the converged replicas: a client reads at r1 (its
+     * context); r0 then resets "a" and adds 5 to it; the client's remove of
+     * "a" with its old context, coordinated at r1, comes after. Once all
+     * exchange, "a" holds r0's concurrent add alone. */
+    {
+      struct crdt_ctx old;
+      crdt_ctx_init(&old);
+      assert_int_equal(crdt_ctx_copy(&old, &((struct crdt_map *)reps[1])->ctx),
+                       CHORUS_OK);
+      struct crdt_map_op up[2] = {
+          {.kind = CRDT_MAP_OP_REMOVE, .depth = 1},
+          {.kind = CRDT_MAP_OP_COUNTER_ADD, .depth = 1, .amount = 5}};
+      up[0].path[0] = up[1].path[0] =
+          (struct crdt_map_key){&map_names[0], 1, CRDT_MAP_COUNTER};
+      assert_int_equal(
+          crdt_map_update(reps[0], node_of(0), ts++, NULL, up, 2, NULL),
+          CHORUS_OK);
+      assert_int_equal(
+          crdt_map_update(reps[1], node_of(1), ts++, &old, up, 1, NULL),
+          CHORUS_OK);
+      crdt_ctx_free(&old);
+      for (int i = 0; i < nrep; i++)
+        for (int j = 0; j < nrep; j++)
+          if (i != j)
+            assert_int_equal(crdt_map_join(reps[i], reps[j]), CHORUS_OK);
+      for (int i = 0; i < nrep; i++) {
+        const struct crdt_map_field *f =
+            map_top(reps[i], "a", CRDT_MAP_COUNTER);
+        assert_non_null(f);
+        int64_t v;
+        assert_int_equal(crdt_map_counter(f, &v), CHORUS_OK);
+        assert_int_equal(v, 5);
+        assert_true(crdt_map_equal(reps[0], reps[i]));
+      }
+    }
+    const struct crdt_map_field *n = map_top(reps[0], "n", CRDT_MAP_COUNTER);
+    int64_t v = 0;
+    if (n)
+      assert_int_equal(crdt_map_counter(n, &v), CHORUS_OK);
+    assert_int_equal(v, expect);
+    crdt_ctx_free(&snap);
+    for (int r = 0; r < nrep; r++)
+      ty_del(&ty_crdt_map, reps[r]);
+    net_free(&net);
+  }
+  printf("# map: %lu ops, %lu with a client's old context\n", ops_done,
+         seen_removes);
+  report("map", CASES, t0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(pncounter_laws_and_sum),
@@ -784,6 +937,7 @@ int main(void) {
       cmocka_unit_test(orset_laws_and_add_wins),
       cmocka_unit_test(dvv_laws_and_siblings),
       cmocka_unit_test(lww_laws_and_winner),
+      cmocka_unit_test(map_laws_and_update_wins),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,7 +63,9 @@ struct reply_rec {
   uint8_t flags; /* GET_REPLY2, WRITE_REPLY2 */
   uint32_t siblings;
   uint64_t bytes;
-  uint64_t lww_ts, lww_node;          /* LWW_REPLY */
+  uint64_t lww_ts, lww_node; /* LWW_REPLY */
+  uint8_t map[2048];         /* MAP_REPLY's map */
+  size_t mlen;
   char text[WIRE_MAX_ERROR_TEXT + 1]; /* ERROR */
 };
 
@@ -161,6 +163,13 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
     break;
   case WIRE_COUNTER_REPLY:
     r->counter = m->counter_reply.value;
+    break;
+  case WIRE_MAP_REPLY:
+    ctx = &m->map_reply.context;
+    assert_true(m->map_reply.map.len <= sizeof r->map);
+    if (m->map_reply.map.len)
+      memcpy(r->map, m->map_reply.map.ptr, m->map_reply.map.len);
+    r->mlen = m->map_reply.map.len;
     break;
   case WIRE_LWW_REPLY:
     lww_value = m->lww_reply.value;
@@ -1892,6 +1901,187 @@ static void set_remove_with_a_context_spares_unseen_adds(void **state) {
   assert_int_equal(set_op(1, WIRE_SET_REMOVE, "s", "z", NULL)->type,
                    WIRE_WRITE_REPLY2);
   assert_int_equal(set_op(2, WIRE_SET_READ, "s", "", NULL)->nvalues, 0);
+  teardown_all();
+}
+
+/* Map requests of the tests below: one update of @nops ops at level ALL
+ * (with the context of @seen's read, if any), or a read at ALL. */
+static struct reply_rec *map_update(int node, const char *key,
+                                    const struct crdt_map_op *ops,
+                                    uint32_t nops,
+                                    const struct reply_rec *seen) {
+  uint8_t buf[1024];
+  size_t n = 0;
+  assert_int_equal(crdt_map_ops_encode(ops, nops, buf, sizeof buf, &n),
+                   CHORUS_OK);
+  struct wire_msg m = {.type = WIRE_MAP_UPDATE};
+  m.map_update.key = bytes_of(key);
+  m.map_update.ops = (struct wire_bytes){buf, n};
+  if (seen)
+    m.map_update.context = (struct wire_bytes){seen->ctx, seen->clen};
+  m.map_update.opts.w = WIRE_ALL;
+  return client(node, &m);
+}
+
+static struct reply_rec *map_read(int node, const char *key, int32_t level) {
+  struct wire_msg m = {.type = WIRE_MAP_READ};
+  m.map_read.key = bytes_of(key);
+  m.map_read.opts.r = level;
+  return client(node, &m);
+}
+
+static struct crdt_map_op map_op(enum crdt_map_op_kind kind, const char *name,
+                                 enum crdt_map_ftype t, const char *data,
+                                 int64_t amount) {
+  struct crdt_map_op op;
+  memset(&op, 0, sizeof op);
+  op.kind = kind;
+  op.depth = 1;
+  op.path[0] =
+      (struct crdt_map_key){(const uint8_t *)name, (uint32_t)strlen(name), t};
+  op.data = (const uint8_t *)data;
+  op.len = data ? (uint32_t)strlen(data) : 0;
+  op.amount = amount;
+  return op;
+}
+
+/* Node @i's stored map of @key into *@out (empty: never written). */
+static void stored_map(int i, const char *key, struct crdt_map *out) {
+  unsigned char dk[256];
+  size_t dl =
+      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+  void *buf;
+  size_t len;
+  crdt_map_init(out);
+  if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
+    return;
+  struct crdt_obj o;
+  assert_int_equal(crdt_obj_decode(&o, CRDT_MAP, buf, len, NULL), CHORUS_OK);
+  *out = o.u.map; /* taken */
+  chorus_free(buf);
+}
+
+static int64_t map_counter_of(const struct crdt_map *m, const char *name) {
+  const struct crdt_map_field *f =
+      crdt_map_find(&m->root, (const uint8_t *)name, (uint32_t)strlen(name),
+                    CRDT_MAP_COUNTER);
+  int64_t v = 0;
+  if (f)
+    assert_int_equal(crdt_map_counter(f, &v), CHORUS_OK);
+  return v;
+}
+
+/* issue 21: two coordinators, cut off from each other, edit one map
+ * concurrently (counters, a set, registers); once the hints are delivered
+ * every replica holds the same map with both edits. A client that read the
+ * map removes a field with that old context while another client updates
+ * the field through another node: the update survives. The type is
+ * enforced (ETYPE) both ways; a bad context or bad ops are refused. */
+static void map_concurrent_edits_converge(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  struct crdt_map_op a[3] = {
+      map_op(CRDT_MAP_OP_COUNTER_ADD, "visits", CRDT_MAP_COUNTER, NULL, 2),
+      map_op(CRDT_MAP_OP_SET_ADD, "tags", CRDT_MAP_SET, "x", 0),
+      map_op(CRDT_MAP_OP_REGISTER_SET, "name", CRDT_MAP_REGISTER, "ann", 0)};
+  struct crdt_map_op b[3] = {
+      map_op(CRDT_MAP_OP_COUNTER_ADD, "visits", CRDT_MAP_COUNTER, NULL, 5),
+      map_op(CRDT_MAP_OP_SET_ADD, "tags", CRDT_MAP_SET, "y", 0),
+      map_op(CRDT_MAP_OP_FLAG_ENABLE, "on", CRDT_MAP_FLAG, NULL, 0)};
+  /* ALL cannot be met while cut off: the writes answer an error (maybe
+   * applied) and their hints carry them later. */
+  isolate(1, true);
+  (void)map_update(0, "m", a, 3, NULL);
+  isolate(1, false);
+  isolate(0, true);
+  (void)map_update(1, "m", b, 3, NULL);
+  isolate(0, false);
+  advance(3000); /* hints replayed both ways */
+  struct crdt_map st[3];
+  for (int i = 0; i < 3; i++) {
+    stored_map(i, "m", &st[i]);
+    assert_int_equal(map_counter_of(&st[i], "visits"), 7);
+    assert_int_equal(st[i].root.n, 4); /* name, on, tags, visits */
+    assert_true(i == 0 || crdt_map_equal(&st[i], &st[0]));
+  }
+  for (int i = 0; i < 3; i++)
+    crdt_map_free(&st[i]);
+  /* A read at ALL answers the map and its context. */
+  struct reply_rec seen = *map_read(2, "m", WIRE_ALL);
+  assert_int_equal(seen.type, WIRE_MAP_REPLY);
+  assert_true(seen.mlen > 0 && seen.clen > 0);
+  struct crdt_map got;
+  assert_int_equal(crdt_map_decode(&got, seen.map, seen.mlen, NULL), CHORUS_OK);
+  assert_int_equal(map_counter_of(&got, "visits"), 7);
+  crdt_map_free(&got);
+  /* Another client adds to "tags" through node 1; then the first removes
+   * "tags" and "visits" with its old context through node 0: the tag it
+   * never saw survives, alone; visits is gone. */
+  struct crdt_map_op z =
+      map_op(CRDT_MAP_OP_SET_ADD, "tags", CRDT_MAP_SET, "z", 0);
+  assert_int_equal(map_update(1, "m", &z, 1, NULL)->type, WIRE_WRITE_REPLY2);
+  struct crdt_map_op rm[2] = {
+      map_op(CRDT_MAP_OP_REMOVE, "tags", CRDT_MAP_SET, NULL, 0),
+      map_op(CRDT_MAP_OP_REMOVE, "visits", CRDT_MAP_COUNTER, NULL, 0)};
+  assert_int_equal(map_update(0, "m", rm, 2, &seen)->type, WIRE_WRITE_REPLY2);
+  for (int i = 0; i < 3; i++) {
+    stored_map(i, "m", &st[i]);
+    const struct crdt_map_field *tags =
+        crdt_map_find(&st[i].root, (const uint8_t *)"tags", 4, CRDT_MAP_SET);
+    assert_non_null(tags);
+    assert_int_equal(tags->n, 1);
+    assert_memory_equal(tags->elem[0].data, "z", 1);
+    assert_null(crdt_map_find(&st[i].root, (const uint8_t *)"visits", 6,
+                              CRDT_MAP_COUNTER));
+    assert_true(i == 0 || crdt_map_equal(&st[i], &st[0]));
+  }
+  for (int i = 0; i < 3; i++)
+    crdt_map_free(&st[i]);
+  /* One type per key; hostile requests are refused, nothing written. */
+  assert_int_equal(put(0, "k", "v", 0, NULL)->type, WIRE_WRITE_REPLY2);
+  struct reply_rec *t = map_update(1, "k", a, 1, NULL);
+  assert_int_equal(t->code, CHORUS_ETYPE);
+  assert_false(t->maybe);
+  assert_int_equal(map_read(2, "k", 0)->code, CHORUS_ETYPE);
+  assert_int_equal(get(0, "m", 0)->code, CHORUS_ETYPE);
+  struct reply_rec bad = seen;
+  bad.ctx[0] = 9;
+  assert_int_equal(map_update(0, "m", rm, 1, &bad)->code, CHORUS_EMALFORMED);
+  struct wire_msg m = {.type = WIRE_MAP_UPDATE};
+  m.map_update.key = bytes_of("m");
+  m.map_update.ops = bytes_of("junk");
+  struct reply_rec *e = client(0, &m);
+  assert_int_equal(e->code, CHORUS_EMALFORMED);
+  assert_non_null(strstr(e->text, "map operations"));
+  struct crdt_map_op deep = a[0];
+  deep.path[0].type = CRDT_MAP_FLAG;
+  e = map_update(0, "m", &deep, 1, NULL);
+  assert_int_equal(e->code, CHORUS_EINVAL);
+  assert_non_null(strstr(e->text, "needs a counter"));
+  /* A register value over the node's value limit: ETOOBIG. */
+  size_t big = (size_t)H.nodes[0].cfg.max_value_bytes + 1;
+  uint8_t *v = test_calloc(1, big);
+  struct crdt_map_op huge =
+      map_op(CRDT_MAP_OP_REGISTER_SET, "name", CRDT_MAP_REGISTER, NULL, 0);
+  huge.data = v;
+  huge.len = (uint32_t)big;
+  size_t hn = crdt_map_ops_encoded_size(&huge, 1), hw = 0;
+  uint8_t *hb = test_malloc(hn);
+  assert_int_equal(crdt_map_ops_encode(&huge, 1, hb, hn, &hw), CHORUS_OK);
+  m.map_update.ops = (struct wire_bytes){hb, hw};
+  e = client(0, &m);
+  assert_int_equal(e->code, CHORUS_ETOOBIG);
+  assert_non_null(strstr(e->text, "value limit"));
+  test_free(hb);
+  test_free(v);
+  /* A key never written reads as an empty map. */
+  struct reply_rec *none = map_read(1, "nothing", WIRE_ALL);
+  assert_int_equal(none->type, WIRE_MAP_REPLY);
+  assert_int_equal(crdt_map_decode(&got, none->map, none->mlen, NULL),
+                   CHORUS_OK);
+  assert_int_equal(got.root.n, 0);
+  crdt_map_free(&got);
   teardown_all();
 }
 
@@ -4196,6 +4386,7 @@ int main(void) {
       cmocka_unit_test(set_remove_with_a_context_spares_unseen_adds),
       cmocka_unit_test(lww_blind_writers_converge),
       cmocka_unit_test(lww_clock_bound),
+      cmocka_unit_test(map_concurrent_edits_converge),
       cmocka_unit_test(delete_without_a_context_is_refused),
       cmocka_unit_test(restart_gets_a_new_actor),
       cmocka_unit_test(failed_sync_stops_acknowledgements),

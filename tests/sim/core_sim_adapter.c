@@ -69,7 +69,20 @@ struct cnode {
   int have_obj;
   struct sim_buf *view;
   size_t viewcap;
+  /* sets_as_maps: a MAP_UPDATE's ops, and the last MAP_REPLY's map with
+   * the members of its field m.s (borrowed by the reply's view). */
+  uint8_t *mapops;
+  size_t mapcap;
+  struct crdt_map rmap;
+  struct wire_bytes *rmembers;
 };
+
+/* sets_as_maps: the set field m.s of @m, NULL when absent. */
+static const struct crdt_map_field *map_set_field(const struct crdt_map *m) {
+  const struct crdt_map_field *f =
+      crdt_map_find(&m->root, (const uint8_t *)"m", 1, CRDT_MAP_MAP);
+  return crdt_map_find(f, (const uint8_t *)"s", 1, CRDT_MAP_SET);
+}
 
 static const struct core_sim_options default_opt = {.replication = "3"};
 
@@ -226,6 +239,30 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
     if (view_of(n, &m->set_reply.members, &r) != CHORUS_OK)
       return CHORUS_ENOMEM;
     break;
+  case WIRE_MAP_REPLY: {
+    /* sets_as_maps: the members of m.s, as a SET_REPLY would list them. */
+    crdt_map_free(&n->rmap);
+    int rc = crdt_map_decode(&n->rmap, m->map_reply.map.ptr,
+                             m->map_reply.map.len, NULL);
+    if (rc != CHORUS_OK) {
+      TRACE(n, "BUG: req %" PRIu64 ": a MAP_REPLY that does not decode",
+            cookie);
+      return rc == CHORUS_ENOMEM ? rc : CHORUS_EINTERNAL;
+    }
+    const struct crdt_map_field *f = map_set_field(&n->rmap);
+    size_t k = f ? f->n : 0;
+    struct wire_bytes *items =
+        chorus_realloc(n->rmembers, (k ? k : 1) * sizeof *items);
+    if (items == NULL)
+      return CHORUS_ENOMEM;
+    n->rmembers = items;
+    for (size_t i = 0; i < k; i++)
+      items[i] = (struct wire_bytes){f->elem[i].data, f->elem[i].len};
+    struct wire_bytes_list l = {k, items};
+    if (view_of(n, &l, &r) != CHORUS_OK)
+      return CHORUS_ENOMEM;
+    break;
+  }
   case WIRE_COUNTER_REPLY:
     r.counter = m->counter_reply.value;
     break;
@@ -268,6 +305,9 @@ static void cn_destroy(void *state) {
   chorus_free(n->buf);
   chorus_free(n->value);
   chorus_free(n->view);
+  chorus_free(n->mapops);
+  crdt_map_free(&n->rmap);
+  chorus_free(n->rmembers);
   chorus_free(n);
 }
 
@@ -360,6 +400,7 @@ static int cn_create(void **state, const struct sim_node_config *cfg) {
   struct cnode *n = chorus_calloc(1, sizeof *n);
   if (n == NULL)
     return CHORUS_ENOMEM;
+  crdt_map_init(&n->rmap);
   n->opt = cfg->arg != NULL ? *(const struct core_sim_options *)cfg->arg
                             : default_opt;
   if (n->opt.replication == NULL)
@@ -561,11 +602,41 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
     m.counter_read = (struct wire_counter_read){.key = key, .opts = o};
     break;
   case SIM_OP_SET_ADD:
+    if (n->opt.sets_as_maps) {
+      struct crdt_map_op op;
+      memset(&op, 0, sizeof op);
+      op.kind = CRDT_MAP_OP_SET_ADD;
+      op.depth = 2;
+      op.path[0] = (struct crdt_map_key){(const uint8_t *)"m", 1, CRDT_MAP_MAP};
+      op.path[1] = (struct crdt_map_key){(const uint8_t *)"s", 1, CRDT_MAP_SET};
+      op.data = member.ptr;
+      op.len = (uint32_t)member.len;
+      size_t need = crdt_map_ops_encoded_size(&op, 1), w = 0;
+      if (need > n->mapcap) {
+        uint8_t *b = chorus_realloc(n->mapops, need);
+        if (b == NULL)
+          return CHORUS_ENOMEM;
+        n->mapops = b;
+        n->mapcap = need;
+      }
+      int rc = crdt_map_ops_encode(&op, 1, n->mapops, n->mapcap, &w);
+      if (rc != CHORUS_OK)
+        return rc;
+      m.type = WIRE_MAP_UPDATE;
+      m.map_update = (struct wire_map_update){
+          .key = key, .ops = {n->mapops, w}, .opts = o};
+      break;
+    }
     m.type = WIRE_SET_ADD;
     m.set_add =
         (struct wire_set_add){.key = key, .members = members, .opts = o};
     break;
   case SIM_OP_SET_READ:
+    if (n->opt.sets_as_maps) {
+      m.type = WIRE_MAP_READ;
+      m.map_read = (struct wire_map_read){.key = key, .opts = o};
+      break;
+    }
     m.type = WIRE_SET_READ;
     m.set_read = (struct wire_set_read){.key = key, .opts = o};
     break;
@@ -783,7 +854,10 @@ static int cn_inspect(void *state, enum sim_op_type type, const void *key,
     n->have_obj = 0;
   }
   int found;
-  int rc = load_obj(n->store, crdt_type_of(type), key, klen, &n->obj, &found);
+  enum crdt_type ct = crdt_type_of(type);
+  if (ct == CRDT_SET && n->opt.sets_as_maps)
+    ct = CRDT_MAP;
+  int rc = load_obj(n->store, ct, key, klen, &n->obj, &found);
   if (rc != CHORUS_OK)
     return rc;
   n->have_obj = 1;
@@ -808,6 +882,14 @@ static int cn_inspect(void *state, enum sim_op_type type, const void *key,
     if (rc != CHORUS_OK)
       return rc;
     break;
+  case CRDT_MAP: {
+    const struct crdt_map_field *f = map_set_field(&o->u.map);
+    if ((rc = view_reserve(n, f ? f->n : 0)) != CHORUS_OK)
+      return rc;
+    for (uint32_t i = 0; f != NULL && i < f->n; i++)
+      n->view[k++] = (struct sim_buf){f->elem[i].data, f->elem[i].len};
+    break;
+  }
   default:
     return CHORUS_ECORRUPT;
   }

@@ -163,6 +163,12 @@ struct core_sim_options {
   chorus_ms tombstone_gc_timeout_ms;
   chorus_ms gc_interval_ms;
   uint64_t *purged_sum;
+  int sets_as_maps;      /* 1: the workload's set keys are maps (issue 21):
+                          * SET_ADD is a MAP_UPDATE adding the member to
+                          * the set field "s" of the nested map "m",
+                          * SET_READ a MAP_READ answering that field, and
+                          * inspection reads it from the stored map, so
+                          * the set checkers judge maps */
   int planted_early_ack; /* a planted bug, for the checkers' own test:
                           * the adapter answers every write OK at once
                           * and drops the core's real answer */
