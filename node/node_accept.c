@@ -294,6 +294,104 @@ int node__listen_socket(const struct sockaddr *sa, int *out) {
   return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Side listeners (HTTP, RESP)
+ * ------------------------------------------------------------------------ */
+
+#define NODE_SIDE_ACCEPT_BATCH 64u /* accepts per listener wakeup */
+#define NODE_SIDE_RETRY_MS 100u    /* accepting resumes after a pause */
+
+static void on_side_listener(uv_poll_t *h, int status, int events);
+
+static void on_side_retry(uv_timer_t *t) {
+  struct node_side *s = t->data;
+  s->paused = false;
+  if (s->listening)
+    uv_poll_start(&s->poll, UV_READABLE, on_side_listener);
+}
+
+static void side_pause(struct node_side *s) {
+  if (s->paused || !s->listening)
+    return;
+  s->paused = true;
+  uv_poll_stop(&s->poll);
+  uv_timer_start(&s->timer, on_side_retry, NODE_SIDE_RETRY_MS, 0);
+}
+
+static void on_side_listener(uv_poll_t *h, int status, int events) {
+  struct node_side *s = h->data;
+  struct node *n = s->n;
+  (void)events;
+  if (status < 0) {
+    node_log(NODE_LOG_WARN, NODE_MOD, "%s listener: %s", s->name,
+             uv_strerror(status));
+    side_pause(s);
+    return;
+  }
+  for (unsigned i = 0; i < NODE_SIDE_ACCEPT_BATCH; i++) {
+    if (!s->listening || s->paused || n->shutting_down)
+      return;
+    int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO)
+        continue;
+      if (err != EAGAIN && err != EWOULDBLOCK) {
+        n->stats.fd_exhausted += err == EMFILE || err == ENFILE;
+        side_pause(s);
+      }
+      return;
+    }
+    s->admit(n, fd);
+  }
+}
+
+void node__side_init(struct node *n, struct node_side *s, const char *name,
+                     void (*on_accept)(struct node *n, int fd)) {
+  *s = (struct node_side){.n = n, .name = name, .admit = on_accept, .fd = -1};
+  uv_timer_init(&n->loop, &s->timer);
+  s->timer.data = s;
+}
+
+int node__side_listen(struct node_side *s, const struct sockaddr *sa) {
+  int fd;
+  int rc = node__listen_socket(sa, &fd);
+  if (rc < 0)
+    return rc;
+  rc = uv_poll_init_socket(&s->n->loop, &s->poll, fd);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  s->poll.data = s;
+  s->fd = fd;
+  s->listening = true;
+  rc = uv_poll_start(&s->poll, UV_READABLE, on_side_listener);
+  if (rc < 0)
+    node__side_stop(s);
+  return rc;
+}
+
+static void on_side_closed(uv_handle_t *h) {
+  struct node_side *s = h->data;
+  close(s->fd);
+  s->fd = -1;
+}
+
+void node__side_stop(struct node_side *s) {
+  if (!s->listening)
+    return;
+  s->listening = false;
+  uv_close((uv_handle_t *)&s->poll, on_side_closed);
+  uv_timer_stop(&s->timer);
+}
+
+void node__side_close(struct node_side *s) {
+  node__side_stop(s);
+  if (!uv_is_closing((uv_handle_t *)&s->timer))
+    uv_close((uv_handle_t *)&s->timer, NULL);
+}
+
 int node__listen(struct node *n, const struct sockaddr *sa) {
   int fd;
   int rc = node__listen_socket(sa, &fd);
@@ -337,7 +435,7 @@ static chorus_ms sweep_period(const struct node *n) {
     p = n->cfg.handshake_ms / 4;
   if (n->cfg.idle_ms && n->cfg.idle_ms / 4 < p)
     p = n->cfg.idle_ms / 4;
-  if (n->http_fd >= 0 && n->cfg.http_timeout_ms / 4 < p)
+  if (n->http.fd >= 0 && n->cfg.http_timeout_ms / 4 < p)
     p = n->cfg.http_timeout_ms / 4;
   return p < 10 ? 10 : p;
 }

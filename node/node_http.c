@@ -52,8 +52,6 @@
 #include "http.h"
 #include "node_int.h"
 
-#define NODE_HTTP_ACCEPT_BATCH 64u
-#define NODE_HTTP_RETRY_MS 100u /* accepting resumes after EMFILE */
 #define NODE_HTTP_MAX_CONSOLE (1u << 20)
 
 /* The page, made from node/web/console.html at build time (embed.py). */
@@ -231,104 +229,32 @@ void node__http_on_read(struct node_conn *c, const uint8_t *data, size_t len) {
 }
 
 /* ------------------------------------------------------------------------
- * The listener
+ * The listener (node_accept.c, side listeners)
  * ------------------------------------------------------------------------ */
 
-static void on_http_listener(uv_poll_t *h, int status, int events);
-
-static void on_http_retry(uv_timer_t *t) {
-  struct node *n = t->data;
-  n->http_paused = false;
-  if (n->http_listening)
-    uv_poll_start(&n->http_listener, UV_READABLE, on_http_listener);
-}
-
-/* http_pause: out of descriptors: the level-triggered poll would spin, so
- * accepting stops for NODE_HTTP_RETRY_MS (connections wait in the
- * backlog). The client port's own policy (node_accept.c) is not needed
- * here: there is no handshake queue to evict from. */
-static void http_pause(struct node *n) {
-  if (n->http_paused || !n->http_listening)
-    return;
-  n->http_paused = true;
-  uv_poll_stop(&n->http_listener);
-  uv_timer_start(&n->http_timer, on_http_retry, NODE_HTTP_RETRY_MS, 0);
-}
-
-static void on_http_listener(uv_poll_t *h, int status, int events) {
-  struct node *n = h->data;
-  (void)events;
-  if (status < 0) {
-    node_log(NODE_LOG_WARN, NODE_MOD, "http listener: %s", uv_strerror(status));
-    http_pause(n);
+static void http_admit(struct node *n, int fd) {
+  if (n->nhttp >= n->cfg.http_max_connections) {
+    /* Over the cap: closed at once, nothing read or written. */
+    n->stats.http_refused++;
+    close(fd);
     return;
   }
-  for (unsigned i = 0; i < NODE_HTTP_ACCEPT_BATCH; i++) {
-    if (!n->http_listening || n->http_paused || n->shutting_down)
-      return;
-    int fd = accept4(n->http_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      int err = errno;
-      if (err == EINTR || err == ECONNABORTED || err == EPROTO)
-        continue;
-      if (err != EAGAIN && err != EWOULDBLOCK) {
-        n->stats.fd_exhausted += err == EMFILE || err == ENFILE;
-        http_pause(n);
-      }
-      return;
-    }
-    if (n->nhttp >= n->cfg.http_max_connections) {
-      /* Over the cap: closed at once, nothing read or written. */
-      n->stats.http_refused++;
-      close(fd);
-      continue;
-    }
-    if (node__conn_adopt(n, NODE_CONN_HTTP, fd) != NULL)
-      n->stats.http_accepted++;
-  }
+  if (node__conn_adopt(n, NODE_CONN_HTTP, fd) != NULL)
+    n->stats.http_accepted++;
 }
 
 void node__http_init(struct node *n) {
-  n->http_fd = -1;
-  uv_timer_init(&n->loop, &n->http_timer);
-  n->http_timer.data = n;
+  node__side_init(n, &n->http, "http", http_admit);
 }
 
 int node__http_listen(struct node *n, const struct sockaddr *sa) {
-  int fd;
-  int rc = node__listen_socket(sa, &fd);
-  if (rc < 0)
-    return rc;
-  rc = uv_poll_init_socket(&n->loop, &n->http_listener, fd);
-  if (rc < 0) {
-    close(fd);
-    return rc;
-  }
-  n->http_listener.data = n;
-  n->http_fd = fd;
-  n->http_listening = true;
-  rc = uv_poll_start(&n->http_listener, UV_READABLE, on_http_listener);
-  if (rc < 0)
-    node__http_stop(n);
-  return rc;
-}
-
-static void on_http_listener_closed(uv_handle_t *h) {
-  struct node *n = h->data;
-  close(n->http_fd);
-  n->http_fd = -1;
+  return node__side_listen(&n->http, sa);
 }
 
 void node__http_stop(struct node *n) {
-  if (!n->http_listening)
-    return;
-  n->http_listening = false;
-  uv_close((uv_handle_t *)&n->http_listener, on_http_listener_closed);
-  uv_timer_stop(&n->http_timer);
+  node__side_stop(&n->http);
 }
 
 void node__http_close(struct node *n) {
-  node__http_stop(n);
-  if (!uv_is_closing((uv_handle_t *)&n->http_timer))
-    uv_close((uv_handle_t *)&n->http_timer, NULL);
+  node__side_close(&n->http);
 }

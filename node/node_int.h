@@ -184,6 +184,22 @@ struct node_sync {
   int status;
 };
 
+/* A listener of a side protocol (HTTP, RESP; node_accept.c): it accepts
+ * in batches; out of descriptors, or on a listener error, it pauses
+ * NODE_SIDE_RETRY_MS (a level-triggered poll would spin; connections wait
+ * in the backlog); each accepted socket goes to @admit, which adopts or
+ * closes it. The client port has its own policy (node_accept.c: a
+ * handshake queue to evict from). */
+struct node_side {
+  struct node *n;
+  const char *name; /* "http", "resp": for logs */
+  void (*admit)(struct node *n, int fd);
+  uv_poll_t poll;
+  uv_timer_t timer; /* retries accepting after a pause */
+  int fd;           /* -1: none */
+  bool listening, paused;
+};
+
 struct node {
   struct node_config cfg;
   uv_loop_t loop;
@@ -191,17 +207,9 @@ struct node {
   int listen_fd;           /* -1 until bound */
   uv_timer_t conn_timer;   /* the deadline sweep (node_accept.c) */
   uv_timer_t accept_timer; /* retries accepting while paused */
-  /* The HTTP listener (node_http.c); http_fd -1 when there is none. */
-  uv_poll_t http_listener;
-  int http_fd;
-  bool http_listening, http_paused;
-  uv_timer_t http_timer; /* retries accepting after EMFILE */
-  /* The RESP listener (node_resp.c); resp_fd -1 when there is none. */
-  uv_poll_t resp_listener;
-  int resp_fd;
-  bool resp_listening, resp_paused;
-  uv_timer_t resp_timer; /* retries accepting after EMFILE */
-  uint64_t resp_op_seq;  /* COUNTER_ADD op ids: a random base plus this */
+  struct node_side http;   /* node_http.c; fd -1 when there is none */
+  struct node_side resp;   /* node_resp.c; likewise */
+  uint64_t resp_op_seq;    /* COUNTER_ADD op ids: a random base plus this */
   uint64_t resp_op_base;
   struct node_buf resp_scratch; /* each request encoded: the wire's checks */
   uv_udp_t udp;
@@ -353,6 +361,15 @@ int node__listen(struct node *n, const struct sockaddr *sa);
 /* node__listen_socket: a non-blocking listening TCP socket bound to @sa
  * in *@fd. Errors: as node__listen. */
 int node__listen_socket(const struct sockaddr *sa, int *fd);
+/* node__side_init: @s's handles (at open, before anything can fail).
+ * node__side_listen: binds @sa and accepts once the loop runs (a negative
+ * libuv code on failure). node__side_stop: no more accepting (shutdown);
+ * idempotent. node__side_close: its handles close (close_all). */
+void node__side_init(struct node *n, struct node_side *s, const char *name,
+                     void (*admit)(struct node *n, int fd));
+int node__side_listen(struct node_side *s, const struct sockaddr *sa);
+void node__side_stop(struct node_side *s);
+void node__side_close(struct node_side *s);
 /* node__conn_adopt: the accepted descriptor @fd becomes a connection of
  * @kind, reading; NULL when it could not (@fd is then closed). */
 struct node_conn *node__conn_adopt(struct node *n, enum node_conn_kind kind,

@@ -81,8 +81,6 @@
 
 #define RESP_MAX_ARGS 1024u          /* arguments of one command */
 #define RESP_MAX_INLINE (64u * 1024) /* an inline command line */
-#define RESP_ACCEPT_BATCH 64u        /* accepts per listener wakeup */
-#define RESP_RETRY_MS 100u           /* accepting resumes after EMFILE */
 #define RESP_SUB_BITS 12u            /* request id: command << 12 | sub */
 #define RESP_MAX_REPLY (64u << 20)   /* one command's reply, at most */
 #define RESP_SERVER_VERSION "0.1.0"  /* chorusd's */
@@ -1489,26 +1487,6 @@ void node__resp_closed(struct node_conn *c) {
  * The listener
  * ------------------------------------------------------------------------ */
 
-static void on_resp_listener(uv_poll_t *h, int status, int events);
-
-static void on_resp_retry(uv_timer_t *t) {
-  struct node *n = t->data;
-  n->resp_paused = false;
-  if (n->resp_listening)
-    uv_poll_start(&n->resp_listener, UV_READABLE, on_resp_listener);
-}
-
-/* resp_pause: out of descriptors (or a listener error): the level-
- * triggered poll would spin, so accepting waits RESP_RETRY_MS, the
- * connections in the backlog (as node_http.c). */
-static void resp_pause(struct node *n) {
-  if (n->resp_paused || !n->resp_listening)
-    return;
-  n->resp_paused = true;
-  uv_poll_stop(&n->resp_listener);
-  uv_timer_start(&n->resp_timer, on_resp_retry, RESP_RETRY_MS, 0);
-}
-
 static void resp_admit(struct node *n, int fd) {
   bool full = n->nclients + n->nresp >= n->cfg.max_connections;
   struct node_conn *c = node__conn_adopt(n, NODE_CONN_RESP, fd);
@@ -1530,77 +1508,22 @@ static void resp_admit(struct node *n, int fd) {
   n->stats.resp_accepted++;
 }
 
-static void on_resp_listener(uv_poll_t *h, int status, int events) {
-  struct node *n = h->data;
-  (void)events;
-  if (status < 0) {
-    node_log(NODE_LOG_WARN, NODE_MOD, "resp listener: %s", uv_strerror(status));
-    resp_pause(n);
-    return;
-  }
-  for (unsigned i = 0; i < RESP_ACCEPT_BATCH; i++) {
-    if (!n->resp_listening || n->resp_paused || n->shutting_down)
-      return;
-    int fd = accept4(n->resp_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      int err = errno;
-      if (err == EINTR || err == ECONNABORTED || err == EPROTO)
-        continue;
-      if (err != EAGAIN && err != EWOULDBLOCK) {
-        n->stats.fd_exhausted += err == EMFILE || err == ENFILE;
-        resp_pause(n);
-      }
-      return;
-    }
-    resp_admit(n, fd);
-  }
-}
-
 void node__resp_init(struct node *n) {
-  n->resp_fd = -1;
-  uv_timer_init(&n->loop, &n->resp_timer);
-  n->resp_timer.data = n;
+  node__side_init(n, &n->resp, "resp", resp_admit);
   /* COUNTER_ADD op ids: unique per add (a replica keeps one add per id),
    * so a random base per process and a counter. */
   randombytes_buf(&n->resp_op_base, sizeof n->resp_op_base);
 }
 
 int node__resp_listen(struct node *n, const struct sockaddr *sa) {
-  int fd;
-  int rc = node__listen_socket(sa, &fd);
-  if (rc < 0)
-    return rc;
-  rc = uv_poll_init_socket(&n->loop, &n->resp_listener, fd);
-  if (rc < 0) {
-    close(fd);
-    return rc;
-  }
-  n->resp_listener.data = n;
-  n->resp_fd = fd;
-  n->resp_listening = true;
-  rc = uv_poll_start(&n->resp_listener, UV_READABLE, on_resp_listener);
-  if (rc < 0)
-    node__resp_stop(n);
-  return rc;
-}
-
-static void on_resp_listener_closed(uv_handle_t *h) {
-  struct node *n = h->data;
-  close(n->resp_fd);
-  n->resp_fd = -1;
+  return node__side_listen(&n->resp, sa);
 }
 
 void node__resp_stop(struct node *n) {
-  if (!n->resp_listening)
-    return;
-  n->resp_listening = false;
-  uv_close((uv_handle_t *)&n->resp_listener, on_resp_listener_closed);
-  uv_timer_stop(&n->resp_timer);
+  node__side_stop(&n->resp);
 }
 
 void node__resp_close(struct node *n) {
-  node__resp_stop(n);
-  if (!uv_is_closing((uv_handle_t *)&n->resp_timer))
-    uv_close((uv_handle_t *)&n->resp_timer, NULL);
+  node__side_close(&n->resp);
   node__buf_free(&n->resp_scratch);
 }
