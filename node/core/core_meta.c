@@ -649,6 +649,8 @@ static int admin_keyspace(struct core *c, const struct wire_msg *m,
                           uint64_t cookie) {
   const struct wire_keyspace *w = &m->keyspace;
   char name[META_KEYSPACE_NAME_MAX], text[META_TEXT_MAX + 64];
+  if (w->name.len > 0 && memchr(w->name.ptr, '\0', w->name.len) != NULL)
+    return refuse(c, cookie, CHORUS_EINVAL, "a keyspace name holds a NUL");
   memcpy(name, w->name.ptr, w->name.len); /* <= 47: the schema's bound */
   name[w->name.len] = '\0';
   if (w->op == WIRE_KS_LIST)
@@ -675,6 +677,9 @@ static int admin_keyspace(struct core *c, const struct wire_msg *m,
       char spec[WIRE_MAX_KEYSPACE_REPL + 1], why[CHORUS_ERRMSG_SIZE] = "";
       memcpy(spec, w->replication.ptr, w->replication.len);
       spec[w->replication.len] = '\0';
+      if (strlen(spec) != w->replication.len)
+        return refuse(c, cookie, CHORUS_EINVAL,
+                      "a replication spec holds a NUL");
       if (ring_replication_parse(spec, &k->replication, why) != CHORUS_OK)
         return refuse(c, cookie, CHORUS_EINVAL, why);
     }
