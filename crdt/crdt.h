@@ -847,6 +847,18 @@ enum crdt_type {
   CRDT_SET = 3,
   CRDT_LWW = 4,
   CRDT_MAP = 5,
+  /* A compare-and-set key's Paxos acceptor state (replication/paxos.h):
+   * opaque here, its bytes its owner's format (version byte first). crdt/
+   * cannot join it (it must not depend on replication/): crdt_obj_join
+   * answers CHORUS_ENOTSUP for two different states, and replication joins
+   * them with paxos_acceptor_join (repl__obj_join). */
+  CRDT_PAXOS = 6,
+};
+
+/* CRDT_PAXOS: owned bytes, at least one (the owner's format byte). */
+struct crdt_opaque {
+  uint8_t *bytes;
+  size_t len;
 };
 
 struct crdt_obj {
@@ -857,6 +869,7 @@ struct crdt_obj {
     struct orset set;
     struct lww lww;
     struct crdt_map map;
+    struct crdt_opaque opaque;
   } u;
 };
 
@@ -864,7 +877,12 @@ const char *crdt_type_name(enum crdt_type t);
 /* crdt_obj_init: an empty object of @type (not CRDT_NONE). */
 void crdt_obj_init(struct crdt_obj *o, enum crdt_type type);
 void crdt_obj_free(struct crdt_obj *o);
-/* crdt_obj_join: Errors: CHORUS_ETYPE (types differ), CHORUS_ENOMEM.
+/* crdt_obj_set_opaque: @o (CRDT_PAXOS) takes a copy of @bytes (@len >= 1;
+ * its previous bytes freed). Errors: CHORUS_EINVAL, CHORUS_ENOMEM (@o
+ * unchanged). */
+int crdt_obj_set_opaque(struct crdt_obj *o, const uint8_t *bytes, size_t len);
+/* crdt_obj_join: Errors: CHORUS_ETYPE (types differ), CHORUS_ENOMEM,
+ * CHORUS_ENOTSUP (two different CRDT_PAXOS states: the owner joins).
  * kv joins use the default dvv_limits; DVV_WARN goes to *@flags. */
 int crdt_obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
                   unsigned *flags);

@@ -1183,6 +1183,8 @@ size_t crdt_obj_encoded_size(const struct crdt_obj *o) {
     return 2 + lww_encoded_size(&o->u.lww);
   case CRDT_MAP:
     return 2 + crdt_map_encoded_size(&o->u.map);
+  case CRDT_PAXOS:
+    return 2 + o->u.opaque.len;
   case CRDT_NONE:
     break;
   }
@@ -1193,7 +1195,8 @@ int crdt_obj_encode(const struct crdt_obj *o, uint8_t *buf, size_t cap,
                     size_t *written) {
   if (written)
     *written = 0;
-  if (o->type < CRDT_KV || o->type > CRDT_MAP)
+  if (o->type < CRDT_KV || o->type > CRDT_PAXOS ||
+      (o->type == CRDT_PAXOS && o->u.opaque.len == 0))
     return CHORUS_EINVAL;
   if (cap < 2 || buf == NULL)
     return CHORUS_ETOOBIG;
@@ -1217,6 +1220,12 @@ int crdt_obj_encode(const struct crdt_obj *o, uint8_t *buf, size_t cap,
   case CRDT_MAP:
     rc = crdt_map_encode(&o->u.map, buf + 2, cap - 2, &n);
     break;
+  case CRDT_PAXOS:
+    n = o->u.opaque.len;
+    rc = cap - 2 < n ? CHORUS_ETOOBIG : CHORUS_OK;
+    if (rc == CHORUS_OK)
+      memcpy(buf + 2, o->u.opaque.bytes, n);
+    break;
   case CRDT_NONE:
     break;
   }
@@ -1235,7 +1244,7 @@ int crdt_obj_decode(struct crdt_obj *out, enum crdt_type expect,
   if (rd_left(&r) < 1)
     return rd_fail(&r, "object: no type byte");
   uint8_t t = *r.p++;
-  if (t < CRDT_KV || t > CRDT_MAP)
+  if (t < CRDT_KV || t > CRDT_PAXOS)
     return rd_fail(&r, "object: unknown type %u", t);
   if (expect != CRDT_NONE && (enum crdt_type)t != expect)
     return chorus_errf(errmsg, CHORUS_ETYPE, "object is a %s, not a %s",
@@ -1256,6 +1265,15 @@ int crdt_obj_decode(struct crdt_obj *out, enum crdt_type expect,
     break;
   case CRDT_MAP:
     rc = crdt_map_decode(&out->u.map, r.p, rd_left(&r), errmsg);
+    break;
+  case CRDT_PAXOS:
+    /* Opaque: its owner validates the bytes (paxos_acceptor_decode). */
+    out->type = CRDT_PAXOS;
+    out->u.opaque = (struct crdt_opaque){NULL, 0};
+    rc = rd_left(&r) == 0 ? rd_fail(&r, "cas object: empty")
+                          : crdt_obj_set_opaque(out, r.p, rd_left(&r));
+    if (rc != CHORUS_OK)
+      out->type = CRDT_NONE;
     break;
   case CRDT_NONE:
     break;

@@ -1,4 +1,5 @@
 /* crdt_obj.c: the tagged object envelope storage keeps under one key. */
+#include "chorus_alloc.h"
 #include "crdt_int.h"
 
 const char *crdt_type_name(enum crdt_type t) {
@@ -13,6 +14,8 @@ const char *crdt_type_name(enum crdt_type t) {
     return "lww";
   case CRDT_MAP:
     return "map";
+  case CRDT_PAXOS:
+    return "cas";
   case CRDT_NONE:
     break;
   }
@@ -37,6 +40,9 @@ void crdt_obj_init(struct crdt_obj *o, enum crdt_type type) {
   case CRDT_MAP:
     crdt_map_init(&o->u.map);
     break;
+  case CRDT_PAXOS:
+    o->u.opaque = (struct crdt_opaque){NULL, 0};
+    break;
   case CRDT_NONE:
     break;
   }
@@ -58,6 +64,10 @@ void crdt_obj_free(struct crdt_obj *o) {
     break;
   case CRDT_MAP:
     crdt_map_free(&o->u.map);
+    break;
+  case CRDT_PAXOS:
+    chorus_free(o->u.opaque.bytes);
+    o->u.opaque = (struct crdt_opaque){NULL, 0};
     break;
   case CRDT_NONE:
     break;
@@ -81,6 +91,9 @@ int crdt_obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
     return lww_join(&dst->u.lww, &src->u.lww);
   case CRDT_MAP:
     return crdt_map_join(&dst->u.map, &src->u.map);
+  case CRDT_PAXOS:
+    /* Equal states join to themselves; others only their owner can. */
+    return crdt_obj_equal(dst, src) ? CHORUS_OK : CHORUS_ENOTSUP;
   case CRDT_NONE:
     break;
   }
@@ -101,8 +114,24 @@ bool crdt_obj_equal(const struct crdt_obj *a, const struct crdt_obj *b) {
     return lww_equal(&a->u.lww, &b->u.lww);
   case CRDT_MAP:
     return crdt_map_equal(&a->u.map, &b->u.map);
+  case CRDT_PAXOS:
+    return a->u.opaque.len == b->u.opaque.len &&
+           (a->u.opaque.len == 0 ||
+            memcmp(a->u.opaque.bytes, b->u.opaque.bytes, a->u.opaque.len) == 0);
   case CRDT_NONE:
     break;
   }
   return true;
+}
+
+int crdt_obj_set_opaque(struct crdt_obj *o, const uint8_t *bytes, size_t len) {
+  if (o->type != CRDT_PAXOS || len == 0 || bytes == NULL)
+    return CHORUS_EINVAL;
+  uint8_t *copy = chorus_malloc(len);
+  if (copy == NULL)
+    return CHORUS_ENOMEM;
+  memcpy(copy, bytes, len);
+  chorus_free(o->u.opaque.bytes);
+  o->u.opaque = (struct crdt_opaque){copy, len};
+  return CHORUS_OK;
 }

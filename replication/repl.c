@@ -363,6 +363,11 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
   case WIRE_HINT_DELIVER:
     rc = repl__on_hint_deliver(r, from, m, wall, fx);
     break;
+  case WIRE_PAXOS_PREPARE:
+  case WIRE_PAXOS_PROPOSE:
+  case WIRE_PAXOS_COMMIT:
+    rc = repl__on_paxos(r, from, m, fx);
+    break;
   case WIRE_AAE_TREE_REQ:
     rc = repl__aae_on_tree_req(r, from, m, fx);
     break;

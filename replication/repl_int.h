@@ -32,7 +32,9 @@
 #include <assert.h>
 
 #include "aae_tree.h"
+#include "chorus_prng.h"
 #include "crdt.h"
+#include "paxos.h"
 #include "repl.h"
 
 /* ------------------------------------------------------------------------
@@ -518,6 +520,8 @@ struct repl {
    * + TTL), and dates reads (expired siblings read as absent). Advanced
    * from the @wall of events: @wall is the latest one seen. */
   struct hlc hlc;
+  struct chorus_prng cas_prng; /* CAS backoff (seeded at first use) */
+  bool cas_prng_ready;
   chorus_ms wall;
   chorus_ms now; /* the monotonic time of the event being handled */
   /* The last dot counter this incarnation's actor minted, for any key
@@ -606,6 +610,9 @@ enum repl_op_kind {
   REPL_OP_ROUND,     /* replays waiting for a barrier */
   REPL_OP_RELAY,     /* forwarder side: a REPLICA_FORWARD's fan-out, its
                         replicas' acks relayed to the coordinator */
+  REPL_OP_CAS,       /* a compare-and-set coordinated here (repl_paxos.c) */
+  REPL_OP_PXANSWER,  /* acceptor side: a Paxos answer waiting for a
+                        barrier */
 };
 
 enum repl_op_state {
@@ -737,6 +744,30 @@ struct repl_op_relay {
   bool answered[WIRE_MAX_FORWARD_TARGETS];
 };
 
+/* A CAS gives up after this many rounds (each a ballot; paxos.h). */
+#define REPL_CAS_MAX_ROUNDS 12u
+
+struct repl_op_cas {
+  struct repl_origin origin;
+  chorus_token token;
+  uint8_t *key; /* owned */
+  size_t klen;
+  struct paxos_op px; /* owned once px_live */
+  bool px_live;
+  bool backing_off;            /* between rounds: the timer starts the next */
+  bool gave_up;                /* its round budget or time is spent */
+  chorus_ms timeout, deadline; /* the request's; monotonic */
+  chorus_ms due; /* this round's (or backoff's) end: earlier timers are
+                    stale (timers cannot be cancelled) */
+};
+
+struct repl_op_pxanswer {
+  chorus_node_id peer;
+  struct wire_msg m; /* PAXOS_PROMISE, PAXOS_ACCEPT or ERROR */
+  uint8_t *state;    /* PROMISE's state bytes; owned */
+  char text[96];     /* ERROR's text */
+};
+
 struct repl_op {
   struct repl_op *next; /* hash chain */
   uint64_t id;
@@ -751,6 +782,8 @@ struct repl_op {
     struct repl_op_replay replay;
     struct repl_op_round round;
     struct repl_op_relay relay;
+    struct repl_op_cas cas;
+    struct repl_op_pxanswer pxanswer;
   } u;
 };
 
@@ -796,6 +829,31 @@ int repl__op_arm(const struct repl_effects *fx, const struct repl_op *op,
 int repl__op_step(struct repl *r, struct repl_op *op,
                   const struct repl_op_event *ev,
                   const struct repl_effects *fx);
+/* repl__op_end: @op ends (out of the table, freed). */
+void repl__op_end(struct repl *r, struct repl_op *op);
+
+/* ------------------------------------------------------------------------
+ * Compare-and-set (repl_paxos.c)
+ * ------------------------------------------------------------------------ */
+
+/* repl__on_paxos: a PAXOS_PREPARE, PROPOSE or COMMIT from @from (this node
+ * itself for its own CAS operations): applied to the key's acceptor state,
+ * answered once durable. */
+int repl__on_paxos(struct repl *r, chorus_node_id from,
+                   const struct wire_msg *m, const struct repl_effects *fx);
+/* repl__cas_start: a CAS this node coordinates (a natural replica of the
+ * key, @pl its preference list). */
+int repl__cas_start(struct repl *r, const struct wire_msg *m,
+                    const struct repl_origin *origin,
+                    const struct ring_plist *pl, chorus_ms timeout,
+                    const struct repl_effects *fx);
+int repl__cas_step(struct repl *r, struct repl_op *op,
+                   const struct repl_op_event *ev,
+                   const struct repl_effects *fx);
+/* repl__pxanswer_step: the barrier of an acceptor's answer ended. */
+int repl__pxanswer_step(struct repl *r, struct repl_op *op, int status,
+                        const struct repl_effects *fx);
+
 /* repl__op_fail: REPL_EV_FAILED with @code and a formatted text. */
 int repl__op_fail(struct repl *r, struct repl_op *op,
                   const struct repl_effects *fx, int code, const char *fmt, ...)
@@ -1037,6 +1095,20 @@ uint8_t repl__object_warnings(const struct repl *r, size_t bytes,
 /* repl__encode_ctx: a kv object's causal context into *@buf
  * (chorus_malloc'ed); NULL and 0 for other types. Errors: CHORUS_ENOMEM. */
 int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
+/* repl__obj_join: crdt_obj_join, and for two compare-and-set states
+ * (CRDT_PAXOS) paxos_acceptor_join. Every join of stored or received
+ * objects goes through it. Errors: as crdt_obj_join; CHORUS_EMALFORMED (a
+ * state that does not decode). */
+int repl__obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
+                   unsigned *flags);
+/* repl__paxos_get: @o's (CRDT_PAXOS) acceptor state into @a (uninitialised;
+ * freed by the caller on success); an empty object is a fresh acceptor.
+ * repl__paxos_set: @o takes @a's encoding. Errors: CHORUS_EMALFORMED,
+ * CHORUS_ENOMEM. */
+struct paxos_acceptor;
+int repl__paxos_get(const struct crdt_obj *o, struct paxos_acceptor *a,
+                    char *err);
+int repl__paxos_set(struct crdt_obj *o, const struct paxos_acceptor *a);
 /* repl__join_into_store: joins @bytes (a received object) into the stored
  * object of the key and writes the result when it changed, even over the
  * byte budget (counted: repl_stats.over_budget; see repl.h). Errors:

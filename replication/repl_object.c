@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chorus_alloc.h"
+#include "paxos.h"
 #include "repl_int.h"
 
 unsigned char *repl__data_key(chorus_token token, const void *key, size_t klen,
@@ -109,6 +110,60 @@ int repl__clock_check(struct repl *r, const struct crdt_obj *obj) {
                      (uint64_t)r->cfg.max_clock_ahead_ms);
 }
 
+/* A compare-and-set key's state (CRDT_PAXOS, opaque to crdt/) joins as
+ * paxos_acceptor_join says: the higher of each slot, so that streaming,
+ * anti-entropy, hints and read repair may carry it like any object
+ * (paxos.h). An empty object (never written here) is a fresh acceptor. */
+static int paxos_state_of(const struct crdt_obj *o, struct paxos_acceptor *a,
+                          char *err) {
+  if (o->u.opaque.len == 0) {
+    paxos_acceptor_init(a);
+    return CHORUS_OK;
+  }
+  int rc = paxos_acceptor_decode(a, o->u.opaque.bytes, o->u.opaque.len, err);
+  return rc == CHORUS_ENOMEM ? rc : rc == CHORUS_OK ? rc : CHORUS_EMALFORMED;
+}
+
+int repl__paxos_set(struct crdt_obj *o, const struct paxos_acceptor *a) {
+  size_t n = paxos_acceptor_encoded_size(a), w = 0;
+  uint8_t *buf = chorus_malloc(n);
+  if (buf == NULL)
+    return CHORUS_ENOMEM;
+  int rc = paxos_acceptor_encode(a, buf, n, &w);
+  if (rc == CHORUS_OK)
+    rc = crdt_obj_set_opaque(o, buf, w);
+  chorus_free(buf);
+  return rc;
+}
+
+int repl__paxos_get(const struct crdt_obj *o, struct paxos_acceptor *a,
+                    char *err) {
+  assert(o->type == CRDT_PAXOS);
+  return paxos_state_of(o, a, err);
+}
+
+int repl__obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
+                   unsigned *flags) {
+  if (dst->type != CRDT_PAXOS || src->type != CRDT_PAXOS)
+    return crdt_obj_join(dst, src, flags);
+  if (flags)
+    *flags = 0;
+  if (crdt_obj_equal(dst, src) || src->u.opaque.len == 0)
+    return CHORUS_OK;
+  struct paxos_acceptor d, s;
+  int rc = paxos_state_of(dst, &d, NULL);
+  if (rc != CHORUS_OK)
+    return rc;
+  if ((rc = paxos_state_of(src, &s, NULL)) == CHORUS_OK) {
+    rc = paxos_acceptor_join(&d, &s);
+    if (rc == CHORUS_OK)
+      rc = repl__paxos_set(dst, &d);
+    paxos_acceptor_free(&s);
+  }
+  paxos_acceptor_free(&d);
+  return rc;
+}
+
 int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
                           size_t klen, const void *bytes, size_t blen) {
   struct crdt_obj in, local;
@@ -139,7 +194,7 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
   if (rc == CHORUS_EMALFORMED)
     rc = CHORUS_ECORRUPT;
   if (rc == CHORUS_OK) {
-    rc = crdt_obj_join(&local, &in, NULL);
+    rc = repl__obj_join(&local, &in, NULL);
     uint8_t *out = NULL;
     size_t olen = 0;
     if (rc == CHORUS_OK)

@@ -20,6 +20,7 @@ static enum repl_op_state born_in(enum repl_op_kind kind) {
     return REPL_OP_START;
   case REPL_OP_FORWARD:
   case REPL_OP_RELAY:
+  case REPL_OP_CAS:
     return REPL_OP_SENT;
   case REPL_OP_REPLAY:
     return REPL_OP_HELD;
@@ -29,7 +30,7 @@ static enum repl_op_state born_in(enum repl_op_kind kind) {
 }
 
 struct repl_op *repl__op_new(struct repl *r, enum repl_op_kind kind) {
-  assert(kind >= REPL_OP_EPOCH && kind <= REPL_OP_RELAY);
+  assert(kind >= REPL_OP_EPOCH && kind <= REPL_OP_PXANSWER);
   /* The counter has 40 bits (see REPL_OP_COUNTER_BITS). */
   assert(r->next_op + 1 < (1ull << REPL_OP_COUNTER_BITS));
   struct repl_op *op = chorus_calloc(1, sizeof *op);
@@ -82,6 +83,14 @@ static void op_destroy(struct repl_op *op) {
     break;
   case REPL_OP_FORWARD:
     chorus_free(op->u.forward.req);
+    break;
+  case REPL_OP_CAS:
+    chorus_free(op->u.cas.key);
+    if (op->u.cas.px_live)
+      paxos_op_free(&op->u.cas.px);
+    break;
+  case REPL_OP_PXANSWER:
+    chorus_free(op->u.pxanswer.state);
     break;
   default:
     break;
@@ -242,6 +251,10 @@ static void op_end_as(struct repl *r, struct repl_op *op, bool timed_out) {
 
 static void op_end(struct repl *r, struct repl_op *op) {
   op_end_as(r, op, false);
+}
+
+void repl__op_end(struct repl *r, struct repl_op *op) {
+  op_end(r, op);
 }
 
 int repl__forwards_lost(struct repl *r, chorus_node_id to, chorus_ms wall,
@@ -584,6 +597,12 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     return step_write(r, op, ev, fx);
   case REPL_OP_READ:
     return step_read(r, op, ev, fx);
+  case REPL_OP_CAS:
+    return repl__cas_step(r, op, ev, fx);
+  case REPL_OP_PXANSWER:
+    if (ev->kind != REPL_EV_BARRIER)
+      return CHORUS_OK;
+    return repl__pxanswer_step(r, op, ev->status, fx);
   case REPL_OP_EPOCH:
     if (ev->kind != REPL_EV_BARRIER)
       return CHORUS_OK;

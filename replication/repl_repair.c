@@ -58,7 +58,7 @@ static int lacks(struct repl *r, chorus_token token, const void *key,
   rc = repl__decode_obj(buf, len, i1.type, &l2, r->err);
   chorus_free(buf);
   if (rc == CHORUS_OK) {
-    rc = crdt_obj_join(&l1, &i1, NULL); /* l1: the union */
+    rc = repl__obj_join(&l1, &i1, NULL); /* l1: the union */
     if (rc == CHORUS_OK) {
       *in_lacks = !crdt_obj_equal(&l1, &i1);
       *local_lacks = !crdt_obj_equal(&l1, &l2);

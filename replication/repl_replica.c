@@ -97,7 +97,7 @@ static int arm_joined(struct repl *r, struct store_batch *b,
     struct crdt_obj prev;
     if (repl__decode_obj(old.object, old.olen, in.type, &prev, r->err) ==
         CHORUS_OK) {
-      rc = crdt_obj_join(&in, &prev, NULL);
+      rc = repl__obj_join(&in, &prev, NULL);
       crdt_obj_free(&prev);
     }
   } else if (rc == CHORUS_ENOTFOUND || rc == CHORUS_ECORRUPT) {

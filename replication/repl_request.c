@@ -26,7 +26,8 @@ _Static_assert(WIRE_MAX_KEY <= WIRE_MAX_KEY_FIELD, "a maximal key must decode");
 bool repl__is_write_type(uint8_t t) {
   return t == WIRE_PUT || t == WIRE_PUT_TTL || t == WIRE_DELETE ||
          t == WIRE_COUNTER_ADD || t == WIRE_SET_ADD || t == WIRE_SET_REMOVE ||
-         t == WIRE_LWW_SET || t == WIRE_LWW_DELETE || t == WIRE_MAP_UPDATE;
+         t == WIRE_LWW_SET || t == WIRE_LWW_DELETE || t == WIRE_MAP_UPDATE ||
+         t == WIRE_CAS;
 }
 
 bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
@@ -78,6 +79,11 @@ bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
     *q = (struct repl_request){&m->map_read.key, &m->map_read.opts, CRDT_MAP,
                                false};
     return true;
+  case WIRE_CAS:
+    /* A serial read writes too (a promise), and is refused as writes are
+     * on a full disk. */
+    *q = (struct repl_request){&m->cas.key, &m->cas.opts, CRDT_PAXOS, true};
+    return true;
   default:
     return false;
   }
@@ -127,12 +133,18 @@ static int check_limits(struct repl *r, const struct wire_msg *m,
   const struct wire_bytes *v = m->type == WIRE_PUT || m->type == WIRE_PUT_TTL
                                    ? &m->put.value
                                : m->type == WIRE_LWW_SET ? &m->lww_set.value
+                               : m->type == WIRE_CAS     ? &m->cas.value
                                                          : NULL;
   if (v != NULL && v->len > max)
     return chorus_errf(r->err, CHORUS_ETOOBIG,
                        "value of %zu bytes is over the %" PRIu32
                        "-byte value limit",
                        v->len, max);
+  if (m->type == WIRE_CAS && m->cas.expected.len > max)
+    return chorus_errf(r->err, CHORUS_ETOOBIG,
+                       "expected value of %zu bytes is over the %" PRIu32
+                       "-byte value limit",
+                       m->cas.expected.len, max);
   if (m->type != WIRE_SET_ADD)
     return CHORUS_OK;
   const struct wire_bytes_list *l = &m->set_add.members;
@@ -372,6 +384,10 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
   if (q.write && !r->ready)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
                              "this node's epoch is not durable yet");
+
+  /* Compare-and-set: every natural replica, a majority (repl_paxos.c). */
+  if (m->type == WIRE_CAS)
+    return repl__cas_start(r, m, origin, &pl, timeout, fx);
 
   int32_t plevel = q.write ? o->pw : o->pr;
   struct repl_need need;

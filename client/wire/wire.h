@@ -241,8 +241,17 @@ enum wire_type {
   WIRE_AAE_KEYS = 133,      /* peer only: its answer, one batch */
   WIRE_STREAM_CHUNK2 = 134, /* since version 5: STREAM_CHUNK with the
                                empty stretch after the range */
-  /* 135..143 reserved: streaming (join/leave range transfer)
-   * 144..159 reserved: CAS / lightweight transactions */
+  /* 135..143 reserved: streaming (join/leave range transfer) */
+  /* 144..159 compare-and-set (issue 23; since version 5: a node without
+   * them answers ENOTSUP) */
+  WIRE_CAS = 144,           /* client: a conditional write or serial read */
+  WIRE_CAS_REPLY = 145,     /* answers CAS */
+  WIRE_PAXOS_PREPARE = 148, /* peer only: the key's replicas, Paxos phase 1 */
+  WIRE_PAXOS_PROMISE = 149, /* peer only: its answer */
+  WIRE_PAXOS_PROPOSE = 150, /* peer only: phase 2 */
+  WIRE_PAXOS_ACCEPT = 151,  /* peer only: its answer */
+  WIRE_PAXOS_COMMIT = 152,  /* peer only: a chosen value (no answer) */
+  /* 153..159 reserved: locks and fencing */
   /* since version 5 (issue 21): keyspaces */
   WIRE_KEYSPACE = 160,       /* client: list, create, alter or drop */
   WIRE_KEYSPACE_REPLY = 161, /* answers KEYSPACE */
@@ -489,6 +498,66 @@ struct wire_map_read {
 struct wire_map_reply {
   struct wire_bytes map;
   struct wire_bytes context;
+};
+
+/* CAS: @cond (enum wire_cas_cond) judged on the key's current value,
+ * @expected for IF_VALUE and DELETE_IF_VALUE, @value the new value for SET,
+ * IF_ABSENT and IF_VALUE (other fields empty). A CAS key holds only what
+ * CAS writes: PUT, GET, DELETE (and the typed requests) on it are ETYPE,
+ * and CAS on a key of another type likewise. */
+enum wire_cas_cond {
+  WIRE_CAS_READ = 0,            /* a serial read: answers the current value */
+  WIRE_CAS_SET = 1,             /* always applies */
+  WIRE_CAS_IF_ABSENT = 2,       /* applies when the key has no value */
+  WIRE_CAS_IF_VALUE = 3,        /* applies when the value equals @expected */
+  WIRE_CAS_DELETE_IF_VALUE = 4, /* deletes when it equals @expected */
+  WIRE_CAS_COND_MAX = 4,
+};
+struct wire_cas {
+  struct wire_bytes key;
+  uint8_t cond;
+  struct wire_bytes expected;
+  struct wire_bytes value; /* <= the node's value limit */
+  struct wire_options opts;
+};
+
+/* CAS_REPLY: whether the update was applied (0 for a read, or a condition
+ * that failed), and the value the operation found (the value before the
+ * update; for a read or a failed condition, the current one). An outcome
+ * the coordinator cannot tell is no reply but ERROR ETIMEDOUT ("may or may
+ * not have been applied"). */
+struct wire_cas_reply {
+  uint8_t applied; /* 0 or 1 */
+  uint8_t present; /* 0: the key had no value, 1: @value */
+  struct wire_bytes value;
+};
+
+/* PAXOS_PREPARE, PAXOS_PROPOSE, PAXOS_COMMIT (replication/paxos.h): the
+ * ballot (the proposer's HLC time, its node id); the value for PROPOSE
+ * and COMMIT (PREPARE's schema has no value fields). */
+struct wire_paxos {
+  chorus_token token;
+  struct wire_bytes key;
+  uint64_t ballot_time, ballot_node;
+  uint8_t present;
+  struct wire_bytes value;
+};
+
+/* PAXOS_PROMISE: the answer to PREPARE of the ballot (@round_*): @ok
+ * whether promised, and the acceptor's state after it (paxos.h's stored
+ * form, decoded as carefully as from disk). */
+struct wire_paxos_promise {
+  uint64_t round_time, round_node;
+  uint8_t ok;
+  struct wire_bytes state;
+};
+
+/* PAXOS_ACCEPT: the answer to PROPOSE of the ballot: whether accepted,
+ * and the acceptor's promise after it. */
+struct wire_paxos_accept {
+  uint64_t round_time, round_node;
+  uint8_t accepted;
+  uint64_t promised_time, promised_node;
 };
 
 struct wire_replica_read {
@@ -977,6 +1046,11 @@ struct wire_msg {
     struct wire_aae_keys aae_keys;
     struct wire_repair_ranges repair_ranges;
     struct wire_repair_ranges_reply repair_ranges_reply;
+    struct wire_cas cas;
+    struct wire_cas_reply cas_reply;
+    struct wire_paxos paxos; /* PREPARE, PROPOSE, COMMIT */
+    struct wire_paxos_promise paxos_promise;
+    struct wire_paxos_accept paxos_accept;
   };
   void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
 };

@@ -539,7 +539,9 @@ int core_peer(struct core *c, chorus_node_id from, const struct wire_msg *m,
   if (c->evicted &&
       (m->type == WIRE_REPLICA_READ || m->type == WIRE_REPLICA_WRITE ||
        m->type == WIRE_REPLICA_WRITE2 || m->type == WIRE_REPLICA_FORWARD ||
-       m->type == WIRE_HINT_DELIVER || m->type == WIRE_STREAM_PULL))
+       m->type == WIRE_HINT_DELIVER || m->type == WIRE_STREAM_PULL ||
+       m->type == WIRE_PAXOS_PREPARE || m->type == WIRE_PAXOS_PROPOSE ||
+       m->type == WIRE_PAXOS_COMMIT))
     return CHORUS_OK;
   return finish(c, repl_peer(c->repl, from, m, now, wall, &c->rfx));
 }
@@ -560,6 +562,7 @@ bool core_client_request(uint8_t type) {
   case WIRE_LWW_READ:
   case WIRE_MAP_UPDATE:
   case WIRE_MAP_READ:
+  case WIRE_CAS:
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
   case WIRE_CLUSTER_DECOMMISSION:

@@ -476,9 +476,10 @@ static void hostile_table_is_rejected_within_1_mib(void **state) {
 
   struct wire_gen g;
   assert_int_equal(wire_gen_init(&g, 31), 0);
-  uint8_t *frames[64];
-  size_t lens[64];
+  uint8_t *frames[128];
+  size_t lens[128];
   size_t nframes = wire__nschemas;
+  assert_true(nframes <= sizeof frames / sizeof frames[0]);
   for (size_t i = 0; i < nframes; i++) {
     struct wire_msg m;
     wire_gen_msg(&g, &wire__schemas[i], WIRE_GEN_RANDOM, &m);

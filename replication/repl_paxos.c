@@ -1,0 +1,533 @@
+/* repl_paxos.c: compare-and-set on a node (issue 23): the acceptor side of
+ * per-key Paxos (PAXOS_PREPARE, PAXOS_PROPOSE, PAXOS_COMMIT, each change
+ * durable before it is answered) and the coordinator's CAS operation,
+ * which drives one paxos_op (paxos.h) over the key's natural replicas.
+ *
+ * HOW IT WORKS
+ *
+ * Where the state lives. A CAS key's acceptor state is the key's object in
+ * STORE_DATA, of type CRDT_PAXOS (crdt.h: opaque bytes, paxos.h's stored
+ * form), joined by repl__obj_join with paxos_acceptor_join. So streaming,
+ * anti-entropy and cleanup carry it as they carry any object, and the type
+ * rule of every other object holds: a kv request on a CAS key, or a CAS on
+ * a key of another type, is CHORUS_ETYPE.
+ *
+ * The acceptor. A PREPARE or PROPOSE loads the state, applies the rule
+ * (paxos_prepare, paxos_propose), writes the state back (a join: the new
+ * state is above the old in every slot) and asks for a sync barrier; the
+ * answer (PAXOS_PROMISE with the whole state after the call, or
+ * PAXOS_ACCEPT) leaves once the barrier ends (REPL_OP_PXANSWER): a promise
+ * or an acceptance a crash could take back would break Paxos. A COMMIT is
+ * applied and not answered; losing it in a crash loses nothing, as the
+ * acceptance it would have cleared is durable and a later round finishes
+ * it. Only a natural replica of the key in this node's ring (not
+ * restoring) answers; others answer ESTALE and count toward nothing.
+ *
+ * The coordinator (REPL_OP_CAS, SENT until done). It asks every natural
+ * replica (itself through the same acceptor path, its answer delivered
+ * when its barrier ends, never from inside the step); a quorum is a
+ * majority of them. Each round: a ballot (this node's HLC, received past
+ * the highest ballot seen, and its node id), PREPARE to all, then what the
+ * paxos_op asks. A round that gets no quorum within round_ms, or that is
+ * refused, starts again after a randomized backoff (two proposers that
+ * keep pre-empting each other is Paxos's livelock), at most
+ * REPL_CAS_MAX_ROUNDS rounds and within the request's timeout; then the
+ * operation gives up: ETIMEDOUT "may or may not have been applied" when
+ * one of its proposals may lie with an acceptor, else EUNAVAILABLE.
+ *
+ * Topology changes. While the key's range has pending replicas (a change
+ * streams it), CAS is refused with CHORUS_EBUSY: the acceptor set must not
+ * change under a round, and the new owners learn the state by streaming,
+ * which carries it whole (the join). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "chorus_prng.h"
+#include "paxos.h"
+#include "repl_int.h"
+
+_Static_assert((int)WIRE_CAS_READ == (int)PAXOS_READ &&
+                   (int)WIRE_CAS_SET == (int)PAXOS_SET &&
+                   (int)WIRE_CAS_IF_ABSENT == (int)PAXOS_IF_ABSENT &&
+                   (int)WIRE_CAS_IF_VALUE == (int)PAXOS_IF_VALUE &&
+                   (int)WIRE_CAS_DELETE_IF_VALUE == (int)PAXOS_DELETE_IF_VALUE,
+               "the wire's conditions are paxos.h's");
+_Static_assert(REPL_CAS_MAX_ROUNDS < PAXOS_MAX_OWN,
+               "a CAS gives up before its paxos_op forgets a proposal");
+
+/* ------------------------------------------------------------------------
+ * The acceptor
+ * ------------------------------------------------------------------------ */
+
+/* Where an answer goes: a peer, or this node's own CAS operation (found
+ * by the request id; delivered from a barrier's event, never from inside
+ * the operation's own step). */
+static int deliver(struct repl *r, const struct repl_effects *fx,
+                   chorus_node_id to, const struct wire_msg *m) {
+  if (to != r->cfg.self)
+    return fx->send(fx->ctx, to, m);
+  struct repl_op *op = repl__op_find(r, m->request_id);
+  if (op == NULL || op->kind != REPL_OP_CAS)
+    return CHORUS_OK;
+  const struct repl_op_event ev = {
+      .kind = REPL_EV_ANSWER, .from = to, .m = m, .wall = r->wall};
+  return repl__op_step(r, op, &ev, fx);
+}
+
+/* An answer waits for the barrier on everything written so far. */
+static int answer_when_durable(struct repl *r, const struct repl_effects *fx,
+                               chorus_node_id to, const struct wire_msg *m,
+                               uint8_t *state, size_t slen) {
+  struct repl_op *op = repl__op_new(r, REPL_OP_PXANSWER);
+  if (op == NULL) {
+    chorus_free(state);
+    return CHORUS_ENOMEM;
+  }
+  struct repl_op_pxanswer *a = &op->u.pxanswer;
+  a->peer = to;
+  a->m = *m;
+  a->state = state;
+  if (m->type == WIRE_PAXOS_PROMISE)
+    a->m.paxos_promise.state = (struct wire_bytes){state, slen};
+  if (m->type == WIRE_ERROR) {
+    size_t n =
+        m->error.text.len < sizeof a->text ? m->error.text.len : sizeof a->text;
+    memcpy(a->text, m->error.text.ptr, n);
+    a->m.error.text = (struct wire_bytes){(const uint8_t *)a->text, n};
+  }
+  return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
+}
+
+int repl__pxanswer_step(struct repl *r, struct repl_op *op, int status,
+                        const struct repl_effects *fx) {
+  struct repl_op_pxanswer *a = &op->u.pxanswer;
+  struct wire_msg m = a->m;
+  chorus_node_id to = a->peer;
+  /* The op ends first: delivering may step this node's own CAS, which
+   * may end and start operations. @m borrows a->state: kept until then. */
+  uint8_t *state = a->state;
+  a->state = NULL;
+  repl__op_end(r, op);
+  int rc = status == CHORUS_OK ? deliver(r, fx, to, &m) : CHORUS_OK;
+  chorus_free(state);
+  return rc;
+}
+
+static int refuse(struct repl *r, const struct repl_effects *fx,
+                  chorus_node_id from, uint64_t req, int code,
+                  const char *text) {
+  struct wire_msg e;
+  wire_error_reply(&e, req, code, text);
+  REPL_TRACE(r, "paxos message of %016" PRIx64 " refused: %s", from, text);
+  return answer_when_durable(r, fx, from, &e, NULL, 0);
+}
+
+/* The key's acceptor state (a fresh one when it has none). *@refusal: why
+ * it cannot be used (ETYPE: the key holds another type), 0 when it can. */
+static int load_state(struct repl *r, chorus_token token, const void *key,
+                      size_t klen, struct paxos_acceptor *a, int *refusal) {
+  void *buf;
+  size_t len;
+  *refusal = 0;
+  int rc = repl__load_bytes(r, token, key, klen, &buf, &len);
+  if (rc != CHORUS_OK)
+    return rc;
+  struct crdt_obj o;
+  rc = repl__decode_obj(buf, len, CRDT_PAXOS, &o, r->err);
+  chorus_free(buf);
+  if (rc == CHORUS_ETYPE || rc == CHORUS_EMALFORMED) {
+    *refusal = rc == CHORUS_ETYPE ? CHORUS_ETYPE : CHORUS_ECORRUPT;
+    return CHORUS_OK;
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  rc = repl__paxos_get(&o, a, r->err);
+  crdt_obj_free(&o);
+  if (rc == CHORUS_EMALFORMED) {
+    *refusal = CHORUS_ECORRUPT;
+    return CHORUS_OK;
+  }
+  return rc;
+}
+
+static int save_state(struct repl *r, chorus_token token, const void *key,
+                      size_t klen, const struct paxos_acceptor *a) {
+  struct crdt_obj o;
+  crdt_obj_init(&o, CRDT_PAXOS);
+  uint8_t *bytes = NULL;
+  size_t blen = 0;
+  int rc = repl__paxos_set(&o, a);
+  if (rc == CHORUS_OK)
+    rc = repl__encode_obj(&o, &bytes, &blen);
+  crdt_obj_free(&o);
+  if (rc == CHORUS_OK)
+    rc = repl__join_into_store(r, token, key, klen, bytes, blen);
+  chorus_free(bytes);
+  return rc;
+}
+
+static bool natural_replica(struct repl *r, chorus_token token) {
+  struct ring_plist pl;
+  if (r->restoring || r->ring == NULL ||
+      ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK)
+    return false;
+  for (uint8_t i = 0; i < pl.n_natural; i++)
+    if (pl.r[i].id == r->cfg.self)
+      return true;
+  return false;
+}
+
+int repl__on_paxos(struct repl *r, chorus_node_id from,
+                   const struct wire_msg *m, const struct repl_effects *fx) {
+  const struct wire_paxos *p = &m->paxos;
+  if (r->failed || !repl__serving(r))
+    return CHORUS_OK; /* no answer: the proposer counts it as down */
+  if (p->token != ring_token_of(p->key.ptr, p->key.len))
+    return refuse(r, fx, from, m->request_id, CHORUS_EMALFORMED,
+                  "paxos message: token is not the key's");
+  if (m->type != WIRE_PAXOS_PREPARE && p->present &&
+      p->value.len > PAXOS_MAX_VALUE)
+    return refuse(r, fx, from, m->request_id, CHORUS_ETOOBIG,
+                  "paxos message: value over the limit");
+  if (!natural_replica(r, p->token))
+    return refuse(r, fx, from, m->request_id, CHORUS_ESTALE,
+                  "not a replica of the key (rings differ, or restoring)");
+  int rc = store_write_allowed(r->store);
+  if (rc != CHORUS_OK)
+    return refuse(r, fx, from, m->request_id, rc, store_errmsg(r->store));
+  struct paxos_acceptor a;
+  int refusal;
+  rc = load_state(r, p->token, p->key.ptr, p->key.len, &a, &refusal);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (refusal != 0)
+    return refuse(r, fx, from, m->request_id, refusal,
+                  refusal == CHORUS_ETYPE
+                      ? "the key holds another type than a CAS key's"
+                      : "the key's CAS state does not decode");
+  const struct paxos_ballot b = {p->ballot_time, p->ballot_node};
+  const struct paxos_value v = {p->present != 0, p->value.ptr, p->value.len};
+  struct wire_msg ans = {.request_id = m->request_id};
+  uint8_t *state = NULL;
+  size_t slen = 0;
+  bool changed = false;
+  switch (m->type) {
+  case WIRE_PAXOS_PREPARE: {
+    struct paxos_promise pr;
+    struct paxos_ballot before = a.promised;
+    paxos_prepare(&a, b, &pr);
+    changed = paxos_ballot_cmp(before, a.promised) != 0;
+    ans.type = WIRE_PAXOS_PROMISE;
+    ans.paxos_promise.round_time = b.time;
+    ans.paxos_promise.round_node = b.node;
+    ans.paxos_promise.ok = pr.ok;
+    size_t n = paxos_acceptor_encoded_size(&a);
+    state = chorus_malloc(n);
+    rc = state ? paxos_acceptor_encode(&a, state, n, &slen) : CHORUS_ENOMEM;
+    break;
+  }
+  case WIRE_PAXOS_PROPOSE: {
+    bool accepted = false;
+    struct paxos_ballot promised;
+    rc = paxos_propose(&a, b, v, &accepted, &promised);
+    changed = accepted;
+    ans.type = WIRE_PAXOS_ACCEPT;
+    ans.paxos_accept.round_time = b.time;
+    ans.paxos_accept.round_node = b.node;
+    ans.paxos_accept.accepted = accepted;
+    ans.paxos_accept.promised_time = promised.time;
+    ans.paxos_accept.promised_node = promised.node;
+    break;
+  }
+  default: /* WIRE_PAXOS_COMMIT */
+    rc = paxos_commit(&a, b, v);
+    changed = true; /* the join below writes nothing when it was known */
+    break;
+  }
+  if (rc == CHORUS_OK && changed)
+    rc = save_state(r, p->token, p->key.ptr, p->key.len, &a);
+  paxos_acceptor_free(&a);
+  if (rc != CHORUS_OK) {
+    chorus_free(state);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    /* The store refused the write: no answer, nothing promised. */
+    REPL_TRACE(r, "paxos state of a key not written: %s", chorus_errname(rc));
+    return CHORUS_OK;
+  }
+  if (m->type == WIRE_PAXOS_COMMIT)
+    return CHORUS_OK;
+  return answer_when_durable(r, fx, from, &ans, state, slen);
+}
+
+/* ------------------------------------------------------------------------
+ * The coordinator
+ * ------------------------------------------------------------------------ */
+
+static chorus_ms round_ms(chorus_ms timeout) {
+  chorus_ms t = timeout / 4;
+  return t < 50 ? 50 : t > 1000 ? 1000 : t;
+}
+
+static int broadcast(struct repl *r, struct repl_op *op,
+                     const struct paxos_msg *pm,
+                     const struct repl_effects *fx) {
+  struct repl_op_cas *c = &op->u.cas;
+  struct wire_msg m = {.request_id = op->id};
+  m.type = pm->type == PAXOS_MSG_PREPARE   ? WIRE_PAXOS_PREPARE
+           : pm->type == PAXOS_MSG_PROPOSE ? WIRE_PAXOS_PROPOSE
+                                           : WIRE_PAXOS_COMMIT;
+  m.paxos.token = c->token;
+  m.paxos.key = (struct wire_bytes){c->key, c->klen};
+  m.paxos.ballot_time = pm->ballot.time;
+  m.paxos.ballot_node = pm->ballot.node;
+  if (pm->type != PAXOS_MSG_PREPARE) {
+    m.paxos.present = pm->value.present;
+    m.paxos.value = (struct wire_bytes){pm->value.bytes, pm->value.len};
+  }
+  int rc = CHORUS_OK;
+  for (uint8_t i = 0; i < c->px.nreplicas && rc == CHORUS_OK; i++) {
+    chorus_node_id to = c->px.replicas[i];
+    if (to == r->cfg.self)
+      rc = repl__on_paxos(r, to, &m, fx);
+    else if (repl__peer_alive(r, to))
+      rc = fx->send(fx->ctx, to, &m);
+  }
+  return rc;
+}
+
+/* A ballot above every one seen: this node's HLC received past the
+ * highest (so that no later ballot of this node repeats it), node id as
+ * the tiebreak. Errors: CHORUS_ECLOCK (the highest is further ahead of
+ * this node's clock than the drift bound allows). */
+static int next_ballot(struct repl *r, struct repl_op_cas *c,
+                       struct paxos_ballot *b) {
+  hlc_time t;
+  int rc = c->px.highest.time != 0
+               ? hlc_recv(&r->hlc, r->wall, c->px.highest.time, &t)
+               : hlc_now(&r->hlc, r->wall, &t);
+  if (rc != CHORUS_OK)
+    return CHORUS_ECLOCK;
+  *b = (struct paxos_ballot){t, r->cfg.self};
+  if (paxos_ballot_cmp(*b, c->px.highest) <= 0 &&
+      (rc = hlc_now(&r->hlc, r->wall, &t)) == CHORUS_OK)
+    *b = (struct paxos_ballot){t, r->cfg.self};
+  return rc == CHORUS_OK && paxos_ballot_cmp(*b, c->px.highest) > 0
+             ? CHORUS_OK
+             : CHORUS_ECLOCK;
+}
+
+static int reply_done(struct repl *r, struct repl_op *op,
+                      const struct repl_effects *fx) {
+  struct repl_op_cas *c = &op->u.cas;
+  struct repl_origin origin = c->origin;
+  int rc;
+  if (c->px.outcome == PAXOS_UNKNOWN) {
+    rc = repl__reply_error(r, fx, &origin, WIRE_CAS, CHORUS_ETIMEDOUT,
+                           "compare-and-set gave up after %" PRIu32
+                           " rounds; it may or may not have been applied",
+                           c->px.rounds);
+  } else if (c->gave_up) {
+    rc = repl__reply_error(r, fx, &origin, WIRE_CAS, CHORUS_EUNAVAILABLE,
+                           "compare-and-set found no quorum of replicas in "
+                           "%" PRIu32 " rounds; it was not applied",
+                           c->px.rounds);
+  } else {
+    struct wire_msg m = {.type = WIRE_CAS_REPLY};
+    m.cas_reply.applied = c->px.outcome == PAXOS_APPLIED;
+    m.cas_reply.present = c->px.found.present;
+    m.cas_reply.value = (struct wire_bytes){c->px.found.bytes, c->px.found.len};
+    REPL_TRACE(r, "cas op=%" PRIu64 ": %s after %" PRIu32 " rounds", op->id,
+               m.cas_reply.applied ? "applied" : "not applied", c->px.rounds);
+    rc = fx->reply(fx->ctx, &origin, &m, false);
+  }
+  repl__op_end(r, op);
+  return rc;
+}
+
+static int new_round(struct repl *r, struct repl_op *op,
+                     const struct repl_effects *fx);
+
+/* After every event: the commit due, then the phase's work. */
+static int advance(struct repl *r, struct repl_op *op,
+                   const struct repl_effects *fx) {
+  struct repl_op_cas *c = &op->u.cas;
+  struct paxos_msg pm;
+  int rc = CHORUS_OK;
+  if (paxos_op_commit_due(&c->px, &pm))
+    rc = broadcast(r, op, &pm, fx);
+  if (rc != CHORUS_OK)
+    return rc;
+  switch (c->px.phase) {
+  case PAXOS_DONE:
+    return reply_done(r, op, fx);
+  case PAXOS_RESTART: {
+    if (c->px.rounds >= REPL_CAS_MAX_ROUNDS || r->now >= c->deadline) {
+      paxos_op_give_up(&c->px);
+      c->gave_up = true;
+      return reply_done(r, op, fx);
+    }
+    /* Randomized, growing backoff before the next round. */
+    uint32_t shift = c->px.rounds < 6 ? c->px.rounds : 6;
+    chorus_ms wait = chorus_prng_range(&r->cas_prng, 1, 4u << shift);
+    c->backing_off = true;
+    c->due = r->now + wait;
+    return repl__op_arm(fx, op, wait);
+  }
+  default:
+    if (paxos_op_outbox(&c->px, &pm)) {
+      chorus_ms t = round_ms(c->timeout);
+      c->due = r->now + t;
+      rc = broadcast(r, op, &pm, fx);
+      if (rc == CHORUS_OK)
+        rc = repl__op_arm(fx, op, t);
+    }
+    return rc;
+  }
+}
+
+static int new_round(struct repl *r, struct repl_op *op,
+                     const struct repl_effects *fx) {
+  struct repl_op_cas *c = &op->u.cas;
+  struct paxos_ballot b;
+  c->backing_off = false;
+  if (next_ballot(r, c, &b) != CHORUS_OK ||
+      paxos_op_restart(&c->px, b) != CHORUS_OK) {
+    paxos_op_give_up(&c->px);
+    c->gave_up = true;
+    return reply_done(r, op, fx);
+  }
+  return advance(r, op, fx);
+}
+
+int repl__cas_step(struct repl *r, struct repl_op *op,
+                   const struct repl_op_event *ev,
+                   const struct repl_effects *fx) {
+  struct repl_op_cas *c = &op->u.cas;
+  int rc = CHORUS_OK;
+  switch (ev->kind) {
+  case REPL_EV_TIMEOUT:
+    if (r->now < c->due)
+      return CHORUS_OK; /* an earlier round's timer */
+    if (c->backing_off && r->now < c->deadline)
+      return new_round(r, op, fx);
+    if (r->now >= c->deadline || c->px.rounds >= REPL_CAS_MAX_ROUNDS) {
+      paxos_op_give_up(&c->px);
+      c->gave_up = true;
+      return reply_done(r, op, fx);
+    }
+    return new_round(r, op, fx); /* no quorum in time */
+  case REPL_EV_ANSWER: {
+    const struct wire_msg *m = ev->m;
+    if (c->backing_off)
+      return CHORUS_OK;
+    if (m->type == WIRE_PAXOS_PROMISE) {
+      const struct wire_paxos_promise *p = &m->paxos_promise;
+      struct paxos_acceptor a;
+      rc = paxos_acceptor_decode(&a, p->state.ptr, p->state.len, r->err);
+      if (rc == CHORUS_ENOMEM)
+        return rc;
+      if (rc != CHORUS_OK) {
+        REPL_TRACE(r, "promise of %016" PRIx64 " ignored: %s", ev->from,
+                   r->err);
+        return CHORUS_OK;
+      }
+      const struct paxos_promise pr = {.ok = p->ok != 0,
+                                       .promised = a.promised,
+                                       .accepted_at = a.accepted_at,
+                                       .accepted = a.accepted,
+                                       .committed_at = a.committed_at,
+                                       .committed = a.committed};
+      rc = paxos_op_on_promise(
+          &c->px, ev->from, (struct paxos_ballot){p->round_time, p->round_node},
+          &pr);
+      paxos_acceptor_free(&a);
+    } else if (m->type == WIRE_PAXOS_ACCEPT) {
+      const struct wire_paxos_accept *p = &m->paxos_accept;
+      rc = paxos_op_on_accept(
+          &c->px, ev->from, (struct paxos_ballot){p->round_time, p->round_node},
+          p->accepted != 0,
+          (struct paxos_ballot){p->promised_time, p->promised_node});
+    } else if (m->type == WIRE_ERROR && m->error.code == CHORUS_ETYPE) {
+      struct repl_origin origin = c->origin;
+      repl__op_end(r, op);
+      return repl__reply_error(r, fx, &origin, WIRE_CAS, CHORUS_ETYPE,
+                               "the key holds a value of another type: CAS "
+                               "works on CAS keys only (written by CAS)");
+    } else {
+      return CHORUS_OK; /* another refusal: that replica counts as down */
+    }
+    if (rc != CHORUS_OK)
+      return rc;
+    return advance(r, op, fx);
+  }
+  default:
+    return CHORUS_OK;
+  }
+}
+
+int repl__cas_start(struct repl *r, const struct wire_msg *m,
+                    const struct repl_origin *origin,
+                    const struct ring_plist *pl, chorus_ms timeout,
+                    const struct repl_effects *fx) {
+  const struct wire_cas *q = &m->cas;
+  if (pl->n_pending > 0)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EBUSY,
+                             "the key's range is moving (a topology change): "
+                             "compare-and-set waits until it is done; "
+                             "nothing was applied");
+  if (pl->n_natural > PAXOS_MAX_REPLICAS)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
+                             "compare-and-set supports up to %u replicas",
+                             PAXOS_MAX_REPLICAS);
+  uint8_t live = 0;
+  for (uint8_t i = 0; i < pl->n_natural; i++)
+    live += repl__peer_alive(r, pl->r[i].id);
+  if (live < pl->n_natural / 2 + 1)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+                             "%u of %u replicas live: compare-and-set needs a "
+                             "majority",
+                             live, pl->n_natural);
+  if (!r->cas_prng_ready) {
+    chorus_prng_seed(&r->cas_prng, r->cfg.seed ^ r->cfg.self ^ 0x9e3779b9u);
+    r->cas_prng_ready = true;
+  }
+  struct repl_op *op = repl__op_new(r, REPL_OP_CAS);
+  if (op == NULL)
+    return CHORUS_ENOMEM;
+  struct repl_op_cas *c = &op->u.cas;
+  c->origin = *origin;
+  c->token = pl->token;
+  c->timeout = timeout;
+  c->deadline = r->now + timeout;
+  c->klen = q->key.len;
+  c->key = chorus_malloc(c->klen);
+  chorus_node_id ids[RING_PLIST_MAX];
+  for (uint8_t i = 0; i < pl->n_natural; i++)
+    ids[i] = pl->r[i].id;
+  bool has_expected =
+      q->cond == WIRE_CAS_IF_VALUE || q->cond == WIRE_CAS_DELETE_IF_VALUE;
+  bool has_update = q->cond == WIRE_CAS_SET || q->cond == WIRE_CAS_IF_ABSENT ||
+                    q->cond == WIRE_CAS_IF_VALUE;
+  const struct paxos_value exp = {has_expected, q->expected.ptr,
+                                  has_expected ? q->expected.len : 0};
+  const struct paxos_value upd = {has_update, q->value.ptr,
+                                  has_update ? q->value.len : 0};
+  int rc = c->key == NULL
+               ? CHORUS_ENOMEM
+               : paxos_op_init(&c->px, q->cond, exp, upd, ids, pl->n_natural);
+  if (rc != CHORUS_OK) {
+    chorus_free(c->key);
+    c->key = NULL;
+    repl__op_end(r, op);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    return repl__reply_error(r, fx, origin, m->type, rc,
+                             "compare-and-set: invalid request");
+  }
+  c->px_live = true;
+  memcpy(c->key, q->key.ptr, c->klen);
+  return new_round(r, op, fx);
+}
