@@ -73,6 +73,10 @@ static const char usage_text[] =
     "                                read first and remove what was seen\n"
     "  map get KEY                   NAME:TYPE = VALUE per field (nested\n"
     "                                fields indented), then the context\n"
+    "  put KEY VALUE --if-absent     compare-and-set (linearizable, Paxos):\n"
+    "  put KEY VALUE --if-value OLD  exit 0 applied, 1 not applied (the\n"
+    "  del KEY --if-value OLD        current value printed), 2 error; a CAS\n"
+    "  get KEY --serial              key takes CAS commands only\n"
     "  status                        every member: name, state, address, dc,\n"
     "                                rack, incarnation, clock offset, hints\n"
     "  repair status [--range R]     this node's anti-entropy: totals; per\n"
@@ -281,6 +285,15 @@ static int parse(struct cli *cl, int argc, char **argv) {
       i++;
     } else if (strcmp(a, "--wait") == 0) {
       cl->wait = true;
+    } else if (strcmp(a, "--if-absent") == 0) {
+      cl->if_absent = true;
+    } else if (strcmp(a, "--serial") == 0) {
+      cl->serial = true;
+    } else if (strcmp(a, "--if-value") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs the value expected", a);
+      cl->if_value = v;
+      i++;
     } else if (strcmp(a, "--wait-timeout") == 0 || strcmp(a, "--vnodes") == 0) {
       char *end;
       errno = 0;
@@ -699,6 +712,91 @@ static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
   chorus_result_free(&res);
   chorus_free(val);
   return rc;
+}
+
+/* CAS: put --if-absent, put --if-value OLD, del --if-value OLD, get
+ * --serial. Exit 0 applied (get --serial: read), 1 not applied (the value
+ * found printed), 2 any error (its own code: the outcome 1 must mean "the
+ * condition failed", nothing else). */
+static int cmd_cas(struct chorus_client *c, const struct cli *cl,
+                   const char *cmd) {
+  bool put = strcmp(cmd, "put") == 0, del = strcmp(cmd, "del") == 0,
+       get = strcmp(cmd, "get") == 0;
+  int cond;
+  if (get && cl->serial && !cl->if_absent && !cl->if_value)
+    cond = CHORUS_CAS_READ;
+  else if (put && cl->if_absent && !cl->if_value && !cl->serial)
+    cond = CHORUS_CAS_IF_ABSENT;
+  else if (put && cl->if_value && !cl->if_absent && !cl->serial)
+    cond = CHORUS_CAS_IF_VALUE;
+  else if (del && cl->if_value && !cl->if_absent && !cl->serial)
+    cond = CHORUS_CAS_DELETE_IF_VALUE;
+  else
+    return usage_error("compare-and-set: put KEY VALUE --if-absent, put KEY "
+                       "VALUE --if-value OLD, del KEY --if-value OLD or get "
+                       "KEY --serial");
+  bool from_file = put && cl->value_file != NULL;
+  int rc = need_args(cl, put && !from_file ? 2 : 1, put && !from_file ? 2 : 1,
+                     put   ? "put KEY VALUE|- --if-absent|--if-value OLD"
+                     : del ? "del KEY --if-value OLD"
+                           : "get KEY --serial");
+  if (rc != 0)
+    return rc;
+  if (cl->context_hex != NULL)
+    return usage_error("--context is not for compare-and-set");
+  const char *key = cl->argv[1];
+  uint8_t *val = NULL;
+  size_t val_len = 0;
+  if (put) {
+    const char *src = from_file ? cl->value_file : cl->argv[2];
+    if (from_file || strcmp(src, "-") == 0) {
+      if ((rc = read_value(src, CHORUS_MAX_VALUE, "value", &val, &val_len)) !=
+          0)
+        return 2;
+    } else if ((val_len = strlen(src)) > 0 &&
+               (val = chorus_memdup(src, val_len)) == NULL) {
+      fprintf(stderr, "chorus: out of memory\n");
+      return 2;
+    }
+  }
+  struct chorus_result res;
+  const char *exp = cl->if_value ? cl->if_value : "";
+  rc = chorus_cas(c, key, strlen(key), cond, exp, strlen(exp), val, val_len,
+                  &cl->opts, &res);
+  chorus_free(val);
+  if (rc != CHORUS_OK) {
+    fail(&res);
+    if (res.maybe_applied)
+      fprintf(stderr, "chorus: read it with: chorus get %s --serial\n", key);
+    chorus_result_free(&res);
+    return 2;
+  }
+  bool applied = res.cas_applied;
+  if (cl->json) {
+    printf("{\"applied\":%s,\"value\":", applied ? "true" : "false");
+    if (res.nvalues > 0)
+      json_str(res.values[0].ptr, res.values[0].len);
+    else
+      printf("null");
+    printf("}\n");
+  } else if (get) {
+    if (res.nvalues > 0) {
+      fwrite(res.values[0].ptr, 1, res.values[0].len, stdout);
+      putchar('\n');
+    } else {
+      fprintf(stderr, "chorus: %s: not found\n", key);
+    }
+  } else if (applied) {
+    printf("applied\n");
+  } else if (res.nvalues > 0) {
+    printf("not applied; current value:\n");
+    fwrite(res.values[0].ptr, 1, res.values[0].len, stdout);
+    putchar('\n');
+  } else {
+    printf("not applied; the key has no value\n");
+  }
+  chorus_result_free(&res);
+  return applied || get ? 0 : 1;
 }
 
 static int map_print(const struct cli *cl, const char *key,
@@ -1336,6 +1434,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
       strcmp(cmd, "cluster") != 0) {
     rc = usage_error("--wait, --wait-timeout, --rack and --vnodes are for "
                      "cluster commands");
+    goto out;
+  }
+  if (cl->if_absent || cl->if_value || cl->serial) {
+    rc = cmd_cas(c, cl, cmd);
     goto out;
   }
   if (strcmp(cmd, "get") == 0) {

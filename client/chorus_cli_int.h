@@ -27,6 +27,8 @@ struct cli {
   unsigned wait_timeout;   /* --wait-timeout, seconds; 0: none */
   const char *dc, *rack;   /* --dc, --rack */
   uint32_t vnodes;         /* --vnodes */
+  bool if_absent, serial;  /* --if-absent, --serial (CAS) */
+  const char *if_value;    /* --if-value OLD (CAS) */
   const char *ks_type;     /* --type (keyspace create) */
   const char *ks_replicas; /* --replicas (keyspace create, alter) */
   long ks_siblings_warn, ks_siblings_max; /* --siblings-warn, -max; -1 */

@@ -23,8 +23,8 @@
  * fetches the ring from a seed and sends each one to a live natural replica
  * of its key (Dynamo §6.4, client-driven coordination), in the client's
  * datacenter first, else the nearest by measured round trip, over a
- * connection per replica; a replica that cannot be reached before anything was sent
- * falls back to the seeds (libchorus_route.c).
+ * connection per replica; a replica that cannot be reached before anything was
+ * sent falls back to the seeds (libchorus_route.c).
  *
  * FAILOVER BETWEEN SEEDS
  *
@@ -295,6 +295,11 @@ struct chorus_result {
    * written. Its value, if not deleted, is values[0] (nvalues 1). */
   uint64_t lww_ts;
   uint64_t lww_node;
+  /* cas: whether the update was applied (false for a serial read and for
+   * a condition that failed). The value the operation found, before its
+   * update (for a read or a failed condition: the current value), is
+   * values[0] (nvalues 0: the key had no value). */
+  bool cas_applied;
 
   /* ring and status */
   uint64_t node_id;     /* the answering node */
@@ -632,6 +637,49 @@ int chorus_map_walk(const struct chorus_result *res, chorus_map_visit visit,
  * and as chorus_map_walk. */
 int chorus_map_json(const struct chorus_result *res, char *buf, size_t cap,
                     size_t *needed);
+
+/* COMPARE-AND-SET (linearizable; issue 23, docs/PROTOCOL.md "CAS")
+ *
+ * A CAS key holds one value (or none) that only chorus_cas changes. Each
+ * call is one single-decree Paxos round (or a few) among all the key's
+ * natural replicas, a majority of which must answer: it is linearizable
+ * with every other chorus_cas on the key, whatever node coordinates it,
+ * crashes and pauses included. A serial read (CHORUS_CAS_READ) finishes a
+ * write left half-done by a coordinator that died, and returns what every
+ * later operation will see.
+ *
+ *   CHORUS_CAS_READ             the current value (nothing changes)
+ *   CHORUS_CAS_SET              writes @value, always
+ *   CHORUS_CAS_IF_ABSENT        writes @value when the key has no value
+ *   CHORUS_CAS_IF_VALUE         writes @value when the value is @expected
+ *   CHORUS_CAS_DELETE_IF_VALUE  removes the value when it is @expected
+ *
+ * The answer: cas_applied, and values[0] the value found. Errors:
+ * CHORUS_ETIMEDOUT with maybe_applied: the coordinator could not tell
+ * whether its update was chosen (it lost its quorum mid-way, or another
+ * proposer pre-empted it after some replica accepted it): read with
+ * CHORUS_CAS_READ to learn the outcome; CHORUS_EUNAVAILABLE: no majority
+ * of replicas live, nothing applied; CHORUS_EBUSY: the key's range is
+ * moving in a topology change, nothing applied, retry after it;
+ * CHORUS_ETYPE: the key holds a kv, counter, set or lww value (and a kv,
+ * counter, set or lww call on a CAS key fails with CHORUS_ETYPE);
+ * CHORUS_ENOTSUP: a node from before CAS. Options: timeout_ms bounds the
+ * rounds; levels (r, w) do not apply (always a majority). */
+enum chorus_cas_cond {
+  CHORUS_CAS_READ = 0,
+  CHORUS_CAS_SET = 1,
+  CHORUS_CAS_IF_ABSENT = 2,
+  CHORUS_CAS_IF_VALUE = 3,
+  CHORUS_CAS_DELETE_IF_VALUE = 4,
+};
+
+/* chorus_cas: @cond on @key; @expected (IF_VALUE, DELETE_IF_VALUE) and
+ * @value (SET, IF_ABSENT, IF_VALUE) are 0..CHORUS_MAX_VALUE bytes and
+ * ignored by conditions that take none. */
+int chorus_cas(struct chorus_client *c, const void *key, size_t key_len,
+               int cond, const void *expected, size_t expected_len,
+               const void *value, size_t value_len,
+               const struct chorus_opts *opts, struct chorus_result *res);
 
 /* chorus_ring: RING_QUERY then STATUS_QUERY to one node: epoch, vnodes,
  * replication, and nodes with their share of the token space (computed
@@ -1033,6 +1081,10 @@ int chorus_map_update_async(struct chorus_client *c, const void *key,
 int chorus_map_get_async(struct chorus_client *c, const void *key,
                          size_t key_len, const struct chorus_opts *opts,
                          chorus_cb cb, void *arg);
+int chorus_cas_async(struct chorus_client *c, const void *key, size_t key_len,
+                     int cond, const void *expected, size_t expected_len,
+                     const void *value, size_t value_len,
+                     const struct chorus_opts *opts, chorus_cb cb, void *arg);
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,

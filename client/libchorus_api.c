@@ -210,6 +210,41 @@ static int do_map_update(struct chorus_client *c, const void *key,
   return rc;
 }
 
+static int do_cas(struct chorus_client *c, const void *key, size_t key_len,
+                  int cond, const void *expected, size_t expected_len,
+                  const void *value, size_t value_len,
+                  const struct chorus_opts *opts, chorus_cb cb, void *arg) {
+  int rc = check_key(c, key, key_len);
+  if (rc != CHORUS_OK)
+    return rc;
+  if (cond < CHORUS_CAS_READ || cond > CHORUS_CAS_DELETE_IF_VALUE)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "unknown compare-and-set condition %d", cond);
+  bool has_expected =
+      cond == CHORUS_CAS_IF_VALUE || cond == CHORUS_CAS_DELETE_IF_VALUE;
+  bool has_value = cond == CHORUS_CAS_SET || cond == CHORUS_CAS_IF_ABSENT ||
+                   cond == CHORUS_CAS_IF_VALUE;
+  if (has_expected &&
+      (rc = check_value(c, expected, expected_len)) != CHORUS_OK)
+    return rc;
+  if (has_value && (rc = check_value(c, value, value_len)) != CHORUS_OK)
+    return rc;
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_CAS;
+  m.cas.key = wb(key, key_len);
+  m.cas.cond = (uint8_t)cond;
+  if (has_expected)
+    m.cas.expected = wb(expected, expected_len);
+  if (has_value)
+    m.cas.value = wb(value, value_len);
+  m.cas.opts = wire_opts(c, opts);
+  /* A write, also a serial read: an error after sending may leave its
+   * proposal with some replica (maybe_applied). */
+  return chorus__route_submit(c, key, key_len, &m, cond != CHORUS_CAS_READ,
+                              opt_timeout(opts), cb, arg);
+}
+
 static int do_put(struct chorus_client *c, const void *key, size_t key_len,
                   const void *value, size_t value_len, const void *context,
                   size_t context_len, const struct chorus_opts *opts,
@@ -642,6 +677,30 @@ int chorus_map_get(struct chorus_client *c, const void *key, size_t key_len,
     return rc;
   return sync_end(c, do_get(c, WIRE_MAP_READ, key, key_len, opts, sync_cb, &w),
                   &w);
+}
+
+int chorus_cas(struct chorus_client *c, const void *key, size_t key_len,
+               int cond, const void *expected, size_t expected_len,
+               const void *value, size_t value_len,
+               const struct chorus_opts *opts, struct chorus_result *res) {
+  struct sync_wait w;
+  int rc = sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return sync_end(c,
+                  do_cas(c, key, key_len, cond, expected, expected_len, value,
+                         value_len, opts, sync_cb, &w),
+                  &w);
+}
+
+int chorus_cas_async(struct chorus_client *c, const void *key, size_t key_len,
+                     int cond, const void *expected, size_t expected_len,
+                     const void *value, size_t value_len,
+                     const struct chorus_opts *opts, chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_cas(c, key, key_len, cond, expected, expected_len, value,
+                     value_len, opts, cb, arg);
 }
 
 int chorus_ring(struct chorus_client *c, struct chorus_result *res) {

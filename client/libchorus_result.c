@@ -188,6 +188,8 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_WRITE_REPLY;
   case WIRE_MAP_READ:
     return WIRE_MAP_REPLY;
+  case WIRE_CAS:
+    return WIRE_CAS_REPLY;
   case WIRE_RING_QUERY:
     return WIRE_RING_REPLY;
   case WIRE_STATUS_QUERY:
@@ -479,6 +481,12 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     struct wire_bytes v = m->map_reply.map;
     struct wire_bytes_list one = {1, &v};
     return take_list(res, &one, m->map_reply.context);
+  }
+  case WIRE_CAS_REPLY: {
+    struct wire_bytes v = m->cas_reply.value;
+    struct wire_bytes_list one = {m->cas_reply.present ? 1 : 0, &v};
+    res->cas_applied = m->cas_reply.applied != 0;
+    return take_list(res, &one, (struct wire_bytes){NULL, 0});
   }
   case WIRE_CLUSTER_REPLY:
     return take_cluster(res, &m->cluster_reply);

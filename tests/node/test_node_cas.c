@@ -1,0 +1,349 @@
+/* test_node_cas.c: compare-and-set on three real chorusd processes (issue
+ * 23), judged by the linearizability checker (tests/lin).
+ *
+ *   1. Four client threads race CAS operations on a few keys for a few
+ *      seconds, each through a different node in turn (every node
+ *      coordinates): serial reads, if-absent, and if-value increments from
+ *      the value last read (a counter incremented by CAS). Meanwhile n2 is
+ *      SIGSTOPped for 2 s and resumed. Every operation's invocation and
+ *      completion times and outcome are recorded; one whose outcome is
+ *      unknown (ETIMEDOUT "may or may not have been applied", or no answer)
+ *      is pending. lin_check with lin_cas_register: every key's history is
+ *      linearizable.
+ *   2. A chain of N if-value increments from 0 (put --if-absent 0, then
+ *      i -> i+1, each through the next node) ends at exactly N.
+ *   3. The CLI: put --if-absent, --if-value, del --if-value, get --serial,
+ *      their exit codes (0 applied, 1 not applied, 2 error), and the type
+ *      rule (a plain get of a CAS key is ETYPE).
+ *
+ * About 15 s under ASan. CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lin.h"
+#include "node_harness.h"
+
+#define NCLIENTS 4
+#define NKEYS 3
+#define RUN_MS 6000
+#define STOP_AT_MS 1500
+#define STOP_FOR_MS 2000
+#define MAX_OPS 20000
+#define CHAIN_N 25
+
+/* The outcome of one CAS call. */
+enum outcome { APPLIED, NOT_APPLIED, UNKNOWN, REFUSED };
+
+struct cas_res {
+  enum outcome outcome;
+  int code;      /* the ERROR's code (UNKNOWN, REFUSED) */
+  bool present;  /* the value found */
+  int64_t value; /* parsed; LIN_ABSENT when absent */
+};
+
+static uint64_t now_us(void) {
+  return (uint64_t)(now_s() * 1e6);
+}
+
+/* One connection with 4 s timeouts: a stopped node's socket gives up
+ * before the 15 s of tcp_connect. */
+static int open_node(int i) {
+  int fd = client_open(nodes[i].port);
+  if (fd >= 0) {
+    struct timeval tv = {4, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  return fd;
+}
+
+static int cas_call(int fd, uint64_t id, const char *key, uint8_t cond,
+                    int64_t expected, int64_t value, struct cas_res *out) {
+  char e[24], v[24];
+  snprintf(e, sizeof e, "%" PRId64, expected);
+  snprintf(v, sizeof v, "%" PRId64, value);
+  struct wire_msg m = {.type = WIRE_CAS, .request_id = id};
+  m.cas.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
+  m.cas.cond = cond;
+  if (cond == WIRE_CAS_IF_VALUE || cond == WIRE_CAS_DELETE_IF_VALUE)
+    m.cas.expected = (struct wire_bytes){(const uint8_t *)e, strlen(e)};
+  if (cond != WIRE_CAS_READ && cond != WIRE_CAS_DELETE_IF_VALUE)
+    m.cas.value = (struct wire_bytes){(const uint8_t *)v, strlen(v)};
+  m.cas.opts.timeout_ms = 2000;
+  struct reply r;
+  memset(out, 0, sizeof *out);
+  if (call(fd, &m, &r) != 0) {
+    out->outcome = UNKNOWN;
+    out->code = -1000;
+    return -1; /* the connection is lost */
+  }
+  if (r.m.type == WIRE_CAS_REPLY) {
+    out->outcome = r.m.cas_reply.applied ? APPLIED : NOT_APPLIED;
+    out->present = r.m.cas_reply.present;
+    out->value = LIN_ABSENT;
+    if (out->present) {
+      char buf[24];
+      size_t n = r.m.cas_reply.value.len < 23 ? r.m.cas_reply.value.len : 23;
+      memcpy(buf, r.m.cas_reply.value.ptr, n);
+      buf[n] = '\0';
+      out->value = strtoll(buf, NULL, 10);
+    }
+  } else if (r.m.type == WIRE_ERROR) {
+    out->code = r.m.error.code;
+    /* Only ETIMEDOUT (and a sync failure) may have applied; every other
+     * refusal is before anything was proposed. */
+    out->outcome = chorus_maybe_applied(out->code) ? UNKNOWN : REFUSED;
+  } else {
+    out->outcome = REFUSED;
+    out->code = -1001;
+  }
+  reply_free(&r);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * 1. Racing clients, a paused node, the checker
+ * ------------------------------------------------------------------------ */
+
+static struct lin_op hist[MAX_OPS];
+static size_t nhist;
+static pthread_mutex_t hist_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t run_end_us;
+static int counts[4];  /* by outcome */
+static int etype_seen; /* must stay 0 */
+
+static void record(const struct lin_op *op, enum outcome o, int code) {
+  pthread_mutex_lock(&hist_lock);
+  counts[o]++;
+  if (code == CHORUS_ETYPE)
+    etype_seen++;
+  if (o != REFUSED && nhist < MAX_OPS)
+    hist[nhist++] = *op;
+  pthread_mutex_unlock(&hist_lock);
+}
+
+struct client_arg {
+  int index;
+  int fds[3];
+};
+
+static void *client_main(void *p) {
+  struct client_arg *a = p;
+  uint64_t seed = 0x9e3779b97f4a7c15ull * (uint64_t)(a->index + 1);
+  int64_t seen[NKEYS];
+  for (int k = 0; k < NKEYS; k++)
+    seen[k] = LIN_ABSENT;
+  uint64_t id = 1000000ull * (uint64_t)(a->index + 1);
+  for (unsigned n = 0; now_us() < run_end_us; n++) {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    int node = (int)((a->index + n / 3) % 3); /* a new coordinator often */
+    if (a->fds[node] < 0 && (a->fds[node] = open_node(node)) < 0) {
+      sleep_ms(50);
+      continue;
+    }
+    int k = (int)(seed % NKEYS);
+    char key[16];
+    snprintf(key, sizeof key, "cas-k%d", k);
+    unsigned pick = (unsigned)(seed >> 20) % 100;
+    struct lin_op op = {.key = (uint64_t)k, .client = (uint32_t)a->index};
+    uint8_t cond;
+    if (pick < 35 || seen[k] == LIN_ABSENT) {
+      cond = pick < 20 && seen[k] == LIN_ABSENT ? WIRE_CAS_IF_ABSENT
+                                                : WIRE_CAS_READ;
+    } else {
+      cond = WIRE_CAS_IF_VALUE;
+    }
+    if (cond == WIRE_CAS_READ) {
+      op.kind = LIN_READ;
+    } else {
+      op.kind = LIN_CAS;
+      op.in[0] = cond == WIRE_CAS_IF_ABSENT ? LIN_ABSENT : seen[k];
+      op.in[1] = cond == WIRE_CAS_IF_ABSENT ? 0 : seen[k] + 1;
+    }
+    struct cas_res r;
+    op.call = now_us();
+    int lost = cas_call(a->fds[node], ++id, key, cond, op.in[0], op.in[1], &r);
+    op.ret = now_us();
+    if (lost) {
+      close(a->fds[node]);
+      a->fds[node] = -1;
+    }
+    if (r.outcome == UNKNOWN) {
+      op.ret = LIN_PENDING;
+    } else if (r.outcome != REFUSED) {
+      op.out = op.kind == LIN_READ ? r.value : r.outcome == APPLIED;
+      /* What this client expects next: the value after its update, or the
+       * value found. */
+      seen[k] = r.outcome == APPLIED ? op.in[1] : r.value;
+    }
+    record(&op, r.outcome, r.code);
+  }
+  return NULL;
+}
+
+static void describe_fail(const struct lin_result *res) {
+  print_message("# %s\n", res->message);
+  for (size_t i = 0; i < nhist; i++) {
+    if (hist[i].key != res->key)
+      continue;
+    char d[96];
+    lin_cas_register.describe(&hist[i], d, sizeof d);
+    print_message("#   c%u [%" PRIu64 ", %" PRIu64 "] %s\n", hist[i].client,
+                  hist[i].call, hist[i].ret, d);
+  }
+}
+
+static void cas_races_stay_linearizable(void **state) {
+  (void)state;
+  ensure_cluster();
+  struct client_arg args[NCLIENTS];
+  pthread_t th[NCLIENTS];
+  for (int i = 0; i < NCLIENTS; i++) {
+    args[i].index = i;
+    for (int j = 0; j < 3; j++)
+      args[i].fds[j] = -1;
+  }
+  uint64_t t0 = now_us();
+  run_end_us = t0 + RUN_MS * 1000ull;
+  for (int i = 0; i < NCLIENTS; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, client_main, &args[i]), 0);
+  sleep_ms(STOP_AT_MS);
+  assert_int_equal(kill(nodes[2].pid, SIGSTOP), 0);
+  sleep_ms(STOP_FOR_MS);
+  assert_int_equal(kill(nodes[2].pid, SIGCONT), 0);
+  for (int i = 0; i < NCLIENTS; i++) {
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int j = 0; j < 3; j++)
+      if (args[i].fds[j] >= 0)
+        close(args[i].fds[j]);
+  }
+  print_message("# %zu operations in %.1f s: %d applied, %d not applied "
+                "(reads included), %d unknown, %d refused\n",
+                nhist, (double)(now_us() - t0) / 1e6, counts[APPLIED],
+                counts[NOT_APPLIED], counts[UNKNOWN], counts[REFUSED]);
+  assert_int_equal(etype_seen, 0);
+  assert_true(counts[APPLIED] >= 10);
+  struct lin_result res;
+  lin_check(&lin_cas_register, hist, nhist, 50000000, &res);
+  if (res.verdict != LIN_OK)
+    describe_fail(&res);
+  print_message("# lin_check: %s in %" PRIu64 " steps\n",
+                res.verdict == LIN_OK ? "linearizable" : "NOT linearizable",
+                res.steps);
+  assert_int_equal(res.verdict, LIN_OK);
+}
+
+/* ------------------------------------------------------------------------
+ * 2. A chain of increments ends at exactly N
+ * ------------------------------------------------------------------------ */
+
+static void cas_chain_counts_exactly(void **state) {
+  (void)state;
+  ensure_cluster();
+  int fds[3];
+  for (int i = 0; i < 3; i++)
+    assert_true((fds[i] = open_node(i)) >= 0);
+  uint64_t id = 9000000;
+  struct cas_res r;
+  assert_int_equal(
+      cas_call(fds[0], ++id, "cas-chain", WIRE_CAS_IF_ABSENT, 0, 0, &r), 0);
+  assert_int_equal(r.outcome, APPLIED);
+  for (int64_t i = 0; i < CHAIN_N; i++) {
+    for (int tries = 0;; tries++) {
+      assert_true(tries < 10);
+      int fd = fds[(i + tries) % 3];
+      assert_int_equal(
+          cas_call(fd, ++id, "cas-chain", WIRE_CAS_IF_VALUE, i, i + 1, &r), 0);
+      if (r.outcome == APPLIED)
+        break;
+      /* Not applied: the value is i + 1 only if an earlier try of this
+       * step that ended unknown was applied after all. */
+      if (r.outcome == NOT_APPLIED) {
+        assert_true(r.present);
+        assert_int_equal(r.value, i + 1);
+        break;
+      }
+    }
+  }
+  assert_int_equal(cas_call(fds[1], ++id, "cas-chain", WIRE_CAS_READ, 0, 0, &r),
+                   0);
+  assert_int_equal(r.outcome, NOT_APPLIED);
+  assert_int_equal(r.value, CHAIN_N);
+  for (int i = 0; i < 3; i++)
+    close(fds[i]);
+}
+
+/* ------------------------------------------------------------------------
+ * 3. The CLI
+ * ------------------------------------------------------------------------ */
+
+static void expect_cli(int port, int want, const char *has, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+static void expect_cli(int port, int want, const char *has, const char *fmt,
+                       ...) {
+  char args[256], out[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  int st = run_cli(port, out, sizeof out, "%s", args);
+  if (st != want || (has != NULL && strstr(out, has) == NULL)) {
+    show(args, out);
+    fail_msg("chorus %s: exit %d (want %d)%s%s", args, st, want,
+             has ? ", want output with " : "", has ? has : "");
+  }
+}
+
+static void cas_cli(void **state) {
+  (void)state;
+  ensure_cluster();
+  int p0 = nodes[0].port, p1 = nodes[1].port;
+  expect_cli(p0, 0, "applied", "put cli-k one --if-absent");
+  expect_cli(p1, 1, "one", "put cli-k two --if-absent");
+  expect_cli(p1, 0, "one", "get cli-k --serial");
+  expect_cli(p0, 1, "one", "put cli-k three --if-value nope");
+  expect_cli(p1, 0, "applied", "put cli-k three --if-value one");
+  expect_cli(p0, 0, "\"applied\":false,\"value\":\"three\"",
+             "--json get cli-k --serial");
+  expect_cli(p0, 1, "three", "del cli-k --if-value one");
+  expect_cli(p1, 0, "applied", "del cli-k --if-value three");
+  expect_cli(p0, 0, "not found", "get cli-k --serial");
+  /* One type per key: a plain get of a CAS key, a CAS on a kv key. */
+  expect_cli(p0, 0, "applied", "put cli-k again --if-absent");
+  expect_cli(p0, 1, "ETYPE", "get cli-k");
+  expect_cli(p0, 0, NULL, "put cli-kv plain");
+  expect_cli(p1, 2, "ETYPE", "put cli-kv x --if-absent");
+  expect_cli(p1, 2, NULL, "get cli-kv --serial --if-absent");
+}
+
+static int teardown(void **state) {
+  return group_teardown(state);
+}
+
+int main(int argc, char **argv) {
+  if (harness_setup(argc, argv) != 0)
+    return 1;
+  if (find_cli() != 0)
+    return 1;
+  const struct CMUnitTest tests[] = {
+      TIMED(cas_races_stay_linearizable),
+      TIMED(cas_chain_counts_exactly),
+      TIMED(cas_cli),
+  };
+  int failed = cmocka_run_group_tests_name("node_cas", tests, NULL, teardown);
+  return harness_finish(failed);
+}
