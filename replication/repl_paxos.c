@@ -184,6 +184,9 @@ int repl__on_paxos(struct repl *r, chorus_node_id from,
   const struct wire_paxos *p = &m->paxos;
   if (r->failed || !repl__serving(r))
     return CHORUS_OK; /* no answer: the proposer counts it as down */
+  if (p->key.len > WIRE_MAX_KEY)
+    return refuse(r, fx, from, m->request_id, CHORUS_EMALFORMED,
+                  "paxos message: key over the key limit");
   if (p->token != ring_token_of(p->key.ptr, p->key.len))
     return refuse(r, fx, from, m->request_id, CHORUS_EMALFORMED,
                   "paxos message: token is not the key's");

@@ -1906,6 +1906,83 @@ static void cas_half_done_proposal_is_finished(void **state) {
   teardown_all();
 }
 
+/* A CAS key's state travels as objects do (streaming, anti-entropy, hints
+ * all join through repl__join_into_store): node 2, cut off while a value
+ * was chosen, gets node 0's copy joined into its own, holds the commit,
+ * and stays a good acceptor; a kv object never joins into it. */
+static void cas_state_joins_like_an_object(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  const char *key = "j";
+  chorus_token tok = ring_token_of(key, 1);
+  assert_true(cas_found(cas(1, key, WIRE_CAS_READ, NULL, NULL), false, NULL));
+  isolate(2, true);
+  assert_true(cas_found(cas(0, key, WIRE_CAS_SET, NULL, "v1"), true, NULL));
+  isolate(2, false);
+  void *buf;
+  size_t len;
+  assert_int_equal(repl__load_bytes(H.nodes[0].repl, tok, key, 1, &buf, &len),
+                   CHORUS_OK);
+  assert_true(len > 0);
+  assert_int_equal(
+      repl__join_into_store(H.nodes[2].repl, tok, key, 1, buf, len), CHORUS_OK);
+  chorus_free(buf);
+  assert_int_equal(repl__load_bytes(H.nodes[2].repl, tok, key, 1, &buf, &len),
+                   CHORUS_OK);
+  struct crdt_obj o;
+  assert_int_equal(crdt_obj_decode(&o, CRDT_PAXOS, buf, len, NULL), CHORUS_OK);
+  chorus_free(buf);
+  struct paxos_acceptor a;
+  assert_int_equal(repl__paxos_get(&o, &a, NULL), CHORUS_OK);
+  assert_true(a.committed.present);
+  assert_int_equal(a.committed.len, 2);
+  assert_memory_equal(a.committed.bytes, "v1", 2);
+  paxos_acceptor_free(&a);
+  /* A kv object does not join into it. */
+  struct crdt_obj kv;
+  crdt_obj_init(&kv, CRDT_KV);
+  assert_int_equal(repl__obj_join(&o, &kv, NULL), CHORUS_ETYPE);
+  crdt_obj_free(&kv);
+  crdt_obj_free(&o);
+  isolate(0, true);
+  assert_true(cas_found(cas(2, key, WIRE_CAS_READ, NULL, NULL), false, "v1"));
+  isolate(0, false);
+  teardown_all();
+}
+
+/* While a key's range is moving (a pending replica), CAS is refused with
+ * EBUSY, having done nothing; a key whose range is not moving works. */
+static void cas_refused_while_the_range_moves(void **state) {
+  (void)state;
+  H_joining = 3;
+  setup(4, "3", 1, NULL);
+  H_joining = -1;
+  boot();
+  char key[16], still[16];
+  struct ring_plist pl;
+  int moving = -1, fixed = -1;
+  for (int k = 0; k < 1000 && (moving < 0 || fixed < 0); k++) {
+    char x[16];
+    snprintf(x, sizeof x, "m%d", k);
+    assert_int_equal(ring_lookup_key(H.ring, x, strlen(x), 0, &pl), CHORUS_OK);
+    if (pl.n_pending > 0 && moving < 0 && pl.r[0].id == H.ids[0]) {
+      moving = k;
+      memcpy(key, x, sizeof key);
+    } else if (pl.n_pending == 0 && fixed < 0 && pl.r[0].id == H.ids[0]) {
+      fixed = k;
+      memcpy(still, x, sizeof still);
+    }
+  }
+  assert_true(moving >= 0 && fixed >= 0);
+  struct reply_rec *r = cas(0, key, WIRE_CAS_IF_ABSENT, NULL, "v");
+  assert_int_equal(r->code, CHORUS_EBUSY);
+  assert_false(r->maybe);
+  assert_true(
+      cas_found(cas(0, still, WIRE_CAS_IF_ABSENT, NULL, "v"), true, NULL));
+  teardown_all();
+}
+
 /* No quorum: rounds time out, and the operation ends with an error that
  * says whether it may have been applied. */
 static void cas_without_a_quorum_gives_up(void **state) {
@@ -4545,6 +4622,8 @@ int main(void) {
       cmocka_unit_test(map_concurrent_edits_converge),
       cmocka_unit_test(cas_if_absent_race_has_one_winner),
       cmocka_unit_test(cas_half_done_proposal_is_finished),
+      cmocka_unit_test(cas_state_joins_like_an_object),
+      cmocka_unit_test(cas_refused_while_the_range_moves),
       cmocka_unit_test(cas_without_a_quorum_gives_up),
       cmocka_unit_test(delete_without_a_context_is_refused),
       cmocka_unit_test(restart_gets_a_new_actor),
