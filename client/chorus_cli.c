@@ -878,6 +878,13 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
   }
 err:
   rc = fail(&res);
+  /* Every type tried: the key is a compare-and-set key, which only CAS
+   * reads (docs/PROTOCOL.md, CAS: the type rule). */
+  if (res.status == CHORUS_ETYPE)
+    fprintf(stderr,
+            "chorus: %s may be a compare-and-set key: chorus get %s "
+            "--serial\n",
+            key, key);
   chorus_result_free(&res);
   return rc;
 }

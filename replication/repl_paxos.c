@@ -106,9 +106,15 @@ int repl__pxanswer_step(struct repl *r, struct repl_op *op, int status,
   struct wire_msg m = a->m;
   chorus_node_id to = a->peer;
   /* The op ends first: delivering may step this node's own CAS, which
-   * may end and start operations. @m borrows a->state: kept until then. */
+   * may end and start operations. @m borrows a->state (kept until then)
+   * and a->text (copied). */
   uint8_t *state = a->state;
   a->state = NULL;
+  char text[sizeof a->text];
+  if (m.type == WIRE_ERROR) {
+    memcpy(text, a->text, m.error.text.len);
+    m.error.text.ptr = (const uint8_t *)text;
+  }
   repl__op_end(r, op);
   int rc = status == CHORUS_OK ? deliver(r, fx, to, &m) : CHORUS_OK;
   chorus_free(state);
