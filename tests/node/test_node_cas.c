@@ -195,9 +195,12 @@ static void *client_main(void *p) {
   return NULL;
 }
 
+/* The checker's message and the key's operations around the one it got
+ * stuck at (at most 80 lines). */
 static void describe_fail(const struct lin_result *res) {
   print_message("# %s\n", res->message);
-  for (size_t i = 0; i < nhist; i++) {
+  size_t from = res->stuck_at > 40 ? res->stuck_at - 40 : 0;
+  for (size_t i = from; i < nhist && i < from + 80; i++) {
     if (hist[i].key != res->key)
       continue;
     char d[96];
