@@ -92,8 +92,13 @@ int crdt_obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
   case CRDT_MAP:
     return crdt_map_join(&dst->u.map, &src->u.map);
   case CRDT_PAXOS:
-    /* Equal states join to themselves; others only their owner can. */
-    return crdt_obj_equal(dst, src) ? CHORUS_OK : CHORUS_ENOTSUP;
+    /* An empty state (crdt_obj_init's) takes the other, equal states join
+     * to themselves; any other pair only their owner can join. */
+    if (src->u.opaque.len == 0 || crdt_obj_equal(dst, src))
+      return CHORUS_OK;
+    if (dst->u.opaque.len == 0)
+      return crdt_obj_set_opaque(dst, src->u.opaque.bytes, src->u.opaque.len);
+    return CHORUS_ENOTSUP;
   case CRDT_NONE:
     break;
   }
