@@ -576,7 +576,7 @@ bool core_client_request(uint8_t type) {
   }
 }
 
-static int refuse(struct core *c, uint64_t cookie, int code, const char *text) {
+int core__refuse(struct core *c, uint64_t cookie, int code, const char *text) {
   struct wire_msg e;
   wire_error_reply(&e, 0, code, text);
   return c->fx.reply(c->fx.ctx, cookie, &e, false);
@@ -588,20 +588,21 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
     char text[96];
     snprintf(text, sizeof text, "%s is not a client request",
              wire_type_name(m->type));
-    return refuse(c, cookie, CHORUS_EPERM, text);
+    return core__refuse(c, cookie, CHORUS_EPERM, text);
   }
   if (c->leaving || c->repl == NULL)
-    return refuse(c, cookie, CHORUS_EUNAVAILABLE,
-                  c->leaving ? "node shutting down" : "node starting");
+    return core__refuse(c, cookie, CHORUS_EUNAVAILABLE,
+                        c->leaving ? "node shutting down" : "node starting");
   if (c->evicted && m->type != WIRE_CLUSTER_QUERY)
-    return refuse(c, cookie, CHORUS_EREMOVED,
-                  "this node was taken out of the cluster (left or removed): "
-                  "it does not serve");
+    return core__refuse(
+        c, cookie, CHORUS_EREMOVED,
+        "this node was taken out of the cluster (left or removed): "
+        "it does not serve");
   if (c->meta != NULL && meta_node_conflict(c->meta) &&
       m->type != WIRE_CLUSTER_QUERY)
-    return refuse(c, cookie, CHORUS_EEXIST,
-                  "this node's name belongs to another member of the "
-                  "cluster; it does not serve");
+    return core__refuse(c, cookie, CHORUS_EEXIST,
+                        "this node's name belongs to another member of the "
+                        "cluster; it does not serve");
   c->now = now;
   c->wall = wall;
   if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE ||
@@ -609,8 +610,8 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
       m->type == WIRE_CLUSTER_PLAN || m->type == WIRE_CLUSTER_STAGE ||
       m->type == WIRE_KEYSPACE) {
     if (c->meta == NULL)
-      return refuse(c, cookie, CHORUS_ENOTSUP,
-                    "this node keeps no cluster metadata");
+      return core__refuse(c, cookie, CHORUS_ENOTSUP,
+                          "this node keeps no cluster metadata");
     return finish(c, core__meta_client(c, m, cookie));
   }
   sync_restoring(c);

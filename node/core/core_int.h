@@ -231,6 +231,20 @@ int core__meta_peer(struct core *c, chorus_node_id from,
                     const struct wire_msg *m);
 int core__meta_client(struct core *c, const struct wire_msg *m,
                       uint64_t cookie);
+/* core__refuse: client request @cookie answered ERROR @code, @text. */
+int core__refuse(struct core *c, uint64_t cookie, int code, const char *text);
+/* How long an operator's change may wait for the metadata leader. */
+#define CORE_ADMIN_TIMEOUT_MS 5000u
+/* core_keyspace.c: KEYSPACE (wire.h) for client request @cookie: LIST
+ * answered now, a change proposed (the proposal's result is returned, for
+ * core_meta.c's done()); _answered: whether @cookie is a KEYSPACE change's
+ * (forgotten now: its answer is a KEYSPACE_REPLY, _reply, not a
+ * CLUSTER_REPLY); _reply: KEYSPACE_REPLY with every keyspace, or @name's
+ * (NULL: all). */
+int core__keyspace_client(struct core *c, const struct wire_msg *m,
+                          uint64_t cookie);
+bool core__keyspace_answered(struct core *c, uint64_t cookie);
+int core__keyspace_reply(struct core *c, uint64_t cookie, const char *name);
 /* The administrative path's checks (core_meta.c), shared with plans:
  * whether decommissioning @m leaves its replication group fewer normal
  * members than its factor; one line naming the change under way. */

@@ -11,9 +11,6 @@
 
 #define TRACE(c, ...) chorus_trace((c)->cfg.tracer, "core", __VA_ARGS__)
 
-/* How long an operator's change may wait for the metadata leader. */
-#define ADMIN_TIMEOUT_MS 5000u
-
 bool core__swim_up(const struct core *c, chorus_node_id id) {
   if (id == c->cfg.swim.id)
     return true;
@@ -80,18 +77,6 @@ static void mx_state(void *ctx, const struct meta_state *s) {
 }
 
 static int admin_reply(struct core *c, uint64_t cookie);
-static int keyspace_reply(struct core *c, uint64_t cookie, const char *name);
-
-/* ks_pending_take: whether @cookie is a KEYSPACE command's (forgotten
- * now). */
-static bool ks_pending_take(struct core *c, uint64_t cookie) {
-  for (size_t i = 0; i < CORE_KS_PENDING; i++)
-    if (c->ks_pending[i] == cookie && cookie != 0) {
-      c->ks_pending[i] = 0;
-      return true;
-    }
-  return false;
-}
 
 static void mx_answer(void *ctx, uint64_t cookie, int status,
                       const char *text) {
@@ -106,9 +91,9 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
       c->fx.meta_answer(c->fx.ctx, cookie, status);
     return;
   }
-  bool ks = ks_pending_take(c, cookie);
+  bool ks = core__keyspace_answered(c, cookie);
   if (status == CHORUS_OK && ks) {
-    rc = keyspace_reply(c, cookie, NULL);
+    rc = core__keyspace_reply(c, cookie, NULL);
   } else if (status == CHORUS_OK) {
     rc = admin_reply(c, cookie);
   } else {
@@ -380,12 +365,6 @@ static int admin_reply(struct core *c, uint64_t cookie) {
   return rc;
 }
 
-static int refuse(struct core *c, uint64_t cookie, int code, const char *text) {
-  struct wire_msg e;
-  wire_error_reply(&e, 0, code, text);
-  return c->fx.reply(c->fx.ctx, cookie, &e, false);
-}
-
 /* change_under_way: one line naming the change under way (for EBUSY). */
 static void change_under_way(const struct meta_state *s, char *out,
                              size_t cap) {
@@ -442,8 +421,8 @@ static int propose_admin(struct core *c, const struct meta_cmd *cmd,
     cmd = &staged;
   }
   TRACE(c, "operator: %s", meta_cmd_describe(cmd));
-  return done(
-      c, meta_node_propose(c->meta, cmd, cookie, ADMIN_TIMEOUT_MS, c->now));
+  return done(c, meta_node_propose(c->meta, cmd, cookie, CORE_ADMIN_TIMEOUT_MS,
+                                   c->now));
 }
 
 /* admin_stage: CLUSTER_STAGE (wire.h). The three changes go through the
@@ -474,8 +453,9 @@ static int admin_stage(struct core *c, const struct wire_msg *m,
     as.cluster_replace = (struct wire_cluster_replace){st->name, st->with};
     break;
   default:
-    return refuse(c, cookie, CHORUS_EINVAL,
-                  "stage: decommission, remove, replace, commit or clear");
+    return core__refuse(
+        c, cookie, CHORUS_EINVAL,
+        "stage: decommission, remove, replace, commit or clear");
   }
   c->admin_staging = true;
   int rc = core__meta_client(c, &as, cookie);
@@ -490,7 +470,8 @@ static const struct meta_member *member_named(struct core *c,
                                               uint64_t cookie, int *rc) {
   char name[META_NAME_MAX], text[META_NAME_MAX + 64];
   if (nb->len == 0 || nb->len >= sizeof name) {
-    *rc = refuse(c, cookie, CHORUS_EINVAL, "a member name is 1..127 bytes");
+    *rc =
+        core__refuse(c, cookie, CHORUS_EINVAL, "a member name is 1..127 bytes");
     return NULL;
   }
   memcpy(name, nb->ptr, nb->len);
@@ -499,7 +480,7 @@ static const struct meta_member *member_named(struct core *c,
       meta_state_find_name(meta_node_state(c->meta), name);
   if (mm == NULL) {
     snprintf(text, sizeof text, "no member named %s", name);
-    *rc = refuse(c, cookie, CHORUS_ENOTFOUND, text);
+    *rc = core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
   }
   return mm;
 }
@@ -527,7 +508,7 @@ static int admin_replace(struct core *c, const struct wire_msg *m,
              "%s cannot replace itself by name: a node that comes back "
              "with an empty disk replaces itself",
              dead->name);
-    return refuse(c, cookie, CHORUS_EINVAL, text);
+    return core__refuse(c, cookie, CHORUS_EINVAL, text);
   }
   if (dead->state != META_NORMAL ||
       (with->state != META_JOINING && with->state != META_NORMAL)) {
@@ -536,12 +517,12 @@ static int admin_replace(struct core *c, const struct wire_msg *m,
              "joining or normal one",
              dead->name, meta_member_state_name(dead->state), with->name,
              meta_member_state_name(with->state));
-    return refuse(c, cookie, CHORUS_EINVAL, text);
+    return core__refuse(c, cookie, CHORUS_EINVAL, text);
   }
   if (core__swim_up(c, dead->id)) {
     snprintf(text, sizeof text,
              "%s is alive: stop it first, or decommission it", dead->name);
-    return refuse(c, cookie, CHORUS_EBUSY, text);
+    return core__refuse(c, cookie, CHORUS_EBUSY, text);
   }
   bool others = false;
   for (size_t i = 0; i < s->n; i++)
@@ -551,177 +532,11 @@ static int admin_replace(struct core *c, const struct wire_msg *m,
                                          s->members[i].state == META_REPLACING);
   if (others || (with->state == META_NORMAL && meta_state_changing(s))) {
     change_under_way(s, text, sizeof text);
-    return refuse(c, cookie, CHORUS_EBUSY, text);
+    return core__refuse(c, cookie, CHORUS_EBUSY, text);
   }
   struct meta_cmd cmd = {
       .type = META_CMD_REPLACE, .id = dead->id, .with = with->id};
   return propose_admin(c, &cmd, cookie);
-}
-
-/* ------------------------------------------------------------------------
- * Keyspaces (issue 21; meta.h, struct meta_keyspace)
- * ------------------------------------------------------------------------ */
-
-/* replication_spec: @r as ring_replication_parse reads it ("" for the
- * cluster's: n 0, no datacenters). */
-static void replication_spec(const struct ring_replication *r, char *out,
-                             size_t cap) {
-  out[0] = '\0';
-  if (r->dc_count == 0) {
-    if (r->n != 0)
-      snprintf(out, cap, "%" PRIu32, r->n);
-    return;
-  }
-  size_t off = 0;
-  for (uint32_t i = 0; i < r->dc_count && off < cap; i++)
-    off += (size_t)snprintf(out + off, cap - off, "%s%s:%" PRIu32, i ? "," : "",
-                            r->dcs[i].dc, r->dcs[i].factor);
-}
-
-/* ks_record: @k as KEYSPACE_REPLY carries it (wire.h) into @out
- * (WIRE_KEYSPACE_RECORD_MAX bytes); its length. */
-static size_t ks_record(const struct meta_keyspace *k, uint8_t *out) {
-  char spec[WIRE_MAX_KEYSPACE_REPL + 1];
-  replication_spec(&k->replication, spec, sizeof spec);
-  size_t nl = strnlen(k->name, WIRE_MAX_KEYSPACE_NAME);
-  size_t rl = strnlen(spec, WIRE_MAX_KEYSPACE_REPL);
-  uint8_t *p = out;
-  for (int i = 3; i >= 0; i--)
-    *p++ = (uint8_t)(k->id >> (8 * i));
-  *p++ = k->type;
-  *p++ = (uint8_t)(int8_t)k->read;
-  *p++ = (uint8_t)(int8_t)k->write;
-  for (int i = 7; i >= 0; i--)
-    *p++ = (uint8_t)(k->ttl_ms >> (8 * i));
-  for (int i = 3; i >= 0; i--)
-    *p++ = (uint8_t)(k->siblings_warn >> (8 * i));
-  for (int i = 3; i >= 0; i--)
-    *p++ = (uint8_t)(k->siblings_max >> (8 * i));
-  *p++ = (uint8_t)nl;
-  memcpy(p, k->name, nl);
-  p += nl;
-  *p++ = (uint8_t)rl;
-  memcpy(p, spec, rl);
-  p += rl;
-  return (size_t)(p - out);
-}
-
-/* keyspace_reply: KEYSPACE_REPLY with every keyspace, or only @name's
- * (ENOTFOUND when there is none), as this node applied them. */
-static int keyspace_reply(struct core *c, uint64_t cookie, const char *name) {
-  const struct meta_state *s = meta_node_state(c->meta);
-  size_t n = s->nks;
-  uint8_t *buf = chorus_malloc((n ? n : 1) * WIRE_KEYSPACE_RECORD_MAX);
-  struct wire_bytes *items = chorus_calloc(n ? n : 1, sizeof *items);
-  if (buf == NULL || items == NULL) {
-    chorus_free(buf);
-    chorus_free(items);
-    return CHORUS_ENOMEM;
-  }
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (name != NULL && strcmp(name, s->keyspaces[i].name) != 0)
-      continue;
-    uint8_t *at = buf + k * WIRE_KEYSPACE_RECORD_MAX;
-    items[k] = (struct wire_bytes){at, ks_record(&s->keyspaces[i], at)};
-    k++;
-  }
-  int rc;
-  if (name != NULL && k == 0) {
-    char text[WIRE_MAX_KEYSPACE_NAME + 32];
-    snprintf(text, sizeof text, "no keyspace named %s", name);
-    rc = refuse(c, cookie, CHORUS_ENOTFOUND, text);
-  } else {
-    struct wire_msg r = {.type = WIRE_KEYSPACE_REPLY};
-    r.keyspace_reply.applied = s->applied;
-    r.keyspace_reply.entries = (struct wire_bytes_list){k, items};
-    rc = c->fx.reply(c->fx.ctx, cookie, &r, false);
-  }
-  chorus_free(buf);
-  chorus_free(items);
-  return rc;
-}
-
-/* admin_keyspace: KEYSPACE (wire.h). Judged against the metadata in force
- * first, so that the operator reads why (the state machine would only
- * return a code); a race with another operator still gets the code. */
-static int admin_keyspace(struct core *c, const struct wire_msg *m,
-                          uint64_t cookie) {
-  const struct wire_keyspace *w = &m->keyspace;
-  char name[META_KEYSPACE_NAME_MAX], text[META_TEXT_MAX + 64];
-  if (w->name.len > 0 && memchr(w->name.ptr, '\0', w->name.len) != NULL)
-    return refuse(c, cookie, CHORUS_EINVAL, "a keyspace name holds a NUL");
-  memcpy(name, w->name.ptr, w->name.len); /* <= 47: the schema's bound */
-  name[w->name.len] = '\0';
-  if (w->op == WIRE_KS_LIST)
-    return keyspace_reply(c, cookie, name[0] ? name : NULL);
-  const struct meta_state *s = meta_node_state(c->meta);
-  const struct meta_keyspace *have = meta_state_keyspace(s, name);
-  struct meta_cmd cmd = {0};
-  memcpy(cmd.keyspace.name, name, sizeof name);
-  if (w->op == WIRE_KS_DROP) {
-    if (have == NULL) {
-      snprintf(text, sizeof text, "no keyspace named %s", name);
-      return refuse(c, cookie, CHORUS_ENOTFOUND, text);
-    }
-    cmd.type = META_CMD_KEYSPACE_DROP;
-  } else {
-    struct meta_keyspace *k = &cmd.keyspace;
-    k->type = w->type;
-    k->read = w->read;
-    k->write = w->write;
-    k->ttl_ms = w->ttl_ms;
-    k->siblings_warn = w->siblings_warn;
-    k->siblings_max = w->siblings_max;
-    if (w->replication.len > 0) {
-      char spec[WIRE_MAX_KEYSPACE_REPL + 1], why[CHORUS_ERRMSG_SIZE] = "";
-      memcpy(spec, w->replication.ptr, w->replication.len);
-      spec[w->replication.len] = '\0';
-      if (strlen(spec) != w->replication.len)
-        return refuse(c, cookie, CHORUS_EINVAL,
-                      "a replication spec holds a NUL");
-      if (ring_replication_parse(spec, &k->replication, why) != CHORUS_OK)
-        return refuse(c, cookie, CHORUS_EINVAL, why);
-    }
-    char why[META_TEXT_MAX] = "";
-    int rc = meta_keyspace_check(k, why);
-    if (rc != CHORUS_OK) {
-      snprintf(text, sizeof text, "keyspace %s: %s", name, why);
-      return refuse(c, cookie, rc, text);
-    }
-    if (w->op == WIRE_KS_CREATE && have != NULL) {
-      snprintf(text, sizeof text, "keyspace %s exists (id %" PRIu32 ")", name,
-               have->id);
-      return refuse(c, cookie, CHORUS_EEXIST, text);
-    }
-    if (w->op == WIRE_KS_ALTER && have == NULL) {
-      snprintf(text, sizeof text, "no keyspace named %s", name);
-      return refuse(c, cookie, CHORUS_ENOTFOUND, text);
-    }
-    if (w->op == WIRE_KS_ALTER && have->type != k->type) {
-      snprintf(text, sizeof text,
-               "keyspace %s holds %s keys: its type cannot change", name,
-               meta_ks_type_name(have->type));
-      return refuse(c, cookie, CHORUS_EINVAL, text);
-    }
-    if (w->op == WIRE_KS_CREATE && s->nks >= META_MAX_KEYSPACES)
-      return refuse(c, cookie, CHORUS_ENOSPC, "256 keyspaces at most");
-    cmd.type = w->op == WIRE_KS_CREATE ? META_CMD_KEYSPACE_CREATE
-                                       : META_CMD_KEYSPACE_ALTER;
-  }
-  size_t slot = CORE_KS_PENDING;
-  for (size_t i = 0; i < CORE_KS_PENDING && slot == CORE_KS_PENDING; i++)
-    if (c->ks_pending[i] == 0)
-      slot = i;
-  if (slot == CORE_KS_PENDING || cookie == 0)
-    return refuse(c, cookie, CHORUS_EBUSY,
-                  "too many keyspace changes under way on this node");
-  c->ks_pending[slot] = cookie;
-  TRACE(c, "operator: %s", meta_cmd_describe(&cmd));
-  int rc = meta_node_propose(c->meta, &cmd, cookie, ADMIN_TIMEOUT_MS, c->now);
-  if (rc != CHORUS_OK)
-    c->ks_pending[slot] = 0; /* answered already, or never will be */
-  return done(c, rc);
 }
 
 int core__meta_client(struct core *c, const struct wire_msg *m,
@@ -729,7 +544,7 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
   if (m->type == WIRE_CLUSTER_QUERY)
     return admin_reply(c, cookie);
   if (m->type == WIRE_KEYSPACE)
-    return admin_keyspace(c, m, cookie);
+    return done(c, core__keyspace_client(c, m, cookie));
   if (m->type == WIRE_CLUSTER_REPLACE)
     return admin_replace(c, m, cookie);
   if (m->type == WIRE_CLUSTER_STAGE)
@@ -744,14 +559,15 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
       decommission ? m->cluster_decommission.force : m->cluster_remove.force;
   char name[META_NAME_MAX], text[2 * META_NAME_MAX + 256];
   if (nb->len == 0 || nb->len >= sizeof name)
-    return refuse(c, cookie, CHORUS_EINVAL, "a member name is 1..127 bytes");
+    return core__refuse(c, cookie, CHORUS_EINVAL,
+                        "a member name is 1..127 bytes");
   memcpy(name, nb->ptr, nb->len);
   name[nb->len] = '\0';
   const struct meta_state *s = meta_node_state(c->meta);
   const struct meta_member *mm = meta_state_find_name(s, name);
   if (mm == NULL) {
     snprintf(text, sizeof text, "no member named %s", name);
-    return refuse(c, cookie, CHORUS_ENOTFOUND, text);
+    return core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
   }
   struct meta_cmd cmd = {.id = mm->id};
   if (decommission) {
@@ -763,16 +579,16 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
                "%s is %s: only a normal member hands its "
                "ranges over",
                name, meta_member_state_name(mm->state));
-      return refuse(c, cookie, CHORUS_EINVAL, text);
+      return core__refuse(c, cookie, CHORUS_EINVAL, text);
     }
     uint32_t factor;
     size_t left;
     if (meta_state_changing(s)) {
       change_under_way(s, text, sizeof text);
-      return refuse(c, cookie, CHORUS_EBUSY, text);
+      return core__refuse(c, cookie, CHORUS_EBUSY, text);
     }
     if (core__meta_sole_owner(s, mm, text, sizeof text))
-      return refuse(c, cookie, CHORUS_EINVAL, text);
+      return core__refuse(c, cookie, CHORUS_EINVAL, text);
     if (too_few_left(s, mm, &factor, &left) && !force) {
       snprintf(text, sizeof text,
                "decommissioning %s would leave %zu normal members where the "
@@ -781,7 +597,7 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
                "anyway)",
                name, left, factor, mm->dc[0] ? "datacenter " : "the cluster",
                mm->dc);
-      return refuse(c, cookie, CHORUS_EBUSY, text);
+      return core__refuse(c, cookie, CHORUS_EBUSY, text);
     }
     cmd.type = META_CMD_LEAVE;
     cmd.state = META_LEFT;
@@ -794,7 +610,7 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
              "%s is alive: stop it first, or decommission it (--force "
              "removes it anyway)",
              name);
-    return refuse(c, cookie, CHORUS_EBUSY, text);
+    return core__refuse(c, cookie, CHORUS_EBUSY, text);
   }
   /* A dead member: its ranges are streamed to their new owners from the
    * other replicas before it is REMOVED (Cassandra's removenode). --force,
@@ -802,10 +618,10 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
   if (!force && mm->state == META_NORMAL) {
     if (meta_state_changing(s)) {
       change_under_way(s, text, sizeof text);
-      return refuse(c, cookie, CHORUS_EBUSY, text);
+      return core__refuse(c, cookie, CHORUS_EBUSY, text);
     }
     if (core__meta_sole_owner(s, mm, text, sizeof text))
-      return refuse(c, cookie, CHORUS_EINVAL, text);
+      return core__refuse(c, cookie, CHORUS_EINVAL, text);
     cmd.type = META_CMD_LEAVE;
     cmd.state = META_REMOVED;
     return propose_admin(c, &cmd, cookie);
@@ -815,7 +631,7 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
              "%s is already leaving: its ranges stream from the other "
              "replicas (--force removes it at once)",
              name);
-    return refuse(c, cookie, CHORUS_EBUSY, text);
+    return core__refuse(c, cookie, CHORUS_EBUSY, text);
   }
   cmd.type = META_CMD_REMOVE;
   return propose_admin(c, &cmd, cookie);

@@ -37,12 +37,6 @@
 #define SAMPLE_KEYS 20000u
 #define TWO64 18446744073709551616.0 /* tokens in the ring */
 
-static int refuse(struct core *c, uint64_t cookie, int code, const char *text) {
-  struct wire_msg e;
-  wire_error_reply(&e, 0, code, text);
-  return c->fx.reply(c->fx.ctx, cookie, &e, false);
-}
-
 static struct wire_bytes str_bytes(const char *s) {
   return (struct wire_bytes){(const uint8_t *)s, strlen(s)};
 }
@@ -338,9 +332,11 @@ int core__plan_client(struct core *c, const struct wire_msg *m,
   char text[2 * META_NAME_MAX + 256];
   if (p->action != WIRE_PLAN_UNDER_WAY &&
       (p->name.len == 0 || p->name.len >= sizeof q.name))
-    return refuse(c, cookie, CHORUS_EINVAL, "a member name is 1..127 bytes");
+    return core__refuse(c, cookie, CHORUS_EINVAL,
+                        "a member name is 1..127 bytes");
   if (p->name.len > 0 && memchr(p->name.ptr, '\0', p->name.len) != NULL)
-    return refuse(c, cookie, CHORUS_EINVAL, "a member name has no NUL byte");
+    return core__refuse(c, cookie, CHORUS_EINVAL,
+                        "a member name has no NUL byte");
   if (p->name.len > 0)
     memcpy(q.name, p->name.ptr, p->name.len);
   struct meta_state w;
@@ -348,7 +344,7 @@ int core__plan_client(struct core *c, const struct wire_msg *m,
   if (rc == CHORUS_ENOMEM)
     return rc;
   if (rc != CHORUS_OK)
-    return refuse(c, cookie, rc, text);
+    return core__refuse(c, cookie, rc, text);
   struct ring_move *mv = NULL;
   size_t nmv = 0, np = 0;
   struct pair *ps = NULL;
@@ -361,7 +357,7 @@ int core__plan_client(struct core *c, const struct wire_msg *m,
       return rc;
     snprintf(text, sizeof text, "no ring for that change: %s",
              chorus_strerror(rc));
-    return refuse(c, cookie, rc, text);
+    return core__refuse(c, cookie, rc, text);
   }
   if ((rc = pairs(mv, nmv, &ps, &np, &clipped)) != CHORUS_OK ||
       (wm = chorus_calloc(np ? np : 1, sizeof *wm)) == NULL) {
