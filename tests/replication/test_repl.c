@@ -524,21 +524,10 @@ static struct reply_rec *put_ttl(int node, const char *key, const char *value,
   return client(node, &m);
 }
 
-/* Node @i's stored kv object of @key into *@o (the caller frees it). */
-static void stored_kv(int i, const char *key, struct crdt_obj *o) {
-  unsigned char dk[256];
-  size_t dl =
-      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
-  void *buf;
-  size_t len;
-  assert_int_equal(store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len),
-                   CHORUS_OK);
-  assert_int_equal(crdt_obj_decode(o, CRDT_KV, buf, len, NULL), CHORUS_OK);
-  chorus_free(buf);
-}
-
-/* Whether node @i's stored kv object of @key holds sibling @value. */
-static bool stored_has(int i, const char *key, const char *value) {
+/* stored_obj: node @i's stored object of @key, of @type, into *@o (the
+ * caller frees it); false when the node holds none. */
+static bool stored_obj(int i, const char *key, enum crdt_type type,
+                       struct crdt_obj *o) {
   unsigned char dk[256];
   size_t dl =
       store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
@@ -546,15 +535,26 @@ static bool stored_has(int i, const char *key, const char *value) {
   size_t len;
   if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
     return false;
-  struct crdt_obj o;
-  bool has = false;
-  if (crdt_obj_decode(&o, CRDT_KV, buf, len, NULL) == CHORUS_OK) {
-    for (uint32_t s = 0; s < o.u.kv.n; s++)
-      has |= o.u.kv.sib[s].len == strlen(value) &&
-             memcmp(o.u.kv.sib[s].value, value, strlen(value)) == 0;
-    crdt_obj_free(&o);
-  }
+  assert_int_equal(crdt_obj_decode(o, type, buf, len, NULL), CHORUS_OK);
   chorus_free(buf);
+  return true;
+}
+
+/* Node @i's stored kv object of @key into *@o (the caller frees it). */
+static void stored_kv(int i, const char *key, struct crdt_obj *o) {
+  assert_true(stored_obj(i, key, CRDT_KV, o));
+}
+
+/* Whether node @i's stored kv object of @key holds sibling @value. */
+static bool stored_has(int i, const char *key, const char *value) {
+  struct crdt_obj o;
+  if (!stored_obj(i, key, CRDT_KV, &o))
+    return false;
+  bool has = false;
+  for (uint32_t s = 0; s < o.u.kv.n; s++)
+    has |= o.u.kv.sib[s].len == strlen(value) &&
+           memcmp(o.u.kv.sib[s].value, value, strlen(value)) == 0;
+  crdt_obj_free(&o);
   return has;
 }
 
@@ -1687,18 +1687,10 @@ static struct reply_rec *lww_op(int node, const char *key, const char *value,
 
 /* Node @i's stored register of @key into *@out (absent: never written). */
 static void stored_lww(int i, const char *key, struct lww *out) {
-  unsigned char dk[256];
-  size_t dl =
-      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
-  void *buf;
-  size_t len;
-  lww_init(out);
-  if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
-    return;
   struct crdt_obj o;
-  assert_int_equal(crdt_obj_decode(&o, CRDT_LWW, buf, len, NULL), CHORUS_OK);
-  *out = o.u.lww; /* taken */
-  chorus_free(buf);
+  lww_init(out);
+  if (stored_obj(i, key, CRDT_LWW, &o))
+    *out = o.u.lww; /* taken */
 }
 
 static bool reply_is(const struct reply_rec *r, const char *value) {
@@ -2180,18 +2172,10 @@ static struct crdt_map_op map_op(enum crdt_map_op_kind kind, const char *name,
 
 /* Node @i's stored map of @key into *@out (empty: never written). */
 static void stored_map(int i, const char *key, struct crdt_map *out) {
-  unsigned char dk[256];
-  size_t dl =
-      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
-  void *buf;
-  size_t len;
-  crdt_map_init(out);
-  if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
-    return;
   struct crdt_obj o;
-  assert_int_equal(crdt_obj_decode(&o, CRDT_MAP, buf, len, NULL), CHORUS_OK);
-  *out = o.u.map; /* taken */
-  chorus_free(buf);
+  crdt_map_init(out);
+  if (stored_obj(i, key, CRDT_MAP, &o))
+    *out = o.u.map; /* taken */
 }
 
 static int64_t map_counter_of(const struct crdt_map *m, const char *name) {
