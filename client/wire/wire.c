@@ -90,6 +90,14 @@ bool wire_reply_for(const struct wire_msg *m, uint32_t version,
     return true;
   }
   struct wire_options *o = wire__opts_of(out);
+  bool changed = false;
+  if (version < WIRE_PROTOCOL_STREAM_GAPS && o != NULL && o->flags != 0) {
+    /* Flags only ask for more (a trace): an older peer coordinates the
+     * request without them. A keyspace never gets here: the node that
+     * took the request resolved it into the key. */
+    o->flags = 0;
+    changed = true;
+  }
   if (version < WIRE_PROTOCOL_CLIENT_DC && o != NULL && o->dc.len > 0) {
     /* A request a node forwards to a peer of an older release, which
      * would close the connection on an 8th option: the peer coordinates
@@ -98,7 +106,7 @@ bool wire_reply_for(const struct wire_msg *m, uint32_t version,
     return true;
   }
   if (version >= WIRE_PROTOCOL_CLUSTER)
-    return false;
+    return changed;
   /* Before version 3: the same lists, without the names (the structs are
    * shared, and RING_REPLY's and STATUS_REPLY's schemas skip them). */
   if (m->type == WIRE_RING_REPLY2) {
@@ -110,13 +118,13 @@ bool wire_reply_for(const struct wire_msg *m, uint32_t version,
     return true;
   }
   if (version >= WIRE_PROTOCOL_REPLY2)
-    return false;
+    return changed;
   if (m->type == WIRE_WRITE_REPLY2) {
     out->type = WIRE_WRITE_REPLY;
     return true;
   }
   if (m->type != WIRE_GET_REPLY2)
-    return false;
+    return changed;
   const struct wire_get_reply *g = &m->get_reply;
   if (!(g->flags & WIRE_REPLY_TRUNCATED)) {
     out->type = WIRE_GET_REPLY;

@@ -315,7 +315,19 @@ struct wire_options {
    * hands such a request to a coordinator there. Empty: the coordinator's
    * own datacenter, as before version 4. */
   struct wire_bytes dc;
+  /* Version 5 (a 10-entry opts; docs/PROTOCOL.md): the keyspace the key
+   * lives in (0..WIRE_MAX_KEYSPACE_NAME bytes; empty: `default`), and
+   * WIRE_OPT_* flags. A node resolves the keyspace where the request
+   * enters and forwards the request without it (the key then carries
+   * it), so peers of every version agree on what it names. */
+  struct wire_bytes keyspace;
+  uint8_t flags;
 };
+
+/* Request option flags (opts.flags, version 5). Unknown bits are
+ * malformed. */
+#define WIRE_OPT_TRACE 0x1u /* answer with the request's timeline */
+#define WIRE_OPT_FLAGS_ALL 0x1u
 
 enum wire_role { WIRE_ROLE_CLIENT = 0, WIRE_ROLE_PEER = 1, WIRE_ROLE_MAX = 1 };
 
@@ -1206,6 +1218,7 @@ bool wire_should_close(int code);
  * siblings it never saw. Before version 3, RING_REPLY2 and STATUS_REPLY2
  * become RING_REPLY and STATUS_REPLY without the names. Before version 4,
  * a request (one a node forwards to an older peer) loses its opts.dc.
+ * Before version 5, it loses opts.flags (a trace is then shorter).
  * Before version 5, STREAM_CHUNK2 becomes STREAM_CHUNK without @empty_to.
  * Every other message is copied unchanged (CLUSTER_REPLY answers only a
  * request a version-3 client sent). Returns whether *@out differs from

@@ -221,8 +221,17 @@ static void pack_bytes(msgpack_packer *pk, bool text, struct wire_bytes b) {
   }
 }
 
+/* One encoding per options: 10 entries when a version-5 field is set, else
+ * 8 with a datacenter, else 7. */
+static unsigned opts_entries(const struct wire_options *o) {
+  if (o->keyspace.len > 0 || o->flags != 0)
+    return 10;
+  return o->dc.len > 0 ? 8 : 7;
+}
+
 static void pack_opts(msgpack_packer *pk, const struct wire_options *o) {
-  msgpack_pack_array(pk, o->dc.len > 0 ? 8 : 7);
+  unsigned n = opts_entries(o);
+  msgpack_pack_array(pk, n);
   msgpack_pack_int64(pk, o->r);
   msgpack_pack_int64(pk, o->w);
   msgpack_pack_int64(pk, o->pr);
@@ -233,9 +242,11 @@ static void pack_opts(msgpack_packer *pk, const struct wire_options *o) {
   else
     msgpack_pack_false(pk);
   msgpack_pack_uint64(pk, o->read_repair);
-  if (o->dc.len > 0) {
-    msgpack_pack_str(pk, o->dc.len);
-    msgpack_pack_str_body(pk, o->dc.ptr, o->dc.len);
+  if (n >= 8)
+    pack_bytes(pk, true, o->dc);
+  if (n == 10) {
+    pack_bytes(pk, true, o->keyspace);
+    msgpack_pack_uint64(pk, o->flags);
   }
 }
 
@@ -429,9 +440,9 @@ static int read_opts(struct wire__rd *rd, struct wire_options *o) {
   int rc = wire__rd_array(rd, &n, "opts");
   if (rc)
     return rc;
-  if (n != 7 && n != 8)
+  if (n != 7 && n != 8 && n != 10)
     return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
-                       "opts: %" PRIu64 " entries, expected 7 or 8", n);
+                       "opts: %" PRIu64 " entries, expected 7, 8 or 10", n);
   int32_t *lv[4] = {&o->r, &o->w, &o->pr, &o->pw};
   static const char *const names[4] = {"opts.r", "opts.w", "opts.pr",
                                        "opts.pw"};
@@ -450,13 +461,27 @@ static int read_opts(struct wire__rd *rd, struct wire_options *o) {
     return rc;
   o->read_repair = (uint8_t)u;
   o->dc = (struct wire_bytes){NULL, 0};
-  if (n == 8) {
-    if ((rc = wire__rd_bytes(rd, true, WIRE_MAX_LABEL, &o->dc, "opts.dc")))
+  o->keyspace = (struct wire_bytes){NULL, 0};
+  o->flags = 0;
+  if (n >= 8 &&
+      (rc = wire__rd_bytes(rd, true, WIRE_MAX_LABEL, &o->dc, "opts.dc")))
+    return rc;
+  /* One encoding per message: what is empty is left out. */
+  if (n == 8 && o->dc.len == 0)
+    return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
+                       "opts.dc: empty (a client without one sends 7 "
+                       "options)");
+  if (n == 10) {
+    if ((rc = wire__rd_bytes(rd, true, WIRE_MAX_KEYSPACE_NAME, &o->keyspace,
+                             "opts.keyspace")))
       return rc;
-    if (o->dc.len == 0) /* one encoding per message: an empty one is left out */
+    if ((rc = wire__rd_uint(rd, UINT8_MAX, &u, "opts.flags")))
+      return rc;
+    o->flags = (uint8_t)u;
+    if (o->keyspace.len == 0 && o->flags == 0)
       return chorus_errf(rd->errmsg, CHORUS_EMALFORMED,
-                         "opts.dc: empty (a client without one sends 7 "
-                         "options)");
+                         "opts: 10 entries without a keyspace or flags "
+                         "(send 7 or 8)");
   }
   return wire__opts_check(o, CHORUS_EMALFORMED, rd->errmsg);
 }

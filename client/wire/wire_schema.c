@@ -536,6 +536,13 @@ int wire__opts_check(const struct wire_options *o, int code, char *errmsg) {
   if (o->dc.len > WIRE_MAX_LABEL || (o->dc.len > 0 && o->dc.ptr == NULL))
     return chorus_errf(errmsg, code, "opts.dc: %zu bytes, at most %u",
                        o->dc.len, WIRE_MAX_LABEL);
+  if (o->keyspace.len > WIRE_MAX_KEYSPACE_NAME ||
+      (o->keyspace.len > 0 && o->keyspace.ptr == NULL))
+    return chorus_errf(errmsg, code, "opts.keyspace: %zu bytes, at most %u",
+                       o->keyspace.len, WIRE_MAX_KEYSPACE_NAME);
+  if (o->flags & ~WIRE_OPT_FLAGS_ALL)
+    return chorus_errf(errmsg, code, "opts.flags: unknown bits 0x%x",
+                       (unsigned)(o->flags & ~WIRE_OPT_FLAGS_ALL));
   return CHORUS_OK;
 }
 
@@ -589,7 +596,8 @@ bool wire__msg_equal(const struct wire_msg *a, const struct wire_msg *b) {
       const struct wire_options *x = fa, *y = fb;
       if (x->r != y->r || x->w != y->w || x->pr != y->pr || x->pw != y->pw ||
           x->timeout_ms != y->timeout_ms || x->sloppy != y->sloppy ||
-          x->read_repair != y->read_repair || !bytes_eq(x->dc, y->dc))
+          x->read_repair != y->read_repair || !bytes_eq(x->dc, y->dc) ||
+          !bytes_eq(x->keyspace, y->keyspace) || x->flags != y->flags)
         return false;
       break;
     }

@@ -597,7 +597,7 @@ static void decoder_checks_options(void **state) {
       {0, 0, 0, 0, 8, "opts.dc: empty", ""},
       {0, 0, 0, 0, 8, "exceeds the limit of 64",
        "a-datacenter-name-of-sixty-five-bytes-which-is-one-more-than-64!!"},
-      {0, 0, 0, 0, 9, "9 entries, expected 7 or 8", "dc2"},
+      {0, 0, 0, 0, 9, "9 entries, expected 7, 8 or 10", "dc2"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     msgpack_sbuffer sb;
@@ -619,6 +619,79 @@ static void decoder_checks_options(void **state) {
     }
     msgpack_sbuffer_destroy(&sb);
   }
+}
+
+/* Version 5's options: 10 entries, [.., dc, keyspace, flags]; dc may then
+ * be empty, keyspace and flags not both (one encoding per message). */
+static void pack_get_v5_opts(msgpack_sbuffer *sb, const char *dc,
+                             const char *ks, uint64_t flags) {
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 4);
+  msgpack_pack_uint64(&pk, WIRE_GET);
+  msgpack_pack_uint64(&pk, 1);
+  msgpack_pack_bin(&pk, 1);
+  msgpack_pack_bin_body(&pk, "k", 1);
+  msgpack_pack_array(&pk, 10);
+  for (int k = 0; k < 5; k++)
+    msgpack_pack_int64(&pk, 0);
+  msgpack_pack_false(&pk);
+  msgpack_pack_uint64(&pk, 0);
+  msgpack_pack_str(&pk, strlen(dc));
+  msgpack_pack_str_body(&pk, dc, strlen(dc));
+  msgpack_pack_str(&pk, strlen(ks));
+  msgpack_pack_str_body(&pk, ks, strlen(ks));
+  msgpack_pack_uint64(&pk, flags);
+}
+
+static void decoder_checks_version_five_options(void **state) {
+  (void)state;
+  struct {
+    const char *dc, *ks;
+    uint64_t flags;
+    const char *msg; /* NULL: valid */
+  } cases[] = {
+      {"", "users", 0, NULL},
+      {"dc1", "", WIRE_OPT_TRACE, NULL},
+      {"", "", 0, "without a keyspace or flags"},
+      {"", "users", WIRE_OPT_FLAGS_ALL + 1, "opts.flags: unknown bits"},
+      {"", "users", 256, "opts.flags"},
+      {"", "a-keyspace-name-of-forty-eight-bytes-is-too-long", 0,
+       "exceeds the limit of 47"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    pack_get_v5_opts(&sb, cases[i].dc, cases[i].ks, cases[i].flags);
+    if (cases[i].msg) {
+      expect_malformed(&sb, cases[i].msg, cases[i].msg);
+    } else {
+      struct wire_msg d;
+      char err[CHORUS_ERRMSG_SIZE] = "";
+      int rc = wire_decode((const uint8_t *)sb.data, sb.size, &peer, &d, err);
+      if (rc)
+        fail_msg("case %zu: %s", i, err);
+      assert_int_equal(d.get.opts.dc.len, strlen(cases[i].dc));
+      assert_int_equal(d.get.opts.keyspace.len, strlen(cases[i].ks));
+      assert_int_equal(d.get.opts.flags, cases[i].flags);
+      /* The encoder writes the same bytes back. */
+      uint8_t buf[256];
+      size_t n = 0;
+      assert_int_equal(wire_encode(&d, buf, sizeof buf, &n, NULL), CHORUS_OK);
+      assert_int_equal(n - 4, sb.size);
+      assert_memory_equal(buf + 4, sb.data, sb.size);
+    }
+    msgpack_sbuffer_destroy(&sb);
+  }
+  /* A peer before version 5 gets the request without its flags. */
+  struct wire_msg m = {.type = WIRE_GET, .request_id = 2}, out;
+  char text[CHORUS_ERRMSG_SIZE];
+  m.get.key = (struct wire_bytes){(const uint8_t *)"k", 1};
+  m.get.opts.flags = WIRE_OPT_TRACE;
+  assert_false(wire_reply_for(&m, WIRE_PROTOCOL_VERSION, &out, text));
+  assert_true(wire_reply_for(&m, WIRE_PROTOCOL_STREAM_GAPS - 1, &out, text));
+  assert_int_equal(out.get.opts.flags, 0);
+  assert_int_equal(m.get.opts.flags, WIRE_OPT_TRACE);
 }
 
 static void decoder_limits_frame_and_unknown_types(void **state) {
@@ -1511,6 +1584,7 @@ int main(void) {
       cmocka_unit_test(decoder_rejects_wrong_missing_extra_fields),
       cmocka_unit_test(decoder_rejects_out_of_range_integers),
       cmocka_unit_test(decoder_checks_options),
+      cmocka_unit_test(decoder_checks_version_five_options),
       cmocka_unit_test(decoder_limits_frame_and_unknown_types),
       cmocka_unit_test(key_and_value_limits_on_the_wire),
       cmocka_unit_test(splitter_recovers_frames_from_any_chunking),
