@@ -125,9 +125,8 @@ static const char usage_cluster[] =
     "                                from -> to, with estimated keys and "
     "bytes\n"
     "                                (no argument: the change under way)\n"
-    "  keyspace list [NAME]          keyspaces (issue 21: kept in the "
-    "metadata;\n"
-    "                                no request names one yet)\n"
+    "  keyspace list [NAME]          keyspaces (kept in the cluster metadata;\n"
+    "                                data commands name one with -k NAME)\n"
     "  keyspace create NAME [--type any|kv|lww|counter|set|map] [-r L] [-w L]\n"
     "                 [--ttl S] [--siblings-warn N] [--siblings-max N]\n"
     "  keyspace alter NAME ...       new settings (the type stays)\n"
@@ -147,6 +146,8 @@ static const char usage_options[] =
     "  -r N|LEVEL, -w N|LEVEL        read / write quorum (1..64 or a level)\n"
     "  -c LEVEL                      both: ONE TWO THREE QUORUM ALL LOCAL_ONE\n"
     "                                LOCAL_QUORUM EACH_QUORUM\n"
+    "  -k, --keyspace NAME           the keyspace of the key (default:\n"
+    "                                `default`); its defaults apply\n"
     "  --pr N|LEVEL, --pw N|LEVEL    primary replicas required\n"
     "  --sloppy                      writes may use fallback nodes\n"
     "  --timeout MS                  request timeout (node default otherwise)\n"
@@ -335,6 +336,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
       if (v == NULL || strlen(v) > 64)
         return usage_error("%s needs a name of 0..64 bytes", a);
       *(a[2] == 'd' ? &cl->dc : &cl->rack) = v;
+      i++;
+    } else if (strcmp(a, "-k") == 0 || strcmp(a, "--keyspace") == 0) {
+      if (v == NULL || v[0] == '\0' || strlen(v) > CHORUS_MAX_KEYSPACE_NAME)
+        return usage_error("%s needs a keyspace name of 1..47 bytes", a);
+      cl->opts.keyspace = v;
       i++;
     } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
       if (v == NULL)

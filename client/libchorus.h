@@ -83,6 +83,8 @@
  * milliseconds (struct chorus_opts, ttl_ms). */
 #define CHORUS_MAX_TTL_MS UINT64_C(315360000000)
 #define CHORUS_MAX_MEMBER 65536u
+/* A keyspace's name: 1..47 bytes of [A-Za-z0-9_-]. */
+#define CHORUS_MAX_KEYSPACE_NAME 47u
 
 struct uv_loop_s; /* uv_loop_t, from <uv.h> */
 struct chorus_client;
@@ -185,6 +187,16 @@ struct chorus_opts {
    * late. The context of a read still covers an expired value: a put with
    * it replaces it. Nodes from before TTLs answer CHORUS_ENOTSUP. */
   uint64_t ttl_ms;
+  /* The keyspace the key lives in (KEYSPACES below): NULL or "" or
+   * "default" for the default keyspace, else a keyspace's name (at most
+   * CHORUS_MAX_KEYSPACE_NAME bytes; borrowed for the call). Keys of
+   * different keyspaces never meet; the keyspace's defaults (levels, TTL,
+   * sibling cap) stand where these options leave the node's. A name no
+   * keyspace has is CHORUS_ENOTFOUND, a request of a type the keyspace
+   * does not hold CHORUS_ETYPE. Nodes of protocol 5. A key of the default
+   * keyspace may not begin with byte 0x00 (CHORUS_EINVAL): that form is
+   * how nodes store a keyspace's keys. */
+  const char *keyspace;
 };
 
 /* chorus_level_parse: "QUORUM" (any case), "ONE".."EACH_QUORUM", "DEFAULT"

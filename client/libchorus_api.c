@@ -23,6 +23,10 @@ static struct wire_options wire_opts(const struct chorus_client *c,
     w.timeout_ms = o->timeout_ms;
     w.sloppy = o->sloppy;
     w.read_repair = o->read_repair;
+    if (o->keyspace != NULL) /* too long: chorus__route_submit says so */
+      w.keyspace =
+          (struct wire_bytes){(const uint8_t *)o->keyspace,
+                              strnlen(o->keyspace, WIRE_MAX_KEYSPACE_NAME + 1)};
   }
   return w;
 }
@@ -42,6 +46,8 @@ _Static_assert(CHORUS_MAX_VALUE == WIRE_MAX_VALUE, "value limit");
 _Static_assert(CHORUS_MAX_TTL_MS == WIRE_MAX_TTL_MS, "ttl limit");
 _Static_assert(CHORUS_MAX_MEMBER == WIRE_MAX_MEMBER, "member limit");
 _Static_assert(CHORUS_MAX_MEMBER <= CHORUS_MAX_VALUE, "a member is a value");
+_Static_assert(CHORUS_MAX_KEYSPACE_NAME == WIRE_MAX_KEYSPACE_NAME,
+               "keyspace name limit");
 
 /* Borrowed byte arguments: NULL only with length 0 (the encoder checks
  * the lengths the limits below leave to it). */

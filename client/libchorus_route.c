@@ -359,6 +359,11 @@ static void on_hop(struct chorus_client *child, struct chorus_result *res,
 int chorus__route_submit(struct chorus_client *c, const void *key,
                          size_t key_len, struct wire_msg *m, bool is_write,
                          uint32_t timeout_ms, chorus_cb cb, void *arg) {
+  const struct wire_options *o = wire_options_of(m);
+  if (o != NULL && o->keyspace.len > WIRE_MAX_KEYSPACE_NAME)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "keyspace name of %zu bytes: at most %u",
+                       o->keyspace.len, WIRE_MAX_KEYSPACE_NAME);
   if (!c->cfg.token_aware || c->closing || cb == NULL)
     return chorus__submit(c, m, is_write, false, timeout_ms, cb, arg);
   if (c->router == NULL) {

@@ -229,6 +229,8 @@ enum repl_tombstone_gc {
   REPL_GC_OFF,        /* never */
 };
 
+struct dvv_limits; /* crdt.h */
+
 struct repl_config {
   chorus_node_id self;
   char dc[RING_NAME_MAX]; /* this node's datacenter (LOCAL_* levels) */
@@ -271,6 +273,13 @@ struct repl_config {
    * win every write of the others until real time catches up with it.
    * Default REPL_MAX_CLOCK_AHEAD_DEFAULT (chorusd --max-clock-ahead-ms). */
   chorus_ms max_clock_ahead_ms;
+  /* The sibling cap of a kv key when it is not dvv's default (a
+   * keyspace's own, issue 21): fills *@out and returns true, or returns
+   * false for the default. Asked where this node applies a client's kv
+   * write as its coordinator. NULL: always the default. */
+  bool (*kv_limits)(void *ctx, const uint8_t *key, size_t len,
+                    struct dvv_limits *out);
+  void *kv_limits_ctx;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
   /* A write or read coordinated here whose answer took @slow_ms or more
    * leaves one line on @warn when it ends (SLOW REQUESTS, repl_op.c):
@@ -342,6 +351,12 @@ void repl_free(struct repl *r);
  * CHORUS_ENOMEM. */
 int repl_start(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx);
+
+/* repl_request_key: the key field of @m, a request repl_client
+ * coordinates, and in *@type (may be NULL) the crdt type it names; NULL for
+ * any other message. Points inside @m, so a caller may replace the key of
+ * its own copy. */
+struct wire_bytes *repl_request_key(struct wire_msg *m, uint8_t *type);
 
 /* repl_client: a client request (GET, PUT, DELETE, COUNTER_ADD,
  * COUNTER_READ, SET_ADD, SET_REMOVE, SET_READ, LWW_SET, LWW_DELETE,

@@ -89,6 +89,16 @@ bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
   }
 }
 
+struct wire_bytes *repl_request_key(struct wire_msg *m, uint8_t *type) {
+  struct repl_request q;
+  if (!repl__request_of(m, &q))
+    return NULL;
+  if (type != NULL)
+    *type = (uint8_t)q.type;
+  /* q.key points into *m, which the caller owns and may change. */
+  return (struct wire_bytes *)(uintptr_t)q.key;
+}
+
 int repl__reply_error(struct repl *r, const struct repl_effects *fx,
                       const struct repl_origin *origin, uint8_t mtype, int code,
                       const char *fmt, ...) {

@@ -63,10 +63,14 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
      * holds its tombstone has seen (the simulator lost such writes: gc_sim
      * seeds 2 and 21). */
     struct crdt_dot dot;
+    const struct wire_bytes *key = put ? &m->put.key : &m->del.key;
+    struct dvv_limits lim;
+    bool own = r->cfg.kv_limits != NULL &&
+               r->cfg.kv_limits(r->cfg.kv_limits_ctx, key->ptr, key->len, &lim);
     rc = dvv_write_after(&obj->u.kv, a, r->dot_counter, &ctx,
                          put ? m->put.value.ptr : NULL,
                          put ? m->put.value.len : 0, !put, ts,
-                         put ? expires : 0, NULL, &dot, dvv_flags);
+                         put ? expires : 0, own ? &lim : NULL, &dot, dvv_flags);
     if (rc == CHORUS_OK)
       r->dot_counter = dot.counter;
     vv_free(&ctx);

@@ -113,8 +113,16 @@
  * Tokens
  * ------------------------------------------------------------------------ */
 
+/* Keys of a keyspace (issue 21) are stored and replicated as
+ * [0x00][the keyspace's id: 4 bytes BE][the client's key]; a client's key
+ * never begins with 0x00 (nodes refuse one), so the form is unambiguous.
+ * Such a key's token is its client key's: the keys a client names alike in
+ * every keyspace share their replicas (as a partition key does across
+ * Cassandra's tables), and a client routes by the key it has. */
+#define RING_KS_PREFIX_LEN 5u
+
 /* ring_token_of: the token of a key: xxh3-64 of its @len bytes (@key may be
- * NULL when @len is 0). */
+ * NULL when @len is 0), or of its client key for a keyspace's key (above). */
 chorus_token ring_token_of(const void *key, size_t len);
 
 /* ring_vnode_token: the token of virtual node @index of node @id, as the

@@ -11,6 +11,9 @@
 
 chorus_token ring_token_of(const void *key, size_t len) {
   static const unsigned char empty[1] = {0};
+  const unsigned char *k = key;
+  if (len > RING_KS_PREFIX_LEN && k[0] == 0)
+    return XXH3_64bits(k + RING_KS_PREFIX_LEN, len - RING_KS_PREFIX_LEN);
   return XXH3_64bits(len > 0 ? key : empty, len);
 }
 

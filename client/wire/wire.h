@@ -1226,6 +1226,8 @@ bool wire_should_close(int code);
 /* wire_has_options: whether messages of @type carry struct wire_options
  * (the client requests a node coordinates). */
 bool wire_has_options(unsigned type);
+/* wire_options_of: the options inside @m; NULL for a type without. */
+struct wire_options *wire_options_of(struct wire_msg *m);
 
 bool wire_reply_for(const struct wire_msg *m, uint32_t version,
                     struct wire_msg *out, char *text);

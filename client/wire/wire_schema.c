@@ -546,6 +546,10 @@ int wire__opts_check(const struct wire_options *o, int code, char *errmsg) {
   return CHORUS_OK;
 }
 
+struct wire_options *wire_options_of(struct wire_msg *m) {
+  return wire__opts_of(m);
+}
+
 bool wire_has_options(unsigned type) {
   struct wire_msg m = {.type = (uint8_t)type};
   return type <= UINT8_MAX && wire__opts_of(&m) != NULL;

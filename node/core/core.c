@@ -337,6 +337,8 @@ int core_start(struct core *c, struct store *store, chorus_ms now,
   c->now = now;
   c->wall = wall;
   c->store = store;
+  c->cfg.repl.kv_limits = core__ks_kv_limits;
+  c->cfg.repl.kv_limits_ctx = c;
   int rc = repl_new(&c->cfg.repl, store, c->ring, &c->repl);
   if (rc != CHORUS_OK)
     return rc;
@@ -616,7 +618,7 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
   }
   sync_restoring(c);
   struct repl_origin o = {.from_peer = false, .cookie = cookie};
-  return finish(c, repl_client(c->repl, m, &o, now, wall, &c->rfx));
+  return finish(c, core__ks_request(c, m, &o, now, wall));
 }
 
 int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {

@@ -245,6 +245,17 @@ int core__keyspace_client(struct core *c, const struct wire_msg *m,
                           uint64_t cookie);
 bool core__keyspace_answered(struct core *c, uint64_t cookie);
 int core__keyspace_reply(struct core *c, uint64_t cookie, const char *name);
+/* core__ks_request: client request @m (one with options) resolved against
+ * the keyspace it names (KEYSPACE KEYS in core_keyspace.c) and handed to
+ * repl_client: refused when the keyspace does not exist or holds another
+ * type, or when a key of `default` begins with 0x00; else its key made the
+ * keyspace's and the keyspace's defaults applied. core__ks_kv_limits: a
+ * kv key's sibling cap (repl_config.kv_limits, @ctx the core). */
+int core__ks_request(struct core *c, const struct wire_msg *m,
+                     const struct repl_origin *o, chorus_ms now,
+                     chorus_ms wall);
+bool core__ks_kv_limits(void *ctx, const uint8_t *key, size_t len,
+                        struct dvv_limits *out);
 /* The administrative path's checks (core_meta.c), shared with plans:
  * whether decommissioning @m leaves its replication group fewer normal
  * members than its factor; one line naming the change under way. */

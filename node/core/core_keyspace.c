@@ -10,6 +10,7 @@
 
 #include "chorus_alloc.h"
 #include "core_int.h"
+#include "crdt.h"
 
 #define TRACE(c, ...) chorus_trace((c)->cfg.tracer, "core", __VA_ARGS__)
 
@@ -183,5 +184,141 @@ int core__keyspace_client(struct core *c, const struct wire_msg *m,
       meta_node_propose(c->meta, &cmd, cookie, CORE_ADMIN_TIMEOUT_MS, c->now);
   if (rc != CHORUS_OK)
     c->ks_pending[slot] = 0; /* answered already, or never will be */
+  return rc;
+}
+
+/* ========================================================================
+ * KEYSPACE KEYS: a client request that names a keyspace is resolved where
+ * it enters, into the key every node stores and replicates (ring.h,
+ * RING_KS_PREFIX_LEN): [0x00][id: 4 bytes BE][client key]. Peers then
+ * forward, replicate, hint, stream and repair it as any key, whatever
+ * their version; ids are never reused, so a keyspace dropped and created
+ * again never sees the old one's keys.
+ * ======================================================================== */
+
+static const struct meta_keyspace *ks_by_id(const struct core *c, uint32_t id) {
+  if (c->meta == NULL)
+    return NULL;
+  const struct meta_state *s = meta_node_state(c->meta);
+  for (size_t i = 0; i < s->nks; i++)
+    if (s->keyspaces[i].id == id)
+      return &s->keyspaces[i];
+  return NULL;
+}
+
+/* ks_holds: whether a keyspace of type @ks_type takes a request on an
+ * object of crdt type @type. A CAS key (CRDT_PAXOS) is none of the
+ * declared types, so only ANY takes it. */
+static bool ks_holds(uint8_t ks_type, uint8_t type) {
+  switch (ks_type) {
+  case META_KS_ANY:
+    return true;
+  case META_KS_KV:
+    return type == CRDT_KV;
+  case META_KS_LWW:
+    return type == CRDT_LWW;
+  case META_KS_COUNTER:
+    return type == CRDT_COUNTER;
+  case META_KS_SET:
+    return type == CRDT_SET;
+  case META_KS_MAP:
+    return type == CRDT_MAP;
+  default:
+    return false;
+  }
+}
+
+static const char *crdt_type_word(uint8_t type) {
+  static const char *const words[] = {"?",   "kv",  "counter", "set",
+                                      "lww", "map", "cas"};
+  return type < sizeof words / sizeof words[0] ? words[type] : "?";
+}
+
+bool core__ks_kv_limits(void *ctx, const uint8_t *key, size_t len,
+                        struct dvv_limits *out) {
+  const struct core *c = ctx;
+  if (len <= RING_KS_PREFIX_LEN || key[0] != 0)
+    return false;
+  uint32_t id = (uint32_t)key[1] << 24 | (uint32_t)key[2] << 16 |
+                (uint32_t)key[3] << 8 | key[4];
+  const struct meta_keyspace *k = ks_by_id(c, id);
+  if (k == NULL || (k->siblings_warn == 0 && k->siblings_max == 0))
+    return false;
+  *out = (struct dvv_limits){
+      .warn = k->siblings_warn ? k->siblings_warn : DVV_WARN_DEFAULT,
+      .reject = k->siblings_max ? k->siblings_max : DVV_REJECT_DEFAULT};
+  return true;
+}
+
+int core__ks_request(struct core *c, const struct wire_msg *m,
+                     const struct repl_origin *o, chorus_ms now,
+                     chorus_ms wall) {
+  struct wire_msg x = *m;
+  uint8_t type = 0;
+  struct wire_bytes *key = repl_request_key(&x, &type);
+  struct wire_options *opts = wire_options_of(&x);
+  if (key == NULL || opts == NULL)
+    return repl_client(c->repl, m, o, now, wall, &c->rfx);
+  char name[META_KEYSPACE_NAME_MAX], text[WIRE_MAX_ERROR_TEXT];
+  size_t nl = opts->keyspace.len; /* <= 47: the decoder's bound */
+  if (nl >= sizeof name)
+    return core__refuse(c, o->cookie, CHORUS_EINVAL,
+                        "a keyspace name holds at most 47 bytes");
+  if (nl > 0)
+    memcpy(name, opts->keyspace.ptr, nl);
+  name[nl] = '\0';
+  if (nl == 0 || strcmp(name, "default") == 0) {
+    if (key->len > 0 && key->ptr[0] == 0)
+      return core__refuse(c, o->cookie, CHORUS_EINVAL,
+                          "a key may not begin with byte 0x00 (reserved for "
+                          "keyspaces' keys)");
+    opts->keyspace = (struct wire_bytes){NULL, 0};
+    return repl_client(c->repl, &x, o, now, wall, &c->rfx);
+  }
+  if (c->meta == NULL)
+    return core__refuse(c, o->cookie, CHORUS_ENOTSUP,
+                        "this node keeps no cluster metadata: it has no "
+                        "keyspaces but default");
+  const struct meta_keyspace *k =
+      strlen(name) == nl ? meta_state_keyspace(meta_node_state(c->meta), name)
+                         : NULL;
+  if (k == NULL) {
+    snprintf(text, sizeof text, "no keyspace named %s (chorus keyspace list)",
+             name);
+    return core__refuse(c, o->cookie, CHORUS_ENOTFOUND, text);
+  }
+  if (!ks_holds(k->type, type)) {
+    snprintf(text, sizeof text, "keyspace %s holds %s keys, not %s", name,
+             meta_ks_type_name(k->type), crdt_type_word(type));
+    return core__refuse(c, o->cookie, CHORUS_ETYPE, text);
+  }
+  if (key->len == 0 || key->len > WIRE_MAX_KEY - RING_KS_PREFIX_LEN) {
+    snprintf(text, sizeof text,
+             "key of %zu bytes: a keyspace's keys hold 1..%u bytes", key->len,
+             WIRE_MAX_KEY - RING_KS_PREFIX_LEN);
+    return core__refuse(c, o->cookie, key->len ? CHORUS_ETOOBIG : CHORUS_EINVAL,
+                        text);
+  }
+  /* The keyspace's defaults stand where the request left the node's. */
+  if (opts->r == 0)
+    opts->r = k->read;
+  if (opts->w == 0)
+    opts->w = k->write;
+  if ((x.type == WIRE_PUT || x.type == WIRE_PUT_TTL) && x.put.ttl_ms == 0 &&
+      k->ttl_ms != 0) {
+    x.type = WIRE_PUT_TTL;
+    x.put.ttl_ms = k->ttl_ms;
+  }
+  uint8_t *buf = chorus_malloc(RING_KS_PREFIX_LEN + key->len);
+  if (buf == NULL)
+    return CHORUS_ENOMEM;
+  buf[0] = 0;
+  for (int i = 0; i < 4; i++)
+    buf[1 + i] = (uint8_t)(k->id >> (24 - 8 * i));
+  memcpy(buf + RING_KS_PREFIX_LEN, key->ptr, key->len);
+  *key = (struct wire_bytes){buf, RING_KS_PREFIX_LEN + key->len};
+  opts->keyspace = (struct wire_bytes){NULL, 0};
+  int rc = repl_client(c->repl, &x, o, now, wall, &c->rfx);
+  chorus_free(buf);
   return rc;
 }

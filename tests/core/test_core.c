@@ -219,6 +219,19 @@ static void refusals_answer_the_cookie(void **state) {
   assert_int_equal(f->log.r[before].code, CHORUS_EPERM);
   assert_false(core_client_request(WIRE_GOSSIP));
   assert_true(core_client_request(WIRE_PUT));
+  /* Keyspaces (issue 21): a key of the default keyspace may not take the
+   * form of a keyspace's keys; a node without metadata has no keyspace. */
+  struct wire_msg p = {.type = WIRE_PUT, .request_id = 78};
+  p.put.key = (struct wire_bytes){(const uint8_t *)"\0\0\0\0\1k", 6};
+  p.put.value = (struct wire_bytes){(const uint8_t *)"v", 1};
+  assert_int_equal(core_client(f->core, &p, 0xabce, 1001, 5001), CHORUS_OK);
+  assert_int_equal(f->log.r[f->log.n - 1].cookie, 0xabce);
+  assert_int_equal(f->log.r[f->log.n - 1].code, CHORUS_EINVAL);
+  p.put.key = (struct wire_bytes){(const uint8_t *)"k", 1};
+  p.put.opts.keyspace = (struct wire_bytes){(const uint8_t *)"carts", 5};
+  assert_int_equal(core_client(f->core, &p, 0xabcf, 1001, 5001), CHORUS_OK);
+  assert_int_equal(f->log.r[f->log.n - 1].cookie, 0xabcf);
+  assert_int_equal(f->log.r[f->log.n - 1].code, CHORUS_ENOTSUP);
 }
 
 /* A write on a one-replica ring: one barrier, then exactly one OK reply

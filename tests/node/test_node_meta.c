@@ -20,6 +20,9 @@
  *      reason; ALTER keeps the id and refuses another type; DROP and
  *      CREATE again give a new id; after test 2 kills every node, the
  *      keyspaces are still listed from disk.
+ *  0b. keyspace keys: one key name in three keyspaces (the CLI's -k, through
+ *      every node); the type, sibling-cap, TTL and unknown-keyspace rules;
+ *      a keyspace dropped and created again is empty.
  *
  * CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
 #include <inttypes.h>
@@ -264,6 +267,114 @@ static void test_keyspaces(void **state) {
       run_cli(nodes[0].port, out, sizeof out, "keyspace create x --bogus"), 2);
 }
 
+/* ks_everywhere: waits until every running node lists keyspace @name. */
+static void ks_everywhere(const char *name) {
+  char out[4096];
+  for (int i = 0; i < 3; i++)
+    for (double end = now_s() + 10;; sleep_ms(100)) {
+      if (run_cli(nodes[i].port, out, sizeof out, "keyspace list %s", name) ==
+          0)
+        break;
+      if (now_s() > end)
+        fail_msg("n%d does not list keyspace %s: %s", i, name, out);
+    }
+}
+
+/* 0b: requests naming a keyspace (issue 21), through the CLI on every
+ * node: one key name in three keyspaces holds three values; a keyspace
+ * holds its type only; its sibling cap, default TTL and levels apply; a
+ * keyspace nobody created is refused; a keyspace dropped and created again
+ * does not see the old one's keys. */
+static void test_keyspace_keys(void **state) {
+  (void)state;
+  ensure_cluster();
+  char out[4096];
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out,
+                           "keyspace create carts --type kv --siblings-max 2"),
+                   0);
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out,
+                           "keyspace create tally --type counter -w ALL"),
+                   0);
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "keyspace create brief --ttl 1"),
+      0);
+  ks_everywhere("carts");
+  ks_everywhere("tally");
+  ks_everywhere("brief");
+  /* One name, three keyspaces, written and read through different nodes. */
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out, "put k0 plain"), 0);
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "-k carts put k0 in-carts"), 0);
+  assert_int_equal(
+      run_cli(nodes[2].port, out, sizeof out, "-k default get k0 -c ALL"), 0);
+  assert_non_null(strstr(out, "plain"));
+  assert_null(strstr(out, "in-carts"));
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "-k carts get k0 -c ALL"), 0);
+  show("chorus -k carts get k0 -c ALL", out);
+  assert_non_null(strstr(out, "in-carts"));
+  assert_null(strstr(out, "plain"));
+  /* The type rule: carts holds kv keys only, tally counters only. */
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "-k carts incr k1 5"), 1);
+  show("chorus -k carts incr k1 5", out);
+  assert_non_null(strstr(out, "holds kv keys"));
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "-k tally incr k0 5"), 0);
+  assert_int_equal(run_cli(nodes[2].port, out, sizeof out, "-k tally get k0"),
+                   0);
+  assert_non_null(strstr(out, "5"));
+  assert_int_equal(run_cli(nodes[2].port, out, sizeof out, "-k tally put k0 x"),
+                   1);
+  /* The sibling cap of carts: 2. A second blind put makes two siblings, a
+   * third is refused and changes nothing. */
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "-k carts put k2 a -c ALL"), 0);
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "-k carts put k2 b -c ALL"), 0);
+  assert_int_equal(
+      run_cli(nodes[2].port, out, sizeof out, "-k carts put k2 c -c ALL"), 1);
+  show("chorus -k carts put k2 c (a third sibling)", out);
+  assert_non_null(strstr(out, "SIBLINGS"));
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "-k carts get k2 -c ALL"), 0);
+  assert_null(strstr(out, "\nc\n"));
+  /* The default keyspace keeps the node's cap (100). */
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(
+        run_cli(nodes[i].port, out, sizeof out, "put k2 v%d -c ALL", i), 0);
+  /* brief's default TTL: 1 s. */
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "-k brief put k3 soon-gone"), 0);
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "-k brief get k3 -c ALL"), 0);
+  assert_non_null(strstr(out, "soon-gone"));
+  sleep_ms(1600);
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "-k brief get k3 -c ALL"), 0);
+  assert_null(strstr(out, "soon-gone"));
+  assert_non_null(strstr(out, "not found"));
+  /* No such keyspace. */
+  assert_int_equal(run_cli(nodes[2].port, out, sizeof out, "-k nosuch get k0"),
+                   1);
+  show("chorus -k nosuch get k0", out);
+  assert_non_null(strstr(out, "no keyspace named nosuch"));
+  /* Dropped and created again: a new keyspace, empty. */
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "keyspace drop carts"), 0);
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out,
+                           "keyspace create carts --type kv"),
+                   0);
+  ks_everywhere("carts");
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "-k carts get k0 -c ALL"), 0);
+  assert_null(strstr(out, "in-carts"));
+  assert_non_null(strstr(out, "not found"));
+  for (const char *k = "carts\0tally\0brief\0"; *k; k += strlen(k) + 1)
+    assert_int_equal(
+        run_cli(nodes[0].port, out, sizeof out, "keyspace drop %s", k), 0);
+}
+
 /* ------------------------------------------------------------------------
  * 1 and 2: the 3-node fixture
  * ------------------------------------------------------------------------ */
@@ -496,6 +607,7 @@ int main(int argc, char **argv) {
   }
   const struct CMUnitTest tests[] = {
       TIMED(test_keyspaces),
+      TIMED(test_keyspace_keys),
       TIMED(test_leader_killed_new_leader_remove),
       TIMED(test_metadata_survives_restart_of_every_node),
       TIMED(test_lone_restart_acknowledges_only_what_it_places),

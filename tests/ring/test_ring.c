@@ -81,6 +81,12 @@ static void tokens_follow_the_documented_layout(void **state) {
   (void)state;
   assert_true(ring_token_of("abc", 3) == XXH3_64bits("abc", 3));
   assert_true(ring_token_of(NULL, 0) == XXH3_64bits("", 0));
+  /* A keyspace's key has its client key's token; the prefix alone, or a
+   * key of other bytes, hashes whole. */
+  assert_true(ring_token_of("\0\0\0\0\7abc", 8) == XXH3_64bits("abc", 3));
+  assert_true(ring_token_of("\0\0\0\0\7", 5) == XXH3_64bits("\0\0\0\0\7", 5));
+  assert_true(ring_token_of("\1\0\0\0\7abc", 8) ==
+              XXH3_64bits("\1\0\0\0\7abc", 8));
   unsigned char buf[12] = {0x08, 0x07, 0x06, 0x05, 0x04, 0x03,
                            0x02, 0x01, 0x2a, 0x01, 0x00, 0x00};
   assert_true(ring_vnode_token(0x0102030405060708ull, 0x12a) ==

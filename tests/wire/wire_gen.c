@@ -87,8 +87,10 @@ static void gen_opts(struct wire_gen *g, enum wire_gen_mode mode,
     *o = (struct wire_options){WIRE_MAX_REPLICAS,   WIRE_EACH_QUORUM,
                                WIRE_MAX_REPLICAS,   WIRE_LEVEL_MIN,
                                WIRE_MAX_TIMEOUT_MS, true,
-                               WIRE_RR_MAX,         {NULL, 0}};
+                               WIRE_RR_MAX,         {NULL, 0},
+                               {NULL, 0},           WIRE_OPT_FLAGS_ALL};
     o->dc = bytes_of(g, WIRE_MAX_LABEL);
+    o->keyspace = bytes_of(g, WIRE_MAX_KEYSPACE_NAME);
     return;
   }
   int32_t *lv[4] = {&o->r, &o->w, &o->pr, &o->pw};
@@ -99,6 +101,10 @@ static void gen_opts(struct wire_gen *g, enum wire_gen_mode mode,
   o->read_repair = (uint8_t)pick_uint(g, mode, WIRE_RR_MAX);
   if (chorus_prng_chance(&g->prng, 0.5)) /* version 4: a client's dc */
     o->dc = bytes_of(g, pick_len(g, mode, 1, WIRE_MAX_LABEL));
+  if (chorus_prng_chance(&g->prng, 0.3)) /* version 5: a keyspace */
+    o->keyspace = bytes_of(g, pick_len(g, mode, 1, WIRE_MAX_KEYSPACE_NAME));
+  if (chorus_prng_chance(&g->prng, 0.3)) /* version 5: flags */
+    o->flags = (uint8_t)pick_uint(g, mode, WIRE_OPT_FLAGS_ALL);
 }
 
 static size_t pick_count(struct wire_gen *g, enum wire_gen_mode mode,
