@@ -191,6 +191,7 @@ struct rcmd {
   uint8_t step;
   bool started, done, issuing, quit, get_old;
   int32_t r, w;     /* the session's levels when it arrived */
+  char keyspace[48]; /* ... and its keyspace ("": default) */
   int proto;        /* ... and its protocol (a later HELLO changes neither) */
   uint32_t waiting; /* requests submitted and not answered yet */
   size_t argc;
@@ -209,6 +210,7 @@ struct rcmd {
 struct node_resp {
   int proto; /* 2, or 3 after HELLO 3 */
   int32_t r, w;
+  char keyspace[48]; /* CHORUS.KEYSPACE's ("": default) */
   char name[128];
   struct rcmd *head, *tail;
   uint32_t queued;
@@ -276,6 +278,8 @@ static struct wire_options opts_of(const struct rcmd *k) {
   struct wire_options o = {0};
   o.r = k->r;
   o.w = k->w;
+  o.keyspace = (struct wire_bytes){(const uint8_t *)k->keyspace,
+                                   strlen(k->keyspace)};
   return o;
 }
 
@@ -923,6 +927,36 @@ static void run_consistency(struct node_conn *c, struct rcmd *k) {
 }
 
 /* run_now: a command that needs no request. */
+/* CHORUS.KEYSPACE NAME: the keyspace of the session's later commands,
+ * checked against the metadata now so that a typo is told at once (a
+ * keyspace dropped later makes each request fail with its reason). */
+static void run_keyspace(struct node_conn *c, struct rcmd *k) {
+  const struct resp_arg *a = &k->argv[1];
+  struct resp_out *o = &k->out;
+  struct node_resp *r = c->resp;
+  char name[sizeof r->keyspace];
+  if (a->len >= sizeof name || memchr(a->ptr, '\0', a->len) != NULL) {
+    resp_error(o, "ERR a keyspace name holds 1..47 letters, digits, _ or -");
+    return;
+  }
+  memcpy(name, a->ptr, a->len);
+  name[a->len] = '\0';
+  if (strcmp(name, "default") == 0) {
+    r->keyspace[0] = '\0';
+    resp_simple(o, "OK");
+    return;
+  }
+  const struct meta_node *mn = core_meta(c->n->core);
+  const struct meta_keyspace *ks =
+      mn != NULL ? meta_state_keyspace(meta_node_state(mn), name) : NULL;
+  if (ks == NULL) {
+    errorf(o, "ERR no keyspace named %s (chorus keyspace list)", name);
+    return;
+  }
+  memcpy(r->keyspace, name, sizeof name);
+  resp_simple(o, "OK");
+}
+
 static void run_now(struct node_conn *c, struct rcmd *k) {
   struct resp_out *o = &k->out;
   struct node_resp *r = c->resp;
@@ -950,14 +984,11 @@ static void run_now(struct node_conn *c, struct rcmd *k) {
     if (k->argv[1].len == 1 && k->argv[1].ptr[0] == '0')
       resp_simple(o, "OK");
     else
-      resp_error(o, "ERR requests cannot name a keyspace yet: only database "
-                    "0 (the default keyspace)");
+      resp_error(o, "ERR only database 0: name a keyspace with "
+                    "CHORUS.KEYSPACE NAME");
     break;
   case K_KEYSPACE:
-    if (resp_arg_is(&k->argv[1], "default"))
-      resp_simple(o, "OK");
-    else
-      resp_error(o, "ERR requests cannot name a keyspace yet: only 'default'");
+    run_keyspace(c, k);
     break;
   case K_QUIT:
     resp_simple(o, "OK");
@@ -1293,6 +1324,7 @@ static void run(struct node_conn *c, const struct resp_arg *argv, size_t argc) {
   k->def = d;
   k->r = c->resp->r;
   k->w = c->resp->w;
+  memcpy(k->keyspace, c->resp->keyspace, sizeof k->keyspace);
   k->started = false;
   c->resp->unstarted++;
   start_ready(c);
