@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 #include <xxhash.h>
@@ -27,7 +28,8 @@ static const char usage_text[] =
     "  --cluster NAME         cluster name (default \"chorus\")\n"
     "  --cluster-key FILE     64 hex chars (32 bytes) sealing gossip and\n"
     "                         peer handshakes; without it a key is derived\n"
-    "                         from the cluster name (insecure, warned)\n"
+    "                         from the cluster name (insecure, warned);\n"
+    "                         refused when other users may read it\n"
     "  --dc NAME, --rack NAME placement labels (default \"dc1\", \"r1\")\n"
     "  --replicas SPEC        N, or dc1:3,dc2:2 (default 3)\n"
     "  --durability MODE      none | group (default group: ack after fsync)\n"
@@ -160,13 +162,30 @@ static int check_addr(const char *v, const char *key, char *errmsg) {
 }
 
 /* A key file holds 64 hex digits (32 bytes), surrounding whitespace
- * allowed. */
+ * allowed. Other users may neither read nor change it (issue 24: whoever
+ * reads it can join the cluster and forge its gossip), as ssh insists for
+ * a private key; its group may read it (a service group), not write it. */
 static int load_key(const char *path, uint8_t key[SWIM_KEY_BYTES],
                     char *errmsg) {
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return chorus_errf(errmsg, CHORUS_EIO, "--cluster-key %s: %s", path,
                        strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0) {
+    int e = errno;
+    fclose(f);
+    return chorus_errf(errmsg, CHORUS_EIO, "--cluster-key %s: %s", path,
+                       strerror(e));
+  }
+  if (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) {
+    fclose(f);
+    return chorus_errf(errmsg, CHORUS_EPERM,
+                       "--cluster-key %s: mode %04o lets other users %s it; "
+                       "chmod 600 %s",
+                       path, (unsigned)(st.st_mode & 07777),
+                       st.st_mode & S_IROTH ? "read" : "change", path);
+  }
   char buf[256];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);

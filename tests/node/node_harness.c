@@ -704,6 +704,9 @@ int harness_setup(int argc, char **argv) {
   snprintf(keyfile_b, sizeof keyfile_b, "%s/key-b", root);
   write_text(keyfile_a, KEY_A "\n");
   write_text(keyfile_b, KEY_B "\n");
+  /* chorusd refuses a key file other users may read. */
+  if (chmod(keyfile_a, 0600) != 0 || chmod(keyfile_b, 0600) != 0)
+    return 1;
   return 0;
 }
 

@@ -140,6 +140,15 @@ static void test_startup_errors(void **state) {
                                  NULL};
   expect_startup_error(&p, other_cluster, "belongs to another node");
 
+  /* A key file every user may read (issue 24). */
+  char open_key[200];
+  snprintf(open_key, sizeof open_key, "%s/key-open", root);
+  char key[100];
+  read_file(keyfile_a, key, sizeof key);
+  write_text(open_key, key);
+  assert_int_equal(chmod(open_key, 0644), 0);
+  const char *readable[] = {"--cluster-key", open_key, NULL};
+  expect_startup_error(&p, readable, "chmod 600");
   /* A bad flag is an error too, before anything is opened. */
   const char *bad[] = {"--replicas", "dc1:0", NULL};
   expect_startup_error(&p, bad, "--replicas");
