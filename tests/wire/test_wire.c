@@ -570,6 +570,20 @@ static void pack_get_with_opts(msgpack_sbuffer *sb, int64_t r, uint64_t tmo,
     }
 }
 
+/* decodes_as_case: case @i's bytes in @sb are malformed with @msg (not
+ * NULL: false), or decode into *@d (true). */
+static bool decodes_as_case(msgpack_sbuffer *sb, const char *msg, size_t i,
+                            struct wire_msg *d) {
+  if (msg != NULL) {
+    expect_malformed(sb, msg, msg);
+    return false;
+  }
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  if (wire_decode((const uint8_t *)sb->data, sb->size, &peer, d, err) != 0)
+    fail_msg("case %zu: %s", i, err);
+  return true;
+}
+
 static void decoder_checks_options(void **state) {
   (void)state;
   struct {
@@ -604,14 +618,8 @@ static void decoder_checks_options(void **state) {
     msgpack_sbuffer_init(&sb);
     pack_get_with_opts(&sb, cases[i].r, cases[i].tmo, cases[i].sloppy,
                        cases[i].rr, cases[i].nopts, cases[i].dc);
-    if (cases[i].msg) {
-      expect_malformed(&sb, cases[i].msg, cases[i].msg);
-    } else {
-      struct wire_msg d;
-      char err[CHORUS_ERRMSG_SIZE] = "";
-      int rc = wire_decode((const uint8_t *)sb.data, sb.size, &peer, &d, err);
-      if (rc)
-        fail_msg("case %zu: %s", i, err);
+    struct wire_msg d;
+    if (decodes_as_case(&sb, cases[i].msg, i, &d)) {
       assert_int_equal(d.get.opts.r, cases[i].r);
       size_t dl = cases[i].dc ? strlen(cases[i].dc) : 0;
       assert_int_equal(d.get.opts.dc.len, dl);
@@ -663,14 +671,8 @@ static void decoder_checks_version_five_options(void **state) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pack_get_v5_opts(&sb, cases[i].dc, cases[i].ks, cases[i].flags);
-    if (cases[i].msg) {
-      expect_malformed(&sb, cases[i].msg, cases[i].msg);
-    } else {
-      struct wire_msg d;
-      char err[CHORUS_ERRMSG_SIZE] = "";
-      int rc = wire_decode((const uint8_t *)sb.data, sb.size, &peer, &d, err);
-      if (rc)
-        fail_msg("case %zu: %s", i, err);
+    struct wire_msg d;
+    if (decodes_as_case(&sb, cases[i].msg, i, &d)) {
       assert_int_equal(d.get.opts.dc.len, strlen(cases[i].dc));
       assert_int_equal(d.get.opts.keyspace.len, strlen(cases[i].ks));
       assert_int_equal(d.get.opts.flags, cases[i].flags);
