@@ -81,7 +81,8 @@
  * Every encoding is one format byte followed by one msgpack array;
  * integers are unsigned unless marked, strings are msgpack str (no NUL
  * inside; the struct's array holds them with their NUL), bytes are msgpack
- * bin. Encoders write META_FORMAT_V6; decoders read V6, V5 (no keyspaces:
+ * bin. Encoders write META_FORMAT_V7; decoders read V7, V6 (no users: no
+ * USER_* command, a state of 10), V5 (no keyspaces:
  * no KEYSPACE_* command, a state of 8), V4 (members without tokens_of), V3 (no
  * REPLACE command, no REPLACING state), V2 (members without goal and ready,
  * none of the commands LEAVE, STREAMED, FINISH) and V1, which also had no
@@ -110,12 +111,15 @@
  *                                  ten; V4: the first eleven)
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
  *   state   = [epoch, applied, note_key, note, repl, [member...],
- *              [session...], staged, [keyspace...], next_ks_id]
+ *              [session...], staged, [keyspace...], next_ks_id, [user...]]
  *                                         (V1: no sessions; V2, V3: no
- *                                          staged; V4, V5: no keyspaces)
+ *                                          staged; V4, V5: no keyspaces;
+ *                                          V6: no users)
  *   keyspace = [name, id, type, repl, read (signed), write (signed),
  *               ttl_ms, siblings_warn, siblings_max]   (repl may be
  *                                          [0, []]: the cluster's)
+ *   user    = [name, salt (bin 16), ops, mem_kib, stored_key (bin 32),
+ *              server_key (bin 32), [[role, ks_id]...]]
  *   staged  = [type, id, state, with, disk]  (type 0: none)
  *             members sorted by id, sessions by index
  *   session = [proposer, req_id, status (signed), index]
@@ -169,11 +173,22 @@
 #define META_FORMAT_V3 3u  /* goal and ready, LEAVE, STREAMED, FINISH */
 #define META_FORMAT_V4 4u  /* REPLACE, REPLACING, a member's disk */
 #define META_FORMAT_V5 5u  /* a member's tokens_of */
-#define META_FORMAT_V6                                                         \
-  6u /* the first byte of every encoding written: keyspaces */
+#define META_FORMAT_V6 6u  /* keyspaces */
+#define META_FORMAT_V7 7u  /* the first byte of every encoding written: users  \
+                            */
 #define META_MAX_SESSIONS 512u /* outcomes remembered for deduplication */
 #define META_MAX_KEYSPACES 256u
 #define META_KEYSPACE_NAME_MAX 48u /* a keyspace's name, NUL included */
+#define META_MAX_USERS 256u
+#define META_USER_NAME_MAX 48u /* a user's name, NUL included */
+#define META_MAX_GRANTS 16u    /* per user */
+/* A user's verifier (client/auth/chorus_auth.h: SCRAM with Argon2id; meta
+ * keeps the bytes and bounds, the node checks them against that module's). */
+#define META_USER_SALT_BYTES 16u
+#define META_USER_KEY_BYTES 32u
+#define META_USER_OPS_MAX 10u
+#define META_USER_MEM_KIB_MIN 8u
+#define META_USER_MEM_KIB_MAX (256u * 1024)
 /* Bounds of a keyspace's defaults (those of the wire: client/wire/wire.h's
  * WIRE_LEVEL_MIN, 64 replicas, WIRE_MAX_TTL_MS; meta does not include it). */
 #define META_LEVEL_MIN (-8)
@@ -268,6 +283,40 @@ struct meta_keyspace {
   uint32_t siblings_warn, siblings_max; /* kv siblings (0: the node's) */
 };
 
+/* Roles (issue 24), each including the ones below it: READ reads keys,
+ * WRITE also writes them, ADMIN also changes the keyspace (and, granted
+ * on every keyspace, the cluster: members, keyspaces, users). */
+enum meta_role {
+  META_ROLE_READ = 1,
+  META_ROLE_WRITE = 2,
+  META_ROLE_ADMIN = 3,
+  META_ROLE_MAX = 3
+};
+
+/* meta_role_name: "read", "write", "admin" or "?"; meta_role_parse: the
+ * role called @name, -1 when none is. */
+const char *meta_role_name(uint8_t role);
+int meta_role_parse(const char *name);
+
+struct meta_grant {
+  uint8_t role;   /* enum meta_role */
+  uint32_t ks_id; /* a keyspace's id; 0: every keyspace, default included
+                     (a keyspace dropped takes its grants with it) */
+};
+
+/* A user (V7, issue 24): a name and the verifier of its password (never
+ * the password: chorus_auth.h), and what it may do. */
+struct meta_user {
+  char name[META_USER_NAME_MAX]; /* 1..47 of [A-Za-z0-9_.@-] */
+  uint8_t salt[META_USER_SALT_BYTES];
+  uint32_t ops, mem_kib; /* Argon2id's costs: 1..10 passes, 8 KiB..256 MiB */
+  uint8_t stored_key[META_USER_KEY_BYTES];
+  uint8_t server_key[META_USER_KEY_BYTES];
+  uint8_t ngrants;
+  struct meta_grant grants[META_MAX_GRANTS]; /* sorted by (ks_id, role),
+                                                no duplicates */
+};
+
 struct meta_state {
   uint64_t epoch;   /* grows with every change of the ring's input */
   uint64_t applied; /* the Raft index of the last applied command */
@@ -284,6 +333,8 @@ struct meta_state {
   size_t nks;                      /* V6: keyspaces, sorted by name */
   struct meta_keyspace *keyspaces; /* chorus_malloc'ed; nks of them */
   uint32_t next_ks_id;             /* the id the next one gets (from 1) */
+  size_t nusers;                   /* V7: users, sorted by name */
+  struct meta_user *users;         /* chorus_malloc'ed; nusers of them */
 };
 
 /* ------------------------------------------------------------------------
@@ -330,7 +381,17 @@ enum meta_cmd_type {
                                     (its data stays on disk, unreachable:
                                     its id is never given again);
                                     ENOTFOUND */
-  META_CMD_MAX = 14
+  META_CMD_USER_CREATE = 15,     /* V7: @user (its verifier; grants none);
+                                    EEXIST, EINVAL, ENOSPC (META_MAX_USERS) */
+  META_CMD_USER_PASSWD = 16,     /* V7: @user.name's verifier := @user's;
+                                    ENOTFOUND */
+  META_CMD_USER_DROP = 17,       /* V7: @user.name goes; ENOTFOUND */
+  META_CMD_USER_GRANT = 18,      /* V7: @user.name gets @grant (again: no
+                                    change); ENOTFOUND (user or keyspace),
+                                    ENOSPC (META_MAX_GRANTS) */
+  META_CMD_USER_REVOKE = 19,     /* V7: @user.name loses @grant; ENOTFOUND
+                                    when it had none */
+  META_CMD_MAX = 19
 };
 
 struct meta_cmd {
@@ -346,6 +407,9 @@ struct meta_cmd {
   struct ring_replication replication; /* REPLICATION */
   uint64_t note_key, note_value;       /* NOTE */
   struct meta_keyspace keyspace;       /* KEYSPACE_*: DROP names it only */
+  struct meta_user user;               /* USER_*: DROP, GRANT and REVOKE name
+                                          it only */
+  struct meta_grant grant;             /* USER_GRANT, USER_REVOKE */
   /* Its origin: the proposing node and its request id, unique per
    * proposal (EXACTLY ONCE); proposer 0 for none. */
   chorus_node_id proposer;
@@ -488,6 +552,17 @@ const struct meta_keyspace *meta_state_keyspace(const struct meta_state *s,
  * reason in @why (may be NULL, META_TEXT_MAX bytes), or CHORUS_ENOTSUP for
  * a replication of its own. Its id is not judged. */
 int meta_keyspace_check(const struct meta_keyspace *k, char *why);
+/* meta_state_user: the user called @name; NULL when none is. */
+const struct meta_user *meta_state_user(const struct meta_state *s,
+                                        const char *name);
+/* meta_user_check: whether @u is a user CREATE or PASSWD may hold (a
+ * valid name, costs in bounds); CHORUS_EINVAL with a reason in @why (may
+ * be NULL, META_TEXT_MAX bytes). Its grants are not judged. */
+int meta_user_check(const struct meta_user *u, char *why);
+/* meta_user_may: whether @u holds @role (or one above it) on keyspace
+ * @ks_id (0: the default keyspace and the cluster: only a grant on every
+ * keyspace covers them). */
+bool meta_user_may(const struct meta_user *u, uint8_t role, uint32_t ks_id);
 /* meta_cmd_describe: one line about @c, for logs (a static buffer: not
  * thread-safe, the core is single-threaded). */
 const char *meta_cmd_describe(const struct meta_cmd *c);

@@ -50,6 +50,9 @@
 /* a keyspace: a fixarray, a one-byte name (2), five fixints, a replication
  * (a fixarray, a fixint, an empty fixarray) and two fixints */
 #define META__MIN_KEYSPACE 13u
+/* a user: a fixarray, a one-byte name (2), a salt (bin8 header and 16), two
+ * fixints, two keys (bin8 header and 32 each) and an empty fixarray */
+#define META__MIN_USER 92u
 
 /* ------------------------------------------------------------------------
  * Checks, shared by both directions (@code: EINVAL to encode, EMALFORMED
@@ -179,6 +182,42 @@ static int keyspaces_check(const struct meta_keyspace *k, size_t n,
   return CHORUS_OK;
 }
 
+/* A user a state holds: what meta_user_check accepts, its grants sorted
+ * by (keyspace, role) without duplicates, each of a known role on every
+ * keyspace (0) or on one of @ks (dropping a keyspace drops its grants). */
+static int user_check(const struct meta_user *u, const struct meta_keyspace *ks,
+                      size_t nks, int code) {
+  if (!str_ok(u->name, sizeof u->name, true) ||
+      meta_user_check(u, NULL) != CHORUS_OK || u->ngrants > META_MAX_GRANTS)
+    return code;
+  for (uint8_t i = 0; i < u->ngrants; i++) {
+    const struct meta_grant *g = &u->grants[i];
+    if (g->role < META_ROLE_READ || g->role > META_ROLE_MAX)
+      return code;
+    if (i > 0) {
+      const struct meta_grant *p = &u->grants[i - 1];
+      if (p->ks_id > g->ks_id || (p->ks_id == g->ks_id && p->role >= g->role))
+        return code;
+    }
+    bool known = g->ks_id == 0;
+    for (size_t k = 0; k < nks && !known; k++)
+      known = ks[k].id == g->ks_id;
+    if (!known)
+      return code;
+  }
+  return CHORUS_OK;
+}
+
+static int users_check(const struct meta_state *s, int code) {
+  if (s->nusers > META_MAX_USERS)
+    return CHORUS_ETOOBIG;
+  for (size_t i = 0; i < s->nusers; i++)
+    if (user_check(&s->users[i], s->keyspaces, s->nks, code) != CHORUS_OK ||
+        (i > 0 && strcmp(s->users[i - 1].name, s->users[i].name) >= 0))
+      return code;
+  return CHORUS_OK;
+}
+
 static int cmd_check(const struct meta_cmd *c, int code) {
   if (c->proposer == 0 && c->req_id != 0)
     return code; /* no origin is all zeroes */
@@ -214,6 +253,21 @@ static int cmd_check(const struct meta_cmd *c, int code) {
   case META_CMD_KEYSPACE_DROP:
     return str_ok(c->keyspace.name, sizeof c->keyspace.name, true) ? CHORUS_OK
                                                                    : code;
+  case META_CMD_USER_CREATE:
+  case META_CMD_USER_PASSWD: /* a verifier, no grants */
+    return c->user.ngrants == 0 &&
+                   user_check(&c->user, NULL, 0, code) == CHORUS_OK
+               ? CHORUS_OK
+               : code;
+  case META_CMD_USER_DROP:
+    return str_ok(c->user.name, sizeof c->user.name, true) ? CHORUS_OK : code;
+  case META_CMD_USER_GRANT:
+  case META_CMD_USER_REVOKE:
+    return str_ok(c->user.name, sizeof c->user.name, true) &&
+                   c->grant.role >= META_ROLE_READ &&
+                   c->grant.role <= META_ROLE_MAX
+               ? CHORUS_OK
+               : code;
   default:
     return code;
   }
@@ -392,6 +446,22 @@ static void pack_keyspace(msgpack_packer *pk, const struct meta_keyspace *k) {
   msgpack_pack_uint64(pk, k->siblings_max);
 }
 
+static void pack_user(msgpack_packer *pk, const struct meta_user *u) {
+  msgpack_pack_array(pk, 7);
+  pack_str(pk, u->name);
+  pack_bin(pk, u->salt, sizeof u->salt);
+  msgpack_pack_uint64(pk, u->ops);
+  msgpack_pack_uint64(pk, u->mem_kib);
+  pack_bin(pk, u->stored_key, sizeof u->stored_key);
+  pack_bin(pk, u->server_key, sizeof u->server_key);
+  msgpack_pack_array(pk, u->ngrants);
+  for (uint8_t i = 0; i < u->ngrants; i++) {
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, u->grants[i].role);
+    msgpack_pack_uint64(pk, u->grants[i].ks_id);
+  }
+}
+
 static void pack_cmd(msgpack_packer *pk, const void *x) {
   const struct meta_cmd *c = x;
   switch (c->type) {
@@ -465,6 +535,25 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
     msgpack_pack_uint64(pk, c->type);
     pack_str(pk, c->keyspace.name);
     break;
+  case META_CMD_USER_CREATE:
+  case META_CMD_USER_PASSWD:
+    msgpack_pack_array(pk, 2 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    pack_user(pk, &c->user);
+    break;
+  case META_CMD_USER_DROP:
+    msgpack_pack_array(pk, 2 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    pack_str(pk, c->user.name);
+    break;
+  case META_CMD_USER_GRANT:
+  case META_CMD_USER_REVOKE:
+    msgpack_pack_array(pk, 4 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    pack_str(pk, c->user.name);
+    msgpack_pack_uint64(pk, c->grant.role);
+    msgpack_pack_uint64(pk, c->grant.ks_id);
+    break;
   default: /* NOTE; cmd_check refused every other type */
     msgpack_pack_array(pk, 3 + 2);
     msgpack_pack_uint64(pk, c->type);
@@ -478,7 +567,7 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
 
 static void pack_state(msgpack_packer *pk, const void *x) {
   const struct meta_state *s = x;
-  msgpack_pack_array(pk, 10);
+  msgpack_pack_array(pk, 11);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
   msgpack_pack_uint64(pk, s->note_key);
@@ -507,6 +596,9 @@ static void pack_state(msgpack_packer *pk, const void *x) {
   for (size_t i = 0; i < s->nks; i++)
     pack_keyspace(pk, &s->keyspaces[i]);
   msgpack_pack_uint64(pk, s->next_ks_id);
+  msgpack_pack_array(pk, s->nusers);
+  for (size_t i = 0; i < s->nusers; i++)
+    pack_user(pk, &s->users[i]);
 }
 
 static void pack_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -619,7 +711,7 @@ static void pack_msg(msgpack_packer *pk, const void *x) {
 typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
 
 static void run_packer(struct sink *k, pack_fn body, const void *x) {
-  static const char version = META_FORMAT_V6;
+  static const char version = META_FORMAT_V7;
   msgpack_packer pk;
   msgpack_packer_init(&pk, k, sink_write);
   sink_write(k, &version, 1);
@@ -661,6 +753,8 @@ int meta_state_encode(const struct meta_state *s, uint8_t **buf, size_t *len) {
     rc = sessions_check(s->sessions, s->nsessions, s->applied, CHORUS_EINVAL);
   if (rc == CHORUS_OK)
     rc = keyspaces_check(s->keyspaces, s->nks, s->next_ks_id, CHORUS_EINVAL);
+  if (rc == CHORUS_OK)
+    rc = users_check(s, CHORUS_EINVAL);
   if (rc != CHORUS_OK)
     return rc;
   return encode(pack_state, s, META_MAX_STATE_BYTES, buf, len);
@@ -882,7 +976,7 @@ static int rd_u8(struct rd *r, uint8_t *v) {
 static int rd_version(struct rd *r) {
   if (rd_left(r) < 1)
     return CHORUS_EMALFORMED;
-  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V6)
+  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V7)
     return CHORUS_EVERSION;
   r->version = *r->p++;
   return CHORUS_OK;
@@ -966,6 +1060,36 @@ static int rd_keyspace(struct rd *r, struct meta_keyspace *k) {
   return CHORUS_OK;
 }
 
+/* A bin of exactly @n bytes into @dst. */
+static int rd_bin_exact(struct rd *r, uint8_t *dst, size_t n) {
+  const uint8_t *p;
+  size_t len;
+  int rc = rd_raw(r, false, n, &p, &len);
+  if (rc == CHORUS_ETOOBIG || (rc == CHORUS_OK && len != n))
+    return CHORUS_EMALFORMED;
+  if (rc == CHORUS_OK)
+    memcpy(dst, p, n);
+  return rc;
+}
+
+static int rd_user(struct rd *r, struct meta_user *u) {
+  uint64_t n;
+  int rc;
+  if ((rc = rd_tuple(r, 7)) || (rc = rd_str(r, u->name, sizeof u->name)) ||
+      (rc = rd_bin_exact(r, u->salt, sizeof u->salt)) ||
+      (rc = rd_u32(r, &u->ops)) || (rc = rd_u32(r, &u->mem_kib)) ||
+      (rc = rd_bin_exact(r, u->stored_key, sizeof u->stored_key)) ||
+      (rc = rd_bin_exact(r, u->server_key, sizeof u->server_key)) ||
+      (rc = rd_array(r, &n, META_MAX_GRANTS, 3)))
+    return rc;
+  u->ngrants = (uint8_t)n;
+  for (uint8_t i = 0; i < u->ngrants; i++)
+    if ((rc = rd_tuple(r, 2)) || (rc = rd_u8(r, &u->grants[i].role)) ||
+        (rc = rd_u32(r, &u->grants[i].ks_id)))
+      return rc;
+  return CHORUS_OK;
+}
+
 /* A command into @c, zeroed by the caller. */
 static int rd_cmd(struct rd *r, struct meta_cmd *c) {
   /* Elements of each type's array, by type. */
@@ -977,9 +1101,13 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
       [META_CMD_REPLACE] = 4,        [META_CMD_STAGE] = 6,
       [META_CMD_COMMIT] = 2,         [META_CMD_KEYSPACE_CREATE] = 2,
       [META_CMD_KEYSPACE_ALTER] = 2, [META_CMD_KEYSPACE_DROP] = 2,
+      [META_CMD_USER_CREATE] = 2,    [META_CMD_USER_PASSWD] = 2,
+      [META_CMD_USER_DROP] = 2,      [META_CMD_USER_GRANT] = 4,
+      [META_CMD_USER_REVOKE] = 4,
   };
   /* The types each format knows. */
-  const uint8_t known = r->version >= META_FORMAT_V6   ? META_CMD_MAX
+  const uint8_t known = r->version >= META_FORMAT_V7   ? META_CMD_MAX
+                        : r->version >= META_FORMAT_V6 ? META_CMD_KEYSPACE_DROP
                         : r->version >= META_FORMAT_V4 ? META_CMD_COMMIT
                         : r->version >= META_FORMAT_V3 ? META_CMD_FINISH
                                                        : META_CMD_NOTE;
@@ -1038,6 +1166,19 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
     break;
   case META_CMD_KEYSPACE_DROP:
     rc = rd_str(r, c->keyspace.name, sizeof c->keyspace.name);
+    break;
+  case META_CMD_USER_CREATE:
+  case META_CMD_USER_PASSWD:
+    rc = rd_user(r, &c->user);
+    break;
+  case META_CMD_USER_DROP:
+    rc = rd_str(r, c->user.name, sizeof c->user.name);
+    break;
+  case META_CMD_USER_GRANT:
+  case META_CMD_USER_REVOKE:
+    if ((rc = rd_str(r, c->user.name, sizeof c->user.name)) == CHORUS_OK &&
+        (rc = rd_u8(r, &c->grant.role)) == CHORUS_OK)
+      rc = rd_u32(r, &c->grant.ks_id);
     break;
   default: /* NOTE */
     if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)
@@ -1114,7 +1255,8 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   uint64_t n;
   int rc;
   if ((rc = rd_version(&r)) ||
-      (rc = rd_tuple(&r, r.version >= META_FORMAT_V6   ? 10
+      (rc = rd_tuple(&r, r.version >= META_FORMAT_V7   ? 11
+                         : r.version >= META_FORMAT_V6 ? 10
                          : r.version >= META_FORMAT_V4 ? 8
                          : r.version >= META_FORMAT_V2 ? 7
                                                        : 6)) ||
@@ -1157,11 +1299,26 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
                               CHORUS_EMALFORMED)))
       goto err_after_members;
   }
+  if (r.version >= META_FORMAT_V7) {
+    if ((rc = rd_array(&r, &n, META_MAX_USERS, META__MIN_USER)))
+      goto err_after_members;
+    if (n > 0 &&
+        (out->users = chorus_calloc((size_t)n, sizeof *out->users)) == NULL) {
+      rc = CHORUS_ENOMEM;
+      goto err_after_members;
+    }
+    for (out->nusers = 0; out->nusers < n; out->nusers++)
+      if ((rc = rd_user(&r, &out->users[out->nusers])))
+        goto err_after_members;
+    if ((rc = users_check(out, CHORUS_EMALFORMED)))
+      goto err_after_members;
+  }
   if ((rc = rd_end(&r)))
     goto err_after_members;
   return CHORUS_OK;
 
 err_after_members:
+  chorus_free(out->users);
   chorus_free(out->keyspaces);
   chorus_free(out->sessions);
   chorus_free(out->members);

@@ -9,7 +9,7 @@
 #include "chorus_alloc.h"
 #include "chorus_error.h"
 #include "chorus_search.h"
-#include "meta.h"
+#include "meta_int.h"
 
 const char *meta_member_state_name(enum meta_member_state s) {
   switch (s) {
@@ -49,6 +49,9 @@ void meta_state_free(struct meta_state *s) {
   chorus_free(s->keyspaces);
   s->keyspaces = NULL;
   s->nks = 0;
+  chorus_free(s->users);
+  s->users = NULL;
+  s->nusers = 0;
   s->members = NULL;
   s->n = 0;
   s->sessions = NULL;
@@ -59,6 +62,7 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
   struct meta_member *m = NULL;
   struct meta_session *ss = NULL;
   struct meta_keyspace *ks = NULL;
+  struct meta_user *us = NULL;
   if (src->n > 0 &&
       (m = chorus_memdup(src->members, src->n * sizeof *m)) == NULL)
     return CHORUS_ENOMEM;
@@ -66,15 +70,19 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
        (ss = chorus_memdup(src->sessions, src->nsessions * sizeof *ss)) ==
            NULL) ||
       (src->nks > 0 &&
-       (ks = chorus_memdup(src->keyspaces, src->nks * sizeof *ks)) == NULL)) {
+       (ks = chorus_memdup(src->keyspaces, src->nks * sizeof *ks)) == NULL) ||
+      (src->nusers > 0 &&
+       (us = chorus_memdup(src->users, src->nusers * sizeof *us)) == NULL)) {
     chorus_free(m);
     chorus_free(ss);
+    chorus_free(ks);
     return CHORUS_ENOMEM;
   }
   *dst = *src;
   dst->members = m;
   dst->sessions = ss;
   dst->keyspaces = ks;
+  dst->users = us;
   return CHORUS_OK;
 }
 
@@ -240,6 +248,7 @@ static int apply_keyspace(struct meta_state *s, const struct meta_cmd *c) {
   if (c->type == META_CMD_KEYSPACE_DROP) {
     if (!found)
       return CHORUS_ENOTFOUND;
+    meta__drop_grants(s, s->keyspaces[i].id);
     memmove(&s->keyspaces[i], &s->keyspaces[i + 1],
             (s->nks - i - 1) * sizeof *s->keyspaces);
     s->nks--;
@@ -546,6 +555,15 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     if (rc == CHORUS_ENOMEM)
       return rc;
     break;
+  case META_CMD_USER_CREATE:
+  case META_CMD_USER_PASSWD:
+  case META_CMD_USER_DROP:
+  case META_CMD_USER_GRANT:
+  case META_CMD_USER_REVOKE:
+    rc = meta__apply_user(s, c);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    break;
   default:
     rc = CHORUS_EINVAL;
     break;
@@ -607,6 +625,20 @@ const char *meta_cmd_describe(const struct meta_cmd *c) {
              c->type == META_CMD_KEYSPACE_CREATE  ? "create"
              : c->type == META_CMD_KEYSPACE_ALTER ? "alter"
                                                   : "drop");
+    break;
+  case META_CMD_USER_CREATE:
+  case META_CMD_USER_PASSWD:
+  case META_CMD_USER_DROP:
+    snprintf(line, sizeof line, "user %.47s: %s", c->user.name,
+             c->type == META_CMD_USER_CREATE   ? "create"
+             : c->type == META_CMD_USER_PASSWD ? "new password"
+                                               : "drop");
+    break;
+  case META_CMD_USER_GRANT:
+  case META_CMD_USER_REVOKE:
+    snprintf(line, sizeof line, "user %.47s: %s %s on keyspace %u",
+             c->user.name, c->type == META_CMD_USER_GRANT ? "grant" : "revoke",
+             meta_role_name(c->grant.role), (unsigned)c->grant.ks_id);
     break;
   case META_CMD_REPLACE:
     if (c->with == c->id)

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *e1, *e2;
   size_t len1, len2;
   CHECK(meta_cmd_encode(&d, &e1, &len1) == CHORUS_OK);
-  /* Older input re-encodes as V6: a V1 command with an empty origin's
+  /* Older input re-encodes as V7: a V1 command with an empty origin's
    * two bytes more, a JOIN's member with goal and ready (two more), disk
    * (one more) and tokens_of (one more). */
   CHECK(len1 <=
@@ -58,15 +58,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(meta_state_copy(&s, &c) == CHORUS_OK);
   rc = meta_state_apply(&c, &d, 10);
   /* (ENOTSUP: a keyspace with a replication of its own; ENOSPC: the
-   * keyspace table full.) */
+   * keyspace table or a user's grants full.) */
   CHECK(rc == CHORUS_OK || rc == CHORUS_EEXIST || rc == CHORUS_ENOTFOUND ||
         rc == CHORUS_EINVAL || rc == CHORUS_ETOOBIG || rc == CHORUS_EBUSY ||
         rc == CHORUS_ESTALE || rc == CHORUS_ENOTSUP || rc == CHORUS_ENOSPC);
   CHECK(c.applied == 10);
   /* The epoch moves when the ring's input changed: not for a NOTE, a
    * STREAMED, a STAGE, a COMMIT that drops the staged change (none is
-   * staged here, so a commit is ENOTFOUND) or a keyspace command, nor for
-   * replication settings equal to those in force. */
+   * staged here, so a commit is ENOTFOUND), a keyspace or a user command, nor
+   * for replication settings equal to those in force. */
   bool same_repl =
       d.type == META_CMD_REPLICATION &&
       memcmp(&d.replication, &s.replication, sizeof d.replication) == 0;
@@ -76,7 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  d.type != META_CMD_COMMIT &&
                  d.type != META_CMD_KEYSPACE_CREATE &&
                  d.type != META_CMD_KEYSPACE_ALTER &&
-                 d.type != META_CMD_KEYSPACE_DROP && !same_repl
+                 d.type != META_CMD_KEYSPACE_DROP &&
+                 d.type < META_CMD_USER_CREATE && !same_repl
              ? 1u
              : 0u));
   CHECK(meta_state_encode(&c, &e1, &len1) == CHORUS_OK);

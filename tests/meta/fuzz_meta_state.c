@@ -34,17 +34,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *e1, *e2;
   size_t len1, len2;
   CHECK(meta_state_encode(&d, &e1, &len1) == CHORUS_OK);
-  /* Older input re-encodes as V6: every member two bytes more (goal and
+  /* Older input re-encodes as V7: every member two bytes more (goal and
    * ready, 0 each), one (disk) and one (tokens_of), a V1 state an empty
    * session array more, a state before V4 no staged change (six bytes),
-   * and one before V6 no keyspaces (an empty array and next_ks_id 0). */
+   * one before V6 no keyspaces (an empty array and next_ks_id 0), and one
+   * before V7 no users (an empty array). */
   CHECK(len1 <= size + (data[0] < META_FORMAT_V3 ? 2 * d.n : 0) +
                     (data[0] < META_FORMAT_V4 ? d.n + 6 : 0) +
                     (data[0] < META_FORMAT_V5 ? d.n : 0) +
                     (data[0] < META_FORMAT_V6 ? 2 : 0) +
+                    (data[0] < META_FORMAT_V7 ? 1 : 0) +
                     (data[0] == META_FORMAT_V1 ? 1 : 0));
   for (size_t i = 0; i < d.nks; i++)
     CHECK(meta_state_keyspace(&d, d.keyspaces[i].name) == &d.keyspaces[i]);
+  for (size_t i = 0; i < d.nusers; i++)
+    CHECK(meta_state_user(&d, d.users[i].name) == &d.users[i]);
   CHECK(meta_state_decode(e1, len1, &d2) == CHORUS_OK);
   CHECK(meta_t_state_eq(&d, &d2));
   CHECK(meta_state_encode(&d2, &e2, &len2) == CHORUS_OK);

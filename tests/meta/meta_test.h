@@ -47,6 +47,23 @@ static inline bool meta_t_keyspace_eq(const struct meta_keyspace *a,
          a->siblings_max == b->siblings_max;
 }
 
+/* Users compare field by field (the grants beyond ngrants are not
+ * carried). */
+static inline bool meta_t_user_eq(const struct meta_user *a,
+                                  const struct meta_user *b) {
+  if (strcmp(a->name, b->name) != 0 || a->ops != b->ops ||
+      a->mem_kib != b->mem_kib || a->ngrants != b->ngrants ||
+      memcmp(a->salt, b->salt, sizeof a->salt) != 0 ||
+      memcmp(a->stored_key, b->stored_key, sizeof a->stored_key) != 0 ||
+      memcmp(a->server_key, b->server_key, sizeof a->server_key) != 0)
+    return false;
+  for (uint8_t i = 0; i < a->ngrants; i++)
+    if (a->grants[i].role != b->grants[i].role ||
+        a->grants[i].ks_id != b->grants[i].ks_id)
+      return false;
+  return true;
+}
+
 static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
                                  const struct meta_cmd *b) {
   if (a->type != b->type || a->proposer != b->proposer ||
@@ -81,6 +98,15 @@ static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
     return meta_t_keyspace_eq(&a->keyspace, &b->keyspace);
   case META_CMD_KEYSPACE_DROP:
     return strcmp(a->keyspace.name, b->keyspace.name) == 0;
+  case META_CMD_USER_CREATE:
+  case META_CMD_USER_PASSWD:
+    return meta_t_user_eq(&a->user, &b->user);
+  case META_CMD_USER_DROP:
+    return strcmp(a->user.name, b->user.name) == 0;
+  case META_CMD_USER_GRANT:
+  case META_CMD_USER_REVOKE:
+    return strcmp(a->user.name, b->user.name) == 0 &&
+           a->grant.role == b->grant.role && a->grant.ks_id == b->grant.ks_id;
   default:
     return false;
   }
@@ -107,6 +133,11 @@ static inline bool meta_t_state_eq(const struct meta_state *a,
     return false;
   for (size_t i = 0; i < a->nks; i++)
     if (!meta_t_keyspace_eq(&a->keyspaces[i], &b->keyspaces[i]))
+      return false;
+  if (a->nusers != b->nusers)
+    return false;
+  for (size_t i = 0; i < a->nusers; i++)
+    if (!meta_t_user_eq(&a->users[i], &b->users[i]))
       return false;
   return memcmp(&a->staged, &b->staged, sizeof a->staged) == 0;
 }
@@ -242,7 +273,9 @@ static inline struct ring_replication meta_t_repl_n(uint32_t n) {
   return r;
 }
 
-#define META_T_NCMD 15
+#define META_T_NCMD 20
+/* The samples before this one are every V6 command type. */
+#define META_T_NCMD_V6 15
 /* The samples before this one are every V4 and V5 command type. */
 #define META_T_NCMD_V5 12
 /* The samples before this one are every V1 and V2 command type. */
@@ -264,6 +297,19 @@ static inline struct meta_keyspace meta_t_keyspace(const char *name,
   k.siblings_warn = 10;
   k.siblings_max = 20;
   return k;
+}
+
+/* A user called @name with a verifier of recognisable bytes. */
+static inline struct meta_user meta_t_user(const char *name) {
+  struct meta_user u;
+  memset(&u, 0, sizeof u);
+  snprintf(u.name, sizeof u.name, "%s", name);
+  memset(u.salt, 0x5a, sizeof u.salt);
+  u.ops = 2;
+  u.mem_kib = 65536;
+  memset(u.stored_key, 0x11, sizeof u.stored_key);
+  memset(u.server_key, 0x22, sizeof u.server_key);
+  return u;
 }
 
 /* Command sample @which, 0..META_T_NCMD-1: every type, replication both
@@ -339,9 +385,33 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     c.keyspace = meta_t_keyspace("users-2", 0, META_KS_ANY);
     c.keyspace.replication = meta_t_repl_dcs(); /* refused when applied */
     break;
-  default:
+  case 14:
     c.type = META_CMD_KEYSPACE_DROP;
     strcpy(c.keyspace.name, "x");
+    break;
+  case 15: /* V7 */
+    c.type = META_CMD_USER_CREATE;
+    c.user = meta_t_user("ann@example.org");
+    break;
+  case 16:
+    c.type = META_CMD_USER_PASSWD;
+    c.user = meta_t_user("bob");
+    c.user.ops = META_USER_OPS_MAX;
+    c.user.mem_kib = META_USER_MEM_KIB_MIN;
+    break;
+  case 17:
+    c.type = META_CMD_USER_DROP;
+    strcpy(c.user.name, "c");
+    break;
+  case 18:
+    c.type = META_CMD_USER_GRANT;
+    strcpy(c.user.name, "ann@example.org");
+    c.grant = (struct meta_grant){META_ROLE_WRITE, UINT32_MAX};
+    break;
+  default:
+    c.type = META_CMD_USER_REVOKE;
+    strcpy(c.user.name, "ann@example.org");
+    c.grant = (struct meta_grant){META_ROLE_ADMIN, 0};
     break;
   }
   if (which % 2 == 0) { /* an origin on half of them */
@@ -394,6 +464,15 @@ static inline struct meta_state meta_t_state(struct meta_member *members,
     s.keyspaces = ks;
     s.nks = 2;
     s.next_ks_id = 5;
+    /* V7: two users, one with grants on every keyspace and on orders. */
+    static struct meta_user users[2];
+    users[0] = meta_t_user("ann");
+    users[0].grants[0] = (struct meta_grant){META_ROLE_READ, 0};
+    users[0].grants[1] = (struct meta_grant){META_ROLE_WRITE, 3};
+    users[0].ngrants = 2;
+    users[1] = meta_t_user("bob");
+    s.users = users;
+    s.nusers = 2;
   }
   return s;
 }

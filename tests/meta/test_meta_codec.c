@@ -38,7 +38,7 @@ static msgpack_packer *hb_start_format(struct hb *h, char format) {
 }
 
 static msgpack_packer *hb_start(struct hb *h) {
-  return hb_start_format(h, META_FORMAT_V6);
+  return hb_start_format(h, META_FORMAT_V7);
 }
 
 static void hb_free(struct hb *h) {
@@ -98,6 +98,26 @@ static void sp_member(msgpack_packer *pk, const struct meta_member *m,
     msgpack_pack_uint64(pk, m->disk);
   if ((unsigned char)format >= META_FORMAT_V5)
     msgpack_pack_uint64(pk, m->tokens_of);
+}
+
+static void sp_user(msgpack_packer *pk, const struct meta_user *u) {
+  msgpack_pack_array(pk, 7);
+  msgpack_pack_str(pk, strlen(u->name));
+  msgpack_pack_str_body(pk, u->name, strlen(u->name));
+  msgpack_pack_bin(pk, sizeof u->salt);
+  msgpack_pack_bin_body(pk, u->salt, sizeof u->salt);
+  msgpack_pack_uint64(pk, u->ops);
+  msgpack_pack_uint64(pk, u->mem_kib);
+  msgpack_pack_bin(pk, sizeof u->stored_key);
+  msgpack_pack_bin_body(pk, u->stored_key, sizeof u->stored_key);
+  msgpack_pack_bin(pk, sizeof u->server_key);
+  msgpack_pack_bin_body(pk, u->server_key, sizeof u->server_key);
+  msgpack_pack_array(pk, u->ngrants);
+  for (uint8_t i = 0; i < u->ngrants; i++) {
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, u->grants[i].role);
+    msgpack_pack_uint64(pk, u->grants[i].ks_id);
+  }
 }
 
 static void sp_keyspace(msgpack_packer *pk, const struct meta_keyspace *k) {
@@ -185,6 +205,27 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
     msgpack_pack_str(pk, strlen(c->keyspace.name));
     msgpack_pack_str_body(pk, c->keyspace.name, strlen(c->keyspace.name));
     break;
+  case META_CMD_USER_CREATE:
+  case META_CMD_USER_PASSWD:
+    msgpack_pack_array(pk, 2 + o);
+    msgpack_pack_uint64(pk, c->type);
+    sp_user(pk, &c->user);
+    break;
+  case META_CMD_USER_DROP:
+    msgpack_pack_array(pk, 2 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_str(pk, strlen(c->user.name));
+    msgpack_pack_str_body(pk, c->user.name, strlen(c->user.name));
+    break;
+  case META_CMD_USER_GRANT:
+  case META_CMD_USER_REVOKE:
+    msgpack_pack_array(pk, 4 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_str(pk, strlen(c->user.name));
+    msgpack_pack_str_body(pk, c->user.name, strlen(c->user.name));
+    msgpack_pack_uint64(pk, c->grant.role);
+    msgpack_pack_uint64(pk, c->grant.ks_id);
+    break;
   default: /* NOTE, and unknown types in NOTE's shape */
     msgpack_pack_array(pk, 3 + o);
     msgpack_pack_uint64(pk, c->type);
@@ -199,13 +240,14 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
 }
 
 static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
-  sp_cmd_format(pk, c, META_FORMAT_V6);
+  sp_cmd_format(pk, c, META_FORMAT_V7);
 }
 
 /* A state in @format's layout (V2: the sessions last). */
 static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
                             char format) {
   msgpack_pack_array(pk, format == META_FORMAT_V1                  ? 6
+                         : (unsigned char)format >= META_FORMAT_V7 ? 11
                          : (unsigned char)format >= META_FORMAT_V6 ? 10
                          : (unsigned char)format >= META_FORMAT_V4 ? 8
                                                                    : 7);
@@ -241,10 +283,15 @@ static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
   for (size_t i = 0; i < s->nks; i++)
     sp_keyspace(pk, &s->keyspaces[i]);
   msgpack_pack_uint64(pk, s->next_ks_id);
+  if ((unsigned char)format < META_FORMAT_V7)
+    return;
+  msgpack_pack_array(pk, s->nusers);
+  for (size_t i = 0; i < s->nusers; i++)
+    sp_user(pk, &s->users[i]);
 }
 
 static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
-  sp_state_format(pk, s, META_FORMAT_V6);
+  sp_state_format(pk, s, META_FORMAT_V7);
 }
 
 static void sp_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -444,7 +491,7 @@ static void cut_everywhere(const uint8_t *buf, size_t len,
   memcpy(more, buf, len);
   more[len] = 0xc0;
   assert_int_equal(dec(more, len + 1), CHORUS_EMALFORMED);
-  more[0] = META_FORMAT_V6 + 1;
+  more[0] = META_FORMAT_V7 + 1;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
   more[0] = 0;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
@@ -467,7 +514,7 @@ static void test_cmd_roundtrip(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(meta_cmd_encode(&c, &buf, &len), CHORUS_OK);
-    assert_int_equal(buf[0], META_FORMAT_V6);
+    assert_int_equal(buf[0], META_FORMAT_V7);
     assert_int_equal(meta_cmd_decode(buf, len, &d), CHORUS_OK);
     assert_true(meta_t_cmd_eq(&c, &d));
     assert_int_equal(d.member.id, c.type == META_CMD_JOIN ? c.member.id : 0);
@@ -1028,6 +1075,76 @@ static void test_v4_is_read(void **state) {
   meta_state_free(&d);
 }
 
+/* What the release before users wrote (META_FORMAT_V6) is still read, with
+ * no user; the user commands exist only from V7 on, and a V7 state's users
+ * are judged: sorted by name, costs in bounds, grants sorted, of known
+ * roles, on keyspaces the state has. */
+static void test_v6_is_read(void **state) {
+  (void)state;
+  struct hb h;
+  for (int i = 0; i < META_T_NCMD; i++) {
+    struct meta_cmd c = meta_t_cmd(i), d;
+    sp_cmd_format(hb_start_format(&h, META_FORMAT_V6), &c, META_FORMAT_V6);
+    if (i >= META_T_NCMD_V6) {
+      assert_int_equal(hb_cmd(&h), CHORUS_EMALFORMED);
+      continue;
+    }
+    assert_int_equal(meta_cmd_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+    hb_free(&h);
+    assert_true(meta_t_cmd_eq(&c, &d));
+  }
+  struct meta_member m[8];
+  struct meta_state s = meta_t_state(m, 5), d;
+  assert_int_equal(s.nusers, 2);
+  sp_state_format(hb_start_format(&h, META_FORMAT_V6), &s, META_FORMAT_V6);
+  assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+  hb_free(&h);
+  assert_int_equal(d.nusers, 0);
+  s.nusers = 0, s.users = NULL;
+  assert_true(meta_t_state_eq(&s, &d));
+  meta_state_free(&d);
+  /* Bad user tables, each refused both ways. */
+  for (int bad = 0; bad < 7; bad++) {
+    struct meta_user us[2] = {meta_t_user("a"), meta_t_user("b")};
+    s = meta_t_state(m, 5);
+    s.users = us;
+    s.nusers = 2;
+    us[0].grants[0] = (struct meta_grant){META_ROLE_READ, 0};
+    us[0].grants[1] = (struct meta_grant){META_ROLE_ADMIN, 3};
+    us[0].ngrants = 2;
+    switch (bad) {
+    case 0:
+      strcpy(us[1].name, "a");
+      break; /* duplicate name */
+    case 1:
+      strcpy(us[1].name, "b c");
+      break; /* not a name */
+    case 2:
+      us[1].ops = 0;
+      break; /* costs */
+    case 3:
+      us[1].mem_kib = META_USER_MEM_KIB_MAX + 1;
+      break;
+    case 4:
+      us[0].grants[1].ks_id = 4;
+      break; /* no such keyspace */
+    case 5:
+      us[0].grants[1] = us[0].grants[0];
+      break; /* a duplicate grant */
+    default:
+      us[0].grants[0].role = META_ROLE_MAX + 1;
+      break; /* no such role */
+    }
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_EINVAL);
+    sp_state(hb_start(&h), &s);
+    assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d),
+                     CHORUS_EMALFORMED);
+    hb_free(&h);
+  }
+}
+
 /* What the release before keyspaces wrote (META_FORMAT_V5) is still read,
  * with no keyspace; the keyspace commands exist only from V6 on, and a V6
  * state's keyspaces are judged: sorted by name, ids unique and below
@@ -1055,6 +1172,7 @@ static void test_v5_is_read(void **state) {
   assert_int_equal(d.nks, 0);
   assert_int_equal(d.next_ks_id, 0);
   s.nks = 0, s.keyspaces = NULL, s.next_ks_id = 0;
+  s.nusers = 0, s.users = NULL;
   assert_true(meta_t_state_eq(&s, &d));
   meta_state_free(&d);
   /* Bad keyspace tables, each refused both ways. */
@@ -1392,7 +1510,8 @@ static void test_oom_chorus(void **state) {
     assert_null(buf);
   }
   assert_int_equal(k, 2);
-  /* Decoding it: the members, the keyspaces, then the scratch. */
+  /* Decoding it: the members, the keyspaces, the users, then the
+   * scratch. */
   for (k = 0;; k++) {
     struct meta_state d;
     chorus_alloc_fail_after(k);
@@ -1406,7 +1525,7 @@ static void test_oom_chorus(void **state) {
     assert_int_equal(rc, CHORUS_ENOMEM);
     assert_true(all_zero(&d, sizeof d));
   }
-  assert_int_equal(k, 3); /* and the keyspaces (the sample has two) */
+  assert_int_equal(k, 4); /* and the keyspaces and users (two each) */
   chorus_free(buf);
   buf = NULL;
   /* Commands and messages: the buffer only. */
@@ -1528,6 +1647,7 @@ int main(void) {
       cmocka_unit_test(test_v3_is_read),
       cmocka_unit_test(test_v4_is_read),
       cmocka_unit_test(test_v5_is_read),
+      cmocka_unit_test(test_v6_is_read),
       cmocka_unit_test(test_msg_refused),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_wrong_shapes),

@@ -357,6 +357,115 @@ static void test_keyspaces(void **state) {
   meta_state_free(&s);
 }
 
+/* Users (V7): created with a verifier and no grants, found by name, a new
+ * password keeps the grants, grants add once and sort, a role covers the
+ * ones below it, a grant on every keyspace covers default and the cluster,
+ * a keyspace dropped takes its grants; bad names, costs, unknown users,
+ * keyspaces and roles are refused; none changes the ring's epoch. */
+static void test_users(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 3, 1, 1);
+  uint64_t epoch = s.epoch, index = 100;
+  struct meta_cmd c = {.type = META_CMD_KEYSPACE_CREATE};
+  c.keyspace = meta_t_keyspace("orders", 0, META_KS_KV);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  uint32_t orders = meta_state_keyspace(&s, "orders")->id;
+  c = (struct meta_cmd){.type = META_CMD_USER_CREATE};
+  c.user = meta_t_user("zed");
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  c.user = meta_t_user("ann");
+  c.user.ngrants = 1; /* a command's grants are not taken */
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EEXIST);
+  assert_int_equal(s.nusers, 2);
+  assert_string_equal(s.users[0].name, "ann"); /* sorted by name */
+  const struct meta_user *ann = meta_state_user(&s, "ann");
+  assert_non_null(ann);
+  assert_int_equal(ann->ngrants, 0);
+  assert_false(meta_user_may(ann, META_ROLE_READ, 0));
+  assert_null(meta_state_user(&s, "nobody"));
+  /* Grants: write on orders, read everywhere; again: no change. */
+  c = (struct meta_cmd){.type = META_CMD_USER_GRANT};
+  strcpy(c.user.name, "ann");
+  c.grant = (struct meta_grant){META_ROLE_WRITE, orders};
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  c.grant = (struct meta_grant){META_ROLE_READ, 0};
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  ann = meta_state_user(&s, "ann");
+  assert_int_equal(ann->ngrants, 2);
+  assert_int_equal(ann->grants[0].ks_id, 0); /* sorted by keyspace */
+  assert_true(meta_user_may(ann, META_ROLE_READ, orders));
+  assert_true(meta_user_may(ann, META_ROLE_WRITE, orders));
+  assert_false(meta_user_may(ann, META_ROLE_ADMIN, orders));
+  assert_true(meta_user_may(ann, META_ROLE_READ, 0));   /* default */
+  assert_false(meta_user_may(ann, META_ROLE_WRITE, 0)); /* default */
+  assert_true(meta_user_may(ann, META_ROLE_READ, 999)); /* read everywhere */
+  c.grant = (struct meta_grant){META_ROLE_READ, 999};
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTFOUND);
+  c.grant = (struct meta_grant){0, 0};
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  strcpy(c.user.name, "nobody");
+  c.grant = (struct meta_grant){META_ROLE_READ, 0};
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTFOUND);
+  /* A new password keeps the grants. */
+  c = (struct meta_cmd){.type = META_CMD_USER_PASSWD};
+  c.user = meta_t_user("ann");
+  memset(c.user.stored_key, 0x33, sizeof c.user.stored_key);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  ann = meta_state_user(&s, "ann");
+  assert_int_equal(ann->stored_key[0], 0x33);
+  assert_int_equal(ann->ngrants, 2);
+  c.user = meta_t_user("nobody");
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTFOUND);
+  /* Revoke: what was granted, once. */
+  c = (struct meta_cmd){.type = META_CMD_USER_REVOKE};
+  strcpy(c.user.name, "ann");
+  c.grant = (struct meta_grant){META_ROLE_READ, 0};
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTFOUND);
+  assert_false(meta_user_may(meta_state_user(&s, "ann"), META_ROLE_READ, 0));
+  /* Dropping orders drops its grants. */
+  c = (struct meta_cmd){.type = META_CMD_KEYSPACE_DROP};
+  strcpy(c.keyspace.name, "orders");
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_user(&s, "ann")->ngrants, 0);
+  /* Bad users. */
+  c = (struct meta_cmd){.type = META_CMD_USER_CREATE};
+  static const char *const bad_names[] = {"", "a b", "a:b", "a/b"};
+  for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+    c.user = meta_t_user(bad_names[i]);
+    assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  }
+  c.user = meta_t_user("x");
+  c.user.ops = META_USER_OPS_MAX + 1;
+  char why[META_TEXT_MAX];
+  assert_int_equal(meta_user_check(&c.user, why), CHORUS_EINVAL);
+  assert_non_null(strstr(why, "costs"));
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  /* Drop. */
+  c = (struct meta_cmd){.type = META_CMD_USER_DROP};
+  strcpy(c.user.name, "zed");
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTFOUND);
+  assert_int_equal(s.nusers, 1);
+  assert_int_equal(s.epoch, epoch);
+  assert_string_equal(meta_role_name(META_ROLE_ADMIN), "admin");
+  assert_int_equal(meta_role_parse("write"), META_ROLE_WRITE);
+  assert_int_equal(meta_role_parse("root"), -1);
+  /* The table survives the state's encoding. */
+  uint8_t *buf;
+  size_t len;
+  struct meta_state d;
+  assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_OK);
+  assert_int_equal(meta_state_decode(buf, len, &d), CHORUS_OK);
+  assert_true(meta_t_state_eq(&s, &d));
+  chorus_free(buf);
+  meta_state_free(&d);
+  meta_state_free(&s);
+}
+
 /* Out of memory in a JOIN: the one error that leaves the state unchanged
  * altogether, applied included (the caller must stop). */
 static void test_join_oom(void **state) {
@@ -1187,6 +1296,7 @@ int main(void) {
       cmocka_unit_test(test_voters_three_dcs),
       cmocka_unit_test(test_state_names),
       cmocka_unit_test(test_keyspaces),
+      cmocka_unit_test(test_users),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
