@@ -131,6 +131,15 @@ static const char usage_cluster[] =
     "                 [--ttl S] [--siblings-warn N] [--siblings-max N]\n"
     "  keyspace alter NAME ...       new settings (the type stays)\n"
     "  keyspace drop NAME            its keys become unreachable\n"
+    "  user list [NAME]              users and their grants (kept in the\n"
+    "                                metadata; no login is asked yet)\n"
+    "  user add NAME, user passwd NAME  the password from CHORUS_PASSWORD\n"
+    "                                or the terminal (never argv); --kdf\n"
+    "                                PASSES:KIB sets Argon2id's cost "
+    "(2:65536)\n"
+    "  user drop NAME\n"
+    "  user grant|revoke NAME read|write|admin [KEYSPACE]\n"
+    "                                on KEYSPACE, or on every keyspace\n"
     "\n";
 
 /* The options, a string of their own (C99 promises 4,095 bytes). */
@@ -336,6 +345,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
       if (v == NULL || strlen(v) > 64)
         return usage_error("%s needs a name of 0..64 bytes", a);
       *(a[2] == 'd' ? &cl->dc : &cl->rack) = v;
+      i++;
+    } else if (strcmp(a, "--kdf") == 0) {
+      if (v == NULL)
+        return usage_error("--kdf needs PASSES:KIB");
+      cl->kdf = v;
       i++;
     } else if (strcmp(a, "-k") == 0 || strcmp(a, "--keyspace") == 0) {
       if (v == NULL || v[0] == '\0' || strlen(v) > CHORUS_MAX_KEYSPACE_NAME)
@@ -1483,6 +1497,10 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   }
   if (strcmp(cmd, "keyspace") == 0) {
     rc = cmd_keyspace(c, cl);
+    goto out;
+  }
+  if (strcmp(cmd, "user") == 0) {
+    rc = cmd_user(c, cl);
     goto out;
   }
   if (strcmp(cmd, "lww") == 0) {

@@ -32,6 +32,7 @@ struct cli {
   const char *ks_type;     /* --type (keyspace create) */
   const char *ks_replicas; /* --replicas (keyspace create, alter) */
   long ks_siblings_warn, ks_siblings_max; /* --siblings-warn, -max; -1 */
+  const char *kdf;                        /* --kdf PASSES:KIB (user) */
   bool r_given, w_given;                  /* -r, -w or -c was given */
   bool range;                             /* --range given: */
   uint64_t range_first, range_last;       /* its tokens, inclusive */
@@ -55,5 +56,7 @@ int widen(int w, const char *s);
 int cmd_cluster(struct chorus_client *c, const struct cli *cl);
 /* cmd_keyspace: `chorus keyspace ...` (chorus_cli_keyspace.c). */
 int cmd_keyspace(struct chorus_client *c, const struct cli *cl);
+/* cmd_user: `chorus user ...` (chorus_cli_user.c). */
+int cmd_user(struct chorus_client *c, const struct cli *cl);
 
 #endif /* CHORUS_CLI_INT_H */

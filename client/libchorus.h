@@ -338,6 +338,8 @@ struct chorus_result {
   struct chorus_cluster_plan *plan;
   /* keyspace calls: likewise (chorus_keyspaces_free). */
   struct chorus_keyspaces *keyspaces;
+  /* user calls: likewise (chorus_users_free). */
+  struct chorus_users *users;
 
   void *owned; /* internal storage; freed by chorus_result_free() */
 };
@@ -939,9 +941,8 @@ void chorus_cluster_plan_free(struct chorus_cluster_plan *p);
 /* KEYSPACES (protocol 5, issue 21; docs/PROTOCOL.md "Keyspaces").
  *
  * A keyspace is a namespace of keys with its own type and defaults, kept
- * in the cluster metadata. So far they are created, listed, changed and
- * dropped; no request names one yet (that comes with keys placed per
- * keyspace). */
+ * in the cluster metadata: created, listed, changed and dropped here, and
+ * named by a request's chorus_opts.keyspace. */
 enum chorus_keyspace_type {
   CHORUS_KS_ANY = 0, /* each key's type by first use, as "default" */
   CHORUS_KS_KV = 1,
@@ -999,6 +1000,81 @@ int chorus_keyspace_alter(struct chorus_client *c,
                           struct chorus_keyspaces **out);
 int chorus_keyspace_drop(struct chorus_client *c, const char *name,
                          struct chorus_keyspaces **out);
+
+/* USERS (protocol 5, issue 24; docs/PROTOCOL.md "Users").
+ *
+ * Users live in the cluster metadata: a name, the verifier of a password
+ * (SCRAM with Argon2id: the library derives it here, so the password
+ * itself never leaves the caller), and grants of a role on a keyspace
+ * (or on every keyspace, which alone covers `default` and the cluster).
+ * Roles nest: write includes read, admin includes write. So far users are
+ * kept and managed; nodes do not ask for a login yet. */
+enum chorus_role {
+  CHORUS_ROLE_READ = 1,
+  CHORUS_ROLE_WRITE = 2,
+  CHORUS_ROLE_ADMIN = 3
+};
+/* chorus_role_name: "read", "write", "admin" or "?". chorus_role_parse:
+ * the role called @name, or -1. */
+const char *chorus_role_name(int role);
+int chorus_role_parse(const char *name);
+
+#define CHORUS_MAX_USER_NAME 47u /* [A-Za-z0-9_.@-] */
+#define CHORUS_MAX_GRANTS 16u
+struct chorus_grant {
+  int role;          /* enum chorus_role */
+  char keyspace[48]; /* "": every keyspace */
+};
+struct chorus_user {
+  char name[48];
+  size_t ngrants;
+  struct chorus_grant grants[CHORUS_MAX_GRANTS];
+};
+/* What a node answered: its users, sorted by name, as it applied them at
+ * metadata index @applied (never a verifier). One allocation:
+ * chorus_users_free(). */
+struct chorus_users {
+  uint64_t applied;
+  size_t n;
+  struct chorus_user *users;
+};
+void chorus_users_free(struct chorus_users *u);
+
+/* Argon2id's cost for a new password: passes (1..10) and memory in KiB
+ * (8..262144). NULL where a call takes one: 2 passes and 64 MiB
+ * (libsodium's "interactive"); every login pays it again, on the client. */
+struct chorus_pw_cost {
+  uint32_t ops, mem_kib;
+};
+
+/* chorus_user_list: every user (@name NULL or "") or the one called @name
+ * (CHORUS_ENOTFOUND when none is). A read: retried on another seed.
+ * chorus_user_create / _passwd: @name with the password @password
+ * (@len bytes, at most 1024), created (no grants) or changed (grants
+ * kept). chorus_user_drop: @name goes. chorus_user_grant / _revoke: role
+ * @role on keyspace @keyspace (NULL or "": every keyspace) given or taken
+ * (granted again: no change; revoking what it does not hold:
+ * CHORUS_ENOTFOUND). Each change is answered once the metadata applied it,
+ * with every user in *@out; never resent. Errors, each with the node's
+ * reason: CHORUS_EEXIST, CHORUS_ENOTFOUND, CHORUS_EINVAL (a bad name,
+ * role or cost), CHORUS_ENOSPC (256 users, 16 grants), CHORUS_ENOTSUP (a
+ * node older than protocol 5), CHORUS_ETIMEDOUT (no metadata leader). */
+int chorus_user_list(struct chorus_client *c, const char *name,
+                     struct chorus_users **out);
+int chorus_user_create(struct chorus_client *c, const char *name,
+                       const char *password, size_t len,
+                       const struct chorus_pw_cost *cost,
+                       struct chorus_users **out);
+int chorus_user_passwd(struct chorus_client *c, const char *name,
+                       const char *password, size_t len,
+                       const struct chorus_pw_cost *cost,
+                       struct chorus_users **out);
+int chorus_user_drop(struct chorus_client *c, const char *name,
+                     struct chorus_users **out);
+int chorus_user_grant(struct chorus_client *c, const char *name, int role,
+                      const char *keyspace, struct chorus_users **out);
+int chorus_user_revoke(struct chorus_client *c, const char *name, int role,
+                       const char *keyspace, struct chorus_users **out);
 
 /* chorus_cluster_stage: stages a change in the cluster's metadata for a
  * later commit (Riak's staged changes): CHORUS_STAGE_DECOMMISSION,

@@ -355,7 +355,6 @@ static int do_set(struct chorus_client *c, uint8_t type, const void *key,
 /* A removal waits for a Raft commit, which may wait for an election (a
  * few hundred ms to seconds): more than a key's default timeout. The node
  * answers within it (ETIMEDOUT itself when the commit is late). */
-#define CLUSTER_REMOVE_TIMEOUT_MS 10000u
 
 /* CLUSTER_QUERY (a read: retried on another seed) or CLUSTER_REMOVE (a
  * write: never resent once sent) to the current seed. */
@@ -390,7 +389,7 @@ static int do_cluster(struct chorus_client *c, uint8_t type, int action,
     m.cluster_remove.name = wb(name, len);
     m.cluster_remove.force = force ? 1 : 0;
   }
-  return chorus__submit(c, &m, true, false, CLUSTER_REMOVE_TIMEOUT_MS, cb, arg);
+  return chorus__submit(c, &m, true, false, CHORUS__ADMIN_TIMEOUT_MS, cb, arg);
 }
 
 /* CLUSTER_STAGE: a write, never resent once sent (as CLUSTER_REMOVE). */
@@ -414,7 +413,7 @@ static int do_stage(struct chorus_client *c, int action, const char *name,
   if (action == CHORUS_STAGE_REPLACE)
     m.cluster_stage.with = wb(with, wlen);
   m.cluster_stage.force = force ? 1 : 0;
-  return chorus__submit(c, &m, true, false, CLUSTER_REMOVE_TIMEOUT_MS, cb, arg);
+  return chorus__submit(c, &m, true, false, CHORUS__ADMIN_TIMEOUT_MS, cb, arg);
 }
 
 /* CLUSTER_PLAN: a read (nothing changes), retried on another seed. */
@@ -445,8 +444,7 @@ static int do_plan(struct chorus_client *c, int action, const char *name,
   m.cluster_plan.dc = wb(dc, strlen(dc));
   m.cluster_plan.rack = wb(rack, strlen(rack));
   m.cluster_plan.vnodes = vnodes;
-  return chorus__submit(c, &m, false, false, CLUSTER_REMOVE_TIMEOUT_MS, cb,
-                        arg);
+  return chorus__submit(c, &m, false, false, CHORUS__ADMIN_TIMEOUT_MS, cb, arg);
 }
 
 static int do_info(struct chorus_client *c, chorus_cb cb, void *arg) {
@@ -477,14 +475,9 @@ static int do_repair_ranges(struct chorus_client *c, uint64_t first,
  * Synchronous API
  * ------------------------------------------------------------------------ */
 
-struct sync_wait {
-  bool done;
-  struct chorus_result *res;
-};
-
-static void sync_cb(struct chorus_client *c, struct chorus_result *res,
-                    void *arg) {
-  struct sync_wait *w = arg;
+void chorus__sync_cb(struct chorus_client *c, struct chorus_result *res,
+                     void *arg) {
+  struct chorus__sync_wait *w = arg;
   assert(!w->done); /* a callback runs exactly once */
   chorus_result_move(w->res, res);
   w->done = true;
@@ -495,8 +488,8 @@ static void sync_cb(struct chorus_client *c, struct chorus_result *res,
 
 /* Before: lets the loop see what arrived while the caller was away (a
  * closed connection), so a new write is not sent on a dead socket. */
-static int sync_begin(struct chorus_client *c, struct chorus_result *res,
-                      struct sync_wait *w) {
+int chorus__sync_begin(struct chorus_client *c, struct chorus_result *res,
+                       struct chorus__sync_wait *w) {
   memset(res, 0, sizeof *res);
   w->done = false;
   w->res = res;
@@ -513,7 +506,8 @@ static int sync_begin(struct chorus_client *c, struct chorus_result *res,
   return CHORUS_OK;
 }
 
-static int sync_end(struct chorus_client *c, int rc, struct sync_wait *w) {
+int chorus__sync_end(struct chorus_client *c, int rc,
+                     struct chorus__sync_wait *w) {
   if (rc != CHORUS_OK) {
     assert(!w->done); /* a call that failed never runs its callback */
     chorus__result_error(w->res, rc, "%s",
@@ -533,72 +527,75 @@ static int sync_end(struct chorus_client *c, int rc, struct sync_wait *w) {
 
 int chorus_get(struct chorus_client *c, const void *key, size_t key_len,
                const struct chorus_opts *opts, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_get(c, WIRE_GET, key, key_len, opts, sync_cb, &w), &w);
+  return chorus__sync_end(
+      c, do_get(c, WIRE_GET, key, key_len, opts, chorus__sync_cb, &w), &w);
 }
 
 int chorus_put(struct chorus_client *c, const void *key, size_t key_len,
                const void *value, size_t value_len, const void *context,
                size_t context_len, const struct chorus_opts *opts,
                struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c,
-                  do_put(c, key, key_len, value, value_len, context,
-                         context_len, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(c,
+                          do_put(c, key, key_len, value, value_len, context,
+                                 context_len, opts, chorus__sync_cb, &w),
+                          &w);
 }
 
 int chorus_delete(struct chorus_client *c, const void *key, size_t key_len,
                   const void *context, size_t context_len,
                   const struct chorus_opts *opts, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(
-      c, do_delete(c, key, key_len, context, context_len, opts, sync_cb, &w),
-      &w);
+  return chorus__sync_end(c,
+                          do_delete(c, key, key_len, context, context_len, opts,
+                                    chorus__sync_cb, &w),
+                          &w);
 }
 
 int chorus_counter_add(struct chorus_client *c, const void *key, size_t key_len,
                        int64_t delta, const struct chorus_opts *opts,
                        struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_counter_add(c, key, key_len, delta, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(
+      c, do_counter_add(c, key, key_len, delta, opts, chorus__sync_cb, &w), &w);
 }
 
 int chorus_counter_read(struct chorus_client *c, const void *key,
                         size_t key_len, const struct chorus_opts *opts,
                         struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(
-      c, do_get(c, WIRE_COUNTER_READ, key, key_len, opts, sync_cb, &w), &w);
+  return chorus__sync_end(
+      c, do_get(c, WIRE_COUNTER_READ, key, key_len, opts, chorus__sync_cb, &w),
+      &w);
 }
 
 int chorus_set_add(struct chorus_client *c, const void *key, size_t key_len,
                    const struct chorus_bytes *members, size_t n,
                    const struct chorus_opts *opts, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c,
-                  do_set(c, WIRE_SET_ADD, key, key_len, members, n, NULL, 0,
-                         opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(c,
+                          do_set(c, WIRE_SET_ADD, key, key_len, members, n,
+                                 NULL, 0, opts, chorus__sync_cb, &w),
+                          &w);
 }
 
 int chorus_set_remove(struct chorus_client *c, const void *key, size_t key_len,
@@ -606,58 +603,61 @@ int chorus_set_remove(struct chorus_client *c, const void *key, size_t key_len,
                       const void *context, size_t context_len,
                       const struct chorus_opts *opts,
                       struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c,
-                  do_set(c, WIRE_SET_REMOVE, key, key_len, members, n, context,
-                         context_len, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(c,
+                          do_set(c, WIRE_SET_REMOVE, key, key_len, members, n,
+                                 context, context_len, opts, chorus__sync_cb,
+                                 &w),
+                          &w);
 }
 
 int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
                        const struct chorus_opts *opts,
                        struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_get(c, WIRE_SET_READ, key, key_len, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(
+      c, do_get(c, WIRE_SET_READ, key, key_len, opts, chorus__sync_cb, &w), &w);
 }
 
 int chorus_lww_set(struct chorus_client *c, const void *key, size_t key_len,
                    const void *value, size_t value_len,
                    const struct chorus_opts *opts, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(
-      c, do_lww(c, true, key, key_len, value, value_len, opts, sync_cb, &w),
-      &w);
+  return chorus__sync_end(c,
+                          do_lww(c, true, key, key_len, value, value_len, opts,
+                                 chorus__sync_cb, &w),
+                          &w);
 }
 
 int chorus_lww_delete(struct chorus_client *c, const void *key, size_t key_len,
                       const struct chorus_opts *opts,
                       struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_lww(c, false, key, key_len, NULL, 0, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(
+      c, do_lww(c, false, key, key_len, NULL, 0, opts, chorus__sync_cb, &w),
+      &w);
 }
 
 int chorus_lww_get(struct chorus_client *c, const void *key, size_t key_len,
                    const struct chorus_opts *opts, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_get(c, WIRE_LWW_READ, key, key_len, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(
+      c, do_get(c, WIRE_LWW_READ, key, key_len, opts, chorus__sync_cb, &w), &w);
 }
 
 int chorus_map_update(struct chorus_client *c, const void *key, size_t key_len,
@@ -665,38 +665,38 @@ int chorus_map_update(struct chorus_client *c, const void *key, size_t key_len,
                       const void *context, size_t context_len,
                       const struct chorus_opts *opts,
                       struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c,
-                  do_map_update(c, key, key_len, ops, n, context, context_len,
-                                opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(c,
+                          do_map_update(c, key, key_len, ops, n, context,
+                                        context_len, opts, chorus__sync_cb, &w),
+                          &w);
 }
 
 int chorus_map_get(struct chorus_client *c, const void *key, size_t key_len,
                    const struct chorus_opts *opts, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_get(c, WIRE_MAP_READ, key, key_len, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(
+      c, do_get(c, WIRE_MAP_READ, key, key_len, opts, chorus__sync_cb, &w), &w);
 }
 
 int chorus_cas(struct chorus_client *c, const void *key, size_t key_len,
                int cond, const void *expected, size_t expected_len,
                const void *value, size_t value_len,
                const struct chorus_opts *opts, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c,
-                  do_cas(c, key, key_len, cond, expected, expected_len, value,
-                         value_len, opts, sync_cb, &w),
-                  &w);
+  return chorus__sync_end(c,
+                          do_cas(c, key, key_len, cond, expected, expected_len,
+                                 value, value_len, opts, chorus__sync_cb, &w),
+                          &w);
 }
 
 int chorus_cas_async(struct chorus_client *c, const void *key, size_t key_len,
@@ -710,11 +710,11 @@ int chorus_cas_async(struct chorus_client *c, const void *key, size_t key_len,
 }
 
 int chorus_ring(struct chorus_client *c, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_info(c, sync_cb, &w), &w);
+  return chorus__sync_end(c, do_info(c, chorus__sync_cb, &w), &w);
 }
 
 int chorus_status(struct chorus_client *c, struct chorus_result *res) {
@@ -722,35 +722,38 @@ int chorus_status(struct chorus_client *c, struct chorus_result *res) {
 }
 
 int chorus_repair_status(struct chorus_client *c, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_repair(c, WIRE_REPAIR_STATUS, sync_cb, &w), &w);
+  return chorus__sync_end(
+      c, do_repair(c, WIRE_REPAIR_STATUS, chorus__sync_cb, &w), &w);
 }
 
 int chorus_repair_now(struct chorus_client *c, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_repair(c, WIRE_REPAIR_NOW, sync_cb, &w), &w);
+  return chorus__sync_end(c, do_repair(c, WIRE_REPAIR_NOW, chorus__sync_cb, &w),
+                          &w);
 }
 
 int chorus_repair_ranges(struct chorus_client *c, uint64_t first, uint64_t last,
                          bool now, struct chorus_result *res) {
-  struct sync_wait w;
-  int rc = sync_begin(c, res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
   if (rc != CHORUS_OK)
     return rc;
-  return sync_end(c, do_repair_ranges(c, first, last, now, sync_cb, &w), &w);
+  return chorus__sync_end(
+      c, do_repair_ranges(c, first, last, now, chorus__sync_cb, &w), &w);
 }
 
-/* sync_result_end: the end of a call that returns one part of the result
- * (moved out by the caller on success): on failure the result's message
+/* chorus__sync_result_end: the end of a call that returns one part of the
+ * result (moved out by the caller on success): on failure the result's message
  * moves to c->errmsg; the rest is freed. */
-static int sync_result_end(struct chorus_client *c, struct chorus_result *res,
-                           int rc) {
+int chorus__sync_result_end(struct chorus_client *c, struct chorus_result *res,
+                            int rc) {
   if (rc != CHORUS_OK && c != NULL)
     snprintf(c->errmsg, sizeof c->errmsg, "%s",
              res->errmsg[0] ? res->errmsg : chorus_strerror(rc));
@@ -768,18 +771,19 @@ static int sync_cluster(struct chorus_client *c, uint8_t type, int action,
              : CHORUS_EINVAL;
   *out = NULL;
   struct chorus_result res;
-  struct sync_wait w;
-  int rc = sync_begin(c, &res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, &res, &w);
   if (rc == CHORUS_OK)
-    rc = sync_end(
-        c, do_cluster(c, type, action, name, with, force, sync_cb, &w), &w);
+    rc = chorus__sync_end(
+        c, do_cluster(c, type, action, name, with, force, chorus__sync_cb, &w),
+        &w);
   /* chorus__result_from_reply: a CLUSTER_REPLY that built is a status. */
   assert(rc != CHORUS_OK || res.cluster != NULL);
   if (rc == CHORUS_OK) {
     *out = res.cluster;
     res.cluster = NULL;
   }
-  return sync_result_end(c, &res, rc);
+  return chorus__sync_result_end(c, &res, rc);
 }
 
 int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
@@ -790,17 +794,17 @@ int chorus_cluster_plan(struct chorus_client *c, int action, const char *name,
              : CHORUS_EINVAL;
   *out = NULL;
   struct chorus_result res;
-  struct sync_wait w;
-  int rc = sync_begin(c, &res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, &res, &w);
   if (rc == CHORUS_OK)
-    rc = sync_end(c, do_plan(c, action, name, dc, rack, vnodes, sync_cb, &w),
-                  &w);
+    rc = chorus__sync_end(
+        c, do_plan(c, action, name, dc, rack, vnodes, chorus__sync_cb, &w), &w);
   assert(rc != CHORUS_OK || res.plan != NULL);
   if (rc == CHORUS_OK) {
     *out = res.plan;
     res.plan = NULL;
   }
-  return sync_result_end(c, &res, rc);
+  return chorus__sync_result_end(c, &res, rc);
 }
 
 /* KEYSPACE: LIST a read (resent on another seed), the others writes. */
@@ -834,7 +838,7 @@ static int do_keyspace(struct chorus_client *c, uint8_t op,
     m.keyspace.siblings_max = ks->siblings_max;
   }
   return chorus__submit(c, &m, op != WIRE_KS_LIST, false,
-                        op == WIRE_KS_LIST ? 0 : CLUSTER_REMOVE_TIMEOUT_MS, cb,
+                        op == WIRE_KS_LIST ? 0 : CHORUS__ADMIN_TIMEOUT_MS, cb,
                         arg);
 }
 
@@ -849,16 +853,17 @@ static int sync_keyspace(struct chorus_client *c, uint8_t op,
     return c ? chorus_errf(c->errmsg, CHORUS_EINVAL, "NULL keyspace")
              : CHORUS_EINVAL;
   struct chorus_result res;
-  struct sync_wait w;
-  int rc = sync_begin(c, &res, &w);
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, &res, &w);
   if (rc == CHORUS_OK)
-    rc = sync_end(c, do_keyspace(c, op, ks, name, sync_cb, &w), &w);
+    rc = chorus__sync_end(c, do_keyspace(c, op, ks, name, chorus__sync_cb, &w),
+                          &w);
   assert(rc != CHORUS_OK || res.keyspaces != NULL);
   if (rc == CHORUS_OK) {
     *out = res.keyspaces;
     res.keyspaces = NULL;
   }
-  return sync_result_end(c, &res, rc);
+  return chorus__sync_result_end(c, &res, rc);
 }
 
 int chorus_keyspace_list(struct chorus_client *c, const char *name,

@@ -237,4 +237,28 @@ struct ring_snapshot;
 int chorus__ring_build(const struct chorus_result *res,
                        struct ring_snapshot **out);
 
+/* How long an operator's change (cluster, keyspace, user) may take: the
+ * node's own wait for the metadata leader (5 s) and then some. */
+#define CHORUS__ADMIN_TIMEOUT_MS 10000u
+
+/* The synchronous calls (libchorus_api.c): begin, submit with
+ * chorus__sync_cb and the wait as its argument, then end; a call that
+ * returns one part of the result moves it out and ends with
+ * chorus__sync_result_end. */
+struct chorus__sync_wait {
+  bool done;
+  struct chorus_result *res;
+};
+void chorus__sync_cb(struct chorus_client *c, struct chorus_result *res,
+                     void *arg);
+int chorus__sync_begin(struct chorus_client *c, struct chorus_result *res,
+                       struct chorus__sync_wait *w);
+int chorus__sync_end(struct chorus_client *c, int rc,
+                     struct chorus__sync_wait *w);
+int chorus__sync_result_end(struct chorus_client *c, struct chorus_result *res,
+                            int rc);
+/* libchorus_user.c: USER_REPLY's records into res->users. */
+int chorus__take_users(struct chorus_result *res,
+                       const struct wire_user_reply *r);
+
 #endif /* CHORUS_LIBCHORUS_INT_H */

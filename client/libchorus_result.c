@@ -22,6 +22,7 @@ void chorus_result_free(struct chorus_result *res) {
   chorus_cluster_status_free(res->cluster);
   chorus_cluster_plan_free(res->plan);
   chorus_keyspaces_free(res->keyspaces);
+  chorus_users_free(res->users);
   chorus_free(res->owned);
   memset(res, 0, sizeof *res);
 }
@@ -209,6 +210,8 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_REPAIR_RANGES_REPLY;
   case WIRE_KEYSPACE:
     return WIRE_KEYSPACE_REPLY;
+  case WIRE_USER:
+    return WIRE_USER_REPLY;
   default:
     return 0;
   }
@@ -499,6 +502,8 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
                       m->repair_ranges_reply.ranges);
   case WIRE_KEYSPACE_REPLY:
     return take_keyspaces(res, &m->keyspace_reply);
+  case WIRE_USER_REPLY:
+    return chorus__take_users(res, &m->user_reply);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));

@@ -255,6 +255,9 @@ enum wire_type {
   /* since version 5 (issue 21): keyspaces */
   WIRE_KEYSPACE = 160,       /* client: list, create, alter or drop */
   WIRE_KEYSPACE_REPLY = 161, /* answers KEYSPACE */
+  /* since version 5 (issue 24): users */
+  WIRE_USER = 176,       /* client: list, create, passwd, drop, grant, revoke */
+  WIRE_USER_REPLY = 177, /* answers USER */
   /* 162..239 reserved: future use
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
@@ -794,6 +797,51 @@ struct wire_keyspace_reply {
   struct wire_bytes_list entries; /* <= 256 records */
 };
 
+/* USER (version 5, issue 24): the users of the cluster metadata. LIST
+ * answers at once (@name empty: every user, else that one or ENOTFOUND);
+ * the others go through the Raft leader and are answered with USER_REPLY
+ * once applied. CREATE and PASSWD carry the password's verifier
+ * (client/auth/chorus_auth.h: the password itself never leaves the
+ * client); GRANT and REVOKE a role (1 read, 2 write, 3 admin) on a
+ * keyspace (empty: every keyspace). */
+enum wire_user_op {
+  WIRE_USER_LIST = 0,
+  WIRE_USER_CREATE = 1,
+  WIRE_USER_PASSWD = 2,
+  WIRE_USER_DROP = 3,
+  WIRE_USER_GRANT = 4,
+  WIRE_USER_REVOKE = 5,
+  WIRE_USER_OP_MAX = 5
+};
+#define WIRE_MAX_USER_NAME 47u
+#define WIRE_USER_SALT_BYTES 16u
+#define WIRE_USER_KEY_BYTES 32u
+#define WIRE_MAX_USER_ROLE 3u
+struct wire_user {
+  uint8_t op;                   /* enum wire_user_op */
+  struct wire_bytes name;       /* 0..WIRE_MAX_USER_NAME */
+  struct wire_bytes salt;       /* CREATE, PASSWD: 16 bytes; else empty */
+  uint32_t ops, mem_kib;        /* CREATE, PASSWD: Argon2id's costs */
+  struct wire_bytes stored_key; /* CREATE, PASSWD: 32 bytes; else empty */
+  struct wire_bytes server_key; /* CREATE, PASSWD: 32 bytes; else empty */
+  uint8_t role;                 /* GRANT, REVOKE: 1..3 */
+  struct wire_bytes keyspace;   /* GRANT, REVOKE: a name; empty: every */
+};
+
+/* USER_REPLY: the users as the answering node applied them at metadata
+ * index @applied, one record each in @entries, sorted by name (never a
+ * verifier):
+ *   [name_len u8][name][ngrants u8] then per grant
+ *   [role u8][keyspace_len u8][keyspace name, empty: every keyspace]
+ * (a record's length must be exactly that: the client checks it). */
+#define WIRE_USER_RECORD_MIN 3u
+#define WIRE_USER_RECORD_MAX                                                   \
+  (2u + WIRE_MAX_USER_NAME + 16u * (2u + WIRE_MAX_KEYSPACE_NAME))
+struct wire_user_reply {
+  uint64_t applied;
+  struct wire_bytes_list entries; /* <= 256 records */
+};
+
 /* CLUSTER_REMOVE: take member @name out (to REMOVED). A live member is
  * refused (CHORUS_EBUSY) unless @force; the node forwards the change to the
  * Raft leader and answers CLUSTER_REPLY once it is applied. */
@@ -1045,6 +1093,8 @@ struct wire_msg {
     struct wire_cluster_remove cluster_remove;
     struct wire_keyspace keyspace;
     struct wire_keyspace_reply keyspace_reply;
+    struct wire_user user;
+    struct wire_user_reply user_reply;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
     struct wire_cluster_stage cluster_stage;

@@ -432,6 +432,22 @@ const struct wire__schema wire__schemas[] = {
      2,
      {U("applied", keyspace_reply.applied, UINT64_MAX),
       BLIST("entries", keyspace_reply.entries, WIRE_KEYSPACE_RECORD_MAX)}},
+    {WIRE_USER,
+     "USER",
+     9,
+     {U("op", user.op, WIRE_USER_OP_MAX),
+      TEXT("name", user.name, 0, WIRE_MAX_USER_NAME),
+      BIN("salt", user.salt, 0, WIRE_USER_SALT_BYTES),
+      U("ops", user.ops, UINT32_MAX), U("mem_kib", user.mem_kib, UINT32_MAX),
+      BIN("stored_key", user.stored_key, 0, WIRE_USER_KEY_BYTES),
+      BIN("server_key", user.server_key, 0, WIRE_USER_KEY_BYTES),
+      U("role", user.role, WIRE_MAX_USER_ROLE),
+      TEXT("keyspace", user.keyspace, 0, WIRE_MAX_KEYSPACE_NAME)}},
+    {WIRE_USER_REPLY,
+     "USER_REPLY",
+     2,
+     {U("applied", user_reply.applied, UINT64_MAX),
+      BLIST("entries", user_reply.entries, WIRE_USER_RECORD_MAX)}},
 };
 const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
 

@@ -572,6 +572,7 @@ bool core_client_request(uint8_t type) {
   case WIRE_CLUSTER_PLAN:
   case WIRE_CLUSTER_STAGE:
   case WIRE_KEYSPACE:
+  case WIRE_USER:
     return true;
   default:
     return false;
@@ -610,7 +611,7 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
   if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE ||
       m->type == WIRE_CLUSTER_DECOMMISSION || m->type == WIRE_CLUSTER_REPLACE ||
       m->type == WIRE_CLUSTER_PLAN || m->type == WIRE_CLUSTER_STAGE ||
-      m->type == WIRE_KEYSPACE) {
+      m->type == WIRE_KEYSPACE || m->type == WIRE_USER) {
     if (c->meta == NULL)
       return core__refuse(c, cookie, CHORUS_ENOTSUP,
                           "this node keeps no cluster metadata");

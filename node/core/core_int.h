@@ -158,7 +158,18 @@ struct core__aae {
                            possible (the latter: while a peer asked waits) */
 };
 
-#define CORE_KS_PENDING 16u
+/* Operators' metadata changes whose answer is not a CLUSTER_REPLY: the
+ * client request (its cookie) and what answers it once applied. */
+#define CORE_ADMIN_PENDING 16u
+enum core_pending_kind {
+  CORE_PENDING_NONE = 0,
+  CORE_PENDING_KEYSPACE = 1, /* KEYSPACE_REPLY */
+  CORE_PENDING_USER = 2      /* USER_REPLY */
+};
+struct core__pending {
+  uint64_t cookie; /* 0: free */
+  uint8_t kind;    /* enum core_pending_kind */
+};
 
 struct core {
   struct core_config cfg;
@@ -167,9 +178,9 @@ struct core {
   bool evicted;
   chorus_ms told_evicted_at;
   bool admin_staging; /* core_meta.c: an admin command being staged */
-  /* core_meta.c: client requests whose KEYSPACE command is being
-   * proposed: answered with KEYSPACE_REPLY, not CLUSTER_REPLY (0: free). */
-  uint64_t ks_pending[CORE_KS_PENDING];
+  /* core_meta.c: client requests whose KEYSPACE or USER command is being
+   * proposed (core__propose_pending). */
+  struct core__pending admin_pending[CORE_ADMIN_PENDING];
   struct core_effects fx;
   struct swim *swim;
   struct repl *repl;          /* from core_start */
@@ -243,8 +254,19 @@ int core__refuse(struct core *c, uint64_t cookie, int code, const char *text);
  * (NULL: all). */
 int core__keyspace_client(struct core *c, const struct wire_msg *m,
                           uint64_t cookie);
-bool core__keyspace_answered(struct core *c, uint64_t cookie);
 int core__keyspace_reply(struct core *c, uint64_t cookie, const char *name);
+/* core__propose_pending: @cmd proposed for client request @cookie, whose
+ * answer once applied is @kind's (EBUSY when CORE_ADMIN_PENDING are under
+ * way); core__pending_take: the kind @cookie waits for (forgotten now), or
+ * CORE_PENDING_NONE (a CLUSTER_REPLY). */
+int core__propose_pending(struct core *c, const struct meta_cmd *cmd,
+                          uint64_t cookie, uint8_t kind);
+uint8_t core__pending_take(struct core *c, uint64_t cookie);
+/* core_users.c: USER (wire.h) for client request @cookie, as KEYSPACE;
+ * _reply: USER_REPLY with every user, or @name's (NULL: all). */
+int core__user_client(struct core *c, const struct wire_msg *m,
+                      uint64_t cookie);
+int core__user_reply(struct core *c, uint64_t cookie, const char *name);
 /* core__ks_request: client request @m (one with options) resolved against
  * the keyspace it names (KEYSPACE KEYS in core_keyspace.c) and handed to
  * repl_client: refused when the keyspace does not exist or holds another

@@ -3,7 +3,7 @@
  * force; CREATE, ALTER and DROP judged against it first, so that every
  * refusal says why (the state machine would only return a code), then
  * proposed to the Raft leader and answered once applied with
- * KEYSPACE_REPLY (core_meta.c's mx_answer asks core__keyspace_answered). */
+ * KEYSPACE_REPLY (core_meta.c's mx_answer asks core__pending_take). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,13 +14,32 @@
 
 #define TRACE(c, ...) chorus_trace((c)->cfg.tracer, "core", __VA_ARGS__)
 
-bool core__keyspace_answered(struct core *c, uint64_t cookie) {
-  for (size_t i = 0; i < CORE_KS_PENDING; i++)
-    if (c->ks_pending[i] == cookie && cookie != 0) {
-      c->ks_pending[i] = 0;
-      return true;
+uint8_t core__pending_take(struct core *c, uint64_t cookie) {
+  for (size_t i = 0; i < CORE_ADMIN_PENDING; i++)
+    if (c->admin_pending[i].cookie == cookie && cookie != 0) {
+      c->admin_pending[i].cookie = 0;
+      return c->admin_pending[i].kind;
     }
-  return false;
+  return CORE_PENDING_NONE;
+}
+
+int core__propose_pending(struct core *c, const struct meta_cmd *cmd,
+                          uint64_t cookie, uint8_t kind) {
+  size_t slot = CORE_ADMIN_PENDING;
+  for (size_t i = 0; i < CORE_ADMIN_PENDING && slot == CORE_ADMIN_PENDING; i++)
+    if (c->admin_pending[i].cookie == 0)
+      slot = i;
+  if (slot == CORE_ADMIN_PENDING || cookie == 0)
+    return core__refuse(c, cookie, CHORUS_EBUSY,
+                        "too many keyspace and user changes under way on "
+                        "this node");
+  c->admin_pending[slot] = (struct core__pending){cookie, kind};
+  TRACE(c, "operator: %s", meta_cmd_describe(cmd));
+  int rc =
+      meta_node_propose(c->meta, cmd, cookie, CORE_ADMIN_TIMEOUT_MS, c->now);
+  if (rc != CHORUS_OK)
+    c->admin_pending[slot].cookie = 0; /* answered already, or never will */
+  return rc;
 }
 
 /* replication_spec: @r as ring_replication_parse reads it ("" for the
@@ -171,20 +190,7 @@ int core__keyspace_client(struct core *c, const struct wire_msg *m,
     cmd.type = w->op == WIRE_KS_CREATE ? META_CMD_KEYSPACE_CREATE
                                        : META_CMD_KEYSPACE_ALTER;
   }
-  size_t slot = CORE_KS_PENDING;
-  for (size_t i = 0; i < CORE_KS_PENDING && slot == CORE_KS_PENDING; i++)
-    if (c->ks_pending[i] == 0)
-      slot = i;
-  if (slot == CORE_KS_PENDING || cookie == 0)
-    return core__refuse(c, cookie, CHORUS_EBUSY,
-                        "too many keyspace changes under way on this node");
-  c->ks_pending[slot] = cookie;
-  TRACE(c, "operator: %s", meta_cmd_describe(&cmd));
-  int rc =
-      meta_node_propose(c->meta, &cmd, cookie, CORE_ADMIN_TIMEOUT_MS, c->now);
-  if (rc != CHORUS_OK)
-    c->ks_pending[slot] = 0; /* answered already, or never will be */
-  return rc;
+  return core__propose_pending(c, &cmd, cookie, CORE_PENDING_KEYSPACE);
 }
 
 /* ========================================================================

@@ -91,9 +91,11 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
       c->fx.meta_answer(c->fx.ctx, cookie, status);
     return;
   }
-  bool ks = core__keyspace_answered(c, cookie);
-  if (status == CHORUS_OK && ks) {
+  uint8_t kind = core__pending_take(c, cookie);
+  if (status == CHORUS_OK && kind == CORE_PENDING_KEYSPACE) {
     rc = core__keyspace_reply(c, cookie, NULL);
+  } else if (status == CHORUS_OK && kind == CORE_PENDING_USER) {
+    rc = core__user_reply(c, cookie, NULL);
   } else if (status == CHORUS_OK) {
     rc = admin_reply(c, cookie);
   } else {
@@ -545,6 +547,8 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
     return admin_reply(c, cookie);
   if (m->type == WIRE_KEYSPACE)
     return done(c, core__keyspace_client(c, m, cookie));
+  if (m->type == WIRE_USER)
+    return done(c, core__user_client(c, m, cookie));
   if (m->type == WIRE_CLUSTER_REPLACE)
     return admin_replace(c, m, cookie);
   if (m->type == WIRE_CLUSTER_STAGE)

@@ -645,6 +645,52 @@ static void test_repair_ranges_records(void **state) {
   chorus_result_free(&res);
 }
 
+/* USER_REPLY's records into res->users; a record that overruns, trails
+ * bytes, names no one or holds an unknown role is refused. */
+static void test_user_records(void **state) {
+  (void)state;
+  static const uint8_t ann[] = {3, 'a', 'n', 'n', 2,   1,   0,
+                                2, 5,   'u', 'k', 'e', 'y', 's'};
+  static const uint8_t bob[] = {3, 'b', 'o', 'b', 0};
+  struct wire_bytes items[2] = {{ann, sizeof ann}, {bob, sizeof bob}};
+  struct wire_msg m = {.type = WIRE_USER_REPLY, .request_id = 1};
+  m.user_reply.applied = 42;
+  m.user_reply.entries = (struct wire_bytes_list){2, items};
+  struct chorus_result res;
+  memset(&res, 0, sizeof res);
+  assert_int_equal(chorus__result_from_reply(&res, WIRE_USER, &m), CHORUS_OK);
+  assert_int_equal(res.users->applied, 42);
+  assert_int_equal(res.users->n, 2);
+  const struct chorus_user *u = &res.users->users[0];
+  assert_string_equal(u->name, "ann");
+  assert_int_equal(u->ngrants, 2);
+  assert_int_equal(u->grants[0].role, CHORUS_ROLE_READ);
+  assert_string_equal(u->grants[0].keyspace, "");
+  assert_int_equal(u->grants[1].role, CHORUS_ROLE_WRITE);
+  assert_string_equal(u->grants[1].keyspace, "ukeys");
+  assert_int_equal(res.users->users[1].ngrants, 0);
+  chorus_result_free(&res);
+  static const uint8_t bad[][6] = {
+      {3, 'a', 'n', 'n', 1, 4}, /* a grant cut short */
+      {9, 'a', 'n', 'n', 0, 0}, /* a name past the record */
+      {0, 0, 0, 0, 0, 0},       /* no name */
+      {1, 'a', 1, 4, 0, 0},     /* role 4 */
+      {1, 'a', 0, 0, 0, 0},     /* trailing bytes */
+  };
+  static const size_t lens[] = {6, 6, 2, 5, 4};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    struct wire_bytes one = {bad[i], lens[i]};
+    m.user_reply.entries = (struct wire_bytes_list){1, &one};
+    assert_int_equal(chorus__result_from_reply(&res, WIRE_USER, &m),
+                     CHORUS_EMALFORMED);
+    assert_non_null(strstr(res.errmsg, "user record 0"));
+    chorus_result_free(&res);
+  }
+  assert_string_equal(chorus_role_name(CHORUS_ROLE_ADMIN), "admin");
+  assert_int_equal(chorus_role_parse("write"), CHORUS_ROLE_WRITE);
+  assert_int_equal(chorus_role_parse("root"), -1);
+}
+
 static void test_ring_status(void **state) {
   struct fake_server *f = fake_start(CLUSTER);
   struct chorus_client *c = open_sync(fake_addr(f));
@@ -1360,6 +1406,7 @@ int main(void) {
       cmocka_unit_test(test_garbage_reply),
       cmocka_unit_test(test_ring_status),
       cmocka_unit_test(test_repair_ranges_records),
+      cmocka_unit_test(test_user_records),
       cmocka_unit_test(test_ring_status_older_node),
       cmocka_unit_test(test_cluster_status),
       cmocka_unit_test(test_cluster_remove),

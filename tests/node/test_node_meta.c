@@ -23,6 +23,9 @@
  *  0b. keyspace keys: one key name in three keyspaces (the CLI's -k, through
  *      every node); the type, sibling-cap, TTL and unknown-keyspace rules;
  *      a keyspace dropped and created again is empty.
+ *  0c. users: add (password from CHORUS_PASSWORD), grant, revoke, passwd,
+ *      drop through the CLI on every node; a keyspace's drop takes its
+ *      grants; no answer carries a verifier.
  *
  * CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
 #include <inttypes.h>
@@ -375,6 +378,74 @@ static void test_keyspace_keys(void **state) {
         run_cli(nodes[0].port, out, sizeof out, "keyspace drop %s", k), 0);
 }
 
+/* 0c: users (issue 24: kept in the metadata, no login yet), through the
+ * CLI: the password from CHORUS_PASSWORD (never argv), a verifier on the
+ * wire and in the metadata (no answer carries one), grants by role and
+ * keyspace, refusals with their reasons, a keyspace's drop taking its
+ * grants, every node listing the same. */
+static void test_users(void **state) {
+  (void)state;
+  ensure_cluster();
+  char out[4096];
+  setenv("CHORUS_PASSWORD", "correct horse battery staple", 1);
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "user add ann --kdf 1:64"), 0);
+  show("CHORUS_PASSWORD=... chorus user add ann --kdf 1:64", out);
+  assert_non_null(strstr(out, "ann"));
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "user add ann --kdf 1:64"), 1);
+  assert_non_null(strstr(out, "exists"));
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "user add 'b c' --kdf 1:64"), 1);
+  assert_non_null(strstr(out, "user name"));
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "keyspace create ukeys"), 0);
+  ks_everywhere("ukeys");
+  assert_int_equal(
+      run_cli(nodes[1].port, out, sizeof out, "user grant ann write ukeys"), 0);
+  assert_int_equal(
+      run_cli(nodes[2].port, out, sizeof out, "user grant ann read"), 0);
+  assert_int_equal(
+      run_cli(nodes[2].port, out, sizeof out, "user grant ann root"), 2);
+  assert_int_equal(
+      run_cli(nodes[2].port, out, sizeof out, "user grant ann read nosuch"), 1);
+  assert_non_null(strstr(out, "no keyspace named nosuch"));
+  assert_int_equal(
+      run_cli(nodes[2].port, out, sizeof out, "user revoke ann admin"), 1);
+  assert_non_null(strstr(out, "holds no admin"));
+  for (double end = now_s() + 10;; sleep_ms(100)) {
+    assert_int_equal(
+        run_cli(nodes[2].port, out, sizeof out, "--json user list ann"), 0);
+    if (strstr(out, "\"role\": \"write\", \"keyspace\": \"ukeys\"") &&
+        strstr(out, "\"role\": \"read\", \"keyspace\": null"))
+      break;
+    if (now_s() > end)
+      fail_msg("n2 does not list ann's grants: %s", out);
+  }
+  show("chorus --json user list ann", out);
+  assert_null(strstr(out, "key\":")); /* no verifier in an answer */
+  assert_null(strstr(out, "salt"));
+  /* Dropping ukeys takes its grant with it. */
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "keyspace drop ukeys"), 0);
+  for (double end = now_s() + 10;; sleep_ms(100)) {
+    assert_int_equal(run_cli(nodes[1].port, out, sizeof out, "user list"), 0);
+    if (strstr(out, "ukeys") == NULL && strstr(out, "read on *") != NULL)
+      break;
+    if (now_s() > end)
+      fail_msg("ann keeps a grant on a dropped keyspace: %s", out);
+  }
+  show("chorus user list (after keyspace drop ukeys)", out);
+  setenv("CHORUS_PASSWORD", "another one", 1);
+  assert_int_equal(
+      run_cli(nodes[0].port, out, sizeof out, "user passwd ann --kdf 1:64"), 0);
+  assert_non_null(strstr(out, "read on *")); /* grants kept */
+  unsetenv("CHORUS_PASSWORD");
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out, "user drop ann"), 0);
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out, "user drop ann"), 1);
+  assert_non_null(strstr(out, "no user named ann"));
+}
+
 /* ------------------------------------------------------------------------
  * 1 and 2: the 3-node fixture
  * ------------------------------------------------------------------------ */
@@ -608,6 +679,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       TIMED(test_keyspaces),
       TIMED(test_keyspace_keys),
+      TIMED(test_users),
       TIMED(test_leader_killed_new_leader_remove),
       TIMED(test_metadata_survives_restart_of_every_node),
       TIMED(test_lone_restart_acknowledges_only_what_it_places),

@@ -1,0 +1,177 @@
+/* core_users.c: users for operators (issue 24; meta.h, struct meta_user;
+ * wire.h, USER): LIST answered from the metadata in force; CREATE,
+ * PASSWD, DROP, GRANT and REVOKE judged against it first, so that every
+ * refusal says why, then proposed to the Raft leader and answered once
+ * applied with USER_REPLY (core_meta.c's mx_answer asks
+ * core__pending_take). A reply never carries a verifier. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chorus_alloc.h"
+#include "core_int.h"
+
+_Static_assert(WIRE_MAX_USER_NAME + 1 == META_USER_NAME_MAX, "user names");
+_Static_assert(WIRE_USER_SALT_BYTES == META_USER_SALT_BYTES, "salt");
+_Static_assert(WIRE_USER_KEY_BYTES == META_USER_KEY_BYTES, "verifier keys");
+_Static_assert(WIRE_MAX_USER_ROLE == META_ROLE_MAX, "roles");
+
+static const struct meta_keyspace *ks_named_id(const struct meta_state *s,
+                                               uint32_t id) {
+  for (size_t i = 0; i < s->nks; i++)
+    if (s->keyspaces[i].id == id)
+      return &s->keyspaces[i];
+  return NULL;
+}
+
+/* user_record: @u as USER_REPLY carries it (wire.h) into @out
+ * (WIRE_USER_RECORD_MAX bytes); its length. */
+static size_t user_record(const struct meta_state *s, const struct meta_user *u,
+                          uint8_t *out) {
+  uint8_t *p = out;
+  size_t nl = strnlen(u->name, WIRE_MAX_USER_NAME);
+  *p++ = (uint8_t)nl;
+  memcpy(p, u->name, nl);
+  p += nl;
+  uint8_t n = u->ngrants <= META_MAX_GRANTS ? u->ngrants : 0;
+  *p++ = n;
+  for (uint8_t i = 0; i < n; i++) {
+    const struct meta_keyspace *k =
+        u->grants[i].ks_id ? ks_named_id(s, u->grants[i].ks_id) : NULL;
+    size_t kl = k ? strnlen(k->name, WIRE_MAX_KEYSPACE_NAME) : 0;
+    *p++ = u->grants[i].role;
+    *p++ = (uint8_t)kl;
+    if (kl > 0)
+      memcpy(p, k->name, kl);
+    p += kl;
+  }
+  return (size_t)(p - out);
+}
+
+int core__user_reply(struct core *c, uint64_t cookie, const char *name) {
+  const struct meta_state *s = meta_node_state(c->meta);
+  size_t n = s->nusers;
+  uint8_t *buf = chorus_malloc((n ? n : 1) * WIRE_USER_RECORD_MAX);
+  struct wire_bytes *items = chorus_calloc(n ? n : 1, sizeof *items);
+  if (buf == NULL || items == NULL) {
+    chorus_free(buf);
+    chorus_free(items);
+    return CHORUS_ENOMEM;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (name != NULL && strcmp(name, s->users[i].name) != 0)
+      continue;
+    uint8_t *at = buf + k * WIRE_USER_RECORD_MAX;
+    items[k] = (struct wire_bytes){at, user_record(s, &s->users[i], at)};
+    k++;
+  }
+  int rc;
+  if (name != NULL && k == 0) {
+    char text[WIRE_MAX_USER_NAME + 32];
+    snprintf(text, sizeof text, "no user named %s", name);
+    rc = core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
+  } else {
+    struct wire_msg r = {.type = WIRE_USER_REPLY};
+    r.user_reply.applied = s->applied;
+    r.user_reply.entries = (struct wire_bytes_list){k, items};
+    rc = c->fx.reply(c->fx.ctx, cookie, &r, false);
+  }
+  chorus_free(buf);
+  chorus_free(items);
+  return rc;
+}
+
+/* text_of: a wire text field into @out (@cap bytes with its NUL); false
+ * when it holds a NUL (the schema bounds its length). */
+static bool text_of(struct wire_bytes b, char *out, size_t cap) {
+  if (b.len >= cap || (b.len > 0 && memchr(b.ptr, '\0', b.len) != NULL))
+    return false;
+  if (b.len > 0)
+    memcpy(out, b.ptr, b.len);
+  out[b.len] = '\0';
+  return true;
+}
+
+int core__user_client(struct core *c, const struct wire_msg *m,
+                      uint64_t cookie) {
+  const struct wire_user *w = &m->user;
+  char name[META_USER_NAME_MAX], ks[META_KEYSPACE_NAME_MAX];
+  char text[META_TEXT_MAX + 96];
+  if (!text_of(w->name, name, sizeof name) ||
+      !text_of(w->keyspace, ks, sizeof ks))
+    return core__refuse(c, cookie, CHORUS_EINVAL, "a name holds a NUL");
+  if (w->op == WIRE_USER_LIST)
+    return core__user_reply(c, cookie, name[0] ? name : NULL);
+  const struct meta_state *s = meta_node_state(c->meta);
+  const struct meta_user *have = meta_state_user(s, name);
+  struct meta_cmd cmd = {0};
+  memcpy(cmd.user.name, name, sizeof name);
+  if (have == NULL && w->op != WIRE_USER_CREATE) {
+    snprintf(text, sizeof text, "no user named %s", name);
+    return core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
+  }
+  switch (w->op) {
+  case WIRE_USER_CREATE:
+  case WIRE_USER_PASSWD: {
+    struct meta_user *u = &cmd.user;
+    if (w->salt.len != sizeof u->salt ||
+        w->stored_key.len != sizeof u->stored_key ||
+        w->server_key.len != sizeof u->server_key)
+      return core__refuse(c, cookie, CHORUS_EINVAL,
+                          "a password's verifier is a 16-byte salt and two "
+                          "32-byte keys");
+    memcpy(u->salt, w->salt.ptr, sizeof u->salt);
+    memcpy(u->stored_key, w->stored_key.ptr, sizeof u->stored_key);
+    memcpy(u->server_key, w->server_key.ptr, sizeof u->server_key);
+    u->ops = w->ops;
+    u->mem_kib = w->mem_kib;
+    char why[META_TEXT_MAX] = "";
+    if (meta_user_check(u, why) != CHORUS_OK) {
+      snprintf(text, sizeof text, "user %s: %s", name, why);
+      return core__refuse(c, cookie, CHORUS_EINVAL, text);
+    }
+    if (w->op == WIRE_USER_CREATE && have != NULL) {
+      snprintf(text, sizeof text, "user %s exists", name);
+      return core__refuse(c, cookie, CHORUS_EEXIST, text);
+    }
+    if (w->op == WIRE_USER_CREATE && s->nusers >= META_MAX_USERS)
+      return core__refuse(c, cookie, CHORUS_ENOSPC, "256 users at most");
+    cmd.type =
+        w->op == WIRE_USER_CREATE ? META_CMD_USER_CREATE : META_CMD_USER_PASSWD;
+    break;
+  }
+  case WIRE_USER_DROP:
+    cmd.type = META_CMD_USER_DROP;
+    break;
+  default: { /* GRANT, REVOKE */
+    if (w->role < META_ROLE_READ || w->role > META_ROLE_MAX)
+      return core__refuse(c, cookie, CHORUS_EINVAL,
+                          "a role is read (1), write (2) or admin (3)");
+    uint32_t id = 0;
+    if (ks[0] != '\0') {
+      const struct meta_keyspace *k = meta_state_keyspace(s, ks);
+      if (k == NULL) {
+        snprintf(text, sizeof text, "no keyspace named %s", ks);
+        return core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
+      }
+      id = k->id;
+    }
+    cmd.grant = (struct meta_grant){w->role, id};
+    bool held = false;
+    for (uint8_t i = 0; i < have->ngrants; i++)
+      held |= have->grants[i].role == w->role && have->grants[i].ks_id == id;
+    if (w->op == WIRE_USER_REVOKE && !held) {
+      snprintf(text, sizeof text, "user %s holds no %s on %s", name,
+               meta_role_name(w->role), ks[0] ? ks : "every keyspace");
+      return core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
+    }
+    if (w->op == WIRE_USER_GRANT && !held && have->ngrants >= META_MAX_GRANTS)
+      return core__refuse(c, cookie, CHORUS_ENOSPC, "16 grants per user");
+    cmd.type =
+        w->op == WIRE_USER_GRANT ? META_CMD_USER_GRANT : META_CMD_USER_REVOKE;
+    break;
+  }
+  }
+  return core__propose_pending(c, &cmd, cookie, CORE_PENDING_USER);
+}
