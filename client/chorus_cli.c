@@ -520,6 +520,12 @@ static void json_hex(struct chorus_bytes b) {
   putchar('"');
 }
 
+int client_failed(struct chorus_client *c, int rc) {
+  fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),
+          chorus_errname(rc));
+  return 1;
+}
+
 static int fail(const struct chorus_result *res) {
   fprintf(stderr, "chorus: %s (%s)%s\n", res->errmsg,
           chorus_errname(res->status),

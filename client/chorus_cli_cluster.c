@@ -356,11 +356,9 @@ static int cmd_plan(struct chorus_client *c, const struct cli *cl) {
   struct chorus_cluster_plan *p = NULL;
   int rc =
       chorus_cluster_plan(c, action, name, cl->dc, cl->rack, cl->vnodes, &p);
-  if (rc != CHORUS_OK) {
-    fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),
-            chorus_errname(rc));
-    return 1;
-  }
+  if (rc != CHORUS_OK)
+    return client_failed(c, rc);
+
   uint64_t tk = 0, tb = 0, tr = 0, ts = 0;
   for (size_t i = 0; i < p->nmoves; i++) {
     tk += p->moves[i].est_keys;

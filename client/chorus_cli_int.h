@@ -46,6 +46,9 @@ int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* need_args: whether the command has @lo..@hi positionals (usage_error's
  * code with @form otherwise, 0 when it does). */
 int need_args(const struct cli *cl, int lo, int hi, const char *form);
+/* client_failed: prints "chorus: <the client's message> (<code>)" for a
+ * call on @c that returned @rc; returns 1, the CLI's error status. */
+int client_failed(struct chorus_client *c, int rc);
 /* json_cstr: @s as a JSON string. */
 void json_cstr(const char *s);
 /* or_dash: @s, or "-" when empty; widen: @w grown to fit or_dash(@s). */

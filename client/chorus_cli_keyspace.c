@@ -101,11 +101,9 @@ int cmd_keyspace(struct chorus_client *c, const struct cli *cl) {
        * (read now; a change by another operator meanwhile is lost, as
        * with any read-modify-write). */
       struct chorus_keyspaces *have = NULL;
-      if ((rc = chorus_keyspace_list(c, name, &have)) != CHORUS_OK) {
-        fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),
-                chorus_errname(rc));
-        return 1;
-      }
+      if ((rc = chorus_keyspace_list(c, name, &have)) != CHORUS_OK)
+        return client_failed(c, rc);
+
       if (have->n == 1)
         ks = have->keyspaces[0];
       chorus_keyspaces_free(have);
@@ -134,11 +132,9 @@ int cmd_keyspace(struct chorus_client *c, const struct cli *cl) {
     rc = strcmp(sub, "create") == 0 ? chorus_keyspace_create(c, &ks, &out)
                                     : chorus_keyspace_alter(c, &ks, &out);
   }
-  if (rc != CHORUS_OK) {
-    fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),
-            chorus_errname(rc));
-    return 1;
-  }
+  if (rc != CHORUS_OK)
+    return client_failed(c, rc);
+
   if (cl->json)
     print_json(out);
   else

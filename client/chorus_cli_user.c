@@ -159,11 +159,9 @@ int cmd_user(struct chorus_client *c, const struct cli *cl) {
              : chorus_user_passwd(c, name, pw, (size_t)n, costp, &out);
     memset(pw, 0, sizeof pw);
   }
-  if (rc != CHORUS_OK) {
-    fprintf(stderr, "chorus: %s (%s)\n", chorus_client_errmsg(c),
-            chorus_errname(rc));
-    return 1;
-  }
+  if (rc != CHORUS_OK)
+    return client_failed(c, rc);
+
   if (cl->json)
     print_json(out);
   else

@@ -1,6 +1,7 @@
 /* chorus_search.h: the one binary search over arrays kept sorted by node id
  * (version vectors, counter slots, SWIM's member table, replication's peer
- * and hint-target tables). */
+ * and hint-target tables), and its twin for arrays sorted by name (the
+ * metadata's keyspaces and users). */
 #ifndef CHORUS_SEARCH_H
 #define CHORUS_SEARCH_H
 
@@ -28,6 +29,23 @@ static inline size_t chorus_id_lower_bound(const void *base, size_t n,
     chorus_node_id at;
     memcpy(&at, b + mid * stride + id_offset, sizeof at);
     if (at < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* chorus_name_lower_bound: likewise for elements sorted by the
+ * NUL-terminated name (strcmp order) that starts at byte @name_offset. */
+static inline size_t chorus_name_lower_bound(const void *base, size_t n,
+                                             size_t stride, size_t name_offset,
+                                             const char *name) {
+  const unsigned char *b = base;
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (strcmp((const char *)(b + mid * stride + name_offset), name) < 0)
       lo = mid + 1;
     else
       hi = mid;

@@ -177,21 +177,11 @@ int meta_ks_type_parse(const char *name) {
 /* ks_slot: where keyspace @name is, or would go (*@found says which). */
 static size_t ks_slot(const struct meta_state *s, const char *name,
                       bool *found) {
-  size_t lo = 0, hi = s->nks;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(s->keyspaces[mid].name, name);
-    if (c == 0) {
-      *found = true;
-      return mid;
-    }
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  *found = false;
-  return lo;
+  size_t i =
+      chorus_name_lower_bound(s->keyspaces, s->nks, sizeof *s->keyspaces,
+                              offsetof(struct meta_keyspace, name), name);
+  *found = i < s->nks && strcmp(s->keyspaces[i].name, name) == 0;
+  return i;
 }
 
 const struct meta_keyspace *meta_state_keyspace(const struct meta_state *s,

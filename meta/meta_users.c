@@ -1,10 +1,12 @@
 /* meta_users.c: the users of the cluster metadata (issue 24; meta.h,
  * struct meta_user): who may log in (the verifier of a password, never
  * the password) and what each may do (grants of a role on a keyspace). */
+#include <stddef.h>
 #include <string.h>
 
 #include "chorus_alloc.h"
 #include "chorus_error.h"
+#include "chorus_search.h"
 #include "meta_int.h"
 
 static const char *const role_names[META_ROLE_MAX + 1] = {"?", "read", "write",
@@ -25,21 +27,10 @@ int meta_role_parse(const char *name) {
 /* user_slot: where user @name is, or would go (*@found says which). */
 static size_t user_slot(const struct meta_state *s, const char *name,
                         bool *found) {
-  size_t lo = 0, hi = s->nusers;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(s->users[mid].name, name);
-    if (c == 0) {
-      *found = true;
-      return mid;
-    }
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  *found = false;
-  return lo;
+  size_t i = chorus_name_lower_bound(s->users, s->nusers, sizeof *s->users,
+                                     offsetof(struct meta_user, name), name);
+  *found = i < s->nusers && strcmp(s->users[i].name, name) == 0;
+  return i;
 }
 
 const struct meta_user *meta_state_user(const struct meta_state *s,

@@ -255,6 +255,20 @@ int core__refuse(struct core *c, uint64_t cookie, int code, const char *text);
 int core__keyspace_client(struct core *c, const struct wire_msg *m,
                           uint64_t cookie);
 int core__keyspace_reply(struct core *c, uint64_t cookie, const char *name);
+/* A metadata table as a reply of records (KEYSPACE_REPLY, USER_REPLY):
+ * core__table_reply answers @cookie with every row, or only @name's
+ * (ENOTFOUND "no <what> named <name>" when none is), as this node applied
+ * them. */
+struct core__table {
+  const char *what;   /* "keyspace", "user" */
+  uint8_t reply_type; /* its wire type */
+  size_t record_max;  /* a record's bound */
+  size_t (*rows)(const struct meta_state *s);
+  const char *(*name_of)(const struct meta_state *s, size_t i);
+  size_t (*record)(const struct meta_state *s, size_t i, uint8_t *out);
+};
+int core__table_reply(struct core *c, uint64_t cookie,
+                      const struct core__table *t, const char *name);
 /* core__propose_pending: @cmd proposed for client request @cookie, whose
  * answer once applied is @kind's (EBUSY when CORE_ADMIN_PENDING are under
  * way); core__pending_take: the kind @cookie waits for (forgotten now), or

@@ -86,12 +86,11 @@ static size_t ks_record(const struct meta_keyspace *k, uint8_t *out) {
   return (size_t)(p - out);
 }
 
-/* keyspace_reply: KEYSPACE_REPLY with every keyspace, or only @name's
- * (ENOTFOUND when there is none), as this node applied them. */
-int core__keyspace_reply(struct core *c, uint64_t cookie, const char *name) {
+int core__table_reply(struct core *c, uint64_t cookie,
+                      const struct core__table *t, const char *name) {
   const struct meta_state *s = meta_node_state(c->meta);
-  size_t n = s->nks;
-  uint8_t *buf = chorus_malloc((n ? n : 1) * WIRE_KEYSPACE_RECORD_MAX);
+  size_t n = t->rows(s);
+  uint8_t *buf = chorus_malloc((n ? n : 1) * t->record_max);
   struct wire_bytes *items = chorus_calloc(n ? n : 1, sizeof *items);
   if (buf == NULL || items == NULL) {
     chorus_free(buf);
@@ -100,26 +99,47 @@ int core__keyspace_reply(struct core *c, uint64_t cookie, const char *name) {
   }
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    if (name != NULL && strcmp(name, s->keyspaces[i].name) != 0)
+    if (name != NULL && strcmp(name, t->name_of(s, i)) != 0)
       continue;
-    uint8_t *at = buf + k * WIRE_KEYSPACE_RECORD_MAX;
-    items[k] = (struct wire_bytes){at, ks_record(&s->keyspaces[i], at)};
+    uint8_t *at = buf + k * t->record_max;
+    items[k] = (struct wire_bytes){at, t->record(s, i, at)};
     k++;
   }
   int rc;
   if (name != NULL && k == 0) {
-    char text[WIRE_MAX_KEYSPACE_NAME + 32];
-    snprintf(text, sizeof text, "no keyspace named %s", name);
+    char text[64 + META_NAME_MAX];
+    snprintf(text, sizeof text, "no %s named %s", t->what, name);
     rc = core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
   } else {
-    struct wire_msg r = {.type = WIRE_KEYSPACE_REPLY};
-    r.keyspace_reply.applied = s->applied;
-    r.keyspace_reply.entries = (struct wire_bytes_list){k, items};
+    struct wire_msg r = {.type = t->reply_type};
+    struct wire_bytes_list entries = {k, items};
+    if (t->reply_type == WIRE_USER_REPLY)
+      r.user_reply = (struct wire_user_reply){s->applied, entries};
+    else
+      r.keyspace_reply = (struct wire_keyspace_reply){s->applied, entries};
     rc = c->fx.reply(c->fx.ctx, cookie, &r, false);
   }
   chorus_free(buf);
   chorus_free(items);
   return rc;
+}
+
+static size_t ks_rows(const struct meta_state *s) {
+  return s->nks;
+}
+static const char *ks_name_of(const struct meta_state *s, size_t i) {
+  return s->keyspaces[i].name;
+}
+static size_t ks_row_record(const struct meta_state *s, size_t i,
+                            uint8_t *out) {
+  return ks_record(&s->keyspaces[i], out);
+}
+
+int core__keyspace_reply(struct core *c, uint64_t cookie, const char *name) {
+  static const struct core__table t = {
+      "keyspace", WIRE_KEYSPACE_REPLY, WIRE_KEYSPACE_RECORD_MAX,
+      ks_rows,    ks_name_of,          ks_row_record};
+  return core__table_reply(c, cookie, &t, name);
 }
 
 /* admin_keyspace: KEYSPACE (wire.h). Judged against the metadata in force

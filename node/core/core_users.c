@@ -48,38 +48,22 @@ static size_t user_record(const struct meta_state *s, const struct meta_user *u,
   return (size_t)(p - out);
 }
 
+static size_t user_rows(const struct meta_state *s) {
+  return s->nusers;
+}
+static const char *user_name_of(const struct meta_state *s, size_t i) {
+  return s->users[i].name;
+}
+static size_t user_row_record(const struct meta_state *s, size_t i,
+                              uint8_t *out) {
+  return user_record(s, &s->users[i], out);
+}
+
 int core__user_reply(struct core *c, uint64_t cookie, const char *name) {
-  const struct meta_state *s = meta_node_state(c->meta);
-  size_t n = s->nusers;
-  uint8_t *buf = chorus_malloc((n ? n : 1) * WIRE_USER_RECORD_MAX);
-  struct wire_bytes *items = chorus_calloc(n ? n : 1, sizeof *items);
-  if (buf == NULL || items == NULL) {
-    chorus_free(buf);
-    chorus_free(items);
-    return CHORUS_ENOMEM;
-  }
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (name != NULL && strcmp(name, s->users[i].name) != 0)
-      continue;
-    uint8_t *at = buf + k * WIRE_USER_RECORD_MAX;
-    items[k] = (struct wire_bytes){at, user_record(s, &s->users[i], at)};
-    k++;
-  }
-  int rc;
-  if (name != NULL && k == 0) {
-    char text[WIRE_MAX_USER_NAME + 32];
-    snprintf(text, sizeof text, "no user named %s", name);
-    rc = core__refuse(c, cookie, CHORUS_ENOTFOUND, text);
-  } else {
-    struct wire_msg r = {.type = WIRE_USER_REPLY};
-    r.user_reply.applied = s->applied;
-    r.user_reply.entries = (struct wire_bytes_list){k, items};
-    rc = c->fx.reply(c->fx.ctx, cookie, &r, false);
-  }
-  chorus_free(buf);
-  chorus_free(items);
-  return rc;
+  static const struct core__table t = {
+      "user",    WIRE_USER_REPLY, WIRE_USER_RECORD_MAX,
+      user_rows, user_name_of,    user_row_record};
+  return core__table_reply(c, cookie, &t, name);
 }
 
 /* text_of: a wire text field into @out (@cap bytes with its NUL); false
