@@ -73,6 +73,13 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
                          put ? expires : 0, own ? &lim : NULL, &dot, dvv_flags);
     if (rc == CHORUS_OK)
       r->dot_counter = dot.counter;
+    else if (rc == CHORUS_ESIBLINGS)
+      chorus_errf(r->err, rc,
+                  "the write would leave more than %" PRIu32
+                  " siblings (%s cap): read the key and write back with its "
+                  "context to resolve them",
+                  own ? lim.reject : (uint32_t)DVV_REJECT_DEFAULT,
+                  own ? "its keyspace's" : "the node's");
     vv_free(&ctx);
     if (rc == CHORUS_OK && expires != 0)
       REPL_TRACE(r, "put at %016" PRIx64 ".%u expires at %016" PRIx64 ".%u",

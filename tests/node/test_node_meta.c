@@ -339,6 +339,7 @@ static void test_keyspace_keys(void **state) {
       run_cli(nodes[2].port, out, sizeof out, "-k carts put k2 c -c ALL"), 1);
   show("chorus -k carts put k2 c (a third sibling)", out);
   assert_non_null(strstr(out, "SIBLINGS"));
+  assert_non_null(strstr(out, "more than 2 siblings (its keyspace's cap)"));
   assert_int_equal(
       run_cli(nodes[0].port, out, sizeof out, "-k carts get k2 -c ALL"), 0);
   assert_null(strstr(out, "\nc\n"));
