@@ -51,7 +51,7 @@
 #ifdef CHORUS_LONG_TESTS
 #define CAS_SIM_SEEDS 1000
 #else
-#define CAS_SIM_SEEDS 60
+#define CAS_SIM_SEEDS 100
 #endif
 #define CLIENTS 4
 #define KEYS 3
