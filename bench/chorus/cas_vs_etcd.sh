@@ -25,7 +25,7 @@
 # (default 3), KEYS (default 100000; a few keys measure contention),
 # DURABILITY (chorus's, default group; none acknowledges before fsync,
 # which etcd never does), PORT (first of 3 chorus ports), ETCD_PORT
-# (first of 6).
+# (first of 6), ETCD=0 (chorus rows only), KEEP=1 (keep the nodes' folders and logs).
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -58,7 +58,8 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  rm -rf "$tmp"
+  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $tmp" >&2; else
+    rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -131,8 +132,10 @@ r=1
 while [ $r -le "$rounds" ]; do
   echo "chorus-put $(chorus_run wo)" >>"$tmp/rows"
   echo "chorus-cas $(chorus_run cas)" >>"$tmp/rows"
-  echo "etcd-put $(etcd_run put)" >>"$tmp/rows"
-  echo "etcd-cas $(etcd_run cas)" >>"$tmp/rows"
+  if [ "${ETCD:-1}" != 0 ]; then
+    echo "etcd-put $(etcd_run put)" >>"$tmp/rows"
+    echo "etcd-cas $(etcd_run cas)" >>"$tmp/rows"
+  fi
   r=$((r + 1))
 done
 
