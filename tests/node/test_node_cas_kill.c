@@ -21,7 +21,7 @@
  *      value ends at exactly N (an unknown step that applied shows as "not
  *      applied, value i + 1" on its retry).
  *
- * About 25 s under ASan. CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
+ * About 12 s under ASan. CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
