@@ -81,6 +81,8 @@ struct run {
 struct totals {
   uint64_t ops, applied, not_applied, reads, unknown, failed, steps;
   uint64_t cas_unknown, cas_ops; /* updates only: the known weakness */
+  uint64_t unanswered; /* unknown because no answer came within 2 s (the
+                        * rest: the coordinator said "may or may not") */
   int seeds, failures, undecided;
 };
 
@@ -133,6 +135,8 @@ static void record(struct run *r, int c, const struct sim_result *res,
   case SIM_UNKNOWN:
     op.ret = LIN_PENDING; /* may take effect at any time after call */
     t->unknown++;
+    if (sim_now(r->s) - op.call >= SIM_MS(2000))
+      t->unanswered++;
     if (op.kind != LIN_READ) {
       t->cas_unknown++;
       t->cas_ops++;
@@ -386,11 +390,12 @@ static void cas_histories_are_linearizable(void **state) {
   print_message(
       "# cas-sim: %d seeds, %d failed, %d undecided; %" PRIu64
       " operations: %" PRIu64 " applied, %" PRIu64 " not applied, %" PRIu64
-      " serial reads, %" PRIu64 " unknown, %" PRIu64
+      " serial reads, %" PRIu64 " unknown (%" PRIu64
+      " of them unanswered), %" PRIu64
       " failed before proposing; unknown among updates %.1f %% (%" PRIu64
       " of %" PRIu64 "); %" PRIu64 " checker steps\n",
       t.seeds, t.failures, t.undecided, t.ops, t.applied, t.not_applied,
-      t.reads, t.unknown, t.failed,
+      t.reads, t.unknown, t.unanswered, t.failed,
       t.cas_ops ? 100.0 * (double)t.cas_unknown / (double)t.cas_ops : 0.0,
       t.cas_unknown, t.cas_ops, t.steps);
   assert_int_equal(t.failures, 0);
