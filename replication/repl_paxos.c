@@ -209,8 +209,11 @@ int repl__on_paxos(struct repl *r, chorus_node_id from,
   struct paxos_acceptor a;
   int refusal;
   rc = load_state(r, p->token, p->key.ptr, p->key.len, &a, &refusal);
-  if (rc != CHORUS_OK)
+  if (rc == CHORUS_ENOMEM || rc == CHORUS_ESYNCFAILED)
     return rc;
+  if (rc != CHORUS_OK) /* a read the store failed (EIO): this node's loss,
+                        * not the event's; the round goes on without it */
+    return refuse(r, fx, from, m->request_id, rc, store_errmsg(r->store));
   if (refusal != 0)
     return refuse(r, fx, from, m->request_id, refusal,
                   refusal == CHORUS_ETYPE

@@ -75,13 +75,16 @@
  * Options
  * ------------------------------------------------------------------------ */
 
-enum op_kind { OP_GET, OP_PUT, OP_CADD, OP_SADD, OP_KINDS };
+enum op_kind { OP_GET, OP_PUT, OP_CADD, OP_SADD, OP_CAS, OP_KINDS };
 static const char *const op_names[OP_KINDS] = {"get", "put", "counter_add",
-                                               "set_add"};
+                                               "set_add", "cas"};
 
-enum workload { WL_RW50, WL_RW95, WL_RO, WL_WO, WL_COUNTER, WL_SET };
-static const char *const wl_names[] = {"rw50", "rw95",    "ro",
-                                       "wo",   "counter", "set"};
+/* cas (issue 23): compare-and-set on keys of their own ("cas:"), each an
+ * if-value increment of the value this loop last saw there (if-absent "0"
+ * on a key it has not seen): one Paxos round, or more under contention. */
+enum workload { WL_RW50, WL_RW95, WL_RO, WL_WO, WL_COUNTER, WL_SET, WL_CAS };
+static const char *const wl_names[] = {"rw50",    "rw95", "ro", "wo",
+                                       "counter", "set",  "cas"};
 
 #define MAX_SETTINGS 16
 #define PHASES 2
@@ -124,6 +127,7 @@ struct stats {
   struct bench_hist hist[PHASES][OP_KINDS]; /* successes, ns */
   uint64_t ok[PHASES][OP_KINDS];
   uint64_t not_found[PHASES];
+  uint64_t cas_not_applied[PHASES]; /* a condition that failed (an ok) */
   uint64_t err[PHASES][OP_KINDS][ERR_SLOTS];
   uint64_t maybe_applied[PHASES];
 };
@@ -144,6 +148,7 @@ static void stats_merge(struct stats *d, const struct stats *s) {
         d->err[p][k][e] += s->err[p][k][e];
     }
     d->not_found[p] += s->not_found[p];
+    d->cas_not_applied[p] += s->cas_not_applied[p];
     d->maybe_applied[p] += s->maybe_applied[p];
   }
 }
@@ -249,7 +254,10 @@ static double cpu_self(void) {
  * ------------------------------------------------------------------------ */
 
 static const char *key_prefix(enum op_kind op) {
-  return op == OP_CADD ? "ctr:" : op == OP_SADD ? "set:" : "key:";
+  return op == OP_CADD   ? "ctr:"
+         : op == OP_SADD ? "set:"
+         : op == OP_CAS  ? "cas:"
+                         : "key:";
 }
 
 static size_t format_key(char *buf, enum op_kind op, uint64_t k) {
@@ -273,6 +281,8 @@ static enum op_kind pick_op(struct loop_ctx *lc) {
     return OP_CADD;
   case WL_SET:
     return OP_SADD;
+  case WL_CAS:
+    return OP_CAS;
   }
   return OP_GET;
 }
@@ -356,6 +366,26 @@ static int send_req(struct loop_ctx *lc, struct req *rq) {
     rc = chorus_set_add_async(cl, key, klen, &mem, 1, &opts, on_done, rq);
     break;
   }
+  case OP_CAS: {
+    /* The value last seen is cached where a kv key keeps its context. */
+    const struct ctx_slot *cs = &lc->ctxs[rq->key];
+    char next[24];
+    int nlen;
+    if (cs->len == 0) {
+      nlen = snprintf(next, sizeof next, "0");
+      rc = chorus_cas_async(cl, key, klen, CHORUS_CAS_IF_ABSENT, NULL, 0, next,
+                            (size_t)nlen, &opts, on_done, rq);
+    } else {
+      char seen[24];
+      size_t n = cs->len < sizeof seen - 1 ? cs->len : sizeof seen - 1;
+      memcpy(seen, cs->data, n);
+      seen[n] = '\0';
+      nlen = snprintf(next, sizeof next, "%lld", atoll(seen) + 1);
+      rc = chorus_cas_async(cl, key, klen, CHORUS_CAS_IF_VALUE, cs->data,
+                            cs->len, next, (size_t)nlen, &opts, on_done, rq);
+    }
+    break;
+  }
   default:
     rc = CHORUS_EINVAL;
   }
@@ -406,6 +436,39 @@ static void closed_issue(struct loop_ctx *lc, struct req *rq) {
   }
 }
 
+/* cas_seen: what a CAS answer says the key's value is now, cached for the
+ * next increment (none after an error: the next try is an if-absent, whose
+ * failure tells the value). */
+static void cas_seen(struct loop_ctx *lc, const struct req *rq,
+                     const struct chorus_result *res) {
+  struct ctx_slot *cs = &lc->ctxs[rq->key];
+  if (res->status != CHORUS_OK) {
+    cs->len = 0;
+    return;
+  }
+  if (!res->cas_applied && rq->counted)
+    lc->st->cas_not_applied[rq->phase]++;
+  char v[24];
+  int n;
+  if (res->cas_applied) {
+    /* Applied: the value found plus one (if-absent: "0"). */
+    long long found = 0;
+    if (res->nvalues > 0 && res->values[0].len < sizeof v) {
+      memcpy(v, res->values[0].ptr, res->values[0].len);
+      v[res->values[0].len] = '\0';
+      found = atoll(v) + 1;
+    }
+    n = snprintf(v, sizeof v, "%lld", found);
+  } else if (res->nvalues > 0 && res->values[0].len < sizeof v) {
+    memcpy(v, res->values[0].ptr, res->values[0].len);
+    n = (int)res->values[0].len;
+  } else {
+    n = 0;
+  }
+  memcpy(cs->data, v, (size_t)n);
+  cs->len = (uint8_t)n;
+}
+
 static void on_done(struct chorus_client *c, struct chorus_result *res,
                     void *arg) {
   struct req *rq = arg;
@@ -423,6 +486,8 @@ static void on_done(struct chorus_client *c, struct chorus_result *res,
     }
     lc->last_done = now;
   }
+  if (rq->op == OP_CAS)
+    cas_seen(lc, rq, res);
   if (res->status == CHORUS_OK && (rq->op == OP_GET || rq->op == OP_PUT)) {
     struct ctx_slot *cs = &lc->ctxs[rq->key];
     if (res->context.len <= sizeof cs->data) {
@@ -961,6 +1026,8 @@ static void print_table(const struct result *r) {
            okc + errc ? 100.0 * (double)okc / (double)(okc + errc) : 0.0);
     if (r->st.not_found[p])
       printf(", %" PRIu64 " reads not found", r->st.not_found[p]);
+    if (r->st.cas_not_applied[p])
+      printf(", %" PRIu64 " cas not applied", r->st.cas_not_applied[p]);
     printf("\n");
     printf("  %-12s %10s %10s %9s %9s %9s %9s %9s\n", "op (ms)", "count",
            "ops/s", "p50", "p90", "p99", "p99.9", "max");
@@ -1400,7 +1467,8 @@ static const char usage_text[] =
     "  -n, --ops N            stop after N counted requests instead\n"
     "  --no-token-aware       spread slots over nodes, ignore the ring\n"
     "workload\n"
-    "  --workload W           rw50 | rw95 | ro | wo | counter | set\n"
+    "  --workload W           rw50 | rw95 | ro | wo | counter | set |\n"
+    "                         cas (if-value increments, SERIAL)\n"
     "  --keys K               key space (default 100000)\n"
     "  --zipf [THETA]         zipfian keys (Gray et al.; default 0.99)\n"
     "  --uniform              uniform keys (default)\n"
@@ -1640,7 +1708,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
       if (!found) {
         fprintf(stderr,
                 "chorus-bench: --workload: \"%s\" is not rw50, rw95, "
-                "ro, wo, counter or set\n",
+                "ro, wo, counter, set or cas\n",
                 optarg);
         exit(2);
       }

@@ -63,7 +63,8 @@ struct cnode {
   /* Encoding scratch. */
   uint8_t *buf;
   size_t cap;
-  uint8_t *value; /* a padded PUT value (opt.value_pad) */
+  uint8_t *value;      /* a padded PUT value (opt.value_pad) */
+  uint8_t expected[8]; /* a CAS request's expected value, as 8 bytes */
   /* inspect()'s answer, borrowed by the simulator until the next call. */
   struct crdt_obj obj;
   int have_obj;
@@ -209,6 +210,8 @@ static void fx_meta_applied(void *ctx, uint64_t index,
     n->opt.meta_applied(n->opt.meta_observer, n->index, index, s);
 }
 
+static int view_reserve(struct cnode *n, size_t k);
+
 static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
                     bool maybe_applied) {
   struct cnode *n = ctx;
@@ -265,6 +268,17 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
   }
   case WIRE_COUNTER_REPLY:
     r.counter = m->counter_reply.value;
+    break;
+  case WIRE_CAS_REPLY:
+    /* sim.h, SIM_OP_CAS: applied as the counter, the value found. */
+    r.counter = m->cas_reply.applied;
+    if (m->cas_reply.present) {
+      if (view_reserve(n, 1) != CHORUS_OK)
+        return CHORUS_ENOMEM;
+      n->view[0] = value_of(n, m->cas_reply.value.ptr, m->cas_reply.value.len);
+      r.values = n->view;
+      r.nvalues = 1;
+    }
     break;
   case WIRE_WRITE_REPLY:
   case WIRE_WRITE_REPLY2:
@@ -640,6 +654,20 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
     m.type = WIRE_SET_READ;
     m.set_read = (struct wire_set_read){.key = key, .opts = o};
     break;
+  case SIM_OP_CAS:
+    /* A compare-and-set or a serial read (issue 23): values as 8 bytes,
+     * the expected one from the request's integer. */
+    store_be64_put(n->expected, q->expected);
+    m.type = WIRE_CAS;
+    m.cas =
+        (struct wire_cas){.key = key, .cond = (uint8_t)q->cas_cond, .opts = o};
+    if (q->cas_cond == WIRE_CAS_IF_VALUE ||
+        q->cas_cond == WIRE_CAS_DELETE_IF_VALUE)
+      m.cas.expected = (struct wire_bytes){n->expected, 8};
+    if (q->cas_cond == WIRE_CAS_SET || q->cas_cond == WIRE_CAS_IF_ABSENT ||
+        q->cas_cond == WIRE_CAS_IF_VALUE)
+      m.cas.value = (struct wire_bytes){q->value, q->vlen};
+    break;
   default: {
     struct sim_reply r = {.id = q->id, .status = CHORUS_ENOTSUP};
     return sim_fx_reply(n->fx, &r);
@@ -773,6 +801,8 @@ static enum crdt_type crdt_type_of(enum sim_op_type t) {
     return CRDT_COUNTER;
   case SIM_TYPE_SET:
     return CRDT_SET;
+  case SIM_TYPE_CAS:
+    return CRDT_PAXOS;
   }
   return CRDT_NONE;
 }
@@ -890,6 +920,8 @@ static int cn_inspect(void *state, enum sim_op_type type, const void *key,
       n->view[k++] = (struct sim_buf){f->elem[i].data, f->elem[i].len};
     break;
   }
+  case CRDT_PAXOS:
+    break; /* a CAS key: acceptor state, no values (the digest tells) */
   default:
     return CHORUS_ECORRUPT;
   }

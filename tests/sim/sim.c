@@ -857,7 +857,7 @@ static void sync_step_ev(struct sim *s, int node) {
 
 static int is_write(enum sim_op op) {
   return op == SIM_OP_PUT || op == SIM_OP_COUNTER_ADD || op == SIM_OP_SET_ADD ||
-         op == SIM_OP_DELETE;
+         op == SIM_OP_DELETE || op == SIM_OP_CAS;
 }
 
 static void client_complete(struct sim *s, int c, enum sim_outcome outcome,
@@ -969,12 +969,17 @@ int sim_request_start(struct sim *s, int client, int node,
       .key = e->key,
       .klen = klen,
       .value = e->value,
-      .vlen = (call->op == SIM_OP_PUT || call->op == SIM_OP_SET_ADD) ? 8 : 0,
+      .vlen = (call->op == SIM_OP_PUT || call->op == SIM_OP_SET_ADD ||
+               call->op == SIM_OP_CAS)
+                  ? 8
+                  : 0,
       .context = e->context,
       .clen = call->clen,
       .amount = call->amount,
       .r = call->r,
       .w = call->w,
+      .cas_cond = call->cas_cond,
+      .expected = call->expected,
   };
   t->client = client;
   t->req_id = hop.id;

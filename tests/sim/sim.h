@@ -176,8 +176,12 @@ struct sim_request {
   size_t vlen;
   const void *context; /* PUT: the context of an earlier GET; NULL: blind */
   size_t clen;
-  int64_t amount; /* COUNTER_ADD */
-  int r, w;       /* quorum sizes asked for; 0: protocol default */
+  int64_t amount;    /* COUNTER_ADD */
+  int r, w;          /* quorum sizes asked for; 0: protocol default */
+  int cas_cond;      /* SIM_OP_CAS: the wire's condition (WIRE_CAS_READ...);
+                      * @value is the new value, sent when the condition
+                      * takes one */
+  uint64_t expected; /* SIM_OP_CAS IF_VALUE, DELETE_IF_VALUE: as 8 bytes */
 };
 
 struct sim_event {
@@ -516,6 +520,13 @@ struct sim_call {
   size_t ncovers;
   int r, w;
   sim_time timeout; /* 0: 2 s */
+  /* SIM_OP_CAS (issue 23): the condition (WIRE_CAS_READ, _IF_ABSENT,
+   * _IF_VALUE, _DELETE_IF_VALUE, _SET) and the value it expects. The
+   * reply: sim_result.counter 1 when applied, .values the value found
+   * (none when absent); an error that may have applied is unknown, as for
+   * any write (a serial read's too: it may have finished a proposal). */
+  int cas_cond;
+  uint64_t expected;
 };
 
 /* sim_request_start: client @client (0..SIM_MAX_CLIENTS-1, one request in

@@ -105,6 +105,8 @@ enum sim_op_type sim_op_type_of(enum sim_op op) {
   case SIM_OP_SET_ADD:
   case SIM_OP_SET_READ:
     return SIM_TYPE_SET;
+  case SIM_OP_CAS:
+    return SIM_TYPE_CAS;
   default:
     return SIM_TYPE_KV;
   }
@@ -126,6 +128,8 @@ const char *sim_op_name(enum sim_op op) {
     return "set_read";
   case SIM_OP_DELETE:
     return "delete";
+  case SIM_OP_CAS:
+    return "cas";
   }
   return "?";
 }
@@ -454,7 +458,7 @@ int sim_check_phantom(const struct sim_history *h,
                       struct sim_check_report *rep) {
   for (uint32_t k = 0; k < h->nkeys; k++) {
     enum sim_op_type t = h->keys[k].type;
-    if (t == SIM_TYPE_COUNTER)
+    if (t == SIM_TYPE_COUNTER || t == SIM_TYPE_CAS)
       continue;
     struct u64map writes = {0};
     int rc = index_writes(h, k, t == SIM_TYPE_KV ? SIM_OP_PUT : SIM_OP_SET_ADD,

@@ -77,9 +77,17 @@ enum sim_op {
   SIM_OP_SET_ADD,      /* set: element */
   SIM_OP_SET_READ,     /* set: elements */
   SIM_OP_DELETE,       /* kv: delete with the context of an earlier GET */
+  SIM_OP_CAS,          /* cas: a compare-and-set or serial read (issue 23;
+                        * sim_call.cas_cond; judged by tests/lin, not by
+                        * the checkers here) */
 };
 
-enum sim_op_type { SIM_TYPE_KV = 0, SIM_TYPE_COUNTER, SIM_TYPE_SET };
+enum sim_op_type {
+  SIM_TYPE_KV = 0,
+  SIM_TYPE_COUNTER,
+  SIM_TYPE_SET,
+  SIM_TYPE_CAS, /* a Paxos key: skipped by every checker below */
+};
 
 enum sim_outcome { SIM_PENDING = 0, SIM_OK, SIM_FAIL, SIM_UNKNOWN };
 

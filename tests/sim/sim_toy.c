@@ -317,6 +317,8 @@ static void ks_encode(const struct kstate *ks, struct wbuf *w) {
       w_bytes(w, ks->elems[i].p, ks->elems[i].n);
     }
     break;
+  case SIM_TYPE_CAS:
+    break; /* the toy has no CAS keys: it never stores one */
   }
 }
 
@@ -417,6 +419,8 @@ static int ks_merge(struct kstate *dst, const struct kstate *src, int naive,
     for (size_t i = 0; i < src->nelems && rc == CHORUS_OK; i++)
       rc = elem_add(dst, src->elems[i].p, src->elems[i].n);
     break;
+  case SIM_TYPE_CAS:
+    break; /* never stored (above) */
   }
   *changed = before[0] != dst->nsibs || before[1] != dst->ncovered ||
              before[2] != dst->ncops || before[3] != dst->nelems ||
@@ -771,8 +775,8 @@ static int on_request(struct toy *t, const struct sim_request *req,
   if (!t->ready)
     return reply_simple(fx, req->id, CHORUS_EUNAVAILABLE, 0);
   enum sim_op_type type = sim_op_type_of(req->op);
-  if (t->naive && type != SIM_TYPE_KV)
-    return reply_simple(fx, req->id, CHORUS_ENOTSUP, 0);
+  if (type == SIM_TYPE_CAS || (t->naive && type != SIM_TYPE_KV))
+    return reply_simple(fx, req->id, CHORUS_ENOTSUP, 0); /* no Paxos here */
   size_t ix;
   int rc = get_key(t, req->key, req->klen, type, &ix);
   if (rc == CHORUS_ENOMEM)
