@@ -318,7 +318,7 @@ int paxos_op_init(struct paxos_op *op, uint8_t cond,
                   struct paxos_value expected, struct paxos_value update,
                   const chorus_node_id *replicas, size_t n) {
   *op = (struct paxos_op){0};
-  if (n == 0 || n > PAXOS_MAX_REPLICAS || cond > PAXOS_DELETE_IF_VALUE)
+  if (n == 0 || n > PAXOS_MAX_REPLICAS || cond > PAXOS_COND_MAX)
     return CHORUS_EINVAL;
   op->cond = cond;
   if (value_set(&op->expected, expected) != CHORUS_OK ||
@@ -345,7 +345,49 @@ void paxos_op_free(struct paxos_op *op) {
   value_free(&op->update);
   value_free(&op->found);
   value_free(&op->commit.value);
+  chorus_free((void *)(uintptr_t)op->args.holder); /* owned copies */
+  chorus_free((void *)(uintptr_t)op->args.fence);
   *op = (struct paxos_op){0};
+}
+
+static int bytes_dup(const uint8_t **dst, const uint8_t *src, size_t len) {
+  *dst = NULL;
+  if (len == 0)
+    return CHORUS_OK;
+  uint8_t *b = chorus_malloc(len);
+  if (b == NULL)
+    return CHORUS_ENOMEM;
+  memcpy(b, src, len);
+  *dst = b;
+  return CHORUS_OK;
+}
+
+int paxos_op_init_lock(struct paxos_op *op, uint8_t cond,
+                       const struct paxos_lock_args *args,
+                       struct paxos_value update,
+                       const chorus_node_id *replicas, size_t n) {
+  *op = (struct paxos_op){0};
+  if (cond < PAXOS_LOCK_ACQUIRE || cond > PAXOS_COND_MAX ||
+      args->holder_len > PAXOS_LOCK_MAX_HOLDER ||
+      args->fence_len > PAXOS_FENCE_MAX_NAME ||
+      (cond == PAXOS_FENCED_SET && args->fence_len == 0))
+    return CHORUS_EINVAL;
+  /* FENCED_SET keeps the value to write in @expected (unused otherwise):
+   * op->update is the record computed from it, anew in every round. */
+  struct paxos_value keep =
+      cond == PAXOS_FENCED_SET ? update : (struct paxos_value){0};
+  int rc = paxos_op_init(op, cond, keep, (struct paxos_value){0}, replicas, n);
+  if (rc != CHORUS_OK)
+    return rc;
+  op->args = *args;
+  op->args.holder = op->args.fence = NULL;
+  if (bytes_dup(&op->args.holder, args->holder, args->holder_len) !=
+          CHORUS_OK ||
+      bytes_dup(&op->args.fence, args->fence, args->fence_len) != CHORUS_OK) {
+    paxos_op_free(op);
+    return CHORUS_ENOMEM;
+  }
+  return CHORUS_OK;
 }
 
 /* own_settled: the round of an own proposal ends without its choice: it
@@ -429,6 +471,208 @@ static int commit_at(struct paxos_op *op, struct paxos_value v) {
   return CHORUS_OK;
 }
 
+/* ------------------------------------------------------------------------
+ * Lock and fenced records (paxos.h, LOCKS AND FENCING)
+ * ------------------------------------------------------------------------ */
+
+static const uint8_t LOCK_MAGIC[4] = {0xc1, 'L', 'C', 'K'};
+static const uint8_t FENCED_MAGIC[4] = {0xc1, 'F', 'N', 'C'};
+#define RECORD_FORMAT_V1 1u
+
+static bool is_magic(const uint8_t *b, size_t len, const uint8_t magic[4]) {
+  return len >= 4 && memcmp(b, magic, 4) == 0;
+}
+
+bool paxos_is_record(const uint8_t *bytes, size_t len) {
+  return is_magic(bytes, len, LOCK_MAGIC) || is_magic(bytes, len, FENCED_MAGIC);
+}
+
+int paxos_lock_decode(struct paxos_value v, struct paxos_lock *out) {
+  *out = (struct paxos_lock){0};
+  if (!v.present)
+    return CHORUS_OK; /* never acquired: free, token 0 */
+  struct reader r = {v.bytes, v.len};
+  if (!is_magic(r.p, r.left, LOCK_MAGIC) || r.left < 4 + 2)
+    return CHORUS_EMALFORMED;
+  if (r.p[4] != RECORD_FORMAT_V1 || r.p[5] > 1)
+    return CHORUS_EMALFORMED;
+  out->held = r.p[5] == 1;
+  r.p += 6;
+  r.left -= 6;
+  if (!get_u64(&r, &out->token) || !get_u64(&r, &out->expires) || r.left < 1)
+    return CHORUS_EMALFORMED;
+  out->holder_len = r.p[0];
+  if (r.left - 1 != out->holder_len)
+    return CHORUS_EMALFORMED;
+  out->holder = r.p + 1;
+  return CHORUS_OK;
+}
+
+/* lock_encode: @l as a record into @dst (owned). */
+static int lock_encode(const struct paxos_lock *l, struct paxos_value *dst) {
+  uint8_t buf[4 + 2 + 16 + 1 + PAXOS_LOCK_MAX_HOLDER];
+  uint8_t *p = buf;
+  memcpy(p, LOCK_MAGIC, 4);
+  p += 4;
+  *p++ = RECORD_FORMAT_V1;
+  *p++ = l->held ? 1 : 0;
+  p = put_u64(put_u64(p, l->token), l->expires);
+  *p++ = (uint8_t)l->holder_len;
+  if (l->holder_len > 0)
+    memcpy(p, l->holder, l->holder_len);
+  p += l->holder_len;
+  return value_set(dst, (struct paxos_value){true, buf, (size_t)(p - buf)});
+}
+
+/* A fenced record decoded (names and value borrow from it). */
+struct fenced {
+  uint8_t n;
+  const uint8_t *name[PAXOS_FENCE_MAX];
+  uint8_t name_len[PAXOS_FENCE_MAX];
+  uint64_t token[PAXOS_FENCE_MAX];
+  struct paxos_value value;
+};
+
+/* fenced_decode: @v as a fenced record; a value that is no fenced record
+ * is one with no fences (a plain CAS key becomes fenced by its first
+ * FENCED_SET). Errors: CHORUS_EMALFORMED. */
+static int fenced_decode(struct paxos_value v, struct fenced *f) {
+  *f = (struct fenced){.value = v};
+  if (!v.present || !is_magic(v.bytes, v.len, FENCED_MAGIC))
+    return CHORUS_OK;
+  struct reader r = {v.bytes + 4, v.len - 4};
+  if (r.left < 2 || r.p[0] != RECORD_FORMAT_V1 || r.p[1] > PAXOS_FENCE_MAX)
+    return CHORUS_EMALFORMED;
+  f->n = r.p[1];
+  r.p += 2;
+  r.left -= 2;
+  for (uint8_t i = 0; i < f->n; i++) {
+    if (r.left < 1 || r.p[0] == 0 || r.left - 1 < r.p[0])
+      return CHORUS_EMALFORMED;
+    f->name_len[i] = r.p[0];
+    f->name[i] = r.p + 1;
+    r.p += 1 + r.p[0];
+    r.left -= 1 + (size_t)f->name_len[i];
+    if (!get_u64(&r, &f->token[i]))
+      return CHORUS_EMALFORMED;
+  }
+  if (get_value(&r, &f->value) != NULL || r.left != 0)
+    return CHORUS_EMALFORMED;
+  return CHORUS_OK;
+}
+
+int paxos_fenced_value(struct paxos_value v, struct paxos_value *out,
+                       bool *fenced) {
+  struct fenced f;
+  *fenced = v.present && is_magic(v.bytes, v.len, FENCED_MAGIC);
+  int rc = fenced_decode(v, &f);
+  *out = rc == CHORUS_OK ? f.value : (struct paxos_value){0};
+  return rc;
+}
+
+static int fenced_encode(const struct fenced *f, struct paxos_value *dst) {
+  size_t need = 4 + 2 + value_size(f->value);
+  for (uint8_t i = 0; i < f->n; i++)
+    need += 1 + (size_t)f->name_len[i] + 8;
+  uint8_t *buf = chorus_malloc(need);
+  if (buf == NULL)
+    return CHORUS_ENOMEM;
+  uint8_t *p = buf;
+  memcpy(p, FENCED_MAGIC, 4);
+  p += 4;
+  *p++ = RECORD_FORMAT_V1;
+  *p++ = f->n;
+  for (uint8_t i = 0; i < f->n; i++) {
+    *p++ = f->name_len[i];
+    memcpy(p, f->name[i], f->name_len[i]);
+    p = put_u64(p + f->name_len[i], f->token[i]);
+  }
+  p = put_value(p, f->value);
+  int rc = value_set(dst, (struct paxos_value){true, buf, (size_t)(p - buf)});
+  chorus_free(buf);
+  return rc;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* judge_record: a lock condition or FENCED_SET on op->found: whether it
+ * applies, and then op->update the record to propose. */
+static int judge_record(struct paxos_op *op, bool *applies) {
+  const struct paxos_lock_args *a = &op->args;
+  *applies = false;
+  if (op->cond == PAXOS_FENCED_SET) {
+    struct fenced f;
+    if (fenced_decode(op->found, &f) != CHORUS_OK) {
+      op->refusal = PAXOS_REFUSED_CORRUPT;
+      return CHORUS_OK;
+    }
+    uint8_t i = 0;
+    while (i < f.n && !(f.name_len[i] == a->fence_len &&
+                        memcmp(f.name[i], a->fence, a->fence_len) == 0))
+      i++;
+    op->fence_seen = i < f.n ? f.token[i] : 0;
+    if (a->token < op->fence_seen) {
+      op->refusal = PAXOS_REFUSED_FENCED;
+      return CHORUS_OK;
+    }
+    if (i == f.n) {
+      if (f.n == PAXOS_FENCE_MAX) {
+        op->refusal = PAXOS_REFUSED_CORRUPT; /* too many lock names */
+        return CHORUS_OK;
+      }
+      f.name[i] = a->fence;
+      f.name_len[i] = (uint8_t)a->fence_len;
+      f.n++;
+    }
+    f.token[i] = a->token;
+    f.value = op->expected; /* the value to write (paxos_op_init_lock) */
+    *applies = true;
+    return fenced_encode(&f, &op->update);
+  }
+  struct paxos_lock l;
+  if (paxos_lock_decode(op->found, &l) != CHORUS_OK) {
+    op->refusal = PAXOS_REFUSED_CORRUPT;
+    return CHORUS_OK;
+  }
+  bool live = l.held && a->now < l.expires;
+  switch (op->cond) {
+  case PAXOS_LOCK_ACQUIRE:
+    if (l.held && a->now < sat_add(l.expires, a->skew)) {
+      op->refusal = PAXOS_REFUSED_HELD;
+      return CHORUS_OK;
+    }
+    if (l.token == UINT64_MAX) {
+      op->refusal = PAXOS_REFUSED_CORRUPT; /* tokens never wrap */
+      return CHORUS_OK;
+    }
+    l = (struct paxos_lock){true, l.token + 1, sat_add(a->now, a->ttl),
+                            a->holder, a->holder_len};
+    break;
+  case PAXOS_LOCK_RENEW:
+    if (!l.held || l.token != a->token) {
+      op->refusal = PAXOS_REFUSED_TOKEN;
+      return CHORUS_OK;
+    }
+    if (!live) {
+      op->refusal = PAXOS_REFUSED_EXPIRED;
+      return CHORUS_OK;
+    }
+    l.expires = sat_add(a->now, a->ttl);
+    break;
+  default: /* PAXOS_LOCK_RELEASE */
+    if (!l.held || l.token != a->token) {
+      op->refusal = PAXOS_REFUSED_TOKEN;
+      return CHORUS_OK;
+    }
+    l = (struct paxos_lock){false, l.token, 0, NULL, 0};
+    break;
+  }
+  *applies = true;
+  return lock_encode(&l, &op->update); /* l borrows op->found, not update */
+}
+
 /* decide: a quorum promised: finish unfinished work, or judge the
  * condition on the current value. */
 static int decide(struct paxos_op *op) {
@@ -458,6 +702,7 @@ static int decide(struct paxos_op *op) {
   if (rc != CHORUS_OK)
     return rc;
   bool applies;
+  op->refusal = PAXOS_REFUSED_NONE;
   switch (op->cond) {
   case PAXOS_SET:
     applies = true;
@@ -469,8 +714,18 @@ static int decide(struct paxos_op *op) {
   case PAXOS_DELETE_IF_VALUE:
     applies = op->found.present && paxos_value_equal(op->found, op->expected);
     break;
-  default: /* PAXOS_READ */
+  case PAXOS_READ:
     applies = false;
+    break;
+  default: /* locks and fenced writes: the update is computed */
+    rc = judge_record(op, &applies);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
+  if (applies && op->cond <= PAXOS_DELETE_IF_VALUE && op->found.present &&
+      is_magic(op->found.bytes, op->found.len, FENCED_MAGIC)) {
+    applies = false; /* it would drop the key's fences */
+    op->refusal = PAXOS_REFUSED_NOT_FENCED;
   }
   if (!applies) {
     op->phase = PAXOS_DONE;

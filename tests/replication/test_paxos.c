@@ -317,6 +317,204 @@ static void one_proposer(void **state) {
     paxos_acceptor_free(&acc[i]);
 }
 
+/* ------------------------------------------------------------------------
+ * Locks and fencing (paxos.h, LOCKS AND FENCING)
+ * ------------------------------------------------------------------------ */
+
+/* lock_op: one lock operation at time @now (ms) run to its end; its
+ * outcome, and the record it found (or chose, when applied) in *@l. */
+static uint8_t lock_op(struct paxos_acceptor *acc, uint8_t cond, uint64_t now,
+                       uint64_t token, const char *holder, uint8_t *refusal,
+                       struct paxos_lock *l, uint8_t *rec, size_t *rlen) {
+  struct paxos_lock_args a = {.now = now,
+                              .ttl = 1000,
+                              .skew = 500,
+                              .token = token,
+                              .holder = (const uint8_t *)holder,
+                              .holder_len = holder ? strlen(holder) : 0};
+  struct paxos_op op;
+  assert_int_equal(paxos_op_init_lock(&op, cond, &a, ABSENT, ids, NACC),
+                   CHORUS_OK);
+  run_op(acc, &op, 7);
+  uint8_t out = op.outcome;
+  *refusal = op.refusal;
+  struct paxos_value v = out == PAXOS_APPLIED ? op.commit.value : op.found;
+  assert_true(v.len <= 512);
+  memcpy(rec, v.bytes, v.len);
+  *rlen = v.len;
+  assert_int_equal(
+      paxos_lock_decode((struct paxos_value){v.present, rec, v.len}, l),
+      CHORUS_OK);
+  paxos_op_free(&op);
+  return out;
+}
+
+static void locks_and_tokens(void **state) {
+  (void)state;
+  struct paxos_acceptor acc[NACC];
+  for (int i = 0; i < NACC; i++)
+    paxos_acceptor_init(&acc[i]);
+  uint8_t why, rec[512];
+  size_t rlen;
+  struct paxos_lock l;
+  /* A free lock: token 1, until now + ttl. */
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_ACQUIRE, 10000, 0, "A", &why, &l, rec, &rlen),
+      PAXOS_APPLIED);
+  assert_true(l.held);
+  assert_int_equal(l.token, 1);
+  assert_int_equal(l.expires, 11000);
+  assert_memory_equal(l.holder, "A", 1);
+  /* Held: B is refused while the lease, then the allowance, runs. */
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_ACQUIRE, 10999, 0, "B", &why, &l, rec, &rlen),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(why, PAXOS_REFUSED_HELD);
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_ACQUIRE, 11499, 0, "B", &why, &l, rec, &rlen),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(why, PAXOS_REFUSED_HELD);
+  /* A renews at its token while live; a stale token is refused. */
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_RENEW, 10500, 1, NULL, &why, &l, rec, &rlen),
+      PAXOS_APPLIED);
+  assert_int_equal(l.expires, 11500);
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_RENEW, 10600, 2, NULL, &why, &l, rec, &rlen),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(why, PAXOS_REFUSED_TOKEN);
+  /* Expired (past expires, within the allowance): no renewal, and no new
+   * holder either; past the allowance B takes it at token 2. */
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_RENEW, 11600, 1, NULL, &why, &l, rec, &rlen),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(why, PAXOS_REFUSED_EXPIRED);
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_ACQUIRE, 11999, 0, "B", &why, &l, rec, &rlen),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_ACQUIRE, 12000, 0, "B", &why, &l, rec, &rlen),
+      PAXOS_APPLIED);
+  assert_int_equal(l.token, 2);
+  /* A's release at its stale token is refused; B's frees it, keeping the
+   * token, so the next acquire takes 3 (tokens never repeat). */
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_RELEASE, 12100, 1, NULL, &why, &l, rec, &rlen),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(why, PAXOS_REFUSED_TOKEN);
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_RELEASE, 12100, 2, NULL, &why, &l, rec, &rlen),
+      PAXOS_APPLIED);
+  assert_false(l.held);
+  assert_int_equal(l.token, 2);
+  assert_int_equal(
+      lock_op(acc, PAXOS_LOCK_RELEASE, 12100, 2, NULL, &why, &l, rec, &rlen),
+      PAXOS_NOT_APPLIED);
+  uint64_t last = 2;
+  for (uint64_t t = 0; t < 20; t++) {
+    /* Alternate a release with an expiry: tokens strictly increase. */
+    assert_int_equal(lock_op(acc, PAXOS_LOCK_ACQUIRE, 13000 + t * 5000, 0, "C",
+                             &why, &l, rec, &rlen),
+                     PAXOS_APPLIED);
+    assert_int_equal(l.token, last + 1);
+    last = l.token;
+    if (t % 2 == 0)
+      assert_int_equal(lock_op(acc, PAXOS_LOCK_RELEASE, 13001 + t * 5000, last,
+                               NULL, &why, &l, rec, &rlen),
+                       PAXOS_APPLIED);
+  }
+  /* Damaged records and bad arguments. */
+  struct paxos_lock d;
+  assert_int_equal(
+      paxos_lock_decode((struct paxos_value){true, rec, rlen - 1}, &d),
+      CHORUS_EMALFORMED);
+  assert_int_equal(paxos_lock_decode((struct paxos_value){true, rec, 3}, &d),
+                   CHORUS_EMALFORMED);
+  assert_true(paxos_is_record(rec, rlen));
+  struct paxos_op op;
+  struct paxos_lock_args bad = {.fence_len = 0};
+  assert_int_equal(
+      paxos_op_init_lock(&op, PAXOS_FENCED_SET, &bad, ABSENT, ids, NACC),
+      CHORUS_EINVAL);
+  assert_int_equal(
+      paxos_op_init_lock(&op, PAXOS_IF_ABSENT, &bad, ABSENT, ids, NACC),
+      CHORUS_EINVAL);
+  for (int i = 0; i < NACC; i++)
+    paxos_acceptor_free(&acc[i]);
+}
+
+static uint8_t fenced_op(struct paxos_acceptor *acc, const char *name,
+                         uint64_t token, int64_t v, struct paxos_op *op) {
+  struct paxos_lock_args a = {.token = token,
+                              .fence = (const uint8_t *)name,
+                              .fence_len = strlen(name)};
+  assert_int_equal(
+      paxos_op_init_lock(op, PAXOS_FENCED_SET, &a, val(&v), ids, NACC),
+      CHORUS_OK);
+  run_op(acc, op, 8);
+  return op->outcome;
+}
+
+static int64_t serial_value(struct paxos_acceptor *acc) {
+  struct paxos_op op;
+  assert_int_equal(paxos_op_init(&op, PAXOS_READ, ABSENT, ABSENT, ids, NACC),
+                   CHORUS_OK);
+  run_op(acc, &op, 9);
+  struct paxos_value v;
+  bool fenced;
+  assert_int_equal(paxos_fenced_value(op.found, &v, &fenced), CHORUS_OK);
+  assert_true(fenced);
+  int64_t x = as_int(v);
+  paxos_op_free(&op);
+  return x;
+}
+
+static void fenced_writes(void **state) {
+  (void)state;
+  struct paxos_acceptor acc[NACC];
+  for (int i = 0; i < NACC; i++)
+    paxos_acceptor_init(&acc[i]);
+  struct paxos_op op;
+  /* A plain CAS value first: the first fenced write takes it over. */
+  int64_t zero = 0;
+  assert_int_equal(paxos_op_init(&op, PAXOS_SET, ABSENT, val(&zero), ids, NACC),
+                   CHORUS_OK);
+  run_op(acc, &op, 1);
+  paxos_op_free(&op);
+  assert_int_equal(fenced_op(acc, "L", 5, 50, &op), PAXOS_APPLIED);
+  paxos_op_free(&op);
+  assert_int_equal(serial_value(acc), 50);
+  /* Equal is fine, below is refused with the highest named, and nothing
+   * changes. */
+  assert_int_equal(fenced_op(acc, "L", 5, 51, &op), PAXOS_APPLIED);
+  paxos_op_free(&op);
+  assert_int_equal(fenced_op(acc, "L", 4, 40, &op), PAXOS_NOT_APPLIED);
+  assert_int_equal(op.refusal, PAXOS_REFUSED_FENCED);
+  assert_int_equal(op.fence_seen, 5);
+  paxos_op_free(&op);
+  assert_int_equal(serial_value(acc), 51);
+  /* Another lock's fence is its own. */
+  assert_int_equal(fenced_op(acc, "M", 1, 60, &op), PAXOS_APPLIED);
+  paxos_op_free(&op);
+  assert_int_equal(fenced_op(acc, "L", 7, 70, &op), PAXOS_APPLIED);
+  paxos_op_free(&op);
+  assert_int_equal(fenced_op(acc, "M", 0, 1, &op), PAXOS_NOT_APPLIED);
+  assert_int_equal(op.fence_seen, 1);
+  paxos_op_free(&op);
+  assert_int_equal(serial_value(acc), 70);
+  /* A plain update would drop the fences: refused. */
+  int64_t one = 1;
+  assert_int_equal(paxos_op_init(&op, PAXOS_SET, ABSENT, val(&one), ids, NACC),
+                   CHORUS_OK);
+  run_op(acc, &op, 1);
+  assert_int_equal(op.outcome, PAXOS_NOT_APPLIED);
+  assert_int_equal(op.refusal, PAXOS_REFUSED_NOT_FENCED);
+  paxos_op_free(&op);
+  assert_int_equal(serial_value(acc), 70);
+  for (int i = 0; i < NACC; i++)
+    paxos_acceptor_free(&acc[i]);
+}
+
 /* A proposal accepted by one replica only, its proposer gone: a later
  * read (whose quorum includes that replica) finishes and commits it; a
  * read whose quorum misses it sees the old value, which is linearizable
@@ -745,6 +943,8 @@ int main(void) {
       cmocka_unit_test(acceptor_rules),
       cmocka_unit_test(one_proposer),
       cmocka_unit_test(unfinished_proposal_is_finished),
+      cmocka_unit_test(locks_and_tokens),
+      cmocka_unit_test(fenced_writes),
       cmocka_unit_test(stored_form_and_join),
       cmocka_unit_test(swarm_is_linearizable),
       cmocka_unit_test(state_transfers_are_safe),
