@@ -722,9 +722,12 @@ static int decide(struct paxos_op *op) {
     if (rc != CHORUS_OK)
       return rc;
   }
-  if (applies && op->cond <= PAXOS_DELETE_IF_VALUE && op->found.present &&
+  if (op->cond != PAXOS_READ && op->cond <= PAXOS_DELETE_IF_VALUE &&
+      op->found.present &&
       is_magic(op->found.bytes, op->found.len, FENCED_MAGIC)) {
-    applies = false; /* it would drop the key's fences */
+    /* Whatever its condition says: applied, it would drop the key's
+     * fences, and judged on the record it means nothing. */
+    applies = false;
     op->refusal = PAXOS_REFUSED_NOT_FENCED;
   }
   if (!applies) {
