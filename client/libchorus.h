@@ -1245,6 +1245,27 @@ int chorus_cas_async(struct chorus_client *c, const void *key, size_t key_len,
                      int cond, const void *expected, size_t expected_len,
                      const void *value, size_t value_len,
                      const struct chorus_opts *opts, chorus_cb cb, void *arg);
+int chorus_lock_acquire_async(struct chorus_client *c, const void *name,
+                              size_t name_len, const void *holder,
+                              size_t holder_len, uint64_t ttl_ms,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg);
+int chorus_lock_renew_async(struct chorus_client *c, const void *name,
+                            size_t name_len, uint64_t token, uint64_t ttl_ms,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg);
+int chorus_lock_release_async(struct chorus_client *c, const void *name,
+                              size_t name_len, uint64_t token,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg);
+int chorus_lock_status_async(struct chorus_client *c, const void *name,
+                             size_t name_len, const struct chorus_opts *opts,
+                             chorus_cb cb, void *arg);
+int chorus_fenced_put_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const void *value, size_t value_len,
+                            const void *lock, size_t lock_len, uint64_t token,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg);
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,

@@ -814,6 +814,57 @@ int chorus_fenced_put(struct chorus_client *c, const void *key, size_t key_len,
                    value_len, NULL, 0, token, 0, opts, res);
 }
 
+int chorus_lock_acquire_async(struct chorus_client *c, const void *name,
+                              size_t name_len, const void *holder,
+                              size_t holder_len, uint64_t ttl_ms,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_ACQUIRE, NULL, 0, name, name_len, NULL, 0,
+                      holder, holder_len, 0, ttl_ms, opts, cb, arg);
+}
+
+int chorus_lock_renew_async(struct chorus_client *c, const void *name,
+                            size_t name_len, uint64_t token, uint64_t ttl_ms,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_RENEW, NULL, 0, name, name_len, NULL, 0,
+                      NULL, 0, token, ttl_ms, opts, cb, arg);
+}
+
+int chorus_lock_release_async(struct chorus_client *c, const void *name,
+                              size_t name_len, uint64_t token,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_RELEASE, NULL, 0, name, name_len, NULL, 0,
+                      NULL, 0, token, 0, opts, cb, arg);
+}
+
+int chorus_lock_status_async(struct chorus_client *c, const void *name,
+                             size_t name_len, const struct chorus_opts *opts,
+                             chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_STATUS, NULL, 0, name, name_len, NULL, 0,
+                      NULL, 0, 0, 0, opts, cb, arg);
+}
+
+int chorus_fenced_put_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const void *value, size_t value_len,
+                            const void *lock, size_t lock_len, uint64_t token,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_FENCED_PUT, key, key_len, lock, lock_len,
+                      value, value_len, NULL, 0, token, 0, opts, cb, arg);
+}
+
 int chorus_ring(struct chorus_client *c, struct chorus_result *res) {
   struct chorus__sync_wait w;
   int rc = chorus__sync_begin(c, res, &w);

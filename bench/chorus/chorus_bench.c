@@ -75,13 +75,13 @@
  * Options
  * ------------------------------------------------------------------------ */
 
-enum op_kind { OP_GET, OP_PUT, OP_CADD, OP_SADD, OP_KINDS };
-static const char *const op_names[OP_KINDS] = {"get", "put", "counter_add",
-                                               "set_add"};
+enum op_kind { OP_GET, OP_PUT, OP_CADD, OP_SADD, OP_LOCK, OP_UNLOCK, OP_KINDS };
+static const char *const op_names[OP_KINDS] = {
+    "get", "put", "counter_add", "set_add", "lock_acquire", "lock_release"};
 
-enum workload { WL_RW50, WL_RW95, WL_RO, WL_WO, WL_COUNTER, WL_SET };
-static const char *const wl_names[] = {"rw50", "rw95",    "ro",
-                                       "wo",   "counter", "set"};
+enum workload { WL_RW50, WL_RW95, WL_RO, WL_WO, WL_COUNTER, WL_SET, WL_LOCK };
+static const char *const wl_names[] = {"rw50",    "rw95", "ro",  "wo",
+                                       "counter", "set",  "lock"};
 
 #define MAX_SETTINGS 16
 #define PHASES 2
@@ -184,9 +184,10 @@ struct req {
   unsigned slot;
   uint8_t op;
   uint8_t phase;
-  bool counted; /* started after the warm-up */
-  bool busy;    /* closed loop: waiting for a reply */
-  bool queued;  /* closed loop: in the ready list */
+  bool counted;        /* started after the warm-up */
+  bool busy;           /* closed loop: waiting for a reply */
+  bool queued;         /* closed loop: in the ready list */
+  uint64_t lock_token; /* lock workload: held at this token; 0: not held */
 };
 
 struct loop_ctx {
@@ -273,6 +274,8 @@ static enum op_kind pick_op(struct loop_ctx *lc) {
     return OP_CADD;
   case WL_SET:
     return OP_SADD;
+  case WL_LOCK:
+    return OP_LOCK; /* prepare() alternates it with OP_UNLOCK */
   }
   return OP_GET;
 }
@@ -347,6 +350,20 @@ static int send_req(struct loop_ctx *lc, struct req *rq) {
   case OP_CADD:
     rc = chorus_counter_add_async(cl, key, klen, 1, &opts, on_done, rq);
     break;
+  case OP_LOCK:
+  case OP_UNLOCK: {
+    /* Lock "lk:K": routed by its key in the lock namespace. */
+    char lk[40];
+    int nlen = snprintf(lk + 6, sizeof lk - 6, "lk:%012" PRIu64, rq->key);
+    memcpy(lk, "\xc1lock:", 6);
+    cl = route(lc, rq->slot, lk, 6 + (size_t)nlen);
+    rc = rq->op == OP_LOCK
+             ? chorus_lock_acquire_async(cl, lk + 6, (size_t)nlen, "bench", 5,
+                                         10000, &opts, on_done, rq)
+             : chorus_lock_release_async(cl, lk + 6, (size_t)nlen,
+                                         rq->lock_token, &opts, on_done, rq);
+    break;
+  }
   case OP_SADD: {
     /* members from a universe of 64, so sets stay small */
     char m[8];
@@ -380,7 +397,10 @@ static void prepare(struct loop_ctx *lc, struct req *rq, uint64_t t_start) {
   rq->lc = lc;
   rq->t_start = t_start;
   rq->op = (uint8_t)pick_op(lc);
-  rq->key = pick_key(lc);
+  if (rq->op == OP_LOCK && rq->lock_token != 0)
+    rq->op = OP_UNLOCK; /* a worker releases what it acquired, same key */
+  else
+    rq->key = pick_key(lc);
   rq->counted = !run->preload && t_start >= run->t_warm;
   rq->phase = run->t_kill != 0 && t_start >= run->t_kill ? 1 : 0;
   if (rq->counted)
@@ -423,6 +443,11 @@ static void on_done(struct chorus_client *c, struct chorus_result *res,
     }
     lc->last_done = now;
   }
+  if (rq->op == OP_LOCK)
+    rq->lock_token =
+        res->status == CHORUS_OK && res->cas_applied ? res->lock_token : 0;
+  else if (rq->op == OP_UNLOCK)
+    rq->lock_token = 0;
   if (res->status == CHORUS_OK && (rq->op == OP_GET || rq->op == OP_PUT)) {
     struct ctx_slot *cs = &lc->ctxs[rq->key];
     if (res->context.len <= sizeof cs->data) {
@@ -1400,7 +1425,9 @@ static const char usage_text[] =
     "  -n, --ops N            stop after N counted requests instead\n"
     "  --no-token-aware       spread slots over nodes, ignore the ring\n"
     "workload\n"
-    "  --workload W           rw50 | rw95 | ro | wo | counter | set\n"
+    "  --workload W           rw50 | rw95 | ro | wo | counter | set |\n"
+    "                         lock (closed loop: each worker acquires a\n"
+    "                         lock of its key, then releases it)\n"
     "  --keys K               key space (default 100000)\n"
     "  --zipf [THETA]         zipfian keys (Gray et al.; default 0.99)\n"
     "  --uniform              uniform keys (default)\n"
@@ -1707,6 +1734,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
       fputs(usage_text, stderr);
       exit(2);
     }
+  }
+  if (o->wl == WL_LOCK && o->rate > 0) {
+    /* a worker's release follows its own acquire */
+    fprintf(stderr, "chorus-bench: --workload lock is closed loop (no "
+                    "--rate)\n");
+    exit(2);
   }
   if (o->check && o->wan_rtt <= 0) {
     fprintf(stderr, "chorus-bench: --check goes with --wan-rtt\n");
