@@ -316,6 +316,11 @@ static void lock_cli(void **state) {
   expect_cli(p0, 2, "reserved", NULL, 0,
              "put $(printf '\\301')lock:cli-lock "
              "x --if-absent");
+  expect_cli(p1, 1, "reserved", NULL, 0,
+             "put $(printf '\\301')lock:cli-lock x");
+  /* A CAS value never passes for a record. */
+  expect_cli(p1, 2, "reserved for lock and fenced records", NULL, 0,
+             "put cli-magic \"$(printf '\\301LCK')\" --if-absent");
 }
 
 static int teardown(void **state) {
