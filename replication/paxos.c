@@ -5,6 +5,7 @@
 
 #include "chorus_alloc.h"
 #include "chorus_error.h"
+#include "paxos_int.h"
 
 int paxos_ballot_cmp(struct paxos_ballot a, struct paxos_ballot b) {
   if (a.time != b.time)
@@ -28,7 +29,7 @@ static void value_free(struct paxos_value *v) {
   *v = (struct paxos_value){0};
 }
 
-static int value_set(struct paxos_value *dst, struct paxos_value src) {
+int paxos__value_set(struct paxos_value *dst, struct paxos_value src) {
   struct paxos_value v = {.present = src.present};
   if (src.present) {
     uint8_t *b = chorus_malloc(src.len ? src.len : 1);
@@ -62,8 +63,8 @@ int paxos_acceptor_copy(struct paxos_acceptor *dst,
                         const struct paxos_acceptor *src) {
   struct paxos_acceptor t = *src;
   t.accepted = t.committed = (struct paxos_value){0};
-  if (value_set(&t.accepted, src->accepted) != CHORUS_OK ||
-      value_set(&t.committed, src->committed) != CHORUS_OK) {
+  if (paxos__value_set(&t.accepted, src->accepted) != CHORUS_OK ||
+      paxos__value_set(&t.committed, src->committed) != CHORUS_OK) {
     paxos_acceptor_free(&t);
     return CHORUS_ENOMEM;
   }
@@ -106,12 +107,12 @@ int paxos_acceptor_join(struct paxos_acceptor *dst,
   if (paxos_ballot_cmp(src->promised, t.promised) > 0)
     t.promised = src->promised;
   if (newer(src->accepted_at, src->accepted, t.accepted_at, t.accepted)) {
-    if (value_set(&t.accepted, src->accepted) != CHORUS_OK)
+    if (paxos__value_set(&t.accepted, src->accepted) != CHORUS_OK)
       goto nomem;
     t.accepted_at = src->accepted_at;
   }
   if (newer(src->committed_at, src->committed, t.committed_at, t.committed)) {
-    if (value_set(&t.committed, src->committed) != CHORUS_OK)
+    if (paxos__value_set(&t.committed, src->committed) != CHORUS_OK)
       goto nomem;
     t.committed_at = src->committed_at;
   }
@@ -129,25 +130,26 @@ nomem:
 }
 
 /* The stored form (paxos.h). */
-static size_t value_size(struct paxos_value v) {
+size_t paxos__value_size(struct paxos_value v) {
   return 1 + 4 + (v.present ? v.len : 0);
 }
 
 size_t paxos_acceptor_encoded_size(const struct paxos_acceptor *a) {
-  return 1 + 3 * 16 + value_size(a->accepted) + value_size(a->committed);
+  return 1 + 3 * 16 + paxos__value_size(a->accepted) +
+         paxos__value_size(a->committed);
 }
 
-static uint8_t *put_u64(uint8_t *p, uint64_t x) {
+uint8_t *paxos__put_u64(uint8_t *p, uint64_t x) {
   for (int i = 7; i >= 0; i--)
     *p++ = (uint8_t)(x >> (8 * i));
   return p;
 }
 
 static uint8_t *put_ballot(uint8_t *p, struct paxos_ballot b) {
-  return put_u64(put_u64(p, b.time), b.node);
+  return paxos__put_u64(paxos__put_u64(p, b.time), b.node);
 }
 
-static uint8_t *put_value(uint8_t *p, struct paxos_value v) {
+uint8_t *paxos__put_value(uint8_t *p, struct paxos_value v) {
   size_t len = v.present ? v.len : 0;
   *p++ = v.present ? 1 : 0;
   for (int i = 3; i >= 0; i--)
@@ -166,19 +168,14 @@ int paxos_acceptor_encode(const struct paxos_acceptor *a, uint8_t *buf,
   *p++ = PAXOS_FORMAT_V1;
   p = put_ballot(p, a->promised);
   p = put_ballot(p, a->accepted_at);
-  p = put_value(p, a->accepted);
+  p = paxos__put_value(p, a->accepted);
   p = put_ballot(p, a->committed_at);
-  p = put_value(p, a->committed);
+  p = paxos__put_value(p, a->committed);
   *len = (size_t)(p - buf);
   return CHORUS_OK;
 }
 
-struct reader {
-  const uint8_t *p;
-  size_t left;
-};
-
-static bool get_u64(struct reader *r, uint64_t *x) {
+bool paxos__get_u64(struct paxos__reader *r, uint64_t *x) {
   if (r->left < 8)
     return false;
   *x = 0;
@@ -189,12 +186,12 @@ static bool get_u64(struct reader *r, uint64_t *x) {
   return true;
 }
 
-static bool get_ballot(struct reader *r, struct paxos_ballot *b) {
-  return get_u64(r, &b->time) && get_u64(r, &b->node);
+static bool get_ballot(struct paxos__reader *r, struct paxos_ballot *b) {
+  return paxos__get_u64(r, &b->time) && paxos__get_u64(r, &b->node);
 }
 
 /* get_value: a value borrowing from the input; its reason on failure. */
-static const char *get_value(struct reader *r, struct paxos_value *v) {
+const char *paxos__get_value(struct paxos__reader *r, struct paxos_value *v) {
   if (r->left < 5)
     return "a value is cut short";
   uint8_t present = r->p[0];
@@ -224,17 +221,17 @@ int paxos_acceptor_decode(struct paxos_acceptor *out, const uint8_t *buf,
   if (buf[0] != PAXOS_FORMAT_V1)
     return chorus_errf(errmsg, CHORUS_EVERSION,
                        "paxos state: format %u unknown", buf[0]);
-  struct reader r = {buf + 1, len - 1};
+  struct paxos__reader r = {buf + 1, len - 1};
   struct paxos_acceptor t = {0};
   struct paxos_value acc = {0}, com = {0};
   const char *why = NULL;
   if (!get_ballot(&r, &t.promised) || !get_ballot(&r, &t.accepted_at))
     why = "a ballot is cut short";
-  else if ((why = get_value(&r, &acc)) == NULL &&
+  else if ((why = paxos__get_value(&r, &acc)) == NULL &&
            !get_ballot(&r, &t.committed_at))
     why = "a ballot is cut short";
   else if (why == NULL)
-    why = get_value(&r, &com);
+    why = paxos__get_value(&r, &com);
   if (why == NULL && r.left != 0)
     why = "trailing bytes";
   if (why == NULL && ballot_none(t.accepted_at) && acc.present)
@@ -246,8 +243,8 @@ int paxos_acceptor_decode(struct paxos_acceptor *out, const uint8_t *buf,
     why = "an acceptance at or below the commit";
   if (why != NULL)
     return chorus_errf(errmsg, CHORUS_EMALFORMED, "paxos state: %s", why);
-  if (value_set(&t.accepted, acc) != CHORUS_OK ||
-      value_set(&t.committed, com) != CHORUS_OK) {
+  if (paxos__value_set(&t.accepted, acc) != CHORUS_OK ||
+      paxos__value_set(&t.committed, com) != CHORUS_OK) {
     paxos_acceptor_free(&t);
     return CHORUS_ENOMEM;
   }
@@ -280,7 +277,7 @@ int paxos_propose(struct paxos_acceptor *a, struct paxos_ballot b,
   int rc = CHORUS_OK;
   if (paxos_ballot_cmp(b, a->promised) >= 0 &&
       paxos_ballot_cmp(b, a->committed_at) > 0) {
-    rc = value_set(&a->accepted, v);
+    rc = paxos__value_set(&a->accepted, v);
     if (rc == CHORUS_OK) {
       a->accepted_at = a->promised = b;
       *accepted = true;
@@ -295,7 +292,7 @@ int paxos_propose(struct paxos_acceptor *a, struct paxos_ballot b,
 int paxos_commit(struct paxos_acceptor *a, struct paxos_ballot b,
                  struct paxos_value v) {
   if (paxos_ballot_cmp(b, a->committed_at) > 0) {
-    int rc = value_set(&a->committed, v);
+    int rc = paxos__value_set(&a->committed, v);
     if (rc != CHORUS_OK)
       return rc;
     a->committed_at = b;
@@ -321,8 +318,8 @@ int paxos_op_init(struct paxos_op *op, uint8_t cond,
   if (n == 0 || n > PAXOS_MAX_REPLICAS || cond > PAXOS_COND_MAX)
     return CHORUS_EINVAL;
   op->cond = cond;
-  if (value_set(&op->expected, expected) != CHORUS_OK ||
-      value_set(&op->update, update) != CHORUS_OK) {
+  if (paxos__value_set(&op->expected, expected) != CHORUS_OK ||
+      paxos__value_set(&op->update, update) != CHORUS_OK) {
     paxos_op_free(op);
     return CHORUS_ENOMEM;
   }
@@ -462,215 +459,13 @@ static void saw(struct paxos_op *op, struct paxos_ballot b) {
 
 /* commit_at: a COMMIT of @v at the round's ballot, due once. */
 static int commit_at(struct paxos_op *op, struct paxos_value v) {
-  int rc = value_set(&op->commit.value, v);
+  int rc = paxos__value_set(&op->commit.value, v);
   if (rc != CHORUS_OK)
     return rc;
   op->commit.type = PAXOS_MSG_COMMIT;
   op->commit.ballot = op->ballot;
   op->commit_due = true;
   return CHORUS_OK;
-}
-
-/* ------------------------------------------------------------------------
- * Lock and fenced records (paxos.h, LOCKS AND FENCING)
- * ------------------------------------------------------------------------ */
-
-static const uint8_t LOCK_MAGIC[4] = {0xc1, 'L', 'C', 'K'};
-static const uint8_t FENCED_MAGIC[4] = {0xc1, 'F', 'N', 'C'};
-#define RECORD_FORMAT_V1 1u
-
-static bool is_magic(const uint8_t *b, size_t len, const uint8_t magic[4]) {
-  return len >= 4 && memcmp(b, magic, 4) == 0;
-}
-
-bool paxos_is_record(const uint8_t *bytes, size_t len) {
-  return is_magic(bytes, len, LOCK_MAGIC) || is_magic(bytes, len, FENCED_MAGIC);
-}
-
-int paxos_lock_decode(struct paxos_value v, struct paxos_lock *out) {
-  *out = (struct paxos_lock){0};
-  if (!v.present)
-    return CHORUS_OK; /* never acquired: free, token 0 */
-  struct reader r = {v.bytes, v.len};
-  if (!is_magic(r.p, r.left, LOCK_MAGIC) || r.left < 4 + 2)
-    return CHORUS_EMALFORMED;
-  if (r.p[4] != RECORD_FORMAT_V1 || r.p[5] > 1)
-    return CHORUS_EMALFORMED;
-  out->held = r.p[5] == 1;
-  r.p += 6;
-  r.left -= 6;
-  if (!get_u64(&r, &out->token) || !get_u64(&r, &out->expires) || r.left < 1)
-    return CHORUS_EMALFORMED;
-  out->holder_len = r.p[0];
-  if (r.left - 1 != out->holder_len)
-    return CHORUS_EMALFORMED;
-  out->holder = r.p + 1;
-  return CHORUS_OK;
-}
-
-/* lock_encode: @l as a record into @dst (owned). */
-static int lock_encode(const struct paxos_lock *l, struct paxos_value *dst) {
-  uint8_t buf[4 + 2 + 16 + 1 + PAXOS_LOCK_MAX_HOLDER];
-  uint8_t *p = buf;
-  memcpy(p, LOCK_MAGIC, 4);
-  p += 4;
-  *p++ = RECORD_FORMAT_V1;
-  *p++ = l->held ? 1 : 0;
-  p = put_u64(put_u64(p, l->token), l->expires);
-  *p++ = (uint8_t)l->holder_len;
-  if (l->holder_len > 0)
-    memcpy(p, l->holder, l->holder_len);
-  p += l->holder_len;
-  return value_set(dst, (struct paxos_value){true, buf, (size_t)(p - buf)});
-}
-
-/* A fenced record decoded (names and value borrow from it). */
-struct fenced {
-  uint8_t n;
-  const uint8_t *name[PAXOS_FENCE_MAX];
-  uint8_t name_len[PAXOS_FENCE_MAX];
-  uint64_t token[PAXOS_FENCE_MAX];
-  struct paxos_value value;
-};
-
-/* fenced_decode: @v as a fenced record; a value that is no fenced record
- * is one with no fences (a plain CAS key becomes fenced by its first
- * FENCED_SET). Errors: CHORUS_EMALFORMED. */
-static int fenced_decode(struct paxos_value v, struct fenced *f) {
-  *f = (struct fenced){.value = v};
-  if (!v.present || !is_magic(v.bytes, v.len, FENCED_MAGIC))
-    return CHORUS_OK;
-  struct reader r = {v.bytes + 4, v.len - 4};
-  if (r.left < 2 || r.p[0] != RECORD_FORMAT_V1 || r.p[1] > PAXOS_FENCE_MAX)
-    return CHORUS_EMALFORMED;
-  f->n = r.p[1];
-  r.p += 2;
-  r.left -= 2;
-  for (uint8_t i = 0; i < f->n; i++) {
-    if (r.left < 1 || r.p[0] == 0 || r.left - 1 < r.p[0])
-      return CHORUS_EMALFORMED;
-    f->name_len[i] = r.p[0];
-    f->name[i] = r.p + 1;
-    r.p += 1 + r.p[0];
-    r.left -= 1 + (size_t)f->name_len[i];
-    if (!get_u64(&r, &f->token[i]))
-      return CHORUS_EMALFORMED;
-  }
-  if (get_value(&r, &f->value) != NULL || r.left != 0)
-    return CHORUS_EMALFORMED;
-  return CHORUS_OK;
-}
-
-int paxos_fenced_value(struct paxos_value v, struct paxos_value *out,
-                       bool *fenced) {
-  struct fenced f;
-  *fenced = v.present && is_magic(v.bytes, v.len, FENCED_MAGIC);
-  int rc = fenced_decode(v, &f);
-  *out = rc == CHORUS_OK ? f.value : (struct paxos_value){0};
-  return rc;
-}
-
-static int fenced_encode(const struct fenced *f, struct paxos_value *dst) {
-  size_t need = 4 + 2 + value_size(f->value);
-  for (uint8_t i = 0; i < f->n; i++)
-    need += 1 + (size_t)f->name_len[i] + 8;
-  uint8_t *buf = chorus_malloc(need);
-  if (buf == NULL)
-    return CHORUS_ENOMEM;
-  uint8_t *p = buf;
-  memcpy(p, FENCED_MAGIC, 4);
-  p += 4;
-  *p++ = RECORD_FORMAT_V1;
-  *p++ = f->n;
-  for (uint8_t i = 0; i < f->n; i++) {
-    *p++ = f->name_len[i];
-    memcpy(p, f->name[i], f->name_len[i]);
-    p = put_u64(p + f->name_len[i], f->token[i]);
-  }
-  p = put_value(p, f->value);
-  int rc = value_set(dst, (struct paxos_value){true, buf, (size_t)(p - buf)});
-  chorus_free(buf);
-  return rc;
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b) {
-  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-/* judge_record: a lock condition or FENCED_SET on op->found: whether it
- * applies, and then op->update the record to propose. */
-static int judge_record(struct paxos_op *op, bool *applies) {
-  const struct paxos_lock_args *a = &op->args;
-  *applies = false;
-  if (op->cond == PAXOS_FENCED_SET) {
-    struct fenced f;
-    if (fenced_decode(op->found, &f) != CHORUS_OK) {
-      op->refusal = PAXOS_REFUSED_CORRUPT;
-      return CHORUS_OK;
-    }
-    uint8_t i = 0;
-    while (i < f.n && !(f.name_len[i] == a->fence_len &&
-                        memcmp(f.name[i], a->fence, a->fence_len) == 0))
-      i++;
-    op->fence_seen = i < f.n ? f.token[i] : 0;
-    if (a->token < op->fence_seen) {
-      op->refusal = PAXOS_REFUSED_FENCED;
-      return CHORUS_OK;
-    }
-    if (i == f.n) {
-      if (f.n == PAXOS_FENCE_MAX) {
-        op->refusal = PAXOS_REFUSED_CORRUPT; /* too many lock names */
-        return CHORUS_OK;
-      }
-      f.name[i] = a->fence;
-      f.name_len[i] = (uint8_t)a->fence_len;
-      f.n++;
-    }
-    f.token[i] = a->token;
-    f.value = op->expected; /* the value to write (paxos_op_init_lock) */
-    *applies = true;
-    return fenced_encode(&f, &op->update);
-  }
-  struct paxos_lock l;
-  if (paxos_lock_decode(op->found, &l) != CHORUS_OK) {
-    op->refusal = PAXOS_REFUSED_CORRUPT;
-    return CHORUS_OK;
-  }
-  bool live = l.held && a->now < l.expires;
-  switch (op->cond) {
-  case PAXOS_LOCK_ACQUIRE:
-    if (l.held && a->now < sat_add(l.expires, a->skew)) {
-      op->refusal = PAXOS_REFUSED_HELD;
-      return CHORUS_OK;
-    }
-    if (l.token == UINT64_MAX) {
-      op->refusal = PAXOS_REFUSED_CORRUPT; /* tokens never wrap */
-      return CHORUS_OK;
-    }
-    l = (struct paxos_lock){true, l.token + 1, sat_add(a->now, a->ttl),
-                            a->holder, a->holder_len};
-    break;
-  case PAXOS_LOCK_RENEW:
-    if (!l.held || l.token != a->token) {
-      op->refusal = PAXOS_REFUSED_TOKEN;
-      return CHORUS_OK;
-    }
-    if (!live) {
-      op->refusal = PAXOS_REFUSED_EXPIRED;
-      return CHORUS_OK;
-    }
-    l.expires = sat_add(a->now, a->ttl);
-    break;
-  default: /* PAXOS_LOCK_RELEASE */
-    if (!l.held || l.token != a->token) {
-      op->refusal = PAXOS_REFUSED_TOKEN;
-      return CHORUS_OK;
-    }
-    l = (struct paxos_lock){false, l.token, 0, NULL, 0};
-    break;
-  }
-  *applies = true;
-  return lock_encode(&l, &op->update); /* l borrows op->found, not update */
 }
 
 /* decide: a quorum promised: finish unfinished work, or judge the
@@ -698,7 +493,7 @@ static int decide(struct paxos_op *op) {
     op->outcome = PAXOS_UNKNOWN;
     return CHORUS_OK;
   }
-  int rc = value_set(&op->found, op->max_committed);
+  int rc = paxos__value_set(&op->found, op->max_committed);
   if (rc != CHORUS_OK)
     return rc;
   bool applies;
@@ -718,13 +513,12 @@ static int decide(struct paxos_op *op) {
     applies = false;
     break;
   default: /* locks and fenced writes: the update is computed */
-    rc = judge_record(op, &applies);
+    rc = paxos__judge_record(op, &applies);
     if (rc != CHORUS_OK)
       return rc;
   }
   if (op->cond != PAXOS_READ && op->cond <= PAXOS_DELETE_IF_VALUE &&
-      op->found.present &&
-      is_magic(op->found.bytes, op->found.len, FENCED_MAGIC)) {
+      op->found.present && paxos__is_fenced(op->found)) {
     /* Whatever its condition says: applied, it would drop the key's
      * fences, and judged on the record it means nothing. */
     applies = false;
@@ -768,12 +562,12 @@ int paxos_op_on_promise(struct paxos_op *op, chorus_node_id from,
   op->agreed |= UINT32_C(1) << i;
   int rc;
   if (paxos_ballot_cmp(p->accepted_at, op->max_accepted_at) > 0) {
-    if ((rc = value_set(&op->max_accepted, p->accepted)) != CHORUS_OK)
+    if ((rc = paxos__value_set(&op->max_accepted, p->accepted)) != CHORUS_OK)
       return rc;
     op->max_accepted_at = p->accepted_at;
   }
   if (paxos_ballot_cmp(p->committed_at, op->max_committed_at) > 0) {
-    if ((rc = value_set(&op->max_committed, p->committed)) != CHORUS_OK)
+    if ((rc = paxos__value_set(&op->max_committed, p->committed)) != CHORUS_OK)
       return rc;
     op->max_committed_at = p->committed_at;
   }
