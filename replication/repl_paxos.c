@@ -533,8 +533,9 @@ int repl__cas_step(struct repl *r, struct repl_op *op,
           (struct paxos_ballot){p->promised_time, p->promised_node});
     } else if (m->type == WIRE_ERROR && m->error.code == CHORUS_ETYPE) {
       struct repl_origin origin = c->origin;
+      uint8_t mtype = c->mtype; /* @c ends with the op */
       repl__op_end(r, op);
-      return repl__reply_error(r, fx, &origin, c->mtype, CHORUS_ETYPE,
+      return repl__reply_error(r, fx, &origin, mtype, CHORUS_ETYPE,
                                "the key holds a value of another type: CAS "
                                "works on CAS keys only (written by CAS)");
     } else {
