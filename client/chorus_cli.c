@@ -91,6 +91,20 @@ static const char usage_text[] =
     "                                the replication settings\n"
     "";
 
+/* Locks and fenced writes, a string of their own (C99's 4,095 bytes). */
+static const char usage_lock[] =
+    "  put KEY VALUE --fence NAME:TOKEN\n"
+    "                                a fenced write: applied only if TOKEN\n"
+    "                                is at least the highest the key has\n"
+    "                                seen for lock NAME (exit 1 otherwise)\n"
+    "  lock acquire NAME --ttl MS [--wait MS]\n"
+    "                                prints a fencing token (exit 1: held);\n"
+    "                                --wait retries until MS have passed\n"
+    "  lock renew NAME TOKEN --ttl MS  extend the lease\n"
+    "  lock release NAME TOKEN       free it (the token is never reused)\n"
+    "  lock status NAME              holder, token, lease left\n"
+    "";
+
 /* The cluster commands, a string of their own (C99 promises 4,095
  * bytes). */
 static const char usage_cluster[] =
@@ -274,6 +288,7 @@ static int parse(struct cli *cl, int argc, char **argv) {
       only_pos = true;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       fputs(usage_text, stdout);
+      fputs(usage_lock, stdout);
       fputs(usage_cluster, stdout);
       fputs(usage_options, stdout);
       return 0;
@@ -299,6 +314,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
       cl->if_absent = true;
     } else if (strcmp(a, "--serial") == 0) {
       cl->serial = true;
+    } else if (strcmp(a, "--fence") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs NAME:TOKEN", a);
+      cl->fence = v;
+      i++;
     } else if (strcmp(a, "--if-value") == 0) {
       if (v == NULL)
         return usage_error("%s needs the value expected", a);
@@ -388,6 +408,7 @@ static int parse(struct cli *cl, int argc, char **argv) {
         return usage_error("--ttl needs seconds, more than 0 and at most "
                            "315360000 (ten years)");
       cl->opts.ttl_ms = (uint64_t)ms;
+      cl->ttl_raw = v; /* lock: milliseconds */
       i++;
     } else if (strcmp(a, "--timeout") == 0) {
       char *end;
@@ -1426,6 +1447,34 @@ static int cmd_map(struct chorus_client *c, const struct cli *cl,
   return rc;
 }
 
+/* put KEY VALUE --fence NAME:TOKEN (chorus_cli_lock.c). */
+static int fenced_put(struct chorus_client *c, const struct cli *cl,
+                      const char *cmd) {
+  if (strcmp(cmd, "put") != 0 || cl->if_absent || cl->if_value || cl->serial ||
+      cl->context_hex != NULL || cl->opts.ttl_ms)
+    return usage_error("--fence is for put KEY VALUE (without --if-absent, "
+                       "--if-value, --context or --ttl)");
+  bool from_file = cl->value_file != NULL;
+  int rc = need_args(cl, from_file ? 1 : 2, from_file ? 1 : 2,
+                     "put KEY VALUE|- --fence NAME:TOKEN");
+  if (rc != 0)
+    return rc;
+  uint8_t *val = NULL;
+  size_t val_len = 0;
+  const char *src = from_file ? cl->value_file : cl->argv[2];
+  if (from_file || strcmp(src, "-") == 0) {
+    if (read_value(src, CHORUS_MAX_VALUE, "value", &val, &val_len) != 0)
+      return 2;
+  } else if ((val_len = strlen(src)) > 0 &&
+             (val = chorus_memdup(src, val_len)) == NULL) {
+    fprintf(stderr, "chorus: out of memory\n");
+    return 2;
+  }
+  rc = cmd_fenced_put(c, cl, val, val_len);
+  chorus_free(val);
+  return rc;
+}
+
 static int run(struct chorus_client *c, const struct cli *cl) {
   const char *cmd = cl->argv[0];
   uint8_t *ctx = NULL, *val = NULL, *in = NULL;
@@ -1448,8 +1497,8 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     goto out;
   }
   if (cl->opts.ttl_ms && strcmp(cmd, "put") != 0 &&
-      strcmp(cmd, "keyspace") != 0) {
-    rc = usage_error("--ttl is for put and keyspace create|alter");
+      strcmp(cmd, "keyspace") != 0 && strcmp(cmd, "lock") != 0) {
+    rc = usage_error("--ttl is for put, lock and keyspace create|alter");
     goto out;
   }
   if ((cl->ks_type || cl->ks_replicas || cl->ks_siblings_warn >= 0 ||
@@ -1461,6 +1510,14 @@ static int run(struct chorus_client *c, const struct cli *cl) {
   }
   if (cl->force && strcmp(cmd, "cluster") != 0) {
     rc = usage_error("--force is for cluster remove");
+    goto out;
+  }
+  if (strcmp(cmd, "lock") == 0) {
+    rc = cmd_lock(c, cl);
+    goto out;
+  }
+  if (cl->fence != NULL) {
+    rc = fenced_put(c, cl, cmd);
     goto out;
   }
   if ((cl->wait || cl->wait_timeout || cl->rack || cl->vnodes) &&

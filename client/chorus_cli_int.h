@@ -6,6 +6,7 @@
 #define CHORUS_CLI_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "libchorus.h"
@@ -29,6 +30,8 @@ struct cli {
   uint32_t vnodes;         /* --vnodes */
   bool if_absent, serial;  /* --if-absent, --serial (CAS) */
   const char *if_value;    /* --if-value OLD (CAS) */
+  const char *fence;       /* --fence NAME:TOKEN (put) */
+  const char *ttl_raw;     /* --ttl as given (lock: ms) */
   const char *ks_type;     /* --type (keyspace create) */
   const char *ks_replicas; /* --replicas (keyspace create, alter) */
   long ks_siblings_warn, ks_siblings_max; /* --siblings-warn, -max; -1 */
@@ -57,6 +60,11 @@ int widen(int w, const char *s);
 
 /* cmd_cluster: `chorus cluster ...` (chorus_cli_cluster.c). */
 int cmd_cluster(struct chorus_client *c, const struct cli *cl);
+/* cmd_lock: `chorus lock ...`; cmd_fenced_put: `chorus put KEY VALUE
+ * --fence NAME:TOKEN` with the value read (chorus_cli_lock.c). */
+int cmd_lock(struct chorus_client *c, const struct cli *cl);
+int cmd_fenced_put(struct chorus_client *c, const struct cli *cl,
+                   const uint8_t *val, size_t val_len);
 /* cmd_keyspace: `chorus keyspace ...` (chorus_cli_keyspace.c). */
 int cmd_keyspace(struct chorus_client *c, const struct cli *cl);
 /* cmd_user: `chorus user ...` (chorus_cli_user.c). */

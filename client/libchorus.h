@@ -312,6 +312,17 @@ struct chorus_result {
    * update (for a read or a failed condition: the current value), is
    * values[0] (nvalues 0: the key had no value). */
   bool cas_applied;
+  /* lock and fenced put (chorus_lock_*, chorus_fenced_put): cas_applied
+   * says whether applied, lock_refusal why not (CHORUS_LOCK_*). A lock
+   * operation: the lock's record after it when applied, else as found:
+   * lock_held, lock_token (its last token; it stays after a release or an
+   * expiry), lock_expires (ms, the coordinator's HLC physical time),
+   * lock_left_ms (the lease left on that clock; 0 when free or expired),
+   * and the holder's id as values[0]. A fenced put: lock_token the key's
+   * highest token for the lock before it, values[0] the value found. */
+  int lock_refusal;
+  bool lock_held;
+  uint64_t lock_token, lock_expires, lock_left_ms;
 
   /* ring and status */
   uint64_t node_id;     /* the answering node */
@@ -694,6 +705,67 @@ int chorus_cas(struct chorus_client *c, const void *key, size_t key_len,
                int cond, const void *expected, size_t expected_len,
                const void *value, size_t value_len,
                const struct chorus_opts *opts, struct chorus_result *res);
+
+/* LOCKS WITH FENCING TOKENS (issue 23; docs/PROTOCOL.md "Locks and
+ * fencing")
+ *
+ * A lock is a CAS key of a namespace of its own (no data key clashes with
+ * a lock name) holding a record: held or free, the last fencing token,
+ * the lease's expiry and the holder's id. Each call is one CAS (Paxos
+ * among the key's replicas), linearizable with every other on the lock.
+ *
+ *   chorus_lock_acquire  takes a free lock, or one whose lease expired
+ *                        more than the node's skew allowance (chorusd
+ *                        --lock-skew-ms, default 500) ago on the
+ *                        coordinator's clock; its token is the last + 1:
+ *                        tokens of a lock only grow, across releases,
+ *                        expiries, crashes and restarts
+ *   chorus_lock_renew    extends the lease of the holder of @token while
+ *                        it is live
+ *   chorus_lock_release  frees the lock held at @token (the token stays)
+ *   chorus_lock_status   reads the record (a serial read)
+ *
+ * A lease protects nothing by itself: a holder that pauses past its lease
+ * (a GC pause, SIGSTOP) does not know it lost the lock. So the resource
+ * checks the token: chorus_fenced_put writes @value to the CAS key @key
+ * only when @token is at least the highest token that key has seen for
+ * the lock named @lock, atomically; else it is refused (cas_applied false,
+ * lock_refusal CHORUS_LOCK_FENCED, lock_token the highest) and nothing
+ * changes. A fenced key keeps its tokens next to its value; chorus_cas
+ * with CHORUS_CAS_READ reads its value, and a chorus_cas update on it is
+ * CHORUS_ETYPE (it would drop the fences).
+ *
+ * Names are 1..255 bytes, holders 0..255, ttl_ms 1..10 years. Errors as
+ * chorus_cas, and CHORUS_EINVAL (a name or holder out of bounds, a ttl of
+ * 0, a data key in the lock namespace), CHORUS_ECORRUPT (a record that
+ * does not decode, or a key fenced by more than 16 locks). */
+enum chorus_lock_refusal {
+  CHORUS_LOCK_OK = 0,        /* applied (or a status) */
+  CHORUS_LOCK_HELD = 1,      /* acquire: another holder's lease is live */
+  CHORUS_LOCK_BAD_TOKEN = 2, /* renew, release: not held at that token */
+  CHORUS_LOCK_EXPIRED = 3,   /* renew: the lease is over */
+  CHORUS_LOCK_FENCED = 4,    /* fenced put: the token is below the key's */
+};
+int chorus_lock_acquire(struct chorus_client *c, const void *name,
+                        size_t name_len, const void *holder, size_t holder_len,
+                        uint64_t ttl_ms, const struct chorus_opts *opts,
+                        struct chorus_result *res);
+int chorus_lock_renew(struct chorus_client *c, const void *name,
+                      size_t name_len, uint64_t token, uint64_t ttl_ms,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res);
+int chorus_lock_release(struct chorus_client *c, const void *name,
+                        size_t name_len, uint64_t token,
+                        const struct chorus_opts *opts,
+                        struct chorus_result *res);
+int chorus_lock_status(struct chorus_client *c, const void *name,
+                       size_t name_len, const struct chorus_opts *opts,
+                       struct chorus_result *res);
+int chorus_fenced_put(struct chorus_client *c, const void *key, size_t key_len,
+                      const void *value, size_t value_len, const void *lock,
+                      size_t lock_len, uint64_t token,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res);
 
 /* chorus_ring: RING_QUERY then STATUS_QUERY to one node: epoch, vnodes,
  * replication, and nodes with their share of the token space (computed
@@ -1173,6 +1245,27 @@ int chorus_cas_async(struct chorus_client *c, const void *key, size_t key_len,
                      int cond, const void *expected, size_t expected_len,
                      const void *value, size_t value_len,
                      const struct chorus_opts *opts, chorus_cb cb, void *arg);
+int chorus_lock_acquire_async(struct chorus_client *c, const void *name,
+                              size_t name_len, const void *holder,
+                              size_t holder_len, uint64_t ttl_ms,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg);
+int chorus_lock_renew_async(struct chorus_client *c, const void *name,
+                            size_t name_len, uint64_t token, uint64_t ttl_ms,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg);
+int chorus_lock_release_async(struct chorus_client *c, const void *name,
+                              size_t name_len, uint64_t token,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg);
+int chorus_lock_status_async(struct chorus_client *c, const void *name,
+                             size_t name_len, const struct chorus_opts *opts,
+                             chorus_cb cb, void *arg);
+int chorus_fenced_put_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const void *value, size_t value_len,
+                            const void *lock, size_t lock_len, uint64_t token,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg);
 int chorus_ring_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_status_async(struct chorus_client *c, chorus_cb cb, void *arg);
 int chorus_repair_status_async(struct chorus_client *c, chorus_cb cb,

@@ -709,6 +709,162 @@ int chorus_cas_async(struct chorus_client *c, const void *key, size_t key_len,
                      value_len, opts, cb, arg);
 }
 
+/* do_lock: a LOCK. Lock operations name the lock's key in the lock
+ * namespace (WIRE_LOCK_PREFIX + @name); a fenced put names its data key
+ * (@key) and the lock (@name). */
+static int do_lock(struct chorus_client *c, uint8_t op, const void *key,
+                   size_t key_len, const void *name, size_t name_len,
+                   const void *value, size_t value_len, const void *holder,
+                   size_t holder_len, uint64_t token, uint64_t ttl_ms,
+                   const struct chorus_opts *opts, chorus_cb cb, void *arg) {
+  if (name_len == 0 || name_len > WIRE_MAX_LOCK_NAME || name == NULL)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a lock's name is 1 to %u bytes", WIRE_MAX_LOCK_NAME);
+  if (holder_len > WIRE_MAX_LOCK_HOLDER)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a lock holder's id is at most %u bytes",
+                       WIRE_MAX_LOCK_HOLDER);
+  if ((op == WIRE_LOCK_ACQUIRE || op == WIRE_LOCK_RENEW) &&
+      (ttl_ms == 0 || ttl_ms > WIRE_MAX_TTL_MS))
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "a lease's ttl is 1 ms to 10 years");
+  uint8_t lkey[WIRE_LOCK_PREFIX_LEN + WIRE_MAX_LOCK_NAME];
+  int rc;
+  if (op == WIRE_LOCK_FENCED_PUT) {
+    if ((rc = check_key(c, key, key_len)) != CHORUS_OK ||
+        (rc = check_value(c, value, value_len)) != CHORUS_OK)
+      return rc;
+  } else {
+    memcpy(lkey, WIRE_LOCK_PREFIX, WIRE_LOCK_PREFIX_LEN);
+    memcpy(lkey + WIRE_LOCK_PREFIX_LEN, name, name_len);
+    key = lkey;
+    key_len = WIRE_LOCK_PREFIX_LEN + name_len;
+  }
+  struct wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WIRE_LOCK;
+  m.lock.op = op;
+  m.lock.key = wb(key, key_len);
+  if (op == WIRE_LOCK_FENCED_PUT) {
+    m.lock.name = wb(name, name_len);
+    m.lock.value = wb(value, value_len);
+  }
+  m.lock.holder = wb(holder, holder_len);
+  m.lock.token = token;
+  m.lock.ttl_ms = ttl_ms;
+  m.lock.opts = wire_opts(c, opts);
+  return chorus__route_submit(c, key, key_len, &m, op != WIRE_LOCK_STATUS,
+                              opt_timeout(opts), cb, arg);
+}
+
+static int lock_sync(struct chorus_client *c, uint8_t op, const void *key,
+                     size_t key_len, const void *name, size_t name_len,
+                     const void *value, size_t value_len, const void *holder,
+                     size_t holder_len, uint64_t token, uint64_t ttl_ms,
+                     const struct chorus_opts *opts,
+                     struct chorus_result *res) {
+  struct chorus__sync_wait w;
+  int rc = chorus__sync_begin(c, res, &w);
+  if (rc != CHORUS_OK)
+    return rc;
+  return chorus__sync_end(c,
+                          do_lock(c, op, key, key_len, name, name_len, value,
+                                  value_len, holder, holder_len, token, ttl_ms,
+                                  opts, chorus__sync_cb, &w),
+                          &w);
+}
+
+int chorus_lock_acquire(struct chorus_client *c, const void *name,
+                        size_t name_len, const void *holder, size_t holder_len,
+                        uint64_t ttl_ms, const struct chorus_opts *opts,
+                        struct chorus_result *res) {
+  return lock_sync(c, WIRE_LOCK_ACQUIRE, NULL, 0, name, name_len, NULL, 0,
+                   holder, holder_len, 0, ttl_ms, opts, res);
+}
+
+int chorus_lock_renew(struct chorus_client *c, const void *name,
+                      size_t name_len, uint64_t token, uint64_t ttl_ms,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res) {
+  return lock_sync(c, WIRE_LOCK_RENEW, NULL, 0, name, name_len, NULL, 0, NULL,
+                   0, token, ttl_ms, opts, res);
+}
+
+int chorus_lock_release(struct chorus_client *c, const void *name,
+                        size_t name_len, uint64_t token,
+                        const struct chorus_opts *opts,
+                        struct chorus_result *res) {
+  return lock_sync(c, WIRE_LOCK_RELEASE, NULL, 0, name, name_len, NULL, 0, NULL,
+                   0, token, 0, opts, res);
+}
+
+int chorus_lock_status(struct chorus_client *c, const void *name,
+                       size_t name_len, const struct chorus_opts *opts,
+                       struct chorus_result *res) {
+  return lock_sync(c, WIRE_LOCK_STATUS, NULL, 0, name, name_len, NULL, 0, NULL,
+                   0, 0, 0, opts, res);
+}
+
+int chorus_fenced_put(struct chorus_client *c, const void *key, size_t key_len,
+                      const void *value, size_t value_len, const void *lock,
+                      size_t lock_len, uint64_t token,
+                      const struct chorus_opts *opts,
+                      struct chorus_result *res) {
+  return lock_sync(c, WIRE_LOCK_FENCED_PUT, key, key_len, lock, lock_len, value,
+                   value_len, NULL, 0, token, 0, opts, res);
+}
+
+int chorus_lock_acquire_async(struct chorus_client *c, const void *name,
+                              size_t name_len, const void *holder,
+                              size_t holder_len, uint64_t ttl_ms,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_ACQUIRE, NULL, 0, name, name_len, NULL, 0,
+                      holder, holder_len, 0, ttl_ms, opts, cb, arg);
+}
+
+int chorus_lock_renew_async(struct chorus_client *c, const void *name,
+                            size_t name_len, uint64_t token, uint64_t ttl_ms,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_RENEW, NULL, 0, name, name_len, NULL, 0,
+                      NULL, 0, token, ttl_ms, opts, cb, arg);
+}
+
+int chorus_lock_release_async(struct chorus_client *c, const void *name,
+                              size_t name_len, uint64_t token,
+                              const struct chorus_opts *opts, chorus_cb cb,
+                              void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_RELEASE, NULL, 0, name, name_len, NULL, 0,
+                      NULL, 0, token, 0, opts, cb, arg);
+}
+
+int chorus_lock_status_async(struct chorus_client *c, const void *name,
+                             size_t name_len, const struct chorus_opts *opts,
+                             chorus_cb cb, void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_STATUS, NULL, 0, name, name_len, NULL, 0,
+                      NULL, 0, 0, 0, opts, cb, arg);
+}
+
+int chorus_fenced_put_async(struct chorus_client *c, const void *key,
+                            size_t key_len, const void *value, size_t value_len,
+                            const void *lock, size_t lock_len, uint64_t token,
+                            const struct chorus_opts *opts, chorus_cb cb,
+                            void *arg) {
+  int rc = check_async(c);
+  return rc ? rc
+            : do_lock(c, WIRE_LOCK_FENCED_PUT, key, key_len, lock, lock_len,
+                      value, value_len, NULL, 0, token, 0, opts, cb, arg);
+}
+
 int chorus_ring(struct chorus_client *c, struct chorus_result *res) {
   struct chorus__sync_wait w;
   int rc = chorus__sync_begin(c, res, &w);

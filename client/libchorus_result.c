@@ -191,6 +191,8 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_MAP_REPLY;
   case WIRE_CAS:
     return WIRE_CAS_REPLY;
+  case WIRE_LOCK:
+    return WIRE_LOCK_REPLY;
   case WIRE_RING_QUERY:
     return WIRE_RING_REPLY;
   case WIRE_STATUS_QUERY:
@@ -489,6 +491,21 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     struct wire_bytes v = m->cas_reply.value;
     struct wire_bytes_list one = {m->cas_reply.present ? 1 : 0, &v};
     res->cas_applied = m->cas_reply.applied != 0;
+    return take_list(res, &one, (struct wire_bytes){NULL, 0});
+  }
+  case WIRE_LOCK_REPLY: {
+    /* values[0]: the holder (a lock op) or the value found (fenced put:
+     * its holder field is empty and present says). */
+    const struct wire_lock_reply *l = &m->lock_reply;
+    bool fenced = l->present || l->value.len > 0;
+    struct wire_bytes v = fenced ? l->value : l->holder;
+    struct wire_bytes_list one = {fenced ? l->present : l->held, &v};
+    res->cas_applied = l->applied != 0;
+    res->lock_refusal = l->refusal;
+    res->lock_held = l->held != 0;
+    res->lock_token = l->token;
+    res->lock_expires = l->expires;
+    res->lock_left_ms = l->left_ms;
     return take_list(res, &one, (struct wire_bytes){NULL, 0});
   }
   case WIRE_CLUSTER_REPLY:

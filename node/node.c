@@ -265,6 +265,7 @@ static int open_core(struct node *n, char *errmsg) {
   cc.repl.max_value_bytes = n->cfg.max_value_bytes;
   cc.repl.max_object_bytes = n->cfg.max_object_bytes;
   cc.repl.max_clock_ahead_ms = n->cfg.max_clock_ahead_ms;
+  cc.repl.lock_skew_ms = n->cfg.lock_skew_ms;
   cc.repl.hint_max_bytes = n->cfg.hint_max_bytes;
   cc.repl.tracer = tracer;
   cc.repl.warn = &node_log_warn_tracer;

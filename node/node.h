@@ -182,6 +182,7 @@ struct node_config {
   uint32_t max_frame;       /* --max-frame (client frames), 2 MiB */
   uint32_t max_value_bytes; /* --max-value-bytes, 1 MiB (WIRE_MAX_VALUE) */
   uint32_t max_clock_ahead_ms; /* --max-clock-ahead-ms, 5000 (repl.h) */
+  uint32_t lock_skew_ms;       /* --lock-skew-ms, 500 (repl.h) */
   uint32_t out_limit;          /* --out-limit (client output), 1 MiB */
   uint32_t peer_out_limit;     /* peer output before dropping, 64 MiB */
   uint32_t timeout_ms;         /* --timeout (default request timeout) */

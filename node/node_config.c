@@ -84,6 +84,9 @@ static const char usage_text[] =
     "                         when it is full); ENOSPC to clients\n";
 /* Two strings: C11 compilers need only take 4095 bytes in one literal. */
 static const char usage_text2[] =
+    "  --lock-skew-ms MS      a lock's lease is taken from its holder only\n"
+    "                         this long after it expired on the\n"
+    "                         coordinator's clock (default 500)\n"
     "  --max-clock-ahead-ms MS an LWW register write stamped more than this\n"
     "                         ahead of this node's clock is refused with\n"
     "                         ECLOCK (1..86400000, default 5000)\n"
@@ -343,6 +346,8 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     return set_u32(&cfg->out_limit, v, 4096, 1u << 30, key, errmsg);
   if (strcmp(key, "max-clock-ahead-ms") == 0)
     return set_u32(&cfg->max_clock_ahead_ms, v, 1, 86400000, key, errmsg);
+  if (strcmp(key, "lock-skew-ms") == 0)
+    return set_u32(&cfg->lock_skew_ms, v, 0, 3600000, key, errmsg);
   if (strcmp(key, "max-object-bytes") == 0)
     /* Below the peer frame with room for a key and headers (repl.h). */
     return set_u32(&cfg->max_object_bytes, v, 64u * 1024, REPL_MAX_OBJECT_LIMIT,
@@ -468,6 +473,7 @@ static void defaults(struct node_config *cfg) {
   cfg->max_frame = WIRE_MAX_FRAME_CLIENT;
   cfg->max_value_bytes = WIRE_MAX_VALUE;
   cfg->max_clock_ahead_ms = REPL_MAX_CLOCK_AHEAD_DEFAULT;
+  cfg->lock_skew_ms = REPL_LOCK_SKEW_DEFAULT;
   cfg->out_limit = 1u << 20;
   cfg->peer_out_limit = 64u << 20;
   cfg->max_object_bytes = REPL_MAX_OBJECT_DEFAULT;

@@ -5,6 +5,7 @@
 
 #include "chorus_alloc.h"
 #include "chorus_error.h"
+#include "paxos_int.h"
 
 int paxos_ballot_cmp(struct paxos_ballot a, struct paxos_ballot b) {
   if (a.time != b.time)
@@ -28,7 +29,7 @@ static void value_free(struct paxos_value *v) {
   *v = (struct paxos_value){0};
 }
 
-static int value_set(struct paxos_value *dst, struct paxos_value src) {
+int paxos__value_set(struct paxos_value *dst, struct paxos_value src) {
   struct paxos_value v = {.present = src.present};
   if (src.present) {
     uint8_t *b = chorus_malloc(src.len ? src.len : 1);
@@ -62,8 +63,8 @@ int paxos_acceptor_copy(struct paxos_acceptor *dst,
                         const struct paxos_acceptor *src) {
   struct paxos_acceptor t = *src;
   t.accepted = t.committed = (struct paxos_value){0};
-  if (value_set(&t.accepted, src->accepted) != CHORUS_OK ||
-      value_set(&t.committed, src->committed) != CHORUS_OK) {
+  if (paxos__value_set(&t.accepted, src->accepted) != CHORUS_OK ||
+      paxos__value_set(&t.committed, src->committed) != CHORUS_OK) {
     paxos_acceptor_free(&t);
     return CHORUS_ENOMEM;
   }
@@ -106,12 +107,12 @@ int paxos_acceptor_join(struct paxos_acceptor *dst,
   if (paxos_ballot_cmp(src->promised, t.promised) > 0)
     t.promised = src->promised;
   if (newer(src->accepted_at, src->accepted, t.accepted_at, t.accepted)) {
-    if (value_set(&t.accepted, src->accepted) != CHORUS_OK)
+    if (paxos__value_set(&t.accepted, src->accepted) != CHORUS_OK)
       goto nomem;
     t.accepted_at = src->accepted_at;
   }
   if (newer(src->committed_at, src->committed, t.committed_at, t.committed)) {
-    if (value_set(&t.committed, src->committed) != CHORUS_OK)
+    if (paxos__value_set(&t.committed, src->committed) != CHORUS_OK)
       goto nomem;
     t.committed_at = src->committed_at;
   }
@@ -129,25 +130,26 @@ nomem:
 }
 
 /* The stored form (paxos.h). */
-static size_t value_size(struct paxos_value v) {
+size_t paxos__value_size(struct paxos_value v) {
   return 1 + 4 + (v.present ? v.len : 0);
 }
 
 size_t paxos_acceptor_encoded_size(const struct paxos_acceptor *a) {
-  return 1 + 3 * 16 + value_size(a->accepted) + value_size(a->committed);
+  return 1 + 3 * 16 + paxos__value_size(a->accepted) +
+         paxos__value_size(a->committed);
 }
 
-static uint8_t *put_u64(uint8_t *p, uint64_t x) {
+uint8_t *paxos__put_u64(uint8_t *p, uint64_t x) {
   for (int i = 7; i >= 0; i--)
     *p++ = (uint8_t)(x >> (8 * i));
   return p;
 }
 
 static uint8_t *put_ballot(uint8_t *p, struct paxos_ballot b) {
-  return put_u64(put_u64(p, b.time), b.node);
+  return paxos__put_u64(paxos__put_u64(p, b.time), b.node);
 }
 
-static uint8_t *put_value(uint8_t *p, struct paxos_value v) {
+uint8_t *paxos__put_value(uint8_t *p, struct paxos_value v) {
   size_t len = v.present ? v.len : 0;
   *p++ = v.present ? 1 : 0;
   for (int i = 3; i >= 0; i--)
@@ -166,19 +168,14 @@ int paxos_acceptor_encode(const struct paxos_acceptor *a, uint8_t *buf,
   *p++ = PAXOS_FORMAT_V1;
   p = put_ballot(p, a->promised);
   p = put_ballot(p, a->accepted_at);
-  p = put_value(p, a->accepted);
+  p = paxos__put_value(p, a->accepted);
   p = put_ballot(p, a->committed_at);
-  p = put_value(p, a->committed);
+  p = paxos__put_value(p, a->committed);
   *len = (size_t)(p - buf);
   return CHORUS_OK;
 }
 
-struct reader {
-  const uint8_t *p;
-  size_t left;
-};
-
-static bool get_u64(struct reader *r, uint64_t *x) {
+bool paxos__get_u64(struct paxos__reader *r, uint64_t *x) {
   if (r->left < 8)
     return false;
   *x = 0;
@@ -189,12 +186,12 @@ static bool get_u64(struct reader *r, uint64_t *x) {
   return true;
 }
 
-static bool get_ballot(struct reader *r, struct paxos_ballot *b) {
-  return get_u64(r, &b->time) && get_u64(r, &b->node);
+static bool get_ballot(struct paxos__reader *r, struct paxos_ballot *b) {
+  return paxos__get_u64(r, &b->time) && paxos__get_u64(r, &b->node);
 }
 
 /* get_value: a value borrowing from the input; its reason on failure. */
-static const char *get_value(struct reader *r, struct paxos_value *v) {
+const char *paxos__get_value(struct paxos__reader *r, struct paxos_value *v) {
   if (r->left < 5)
     return "a value is cut short";
   uint8_t present = r->p[0];
@@ -224,17 +221,17 @@ int paxos_acceptor_decode(struct paxos_acceptor *out, const uint8_t *buf,
   if (buf[0] != PAXOS_FORMAT_V1)
     return chorus_errf(errmsg, CHORUS_EVERSION,
                        "paxos state: format %u unknown", buf[0]);
-  struct reader r = {buf + 1, len - 1};
+  struct paxos__reader r = {buf + 1, len - 1};
   struct paxos_acceptor t = {0};
   struct paxos_value acc = {0}, com = {0};
   const char *why = NULL;
   if (!get_ballot(&r, &t.promised) || !get_ballot(&r, &t.accepted_at))
     why = "a ballot is cut short";
-  else if ((why = get_value(&r, &acc)) == NULL &&
+  else if ((why = paxos__get_value(&r, &acc)) == NULL &&
            !get_ballot(&r, &t.committed_at))
     why = "a ballot is cut short";
   else if (why == NULL)
-    why = get_value(&r, &com);
+    why = paxos__get_value(&r, &com);
   if (why == NULL && r.left != 0)
     why = "trailing bytes";
   if (why == NULL && ballot_none(t.accepted_at) && acc.present)
@@ -246,8 +243,8 @@ int paxos_acceptor_decode(struct paxos_acceptor *out, const uint8_t *buf,
     why = "an acceptance at or below the commit";
   if (why != NULL)
     return chorus_errf(errmsg, CHORUS_EMALFORMED, "paxos state: %s", why);
-  if (value_set(&t.accepted, acc) != CHORUS_OK ||
-      value_set(&t.committed, com) != CHORUS_OK) {
+  if (paxos__value_set(&t.accepted, acc) != CHORUS_OK ||
+      paxos__value_set(&t.committed, com) != CHORUS_OK) {
     paxos_acceptor_free(&t);
     return CHORUS_ENOMEM;
   }
@@ -280,7 +277,7 @@ int paxos_propose(struct paxos_acceptor *a, struct paxos_ballot b,
   int rc = CHORUS_OK;
   if (paxos_ballot_cmp(b, a->promised) >= 0 &&
       paxos_ballot_cmp(b, a->committed_at) > 0) {
-    rc = value_set(&a->accepted, v);
+    rc = paxos__value_set(&a->accepted, v);
     if (rc == CHORUS_OK) {
       a->accepted_at = a->promised = b;
       *accepted = true;
@@ -295,7 +292,7 @@ int paxos_propose(struct paxos_acceptor *a, struct paxos_ballot b,
 int paxos_commit(struct paxos_acceptor *a, struct paxos_ballot b,
                  struct paxos_value v) {
   if (paxos_ballot_cmp(b, a->committed_at) > 0) {
-    int rc = value_set(&a->committed, v);
+    int rc = paxos__value_set(&a->committed, v);
     if (rc != CHORUS_OK)
       return rc;
     a->committed_at = b;
@@ -318,11 +315,11 @@ int paxos_op_init(struct paxos_op *op, uint8_t cond,
                   struct paxos_value expected, struct paxos_value update,
                   const chorus_node_id *replicas, size_t n) {
   *op = (struct paxos_op){0};
-  if (n == 0 || n > PAXOS_MAX_REPLICAS || cond > PAXOS_DELETE_IF_VALUE)
+  if (n == 0 || n > PAXOS_MAX_REPLICAS || cond > PAXOS_COND_MAX)
     return CHORUS_EINVAL;
   op->cond = cond;
-  if (value_set(&op->expected, expected) != CHORUS_OK ||
-      value_set(&op->update, update) != CHORUS_OK) {
+  if (paxos__value_set(&op->expected, expected) != CHORUS_OK ||
+      paxos__value_set(&op->update, update) != CHORUS_OK) {
     paxos_op_free(op);
     return CHORUS_ENOMEM;
   }
@@ -345,7 +342,49 @@ void paxos_op_free(struct paxos_op *op) {
   value_free(&op->update);
   value_free(&op->found);
   value_free(&op->commit.value);
+  chorus_free((void *)(uintptr_t)op->args.holder); /* owned copies */
+  chorus_free((void *)(uintptr_t)op->args.fence);
   *op = (struct paxos_op){0};
+}
+
+static int bytes_dup(const uint8_t **dst, const uint8_t *src, size_t len) {
+  *dst = NULL;
+  if (len == 0)
+    return CHORUS_OK;
+  uint8_t *b = chorus_malloc(len);
+  if (b == NULL)
+    return CHORUS_ENOMEM;
+  memcpy(b, src, len);
+  *dst = b;
+  return CHORUS_OK;
+}
+
+int paxos_op_init_lock(struct paxos_op *op, uint8_t cond,
+                       const struct paxos_lock_args *args,
+                       struct paxos_value update,
+                       const chorus_node_id *replicas, size_t n) {
+  *op = (struct paxos_op){0};
+  if (cond < PAXOS_LOCK_ACQUIRE || cond > PAXOS_COND_MAX ||
+      args->holder_len > PAXOS_LOCK_MAX_HOLDER ||
+      args->fence_len > PAXOS_FENCE_MAX_NAME ||
+      (cond == PAXOS_FENCED_SET && args->fence_len == 0))
+    return CHORUS_EINVAL;
+  /* FENCED_SET keeps the value to write in @expected (unused otherwise):
+   * op->update is the record computed from it, anew in every round. */
+  struct paxos_value keep =
+      cond == PAXOS_FENCED_SET ? update : (struct paxos_value){0};
+  int rc = paxos_op_init(op, cond, keep, (struct paxos_value){0}, replicas, n);
+  if (rc != CHORUS_OK)
+    return rc;
+  op->args = *args;
+  op->args.holder = op->args.fence = NULL;
+  if (bytes_dup(&op->args.holder, args->holder, args->holder_len) !=
+          CHORUS_OK ||
+      bytes_dup(&op->args.fence, args->fence, args->fence_len) != CHORUS_OK) {
+    paxos_op_free(op);
+    return CHORUS_ENOMEM;
+  }
+  return CHORUS_OK;
 }
 
 /* own_settled: the round of an own proposal ends without its choice: it
@@ -420,7 +459,7 @@ static void saw(struct paxos_op *op, struct paxos_ballot b) {
 
 /* commit_at: a COMMIT of @v at the round's ballot, due once. */
 static int commit_at(struct paxos_op *op, struct paxos_value v) {
-  int rc = value_set(&op->commit.value, v);
+  int rc = paxos__value_set(&op->commit.value, v);
   if (rc != CHORUS_OK)
     return rc;
   op->commit.type = PAXOS_MSG_COMMIT;
@@ -454,10 +493,11 @@ static int decide(struct paxos_op *op) {
     op->outcome = PAXOS_UNKNOWN;
     return CHORUS_OK;
   }
-  int rc = value_set(&op->found, op->max_committed);
+  int rc = paxos__value_set(&op->found, op->max_committed);
   if (rc != CHORUS_OK)
     return rc;
   bool applies;
+  op->refusal = PAXOS_REFUSED_NONE;
   switch (op->cond) {
   case PAXOS_SET:
     applies = true;
@@ -469,8 +509,20 @@ static int decide(struct paxos_op *op) {
   case PAXOS_DELETE_IF_VALUE:
     applies = op->found.present && paxos_value_equal(op->found, op->expected);
     break;
-  default: /* PAXOS_READ */
+  case PAXOS_READ:
     applies = false;
+    break;
+  default: /* locks and fenced writes: the update is computed */
+    rc = paxos__judge_record(op, &applies);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
+  if (op->cond != PAXOS_READ && op->cond <= PAXOS_DELETE_IF_VALUE &&
+      op->found.present && paxos__is_fenced(op->found)) {
+    /* Whatever its condition says: applied, it would drop the key's
+     * fences, and judged on the record it means nothing. */
+    applies = false;
+    op->refusal = PAXOS_REFUSED_NOT_FENCED;
   }
   if (!applies) {
     op->phase = PAXOS_DONE;
@@ -510,12 +562,12 @@ int paxos_op_on_promise(struct paxos_op *op, chorus_node_id from,
   op->agreed |= UINT32_C(1) << i;
   int rc;
   if (paxos_ballot_cmp(p->accepted_at, op->max_accepted_at) > 0) {
-    if ((rc = value_set(&op->max_accepted, p->accepted)) != CHORUS_OK)
+    if ((rc = paxos__value_set(&op->max_accepted, p->accepted)) != CHORUS_OK)
       return rc;
     op->max_accepted_at = p->accepted_at;
   }
   if (paxos_ballot_cmp(p->committed_at, op->max_committed_at) > 0) {
-    if ((rc = value_set(&op->max_committed, p->committed)) != CHORUS_OK)
+    if ((rc = paxos__value_set(&op->max_committed, p->committed)) != CHORUS_OK)
       return rc;
     op->max_committed_at = p->committed_at;
   }

@@ -178,6 +178,91 @@ int paxos_commit(struct paxos_acceptor *a, struct paxos_ballot b,
                  struct paxos_value v);
 
 /* ------------------------------------------------------------------------
+ * LOCKS AND FENCING (issue 23; Kleppmann, "How to do distributed locking",
+ * 2016: a lease alone is unsafe, a paused holder must be stopped at the
+ * resource by a token that only grows)
+ *
+ * A lock is a CAS key whose value is a lock record; a fenced key is a CAS
+ * key whose value is a fenced record. Both are judged and computed inside
+ * decide() below, so a lock operation is one Paxos round like any CAS and
+ * the simulator drives it with the rest.
+ *
+ *   lock record:   [0xc1 'L' 'C' 'K'][format u8 = 1][held u8: 0 or 1]
+ *                  [token u64 BE][expires u64 BE: ms, the coordinator's
+ *                  HLC physical time][holder_len u8][holder bytes]
+ *   fenced record: [0xc1 'F' 'N' 'C'][format u8 = 1][nfences u8]
+ *                  nfences x [name_len u8][name][token u64 BE]
+ *                  [present u8: 0 or 1][len u32 BE][value bytes]
+ *
+ * 0xc1 is the byte msgpack never uses; the node refuses a plain CAS value
+ * that starts with either magic, so a user's value is never taken for a
+ * record. A lock's token lives in its record after a release or an expiry
+ * (held 0), so the next ACQUIRE takes token + 1: tokens of one lock only
+ * grow, whatever node coordinates, crashes or restarts (the record is
+ * Paxos state, durable before any acceptance is answered).
+ *
+ * Lease expiry is judged with the coordinator's clock (@now) and an
+ * allowance for the skew between coordinators (@skew): ACQUIRE takes a
+ * held lock only when now >= expires + skew. RENEW needs now < expires.
+ * A fenced record keeps, per lock name, the highest token any applied
+ * FENCED_SET carried; a FENCED_SET with a lower token is refused
+ * (PAXOS_REFUSED_FENCED, fence_seen the highest) and nothing changes. A
+ * SET, IF_ABSENT, IF_VALUE or DELETE_IF_VALUE on a fenced key is refused
+ * (PAXOS_REFUSED_NOT_FENCED): it would drop the fences.
+ * ------------------------------------------------------------------------ */
+
+#define PAXOS_LOCK_MAX_HOLDER 255u
+#define PAXOS_FENCE_MAX_NAME 255u
+#define PAXOS_FENCE_MAX 16u /* lock names one fenced key remembers */
+
+/* The arguments of a lock condition or FENCED_SET (borrowed by
+ * paxos_op_init_lock, which copies the bytes). */
+struct paxos_lock_args {
+  uint64_t now;   /* ms: the coordinator's clock when the operation began */
+  uint64_t ttl;   /* ms: ACQUIRE, RENEW: the lease */
+  uint64_t skew;  /* ms: ACQUIRE: the allowance past expires */
+  uint64_t token; /* RENEW, RELEASE, FENCED_SET */
+  const uint8_t *holder; /* ACQUIRE: the new holder's id (informative) */
+  size_t holder_len;
+  const uint8_t *fence; /* FENCED_SET: the lock's name */
+  size_t fence_len;
+};
+
+/* Why a condition failed (NOT_APPLIED). */
+enum paxos_refusal {
+  PAXOS_REFUSED_NONE = 0,   /* the condition was false (or a read) */
+  PAXOS_REFUSED_HELD,       /* ACQUIRE: another holder's lease is live */
+  PAXOS_REFUSED_TOKEN,      /* RENEW, RELEASE: not held at that token */
+  PAXOS_REFUSED_EXPIRED,    /* RENEW: held at that token, lease over */
+  PAXOS_REFUSED_FENCED,     /* FENCED_SET: token below fence_seen */
+  PAXOS_REFUSED_NOT_FENCED, /* a plain update on a fenced key */
+  PAXOS_REFUSED_CORRUPT,    /* a record that does not decode, or too many
+                               fences on one key */
+};
+
+/* A decoded lock record (@holder borrows from the value). */
+struct paxos_lock {
+  bool held;
+  uint64_t token, expires;
+  const uint8_t *holder;
+  size_t holder_len;
+};
+
+/* paxos_lock_decode: @v as a lock record (absent: free, token 0).
+ * Errors: CHORUS_EMALFORMED (not a lock record, or damaged). */
+int paxos_lock_decode(struct paxos_value v, struct paxos_lock *out);
+
+/* paxos_is_record: whether @v starts with a lock or fenced record's magic
+ * (the node refuses such a value in a plain CAS). */
+bool paxos_is_record(const uint8_t *bytes, size_t len);
+
+/* paxos_fenced_value: the value part of @v when it is a fenced record (in
+ * *@out, borrowing), else @v itself; *@fenced whether it was one.
+ * Errors: CHORUS_EMALFORMED (a fenced record that does not decode). */
+int paxos_fenced_value(struct paxos_value v, struct paxos_value *out,
+                       bool *fenced);
+
+/* ------------------------------------------------------------------------
  * The proposer: one operation
  * ------------------------------------------------------------------------ */
 
@@ -190,6 +275,14 @@ enum paxos_cond_kind {
   PAXOS_IF_ABSENT,       /* applies when the key has no value */
   PAXOS_IF_VALUE,        /* applies when the value equals @expected */
   PAXOS_DELETE_IF_VALUE, /* deletes when the value equals @expected */
+  /* Locks and fenced writes (paxos_op_init_lock; LOCKS AND FENCING below):
+   * conditions judged on a record, whose update is computed from the
+   * record found. */
+  PAXOS_LOCK_ACQUIRE, /* free, or its lease + skew passed: token + 1 */
+  PAXOS_LOCK_RENEW,   /* held at the args' token, lease live: extends it */
+  PAXOS_LOCK_RELEASE, /* held at the args' token: frees it (token kept) */
+  PAXOS_FENCED_SET,   /* the args' token >= the key's highest for the lock */
+  PAXOS_COND_MAX = PAXOS_FENCED_SET,
 };
 
 enum paxos_phase {
@@ -252,6 +345,11 @@ struct paxos_op {
    * current value for a read or a failed condition). */
   uint8_t outcome;          /* enum paxos_outcome */
   struct paxos_value found; /* owned */
+  /* Locks and fenced writes: the arguments (holder and fence name owned
+   * copies), and why a condition failed. */
+  struct paxos_lock_args args;
+  uint8_t refusal;     /* enum paxos_refusal, when NOT_APPLIED */
+  uint64_t fence_seen; /* FENCED_SET: the key's highest token for the lock */
 };
 
 /* paxos_op_init: an operation with condition @cond (@expected for
@@ -263,6 +361,17 @@ int paxos_op_init(struct paxos_op *op, uint8_t cond,
                   struct paxos_value expected, struct paxos_value update,
                   const chorus_node_id *replicas, size_t n);
 void paxos_op_free(struct paxos_op *op);
+
+/* paxos_op_init_lock: as paxos_op_init, for PAXOS_LOCK_* (no values) and
+ * PAXOS_FENCED_SET (@update the value to write under the fence), with
+ * @args (copied). When the operation ends APPLIED, op->commit.value is the
+ * value chosen (the new record). Errors: CHORUS_EINVAL (as paxos_op_init,
+ * another cond, a holder or fence name over its limit, an empty fence
+ * name), CHORUS_ENOMEM. */
+int paxos_op_init_lock(struct paxos_op *op, uint8_t cond,
+                       const struct paxos_lock_args *args,
+                       struct paxos_value update,
+                       const chorus_node_id *replicas, size_t n);
 
 /* paxos_op_restart: a new round at @b (above op->highest: the caller's
  * HLC, received past it; CHORUS_EINVAL otherwise): PREPARING, with

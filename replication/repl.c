@@ -18,6 +18,7 @@ void repl_config_defaults(struct repl_config *cfg, chorus_node_id self) {
   cfg->r = WIRE_QUORUM;
   cfg->w = WIRE_QUORUM;
   cfg->timeout_ms = 2000;
+  cfg->lock_skew_ms = REPL_LOCK_SKEW_DEFAULT;
   cfg->read_repair = WIRE_RR_ASYNC;
   cfg->max_value_bytes = WIRE_MAX_VALUE;
   cfg->hint_max_bytes = 64ull * 1024 * 1024;

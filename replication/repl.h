@@ -280,6 +280,11 @@ struct repl_config {
   bool (*kv_limits)(void *ctx, const uint8_t *key, size_t len,
                     struct dvv_limits *out);
   void *kv_limits_ctx;
+  /* LOCKS (repl_paxos.c): a lease is taken from its holder only once it
+   * expired this many ms ago on the coordinator's clock, an allowance for
+   * the skew between the clocks of the nodes that judge it. Default
+   * REPL_LOCK_SKEW_DEFAULT (chorusd --lock-skew-ms). */
+  chorus_ms lock_skew_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
   /* A write or read coordinated here whose answer took @slow_ms or more
    * leaves one line on @warn when it ends (SLOW REQUESTS, repl_op.c):
@@ -289,6 +294,8 @@ struct repl_config {
    * reason, at most once a hint round); borrowed for life; may be NULL. */
   const struct chorus_tracer *warn;
 };
+
+#define REPL_LOCK_SKEW_DEFAULT 500u
 
 /* repl_config_defaults: fills @cfg with the defaults above for node @self. */
 void repl_config_defaults(struct repl_config *cfg, chorus_node_id self);

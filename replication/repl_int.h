@@ -759,6 +759,7 @@ struct repl_op_cas {
   chorus_ms timeout, deadline; /* the request's; monotonic */
   chorus_ms due; /* this round's (or backoff's) end: earlier timers are
                     stale (timers cannot be cancelled) */
+  uint8_t mtype; /* WIRE_CAS or WIRE_LOCK: which reply it owes */
 };
 
 struct repl_op_pxanswer {
@@ -847,6 +848,12 @@ int repl__cas_start(struct repl *r, const struct wire_msg *m,
                     const struct repl_origin *origin,
                     const struct ring_plist *pl, chorus_ms timeout,
                     const struct repl_effects *fx);
+/* repl__lock_start: a LOCK this node coordinates (as repl__cas_start; a
+ * lock operation or a fenced write is a CAS with a lock condition). */
+int repl__lock_start(struct repl *r, const struct wire_msg *m,
+                     const struct repl_origin *origin,
+                     const struct ring_plist *pl, chorus_ms timeout,
+                     const struct repl_effects *fx);
 int repl__cas_step(struct repl *r, struct repl_op *op,
                    const struct repl_op_event *ev,
                    const struct repl_effects *fx);

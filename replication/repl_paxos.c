@@ -278,6 +278,14 @@ int repl__on_paxos(struct repl *r, chorus_node_id from,
  * The coordinator
  * ------------------------------------------------------------------------ */
 
+/* The coordinator's clock for leases: its HLC's physical part (ms). */
+static uint64_t lease_now(struct repl *r) {
+  hlc_time t;
+  if (hlc_now(&r->hlc, r->wall, &t) != CHORUS_OK)
+    return r->wall;
+  return hlc_physical(t);
+}
+
 static chorus_ms round_ms(chorus_ms timeout) {
   chorus_ms t = timeout / 4;
   return t < 50 ? 50 : t > 1000 ? 1000 : t;
@@ -331,26 +339,90 @@ static int next_ballot(struct repl *r, struct repl_op_cas *c,
              : CHORUS_ECLOCK;
 }
 
+_Static_assert((int)WIRE_LOCK_HELD == (int)PAXOS_REFUSED_HELD &&
+                   (int)WIRE_LOCK_BAD_TOKEN == (int)PAXOS_REFUSED_TOKEN &&
+                   (int)WIRE_LOCK_EXPIRED == (int)PAXOS_REFUSED_EXPIRED &&
+                   (int)WIRE_LOCK_FENCED == (int)PAXOS_REFUSED_FENCED &&
+                   (int)WIRE_LOCK_CORRUPT == (int)PAXOS_REFUSED_CORRUPT,
+               "the wire's lock refusals are paxos.h's");
+
+/* reply_lock: LOCK_REPLY of a lock operation (the record chosen when
+ * applied, else the one found) or of a fenced write. */
+static int reply_lock(struct repl *r, struct repl_op *op,
+                      const struct repl_origin *origin,
+                      const struct repl_effects *fx) {
+  struct repl_op_cas *c = &op->u.cas;
+  struct wire_msg m = {.type = WIRE_LOCK_REPLY};
+  struct wire_lock_reply *a = &m.lock_reply;
+  a->applied = c->px.outcome == PAXOS_APPLIED;
+  a->refusal = a->applied ? WIRE_LOCK_OK : c->px.refusal;
+  if (c->px.cond == PAXOS_FENCED_SET) {
+    struct paxos_value v;
+    bool fenced;
+    if (paxos_fenced_value(c->px.found, &v, &fenced) != CHORUS_OK)
+      v = (struct paxos_value){0};
+    a->token = c->px.fence_seen;
+    a->present = v.present;
+    a->value = (struct wire_bytes){v.bytes, v.len};
+  } else {
+    struct paxos_lock l;
+    if (paxos_lock_decode(a->applied ? c->px.commit.value : c->px.found, &l) !=
+        CHORUS_OK)
+      return repl__reply_error(r, fx, origin, WIRE_LOCK, CHORUS_ECORRUPT,
+                               "the lock's record does not decode");
+    uint64_t now = lease_now(r);
+    a->held = l.held;
+    a->token = l.token;
+    a->holder = (struct wire_bytes){l.holder, l.holder_len};
+    a->expires = l.expires;
+    a->left_ms = l.held && l.expires > now ? l.expires - now : 0;
+  }
+  REPL_TRACE(r,
+             "lock op=%" PRIu64 ": %s (refusal %u) token %" PRIu64
+             " after %" PRIu32 " rounds",
+             op->id, a->applied ? "applied" : "not applied", a->refusal,
+             a->token, c->px.rounds);
+  return fx->reply(fx->ctx, origin, &m, false);
+}
+
 static int reply_done(struct repl *r, struct repl_op *op,
                       const struct repl_effects *fx) {
   struct repl_op_cas *c = &op->u.cas;
   struct repl_origin origin = c->origin;
   int rc;
   if (c->px.outcome == PAXOS_UNKNOWN) {
-    rc = repl__reply_error(r, fx, &origin, WIRE_CAS, CHORUS_ETIMEDOUT,
+    rc = repl__reply_error(r, fx, &origin, c->mtype, CHORUS_ETIMEDOUT,
                            "compare-and-set gave up after %" PRIu32
                            " rounds; it may or may not have been applied",
                            c->px.rounds);
   } else if (c->gave_up) {
-    rc = repl__reply_error(r, fx, &origin, WIRE_CAS, CHORUS_EUNAVAILABLE,
+    rc = repl__reply_error(r, fx, &origin, c->mtype, CHORUS_EUNAVAILABLE,
                            "compare-and-set found no quorum of replicas in "
                            "%" PRIu32 " rounds; it was not applied",
                            c->px.rounds);
+  } else if (c->px.refusal == PAXOS_REFUSED_NOT_FENCED) {
+    rc = repl__reply_error(r, fx, &origin, c->mtype, CHORUS_ETYPE,
+                           "the key is fenced (written with a fencing token): "
+                           "only a fenced write changes it; nothing was "
+                           "applied");
+  } else if (c->px.refusal == PAXOS_REFUSED_CORRUPT) {
+    rc = repl__reply_error(r, fx, &origin, c->mtype, CHORUS_ECORRUPT,
+                           "the key's lock or fenced record does not decode, "
+                           "or more than %u locks fence it; nothing was "
+                           "applied",
+                           PAXOS_FENCE_MAX);
+  } else if (c->mtype == WIRE_LOCK) {
+    rc = reply_lock(r, op, &origin, fx);
   } else {
+    /* A fenced key's serial read answers its value, not its record. */
+    struct paxos_value v;
+    bool fenced;
+    if (paxos_fenced_value(c->px.found, &v, &fenced) != CHORUS_OK)
+      v = c->px.found; /* a damaged record: as it is */
     struct wire_msg m = {.type = WIRE_CAS_REPLY};
     m.cas_reply.applied = c->px.outcome == PAXOS_APPLIED;
-    m.cas_reply.present = c->px.found.present;
-    m.cas_reply.value = (struct wire_bytes){c->px.found.bytes, c->px.found.len};
+    m.cas_reply.present = v.present;
+    m.cas_reply.value = (struct wire_bytes){v.bytes, v.len};
     REPL_TRACE(r, "cas op=%" PRIu64 ": %s after %" PRIu32 " rounds", op->id,
                m.cas_reply.applied ? "applied" : "not applied", c->px.rounds);
     rc = fx->reply(fx->ctx, &origin, &m, false);
@@ -464,8 +536,9 @@ int repl__cas_step(struct repl *r, struct repl_op *op,
           (struct paxos_ballot){p->promised_time, p->promised_node});
     } else if (m->type == WIRE_ERROR && m->error.code == CHORUS_ETYPE) {
       struct repl_origin origin = c->origin;
+      uint8_t mtype = c->mtype; /* @c ends with the op */
       repl__op_end(r, op);
-      return repl__reply_error(r, fx, &origin, WIRE_CAS, CHORUS_ETYPE,
+      return repl__reply_error(r, fx, &origin, mtype, CHORUS_ETYPE,
                                "the key holds a value of another type: CAS "
                                "works on CAS keys only (written by CAS)");
     } else {
@@ -480,11 +553,13 @@ int repl__cas_step(struct repl *r, struct repl_op *op,
   }
 }
 
-int repl__cas_start(struct repl *r, const struct wire_msg *m,
-                    const struct repl_origin *origin,
-                    const struct ring_plist *pl, chorus_ms timeout,
-                    const struct repl_effects *fx) {
-  const struct wire_cas *q = &m->cas;
+/* begin: the checks every CAS and LOCK passes, then its operation (SENT,
+ * the key copied) in *@out; NULL in *@out when it was answered here. */
+static int begin(struct repl *r, const struct wire_msg *m,
+                 const struct repl_origin *origin, const struct ring_plist *pl,
+                 chorus_ms timeout, const struct wire_bytes *key,
+                 const struct repl_effects *fx, struct repl_op **out) {
+  *out = NULL;
   if (pl->n_pending > 0)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EBUSY,
                              "the key's range is moving (a topology change): "
@@ -511,35 +586,119 @@ int repl__cas_start(struct repl *r, const struct wire_msg *m,
     return CHORUS_ENOMEM;
   struct repl_op_cas *c = &op->u.cas;
   c->origin = *origin;
+  c->mtype = m->type;
   c->token = pl->token;
   c->timeout = timeout;
   c->deadline = r->now + timeout;
-  c->klen = q->key.len;
+  c->klen = key->len;
   c->key = chorus_malloc(c->klen);
-  chorus_node_id ids[RING_PLIST_MAX];
+  if (c->key == NULL) {
+    repl__op_end(r, op);
+    return CHORUS_ENOMEM;
+  }
+  memcpy(c->key, key->ptr, c->klen);
+  *out = op;
+  return CHORUS_OK;
+}
+
+/* started: the operation's paxos_op initialised with @rc: its first
+ * round, or its end. */
+static int started(struct repl *r, struct repl_op *op, int rc,
+                   const struct wire_msg *m, const struct repl_effects *fx) {
+  if (rc != CHORUS_OK) {
+    struct repl_origin origin = op->u.cas.origin;
+    repl__op_end(r, op);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    return repl__reply_error(r, fx, &origin, m->type, rc,
+                             "compare-and-set: invalid request");
+  }
+  op->u.cas.px_live = true;
+  return new_round(r, op, fx);
+}
+
+static void replica_ids(const struct ring_plist *pl, chorus_node_id *ids) {
   for (uint8_t i = 0; i < pl->n_natural; i++)
     ids[i] = pl->r[i].id;
+}
+
+int repl__cas_start(struct repl *r, const struct wire_msg *m,
+                    const struct repl_origin *origin,
+                    const struct ring_plist *pl, chorus_ms timeout,
+                    const struct repl_effects *fx) {
+  const struct wire_cas *q = &m->cas;
   bool has_expected =
       q->cond == WIRE_CAS_IF_VALUE || q->cond == WIRE_CAS_DELETE_IF_VALUE;
   bool has_update = q->cond == WIRE_CAS_SET || q->cond == WIRE_CAS_IF_ABSENT ||
                     q->cond == WIRE_CAS_IF_VALUE;
+  /* A value that starts like a lock or fenced record would be taken for
+   * one (paxos.h, LOCKS AND FENCING). */
+  if (has_update && paxos_is_record(q->value.ptr, q->value.len))
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
+                             "a CAS value may not start with 0xc1 \"LCK\" or "
+                             "0xc1 \"FNC\" (reserved for lock and fenced "
+                             "records)");
+  struct repl_op *op;
+  int rc = begin(r, m, origin, pl, timeout, &q->key, fx, &op);
+  if (op == NULL)
+    return rc;
+  chorus_node_id ids[RING_PLIST_MAX];
+  replica_ids(pl, ids);
   const struct paxos_value exp = {has_expected, q->expected.ptr,
                                   has_expected ? q->expected.len : 0};
   const struct paxos_value upd = {has_update, q->value.ptr,
                                   has_update ? q->value.len : 0};
-  int rc = c->key == NULL
-               ? CHORUS_ENOMEM
-               : paxos_op_init(&c->px, q->cond, exp, upd, ids, pl->n_natural);
-  if (rc != CHORUS_OK) {
-    chorus_free(c->key);
-    c->key = NULL;
-    repl__op_end(r, op);
-    if (rc == CHORUS_ENOMEM)
-      return rc;
-    return repl__reply_error(r, fx, origin, m->type, rc,
-                             "compare-and-set: invalid request");
+  rc = paxos_op_init(&op->u.cas.px, q->cond, exp, upd, ids, pl->n_natural);
+  return started(r, op, rc, m, fx);
+}
+
+int repl__lock_start(struct repl *r, const struct wire_msg *m,
+                     const struct repl_origin *origin,
+                     const struct ring_plist *pl, chorus_ms timeout,
+                     const struct repl_effects *fx) {
+  const struct wire_lock *q = &m->lock;
+  static const uint8_t conds[] = {[WIRE_LOCK_STATUS] = PAXOS_READ,
+                                  [WIRE_LOCK_ACQUIRE] = PAXOS_LOCK_ACQUIRE,
+                                  [WIRE_LOCK_RENEW] = PAXOS_LOCK_RENEW,
+                                  [WIRE_LOCK_RELEASE] = PAXOS_LOCK_RELEASE,
+                                  [WIRE_LOCK_FENCED_PUT] = PAXOS_FENCED_SET};
+  const char *bad = NULL;
+  size_t name_len = q->op == WIRE_LOCK_FENCED_PUT
+                        ? q->name.len
+                        : q->key.len - WIRE_LOCK_PREFIX_LEN;
+  if (name_len == 0 || name_len > WIRE_MAX_LOCK_NAME)
+    bad = "a lock's name is 1 to 255 bytes";
+  else if ((q->op == WIRE_LOCK_ACQUIRE || q->op == WIRE_LOCK_RENEW) &&
+           q->ttl_ms == 0)
+    bad = "a lease needs a ttl of at least 1 ms";
+  else if (q->op == WIRE_LOCK_FENCED_PUT &&
+           paxos_is_record(q->value.ptr, q->value.len))
+    bad = "a fenced value may not start with 0xc1 \"LCK\" or 0xc1 \"FNC\" "
+          "(reserved for lock and fenced records)";
+  if (bad != NULL)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL, "%s", bad);
+  struct repl_op *op;
+  int rc = begin(r, m, origin, pl, timeout, &q->key, fx, &op);
+  if (op == NULL)
+    return rc;
+  chorus_node_id ids[RING_PLIST_MAX];
+  replica_ids(pl, ids);
+  struct paxos_op *px = &op->u.cas.px;
+  if (q->op == WIRE_LOCK_STATUS) {
+    rc = paxos_op_init(px, PAXOS_READ, (struct paxos_value){0},
+                       (struct paxos_value){0}, ids, pl->n_natural);
+  } else {
+    const struct paxos_lock_args a = {
+        .now = lease_now(r),
+        .ttl = q->ttl_ms,
+        .skew = r->cfg.lock_skew_ms,
+        .token = q->token,
+        .holder = q->holder.ptr,
+        .holder_len = q->holder.len,
+        .fence = q->name.ptr,
+        .fence_len = q->op == WIRE_LOCK_FENCED_PUT ? q->name.len : 0};
+    const struct paxos_value v = {true, q->value.ptr, q->value.len};
+    rc = paxos_op_init_lock(px, conds[q->op], &a, v, ids, pl->n_natural);
   }
-  c->px_live = true;
-  memcpy(c->key, q->key.ptr, c->klen);
-  return new_round(r, op, fx);
+  return started(r, op, rc, m, fx);
 }

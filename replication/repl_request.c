@@ -27,7 +27,7 @@ bool repl__is_write_type(uint8_t t) {
   return t == WIRE_PUT || t == WIRE_PUT_TTL || t == WIRE_DELETE ||
          t == WIRE_COUNTER_ADD || t == WIRE_SET_ADD || t == WIRE_SET_REMOVE ||
          t == WIRE_LWW_SET || t == WIRE_LWW_DELETE || t == WIRE_MAP_UPDATE ||
-         t == WIRE_CAS;
+         t == WIRE_CAS || t == WIRE_LOCK;
 }
 
 bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
@@ -83,6 +83,9 @@ bool repl__request_of(const struct wire_msg *m, struct repl_request *q) {
     /* A serial read writes too (a promise), and is refused as writes are
      * on a full disk. */
     *q = (struct repl_request){&m->cas.key, &m->cas.opts, CRDT_PAXOS, true};
+    return true;
+  case WIRE_LOCK:
+    *q = (struct repl_request){&m->lock.key, &m->lock.opts, CRDT_PAXOS, true};
     return true;
   default:
     return false;
@@ -144,6 +147,7 @@ static int check_limits(struct repl *r, const struct wire_msg *m,
                                    ? &m->put.value
                                : m->type == WIRE_LWW_SET ? &m->lww_set.value
                                : m->type == WIRE_CAS     ? &m->cas.value
+                               : m->type == WIRE_LOCK    ? &m->lock.value
                                                          : NULL;
   if (v != NULL && v->len > max)
     return chorus_errf(r->err, CHORUS_ETOOBIG,
@@ -323,6 +327,20 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
   if (check_limits(r, m, &q) != CHORUS_OK)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_ETOOBIG, "%s",
                              r->err);
+  /* Locks have a namespace of their own (WIRE_LOCK_PREFIX): only a lock
+   * operation names a key there, so a lock is never forged by a plain
+   * write nor clashes with a data key. */
+  bool lock_key =
+      q.key->len >= WIRE_LOCK_PREFIX_LEN &&
+      memcmp(q.key->ptr, WIRE_LOCK_PREFIX, WIRE_LOCK_PREFIX_LEN) == 0;
+  bool lock_op = m->type == WIRE_LOCK && m->lock.op != WIRE_LOCK_FENCED_PUT;
+  if (lock_key != lock_op)
+    return repl__reply_error(
+        r, fx, origin, m->type, CHORUS_EINVAL,
+        lock_op ? "a lock operation's key is the lock namespace's prefix "
+                  "and the lock's name"
+                : "keys starting with the lock namespace's prefix (0xc1 "
+                  "\"lock:\") are locks', reserved to lock operations");
   if (r->failed)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EIO,
                              "this node's store failed; it must restart");
@@ -398,6 +416,8 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
   /* Compare-and-set: every natural replica, a majority (repl_paxos.c). */
   if (m->type == WIRE_CAS)
     return repl__cas_start(r, m, origin, &pl, timeout, fx);
+  if (m->type == WIRE_LOCK)
+    return repl__lock_start(r, m, origin, &pl, timeout, fx);
 
   int32_t plevel = q.write ? o->pw : o->pr;
   struct repl_need need;

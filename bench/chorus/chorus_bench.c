@@ -75,16 +75,36 @@
  * Options
  * ------------------------------------------------------------------------ */
 
-enum op_kind { OP_GET, OP_PUT, OP_CADD, OP_SADD, OP_CAS, OP_KINDS };
-static const char *const op_names[OP_KINDS] = {"get", "put", "counter_add",
-                                               "set_add", "cas"};
+enum op_kind {
+  OP_GET,
+  OP_PUT,
+  OP_CADD,
+  OP_SADD,
+  OP_CAS,
+  OP_LOCK,
+  OP_UNLOCK,
+  OP_KINDS
+};
+static const char *const op_names[OP_KINDS] = {
+    "get", "put",          "counter_add", "set_add",
+    "cas", "lock_acquire", "lock_release"};
 
 /* cas (issue 23): compare-and-set on keys of their own ("cas:"), each an
  * if-value increment of the value this loop last saw there (if-absent "0"
- * on a key it has not seen): one Paxos round, or more under contention. */
-enum workload { WL_RW50, WL_RW95, WL_RO, WL_WO, WL_COUNTER, WL_SET, WL_CAS };
-static const char *const wl_names[] = {"rw50",    "rw95", "ro", "wo",
-                                       "counter", "set",  "cas"};
+ * on a key it has not seen): one Paxos round, or more under contention.
+ * lock: each worker acquires a lock of its key, then releases it. */
+enum workload {
+  WL_RW50,
+  WL_RW95,
+  WL_RO,
+  WL_WO,
+  WL_COUNTER,
+  WL_SET,
+  WL_CAS,
+  WL_LOCK
+};
+static const char *const wl_names[] = {"rw50",    "rw95", "ro",  "wo",
+                                       "counter", "set",  "cas", "lock"};
 
 #define MAX_SETTINGS 16
 #define PHASES 2
@@ -189,9 +209,10 @@ struct req {
   unsigned slot;
   uint8_t op;
   uint8_t phase;
-  bool counted; /* started after the warm-up */
-  bool busy;    /* closed loop: waiting for a reply */
-  bool queued;  /* closed loop: in the ready list */
+  bool counted;        /* started after the warm-up */
+  bool busy;           /* closed loop: waiting for a reply */
+  bool queued;         /* closed loop: in the ready list */
+  uint64_t lock_token; /* lock workload: held at this token; 0: not held */
 };
 
 struct loop_ctx {
@@ -283,6 +304,8 @@ static enum op_kind pick_op(struct loop_ctx *lc) {
     return OP_SADD;
   case WL_CAS:
     return OP_CAS;
+  case WL_LOCK:
+    return OP_LOCK; /* prepare() alternates it with OP_UNLOCK */
   }
   return OP_GET;
 }
@@ -357,6 +380,20 @@ static int send_req(struct loop_ctx *lc, struct req *rq) {
   case OP_CADD:
     rc = chorus_counter_add_async(cl, key, klen, 1, &opts, on_done, rq);
     break;
+  case OP_LOCK:
+  case OP_UNLOCK: {
+    /* Lock "lk:K": routed by its key in the lock namespace. */
+    char lk[40];
+    int nlen = snprintf(lk + 6, sizeof lk - 6, "lk:%012" PRIu64, rq->key);
+    memcpy(lk, "\xc1lock:", 6);
+    cl = route(lc, rq->slot, lk, 6 + (size_t)nlen);
+    rc = rq->op == OP_LOCK
+             ? chorus_lock_acquire_async(cl, lk + 6, (size_t)nlen, "bench", 5,
+                                         10000, &opts, on_done, rq)
+             : chorus_lock_release_async(cl, lk + 6, (size_t)nlen,
+                                         rq->lock_token, &opts, on_done, rq);
+    break;
+  }
   case OP_SADD: {
     /* members from a universe of 64, so sets stay small */
     char m[8];
@@ -410,7 +447,10 @@ static void prepare(struct loop_ctx *lc, struct req *rq, uint64_t t_start) {
   rq->lc = lc;
   rq->t_start = t_start;
   rq->op = (uint8_t)pick_op(lc);
-  rq->key = pick_key(lc);
+  if (rq->op == OP_LOCK && rq->lock_token != 0)
+    rq->op = OP_UNLOCK; /* a worker releases what it acquired, same key */
+  else
+    rq->key = pick_key(lc);
   rq->counted = !run->preload && t_start >= run->t_warm;
   rq->phase = run->t_kill != 0 && t_start >= run->t_kill ? 1 : 0;
   if (rq->counted)
@@ -488,6 +528,11 @@ static void on_done(struct chorus_client *c, struct chorus_result *res,
   }
   if (rq->op == OP_CAS)
     cas_seen(lc, rq, res);
+  else if (rq->op == OP_LOCK)
+    rq->lock_token =
+        res->status == CHORUS_OK && res->cas_applied ? res->lock_token : 0;
+  else if (rq->op == OP_UNLOCK)
+    rq->lock_token = 0;
   if (res->status == CHORUS_OK && (rq->op == OP_GET || rq->op == OP_PUT)) {
     struct ctx_slot *cs = &lc->ctxs[rq->key];
     if (res->context.len <= sizeof cs->data) {
@@ -1468,7 +1513,9 @@ static const char usage_text[] =
     "  --no-token-aware       spread slots over nodes, ignore the ring\n"
     "workload\n"
     "  --workload W           rw50 | rw95 | ro | wo | counter | set |\n"
-    "                         cas (if-value increments, SERIAL)\n"
+    "                         cas (if-value increments, SERIAL) |\n"
+    "                         lock (closed loop: each worker acquires a\n"
+    "                         lock of its key, then releases it)\n"
     "  --keys K               key space (default 100000)\n"
     "  --zipf [THETA]         zipfian keys (Gray et al.; default 0.99)\n"
     "  --uniform              uniform keys (default)\n"
@@ -1775,6 +1822,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
       fputs(usage_text, stderr);
       exit(2);
     }
+  }
+  if (o->wl == WL_LOCK && o->rate > 0) {
+    /* a worker's release follows its own acquire */
+    fprintf(stderr, "chorus-bench: --workload lock is closed loop (no "
+                    "--rate)\n");
+    exit(2);
   }
   if (o->check && o->wan_rtt <= 0) {
     fprintf(stderr, "chorus-bench: --check goes with --wan-rtt\n");

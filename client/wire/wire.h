@@ -251,7 +251,11 @@ enum wire_type {
   WIRE_PAXOS_PROPOSE = 150, /* peer only: phase 2 */
   WIRE_PAXOS_ACCEPT = 151,  /* peer only: its answer */
   WIRE_PAXOS_COMMIT = 152,  /* peer only: a chosen value (no answer) */
-  /* 153..159 reserved: locks and fencing */
+  /* 153..159 locks and fencing (issue 23; since version 5: a node without
+   * them answers ENOTSUP) */
+  WIRE_LOCK = 153,       /* client: a lock operation, or a fenced write */
+  WIRE_LOCK_REPLY = 154, /* answers LOCK */
+  /* 155..159 reserved: locks and fencing */
   /* since version 5 (issue 21): keyspaces */
   WIRE_KEYSPACE = 160,       /* client: list, create, alter or drop */
   WIRE_KEYSPACE_REPLY = 161, /* answers KEYSPACE */
@@ -544,6 +548,68 @@ struct wire_cas {
 struct wire_cas_reply {
   uint8_t applied; /* 0 or 1 */
   uint8_t present; /* 0: the key had no value, 1: @value */
+  struct wire_bytes value;
+};
+
+/* LOCK (issue 23, docs/PROTOCOL.md "Locks and fencing"): @op on a lock,
+ * a CAS key of its own namespace: @key is WIRE_LOCK_PREFIX then the
+ * lock's name (1..WIRE_MAX_LOCK_NAME bytes), and no other request may
+ * name a key with that prefix. ACQUIRE takes @holder (informative) and
+ * @ttl_ms (1..WIRE_MAX_TTL_MS); RENEW takes @token and @ttl_ms; RELEASE
+ * @token; STATUS nothing (a serial read). FENCED_PUT writes @value to the
+ * data key @key (a CAS key, outside the lock namespace) when @token is at
+ * least the highest token the key has seen for the lock named @name. */
+#define WIRE_LOCK_PREFIX "\xc1lock:"
+#define WIRE_LOCK_PREFIX_LEN 6u
+#define WIRE_MAX_LOCK_NAME 255u
+#define WIRE_MAX_LOCK_HOLDER 255u
+enum wire_lock_op {
+  WIRE_LOCK_STATUS = 0,
+  WIRE_LOCK_ACQUIRE = 1,
+  WIRE_LOCK_RENEW = 2,
+  WIRE_LOCK_RELEASE = 3,
+  WIRE_LOCK_FENCED_PUT = 4,
+  WIRE_LOCK_OP_MAX = 4,
+};
+struct wire_lock {
+  uint8_t op; /* enum wire_lock_op */
+  struct wire_bytes key;
+  struct wire_bytes name;  /* FENCED_PUT: the lock's name */
+  struct wire_bytes value; /* FENCED_PUT; <= the node's value limit */
+  struct wire_bytes holder;
+  uint64_t token;
+  uint64_t ttl_ms;
+  struct wire_options opts;
+};
+
+/* Why a LOCK was not applied (replication/paxos.h, enum paxos_refusal). */
+enum wire_lock_refusal {
+  WIRE_LOCK_OK = 0,         /* applied, or a STATUS */
+  WIRE_LOCK_HELD = 1,       /* ACQUIRE: another holder's lease is live */
+  WIRE_LOCK_BAD_TOKEN = 2,  /* RENEW, RELEASE: not held at that token */
+  WIRE_LOCK_EXPIRED = 3,    /* RENEW: the lease is over */
+  WIRE_LOCK_FENCED = 4,     /* FENCED_PUT: token below the key's highest */
+  WIRE_LOCK_NOT_FENCED = 5, /* (CAS only; never in a LOCK_REPLY) */
+  WIRE_LOCK_CORRUPT = 6,    /* a record that does not decode, or a key
+                               fenced by too many locks */
+  WIRE_LOCK_REFUSAL_MAX = 6,
+};
+
+/* LOCK_REPLY: whether applied, and why not (@refusal). For a lock op, the
+ * lock's record after the operation when applied, else as found: @held,
+ * @token (the lock's last token: it stays after a release or an expiry),
+ * @holder, @expires (ms, the coordinator's HLC physical time) and
+ * @left_ms (the lease left on the coordinator's clock; 0 when free or
+ * expired). For FENCED_PUT: @token the key's highest token for the lock
+ * before the write, @present/@value the value found. */
+struct wire_lock_reply {
+  uint8_t applied; /* 0 or 1 */
+  uint8_t refusal; /* enum wire_lock_refusal */
+  uint8_t held;    /* 0 or 1 */
+  uint64_t token;
+  struct wire_bytes holder;
+  uint64_t expires, left_ms;
+  uint8_t present; /* FENCED_PUT */
   struct wire_bytes value;
 };
 
@@ -1113,6 +1179,8 @@ struct wire_msg {
     struct wire_paxos paxos; /* PREPARE, PROPOSE, COMMIT */
     struct wire_paxos_promise paxos_promise;
     struct wire_paxos_accept paxos_accept;
+    struct wire_lock lock;
+    struct wire_lock_reply lock_reply;
   };
   void *owned; /* decoded list storage; internal, freed by wire_msg_free() */
 };

@@ -565,6 +565,7 @@ bool core_client_request(uint8_t type) {
   case WIRE_MAP_UPDATE:
   case WIRE_MAP_READ:
   case WIRE_CAS:
+  case WIRE_LOCK:
   case WIRE_CLUSTER_QUERY:
   case WIRE_CLUSTER_REMOVE:
   case WIRE_CLUSTER_DECOMMISSION:

@@ -35,15 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     wire_msg_free(&m);
     return 0;
   }
-  static const uint8_t reqs[] = {WIRE_GET,           WIRE_PUT,
-                                 WIRE_COUNTER_READ,  WIRE_SET_READ,
-                                 WIRE_RING_QUERY,    WIRE_STATUS_QUERY,
-                                 WIRE_CLUSTER_QUERY, WIRE_CLUSTER_PLAN,
-                                 WIRE_REPAIR_STATUS, WIRE_REPAIR_RANGES,
-                                 WIRE_LWW_READ,      WIRE_LWW_SET,
-                                 WIRE_KEYSPACE,      WIRE_MAP_READ,
-                                 WIRE_MAP_UPDATE,    WIRE_CAS,
-                                 WIRE_USER};
+  static const uint8_t reqs[] = {
+      WIRE_GET,           WIRE_PUT,          WIRE_COUNTER_READ,
+      WIRE_SET_READ,      WIRE_RING_QUERY,   WIRE_STATUS_QUERY,
+      WIRE_CLUSTER_QUERY, WIRE_CLUSTER_PLAN, WIRE_REPAIR_STATUS,
+      WIRE_REPAIR_RANGES, WIRE_LWW_READ,     WIRE_LWW_SET,
+      WIRE_KEYSPACE,      WIRE_MAP_READ,     WIRE_MAP_UPDATE,
+      WIRE_CAS,           WIRE_USER,         WIRE_LOCK};
   for (size_t i = 0; i < sizeof reqs; i++) {
     struct chorus_result res;
     memset(&res, 0, sizeof res);

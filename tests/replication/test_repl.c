@@ -186,6 +186,17 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
     vals = &lww_one;
     r->counter = m->cas_reply.applied;
     break;
+  case WIRE_LOCK_REPLY: /* counter: applied; lww_ts: token; lww_node:
+                          refusal; flags: held; values: value found */
+    lww_value = m->lock_reply.value;
+    lww_one =
+        (struct wire_bytes_list){m->lock_reply.present ? 1 : 0, &lww_value};
+    vals = &lww_one;
+    r->counter = m->lock_reply.applied;
+    r->lww_ts = m->lock_reply.token;
+    r->lww_node = m->lock_reply.refusal;
+    r->flags = m->lock_reply.held;
+    break;
   case WIRE_WRITE_REPLY2:
     ctx = &m->write_reply.context;
     r->flags = m->write_reply.flags;
@@ -1861,6 +1872,95 @@ static void cas_if_absent_race_has_one_winner(void **state) {
     teardown_all();
   }
   print_message("# cas race: %d of 8 losers could not tell\n", unknown);
+}
+
+/* Locks and fenced writes (repl_paxos.c, repl__lock_start): lock_op
+ * sends one LOCK through node @node and pumps; @key is the lock's name
+ * (the namespace prefix added) or, for FENCED_PUT, the data key. */
+static struct reply_rec *lock_op(int node, uint8_t op, const char *key,
+                                 const char *name, const char *value,
+                                 uint64_t token, uint64_t ttl) {
+  static char lk[64];
+  struct wire_msg m = {.type = WIRE_LOCK};
+  m.lock.op = op;
+  if (op == WIRE_LOCK_FENCED_PUT) {
+    m.lock.key = bytes_of(key);
+    m.lock.name = bytes_of(name);
+    m.lock.value = bytes_of(value);
+  } else {
+    snprintf(lk, sizeof lk, "%s%s", WIRE_LOCK_PREFIX, key);
+    m.lock.key = bytes_of(lk);
+  }
+  m.lock.holder = bytes_of("h");
+  m.lock.token = token;
+  m.lock.ttl_ms = ttl;
+  struct reply_rec *r = cas_send(node, &m);
+  pump();
+  advance(2000);
+  return r;
+}
+
+static bool lock_is(const struct reply_rec *r, bool applied, uint64_t token,
+                    int refusal) {
+  return r->done && r->type == WIRE_LOCK_REPLY && r->counter == applied &&
+         r->lww_ts == token && (int)r->lww_node == refusal;
+}
+
+/* A lock through a node that is no replica of it (forwarded): acquire,
+ * held, taken over once the lease and the allowance passed (each LOCK
+ * here also advances 2 s), a fenced write and a stale one; then every
+ * node crashes (losing what was not synced) and restarts: the next
+ * acquisition still gets the next token, never one given before. */
+static void locks_forward_fence_and_survive_restarts(void **state) {
+  (void)state;
+  setup(5, "3", 1, NULL);
+  boot();
+  char name[16], lk[32];
+  for (int k = 0;; k++) {
+    snprintf(name, sizeof name, "L%d", k);
+    snprintf(lk, sizeof lk, "%s%s", WIRE_LOCK_PREFIX, name);
+    if (!repl_is_replica(H.nodes[4].repl, lk, strlen(lk)))
+      break;
+    assert_true(k < 1000);
+  }
+  assert_true(lock_is(lock_op(4, WIRE_LOCK_ACQUIRE, name, NULL, NULL, 0, 60000),
+                      true, 1, WIRE_LOCK_OK));
+  assert_int_equal(repl_stats(H.nodes[4].repl)->forwarded, 1);
+  assert_true(lock_is(lock_op(0, WIRE_LOCK_ACQUIRE, name, NULL, NULL, 0, 1000),
+                      false, 1, WIRE_LOCK_HELD));
+  assert_true(lock_is(lock_op(1, WIRE_LOCK_RENEW, name, NULL, NULL, 1, 1000),
+                      true, 1, WIRE_LOCK_OK));
+  /* Renewed to 1 s; each call advances 2 s: the lease is over. */
+  assert_true(lock_is(lock_op(2, WIRE_LOCK_RENEW, name, NULL, NULL, 1, 1000),
+                      false, 1, WIRE_LOCK_EXPIRED));
+  assert_true(lock_is(lock_op(3, WIRE_LOCK_ACQUIRE, name, NULL, NULL, 0, 60000),
+                      true, 2, WIRE_LOCK_OK));
+  const char *dk = key_not_on(4);
+  assert_true(lock_is(lock_op(4, WIRE_LOCK_FENCED_PUT, dk, name, "v2", 2, 0),
+                      true, 0, WIRE_LOCK_OK));
+  struct reply_rec *stale =
+      lock_op(4, WIRE_LOCK_FENCED_PUT, dk, name, "v1", 1, 0);
+  assert_true(lock_is(stale, false, 2, WIRE_LOCK_FENCED));
+  assert_true(stale->nvalues == 1 && reply_is(stale, "v2"));
+  assert_true(cas_found(cas(0, dk, WIRE_CAS_READ, NULL, NULL), false, "v2"));
+  assert_int_equal(cas(1, dk, WIRE_CAS_SET, NULL, "x")->code, CHORUS_ETYPE);
+  /* The namespace: a plain write there, a lock op outside it. */
+  assert_int_equal(put(0, lk, "v", 0, NULL)->code, CHORUS_EINVAL);
+  assert_int_equal(cas(0, lk, WIRE_CAS_READ, NULL, NULL)->code, CHORUS_EINVAL);
+  assert_true(lock_is(lock_op(2, WIRE_LOCK_RELEASE, name, NULL, NULL, 2, 0),
+                      true, 2, WIRE_LOCK_OK));
+  /* Every node crashes and restarts. */
+  for (int i = 0; i < H.n; i++) {
+    repl_free(H.nodes[i].repl);
+    assert_int_equal(store_mem_crash(H.nodes[i].store, 0), CHORUS_OK);
+    node_start(i);
+  }
+  boot();
+  assert_true(lock_is(lock_op(1, WIRE_LOCK_STATUS, name, NULL, NULL, 0, 0),
+                      false, 2, WIRE_LOCK_OK));
+  assert_true(lock_is(lock_op(4, WIRE_LOCK_ACQUIRE, name, NULL, NULL, 0, 60000),
+                      true, 3, WIRE_LOCK_OK));
+  teardown_all();
 }
 
 /* A proposal left half-done (accepted by one replica, its proposer gone)
@@ -4606,6 +4706,7 @@ int main(void) {
       cmocka_unit_test(map_concurrent_edits_converge),
       cmocka_unit_test(cas_if_absent_race_has_one_winner),
       cmocka_unit_test(cas_half_done_proposal_is_finished),
+      cmocka_unit_test(locks_forward_fence_and_survive_restarts),
       cmocka_unit_test(cas_state_joins_like_an_object),
       cmocka_unit_test(cas_refused_while_the_range_moves),
       cmocka_unit_test(cas_without_a_quorum_gives_up),
