@@ -305,6 +305,10 @@ int core__ks_request(struct core *c, const struct wire_msg *m,
     return core__refuse(c, o->cookie, CHORUS_ENOTSUP,
                         "this node keeps no cluster metadata: it has no "
                         "keyspaces but default");
+  if (x.type == WIRE_LOCK && x.lock.op != WIRE_LOCK_FENCED_PUT)
+    return core__refuse(c, o->cookie, CHORUS_ENOTSUP,
+                        "locks live in the cluster's lock namespace, not in "
+                        "a keyspace (a fenced put may name one)");
   const struct meta_keyspace *k =
       strlen(name) == nl ? meta_state_keyspace(meta_node_state(c->meta), name)
                          : NULL;

@@ -358,6 +358,11 @@ static void test_keyspace_keys(void **state) {
       run_cli(nodes[1].port, out, sizeof out, "-k brief get k3 -c ALL"), 0);
   assert_null(strstr(out, "soon-gone"));
   assert_non_null(strstr(out, "not found"));
+  /* Locks have their own namespace, whatever keyspace is named. */
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out,
+                           "-k carts lock acquire l1 --ttl 1000"),
+                   2);
+  assert_non_null(strstr(out, "lock namespace"));
   /* No such keyspace. */
   assert_int_equal(run_cli(nodes[2].port, out, sizeof out, "-k nosuch get k0"),
                    1);
