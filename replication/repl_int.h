@@ -644,12 +644,25 @@ struct repl_target {
                   the write's stamp; 0: none */
   uint32_t at; /* when its answer came: ms after repl_coord.born, plus 1;
                   0: none yet (the slow-request line) */
-  uint32_t repaired_at; /* read: when a read repair was sent to it, as
-                           @at; 0: none (a traced read's timeline) */
-  /* A traced request: what the replica's REPLICA_TIMES said (its own
-   * clock, ms after its receipt); @times false: it said nothing. */
-  bool times, synced;
-  uint32_t synced_ms, answered_ms;
+};
+
+/* A traced request's own state (repl_op.c, TRACING), allocated with its
+ * operation only when traced, so an untraced one carries a NULL pointer
+ * and nothing else. */
+struct repl_trace {
+  /* The reply, held (encoded) until the operation ends; NULL until it is
+   * made. */
+  uint8_t *held; /* owned */
+  size_t held_len;
+  bool held_maybe;
+  /* Per target, by repl_coord.t's index: what its REPLICA_TIMES said (its
+   * own clock, ms after its receipt; @times false: nothing), and when a
+   * read repair was sent to it (as repl_target.at; 0: none). */
+  struct {
+    bool times, synced;
+    uint32_t synced_ms, answered_ms;
+    uint32_t repaired_at;
+  } t[RING_PLIST_MAX];
 };
 
 /* What a write and a read coordinated here have in common. */
@@ -670,18 +683,14 @@ struct repl_coord {
   uint32_t sent_at, replied_at;
   uint16_t repairs;
   /* TRACING (repl_op.c): the request asked for its timeline (opts.flags
-   * TRACE). Its reply is held here, encoded, until the operation ends,
-   * then sent after the TRACE; NULL until the reply is made (and always,
-   * untraced). */
-  bool traced;
-  uint8_t *held; /* owned */
-  size_t held_len;
-  bool held_maybe;
+   * TRACE); NULL: it did not. Owned. */
+  struct repl_trace *trace;
 };
 
 /* repl__coord_req: the request id of @op's replica requests: its id, with
  * REPL_REQ_TRACE when its request is traced. */
-#define repl__coord_req(op, c) ((op)->id | ((c)->traced ? REPL_REQ_TRACE : 0))
+#define repl__coord_req(op, c)                                                 \
+  ((op)->id | ((c)->trace != NULL ? REPL_REQ_TRACE : 0))
 
 struct repl_op_write {
   struct repl_coord c;

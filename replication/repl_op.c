@@ -58,7 +58,9 @@ static void coord_free(struct repl_coord *c) {
   for (uint8_t i = 0; i < c->ntargets; i++)
     chorus_free(c->t[i].reply);
   chorus_free(c->key);
-  chorus_free(c->held);
+  if (c->trace != NULL)
+    chorus_free(c->trace->held);
+  chorus_free(c->trace);
 }
 
 static void op_destroy(struct repl_op *op) {
@@ -253,7 +255,7 @@ static void forward_slow(struct repl *r, const struct repl_op *op,
  * hints, as the slow line does. The cost: a traced request is answered
  * when its operation ends rather than at its quorum (its ANSWERED record
  * says when the answer was ready). An untraced one takes none of this:
- * one flag test per step, no allocation.
+ * one pointer test per step (repl_coord.trace, NULL), no allocation.
  *
  * A node that forwards a traced request (no replica of the key) gets the
  * coordinator's TRACE under its forward's id before the reply: it passes
@@ -288,10 +290,10 @@ static int hold_sync(void *ctx, chorus_seq seq, uint64_t token) {
 static int hold_reply(void *ctx, const struct repl_origin *o,
                       const struct wire_msg *m, bool maybe_applied) {
   const struct hold *h = ctx;
-  struct repl_coord *c = h->c;
+  struct repl_trace *tr = h->c->trace;
   uint8_t *b = NULL;
   size_t n = 0;
-  if (c->held == NULL && o == &c->origin) {
+  if (tr->held == NULL && o == &h->c->origin) {
     size_t cap = wire_encoded_size(m);
     b = chorus_malloc(cap ? cap : 1);
     if (b != NULL && wire_encode(m, b, cap, &n, NULL) != CHORUS_OK) {
@@ -301,9 +303,9 @@ static int hold_reply(void *ctx, const struct repl_origin *o,
   }
   if (b == NULL)
     return h->fx->reply(h->fx->ctx, o, m, maybe_applied);
-  c->held = b;
-  c->held_len = n;
-  c->held_maybe = maybe_applied;
+  tr->held = b;
+  tr->held_len = n;
+  tr->held_maybe = maybe_applied;
   return CHORUS_OK;
 }
 
@@ -327,12 +329,13 @@ static void trace_put(uint8_t *buf, size_t *n, uint8_t kind, uint8_t state,
 static void trace_times(struct repl_coord *c, chorus_node_id from,
                         const struct wire_replica_times *t) {
   struct repl_target *x = repl__op_target(c, from);
-  if (x == NULL || !c->traced)
+  if (x == NULL || c->trace == NULL)
     return;
-  x->times = true;
-  x->synced = t->synced != 0;
-  x->synced_ms = t->synced_ms;
-  x->answered_ms = t->answered_ms;
+  size_t i = (size_t)(x - c->t);
+  c->trace->t[i].times = true;
+  c->trace->t[i].synced = t->synced != 0;
+  c->trace->t[i].synced_ms = t->synced_ms;
+  c->trace->t[i].answered_ms = t->answered_ms;
 }
 
 /* trace_send: @c's TRACE to its client (see HOW A TRACED REQUEST IS TOLD),
@@ -350,11 +353,12 @@ static int trace_send(struct repl *r, const struct repl_op *op,
   uint32_t end = since(r, c);
   trace_put(buf, &n, WIRE_TRACE_RECEIVED, 0, 0, 0, self, 0, 0, 0);
   trace_put(buf, &n, WIRE_TRACE_SENT, 0, 0, c->sent_at, self, 0, 0, 0);
+  const struct repl_trace *tr = c->trace;
   for (uint8_t i = 0; i < c->ntargets; i++) {
     const struct repl_target *t = &c->t[i];
     uint8_t state = WIRE_TRACE_ACKED, flags = 0;
     uint32_t at = t->at ? t->at - 1 : end;
-    uint32_t synced_ms = t->synced_ms, answered_ms = t->answered_ms;
+    uint32_t synced_ms = tr->t[i].synced_ms, answered_ms = tr->t[i].answered_ms;
     if (t->id == self) {
       /* Our own part: a write is applied and synced before it is sent
        * (SYNCING), a read's counts when read or synced. */
@@ -373,16 +377,16 @@ static int trace_send(struct repl *r, const struct repl_op *op,
     }
     if (write && t->id != self && !t->acked)
       flags |= WIRE_TRACE_HINT; /* its hint stays armed (Dynamo §4.6) */
-    if (t->id != self && t->times)
-      flags |= WIRE_TRACE_TIMES | (t->synced ? WIRE_TRACE_SYNCED : 0);
+    if (t->id != self && tr->t[i].times)
+      flags |= WIRE_TRACE_TIMES | (tr->t[i].synced ? WIRE_TRACE_SYNCED : 0);
     trace_put(buf, &n, WIRE_TRACE_REPLICA, state, flags, at, t->id,
               t->stands_in, synced_ms, answered_ms);
   }
   if (replied)
     trace_put(buf, &n, WIRE_TRACE_ANSWERED, 0, 0, c->replied_at, self, 0, 0, 0);
   for (uint8_t i = 0; i < c->ntargets; i++)
-    if (c->t[i].repaired_at)
-      trace_put(buf, &n, WIRE_TRACE_REPAIR, 0, 0, c->t[i].repaired_at - 1,
+    if (tr->t[i].repaired_at)
+      trace_put(buf, &n, WIRE_TRACE_REPAIR, 0, 0, tr->t[i].repaired_at - 1,
                 c->t[i].id, 0, 0, 0);
   trace_put(buf, &n, WIRE_TRACE_ENDED, 0, timed_out ? WIRE_TRACE_TIMED_OUT : 0,
             end, self, 0, 0, 0);
@@ -397,8 +401,9 @@ static int held_send(struct repl *r, struct repl_coord *c,
                      const struct repl_effects *fx) {
   struct wire_msg m;
   const struct wire_limits lim = {WIRE_MAX_FRAME_HARD, WIRE_MAX_DEPTH};
-  int rc = wire_decode(c->held + WIRE_FRAME_PREFIX,
-                       c->held_len - WIRE_FRAME_PREFIX, &lim, &m, NULL);
+  const struct repl_trace *tr = c->trace;
+  int rc = wire_decode(tr->held + WIRE_FRAME_PREFIX,
+                       tr->held_len - WIRE_FRAME_PREFIX, &lim, &m, NULL);
   if (rc == CHORUS_ENOMEM)
     return rc;
   if (rc != CHORUS_OK) { /* it encoded here: a bug, told as one */
@@ -406,7 +411,7 @@ static int held_send(struct repl *r, struct repl_coord *c,
     return repl__reply_error(r, fx, &c->origin, c->mtype, CHORUS_EINTERNAL,
                              "%s", "the traced reply did not decode");
   }
-  rc = fx->reply(fx->ctx, &c->origin, &m, c->held_maybe);
+  rc = fx->reply(fx->ctx, &c->origin, &m, tr->held_maybe);
   wire_msg_free(&m);
   return rc;
 }
@@ -461,7 +466,7 @@ static int coord_end(struct repl *r, struct repl_op *op, bool timed_out,
                      const struct repl_effects *fx) {
   struct repl_coord *c = repl__coord(op);
   int rc = CHORUS_OK;
-  if (c->traced && c->held != NULL) {
+  if (c->trace != NULL && c->trace->held != NULL) {
     fx = driver_fx(fx);
     rc = trace_send(r, op, c, timed_out, fx);
     if (rc == CHORUS_OK)
@@ -829,7 +834,7 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     struct hold h = {fx, c};
     const struct repl_effects held = {&h, hold_send, hold_reply, hold_timer,
                                       hold_sync};
-    if (c->traced) /* TRACING above: its reply is held */
+    if (c->trace != NULL) /* TRACING above: its reply is held */
       fx = &held;
     return op->kind == REPL_OP_WRITE ? step_write(r, op, ev, fx)
                                      : step_read(r, op, ev, fx);

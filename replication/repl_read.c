@@ -166,8 +166,8 @@ static int read_repair(struct repl *r, const struct repl_effects *fx,
     if (!t->answered || (t->rlen == blen && memcmp(t->reply, bytes, blen) == 0))
       continue;
     r->stats.read_repairs++;
-    if (t->repaired_at == 0) /* ms after the request's arrival, plus 1 */
-      t->repaired_at =
+    if (c->trace != NULL && c->trace->t[i].repaired_at == 0)
+      c->trace->t[i].repaired_at = /* ms after the arrival, plus 1 */
           (uint32_t)(r->now >= c->born && r->now - c->born < UINT32_MAX - 1
                          ? r->now - c->born + 1
                          : 1);

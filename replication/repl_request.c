@@ -294,7 +294,9 @@ static int coord_init(struct repl_coord *c, const struct wire_msg *m,
                       const struct repl_need *need) {
   c->mtype = m->type;
   c->origin = *origin;
-  c->traced = (q->opts->flags & WIRE_OPT_TRACE) != 0;
+  if ((q->opts->flags & WIRE_OPT_TRACE) != 0 &&
+      (c->trace = chorus_calloc(1, sizeof *c->trace)) == NULL)
+    return CHORUS_ENOMEM;
   c->need = *need;
   c->token = pl->token;
   c->klen = q->key->len;
