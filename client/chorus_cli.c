@@ -756,8 +756,8 @@ static void print_trace(struct chorus_client *c, const struct cli *cl,
   if (!cl->opts.trace)
     return;
   if (res->trace == NULL) {
-    fprintf(stderr, "chorus: no trace: the node answered before asking any "
-                    "replica, or speaks a protocol older than 5\n");
+    fprintf(stderr, "chorus: no trace: the node refused the request before "
+                    "asking a replica, or speaks a protocol older than 5\n");
     return;
   }
   struct chorus_result ring;
@@ -904,6 +904,7 @@ static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
     printf(cl->json ? "{\"ok\":true}\n" : "ok\n");
   }
   rc = rc == CHORUS_OK ? 0 : fail(&res);
+  print_trace(c, cl, &res);
   chorus_result_free(&res);
   chorus_free(val);
   return rc;
@@ -1554,6 +1555,7 @@ static int cmd_map(struct chorus_client *c, const struct cli *cl,
       rc = fail(&res);
     else
       rc = map_print(cl, key, &res);
+    print_trace(c, cl, &res);
     chorus_result_free(&res);
     return rc;
   }
@@ -1596,6 +1598,7 @@ static int cmd_map(struct chorus_client *c, const struct cli *cl,
   } else {
     rc = fail(&res);
   }
+  print_trace(c, cl, &res);
   chorus_result_free(&res);
   chorus_free(read_ctx);
   return rc;
