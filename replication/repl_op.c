@@ -245,9 +245,9 @@ static void forward_slow(struct repl *r, const struct repl_op *op,
  * (SLOW REQUESTS above), and two things more: its replica requests carry
  * REPL_REQ_TRACE in their id, so each replica sends its own times first
  * (REPLICA_TIMES: receipt to barrier, receipt to answer, on its own clock;
- * kept in its repl_target), and its reply is held. Holding is done in one
+ * kept in repl_coord.trace), and its reply is held. Holding is done in one
  * place: repl__op_step hands a traced write's or read's step the
- * effects below, whose reply encodes the answer into repl_coord.held
+ * effects below, whose reply encodes the answer into repl_trace.held
  * instead of sending it. When the operation ends (coord_end), the TRACE
  * goes to the client, then the held reply, both under the request's id:
  * the client keeps the TRACE with the request and completes it on the
@@ -293,7 +293,9 @@ static int hold_reply(void *ctx, const struct repl_origin *o,
   struct repl_trace *tr = h->c->trace;
   uint8_t *b = NULL;
   size_t n = 0;
-  if (tr->held == NULL && o == &h->c->origin) {
+  const struct repl_origin *mine = &h->c->origin;
+  if (tr->held == NULL && o->from_peer == mine->from_peer &&
+      o->peer == mine->peer && o->cookie == mine->cookie) {
     size_t cap = wire_encoded_size(m);
     b = chorus_malloc(cap ? cap : 1);
     if (b != NULL && wire_encode(m, b, cap, &n, NULL) != CHORUS_OK) {
