@@ -285,8 +285,8 @@ static int hold_sync(void *ctx, chorus_seq seq, uint64_t token) {
 
 /* The traced request's reply, kept encoded until its operation ends. A
  * reply that cannot be kept (out of memory, or no frame holds it; any
- * other origin's) goes out at once: the TRACE then finds no request
- * waiting and is dropped by the driver or the client. */
+ * other origin's) goes out at once, and the request gets no TRACE
+ * (coord_end sends one only before a held reply). */
 static int hold_reply(void *ctx, const struct repl_origin *o,
                       const struct wire_msg *m, bool maybe_applied) {
   const struct hold *h = ctx;
