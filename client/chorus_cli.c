@@ -173,6 +173,10 @@ static const char usage_options[] =
     "                                `default`); its defaults apply\n"
     "  --pr N|LEVEL, --pw N|LEVEL    primary replicas required\n"
     "  --sloppy                      writes may use fallback nodes\n"
+    "  --trace                       print the request's path after its\n"
+    "                                result: coordinator, each replica's\n"
+    "                                times, hints, read repairs (--json: one\n"
+    "                                more line, {\"trace\":[events]})\n"
     "  --timeout MS                  request timeout (node default otherwise)\n"
     "  --context CTX                 causal context from a get (hex)\n"
     "  --ttl SECONDS                 put: the value reads as not found after\n"
@@ -299,6 +303,8 @@ static int parse(struct cli *cl, int argc, char **argv) {
       cl->json = true;
     } else if (strcmp(a, "--sloppy") == 0) {
       cl->opts.sloppy = true;
+    } else if (strcmp(a, "--trace") == 0) {
+      cl->opts.trace = true;
     } else if (strcmp(a, "--force") == 0) {
       cl->force = true;
     } else if (strcmp(a, "--stage") == 0) {
@@ -676,6 +682,169 @@ static int print_write(const struct cli *cl, const struct chorus_result *res) {
   return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Request traces (--trace; libchorus.h, REQUEST TRACES)
+ * ------------------------------------------------------------------------ */
+
+/* The name of node @id in @ring (a chorus_ring result), else its id. */
+static const char *trace_name(const struct chorus_result *ring, uint64_t id,
+                              char *buf, size_t cap) {
+  for (size_t i = 0; i < ring->nnodes; i++)
+    if (ring->nodes[i].id == id && ring->nodes[i].name != NULL &&
+        ring->nodes[i].name[0] != '\0')
+      return ring->nodes[i].name;
+  snprintf(buf, cap, "%016" PRIx64, id);
+  return buf;
+}
+
+static const char *trace_kind(int kind) {
+  static const char *const names[] = {"?",      "received", "forwarded",
+                                      "sent",   "replica",  "answered",
+                                      "repair", "ended"};
+  return kind >= 1 && kind <= CHORUS_TRACE_ENDED ? names[kind] : "?";
+}
+
+static const char *trace_state(int state) {
+  switch (state) {
+  case CHORUS_TRACE_ACKED:
+    return "acked";
+  case CHORUS_TRACE_REFUSED:
+    return "refused";
+  case CHORUS_TRACE_NO_ANSWER:
+    return "no answer";
+  case CHORUS_TRACE_NOT_ASKED:
+    return "down, not asked";
+  default:
+    return "?";
+  }
+}
+
+/* One event as a line: "  +3 ms  n2  acked; its own: synced +1 ms,
+ * answered +1 ms". */
+static void trace_line(const struct chorus_trace_event *e, const char *name,
+                       const char *other) {
+  printf("%6" PRIu32 " ms  %-16s ", e->at_ms, name);
+  switch (e->kind) {
+  case CHORUS_TRACE_RECEIVED:
+    printf("received the request (coordinator)");
+    break;
+  case CHORUS_TRACE_FORWARDED:
+    printf("not a replica: forwarded to %s, back after %" PRIu32
+           " ms on its clock",
+           other, e->at_ms);
+    break;
+  case CHORUS_TRACE_SENT:
+    printf("sent to the replicas");
+    break;
+  case CHORUS_TRACE_REPLICA:
+    if (e->flags & CHORUS_TRACE_SELF)
+      printf("self: %s",
+             e->flags & CHORUS_TRACE_SYNCED ? "stored and synced" : "read");
+    else
+      printf("%s", trace_state(e->state));
+    if (e->other != 0)
+      printf(" (standing in for %s)", other);
+    if ((e->flags & CHORUS_TRACE_TIMES) && !(e->flags & CHORUS_TRACE_SELF)) {
+      printf("; on %s: received +0", name);
+      if (e->flags & CHORUS_TRACE_SYNCED)
+        printf(", synced +%" PRIu32, e->synced_ms);
+      printf(", answered +%" PRIu32 " ms", e->answered_ms);
+    }
+    if (e->flags & CHORUS_TRACE_HINT)
+      printf("; hint kept");
+    break;
+  case CHORUS_TRACE_ANSWERED:
+    printf("answer ready");
+    break;
+  case CHORUS_TRACE_REPAIR:
+    printf("read repair sent");
+    break;
+  case CHORUS_TRACE_ENDED:
+    printf("ended%s", e->flags & CHORUS_TRACE_TIMED_OUT ? " (timed out)" : "");
+    break;
+  default:
+    printf("(an event of a newer node)");
+  }
+  putchar('\n');
+}
+
+/* print_trace: @res's timeline after its result, when --trace asked for
+ * it: one line per event (ms after the coordinator's receipt, node, what
+ * happened), or with --json one more line {"trace":[...]}. Node names
+ * come from a ring query to the same cluster. */
+static void print_trace(struct chorus_client *c, const struct cli *cl,
+                        const struct chorus_result *res) {
+  if (!cl->opts.trace)
+    return;
+  if (res->trace == NULL) {
+    fprintf(stderr, "chorus: no trace: the node refused the request before "
+                    "asking a replica, or speaks a protocol older than 5\n");
+    return;
+  }
+  struct chorus_result ring;
+  if (chorus_ring(c, &ring) != CHORUS_OK) {
+    chorus_result_free(&ring); /* ids, then */
+    memset(&ring, 0, sizeof ring);
+  }
+  char b1[24], b2[24];
+  if (cl->json) {
+    printf("{\"trace\":[");
+    for (size_t i = 0; i < res->ntrace; i++) {
+      const struct chorus_trace_event *e = &res->trace[i];
+      printf("%s{\"at_ms\":%" PRIu32 ",\"event\":\"%s\",\"node\":",
+             i ? "," : "", e->at_ms, trace_kind(e->kind));
+      json_cstr(trace_name(&ring, e->node, b1, sizeof b1));
+      printf(",\"id\":\"%016" PRIx64 "\"", e->node);
+      if (e->kind == CHORUS_TRACE_REPLICA) {
+        printf(",\"state\":\"%s\",\"self\":%s,\"hint\":%s",
+               trace_state(e->state),
+               e->flags & CHORUS_TRACE_SELF ? "true" : "false",
+               e->flags & CHORUS_TRACE_HINT ? "true" : "false");
+        if (e->flags & CHORUS_TRACE_TIMES) {
+          printf(",\"answered_ms\":%" PRIu32, e->answered_ms);
+          if (e->flags & CHORUS_TRACE_SYNCED)
+            printf(",\"synced_ms\":%" PRIu32, e->synced_ms);
+        }
+      }
+      if (e->other != 0) {
+        printf(",\"other\":");
+        json_cstr(trace_name(&ring, e->other, b2, sizeof b2));
+      }
+      if (e->kind == CHORUS_TRACE_ENDED)
+        printf(",\"timed_out\":%s",
+               e->flags & CHORUS_TRACE_TIMED_OUT ? "true" : "false");
+      putchar('}');
+    }
+    printf("]}\n");
+  } else {
+    printf("trace (coordinator %s):\n",
+           trace_name(&ring, res->trace_node, b1, sizeof b1));
+    /* One timeline: in time order, the node's order among equals; a
+     * forwarding hop (its own clock) first. */
+    bool *shown = chorus_calloc(res->ntrace ? res->ntrace : 1, sizeof *shown);
+    for (size_t k = 0; shown != NULL && k < res->ntrace; k++) {
+      size_t best = SIZE_MAX;
+      for (size_t i = 0; i < res->ntrace; i++) {
+        const struct chorus_trace_event *e = &res->trace[i];
+        if (shown[i])
+          continue;
+        if (best == SIZE_MAX ||
+            (e->kind == CHORUS_TRACE_FORWARDED &&
+             res->trace[best].kind != CHORUS_TRACE_FORWARDED) ||
+            (res->trace[best].kind != CHORUS_TRACE_FORWARDED &&
+             e->at_ms < res->trace[best].at_ms))
+          best = i;
+      }
+      shown[best] = true;
+      const struct chorus_trace_event *e = &res->trace[best];
+      trace_line(e, trace_name(&ring, e->node, b1, sizeof b1),
+                 trace_name(&ring, e->other, b2, sizeof b2));
+    }
+    chorus_free(shown);
+  }
+  chorus_result_free(&ring);
+}
+
 /* "context: HEX" after a read's list (kv siblings, set members). */
 static void print_context(const struct chorus_result *res) {
   printf("context: ");
@@ -756,6 +925,7 @@ static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
     printf(cl->json ? "{\"ok\":true}\n" : "ok\n");
   }
   rc = rc == CHORUS_OK ? 0 : fail(&res);
+  print_trace(c, cl, &res);
   chorus_result_free(&res);
   chorus_free(val);
   return rc;
@@ -871,6 +1041,7 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
       if (res.nvalues == 0)
         fprintf(stderr, "chorus: %s: not found\n", key);
     }
+    print_trace(c, cl, &res);
     chorus_result_free(&res);
     return 0;
   }
@@ -884,6 +1055,7 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
              res.counter);
     else
       printf("%" PRId64 "\n", res.counter);
+    print_trace(c, cl, &res);
     chorus_result_free(&res);
     return 0;
   }
@@ -902,6 +1074,7 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
       print_list(cl, "members", &res);
       print_context(&res);
     }
+    print_trace(c, cl, &res);
     chorus_result_free(&res);
     return 0;
   }
@@ -911,6 +1084,7 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
   rc = chorus_lww_get(c, key, strlen(key), &cl->opts, &res);
   if (rc == CHORUS_OK) {
     print_lww(cl, key, &res);
+    print_trace(c, cl, &res);
     chorus_result_free(&res);
     return 0;
   }
@@ -920,11 +1094,13 @@ static int cmd_get(struct chorus_client *c, const struct cli *cl) {
   rc = chorus_map_get(c, key, strlen(key), &cl->opts, &res);
   if (rc == CHORUS_OK) {
     rc = map_print(cl, key, &res);
+    print_trace(c, cl, &res);
     chorus_result_free(&res);
     return rc;
   }
 err:
   rc = fail(&res);
+  print_trace(c, cl, &res);
   /* Every type tried: the key is a compare-and-set key, which only CAS
    * reads (docs/PROTOCOL.md, CAS: the type rule). */
   if (res.status == CHORUS_ETYPE)
@@ -1400,6 +1576,7 @@ static int cmd_map(struct chorus_client *c, const struct cli *cl,
       rc = fail(&res);
     else
       rc = map_print(cl, key, &res);
+    print_trace(c, cl, &res);
     chorus_result_free(&res);
     return rc;
   }
@@ -1442,6 +1619,7 @@ static int cmd_map(struct chorus_client *c, const struct cli *cl,
   } else {
     rc = fail(&res);
   }
+  print_trace(c, cl, &res);
   chorus_result_free(&res);
   chorus_free(read_ctx);
   return rc;
@@ -1694,6 +1872,7 @@ static int run(struct chorus_client *c, const struct cli *cl) {
     goto out;
   }
   rc = res.status == CHORUS_OK ? print_write(cl, &res) : fail(&res);
+  print_trace(c, cl, &res);
 out:
   chorus_result_free(&res);
   chorus_free(ctx);

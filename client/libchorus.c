@@ -108,6 +108,7 @@ static struct chorus__req *req_of(struct chorus__link *l) {
 static void req_free(struct chorus__req *q) {
   chorus_free(q->frame);
   chorus_free(q->ring_body);
+  chorus_free(q->trace);
   chorus_free(q);
 }
 
@@ -450,6 +451,7 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
       res.maybe_applied = q->is_write && chorus_maybe_applied(res.status);
       res.from_node = true;
     }
+    chorus__result_trace(&res, q->trace_node, q->trace, q->trace_len);
   }
   finish(c, q, &res);
 }
@@ -517,8 +519,18 @@ static void on_frame(struct chorus__conn *k, const uint8_t *body, size_t len) {
     return;
   }
   struct chorus__req *q = find_inflight(c, m.request_id);
-  if (q != NULL)
+  if (q != NULL && m.type == WIRE_TRACE) {
+    /* A traced request's timeline: its reply follows (REQUEST TRACES). */
+    uint8_t *t = m.trace.events.len > 0
+                     ? chorus_memdup(m.trace.events.ptr, m.trace.events.len)
+                     : NULL;
+    chorus_free(q->trace);
+    q->trace = t;
+    q->trace_len = t != NULL ? m.trace.events.len : 0;
+    q->trace_node = m.trace.node_id;
+  } else if (q != NULL) {
     on_reply(k, q, &m, body, len);
+  }
   /* else: a reply to a request that already ended (timed out, canceled). */
   wire_msg_free(&m);
 }

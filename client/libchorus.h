@@ -197,6 +197,9 @@ struct chorus_opts {
    * keyspace may not begin with byte 0x00 (CHORUS_EINVAL): that form is
    * how nodes store a keyspace's keys. */
   const char *keyspace;
+  /* Ask for the request's timeline (REQUEST TRACES below): the result's
+   * trace then holds it. Nodes of protocol 5; older ones ignore it. */
+  bool trace;
 };
 
 /* chorus_level_parse: "QUORUM" (any case), "ONE".."EACH_QUORUM", "DEFAULT"
@@ -351,6 +354,12 @@ struct chorus_result {
   struct chorus_keyspaces *keyspaces;
   /* user calls: likewise (chorus_users_free). */
   struct chorus_users *users;
+  /* A request sent with chorus_opts.trace: its timeline, @ntrace events
+   * in the node's order, from coordinator @trace_node (REQUEST TRACES
+   * below); NULL when the node sent none. Owned, freed with the result. */
+  uint64_t trace_node;
+  size_t ntrace;
+  struct chorus_trace_event *trace;
 
   void *owned; /* internal storage; freed by chorus_result_free() */
 };
@@ -379,6 +388,63 @@ struct chorus_result {
 #define CHORUS_OBJECT_TRUNCATED 0x1u
 #define CHORUS_OBJECT_SIBLINGS 0x2u
 #define CHORUS_OBJECT_LARGE 0x4u
+
+/* REQUEST TRACES
+ *
+ * A request with chorus_opts.trace is answered with its path through the
+ * cluster (docs/PROTOCOL.md, TRACE): the coordinator holds its reply until
+ * the operation ends (every replica asked has answered, or it timed out),
+ * then sends the timeline and the reply, so the call returns later than
+ * an untraced one would (at the last replica's answer, not the quorum's)
+ * and the timeline has the stragglers, timeouts and hints. Each event:
+ *
+ *   RECEIVED   the coordinator (node) received the request; at_ms 0
+ *   FORWARDED  a node that is no replica (node) handed it to the
+ *              coordinator (other); at_ms: its own ms until the timeline
+ *              came back (its clock, not the coordinator's)
+ *   SENT       the coordinator's messages to the replicas went out
+ *   REPLICA    one replica (node; other: the natural replica a fallback
+ *              stands in for): state ACKED (a write acknowledged, a read
+ *              answered), REFUSED, NO_ANSWER, NOT_ASKED (down); at_ms when
+ *              its answer arrived (NO_ANSWER: the end). Flags: SELF (the
+ *              coordinator), HINT (a hint is kept for it: it gets the write
+ *              later), TIMES (it reported its own times: synced_ms from its
+ *              receipt to its sync barrier when SYNCED, answered_ms to its
+ *              answer, on its own clock)
+ *   ANSWERED   the answer was ready (the quorum met, or the error known)
+ *   REPAIR     a read repair was sent to node
+ *   ENDED      the operation ended (TIMED_OUT: by its timeout)
+ *
+ * at_ms counts from the coordinator's receipt, on its clock, in whole
+ * milliseconds (sub-millisecond steps read 0). */
+enum chorus_trace_kind {
+  CHORUS_TRACE_RECEIVED = 1,
+  CHORUS_TRACE_FORWARDED = 2,
+  CHORUS_TRACE_SENT = 3,
+  CHORUS_TRACE_REPLICA = 4,
+  CHORUS_TRACE_ANSWERED = 5,
+  CHORUS_TRACE_REPAIR = 6,
+  CHORUS_TRACE_ENDED = 7
+};
+enum chorus_trace_state {
+  CHORUS_TRACE_ACKED = 0,
+  CHORUS_TRACE_REFUSED = 1,
+  CHORUS_TRACE_NO_ANSWER = 2,
+  CHORUS_TRACE_NOT_ASKED = 3
+};
+#define CHORUS_TRACE_SELF 0x1u
+#define CHORUS_TRACE_HINT 0x2u
+#define CHORUS_TRACE_TIMES 0x4u
+#define CHORUS_TRACE_SYNCED 0x8u
+#define CHORUS_TRACE_TIMED_OUT 0x10u
+struct chorus_trace_event {
+  int kind;       /* enum chorus_trace_kind (others: skip them) */
+  int state;      /* REPLICA: enum chorus_trace_state */
+  unsigned flags; /* CHORUS_TRACE_* */
+  uint32_t at_ms;
+  uint64_t node, other;
+  uint32_t synced_ms, answered_ms;
+};
 
 /* chorus_result_free: releases what @res owns and zeroes it. NULL and a
  * zeroed result are allowed. */

@@ -23,6 +23,7 @@ static struct wire_options wire_opts(const struct chorus_client *c,
     w.timeout_ms = o->timeout_ms;
     w.sloppy = o->sloppy;
     w.read_repair = o->read_repair;
+    w.flags = o->trace ? WIRE_OPT_TRACE : 0;
     if (o->keyspace != NULL) /* too long: chorus__route_submit says so */
       w.keyspace =
           (struct wire_bytes){(const uint8_t *)o->keyspace,

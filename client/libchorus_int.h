@@ -65,6 +65,11 @@ struct chorus__req {
   uint64_t deadline;   /* uv_now() ms: fail or fail over after it */
   uint8_t *ring_body;  /* info: the RING_REPLY body, owned */
   size_t ring_len;
+  /* A traced request's TRACE (its events field, owned), which the node
+   * sends just before the reply: handed to the result with it. */
+  uint8_t *trace;
+  size_t trace_len;
+  uint64_t trace_node;
   chorus_cb cb;
   void *arg;
 };
@@ -212,6 +217,11 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
                               const struct wire_msg *m);
 
 /* chorus__result_info: joins a RING_REPLY and a STATUS_REPLY into @res. */
+/* chorus__result_trace: @len bytes of TRACE records (@ev, borrowed) from
+ * coordinator @node into @res's trace; nothing when they are not whole
+ * records or memory is short. */
+void chorus__result_trace(struct chorus_result *res, uint64_t node,
+                          const uint8_t *ev, size_t len);
 int chorus__result_info(struct chorus_result *res, const struct wire_msg *ring,
                         const struct wire_msg *status);
 

@@ -23,6 +23,7 @@ void chorus_result_free(struct chorus_result *res) {
   chorus_cluster_plan_free(res->plan);
   chorus_keyspaces_free(res->keyspaces);
   chorus_users_free(res->users);
+  chorus_free(res->trace);
   chorus_free(res->owned);
   memset(res, 0, sizeof *res);
 }
@@ -796,4 +797,25 @@ const char *chorus_ring_state_name(int state) {
   static const char *const names[] = {"up", "suspect", "down", "joining",
                                       "leaving"};
   return state >= 0 && state <= CHORUS_RING_LEAVING ? names[state] : "unknown";
+}
+
+void chorus__result_trace(struct chorus_result *res, uint64_t node,
+                          const uint8_t *ev, size_t len) {
+  size_t n = len / WIRE_TRACE_EVENT_BYTES;
+  if (ev == NULL || n == 0 || len % WIRE_TRACE_EVENT_BYTES != 0)
+    return;
+  struct chorus_trace_event *t = chorus_calloc(n, sizeof *t);
+  if (t == NULL)
+    return; /* the answer matters more than its timeline */
+  for (size_t i = 0; i < n; i++) {
+    struct wire_trace_event e;
+    wire_trace_event_get(ev + i * WIRE_TRACE_EVENT_BYTES, &e);
+    t[i] = (struct chorus_trace_event){e.kind,      e.state,      e.flags,
+                                       e.at_ms,     e.node,       e.other,
+                                       e.synced_ms, e.answered_ms};
+  }
+  chorus_free(res->trace);
+  res->trace = t;
+  res->ntrace = n;
+  res->trace_node = node;
 }

@@ -131,6 +131,14 @@ int node__fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
   struct node *n = ctx;
   (void)maybe_applied; /* the ERROR's code and text say it */
   struct node_slot *p = slot_of(n, cookie);
+  if (m->type == WIRE_TRACE) {
+    /* A traced request's timeline, just before its reply (repl_op.c,
+     * TRACING): delivered, the slot kept for the reply. One whose reply
+     * went first (it could not be held) finds no slot and is dropped. */
+    if (p != NULL && p->c != NULL && p->c->kind != NODE_CONN_RESP)
+      deliver(p->c, p->request_id, m);
+    return CHORUS_OK;
+  }
   if (p == NULL) {
     node_log(NODE_LOG_ERROR, NODE_MOD,
              "req=%" PRIx64 ": reply, but no such "

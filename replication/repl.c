@@ -386,7 +386,7 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     } else {
       /* An answer to one of ours; none when late, or meant for an
        * earlier incarnation. */
-      struct repl_op *op = repl__op_find(r, m->request_id);
+      struct repl_op *op = repl__op_find(r, m->request_id & ~REPL_REQ_TRACE);
       const struct repl_op_event ev = {
           .kind = REPL_EV_ANSWER, .from = from, .m = m, .wall = wall};
       if (op != NULL)

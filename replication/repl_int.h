@@ -273,6 +273,10 @@ int repl__hints_scan_close(struct repl_hint_scan *sc);
 #define REPL_TIMER_HINTS 2ull
 #define REPL_TIMER_AAE 3ull
 #define REPL_OP_BUCKETS 1024u
+/* A replica request's id with this bit asks for the replica's times
+ * (wire.h, WIRE_REQ_TRACE): above every op id, so answers are looked up
+ * without it. */
+#define REPL_REQ_TRACE WIRE_REQ_TRACE
 
 /* Replication's view of one peer: what membership says of it and how its
  * hint replay stands. (node/ has a struct peer of its own, a connection.) */
@@ -642,6 +646,25 @@ struct repl_target {
                   0: none yet (the slow-request line) */
 };
 
+/* A traced request's own state (repl_op.c, TRACING), allocated with its
+ * operation only when traced, so an untraced one carries a NULL pointer
+ * and nothing else. */
+struct repl_trace {
+  /* The reply, held (encoded) until the operation ends; NULL until it is
+   * made. */
+  uint8_t *held; /* owned */
+  size_t held_len;
+  bool held_maybe;
+  /* Per target, by repl_coord.t's index: what its REPLICA_TIMES said (its
+   * own clock, ms after its receipt; @times false: nothing), and when a
+   * read repair was sent to it (as repl_target.at; 0: none). */
+  struct {
+    bool times, synced;
+    uint32_t synced_ms, answered_ms;
+    uint32_t repaired_at;
+  } t[RING_PLIST_MAX];
+};
+
 /* What a write and a read coordinated here have in common. */
 struct repl_coord {
   uint8_t mtype;             /* the client's message type */
@@ -659,7 +682,15 @@ struct repl_coord {
   chorus_ms born;
   uint32_t sent_at, replied_at;
   uint16_t repairs;
+  /* TRACING (repl_op.c): the request asked for its timeline (opts.flags
+   * TRACE); NULL: it did not. Owned. */
+  struct repl_trace *trace;
 };
+
+/* repl__coord_req: the request id of @op's replica requests: its id, with
+ * REPL_REQ_TRACE when its request is traced. */
+#define repl__coord_req(op, c)                                                 \
+  ((op)->id | ((c)->trace != NULL ? REPL_REQ_TRACE : 0))
 
 struct repl_op_write {
   struct repl_coord c;
@@ -697,6 +728,8 @@ struct repl_op_forward {
   chorus_node_id tried[REPL_FORWARD_TRIES];
   uint8_t ntried;
   chorus_ms born; /* the request's arrival, for the slow-request line */
+  bool traced;    /* the request asked for its timeline: the coordinator's
+                     TRACE is passed on with this node's hop first */
 };
 
 struct repl_op_ack {
@@ -704,6 +737,7 @@ struct repl_op_ack {
   uint64_t peer_req;
   uint8_t type; /* WIRE_REPLICA_ACK or WIRE_HINT_ACK */
   uint64_t hint_seq;
+  chorus_ms born; /* its request's arrival (a traced one's times) */
 };
 
 struct repl_op_answer {
@@ -719,6 +753,7 @@ struct repl_op_answer {
   size_t nitems;
   uint64_t sum;
   chorus_token empty_to; /* STREAM_CHUNK2's (wire.h) */
+  chorus_ms born;        /* its request's arrival (a traced one's times) */
 };
 
 struct repl_op_replay {
@@ -1008,6 +1043,13 @@ int repl__relay_answer(struct repl *r, struct repl_op *op, chorus_node_id from,
 int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
                           const struct wire_msg *m, chorus_ms wall,
                           const struct repl_effects *fx);
+/* repl__send_times: for a traced replica request @req (REPL_REQ_TRACE),
+ * its REPLICA_TIMES to @to: received at @born, answered now, after a
+ * sync barrier when @synced (TRACING, repl_op.c); nothing for others.
+ * Call it just before the answer. Errors: effect errors. */
+int repl__send_times(const struct repl *r, const struct repl_effects *fx,
+                     chorus_node_id to, uint64_t req, chorus_ms born,
+                     bool synced);
 /* repl__send_ack: a REPLICA_ACK or HINT_ACK (@type) of request @req. */
 int repl__send_ack(const struct repl_effects *fx, chorus_node_id to,
                    uint64_t req, uint8_t type, uint64_t hint_seq, int status);

@@ -58,6 +58,9 @@ static void coord_free(struct repl_coord *c) {
   for (uint8_t i = 0; i < c->ntargets; i++)
     chorus_free(c->t[i].reply);
   chorus_free(c->key);
+  if (c->trace != NULL)
+    chorus_free(c->trace->held);
+  chorus_free(c->trace);
 }
 
 static void op_destroy(struct repl_op *op) {
@@ -234,6 +237,212 @@ static void forward_slow(struct repl *r, const struct repl_op *op,
                f->ntried);
 }
 
+/* ------------------------------------------------------------------------
+ * Tracing
+ *
+ * HOW A TRACED REQUEST IS TOLD (issue 25; docs/PROTOCOL.md, TRACE). A
+ * request whose opts.flags has TRACE keeps the same timeline as any
+ * (SLOW REQUESTS above), and two things more: its replica requests carry
+ * REPL_REQ_TRACE in their id, so each replica sends its own times first
+ * (REPLICA_TIMES: receipt to barrier, receipt to answer, on its own clock;
+ * kept in repl_coord.trace), and its reply is held. Holding is done in one
+ * place: repl__op_step hands a traced write's or read's step the
+ * effects below, whose reply encodes the answer into repl_trace.held
+ * instead of sending it. When the operation ends (coord_end), the TRACE
+ * goes to the client, then the held reply, both under the request's id:
+ * the client keeps the TRACE with the request and completes it on the
+ * reply, and the timeline has the stragglers, the timeouts and the
+ * hints, as the slow line does. The cost: a traced request is answered
+ * when its operation ends rather than at its quorum (its ANSWERED record
+ * says when the answer was ready). An untraced one takes none of this:
+ * one pointer test per step (repl_coord.trace, NULL), no allocation.
+ *
+ * A node that forwards a traced request (no replica of the key) gets the
+ * coordinator's TRACE under its forward's id before the reply: it passes
+ * it on with a FORWARDED record of its own first (forward_trace), and
+ * the reply then ends the forward as usual.
+ * ------------------------------------------------------------------------ */
+
+struct hold {
+  const struct repl_effects *fx; /* the driver's */
+  struct repl_coord *c;
+};
+
+static int hold_send(void *ctx, chorus_node_id to, const struct wire_msg *m) {
+  const struct hold *h = ctx;
+  return h->fx->send(h->fx->ctx, to, m);
+}
+
+static int hold_timer(void *ctx, uint64_t id, chorus_ms after_ms) {
+  const struct hold *h = ctx;
+  return h->fx->timer(h->fx->ctx, id, after_ms);
+}
+
+static int hold_sync(void *ctx, chorus_seq seq, uint64_t token) {
+  const struct hold *h = ctx;
+  return h->fx->sync(h->fx->ctx, seq, token);
+}
+
+/* The traced request's reply, kept encoded until its operation ends. A
+ * reply that cannot be kept (out of memory, or no frame holds it; any
+ * other origin's) goes out at once, and the request gets no TRACE
+ * (coord_end sends one only before a held reply). */
+static int hold_reply(void *ctx, const struct repl_origin *o,
+                      const struct wire_msg *m, bool maybe_applied) {
+  const struct hold *h = ctx;
+  struct repl_trace *tr = h->c->trace;
+  uint8_t *b = NULL;
+  size_t n = 0;
+  const struct repl_origin *mine = &h->c->origin;
+  if (tr->held == NULL && o->from_peer == mine->from_peer &&
+      o->peer == mine->peer && o->cookie == mine->cookie) {
+    size_t cap = wire_encoded_size(m);
+    b = chorus_malloc(cap ? cap : 1);
+    if (b != NULL && wire_encode(m, b, cap, &n, NULL) != CHORUS_OK) {
+      chorus_free(b);
+      b = NULL;
+    }
+  }
+  if (b == NULL)
+    return h->fx->reply(h->fx->ctx, o, m, maybe_applied);
+  tr->held = b;
+  tr->held_len = n;
+  tr->held_maybe = maybe_applied;
+  return CHORUS_OK;
+}
+
+/* The driver's effects behind @fx (a traced step's, or already them). */
+static const struct repl_effects *driver_fx(const struct repl_effects *fx) {
+  return fx->reply == hold_reply ? ((const struct hold *)fx->ctx)->fx : fx;
+}
+
+static void trace_put(uint8_t *buf, size_t *n, uint8_t kind, uint8_t state,
+                      uint8_t flags, uint32_t at, chorus_node_id node,
+                      chorus_node_id other, uint32_t synced_ms,
+                      uint32_t answered_ms) {
+  if (*n >= WIRE_MAX_TRACE_EVENTS)
+    return; /* bounded: the list has at most 2 x RING_PLIST_MAX + 4 */
+  const struct wire_trace_event e = {kind, state, flags,     at,
+                                     node, other, synced_ms, answered_ms};
+  wire_trace_event_put(buf + WIRE_TRACE_EVENT_BYTES * (*n)++, &e);
+}
+
+/* trace_times: replica @from's REPLICA_TIMES for @c. */
+static void trace_times(struct repl_coord *c, chorus_node_id from,
+                        const struct wire_replica_times *t) {
+  struct repl_target *x = repl__op_target(c, from);
+  if (x == NULL || c->trace == NULL)
+    return;
+  size_t i = (size_t)(x - c->t);
+  c->trace->t[i].times = true;
+  c->trace->t[i].synced = t->synced != 0;
+  c->trace->t[i].synced_ms = t->synced_ms;
+  c->trace->t[i].answered_ms = t->answered_ms;
+}
+
+/* trace_send: @c's TRACE to its client (see HOW A TRACED REQUEST IS TOLD),
+ * as the slow line tells it, record by record. */
+static int trace_send(struct repl *r, const struct repl_op *op,
+                      const struct repl_coord *c, bool timed_out,
+                      const struct repl_effects *fx) {
+  _Static_assert(2 * RING_PLIST_MAX + 4 <= WIRE_MAX_TRACE_EVENTS,
+                 "a trace holds every target and its repair");
+  uint8_t buf[WIRE_MAX_TRACE_EVENTS * WIRE_TRACE_EVENT_BYTES];
+  size_t n = 0;
+  bool write = op->kind == REPL_OP_WRITE;
+  bool replied = op->state == REPL_OP_REPLIED;
+  chorus_node_id self = r->cfg.self;
+  uint32_t end = since(r, c);
+  trace_put(buf, &n, WIRE_TRACE_RECEIVED, 0, 0, 0, self, 0, 0, 0);
+  trace_put(buf, &n, WIRE_TRACE_SENT, 0, 0, c->sent_at, self, 0, 0, 0);
+  const struct repl_trace *tr = c->trace;
+  for (uint8_t i = 0; i < c->ntargets; i++) {
+    const struct repl_target *t = &c->t[i];
+    uint8_t state = WIRE_TRACE_ACKED, flags = 0;
+    uint32_t at = t->at ? t->at - 1 : end;
+    uint32_t synced_ms = tr->t[i].synced_ms, answered_ms = tr->t[i].answered_ms;
+    if (t->id == self) {
+      /* Our own part: a write is applied and synced before it is sent
+       * (SYNCING), a read's counts when read or synced. */
+      at = write || t->at == 0 ? c->sent_at : t->at - 1;
+      flags |= WIRE_TRACE_SELF | WIRE_TRACE_TIMES;
+      if (write)
+        flags |= WIRE_TRACE_SYNCED;
+      synced_ms = write ? at : 0;
+      answered_ms = at;
+    } else if (!t->sent) {
+      state = WIRE_TRACE_NOT_ASKED;
+    } else if (t->at == 0) {
+      state = WIRE_TRACE_NO_ANSWER;
+    } else if (write ? !t->acked : t->refusal != 0) {
+      state = WIRE_TRACE_REFUSED;
+    }
+    if (write && t->id != self && !t->acked)
+      flags |= WIRE_TRACE_HINT; /* its hint stays armed (Dynamo §4.6) */
+    if (t->id != self && tr->t[i].times)
+      flags |= WIRE_TRACE_TIMES | (tr->t[i].synced ? WIRE_TRACE_SYNCED : 0);
+    trace_put(buf, &n, WIRE_TRACE_REPLICA, state, flags, at, t->id,
+              t->stands_in, synced_ms, answered_ms);
+  }
+  if (replied)
+    trace_put(buf, &n, WIRE_TRACE_ANSWERED, 0, 0, c->replied_at, self, 0, 0, 0);
+  for (uint8_t i = 0; i < c->ntargets; i++)
+    if (tr->t[i].repaired_at)
+      trace_put(buf, &n, WIRE_TRACE_REPAIR, 0, 0, tr->t[i].repaired_at - 1,
+                c->t[i].id, 0, 0, 0);
+  trace_put(buf, &n, WIRE_TRACE_ENDED, 0, timed_out ? WIRE_TRACE_TIMED_OUT : 0,
+            end, self, 0, 0, 0);
+  struct wire_msg m = {.type = WIRE_TRACE};
+  m.trace.node_id = self;
+  m.trace.events = (struct wire_bytes){buf, n * WIRE_TRACE_EVENT_BYTES};
+  return fx->reply(fx->ctx, &c->origin, &m, false);
+}
+
+/* held_send: @c's held reply, as it was made. */
+static int held_send(struct repl *r, struct repl_coord *c,
+                     const struct repl_effects *fx) {
+  struct wire_msg m;
+  const struct wire_limits lim = {WIRE_MAX_FRAME_HARD, WIRE_MAX_DEPTH};
+  const struct repl_trace *tr = c->trace;
+  int rc = wire_decode(tr->held + WIRE_FRAME_PREFIX,
+                       tr->held_len - WIRE_FRAME_PREFIX, &lim, &m, NULL);
+  if (rc == CHORUS_ENOMEM)
+    return rc;
+  if (rc != CHORUS_OK) { /* it encoded here: a bug, told as one */
+    wire_msg_free(&m);
+    return repl__reply_error(r, fx, &c->origin, c->mtype, CHORUS_EINTERNAL,
+                             "%s", "the traced reply did not decode");
+  }
+  rc = fx->reply(fx->ctx, &c->origin, &m, tr->held_maybe);
+  wire_msg_free(&m);
+  return rc;
+}
+
+/* forward_trace: the coordinator's TRACE @m of a request this node
+ * forwarded, passed on to its origin with this node's hop first. */
+static int forward_trace(struct repl *r, const struct repl_op *op,
+                         const struct wire_msg *m,
+                         const struct repl_effects *fx) {
+  const struct repl_op_forward *f = &op->u.forward;
+  uint8_t buf[WIRE_MAX_TRACE_EVENTS * WIRE_TRACE_EVENT_BYTES];
+  size_t n = 0;
+  chorus_ms took = r->now >= f->born ? r->now - f->born : 0;
+  trace_put(buf, &n, WIRE_TRACE_FORWARDED, 0, 0,
+            took > UINT32_MAX ? UINT32_MAX : (uint32_t)took, r->cfg.self, f->to,
+            0, 0);
+  size_t more = m->trace.events.len / WIRE_TRACE_EVENT_BYTES;
+  if (more > WIRE_MAX_TRACE_EVENTS - n)
+    more = WIRE_MAX_TRACE_EVENTS - n;
+  if (more > 0)
+    memcpy(buf + n * WIRE_TRACE_EVENT_BYTES, m->trace.events.ptr,
+           more * WIRE_TRACE_EVENT_BYTES);
+  struct wire_msg t = {.type = WIRE_TRACE};
+  t.trace.node_id = m->trace.node_id;
+  t.trace.events =
+      (struct wire_bytes){buf, (n + more) * WIRE_TRACE_EVENT_BYTES};
+  return fx->reply(fx->ctx, &f->origin, &t, false);
+}
+
 /* The end of every operation: out of the table, freed. Only the state
  * machine below calls it. A write or read ends with its slow-request
  * line, when it was slow (@timed_out: its timer ended it). */
@@ -251,6 +460,22 @@ static void op_end_as(struct repl *r, struct repl_op *op, bool timed_out) {
 
 static void op_end(struct repl *r, struct repl_op *op) {
   op_end_as(r, op, false);
+}
+
+/* coord_end: a write's or read's end: a traced one's TRACE and held
+ * reply go out first (TRACING above). Errors: effect errors. */
+static int coord_end(struct repl *r, struct repl_op *op, bool timed_out,
+                     const struct repl_effects *fx) {
+  struct repl_coord *c = repl__coord(op);
+  int rc = CHORUS_OK;
+  if (c->trace != NULL && c->trace->held != NULL) {
+    fx = driver_fx(fx);
+    rc = trace_send(r, op, c, timed_out, fx);
+    if (rc == CHORUS_OK)
+      rc = held_send(r, c, fx);
+  }
+  op_end_as(r, op, timed_out);
+  return rc;
 }
 
 void repl__op_end(struct repl *r, struct repl_op *op) {
@@ -427,8 +652,8 @@ static int step_write(struct repl *r, struct repl_op *op,
               ? "the coordinator's data folder filled before the write was "
                 "durable; it may or may not have been applied"
               : "the coordinator's sync failed");
-      op_end(r, op);
-      return rc;
+      int erc = coord_end(r, op, false, fx);
+      return rc != CHORUS_OK ? rc : erc;
     }
     op->state = REPL_OP_SENT;
     w->c.sent_at = since(r, &w->c);
@@ -437,6 +662,10 @@ static int step_write(struct repl *r, struct repl_op *op,
   case REPL_EV_ANSWER: {
     chorus_node_id who = ev->from;
     int status;
+    if (ev->m->type == WIRE_REPLICA_TIMES) {
+      trace_times(&w->c, ev->from, &ev->m->replica_times);
+      return CHORUS_OK;
+    }
     if (ev->m->type == WIRE_ERROR) {
       if (ev->m->error.code != CHORUS_ENOTSUP)
         return CHORUS_OK;
@@ -475,14 +704,15 @@ static int step_write(struct repl *r, struct repl_op *op,
       return rc;
     break;
   }
-  case REPL_EV_TIMEOUT:
+  case REPL_EV_TIMEOUT: {
     if (op->state != REPL_OP_REPLIED)
       rc = repl__reply_error(r, fx, &w->c.origin, w->c.mtype, CHORUS_ETIMEDOUT,
                              "timed out with %u of %u acknowledgements; the "
                              "write may or may not have been applied",
                              w->c.tally.total, w->c.need.total);
-    op_end_as(r, op, true);
-    return rc;
+    int erc = coord_end(r, op, true, fx);
+    return rc != CHORUS_OK ? rc : erc;
+  }
   default:
     return CHORUS_OK;
   }
@@ -494,7 +724,7 @@ static int step_write(struct repl *r, struct repl_op *op,
   }
   if (rc == CHORUS_OK && op->state == REPL_OP_REPLIED &&
       repl__write_all_acked(op))
-    op_end(r, op);
+    rc = coord_end(r, op, false, fx);
   return rc;
 }
 
@@ -533,6 +763,10 @@ static int step_read(struct repl *r, struct repl_op *op,
     counted = repl__read_own(r, op);
     break;
   case REPL_EV_ANSWER:
+    if (ev->m->type == WIRE_REPLICA_TIMES) {
+      trace_times(&rd->c, ev->from, &ev->m->replica_times);
+      return CHORUS_OK;
+    }
     if (ev->m->type == WIRE_REPLICA_READ_REPLY || ev->m->type == WIRE_ERROR)
       answered_at(r, &rd->c, ev->from);
     if (ev->m->type == WIRE_REPLICA_READ_REPLY)
@@ -545,7 +779,7 @@ static int step_read(struct repl *r, struct repl_op *op,
     else
       return CHORUS_OK;
     break;
-  case REPL_EV_TIMEOUT:
+  case REPL_EV_TIMEOUT: {
     if (op->state != REPL_OP_REPLIED)
       rc =
           repl__reply_error(r, fx, &rd->c.origin, rd->c.mtype, CHORUS_ETIMEDOUT,
@@ -553,8 +787,9 @@ static int step_read(struct repl *r, struct repl_op *op,
                             rd->c.tally.total, rd->c.need.total);
     else
       rc = read_repair_async(r, op, fx);
-    op_end_as(r, op, true);
-    return rc;
+    int erc = coord_end(r, op, true, fx);
+    return rc != CHORUS_OK ? rc : erc;
+  }
   default:
     return CHORUS_OK;
   }
@@ -577,7 +812,9 @@ static int step_read(struct repl *r, struct repl_op *op,
   }
   if (rc == CHORUS_OK && repl__read_finished(op)) {
     rc = read_repair_async(r, op, fx);
-    op_end(r, op);
+    int erc = coord_end(r, op, false, fx);
+    if (rc == CHORUS_OK)
+      rc = erc;
   }
   return rc;
 }
@@ -594,9 +831,16 @@ int repl__op_step(struct repl *r, struct repl_op *op,
   int rc = CHORUS_OK;
   switch (op->kind) {
   case REPL_OP_WRITE:
-    return step_write(r, op, ev, fx);
-  case REPL_OP_READ:
-    return step_read(r, op, ev, fx);
+  case REPL_OP_READ: {
+    struct repl_coord *c = repl__coord(op);
+    struct hold h = {fx, c};
+    const struct repl_effects held = {&h, hold_send, hold_reply, hold_timer,
+                                      hold_sync};
+    if (c->trace != NULL) /* TRACING above: its reply is held */
+      fx = &held;
+    return op->kind == REPL_OP_WRITE ? step_write(r, op, ev, fx)
+                                     : step_read(r, op, ev, fx);
+  }
   case REPL_OP_CAS:
     return repl__cas_step(r, op, ev, fx);
   case REPL_OP_PXANSWER:
@@ -618,10 +862,14 @@ int repl__op_step(struct repl *r, struct repl_op *op,
       return CHORUS_OK;
     assert(op->state == REPL_OP_SYNCING);
     const struct repl_op_ack *a = &op->u.ack;
-    rc = repl__send_ack(fx, a->peer, a->peer_req, a->type, a->hint_seq,
-                        ev->status == CHORUS_OK || ev->status == CHORUS_ENOSPC
-                            ? ev->status
-                            : CHORUS_ESYNCFAILED);
+    if (a->type == WIRE_REPLICA_ACK)
+      rc = repl__send_times(r, fx, a->peer, a->peer_req, a->born,
+                            ev->status == CHORUS_OK);
+    if (rc == CHORUS_OK)
+      rc = repl__send_ack(fx, a->peer, a->peer_req, a->type, a->hint_seq,
+                          ev->status == CHORUS_OK || ev->status == CHORUS_ENOSPC
+                              ? ev->status
+                              : CHORUS_ESYNCFAILED);
     op_end(r, op);
     return rc;
   }
@@ -633,7 +881,9 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     if (ev->status == CHORUS_OK && a->chunk)
       rc = repl__send_chunk(fx, a->peer, a->peer_req, a->items, a->nitems,
                             a->sum, a->more, a->empty_to);
-    else if (ev->status == CHORUS_OK)
+    else if (ev->status == CHORUS_OK &&
+             (rc = repl__send_times(r, fx, a->peer, a->peer_req, a->born,
+                                    true)) == CHORUS_OK)
       rc = repl__send_read_answer(r, fx, a->peer, a->peer_req, a->obj, a->olen);
     op_end(r, op);
     return rc;
@@ -661,8 +911,11 @@ int repl__op_step(struct repl *r, struct repl_op *op,
     if (ev->kind == REPL_EV_ANSWER) {
       /* Any answer of the replica but the replica-side ones: relay it. */
       const struct wire_msg *m = ev->m;
-      if (is_ack(m) || m->type == WIRE_REPLICA_READ_REPLY || ev->from != f->to)
+      if (is_ack(m) || m->type == WIRE_REPLICA_READ_REPLY ||
+          m->type == WIRE_REPLICA_TIMES || ev->from != f->to)
         return CHORUS_OK;
+      if (m->type == WIRE_TRACE) /* the reply follows: the forward stays */
+        return f->traced ? forward_trace(r, op, m, fx) : CHORUS_OK;
       if (m->type == WIRE_ERROR && m->error.code == CHORUS_ESTALE) {
         /* Not a replica of the key in its ring (a change has just
          * finished on one of the two nodes only): nothing was applied

@@ -40,7 +40,8 @@ int repl__read_start(struct repl *r, struct repl_op *op,
         rc = fx->sync(fx->ctx, store_last_seq(r->store), op->id);
       }
     } else if (repl__peer_alive(r, t->id)) {
-      struct wire_msg m = {.type = WIRE_REPLICA_READ, .request_id = op->id};
+      struct wire_msg m = {.type = WIRE_REPLICA_READ,
+                           .request_id = repl__coord_req(op, c)};
       m.replica_read.token = c->token;
       m.replica_read.key = *q->key;
       t->sent = true;
@@ -165,6 +166,11 @@ static int read_repair(struct repl *r, const struct repl_effects *fx,
     if (!t->answered || (t->rlen == blen && memcmp(t->reply, bytes, blen) == 0))
       continue;
     r->stats.read_repairs++;
+    if (c->trace != NULL && c->trace->t[i].repaired_at == 0)
+      c->trace->t[i].repaired_at = /* ms after the arrival, plus 1 */
+          (uint32_t)(r->now >= c->born && r->now - c->born < UINT32_MAX - 1
+                         ? r->now - c->born + 1
+                         : 1);
     if (t->id == r->cfg.self) {
       rc = repl__join_into_store(r, c->token, c->key, c->klen, bytes, blen);
       if (rc != CHORUS_OK && rc != CHORUS_ENOMEM) {

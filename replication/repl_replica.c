@@ -33,6 +33,19 @@ void repl__msg_hint_deliver(struct wire_msg *m, uint64_t req,
   m->hint_deliver.object = (struct wire_bytes){obj, olen};
 }
 
+int repl__send_times(const struct repl *r, const struct repl_effects *fx,
+                     chorus_node_id to, uint64_t req, chorus_ms born,
+                     bool synced) {
+  if (!(req & REPL_REQ_TRACE))
+    return CHORUS_OK;
+  chorus_ms d = r->now >= born ? r->now - born : 0;
+  uint32_t ms = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+  struct wire_msg m = {.type = WIRE_REPLICA_TIMES, .request_id = req};
+  m.replica_times =
+      (struct wire_replica_times){synced ? 1 : 0, synced ? ms : 0, ms};
+  return fx->send(fx->ctx, to, &m);
+}
+
 int repl__send_ack(const struct repl_effects *fx, chorus_node_id to,
                    uint64_t req, uint8_t type, uint64_t hint_seq, int status) {
   assert(type == WIRE_REPLICA_ACK || type == WIRE_HINT_ACK);
@@ -73,7 +86,7 @@ static int ack_when_durable(struct repl *r, const struct repl_effects *fx,
   struct repl_op *op = repl__op_new(r, REPL_OP_ACK);
   if (op == NULL)
     return CHORUS_ENOMEM;
-  op->u.ack = (struct repl_op_ack){to, req, type, hint_seq};
+  op->u.ack = (struct repl_op_ack){to, req, type, hint_seq, r->now};
   return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
 }
 
@@ -231,6 +244,9 @@ int repl__on_replica_write(struct repl *r, chorus_node_id from,
   if (status != CHORUS_OK)
     REPL_TRACE(r, "replica write from %016" PRIx64 " refused: %s", from,
                chorus_errname(status));
+  int rc = repl__send_times(r, fx, from, m->request_id, r->now, false);
+  if (rc != CHORUS_OK)
+    return rc;
   return repl__send_ack(fx, from, m->request_id, WIRE_REPLICA_ACK, 0, status);
 }
 
@@ -361,11 +377,16 @@ int repl__on_replica_read(struct repl *r, chorus_node_id from,
       chorus_free(buf);
       return CHORUS_ENOMEM;
     }
-    op->u.answer = (struct repl_op_answer){
-        .peer = from, .peer_req = m->request_id, .obj = buf, .olen = len};
+    op->u.answer = (struct repl_op_answer){.peer = from,
+                                           .peer_req = m->request_id,
+                                           .obj = buf,
+                                           .olen = len,
+                                           .born = r->now};
     return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
   }
-  rc = repl__send_read_answer(r, fx, from, m->request_id, buf, len);
+  rc = repl__send_times(r, fx, from, m->request_id, r->now, false);
+  if (rc == CHORUS_OK)
+    rc = repl__send_read_answer(r, fx, from, m->request_id, buf, len);
   chorus_free(buf);
   return rc;
 }

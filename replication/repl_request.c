@@ -233,6 +233,8 @@ static int forward(struct repl *r, const struct wire_msg *m,
                                 .req = req,
                                 .req_len = len,
                                 .born = prev ? prev->born : r->now};
+  struct repl_request q;
+  f->traced = repl__request_of(m, &q) && (q.opts->flags & WIRE_OPT_TRACE) != 0;
   if (prev != NULL) {
     memcpy(f->tried, prev->tried, prev->ntried * sizeof f->tried[0]);
     f->ntried = prev->ntried;
@@ -296,6 +298,9 @@ static int coord_init(struct repl_coord *c, const struct wire_msg *m,
                       const struct repl_need *need) {
   c->mtype = m->type;
   c->origin = *origin;
+  if ((q->opts->flags & WIRE_OPT_TRACE) != 0 &&
+      (c->trace = chorus_calloc(1, sizeof *c->trace)) == NULL)
+    return CHORUS_ENOMEM;
   c->need = *need;
   c->token = pl->token;
   c->klen = q->key->len;

@@ -459,8 +459,9 @@ int repl__write_send(struct repl *r, struct repl_op *op,
       continue;
     }
     if (repl__peer_alive(r, t->id)) {
-      repl__msg_replica_write(&m, op->id, c->token, c->key, c->klen, w->obj,
-                              w->olen, WIRE_REPLICA_DURABLE, w->epoch);
+      repl__msg_replica_write(&m, repl__coord_req(op, c), c->token, c->key,
+                              c->klen, w->obj, w->olen, WIRE_REPLICA_DURABLE,
+                              w->epoch);
       assert(repl__fits_peer(&m)); /* within the budget */
       t->sent = true;
       rc = fx->send(fx->ctx, t->id, &m);

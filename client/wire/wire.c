@@ -203,3 +203,49 @@ void wire_repair_range_get(const uint8_t *p, struct wire_repair_range *r) {
     *f[i] = v;
   }
 }
+
+static void put32(uint8_t *p, uint32_t v) {
+  for (int b = 0; b < 4; b++)
+    p[b] = (uint8_t)(v >> (24 - 8 * b));
+}
+static void put64(uint8_t *p, uint64_t v) {
+  for (int b = 0; b < 8; b++)
+    p[b] = (uint8_t)(v >> (56 - 8 * b));
+}
+static uint32_t get32(const uint8_t *p) {
+  uint32_t v = 0;
+  for (int b = 0; b < 4; b++)
+    v = v << 8 | p[b];
+  return v;
+}
+static uint64_t get64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int b = 0; b < 8; b++)
+    v = v << 8 | p[b];
+  return v;
+}
+
+_Static_assert(WIRE_TRACE_EVENT_BYTES == 32, "the record of wire.h, TRACE");
+
+void wire_trace_event_put(uint8_t *p, const struct wire_trace_event *e) {
+  p[0] = e->kind;
+  p[1] = e->state;
+  p[2] = e->flags;
+  p[3] = 0;
+  put32(p + 4, e->at_ms);
+  put64(p + 8, e->node);
+  put64(p + 16, e->other);
+  put32(p + 24, e->synced_ms);
+  put32(p + 28, e->answered_ms);
+}
+
+void wire_trace_event_get(const uint8_t *p, struct wire_trace_event *e) {
+  e->kind = p[0];
+  e->state = p[1];
+  e->flags = p[2];
+  e->at_ms = get32(p + 4);
+  e->node = get64(p + 8);
+  e->other = get64(p + 16);
+  e->synced_ms = get32(p + 24);
+  e->answered_ms = get32(p + 28);
+}

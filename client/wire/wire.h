@@ -259,10 +259,17 @@ enum wire_type {
   /* since version 5 (issue 21): keyspaces */
   WIRE_KEYSPACE = 160,       /* client: list, create, alter or drop */
   WIRE_KEYSPACE_REPLY = 161, /* answers KEYSPACE */
+  /* since version 5 (issue 25): request tracing */
+  WIRE_TRACE = 162,         /* client: a traced request's timeline, just
+                               before its reply (opts.flags TRACE) */
+  WIRE_REPLICA_TIMES = 163, /* peer only: a replica's own times for a
+                               traced REPLICA_READ or REPLICA_WRITE2,
+                               just before its answer */
   /* since version 5 (issue 24): users */
   WIRE_USER = 176,       /* client: list, create, passwd, drop, grant, revoke */
   WIRE_USER_REPLY = 177, /* answers USER */
-  /* 162..239 reserved: future use
+  /* 164..175, 178..239 reserved: future use (176..191: users and
+   * security)
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
 };
@@ -662,6 +669,26 @@ struct wire_replica_write {
 
 struct wire_replica_ack {
   int32_t status; /* CHORUS_OK or a CHORUS_E* code */
+};
+
+/* Bit 63 of the request id of a REPLICA_READ or REPLICA_WRITE2 asks the
+ * replica for its times: it answers REPLICA_TIMES, then its usual answer,
+ * both under that id. A coordinator's own ids stay below 2^62
+ * (replication/repl_int.h), so the bit is free; an older replica echoes
+ * the id and sends no times, which costs nothing but the times (a flag
+ * bit would be malformed to it, WIRE_REPLICA_FLAGS_ALL, and close the
+ * link). */
+#define WIRE_REQ_TRACE (UINT64_C(1) << 63)
+
+/* REPLICA_TIMES: what a replica's own monotonic clock says of a traced
+ * request, in ms after it received it (so no two nodes' clocks are ever
+ * compared): @synced 1 when its answer waited for a sync barrier (a
+ * durable write, or a read of data not yet synced), which passed
+ * @synced_ms after receipt; its answer went out @answered_ms after
+ * receipt. */
+struct wire_replica_times {
+  uint8_t synced; /* 0 or 1 */
+  uint32_t synced_ms, answered_ms;
 };
 
 /* Node ids a REPLICA_FORWARD names at most. */
@@ -1110,6 +1137,66 @@ struct wire_repair_ranges_reply {
   struct wire_status_reply status; /* node_id, name, stats */
   struct wire_bytes ranges;        /* a multiple of WIRE_REPAIR_RANGE_BYTES */
 };
+/* TRACE (version 5): the timeline of a request sent with opts.flags
+ * TRACE, sent by the node that received it just before the request's
+ * reply, under the same request id (a client keeps it with the request
+ * it matches and waits on for the reply). @node_id is the coordinator.
+ * @events: WIRE_TRACE_EVENT_BYTES records (wire_trace_event_get), at most
+ * WIRE_MAX_TRACE_EVENTS, in the order below:
+ *
+ *   offset  size  field
+ *        0     1  kind      enum wire_trace_kind
+ *        1     1  state     REPLICA: enum wire_trace_state; else 0
+ *        2     1  flags     WIRE_TRACE_* below; other bits ignored
+ *        3     1  reserved  0
+ *        4     4  at_ms     u32 BE: ms after the coordinator received the
+ *                           request (FORWARDED: after the forwarding node
+ *                           did), on the clock of the node in @node
+ *                           (FORWARDED: the forwarding node's)
+ *        8     8  node      u64 BE: the node the event is about
+ *       16     8  other     u64 BE: REPLICA: the natural replica a
+ *                           fallback stands in for; FORWARDED: the node it
+ *                           went to; REPAIR: 0; else 0
+ *       24     4  synced_ms u32 BE: REPLICA with WIRE_TRACE_TIMES: the
+ *                           replica's own ms from receipt to its barrier
+ *       28     4  answered_ms u32 BE: likewise, to its answer
+ *
+ * Any value decodes; a reader checks that the length is a multiple of
+ * the record and skips kinds it does not know. */
+#define WIRE_TRACE_EVENT_BYTES 32u
+#define WIRE_MAX_TRACE_EVENTS 128u
+enum wire_trace_kind {
+  WIRE_TRACE_RECEIVED = 1,  /* the coordinator received the request */
+  WIRE_TRACE_FORWARDED = 2, /* a node that is no replica handed it on */
+  WIRE_TRACE_SENT = 3,      /* the coordinator's messages went out */
+  WIRE_TRACE_REPLICA = 4,   /* one replica: its answer, or none */
+  WIRE_TRACE_ANSWERED = 5,  /* the client's answer was ready */
+  WIRE_TRACE_REPAIR = 6,    /* a read repair was sent to @node */
+  WIRE_TRACE_ENDED = 7,     /* the operation ended (stragglers in) */
+  WIRE_TRACE_KIND_MAX = 7
+};
+enum wire_trace_state {
+  WIRE_TRACE_ACKED = 0,     /* write acked / read answered */
+  WIRE_TRACE_REFUSED = 1,   /* answered with a refusal */
+  WIRE_TRACE_NO_ANSWER = 2, /* asked, never answered */
+  WIRE_TRACE_NOT_ASKED = 3, /* down: never asked */
+};
+#define WIRE_TRACE_SELF 0x1u       /* REPLICA: the coordinator itself */
+#define WIRE_TRACE_HINT 0x2u       /* REPLICA: a hint is kept for it */
+#define WIRE_TRACE_TIMES 0x4u      /* REPLICA: it reported its times */
+#define WIRE_TRACE_SYNCED 0x8u     /* REPLICA: its answer waited a barrier */
+#define WIRE_TRACE_TIMED_OUT 0x10u /* ENDED: by its timeout */
+struct wire_trace {
+  chorus_node_id node_id;   /* the coordinator */
+  struct wire_bytes events; /* a multiple of WIRE_TRACE_EVENT_BYTES */
+};
+struct wire_trace_event {
+  uint8_t kind, state, flags;
+  uint32_t at_ms;
+  chorus_node_id node, other;
+  uint32_t synced_ms, answered_ms;
+};
+
 struct wire_repair_range {
   chorus_token first, last;
   uint64_t last_completed_ms, age_ms, exchanges, segments_differing,
@@ -1149,6 +1236,8 @@ struct wire_msg {
     struct wire_replica_ack replica_ack;
     struct wire_replica_forward replica_forward;
     struct wire_replica_relay_ack replica_relay_ack;
+    struct wire_replica_times replica_times;
+    struct wire_trace trace;
     struct wire_hint_deliver hint_deliver;
     struct wire_hint_ack hint_ack;
     struct wire_ring_reply ring_reply;
@@ -1355,6 +1444,11 @@ bool wire_reply_for(const struct wire_msg *m, uint32_t version,
  * decodes; the caller checks that the field's length is a multiple). */
 void wire_repair_range_put(uint8_t *p, const struct wire_repair_range *r);
 void wire_repair_range_get(const uint8_t *p, struct wire_repair_range *r);
+
+/* wire_trace_event_put, wire_trace_event_get: one TRACE record into /
+ * from WIRE_TRACE_EVENT_BYTES bytes at @p (any bytes decode). */
+void wire_trace_event_put(uint8_t *p, const struct wire_trace_event *e);
+void wire_trace_event_get(const uint8_t *p, struct wire_trace_event *e);
 
 /* wire_type_name: "PUT" for WIRE_PUT; "UNKNOWN" for others. Static. */
 const char *wire_type_name(unsigned type);

@@ -357,6 +357,25 @@ static void serve(struct fake_server *f, struct conn *k,
   struct object *o;
   switch (m->type) {
   case WIRE_GET:
+    if (m->get.opts.flags & WIRE_OPT_TRACE) {
+      /* As a node: the timeline first (received; this node, acked, its
+       * own times), then the reply, under the same id. */
+      uint8_t ev[2 * WIRE_TRACE_EVENT_BYTES];
+      const struct wire_trace_event e[2] = {
+          {.kind = WIRE_TRACE_RECEIVED, .node = 0x1111111111111111ull},
+          {.kind = WIRE_TRACE_REPLICA,
+           .flags = WIRE_TRACE_TIMES | WIRE_TRACE_SYNCED,
+           .at_ms = 3,
+           .node = 0x2222222222222222ull,
+           .synced_ms = 1,
+           .answered_ms = 2}};
+      wire_trace_event_put(ev, &e[0]);
+      wire_trace_event_put(ev + WIRE_TRACE_EVENT_BYTES, &e[1]);
+      struct wire_msg t = {.type = WIRE_TRACE, .request_id = id};
+      t.trace.node_id = 0x1111111111111111ull;
+      t.trace.events = (struct wire_bytes){ev, sizeof ev};
+      send_msg(k, &t);
+    }
     o = lookup(f, m->get.key, false);
     if (want_type(f, k, id, o, 0) == 0)
       reply_list(k, WIRE_GET_REPLY, id, o);

@@ -15,6 +15,9 @@
  * (wire_reply_for), so version 3's names (RING_REPLY2, STATUS_REPLY2) reach
  * only version-3 clients.
  *
+ * A GET with opts.flags TRACE gets a canned TRACE first (received at n1
+ * 0x1111...; 0x2222... acked at +3 ms, its own synced +1, answered +2).
+ *
  * CLUSTER_QUERY gets canned metadata, for the formatting tests only (real
  * nodes: test_cluster.c): n1 (0x1111..., the answering node, a follower)
  * and n2 (0x2222..., the leader) are normal alive voters, n3 (0x3333...)

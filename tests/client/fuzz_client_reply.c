@@ -3,7 +3,7 @@
  * (sibling and member copies, the ring/status join that parses
  * member.<id>.* names and replication.* factors and computes token shares
  * with ring.h, the cluster status copy, the repair status and its
- * per-range records). Input: one frame body. A
+ * per-range records, a TRACE's records). Input: one frame body. A
  * RING_REPLY(2) is joined with a fixed STATUS_REPLY and the reverse, so
  * both halves of the join see hostile input.
  */
@@ -59,6 +59,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         chorus_free(js);
       }
     }
+    chorus_result_free(&res);
+  }
+  if (m.type == WIRE_TRACE) {
+    /* A traced request's timeline, as libchorus keeps it for the result
+     * (any bytes: whole records or nothing). */
+    struct chorus_result res;
+    memset(&res, 0, sizeof res);
+    chorus__result_trace(&res, m.trace.node_id, m.trace.events.ptr,
+                         m.trace.events.len);
+    if (res.ntrace * WIRE_TRACE_EVENT_BYTES != m.trace.events.len &&
+        res.ntrace != 0)
+      __builtin_trap();
     chorus_result_free(&res);
   }
   if (m.type == WIRE_RING_REPLY || m.type == WIRE_STATUS_REPLY ||

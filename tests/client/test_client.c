@@ -161,6 +161,42 @@ static void test_siblings_and_context(void **state) {
   fake_stop(f);
 }
 
+/* chorus_opts.trace: the TRACE the node sends before the reply lands in
+ * the result (libchorus.h, REQUEST TRACES); none without it. */
+static void test_trace_kept_with_the_reply(void **state) {
+  (void)state;
+  struct fake_server *f = fake_start(CLUSTER);
+  assert_non_null(f);
+  struct chorus_client *c = open_sync(fake_addr(f));
+  struct chorus_result res;
+  assert_int_equal(chorus_put(c, "t", 1, "v", 1, NULL, 0, NULL, &res),
+                   CHORUS_OK);
+  chorus_result_free(&res);
+  struct chorus_opts o = {.trace = true};
+  assert_int_equal(chorus_get(c, "t", 1, &o, &res), CHORUS_OK);
+  assert_int_equal(res.nvalues, 1);
+  assert_int_equal(res.ntrace, 2);
+  assert_non_null(res.trace);
+  assert_int_equal(res.trace_node, 0x1111111111111111ull);
+  assert_int_equal(res.trace[0].kind, CHORUS_TRACE_RECEIVED);
+  assert_int_equal(res.trace[1].kind, CHORUS_TRACE_REPLICA);
+  assert_int_equal(res.trace[1].state, CHORUS_TRACE_ACKED);
+  assert_int_equal(res.trace[1].flags,
+                   CHORUS_TRACE_TIMES | CHORUS_TRACE_SYNCED);
+  assert_int_equal(res.trace[1].at_ms, 3);
+  assert_int_equal(res.trace[1].node, 0x2222222222222222ull);
+  assert_int_equal(res.trace[1].synced_ms, 1);
+  assert_int_equal(res.trace[1].answered_ms, 2);
+  chorus_result_free(&res);
+  assert_null(res.trace);
+  assert_int_equal(chorus_get(c, "t", 1, NULL, &res), CHORUS_OK);
+  assert_null(res.trace);
+  assert_int_equal(res.ntrace, 0);
+  chorus_result_free(&res);
+  chorus_client_close(c);
+  fake_stop(f);
+}
+
 static void test_counters_and_sets(void **state) {
   struct fake_server *f = fake_start(CLUSTER);
   struct chorus_client *c = open_sync(fake_addr(f));
@@ -1391,6 +1427,7 @@ int main(void) {
       cmocka_unit_test(test_open_errors),
       cmocka_unit_test(test_siblings_and_context),
       cmocka_unit_test(test_counters_and_sets),
+      cmocka_unit_test(test_trace_kept_with_the_reply),
       cmocka_unit_test(test_maps_offline),
       cmocka_unit_test(test_argument_errors),
       cmocka_unit_test(test_limits),

@@ -223,6 +223,14 @@ static void record_reply(struct reply_rec *r, const struct wire_msg *m,
   }
 }
 
+/* The TRACE each client request got (a traced one's, before its reply). */
+static struct trace_rec {
+  bool got;
+  chorus_node_id node;
+  size_t n;
+  uint8_t ev[WIRE_MAX_TRACE_EVENTS * WIRE_TRACE_EVENT_BYTES];
+} T[64];
+
 static int fx_reply(void *ctx, const struct repl_origin *o,
                     const struct wire_msg *m, bool maybe) {
   (void)ctx;
@@ -235,6 +243,16 @@ static int fx_reply(void *ctx, const struct repl_origin *o,
   }
   assert_true(o->cookie < 64);
   assert_false(H.replies[o->cookie].done); /* exactly once */
+  if (m->type == WIRE_TRACE) {             /* once, and before the reply */
+    struct trace_rec *t = &T[o->cookie];
+    assert_false(t->got);
+    assert_int_equal(m->trace.events.len % WIRE_TRACE_EVENT_BYTES, 0);
+    t->got = true;
+    t->node = m->trace.node_id;
+    t->n = m->trace.events.len / WIRE_TRACE_EVENT_BYTES;
+    memcpy(t->ev, m->trace.events.ptr, m->trace.events.len);
+    return CHORUS_OK;
+  }
   record_reply(&H.replies[o->cookie], m, maybe);
   return CHORUS_OK;
 }
@@ -493,6 +511,7 @@ static uint64_t next_cookie;
 static struct reply_rec *client(int node, struct wire_msg *m) {
   uint64_t c = next_cookie++ % 64;
   memset(&H.replies[c], 0, sizeof H.replies[c]);
+  memset(&T[c], 0, sizeof T[c]);
   struct repl_origin o = {false, 0, c};
   struct node *nd = &H.nodes[node];
   assert_int_equal(
@@ -1310,6 +1329,168 @@ static void a_slow_request_leaves_its_timeline(void **state) {
   expect_in(": answered in 700 ms; forwarded to ");
   expect_in(" after 1 tries\n");
   assert_int_equal(strchr(warned, '\n') - warned + 1, strlen(warned));
+  teardown_all();
+}
+
+/* ---- Tracing (repl_op.c, TRACING) ---- */
+
+/* The TRACE of the request whose reply is @r. */
+static struct trace_rec *trace_of(const struct reply_rec *r) {
+  return &T[r - H.replies];
+}
+
+/* ev_of: @t's record of @kind about node @node (0: any), the @nth such;
+ * false when it has none. */
+static bool ev_of(const struct trace_rec *t, uint8_t kind, chorus_node_id node,
+                  struct wire_trace_event *e) {
+  for (size_t i = 0; i < t->n; i++) {
+    wire_trace_event_get(t->ev + i * WIRE_TRACE_EVENT_BYTES, e);
+    if (e->kind == kind && (node == 0 || e->node == node))
+      return true;
+  }
+  return false;
+}
+
+static struct reply_rec *traced_put(int node, const char *key, int32_t w) {
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = bytes_of(key);
+  m.put.value = bytes_of("v");
+  m.put.opts.w = w;
+  m.put.opts.flags = WIRE_OPT_TRACE;
+  return client(node, &m);
+}
+
+static void a_traced_request_shows_every_replica(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  /* Untraced: no TRACE, nothing held. */
+  struct reply_rec *w = put(0, "a", "v", 2, NULL);
+  assert_true(w->done);
+  assert_false(trace_of(w)->got);
+
+  /* Traced at W=2, node 2's answers 300 ms late: the quorum is met at
+   * once, but the reply is held until node 2's ack ends the operation,
+   * and comes after the TRACE that names all three. */
+  H.held[2][0] = true;
+  w = traced_put(0, "a", 2);
+  assert_false(w->done);
+  advance(300);
+  release(2, 0);
+  assert_true(w->done);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  struct trace_rec *t = trace_of(w);
+  assert_true(t->got);
+  assert_int_equal(t->node, H.ids[0]);
+  struct wire_trace_event e;
+  assert_true(ev_of(t, WIRE_TRACE_RECEIVED, H.ids[0], &e));
+  assert_int_equal(e.at_ms, 0);
+  assert_true(ev_of(t, WIRE_TRACE_SENT, H.ids[0], &e));
+  assert_true(ev_of(t, WIRE_TRACE_REPLICA, H.ids[0], &e));
+  assert_true(e.flags & WIRE_TRACE_SELF);
+  assert_true(ev_of(t, WIRE_TRACE_REPLICA, H.ids[1], &e));
+  assert_int_equal(e.state, WIRE_TRACE_ACKED);
+  assert_int_equal(e.at_ms, 0);
+  /* Its own times: a durable write waits for its barrier. */
+  assert_int_equal(e.flags & (WIRE_TRACE_TIMES | WIRE_TRACE_SYNCED),
+                   WIRE_TRACE_TIMES | WIRE_TRACE_SYNCED);
+  assert_true(ev_of(t, WIRE_TRACE_REPLICA, H.ids[2], &e));
+  assert_int_equal(e.state, WIRE_TRACE_ACKED);
+  assert_int_equal(e.at_ms, 300);
+  assert_true(e.flags & WIRE_TRACE_TIMES);
+  assert_int_equal(e.answered_ms, 0); /* on node 2's clock: at once */
+  assert_true(ev_of(t, WIRE_TRACE_ANSWERED, 0, &e));
+  assert_int_equal(e.at_ms, 0); /* ready at the quorum */
+  assert_true(ev_of(t, WIRE_TRACE_ENDED, 0, &e));
+  assert_int_equal(e.at_ms, 300);
+  assert_false(e.flags & WIRE_TRACE_TIMED_OUT);
+
+  /* Node 2 down, known so: not asked, its hint kept. */
+  isolate(2, true);
+  member_all(2, false);
+  w = traced_put(0, "b", 2);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  assert_true(ev_of(trace_of(w), WIRE_TRACE_REPLICA, H.ids[2], &e));
+  assert_int_equal(e.state, WIRE_TRACE_NOT_ASKED);
+  assert_true(e.flags & WIRE_TRACE_HINT);
+  /* Node 2 unreachable but believed up: asked, no answer, hinted; the
+   * operation ends at its timeout, and the reply with it. */
+  member_all(2, true);
+  w = traced_put(0, "c", 2);
+  assert_false(w->done);
+  advance(2100);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  t = trace_of(w);
+  assert_true(ev_of(t, WIRE_TRACE_REPLICA, H.ids[2], &e));
+  assert_int_equal(e.state, WIRE_TRACE_NO_ANSWER);
+  assert_true(e.flags & WIRE_TRACE_HINT);
+  assert_false(e.flags & WIRE_TRACE_TIMES);
+  assert_true(ev_of(t, WIRE_TRACE_ENDED, 0, &e));
+  assert_int_equal(e.at_ms, 2000);
+  assert_true(e.flags & WIRE_TRACE_TIMED_OUT);
+  teardown_all();
+}
+
+static void a_traced_read_shows_its_repair(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  isolate(2, true);
+  member_all(2, false);
+  assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  /* Forget the hint so only read repair can fix node 2. */
+  struct repl_hint h = {.target = H.ids[2],
+                        .token = ring_token_of("a", 1),
+                        .key = "a",
+                        .klen = 1};
+  struct repl_hints scratch;
+  repl__hints_init(&scratch, UINT64_MAX);
+  assert_int_equal(
+      repl__hints_drop(&scratch, H.nodes[0].store, &h, REPL_HINT_DROP_AGE),
+      CHORUS_OK);
+  repl__hints_free(&scratch);
+  isolate(2, false);
+  member_all(2, true);
+  struct wire_msg m = {.type = WIRE_GET};
+  m.get.key = bytes_of("a");
+  m.get.opts.r = WIRE_ALL;
+  m.get.opts.flags = WIRE_OPT_TRACE;
+  struct reply_rec *r = client(1, &m);
+  assert_int_equal(r->type, WIRE_GET_REPLY2);
+  assert_int_equal(r->nvalues, 1);
+  struct trace_rec *t = trace_of(r);
+  assert_true(t->got);
+  struct wire_trace_event e;
+  for (int i = 0; i < 3; i++) {
+    assert_true(ev_of(t, WIRE_TRACE_REPLICA, H.ids[i], &e));
+    assert_int_equal(e.state, WIRE_TRACE_ACKED);
+    assert_true(e.flags & WIRE_TRACE_TIMES);
+  }
+  assert_true(ev_of(t, WIRE_TRACE_REPAIR, H.ids[2], &e));
+  assert_false(ev_of(t, WIRE_TRACE_REPAIR, H.ids[0], &e));
+  assert_true(stored_has(2, "a", "v"));
+  teardown_all();
+
+  /* Forwarded by a node that is no replica: its hop first, then the
+   * coordinator's timeline. */
+  setup(5, "3", 1, NULL);
+  boot();
+  const char *key = key_not_on(4);
+  struct reply_rec *w = traced_put(4, key, WIRE_QUORUM);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  t = trace_of(w);
+  assert_true(t->got);
+  wire_trace_event_get(t->ev, &e);
+  assert_int_equal(e.kind, WIRE_TRACE_FORWARDED);
+  assert_int_equal(e.node, H.ids[4]);
+  assert_int_equal(e.other, t->node);
+  assert_true(ev_of(t, WIRE_TRACE_RECEIVED, t->node, &e));
+  size_t replicas = 0;
+  for (size_t i = 0; i < t->n; i++) {
+    wire_trace_event_get(t->ev + i * WIRE_TRACE_EVENT_BYTES, &e);
+    replicas += e.kind == WIRE_TRACE_REPLICA;
+  }
+  assert_int_equal(replicas, 3);
   teardown_all();
 }
 
@@ -4684,6 +4865,8 @@ int main(void) {
       cmocka_unit_test(hints_over_the_byte_bound_are_dropped),
       cmocka_unit_test(hints_over_the_age_bound_are_dropped),
       cmocka_unit_test(a_slow_request_leaves_its_timeline),
+      cmocka_unit_test(a_traced_request_shows_every_replica),
+      cmocka_unit_test(a_traced_read_shows_its_repair),
       cmocka_unit_test(hints_survive_a_wall_clock_jump),
       cmocka_unit_test(gc_timeout_purges_dead_objects_only),
       cmocka_unit_test(gc_keeps_a_tombstone_a_hint_names),
