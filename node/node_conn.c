@@ -183,8 +183,11 @@ static void on_write(uv_write_t *req, int status) {
   if (c->paused && !c->close_after_flush &&
       conn_unsent(c) <= c->n->cfg.out_limit / 2) {
     c->paused = false;
-    /* A RESP session holding its full pipeline resumes by itself. */
-    if (!node__resp_held(c))
+    /* A held RESP session parses what waits in its input first, and reads
+     * again once its pipeline has room. */
+    if (node__resp_held(c))
+      node__resp_resume(c);
+    else
       node__conn_read_start(c);
   }
   if (c->out.len)

@@ -544,6 +544,9 @@ void node__resp_reply(struct node_conn *c, uint64_t request_id,
 /* node__resp_held: the session stopped reading @c: its pipeline is full,
  * and the bytes it holds are whole commands waiting for room. */
 bool node__resp_held(const struct node_conn *c);
+/* node__resp_resume: @c's output drained below half --out-limit: parse
+ * the commands waiting in its input, and read again once there is room. */
+void node__resp_resume(struct node_conn *c);
 /* node__resp_closed: @c is closing: its session is freed (its requests in
  * flight were already detached from it). */
 void node__resp_closed(struct node_conn *c);

@@ -53,8 +53,10 @@
  *              past it the session stops parsing and reading (the bytes
  *              wait in the kernel) until answers leave: a client that
  *              pipelines a million commands holds 256.
- *   output     --out-limit of unsent replies stops reading (node_conn.c),
- *              so a client that never reads its answers blocks itself.
+ *   output     --out-limit of unsent replies stops reading (node_conn.c)
+ *              and parsing what was read (pipeline_full), so a client
+ *              that never reads its answers blocks itself, holding at
+ *              most --out-limit plus one pipeline of answers.
  *   input      a command's declared size is checked against --max-frame,
  *              an argument against --max-frame, the count against
  *              RESP_MAX_ARGS, an inline line against RESP_MAX_INLINE
@@ -190,10 +192,10 @@ struct rcmd {
   enum rkind kind;
   uint8_t step;
   bool started, done, issuing, quit, get_old;
-  int32_t r, w;     /* the session's levels when it arrived */
+  int32_t r, w;      /* the session's levels when it arrived */
   char keyspace[48]; /* ... and its keyspace ("": default) */
-  int proto;        /* ... and its protocol (a later HELLO changes neither) */
-  uint32_t waiting; /* requests submitted and not answered yet */
+  int proto;         /* ... and its protocol (a later HELLO changes neither) */
+  uint32_t waiting;  /* requests submitted and not answered yet */
   size_t argc;
   struct resp_arg *argv; /* owned: one allocation with the bytes */
   struct resp_out out;   /* the reply, once done */
@@ -278,8 +280,8 @@ static struct wire_options opts_of(const struct rcmd *k) {
   struct wire_options o = {0};
   o.r = k->r;
   o.w = k->w;
-  o.keyspace = (struct wire_bytes){(const uint8_t *)k->keyspace,
-                                   strlen(k->keyspace)};
+  o.keyspace =
+      (struct wire_bytes){(const uint8_t *)k->keyspace, strlen(k->keyspace)};
   return o;
 }
 
@@ -1355,7 +1357,12 @@ static void protocol_error(struct node_conn *c, const char *why) {
  * plus one command's. */
 static bool pipeline_full(const struct node_conn *c) {
   uint32_t max = c->n->cfg.max_inflight;
-  return c->resp->queued >= max || c->inflight >= max;
+  /* Output over --out-limit (c->paused): the answers wait for the client
+   * to read them, and parsing more of what it sent would only pile up
+   * more (a client that never reads held 166 MB of 60 KB answers before:
+   * its buffered commands kept being parsed as each answer left the
+   * queue for the output). node__resp_resume goes on once it drains. */
+  return c->resp->queued >= max || c->inflight >= max || c->paused;
 }
 
 /* parse_some: commands from the input while the pipeline has room. */
@@ -1461,6 +1468,11 @@ static void service(struct node_conn *c) {
 
 bool node__resp_held(const struct node_conn *c) {
   return c->resp != NULL && c->resp->held;
+}
+
+void node__resp_resume(struct node_conn *c) {
+  if (c->resp != NULL)
+    service(c);
 }
 
 void node__resp_on_read(struct node_conn *c, const uint8_t *data, size_t len) {

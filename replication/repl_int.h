@@ -791,6 +791,8 @@ struct repl_op_cas {
   bool px_live;
   bool backing_off;            /* between rounds: the timer starts the next */
   bool gave_up;                /* its round budget or time is spent */
+  bool clock_behind;           /* ... or no ballot above the highest seen:
+                                  this node's clock is too far behind */
   chorus_ms timeout, deadline; /* the request's; monotonic */
   chorus_ms due; /* this round's (or backoff's) end: earlier timers are
                     stale (timers cannot be cancelled) */

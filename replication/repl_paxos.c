@@ -395,6 +395,17 @@ static int reply_done(struct repl *r, struct repl_op *op,
                            "compare-and-set gave up after %" PRIu32
                            " rounds; it may or may not have been applied",
                            c->px.rounds);
+  } else if (c->gave_up && c->clock_behind) {
+    /* A ballot must be above every one seen, and this node's HLC may not
+     * jump further ahead of its clock than the drift bound: the key's
+     * last ballot came from a clock that far ahead of this one. Nothing
+     * was proposed: EUNAVAILABLE (ECLOCK would read "may be applied"). */
+    rc = repl__reply_error(r, fx, &origin, c->mtype, CHORUS_EUNAVAILABLE,
+                           "this node's clock is behind the key's last "
+                           "ballot by more than the drift bound; "
+                           "compare-and-set was not applied (another "
+                           "node may serve it, or retry once the clocks "
+                           "agree)");
   } else if (c->gave_up) {
     rc = repl__reply_error(r, fx, &origin, c->mtype, CHORUS_EUNAVAILABLE,
                            "compare-and-set found no quorum of replicas in "
@@ -477,10 +488,11 @@ static int new_round(struct repl *r, struct repl_op *op,
   struct repl_op_cas *c = &op->u.cas;
   struct paxos_ballot b;
   c->backing_off = false;
-  if (next_ballot(r, c, &b) != CHORUS_OK ||
-      paxos_op_restart(&c->px, b) != CHORUS_OK) {
+  int rc = next_ballot(r, c, &b);
+  if (rc != CHORUS_OK || paxos_op_restart(&c->px, b) != CHORUS_OK) {
     paxos_op_give_up(&c->px);
     c->gave_up = true;
+    c->clock_behind = rc == CHORUS_ECLOCK;
     return reply_done(r, op, fx);
   }
   return advance(r, op, fx);
