@@ -76,7 +76,9 @@ static const char usage_text[] =
     "  put KEY VALUE --if-absent     compare-and-set (linearizable, Paxos):\n"
     "  put KEY VALUE --if-value OLD  exit 0 applied, 1 not applied (the\n"
     "  del KEY --if-value OLD        current value printed), 2 error; a CAS\n"
-    "  get KEY --serial              key takes CAS commands only\n"
+    "  get KEY --serial              key takes CAS commands only;\n"
+    "                                --local-serial: Paxos among the client's\n"
+    "                                (--dc) or the node's datacenter only\n"
     "  status                        every member: name, state, address, dc,\n"
     "                                rack, incarnation, clock offset, hints\n"
     "  repair status [--range R]     this node's anti-entropy: totals; per\n"
@@ -320,6 +322,8 @@ static int parse(struct cli *cl, int argc, char **argv) {
       cl->if_absent = true;
     } else if (strcmp(a, "--serial") == 0) {
       cl->serial = true;
+    } else if (strcmp(a, "--local-serial") == 0) {
+      cl->local_serial = true;
     } else if (strcmp(a, "--fence") == 0) {
       if (v == NULL)
         return usage_error("%s needs NAME:TOKEN", a);
@@ -978,8 +982,11 @@ static int cmd_cas(struct chorus_client *c, const struct cli *cl,
   }
   struct chorus_result res;
   const char *exp = cl->if_value ? cl->if_value : "";
-  rc = chorus_cas(c, key, strlen(key), cond, exp, strlen(exp), val, val_len,
-                  &cl->opts, &res);
+  struct chorus_opts o = cl->opts;
+  if (cl->local_serial) /* Paxos among this datacenter's replicas */
+    o.w = CHORUS_LOCAL_QUORUM;
+  rc = chorus_cas(c, key, strlen(key), cond, exp, strlen(exp), val, val_len, &o,
+                  &res);
   chorus_free(val);
   if (rc != CHORUS_OK) {
     fail(&res);

@@ -29,6 +29,7 @@ struct cli {
   const char *dc, *rack;   /* --dc, --rack */
   uint32_t vnodes;         /* --vnodes */
   bool if_absent, serial;  /* --if-absent, --serial (CAS) */
+  bool local_serial;       /* --local-serial (CAS: LOCAL_SERIAL) */
   const char *if_value;    /* --if-value OLD (CAS) */
   const char *fence;       /* --fence NAME:TOKEN (put) */
   const char *ttl_raw;     /* --ttl as given (lock: ms) */

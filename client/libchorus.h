@@ -755,7 +755,11 @@ int chorus_map_json(const struct chorus_result *res, char *buf, size_t cap,
  * CHORUS_ETYPE: the key holds a kv, counter, set or lww value (and a kv,
  * counter, set or lww call on a CAS key fails with CHORUS_ETYPE);
  * CHORUS_ENOTSUP: a node from before CAS. Options: timeout_ms bounds the
- * rounds; levels (r, w) do not apply (always a majority). */
+ * rounds; w (or r when w is 0) CHORUS_LOCAL_QUORUM asks for LOCAL_SERIAL:
+ * Paxos among the key's replicas in the client's datacenter only (linear-
+ * izable only with other LOCAL_SERIAL calls of that datacenter on the key;
+ * CHORUS_EINVAL without datacenters); other levels do not apply (always a
+ * majority of all the key's replicas). */
 enum chorus_cas_cond {
   CHORUS_CAS_READ = 0,
   CHORUS_CAS_SET = 1,

@@ -880,11 +880,12 @@ void repl__op_end(struct repl *r, struct repl_op *op);
 int repl__on_paxos(struct repl *r, chorus_node_id from,
                    const struct wire_msg *m, const struct repl_effects *fx);
 /* repl__cas_start: a CAS this node coordinates (a natural replica of the
- * key, @pl its preference list). */
+ * key, @pl its preference list), among every natural replica, or only
+ * those of replication group @only_group (LOCAL_SERIAL; -1: all). */
 int repl__cas_start(struct repl *r, const struct wire_msg *m,
                     const struct repl_origin *origin,
-                    const struct ring_plist *pl, chorus_ms timeout,
-                    const struct repl_effects *fx);
+                    const struct ring_plist *pl, int only_group,
+                    chorus_ms timeout, const struct repl_effects *fx);
 /* repl__lock_start: a LOCK this node coordinates (as repl__cas_start; a
  * lock operation or a fenced write is a CAS with a lock condition). */
 int repl__lock_start(struct repl *r, const struct wire_msg *m,

@@ -567,28 +567,39 @@ int repl__cas_step(struct repl *r, struct repl_op *op,
 
 /* begin: the checks every CAS and LOCK passes, then its operation (SENT,
  * the key copied) in *@out; NULL in *@out when it was answered here. */
+/* begin: the checks every CAS and LOCK passes, then its operation; its
+ * acceptors in @ids (*@nids of them): the key's natural replicas, or those
+ * of group @only_group alone (LOCAL_SERIAL; -1: every group). */
 static int begin(struct repl *r, const struct wire_msg *m,
                  const struct repl_origin *origin, const struct ring_plist *pl,
-                 chorus_ms timeout, const struct wire_bytes *key,
-                 const struct repl_effects *fx, struct repl_op **out) {
+                 int only_group, chorus_ms timeout,
+                 const struct wire_bytes *key, const struct repl_effects *fx,
+                 struct repl_op **out, chorus_node_id *ids, uint8_t *nids) {
   *out = NULL;
+  *nids = 0;
+  for (uint8_t i = 0; i < pl->n_natural; i++)
+    if (only_group < 0 || pl->r[i].dc == only_group)
+      ids[(*nids)++] = pl->r[i].id;
+  if (*nids == 0)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
+                             "the datacenter holds no replica of the key");
   if (pl->n_pending > 0)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EBUSY,
                              "the key's range is moving (a topology change): "
                              "compare-and-set waits until it is done; "
                              "nothing was applied");
-  if (pl->n_natural > PAXOS_MAX_REPLICAS)
+  if (*nids > PAXOS_MAX_REPLICAS)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
                              "compare-and-set supports up to %u replicas",
                              PAXOS_MAX_REPLICAS);
   uint8_t live = 0;
-  for (uint8_t i = 0; i < pl->n_natural; i++)
-    live += repl__peer_alive(r, pl->r[i].id);
-  if (live < pl->n_natural / 2 + 1)
+  for (uint8_t i = 0; i < *nids; i++)
+    live += repl__peer_alive(r, ids[i]);
+  if (live < *nids / 2 + 1)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
-                             "%u of %u replicas live: compare-and-set needs a "
-                             "majority",
-                             live, pl->n_natural);
+                             "%u of %u %sreplicas live: compare-and-set needs "
+                             "a majority",
+                             live, *nids, only_group >= 0 ? "local " : "");
   if (!r->cas_prng_ready) {
     chorus_prng_seed(&r->cas_prng, r->cfg.seed ^ r->cfg.self ^ 0x9e3779b9u);
     r->cas_prng_ready = true;
@@ -629,15 +640,10 @@ static int started(struct repl *r, struct repl_op *op, int rc,
   return new_round(r, op, fx);
 }
 
-static void replica_ids(const struct ring_plist *pl, chorus_node_id *ids) {
-  for (uint8_t i = 0; i < pl->n_natural; i++)
-    ids[i] = pl->r[i].id;
-}
-
 int repl__cas_start(struct repl *r, const struct wire_msg *m,
                     const struct repl_origin *origin,
-                    const struct ring_plist *pl, chorus_ms timeout,
-                    const struct repl_effects *fx) {
+                    const struct ring_plist *pl, int only_group,
+                    chorus_ms timeout, const struct repl_effects *fx) {
   const struct wire_cas *q = &m->cas;
   bool has_expected =
       q->cond == WIRE_CAS_IF_VALUE || q->cond == WIRE_CAS_DELETE_IF_VALUE;
@@ -651,16 +657,17 @@ int repl__cas_start(struct repl *r, const struct wire_msg *m,
                              "0xc1 \"FNC\" (reserved for lock and fenced "
                              "records)");
   struct repl_op *op;
-  int rc = begin(r, m, origin, pl, timeout, &q->key, fx, &op);
+  chorus_node_id ids[RING_PLIST_MAX];
+  uint8_t nids;
+  int rc = begin(r, m, origin, pl, only_group, timeout, &q->key, fx, &op, ids,
+                 &nids);
   if (op == NULL)
     return rc;
-  chorus_node_id ids[RING_PLIST_MAX];
-  replica_ids(pl, ids);
   const struct paxos_value exp = {has_expected, q->expected.ptr,
                                   has_expected ? q->expected.len : 0};
   const struct paxos_value upd = {has_update, q->value.ptr,
                                   has_update ? q->value.len : 0};
-  rc = paxos_op_init(&op->u.cas.px, q->cond, exp, upd, ids, pl->n_natural);
+  rc = paxos_op_init(&op->u.cas.px, q->cond, exp, upd, ids, nids);
   return started(r, op, rc, m, fx);
 }
 
@@ -690,15 +697,15 @@ int repl__lock_start(struct repl *r, const struct wire_msg *m,
   if (bad != NULL)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL, "%s", bad);
   struct repl_op *op;
-  int rc = begin(r, m, origin, pl, timeout, &q->key, fx, &op);
+  chorus_node_id ids[RING_PLIST_MAX];
+  uint8_t nids;
+  int rc = begin(r, m, origin, pl, -1, timeout, &q->key, fx, &op, ids, &nids);
   if (op == NULL)
     return rc;
-  chorus_node_id ids[RING_PLIST_MAX];
-  replica_ids(pl, ids);
   struct paxos_op *px = &op->u.cas.px;
   if (q->op == WIRE_LOCK_STATUS) {
     rc = paxos_op_init(px, PAXOS_READ, (struct paxos_value){0},
-                       (struct paxos_value){0}, ids, pl->n_natural);
+                       (struct paxos_value){0}, ids, nids);
   } else {
     const struct paxos_lock_args a = {
         .now = lease_now(r),
@@ -710,7 +717,7 @@ int repl__lock_start(struct repl *r, const struct wire_msg *m,
         .fence = q->name.ptr,
         .fence_len = q->op == WIRE_LOCK_FENCED_PUT ? q->name.len : 0};
     const struct paxos_value v = {true, q->value.ptr, q->value.len};
-    rc = paxos_op_init_lock(px, conds[q->op], &a, v, ids, pl->n_natural);
+    rc = paxos_op_init_lock(px, conds[q->op], &a, v, ids, nids);
   }
   return started(r, op, rc, m, fx);
 }

@@ -371,6 +371,9 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
    * names it (opts.dc, version 4), else this node's. */
   const struct ring_replication *rs = ring_snapshot_replication(r->ring);
   int32_t level = q.write ? (o->w ? o->w : r->cfg.w) : (o->r ? o->r : r->cfg.r);
+  /* A CAS (a serial read too) is LOCAL_SERIAL with either level LOCAL. */
+  if (m->type == WIRE_CAS && !o->w && o->r)
+    level = o->r;
   bool local_level = level == WIRE_LOCAL_ONE || level == WIRE_LOCAL_QUORUM;
   int group = r->local_group;
   if (o->dc.len > 0) {
@@ -418,9 +421,18 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
                              "this node's epoch is not durable yet");
 
-  /* Compare-and-set: every natural replica, a majority (repl_paxos.c). */
-  if (m->type == WIRE_CAS)
-    return repl__cas_start(r, m, origin, &pl, timeout, fx);
+  /* Compare-and-set: every natural replica, a majority (repl_paxos.c);
+   * LOCAL_SERIAL (w LOCAL_QUORUM): the datacenter's (its client's, or
+   * this node's) natural replicas, a majority of them. */
+  if (m->type == WIRE_CAS) {
+    if (local_level && (rs->dc_count == 0 || group < 0))
+      return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
+                               "LOCAL_SERIAL needs datacenters in the "
+                               "replication settings and replicas in this "
+                               "one");
+    return repl__cas_start(r, m, origin, &pl, local_level ? group : -1, timeout,
+                           fx);
+  }
   if (m->type == WIRE_LOCK)
     return repl__lock_start(r, m, origin, &pl, timeout, fx);
 

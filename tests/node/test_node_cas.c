@@ -15,6 +15,8 @@
  *   3. The CLI: put --if-absent, --if-value, del --if-value, get --serial,
  *      their exit codes (0 applied, 1 not applied, 2 error), and the type
  *      rule (a plain get of a CAS key is ETYPE).
+ *   4. Twenty CLI processes race put --if-absent on one key through the
+ *      three nodes: exactly one value wins, at most one claims it.
  *
  * About 15 s under ASan. CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
 #include <inttypes.h>
@@ -333,6 +335,67 @@ static void cas_cli(void **state) {
   expect_cli(p1, 2, NULL, "get cli-kv --serial --if-absent");
 }
 
+/* 4. Twenty `chorus put KEY vI --if-absent` processes at once, through
+ * the three nodes: exactly one value wins. Each process says applied
+ * (exit 0) or not applied with the current value (exit 1), or, under
+ * this contention, that it cannot tell (exit 2, "may or may not have
+ * been applied"); the key ends with one of the values, at most one
+ * process claims it, every refused one saw that value, and if none
+ * claims it, the winner is among those that could not tell. */
+static void twenty_if_absent_one_wins(void **state) {
+  (void)state;
+  ensure_cluster();
+  char cmd[8192] = "", out[16384];
+  size_t at = 0;
+  for (int i = 0; i < 20; i++)
+    at += (size_t)snprintf(
+        cmd + at, sizeof cmd - at,
+        "( o=$(%s -H 127.0.0.1:%d --cluster %s put race-k v%d --if-absent "
+        "2>&1); echo \"R %d $? $o\" ) & ",
+        cli, nodes[i % 3].port, cluster, i, i);
+  snprintf(cmd + at, sizeof cmd - at, "wait");
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t n = fread(out, 1, sizeof out - 1, f);
+  out[n] = '\0';
+  assert_int_equal(pclose(f), 0);
+  char final[64] = "";
+  char got[4096];
+  assert_int_equal(
+      run_cli(nodes[0].port, got, sizeof got, "get race-k --serial"), 0);
+  if (sscanf(got, "%63s", final) != 1 || strncmp(final, "v", 1) != 0)
+    fail_msg("race-k holds no value: %s", got);
+  int applied = 0, refused = 0, unknown = 0, winner_claimed = 0,
+      winner_unknown = 0;
+  for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+    int i, st;
+    if (sscanf(line, "R %d %d", &i, &st) != 2)
+      continue;
+    char mine[16];
+    snprintf(mine, sizeof mine, "v%d", i);
+    bool is_winner = strcmp(mine, final) == 0;
+    if (st == 0) {
+      applied++;
+      winner_claimed += is_winner;
+    } else if (st == 1) {
+      refused++;
+      if (strstr(line, final) == NULL)
+        fail_msg("a refused put did not see the winner %s: %s", final, line);
+    } else {
+      unknown++;
+      winner_unknown += is_winner;
+    }
+  }
+  printf("# 20 concurrent if-absent: %d applied, %d refused, %d unknown; "
+         "race-k = %s\n",
+         applied, refused, unknown, final);
+  assert_int_equal(applied + refused + unknown, 20);
+  assert_true(applied <= 1);
+  assert_int_equal(winner_claimed, applied);
+  if (applied == 0)
+    assert_int_equal(winner_unknown, 1);
+}
+
 static int teardown(void **state) {
   return group_teardown(state);
 }
@@ -346,6 +409,7 @@ int main(int argc, char **argv) {
       TIMED(cas_races_stay_linearizable),
       TIMED(cas_chain_counts_exactly),
       TIMED(cas_cli),
+      TIMED(twenty_if_absent_one_wins),
   };
   int failed = cmocka_run_group_tests_name("node_cas", tests, NULL, teardown);
   return harness_finish(failed);

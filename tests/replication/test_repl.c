@@ -2274,6 +2274,47 @@ static void cas_without_a_quorum_gives_up(void **state) {
   teardown_all();
 }
 
+/* LOCAL_SERIAL (w LOCAL_QUORUM on a CAS): Paxos among the coordinator's
+ * datacenter's replicas only. With dc1 cut off, SERIAL finds no majority
+ * of the six, LOCAL_SERIAL through dc0 applies, answers only dc0's
+ * replicas took part, and a later LOCAL_SERIAL read sees it. Without
+ * datacenters LOCAL_SERIAL is refused. */
+static void cas_local_serial_stays_in_the_datacenter(void **state) {
+  (void)state;
+  setup(6, "dc0:3,dc1:3", 2, NULL); /* even nodes dc0, odd ones dc1 */
+  boot();
+  for (int i = 1; i < 6; i += 2)
+    isolate(i, true);
+  struct wire_msg m = cas_msg("ls", WIRE_CAS_IF_ABSENT, NULL, "here");
+  struct reply_rec *r = cas_send(0, &m);
+  pump();
+  advance(20000);
+  assert_true(r->done);
+  assert_int_equal(r->type, WIRE_ERROR);
+  assert_int_equal(r->code, CHORUS_EUNAVAILABLE);
+  m.cas.opts.w = WIRE_LOCAL_QUORUM;
+  r = cas_send(0, &m);
+  pump();
+  advance(2000);
+  assert_true(cas_found(r, true, NULL));
+  m = cas_msg("ls", WIRE_CAS_READ, NULL, NULL);
+  m.cas.opts.w = WIRE_LOCAL_QUORUM;
+  r = cas_send(2, &m);
+  pump();
+  advance(2000);
+  assert_true(cas_found(r, false, "here"));
+  teardown_all();
+  setup(3, "3", 1, NULL);
+  boot();
+  m = cas_msg("ls", WIRE_CAS_IF_ABSENT, NULL, "x");
+  m.cas.opts.w = WIRE_LOCAL_QUORUM;
+  r = cas_send(0, &m);
+  pump();
+  assert_true(r->done);
+  assert_int_equal(r->code, CHORUS_EINVAL);
+  teardown_all();
+}
+
 /* THE CLOCK BOUND OF LWW REGISTERS (repl.h): a coordinator 10 s ahead,
  * over the 5 s bound. Its write is refused by both other replicas at
  * once (ECLOCK, maybe applied: it holds the write), reads through them
@@ -4893,6 +4934,7 @@ int main(void) {
       cmocka_unit_test(cas_state_joins_like_an_object),
       cmocka_unit_test(cas_refused_while_the_range_moves),
       cmocka_unit_test(cas_without_a_quorum_gives_up),
+      cmocka_unit_test(cas_local_serial_stays_in_the_datacenter),
       cmocka_unit_test(delete_without_a_context_is_refused),
       cmocka_unit_test(restart_gets_a_new_actor),
       cmocka_unit_test(failed_sync_stops_acknowledgements),
