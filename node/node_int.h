@@ -372,7 +372,8 @@ void node__conn_flush_dirty(struct node *n);
 
 /* node__tls_open: the contexts of --tls-* (none when both modes are off).
  * Errors: CHORUS_EINVAL (a file unreadable, not PEM, a key that does not
- * match, a key file others can read), CHORUS_ENOMEM; @errmsg says which. */
+ * match), CHORUS_EPERM (a key file other users may read or change),
+ * CHORUS_ENOMEM; @errmsg says which. */
 int node__tls_open(struct node *n, char *errmsg);
 /* node__tls_start: SIGHUP reloads the contexts (node_run).
  * node__tls_close: its handle closes (close_all). node__tls_free: the

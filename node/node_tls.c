@@ -51,11 +51,16 @@ static int build(const struct node_config *cfg, struct tls_ctx **server,
   *server = *dial = NULL;
   if (cfg->client_tls == NODE_TLS_OFF && cfg->peer_tls == NODE_TLS_OFF)
     return CHORUS_OK;
+  /* As --cluster-key (node_config.c): other users may neither read nor
+   * change a private key; its group may read it. */
   struct stat st;
-  if (stat(cfg->tls_key, &st) == 0 && (st.st_mode & S_IROTH))
-    return chorus_errf(errmsg, CHORUS_EINVAL,
-                       "--tls-key %s is readable by every user: chmod 600 it",
-                       cfg->tls_key);
+  if (stat(cfg->tls_key, &st) == 0 &&
+      (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)))
+    return chorus_errf(errmsg, CHORUS_EPERM,
+                       "--tls-key %s: mode %04o lets other users %s it; "
+                       "chmod 600 %s",
+                       cfg->tls_key, (unsigned)(st.st_mode & 07777),
+                       st.st_mode & S_IROTH ? "read" : "change", cfg->tls_key);
   const char *ca = cfg->tls_ca[0] ? cfg->tls_ca : NULL;
   struct tls_ctx_opts o = {
       .role = TLS_ROLE_SERVER,
