@@ -449,6 +449,21 @@ static void restart(int i, const char *m, bool tls) {
     }
   }
   writer_open(i, tls);
+  /* Alive in gossip is not serving yet (replication answers "this node
+   * is starting" until its epoch is durable): the writer moves to it once
+   * a read through it answers, as an operator waits for readiness. */
+  end = now_s() + 30;
+  for (;;) {
+    struct chorus_opts o = {.r = CHORUS_QUORUM};
+    struct chorus_result res;
+    int rc = chorus_get(wc[i], "roll-0", 6, &o, &res);
+    chorus_result_free(&res);
+    if (rc == CHORUS_OK)
+      break;
+    write_some(via);
+    if (now_s() > end)
+      fail_msg("n%d does not serve reads", i);
+  }
   for (int k = 0; k < 10; k++)
     write_some(i);
 }
