@@ -166,6 +166,14 @@ static const char usage_options[] =
     "                                127.0.0.1:7401,7402,7403: scripts/start)\n"
     "  --cluster NAME                cluster name (default $CHORUS_CLUSTER or\n"
     "                                \"chorus\")\n"
+    "  --tls-ca FILE                 TLS 1.3: the CA of the nodes' "
+    "certificates\n"
+    "                                (default $CHORUS_TLS_CA); each node's\n"
+    "                                certificate must name the address "
+    "dialled\n"
+    "  --tls-cert FILE, --tls-key FILE  this client's certificate and key, "
+    "for\n"
+    "                                nodes that ask ($CHORUS_TLS_CERT, _KEY)\n"
     "  --json                        one JSON object per command on stdout\n"
     "                                (node ids as 16 hex digits)\n"
     "  -r N|LEVEL, -w N|LEVEL        read / write quorum (1..64 or a level)\n"
@@ -396,6 +404,17 @@ static int parse(struct cli *cl, int argc, char **argv) {
       if (v == NULL)
         return usage_error("%s needs a name", a);
       cl->cluster = v;
+      i++;
+    } else if (strcmp(a, "--tls-ca") == 0 || strcmp(a, "--tls-cert") == 0 ||
+               strcmp(a, "--tls-key") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a PEM file", a);
+      if (strcmp(a, "--tls-ca") == 0)
+        cl->tls_ca = v;
+      else if (strcmp(a, "--tls-cert") == 0)
+        cl->tls_cert = v;
+      else
+        cl->tls_key = v;
       i++;
     } else if (strcmp(a, "--value-file") == 0) {
       if (v == NULL)
@@ -1910,9 +1929,20 @@ int main(int argc, char **argv) {
     const char *env = getenv("CHORUS_CLUSTER");
     cl.cluster = env && *env ? env : "chorus";
   }
+  const char *const tls_env[] = {"CHORUS_TLS_CA", "CHORUS_TLS_CERT",
+                                 "CHORUS_TLS_KEY"};
+  const char **tls_dst[] = {&cl.tls_ca, &cl.tls_cert, &cl.tls_key};
+  for (size_t t = 0; t < 3; t++) {
+    const char *env = getenv(tls_env[t]);
+    if (*tls_dst[t] == NULL && env && *env)
+      *tls_dst[t] = env;
+  }
   struct chorus_config cfg;
   chorus_config_init(&cfg);
   cfg.cluster = cl.cluster;
+  cfg.tls_ca = cl.tls_ca;
+  cfg.tls_cert = cl.tls_cert;
+  cfg.tls_key = cl.tls_key;
   /* --dc: the client's datacenter for data commands (LOCAL levels count
    * its replicas); cluster plan join's new node's for cluster ones. */
   if (cl.dc != NULL && cl.dc[0] != '\0' &&

@@ -177,6 +177,9 @@ static void sample(const struct cli *cl, const struct chorus_cluster_member *m,
   struct chorus_config cfg;
   chorus_config_init(&cfg);
   cfg.cluster = cl->cluster;
+  cfg.tls_ca = cl->tls_ca;
+  cfg.tls_cert = cl->tls_cert;
+  cfg.tls_key = cl->tls_key;
   cfg.connect_timeout_ms = 1000;
   cfg.default_timeout_ms = 1000;
   cfg.grace_ms = 500;

@@ -17,6 +17,8 @@
 struct cli {
   char *hosts; /* comma-separated, owned */
   const char *cluster;
+  /* --tls-ca, --tls-cert, --tls-key (or $CHORUS_TLS_CA, _CERT, _KEY) */
+  const char *tls_ca, *tls_cert, *tls_key;
   bool json;
   struct chorus_opts opts;
   const char *context_hex;

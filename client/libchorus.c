@@ -263,6 +263,7 @@ static void on_conn_closed(uv_handle_t *h) {
   struct chorus_client *c = k->c;
   assert(k->closing && c->conn != k && c->handles > 0);
   wire_splitter_fini(&k->sp);
+  tls_engine_free(k->tls);
   chorus_free(k);
   c->handles--;
   maybe_free(c);
@@ -299,19 +300,34 @@ static void on_written(uv_write_t *w, int status) {
 }
 
 /* Writes @len bytes from @n buffers as one uv_write (one copy, so requests
- * may end while their bytes are still queued in libuv). */
+ * may end while their bytes are still queued in libuv). On a TLS
+ * connection the buffers go through the engine (once its handshake is
+ * done: HELLO waits for it, send_hello) and its ciphertext is written. */
 static int conn_write(struct chorus__conn *k, const uv_buf_t *bufs, size_t n) {
   size_t len = 0;
-  for (size_t i = 0; i < n; i++)
-    len += bufs[i].len;
+  if (k->tls != NULL) {
+    for (size_t i = 0; i < n; i++)
+      if (tls_engine_write(k->tls, bufs[i].base, bufs[i].len) != CHORUS_OK)
+        return tls_engine_failed(k->tls);
+    len = tls_engine_pending(k->tls);
+    if (len == 0)
+      return CHORUS_OK;
+  } else {
+    for (size_t i = 0; i < n; i++)
+      len += bufs[i].len;
+  }
   struct chorus__write *wr = chorus_malloc(sizeof *wr + len);
   if (wr == NULL)
     return CHORUS_ENOMEM;
   wr->conn = k;
-  size_t off = 0;
-  for (size_t i = 0; i < n; i++) {
-    memcpy(wr->data + off, bufs[i].base, bufs[i].len);
-    off += bufs[i].len;
+  if (k->tls != NULL) {
+    len = tls_engine_take(k->tls, wr->data, len);
+  } else {
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+      memcpy(wr->data + off, bufs[i].base, bufs[i].len);
+      off += bufs[i].len;
+    }
   }
   uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)len);
   int rc = uv_write(&wr->req, (uv_stream_t *)&k->tcp, &b, 1, on_written);
@@ -541,22 +557,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = sizeof k->rbuf;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct chorus__conn *k = s->data;
+/* conn_input: @len bytes of the protocol (plaintext) from the node. */
+static void conn_input(struct chorus__conn *k, const uint8_t *p, size_t left) {
   struct chorus_client *c = k->c;
-  if (k->closing)
-    return;
-  if (nread < 0) {
-    if (nread == UV_EOF)
-      conn_fail(k, CHORUS_ECLOSED, "%s closed the connection",
-                c->seeds[k->seed].text);
-    else
-      conn_fail(k, CHORUS_ECLOSED, "read from %s failed: %s",
-                c->seeds[k->seed].text, uv_strerror((int)nread));
-    return;
-  }
-  const uint8_t *p = (const uint8_t *)buf->base;
-  size_t left = (size_t)nread;
   while (left > 0 && !k->closing) {
     size_t used = 0;
     struct wire_bytes frame;
@@ -570,6 +573,65 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (rc == 1)
       on_frame(k, frame.ptr, frame.len);
   }
+}
+
+static void send_hello(struct chorus__conn *k);
+
+/* conn_tls_input: ciphertext from the node through the engine: the
+ * handshake (HELLO follows it at once), then the protocol. */
+static void conn_tls_input(struct chorus__conn *k, const uint8_t *p,
+                           size_t len) {
+  struct chorus_client *c = k->c;
+  bool was = tls_engine_established(k->tls);
+  int rc = tls_engine_feed(k->tls, p, len);
+  while (rc == CHORUS_OK && !k->closing) {
+    size_t got = 0;
+    rc = tls_engine_read(k->tls, c->tls_plain, sizeof c->tls_plain, &got);
+    if (rc != CHORUS_OK || got == 0)
+      break;
+    conn_input(k, c->tls_plain, got);
+  }
+  if (k->closing)
+    return;
+  if (rc != CHORUS_OK) {
+    conn_fail(k, rc, "%s: %s", c->seeds[k->seed].text,
+              tls_engine_errmsg(k->tls));
+    return;
+  }
+  if (!was && tls_engine_established(k->tls)) {
+    chorus__trace(c, "%s: %s established, certificate verified",
+                  c->seeds[k->seed].text, tls_engine_version(k->tls));
+    send_hello(k); /* flushes the handshake's last flight with it */
+    return;
+  }
+  if (tls_engine_pending(k->tls) && (rc = conn_write(k, NULL, 0)) != CHORUS_OK)
+    conn_fail(k, rc, "TLS to %s: %s", c->seeds[k->seed].text,
+              chorus_strerror(rc));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct chorus__conn *k = s->data;
+  struct chorus_client *c = k->c;
+  if (k->closing)
+    return;
+  if (nread < 0) {
+    if (k->tls != NULL && !tls_engine_established(k->tls))
+      conn_fail(k, CHORUS_ECLOSED,
+                "%s closed the connection during the TLS handshake (does "
+                "the node have --client-tls optional or required?)",
+                c->seeds[k->seed].text);
+    else if (nread == UV_EOF)
+      conn_fail(k, CHORUS_ECLOSED, "%s closed the connection",
+                c->seeds[k->seed].text);
+    else
+      conn_fail(k, CHORUS_ECLOSED, "read from %s failed: %s",
+                c->seeds[k->seed].text, uv_strerror((int)nread));
+    return;
+  }
+  if (k->tls != NULL)
+    conn_tls_input(k, (const uint8_t *)buf->base, (size_t)nread);
+  else
+    conn_input(k, (const uint8_t *)buf->base, (size_t)nread);
   if (!k->closing)
     arm_timer(c);
 }
@@ -606,6 +668,22 @@ static void send_hello(struct chorus__conn *k) {
   k->state = CHORUS__HELLO;
 }
 
+/* c_tls_start: a TLS connection sends its ClientHello (HELLO waits for
+ * the handshake: false); a plaintext one may send HELLO (true). */
+static bool c_tls_start(struct chorus__conn *k) {
+  struct chorus_client *c = k->c;
+  if (c->tls == NULL)
+    return true;
+  char err[CHORUS_ERRMSG_SIZE];
+  int rc = tls_engine_new(c->tls, c->seeds[k->seed].host, &k->tls, err);
+  if (rc == CHORUS_OK)
+    rc = conn_write(k, NULL, 0);
+  if (rc != CHORUS_OK)
+    conn_fail(k, rc, "TLS to %s: %s", c->seeds[k->seed].text,
+              k->tls ? tls_engine_errmsg(k->tls) : err);
+  return false;
+}
+
 static void on_connected(uv_connect_t *r, int status) {
   struct chorus__conn *k = r->data;
   if (k->closing)
@@ -622,7 +700,8 @@ static void on_connected(uv_connect_t *r, int status) {
               k->c->seeds[k->seed].text, uv_strerror(rc));
     return;
   }
-  send_hello(k);
+  if (c_tls_start(k))
+    send_hello(k);
 }
 
 static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai) {
@@ -708,9 +787,11 @@ static void conn_fail(struct chorus__conn *k, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  bool handshake_refused = k->state == CHORUS__HELLO &&
-                           code != CHORUS_ECLOSED && code != CHORUS_ETIMEDOUT &&
-                           code != CHORUS_EMALFORMED;
+  /* A certificate refused, either way, is the answer too. */
+  bool handshake_refused =
+      code == CHORUS_EAUTH ||
+      (k->state == CHORUS__HELLO && code != CHORUS_ECLOSED &&
+       code != CHORUS_ETIMEDOUT && code != CHORUS_EMALFORMED);
   bool was_current = c->conn == k;
   conn_close(k);
   if (!was_current)
@@ -1002,6 +1083,10 @@ static void client_free(struct chorus_client *c) {
   chorus_free(c->cluster);
   chorus_free(c->dc);
   chorus_free(c->credentials);
+  tls_ctx_free(c->tls);
+  chorus_free(c->tls_ca);
+  chorus_free(c->tls_cert);
+  chorus_free(c->tls_key);
   chorus_free(c);
 }
 
@@ -1010,6 +1095,35 @@ static void on_timer_closed(uv_handle_t *h) {
   assert(c->closing && c->handles > 0);
   c->handles--;
   maybe_free(c);
+}
+
+/* client_tls: @c's TLS context from @cfg's files (none without a CA),
+ * and its copies of their paths. */
+static int client_tls(struct chorus_client *c, const struct chorus_config *cfg,
+                      char *errmsg) {
+  c->cfg.tls_ca = c->cfg.tls_cert = c->cfg.tls_key = NULL;
+  if (cfg->tls_ca == NULL) {
+    if (cfg->tls_cert != NULL || cfg->tls_key != NULL)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "a TLS certificate needs the CA of the nodes "
+                         "(--tls-ca) to verify them");
+    return CHORUS_OK;
+  }
+  c->tls_ca = chorus_strdup(cfg->tls_ca);
+  c->tls_cert = cfg->tls_cert ? chorus_strdup(cfg->tls_cert) : NULL;
+  c->tls_key = cfg->tls_key ? chorus_strdup(cfg->tls_key) : NULL;
+  if (c->tls_ca == NULL || (cfg->tls_cert && c->tls_cert == NULL) ||
+      (cfg->tls_key && c->tls_key == NULL))
+    return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+  c->cfg.tls_ca = c->tls_ca;
+  c->cfg.tls_cert = c->tls_cert;
+  c->cfg.tls_key = c->tls_key;
+  struct tls_ctx_opts o = {.role = TLS_ROLE_CLIENT,
+                           .cert = c->tls_cert,
+                           .key = c->tls_key,
+                           .ca = c->tls_ca,
+                           .verify = TLS_VERIFY_REQUIRED};
+  return tls_ctx_new(&o, &c->tls, errmsg);
 }
 
 int chorus__new(uv_loop_t *loop, const char *seeds,
@@ -1061,6 +1175,8 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
     return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
   }
   int rc = parse_seeds(c, seeds, errmsg);
+  if (rc == CHORUS_OK)
+    rc = client_tls(c, cfg, errmsg);
   if (rc != CHORUS_OK) {
     client_free(c);
     return rc;

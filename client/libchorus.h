@@ -136,6 +136,21 @@ struct chorus_config {
    * upgrade every node first. NULL: LOCAL levels count the coordinating
    * node's datacenter. */
   const char *dc;
+  /* TLS 1.3 (docs/ARCHITECTURE.md, TLS): with @tls_ca (a PEM file of the
+   * CA that signs the nodes' certificates) every connection speaks TLS
+   * and refuses a node whose certificate does not chain to that CA or
+   * does not name the address dialled (an IP address against the
+   * certificate's IP entries, a name against its DNS entries): a
+   * certificate is only as good as the address it was issued for, so a
+   * certificate stolen from one node cannot impersonate another.
+   * @tls_cert and @tls_key (PEM) are the client's own certificate, for
+   * nodes that ask for one. Paths are copied and the files read at open.
+   * NULL @tls_ca: plaintext (a node with --client-tls required refuses
+   * it with CHORUS_EAUTH). Errors at open: CHORUS_EINVAL naming the file
+   * (unreadable, not PEM, a key that does not match). A node that refuses
+   * the handshake fails requests with CHORUS_EAUTH and the reason
+   * ("certificate verify failed: certificate has expired"). */
+  const char *tls_ca, *tls_cert, *tls_key;
 };
 
 /* chorus_config_init: fills @cfg with the defaults above. */

@@ -18,6 +18,7 @@
 
 #include "chorus_prng.h"
 #include "libchorus.h"
+#include "tls.h"
 #include "wire.h"
 
 /* Replies may be larger than requests (a GET answers with every sibling),
@@ -94,6 +95,7 @@ struct chorus__conn {
   uint32_t version;  /* the protocol version of our HELLO */
   uint64_t hello_ns; /* uv_hrtime() when HELLO was written */
   struct wire_splitter sp;
+  struct tls_engine *tls; /* NULL: plaintext */
   uint8_t rbuf[CHORUS__READ_BUF];
 };
 
@@ -108,6 +110,11 @@ struct chorus_client {
   struct chorus_config cfg;
   char *cluster;
   char *dc; /* the client's datacenter (chorus_config.dc), or NULL */
+  /* TLS: the context of every connection (NULL: plaintext), and the
+   * configuration's paths, copied (cfg points at them). */
+  struct tls_ctx *tls;
+  char *tls_ca, *tls_cert, *tls_key;
+  uint8_t tls_plain[16384]; /* plaintext out of a connection's engine */
   uint8_t *credentials;
   struct chorus__seed *seeds;
   size_t nseeds;

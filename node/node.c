@@ -43,6 +43,7 @@ static void close_all(struct node *n) {
   node__peers_close(n);
   close_handle((uv_handle_t *)&n->sigint);
   close_handle((uv_handle_t *)&n->sigterm);
+  node__tls_close(n);
   node__loop_close(n);
 }
 
@@ -332,7 +333,9 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   uv_udp_init(&n->loop, &n->udp);
   n->udp.data = n->leave_timer.data = n;
   n->sigint.data = n->sigterm.data = n;
-  int rc = open_ports(n, errmsg);
+  int rc = node__tls_open(n, errmsg);
+  if (rc == CHORUS_OK)
+    rc = open_ports(n, errmsg);
   if (rc == CHORUS_OK)
     rc = open_data(n, errmsg);
   if (rc == CHORUS_OK)
@@ -396,6 +399,7 @@ int node_run(struct node *n) {
     node_log(NODE_LOG_WARN, "swim", "join: %s", chorus_strerror(rc));
   node__loop_start(n);
   node__accept_start(n);
+  node__tls_start(n);
   uv_run(&n->loop, UV_RUN_DEFAULT);
   return n->exit_status;
 }
@@ -415,6 +419,7 @@ void node_free(struct node *n) {
   ring_rcu_unregister_thread();
   uv_loop_close(&n->loop);
   node__peers_free(n);
+  node__tls_free(n);
   chorus_free(n->slots);
   chorus_free(n->free_slots);
   chorus_free(n);

@@ -153,6 +153,13 @@ extern const struct chorus_tracer node_log_warn_tracer;
 
 enum node_durability { NODE_DURABILITY_NONE = 0, NODE_DURABILITY_GROUP };
 
+/* --client-tls / --peer-tls (node_tls.c). */
+enum node_tls_mode {
+  NODE_TLS_OFF = 0,
+  NODE_TLS_OPTIONAL, /* clients only: TLS and plaintext share the port */
+  NODE_TLS_REQUIRED
+};
+
 struct node_config {
   char name[128];                /* --id NAME */
   chorus_node_id id;             /* xxh3-64 of @name */
@@ -213,6 +220,14 @@ struct node_config {
    * none. Its connections count against --max-connections with the
    * native clients' and share their limits. */
   char resp[SWIM_ADDR_MAX];
+  /* TLS 1.3 on the client and peer port (node_tls.c, docs/ARCHITECTURE.md
+   * TLS): --tls-cert and --tls-key (PEM; read at start and again on
+   * SIGHUP), --tls-ca (the cluster CA: peers' and clients' certificates
+   * are checked against it); --client-tls off|optional|required;
+   * --peer-tls off|required (mutual: both ends show a certificate of the
+   * CA). Empty paths: none. */
+  char tls_cert[NODE_PATH_MAX], tls_key[NODE_PATH_MAX], tls_ca[NODE_PATH_MAX];
+  enum node_tls_mode client_tls, peer_tls;
 };
 
 /* node_config_parse: fills @cfg from argv (and from --config files). On

@@ -100,6 +100,15 @@ static const char usage_text2[] =
     "                         its connection is closed (default 5000)\n"
     "  --resp HOST:PORT       serve the Redis protocol (RESP2/3) there: GET,\n"
     "                         SET, INCR, SADD... (docs/RESP.md; default off)\n"
+    "  --tls-cert FILE        PEM certificate chain of this node (TLS 1.3;\n"
+    "                         re-read with --tls-key and --tls-ca on SIGHUP)\n"
+    "  --tls-key FILE         its PEM private key (not world-readable)\n"
+    "  --tls-ca FILE          PEM CA that signs peers' and clients'\n"
+    "                         certificates\n"
+    "  --client-tls MODE      off, optional (TLS and plaintext clients on\n"
+    "                         one port) or required (default off)\n"
+    "  --peer-tls MODE        off or required: peer links with mutual TLS\n"
+    "                         over --tls-ca (default off)\n"
     "  --config FILE          `key = value` lines with the same keys\n"
     "  --help, --version\n";
 
@@ -397,6 +406,27 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
   }
   if (strcmp(key, "min-free-mb") == 0)
     return set_u32(&cfg->min_free_mb, v, 0, 1u << 24, key, errmsg);
+  if (strcmp(key, "tls-cert") == 0)
+    return set_str(cfg->tls_cert, sizeof cfg->tls_cert, v, key, errmsg);
+  if (strcmp(key, "tls-key") == 0)
+    return set_str(cfg->tls_key, sizeof cfg->tls_key, v, key, errmsg);
+  if (strcmp(key, "tls-ca") == 0)
+    return set_str(cfg->tls_ca, sizeof cfg->tls_ca, v, key, errmsg);
+  if (strcmp(key, "client-tls") == 0 || strcmp(key, "peer-tls") == 0) {
+    bool peer = key[0] == 'p';
+    enum node_tls_mode *dst = peer ? &cfg->peer_tls : &cfg->client_tls;
+    if (strcmp(v, "off") == 0)
+      *dst = NODE_TLS_OFF;
+    else if (strcmp(v, "optional") == 0 && !peer)
+      *dst = NODE_TLS_OPTIONAL;
+    else if (strcmp(v, "required") == 0)
+      *dst = NODE_TLS_REQUIRED;
+    else
+      return chorus_errf(
+          errmsg, CHORUS_EINVAL, "--%s: \"%s\" is not %s", key, v,
+          peer ? "off or required" : "off, optional or required");
+    return CHORUS_OK;
+  }
   if (strcmp(key, "config") == 0)
     return parse_file(v, cfg, depth + 1, errmsg);
   return chorus_errf(errmsg, CHORUS_EINVAL, "unknown option --%s (try --help)",
@@ -548,6 +578,15 @@ int node_config_parse(int argc, char **argv, struct node_config *cfg,
   }
   if (cfg->max_pending == 0)
     cfg->max_pending = cfg->max_connections >= 4 ? cfg->max_connections / 4 : 1;
+  bool tls_on =
+      cfg->client_tls != NODE_TLS_OFF || cfg->peer_tls != NODE_TLS_OFF;
+  if (tls_on && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--client-tls/--peer-tls need --tls-cert and --tls-key");
+  if (cfg->peer_tls != NODE_TLS_OFF && cfg->tls_ca[0] == '\0')
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--peer-tls required needs --tls-ca (the cluster CA "
+                       "that signs every node's certificate)");
   cfg->id = XXH3_64bits(cfg->name, strlen(cfg->name));
   if (cfg->key_derived) {
     /* Anyone who knows the cluster name knows this key: fine for a laptop,

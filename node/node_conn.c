@@ -142,14 +142,57 @@ void node__conn_send_error(struct node_conn *c, uint64_t request_id, int code,
 
 static void on_write(uv_write_t *req, int status);
 
+/* conn_drained: nothing is left to write: a TLS connection's output waits
+ * in @out (plaintext not yet encrypted) and in its engine (ciphertext);
+ * a failed engine sends only its alert. */
+static bool conn_drained(const struct node_conn *c) {
+  if (c->tls == NULL)
+    return c->out.len == 0;
+  return (c->out.len == 0 || tls_engine_failed(c->tls)) &&
+         tls_engine_pending(c->tls) == 0;
+}
+
+/* conn_tls_out: @c's output through its engine into @wr: plaintext only
+ * once the handshake is done (until then a dialled peer's HELLO and
+ * frames stay in @out, where node_peer.c finds them should the handshake
+ * fail), the handshake's own messages whenever there are some. False
+ * when the engine failed to encrypt (closed). */
+static bool conn_tls_out(struct node_conn *c) {
+  if (tls_engine_established(c->tls) && c->out.len) {
+    int rc = tls_engine_write(c->tls, c->out.data, c->out.len);
+    if (rc != CHORUS_OK) {
+      node_log(NODE_LOG_INFO, NODE_MOD, "conn %" PRIu64 " (%s): %s", c->serial,
+               c->addr, tls_engine_errmsg(c->tls));
+      node__conn_close(c);
+      return false;
+    }
+    c->hello_len = 0;
+    c->out.len = 0;
+  }
+  size_t pend = tls_engine_pending(c->tls);
+  if (pend && node__buf_reserve(&c->wr, pend) != CHORUS_OK) {
+    node__conn_close(c);
+    return false;
+  }
+  c->wr.len = tls_engine_take(c->tls, c->wr.data, pend);
+  return true;
+}
+
 static void conn_flush(struct node_conn *c) {
-  if (c->writing || c->closing || !c->connected || c->out.len == 0)
+  if (c->writing || c->closing || !c->connected)
     return;
-  struct node_buf t = c->wr;
-  c->hello_len = 0; /* HELLO, if any, is with the kernel from here */
-  c->wr = c->out;
-  c->out = t;
-  c->out.len = 0;
+  if (c->tls != NULL) {
+    if (!conn_tls_out(c) || c->wr.len == 0)
+      return;
+  } else {
+    if (c->out.len == 0)
+      return;
+    struct node_buf t = c->wr;
+    c->hello_len = 0; /* HELLO, if any, is with the kernel from here */
+    c->wr = c->out;
+    c->out = t;
+    c->out.len = 0;
+  }
   uv_buf_t b = uv_buf_init((char *)c->wr.data, (unsigned)c->wr.len);
   int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
   if (rc < 0) {
@@ -176,7 +219,7 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   c->last_active = node__now(c->n);
-  if (c->close_after_flush && c->out.len == 0) {
+  if (c->close_after_flush && conn_drained(c)) {
     node__conn_close(c);
     return;
   }
@@ -190,7 +233,7 @@ static void on_write(uv_write_t *req, int status) {
     else
       node__conn_read_start(c);
   }
-  if (c->out.len)
+  if (!conn_drained(c))
     node__mark_dirty(c);
 }
 
@@ -205,7 +248,7 @@ void node__conn_flush_dirty(struct node *n) {
     c->dirty = false;
     c->dirty_next = NULL;
     conn_flush(c);
-    if (!c->closing && c->close_after_flush && !c->writing && c->out.len == 0)
+    if (!c->closing && c->close_after_flush && !c->writing && conn_drained(c))
       node__conn_close(c);
     c = next;
   }
@@ -222,6 +265,7 @@ static void on_conn_closed(uv_handle_t *h) {
   node__buf_free(&c->in);
   node__buf_free(&c->out);
   node__buf_free(&c->wr);
+  tls_engine_free(c->tls);
   n->nconns--;
   chorus_free(c);
 }
@@ -363,20 +407,10 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   *b = uv_buf_init((char *)c->n->rbuf, sizeof c->n->rbuf);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
-  struct node_conn *c = s->data;
-  if (nread < 0) {
-    if (nread != UV_EOF)
-      node_log(NODE_LOG_DEBUG, NODE_MOD, "conn %" PRIu64 " (%s): read: %s",
-               c->serial, c->addr, uv_strerror((int)nread));
-    node__conn_close(c);
-    return;
-  }
-  const uint8_t *p = (const uint8_t *)b->base;
-  size_t left = (size_t)nread;
+/* conn_input: @left bytes of @c's protocol (plaintext: read from the
+ * socket, or out of its TLS engine). */
+static void conn_input(struct node_conn *c, const uint8_t *p, size_t left) {
   chorus_ms now = node__now(c->n);
-  if (nread > 0)
-    c->last_active = now;
   if (c->kind == NODE_CONN_HTTP) {
     /* HTTP is not framed: node_http.c takes the bytes as they come. */
     if (left && !c->closing && !c->close_after_flush)
@@ -416,6 +450,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
       break;
     c->n->on_frame(c, frame.ptr, frame.len);
   }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
+  struct node_conn *c = s->data;
+  if (nread < 0) {
+    if (nread != UV_EOF)
+      node_log(NODE_LOG_DEBUG, NODE_MOD, "conn %" PRIu64 " (%s): read: %s",
+               c->serial, c->addr, uv_strerror((int)nread));
+    node__conn_close(c);
+    return;
+  }
+  const uint8_t *p = (const uint8_t *)b->base;
+  size_t left = (size_t)nread;
+  if (left == 0)
+    return;
+  c->last_active = node__now(c->n);
+  /* The first byte of an accepted connection says TLS or plaintext. */
+  if (!c->sniffed && !node__tls_sniff(c, p, left))
+    return;
+  if (c->tls != NULL)
+    node__tls_input(c, p, left, conn_input);
+  else
+    conn_input(c, p, left);
 }
 
 void node__conn_read_start(struct node_conn *c) {

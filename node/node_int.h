@@ -39,6 +39,7 @@
 #include "core.h"
 #include "node.h"
 #include "store.h"
+#include "tls.h"
 #include "wire.h"
 
 #define NODE_MOD "node" /* the module name in log lines */
@@ -143,6 +144,10 @@ struct node_conn {
   bool http_answered;
   /* NODE_CONN_RESP: its session; @in holds the bytes not parsed yet. */
   struct node_resp *resp;
+  /* TLS (node_tls.c): the engine of a TLS connection, NULL for plaintext;
+   * @sniffed once the first byte said which (accepted connections). */
+  struct tls_engine *tls;
+  bool sniffed;
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -220,6 +225,11 @@ struct node {
   uv_idle_t wake_idle; /* keeps the poll from blocking (node__loop_wake) */
   uv_async_t sync_async;
   uv_signal_t sigint, sigterm;
+  uv_signal_t sighup; /* reloads the TLS certificates (node_tls.c) */
+  /* TLS contexts (node_tls.c): accepted connections (NULL: no TLS on the
+   * port) and dialled peer links (NULL: --peer-tls off). Replaced whole by
+   * a reload; open connections keep the one they were made with. */
+  struct tls_ctx *tls_server, *tls_dial;
   uv_mutex_t sync_lock;
   struct node_sync *sync_head, *sync_tail; /* under sync_lock */
   /* Barriers asked for in this loop iteration, submitted as one
@@ -271,6 +281,7 @@ struct node {
   uint32_t *free_slots;
   uint32_t nfree;
   uint8_t rbuf[NODE_READ_BUF];
+  uint8_t tls_plain[NODE_READ_BUF]; /* plaintext out of a TLS engine */
 
   struct {
     uint64_t accepted, refused, malformed, overload, peer_dropped;
@@ -287,6 +298,14 @@ struct node {
      * for a protocol error; commands run, and answered with an error. */
     uint64_t resp_accepted, resp_refused, resp_protocol_errors;
     uint64_t resp_commands, resp_errors;
+    /* TLS (node_tls.c): handshakes completed; connections closed for a
+     * certificate refused either way (auth), for bytes that are not TLS
+     * (malformed); refused at HELLO: a plaintext client on a port with
+     * --client-tls required, a peer without a verified certificate under
+     * --peer-tls required; a ClientHello on a port without TLS; reloads. */
+    uint64_t tls_handshakes, tls_auth_failed, tls_malformed;
+    uint64_t tls_plaintext_refused, tls_peer_refused, tls_off_refused;
+    uint64_t tls_reloads, tls_reload_failed;
   } stats;
   struct node_metrics metrics;
 };
@@ -346,6 +365,39 @@ void node__conn_read_start(struct node_conn *c);
 void node__mark_dirty(struct node_conn *c);
 /* node__conn_flush_dirty: one uv_write per connection with output. */
 void node__conn_flush_dirty(struct node *n);
+
+/* ------------------------------------------------------------------------
+ * node_tls.c: TLS on the client and peer port
+ * ------------------------------------------------------------------------ */
+
+/* node__tls_open: the contexts of --tls-* (none when both modes are off).
+ * Errors: CHORUS_EINVAL (a file unreadable, not PEM, a key that does not
+ * match), CHORUS_EPERM (a key file other users may read or change),
+ * CHORUS_ENOMEM; @errmsg says which. */
+int node__tls_open(struct node *n, char *errmsg);
+/* node__tls_start: SIGHUP reloads the contexts (node_run).
+ * node__tls_close: its handle closes (close_all). node__tls_free: the
+ * contexts (node_free). */
+void node__tls_start(struct node *n);
+void node__tls_close(struct node *n);
+void node__tls_free(struct node *n);
+/* node__tls_dial: a peer link we dial gets a client engine when
+ * --peer-tls is on. Errors: CHORUS_ENOMEM. */
+int node__tls_dial(struct node_conn *c);
+/* node__tls_sniff: the first bytes @p (@len > 0) of accepted connection
+ * @c: a ClientHello gets a server engine. False when @c was refused (a
+ * ClientHello on a port without TLS, or out of memory). */
+bool node__tls_sniff(struct node_conn *c, const uint8_t *p, size_t len);
+/* node__tls_input: ciphertext read on @c into its engine; the plaintext
+ * goes to @deliver. A failed handshake or session is counted and logged,
+ * its alert flushed, and @c closed after it. */
+void node__tls_input(struct node_conn *c, const uint8_t *p, size_t len,
+                     void (*deliver)(struct node_conn *c, const uint8_t *p,
+                                     size_t len));
+/* node__tls_hello_check: @c's HELLO as @role passes the TLS policy; else
+ * false with the refusal's text in @why (@cap bytes), counted. */
+bool node__tls_hello_check(struct node_conn *c, int role, char *why,
+                           size_t cap);
 
 /* ------------------------------------------------------------------------
  * node_accept.c: the listener, budgets and deadlines

@@ -464,6 +464,30 @@ static void node_text(struct node *n, struct http_text *t) {
     http_prom_sample(t, "chorus_connections_closed_total", &lb, 1,
                      (double)wv[i]);
   }
+  one(t, "chorus_tls_handshakes_total", HTTP_PROM_COUNTER,
+      "TLS handshakes completed on the client and peer port, accepted and "
+      "dialled.",
+      (double)n->stats.tls_handshakes);
+  http_prom_family(t, "chorus_tls_refused_total", HTTP_PROM_COUNTER,
+                   "Connections refused by TLS, by reason.");
+  static const char *const tls_why[] = {"certificate", "not_tls",
+                                        "plaintext_client",
+                                        "peer_without_certificate", "tls_off"};
+  const uint64_t tv[] = {n->stats.tls_auth_failed, n->stats.tls_malformed,
+                         n->stats.tls_plaintext_refused,
+                         n->stats.tls_peer_refused, n->stats.tls_off_refused};
+  for (size_t i = 0; i < sizeof tv / sizeof tv[0]; i++) {
+    struct http_label lb = {"reason", tls_why[i]};
+    http_prom_sample(t, "chorus_tls_refused_total", &lb, 1, (double)tv[i]);
+  }
+  http_prom_family(t, "chorus_tls_reloads_total", HTTP_PROM_COUNTER,
+                   "Certificate reloads on SIGHUP, by result.");
+  struct http_label rl = {"result", "ok"};
+  http_prom_sample(t, "chorus_tls_reloads_total", &rl, 1,
+                   (double)n->stats.tls_reloads);
+  rl.value = "failed";
+  http_prom_sample(t, "chorus_tls_reloads_total", &rl, 1,
+                   (double)n->stats.tls_reload_failed);
   one(t, "chorus_overload_total", HTTP_PROM_COUNTER,
       "Requests refused EOVERLOAD: too many in flight on a connection.",
       (double)n->stats.overload);

@@ -115,7 +115,7 @@ static void on_connect(uv_connect_t *req, int status) {
   c->connected = true;
   (void)uv_tcp_nodelay(&c->tcp, 1);
   node__conn_read_start(c);
-  if (c->out.len)
+  if (c->out.len || c->tls) /* frames, or the TLS ClientHello */
     node__mark_dirty(c);
 }
 
@@ -142,6 +142,10 @@ static struct node_conn *peer_conn(struct node *n, struct node_peer *p) {
   snprintf(c->addr, sizeof c->addr, "%s", p->addr);
   c->peer = p;
   c->peer_id = p->id;
+  if (node__tls_dial(c) != CHORUS_OK) {
+    node__conn_close(c);
+    return NULL;
+  }
   int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&p->sa,
                           on_connect);
   if (rc < 0) {
@@ -384,6 +388,11 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
                "peer credentials refused (another cluster key?)");
       wire_error_reply(&reply, m->request_id, rc, text);
     }
+  }
+  if (rc == CHORUS_OK &&
+      !node__tls_hello_check(c, m->hello.role, text, sizeof text)) {
+    rc = CHORUS_EAUTH;
+    wire_error_reply(&reply, m->request_id, rc, text);
   }
   if (rc == CHORUS_OK && n->shutting_down) {
     rc = CHORUS_EUNAVAILABLE;

@@ -267,6 +267,15 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
            "node.peer_lost_in_flight");
   stat_add(&b, (int64_t)n->stats.too_big, "node.too_big");
   stat_add(&b, (int64_t)n->stats.auth_failed, "node.auth_failed");
+  stat_add(&b, (int64_t)n->stats.tls_handshakes, "node.tls_handshakes");
+  stat_add(&b, (int64_t)n->stats.tls_auth_failed, "node.tls_auth_failed");
+  stat_add(&b, (int64_t)n->stats.tls_malformed, "node.tls_malformed");
+  stat_add(&b, (int64_t)n->stats.tls_plaintext_refused,
+           "node.tls_plaintext_refused");
+  stat_add(&b, (int64_t)n->stats.tls_peer_refused, "node.tls_peer_refused");
+  stat_add(&b, (int64_t)n->stats.tls_off_refused, "node.tls_off_refused");
+  stat_add(&b, (int64_t)n->stats.tls_reloads, "node.tls_reloads");
+  stat_add(&b, (int64_t)n->stats.tls_reload_failed, "node.tls_reload_failed");
   stat_add(&b, (int64_t)n->stats.udp_in, "node.udp_in");
   stat_add(&b, (int64_t)n->stats.udp_out, "node.udp_out");
   stat_add(&b, (int64_t)n->stats.handshake_timeouts, "node.handshake_timeouts");

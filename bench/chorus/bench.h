@@ -123,6 +123,11 @@ struct bench_cluster {
   char replicas[64]; /* --replicas spec */
   char durability[16];
   char cluster[32];
+  /* "": plaintext; else a scripts/mkcerts folder: every node runs
+   * --client-tls required and --peer-tls @peer_tls with its node
+   * certificate, and the cluster's own clients verify with its CA. */
+  char tls_dir[400];
+  char peer_tls[16];
   unsigned count;
   /* Two datacenters in network namespaces (--wan-rtt): when netns[0] > 0,
    * bench_cluster_start puts node i in datacenter d = i % 2, named

@@ -101,11 +101,19 @@ static int spawn(struct bench_cluster *c, unsigned i, char *errmsg) {
       dup2(fd, 2);
       close(fd);
     }
-    execl(c->chorusd, c->chorusd, "--id", n->id, "--listen", n->addr, "--data",
-          n->data, "--seeds", seed, "--cluster", c->cluster, "--replicas",
-          c->replicas, "--dc", n->dc, "--rack", "r1", "--durability",
-          c->durability, "--profile", "local", "--log-level", "warn",
-          (char *)NULL);
+    static char pem[512], key[512], ca[512];
+    snprintf(pem, sizeof pem, "%s/node.pem", c->tls_dir);
+    snprintf(key, sizeof key, "%s/node.key", c->tls_dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", c->tls_dir);
+    const char *argv[] = {
+        c->chorusd, "--id", n->id, "--listen", n->addr, "--data", n->data,
+        "--seeds", seed, "--cluster", c->cluster, "--replicas", c->replicas,
+        "--dc", n->dc, "--rack", "r1", "--durability", c->durability,
+        "--profile", "local", "--log-level", "warn",
+        /* TLS: from here, or the list ends */
+        c->tls_dir[0] ? "--tls-cert" : NULL, pem, "--tls-key", key, "--tls-ca",
+        ca, "--client-tls", "required", "--peer-tls", c->peer_tls, NULL};
+    execv(c->chorusd, (char *const *)(uintptr_t)argv);
     fprintf(stderr, "exec %s: %s\n", c->chorusd, strerror(errno));
     _exit(127);
   }
@@ -136,6 +144,11 @@ static bool node_sees_all(const struct bench_cluster *c, unsigned i,
   struct chorus_config cfg;
   chorus_config_init(&cfg);
   cfg.cluster = c->cluster;
+  char ca[512];
+  if (c->tls_dir[0]) {
+    snprintf(ca, sizeof ca, "%s/ca.pem", c->tls_dir);
+    cfg.tls_ca = ca;
+  }
   cfg.connect_timeout_ms = 500;
   cfg.default_timeout_ms = 500;
   cfg.grace_ms = 200;

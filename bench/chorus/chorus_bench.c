@@ -119,6 +119,10 @@ struct options {
   const char *seeds;
   unsigned start_cluster, dcs, port_base;
   const char *replicas, *durability, *chorusd, *cluster;
+  /* TLS: the clients' CA, certificate and key (NULL: plaintext); --tls
+   * DIR sets the CA from a scripts/mkcerts folder and starts the cluster
+   * with TLS (peers too unless --peer-tls off). */
+  const char *tls_ca, *tls_cert, *tls_key, *tls_dir, *peer_tls;
   unsigned conns, pipeline, threads;
   double rate, duration, warmup;
   uint64_t ops;
@@ -715,6 +719,9 @@ static int loop_open(struct loop_ctx *lc, char *errmsg) {
   struct chorus_config cfg;
   chorus_config_init(&cfg);
   cfg.cluster = o->cluster;
+  cfg.tls_ca = o->tls_ca;
+  cfg.tls_cert = o->tls_cert;
+  cfg.tls_key = o->tls_key;
   cfg.seed = o->seed + 1000u * lc->index + 1;
   cfg.dc = o->client_dc;
   for (unsigned s = 0; s < lc->nslots; s++) {
@@ -841,6 +848,9 @@ static void routing_setup(struct run *run, const char *seeds) {
     struct chorus_config cfg;
     chorus_config_init(&cfg);
     cfg.cluster = o->cluster;
+    cfg.tls_ca = o->tls_ca;
+    cfg.tls_cert = o->tls_cert;
+    cfg.tls_key = o->tls_key;
     cfg.seed = 7;
     struct chorus_client *cl = NULL;
     struct chorus_result res = {0};
@@ -1404,6 +1414,9 @@ static int run_staleness(const struct options *o, char addrs[][64],
   struct chorus_config cfg;
   chorus_config_init(&cfg);
   cfg.cluster = o->cluster;
+  cfg.tls_ca = o->tls_ca;
+  cfg.tls_cert = o->tls_cert;
+  cfg.tls_key = o->tls_key;
   cfg.seed = o->seed + 77;
   int rc =
       chorus_client_open_async(&sc->loop, wseeds, &cfg, &sc->writer, errmsg);
@@ -1490,6 +1503,13 @@ static const char usage_text[] =
     "  --chorusd PATH         default: node/chorusd next to this build\n"
     "  --port-base P          first port of a started cluster\n"
     "  --cluster NAME         cluster name (default chorus)\n"
+    "  --tls DIR              TLS 1.3 from a scripts/mkcerts folder: a\n"
+    "                         started cluster runs --client-tls required\n"
+    "                         and --peer-tls required with DIR/node.pem;\n"
+    "                         clients verify against DIR/ca.pem\n"
+    "  --peer-tls MODE        with --tls: required (default) or off\n"
+    "  --tls-ca FILE, --tls-cert FILE, --tls-key FILE\n"
+    "                         the clients' TLS (an existing cluster)\n"
     "  --wan-rtt MS           with --dcs 2: 2 x 3 nodes (replicas\n"
     "                         dc1:3,dc2:3) in two network namespaces joined\n"
     "                         by chorus-wan at MS round trip; clients in\n"
@@ -1625,7 +1645,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
     O_LABEL,
     O_SEED,
     O_WAN,
-    O_CHECK
+    O_CHECK,
+    O_TLS,
+    O_PEER_TLS,
+    O_TLS_CA,
+    O_TLS_CERT,
+    O_TLS_KEY
   };
   static const struct option longopts[] = {
       {"seeds", required_argument, NULL, O_SEEDS},
@@ -1664,6 +1689,11 @@ static void parse_options(int argc, char **argv, struct options *o) {
       {"seed", required_argument, NULL, O_SEED},
       {"wan-rtt", required_argument, NULL, O_WAN},
       {"check", no_argument, NULL, O_CHECK},
+      {"tls", required_argument, NULL, O_TLS},
+      {"peer-tls", required_argument, NULL, O_PEER_TLS},
+      {"tls-ca", required_argument, NULL, O_TLS_CA},
+      {"tls-cert", required_argument, NULL, O_TLS_CERT},
+      {"tls-key", required_argument, NULL, O_TLS_KEY},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1720,6 +1750,29 @@ static void parse_options(int argc, char **argv, struct options *o) {
       break;
     case O_CLUSTER:
       o->cluster = optarg;
+      break;
+    case O_TLS: {
+      static char ca[600];
+      snprintf(ca, sizeof ca, "%s/ca.pem", optarg);
+      o->tls_dir = optarg;
+      o->tls_ca = ca;
+      break;
+    }
+    case O_PEER_TLS:
+      if (strcmp(optarg, "off") != 0 && strcmp(optarg, "required") != 0) {
+        fprintf(stderr, "chorus-bench: --peer-tls: off or required\n");
+        exit(2);
+      }
+      o->peer_tls = optarg;
+      break;
+    case O_TLS_CA:
+      o->tls_ca = optarg;
+      break;
+    case O_TLS_CERT:
+      o->tls_cert = optarg;
+      break;
+    case O_TLS_KEY:
+      o->tls_key = optarg;
       break;
     case 'c':
       o->conns = (unsigned)parse_double(optarg, "--connections", 1, 4096);
@@ -2186,6 +2239,11 @@ int main(int argc, char **argv) {
     snprintf(cluster.replicas, sizeof cluster.replicas, "%s", o.replicas);
     snprintf(cluster.durability, sizeof cluster.durability, "%s", o.durability);
     snprintf(cluster.cluster, sizeof cluster.cluster, "%s", o.cluster);
+    if (o.tls_dir != NULL) {
+      snprintf(cluster.tls_dir, sizeof cluster.tls_dir, "%s", o.tls_dir);
+      snprintf(cluster.peer_tls, sizeof cluster.peer_tls, "%s",
+               o.peer_tls ? o.peer_tls : "required");
+    }
     unsigned count = o.start_cluster;
     if (o.dcs > 1 && count < 6)
       count = 6; /* dc0:3,dc1:3 needs three nodes per datacenter */

@@ -2,7 +2,8 @@
 # check-layering.sh: the dependency rules of docs/ARCHITECTURE.md, enforced.
 #   - no libuv, RocksDB, clock or OS-randomness calls in protocol logic
 #     (crdt/ ring/ with ring/swim/, replication/, storage/ outside the
-#     RocksDB backend) nor in the wire protocol (client/wire/);
+#     RocksDB backend) nor in the wire protocol (client/wire/) nor in the
+#     TLS engine (client/tls/);
 #   - the same, with any time(), rand() or random() call, in the sans-I/O
 #     node core (node/core/), once that folder exists, and in the pure
 #     half of the HTTP listener (node/http/);
@@ -49,8 +50,8 @@ core_clock='\bclock_gettime\(|\bgettimeofday\(|\btime\(|\brand\(|\brandom\(|\bge
 forbid "I/O, clock or OS randomness in protocol logic" "$io|$clock" \
   $(sources crdt ring replication storage | grep -v '/store_rocksdb\.')
 # shellcheck disable=SC2046
-forbid "I/O, clock or OS randomness in the wire protocol" "$io|$clock" \
-  $(sources client/wire)
+forbid "I/O, clock or OS randomness in the wire protocol or TLS engine" "$io|$clock" \
+  $(sources client/wire client/tls)
 # shellcheck disable=SC2046
 forbid "I/O, clock or randomness in the sans-I/O node core" "$io|$core_clock" \
   $(sources node/core)

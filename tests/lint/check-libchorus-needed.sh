@@ -1,7 +1,8 @@
 #!/bin/sh
 # check-libchorus-needed.sh: the installed client library links only what a
-# client needs (libuv, msgpack-c, xxhash, libsodium for passwords, libc,
-# libm, pthread): its dynamic section must not NEED liburcu (the ring's RCU
+# client needs (libuv, msgpack-c, xxhash, libsodium for passwords,
+# OpenSSL's libssl and libcrypto for TLS, libc, libm, pthread): its dynamic
+# section must not NEED liburcu (the ring's RCU
 # publication) or librocksdb (storage), which only chorusd uses. A NEEDED
 # entry appears when a client object reaches a symbol of one of them, e.g.
 # through a ring, swim or storage file pulled into libchorus.
