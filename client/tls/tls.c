@@ -243,8 +243,15 @@ int tls_engine_new(struct tls_ctx *ctx, const char *host,
       X509_VERIFY_PARAM *p = SSL_get0_param(e->ssl);
       if (X509_VERIFY_PARAM_set1_ip_asc(p, host) != 1) {
         ERR_clear_error();
-        if (SSL_set1_host(e->ssl, host) != 1 ||
-            SSL_set_tlsext_host_name(e->ssl, host) != 1) {
+        /* SSL_set_tlsext_host_name casts its argument to void *: a
+         * copy of our own keeps -Wcast-qual quiet (a name is at most 255
+         * bytes, RFC 1035). */
+        char sni[256];
+        size_t hl = strnlen(host, sizeof sni);
+        if (hl < sizeof sni)
+          memcpy(sni, host, hl + 1);
+        if (hl >= sizeof sni || SSL_set1_host(e->ssl, host) != 1 ||
+            SSL_set_tlsext_host_name(e->ssl, sni) != 1) {
           SSL_free(e->ssl);
           chorus_free(e);
           ERR_clear_error();
