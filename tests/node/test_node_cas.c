@@ -351,7 +351,7 @@ static void twenty_if_absent_one_wins(void **state) {
     at += (size_t)snprintf(
         cmd + at, sizeof cmd - at,
         "( o=$(%s -H 127.0.0.1:%d --cluster %s put race-k v%d --if-absent "
-        "2>&1); echo \"R %d $? $o\" ) & ",
+        "2>&1); s=$?; echo \"R %d $s\" $o ) & ",
         cli, nodes[i % 3].port, cluster, i, i);
   snprintf(cmd + at, sizeof cmd - at, "wait");
   FILE *f = popen(cmd, "r");
