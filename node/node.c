@@ -343,6 +343,38 @@ int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
   return rc;
 }
 
+/* on_loopback: whether HOST:PORT @addr names a loopback address, which
+ * only this machine can reach. */
+static bool on_loopback(const char *addr) {
+  char host[SWIM_ADDR_MAX];
+  int port;
+  if (node_addr_split(addr, host, sizeof host, &port) != CHORUS_OK)
+    return false;
+  return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+         strcmp(host, "localhost") == 0;
+}
+
+/* warn_exposed: one loud line each (issue 24) when this node is reachable
+ * from other machines with links anyone on the path can read or forge. */
+static void warn_exposed(const struct node *n) {
+  if (on_loopback(n->cfg.listen))
+    return;
+  if (n->cfg.client_tls != NODE_TLS_REQUIRED)
+    node_log(NODE_LOG_WARN, NODE_MOD,
+             "clients reach this node on %s, which is not loopback, %s and "
+             "without user logins (not built yet): whoever reaches the "
+             "port reads and writes every key (--client-tls required; "
+             "README, TLS)",
+             n->cfg.listen,
+             n->cfg.client_tls == NODE_TLS_OFF ? "without TLS"
+                                               : "with TLS optional");
+  if (n->cfg.peer_tls != NODE_TLS_REQUIRED)
+    node_log(NODE_LOG_WARN, NODE_MOD,
+             "peer links on %s are not encrypted (--peer-tls required): "
+             "whoever is on the path reads the replicated data",
+             n->cfg.listen);
+}
+
 int node_run(struct node *n) {
   uv_signal_start(&n->sigint, on_signal, SIGINT);
   uv_signal_start(&n->sigterm, on_signal, SIGTERM);
@@ -350,6 +382,7 @@ int node_run(struct node *n) {
     node_log(NODE_LOG_WARN, NODE_MOD,
              "no --cluster-key: the gossip key is derived from the cluster "
              "name, which anyone can guess");
+  warn_exposed(n);
   node_log(NODE_LOG_INFO, NODE_MOD,
            "node %s (id %016" PRIx64 ") of cluster \"%s\" listening on %s "
            "(advertised %s), data %s, replicas %s, durability %s, profile %s",

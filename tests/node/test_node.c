@@ -470,9 +470,15 @@ static void test_solo_options(void **state) {
   snprintf(p.data, sizeof p.data, "%s/a/b/c", top);
   struct stat st;
   assert_int_equal(stat(top, &st), -1); /* a fresh path */
-  const char *extra[] = {
-      "--cluster",  cluster, "--cluster-key",     keyfile_a, "--replicas", "1",
-      "--leave-ms", "0",     "--max-value-bytes", "4096",    NULL};
+  /* On every address (0.0.0.0), not loopback alone: two loud lines. */
+  char any[64], adv[64];
+  snprintf(any, sizeof any, "0.0.0.0:%d", p.port);
+  snprintf(adv, sizeof adv, "127.0.0.1:%d", p.port);
+  const char *extra[] = {"--cluster",   cluster,      "--cluster-key",
+                         keyfile_a,     "--replicas", "1",
+                         "--leave-ms",  "0",          "--max-value-bytes",
+                         "4096",        "--listen",   any,
+                         "--advertise", adv,          NULL};
   spawn(&p, extra);
   double end = now_s() + 20;
   while (stat_of(p.port, "members.alive") != 1) {
@@ -485,6 +491,12 @@ static void test_solo_options(void **state) {
   }
   assert_int_equal(stat(p.data, &st), 0);
   assert_true(S_ISDIR(st.st_mode));
+  char log[8192];
+  read_file(p.log, log, sizeof log);
+  const char *warned = strstr(log, "which is not loopback, without TLS");
+  if (warned == NULL || strstr(warned + 1, "which is not loopback") != NULL ||
+      strstr(log, "peer links on 0.0.0.0") == NULL)
+    fail_msg("want one warning each about clients and peers:\n%s", log);
 
   static uint8_t val[4097];
   char why[256] = "";
