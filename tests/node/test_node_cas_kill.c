@@ -38,6 +38,7 @@
 
 #include <cmocka.h>
 
+#include "cas_client.h"
 #include "lin.h"
 #include "node_harness.h"
 
@@ -51,78 +52,6 @@
 #define CHAIN_N 40
 #define CHAIN_KILL_MS 120 /* after the chain starts: mid-request, often */
 #define CHAIN_BACK_AT 30  /* the step at which n0 comes back */
-
-/* The outcome of one CAS call. */
-enum outcome { APPLIED, NOT_APPLIED, UNKNOWN, REFUSED };
-
-struct cas_res {
-  enum outcome outcome;
-  int code;      /* the ERROR's code (UNKNOWN, REFUSED) */
-  bool present;  /* the value found */
-  int64_t value; /* parsed; LIN_ABSENT when absent */
-};
-
-static uint64_t now_us(void) {
-  return (uint64_t)(now_s() * 1e6);
-}
-
-/* One connection with 4 s timeouts (a dead node's socket gives up before
- * the 15 s of tcp_connect); -1 while the node is down. */
-static int open_node(int i) {
-  int fd = client_open(nodes[i].port);
-  if (fd >= 0) {
-    struct timeval tv = {4, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  }
-  return fd;
-}
-
-/* cas_call: one CAS; -1 when the connection is lost (the outcome is then
- * UNKNOWN: the request may have reached the node before it died). */
-static int cas_call(int fd, uint64_t id, const char *key, uint8_t cond,
-                    int64_t expected, int64_t value, struct cas_res *out) {
-  char e[24], v[24];
-  snprintf(e, sizeof e, "%" PRId64, expected);
-  snprintf(v, sizeof v, "%" PRId64, value);
-  struct wire_msg m = {.type = WIRE_CAS, .request_id = id};
-  m.cas.key = (struct wire_bytes){(const uint8_t *)key, strlen(key)};
-  m.cas.cond = cond;
-  if (cond == WIRE_CAS_IF_VALUE || cond == WIRE_CAS_DELETE_IF_VALUE)
-    m.cas.expected = (struct wire_bytes){(const uint8_t *)e, strlen(e)};
-  if (cond != WIRE_CAS_READ && cond != WIRE_CAS_DELETE_IF_VALUE)
-    m.cas.value = (struct wire_bytes){(const uint8_t *)v, strlen(v)};
-  m.cas.opts.timeout_ms = 2000;
-  struct reply r;
-  memset(out, 0, sizeof *out);
-  if (call(fd, &m, &r) != 0) {
-    out->outcome = UNKNOWN;
-    out->code = -1000;
-    return -1;
-  }
-  if (r.m.type == WIRE_CAS_REPLY) {
-    out->outcome = r.m.cas_reply.applied ? APPLIED : NOT_APPLIED;
-    out->present = r.m.cas_reply.present;
-    out->value = LIN_ABSENT;
-    if (out->present) {
-      char buf[24];
-      size_t n = r.m.cas_reply.value.len < 23 ? r.m.cas_reply.value.len : 23;
-      memcpy(buf, r.m.cas_reply.value.ptr, n);
-      buf[n] = '\0';
-      out->value = strtoll(buf, NULL, 10);
-    }
-  } else if (r.m.type == WIRE_ERROR) {
-    out->code = r.m.error.code;
-    /* Only ETIMEDOUT (and a sync failure) may have applied; every other
-     * refusal is before anything was proposed. */
-    out->outcome = chorus_maybe_applied(out->code) ? UNKNOWN : REFUSED;
-  } else {
-    out->outcome = REFUSED;
-    out->code = -1001;
-  }
-  reply_free(&r);
-  return 0;
-}
 
 /* ------------------------------------------------------------------------
  * 1. Racing clients, replicas killed and restarted, the checker
