@@ -2,11 +2,17 @@
 #include "cas_client.h"
 
 #include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
 
 #include "chorus_error.h"
 #include "lin.h"
@@ -70,4 +76,37 @@ int cas_call(int fd, uint64_t id, const char *key, uint8_t cond,
   }
   reply_free(&r);
   return 0;
+}
+
+struct cas_res cas_run(int *fd, uint64_t id, const char *key, uint8_t cond,
+                       struct lin_op *op, int64_t *seen) {
+  struct cas_res r;
+  op->call = now_us();
+  int lost = cas_call(*fd, id, key, cond, op->in[0], op->in[1], &r);
+  op->ret = now_us();
+  if (lost) {
+    close(*fd);
+    *fd = -1;
+  }
+  if (r.outcome == UNKNOWN) {
+    op->ret = LIN_PENDING;
+  } else if (r.outcome != REFUSED) {
+    op->out = op->kind == LIN_READ ? r.value : r.outcome == APPLIED;
+    *seen = r.outcome == APPLIED ? op->in[1] : r.value;
+  }
+  return r;
+}
+
+void cas_describe_fail(const struct lin_result *res, const struct lin_op *hist,
+                       size_t n) {
+  print_message("# %s\n", res->message);
+  size_t from = res->stuck_at > 40 ? res->stuck_at - 40 : 0;
+  for (size_t i = from; i < n && i < from + 80; i++) {
+    if (hist[i].key != res->key)
+      continue;
+    char d[96];
+    lin_cas_register.describe(&hist[i], d, sizeof d);
+    print_message("#   c%u [%" PRIu64 ", %" PRIu64 "] %s\n", hist[i].client,
+                  hist[i].call, hist[i].ret, d);
+  }
 }

@@ -5,7 +5,10 @@
 #define CHORUS_TEST_CAS_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "lin.h"
 
 /* The outcome of one CAS call. */
 enum outcome { APPLIED, NOT_APPLIED, UNKNOWN, REFUSED };
@@ -32,5 +35,18 @@ int open_node(int i);
  * refusal came before anything was proposed (REFUSED). */
 int cas_call(int fd, uint64_t id, const char *key, uint8_t cond,
              int64_t expected, int64_t value, struct cas_res *out);
+
+/* cas_run: @op (its kind and in[] set by the caller) as CAS @cond on @key
+ * over *@fd, which is closed and set to -1 when the connection is lost;
+ * fills op's call, ret (LIN_PENDING when the outcome is unknown) and out,
+ * and *@seen with what this client expects next (the value after its
+ * update, or the value found). Returns the call's result. */
+struct cas_res cas_run(int *fd, uint64_t id, const char *key, uint8_t cond,
+                       struct lin_op *op, int64_t *seen);
+
+/* cas_describe_fail: the checker's message and the key's operations of
+ * @hist (@n) around the one it got stuck at (at most 80 lines). */
+void cas_describe_fail(const struct lin_result *res, const struct lin_op *hist,
+                       size_t n);
 
 #endif

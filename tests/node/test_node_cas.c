@@ -107,40 +107,14 @@ static void *client_main(void *p) {
       op.in[0] = cond == WIRE_CAS_IF_ABSENT ? LIN_ABSENT : seen[k];
       op.in[1] = cond == WIRE_CAS_IF_ABSENT ? 0 : seen[k] + 1;
     }
-    struct cas_res r;
-    op.call = now_us();
-    int lost = cas_call(a->fds[node], ++id, key, cond, op.in[0], op.in[1], &r);
-    op.ret = now_us();
-    if (lost) {
-      close(a->fds[node]);
-      a->fds[node] = -1;
-    }
-    if (r.outcome == UNKNOWN) {
-      op.ret = LIN_PENDING;
-    } else if (r.outcome != REFUSED) {
-      op.out = op.kind == LIN_READ ? r.value : r.outcome == APPLIED;
-      /* What this client expects next: the value after its update, or the
-       * value found. */
-      seen[k] = r.outcome == APPLIED ? op.in[1] : r.value;
-    }
+    struct cas_res r = cas_run(&a->fds[node], ++id, key, cond, &op, &seen[k]);
     record(&op, r.outcome, r.code);
   }
   return NULL;
 }
 
-/* The checker's message and the key's operations around the one it got
- * stuck at (at most 80 lines). */
 static void describe_fail(const struct lin_result *res) {
-  print_message("# %s\n", res->message);
-  size_t from = res->stuck_at > 40 ? res->stuck_at - 40 : 0;
-  for (size_t i = from; i < nhist && i < from + 80; i++) {
-    if (hist[i].key != res->key)
-      continue;
-    char d[96];
-    lin_cas_register.describe(&hist[i], d, sizeof d);
-    print_message("#   c%u [%" PRIu64 ", %" PRIu64 "] %s\n", hist[i].client,
-                  hist[i].call, hist[i].ret, d);
-  }
+  cas_describe_fail(res, hist, nhist);
 }
 
 static void cas_races_stay_linearizable(void **state) {
