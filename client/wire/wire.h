@@ -86,7 +86,10 @@
  * when set); a node forwards a request to a peer of an older version
  * without it (wire_reply_for). Version 5 added STREAM_CHUNK2 (STREAM_CHUNK
  * with @empty_to); a node answers a pull on an older connection with
- * STREAM_CHUNK (wire_reply_for); and KEYSPACE, KEYSPACE_REPLY. */
+ * STREAM_CHUNK (wire_reply_for); CAS and Paxos (144..152), LOCK,
+ * LOCK_REPLY, KEYSPACE, KEYSPACE_REPLY, TRACE, REPLICA_TIMES, USER,
+ * USER_REPLY, and options of 10 entries (a keyspace and flags; a node
+ * forwards a request to an older peer without its flags). */
 #define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
