@@ -25,7 +25,9 @@
 # (default 3), KEYS (default 100000; a few keys measure contention),
 # DURABILITY (chorus's, default group; none acknowledges before fsync,
 # which etcd never does), PORT (first of 3 chorus ports), ETCD_PORT
-# (first of 6), ETCD=0 (chorus rows only), KEEP=1 (keep the nodes' folders and logs).
+# (first of 6), ETCD=0 (chorus rows only), LOCKS=1 (also lock acquire then
+# release: chorus-bench --workload lock beside etcd's lock API on a lease),
+# KEEP=1 (keep the nodes' folders and logs).
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -132,9 +134,15 @@ r=1
 while [ $r -le "$rounds" ]; do
   echo "chorus-put $(chorus_run wo)" >>"$tmp/rows"
   echo "chorus-cas $(chorus_run cas)" >>"$tmp/rows"
+  if [ "${LOCKS:-0}" = 1 ]; then
+    echo "chorus-lock $(chorus_run lock)" >>"$tmp/rows"
+  fi
   if [ "${ETCD:-1}" != 0 ]; then
     echo "etcd-put $(etcd_run put)" >>"$tmp/rows"
     echo "etcd-cas $(etcd_run cas)" >>"$tmp/rows"
+    if [ "${LOCKS:-0}" = 1 ]; then
+      echo "etcd-lock $(etcd_run lock)" >>"$tmp/rows"
+    fi
   fi
   r=$((r + 1))
 done
@@ -147,7 +155,8 @@ echo "chorus 3 nodes N=3 durability $durability; etcd $(etcd --version |
 printf '\n%-11s | %-27s | %8s %8s %8s\n' row "ops/s per round" "ops/s" \
   "p50 ms" "p99 ms"
 # Medians per row (of each column separately).
-for row in chorus-put chorus-cas etcd-put etcd-cas; do
+for row in chorus-put chorus-cas chorus-lock etcd-put etcd-cas etcd-lock; do
+  grep -q "^$row " "$tmp/rows" || continue
   grep "^$row " "$tmp/rows" | awk -v row="$row" '
     { t[NR] = $2; a[NR] = $3; b[NR] = $4; all = all sprintf("%s ", $2) }
     function med(x, n,   i, j, s) {
@@ -175,5 +184,15 @@ echo "chorus cas / etcd cas:   throughput $(ratio chorus-cas etcd-cas 2)x," \
   "p50 $(ratio chorus-cas etcd-cas 3)x, p99 $(ratio chorus-cas etcd-cas 4)x"
 echo "chorus put / etcd put:   throughput $(ratio chorus-put etcd-put 2)x," \
   "p50 $(ratio chorus-put etcd-put 3)x, p99 $(ratio chorus-put etcd-put 4)x"
+if [ "${LOCKS:-0}" = 1 ]; then
+  echo "chorus lock / chorus put: throughput $(ratio chorus-lock chorus-put 2)x," \
+    "p50 $(ratio chorus-lock chorus-put 3)x, p99 $(ratio chorus-lock chorus-put 4)x"
+  if [ "${ETCD:-1}" != 0 ]; then
+    echo "chorus lock / etcd lock: throughput" \
+      "$(ratio chorus-lock etcd-lock 2)x, p50 $(ratio chorus-lock etcd-lock 3)x," \
+      "p99 $(ratio chorus-lock etcd-lock 4)x"
+  fi
+  echo "(lock rows: acquire and release each count as one operation)"
+fi
 echo "(etcd rows: a Python client over the JSON gateway; its own cost is" \
   "in etcd's latencies)"

@@ -2,13 +2,15 @@
 """etcd_cas.py: a closed-loop load on etcd's v3 JSON gateway (/v3/kv/put,
 /v3/kv/txn), for cas_vs_etcd.sh: the same workload as chorus-bench
 --workload cas (if-value increments of the value last seen, if-absent "0"
-on a key not seen yet) or --workload wo (blind puts), at the same
-concurrency. One keep-alive HTTP connection per client thread, spread over
+on a key not seen yet), --workload wo (blind puts) or --workload lock
+(each client acquires a lock of a random key through etcd's lock API on
+a lease it holds, then releases it: two requests, as chorus-bench's
+acquire and release), at the same concurrency. One keep-alive HTTP connection per client thread, spread over
 the endpoints; latency per request in ms. etcdctl runs one process per
 command, so its own start would be the measurement; the Debian packages
 have no etcd `benchmark` tool.
 
-Usage: etcd_cas.py ENDPOINTS(h:p,...) MODE(put|cas) CONNS SECONDS KEYS
+Usage: etcd_cas.py ENDPOINTS(h:p,...) MODE(put|cas|lock) CONNS SECONDS KEYS
 Prints: ops/s p50_ms p99_ms not_applied errors
 """
 import base64
@@ -39,13 +41,25 @@ def main():
         rnd = random.Random(i)
         seen = {}
         mine, na, err = [], 0, 0
+        lease, held = None, None
+        if mode == "lock":
+            # One lease per client for the run (60 s: no keep-alive needed).
+            conn.request("POST", "/v3/lease/grant", json.dumps({"TTL": 60}),
+                         {"Content-Type": "application/json"})
+            lease = json.loads(conn.getresponse().read())["ID"]
         while True:
             t0 = time.monotonic()
             if t0 >= end:
                 break
             # Keys of each mode apart, as chorus-bench's "key:" and "cas:".
             k = "%s:%012d" % (mode, rnd.randrange(keys))
-            if mode == "put":
+            if mode == "lock" and held is not None:
+                path = "/v3/lock/unlock"
+                body = {"key": held}
+            elif mode == "lock":
+                path = "/v3/lock/lock"
+                body = {"name": b64(k), "lease": lease}
+            elif mode == "put":
                 path = "/v3/kv/put"
                 body = {"key": b64(k), "value": b64("x" * 100)}
             elif k in seen:
@@ -78,9 +92,12 @@ def main():
             t1 = time.monotonic()
             if not ok:
                 seen.pop(k, None)
+                held = None
                 if t0 >= warm:
                     err += 1
                 continue
+            if mode == "lock":
+                held = None if held is not None else data.get("key")
             if mode == "cas":
                 if data.get("succeeded"):
                     prev = seen.get(k)
