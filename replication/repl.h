@@ -287,7 +287,7 @@ struct repl_config {
   chorus_ms lock_skew_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
   /* A write or read coordinated here whose answer took @slow_ms or more
-   * leaves one line on @warn when it ends (SLOW REQUESTS, repl_op.c):
+   * leaves one line on @warn when it ends (SLOW REQUESTS, repl_timeline.c):
    * its timeline, replica by replica. 0: never (the default). */
   chorus_ms slow_ms;
   /* Where what an operator must hear goes (dropped hints, per target and

@@ -646,7 +646,7 @@ struct repl_target {
                   0: none yet (the slow-request line) */
 };
 
-/* A traced request's own state (repl_op.c, TRACING), allocated with its
+/* A traced request's own state (repl_timeline.c, TRACING), allocated with its
  * operation only when traced, so an untraced one carries a NULL pointer
  * and nothing else. */
 struct repl_trace {
@@ -676,13 +676,13 @@ struct repl_coord {
   struct repl_tally tally;
   uint8_t ntargets; /* <= RING_PLIST_MAX */
   struct repl_target t[RING_PLIST_MAX];
-  /* The timeline a slow request's line shows (repl_op.c, SLOW REQUESTS):
+  /* The timeline a slow request's line shows (repl_timeline.c, SLOW REQUESTS):
    * when the request arrived (monotonic), then ms after that: its
    * messages out, its answer; read repairs sent. A few stores per event. */
   chorus_ms born;
   uint32_t sent_at, replied_at;
   uint16_t repairs;
-  /* TRACING (repl_op.c): the request asked for its timeline (opts.flags
+  /* TRACING (repl_timeline.c): the request asked for its timeline (opts.flags
    * TRACE); NULL: it did not. Owned. */
   struct repl_trace *trace;
 };
@@ -1048,7 +1048,7 @@ int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
                           const struct repl_effects *fx);
 /* repl__send_times: for a traced replica request @req (REPL_REQ_TRACE),
  * its REPLICA_TIMES to @to: received at @born, answered now, after a
- * sync barrier when @synced (TRACING, repl_op.c); nothing for others.
+ * sync barrier when @synced (TRACING, repl_timeline.c); nothing for others.
  * Call it just before the answer. Errors: effect errors. */
 int repl__send_times(const struct repl *r, const struct repl_effects *fx,
                      chorus_node_id to, uint64_t req, chorus_ms born,
@@ -1254,5 +1254,47 @@ int repl__replay_acked(struct repl *r, struct repl_op *op, chorus_node_id from,
                        uint64_t hint_seq, int status);
 /* repl__replay_ended: a replay leaves the flight of its target. */
 void repl__replay_ended(struct repl *r, const struct repl_op *op);
+
+/* ------------------------------------------------------------------------
+ * repl_timeline.c: a write's or read's own story (SLOW REQUESTS, TRACING)
+ * ------------------------------------------------------------------------ */
+
+/* repl__since: ms from @c's arrival to the event being handled. */
+uint32_t repl__since(const struct repl *r, const struct repl_coord *c);
+/* repl__answered_at: replica @from's first answer, timed (once). */
+void repl__answered_at(const struct repl *r, struct repl_coord *c,
+                       chorus_node_id from);
+/* repl__to_replied: @op answered its client now. */
+void repl__to_replied(struct repl *r, struct repl_op *op);
+/* repl__slow_line: @op's one line on the warn tracer when it was slow
+ * (@timed_out: its timer ended it). repl__forward_slow: a forward's. */
+void repl__slow_line(struct repl *r, const struct repl_op *op,
+                     const struct repl_coord *c, bool timed_out);
+void repl__forward_slow(struct repl *r, const struct repl_op *op,
+                        const char *how);
+/* A traced step's effects: the driver's, with the reply held
+ * (repl__hold_effects fills @h and *@out; repl__driver_fx: the driver's
+ * effects behind either). */
+struct repl_hold {
+  const struct repl_effects *fx; /* the driver's */
+  struct repl_coord *c;
+};
+void repl__hold_effects(struct repl_hold *h, const struct repl_effects *fx,
+                        struct repl_coord *c, struct repl_effects *out);
+const struct repl_effects *repl__driver_fx(const struct repl_effects *fx);
+/* repl__trace_times: replica @from's own times (REPLICA_TIMES). */
+void repl__trace_times(struct repl_coord *c, chorus_node_id from,
+                       const struct wire_replica_times *t);
+/* repl__trace_send, repl__held_send: a traced operation's end: its TRACE,
+ * then its held reply. repl__forward_trace: a forwarded request's TRACE
+ * passed on with this node's hop first. Errors: effect errors. */
+int repl__trace_send(struct repl *r, const struct repl_op *op,
+                     const struct repl_coord *c, bool timed_out,
+                     const struct repl_effects *fx);
+int repl__held_send(struct repl *r, struct repl_coord *c,
+                    const struct repl_effects *fx);
+int repl__forward_trace(struct repl *r, const struct repl_op *op,
+                        const struct wire_msg *m,
+                        const struct repl_effects *fx);
 
 #endif /* CHORUS_REPL_INT_H */
