@@ -944,8 +944,18 @@ static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
     rc = chorus_lww_delete(c, key, strlen(key), &cl->opts, &res);
   }
   if (rc == CHORUS_OK && strcmp(sub, "get") != 0) {
+    /* The stamp this write got (0 from a node before protocol 5): the
+     * write wins over every write with a smaller one. */
     print_warnings(key, &res);
-    printf(cl->json ? "{\"ok\":true}\n" : "ok\n");
+    if (cl->json)
+      printf("{\"ok\":true,\"ts\":%" PRIu64 ",\"node\":\"%016" PRIx64 "\"}\n",
+             res.lww_ts, res.lww_node);
+    else if (res.lww_ts != 0)
+      printf("ok\nwritten: %" PRIu64 ".%u by %016" PRIx64 "\n",
+             CHORUS_LWW_MS(res.lww_ts), (unsigned)(res.lww_ts & 0xffffu),
+             res.lww_node);
+    else
+      printf("ok\n");
   }
   rc = rc == CHORUS_OK ? 0 : fail(&res);
   print_trace(c, cl, &res);

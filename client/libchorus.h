@@ -616,15 +616,16 @@ int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
 #define CHORUS_LWW_MS(ts) ((uint64_t)(ts) >> 16)
 
 /* chorus_lww_set: writes @value (0..CHORUS_MAX_VALUE bytes) to register
- * @key, stamped by the coordinating node. Errors: CHORUS_ECLOCK (above),
- * CHORUS_ETYPE, and as above. */
+ * @key, stamped by the coordinating node; on success lww_ts and lww_node
+ * hold the stamp this write got (0 and 0 from a node before protocol 5).
+ * Errors: CHORUS_ECLOCK (above), CHORUS_ETYPE, and as above. */
 int chorus_lww_set(struct chorus_client *c, const void *key, size_t key_len,
                    const void *value, size_t value_len,
                    const struct chorus_opts *opts, struct chorus_result *res);
 
-/* chorus_lww_delete: writes "no value" to register @key, stamped likewise;
- * a read then finds nothing (nvalues 0) until a later write. Errors: as
- * chorus_lww_set. */
+/* chorus_lww_delete: writes "no value" to register @key, stamped likewise
+ * (its stamp in lww_ts and lww_node); a read then finds nothing (nvalues
+ * 0) until a later write. Errors: as chorus_lww_set. */
 int chorus_lww_delete(struct chorus_client *c, const void *key, size_t key_len,
                       const struct chorus_opts *opts,
                       struct chorus_result *res);

@@ -469,8 +469,17 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     return take_list(res, &m->get_reply.values, m->get_reply.context);
   case WIRE_SET_REPLY:
     return take_list(res, &m->set_reply.members, m->set_reply.context);
-  case WIRE_WRITE_REPLY:
-    return take_list(res, &none, m->write_reply.context);
+  case WIRE_WRITE_REPLY: {
+    const struct wire_bytes *ctx = &m->write_reply.context;
+    if ((req_type == WIRE_LWW_SET || req_type == WIRE_LWW_DELETE) &&
+        ctx->len == WIRE_LWW_STAMP_BYTES) {
+      /* An LWW write's context is the stamp it got (wire.h). */
+      res->lww_ts = be_get(ctx->ptr, 8);
+      res->lww_node = be_get(ctx->ptr + 8, 8);
+      return take_list(res, &none, (struct wire_bytes){NULL, 0});
+    }
+    return take_list(res, &none, *ctx);
+  }
   case WIRE_COUNTER_REPLY:
     res->counter = m->counter_reply.value;
     return CHORUS_OK;

@@ -499,6 +499,11 @@ struct wire_lww_key {
 /* The register's winning write: its value when @present, the HLC time the
  * coordinator stamped it with and that coordinator's node id (0, 0 for a
  * key never written). */
+/* The WRITE_REPLY(2) context of an LWW_SET or LWW_DELETE (since version
+ * 5): the register's stamp after the write, the one this write got: the
+ * HLC time then the node id, 8 bytes each, big-endian. Empty from an
+ * older node. */
+#define WIRE_LWW_STAMP_BYTES 16u
 struct wire_lww_reply {
   uint8_t present; /* 0: absent (never written, or deleted), 1: @value */
   struct wire_bytes value;

@@ -43,6 +43,7 @@ struct ev {
   uint64_t *values;
   size_t nvalues;
   int64_t counter;
+  uint64_t stamp[2];
 };
 
 /* A barrier requested through store_sync_request(); owned by the node's
@@ -458,6 +459,8 @@ int sim_fx_reply(struct sim_effects *fx, const struct sim_reply *r) {
   e->status = r->status;
   e->maybe_applied = r->maybe_applied;
   e->counter = r->counter;
+  e->stamp[0] = r->stamp[0];
+  e->stamp[1] = r->stamp[1];
   e->node = fx->node;
   if (r->nvalues > 0) {
     e->values = chorus_calloc(r->nvalues, sizeof *e->values);
@@ -857,7 +860,8 @@ static void sync_step_ev(struct sim *s, int node) {
 
 static int is_write(enum sim_op op) {
   return op == SIM_OP_PUT || op == SIM_OP_COUNTER_ADD || op == SIM_OP_SET_ADD ||
-         op == SIM_OP_DELETE || op == SIM_OP_CAS;
+         op == SIM_OP_DELETE || op == SIM_OP_CAS || op == SIM_OP_SET_REMOVE ||
+         op == SIM_OP_LWW_SET;
 }
 
 static void client_complete(struct sim *s, int c, enum sim_outcome outcome,
@@ -905,6 +909,8 @@ static void client_reply_ev(struct sim *s, struct ev *e) {
   void *ctx = e->context;
   e->values = NULL;
   e->context = NULL;
+  if (o == SIM_OK && (cl->op == SIM_OP_LWW_SET || cl->op == SIM_OP_LWW_READ))
+    sim_history_stamp(&s->history, cl->hop, e->stamp);
   client_complete(s, e->client, o, e->status, values, e->nvalues, ctx,
                   e->ev.req.clen, e->counter);
 }
@@ -970,7 +976,8 @@ int sim_request_start(struct sim *s, int client, int node,
       .klen = klen,
       .value = e->value,
       .vlen = (call->op == SIM_OP_PUT || call->op == SIM_OP_SET_ADD ||
-               call->op == SIM_OP_CAS)
+               call->op == SIM_OP_CAS || call->op == SIM_OP_SET_REMOVE ||
+               call->op == SIM_OP_LWW_SET)
                   ? 8
                   : 0,
       .context = e->context,
@@ -1592,6 +1599,7 @@ int sim_record_finals(struct sim *s) {
           .op_ids = (uint64_t *)(uintptr_t)v.op_ids,
           .nop_ids = v.nop_ids,
           .digest = v.digest,
+          .stamp = {v.stamp[0], v.stamp[1]},
       };
       rc = sim_history_final(h, &f);
       chorus_free(vals);

@@ -229,6 +229,9 @@ struct sim_reply {
   const void *context; /* GET: opaque causal context for a later PUT */
   size_t clen;
   int64_t counter; /* COUNTER_READ */
+  /* LWW_READ, and an LWW_SET's WRITE_REPLY: the register's stamp (HLC
+   * time, node id) */
+  uint64_t stamp[2];
 };
 
 struct sim_effects;
@@ -278,7 +281,8 @@ struct sim_replica_view {
   const uint64_t *op_ids; /* counter: op ids applied, if the protocol knows */
   size_t nop_ids;
   int has_op_ids;
-  uint64_t digest; /* equal states give equal digests (protocol-defined) */
+  uint64_t digest;   /* equal states give equal digests (protocol-defined) */
+  uint64_t stamp[2]; /* lww: the register's stamp */
 };
 
 struct sim_node_ops {
@@ -576,6 +580,11 @@ struct sim_run_config {
   int swarm;             /* draw fault rates per seed below sim.faults */
   int clients;           /* concurrent clients (default 4) */
   int kv_keys, counter_keys, set_keys; /* key counts per type */
+  int lww_keys;        /* LWW registers (default 0: not every protocol
+                        * under test has them) */
+  int set_remove_pct;  /* set operations that read the set, then remove one
+                        * element it returned with the read's context
+                        * (SIM_OP_SET_REMOVE), percent [0]; at most 70 */
   int delete_pct;      /* kv operations that read the key, then delete it with
                         * the read's context (SIM_OP_DELETE), percent [0]; at
                         * most 45: they replace read-modify-writes */
