@@ -172,6 +172,14 @@ struct core_sim_options {
   int planted_early_ack; /* a planted bug, for the checkers' own test:
                           * the adapter answers every write OK at once
                           * and drops the core's real answer */
+
+  /* Locks (issue 23; test_lock_sim): repl's lock_skew_ms (chorusd
+   * --lock-skew-ms) [0: repl's 500], negative for 0, no allowance (a
+   * planted bug); and a planted bug for the fencing checker: every
+   * FENCED_PUT of an odd request id goes out with its token + 1 (as if
+   * the resource compared them off by one, and remembered that). */
+  int64_t lock_skew_ms;
+  int planted_fence_plus1;
 };
 
 extern const struct sim_node_ops core_sim_ops;

@@ -106,6 +106,7 @@ enum sim_op_type sim_op_type_of(enum sim_op op) {
   case SIM_OP_SET_READ:
     return SIM_TYPE_SET;
   case SIM_OP_CAS:
+  case SIM_OP_LOCK:
     return SIM_TYPE_CAS;
   default:
     return SIM_TYPE_KV;
@@ -130,6 +131,8 @@ const char *sim_op_name(enum sim_op op) {
     return "delete";
   case SIM_OP_CAS:
     return "cas";
+  case SIM_OP_LOCK:
+    return "lock";
   }
   return "?";
 }

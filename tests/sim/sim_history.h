@@ -80,6 +80,10 @@ enum sim_op {
   SIM_OP_CAS,          /* cas: a compare-and-set or serial read (issue 23;
                         * sim_call.cas_cond; judged by tests/lin, not by
                         * the checkers here) */
+  SIM_OP_LOCK,         /* lock: a LOCK request (issue 23; sim_call.lock_op:
+                        * acquire, renew, release, status, fenced put;
+                        * judged by test_lock_sim, not by the checkers
+                        * here) */
 };
 
 enum sim_op_type {
