@@ -107,9 +107,9 @@
 #ifdef CHORUS_LONG_TESTS
 #define LOCK_SIM_SEEDS 1000
 #else
-#define LOCK_SIM_SEEDS 40
+#define LOCK_SIM_SEEDS 30
 #endif
-#define PLANT_SEEDS 30
+#define PLANT_SEEDS 10
 #define CLIENTS 4
 #define CHAOS_MS 4000
 #define TTL_MS 150
@@ -192,6 +192,9 @@ struct client {
 struct totals {
   uint64_t acquired, acq_refused, renewed, released, puts_applied, puts_refused,
       stale_puts, stale_applied, unknown, reads, holds;
+  uint64_t takeovers; /* acquisitions whose previous token was never seen
+                       * released: its lease ran out (or the release's
+                       * outcome was unknown) */
   int seeds, failures, undecided, unjudged;
 };
 
@@ -204,6 +207,8 @@ struct run {
   int nholds;
   struct acq acqs[MAX_HOLDS];
   int nacqs;
+  uint64_t rel[MAX_HOLDS]; /* tokens released (applied) */
+  int nrel;
   struct lin_op *hist;
   size_t n, cap;
   uint64_t max_token_invoked; /* fenced puts: the highest token sent */
@@ -307,8 +312,11 @@ static void on_done(struct sim *s, void *arg, int ci) {
     }
     break;
   case WIRE_LOCK_RELEASE:
-    if (applied)
+    if (applied) {
       r->t->released++;
+      if (r->nrel < MAX_HOLDS)
+        r->rel[r->nrel++] = c->token;
+    }
     break;
   case WIRE_LOCK_FENCED_PUT: {
     struct lin_op op = c->cur;
@@ -699,6 +707,12 @@ static int run_seed(uint64_t seed, int plant, struct totals *t) {
   int judged = 2 * d_max + ttl_drift <= skew;
   if (!judged)
     t->unjudged++;
+  for (int i = 0; i < r->nacqs; i++) {
+    int freed = r->acqs[i].token <= 1;
+    for (int j = 0; j < r->nrel && !freed; j++)
+      freed = r->rel[j] == r->acqs[i].token - 1;
+    t->takeovers += !freed;
+  }
   if (verdict == 0)
     verdict = check_tokens(r);
   if (verdict == 0 && judged)
@@ -761,7 +775,8 @@ static void run_seeds(unsigned first, unsigned seeds, int plant,
   print_message(
       "# lock-sim%s: %d seeds, %d failed, %d undecided, %d not judged for "
       "exclusion (clocks beyond the allowance); %" PRIu64
-      " acquisitions (%" PRIu64 " refused), %" PRIu64 " renewals, %" PRIu64
+      " acquisitions (%" PRIu64 " refused; %" PRIu64
+      " took over a lease that ran out), %" PRIu64 " renewals, %" PRIu64
       " releases, %" PRIu64 " holder intervals; fenced puts: %" PRIu64
       " applied, %" PRIu64 " refused (%" PRIu64 " with a stale token, %" PRIu64
       " of them applied: no later holder had written); %" PRIu64
@@ -770,8 +785,9 @@ static void run_seeds(unsigned first, unsigned seeds, int plant,
       : plant == PLANT_FENCE ? " (planted: fence off by one)"
                              : "",
       t->seeds, t->failures, t->undecided, t->unjudged, t->acquired,
-      t->acq_refused, t->renewed, t->released, t->holds, t->puts_applied,
-      t->puts_refused, t->stale_puts, t->stale_applied, t->reads, t->unknown);
+      t->acq_refused, t->takeovers, t->renewed, t->released, t->holds,
+      t->puts_applied, t->puts_refused, t->stale_puts, t->stale_applied,
+      t->reads, t->unknown);
 }
 
 /* plant_env: CHORUS_LOCK_SIM_PLANT=skew or =fence runs the first test
