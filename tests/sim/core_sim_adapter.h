@@ -45,7 +45,9 @@
  *   SIM_EV_REQUEST   a struct wire_msg (GET, PUT with its context,
  *                    DELETE with its context,
  *                    COUNTER_ADD with op_id = the request id, COUNTER_READ,
- *                    SET_ADD of one member, SET_READ; the request's r/w go
+ *                    SET_ADD of one member, SET_READ, CAS, LOCK (a lock op
+ *                    or a fenced put; its LOCK_REPLY as sim_result.lock);
+ *                    the request's r/w go
  *                    into wire_options as they are, 0 = node default, a
  *                    negative number a named level) to core_client with the
  *                    request id as cookie; the reply effect is sim_fx_reply
