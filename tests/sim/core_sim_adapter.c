@@ -295,6 +295,23 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
       r.nvalues = 1;
     }
     break;
+  case WIRE_LOCK_REPLY:
+    /* sim.h, SIM_OP_LOCK: applied as the counter, the record in .lock,
+     * a fenced put's value found. */
+    r.counter = m->lock_reply.applied;
+    r.lock = (struct sim_lock_answer){.refusal = m->lock_reply.refusal,
+                                      .held = m->lock_reply.held,
+                                      .token = m->lock_reply.token,
+                                      .expires = m->lock_reply.expires};
+    if (m->lock_reply.present) {
+      if (view_reserve(n, 1) != CHORUS_OK)
+        return CHORUS_ENOMEM;
+      n->view[0] =
+          value_of(n, m->lock_reply.value.ptr, m->lock_reply.value.len);
+      r.values = n->view;
+      r.nvalues = 1;
+    }
+    break;
   case WIRE_WRITE_REPLY:
   case WIRE_WRITE_REPLY2:
     /* An LWW write's context is its stamp (wire.h); the simulator reads
@@ -424,6 +441,9 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
   if (n->opt.hint_batch != 0)
     c->hint_batch = n->opt.hint_batch;
   c->max_object_bytes = n->opt.max_object_bytes;
+  if (n->opt.lock_skew_ms != 0)
+    c->lock_skew_ms =
+        n->opt.lock_skew_ms < 0 ? 0 : (chorus_ms)n->opt.lock_skew_ms;
   c->tombstone_gc = n->opt.tombstone_gc;
   if (n->opt.tombstone_gc_timeout_ms != 0)
     c->tombstone_gc_timeout_ms = n->opt.tombstone_gc_timeout_ms;
@@ -719,6 +739,25 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
     if (q->cas_cond == WIRE_CAS_SET || q->cas_cond == WIRE_CAS_IF_ABSENT ||
         q->cas_cond == WIRE_CAS_IF_VALUE)
       m.cas.value = (struct wire_bytes){q->value, q->vlen};
+    break;
+  case SIM_OP_LOCK:
+    /* A lock operation or a fenced write (issue 23): the key as the
+     * client named it (the lock's, with WIRE_LOCK_PREFIX, or the data
+     * key), a fenced put's value as 8 bytes. */
+    m.type = WIRE_LOCK;
+    m.lock = (struct wire_lock){.op = (uint8_t)q->lock_op,
+                                .key = key,
+                                .token = q->token,
+                                .ttl_ms = q->ttl_ms,
+                                .opts = o};
+    if (q->lock_op == WIRE_LOCK_ACQUIRE)
+      m.lock.holder = (struct wire_bytes){(const uint8_t *)"sim", 3};
+    if (q->lock_op == WIRE_LOCK_FENCED_PUT) {
+      /* The planted bug: half the writes compared one token up. */
+      m.lock.token += n->opt.planted_fence_plus1 && (q->id & 1) ? 1 : 0;
+      m.lock.name = (struct wire_bytes){q->name, q->nlen};
+      m.lock.value = (struct wire_bytes){q->value, q->vlen};
+    }
     break;
   default: {
     struct sim_reply r = {.id = q->id, .status = CHORUS_ENOTSUP};

@@ -182,6 +182,13 @@ struct sim_request {
                       * @value is the new value, sent when the condition
                       * takes one */
   uint64_t expected; /* SIM_OP_CAS IF_VALUE, DELETE_IF_VALUE: as 8 bytes */
+  /* SIM_OP_LOCK: the wire's op (WIRE_LOCK_ACQUIRE...), its token and
+   * ttl; FENCED_PUT: @name the lock's name, @value the value (8 bytes),
+   * @key the data key (for the others @key is the lock's own key). */
+  int lock_op;
+  uint64_t token, ttl_ms;
+  const void *name;
+  size_t nlen;
 };
 
 struct sim_event {
@@ -232,6 +239,13 @@ struct sim_reply {
   /* LWW_READ, and an LWW_SET's WRITE_REPLY: the register's stamp (HLC
    * time, node id) */
   uint64_t stamp[2];
+  struct sim_lock_answer {
+    int refusal;      /* enum wire_lock_refusal */
+    int held;         /* 0 or 1 */
+    uint64_t token;   /* the lock's token; FENCED_PUT: the key's highest
+                       * for the lock before the write */
+    uint64_t expires; /* the coordinator's HLC ms */
+  } lock;             /* SIM_OP_LOCK (applied: .counter 1) */
 };
 
 struct sim_effects;
@@ -482,6 +496,11 @@ int sim_restart(struct sim *s, int node);
 struct store *sim_store(struct sim *s, int node);
 /* sim_clock_jump: moves @node's wall clock by @ms (either sign). */
 void sim_clock_jump(struct sim *s, int node, int64_t ms);
+/* sim_clock_error_max: the largest |offset + jumps| any node's wall clock
+ * has had so far, in ms (drift comes on top: at most drift_ppm of the
+ * virtual time elapsed). test_lock_sim judges lease overlaps only when
+ * the lock skew allowance covers it. */
+chorus_ms sim_clock_error_max(const struct sim *s);
 /* sim_node_state: the node's protocol state, NULL when down (tests). */
 void *sim_node_state(struct sim *s, int node);
 
@@ -507,7 +526,8 @@ struct sim_result {
   const void *context;
   size_t clen;
   int64_t counter;
-  size_t hop; /* index of the op in the history */
+  struct sim_lock_answer lock; /* SIM_OP_LOCK */
+  size_t hop;                  /* index of the op in the history */
 };
 
 /* A request a client makes. @covers lists the values the client saw with
@@ -531,6 +551,15 @@ struct sim_call {
    * any write (a serial read's too: it may have finished a proposal). */
   int cas_cond;
   uint64_t expected;
+  /* SIM_OP_LOCK (issue 23): the wire's op (WIRE_LOCK_ACQUIRE, _RENEW,
+   * _RELEASE, _STATUS, _FENCED_PUT), its token and ttl; @key is the
+   * lock's key (WIRE_LOCK_PREFIX + name) or, for FENCED_PUT, the data key,
+   * @lock_name then the lock's name and @value the value. The reply:
+   * sim_result.counter 1 when applied, .lock the rest, .values the value
+   * found (FENCED_PUT). */
+  int lock_op;
+  uint64_t token, ttl_ms;
+  const char *lock_name;
 };
 
 /* sim_request_start: client @client (0..SIM_MAX_CLIENTS-1, one request in

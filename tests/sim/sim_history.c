@@ -107,6 +107,7 @@ enum sim_op_type sim_op_type_of(enum sim_op op) {
   case SIM_OP_SET_REMOVE:
     return SIM_TYPE_SET;
   case SIM_OP_CAS:
+  case SIM_OP_LOCK:
     return SIM_TYPE_CAS;
   case SIM_OP_LWW_SET:
   case SIM_OP_LWW_READ:
@@ -140,6 +141,8 @@ const char *sim_op_name(enum sim_op op) {
     return "lww_set";
   case SIM_OP_LWW_READ:
     return "lww_read";
+  case SIM_OP_LOCK:
+    return "lock";
   }
   return "?";
 }

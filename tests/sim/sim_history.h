@@ -95,6 +95,10 @@ enum sim_op {
                         * earlier SET_READ that returned it (covers: it) */
   SIM_OP_LWW_SET,      /* lww: write value; OK carries the stamp it got */
   SIM_OP_LWW_READ,     /* lww: the value (none or one) and its stamp */
+  SIM_OP_LOCK,         /* lock: a LOCK request (issue 23; sim_call.lock_op:
+                        * acquire, renew, release, status, fenced put;
+                        * judged by test_lock_sim, not by the checkers
+                        * here) */
 };
 
 enum sim_op_type {
