@@ -251,23 +251,31 @@ static void cas_cli(void **state) {
  * been applied"); the key ends with one of the values, at most one
  * process claims it, every refused one saw that value, and if none
  * claims it, the winner is among those that could not tell. */
-static void twenty_if_absent_one_wins(void **state) {
-  (void)state;
-  ensure_cluster();
-  char cmd[8192] = "", out[16384];
+/* race_puts: @n `chorus put KEY <@prefix>I @tail` processes at once,
+ * process I through node I % 3; their lines "R I EXIT OUTPUT" in @out. */
+static void race_puts(int n, const char *key, const char *prefix,
+                      const char *tail, char *out, size_t cap) {
+  char cmd[8192] = "";
   size_t at = 0;
-  for (int i = 0; i < 20; i++)
+  for (int i = 0; i < n; i++)
     at += (size_t)snprintf(
         cmd + at, sizeof cmd - at,
-        "( o=$(%s -H 127.0.0.1:%d --cluster %s put race-k v%d --if-absent "
+        "( o=$(%s -H 127.0.0.1:%d --cluster %s put %s %s%d %s "
         "2>&1); s=$?; echo \"R %d $s\" $o ) & ",
-        cli, nodes[i % 3].port, cluster, i, i);
+        cli, nodes[i % 3].port, cluster, key, prefix, i, tail, i);
   snprintf(cmd + at, sizeof cmd - at, "wait");
   FILE *f = popen(cmd, "r");
   assert_non_null(f);
-  size_t n = fread(out, 1, sizeof out - 1, f);
-  out[n] = '\0';
+  size_t got = fread(out, 1, cap - 1, f);
+  out[got] = '\0';
   assert_int_equal(pclose(f), 0);
+}
+
+static void twenty_if_absent_one_wins(void **state) {
+  (void)state;
+  ensure_cluster();
+  char out[16384];
+  race_puts(20, "race-k", "v", "--if-absent", out, sizeof out);
   char final[64] = "";
   char got[4096];
   assert_int_equal(
@@ -321,20 +329,9 @@ static void ctx_of(const char *out, char *ctx) {
  * but must still hold the safety: at most one applied, and the key holds
  * the applied one's value. */
 static int race_if_match(const char *key, const char *ctx) {
-  char cmd[2048], out[4096], got[1024], final[64] = "";
-  size_t at = 0;
-  for (int i = 0; i < 2; i++)
-    at += (size_t)snprintf(
-        cmd + at, sizeof cmd - at,
-        "( o=$(%s -H 127.0.0.1:%d --cluster %s put %s w%d --if-match %s "
-        "2>&1); s=$?; echo \"R %d $s\" $o ) & ",
-        cli, nodes[i].port, cluster, key, i, ctx, i);
-  snprintf(cmd + at, sizeof cmd - at, "wait");
-  FILE *f = popen(cmd, "r");
-  assert_non_null(f);
-  size_t n = fread(out, 1, sizeof out - 1, f);
-  out[n] = '\0';
-  assert_int_equal(pclose(f), 0);
+  char tail[64], out[4096], got[1024], final[64] = "";
+  snprintf(tail, sizeof tail, "--if-match %s", ctx);
+  race_puts(2, key, "w", tail, out, sizeof out);
   assert_int_equal(
       run_cli(nodes[2].port, got, sizeof got, "get %s --serial", key), 0);
   if (sscanf(got, "%63s", final) != 1)
