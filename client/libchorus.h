@@ -309,7 +309,8 @@ struct chorus_result {
   /* get, set read, and every write: the causal context (opaque; empty when
    * the node returned none: counter and set writes). A get's context goes
    * back with chorus_put or chorus_delete, a set read's with
-   * chorus_set_remove; the two kinds are not interchangeable. */
+   * chorus_set_remove, a cas answer's with chorus_cas (CHORUS_CAS_IF_MATCH);
+   * the kinds are not interchangeable. */
   struct chorus_bytes context;
   /* get and every write, from a node that speaks protocol version 2 (all
    * zero from older nodes): what the node says of the object under the
