@@ -33,6 +33,7 @@ struct cli {
   bool if_absent, serial;  /* --if-absent, --serial (CAS) */
   bool local_serial;       /* --local-serial (CAS: LOCAL_SERIAL) */
   const char *if_value;    /* --if-value OLD (CAS) */
+  const char *if_match;    /* --if-match CTX (CAS; hex) */
   const char *fence;       /* --fence NAME:TOKEN (put) */
   const char *ttl_raw;     /* --ttl as given (lock: ms) */
   const char *ks_type;     /* --type (keyspace create) */

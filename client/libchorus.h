@@ -309,7 +309,8 @@ struct chorus_result {
   /* get, set read, and every write: the causal context (opaque; empty when
    * the node returned none: counter and set writes). A get's context goes
    * back with chorus_put or chorus_delete, a set read's with
-   * chorus_set_remove; the two kinds are not interchangeable. */
+   * chorus_set_remove, a cas answer's with chorus_cas (CHORUS_CAS_IF_MATCH);
+   * the kinds are not interchangeable. */
   struct chorus_bytes context;
   /* get and every write, from a node that speaks protocol version 2 (all
    * zero from older nodes): what the node says of the object under the
@@ -328,7 +329,10 @@ struct chorus_result {
   /* cas: whether the update was applied (false for a serial read and for
    * a condition that failed). The value the operation found, before its
    * update (for a read or a failed condition: the current value), is
-   * values[0] (nvalues 0: the key had no value). */
+   * values[0] (nvalues 0: the key had no value); context is the
+   * CHORUS_CAS_CONTEXT_LEN-byte context of the key's value after the call
+   * (applied: of the value written; else of the value found), for
+   * CHORUS_CAS_IF_MATCH. */
   bool cas_applied;
   /* lock and fenced put (chorus_lock_*, chorus_fenced_put): cas_applied
    * says whether applied, lock_refusal why not (CHORUS_LOCK_*). A lock
@@ -760,8 +764,25 @@ int chorus_map_json(const struct chorus_result *res, char *buf, size_t cap,
  *   CHORUS_CAS_IF_ABSENT        writes @value when the key has no value
  *   CHORUS_CAS_IF_VALUE         writes @value when the value is @expected
  *   CHORUS_CAS_DELETE_IF_VALUE  removes the value when it is @expected
+ *   CHORUS_CAS_IF_MATCH         writes @value when the value is still the
+ *                               version the context @expected names
+ *   CHORUS_CAS_DELETE_IF_MATCH  removes the value when it is that version
  *
- * The answer: cas_applied, and values[0] the value found. Errors:
+ * CONTEXTS. Every answer carries the context of the key's value (the
+ * result's context: CHORUS_CAS_CONTEXT_LEN opaque bytes; the CLI prints
+ * it in hexadecimal like a kv context, and the two kinds are not
+ * interchangeable). It names one version: an if-match applies only when
+ * no update chose a value since, even one with equal bytes (the ABA an
+ * if-value misses). A key never written has a context of its own (all
+ * zeros), and so does a deleted key (the delete's): an if-match of an
+ * absent key read earlier applies only while it stays that absence. A
+ * stale context is refused, and the answer gives the current value and
+ * context. Rarely a context goes stale with no update in between: a value
+ * whose commit reached no majority is chosen again by the next operation
+ * at a new ballot (replication/paxos.h, CONTEXTS); the refusal then shows
+ * the same value, and a retry with its context applies.
+ *
+ * The answer: cas_applied, values[0] the value found, context. Errors:
  * CHORUS_ETIMEDOUT with maybe_applied: the coordinator could not tell
  * whether its update was chosen (it lost its quorum mid-way, or another
  * proposer pre-empted it after some replica accepted it): read with
@@ -782,11 +803,16 @@ enum chorus_cas_cond {
   CHORUS_CAS_IF_ABSENT = 2,
   CHORUS_CAS_IF_VALUE = 3,
   CHORUS_CAS_DELETE_IF_VALUE = 4,
+  CHORUS_CAS_IF_MATCH = 5,
+  CHORUS_CAS_DELETE_IF_MATCH = 6,
 };
+#define CHORUS_CAS_CONTEXT_LEN 16u
 
 /* chorus_cas: @cond on @key; @expected (IF_VALUE, DELETE_IF_VALUE) and
- * @value (SET, IF_ABSENT, IF_VALUE) are 0..CHORUS_MAX_VALUE bytes and
- * ignored by conditions that take none. */
+ * @value (SET, IF_ABSENT, IF_VALUE, IF_MATCH) are 0..CHORUS_MAX_VALUE
+ * bytes and ignored by conditions that take none; for IF_MATCH and
+ * DELETE_IF_MATCH @expected is a context (CHORUS_CAS_CONTEXT_LEN bytes, as
+ * a CAS answer gave it; else CHORUS_EINVAL). */
 int chorus_cas(struct chorus_client *c, const void *key, size_t key_len,
                int cond, const void *expected, size_t expected_len,
                const void *value, size_t value_len,

@@ -501,7 +501,7 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     struct wire_bytes v = m->cas_reply.value;
     struct wire_bytes_list one = {m->cas_reply.present ? 1 : 0, &v};
     res->cas_applied = m->cas_reply.applied != 0;
-    return take_list(res, &one, (struct wire_bytes){NULL, 0});
+    return take_list(res, &one, m->cas_reply.context);
   }
   case WIRE_LOCK_REPLY: {
     /* values[0]: the holder (a lock op) or the value found (fenced put:

@@ -535,18 +535,27 @@ struct wire_map_reply {
 };
 
 /* CAS: @cond (enum wire_cas_cond) judged on the key's current value,
- * @expected for IF_VALUE and DELETE_IF_VALUE, @value the new value for SET,
- * IF_ABSENT and IF_VALUE (other fields empty). A CAS key holds only what
- * CAS writes: PUT, GET, DELETE (and the typed requests) on it are ETYPE,
- * and CAS on a key of another type likewise. */
+ * @expected the old value for IF_VALUE and DELETE_IF_VALUE, the context
+ * (WIRE_CAS_CONTEXT_LEN bytes, else EINVAL) for IF_MATCH and
+ * DELETE_IF_MATCH; @value the new value for SET, IF_ABSENT, IF_VALUE and
+ * IF_MATCH (other fields empty). A CAS key holds only what CAS writes:
+ * PUT, GET, DELETE (and the typed requests) on it are ETYPE, and CAS on a
+ * key of another type likewise. */
 enum wire_cas_cond {
   WIRE_CAS_READ = 0,            /* a serial read: answers the current value */
   WIRE_CAS_SET = 1,             /* always applies */
   WIRE_CAS_IF_ABSENT = 2,       /* applies when the key has no value */
   WIRE_CAS_IF_VALUE = 3,        /* applies when the value equals @expected */
   WIRE_CAS_DELETE_IF_VALUE = 4, /* deletes when it equals @expected */
-  WIRE_CAS_COND_MAX = 4,
+  WIRE_CAS_IF_MATCH = 5,        /* applies when the value is the version the
+                                   context @expected names */
+  WIRE_CAS_DELETE_IF_MATCH = 6, /* deletes when it is that version */
+  WIRE_CAS_COND_MAX = 6,
 };
+/* A CAS context: opaque to clients; the ballot that committed the value
+ * (replication/paxos.h, CONTEXTS): [time u64 BE][node u64 BE]; all zeros
+ * for a key never written. */
+#define WIRE_CAS_CONTEXT_LEN 16u
 struct wire_cas {
   struct wire_bytes key;
   uint8_t cond;
@@ -556,14 +565,17 @@ struct wire_cas {
 };
 
 /* CAS_REPLY: whether the update was applied (0 for a read, or a condition
- * that failed), and the value the operation found (the value before the
- * update; for a read or a failed condition, the current one). An outcome
- * the coordinator cannot tell is no reply but ERROR ETIMEDOUT ("may or may
- * not have been applied"). */
+ * that failed), the value the operation found (the value before the
+ * update; for a read or a failed condition, the current one), and the
+ * context of the key's value after the operation (applied: of the value
+ * just written; else of the value found), for a later IF_MATCH. An
+ * outcome the coordinator cannot tell is no reply but ERROR ETIMEDOUT
+ * ("may or may not have been applied"). */
 struct wire_cas_reply {
   uint8_t applied; /* 0 or 1 */
   uint8_t present; /* 0: the key had no value, 1: @value */
   struct wire_bytes value;
+  struct wire_bytes context; /* WIRE_CAS_CONTEXT_LEN bytes */
 };
 
 /* LOCK (issue 23, docs/PROTOCOL.md "Locks and fencing"): @op on a lock,

@@ -287,6 +287,8 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
   case WIRE_CAS_REPLY:
     /* sim.h, SIM_OP_CAS: applied as the counter, the value found. */
     r.counter = m->cas_reply.applied;
+    r.context = m->cas_reply.context.ptr; /* for a later IF_MATCH */
+    r.clen = m->cas_reply.context.len;
     if (m->cas_reply.present) {
       if (view_reserve(n, 1) != CHORUS_OK)
         return CHORUS_ENOMEM;
@@ -736,8 +738,11 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
     if (q->cas_cond == WIRE_CAS_IF_VALUE ||
         q->cas_cond == WIRE_CAS_DELETE_IF_VALUE)
       m.cas.expected = (struct wire_bytes){n->expected, 8};
+    if (q->cas_cond == WIRE_CAS_IF_MATCH ||
+        q->cas_cond == WIRE_CAS_DELETE_IF_MATCH)
+      m.cas.expected = (struct wire_bytes){q->context, q->clen};
     if (q->cas_cond == WIRE_CAS_SET || q->cas_cond == WIRE_CAS_IF_ABSENT ||
-        q->cas_cond == WIRE_CAS_IF_VALUE)
+        q->cas_cond == WIRE_CAS_IF_VALUE || q->cas_cond == WIRE_CAS_IF_MATCH)
       m.cas.value = (struct wire_bytes){q->value, q->vlen};
     break;
   case SIM_OP_LOCK:

@@ -545,10 +545,12 @@ struct sim_call {
   int r, w;
   sim_time timeout; /* 0: 2 s */
   /* SIM_OP_CAS (issue 23): the condition (WIRE_CAS_READ, _IF_ABSENT,
-   * _IF_VALUE, _DELETE_IF_VALUE, _SET) and the value it expects. The
-   * reply: sim_result.counter 1 when applied, .values the value found
-   * (none when absent); an error that may have applied is unknown, as for
-   * any write (a serial read's too: it may have finished a proposal). */
+   * _IF_VALUE, _DELETE_IF_VALUE, _SET, _IF_MATCH, _DELETE_IF_MATCH) and
+   * the value it expects (IF_MATCH: @context, a CAS reply's). The reply:
+   * sim_result.counter 1 when applied, .values the value found (none when
+   * absent), .context the value's context; an error that may have applied
+   * is unknown, as for any write (a serial read's too: it may have
+   * finished a proposal). */
   int cas_cond;
   uint64_t expected;
   /* SIM_OP_LOCK (issue 23): the wire's op (WIRE_LOCK_ACQUIRE, _RENEW,
