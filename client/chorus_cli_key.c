@@ -91,11 +91,11 @@ int cmd_cluster_key(struct chorus_client *c, const struct cli *cl) {
   struct chorus_keyring *out = NULL;
   int rc;
   if (strcmp(sub, "list") == 0) {
-    if ((rc = need_args(cl, 3, 3, "cluster key list [--json]")) != 0)
+    if ((rc = need_args(cl, 2, 2, "cluster key list [--json]")) != 0)
       return rc;
     rc = chorus_cluster_key_list(c, &out);
   } else if (strcmp(sub, "install") == 0) {
-    if ((rc = need_args(cl, 3, 3,
+    if ((rc = need_args(cl, 2, 2,
                         "cluster key install [--file F] [--show-key]")) != 0)
       return rc;
     uint8_t key[CHORUS_GOSSIP_KEY_BYTES];
@@ -117,7 +117,7 @@ int cmd_cluster_key(struct chorus_client *c, const struct cli *cl) {
     memset(key, 0, sizeof key);
   } else if (strcmp(sub, "use") == 0 || strcmp(sub, "remove") == 0) {
     bool use = strcmp(sub, "use") == 0;
-    if ((rc = need_args(cl, 4, 4,
+    if ((rc = need_args(cl, 3, 3,
                         use ? "cluster key use ID"
                             : "cluster key remove ID (0: the boot key)")) != 0)
       return rc;

@@ -355,6 +355,9 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall);
  * (1..SWIM_MAX_KEYS). The one place node code reads "the node's keys". */
 size_t core_gossip_keys(const struct core *c,
                         uint8_t out[SWIM_MAX_KEYS][SWIM_KEY_BYTES]);
+/* core_keyring_version: the metadata keyring version those keys are (0:
+ * none applied, or the boot key alone). */
+uint64_t core_keyring_version(const struct core *c);
 
 int core_meta_propose(struct core *c, const struct meta_cmd *cmd,
                       uint64_t cookie, chorus_ms timeout_ms, chorus_ms now,

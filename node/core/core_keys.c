@@ -35,6 +35,10 @@ size_t core_gossip_keys(const struct core *c,
   return c->keys.n;
 }
 
+uint64_t core_keyring_version(const struct core *c) {
+  return c->keys.version;
+}
+
 /* report: KEY_APPLIED(this node, the version its SWIM holds), when the
  * metadata does not know it yet and no report is under way. */
 static int report(struct core *c, const struct meta_state *s) {
@@ -179,15 +183,11 @@ int core__keys_client(struct core *c, const struct wire_msg *m,
     cmd.key.id = w->id;
     break;
   }
-  /* Judged here first for the reason; the state machine judges again
-   * when it applies (a member may fall behind, or a key go, meanwhile). */
-  char why[META_TEXT_MAX] = "";
-  int rc = meta_keyring_check(meta_node_state(c->meta), &cmd, why);
-  if (rc != CHORUS_OK) {
-    sodium_memzero(&cmd.key, sizeof cmd.key);
-    return core__refuse(c, cookie, rc, why);
-  }
-  rc = core__propose_pending(c, &cmd, cookie, CORE_PENDING_KEY);
+  /* Not judged here: this node's metadata may lag the leader's (a key
+   * installed through another node not applied here yet). The state
+   * machine judges when it applies, and the leader says why (meta_node's
+   * answer text). */
+  int rc = core__propose_pending(c, &cmd, cookie, CORE_PENDING_KEY);
   sodium_memzero(&cmd.key.key, sizeof cmd.key.key);
   return rc;
 }
@@ -196,13 +196,7 @@ int core__keys_answer(struct core *c, uint64_t cookie, int status,
                       const char *text, uint8_t type, uint32_t id) {
   if (status == CHORUS_OK)
     return core__keys_reply(c, cookie, id);
-  /* A refusal when applied: why, from the state that refused it. */
-  char why[META_TEXT_MAX] = "";
-  struct meta_cmd cmd = {.type = type};
-  cmd.key.id = id;
-  if (type != META_CMD_KEY_INSTALL &&
-      meta_keyring_check(meta_node_state(c->meta), &cmd, why) == status)
-    text = why;
+  (void)type; /* the reason comes from the leader, with @text */
   return core__refuse(c, cookie, status,
                       text && text[0] ? text : chorus_strerror(status));
 }
