@@ -82,9 +82,12 @@ void core__keys_state(struct core *c, const struct meta_state *s) {
             s->keyring.version, s->keyring.primary, n);
     k->version = s->keyring.version;
   }
-  int rc = report(c, s);
-  if (rc != CHORUS_OK && c->meta_err == CHORUS_OK)
-    c->meta_err = rc;
+  /* The report waits for the next tick: this runs inside the metadata
+   * node's apply, which must not propose from within raft's callback. */
+  if (!k->reporting && k->committed < k->version &&
+      meta_key_applied(s, c->cfg.swim.id) < k->version &&
+      (k->retry_at == 0 || k->retry_at > c->now))
+    k->retry_at = c->now > 0 ? c->now : 1;
 }
 
 int core__keys_tick(struct core *c) {
@@ -92,7 +95,11 @@ int core__keys_tick(struct core *c) {
   if (k->reporting || k->retry_at == 0 || c->now < k->retry_at)
     return CHORUS_OK;
   k->retry_at = 0;
-  return report(c, meta_node_state(c->meta));
+  int rc = report(c, meta_node_state(c->meta));
+  if (rc == CHORUS_OK)
+    rc = c->meta_err; /* raised inside the proposal's effects */
+  c->meta_err = CHORUS_OK;
+  return rc;
 }
 
 void core__keys_reported(struct core *c, int status) {
