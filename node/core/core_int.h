@@ -168,10 +168,9 @@ enum core_pending_kind {
   CORE_PENDING_KEY = 3       /* CLUSTER_KEY_REPLY */
 };
 struct core__pending {
-  uint64_t cookie;  /* 0: free */
-  uint8_t kind;     /* enum core_pending_kind */
-  uint8_t cmd_type; /* the command proposed (KEY_*: why it was refused) */
-  uint32_t key_id;  /* KEY_*: the key it named */
+  uint64_t cookie; /* 0: free */
+  uint8_t kind;    /* enum core_pending_kind */
+  uint32_t key_id; /* KEY_*: the key it named (the reply's id) */
 };
 
 /* The gossip keyring this node applied to its SWIM (core_keys.c). */
@@ -296,17 +295,18 @@ uint8_t core__pending_take(struct core *c, uint64_t cookie);
 const struct core__pending *core__pending_find(const struct core *c,
                                                uint64_t cookie);
 /* core_keys.c: the gossip keyring. _state: the state in force moved:
- * apply its keyring to SWIM when it changed, report it (KEY_APPLIED);
- * _tick: a report due again; _reported: KEY_APPLIED's answer;
+ * apply its keyring to SWIM when it changed, report it (KEY_APPLIED, at
+ * the next tick); _tick: a report due; _reported: KEY_APPLIED's answer;
  * _client: CLUSTER_KEY for client request @cookie; _answer: its command
- * (@type, key @id) ended with @status; _reply: CLUSTER_KEY_REPLY. */
+ * (about key @id) ended with @status (@text: the leader's reason);
+ * _reply: CLUSTER_KEY_REPLY. */
 void core__keys_state(struct core *c, const struct meta_state *s);
 int core__keys_tick(struct core *c);
 void core__keys_reported(struct core *c, int status);
 int core__keys_client(struct core *c, const struct wire_msg *m,
                       uint64_t cookie);
 int core__keys_answer(struct core *c, uint64_t cookie, int status,
-                      const char *text, uint8_t type, uint32_t id);
+                      const char *text, uint32_t id);
 int core__keys_reply(struct core *c, uint64_t cookie, uint32_t id);
 /* core_users.c: USER (wire.h) for client request @cookie, as KEYSPACE;
  * _reply: USER_REPLY with every user, or @name's (NULL: all). */

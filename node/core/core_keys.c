@@ -4,9 +4,10 @@
  * metadata on disk; before any: --cluster-key alone), then reports the
  * version it applied with KEY_APPLIED, so the metadata can judge a USE or
  * a REMOVE against what every member really holds. For operators: LIST
- * answered from the metadata in force; INSTALL, USE and REMOVE judged
- * against it first (every refusal says why), proposed to the Raft leader
- * and answered once applied (mx_answer asks core__keys_answer). */
+ * answered from the metadata in force; INSTALL, USE and REMOVE proposed
+ * to the Raft leader, judged when applied (the leader's answer says why a
+ * refusal), and answered once applied here (mx_answer asks
+ * core__keys_answer). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -200,10 +201,10 @@ int core__keys_client(struct core *c, const struct wire_msg *m,
 }
 
 int core__keys_answer(struct core *c, uint64_t cookie, int status,
-                      const char *text, uint8_t type, uint32_t id) {
+                      const char *text, uint32_t id) {
   if (status == CHORUS_OK)
     return core__keys_reply(c, cookie, id);
-  (void)type; /* the reason comes from the leader, with @text */
+  /* The reason is the leader's, judged on the state that refused it. */
   return core__refuse(c, cookie, status,
                       text && text[0] ? text : chorus_strerror(status));
 }

@@ -41,8 +41,7 @@ int core__propose_pending(struct core *c, const struct meta_cmd *cmd,
     return core__refuse(c, cookie, CHORUS_EBUSY,
                         "too many keyspace and user changes under way on "
                         "this node");
-  c->admin_pending[slot] =
-      (struct core__pending){cookie, kind, cmd->type, cmd->key.id};
+  c->admin_pending[slot] = (struct core__pending){cookie, kind, cmd->key.id};
   TRACE(c, "operator: %s", meta_cmd_describe(cmd));
   int rc =
       meta_node_propose(c->meta, cmd, cookie, CORE_ADMIN_TIMEOUT_MS, c->now);

@@ -97,11 +97,10 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
     return;
   }
   const struct core__pending *p = core__pending_find(c, cookie);
-  uint8_t cmd_type = p ? p->cmd_type : 0;
   uint32_t key_id = p ? p->key_id : 0;
   uint8_t kind = core__pending_take(c, cookie);
   if (kind == CORE_PENDING_KEY) {
-    rc = core__keys_answer(c, cookie, status, text, cmd_type, key_id);
+    rc = core__keys_answer(c, cookie, status, text, key_id);
   } else if (status == CHORUS_OK && kind == CORE_PENDING_KEYSPACE) {
     rc = core__keyspace_reply(c, cookie, NULL);
   } else if (status == CHORUS_OK && kind == CORE_PENDING_USER) {
