@@ -124,10 +124,14 @@ static void test_rotation_under_load(void **state) {
   sleep_ms(300);
   double t0 = now_s();
   uint32_t id = install(0);
+  /* Each step with the load running between: nodes holding two keys
+   * serve as before. */
+  sleep_ms(300);
   char arg[64];
   snprintf(arg, sizeof arg, "use %08x", (unsigned)id);
   key_ok(1, 10, arg);
   double t_use = now_s();
+  sleep_ms(300);
   key_ok(2, 10, "remove 0");
   double t_remove = now_s();
   /* Keep the load on a moment with the new key alone. */
@@ -140,7 +144,8 @@ static void test_rotation_under_load(void **state) {
   read_file(result, text, sizeof text);
   long ok = 0, failed = -1;
   assert_int_equal(sscanf(text, "%ld %ld", &ok, &failed), 2);
-  printf("# rotation: use %.2f s, remove %.2f s after install; %ld writes, "
+  printf("# rotation (300 ms pauses): use %.2f s, remove %.2f s after "
+         "install; %ld writes, "
          "%ld failed; suspicions %" PRId64 " -> %" PRId64
          ", auth_failed %" PRId64 " -> %" PRId64 "\n",
          t_use - t0, t_remove - t0, ok, failed, suspicions,
