@@ -144,6 +144,11 @@ static const char usage_cluster[] =
     "                                from -> to, with estimated keys and "
     "bytes\n"
     "                                (no argument: the change under way)\n"
+    "  cluster key list              the gossip keyring: ids, the primary\n"
+    "  cluster key install [--file F] [--show-key]  a key (F: 64 hex\n"
+    "                                digits; else random) every node opens\n"
+    "  cluster key use ID            every node seals with it\n"
+    "  cluster key remove ID         nobody opens it (0: --cluster-key)\n"
     "  keyspace list [NAME]          keyspaces (kept in the cluster metadata;\n"
     "                                data commands name one with -k NAME)\n"
     "  keyspace create NAME [--type any|kv|lww|counter|set|map] [-r L] [-w L]\n"
@@ -424,6 +429,13 @@ static int parse(struct cli *cl, int argc, char **argv) {
       else
         cl->tls_key = v;
       i++;
+    } else if (strcmp(a, "--file") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a key file (64 hex digits)", a);
+      cl->key_file = v;
+      i++;
+    } else if (strcmp(a, "--show-key") == 0) {
+      cl->show_key = true;
     } else if (strcmp(a, "--value-file") == 0) {
       if (v == NULL)
         return usage_error("%s needs a file (\"-\": standard input)", a);
@@ -1763,6 +1775,12 @@ static int run(struct chorus_client *c, const struct cli *cl) {
       strcmp(cmd, "keyspace") != 0) {
     rc = usage_error("--type, --replicas, --siblings-warn and --siblings-max "
                      "are for keyspace create|alter");
+    goto out;
+  }
+  if ((cl->key_file || cl->show_key) &&
+      (strcmp(cmd, "cluster") != 0 || cl->argc < 2 ||
+       strcmp(cl->argv[1], "key") != 0)) {
+    rc = usage_error("--file and --show-key are for cluster key install");
     goto out;
   }
   if (cl->force && strcmp(cmd, "cluster") != 0) {

@@ -373,6 +373,8 @@ struct chorus_result {
   struct chorus_keyspaces *keyspaces;
   /* user calls: likewise (chorus_users_free). */
   struct chorus_users *users;
+  /* gossip key calls: likewise (chorus_keyring_free). */
+  struct chorus_keyring *keyring;
   /* A request sent with chorus_opts.trace: its timeline, @ntrace events
    * in the node's order, from coordinator @trace_node (REQUEST TRACES
    * below); NULL when the node sent none. Owned, freed with the result. */
@@ -1259,6 +1261,55 @@ int chorus_user_grant(struct chorus_client *c, const char *name, int role,
                       const char *keyspace, struct chorus_users **out);
 int chorus_user_revoke(struct chorus_client *c, const char *name, int role,
                        const char *keyspace, struct chorus_users **out);
+
+/* GOSSIP KEYS (protocol 5, issue 24; docs/PROTOCOL.md "Gossip keys").
+ *
+ * SWIM's packets are sealed with the primary key of a keyring kept in the
+ * cluster metadata and opened with any key of it; the boot key is each
+ * node's --cluster-key (id 0, until removed). Rotation is memberlist's:
+ * install a new key (every node opens it), use it (every node seals with
+ * it), remove the old one. The metadata refuses a use until every member
+ * reported applying the install, and a remove until every member
+ * reported applying the use (CHORUS_EBUSY naming the member: try again),
+ * so no node ever receives a packet it cannot open. A key is named by
+ * its id (a 32-bit fingerprint); no reply carries its bytes. */
+#define CHORUS_GOSSIP_KEY_BYTES 32u
+#define CHORUS_MAX_GOSSIP_KEYS 5u /* the boot key and four at most */
+#define CHORUS_MAX_KEY_BEHIND 255u
+struct chorus_gossip_key {
+  uint32_t id;    /* 0: the boot key (--cluster-key) */
+  uint64_t since; /* the keyring version its install made */
+  bool primary;   /* the sealing key */
+};
+/* What a node answered: the keyring as it applied it at metadata index
+ * @applied; @id the key the call named (install: the new key's id);
+ * @behind the names of members (comma-separated) that have not reported
+ * applying @version yet. chorus_keyring_free(). */
+struct chorus_keyring {
+  uint64_t applied, version;
+  uint32_t id;
+  size_t n;
+  struct chorus_gossip_key keys[CHORUS_MAX_GOSSIP_KEYS]; /* by id */
+  char behind[CHORUS_MAX_KEY_BEHIND + 1];
+};
+void chorus_keyring_free(struct chorus_keyring *k);
+/* chorus_cluster_key_list: the keyring (a read: retried on another
+ * seed). chorus_cluster_key_install: @key (32 bytes) joins it, accepted;
+ * _use: key @id becomes the primary; _remove: key @id goes (0: the boot
+ * key). Each change is answered once the metadata applied it; never
+ * resent. Errors, each with the node's reason: CHORUS_EEXIST,
+ * CHORUS_ENOTFOUND, CHORUS_ENOSPC (four keys), CHORUS_EINVAL (removing
+ * the primary), CHORUS_EBUSY (a member has not applied the previous step:
+ * try again), CHORUS_ENOTSUP (a node without it), CHORUS_ETIMEDOUT. */
+int chorus_cluster_key_list(struct chorus_client *c,
+                            struct chorus_keyring **out);
+int chorus_cluster_key_install(struct chorus_client *c,
+                               const uint8_t key[CHORUS_GOSSIP_KEY_BYTES],
+                               struct chorus_keyring **out);
+int chorus_cluster_key_use(struct chorus_client *c, uint32_t id,
+                           struct chorus_keyring **out);
+int chorus_cluster_key_remove(struct chorus_client *c, uint32_t id,
+                              struct chorus_keyring **out);
 
 /* chorus_cluster_stage: stages a change in the cluster's metadata for a
  * later commit (Riak's staged changes): CHORUS_STAGE_DECOMMISSION,

@@ -23,6 +23,7 @@ void chorus_result_free(struct chorus_result *res) {
   chorus_cluster_plan_free(res->plan);
   chorus_keyspaces_free(res->keyspaces);
   chorus_users_free(res->users);
+  chorus_keyring_free(res->keyring);
   chorus_free(res->trace);
   chorus_free(res->owned);
   memset(res, 0, sizeof *res);
@@ -215,6 +216,8 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_KEYSPACE_REPLY;
   case WIRE_USER:
     return WIRE_USER_REPLY;
+  case WIRE_CLUSTER_KEY:
+    return WIRE_CLUSTER_KEY_REPLY;
   default:
     return 0;
   }
@@ -531,6 +534,8 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     return take_keyspaces(res, &m->keyspace_reply);
   case WIRE_USER_REPLY:
     return chorus__take_users(res, &m->user_reply);
+  case WIRE_CLUSTER_KEY_REPLY:
+    return chorus__take_keyring(res, &m->cluster_key_reply);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));

@@ -88,8 +88,9 @@
  * with @empty_to); a node answers a pull on an older connection with
  * STREAM_CHUNK (wire_reply_for); CAS and Paxos (144..152), LOCK,
  * LOCK_REPLY, KEYSPACE, KEYSPACE_REPLY, TRACE, REPLICA_TIMES, USER,
- * USER_REPLY, and options of 10 entries (a keyspace and flags; a node
- * forwards a request to an older peer without its flags). */
+ * USER_REPLY, CLUSTER_KEY, CLUSTER_KEY_REPLY, and options of 10 entries (a
+ * keyspace and flags; a node forwards a request to an older peer without its
+ * flags). */
 #define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
@@ -271,8 +272,11 @@ enum wire_type {
   /* since version 5 (issue 24): users */
   WIRE_USER = 176,       /* client: list, create, passwd, drop, grant, revoke */
   WIRE_USER_REPLY = 177, /* answers USER */
-  /* 164..175, 178..239 reserved: future use (176..191: users and
-   * security)
+  /* since version 5 (issue 24): the gossip keyring */
+  WIRE_CLUSTER_KEY = 188,       /* client: list, install, use, remove */
+  WIRE_CLUSTER_KEY_REPLY = 189, /* answers CLUSTER_KEY */
+  /* 164..175, 178..187, 190..239 reserved: future use (176..191: users
+   * and security)
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
 };
@@ -955,6 +959,44 @@ struct wire_user_reply {
   struct wire_bytes_list entries; /* <= 256 records */
 };
 
+/* CLUSTER_KEY (version 5, issue 24): the gossip keyring of the cluster
+ * metadata (meta.h, struct meta_keyring). LIST answers at once; INSTALL
+ * (@key: 32 bytes), USE and REMOVE (@id; REMOVE 0: the boot key, each
+ * node's --cluster-key) go through the Raft leader and are answered with
+ * CLUSTER_KEY_REPLY once applied, or refused (EBUSY naming a member that
+ * has not applied the previous step yet: try again). A reply never
+ * carries a key's bytes. */
+enum wire_key_op {
+  WIRE_KEY_LIST = 0,
+  WIRE_KEY_INSTALL = 1,
+  WIRE_KEY_USE = 2,
+  WIRE_KEY_REMOVE = 3,
+  WIRE_KEY_OP_MAX = 3
+};
+#define WIRE_KEY_BYTES 32u
+struct wire_cluster_key {
+  uint8_t op;            /* enum wire_key_op */
+  uint32_t id;           /* USE, REMOVE */
+  struct wire_bytes key; /* INSTALL: 32 bytes; else empty */
+};
+
+/* CLUSTER_KEY_REPLY: the keyring as the answering node applied it at
+ * metadata index @applied: its @version, the @id the request named
+ * (INSTALL: the new key's), one record per key in @entries, sorted by id,
+ * the boot key first as id 0 while it is not retired:
+ *   [id u32 BE][since u64 BE: the version its install made][primary u8]
+ * and @behind: the names of members (comma-separated, cut at
+ * WIRE_MAX_KEY_BEHIND bytes) that have not reported applying @version. */
+#define WIRE_KEY_RECORD_BYTES 13u
+#define WIRE_MAX_KEY_BEHIND 255u
+struct wire_cluster_key_reply {
+  uint64_t applied;
+  uint64_t version;
+  uint32_t id;
+  struct wire_bytes_list entries; /* <= 5 records */
+  struct wire_bytes behind;       /* 0..WIRE_MAX_KEY_BEHIND */
+};
+
 /* CLUSTER_REMOVE: take member @name out (to REMOVED). A live member is
  * refused (CHORUS_EBUSY) unless @force; the node forwards the change to the
  * Raft leader and answers CLUSTER_REPLY once it is applied. */
@@ -1270,6 +1312,8 @@ struct wire_msg {
     struct wire_keyspace_reply keyspace_reply;
     struct wire_user user;
     struct wire_user_reply user_reply;
+    struct wire_cluster_key cluster_key;
+    struct wire_cluster_key_reply cluster_key_reply;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
     struct wire_cluster_stage cluster_stage;

@@ -483,6 +483,20 @@ const struct wire__schema wire__schemas[] = {
      2,
      {U("applied", user_reply.applied, UINT64_MAX),
       BLIST("entries", user_reply.entries, WIRE_USER_RECORD_MAX)}},
+    {WIRE_CLUSTER_KEY,
+     "CLUSTER_KEY",
+     3,
+     {U("op", cluster_key.op, WIRE_KEY_OP_MAX),
+      U("id", cluster_key.id, UINT32_MAX),
+      BIN("key", cluster_key.key, 0, WIRE_KEY_BYTES)}},
+    {WIRE_CLUSTER_KEY_REPLY,
+     "CLUSTER_KEY_REPLY",
+     5,
+     {U("applied", cluster_key_reply.applied, UINT64_MAX),
+      U("version", cluster_key_reply.version, UINT64_MAX),
+      U("id", cluster_key_reply.id, UINT32_MAX),
+      BLIST("entries", cluster_key_reply.entries, WIRE_KEY_RECORD_BYTES),
+      TEXT("behind", cluster_key_reply.behind, 0, WIRE_MAX_KEY_BEHIND)}},
 };
 const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
 
