@@ -395,8 +395,11 @@ static void swarm_dc2(void **state) {
 /* Maps (issue 21) under the same faults: the set keys are maps whose set
  * field m.s the workload adds to and reads (core_sim_options
  * sets_as_maps), so the set checkers (no acknowledged add lost, reads
- * only of adds that happened, convergence) judge the map's joins through
- * replicas, hints, read repair and restarts. A quarter of the swarm. */
+ * only of adds that happened, no acknowledged remove undone, convergence)
+ * judge the map's joins through replicas, hints, read repair and
+ * restarts. rw11 seed 10 caught removes coordinated where the read's
+ * adds had not arrived (crdt.h, deferred removes). A quarter of the
+ * swarm. */
 static void swarm_maps(void **state) {
   (void)state;
   static const char *const names[] = {"rw11", "rw22", "n5"};
