@@ -1840,6 +1840,19 @@ static void out_of_memory_is_atomic(void **state) {
          mop(CRDT_MAP_OP_SET_ADD, "addr.geo.pins.z", CRDT_MAP_SET, "q", 0));
   map_do(&o[4].u.map, 0x78, 21, NULL,
          mop(CRDT_MAP_OP_COUNTER_ADD, "n", CRDT_MAP_COUNTER, NULL, 4));
+  /* Kept removes on both sides, one path on both (merged by the join). */
+  struct crdt_ctx ahead;
+  crdt_ctx_init(&ahead);
+  assert_int_equal(crdt_ctx_copy(&ahead, &o[4].u.map.ctx), CHORUS_OK);
+  assert_int_equal(crdt_ctx_add(&ahead, (struct crdt_dot){0x79, 1}), CHORUS_OK);
+  map_do(&o[4].u.map, 0x78, 22, &ahead,
+         mop(CRDT_MAP_OP_REMOVE, "addr.geo", CRDT_MAP_MAP, NULL, 0));
+  map_do(&p[4].u.map, 0x77, 23, &ahead,
+         mop(CRDT_MAP_OP_REMOVE, "addr.geo", CRDT_MAP_MAP, NULL, 0));
+  map_do(&p[4].u.map, 0x77, 24, &ahead,
+         mop(CRDT_MAP_OP_SET_REMOVE, "tags", CRDT_MAP_SET, "x", 0));
+  assert_int_equal(o[4].u.map.ndef, 1);
+  assert_int_equal(p[4].u.map.ndef, 2);
   for (int i = 0; i < NOBJ; i++) {
     struct crdt_obj x, snap;
     size_t n = crdt_obj_encoded_size(&o[i]), w;
@@ -1929,10 +1942,13 @@ static void out_of_memory_is_atomic(void **state) {
       mop(CRDT_MAP_OP_COUNTER_ADD, "n", CRDT_MAP_COUNTER, NULL, 2),
       mop(CRDT_MAP_OP_SET_ADD, "tags", CRDT_MAP_SET, "y", 0),
       mop(CRDT_MAP_OP_REMOVE, "addr", CRDT_MAP_MAP, NULL, 0)};
-  OOM_WALK((void)0, crdt_map_update(&mm, 0x55, 30, NULL, mops, 4, NULL),
+  /* With a context ahead of the map's: the remove is kept too. */
+  OOM_WALK((void)0, crdt_map_update(&mm, 0x55, 30, &ahead, mops, 4, NULL),
            assert_true(crdt_map_equal(&mm, &msnap)), (void)0)
   assert_null(
       crdt_map_find(&mm.root, (const uint8_t *)"addr", 4, CRDT_MAP_MAP));
+  assert_int_equal(mm.ndef, 2);
+  crdt_ctx_free(&ahead);
   crdt_map_free(&mm);
   crdt_map_free(&msnap);
   for (int i = 0; i < NOBJ; i++) {
