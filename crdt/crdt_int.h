@@ -97,6 +97,12 @@ int crdt__ctx_compact(struct crdt_ctx *c);
 /* crdt__orset_elem_free: releases one element's memory. */
 void crdt__orset_elem_free(struct orset_elem *e);
 
+/* crdt__elems_find: binary search of @n elements (ascending, as a set's
+ * and a map set field's): the index of @data, or where it would go
+ * (*@found false). */
+uint32_t crdt__elems_find(const struct orset_elem *e, uint32_t n,
+                          const void *data, uint32_t len, bool *found);
+
 /* Kept removes (crdt.h, deferred removes), shared by sets and maps (a
  * map's kept remove embeds a set's). crdt__orset_def_free: releases one;
  * crdt__orset_def_dup: a deep copy of @in into uninitialised @out, @seen

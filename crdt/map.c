@@ -663,21 +663,20 @@ static struct crdt_map_field *walk(struct crdt_map_field *root,
  * NULL), the element gone with its last. Never allocates. */
 static void elem_drop(struct crdt_map_field *f, const uint8_t *data,
                       uint32_t len, const struct crdt_ctx *seen) {
-  for (uint32_t i = 0; i < f->n; i++) {
-    struct orset_elem *x = &f->elem[i];
-    if (crdt__bytes_cmp(x->data, x->len, data, len) != 0)
-      continue;
-    uint32_t kd = 0;
-    for (uint32_t k = 0; k < x->ndots; k++)
-      if (!seen_covers(seen, x->dots[k]))
-        x->dots[kd++] = x->dots[k];
-    x->ndots = kd;
-    if (kd == 0) {
-      crdt__orset_elem_free(x);
-      memmove(x, x + 1, (f->n - i - 1) * sizeof *x);
-      f->n--;
-    }
+  bool found;
+  uint32_t i = crdt__elems_find(f->elem, f->n, data, len, &found);
+  if (!found)
     return;
+  struct orset_elem *x = &f->elem[i];
+  uint32_t kd = 0;
+  for (uint32_t k = 0; k < x->ndots; k++)
+    if (!seen_covers(seen, x->dots[k]))
+      x->dots[kd++] = x->dots[k];
+  x->ndots = kd;
+  if (kd == 0) {
+    crdt__orset_elem_free(x);
+    memmove(x, x + 1, (f->n - i - 1) * sizeof *x);
+    f->n--;
   }
 }
 
@@ -716,12 +715,13 @@ static bool mdef_bites(const struct crdt_map *m,
     return false;
   if (d->kind != CRDT_MAP_OP_SET_REMOVE)
     return field_any_covered(f, &d->r.seen);
-  for (uint32_t i = 0; i < f->n; i++)
-    if (crdt__bytes_cmp(f->elem[i].data, f->elem[i].len, d->r.data, d->r.len) ==
-        0)
-      for (uint32_t k = 0; k < f->elem[i].ndots; k++)
-        if (crdt_ctx_covers(&d->r.seen, f->elem[i].dots[k]))
-          return true;
+  /* A binary search: a decoder judges every kept remove, so a linear scan
+   * would be quadratic in a hostile input's size. */
+  bool found;
+  uint32_t i = crdt__elems_find(f->elem, f->n, d->r.data, d->r.len, &found);
+  for (uint32_t k = 0; found && k < f->elem[i].ndots; k++)
+    if (crdt_ctx_covers(&d->r.seen, f->elem[i].dots[k]))
+      return true;
   return false;
 }
 
@@ -966,22 +966,8 @@ static int apply(struct crdt_map *m, chorus_node_id coord, hlc_time ts,
     e.a = op->kind == CRDT_MAP_OP_FLAG_ENABLE;
     return entry_insert(f, e);
   case CRDT_MAP_OP_SET_ADD: {
-    uint32_t lo = 0, hi = f->n;
-    bool found = false;
-    while (lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2;
-      int r = crdt__bytes_cmp(f->elem[mid].data, f->elem[mid].len, op->data,
-                              op->len);
-      if (r == 0) {
-        found = true;
-        lo = mid;
-        break;
-      }
-      if (r < 0)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
+    bool found;
+    uint32_t lo = crdt__elems_find(f->elem, f->n, op->data, op->len, &found);
     if (found) {
       struct orset_elem *x = &f->elem[lo];
       x->dots[0] = d; /* ndots >= 1, so no allocation */

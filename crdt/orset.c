@@ -182,13 +182,17 @@ static int elem_cmp_key(const void *item, const void *key) {
   return crdt__bytes_cmp(e->data, e->len, k->data, k->len);
 }
 
+uint32_t crdt__elems_find(const struct orset_elem *e, uint32_t n,
+                          const void *data, uint32_t len, bool *found) {
+  const struct orset_elem key = {(uint8_t *)(uintptr_t)data, len, 0, NULL};
+  return crdt__bsearch(e, n, sizeof *e, &key, elem_cmp_key, found);
+}
+
 /* Binary search: index of @elem, or of where it would go (*@found false). */
 static uint32_t elem_find(const struct orset *s, const void *elem, size_t len,
                           bool *found) {
   assert(len <= ORSET_ELEM_MAX && (len == 0 || elem != NULL));
-  const struct orset_elem key = {(uint8_t *)(uintptr_t)elem, (uint32_t)len, 0,
-                                 NULL};
-  return crdt__bsearch(s->e, s->n, sizeof *s->e, &key, elem_cmp_key, found);
+  return crdt__elems_find(s->e, s->n, elem, (uint32_t)len, found);
 }
 
 bool orset_contains(const struct orset *s, const void *elem, size_t len) {
