@@ -700,7 +700,10 @@ struct chorus_map_op {
  * CHORUS_ETOOBIG (a register value over CHORUS_MAX_VALUE or a member over
  * CHORUS_MAX_MEMBER, before sending; the node's value limit),
  * CHORUS_EMALFORMED (a context that is not a map read's), CHORUS_ETOOBIG (a
- * level over 1024 fields), CHORUS_ETYPE, and as above. */
+ * level over 1024 fields), CHORUS_EBUSY (a remove with a context whose
+ * read saw updates the coordinator has not received, while 64 such
+ * removes wait on the map already: retry once its replicas have
+ * exchanged), CHORUS_ETYPE, and as above. */
 int chorus_map_update(struct chorus_client *c, const void *key, size_t key_len,
                       const struct chorus_map_op *ops, size_t n,
                       const void *context, size_t context_len,

@@ -714,6 +714,16 @@ int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
  * that node's running totals, so a concurrent add by a node brings back
  * that node's earlier increments too (the other nodes' are gone).
  *
+ * Deferred removes, as for sets (orset above): a remove, set-element
+ * remove or flag disable whose context this copy's does not cover is also
+ * kept as (path, kind, element, context) until it does; every join drops
+ * the dots it covers at its path (the field's subtree, the element's dots,
+ * the flag's entries) and forgets it once the joined context covers its
+ * context, so updates the reader saw and the coordinator had not received
+ * do not come back after an acknowledged remove. Kept removes with the
+ * same path, kind and element merge by joining their contexts; at most
+ * CRDT_MAP_DEFERRED_MAX wait per map (more is CHORUS_EBUSY).
+ *
  * A field is present while it holds at least one dot: a set whose last
  * element was removed reads as absent, like a removed field. A disabled
  * flag is present (off).
@@ -758,10 +768,15 @@ struct crdt_map_field {
   struct crdt_map_field *sub; /* map: fields ascending by (name, type) */
 };
 
+struct crdt_map_deferred;
+
 struct crdt_map {
   struct crdt_ctx ctx;
   /* The top level, a field of type CRDT_MAP_MAP without a name. */
   struct crdt_map_field root;
+  /* Kept removes (above), ascending by (path, kind, element). */
+  struct crdt_map_deferred *def;
+  uint32_t ndef;
 };
 
 /* A step of a path: a field's name (borrowed) and type. */
@@ -780,6 +795,21 @@ enum crdt_map_op_kind {
   CRDT_MAP_OP_FLAG_DISABLE = 6,
   CRDT_MAP_OP_REMOVE = 7, /* the field at the path, any type */
 };
+
+/* A remove waiting for updates this replica has not seen (deferred
+ * removes above): kind CRDT_MAP_OP_REMOVE, _SET_REMOVE or _FLAG_DISABLE
+ * at path[0 .. depth - 1] (names owned); r.data/r.len the element of a set
+ * remove (none otherwise), r.seen the remover's context. */
+struct crdt_map_deferred {
+  struct orset_deferred r;
+  enum crdt_map_op_kind kind;
+  uint32_t depth;
+  struct crdt_map_key path[CRDT_MAP_DEPTH_MAX];
+};
+
+/* Removes a map keeps waiting at most; an update adding one more is
+ * refused (CHORUS_EBUSY). Joins may hold more. */
+#define CRDT_MAP_DEFERRED_MAX 64u
 
 /* One operation: on the field path[depth - 1], inside the nested maps
  * path[0 .. depth - 2] (each of type CRDT_MAP_MAP). The field's type must
@@ -801,13 +831,15 @@ int crdt_map_copy(struct crdt_map *dst, const struct crdt_map *src);
  * minting one dot; register sets are stamped @ts (the coordinator's HLC
  * time). @seen (may be NULL) is the causal context of the client's read:
  * removes (REMOVE, SET_REMOVE) and disables drop only the dots it covers;
- * NULL means this copy's context (everything the coordinator holds). Nested
- * maps on a path are created as needed; removing what is absent is a no-op.
- * All or nothing: on error @m is unchanged.
+ * NULL means this copy's context (everything the coordinator holds); one
+ * this copy's context does not cover also keeps the remove (deferred
+ * removes above), whether or not the field is here. Nested maps on a path
+ * are created as needed. All or nothing: on error @m is unchanged.
  * Errors: CHORUS_EINVAL (an op breaks a limit or its path's types, or
  * amount 0; reason in @errmsg, may be NULL), CHORUS_ETOOBIG (a level would
  * exceed CRDT_MAP_FIELDS_MAX fields), CHORUS_ERANGE (a counter would
- * overflow, or @coord's counter is at CRDT_EVENT_MAX), CHORUS_ENOMEM. */
+ * overflow, or @coord's counter is at CRDT_EVENT_MAX), CHORUS_EBUSY
+ * (CRDT_MAP_DEFERRED_MAX removes wait already), CHORUS_ENOMEM. */
 int crdt_map_update(struct crdt_map *m, chorus_node_id coord, hlc_time ts,
                     const struct crdt_ctx *seen, const struct crdt_map_op *ops,
                     uint32_t nops, char *errmsg);
@@ -854,7 +886,12 @@ int crdt_map_ops_decode(struct crdt_map_op **out, uint32_t *n,
  *   map       fields (nested, at most CRDT_MAP_DEPTH_MAX levels)
  * Fields strictly ascending by (name, type), entries by dot, every dot
  * covered by the context, no field without a dot, no counter entry with
- * p = n = 0. */
+ * p = n = 0. With kept removes, array(3) and a third field array(m) of
+ * array(4): uint kind, array(2d) path (bin name, uint type, ...), bin
+ * element (empty unless a set remove), array(2) context (vv body, cloud
+ * dots); strictly ascending by (path, kind, element), each shaped as the
+ * operation, its context not covered by the map's and covering no dot at
+ * its path that it would drop. */
 size_t crdt_map_encoded_size(const struct crdt_map *m);
 int crdt_map_encode(const struct crdt_map *m, uint8_t *buf, size_t cap,
                     size_t *written);

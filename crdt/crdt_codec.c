@@ -263,12 +263,41 @@ static int map_fields(msgpack_packer *pk, const struct crdt_map_field *p) {
   return 0;
 }
 
+/* The head a map operation and a kept remove share: array(@fields), the
+ * kind, array(2 * @depth) of (bin name, uint type). */
+static int pack_op_head(msgpack_packer *pk, uint32_t fields,
+                        enum crdt_map_op_kind kind,
+                        const struct crdt_map_key *path, uint32_t depth) {
+  if (msgpack_pack_array(pk, fields) != 0 ||
+      msgpack_pack_uint64(pk, (uint64_t)kind) != 0 ||
+      msgpack_pack_array(pk, (size_t)depth * 2) != 0)
+    return -1;
+  for (uint32_t k = 0; k < depth; k++)
+    if (pack_bin(pk, path[k].name, path[k].len) != 0 ||
+        msgpack_pack_uint64(pk, (uint64_t)path[k].type) != 0)
+      return -1;
+  return 0;
+}
+
 static int body_map(msgpack_packer *pk, const void *x) {
   const struct crdt_map *m = x;
-  if (msgpack_pack_array(pk, 2) != 0 || msgpack_pack_array(pk, 2) != 0 ||
-      ctx_fields(pk, &m->ctx) != 0)
+  /* Kept removes are a third field, written only when there are some: a
+   * map without them encodes as it always did. */
+  if (msgpack_pack_array(pk, m->ndef ? 3 : 2) != 0 ||
+      msgpack_pack_array(pk, 2) != 0 || ctx_fields(pk, &m->ctx) != 0 ||
+      map_fields(pk, &m->root) != 0)
     return -1;
-  return map_fields(pk, &m->root);
+  if (m->ndef == 0)
+    return 0;
+  if (msgpack_pack_array(pk, m->ndef) != 0)
+    return -1;
+  for (uint32_t i = 0; i < m->ndef; i++) {
+    const struct crdt_map_deferred *d = &m->def[i];
+    if (pack_op_head(pk, 4, d->kind, d->path, d->depth) != 0 ||
+        pack_bin(pk, d->r.data, d->r.len) != 0 || body_ctx(pk, &d->r.seen))
+      return -1;
+  }
+  return 0;
 }
 
 struct map_ops {
@@ -282,14 +311,8 @@ static int body_map_ops(msgpack_packer *pk, const void *x) {
     return -1;
   for (uint32_t i = 0; i < o->n; i++) {
     const struct crdt_map_op *op = &o->ops[i];
-    if (msgpack_pack_array(pk, 5) != 0 ||
-        msgpack_pack_uint64(pk, (uint64_t)op->kind) != 0 ||
-        msgpack_pack_array(pk, (size_t)op->depth * 2) != 0)
+    if (pack_op_head(pk, 5, op->kind, op->path, op->depth) != 0)
       return -1;
-    for (uint32_t k = 0; k < op->depth; k++)
-      if (pack_bin(pk, op->path[k].name, op->path[k].len) != 0 ||
-          msgpack_pack_uint64(pk, (uint64_t)op->path[k].type) != 0)
-        return -1;
     uint64_t mag = op->amount < 0 ? (uint64_t)(-(op->amount + 1)) + 1
                                   : (uint64_t)op->amount;
     if (pack_bin(pk, op->data, op->len) != 0 ||
@@ -872,12 +895,13 @@ static int rd_set_deferred(struct rd *r, struct orset *out) {
       return rc;
     if (crdt_ctx_covers_all(&out->ctx, &d->seen))
       return rd_fail(r, "set remove's context covered by the set's: settled");
-    bool found = false;
-    for (uint32_t j = 0; j < out->n && !found; j++)
-      if (crdt__bytes_cmp(out->e[j].data, out->e[j].len, d->data, d->len) == 0)
-        for (uint32_t k = 0; k < out->e[j].ndots && !found; k++)
-          found = crdt_ctx_covers(&d->seen, out->e[j].dots[k]);
-    if (found)
+    /* A binary search: a linear scan per remove would be quadratic in a
+     * hostile input's size. */
+    bool found, covers = false;
+    uint32_t j = crdt__elems_find(out->e, out->n, d->data, d->len, &found);
+    for (uint32_t k = 0; found && k < out->e[j].ndots && !covers; k++)
+      covers = crdt_ctx_covers(&d->seen, out->e[j].dots[k]);
+    if (covers)
       return rd_fail(r, "set remove covers a dot its element keeps");
   }
   return CHORUS_OK;
@@ -1134,16 +1158,82 @@ static int rd_map_fields(struct rd *r, struct crdt_map_field *p,
   return CHORUS_OK;
 }
 
+/* A map's kept removes (crdt.h, map codec) into @out, whose fields and
+ * context are read: present only when there are some, each judged by
+ * crdt__map_def_invalid (the shape, the order, not settled) as it is read. */
+static int rd_map_deferred(struct rd *r, struct crdt_map *out) {
+  uint32_t n = 0;
+  /* A kept remove is at least fixarray, kind, path array, bin name (2),
+   * type, bin element (2), context fixarray, vv, cloud: 11 bytes. */
+  int rc = rd_array(r, &n, 11, "map removes");
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n == 0)
+    return rd_fail(r, "map removes: an empty array");
+  if ((out->def = chorus_calloc(n, sizeof *out->def)) == NULL)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < n; i++) {
+    struct crdt_map_deferred *d = &out->def[i];
+    uint64_t kind = 0;
+    uint32_t np = 0;
+    const uint8_t *p;
+    crdt_ctx_init(&d->r.seen);
+    out->ndef++; /* freed with the map from here on */
+    if ((rc = rd_tuple(r, 4, "map remove")) != CHORUS_OK ||
+        (rc = rd_uint(r, &kind, "map remove kind")) != CHORUS_OK ||
+        (rc = rd_array(r, &np, 1, "map remove path")) != CHORUS_OK)
+      return rc;
+    if (kind < CRDT_MAP_OP_REGISTER_SET || kind > CRDT_MAP_OP_REMOVE)
+      return rd_fail(r, "map remove kind %llu unknown",
+                     (unsigned long long)kind);
+    d->kind = (enum crdt_map_op_kind)kind;
+    if (np == 0 || np % 2 || np / 2 > CRDT_MAP_DEPTH_MAX)
+      return rd_fail(r, "map remove path: array length %u (1 to %d steps)", np,
+                     CRDT_MAP_DEPTH_MAX);
+    for (uint32_t k = 0; k < np / 2; k++) {
+      struct crdt_map_key *key = &d->path[k];
+      uint64_t t = 0;
+      if ((rc = rd_bin(r, &p, &key->len, CRDT_MAP_NAME_MAX, false, NULL,
+                       "map remove path name")) != CHORUS_OK ||
+          (rc = rd_uint(r, &t, "map remove path type")) != CHORUS_OK)
+        return rc;
+      if (key->len == 0 || t < CRDT_MAP_REGISTER || t > CRDT_MAP_MAP)
+        return rd_fail(r, "map remove path: empty name or type %llu",
+                       (unsigned long long)t);
+      key->type = (enum crdt_map_ftype)t;
+      if ((key->name = chorus_memdup(p, key->len)) == NULL)
+        return CHORUS_ENOMEM;
+      d->depth++;
+    }
+    if ((rc = rd_bin(r, &p, &d->r.len, ORSET_ELEM_MAX, false, NULL,
+                     "map remove element")) != CHORUS_OK)
+      return rc;
+    if (d->r.len && (d->r.data = chorus_memdup(p, d->r.len)) == NULL)
+      return CHORUS_ENOMEM;
+    if ((rc = rd_tuple(r, 2, "map remove context")) != CHORUS_OK ||
+        (rc = rd_ctx_fields(r, &d->r.seen, "map remove context")) != CHORUS_OK)
+      return rc;
+    const char *why = crdt__map_def_invalid(out, i);
+    if (why != NULL)
+      return rd_fail(r, "map remove %u: %s", i + 1, why);
+  }
+  return CHORUS_OK;
+}
+
 int crdt_map_decode(struct crdt_map *out, const uint8_t *buf, size_t len,
                     char *errmsg) {
   struct rd r = {buf, buf, buf + len, errmsg};
   crdt_map_init(out);
   int rc;
-  if ((rc = rd_version(&r, "map")) != CHORUS_OK ||
-      (rc = rd_tuple(&r, 2, "map")) != CHORUS_OK ||
-      (rc = rd_tuple(&r, 2, "map context")) != CHORUS_OK ||
+  uint32_t fields = 0;
+  if ((rc = rd_version(&r, "map")) == CHORUS_OK &&
+      (rc = rd_array(&r, &fields, 1, "map")) == CHORUS_OK && fields != 2 &&
+      fields != 3)
+    rc = rd_fail(&r, "map: expected 2 or 3 fields, got %u", fields);
+  if (rc != CHORUS_OK || (rc = rd_tuple(&r, 2, "map context")) != CHORUS_OK ||
       (rc = rd_ctx_fields(&r, &out->ctx, "map context")) != CHORUS_OK ||
       (rc = rd_map_fields(&r, &out->root, &out->ctx, 0)) != CHORUS_OK ||
+      (fields == 3 && (rc = rd_map_deferred(&r, out)) != CHORUS_OK) ||
       (rc = rd_end(&r, "map")) != CHORUS_OK) {
     crdt_map_free(out);
     return rc;

@@ -25,6 +25,29 @@ static inline int crdt__bytes_cmp(const uint8_t *a, uint32_t alen,
   return alen < blen ? -1 : (alen > blen ? 1 : 0);
 }
 
+/* crdt__bsearch: binary search of @n items of @size bytes at @base,
+ * ascending by @cmp(item, @key): the index of the match, or where @key
+ * would go (*@found false). */
+static inline uint32_t
+crdt__bsearch(const void *base, uint32_t n, size_t size, const void *key,
+              int (*cmp)(const void *item, const void *key), bool *found) {
+  uint32_t lo = 0, hi = n;
+  *found = false;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    int r = cmp((const uint8_t *)base + (size_t)mid * size, key);
+    if (r == 0) {
+      *found = true;
+      return mid;
+    }
+    if (r < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 /* Representation invariants, for assert() after a change and before an
  * encode (O(n), compiled out with NDEBUG). Every state the operations build
  * satisfies them, and so does every state a decoder accepts: the decoders
@@ -46,7 +69,10 @@ static inline int crdt__bytes_cmp(const uint8_t *a, uint32_t alen,
  *             (name, type), named 1..CRDT_MAP_NAME_MAX bytes, at most
  *             CRDT_MAP_FIELDS_MAX, none without dots, maps at levels below
  *             CRDT_MAP_DEPTH_MAX; entries and set elements as in the
- *             header's codec paragraph, every dot covered by the ctx */
+ *             header's codec paragraph, every dot covered by the ctx;
+ *             kept removes strictly ascending (path, kind, element), each
+ *             op-shaped, its context not covered by the map's and covering
+ *             no dot it would drop; the same for an orset's */
 bool crdt__vv_valid(const struct vv *v);
 bool crdt__ctx_valid(const struct crdt_ctx *c);
 bool crdt__dvv_valid(const struct dvv *d);
@@ -70,5 +96,26 @@ int crdt__ctx_compact(struct crdt_ctx *c);
 
 /* crdt__orset_elem_free: releases one element's memory. */
 void crdt__orset_elem_free(struct orset_elem *e);
+
+/* crdt__elems_find: binary search of @n elements (ascending, as a set's
+ * and a map set field's): the index of @data, or where it would go
+ * (*@found false). */
+uint32_t crdt__elems_find(const struct orset_elem *e, uint32_t n,
+                          const void *data, uint32_t len, bool *found);
+
+/* Kept removes (crdt.h, deferred removes), shared by sets and maps (a
+ * map's kept remove embeds a set's). crdt__orset_def_free: releases one;
+ * crdt__orset_def_dup: a deep copy of @in into uninitialised @out, @seen
+ * joined in when non-NULL (CHORUS_ENOMEM leaves @out empty). */
+void crdt__orset_def_free(struct orset_deferred *d);
+int crdt__orset_def_dup(struct orset_deferred *out,
+                        const struct orset_deferred *in,
+                        const struct crdt_ctx *seen);
+
+/* crdt__map_def_invalid: why the map's kept remove @i breaks the
+ * invariants (order after @i - 1, shape, settled, covering a dot it would
+ * drop), NULL when it does not; shared by crdt__map_valid and the
+ * decoder. */
+const char *crdt__map_def_invalid(const struct crdt_map *m, uint32_t i);
 
 #endif /* CHORUS_CRDT_INT_H */

@@ -48,27 +48,19 @@ static int field_cmp(const struct crdt_map_field *a,
   return key_cmp(a->name, a->namelen, a->type, b->name, b->namelen, b->type);
 }
 
+static int field_cmp_key(const void *item, const void *key) {
+  const struct crdt_map_field *f = item;
+  const struct crdt_map_key *k = key;
+  return key_cmp(f->name, f->namelen, f->type, k->name, k->len, k->type);
+}
+
 /* Binary search among @p's nested fields: the index of the key, or where it
  * would go (*@found false). */
 static uint32_t field_find(const struct crdt_map_field *p, const uint8_t *name,
                            uint32_t len, enum crdt_map_ftype type,
                            bool *found) {
-  uint32_t lo = 0, hi = p->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    const struct crdt_map_field *f = &p->sub[mid];
-    int r = key_cmp(f->name, f->namelen, f->type, name, len, type);
-    if (r == 0) {
-      *found = true;
-      return mid;
-    }
-    if (r < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  *found = false;
-  return lo;
+  const struct crdt_map_key k = {name, len, type};
+  return crdt__bsearch(p->sub, p->n, sizeof *p->sub, &k, field_cmp_key, found);
 }
 
 static bool ftype_ok(uint64_t t) {
@@ -136,19 +128,43 @@ static bool field_valid(const struct crdt_map_field *f,
 }
 
 bool crdt__map_valid(const struct crdt_map *m) {
-  return crdt__ctx_valid(&m->ctx) && m->root.type == CRDT_MAP_MAP &&
-         m->root.name == NULL && field_valid(&m->root, &m->ctx, 0);
+  if (!crdt__ctx_valid(&m->ctx) || m->root.type != CRDT_MAP_MAP ||
+      m->root.name != NULL || !field_valid(&m->root, &m->ctx, 0) ||
+      (m->ndef > 0 && m->def == NULL))
+    return false;
+  for (uint32_t i = 0; i < m->ndef; i++)
+    if (crdt__map_def_invalid(m, i) != NULL)
+      return false;
+  return true;
 }
 
 void crdt_map_init(struct crdt_map *m) {
   crdt_ctx_init(&m->ctx);
   memset(&m->root, 0, sizeof m->root);
   m->root.type = CRDT_MAP_MAP;
+  m->def = NULL;
+  m->ndef = 0;
+}
+
+static void mdef_free(struct crdt_map_deferred *d) {
+  crdt__orset_def_free(&d->r);
+  for (uint32_t i = 0; i < d->depth; i++)
+    chorus_free((void *)(uintptr_t)d->path[i].name);
+  d->depth = 0;
+}
+
+static void mdefs_free(struct crdt_map *m) {
+  for (uint32_t i = 0; i < m->ndef; i++)
+    mdef_free(&m->def[i]);
+  chorus_free(m->def);
+  m->def = NULL;
+  m->ndef = 0;
 }
 
 void crdt_map_free(struct crdt_map *m) {
   crdt_ctx_free(&m->ctx);
   field_clear(&m->root);
+  mdefs_free(m);
   crdt_map_init(m);
 }
 
@@ -216,11 +232,92 @@ err_after_start:
   return CHORUS_ENOMEM;
 }
 
+/* mdef_dup: a deep copy of kept remove @in into uninitialised @out, @seen
+ * joined in when non-NULL; on error @out is left empty. */
+static int mdef_dup(struct crdt_map_deferred *out,
+                    const struct crdt_map_deferred *in,
+                    const struct crdt_ctx *seen) {
+  out->kind = in->kind;
+  out->depth = 0;
+  if (crdt__orset_def_dup(&out->r, &in->r, seen) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  for (; out->depth < in->depth; out->depth++) {
+    const struct crdt_map_key *k = &in->path[out->depth];
+    uint8_t *name = chorus_memdup(k->name, k->len);
+    if (name == NULL) {
+      mdef_free(out);
+      return CHORUS_ENOMEM;
+    }
+    out->path[out->depth] = (struct crdt_map_key){name, k->len, k->type};
+  }
+  return CHORUS_OK;
+}
+
+/* Kept removes order by path (step by step, a prefix first), then kind,
+ * then element. */
+static int mdef_cmp(const struct crdt_map_deferred *a,
+                    const struct crdt_map_deferred *b) {
+  for (uint32_t i = 0; i < a->depth && i < b->depth; i++) {
+    const struct crdt_map_key *x = &a->path[i], *y = &b->path[i];
+    int c = key_cmp(x->name, x->len, x->type, y->name, y->len, y->type);
+    if (c != 0)
+      return c;
+  }
+  if (a->depth != b->depth)
+    return a->depth < b->depth ? -1 : 1;
+  if (a->kind != b->kind)
+    return a->kind < b->kind ? -1 : 1;
+  return crdt__bytes_cmp(a->r.data, a->r.len, b->r.data, b->r.len);
+}
+
+static int mdef_cmp_key(const void *item, const void *key) {
+  return mdef_cmp(item, key);
+}
+
+/* Binary search of m->def: the index of @d's (path, kind, element), or
+ * where it would go (*@found false). */
+static uint32_t mdef_find(const struct crdt_map *m,
+                          const struct crdt_map_deferred *d, bool *found) {
+  return crdt__bsearch(m->def, m->ndef, sizeof *m->def, d, mdef_cmp_key, found);
+}
+
+/* mdef_add: @d (borrowed) kept in @m, merged into the remove with the same
+ * (path, kind, element) if there is one. Errors: CHORUS_ENOMEM (@m
+ * unchanged). */
+static int mdef_add(struct crdt_map *m, const struct crdt_map_deferred *d) {
+  bool found;
+  uint32_t at = mdef_find(m, d, &found);
+  if (found)
+    return crdt_ctx_join(&m->def[at].r.seen, &d->r.seen);
+  struct crdt_map_deferred *p =
+      chorus_realloc(m->def, (m->ndef + 1) * sizeof *m->def);
+  if (p == NULL)
+    return CHORUS_ENOMEM;
+  m->def = p;
+  struct crdt_map_deferred c;
+  if (mdef_dup(&c, d, NULL) != CHORUS_OK)
+    return CHORUS_ENOMEM;
+  memmove(&m->def[at + 1], &m->def[at], (m->ndef - at) * sizeof *m->def);
+  m->def[at] = c;
+  m->ndef++;
+  return CHORUS_OK;
+}
+
 int crdt_map_copy(struct crdt_map *dst, const struct crdt_map *src) {
   if (dst == src)
     return CHORUS_OK;
   struct crdt_map t;
   crdt_map_init(&t);
+  if (src->ndef > 0 &&
+      (t.def = chorus_malloc(src->ndef * sizeof *t.def)) == NULL) {
+    crdt_map_free(&t);
+    return CHORUS_ENOMEM;
+  }
+  for (; t.ndef < src->ndef; t.ndef++)
+    if (mdef_dup(&t.def[t.ndef], &src->def[t.ndef], NULL) != CHORUS_OK) {
+      crdt_map_free(&t);
+      return CHORUS_ENOMEM;
+    }
   if (crdt_ctx_copy(&t.ctx, &src->ctx) != CHORUS_OK ||
       field_dup(&t.root, &src->root) != CHORUS_OK) {
     crdt_map_free(&t);
@@ -410,6 +507,8 @@ static int join_field(struct crdt_map_field *out,
   return CHORUS_EINVAL;
 }
 
+static void mdefs_settle(struct crdt_map *m);
+
 int crdt_map_join(struct crdt_map *dst, const struct crdt_map *src) {
   assert(crdt__map_valid(dst) && crdt__map_valid(src));
   if (dst == src)
@@ -423,6 +522,18 @@ int crdt_map_join(struct crdt_map *dst, const struct crdt_map *src) {
     crdt_map_free(&t);
     return CHORUS_ENOMEM;
   }
+  /* Kept removes (crdt.h, deferred removes): both sides' merged, applied
+   * to the joined fields, forgotten once the joined context covers them.
+   * All on the new state @t, so an error leaves @dst as it was. */
+  for (uint32_t i = 0; i < dst->ndef + src->ndef; i++) {
+    const struct crdt_map_deferred *d =
+        i < dst->ndef ? &dst->def[i] : &src->def[i - dst->ndef];
+    if (mdef_add(&t, d) != CHORUS_OK) {
+      crdt_map_free(&t);
+      return CHORUS_ENOMEM;
+    }
+  }
+  mdefs_settle(&t);
   crdt_map_free(dst);
   *dst = t;
   assert(crdt__map_valid(dst));
@@ -460,6 +571,12 @@ static bool field_equal(const struct crdt_map_field *a,
 }
 
 bool crdt_map_equal(const struct crdt_map *a, const struct crdt_map *b) {
+  if (a->ndef != b->ndef)
+    return false;
+  for (uint32_t i = 0; i < a->ndef; i++)
+    if (mdef_cmp(&a->def[i], &b->def[i]) != 0 ||
+        !crdt_ctx_equal(&a->def[i].r.seen, &b->def[i].r.seen))
+      return false;
   return crdt_ctx_equal(&a->ctx, &b->ctx) && field_equal(&a->root, &b->root);
 }
 
@@ -526,6 +643,143 @@ static void prune(struct crdt_map_field *f) {
       f->sub[k++] = *s;
   }
   f->n = k;
+}
+
+/* The field at @path[0 .. depth - 1] under @root, NULL when absent. */
+static struct crdt_map_field *walk(struct crdt_map_field *root,
+                                   const struct crdt_map_key *path,
+                                   uint32_t depth) {
+  struct crdt_map_field *f = root;
+  for (uint32_t i = 0; i < depth && f != NULL; i++) {
+    bool found;
+    uint32_t at =
+        field_find(f, path[i].name, path[i].len, path[i].type, &found);
+    f = found ? &f->sub[at] : NULL;
+  }
+  return f;
+}
+
+/* Set field @f's element @data: its dots @seen covers dropped (all when
+ * NULL), the element gone with its last. Never allocates. */
+static void elem_drop(struct crdt_map_field *f, const uint8_t *data,
+                      uint32_t len, const struct crdt_ctx *seen) {
+  bool found;
+  uint32_t i = crdt__elems_find(f->elem, f->n, data, len, &found);
+  if (!found)
+    return;
+  struct orset_elem *x = &f->elem[i];
+  uint32_t kd = 0;
+  for (uint32_t k = 0; k < x->ndots; k++)
+    if (!seen_covers(seen, x->dots[k]))
+      x->dots[kd++] = x->dots[k];
+  x->ndots = kd;
+  if (kd == 0) {
+    crdt__orset_elem_free(x);
+    memmove(x, x + 1, (f->n - i - 1) * sizeof *x);
+    f->n--;
+  }
+}
+
+/* Whether @seen covers a dot of @f's subtree. */
+static bool field_any_covered(const struct crdt_map_field *f,
+                              const struct crdt_ctx *seen) {
+  for (uint32_t i = 0; i < f->n; i++) {
+    switch (f->type) {
+    case CRDT_MAP_REGISTER:
+    case CRDT_MAP_COUNTER:
+    case CRDT_MAP_FLAG:
+      if (crdt_ctx_covers(seen, f->ent[i].dot))
+        return true;
+      break;
+    case CRDT_MAP_SET:
+      for (uint32_t k = 0; k < f->elem[i].ndots; k++)
+        if (crdt_ctx_covers(seen, f->elem[i].dots[k]))
+          return true;
+      break;
+    case CRDT_MAP_MAP:
+      if (field_any_covered(&f->sub[i], seen))
+        return true;
+      break;
+    }
+  }
+  return false;
+}
+
+/* Whether kept remove @d would drop a dot of @m (a settled one drops
+ * none). */
+static bool mdef_bites(const struct crdt_map *m,
+                       const struct crdt_map_deferred *d) {
+  const struct crdt_map_field *f =
+      walk((struct crdt_map_field *)(uintptr_t)&m->root, d->path, d->depth);
+  if (f == NULL)
+    return false;
+  if (d->kind != CRDT_MAP_OP_SET_REMOVE)
+    return field_any_covered(f, &d->r.seen);
+  /* A binary search: a decoder judges every kept remove, so a linear scan
+   * would be quadratic in a hostile input's size. */
+  bool found;
+  uint32_t i = crdt__elems_find(f->elem, f->n, d->r.data, d->r.len, &found);
+  for (uint32_t k = 0; found && k < f->elem[i].ndots; k++)
+    if (crdt_ctx_covers(&d->r.seen, f->elem[i].dots[k]))
+      return true;
+  return false;
+}
+
+/* mdefs_settle: every kept remove applied (the dots its context covers at
+ * its path dropped: the field's subtree for a remove, the entries for a
+ * disable, the element's dots for a set remove), empty fields pruned, and
+ * the removes the context covers forgotten (the join rule drops those
+ * dots by itself from then on). Never allocates. */
+static void mdefs_settle(struct crdt_map *m) {
+  if (m->ndef == 0)
+    return;
+  for (uint32_t i = 0; i < m->ndef; i++) {
+    const struct crdt_map_deferred *d = &m->def[i];
+    struct crdt_map_field *f = walk(&m->root, d->path, d->depth);
+    if (f == NULL)
+      continue;
+    if (d->kind == CRDT_MAP_OP_SET_REMOVE)
+      elem_drop(f, d->r.data, d->r.len, &d->r.seen);
+    else
+      drop_seen(f, &d->r.seen);
+  }
+  prune(&m->root);
+  uint32_t w = 0;
+  for (uint32_t i = 0; i < m->ndef; i++) {
+    if (crdt_ctx_covers_all(&m->ctx, &m->def[i].r.seen))
+      mdef_free(&m->def[i]);
+    else
+      m->def[w++] = m->def[i];
+  }
+  m->ndef = w;
+}
+
+static int op_check(const struct crdt_map_op *op, char *errmsg);
+
+const char *crdt__map_def_invalid(const struct crdt_map *m, uint32_t i) {
+  const struct crdt_map_deferred *d = &m->def[i];
+  if (d->kind != CRDT_MAP_OP_REMOVE && d->kind != CRDT_MAP_OP_SET_REMOVE &&
+      d->kind != CRDT_MAP_OP_FLAG_DISABLE)
+    return "not a remove";
+  /* The shape is the operation's (path, types, sizes). */
+  struct crdt_map_op op = {d->kind, d->depth, {{0}}, d->r.data, d->r.len, 0};
+  if (d->depth > CRDT_MAP_DEPTH_MAX)
+    return "path too long";
+  memcpy(op.path, d->path, d->depth * sizeof *d->path);
+  if (op_check(&op, NULL) != CHORUS_OK)
+    return "not a valid operation";
+  if ((d->r.len > 0) != (d->r.data != NULL) ||
+      (d->kind != CRDT_MAP_OP_SET_REMOVE && d->r.len > 0))
+    return "element on a remove that takes none";
+  if (i > 0 && mdef_cmp(&m->def[i - 1], d) >= 0)
+    return "not strictly ascending";
+  if (!crdt__ctx_valid(&d->r.seen))
+    return "context not canonical";
+  if (crdt_ctx_covers_all(&m->ctx, &d->r.seen))
+    return "context covered by the map's: settled";
+  if (mdef_bites(m, d))
+    return "covers a dot it would drop";
+  return NULL;
 }
 
 /* The nested field @key of map field @p, created (empty) when absent and
@@ -712,22 +966,8 @@ static int apply(struct crdt_map *m, chorus_node_id coord, hlc_time ts,
     e.a = op->kind == CRDT_MAP_OP_FLAG_ENABLE;
     return entry_insert(f, e);
   case CRDT_MAP_OP_SET_ADD: {
-    uint32_t lo = 0, hi = f->n;
-    bool found = false;
-    while (lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2;
-      int r = crdt__bytes_cmp(f->elem[mid].data, f->elem[mid].len, op->data,
-                              op->len);
-      if (r == 0) {
-        found = true;
-        lo = mid;
-        break;
-      }
-      if (r < 0)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
+    bool found;
+    uint32_t lo = crdt__elems_find(f->elem, f->n, op->data, op->len, &found);
     if (found) {
       struct orset_elem *x = &f->elem[lo];
       x->dots[0] = d; /* ndots >= 1, so no allocation */
@@ -750,28 +990,45 @@ static int apply(struct crdt_map *m, chorus_node_id coord, hlc_time ts,
     return CHORUS_OK;
   }
   case CRDT_MAP_OP_SET_REMOVE:
-    for (uint32_t i = 0; i < f->n; i++) {
-      struct orset_elem *x = &f->elem[i];
-      if (crdt__bytes_cmp(x->data, x->len, op->data, op->len) != 0)
-        continue;
-      uint32_t kd = 0;
-      for (uint32_t k = 0; k < x->ndots; k++)
-        if (!seen_covers(seen, x->dots[k]))
-          x->dots[kd++] = x->dots[k];
-      x->ndots = kd;
-      if (kd == 0) {
-        crdt__orset_elem_free(x);
-        memmove(x, x + 1, (f->n - i - 1) * sizeof *x);
-        f->n--;
-      }
-      break;
-    }
+    elem_drop(f, op->data, op->len, seen);
     return CHORUS_OK;
   case CRDT_MAP_OP_REMOVE:
     drop_seen(f, seen);
     return CHORUS_OK;
   }
   return CHORUS_EINVAL;
+}
+
+/* defer: after @op ran, keeps it (crdt.h, deferred removes) when it is
+ * a remove with a reader's context @seen that @m's does not cover: updates
+ * that read saw and this copy has not received are dropped when they
+ * arrive. Errors: CHORUS_EBUSY (too many kept), CHORUS_ENOMEM. */
+static int defer(struct crdt_map *m, const struct crdt_ctx *seen,
+                 const struct crdt_map_op *op, char *errmsg) {
+  if (seen == NULL ||
+      (op->kind != CRDT_MAP_OP_REMOVE && op->kind != CRDT_MAP_OP_SET_REMOVE &&
+       op->kind != CRDT_MAP_OP_FLAG_DISABLE) ||
+      crdt_ctx_covers_all(&m->ctx, seen))
+    return CHORUS_OK;
+  struct crdt_map_deferred d = {
+      {(uint8_t *)(uintptr_t)op->data, op->len, *seen},
+      op->kind,
+      op->depth,
+      {{0}}};
+  if (op->kind != CRDT_MAP_OP_SET_REMOVE)
+    d.r.data = NULL, d.r.len = 0;
+  else if (op->len == 0)
+    d.r.data = NULL;
+  memcpy(d.path, op->path, op->depth * sizeof *op->path);
+  bool found;
+  (void)mdef_find(m, &d, &found);
+  if (!found && m->ndef >= CRDT_MAP_DEFERRED_MAX)
+    return chorus_errf(errmsg, CHORUS_EBUSY,
+                       "%u removes on this map wait for updates this node "
+                       "has not received; try again once its replicas "
+                       "have exchanged",
+                       CRDT_MAP_DEFERRED_MAX);
+  return mdef_add(m, &d);
 }
 
 int crdt_map_update(struct crdt_map *m, chorus_node_id coord, hlc_time ts,
@@ -789,12 +1046,16 @@ int crdt_map_update(struct crdt_map *m, chorus_node_id coord, hlc_time ts,
   if ((rc = crdt_map_copy(&t, m)) != CHORUS_OK)
     return rc;
   for (uint32_t i = 0; i < nops; i++) {
-    if ((rc = apply(&t, coord, ts, seen, &ops[i], errmsg)) != CHORUS_OK) {
+    if ((rc = apply(&t, coord, ts, seen, &ops[i], errmsg)) != CHORUS_OK ||
+        (rc = defer(&t, seen, &ops[i], errmsg)) != CHORUS_OK) {
       crdt_map_free(&t);
       return rc;
     }
   }
   prune(&t.root);
+  /* Kept removes also hold against this update's own dots (a context
+   * naming dots this node has not minted yet is no honest read's). */
+  mdefs_settle(&t);
   crdt_map_free(m);
   *m = t;
   assert(crdt__map_valid(m));

@@ -14,26 +14,20 @@ void orset_init(struct orset *s) {
   s->ndef = 0;
 }
 
+/* A kept remove against an element (def_find's key). */
+static int def_cmp_elem(const void *item, const void *key) {
+  const struct orset_deferred *d = item, *k = key;
+  return crdt__bytes_cmp(d->data, d->len, k->data, k->len);
+}
+
 /* def_find: binary search of s->def: index of @elem, or where it would go
  * (*@found false). */
 static uint32_t def_find(const struct orset *s, const void *elem, size_t len,
                          bool *found) {
-  uint32_t lo = 0, hi = s->ndef;
-  *found = false;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    int r =
-        crdt__bytes_cmp(s->def[mid].data, s->def[mid].len, elem, (uint32_t)len);
-    if (r == 0) {
-      *found = true;
-      return mid;
-    }
-    if (r < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+  const struct orset_deferred key = {
+      (uint8_t *)(uintptr_t)elem, (uint32_t)len, {{NULL, 0, 0}, NULL, 0, 0}};
+  return crdt__bsearch(s->def, s->ndef, sizeof *s->def, &key, def_cmp_elem,
+                       found);
 }
 
 /* Whether element @e keeps a dot that remove @d covers. */
@@ -88,7 +82,7 @@ void crdt__orset_elem_free(struct orset_elem *e) {
   e->dots = NULL;
 }
 
-static void def_free(struct orset_deferred *d) {
+void crdt__orset_def_free(struct orset_deferred *d) {
   chorus_free(d->data);
   d->data = NULL;
   crdt_ctx_free(&d->seen);
@@ -99,22 +93,22 @@ void orset_free(struct orset *s) {
     crdt__orset_elem_free(&s->e[i]);
   chorus_free(s->e);
   for (uint32_t i = 0; i < s->ndef; i++)
-    def_free(&s->def[i]);
+    crdt__orset_def_free(&s->def[i]);
   chorus_free(s->def);
   crdt_ctx_free(&s->ctx);
   orset_init(s);
 }
 
-/* def_dup: a deep copy of remove @in (@seen joined in when non-NULL). */
-static int def_dup(struct orset_deferred *out, const struct orset_deferred *in,
-                   const struct crdt_ctx *seen) {
+int crdt__orset_def_dup(struct orset_deferred *out,
+                        const struct orset_deferred *in,
+                        const struct crdt_ctx *seen) {
   out->len = in->len;
   out->data = NULL;
   crdt_ctx_init(&out->seen);
   if ((in->len && (out->data = chorus_memdup(in->data, in->len)) == NULL) ||
       crdt_ctx_copy(&out->seen, &in->seen) != CHORUS_OK ||
       (seen != NULL && crdt_ctx_join(&out->seen, seen) != CHORUS_OK)) {
-    def_free(out);
+    crdt__orset_def_free(out);
     return CHORUS_ENOMEM;
   }
   return CHORUS_OK;
@@ -170,7 +164,8 @@ int orset_copy(struct orset *dst, const struct orset *src) {
       (t.def = chorus_malloc(src->ndef * sizeof *t.def)) == NULL)
     goto err_after_init;
   for (; t.ndef < src->ndef; t.ndef++)
-    if (def_dup(&t.def[t.ndef], &src->def[t.ndef], NULL) != CHORUS_OK)
+    if (crdt__orset_def_dup(&t.def[t.ndef], &src->def[t.ndef], NULL) !=
+        CHORUS_OK)
       goto err_after_init;
   orset_free(dst);
   *dst = t;
@@ -182,25 +177,22 @@ err_after_init:
   return CHORUS_ENOMEM;
 }
 
+static int elem_cmp_key(const void *item, const void *key) {
+  const struct orset_elem *e = item, *k = key;
+  return crdt__bytes_cmp(e->data, e->len, k->data, k->len);
+}
+
+uint32_t crdt__elems_find(const struct orset_elem *e, uint32_t n,
+                          const void *data, uint32_t len, bool *found) {
+  const struct orset_elem key = {(uint8_t *)(uintptr_t)data, len, 0, NULL};
+  return crdt__bsearch(e, n, sizeof *e, &key, elem_cmp_key, found);
+}
+
 /* Binary search: index of @elem, or of where it would go (*@found false). */
 static uint32_t elem_find(const struct orset *s, const void *elem, size_t len,
                           bool *found) {
   assert(len <= ORSET_ELEM_MAX && (len == 0 || elem != NULL));
-  uint32_t lo = 0, hi = s->n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    int r = crdt__bytes_cmp(s->e[mid].data, s->e[mid].len, elem, (uint32_t)len);
-    if (r == 0) {
-      *found = true;
-      return mid;
-    }
-    if (r < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  *found = false;
-  return lo;
+  return crdt__elems_find(s->e, s->n, elem, (uint32_t)len, found);
 }
 
 bool orset_contains(const struct orset *s, const void *elem, size_t len) {
@@ -321,8 +313,8 @@ static int remove_dots(struct orset *s, const void *elem, size_t len,
                                  seen ? *seen : s->ctx};
   struct orset_deferred nd = {NULL, 0, {{NULL, 0, 0}, NULL, 0, 0}};
   if (defer && ((!dfound && def_reserve(s) != CHORUS_OK) ||
-                def_dup(&nd, dfound ? &s->def[dat] : &fresh,
-                        dfound ? seen : NULL) != CHORUS_OK))
+                crdt__orset_def_dup(&nd, dfound ? &s->def[dat] : &fresh,
+                                    dfound ? seen : NULL) != CHORUS_OK))
     return CHORUS_ENOMEM;
   bool found = false;
   uint32_t i = len > ORSET_ELEM_MAX ? 0 : elem_find(s, elem, len, &found);
@@ -356,7 +348,7 @@ static int remove_dots(struct orset *s, const void *elem, size_t len,
      * operation's whole effect. */
     struct orset_deferred td;
     if (def_reserve(&t) != CHORUS_OK ||
-        def_dup(&td, &fresh, NULL) != CHORUS_OK) {
+        crdt__orset_def_dup(&td, &fresh, NULL) != CHORUS_OK) {
       orset_free(&t);
       goto err_after_split;
     }
@@ -382,7 +374,7 @@ static int remove_dots(struct orset *s, const void *elem, size_t len,
   }
   if (defer) {
     if (dfound) {
-      def_free(&s->def[dat]);
+      crdt__orset_def_free(&s->def[dat]);
       s->def[dat] = nd;
     } else {
       def_place(s, dat, &nd);
@@ -401,7 +393,7 @@ err_after_split:
     chorus_free(gone);
   chorus_free(keep);
   if (defer)
-    def_free(&nd);
+    crdt__orset_def_free(&nd);
   return CHORUS_ENOMEM;
 }
 
@@ -576,7 +568,8 @@ static int defs_merge(struct orset *dst, const struct orset *src) {
       continue;
     }
     struct orset_deferred c;
-    if (def_reserve(dst) != CHORUS_OK || def_dup(&c, d, NULL) != CHORUS_OK)
+    if (def_reserve(dst) != CHORUS_OK ||
+        crdt__orset_def_dup(&c, d, NULL) != CHORUS_OK)
       return CHORUS_ENOMEM;
     def_place(dst, at, &c);
   }
@@ -595,7 +588,7 @@ static int defs_settle(struct orset *s) {
   uint32_t w = 0;
   for (uint32_t i = 0; i < s->ndef; i++) {
     if (crdt_ctx_covers_all(&s->ctx, &s->def[i].seen))
-      def_free(&s->def[i]);
+      crdt__orset_def_free(&s->def[i]);
     else
       s->def[w++] = s->def[i];
   }

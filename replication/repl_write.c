@@ -165,7 +165,9 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
   case WIRE_MAP_UPDATE: {
     /* The field operations at this incarnation's actor, register sets
      * stamped with our HLC; with a context (a MAP_REPLY's), removes and
-     * disables drop only what that read saw (crdt.h, Map). */
+     * disables drop only what that read saw, also what this coordinator
+     * has not received yet (kept as deferred removes; crdt_map_update's
+     * EBUSY names the limit). */
     const struct wire_bytes *c = &m->map_update.context;
     struct crdt_ctx seen;
     crdt_ctx_init(&seen);

@@ -2,7 +2,8 @@
  * (MAP_UPDATE's operations). A map that decodes must round-trip and
  * self-join unchanged (fuzz_common.h), and stay valid under updates:
  * removing its first field with its own context (which saw every dot, so
- * the field goes) and an add at a nested path. Operations that decode are
+ * the field goes), an add at a nested path and a set remove with a context
+ * ahead of the map's (kept as deferred). Operations that decode are
  * applied to an empty map: refused with a reason or applied, the result
  * valid. */
 #include <string.h>
@@ -88,6 +89,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Hostile totals or an exhausted node counter may refuse it. */
   FUZZ_CHECK(rc == CHORUS_OK || rc == CHORUS_ERANGE || rc == CHORUS_ETOOBIG);
   FUZZ_ROUND_TRIP(crdt_map, &x, JOIN);
+  /* A set remove whose reader saw a dot this copy has not: kept (crdt.h,
+   * deferred removes), or refused when too many wait already. */
+  struct crdt_ctx ahead;
+  crdt_ctx_init(&ahead);
+  struct crdt_dot next = crdt_ctx_next(&x.ctx, 5);
+  if (next.counter <= CRDT_EVENT_MAX) {
+    FUZZ_CHECK(crdt_ctx_copy(&ahead, &x.ctx) == CHORUS_OK &&
+               crdt_ctx_add(&ahead, next) == CHORUS_OK);
+    struct crdt_map_op rm = add;
+    rm.kind = CRDT_MAP_OP_SET_REMOVE;
+    rm.path[1].type = CRDT_MAP_SET;
+    rm.data = (const uint8_t *)"e";
+    rm.len = 1;
+    rc = crdt_map_update(&x, 7, 2, &ahead, &rm, 1, NULL);
+    FUZZ_CHECK(rc == CHORUS_OK || rc == CHORUS_EBUSY || rc == CHORUS_ETOOBIG);
+    FUZZ_ROUND_TRIP(crdt_map, &x, JOIN);
+  }
+  crdt_ctx_free(&ahead);
   crdt_map_free(&x);
   return 0;
 }

@@ -1106,6 +1106,167 @@ static void map_remove_update_wins(void **state) {
   crdt_map_free(&b);
 }
 
+/* crdt_map_through_codec: @in encoded, decoded into @out, and equal. */
+static void map_through_codec(const struct crdt_map *in, struct crdt_map *out) {
+  size_t n = crdt_map_encoded_size(in), w = 0;
+  uint8_t *buf = test_malloc(n);
+  assert_int_equal(crdt_map_encode(in, buf, n, &w), CHORUS_OK);
+  assert_int_equal(w, n);
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  crdt_map_free(out);
+  if (crdt_map_decode(out, buf, n, err) != CHORUS_OK)
+    fail_msg("map decode: %s", err);
+  assert_true(crdt_map_equal(in, out));
+  test_free(buf);
+}
+
+/* issue 21 for maps: a field remove, set-element remove or flag disable
+ * with a reader's context, coordinated where the updates that read saw
+ * have not arrived, is kept until they have (crdt.h, deferred removes). */
+static void map_remove_waits_for_unseen_updates(void **state) {
+  (void)state;
+  struct crdt_map a, c, d, back, e;
+  crdt_map_init(&a);
+  crdt_map_init(&c);
+  crdt_map_init(&d);
+  crdt_map_init(&back);
+  crdt_map_init(&e);
+  map_do(&a, A, 1, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "f", CRDT_MAP_REGISTER, "v", 0));
+  map_do(&a, A, 2, NULL, mop(CRDT_MAP_OP_SET_ADD, "s", CRDT_MAP_SET, "x", 0));
+  map_do(&a, A, 3, NULL, mop(CRDT_MAP_OP_SET_ADD, "s", CRDT_MAP_SET, "y", 0));
+  map_do(&a, A, 4, NULL,
+         mop(CRDT_MAP_OP_FLAG_ENABLE, "fl", CRDT_MAP_FLAG, 0, 0));
+  map_do(&a, A, 5, NULL,
+         mop(CRDT_MAP_OP_COUNTER_ADD, "m.k", CRDT_MAP_COUNTER, 0, 3));
+  struct crdt_ctx seen; /* a client read at a */
+  ctx_through_codec(&a.ctx, &seen);
+  /* The removes are coordinated at c, which has seen nothing of a's. */
+  map_do(&c, C, 6, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "z", CRDT_MAP_REGISTER, "w", 0));
+  struct crdt_map_op ops[] = {
+      mop(CRDT_MAP_OP_REMOVE, "f", CRDT_MAP_REGISTER, 0, 0),
+      mop(CRDT_MAP_OP_SET_REMOVE, "s", CRDT_MAP_SET, "x", 0),
+      mop(CRDT_MAP_OP_FLAG_DISABLE, "fl", CRDT_MAP_FLAG, 0, 0),
+      mop(CRDT_MAP_OP_REMOVE, "m", CRDT_MAP_MAP, 0, 0),
+  };
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  assert_int_equal(crdt_map_update(&c, C, 7, &seen, ops, 4, err), CHORUS_OK);
+  assert_int_equal(c.ndef, 4);
+  /* The kept removes travel with the object. */
+  map_through_codec(&c, &back);
+  assert_int_equal(back.ndef, 4);
+  /* A flipped kind (a register set is no remove) is refused. */
+  {
+    size_t n = crdt_map_encoded_size(&c), w = 0;
+    uint8_t *buf = test_malloc(n);
+    assert_int_equal(crdt_map_encode(&c, buf, n, &w), CHORUS_OK);
+    static const uint8_t pat[] = {0x94, 0x07, 0x92, 0xc4, 0x01, 'f'};
+    size_t at = n;
+    for (size_t i = 0; i + sizeof pat <= n && at == n; i++)
+      if (memcmp(buf + i, pat, sizeof pat) == 0)
+        at = i;
+    assert_true(at < n);
+    buf[at + 1] = CRDT_MAP_OP_REGISTER_SET;
+    assert_int_equal(crdt_map_decode(&d, buf, n, err), CHORUS_EMALFORMED);
+    buf[at + 1] = 0x07;
+    buf[1] ^= 0x01; /* array(3) -> array(2): trailing bytes */
+    assert_int_equal(crdt_map_decode(&d, buf, n, err), CHORUS_EMALFORMED);
+    test_free(buf);
+  }
+  /* a's updates arrive at c: what the read saw stays removed, y and z
+   * stay, the flag is off (c's disable), and c's context now covers the
+   * reader's: the removes are forgotten. */
+  assert_int_equal(crdt_map_join(&c, &a), CHORUS_OK);
+  assert_null(mfind(&c, "f", CRDT_MAP_REGISTER));
+  assert_null(mfind(&c, "m", CRDT_MAP_MAP));
+  const struct crdt_map_field *sf = mget(&c, "s", CRDT_MAP_SET);
+  assert_int_equal(sf->n, 1);
+  assert_memory_equal(sf->elem[0].data, "y", 1);
+  assert_false(crdt_map_flag(mget(&c, "fl", CRDT_MAP_FLAG)));
+  assert_non_null(mfind(&c, "z", CRDT_MAP_REGISTER));
+  assert_int_equal(c.ndef, 0);
+  /* The state with kept removes has the same effect anywhere, either
+   * order. */
+  assert_int_equal(crdt_map_join(&d, &a), CHORUS_OK);
+  assert_int_equal(crdt_map_join(&d, &back), CHORUS_OK);
+  assert_int_equal(crdt_map_join(&a, &back), CHORUS_OK);
+  assert_true(crdt_map_equal(&a, &c) && crdt_map_equal(&d, &c));
+  /* An update of f the reader never saw survives the kept remove (update
+   * wins). */
+  map_do(&e, B, 8, &seen,
+         mop(CRDT_MAP_OP_REMOVE, "f", CRDT_MAP_REGISTER, 0, 0));
+  assert_int_equal(e.ndef, 1);
+  map_do(&e, B, 9, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "f", CRDT_MAP_REGISTER, "new", 0));
+  crdt_map_free(&d);
+  crdt_map_init(&d);
+  map_do(&d, A, 1, NULL,
+         mop(CRDT_MAP_OP_REGISTER_SET, "f", CRDT_MAP_REGISTER, "v", 0));
+  assert_int_equal(crdt_map_join(&e, &d), CHORUS_OK);
+  const struct crdt_map_field *ff = mget(&e, "f", CRDT_MAP_REGISTER);
+  assert_int_equal(ff->n, 1);
+  assert_int_equal(ff->ent[0].dot.node, B);
+  assert_int_equal(e.ndef, 1); /* a's other updates have not come */
+  /* Two removes of one path merge (their contexts joined); one of
+   * another path is kept apart. */
+  struct crdt_ctx seen2;
+  crdt_ctx_init(&seen2);
+  assert_int_equal(crdt_ctx_add(&seen2, (struct crdt_dot){0xd4, 4}), CHORUS_OK);
+  map_do(&e, B, 10, &seen2,
+         mop(CRDT_MAP_OP_REMOVE, "f", CRDT_MAP_REGISTER, 0, 0));
+  assert_int_equal(e.ndef, 1);
+  assert_true(crdt_ctx_covers_all(&e.def[0].r.seen, &seen));
+  assert_true(crdt_ctx_covers_all(&e.def[0].r.seen, &seen2));
+  map_do(&e, B, 11, &seen2,
+         mop(CRDT_MAP_OP_REMOVE, "g", CRDT_MAP_COUNTER, 0, 0));
+  assert_int_equal(e.ndef, 2);
+  /* A remove merged across a join: the same path kept on both sides. */
+  crdt_map_free(&back);
+  crdt_map_init(&back);
+  map_do(&back, C, 1, &seen2,
+         mop(CRDT_MAP_OP_REMOVE, "g", CRDT_MAP_COUNTER, 0, 0));
+  assert_int_equal(crdt_map_join(&back, &e), CHORUS_OK);
+  assert_int_equal(back.ndef, 2);
+  map_through_codec(&back, &d);
+  /* Past CRDT_MAP_DEFERRED_MAX paths a new one is refused and nothing
+   * changes; one more for a kept path still merges. */
+  crdt_map_free(&e);
+  crdt_map_init(&e);
+  for (unsigned i = 0; i < CRDT_MAP_DEFERRED_MAX; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "e%u", i);
+    map_do(&e, B, 12, &seen,
+           mop(CRDT_MAP_OP_REMOVE, name, CRDT_MAP_REGISTER, 0, 0));
+  }
+  assert_int_equal(e.ndef, CRDT_MAP_DEFERRED_MAX);
+  crdt_map_free(&back);
+  crdt_map_init(&back);
+  assert_int_equal(crdt_map_copy(&back, &e), CHORUS_OK);
+  struct crdt_map_op two[] = {
+      mop(CRDT_MAP_OP_REGISTER_SET, "r", CRDT_MAP_REGISTER, "v", 0),
+      mop(CRDT_MAP_OP_REMOVE, "new", CRDT_MAP_REGISTER, 0, 0),
+  };
+  err[0] = '\0';
+  assert_int_equal(crdt_map_update(&e, B, 13, &seen, two, 2, err),
+                   CHORUS_EBUSY);
+  assert_non_null(strstr(err, "wait for updates"));
+  assert_true(crdt_map_equal(&e, &back));
+  map_do(&e, B, 14, &seen2,
+         mop(CRDT_MAP_OP_REMOVE, "e0", CRDT_MAP_REGISTER, 0, 0));
+  assert_int_equal(e.ndef, CRDT_MAP_DEFERRED_MAX);
+  map_through_codec(&e, &back);
+  assert_int_equal(crdt_map_join(&e, &a), CHORUS_OK);
+  assert_int_equal(e.ndef, 1); /* e0's, which also waits for D's dot */
+  crdt_ctx_free(&seen);
+  crdt_ctx_free(&seen2);
+  crdt_map_free(&a);
+  crdt_map_free(&c);
+  crdt_map_free(&d);
+  crdt_map_free(&back);
+  crdt_map_free(&e);
+}
+
 static void map_limits(void **state) {
   (void)state;
   struct crdt_map m, snap;
@@ -1679,6 +1840,19 @@ static void out_of_memory_is_atomic(void **state) {
          mop(CRDT_MAP_OP_SET_ADD, "addr.geo.pins.z", CRDT_MAP_SET, "q", 0));
   map_do(&o[4].u.map, 0x78, 21, NULL,
          mop(CRDT_MAP_OP_COUNTER_ADD, "n", CRDT_MAP_COUNTER, NULL, 4));
+  /* Kept removes on both sides, one path on both (merged by the join). */
+  struct crdt_ctx ahead;
+  crdt_ctx_init(&ahead);
+  assert_int_equal(crdt_ctx_copy(&ahead, &o[4].u.map.ctx), CHORUS_OK);
+  assert_int_equal(crdt_ctx_add(&ahead, (struct crdt_dot){0x79, 1}), CHORUS_OK);
+  map_do(&o[4].u.map, 0x78, 22, &ahead,
+         mop(CRDT_MAP_OP_REMOVE, "addr.geo", CRDT_MAP_MAP, NULL, 0));
+  map_do(&p[4].u.map, 0x77, 23, &ahead,
+         mop(CRDT_MAP_OP_REMOVE, "addr.geo", CRDT_MAP_MAP, NULL, 0));
+  map_do(&p[4].u.map, 0x77, 24, &ahead,
+         mop(CRDT_MAP_OP_SET_REMOVE, "tags", CRDT_MAP_SET, "x", 0));
+  assert_int_equal(o[4].u.map.ndef, 1);
+  assert_int_equal(p[4].u.map.ndef, 2);
   for (int i = 0; i < NOBJ; i++) {
     struct crdt_obj x, snap;
     size_t n = crdt_obj_encoded_size(&o[i]), w;
@@ -1768,10 +1942,13 @@ static void out_of_memory_is_atomic(void **state) {
       mop(CRDT_MAP_OP_COUNTER_ADD, "n", CRDT_MAP_COUNTER, NULL, 2),
       mop(CRDT_MAP_OP_SET_ADD, "tags", CRDT_MAP_SET, "y", 0),
       mop(CRDT_MAP_OP_REMOVE, "addr", CRDT_MAP_MAP, NULL, 0)};
-  OOM_WALK((void)0, crdt_map_update(&mm, 0x55, 30, NULL, mops, 4, NULL),
+  /* With a context ahead of the map's: the remove is kept too. */
+  OOM_WALK((void)0, crdt_map_update(&mm, 0x55, 30, &ahead, mops, 4, NULL),
            assert_true(crdt_map_equal(&mm, &msnap)), (void)0)
   assert_null(
       crdt_map_find(&mm.root, (const uint8_t *)"addr", 4, CRDT_MAP_MAP));
+  assert_int_equal(mm.ndef, 2);
+  crdt_ctx_free(&ahead);
   crdt_map_free(&mm);
   crdt_map_free(&msnap);
   for (int i = 0; i < NOBJ; i++) {
@@ -1802,6 +1979,7 @@ int main(void) {
       cmocka_unit_test(map_fields_and_types),
       cmocka_unit_test(map_flags_enable_wins),
       cmocka_unit_test(map_remove_update_wins),
+      cmocka_unit_test(map_remove_waits_for_unseen_updates),
       cmocka_unit_test(map_limits),
       cmocka_unit_test(map_hostile),
       cmocka_unit_test(map_ops_codec),

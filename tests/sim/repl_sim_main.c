@@ -27,6 +27,7 @@ static void usage(FILE *f) {
           "                    partitions, 3 crashes, 1 store fault per s\n"
           "  --no-swim         static membership: every peer counts as alive\n"
           "  --sloppy          sloppy quorums by default\n"
+          "  --maps            sets kept as maps (MAP_UPDATE set ops)\n"
           "  --list            print the presets\n"
           "  --verbose         print every trace line\n"
           "  --quiet           print only the summaries\n"
@@ -43,7 +44,7 @@ static double wall_s(void) {
 struct knobs {
   uint64_t seed, seeds;
   sim_time chaos, heal;
-  int clients, strict, calm, brutal, no_swim, sloppy, verbose, quiet;
+  int clients, strict, calm, brutal, no_swim, sloppy, maps, verbose, quiet;
 };
 
 /* run_config: every seed of one preset; returns the failures. */
@@ -54,6 +55,8 @@ static uint64_t run_config(const struct core_sim_preset *p,
     local.opt.no_swim = 1;
   if (k->sloppy)
     local.opt.sloppy = 1;
+  if (k->maps)
+    local.opt.sets_as_maps = 1;
   struct sim_run_config rc;
   core_sim_preset_apply(&rc, &local);
   if (k->chaos)
@@ -92,13 +95,14 @@ static uint64_t run_config(const struct core_sim_preset *p,
       failed++;
       printf("%s seed %" PRIu64 ": FAILED %s: %s\n"
              "  reproduce: repl-sim --config %s --seed %" PRIu64
-             " --chaos-ms %" PRIu64 "%s --verbose\n",
+             " --chaos-ms %" PRIu64 "%s%s --verbose\n",
              p->name, k->seed + i, res.checker, res.message, p->name,
              k->seed + i, (uint64_t)(rc.chaos / SIM_US_PER_MS),
              k->strict   ? " --strict"
              : k->calm   ? " --calm"
              : k->brutal ? " --brutal"
-                         : "");
+                         : "",
+             k->maps ? " --maps" : "");
     } else if (k->seeds == 1) {
       printf("%s seed %" PRIu64 ": ok, %zu ops, %zu events, %.1f s virtual, "
              "trace hash %016" PRIx64 "\n",
@@ -131,6 +135,7 @@ int main(int argc, char **argv) {
     O_BRUTAL,
     O_NOSWIM,
     O_SLOPPY,
+    O_MAPS,
     O_LIST,
     O_VERBOSE,
     O_QUIET,
@@ -148,6 +153,7 @@ int main(int argc, char **argv) {
       {"brutal", no_argument, 0, O_BRUTAL},
       {"no-swim", no_argument, 0, O_NOSWIM},
       {"sloppy", no_argument, 0, O_SLOPPY},
+      {"maps", no_argument, 0, O_MAPS},
       {"list", no_argument, 0, O_LIST},
       {"verbose", no_argument, 0, O_VERBOSE},
       {"quiet", no_argument, 0, O_QUIET},
@@ -193,6 +199,9 @@ int main(int argc, char **argv) {
       break;
     case O_SLOPPY:
       k.sloppy = 1;
+      break;
+    case O_MAPS:
+      k.maps = 1;
       break;
     case O_LIST:
       for (const struct core_sim_preset *p = core_sim_presets(); p->name; p++)
