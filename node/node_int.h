@@ -37,6 +37,7 @@
 #include <uv.h>
 
 #include "core.h"
+#include "peer_auth.h"
 #include "node.h"
 #include "store.h"
 #include "tls.h"
@@ -46,6 +47,7 @@
 #define NODE_READ_BUF (64u * 1024)
 #define NODE_DIAL_BACKOFF_MS 500u /* no redial of a failed peer before */
 #define NODE_HELLO_REQUEST_ID 0u  /* request id of a peer HELLO */
+#define NODE_PEER_KEYS_MAX 4u     /* peer keys held at once (rotation) */
 /* Frames before HELLO: the largest valid HELLO (a 255-byte cluster name,
  * 4096 bytes of credentials) fits, so an unauthenticated socket can make
  * the node buffer at most this much. */
@@ -148,6 +150,12 @@ struct node_conn {
    * @sniffed once the first byte said which (accepted connections). */
   struct tls_engine *tls;
   bool sniffed;
+  /* Peer links (node_peer.c, peer_auth.h): the handshake and frame tags,
+   * NULL on other connections. While @auth_hold, only the @hello_len
+   * handshake bytes at the head of @out leave: the dialer's frames wait
+   * for the acceptor's proof of the key, the acceptor's for the dialer's. */
+  struct peer_auth *auth;
+  bool auth_hold;
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -258,7 +266,9 @@ struct node {
   struct store *store;
   struct core *core;
   struct ring_rcu ring_pub;
-  uint8_t peer_auth_key[crypto_auth_KEYBYTES];
+  /* The peer keys (node__peer_keys): [0] signs, all are accepted. */
+  uint8_t peer_keys[NODE_PEER_KEYS_MAX][PEER_AUTH_KEY_BYTES];
+  size_t npeer_keys;
 
   /* The connection layer's two hooks into dispatch (node_dispatch.c). */
   void (*on_frame)(struct node_conn *c, const uint8_t *body, size_t len);
@@ -306,6 +316,9 @@ struct node {
     uint64_t tls_handshakes, tls_auth_failed, tls_malformed;
     uint64_t tls_plaintext_refused, tls_peer_refused, tls_off_refused;
     uint64_t tls_reloads, tls_reload_failed;
+    /* Peer links (node_peer.c): handshakes refused (a wrong or replayed
+     * MAC, a fake acceptor); links closed for a frame whose tag failed. */
+    uint64_t peer_auth_failed, peer_frame_auth_failed;
   } stats;
   struct node_metrics metrics;
 };
@@ -438,8 +451,18 @@ void node__accept_close(struct node *n);
  * ------------------------------------------------------------------------ */
 
 int node__resolve(const char *addr, struct sockaddr_storage *sa);
-/* node__peer_key: derives the HELLO credential key from the cluster key. */
+/* node__peer_key: derives the peer key from the cluster key. */
 void node__peer_key(struct node *n);
+/* node__peer_keys: the keys peer links sign with (key[0], the primary) and
+ * accept (all): today the --cluster-key's alone; gossip key rotation
+ * installs more here. */
+struct peer_auth_keys node__peer_keys(const struct node *n);
+/* node__peer_frame: whether a frame read on a peer link may be dispatched
+ * (its tag checked, on a tagged link); false when it was a tag or the link
+ * closed. */
+bool node__peer_frame(struct node_conn *c, const uint8_t *body, size_t len);
+/* node__peer_auth_free: a closed connection's peer_auth (wiped). */
+void node__peer_auth_free(struct node_conn *c);
 /* node__peer_send: @m to node @to over our connection to it; dropped
  * (counted) when there is none yet. Errors: CHORUS_ENOMEM only. */
 int node__peer_send(struct node *n, chorus_node_id to,

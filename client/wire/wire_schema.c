@@ -481,6 +481,21 @@ const struct wire__schema wire__schemas[] = {
      2,
      {U("applied", user_reply.applied, UINT64_MAX),
       BLIST("entries", user_reply.entries, WIRE_USER_RECORD_MAX)}},
+    {WIRE_PEER_CHALLENGE,
+     "PEER_CHALLENGE",
+     2,
+     {BIN("nonce", peer_challenge.nonce, WIRE_PEER_NONCE_BYTES,
+          WIRE_PEER_NONCE_BYTES),
+      BIN("mac", peer_challenge.mac, WIRE_PEER_MAC_BYTES,
+          WIRE_PEER_MAC_BYTES)}},
+    {WIRE_PEER_PROOF,
+     "PEER_PROOF",
+     1,
+     {BIN("mac", peer_proof.mac, WIRE_PEER_MAC_BYTES, WIRE_PEER_MAC_BYTES)}},
+    {WIRE_PEER_TAG,
+     "PEER_TAG",
+     1,
+     {BIN("tag", peer_tag.tag, WIRE_PEER_TAG_BYTES, WIRE_PEER_TAG_BYTES)}},
 };
 const size_t wire__nschemas = sizeof wire__schemas / sizeof wire__schemas[0];
 
