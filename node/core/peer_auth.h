@@ -38,11 +38,13 @@
  * On a plaintext link, after the handshake every frame in either direction
  * is preceded by a PEER_TAG frame (26 bytes on the wire):
  *
- *   tag = BLAKE2b-128 keyed with the direction's session key, over
- *         seq (u64 little-endian) | the frame's body
+ *   tag = ChaCha20-Poly1305 (IETF) under the direction's session key,
+ *         nonce seq (u64 little-endian, then 4 zero bytes), the frame's
+ *         body as associated data, nothing encrypted: its 16-byte tag
  *
- * The session keys (one per direction) are BLAKE2b-256 of T under the
- * acceptor's primary key, with the direction in the personalisation; seq
+ * The session keys (one per direction) are BLAKE2b-256, keyed with the
+ * acceptor's primary key, of HMAC_k("chorus peer session" | T), with the
+ * direction in the personalisation; seq
  * counts that direction's frames from 0. A frame changed, dropped,
  * replayed or reordered on the link fails its tag; the receiver closes
  * the link (node_peer.c counts it). With TLS, TLS already authenticates
