@@ -454,8 +454,11 @@ int node__resolve(const char *addr, struct sockaddr_storage *sa);
 /* node__peer_key: derives the peer key from the cluster key. */
 void node__peer_key(struct node *n);
 /* node__peer_keys: the keys peer links sign with (key[0], the primary) and
- * accept (all): today the --cluster-key's alone; gossip key rotation
- * installs more here. */
+ * accept (all), n->peer_keys[0..npeer_keys): today the --cluster-key's
+ * alone; gossip key rotation puts there node__peer_key_derive() of each
+ * key it holds (the primary first, at most NODE_PEER_KEYS_MAX). */
+void node__peer_key_derive(const uint8_t cluster_key[SWIM_KEY_BYTES],
+                           uint8_t out[PEER_AUTH_KEY_BYTES]);
 struct peer_auth_keys node__peer_keys(const struct node *n);
 /* node__peer_frame: whether a frame read on a peer link may be dispatched
  * (its tag checked, on a tagged link); false when it was a tag or the link

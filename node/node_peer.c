@@ -73,13 +73,17 @@ static struct node_peer *peer_by_id(struct node *n, chorus_node_id id) {
   return NULL;
 }
 
-/* node__peer_key: peer links use their own key, derived from the cluster
- * key, never the gossip key itself. */
-void node__peer_key(struct node *n) {
+/* Peer links use their own key, derived from a cluster key, never the
+ * gossip key itself. */
+void node__peer_key_derive(const uint8_t cluster_key[SWIM_KEY_BYTES],
+                           uint8_t out[PEER_AUTH_KEY_BYTES]) {
   static const char tag[] = "chorus peer auth v2";
-  crypto_generichash(n->peer_keys[0], sizeof n->peer_keys[0],
-                     (const unsigned char *)tag, sizeof tag - 1, n->cfg.key,
-                     SWIM_KEY_BYTES);
+  crypto_generichash(out, PEER_AUTH_KEY_BYTES, (const unsigned char *)tag,
+                     sizeof tag - 1, cluster_key, SWIM_KEY_BYTES);
+}
+
+void node__peer_key(struct node *n) {
+  node__peer_key_derive(n->cfg.key, n->peer_keys[0]);
   n->npeer_keys = 1;
 }
 
