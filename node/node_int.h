@@ -47,7 +47,6 @@
 #define NODE_READ_BUF (64u * 1024)
 #define NODE_DIAL_BACKOFF_MS 500u /* no redial of a failed peer before */
 #define NODE_HELLO_REQUEST_ID 0u  /* request id of a peer HELLO */
-#define NODE_PEER_KEYS_MAX 4u     /* peer keys held at once (rotation) */
 /* Frames before HELLO: the largest valid HELLO (a 255-byte cluster name,
  * 4096 bytes of credentials) fits, so an unauthenticated socket can make
  * the node buffer at most this much. */
@@ -267,8 +266,7 @@ struct node {
   struct core *core;
   struct ring_rcu ring_pub;
   /* The peer keys (node__peer_keys): [0] signs, all are accepted. */
-  uint8_t peer_keys[NODE_PEER_KEYS_MAX][PEER_AUTH_KEY_BYTES];
-  size_t npeer_keys;
+  uint8_t peer_keys[SWIM_MAX_KEYS][PEER_AUTH_KEY_BYTES];
 
   /* The connection layer's two hooks into dispatch (node_dispatch.c). */
   void (*on_frame)(struct node_conn *c, const uint8_t *body, size_t len);
@@ -451,15 +449,19 @@ void node__accept_close(struct node *n);
  * ------------------------------------------------------------------------ */
 
 int node__resolve(const char *addr, struct sockaddr_storage *sa);
-/* node__peer_key: derives the peer key from the cluster key. */
-void node__peer_key(struct node *n);
-/* node__peer_keys: the keys peer links sign with (key[0], the primary) and
- * accept (all), n->peer_keys[0..npeer_keys): today the --cluster-key's
- * alone; gossip key rotation puts there node__peer_key_derive() of each
- * key it holds (the primary first, at most NODE_PEER_KEYS_MAX). */
+/* node__keys: the node's gossip keys (issue 24), the sealing one first,
+ * into @out; their count (1..SWIM_MAX_KEYS). The cluster metadata's
+ * keyring as this node last applied it (core_gossip_keys), or before any
+ * metadata --cluster-key alone: the one place node code reads them (the
+ * peer handshake's keys come from here). */
+size_t node__keys(const struct node *n,
+                  uint8_t out[SWIM_MAX_KEYS][SWIM_KEY_BYTES]);
+/* node__peer_keys: the keys peer links sign with (key[0], the primary:
+ * from the sealing gossip key) and accept (all): node__peer_key_derive()
+ * of each of node__keys(), kept in n->peer_keys. */
 void node__peer_key_derive(const uint8_t cluster_key[SWIM_KEY_BYTES],
                            uint8_t out[PEER_AUTH_KEY_BYTES]);
-struct peer_auth_keys node__peer_keys(const struct node *n);
+struct peer_auth_keys node__peer_keys(struct node *n);
 /* node__peer_frame: whether a frame read on a peer link may be dispatched
  * (its tag checked, on a tagged link); false when it was a tag or the link
  * closed. */

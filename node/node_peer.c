@@ -73,7 +73,16 @@ static struct node_peer *peer_by_id(struct node *n, chorus_node_id id) {
   return NULL;
 }
 
-/* Peer links use their own key, derived from a cluster key, never the
+size_t node__keys(const struct node *n,
+                  uint8_t out[SWIM_MAX_KEYS][SWIM_KEY_BYTES]) {
+  if (n->core == NULL) {
+    memcpy(out[0], n->cfg.key, SWIM_KEY_BYTES);
+    return 1;
+  }
+  return core_gossip_keys(n->core, out);
+}
+
+/* Peer links use their own keys, derived from the gossip keys, never a
  * gossip key itself. */
 void node__peer_key_derive(const uint8_t cluster_key[SWIM_KEY_BYTES],
                            uint8_t out[PEER_AUTH_KEY_BYTES]) {
@@ -82,13 +91,18 @@ void node__peer_key_derive(const uint8_t cluster_key[SWIM_KEY_BYTES],
                      sizeof tag - 1, cluster_key, SWIM_KEY_BYTES);
 }
 
-void node__peer_key(struct node *n) {
-  node__peer_key_derive(n->cfg.key, n->peer_keys[0]);
-  n->npeer_keys = 1;
-}
-
-struct peer_auth_keys node__peer_keys(const struct node *n) {
-  return (struct peer_auth_keys){n->peer_keys, n->npeer_keys};
+/* node__peer_keys: derived afresh from the keyring at each handshake (a
+ * handful of hashes per link), so a rotation's install, use and remove
+ * reach new links at once; links up keep their session keys. */
+struct peer_auth_keys node__peer_keys(struct node *n) {
+  uint8_t keys[SWIM_MAX_KEYS][SWIM_KEY_BYTES];
+  size_t k = node__keys(n, keys);
+  for (size_t i = 0; i < k; i++)
+    node__peer_key_derive(keys[i], n->peer_keys[i]);
+  sodium_memzero(keys, sizeof keys);
+  const uint8_t(*keyp)[PEER_AUTH_KEY_BYTES] =
+      (const uint8_t(*)[PEER_AUTH_KEY_BYTES])n->peer_keys;
+  return (struct peer_auth_keys){keyp, k};
 }
 
 /* ------------------------------------------------------------------------
