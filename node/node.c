@@ -302,7 +302,6 @@ static int open_core(struct node *n, char *errmsg) {
       .clock = node__fx_clock,
       .ring = node__fx_ring,
   };
-  node__peer_key(n);
   return core_new(&cc, &fx, &n->core, errmsg);
 }
 

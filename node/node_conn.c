@@ -158,8 +158,9 @@ static bool conn_drained(const struct node_conn *c) {
  * fail), the handshake's own messages whenever there are some. False
  * when the engine failed to encrypt (closed). */
 static bool conn_tls_out(struct node_conn *c) {
-  if (tls_engine_established(c->tls) && c->out.len) {
-    int rc = tls_engine_write(c->tls, c->out.data, c->out.len);
+  size_t take = c->auth_hold ? c->hello_len : c->out.len;
+  if (tls_engine_established(c->tls) && take) {
+    int rc = tls_engine_write(c->tls, c->out.data, take);
     if (rc != CHORUS_OK) {
       node_log(NODE_LOG_INFO, NODE_MOD, "conn %" PRIu64 " (%s): %s", c->serial,
                c->addr, tls_engine_errmsg(c->tls));
@@ -167,7 +168,8 @@ static bool conn_tls_out(struct node_conn *c) {
       return false;
     }
     c->hello_len = 0;
-    c->out.len = 0;
+    memmove(c->out.data, c->out.data + take, c->out.len - take);
+    c->out.len -= take;
   }
   size_t pend = tls_engine_pending(c->tls);
   if (pend && node__buf_reserve(&c->wr, pend) != CHORUS_OK) {
@@ -178,11 +180,52 @@ static bool conn_tls_out(struct node_conn *c) {
   return true;
 }
 
+/* conn_peer_out: a plaintext peer link's output into @wr: its handshake
+ * bytes as they are, then (unless held) every frame behind its PEER_TAG
+ * (peer_auth.h). The tags are made here, in the order frames go on the
+ * wire, so frames queued before the handshake ended are tagged too. */
+static bool conn_peer_out(struct node_conn *c) {
+  size_t head = c->hello_len;
+  size_t body = c->auth_hold ? 0 : c->out.len - head;
+  bool tag = c->auth->state == PEER_AUTH_DONE && c->auth->tagged;
+  /* Frames were whole when encoded: at most one tag per 5 bytes. */
+  size_t room = head + body + (tag ? body / 5 * PEER_AUTH_TAG_FRAME : 0);
+  if (node__buf_reserve(&c->wr, room) != CHORUS_OK) {
+    node__conn_close(c);
+    return false;
+  }
+  uint8_t *w = c->wr.data;
+  memcpy(w, c->out.data, head);
+  w += head;
+  const uint8_t *p = c->out.data + head, *end = p + body;
+  while (p < end) {
+    assert(end - p >= (ptrdiff_t)WIRE_FRAME_PREFIX);
+    size_t blen = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 |
+                  (size_t)p[3];
+    assert(blen <= (size_t)(end - p) - WIRE_FRAME_PREFIX);
+    if (tag) {
+      peer_auth_seal(c->auth, p + WIRE_FRAME_PREFIX, blen, w);
+      w += PEER_AUTH_TAG_FRAME;
+    }
+    memcpy(w, p, WIRE_FRAME_PREFIX + blen);
+    w += WIRE_FRAME_PREFIX + blen;
+    p += WIRE_FRAME_PREFIX + blen;
+  }
+  c->wr.len = (size_t)(w - c->wr.data);
+  memmove(c->out.data, c->out.data + head + body, c->out.len - head - body);
+  c->out.len -= head + body;
+  c->hello_len = 0;
+  return true;
+}
+
 static void conn_flush(struct node_conn *c) {
   if (c->writing || c->closing || !c->connected)
     return;
   if (c->tls != NULL) {
     if (!conn_tls_out(c) || c->wr.len == 0)
+      return;
+  } else if (c->auth != NULL) {
+    if (!conn_peer_out(c) || c->wr.len == 0)
       return;
   } else {
     if (c->out.len == 0)
@@ -266,6 +309,7 @@ static void on_conn_closed(uv_handle_t *h) {
   node__buf_free(&c->out);
   node__buf_free(&c->wr);
   tls_engine_free(c->tls);
+  node__peer_auth_free(c);
   n->nconns--;
   chorus_free(c);
 }

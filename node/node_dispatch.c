@@ -277,6 +277,10 @@ static void on_peer_msg(struct node_conn *c, const struct wire_msg *m) {
 }
 
 void node__on_frame(struct node_conn *c, const uint8_t *body, size_t len) {
+  /* A tagged peer link: tags are checked before anything is decoded. */
+  if (c->auth != NULL && c->auth->state == PEER_AUTH_DONE && c->auth->tagged &&
+      !node__peer_frame(c, body, len))
+    return;
   struct wire_msg m;
   char err[CHORUS_ERRMSG_SIZE] = "";
   int rc = wire_decode(body, len, &c->limits, &m, err);

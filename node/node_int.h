@@ -37,6 +37,7 @@
 #include <uv.h>
 
 #include "core.h"
+#include "peer_auth.h"
 #include "node.h"
 #include "store.h"
 #include "tls.h"
@@ -148,6 +149,12 @@ struct node_conn {
    * @sniffed once the first byte said which (accepted connections). */
   struct tls_engine *tls;
   bool sniffed;
+  /* Peer links (node_peer.c, peer_auth.h): the handshake and frame tags,
+   * NULL on other connections. While @auth_hold, only the @hello_len
+   * handshake bytes at the head of @out leave: the dialer's frames wait
+   * for the acceptor's proof of the key, the acceptor's for the dialer's. */
+  struct peer_auth *auth;
+  bool auth_hold;
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -258,7 +265,8 @@ struct node {
   struct store *store;
   struct core *core;
   struct ring_rcu ring_pub;
-  uint8_t peer_auth_key[crypto_auth_KEYBYTES];
+  /* The peer keys (node__peer_keys): [0] signs, all are accepted. */
+  uint8_t peer_keys[SWIM_MAX_KEYS][PEER_AUTH_KEY_BYTES];
 
   /* The connection layer's two hooks into dispatch (node_dispatch.c). */
   void (*on_frame)(struct node_conn *c, const uint8_t *body, size_t len);
@@ -306,6 +314,9 @@ struct node {
     uint64_t tls_handshakes, tls_auth_failed, tls_malformed;
     uint64_t tls_plaintext_refused, tls_peer_refused, tls_off_refused;
     uint64_t tls_reloads, tls_reload_failed;
+    /* Peer links (node_peer.c): handshakes refused (a wrong or replayed
+     * MAC, a fake acceptor); links closed for a frame whose tag failed. */
+    uint64_t peer_auth_failed, peer_frame_auth_failed;
   } stats;
   struct node_metrics metrics;
 };
@@ -445,8 +456,18 @@ int node__resolve(const char *addr, struct sockaddr_storage *sa);
  * peer handshake's keys come from here). */
 size_t node__keys(const struct node *n,
                   uint8_t out[SWIM_MAX_KEYS][SWIM_KEY_BYTES]);
-/* node__peer_key: derives the HELLO credential key from the cluster key. */
-void node__peer_key(struct node *n);
+/* node__peer_keys: the keys peer links sign with (key[0], the primary:
+ * from the sealing gossip key) and accept (all): node__peer_key_derive()
+ * of each of node__keys(), kept in n->peer_keys. */
+void node__peer_key_derive(const uint8_t cluster_key[SWIM_KEY_BYTES],
+                           uint8_t out[PEER_AUTH_KEY_BYTES]);
+struct peer_auth_keys node__peer_keys(struct node *n);
+/* node__peer_frame: whether a frame read on a peer link may be dispatched
+ * (its tag checked, on a tagged link); false when it was a tag or the link
+ * closed. */
+bool node__peer_frame(struct node_conn *c, const uint8_t *body, size_t len);
+/* node__peer_auth_free: a closed connection's peer_auth (wiped). */
+void node__peer_auth_free(struct node_conn *c);
 /* node__peer_send: @m to node @to over our connection to it; dropped
  * (counted) when there is none yet. Errors: CHORUS_ENOMEM only. */
 int node__peer_send(struct node *n, chorus_node_id to,

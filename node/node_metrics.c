@@ -480,6 +480,14 @@ static void node_text(struct node *n, struct http_text *t) {
     struct http_label lb = {"reason", tls_why[i]};
     http_prom_sample(t, "chorus_tls_refused_total", &lb, 1, (double)tv[i]);
   }
+  http_prom_family(t, "chorus_peer_auth_failures_total", HTTP_PROM_COUNTER,
+                   "Peer links refused at the handshake, or closed for a "
+                   "frame whose tag failed.");
+  struct http_label ph = {"stage", "handshake"}, pf = {"stage", "frame"};
+  http_prom_sample(t, "chorus_peer_auth_failures_total", &ph, 1,
+                   (double)n->stats.peer_auth_failed);
+  http_prom_sample(t, "chorus_peer_auth_failures_total", &pf, 1,
+                   (double)n->stats.peer_frame_auth_failed);
   http_prom_family(t, "chorus_tls_reloads_total", HTTP_PROM_COUNTER,
                    "Certificate reloads on SIGHUP, by result.");
   struct http_label rl = {"result", "ok"};

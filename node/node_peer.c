@@ -82,31 +82,82 @@ size_t node__keys(const struct node *n,
   return core_gossip_keys(n->core, out);
 }
 
-/* node__peer_key: peer credentials use their own key, derived from the
- * cluster key, never the gossip key itself. */
-void node__peer_key(struct node *n) {
-  static const char tag[] = "chorus peer hello v1";
-  crypto_generichash(n->peer_auth_key, sizeof n->peer_auth_key,
-                     (const unsigned char *)tag, sizeof tag - 1, n->cfg.key,
-                     SWIM_KEY_BYTES);
+/* Peer links use their own keys, derived from the gossip keys, never a
+ * gossip key itself. */
+void node__peer_key_derive(const uint8_t cluster_key[SWIM_KEY_BYTES],
+                           uint8_t out[PEER_AUTH_KEY_BYTES]) {
+  static const char tag[] = "chorus peer auth v2";
+  crypto_generichash(out, PEER_AUTH_KEY_BYTES, (const unsigned char *)tag,
+                     sizeof tag - 1, cluster_key, SWIM_KEY_BYTES);
+}
+
+/* node__peer_keys: derived afresh from the keyring at each handshake (a
+ * handful of hashes per link), so a rotation's install, use and remove
+ * reach new links at once; links up keep their session keys. */
+struct peer_auth_keys node__peer_keys(struct node *n) {
+  uint8_t keys[SWIM_MAX_KEYS][SWIM_KEY_BYTES];
+  size_t k = node__keys(n, keys);
+  for (size_t i = 0; i < k; i++)
+    node__peer_key_derive(keys[i], n->peer_keys[i]);
+  sodium_memzero(keys, sizeof keys);
+  const uint8_t(*keyp)[PEER_AUTH_KEY_BYTES] =
+      (const uint8_t(*)[PEER_AUTH_KEY_BYTES])n->peer_keys;
+  return (struct peer_auth_keys){keyp, k};
 }
 
 /* ------------------------------------------------------------------------
- * Dialling and credentials
+ * Dialling and the peer handshake (peer_auth.h: what each message proves)
  * ------------------------------------------------------------------------ */
 
-/* Peer credentials: HMAC-SHA-512-256 (crypto_auth) of the cluster name and
- * the sender's node id under a key derived from the cluster key, so a node
- * with another key cannot open a peer connection (it could replay a
- * captured HELLO, but it still cannot take part in sealed gossip). */
-static void peer_mac(const struct node *n, chorus_node_id id,
-                     uint8_t out[crypto_auth_BYTES]) {
-  uint8_t msg[SWIM_CLUSTER_MAX + 8];
-  size_t cl = strlen(n->cfg.cluster);
-  memcpy(msg, n->cfg.cluster, cl);
-  for (int i = 0; i < 8; i++)
-    msg[cl + (size_t)i] = (uint8_t)(id >> (8 * i));
-  crypto_auth(out, msg, cl + 8, n->peer_auth_key);
+_Static_assert(WIRE_PEER_NONCE_BYTES == PEER_AUTH_NONCE_BYTES, "nonce");
+_Static_assert(WIRE_PEER_MAC_BYTES == PEER_AUTH_MAC_BYTES, "mac");
+_Static_assert(WIRE_PEER_TAG_BYTES == PEER_AUTH_TAG_BYTES, "tag");
+
+/* tls_binding: the TLS session's exported bytes into @out, or NULL for a
+ * plaintext link (whose frames are then tagged). */
+static const uint8_t *tls_binding(const struct node_conn *c,
+                                  uint8_t out[PEER_AUTH_BINDING_BYTES]) {
+  if (c->tls == NULL)
+    return NULL;
+  if (tls_engine_export(c->tls, "EXPORTER-chorus-peer-auth", out,
+                        PEER_AUTH_BINDING_BYTES) != CHORUS_OK)
+    memset(out, 0, PEER_AUTH_BINDING_BYTES); /* fails the MACs: closed */
+  return out;
+}
+
+static struct peer_auth *auth_new(struct node_conn *c) {
+  if (c->auth == NULL)
+    c->auth = chorus_calloc(1, sizeof *c->auth);
+  return c->auth;
+}
+
+void node__peer_auth_free(struct node_conn *c) {
+  if (c->auth == NULL)
+    return;
+  sodium_memzero(c->auth, sizeof *c->auth);
+  chorus_free(c->auth);
+  c->auth = NULL;
+}
+
+/* auth_refused: a peer handshake that failed on @c: counted, logged, the
+ * link closed (an acceptor answers ERROR first). */
+static void auth_refused(struct node_conn *c, const char *why) {
+  struct node *n = c->n;
+  n->stats.peer_auth_failed++;
+  n->stats.auth_failed++;
+  node_log(NODE_LOG_WARN, NODE_MOD, "conn %" PRIu64 " (%s): peer %s", c->serial,
+           c->addr, why);
+  if (c->kind == NODE_CONN_PEER_OUT) {
+    if (c->peer)
+      c->peer->retry_at = node__now(n) + 10 * NODE_DIAL_BACKOFF_MS;
+    node__conn_close(c);
+    return;
+  }
+  n->stats.refused++;
+  c->auth_hold = false; /* the ERROR leaves, untagged: no session */
+  node__conn_send_error(c, NODE_HELLO_REQUEST_ID, CHORUS_EAUTH,
+                        "peer authentication failed");
+  node__conn_refuse(c);
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -163,8 +214,16 @@ static struct node_conn *peer_conn(struct node *n, struct node_peer *p) {
     return NULL;
   }
   p->out = c;
-  uint8_t mac[crypto_auth_BYTES];
-  peer_mac(n, n->cfg.id, mac);
+  uint8_t nonce[PEER_AUTH_NONCE_BYTES];
+  randombytes_buf(nonce, sizeof nonce);
+  if (auth_new(c) == NULL) {
+    node__conn_close(c);
+    return NULL;
+  }
+  peer_auth_dial(c->auth, n->cfg.cluster, strlen(n->cfg.cluster), n->cfg.id,
+                 nonce);
+  /* Only the HELLO leaves until the acceptor proved the key. */
+  c->auth_hold = true;
   struct wire_msg hello = {.type = WIRE_HELLO,
                            .request_id = NODE_HELLO_REQUEST_ID};
   c->version = p->dial_version ? p->dial_version : WIRE_PROTOCOL_VERSION;
@@ -173,17 +232,19 @@ static struct node_conn *peer_conn(struct node *n, struct node_peer *p) {
                                             strlen(n->cfg.cluster)};
   hello.hello.role = WIRE_ROLE_PEER;
   hello.hello.node_id = n->cfg.id;
-  hello.hello.credentials = (struct wire_bytes){mac, sizeof mac};
+  hello.hello.credentials =
+      (struct wire_bytes){c->auth->nonce_d, PEER_AUTH_NONCE_BYTES};
   (void)node__conn_send(c, &hello);
   c->hello_len = c->out.len;
   if (p->pending.len) {
-    /* What waited for this connection goes right behind the HELLO. */
+    /* What waited for this connection goes right behind the HELLO (and
+     * leaves right behind our PEER_PROOF). */
     c->queued_since = p->pending_since;
     if (node__buf_reserve(&c->out, p->pending.len) == CHORUS_OK) {
       memcpy(c->out.data + c->out.len, p->pending.data, p->pending.len);
       c->out.len += p->pending.len;
       node_log(NODE_LOG_DEBUG, NODE_MOD,
-               "peer %s: %zu queued bytes follow the HELLO", p->addr,
+               "peer %s: %zu queued bytes follow the handshake", p->addr,
                p->pending.len);
     } else {
       n->stats.peer_dropped++;
@@ -369,9 +430,72 @@ void node__peers_free(struct node *n) {
  * HELLO: the handshake of accepted connections, and the answer to ours
  * ------------------------------------------------------------------------ */
 
+/* peer_challenge: the acceptor's answer to a peer HELLO that passed the
+ * checks: WELCOME, then PEER_CHALLENGE with our fresh nonce. The link stays
+ * in the handshake queue (and its deadline) until the proof comes. */
+static void peer_challenge(struct node_conn *c, const struct wire_msg *m,
+                           const struct wire_msg *welcome) {
+  struct node *n = c->n;
+  uint8_t nonce[PEER_AUTH_NONCE_BYTES], mac[PEER_AUTH_MAC_BYTES];
+  uint8_t bind[PEER_AUTH_BINDING_BYTES];
+  randombytes_buf(nonce, sizeof nonce);
+  if (auth_new(c) == NULL) {
+    node__conn_close(c);
+    return;
+  }
+  struct peer_auth_keys keys = node__peer_keys(n);
+  if (peer_auth_accept(c->auth, &keys, n->cfg.cluster, strlen(n->cfg.cluster),
+                       n->cfg.id, m->hello.node_id, m->hello.credentials.ptr,
+                       m->hello.credentials.len, nonce, tls_binding(c, bind),
+                       mac) != CHORUS_OK) {
+    auth_refused(c, "HELLO refused: its credentials are not a nonce "
+                    "(a node older than the challenge-response?)");
+    return;
+  }
+  c->version = m->hello.version;
+  c->peer_id = m->hello.node_id;
+  (void)node__conn_send(c, welcome);
+  struct wire_msg ch = {.type = WIRE_PEER_CHALLENGE,
+                        .request_id = NODE_HELLO_REQUEST_ID};
+  ch.peer_challenge.nonce = (struct wire_bytes){nonce, sizeof nonce};
+  ch.peer_challenge.mac = (struct wire_bytes){mac, sizeof mac};
+  (void)node__conn_send(c, &ch);
+  c->hello_len = c->out.len;
+  c->auth_hold = true;
+}
+
+/* peer_on_proof: the acceptor checks the dialer's PEER_PROOF; the frames
+ * behind it are handled in order once it passed. */
+static void peer_on_proof(struct node_conn *c, const struct wire_msg *m) {
+  struct node *n = c->n;
+  struct peer_auth_keys keys = node__peer_keys(n);
+  if (m->type != WIRE_PEER_PROOF) {
+    auth_refused(c, "sent no PEER_PROOF after our challenge");
+    return;
+  }
+  if (peer_auth_on_proof(c->auth, &keys, m->peer_proof.mac.ptr,
+                         m->peer_proof.mac.len) != CHORUS_OK) {
+    auth_refused(c, "proof refused: not made for this link's nonces under "
+                    "our cluster key (a replayed or forged handshake?)");
+    return;
+  }
+  node__conn_handshaken(c, NODE_CONN_PEER_IN);
+  c->auth_hold = false;
+  if (c->out.len)
+    node__mark_dirty(c);
+  node_log(NODE_LOG_DEBUG, NODE_MOD,
+           "peer %016" PRIx64 " (%s): conn %" PRIu64 " authenticated%s",
+           c->peer_id, c->addr, c->serial,
+           c->auth->tagged ? ", frames tagged" : " (TLS)");
+}
+
 void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
   struct node *n = c->n;
   char text[CHORUS_ERRMSG_SIZE];
+  if (c->auth != NULL) { /* a peer we challenged: this is its answer */
+    peer_on_proof(c, m);
+    return;
+  }
   if (m->type != WIRE_HELLO) {
     node__conn_reject(c, m->request_id, CHORUS_EPERM,
                       "the first message must be HELLO");
@@ -386,17 +510,16 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
   };
   struct wire_msg reply;
   int rc = wire_hello_check(&m->hello, &pol, m->request_id, &reply, text);
-  if (rc == CHORUS_OK && m->hello.role == WIRE_ROLE_PEER) {
-    uint8_t mac[crypto_auth_BYTES];
-    peer_mac(n, m->hello.node_id, mac);
-    if (m->hello.credentials.len != sizeof mac ||
-        sodium_memcmp(mac, m->hello.credentials.ptr, sizeof mac) != 0) {
-      n->stats.auth_failed++;
-      rc = CHORUS_EAUTH;
-      snprintf(text, sizeof text,
-               "peer credentials refused (another cluster key?)");
-      wire_error_reply(&reply, m->request_id, rc, text);
-    }
+  if (rc == CHORUS_OK && m->hello.role == WIRE_ROLE_PEER &&
+      m->hello.version < WIRE_PROTOCOL_PEER_AUTH) {
+    /* Older peers sent static credentials that a recording replays. */
+    n->stats.peer_auth_failed++;
+    n->stats.auth_failed++;
+    rc = CHORUS_EAUTH;
+    snprintf(text, sizeof text,
+             "peer links need protocol %u or later (the challenge-response)",
+             WIRE_PROTOCOL_PEER_AUTH);
+    wire_error_reply(&reply, m->request_id, rc, text);
   }
   if (rc == CHORUS_OK &&
       !node__tls_hello_check(c, m->hello.role, text, sizeof text)) {
@@ -427,51 +550,133 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
     node__conn_refuse(c);
     return;
   }
-  c->version = m->hello.version;
   if (m->hello.role == WIRE_ROLE_PEER) {
-    c->peer_id = m->hello.node_id;
-    node__conn_handshaken(c, NODE_CONN_PEER_IN);
-  } else {
-    node__conn_handshaken(c, NODE_CONN_CLIENT);
+    peer_challenge(c, m, &reply);
+    return;
   }
+  c->version = m->hello.version;
+  node__conn_handshaken(c, NODE_CONN_CLIENT);
   (void)node__conn_send(c, &reply);
+}
+
+/* peer_on_challenge: the dialer checks the acceptor's MAC (a fake acceptor
+ * stops here, having had nothing but our HELLO), then sends PEER_PROOF
+ * ahead of the frames that waited behind the HELLO. */
+static void peer_on_challenge(struct node_conn *c, const struct wire_msg *m) {
+  struct node *n = c->n;
+  if (c->auth == NULL || c->auth->state != PEER_AUTH_HELLO_SENT ||
+      c->auth->id_a == 0) {
+    auth_refused(c, "sent PEER_CHALLENGE out of turn");
+    return;
+  }
+  struct peer_auth_keys keys = node__peer_keys(n);
+  uint8_t proof[PEER_AUTH_MAC_BYTES], bind[PEER_AUTH_BINDING_BYTES];
+  const struct wire_peer_challenge *ch = &m->peer_challenge;
+  if (peer_auth_on_challenge(c->auth, &keys, c->auth->id_a, ch->nonce.ptr,
+                             ch->nonce.len, ch->mac.ptr, ch->mac.len,
+                             tls_binding(c, bind), proof) != CHORUS_OK) {
+    auth_refused(c, "did not prove our cluster key (another cluster key, or "
+                    "not a node of this cluster): link closed");
+    return;
+  }
+  struct wire_msg pm = {.type = WIRE_PEER_PROOF,
+                        .request_id = NODE_HELLO_REQUEST_ID};
+  pm.peer_proof.mac = (struct wire_bytes){proof, sizeof proof};
+  uint8_t frame[64];
+  size_t len = 0;
+  if (wire_encode(&pm, frame, sizeof frame, &len, NULL) != CHORUS_OK ||
+      node__buf_reserve(&c->out, len) != CHORUS_OK) {
+    node__conn_close(c);
+    return;
+  }
+  /* Behind whatever handshake bytes are still unsent, before the frames. */
+  size_t at = c->hello_len;
+  memmove(c->out.data + at + len, c->out.data + at, c->out.len - at);
+  memcpy(c->out.data + at, frame, len);
+  c->out.len += len;
+  c->hello_len += len;
+  c->auth_hold = false;
+  c->welcomed = true;
+  c->peer_id = c->auth->id_a;
+  node__mark_dirty(c);
+  /* One link per direction: this one carries everything we send it. */
+  node_log(NODE_LOG_DEBUG, NODE_MOD,
+           "peer %016" PRIx64 " (%s): conn %" PRIu64 " carries our "
+           "messages to it%s",
+           c->peer_id, c->addr, c->serial,
+           c->auth->tagged ? ", frames tagged" : " (TLS)");
+}
+
+static bool is_peer_auth_msg(uint8_t type) {
+  return type == WIRE_PEER_CHALLENGE || type == WIRE_PEER_PROOF ||
+         type == WIRE_PEER_TAG;
 }
 
 bool node__peer_handshake_answer(struct node_conn *c,
                                  const struct wire_msg *m) {
-  if (c->kind != NODE_CONN_PEER_OUT)
-    return false;
-  if (m->type == WIRE_WELCOME) {
-    c->welcomed = true;
-    c->peer_id = m->welcome.node_id;
-    c->version = m->welcome.version;
-    /* One link per direction: this one carries everything we send it. */
-    node_log(NODE_LOG_DEBUG, NODE_MOD,
-             "peer %016" PRIx64 " (%s): conn %" PRIu64 " carries our "
-             "messages to it",
-             c->peer_id, c->addr, c->serial);
+  if (c->kind != NODE_CONN_PEER_OUT) {
+    /* PEER_IN: the handshake is over; a PEER_TAG here is one on a link
+     * without tags (TLS). */
+    if (!is_peer_auth_msg(m->type))
+      return false;
+    auth_refused(c, "sent a handshake message after the handshake");
     return true;
   }
-  if (m->type != WIRE_ERROR || c->welcomed ||
-      m->request_id != NODE_HELLO_REQUEST_ID)
-    return false;
-  if (m->error.code == CHORUS_EVERSION && c->version > WIRE_PROTOCOL_MIN &&
-      c->peer) {
-    /* An older node (a rolling upgrade): dial again at once, one version
-     * lower; a later dial tries ours first again. */
-    c->peer->dial_version = c->version - 1;
-    node_log(NODE_LOG_INFO, NODE_MOD,
-             "peer %s speaks an older protocol: dialling in version %" PRIu32,
-             c->addr, c->peer->dial_version);
+  bool done = c->auth != NULL && c->auth->state == PEER_AUTH_DONE;
+  if (m->type == WIRE_WELCOME && !done && c->auth != NULL &&
+      c->auth->id_a == 0 && m->welcome.node_id != 0) {
+    /* The challenge follows; it proves (or not) what this claims. */
+    c->auth->id_a = m->welcome.node_id;
+    c->version = m->welcome.version;
+    return true;
+  }
+  if (m->type == WIRE_PEER_CHALLENGE && !done) {
+    peer_on_challenge(c, m);
+    return true;
+  }
+  if (m->type == WIRE_ERROR && m->request_id == NODE_HELLO_REQUEST_ID &&
+      (!c->welcomed || m->error.code == CHORUS_EAUTH)) {
+    if (m->error.code == CHORUS_EVERSION && !c->welcomed &&
+        c->version > WIRE_PROTOCOL_PEER_AUTH && c->peer) {
+      /* An older node (a rolling upgrade): dial again at once, one version
+       * lower; a later dial tries ours first again. Never below the
+       * challenge-response. */
+      c->peer->dial_version = c->version - 1;
+      node_log(NODE_LOG_INFO, NODE_MOD,
+               "peer %s speaks an older protocol: dialling in version %" PRIu32,
+               c->addr, c->peer->dial_version);
+      node__conn_close(c);
+      return true;
+    }
+    node_log(NODE_LOG_WARN, NODE_MOD, "peer %s refused our handshake: %.*s",
+             c->addr, (int)m->error.text.len, (const char *)m->error.text.ptr);
+    if (c->peer)
+      c->peer->retry_at = node__now(c->n) + 10 * NODE_DIAL_BACKOFF_MS;
     node__conn_close(c);
     return true;
   }
-  node_log(NODE_LOG_WARN, NODE_MOD, "peer %s refused our HELLO: %.*s", c->addr,
-           (int)m->error.text.len, (const char *)m->error.text.ptr);
-  if (c->peer)
-    c->peer->retry_at = node__now(c->n) + 10 * NODE_DIAL_BACKOFF_MS;
+  if (!done || is_peer_auth_msg(m->type)) {
+    auth_refused(c, "sent a message out of the handshake's order");
+    return true;
+  }
+  return false;
+}
+
+bool node__peer_frame(struct node_conn *c, const uint8_t *body, size_t len) {
+  int rc = peer_auth_open(c->auth, body, len);
+  if (rc == PEER_AUTH_FRAME_OK)
+    return true;
+  if (rc == PEER_AUTH_TAG_READ)
+    return false;
+  struct node *n = c->n;
+  n->stats.peer_frame_auth_failed++;
+  node_log(NODE_LOG_WARN, NODE_MOD,
+           "peer %016" PRIx64 " (%s): conn %" PRIu64 ": a frame failed its "
+           "tag (changed, replayed, dropped or reordered on the link): "
+           "link closed",
+           c->peer_id, c->addr, c->serial);
   node__conn_close(c);
-  return true;
+  return false;
 }
 
 /* ------------------------------------------------------------------------

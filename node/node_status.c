@@ -276,6 +276,9 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
            "node.peer_lost_in_flight");
   stat_add(&b, (int64_t)n->stats.too_big, "node.too_big");
   stat_add(&b, (int64_t)n->stats.auth_failed, "node.auth_failed");
+  stat_add(&b, (int64_t)n->stats.peer_auth_failed, "node.peer_auth_failed");
+  stat_add(&b, (int64_t)n->stats.peer_frame_auth_failed,
+           "node.peer_frame_auth_failed");
   stat_add(&b, (int64_t)n->stats.tls_handshakes, "node.tls_handshakes");
   stat_add(&b, (int64_t)n->stats.tls_auth_failed, "node.tls_auth_failed");
   stat_add(&b, (int64_t)n->stats.tls_malformed, "node.tls_malformed");

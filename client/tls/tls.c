@@ -348,6 +348,15 @@ bool tls_engine_peer_verified(const struct tls_engine *e) {
   return cert != NULL && SSL_get_verify_result(e->ssl) == X509_V_OK;
 }
 
+int tls_engine_export(const struct tls_engine *e, const char *label,
+                      uint8_t *out, size_t len) {
+  if (!e->established ||
+      SSL_export_keying_material(e->ssl, out, len, label, strlen(label), NULL,
+                                 0, 0) != 1)
+    return CHORUS_EINVAL;
+  return CHORUS_OK;
+}
+
 const char *tls_engine_errmsg(const struct tls_engine *e) {
   return e->errmsg;
 }

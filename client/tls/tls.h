@@ -121,6 +121,12 @@ int tls_engine_failed(const struct tls_engine *e);
 /* tls_engine_peer_verified: the other side showed a certificate that
  * chained to our CA (and named @host, for a client). */
 bool tls_engine_peer_verified(const struct tls_engine *e);
+/* tls_engine_export: @len bytes of keying material exported from the
+ * established session under @label (RFC 8446 §7.5, no context): both ends
+ * of one session get the same bytes, any other session others (channel
+ * binding). CHORUS_EINVAL before the handshake is done. */
+int tls_engine_export(const struct tls_engine *e, const char *label,
+                      uint8_t *out, size_t len);
 /* tls_engine_errmsg: why the engine failed (borrowed; "" when it did not). */
 const char *tls_engine_errmsg(const struct tls_engine *e);
 /* tls_engine_version: "TLSv1.3" once established, else "". */

@@ -90,13 +90,18 @@
  * LOCK_REPLY, KEYSPACE, KEYSPACE_REPLY, TRACE, REPLICA_TIMES, USER,
  * USER_REPLY, CLUSTER_KEY, CLUSTER_KEY_REPLY, and options of 10 entries (a
  * keyspace and flags; a node forwards a request to an older peer without its
- * flags). */
+ * flags), and the peer challenge-response (PEER_CHALLENGE, PEER_PROOF,
+ * PEER_TAG; a peer HELLO's credentials became the dialer's nonce). */
 #define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
 #define WIRE_PROTOCOL_CLUSTER 3u   /* the first with names, cluster metadata */
 #define WIRE_PROTOCOL_CLIENT_DC 4u /* the first with opts.dc */
 #define WIRE_PROTOCOL_STREAM_GAPS 5u /* the first with STREAM_CHUNK2 */
+/* The first with the peer challenge-response (PEER_CHALLENGE, PEER_PROOF,
+ * PEER_TAG): a node refuses a peer HELLO of an older version, whose static
+ * credentials a recording could replay. */
+#define WIRE_PROTOCOL_PEER_AUTH 5u
 
 #define WIRE_FRAME_PREFIX 4u                     /* u32 BE length */
 #define WIRE_MAX_FRAME_PEER (16u * 1024 * 1024)  /* default, node <-> node */
@@ -272,11 +277,17 @@ enum wire_type {
   /* since version 5 (issue 24): users */
   WIRE_USER = 176,       /* client: list, create, passwd, drop, grant, revoke */
   WIRE_USER_REPLY = 177, /* answers USER */
+  /* since version 5 (issue 24): the peer link's challenge-response and
+   * frame tags (node/core/peer_auth.h); peer only */
+  WIRE_PEER_CHALLENGE = 184, /* acceptor: nonce_a and its MAC */
+  WIRE_PEER_PROOF = 185,     /* dialer: its MAC */
+  WIRE_PEER_TAG = 186,       /* the tag of the next frame (no TLS) */
+  /* 187 reserved: peer authentication */
   /* since version 5 (issue 24): the gossip keyring */
   WIRE_CLUSTER_KEY = 188,       /* client: list, install, use, remove */
   WIRE_CLUSTER_KEY_REPLY = 189, /* answers CLUSTER_KEY */
-  /* 164..175, 178..187, 190..239 reserved: future use (176..191: users
-   * and security)
+  /* 164..175, 178..183, 187, 190..239 reserved: future use (176..191:
+   * users and security)
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
 };
@@ -759,6 +770,27 @@ struct wire_hint_ack {
  * peer TCP connection; the packet is sealed by SWIM itself. */
 struct wire_gossip {
   struct wire_bytes packet; /* 1..frame */
+};
+
+/* PEER_CHALLENGE, PEER_PROOF, PEER_TAG: the peer link's authentication
+ * (docs/PROTOCOL.md, "Peer links"; node/core/peer_auth.h). A peer HELLO's
+ * credentials are the dialer's nonce (WIRE_PEER_NONCE_BYTES); the
+ * acceptor answers WELCOME then PEER_CHALLENGE; the dialer PEER_PROOF.
+ * On a link without TLS, every later frame follows a PEER_TAG. */
+#define WIRE_PEER_NONCE_BYTES 32u
+#define WIRE_PEER_MAC_BYTES 32u
+#define WIRE_PEER_TAG_BYTES 16u
+struct wire_peer_challenge {
+  struct wire_bytes nonce; /* WIRE_PEER_NONCE_BYTES */
+  struct wire_bytes mac;   /* WIRE_PEER_MAC_BYTES */
+};
+
+struct wire_peer_proof {
+  struct wire_bytes mac; /* WIRE_PEER_MAC_BYTES */
+};
+
+struct wire_peer_tag {
+  struct wire_bytes tag; /* WIRE_PEER_TAG_BYTES */
 };
 
 /* META: the opaque messages between two nodes' metadata layers (Raft RPCs
@@ -1312,6 +1344,9 @@ struct wire_msg {
     struct wire_keyspace_reply keyspace_reply;
     struct wire_user user;
     struct wire_user_reply user_reply;
+    struct wire_peer_challenge peer_challenge;
+    struct wire_peer_proof peer_proof;
+    struct wire_peer_tag peer_tag;
     struct wire_cluster_key cluster_key;
     struct wire_cluster_key_reply cluster_key_reply;
     struct wire_cluster_decommission cluster_decommission;

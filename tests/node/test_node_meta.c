@@ -627,6 +627,18 @@ static void test_lone_restart_acknowledges_only_what_it_places(void **state) {
   one.r = 1;
   one.w = 1;
   one.timeout_ms = 2000;
+  /* The metadata serves from disk before the node's start barrier (its
+   * epoch made durable) completes, and writes until then are refused as
+   * "starting": wait for one W=1 write of a key m0 holds to pass. */
+  for (int k = 0;; k++) {
+    char key[16];
+    snprintf(key, sizeof key, "probe%03d", k);
+    if (put_with(fd, key, key, one) == 0)
+      break;
+    if (k == 200)
+      fail_msg("m0 alone acknowledges no write");
+    sleep_ms(20);
+  }
   static char acked[LONE_WRITES][16];
   int nacked = 0, refused = 0;
   for (int k = 0; k < LONE_WRITES; k++) {
