@@ -88,8 +88,9 @@
  * with @empty_to); a node answers a pull on an older connection with
  * STREAM_CHUNK (wire_reply_for); CAS and Paxos (144..152), LOCK,
  * LOCK_REPLY, KEYSPACE, KEYSPACE_REPLY, TRACE, REPLICA_TIMES, USER,
- * USER_REPLY, and options of 10 entries (a keyspace and flags; a node
- * forwards a request to an older peer without its flags). */
+ * USER_REPLY, AUTH_CHALLENGE, AUTH_PROOF, AUTH_OK (a client's login),
+ * and options of 10 entries (a keyspace and flags; a node forwards a
+ * request to an older peer without its flags). */
 #define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
@@ -271,8 +272,14 @@ enum wire_type {
   /* since version 5 (issue 24): users */
   WIRE_USER = 176,       /* client: list, create, passwd, drop, grant, revoke */
   WIRE_USER_REPLY = 177, /* answers USER */
-  /* 164..175, 178..239 reserved: future use (176..191: users and
-   * security)
+  /* since version 5 (issue 24): a client's login (docs/PROTOCOL.md,
+   * Login); HELLO's credentials name the user and carry its nonce */
+  WIRE_AUTH_CHALLENGE = 178, /* node -> client: salt, costs, server nonce */
+  WIRE_AUTH_PROOF = 179,     /* client -> node: the SCRAM proof */
+  WIRE_AUTH_OK = 180,        /* node -> client: the server's signature,
+                                just before WELCOME */
+  /* 181..183 reserved: login */
+  /* 164..175, 181..239 reserved: future use (184..191: security)
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
 };
@@ -933,6 +940,25 @@ struct wire_user {
 #define WIRE_USER_RECORD_MIN 3u
 #define WIRE_USER_RECORD_MAX                                                   \
   (2u + WIRE_MAX_USER_NAME + 16u * (2u + WIRE_MAX_KEYSPACE_NAME))
+/* AUTH_CHALLENGE: the node's answer to a HELLO whose credentials ask for
+ * a login (client/auth/auth_login.h: [client nonce 24][user name]): the
+ * user's Argon2id salt and costs, and the node's nonce. A name the node
+ * does not know gets a salt derived from the name, so the challenge
+ * looks the same and the login fails only at the proof. */
+#define WIRE_AUTH_NONCE_BYTES 24u
+struct wire_auth_challenge {
+  struct wire_bytes salt;  /* WIRE_USER_SALT_BYTES */
+  uint32_t ops, mem_kib;   /* Argon2id's costs (the client bounds them) */
+  struct wire_bytes nonce; /* WIRE_AUTH_NONCE_BYTES, the node's */
+};
+
+/* AUTH_PROOF (client) carries the ClientProof; AUTH_OK (node) carries
+ * the ServerSignature, which the client checks before it takes the
+ * WELCOME that follows (chorus_auth.h). Both WIRE_USER_KEY_BYTES. */
+struct wire_auth_key {
+  struct wire_bytes key;
+};
+
 struct wire_user_reply {
   uint64_t applied;
   struct wire_bytes_list entries; /* <= 256 records */
@@ -1252,6 +1278,8 @@ struct wire_msg {
     struct wire_keyspace keyspace;
     struct wire_keyspace_reply keyspace_reply;
     struct wire_user user;
+    struct wire_auth_challenge auth_challenge;
+    struct wire_auth_key auth_key; /* AUTH_PROOF, AUTH_OK */
     struct wire_user_reply user_reply;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
