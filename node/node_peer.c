@@ -419,6 +419,11 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
     return;
   }
   c->version = m->hello.version;
+  if (m->hello.role == WIRE_ROLE_CLIENT &&
+      (n->cfg.auth_required || m->hello.credentials.len > 0)) {
+    node__login_hello(c, m); /* node_login.c: a challenge, or a refusal */
+    return;
+  }
   if (m->hello.role == WIRE_ROLE_PEER) {
     c->peer_id = m->hello.node_id;
     node__conn_handshaken(c, NODE_CONN_PEER_IN);
