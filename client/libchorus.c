@@ -30,6 +30,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <sodium.h>
+
 #include "chorus_alloc.h"
 #include "libchorus_int.h"
 
@@ -472,6 +474,90 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
   finish(c, q, &res);
 }
 
+/* ------------------------------------------------------------------------
+ * The login (docs/PROTOCOL.md, Login; client/auth/auth_login.h)
+ * ------------------------------------------------------------------------ */
+
+/* login_keys: the keys of the password under @kdf: derived once (the
+ * Argon2id step) and kept, the password wiped; the same salt and costs
+ * on every node, so every later connection reuses them. */
+static int login_keys(struct chorus__login *l, const struct auth_kdf *kdf,
+                      char *why) {
+  if (l->have_keys && memcmp(&l->kdf, kdf, sizeof *kdf) == 0)
+    return CHORUS_OK;
+  if (l->password == NULL) {
+    snprintf(why, CHORUS_ERRMSG_SIZE,
+             "user %s's password changed since this client derived its "
+             "keys: open a new client",
+             l->user);
+    return CHORUS_EAUTH;
+  }
+  int rc = auth_client_keys(l->password, l->password_len, kdf, l->client_key,
+                            l->server_key, why);
+  if (rc != CHORUS_OK)
+    return rc;
+  l->kdf = *kdf;
+  l->have_keys = true;
+  sodium_memzero(l->password, l->password_len);
+  chorus_free(l->password);
+  l->password = NULL;
+  return CHORUS_OK;
+}
+
+static void login_step(struct chorus__conn *k, const struct wire_msg *m) {
+  struct chorus_client *c = k->c;
+  const char *node = c->seeds[k->seed].text;
+  if (c->login == NULL || (m->type == WIRE_AUTH_CHALLENGE && k->proof_sent) ||
+      (m->type == WIRE_AUTH_OK && !k->proof_sent)) {
+    conn_fail(k, CHORUS_EMALFORMED, "%s sent %s out of turn", node,
+              wire_type_name(m->type));
+    return;
+  }
+  if (m->type == WIRE_AUTH_OK) {
+    if (!auth_equal(m->auth_key.key.ptr, k->want_sig)) {
+      conn_fail(k, CHORUS_EAUTH,
+                "%s could not prove it holds user %s's verifier (a node "
+                "of another cluster, or an impostor)",
+                node, c->login->user);
+      return;
+    }
+    k->node_proved = true;
+    return;
+  }
+  const struct wire_auth_challenge *ch = &m->auth_challenge;
+  struct auth_kdf kdf = {.ops = ch->ops, .mem_kib = ch->mem_kib};
+  memcpy(kdf.salt, ch->salt.ptr, sizeof kdf.salt);
+  char why[CHORUS_ERRMSG_SIZE] = "";
+  int rc = auth_kdf_check(&kdf, why);
+  if (rc != CHORUS_OK) {
+    conn_fail(k, CHORUS_EAUTH, "%s asked for a login we refuse: %s", node, why);
+    return;
+  }
+  rc = login_keys(c->login, &kdf, why);
+  if (rc != CHORUS_OK) {
+    conn_fail(k, rc, "login to %s: %s", node, why);
+    return;
+  }
+  uint8_t proof[AUTH_KEY_BYTES];
+  auth_login_answer(c->login->user, k->cnonce, ch->nonce.ptr, c->cluster,
+                    c->login->client_key, c->login->server_key, proof,
+                    k->want_sig);
+  struct wire_msg p = {.type = WIRE_AUTH_PROOF, .request_id = 0};
+  p.auth_key.key = (struct wire_bytes){proof, sizeof proof};
+  uint8_t frame[128];
+  size_t n = 0;
+  rc = wire_encode(&p, frame, sizeof frame, &n, why);
+  if (rc == CHORUS_OK) {
+    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)n);
+    rc = conn_write(k, &b, 1);
+  }
+  if (rc != CHORUS_OK) {
+    conn_fail(k, rc, "login to %s: %s", node, chorus_strerror(rc));
+    return;
+  }
+  k->proof_sent = true;
+}
+
 /* Handles one frame body from @k. */
 static void on_frame(struct chorus__conn *k, const uint8_t *body, size_t len) {
   struct chorus_client *c = k->c;
@@ -496,7 +582,22 @@ static void on_frame(struct chorus__conn *k, const uint8_t *body, size_t len) {
               c->seeds[k->seed].text, err);
     return;
   }
+  if (k->state == CHORUS__HELLO &&
+      (m.type == WIRE_AUTH_CHALLENGE || m.type == WIRE_AUTH_OK)) {
+    login_step(k, &m);
+    wire_msg_free(&m);
+    return;
+  }
   if (k->state == CHORUS__HELLO) {
+    if (m.type == WIRE_WELCOME && c->login != NULL && !k->node_proved) {
+      /* A node that skips the login could be anyone's. */
+      conn_fail(k, CHORUS_EAUTH,
+                "%s welcomed us without the login we asked for (a node "
+                "that does not hold user %s's verifier)",
+                c->seeds[k->seed].text, c->login->user);
+      wire_msg_free(&m);
+      return;
+    }
     if (m.type == WIRE_WELCOME) {
       uint64_t rtt_us = (uv_hrtime() - k->hello_ns) / 1000;
       c->hello_rtt_us = rtt_us > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt_us;
@@ -651,6 +752,16 @@ static void send_hello(struct chorus__conn *k) {
   m.hello.role = WIRE_ROLE_CLIENT;
   m.hello.credentials.ptr = c->credentials;
   m.hello.credentials.len = c->cfg.credentials_len;
+  uint8_t cred[AUTH_HELLO_MAX];
+  if (c->login != NULL) {
+    /* A login: [our nonce][user] (auth_login.h); the node answers
+     * AUTH_CHALLENGE. */
+    randombytes_buf(k->cnonce, sizeof k->cnonce);
+    k->proof_sent = k->node_proved = false;
+    m.hello.credentials.ptr = cred;
+    m.hello.credentials.len =
+        auth_hello_encode(c->login->user, k->cnonce, cred);
+  }
   uint8_t frame[WIRE_MAX_CLUSTER + WIRE_MAX_CREDENTIALS + 64];
   size_t n = 0;
   char err[CHORUS_ERRMSG_SIZE];
@@ -1083,6 +1194,14 @@ static void client_free(struct chorus_client *c) {
   chorus_free(c->cluster);
   chorus_free(c->dc);
   chorus_free(c->credentials);
+  if (c->login != NULL && c->login_owned) {
+    if (c->login->password != NULL) {
+      sodium_memzero(c->login->password, c->login->password_len);
+      chorus_free(c->login->password);
+    }
+    sodium_memzero(c->login, sizeof *c->login);
+    chorus_free(c->login);
+  }
   tls_ctx_free(c->tls);
   chorus_free(c->tls_ca);
   chorus_free(c->tls_cert);
@@ -1144,6 +1263,17 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
       (cfg->credentials_len > 0 && cfg->credentials == NULL))
     return chorus_errf(errmsg, CHORUS_EINVAL, "credentials must be 0..%u bytes",
                        WIRE_MAX_CREDENTIALS);
+  if (cfg->user != NULL) {
+    char why[CHORUS_ERRMSG_SIZE] = "";
+    if (auth_user_check(cfg->user, strnlen(cfg->user, AUTH_USER_MAX + 1),
+                        why) != CHORUS_OK)
+      return chorus_errf(errmsg, CHORUS_EINVAL, "user: %s", why);
+    if (cfg->password == NULL || cfg->password[0] == '\0' ||
+        strnlen(cfg->password, AUTH_PASSWORD_MAX + 1) > AUTH_PASSWORD_MAX)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "a user's password must be 1..%u bytes",
+                         AUTH_PASSWORD_MAX);
+  }
   if (cfg->dc != NULL &&
       (cfg->dc[0] == '\0' || strlen(cfg->dc) > WIRE_MAX_LABEL))
     return chorus_errf(errmsg, CHORUS_EINVAL,
@@ -1155,6 +1285,7 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
   c->cfg.cluster = NULL;
   c->cfg.credentials = NULL;
   c->cfg.dc = NULL;
+  c->cfg.user = c->cfg.password = NULL; /* copied below, then wiped */
   if (c->cfg.connect_timeout_ms == 0)
     c->cfg.connect_timeout_ms = defaults.connect_timeout_ms;
   if (c->cfg.default_timeout_ms == 0)
@@ -1173,6 +1304,19 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
       (cfg->dc != NULL && c->dc == NULL)) {
     client_free(c);
     return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+  }
+  if (cfg->user != NULL) {
+    c->login = chorus_calloc(1, sizeof *c->login);
+    c->login_owned = true;
+    if (c->login != NULL) {
+      snprintf(c->login->user, sizeof c->login->user, "%s", cfg->user);
+      c->login->password_len = strlen(cfg->password);
+      c->login->password = chorus_memdup(cfg->password, c->login->password_len);
+    }
+    if (c->login == NULL || c->login->password == NULL) {
+      client_free(c);
+      return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+    }
   }
   int rc = parse_seeds(c, seeds, errmsg);
   if (rc == CHORUS_OK)

@@ -151,6 +151,20 @@ struct chorus_config {
    * the handshake fails requests with CHORUS_EAUTH and the reason
    * ("certificate verify failed: certificate has expired"). */
   const char *tls_ca, *tls_cert, *tls_key;
+  /* A login (docs/PROTOCOL.md, Login; needed by a node started with
+   * --auth required): @user (1..47 bytes of [A-Za-z0-9_.@-]) and its
+   * @password (1..1024 bytes), both copied at open. The password never
+   * goes on the wire: the client derives its keys (Argon2id, under the
+   * salt and costs the node's challenge names; about 0.1 s once per
+   * client, not per connection), then wipes its copy, and logs in to
+   * every node with a proof bound to that connection's nonces. It also
+   * checks the node's signature, so a node that does not hold the user's
+   * verifier is refused (CHORUS_EAUTH). A wrong password, an unknown user
+   * and too many failed logins fail requests with CHORUS_EAUTH and the
+   * node's reason; a request the user's roles do not allow fails with
+   * CHORUS_EPERM. A password changed while the client is open takes a
+   * new client. NULL @user: no login. */
+  const char *user, *password;
 };
 
 /* chorus_config_init: fills @cfg with the defaults above. */

@@ -446,8 +446,8 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
   if (strcmp(key, "admin-user") == 0)
     return set_str(cfg->admin_user, sizeof cfg->admin_user, v, key, errmsg);
   if (strcmp(key, "admin-password-file") == 0)
-    return set_str(cfg->admin_password_file, sizeof cfg->admin_password_file,
-                   v, key, errmsg);
+    return set_str(cfg->admin_password_file, sizeof cfg->admin_password_file, v,
+                   key, errmsg);
   if (strcmp(key, "config") == 0)
     return parse_file(v, cfg, depth + 1, errmsg);
   return chorus_errf(errmsg, CHORUS_EINVAL, "unknown option --%s (try --help)",

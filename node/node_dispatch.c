@@ -252,9 +252,9 @@ int node__client_submit(struct node_conn *c, const struct wire_msg *m) {
     node_log(NODE_LOG_DEBUG, NODE_MOD,
              "req=%" PRIx64 ": %s from %s (id %" PRIu64 ")", cookie,
              wire_type_name(m->type), c->addr, m->request_id);
-  int rc = core_client_as(n->core, m, cookie,
-                          n->cfg.auth_required ? c->user : NULL, node__now(n),
-                          node__wall_ms());
+  int rc =
+      core_client_as(n->core, m, cookie, n->cfg.auth_required ? c->user : NULL,
+                     node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "client request");
   return CHORUS_OK;

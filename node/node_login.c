@@ -80,9 +80,9 @@ void node__login_hello(struct node_conn *c, const struct wire_msg *m) {
     name[cred.len - AUTH_NONCE_BYTES] = '\0';
   }
   const struct meta_node *meta = core_meta(n->core);
-  const struct meta_user *u =
-      meta != NULL && name[0] ? meta_state_user(meta_node_state(meta), name)
-                              : NULL;
+  const struct meta_user *u = meta != NULL && name[0]
+                                  ? meta_state_user(meta_node_state(meta), name)
+                                  : NULL;
   struct auth_verifier v, *vp = NULL;
   if (u != NULL) {
     memcpy(v.kdf.salt, u->salt, sizeof v.kdf.salt);
@@ -127,8 +127,8 @@ void node__login_proof(struct node_conn *c, const struct wire_msg *m) {
     return;
   }
   uint8_t sig[AUTH_KEY_BYTES];
-  int rc = auth_login_finish(&c->login, n->cfg.cluster, m->auth_key.key.ptr,
-                             sig);
+  int rc =
+      auth_login_finish(&c->login, n->cfg.cluster, m->auth_key.key.ptr, sig);
   if (rc != CHORUS_OK) {
     host_of(c, host, sizeof host);
     n->stats.login_failed++;

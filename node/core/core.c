@@ -592,8 +592,8 @@ bool core__may(struct core *c, uint64_t cookie, struct core_need need,
     return true;
   char text[WIRE_MAX_ERROR_TEXT];
   if (c->meta != NULL &&
-      core_user_may(meta_node_state(c->meta), c->req_user, need.role,
-                    need.verb, ks_id, ks_name, text, sizeof text))
+      core_user_may(meta_node_state(c->meta), c->req_user, need.role, need.verb,
+                    ks_id, ks_name, text, sizeof text))
     return true;
   if (c->meta == NULL)
     snprintf(text, sizeof text, "this node keeps no users");

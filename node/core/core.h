@@ -364,9 +364,9 @@ int core_client_as(struct core *c, const struct wire_msg *m, uint64_t cookie,
  * cluster and users are covered only by a grant on every keyspace.
  * KEYSPACE ALTER and DROP need admin on that keyspace. */
 struct core_need {
-  uint8_t role;      /* META_ROLE_*; 0: none (a logged-in user may) */
-  bool keyspace;     /* checked on the request's keyspace (core.c) */
-  const char *verb;  /* "read", "write" or "change" */
+  uint8_t role;     /* META_ROLE_*; 0: none (a logged-in user may) */
+  bool keyspace;    /* checked on the request's keyspace (core.c) */
+  const char *verb; /* "read", "write" or "change" */
 };
 struct core_need core_role_of(const struct wire_msg *m);
 

@@ -88,11 +88,11 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
   }
   if (cookie == CORE_ADMIN_COOKIE) {
     c->bootstrap_proposed = false;
-    chorus_trace(c->cfg.meta.tracer, "core",
-                 "first admin %s: %s", c->cfg.bootstrap_admin.name,
-                 status == CHORUS_OK ? "step applied"
-                                     : (text && text[0] ? text
-                                                        : chorus_strerror(status)));
+    chorus_trace(c->cfg.meta.tracer, "core", "first admin %s: %s",
+                 c->cfg.bootstrap_admin.name,
+                 status == CHORUS_OK
+                     ? "step applied"
+                     : (text && text[0] ? text : chorus_strerror(status)));
     return;
   }
   if (cookie & CORE_META_COOKIE_BIT) {

@@ -223,12 +223,10 @@ bool core_user_may(const struct meta_state *s, const char *user, uint8_t role,
     snprintf(where, sizeof where, "every keyspace");
   else
     snprintf(where, sizeof where, "keyspace %s", ks_name);
-  static const char *const may[] = {"", "read", "read and write",
-                                    "administer"};
+  static const char *const may[] = {"", "read", "read and write", "administer"};
   if (held == 0)
-    snprintf(text, cap,
-             "user %s holds no role on %s, so may not %s it%s", user, where,
-             verb,
+    snprintf(text, cap, "user %s holds no role on %s, so may not %s it%s", user,
+             where, verb,
              ks_id == 0 ? " (the default keyspace, locks, the cluster and "
                           "users need a grant on every keyspace)"
                         : "");
