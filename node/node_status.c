@@ -267,6 +267,10 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
            "node.peer_lost_in_flight");
   stat_add(&b, (int64_t)n->stats.too_big, "node.too_big");
   stat_add(&b, (int64_t)n->stats.auth_failed, "node.auth_failed");
+  stat_add(&b, (int64_t)n->stats.logins, "node.logins");
+  stat_add(&b, (int64_t)n->stats.login_failed, "node.login_failed");
+  stat_add(&b, (int64_t)n->stats.login_limited, "node.login_limited");
+  stat_add(&b, (int64_t)n->stats.login_missing, "node.login_missing");
   stat_add(&b, (int64_t)n->stats.tls_handshakes, "node.tls_handshakes");
   stat_add(&b, (int64_t)n->stats.tls_auth_failed, "node.tls_auth_failed");
   stat_add(&b, (int64_t)n->stats.tls_malformed, "node.tls_malformed");
