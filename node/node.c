@@ -446,15 +446,24 @@ static bool on_loopback(const char *addr) {
 static void warn_exposed(const struct node *n) {
   if (on_loopback(n->cfg.listen))
     return;
-  if (n->cfg.client_tls != NODE_TLS_REQUIRED)
+  /* One line for clients, naming what is missing: TLS, logins, or both. */
+  bool no_tls = n->cfg.client_tls != NODE_TLS_REQUIRED;
+  bool no_auth = !n->cfg.auth_required;
+  if (no_tls || no_auth)
     node_log(NODE_LOG_WARN, NODE_MOD,
-             "clients reach this node on %s, which is not loopback, %s and "
-             "without user logins (not built yet): whoever reaches the "
-             "port reads and writes every key (--client-tls required; "
-             "README, TLS)",
+             "clients reach this node on %s, which is not loopback, %s%s%s: "
+             "%s (%s; README, A secured cluster)",
              n->cfg.listen,
-             n->cfg.client_tls == NODE_TLS_OFF ? "without TLS"
-                                               : "with TLS optional");
+             !no_tls                             ? ""
+             : n->cfg.client_tls == NODE_TLS_OFF ? "without TLS"
+                                                 : "with TLS optional",
+             no_tls && no_auth ? " and " : "",
+             no_auth ? "without logins (--auth off)" : "",
+             no_auth ? "whoever reaches the port reads and writes every key"
+                     : "whoever is on the path reads their keys and values",
+             no_tls && no_auth ? "--client-tls required, --auth required"
+             : no_tls          ? "--client-tls required"
+                               : "--auth required");
   if (n->cfg.peer_tls != NODE_TLS_REQUIRED)
     node_log(NODE_LOG_WARN, NODE_MOD,
              "peer links on %s are not encrypted (--peer-tls required): "
