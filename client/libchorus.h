@@ -1178,8 +1178,10 @@ int chorus_keyspace_drop(struct chorus_client *c, const char *name,
  * (SCRAM with Argon2id: the library derives it here, so the password
  * itself never leaves the caller), and grants of a role on a keyspace
  * (or on every keyspace, which alone covers `default` and the cluster).
- * Roles nest: write includes read, admin includes write. So far users are
- * kept and managed; nodes do not ask for a login yet. */
+ * Roles nest: write includes read, admin includes write. A node started
+ * with --auth required asks every client to log in as one
+ * (chorus_config.user) and checks each request against its roles
+ * (CHORUS_EPERM with the reason when they do not allow it). */
 enum chorus_role {
   CHORUS_ROLE_READ = 1,
   CHORUS_ROLE_WRITE = 2,
@@ -1213,7 +1215,8 @@ void chorus_users_free(struct chorus_users *u);
 
 /* Argon2id's cost for a new password: passes (1..10) and memory in KiB
  * (8..262144). NULL where a call takes one: 2 passes and 64 MiB
- * (libsodium's "interactive"); every login pays it again, on the client. */
+ * (libsodium's "interactive"); a client pays it once (its first login),
+ * never the node. */
 struct chorus_pw_cost {
   uint32_t ops, mem_kib;
 };
