@@ -264,10 +264,14 @@ static void on_conn_closed(uv_handle_t *h) {
   struct chorus__conn *k = h->data;
   struct chorus_client *c = k->c;
   assert(k->closing && c->conn != k && c->handles > 0);
+  c->handles--;
+  if (k->kwork != NULL) {
+    k->free_after_work = true; /* its key derivation still runs */
+    return;
+  }
   wire_splitter_fini(&k->sp);
   tls_engine_free(k->tls);
   chorus_free(k);
-  c->handles--;
   maybe_free(c);
 }
 
@@ -478,13 +482,107 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
  * The login (docs/PROTOCOL.md, Login; client/auth/auth_login.h)
  * ------------------------------------------------------------------------ */
 
-/* login_keys: the keys of the password under @kdf: derived once (the
- * Argon2id step) and kept, the password wiped; the same salt and costs
- * on every node, so every later connection reuses them. */
-static int login_keys(struct chorus__login *l, const struct auth_kdf *kdf,
-                      char *why) {
-  if (l->have_keys && memcmp(&l->kdf, kdf, sizeof *kdf) == 0)
-    return CHORUS_OK;
+/* THE KEYS OFF THE LOOP. Argon2id takes a tenth of a second and 64 MiB
+ * at the default costs: run on the loop, a process with many clients on
+ * one loop (a pool, chorus-bench) would stall every connection while each
+ * client derives, and their handshake deadlines would pass. So the
+ * derivation runs on libuv's thread pool (uv_queue_work) with its own copy
+ * of the password; meanwhile the connection's handshake deadline is held
+ * (it times the network, not this CPU work) and restarts when the keys
+ * are there. The keys are kept in the client's login (shared with its
+ * routing children) and the password wiped: every later connection
+ * answers at once. A connection closed meanwhile is freed when its work
+ * returns. */
+struct chorus__kwork {
+  uv_work_t req;
+  struct chorus__conn *k;
+  char *password;
+  size_t password_len;
+  struct auth_kdf kdf;
+  uint8_t client_key[AUTH_KEY_BYTES], server_key[AUTH_KEY_BYTES];
+  int rc;
+  char why[CHORUS_ERRMSG_SIZE];
+};
+
+static void send_proof(struct chorus__conn *k) {
+  struct chorus_client *c = k->c;
+  uint8_t proof[AUTH_KEY_BYTES];
+  auth_login_answer(c->login->user, k->cnonce, k->snonce, c->cluster,
+                    c->login->client_key, c->login->server_key, proof,
+                    k->want_sig);
+  struct wire_msg p = {.type = WIRE_AUTH_PROOF, .request_id = 0};
+  p.auth_key.key = (struct wire_bytes){proof, sizeof proof};
+  uint8_t frame[128];
+  size_t n = 0;
+  char why[CHORUS_ERRMSG_SIZE] = "";
+  int rc = wire_encode(&p, frame, sizeof frame, &n, why);
+  if (rc == CHORUS_OK) {
+    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)n);
+    rc = conn_write(k, &b, 1);
+  }
+  sodium_memzero(proof, sizeof proof);
+  if (rc != CHORUS_OK) {
+    conn_fail(k, rc, "login to %s: %s", c->seeds[k->seed].text,
+              chorus_strerror(rc));
+    return;
+  }
+  k->proof_sent = true;
+}
+
+static void kwork_run(uv_work_t *req) {
+  struct chorus__kwork *w = req->data;
+  w->rc = auth_client_keys(w->password, w->password_len, &w->kdf, w->client_key,
+                           w->server_key, w->why);
+}
+
+static void kwork_done(uv_work_t *req, int status) {
+  struct chorus__kwork *w = req->data;
+  struct chorus__conn *k = w->k;
+  struct chorus_client *c = k->c;
+  k->kwork = NULL;
+  bool got = status >= 0 && w->rc == CHORUS_OK;
+  if (got && !c->closing) {
+    /* Kept even when this connection has closed meanwhile (the node's
+     * handshake deadline, a failover): the next one answers at once. */
+    struct chorus__login *l = c->login;
+    l->kdf = w->kdf;
+    memcpy(l->client_key, w->client_key, sizeof l->client_key);
+    memcpy(l->server_key, w->server_key, sizeof l->server_key);
+    l->have_keys = true;
+    if (l->password != NULL) {
+      sodium_memzero(l->password, l->password_len);
+      chorus_free(l->password);
+      l->password = NULL;
+    }
+  }
+  if (k->free_after_work) {
+    wire_splitter_fini(&k->sp);
+    tls_engine_free(k->tls);
+    chorus_free(k);
+  } else if (!k->closing && !got) {
+    conn_fail(k, status < 0 ? CHORUS_ECANCELED : w->rc, "login to %s: %s",
+              c->seeds[k->seed].text,
+              status < 0 ? "key derivation canceled" : w->why);
+  } else if (!k->closing) {
+    uv_update_time(c->loop);
+    k->deadline = uv_now(c->loop) + c->cfg.connect_timeout_ms;
+    send_proof(k);
+    arm_timer(c);
+  }
+  sodium_memzero(w->password, w->password_len);
+  chorus_free(w->password);
+  sodium_memzero(w, sizeof *w);
+  chorus_free(w);
+  c->handles--;
+  maybe_free(c);
+}
+
+/* login_derive: the keys of the password under @kdf, on the thread pool;
+ * the proof goes when they are there (kwork_done). */
+static int login_derive(struct chorus__conn *k, const struct auth_kdf *kdf,
+                        char *why) {
+  struct chorus_client *c = k->c;
+  struct chorus__login *l = c->login;
   if (l->password == NULL) {
     snprintf(why, CHORUS_ERRMSG_SIZE,
              "user %s's password changed since this client derived its "
@@ -492,22 +590,34 @@ static int login_keys(struct chorus__login *l, const struct auth_kdf *kdf,
              l->user);
     return CHORUS_EAUTH;
   }
-  int rc = auth_client_keys(l->password, l->password_len, kdf, l->client_key,
-                            l->server_key, why);
-  if (rc != CHORUS_OK)
-    return rc;
-  l->kdf = *kdf;
-  l->have_keys = true;
-  sodium_memzero(l->password, l->password_len);
-  chorus_free(l->password);
-  l->password = NULL;
+  struct chorus__kwork *w = chorus_calloc(1, sizeof *w);
+  if (w == NULL ||
+      (w->password = chorus_memdup(l->password, l->password_len)) == NULL) {
+    chorus_free(w);
+    snprintf(why, CHORUS_ERRMSG_SIZE, "out of memory");
+    return CHORUS_ENOMEM;
+  }
+  w->password_len = l->password_len;
+  w->kdf = *kdf;
+  w->k = k;
+  w->req.data = w;
+  if (uv_queue_work(c->loop, &w->req, kwork_run, kwork_done) != 0) {
+    sodium_memzero(w->password, w->password_len);
+    chorus_free(w->password);
+    chorus_free(w);
+    snprintf(why, CHORUS_ERRMSG_SIZE, "cannot queue the key derivation");
+    return CHORUS_EINTERNAL;
+  }
+  k->kwork = w;
+  c->handles++; /* the client outlives the work */
   return CHORUS_OK;
 }
 
 static void login_step(struct chorus__conn *k, const struct wire_msg *m) {
   struct chorus_client *c = k->c;
   const char *node = c->seeds[k->seed].text;
-  if (c->login == NULL || (m->type == WIRE_AUTH_CHALLENGE && k->proof_sent) ||
+  if (c->login == NULL ||
+      (m->type == WIRE_AUTH_CHALLENGE && (k->proof_sent || k->kwork)) ||
       (m->type == WIRE_AUTH_OK && !k->proof_sent)) {
     conn_fail(k, CHORUS_EMALFORMED, "%s sent %s out of turn", node,
               wire_type_name(m->type));
@@ -533,29 +643,15 @@ static void login_step(struct chorus__conn *k, const struct wire_msg *m) {
     conn_fail(k, CHORUS_EAUTH, "%s asked for a login we refuse: %s", node, why);
     return;
   }
-  rc = login_keys(c->login, &kdf, why);
-  if (rc != CHORUS_OK) {
+  memcpy(k->snonce, ch->nonce.ptr, sizeof k->snonce);
+  const struct chorus__login *l = c->login;
+  if (l->have_keys && memcmp(&l->kdf, &kdf, sizeof kdf) == 0) {
+    send_proof(k);
+    return;
+  }
+  rc = login_derive(k, &kdf, why);
+  if (rc != CHORUS_OK)
     conn_fail(k, rc, "login to %s: %s", node, why);
-    return;
-  }
-  uint8_t proof[AUTH_KEY_BYTES];
-  auth_login_answer(c->login->user, k->cnonce, ch->nonce.ptr, c->cluster,
-                    c->login->client_key, c->login->server_key, proof,
-                    k->want_sig);
-  struct wire_msg p = {.type = WIRE_AUTH_PROOF, .request_id = 0};
-  p.auth_key.key = (struct wire_bytes){proof, sizeof proof};
-  uint8_t frame[128];
-  size_t n = 0;
-  rc = wire_encode(&p, frame, sizeof frame, &n, why);
-  if (rc == CHORUS_OK) {
-    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)n);
-    rc = conn_write(k, &b, 1);
-  }
-  if (rc != CHORUS_OK) {
-    conn_fail(k, rc, "login to %s: %s", node, chorus_strerror(rc));
-    return;
-  }
-  k->proof_sent = true;
 }
 
 /* Handles one frame body from @k. */
@@ -994,7 +1090,8 @@ static void on_timer(uv_timer_t *t) {
   kick(c); /* new requests wait for this turn (chorus__submit_frame) */
   uint64_t now = uv_now(c->loop);
   struct chorus__conn *k = c->conn;
-  if (k != NULL && k->state != CHORUS__READY && now >= k->deadline) {
+  if (k != NULL && k->state != CHORUS__READY && k->kwork == NULL &&
+      now >= k->deadline) {
     conn_fail(k, CHORUS_ETIMEDOUT, "%s did not complete the handshake in %u ms",
               c->seeds[k->seed].text, c->cfg.connect_timeout_ms);
   }
@@ -1044,8 +1141,8 @@ static void arm_timer(struct chorus_client *c) {
     if (req_of(l)->deadline < best)
       best = req_of(l)->deadline;
   if (c->conn != NULL && c->conn->state != CHORUS__READY &&
-      c->conn->deadline < best)
-    best = c->conn->deadline;
+      c->conn->kwork == NULL && c->conn->deadline < best)
+    best = c->conn->deadline; /* held while the keys are derived */
   if (best == UINT64_MAX) {
     uv_timer_stop(&c->timer);
     return;

@@ -99,9 +99,14 @@ struct chorus__conn {
   struct tls_engine *tls; /* NULL: plaintext */
   /* The login on this connection (libchorus.c, login_*): our nonce, the
    * signature the node must show, and whether it did. */
-  uint8_t cnonce[AUTH_NONCE_BYTES];
+  uint8_t cnonce[AUTH_NONCE_BYTES], snonce[AUTH_NONCE_BYTES];
   uint8_t want_sig[AUTH_KEY_BYTES];
   bool proof_sent, node_proved;
+  /* The key derivation on the thread pool (libchorus.c, THE KEYS OFF THE
+   * LOOP), NULL when none; a connection closed meanwhile is freed when it
+   * returns (@free_after_work). */
+  struct chorus__kwork *kwork;
+  bool free_after_work;
   uint8_t rbuf[CHORUS__READ_BUF];
 };
 
