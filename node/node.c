@@ -284,16 +284,19 @@ static int admin_password(const struct node *n, char *out, size_t cap,
   return (int)len;
 }
 
-/* bootstrap_admin: the first admin's verifier (a fresh salt, the default
- * costs: Argon2id runs here, once, before the loop) for the core. */
+/* bootstrap_admin: the first admin's verifier (a fresh salt, the costs of
+ * --admin-kdf or the defaults: Argon2id runs here, once, before the loop)
+ * for the core. */
 static int bootstrap_admin(const struct node *n, struct meta_user *u,
                            char *errmsg) {
   char pw[AUTH_PASSWORD_MAX + 1];
   int len = admin_password(n, pw, sizeof pw, errmsg);
   if (len < 0)
     return CHORUS_EINVAL;
-  struct auth_kdf kdf = {.ops = AUTH_OPS_DEFAULT,
-                         .mem_kib = AUTH_MEM_KIB_DEFAULT};
+  struct auth_kdf kdf = {
+      .ops = n->cfg.admin_ops ? n->cfg.admin_ops : AUTH_OPS_DEFAULT,
+      .mem_kib =
+          n->cfg.admin_mem_kib ? n->cfg.admin_mem_kib : AUTH_MEM_KIB_DEFAULT};
   randombytes_buf(kdf.salt, sizeof kdf.salt);
   struct auth_verifier v;
   int rc = auth_verifier_make(pw, (size_t)len, &kdf, &v, errmsg);

@@ -236,6 +236,7 @@ struct node_config {
    * metadata log when the cluster has no users. */
   bool auth_required;
   char admin_user[48];
+  uint32_t admin_ops, admin_mem_kib; /* --admin-kdf PASSES:KIB; 0: 2:65536 */
   char admin_password_file[NODE_PATH_MAX];
 };
 

@@ -117,6 +117,8 @@ static const char usage_text2[] =
     "                         keyspace when the cluster has no users; its\n"
     "                         password from --admin-password-file FILE or\n"
     "                         the environment variable CHORUS_ADMIN_PASSWORD\n"
+    "  --admin-kdf PASSES:KIB the first admin's Argon2id cost (default\n"
+    "                         2:65536; each client pays it once)\n"
     "  --config FILE          `key = value` lines with the same keys\n"
     "  --help, --version\n";
 
@@ -445,6 +447,19 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
   }
   if (strcmp(key, "admin-user") == 0)
     return set_str(cfg->admin_user, sizeof cfg->admin_user, v, key, errmsg);
+  if (strcmp(key, "admin-kdf") == 0) {
+    char *end;
+    unsigned long ops = strtoul(v, &end, 10);
+    unsigned long kib = *end == ':' ? strtoul(end + 1, &end, 10) : 0;
+    if (*end != '\0' || ops < 1 || ops > 10 || kib < 8 || kib > 262144)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "--admin-kdf: \"%s\" is not PASSES:KIB (1..10, "
+                         "8..262144)",
+                         v);
+    cfg->admin_ops = (uint32_t)ops;
+    cfg->admin_mem_kib = (uint32_t)kib;
+    return CHORUS_OK;
+  }
   if (strcmp(key, "admin-password-file") == 0)
     return set_str(cfg->admin_password_file, sizeof cfg->admin_password_file, v,
                    key, errmsg);
