@@ -94,9 +94,12 @@ struct chorus_client;
  * ------------------------------------------------------------------------ */
 
 struct chorus_config {
-  const char *cluster;     /* cluster name sent in HELLO; copied; "chorus" */
-  const void *credentials; /* opaque, copied; may be NULL */
-  size_t credentials_len;  /* <= 4096 */
+  const char *cluster; /* cluster name sent in HELLO; copied; "chorus" */
+  /* HELLO's raw credentials, copied; NULL: none. chorusd reads a client's
+   * non-empty credentials as a login ([nonce][user]: docs/PROTOCOL.md,
+   * Login): log in with @user and @password below, not with these. */
+  const void *credentials;
+  size_t credentials_len; /* <= 4096 */
   /* Milliseconds to connect and complete the handshake with one seed
    * before trying the next. Default 1000. */
   uint32_t connect_timeout_ms;
