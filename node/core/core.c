@@ -644,15 +644,16 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
     uint32_t ks_id = 0;
     char ks[META_KEYSPACE_NAME_MAX] = "";
     if (need.keyspace && c->req_user != NULL) {
-      /* KEYSPACE ALTER, DROP: admin of that keyspace will do (an unknown
-       * name checks every keyspace's, then answers ENOTFOUND). */
+      /* KEYSPACE ALTER, DROP: admin of that keyspace will do; an unknown
+       * name needs admin on every keyspace (then ENOTFOUND), and is
+       * refused as a known one would be, so its absence does not leak. */
       size_t nl = m->keyspace.name.len < sizeof ks ? m->keyspace.name.len : 0;
       if (nl > 0)
         memcpy(ks, m->keyspace.name.ptr, nl);
       ks[nl] = '\0';
       const struct meta_keyspace *k =
           meta_state_keyspace(meta_node_state(c->meta), ks);
-      ks_id = k != NULL ? k->id : 0;
+      ks_id = k != NULL ? k->id : UINT32_MAX;
     }
     if (!core__may(c, cookie, need, ks_id, ks))
       return CHORUS_OK;

@@ -321,6 +321,11 @@ int core__ks_request(struct core *c, const struct wire_msg *m,
   const struct meta_keyspace *k =
       strlen(name) == nl ? meta_state_keyspace(meta_node_state(c->meta), name)
                          : NULL;
+  /* A user who may not touch such a keyspace learns nothing of whether it
+   * exists: the refusal reads as for one that does (UINT32_MAX is no
+   * keyspace's id, so only a grant on every keyspace passes). */
+  if (k == NULL && !core__may(c, o->cookie, need, UINT32_MAX, name))
+    return CHORUS_OK;
   if (k == NULL) {
     snprintf(text, sizeof text, "no keyspace named %s (chorus keyspace list)",
              name);

@@ -210,6 +210,9 @@ static void test_roles(void **state) {
   assert_int_equal(cput(carol, "ka", "c1", "x", why, sizeof why), CHORUS_OK);
   expect(cput(carol, "kb", "c1", "x", why, sizeof why), CHORUS_EPERM, why,
          "user carol holds no role on keyspace kb");
+  /* A keyspace that does not exist reads the same: nothing leaks. */
+  expect(cput(carol, "nosuch", "c1", "x", why, sizeof why), CHORUS_EPERM, why,
+         "user carol holds no role on keyspace nosuch");
   expect(cget(carol, NULL, "k", why, sizeof why), CHORUS_EPERM, why,
          "user carol holds no role on every keyspace");
   struct chorus_users *u = NULL;
