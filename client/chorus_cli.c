@@ -75,8 +75,11 @@ static const char usage_text[] =
     "                                fields indented), then the context\n"
     "  put KEY VALUE --if-absent     compare-and-set (linearizable, Paxos):\n"
     "  put KEY VALUE --if-value OLD  exit 0 applied, 1 not applied (the\n"
-    "  del KEY --if-value OLD        current value printed), 2 error; a CAS\n"
-    "  get KEY --serial              key takes CAS commands only;\n"
+    "  put KEY VALUE --if-match CTX  current value printed), 2 error; each\n"
+    "  del KEY --if-value OLD        answer ends with \"context: CTX\", the\n"
+    "  del KEY --if-match CTX        version of the value (--if-match: only\n"
+    "  get KEY --serial              if still that version); a CAS key\n"
+    "                                takes CAS commands only;\n"
     "                                --local-serial: Paxos among the client's\n"
     "                                (--dc) or the node's datacenter only\n"
     "  status                        every member: name, state, address, dc,\n"
@@ -141,6 +144,11 @@ static const char usage_cluster[] =
     "                                from -> to, with estimated keys and "
     "bytes\n"
     "                                (no argument: the change under way)\n"
+    "  cluster key list              the gossip keyring: ids, the primary\n"
+    "  cluster key install [--file F] [--show-key]  a key (F: 64 hex\n"
+    "                                digits; else random) every node opens\n"
+    "  cluster key use ID            every node seals with it\n"
+    "  cluster key remove ID         nobody opens it (0: --cluster-key)\n"
     "  keyspace list [NAME]          keyspaces (kept in the cluster metadata;\n"
     "                                data commands name one with -k NAME)\n"
     "  keyspace create NAME [--type any|kv|lww|counter|set|map] [-r L] [-w L]\n"
@@ -341,6 +349,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
         return usage_error("%s needs NAME:TOKEN", a);
       cl->fence = v;
       i++;
+    } else if (strcmp(a, "--if-match") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a context from a CAS answer (hex)", a);
+      cl->if_match = v;
+      i++;
     } else if (strcmp(a, "--if-value") == 0) {
       if (v == NULL)
         return usage_error("%s needs the value expected", a);
@@ -425,6 +438,13 @@ static int parse(struct cli *cl, int argc, char **argv) {
       else
         cl->tls_key = v;
       i++;
+    } else if (strcmp(a, "--file") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a key file (64 hex digits)", a);
+      cl->key_file = v;
+      i++;
+    } else if (strcmp(a, "--show-key") == 0) {
+      cl->show_key = true;
     } else if (strcmp(a, "--value-file") == 0) {
       if (v == NULL)
         return usage_error("%s needs a file (\"-\": standard input)", a);
@@ -953,8 +973,18 @@ static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
     rc = chorus_lww_delete(c, key, strlen(key), &cl->opts, &res);
   }
   if (rc == CHORUS_OK && strcmp(sub, "get") != 0) {
+    /* The stamp this write got (0 from a node before protocol 5): the
+     * write wins over every write with a smaller one. */
     print_warnings(key, &res);
-    printf(cl->json ? "{\"ok\":true}\n" : "ok\n");
+    if (cl->json)
+      printf("{\"ok\":true,\"ts\":%" PRIu64 ",\"node\":\"%016" PRIx64 "\"}\n",
+             res.lww_ts, res.lww_node);
+    else if (res.lww_ts != 0)
+      printf("ok\nwritten: %" PRIu64 ".%u by %016" PRIx64 "\n",
+             CHORUS_LWW_MS(res.lww_ts), (unsigned)(res.lww_ts & 0xffffu),
+             res.lww_node);
+    else
+      printf("ok\n");
   }
   rc = rc == CHORUS_OK ? 0 : fail(&res);
   print_trace(c, cl, &res);
@@ -963,36 +993,56 @@ static int cmd_lww(struct chorus_client *c, const struct cli *cl) {
   return rc;
 }
 
-/* CAS: put --if-absent, put --if-value OLD, del --if-value OLD, get
- * --serial. Exit 0 applied (get --serial: read), 1 not applied (the value
- * found printed), 2 any error (its own code: the outcome 1 must mean "the
- * condition failed", nothing else). */
+/* CAS: put --if-absent, put --if-value OLD, put --if-match CTX, del
+ * --if-value OLD, del --if-match CTX, get --serial. Exit 0 applied (get
+ * --serial: read), 1 not applied (the value found printed), 2 any error
+ * (its own code: the outcome 1 must mean "the condition failed", nothing
+ * else). Every answer ends with the context of the key's value (applied:
+ * of the value written), printed and read as a kv context is (hex). */
 static int cmd_cas(struct chorus_client *c, const struct cli *cl,
                    const char *cmd) {
   bool put = strcmp(cmd, "put") == 0, del = strcmp(cmd, "del") == 0,
        get = strcmp(cmd, "get") == 0;
-  int cond;
-  if (get && cl->serial && !cl->if_absent && !cl->if_value)
+  int conds = cl->serial + cl->if_absent + (cl->if_value != NULL) +
+              (cl->if_match != NULL);
+  int cond = -1;
+  if (conds == 1 && get && cl->serial)
     cond = CHORUS_CAS_READ;
-  else if (put && cl->if_absent && !cl->if_value && !cl->serial)
+  else if (conds == 1 && put && cl->if_absent)
     cond = CHORUS_CAS_IF_ABSENT;
-  else if (put && cl->if_value && !cl->if_absent && !cl->serial)
+  else if (conds == 1 && put && cl->if_value)
     cond = CHORUS_CAS_IF_VALUE;
-  else if (del && cl->if_value && !cl->if_absent && !cl->serial)
+  else if (conds == 1 && put && cl->if_match)
+    cond = CHORUS_CAS_IF_MATCH;
+  else if (conds == 1 && del && cl->if_value)
     cond = CHORUS_CAS_DELETE_IF_VALUE;
+  else if (conds == 1 && del && cl->if_match)
+    cond = CHORUS_CAS_DELETE_IF_MATCH;
   else
     return usage_error("compare-and-set: put KEY VALUE --if-absent, put KEY "
-                       "VALUE --if-value OLD, del KEY --if-value OLD or get "
-                       "KEY --serial");
+                       "VALUE --if-value OLD|--if-match CTX, del KEY "
+                       "--if-value OLD|--if-match CTX or get KEY --serial");
   bool from_file = put && cl->value_file != NULL;
-  int rc = need_args(cl, put && !from_file ? 2 : 1, put && !from_file ? 2 : 1,
-                     put   ? "put KEY VALUE|- --if-absent|--if-value OLD"
-                     : del ? "del KEY --if-value OLD"
-                           : "get KEY --serial");
+  int rc = need_args(
+      cl, put && !from_file ? 2 : 1, put && !from_file ? 2 : 1,
+      put   ? "put KEY VALUE|- --if-absent|--if-value OLD|--if-match CTX"
+      : del ? "del KEY --if-value OLD|--if-match CTX"
+            : "get KEY --serial");
   if (rc != 0)
     return rc;
   if (cl->context_hex != NULL)
-    return usage_error("--context is not for compare-and-set");
+    return usage_error("--context is not for compare-and-set (--if-match "
+                       "takes a CAS answer's context)");
+  uint8_t *match = NULL;
+  size_t match_len = 0;
+  if (cl->if_match != NULL &&
+      (hex_decode(cl->if_match, &match, &match_len) != CHORUS_OK ||
+       match_len != CHORUS_CAS_CONTEXT_LEN)) {
+    chorus_free(match);
+    return usage_error("--if-match: \"%s\" is not a CAS context (%u bytes "
+                       "in hex, as \"context:\" of a CAS answer)",
+                       cl->if_match, CHORUS_CAS_CONTEXT_LEN);
+  }
   const char *key = cl->argv[1];
   uint8_t *val = NULL;
   size_t val_len = 0;
@@ -1000,22 +1050,31 @@ static int cmd_cas(struct chorus_client *c, const struct cli *cl,
     const char *src = from_file ? cl->value_file : cl->argv[2];
     if (from_file || strcmp(src, "-") == 0) {
       if ((rc = read_value(src, CHORUS_MAX_VALUE, "value", &val, &val_len)) !=
-          0)
+          0) {
+        chorus_free(match);
         return 2;
+      }
     } else if ((val_len = strlen(src)) > 0 &&
                (val = chorus_memdup(src, val_len)) == NULL) {
       fprintf(stderr, "chorus: out of memory\n");
+      chorus_free(match);
       return 2;
     }
   }
   struct chorus_result res;
-  const char *exp = cl->if_value ? cl->if_value : "";
+  const void *exp = cl->if_value ? cl->if_value : "";
+  size_t exp_len = strlen(exp);
+  if (match != NULL) {
+    exp = match;
+    exp_len = match_len;
+  }
   struct chorus_opts o = cl->opts;
   if (cl->local_serial) /* Paxos among this datacenter's replicas */
     o.w = CHORUS_LOCAL_QUORUM;
-  rc = chorus_cas(c, key, strlen(key), cond, exp, strlen(exp), val, val_len, &o,
+  rc = chorus_cas(c, key, strlen(key), cond, exp, exp_len, val, val_len, &o,
                   &res);
   chorus_free(val);
+  chorus_free(match);
   if (rc != CHORUS_OK) {
     fail(&res);
     if (res.maybe_applied)
@@ -1030,6 +1089,8 @@ static int cmd_cas(struct chorus_client *c, const struct cli *cl,
       json_str(res.values[0].ptr, res.values[0].len);
     else
       printf("null");
+    printf(",\"context\":");
+    json_hex(res.context);
     printf("}\n");
   } else if (get) {
     if (res.nvalues > 0) {
@@ -1038,14 +1099,18 @@ static int cmd_cas(struct chorus_client *c, const struct cli *cl,
     } else {
       fprintf(stderr, "chorus: %s: not found\n", key);
     }
+    print_context(&res); /* also absent: --if-match of that absence */
   } else if (applied) {
     printf("applied\n");
+    print_context(&res);
   } else if (res.nvalues > 0) {
     printf("not applied; current value:\n");
     fwrite(res.values[0].ptr, 1, res.values[0].len, stdout);
     putchar('\n');
+    print_context(&res);
   } else {
     printf("not applied; the key has no value\n");
+    print_context(&res);
   }
   chorus_result_free(&res);
   return applied || get ? 0 : 1;
@@ -1663,10 +1728,10 @@ static int cmd_map(struct chorus_client *c, const struct cli *cl,
 /* put KEY VALUE --fence NAME:TOKEN (chorus_cli_lock.c). */
 static int fenced_put(struct chorus_client *c, const struct cli *cl,
                       const char *cmd) {
-  if (strcmp(cmd, "put") != 0 || cl->if_absent || cl->if_value || cl->serial ||
-      cl->context_hex != NULL || cl->opts.ttl_ms)
+  if (strcmp(cmd, "put") != 0 || cl->if_absent || cl->if_value ||
+      cl->if_match || cl->serial || cl->context_hex != NULL || cl->opts.ttl_ms)
     return usage_error("--fence is for put KEY VALUE (without --if-absent, "
-                       "--if-value, --context or --ttl)");
+                       "--if-value, --if-match, --context or --ttl)");
   bool from_file = cl->value_file != NULL;
   int rc = need_args(cl, from_file ? 1 : 2, from_file ? 1 : 2,
                      "put KEY VALUE|- --fence NAME:TOKEN");
@@ -1721,6 +1786,12 @@ static int run(struct chorus_client *c, const struct cli *cl) {
                      "are for keyspace create|alter");
     goto out;
   }
+  if ((cl->key_file || cl->show_key) &&
+      (strcmp(cmd, "cluster") != 0 || cl->argc < 2 ||
+       strcmp(cl->argv[1], "key") != 0)) {
+    rc = usage_error("--file and --show-key are for cluster key install");
+    goto out;
+  }
   if (cl->force && strcmp(cmd, "cluster") != 0) {
     rc = usage_error("--force is for cluster remove");
     goto out;
@@ -1739,7 +1810,7 @@ static int run(struct chorus_client *c, const struct cli *cl) {
                      "cluster commands");
     goto out;
   }
-  if (cl->if_absent || cl->if_value || cl->serial) {
+  if (cl->if_absent || cl->if_value || cl->if_match || cl->serial) {
     rc = cmd_cas(c, cl, cmd);
     goto out;
   }

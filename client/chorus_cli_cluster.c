@@ -628,6 +628,8 @@ int cmd_cluster(struct chorus_client *c, const struct cli *cl) {
   struct chorus_cluster_status *st = NULL;
   int rc;
   const char *name = NULL;
+  if (strcmp(sub, "key") == 0)
+    return cmd_cluster_key(c, cl);
   bool is_plan = strcmp(sub, "plan") == 0;
   if (!is_plan && (cl->dc || cl->rack || cl->vnodes))
     return usage_error("--dc, --rack and --vnodes are for cluster plan join");

@@ -37,12 +37,15 @@ struct cli {
   bool if_absent, serial;  /* --if-absent, --serial (CAS) */
   bool local_serial;       /* --local-serial (CAS: LOCAL_SERIAL) */
   const char *if_value;    /* --if-value OLD (CAS) */
+  const char *if_match;    /* --if-match CTX (CAS; hex) */
   const char *fence;       /* --fence NAME:TOKEN (put) */
   const char *ttl_raw;     /* --ttl as given (lock: ms) */
   const char *ks_type;     /* --type (keyspace create) */
   const char *ks_replicas; /* --replicas (keyspace create, alter) */
   long ks_siblings_warn, ks_siblings_max; /* --siblings-warn, -max; -1 */
   const char *kdf;                        /* --kdf PASSES:KIB (user) */
+  const char *key_file;                   /* --file F (cluster key install) */
+  bool show_key;                          /* --show-key (cluster key install) */
   bool r_given, w_given;                  /* -r, -w or -c was given */
   bool range;                             /* --range given: */
   uint64_t range_first, range_last;       /* its tokens, inclusive */
@@ -73,6 +76,8 @@ int widen(int w, const char *s);
 
 /* cmd_cluster: `chorus cluster ...` (chorus_cli_cluster.c). */
 int cmd_cluster(struct chorus_client *c, const struct cli *cl);
+/* cmd_cluster_key: `chorus cluster key ...` (chorus_cli_key.c). */
+int cmd_cluster_key(struct chorus_client *c, const struct cli *cl);
 /* cmd_lock: `chorus lock ...`; cmd_fenced_put: `chorus put KEY VALUE
  * --fence NAME:TOKEN` with the value read (chorus_cli_lock.c). */
 int cmd_lock(struct chorus_client *c, const struct cli *cl);

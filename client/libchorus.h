@@ -326,7 +326,8 @@ struct chorus_result {
   /* get, set read, and every write: the causal context (opaque; empty when
    * the node returned none: counter and set writes). A get's context goes
    * back with chorus_put or chorus_delete, a set read's with
-   * chorus_set_remove; the two kinds are not interchangeable. */
+   * chorus_set_remove, a cas answer's with chorus_cas (CHORUS_CAS_IF_MATCH);
+   * the kinds are not interchangeable. */
   struct chorus_bytes context;
   /* get and every write, from a node that speaks protocol version 2 (all
    * zero from older nodes): what the node says of the object under the
@@ -345,7 +346,10 @@ struct chorus_result {
   /* cas: whether the update was applied (false for a serial read and for
    * a condition that failed). The value the operation found, before its
    * update (for a read or a failed condition: the current value), is
-   * values[0] (nvalues 0: the key had no value). */
+   * values[0] (nvalues 0: the key had no value); context is the
+   * CHORUS_CAS_CONTEXT_LEN-byte context of the key's value after the call
+   * (applied: of the value written; else of the value found), for
+   * CHORUS_CAS_IF_MATCH. */
   bool cas_applied;
   /* lock and fenced put (chorus_lock_*, chorus_fenced_put): cas_applied
    * says whether applied, lock_refusal why not (CHORUS_LOCK_*). A lock
@@ -386,6 +390,8 @@ struct chorus_result {
   struct chorus_keyspaces *keyspaces;
   /* user calls: likewise (chorus_users_free). */
   struct chorus_users *users;
+  /* gossip key calls: likewise (chorus_keyring_free). */
+  struct chorus_keyring *keyring;
   /* A request sent with chorus_opts.trace: its timeline, @ntrace events
    * in the node's order, from coordinator @trace_node (REQUEST TRACES
    * below); NULL when the node sent none. Owned, freed with the result. */
@@ -633,15 +639,16 @@ int chorus_set_members(struct chorus_client *c, const void *key, size_t key_len,
 #define CHORUS_LWW_MS(ts) ((uint64_t)(ts) >> 16)
 
 /* chorus_lww_set: writes @value (0..CHORUS_MAX_VALUE bytes) to register
- * @key, stamped by the coordinating node. Errors: CHORUS_ECLOCK (above),
- * CHORUS_ETYPE, and as above. */
+ * @key, stamped by the coordinating node; on success lww_ts and lww_node
+ * hold the stamp this write got (0 and 0 from a node before protocol 5).
+ * Errors: CHORUS_ECLOCK (above), CHORUS_ETYPE, and as above. */
 int chorus_lww_set(struct chorus_client *c, const void *key, size_t key_len,
                    const void *value, size_t value_len,
                    const struct chorus_opts *opts, struct chorus_result *res);
 
-/* chorus_lww_delete: writes "no value" to register @key, stamped likewise;
- * a read then finds nothing (nvalues 0) until a later write. Errors: as
- * chorus_lww_set. */
+/* chorus_lww_delete: writes "no value" to register @key, stamped likewise
+ * (its stamp in lww_ts and lww_node); a read then finds nothing (nvalues
+ * 0) until a later write. Errors: as chorus_lww_set. */
 int chorus_lww_delete(struct chorus_client *c, const void *key, size_t key_len,
                       const struct chorus_opts *opts,
                       struct chorus_result *res);
@@ -776,8 +783,25 @@ int chorus_map_json(const struct chorus_result *res, char *buf, size_t cap,
  *   CHORUS_CAS_IF_ABSENT        writes @value when the key has no value
  *   CHORUS_CAS_IF_VALUE         writes @value when the value is @expected
  *   CHORUS_CAS_DELETE_IF_VALUE  removes the value when it is @expected
+ *   CHORUS_CAS_IF_MATCH         writes @value when the value is still the
+ *                               version the context @expected names
+ *   CHORUS_CAS_DELETE_IF_MATCH  removes the value when it is that version
  *
- * The answer: cas_applied, and values[0] the value found. Errors:
+ * CONTEXTS. Every answer carries the context of the key's value (the
+ * result's context: CHORUS_CAS_CONTEXT_LEN opaque bytes; the CLI prints
+ * it in hexadecimal like a kv context, and the two kinds are not
+ * interchangeable). It names one version: an if-match applies only when
+ * no update chose a value since, even one with equal bytes (the ABA an
+ * if-value misses). A key never written has a context of its own (all
+ * zeros), and so does a deleted key (the delete's): an if-match of an
+ * absent key read earlier applies only while it stays that absence. A
+ * stale context is refused, and the answer gives the current value and
+ * context. Rarely a context goes stale with no update in between: a value
+ * whose commit reached no majority is chosen again by the next operation
+ * at a new ballot (replication/paxos.h, CONTEXTS); the refusal then shows
+ * the same value, and a retry with its context applies.
+ *
+ * The answer: cas_applied, values[0] the value found, context. Errors:
  * CHORUS_ETIMEDOUT with maybe_applied: the coordinator could not tell
  * whether its update was chosen (it lost its quorum mid-way, or another
  * proposer pre-empted it after some replica accepted it): read with
@@ -798,11 +822,16 @@ enum chorus_cas_cond {
   CHORUS_CAS_IF_ABSENT = 2,
   CHORUS_CAS_IF_VALUE = 3,
   CHORUS_CAS_DELETE_IF_VALUE = 4,
+  CHORUS_CAS_IF_MATCH = 5,
+  CHORUS_CAS_DELETE_IF_MATCH = 6,
 };
+#define CHORUS_CAS_CONTEXT_LEN 16u
 
 /* chorus_cas: @cond on @key; @expected (IF_VALUE, DELETE_IF_VALUE) and
- * @value (SET, IF_ABSENT, IF_VALUE) are 0..CHORUS_MAX_VALUE bytes and
- * ignored by conditions that take none. */
+ * @value (SET, IF_ABSENT, IF_VALUE, IF_MATCH) are 0..CHORUS_MAX_VALUE
+ * bytes and ignored by conditions that take none; for IF_MATCH and
+ * DELETE_IF_MATCH @expected is a context (CHORUS_CAS_CONTEXT_LEN bytes, as
+ * a CAS answer gave it; else CHORUS_EINVAL). */
 int chorus_cas(struct chorus_client *c, const void *key, size_t key_len,
                int cond, const void *expected, size_t expected_len,
                const void *value, size_t value_len,
@@ -1252,6 +1281,55 @@ int chorus_user_grant(struct chorus_client *c, const char *name, int role,
                       const char *keyspace, struct chorus_users **out);
 int chorus_user_revoke(struct chorus_client *c, const char *name, int role,
                        const char *keyspace, struct chorus_users **out);
+
+/* GOSSIP KEYS (protocol 5, issue 24; docs/PROTOCOL.md "Gossip keys").
+ *
+ * SWIM's packets are sealed with the primary key of a keyring kept in the
+ * cluster metadata and opened with any key of it; the boot key is each
+ * node's --cluster-key (id 0, until removed). Rotation is memberlist's:
+ * install a new key (every node opens it), use it (every node seals with
+ * it), remove the old one. The metadata refuses a use until every member
+ * reported applying the install, and a remove until every member
+ * reported applying the use (CHORUS_EBUSY naming the member: try again),
+ * so no node ever receives a packet it cannot open. A key is named by
+ * its id (a 32-bit fingerprint); no reply carries its bytes. */
+#define CHORUS_GOSSIP_KEY_BYTES 32u
+#define CHORUS_MAX_GOSSIP_KEYS 5u /* the boot key and four at most */
+#define CHORUS_MAX_KEY_BEHIND 255u
+struct chorus_gossip_key {
+  uint32_t id;    /* 0: the boot key (--cluster-key) */
+  uint64_t since; /* the keyring version its install made */
+  bool primary;   /* the sealing key */
+};
+/* What a node answered: the keyring as it applied it at metadata index
+ * @applied; @id the key the call named (install: the new key's id);
+ * @behind the names of members (comma-separated) that have not reported
+ * applying @version yet. chorus_keyring_free(). */
+struct chorus_keyring {
+  uint64_t applied, version;
+  uint32_t id;
+  size_t n;
+  struct chorus_gossip_key keys[CHORUS_MAX_GOSSIP_KEYS]; /* by id */
+  char behind[CHORUS_MAX_KEY_BEHIND + 1];
+};
+void chorus_keyring_free(struct chorus_keyring *k);
+/* chorus_cluster_key_list: the keyring (a read: retried on another
+ * seed). chorus_cluster_key_install: @key (32 bytes) joins it, accepted;
+ * _use: key @id becomes the primary; _remove: key @id goes (0: the boot
+ * key). Each change is answered once the metadata applied it; never
+ * resent. Errors, each with the node's reason: CHORUS_EEXIST,
+ * CHORUS_ENOTFOUND, CHORUS_ENOSPC (four keys), CHORUS_EINVAL (removing
+ * the primary), CHORUS_EBUSY (a member has not applied the previous step:
+ * try again), CHORUS_ENOTSUP (a node without it), CHORUS_ETIMEDOUT. */
+int chorus_cluster_key_list(struct chorus_client *c,
+                            struct chorus_keyring **out);
+int chorus_cluster_key_install(struct chorus_client *c,
+                               const uint8_t key[CHORUS_GOSSIP_KEY_BYTES],
+                               struct chorus_keyring **out);
+int chorus_cluster_key_use(struct chorus_client *c, uint32_t id,
+                           struct chorus_keyring **out);
+int chorus_cluster_key_remove(struct chorus_client *c, uint32_t id,
+                              struct chorus_keyring **out);
 
 /* chorus_cluster_stage: stages a change in the cluster's metadata for a
  * later commit (Riak's staged changes): CHORUS_STAGE_DECOMMISSION,

@@ -217,6 +217,12 @@ static int do_map_update(struct chorus_client *c, const void *key,
   return rc;
 }
 
+_Static_assert((int)CHORUS_CAS_IF_MATCH == (int)WIRE_CAS_IF_MATCH &&
+                   (int)CHORUS_CAS_DELETE_IF_MATCH ==
+                       (int)WIRE_CAS_DELETE_IF_MATCH &&
+                   CHORUS_CAS_CONTEXT_LEN == WIRE_CAS_CONTEXT_LEN,
+               "libchorus's if-match conditions are the wire's");
+
 static int do_cas(struct chorus_client *c, const void *key, size_t key_len,
                   int cond, const void *expected, size_t expected_len,
                   const void *value, size_t value_len,
@@ -224,13 +230,20 @@ static int do_cas(struct chorus_client *c, const void *key, size_t key_len,
   int rc = check_key(c, key, key_len);
   if (rc != CHORUS_OK)
     return rc;
-  if (cond < CHORUS_CAS_READ || cond > CHORUS_CAS_DELETE_IF_VALUE)
+  if (cond < CHORUS_CAS_READ || cond > CHORUS_CAS_DELETE_IF_MATCH)
     return chorus_errf(c->errmsg, CHORUS_EINVAL,
                        "unknown compare-and-set condition %d", cond);
-  bool has_expected =
-      cond == CHORUS_CAS_IF_VALUE || cond == CHORUS_CAS_DELETE_IF_VALUE;
+  bool match =
+      cond == CHORUS_CAS_IF_MATCH || cond == CHORUS_CAS_DELETE_IF_MATCH;
+  bool has_expected = match || cond == CHORUS_CAS_IF_VALUE ||
+                      cond == CHORUS_CAS_DELETE_IF_VALUE;
   bool has_value = cond == CHORUS_CAS_SET || cond == CHORUS_CAS_IF_ABSENT ||
-                   cond == CHORUS_CAS_IF_VALUE;
+                   cond == CHORUS_CAS_IF_VALUE || cond == CHORUS_CAS_IF_MATCH;
+  if (match && expected_len != CHORUS_CAS_CONTEXT_LEN)
+    return chorus_errf(c->errmsg, CHORUS_EINVAL,
+                       "an if-match context is %u bytes (a CAS answer's "
+                       "context), not %zu",
+                       CHORUS_CAS_CONTEXT_LEN, expected_len);
   if (has_expected &&
       (rc = check_value(c, expected, expected_len)) != CHORUS_OK)
     return rc;

@@ -302,4 +302,8 @@ int chorus__sync_result_end(struct chorus_client *c, struct chorus_result *res,
 int chorus__take_users(struct chorus_result *res,
                        const struct wire_user_reply *r);
 
+/* libchorus_keyring.c: CLUSTER_KEY_REPLY into res->keyring. */
+int chorus__take_keyring(struct chorus_result *res,
+                         const struct wire_cluster_key_reply *r);
+
 #endif /* CHORUS_LIBCHORUS_INT_H */

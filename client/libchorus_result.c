@@ -23,6 +23,7 @@ void chorus_result_free(struct chorus_result *res) {
   chorus_cluster_plan_free(res->plan);
   chorus_keyspaces_free(res->keyspaces);
   chorus_users_free(res->users);
+  chorus_keyring_free(res->keyring);
   chorus_free(res->trace);
   chorus_free(res->owned);
   memset(res, 0, sizeof *res);
@@ -215,6 +216,8 @@ static uint8_t expected_reply(uint8_t req_type) {
     return WIRE_KEYSPACE_REPLY;
   case WIRE_USER:
     return WIRE_USER_REPLY;
+  case WIRE_CLUSTER_KEY:
+    return WIRE_CLUSTER_KEY_REPLY;
   default:
     return 0;
   }
@@ -469,8 +472,17 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     return take_list(res, &m->get_reply.values, m->get_reply.context);
   case WIRE_SET_REPLY:
     return take_list(res, &m->set_reply.members, m->set_reply.context);
-  case WIRE_WRITE_REPLY:
-    return take_list(res, &none, m->write_reply.context);
+  case WIRE_WRITE_REPLY: {
+    const struct wire_bytes *ctx = &m->write_reply.context;
+    if ((req_type == WIRE_LWW_SET || req_type == WIRE_LWW_DELETE) &&
+        ctx->len == WIRE_LWW_STAMP_BYTES) {
+      /* An LWW write's context is the stamp it got (wire.h). */
+      res->lww_ts = be_get(ctx->ptr, 8);
+      res->lww_node = be_get(ctx->ptr + 8, 8);
+      return take_list(res, &none, (struct wire_bytes){NULL, 0});
+    }
+    return take_list(res, &none, *ctx);
+  }
   case WIRE_COUNTER_REPLY:
     res->counter = m->counter_reply.value;
     return CHORUS_OK;
@@ -492,7 +504,7 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     struct wire_bytes v = m->cas_reply.value;
     struct wire_bytes_list one = {m->cas_reply.present ? 1 : 0, &v};
     res->cas_applied = m->cas_reply.applied != 0;
-    return take_list(res, &one, (struct wire_bytes){NULL, 0});
+    return take_list(res, &one, m->cas_reply.context);
   }
   case WIRE_LOCK_REPLY: {
     /* values[0]: the holder (a lock op) or the value found (fenced put:
@@ -522,6 +534,8 @@ int chorus__result_from_reply(struct chorus_result *res, uint8_t req_type,
     return take_keyspaces(res, &m->keyspace_reply);
   case WIRE_USER_REPLY:
     return chorus__take_users(res, &m->user_reply);
+  case WIRE_CLUSTER_KEY_REPLY:
+    return chorus__take_keyring(res, &m->cluster_key_reply);
   default:
     chorus__result_error(res, CHORUS_EINTERNAL, "unexpected %s",
                          wire_type_name(m->type));

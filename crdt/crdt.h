@@ -167,6 +167,8 @@ int crdt_ctx_join(struct crdt_ctx *dst, const struct crdt_ctx *src);
  * in @c. Does not add it. */
 struct crdt_dot crdt_ctx_next(const struct crdt_ctx *c, chorus_node_id node);
 bool crdt_ctx_equal(const struct crdt_ctx *a, const struct crdt_ctx *b);
+/* crdt_ctx_covers_all: whether @c covers every dot @sub covers. */
+bool crdt_ctx_covers_all(const struct crdt_ctx *c, const struct crdt_ctx *sub);
 
 /* Codec. Layout: [version][array(2): vv body, array(2k) cloud dots (node,
  * counter, ...)], the same two fields a set's encoding opens with; the
@@ -578,6 +580,19 @@ int lww_decode(struct lww *out, const uint8_t *buf, size_t len, char *errmsg);
  * small orset whose context is only the dots involved; joining it anywhere
  * has the effect of the operation. Deltas may arrive out of order, hence the
  * dot cloud in struct crdt_ctx.
+ *
+ * Deferred removes (riak_dt_orswot's "deferred"): a client's observed
+ * remove names the context of its read, which may come from another
+ * replica than the one applying the remove. Dots of the element that the
+ * read saw and this replica has not are unknown here: dropping only what
+ * it holds would let them arrive later and bring the element back after
+ * the client was told it was removed. So the remove also keeps (element,
+ * read's context) while this replica's context does not cover the read's;
+ * every join drops the element's dots that a kept remove covers, and
+ * forgets the remove once the joined context covers its context (from
+ * then on the join rule drops those dots by itself: this replica has seen
+ * them and holds none). Removes of one element merge by joining their
+ * contexts (a dot is covered by the join iff by one of them).
  * ======================================================================== */
 
 struct orset_elem {
@@ -587,13 +602,25 @@ struct orset_elem {
   struct crdt_dot *dots; /* owned, sorted */
 };
 
+/* A remove waiting for adds this replica has not seen (above). */
+struct orset_deferred {
+  uint8_t *data; /* owned; may be NULL when len is 0 */
+  uint32_t len;
+  struct crdt_ctx seen; /* not covered by the set's context */
+};
+
 struct orset {
   struct crdt_ctx ctx;
   struct orset_elem *e; /* sorted by bytes (memcmp, then shorter first) */
   uint32_t n, cap;
+  struct orset_deferred *def; /* sorted by bytes, one per element */
+  uint32_t ndef;
 };
 
 #define ORSET_ELEM_MAX (64u * 1024u)
+/* Removes a replica keeps waiting at most; a remove past it is refused
+ * (CHORUS_EBUSY). Joins may hold more (the union of two replicas'). */
+#define ORSET_DEFERRED_MAX 64u
 
 void orset_init(struct orset *s);
 void orset_free(struct orset *s);
@@ -614,10 +641,12 @@ int orset_remove(struct orset *s, const void *elem, size_t len,
  * covers, the adds that reader saw. An add @seen does not cover happened
  * concurrently with (or after) that read, and survives: add wins. The
  * element goes when no dot is left; *@removed (may be NULL) says so.
- * @s's context is unchanged (it held the dropped dots already), so a join
- * with a replica that still has them drops them there too. @delta (may be
- * NULL) as in orset_remove: the dropped dots as context, no element.
- * Errors: CHORUS_ENOMEM (nothing changed). */
+ * @s's context is unchanged, so a join with a replica that still has the
+ * dropped dots drops them there too; when it does not cover @seen the
+ * remove is also kept as deferred (above). @delta (may be NULL) as in
+ * orset_remove: the dropped dots as context, no element, and the deferred
+ * remove. Errors: CHORUS_EBUSY (ORSET_DEFERRED_MAX removes wait already),
+ * CHORUS_ENOMEM (nothing changed). */
 int orset_remove_seen(struct orset *s, const void *elem, size_t len,
                       const struct crdt_ctx *seen, struct orset *delta,
                       bool *removed);
@@ -630,7 +659,11 @@ bool orset_equal(const struct orset *a, const struct orset *b);
 
 /* Codec. Layout: [version][array(3): vv body, array(2k) cloud dots
  * (node, counter, ...), array(2n): bin element, array(2d) dots, ...];
- * elements strictly ascending, each with >= 1 dot covered by the context. */
+ * elements strictly ascending, each with >= 1 dot covered by the context.
+ * With deferred removes, array(4) and a fourth field array(3m): bin
+ * element, vv body, array(2k) cloud dots, ...: elements strictly
+ * ascending, each context not covered by the set's, no element's dot
+ * covered by its element's remove. */
 size_t orset_encoded_size(const struct orset *s);
 int orset_encode(const struct orset *s, uint8_t *buf, size_t cap,
                  size_t *written);

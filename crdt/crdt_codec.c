@@ -182,7 +182,10 @@ static int body_ctx(msgpack_packer *pk, const void *x) {
 
 static int body_orset(msgpack_packer *pk, const void *x) {
   const struct orset *s = x;
-  if (msgpack_pack_array(pk, 3) != 0 || ctx_fields(pk, &s->ctx) != 0)
+  /* Kept removes are a fourth field, written only when there are some:
+   * a set without them encodes as it always did. */
+  if (msgpack_pack_array(pk, s->ndef ? 4 : 3) != 0 ||
+      ctx_fields(pk, &s->ctx) != 0)
     return -1;
   if (msgpack_pack_array(pk, (size_t)s->n * 2) != 0)
     return -1;
@@ -195,6 +198,14 @@ static int body_orset(msgpack_packer *pk, const void *x) {
       if (pack_dot(pk, e->dots[k]) != 0)
         return -1;
   }
+  if (s->ndef == 0)
+    return 0;
+  if (msgpack_pack_array(pk, (size_t)s->ndef * 3) != 0)
+    return -1;
+  for (uint32_t i = 0; i < s->ndef; i++)
+    if (pack_bin(pk, s->def[i].data, s->def[i].len) != 0 ||
+        ctx_fields(pk, &s->def[i].seen) != 0)
+      return -1;
   return 0;
 }
 
@@ -831,15 +842,62 @@ int crdt_ctx_decode(struct crdt_ctx *out, const uint8_t *buf, size_t len,
   return CHORUS_OK;
 }
 
+/* A set's kept removes (crdt.h, orset codec) into @out, whose elements
+ * and context are read: present only when there are some, each canonical
+ * and not yet settled (its context not covered by the set's, no element
+ * dot it covers). */
+static int rd_set_deferred(struct rd *r, struct orset *out) {
+  uint32_t n;
+  int rc = rd_array(r, &n, 1, "set removes");
+  if (rc != CHORUS_OK)
+    return rc;
+  if (n == 0 || n % 3)
+    return rd_fail(r, "set removes: array length %u", n);
+  if ((out->def = chorus_calloc(n / 3, sizeof *out->def)) == NULL)
+    return CHORUS_ENOMEM;
+  for (uint32_t i = 0; i < n / 3; i++) {
+    struct orset_deferred *d = &out->def[i];
+    const uint8_t *p;
+    crdt_ctx_init(&d->seen);
+    out->ndef++; /* freed with the set from here on */
+    if ((rc = rd_bin(r, &p, &d->len, ORSET_ELEM_MAX, false, NULL,
+                     "set remove's element")) != CHORUS_OK)
+      return rc;
+    if (i > 0 && crdt__bytes_cmp(out->def[i - 1].data, out->def[i - 1].len, p,
+                                 d->len) >= 0)
+      return rd_fail(r, "set removes: not strictly ascending");
+    if (d->len && (d->data = chorus_memdup(p, d->len)) == NULL)
+      return CHORUS_ENOMEM;
+    if ((rc = rd_ctx_fields(r, &d->seen, "set remove's context")) != CHORUS_OK)
+      return rc;
+    if (crdt_ctx_covers_all(&out->ctx, &d->seen))
+      return rd_fail(r, "set remove's context covered by the set's: settled");
+    bool found = false;
+    for (uint32_t j = 0; j < out->n && !found; j++)
+      if (crdt__bytes_cmp(out->e[j].data, out->e[j].len, d->data, d->len) == 0)
+        for (uint32_t k = 0; k < out->e[j].ndots && !found; k++)
+          found = crdt_ctx_covers(&d->seen, out->e[j].dots[k]);
+    if (found)
+      return rd_fail(r, "set remove covers a dot its element keeps");
+  }
+  return CHORUS_OK;
+}
+
 int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
                  char *errmsg) {
   struct rd r = {buf, buf, buf + len, errmsg};
   orset_init(out);
   uint32_t n;
   int rc;
+  uint32_t fields = 0;
   if ((rc = rd_version(&r, "set")) != CHORUS_OK ||
-      (rc = rd_tuple(&r, 3, "set")) != CHORUS_OK ||
-      (rc = rd_ctx_fields(&r, &out->ctx, "set context")) != CHORUS_OK)
+      (rc = rd_array(&r, &fields, 1, "set")) != CHORUS_OK)
+    goto err_after_init;
+  if (fields != 3 && fields != 4) {
+    rc = rd_fail(&r, "set: expected 3 or 4 fields, got %u", fields);
+    goto err_after_init;
+  }
+  if ((rc = rd_ctx_fields(&r, &out->ctx, "set context")) != CHORUS_OK)
     goto err_after_init;
   if ((rc = rd_array(&r, &n, 2, "set elements")) != CHORUS_OK)
     goto err_after_init;
@@ -895,6 +953,8 @@ int orset_decode(struct orset *out, const uint8_t *buf, size_t len,
     }
     out->e[out->n++] = e;
   }
+  if (fields == 4 && (rc = rd_set_deferred(&r, out)) != CHORUS_OK)
+    goto err_after_init;
   if ((rc = rd_end(&r, "set")) != CHORUS_OK)
     goto err_after_init;
   assert(crdt__orset_valid(out));

@@ -10,6 +10,57 @@ void orset_init(struct orset *s) {
   crdt_ctx_init(&s->ctx);
   s->e = NULL;
   s->n = s->cap = 0;
+  s->def = NULL;
+  s->ndef = 0;
+}
+
+/* def_find: binary search of s->def: index of @elem, or where it would go
+ * (*@found false). */
+static uint32_t def_find(const struct orset *s, const void *elem, size_t len,
+                         bool *found) {
+  uint32_t lo = 0, hi = s->ndef;
+  *found = false;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    int r =
+        crdt__bytes_cmp(s->def[mid].data, s->def[mid].len, elem, (uint32_t)len);
+    if (r == 0) {
+      *found = true;
+      return mid;
+    }
+    if (r < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Whether element @e keeps a dot that remove @d covers. */
+static bool def_covers_elem(const struct orset_deferred *d,
+                            const struct orset_elem *e) {
+  for (uint32_t k = 0; k < e->ndots; k++)
+    if (crdt_ctx_covers(&d->seen, e->dots[k]))
+      return true;
+  return false;
+}
+
+static bool defs_valid(const struct orset *s) {
+  if (s->ndef > 0 && s->def == NULL)
+    return false;
+  for (uint32_t i = 0; i < s->ndef; i++) {
+    const struct orset_deferred *d = &s->def[i];
+    if ((i > 0 && crdt__bytes_cmp(s->def[i - 1].data, s->def[i - 1].len,
+                                  d->data, d->len) >= 0) ||
+        d->len > ORSET_ELEM_MAX || (d->len > 0) != (d->data != NULL) ||
+        !crdt__ctx_valid(&d->seen) || crdt_ctx_covers_all(&s->ctx, &d->seen))
+      return false;
+    for (uint32_t j = 0; j < s->n; j++)
+      if (crdt__bytes_cmp(s->e[j].data, s->e[j].len, d->data, d->len) == 0 &&
+          def_covers_elem(d, &s->e[j]))
+        return false;
+  }
+  return true;
 }
 
 bool crdt__orset_valid(const struct orset *s) {
@@ -27,7 +78,7 @@ bool crdt__orset_valid(const struct orset *s) {
           !crdt_ctx_covers(&s->ctx, e->dots[k]))
         return false;
   }
-  return true;
+  return defs_valid(s);
 }
 
 void crdt__orset_elem_free(struct orset_elem *e) {
@@ -37,12 +88,54 @@ void crdt__orset_elem_free(struct orset_elem *e) {
   e->dots = NULL;
 }
 
+static void def_free(struct orset_deferred *d) {
+  chorus_free(d->data);
+  d->data = NULL;
+  crdt_ctx_free(&d->seen);
+}
+
 void orset_free(struct orset *s) {
   for (uint32_t i = 0; i < s->n; i++)
     crdt__orset_elem_free(&s->e[i]);
   chorus_free(s->e);
+  for (uint32_t i = 0; i < s->ndef; i++)
+    def_free(&s->def[i]);
+  chorus_free(s->def);
   crdt_ctx_free(&s->ctx);
   orset_init(s);
+}
+
+/* def_dup: a deep copy of remove @in (@seen joined in when non-NULL). */
+static int def_dup(struct orset_deferred *out, const struct orset_deferred *in,
+                   const struct crdt_ctx *seen) {
+  out->len = in->len;
+  out->data = NULL;
+  crdt_ctx_init(&out->seen);
+  if ((in->len && (out->data = chorus_memdup(in->data, in->len)) == NULL) ||
+      crdt_ctx_copy(&out->seen, &in->seen) != CHORUS_OK ||
+      (seen != NULL && crdt_ctx_join(&out->seen, seen) != CHORUS_OK)) {
+    def_free(out);
+    return CHORUS_ENOMEM;
+  }
+  return CHORUS_OK;
+}
+
+/* def_reserve: room for one more remove in s->def (the state unchanged).
+ * Errors: CHORUS_ENOMEM. */
+static int def_reserve(struct orset *s) {
+  struct orset_deferred *p =
+      chorus_realloc(s->def, (s->ndef + 1) * sizeof *s->def);
+  if (p == NULL)
+    return CHORUS_ENOMEM;
+  s->def = p;
+  return CHORUS_OK;
+}
+
+/* def_place: @d moved in at @at (def_find's), room reserved. */
+static void def_place(struct orset *s, uint32_t at, struct orset_deferred *d) {
+  memmove(&s->def[at + 1], &s->def[at], (s->ndef - at) * sizeof *s->def);
+  s->def[at] = *d;
+  s->ndef++;
 }
 
 /* Deep copy of one element. */
@@ -72,6 +165,12 @@ int orset_copy(struct orset *dst, const struct orset *src) {
     goto err_after_init;
   for (; t.n < src->n; t.n++)
     if (elem_dup(&t.e[t.n], &src->e[t.n]) != CHORUS_OK)
+      goto err_after_init;
+  if (src->ndef > 0 &&
+      (t.def = chorus_malloc(src->ndef * sizeof *t.def)) == NULL)
+    goto err_after_init;
+  for (; t.ndef < src->ndef; t.ndef++)
+    if (def_dup(&t.def[t.ndef], &src->def[t.ndef], NULL) != CHORUS_OK)
       goto err_after_init;
   orset_free(dst);
   *dst = t;
@@ -204,11 +303,27 @@ static bool seen_covers(const struct crdt_ctx *seen, struct crdt_dot d) {
 /* The one remove: drops @elem's dots that @seen covers (all when NULL);
  * the element goes with its last dot. */
 static int remove_dots(struct orset *s, const void *elem, size_t len,
-                       const struct crdt_ctx *seen, struct orset *delta,
-                       bool *removed) {
+                       const struct crdt_ctx *seen, bool may_defer,
+                       struct orset *delta, bool *removed) {
   assert(delta != s);
   if (removed)
     *removed = false;
+  /* A reader's context this replica does not cover: the remove is also
+   * kept for the adds it saw and we have not (crdt.h, deferred removes),
+   * merged into the element's kept remove if there is one. */
+  bool defer = may_defer && seen != NULL && len <= ORSET_ELEM_MAX &&
+               !crdt_ctx_covers_all(&s->ctx, seen);
+  bool dfound = false;
+  uint32_t dat = defer ? def_find(s, elem, len, &dfound) : 0;
+  if (defer && !dfound && s->ndef >= ORSET_DEFERRED_MAX)
+    return CHORUS_EBUSY;
+  struct orset_deferred fresh = {(uint8_t *)(uintptr_t)elem, (uint32_t)len,
+                                 seen ? *seen : s->ctx};
+  struct orset_deferred nd = {NULL, 0, {{NULL, 0, 0}, NULL, 0, 0}};
+  if (defer && ((!dfound && def_reserve(s) != CHORUS_OK) ||
+                def_dup(&nd, dfound ? &s->def[dat] : &fresh,
+                        dfound ? seen : NULL) != CHORUS_OK))
+    return CHORUS_ENOMEM;
   bool found = false;
   uint32_t i = len > ORSET_ELEM_MAX ? 0 : elem_find(s, elem, len, &found);
   struct orset_elem *e = found ? &s->e[i] : NULL;
@@ -236,6 +351,17 @@ static int remove_dots(struct orset *s, const void *elem, size_t len,
   struct crdt_dot none = {0, 0};
   if (delta && delta_build(&t, gone, ngone, none, NULL, 0) != CHORUS_OK)
     goto err_after_split;
+  if (delta && defer) {
+    /* The delta carries the kept remove, so joining it anywhere has the
+     * operation's whole effect. */
+    struct orset_deferred td;
+    if (def_reserve(&t) != CHORUS_OK ||
+        def_dup(&td, &fresh, NULL) != CHORUS_OK) {
+      orset_free(&t);
+      goto err_after_split;
+    }
+    def_place(&t, 0, &td);
+  }
 
   if (whole) {
     /* No tombstone: the context already holds the element's dots, so a
@@ -254,29 +380,41 @@ static int remove_dots(struct orset *s, const void *elem, size_t len,
     e->ndots -= ngone;
     chorus_free(gone);
   }
+  if (defer) {
+    if (dfound) {
+      def_free(&s->def[dat]);
+      s->def[dat] = nd;
+    } else {
+      def_place(s, dat, &nd);
+    }
+  }
   if (delta) {
     orset_free(delta);
     *delta = t;
   }
+  /* (Mid-join, defs_settle, other kept removes are still to apply.) */
+  assert(!may_defer || crdt__orset_valid(s));
   return CHORUS_OK;
 
 err_after_split:
   if (!whole)
     chorus_free(gone);
   chorus_free(keep);
+  if (defer)
+    def_free(&nd);
   return CHORUS_ENOMEM;
 }
 
 int orset_remove(struct orset *s, const void *elem, size_t len,
                  struct orset *delta, bool *removed) {
-  return remove_dots(s, elem, len, NULL, delta, removed);
+  return remove_dots(s, elem, len, NULL, false, delta, removed);
 }
 
 int orset_remove_seen(struct orset *s, const void *elem, size_t len,
                       const struct crdt_ctx *seen, struct orset *delta,
                       bool *removed) {
   assert(seen != NULL);
-  return remove_dots(s, elem, len, seen, delta, removed);
+  return remove_dots(s, elem, len, seen, true, delta, removed);
 }
 
 /* The dots of one element after a join: those both sides have, and those
@@ -324,10 +462,9 @@ static uint32_t dots_join(const struct crdt_dot *a, uint32_t na,
 #define NEW_DATA 1u
 #define NEW_DOTS 2u
 
-int orset_join(struct orset *dst, const struct orset *src) {
-  assert(crdt__orset_valid(dst) && crdt__orset_valid(src));
-  if (dst == src)
-    return CHORUS_OK;
+/* join_plain: the join of elements and contexts; kept removes are the
+ * caller's (orset_join). */
+static int join_plain(struct orset *dst, const struct orset *src) {
   struct crdt_ctx ctx;
   crdt_ctx_init(&ctx);
   if (crdt_ctx_copy(&ctx, &dst->ctx) != CHORUS_OK ||
@@ -409,7 +546,7 @@ int orset_join(struct orset *dst, const struct orset *src) {
   dst->cap = cap;
   crdt_ctx_free(&dst->ctx);
   dst->ctx = ctx;
-  assert(crdt__orset_valid(dst));
+  assert(dst->ndef > 0 || crdt__orset_valid(dst));
   return CHORUS_OK;
 
 err_after_out:
@@ -425,9 +562,81 @@ err_after_ctx:
   return CHORUS_ENOMEM;
 }
 
+/* defs_merge: @src's kept removes into @dst's (a remove of an element
+ * both keep: its contexts joined). Errors: CHORUS_ENOMEM (@dst may hold
+ * some of them: the caller works on a copy). */
+static int defs_merge(struct orset *dst, const struct orset *src) {
+  for (uint32_t i = 0; i < src->ndef; i++) {
+    const struct orset_deferred *d = &src->def[i];
+    bool found;
+    uint32_t at = def_find(dst, d->data, d->len, &found);
+    if (found) {
+      if (crdt_ctx_join(&dst->def[at].seen, &d->seen) != CHORUS_OK)
+        return CHORUS_ENOMEM;
+      continue;
+    }
+    struct orset_deferred c;
+    if (def_reserve(dst) != CHORUS_OK || def_dup(&c, d, NULL) != CHORUS_OK)
+      return CHORUS_ENOMEM;
+    def_place(dst, at, &c);
+  }
+  return CHORUS_OK;
+}
+
+/* defs_settle: every kept remove applied to the elements, then forgotten
+ * once the context covers it. Errors: CHORUS_ENOMEM (as defs_merge). */
+static int defs_settle(struct orset *s) {
+  for (uint32_t i = 0; i < s->ndef; i++) {
+    const struct orset_deferred *d = &s->def[i];
+    int rc = remove_dots(s, d->data, d->len, &d->seen, false, NULL, NULL);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
+  uint32_t w = 0;
+  for (uint32_t i = 0; i < s->ndef; i++) {
+    if (crdt_ctx_covers_all(&s->ctx, &s->def[i].seen))
+      def_free(&s->def[i]);
+    else
+      s->def[w++] = s->def[i];
+  }
+  s->ndef = w;
+  return CHORUS_OK;
+}
+
+int orset_join(struct orset *dst, const struct orset *src) {
+  assert(crdt__orset_valid(dst) && crdt__orset_valid(src));
+  if (dst == src)
+    return CHORUS_OK;
+  if (dst->ndef == 0 && src->ndef == 0)
+    return join_plain(dst, src);
+  /* Kept removes (rare, and short-lived): on a copy, all or nothing. */
+  struct orset t;
+  orset_init(&t);
+  int rc = orset_copy(&t, dst);
+  if (rc == CHORUS_OK)
+    rc = join_plain(&t, src);
+  if (rc == CHORUS_OK)
+    rc = defs_merge(&t, src);
+  if (rc == CHORUS_OK)
+    rc = defs_settle(&t);
+  if (rc != CHORUS_OK) {
+    orset_free(&t);
+    return rc;
+  }
+  orset_free(dst);
+  *dst = t;
+  assert(crdt__orset_valid(dst));
+  return CHORUS_OK;
+}
+
 bool orset_equal(const struct orset *a, const struct orset *b) {
-  if (a->n != b->n || !crdt_ctx_equal(&a->ctx, &b->ctx))
+  if (a->n != b->n || a->ndef != b->ndef || !crdt_ctx_equal(&a->ctx, &b->ctx))
     return false;
+  for (uint32_t i = 0; i < a->ndef; i++)
+    if (crdt__bytes_cmp(a->def[i].data, a->def[i].len, b->def[i].data,
+                        b->def[i].len) != 0 ||
+        !crdt_ctx_equal(&a->def[i].seen, &b->def[i].seen))
+      return false;
   for (uint32_t i = 0; i < a->n; i++) {
     const struct orset_elem *x = &a->e[i], *y = &b->e[i];
     if (crdt__bytes_cmp(x->data, x->len, y->data, y->len) != 0 ||

@@ -387,3 +387,16 @@ bool crdt_ctx_equal(const struct crdt_ctx *a, const struct crdt_ctx *b) {
          (a->ncloud == 0 ||
           memcmp(a->cloud, b->cloud, a->ncloud * sizeof *a->cloud) == 0);
 }
+
+bool crdt_ctx_covers_all(const struct crdt_ctx *c, const struct crdt_ctx *sub) {
+  /* A canonical context never holds, in its cloud, the dot right after
+   * its vv entry (compaction would have taken it), so a vv entry of @sub
+   * above @c's own is never covered. */
+  for (uint32_t i = 0; i < sub->vv.n; i++)
+    if (vv_get(&c->vv, sub->vv.e[i].node) < sub->vv.e[i].counter)
+      return false;
+  for (uint32_t i = 0; i < sub->ncloud; i++)
+    if (!crdt_ctx_covers(c, sub->cloud[i]))
+      return false;
+  return true;
+}

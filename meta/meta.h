@@ -81,7 +81,8 @@
  * Every encoding is one format byte followed by one msgpack array;
  * integers are unsigned unless marked, strings are msgpack str (no NUL
  * inside; the struct's array holds them with their NUL), bytes are msgpack
- * bin. Encoders write META_FORMAT_V7; decoders read V7, V6 (no users: no
+ * bin. Encoders write META_FORMAT_V8; decoders read V8, V7 (no keyring: no
+ * KEY_* command, a state of 11), V6 (no users: no
  * USER_* command, a state of 10), V5 (no keyspaces:
  * no KEYSPACE_* command, a state of 8), V4 (members without tokens_of), V3 (no
  * REPLACE command, no REPLACING state), V2 (members without goal and ready,
@@ -104,6 +105,15 @@
  *           | [12, keyspace, origin...]              KEYSPACE_CREATE (V6)
  *           | [13, keyspace, origin...]              KEYSPACE_ALTER  (V6)
  *           | [14, name, origin...]                  KEYSPACE_DROP   (V6)
+ *           | [15, user, origin...]                  USER_CREATE     (V7)
+ *           | [16, user, origin...]                  USER_PASSWD     (V7)
+ *           | [17, name, origin...]                  USER_DROP       (V7)
+ *           | [18, name, role, ks_id, origin...]     USER_GRANT      (V7)
+ *           | [19, name, role, ks_id, origin...]     USER_REVOKE     (V7)
+ *           | [20, key_id, key (bin 32), origin...]  KEY_INSTALL     (V8)
+ *           | [21, key_id, origin...]                KEY_USE         (V8)
+ *           | [22, key_id, origin...]                KEY_REMOVE      (V8)
+ *           | [23, id, version, origin...]           KEY_APPLIED     (V8)
  *   origin  = proposer, req_id                       (V2 and V3; both 0
  *                                                     for none)
  *   member  = [id, name, addr, dc, rack, vnodes, state, since, goal, ready,
@@ -111,10 +121,15 @@
  *                                  ten; V4: the first eleven)
  *   repl    = [n, [[dc, factor]...]]      dc_count pairs
  *   state   = [epoch, applied, note_key, note, repl, [member...],
- *              [session...], staged, [keyspace...], next_ks_id, [user...]]
+ *              [session...], staged, [keyspace...], next_ks_id, [user...],
+ *              keyring]
  *                                         (V1: no sessions; V2, V3: no
  *                                          staged; V4, V5: no keyspaces;
- *                                          V6: no users)
+ *                                          V6: no users; V7: no keyring)
+ *   keyring = [version, primary, primary_since, boot_retired (bool),
+ *              [[key_id, key (bin 32), since]...], [[member, version]...]]
+ *                                         keys sorted by id (at most
+ *                                         META_MAX_KEYS), reports by member
  *   keyspace = [name, id, type, repl, read (signed), write (signed),
  *               ttl_ms, siblings_warn, siblings_max]   (repl may be
  *                                          [0, []]: the cluster's)
@@ -174,8 +189,15 @@
 #define META_FORMAT_V4 4u  /* REPLACE, REPLACING, a member's disk */
 #define META_FORMAT_V5 5u  /* a member's tokens_of */
 #define META_FORMAT_V6 6u  /* keyspaces */
-#define META_FORMAT_V7 7u  /* the first byte of every encoding written: users  \
-                            */
+#define META_FORMAT_V7 7u  /* users */
+#define META_FORMAT_V8                                                         \
+  8u /* the first byte of every encoding written: the                          \
+        gossip keyring */
+/* The gossip keyring (V8): at most META_MAX_KEYS keys a node holds at once,
+ * the boot key (--cluster-key) included while it is not retired (SWIM's
+ * SWIM_MAX_KEYS; meta does not include swim.h). */
+#define META_MAX_KEYS 4u
+#define META_KEY_BYTES 32u
 #define META_MAX_SESSIONS 512u /* outcomes remembered for deduplication */
 #define META_MAX_KEYSPACES 256u
 #define META_KEYSPACE_NAME_MAX 48u /* a keyspace's name, NUL included */
@@ -317,6 +339,43 @@ struct meta_user {
                                                 no duplicates */
 };
 
+/* The gossip keyring (V8, issue 24: memberlist's install -> use -> remove,
+ * through the log). The boot key is each node's --cluster-key (derived
+ * from the cluster name without one): the state never holds its bytes.
+ * A node seals with the primary (the boot key while @primary is 0) and
+ * opens with every key it holds (meta_keyring_keys).
+ *
+ * THE SAFETY RULE. A node must never seal with a key another member
+ * cannot open yet, nor drop a key another member still seals with: either
+ * makes its packets unreadable, probes fail and members are suspected.
+ * So every member reports the keyring version it has applied to its SWIM
+ * (KEY_APPLIED, proposed by the node itself once it has called
+ * swim_keys_set), and the state judges: USE of key k only once every
+ * member that is not LEFT or REMOVED reports a version >= k's @since (it
+ * opens k), REMOVE only once every such member reports >= @primary_since
+ * (it seals with the new primary, so nobody seals with the old one).
+ * Otherwise CHORUS_EBUSY: try again (meta_keyring_check says who lags). */
+struct meta_key {
+  uint32_t id; /* meta_key_id(key): never 0 */
+  uint8_t key[META_KEY_BYTES];
+  uint64_t since; /* the keyring version its INSTALL made */
+};
+
+/* A member's report: it applied keyring version @version to its SWIM. */
+struct meta_key_ack {
+  chorus_node_id id;
+  uint64_t version;
+};
+
+struct meta_keyring {
+  uint64_t version;       /* +1 by every INSTALL, USE and REMOVE applied */
+  uint32_t primary;       /* the sealing key's id; 0: the boot key */
+  uint64_t primary_since; /* the version the last USE made (0: none) */
+  bool boot_retired;      /* the boot key was removed: nobody opens it */
+  uint8_t n;
+  struct meta_key keys[META_MAX_KEYS]; /* sorted by id */
+};
+
 struct meta_state {
   uint64_t epoch;   /* grows with every change of the ring's input */
   uint64_t applied; /* the Raft index of the last applied command */
@@ -335,6 +394,9 @@ struct meta_state {
   uint32_t next_ks_id;             /* the id the next one gets (from 1) */
   size_t nusers;                   /* V7: users, sorted by name */
   struct meta_user *users;         /* chorus_malloc'ed; nusers of them */
+  struct meta_keyring keyring;     /* V8 */
+  size_t nacks;                    /* V8: members' KEY_APPLIED, by id */
+  struct meta_key_ack *acks;       /* chorus_malloc'ed; nacks of them */
 };
 
 /* ------------------------------------------------------------------------
@@ -391,7 +453,20 @@ enum meta_cmd_type {
                                     ENOSPC (META_MAX_GRANTS) */
   META_CMD_USER_REVOKE = 19,     /* V7: @user.name loses @grant; ENOTFOUND
                                     when it had none */
-  META_CMD_MAX = 19
+  META_CMD_KEY_INSTALL = 20,     /* V8: @key (id and bytes) joins the
+                                    keyring, accepted, not sealing;
+                                    EEXIST, ENOSPC (META_MAX_KEYS with the
+                                    boot key while not retired) */
+  META_CMD_KEY_USE = 21,         /* V8: @key.id becomes the primary;
+                                    ENOTFOUND, EBUSY (THE SAFETY RULE) */
+  META_CMD_KEY_REMOVE = 22,      /* V8: @key.id leaves the keyring (0: the
+                                    boot key, retired); ENOTFOUND, EINVAL
+                                    (the primary), EBUSY (THE SAFETY RULE) */
+  META_CMD_KEY_APPLIED = 23,     /* V8: member @id applied keyring version
+                                    @version (a lower one than it reported:
+                                    no change); ENOTFOUND, EINVAL (a version
+                                    the keyring has not reached) */
+  META_CMD_MAX = 23
 };
 
 struct meta_cmd {
@@ -410,6 +485,8 @@ struct meta_cmd {
   struct meta_user user;               /* USER_*: DROP, GRANT and REVOKE name
                                           it only */
   struct meta_grant grant;             /* USER_GRANT, USER_REVOKE */
+  struct meta_key key; /* KEY_INSTALL; KEY_USE and KEY_REMOVE: its id */
+  uint64_t version;    /* KEY_APPLIED */
   /* Its origin: the proposing node and its request id, unique per
    * proposal (EXACTLY ONCE); proposer 0 for none. */
   chorus_node_id proposer;
@@ -563,6 +640,25 @@ int meta_user_check(const struct meta_user *u, char *why);
  * @ks_id (0: the default keyspace and the cluster: only a grant on every
  * keyspace covers them). */
 bool meta_user_may(const struct meta_user *u, uint8_t role, uint32_t ks_id);
+/* meta_key_id: the id of gossip key @key (a 32-bit fingerprint, never
+ * 0: what operators name a key by; the key itself is never shown). */
+uint32_t meta_key_id(const uint8_t key[META_KEY_BYTES]);
+/* meta_keyring_find: key @id of @kr; NULL when it holds none. */
+const struct meta_key *meta_keyring_find(const struct meta_keyring *kr,
+                                         uint32_t id);
+/* meta_keyring_check: whether KEY_INSTALL, KEY_USE or KEY_REMOVE @c would
+ * apply to @s now (meta_state_apply judges with it): its result code and,
+ * when refused, why in @why (may be NULL; META_TEXT_MAX bytes), naming a
+ * member that lags (THE SAFETY RULE). */
+int meta_keyring_check(const struct meta_state *s, const struct meta_cmd *c,
+                       char *why);
+/* meta_key_applied: the keyring version member @id reported (0: none). */
+uint64_t meta_key_applied(const struct meta_state *s, chorus_node_id id);
+/* meta_keyring_keys: the keys a node with boot key @boot holds under @kr,
+ * the sealing one first, into @out (META_MAX_KEYS); their count (>= 1). */
+size_t meta_keyring_keys(const struct meta_keyring *kr,
+                         const uint8_t boot[META_KEY_BYTES],
+                         uint8_t out[META_MAX_KEYS][META_KEY_BYTES]);
 /* meta_cmd_describe: one line about @c, for logs (a static buffer: not
  * thread-safe, the core is single-threaded). */
 const char *meta_cmd_describe(const struct meta_cmd *c);

@@ -53,6 +53,8 @@
 /* a user: a fixarray, a one-byte name (2), a salt (bin8 header and 16), two
  * fixints, two keys (bin8 header and 32 each) and an empty fixarray */
 #define META__MIN_USER 92u
+/* a key: a fixarray, a fixint id, a bin8 header and 32 bytes, a fixint */
+#define META__MIN_KEY 36u
 
 /* ------------------------------------------------------------------------
  * Checks, shared by both directions (@code: EINVAL to encode, EMALFORMED
@@ -218,6 +220,38 @@ static int users_check(const struct meta_state *s, int code) {
   return CHORUS_OK;
 }
 
+/* The keyring a state holds (meta.h, struct meta_keyring): keys sorted by
+ * id, each id its key's fingerprint, none from a version not reached; the
+ * boot key counted while not retired; a primary installed, or 0 (the boot
+ * key) while the boot key is not retired. */
+static int keyring_check(const struct meta_keyring *kr, int code) {
+  if (kr->n + (kr->boot_retired ? 0u : 1u) > META_MAX_KEYS ||
+      kr->primary_since > kr->version ||
+      (kr->primary == 0) != (kr->primary_since == 0) ||
+      (kr->primary == 0 && kr->boot_retired))
+    return code;
+  bool primary_found = kr->primary == 0;
+  for (uint8_t i = 0; i < kr->n; i++) {
+    const struct meta_key *k = &kr->keys[i];
+    if (k->id == 0 || k->id != meta_key_id(k->key) || k->since == 0 ||
+        k->since > kr->version || (i > 0 && kr->keys[i - 1].id >= k->id))
+      return code;
+    primary_found |= k->id == kr->primary;
+  }
+  return primary_found ? CHORUS_OK : code;
+}
+
+/* Members' reports: sorted by id, none 0, none beyond the keyring. */
+static int acks_check(const struct meta_state *s, int code) {
+  if (s->nacks > META_MAX_MEMBERS)
+    return CHORUS_ETOOBIG;
+  for (size_t i = 0; i < s->nacks; i++)
+    if (s->acks[i].id == 0 || s->acks[i].version > s->keyring.version ||
+        (i > 0 && s->acks[i - 1].id >= s->acks[i].id))
+      return code;
+  return CHORUS_OK;
+}
+
 static int cmd_check(const struct meta_cmd *c, int code) {
   if (c->proposer == 0 && c->req_id != 0)
     return code; /* no origin is all zeroes */
@@ -268,6 +302,15 @@ static int cmd_check(const struct meta_cmd *c, int code) {
                    c->grant.role <= META_ROLE_MAX
                ? CHORUS_OK
                : code;
+  case META_CMD_KEY_INSTALL:
+    return c->key.id != 0 && c->key.id == meta_key_id(c->key.key) ? CHORUS_OK
+                                                                  : code;
+  case META_CMD_KEY_USE:
+    return c->key.id != 0 ? CHORUS_OK : code;
+  case META_CMD_KEY_REMOVE: /* 0: the boot key */
+    return CHORUS_OK;
+  case META_CMD_KEY_APPLIED:
+    return c->id != 0 ? CHORUS_OK : code;
   default:
     return code;
   }
@@ -554,6 +597,24 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
     msgpack_pack_uint64(pk, c->grant.role);
     msgpack_pack_uint64(pk, c->grant.ks_id);
     break;
+  case META_CMD_KEY_INSTALL:
+    msgpack_pack_array(pk, 3 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->key.id);
+    pack_bin(pk, c->key.key, sizeof c->key.key);
+    break;
+  case META_CMD_KEY_USE:
+  case META_CMD_KEY_REMOVE:
+    msgpack_pack_array(pk, 2 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->key.id);
+    break;
+  case META_CMD_KEY_APPLIED:
+    msgpack_pack_array(pk, 3 + 2);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->version);
+    break;
   default: /* NOTE; cmd_check refused every other type */
     msgpack_pack_array(pk, 3 + 2);
     msgpack_pack_uint64(pk, c->type);
@@ -567,7 +628,7 @@ static void pack_cmd(msgpack_packer *pk, const void *x) {
 
 static void pack_state(msgpack_packer *pk, const void *x) {
   const struct meta_state *s = x;
-  msgpack_pack_array(pk, 11);
+  msgpack_pack_array(pk, 12);
   msgpack_pack_uint64(pk, s->epoch);
   msgpack_pack_uint64(pk, s->applied);
   msgpack_pack_uint64(pk, s->note_key);
@@ -599,6 +660,28 @@ static void pack_state(msgpack_packer *pk, const void *x) {
   msgpack_pack_array(pk, s->nusers);
   for (size_t i = 0; i < s->nusers; i++)
     pack_user(pk, &s->users[i]);
+  const struct meta_keyring *kr = &s->keyring;
+  msgpack_pack_array(pk, 6);
+  msgpack_pack_uint64(pk, kr->version);
+  msgpack_pack_uint64(pk, kr->primary);
+  msgpack_pack_uint64(pk, kr->primary_since);
+  if (kr->boot_retired)
+    msgpack_pack_true(pk);
+  else
+    msgpack_pack_false(pk);
+  msgpack_pack_array(pk, kr->n);
+  for (uint8_t i = 0; i < kr->n; i++) {
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint64(pk, kr->keys[i].id);
+    pack_bin(pk, kr->keys[i].key, sizeof kr->keys[i].key);
+    msgpack_pack_uint64(pk, kr->keys[i].since);
+  }
+  msgpack_pack_array(pk, s->nacks);
+  for (size_t i = 0; i < s->nacks; i++) {
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, s->acks[i].id);
+    msgpack_pack_uint64(pk, s->acks[i].version);
+  }
 }
 
 static void pack_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -711,7 +794,7 @@ static void pack_msg(msgpack_packer *pk, const void *x) {
 typedef void (*pack_fn)(msgpack_packer *pk, const void *x);
 
 static void run_packer(struct sink *k, pack_fn body, const void *x) {
-  static const char version = META_FORMAT_V7;
+  static const char version = META_FORMAT_V8;
   msgpack_packer pk;
   msgpack_packer_init(&pk, k, sink_write);
   sink_write(k, &version, 1);
@@ -755,6 +838,10 @@ int meta_state_encode(const struct meta_state *s, uint8_t **buf, size_t *len) {
     rc = keyspaces_check(s->keyspaces, s->nks, s->next_ks_id, CHORUS_EINVAL);
   if (rc == CHORUS_OK)
     rc = users_check(s, CHORUS_EINVAL);
+  if (rc == CHORUS_OK)
+    rc = keyring_check(&s->keyring, CHORUS_EINVAL);
+  if (rc == CHORUS_OK)
+    rc = acks_check(s, CHORUS_EINVAL);
   if (rc != CHORUS_OK)
     return rc;
   return encode(pack_state, s, META_MAX_STATE_BYTES, buf, len);
@@ -976,7 +1063,7 @@ static int rd_u8(struct rd *r, uint8_t *v) {
 static int rd_version(struct rd *r) {
   if (rd_left(r) < 1)
     return CHORUS_EMALFORMED;
-  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V7)
+  if (*r->p < META_FORMAT_V1 || *r->p > META_FORMAT_V8)
     return CHORUS_EVERSION;
   r->version = *r->p++;
   return CHORUS_OK;
@@ -1103,10 +1190,13 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
       [META_CMD_KEYSPACE_ALTER] = 2, [META_CMD_KEYSPACE_DROP] = 2,
       [META_CMD_USER_CREATE] = 2,    [META_CMD_USER_PASSWD] = 2,
       [META_CMD_USER_DROP] = 2,      [META_CMD_USER_GRANT] = 4,
-      [META_CMD_USER_REVOKE] = 4,
+      [META_CMD_USER_REVOKE] = 4,    [META_CMD_KEY_INSTALL] = 3,
+      [META_CMD_KEY_USE] = 2,        [META_CMD_KEY_REMOVE] = 2,
+      [META_CMD_KEY_APPLIED] = 3,
   };
   /* The types each format knows. */
-  const uint8_t known = r->version >= META_FORMAT_V7   ? META_CMD_MAX
+  const uint8_t known = r->version >= META_FORMAT_V8   ? META_CMD_MAX
+                        : r->version >= META_FORMAT_V7 ? META_CMD_USER_REVOKE
                         : r->version >= META_FORMAT_V6 ? META_CMD_KEYSPACE_DROP
                         : r->version >= META_FORMAT_V4 ? META_CMD_COMMIT
                         : r->version >= META_FORMAT_V3 ? META_CMD_FINISH
@@ -1180,6 +1270,18 @@ static int rd_cmd(struct rd *r, struct meta_cmd *c) {
         (rc = rd_u8(r, &c->grant.role)) == CHORUS_OK)
       rc = rd_u32(r, &c->grant.ks_id);
     break;
+  case META_CMD_KEY_INSTALL:
+    if ((rc = rd_u32(r, &c->key.id)) == CHORUS_OK)
+      rc = rd_bin_exact(r, c->key.key, sizeof c->key.key);
+    break;
+  case META_CMD_KEY_USE:
+  case META_CMD_KEY_REMOVE:
+    rc = rd_u32(r, &c->key.id);
+    break;
+  case META_CMD_KEY_APPLIED:
+    if ((rc = rd_uint(r, UINT64_MAX, &c->id)) == CHORUS_OK)
+      rc = rd_uint(r, UINT64_MAX, &c->version);
+    break;
   default: /* NOTE */
     if ((rc = rd_uint(r, UINT64_MAX, &c->note_key)) == CHORUS_OK)
       rc = rd_uint(r, UINT64_MAX, &c->note_value);
@@ -1246,6 +1348,37 @@ static int rd_staged(struct rd *r, struct meta_staged *st) {
   return staged_check(st->type, st->id, st->state, st->with, CHORUS_EMALFORMED);
 }
 
+/* V8: the keyring and the members' reports into @out. */
+static int rd_keyring(struct rd *r, struct meta_state *out) {
+  struct meta_keyring *kr = &out->keyring;
+  uint64_t n;
+  int rc;
+  if ((rc = rd_tuple(r, 6)) || (rc = rd_uint(r, UINT64_MAX, &kr->version)) ||
+      (rc = rd_u32(r, &kr->primary)) ||
+      (rc = rd_uint(r, UINT64_MAX, &kr->primary_since)) ||
+      (rc = rd_bool(r, &kr->boot_retired)) ||
+      (rc = rd_array(r, &n, META_MAX_KEYS, META__MIN_KEY)))
+    return rc;
+  kr->n = (uint8_t)n;
+  for (uint8_t i = 0; i < kr->n; i++)
+    if ((rc = rd_tuple(r, 3)) || (rc = rd_u32(r, &kr->keys[i].id)) ||
+        (rc = rd_bin_exact(r, kr->keys[i].key, sizeof kr->keys[i].key)) ||
+        (rc = rd_uint(r, UINT64_MAX, &kr->keys[i].since)))
+      return rc;
+  if ((rc = keyring_check(kr, CHORUS_EMALFORMED)) ||
+      (rc = rd_array(r, &n, META_MAX_MEMBERS, 3)))
+    return rc;
+  if (n > 0 &&
+      (out->acks = chorus_calloc((size_t)n, sizeof *out->acks)) == NULL)
+    return CHORUS_ENOMEM;
+  for (out->nacks = 0; out->nacks < n; out->nacks++)
+    if ((rc = rd_tuple(r, 2)) ||
+        (rc = rd_uint(r, UINT64_MAX, &out->acks[out->nacks].id)) ||
+        (rc = rd_uint(r, UINT64_MAX, &out->acks[out->nacks].version)))
+      return rc;
+  return acks_check(out, CHORUS_EMALFORMED);
+}
+
 int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   assert(out != NULL && (buf != NULL || len == 0));
   memset(out, 0, sizeof *out);
@@ -1255,7 +1388,8 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
   uint64_t n;
   int rc;
   if ((rc = rd_version(&r)) ||
-      (rc = rd_tuple(&r, r.version >= META_FORMAT_V7   ? 11
+      (rc = rd_tuple(&r, r.version >= META_FORMAT_V8   ? 12
+                         : r.version >= META_FORMAT_V7 ? 11
                          : r.version >= META_FORMAT_V6 ? 10
                          : r.version >= META_FORMAT_V4 ? 8
                          : r.version >= META_FORMAT_V2 ? 7
@@ -1313,11 +1447,14 @@ int meta_state_decode(const void *buf, size_t len, struct meta_state *out) {
     if ((rc = users_check(out, CHORUS_EMALFORMED)))
       goto err_after_members;
   }
+  if (r.version >= META_FORMAT_V8 && (rc = rd_keyring(&r, out)))
+    goto err_after_members;
   if ((rc = rd_end(&r)))
     goto err_after_members;
   return CHORUS_OK;
 
 err_after_members:
+  chorus_free(out->acks);
   chorus_free(out->users);
   chorus_free(out->keyspaces);
   chorus_free(out->sessions);

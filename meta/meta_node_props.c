@@ -144,10 +144,19 @@ static void apply_cb(struct raft_apply *req, int status, void *result) {
   struct meta_node *n = p->n;
   int rc = status == 0 ? (int)(intptr_t)result : raft_to_chorus(status);
   const char *text = "";
+  char why[META_TEXT_MAX];
   if (status == RAFT_LEADERSHIPLOST)
     text = "metadata leadership lost: the change may or may not apply";
   else if (rc != CHORUS_OK)
     text = chorus_strerror(rc);
+  /* A keyring change refused when applied: why, judged on the state that
+   * refused it (unchanged by the refusal), so that the proposer, wherever
+   * it is, names the member that lags (meta.h, THE SAFETY RULE). */
+  if (status == 0 && rc != CHORUS_OK && !p->read &&
+      (p->cmd.type == META_CMD_KEY_INSTALL || p->cmd.type == META_CMD_KEY_USE ||
+       p->cmd.type == META_CMD_KEY_REMOVE) &&
+      meta_keyring_check(&n->fsm, &p->cmd, why) == rc)
+    text = why;
   if (p->finishing)
     n->finishing = false;
   finish(n, p, rc, req->index, text);

@@ -52,6 +52,9 @@ void meta_state_free(struct meta_state *s) {
   chorus_free(s->users);
   s->users = NULL;
   s->nusers = 0;
+  chorus_free(s->acks);
+  s->acks = NULL;
+  s->nacks = 0;
   s->members = NULL;
   s->n = 0;
   s->sessions = NULL;
@@ -63,6 +66,7 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
   struct meta_session *ss = NULL;
   struct meta_keyspace *ks = NULL;
   struct meta_user *us = NULL;
+  struct meta_key_ack *ka = NULL;
   if (src->n > 0 &&
       (m = chorus_memdup(src->members, src->n * sizeof *m)) == NULL)
     return CHORUS_ENOMEM;
@@ -72,10 +76,13 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
       (src->nks > 0 &&
        (ks = chorus_memdup(src->keyspaces, src->nks * sizeof *ks)) == NULL) ||
       (src->nusers > 0 &&
-       (us = chorus_memdup(src->users, src->nusers * sizeof *us)) == NULL)) {
+       (us = chorus_memdup(src->users, src->nusers * sizeof *us)) == NULL) ||
+      (src->nacks > 0 &&
+       (ka = chorus_memdup(src->acks, src->nacks * sizeof *ka)) == NULL)) {
     chorus_free(m);
     chorus_free(ss);
     chorus_free(ks);
+    chorus_free(us);
     return CHORUS_ENOMEM;
   }
   *dst = *src;
@@ -83,6 +90,7 @@ int meta_state_copy(const struct meta_state *src, struct meta_state *dst) {
   dst->sessions = ss;
   dst->keyspaces = ks;
   dst->users = us;
+  dst->acks = ka;
   return CHORUS_OK;
 }
 
@@ -554,6 +562,14 @@ int meta_state_apply(struct meta_state *s, const struct meta_cmd *c,
     if (rc == CHORUS_ENOMEM)
       return rc;
     break;
+  case META_CMD_KEY_INSTALL:
+  case META_CMD_KEY_USE:
+  case META_CMD_KEY_REMOVE:
+  case META_CMD_KEY_APPLIED:
+    rc = meta__apply_key(s, c);
+    if (rc == CHORUS_ENOMEM)
+      return rc;
+    break;
   default:
     rc = CHORUS_EINVAL;
     break;
@@ -629,6 +645,18 @@ const char *meta_cmd_describe(const struct meta_cmd *c) {
     snprintf(line, sizeof line, "user %.47s: %s %s on keyspace %u",
              c->user.name, c->type == META_CMD_USER_GRANT ? "grant" : "revoke",
              meta_role_name(c->grant.role), (unsigned)c->grant.ks_id);
+    break;
+  case META_CMD_KEY_INSTALL:
+  case META_CMD_KEY_USE:
+  case META_CMD_KEY_REMOVE:
+    snprintf(line, sizeof line, "gossip key %08x: %s", (unsigned)c->key.id,
+             c->type == META_CMD_KEY_INSTALL ? "install"
+             : c->type == META_CMD_KEY_USE   ? "use"
+                                             : "remove");
+    break;
+  case META_CMD_KEY_APPLIED:
+    snprintf(line, sizeof line, "%016llx applied keyring version %llu",
+             (unsigned long long)c->id, (unsigned long long)c->version);
     break;
   case META_CMD_REPLACE:
     if (c->with == c->id)

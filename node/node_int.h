@@ -466,6 +466,13 @@ void node__accept_close(struct node *n);
  * ------------------------------------------------------------------------ */
 
 int node__resolve(const char *addr, struct sockaddr_storage *sa);
+/* node__keys: the node's gossip keys (issue 24), the sealing one first,
+ * into @out; their count (1..SWIM_MAX_KEYS). The cluster metadata's
+ * keyring as this node last applied it (core_gossip_keys), or before any
+ * metadata --cluster-key alone: the one place node code reads them (the
+ * peer handshake's keys come from here). */
+size_t node__keys(const struct node *n,
+                  uint8_t out[SWIM_MAX_KEYS][SWIM_KEY_BYTES]);
 /* node__peer_key: derives the HELLO credential key from the cluster key. */
 void node__peer_key(struct node *n);
 /* node__peer_send: @m to node @to over our connection to it; dropped

@@ -73,6 +73,15 @@ static struct node_peer *peer_by_id(struct node *n, chorus_node_id id) {
   return NULL;
 }
 
+size_t node__keys(const struct node *n,
+                  uint8_t out[SWIM_MAX_KEYS][SWIM_KEY_BYTES]) {
+  if (n->core == NULL) {
+    memcpy(out[0], n->cfg.key, SWIM_KEY_BYTES);
+    return 1;
+  }
+  return core_gossip_keys(n->core, out);
+}
+
 /* node__peer_key: peer credentials use their own key, derived from the
  * cluster key, never the gossip key itself. */
 void node__peer_key(struct node *n) {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "chorus_alloc.h"
 #include "node_int.h"
 
@@ -191,6 +193,13 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)swim_health(core_swim(n->core)), "swim.health");
   stat_add(&b, (int64_t)swim_alive_count(core_swim(n->core)), "members.alive");
   stat_add(&b, (int64_t)members, "members.known");
+  {
+    uint8_t keys[SWIM_MAX_KEYS][SWIM_KEY_BYTES];
+    stat_add(&b, (int64_t)node__keys(n, keys), "swim.keys");
+    sodium_memzero(keys, sizeof keys);
+    stat_add(&b, (int64_t)core_keyring_version(n->core),
+             "swim.keyring_version");
+  }
   /* The cluster metadata (core.h, CLUSTER METADATA). */
   const struct meta_node *mn = core_meta(n->core);
   if (mn != NULL) {

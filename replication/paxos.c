@@ -307,6 +307,21 @@ int paxos_commit(struct paxos_acceptor *a, struct paxos_ballot b,
   return CHORUS_OK;
 }
 
+void paxos_context_encode(struct paxos_ballot b,
+                          uint8_t out[PAXOS_CONTEXT_LEN]) {
+  paxos__put_u64(paxos__put_u64(out, b.time), b.node);
+}
+
+bool paxos_context_decode(const uint8_t *bytes, size_t len,
+                          struct paxos_ballot *b) {
+  struct paxos__reader r = {bytes, len};
+  struct paxos_ballot t;
+  if (len != PAXOS_CONTEXT_LEN || !get_ballot(&r, &t))
+    return false;
+  *b = t;
+  return true;
+}
+
 /* ------------------------------------------------------------------------
  * The proposer
  * ------------------------------------------------------------------------ */
@@ -315,7 +330,11 @@ int paxos_op_init(struct paxos_op *op, uint8_t cond,
                   struct paxos_value expected, struct paxos_value update,
                   const chorus_node_id *replicas, size_t n) {
   *op = (struct paxos_op){0};
+  struct paxos_ballot ctx;
   if (n == 0 || n > PAXOS_MAX_REPLICAS || cond > PAXOS_COND_MAX)
+    return CHORUS_EINVAL;
+  if ((cond == PAXOS_IF_MATCH || cond == PAXOS_DELETE_IF_MATCH) &&
+      !paxos_context_decode(expected.bytes, expected.len, &ctx))
     return CHORUS_EINVAL;
   op->cond = cond;
   if (paxos__value_set(&op->expected, expected) != CHORUS_OK ||
@@ -496,7 +515,9 @@ static int decide(struct paxos_op *op) {
   int rc = paxos__value_set(&op->found, op->max_committed);
   if (rc != CHORUS_OK)
     return rc;
+  op->found_at = op->max_committed_at;
   bool applies;
+  struct paxos_ballot ctx = {0};
   op->refusal = PAXOS_REFUSED_NONE;
   switch (op->cond) {
   case PAXOS_SET:
@@ -509,6 +530,13 @@ static int decide(struct paxos_op *op) {
   case PAXOS_DELETE_IF_VALUE:
     applies = op->found.present && paxos_value_equal(op->found, op->expected);
     break;
+  case PAXOS_IF_MATCH:
+  case PAXOS_DELETE_IF_MATCH:
+    /* The version, not the bytes: checked at paxos_op_init. */
+    applies =
+        paxos_context_decode(op->expected.bytes, op->expected.len, &ctx) &&
+        paxos_ballot_cmp(ctx, op->found_at) == 0;
+    break;
   case PAXOS_READ:
     applies = false;
     break;
@@ -517,7 +545,7 @@ static int decide(struct paxos_op *op) {
     if (rc != CHORUS_OK)
       return rc;
   }
-  if (op->cond != PAXOS_READ && op->cond <= PAXOS_DELETE_IF_VALUE &&
+  if (op->cond != PAXOS_READ && op->cond <= PAXOS_DELETE_IF_MATCH &&
       op->found.present && paxos__is_fenced(op->found)) {
     /* Whatever its condition says: applied, it would drop the key's
      * fences, and judged on the record it means nothing. */
@@ -533,7 +561,7 @@ static int decide(struct paxos_op *op) {
     paxos_op_give_up(op); /* the driver bounds rounds below this */
     return CHORUS_OK;
   }
-  if (op->cond == PAXOS_DELETE_IF_VALUE)
+  if (op->cond == PAXOS_DELETE_IF_VALUE || op->cond == PAXOS_DELETE_IF_MATCH)
     value_free(&op->update); /* proposes "absent" */
   op->own[op->nown++] = op->ballot;
   op->own_in_flight = true;
@@ -541,6 +569,10 @@ static int decide(struct paxos_op *op) {
   op->out = (struct paxos_msg){
       .type = PAXOS_MSG_PROPOSE, .ballot = op->ballot, .value = op->update};
   return CHORUS_OK;
+}
+
+struct paxos_ballot paxos_op_context(const struct paxos_op *op) {
+  return op->outcome == PAXOS_APPLIED ? op->commit.ballot : op->found_at;
 }
 
 int paxos_op_on_promise(struct paxos_op *op, chorus_node_id from,

@@ -263,6 +263,37 @@ int paxos_fenced_value(struct paxos_value v, struct paxos_value *out,
                        bool *fenced);
 
 /* ------------------------------------------------------------------------
+ * CONTEXTS (issue 23: put --if-match, del --if-match)
+ *
+ * A context names one version of a CAS key's value: the ballot at which
+ * that value was committed, which no other chosen value shares (a ballot
+ * proposes one value, and each round that chooses one has its own
+ * ballot). The version "never written" is ballot {0, 0}; a delete is a
+ * version too (absent, at its ballot), so an if-match of an absent key
+ * applies only while it stays the absent version that was read: the ABA
+ * an if-value cannot see (v, then w, then v again) is refused.
+ *
+ * A repair renames: a value chosen at b1 whose commit reached no replica
+ * of a later quorum is proposed again at that round's b2 and committed at
+ * b2 (step 2 above): the same bytes, now version b2. An if-match naming
+ * b1 is then refused (it answers the value and b2), never applied on a
+ * stale version: safe, and rare (every commit to a majority lost).
+ *
+ * On the wire and to clients a context is PAXOS_CONTEXT_LEN opaque bytes:
+ * [time u64 BE][node u64 BE].
+ * ------------------------------------------------------------------------ */
+
+#define PAXOS_CONTEXT_LEN 16u
+
+/* paxos_context_encode: @b as a context into @out. */
+void paxos_context_encode(struct paxos_ballot b,
+                          uint8_t out[PAXOS_CONTEXT_LEN]);
+/* paxos_context_decode: @len bytes at @bytes as a context; false (and *@b
+ * untouched) when @len is not PAXOS_CONTEXT_LEN. */
+bool paxos_context_decode(const uint8_t *bytes, size_t len,
+                          struct paxos_ballot *b);
+
+/* ------------------------------------------------------------------------
  * The proposer: one operation
  * ------------------------------------------------------------------------ */
 
@@ -275,6 +306,9 @@ enum paxos_cond_kind {
   PAXOS_IF_ABSENT,       /* applies when the key has no value */
   PAXOS_IF_VALUE,        /* applies when the value equals @expected */
   PAXOS_DELETE_IF_VALUE, /* deletes when the value equals @expected */
+  PAXOS_IF_MATCH,        /* applies when the value is the version @expected
+                            names (a context: CONTEXTS below) */
+  PAXOS_DELETE_IF_MATCH, /* deletes when it is that version */
   /* Locks and fenced writes (paxos_op_init_lock; LOCKS AND FENCING below):
    * conditions judged on a record, whose update is computed from the
    * record found. */
@@ -343,8 +377,9 @@ struct paxos_op {
   bool repairing_own; /* REPAIRING its own value */
   /* The answer (DONE): the outcome, and the value before the update (the
    * current value for a read or a failed condition). */
-  uint8_t outcome;          /* enum paxos_outcome */
-  struct paxos_value found; /* owned */
+  uint8_t outcome;              /* enum paxos_outcome */
+  struct paxos_value found;     /* owned */
+  struct paxos_ballot found_at; /* @found's version (CONTEXTS above) */
   /* Locks and fenced writes: the arguments (holder and fence name owned
    * copies), and why a condition failed. */
   struct paxos_lock_args args;
@@ -353,10 +388,11 @@ struct paxos_op {
 };
 
 /* paxos_op_init: an operation with condition @cond (@expected for
- * IF_VALUE and DELETE_IF_VALUE, @update for SET, IF_ABSENT, IF_VALUE)
- * over @n replicas (quorum n/2+1). Values are copied.
- * Errors: CHORUS_EINVAL (n 0 or over PAXOS_MAX_REPLICAS, unknown cond),
- * CHORUS_ENOMEM. */
+ * IF_VALUE and DELETE_IF_VALUE, the context for IF_MATCH and
+ * DELETE_IF_MATCH; @update for SET, IF_ABSENT, IF_VALUE, IF_MATCH) over @n
+ * replicas (quorum n/2+1). Values are copied.
+ * Errors: CHORUS_EINVAL (n 0 or over PAXOS_MAX_REPLICAS, unknown cond, a
+ * context that is not PAXOS_CONTEXT_LEN bytes), CHORUS_ENOMEM. */
 int paxos_op_init(struct paxos_op *op, uint8_t cond,
                   struct paxos_value expected, struct paxos_value update,
                   const chorus_node_id *replicas, size_t n);
@@ -372,6 +408,10 @@ int paxos_op_init_lock(struct paxos_op *op, uint8_t cond,
                        const struct paxos_lock_args *args,
                        struct paxos_value update,
                        const chorus_node_id *replicas, size_t n);
+
+/* paxos_op_context: the version of the key's value once @op is DONE: the
+ * ballot its update was chosen at when APPLIED, else @found's. */
+struct paxos_ballot paxos_op_context(const struct paxos_op *op);
 
 /* paxos_op_restart: a new round at @b (above op->highest: the caller's
  * HLC, received past it; CHORUS_EINVAL otherwise): PREPARING, with

@@ -268,9 +268,11 @@ struct repl_config {
   uint64_t aae_bytes_per_sec;
   /* THE CLOCK BOUND OF LWW REGISTERS: an lww object whose HLC time is more
    * than this many ms ahead of this node's wall clock is refused wherever
-   * it arrives (a replica write, a hint, a read answer, anti-entropy,
-   * streaming: CHORUS_ECLOCK), so that one node with a fast clock cannot
-   * win every write of the others until real time catches up with it.
+   * it arrives (a replica write, a hint, a read answer, anti-entropy:
+   * CHORUS_ECLOCK), so that one node with a fast clock cannot win every
+   * write of the others until real time catches up with it. A streamed
+   * range is the exception: its old owner drops it afterwards, so it is
+   * taken whole (repl_stream.c).
    * Default REPL_MAX_CLOCK_AHEAD_DEFAULT (chorusd --max-clock-ahead-ms). */
   chorus_ms max_clock_ahead_ms;
   /* The sibling cap of a kv key when it is not dvv's default (a

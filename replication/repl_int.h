@@ -1144,8 +1144,9 @@ int repl__encode_obj(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
  * WIRE_REPLY_LARGE over half the byte budget. */
 uint8_t repl__object_warnings(const struct repl *r, size_t bytes,
                               unsigned dvv_flags);
-/* repl__encode_ctx: a kv object's causal context into *@buf
- * (chorus_malloc'ed); NULL and 0 for other types. Errors: CHORUS_ENOMEM. */
+/* repl__encode_ctx: a kv object's causal context, or an lww register's
+ * stamp (WIRE_LWW_STAMP_BYTES), into *@buf (chorus_malloc'ed); NULL and 0
+ * for other types. Errors: CHORUS_ENOMEM. */
 int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len);
 /* repl__obj_join: crdt_obj_join, and for two compare-and-set states
  * (CRDT_PAXOS) paxos_acceptor_join. Every join of stored or received
@@ -1168,6 +1169,13 @@ int repl__paxos_set(struct crdt_obj *o, const struct paxos_acceptor *a);
  * stored object does not decode), store errors, CHORUS_ENOMEM. */
 int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
                           size_t klen, const void *bytes, size_t blen);
+/* repl__join_into_store_bound: repl__join_into_store, with the clock bound
+ * of LWW registers (repl.h) applied only when @clock_bound: a range
+ * streamed to its new owner is taken whole, since the old owner drops it
+ * afterwards (cleanup) and a register refused here would be lost. */
+int repl__join_into_store_bound(struct repl *r, chorus_token token,
+                                const void *key, size_t klen, const void *bytes,
+                                size_t blen, bool clock_bound);
 
 /* ------------------------------------------------------------------------
  * Anti-entropy (repl_aae.c)

@@ -83,6 +83,14 @@ uint8_t repl__object_warnings(const struct repl *r, size_t bytes,
 int repl__encode_ctx(const struct crdt_obj *obj, uint8_t **buf, size_t *len) {
   *buf = NULL;
   *len = 0;
+  if (obj->type == CRDT_LWW) {
+    if ((*buf = chorus_malloc(WIRE_LWW_STAMP_BYTES)) == NULL)
+      return CHORUS_ENOMEM;
+    store_be64_put(*buf, obj->u.lww.ts);
+    store_be64_put(*buf + 8, obj->u.lww.node);
+    *len = WIRE_LWW_STAMP_BYTES;
+    return CHORUS_OK;
+  }
   if (obj->type != CRDT_KV)
     return CHORUS_OK;
   const struct vv *v = dvv_context(&obj->u.kv);
@@ -166,11 +174,17 @@ int repl__obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
 
 int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
                           size_t klen, const void *bytes, size_t blen) {
+  return repl__join_into_store_bound(r, token, key, klen, bytes, blen, true);
+}
+
+int repl__join_into_store_bound(struct repl *r, chorus_token token,
+                                const void *key, size_t klen, const void *bytes,
+                                size_t blen, bool clock_bound) {
   struct crdt_obj in, local;
   int rc = repl__decode_obj(bytes, blen, CRDT_NONE, &in, r->err);
   if (rc != CHORUS_OK)
     return CHORUS_EMALFORMED;
-  if ((rc = repl__clock_check(r, &in)) != CHORUS_OK) {
+  if (clock_bound && (rc = repl__clock_check(r, &in)) != CHORUS_OK) {
     REPL_TRACE(r, "join refused: %s", r->err);
     crdt_obj_free(&in);
     return rc;

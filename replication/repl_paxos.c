@@ -52,7 +52,12 @@ _Static_assert((int)WIRE_CAS_READ == (int)PAXOS_READ &&
                    (int)WIRE_CAS_SET == (int)PAXOS_SET &&
                    (int)WIRE_CAS_IF_ABSENT == (int)PAXOS_IF_ABSENT &&
                    (int)WIRE_CAS_IF_VALUE == (int)PAXOS_IF_VALUE &&
-                   (int)WIRE_CAS_DELETE_IF_VALUE == (int)PAXOS_DELETE_IF_VALUE,
+                   (int)WIRE_CAS_DELETE_IF_VALUE ==
+                       (int)PAXOS_DELETE_IF_VALUE &&
+                   (int)WIRE_CAS_IF_MATCH == (int)PAXOS_IF_MATCH &&
+                   (int)WIRE_CAS_DELETE_IF_MATCH ==
+                       (int)PAXOS_DELETE_IF_MATCH &&
+                   WIRE_CAS_CONTEXT_LEN == PAXOS_CONTEXT_LEN,
                "the wire's conditions are paxos.h's");
 _Static_assert(REPL_CAS_MAX_ROUNDS < PAXOS_MAX_OWN,
                "a CAS gives up before its paxos_op forgets a proposal");
@@ -431,9 +436,12 @@ static int reply_done(struct repl *r, struct repl_op *op,
     if (paxos_fenced_value(c->px.found, &v, &fenced) != CHORUS_OK)
       v = c->px.found; /* a damaged record: as it is */
     struct wire_msg m = {.type = WIRE_CAS_REPLY};
+    uint8_t ctx[PAXOS_CONTEXT_LEN];
+    paxos_context_encode(paxos_op_context(&c->px), ctx);
     m.cas_reply.applied = c->px.outcome == PAXOS_APPLIED;
     m.cas_reply.present = v.present;
     m.cas_reply.value = (struct wire_bytes){v.bytes, v.len};
+    m.cas_reply.context = (struct wire_bytes){ctx, sizeof ctx};
     REPL_TRACE(r, "cas op=%" PRIu64 ": %s after %" PRIu32 " rounds", op->id,
                m.cas_reply.applied ? "applied" : "not applied", c->px.rounds);
     rc = fx->reply(fx->ctx, &origin, &m, false);
@@ -645,10 +653,18 @@ int repl__cas_start(struct repl *r, const struct wire_msg *m,
                     const struct ring_plist *pl, int only_group,
                     chorus_ms timeout, const struct repl_effects *fx) {
   const struct wire_cas *q = &m->cas;
-  bool has_expected =
-      q->cond == WIRE_CAS_IF_VALUE || q->cond == WIRE_CAS_DELETE_IF_VALUE;
+  bool match =
+      q->cond == WIRE_CAS_IF_MATCH || q->cond == WIRE_CAS_DELETE_IF_MATCH;
+  bool has_expected = match || q->cond == WIRE_CAS_IF_VALUE ||
+                      q->cond == WIRE_CAS_DELETE_IF_VALUE;
   bool has_update = q->cond == WIRE_CAS_SET || q->cond == WIRE_CAS_IF_ABSENT ||
-                    q->cond == WIRE_CAS_IF_VALUE;
+                    q->cond == WIRE_CAS_IF_VALUE ||
+                    q->cond == WIRE_CAS_IF_MATCH;
+  if (match && q->expected.len != WIRE_CAS_CONTEXT_LEN)
+    return repl__reply_error(r, fx, origin, m->type, CHORUS_EINVAL,
+                             "an if-match context is %u bytes (as a CAS "
+                             "answer gives it), not %zu",
+                             WIRE_CAS_CONTEXT_LEN, q->expected.len);
   /* A value that starts like a lock or fenced record would be taken for
    * one (paxos.h, LOCKS AND FENCING). */
   if (has_update && paxos_is_record(q->value.ptr, q->value.len))

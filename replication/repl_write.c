@@ -101,8 +101,10 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
     return rc;
   case WIRE_SET_REMOVE: {
     /* Observed-remove (crdt.h, ORSWOT): with the context of the client's
-     * read, the adds that read saw; an add it did not see survives (add
-     * wins). Without one, the adds this coordinator's copy holds. */
+     * read, the adds that read saw, also those this coordinator has not
+     * received yet (kept as deferred removes, crdt.h); an add it did not
+     * see survives (add wins). Without one, the adds this coordinator's
+     * copy holds. */
     const struct wire_bytes *c = &m->set_remove.context;
     struct crdt_ctx seen;
     crdt_ctx_init(&seen);
@@ -118,6 +120,12 @@ static int apply_update(struct repl *r, const struct wire_msg *m,
                       : orset_remove(&obj->u.set, e->ptr, e->len, NULL, NULL);
     }
     crdt_ctx_free(&seen);
+    if (rc == CHORUS_EBUSY)
+      return chorus_errf(r->err, rc,
+                         "%u removes on this set wait for adds this node "
+                         "has not received; try again once its replicas "
+                         "have exchanged",
+                         ORSET_DEFERRED_MAX);
     return rc;
   }
   case WIRE_LWW_SET:

@@ -89,8 +89,9 @@
  * STREAM_CHUNK (wire_reply_for); CAS and Paxos (144..152), LOCK,
  * LOCK_REPLY, KEYSPACE, KEYSPACE_REPLY, TRACE, REPLICA_TIMES, USER,
  * USER_REPLY, AUTH_CHALLENGE, AUTH_PROOF, AUTH_OK (a client's login),
- * and options of 10 entries (a keyspace and flags; a node forwards a
- * request to an older peer without its flags). */
+ * CLUSTER_KEY, CLUSTER_KEY_REPLY, and options of 10 entries (a keyspace
+ * and flags; a node forwards a request to an older peer without its
+ * flags). */
 #define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
 #define WIRE_PROTOCOL_MIN 1u       /* the oldest version it accepts */
 #define WIRE_PROTOCOL_REPLY2 2u    /* the first version with GET/WRITE_REPLY2 */
@@ -279,7 +280,11 @@ enum wire_type {
   WIRE_AUTH_OK = 180,        /* node -> client: the server's signature,
                                 just before WELCOME */
   /* 181..183 reserved: login */
-  /* 164..175, 181..239 reserved: future use (184..191: security)
+  /* since version 5 (issue 24): the gossip keyring */
+  WIRE_CLUSTER_KEY = 188,       /* client: list, install, use, remove */
+  WIRE_CLUSTER_KEY_REPLY = 189, /* answers CLUSTER_KEY */
+  /* 164..175, 184..187, 190..239 reserved: future use (176..191: users
+   * and security)
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
 };
@@ -506,6 +511,11 @@ struct wire_lww_key {
 /* The register's winning write: its value when @present, the HLC time the
  * coordinator stamped it with and that coordinator's node id (0, 0 for a
  * key never written). */
+/* The WRITE_REPLY(2) context of an LWW_SET or LWW_DELETE (since version
+ * 5): the register's stamp after the write, the one this write got: the
+ * HLC time then the node id, 8 bytes each, big-endian. Empty from an
+ * older node. */
+#define WIRE_LWW_STAMP_BYTES 16u
 struct wire_lww_reply {
   uint8_t present; /* 0: absent (never written, or deleted), 1: @value */
   struct wire_bytes value;
@@ -537,18 +547,27 @@ struct wire_map_reply {
 };
 
 /* CAS: @cond (enum wire_cas_cond) judged on the key's current value,
- * @expected for IF_VALUE and DELETE_IF_VALUE, @value the new value for SET,
- * IF_ABSENT and IF_VALUE (other fields empty). A CAS key holds only what
- * CAS writes: PUT, GET, DELETE (and the typed requests) on it are ETYPE,
- * and CAS on a key of another type likewise. */
+ * @expected the old value for IF_VALUE and DELETE_IF_VALUE, the context
+ * (WIRE_CAS_CONTEXT_LEN bytes, else EINVAL) for IF_MATCH and
+ * DELETE_IF_MATCH; @value the new value for SET, IF_ABSENT, IF_VALUE and
+ * IF_MATCH (other fields empty). A CAS key holds only what CAS writes:
+ * PUT, GET, DELETE (and the typed requests) on it are ETYPE, and CAS on a
+ * key of another type likewise. */
 enum wire_cas_cond {
   WIRE_CAS_READ = 0,            /* a serial read: answers the current value */
   WIRE_CAS_SET = 1,             /* always applies */
   WIRE_CAS_IF_ABSENT = 2,       /* applies when the key has no value */
   WIRE_CAS_IF_VALUE = 3,        /* applies when the value equals @expected */
   WIRE_CAS_DELETE_IF_VALUE = 4, /* deletes when it equals @expected */
-  WIRE_CAS_COND_MAX = 4,
+  WIRE_CAS_IF_MATCH = 5,        /* applies when the value is the version the
+                                   context @expected names */
+  WIRE_CAS_DELETE_IF_MATCH = 6, /* deletes when it is that version */
+  WIRE_CAS_COND_MAX = 6,
 };
+/* A CAS context: opaque to clients; the ballot that committed the value
+ * (replication/paxos.h, CONTEXTS): [time u64 BE][node u64 BE]; all zeros
+ * for a key never written. */
+#define WIRE_CAS_CONTEXT_LEN 16u
 struct wire_cas {
   struct wire_bytes key;
   uint8_t cond;
@@ -558,14 +577,17 @@ struct wire_cas {
 };
 
 /* CAS_REPLY: whether the update was applied (0 for a read, or a condition
- * that failed), and the value the operation found (the value before the
- * update; for a read or a failed condition, the current one). An outcome
- * the coordinator cannot tell is no reply but ERROR ETIMEDOUT ("may or may
- * not have been applied"). */
+ * that failed), the value the operation found (the value before the
+ * update; for a read or a failed condition, the current one), and the
+ * context of the key's value after the operation (applied: of the value
+ * just written; else of the value found), for a later IF_MATCH. An
+ * outcome the coordinator cannot tell is no reply but ERROR ETIMEDOUT
+ * ("may or may not have been applied"). */
 struct wire_cas_reply {
   uint8_t applied; /* 0 or 1 */
   uint8_t present; /* 0: the key had no value, 1: @value */
   struct wire_bytes value;
+  struct wire_bytes context; /* WIRE_CAS_CONTEXT_LEN bytes */
 };
 
 /* LOCK (issue 23, docs/PROTOCOL.md "Locks and fencing"): @op on a lock,
@@ -964,6 +986,44 @@ struct wire_user_reply {
   struct wire_bytes_list entries; /* <= 256 records */
 };
 
+/* CLUSTER_KEY (version 5, issue 24): the gossip keyring of the cluster
+ * metadata (meta.h, struct meta_keyring). LIST answers at once; INSTALL
+ * (@key: 32 bytes), USE and REMOVE (@id; REMOVE 0: the boot key, each
+ * node's --cluster-key) go through the Raft leader and are answered with
+ * CLUSTER_KEY_REPLY once applied, or refused (EBUSY naming a member that
+ * has not applied the previous step yet: try again). A reply never
+ * carries a key's bytes. */
+enum wire_key_op {
+  WIRE_KEY_LIST = 0,
+  WIRE_KEY_INSTALL = 1,
+  WIRE_KEY_USE = 2,
+  WIRE_KEY_REMOVE = 3,
+  WIRE_KEY_OP_MAX = 3
+};
+#define WIRE_KEY_BYTES 32u
+struct wire_cluster_key {
+  uint8_t op;            /* enum wire_key_op */
+  uint32_t id;           /* USE, REMOVE */
+  struct wire_bytes key; /* INSTALL: 32 bytes; else empty */
+};
+
+/* CLUSTER_KEY_REPLY: the keyring as the answering node applied it at
+ * metadata index @applied: its @version, the @id the request named
+ * (INSTALL: the new key's), one record per key in @entries, sorted by id,
+ * the boot key first as id 0 while it is not retired:
+ *   [id u32 BE][since u64 BE: the version its install made][primary u8]
+ * and @behind: the names of members (comma-separated, cut at
+ * WIRE_MAX_KEY_BEHIND bytes) that have not reported applying @version. */
+#define WIRE_KEY_RECORD_BYTES 13u
+#define WIRE_MAX_KEY_BEHIND 255u
+struct wire_cluster_key_reply {
+  uint64_t applied;
+  uint64_t version;
+  uint32_t id;
+  struct wire_bytes_list entries; /* <= 5 records */
+  struct wire_bytes behind;       /* 0..WIRE_MAX_KEY_BEHIND */
+};
+
 /* CLUSTER_REMOVE: take member @name out (to REMOVED). A live member is
  * refused (CHORUS_EBUSY) unless @force; the node forwards the change to the
  * Raft leader and answers CLUSTER_REPLY once it is applied. */
@@ -1281,6 +1341,8 @@ struct wire_msg {
     struct wire_auth_challenge auth_challenge;
     struct wire_auth_key auth_key; /* AUTH_PROOF, AUTH_OK */
     struct wire_user_reply user_reply;
+    struct wire_cluster_key cluster_key;
+    struct wire_cluster_key_reply cluster_key_reply;
     struct wire_cluster_decommission cluster_decommission;
     struct wire_cluster_replace cluster_replace;
     struct wire_cluster_stage cluster_stage;

@@ -574,6 +574,7 @@ bool core_client_request(uint8_t type) {
   case WIRE_CLUSTER_STAGE:
   case WIRE_KEYSPACE:
   case WIRE_USER:
+  case WIRE_CLUSTER_KEY:
     return true;
   default:
     return false;
@@ -636,7 +637,8 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
   if (m->type == WIRE_CLUSTER_QUERY || m->type == WIRE_CLUSTER_REMOVE ||
       m->type == WIRE_CLUSTER_DECOMMISSION || m->type == WIRE_CLUSTER_REPLACE ||
       m->type == WIRE_CLUSTER_PLAN || m->type == WIRE_CLUSTER_STAGE ||
-      m->type == WIRE_KEYSPACE || m->type == WIRE_USER) {
+      m->type == WIRE_KEYSPACE || m->type == WIRE_USER ||
+      m->type == WIRE_CLUSTER_KEY) {
     if (c->meta == NULL)
       return core__refuse(c, cookie, CHORUS_ENOTSUP,
                           "this node keeps no cluster metadata");
@@ -680,6 +682,8 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall) {
   }
   if (rc == CHORUS_OK && c->meta != NULL)
     rc = core__meta_tick(c);
+  if (rc == CHORUS_OK && c->meta != NULL)
+    rc = core__keys_tick(c);
   if (rc == CHORUS_OK && c->meta != NULL && core__stream_deadline(c) <= now)
     rc = core__stream_step(c);
   if (rc == CHORUS_OK && c->gc_at <= now)
@@ -709,6 +713,8 @@ chorus_ms core_next_deadline(const struct core *c) {
     m = core__stream_deadline(c);
     if (m < d)
       d = m;
+    if (!c->keys.reporting && c->keys.retry_at != 0 && c->keys.retry_at < d)
+      d = c->keys.retry_at; /* a KEY_APPLIED to try again */
   }
   if (c->gc_at < d)
     d = c->gc_at;

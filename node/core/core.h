@@ -130,6 +130,10 @@
   (CORE_META_COOKIE_BIT | (UINT64_C(1) << 61) | UINT64_C(1))
 /* The first admin's proposals (core_config.bootstrap_admin). */
 #define CORE_ADMIN_COOKIE                                                      \
+  (CORE_META_COOKIE_BIT | (UINT64_C(1) << 61) | UINT64_C(3))
+
+/* KEY_APPLIED proposals (core_keys.c) are answered under this cookie. */
+#define CORE_KEYS_COOKIE                                                       \
   (CORE_META_COOKIE_BIT | (UINT64_C(1) << 61) | UINT64_C(2))
 
 /* core_next_deadline's answer when nothing is due, ever. */
@@ -396,6 +400,16 @@ int core_tick(struct core *c, chorus_ms now, chorus_ms wall);
  * (a barrier committed by this node as leader), answered the same way;
  * the caller then reads meta_node_state(core_meta(c)).
  * Errors: CHORUS_EINVAL (no metadata), CHORUS_ENOMEM. */
+/* core_gossip_keys: the keys this node's SWIM holds (issue 24: the
+ * metadata's keyring as last applied; before any metadata, the boot key
+ * cfg.swim.key alone), the sealing one first, into @out; their count
+ * (1..SWIM_MAX_KEYS). The one place node code reads "the node's keys". */
+size_t core_gossip_keys(const struct core *c,
+                        uint8_t out[SWIM_MAX_KEYS][SWIM_KEY_BYTES]);
+/* core_keyring_version: the metadata keyring version those keys are (0:
+ * none applied, or the boot key alone). */
+uint64_t core_keyring_version(const struct core *c);
+
 int core_meta_propose(struct core *c, const struct meta_cmd *cmd,
                       uint64_t cookie, chorus_ms timeout_ms, chorus_ms now,
                       chorus_ms wall);

@@ -164,11 +164,24 @@ struct core__aae {
 enum core_pending_kind {
   CORE_PENDING_NONE = 0,
   CORE_PENDING_KEYSPACE = 1, /* KEYSPACE_REPLY */
-  CORE_PENDING_USER = 2      /* USER_REPLY */
+  CORE_PENDING_USER = 2,     /* USER_REPLY */
+  CORE_PENDING_KEY = 3       /* CLUSTER_KEY_REPLY */
 };
 struct core__pending {
   uint64_t cookie; /* 0: free */
   uint8_t kind;    /* enum core_pending_kind */
+  uint32_t key_id; /* KEY_*: the key it named (the reply's id) */
+};
+
+/* The gossip keyring this node applied to its SWIM (core_keys.c). */
+struct core__keys {
+  size_t n; /* 0: none yet (--cluster-key alone) */
+  uint8_t keys[SWIM_MAX_KEYS][SWIM_KEY_BYTES]; /* the sealing one first */
+  uint64_t version;   /* the keyring version they are */
+  bool reporting;     /* a KEY_APPLIED under way, of version @proposed */
+  uint64_t proposed;  /* the version under way, or last proposed */
+  uint64_t committed; /* the highest version a KEY_APPLIED committed */
+  chorus_ms retry_at; /* the next report (0: none due) */
 };
 
 struct core {
@@ -227,6 +240,7 @@ struct core {
   int meta_err;               /* an error raised inside a metadata effect */
   struct core__stream stream; /* core_stream.c */
   struct core__aae aae;       /* core_aae.c */
+  struct core__keys keys;     /* core_keys.c */
 };
 
 chorus_ms core__aae_deadline(const struct core *c);
@@ -280,6 +294,24 @@ int core__table_reply(struct core *c, uint64_t cookie,
 int core__propose_pending(struct core *c, const struct meta_cmd *cmd,
                           uint64_t cookie, uint8_t kind);
 uint8_t core__pending_take(struct core *c, uint64_t cookie);
+/* core__pending_find: @cookie's slot (before core__pending_take), or
+ * NULL. */
+const struct core__pending *core__pending_find(const struct core *c,
+                                               uint64_t cookie);
+/* core_keys.c: the gossip keyring. _state: the state in force moved:
+ * apply its keyring to SWIM when it changed, report it (KEY_APPLIED, at
+ * the next tick); _tick: a report due; _reported: KEY_APPLIED's answer;
+ * _client: CLUSTER_KEY for client request @cookie; _answer: its command
+ * (about key @id) ended with @status (@text: the leader's reason);
+ * _reply: CLUSTER_KEY_REPLY. */
+void core__keys_state(struct core *c, const struct meta_state *s);
+int core__keys_tick(struct core *c);
+void core__keys_reported(struct core *c, int status);
+int core__keys_client(struct core *c, const struct wire_msg *m,
+                      uint64_t cookie);
+int core__keys_answer(struct core *c, uint64_t cookie, int status,
+                      const char *text, uint32_t id);
+int core__keys_reply(struct core *c, uint64_t cookie, uint32_t id);
 /* core_users.c: USER (wire.h) for client request @cookie, as KEYSPACE;
  * _reply: USER_REPLY with every user, or @name's (NULL: all). */
 int core__user_client(struct core *c, const struct wire_msg *m,

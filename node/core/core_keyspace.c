@@ -23,6 +23,14 @@ uint8_t core__pending_take(struct core *c, uint64_t cookie) {
   return CORE_PENDING_NONE;
 }
 
+const struct core__pending *core__pending_find(const struct core *c,
+                                               uint64_t cookie) {
+  for (size_t i = 0; i < CORE_ADMIN_PENDING; i++)
+    if (c->admin_pending[i].cookie == cookie && cookie != 0)
+      return &c->admin_pending[i];
+  return NULL;
+}
+
 int core__propose_pending(struct core *c, const struct meta_cmd *cmd,
                           uint64_t cookie, uint8_t kind) {
   size_t slot = CORE_ADMIN_PENDING;
@@ -33,7 +41,7 @@ int core__propose_pending(struct core *c, const struct meta_cmd *cmd,
     return core__refuse(c, cookie, CHORUS_EBUSY,
                         "too many keyspace and user changes under way on "
                         "this node");
-  c->admin_pending[slot] = (struct core__pending){cookie, kind};
+  c->admin_pending[slot] = (struct core__pending){cookie, kind, cmd->key.id};
   TRACE(c, "operator: %s", meta_cmd_describe(cmd));
   int rc =
       meta_node_propose(c->meta, cmd, cookie, CORE_ADMIN_TIMEOUT_MS, c->now);

@@ -55,6 +55,7 @@ static int mx_sync(void *ctx, chorus_seq seq, uint64_t token) {
 static void mx_state(void *ctx, const struct meta_state *s) {
   struct core *c = ctx;
   c->stream.poked = true; /* the change's streams, at the next tick */
+  core__keys_state(c, s);
   if (c->meta_ring && s->epoch == c->meta_epoch)
     return;
   struct ring_snapshot *r = NULL;
@@ -95,13 +96,21 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
                      : (text && text[0] ? text : chorus_strerror(status)));
     return;
   }
+  if (cookie == CORE_KEYS_COOKIE) {
+    core__keys_reported(c, status);
+    return;
+  }
   if (cookie & CORE_META_COOKIE_BIT) {
     if (c->fx.meta_answer != NULL)
       c->fx.meta_answer(c->fx.ctx, cookie, status);
     return;
   }
+  const struct core__pending *p = core__pending_find(c, cookie);
+  uint32_t key_id = p ? p->key_id : 0;
   uint8_t kind = core__pending_take(c, cookie);
-  if (status == CHORUS_OK && kind == CORE_PENDING_KEYSPACE) {
+  if (kind == CORE_PENDING_KEY) {
+    rc = core__keys_answer(c, cookie, status, text, key_id);
+  } else if (status == CHORUS_OK && kind == CORE_PENDING_KEYSPACE) {
     rc = core__keyspace_reply(c, cookie, NULL);
   } else if (status == CHORUS_OK && kind == CORE_PENDING_USER) {
     rc = core__user_reply(c, cookie, NULL);
@@ -583,6 +592,8 @@ int core__meta_client(struct core *c, const struct wire_msg *m,
     return done(c, core__keyspace_client(c, m, cookie));
   if (m->type == WIRE_USER)
     return done(c, core__user_client(c, m, cookie));
+  if (m->type == WIRE_CLUSTER_KEY)
+    return done(c, core__keys_client(c, m, cookie));
   if (m->type == WIRE_CLUSTER_REPLACE)
     return admin_replace(c, m, cookie);
   if (m->type == WIRE_CLUSTER_STAGE)

@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       WIRE_CLUSTER_QUERY, WIRE_CLUSTER_PLAN, WIRE_REPAIR_STATUS,
       WIRE_REPAIR_RANGES, WIRE_LWW_READ,     WIRE_LWW_SET,
       WIRE_KEYSPACE,      WIRE_MAP_READ,     WIRE_MAP_UPDATE,
-      WIRE_CAS,           WIRE_USER,         WIRE_LOCK};
+      WIRE_CAS,           WIRE_USER,         WIRE_LOCK,
+      WIRE_CLUSTER_KEY};
   for (size_t i = 0; i < sizeof reqs; i++) {
     struct chorus_result res;
     memset(&res, 0, sizeof res);

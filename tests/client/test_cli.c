@@ -267,6 +267,24 @@ static void test_change_usage(void **state) {
   expect(&r, 2, NULL);
   RUN(&r, true, "get", "k", "--wait");
   expect(&r, 2, NULL);
+  /* cluster key (issue 24): ids are hex, one each; --file and --show-key
+   * only for install; a key file of 64 hex digits. */
+  RUN(&r, true, "cluster", "key", "use");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "key", "use", "xyz");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "not a key id"));
+  RUN(&r, true, "cluster", "key", "remove", "1", "2");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "key", "list", "--show-key");
+  expect(&r, 2, NULL);
+  assert_non_null(strstr(r.err, "--file and --show-key"));
+  RUN(&r, true, "get", "k", "--file", "x");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "key", "rotate");
+  expect(&r, 2, NULL);
+  RUN(&r, true, "cluster", "key", "install", "--file", "/nonexistent/k");
+  expect(&r, 1, NULL);
   assert_int_equal(fake_requests(srv), sent);
 }
 

@@ -727,6 +727,53 @@ static void test_user_records(void **state) {
   assert_int_equal(chorus_role_parse("root"), -1);
 }
 
+/* CLUSTER_KEY_REPLY into a chorus_keyring: records of exactly 13 bytes,
+ * ids ascending, one primary at most; anything else is refused. */
+static void test_keyring_records(void **state) {
+  (void)state;
+  static const uint8_t boot[13] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  static const uint8_t k1[13] = {0x1a, 0x2b, 0x3c, 0x4d, 0, 0, 0,
+                                 0,    0,    0,    0,    1, 1};
+  struct wire_bytes items[2] = {{boot, 13}, {k1, 13}};
+  struct wire_msg m = {.type = WIRE_CLUSTER_KEY_REPLY, .request_id = 1};
+  m.cluster_key_reply.applied = 42;
+  m.cluster_key_reply.version = 2;
+  m.cluster_key_reply.id = 0x1a2b3c4d;
+  m.cluster_key_reply.entries = (struct wire_bytes_list){2, items};
+  m.cluster_key_reply.behind = (struct wire_bytes){(const uint8_t *)"n3", 2};
+  struct chorus_result res;
+  memset(&res, 0, sizeof res);
+  assert_int_equal(chorus__result_from_reply(&res, WIRE_CLUSTER_KEY, &m),
+                   CHORUS_OK);
+  const struct chorus_keyring *k = res.keyring;
+  assert_int_equal(k->applied, 42);
+  assert_int_equal(k->version, 2);
+  assert_int_equal(k->id, 0x1a2b3c4d);
+  assert_int_equal(k->n, 2);
+  assert_int_equal(k->keys[0].id, 0);
+  assert_false(k->keys[0].primary);
+  assert_int_equal(k->keys[1].id, 0x1a2b3c4d);
+  assert_int_equal(k->keys[1].since, 1);
+  assert_true(k->keys[1].primary);
+  assert_string_equal(k->behind, "n3");
+  chorus_result_free(&res);
+  /* Out of order, a short record, a primary flag of 2. */
+  struct wire_bytes swapped[2] = {{k1, 13}, {boot, 13}};
+  uint8_t two[13];
+  memcpy(two, k1, 13);
+  two[12] = 2;
+  struct wire_bytes bad[][2] = {
+      {swapped[0], swapped[1]}, {{k1, 12}, {boot, 13}}, {{two, 13}, {boot, 0}}};
+  const size_t n[] = {2, 1, 1};
+  for (size_t i = 0; i < 3; i++) {
+    m.cluster_key_reply.entries = (struct wire_bytes_list){n[i], bad[i]};
+    assert_int_equal(chorus__result_from_reply(&res, WIRE_CLUSTER_KEY, &m),
+                     CHORUS_EMALFORMED);
+    assert_null(res.keyring);
+    chorus_result_free(&res);
+  }
+}
+
 static void test_ring_status(void **state) {
   struct fake_server *f = fake_start(CLUSTER);
   struct chorus_client *c = open_sync(fake_addr(f));
@@ -1444,6 +1491,7 @@ int main(void) {
       cmocka_unit_test(test_ring_status),
       cmocka_unit_test(test_repair_ranges_records),
       cmocka_unit_test(test_user_records),
+      cmocka_unit_test(test_keyring_records),
       cmocka_unit_test(test_ring_status_older_node),
       cmocka_unit_test(test_cluster_status),
       cmocka_unit_test(test_cluster_remove),

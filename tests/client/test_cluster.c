@@ -729,6 +729,7 @@ struct blind_writer {
   const char *addr, *value;
   int keys;
   int failed;
+  uint64_t ts[64], node[64]; /* the stamp each write got */
 };
 
 static void *blind_writes(void *arg) {
@@ -741,6 +742,8 @@ static void *blind_writes(void *arg) {
     struct chorus_result r;
     w->failed += chorus_lww_set(c, key, strlen(key), w->value, strlen(w->value),
                                 &one, &r) != CHORUS_OK;
+    w->ts[k] = r.lww_ts;
+    w->node[k] = r.lww_node;
     chorus_result_free(&r);
   }
   chorus_client_close(c);
@@ -759,8 +762,11 @@ static void *blind_writes(void *arg) {
 static void test_lww(void **state) {
   enum { KEYS = 20 };
   uint64_t began = now_ms();
-  struct blind_writer w[2] = {{nodes[0].addr, "from-n1", KEYS, 0},
-                              {nodes[1].addr, "from-n2", KEYS, 0}};
+  static struct blind_writer w[2];
+  w[0] = (struct blind_writer){
+      .addr = nodes[0].addr, .value = "from-n1", .keys = KEYS};
+  w[1] = (struct blind_writer){
+      .addr = nodes[1].addr, .value = "from-n2", .keys = KEYS};
   pthread_t t[2];
   for (int i = 0; i < 2; i++)
     assert_int_equal(pthread_create(&t[i], NULL, blind_writes, &w[i]), 0);
@@ -776,6 +782,14 @@ static void test_lww(void **state) {
     assert_int_equal(first.nvalues, 1);
     assert_true(first.lww_ts != 0 && first.lww_node != 0);
     won[value_is(&first, "from-n2")]++;
+    /* The winner is the write whose stamp, as its writer was told, is the
+     * greater one (ties broken by node id). */
+    int big = w[1].ts[k] > w[0].ts[k] ||
+              (w[1].ts[k] == w[0].ts[k] && w[1].node[k] > w[0].node[k]);
+    assert_true(w[0].ts[k] != 0 && w[1].ts[k] != 0);
+    assert_true(value_is(&first, w[big].value));
+    assert_int_equal(first.lww_ts, w[big].ts[k]);
+    assert_int_equal(first.lww_node, w[big].node[k]);
     for (int i = 1; i < NODES; i++) {
       assert_int_equal(lww_at(i, key, CHORUS_ALL, &r), CHORUS_OK);
       assert_int_equal(r.nvalues, 1);

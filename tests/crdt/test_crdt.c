@@ -839,6 +839,99 @@ static void orset_remove_seen_spares_unseen_adds(void **state) {
   orset_free(&delta);
 }
 
+/* orset_through_codec: @in encoded, decoded into @out, and equal. */
+static void orset_through_codec(const struct orset *in, struct orset *out) {
+  size_t n = orset_encoded_size(in), w = 0;
+  uint8_t *buf = test_malloc(n);
+  assert_int_equal(orset_encode(in, buf, n, &w), CHORUS_OK);
+  assert_int_equal(w, n);
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  if (orset_decode(out, buf, n, err) != CHORUS_OK)
+    fail_msg("orset_decode: %s", err);
+  assert_true(orset_equal(in, out));
+  test_free(buf);
+}
+
+/* issue 21, found by the simulator (set removes through a node other than
+ * the one read): a remove whose reader saw an add the coordinator has not
+ * received yet. Dropping only what the coordinator holds let the add
+ * arrive later and bring the element back after the client was told it
+ * was removed; the remove is kept until the coordinator's context covers
+ * the reader's (crdt.h, deferred removes). */
+static void orset_remove_seen_waits_for_unseen_adds(void **state) {
+  (void)state;
+  struct orset a, c, d, delta, back;
+  orset_init(&a);
+  orset_init(&c);
+  orset_init(&d);
+  orset_init(&delta);
+  orset_init(&back);
+  assert_int_equal(orset_add(&a, A, "x", 1, NULL), CHORUS_OK);
+  assert_int_equal(orset_add(&a, A, "y", 1, NULL), CHORUS_OK);
+  struct crdt_ctx seen; /* a client read at a */
+  ctx_through_codec(&a.ctx, &seen);
+  /* The remove is coordinated at c, which has seen nothing of a's. */
+  assert_int_equal(orset_add(&c, C, "z", 1, NULL), CHORUS_OK);
+  bool removed = true;
+  assert_int_equal(orset_remove_seen(&c, "x", 1, &seen, &delta, &removed),
+                   CHORUS_OK);
+  assert_false(removed);
+  assert_int_equal(c.ndef, 1);
+  assert_int_equal(delta.ndef, 1);
+  /* Through the codec, the kept remove travels with the object. */
+  orset_through_codec(&c, &back);
+  assert_int_equal(back.ndef, 1);
+  /* a's add arrives at c: x stays gone, y (not removed) comes, and c's
+   * context now covers the reader's: the remove is forgotten. */
+  assert_int_equal(orset_join(&c, &a), CHORUS_OK);
+  assert_false(orset_contains(&c, "x", 1));
+  assert_true(orset_contains(&c, "y", 1) && orset_contains(&c, "z", 1));
+  assert_int_equal(c.ndef, 0);
+  /* The delta alone has the same effect at a, and at d via either order. */
+  assert_int_equal(orset_join(&d, &back), CHORUS_OK);
+  assert_int_equal(orset_join(&d, &a), CHORUS_OK);
+  assert_int_equal(orset_join(&a, &delta), CHORUS_OK);
+  assert_false(orset_contains(&a, "x", 1));
+  assert_false(orset_contains(&d, "x", 1));
+  assert_int_equal(orset_join(&a, &c), CHORUS_OK);
+  assert_int_equal(orset_join(&d, &c), CHORUS_OK);
+  assert_true(orset_equal(&a, &c) && orset_equal(&d, &c));
+  /* A concurrent add of x the reader never saw survives it (add wins). */
+  orset_free(&back);
+  orset_init(&back);
+  assert_int_equal(orset_remove_seen(&back, "y", 1, &seen, NULL, NULL),
+                   CHORUS_OK); /* back: nothing, a kept remove of y */
+  assert_int_equal(orset_add(&back, B, "y", 1, NULL), CHORUS_OK);
+  assert_int_equal(orset_join(&back, &a), CHORUS_OK);
+  assert_true(orset_contains(&back, "y", 1));
+  assert_int_equal(back.e[0].ndots, 1);
+  assert_int_equal(back.e[0].dots[0].node, B);
+  /* Removes of one element merge; past ORSET_DEFERRED_MAX elements a new
+   * one is refused, and nothing changed. */
+  orset_free(&back);
+  orset_init(&back);
+  for (unsigned i = 0; i < ORSET_DEFERRED_MAX; i++) {
+    char e[8];
+    snprintf(e, sizeof e, "e%u", i);
+    assert_int_equal(orset_remove_seen(&back, e, strlen(e), &seen, NULL, NULL),
+                     CHORUS_OK);
+    assert_int_equal(orset_remove_seen(&back, e, strlen(e), &seen, NULL, NULL),
+                     CHORUS_OK);
+  }
+  assert_int_equal(back.ndef, ORSET_DEFERRED_MAX);
+  assert_int_equal(orset_remove_seen(&back, "new", 3, &seen, NULL, NULL),
+                   CHORUS_EBUSY);
+  assert_int_equal(back.ndef, ORSET_DEFERRED_MAX);
+  assert_int_equal(orset_join(&back, &a), CHORUS_OK);
+  assert_int_equal(back.ndef, 0);
+  crdt_ctx_free(&seen);
+  orset_free(&a);
+  orset_free(&c);
+  orset_free(&d);
+  orset_free(&delta);
+  orset_free(&back);
+}
+
 /* ------------------------------------------------------------------------
  * Maps
  * ------------------------------------------------------------------------ */
@@ -1705,6 +1798,7 @@ int main(void) {
       cmocka_unit_test(lww_order),
       cmocka_unit_test(orset_add_wins_no_tombstones),
       cmocka_unit_test(orset_remove_seen_spares_unseen_adds),
+      cmocka_unit_test(orset_remove_seen_waits_for_unseen_adds),
       cmocka_unit_test(map_fields_and_types),
       cmocka_unit_test(map_flags_enable_wins),
       cmocka_unit_test(map_remove_update_wins),

@@ -398,20 +398,17 @@ static void observe(struct add_rec *adds, int nadds, const struct orset *s,
 }
 
 /* observe() for a remove with a reader's context @seen: it drops, so
- * observes, only e's dots at the replica that @seen covers. */
+ * observes, every add of e that @seen covers, whether the replica applying
+ * it holds that add yet or gets it later (crdt.h, deferred removes); @s is
+ * unused, kept for the call sites' symmetry with observe(). */
 static void observe_seen(struct add_rec *adds, int nadds, const struct orset *s,
                          int elem, const char *name,
                          const struct crdt_ctx *seen) {
-  for (uint32_t i = 0; i < s->n; i++) {
-    if (s->e[i].len != 1 || s->e[i].data[0] != (uint8_t)name[elem])
-      continue;
-    for (uint32_t k = 0; k < s->e[i].ndots; k++)
-      for (int a = 0; a < nadds; a++)
-        if (adds[a].dot.node == s->e[i].dots[k].node &&
-            adds[a].dot.counter == s->e[i].dots[k].counter &&
-            crdt_ctx_covers(seen, s->e[i].dots[k]))
-          adds[a].observed = true;
-  }
+  (void)s;
+  (void)name;
+  for (int a = 0; a < nadds; a++)
+    if (adds[a].elem == elem && crdt_ctx_covers(seen, adds[a].dot))
+      adds[a].observed = true;
 }
 
 /* After orset_remove_seen(e, @seen) at @s: e keeps exactly its dots @seen

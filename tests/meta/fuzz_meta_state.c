@@ -38,12 +38,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * ready, 0 each), one (disk) and one (tokens_of), a V1 state an empty
    * session array more, a state before V4 no staged change (six bytes),
    * one before V6 no keyspaces (an empty array and next_ks_id 0), and one
-   * before V7 no users (an empty array). */
+   * before V7 no users (an empty array), one before V8 no keyring (a
+   * fixarray, four fixints or bools and two empty arrays). */
   CHECK(len1 <= size + (data[0] < META_FORMAT_V3 ? 2 * d.n : 0) +
                     (data[0] < META_FORMAT_V4 ? d.n + 6 : 0) +
                     (data[0] < META_FORMAT_V5 ? d.n : 0) +
                     (data[0] < META_FORMAT_V6 ? 2 : 0) +
                     (data[0] < META_FORMAT_V7 ? 1 : 0) +
+                    (data[0] < META_FORMAT_V8 ? 7 : 0) +
                     (data[0] == META_FORMAT_V1 ? 1 : 0));
   for (size_t i = 0; i < d.nks; i++)
     CHECK(meta_state_keyspace(&d, d.keyspaces[i].name) == &d.keyspaces[i]);

@@ -107,6 +107,14 @@ static inline bool meta_t_cmd_eq(const struct meta_cmd *a,
   case META_CMD_USER_REVOKE:
     return strcmp(a->user.name, b->user.name) == 0 &&
            a->grant.role == b->grant.role && a->grant.ks_id == b->grant.ks_id;
+  case META_CMD_KEY_INSTALL:
+    return a->key.id == b->key.id &&
+           memcmp(a->key.key, b->key.key, sizeof a->key.key) == 0;
+  case META_CMD_KEY_USE:
+  case META_CMD_KEY_REMOVE:
+    return a->key.id == b->key.id;
+  case META_CMD_KEY_APPLIED:
+    return a->id == b->id && a->version == b->version;
   default:
     return false;
   }
@@ -138,6 +146,21 @@ static inline bool meta_t_state_eq(const struct meta_state *a,
     return false;
   for (size_t i = 0; i < a->nusers; i++)
     if (!meta_t_user_eq(&a->users[i], &b->users[i]))
+      return false;
+  const struct meta_keyring *x = &a->keyring, *y = &b->keyring;
+  if (x->version != y->version || x->primary != y->primary ||
+      x->primary_since != y->primary_since ||
+      x->boot_retired != y->boot_retired || x->n != y->n ||
+      a->nacks != b->nacks)
+    return false;
+  for (uint8_t i = 0; i < x->n; i++)
+    if (x->keys[i].id != y->keys[i].id ||
+        x->keys[i].since != y->keys[i].since ||
+        memcmp(x->keys[i].key, y->keys[i].key, sizeof x->keys[i].key) != 0)
+      return false;
+  for (size_t i = 0; i < a->nacks; i++)
+    if (a->acks[i].id != b->acks[i].id ||
+        a->acks[i].version != b->acks[i].version)
       return false;
   return memcmp(&a->staged, &b->staged, sizeof a->staged) == 0;
 }
@@ -273,7 +296,9 @@ static inline struct ring_replication meta_t_repl_n(uint32_t n) {
   return r;
 }
 
-#define META_T_NCMD 20
+#define META_T_NCMD 24
+/* The samples before this one are every V7 command type. */
+#define META_T_NCMD_V7 20
 /* The samples before this one are every V6 command type. */
 #define META_T_NCMD_V6 15
 /* The samples before this one are every V4 and V5 command type. */
@@ -310,6 +335,15 @@ static inline struct meta_user meta_t_user(const char *name) {
   memset(u.stored_key, 0x11, sizeof u.stored_key);
   memset(u.server_key, 0x22, sizeof u.server_key);
   return u;
+}
+
+/* Gossip key @fill (every byte), with its id. */
+static inline struct meta_key meta_t_key(uint8_t fill) {
+  struct meta_key k;
+  memset(&k, 0, sizeof k);
+  memset(k.key, fill, sizeof k.key);
+  k.id = meta_key_id(k.key);
+  return k;
 }
 
 /* Command sample @which, 0..META_T_NCMD-1: every type, replication both
@@ -408,10 +442,26 @@ static inline struct meta_cmd meta_t_cmd(int which) {
     strcpy(c.user.name, "ann@example.org");
     c.grant = (struct meta_grant){META_ROLE_WRITE, UINT32_MAX};
     break;
-  default:
+  case 19:
     c.type = META_CMD_USER_REVOKE;
     strcpy(c.user.name, "ann@example.org");
     c.grant = (struct meta_grant){META_ROLE_ADMIN, 0};
+    break;
+  case 20: /* V8 */
+    c.type = META_CMD_KEY_INSTALL;
+    c.key = meta_t_key(0xa5);
+    break;
+  case 21:
+    c.type = META_CMD_KEY_USE;
+    c.key.id = UINT32_MAX;
+    break;
+  case 22:
+    c.type = META_CMD_KEY_REMOVE; /* id 0: the boot key */
+    break;
+  default:
+    c.type = META_CMD_KEY_APPLIED;
+    c.id = 100;
+    c.version = UINT64_MAX;
     break;
   }
   if (which % 2 == 0) { /* an origin on half of them */
@@ -473,6 +523,25 @@ static inline struct meta_state meta_t_state(struct meta_member *members,
     users[1] = meta_t_user("bob");
     s.users = users;
     s.nusers = 2;
+    /* V8: a keyring of two keys, the second primary, and two reports. */
+    s.keyring.version = 3;
+    s.keyring.keys[0] = meta_t_key(1);
+    s.keyring.keys[1] = meta_t_key(2);
+    if (s.keyring.keys[0].id > s.keyring.keys[1].id) {
+      struct meta_key t = s.keyring.keys[0];
+      s.keyring.keys[0] = s.keyring.keys[1];
+      s.keyring.keys[1] = t;
+    }
+    s.keyring.keys[0].since = 1;
+    s.keyring.keys[1].since = 2;
+    s.keyring.n = 2;
+    s.keyring.primary = s.keyring.keys[1].id;
+    s.keyring.primary_since = 3;
+    static struct meta_key_ack acks[2];
+    acks[0] = (struct meta_key_ack){100, 3};
+    acks[1] = (struct meta_key_ack){UINT64_MAX, 1};
+    s.acks = acks;
+    s.nacks = 2;
   }
   return s;
 }

@@ -38,7 +38,7 @@ static msgpack_packer *hb_start_format(struct hb *h, char format) {
 }
 
 static msgpack_packer *hb_start(struct hb *h) {
-  return hb_start_format(h, META_FORMAT_V7);
+  return hb_start_format(h, META_FORMAT_V8);
 }
 
 static void hb_free(struct hb *h) {
@@ -226,6 +226,24 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
     msgpack_pack_uint64(pk, c->grant.role);
     msgpack_pack_uint64(pk, c->grant.ks_id);
     break;
+  case META_CMD_KEY_INSTALL:
+    msgpack_pack_array(pk, 3 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->key.id);
+    sp_bin(pk, c->key.key, sizeof c->key.key);
+    break;
+  case META_CMD_KEY_USE:
+  case META_CMD_KEY_REMOVE:
+    msgpack_pack_array(pk, 2 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->key.id);
+    break;
+  case META_CMD_KEY_APPLIED:
+    msgpack_pack_array(pk, 3 + o);
+    msgpack_pack_uint64(pk, c->type);
+    msgpack_pack_uint64(pk, c->id);
+    msgpack_pack_uint64(pk, c->version);
+    break;
   default: /* NOTE, and unknown types in NOTE's shape */
     msgpack_pack_array(pk, 3 + o);
     msgpack_pack_uint64(pk, c->type);
@@ -240,13 +258,14 @@ static void sp_cmd_format(msgpack_packer *pk, const struct meta_cmd *c,
 }
 
 static void sp_cmd(msgpack_packer *pk, const struct meta_cmd *c) {
-  sp_cmd_format(pk, c, META_FORMAT_V7);
+  sp_cmd_format(pk, c, META_FORMAT_V8);
 }
 
 /* A state in @format's layout (V2: the sessions last). */
 static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
                             char format) {
   msgpack_pack_array(pk, format == META_FORMAT_V1                  ? 6
+                         : (unsigned char)format >= META_FORMAT_V8 ? 12
                          : (unsigned char)format >= META_FORMAT_V7 ? 11
                          : (unsigned char)format >= META_FORMAT_V6 ? 10
                          : (unsigned char)format >= META_FORMAT_V4 ? 8
@@ -288,10 +307,31 @@ static void sp_state_format(msgpack_packer *pk, const struct meta_state *s,
   msgpack_pack_array(pk, s->nusers);
   for (size_t i = 0; i < s->nusers; i++)
     sp_user(pk, &s->users[i]);
+  if ((unsigned char)format < META_FORMAT_V8)
+    return;
+  const struct meta_keyring *kr = &s->keyring;
+  msgpack_pack_array(pk, 6);
+  msgpack_pack_uint64(pk, kr->version);
+  msgpack_pack_uint64(pk, kr->primary);
+  msgpack_pack_uint64(pk, kr->primary_since);
+  sp_bool(pk, kr->boot_retired);
+  msgpack_pack_array(pk, kr->n);
+  for (uint8_t i = 0; i < kr->n; i++) {
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint64(pk, kr->keys[i].id);
+    sp_bin(pk, kr->keys[i].key, sizeof kr->keys[i].key);
+    msgpack_pack_uint64(pk, kr->keys[i].since);
+  }
+  msgpack_pack_array(pk, s->nacks);
+  for (size_t i = 0; i < s->nacks; i++) {
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint64(pk, s->acks[i].id);
+    msgpack_pack_uint64(pk, s->acks[i].version);
+  }
 }
 
 static void sp_state(msgpack_packer *pk, const struct meta_state *s) {
-  sp_state_format(pk, s, META_FORMAT_V7);
+  sp_state_format(pk, s, META_FORMAT_V8);
 }
 
 static void sp_raft(msgpack_packer *pk, const struct raft_message *r) {
@@ -491,7 +531,7 @@ static void cut_everywhere(const uint8_t *buf, size_t len,
   memcpy(more, buf, len);
   more[len] = 0xc0;
   assert_int_equal(dec(more, len + 1), CHORUS_EMALFORMED);
-  more[0] = META_FORMAT_V7 + 1;
+  more[0] = META_FORMAT_V8 + 1;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
   more[0] = 0;
   assert_int_equal(dec(more, len), CHORUS_EVERSION);
@@ -514,7 +554,7 @@ static void test_cmd_roundtrip(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(meta_cmd_encode(&c, &buf, &len), CHORUS_OK);
-    assert_int_equal(buf[0], META_FORMAT_V7);
+    assert_int_equal(buf[0], META_FORMAT_V8);
     assert_int_equal(meta_cmd_decode(buf, len, &d), CHORUS_OK);
     assert_true(meta_t_cmd_eq(&c, &d));
     assert_int_equal(d.member.id, c.type == META_CMD_JOIN ? c.member.id : 0);
@@ -1092,6 +1132,77 @@ static void commands_in_format(char format, int known) {
   }
 }
 
+/* What the release before the keyring wrote (META_FORMAT_V7) is still
+ * read, with an empty keyring (every node seals with its --cluster-key);
+ * the key commands exist only from V8 on, and a V8 keyring is judged:
+ * keys sorted, ids their fingerprints, a primary installed, the boot key
+ * counted, reports sorted and within the keyring's version. */
+static void test_v7_is_read(void **state) {
+  (void)state;
+  struct hb h;
+  commands_in_format(META_FORMAT_V7, META_T_NCMD_V7);
+  struct meta_member m[8];
+  struct meta_state s = meta_t_state(m, 5), d;
+  assert_int_equal(s.keyring.n, 2);
+  sp_state_format(hb_start_format(&h, META_FORMAT_V7), &s, META_FORMAT_V7);
+  assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d), CHORUS_OK);
+  hb_free(&h);
+  assert_int_equal(d.keyring.n, 0);
+  assert_int_equal(d.keyring.primary, 0);
+  assert_int_equal(d.nacks, 0);
+  memset(&s.keyring, 0, sizeof s.keyring);
+  s.nacks = 0, s.acks = NULL;
+  assert_true(meta_t_state_eq(&s, &d));
+  meta_state_free(&d);
+  for (int bad = 0; bad < 9; bad++) {
+    s = meta_t_state(m, 5);
+    struct meta_keyring *kr = &s.keyring;
+    struct meta_key_ack acks[2] = {s.acks[0], s.acks[1]};
+    s.acks = acks;
+    switch (bad) {
+    case 0:
+      kr->keys[1] = kr->keys[0];
+      break; /* a duplicate id */
+    case 1:
+      kr->keys[0].key[0] ^= 1;
+      break; /* an id that is not the key's */
+    case 2:
+      kr->primary = 7;
+      break; /* a primary not installed */
+    case 3:
+      kr->keys[0].since = kr->version + 1;
+      break; /* from a version not reached */
+    case 4:
+      kr->keys[2] = meta_t_key(3);
+      kr->keys[3] = meta_t_key(4);
+      kr->keys[2].since = kr->keys[3].since = 1;
+      kr->n = 4; /* with the boot key: five (unsorted, too) */
+      break;
+    case 5:
+      kr->primary = 0;
+      kr->primary_since = 0;
+      kr->boot_retired = true;
+      break; /* nothing to seal with */
+    case 6:
+      acks[1].id = acks[0].id;
+      break; /* a report twice */
+    case 7:
+      acks[0].version = kr->version + 1;
+      break;
+    default:
+      kr->primary_since = 0;
+      break; /* a primary never used */
+    }
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_EINVAL);
+    sp_state(hb_start(&h), &s);
+    assert_int_equal(meta_state_decode(h.sb.data, h.sb.size, &d),
+                     CHORUS_EMALFORMED);
+    hb_free(&h);
+  }
+}
+
 /* What the release before users wrote (META_FORMAT_V6) is still read, with
  * no user; the user commands exist only from V7 on, and a V7 state's users
  * are judged: sorted by name, costs in bounds, grants sorted, of known
@@ -1108,6 +1219,8 @@ static void test_v6_is_read(void **state) {
   hb_free(&h);
   assert_int_equal(d.nusers, 0);
   s.nusers = 0, s.users = NULL;
+  memset(&s.keyring, 0, sizeof s.keyring); /* V8's */
+  s.nacks = 0, s.acks = NULL;
   assert_true(meta_t_state_eq(&s, &d));
   meta_state_free(&d);
   /* Bad user tables, each refused both ways. */
@@ -1170,6 +1283,8 @@ static void test_v5_is_read(void **state) {
   assert_int_equal(d.next_ks_id, 0);
   s.nks = 0, s.keyspaces = NULL, s.next_ks_id = 0;
   s.nusers = 0, s.users = NULL;
+  memset(&s.keyring, 0, sizeof s.keyring); /* V8's */
+  s.nacks = 0, s.acks = NULL;
   assert_true(meta_t_state_eq(&s, &d));
   meta_state_free(&d);
   /* Bad keyspace tables, each refused both ways. */
@@ -1507,8 +1622,8 @@ static void test_oom_chorus(void **state) {
     assert_null(buf);
   }
   assert_int_equal(k, 2);
-  /* Decoding it: the members, the keyspaces, the users, then the
-   * scratch. */
+  /* Decoding it: the members, the keyspaces, the users, the keyring's
+   * reports, then the scratch. */
   for (k = 0;; k++) {
     struct meta_state d;
     chorus_alloc_fail_after(k);
@@ -1522,7 +1637,7 @@ static void test_oom_chorus(void **state) {
     assert_int_equal(rc, CHORUS_ENOMEM);
     assert_true(all_zero(&d, sizeof d));
   }
-  assert_int_equal(k, 4); /* and the keyspaces and users (two each) */
+  assert_int_equal(k, 5); /* members, keyspaces, users, reports */
   chorus_free(buf);
   buf = NULL;
   /* Commands and messages: the buffer only. */
@@ -1645,6 +1760,7 @@ int main(void) {
       cmocka_unit_test(test_v4_is_read),
       cmocka_unit_test(test_v5_is_read),
       cmocka_unit_test(test_v6_is_read),
+      cmocka_unit_test(test_v7_is_read),
       cmocka_unit_test(test_msg_refused),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_wrong_shapes),

@@ -362,6 +362,121 @@ static void test_keyspaces(void **state) {
  * ones below it, a grant on every keyspace covers default and the cluster,
  * a keyspace dropped takes its grants; bad names, costs, unknown users,
  * keyspaces and roles are refused; none changes the ring's epoch. */
+/* The gossip keyring (issue 24): install -> use -> remove, judged when
+ * applied; THE SAFETY RULE (meta.h): use only once every member that is
+ * not LEFT or REMOVED reported applying the install, remove only once
+ * every one reported applying the use; never the primary. */
+static void ack(struct meta_state *s, chorus_node_id id, uint64_t *index) {
+  struct meta_cmd c = {.type = META_CMD_KEY_APPLIED, .id = id};
+  c.version = s->keyring.version;
+  assert_int_equal(meta_state_apply(s, &c, (*index)++), CHORUS_OK);
+}
+
+static void test_keyring(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 3, 1, 1); /* members 10 (m0), 20 (m1), 30 (m2) */
+  uint64_t epoch = s.epoch, index = 100;
+  uint8_t boot[META_KEY_BYTES], keys[META_MAX_KEYS][META_KEY_BYTES];
+  memset(boot, 0xb0, sizeof boot);
+  /* Nothing installed: the boot key alone. */
+  assert_int_equal(meta_keyring_keys(&s.keyring, boot, keys), 1);
+  assert_memory_equal(keys[0], boot, sizeof boot);
+  struct meta_cmd c = {.type = META_CMD_KEY_INSTALL};
+  c.key = meta_t_key(1);
+  struct meta_key k1 = c.key;
+  c.key.id ^= 1; /* not its fingerprint */
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  c.key = k1;
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EEXIST);
+  assert_int_equal(s.keyring.version, 1);
+  /* Installed: the boot key still seals, k1 opens. */
+  assert_int_equal(meta_keyring_keys(&s.keyring, boot, keys), 2);
+  assert_memory_equal(keys[0], boot, sizeof boot);
+  assert_memory_equal(keys[1], k1.key, sizeof k1.key);
+  /* Use: refused while m2 has not applied the install, naming it. */
+  ack(&s, 10, &index);
+  ack(&s, 20, &index);
+  struct meta_cmd use = {.type = META_CMD_KEY_USE};
+  use.key.id = k1.id;
+  char why[META_TEXT_MAX];
+  assert_int_equal(meta_keyring_check(&s, &use, why), CHORUS_EBUSY);
+  assert_non_null(strstr(why, "m2 has not applied the install"));
+  assert_int_equal(meta_state_apply(&s, &use, index++), CHORUS_EBUSY);
+  assert_int_equal(s.keyring.primary, 0);
+  /* A report from a stranger, or of a version not reached, is refused;
+   * an older one changes nothing. */
+  struct meta_cmd a = {.type = META_CMD_KEY_APPLIED, .id = 99, .version = 1};
+  assert_int_equal(meta_state_apply(&s, &a, index++), CHORUS_ENOTFOUND);
+  a.id = 30, a.version = 2;
+  assert_int_equal(meta_state_apply(&s, &a, index++), CHORUS_EINVAL);
+  ack(&s, 30, &index);
+  a.version = 0;
+  assert_int_equal(meta_state_apply(&s, &a, index++), CHORUS_OK);
+  assert_int_equal(meta_key_applied(&s, 30), 1);
+  struct meta_cmd use0 = use;
+  use0.key.id = 12345;
+  assert_int_equal(meta_state_apply(&s, &use0, index++), CHORUS_ENOTFOUND);
+  assert_int_equal(meta_state_apply(&s, &use, index++), CHORUS_OK);
+  assert_int_equal(s.keyring.primary, k1.id);
+  assert_int_equal(s.keyring.primary_since, 2);
+  assert_int_equal(meta_state_apply(&s, &use, index++), CHORUS_OK);
+  assert_int_equal(s.keyring.version, 2); /* again: nothing to apply */
+  /* k1 seals, the boot key still opens. */
+  assert_int_equal(meta_keyring_keys(&s.keyring, boot, keys), 2);
+  assert_memory_equal(keys[0], k1.key, sizeof k1.key);
+  assert_memory_equal(keys[1], boot, sizeof boot);
+  /* Remove: never the primary; the boot key (0) only once every member
+   * seals with k1. A REMOVED member does not count. */
+  struct meta_cmd rm = {.type = META_CMD_KEY_REMOVE};
+  rm.key.id = k1.id;
+  assert_int_equal(meta_keyring_check(&s, &rm, why), CHORUS_EINVAL);
+  assert_non_null(strstr(why, "is the primary"));
+  rm.key.id = 0;
+  ack(&s, 10, &index);
+  ack(&s, 30, &index);
+  assert_int_equal(meta_keyring_check(&s, &rm, why), CHORUS_EBUSY);
+  assert_non_null(strstr(why, "m1 has not applied the use"));
+  struct meta_cmd gone = {.type = META_CMD_REMOVE, .id = 20};
+  assert_int_equal(meta_state_apply(&s, &gone, index++), CHORUS_OK);
+  assert_int_equal(meta_state_apply(&s, &rm, index++), CHORUS_OK);
+  assert_true(s.keyring.boot_retired);
+  assert_int_equal(meta_state_apply(&s, &rm, index++), CHORUS_ENOTFOUND);
+  assert_int_equal(meta_keyring_keys(&s.keyring, boot, keys), 1);
+  assert_memory_equal(keys[0], k1.key, sizeof k1.key);
+  /* Full: four keys at most (the boot key counted while it is not
+   * retired). */
+  for (uint8_t f = 2; f <= 4; f++) {
+    c.key = meta_t_key(f);
+    assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  }
+  c.key = meta_t_key(5);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOSPC);
+  assert_int_equal(meta_keyring_keys(&s.keyring, boot, keys), META_MAX_KEYS);
+  assert_memory_equal(keys[0], k1.key, sizeof k1.key);
+  /* An accepted key nobody seals with goes at once (all reported the
+   * use); its slot is free again. */
+  rm.key = meta_t_key(3);
+  assert_int_equal(meta_state_apply(&s, &rm, index++), CHORUS_OK);
+  assert_null(meta_keyring_find(&s.keyring, rm.key.id));
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  /* None of it moved the epoch; a copy and a round trip keep it all. */
+  assert_int_equal(s.epoch, epoch + 1); /* the REMOVE */
+  struct meta_state d;
+  assert_int_equal(meta_state_copy(&s, &d), CHORUS_OK);
+  assert_true(meta_t_state_eq(&s, &d));
+  meta_state_free(&d);
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(meta_state_encode(&s, &buf, &len), CHORUS_OK);
+  assert_int_equal(meta_state_decode(buf, len, &d), CHORUS_OK);
+  assert_true(meta_t_state_eq(&s, &d));
+  meta_state_free(&d);
+  chorus_free(buf);
+  meta_state_free(&s);
+}
+
 static void test_users(void **state) {
   (void)state;
   struct meta_state s;
@@ -1297,6 +1412,7 @@ int main(void) {
       cmocka_unit_test(test_state_names),
       cmocka_unit_test(test_keyspaces),
       cmocka_unit_test(test_users),
+      cmocka_unit_test(test_keyring),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,10 @@
  *      rule (a plain get of a CAS key is ETYPE).
  *   4. Twenty CLI processes race put --if-absent on one key through the
  *      three nodes: exactly one value wins, at most one claims it.
+ *   5. If-match: get --serial prints a context; two CLI writers race put
+ *      --if-match with it: one applies, the other is refused and prints
+ *      the winner's value; del --if-match with the stale context is
+ *      refused, with the current one applied (the key then absent).
  *
  * About 15 s under ASan. CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
 #include <inttypes.h>
@@ -247,23 +251,31 @@ static void cas_cli(void **state) {
  * been applied"); the key ends with one of the values, at most one
  * process claims it, every refused one saw that value, and if none
  * claims it, the winner is among those that could not tell. */
-static void twenty_if_absent_one_wins(void **state) {
-  (void)state;
-  ensure_cluster();
-  char cmd[8192] = "", out[16384];
+/* race_puts: @n `chorus put KEY <@prefix>I @tail` processes at once,
+ * process I through node I % 3; their lines "R I EXIT OUTPUT" in @out. */
+static void race_puts(int n, const char *key, const char *prefix,
+                      const char *tail, char *out, size_t cap) {
+  char cmd[8192] = "";
   size_t at = 0;
-  for (int i = 0; i < 20; i++)
+  for (int i = 0; i < n; i++)
     at += (size_t)snprintf(
         cmd + at, sizeof cmd - at,
-        "( o=$(%s -H 127.0.0.1:%d --cluster %s put race-k v%d --if-absent "
+        "( o=$(%s -H 127.0.0.1:%d --cluster %s put %s %s%d %s "
         "2>&1); s=$?; echo \"R %d $s\" $o ) & ",
-        cli, nodes[i % 3].port, cluster, i, i);
+        cli, nodes[i % 3].port, cluster, key, prefix, i, tail, i);
   snprintf(cmd + at, sizeof cmd - at, "wait");
   FILE *f = popen(cmd, "r");
   assert_non_null(f);
-  size_t n = fread(out, 1, sizeof out - 1, f);
-  out[n] = '\0';
+  size_t got = fread(out, 1, cap - 1, f);
+  out[got] = '\0';
   assert_int_equal(pclose(f), 0);
+}
+
+static void twenty_if_absent_one_wins(void **state) {
+  (void)state;
+  ensure_cluster();
+  char out[16384];
+  race_puts(20, "race-k", "v", "--if-absent", out, sizeof out);
   char final[64] = "";
   char got[4096];
   assert_int_equal(
@@ -301,6 +313,91 @@ static void twenty_if_absent_one_wins(void **state) {
     assert_int_equal(winner_unknown, 1);
 }
 
+/* 5. If-match. ctx_of: the "context: HEX" line of a CLI answer into @ctx
+ * (33 bytes). */
+static void ctx_of(const char *out, char *ctx) {
+  const char *at = strstr(out, "context: ");
+  if (at == NULL || sscanf(at, "context: %32[0-9a-f]", ctx) != 1 ||
+      strlen(ctx) != 32)
+    fail_msg("no CAS context in: %s", out);
+}
+
+/* race_if_match: two `put KEY wI --if-match CTX` at once through two
+ * nodes; 1 when one applied and the other was refused with the winner's
+ * value. A round where either could not tell (exit 2, "may or may not",
+ * which two proposers pre-empting each other can cause) proves nothing
+ * but must still hold the safety: at most one applied, and the key holds
+ * the applied one's value. */
+static int race_if_match(const char *key, const char *ctx) {
+  char tail[64], out[4096], got[1024], final[64] = "";
+  snprintf(tail, sizeof tail, "--if-match %s", ctx);
+  race_puts(2, key, "w", tail, out, sizeof out);
+  assert_int_equal(
+      run_cli(nodes[2].port, got, sizeof got, "get %s --serial", key), 0);
+  if (sscanf(got, "%63s", final) != 1)
+    fail_msg("%s holds no value: %s", key, got);
+  int st[2] = {-1, -1};
+  char line[2][512] = {"", ""};
+  for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+    int i, s;
+    if (sscanf(l, "R %d %d", &i, &s) == 2 && i >= 0 && i < 2) {
+      st[i] = s;
+      snprintf(line[i], sizeof line[i], "%s", l);
+    }
+  }
+  printf("# if-match race on %s: exits %d %d; %s = %s\n", key, st[0], st[1],
+         key, final);
+  assert_false(st[0] == 0 && st[1] == 0);
+  for (int i = 0; i < 2; i++) {
+    char mine[8];
+    snprintf(mine, sizeof mine, "w%d", i);
+    if (st[i] == 0)
+      assert_string_equal(final, mine);
+    if (st[i] == 1 && strstr(line[i], final) == NULL)
+      fail_msg("a refused if-match did not print the winner %s: %s", final,
+               line[i]);
+  }
+  return (st[0] == 0 && st[1] == 1) || (st[0] == 1 && st[1] == 0);
+}
+
+static void cas_if_match(void **state) {
+  (void)state;
+  ensure_cluster();
+  int p0 = nodes[0].port, p1 = nodes[1].port;
+  char out[4096], ctx[33], cur[33], key[32];
+  int clean = 0;
+  /* About half the races leave one writer unable to tell (exit 2; 14 of
+   * 30 were clean in a release run): 20 tries make a clean one all but
+   * certain (0.53^20 < 1e-5 to miss), and most runs need one or two. */
+  for (int round = 0; round < 20 && !clean; round++) {
+    snprintf(key, sizeof key, "im-k%d", round);
+    expect_cli(p0, 0, "applied", "put %s v0 --if-absent", key);
+    assert_int_equal(run_cli(p1, out, sizeof out, "get %s --serial", key), 0);
+    assert_non_null(strstr(out, "v0"));
+    ctx_of(out, ctx);
+    clean = race_if_match(key, ctx);
+  }
+  assert_true(clean);
+  /* The context read before the race is stale now. */
+  assert_int_equal(
+      run_cli(p0, out, sizeof out, "del %s --if-match %s", key, ctx), 1);
+  assert_non_null(strstr(out, "not applied"));
+  ctx_of(out, cur);
+  assert_string_not_equal(cur, ctx);
+  expect_cli(p1, 0, "\"context\":\"", "--json get %s --serial", key);
+  assert_int_equal(
+      run_cli(p1, out, sizeof out, "del %s --if-match %s", key, cur), 0);
+  assert_non_null(strstr(out, "applied"));
+  expect_cli(p0, 0, "not found", "get %s --serial", key);
+  /* The deletion is a version: the context of its absence works once. */
+  assert_int_equal(run_cli(p0, out, sizeof out, "get %s --serial", key), 0);
+  ctx_of(out, cur);
+  expect_cli(p1, 0, "applied", "put %s back --if-match %s", key, cur);
+  expect_cli(p0, 1, "back", "put %s again --if-match %s", key, cur);
+  /* A context that is not one: a usage error, not "not applied". */
+  expect_cli(p0, 2, "not a CAS context", "put %s x --if-match abc", key);
+}
+
 static int teardown(void **state) {
   return group_teardown(state);
 }
@@ -315,6 +412,7 @@ int main(int argc, char **argv) {
       TIMED(cas_chain_counts_exactly),
       TIMED(cas_cli),
       TIMED(twenty_if_absent_one_wins),
+      TIMED(cas_if_match),
   };
   int failed = cmocka_run_group_tests_name("node_cas", tests, NULL, teardown);
   return harness_finish(failed);

@@ -317,6 +317,116 @@ static void one_proposer(void **state) {
     paxos_acceptor_free(&acc[i]);
 }
 
+/* if_match: @cond (IF_MATCH or DELETE_IF_MATCH) naming version @ctx, run
+ * to its end by proposer @me; its outcome, the value found and the
+ * context of the key's value after it. */
+static uint8_t if_match(struct paxos_acceptor *acc, uint8_t cond,
+                        struct paxos_ballot ctx, struct paxos_value update,
+                        chorus_node_id me, int64_t *found,
+                        struct paxos_ballot *after) {
+  uint8_t c[PAXOS_CONTEXT_LEN];
+  paxos_context_encode(ctx, c);
+  struct paxos_op op;
+  assert_int_equal(paxos_op_init(&op, cond,
+                                 (struct paxos_value){true, c, sizeof c},
+                                 update, ids, NACC),
+                   CHORUS_OK);
+  run_op(acc, &op, me);
+  uint8_t out = op.outcome;
+  *found = as_int(op.found);
+  *after = paxos_op_context(&op);
+  paxos_op_free(&op);
+  return out;
+}
+
+/* read_ctx: a serial read: the value and its context. */
+static int64_t read_ctx(struct paxos_acceptor *acc, struct paxos_ballot *ctx) {
+  struct paxos_op op;
+  assert_int_equal(paxos_op_init(&op, PAXOS_READ, ABSENT, ABSENT, ids, NACC),
+                   CHORUS_OK);
+  run_op(acc, &op, 9);
+  assert_int_equal(op.outcome, PAXOS_NOT_APPLIED);
+  int64_t v = as_int(op.found);
+  *ctx = paxos_op_context(&op);
+  paxos_op_free(&op);
+  return v;
+}
+
+/* Contexts (paxos.h, CONTEXTS): an if-match applies on the version it
+ * names, once; a stale one is refused with the current value and its
+ * context; a delete is a version; the never-written key has its own. */
+static void if_match_names_a_version(void **state) {
+  (void)state;
+  struct paxos_acceptor acc[NACC];
+  for (int i = 0; i < NACC; i++)
+    paxos_acceptor_init(&acc[i]);
+  int64_t one = 1, two = 2, three = 3, f;
+  struct paxos_ballot c0, c1, c2, cx, after;
+  /* Never written: ballot {0, 0}, and if-match of it creates the key. */
+  assert_int_equal(read_ctx(acc, &c0), LIN_ABSENT);
+  assert_int_equal(paxos_ballot_cmp(c0, (struct paxos_ballot){0}), 0);
+  assert_int_equal(if_match(acc, PAXOS_IF_MATCH, c0, val(&one), 1, &f, &c1),
+                   PAXOS_APPLIED);
+  assert_int_equal(f, LIN_ABSENT);
+  assert_int_equal(read_ctx(acc, &cx), 1);
+  assert_int_equal(paxos_ballot_cmp(cx, c1), 0); /* the applied answer's */
+  /* Two writers with the same context: the first applies, the second is
+   * refused and learns the winner's value and context. */
+  assert_int_equal(if_match(acc, PAXOS_IF_MATCH, c1, val(&two), 2, &f, &c2),
+                   PAXOS_APPLIED);
+  assert_int_equal(f, 1);
+  assert_true(paxos_ballot_cmp(c2, c1) > 0);
+  assert_int_equal(if_match(acc, PAXOS_IF_MATCH, c1, val(&three), 3, &f, &cx),
+                   PAXOS_NOT_APPLIED);
+  assert_int_equal(f, 2);
+  assert_int_equal(paxos_ballot_cmp(cx, c2), 0);
+  /* ABA: the value goes back to 1 at a new version; the context of the
+   * first 1 is stale, though the bytes are equal. */
+  assert_int_equal(if_match(acc, PAXOS_IF_MATCH, c2, val(&one), 1, &f, &cx),
+                   PAXOS_APPLIED);
+  assert_int_equal(
+      if_match(acc, PAXOS_IF_MATCH, c1, val(&three), 3, &f, &after),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(f, 1);
+  assert_int_equal(paxos_ballot_cmp(after, cx), 0);
+  /* Delete-if-match: stale refused, current applied; the absent key is a
+   * version of its own, not the never-written one. */
+  assert_int_equal(
+      if_match(acc, PAXOS_DELETE_IF_MATCH, c2, ABSENT, 2, &f, &after),
+      PAXOS_NOT_APPLIED);
+  assert_int_equal(f, 1);
+  assert_int_equal(if_match(acc, PAXOS_DELETE_IF_MATCH, cx, ABSENT, 2, &f, &c1),
+                   PAXOS_APPLIED);
+  assert_int_equal(read_ctx(acc, &c2), LIN_ABSENT);
+  assert_int_equal(paxos_ballot_cmp(c2, c1), 0);
+  assert_int_equal(if_match(acc, PAXOS_IF_MATCH, c0, val(&one), 1, &f, &after),
+                   PAXOS_NOT_APPLIED); /* deleted is not never-written */
+  assert_int_equal(f, LIN_ABSENT);
+  assert_int_equal(if_match(acc, PAXOS_IF_MATCH, c1, val(&three), 3, &f, &cx),
+                   PAXOS_APPLIED); /* if-absent, on this very absence */
+  assert_int_equal(read_ctx(acc, &after), 3);
+  /* A context is 16 bytes, nothing else. */
+  struct paxos_op op;
+  uint8_t shortc[PAXOS_CONTEXT_LEN - 1] = {0};
+  assert_int_equal(
+      paxos_op_init(&op, PAXOS_IF_MATCH,
+                    (struct paxos_value){true, shortc, sizeof shortc},
+                    val(&one), ids, NACC),
+      CHORUS_EINVAL);
+  assert_int_equal(
+      paxos_op_init(&op, PAXOS_DELETE_IF_MATCH, ABSENT, ABSENT, ids, NACC),
+      CHORUS_EINVAL);
+  uint8_t enc[PAXOS_CONTEXT_LEN];
+  paxos_context_encode(B(0x0102030405060708u, 9), enc);
+  assert_int_equal(enc[0], 1);
+  assert_int_equal(enc[15], 9);
+  assert_true(paxos_context_decode(enc, sizeof enc, &cx));
+  assert_int_equal(paxos_ballot_cmp(cx, B(0x0102030405060708u, 9)), 0);
+  assert_false(paxos_context_decode(enc, sizeof enc - 1, &cx));
+  for (int i = 0; i < NACC; i++)
+    paxos_acceptor_free(&acc[i]);
+}
+
 /* ------------------------------------------------------------------------
  * Locks and fencing (paxos.h, LOCKS AND FENCING)
  * ------------------------------------------------------------------------ */
@@ -613,6 +723,11 @@ struct client {
   /* The lock swarm: this client's clock offset (ticks), and the token it
    * believes it holds (0: none) until when. */
   uint64_t offset, held_token, held_until;
+  /* If-match: the value this client last learnt and its context (valid
+   * once @seen; before, the never-written key, absent at {0, 0}). */
+  bool seen;
+  int64_t seen_val;
+  struct paxos_ballot seen_ctx;
 };
 
 /* The lock swarm: every lock operation, to judge at the end. */
@@ -729,13 +844,32 @@ static void record(struct world *w, struct client *c) {
     break;
   case PAXOS_IF_VALUE:
   case PAXOS_DELETE_IF_VALUE:
+  case PAXOS_IF_MATCH:
+  case PAXOS_DELETE_IF_MATCH:
+    /* An if-match is judged as an if-value of the value its context came
+     * with: applied, that version was current, so was its value. */
     h.kind = LIN_CAS;
     h.in[0] = c->expected;
-    h.in[1] = c->cond == PAXOS_IF_VALUE ? c->update : LIN_ABSENT;
+    h.in[1] = c->cond == PAXOS_IF_VALUE || c->cond == PAXOS_IF_MATCH
+                  ? c->update
+                  : LIN_ABSENT;
     h.out = op->outcome == PAXOS_APPLIED;
     break;
   }
-  w->hist[w->nhist++] = h;
+  if (op->outcome != PAXOS_UNKNOWN) {
+    c->seen = true;
+    c->seen_ctx = paxos_op_context(op);
+    bool del =
+        c->cond == PAXOS_DELETE_IF_VALUE || c->cond == PAXOS_DELETE_IF_MATCH;
+    c->seen_val = op->outcome != PAXOS_APPLIED ? as_int(op->found)
+                  : del                        ? LIN_ABSENT
+                                               : c->update;
+  }
+  /* A refused if-match is no refused if-value: the value may be equal at
+   * another version (ABA, or a repair's new ballot). Only its read counts. */
+  bool match = c->cond == PAXOS_IF_MATCH || c->cond == PAXOS_DELETE_IF_MATCH;
+  if (!(match && op->outcome == PAXOS_NOT_APPLIED))
+    w->hist[w->nhist++] = h;
   /* A failed condition also says what it found: judged as a read. */
   if (c->cond != PAXOS_READ && op->outcome == PAXOS_NOT_APPLIED) {
     struct lin_op r = h;
@@ -778,13 +912,24 @@ static void start_op(struct world *w, int i) {
     start_lock_op(w, i);
     return;
   }
-  c->cond = (uint8_t)below(5);
+  c->cond = (uint8_t)below(7);
   c->update = ++w->next_value;
   /* An expected value that is often right: the last value written. */
   c->expected = below(3) ? w->next_value - 1 - (int64_t)below(2) : 999;
   int64_t e = c->expected, u = c->update;
   struct paxos_value ev = {true, (const uint8_t *)&e, sizeof e};
   struct paxos_value uv = {true, (const uint8_t *)&u, sizeof u};
+  uint8_t ctx[PAXOS_CONTEXT_LEN];
+  if (c->cond == PAXOS_IF_MATCH || c->cond == PAXOS_DELETE_IF_MATCH) {
+    /* The version this client last learnt, current or stale by now. */
+    if (!c->seen) {
+      c->seen_val = LIN_ABSENT;
+      c->seen_ctx = (struct paxos_ballot){0};
+    }
+    c->expected = c->seen_val;
+    paxos_context_encode(c->seen_ctx, ctx);
+    ev = (struct paxos_value){true, ctx, sizeof ctx};
+  }
   assert_int_equal(paxos_op_init(&c->op, c->cond, ev, uv, ids, NACC),
                    CHORUS_OK);
   c->busy = true;
@@ -1133,6 +1278,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(acceptor_rules),
       cmocka_unit_test(one_proposer),
+      cmocka_unit_test(if_match_names_a_version),
       cmocka_unit_test(unfinished_proposal_is_finished),
       cmocka_unit_test(locks_and_tokens),
       cmocka_unit_test(fenced_writes),

@@ -241,6 +241,19 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
   case WIRE_SET_REPLY:
     if (view_of(n, &m->set_reply.members, &r) != CHORUS_OK)
       return CHORUS_ENOMEM;
+    r.context = m->set_reply.context.ptr;
+    r.clen = m->set_reply.context.len;
+    break;
+  case WIRE_LWW_REPLY:
+    r.stamp[0] = m->lww_reply.ts;
+    r.stamp[1] = m->lww_reply.node;
+    if (m->lww_reply.present) {
+      if (view_reserve(n, 1) != CHORUS_OK)
+        return CHORUS_ENOMEM;
+      n->view[0] = value_of(n, m->lww_reply.value.ptr, m->lww_reply.value.len);
+      r.values = n->view;
+      r.nvalues = 1;
+    }
     break;
   case WIRE_MAP_REPLY: {
     /* sets_as_maps: the members of m.s, as a SET_REPLY would list them. */
@@ -264,6 +277,8 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
     struct wire_bytes_list l = {k, items};
     if (view_of(n, &l, &r) != CHORUS_OK)
       return CHORUS_ENOMEM;
+    r.context = m->map_reply.context.ptr;
+    r.clen = m->map_reply.context.len;
     break;
   }
   case WIRE_COUNTER_REPLY:
@@ -272,6 +287,8 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
   case WIRE_CAS_REPLY:
     /* sim.h, SIM_OP_CAS: applied as the counter, the value found. */
     r.counter = m->cas_reply.applied;
+    r.context = m->cas_reply.context.ptr; /* for a later IF_MATCH */
+    r.clen = m->cas_reply.context.len;
     if (m->cas_reply.present) {
       if (view_reserve(n, 1) != CHORUS_OK)
         return CHORUS_ENOMEM;
@@ -280,8 +297,31 @@ static int fx_reply(void *ctx, uint64_t cookie, const struct wire_msg *m,
       r.nvalues = 1;
     }
     break;
+  case WIRE_LOCK_REPLY:
+    /* sim.h, SIM_OP_LOCK: applied as the counter, the record in .lock,
+     * a fenced put's value found. */
+    r.counter = m->lock_reply.applied;
+    r.lock = (struct sim_lock_answer){.refusal = m->lock_reply.refusal,
+                                      .held = m->lock_reply.held,
+                                      .token = m->lock_reply.token,
+                                      .expires = m->lock_reply.expires};
+    if (m->lock_reply.present) {
+      if (view_reserve(n, 1) != CHORUS_OK)
+        return CHORUS_ENOMEM;
+      n->view[0] =
+          value_of(n, m->lock_reply.value.ptr, m->lock_reply.value.len);
+      r.values = n->view;
+      r.nvalues = 1;
+    }
+    break;
   case WIRE_WRITE_REPLY:
   case WIRE_WRITE_REPLY2:
+    /* An LWW write's context is its stamp (wire.h); the simulator reads
+     * it only for LWW_SET. */
+    if (m->write_reply.context.len == WIRE_LWW_STAMP_BYTES) {
+      r.stamp[0] = store_be64_get(m->write_reply.context.ptr);
+      r.stamp[1] = store_be64_get(m->write_reply.context.ptr + 8);
+    }
     break;
   case WIRE_ERROR:
     r.status = m->error.code < 0 ? m->error.code : CHORUS_EINTERNAL;
@@ -403,6 +443,9 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
   if (n->opt.hint_batch != 0)
     c->hint_batch = n->opt.hint_batch;
   c->max_object_bytes = n->opt.max_object_bytes;
+  if (n->opt.lock_skew_ms != 0)
+    c->lock_skew_ms =
+        n->opt.lock_skew_ms < 0 ? 0 : (chorus_ms)n->opt.lock_skew_ms;
   c->tombstone_gc = n->opt.tombstone_gc;
   if (n->opt.tombstone_gc_timeout_ms != 0)
     c->tombstone_gc_timeout_ms = n->opt.tombstone_gc_timeout_ms;
@@ -569,6 +612,29 @@ static int on_message(struct cnode *n, const struct sim_event *ev) {
   return rc;
 }
 
+/* map_set_op: sets_as_maps: the one field operation @kind on m.s's
+ * element @member, encoded into n->mapops (*@len bytes). */
+static int map_set_op(struct cnode *n, enum crdt_map_op_kind kind,
+                      const struct wire_bytes *member, size_t *len) {
+  struct crdt_map_op op;
+  memset(&op, 0, sizeof op);
+  op.kind = kind;
+  op.depth = 2;
+  op.path[0] = (struct crdt_map_key){(const uint8_t *)"m", 1, CRDT_MAP_MAP};
+  op.path[1] = (struct crdt_map_key){(const uint8_t *)"s", 1, CRDT_MAP_SET};
+  op.data = member->ptr;
+  op.len = (uint32_t)member->len;
+  size_t need = crdt_map_ops_encoded_size(&op, 1);
+  if (need > n->mapcap) {
+    uint8_t *b = chorus_realloc(n->mapops, need);
+    if (b == NULL)
+      return CHORUS_ENOMEM;
+    n->mapops = b;
+    n->mapcap = need;
+  }
+  return crdt_map_ops_encode(&op, 1, n->mapops, n->mapcap, len);
+}
+
 static int on_request(struct cnode *n, const struct sim_event *ev) {
   const struct sim_request *q = &ev->req;
   struct wire_msg m;
@@ -616,34 +682,42 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
     m.counter_read = (struct wire_counter_read){.key = key, .opts = o};
     break;
   case SIM_OP_SET_ADD:
+  case SIM_OP_SET_REMOVE:
     if (n->opt.sets_as_maps) {
-      struct crdt_map_op op;
-      memset(&op, 0, sizeof op);
-      op.kind = CRDT_MAP_OP_SET_ADD;
-      op.depth = 2;
-      op.path[0] = (struct crdt_map_key){(const uint8_t *)"m", 1, CRDT_MAP_MAP};
-      op.path[1] = (struct crdt_map_key){(const uint8_t *)"s", 1, CRDT_MAP_SET};
-      op.data = member.ptr;
-      op.len = (uint32_t)member.len;
-      size_t need = crdt_map_ops_encoded_size(&op, 1), w = 0;
-      if (need > n->mapcap) {
-        uint8_t *b = chorus_realloc(n->mapops, need);
-        if (b == NULL)
-          return CHORUS_ENOMEM;
-        n->mapops = b;
-        n->mapcap = need;
-      }
-      int rc = crdt_map_ops_encode(&op, 1, n->mapops, n->mapcap, &w);
+      size_t w = 0;
+      int rc = map_set_op(n,
+                          q->op == SIM_OP_SET_ADD ? CRDT_MAP_OP_SET_ADD
+                                                  : CRDT_MAP_OP_SET_REMOVE,
+                          &member, &w);
       if (rc != CHORUS_OK)
         return rc;
       m.type = WIRE_MAP_UPDATE;
-      m.map_update = (struct wire_map_update){
-          .key = key, .ops = {n->mapops, w}, .opts = o};
+      m.map_update = (struct wire_map_update){.key = key,
+                                              .ops = {n->mapops, w},
+                                              .context = {q->context, q->clen},
+                                              .opts = o};
+      break;
+    }
+    if (q->op == SIM_OP_SET_REMOVE) {
+      m.type = WIRE_SET_REMOVE;
+      m.set_remove = (struct wire_set_remove){.key = key,
+                                              .members = members,
+                                              .context = {q->context, q->clen},
+                                              .opts = o};
       break;
     }
     m.type = WIRE_SET_ADD;
     m.set_add =
         (struct wire_set_add){.key = key, .members = members, .opts = o};
+    break;
+  case SIM_OP_LWW_SET:
+    m.type = WIRE_LWW_SET;
+    m.lww_set = (struct wire_lww_set){
+        .key = key, .value = {q->value, q->vlen}, .opts = o};
+    break;
+  case SIM_OP_LWW_READ:
+    m.type = WIRE_LWW_READ;
+    m.lww_key = (struct wire_lww_key){.key = key, .opts = o};
     break;
   case SIM_OP_SET_READ:
     if (n->opt.sets_as_maps) {
@@ -664,9 +738,31 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
     if (q->cas_cond == WIRE_CAS_IF_VALUE ||
         q->cas_cond == WIRE_CAS_DELETE_IF_VALUE)
       m.cas.expected = (struct wire_bytes){n->expected, 8};
+    if (q->cas_cond == WIRE_CAS_IF_MATCH ||
+        q->cas_cond == WIRE_CAS_DELETE_IF_MATCH)
+      m.cas.expected = (struct wire_bytes){q->context, q->clen};
     if (q->cas_cond == WIRE_CAS_SET || q->cas_cond == WIRE_CAS_IF_ABSENT ||
-        q->cas_cond == WIRE_CAS_IF_VALUE)
+        q->cas_cond == WIRE_CAS_IF_VALUE || q->cas_cond == WIRE_CAS_IF_MATCH)
       m.cas.value = (struct wire_bytes){q->value, q->vlen};
+    break;
+  case SIM_OP_LOCK:
+    /* A lock operation or a fenced write (issue 23): the key as the
+     * client named it (the lock's, with WIRE_LOCK_PREFIX, or the data
+     * key), a fenced put's value as 8 bytes. */
+    m.type = WIRE_LOCK;
+    m.lock = (struct wire_lock){.op = (uint8_t)q->lock_op,
+                                .key = key,
+                                .token = q->token,
+                                .ttl_ms = q->ttl_ms,
+                                .opts = o};
+    if (q->lock_op == WIRE_LOCK_ACQUIRE)
+      m.lock.holder = (struct wire_bytes){(const uint8_t *)"sim", 3};
+    if (q->lock_op == WIRE_LOCK_FENCED_PUT) {
+      /* The planted bug: half the writes compared one token up. */
+      m.lock.token += n->opt.planted_fence_plus1 && (q->id & 1) ? 1 : 0;
+      m.lock.name = (struct wire_bytes){q->name, q->nlen};
+      m.lock.value = (struct wire_bytes){q->value, q->vlen};
+    }
     break;
   default: {
     struct sim_reply r = {.id = q->id, .status = CHORUS_ENOTSUP};
@@ -803,6 +899,8 @@ static enum crdt_type crdt_type_of(enum sim_op_type t) {
     return CRDT_SET;
   case SIM_TYPE_CAS:
     return CRDT_PAXOS;
+  case SIM_TYPE_LWW:
+    return CRDT_LWW;
   }
   return CRDT_NONE;
 }
@@ -922,6 +1020,14 @@ static int cn_inspect(void *state, enum sim_op_type type, const void *key,
   }
   case CRDT_PAXOS:
     break; /* a CAS key: acceptor state, no values (the digest tells) */
+  case CRDT_LWW:
+    if ((rc = view_reserve(n, 1)) != CHORUS_OK)
+      return rc;
+    if (o->u.lww.present)
+      n->view[k++] = value_of(n, o->u.lww.value, o->u.lww.len);
+    out->stamp[0] = o->u.lww.ts;
+    out->stamp[1] = o->u.lww.node;
+    break;
   default:
     return CHORUS_ECORRUPT;
   }
@@ -995,6 +1101,10 @@ void core_sim_preset_apply(struct sim_run_config *rc,
   rc->sim.ops_arg = (void *)(uintptr_t)&p->opt;
   rc->r = p->r;
   rc->w = p->w;
+  /* The node core has every type: LWW registers and set removes with a
+   * read's context too (issue 21). */
+  rc->lww_keys = 1;
+  rc->set_remove_pct = 20;
 }
 
 void core_sim_brutal(struct sim_run_config *rc) {

@@ -45,7 +45,9 @@
  *   SIM_EV_REQUEST   a struct wire_msg (GET, PUT with its context,
  *                    DELETE with its context,
  *                    COUNTER_ADD with op_id = the request id, COUNTER_READ,
- *                    SET_ADD of one member, SET_READ; the request's r/w go
+ *                    SET_ADD of one member, SET_READ, CAS, LOCK (a lock op
+ *                    or a fenced put; its LOCK_REPLY as sim_result.lock);
+ *                    the request's r/w go
  *                    into wire_options as they are, 0 = node default, a
  *                    negative number a named level) to core_client with the
  *                    request id as cookie; the reply effect is sim_fx_reply
@@ -172,6 +174,14 @@ struct core_sim_options {
   int planted_early_ack; /* a planted bug, for the checkers' own test:
                           * the adapter answers every write OK at once
                           * and drops the core's real answer */
+
+  /* Locks (issue 23; test_lock_sim): repl's lock_skew_ms (chorusd
+   * --lock-skew-ms) [0: repl's 500], negative for 0, no allowance (a
+   * planted bug); and a planted bug for the fencing checker: every
+   * FENCED_PUT of an odd request id goes out with its token + 1 (as if
+   * the resource compared them off by one, and remembered that). */
+  int64_t lock_skew_ms;
+  int planted_fence_plus1;
 };
 
 extern const struct sim_node_ops core_sim_ops;

@@ -33,7 +33,7 @@ struct ev {
   uint32_t epoch;      /* EV_NODE timers/syncs: the incarnation they target */
   int check_epoch;     /* 0 for messages and requests (any incarnation) */
   struct sim_event ev; /* EV_NODE; the pointers below own its bytes */
-  void *data, *key, *value, *context;
+  void *data, *key, *value, *context, *name;
   void (*fn)(struct sim *, void *);
   void *arg;
   /* client replies and timeouts */
@@ -43,6 +43,8 @@ struct ev {
   uint64_t *values;
   size_t nvalues;
   int64_t counter;
+  uint64_t stamp[2];
+  struct sim_lock_answer lock;
 };
 
 /* A barrier requested through store_sync_request(); owned by the node's
@@ -126,6 +128,7 @@ _Static_assert(SIM_MAX_NODES <= 0x10000, "node index must fit 16 bits");
 struct sim {
   struct sim_config cfg;
   sim_time now;
+  int64_t clock_err_max; /* sim_clock_error_max */
   uint64_t seq;
   size_t events;
   /* the queue: a binary min-heap on (t, seq) */
@@ -273,6 +276,7 @@ static void ev_free(struct ev *e) {
   chorus_free(e->key);
   chorus_free(e->value);
   chorus_free(e->context);
+  chorus_free(e->name);
   chorus_free(e->values);
   chorus_free(e);
 }
@@ -364,8 +368,22 @@ static sim_time local_to_virtual(const struct node *n, chorus_ms ms) {
          1;
 }
 
+/* note_clock_error: keeps sim_clock_error_max up to date with @n's wall
+ * clock error (offset and jumps). */
+static void note_clock_error(struct sim *s, const struct node *n) {
+  int64_t e = n->offset_ms + n->jump_ms;
+  e = e < 0 ? -e : e;
+  if (e > s->clock_err_max)
+    s->clock_err_max = e;
+}
+
+chorus_ms sim_clock_error_max(const struct sim *s) {
+  return (chorus_ms)s->clock_err_max;
+}
+
 void sim_clock_jump(struct sim *s, int node, int64_t ms) {
   s->nodes[node].jump_ms += ms;
+  note_clock_error(s, &s->nodes[node]);
   sim_tracef(s, "clock of n%d jumps %+" PRId64 " ms", node, ms);
 }
 
@@ -458,6 +476,9 @@ int sim_fx_reply(struct sim_effects *fx, const struct sim_reply *r) {
   e->status = r->status;
   e->maybe_applied = r->maybe_applied;
   e->counter = r->counter;
+  e->stamp[0] = r->stamp[0];
+  e->stamp[1] = r->stamp[1];
+  e->lock = r->lock;
   e->node = fx->node;
   if (r->nvalues > 0) {
     e->values = chorus_calloc(r->nvalues, sizeof *e->values);
@@ -857,7 +878,8 @@ static void sync_step_ev(struct sim *s, int node) {
 
 static int is_write(enum sim_op op) {
   return op == SIM_OP_PUT || op == SIM_OP_COUNTER_ADD || op == SIM_OP_SET_ADD ||
-         op == SIM_OP_DELETE || op == SIM_OP_CAS;
+         op == SIM_OP_DELETE || op == SIM_OP_CAS || op == SIM_OP_SET_REMOVE ||
+         op == SIM_OP_LWW_SET || op == SIM_OP_LOCK;
 }
 
 static void client_complete(struct sim *s, int c, enum sim_outcome outcome,
@@ -905,6 +927,9 @@ static void client_reply_ev(struct sim *s, struct ev *e) {
   void *ctx = e->context;
   e->values = NULL;
   e->context = NULL;
+  if (o == SIM_OK && (cl->op == SIM_OP_LWW_SET || cl->op == SIM_OP_LWW_READ))
+    sim_history_stamp(&s->history, cl->hop, e->stamp);
+  cl->res.lock = e->lock;
   client_complete(s, e->client, o, e->status, values, e->nvalues, ctx,
                   e->ev.req.clen, e->counter);
 }
@@ -957,6 +982,12 @@ int sim_request_start(struct sim *s, int client, int node,
     if (e->context == NULL)
       goto err_after_evs;
   }
+  size_t nlen = call->lock_name != NULL ? strlen(call->lock_name) : 0;
+  if (nlen > 0) {
+    e->name = chorus_memdup(call->lock_name, nlen);
+    if (e->name == NULL)
+      goto err_after_evs;
+  }
   int64_t ix = sim_history_invoke(&s->history, &hop);
   if (ix < 0)
     goto err_after_evs;
@@ -970,7 +1001,8 @@ int sim_request_start(struct sim *s, int client, int node,
       .klen = klen,
       .value = e->value,
       .vlen = (call->op == SIM_OP_PUT || call->op == SIM_OP_SET_ADD ||
-               call->op == SIM_OP_CAS)
+               call->op == SIM_OP_CAS || call->op == SIM_OP_SET_REMOVE ||
+               call->op == SIM_OP_LWW_SET || call->op == SIM_OP_LOCK)
                   ? 8
                   : 0,
       .context = e->context,
@@ -980,6 +1012,11 @@ int sim_request_start(struct sim *s, int client, int node,
       .w = call->w,
       .cas_cond = call->cas_cond,
       .expected = call->expected,
+      .lock_op = call->lock_op,
+      .token = call->token,
+      .ttl_ms = call->ttl_ms,
+      .name = e->name,
+      .nlen = nlen,
   };
   t->client = client;
   t->req_id = hop.id;
@@ -1592,6 +1629,7 @@ int sim_record_finals(struct sim *s) {
           .op_ids = (uint64_t *)(uintptr_t)v.op_ids,
           .nop_ids = v.nop_ids,
           .digest = v.digest,
+          .stamp = {v.stamp[0], v.stamp[1]},
       };
       rc = sim_history_final(h, &f);
       chorus_free(vals);
@@ -1732,6 +1770,7 @@ int sim_new(const struct sim_config *cfg, struct sim **out) {
       n->offset_ms =
           (int64_t)chorus_prng_range(&s->clock, 0, 2 * f->offset_ms) -
           (int64_t)f->offset_ms;
+    note_clock_error(s, n);
     n->fsync_us = SIM_MS(f->fsync_ms ? f->fsync_ms : 1);
     rc = store_mem_open(&n->store);
     if (rc != CHORUS_OK)

@@ -182,6 +182,13 @@ struct sim_request {
                       * @value is the new value, sent when the condition
                       * takes one */
   uint64_t expected; /* SIM_OP_CAS IF_VALUE, DELETE_IF_VALUE: as 8 bytes */
+  /* SIM_OP_LOCK: the wire's op (WIRE_LOCK_ACQUIRE...), its token and
+   * ttl; FENCED_PUT: @name the lock's name, @value the value (8 bytes),
+   * @key the data key (for the others @key is the lock's own key). */
+  int lock_op;
+  uint64_t token, ttl_ms;
+  const void *name;
+  size_t nlen;
 };
 
 struct sim_event {
@@ -229,6 +236,16 @@ struct sim_reply {
   const void *context; /* GET: opaque causal context for a later PUT */
   size_t clen;
   int64_t counter; /* COUNTER_READ */
+  /* LWW_READ, and an LWW_SET's WRITE_REPLY: the register's stamp (HLC
+   * time, node id) */
+  uint64_t stamp[2];
+  struct sim_lock_answer {
+    int refusal;      /* enum wire_lock_refusal */
+    int held;         /* 0 or 1 */
+    uint64_t token;   /* the lock's token; FENCED_PUT: the key's highest
+                       * for the lock before the write */
+    uint64_t expires; /* the coordinator's HLC ms */
+  } lock;             /* SIM_OP_LOCK (applied: .counter 1) */
 };
 
 struct sim_effects;
@@ -278,7 +295,8 @@ struct sim_replica_view {
   const uint64_t *op_ids; /* counter: op ids applied, if the protocol knows */
   size_t nop_ids;
   int has_op_ids;
-  uint64_t digest; /* equal states give equal digests (protocol-defined) */
+  uint64_t digest;   /* equal states give equal digests (protocol-defined) */
+  uint64_t stamp[2]; /* lww: the register's stamp */
 };
 
 struct sim_node_ops {
@@ -478,6 +496,11 @@ int sim_restart(struct sim *s, int node);
 struct store *sim_store(struct sim *s, int node);
 /* sim_clock_jump: moves @node's wall clock by @ms (either sign). */
 void sim_clock_jump(struct sim *s, int node, int64_t ms);
+/* sim_clock_error_max: the largest |offset + jumps| any node's wall clock
+ * has had so far, in ms (drift comes on top: at most drift_ppm of the
+ * virtual time elapsed). test_lock_sim judges lease overlaps only when
+ * the lock skew allowance covers it. */
+chorus_ms sim_clock_error_max(const struct sim *s);
 /* sim_node_state: the node's protocol state, NULL when down (tests). */
 void *sim_node_state(struct sim *s, int node);
 
@@ -503,7 +526,8 @@ struct sim_result {
   const void *context;
   size_t clen;
   int64_t counter;
-  size_t hop; /* index of the op in the history */
+  struct sim_lock_answer lock; /* SIM_OP_LOCK */
+  size_t hop;                  /* index of the op in the history */
 };
 
 /* A request a client makes. @covers lists the values the client saw with
@@ -521,12 +545,23 @@ struct sim_call {
   int r, w;
   sim_time timeout; /* 0: 2 s */
   /* SIM_OP_CAS (issue 23): the condition (WIRE_CAS_READ, _IF_ABSENT,
-   * _IF_VALUE, _DELETE_IF_VALUE, _SET) and the value it expects. The
-   * reply: sim_result.counter 1 when applied, .values the value found
-   * (none when absent); an error that may have applied is unknown, as for
-   * any write (a serial read's too: it may have finished a proposal). */
+   * _IF_VALUE, _DELETE_IF_VALUE, _SET, _IF_MATCH, _DELETE_IF_MATCH) and
+   * the value it expects (IF_MATCH: @context, a CAS reply's). The reply:
+   * sim_result.counter 1 when applied, .values the value found (none when
+   * absent), .context the value's context; an error that may have applied
+   * is unknown, as for any write (a serial read's too: it may have
+   * finished a proposal). */
   int cas_cond;
   uint64_t expected;
+  /* SIM_OP_LOCK (issue 23): the wire's op (WIRE_LOCK_ACQUIRE, _RENEW,
+   * _RELEASE, _STATUS, _FENCED_PUT), its token and ttl; @key is the
+   * lock's key (WIRE_LOCK_PREFIX + name) or, for FENCED_PUT, the data key,
+   * @lock_name then the lock's name and @value the value. The reply:
+   * sim_result.counter 1 when applied, .lock the rest, .values the value
+   * found (FENCED_PUT). */
+  int lock_op;
+  uint64_t token, ttl_ms;
+  const char *lock_name;
 };
 
 /* sim_request_start: client @client (0..SIM_MAX_CLIENTS-1, one request in
@@ -576,6 +611,11 @@ struct sim_run_config {
   int swarm;             /* draw fault rates per seed below sim.faults */
   int clients;           /* concurrent clients (default 4) */
   int kv_keys, counter_keys, set_keys; /* key counts per type */
+  int lww_keys;        /* LWW registers (default 0: not every protocol
+                        * under test has them) */
+  int set_remove_pct;  /* set operations that read the set, then remove one
+                        * element it returned with the read's context
+                        * (SIM_OP_SET_REMOVE), percent [0]; at most 70 */
   int delete_pct;      /* kv operations that read the key, then delete it with
                         * the read's context (SIM_OP_DELETE), percent [0]; at
                         * most 45: they replace read-modify-writes */

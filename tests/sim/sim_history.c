@@ -104,9 +104,14 @@ enum sim_op_type sim_op_type_of(enum sim_op op) {
     return SIM_TYPE_COUNTER;
   case SIM_OP_SET_ADD:
   case SIM_OP_SET_READ:
+  case SIM_OP_SET_REMOVE:
     return SIM_TYPE_SET;
   case SIM_OP_CAS:
+  case SIM_OP_LOCK:
     return SIM_TYPE_CAS;
+  case SIM_OP_LWW_SET:
+  case SIM_OP_LWW_READ:
+    return SIM_TYPE_LWW;
   default:
     return SIM_TYPE_KV;
   }
@@ -130,6 +135,14 @@ const char *sim_op_name(enum sim_op op) {
     return "delete";
   case SIM_OP_CAS:
     return "cas";
+  case SIM_OP_SET_REMOVE:
+    return "set_remove";
+  case SIM_OP_LWW_SET:
+    return "lww_set";
+  case SIM_OP_LWW_READ:
+    return "lww_read";
+  case SIM_OP_LOCK:
+    return "lock";
   }
   return "?";
 }
@@ -245,6 +258,12 @@ int sim_history_complete(struct sim_history *h, size_t idx,
   o->complete = when;
   o->counter = counter;
   return CHORUS_OK;
+}
+
+void sim_history_stamp(struct sim_history *h, size_t idx,
+                       const uint64_t stamp[2]) {
+  h->ops[idx].stamp[0] = stamp[0];
+  h->ops[idx].stamp[1] = stamp[1];
 }
 
 int sim_history_final(struct sim_history *h, const struct sim_hfinal *f) {
@@ -461,12 +480,16 @@ int sim_check_phantom(const struct sim_history *h,
     if (t == SIM_TYPE_COUNTER || t == SIM_TYPE_CAS)
       continue;
     struct u64map writes = {0};
-    int rc = index_writes(h, k, t == SIM_TYPE_KV ? SIM_OP_PUT : SIM_OP_SET_ADD,
+    int rc = index_writes(h, k,
+                          t == SIM_TYPE_KV    ? SIM_OP_PUT
+                          : t == SIM_TYPE_LWW ? SIM_OP_LWW_SET
+                                              : SIM_OP_SET_ADD,
                           &writes);
     for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
       const struct sim_hop *o = &h->ops[i];
       if (o->key == k && o->outcome == SIM_OK &&
-          (o->op == SIM_OP_GET || o->op == SIM_OP_SET_READ))
+          (o->op == SIM_OP_GET || o->op == SIM_OP_SET_READ ||
+           o->op == SIM_OP_LWW_READ))
         rc = phantom_in(h, &writes, k, o->read, o->nread, o->complete,
                         "read by client", o->client, rep);
     }
@@ -698,43 +721,217 @@ int sim_check_counter_final(const struct sim_history *h,
   return 0;
 }
 
+/* set_removed: the elements of set @k that a remove which may have taken
+ * effect (not FAIL), invoked before @until (0: any time), named, into
+ * @out. */
+static int set_removed(const struct sim_history *h, uint32_t k, uint64_t until,
+                       struct u64map *out) {
+  for (size_t i = 0; i < h->nops; i++) {
+    const struct sim_hop *d = &h->ops[i];
+    if (d->key == k && d->op == SIM_OP_SET_REMOVE && d->outcome != SIM_FAIL &&
+        (until == 0 || d->invoke <= until) && map_put(out, d->value, 1) < 0)
+      return CHORUS_ENOMEM;
+  }
+  return CHORUS_OK;
+}
+
 int sim_check_set_lost(const struct sim_history *h,
                        struct sim_check_report *rep) {
   for (uint32_t k = 0; k < h->nkeys; k++) {
     if (h->keys[k].type != SIM_TYPE_SET)
       continue;
-    int finals = 0;
-    for (size_t f = 0; f < h->nfinals; f++) {
+    /* What a remove that may have taken effect named is not lost. */
+    struct u64map removed = {0};
+    if (set_removed(h, k, 0, &removed) != CHORUS_OK)
+      return CHORUS_ENOMEM;
+    int finals = 0, rc = 0;
+    for (size_t f = 0; f < h->nfinals && rc == 0; f++) {
       const struct sim_hfinal *fin = &h->finals[f];
       if (fin->key != k)
         continue;
       finals++;
       struct u64map has = {0};
-      for (size_t j = 0; j < fin->nvalues; j++)
-        if (map_put(&has, fin->values[j], 1) < 0) {
-          map_free(&has);
-          return CHORUS_ENOMEM;
-        }
-      for (size_t i = 0; i < h->nops; i++) {
+      for (size_t j = 0; j < fin->nvalues && rc == 0; j++)
+        if (map_put(&has, fin->values[j], 1) < 0)
+          rc = CHORUS_ENOMEM;
+      for (size_t i = 0; i < h->nops && rc == 0; i++) {
         const struct sim_hop *o = &h->ops[i];
         if (o->key == k && o->op == SIM_OP_SET_ADD && o->outcome == SIM_OK &&
-            !map_has(&has, o->value)) {
-          map_free(&has);
-          return violation(rep, "set-lost-add",
-                           "key %s: acknowledged add of %" PRIu64
-                           " (client %d) missing from node %d's final set",
-                           keyname(h, k), o->value, o->client, fin->node);
-        }
+            !map_has(&has, o->value) && !map_has(&removed, o->value))
+          rc = violation(rep, "set-lost-add",
+                         "key %s: acknowledged add of %" PRIu64
+                         " (client %d) missing from node %d's final set",
+                         keyname(h, k), o->value, o->client, fin->node);
       }
       map_free(&has);
     }
-    for (size_t i = 0; i < h->nops && finals == 0; i++) {
+    for (size_t i = 0; i < h->nops && finals == 0 && rc == 0; i++) {
       const struct sim_hop *o = &h->ops[i];
-      if (o->key == k && o->op == SIM_OP_SET_ADD && o->outcome == SIM_OK)
-        return violation(rep, "set-lost-add",
-                         "key %s: acknowledged add of %" PRIu64
-                         " but no replica reports the key",
-                         keyname(h, k), o->value);
+      if (o->key == k && o->op == SIM_OP_SET_ADD && o->outcome == SIM_OK &&
+          !map_has(&removed, o->value))
+        rc = violation(rep, "set-lost-add",
+                       "key %s: acknowledged add of %" PRIu64
+                       " but no replica reports the key",
+                       keyname(h, k), o->value);
+    }
+    map_free(&removed);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int sim_check_set_removed(const struct sim_history *h,
+                          struct sim_check_report *rep) {
+  for (uint32_t k = 0; k < h->nkeys; k++) {
+    if (h->keys[k].type != SIM_TYPE_SET)
+      continue;
+    for (size_t i = 0; i < h->nops; i++) {
+      const struct sim_hop *d = &h->ops[i];
+      if (d->key != k || d->op != SIM_OP_SET_REMOVE || d->outcome != SIM_OK ||
+          d->ncovers == 0)
+        continue;
+      for (size_t f = 0; f < h->nfinals; f++) {
+        const struct sim_hfinal *fin = &h->finals[f];
+        for (size_t j = 0; fin->key == k && j < fin->nvalues; j++)
+          if (fin->values[j] == d->value)
+            return violation(rep, "set-removed",
+                             "key %s: node %d's final set holds %" PRIu64
+                             ", which acknowledged remove op %" PRIu64
+                             " (client %d) took out with a context that "
+                             "saw it",
+                             keyname(h, k), fin->node, d->value, d->id,
+                             d->client);
+      }
+    }
+  }
+  return 0;
+}
+
+/* stamp_cmp: the order of LWW stamps (HLC time, then node id). */
+static int stamp_cmp(const uint64_t a[2], const uint64_t b[2]) {
+  if (a[0] != b[0])
+    return a[0] < b[0] ? -1 : 1;
+  return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+/* lww_value_stamp: @v (read with @stamp) against its write's stamp, when
+ * that write was acknowledged (an unknown one was never told its
+ * stamp). */
+static int lww_value_stamp(const struct sim_history *h,
+                           const struct u64map *writes, uint32_t k, uint64_t v,
+                           const uint64_t stamp[2], const char *where,
+                           int where_n, struct sim_check_report *rep) {
+  const uint64_t *ix = map_find(writes, v);
+  if (ix == NULL)
+    return 0; /* the phantom checker's */
+  const struct sim_hop *w = &h->ops[*ix - 1];
+  if (w->outcome != SIM_OK || (w->stamp[0] == 0 && w->stamp[1] == 0))
+    return 0;
+  if (stamp_cmp(w->stamp, stamp) != 0)
+    return violation(rep, "lww-stamp",
+                     "key %s: %s %d holds %" PRIu64 " stamped %" PRIu64
+                     "/%016" PRIx64 ", but its write (client %d) was told "
+                     "%" PRIu64 "/%016" PRIx64,
+                     keyname(h, k), where, where_n, v, stamp[0], stamp[1],
+                     w->client, w->stamp[0], w->stamp[1]);
+  return 0;
+}
+
+int sim_check_lww(const struct sim_history *h, struct sim_check_report *rep) {
+  for (uint32_t k = 0; k < h->nkeys; k++) {
+    if (h->keys[k].type != SIM_TYPE_LWW)
+      continue;
+    struct u64map writes = {0}, stamps = {0};
+    int rc = index_writes(h, k, SIM_OP_LWW_SET, &writes);
+    /* Acknowledged writes: each its own stamp. */
+    for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
+      const struct sim_hop *o = &h->ops[i];
+      if (o->key != k || o->op != SIM_OP_LWW_SET || o->outcome != SIM_OK)
+        continue;
+      if (o->stamp[0] == 0) {
+        rc = violation(rep, "lww-stamp",
+                       "key %s: acknowledged write %" PRIu64
+                       " (client %d) was told no stamp",
+                       keyname(h, k), o->value, o->client);
+        break;
+      }
+      uint64_t sk = o->stamp[0] ^ (o->stamp[1] * 0x9e3779b97f4a7c15ull);
+      const uint64_t *other = map_find(&stamps, sk);
+      if (other != NULL && stamp_cmp(h->ops[*other - 1].stamp, o->stamp) == 0) {
+        rc = violation(rep, "lww-stamp",
+                       "key %s: writes %" PRIu64 " and %" PRIu64
+                       " were both told stamp %" PRIu64 "/%016" PRIx64,
+                       keyname(h, k), h->ops[*other - 1].value, o->value,
+                       o->stamp[0], o->stamp[1]);
+        break;
+      }
+      if (map_put(&stamps, sk, i + 1) < 0)
+        rc = CHORUS_ENOMEM;
+    }
+    for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
+      const struct sim_hop *o = &h->ops[i];
+      if (o->key == k && o->op == SIM_OP_LWW_READ && o->outcome == SIM_OK &&
+          o->nread == 1)
+        rc = lww_value_stamp(h, &writes, k, o->read[0], o->stamp,
+                             "read by client", o->client, rep);
+    }
+    for (size_t f = 0; f < h->nfinals && rc == CHORUS_OK; f++) {
+      const struct sim_hfinal *fin = &h->finals[f];
+      if (fin->key != k)
+        continue;
+      if (fin->nvalues > 1) {
+        rc = violation(rep, "lww-stamp",
+                       "key %s: node %d's register holds %zu values",
+                       keyname(h, k), fin->node, fin->nvalues);
+        break;
+      }
+      if (fin->nvalues == 1)
+        rc = lww_value_stamp(h, &writes, k, fin->values[0], fin->stamp,
+                             "final state of node", fin->node, rep);
+      /* No acknowledged write may be above the final stamp. (A value a
+       * read saw may be: a write that reached one replica, unacknowledged,
+       * dies with that replica's unsynced writes or wiped disk.) */
+      for (size_t i = 0; i < h->nops && rc == CHORUS_OK; i++) {
+        const struct sim_hop *o = &h->ops[i];
+        if (o->key != k || o->outcome != SIM_OK || o->op != SIM_OP_LWW_SET ||
+            stamp_cmp(o->stamp, fin->stamp) <= 0)
+          continue;
+        rc =
+            violation(rep, "lww-lost",
+                      "key %s: acknowledged write %" PRIu64
+                      " (client %d) stamped %" PRIu64 "/%016" PRIx64
+                      " is above node %d's final stamp %" PRIu64 "/%016" PRIx64,
+                      keyname(h, k), o->value, o->client, o->stamp[0],
+                      o->stamp[1], fin->node, fin->stamp[0], fin->stamp[1]);
+      }
+    }
+    map_free(&writes);
+    map_free(&stamps);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
+  return 0;
+}
+
+int sim_check_lww_fresh(const struct sim_history *h,
+                        struct sim_check_report *rep) {
+  for (size_t r = 0; r < h->nops; r++) {
+    const struct sim_hop *rd = &h->ops[r];
+    if (rd->op != SIM_OP_LWW_READ || rd->outcome != SIM_OK)
+      continue;
+    for (size_t i = 0; i < h->nops; i++) {
+      const struct sim_hop *w = &h->ops[i];
+      if (w->key == rd->key && w->op == SIM_OP_LWW_SET &&
+          w->outcome == SIM_OK && w->complete <= rd->invoke &&
+          stamp_cmp(rd->stamp, w->stamp) < 0)
+        return violation(
+            rep, "lww-fresh",
+            "key %s: client %d read a stamp %" PRIu64 "/%016" PRIx64
+            " below write %" PRIu64 " (client %d, ok, stamped %" PRIu64
+            "/%016" PRIx64 ") completed before it began",
+            keyname(h, rd->key), rd->client, rd->stamp[0], rd->stamp[1],
+            w->value, w->client, w->stamp[0], w->stamp[1]);
     }
   }
   return 0;
@@ -756,6 +953,10 @@ int sim_check_ryw(const struct sim_history *h, struct sim_check_report *rep) {
                ? reach(h, &writes, rd->read[j], &alive)
                : (map_put(&alive, rd->read[j], 1) < 0 ? CHORUS_ENOMEM
                                                       : CHORUS_OK);
+    /* A set remove (by any client) that may have taken effect before the
+     * read completed excuses the element it named. */
+    if (wop == SIM_OP_SET_ADD && rc == CHORUS_OK)
+      rc = set_removed(h, rd->key, rd->complete, &alive);
     /* A delete (by any client) that may have taken effect before the read
      * completed excuses what it covered. */
     for (size_t i = 0; i < h->nops && wop == SIM_OP_PUT && rc == CHORUS_OK;
@@ -868,12 +1069,20 @@ int sim_check_all(const struct sim_history *h, int strict,
     int (*fn)(const struct sim_history *, struct sim_check_report *);
     int strict_only;
   } checks[] = {
-      {sim_check_convergence, 0},       {sim_check_zombie, 0},
-      {sim_check_phantom, 0},           {sim_check_kv_lost, 0},
-      {sim_check_false_siblings, 0},    {sim_check_counter_weak, 0},
-      {sim_check_counter_bounds, 1},    {sim_check_counter_final, 0},
-      {sim_check_set_lost, 0},          {sim_check_ryw, 1},
+      {sim_check_convergence, 0},
+      {sim_check_zombie, 0},
+      {sim_check_phantom, 0},
+      {sim_check_kv_lost, 0},
+      {sim_check_false_siblings, 0},
+      {sim_check_counter_weak, 0},
+      {sim_check_counter_bounds, 1},
+      {sim_check_counter_final, 0},
+      {sim_check_set_lost, 0},
+      {sim_check_ryw, 1},
       {sim_check_read_after_delete, 1},
+      {sim_check_set_removed, 0},
+      {sim_check_lww, 0},
+      {sim_check_lww_fresh, 1},
   };
   size_t n = sizeof checks / sizeof checks[0];
   for (size_t i = 0; i < n; i++) {

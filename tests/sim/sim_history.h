@@ -60,6 +60,17 @@
  * equal exactly their sum and include every OK increment; without op ids
  * it must lie within the bounds of OK plus maybe-applied increments.
  *
+ * Sets (add-wins OR-sets): an acknowledged add is in every final set
+ * unless a remove that may have taken effect named it; a remove passes
+ * the context of a read that returned the element, so an acknowledged one
+ * leaves it in no final set (elements are unique: no concurrent re-add).
+ *
+ * LWW registers are judged by stamps: the write with the greatest (HLC
+ * time, node id) wins. A lost write here is an acknowledged write whose
+ * stamp is above the final one; a value read with another stamp than its
+ * write got is a phantom. Blind writes losing to greater stamps are the
+ * type's meaning, not a loss.
+ *
  * Every checker returns 0 (history fine), 1 (violation, described in
  * @rep) or CHORUS_ENOMEM.
  */
@@ -80,6 +91,14 @@ enum sim_op {
   SIM_OP_CAS,          /* cas: a compare-and-set or serial read (issue 23;
                         * sim_call.cas_cond; judged by tests/lin, not by
                         * the checkers here) */
+  SIM_OP_SET_REMOVE,   /* set: remove element @value with the context of an
+                        * earlier SET_READ that returned it (covers: it) */
+  SIM_OP_LWW_SET,      /* lww: write value; OK carries the stamp it got */
+  SIM_OP_LWW_READ,     /* lww: the value (none or one) and its stamp */
+  SIM_OP_LOCK,         /* lock: a LOCK request (issue 23; sim_call.lock_op:
+                        * acquire, renew, release, status, fenced put;
+                        * judged by test_lock_sim, not by the checkers
+                        * here) */
 };
 
 enum sim_op_type {
@@ -87,6 +106,7 @@ enum sim_op_type {
   SIM_TYPE_COUNTER,
   SIM_TYPE_SET,
   SIM_TYPE_CAS, /* a Paxos key: skipped by every checker below */
+  SIM_TYPE_LWW,
 };
 
 enum sim_outcome { SIM_PENDING = 0, SIM_OK, SIM_FAIL, SIM_UNKNOWN };
@@ -109,6 +129,9 @@ struct sim_hop {
   uint64_t *read; /* GET siblings, SET_READ elements (OK only) */
   size_t nread;
   int64_t counter; /* COUNTER_READ result */
+  /* LWW_SET (OK): the stamp the write got; LWW_READ (OK): the stamp of the
+   * value read (HLC time, node id; 0, 0 when absent or not told). */
+  uint64_t stamp[2];
   uint64_t invoke, complete;
   enum sim_outcome outcome;
 };
@@ -124,6 +147,7 @@ struct sim_hfinal {
   uint64_t *op_ids;
   size_t nop_ids;
   uint64_t digest;
+  uint64_t stamp[2]; /* lww: the register's stamp */
 };
 
 struct sim_hkey {
@@ -167,6 +191,10 @@ int sim_history_complete(struct sim_history *h, size_t idx,
                          enum sim_outcome outcome, uint64_t when,
                          const uint64_t *read, size_t nread, int64_t counter);
 
+/* sim_history_stamp: sets op @idx's stamp (lww). */
+void sim_history_stamp(struct sim_history *h, size_t idx,
+                       const uint64_t stamp[2]);
+
 /* sim_history_final: appends a replica's final state (arrays copied).
  * Errors: CHORUS_ENOMEM. */
 int sim_history_final(struct sim_history *h, const struct sim_hfinal *f);
@@ -207,6 +235,24 @@ int sim_check_read_after_delete(const struct sim_history *h,
  * superseding it, or a delete that covered it and was invoked before the
  * read completed). Holds with R+W>N, strict quorum and no faults only. */
 int sim_check_ryw(const struct sim_history *h, struct sim_check_report *rep);
+
+/* sim_check_set_removed: no replica's final set holds an element that an
+ * acknowledged (OK) remove took out with the context of a read that saw
+ * it. Elements are unique (one add each), so no concurrent add of the
+ * same element can excuse it (add-wins has nothing to win). */
+int sim_check_set_removed(const struct sim_history *h,
+                          struct sim_check_report *rep);
+/* sim_check_lww: LWW registers, judged by the stamps the clients were
+ * told. Every acknowledged write got a stamp no other write got; a read
+ * or a final state holding value v holds v's write's stamp; and no
+ * replica's final stamp is below that of an acknowledged write (a write
+ * lost to a smaller stamp). */
+int sim_check_lww(const struct sim_history *h, struct sim_check_report *rep);
+/* sim_check_lww_fresh: a LWW_READ invoked after an OK LWW_SET (any
+ * client) completed returns a stamp at least that write's. Holds with
+ * R+W>N, strict quorum and no faults only. */
+int sim_check_lww_fresh(const struct sim_history *h,
+                        struct sim_check_report *rep);
 
 /* sim_check_all: every checker, stopping at the first violation. The
  * strict-quorum ones (read-your-writes, read after delete, strict counter

@@ -318,7 +318,8 @@ static void ks_encode(const struct kstate *ks, struct wbuf *w) {
     }
     break;
   case SIM_TYPE_CAS:
-    break; /* the toy has no CAS keys: it never stores one */
+  case SIM_TYPE_LWW:
+    break; /* the toy has no CAS or LWW keys: it never stores one */
   }
 }
 
@@ -420,6 +421,7 @@ static int ks_merge(struct kstate *dst, const struct kstate *src, int naive,
       rc = elem_add(dst, src->elems[i].p, src->elems[i].n);
     break;
   case SIM_TYPE_CAS:
+  case SIM_TYPE_LWW:
     break; /* never stored (above) */
   }
   *changed = before[0] != dst->nsibs || before[1] != dst->ncovered ||

@@ -41,7 +41,8 @@ struct workload {
   /* a client in the middle of a read-modify-write: the key it read */
   char rmw_key[SIM_MAX_CLIENTS][32];
   int rmw[SIM_MAX_CLIENTS];
-  int rmw_delete[SIM_MAX_CLIENTS]; /* ... and deletes, with the context */
+  int rmw_delete[SIM_MAX_CLIENTS];     /* ... and deletes, with the context */
+  int rmw_set_remove[SIM_MAX_CLIENTS]; /* a set read, then a remove */
   int err;
 };
 
@@ -51,7 +52,33 @@ static void on_done(struct sim *s, void *arg, int client) {
   struct workload *w = arg;
   w->busy[client] = 0;
   const struct sim_result *res = sim_client_result(s, client);
-  if (w->rmw[client] == 1 && res->outcome == SIM_OK && !w->stop) {
+  if (w->rmw[client] == 1 && w->rmw_set_remove[client] &&
+      res->outcome == SIM_OK && !w->stop && res->nvalues > 0) {
+    /* Second half of a set read-then-remove: one element the read
+     * returned, removed with the read's context (observed remove). */
+    w->rmw[client] = 2;
+    uint64_t e =
+        res->values[chorus_prng_below(w->prng, (uint64_t)res->nvalues)];
+    struct sim_call c = {
+        .op = SIM_OP_SET_REMOVE,
+        .key = w->rmw_key[client],
+        .value = e,
+        .context = res->context,
+        .clen = res->clen,
+        .covers = &e,
+        .ncovers = 1,
+        .r = w->rc->r,
+        .w = w->rc->w,
+    };
+    int node = (int)chorus_prng_below(w->prng, (uint64_t)sim_nodes(s));
+    int rc = sim_request_start(s, client, node, &c, on_done, w);
+    if (rc == CHORUS_OK) {
+      w->busy[client] = 1;
+      return;
+    }
+    w->err = rc;
+  } else if (w->rmw[client] == 1 && !w->rmw_set_remove[client] &&
+             res->outcome == SIM_OK && !w->stop) {
     /* Second half of a read-modify-write: put (or delete) with what was
      * read, which supersedes (covers) exactly the values this read
      * returned. */
@@ -76,6 +103,7 @@ static void on_done(struct sim *s, void *arg, int client) {
     w->err = rc;
   }
   w->rmw[client] = 0;
+  w->rmw_set_remove[client] = 0;
   if (sim_schedule(s, chorus_prng_below(w->prng, SIM_MS(50)), client_next,
                    &w->args[client]) != CHORUS_OK)
     w->err = CHORUS_ENOMEM;
@@ -89,7 +117,7 @@ static void client_next(struct sim *s, void *arg) {
     return;
   const struct sim_run_config *rc = w->rc;
   struct chorus_prng *p = w->prng;
-  int total = rc->kv_keys + rc->counter_keys + rc->set_keys;
+  int total = rc->kv_keys + rc->counter_keys + rc->set_keys + rc->lww_keys;
   if (total <= 0)
     return;
   int pick = (int)chorus_prng_below(p, (uint64_t)total);
@@ -119,13 +147,27 @@ static void client_next(struct sim *s, void *arg) {
     } else {
       call.op = SIM_OP_COUNTER_READ;
     }
-  } else {
+  } else if (pick < rc->kv_keys + rc->counter_keys + rc->set_keys) {
     snprintf(key, sizeof key, "set%d", pick - rc->kv_keys - rc->counter_keys);
-    if (dice < 70) {
+    if (dice < (uint64_t)rc->set_remove_pct) {
+      call.op = SIM_OP_SET_READ; /* then remove what it saw */
+      w->rmw[c] = 1;
+      w->rmw_set_remove[c] = 1;
+      memcpy(w->rmw_key[c], key, sizeof key);
+    } else if (dice < 70) {
       call.op = SIM_OP_SET_ADD;
       call.value = w->next_value++;
     } else {
       call.op = SIM_OP_SET_READ;
+    }
+  } else {
+    snprintf(key, sizeof key, "lww%d",
+             pick - rc->kv_keys - rc->counter_keys - rc->set_keys);
+    if (dice < 60) {
+      call.op = SIM_OP_LWW_SET; /* blind */
+      call.value = w->next_value++;
+    } else {
+      call.op = SIM_OP_LWW_READ;
     }
   }
   int node = (int)chorus_prng_below(p, (uint64_t)sim_nodes(s));

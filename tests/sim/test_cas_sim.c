@@ -12,7 +12,11 @@
  *   2. Chaos (CHAOS_MS of virtual time): CLIENTS clients race on KEYS
  *      keys, each request through a random node: serial reads, if-absent,
  *      if-value increments from the value the client last saw, and
- *      delete-if-value of it. The nemesis partitions, clogs, crashes (the
+ *      delete-if-value of it; if-match increments and deletes with the
+ *      context that came with that value (an applied one is judged as an
+ *      if-value of it, a refused one as the read it answers; its answer's
+ *      context must be later when applied, another when refused). The
+ *      nemesis partitions, clogs, crashes (the
  *      node restarts from what its store made durable), fails fsyncs and
  *      jumps clocks.
  *   3. Heal: the nemesis stops, every node restarts, the clients' last
@@ -71,7 +75,12 @@ struct run {
   int stop;
   int busy[CLIENTS];
   int64_t seen[CLIENTS][KEYS]; /* the value each client last saw */
-  struct lin_op cur[CLIENTS];  /* the operation in flight */
+  /* If-match: the context that came with it (zeros: never written), and
+   * whether the request in flight is an if-match (its context sent). */
+  uint8_t ctx[CLIENTS][KEYS][WIRE_CAS_CONTEXT_LEN];
+  uint8_t sent_ctx[CLIENTS][WIRE_CAS_CONTEXT_LEN];
+  int match[CLIENTS];
+  struct lin_op cur[CLIENTS]; /* the operation in flight */
   struct lin_op *hist;
   size_t n, cap;
   int err;
@@ -83,6 +92,9 @@ struct totals {
   uint64_t cas_unknown, cas_ops; /* updates only: the known weakness */
   uint64_t unanswered; /* unknown because no answer came within 2 s (the
                         * rest: the coordinator said "may or may not") */
+  uint64_t match_applied, match_refused; /* if-match updates answered */
+  uint64_t ctx_wrong; /* an if-match whose answer's context contradicts its
+                       * outcome (must stay 0) */
   int seeds, failures, undecided;
 };
 
@@ -115,6 +127,28 @@ static void record(struct run *r, int c, const struct sim_result *res,
   switch (res->outcome) {
   case SIM_OK:
     op.ret = sim_now(r->s);
+    if (res->clen == WIRE_CAS_CONTEXT_LEN)
+      memcpy(r->ctx[c][k], res->context, WIRE_CAS_CONTEXT_LEN);
+    else
+      t->ctx_wrong++; /* every CAS answer carries one */
+    if (r->match[c]) {
+      /* Applied: a new version, so a later context (ballots grow);
+       * refused: another version than the one named. Judged as an
+       * if-value of the value that came with the context when applied;
+       * refused, only as the read it is (the value may be equal at
+       * another version). */
+      int cmp = memcmp(r->ctx[c][k], r->sent_ctx[c], WIRE_CAS_CONTEXT_LEN);
+      bool applied = res->counter != 0;
+      if (applied ? cmp <= 0 : cmp == 0)
+        t->ctx_wrong++;
+      if (applied) {
+        t->match_applied++;
+      } else {
+        t->match_refused++;
+        op.kind = LIN_READ;
+        op.in[0] = op.in[1] = 0;
+      }
+    }
     if (op.kind == LIN_READ) {
       op.out = found_value(res);
       r->seen[c][k] = op.out;
@@ -174,7 +208,24 @@ static void client_start(struct sim *s, struct run *r, int c) {
   uint64_t dice = chorus_prng_below(p, 100);
   struct sim_call call = {.op = SIM_OP_CAS, .key = key};
   struct lin_op op = {.key = (uint64_t)k, .client = (uint32_t)c};
-  if (dice < 25) {
+  r->match[c] = 0;
+  if (dice >= 80) {
+    /* If-match with the context last seen (current or stale by now): an
+     * increment, a new chain on an absent key, or (1 in 4) a delete. */
+    bool del = dice >= 95;
+    call.cas_cond = del ? WIRE_CAS_DELETE_IF_MATCH : WIRE_CAS_IF_MATCH;
+    op.kind = LIN_CAS;
+    op.in[0] = seen;
+    op.in[1] = del ? LIN_ABSENT
+               : seen != LIN_ABSENT
+                   ? seen + 1
+                   : (int64_t)(c + 1) * 1000000 +
+                         (int64_t)chorus_prng_below(p, 1000) * 1000;
+    memcpy(r->sent_ctx[c], r->ctx[c][k], WIRE_CAS_CONTEXT_LEN);
+    call.context = r->sent_ctx[c];
+    call.clen = WIRE_CAS_CONTEXT_LEN;
+    r->match[c] = 1;
+  } else if (dice < 25) {
     call.cas_cond = WIRE_CAS_READ;
     op.kind = LIN_READ;
   } else if (seen == LIN_ABSENT || dice < 35) {
@@ -393,13 +444,16 @@ static void cas_histories_are_linearizable(void **state) {
       " serial reads, %" PRIu64 " unknown (%" PRIu64
       " of them unanswered), %" PRIu64
       " failed before proposing; unknown among updates %.1f %% (%" PRIu64
-      " of %" PRIu64 "); %" PRIu64 " checker steps\n",
+      " of %" PRIu64 "); if-match %" PRIu64 " applied, %" PRIu64
+      " refused; %" PRIu64 " checker steps\n",
       t.seeds, t.failures, t.undecided, t.ops, t.applied, t.not_applied,
       t.reads, t.unknown, t.unanswered, t.failed,
       t.cas_ops ? 100.0 * (double)t.cas_unknown / (double)t.cas_ops : 0.0,
-      t.cas_unknown, t.cas_ops, t.steps);
+      t.cas_unknown, t.cas_ops, t.match_applied, t.match_refused, t.steps);
   assert_int_equal(t.failures, 0);
   assert_int_equal(t.undecided, 0);
+  assert_int_equal(t.ctx_wrong, 0);
+  assert_true(t.match_applied > 0 && t.match_refused > 0);
   assert_true(t.applied > (uint64_t)t.seeds); /* the workload did work */
 }
 

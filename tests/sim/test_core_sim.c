@@ -89,6 +89,10 @@ static int key_at(const struct sim_run_config *rc, int i, char *key,
   } else if (i < rc->kv_keys + rc->counter_keys + rc->set_keys) {
     snprintf(key, size, "set%d", i - rc->kv_keys - rc->counter_keys);
     *type = SIM_TYPE_SET;
+  } else if (i < rc->kv_keys + rc->counter_keys + rc->set_keys + rc->lww_keys) {
+    snprintf(key, size, "lww%d",
+             i - rc->kv_keys - rc->counter_keys - rc->set_keys);
+    *type = SIM_TYPE_LWW;
   } else {
     return 0;
   }

@@ -17,6 +17,14 @@
  * (meta_check_linearizable). The workload's own checkers judge the data
  * path as usual.
  *
+ * Meanwhile a gossip key rotation (issue 24: KEY_INSTALL, KEY_USE, then
+ * KEY_REMOVE of the boot key, each tried again every 700 ms through the
+ * next node until applied; the nodes' own KEY_APPLIED reports make the
+ * next step acceptable) runs under the same faults: the applied states
+ * must agree as for every command, and at the end every node's SWIM must
+ * hold the keyring of the state it serves (core_gossip_keys,
+ * core_keyring_version). The count of completed rotations is printed.
+ *
  * The checker is first shown to catch planted violations (two leaders in
  * a term, two states at one index, a lost commit, a stale read, a read of
  * a write not yet begun, writes out of real-time order, a write applied
@@ -192,6 +200,14 @@ struct watch {
   int nodes;
   sim_time stop;      /* proposals stop here (the heal) */
   sim_time stop_poll; /* observations stop here (the heal's bound) */
+  /* A gossip key rotation under the faults (issue 24): the next step
+   * (0 install, 1 use, 2 remove of the boot key, 3 done), its tries, and
+   * what the end found. */
+  int rot_step;
+  uint64_t rot_tries;
+  uint8_t rot_key[META_KEY_BYTES];
+  int keys_wrong;    /* a node whose SWIM keys are not its state's */
+  uint64_t rot_done; /* 1: the rotation completed */
 };
 
 static const struct meta_node *meta_of(struct sim *s, int i) {
@@ -303,11 +319,52 @@ static void reads(struct sim *s, void *arg) {
     (void)sim_schedule(s, SIM_MS(READ_MS), reads, w);
 }
 
+/* rotate: the rotation's next step through the next node, every 700 ms
+ * until it is done; a refusal (EBUSY while a member has not applied the
+ * step before, no leader, a timeout) is simply tried again. */
+#define ROT_COOKIE (UINT64_C(1) << 59)
+
+static int propose_key(struct core *c, chorus_ms now, chorus_ms wall,
+                       void *arg) {
+  const struct watch *w = arg;
+  struct meta_cmd cmd = {0};
+  if (w->rot_step == 0) {
+    cmd.type = META_CMD_KEY_INSTALL;
+    memcpy(cmd.key.key, w->rot_key, sizeof cmd.key.key);
+    cmd.key.id = meta_key_id(cmd.key.key);
+  } else {
+    cmd.type = w->rot_step == 1 ? META_CMD_KEY_USE : META_CMD_KEY_REMOVE;
+    cmd.key.id = w->rot_step == 1 ? meta_key_id(w->rot_key) : 0;
+  }
+  return core_meta_propose(c, &cmd, ROT_COOKIE | (uint64_t)w->rot_step, 2000,
+                           now, wall);
+}
+
+static void rotate(struct sim *s, void *arg) {
+  struct watch *w = arg;
+  if (w->rot_step >= 3)
+    return;
+  w->rot_tries++;
+  (void)core_sim_do(s, (int)(w->rot_tries % (uint64_t)w->nodes), propose_key,
+                    w);
+  if (sim_now(s) < w->stop)
+    (void)sim_schedule(s, SIM_MS(700), rotate, w);
+}
+
 /* The metadata group's effects (core_sim_options' observers). An answered
  * read returns the register of the state the node serves at that moment:
  * its barrier is applied, so it is the state after it. */
 static void on_answer(void *observer, int node, uint64_t cookie, int status) {
   struct watch *w = observer;
+  if (cookie & ROT_COOKIE) {
+    /* An install answered twice (a resend) or EEXIST moves on too. */
+    int step = (int)(cookie & 3);
+    if (step == w->rot_step &&
+        (status == CHORUS_OK || (step == 0 && status == CHORUS_EEXIST) ||
+         (step == 2 && status == CHORUS_ENOTFOUND)))
+      w->rot_step++;
+    return;
+  }
   const struct meta_node *m = meta_of(w->sim, node);
   uint64_t value = m != NULL ? meta_node_state(m)->note : 0;
   meta_check_answer(&w->mc, cookie, status == CHORUS_OK, value,
@@ -329,6 +386,7 @@ static void at_start(struct sim *s, void *arg) {
   (void)sim_schedule(s, SIM_MS(POLL_MS), poll, w);
   (void)sim_schedule(s, SIM_MS(1000), propose, w);
   (void)sim_schedule(s, SIM_MS(1000), reads, w);
+  (void)sim_schedule(s, SIM_MS(3000), rotate, w);
 }
 
 /* at_end: healed and judged; give Raft time to catch every node up, then
@@ -352,6 +410,20 @@ static void at_end(struct sim *s, void *arg) {
              i, mi.raft_state, mi.term, mi.commit_index, mi.applied_index,
              mi.last_index, mi.store_errors, meta_node_state(m)->epoch,
              meta_node_state(m)->n, mi.sends_held);
+    /* The keys its SWIM holds are the keyring of the state it serves. */
+    const struct meta_state *st = meta_node_state(m);
+    const struct core *c = core_sim_core(s, i);
+    uint8_t keys[SWIM_MAX_KEYS][SWIM_KEY_BYTES];
+    size_t nk = core_gossip_keys(c, keys);
+    const struct meta_key *pk =
+        meta_keyring_find(&st->keyring, st->keyring.primary);
+    if (core_keyring_version(c) != st->keyring.version ||
+        (pk != NULL && memcmp(keys[0], pk->key, sizeof pk->key) != 0) ||
+        nk != st->keyring.n + (st->keyring.boot_retired ? 0u : 1u))
+      w->keys_wrong++;
+    if (st->keyring.boot_retired && pk != NULL &&
+        memcmp(pk->key, w->rot_key, sizeof w->rot_key) == 0)
+      w->rot_done = 1;
     int before = w->mc.violations;
     meta_check_final(&w->mc, i, mi.applied_index);
     if (w->mc.violations > before && before == 0) {
@@ -394,10 +466,12 @@ static void test_meta_under_faults(void **state) {
                     ? sizeof regressions / sizeof regressions[0]
                     : 0;
   uint64_t terms = 0, states = 0, proposed = 0, restarts = 0, failed = 0;
-  uint64_t data_failed = 0, reads = 0, placed = 0;
+  uint64_t data_failed = 0, reads = 0, placed = 0, rotated = 0;
   for (uint64_t k = 0; k < seeds + nreg; k++) {
     uint64_t seed = k < seeds ? first + k : regressions[k - seeds];
     struct watch w = {.rc = &rc, .nodes = p.nodes};
+    for (size_t i = 0; i < sizeof w.rot_key; i++) /* one key per seed */
+      w.rot_key[i] = (uint8_t)(seed * 131 + i * 7 + 1);
     meta_check_init(&w.mc);
     rc.hook_arg = &w;
     p.opt.meta_observer = &w;
@@ -416,6 +490,13 @@ static void test_meta_under_faults(void **state) {
              "%.1f s)\n",
              seed, res.checker, res.message, (double)w.late_epoch / 1e6);
     }
+    if (w.keys_wrong > 0) {
+      failed++;
+      printf("# seed %" PRIu64 ": FAILED: %d nodes hold other gossip keys "
+             "than their metadata's keyring\n",
+             seed, w.keys_wrong);
+    }
+    rotated += w.rot_done;
     if (w.mc.violations > 0 || w.mc.nterms == 0) {
       failed++;
       printf("# seed %" PRIu64 ": FAILED: %s\n", seed,
@@ -435,9 +516,9 @@ static void test_meta_under_faults(void **state) {
          " terms with a leader, %" PRIu64 " distinct applied states checked, "
          "%" PRIu64 " NOTE proposals (%" PRIu64 " seen applied), %" PRIu64
          " linearizable reads checked, %" PRIu64 " restarts after a store "
-         "failure\n",
+         "failure; %" PRIu64 " gossip key rotations completed\n",
          seeds, first, nreg, failed, data_failed, terms, states, proposed,
-         placed, reads, restarts);
+         placed, reads, restarts, rotated);
   assert_int_equal(failed, 0);
 }
 

@@ -537,6 +537,113 @@ static void check_all_reports_first_failure_and_ryw_on_request(void **state) {
   assert_int_equal(sim_history_key(&b->h, "k", SIM_TYPE_SET), CHORUS_ETYPE);
 }
 
+/* ---- set removes (issue 21) ----------------------------------------- */
+
+static void set_remove_excuses_the_element_it_named(void **state) {
+  struct hb *b = *state;
+  uint32_t s = key(b, "s", SIM_TYPE_SET);
+  op(b, 0, SIM_OP_SET_ADD, s, 5, 0, NULL, 0, 10, SIM_OK, NULL, 0);
+  op(b, 0, SIM_OP_SET_ADD, s, 6, 0, NULL, 0, 10, SIM_OK, NULL, 0);
+  op(b, 1, SIM_OP_SET_READ, s, 0, 0, NULL, 20, 30, SIM_OK, L(5, 6), 0);
+  op(b, 1, SIM_OP_SET_REMOVE, s, 5, 0, L(5), 40, 50, SIM_OK, NULL, 0);
+  op(b, 1, SIM_OP_SET_REMOVE, s, 6, 0, L(6), 60, 0, SIM_UNKNOWN, NULL, 0);
+  final(b, s, 0, NULL, 0, NULL, 1); /* the unknown remove took 6 too */
+  final(b, s, 1, NULL, 0, NULL, 1);
+  expect(b, sim_check_set_lost, 0, NULL);
+  expect(b, sim_check_set_removed, 0, NULL);
+  /* A read of a client after its own remove: not a lost add. */
+  op(b, 1, SIM_OP_SET_READ, s, 0, 0, NULL, 70, 80, SIM_OK, NULL, 0);
+  expect(b, sim_check_ryw, 0, NULL);
+}
+
+static void set_removed_catches_an_element_back(void **state) {
+  struct hb *b = *state;
+  uint32_t s = key(b, "s", SIM_TYPE_SET);
+  op(b, 0, SIM_OP_SET_ADD, s, 5, 0, NULL, 0, 10, SIM_OK, NULL, 0);
+  op(b, 1, SIM_OP_SET_READ, s, 0, 0, NULL, 20, 30, SIM_OK, L(5), 0);
+  op(b, 1, SIM_OP_SET_REMOVE, s, 5, 0, L(5), 40, 50, SIM_OK, NULL, 0);
+  final(b, s, 0, NULL, 0, NULL, 1);
+  final(b, s, 1, L(5), 0, NULL, 2); /* a replica that got the add late */
+  expect(b, sim_check_set_lost, 0, NULL);
+  expect(b, sim_check_set_removed, 1, "set-removed");
+}
+
+/* ---- LWW registers (issue 21) --------------------------------------- */
+
+static size_t lww(struct hb *b, int client, enum sim_op o, uint32_t k,
+                  uint64_t v, uint64_t t0, uint64_t t1, enum sim_outcome out,
+                  uint64_t ts, uint64_t node) {
+  size_t ix = op(b, client, o, k, v, 0, NULL, t0, t1, out,
+                 o == SIM_OP_LWW_READ && v ? L(v) : NULL, 0);
+  sim_history_stamp(&b->h, ix, (const uint64_t[2]){ts, node});
+  return ix;
+}
+
+static void lww_final(struct hb *b, uint32_t k, int node, uint64_t v,
+                      uint64_t ts, uint64_t writer) {
+  const uint64_t one[2] = {v, 0};
+  struct sim_hfinal f = {.key = k,
+                         .node = node,
+                         .values = (uint64_t *)(uintptr_t)one,
+                         .nvalues = v != 0,
+                         .digest = ts,
+                         .stamp = {ts, writer}};
+  assert_int_equal(sim_history_final(&b->h, &f), CHORUS_OK);
+}
+
+static void lww_passes_the_greatest_stamp(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "r", SIM_TYPE_LWW);
+  lww(b, 0, SIM_OP_LWW_SET, k, 1, 0, 10, SIM_OK, 100, 7);
+  lww(b, 1, SIM_OP_LWW_SET, k, 2, 0, 10, SIM_OK, 100, 9); /* tie: node */
+  lww(b, 2, SIM_OP_LWW_SET, k, 3, 0, 0, SIM_UNKNOWN, 0, 0);
+  lww(b, 0, SIM_OP_LWW_READ, k, 1, 5, 12, SIM_OK, 100, 7); /* concurrent */
+  lww(b, 0, SIM_OP_LWW_READ, k, 2, 20, 30, SIM_OK, 100, 9);
+  lww_final(b, k, 0, 2, 100, 9);
+  lww_final(b, k, 1, 2, 100, 9);
+  expect(b, sim_check_lww, 0, NULL);
+  expect(b, sim_check_phantom, 0, NULL);
+  expect(b, sim_check_lww_fresh, 0, NULL);
+}
+
+static void lww_catches_a_lost_write(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "r", SIM_TYPE_LWW);
+  lww(b, 0, SIM_OP_LWW_SET, k, 1, 0, 10, SIM_OK, 100, 7);
+  lww(b, 1, SIM_OP_LWW_SET, k, 2, 0, 10, SIM_OK, 200, 9);
+  lww_final(b, k, 0, 1, 100, 7); /* 2's stamp was greater */
+  expect(b, sim_check_lww, 1, "lww-lost");
+}
+
+static void lww_catches_a_wrong_stamp(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "r", SIM_TYPE_LWW);
+  lww(b, 0, SIM_OP_LWW_SET, k, 1, 0, 10, SIM_OK, 100, 7);
+  lww(b, 0, SIM_OP_LWW_READ, k, 1, 20, 30, SIM_OK, 300, 7);
+  lww_final(b, k, 0, 1, 100, 7);
+  expect(b, sim_check_lww, 1, "lww-stamp");
+}
+
+static void lww_catches_a_shared_stamp(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "r", SIM_TYPE_LWW);
+  lww(b, 0, SIM_OP_LWW_SET, k, 1, 0, 10, SIM_OK, 100, 7);
+  lww(b, 1, SIM_OP_LWW_SET, k, 2, 0, 10, SIM_OK, 100, 7);
+  lww_final(b, k, 0, 2, 100, 7);
+  expect(b, sim_check_lww, 1, "lww-stamp");
+}
+
+static void lww_catches_a_phantom_and_a_stale_read(void **state) {
+  struct hb *b = *state;
+  uint32_t k = key(b, "r", SIM_TYPE_LWW);
+  lww(b, 0, SIM_OP_LWW_SET, k, 1, 0, 10, SIM_OK, 100, 7);
+  lww(b, 1, SIM_OP_LWW_SET, k, 2, 20, 30, SIM_OK, 200, 9);
+  lww(b, 0, SIM_OP_LWW_READ, k, 1, 40, 50, SIM_OK, 100, 7);
+  expect(b, sim_check_lww_fresh, 1, "lww-fresh");
+  lww(b, 0, SIM_OP_LWW_READ, k, 99, 60, 70, SIM_OK, 300, 7);
+  expect(b, sim_check_phantom, 1, "phantom");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -581,6 +688,13 @@ int main(void) {
       T(read_after_delete_passes_earlier_and_concurrent_reads),
       T(read_after_delete_catches_a_deleted_value),
       T(check_all_reports_first_failure_and_ryw_on_request),
+      T(set_remove_excuses_the_element_it_named),
+      T(set_removed_catches_an_element_back),
+      T(lww_passes_the_greatest_stamp),
+      T(lww_catches_a_lost_write),
+      T(lww_catches_a_wrong_stamp),
+      T(lww_catches_a_shared_stamp),
+      T(lww_catches_a_phantom_and_a_stale_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -816,6 +816,54 @@ static void key_and_value_limits_on_the_wire(void **state) {
   chorus_free(big);
 }
 
+/* CAS_REPLY's context (replication/paxos.h, CONTEXTS) is exactly
+ * WIRE_CAS_CONTEXT_LEN bytes: it round trips, and one byte short or over
+ * is refused by the encoder and, from a raw sender, by the decoder; CAS
+ * takes the if-match conditions, and none past them. */
+static void cas_reply_carries_its_context(void **state) {
+  (void)state;
+  static const uint8_t ctx[WIRE_CAS_CONTEXT_LEN + 1] = {
+      0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0, 0, 7, 8};
+  struct wire_msg m = {.type = WIRE_CAS_REPLY};
+  m.cas_reply.applied = 1;
+  m.cas_reply.present = 1;
+  m.cas_reply.value = (struct wire_bytes){(const uint8_t *)"v", 1};
+  m.cas_reply.context = (struct wire_bytes){ctx, WIRE_CAS_CONTEXT_LEN};
+  round_trip(&m);
+  char err[CHORUS_ERRMSG_SIZE];
+  uint8_t buf[128];
+  size_t len;
+  for (size_t n = WIRE_CAS_CONTEXT_LEN - 1; n <= WIRE_CAS_CONTEXT_LEN + 1;
+       n += 2) {
+    m.cas_reply.context = (struct wire_bytes){ctx, n};
+    assert_int_equal(wire_encode(&m, buf, sizeof buf, &len, err),
+                     CHORUS_EINVAL);
+    assert_non_null(strstr(err, "context"));
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint8(&pk, WIRE_CAS_REPLY);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_bin(&pk, 1);
+    msgpack_pack_bin_body(&pk, "v", 1);
+    msgpack_pack_bin(&pk, n);
+    msgpack_pack_bin_body(&pk, ctx, n);
+    expect_malformed(&sb, "context", "CAS_REPLY with a bad context");
+    msgpack_sbuffer_destroy(&sb);
+  }
+  m = (struct wire_msg){.type = WIRE_CAS};
+  m.cas.key = (struct wire_bytes){(const uint8_t *)"k", 1};
+  m.cas.cond = WIRE_CAS_DELETE_IF_MATCH;
+  m.cas.expected = (struct wire_bytes){ctx, WIRE_CAS_CONTEXT_LEN};
+  round_trip(&m);
+  m.cas.cond = WIRE_CAS_COND_MAX + 1;
+  assert_int_equal(wire_encode(&m, buf, sizeof buf, &len, err), CHORUS_EINVAL);
+}
+
 /* ------------------------------------------------------------------------
  * Splitter
  * ------------------------------------------------------------------------ */
@@ -1652,6 +1700,7 @@ int main(void) {
       cmocka_unit_test(decoder_checks_version_five_options),
       cmocka_unit_test(decoder_limits_frame_and_unknown_types),
       cmocka_unit_test(key_and_value_limits_on_the_wire),
+      cmocka_unit_test(cas_reply_carries_its_context),
       cmocka_unit_test(splitter_recovers_frames_from_any_chunking),
       cmocka_unit_test(splitter_returns_whole_frames_in_place),
       cmocka_unit_test(splitter_buffers_only_what_arrived),
