@@ -156,8 +156,9 @@ static const char usage_cluster[] =
     "  keyspace alter NAME ...       new settings (the type stays)\n"
     "  keyspace drop NAME            its keys become unreachable\n"
     "  user list [NAME]              users and their grants (kept in the\n"
-    "                                metadata; no login is asked yet)\n"
+    "                                metadata)\n"
     "  user add NAME, user passwd NAME  the password from CHORUS_PASSWORD\n"
+    "                                (CHORUS_NEW_PASSWORD when logged in)\n"
     "                                or the terminal (never argv); --kdf\n"
     "                                PASSES:KIB sets Argon2id's cost "
     "(2:65536)\n"
@@ -182,6 +183,9 @@ static const char usage_options[] =
     "  --tls-cert FILE, --tls-key FILE  this client's certificate and key, "
     "for\n"
     "                                nodes that ask ($CHORUS_TLS_CERT, _KEY)\n"
+    "  --user NAME                   log in (default $CHORUS_USER); the\n"
+    "                                password from $CHORUS_PASSWORD or the\n"
+    "                                terminal, never argv\n"
     "  --json                        one JSON object per command on stdout\n"
     "                                (node ids as 16 hex digits)\n"
     "  -r N|LEVEL, -w N|LEVEL        read / write quorum (1..64 or a level)\n"
@@ -412,6 +416,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
         return usage_error("%s needs HOST:PORT", a);
       if (add_host(cl, v) != 0)
         return 1;
+      i++;
+    } else if (strcmp(a, "--user") == 0) {
+      if (v == NULL)
+        return usage_error("%s needs a user name", a);
+      cl->user = v;
       i++;
     } else if (strcmp(a, "--cluster") == 0) {
       if (v == NULL)
@@ -2008,12 +2017,28 @@ int main(int argc, char **argv) {
     if (*tls_dst[t] == NULL && env && *env)
       *tls_dst[t] = env;
   }
+  if (cl.user == NULL) {
+    const char *env = getenv("CHORUS_USER");
+    cl.user = env && *env ? env : NULL;
+  }
+  if (cl.user != NULL) {
+    long pl = cli_read_password(cl.user, "CHORUS_PASSWORD", cl.password,
+                                sizeof cl.password);
+    if (pl <= 0 || pl > 1024) {
+      chorus_free(cl.hosts);
+      return usage_error("--user %s needs a password: CHORUS_PASSWORD or "
+                         "typed at the prompt (1..1024 bytes)",
+                         cl.user);
+    }
+  }
   struct chorus_config cfg;
   chorus_config_init(&cfg);
   cfg.cluster = cl.cluster;
   cfg.tls_ca = cl.tls_ca;
   cfg.tls_cert = cl.tls_cert;
   cfg.tls_key = cl.tls_key;
+  cfg.user = cl.user;
+  cfg.password = cl.user != NULL ? cl.password : NULL;
   /* --dc: the client's datacenter for data commands (LOCAL levels count
    * its replicas); cluster plan join's new node's for cluster ones. */
   if (cl.dc != NULL && cl.dc[0] != '\0' &&
@@ -2022,6 +2047,7 @@ int main(int argc, char **argv) {
   struct chorus_client *c = NULL;
   char err[CHORUS_ERRMSG_SIZE] = "";
   rc = chorus_client_open(cl.hosts, &cfg, &c, err);
+  memset(cl.password, 0, sizeof cl.password); /* the client has its copy */
   if (rc != CHORUS_OK) {
     fprintf(stderr, "chorus: %s\n", err);
     chorus_free(cl.hosts);

@@ -180,6 +180,8 @@ static void sample(const struct cli *cl, const struct chorus_cluster_member *m,
   cfg.tls_ca = cl->tls_ca;
   cfg.tls_cert = cl->tls_cert;
   cfg.tls_key = cl->tls_key;
+  cfg.user = cl->user;
+  cfg.password = cl->user != NULL ? cl->password : NULL;
   cfg.connect_timeout_ms = 1000;
   cfg.default_timeout_ms = 1000;
   cfg.grace_ms = 500;

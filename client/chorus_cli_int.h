@@ -19,6 +19,10 @@ struct cli {
   const char *cluster;
   /* --tls-ca, --tls-cert, --tls-key (or $CHORUS_TLS_CA, _CERT, _KEY) */
   const char *tls_ca, *tls_cert, *tls_key;
+  /* --user (or $CHORUS_USER) and its password ($CHORUS_PASSWORD or the
+   * prompt; never argv), for a node with --auth required */
+  const char *user;
+  char password[1026];
   bool json;
   struct chorus_opts opts;
   const char *context_hex;
@@ -48,6 +52,12 @@ struct cli {
   const char *argv[64]; /* positionals: command and its arguments */
   int argc;
 };
+
+/* cli_read_password: the environment variable @env_name (NULL: none),
+ * else a line from the terminal (echo off, prompted "password for
+ * @name") or from standard input; its length, or -1. */
+long cli_read_password(const char *name, const char *env_name, char *buf,
+                       size_t cap);
 
 /* usage_error: prints "chorus: <message>" and the usage hint; returns
  * EXIT_USAGE. */

@@ -53,10 +53,9 @@ static void print_table(const struct chorus_users *u) {
     printf("(no user)\n");
 }
 
-/* read_password: CHORUS_PASSWORD, else a line from the terminal (echo
- * off) or from standard input; its length, or -1. */
-static long read_password(const char *name, char *buf, size_t cap) {
-  const char *env = getenv("CHORUS_PASSWORD");
+long cli_read_password(const char *name, const char *env_name, char *buf,
+                       size_t cap) {
+  const char *env = env_name != NULL ? getenv(env_name) : NULL;
   if (env != NULL) {
     size_t n = strlen(env);
     if (n >= cap)
@@ -149,10 +148,18 @@ int cmd_user(struct chorus_client *c, const struct cli *cl) {
       costp = &cost;
     }
     char pw[1026];
-    long n = read_password(name, pw, sizeof pw);
+    /* Logged in, CHORUS_PASSWORD is the login's: the new password comes
+     * from CHORUS_NEW_PASSWORD or the prompt. */
+    const char *env = getenv("CHORUS_NEW_PASSWORD") != NULL
+                          ? "CHORUS_NEW_PASSWORD"
+                      : cl->user == NULL ? "CHORUS_PASSWORD"
+                                         : NULL;
+    long n = cli_read_password(name, env, pw, sizeof pw);
     if (n < 0 || n > 1024) {
-      fprintf(stderr, "chorus: no password (set CHORUS_PASSWORD or type "
-                      "one; at most 1024 bytes)\n");
+      fprintf(stderr,
+              "chorus: no password (set %s or type one; at most "
+              "1024 bytes)\n",
+              cl->user == NULL ? "CHORUS_PASSWORD" : "CHORUS_NEW_PASSWORD");
       return 1;
     }
     rc = add ? chorus_user_create(c, name, pw, (size_t)n, costp, &out)

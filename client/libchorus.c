@@ -30,6 +30,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <sodium.h>
+
 #include "chorus_alloc.h"
 #include "libchorus_int.h"
 
@@ -262,10 +264,14 @@ static void on_conn_closed(uv_handle_t *h) {
   struct chorus__conn *k = h->data;
   struct chorus_client *c = k->c;
   assert(k->closing && c->conn != k && c->handles > 0);
+  c->handles--;
+  if (k->kwork != NULL) {
+    k->free_after_work = true; /* its key derivation still runs */
+    return;
+  }
   wire_splitter_fini(&k->sp);
   tls_engine_free(k->tls);
   chorus_free(k);
-  c->handles--;
   maybe_free(c);
 }
 
@@ -472,6 +478,182 @@ static void on_reply(struct chorus__conn *k, struct chorus__req *q,
   finish(c, q, &res);
 }
 
+/* ------------------------------------------------------------------------
+ * The login (docs/PROTOCOL.md, Login; client/auth/auth_login.h)
+ * ------------------------------------------------------------------------ */
+
+/* THE KEYS OFF THE LOOP. Argon2id takes a tenth of a second and 64 MiB
+ * at the default costs: run on the loop, a process with many clients on
+ * one loop (a pool, chorus-bench) would stall every connection while each
+ * client derives, and their handshake deadlines would pass. So the
+ * derivation runs on libuv's thread pool (uv_queue_work) with its own copy
+ * of the password; meanwhile the connection's handshake deadline is held
+ * (it times the network, not this CPU work) and restarts when the keys
+ * are there. The keys are kept in the client's login (shared with its
+ * routing children) and the password wiped: every later connection
+ * answers at once. A connection closed meanwhile is freed when its work
+ * returns. */
+struct chorus__kwork {
+  uv_work_t req;
+  struct chorus__conn *k;
+  char *password;
+  size_t password_len;
+  struct auth_kdf kdf;
+  uint8_t client_key[AUTH_KEY_BYTES], server_key[AUTH_KEY_BYTES];
+  int rc;
+  char why[CHORUS_ERRMSG_SIZE];
+};
+
+static void send_proof(struct chorus__conn *k) {
+  struct chorus_client *c = k->c;
+  uint8_t proof[AUTH_KEY_BYTES];
+  auth_login_answer(c->login->user, k->cnonce, k->snonce, c->cluster,
+                    c->login->client_key, c->login->server_key, proof,
+                    k->want_sig);
+  struct wire_msg p = {.type = WIRE_AUTH_PROOF, .request_id = 0};
+  p.auth_key.key = (struct wire_bytes){proof, sizeof proof};
+  uint8_t frame[128];
+  size_t n = 0;
+  char why[CHORUS_ERRMSG_SIZE] = "";
+  int rc = wire_encode(&p, frame, sizeof frame, &n, why);
+  if (rc == CHORUS_OK) {
+    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)n);
+    rc = conn_write(k, &b, 1);
+  }
+  sodium_memzero(proof, sizeof proof);
+  if (rc != CHORUS_OK) {
+    conn_fail(k, rc, "login to %s: %s", c->seeds[k->seed].text,
+              chorus_strerror(rc));
+    return;
+  }
+  k->proof_sent = true;
+}
+
+static void kwork_run(uv_work_t *req) {
+  struct chorus__kwork *w = req->data;
+  w->rc = auth_client_keys(w->password, w->password_len, &w->kdf, w->client_key,
+                           w->server_key, w->why);
+}
+
+static void kwork_done(uv_work_t *req, int status) {
+  struct chorus__kwork *w = req->data;
+  struct chorus__conn *k = w->k;
+  struct chorus_client *c = k->c;
+  k->kwork = NULL;
+  bool got = status >= 0 && w->rc == CHORUS_OK;
+  if (got && !c->closing) {
+    /* Kept even when this connection has closed meanwhile (the node's
+     * handshake deadline, a failover): the next one answers at once. */
+    struct chorus__login *l = c->login;
+    l->kdf = w->kdf;
+    memcpy(l->client_key, w->client_key, sizeof l->client_key);
+    memcpy(l->server_key, w->server_key, sizeof l->server_key);
+    l->have_keys = true;
+    if (l->password != NULL) {
+      sodium_memzero(l->password, l->password_len);
+      chorus_free(l->password);
+      l->password = NULL;
+    }
+  }
+  if (k->free_after_work) {
+    wire_splitter_fini(&k->sp);
+    tls_engine_free(k->tls);
+    chorus_free(k);
+  } else if (!k->closing && !got) {
+    conn_fail(k, status < 0 ? CHORUS_ECANCELED : w->rc, "login to %s: %s",
+              c->seeds[k->seed].text,
+              status < 0 ? "key derivation canceled" : w->why);
+  } else if (!k->closing) {
+    uv_update_time(c->loop);
+    k->deadline = uv_now(c->loop) + c->cfg.connect_timeout_ms;
+    send_proof(k);
+    arm_timer(c);
+  }
+  sodium_memzero(w->password, w->password_len);
+  chorus_free(w->password);
+  sodium_memzero(w, sizeof *w);
+  chorus_free(w);
+  c->handles--;
+  maybe_free(c);
+}
+
+/* login_derive: the keys of the password under @kdf, on the thread pool;
+ * the proof goes when they are there (kwork_done). */
+static int login_derive(struct chorus__conn *k, const struct auth_kdf *kdf,
+                        char *why) {
+  struct chorus_client *c = k->c;
+  struct chorus__login *l = c->login;
+  if (l->password == NULL) {
+    snprintf(why, CHORUS_ERRMSG_SIZE,
+             "user %s's password changed since this client derived its "
+             "keys: open a new client",
+             l->user);
+    return CHORUS_EAUTH;
+  }
+  struct chorus__kwork *w = chorus_calloc(1, sizeof *w);
+  if (w == NULL ||
+      (w->password = chorus_memdup(l->password, l->password_len)) == NULL) {
+    chorus_free(w);
+    snprintf(why, CHORUS_ERRMSG_SIZE, "out of memory");
+    return CHORUS_ENOMEM;
+  }
+  w->password_len = l->password_len;
+  w->kdf = *kdf;
+  w->k = k;
+  w->req.data = w;
+  if (uv_queue_work(c->loop, &w->req, kwork_run, kwork_done) != 0) {
+    sodium_memzero(w->password, w->password_len);
+    chorus_free(w->password);
+    chorus_free(w);
+    snprintf(why, CHORUS_ERRMSG_SIZE, "cannot queue the key derivation");
+    return CHORUS_EINTERNAL;
+  }
+  k->kwork = w;
+  c->handles++; /* the client outlives the work */
+  return CHORUS_OK;
+}
+
+static void login_step(struct chorus__conn *k, const struct wire_msg *m) {
+  struct chorus_client *c = k->c;
+  const char *node = c->seeds[k->seed].text;
+  if (c->login == NULL ||
+      (m->type == WIRE_AUTH_CHALLENGE && (k->proof_sent || k->kwork)) ||
+      (m->type == WIRE_AUTH_OK && !k->proof_sent)) {
+    conn_fail(k, CHORUS_EMALFORMED, "%s sent %s out of turn", node,
+              wire_type_name(m->type));
+    return;
+  }
+  if (m->type == WIRE_AUTH_OK) {
+    if (!auth_equal(m->auth_key.key.ptr, k->want_sig)) {
+      conn_fail(k, CHORUS_EAUTH,
+                "%s could not prove it holds user %s's verifier (a node "
+                "of another cluster, or an impostor)",
+                node, c->login->user);
+      return;
+    }
+    k->node_proved = true;
+    return;
+  }
+  const struct wire_auth_challenge *ch = &m->auth_challenge;
+  struct auth_kdf kdf = {.ops = ch->ops, .mem_kib = ch->mem_kib};
+  memcpy(kdf.salt, ch->salt.ptr, sizeof kdf.salt);
+  char why[CHORUS_ERRMSG_SIZE] = "";
+  int rc = auth_kdf_check(&kdf, why);
+  if (rc != CHORUS_OK) {
+    conn_fail(k, CHORUS_EAUTH, "%s asked for a login we refuse: %s", node, why);
+    return;
+  }
+  memcpy(k->snonce, ch->nonce.ptr, sizeof k->snonce);
+  const struct chorus__login *l = c->login;
+  if (l->have_keys && memcmp(&l->kdf, &kdf, sizeof kdf) == 0) {
+    send_proof(k);
+    return;
+  }
+  rc = login_derive(k, &kdf, why);
+  if (rc != CHORUS_OK)
+    conn_fail(k, rc, "login to %s: %s", node, why);
+}
+
 /* Handles one frame body from @k. */
 static void on_frame(struct chorus__conn *k, const uint8_t *body, size_t len) {
   struct chorus_client *c = k->c;
@@ -496,7 +678,22 @@ static void on_frame(struct chorus__conn *k, const uint8_t *body, size_t len) {
               c->seeds[k->seed].text, err);
     return;
   }
+  if (k->state == CHORUS__HELLO &&
+      (m.type == WIRE_AUTH_CHALLENGE || m.type == WIRE_AUTH_OK)) {
+    login_step(k, &m);
+    wire_msg_free(&m);
+    return;
+  }
   if (k->state == CHORUS__HELLO) {
+    if (m.type == WIRE_WELCOME && c->login != NULL && !k->node_proved) {
+      /* A node that skips the login could be anyone's. */
+      conn_fail(k, CHORUS_EAUTH,
+                "%s welcomed us without the login we asked for (a node "
+                "that does not hold user %s's verifier)",
+                c->seeds[k->seed].text, c->login->user);
+      wire_msg_free(&m);
+      return;
+    }
     if (m.type == WIRE_WELCOME) {
       uint64_t rtt_us = (uv_hrtime() - k->hello_ns) / 1000;
       c->hello_rtt_us = rtt_us > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt_us;
@@ -651,6 +848,16 @@ static void send_hello(struct chorus__conn *k) {
   m.hello.role = WIRE_ROLE_CLIENT;
   m.hello.credentials.ptr = c->credentials;
   m.hello.credentials.len = c->cfg.credentials_len;
+  uint8_t cred[AUTH_HELLO_MAX];
+  if (c->login != NULL) {
+    /* A login: [our nonce][user] (auth_login.h); the node answers
+     * AUTH_CHALLENGE. */
+    randombytes_buf(k->cnonce, sizeof k->cnonce);
+    k->proof_sent = k->node_proved = false;
+    m.hello.credentials.ptr = cred;
+    m.hello.credentials.len =
+        auth_hello_encode(c->login->user, k->cnonce, cred);
+  }
   uint8_t frame[WIRE_MAX_CLUSTER + WIRE_MAX_CREDENTIALS + 64];
   size_t n = 0;
   char err[CHORUS_ERRMSG_SIZE];
@@ -883,7 +1090,8 @@ static void on_timer(uv_timer_t *t) {
   kick(c); /* new requests wait for this turn (chorus__submit_frame) */
   uint64_t now = uv_now(c->loop);
   struct chorus__conn *k = c->conn;
-  if (k != NULL && k->state != CHORUS__READY && now >= k->deadline) {
+  if (k != NULL && k->state != CHORUS__READY && k->kwork == NULL &&
+      now >= k->deadline) {
     conn_fail(k, CHORUS_ETIMEDOUT, "%s did not complete the handshake in %u ms",
               c->seeds[k->seed].text, c->cfg.connect_timeout_ms);
   }
@@ -933,8 +1141,8 @@ static void arm_timer(struct chorus_client *c) {
     if (req_of(l)->deadline < best)
       best = req_of(l)->deadline;
   if (c->conn != NULL && c->conn->state != CHORUS__READY &&
-      c->conn->deadline < best)
-    best = c->conn->deadline;
+      c->conn->kwork == NULL && c->conn->deadline < best)
+    best = c->conn->deadline; /* held while the keys are derived */
   if (best == UINT64_MAX) {
     uv_timer_stop(&c->timer);
     return;
@@ -1083,6 +1291,14 @@ static void client_free(struct chorus_client *c) {
   chorus_free(c->cluster);
   chorus_free(c->dc);
   chorus_free(c->credentials);
+  if (c->login != NULL && c->login_owned) {
+    if (c->login->password != NULL) {
+      sodium_memzero(c->login->password, c->login->password_len);
+      chorus_free(c->login->password);
+    }
+    sodium_memzero(c->login, sizeof *c->login);
+    chorus_free(c->login);
+  }
   tls_ctx_free(c->tls);
   chorus_free(c->tls_ca);
   chorus_free(c->tls_cert);
@@ -1144,6 +1360,17 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
       (cfg->credentials_len > 0 && cfg->credentials == NULL))
     return chorus_errf(errmsg, CHORUS_EINVAL, "credentials must be 0..%u bytes",
                        WIRE_MAX_CREDENTIALS);
+  if (cfg->user != NULL) {
+    char why[CHORUS_ERRMSG_SIZE] = "";
+    if (auth_user_check(cfg->user, strnlen(cfg->user, AUTH_USER_MAX + 1),
+                        why) != CHORUS_OK)
+      return chorus_errf(errmsg, CHORUS_EINVAL, "user: %s", why);
+    if (cfg->password == NULL || cfg->password[0] == '\0' ||
+        strnlen(cfg->password, AUTH_PASSWORD_MAX + 1) > AUTH_PASSWORD_MAX)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "a user's password must be 1..%u bytes",
+                         AUTH_PASSWORD_MAX);
+  }
   if (cfg->dc != NULL &&
       (cfg->dc[0] == '\0' || strlen(cfg->dc) > WIRE_MAX_LABEL))
     return chorus_errf(errmsg, CHORUS_EINVAL,
@@ -1155,6 +1382,7 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
   c->cfg.cluster = NULL;
   c->cfg.credentials = NULL;
   c->cfg.dc = NULL;
+  c->cfg.user = c->cfg.password = NULL; /* copied below, then wiped */
   if (c->cfg.connect_timeout_ms == 0)
     c->cfg.connect_timeout_ms = defaults.connect_timeout_ms;
   if (c->cfg.default_timeout_ms == 0)
@@ -1173,6 +1401,19 @@ int chorus__new(uv_loop_t *loop, const char *seeds,
       (cfg->dc != NULL && c->dc == NULL)) {
     client_free(c);
     return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+  }
+  if (cfg->user != NULL) {
+    c->login = chorus_calloc(1, sizeof *c->login);
+    c->login_owned = true;
+    if (c->login != NULL) {
+      snprintf(c->login->user, sizeof c->login->user, "%s", cfg->user);
+      c->login->password_len = strlen(cfg->password);
+      c->login->password = chorus_memdup(cfg->password, c->login->password_len);
+    }
+    if (c->login == NULL || c->login->password == NULL) {
+      client_free(c);
+      return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+    }
   }
   int rc = parse_seeds(c, seeds, errmsg);
   if (rc == CHORUS_OK)

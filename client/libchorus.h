@@ -94,9 +94,12 @@ struct chorus_client;
  * ------------------------------------------------------------------------ */
 
 struct chorus_config {
-  const char *cluster;     /* cluster name sent in HELLO; copied; "chorus" */
-  const void *credentials; /* opaque, copied; may be NULL */
-  size_t credentials_len;  /* <= 4096 */
+  const char *cluster; /* cluster name sent in HELLO; copied; "chorus" */
+  /* HELLO's raw credentials, copied; NULL: none. chorusd reads a client's
+   * non-empty credentials as a login ([nonce][user]: docs/PROTOCOL.md,
+   * Login): log in with @user and @password below, not with these. */
+  const void *credentials;
+  size_t credentials_len; /* <= 4096 */
   /* Milliseconds to connect and complete the handshake with one seed
    * before trying the next. Default 1000. */
   uint32_t connect_timeout_ms;
@@ -151,6 +154,20 @@ struct chorus_config {
    * the handshake fails requests with CHORUS_EAUTH and the reason
    * ("certificate verify failed: certificate has expired"). */
   const char *tls_ca, *tls_cert, *tls_key;
+  /* A login (docs/PROTOCOL.md, Login; needed by a node started with
+   * --auth required): @user (1..47 bytes of [A-Za-z0-9_.@-]) and its
+   * @password (1..1024 bytes), both copied at open. The password never
+   * goes on the wire: the client derives its keys (Argon2id, under the
+   * salt and costs the node's challenge names; about 0.1 s once per
+   * client, not per connection), then wipes its copy, and logs in to
+   * every node with a proof bound to that connection's nonces. It also
+   * checks the node's signature, so a node that does not hold the user's
+   * verifier is refused (CHORUS_EAUTH). A wrong password, an unknown user
+   * and too many failed logins fail requests with CHORUS_EAUTH and the
+   * node's reason; a request the user's roles do not allow fails with
+   * CHORUS_EPERM. A password changed while the client is open takes a
+   * new client. NULL @user: no login. */
+  const char *user, *password;
 };
 
 /* chorus_config_init: fills @cfg with the defaults above. */
@@ -1196,8 +1213,10 @@ int chorus_keyspace_drop(struct chorus_client *c, const char *name,
  * (SCRAM with Argon2id: the library derives it here, so the password
  * itself never leaves the caller), and grants of a role on a keyspace
  * (or on every keyspace, which alone covers `default` and the cluster).
- * Roles nest: write includes read, admin includes write. So far users are
- * kept and managed; nodes do not ask for a login yet. */
+ * Roles nest: write includes read, admin includes write. A node started
+ * with --auth required asks every client to log in as one
+ * (chorus_config.user) and checks each request against its roles
+ * (CHORUS_EPERM with the reason when they do not allow it). */
 enum chorus_role {
   CHORUS_ROLE_READ = 1,
   CHORUS_ROLE_WRITE = 2,
@@ -1231,7 +1250,8 @@ void chorus_users_free(struct chorus_users *u);
 
 /* Argon2id's cost for a new password: passes (1..10) and memory in KiB
  * (8..262144). NULL where a call takes one: 2 passes and 64 MiB
- * (libsodium's "interactive"); every login pays it again, on the client. */
+ * (libsodium's "interactive"); a client pays it once (its first login),
+ * never the node. */
 struct chorus_pw_cost {
   uint32_t ops, mem_kib;
 };

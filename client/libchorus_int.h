@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "auth_login.h"
 #include "chorus_prng.h"
 #include "libchorus.h"
 #include "tls.h"
@@ -96,7 +97,28 @@ struct chorus__conn {
   uint64_t hello_ns; /* uv_hrtime() when HELLO was written */
   struct wire_splitter sp;
   struct tls_engine *tls; /* NULL: plaintext */
+  /* The login on this connection (libchorus.c, login_*): our nonce, the
+   * signature the node must show, and whether it did. */
+  uint8_t cnonce[AUTH_NONCE_BYTES], snonce[AUTH_NONCE_BYTES];
+  uint8_t want_sig[AUTH_KEY_BYTES];
+  bool proof_sent, node_proved;
+  /* The key derivation on the thread pool (libchorus.c, THE KEYS OFF THE
+   * LOOP), NULL when none; a connection closed meanwhile is freed when it
+   * returns (@free_after_work). */
+  struct chorus__kwork *kwork;
+  bool free_after_work;
   uint8_t rbuf[CHORUS__READ_BUF];
+};
+
+/* A client's login (chorus_config.user): shared by a routing client with
+ * the clients it opens per node (libchorus_route.c), owned by the first. */
+struct chorus__login {
+  char user[AUTH_USER_MAX + 1];
+  char *password; /* until the keys are derived, then wiped and freed */
+  size_t password_len;
+  bool have_keys;
+  struct auth_kdf kdf; /* the keys' salt and costs */
+  uint8_t client_key[AUTH_KEY_BYTES], server_key[AUTH_KEY_BYTES];
 };
 
 struct chorus_client {
@@ -116,6 +138,8 @@ struct chorus_client {
   char *tls_ca, *tls_cert, *tls_key;
   uint8_t tls_plain[16384]; /* plaintext out of a connection's engine */
   uint8_t *credentials;
+  struct chorus__login *login; /* NULL: no login */
+  bool login_owned;            /* false: the routing parent's */
   struct chorus__seed *seeds;
   size_t nseeds;
   size_t cur;             /* seed of the current or next connection */

@@ -308,6 +308,8 @@ static struct chorus_client *child_of(struct chorus_client *c, size_t route) {
   if (chorus__new(c->loop, rt->addr, &cfg, &child, NULL) != CHORUS_OK)
     return NULL;
   child->ids = c->ids;
+  child->login = c->login; /* the parent's keys: no Argon2id per node */
+  child->login_owned = false;
   rt->child = child;
   return child;
 }

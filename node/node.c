@@ -235,6 +235,88 @@ static int open_ports(struct node *n, char *errmsg) {
   return CHORUS_OK;
 }
 
+/* admin_password: the first admin's password (--admin-password-file, or
+ * CHORUS_ADMIN_PASSWORD, which is then taken out of the environment) into
+ * @out (@cap bytes); its length, or -1 with @errmsg. A file others may
+ * read is refused, as a key file is. */
+static int admin_password(const struct node *n, char *out, size_t cap,
+                          char *errmsg) {
+  const char *path = n->cfg.admin_password_file;
+  if (path[0] == '\0') {
+    const char *env = getenv("CHORUS_ADMIN_PASSWORD");
+    if (env == NULL || env[0] == '\0' || strlen(env) >= cap) {
+      chorus_errf(errmsg, CHORUS_EINVAL,
+                  "--admin-user %s needs a password: --admin-password-file "
+                  "FILE or CHORUS_ADMIN_PASSWORD (1..%zu bytes)",
+                  n->cfg.admin_user, cap - 1);
+      return -1;
+    }
+    size_t len = strlen(env);
+    memcpy(out, env, len + 1);
+    (void)unsetenv("CHORUS_ADMIN_PASSWORD");
+    return (int)len;
+  }
+  struct stat st;
+  FILE *f = NULL;
+  if (stat(path, &st) != 0 || (f = fopen(path, "r")) == NULL) {
+    chorus_errf(errmsg, CHORUS_EIO, "--admin-password-file %s: %s", path,
+                strerror(errno));
+    return -1;
+  }
+  if (st.st_mode & (S_IRGRP | S_IROTH | S_IWOTH | S_IWGRP)) {
+    fclose(f);
+    chorus_errf(errmsg, CHORUS_EPERM,
+                "--admin-password-file %s: mode %03o lets others read or "
+                "change it (chmod 600 %s)",
+                path, (unsigned)(st.st_mode & 0777), path);
+    return -1;
+  }
+  size_t len = fread(out, 1, cap - 1, f);
+  fclose(f);
+  while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+    len--;
+  out[len] = '\0';
+  if (len == 0) {
+    chorus_errf(errmsg, CHORUS_EINVAL, "--admin-password-file %s is empty",
+                path);
+    return -1;
+  }
+  return (int)len;
+}
+
+/* bootstrap_admin: the first admin's verifier (a fresh salt, the costs of
+ * --admin-kdf or the defaults: Argon2id runs here, once, before the loop)
+ * for the core. */
+static int bootstrap_admin(const struct node *n, struct meta_user *u,
+                           char *errmsg) {
+  char pw[AUTH_PASSWORD_MAX + 1];
+  int len = admin_password(n, pw, sizeof pw, errmsg);
+  if (len < 0)
+    return CHORUS_EINVAL;
+  struct auth_kdf kdf = {
+      .ops = n->cfg.admin_ops ? n->cfg.admin_ops : AUTH_OPS_DEFAULT,
+      .mem_kib =
+          n->cfg.admin_mem_kib ? n->cfg.admin_mem_kib : AUTH_MEM_KIB_DEFAULT};
+  randombytes_buf(kdf.salt, sizeof kdf.salt);
+  struct auth_verifier v;
+  int rc = auth_verifier_make(pw, (size_t)len, &kdf, &v, errmsg);
+  sodium_memzero(pw, sizeof pw);
+  if (rc != CHORUS_OK)
+    return rc;
+  memset(u, 0, sizeof *u);
+  snprintf(u->name, sizeof u->name, "%s", n->cfg.admin_user);
+  memcpy(u->salt, v.kdf.salt, sizeof u->salt);
+  u->ops = v.kdf.ops;
+  u->mem_kib = v.kdf.mem_kib;
+  memcpy(u->stored_key, v.stored_key, sizeof u->stored_key);
+  memcpy(u->server_key, v.server_key, sizeof u->server_key);
+  sodium_memzero(&v, sizeof v);
+  char why[META_TEXT_MAX] = "";
+  if (meta_user_check(u, why) != CHORUS_OK)
+    return chorus_errf(errmsg, CHORUS_EINVAL, "--admin-user: %s", why);
+  return CHORUS_OK;
+}
+
 /* open_core: the node core over this node's configuration. SWIM's nonces
  * and replication's PRNG are seeded from the OS: the logic never reads it
  * (DESIGN.md §3). */
@@ -292,6 +374,11 @@ static int open_core(struct node *n, char *errmsg) {
   cc.stream_mbps = n->cfg.stream_mbps;
   cc.aae_interval_ms = n->cfg.aae_interval_ms;
   cc.tracer = tracer;
+  if (n->cfg.admin_user[0] != '\0') {
+    int rc = bootstrap_admin(n, &cc.bootstrap_admin, errmsg);
+    if (rc != CHORUS_OK)
+      return rc;
+  }
   struct core_effects fx = {
       .ctx = n,
       .gossip = node__fx_gossip,
@@ -302,7 +389,10 @@ static int open_core(struct node *n, char *errmsg) {
       .clock = node__fx_clock,
       .ring = node__fx_ring,
   };
-  return core_new(&cc, &fx, &n->core, errmsg);
+  node__login_init(n);
+  int rc = core_new(&cc, &fx, &n->core, errmsg);
+  sodium_memzero(&cc.bootstrap_admin, sizeof cc.bootstrap_admin);
+  return rc;
 }
 
 int node_open(const struct node_config *cfg, struct node **out, char *errmsg) {
@@ -358,15 +448,24 @@ static bool on_loopback(const char *addr) {
 static void warn_exposed(const struct node *n) {
   if (on_loopback(n->cfg.listen))
     return;
-  if (n->cfg.client_tls != NODE_TLS_REQUIRED)
+  /* One line for clients, naming what is missing: TLS, logins, or both. */
+  bool no_tls = n->cfg.client_tls != NODE_TLS_REQUIRED;
+  bool no_auth = !n->cfg.auth_required;
+  if (no_tls || no_auth)
     node_log(NODE_LOG_WARN, NODE_MOD,
-             "clients reach this node on %s, which is not loopback, %s and "
-             "without user logins (not built yet): whoever reaches the "
-             "port reads and writes every key (--client-tls required; "
-             "README, TLS)",
+             "clients reach this node on %s, which is not loopback, %s%s%s: "
+             "%s (%s; README, A secured cluster)",
              n->cfg.listen,
-             n->cfg.client_tls == NODE_TLS_OFF ? "without TLS"
-                                               : "with TLS optional");
+             !no_tls                             ? ""
+             : n->cfg.client_tls == NODE_TLS_OFF ? "without TLS"
+                                                 : "with TLS optional",
+             no_tls && no_auth ? " and " : "",
+             no_auth ? "without logins (--auth off)" : "",
+             no_auth ? "whoever reaches the port reads and writes every key"
+                     : "whoever is on the path reads their keys and values",
+             no_tls && no_auth ? "--client-tls required, --auth required"
+             : no_tls          ? "--client-tls required"
+                               : "--auth required");
   if (n->cfg.peer_tls != NODE_TLS_REQUIRED)
     node_log(NODE_LOG_WARN, NODE_MOD,
              "peer links on %s are not encrypted (--peer-tls required): "

@@ -228,6 +228,16 @@ struct node_config {
    * CA). Empty paths: none. */
   char tls_cert[NODE_PATH_MAX], tls_key[NODE_PATH_MAX], tls_ca[NODE_PATH_MAX];
   enum node_tls_mode client_tls, peer_tls;
+  /* Client logins (issue 24; docs/ARCHITECTURE.md, Users and logins):
+   * --auth required|off (default off: a cluster with no users yet, and
+   * every existing deployment, keep working; required is one flag away);
+   * --admin-user NAME with --admin-password-file FILE or the environment
+   * variable CHORUS_ADMIN_PASSWORD: the first admin, created through the
+   * metadata log when the cluster has no users. */
+  bool auth_required;
+  char admin_user[48];
+  uint32_t admin_ops, admin_mem_kib; /* --admin-kdf PASSES:KIB; 0: 2:65536 */
+  char admin_password_file[NODE_PATH_MAX];
 };
 
 /* node_config_parse: fills @cfg from argv (and from --config files). On

@@ -109,6 +109,16 @@ static const char usage_text2[] =
     "                         one port) or required (default off)\n"
     "  --peer-tls MODE        off or required: peer links with mutual TLS\n"
     "                         over --tls-ca (default off)\n"
+    "  --auth MODE            off (default) or required: clients log in\n"
+    "                         (a user and password, SCRAM with Argon2id)\n"
+    "                         and each request is checked against the\n"
+    "                         user's roles\n"
+    "  --admin-user NAME      the first admin, created with admin on every\n"
+    "                         keyspace when the cluster has no users; its\n"
+    "                         password from --admin-password-file FILE or\n"
+    "                         the environment variable CHORUS_ADMIN_PASSWORD\n"
+    "  --admin-kdf PASSES:KIB the first admin's Argon2id cost (default\n"
+    "                         2:65536; each client pays it once)\n"
     "  --config FILE          `key = value` lines with the same keys\n"
     "  --help, --version\n";
 
@@ -427,6 +437,32 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
           peer ? "off or required" : "off, optional or required");
     return CHORUS_OK;
   }
+  if (strcmp(key, "auth") == 0) {
+    if (strcmp(v, "off") == 0 || strcmp(v, "required") == 0) {
+      cfg->auth_required = v[0] == 'r';
+      return CHORUS_OK;
+    }
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--auth: \"%s\" is not off or required", v);
+  }
+  if (strcmp(key, "admin-user") == 0)
+    return set_str(cfg->admin_user, sizeof cfg->admin_user, v, key, errmsg);
+  if (strcmp(key, "admin-kdf") == 0) {
+    char *end;
+    unsigned long ops = strtoul(v, &end, 10);
+    unsigned long kib = *end == ':' ? strtoul(end + 1, &end, 10) : 0;
+    if (*end != '\0' || ops < 1 || ops > 10 || kib < 8 || kib > 262144)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "--admin-kdf: \"%s\" is not PASSES:KIB (1..10, "
+                         "8..262144)",
+                         v);
+    cfg->admin_ops = (uint32_t)ops;
+    cfg->admin_mem_kib = (uint32_t)kib;
+    return CHORUS_OK;
+  }
+  if (strcmp(key, "admin-password-file") == 0)
+    return set_str(cfg->admin_password_file, sizeof cfg->admin_password_file, v,
+                   key, errmsg);
   if (strcmp(key, "config") == 0)
     return parse_file(v, cfg, depth + 1, errmsg);
   return chorus_errf(errmsg, CHORUS_EINVAL, "unknown option --%s (try --help)",
@@ -587,6 +623,13 @@ int node_config_parse(int argc, char **argv, struct node_config *cfg,
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "--peer-tls required needs --tls-ca (the cluster CA "
                        "that signs every node's certificate)");
+  if (cfg->admin_password_file[0] != '\0' && cfg->admin_user[0] == '\0')
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--admin-password-file needs --admin-user");
+  if (cfg->auth_required && (cfg->resp[0] != '\0'))
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--auth required: the RESP gateway has no login yet; "
+                       "start it without --resp (docs/RESP.md)");
   cfg->id = XXH3_64bits(cfg->name, strlen(cfg->name));
   if (cfg->key_derived) {
     /* Anyone who knows the cluster name knows this key: fine for a laptop,

@@ -192,6 +192,12 @@ static void on_client_msg(struct node_conn *c, const struct wire_msg *m) {
     node__answer_status(c, m->request_id);
     return;
   }
+  /* Exchanges on demand cost the cluster: admin only (core.h, ROLES PER
+   * REQUEST); status and the ring are for every logged-in user. */
+  if ((m->type == WIRE_REPAIR_NOW ||
+       (m->type == WIRE_REPAIR_RANGES && m->repair_ranges.now)) &&
+      !node__login_may(c, m, META_ROLE_ADMIN, "repair"))
+    return;
   if (m->type == WIRE_REPAIR_STATUS || m->type == WIRE_REPAIR_NOW) {
     if (m->type == WIRE_REPAIR_NOW) {
       int rc = core_aae_now(n->core, node__now(n), node__wall_ms());
@@ -246,7 +252,9 @@ int node__client_submit(struct node_conn *c, const struct wire_msg *m) {
     node_log(NODE_LOG_DEBUG, NODE_MOD,
              "req=%" PRIx64 ": %s from %s (id %" PRIu64 ")", cookie,
              wire_type_name(m->type), c->addr, m->request_id);
-  int rc = core_client(n->core, m, cookie, node__now(n), node__wall_ms());
+  int rc =
+      core_client_as(n->core, m, cookie, n->cfg.auth_required ? c->user : NULL,
+                     node__now(n), node__wall_ms());
   if (rc != CHORUS_OK)
     node__fatal(rc, "client request");
   return CHORUS_OK;
@@ -296,7 +304,9 @@ void node__on_frame(struct node_conn *c, const uint8_t *body, size_t len) {
     node__conn_reject(c, 0, rc, err[0] ? err : chorus_strerror(rc));
     return;
   }
-  if (c->kind == NODE_CONN_NEW)
+  if (c->kind == NODE_CONN_NEW && c->login_pending)
+    node__login_proof(c, &m);
+  else if (c->kind == NODE_CONN_NEW)
     node__on_hello(c, &m);
   else if (c->kind == NODE_CONN_CLIENT)
     on_client_msg(c, &m);

@@ -36,6 +36,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "auth_login.h"
 #include "core.h"
 #include "peer_auth.h"
 #include "node.h"
@@ -155,6 +156,12 @@ struct node_conn {
    * for the acceptor's proof of the key, the acceptor's for the dialer's. */
   struct peer_auth *auth;
   bool auth_hold;
+  /* Client logins (node_login.c): the login between HELLO and the proof
+   * (@login_pending), and the user once logged in ("" before, and on a
+   * node with --auth off that was not asked to log in). */
+  bool login_pending;
+  struct auth_login login;
+  char user[AUTH_USER_MAX + 1];
 };
 
 /* The address book: one entry per address SWIM or replication talks to. */
@@ -317,7 +324,16 @@ struct node {
     /* Peer links (node_peer.c): handshakes refused (a wrong or replayed
      * MAC, a fake acceptor); links closed for a frame whose tag failed. */
     uint64_t peer_auth_failed, peer_frame_auth_failed;
+    /* Client logins (node_login.c): succeeded; refused at the proof
+     * (wrong password or unknown user); refused before the challenge
+     * (too many failures from the address; no login on a node that
+     * requires one; credentials that are no login). */
+    uint64_t logins, login_failed, login_limited, login_missing;
   } stats;
+  /* Client logins (node_login.c): failures per source address, and the
+   * secret the salts of unknown names derive from. */
+  struct auth_limiter login_limiter;
+  uint8_t login_secret[AUTH_SECRET_BYTES];
   struct node_metrics metrics;
 };
 
@@ -365,6 +381,18 @@ void node__conn_send_error(struct node_conn *c, uint64_t request_id, int code,
  * node__conn_send's back-pressure (the RESP gateway's replies).
  * Errors: CHORUS_ECLOSED, CHORUS_ENOMEM. */
 int node__conn_write(struct node_conn *c, const void *data, size_t len);
+/* node_login.c: a client's HELLO on a node that requires a login or
+ * with credentials that ask for one (answers AUTH_CHALLENGE, or ERROR and
+ * closes), and the frame after it (AUTH_PROOF: AUTH_OK and WELCOME, or
+ * ERROR EAUTH and close). node__login_init at open. */
+void node__login_init(struct node *n);
+void node__login_hello(struct node_conn *c, const struct wire_msg *m);
+void node__login_proof(struct node_conn *c, const struct wire_msg *m);
+/* node__login_may: whether @c's user may take @role on every keyspace
+ * (node-level requests: REPAIR_NOW); else answered EPERM. */
+bool node__login_may(struct node_conn *c, const struct wire_msg *m,
+                     uint8_t role, const char *verb);
+
 /* node__conn_reject: a protocol violation: ERROR, log, close once sent. */
 void node__conn_reject(struct node_conn *c, uint64_t request_id, int code,
                        const char *why);

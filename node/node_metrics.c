@@ -464,6 +464,18 @@ static void node_text(struct node *n, struct http_text *t) {
     http_prom_sample(t, "chorus_connections_closed_total", &lb, 1,
                      (double)wv[i]);
   }
+  http_prom_family(t, "chorus_logins_total", HTTP_PROM_COUNTER,
+                   "Client logins (--auth), by result: ok; failed (a wrong "
+                   "password or an unknown user, at the proof); limited "
+                   "(too many failures from the address); missing (no or "
+                   "bad credentials where a login is required).");
+  static const char *const login_res[] = {"ok", "failed", "limited", "missing"};
+  const uint64_t lgv[] = {n->stats.logins, n->stats.login_failed,
+                          n->stats.login_limited, n->stats.login_missing};
+  for (size_t i = 0; i < sizeof lgv / sizeof lgv[0]; i++) {
+    struct http_label lb = {"result", login_res[i]};
+    http_prom_sample(t, "chorus_logins_total", &lb, 1, (double)lgv[i]);
+  }
   one(t, "chorus_tls_handshakes_total", HTTP_PROM_COUNTER,
       "TLS handshakes completed on the client and peer port, accepted and "
       "dialled.",

@@ -550,11 +550,16 @@ void node__on_hello(struct node_conn *c, const struct wire_msg *m) {
     node__conn_refuse(c);
     return;
   }
+  c->version = m->hello.version;
+  if (m->hello.role == WIRE_ROLE_CLIENT &&
+      (n->cfg.auth_required || m->hello.credentials.len > 0)) {
+    node__login_hello(c, m); /* node_login.c: a challenge, or a refusal */
+    return;
+  }
   if (m->hello.role == WIRE_ROLE_PEER) {
     peer_challenge(c, m, &reply);
     return;
   }
-  c->version = m->hello.version;
   node__conn_handshaken(c, NODE_CONN_CLIENT);
   (void)node__conn_send(c, &reply);
 }

@@ -279,6 +279,10 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)n->stats.peer_auth_failed, "node.peer_auth_failed");
   stat_add(&b, (int64_t)n->stats.peer_frame_auth_failed,
            "node.peer_frame_auth_failed");
+  stat_add(&b, (int64_t)n->stats.logins, "node.logins");
+  stat_add(&b, (int64_t)n->stats.login_failed, "node.login_failed");
+  stat_add(&b, (int64_t)n->stats.login_limited, "node.login_limited");
+  stat_add(&b, (int64_t)n->stats.login_missing, "node.login_missing");
   stat_add(&b, (int64_t)n->stats.tls_handshakes, "node.tls_handshakes");
   stat_add(&b, (int64_t)n->stats.tls_auth_failed, "node.tls_auth_failed");
   stat_add(&b, (int64_t)n->stats.tls_malformed, "node.tls_malformed");

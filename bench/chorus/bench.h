@@ -128,6 +128,11 @@ struct bench_cluster {
    * certificate, and the cluster's own clients verify with its CA. */
   char tls_dir[400];
   char peer_tls[16];
+  /* "": no logins; else every node runs --auth required with this first
+   * admin (CHORUS_ADMIN_PASSWORD := @password) and the cluster's own
+   * clients log in as it. */
+  char user[48];
+  const char *password;
   unsigned count;
   /* Two datacenters in network namespaces (--wan-rtt): when netns[0] > 0,
    * bench_cluster_start puts node i in datacenter d = i % 2, named

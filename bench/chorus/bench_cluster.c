@@ -105,14 +105,35 @@ static int spawn(struct bench_cluster *c, unsigned i, char *errmsg) {
     snprintf(pem, sizeof pem, "%s/node.pem", c->tls_dir);
     snprintf(key, sizeof key, "%s/node.key", c->tls_dir);
     snprintf(ca, sizeof ca, "%s/ca.pem", c->tls_dir);
-    const char *argv[] = {
-        c->chorusd, "--id", n->id, "--listen", n->addr, "--data", n->data,
-        "--seeds", seed, "--cluster", c->cluster, "--replicas", c->replicas,
-        "--dc", n->dc, "--rack", "r1", "--durability", c->durability,
-        "--profile", "local", "--log-level", "warn",
-        /* TLS: from here, or the list ends */
-        c->tls_dir[0] ? "--tls-cert" : NULL, pem, "--tls-key", key, "--tls-ca",
-        ca, "--client-tls", "required", "--peer-tls", c->peer_tls, NULL};
+    if (c->user[0])
+      setenv("CHORUS_ADMIN_PASSWORD", c->password, 1);
+    const char *argv[40] = {
+        c->chorusd, "--id",        n->id,          "--listen",    n->addr,
+        "--data",   n->data,       "--seeds",      seed,          "--cluster",
+        c->cluster, "--replicas",  c->replicas,    "--dc",        n->dc,
+        "--rack",   "r1",          "--durability", c->durability, "--profile",
+        "local",    "--log-level", "warn"};
+    size_t a = 0;
+    while (argv[a] != NULL)
+      a++;
+    if (c->user[0]) {
+      argv[a++] = "--auth";
+      argv[a++] = "required";
+      argv[a++] = "--admin-user";
+      argv[a++] = c->user;
+      /* Cheap Argon2id: a login is per connection, and what a bench
+       * measures is the cost per request (each of its clients would
+       * otherwise spend 64 MiB and ~0.1 s of CPU before its first). */
+      argv[a++] = "--admin-kdf";
+      argv[a++] = "1:64";
+    }
+    if (c->tls_dir[0]) {
+      const char *tls[] = {"--tls-cert", pem,        "--tls-key",    key,
+                           "--tls-ca",   ca,         "--client-tls", "required",
+                           "--peer-tls", c->peer_tls};
+      for (size_t t = 0; t < sizeof tls / sizeof tls[0]; t++)
+        argv[a++] = tls[t];
+    }
     execv(c->chorusd, (char *const *)(uintptr_t)argv);
     fprintf(stderr, "exec %s: %s\n", c->chorusd, strerror(errno));
     _exit(127);
@@ -148,6 +169,10 @@ static bool node_sees_all(const struct bench_cluster *c, unsigned i,
   if (c->tls_dir[0]) {
     snprintf(ca, sizeof ca, "%s/ca.pem", c->tls_dir);
     cfg.tls_ca = ca;
+  }
+  if (c->user[0]) {
+    cfg.user = c->user;
+    cfg.password = c->password;
   }
   cfg.connect_timeout_ms = 500;
   cfg.default_timeout_ms = 500;

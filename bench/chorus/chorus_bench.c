@@ -123,6 +123,9 @@ struct options {
    * DIR sets the CA from a scripts/mkcerts folder and starts the cluster
    * with TLS (peers too unless --peer-tls off). */
   const char *tls_ca, *tls_cert, *tls_key, *tls_dir, *peer_tls;
+  /* --user: every client logs in (its password from CHORUS_PASSWORD); a
+   * started cluster runs --auth required with that user as first admin */
+  const char *user, *password;
   unsigned conns, pipeline, threads;
   double rate, duration, warmup;
   uint64_t ops;
@@ -723,6 +726,8 @@ static int loop_open(struct loop_ctx *lc, char *errmsg) {
   cfg.tls_cert = o->tls_cert;
   cfg.tls_key = o->tls_key;
   cfg.seed = o->seed + 1000u * lc->index + 1;
+  cfg.user = o->user;
+  cfg.password = o->password;
   cfg.dc = o->client_dc;
   for (unsigned s = 0; s < lc->nslots; s++) {
     for (unsigned k = 0; k < lc->per_slot; k++) {
@@ -852,6 +857,8 @@ static void routing_setup(struct run *run, const char *seeds) {
     cfg.tls_cert = o->tls_cert;
     cfg.tls_key = o->tls_key;
     cfg.seed = 7;
+    cfg.user = o->user;
+    cfg.password = o->password;
     struct chorus_client *cl = NULL;
     struct chorus_result res = {0};
     if (chorus_client_open(seeds, &cfg, &cl, NULL) == CHORUS_OK &&
@@ -1418,6 +1425,8 @@ static int run_staleness(const struct options *o, char addrs[][64],
   cfg.tls_cert = o->tls_cert;
   cfg.tls_key = o->tls_key;
   cfg.seed = o->seed + 77;
+  cfg.user = o->user;
+  cfg.password = o->password;
   int rc =
       chorus_client_open_async(&sc->loop, wseeds, &cfg, &sc->writer, errmsg);
   if (rc == CHORUS_OK)
@@ -1510,6 +1519,9 @@ static const char usage_text[] =
     "  --peer-tls MODE        with --tls: required (default) or off\n"
     "  --tls-ca FILE, --tls-cert FILE, --tls-key FILE\n"
     "                         the clients' TLS (an existing cluster)\n"
+    "  --user NAME            clients log in as NAME (password from\n"
+    "                         CHORUS_PASSWORD); a started cluster runs\n"
+    "                         --auth required with NAME its first admin\n"
     "  --wan-rtt MS           with --dcs 2: 2 x 3 nodes (replicas\n"
     "                         dc1:3,dc2:3) in two network namespaces joined\n"
     "                         by chorus-wan at MS round trip; clients in\n"
@@ -1650,7 +1662,8 @@ static void parse_options(int argc, char **argv, struct options *o) {
     O_PEER_TLS,
     O_TLS_CA,
     O_TLS_CERT,
-    O_TLS_KEY
+    O_TLS_KEY,
+    O_USER
   };
   static const struct option longopts[] = {
       {"seeds", required_argument, NULL, O_SEEDS},
@@ -1694,6 +1707,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
       {"tls-ca", required_argument, NULL, O_TLS_CA},
       {"tls-cert", required_argument, NULL, O_TLS_CERT},
       {"tls-key", required_argument, NULL, O_TLS_KEY},
+      {"user", required_argument, NULL, O_USER},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1773,6 +1787,14 @@ static void parse_options(int argc, char **argv, struct options *o) {
       break;
     case O_TLS_KEY:
       o->tls_key = optarg;
+      break;
+    case O_USER:
+      o->user = optarg;
+      o->password = getenv("CHORUS_PASSWORD");
+      if (o->password == NULL || o->password[0] == '\0') {
+        fprintf(stderr, "chorus-bench: --user needs CHORUS_PASSWORD\n");
+        exit(2);
+      }
       break;
     case 'c':
       o->conns = (unsigned)parse_double(optarg, "--connections", 1, 4096);
@@ -2243,6 +2265,10 @@ int main(int argc, char **argv) {
       snprintf(cluster.tls_dir, sizeof cluster.tls_dir, "%s", o.tls_dir);
       snprintf(cluster.peer_tls, sizeof cluster.peer_tls, "%s",
                o.peer_tls ? o.peer_tls : "required");
+    }
+    if (o.user != NULL) {
+      snprintf(cluster.user, sizeof cluster.user, "%s", o.user);
+      cluster.password = o.password;
     }
     unsigned count = o.start_cluster;
     if (o.dcs > 1 && count < 6)

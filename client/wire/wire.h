@@ -88,8 +88,9 @@
  * with @empty_to); a node answers a pull on an older connection with
  * STREAM_CHUNK (wire_reply_for); CAS and Paxos (144..152), LOCK,
  * LOCK_REPLY, KEYSPACE, KEYSPACE_REPLY, TRACE, REPLICA_TIMES, USER,
- * USER_REPLY, CLUSTER_KEY, CLUSTER_KEY_REPLY, and options of 10 entries (a
- * keyspace and flags; a node forwards a request to an older peer without its
+ * USER_REPLY, AUTH_CHALLENGE, AUTH_PROOF, AUTH_OK (a client's login),
+ * CLUSTER_KEY, CLUSTER_KEY_REPLY, and options of 10 entries (a keyspace
+ * and flags; a node forwards a request to an older peer without its
  * flags), and the peer challenge-response (PEER_CHALLENGE, PEER_PROOF,
  * PEER_TAG; a peer HELLO's credentials became the dialer's nonce). */
 #define WIRE_PROTOCOL_VERSION 5u   /* the version this code speaks */
@@ -277,6 +278,13 @@ enum wire_type {
   /* since version 5 (issue 24): users */
   WIRE_USER = 176,       /* client: list, create, passwd, drop, grant, revoke */
   WIRE_USER_REPLY = 177, /* answers USER */
+  /* since version 5 (issue 24): a client's login (docs/PROTOCOL.md,
+   * Login); HELLO's credentials name the user and carry its nonce */
+  WIRE_AUTH_CHALLENGE = 178, /* node -> client: salt, costs, server nonce */
+  WIRE_AUTH_PROOF = 179,     /* client -> node: the SCRAM proof */
+  WIRE_AUTH_OK = 180,        /* node -> client: the server's signature,
+                                just before WELCOME */
+  /* 181..183 reserved: login */
   /* since version 5 (issue 24): the peer link's challenge-response and
    * frame tags (node/core/peer_auth.h); peer only */
   WIRE_PEER_CHALLENGE = 184, /* acceptor: nonce_a and its MAC */
@@ -286,7 +294,7 @@ enum wire_type {
   /* since version 5 (issue 24): the gossip keyring */
   WIRE_CLUSTER_KEY = 188,       /* client: list, install, use, remove */
   WIRE_CLUSTER_KEY_REPLY = 189, /* answers CLUSTER_KEY */
-  /* 164..175, 178..183, 187, 190..239 reserved: future use (176..191:
+  /* 164..175, 181..183, 187, 190..239 reserved: future use (176..191:
    * users and security)
    * 240..255 private / experimental, never sent by a release */
   WIRE_TYPE_MAX = 255
@@ -986,6 +994,25 @@ struct wire_user {
 #define WIRE_USER_RECORD_MIN 3u
 #define WIRE_USER_RECORD_MAX                                                   \
   (2u + WIRE_MAX_USER_NAME + 16u * (2u + WIRE_MAX_KEYSPACE_NAME))
+/* AUTH_CHALLENGE: the node's answer to a HELLO whose credentials ask for
+ * a login (client/auth/auth_login.h: [client nonce 24][user name]): the
+ * user's Argon2id salt and costs, and the node's nonce. A name the node
+ * does not know gets a salt derived from the name, so the challenge
+ * looks the same and the login fails only at the proof. */
+#define WIRE_AUTH_NONCE_BYTES 24u
+struct wire_auth_challenge {
+  struct wire_bytes salt;  /* WIRE_USER_SALT_BYTES */
+  uint32_t ops, mem_kib;   /* Argon2id's costs (the client bounds them) */
+  struct wire_bytes nonce; /* WIRE_AUTH_NONCE_BYTES, the node's */
+};
+
+/* AUTH_PROOF (client) carries the ClientProof; AUTH_OK (node) carries
+ * the ServerSignature, which the client checks before it takes the
+ * WELCOME that follows (chorus_auth.h). Both WIRE_USER_KEY_BYTES. */
+struct wire_auth_key {
+  struct wire_bytes key;
+};
+
 struct wire_user_reply {
   uint64_t applied;
   struct wire_bytes_list entries; /* <= 256 records */
@@ -1343,6 +1370,8 @@ struct wire_msg {
     struct wire_keyspace keyspace;
     struct wire_keyspace_reply keyspace_reply;
     struct wire_user user;
+    struct wire_auth_challenge auth_challenge;
+    struct wire_auth_key auth_key; /* AUTH_PROOF, AUTH_OK */
     struct wire_user_reply user_reply;
     struct wire_peer_challenge peer_challenge;
     struct wire_peer_proof peer_proof;

@@ -587,6 +587,30 @@ int core__refuse(struct core *c, uint64_t cookie, int code, const char *text) {
   return c->fx.reply(c->fx.ctx, cookie, &e, false);
 }
 
+bool core__may(struct core *c, uint64_t cookie, struct core_need need,
+               uint32_t ks_id, const char *ks_name) {
+  if (c->req_user == NULL)
+    return true;
+  char text[WIRE_MAX_ERROR_TEXT];
+  if (c->meta != NULL &&
+      core_user_may(meta_node_state(c->meta), c->req_user, need.role, need.verb,
+                    ks_id, ks_name, text, sizeof text))
+    return true;
+  if (c->meta == NULL)
+    snprintf(text, sizeof text, "this node keeps no users");
+  TRACE(c, "refused: %s", text);
+  (void)core__refuse(c, cookie, CHORUS_EPERM, text);
+  return false;
+}
+
+int core_client_as(struct core *c, const struct wire_msg *m, uint64_t cookie,
+                   const char *user, chorus_ms now, chorus_ms wall) {
+  c->req_user = user;
+  int rc = core_client(c, m, cookie, now, wall);
+  c->req_user = NULL;
+  return rc;
+}
+
 int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
                 chorus_ms now, chorus_ms wall) {
   if (!core_client_request(m->type)) {
@@ -618,6 +642,23 @@ int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
     if (c->meta == NULL)
       return core__refuse(c, cookie, CHORUS_ENOTSUP,
                           "this node keeps no cluster metadata");
+    struct core_need need = core_role_of(m);
+    uint32_t ks_id = 0;
+    char ks[META_KEYSPACE_NAME_MAX] = "";
+    if (need.keyspace && c->req_user != NULL) {
+      /* KEYSPACE ALTER, DROP: admin of that keyspace will do; an unknown
+       * name needs admin on every keyspace (then ENOTFOUND), and is
+       * refused as a known one would be, so its absence does not leak. */
+      size_t nl = m->keyspace.name.len < sizeof ks ? m->keyspace.name.len : 0;
+      if (nl > 0)
+        memcpy(ks, m->keyspace.name.ptr, nl);
+      ks[nl] = '\0';
+      const struct meta_keyspace *k =
+          meta_state_keyspace(meta_node_state(c->meta), ks);
+      ks_id = k != NULL ? k->id : UINT32_MAX;
+    }
+    if (!core__may(c, cookie, need, ks_id, ks))
+      return CHORUS_OK;
     return finish(c, core__meta_client(c, m, cookie));
   }
   sync_restoring(c);

@@ -128,6 +128,9 @@
 #define CORE_STREAM_BIT (UINT64_C(1) << 62)
 #define CORE_STREAM_COOKIE                                                     \
   (CORE_META_COOKIE_BIT | (UINT64_C(1) << 61) | UINT64_C(1))
+/* The first admin's proposals (core_config.bootstrap_admin). */
+#define CORE_ADMIN_COOKIE                                                      \
+  (CORE_META_COOKIE_BIT | (UINT64_C(1) << 61) | UINT64_C(3))
 
 /* KEY_APPLIED proposals (core_keys.c) are answered under this cookie. */
 #define CORE_KEYS_COOKIE                                                       \
@@ -200,6 +203,12 @@ struct core_config {
    * tree is kept and rebuilt at start whatever this says. */
   chorus_ms aae_interval_ms;
   const struct chorus_tracer *tracer; /* borrowed for life; may be NULL */
+  /* The first admin (issue 24; docs/ARCHITECTURE.md, Users and logins):
+   * a user (name and verifier; grants ignored) that this node, while it
+   * leads the metadata, creates when the cluster has no user and then
+   * grants admin on every keyspace (core_admin_bootstrap_step). Its name
+   * empty: none. */
+  struct meta_user bootstrap_admin;
 };
 
 struct core_effects {
@@ -338,6 +347,48 @@ bool core_client_request(uint8_t type);
  * never an error return. @m borrowed. */
 int core_client(struct core *c, const struct wire_msg *m, uint64_t cookie,
                 chorus_ms now, chorus_ms wall);
+
+/* core_client_as: core_client for a request of the logged-in @user
+ * (issue 24): the request runs only when the user holds the role it
+ * needs on its keyspace (core_role_of, core_user_may), else it is
+ * answered EPERM with a sentence that says which. @user NULL: no check
+ * (--auth off). @user borrowed for the call. */
+int core_client_as(struct core *c, const struct wire_msg *m, uint64_t cookie,
+                   const char *user, chorus_ms now, chorus_ms wall);
+
+/* ROLES PER REQUEST (issue 24)
+ *
+ * read: GET, the typed reads, CAS's serial read, LOCK STATUS, KEYSPACE
+ * LIST, CLUSTER_QUERY and CLUSTER_PLAN; write: every other data request
+ * (PUT, DELETE, counters, sets, registers, maps, CAS, LOCK ACQUIRE,
+ * RENEW, RELEASE, FENCED_PUT); admin: cluster changes, KEYSPACE CREATE,
+ * ALTER, DROP, and USER (LIST included: it names every user). Each role
+ * implies the ones before it. A request of a keyspace needs the role on
+ * that keyspace or on every keyspace; the default keyspace, locks, the
+ * cluster and users are covered only by a grant on every keyspace.
+ * KEYSPACE ALTER and DROP need admin on that keyspace. */
+struct core_need {
+  uint8_t role;     /* META_ROLE_*; 0: none (a logged-in user may) */
+  bool keyspace;    /* checked on the request's keyspace (core.c) */
+  const char *verb; /* "read", "write" or "change" */
+};
+struct core_need core_role_of(const struct wire_msg *m);
+
+/* core_user_may: whether @user may take @role on keyspace @ks_id (0: every
+ * keyspace; its name @ks_name, for the text) in @s; false with a sentence
+ * in @text (@cap bytes) such as "user bob may read keyspace app but not
+ * write it". @verb as in core_need. */
+bool core_user_may(const struct meta_state *s, const char *user, uint8_t role,
+                   const char *verb, uint32_t ks_id, const char *ks_name,
+                   char *text, size_t cap);
+
+/* core_admin_bootstrap_step: the next command that makes @admin the first
+ * admin in @s: USER_CREATE when the cluster has no user, USER_GRANT of
+ * admin on every keyspace when @admin is its only user and holds no
+ * grant; false when there is nothing to do. */
+bool core_admin_bootstrap_step(const struct meta_state *s,
+                               const struct meta_user *admin,
+                               struct meta_cmd *out);
 
 /* core_tick: runs everything due at @now: replication's timers, SWIM's
  * deadline, a join retry. Calling it early is harmless. */

@@ -191,6 +191,10 @@ struct core {
   bool evicted;
   chorus_ms told_evicted_at;
   bool admin_staging; /* core_meta.c: an admin command being staged */
+  /* core_client_as: the logged-in user of the request being handled, or
+   * NULL (no check); borrowed for that call only. */
+  const char *req_user;
+  bool bootstrap_proposed; /* core_meta.c: the first admin's step in flight */
   /* core_meta.c: client requests whose KEYSPACE or USER command is being
    * proposed (core__propose_pending). */
   struct core__pending admin_pending[CORE_ADMIN_PENDING];
@@ -313,6 +317,11 @@ int core__keys_reply(struct core *c, uint64_t cookie, uint32_t id);
 int core__user_client(struct core *c, const struct wire_msg *m,
                       uint64_t cookie);
 int core__user_reply(struct core *c, uint64_t cookie, const char *name);
+/* core__may: whether the request being handled (c->req_user) may take
+ * @need on keyspace @ks_id (@ks_name); when not, answered EPERM. */
+bool core__may(struct core *c, uint64_t cookie, struct core_need need,
+               uint32_t ks_id, const char *ks_name);
+
 /* core__ks_request: client request @m (one with options) resolved against
  * the keyspace it names (KEYSPACE KEYS in core_keyspace.c) and handed to
  * repl_client: refused when the keyspace does not exist or holds another

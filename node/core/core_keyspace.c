@@ -291,8 +291,15 @@ int core__ks_request(struct core *c, const struct wire_msg *m,
   uint8_t type = 0;
   struct wire_bytes *key = repl_request_key(&x, &type);
   struct wire_options *opts = wire_options_of(&x);
-  if (key == NULL || opts == NULL)
+  /* The user's role is checked here, once per request, where its
+   * keyspace is known; a forwarded request was checked where the client
+   * logged in (c->req_user is NULL on the peer path). */
+  struct core_need need = core_role_of(m);
+  if (key == NULL || opts == NULL) {
+    if (!core__may(c, o->cookie, need, 0, ""))
+      return CHORUS_OK;
     return repl_client(c->repl, m, o, now, wall, &c->rfx);
+  }
   char name[META_KEYSPACE_NAME_MAX], text[WIRE_MAX_ERROR_TEXT];
   size_t nl = opts->keyspace.len; /* <= 47: the decoder's bound */
   if (nl >= sizeof name)
@@ -302,6 +309,8 @@ int core__ks_request(struct core *c, const struct wire_msg *m,
     memcpy(name, opts->keyspace.ptr, nl);
   name[nl] = '\0';
   if (nl == 0 || strcmp(name, "default") == 0) {
+    if (!core__may(c, o->cookie, need, 0, "default"))
+      return CHORUS_OK;
     if (key->len > 0 && key->ptr[0] == 0)
       return core__refuse(c, o->cookie, CHORUS_EINVAL,
                           "a key may not begin with byte 0x00 (reserved for "
@@ -320,11 +329,18 @@ int core__ks_request(struct core *c, const struct wire_msg *m,
   const struct meta_keyspace *k =
       strlen(name) == nl ? meta_state_keyspace(meta_node_state(c->meta), name)
                          : NULL;
+  /* A user who may not touch such a keyspace learns nothing of whether it
+   * exists: the refusal reads as for one that does (UINT32_MAX is no
+   * keyspace's id, so only a grant on every keyspace passes). */
+  if (k == NULL && !core__may(c, o->cookie, need, UINT32_MAX, name))
+    return CHORUS_OK;
   if (k == NULL) {
     snprintf(text, sizeof text, "no keyspace named %s (chorus keyspace list)",
              name);
     return core__refuse(c, o->cookie, CHORUS_ENOTFOUND, text);
   }
+  if (!core__may(c, o->cookie, need, k->id, k->name))
+    return CHORUS_OK;
   if (!ks_holds(k->type, type)) {
     snprintf(text, sizeof text, "keyspace %s holds %s keys, not %s", name,
              meta_ks_type_name(k->type), crdt_type_word(type));

@@ -87,6 +87,15 @@ static void mx_answer(void *ctx, uint64_t cookie, int status,
     core__stream_reported(c, status);
     return;
   }
+  if (cookie == CORE_ADMIN_COOKIE) {
+    c->bootstrap_proposed = false;
+    chorus_trace(c->cfg.meta.tracer, "core", "first admin %s: %s",
+                 c->cfg.bootstrap_admin.name,
+                 status == CHORUS_OK
+                     ? "step applied"
+                     : (text && text[0] ? text : chorus_strerror(status)));
+    return;
+  }
   if (cookie == CORE_KEYS_COOKIE) {
     core__keys_reported(c, status);
     return;
@@ -263,7 +272,32 @@ int core__meta_peer(struct core *c, chorus_node_id from,
                                 c->now));
 }
 
+/* bootstrap_admin: the first admin (core.h, bootstrap_admin), one step
+ * at a time, by the leader only: any node may be started with it, and the
+ * one that leads when the cluster has no user creates it (a follower's
+ * proposal would do as well, but every node proposing at once would only
+ * make duplicates that the metadata refuses). */
+static int bootstrap_admin(struct core *c) {
+  if (c->cfg.bootstrap_admin.name[0] == '\0' || c->bootstrap_proposed ||
+      !meta_node_started(c->meta))
+    return CHORUS_OK;
+  struct meta_node_info i;
+  meta_node_info(c->meta, &i);
+  struct meta_cmd cmd;
+  if (i.leader != c->cfg.swim.id ||
+      !core_admin_bootstrap_step(meta_node_state(c->meta),
+                                 &c->cfg.bootstrap_admin, &cmd))
+    return CHORUS_OK;
+  c->bootstrap_proposed = true;
+  chorus_trace(c->cfg.meta.tracer, "core", "first admin %s: proposing %s",
+               cmd.user.name, meta_cmd_describe(&cmd));
+  return meta_node_propose(c->meta, &cmd, CORE_ADMIN_COOKIE, 10000, c->now);
+}
+
 int core__meta_tick(struct core *c) {
+  int rc = bootstrap_admin(c);
+  if (rc != CHORUS_OK)
+    return done(c, rc);
   if (meta_node_next_deadline(c->meta) > c->now)
     return CHORUS_OK;
   return done(c, meta_node_tick(c->meta, c->now));

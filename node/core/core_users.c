@@ -159,3 +159,101 @@ int core__user_client(struct core *c, const struct wire_msg *m,
   }
   return core__propose_pending(c, &cmd, cookie, CORE_PENDING_USER);
 }
+
+/* ========================================================================
+ * Roles per request (core.h, ROLES PER REQUEST)
+ * ======================================================================== */
+
+struct core_need core_role_of(const struct wire_msg *m) {
+  const struct core_need none = {0, false, "use"},
+                         read = {META_ROLE_READ, true, "read"},
+                         write = {META_ROLE_WRITE, true, "write"},
+                         admin = {META_ROLE_ADMIN, false, "change"};
+  switch (m->type) {
+  case WIRE_GET:
+  case WIRE_COUNTER_READ:
+  case WIRE_SET_READ:
+  case WIRE_LWW_READ:
+  case WIRE_MAP_READ:
+    return read;
+  case WIRE_CAS:
+    return m->cas.cond == WIRE_CAS_READ ? read : write;
+  case WIRE_LOCK:
+    return m->lock.op == WIRE_LOCK_STATUS ? read : write;
+  case WIRE_PUT:
+  case WIRE_PUT_TTL:
+  case WIRE_DELETE:
+  case WIRE_COUNTER_ADD:
+  case WIRE_SET_ADD:
+  case WIRE_SET_REMOVE:
+  case WIRE_LWW_SET:
+  case WIRE_LWW_DELETE:
+  case WIRE_MAP_UPDATE:
+    return write;
+  case WIRE_CLUSTER_QUERY:
+  case WIRE_CLUSTER_PLAN:
+    return none; /* what the cluster looks like: no data */
+  case WIRE_KEYSPACE:
+    if (m->keyspace.op == WIRE_KS_LIST)
+      return none;
+    if (m->keyspace.op == WIRE_KS_CREATE)
+      return admin;
+    return (struct core_need){META_ROLE_ADMIN, true, "change"};
+  default: /* cluster changes, users; a type not listed needs the most */
+    return admin;
+  }
+}
+
+bool core_user_may(const struct meta_state *s, const char *user, uint8_t role,
+                   const char *verb, uint32_t ks_id, const char *ks_name,
+                   char *text, size_t cap) {
+  const struct meta_user *u = meta_state_user(s, user);
+  if (u == NULL) {
+    snprintf(text, cap, "user %s no longer exists (log in again)", user);
+    return false;
+  }
+  if (role == 0 || meta_user_may(u, role, ks_id))
+    return true;
+  uint8_t held = 0;
+  for (uint8_t r = META_ROLE_READ; r <= META_ROLE_MAX; r++)
+    if (meta_user_may(u, r, ks_id))
+      held = r;
+  char where[META_KEYSPACE_NAME_MAX + 16];
+  if (ks_id == 0)
+    snprintf(where, sizeof where, "every keyspace");
+  else
+    snprintf(where, sizeof where, "keyspace %s", ks_name);
+  static const char *const may[] = {"", "read", "read and write", "administer"};
+  if (held == 0)
+    snprintf(text, cap, "user %s holds no role on %s, so may not %s it%s", user,
+             where, verb,
+             ks_id == 0 ? " (the default keyspace, locks, the cluster and "
+                          "users need a grant on every keyspace)"
+                        : "");
+  else
+    snprintf(text, cap, "user %s may %s %s but not %s it", user, may[held],
+             where, verb);
+  return false;
+}
+
+bool core_admin_bootstrap_step(const struct meta_state *s,
+                               const struct meta_user *admin,
+                               struct meta_cmd *out) {
+  if (admin->name[0] == '\0')
+    return false;
+  memset(out, 0, sizeof *out);
+  if (s->nusers == 0) {
+    out->type = META_CMD_USER_CREATE;
+    out->user = *admin;
+    out->user.ngrants = 0;
+    return true;
+  }
+  const struct meta_user *u = meta_state_user(s, admin->name);
+  if (s->nusers == 1 && u != NULL && u->ngrants == 0) {
+    out->type = META_CMD_USER_GRANT;
+    memcpy(out->user.name, admin->name, sizeof out->user.name);
+    out->grant = (struct meta_grant){META_ROLE_ADMIN, 0};
+    return true;
+  }
+  return false;
+}

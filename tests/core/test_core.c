@@ -568,9 +568,104 @@ static void timer_heap_orders(void **state) {
   core__timers_free(&t);
 }
 
+/* ROLES PER REQUEST (core.h): which role each request needs, and the
+ * sentence a refusal says. Pure: a metadata state built by hand. */
+static void roles_per_request(void **state) {
+  (void)state;
+  struct wire_msg m = {.type = WIRE_GET};
+  assert_int_equal(core_role_of(&m).role, META_ROLE_READ);
+  m.type = WIRE_PUT;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_WRITE);
+  m.type = WIRE_MAP_UPDATE;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_WRITE);
+  m.type = WIRE_CAS;
+  m.cas.cond = WIRE_CAS_READ;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_READ);
+  m.cas.cond = WIRE_CAS_IF_VALUE;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_WRITE);
+  m.type = WIRE_LOCK;
+  m.lock.op = WIRE_LOCK_STATUS;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_READ);
+  m.lock.op = WIRE_LOCK_ACQUIRE;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_WRITE);
+  m.type = WIRE_CLUSTER_QUERY;
+  assert_int_equal(core_role_of(&m).role, 0);
+  m.type = WIRE_CLUSTER_REMOVE;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_ADMIN);
+  assert_false(core_role_of(&m).keyspace);
+  m.type = WIRE_USER;
+  m.user.op = WIRE_USER_LIST;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_ADMIN);
+  m.type = WIRE_KEYSPACE;
+  m.keyspace.op = WIRE_KS_LIST;
+  assert_int_equal(core_role_of(&m).role, 0);
+  m.keyspace.op = WIRE_KS_DROP;
+  assert_int_equal(core_role_of(&m).role, META_ROLE_ADMIN);
+  assert_true(core_role_of(&m).keyspace);
+
+  struct meta_user users[2] = {0};
+  snprintf(users[0].name, sizeof users[0].name, "bob");
+  users[0].ngrants = 1;
+  users[0].grants[0] = (struct meta_grant){META_ROLE_READ, 7};
+  snprintf(users[1].name, sizeof users[1].name, "root");
+  users[1].ngrants = 1;
+  users[1].grants[0] = (struct meta_grant){META_ROLE_ADMIN, 0};
+  struct meta_state s = {.nusers = 2, .users = users};
+  char text[256];
+  assert_true(core_user_may(&s, "bob", META_ROLE_READ, "read", 7, "app", text,
+                            sizeof text));
+  assert_false(core_user_may(&s, "bob", META_ROLE_WRITE, "write", 7, "app",
+                             text, sizeof text));
+  assert_string_equal(text, "user bob may read keyspace app but not write it");
+  assert_false(core_user_may(&s, "bob", META_ROLE_READ, "read", 8, "other",
+                             text, sizeof text));
+  assert_non_null(strstr(text, "user bob holds no role on keyspace other"));
+  /* The default keyspace: only a grant on every keyspace covers it. */
+  assert_false(core_user_may(&s, "bob", META_ROLE_READ, "read", 0, "default",
+                             text, sizeof text));
+  assert_true(core_user_may(&s, "root", META_ROLE_WRITE, "write", 0, "", text,
+                            sizeof text));
+  assert_true(core_user_may(&s, "root", META_ROLE_READ, "read", 9, "x", text,
+                            sizeof text));
+  assert_false(core_user_may(&s, "gone", 0, "use", 0, "", text, sizeof text));
+  assert_non_null(strstr(text, "no longer exists"));
+}
+
+static void first_admin_steps(void **state) {
+  (void)state;
+  struct meta_user admin = {0};
+  snprintf(admin.name, sizeof admin.name, "root");
+  admin.ops = 2;
+  admin.mem_kib = 65536;
+  struct meta_state s = {0};
+  struct meta_cmd cmd;
+  assert_true(core_admin_bootstrap_step(&s, &admin, &cmd));
+  assert_int_equal(cmd.type, META_CMD_USER_CREATE);
+  assert_string_equal(cmd.user.name, "root");
+  struct meta_user u = admin;
+  s.nusers = 1;
+  s.users = &u;
+  assert_true(core_admin_bootstrap_step(&s, &admin, &cmd));
+  assert_int_equal(cmd.type, META_CMD_USER_GRANT);
+  assert_int_equal(cmd.grant.role, META_ROLE_ADMIN);
+  assert_int_equal(cmd.grant.ks_id, 0);
+  u.ngrants = 1;
+  u.grants[0] = (struct meta_grant){META_ROLE_ADMIN, 0};
+  assert_false(core_admin_bootstrap_step(&s, &admin, &cmd));
+  /* Another user already: never a second first admin. */
+  snprintf(u.name, sizeof u.name, "ann");
+  u.ngrants = 0;
+  assert_false(core_admin_bootstrap_step(&s, &admin, &cmd));
+  admin.name[0] = '\0';
+  s.nusers = 0;
+  assert_false(core_admin_bootstrap_step(&s, &admin, &cmd));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(members_then_one_ring, teardown),
+      cmocka_unit_test(roles_per_request),
+      cmocka_unit_test(first_admin_steps),
       cmocka_unit_test_teardown(refusals_answer_the_cookie, teardown),
       cmocka_unit_test_teardown(write_then_leave, teardown),
       cmocka_unit_test_teardown(failed_sync_stops, teardown),
