@@ -151,7 +151,8 @@ static const char usage_cluster[] =
     "  cluster key remove ID         nobody opens it (0: --cluster-key)\n"
     "  keyspace list [NAME]          keyspaces (kept in the cluster metadata;\n"
     "                                data commands name one with -k NAME)\n"
-    "  keyspace create NAME [--type any|kv|lww|counter|set|map] [-r L] [-w L]\n"
+    "  keyspace create NAME [--type any|kv|lww|counter|set|map]\n"
+    "                 [-r|--read L] [-w|--write L]\n"
     "                 [--ttl S] [--siblings-warn N] [--siblings-max N]\n"
     "  keyspace alter NAME ...       new settings (the type stays)\n"
     "  keyspace drop NAME            its keys become unreachable\n"
@@ -188,7 +189,8 @@ static const char usage_options[] =
     "                                terminal, never argv\n"
     "  --json                        one JSON object per command on stdout\n"
     "                                (node ids as 16 hex digits)\n"
-    "  -r N|LEVEL, -w N|LEVEL        read / write quorum (1..64 or a level)\n"
+    "  -r, --read N|LEVEL            read quorum (1..64 or a level)\n"
+    "  -w, --write N|LEVEL           write quorum (1..64 or a level)\n"
     "  -c LEVEL                      both: ONE TWO THREE QUORUM ALL LOCAL_ONE\n"
     "                                LOCAL_QUORUM EACH_QUORUM\n"
     "  -k, --keyspace NAME           the keyspace of the key (default:\n"
@@ -476,11 +478,11 @@ static int parse(struct cli *cl, int argc, char **argv) {
         return usage_error("--timeout needs milliseconds 1..86400000");
       cl->opts.timeout_ms = (uint32_t)t;
       i++;
-    } else if (strcmp(a, "-r") == 0) {
+    } else if (strcmp(a, "-r") == 0 || strcmp(a, "--read") == 0) {
       rc = parse_level(a, v, &cl->opts.r);
       cl->r_given = true;
       i++;
-    } else if (strcmp(a, "-w") == 0) {
+    } else if (strcmp(a, "-w") == 0 || strcmp(a, "--write") == 0) {
       rc = parse_level(a, v, &cl->opts.w);
       cl->w_given = true;
       i++;
