@@ -433,7 +433,7 @@ void repl_cleanup_begin(struct repl *r);
  * does not own was kept for a hint or written (a coordinator behind the
  * ring's epoch): the node core scans again a while later. */
 bool repl_cleanup_wanted(const struct repl *r);
-int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
+int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now, bool *done);
 
 /* ------------------------------------------------------------------------
  * Tombstone collection (issue 20; ScyllaDB's tombstone_gc = repair)
@@ -591,8 +591,11 @@ struct repl_stats {
    * was behind its ring epoch (repl_replica.c, hint_owners). */
   uint64_t pending_hinted;
   /* Cleanup (CLEANUP): keys looked at, objects deleted, objects kept
-   * because a hint still needs them. */
+   * because a hint still needs them, reads the scans opened (one per
+   * REPL_CLEANUP_READ_MAX_AGE_MS at most, none where this node owns the
+   * whole ring). */
   uint64_t cleanup_scanned, cleanup_deleted, cleanup_hinted;
+  uint64_t cleanup_reads_opened;
   /* Tombstone collection: dead objects the last walk kept, purged since
    * start, walks completed. */
   uint64_t tombstones, tombstones_purged, gc_walks;
