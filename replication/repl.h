@@ -426,7 +426,10 @@ void repl_set_restoring(struct repl *r, bool restoring);
  * object). *@done once the scan has reached the end (or none is under
  * way). The node core paces the steps and starts a scan only after a
  * grace period with no change under way (core.h). A full store postpones
- * the deletes. Errors: CHORUS_ENOMEM, store errors.
+ * the deletes. The scan keeps its store read across steps, a new one
+ * after REPL_CLEANUP_READ_MAX_AGE_MS by @now (repl_cleanup.c, THE SCAN'S
+ * READ), and reads nothing where this node owns the whole ring. Errors:
+ * CHORUS_ENOMEM, store errors.
  * ------------------------------------------------------------------------ */
 void repl_cleanup_begin(struct repl *r);
 /* repl_cleanup_wanted: since the last scan began, an object this node
