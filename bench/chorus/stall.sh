@@ -9,7 +9,8 @@
 # Usage (from the repository root, after a release build):
 #   bench/chorus/stall.sh [BUILD]        (default build-rel)
 # Environment: DURATION (s, default 60), CONNS (50), INFLIGHT (1),
-# DURABILITY (none), WORKLOAD (rw50), PORT (base port, 7700), KEEP=1 keeps
+# DURABILITY (none), WORKLOAD (rw50), PORT (base port, 7700), CHORUSD (a
+# chorusd of another build, to compare; the client stays BUILD's), KEEP=1 keeps
 # the data and logs folder.
 set -eu
 
@@ -20,7 +21,7 @@ inflight=${INFLIGHT:-1}
 durability=${DURABILITY:-none}
 workload=${WORKLOAD:-rw50}
 port=${PORT:-7700}
-chorusd=$build/node/chorusd
+chorusd=${CHORUSD:-$build/node/chorusd}
 bench=$build/bench/chorus/chorus-bench
 for f in "$chorusd" "$bench"; do
   [ -x "$f" ] || { echo "stall.sh: $f not built" >&2; exit 1; }
