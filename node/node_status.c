@@ -257,6 +257,8 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
     stat_add(&b, (int64_t)si.stats.cleanups, "cleanup.scans");
     stat_add(&b, (int64_t)served->cleanup_deleted, "cleanup.deleted");
     stat_add(&b, (int64_t)served->cleanup_hinted, "cleanup.kept_hinted");
+    stat_add(&b, (int64_t)served->cleanup_scanned, "cleanup.scanned");
+    stat_add(&b, (int64_t)served->cleanup_reads_opened, "cleanup.reads_opened");
   }
   /* Peers whose clock differs from ours by more than the bound (DESIGN.md
    * §7: a warning in status, never an input to ordering). */

@@ -116,13 +116,13 @@ void repl_free(struct repl *r) {
     return;
   repl__ops_free(r);
   repl__stream_reads_close(r, 0, true);
+  repl__cleanup_free(r);
   for (uint32_t i = 0; i < r->npeers; i++) {
     chorus_free(r->peers[i].cursor);
     chorus_free(r->peers[i].mcursor);
   }
   chorus_free(r->peers);
   repl__hints_free(&r->hints);
-  chorus_free(r->cleanup.after);
   chorus_free(r->gc.after);
   repl__aae_free(r);
   chorus_free(r);
@@ -403,8 +403,10 @@ int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
   uint64_t kind = id >> REPL_TIMER_KIND_SHIFT;
   int rc = CHORUS_OK;
   if (kind == REPL_TIMER_HINTS) {
-    /* A kept stream read pins its snapshot and holds off a reopen. */
+    /* A kept stream read pins its snapshot and holds off a reopen; so
+     * does a cleanup scan's. */
     repl__stream_reads_close(r, now, r->failed);
+    repl__cleanup_read_close(r, now, r->failed);
     uint64_t reopens = store_disk_info(r->store)->generation;
     if (reopens != r->store_reopens) {
       /* A reopen after a full disk may have lost the newest writes, and

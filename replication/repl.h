@@ -426,14 +426,17 @@ void repl_set_restoring(struct repl *r, bool restoring);
  * object). *@done once the scan has reached the end (or none is under
  * way). The node core paces the steps and starts a scan only after a
  * grace period with no change under way (core.h). A full store postpones
- * the deletes. Errors: CHORUS_ENOMEM, store errors.
+ * the deletes. The scan keeps its store read across steps, a new one
+ * after REPL_CLEANUP_READ_MAX_AGE_MS by @now (repl_cleanup.c, THE SCAN'S
+ * READ), and reads nothing where this node owns the whole ring. Errors:
+ * CHORUS_ENOMEM, store errors.
  * ------------------------------------------------------------------------ */
 void repl_cleanup_begin(struct repl *r);
 /* repl_cleanup_wanted: since the last scan began, an object this node
  * does not own was kept for a hint or written (a coordinator behind the
  * ring's epoch): the node core scans again a while later. */
 bool repl_cleanup_wanted(const struct repl *r);
-int repl_cleanup_step(struct repl *r, size_t budget, bool *done);
+int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now, bool *done);
 
 /* ------------------------------------------------------------------------
  * Tombstone collection (issue 20; ScyllaDB's tombstone_gc = repair)
@@ -591,8 +594,11 @@ struct repl_stats {
    * was behind its ring epoch (repl_replica.c, hint_owners). */
   uint64_t pending_hinted;
   /* Cleanup (CLEANUP): keys looked at, objects deleted, objects kept
-   * because a hint still needs them. */
+   * because a hint still needs them, reads the scans opened (one per
+   * REPL_CLEANUP_READ_MAX_AGE_MS at most, none where this node owns the
+   * whole ring). */
   uint64_t cleanup_scanned, cleanup_deleted, cleanup_hinted;
+  uint64_t cleanup_reads_opened;
   /* Tombstone collection: dead objects the last walk kept, purged since
    * start, walks completed. */
   uint64_t tombstones, tombstones_purged, gc_walks;

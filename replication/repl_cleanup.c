@@ -12,8 +12,54 @@
 #include "chorus_alloc.h"
 #include "repl_int.h"
 
+/* ------------------------------------------------------------------------
+ * THE SCAN'S READ (issue 27). A step used to open a new iterator at its
+ * cursor. With RocksDB that costs the whole data memtable: it is hashed by
+ * token (store_rocksdb.c), so an ordered iterator first copies every entry
+ * into a sorted view, O(m log m) for m entries, whatever the bounds. Under
+ * a sustained write load the memtable holds a few hundred thousand entries
+ * and one open took 100-300 ms; a step every 20 ms of 1,000 keys made the
+ * loop spend nearly all its time sorting, for as long as the scan lasted
+ * (100,000 keys: 100 steps, half a minute), and the whole cluster stalled
+ * ten seconds after it formed (the cleanup's grace period): replica
+ * answers a second late, gossip suspicions, ops/s down a hundredfold.
+ *
+ * Two things make it cheap again:
+ *   - a node that owns every token of the ring in force (N at least the
+ *     number of nodes, the usual small cluster) has nothing to delete: the
+ *     scan ends at once, without a read;
+ *   - the scan keeps its read across steps and goes on from where it
+ *     stopped, seeking over the spans this node owns, as a stream read is
+ *     kept for a puller (repl_stream.c): a new one only when the ring or
+ *     the store (a reopen) changed, or after REPL_CLEANUP_READ_MAX_AGE_MS.
+ *     Its snapshot misses what was written after it opened: an object
+ *     this node does not own written since then sets repl_cleanup_wanted
+ *     (repl_replica.c), so a later scan finds it; the age bounds how long
+ *     the read pins the store's old memtables and files. The hint round
+ *     closes a read idle for REPL_STREAM_READ_IDLE_MS (a scan a change
+ *     stopped), and every read once the store failed.
+ * ------------------------------------------------------------------------ */
+
+static void cleanup_read_close(struct repl_cleanup *cl) {
+  if (cl->it != NULL)
+    store_iter_close(cl->it);
+  cl->it = NULL;
+}
+
+void repl__cleanup_read_close(struct repl *r, chorus_ms now, bool all) {
+  struct repl_cleanup *cl = &r->cleanup;
+  if (cl->it != NULL && (all || now - cl->used >= REPL_STREAM_READ_IDLE_MS))
+    cleanup_read_close(cl);
+}
+
+void repl__cleanup_free(struct repl *r) {
+  cleanup_read_close(&r->cleanup);
+  chorus_free(r->cleanup.from);
+  r->cleanup = (struct repl_cleanup){0};
+}
+
 void repl_cleanup_begin(struct repl *r) {
-  chorus_free(r->cleanup.after);
+  repl__cleanup_free(r);
   r->cleanup = (struct repl_cleanup){.active = true};
   r->cleanup_wanted = false;
 }
@@ -40,7 +86,59 @@ static bool owned(const struct repl *r, chorus_token token,
   return false;
 }
 
-int repl_cleanup_step(struct repl *r, size_t budget, bool *done) {
+/* owns_all: whether this node holds every token of the ring in force
+ * (then no object is to be deleted): one lookup per span of the ring. */
+static bool owns_all(const struct repl *r) {
+  chorus_token t = 0, span_end;
+  for (;;) {
+    if (!owned(r, t, &span_end))
+      return false;
+    if (span_end == UINT64_MAX)
+      return true;
+    t = span_end + 1;
+  }
+}
+
+/* cleanup_read: the scan's read, kept or new (THE SCAN'S READ), on the
+ * first key the scan has not looked at; NULL and the store's error in
+ * *@rc when a new one cannot open. */
+static struct store_iter *cleanup_read(struct repl *r, chorus_ms now, int *rc) {
+  struct repl_cleanup *cl = &r->cleanup;
+  uint64_t ring = ring_snapshot_version(r->ring);
+  uint64_t gen = store_disk_info(r->store)->generation;
+  if (cl->it != NULL && (cl->ring != ring || cl->store_gen != gen ||
+                         now - cl->opened >= REPL_CLEANUP_READ_MAX_AGE_MS ||
+                         store_iter_status(cl->it) != CHORUS_OK))
+    cleanup_read_close(cl);
+  if (cl->it == NULL) {
+    struct store_iter *it;
+    *rc = store_iter_open(r->store, STORE_DATA, NULL, 0, NULL, 0, &it);
+    if (*rc != CHORUS_OK)
+      return NULL;
+    r->stats.cleanup_reads_opened++;
+    if (cl->from != NULL)
+      store_iter_seek(it, cl->from, cl->flen);
+    cl->it = it;
+    cl->ring = ring;
+    cl->store_gen = gen;
+    cl->opened = now;
+  }
+  cl->used = now;
+  return cl->it;
+}
+
+/* cleanup_end: the scan reached the end of the data. */
+static void cleanup_end(struct repl *r, bool *done) {
+  REPL_TRACE(r,
+             "cleanup: %" PRIu64 " objects this node no longer owns "
+             "deleted",
+             r->cleanup.deleted);
+  repl__cleanup_free(r);
+  *done = true;
+}
+
+int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
+                      bool *done) {
   struct repl_cleanup *cl = &r->cleanup;
   *done = !cl->active;
   if (!cl->active || r->ring == NULL)
@@ -48,40 +146,53 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done) {
   int rc = store_write_allowed(r->store);
   if (rc != CHORUS_OK)
     return CHORUS_OK; /* deletes are writes too: later */
-  struct store_iter *it;
-  rc = store_iter_open(r->store, STORE_DATA, cl->after, cl->alen, NULL, 0, &it);
-  if (rc != CHORUS_OK)
+  if (!cl->checked) {
+    cl->checked = true;
+    if (owns_all(r)) {
+      cleanup_end(r, done);
+      return CHORUS_OK;
+    }
+  }
+  struct store_iter *it = cleanup_read(r, now, &rc);
+  if (it == NULL)
     return rc;
   struct store_batch *b = store_batch_new();
-  if (b == NULL) {
-    store_iter_close(it);
+  if (b == NULL)
     return CHORUS_ENOMEM;
-  }
   chorus_token span_end = 0;
-  bool span_known = false, keep = true;
-  const uint8_t *last = NULL;
-  size_t lastlen = 0, seen = 0;
-  for (; store_iter_valid(it) && seen < budget; store_iter_next(it)) {
+  bool span_known = false, keep = true, owned_to_end = false;
+  size_t seen = 0;
+  while (store_iter_valid(it) && seen < budget) {
     size_t klen;
     const uint8_t *k = store_iter_key(it, &klen);
-    if (cl->alen > 0 && klen == cl->alen && memcmp(k, cl->after, klen) == 0)
-      continue; /* the cursor itself */
     seen++;
-    last = k;
-    lastlen = klen;
-    if (klen < STORE_TOKEN_PREFIX)
+    if (klen < STORE_TOKEN_PREFIX) {
+      store_iter_next(it);
       continue;
+    }
     chorus_token t = store_be64_get(k);
     if (!span_known || t > span_end) {
       keep = owned(r, t, &span_end);
       span_known = true;
     }
-    if (keep)
+    if (keep) {
+      /* Over the rest of a span this node owns: one seek, not a key at a
+       * time (a node owns most of what it holds). Keys shorter than a
+       * token are never deleted, so a last span owned ends the scan. */
+      if (span_end == UINT64_MAX) {
+        owned_to_end = true;
+        break;
+      }
+      uint8_t next[STORE_TOKEN_PREFIX];
+      store_be64_put(next, span_end + 1);
+      store_iter_seek(it, next, sizeof next);
       continue;
+    }
     if (repl__hints_any(&r->hints, t, k + STORE_TOKEN_PREFIX,
                         klen - STORE_TOKEN_PREFIX)) {
       r->stats.cleanup_hinted++;
       r->cleanup_wanted = true; /* once the hint is replayed */
+      store_iter_next(it);
       continue;
     }
     if ((rc = store_batch_delete(b, STORE_DATA, k, klen)) != CHORUS_OK)
@@ -90,40 +201,38 @@ int repl_cleanup_step(struct repl *r, size_t budget, bool *done) {
     size_t vl;
     const void *v = store_iter_value(it, &vl);
     repl__aae_note(r, k, klen, aae_digest(v, vl), 0);
+    store_iter_next(it);
   }
-  bool end = rc == CHORUS_OK && !store_iter_valid(it);
+  bool end = rc == CHORUS_OK && (owned_to_end || !store_iter_valid(it));
   if (rc == CHORUS_OK)
     rc = store_iter_status(it);
-  if (rc == CHORUS_OK && last != NULL) {
-    uint8_t *a = chorus_realloc(cl->after, lastlen);
+  if (rc == CHORUS_OK && !end) {
+    /* Where a new read goes on from, should this one be closed. */
+    size_t klen;
+    const uint8_t *k = store_iter_key(it, &klen);
+    uint8_t *a = chorus_realloc(cl->from, klen ? klen : 1);
     if (a == NULL) {
       rc = CHORUS_ENOMEM;
     } else {
-      memcpy(a, last, lastlen);
-      cl->after = a;
-      cl->alen = lastlen;
+      memcpy(a, k, klen);
+      cl->from = a;
+      cl->flen = klen;
     }
   }
-  store_iter_close(it);
   size_t ndel = store_batch_count(b);
   if (rc == CHORUS_OK && ndel > 0)
     rc = store_write_batch(r->store, b, NULL);
   store_batch_free(b);
   if (ndel > 0 && rc != CHORUS_OK)
     repl__aae_stale(r);
-  if (rc != CHORUS_OK)
+  if (rc != CHORUS_OK) {
+    cleanup_read_close(cl); /* the next step opens a new one */
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* the next step again */
+  }
   r->stats.cleanup_scanned += seen;
   r->stats.cleanup_deleted += ndel;
   cl->deleted += ndel;
-  if (end) {
-    REPL_TRACE(r,
-               "cleanup: %" PRIu64 " objects this node no longer owns "
-               "deleted",
-               cl->deleted);
-    chorus_free(cl->after);
-    *cl = (struct repl_cleanup){0};
-    *done = true;
-  }
+  if (end)
+    cleanup_end(r, done);
   return CHORUS_OK;
 }

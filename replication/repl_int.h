@@ -305,12 +305,19 @@ struct repl_peer_state {
 
 struct repl_op;
 
-/* A cleanup scan (repl_cleanup.c): the last storage key looked at. */
+/* A cleanup scan (repl_cleanup.c): the first storage key not looked at
+ * yet (NULL: the start), whether the ring was checked for a span this node
+ * does not own, and the read kept across steps (THE SCAN'S READ): the
+ * ring version and store generation it was opened at, when it opened and
+ * was last used. */
 struct repl_cleanup {
-  bool active;
-  uint8_t *after;
-  size_t alen;
+  bool active, checked;
+  uint8_t *from;
+  size_t flen;
   uint64_t deleted;
+  struct store_iter *it;
+  uint64_t ring, store_gen;
+  chorus_ms opened, used;
 };
 
 /* A walk over the tombstone queue (repl_gc.c): where it is, and how many
@@ -378,6 +385,8 @@ struct repl_stream_read {
 #define REPL_STREAM_READS 4
 #define REPL_STREAM_READ_MAX_AGE_MS 1000
 #define REPL_STREAM_READ_IDLE_MS 2000
+/* A cleanup scan's read is kept this long (repl_cleanup.c). */
+#define REPL_CLEANUP_READ_MAX_AGE_MS 1000
 
 /* ------------------------------------------------------------------------
  * Anti-entropy (repl_aae.c)
@@ -1109,6 +1118,12 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
 /* repl__stream_reads_close: closes the kept reads unused since before
  * @now - REPL_STREAM_READ_IDLE_MS (all of them when @all). */
 void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all);
+/* repl__cleanup_read_close: closes the cleanup scan's kept read when
+ * unused since before @now - REPL_STREAM_READ_IDLE_MS (or @all); the scan
+ * goes on from its cursor with a new one. repl__cleanup_free: ends the
+ * scan and frees it. */
+void repl__cleanup_read_close(struct repl *r, chorus_ms now, bool all);
+void repl__cleanup_free(struct repl *r);
 /* repl__send_chunk: the STREAM_CHUNK2 answering request @req (a
  * STREAM_CHUNK on a connection older than version 5: wire_reply_for). */
 int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,

@@ -574,7 +574,7 @@ static int cleanup_step(struct core *c, const struct meta_state *ms) {
     s->cleanup_deleted_at_begin = repl_stats(c->repl)->cleanup_deleted;
   }
   bool done;
-  int rc = repl_cleanup_step(c->repl, CLEANUP_BATCH, &done);
+  int rc = repl_cleanup_step(c->repl, CLEANUP_BATCH, c->now, &done);
   if (done) {
     s->cleaned_epoch = ms->epoch;
     s->cleaning = false;
