@@ -976,9 +976,10 @@ int repl__write_reply(struct repl *r, struct repl_op *op,
                       const struct repl_effects *fx);
 /* repl__write_hint_missing: at a write's end, a hint for every replica
  * that did not acknowledge it (HINTS FOR THE REPLICAS THAT DID NOT ANSWER,
- * repl_write.c). A failed batch is traced and the index rebuilt. Errors:
- * CHORUS_ENOMEM. */
-int repl__write_hint_missing(struct repl *r, struct repl_op *op);
+ * repl_write.c), written with a sync barrier asked of @fx. A failed batch
+ * is traced and the index rebuilt. Errors: CHORUS_ENOMEM, effect errors. */
+int repl__write_hint_missing(struct repl *r, struct repl_op *op,
+                             const struct repl_effects *fx);
 /* repl__write_all_acked: whether every replica sent the object answered. */
 bool repl__write_all_acked(const struct repl_op *op);
 /* repl__write_short: the first replica that refused the write's stamp

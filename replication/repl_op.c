@@ -128,7 +128,7 @@ static int coord_end(struct repl *r, struct repl_op *op, bool timed_out,
   int rc = CHORUS_OK;
   /* Stored here: who did not take it gets a hint now. */
   if (op->kind == REPL_OP_WRITE && op->u.write.stored)
-    rc = repl__write_hint_missing(r, op);
+    rc = repl__write_hint_missing(r, op, repl__driver_fx(fx));
   if (rc == CHORUS_OK && c->trace != NULL && c->trace->held != NULL) {
     fx = repl__driver_fx(fx);
     rc = repl__trace_send(r, op, c, timed_out, fx);

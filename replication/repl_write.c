@@ -1,6 +1,7 @@
 /* repl_write.c: coordinated writes: the update applied with this
- * incarnation's actor, written ahead with a hint per replica, sent once
- * durable, and counted (repl.h, THE WRITE PATH). */
+ * incarnation's actor, written, sent once durable, counted, and hinted at
+ * the end to the replicas that did not acknowledge it (repl.h, THE WRITE
+ * PATH). */
 #include <inttypes.h>
 #include <string.h>
 
@@ -553,7 +554,8 @@ int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
  * client heard of it, as before.
  * ------------------------------------------------------------------------ */
 
-int repl__write_hint_missing(struct repl *r, struct repl_op *op) {
+int repl__write_hint_missing(struct repl *r, struct repl_op *op,
+                             const struct repl_effects *fx) {
   assert(op->kind == REPL_OP_WRITE);
   struct repl_op_write *w = &op->u.write;
   struct repl_coord *c = &w->c;
@@ -573,6 +575,13 @@ int repl__write_hint_missing(struct repl *r, struct repl_op *op) {
     bool dropped;
     rc = repl__hints_arm(&r->hints, r->store, b, t->id, c->token, c->key,
                          c->klen, w->hint_seq, w->wall, NULL, 0, &dropped);
+    /* A hint armed at the end may come due before the target's quiet
+     * window ends (replay_target, repl_replay.c): the window ends now. */
+    struct repl_peer_state *ps;
+    if (rc == CHORUS_OK && !dropped &&
+        (ps = repl__peer_get(r, t->id, false)) != NULL &&
+        ps->quiet_until > w->wall + r->cfg.timeout_ms)
+      ps->quiet_until = 0;
     if (rc == CHORUS_OK && dropped) {
       repl__aae_hint_dropped(r, t->id, c->token);
       REPL_TRACE(r, "hint for %016" PRIx64 " dropped: over %" PRIu64 " bytes",
@@ -584,9 +593,15 @@ int repl__write_hint_missing(struct repl *r, struct repl_op *op) {
   /* Pending deletes ride along, ahead of these hints. */
   if (rc == CHORUS_OK)
     rc = repl__hints_flush(&r->hints, r->store, b);
+  chorus_seq seq = 0;
   if (rc == CHORUS_OK && store_batch_count(b) > 0)
-    rc = store_write_batch(r->store, b, NULL);
+    rc = store_write_batch(r->store, b, &seq);
   store_batch_free(b);
+  /* Made durable by a barrier of its own (group commit joins it with the
+   * others): its answer is for this operation, ended by then, and so
+   * ignored. */
+  if (rc == CHORUS_OK && seq != 0)
+    return fx->sync(fx->ctx, seq, op->id);
   if (rc != CHORUS_OK && rc != CHORUS_ENOMEM) {
     REPL_TRACE(r, "hints not written: %s", chorus_errname(rc));
     repl__resync_hints(r); /* the index counted what the table lacks */

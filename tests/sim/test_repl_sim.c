@@ -115,8 +115,9 @@ static int in3(const int a[3], int x) {
  */
 
 /* Hinted handoff (Dynamo §4.6): a write that a dead replica missed is a
- * hint at the coordinator, written ahead with the object, replayed once the
- * replica is back; its acknowledgement deletes the hint. */
+ * hint at the coordinator, written when the write's operation ends without
+ * its acknowledgement, replayed once the replica is back; the replay's
+ * acknowledgement deletes the hint. */
 static void hinted_handoff_delivers_after_restart(void **state) {
   (void)state;
   struct core_sim_options opt = {.replication = "3"};
