@@ -575,13 +575,19 @@ int repl__write_hint_missing(struct repl *r, struct repl_op *op,
     bool dropped;
     rc = repl__hints_arm(&r->hints, r->store, b, t->id, c->token, c->key,
                          c->klen, w->hint_seq, w->wall, NULL, 0, &dropped);
-    /* A hint armed at the end may come due before the target's quiet
-     * window ends (replay_target, repl_replay.c): the window ends now. */
     struct repl_peer_state *ps;
     if (rc == CHORUS_OK && !dropped &&
-        (ps = repl__peer_get(r, t->id, false)) != NULL &&
-        ps->quiet_until > w->wall + r->cfg.timeout_ms)
-      ps->quiet_until = 0;
+        (ps = repl__peer_get(r, t->id, true)) != NULL) {
+      /* A hint armed at the end may come due before the target's quiet
+       * window ends (replay_target, repl_replay.c): the window ends now. */
+      if (ps->quiet_until > w->wall + r->cfg.timeout_ms)
+        ps->quiet_until = 0;
+      /* Resolved against an older ring: the target may own the key no
+       * more, and the ownership pass over its hints may have run since
+       * (HINTS FOLLOW OWNERSHIP): it runs again and moves this one. */
+      if (w->epoch != ring_snapshot_version(r->ring))
+        ps->owners_checked = false;
+    }
     if (rc == CHORUS_OK && dropped) {
       repl__aae_hint_dropped(r, t->id, c->token);
       REPL_TRACE(r, "hint for %016" PRIx64 " dropped: over %" PRIu64 " bytes",
