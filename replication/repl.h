@@ -72,7 +72,7 @@
  * barrier of its own; a write every replica acknowledged writes none.
  * (Until issue 27 a hint per replica was written ahead with the object and
  * deleted by the acknowledgement: two puts and two deletes per QUORUM
- * write at N=3, 29% of node CPU per request at rw50.) The guarantee that
+ * write at N=3, about 28% of node CPU per request at rw50.) The guarantee that
  * changed: a write acknowledged at w < N whose coordinator crashes before
  * its operation ended leaves no hint for the replicas still silent; the w
  * replicas that acknowledged it hold it durably (no acknowledged write is
