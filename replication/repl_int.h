@@ -708,9 +708,11 @@ struct repl_op_write {
   uint8_t *ctx; /* its causal context, the reply's; owned */
   size_t clen;
   struct ring_plist pl; /* fallbacks come from it */
-  uint64_t hint_seq;    /* of the hints this write armed */
+  uint64_t hint_seq;    /* of the hints this write arms at its end */
+  chorus_ms wall;       /* the write's wall clock: its hints' age */
   uint64_t epoch;       /* the ring's when the key was resolved */
   bool sloppy;
+  bool stored;         /* its object is in this node's batch: hints due */
   uint32_t timeout_ms; /* the request's: REPLICA_FORWARD's relays last so */
   uint8_t flags;       /* the reply's warnings, WIRE_REPLY_* */
   uint32_t siblings;   /* live siblings after the write (kv) */
@@ -981,6 +983,12 @@ int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
 /* repl__write_reply: the client's OK. */
 int repl__write_reply(struct repl *r, struct repl_op *op,
                       const struct repl_effects *fx);
+/* repl__write_hint_missing: at a write's end, a hint for every replica
+ * that did not acknowledge it (HINTS FOR THE REPLICAS THAT DID NOT ANSWER,
+ * repl_write.c), written with a sync barrier asked of @fx. A failed batch
+ * is traced and the index rebuilt. Errors: CHORUS_ENOMEM, effect errors. */
+int repl__write_hint_missing(struct repl *r, struct repl_op *op,
+                             const struct repl_effects *fx);
 /* repl__write_all_acked: whether every replica sent the object answered. */
 bool repl__write_all_acked(const struct repl_op *op);
 /* repl__write_short: the first replica that refused the write's stamp

@@ -126,7 +126,10 @@ static int coord_end(struct repl *r, struct repl_op *op, bool timed_out,
                      const struct repl_effects *fx) {
   struct repl_coord *c = repl__coord(op);
   int rc = CHORUS_OK;
-  if (c->trace != NULL && c->trace->held != NULL) {
+  /* Stored here: who did not take it gets a hint now. */
+  if (op->kind == REPL_OP_WRITE && op->u.write.stored)
+    rc = repl__write_hint_missing(r, op, repl__driver_fx(fx));
+  if (rc == CHORUS_OK && c->trace != NULL && c->trace->held != NULL) {
     fx = repl__driver_fx(fx);
     rc = repl__trace_send(r, op, c, timed_out, fx);
     if (rc == CHORUS_OK)
@@ -310,6 +313,7 @@ static int step_write(struct repl *r, struct repl_op *op,
               ? "the coordinator's data folder filled before the write was "
                 "durable; it may or may not have been applied"
               : "the coordinator's sync failed");
+      w->stored = false; /* nothing to hint of a write not made durable */
       int erc = coord_end(r, op, false, fx);
       return rc != CHORUS_OK ? rc : erc;
     }

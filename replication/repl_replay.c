@@ -1,7 +1,7 @@
 /* repl_replay.c: the instance's side of hinted handoff: hints disarmed by
  * acknowledgements, the index rebuilt after a failed batch, and replay of
- * the hints that are due to targets that are up (repl.h, HINTS ARE
- * WRITTEN AHEAD). */
+ * the hints that are due to targets that are up (repl.h, HINTS FOR THE
+ * REPLICAS THAT DID NOT ANSWER). */
 #include <inttypes.h>
 #include <string.h>
 
@@ -369,8 +369,9 @@ static int replay_one(struct repl *r, struct repl_peer_state *p,
  *
  * Under load every target always has hints, those of the writes in flight,
  * and all of them are young. A full scan that finds nothing due learns when
- * the first of them comes due (its arm time + timeout); a hint armed later
- * comes due later still. Until then the peer is quiet and the scan, which
+ * the first of them comes due (its write's time + timeout); a hint armed
+ * later that comes due sooner (armed at its write's end, repl_write.c)
+ * ends the quiet. Until then the peer is quiet and the scan, which
  * steps over every live hint and every delete not yet flushed, is skipped.
  * A peer coming back up (repl_member) or the wall clock stepping back ends
  * the quiet. */
@@ -405,8 +406,8 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
       repl__hints_scan_next(&sc); /* disarmed (delete pending) or re-armed */
       continue;
     }
-    /* A hint younger than a request timeout belongs to a write still in
-     * flight: its own acknowledgement will delete it. */
+    /* A hint younger than a request timeout: its write ended early (its
+     * target down, not asked) and waits as if it had been in flight. */
     bool young = wall >= h.wall && wall - h.wall < r->cfg.timeout_ms;
     struct ring_plist pl;
     if (!young && !repl__owns(r, target, h.token, &pl)) {

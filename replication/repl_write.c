@@ -1,6 +1,7 @@
 /* repl_write.c: coordinated writes: the update applied with this
- * incarnation's actor, written ahead with a hint per replica, sent once
- * durable, and counted (repl.h, THE WRITE PATH). */
+ * incarnation's actor, written, sent once durable, counted, and hinted at
+ * the end to the replicas that did not acknowledge it (repl.h, THE WRITE
+ * PATH). */
 #include <inttypes.h>
 #include <string.h>
 
@@ -261,7 +262,9 @@ int repl__write_start(struct repl *r, struct repl_op *op,
   }
   w->flags = repl__object_warnings(r, w->olen, dvv_flags);
 
-  /* The object and a hint for every other replica, in one atomic batch. */
+  /* The object alone: hints are armed when the operation ends, for the
+   * replicas that did not acknowledge it by then (repl__write_hint_missing,
+   * HINTS FOR THE REPLICAS THAT DID NOT ANSWER). */
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return CHORUS_ENOMEM;
@@ -276,24 +279,13 @@ int repl__write_start(struct repl *r, struct repl_op *op,
   if (rc == CHORUS_OK && mortal)
     rc = repl__gc_note(r, b, pl->token, q->key->ptr, q->key->len);
   w->hint_seq = repl__hint_seq(r);
+  w->wall = wall;
   w->epoch = ring_snapshot_version(r->ring); /* @pl's, resolved just now */
-  for (uint8_t i = 0; i < w->c.ntargets && rc == CHORUS_OK; i++) {
-    if (w->c.t[i].id == r->cfg.self)
-      continue;
-    bool dropped;
-    rc = repl__hints_arm(&r->hints, r->store, b, w->c.t[i].id, pl->token,
-                         q->key->ptr, q->key->len, w->hint_seq, wall, NULL, 0,
-                         &dropped);
-    if (rc == CHORUS_OK && dropped)
-      repl__aae_hint_dropped(r, w->c.t[i].id, pl->token);
-    if (rc == CHORUS_OK && dropped)
-      REPL_TRACE(r, "hint for %016" PRIx64 " dropped: over %" PRIu64 " bytes",
-                 w->c.t[i].id, r->cfg.hint_max_bytes);
-  }
   chorus_seq seq = 0;
   if (rc == CHORUS_OK)
     rc = store_write_batch(r->store, b, &seq);
   store_batch_free(b);
+  w->stored = rc == CHORUS_OK;
   if (rc == CHORUS_OK)
     repl__aae_note(r, dk, dl, old_digest, aae_digest(w->obj, w->olen));
   else if (dk != NULL)
@@ -540,6 +532,92 @@ int repl__write_ack(struct repl *r, struct repl_op *op, chorus_node_id from,
    * (repl__need_pending). */
   repl__tally_add(&c->tally, &c->need, t->group, t->natural);
   return repl__disarm(r, from, c->token, c->key, c->klen, w->hint_seq, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * HINTS FOR THE REPLICAS THAT DID NOT ANSWER
+ *
+ * A write used to arm a durable hint for every other replica in the batch
+ * that stored its object, and the acknowledgements deleted them: two puts
+ * and two deletes in the hints space per QUORUM write at N=3, about 10% of
+ * node CPU, for hints that nearly all died within a round trip. As in
+ * Cassandra, a hint is now written only for a replica that has not
+ * acknowledged the write when its operation ends: every replica asked
+ * answered (so only the unasked, down ones, and any that refused), or the
+ * request timed out. A natural replica a fallback acknowledged for needs
+ * none here: the fallback keeps it.
+ *
+ * What changes: a write acknowledged at W < N whose coordinator crashes
+ * (or is stopped) before the slow replica answered and before its request
+ * timeout leaves no hint for that replica; the W replicas that acknowledged
+ * hold it durably, and anti-entropy brings it to the slow one within an
+ * exchange interval (ARCHITECTURE.md, hinted handoff). An acknowledged
+ * write is still never lost: it was durable on W replicas before the
+ * client heard of it, as before.
+ * ------------------------------------------------------------------------ */
+
+int repl__write_hint_missing(struct repl *r, struct repl_op *op,
+                             const struct repl_effects *fx) {
+  assert(op->kind == REPL_OP_WRITE);
+  struct repl_op_write *w = &op->u.write;
+  struct repl_coord *c = &w->c;
+  struct store_batch *b = NULL;
+  int rc = CHORUS_OK;
+  for (uint8_t i = 0; i < c->ntargets && rc == CHORUS_OK; i++) {
+    const struct repl_target *t = &c->t[i];
+    if (t->id == r->cfg.self || t->acked || t->stands_in != 0)
+      continue;
+    bool covered = false; /* a fallback took it for this replica */
+    for (uint8_t j = 0; j < c->ntargets; j++)
+      covered |= c->t[j].stands_in == t->id && c->t[j].acked;
+    if (covered)
+      continue;
+    if (b == NULL && (b = store_batch_new()) == NULL)
+      return CHORUS_ENOMEM;
+    bool dropped;
+    rc = repl__hints_arm(&r->hints, r->store, b, t->id, c->token, c->key,
+                         c->klen, w->hint_seq, w->wall, NULL, 0, &dropped);
+    struct repl_peer_state *ps;
+    if (rc == CHORUS_OK && !dropped &&
+        (ps = repl__peer_get(r, t->id, true)) != NULL) {
+      /* A hint armed at the end may come due before the target's quiet
+       * window ends (replay_target, repl_replay.c): the window ends now. */
+      if (ps->quiet_until > w->wall + r->cfg.timeout_ms)
+        ps->quiet_until = 0;
+      /* Resolved against an older ring: the target may own the key no
+       * more, and the ownership pass over its hints may have run since
+       * (HINTS FOLLOW OWNERSHIP): it runs again and moves this one. */
+      if (w->epoch != ring_snapshot_version(r->ring))
+        ps->owners_checked = false;
+    }
+    if (rc == CHORUS_OK && dropped) {
+      repl__aae_hint_dropped(r, t->id, c->token);
+      REPL_TRACE(r, "hint for %016" PRIx64 " dropped: over %" PRIu64 " bytes",
+                 t->id, r->cfg.hint_max_bytes);
+    }
+  }
+  if (b == NULL)
+    return rc;
+  /* Pending deletes ride along, ahead of these hints. */
+  if (rc == CHORUS_OK)
+    rc = repl__hints_flush(&r->hints, r->store, b);
+  chorus_seq seq = 0;
+  if (rc == CHORUS_OK && store_batch_count(b) > 0)
+    rc = store_write_batch(r->store, b, &seq);
+  store_batch_free(b);
+  /* Made durable by a barrier of its own (group commit joins it with the
+   * others): its answer is for this operation, ended by then, and so
+   * ignored. */
+  if (rc == CHORUS_OK && seq != 0)
+    return fx->sync(fx->ctx, seq, op->id);
+  if (rc != CHORUS_OK && rc != CHORUS_ENOMEM) {
+    REPL_TRACE(r, "hints not written: %s", chorus_errname(rc));
+    repl__resync_hints(r); /* the index counted what the table lacks */
+    if (rc == CHORUS_ESYNCFAILED)
+      r->failed = true;
+    return CHORUS_OK;
+  }
+  return rc;
 }
 
 int repl__write_reply(struct repl *r, struct repl_op *op,

@@ -60,16 +60,16 @@ static void test_hints_survive_a_clock_jump(void **state) {
       fail_msg("put %s through n0 at QUORUM: %d", key, rc);
   }
   close(fd);
+  /* Past the request timeout n0 gives up the REPLICA_WRITEs it queued for
+   * n2 (node_peer.c), and each write's end arms a hint for n2, the replica
+   * that did not acknowledge it: from then on only the hints hold them. */
+  sleep_ms(11000);
   char hints[64];
   snprintf(hints, sizeof hints, "member.%016" PRIx64 ".hints",
            id_of(nodes[2].name));
   int64_t kept = stat_of(nodes[0].port, hints);
   print_message("# n0 keeps %" PRId64 " hints for killed n2\n", kept);
   assert_int_equal(kept, NKEYS);
-
-  /* Past the request timeout n0 gives up the REPLICA_WRITEs it queued for
-   * n2 (node_peer.c): from then on only the hints hold them. */
-  sleep_ms(11000);
   /* n0's wall clock steps 4 h ahead: every hint is 4 h old by it. */
   write_text(clockfile, "+4h\n");
   char offset[64];

@@ -1,6 +1,6 @@
 /* test_repl.c: the replication state machine driven directly, one event at
  * a time, by a small in-process harness: options and their errors,
- * unavailability, timeouts, hints (written ahead, replayed, bounded),
+ * unavailability, timeouts, hints (armed at a write's end, replayed, bounded),
  * sloppy quorums, forwarding, read repair, counters, epochs, a failed
  * sync, a full data folder, and hints that follow ownership across ring
  * changes. Whole-cluster behaviour under faults is
@@ -1104,7 +1104,7 @@ static void timeout_leaves_hints_that_replay(void **state) {
   struct repl *c = H.nodes[0].repl;
   assert_int_equal(repl_hints_for(c, H.ids[1]), 1);
   assert_int_equal(repl_hints_for(c, H.ids[2]), 1);
-  /* The hints are durable: they were written with the object. */
+  /* The hints are durable: armed at the timeout, with a barrier. */
   assert_int_equal(store_mem_unsynced(H.nodes[0].store), 0);
   isolate(1, false);
   isolate(2, false);
@@ -1220,6 +1220,7 @@ static void hints_over_the_age_bound_are_dropped(void **state) {
   boot();
   isolate(2, true);
   assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  advance(2100); /* node 2's part times out: its hint */
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
   advance(6000); /* replay rounds fail (blocked) until the hint is too old */
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
@@ -1610,6 +1611,7 @@ static void gc_keeps_a_tombstone_a_hint_names(void **state) {
   assert_int_equal(put(0, "a", "v", WIRE_ALL, NULL)->type, WIRE_WRITE_REPLY2);
   isolate(2, true);
   assert_int_equal(del(0, "a", 2)->type, WIRE_WRITE_REPLY2);
+  advance(2100); /* node 2's part times out: its hint */
   int coord = -1;
   for (int i = 0; i < 2; i++)
     if (repl_hints_for(H.nodes[i].repl, H.ids[2]) == 1)
@@ -1657,6 +1659,7 @@ static void hints_survive_a_wall_clock_jump(void **state) {
   boot();
   isolate(2, true);
   assert_int_equal(put(0, "a", "v", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  advance(2100); /* node 2's part times out: its hint */
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
   H.nodes[0].wall_skew = 4 * 3600 * 1000;
   advance(3000); /* rounds see a hint 4 h old by the wall clock */
@@ -2717,6 +2720,7 @@ static void full_data_folder_refuses_writes_serves_reads(void **state) {
   assert_int_equal(put(0, "b", "v", WIRE_QUORUM, NULL)->type,
                    WIRE_WRITE_REPLY2);
   assert_false(stored_has(2, "b", "v"));
+  advance(2100); /* refused (ENOSPC): its hint at the timeout */
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
 
   /* Restarted on the still-full folder: the epoch stays in memory. */
@@ -2828,7 +2832,7 @@ static void small_values(struct repl_config *c) {
 }
 
 /* The key and value limits at their boundary (issue 17): a key of
- * WIRE_MAX_KEY is written, hints for the other replicas included (a hint's
+ * WIRE_MAX_KEY is written, a hint for a silent replica included (a hint's
  * key is the longest a key gets); one byte more, and a value or member over
  * max_value_bytes, are refused with ETOOBIG before anything is read,
  * written or sent. (The words of the refusal: tests/node, test_limits.) */
@@ -2841,8 +2845,11 @@ static void limits_hold_at_the_boundary(void **state) {
   struct wire_msg m = {.type = WIRE_PUT};
   m.put.key = (struct wire_bytes){big, WIRE_MAX_KEY};
   m.put.value = bytes_of("v");
+  isolate(2, true);
   assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY2);
-  assert_true(repl_stats(H.nodes[0].repl)->hints_queued >= 2);
+  advance(2100); /* node 2's part times out: its hint */
+  assert_int_equal(repl_stats(H.nodes[0].repl)->hints_queued, 1);
+  isolate(2, false);
   m.put.value = (struct wire_bytes){big, WIRE_MAX_VALUE};
   m.put.key = bytes_of("v");
   assert_int_equal(client(0, &m)->type, WIRE_WRITE_REPLY2);
@@ -2896,6 +2903,7 @@ static void failed_batch_keeps_older_hints_replaying(void **state) {
   boot();
   isolate(2, true);
   assert_int_equal(put(0, "a", "v1", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  advance(2100); /* node 2's part times out: its hint */
   assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 1);
   store_inject_fault(H.nodes[0].store, STORE_FAULT_WRITE);
   struct reply_rec *w = put(0, "a", "v2", 2, NULL);
@@ -4398,6 +4406,50 @@ static void aae_repairs_exactly_the_differing_keys(void **state) {
   teardown_all();
 }
 
+/* Hints are armed at a write's end, only for the replicas that did not
+ * acknowledge it (repl_write.c, HINTS FOR THE REPLICAS THAT DID NOT
+ * ANSWER): none while a QUORUM write waits on its third replica, one once
+ * it times out, durable by its own barrier. A coordinator that crashes
+ * before that leaves no hint: the write was acknowledged by two replicas
+ * that hold it durably, and anti-entropy brings it to the third. */
+static void hints_only_for_replicas_silent_at_the_end(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  build_trees();
+  isolate(2, true);
+  struct reply_rec *w = put(0, "a", "v", 2, NULL);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  struct repl *c = H.nodes[0].repl;
+  assert_int_equal(repl_stats(c)->hints_queued, 0); /* still in flight */
+  advance(2100);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 1);
+  assert_int_equal(repl_hints_for(c, H.ids[1]), 0); /* it answered */
+  assert_int_equal(store_mem_unsynced(H.nodes[0].store), 0);
+  isolate(2, false);
+  advance(3000);
+  assert_int_equal(replicas_with("a", "v"), 3);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 0);
+
+  /* The coordinator crashes while the third replica is silent. */
+  isolate(2, true);
+  w = put(0, "b", "v", 2, NULL);
+  assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(repl_hints_for(c, H.ids[2]), 0);
+  repl_free(H.nodes[0].repl);
+  assert_int_equal(store_mem_crash(H.nodes[0].store, 0), CHORUS_OK);
+  node_start(0);
+  pump();
+  isolate(2, false);
+  advance(3000);
+  assert_int_equal(replicas_with("b", "v"), 2); /* no hint to replay */
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[2]), 0);
+  build_trees(); /* the restarted node's, as the node core would */
+  exchange(0, 2);
+  assert_int_equal(replicas_with("b", "v"), 3);
+  teardown_all();
+}
+
 /* Five nodes, N = 3, a small tree: most segments are cut by vnode range
  * boundaries and compared by key lists; each key ends on exactly its
  * natural replicas. */
@@ -4938,6 +4990,7 @@ int main(void) {
       cmocka_unit_test(put_get_and_siblings),
       cmocka_unit_test(aae_tree_follows_every_write),
       cmocka_unit_test(aae_repairs_exactly_the_differing_keys),
+      cmocka_unit_test(hints_only_for_replicas_silent_at_the_end),
       cmocka_unit_test(aae_boundary_segments_compare_by_keys),
       cmocka_unit_test(aae_hostile_messages_are_refused),
       cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),

@@ -115,8 +115,9 @@ static int in3(const int a[3], int x) {
  */
 
 /* Hinted handoff (Dynamo §4.6): a write that a dead replica missed is a
- * hint at the coordinator, written ahead with the object, replayed once the
- * replica is back; its acknowledgement deletes the hint. */
+ * hint at the coordinator, written when the write's operation ends without
+ * its acknowledgement, replayed once the replica is back; the replay's
+ * acknowledgement deletes the hint. */
 static void hinted_handoff_delivers_after_restart(void **state) {
   (void)state;
   struct core_sim_options opt = {.replication = "3"};
@@ -128,6 +129,8 @@ static void hinted_handoff_delivers_after_restart(void **state) {
   assert_int_equal(core_sim_stored(s, 2, "k", 7), 0); /* the victim lacks it */
   assert_int_equal(core_sim_stored(s, 1, "k", 7), 1);
   chorus_node_id victim = core_sim_id(s, 2);
+  /* The write's operation ends (the victim's part times out): its hint. */
+  assert_int_equal(sim_run_for(s, SIM_MS(2100)), CHORUS_OK);
   assert_true(repl_hints_for(core_sim_repl(s, 0), victim) >= 1);
 
   assert_int_equal(sim_restart(s, 2), CHORUS_OK);
