@@ -32,10 +32,18 @@
  * (the CA is the cluster's membership authority), and nodes move between
  * addresses that gossip, not a certificate, tells us.
  *
- * Reload. SIGHUP reads --tls-cert, --tls-key and --tls-ca again into new
- * contexts; connections opened from then on use them, open ones keep
- * theirs (each engine holds a reference), so nothing is dropped. A reload
- * that fails (a file half written) keeps the old contexts and logs why.
+ * Revocation. With --tls-crl every chain verified (peers' both ways,
+ * clients' certificates) is checked against that CA's CRLs: a revoked
+ * certificate fails the handshake like one of another CA (counted
+ * tls_auth_failed, a WARN line "certificate revoked").
+ *
+ * Reload. SIGHUP reads --tls-cert, --tls-key, --tls-ca and --tls-crl
+ * again into new contexts; connections opened from then on use them, open
+ * ones keep theirs (each engine holds a reference), so nothing is
+ * dropped. So a revocation reloaded stops new links, not open ones: an
+ * open link was verified once, at its handshake (restart the revoked node,
+ * or this one, to cut it). A reload that fails (a file half written)
+ * keeps the old contexts and logs why.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -67,6 +75,7 @@ static int build(const struct node_config *cfg, struct tls_ctx **server,
       .cert = cfg->tls_cert,
       .key = cfg->tls_key,
       .ca = ca,
+      .crl = cfg->tls_crl[0] ? cfg->tls_crl : NULL,
       .verify = ca ? TLS_VERIFY_OPTIONAL : TLS_VERIFY_NONE,
   };
   int rc = tls_ctx_new(&o, server, errmsg);
@@ -119,12 +128,13 @@ void node__tls_start(struct node *n) {
   uv_signal_start(&n->sighup, on_sighup, SIGHUP);
   if (n->tls_server != NULL)
     node_log(NODE_LOG_INFO, NODE_MOD,
-             "TLS 1.3: clients %s, peers %s; certificate %s, CA %s",
+             "TLS 1.3: clients %s, peers %s; certificate %s, CA %s, CRL %s",
              n->cfg.client_tls == NODE_TLS_REQUIRED   ? "required"
              : n->cfg.client_tls == NODE_TLS_OPTIONAL ? "optional"
                                                       : "off",
              n->cfg.peer_tls == NODE_TLS_REQUIRED ? "required" : "off",
-             n->cfg.tls_cert, n->cfg.tls_ca[0] ? n->cfg.tls_ca : "(none)");
+             n->cfg.tls_cert, n->cfg.tls_ca[0] ? n->cfg.tls_ca : "(none)",
+             n->cfg.tls_crl[0] ? n->cfg.tls_crl : "(none)");
 }
 
 void node__tls_close(struct node *n) {

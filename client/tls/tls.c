@@ -50,6 +50,10 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out,
   if (o->verify != TLS_VERIFY_NONE && o->ca == NULL)
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "verifying certificates needs a CA file (--tls-ca)");
+  if (o->crl != NULL && o->ca == NULL)
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "a CRL (--tls-crl) needs the CA it revokes for "
+                       "(--tls-ca)");
   if ((o->cert == NULL) != (o->key == NULL))
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "a certificate needs its key and a key its "
@@ -123,6 +127,19 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out,
       if (names != NULL)
         SSL_CTX_set_client_CA_list(t->ssl, names);
     }
+  }
+  if (o->crl != NULL) {
+    /* X509_load_crl_file reads every CRL of a PEM file (and returns how
+     * many); their signatures and dates are checked at each verification,
+     * against the CA above. */
+    X509_STORE *store = SSL_CTX_get_cert_store(t->ssl);
+    X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lu == NULL || X509_load_crl_file(lu, o->crl, X509_FILETYPE_PEM) < 1) {
+      chorus_errf(errmsg, rc, "CRL %s: %s", o->crl,
+                  ssl_reason(why, sizeof why, "no CRL in the file"));
+      goto err_after_ctx;
+    }
+    (void)X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
   }
   int mode = SSL_VERIFY_NONE;
   if (o->role == TLS_ROLE_CLIENT && o->ca != NULL)

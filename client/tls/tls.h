@@ -42,6 +42,12 @@
  * certificate from its CA (peer links, mutual TLS); with
  * TLS_VERIFY_OPTIONAL it asks for one and verifies what it gets, but lets
  * a client without one in (tls_engine_peer_verified says which).
+ *
+ * Revocation. With a CRL file (tls_ctx_opts.crl) the leaf certificate of
+ * every chain verified is looked up in the CRLs of its issuer, read with
+ * the context (so a reload reads them again); intermediate CAs are not
+ * (chorus clusters have one CA; X509_V_FLAG_CRL_CHECK_ALL would refuse
+ * every chain whose intermediates have no CRL here).
  */
 #ifndef CHORUS_TLS_H
 #define CHORUS_TLS_H
@@ -69,6 +75,13 @@ struct tls_ctx_opts {
   const char *cert; /* PEM chain file (leaf first); NULL: none (clients) */
   const char *key;  /* PEM private key file; with @cert */
   const char *ca;   /* PEM file of trusted CAs; NULL: verify nothing */
+  /* PEM file of CRLs (one or more) of the CA that issues the other side's
+   * certificates; NULL: no revocation check. With it, every chain
+   * verified is checked against them: a revoked certificate fails
+   * ("certificate revoked"), and so does any certificate whose issuer has
+   * no CRL here, or when the CRL is past its nextUpdate (a CRL must be
+   * renewed before then: reload it). Needs @ca. */
+  const char *crl;
   enum tls_verify verify;
 };
 

@@ -5,7 +5,9 @@
  * reloads the certificates (and a broken file keeps the old ones); a
  * rolling switch of a live cluster from --client-tls off to optional to
  * required, node by node, while a client writes at QUORUM without one
- * failed request. Certificates come from scripts/mkcerts ($CHORUS_MKCERTS). */
+ * failed request; revoked certificates (--tls-crl): a peer presenting one
+ * is refused, a client with the CRL refuses a node presenting one. Certificates
+ * come from scripts/mkcerts ($CHORUS_MKCERTS). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,6 +39,8 @@ static const char *cert(const char *name) {
 
 /* open_client: a libchorus client of node @port, with TLS when @ca (and
  * the client certificate @crt, NULL: none). */
+static const char *client_crl; /* NULL, or open_client's tls_crl */
+
 static struct chorus_client *open_client(int port, const char *ca,
                                          const char *crt) {
   char seeds[32], err[CHORUS_ERRMSG_SIZE] = "", pem[64], key[64];
@@ -45,6 +49,7 @@ static struct chorus_client *open_client(int port, const char *ca,
   chorus_config_init(&cfg);
   cfg.cluster = cluster;
   cfg.connect_timeout_ms = 3000;
+  cfg.tls_crl = client_crl;
   if (ca) {
     char cab[64];
     snprintf(cab, sizeof cab, "%s.pem", ca);
@@ -135,6 +140,8 @@ static void tls_member(int i, const char *client_mode, const char *peer_mode,
                      i == 0 ? n0_key : cert("node.key"),
                      "--tls-ca",
                      cert("ca.pem"),
+                     "--tls-crl",
+                     cert("crl.pem"),
                      "--client-tls",
                      client_mode,
                      "--peer-tls",
@@ -379,6 +386,83 @@ static void test_sighup_reloads(void **state) {
   serves(nodes[0].port);
 }
 
+/* revoked_log: node @p's log shows a refused handshake over a revoked
+ * certificate. */
+static bool revoked_log(const struct proc *p) {
+  static char text[1 << 16];
+  read_file(p->log, text, sizeof text);
+  return strstr(text, "closing: certificate verify failed: certificate "
+                      "revoked") != NULL;
+}
+
+static void test_revoked_certificates_are_refused(void **state) {
+  (void)state;
+  ensure_tls_cluster();
+  /* A node of the cluster's CA whose certificate the CRL revokes (as a
+   * stolen node's would be): as a peer, and serving clients. */
+  static struct proc rev;
+  node_init(&rev, "revoked");
+  static char seed[32];
+  snprintf(seed, sizeof seed, "127.0.0.1:%d", nodes[0].port);
+  const char *flags[] = {"--cluster",
+                         cluster,
+                         "--cluster-key",
+                         keyfile_a,
+                         "--profile",
+                         "local",
+                         "--seeds",
+                         seed,
+                         "--tls-cert",
+                         cert("revoked.pem"),
+                         "--tls-key",
+                         cert("revoked.key"),
+                         "--tls-ca",
+                         cert("ca.pem"),
+                         "--peer-tls",
+                         "required",
+                         "--client-tls",
+                         "required",
+                         NULL};
+  int64_t before = stat_of(nodes[0].port, "node.tls_auth_failed");
+  spawn(&rev, flags);
+  /* Its dials to n0 fail in the handshake: n0 checked its certificate
+   * against the CRL (n0's dials to it fail the same way). */
+  double end = now_s() + 20;
+  while (stat_of(nodes[0].port, "node.tls_auth_failed") <= before ||
+         !revoked_log(&nodes[0])) {
+    if (now_s() > end)
+      fail_msg("n0 did not refuse the revoked peer");
+    sleep_ms(100);
+  }
+  assert_int_equal(stat_of(nodes[0].port, "meta.members_normal"), 3);
+  /* A client with the CRL refuses the revoked node; without it, the very
+   * same certificate passes (it chains to the CA): the CRL is the check. */
+  client_crl = cert("crl.pem");
+  expect_refused(rev.port, "ca", NULL, CHORUS_EAUTH,
+                 "certificate verify failed: certificate revoked");
+  /* ...and takes a good node. */
+  struct chorus_client *c = open_client(nodes[1].port, "ca", NULL);
+  char why[CHORUS_ERRMSG_SIZE];
+  if (cput(c, "crl-ok", "ok", why, sizeof why) != CHORUS_OK)
+    fail_msg("a client with the CRL refused a good node: %s", why);
+  chorus_client_close(c);
+  client_crl = NULL;
+  c = open_client(rev.port, "ca", NULL);
+  struct chorus_result res;
+  int rc = chorus_status(c, &res);
+  chorus_result_free(&res);
+  chorus_client_close(c);
+  assert_int_equal(rc, CHORUS_OK);
+  /* A client presenting the revoked certificate is refused by a node with
+   * the CRL (counted like any certificate refused). */
+  before = stat_of(nodes[1].port, "node.tls_auth_failed");
+  expect_refused(nodes[1].port, "ca", "revoked", CHORUS_EAUTH, "revoked");
+  assert_true(stat_of(nodes[1].port, "node.tls_auth_failed") > before);
+  kill(rev.pid, SIGKILL);
+  (void)wait_exit(&rev, 10);
+  serves(nodes[2].port);
+}
+
 /* ------------------------------------------------------------------------
  * The rolling switch: off -> optional -> required under a writer
  * ------------------------------------------------------------------------ */
@@ -526,6 +610,7 @@ int main(int argc, char **argv) {
       TIMED(test_peer_tls_cluster_serves),
       TIMED(test_bad_input_is_refused),
       TIMED(test_sighup_reloads),
+      TIMED(test_revoked_certificates_are_refused),
       TIMED(test_rolling_switch_without_a_failed_request),
   };
   int failed =
