@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -326,6 +327,45 @@ static void test_ctx_errors(void **state) {
   assert_null(t);
 }
 
+/* record_cost: CHORUS_TLS_RECORDS=N measures the engine's cost per record
+ * (docs/ARCHITECTURE.md, TLS, Cost): N frames of 150 and of 1500 bytes,
+ * each written by the server, taken, fed to the client and read there
+ * (one encryption and one decryption, as a node pays for a client's
+ * request and its reply), in process CPU time. Nothing is asserted: the
+ * figure is for the reader; without the variable this does nothing. */
+static void test_record_cost(void **state) {
+  (void)state;
+  const char *env = getenv("CHORUS_TLS_RECORDS");
+  long n = env ? strtol(env, NULL, 10) : 0;
+  if (n <= 0)
+    return;
+  static const size_t sizes[] = {150, 1500};
+  static uint8_t msg[1500], wire[4096], out[4096];
+  for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+    struct pair p = {
+        .cctx = ctx(TLS_ROLE_CLIENT, NULL, "ca", TLS_VERIFY_REQUIRED),
+        .sctx = ctx(TLS_ROLE_SERVER, "node", "ca", TLS_VERIFY_NONE)};
+    pair_run(&p, "127.0.0.1");
+    assert_true(tls_engine_established(p.c));
+    struct timespec a, b;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    for (long i = 0; i < n; i++) {
+      assert_int_equal(tls_engine_write(p.s, msg, sizes[z]), CHORUS_OK);
+      size_t w = tls_engine_take(p.s, wire, sizeof wire), got;
+      assert_int_equal(tls_engine_feed(p.c, wire, w), CHORUS_OK);
+      assert_int_equal(tls_engine_read(p.c, out, sizeof out, &got), CHORUS_OK);
+      assert_int_equal(got, sizes[z]);
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 +
+                 (double)(b.tv_nsec - a.tv_nsec)) /
+                1e3 / (double)n;
+    printf("# %ld records of %zu bytes: %.2f us each (encrypt + decrypt)\n", n,
+           sizes[z], us);
+    pair_free(&p);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_tls PATH/TO/scripts/mkcerts\n");
@@ -351,6 +391,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_required_client_cert),
       cmocka_unit_test(test_not_tls),
       cmocka_unit_test(test_ctx_errors),
+      cmocka_unit_test(test_record_cost),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
