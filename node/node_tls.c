@@ -40,10 +40,13 @@
  * Reload. SIGHUP reads --tls-cert, --tls-key, --tls-ca and --tls-crl
  * again into new contexts; connections opened from then on use them, open
  * ones keep theirs (each engine holds a reference), so nothing is
- * dropped. So a revocation reloaded stops new links, not open ones: an
- * open link was verified once, at its handshake (restart the revoked node,
- * or this one, to cut it). A reload that fails (a file half written)
- * keeps the old contexts and logs why.
+ * dropped, with one exception: every open connection whose other side
+ * showed a certificate has it verified again against the new context
+ * (recheck), and one that no longer passes (revoked by the new CRL,
+ * expired since, of a CA no longer trusted) is closed, counted and
+ * logged: a revocation must cut the links a stolen certificate already
+ * holds. A reload that fails (a file half written) keeps the old contexts
+ * and logs why.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -97,6 +100,28 @@ int node__tls_open(struct node *n, char *errmsg) {
   return build(&n->cfg, &n->tls_server, &n->tls_dial, errmsg);
 }
 
+/* recheck: after a reload, closes every open connection whose
+ * certificate the new contexts refuse (see Reload above). */
+static void recheck(struct node *n) {
+  for (struct node_conn *c = n->conns, *next; c != NULL; c = next) {
+    next = c->next; /* closing unlinks @c */
+    if (c->tls == NULL || c->closing || !tls_engine_peer_verified(c->tls))
+      continue;
+    const struct tls_ctx *ctx =
+        c->kind == NODE_CONN_PEER_OUT ? n->tls_dial : n->tls_server;
+    char err[CHORUS_ERRMSG_SIZE] = "";
+    int rc = ctx ? tls_engine_recheck(c->tls, ctx, err) : CHORUS_OK;
+    if (rc != CHORUS_EAUTH)
+      continue;
+    n->stats.tls_auth_failed++;
+    n->stats.tls_reload_closed++;
+    node_log(NODE_LOG_WARN, NODE_MOD,
+             "conn %" PRIu64 " (%s): closing after the TLS reload: %s",
+             c->serial, c->addr, err);
+    node__conn_close(c);
+  }
+}
+
 static void on_sighup(uv_signal_t *s, int signum) {
   struct node *n = s->data;
   (void)signum;
@@ -118,6 +143,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
   n->tls_server = server;
   n->tls_dial = dial;
   n->stats.tls_reloads++;
+  recheck(n);
   node_log(NODE_LOG_INFO, NODE_MOD,
            "SIGHUP: TLS certificates reloaded from %s; new connections use "
            "them",

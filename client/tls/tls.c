@@ -365,6 +365,32 @@ bool tls_engine_peer_verified(const struct tls_engine *e) {
   return cert != NULL && SSL_get_verify_result(e->ssl) == X509_V_OK;
 }
 
+int tls_engine_recheck(const struct tls_engine *e, const struct tls_ctx *ctx,
+                       char *errmsg) {
+  X509 *cert = e->established ? SSL_get0_peer_certificate(e->ssl) : NULL;
+  if (cert == NULL)
+    return CHORUS_OK;
+  X509_STORE_CTX *x = X509_STORE_CTX_new();
+  if (x == NULL)
+    return CHORUS_ENOMEM;
+  int rc = CHORUS_OK;
+  /* The chain the other side sent is the untrusted set, as in the
+   * handshake; the store brings the CA, the CRLs and their flags. */
+  if (X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(ctx->ssl), cert,
+                          SSL_get_peer_cert_chain(e->ssl)) != 1 ||
+      X509_STORE_CTX_set_default(
+          x, e->role == TLS_ROLE_SERVER ? "ssl_client" : "ssl_server") != 1) {
+    rc = chorus_errf(errmsg, CHORUS_ENOMEM, "%s", "TLS: out of memory");
+  } else if (X509_verify_cert(x) != 1) {
+    rc =
+        chorus_errf(errmsg, CHORUS_EAUTH, "certificate verify failed: %s",
+                    X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
+  }
+  X509_STORE_CTX_free(x);
+  ERR_clear_error();
+  return rc;
+}
+
 int tls_engine_export(const struct tls_engine *e, const char *label,
                       uint8_t *out, size_t len) {
   if (!e->established ||

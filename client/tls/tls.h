@@ -47,7 +47,10 @@
  * every chain verified is looked up in the CRLs of its issuer, read with
  * the context (so a reload reads them again); intermediate CAs are not
  * (chorus clusters have one CA; X509_V_FLAG_CRL_CHECK_ALL would refuse
- * every chain whose intermediates have no CRL here).
+ * every chain whose intermediates have no CRL here). A connection
+ * verified under an older context can be checked again under a new one
+ * (tls_engine_recheck), which is how chorusd's reload cuts links whose
+ * certificate was revoked since.
  */
 #ifndef CHORUS_TLS_H
 #define CHORUS_TLS_H
@@ -134,6 +137,14 @@ int tls_engine_failed(const struct tls_engine *e);
 /* tls_engine_peer_verified: the other side showed a certificate that
  * chained to our CA (and named @host, for a client). */
 bool tls_engine_peer_verified(const struct tls_engine *e);
+/* tls_engine_recheck: the certificate the other side showed at the
+ * handshake, verified again against @ctx (a reloaded context: its CA, its
+ * CRLs, today's date). CHORUS_OK when it still verifies, or none was
+ * shown, or the handshake is not done; CHORUS_EAUTH with @errmsg
+ * ("certificate verify failed: certificate revoked") when it no longer
+ * does; CHORUS_ENOMEM. The host name is not checked again. */
+int tls_engine_recheck(const struct tls_engine *e, const struct tls_ctx *ctx,
+                       char *errmsg);
 /* tls_engine_export: @len bytes of keying material exported from the
  * established session under @label (RFC 8446 §7.5, no context): both ends
  * of one session get the same bytes, any other session others (channel

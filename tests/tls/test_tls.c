@@ -235,6 +235,29 @@ static void test_revoked(void **state) {
   if (strstr(tls_engine_errmsg(q.s), "certificate revoked") == NULL)
     fail_msg("server: \"%s\"", tls_engine_errmsg(q.s));
   pair_free(&q);
+  /* Revoked after the handshake: the session verified under a context
+   * without the CRL fails tls_engine_recheck under one with it (both
+   * ends), and passes under its own. */
+  struct pair r = {
+      .cctx = ctx(TLS_ROLE_CLIENT, "revoked", "ca", TLS_VERIFY_REQUIRED),
+      .sctx = ctx(TLS_ROLE_SERVER, "revoked", "ca", TLS_VERIFY_OPTIONAL)};
+  pair_run(&r, "127.0.0.1");
+  assert_true(tls_engine_established(r.s));
+  assert_true(tls_engine_peer_verified(r.s));
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  assert_int_equal(tls_engine_recheck(r.s, r.sctx, err), CHORUS_OK);
+  assert_int_equal(tls_engine_recheck(r.c, r.cctx, err), CHORUS_OK);
+  struct tls_ctx *sc = crl_ctx(TLS_ROLE_SERVER, "node", TLS_VERIFY_OPTIONAL);
+  struct tls_ctx *cc = crl_ctx(TLS_ROLE_CLIENT, NULL, TLS_VERIFY_REQUIRED);
+  assert_int_equal(tls_engine_recheck(r.s, sc, err), CHORUS_EAUTH);
+  if (strstr(err, "certificate revoked") == NULL)
+    fail_msg("recheck: \"%s\"", err);
+  err[0] = '\0';
+  assert_int_equal(tls_engine_recheck(r.c, cc, err), CHORUS_EAUTH);
+  assert_non_null(strstr(err, "certificate revoked"));
+  tls_ctx_free(sc);
+  tls_ctx_free(cc);
+  pair_free(&r);
 }
 
 static void test_wrong_address(void **state) {
