@@ -184,6 +184,9 @@ static const char usage_options[] =
     "  --tls-cert FILE, --tls-key FILE  this client's certificate and key, "
     "for\n"
     "                                nodes that ask ($CHORUS_TLS_CERT, _KEY)\n"
+    "  --tls-crl FILE                PEM CRL(s) of that CA: refuse a node\n"
+    "                                whose certificate is revoked\n"
+    "                                ($CHORUS_TLS_CRL)\n"
     "  --user NAME                   log in (default $CHORUS_USER); the\n"
     "                                password from $CHORUS_PASSWORD or the\n"
     "                                terminal, never argv\n"
@@ -430,13 +433,15 @@ static int parse(struct cli *cl, int argc, char **argv) {
       cl->cluster = v;
       i++;
     } else if (strcmp(a, "--tls-ca") == 0 || strcmp(a, "--tls-cert") == 0 ||
-               strcmp(a, "--tls-key") == 0) {
+               strcmp(a, "--tls-key") == 0 || strcmp(a, "--tls-crl") == 0) {
       if (v == NULL)
         return usage_error("%s needs a PEM file", a);
       if (strcmp(a, "--tls-ca") == 0)
         cl->tls_ca = v;
       else if (strcmp(a, "--tls-cert") == 0)
         cl->tls_cert = v;
+      else if (strcmp(a, "--tls-crl") == 0)
+        cl->tls_crl = v;
       else
         cl->tls_key = v;
       i++;
@@ -2012,9 +2017,9 @@ int main(int argc, char **argv) {
     cl.cluster = env && *env ? env : "chorus";
   }
   const char *const tls_env[] = {"CHORUS_TLS_CA", "CHORUS_TLS_CERT",
-                                 "CHORUS_TLS_KEY"};
-  const char **tls_dst[] = {&cl.tls_ca, &cl.tls_cert, &cl.tls_key};
-  for (size_t t = 0; t < 3; t++) {
+                                 "CHORUS_TLS_KEY", "CHORUS_TLS_CRL"};
+  const char **tls_dst[] = {&cl.tls_ca, &cl.tls_cert, &cl.tls_key, &cl.tls_crl};
+  for (size_t t = 0; t < 4; t++) {
     const char *env = getenv(tls_env[t]);
     if (*tls_dst[t] == NULL && env && *env)
       *tls_dst[t] = env;
@@ -2039,6 +2044,7 @@ int main(int argc, char **argv) {
   cfg.tls_ca = cl.tls_ca;
   cfg.tls_cert = cl.tls_cert;
   cfg.tls_key = cl.tls_key;
+  cfg.tls_crl = cl.tls_crl;
   cfg.user = cl.user;
   cfg.password = cl.user != NULL ? cl.password : NULL;
   /* --dc: the client's datacenter for data commands (LOCAL levels count

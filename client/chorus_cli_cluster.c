@@ -180,6 +180,7 @@ static void sample(const struct cli *cl, const struct chorus_cluster_member *m,
   cfg.tls_ca = cl->tls_ca;
   cfg.tls_cert = cl->tls_cert;
   cfg.tls_key = cl->tls_key;
+  cfg.tls_crl = cl->tls_crl;
   cfg.user = cl->user;
   cfg.password = cl->user != NULL ? cl->password : NULL;
   cfg.connect_timeout_ms = 1000;

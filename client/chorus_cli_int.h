@@ -17,8 +17,9 @@
 struct cli {
   char *hosts; /* comma-separated, owned */
   const char *cluster;
-  /* --tls-ca, --tls-cert, --tls-key (or $CHORUS_TLS_CA, _CERT, _KEY) */
-  const char *tls_ca, *tls_cert, *tls_key;
+  /* --tls-ca, --tls-cert, --tls-key, --tls-crl (or $CHORUS_TLS_CA, _CERT,
+   * _KEY, _CRL) */
+  const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
   /* --user (or $CHORUS_USER) and its password ($CHORUS_PASSWORD or the
    * prompt; never argv), for a node with --auth required */
   const char *user;

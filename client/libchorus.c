@@ -1303,6 +1303,7 @@ static void client_free(struct chorus_client *c) {
   chorus_free(c->tls_ca);
   chorus_free(c->tls_cert);
   chorus_free(c->tls_key);
+  chorus_free(c->tls_crl);
   chorus_free(c);
 }
 
@@ -1317,27 +1318,35 @@ static void on_timer_closed(uv_handle_t *h) {
  * and its copies of their paths. */
 static int client_tls(struct chorus_client *c, const struct chorus_config *cfg,
                       char *errmsg) {
-  c->cfg.tls_ca = c->cfg.tls_cert = c->cfg.tls_key = NULL;
+  c->cfg.tls_ca = c->cfg.tls_cert = c->cfg.tls_key = c->cfg.tls_crl = NULL;
   if (cfg->tls_ca == NULL) {
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL)
       return chorus_errf(errmsg, CHORUS_EINVAL,
                          "a TLS certificate needs the CA of the nodes "
                          "(--tls-ca) to verify them");
+    if (cfg->tls_crl != NULL)
+      return chorus_errf(errmsg, CHORUS_EINVAL,
+                         "a CRL (--tls-crl) needs the CA of the nodes "
+                         "(--tls-ca)");
     return CHORUS_OK;
   }
   c->tls_ca = chorus_strdup(cfg->tls_ca);
   c->tls_cert = cfg->tls_cert ? chorus_strdup(cfg->tls_cert) : NULL;
   c->tls_key = cfg->tls_key ? chorus_strdup(cfg->tls_key) : NULL;
+  c->tls_crl = cfg->tls_crl ? chorus_strdup(cfg->tls_crl) : NULL;
   if (c->tls_ca == NULL || (cfg->tls_cert && c->tls_cert == NULL) ||
-      (cfg->tls_key && c->tls_key == NULL))
+      (cfg->tls_key && c->tls_key == NULL) ||
+      (cfg->tls_crl && c->tls_crl == NULL))
     return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
   c->cfg.tls_ca = c->tls_ca;
   c->cfg.tls_cert = c->tls_cert;
   c->cfg.tls_key = c->tls_key;
+  c->cfg.tls_crl = c->tls_crl;
   struct tls_ctx_opts o = {.role = TLS_ROLE_CLIENT,
                            .cert = c->tls_cert,
                            .key = c->tls_key,
                            .ca = c->tls_ca,
+                           .crl = c->tls_crl,
                            .verify = TLS_VERIFY_REQUIRED};
   return tls_ctx_new(&o, &c->tls, errmsg);
 }

@@ -152,8 +152,12 @@ struct chorus_config {
    * it with CHORUS_EAUTH). Errors at open: CHORUS_EINVAL naming the file
    * (unreadable, not PEM, a key that does not match). A node that refuses
    * the handshake fails requests with CHORUS_EAUTH and the reason
-   * ("certificate verify failed: certificate has expired"). */
-  const char *tls_ca, *tls_cert, *tls_key;
+   * ("certificate verify failed: certificate has expired").
+   * @tls_crl (with @tls_ca; NULL: none): a PEM file of that CA's CRLs,
+   * read at open; a node whose certificate they revoke is refused with
+   * CHORUS_EAUTH "certificate verify failed: certificate revoked" (and
+   * every node, once the CRL is past its nextUpdate: renew it). */
+  const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
   /* A login (docs/PROTOCOL.md, Login; needed by a node started with
    * --auth required): @user (1..47 bytes of [A-Za-z0-9_.@-]) and its
    * @password (1..1024 bytes), both copied at open. The password never

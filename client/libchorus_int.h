@@ -135,7 +135,7 @@ struct chorus_client {
   /* TLS: the context of every connection (NULL: plaintext), and the
    * configuration's paths, copied (cfg points at them). */
   struct tls_ctx *tls;
-  char *tls_ca, *tls_cert, *tls_key;
+  char *tls_ca, *tls_cert, *tls_key, *tls_crl;
   uint8_t tls_plain[16384]; /* plaintext out of a connection's engine */
   uint8_t *credentials;
   struct chorus__login *login; /* NULL: no login */

@@ -223,10 +223,13 @@ struct node_config {
   /* TLS 1.3 on the client and peer port (node_tls.c, docs/ARCHITECTURE.md
    * TLS): --tls-cert and --tls-key (PEM; read at start and again on
    * SIGHUP), --tls-ca (the cluster CA: peers' and clients' certificates
-   * are checked against it); --client-tls off|optional|required;
+   * are checked against it), --tls-crl (PEM CRLs of that CA: revoked
+   * certificates refused; re-read on SIGHUP too);
+   * --client-tls off|optional|required;
    * --peer-tls off|required (mutual: both ends show a certificate of the
    * CA). Empty paths: none. */
   char tls_cert[NODE_PATH_MAX], tls_key[NODE_PATH_MAX], tls_ca[NODE_PATH_MAX];
+  char tls_crl[NODE_PATH_MAX];
   enum node_tls_mode client_tls, peer_tls;
   /* Client logins (issue 24; docs/ARCHITECTURE.md, Users and logins):
    * --auth required|off (default off: a cluster with no users yet, and

@@ -105,6 +105,9 @@ static const char usage_text2[] =
     "  --tls-key FILE         its PEM private key (not world-readable)\n"
     "  --tls-ca FILE          PEM CA that signs peers' and clients'\n"
     "                         certificates\n"
+    "  --tls-crl FILE         PEM CRL(s) of that CA: revoked peers' and\n"
+    "                         clients' certificates are refused (re-read\n"
+    "                         on SIGHUP)\n"
     "  --client-tls MODE      off, optional (TLS and plaintext clients on\n"
     "                         one port) or required (default off)\n"
     "  --peer-tls MODE        off or required: peer links with mutual TLS\n"
@@ -422,6 +425,8 @@ static int apply(struct node_config *cfg, const char *key, const char *v,
     return set_str(cfg->tls_key, sizeof cfg->tls_key, v, key, errmsg);
   if (strcmp(key, "tls-ca") == 0)
     return set_str(cfg->tls_ca, sizeof cfg->tls_ca, v, key, errmsg);
+  if (strcmp(key, "tls-crl") == 0)
+    return set_str(cfg->tls_crl, sizeof cfg->tls_crl, v, key, errmsg);
   if (strcmp(key, "client-tls") == 0 || strcmp(key, "peer-tls") == 0) {
     bool peer = key[0] == 'p';
     enum node_tls_mode *dst = peer ? &cfg->peer_tls : &cfg->client_tls;
@@ -623,6 +628,10 @@ int node_config_parse(int argc, char **argv, struct node_config *cfg,
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "--peer-tls required needs --tls-ca (the cluster CA "
                        "that signs every node's certificate)");
+  if (cfg->tls_crl[0] != '\0' && cfg->tls_ca[0] == '\0')
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "--tls-crl needs --tls-ca (the CA whose revocations "
+                       "it lists)");
   if (cfg->admin_password_file[0] != '\0' && cfg->admin_user[0] == '\0')
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "--admin-password-file needs --admin-user");

@@ -320,7 +320,7 @@ struct node {
      * --peer-tls required; a ClientHello on a port without TLS; reloads. */
     uint64_t tls_handshakes, tls_auth_failed, tls_malformed;
     uint64_t tls_plaintext_refused, tls_peer_refused, tls_off_refused;
-    uint64_t tls_reloads, tls_reload_failed;
+    uint64_t tls_reloads, tls_reload_failed, tls_reload_closed;
     /* Peer links (node_peer.c): handshakes refused (a wrong or replayed
      * MAC, a fake acceptor); links closed for a frame whose tag failed. */
     uint64_t peer_auth_failed, peer_frame_auth_failed;

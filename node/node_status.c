@@ -294,6 +294,7 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   stat_add(&b, (int64_t)n->stats.tls_off_refused, "node.tls_off_refused");
   stat_add(&b, (int64_t)n->stats.tls_reloads, "node.tls_reloads");
   stat_add(&b, (int64_t)n->stats.tls_reload_failed, "node.tls_reload_failed");
+  stat_add(&b, (int64_t)n->stats.tls_reload_closed, "node.tls_reload_closed");
   stat_add(&b, (int64_t)n->stats.udp_in, "node.udp_in");
   stat_add(&b, (int64_t)n->stats.udp_out, "node.udp_out");
   stat_add(&b, (int64_t)n->stats.handshake_timeouts, "node.handshake_timeouts");

@@ -32,10 +32,21 @@
  * (the CA is the cluster's membership authority), and nodes move between
  * addresses that gossip, not a certificate, tells us.
  *
- * Reload. SIGHUP reads --tls-cert, --tls-key and --tls-ca again into new
- * contexts; connections opened from then on use them, open ones keep
- * theirs (each engine holds a reference), so nothing is dropped. A reload
- * that fails (a file half written) keeps the old contexts and logs why.
+ * Revocation. With --tls-crl every chain verified (peers' both ways,
+ * clients' certificates) is checked against that CA's CRLs: a revoked
+ * certificate fails the handshake like one of another CA (counted
+ * tls_auth_failed, a WARN line "certificate revoked").
+ *
+ * Reload. SIGHUP reads --tls-cert, --tls-key, --tls-ca and --tls-crl
+ * again into new contexts; connections opened from then on use them, open
+ * ones keep theirs (each engine holds a reference), so nothing is
+ * dropped, with one exception: every open connection whose other side
+ * showed a certificate has it verified again against the new context
+ * (recheck), and one that no longer passes (revoked by the new CRL,
+ * expired since, of a CA no longer trusted) is closed, counted and
+ * logged: a revocation must cut the links a stolen certificate already
+ * holds. A reload that fails (a file half written) keeps the old contexts
+ * and logs why.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -67,6 +78,7 @@ static int build(const struct node_config *cfg, struct tls_ctx **server,
       .cert = cfg->tls_cert,
       .key = cfg->tls_key,
       .ca = ca,
+      .crl = cfg->tls_crl[0] ? cfg->tls_crl : NULL,
       .verify = ca ? TLS_VERIFY_OPTIONAL : TLS_VERIFY_NONE,
   };
   int rc = tls_ctx_new(&o, server, errmsg);
@@ -86,6 +98,28 @@ int node__tls_open(struct node *n, char *errmsg) {
   uv_signal_init(&n->loop, &n->sighup);
   n->sighup.data = n;
   return build(&n->cfg, &n->tls_server, &n->tls_dial, errmsg);
+}
+
+/* recheck: after a reload, closes every open connection whose
+ * certificate the new contexts refuse (see Reload above). */
+static void recheck(struct node *n) {
+  for (struct node_conn *c = n->conns, *next; c != NULL; c = next) {
+    next = c->next; /* closing unlinks @c */
+    if (c->tls == NULL || c->closing || !tls_engine_peer_verified(c->tls))
+      continue;
+    const struct tls_ctx *ctx =
+        c->kind == NODE_CONN_PEER_OUT ? n->tls_dial : n->tls_server;
+    char err[CHORUS_ERRMSG_SIZE] = "";
+    int rc = ctx ? tls_engine_recheck(c->tls, ctx, err) : CHORUS_OK;
+    if (rc != CHORUS_EAUTH)
+      continue;
+    n->stats.tls_auth_failed++;
+    n->stats.tls_reload_closed++;
+    node_log(NODE_LOG_WARN, NODE_MOD,
+             "conn %" PRIu64 " (%s): closing after the TLS reload: %s",
+             c->serial, c->addr, err);
+    node__conn_close(c);
+  }
 }
 
 static void on_sighup(uv_signal_t *s, int signum) {
@@ -109,6 +143,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
   n->tls_server = server;
   n->tls_dial = dial;
   n->stats.tls_reloads++;
+  recheck(n);
   node_log(NODE_LOG_INFO, NODE_MOD,
            "SIGHUP: TLS certificates reloaded from %s; new connections use "
            "them",
@@ -119,12 +154,13 @@ void node__tls_start(struct node *n) {
   uv_signal_start(&n->sighup, on_sighup, SIGHUP);
   if (n->tls_server != NULL)
     node_log(NODE_LOG_INFO, NODE_MOD,
-             "TLS 1.3: clients %s, peers %s; certificate %s, CA %s",
+             "TLS 1.3: clients %s, peers %s; certificate %s, CA %s, CRL %s",
              n->cfg.client_tls == NODE_TLS_REQUIRED   ? "required"
              : n->cfg.client_tls == NODE_TLS_OPTIONAL ? "optional"
                                                       : "off",
              n->cfg.peer_tls == NODE_TLS_REQUIRED ? "required" : "off",
-             n->cfg.tls_cert, n->cfg.tls_ca[0] ? n->cfg.tls_ca : "(none)");
+             n->cfg.tls_cert, n->cfg.tls_ca[0] ? n->cfg.tls_ca : "(none)",
+             n->cfg.tls_crl[0] ? n->cfg.tls_crl : "(none)");
 }
 
 void node__tls_close(struct node *n) {

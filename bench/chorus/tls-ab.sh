@@ -11,7 +11,11 @@
 #   bench/chorus/tls-ab.sh BUILD
 # Environment: ROUNDS (default 4), DURATION (s, default 8), CONNS (50),
 # INFLIGHT (1), DURABILITY (none), WORKLOAD (rw50), PEER_TLS (required;
-# off: TLS on client links only).
+# off: TLS on client links only), RATE (requests/s: an open loop at that
+# rate; default a closed loop). In a closed loop TLS also slows the
+# single-threaded bench client, so the nodes see fewer requests per loop
+# iteration and batch less: RATE, below both sides' closed-loop
+# throughput, compares them at the same load.
 set -eu
 
 b=${1:?usage: tls-ab.sh BUILD}
@@ -40,7 +44,7 @@ run() {
     --durability "$durability" --replicas 3 -c "$conns" -p "$inflight" \
     -d "$duration" --warmup 2 --workload "$workload" --keys 100000 \
     --value-size 100 --uniform --read QUORUM --write QUORUM \
-    --csv "$tmp/run.csv" >"$tmp/run.out" 2>&1 || {
+    ${RATE:+--rate "$RATE"} --csv "$tmp/run.csv" >"$tmp/run.out" 2>&1 || {
     cat "$tmp/run.out" >&2
     return 1
   }
@@ -50,12 +54,13 @@ run() {
 }
 
 echo "TLS A/B: $workload, $conns connections x $inflight, durability $durability,"
-echo "3 nodes N=3 QUORUM, $duration s per run, $rounds rounds, peer TLS $peer_tls"
+echo "3 nodes N=3 QUORUM, $duration s per run, $rounds rounds, peer TLS $peer_tls${RATE:+, open loop at $RATE/s}"
 printf '%-6s %-5s %10s %10s\n' round side "ops/s" "us/op"
 : >"$tmp/all"
 i=1
 while [ "$i" -le "$rounds" ]; do
   for side in off tls; do
+    # shellcheck disable=SC2046 # two words: ops/s and us/op
     set -- $(run $side)
     printf '%-6s %-5s %10s %10s\n' "$i" "$side" "$1" "$2"
     echo "$side $1 $2" >>"$tmp/all"

@@ -50,6 +50,10 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out,
   if (o->verify != TLS_VERIFY_NONE && o->ca == NULL)
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "verifying certificates needs a CA file (--tls-ca)");
+  if (o->crl != NULL && o->ca == NULL)
+    return chorus_errf(errmsg, CHORUS_EINVAL,
+                       "a CRL (--tls-crl) needs the CA it revokes for "
+                       "(--tls-ca)");
   if ((o->cert == NULL) != (o->key == NULL))
     return chorus_errf(errmsg, CHORUS_EINVAL,
                        "a certificate needs its key and a key its "
@@ -123,6 +127,19 @@ int tls_ctx_new(const struct tls_ctx_opts *o, struct tls_ctx **out,
       if (names != NULL)
         SSL_CTX_set_client_CA_list(t->ssl, names);
     }
+  }
+  if (o->crl != NULL) {
+    /* X509_load_crl_file reads every CRL of a PEM file (and returns how
+     * many); their signatures and dates are checked at each verification,
+     * against the CA above. */
+    X509_STORE *store = SSL_CTX_get_cert_store(t->ssl);
+    X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lu == NULL || X509_load_crl_file(lu, o->crl, X509_FILETYPE_PEM) < 1) {
+      chorus_errf(errmsg, rc, "CRL %s: %s", o->crl,
+                  ssl_reason(why, sizeof why, "no CRL in the file"));
+      goto err_after_ctx;
+    }
+    (void)X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
   }
   int mode = SSL_VERIFY_NONE;
   if (o->role == TLS_ROLE_CLIENT && o->ca != NULL)
@@ -346,6 +363,32 @@ bool tls_engine_peer_verified(const struct tls_engine *e) {
     return false;
   X509 *cert = SSL_get0_peer_certificate(e->ssl);
   return cert != NULL && SSL_get_verify_result(e->ssl) == X509_V_OK;
+}
+
+int tls_engine_recheck(const struct tls_engine *e, const struct tls_ctx *ctx,
+                       char *errmsg) {
+  X509 *cert = e->established ? SSL_get0_peer_certificate(e->ssl) : NULL;
+  if (cert == NULL)
+    return CHORUS_OK;
+  X509_STORE_CTX *x = X509_STORE_CTX_new();
+  if (x == NULL)
+    return CHORUS_ENOMEM;
+  int rc = CHORUS_OK;
+  /* The chain the other side sent is the untrusted set, as in the
+   * handshake; the store brings the CA, the CRLs and their flags. */
+  if (X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(ctx->ssl), cert,
+                          SSL_get_peer_cert_chain(e->ssl)) != 1 ||
+      X509_STORE_CTX_set_default(
+          x, e->role == TLS_ROLE_SERVER ? "ssl_client" : "ssl_server") != 1) {
+    rc = chorus_errf(errmsg, CHORUS_ENOMEM, "%s", "TLS: out of memory");
+  } else if (X509_verify_cert(x) != 1) {
+    rc =
+        chorus_errf(errmsg, CHORUS_EAUTH, "certificate verify failed: %s",
+                    X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
+  }
+  X509_STORE_CTX_free(x);
+  ERR_clear_error();
+  return rc;
 }
 
 int tls_engine_export(const struct tls_engine *e, const char *label,

@@ -42,6 +42,15 @@
  * certificate from its CA (peer links, mutual TLS); with
  * TLS_VERIFY_OPTIONAL it asks for one and verifies what it gets, but lets
  * a client without one in (tls_engine_peer_verified says which).
+ *
+ * Revocation. With a CRL file (tls_ctx_opts.crl) the leaf certificate of
+ * every chain verified is looked up in the CRLs of its issuer, read with
+ * the context (so a reload reads them again); intermediate CAs are not
+ * (chorus clusters have one CA; X509_V_FLAG_CRL_CHECK_ALL would refuse
+ * every chain whose intermediates have no CRL here). A connection
+ * verified under an older context can be checked again under a new one
+ * (tls_engine_recheck), which is how chorusd's reload cuts links whose
+ * certificate was revoked since.
  */
 #ifndef CHORUS_TLS_H
 #define CHORUS_TLS_H
@@ -69,6 +78,13 @@ struct tls_ctx_opts {
   const char *cert; /* PEM chain file (leaf first); NULL: none (clients) */
   const char *key;  /* PEM private key file; with @cert */
   const char *ca;   /* PEM file of trusted CAs; NULL: verify nothing */
+  /* PEM file of CRLs (one or more) of the CA that issues the other side's
+   * certificates; NULL: no revocation check. With it, every chain
+   * verified is checked against them: a revoked certificate fails
+   * ("certificate revoked"), and so does any certificate whose issuer has
+   * no CRL here, or when the CRL is past its nextUpdate (a CRL must be
+   * renewed before then: reload it). Needs @ca. */
+  const char *crl;
   enum tls_verify verify;
 };
 
@@ -121,6 +137,14 @@ int tls_engine_failed(const struct tls_engine *e);
 /* tls_engine_peer_verified: the other side showed a certificate that
  * chained to our CA (and named @host, for a client). */
 bool tls_engine_peer_verified(const struct tls_engine *e);
+/* tls_engine_recheck: the certificate the other side showed at the
+ * handshake, verified again against @ctx (a reloaded context: its CA, its
+ * CRLs, today's date). CHORUS_OK when it still verifies, or none was
+ * shown, or the handshake is not done; CHORUS_EAUTH with @errmsg
+ * ("certificate verify failed: certificate revoked") when it no longer
+ * does; CHORUS_ENOMEM. The host name is not checked again. */
+int tls_engine_recheck(const struct tls_engine *e, const struct tls_ctx *ctx,
+                       char *errmsg);
 /* tls_engine_export: @len bytes of keying material exported from the
  * established session under @label (RFC 8446 §7.5, no context): both ends
  * of one session get the same bytes, any other session others (channel

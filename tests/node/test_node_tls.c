@@ -5,7 +5,10 @@
  * reloads the certificates (and a broken file keeps the old ones); a
  * rolling switch of a live cluster from --client-tls off to optional to
  * required, node by node, while a client writes at QUORUM without one
- * failed request. Certificates come from scripts/mkcerts ($CHORUS_MKCERTS). */
+ * failed request; revoked certificates (--tls-crl): a peer presenting one
+ * is refused, a client with the CRL refuses a node presenting one, and a
+ * SIGHUP with a new CRL closes a connection its certificate holds. Certificates
+ * come from scripts/mkcerts ($CHORUS_MKCERTS). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,6 +40,8 @@ static const char *cert(const char *name) {
 
 /* open_client: a libchorus client of node @port, with TLS when @ca (and
  * the client certificate @crt, NULL: none). */
+static const char *client_crl; /* NULL, or open_client's tls_crl */
+
 static struct chorus_client *open_client(int port, const char *ca,
                                          const char *crt) {
   char seeds[32], err[CHORUS_ERRMSG_SIZE] = "", pem[64], key[64];
@@ -45,6 +50,7 @@ static struct chorus_client *open_client(int port, const char *ca,
   chorus_config_init(&cfg);
   cfg.cluster = cluster;
   cfg.connect_timeout_ms = 3000;
+  cfg.tls_crl = client_crl;
   if (ca) {
     char cab[64];
     snprintf(cab, sizeof cab, "%s.pem", ca);
@@ -106,7 +112,7 @@ static void expect_refused(int port, const char *ca, const char *crt, int code,
  * The TLS cluster: n0..n2, peers mutual TLS, clients optional
  * ------------------------------------------------------------------------ */
 
-static char n0_cert[400], n0_key[400];
+static char n0_cert[400], n0_key[400], n0_crl[400];
 static char seed_arg[32];
 
 /* tls_member: node @i as start_member starts it, with TLS flags, seeded
@@ -135,6 +141,8 @@ static void tls_member(int i, const char *client_mode, const char *peer_mode,
                      i == 0 ? n0_key : cert("node.key"),
                      "--tls-ca",
                      cert("ca.pem"),
+                     "--tls-crl",
+                     i == 0 ? n0_crl : cert("crl.pem"),
                      "--client-tls",
                      client_mode,
                      "--peer-tls",
@@ -144,13 +152,16 @@ static void tls_member(int i, const char *client_mode, const char *peer_mode,
 }
 
 /* n0_copies: n0 reads copies of the node certificate, so the reload case
- * can break and mend them. */
+ * can break and mend them, and of a CRL that revokes nothing, until the
+ * revocation case puts the real one in its place. */
 static void n0_copies(void) {
   snprintf(n0_cert, sizeof n0_cert, "%s/n0.pem", certs);
   snprintf(n0_key, sizeof n0_key, "%s/n0.key", certs);
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp -p '%s' '%s'", cert("node.pem"),
-           n0_cert, cert("node.key"), n0_key);
+  snprintf(n0_crl, sizeof n0_crl, "%s/n0-crl.pem", certs);
+  char cmd[1600];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp -p '%s' '%s' && cp '%s' '%s'",
+           cert("node.pem"), n0_cert, cert("node.key"), n0_key,
+           cert("crl-none.pem"), n0_crl);
   assert_int_equal(system(cmd), 0);
 }
 
@@ -379,6 +390,138 @@ static void test_sighup_reloads(void **state) {
   serves(nodes[0].port);
 }
 
+/* revoked_log: node @p's log shows a refused handshake over a revoked
+ * certificate. */
+static bool revoked_log(const struct proc *p) {
+  static char text[1 << 16];
+  read_file(p->log, text, sizeof text);
+  return strstr(text, "closing: certificate verify failed: certificate "
+                      "revoked") != NULL;
+}
+
+/* A certificate revoked while its holder is connected: SIGHUP with the new
+ * CRL closes that connection (node_tls.c, recheck), not the others. */
+static void test_reload_cuts_a_revoked_link(void **state) {
+  (void)state;
+  ensure_tls_cluster();
+  /* openssl s_client holding n0's port with the revoked certificate as
+   * its client certificate, verified under n0's CRL that revokes nothing;
+   * -ign_eof keeps it open until the node closes (or 20 s pass). */
+  char cmd[1600];
+  snprintf(cmd, sizeof cmd,
+           "timeout 20 openssl s_client -connect 127.0.0.1:%d -CAfile '%s' "
+           "-cert '%s' -key '%s' -ign_eof </dev/null >/dev/null 2>&1; "
+           "echo gone",
+           nodes[0].port, cert("ca.pem"), cert("revoked.pem"),
+           cert("revoked.key"));
+  int64_t hs = stat_of(nodes[0].port, "node.tls_handshakes");
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  double end = now_s() + 10;
+  while (stat_of(nodes[0].port, "node.tls_handshakes") <= hs) {
+    if (now_s() > end)
+      fail_msg("s_client made no handshake with n0");
+    sleep_ms(50);
+  }
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", cert("crl.pem"), n0_crl);
+  assert_int_equal(system(cmd), 0);
+  int64_t reloads = stat_of(nodes[0].port, "node.tls_reloads");
+  kill(nodes[0].pid, SIGHUP);
+  end = now_s() + 10;
+  while (stat_of(nodes[0].port, "node.tls_reloads") <= reloads)
+    if (now_s() > end)
+      fail_msg("no reload counted");
+    else
+      sleep_ms(50);
+  /* Closed by the reload, long before its timeout (20 s). */
+  double t0 = now_s();
+  char line[64] = "";
+  if (fgets(line, sizeof line, f) == NULL)
+    line[0] = '\0';
+  double took = now_s() - t0;
+  pclose(f);
+  printf("# s_client with the revoked certificate closed %.1f s after the "
+         "reload\n",
+         took);
+  assert_true(took < 3); /* the handshake timeout would close it at 5 s */
+  assert_int_equal(stat_of(nodes[0].port, "node.tls_reload_closed"), 1);
+  static char text[1 << 16];
+  read_file(nodes[0].log, text, sizeof text);
+  assert_non_null(strstr(text, "closing after the TLS reload: certificate "
+                               "verify failed: certificate revoked"));
+  /* The peer links (node.pem) stayed: the cluster serves through n0. */
+  serves(nodes[0].port);
+  assert_int_equal(stat_of(nodes[0].port, "meta.members_normal"), 3);
+}
+
+static void test_revoked_certificates_are_refused(void **state) {
+  (void)state;
+  ensure_tls_cluster();
+  /* A node of the cluster's CA whose certificate the CRL revokes (as a
+   * stolen node's would be): as a peer, and serving clients. */
+  static struct proc rev;
+  node_init(&rev, "revoked");
+  static char seed[32];
+  snprintf(seed, sizeof seed, "127.0.0.1:%d", nodes[0].port);
+  const char *flags[] = {"--cluster",
+                         cluster,
+                         "--cluster-key",
+                         keyfile_a,
+                         "--profile",
+                         "local",
+                         "--seeds",
+                         seed,
+                         "--tls-cert",
+                         cert("revoked.pem"),
+                         "--tls-key",
+                         cert("revoked.key"),
+                         "--tls-ca",
+                         cert("ca.pem"),
+                         "--peer-tls",
+                         "required",
+                         "--client-tls",
+                         "required",
+                         NULL};
+  int64_t before = stat_of(nodes[0].port, "node.tls_auth_failed");
+  spawn(&rev, flags);
+  /* Its dials to n0 fail in the handshake: n0 checked its certificate
+   * against the CRL (n0's dials to it fail the same way). */
+  double end = now_s() + 20;
+  while (stat_of(nodes[0].port, "node.tls_auth_failed") <= before ||
+         !revoked_log(&nodes[0])) {
+    if (now_s() > end)
+      fail_msg("n0 did not refuse the revoked peer");
+    sleep_ms(100);
+  }
+  assert_int_equal(stat_of(nodes[0].port, "meta.members_normal"), 3);
+  /* A client with the CRL refuses the revoked node; without it, the very
+   * same certificate passes (it chains to the CA): the CRL is the check. */
+  client_crl = cert("crl.pem");
+  expect_refused(rev.port, "ca", NULL, CHORUS_EAUTH,
+                 "certificate verify failed: certificate revoked");
+  /* ...and takes a good node. */
+  struct chorus_client *c = open_client(nodes[1].port, "ca", NULL);
+  char why[CHORUS_ERRMSG_SIZE];
+  if (cput(c, "crl-ok", "ok", why, sizeof why) != CHORUS_OK)
+    fail_msg("a client with the CRL refused a good node: %s", why);
+  chorus_client_close(c);
+  client_crl = NULL;
+  c = open_client(rev.port, "ca", NULL);
+  struct chorus_result res;
+  int rc = chorus_status(c, &res);
+  chorus_result_free(&res);
+  chorus_client_close(c);
+  assert_int_equal(rc, CHORUS_OK);
+  /* A client presenting the revoked certificate is refused by a node with
+   * the CRL (counted like any certificate refused). */
+  before = stat_of(nodes[1].port, "node.tls_auth_failed");
+  expect_refused(nodes[1].port, "ca", "revoked", CHORUS_EAUTH, "revoked");
+  assert_true(stat_of(nodes[1].port, "node.tls_auth_failed") > before);
+  kill(rev.pid, SIGKILL);
+  (void)wait_exit(&rev, 10);
+  serves(nodes[2].port);
+}
+
 /* ------------------------------------------------------------------------
  * The rolling switch: off -> optional -> required under a writer
  * ------------------------------------------------------------------------ */
@@ -526,6 +669,8 @@ int main(int argc, char **argv) {
       TIMED(test_peer_tls_cluster_serves),
       TIMED(test_bad_input_is_refused),
       TIMED(test_sighup_reloads),
+      TIMED(test_reload_cuts_a_revoked_link),
+      TIMED(test_revoked_certificates_are_refused),
       TIMED(test_rolling_switch_without_a_failed_request),
   };
   int failed =
