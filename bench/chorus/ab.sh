@@ -27,10 +27,13 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
+# shellcheck source=bench/chorus/ab-lib.sh
+. "$(dirname "$0")/ab-lib.sh"
 
-# run BUILD: "ops/s cpu_us_per_op" of one measured run.
+# run A|B: "ops/s cpu_us_per_op" of one measured run of that build.
 run() {
-  "$bench" --start-cluster 3 --chorusd "$1/node/chorusd" \
+  if [ "$1" = A ]; then dir=$a; else dir=$b; fi
+  "$bench" --start-cluster 3 --chorusd "$dir/node/chorusd" \
     --durability "$durability" --replicas 3 -c "$conns" -p "$inflight" \
     -d "$duration" --warmup 2 --workload "$workload" --keys 100000 \
     --value-size 100 --uniform --read QUORUM --write QUORUM \
@@ -47,22 +50,5 @@ echo "A/B: $workload, $conns connections x $inflight, durability $durability,"
 echo "3 nodes N=3 QUORUM, $duration s per run, $rounds rounds"
 echo "A = $a"
 echo "B = $b"
-printf '%-6s %-5s %10s %10s\n' round build "ops/s" "us/op"
-: >"$tmp/all"
-i=1
-while [ "$i" -le "$rounds" ]; do
-  for side in A B; do
-    if [ $side = A ]; then dir=$a; else dir=$b; fi
-    set -- $(run "$dir")
-    printf '%-6s %-5s %10s %10s\n' "$i" "$side" "$1" "$2"
-    echo "$side $1 $2" >>"$tmp/all"
-  done
-  i=$((i + 1))
-done
-awk '{ n[$1]++; ops[$1] += $2; us[$1] += $3 }
-  END {
-    printf "mean   A     %10.0f %10.2f\n", ops["A"] / n["A"], us["A"] / n["A"]
-    printf "mean   B     %10.0f %10.2f\n", ops["B"] / n["B"], us["B"] / n["B"]
-    printf "B/A          %10.3f %10.3f\n", (ops["B"] / n["B"]) / (ops["A"] / n["A"]),
-      (us["B"] / n["B"]) / (us["A"] / n["A"])
-  }' "$tmp/all"
+ab_rounds "$rounds" A B
+ab_summary A B

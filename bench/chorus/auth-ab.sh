@@ -35,6 +35,8 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
+# shellcheck source=bench/chorus/ab-lib.sh
+. "$(dirname "$0")/ab-lib.sh"
 CHORUS_PASSWORD=$(head -c 18 /dev/urandom | base64)
 export CHORUS_PASSWORD
 
@@ -58,28 +60,6 @@ run() {
 
 echo "auth A/B: $workload, $conns connections x $inflight, durability $durability,"
 echo "3 nodes N=3 QUORUM, $duration s per run, $rounds rounds"
-printf '%-6s %-5s %10s %10s\n' round side "ops/s" "us/op"
-: >"$tmp/all"
-i=1
-while [ "$i" -le "$rounds" ]; do
-  for side in ${ORDER:-off auth}; do
-    set -- $(run $side)
-    printf '%-6s %-5s %10s %10s\n' "$i" "$side" "$1" "$2"
-    echo "$side $1 $2" >>"$tmp/all"
-  done
-  i=$((i + 1))
-done
-awk '{ s = $1; n[s]++; ops[s] += $2; us[s] += $3
-       if (!(s in omin) || $2 < omin[s]) omin[s] = $2
-       if (!(s in omax) || $2 > omax[s]) omax[s] = $2
-       if (!(s in umin) || $3 < umin[s]) umin[s] = $3
-       if (!(s in umax) || $3 > umax[s]) umax[s] = $3 }
-  END {
-    for (k = 0; k < 2; k++) {
-      s = k ? "auth" : "off"
-      printf "mean   %-5s %10.0f %10.2f   (ops/s %.0f..%.0f, us/op %.2f..%.2f)\n",
-        s, ops[s] / n[s], us[s] / n[s], omin[s], omax[s], umin[s], umax[s]
-    }
-    printf "auth/off     %10.3f %10.3f\n", (ops["auth"] / n["auth"]) / (ops["off"] / n["off"]),
-      (us["auth"] / n["auth"]) / (us["off"] / n["off"])
-  }' "$tmp/all"
+# shellcheck disable=SC2086 # ORDER is two words
+ab_rounds "$rounds" ${ORDER:-off auth}
+ab_summary off auth

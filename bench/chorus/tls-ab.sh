@@ -33,6 +33,8 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
+# shellcheck source=bench/chorus/ab-lib.sh
+. "$(dirname "$0")/ab-lib.sh"
 "$(dirname "$0")/../../scripts/mkcerts" "$tmp/certs" >/dev/null
 
 # run off|tls: "ops/s cpu_us_per_op" of one measured run.
@@ -55,29 +57,5 @@ run() {
 
 echo "TLS A/B: $workload, $conns connections x $inflight, durability $durability,"
 echo "3 nodes N=3 QUORUM, $duration s per run, $rounds rounds, peer TLS $peer_tls${RATE:+, open loop at $RATE/s}"
-printf '%-6s %-5s %10s %10s\n' round side "ops/s" "us/op"
-: >"$tmp/all"
-i=1
-while [ "$i" -le "$rounds" ]; do
-  for side in off tls; do
-    # shellcheck disable=SC2046 # two words: ops/s and us/op
-    set -- $(run $side)
-    printf '%-6s %-5s %10s %10s\n' "$i" "$side" "$1" "$2"
-    echo "$side $1 $2" >>"$tmp/all"
-  done
-  i=$((i + 1))
-done
-awk '{ s = $1; n[s]++; ops[s] += $2; us[s] += $3
-       if (!(s in omin) || $2 < omin[s]) omin[s] = $2
-       if (!(s in omax) || $2 > omax[s]) omax[s] = $2
-       if (!(s in umin) || $3 < umin[s]) umin[s] = $3
-       if (!(s in umax) || $3 > umax[s]) umax[s] = $3 }
-  END {
-    for (k = 0; k < 2; k++) {
-      s = k ? "tls" : "off"
-      printf "mean   %-5s %10.0f %10.2f   (ops/s %.0f..%.0f, us/op %.2f..%.2f)\n",
-        s, ops[s] / n[s], us[s] / n[s], omin[s], omax[s], umin[s], umax[s]
-    }
-    printf "tls/off      %10.3f %10.3f\n", (ops["tls"] / n["tls"]) / (ops["off"] / n["off"]),
-      (us["tls"] / n["tls"]) / (us["off"] / n["off"])
-  }' "$tmp/all"
+ab_rounds "$rounds" off tls
+ab_summary off tls
