@@ -437,3 +437,21 @@ static void lock_describe(const struct lin_op *op, char *buf, size_t cap) {
 
 const struct lin_model lin_fenced_lock = {"fenced lock", lock_init, lock_step,
                                           lock_describe};
+
+int lin_history_push(struct lin_history *h, const struct lin_op *op) {
+  if (h->n == h->cap) {
+    size_t cap = h->cap ? 2 * h->cap : 256;
+    struct lin_op *p = realloc(h->ops, cap * sizeof *p);
+    if (p == NULL)
+      return -1;
+    h->ops = p;
+    h->cap = cap;
+  }
+  h->ops[h->n++] = *op;
+  return 0;
+}
+
+void lin_history_free(struct lin_history *h) {
+  free(h->ops);
+  *h = (struct lin_history){NULL, 0, 0};
+}

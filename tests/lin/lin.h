@@ -93,6 +93,17 @@ struct lin_result {
   char message[256];
 };
 
+/* A growing history, as the simulator tests record one. */
+struct lin_history {
+  struct lin_op *ops;
+  size_t n, cap;
+};
+
+/* lin_history_push: appends @op (copied). Returns 0, or -1 when out of
+ * memory (the history is unchanged). lin_history_free releases it. */
+int lin_history_push(struct lin_history *h, const struct lin_op *op);
+void lin_history_free(struct lin_history *h);
+
 /* lin_check: judges @n operations of @h against @model, at most
  * @max_steps search steps per key (0: no bound). @h is not changed. */
 void lin_check(const struct lin_model *model, const struct lin_op *h, size_t n,

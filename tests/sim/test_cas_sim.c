@@ -81,8 +81,7 @@ struct run {
   uint8_t sent_ctx[CLIENTS][WIRE_CAS_CONTEXT_LEN];
   int match[CLIENTS];
   struct lin_op cur[CLIENTS]; /* the operation in flight */
-  struct lin_op *hist;
-  size_t n, cap;
+  struct lin_history hist;
   int err;
 };
 
@@ -101,17 +100,8 @@ struct totals {
 static void client_next(struct sim *s, void *arg);
 
 static void push(struct run *r, const struct lin_op *op) {
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? 2 * r->cap : 1024;
-    struct lin_op *h = chorus_realloc(r->hist, cap * sizeof *h);
-    if (h == NULL) {
-      r->err = CHORUS_ENOMEM;
-      return;
-    }
-    r->hist = h;
-    r->cap = cap;
-  }
-  r->hist[r->n++] = *op;
+  if (lin_history_push(&r->hist, op) != 0)
+    r->err = CHORUS_ENOMEM;
 }
 
 static int64_t found_value(const struct sim_result *res) {
@@ -327,17 +317,18 @@ static int final_reads(struct run *r, struct totals *t, char *msg, size_t cap) {
 static void describe_fail(const struct run *r, const struct lin_result *res) {
   fprintf(stderr, "#   %s\n", res->message);
   size_t shown = 0;
-  for (size_t i = 0; i < r->n && shown < 60; i++) {
-    if (r->hist[i].key != res->key)
+  for (size_t i = 0; i < r->hist.n && shown < 60; i++) {
+    if (r->hist.ops[i].key != res->key)
       continue;
     char d[96];
-    lin_cas_register.describe(&r->hist[i], d, sizeof d);
-    if (r->hist[i].ret == LIN_PENDING)
-      fprintf(stderr, "#   c%u [%" PRIu64 ", -] %s\n", r->hist[i].client,
-              r->hist[i].call, d);
+    lin_cas_register.describe(&r->hist.ops[i], d, sizeof d);
+    if (r->hist.ops[i].ret == LIN_PENDING)
+      fprintf(stderr, "#   c%u [%" PRIu64 ", -] %s\n", r->hist.ops[i].client,
+              r->hist.ops[i].call, d);
     else
       fprintf(stderr, "#   c%u [%" PRIu64 ", %" PRIu64 "] %s\n",
-              r->hist[i].client, r->hist[i].call, r->hist[i].ret, d);
+              r->hist.ops[i].client, r->hist.ops[i].call, r->hist.ops[i].ret,
+              d);
     shown++;
   }
 }
@@ -396,7 +387,7 @@ static int run_seed(uint64_t seed, struct totals *t) {
   assert_int_equal(r.err, CHORUS_OK);
   if (verdict == 0) {
     struct lin_result res;
-    lin_check(&lin_cas_register, r.hist, r.n, LIN_BUDGET, &res);
+    lin_check(&lin_cas_register, r.hist.ops, r.hist.n, LIN_BUDGET, &res);
     t->steps += res.steps;
     if (res.verdict == LIN_UNKNOWN) {
       fprintf(stderr, "# seed %" PRIu64 ": the checker's budget ran out\n",
@@ -420,7 +411,7 @@ static int run_seed(uint64_t seed, struct totals *t) {
             f->store_fault, f->clock_jump, f->drift_ppm, f->offset_ms, seed);
     sim_trace_dump(s, stderr, 30);
   }
-  chorus_free(r.hist);
+  lin_history_free(&r.hist);
   sim_free(s);
   return verdict;
 }

@@ -209,8 +209,7 @@ struct run {
   int nacqs;
   uint64_t rel[MAX_HOLDS]; /* tokens released (applied) */
   int nrel;
-  struct lin_op *hist;
-  size_t n, cap;
+  struct lin_history hist;
   uint64_t max_token_invoked; /* fenced puts: the highest token sent */
   int err;
   char msg[256];
@@ -223,17 +222,8 @@ static void client_next(struct sim *s, void *arg);
 struct run;
 
 static void push(struct run *r, const struct lin_op *op) {
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? 2 * r->cap : 256;
-    struct lin_op *h = chorus_realloc(r->hist, cap * sizeof *h);
-    if (h == NULL) {
-      r->err = CHORUS_ENOMEM;
-      return;
-    }
-    r->hist = h;
-    r->cap = cap;
-  }
-  r->hist[r->n++] = *op;
+  if (lin_history_push(&r->hist, op) != 0)
+    r->err = CHORUS_ENOMEM;
 }
 
 /* ttl_end: when a lease of TTL_MS counted by @c's clock from @from ends
@@ -719,7 +709,7 @@ static int run_seed(uint64_t seed, int plant, struct totals *t) {
     verdict = check_exclusion(r);
   if (verdict == 0) {
     struct lin_result res;
-    lin_check(&fenced_register, r->hist, r->n, LIN_BUDGET, &res);
+    lin_check(&fenced_register, r->hist.ops, r->hist.n, LIN_BUDGET, &res);
     if (res.verdict == LIN_UNKNOWN) {
       fprintf(stderr, "# seed %" PRIu64 ": the checker's budget ran out\n",
               seed);
@@ -729,12 +719,13 @@ static int run_seed(uint64_t seed, int plant, struct totals *t) {
                "the data key's history is not a fenced register's: %.190s",
                res.message);
       size_t shown = plant != PLANT_NONE ? 60 : 0; /* planted: quiet */
-      for (size_t i = 0; i < r->n && shown < 60; i++, shown++) {
+      for (size_t i = 0; i < r->hist.n && shown < 60; i++, shown++) {
         char d[96];
-        fr_describe(&r->hist[i], d, sizeof d);
+        fr_describe(&r->hist.ops[i], d, sizeof d);
         fprintf(stderr, "#   c%u [%" PRIu64 ", %" PRId64 "] %s\n",
-                r->hist[i].client, r->hist[i].call,
-                r->hist[i].ret == LIN_PENDING ? -1 : (int64_t)r->hist[i].ret,
+                r->hist.ops[i].client, r->hist.ops[i].call,
+                r->hist.ops[i].ret == LIN_PENDING ? -1
+                                                  : (int64_t)r->hist.ops[i].ret,
                 d);
       }
       verdict = 1;
@@ -756,7 +747,7 @@ static int run_seed(uint64_t seed, int plant, struct totals *t) {
   } else if (verdict == 1 && getenv("CHORUS_LOCK_SIM_VERBOSE") != NULL) {
     fprintf(stderr, "lock-sim (planted): seed %" PRIu64 ": %s\n", seed, r->msg);
   }
-  chorus_free(r->hist);
+  lin_history_free(&r->hist);
   chorus_free(r);
   sim_free(s);
   return verdict;
