@@ -42,6 +42,10 @@
  * chorus-wan, clients in each with their datacenter set, one row per level
  * and client datacenter (run_wan below).
  *
+ * --scaling DIM prints issue 27's "how cost grows" tables: one per
+ * dimension (data set, value size, cluster size, connections), each row a
+ * fresh cluster preloaded through the nodes, then one run (run_scaling).
+ *
  * --staleness measures PBS t-visibility (Bailis et al., "Probabilistically
  * Bounded Staleness", VLDB 2012, §3): write a fresh key through one node,
  * wait t ms after the acknowledgement, read it through another, count how
@@ -148,7 +152,8 @@ struct options {
    * values, comma lists; see run_scaling */
   unsigned scaling;
   const char *scale_keys, *scale_values, *scale_nodes, *scale_conns;
-  double scale_data_mb; /* values rows: keys x value size at most this */
+  double scale_data_mb;   /* values rows: keys x value size at most this */
+  unsigned scale_preload; /* the preload's requests in flight */
   bool conns_set, duration_set;
 };
 
@@ -472,7 +477,8 @@ static void prepare(struct loop_ctx *lc, struct req *rq, uint64_t t_start) {
     rq->op = OP_UNLOCK; /* a worker releases what it acquired, same key */
   else
     rq->key = pick_key(lc);
-  rq->counted = !run->preload && t_start >= run->t_warm;
+  /* a preload counts every write, so its failures can be reported */
+  rq->counted = run->preload || t_start >= run->t_warm;
   rq->phase = run->t_kill != 0 && t_start >= run->t_kill ? 1 : 0;
   if (rq->counted)
     lc->counted_issued++;
@@ -1598,6 +1604,8 @@ static const char usage_scaling[] =
     "  --scaling-conns LIST   connections (default 1,10,50,200,1000)\n"
     "  --scaling-data-mb MB   values rows: --keys cut to MB / value size\n"
     "                         (default 256)\n"
+    "  --scaling-preload C    the preload's requests in flight, one per\n"
+    "                         connection (default 32)\n"
     "  --check                exit 1 unless every row has successes and\n"
     "                         no errors\n";
 
@@ -1701,7 +1709,8 @@ static void parse_options(int argc, char **argv, struct options *o) {
     O_SVALUES,
     O_SNODES,
     O_SCONNS,
-    O_SDATA
+    O_SDATA,
+    O_SPRE
   };
   static const struct option longopts[] = {
       {"seeds", required_argument, NULL, O_SEEDS},
@@ -1752,6 +1761,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
       {"scaling-nodes", required_argument, NULL, O_SNODES},
       {"scaling-conns", required_argument, NULL, O_SCONNS},
       {"scaling-data-mb", required_argument, NULL, O_SDATA},
+      {"scaling-preload", required_argument, NULL, O_SPRE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1780,6 +1790,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
   o->scale_nodes = "3,5,7";
   o->scale_conns = "1,10,50,200,1000";
   o->scale_data_mb = 256;
+  o->scale_preload = 32;
   int ch;
   while ((ch = getopt_long(argc, argv, "c:p:d:n:h", longopts, NULL)) != -1) {
     switch (ch) {
@@ -1976,6 +1987,10 @@ static void parse_options(int argc, char **argv, struct options *o) {
       break;
     case O_SDATA:
       o->scale_data_mb = parse_double(optarg, "--scaling-data-mb", 0.001, 1e6);
+      break;
+    case O_SPRE:
+      o->scale_preload =
+          (unsigned)parse_double(optarg, "--scaling-preload", 1, 4096);
       break;
     case 'h':
       fputs(usage_text, stdout);
@@ -2389,6 +2404,7 @@ static void cluster_init(const struct options *o, struct bench_cluster *c) {
 struct scale_row {
   uint64_t param;
   double preload_s;
+  uint64_t preload_err; /* preload writes that failed (keys missing) */
   struct result res;
   double load;
 };
@@ -2461,19 +2477,23 @@ static void scale_options(const struct options *base, unsigned dim, uint64_t v,
     o->threads = o->conns;
 }
 
-/* The preload's concurrency: about 8 MiB of values in flight, at most 64
- * connections x 8 (enough to keep 2 cores' worth of nodes busy; more
- * only queues), at least 4 requests. */
+/* The preload's concurrency: --scaling-preload requests in flight, one
+ * per connection, fewer when that is more than 8 MiB of values (at least
+ * 4). Measured on a loaded 2-core machine (load 11): 32 connections x 4
+ * in flight loaded 1,032 keys/s with 2.5 % of the writes timing out (3 s),
+ * a tenth of what 50 x 1 sustains in the measured run: past a point more
+ * in flight only queues, and a sustained load collapses (issue 27's
+ * stall, another branch's). */
 static void preload_options(const struct options *row, struct options *o) {
   *o = *row;
-  uint64_t inflight = (8u << 20) / row->value_size;
-  if (inflight > 512)
-    inflight = 512;
+  uint64_t inflight = row->scale_preload;
+  uint64_t by_bytes = (8u << 20) / row->value_size;
+  if (inflight > by_bytes)
+    inflight = by_bytes;
   if (inflight < 4)
     inflight = 4;
-  o->conns = inflight < 64 ? (unsigned)inflight : 64;
-  o->pipeline = (unsigned)(inflight / o->conns);
-  o->threads = row->threads;
+  o->conns = (unsigned)inflight;
+  o->pipeline = 1;
   if (o->threads > o->conns)
     o->threads = o->conns;
 }
@@ -2501,6 +2521,7 @@ static int scale_row_run(const struct options *o, unsigned port_base,
     uint64_t t0 = uv_hrtime();
     rc = run_once(&po, &cluster, seeds, &set, true, pre, errmsg);
     row->preload_s = (double)(uv_hrtime() - t0) / 1e9;
+    row->preload_err = total_err(pre, 0);
     chorus_free(pre);
   }
   if (rc == CHORUS_OK)
@@ -2520,8 +2541,8 @@ static int scale_index(unsigned dim) {
                                : 3;
 }
 
-static void scale_print(const struct options *base, unsigned dim,
-                        const struct scale_row *rows, size_t n) {
+/* The table's title and column heads. */
+static void scale_head(const struct options *base, unsigned dim) {
   int di = scale_index(dim);
   char rb[16], wb[16];
   printf("\n== %s: %s, R=%s W=%s, replicas %s, durability %s; "
@@ -2531,43 +2552,54 @@ static void scale_print(const struct options *base, unsigned dim,
          level_text(base->w, wb), base->replicas, base->durability,
          base->start_cluster, base->conns, base->pipeline, base->value_size,
          base->keys, base->duration, base->warmup);
-  printf("  %10s %8s %9s %10s %8s %8s %8s %8s %10s %7s %5s\n", scale_cols[di],
-         "keys", "preload s", "ops/s", "MB/s", "p50 ms", "p99 ms", "max ms",
-         "node us/op", "errors", "load");
+  printf("  %10s %8s %9s %8s %9s %8s %8s %8s %8s %10s %7s %5s\n",
+         scale_cols[di], "keys", "preload s", "keys/s", "ops/s", "MB/s",
+         "p50 ms", "p99 ms", "max ms", "node us/op", "errors", "load");
+  fflush(stdout);
+}
+
+/* One row, printed as soon as it has run (a long table shows progress). */
+static void scale_line(const struct options *base, unsigned dim,
+                       const struct scale_row *r) {
   struct bench_hist *all = chorus_malloc(sizeof *all);
   if (all == NULL)
     return;
-  for (size_t i = 0; i < n; i++) {
-    const struct scale_row *r = &rows[i];
-    struct options ro;
-    scale_options(base, dim, r->param, &ro);
-    all_hist(&r->res, 0, all);
-    double secs = r->res.phase_s[0];
-    /* payload bytes moved: every write's value, every found read's */
-    uint64_t found = r->res.st.ok[0][OP_GET] - r->res.st.not_found[0];
-    double mbs = secs > 0 ? (double)(found + r->res.st.ok[0][OP_PUT]) *
-                                (double)ro.value_size / secs / 1e6
-                          : 0.0;
-    printf("  %10" PRIu64 " %8" PRIu64 " %9.1f %10.0f %8.1f %8.3f %8.3f %8.3f "
-           "%10.1f %7" PRIu64 " %5.1f\n",
-           r->param, ro.keys, r->preload_s, ops_per_s(&r->res, 0), mbs,
-           ms(bench_hist_percentile(all, 50)),
-           ms(bench_hist_percentile(all, 99)), ms(all->max),
-           cpu_us_per_op(&r->res), total_err(&r->res, 0), r->load);
-    for (int k = 0; k < OP_KINDS; k++)
-      for (int e = 0; e < ERR_SLOTS; e++)
-        if (r->res.st.err[0][k][e])
-          printf("  %10s error %s %s: %" PRIu64 "\n", "", op_names[k],
-                 e == ERR_SLOTS - 1 ? "other" : chorus_errname(-e),
-                 r->res.st.err[0][k][e]);
-    if (r->res.st.not_found[0])
-      printf("  %10s reads not found: %" PRIu64 "\n", "",
-             r->res.st.not_found[0]);
-  }
+  struct options ro;
+  scale_options(base, dim, r->param, &ro);
+  all_hist(&r->res, 0, all);
+  double secs = r->res.phase_s[0];
+  /* payload bytes moved: every write's value, every found read's */
+  uint64_t found = r->res.st.ok[0][OP_GET] - r->res.st.not_found[0];
+  double mbs = secs > 0 ? (double)(found + r->res.st.ok[0][OP_PUT]) *
+                              (double)ro.value_size / secs / 1e6
+                        : 0.0;
+  printf("  %10" PRIu64 " %8" PRIu64 " %9.1f %8.0f %9.0f %8.1f %8.3f %8.3f "
+         "%8.3f %10.1f %7" PRIu64 " %5.1f\n",
+         r->param, ro.keys, r->preload_s,
+         r->preload_s > 0 ? (double)ro.keys / r->preload_s : 0.0,
+         ops_per_s(&r->res, 0), mbs, ms(bench_hist_percentile(all, 50)),
+         ms(bench_hist_percentile(all, 99)), ms(all->max),
+         cpu_us_per_op(&r->res), total_err(&r->res, 0), r->load);
+  for (int k = 0; k < OP_KINDS; k++)
+    for (int e = 0; e < ERR_SLOTS; e++)
+      if (r->res.st.err[0][k][e])
+        printf("  %10s error %s %s: %" PRIu64 "\n", "", op_names[k],
+               e == ERR_SLOTS - 1 ? "other" : chorus_errname(-e),
+               r->res.st.err[0][k][e]);
+  if (r->preload_err)
+    printf("  %10s preload writes failed: %" PRIu64 " (keys missing)\n", "",
+           r->preload_err);
+  if (r->res.st.not_found[0])
+    printf("  %10s reads not found: %" PRIu64 "\n", "", r->res.st.not_found[0]);
   chorus_free(all);
-  printf("  (node us/op: CPU of every node over the measured run, summed, "
-         "per request; preload s: writing every key once; load: 1-minute "
-         "load average before the row)\n");
+  fflush(stdout);
+}
+
+static void scale_foot(void) {
+  printf("  (preload: every key written once through the nodes; node us/op: "
+         "CPU of every node over the measured run, summed, per request; "
+         "load: 1-minute load average before the row; %.1f now)\n",
+         load_average());
   fflush(stdout);
 }
 
@@ -2597,7 +2629,7 @@ static int run_scaling(const struct options *o) {
     struct scale_row *rows = chorus_calloc(n, sizeof *rows);
     if (rows == NULL)
       return 1;
-    size_t done = 0;
+    scale_head(o, dim);
     for (size_t i = 0; i < n; i++) {
       struct options ro;
       scale_options(o, dim, params[i], &ro);
@@ -2616,9 +2648,10 @@ static int run_scaling(const struct options *o) {
         status = 1;
         break;
       }
-      done++;
+      scale_line(o, dim, &rows[i]);
       if (o->check &&
-          (total_ok(&rows[i].res, 0) == 0 || total_err(&rows[i].res, 0) > 0)) {
+          (total_ok(&rows[i].res, 0) == 0 || total_err(&rows[i].res, 0) > 0 ||
+           rows[i].preload_err > 0)) {
         fprintf(stderr,
                 "chorus-bench: scaling row %" PRIu64 ": %" PRIu64
                 " successes, %" PRIu64 " errors\n",
@@ -2627,7 +2660,7 @@ static int run_scaling(const struct options *o) {
         status = 1;
       }
     }
-    scale_print(o, dim, rows, done);
+    scale_foot();
     chorus_free(rows);
   }
   return status;
