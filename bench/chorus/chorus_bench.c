@@ -2479,11 +2479,11 @@ static void scale_options(const struct options *base, unsigned dim, uint64_t v,
 
 /* The preload's concurrency: --scaling-preload requests in flight, one
  * per connection, fewer when that is more than 8 MiB of values (at least
- * 4). Measured on a loaded 2-core machine (load 11): 32 connections x 4
- * in flight loaded 1,032 keys/s with 2.5 % of the writes timing out (3 s),
- * a tenth of what 50 x 1 sustains in the measured run: past a point more
- * in flight only queues, and a sustained load collapses (issue 27's
- * stall, another branch's). */
+ * 4). Past about 50 in flight a 3-node cluster on 2 cores gets no faster
+ * (the connections table: 9.3k ops/s at 50, 8.2k at 200), more only
+ * queues; 32 x 4 was tried first. On a loaded machine a long preload can
+ * meet the stall under sustained load (another branch's issue): then
+ * writes time out, and the row reports them (keys missing). */
 static void preload_options(const struct options *row, struct options *o) {
   *o = *row;
   uint64_t inflight = row->scale_preload;
