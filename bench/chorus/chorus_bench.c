@@ -42,6 +42,10 @@
  * chorus-wan, clients in each with their datacenter set, one row per level
  * and client datacenter (run_wan below).
  *
+ * --scaling DIM prints issue 27's "how cost grows" tables: one per
+ * dimension (data set, value size, cluster size, connections), each row a
+ * fresh cluster preloaded through the nodes, then one run (run_scaling).
+ *
  * --staleness measures PBS t-visibility (Bailis et al., "Probabilistically
  * Bounded Staleness", VLDB 2012, §3): write a fresh key through one node,
  * wait t ms after the acknowledgement, read it through another, count how
@@ -144,6 +148,21 @@ struct options {
   double wan_rtt;        /* ms; > 0: two datacenters over chorus-wan */
   bool check;            /* --wan-rtt: judge the rows (the bench_wan test) */
   const char *client_dc; /* chorus_config.dc of every client, or NULL */
+  /* --scaling: the dimensions to run (SCALE_* bits) and each one's row
+   * values, comma lists; see run_scaling */
+  unsigned scaling;
+  const char *scale_keys, *scale_values, *scale_nodes, *scale_conns;
+  double scale_data_mb;   /* values rows: keys x value size at most this */
+  unsigned scale_preload; /* the preload's requests in flight */
+  bool conns_set, duration_set;
+};
+
+enum {
+  SCALE_DATASET = 1,
+  SCALE_VALUES = 2,
+  SCALE_NODES = 4,
+  SCALE_CONNS = 8,
+  SCALE_ALL = 15
 };
 
 /* ------------------------------------------------------------------------
@@ -252,7 +271,7 @@ struct loop_ctx {
   bool stopping, finished;
   uint64_t dropped;
   struct stats *st;
-  uint8_t value[1 << 16];
+  uint8_t *value; /* value_size bytes (up to 1 MiB: --scaling values) */
 };
 
 struct run {
@@ -458,7 +477,8 @@ static void prepare(struct loop_ctx *lc, struct req *rq, uint64_t t_start) {
     rq->op = OP_UNLOCK; /* a worker releases what it acquired, same key */
   else
     rq->key = pick_key(lc);
-  rq->counted = !run->preload && t_start >= run->t_warm;
+  /* a preload counts every write, so its failures can be reported */
+  rq->counted = run->preload || t_start >= run->t_warm;
   rq->phase = run->t_kill != 0 && t_start >= run->t_kill ? 1 : 0;
   if (rq->counted)
     lc->counted_issued++;
@@ -715,9 +735,10 @@ static int loop_open(struct loop_ctx *lc, char *errmsg) {
   lc->clients =
       chorus_calloc((size_t)lc->nslots * lc->per_slot, sizeof *lc->clients);
   lc->ctxs = chorus_calloc(o->keys, sizeof *lc->ctxs);
-  if (lc->clients == NULL || lc->ctxs == NULL)
+  lc->value = chorus_malloc(o->value_size);
+  if (lc->clients == NULL || lc->ctxs == NULL || lc->value == NULL)
     return chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
-  for (size_t i = 0; i < sizeof lc->value; i++)
+  for (size_t i = 0; i < o->value_size; i++)
     lc->value[i] = (uint8_t)('a' + chorus_prng_below(&lc->prng, 26));
   struct chorus_config cfg;
   chorus_config_init(&cfg);
@@ -753,6 +774,7 @@ static void loop_close(struct loop_ctx *lc) {
   uv_loop_close(&lc->loop);
   chorus_free(lc->clients);
   chorus_free(lc->ctxs);
+  chorus_free(lc->value);
   chorus_free(lc->workers);
   chorus_free(lc->ready);
 }
@@ -1568,6 +1590,24 @@ static const char usage_text[] =
     "  --svg FILE             sweep chart (default chorus-sweep.svg)\n"
     "  --label TEXT           label of a single run\n"
     "  --seed N               PRNG seed (default 1)\n";
+/* apart: C99 promises string literals of 4095 bytes only */
+static const char usage_scaling[] =
+    "scaling (issue 27: how cost grows; a fresh cluster per row, its keys\n"
+    "preloaded through the nodes, then --workload for --duration; rows\n"
+    "default to 50 connections, 5 s, --start-cluster 3)\n"
+    "  --scaling DIM          dataset | values | nodes | conns | all\n"
+    "                         (repeatable); one table per dimension\n"
+    "  --scaling-keys LIST    dataset rows (default 100000,1000000,10000000)\n"
+    "  --scaling-values LIST  value sizes, bytes (default\n"
+    "                         100,4096,65536,1048576)\n"
+    "  --scaling-nodes LIST   cluster sizes at --replicas (default 3,5,7)\n"
+    "  --scaling-conns LIST   connections (default 1,10,50,200,1000)\n"
+    "  --scaling-data-mb MB   values rows: --keys cut to MB / value size\n"
+    "                         (default 256)\n"
+    "  --scaling-preload C    the preload's requests in flight, one per\n"
+    "                         connection (default 32)\n"
+    "  --check                exit 1 unless every row has successes and\n"
+    "                         no errors\n";
 
 static double parse_double(const char *s, const char *what, double lo,
                            double hi) {
@@ -1663,7 +1703,14 @@ static void parse_options(int argc, char **argv, struct options *o) {
     O_TLS_CA,
     O_TLS_CERT,
     O_TLS_KEY,
-    O_USER
+    O_USER,
+    O_SCALING,
+    O_SKEYS,
+    O_SVALUES,
+    O_SNODES,
+    O_SCONNS,
+    O_SDATA,
+    O_SPRE
   };
   static const struct option longopts[] = {
       {"seeds", required_argument, NULL, O_SEEDS},
@@ -1708,6 +1755,13 @@ static void parse_options(int argc, char **argv, struct options *o) {
       {"tls-cert", required_argument, NULL, O_TLS_CERT},
       {"tls-key", required_argument, NULL, O_TLS_KEY},
       {"user", required_argument, NULL, O_USER},
+      {"scaling", required_argument, NULL, O_SCALING},
+      {"scaling-keys", required_argument, NULL, O_SKEYS},
+      {"scaling-values", required_argument, NULL, O_SVALUES},
+      {"scaling-nodes", required_argument, NULL, O_SNODES},
+      {"scaling-conns", required_argument, NULL, O_SCONNS},
+      {"scaling-data-mb", required_argument, NULL, O_SDATA},
+      {"scaling-preload", required_argument, NULL, O_SPRE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1731,6 +1785,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
   o->w = CHORUS_QUORUM;
   o->stale_trials = 200;
   o->seed = 1;
+  o->scale_keys = "100000,1000000,10000000";
+  o->scale_values = "100,4096,65536,1048576";
+  o->scale_nodes = "3,5,7";
+  o->scale_conns = "1,10,50,200,1000";
+  o->scale_data_mb = 256;
+  o->scale_preload = 32;
   int ch;
   while ((ch = getopt_long(argc, argv, "c:p:d:n:h", longopts, NULL)) != -1) {
     switch (ch) {
@@ -1798,6 +1858,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'c':
       o->conns = (unsigned)parse_double(optarg, "--connections", 1, 4096);
+      o->conns_set = true;
       break;
     case 'p':
       o->pipeline = (unsigned)parse_double(optarg, "--pipeline", 1, 256);
@@ -1810,6 +1871,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'd':
       o->duration = parse_double(optarg, "--duration", 0.1, 1e6);
+      o->duration_set = true;
       break;
     case O_WARMUP:
       o->warmup = parse_double(optarg, "--warmup", 0, 1e6);
@@ -1848,7 +1910,9 @@ static void parse_options(int argc, char **argv, struct options *o) {
       o->zipf = false;
       break;
     case O_VSIZE:
-      o->value_size = (size_t)parse_double(optarg, "--value-size", 8, 65536);
+      /* 1 MiB: chorusd's default --max-value-bytes (WIRE_MAX_VALUE) */
+      o->value_size =
+          (size_t)parse_double(optarg, "--value-size", 8, 1024.0 * 1024);
       break;
     case O_PRELOAD:
       o->preload = true;
@@ -1890,11 +1954,51 @@ static void parse_options(int argc, char **argv, struct options *o) {
     case O_SEED:
       o->seed = (uint64_t)parse_double(optarg, "--seed", 0, 1e15);
       break;
+    case O_SCALING: {
+      static const char *const dims[] = {"dataset", "values", "nodes", "conns",
+                                         "all"};
+      static const unsigned bits[] = {SCALE_DATASET, SCALE_VALUES, SCALE_NODES,
+                                      SCALE_CONNS, SCALE_ALL};
+      unsigned found = 0;
+      for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (strcmp(optarg, dims[i]) == 0)
+          found = bits[i];
+      if (found == 0) {
+        fprintf(stderr,
+                "chorus-bench: --scaling: \"%s\" is not dataset, "
+                "values, nodes, conns or all\n",
+                optarg);
+        exit(2);
+      }
+      o->scaling |= found;
+      break;
+    }
+    case O_SKEYS:
+      o->scale_keys = optarg;
+      break;
+    case O_SVALUES:
+      o->scale_values = optarg;
+      break;
+    case O_SNODES:
+      o->scale_nodes = optarg;
+      break;
+    case O_SCONNS:
+      o->scale_conns = optarg;
+      break;
+    case O_SDATA:
+      o->scale_data_mb = parse_double(optarg, "--scaling-data-mb", 0.001, 1e6);
+      break;
+    case O_SPRE:
+      o->scale_preload =
+          (unsigned)parse_double(optarg, "--scaling-preload", 1, 4096);
+      break;
     case 'h':
       fputs(usage_text, stdout);
+      fputs(usage_scaling, stdout);
       exit(0);
     default:
       fputs(usage_text, stderr);
+      fputs(usage_scaling, stderr);
       exit(2);
     }
   }
@@ -1904,9 +2008,29 @@ static void parse_options(int argc, char **argv, struct options *o) {
                     "--rate)\n");
     exit(2);
   }
-  if (o->check && o->wan_rtt <= 0) {
-    fprintf(stderr, "chorus-bench: --check goes with --wan-rtt\n");
+  if (o->check && o->wan_rtt <= 0 && o->scaling == 0) {
+    fprintf(stderr, "chorus-bench: --check goes with --wan-rtt or "
+                    "--scaling\n");
     exit(2);
+  }
+  if (o->scaling != 0) {
+    /* every row starts its own cluster and preloads its keys */
+    if (o->seeds != NULL || o->wan_rtt > 0 || o->dcs > 1 || o->sweep ||
+        o->kill_at > 0 || o->staleness || o->preload || o->json ||
+        o->csv != NULL || o->rate > 0 || o->ops > 0) {
+      fprintf(stderr, "chorus-bench: --scaling starts a cluster per row "
+                      "(no --seeds, --dcs 2, --wan-rtt, --sweep, "
+                      "--kill-node-at, --staleness, --preload, --json, "
+                      "--csv, --rate, --ops)\n");
+      exit(2);
+    }
+    if (o->start_cluster == 0)
+      o->start_cluster = 3;
+    /* issue 27's baseline: 50 connections, 5 s rows */
+    if (!o->conns_set)
+      o->conns = 50;
+    if (!o->duration_set)
+      o->duration = 5;
   }
   if (o->wan_rtt > 0) {
     /* the two datacenters live in namespaces this run makes: it starts
@@ -2241,11 +2365,314 @@ static int run_wan(const struct options *o) {
   return status != 0 || failed ? 1 : 0;
 }
 
+/* The fields of @c that bench_cluster_start reads, from the options. */
+static void cluster_init(const struct options *o, struct bench_cluster *c) {
+  memset(c, 0, sizeof *c);
+  if (o->chorusd != NULL)
+    snprintf(c->chorusd, sizeof c->chorusd, "%s", o->chorusd);
+  else
+    default_chorusd(c->chorusd, sizeof c->chorusd);
+  snprintf(c->replicas, sizeof c->replicas, "%s", o->replicas);
+  snprintf(c->durability, sizeof c->durability, "%s", o->durability);
+  snprintf(c->cluster, sizeof c->cluster, "%s", o->cluster);
+  if (o->tls_dir != NULL) {
+    snprintf(c->tls_dir, sizeof c->tls_dir, "%s", o->tls_dir);
+    snprintf(c->peer_tls, sizeof c->peer_tls, "%s",
+             o->peer_tls ? o->peer_tls : "required");
+  }
+  if (o->user != NULL) {
+    snprintf(c->user, sizeof c->user, "%s", o->user);
+    c->password = o->password;
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * How cost grows (--scaling, issue 27)
+ *
+ * One table per dimension (data set, value size, cluster size,
+ * connections); each row is a fresh cluster from bench_cluster_start,
+ * its keys written once through the nodes by run_once's preload at high
+ * concurrency (a batch load the way a client would do it: nothing is
+ * written to a node's store behind its back), then one measured run_once
+ * of the workload. A row changes one thing from the base options. The
+ * machine may be shared, so each row notes the 1-minute load average
+ * before it starts.
+ * ------------------------------------------------------------------------ */
+
+#define SCALE_MAX_ROWS 16
+
+struct scale_row {
+  uint64_t param;
+  double preload_s;
+  uint64_t preload_err; /* preload writes that failed (keys missing) */
+  struct result res;
+  double load;
+};
+
+static double load_average(void) {
+  double l = -1.0;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%lf", &l) != 1)
+      l = -1.0;
+    fclose(f);
+  }
+  return l;
+}
+
+/* Parses "a,b,c" into @out (at most SCALE_MAX_ROWS); exits on a bad list. */
+static size_t parse_list(const char *s, const char *what, double lo, double hi,
+                         uint64_t *out) {
+  size_t n = 0;
+  const char *p = s;
+  while (*p != '\0') {
+    char *end;
+    errno = 0;
+    double v = strtod(p, &end);
+    if (end == p || errno != 0 || v < lo || v > hi || n == SCALE_MAX_ROWS ||
+        (*end != ',' && *end != '\0')) {
+      fprintf(stderr,
+              "chorus-bench: %s: \"%s\" is not a list of at most %d numbers "
+              "in %.0f..%.0f\n",
+              what, s, SCALE_MAX_ROWS, lo, hi);
+      exit(2);
+    }
+    out[n++] = (uint64_t)v;
+    p = *end == ',' ? end + 1 : end;
+  }
+  if (n == 0) {
+    fprintf(stderr, "chorus-bench: %s: empty list\n", what);
+    exit(2);
+  }
+  return n;
+}
+
+/* The options of one row of dimension @dim at @v. */
+static void scale_options(const struct options *base, unsigned dim, uint64_t v,
+                          struct options *o) {
+  *o = *base;
+  switch (dim) {
+  case SCALE_DATASET:
+    o->keys = v;
+    break;
+  case SCALE_VALUES: {
+    /* a bounded data set, so 1 MiB rows preload in seconds and fit on
+     * disk; at least 64 keys so the connections do not all share a few */
+    o->value_size = (size_t)v;
+    uint64_t cap = (uint64_t)(base->scale_data_mb * 1e6 / (double)v);
+    if (cap < 64)
+      cap = 64;
+    if (o->keys > cap)
+      o->keys = cap;
+    break;
+  }
+  case SCALE_NODES:
+    o->start_cluster = (unsigned)v;
+    break;
+  case SCALE_CONNS:
+    o->conns = (unsigned)v;
+    break;
+  }
+  if (o->threads > o->conns)
+    o->threads = o->conns;
+}
+
+/* The preload's concurrency: --scaling-preload requests in flight, one
+ * per connection, fewer when that is more than 8 MiB of values (at least
+ * 4). Past about 50 in flight a 3-node cluster on 2 cores gets no faster
+ * (the connections table: 9.3k ops/s at 50, 8.2k at 200), more only
+ * queues; 32 x 4 was tried first. On a loaded machine a long preload can
+ * meet the stall under sustained load (another branch's issue): then
+ * writes time out, and the row reports them (keys missing). */
+static void preload_options(const struct options *row, struct options *o) {
+  *o = *row;
+  uint64_t inflight = row->scale_preload;
+  uint64_t by_bytes = (8u << 20) / row->value_size;
+  if (inflight > by_bytes)
+    inflight = by_bytes;
+  if (inflight < 4)
+    inflight = 4;
+  o->conns = (unsigned)inflight;
+  o->pipeline = 1;
+  if (o->threads > o->conns)
+    o->threads = o->conns;
+}
+
+/* Runs one row: a fresh cluster, the preload, the measured run. */
+static int scale_row_run(const struct options *o, unsigned port_base,
+                         struct scale_row *row, char *errmsg) {
+  static struct bench_cluster cluster;
+  char seeds[BENCH_MAX_NODES * 64];
+  cluster_init(o, &cluster);
+  row->load = load_average();
+  int rc = bench_cluster_start(&cluster, o->start_cluster, 1, port_base, 60.0,
+                               errmsg);
+  if (rc != CHORUS_OK)
+    return rc;
+  bench_cluster_seeds(&cluster, 0, seeds, sizeof seeds);
+  struct setting set = {.r = o->r, .w = o->w};
+  make_label(&set);
+  struct options po;
+  preload_options(o, &po);
+  struct result *pre = chorus_malloc(sizeof *pre);
+  if (pre == NULL) {
+    rc = chorus_errf(errmsg, CHORUS_ENOMEM, "out of memory");
+  } else {
+    uint64_t t0 = uv_hrtime();
+    rc = run_once(&po, &cluster, seeds, &set, true, pre, errmsg);
+    row->preload_s = (double)(uv_hrtime() - t0) / 1e9;
+    row->preload_err = total_err(pre, 0);
+    chorus_free(pre);
+  }
+  if (rc == CHORUS_OK)
+    rc = run_once(o, &cluster, seeds, &set, false, &row->res, errmsg);
+  bench_cluster_stop(&cluster);
+  return rc;
+}
+
+static const char *const scale_names[] = {
+    "data set (keys)", "value size (B)", "cluster size (nodes)", "connections"};
+static const char *const scale_cols[] = {"keys", "value B", "nodes", "conns"};
+
+static int scale_index(unsigned dim) {
+  return dim == SCALE_DATASET  ? 0
+         : dim == SCALE_VALUES ? 1
+         : dim == SCALE_NODES  ? 2
+                               : 3;
+}
+
+/* The table's title and column heads. */
+static void scale_head(const struct options *base, unsigned dim) {
+  int di = scale_index(dim);
+  char rb[16], wb[16];
+  printf("\n== %s: %s, R=%s W=%s, replicas %s, durability %s; "
+         "unless the row says otherwise %u nodes, %u connections x %u, %zu B "
+         "values, %" PRIu64 " keys; %.1f s after %.1f s warm-up per row\n",
+         scale_names[di], wl_names[base->wl], level_text(base->r, rb),
+         level_text(base->w, wb), base->replicas, base->durability,
+         base->start_cluster, base->conns, base->pipeline, base->value_size,
+         base->keys, base->duration, base->warmup);
+  printf("  %10s %8s %9s %8s %9s %8s %8s %8s %8s %10s %7s %5s\n",
+         scale_cols[di], "keys", "preload s", "keys/s", "ops/s", "MB/s",
+         "p50 ms", "p99 ms", "max ms", "node us/op", "errors", "load");
+  fflush(stdout);
+}
+
+/* One row, printed as soon as it has run (a long table shows progress). */
+static void scale_line(const struct options *base, unsigned dim,
+                       const struct scale_row *r) {
+  struct bench_hist *all = chorus_malloc(sizeof *all);
+  if (all == NULL)
+    return;
+  struct options ro;
+  scale_options(base, dim, r->param, &ro);
+  all_hist(&r->res, 0, all);
+  double secs = r->res.phase_s[0];
+  /* payload bytes moved: every write's value, every found read's */
+  uint64_t found = r->res.st.ok[0][OP_GET] - r->res.st.not_found[0];
+  double mbs = secs > 0 ? (double)(found + r->res.st.ok[0][OP_PUT]) *
+                              (double)ro.value_size / secs / 1e6
+                        : 0.0;
+  printf("  %10" PRIu64 " %8" PRIu64 " %9.1f %8.0f %9.0f %8.1f %8.3f %8.3f "
+         "%8.3f %10.1f %7" PRIu64 " %5.1f\n",
+         r->param, ro.keys, r->preload_s,
+         r->preload_s > 0 ? (double)ro.keys / r->preload_s : 0.0,
+         ops_per_s(&r->res, 0), mbs, ms(bench_hist_percentile(all, 50)),
+         ms(bench_hist_percentile(all, 99)), ms(all->max),
+         cpu_us_per_op(&r->res), total_err(&r->res, 0), r->load);
+  for (int k = 0; k < OP_KINDS; k++)
+    for (int e = 0; e < ERR_SLOTS; e++)
+      if (r->res.st.err[0][k][e])
+        printf("  %10s error %s %s: %" PRIu64 "\n", "", op_names[k],
+               e == ERR_SLOTS - 1 ? "other" : chorus_errname(-e),
+               r->res.st.err[0][k][e]);
+  if (r->preload_err)
+    printf("  %10s preload writes failed: %" PRIu64 " (keys missing)\n", "",
+           r->preload_err);
+  if (r->res.st.not_found[0])
+    printf("  %10s reads not found: %" PRIu64 "\n", "", r->res.st.not_found[0]);
+  chorus_free(all);
+  fflush(stdout);
+}
+
+static void scale_foot(void) {
+  printf("  (preload: every key written once through the nodes; node us/op: "
+         "CPU of every node over the measured run, summed, per request; "
+         "load: 1-minute load average before the row; %.1f now)\n",
+         load_average());
+  fflush(stdout);
+}
+
+/* --scaling: one table per chosen dimension. Returns the exit status: 1
+ * when a row failed to run, or with --check when a row had no success or
+ * any error. */
+static int run_scaling(const struct options *o) {
+  static const unsigned dims[] = {SCALE_DATASET, SCALE_VALUES, SCALE_NODES,
+                                  SCALE_CONNS};
+  char errmsg[CHORUS_ERRMSG_SIZE];
+  int status = 0;
+  unsigned port_base = o->port_base;
+  for (size_t d = 0; d < sizeof dims / sizeof dims[0] && status == 0; d++) {
+    unsigned dim = dims[d];
+    if ((o->scaling & dim) == 0)
+      continue;
+    uint64_t params[SCALE_MAX_ROWS];
+    size_t n =
+        dim == SCALE_DATASET
+            ? parse_list(o->scale_keys, "--scaling-keys", 2, 1e9, params)
+        : dim == SCALE_VALUES ? parse_list(o->scale_values, "--scaling-values",
+                                           8, 1024.0 * 1024, params)
+        : dim == SCALE_NODES
+            ? parse_list(o->scale_nodes, "--scaling-nodes", 1, BENCH_MAX_NODES,
+                         params)
+            : parse_list(o->scale_conns, "--scaling-conns", 1, 4096, params);
+    struct scale_row *rows = chorus_calloc(n, sizeof *rows);
+    if (rows == NULL)
+      return 1;
+    scale_head(o, dim);
+    for (size_t i = 0; i < n; i++) {
+      struct options ro;
+      scale_options(o, dim, params[i], &ro);
+      rows[i].param = params[i];
+      fprintf(stderr, "chorus-bench: scaling %s = %" PRIu64 "\n",
+              scale_names[scale_index(dim)], params[i]);
+      errmsg[0] = '\0';
+      /* a fresh port range per row: the last row's sockets may linger */
+      int rc = scale_row_run(&ro, port_base, &rows[i], errmsg);
+      port_base += BENCH_MAX_NODES;
+      if (port_base + BENCH_MAX_NODES > 32000)
+        port_base = 20000;
+      if (rc != CHORUS_OK) {
+        fprintf(stderr, "chorus-bench: scaling row %" PRIu64 ": %s\n",
+                params[i], errmsg);
+        status = 1;
+        break;
+      }
+      scale_line(o, dim, &rows[i]);
+      if (o->check &&
+          (total_ok(&rows[i].res, 0) == 0 || total_err(&rows[i].res, 0) > 0 ||
+           rows[i].preload_err > 0)) {
+        fprintf(stderr,
+                "chorus-bench: scaling row %" PRIu64 ": %" PRIu64
+                " successes, %" PRIu64 " errors\n",
+                params[i], total_ok(&rows[i].res, 0),
+                total_err(&rows[i].res, 0));
+        status = 1;
+      }
+    }
+    scale_foot();
+    chorus_free(rows);
+  }
+  return status;
+}
+
 int main(int argc, char **argv) {
   struct options o;
   parse_options(argc, argv, &o);
   if (o.wan_rtt > 0)
     return run_wan(&o);
+  if (o.scaling != 0)
+    return run_scaling(&o);
   char errmsg[CHORUS_ERRMSG_SIZE] = "";
   static struct bench_cluster cluster;
   struct bench_cluster *cl = NULL;
@@ -2253,23 +2680,7 @@ int main(int argc, char **argv) {
   int status = 0;
 
   if (o.start_cluster > 0) {
-    memset(&cluster, 0, sizeof cluster);
-    if (o.chorusd != NULL)
-      snprintf(cluster.chorusd, sizeof cluster.chorusd, "%s", o.chorusd);
-    else
-      default_chorusd(cluster.chorusd, sizeof cluster.chorusd);
-    snprintf(cluster.replicas, sizeof cluster.replicas, "%s", o.replicas);
-    snprintf(cluster.durability, sizeof cluster.durability, "%s", o.durability);
-    snprintf(cluster.cluster, sizeof cluster.cluster, "%s", o.cluster);
-    if (o.tls_dir != NULL) {
-      snprintf(cluster.tls_dir, sizeof cluster.tls_dir, "%s", o.tls_dir);
-      snprintf(cluster.peer_tls, sizeof cluster.peer_tls, "%s",
-               o.peer_tls ? o.peer_tls : "required");
-    }
-    if (o.user != NULL) {
-      snprintf(cluster.user, sizeof cluster.user, "%s", o.user);
-      cluster.password = o.password;
-    }
+    cluster_init(&o, &cluster);
     unsigned count = o.start_cluster;
     if (o.dcs > 1 && count < 6)
       count = 6; /* dc0:3,dc1:3 needs three nodes per datacenter */
