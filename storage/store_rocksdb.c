@@ -1236,7 +1236,12 @@ static void build_options(struct rocks_store *rs,
   /* Data: hashed memtable by token (see token_prefix). Its ordered
    * iteration builds a sorted view first, so scans set total_order_seek;
    * point reads and writes, the hot path, stay O(1). A hashed memtable
-   * takes one writer at a time, which is all chorusd has. */
+   * takes one writer at a time, which is all chorusd has.
+   * Every iterator open sorts the whole memtable, whatever its range: ~100
+   * ms for a full one (up to a second on a loaded machine), against ~1 ms
+   * with RocksDB's default skip list. That skip list costs 24-31% more node
+   * CPU per request (issue 27, bench/chorus/results/memtable.txt), so a
+   * scan that runs in steps keeps one iterator across its steps instead. */
   rs->data_options = rocksdb_options_create_copy(rs->cf_options);
   rocksdb_options_set_prefix_extractor(
       rs->data_options,
