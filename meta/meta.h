@@ -296,8 +296,8 @@ struct meta_keyspace {
   uint32_t id;  /* > 0, the state's next_ks_id when created; never reused,
                    so a name dropped and created again is a new keyspace */
   uint8_t type; /* enum meta_ks_type */
-  /* Its replication: n 0 and no datacenters means the cluster's, the only
-   * one accepted until keys are placed per keyspace (ENOTSUP). */
+  /* Its replication: n 0 and no datacenters means the cluster's; another
+   * places its keys in a replication class of their own (ring.h). */
   struct ring_replication replication;
   int32_t read, write; /* default levels (META_LEVEL_MIN..MAX; 0: the
                           node's default) */
@@ -626,9 +626,25 @@ const struct meta_keyspace *meta_state_keyspace(const struct meta_state *s,
 /* meta_keyspace_check: whether @k is a keyspace CREATE or ALTER may hold:
  * a valid name (not "default"), a known type, levels, TTL and sibling
  * limits in range (warn <= max when both are set); CHORUS_EINVAL with a
- * reason in @why (may be NULL, META_TEXT_MAX bytes), or CHORUS_ENOTSUP for
- * a replication of its own. Its id is not judged. */
+ * reason in @why (may be NULL, META_TEXT_MAX bytes), also for a
+ * replication ring_replication_check refuses. Its id is not judged. */
 int meta_keyspace_check(const struct meta_keyspace *k, char *why);
+
+/* meta_keyspace_placement: whether @s can place keyspace @k's keys: an
+ * ALTER (@alter) must keep the replica sets it has (moving a keyspace's
+ * keys to other nodes is not built: ENOTSUP), and a CREATE may bring a
+ * replication class that is new only while the keyspaces hold fewer than
+ * RING_MAX_CLASSES with the cluster's (ENOSPC). @why (META_TEXT_MAX; may
+ * be NULL) says why not. */
+int meta_keyspace_placement(const struct meta_state *s,
+                            const struct meta_keyspace *k, bool alter,
+                            char *why);
+
+/* meta_state_placement: a fingerprint of where @s places keyspaces' keys
+ * (each keyspace with a replication of its own, and its class): equal for
+ * two states whose rings list the same replicas for every key of the same
+ * members. 0 when every keyspace takes the cluster's. */
+uint64_t meta_state_placement(const struct meta_state *s);
 /* meta_state_user: the user called @name; NULL when none is. */
 const struct meta_user *meta_state_user(const struct meta_state *s,
                                         const char *name);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "chorus_alloc.h"
 #include "chorus_error.h"
 #include "chorus_search.h"
@@ -232,10 +234,71 @@ int meta_keyspace_check(const struct meta_keyspace *k, char *why) {
        k->siblings_warn > k->siblings_max))
     return ks_why(why, CHORUS_EINVAL,
                   "sibling limits: warn at most max, both at most 100000");
-  if (k->replication.n != 0 || k->replication.dc_count != 0)
+  if (k->replication.n != 0 || k->replication.dc_count != 0) {
+    char err[CHORUS_ERRMSG_SIZE] = "";
+    if (ring_replication_check(&k->replication, err) != CHORUS_OK)
+      return ks_why(why, CHORUS_EINVAL, err);
+  }
+  return CHORUS_OK;
+}
+
+/* ks_own_replication: whether keyspace @k replicates otherwise than the
+ * cluster (@s): n 0 with no datacenters is the cluster's, and so is a
+ * spec giving the same replica sets (ring_replication_tag). */
+static bool ks_own_replication(const struct meta_state *s,
+                               const struct meta_keyspace *k) {
+  if (k->replication.n == 0 && k->replication.dc_count == 0)
+    return false;
+  return ring_replication_tag(&k->replication) !=
+         ring_replication_tag(&s->replication);
+}
+
+static uint64_t ks_class_tag(const struct meta_state *s,
+                             const struct meta_keyspace *k) {
+  return ks_own_replication(s, k) ? ring_replication_tag(&k->replication) : 0;
+}
+
+uint64_t meta_state_placement(const struct meta_state *s) {
+  uint64_t h = 0;
+  for (size_t i = 0; i < s->nks; i++) {
+    uint64_t tag = ks_class_tag(s, &s->keyspaces[i]);
+    if (tag != 0) {
+      uint64_t pair[2] = {tag, s->keyspaces[i].id};
+      h = XXH3_64bits_withSeed(pair, sizeof pair, h);
+    }
+  }
+  return h;
+}
+
+int meta_keyspace_placement(const struct meta_state *s,
+                            const struct meta_keyspace *k, bool alter,
+                            char *why) {
+  bool found;
+  size_t at = ks_slot(s, k->name, &found);
+  uint64_t tag = ks_class_tag(s, k);
+  if (alter && found && tag != ks_class_tag(s, &s->keyspaces[at]))
     return ks_why(why, CHORUS_ENOTSUP,
-                  "a keyspace's own replication is not built yet: its "
-                  "keys take the cluster's");
+                  "its replication cannot change (moving its keys is not "
+                  "built): create a keyspace with the new one");
+  if (alter || tag == 0)
+    return CHORUS_OK;
+  /* A new class: at most RING_MAX_CLASSES with the cluster's. */
+  uint64_t seen[RING_MAX_CLASSES];
+  unsigned n = 0;
+  for (size_t i = 0; i < s->nks; i++) {
+    uint64_t t = ks_class_tag(s, &s->keyspaces[i]);
+    if (t == tag)
+      return CHORUS_OK;
+    bool dup = t == 0;
+    for (unsigned j = 0; j < n && !dup; j++)
+      dup = seen[j] == t;
+    if (!dup && n < RING_MAX_CLASSES)
+      seen[n++] = t;
+  }
+  if (n + 1 >= RING_MAX_CLASSES)
+    return ks_why(why, CHORUS_ENOSPC,
+                  "at most 7 replications besides the cluster's: use one "
+                  "another keyspace has");
   return CHORUS_OK;
 }
 
@@ -253,6 +316,9 @@ static int apply_keyspace(struct meta_state *s, const struct meta_cmd *c) {
     return CHORUS_OK;
   }
   int rc = meta_keyspace_check(k, NULL);
+  if (rc == CHORUS_OK && (found || c->type == META_CMD_KEYSPACE_CREATE))
+    rc =
+        meta_keyspace_placement(s, k, c->type == META_CMD_KEYSPACE_ALTER, NULL);
   if (rc != CHORUS_OK)
     return rc;
   if (c->type == META_CMD_KEYSPACE_ALTER) {
@@ -731,8 +797,23 @@ static int build_ring(const struct meta_state *s, enum ring_kind kind,
     nodes[n].tokens_of = m->tokens_of;
     n++;
   }
-  int rc =
-      ring_snapshot_build(nodes, n, &s->replication, s->epoch, out, errmsg);
+  /* Keyspaces replicated otherwise than the cluster: a class each
+   * (ring.h), so that every ring of this state, now and then, places
+   * their keys alike. */
+  struct ring_ks_replication *ks =
+      chorus_calloc(s->nks ? s->nks : 1, sizeof *ks);
+  size_t nks = 0;
+  if (ks == NULL) {
+    chorus_free(nodes);
+    return CHORUS_ENOMEM;
+  }
+  for (size_t i = 0; i < s->nks; i++)
+    if (ks_own_replication(s, &s->keyspaces[i]))
+      ks[nks++] = (struct ring_ks_replication){s->keyspaces[i].id,
+                                               s->keyspaces[i].replication};
+  int rc = ring_snapshot_build_classes(nodes, n, &s->replication, ks, nks,
+                                       s->epoch, out, errmsg);
+  chorus_free(ks);
   chorus_free(nodes);
   return rc;
 }

@@ -712,6 +712,7 @@ struct repl_op_write {
   chorus_ms wall;       /* the write's wall clock: its hints' age */
   uint64_t epoch;       /* the ring's when the key was resolved */
   bool sloppy;
+  int8_t local_group;  /* this node's group in the key's class, or -1 */
   bool stored;         /* its object is in this node's batch: hints due */
   uint32_t timeout_ms; /* the request's: REPLICA_FORWARD's relays last so */
   uint8_t flags;       /* the reply's warnings, WIRE_REPLY_* */
@@ -1255,11 +1256,12 @@ int repl__disarm(struct repl *r, chorus_node_id target, chorus_token token,
 /* repl__resync_hints: a batch that carried hints (armed, or pending
  * deletes) failed: rebuilds the index from the table. */
 void repl__resync_hints(struct repl *r);
-/* repl__owns: whether @target is a replica (natural or pending) of @token
- * in this node's ring; *@pl gets the token's list (no owner listed when
- * the ring has none). */
+/* repl__owns: whether @target is a replica (natural or pending) of key
+ * @key (@klen bytes, token @token) in this node's ring, in the key's
+ * replication class; *@pl gets the key's list (no owner listed when the
+ * ring has none). */
 bool repl__owns(const struct repl *r, chorus_node_id target, chorus_token token,
-                struct ring_plist *pl);
+                const void *key, size_t klen, struct ring_plist *pl);
 /* repl__hints_move: @h's target does not own its key, whose owners are
  * @pl's (repl.h, HINTS FOLLOW OWNERSHIP): hints it to each of them but
  * this node and @skip, carrying @h's object, or this node's copy when

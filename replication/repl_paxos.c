@@ -179,10 +179,12 @@ static int save_state(struct repl *r, chorus_token token, const void *key,
   return rc;
 }
 
-static bool natural_replica(struct repl *r, chorus_token token) {
+static bool natural_replica(struct repl *r, const struct wire_bytes *key,
+                            chorus_token token) {
   struct ring_plist pl;
   if (r->restoring || r->ring == NULL ||
-      ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK)
+      ring_lookup(ring_snapshot_for_key(r->ring, key->ptr, key->len), token, 0,
+                  &pl) != CHORUS_OK)
     return false;
   for (uint8_t i = 0; i < pl.n_natural; i++)
     if (pl.r[i].id == r->cfg.self)
@@ -205,7 +207,7 @@ int repl__on_paxos(struct repl *r, chorus_node_id from,
       p->value.len > PAXOS_MAX_VALUE)
     return refuse(r, fx, from, m->request_id, CHORUS_ETOOBIG,
                   "paxos message: value over the limit");
-  if (!natural_replica(r, p->token))
+  if (!natural_replica(r, &p->key, p->token))
     return refuse(r, fx, from, m->request_id, CHORUS_ESTALE,
                   "not a replica of the key (rings differ, or restoring)");
   int rc = store_write_allowed(r->store);

@@ -96,8 +96,9 @@ int repl__replay_acked(struct repl *r, struct repl_op *op, chorus_node_id from,
 #define OWNERS_CHECKS_PER_BATCH 64
 
 bool repl__owns(const struct repl *r, chorus_node_id target, chorus_token token,
-                struct ring_plist *pl) {
-  (void)ring_lookup(r->ring, token, 0, pl); /* none listed: owns nothing */
+                const void *key, size_t klen, struct ring_plist *pl) {
+  /* none listed: owns nothing */
+  (void)ring_lookup(ring_snapshot_for_key(r->ring, key, klen), token, 0, pl);
   for (uint8_t i = 0; i < pl->n_natural + pl->n_pending; i++)
     if (pl->r[i].id == target)
       return true;
@@ -235,7 +236,7 @@ static int owners_pass(struct repl *r, chorus_node_id target,
     struct repl_hint h;
     struct ring_plist pl;
     if (repl__hints_scan_get(&r->hints, &sc, &h) &&
-        !repl__owns(r, target, h.token, &pl) &&
+        !repl__owns(r, target, h.token, h.key, h.klen, &pl) &&
         (rc = repl__hints_move(r, &h, &pl, 0, true)) != CHORUS_OK) {
       if (rc == CHORUS_EMALFORMED || rc == CHORUS_ETYPE ||
           rc == CHORUS_ECORRUPT) {
@@ -410,7 +411,7 @@ static int replay_target(struct repl *r, chorus_node_id target, chorus_ms wall,
      * target down, not asked) and waits as if it had been in flight. */
     bool young = wall >= h.wall && wall - h.wall < r->cfg.timeout_ms;
     struct ring_plist pl;
-    if (!young && !repl__owns(r, target, h.token, &pl)) {
+    if (!young && !repl__owns(r, target, h.token, h.key, h.klen, &pl)) {
       /* Never to a non-owner: the ownership pass moves it (and runs again
        * should a pass have missed it). */
       p->owners_checked = false;

@@ -188,7 +188,8 @@ static int hint_owners(struct repl *r, chorus_node_id from, chorus_token token,
                        const struct wire_bytes *key, bool pending_only,
                        chorus_ms wall) {
   struct ring_plist pl;
-  if (ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK)
+  if (ring_lookup(ring_snapshot_for_key(r->ring, key->ptr, key->len), token, 0,
+                  &pl) != CHORUS_OK)
     return CHORUS_OK;
   bool owner = false;
   for (unsigned i = 0; i < (unsigned)pl.n_natural + pl.n_pending; i++)
@@ -398,7 +399,7 @@ int repl__on_replica_read(struct repl *r, chorus_node_id from,
 static int keep_hint(struct repl *r, chorus_node_id from,
                      const struct wire_hint_deliver *h, chorus_ms wall) {
   struct ring_plist pl;
-  if (!repl__owns(r, h->target, h->token, &pl)) {
+  if (!repl__owns(r, h->target, h->token, h->key.ptr, h->key.len, &pl)) {
     struct repl_hint moved = {h->target,     h->token,     h->key.ptr,
                               h->key.len,    h->hint_seq,  wall,
                               h->object.ptr, h->object.len};

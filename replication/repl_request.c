@@ -356,10 +356,14 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
   chorus_ms timeout = o->timeout_ms ? o->timeout_ms : r->cfg.timeout_ms;
   bool sloppy = o->sloppy || r->cfg.sloppy;
 
+  /* The key's replication class (ring.h): a keyspace may replicate
+   * otherwise than the cluster, with its own groups. */
+  const struct ring_snapshot *ring =
+      ring_snapshot_for_key(r->ring, q.key->ptr, q.key->len);
   struct ring_plist pl;
   chorus_token token = ring_token_of(q.key->ptr, q.key->len);
-  int rc = ring_lookup(r->ring, token, q.write && sloppy ? r->cfg.fallbacks : 0,
-                       &pl);
+  int rc =
+      ring_lookup(ring, token, q.write && sloppy ? r->cfg.fallbacks : 0, &pl);
   if (rc != CHORUS_OK)
     return repl__reply_error(r, fx, origin, m->type, CHORUS_EUNAVAILABLE,
                              "the ring has no replica for the key");
@@ -369,13 +373,15 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
 
   /* The datacenter a LOCAL level counts in: the client's when the request
    * names it (opts.dc, version 4), else this node's. */
-  const struct ring_replication *rs = ring_snapshot_replication(r->ring);
+  const struct ring_replication *rs = ring_snapshot_replication(ring);
+  int own_group =
+      ring == r->ring ? r->local_group : repl__group_of_dc(rs, r->cfg.dc);
   int32_t level = q.write ? (o->w ? o->w : r->cfg.w) : (o->r ? o->r : r->cfg.r);
   /* A CAS (a serial read too) is LOCAL_SERIAL with either level LOCAL. */
   if (m->type == WIRE_CAS && !o->w && o->r)
     level = o->r;
   bool local_level = level == WIRE_LOCAL_ONE || level == WIRE_LOCAL_QUORUM;
-  int group = r->local_group;
+  int group = own_group;
   if (o->dc.len > 0) {
     char dc[WIRE_MAX_LABEL + 1];
     memcpy(dc, o->dc.ptr, o->dc.len);
@@ -392,8 +398,7 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
    * only the forward crosses the WAN, not each replica's round trip. With
    * none of them live, this node coordinates it (counting the client's
    * datacenter all the same) when it can. */
-  if (local_level && group >= 0 && group != r->local_group &&
-      !origin->from_peer) {
+  if (local_level && group >= 0 && group != own_group && !origin->from_peer) {
     for (uint8_t i = 0; i < pl.n_natural; i++)
       if (pl.r[i].dc == group && pl.r[i].id != r->cfg.self &&
           repl__peer_alive(r, pl.r[i].id) && !was_tried(prev, pl.r[i].id))
@@ -458,6 +463,7 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
     op->u.write.sloppy = sloppy;
     op->u.write.timeout_ms = (uint32_t)timeout;
     op->u.write.pl = pl;
+    op->u.write.local_group = (int8_t)own_group;
   } else {
     op->u.read.read_repair =
         o->read_repair ? o->read_repair : r->cfg.read_repair;

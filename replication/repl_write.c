@@ -347,9 +347,10 @@ static void put_be64(uint8_t *p, uint64_t v) {
 }
 
 /* A target that may be sent through a forwarder, or be one. */
-static bool forwardable(struct repl *r, const struct repl_target *t) {
+static bool forwardable(struct repl *r, const struct repl_op *op,
+                        const struct repl_target *t) {
   return !t->sent && t->id != r->cfg.self && t->stands_in == 0 &&
-         t->group != r->local_group && repl__peer_alive(r, t->id);
+         t->group != op->u.write.local_group && repl__peer_alive(r, t->id);
 }
 
 /* The first pass of repl__write_send: a REPLICA_FORWARD per remote
@@ -363,7 +364,7 @@ static int send_forwards(struct repl *r, struct repl_op *op,
   for (uint8_t i = 0; i < c->ntargets && rc == CHORUS_OK; i++) {
     struct repl_target *f = &c->t[i];
     const struct repl_peer_state *ps;
-    if (!forwardable(r, f) ||
+    if (!forwardable(r, op, f) ||
         ((ps = repl__peer_get(r, f->id, false)) != NULL && ps->no_forward))
       continue;
     uint8_t ids[8 * WIRE_MAX_FORWARD_TARGETS];
@@ -371,7 +372,7 @@ static int send_forwards(struct repl *r, struct repl_op *op,
     unsigned n = 0;
     for (uint8_t j = 0; j < c->ntargets && n < WIRE_MAX_FORWARD_TARGETS; j++) {
       const struct repl_target *t = &c->t[j];
-      if (j == i || t->group != f->group || !forwardable(r, t))
+      if (j == i || t->group != f->group || !forwardable(r, op, t))
         continue;
       put_be64(ids + 8 * n, t->id);
       via[n++] = j;

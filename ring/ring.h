@@ -303,9 +303,86 @@ struct ring_plist {
 int ring_lookup(const struct ring_snapshot *s, chorus_token token,
                 unsigned want_fallback, struct ring_plist *out);
 
-/* ring_lookup_key: ring_lookup(s, ring_token_of(key, len), ...). */
+/* ring_lookup_key: ring_lookup(ring_snapshot_for_key(s, key, len),
+ * ring_token_of(key, len), ...): the preference list of the key's class. */
 int ring_lookup_key(const struct ring_snapshot *s, const void *key, size_t len,
                     unsigned want_fallback, struct ring_plist *out);
+
+/* ------------------------------------------------------------------------
+ * Replication classes (issue 21: a keyspace's own replication)
+ *
+ * A keyspace may replicate differently from the cluster ("dc1:3,dc2:1"
+ * where the cluster has "3"). Its keys ([0x00][id][client key], above)
+ * then take their preference lists from a *class*: a snapshot of the same
+ * nodes built with the keyspace's replication, held inside the cluster's
+ * snapshot. Class 0 is the snapshot itself (the cluster's replication,
+ * and every key of the default keyspace or of a keyspace without its own);
+ * keyspaces with equal replication share a class. The nodes, their order
+ * and so their indexes are the same in every class, so a ring_replica's
+ * node index means one node whichever class listed it.
+ *
+ * What looks up one key asks the key's class (ring_snapshot_for_key, or
+ * ring_lookup_key which does); what works on token ranges (streaming,
+ * cleanup, anti-entropy) works per class, on ring_snapshot_class(s, c),
+ * and keeps to the keys of that class (ring_key_class). A class is named
+ * across nodes by its tag (ring_replication_tag), never by its index,
+ * which depends on which keyspaces a node's metadata holds.
+ * ------------------------------------------------------------------------ */
+
+/* Classes in one snapshot, the cluster's included. */
+#define RING_MAX_CLASSES 8u
+
+/* A keyspace's own replication, for ring_snapshot_build_classes. */
+struct ring_ks_replication {
+  uint32_t ks_id; /* >= 1 */
+  struct ring_replication repl;
+};
+
+/* ring_replication_tag: a 64-bit name of the replica sets @r gives: the
+ * same for two specs naming the same factors per datacenter in any order
+ * (the walk picks each group on its own, so their lists hold the same
+ * nodes), never 0. */
+uint64_t ring_replication_tag(const struct ring_replication *r);
+
+/* ring_snapshot_build_classes: ring_snapshot_build, plus one class per
+ * distinct replication among @ks (@nks entries; @ks may be NULL when 0)
+ * that differs from @repl. Keyspaces whose replication is the cluster's
+ * stay in class 0. Errors: those of ring_snapshot_build; CHORUS_EMALFORMED
+ * also for a bad replication in @ks, a keyspace id 0 or given twice, or
+ * more than RING_MAX_CLASSES classes. */
+int ring_snapshot_build_classes(const struct ring_node *nodes, size_t count,
+                                const struct ring_replication *repl,
+                                const struct ring_ks_replication *ks,
+                                size_t nks, uint64_t version,
+                                struct ring_snapshot **out, char *errmsg);
+
+/* ring_snapshot_class_count: the classes of @s, at least 1 (class 0). A
+ * class's own snapshot has 1. */
+unsigned ring_snapshot_class_count(const struct ring_snapshot *s);
+
+/* ring_snapshot_class: the snapshot of class @c (< class count; 0 is @s
+ * itself), NULL past the count. Borrowed: it lives as long as @s. */
+const struct ring_snapshot *ring_snapshot_class(const struct ring_snapshot *s,
+                                                unsigned c);
+
+/* ring_snapshot_class_tag: the tag of class @c: 0 for class 0 (whatever
+ * the cluster's replication), ring_replication_tag of its replication
+ * otherwise. */
+uint64_t ring_snapshot_class_tag(const struct ring_snapshot *s, unsigned c);
+
+/* ring_snapshot_class_find: the index of the class tagged @tag (0 for 0),
+ * or -1 when @s has none. */
+int ring_snapshot_class_find(const struct ring_snapshot *s, uint64_t tag);
+
+/* ring_key_class: the class of a stored key: its keyspace's, or 0 (the
+ * default keyspace, a keyspace with the cluster's replication or one @s
+ * does not know). */
+unsigned ring_key_class(const struct ring_snapshot *s, const void *key,
+                        size_t len);
+
+/* ring_snapshot_for_key: ring_snapshot_class(s, ring_key_class(...)). */
+const struct ring_snapshot *ring_snapshot_for_key(const struct ring_snapshot *s,
+                                                  const void *key, size_t len);
 
 /* ------------------------------------------------------------------------
  * Range movement
@@ -322,6 +399,10 @@ struct ring_move {
   /* 0 when no node held the range before (an empty old ring): nothing to
    * stream, @from is then 0 and meaningless. */
   int has_from;
+  /* The class whose keys move (ring_snapshot_class_tag; 0 for class 0):
+   * ring_diff leaves it 0, and its callers set it when they diff the
+   * snapshots of another class. */
+  uint64_t class_tag;
 };
 
 /* ring_diff: lists the token ranges whose natural replica sets differ

@@ -57,6 +57,12 @@ struct ring__table {
   unsigned need_total;
 };
 
+/* A keyspace in a class of its own (ring_class.c). */
+struct ring__ks {
+  uint32_t id;
+  uint32_t cls;
+};
+
 struct ring_snapshot {
   struct rcu_head rcu; /* ring_rcu.c frees through call_rcu */
   uint64_t version;
@@ -69,7 +75,15 @@ struct ring_snapshot {
   struct ring__table cur;  /* normal + leaving */
   struct ring__table fut;  /* normal + joining */
   int has_future;          /* fut differs from cur */
-  uint64_t checksum;       /* ring_snapshot_verify */
+  /* Replication classes (ring.h): cls[0] is NULL (class 0 is this
+   * snapshot), cls[1..class_count) own snapshots built with the same
+   * nodes; ks maps the keyspaces outside class 0 to theirs, sorted by id. */
+  unsigned class_count;
+  struct ring_snapshot *cls[RING_MAX_CLASSES];
+  uint64_t cls_tag[RING_MAX_CLASSES];
+  size_t nks;
+  struct ring__ks *ks;
+  uint64_t checksum; /* ring_snapshot_verify */
 };
 
 uint64_t ring__checksum(const struct ring_snapshot *s);

@@ -261,5 +261,6 @@ size_t ring_snapshot_token_index(const struct ring_snapshot *s,
 
 int ring_lookup_key(const struct ring_snapshot *s, const void *key, size_t len,
                     unsigned want_fallback, struct ring_plist *out) {
-  return ring_lookup(s, ring_token_of(key, len), want_fallback, out);
+  return ring_lookup(ring_snapshot_for_key(s, key, len),
+                     ring_token_of(key, len), want_fallback, out);
 }

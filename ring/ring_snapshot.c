@@ -269,6 +269,7 @@ int ring_snapshot_build(const struct ring_node *nodes, size_t count,
     goto err;
   s->version = version;
   s->repl = *repl;
+  s->class_count = 1;
   s->node_count = count;
   s->nodes = chorus_calloc(count > 0 ? count : 1, sizeof *s->nodes);
   s->node_group = chorus_calloc(count > 0 ? count : 1, 1);
@@ -351,6 +352,9 @@ err:
 void ring_snapshot_free(struct ring_snapshot *s) {
   if (s == NULL)
     return;
+  for (unsigned c = 1; c < s->class_count && c < RING_MAX_CLASSES; c++)
+    ring_snapshot_free(s->cls[c]);
+  chorus_free(s->ks);
   table_free(&s->cur);
   table_free(&s->fut);
   chorus_free(s->nodes);
@@ -449,6 +453,10 @@ uint64_t ring__checksum(const struct ring_snapshot *s) {
   h = table_checksum(&s->cur, h);
   if (s->has_future)
     h = table_checksum(&s->fut, h);
+  h = XXH3_64bits_withSeed(s->cls_tag, sizeof s->cls_tag, h ^ s->class_count);
+  h = XXH3_64bits_withSeed(s->ks, s->nks * sizeof *s->ks, h);
+  for (unsigned c = 1; c < s->class_count && c < RING_MAX_CLASSES; c++)
+    h ^= ring__checksum(s->cls[c]) + c;
   return h;
 }
 

@@ -237,6 +237,7 @@ struct core {
   size_t nfounders;
   bool meta_ring;             /* the ring in force was built from metadata */
   uint64_t meta_epoch;        /* its epoch */
+  uint64_t meta_placement;    /* its meta_state_placement */
   int meta_err;               /* an error raised inside a metadata effect */
   struct core__stream stream; /* core_stream.c */
   struct core__aae aae;       /* core_aae.c */

@@ -215,6 +215,11 @@ int core__keyspace_client(struct core *c, const struct wire_msg *m,
     }
     if (w->op == WIRE_KS_CREATE && s->nks >= META_MAX_KEYSPACES)
       return core__refuse(c, cookie, CHORUS_ENOSPC, "256 keyspaces at most");
+    rc = meta_keyspace_placement(s, k, w->op == WIRE_KS_ALTER, why);
+    if (rc != CHORUS_OK) {
+      snprintf(text, sizeof text, "keyspace %s: %s", name, why);
+      return core__refuse(c, cookie, rc, text);
+    }
     cmd.type = w->op == WIRE_KS_CREATE ? META_CMD_KEYSPACE_CREATE
                                        : META_CMD_KEYSPACE_ALTER;
   }

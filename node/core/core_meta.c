@@ -56,7 +56,11 @@ static void mx_state(void *ctx, const struct meta_state *s) {
   struct core *c = ctx;
   c->stream.poked = true; /* the change's streams, at the next tick */
   core__keys_state(c, s);
-  if (c->meta_ring && s->epoch == c->meta_epoch)
+  /* A keyspace with a replication of its own changes where keys go
+   * without changing the epoch (ring.h, replication classes). */
+  uint64_t placement = meta_state_placement(s);
+  if (c->meta_ring && s->epoch == c->meta_epoch &&
+      placement == c->meta_placement)
     return;
   struct ring_snapshot *r = NULL;
   char err[CHORUS_ERRMSG_SIZE] = "";
@@ -71,6 +75,7 @@ static void mx_state(void *ctx, const struct meta_state *s) {
   }
   c->meta_ring = true;
   c->meta_epoch = s->epoch;
+  c->meta_placement = placement;
   core__install_ring(c, r);
   rc = liveness(c);
   if (rc != CHORUS_OK && c->meta_err == CHORUS_OK)

@@ -325,11 +325,78 @@ static void test_keyspaces(void **state) {
   c.keyspace.siblings_warn = 50; /* above max, 20 */
   assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
   c.keyspace = meta_t_keyspace("x", 0, META_KS_KV);
+  c.keyspace.replication = meta_t_repl_n(0);
+  c.keyspace.replication.dc_count = 1; /* a datacenter without a name's NUL */
+  memset(c.keyspace.replication.dcs[0].dc, 'a', RING_NAME_MAX);
+  c.keyspace.replication.dcs[0].factor = 1;
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_EINVAL);
+  char why[META_TEXT_MAX];
+  assert_int_equal(meta_keyspace_check(&c.keyspace, why), CHORUS_EINVAL);
+  /* A replication of its own (issue 21): a class in every ring of the
+   * state; the cluster's spelled out is no class; ALTER keeps it. */
+  assert_int_equal(meta_state_placement(&s), 0);
+  c.keyspace = meta_t_keyspace("one", 0, META_KS_KV);
+  c.keyspace.replication = meta_t_repl_n(1);
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  uint64_t placed = meta_state_placement(&s);
+  assert_int_not_equal(placed, 0);
+  c.keyspace = meta_t_keyspace("same", 0, META_KS_KV);
+  c.keyspace.replication = s.replication;
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_placement(&s), placed);
+  struct ring_snapshot *ring = NULL;
+  assert_int_equal(meta_state_ring(&s, &ring, NULL), CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(ring), 2);
+  unsigned char key[] = {0, 0, 0, 0, 0, 'k'};
+  key[4] = (unsigned char)meta_state_keyspace(&s, "one")->id;
+  struct ring_plist pl;
+  assert_int_equal(ring_lookup_key(ring, key, sizeof key, 0, &pl), CHORUS_OK);
+  assert_int_equal(pl.n_natural, 1);
+  key[4] = (unsigned char)meta_state_keyspace(&s, "same")->id;
+  assert_int_equal(ring_lookup_key(ring, key, sizeof key, 0, &pl), CHORUS_OK);
+  assert_int_equal(pl.n_natural, 3);
+  ring_snapshot_free(ring);
+  c.type = META_CMD_KEYSPACE_ALTER;
+  c.keyspace = meta_t_keyspace("one", 0, META_KS_KV);
   c.keyspace.replication = meta_t_repl_n(2);
   assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_ENOTSUP);
-  char why[META_TEXT_MAX];
-  assert_int_equal(meta_keyspace_check(&c.keyspace, why), CHORUS_ENOTSUP);
-  assert_non_null(strstr(why, "not built yet"));
+  assert_int_equal(meta_keyspace_placement(&s, &c.keyspace, true, why),
+                   CHORUS_ENOTSUP);
+  assert_non_null(strstr(why, "cannot change"));
+  c.keyspace.replication = meta_t_repl_n(1);
+  c.keyspace.ttl_ms = 5000;
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  /* Seven classes besides the cluster's, then no eighth. */
+  c.type = META_CMD_KEYSPACE_CREATE;
+  for (uint32_t n = 2; n <= 8; n++) {
+    char name[8];
+    snprintf(name, sizeof name, "n%u", n);
+    c.keyspace = meta_t_keyspace(name, 0, META_KS_KV);
+    c.keyspace.replication = meta_t_repl_n(n == 3 ? 9 : n);
+    assert_int_equal(meta_state_apply(&s, &c, index++),
+                     n < 8 ? CHORUS_OK : CHORUS_ENOSPC);
+  }
+  assert_int_equal(meta_keyspace_placement(&s, &c.keyspace, false, why),
+                   CHORUS_ENOSPC);
+  c.keyspace = meta_t_keyspace("n1-again", 0, META_KS_KV);
+  c.keyspace.replication = meta_t_repl_n(1); /* a class already there */
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_ring(&s, &ring, NULL), CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(ring), RING_MAX_CLASSES);
+  ring_snapshot_free(ring);
+  c.type = META_CMD_KEYSPACE_DROP;
+  for (uint32_t n = 2; n < 8; n++) {
+    snprintf(c.keyspace.name, sizeof c.keyspace.name, "n%u", n);
+    assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  }
+  snprintf(c.keyspace.name, sizeof c.keyspace.name, "n1-again");
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  snprintf(c.keyspace.name, sizeof c.keyspace.name, "same");
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_placement(&s), placed);
+  snprintf(c.keyspace.name, sizeof c.keyspace.name, "one");
+  assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
+  assert_int_equal(meta_state_placement(&s), 0);
   /* Drop, and a name created again is a new keyspace. */
   c.type = META_CMD_KEYSPACE_DROP;
   c.keyspace = (struct meta_keyspace){.name = "users"};
@@ -339,7 +406,9 @@ static void test_keyspaces(void **state) {
   c.type = META_CMD_KEYSPACE_CREATE;
   c.keyspace = meta_t_keyspace("users", 0, META_KS_LWW);
   assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
-  assert_int_equal(meta_state_keyspace(&s, "users")->id, 3);
+  /* 12: users, carts, one, same, n2..n7 and n1-again took 1..11; the
+   * refused n8 took none. */
+  assert_int_equal(meta_state_keyspace(&s, "users")->id, 12);
   assert_int_equal(meta_state_keyspace(&s, "users")->type, META_KS_LWW);
   assert_int_equal(s.epoch, epoch);
   /* The table survives the state's encoding. */

@@ -1128,6 +1128,188 @@ static void diff_from_an_empty_ring_has_no_source(void **state) {
 
 /* Random pairs of topologies: applying the moves to the before-lists gives
  * the after-sets, checked on sampled tokens. */
+/* ------------------------------------------------------------------------
+ * Replication classes (issue 21)
+ * ------------------------------------------------------------------------ */
+
+/* A keyspace's key: [0x00][id BE][client key]. */
+static size_t ks_key(uint32_t id, const char *client, unsigned char *out) {
+  size_t n = strlen(client);
+  out[0] = 0;
+  out[1] = (unsigned char)(id >> 24);
+  out[2] = (unsigned char)(id >> 16);
+  out[3] = (unsigned char)(id >> 8);
+  out[4] = (unsigned char)id;
+  memcpy(out + RING_KS_PREFIX_LEN, client, n);
+  return RING_KS_PREFIX_LEN + n;
+}
+
+static struct ring_replication spec(const char *text) {
+  struct ring_replication r;
+  assert_int_equal(ring_replication_parse(text, &r, NULL), CHORUS_OK);
+  return r;
+}
+
+static void keyspaces_take_their_own_class(void **state) {
+  (void)state;
+  struct ring_node nodes[6];
+  for (int i = 0; i < 6; i++)
+    nodes[i] =
+        mk_node(named_id(i), i < 4 ? "dc1" : "dc2", "r1", RING_NORMAL, 64);
+  struct ring_replication three = spec("3");
+  /* ks 7 and 9 share "1"; ks 8 names the cluster's own; ks 5 is two
+   * datacenters given in another order than ks 6. */
+  struct ring_ks_replication ks[] = {
+      {7, spec("1")},           {9, spec("1")},           {8, spec("3")},
+      {5, spec("dc1:2,dc2:1")}, {6, spec("dc2:1,dc1:2")},
+  };
+  struct ring_snapshot *s = NULL;
+  char err[CHORUS_ERRMSG_SIZE] = "";
+  assert_int_equal(
+      ring_snapshot_build_classes(nodes, 6, &three, ks, 5, 3, &s, err),
+      CHORUS_OK);
+  assert_int_equal(ring_snapshot_verify(s), CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(s), 3);
+  assert_ptr_equal(ring_snapshot_class(s, 0), s);
+  assert_null(ring_snapshot_class(s, 3));
+  assert_int_equal(ring_snapshot_class_tag(s, 0), 0);
+  assert_int_equal(ring_replication_tag(&ks[3].repl),
+                   ring_replication_tag(&ks[4].repl));
+  assert_int_not_equal(ring_replication_tag(&ks[0].repl),
+                       ring_replication_tag(&three));
+  for (unsigned c = 1; c < 3; c++) {
+    const struct ring_snapshot *k = ring_snapshot_class(s, c);
+    assert_int_equal(ring_snapshot_class_count(k), 1);
+    assert_int_equal(ring_snapshot_version(k), 3);
+    assert_int_equal(ring_snapshot_class_find(s, ring_snapshot_class_tag(s, c)),
+                     (int)c);
+    /* The same nodes in the same order: indexes mean the same node. */
+    for (size_t i = 0; i < 6; i++)
+      assert_int_equal(ring_snapshot_node(k, i)->id,
+                       ring_snapshot_node(s, i)->id);
+  }
+  assert_int_equal(ring_snapshot_class_find(s, 12345), -1);
+
+  unsigned char key[64];
+  for (int i = 0; i < 200; i++) {
+    char client[16];
+    snprintf(client, sizeof client, "k%d", i);
+    struct ring_plist dflt, one, one9, own, two, two6, other;
+    size_t n = strlen(client);
+    assert_int_equal(ring_lookup_key(s, client, n, 0, &dflt), CHORUS_OK);
+    assert_int_equal(dflt.n_natural, 3);
+    size_t kl = ks_key(7, client, key);
+    assert_int_equal(ring_key_class(s, key, kl),
+                     (unsigned)ring_snapshot_class_find(
+                         s, ring_replication_tag(&ks[0].repl)));
+    assert_int_equal(ring_lookup_key(s, key, kl, 0, &one), CHORUS_OK);
+    assert_int_equal(one.n_natural, 1);
+    kl = ks_key(9, client, key);
+    assert_int_equal(ring_lookup_key(s, key, kl, 0, &one9), CHORUS_OK);
+    assert_int_equal(one9.r[0].id, one.r[0].id);
+    /* The class's primary is the cluster's: same walk, one replica. */
+    assert_int_equal(one.r[0].id, dflt.r[0].id);
+    kl = ks_key(8, client, key);
+    assert_int_equal(ring_key_class(s, key, kl), 0);
+    assert_int_equal(ring_lookup_key(s, key, kl, 0, &own), CHORUS_OK);
+    for (int r = 0; r < 3; r++)
+      assert_int_equal(own.r[r].id, dflt.r[r].id);
+    kl = ks_key(5, client, key);
+    assert_int_equal(ring_lookup_key(s, key, kl, 0, &two), CHORUS_OK);
+    assert_int_equal(two.n_natural, 3);
+    int in_dc2 = 0;
+    for (int r = 0; r < 3; r++)
+      in_dc2 += strcmp(ring_snapshot_node(s, two.r[r].node)->dc, "dc2") == 0;
+    assert_int_equal(in_dc2, 1);
+    kl = ks_key(6, client, key);
+    assert_int_equal(ring_lookup_key(s, key, kl, 0, &two6), CHORUS_OK);
+    assert_int_equal(ring_key_class(s, key, kl),
+                     ring_key_class(s, key, ks_key(5, client, key)));
+    /* An unknown keyspace, and a key too short to name one, are class 0. */
+    kl = ks_key(4, client, key);
+    assert_int_equal(ring_key_class(s, key, kl), 0);
+    assert_int_equal(ring_lookup_key(s, key, kl, 0, &other), CHORUS_OK);
+    for (int r = 0; r < 3; r++)
+      assert_int_equal(other.r[r].id, dflt.r[r].id);
+    assert_int_equal(ring_key_class(s, key, RING_KS_PREFIX_LEN), 0);
+  }
+  ring_snapshot_free(s);
+
+  /* Refused: id 0, an id twice, a bad factor, too many classes. */
+  struct ring_ks_replication bad[RING_MAX_CLASSES + 1];
+  for (unsigned i = 0; i < RING_MAX_CLASSES + 1; i++) {
+    char text[8];
+    snprintf(text, sizeof text, "%u", i + 4);
+    bad[i] = (struct ring_ks_replication){i + 1, spec(text)};
+  }
+  assert_int_equal(ring_snapshot_build_classes(
+                       nodes, 6, &three, bad, RING_MAX_CLASSES - 1, 1, &s, err),
+                   CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(s), RING_MAX_CLASSES);
+  ring_snapshot_free(s);
+  assert_int_equal(ring_snapshot_build_classes(nodes, 6, &three, bad,
+                                               RING_MAX_CLASSES, 1, &s, err),
+                   CHORUS_EMALFORMED);
+  assert_null(s);
+  assert_non_null(strstr(err, "classes"));
+  bad[1].ks_id = 1;
+  assert_int_equal(
+      ring_snapshot_build_classes(nodes, 6, &three, bad, 2, 1, &s, err),
+      CHORUS_EMALFORMED);
+  bad[1].ks_id = 0;
+  assert_int_equal(
+      ring_snapshot_build_classes(nodes, 6, &three, bad, 2, 1, &s, err),
+      CHORUS_EMALFORMED);
+  bad[1].ks_id = 2;
+  bad[1].repl.n = 0;
+  assert_int_equal(
+      ring_snapshot_build_classes(nodes, 6, &three, bad, 2, 1, &s, err),
+      CHORUS_EMALFORMED);
+}
+
+/* A class's moves are its own: a join moves one replica of a key in an
+ * N=1 class, and diffing the class snapshots finds just those ranges. */
+static void classes_diff_on_their_own(void **state) {
+  (void)state;
+  struct ring_node nodes[4];
+  for (int i = 0; i < 4; i++)
+    nodes[i] = mk_node(named_id(i), "dc1", "r1", RING_NORMAL, 32);
+  struct ring_replication three = spec("3");
+  struct ring_ks_replication ks[] = {{7, spec("1")}};
+  struct ring_snapshot *before = NULL, *after = NULL;
+  assert_int_equal(
+      ring_snapshot_build_classes(nodes, 3, &three, ks, 1, 1, &before, NULL),
+      CHORUS_OK);
+  assert_int_equal(
+      ring_snapshot_build_classes(nodes, 4, &three, ks, 1, 2, &after, NULL),
+      CHORUS_OK);
+  int cb = ring_snapshot_class_find(before, ring_replication_tag(&ks[0].repl));
+  int ca = ring_snapshot_class_find(after, ring_replication_tag(&ks[0].repl));
+  assert_true(cb == 1 && ca == 1);
+  struct ring_move *all = NULL, *one = NULL;
+  size_t nall = 0, none = 0;
+  assert_int_equal(ring_diff(before, after, &all, &nall), CHORUS_OK);
+  assert_int_equal(ring_diff(ring_snapshot_class(before, 1),
+                             ring_snapshot_class(after, 1), &one, &none),
+                   CHORUS_OK);
+  double share_all = 0, share_one = 0;
+  for (size_t i = 0; i < nall; i++)
+    share_all += range_len(&all[i]);
+  for (size_t i = 0; i < none; i++) {
+    assert_int_equal(one[i].to, named_id(3));
+    assert_int_equal(one[i].class_tag, 0); /* ring_diff leaves it */
+    share_one += range_len(&one[i]);
+  }
+  /* With N=3 the joiner gains three times the token space it owns as a
+   * primary (each of its ranges as first, second and third replica). */
+  assert_true(none > 0 && share_one > 0.1 && share_one < 0.45);
+  assert_true(share_all > 2.5 * share_one && share_all < 3.5 * share_one);
+  chorus_free(all);
+  chorus_free(one);
+  ring_snapshot_free(before);
+  ring_snapshot_free(after);
+}
+
 static void diff_explains_every_change(void **state) {
   (void)state;
   struct chorus_prng p;
@@ -1227,6 +1409,8 @@ int main(void) {
       cmocka_unit_test(token_index_finds_where_a_piece_ends),
       cmocka_unit_test(diff_from_an_empty_ring_has_no_source),
       cmocka_unit_test(diff_explains_every_change),
+      cmocka_unit_test(keyspaces_take_their_own_class),
+      cmocka_unit_test(classes_diff_on_their_own),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
