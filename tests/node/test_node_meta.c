@@ -390,32 +390,6 @@ static void test_keyspace_keys(void **state) {
         run_cli(nodes[0].port, out, sizeof out, "keyspace drop %s", k), 0);
 }
 
-/* trace_replicas: the nodes that served a traced read (`--trace`): the
- * coordinator's "self: read" line and every "acked" line name one each.
- * Writes their names, space-separated and sorted by first appearance, to
- * @names; returns how many. */
-static int trace_replicas(const char *out, char *names, size_t cap) {
-  int n = 0;
-  names[0] = '\0';
-  for (const char *line = out; line && *line;) {
-    const char *end = strchr(line, '\n');
-    size_t len = end ? (size_t)(end - line) : strlen(line);
-    char buf[256];
-    snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255), line);
-    char who[32];
-    int ms;
-    if ((strstr(buf, "self: read") || strstr(buf, "acked;")) &&
-        sscanf(buf, " %d ms %31s", &ms, who) == 2 &&
-        strstr(names, who) == NULL) {
-      size_t at = strlen(names);
-      snprintf(names + at, cap - at, "%s%s", at ? " " : "", who);
-      n++;
-    }
-    line = end ? end + 1 : NULL;
-  }
-  return n;
-}
-
 /* 0d: a keyspace's own replication (issue 21), on real processes: in the
  * 3-node cluster at N=3, keyspace solo has 1 replica and pair 2. Each key
  * of theirs is read at ALL with --trace through a node chosen per key, and
@@ -481,7 +455,7 @@ static void test_keyspace_replication(void **state) {
           w = sp ? sp + 1 : w + strlen(w);
         }
         if (j == 0 && via == 0) {
-          snprintf(solo_home[k], sizeof solo_home[k], "%s", names);
+          snprintf(solo_home[k], sizeof solo_home[k], "%.31s", names);
           solo_on[names[1] - '0']++;
         }
       }
