@@ -4525,8 +4525,8 @@ static int tree_req_code(struct repl *r, uint64_t epoch, uint8_t bits,
                          uint8_t level, const uint8_t *iv, size_t ivlen,
                          const uint8_t *ids, size_t idlen) {
   struct wire_msg m = {.type = WIRE_AAE_TREE_REQ, .request_id = 5};
-  m.aae_tree_req =
-      (struct wire_aae_tree_req){epoch, bits, level, {iv, ivlen}, {ids, idlen}};
+  m.aae_tree_req = (struct wire_aae_tree_req){epoch,       bits,         level,
+                                              {iv, ivlen}, {ids, idlen}, 0};
   assert_int_equal(repl_peer(r, H.ids[0], &m, H.now, H.now, &H.nodes[1].fx),
                    CHORUS_OK);
   int code;
@@ -4582,8 +4582,8 @@ static void aae_hostile_messages_are_refused(void **state) {
   /* AAE_KEYS_REQ: a cursor shorter than a token, no keys asked. */
   store_be64_put(iv + 8, UINT64_MAX);
   struct wire_msg m = {.type = WIRE_AAE_KEYS_REQ, .request_id = 6};
-  m.aae_keys_req =
-      (struct wire_aae_keys_req){ep, {iv, 16}, {(const uint8_t *)"abc", 3}, 10};
+  m.aae_keys_req = (struct wire_aae_keys_req){
+      ep, {iv, 16}, {(const uint8_t *)"abc", 3}, 10, 0};
   assert_int_equal(repl_peer(r, H.ids[0], &m, H.now, H.now, &H.nodes[1].fx),
                    CHORUS_OK);
   int code;
