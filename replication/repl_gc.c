@@ -81,7 +81,8 @@ int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
 
 /* eligible: whether a dead object (dead since @since, HLC, 0 unknown),
  * last written by this node at monotonic @stamp, may be purged now. */
-static bool eligible(const struct repl *r, chorus_token token, hlc_time since,
+static bool eligible(const struct repl *r, chorus_token token,
+                     const uint8_t *key, size_t klen, hlc_time since,
                      chorus_ms stamp) {
   chorus_ms settle = REPL_GC_SKEW_MS, wall = r->wall, now = r->now;
   if (r->cfg.tombstone_gc == REPL_GC_TIMEOUT) {
@@ -100,7 +101,7 @@ static bool eligible(const struct repl *r, chorus_token token, hlc_time since,
                  : now < stamp || now - stamp < settle)
     return false;
   return r->cfg.tombstone_gc == REPL_GC_TIMEOUT ||
-         repl__aae_repaired_after(r, token, stamp);
+         repl__aae_repaired_after(r, token, key, klen, stamp);
 }
 
 /* What the walk does with one queued object. */
@@ -132,7 +133,7 @@ static enum gc_verdict judge(struct repl *r, chorus_token token,
   if (!dead)
     return GC_WAIT;
   if (repl__hints_any(&r->hints, token, key, klen) ||
-      !eligible(r, token, since, stamp))
+      !eligible(r, token, key, klen, since, stamp))
     return GC_HOLD;
   return GC_PURGE;
 }

@@ -264,8 +264,8 @@ int main(int argc, char **argv) {
     printf("tree %c rebuilt: %.2f s wall, %.2f s CPU (%.0f keys/s); "
            "tree %zu bytes\n",
            'A' + i, now_s() - w0, cpu_s() - c0,
-           (double)nodes[i].repl->tree.keys / (now_s() - w0 + 1e-9),
-           aae_tree_bytes(&nodes[i].repl->tree));
+           (double)nodes[i].repl->trees[0].keys / (now_s() - w0 + 1e-9),
+           aae_tree_bytes(&nodes[i].repl->trees[0]));
   }
 
   /* The exchange, A with B. */
