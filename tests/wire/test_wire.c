@@ -60,6 +60,33 @@ static void round_trip(const struct wire_msg *m) {
   chorus_free(buf);
 }
 
+/* An optional trailing field (AAE_TREE_REQ's and AAE_KEYS_REQ's
+ * class_tag, version 5): left out when 0, so that the message is the one
+ * a version-4 peer decodes; read as 0 when absent; carried when set. */
+static void optional_fields_are_left_out_when_zero(void **state) {
+  (void)state;
+  uint8_t iv[16] = {0}, ids[4] = {0};
+  struct wire_msg m = {.type = WIRE_AAE_TREE_REQ, .request_id = 9};
+  m.aae_tree_req = (struct wire_aae_tree_req){7, 16, 0, {iv, 16}, {ids, 4}, 0};
+  struct wire_msg k = {.type = WIRE_AAE_KEYS_REQ, .request_id = 9};
+  k.aae_keys_req = (struct wire_aae_keys_req){7, {iv, 16}, {NULL, 0}, 5, 0};
+  for (int set = 0; set < 2; set++) {
+    uint64_t tag = set ? 0x8123456789abcdefull : 0;
+    m.aae_tree_req.class_tag = k.aae_keys_req.class_tag = tag;
+    size_t len;
+    uint8_t *b = encode(&m, &len);
+    assert_int_equal(b[4], 0x90 | (set ? 8 : 7)); /* fixarray of fields */
+    chorus_free(b);
+    b = encode(&k, &len);
+    assert_int_equal(b[4], 0x90 | (set ? 7 : 6));
+    chorus_free(b);
+    round_trip(&m);
+    round_trip(&k);
+  }
+  assert_int_equal(wire__schema_nopt(wire__schema_of(WIRE_AAE_TREE_REQ)), 1);
+  assert_int_equal(wire__schema_nopt(wire__schema_of(WIRE_GET)), 0);
+}
+
 static void every_message_round_trips_empty_and_max(void **state) {
   (void)state;
   struct wire_gen g;
@@ -1715,6 +1742,7 @@ int main(void) {
       cmocka_unit_test(lists_decode_into_one_owned_array),
       cmocka_unit_test(encoder_rejects_invalid_fields),
       cmocka_unit_test(decoder_rejects_wrong_missing_extra_fields),
+      cmocka_unit_test(optional_fields_are_left_out_when_zero),
       cmocka_unit_test(decoder_rejects_out_of_range_integers),
       cmocka_unit_test(decoder_checks_options),
       cmocka_unit_test(decoder_checks_version_five_options),
