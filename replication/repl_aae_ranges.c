@@ -4,10 +4,13 @@
  *
  * HOW AN EXCHANGE MAPS TO RANGES
  *
- * There is one tree per node, not one per range, and an exchange is with
- * one peer over every interval the two both replicate (the union of whole
- * vnode ranges, repl__aae_shared_intervals). Its figures are attributed to
- * the ranges of this node's table by token, as they happen:
+ * There is one tree per node and replication class, not one per range,
+ * and an exchange is with one peer in one class over every interval the
+ * two both replicate in it (the union of whole vnode ranges,
+ * repl__aae_shared_intervals). The table is of the cluster's class (0):
+ * the figures of its exchanges are attributed to the ranges of this
+ * node's table by token, as they happen (a keyspace's own class's
+ * exchanges count in the node's and the peer's totals only):
  *
  *   keys differing, keys repaired, bytes   the key's token: exact
  *   segments differing                      every range the segment
@@ -283,9 +286,14 @@ int repl_aae_request(struct repl *r, chorus_token first, chorus_token last,
     q.tag = ring_snapshot_class_tag(r->ring, c);
     rc = repl__aae_each_range(ring_snapshot_class(r->ring, c), want_one, &q);
   }
+  /* Peers, not (peer, class) records: a peer's are adjacent. */
   size_t waiting = 0;
+  chorus_node_id counted = 0;
   for (size_t i = 0; i < r->aae.npeers; i++)
-    waiting += r->aae.peers[i].wanted;
+    if (r->aae.peers[i].wanted && r->aae.peers[i].id != counted) {
+      counted = r->aae.peers[i].id;
+      waiting++;
+    }
   REPL_TRACE(r,
              "aae asked for [%016" PRIx64 ", %016" PRIx64 "]: %zu of this "
              "node's ranges, %zu peers wait for an exchange",

@@ -3,9 +3,11 @@
  * siblings tombstones or values with a TTL), stamped with when it got
  * there; a paced walk over the queue purges the objects that are dead and
  * that every other replica is known to hold: an anti-entropy exchange with
- * each of them, over the object's range, started after the stamp and
- * completed (ScyllaDB's tombstone_gc = repair, judged per key by when this
- * node last changed the object, never by a clock another node set). */
+ * each of them, over the object's range and in the key's replication class
+ * (ring.h; the other replicas are those of that class), started after the
+ * stamp and completed (ScyllaDB's tombstone_gc = repair, judged per key by
+ * when this node last changed the object, never by a clock another node
+ * set). A key of a class with one replica waits for the grace alone. */
 #include <inttypes.h>
 #include <string.h>
 
