@@ -528,21 +528,24 @@ static int served(struct repl *r, chorus_node_id from, uint64_t tag,
   }
   *cls = (unsigned)c;
   uint64_t epoch = ring_snapshot_version(r->ring);
-  if (a->sv_peer != from || a->sv_tag != tag || a->sv_epoch != epoch) {
-    chorus_free(a->sv_iv);
-    a->sv_iv = NULL;
-    a->sv_niv = 0;
-    a->sv_peer = 0;
+  struct repl_aae_served *sv = NULL;
+  for (unsigned i = 0; i < REPL_AAE_SERVED && sv == NULL; i++)
+    if (a->sv[i].peer == from && a->sv[i].tag == tag && a->sv[i].epoch == epoch)
+      sv = &a->sv[i];
+  if (sv == NULL) {
+    sv = &a->sv[a->sv_next++ % REPL_AAE_SERVED];
+    chorus_free(sv->iv);
+    *sv = (struct repl_aae_served){0};
     int rc =
-        repl__aae_shared_intervals(r, (unsigned)c, from, &a->sv_iv, &a->sv_niv);
+        repl__aae_shared_intervals(r, (unsigned)c, from, &sv->iv, &sv->niv);
     if (rc != CHORUS_OK)
       return rc;
-    a->sv_peer = from;
-    a->sv_tag = tag;
-    a->sv_epoch = epoch;
+    sv->peer = from;
+    sv->tag = tag;
+    sv->epoch = epoch;
   }
   for (size_t i = 0; i < niv; i++)
-    if (!repl__aae_inside(a->sv_iv, a->sv_niv, iv[i].first, iv[i].last)) {
+    if (!repl__aae_inside(sv->iv, sv->niv, iv[i].first, iv[i].last)) {
       *code = CHORUS_EINVAL;
       *why = "not replicas together of these intervals in this class";
       return CHORUS_OK;
@@ -767,7 +770,8 @@ void repl__aae_free(struct repl *r) {
     chorus_free(r->aae.peers[i].iv);
   chorus_free(r->aae.peers);
   chorus_free(r->aae.scan);
-  chorus_free(r->aae.sv_iv);
+  for (unsigned i = 0; i < REPL_AAE_SERVED; i++)
+    chorus_free(r->aae.sv[i].iv);
   repl__aae_ranges_free(r);
   for (unsigned c = 0; c < r->ntrees; c++)
     aae_tree_free(&r->trees[c]);

@@ -414,6 +414,7 @@ enum repl_aae_phase {
 };
 
 #define REPL_AAE_WINDOW 16 /* REPLICA_READs in flight */
+#define REPL_AAE_SERVED 4  /* peers whose shared intervals are kept */
 
 /* Per (peer, replication class): the last exchanges and what
  * repaired_since needs. A class is named by its tag
@@ -500,13 +501,17 @@ struct repl_aae {
   /* Rebuild scan: the next step resumes after this storage key. */
   uint8_t *scan;
   size_t slen, scap;
-  /* The peer's side: the intervals this node shares with @sv_peer in
-   * class @sv_tag at ring version @sv_epoch, kept between the requests of
-   * one exchange (computing them walks the ring). */
-  chorus_node_id sv_peer;
-  uint64_t sv_tag, sv_epoch;
-  struct repl_aae_iv *sv_iv; /* owned; NULL: none kept */
-  size_t sv_niv;
+  /* The peer's side: the intervals this node shares with a peer in a
+   * class at a ring version, kept between the requests of an exchange
+   * (computing them walks the ring), for a few peers at once (several may
+   * exchange with this node together); replaced round robin. */
+  struct repl_aae_served {
+    chorus_node_id peer; /* 0: empty */
+    uint64_t tag, epoch;
+    struct repl_aae_iv *iv; /* owned */
+    size_t niv;
+  } sv[REPL_AAE_SERVED];
+  unsigned sv_next;
 };
 
 struct repl {
