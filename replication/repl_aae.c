@@ -101,6 +101,12 @@ static const struct aae_tree *tree_of(const struct repl *r) {
 
 static int exchange_complete(struct repl *r, chorus_ms now) {
   struct repl_aae *a = &r->aae;
+  if (r->trees_map != a->map) {
+    /* Keys changed class meanwhile (the epoch stays): what was compared
+     * is not what the tombstone collector would count on. */
+    exchange_abort(r, "the replication classes changed");
+    return CHORUS_OK;
+  }
   struct repl_aae_peer *p = repl__aae_peer(r, a->peer, a->tag, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
@@ -249,6 +255,7 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   p->wanted = false;
   a->cls = cls;
   a->tag = tag;
+  a->map = r->trees_map;
   a->peer = peer;
   a->epoch = ring_snapshot_version(r->ring);
   a->started = wall;
@@ -360,7 +367,8 @@ static int send_tree_req(struct repl *r, const struct repl_effects *fx,
                                               .level = level,
                                               .intervals = {ivb, 16 * a->niv},
                                               .ids = {idb, 4 * n},
-                                              .class_tag = a->tag};
+                                              .class_tag = a->tag,
+                                              .class_map = a->map};
   int rc = repl__aae_send(r, fx, a->peer, &m);
   chorus_free(ivb);
   chorus_free(idb);
@@ -456,7 +464,8 @@ static int send_keys_req(struct repl *r, const struct repl_effects *fx) {
                                               .intervals = {ivb, 16 * a->krn},
                                               .after = {a->after, a->alen},
                                               .max_keys = KEYS_PER_REQ,
-                                              .class_tag = a->tag};
+                                              .class_tag = a->tag,
+                                              .class_map = a->map};
   int rc = repl__aae_send(r, fx, a->peer, &m);
   chorus_free(ivb);
   if (rc == CHORUS_OK)
@@ -886,7 +895,7 @@ bool repl__aae_answer(struct repl *r, chorus_node_id from,
   if (a->phase == REPL_AAE_IDLE || from != a->peer || m->request_id == 0)
     return false;
   if (m->request_id == a->awaited) {
-    if (ring_snapshot_version(r->ring) != a->epoch) {
+    if (ring_snapshot_version(r->ring) != a->epoch || r->trees_map != a->map) {
       exchange_abort(r, "the ring changed");
       return true;
     }

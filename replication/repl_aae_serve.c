@@ -256,6 +256,14 @@ void repl__aae_ring_set(struct repl *r) {
                ring_snapshot_class_count(r->ring));
   trees_stale(r);
   r->trees_map = map;
+  /* Exchanges before the change compared keys by their old classes:
+   * none counts for the tombstone collector any more (their figures
+   * stay). */
+  for (size_t i = 0; i < r->aae.npeers; i++) {
+    chorus_free(r->aae.peers[i].iv);
+    r->aae.peers[i].iv = NULL;
+    r->aae.peers[i].niv = 0;
+  }
 }
 
 void repl__aae_stale(struct repl *r) {
@@ -514,10 +522,18 @@ static int refuse(const struct repl_effects *fx, chorus_node_id to,
  * natural replica in that class of every interval together with @from.
  * Else *@code and *@why say what to answer. Errors: CHORUS_ENOMEM. */
 static int served(struct repl *r, chorus_node_id from, uint64_t tag,
-                  const struct repl_aae_iv *iv, size_t niv, unsigned *cls,
-                  int *code, const char *why[1]) {
+                  uint64_t map, const struct repl_aae_iv *iv, size_t niv,
+                  unsigned *cls, int *code, const char *why[1]) {
   struct repl_aae *a = &r->aae;
   *code = CHORUS_OK;
+  if (map != r->trees_map) {
+    /* The two class keys otherwise (a keyspace created or dropped that
+     * one of them has not learnt yet; the epoch does not change): their
+     * trees and lists would not compare. Later. */
+    *code = CHORUS_ESTALE;
+    *why = "replication classes differ";
+    return CHORUS_OK;
+  }
   int c = ring_snapshot_class_find(r->ring, tag);
   if (c < 0) {
     /* A class the asker's ring has and this one's not: their metadata
@@ -581,8 +597,8 @@ int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
   unsigned cls = 0;
   int code;
   const char *why = NULL;
-  if ((rc = served(r, from, q->class_tag, iv, niv, &cls, &code, &why)) !=
-          CHORUS_OK ||
+  if ((rc = served(r, from, q->class_tag, q->class_map, iv, niv, &cls, &code,
+                   &why)) != CHORUS_OK ||
       code != CHORUS_OK) {
     chorus_free(iv);
     if (rc != CHORUS_OK)
@@ -649,8 +665,8 @@ int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
   unsigned cls = 0;
   int code;
   const char *why = NULL;
-  if ((rc = served(r, from, q->class_tag, iv, niv, &cls, &code, &why)) !=
-          CHORUS_OK ||
+  if ((rc = served(r, from, q->class_tag, q->class_map, iv, niv, &cls, &code,
+                   &why)) != CHORUS_OK ||
       code != CHORUS_OK) {
     chorus_free(iv);
     if (rc != CHORUS_OK)

@@ -454,6 +454,7 @@ struct repl_aae {
   chorus_node_id peer;
   unsigned cls;      /* the class exchanged: its index in the ring of @epoch */
   uint64_t tag;      /* and its tag */
+  uint64_t map;      /* the ring's class map at the start (trees_map) */
   uint64_t awaited;  /* request id of the AAE reply awaited; 0: none */
   uint64_t epoch;    /* this node's ring version at the start */
   chorus_ms started; /* wall */

@@ -1198,7 +1198,12 @@ struct wire_stream_chunk {
  * @class_tag (version 5, optional: left out when 0) names the replication
  * class whose tree and keys are meant (ring_snapshot_class_tag; 0: the
  * cluster's): a node that knows no such class at @epoch answers ESTALE,
- * one that is not a replica of an interval in that class EINVAL. */
+ * one that is not a replica of an interval in that class EINVAL.
+ * @class_map (version 5, optional: left out when 0, as in a cluster with
+ * no class but its own) is the requester's ring_snapshot_class_map: which
+ * keyspace is in which class changes without the epoch (a keyspace
+ * created), and trees compare only between nodes that class keys alike:
+ * another map is ESTALE. */
 #define WIRE_AAE_MAX_INTERVALS 4096u
 #define WIRE_AAE_MAX_IDS 8192u
 #define WIRE_AAE_MAX_KEYS 4096u
@@ -1209,6 +1214,7 @@ struct wire_aae_tree_req {
   struct wire_bytes intervals;
   struct wire_bytes ids;
   uint64_t class_tag; /* optional; 0: the cluster's replication */
+  uint64_t class_map; /* optional; 0: no class but the cluster's */
 };
 /* AAE_TREE: the hashes asked for, in the order asked (u64 BE each). */
 struct wire_aae_tree {
@@ -1217,13 +1223,14 @@ struct wire_aae_tree {
 /* AAE_KEYS_REQ: the (user key, digest) of every object whose token is in
  * @intervals (as above) and whose storage key sorts after @after (empty:
  * from the start), at most @max_keys (1..WIRE_AAE_MAX_KEYS) of them, of
- * class @class_tag only (as in AAE_TREE_REQ). */
+ * class @class_tag only (@class_tag and @class_map as in AAE_TREE_REQ). */
 struct wire_aae_keys_req {
   uint64_t epoch;
   struct wire_bytes intervals;
   struct wire_bytes after; /* 0..8 + WIRE_MAX_KEY_FIELD */
   uint32_t max_keys;
   uint64_t class_tag; /* optional; 0: the cluster's replication */
+  uint64_t class_map; /* optional, as in AAE_TREE_REQ */
 };
 /* AAE_KEYS: @entries alternates user key and 8-byte digest (BE), in
  * storage-key order; @more: 1 when the ranges hold more after the last. */

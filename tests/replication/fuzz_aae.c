@@ -8,9 +8,10 @@
  *   AAE_KEYS                     as the answer awaited in the key phase
  * The ring has replication classes (keyspace 1 at N = 2, keyspace 2 at
  * N = 1) and the store keys of each; a request's class_tag below 3 is
- * taken as the tag of that class index, so that the fuzzer reaches the
- * class paths (served, refused as not replicas together) and not only
- * the unknown tag's refusal.
+ * taken as the tag of that class index, and a class_map of 0 as the
+ * ring's, so that the fuzzer reaches the class paths (served, refused as
+ * not replicas together) and not only the refusals of an unknown tag or
+ * map.
  * Bad input must be refused or abandon the exchange: never an assert, a
  * leak, or an out-of-bounds access (ASan and UBSan in the fuzz build). */
 #include <stddef.h>
@@ -91,8 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint64_t *tag = m.type == WIRE_AAE_TREE_REQ   ? &m.aae_tree_req.class_tag
                   : m.type == WIRE_AAE_KEYS_REQ ? &m.aae_keys_req.class_tag
                                                 : NULL;
+  uint64_t *map = m.type == WIRE_AAE_TREE_REQ   ? &m.aae_tree_req.class_map
+                  : m.type == WIRE_AAE_KEYS_REQ ? &m.aae_keys_req.class_map
+                                                : NULL;
   if (tag != NULL && *tag < ring_snapshot_class_count(ring))
     *tag = ring_snapshot_class_tag(ring, (unsigned)*tag);
+  if (map != NULL && *map == 0) /* else: another map, refused */
+    *map = ring_snapshot_class_map(ring);
   struct repl_config cfg;
   repl_config_defaults(&cfg, 1);
   strcpy(cfg.dc, "dc1");
