@@ -88,7 +88,9 @@
  * THREADS
  *
  * The RocksDB backend may be called from any thread; the memory backend from
- * one thread at a time. The RocksDB backend runs two threads of its own: a
+ * one thread at a time. Deferred writes (DEFERRED WRITES, below) are not
+ * locked: a store that defers is called from one thread (chorusd: its
+ * loop). The RocksDB backend runs two threads of its own: a
  * sync thread (group commit) and a reclaim thread (store_reclaim's
  * compactions, store_rocksdb.c). Barrier callbacks run on the backend's sync
  * thread (RocksDB) or inside store_mem_sync_step() (memory): keep them short
