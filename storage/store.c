@@ -125,7 +125,7 @@ int store_write_batch(struct store *s, const struct store_batch *b,
   if (b == NULL)
     return chorus_errf(s->errmsg, CHORUS_EINVAL, "NULL batch");
   if (store_batch_count(b) == 0) {
-    *seq = s->ops->last_seq(s);
+    *seq = store_last_seq(s);
     return CHORUS_OK;
   }
   int rc = write_allowed(s, batch_meta_only(b));
