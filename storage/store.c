@@ -577,8 +577,11 @@ void store_defer_drop(struct store *s) {
   struct store_deferred *d = &s->deferred;
   if (d->batch != NULL)
     store_batch_clear(d->batch);
+  /* A new process: nothing it deferred, nothing it broke. */
   d->bytes = 0;
-  d->exposed = false;
+  d->promised = 0;
+  d->failed = CHORUS_OK;
+  d->exposed = d->broken = false;
 }
 
 /* ------------------------------------------------------------------------

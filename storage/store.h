@@ -330,8 +330,8 @@ int store_defer(struct store *s, struct store_batch *b);
  * store is broken (above). CHORUS_OK when nothing was deferred. */
 int store_commit(struct store *s);
 
-/* store_defer_drop: forgets the deferred writes unapplied (a simulated
- * crash: store_mem_crash). */
+/* store_defer_drop: forgets the deferred writes unapplied, and a break
+ * they caused: a new process (a simulated crash: store_mem_crash). */
 void store_defer_drop(struct store *s);
 
 /* Reading a batch back, for backends: operation @i's fields. The pointers are

@@ -48,6 +48,7 @@ struct cnode {
   chorus_ms wall;          /* ... and its wall clock */
   int err;                 /* first error of an effect that returns none */
   int exited;              /* the store's fsync failed: silent until killed */
+  uint32_t unflushed;      /* events since the last core_flush */
   int restarted;           /* this incarnation follows a crash */
   chorus_ms space_at;      /* the last space check (0: none yet) */
   /* The one timer: armed at @armed_at with generation @gen. */
@@ -818,10 +819,14 @@ static int down_event(struct cnode *n, const struct sim_event *ev) {
 static int settle(struct cnode *n, int rc, const char *what) {
   if (rc == CHORUS_OK)
     rc = n->err;
-  /* The event's replica writes, applied as one store write and answered
-   * (core_flush), as chorusd does once per loop iteration. */
-  if (rc == CHORUS_OK && n->core != NULL)
+  /* The iteration's replica writes, applied as one store write and
+   * answered (core_flush), as chorusd does once per loop iteration; an
+   * iteration is one event unless opt.batch_events says more. */
+  if (rc == CHORUS_OK && n->core != NULL &&
+      ++n->unflushed >= n->opt.batch_events) {
+    n->unflushed = 0;
     rc = core_flush(n->core, n->now, n->wall);
+  }
   if (rc == CHORUS_OK)
     rc = n->err;
   if (rc == CHORUS_OK && n->core != NULL)
