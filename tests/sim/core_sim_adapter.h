@@ -165,6 +165,13 @@ struct core_sim_options {
   chorus_ms tombstone_gc_timeout_ms;
   chorus_ms gc_interval_ms;
   uint64_t *purged_sum;
+  uint32_t batch_events; /* a node's loop iteration, in events: the
+                          * adapter calls core_flush (the replica writes
+                          * deferred so far, applied and answered) after
+                          * every this many events of a node, and not
+                          * between, so batches span events and other
+                          * requests see deferred writes [0, 1: every
+                          * event] */
   int sets_as_maps;      /* 1: the workload's set keys are maps (issue 21):
                           * SET_ADD is a MAP_UPDATE adding the member to
                           * the set field "s" of the nested map "m",
