@@ -30,7 +30,10 @@
  * request), its first 8 bytes the request number. Writes go out at once
  * with uv_try_write (uv_write only for a remainder): the floor takes the
  * cheapest path. The children's CPU time (/proc) over the measured window
- * is printed as µs per request, beside their p50/p90/p99/p99.9/max.
+ * is printed as µs per request, beside their p50/p90/p99/p99.9/max, and so
+ * is the send lag (actual send minus intended time: the pacing timer's
+ * own wake-up, a part of every latency measured from the intended time,
+ * chorus-bench's too).
  *
  * Usage: chorus-floor [--shape echo|quorum|fsync] [--rate OPS] [-c CONNS]
  *                     [-d S] [--warmup S] [--size B]
@@ -305,6 +308,7 @@ struct floor_client {
   uint64_t sent_counted, done_counted, inflight;
   uint64_t *intended; /* by request number % FLOOR_SLOTS */
   struct bench_hist hist;
+  struct bench_hist lag; /* send time - intended time: the pacing's part */
   pid_t pids[3];
   unsigned npids;
   double cpu_warm, cpu_end;
@@ -415,6 +419,8 @@ static void on_pace(uv_poll_t *h, int status, int events) {
     if (c->next_intended >= c->t_warm)
       c->sent_counted++;
     c->inflight++;
+    if (c->next_intended >= c->t_warm)
+      bench_hist_record(&c->lag, uv_hrtime() - c->next_intended);
     issue(c, id);
     c->next_intended += c->interval;
   }
@@ -488,6 +494,7 @@ static int run(const struct floor_opts *o) {
     c.interval = 1;
   c.next_intended = c.t_start;
   bench_hist_reset(&c.hist);
+  bench_hist_reset(&c.lag);
   c.pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   uint64_t ns = c.interval > 10000 ? c.interval : 10000;
   struct itimerspec its = {
@@ -527,6 +534,12 @@ static int run(const struct floor_opts *o) {
          bench_hist_percentile(&c.hist, 99) * ms,
          bench_hist_percentile(&c.hist, 99.9) * ms,
          bench_hist_percentile(&c.hist, 100) * ms);
+  printf("  %-10s %10" PRIu64 " %9.3f %9.3f %9.3f %9.3f %9.3f\n", "send lag",
+         c.lag.count, bench_hist_percentile(&c.lag, 50) * ms,
+         bench_hist_percentile(&c.lag, 90) * ms,
+         bench_hist_percentile(&c.lag, 99) * ms,
+         bench_hist_percentile(&c.lag, 99.9) * ms,
+         bench_hist_percentile(&c.lag, 100) * ms);
   if (c.npids > 0)
     printf("  server CPU %.2f s = %.1f us/op\n", cpu,
            c.done_counted ? cpu * 1e6 / (double)c.done_counted : 0.0);
