@@ -496,11 +496,14 @@ static int run(const struct floor_opts *o) {
   bench_hist_reset(&c.hist);
   bench_hist_reset(&c.lag);
   c.pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  /* absolute, from the first intended time (chorus_bench.c, pace_start) */
   uint64_t ns = c.interval > 10000 ? c.interval : 10000;
   struct itimerspec its = {
       .it_interval = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)},
-      .it_value = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}};
-  if (c.pace_fd < 0 || timerfd_settime(c.pace_fd, 0, &its, NULL) != 0)
+      .it_value = {(time_t)(c.t_start / 1000000000u),
+                   (long)(c.t_start % 1000000000u)}};
+  if (c.pace_fd < 0 ||
+      timerfd_settime(c.pace_fd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
     die("timerfd", 0);
   uv_poll_init(&c.loop, &c.pace, c.pace_fd);
   c.pace.data = &c;
