@@ -236,7 +236,34 @@ static void conn_flush(struct node_conn *c) {
     c->out = t;
     c->out.len = 0;
   }
-  uv_buf_t b = uv_buf_init((char *)c->wr.data, (unsigned)c->wr.len);
+  /* Straight to the socket first. uv_write hands the bytes to write(2) at
+   * once too, but completes through the next iteration's pending phase,
+   * whose uv__drain stops POLLOUT with an epoll_ctl: one more syscall per
+   * write, most of a message's at low load (issue 27). What the kernel
+   * does not take goes through uv_write as before, and so does a paused
+   * connection's output (its completion resumes reading, on_write) and
+   * one with more to send behind this write (a held peer handshake). */
+  size_t done = 0;
+  if (!c->paused && conn_drained(c)) {
+    uv_buf_t all = uv_buf_init((char *)c->wr.data, (unsigned)c->wr.len);
+    int w = uv_try_write((uv_stream_t *)&c->tcp, &all, 1);
+    if (w == (int)c->wr.len) {
+      c->wr.len = 0;
+      if (c->wr.cap > (1u << 20))
+        node__buf_free(&c->wr);
+      c->last_active = node__now(c->n);
+      return;
+    }
+    if (w < 0 && w != UV_EAGAIN) {
+      node_log(NODE_LOG_INFO, NODE_MOD, "conn %" PRIu64 " (%s): write: %s",
+               c->serial, c->addr, uv_strerror(w));
+      node__conn_close(c);
+      return;
+    }
+    done = w > 0 ? (size_t)w : 0;
+  }
+  uv_buf_t b =
+      uv_buf_init((char *)c->wr.data + done, (unsigned)(c->wr.len - done));
   int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
   if (rc < 0) {
     node_log(NODE_LOG_INFO, NODE_MOD, "conn %" PRIu64 " (%s): write: %s",

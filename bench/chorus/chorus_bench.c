@@ -176,6 +176,10 @@ struct stats {
   uint64_t cas_not_applied[PHASES]; /* a condition that failed (an ok) */
   uint64_t err[PHASES][OP_KINDS][ERR_SLOTS];
   uint64_t maybe_applied[PHASES];
+  /* open loop: submit time - intended time of the counted requests, ns:
+   * the pacing timer's own wake-up, a part of every latency above (issue
+   * 27: at low load it is a good share of the p50) */
+  struct bench_hist lag;
 };
 
 static void stats_init(struct stats *s) {
@@ -183,6 +187,7 @@ static void stats_init(struct stats *s) {
   for (int p = 0; p < PHASES; p++)
     for (int k = 0; k < OP_KINDS; k++)
       bench_hist_reset(&s->hist[p][k]);
+  bench_hist_reset(&s->lag);
 }
 
 static void stats_merge(struct stats *d, const struct stats *s) {
@@ -197,6 +202,7 @@ static void stats_merge(struct stats *d, const struct stats *s) {
     d->cas_not_applied[p] += s->cas_not_applied[p];
     d->maybe_applied[p] += s->maybe_applied[p];
   }
+  bench_hist_merge(&d->lag, &s->lag);
 }
 
 static uint64_t stats_errors(const struct stats *s, int phase, int kind) {
@@ -592,6 +598,8 @@ static void open_issue(struct loop_ctx *lc, uint64_t now) {
     if (rq == NULL)
       break;
     prepare(lc, rq, lc->next_intended);
+    if (rq->counted && !lc->run->preload)
+      bench_hist_record(&lc->st->lag, uv_hrtime() - rq->t_start);
     rq->slot = (unsigned)(lc->rr++ % lc->nslots);
     lc->next_intended += lc->interval_ns;
     int rc = send_req(lc, rq);
@@ -630,12 +638,17 @@ static void pace_start(struct loop_ctx *lc) {
   lc->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (lc->pace_fd < 0)
     return;
-  /* At most 100k wake-ups a second: faster rates send a few per wake. */
+  /* At most 100k wake-ups a second: faster rates send a few per wake. The
+   * first expiry is the first intended time itself, on the clock
+   * uv_hrtime reads (CLOCK_MONOTONIC): a timer armed relative to now
+   * would fire every tick late by the time since run->t_start, a
+   * constant share of every latency measured (issue 27). */
   uint64_t ns = lc->interval_ns > 10000 ? lc->interval_ns : 10000;
+  uint64_t first = lc->next_intended;
   struct itimerspec its = {
       .it_interval = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)},
-      .it_value = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}};
-  if (timerfd_settime(lc->pace_fd, 0, &its, NULL) != 0 ||
+      .it_value = {(time_t)(first / 1000000000u), (long)(first % 1000000000u)}};
+  if (timerfd_settime(lc->pace_fd, TFD_TIMER_ABSTIME, &its, NULL) != 0 ||
       uv_poll_init(&lc->loop, &lc->pace, lc->pace_fd) != 0) {
     close(lc->pace_fd);
     lc->pace_fd = -1;
@@ -1146,6 +1159,13 @@ static void print_table(const struct result *r) {
       printf("  writes that may have applied: %" PRIu64 "\n",
              r->st.maybe_applied[p]);
   }
+  if (r->st.lag.count)
+    printf("  open-loop send lag (submit - intended time, ms): p50 %.3f p90 "
+           "%.3f p99 %.3f p99.9 %.3f max %.3f\n",
+           ms(bench_hist_percentile(&r->st.lag, 50)),
+           ms(bench_hist_percentile(&r->st.lag, 90)),
+           ms(bench_hist_percentile(&r->st.lag, 99)),
+           ms(bench_hist_percentile(&r->st.lag, 99.9)), ms(r->st.lag.max));
   if (r->dropped)
     printf("  requests the library refused at once: %" PRIu64 "\n", r->dropped);
   if (r->node_cpu_s >= 0)

@@ -23,7 +23,13 @@
 # load enters through that one node, which coordinates every request.
 #
 # Then, for durability none, an open loop at 70% of the non-pipelined peak
-# just measured, for its latency; and, when the Debian etcd-server package is
+# just measured, for its latency; then open loops at 5% of that peak
+# (issue 27: p99 at low load, with its bounds), LOW_ROUNDS rounds, each
+# running in turn chorus 3 nodes N=3 QUORUM with durability none and group,
+# chorus 1 node N=1 (no replica round trip), and chorus-floor's three
+# floors at the same rate and connections: the quorum message pattern with
+# no work done, one loopback round trip, and an fdatasync group commit
+# (results/latency-5pct-issue-27.txt explains the time); and, when the Debian etcd-server package is
 # installed, `etcdctl check perf --load=l` (60 s, 500 clients) against a
 # private 3-member etcd on loopback beside chorus write-only with
 # --durability group: both acknowledge a write once a quorum has it on disk.
@@ -35,7 +41,8 @@
 # pipelining, default 100000; ten times that with -P 16), DURABILITY ("none
 # group"), ETCD (0 skips etcd), ETCD_PORT (first of six, default 23790),
 # RESP (0 skips the RESP gateway's rows; DURABILITY=' ' ETCD=0 runs only
-# them), RESP_PORT (first of six).
+# them), RESP_PORT (first of six), LOW (0 skips the 5% rows), LOW_ROUNDS
+# (default 3).
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -214,6 +221,86 @@ if [ -n "${peak:-}" ]; then
   echo
   echo "open loop at 70% of the peak above ($rate of $peak ops/s, none," \
     "rw50): $1 ops/s, p50 $2 ms, p99 $3 ms, $4 us/op"
+fi
+
+# floor_run SHAPE RATE: "ops/s p50 p99 us_per_op" of chorus-floor, as
+# chorus_run prints them (ops/s is the rate; us/op its servers' CPU).
+floor_run() {
+  "$build/bench/chorus/chorus-floor" --shape "$1" --rate "$2" -c "$conns" \
+    -d "$duration" --warmup 2 >"$tmp/floor.out" 2>&1 || {
+    cat "$tmp/floor.out" >&2
+    return 1
+  }
+  awk -v r="$2" '$1 == "all" { p50 = $3; p99 = $5 }
+    /server CPU/ { cpu = $(NF - 1) }
+    END { printf "%s %s %s %s\n", r, p50, p99, cpu == "" ? "-" : cpu }' \
+    "$tmp/floor.out"
+}
+
+if [ -n "${peak:-}" ] && [ "${LOW:-1}" != 0 ]; then
+  rate=$((peak / 20))
+  rounds=${LOW_ROUNDS:-3}
+  echo
+  echo "open loop at 5% of the peak above ($rate of $peak ops/s, rw50," \
+    "$conns connections), $rounds rounds, setups in turn; p50/p99 ms per round:"
+  : >"$tmp/low"
+  i=1
+  while [ "$i" -le "$rounds" ]; do
+    for s in c3none c3group c1 fquorum fecho ffsync; do
+      case $s in
+      c3none) r=$(chorus_run 1 none rw50 --rate "$rate") ;;
+      c3group) r=$(chorus_run 1 group rw50 --rate "$rate") ;;
+      c1) r=$(chorus_run 1 none rw50 --rate "$rate" --start-cluster 1 \
+        --replicas 1) ;;
+      fquorum) r=$(floor_run quorum "$rate") ;;
+      fecho) r=$(floor_run echo "$rate") ;;
+      ffsync) r=$(floor_run fsync "$rate") ;;
+      esac
+      case $s in c*) out=$tmp/chorus.out ;; *) out=$tmp/floor.out ;; esac
+      # the client's send lag (its pacing timer's wake-up): p50 p99
+      lag=$(awk '/send lag/ { for (i = 1; i <= NF; i++) {
+          if ($i == "p50") a = $(i + 1); if ($i == "p99") b = $(i + 1) }
+        if (a == "") { a = $4; b = $6 } print a, b }' "$out")
+      echo "$s $r $(cut -d' ' -f1 /proc/loadavg) ${lag:-- -}" >>"$tmp/low"
+    done
+    i=$((i + 1))
+  done
+  # one row per setup: each round's p50/p99, the median p99, the median
+  # send lag p50/p99 of the client, the mean node (or floor server) CPU per
+  # request, the load averages seen
+  awk '
+    BEGIN {
+      name["c3none"] = "chorus 3 nodes N=3 QUORUM, none"
+      name["c3group"] = "chorus 3 nodes N=3 QUORUM, group"
+      name["c1"] = "chorus 1 node N=1, none"
+      name["fquorum"] = "floor: quorum pattern, no work"
+      name["fecho"] = "floor: one loopback round trip"
+      name["ffsync"] = "floor: fdatasync group commit"
+      split("c3none c3group c1 fquorum fecho ffsync", order, " ")
+    }
+    function median(a, m,   i, j, t) {
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++)
+        if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    { n[$1]++; cell[$1, n[$1]] = sprintf("%.3f/%.3f", $3, $4)
+      p99[$1, n[$1]] = $4; l50[$1, n[$1]] = $7; l99[$1, n[$1]] = $8
+      if ($5 != "-") { cpu[$1] += $5; nc[$1]++ }
+      load[$1] = load[$1] (load[$1] == "" ? "" : " ") $6 }
+    END {
+      printf "  %-33s %s | %s | %s | %s | %s\n", "setup", "p50/p99 per round",
+        "p99 median", "send lag p50/p99", "CPU/op", "load"
+      for (k = 1; k <= 6; k++) {
+        s = order[k]; line = ""
+        for (i = 1; i <= n[s]; i++) {
+          line = line " " cell[s, i]; v[i] = p99[s, i]
+          a[i] = l50[s, i]; b[i] = l99[s, i]
+        }
+        printf "  %-33s%s | %.3f ms | %.3f/%.3f ms | %s us | %s\n", name[s],
+          line, median(v, n[s]), median(a, n[s]), median(b, n[s]),
+          nc[s] ? sprintf("%.1f", cpu[s] / nc[s]) : "-", load[s]
+      }
+    }' "$tmp/low"
 fi
 
 [ "${ETCD:-1}" = 0 ] && exit 0
