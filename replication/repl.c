@@ -290,7 +290,8 @@ static bool sole_holder(const struct repl *r) {
 
 /* keeper_pulls: whether @m, a STREAM_PULL from @from, is a decommission's
  * kept range (meta_state.c kept_moves): this node leaves, and @from is
- * already a natural replica of the range it asks for. What this node
+ * already a natural replica of the range it asks for, in the pull's
+ * class. What this node
  * holds, partial as a lost disk leaves it, then only adds to what @from
  * has, and nobody else can give it: refused, the keeper (the only other
  * replica: below N) finds no live replica to ask and waits for this node
@@ -307,8 +308,13 @@ static bool keeper_pulls(const struct repl *r, chorus_node_id from,
   if (self < 0 ||
       ring_snapshot_node(r->ring, (size_t)self)->state != RING_LEAVING)
     return false;
+  /* In the pull's class (ring.h, replication classes): a keyspace's own
+   * replication keeps its ranges on other nodes than the cluster's. A
+   * class this ring does not know is no keeper's: refused below. */
+  int cls = ring_snapshot_class_find(r->ring, m->stream_pull.class_tag);
   struct ring_plist pl;
-  if (ring_lookup(r->ring, m->stream_pull.first, 0, &pl) != CHORUS_OK)
+  if (cls < 0 || ring_lookup(ring_snapshot_class(r->ring, (unsigned)cls),
+                             m->stream_pull.first, 0, &pl) != CHORUS_OK)
     return false;
   for (unsigned i = 0; i < pl.n_natural; i++)
     if (pl.r[i].id == from)

@@ -3220,6 +3220,9 @@ static void replica_joins_over_the_budget_converge(void **state) {
  * Streaming (repl.h, STREAMING)
  * ------------------------------------------------------------------------ */
 
+/* The replication class the next pulls name (0: the cluster's). */
+static uint64_t H_pull_class;
+
 /* pull_as: node @src answers a STREAM_PULL of node @puller (the frames are
  * taken off the queue, not delivered); its one answer into *@out (the
  * caller frees it with wire_msg_free and test_free(*@frame)). */
@@ -3228,7 +3231,8 @@ static void pull_as(int puller, int src, uint64_t epoch, chorus_token first,
                     uint32_t max_bytes, struct wire_msg *out, uint8_t **frame) {
   struct wire_msg m = {.type = WIRE_STREAM_PULL, .request_id = 77};
   m.stream_pull = (struct wire_stream_pull){
-      epoch, first, last, after ? *after : (struct wire_bytes){0}, max_bytes};
+      epoch,     first,       last, after ? *after : (struct wire_bytes){0},
+      max_bytes, H_pull_class};
   struct node *nd = &H.nodes[src];
   assert_int_equal(
       repl_peer(nd->repl, H.ids[puller], &m, H.now, H.now, &nd->fx), CHORUS_OK);
@@ -3479,6 +3483,92 @@ static void stream_repair_hints_what_each_lacks(void **state) {
   store_close(st);
   wire_msg_free(&m);
   test_free(frame);
+  teardown_all();
+}
+
+/* A pull names a replication class (ring.h): the holder sends only the
+ * keys of that class in its ring, refuses (ESTALE) a class its ring does
+ * not know, and (EINVAL) a range it is no replica of in that class. */
+static void stream_pull_by_class(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  struct ring_node rn[3];
+  for (int i = 0; i < 3; i++)
+    rn[i] = *ring_snapshot_node(H.ring, (size_t)i);
+  const struct ring_ks_replication ks = {7, {.n = 1}};
+  struct ring_snapshot *cls;
+  assert_int_equal(
+      ring_snapshot_build_classes(rn, 3, ring_snapshot_replication(H.ring), &ks,
+                                  1, ring_snapshot_version(H.ring), &cls, NULL),
+      CHORUS_OK);
+  for (int i = 0; i < 3; i++)
+    repl_set_ring(H.nodes[i].repl, cls);
+  ring_snapshot_free(H.ring);
+  H.ring = cls;
+  uint64_t tag = ring_snapshot_class_tag(cls, 1);
+  /* Raw objects in node 0's store: the holder reads, it does not decode.
+   * 12 keys of the default keyspace, 12 of keyspace 7 (N=1). */
+  struct store *st = H.nodes[0].store;
+  unsigned char dk[64], key[16];
+  chorus_token ks_tok[12];
+  for (int k = 0; k < 24; k++) {
+    size_t kl;
+    if (k < 12) {
+      kl = (size_t)snprintf((char *)key, sizeof key, "d%d", k);
+    } else {
+      memcpy(key, "\0\0\0\0\7", 5);
+      kl = 5 + (size_t)snprintf((char *)key + 5, sizeof key - 5, "k%d", k);
+      ks_tok[k - 12] = ring_token_of(key, kl);
+    }
+    size_t dl = store_data_key(dk, ring_token_of(key, kl), key, kl);
+    assert_int_equal(store_put(st, STORE_DATA, dk, dl, "v", 1, NULL),
+                     CHORUS_OK);
+  }
+  uint64_t v = ring_snapshot_version(H.ring);
+  struct wire_msg m;
+  uint8_t *frame;
+  /* Class 0: the default keyspace's keys only. */
+  H_pull_class = 0;
+  pull_from(0, v, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_STREAM_CHUNK2);
+  assert_int_equal(m.stream_chunk.entries.n, 24);
+  for (size_t i = 0; i < m.stream_chunk.entries.n; i += 2)
+    assert_int_equal(m.stream_chunk.entries.items[i].ptr[0], 'd');
+  wire_msg_free(&m);
+  test_free(frame);
+  /* The N=1 class: each key's token from its one replica; any other
+   * node is no replica of it there. */
+  H_pull_class = tag;
+  size_t served = 0, refused = 0;
+  for (int k = 0; k < 12; k++) {
+    struct ring_plist pl;
+    assert_int_equal(
+        ring_lookup(ring_snapshot_class(cls, 1), ks_tok[k], 0, &pl), CHORUS_OK);
+    assert_int_equal(pl.n_natural, 1);
+    pull_from(0, v, ks_tok[k], ks_tok[k], NULL, 1u << 20, &m, &frame);
+    if (pl.r[0].id == H.ids[0]) {
+      assert_int_equal(m.type, WIRE_STREAM_CHUNK2);
+      assert_int_equal(m.stream_chunk.entries.n, 2);
+      assert_int_equal(m.stream_chunk.entries.items[0].ptr[4], 7);
+      served++;
+    } else {
+      assert_int_equal(m.type, WIRE_ERROR);
+      assert_int_equal(m.error.code, CHORUS_EINVAL);
+      refused++;
+    }
+    wire_msg_free(&m);
+    test_free(frame);
+  }
+  assert_true(served > 0 && refused > 0);
+  /* A class this ring does not know (its metadata behind): ESTALE. */
+  H_pull_class = tag ^ 1;
+  pull_from(0, v, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_ESTALE);
+  wire_msg_free(&m);
+  test_free(frame);
+  H_pull_class = 0;
   teardown_all();
 }
 
@@ -4995,6 +5085,7 @@ int main(void) {
       cmocka_unit_test(aae_hostile_messages_are_refused),
       cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),
       cmocka_unit_test(aae_figures_per_range),
+      cmocka_unit_test(stream_pull_by_class),
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(stream_restoring_serves_when_sole_holder),
