@@ -139,6 +139,9 @@ void repl_set_restoring(struct repl *r, bool restoring) {
 
 void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
   r->ring = ring;
+  /* A scan under way judges the new ring's classes afresh
+   * (repl_cleanup.c, CLASSES). */
+  r->cleanup.checked = false;
   r->local_group =
       repl__group_of_dc(ring_snapshot_replication(ring), r->cfg.dc);
 }

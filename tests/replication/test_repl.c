@@ -3416,6 +3416,111 @@ cleanup_keeps_one_read_and_deletes_what_was_given_away(void **state) {
   teardown_all();
 }
 
+/* install_class_ring: the ring in force again, with keyspace @ks_id
+ * replicated @n times (ring.h, replication classes: class 1), installed
+ * on every node; returned (H.ring: the harness frees it). */
+static struct ring_snapshot *install_class_ring(uint32_t ks_id, uint32_t n) {
+  struct ring_node rn[MAXN];
+  size_t count = ring_snapshot_node_count(H.ring);
+  for (size_t i = 0; i < count; i++)
+    rn[i] = *ring_snapshot_node(H.ring, i);
+  const struct ring_ks_replication ks = {ks_id, {.n = n}};
+  struct ring_snapshot *cls;
+  assert_int_equal(ring_snapshot_build_classes(
+                       rn, count, ring_snapshot_replication(H.ring), &ks, 1,
+                       ring_snapshot_version(H.ring), &cls, NULL),
+                   CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(cls), 2);
+  for (int i = 0; i < H.n; i++)
+    repl_set_ring(H.nodes[i].repl, cls);
+  ring_snapshot_free(H.ring);
+  H.ring = cls;
+  return cls;
+}
+
+/* ks_key: keyspace @ks_id's stored key for "k<k>" ([0][id BE][client
+ * key]) into @key (16 bytes); its length. */
+static size_t ks_key(unsigned char *key, uint32_t ks_id, int k) {
+  key[0] = 0;
+  key[1] = (unsigned char)(ks_id >> 24);
+  key[2] = (unsigned char)(ks_id >> 16);
+  key[3] = (unsigned char)(ks_id >> 8);
+  key[4] = (unsigned char)ks_id;
+  return 5 + (size_t)snprintf((char *)key + 5, 11, "k%d", k);
+}
+
+/* put_raw_pairs: @n keys "d<k>" of the default keyspace and @n of
+ * keyspace @ks_id (ks_key) straight into node @i's store, as raw objects
+ * (streaming and cleanup read keys, not objects); the keyspace keys'
+ * tokens into @tok. */
+static void put_raw_pairs(int i, int n, uint32_t ks_id, chorus_token *tok) {
+  unsigned char dk[64], key[16];
+  for (int k = 0; k < 2 * n; k++) {
+    size_t kl = k < n ? (size_t)snprintf((char *)key, sizeof key, "d%d", k)
+                      : ks_key(key, ks_id, k);
+    if (k >= n)
+      tok[k - n] = ring_token_of(key, kl);
+    size_t dl = store_data_key(dk, ring_token_of(key, kl), key, kl);
+    assert_int_equal(
+        store_put(H.nodes[i].store, STORE_DATA, dk, dl, "v", 1, NULL),
+        CHORUS_OK);
+  }
+}
+
+/* Cleanup judges a key in its replication class (ring.h): in 3 nodes of
+ * N=3 a node owns every key of the cluster's class, and of a keyspace
+ * replicated once (N=1) only the third it is the replica of: it keeps
+ * every default key and drops the keyspace's others. Without such a
+ * keyspace it owns everything and reads nothing. */
+static void cleanup_judges_each_key_in_its_class(void **state) {
+  (void)state;
+  enum { KEYS = 60 };
+  setup(3, "3", 1, NULL);
+  boot();
+  chorus_token tok[KEYS];
+  put_raw_pairs(0, KEYS, 9, tok);
+  struct repl *r0 = H.nodes[0].repl;
+  const struct repl_stats *st = repl_stats(r0);
+  bool done = false;
+  repl_cleanup_begin(r0);
+  assert_int_equal(repl_cleanup_step(r0, 10, H.now, &done), CHORUS_OK);
+  assert_true(done);
+  assert_int_equal(st->cleanup_reads_opened, 0);
+  struct ring_snapshot *cls = install_class_ring(9, 1);
+  repl_cleanup_begin(r0);
+  done = false;
+  for (int steps = 0; !done; steps++) {
+    assert_true(steps < 1000);
+    assert_int_equal(repl_cleanup_step(r0, 10, H.now, &done), CHORUS_OK);
+  }
+  assert_int_equal(st->cleanup_reads_opened, 1);
+  uint64_t held = 0;
+  for (int k = 0; k < 2 * KEYS; k++) {
+    unsigned char key[16], dk[64];
+    size_t kl = k < KEYS ? (size_t)snprintf((char *)key, sizeof key, "d%d", k)
+                         : ks_key(key, 9, k);
+    chorus_token t = ring_token_of(key, kl);
+    size_t dl = store_data_key(dk, t, key, kl);
+    void *v = NULL;
+    size_t vl;
+    bool there =
+        store_get(H.nodes[0].store, STORE_DATA, dk, dl, &v, &vl) == CHORUS_OK;
+    chorus_free(v);
+    bool owner = true;
+    if (k >= KEYS) {
+      struct ring_plist pl;
+      assert_int_equal(ring_lookup(ring_snapshot_class(cls, 1), t, 0, &pl),
+                       CHORUS_OK);
+      owner = pl.r[0].id == H.ids[0];
+      held += owner;
+    }
+    assert_int_equal(there, owner);
+  }
+  assert_true(held > 0 && held < KEYS);
+  assert_int_equal(st->cleanup_deleted, KEYS - held);
+  teardown_all();
+}
+
 /* A piece pulled from each replica in turn repairs them: the one asked
  * first lacks a key the second sends (hinted to the first), the second
  * lacks a key the first sent (hinted to the second); a batch that is not
@@ -3493,38 +3598,10 @@ static void stream_pull_by_class(void **state) {
   (void)state;
   setup(3, "3", 1, NULL);
   boot();
-  struct ring_node rn[3];
-  for (int i = 0; i < 3; i++)
-    rn[i] = *ring_snapshot_node(H.ring, (size_t)i);
-  const struct ring_ks_replication ks = {7, {.n = 1}};
-  struct ring_snapshot *cls;
-  assert_int_equal(
-      ring_snapshot_build_classes(rn, 3, ring_snapshot_replication(H.ring), &ks,
-                                  1, ring_snapshot_version(H.ring), &cls, NULL),
-      CHORUS_OK);
-  for (int i = 0; i < 3; i++)
-    repl_set_ring(H.nodes[i].repl, cls);
-  ring_snapshot_free(H.ring);
-  H.ring = cls;
+  struct ring_snapshot *cls = install_class_ring(7, 1);
   uint64_t tag = ring_snapshot_class_tag(cls, 1);
-  /* Raw objects in node 0's store: the holder reads, it does not decode.
-   * 12 keys of the default keyspace, 12 of keyspace 7 (N=1). */
-  struct store *st = H.nodes[0].store;
-  unsigned char dk[64], key[16];
   chorus_token ks_tok[12];
-  for (int k = 0; k < 24; k++) {
-    size_t kl;
-    if (k < 12) {
-      kl = (size_t)snprintf((char *)key, sizeof key, "d%d", k);
-    } else {
-      memcpy(key, "\0\0\0\0\7", 5);
-      kl = 5 + (size_t)snprintf((char *)key + 5, sizeof key - 5, "k%d", k);
-      ks_tok[k - 12] = ring_token_of(key, kl);
-    }
-    size_t dl = store_data_key(dk, ring_token_of(key, kl), key, kl);
-    assert_int_equal(store_put(st, STORE_DATA, dk, dl, "v", 1, NULL),
-                     CHORUS_OK);
-  }
+  put_raw_pairs(0, 12, 7, ks_tok);
   uint64_t v = ring_snapshot_version(H.ring);
   struct wire_msg m;
   uint8_t *frame;
@@ -5086,6 +5163,7 @@ int main(void) {
       cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),
       cmocka_unit_test(aae_figures_per_range),
       cmocka_unit_test(stream_pull_by_class),
+      cmocka_unit_test(cleanup_judges_each_key_in_its_class),
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(stream_restoring_serves_when_sole_holder),
