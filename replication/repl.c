@@ -325,6 +325,32 @@ static bool keeper_pulls(const struct repl *r, chorus_node_id from,
   return false;
 }
 
+/* sole_class_replica: whether @m is a STREAM_PULL of a range this node
+ * is the only natural replica of in the pull's class (ring.h, replication
+ * classes): a keyspace replicated once keeps its keys on one node, and
+ * when that node lost its disk what it holds since is all there is. The
+ * puller's fallback has no other replica of the class to ask and asks it
+ * again; refused, a change that moves such a range never finished
+ * (change_sim "join 3->5" with a keyspace of N=1, seed 78: n3 lost its
+ * disk while n4 joined, n0 was refused 372 times for 60 s past the
+ * heal). */
+static bool sole_class_replica(const struct repl *r, const struct wire_msg *m) {
+  if (r->ring == NULL || m->type != WIRE_STREAM_PULL)
+    return false;
+  int cls = ring_snapshot_class_find(r->ring, m->stream_pull.class_tag);
+  struct ring_plist pl;
+  if (cls < 0 || ring_lookup(ring_snapshot_class(r->ring, (unsigned)cls),
+                             m->stream_pull.first, 0, &pl) != CHORUS_OK)
+    return false;
+  bool self = false;
+  for (unsigned i = 0; i < pl.n_natural; i++) {
+    if (pl.r[i].id != r->cfg.self)
+      return false;
+    self = true;
+  }
+  return self;
+}
+
 /* ahead_pull: whether @m is a STREAM_PULL at an epoch this node has not
  * reached. repl__on_stream_pull answers it ESTALE (the puller asks again
  * shortly), restoring or not: a restoring node behind the puller cannot
@@ -357,9 +383,9 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     break;
   case WIRE_REPLICA_READ:
   case WIRE_STREAM_PULL:
-    if (r->restoring &&
-        (m->type == WIRE_REPLICA_READ ||
-         (!sole_holder(r) && !keeper_pulls(r, from, m) && !ahead_pull(r, m)))) {
+    if (r->restoring && (m->type == WIRE_REPLICA_READ ||
+                         (!sole_holder(r) && !sole_class_replica(r, m) &&
+                          !keeper_pulls(r, from, m) && !ahead_pull(r, m)))) {
       struct wire_msg e;
       wire_error_reply(&e, m->request_id, CHORUS_EUNAVAILABLE,
                        "this node is restoring its data (a replaced disk)");

@@ -322,12 +322,17 @@ static chorus_token piece_end(const struct ring_snapshot *ring,
 
 /* candidates: the natural replicas of the piece of @ring holding @t but
  * this node and @from (the node giving the range up), in ring order, into
- * @cand (RING_MAX_REPLICAS); their count, or -1 when the lookup fails. */
+ * @cand (RING_MAX_REPLICAS); their count (0 also when the piece has no
+ * natural replica: its only one replaces its disk), or -1 when the lookup
+ * fails. */
 static int candidates(const struct core *c, const struct ring_snapshot *ring,
                       chorus_token t, chorus_node_id from,
                       chorus_node_id *cand) {
   struct ring_plist pl;
-  if (ring_lookup(ring, t, 0, &pl) != CHORUS_OK)
+  int rc = ring_lookup(ring, t, 0, &pl);
+  if (rc == CHORUS_EUNAVAILABLE)
+    return 0; /* no natural replica: its only one is replacing its disk */
+  if (rc != CHORUS_OK)
     return -1;
   int n = 0;
   for (uint8_t i = 0; i < pl.n_natural && n < (int)RING_MAX_REPLICAS; i++)
@@ -411,6 +416,15 @@ static bool giver_serves(const struct core *c, const struct core__range *g) {
          core__swim_up(c, g->from);
 }
 
+/* giver_lost: whether @g's giver lost its data for good: this node
+ * itself (a replacing member's moves), or a member being removed. */
+static bool giver_lost(const struct core *c, const struct core__range *g) {
+  const struct meta_member *fm =
+      meta_state_find(meta_node_state(c->meta), g->from);
+  return g->from == c->cfg.swim.id ||
+         (fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED);
+}
+
 /* gap_note: @from's read held nothing in (@after, @to]. */
 static void gap_note(struct core__stream *s, chorus_node_id from,
                      chorus_token after, chorus_token to) {
@@ -474,6 +488,23 @@ static chorus_node_id source_of(struct core *c, struct core__lane *l,
   uint8_t ncand = (uint8_t)nc;
   l->ncand = ncand;
   *last = span_end(c, ring, l->piece_first, *last, g->from, cand, nc);
+  if (nc == 0 && giver_lost(c, g)) {
+    /* No other replica of the piece in its class, and its giver lost its
+     * data (this node's own replaced disk, or a member removed): nothing
+     * anywhere holds it. A keyspace replicated once (N=1) loses its keys
+     * so by design; waiting would keep the change from ever finishing
+     * (change_sim "join 3->5" with such a keyspace, seed 78: n3 replaced
+     * its own disk and waited for ever). */
+    s->stats.fallbacks++;
+    TRACE(c,
+          "WARNING: range %zu: no replica of its class holds it but "
+          "%016" PRIx64 ", which lost its data: held as it is",
+          l->idx, g->from);
+    l->piece_last = *last;
+    next_piece(s, l);
+    *again = true;
+    return 0;
+  }
   for (; l->round < ncand; l->round++) {
     if (!core__swim_up(c, cand[l->round]))
       continue;
