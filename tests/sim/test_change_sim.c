@@ -533,11 +533,18 @@ static void sample(struct sim *s, void *arg) {
 /* ks_spec: the replication of @sc's keyspace: one replica where no node
  * loses data (the keyspace's keys then live on one node only, and move
  * whole with it), two where one dies or is wiped (N=1 would lose them by
- * design), one in each datacenter across two. */
+ * design); across two datacenters one in each, and two in the datacenter
+ * of a node that dies or is wiped (node i is in dc i % dcs): with one
+ * there, a LOCAL_QUORUM write acknowledged by it alone was lost with its
+ * disk before it reached the other datacenter ("replace own disk 2 dcs"
+ * seed 180 with "dc0:1,dc1:1"). */
 static const char *ks_spec(const struct scenario *sc) {
+  bool loses = sc->wipe || sc->goal == META_REMOVED || sc->with >= 0;
   if (sc->dcs > 1)
-    return "dc0:1,dc1:1";
-  return sc->wipe || sc->goal == META_REMOVED || sc->with >= 0 ? "2" : "1";
+    return !loses                     ? "dc0:1,dc1:1"
+           : sc->leave % sc->dcs == 0 ? "dc0:2,dc1:1"
+                                      : "dc0:1,dc1:2";
+  return loses ? "2" : "1";
 }
 
 /* make_keyspace: the operator creates the keyspace (`chorus keyspace
