@@ -1172,8 +1172,9 @@ struct chorus_keyspace {
   char name[48];         /* 1..47 of [A-Za-z0-9_-], never "default" */
   uint32_t id;           /* answers only: never given again after a drop */
   int type;              /* enum chorus_keyspace_type */
-  char replication[256]; /* a spec ("dc1:3,dc2:2"); "": the cluster's (the
-                            only one accepted so far: else CHORUS_ENOTSUP) */
+  char replication[256]; /* a spec ("dc1:3,dc2:2"); "": the cluster's;
+                            another places the keyspace's keys on replicas
+                            of their own; ALTER cannot change it */
   int32_t read, write;   /* default levels (chorus_opts' scale); 0: the
                             node's */
   uint64_t ttl_ms;       /* default time to live; 0: none */
@@ -1201,8 +1202,9 @@ int chorus_keyspace_list(struct chorus_client *c, const char *name,
  * unreachable; the name may be created again, as a new keyspace).
  * Writes: never resent. Errors, each with the node's reason in
  * chorus_client_errmsg(): CHORUS_EEXIST, CHORUS_ENOTFOUND, CHORUS_EINVAL (a bad
- * name or setting, a type change), CHORUS_ENOTSUP (a replication of its
- * own; a node older than protocol 5), CHORUS_ENOSPC (256 keyspaces),
+ * name or setting, a type change), CHORUS_ENOTSUP (an ALTER of the
+ * replication; a node older than protocol 5), CHORUS_ENOSPC (256
+ * keyspaces, or an eighth replication besides the cluster's),
  * CHORUS_ETIMEDOUT (no metadata leader within 5 s). */
 int chorus_keyspace_create(struct chorus_client *c,
                            const struct chorus_keyspace *ks,

@@ -71,7 +71,10 @@ bool repl__peer_alive(struct repl *r, chorus_node_id id) {
 
 static void refresh_stats(struct repl *r) {
   repl__hints_stats(&r->hints, &r->stats);
-  r->stats.aae_tree_keys = r->tree.keys;
+  uint64_t keys = 0;
+  for (unsigned c = 0; c < r->ntrees; c++)
+    keys += r->trees[c].keys;
+  r->stats.aae_tree_keys = keys;
 }
 
 int repl_new(const struct repl_config *cfg, struct store *store,
@@ -98,12 +101,14 @@ int repl_new(const struct repl_config *cfg, struct store *store,
   r->store = store;
   hlc_init(&r->hlc, r->cfg.max_clock_ahead_ms);
   r->hlc.tracer = r->cfg.tracer;
-  int rc = aae_tree_init(&r->tree,
+  /* Class 0's tree; the others' as the ring has classes (rebuild). */
+  int rc = aae_tree_init(&r->trees[0],
                          cfg->aae_bits ? cfg->aae_bits : AAE_TREE_BITS_DEFAULT);
   if (rc != CHORUS_OK) {
     chorus_free(r);
     return rc;
   }
+  r->ntrees = 1;
   repl__hints_init(&r->hints,
                    cfg->hint_max_bytes ? cfg->hint_max_bytes : UINT64_MAX);
   repl_set_ring(r, ring);
@@ -144,6 +149,7 @@ void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
   r->cleanup.checked = false;
   r->local_group =
       repl__group_of_dc(ring_snapshot_replication(ring), r->cfg.dc);
+  repl__aae_ring_set(r);
 }
 
 /* arm_hint_round: the hint round's timer, once: it re-arms itself. */

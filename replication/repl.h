@@ -459,10 +459,12 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now, bool *done);
  * one unsynced batch, purges those that are dead, that no hint of this
  * node still names, and that are known held everywhere:
  *   REPL_GC_REPAIR (default): for every other natural replica of the
- *     object's range, an anti-entropy exchange over the range started
- *     after the stamp and completed, so each of them held this object or
- *     one that supersedes it (repl__aae_repaired_after). A replica cut off
- *     for a month keeps everyone's tombstones until it is repaired.
+ *     object's range in the key's replication class, an anti-entropy
+ *     exchange of that class over the range started after the stamp and
+ *     completed, so each of them held this object or one that supersedes
+ *     it (repl__aae_repaired_after). A replica cut off for a month keeps
+ *     everyone's tombstones until it is repaired. A key of a class of one
+ *     replica (a keyspace at N = 1) has no other: the grace alone.
  *   REPL_GC_TIMEOUT: dead for tombstone_gc_timeout_ms (by the write's HLC
  *     time when known, else since the stamp), repaired or not: Cassandra's
  *     gc_grace_seconds. A replica that missed the delete and is not
@@ -645,42 +647,55 @@ uint64_t repl_hints_for(const struct repl *r, chorus_node_id target);
 /* ------------------------------------------------------------------------
  * ANTI-ENTROPY (repl_aae.c, docs/ARCHITECTURE.md "Anti-entropy")
  *
- * The node keeps one hash tree over its data (aae_tree.h), updated on
- * every write of STORE_DATA this module makes, and rebuilt by a paced scan
- * at start and whenever a write it could not follow (a failed batch, a
- * store reopen) left it stale. An exchange compares the tree with one
- * peer's over the token intervals where both are natural replicas in this
- * node's ring: branches, then the segments under differing branches, then
- * the (key, digest) lists of differing segments (and of the segments an
- * interval boundary cuts); each differing key is fetched from the peer
+ * The node keeps one hash tree (aae_tree.h) per replication class of its
+ * ring (ring.h: the cluster's, class 0, and one per distinct replication
+ * of a keyspace), each over the keys of its class only, updated on every
+ * write of STORE_DATA this module makes, and rebuilt together by one
+ * paced scan at start, whenever a write they could not follow (a failed
+ * batch, a store reopen) left them stale, and when the ring's classes
+ * change. An exchange is with one peer in one class: it compares that
+ * class's trees over the token intervals where both are natural replicas
+ * in that class (AAE requests name the class by its tag): branches, then
+ * the segments under differing branches, then the (key, digest) lists of
+ * differing segments (and of the segments an interval boundary cuts),
+ * keys of that class only; each differing key is fetched from the peer
  * (REPLICA_READ), joined here, and the join sent back when it differs
  * from the peer's copy (as read repair does). Nothing is overwritten and
- * a missing key is never taken for a delete: joins only add.
+ * a missing key is never taken for a delete: joins only add. A key thus
+ * only ever moves between replicas of its class: a keyspace at N = 1 has
+ * nothing to exchange.
  * ------------------------------------------------------------------------ */
 
-/* repl_aae_rebuild_step: advances a rebuild of the tree by up to @budget
- * keys (one starts when the tree is stale); *@built says whether the tree
+/* repl_aae_rebuild_step: advances a rebuild of the trees by up to @budget
+ * keys (one store iterator a step, whatever the number of classes; one
+ * starts when a tree is stale); *@built says whether every class's tree
  * is built after it. Errors: CHORUS_ENOMEM, store errors (the next step
  * starts over). */
 int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built);
-/* repl_aae_built: whether the tree is built (exchanges need it). */
+/* repl_aae_built: whether the trees of every class of the current ring
+ * are built (exchanges need them). */
 bool repl_aae_built(const struct repl *r);
 /* repl_aae_exchange: starts an exchange with @peer (0: the next peer in
- * turn, peers whose hints were dropped first). Does nothing when one is
- * under way, the tree is not built, the node does not serve, or no peer
- * shares a range (*@started, may be NULL, says whether one started).
- * Errors: CHORUS_ENOMEM, effect errors. */
+ * turn, peers whose hints were dropped first) in one class: the one asked
+ * for (repl_aae_request), else one a dropped hint named, else the one
+ * whose last exchange with @peer started the longest ago, among the
+ * classes in which the two share ranges (so a peer's classes take turns).
+ * Does nothing when one is under way, the trees are not built, the node
+ * does not serve, or the peer shares no range in any class (*@started,
+ * may be NULL, says whether one started). Errors: CHORUS_ENOMEM, effect
+ * errors. */
 int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
                       chorus_ms wall, const struct repl_effects *fx,
                       bool *started);
 /* repl_aae_busy: whether an exchange is under way. */
 bool repl_aae_busy(const struct repl *r);
-/* repl_aae_repaired_since: for the tombstone collector: the local wall
- * time at which the last exchange that completed over @token's range
+/* repl_aae_repaired_since: the local wall time at which the last
+ * exchange of the cluster's class (0) that completed over @token's range
  * started, the smallest over the other natural replicas of the range in
  * this node's ring; 0 when some never completed one (or the ring has no
- * replica). A tombstone written before that time is held by every
- * replica of its range (or its hint is still pending somewhere). */
+ * replica). A key of that class written before that time is held by
+ * every replica of its range (or its hint is still pending somewhere).
+ * (The tombstone collector asks the same of each key's own class.) */
 chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token);
 
 /* What repair status says of one peer (REPAIR_STATUS). */
@@ -692,13 +707,14 @@ struct repl_aae_peer_status {
 };
 /* repl_aae_status: the peers this node exchanged with (or tried), up to
  * @max of them into @out (NULL when @max is 0); returns how many there
- * are. */
+ * are. A peer's exchanges of every class are summed in its entry. */
 size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
                        size_t max);
 
-/* What repair status says of one token range this node replicates
- * (REPAIR_RANGES; repl_aae_ranges.c says how an exchange, which is with a
- * peer over every range the two share, maps to ranges). */
+/* What repair status says of one token range this node replicates in the
+ * cluster's class (REPAIR_RANGES; repl_aae_ranges.c says how an exchange,
+ * which is with a peer over every range the two share, maps to ranges;
+ * the exchanges of a keyspace's own class do not count here). */
 struct repl_aae_range_status {
   chorus_token first, last; /* inclusive; first > last wraps past 2^64-1 */
   chorus_ms last_completed; /* wall ms at which the last exchange this node
@@ -719,11 +735,12 @@ size_t repl_aae_ranges(const struct repl *r, chorus_token first,
                        size_t max);
 /* repl_aae_request: an exchange soon with every other natural replica,
  * alive, of the ranges this node replicates that overlap [@first, @last]
- * (first > last wraps): each such peer goes before any other in turn
- * (repl_aae_exchange with peer 0) until an exchange with it starts; the
- * exchange covers every range the two share. *@ranges (may be NULL): how
- * many of this node's ranges overlap; *@peers (may be NULL): how many
- * peers now wait for an exchange. Errors: CHORUS_ENOMEM. */
+ * (first > last wraps), in every class: each such (peer, class) goes
+ * before any other in turn (repl_aae_exchange with peer 0) until an
+ * exchange of it starts; the exchange covers every range the two share in
+ * that class. *@ranges (may be NULL): how many of this node's ranges of
+ * the cluster's class overlap; *@peers (may be NULL): how many peers now
+ * wait for an exchange. Errors: CHORUS_ENOMEM. */
 int repl_aae_request(struct repl *r, chorus_token first, chorus_token last,
                      size_t *ranges, size_t *peers);
 /* repl_aae_wanted: whether a peer asked for by repl_aae_request, alive and

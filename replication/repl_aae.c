@@ -79,27 +79,43 @@ static void exchange_abort(struct repl *r, const char *why) {
     return;
   REPL_TRACE(r, "aae with %016" PRIx64 " abandoned: %s", a->peer, why);
   r->stats.aae_aborted++;
-  struct repl_aae_peer *p = repl__aae_peer(r, a->peer, false);
+  struct repl_aae_peer *p = repl__aae_peer(r, a->peer, a->tag, false);
   if (p != NULL)
     p->aborted++;
   repl__aae_exchange_reset(a);
 }
 
-/* The table's range of storage key @dkey (NULL: not one of this node's). */
+/* The table's range of storage key @dkey (NULL: not one of this node's).
+ * The table is of the cluster's ranges (repl_aae_ranges.c): only class 0
+ * exchanges count in it. */
 static struct repl_aae_range *range_of(struct repl *r, const uint8_t *dkey) {
+  if (r->aae.cls != 0)
+    return NULL;
   return repl__aae_range_of(r, store_be64_get(dkey));
+}
+
+/* The tree of the class exchanged. */
+static const struct aae_tree *tree_of(const struct repl *r) {
+  return &r->trees[r->aae.cls];
 }
 
 static int exchange_complete(struct repl *r, chorus_ms now) {
   struct repl_aae *a = &r->aae;
-  struct repl_aae_peer *p = repl__aae_peer(r, a->peer, true);
+  if (r->trees_map != a->map) {
+    /* Keys changed class meanwhile (the epoch stays): what was compared
+     * is not what the tombstone collector would count on. */
+    exchange_abort(r, "the replication classes changed");
+    return CHORUS_OK;
+  }
+  struct repl_aae_peer *p = repl__aae_peer(r, a->peer, a->tag, true);
   if (p == NULL)
     return CHORUS_ENOMEM;
   r->stats.aae_completed++;
   /* The wall time of the end, from the start's and the monotonic clock's
    * advance (the events of an exchange carry only the monotonic one). */
-  repl__aae_ranges_completed(r, a->iv, a->niv,
-                             a->started + (now - a->started_mono));
+  if (a->cls == 0)
+    repl__aae_ranges_completed(r, a->iv, a->niv,
+                               a->started + (now - a->started_mono));
   p->last_started = a->started;
   p->last_started_mono = a->started_mono;
   p->exchanges++;
@@ -112,9 +128,10 @@ static int exchange_complete(struct repl *r, chorus_ms now) {
   a->iv = NULL;
   a->niv = 0;
   REPL_TRACE(r,
-             "aae with %016" PRIx64 ": %" PRIu64 " segments differed, %" PRIu64
-             " keys compared, %" PRIu64 " repaired",
-             a->peer, a->segs, a->keys, a->repaired);
+             "aae with %016" PRIx64 " (class %016" PRIx64 "): %" PRIu64
+             " segments differed, %" PRIu64 " keys compared, %" PRIu64
+             " repaired",
+             a->peer, a->tag, a->segs, a->keys, a->repaired);
   repl__aae_exchange_reset(a);
   return CHORUS_OK;
 }
@@ -133,6 +150,7 @@ bool repl_aae_busy(const struct repl *r) {
  * last in id order among the nodes of the ring, alive. */
 static chorus_node_id next_peer(struct repl *r) {
   struct repl_aae *a = &r->aae;
+  /* (A record per peer and class: a peer with any wanted.) */
   for (size_t i = 0; i < a->npeers; i++)
     if (a->peers[i].wanted && repl__peer_alive(r, a->peers[i].id) &&
         ring_snapshot_find(r->ring, a->peers[i].id) >= 0)
@@ -156,37 +174,88 @@ static chorus_node_id next_peer(struct repl *r) {
   return best != 0 ? best : first;
 }
 
+/* pick_class: the class of the exchange with @peer, *@cls, and the
+ * intervals the two share in it (*@iv, *@niv; none: no class to
+ * exchange): the one asked for (wanted), else one a dropped hint named
+ * (priority), else the one whose last exchange started the longest ago,
+ * among the classes in which the two share ranges. So exchanges with one
+ * peer take its classes in turn. A flag on a class they share nothing in
+ * is cleared (nothing to do there). Errors: CHORUS_ENOMEM. */
+static int pick_class(struct repl *r, chorus_node_id peer, unsigned *cls,
+                      struct repl_aae_iv **iv, size_t *niv) {
+  *iv = NULL;
+  *niv = 0;
+  unsigned n = ring_snapshot_class_count(r->ring);
+  int best_rank = 3;
+  chorus_ms best_at = 0;
+  for (unsigned c = 0; c < n; c++) {
+    struct repl_aae_iv *v;
+    size_t nv;
+    int rc = repl__aae_shared_intervals(r, c, peer, &v, &nv);
+    if (rc != CHORUS_OK) {
+      chorus_free(*iv);
+      *iv = NULL;
+      *niv = 0;
+      return rc;
+    }
+    struct repl_aae_peer *p =
+        repl__aae_peer(r, peer, ring_snapshot_class_tag(r->ring, c), false);
+    if (nv == 0 || nv > WIRE_AAE_MAX_INTERVALS) {
+      chorus_free(v);
+      if (p != NULL)
+        p->wanted = p->priority = false;
+      continue;
+    }
+    int rank = p == NULL ? 2 : p->wanted ? 0 : p->priority ? 1 : 2;
+    chorus_ms at = p != NULL && p->exchanges ? p->last_started_mono : 0;
+    if (rank < best_rank || (rank == best_rank && at < best_at)) {
+      chorus_free(*iv);
+      *iv = v;
+      *niv = nv;
+      *cls = c;
+      best_rank = rank;
+      best_at = at;
+    } else {
+      chorus_free(v);
+    }
+  }
+  return CHORUS_OK;
+}
+
 int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
                       chorus_ms wall, const struct repl_effects *fx,
                       bool *started) {
   struct repl_aae *a = &r->aae;
   if (started != NULL)
     *started = false;
-  if (a->phase != REPL_AAE_IDLE || !aae_tree_built(&r->tree) ||
-      !repl__serving(r) || r->failed)
+  if (a->phase != REPL_AAE_IDLE || !repl_aae_built(r) || !repl__serving(r) ||
+      r->failed)
     return CHORUS_OK;
   if (peer == 0)
     peer = next_peer(r);
   if (peer == 0 || peer == r->cfg.self || !repl__peer_alive(r, peer))
     return CHORUS_OK;
   a->last_peer = peer;
-  struct repl_aae_peer *p = repl__aae_peer(r, peer, true);
-  if (p == NULL)
-    return CHORUS_ENOMEM;
-  p->priority = false;
-  p->wanted = false;
   int rc = repl__aae_ranges_refresh(r);
   if (rc != CHORUS_OK)
     return rc;
-  rc = repl__aae_shared_intervals(r, peer, &a->iv, &a->niv);
-  if (rc != CHORUS_OK)
+  unsigned cls = 0;
+  rc = pick_class(r, peer, &cls, &a->iv, &a->niv);
+  if (rc != CHORUS_OK || a->niv == 0)
     return rc;
-  if (a->niv == 0 || a->niv > WIRE_AAE_MAX_INTERVALS) {
+  uint64_t tag = ring_snapshot_class_tag(r->ring, cls);
+  struct repl_aae_peer *p = repl__aae_peer(r, peer, tag, true);
+  if (p == NULL) {
     chorus_free(a->iv);
     a->iv = NULL;
     a->niv = 0;
-    return CHORUS_OK;
+    return CHORUS_ENOMEM;
   }
+  p->priority = false;
+  p->wanted = false;
+  a->cls = cls;
+  a->tag = tag;
+  a->map = r->trees_map;
   a->peer = peer;
   a->epoch = ring_snapshot_version(r->ring);
   a->started = wall;
@@ -197,14 +266,14 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
   r->stats.aae_started++;
   if (started != NULL)
     *started = true;
+  const struct aae_tree *t = tree_of(r);
   REPL_TRACE(r,
-             "aae with %016" PRIx64 ": %zu intervals at epoch %" PRIu64
-             " (the first [%016" PRIx64 ", %016" PRIx64 "]), tree of %" PRIu64
-             " objects",
-             peer, a->niv, a->epoch, a->iv[0].first, a->iv[0].last,
-             r->tree.keys);
+             "aae with %016" PRIx64 " (class %016" PRIx64 "): %zu intervals "
+             "at epoch %" PRIu64 " (the first [%016" PRIx64 ", %016" PRIx64
+             "]), tree of %" PRIu64 " objects",
+             peer, tag, a->niv, a->epoch, a->iv[0].first, a->iv[0].last,
+             t->keys);
   /* The branches wholly inside the intervals. */
-  const struct aae_tree *t = &r->tree;
   for (uint32_t b = 0; b < (1u << t->branch_bits); b++)
     if (repl__aae_inside(a->iv, a->niv,
                          aae_tree_segment_first(t->branch_bits, b),
@@ -230,7 +299,7 @@ int repl_aae_exchange(struct repl *r, chorus_node_id peer, chorus_ms now,
  * interval boundary cuts go to the key ranges. */
 static int plan_segments(struct repl *r, const uint32_t *diffb, size_t ndiffb) {
   struct repl_aae *a = &r->aae;
-  const struct aae_tree *t = &r->tree;
+  const struct aae_tree *t = tree_of(r);
   unsigned shift = t->bits - t->branch_bits;
   a->nids = 0;
   size_t db = 0;
@@ -294,10 +363,12 @@ static int send_tree_req(struct repl *r, const struct repl_effects *fx,
   a->awaited = repl__aae_new_id(r);
   struct wire_msg m = {.type = WIRE_AAE_TREE_REQ, .request_id = a->awaited};
   m.aae_tree_req = (struct wire_aae_tree_req){.epoch = a->epoch,
-                                              .bits = (uint8_t)r->tree.bits,
+                                              .bits = (uint8_t)tree_of(r)->bits,
                                               .level = level,
                                               .intervals = {ivb, 16 * a->niv},
-                                              .ids = {idb, 4 * n}};
+                                              .ids = {idb, 4 * n},
+                                              .class_tag = a->tag,
+                                              .class_map = a->map};
   int rc = repl__aae_send(r, fx, a->peer, &m);
   chorus_free(ivb);
   chorus_free(idb);
@@ -315,7 +386,7 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
     exchange_abort(r, "AAE_TREE with a wrong hash count");
     return CHORUS_OK;
   }
-  const struct aae_tree *t = &r->tree;
+  const struct aae_tree *t = tree_of(r);
   bool branches = a->phase == REPL_AAE_BRANCHES;
   /* Differing entries are written back over the ids compared (in
    * place: index w <= i). */
@@ -356,7 +427,7 @@ static int on_tree(struct repl *r, const struct wire_msg *m,
   } else {
     a->segs += a->nids;
     r->stats.aae_segments_differing += a->nids;
-    for (size_t i = 0; i < a->nids; i++)
+    for (size_t i = 0; i < a->nids && a->cls == 0; i++)
       repl__aae_ranges_segment(r, aae_tree_segment_first(t->bits, a->ids[i]),
                                aae_tree_segment_last(t->bits, a->ids[i]));
   }
@@ -392,7 +463,9 @@ static int send_keys_req(struct repl *r, const struct repl_effects *fx) {
   m.aae_keys_req = (struct wire_aae_keys_req){.epoch = a->epoch,
                                               .intervals = {ivb, 16 * a->krn},
                                               .after = {a->after, a->alen},
-                                              .max_keys = KEYS_PER_REQ};
+                                              .max_keys = KEYS_PER_REQ,
+                                              .class_tag = a->tag,
+                                              .class_map = a->map};
   int rc = repl__aae_send(r, fx, a->peer, &m);
   chorus_free(ivb);
   if (rc == CHORUS_OK)
@@ -478,10 +551,11 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
     }
     chorus_token tok = store_be64_get(dk);
     if (!repl__aae_inside(kr, a->krn, tok, tok) ||
+        repl__aae_class_of(r, dk, dl) != a->cls ||
         (a->alen > 0 && repl__aae_key_cmp(dk, dl, a->after, a->alen) <= 0) ||
         (peer.n > 0 && repl__aae_key_cmp(dk, dl, peer.k[peer.n - 1],
                                          peer.kl[peer.n - 1]) <= 0))
-      bad = "AAE_KEYS entry out of order or out of range";
+      bad = "AAE_KEYS entry out of order, out of range or of another class";
     else
       rc = repl__aae_key_list_add(&peer, dk, dl, store_be64_get(d->ptr));
     chorus_free(dk);
@@ -502,7 +576,7 @@ static int on_keys(struct repl *r, const struct wire_msg *m,
     exchange_abort(r, "AAE_KEYS empty with more");
     return CHORUS_OK;
   }
-  rc = repl__aae_list_keys(r, kr, a->krn, a->after, a->alen, upto, ulen,
+  rc = repl__aae_list_keys(r, a->cls, kr, a->krn, a->after, a->alen, upto, ulen,
                            KEYS_PER_REQ, SIZE_MAX, &mine, &mmore);
   if (rc != CHORUS_OK) {
     repl__aae_key_list_free(&peer);
@@ -821,7 +895,7 @@ bool repl__aae_answer(struct repl *r, chorus_node_id from,
   if (a->phase == REPL_AAE_IDLE || from != a->peer || m->request_id == 0)
     return false;
   if (m->request_id == a->awaited) {
-    if (ring_snapshot_version(r->ring) != a->epoch) {
+    if (ring_snapshot_version(r->ring) != a->epoch || r->trees_map != a->map) {
       exchange_abort(r, "the ring changed");
       return true;
     }

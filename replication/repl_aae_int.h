@@ -36,26 +36,37 @@ int repl__aae_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 void repl__aae_key_list_free(struct key_list *l);
 int repl__aae_key_list_add(struct key_list *l, const uint8_t *k, size_t kl,
                            uint64_t d);
-int repl__aae_list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
+/* The keys of class @cls (an index in the current ring) only. */
+int repl__aae_list_keys(struct repl *r, unsigned cls,
+                        const struct repl_aae_iv *iv, size_t n,
                         const uint8_t *after, size_t alen, const uint8_t *upto,
                         size_t ulen, size_t max, size_t max_bytes,
                         struct key_list *l, bool *more);
+/* The record of (@id, class @tag); created when @create (NULL: none, or
+ * out of memory). */
 struct repl_aae_peer *repl__aae_peer(struct repl *r, chorus_node_id id,
-                                     bool create);
-int repl__aae_each_range(const struct repl *r,
+                                     uint64_t tag, bool create);
+/* Every range of @s (the current ring or one of its classes). */
+int repl__aae_each_range(const struct ring_snapshot *s,
                          int (*fn)(void *arg, chorus_token first,
                                    chorus_token last,
                                    const struct ring_plist *pl),
                          void *arg);
-int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
-                               struct repl_aae_iv **out, size_t *nout);
+/* The intervals where this node and @peer are both natural replicas in
+ * class @cls of the current ring. */
+int repl__aae_shared_intervals(struct repl *r, unsigned cls,
+                               chorus_node_id peer, struct repl_aae_iv **out,
+                               size_t *nout);
+/* The class index of storage key @dkey in the current ring. */
+unsigned repl__aae_class_of(const struct repl *r, const uint8_t *dkey,
+                            size_t dlen);
 void repl__aae_exchange_reset(struct repl_aae *a);
 int repl__aae_iv_cmp(const void *a, const void *b);
 /* The earliest start (@mono: monotonic, else wall) of the last completed
- * exchanges over @token with each other natural replica; 0 when one has
- * none; UINT64_MAX when there is no other. */
-chorus_ms repl__aae_oldest_repair(const struct repl *r, chorus_token token,
-                                  bool mono);
+ * exchanges of class @cls over @token with each other natural replica in
+ * that class; 0 when one has none; UINT64_MAX when there is no other. */
+chorus_ms repl__aae_oldest_repair(const struct repl *r, unsigned cls,
+                                  chorus_token token, bool mono);
 
 /* Per-range figures (repl_aae_ranges.c): the table refreshed for the
  * current ring (Errors: CHORUS_ENOMEM, the old table kept), freed; the

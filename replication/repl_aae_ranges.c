@@ -4,10 +4,13 @@
  *
  * HOW AN EXCHANGE MAPS TO RANGES
  *
- * There is one tree per node, not one per range, and an exchange is with
- * one peer over every interval the two both replicate (the union of whole
- * vnode ranges, repl__aae_shared_intervals). Its figures are attributed to
- * the ranges of this node's table by token, as they happen:
+ * There is one tree per node and replication class, not one per range,
+ * and an exchange is with one peer in one class over every interval the
+ * two both replicate in it (the union of whole vnode ranges,
+ * repl__aae_shared_intervals). The table is of the cluster's class (0):
+ * the figures of its exchanges are attributed to the ranges of this
+ * node's table by token, as they happen (a keyspace's own class's
+ * exchanges count in the node's and the peer's totals only):
  *
  *   keys differing, keys repaired, bytes   the key's token: exact
  *   segments differing                      every range the segment
@@ -136,7 +139,7 @@ int repl__aae_ranges_refresh(struct repl *r) {
   if (a->ranges_set && a->ranges_epoch == epoch)
     return CHORUS_OK;
   struct build b = {.r = r, .old = a->ranges, .nold = a->nranges};
-  int rc = repl__aae_each_range(r, add_mine, &b);
+  int rc = repl__aae_each_range(r->ring, add_mine, &b);
   if (rc != CHORUS_OK) {
     chorus_free(b.v);
     return rc;
@@ -227,7 +230,7 @@ static int report_one(void *arg, chorus_token first, chorus_token last,
       s->bytes_sent = g->bytes_sent;
       s->bytes_received = g->bytes_received;
     }
-    s->repaired = repl__aae_oldest_repair(r, last, false) != 0;
+    s->repaired = repl__aae_oldest_repair(r, 0, last, false) != 0;
   }
   p->n++;
   return CHORUS_OK;
@@ -237,7 +240,7 @@ size_t repl_aae_ranges(const struct repl *r, chorus_token first,
                        chorus_token last, struct repl_aae_range_status *out,
                        size_t max) {
   struct report p = {r, first, last, out, out ? max : 0, 0};
-  (void)repl__aae_each_range(r, report_one, &p); /* report_one never fails */
+  (void)repl__aae_each_range(r->ring, report_one, &p); /* never fails */
   return p.n;
 }
 
@@ -248,7 +251,9 @@ size_t repl_aae_ranges(const struct repl *r, chorus_token first,
 struct request {
   struct repl *r;
   chorus_token first, last;
-  size_t ranges;
+  unsigned cls;
+  uint64_t tag;
+  size_t ranges; /* the cluster's (class 0) only, as status lists */
 };
 
 static int want_one(void *arg, chorus_token first, chorus_token last,
@@ -257,12 +262,12 @@ static int want_one(void *arg, chorus_token first, chorus_token last,
   struct repl *r = q->r;
   if (!lists(pl, r->cfg.self) || !span_overlap(first, last, q->first, q->last))
     return CHORUS_OK;
-  q->ranges++;
+  q->ranges += q->cls == 0;
   for (unsigned j = 0; j < pl->n_natural; j++) {
     chorus_node_id id = pl->r[j].id;
     if (id == r->cfg.self || !repl__peer_alive(r, id))
       continue;
-    struct repl_aae_peer *p = repl__aae_peer(r, id, true);
+    struct repl_aae_peer *p = repl__aae_peer(r, id, q->tag, true);
     if (p == NULL)
       return CHORUS_ENOMEM;
     p->wanted = true;
@@ -272,11 +277,23 @@ static int want_one(void *arg, chorus_token first, chorus_token last,
 
 int repl_aae_request(struct repl *r, chorus_token first, chorus_token last,
                      size_t *ranges, size_t *peers) {
-  struct request q = {r, first, last, 0};
-  int rc = repl__aae_each_range(r, want_one, &q);
+  /* In every class: a keyspace's own replicas of these tokens too. */
+  struct request q = {r, first, last, 0, 0, 0};
+  int rc = CHORUS_OK;
+  unsigned n = r->ring ? ring_snapshot_class_count(r->ring) : 0;
+  for (unsigned c = 0; c < n && rc == CHORUS_OK; c++) {
+    q.cls = c;
+    q.tag = ring_snapshot_class_tag(r->ring, c);
+    rc = repl__aae_each_range(ring_snapshot_class(r->ring, c), want_one, &q);
+  }
+  /* Peers, not (peer, class) records: a peer's are adjacent. */
   size_t waiting = 0;
+  chorus_node_id counted = 0;
   for (size_t i = 0; i < r->aae.npeers; i++)
-    waiting += r->aae.peers[i].wanted;
+    if (r->aae.peers[i].wanted && r->aae.peers[i].id != counted) {
+      counted = r->aae.peers[i].id;
+      waiting++;
+    }
   REPL_TRACE(r,
              "aae asked for [%016" PRIx64 ", %016" PRIx64 "]: %zu of this "
              "node's ranges, %zu peers wait for an exchange",

@@ -147,13 +147,16 @@ int repl__aae_key_list_add(struct key_list *l, const uint8_t *k, size_t kl,
   return CHORUS_OK;
 }
 
-/* list_keys: the keys of @iv sorting after @after (none: from the start),
- * and at most @upto when not NULL, into @l until @max keys or @max_bytes;
- * *@more when it stopped at a bound with keys left. One iterator serves
- * every interval, seeked to each: opening one costs more than a seek
- * (RocksDB builds the memtable's view each time: a thousand opens took
- * seconds). */
-int repl__aae_list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
+/* list_keys: the keys of class @cls in @iv sorting after @after (none:
+ * from the start), and at most @upto when not NULL, into @l until @max keys
+ * or @max_bytes; *@more when it stopped at a bound with keys left. One
+ * iterator serves every interval, seeked to each: opening one costs more
+ * than a seek (RocksDB builds the memtable's view each time: a thousand
+ * opens took seconds). The keys of other classes in the intervals are
+ * read and skipped (classes interleave by token): the intervals listed are
+ * differing segments and the parts of cut ones, small spans. */
+int repl__aae_list_keys(struct repl *r, unsigned cls,
+                        const struct repl_aae_iv *iv, size_t n,
                         const uint8_t *after, size_t alen, const uint8_t *upto,
                         size_t ulen, size_t max, size_t max_bytes,
                         struct key_list *l, bool *more) {
@@ -194,6 +197,8 @@ int repl__aae_list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
         done = true; /* past the bound: done with every interval */
         break;
       }
+      if (repl__aae_class_of(r, k, kl) != cls)
+        continue; /* another class's: its own exchanges */
       if (l->n >= max || l->bytes >= max_bytes) {
         *more = true;
         done = true;
@@ -220,66 +225,162 @@ int repl__aae_list_keys(struct repl *r, const struct repl_aae_iv *iv, size_t n,
  * The tree's upkeep
  * ------------------------------------------------------------------------ */
 
+unsigned repl__aae_class_of(const struct repl *r, const uint8_t *dkey,
+                            size_t dlen) {
+  if (r->ring == NULL || dlen <= STORE_TOKEN_PREFIX)
+    return 0;
+  return ring_key_class(r->ring, dkey + STORE_TOKEN_PREFIX,
+                        dlen - STORE_TOKEN_PREFIX);
+}
+
+void repl__aae_note(struct repl *r, const void *dkey, size_t dlen, uint64_t old,
+                    uint64_t new) {
+  unsigned c = repl__aae_class_of(r, dkey, dlen);
+  if (c < r->ntrees)
+    aae_tree_update(&r->trees[c], dkey, dlen, old, new);
+}
+
+static void trees_stale(struct repl *r) {
+  for (unsigned c = 0; c < r->ntrees; c++)
+    aae_tree_mark_stale(&r->trees[c]);
+}
+
+void repl__aae_ring_set(struct repl *r) {
+  uint64_t map = ring_snapshot_class_map(r->ring);
+  if (map == r->trees_map)
+    return;
+  /* Keys changed class, or classes changed index: every tree is rebuilt
+   * (keyspaces are created and dropped rarely; one scan refills all). */
+  if (r->ntrees > 0 && r->trees[0].state != AAE_TREE_STALE)
+    REPL_TRACE(r, "aae: replication classes changed (%u now); trees rebuilt",
+               ring_snapshot_class_count(r->ring));
+  trees_stale(r);
+  r->trees_map = map;
+  /* Exchanges before the change compared keys by their old classes:
+   * none counts for the tombstone collector any more (their figures
+   * stay). */
+  for (size_t i = 0; i < r->aae.npeers; i++) {
+    chorus_free(r->aae.peers[i].iv);
+    r->aae.peers[i].iv = NULL;
+    r->aae.peers[i].niv = 0;
+  }
+}
+
 void repl__aae_stale(struct repl *r) {
-  if (r->tree.state != AAE_TREE_STALE)
-    REPL_TRACE(r, "aae: tree stale (a write it could not follow); rebuilt");
-  aae_tree_mark_stale(&r->tree);
+  if (r->ntrees > 0 && r->trees[0].state != AAE_TREE_STALE)
+    REPL_TRACE(r, "aae: trees stale (a write they could not follow); rebuilt");
+  trees_stale(r);
 }
 
 bool repl_aae_built(const struct repl *r) {
-  return aae_tree_built(&r->tree);
+  if (r->ring == NULL || r->ntrees != ring_snapshot_class_count(r->ring))
+    return false;
+  for (unsigned c = 0; c < r->ntrees; c++)
+    if (!aae_tree_built(&r->trees[c]))
+      return false;
+  return true;
+}
+
+/* Makes the trees one per class of the current ring (the new ones stale,
+ * as are all then). Errors: CHORUS_ENOMEM. */
+static int trees_fit(struct repl *r) {
+  unsigned want = ring_snapshot_class_count(r->ring);
+  if (r->ntrees == want)
+    return CHORUS_OK;
+  while (r->ntrees > want)
+    aae_tree_free(&r->trees[--r->ntrees]);
+  while (r->ntrees < want) {
+    int rc = aae_tree_init(&r->trees[r->ntrees], r->trees[0].bits);
+    if (rc != CHORUS_OK)
+      return rc;
+    r->ntrees++;
+  }
+  trees_stale(r);
+  return CHORUS_OK;
 }
 
 int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built) {
-  struct aae_tree *t = &r->tree;
-  *built = aae_tree_built(t);
+  *built = repl_aae_built(r);
   if (*built)
     return CHORUS_OK;
-  if (t->state == AAE_TREE_STALE)
-    aae_tree_rebuild_begin(t);
+  int rc = trees_fit(r);
+  if (rc != CHORUS_OK)
+    return rc;
+  /* The trees are rebuilt together by one scan of the data space (an
+   * iterator a step, as before classes: a scan per class would multiply
+   * the opens): each key goes to its class's tree, and at the step's end
+   * every tree's cursor moves to the last key read, so that a write the
+   * scan has passed updates its tree whichever class it is of. A tree
+   * left stale (a failed write, a class added) restarts them all. */
+  bool begin = false;
+  for (unsigned c = 0; c < r->ntrees; c++)
+    begin |= r->trees[c].state != AAE_TREE_BUILDING;
+  if (begin)
+    for (unsigned c = 0; c < r->ntrees; c++)
+      aae_tree_rebuild_begin(&r->trees[c]);
+  struct aae_tree *t0 = &r->trees[0];
   if (budget == 0)
     budget = REBUILD_DEFAULT_KEYS;
-  /* The bound is copied: the tree's cursor moves as keys are added. */
+  /* The bound is copied: the cursors move as keys are added. */
   uint8_t *lo = NULL;
-  size_t lolen = t->clen;
+  size_t lolen = t0->clen;
   if (lolen > 0) {
     if ((lo = chorus_malloc(lolen)) == NULL)
       return CHORUS_ENOMEM;
-    memcpy(lo, t->cursor, lolen);
+    memcpy(lo, t0->cursor, lolen);
   }
   struct store_iter *it;
-  int rc = store_iter_open(r->store, STORE_DATA, lo, lolen, NULL, 0, &it);
+  rc = store_iter_open(r->store, STORE_DATA, lo, lolen, NULL, 0, &it);
   if (rc != CHORUS_OK) {
     chorus_free(lo);
     return rc;
   }
   size_t seen = 0;
+  const uint8_t *last = NULL;
+  size_t lastlen = 0;
+  unsigned lastc = 0;
   for (; store_iter_valid(it) && seen < budget; store_iter_next(it)) {
     size_t kl, vl;
     const uint8_t *k = store_iter_key(it, &kl);
     if (lolen > 0 && kl == lolen && memcmp(k, lo, kl) == 0)
       continue;
     const void *v = store_iter_value(it, &vl);
-    if ((rc = aae_tree_rebuild_add(t, k, kl, aae_digest(v, vl))) != CHORUS_OK)
+    unsigned c = repl__aae_class_of(r, k, kl);
+    if ((rc = aae_tree_rebuild_add(&r->trees[c], k, kl, aae_digest(v, vl))) !=
+        CHORUS_OK)
       break;
+    last = k;
+    lastlen = kl;
+    lastc = c;
     seen++;
   }
+  /* The other trees' cursors to the last key read (a digest of 0 adds
+   * nothing); the key stays valid until the iterator moves. */
+  for (unsigned c = 0; c < r->ntrees && rc == CHORUS_OK && last != NULL; c++)
+    if (c != lastc)
+      rc = aae_tree_rebuild_add(&r->trees[c], last, lastlen, 0);
   bool end = rc == CHORUS_OK && !store_iter_valid(it);
   if (rc == CHORUS_OK)
     rc = store_iter_status(it);
   store_iter_close(it);
   chorus_free(lo);
   if (rc != CHORUS_OK) {
-    aae_tree_mark_stale(t);
+    trees_stale(r);
     return rc;
   }
-  if (end) {
-    aae_tree_rebuild_end(t);
-    r->stats.aae_rebuilds++;
-    REPL_TRACE(r, "aae: tree built, %" PRIu64 " objects", t->keys);
+  uint64_t keys = 0;
+  for (unsigned c = 0; c < r->ntrees; c++) {
+    if (end)
+      aae_tree_rebuild_end(&r->trees[c]);
+    keys += r->trees[c].keys;
   }
-  *built = aae_tree_built(t);
-  r->stats.aae_tree_keys = t->keys;
+  if (end) {
+    r->stats.aae_rebuilds++;
+    REPL_TRACE(r, "aae: trees built, %" PRIu64 " objects in %u classes", keys,
+               r->ntrees);
+  }
+  *built = repl_aae_built(r);
+  r->stats.aae_tree_keys = keys;
   return CHORUS_OK;
 }
 
@@ -288,12 +389,13 @@ int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built) {
  * ------------------------------------------------------------------------ */
 
 struct repl_aae_peer *repl__aae_peer(struct repl *r, chorus_node_id id,
-                                     bool create) {
+                                     uint64_t tag, bool create) {
   struct repl_aae *a = &r->aae;
   size_t i = 0;
-  while (i < a->npeers && a->peers[i].id < id)
+  while (i < a->npeers && (a->peers[i].id < id ||
+                           (a->peers[i].id == id && a->peers[i].tag < tag)))
     i++;
-  if (i < a->npeers && a->peers[i].id == id)
+  if (i < a->npeers && a->peers[i].id == id && a->peers[i].tag == tag)
     return &a->peers[i];
   if (!create)
     return NULL;
@@ -303,7 +405,7 @@ struct repl_aae_peer *repl__aae_peer(struct repl *r, chorus_node_id id,
     return NULL;
   a->peers = p;
   memmove(&p[i + 1], &p[i], (a->npeers - i) * sizeof *p);
-  p[i] = (struct repl_aae_peer){.id = id};
+  p[i] = (struct repl_aae_peer){.id = id, .tag = tag};
   a->npeers++;
   return &p[i];
 }
@@ -311,28 +413,32 @@ struct repl_aae_peer *repl__aae_peer(struct repl *r, chorus_node_id id,
 void repl__aae_hint_dropped(struct repl *r, chorus_node_id target,
                             chorus_token token) {
   (void)token; /* every range shared with @target is exchanged */
-  struct repl_aae_peer *p = repl__aae_peer(r, target, true);
-  if (p != NULL)
-    p->priority = true;
+  unsigned n = r->ring ? ring_snapshot_class_count(r->ring) : 1;
+  for (unsigned c = 0; c < n; c++) { /* the hint's key's class is unknown */
+    struct repl_aae_peer *p = repl__aae_peer(
+        r, target, r->ring ? ring_snapshot_class_tag(r->ring, c) : 0, true);
+    if (p != NULL)
+      p->priority = true;
+  }
 }
 
-/* Calls @fn with every range of the current ring, (previous token, token]
- * as [first, last] (first > last: it wraps), with its natural replicas;
- * stops at an error. */
-int repl__aae_each_range(const struct repl *r,
+/* Calls @fn with every range of @s, (previous token, token] as [first,
+ * last] (first > last: it wraps), with its natural replicas; stops at an
+ * error. A class's snapshot has the same tokens as the ring's: the ranges
+ * are the same, their replicas those of the class. */
+int repl__aae_each_range(const struct ring_snapshot *s,
                          int (*fn)(void *arg, chorus_token first,
                                    chorus_token last,
                                    const struct ring_plist *pl),
                          void *arg) {
-  size_t n = r->ring ? ring_snapshot_token_count(r->ring) : 0;
+  size_t n = s ? ring_snapshot_token_count(s) : 0;
   for (size_t i = 0; i < n; i++) {
-    chorus_token tok = ring_snapshot_token(r->ring, i, NULL);
-    chorus_token prev =
-        ring_snapshot_token(r->ring, i > 0 ? i - 1 : n - 1, NULL);
+    chorus_token tok = ring_snapshot_token(s, i, NULL);
+    chorus_token prev = ring_snapshot_token(s, i > 0 ? i - 1 : n - 1, NULL);
     if (i > 0 && prev == tok)
       continue;
     struct ring_plist pl;
-    if (ring_lookup(r->ring, tok, 0, &pl) != CHORUS_OK)
+    if (ring_lookup(s, tok, 0, &pl) != CHORUS_OK)
       continue;
     /* One distinct token: the range is the whole ring. */
     int rc = fn(arg, prev + 1, tok, &pl);
@@ -367,13 +473,15 @@ static int add_shared(void *arg, chorus_token first, chorus_token last,
                          : rc;
 }
 
-/* The intervals where this node and @peer are both natural replicas. */
-int repl__aae_shared_intervals(struct repl *r, chorus_node_id peer,
-                               struct repl_aae_iv **out, size_t *nout) {
+int repl__aae_shared_intervals(struct repl *r, unsigned cls,
+                               chorus_node_id peer, struct repl_aae_iv **out,
+                               size_t *nout) {
   *out = NULL;
   *nout = 0;
   struct shared_ivs s = {.r = r, .peer = peer};
-  int rc = repl__aae_each_range(r, add_shared, &s);
+  const struct ring_snapshot *cs =
+      r->ring ? ring_snapshot_class(r->ring, cls) : NULL;
+  int rc = cs ? repl__aae_each_range(cs, add_shared, &s) : CHORUS_OK;
   struct repl_aae_iv *v = s.v;
   size_t nv = s.n;
   if (rc != CHORUS_OK) {
@@ -409,18 +517,69 @@ static int refuse(const struct repl_effects *fx, chorus_node_id to,
   return fx->send(fx->ctx, to, &e);
 }
 
+/* served: whether this node serves @from intervals @iv (@niv) of class
+ * @tag at the current ring: it knows the class (*@cls its index), and is a
+ * natural replica in that class of every interval together with @from.
+ * Else *@code and *@why say what to answer. Errors: CHORUS_ENOMEM. */
+static int served(struct repl *r, chorus_node_id from, uint64_t tag,
+                  uint64_t map, const struct repl_aae_iv *iv, size_t niv,
+                  unsigned *cls, int *code, const char *why[1]) {
+  struct repl_aae *a = &r->aae;
+  *code = CHORUS_OK;
+  if (map != r->trees_map) {
+    /* The two class keys otherwise (a keyspace created or dropped that
+     * one of them has not learnt yet; the epoch does not change): their
+     * trees and lists would not compare. Later. */
+    *code = CHORUS_ESTALE;
+    *why = "replication classes differ";
+    return CHORUS_OK;
+  }
+  int c = ring_snapshot_class_find(r->ring, tag);
+  if (c < 0) {
+    /* A class the asker's ring has and this one's not: their metadata
+     * differ (the epochs matched otherwise); the asker tries later. */
+    *code = CHORUS_ESTALE;
+    *why = "unknown replication class";
+    return CHORUS_OK;
+  }
+  *cls = (unsigned)c;
+  uint64_t epoch = ring_snapshot_version(r->ring);
+  struct repl_aae_served *sv = NULL;
+  for (unsigned i = 0; i < REPL_AAE_SERVED && sv == NULL; i++)
+    if (a->sv[i].peer == from && a->sv[i].tag == tag && a->sv[i].epoch == epoch)
+      sv = &a->sv[i];
+  if (sv == NULL) {
+    sv = &a->sv[a->sv_next++ % REPL_AAE_SERVED];
+    chorus_free(sv->iv);
+    *sv = (struct repl_aae_served){0};
+    int rc =
+        repl__aae_shared_intervals(r, (unsigned)c, from, &sv->iv, &sv->niv);
+    if (rc != CHORUS_OK)
+      return rc;
+    sv->peer = from;
+    sv->tag = tag;
+    sv->epoch = epoch;
+  }
+  for (size_t i = 0; i < niv; i++)
+    if (!repl__aae_inside(sv->iv, sv->niv, iv[i].first, iv[i].last)) {
+      *code = CHORUS_EINVAL;
+      *why = "not replicas together of these intervals in this class";
+      return CHORUS_OK;
+    }
+  return CHORUS_OK;
+}
+
 int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
                           const struct wire_msg *m,
                           const struct repl_effects *fx) {
   const struct wire_aae_tree_req *q = &m->aae_tree_req;
-  const struct aae_tree *t = &r->tree;
   r->stats.aae_bytes_received += wire_encoded_size(m);
   if (q->epoch != ring_snapshot_version(r->ring))
     return refuse(fx, from, m->request_id, CHORUS_ESTALE, "ring epochs differ");
-  if (q->bits != t->bits)
+  if (q->bits != r->trees[0].bits)
     return refuse(fx, from, m->request_id, CHORUS_EINVAL,
                   "tree sizes differ (aae bits)");
-  if (!aae_tree_built(t))
+  if (!repl_aae_built(r))
     return refuse(fx, from, m->request_id, CHORUS_EUNAVAILABLE,
                   "tree not built yet");
   struct repl_aae_iv *iv;
@@ -435,6 +594,22 @@ int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
     return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
                   "malformed AAE_TREE_REQ");
   }
+  unsigned cls = 0;
+  int code;
+  const char *why = NULL;
+  if ((rc = served(r, from, q->class_tag, q->class_map, iv, niv, &cls, &code,
+                   &why)) != CHORUS_OK ||
+      code != CHORUS_OK) {
+    chorus_free(iv);
+    if (rc != CHORUS_OK)
+      return rc;
+    REPL_TRACE(r,
+               "aae: AAE_TREE_REQ from %016" PRIx64 " of class %016" PRIx64
+               " refused: %s",
+               from, q->class_tag, why);
+    return refuse(fx, from, m->request_id, code, why);
+  }
+  const struct aae_tree *t = &r->trees[cls];
   size_t n = q->ids.len / 4;
   unsigned bits = q->level == 0 ? t->branch_bits : t->bits;
   uint8_t *hb = chorus_malloc(8 * n + 1);
@@ -487,9 +662,24 @@ int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
     return refuse(fx, from, m->request_id, CHORUS_EMALFORMED,
                   "malformed AAE_KEYS_REQ");
   }
+  unsigned cls = 0;
+  int code;
+  const char *why = NULL;
+  if ((rc = served(r, from, q->class_tag, q->class_map, iv, niv, &cls, &code,
+                   &why)) != CHORUS_OK ||
+      code != CHORUS_OK) {
+    chorus_free(iv);
+    if (rc != CHORUS_OK)
+      return rc;
+    REPL_TRACE(r,
+               "aae: AAE_KEYS_REQ from %016" PRIx64 " of class %016" PRIx64
+               " refused: %s",
+               from, q->class_tag, why);
+    return refuse(fx, from, m->request_id, code, why);
+  }
   struct key_list l = {0};
   bool more;
-  rc = repl__aae_list_keys(r, iv, niv, q->after.ptr, q->after.len, NULL, 0,
+  rc = repl__aae_list_keys(r, cls, iv, niv, q->after.ptr, q->after.len, NULL, 0,
                            q->max_keys, KEYS_REPLY_BYTES, &l, &more);
   chorus_free(iv);
   struct wire_bytes *items =
@@ -521,19 +711,22 @@ int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
  * Observation
  * ------------------------------------------------------------------------ */
 
-chorus_ms repl__aae_oldest_repair(const struct repl *r, chorus_token token,
-                                  bool mono) {
+chorus_ms repl__aae_oldest_repair(const struct repl *r, unsigned cls,
+                                  chorus_token token, bool mono) {
   struct ring_plist pl;
-  if (r->ring == NULL || ring_lookup(r->ring, token, 0, &pl) != CHORUS_OK ||
+  const struct ring_snapshot *cs =
+      r->ring ? ring_snapshot_class(r->ring, cls) : NULL;
+  if (cs == NULL || ring_lookup(cs, token, 0, &pl) != CHORUS_OK ||
       pl.n_natural == 0)
     return 0;
+  uint64_t tag = ring_snapshot_class_tag(r->ring, cls);
   chorus_ms oldest = UINT64_MAX;
   for (unsigned i = 0; i < pl.n_natural; i++) {
     if (pl.r[i].id == r->cfg.self)
       continue;
     const struct repl_aae_peer *p = NULL;
     for (size_t j = 0; j < r->aae.npeers; j++)
-      if (r->aae.peers[j].id == pl.r[i].id)
+      if (r->aae.peers[j].id == pl.r[i].id && r->aae.peers[j].tag == tag)
         p = &r->aae.peers[j];
     if (p == NULL || p->exchanges == 0 ||
         !repl__aae_inside(p->iv, p->niv, token, token))
@@ -546,33 +739,45 @@ chorus_ms repl__aae_oldest_repair(const struct repl *r, chorus_token token,
 }
 
 chorus_ms repl_aae_repaired_since(const struct repl *r, chorus_token token) {
-  chorus_ms at = repl__aae_oldest_repair(r, token, false);
+  chorus_ms at = repl__aae_oldest_repair(r, 0, token, false);
   return at == UINT64_MAX ? 0 : at;
 }
 
 bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
-                              chorus_ms since) {
-  /* A replica with no other (N = 1) holds the only copy: nothing to wait
-   * for. */
-  return repl__aae_oldest_repair(r, token, true) > since;
+                              const void *key, size_t klen, chorus_ms since) {
+  /* A replica with no other (N = 1, the cluster's or a keyspace's) holds
+   * the only copy: nothing to wait for. */
+  unsigned cls = r->ring ? ring_key_class(r->ring, key, klen) : 0;
+  return repl__aae_oldest_repair(r, cls, token, true) > since;
 }
 
 size_t repl_aae_status(const struct repl *r, struct repl_aae_peer_status *out,
                        size_t max) {
+  /* One entry per peer: its classes' records (adjacent, sorted by id then
+   * tag) summed, the latest exchange's times. */
   const struct repl_aae *a = &r->aae;
-  for (size_t i = 0; i < a->npeers && i < max; i++) {
+  size_t n = 0;
+  for (size_t i = 0; i < a->npeers; i++) {
     const struct repl_aae_peer *p = &a->peers[i];
-    out[i] = (struct repl_aae_peer_status){
-        .peer = p->id,
-        .last_started = p->last_started,
-        .last_completed = p->exchanges ? p->last_started : 0,
-        .exchanges = p->exchanges,
-        .aborted = p->aborted,
-        .segments_differing = p->segments_differing,
-        .keys_repaired = p->keys_repaired,
-        .bytes = p->bytes};
+    bool same = i > 0 && a->peers[i - 1].id == p->id;
+    if (!same)
+      n++;
+    if (n > max)
+      continue;
+    struct repl_aae_peer_status *o = &out[n - 1];
+    if (!same)
+      *o = (struct repl_aae_peer_status){.peer = p->id};
+    if (p->last_started > o->last_started)
+      o->last_started = p->last_started;
+    if (p->exchanges && p->last_started > o->last_completed)
+      o->last_completed = p->last_started;
+    o->exchanges += p->exchanges;
+    o->aborted += p->aborted;
+    o->segments_differing += p->segments_differing;
+    o->keys_repaired += p->keys_repaired;
+    o->bytes += p->bytes;
   }
-  return a->npeers;
+  return n;
 }
 
 void repl__aae_free(struct repl *r) {
@@ -581,6 +786,10 @@ void repl__aae_free(struct repl *r) {
     chorus_free(r->aae.peers[i].iv);
   chorus_free(r->aae.peers);
   chorus_free(r->aae.scan);
+  for (unsigned i = 0; i < REPL_AAE_SERVED; i++)
+    chorus_free(r->aae.sv[i].iv);
   repl__aae_ranges_free(r);
-  aae_tree_free(&r->tree);
+  for (unsigned c = 0; c < r->ntrees; c++)
+    aae_tree_free(&r->trees[c]);
+  r->ntrees = 0;
 }

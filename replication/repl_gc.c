@@ -3,9 +3,11 @@
  * siblings tombstones or values with a TTL), stamped with when it got
  * there; a paced walk over the queue purges the objects that are dead and
  * that every other replica is known to hold: an anti-entropy exchange with
- * each of them, over the object's range, started after the stamp and
- * completed (ScyllaDB's tombstone_gc = repair, judged per key by when this
- * node last changed the object, never by a clock another node set). */
+ * each of them, over the object's range and in the key's replication class
+ * (ring.h; the other replicas are those of that class), started after the
+ * stamp and completed (ScyllaDB's tombstone_gc = repair, judged per key by
+ * when this node last changed the object, never by a clock another node
+ * set). A key of a class with one replica waits for the grace alone. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -81,7 +83,8 @@ int repl__gc_note(struct repl *r, struct store_batch *b, chorus_token token,
 
 /* eligible: whether a dead object (dead since @since, HLC, 0 unknown),
  * last written by this node at monotonic @stamp, may be purged now. */
-static bool eligible(const struct repl *r, chorus_token token, hlc_time since,
+static bool eligible(const struct repl *r, chorus_token token,
+                     const uint8_t *key, size_t klen, hlc_time since,
                      chorus_ms stamp) {
   chorus_ms settle = REPL_GC_SKEW_MS, wall = r->wall, now = r->now;
   if (r->cfg.tombstone_gc == REPL_GC_TIMEOUT) {
@@ -100,7 +103,7 @@ static bool eligible(const struct repl *r, chorus_token token, hlc_time since,
                  : now < stamp || now - stamp < settle)
     return false;
   return r->cfg.tombstone_gc == REPL_GC_TIMEOUT ||
-         repl__aae_repaired_after(r, token, stamp);
+         repl__aae_repaired_after(r, token, key, klen, stamp);
 }
 
 /* What the walk does with one queued object. */
@@ -132,7 +135,7 @@ static enum gc_verdict judge(struct repl *r, chorus_token token,
   if (!dead)
     return GC_WAIT;
   if (repl__hints_any(&r->hints, token, key, klen) ||
-      !eligible(r, token, since, stamp))
+      !eligible(r, token, key, klen, since, stamp))
     return GC_HOLD;
   return GC_PURGE;
 }

@@ -363,10 +363,12 @@ bool repl__gc_was_purged(struct repl *r, chorus_token token, const void *key,
 bool repl__gc_purgeable(struct repl *r, const uint8_t *dkey, size_t dlen,
                         const void *obj, size_t len);
 /* repl__aae_repaired_after: whether, for every other natural replica of
- * @token's range, an anti-entropy exchange over that range started at or
- * after monotonic @since in this incarnation, and completed. */
+ * @token's range in the class of stored key @key (@klen bytes), an
+ * anti-entropy exchange of that class over that range started at or after
+ * monotonic @since in this incarnation, and completed. True at once in a
+ * class with one replica: nobody else holds the key. */
 bool repl__aae_repaired_after(const struct repl *r, chorus_token token,
-                              chorus_ms since);
+                              const void *key, size_t klen, chorus_ms since);
 
 /* A holder's read of the data space kept open for one puller's pulls
  * (repl_stream.c, THE KEPT READ). Empty while @it is NULL. */
@@ -416,10 +418,15 @@ enum repl_aae_phase {
 };
 
 #define REPL_AAE_WINDOW 16 /* REPLICA_READs in flight */
+#define REPL_AAE_SERVED 4  /* peers whose shared intervals are kept */
 
-/* Per peer: the last exchanges and what repaired_since needs. */
+/* Per (peer, replication class): the last exchanges and what
+ * repaired_since needs. A class is named by its tag
+ * (ring_snapshot_class_tag, 0 for the cluster's), which survives ring
+ * changes where its index may not. */
 struct repl_aae_peer {
   chorus_node_id id;
+  uint64_t tag;
   chorus_ms last_started, last_completed;
   /* The monotonic start of the last completed exchange (this incarnation;
    * the tombstone collector's clock, repl__aae_repaired_after). */
@@ -449,9 +456,12 @@ struct repl_aae_range {
 struct repl_aae {
   enum repl_aae_phase phase;
   chorus_node_id peer;
-  uint64_t awaited;       /* request id of the AAE reply awaited; 0: none */
-  uint64_t epoch;         /* this node's ring version at the start */
-  chorus_ms started;      /* wall */
+  unsigned cls;      /* the class exchanged: its index in the ring of @epoch */
+  uint64_t tag;      /* and its tag */
+  uint64_t map;      /* the ring's class map at the start (trees_map) */
+  uint64_t awaited;  /* request id of the AAE reply awaited; 0: none */
+  uint64_t epoch;    /* this node's ring version at the start */
+  chorus_ms started; /* wall */
   chorus_ms started_mono; /* monotonic */
   struct repl_aae_iv *iv; /* the shared intervals, sorted, disjoint */
   size_t niv;
@@ -496,6 +506,17 @@ struct repl_aae {
   /* Rebuild scan: the next step resumes after this storage key. */
   uint8_t *scan;
   size_t slen, scap;
+  /* The peer's side: the intervals this node shares with a peer in a
+   * class at a ring version, kept between the requests of an exchange
+   * (computing them walks the ring), for a few peers at once (several may
+   * exchange with this node together); replaced round robin. */
+  struct repl_aae_served {
+    chorus_node_id peer; /* 0: empty */
+    uint64_t tag, epoch;
+    struct repl_aae_iv *iv; /* owned */
+    size_t niv;
+  } sv[REPL_AAE_SERVED];
+  unsigned sv_next;
 };
 
 struct repl {
@@ -545,7 +566,16 @@ struct repl {
    * (dvv_write_after): the actor is new at every start, so a counter in
    * memory never repeats a dot. */
   uint64_t dot_counter;
-  struct aae_tree tree;
+  /* Anti-entropy's trees, one per replication class of @ring (ring.h;
+   * index = class index), each over the keys of its class only, so that
+   * two nodes that replicate a range in one class and not in another
+   * compare only what both must hold. @ntrees are initialized; they
+   * follow the class map @trees_map (ring_snapshot_class_map): a ring with
+   * another map makes them all stale, and one rebuild scan refills them
+   * all (repl_aae_rebuild_step). */
+  struct aae_tree trees[RING_MAX_CLASSES];
+  unsigned ntrees;
+  uint64_t trees_map;
   struct repl_aae aae;
   char err[CHORUS_ERRMSG_SIZE];
 };
@@ -1213,10 +1243,11 @@ int repl__join_into_store_bound(struct repl *r, chorus_token token,
  * to @new (aae_digest; 0: absent): the tree follows. Every write of
  * STORE_DATA calls it once the write succeeded, or repl__aae_stale when
  * the write failed (a batch may have been partly seen). */
-static inline void repl__aae_note(struct repl *r, const void *dkey, size_t dlen,
-                                  uint64_t old, uint64_t new) {
-  aae_tree_update(&r->tree, dkey, dlen, old, new);
-}
+void repl__aae_note(struct repl *r, const void *dkey, size_t dlen, uint64_t old,
+                    uint64_t new);
+/* repl__aae_ring_set: the ring changed (repl_set_ring): the trees go
+ * stale when the class map changed. */
+void repl__aae_ring_set(struct repl *r);
 void repl__aae_stale(struct repl *r);
 /* repl__aae_hint_dropped: a hint of (@target, @token) was dropped: the
  * next exchange is with @target. */

@@ -413,6 +413,17 @@ static int coordinate(struct repl *r, const struct wire_msg *m,
       return repl__reply_error(r, fx, origin, m->type, CHORUS_ESTALE,
                                "forwarded to a node that is not a replica of "
                                "the key (rings differ)");
+    /* A LOCAL level counts in the client's datacenter, this node's when
+     * the client named none; the replica it goes to may be in another
+     * (this datacenter may hold none of the key's replicas: a keyspace
+     * replicated elsewhere), so it is named for it. */
+    if (local_level && o->dc.len == 0 && r->cfg.dc[0] != '\0') {
+      struct wire_msg named = *m;
+      struct wire_options *no = wire_options_of(&named);
+      no->dc =
+          (struct wire_bytes){(const uint8_t *)r->cfg.dc, strlen(r->cfg.dc)};
+      return forward(r, &named, &pl, origin, timeout, prev, group, fx);
+    }
     return forward(r, m, &pl, origin, timeout, prev, group, fx);
   }
 

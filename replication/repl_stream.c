@@ -310,15 +310,19 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
              p->epoch);
     return refuse_pull(r, fx, from, m->request_id, CHORUS_ESTALE, text);
   }
-  /* The class by its tag: one this node's ring does not know is one its
-   * metadata has not applied yet (a keyspace created moments ago): the
-   * puller asks again shortly. */
+  /* The class by its tag, and the keyspaces in each class as the puller's
+   * plan has them: one this node's ring does not know, or classes keys
+   * otherwise, is a keyspace one of them has not applied yet (created
+   * moments ago: the epoch stays): its keys would be read past, or sent
+   * to a range of another class. The puller asks again shortly. */
   int cls = ring_snapshot_class_find(r->ring, p->class_tag);
-  if (cls < 0) {
-    char text[96];
+  if (cls < 0 || ring_snapshot_class_map(r->ring) != p->class_map) {
+    char text[128];
     snprintf(text, sizeof text,
-             "this node's ring has no replication class %016" PRIx64,
-             p->class_tag);
+             cls < 0 ? "this node's ring has no replication class %016" PRIx64
+                     : "this node classes keys otherwise (class map %016" PRIx64
+                       ")",
+             cls < 0 ? p->class_tag : ring_snapshot_class_map(r->ring));
     return refuse_pull(r, fx, from, m->request_id, CHORUS_ESTALE, text);
   }
   /* At the puller's epoch, every node a range is pulled from is a natural

@@ -374,6 +374,14 @@ uint64_t ring_snapshot_class_tag(const struct ring_snapshot *s, unsigned c);
  * or -1 when @s has none. */
 int ring_snapshot_class_find(const struct ring_snapshot *s, uint64_t tag);
 
+/* ring_snapshot_class_map: a 64-bit name of which keyspace is in which
+ * class at which index in @s: equal for two snapshots whose
+ * ring_key_class answers and class tags are the same for every key and
+ * index (what keeps per-class state, like anti-entropy's trees, valid
+ * across a ring change), whatever their nodes. 0 when @s has no class but
+ * the cluster's. */
+uint64_t ring_snapshot_class_map(const struct ring_snapshot *s);
+
 /* ring_key_class: the class of a stored key: its keyspace's, or 0 (the
  * default keyspace, a keyspace with the cluster's replication or one @s
  * does not know). */

@@ -131,6 +131,19 @@ int ring_snapshot_class_find(const struct ring_snapshot *s, uint64_t tag) {
   return -1;
 }
 
+uint64_t ring_snapshot_class_map(const struct ring_snapshot *s) {
+  /* The classes' tags by index, then (keyspace id, class index) in id
+   * order (s->ks is sorted), each hash seeding the next. */
+  if (s->class_count <= 1)
+    return 0; /* the cluster's class alone */
+  uint64_t h = XXH3_64bits(s->cls_tag, s->class_count * sizeof s->cls_tag[0]);
+  for (size_t i = 0; i < s->nks; i++) {
+    uint32_t pair[2] = {s->ks[i].id, s->ks[i].cls};
+    h = XXH3_64bits_withSeed(pair, sizeof pair, h);
+  }
+  return h;
+}
+
 unsigned ring_key_class(const struct ring_snapshot *s, const void *key,
                         size_t len) {
   const unsigned char *k = key;

@@ -6,6 +6,12 @@
  * not a test: it prints figures.
  *
  *   bench_aae [--num N] [--diff D] [--bits K] [--mem] [--dir DIR]
+ *             [--classes]
+ *
+ * --classes: two keyspaces of their own replication ("2" and "1", two
+ * classes beside the cluster's), a third of the keys in each: what the
+ * trees per class cost the rebuild scan (one scan feeds every class's
+ * tree) and the exchange (of the cluster's class, over its third).
  *
  * Two repl instances (A, B) in a ring of three nodes at N = 3 (both hold
  * every key), over RocksDB stores under DIR (or memory stores with
@@ -156,9 +162,13 @@ static void make_obj(uint64_t i, int version, uint8_t **buf, size_t *len) {
   crdt_obj_free(&o);
 }
 
+static bool classes; /* --classes */
+
 static void put_raw(struct store *s, uint64_t i, int version) {
-  char k[32];
-  int kl = snprintf(k, sizeof k, "user:%012" PRIu64, i);
+  /* With --classes, key i of keyspace i % 3 (0: the default). */
+  char k[40] = {0, 0, 0, 0, (char)(i % 3)};
+  int at = classes && i % 3 != 0 ? (int)RING_KS_PREFIX_LEN : 0;
+  int kl = at + snprintf(k + at, sizeof k - (size_t)at, "user:%012" PRIu64, i);
   unsigned char dk[64];
   size_t dl = store_data_key(dk, ring_token_of(k, (size_t)kl), k, (size_t)kl);
   uint8_t *o;
@@ -201,10 +211,12 @@ int main(int argc, char **argv) {
       dir = argv[++i];
     else if (!strcmp(argv[i], "--mem"))
       mem = true;
+    else if (!strcmp(argv[i], "--classes"))
+      classes = true;
     else {
       fprintf(stderr,
               "usage: bench_aae [--num N] [--diff D] [--bits K] [--mem] "
-              "[--dir DIR]\n");
+              "[--dir DIR] [--classes]\n");
       return 2;
     }
   }
@@ -227,7 +239,10 @@ int main(int argc, char **argv) {
   struct ring_replication rs;
   ring_replication_parse("3", &rs, NULL);
   struct ring_snapshot *ring;
-  ring_snapshot_build(rn, 3, &rs, 1, &ring, NULL);
+  struct ring_ks_replication ks[2] = {{.ks_id = 1}, {.ks_id = 2}};
+  ring_replication_parse("2", &ks[0].repl, NULL);
+  ring_replication_parse("1", &ks[1].repl, NULL);
+  ring_snapshot_build_classes(rn, 3, &rs, ks, classes ? 2 : 0, 1, &ring, NULL);
 
   for (int i = 0; i < 2; i++) {
     nodes[i].idx = i;
@@ -261,11 +276,17 @@ int main(int argc, char **argv) {
     bool built = false;
     while (!built)
       repl_aae_rebuild_step(nodes[i].repl, 10000, &built);
-    printf("tree %c rebuilt: %.2f s wall, %.2f s CPU (%.0f keys/s); "
-           "tree %zu bytes\n",
-           'A' + i, now_s() - w0, cpu_s() - c0,
-           (double)nodes[i].repl->tree.keys / (now_s() - w0 + 1e-9),
-           aae_tree_bytes(&nodes[i].repl->tree));
+    struct repl *r = nodes[i].repl;
+    uint64_t keys = 0;
+    size_t bytes = 0;
+    for (unsigned c = 0; c < r->ntrees; c++) {
+      keys += r->trees[c].keys;
+      bytes += aae_tree_bytes(&r->trees[c]);
+    }
+    printf("trees %c rebuilt (%u classes): %.2f s wall, %.2f s CPU (%.0f "
+           "keys/s); trees %zu bytes\n",
+           'A' + i, r->ntrees, now_s() - w0, cpu_s() - c0,
+           (double)keys / (now_s() - w0 + 1e-9), bytes);
   }
 
   /* The exchange, A with B. */

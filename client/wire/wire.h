@@ -1163,17 +1163,19 @@ struct wire_cluster_plan_reply {
  * tagged @class_tag (ring.h, replication classes: 0, the cluster's, for
  * the default keyspace and every keyspace without a replication of its
  * own). Served only by a node whose ring epoch is at least @epoch (else
- * ERROR ESTALE), whose ring knows the class (else ERROR ESTALE: its
- * metadata is behind the puller's), and only once what it sends is
- * durable. @class_tag is the 6th field since version 5 (unreleased when
- * it came; a peer connection is of version 5 or later:
- * WIRE_PROTOCOL_PEER_AUTH). */
+ * ERROR ESTALE), whose ring knows the class and classes keys as the
+ * puller's plan does (@class_map, ring_snapshot_class_map; else ERROR
+ * ESTALE: the metadata of one of them is behind: a keyspace created
+ * keeps the epoch), and only once what it sends is durable. @class_tag
+ * and @class_map (version 5) are optional, left out when 0, as in
+ * AAE_TREE_REQ. */
 struct wire_stream_pull {
   uint64_t epoch;
   chorus_token first, last;
   struct wire_bytes after; /* 0..8 + WIRE_MAX_KEY_FIELD */
   uint32_t max_bytes;      /* 1..WIRE_MAX_FRAME_PEER / 2 */
-  uint64_t class_tag;      /* any; 0: the cluster's class */
+  uint64_t class_tag;      /* optional; 0: the cluster's class */
+  uint64_t class_map;      /* optional; 0: no class but the cluster's */
 };
 
 /* STREAM_CHUNK and STREAM_CHUNK2: @entries alternates user key and
@@ -1201,7 +1203,17 @@ struct wire_stream_chunk {
  * a tree of 2^@bits segments; every entry must lie inside one of
  * @intervals ([first BE][last BE], 16 bytes each, sorted, disjoint, at
  * most WIRE_AAE_MAX_INTERVALS). Served only at ring epoch @epoch (else
- * ERROR ESTALE) and once the tree is built (else EUNAVAILABLE). */
+ * ERROR ESTALE) and once the tree is built (else EUNAVAILABLE).
+ *
+ * @class_tag (version 5, optional: left out when 0) names the replication
+ * class whose tree and keys are meant (ring_snapshot_class_tag; 0: the
+ * cluster's): a node that knows no such class at @epoch answers ESTALE,
+ * one that is not a replica of an interval in that class EINVAL.
+ * @class_map (version 5, optional: left out when 0, as in a cluster with
+ * no class but its own) is the requester's ring_snapshot_class_map: which
+ * keyspace is in which class changes without the epoch (a keyspace
+ * created), and trees compare only between nodes that class keys alike:
+ * another map is ESTALE. */
 #define WIRE_AAE_MAX_INTERVALS 4096u
 #define WIRE_AAE_MAX_IDS 8192u
 #define WIRE_AAE_MAX_KEYS 4096u
@@ -1211,6 +1223,8 @@ struct wire_aae_tree_req {
   uint8_t level; /* 0 or 1 */
   struct wire_bytes intervals;
   struct wire_bytes ids;
+  uint64_t class_tag; /* optional; 0: the cluster's replication */
+  uint64_t class_map; /* optional; 0: no class but the cluster's */
 };
 /* AAE_TREE: the hashes asked for, in the order asked (u64 BE each). */
 struct wire_aae_tree {
@@ -1218,12 +1232,15 @@ struct wire_aae_tree {
 };
 /* AAE_KEYS_REQ: the (user key, digest) of every object whose token is in
  * @intervals (as above) and whose storage key sorts after @after (empty:
- * from the start), at most @max_keys (1..WIRE_AAE_MAX_KEYS) of them. */
+ * from the start), at most @max_keys (1..WIRE_AAE_MAX_KEYS) of them, of
+ * class @class_tag only (@class_tag and @class_map as in AAE_TREE_REQ). */
 struct wire_aae_keys_req {
   uint64_t epoch;
   struct wire_bytes intervals;
   struct wire_bytes after; /* 0..8 + WIRE_MAX_KEY_FIELD */
   uint32_t max_keys;
+  uint64_t class_tag; /* optional; 0: the cluster's replication */
+  uint64_t class_map; /* optional, as in AAE_TREE_REQ */
 };
 /* AAE_KEYS: @entries alternates user key and 8-byte digest (BE), in
  * storage-key order; @more: 1 when the ranges hold more after the last. */

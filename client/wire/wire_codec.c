@@ -256,10 +256,11 @@ static void pack_body(msgpack_packer *pk, const struct wire__schema *s,
                       const struct wire_msg *m) {
   assert(s->type == m->type && s->nfields <= WIRE__MAX_FIELDS);
   const char *base = (const char *)m;
-  msgpack_pack_array(pk, 2u + s->nfields);
+  unsigned nf = wire__fields_sent(s, m);
+  msgpack_pack_array(pk, 2u + nf);
   msgpack_pack_uint64(pk, m->type);
   msgpack_pack_uint64(pk, m->request_id);
-  for (unsigned i = 0; i < s->nfields; i++) {
+  for (unsigned i = 0; i < nf; i++) {
     const struct wire__field *f = &s->f[i];
     const void *p = base + f->off;
     switch (f->kind) {
@@ -727,14 +728,16 @@ int wire_decode(const uint8_t *body, size_t len,
   if (!s)
     return chorus_errf(errmsg, CHORUS_ENOTSUP, "unknown message type %" PRIu64,
                        type);
-  if (n != 2u + s->nfields) {
+  /* Trailing optional fields may be left out: 0 then (the message was
+   * zeroed above). */
+  if (n > 2u + s->nfields || n < 2u + s->nfields - wire__schema_nopt(s)) {
     rc = chorus_errf(errmsg, CHORUS_EMALFORMED,
                      "%" PRIu64 " fields, expected %u (%s)", n - 2,
                      (unsigned)s->nfields,
                      n - 2 < s->nfields ? "missing fields" : "extra fields");
     goto err_after_header;
   }
-  for (unsigned i = 0; i < s->nfields; i++)
+  for (unsigned i = 0; i < n - 2; i++)
     if ((rc = read_field(&rd, &s->f[i], out, len)))
       goto err_after_fields;
   /* Pass 1 saw exactly one object spanning @len, so nothing can remain. */

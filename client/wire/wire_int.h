@@ -97,6 +97,12 @@ struct wire__field {
   int64_t imax;     /* signed integers: largest allowed */
   uint64_t max;     /* unsigned: largest; bytes: longest; lists: per item */
   uint64_t min_len; /* bytes: shortest */
+  /* 1: optional, only as one of a message's last fields and only an
+   * unsigned integer: the encoder leaves out the trailing ones that are 0,
+   * the decoder takes a message without them as 0, so a message that does
+   * not use them is the one an older peer knows (AAE_TREE_REQ's
+   * class_tag). */
+  uint8_t opt;
 };
 
 #define WIRE__MAX_FIELDS 10 /* CLUSTER_REPLY's */
@@ -107,6 +113,13 @@ struct wire__schema {
   uint8_t nfields;
   struct wire__field f[WIRE__MAX_FIELDS];
 };
+
+/* wire__schema_nopt: how many of @s's last fields are optional (@opt). */
+unsigned wire__schema_nopt(const struct wire__schema *s);
+/* wire__fields_sent: the fields of @s that @m's encoding carries: all but
+ * the trailing optional ones that are 0. */
+unsigned wire__fields_sent(const struct wire__schema *s,
+                           const struct wire_msg *m);
 
 /* wire__schema_of: the schema of @type, NULL when unknown. */
 const struct wire__schema *wire__schema_of(unsigned type);

@@ -14,17 +14,20 @@
 #define OFF(m) ((uint16_t)offsetof(struct wire_msg, m))
 #define WSIZE(m) ((uint8_t)sizeof(((struct wire_msg *)0)->m))
 #define U(nm, m, mx)                                                           \
-  { nm, WIRE__K_UINT, WSIZE(m), OFF(m), 0, 0, (mx), 0 }
+  { nm, WIRE__K_UINT, WSIZE(m), OFF(m), 0, 0, (mx), 0, 0 }
 #define I(nm, m, mn, mx)                                                       \
-  { nm, WIRE__K_INT, WSIZE(m), OFF(m), (mn), (mx), 0, 0 }
+  { nm, WIRE__K_INT, WSIZE(m), OFF(m), (mn), (mx), 0, 0, 0 }
 #define BIN(nm, m, mn, mx)                                                     \
-  { nm, WIRE__K_BIN, 0, OFF(m), 0, 0, (mx), (mn) }
+  { nm, WIRE__K_BIN, 0, OFF(m), 0, 0, (mx), (mn), 0 }
 #define TEXT(nm, m, mn, mx)                                                    \
-  { nm, WIRE__K_TEXT, 0, OFF(m), 0, 0, (mx), (mn) }
+  { nm, WIRE__K_TEXT, 0, OFF(m), 0, 0, (mx), (mn), 0 }
 #define OPTS(m)                                                                \
-  { "opts", WIRE__K_OPTS, 0, OFF(m), 0, 0, 0, 0 }
+  { "opts", WIRE__K_OPTS, 0, OFF(m), 0, 0, 0, 0, 0 }
+/* An optional unsigned field (struct wire__field, @opt). */
+#define UOPT(nm, m, mx)                                                        \
+  { nm, WIRE__K_UINT, WSIZE(m), OFF(m), 0, 0, (mx), 0, 1 }
 #define BLIST(nm, m, mx)                                                       \
-  { nm, WIRE__K_BLIST, 0, OFF(m), 0, 0, (mx), 0 }
+  { nm, WIRE__K_BLIST, 0, OFF(m), 0, 0, (mx), 0, 0 }
 
 /* Byte fields without a limit of their own are bounded by the frame. */
 #define ANY WIRE_MAX_FRAME_HARD
@@ -228,13 +231,13 @@ const struct wire__schema wire__schemas[] = {
      3,
      {U("epoch", ring_reply.epoch, UINT64_MAX),
       U("vnodes", ring_reply.vnodes, 65535),
-      {"nodes", WIRE__K_NODES, 0, OFF(ring_reply), 0, 0, 0, 0}}},
+      {"nodes", WIRE__K_NODES, 0, OFF(ring_reply), 0, 0, 0, 0, 0}}},
     {WIRE_STATUS_QUERY, "STATUS_QUERY", 0, {{0}}},
     {WIRE_STATUS_REPLY,
      "STATUS_REPLY",
      2,
      {U("node_id", status_reply.node_id, UINT64_MAX),
-      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0}}},
+      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0, 0}}},
     {WIRE_GOSSIP, "GOSSIP", 1, {BIN("packet", gossip.packet, 1, ANY)}},
     {WIRE_META, "META", 1, {BIN("msg", meta.msg, 1, ANY)}},
     {WIRE_CLUSTER_QUERY, "CLUSTER_QUERY", 0, {{0}}},
@@ -250,7 +253,7 @@ const struct wire__schema wire__schemas[] = {
       U("applied_index", cluster_reply.applied_index, UINT64_MAX),
       U("epoch", cluster_reply.epoch, UINT64_MAX),
       U("raft_state", cluster_reply.raft_state, WIRE_RAFT_STATE_MAX),
-      {"members", WIRE__K_MEMBERS, 0, OFF(cluster_reply), 0, 0, 0, 0}}},
+      {"members", WIRE__K_MEMBERS, 0, OFF(cluster_reply), 0, 0, 0, 0, 0}}},
     {WIRE_CLUSTER_REMOVE,
      "CLUSTER_REMOVE",
      2,
@@ -261,13 +264,13 @@ const struct wire__schema wire__schemas[] = {
      3,
      {U("epoch", ring_reply.epoch, UINT64_MAX),
       U("vnodes", ring_reply.vnodes, 65535),
-      {"nodes", WIRE__K_NODES, 0, OFF(ring_reply), 0, 0, WIRE_MAX_NAME, 0}}},
+      {"nodes", WIRE__K_NODES, 0, OFF(ring_reply), 0, 0, WIRE_MAX_NAME, 0, 0}}},
     {WIRE_STATUS_REPLY2,
      "STATUS_REPLY2",
      3,
      {U("node_id", status_reply.node_id, UINT64_MAX),
       TEXT("name", status_reply.name, 0, WIRE_MAX_NAME),
-      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0}}},
+      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0, 0}}},
     {WIRE_CLUSTER_DECOMMISSION,
      "CLUSTER_DECOMMISSION",
      2,
@@ -294,7 +297,7 @@ const struct wire__schema wire__schemas[] = {
       U("basis_bytes", cluster_plan_reply.basis_bytes, UINT64_MAX),
       U("basis_ppm", cluster_plan_reply.basis_ppm, WIRE_SHARE_PPM_MAX),
       TEXT("note", cluster_plan_reply.note, 0, WIRE_MAX_ERROR_TEXT),
-      {"moves", WIRE__K_MOVES, 0, OFF(cluster_plan_reply), 0, 0, 0, 0}}},
+      {"moves", WIRE__K_MOVES, 0, OFF(cluster_plan_reply), 0, 0, 0, 0, 0}}},
     {WIRE_CLUSTER_STAGE,
      "CLUSTER_STAGE",
      4,
@@ -308,7 +311,7 @@ const struct wire__schema wire__schemas[] = {
      3,
      {U("node_id", status_reply.node_id, UINT64_MAX),
       TEXT("name", status_reply.name, 0, WIRE_MAX_NAME),
-      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0}}},
+      {"stats", WIRE__K_STATS, 0, OFF(status_reply), 0, 0, 0, 0, 0}}},
     {WIRE_REPAIR_NOW, "REPAIR_NOW", 0, {{0}}},
     {WIRE_REPAIR_RANGES,
      "REPAIR_RANGES",
@@ -321,18 +324,20 @@ const struct wire__schema wire__schemas[] = {
      4,
      {U("node_id", repair_ranges_reply.status.node_id, UINT64_MAX),
       TEXT("name", repair_ranges_reply.status.name, 0, WIRE_MAX_NAME),
-      {"stats", WIRE__K_STATS, 0, OFF(repair_ranges_reply.status), 0, 0, 0, 0},
+      {"stats", WIRE__K_STATS, 0, OFF(repair_ranges_reply.status), 0, 0, 0, 0,
+       0},
       BIN("ranges", repair_ranges_reply.ranges, 0,
           WIRE_REPAIR_RANGE_BYTES *WIRE_MAX_REPAIR_RANGES)}},
     {WIRE_STREAM_PULL,
      "STREAM_PULL",
-     6,
+     7,
      {U("epoch", stream_pull.epoch, UINT64_MAX),
       U("first", stream_pull.first, UINT64_MAX),
       U("last", stream_pull.last, UINT64_MAX),
       BIN("after", stream_pull.after, 0, 8 + WIRE_MAX_KEY_FIELD),
       U("max_bytes", stream_pull.max_bytes, WIRE_MAX_FRAME_PEER / 2),
-      U("class_tag", stream_pull.class_tag, UINT64_MAX)}},
+      UOPT("class_tag", stream_pull.class_tag, UINT64_MAX),
+      UOPT("class_map", stream_pull.class_map, UINT64_MAX)}},
     {WIRE_STREAM_CHUNK,
      "STREAM_CHUNK",
      3,
@@ -340,22 +345,26 @@ const struct wire__schema wire__schemas[] = {
       U("sum", stream_chunk.sum, UINT64_MAX), U("more", stream_chunk.more, 1)}},
     {WIRE_AAE_TREE_REQ,
      "AAE_TREE_REQ",
-     5,
+     7,
      {U("epoch", aae_tree_req.epoch, UINT64_MAX),
       U("bits", aae_tree_req.bits, 24), U("level", aae_tree_req.level, 1),
       BIN("intervals", aae_tree_req.intervals, 0, 16 * WIRE_AAE_MAX_INTERVALS),
-      BIN("ids", aae_tree_req.ids, 0, 4 * WIRE_AAE_MAX_IDS)}},
+      BIN("ids", aae_tree_req.ids, 0, 4 * WIRE_AAE_MAX_IDS),
+      UOPT("class_tag", aae_tree_req.class_tag, UINT64_MAX),
+      UOPT("class_map", aae_tree_req.class_map, UINT64_MAX)}},
     {WIRE_AAE_TREE,
      "AAE_TREE",
      1,
      {BIN("hashes", aae_tree.hashes, 0, 8 * WIRE_AAE_MAX_IDS)}},
     {WIRE_AAE_KEYS_REQ,
      "AAE_KEYS_REQ",
-     4,
+     6,
      {U("epoch", aae_keys_req.epoch, UINT64_MAX),
       BIN("intervals", aae_keys_req.intervals, 0, 16 * WIRE_AAE_MAX_INTERVALS),
       BIN("after", aae_keys_req.after, 0, 8 + WIRE_MAX_KEY_FIELD),
-      U("max_keys", aae_keys_req.max_keys, WIRE_AAE_MAX_KEYS)}},
+      U("max_keys", aae_keys_req.max_keys, WIRE_AAE_MAX_KEYS),
+      UOPT("class_tag", aae_keys_req.class_tag, UINT64_MAX),
+      UOPT("class_map", aae_keys_req.class_map, UINT64_MAX)}},
     {WIRE_AAE_KEYS,
      "AAE_KEYS",
      2,
@@ -643,6 +652,26 @@ int wire__opts_check(const struct wire_options *o, int code, char *errmsg) {
     return chorus_errf(errmsg, code, "opts.flags: unknown bits 0x%x",
                        (unsigned)(o->flags & ~WIRE_OPT_FLAGS_ALL));
   return CHORUS_OK;
+}
+
+unsigned wire__schema_nopt(const struct wire__schema *s) {
+  unsigned n = 0;
+  while (n < s->nfields && s->f[s->nfields - 1 - n].opt)
+    n++;
+  return n;
+}
+
+unsigned wire__fields_sent(const struct wire__schema *s,
+                           const struct wire_msg *m) {
+  unsigned n = s->nfields;
+  while (n > 0 && s->f[n - 1].opt) {
+    const struct wire__field *f = &s->f[n - 1];
+    assert(f->kind == WIRE__K_UINT);
+    if (wire__uint_load((const char *)m + f->off, f->width) != 0)
+      break;
+    n--;
+  }
+  return n;
 }
 
 struct wire_options *wire_options_of(struct wire_msg *m) {

@@ -571,6 +571,7 @@ static int pull(struct core *c, struct core__lane *l) {
   m.stream_pull.after = (struct wire_bytes){l->after, l->alen};
   m.stream_pull.max_bytes = BATCH_BYTES;
   m.stream_pull.class_tag = s->ranges[l->idx].class_tag;
+  m.stream_pull.class_map = ring_snapshot_class_map(s->ring_now);
   l->req = m.request_id;
   l->source = from;
   l->piece_last = last;

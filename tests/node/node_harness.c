@@ -820,6 +820,28 @@ void show(const char *title, const char *text) {
   }
 }
 
+int trace_replicas(const char *out, char *names, size_t cap) {
+  int n = 0;
+  names[0] = '\0';
+  for (const char *line = out; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%.*s", (int)(len < 255 ? len : 255), line);
+    char who[32];
+    int ms;
+    if ((strstr(buf, "self: read") || strstr(buf, "acked;")) &&
+        sscanf(buf, " %d ms %31s", &ms, who) == 2 &&
+        strstr(names, who) == NULL) {
+      size_t at = strlen(names);
+      snprintf(names + at, cap - at, "%s%s", at ? " " : "", who);
+      n++;
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return n;
+}
+
 /* ------------------------------------------------------------------------
  * HTTP
  * ------------------------------------------------------------------------ */

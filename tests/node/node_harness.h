@@ -83,6 +83,11 @@ int run_cli(int port, char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* show: @text as TAP comments under @title, one per line. */
 void show(const char *title, const char *text);
+/* trace_replicas: the nodes that served a traced read (`--trace`): the
+ * coordinator's "self: read" line and every "acked" line name one each.
+ * Writes their names, space-separated and sorted by first appearance, to
+ * @names; returns how many. */
+int trace_replicas(const char *out, char *names, size_t cap);
 
 /* ------------------------------------------------------------------------
  * A tiny client over wire_encode / wire_decode and blocking sockets

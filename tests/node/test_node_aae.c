@@ -3,7 +3,9 @@
  * short exchange interval. n2 is killed while keys are written at QUORUM,
  * so no hint will ever bring them; once it is back, anti-entropy alone
  * (every read in the test has read repair off) must bring them: n0 and n1
- * are then killed and every key is read through n2 at R = 1. */
+ * are then killed and every key is read through n2 at R = 1. Before that,
+ * keys of keyspaces at N = 1 and N = 2 (issue 21) must stay on their own
+ * replicas through dozens of exchanges. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -175,6 +177,58 @@ static void test_aae_refills_missed_writes(void **state) {
   assert_int_equal(run_cli(nodes[2].port, out, sizeof out,
                            "repair now --range 00000000000000001"),
                    2);
+  /* Keyspaces of their own replication (issue 21): "one" at N = 1 and
+   * "two" at N = 2 beside the cluster's N = 3. Their keys are compared
+   * only among their class's replicas: however many exchanges run, the
+   * trees of the three nodes together count each key of "one" once and
+   * each of "two" twice (an exchange that carried a key to a node that is
+   * not its replica would count it again there). */
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out,
+                           "keyspace create one --replicas 1"),
+                   0);
+  assert_int_equal(run_cli(nodes[0].port, out, sizeof out,
+                           "keyspace create two --replicas 2"),
+                   0);
+  for (int i = 0; i < 3; i++)
+    for (end = now_s() + 10;; sleep_ms(100)) {
+      if (run_cli(nodes[i].port, out, sizeof out, "keyspace list two") == 0)
+        break;
+      assert_true(now_s() < end);
+    }
+  /* The new classes stale every tree; the rebuilds count the same keys. */
+  for (end = now_s() + 20;
+       sum_stat("repl.aae_tree_keys") != 6 * KEYS && now_s() < end;)
+    sleep_ms(100);
+  assert_int_equal(sum_stat("repl.aae_tree_keys"), 6 * KEYS);
+  enum { KS_KEYS = 100 };
+  fd = client_open(nodes[0].port);
+  assert_true(fd >= 0);
+  for (int k = 0; k < KS_KEYS; k++) {
+    snprintf(key, sizeof key, "ks-%d", k);
+    all.keyspace = (struct wire_bytes){(const uint8_t *)"one", 3};
+    assert_int_equal(put_with(fd, key, "1", all), 0);
+    all.keyspace = (struct wire_bytes){(const uint8_t *)"two", 3};
+    assert_int_equal(put_with(fd, key, "2", all), 0);
+  }
+  close(fd);
+  int64_t want = 6 * KEYS + 3 * KS_KEYS;
+  for (end = now_s() + 10;
+       sum_stat("repl.aae_tree_keys") != want && now_s() < end;)
+    sleep_ms(100);
+  assert_int_equal(sum_stat("repl.aae_tree_keys"), want);
+  /* Exchanges at 200 ms, and one asked for on every node: some dozens. */
+  int64_t done0 = sum_stat("repl.aae_completed");
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(run_cli(nodes[i].port, out, sizeof out, "repair now"), 0);
+  for (end = now_s() + 10;
+       sum_stat("repl.aae_completed") < done0 + 30 && now_s() < end;)
+    sleep_ms(100);
+  print_message("# keyspaces at N = 1 and 2: %lld exchanges later, the "
+                "trees count %lld keys (%lld wanted)\n",
+                (long long)(sum_stat("repl.aae_completed") - done0),
+                (long long)sum_stat("repl.aae_tree_keys"), (long long)want);
+  assert_true(sum_stat("repl.aae_completed") >= done0 + 30);
+  assert_int_equal(sum_stat("repl.aae_tree_keys"), want);
   /* Only n2 is left: every key, read at R = 1 through it. */
   int64_t n2_read_repairs = stat_of(nodes[2].port, "repl.read_repairs");
   kill(nodes[0].pid, SIGKILL);

@@ -11,6 +11,10 @@
  *      (`chorus --dc dc2 get -c LOCAL_QUORUM`), while n2 is still stopped.
  *   2. A datacenter the replication does not name is refused (EINVAL)
  *      with its name, through the CLI too (exit 1).
+ *   3. Keyspaces with replications of their own (issue 21): "dc2:2" keys
+ *      are served by n3 and n4 only, "dc2:2,dc1:1" keys by one dc1 node
+ *      and both dc2 nodes (traced reads at ALL); LOCAL_QUORUM of the
+ *      dc2-only keyspace from dc1 is refused, from a dc2 client served.
  *
  * About 10 s. CHORUS_KEEP_LOGS=1 keeps the nodes' logs. */
 #include <inttypes.h>
@@ -164,6 +168,64 @@ static void test_unknown_datacenter(void **state) {
   assert_non_null(strstr(out, "dc9"));
 }
 
+/* 3: keyspaces with replications of their own (issue 21) in the 2-DC
+ * cluster: "dc2:2" (dc2 only) and "dc2:2,dc1:1". A traced read at ALL is
+ * served by n3 and n4 only, and by one dc1 node plus both dc2 nodes; a
+ * LOCAL_QUORUM read of the dc2-only keyspace through n1 counts in n1's
+ * datacenter, which holds none of its replicas (refused, with the
+ * reason), and is served when the client names dc2. */
+static void test_keyspace_replication_per_datacenter(void **state) {
+  (void)state;
+  int rc = run_cli(ns[1].port, out, sizeof out,
+                   "keyspace create far --replicas dc2:2");
+  show("chorus keyspace create far --replicas dc2:2", out);
+  assert_int_equal(rc, 0);
+  assert_int_equal(run_cli(ns[1].port, out, sizeof out,
+                           "keyspace create lean --replicas dc2:2,dc1:1"),
+                   0);
+  for (int i = 1; i < NODES; i++)
+    for (double end = now_s() + 10;; sleep_ms(100)) {
+      if (run_cli(ns[i].port, out, sizeof out, "keyspace list lean") == 0)
+        break;
+      if (now_s() > end)
+        fail_msg("n%d does not list keyspace lean: %s", i, out);
+    }
+  for (int k = 0; k < 8; k++) {
+    assert_int_equal(run_cli(ns[1 + k % 4].port, out, sizeof out,
+                             "-k far put fk%d v%d -c ALL", k, k),
+                     0);
+    assert_int_equal(run_cli(ns[1 + (k + 1) % 4].port, out, sizeof out,
+                             "-k lean put fk%d w%d -c ALL", k, k),
+                     0);
+    char names[128];
+    assert_int_equal(run_cli(ns[1].port, out, sizeof out,
+                             "--trace -k far get fk%d -c ALL", k),
+                     0);
+    if (k == 0)
+      show("chorus --trace -k far get fk0 -c ALL (through n1, dc1)", out);
+    int n = trace_replicas(out, names, sizeof names);
+    if (n != 2 || strstr(names, "n3") == NULL || strstr(names, "n4") == NULL)
+      fail_msg("far's fk%d served by %s", k, names);
+    assert_int_equal(run_cli(ns[4].port, out, sizeof out,
+                             "--trace -k lean get fk%d -c ALL", k),
+                     0);
+    n = trace_replicas(out, names, sizeof names);
+    int dc1 = (strstr(names, "n1") != NULL) + (strstr(names, "n2") != NULL);
+    if (n != 3 || dc1 != 1 || strstr(names, "n3") == NULL ||
+        strstr(names, "n4") == NULL)
+      fail_msg("lean's fk%d served by %s", k, names);
+  }
+  rc = run_cli(ns[1].port, out, sizeof out, "-k far get fk0 -c LOCAL_QUORUM");
+  show("chorus -k far get fk0 -c LOCAL_QUORUM (through n1, of dc1)", out);
+  assert_int_equal(rc, 1);
+  assert_non_null(strstr(out, "datacenter dc1 holds no replicas"));
+  rc = run_cli(ns[1].port, out, sizeof out,
+               "--dc dc2 -k far get fk0 -c LOCAL_QUORUM");
+  show("chorus --dc dc2 -k far get fk0 -c LOCAL_QUORUM (through n1)", out);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(out, "v0"));
+}
+
 static int teardown(void **state) {
   return group_teardown(state);
 }
@@ -176,6 +238,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       TIMED(test_local_quorum_of_the_clients_datacenter),
       TIMED(test_unknown_datacenter),
+      TIMED(test_keyspace_replication_per_datacenter),
   };
   int failed = cmocka_run_group_tests_name("node_dc", tests, NULL, teardown);
   return harness_finish(failed);

@@ -6,6 +6,12 @@
  *   AAE_TREE                     as the answer its exchange awaits in the
  *                                branch phase
  *   AAE_KEYS                     as the answer awaited in the key phase
+ * The ring has replication classes (keyspace 1 at N = 2, keyspace 2 at
+ * N = 1) and the store keys of each; a request's class_tag below 3 is
+ * taken as the tag of that class index, and a class_map of 0 as the
+ * ring's, so that the fuzzer reaches the class paths (served, refused as
+ * not replicas together) and not only the refusals of an unknown tag or
+ * map.
  * Bad input must be refused or abandon the exchange: never an assert, a
  * leak, or an out-of-bounds access (ASan and UBSan in the fuzz build). */
 #include <stddef.h>
@@ -65,17 +71,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct ring_replication rs;
   struct ring_snapshot *ring;
   struct store *st;
+  struct ring_ks_replication ks[2] = {{.ks_id = 1}, {.ks_id = 2}};
   if (ring_replication_parse("3", &rs, NULL) != CHORUS_OK ||
-      ring_snapshot_build(rn, 3, &rs, 1, &ring, NULL) != CHORUS_OK)
+      ring_replication_parse("2", &ks[0].repl, NULL) != CHORUS_OK ||
+      ring_replication_parse("1", &ks[1].repl, NULL) != CHORUS_OK ||
+      ring_snapshot_build_classes(rn, 3, &rs, ks, 2, 1, &ring, NULL) !=
+          CHORUS_OK)
     abort();
   if (store_mem_open(&st) != CHORUS_OK)
     abort();
-  for (int k = 0; k < 16; k++) {
-    char key[8] = {'k', (char)('a' + k)};
-    uint8_t dk[16];
-    size_t dl = store_data_key(dk, ring_token_of(key, 2), key, 2);
+  /* Keys of the cluster's class and of each keyspace ([0][id BE][key]). */
+  for (int k = 0; k < 48; k++) {
+    char key[8] = {0, 0, 0, 0, (char)(k / 16), 'k', (char)('a' + k % 16)};
+    size_t kl = k < 16 ? 2 : 7;
+    const char *kp = k < 16 ? key + 5 : key;
+    uint8_t dk[24];
+    size_t dl = store_data_key(dk, ring_token_of(kp, kl), kp, kl);
     store_put(st, STORE_DATA, dk, dl, "\x01", 1, NULL);
   }
+  uint64_t *tag = m.type == WIRE_AAE_TREE_REQ   ? &m.aae_tree_req.class_tag
+                  : m.type == WIRE_AAE_KEYS_REQ ? &m.aae_keys_req.class_tag
+                                                : NULL;
+  uint64_t *map = m.type == WIRE_AAE_TREE_REQ   ? &m.aae_tree_req.class_map
+                  : m.type == WIRE_AAE_KEYS_REQ ? &m.aae_keys_req.class_map
+                                                : NULL;
+  if (tag != NULL && *tag < ring_snapshot_class_count(ring))
+    *tag = ring_snapshot_class_tag(ring, (unsigned)*tag);
+  if (map != NULL && *map == 0) /* else: another map, refused */
+    *map = ring_snapshot_class_map(ring);
   struct repl_config cfg;
   repl_config_defaults(&cfg, 1);
   strcpy(cfg.dc, "dc1");

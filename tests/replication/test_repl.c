@@ -525,6 +525,19 @@ static struct wire_bytes bytes_of(const char *s) {
   return (struct wire_bytes){(const uint8_t *)s, strlen(s)};
 }
 
+/* A PUT of a key of any bytes (a keyspace's: [0x00][id BE][key]). */
+static struct reply_rec *put_k(int node, struct wire_bytes key,
+                               const char *value, int32_t w,
+                               const struct reply_rec *seen) {
+  struct wire_msg m = {.type = WIRE_PUT};
+  m.put.key = key;
+  m.put.value = bytes_of(value);
+  if (seen)
+    m.put.context = (struct wire_bytes){seen->ctx, seen->clen};
+  m.put.opts.w = w;
+  return client(node, &m);
+}
+
 static struct reply_rec *put(int node, const char *key, const char *value,
                              int32_t w, const struct reply_rec *seen) {
   struct wire_msg m = {.type = WIRE_PUT};
@@ -536,11 +549,15 @@ static struct reply_rec *put(int node, const char *key, const char *value,
   return client(node, &m);
 }
 
-static struct reply_rec *get(int node, const char *key, int32_t r) {
+static struct reply_rec *get_k(int node, struct wire_bytes key, int32_t r) {
   struct wire_msg m = {.type = WIRE_GET};
-  m.get.key = bytes_of(key);
+  m.get.key = key;
   m.get.opts.r = r;
   return client(node, &m);
+}
+
+static struct reply_rec *get(int node, const char *key, int32_t r) {
+  return get_k(node, bytes_of(key), r);
 }
 
 /* A PUT_TTL of @value with a time to live of @ttl_ms. */
@@ -556,11 +573,11 @@ static struct reply_rec *put_ttl(int node, const char *key, const char *value,
 
 /* stored_obj: node @i's stored object of @key, of @type, into *@o (the
  * caller frees it); false when the node holds none. */
-static bool stored_obj(int i, const char *key, enum crdt_type type,
-                       struct crdt_obj *o) {
+static bool stored_obj_k(int i, struct wire_bytes key, enum crdt_type type,
+                         struct crdt_obj *o) {
   unsigned char dk[256];
   size_t dl =
-      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+      store_data_key(dk, ring_token_of(key.ptr, key.len), key.ptr, key.len);
   void *buf;
   size_t len;
   if (store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len) != CHORUS_OK)
@@ -570,15 +587,20 @@ static bool stored_obj(int i, const char *key, enum crdt_type type,
   return true;
 }
 
+static bool stored_obj(int i, const char *key, enum crdt_type type,
+                       struct crdt_obj *o) {
+  return stored_obj_k(i, bytes_of(key), type, o);
+}
+
 /* Node @i's stored kv object of @key into *@o (the caller frees it). */
 static void stored_kv(int i, const char *key, struct crdt_obj *o) {
   assert_true(stored_obj(i, key, CRDT_KV, o));
 }
 
 /* Whether node @i's stored kv object of @key holds sibling @value. */
-static bool stored_has(int i, const char *key, const char *value) {
+static bool stored_has_k(int i, struct wire_bytes key, const char *value) {
   struct crdt_obj o;
-  if (!stored_obj(i, key, CRDT_KV, &o))
+  if (!stored_obj_k(i, key, CRDT_KV, &o))
     return false;
   bool has = false;
   for (uint32_t s = 0; s < o.u.kv.n; s++)
@@ -586,6 +608,10 @@ static bool stored_has(int i, const char *key, const char *value) {
            memcmp(o.u.kv.sib[s].value, value, strlen(value)) == 0;
   crdt_obj_free(&o);
   return has;
+}
+
+static bool stored_has(int i, const char *key, const char *value) {
+  return stored_has_k(i, bytes_of(key), value);
 }
 
 static int replicas_with(const char *key, const char *value) {
@@ -1503,15 +1529,28 @@ static void gc_timeout_5s(struct repl_config *c) {
 }
 
 /* Whether node @i stores an object (live or dead) for @key. */
-static bool stored_any(int i, const char *key) {
+static bool stored_any_k(int i, struct wire_bytes key) {
   unsigned char dk[256];
   size_t dl =
-      store_data_key(dk, ring_token_of(key, strlen(key)), key, strlen(key));
+      store_data_key(dk, ring_token_of(key.ptr, key.len), key.ptr, key.len);
   void *buf = NULL;
   size_t len;
   int rc = store_get(H.nodes[i].store, STORE_DATA, dk, dl, &buf, &len);
   chorus_free(buf);
   return rc == CHORUS_OK;
+}
+
+static bool stored_any(int i, const char *key) {
+  return stored_any_k(i, bytes_of(key));
+}
+
+static struct reply_rec *del_k(int node, struct wire_bytes key, int32_t w) {
+  struct reply_rec r = *get_k(node, key, WIRE_QUORUM);
+  struct wire_msg d = {.type = WIRE_DELETE};
+  d.del.key = key;
+  d.del.context = (struct wire_bytes){r.ctx, r.clen};
+  d.del.opts.w = w;
+  return client(node, &d);
 }
 
 static struct reply_rec *del(int node, const char *key, int32_t w) {
@@ -3222,6 +3261,8 @@ static void replica_joins_over_the_budget_converge(void **state) {
 
 /* The replication class the next pulls name (0: the cluster's). */
 static uint64_t H_pull_class;
+/* The class map they name (0: the ring in force's). */
+static uint64_t H_pull_map;
 
 /* pull_as: node @src answers a STREAM_PULL of node @puller (the frames are
  * taken off the queue, not delivered); its one answer into *@out (the
@@ -3231,8 +3272,13 @@ static void pull_as(int puller, int src, uint64_t epoch, chorus_token first,
                     uint32_t max_bytes, struct wire_msg *out, uint8_t **frame) {
   struct wire_msg m = {.type = WIRE_STREAM_PULL, .request_id = 77};
   m.stream_pull = (struct wire_stream_pull){
-      epoch,     first,       last, after ? *after : (struct wire_bytes){0},
-      max_bytes, H_pull_class};
+      epoch,
+      first,
+      last,
+      after ? *after : (struct wire_bytes){0},
+      max_bytes,
+      H_pull_class,
+      H_pull_map ? H_pull_map : ring_snapshot_class_map(H.ring)};
   struct node *nd = &H.nodes[src];
   assert_int_equal(
       repl_peer(nd->repl, H.ids[puller], &m, H.now, H.now, &nd->fx), CHORUS_OK);
@@ -3438,9 +3484,9 @@ static struct ring_snapshot *install_class_ring(uint32_t ks_id, uint32_t n) {
   return cls;
 }
 
-/* ks_key: keyspace @ks_id's stored key for "k<k>" ([0][id BE][client
+/* raw_ks_key: keyspace @ks_id's stored key for "k<k>" ([0][id BE][client
  * key]) into @key (16 bytes); its length. */
-static size_t ks_key(unsigned char *key, uint32_t ks_id, int k) {
+static size_t raw_ks_key(unsigned char *key, uint32_t ks_id, int k) {
   key[0] = 0;
   key[1] = (unsigned char)(ks_id >> 24);
   key[2] = (unsigned char)(ks_id >> 16);
@@ -3450,14 +3496,14 @@ static size_t ks_key(unsigned char *key, uint32_t ks_id, int k) {
 }
 
 /* put_raw_pairs: @n keys "d<k>" of the default keyspace and @n of
- * keyspace @ks_id (ks_key) straight into node @i's store, as raw objects
+ * keyspace @ks_id (raw_ks_key) straight into node @i's store, as raw objects
  * (streaming and cleanup read keys, not objects); the keyspace keys'
  * tokens into @tok. */
 static void put_raw_pairs(int i, int n, uint32_t ks_id, chorus_token *tok) {
   unsigned char dk[64], key[16];
   for (int k = 0; k < 2 * n; k++) {
     size_t kl = k < n ? (size_t)snprintf((char *)key, sizeof key, "d%d", k)
-                      : ks_key(key, ks_id, k);
+                      : raw_ks_key(key, ks_id, k);
     if (k >= n)
       tok[k - n] = ring_token_of(key, kl);
     size_t dl = store_data_key(dk, ring_token_of(key, kl), key, kl);
@@ -3498,7 +3544,7 @@ static void cleanup_judges_each_key_in_its_class(void **state) {
   for (int k = 0; k < 2 * KEYS; k++) {
     unsigned char key[16], dk[64];
     size_t kl = k < KEYS ? (size_t)snprintf((char *)key, sizeof key, "d%d", k)
-                         : ks_key(key, 9, k);
+                         : raw_ks_key(key, 9, k);
     chorus_token t = ring_token_of(key, kl);
     size_t dl = store_data_key(dk, t, key, kl);
     void *v = NULL;
@@ -3638,7 +3684,9 @@ static void stream_pull_by_class(void **state) {
     test_free(frame);
   }
   assert_true(served > 0 && refused > 0);
-  /* A class this ring does not know (its metadata behind): ESTALE. */
+  /* A class this ring does not know (its metadata behind): ESTALE; and
+   * one it knows but whose keyspaces it classes otherwise (a map that is
+   * not its own). */
   H_pull_class = tag ^ 1;
   pull_from(0, v, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
   assert_int_equal(m.type, WIRE_ERROR);
@@ -3646,6 +3694,13 @@ static void stream_pull_by_class(void **state) {
   wire_msg_free(&m);
   test_free(frame);
   H_pull_class = 0;
+  H_pull_map = ring_snapshot_class_map(cls) ^ 1;
+  pull_from(0, v, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_ESTALE);
+  wire_msg_free(&m);
+  test_free(frame);
+  H_pull_map = 0;
   teardown_all();
 }
 
@@ -4425,7 +4480,7 @@ static void build_trees(void) {
 static bool tree_exact(int i) {
   struct repl *r = H.nodes[i].repl;
   struct aae_tree t;
-  assert_int_equal(aae_tree_init(&t, r->tree.bits), CHORUS_OK);
+  assert_int_equal(aae_tree_init(&t, r->trees[0].bits), CHORUS_OK);
   aae_tree_rebuild_begin(&t);
   struct store_iter *it;
   assert_int_equal(
@@ -4440,10 +4495,10 @@ static bool tree_exact(int i) {
   }
   store_iter_close(it);
   aae_tree_rebuild_end(&t);
-  bool same =
-      aae_tree_built(&r->tree) && t.keys == r->tree.keys &&
-      memcmp(t.leaf, r->tree.leaf, sizeof *t.leaf << t.bits) == 0 &&
-      memcmp(t.branch, r->tree.branch, sizeof *t.branch << t.branch_bits) == 0;
+  bool same = aae_tree_built(&r->trees[0]) && t.keys == r->trees[0].keys &&
+              memcmp(t.leaf, r->trees[0].leaf, sizeof *t.leaf << t.bits) == 0 &&
+              memcmp(t.branch, r->trees[0].branch,
+                     sizeof *t.branch << t.branch_bits) == 0;
   aae_tree_free(&t);
   return same;
 }
@@ -4488,8 +4543,9 @@ static void aae_tree_follows_every_write(void **state) {
     assert_true(tree_exact(i));
   /* Equal data, equal trees. */
   for (int i = 1; i < 3; i++)
-    assert_memory_equal(H.nodes[0].repl->tree.leaf, H.nodes[i].repl->tree.leaf,
-                        sizeof(uint64_t) << H.nodes[0].repl->tree.bits);
+    assert_memory_equal(H.nodes[0].repl->trees[0].leaf,
+                        H.nodes[i].repl->trees[0].leaf,
+                        sizeof(uint64_t) << H.nodes[0].repl->trees[0].bits);
   /* A write that fails leaves the tree stale, and a rebuild makes it
    * exact again. */
   store_inject_fault(H.nodes[1].store, STORE_FAULT_WRITE);
@@ -4562,8 +4618,9 @@ static void aae_repairs_exactly_the_differing_keys(void **state) {
   }
   for (int i = 0; i < 3; i++) {
     assert_true(tree_exact(i));
-    assert_memory_equal(H.nodes[0].repl->tree.leaf, H.nodes[i].repl->tree.leaf,
-                        sizeof(uint64_t) << H.nodes[0].repl->tree.bits);
+    assert_memory_equal(H.nodes[0].repl->trees[0].leaf,
+                        H.nodes[i].repl->trees[0].leaf,
+                        sizeof(uint64_t) << H.nodes[0].repl->trees[0].bits);
   }
   /* In sync: an exchange finds nothing. */
   uint64_t before = st->aae_keys_compared;
@@ -4688,18 +4745,29 @@ static void drop_queue(void) {
   H.qhead = H.qtail = 0;
 }
 
-static int tree_req_code(struct repl *r, uint64_t epoch, uint8_t bits,
-                         uint8_t level, const uint8_t *iv, size_t ivlen,
-                         const uint8_t *ids, size_t idlen) {
+static int tree_req_code_of(struct repl *r, uint64_t epoch, uint8_t bits,
+                            uint8_t level, const uint8_t *iv, size_t ivlen,
+                            const uint8_t *ids, size_t idlen, uint64_t tag) {
   struct wire_msg m = {.type = WIRE_AAE_TREE_REQ, .request_id = 5};
-  m.aae_tree_req =
-      (struct wire_aae_tree_req){epoch, bits, level, {iv, ivlen}, {ids, idlen}};
+  m.aae_tree_req = (struct wire_aae_tree_req){epoch,
+                                              bits,
+                                              level,
+                                              {iv, ivlen},
+                                              {ids, idlen},
+                                              tag,
+                                              ring_snapshot_class_map(H.ring)};
   assert_int_equal(repl_peer(r, H.ids[0], &m, H.now, H.now, &H.nodes[1].fx),
                    CHORUS_OK);
   int code;
   uint8_t t = last_sent(&code, NULL);
   drop_queue();
   return t == WIRE_AAE_TREE ? 0 : code;
+}
+
+static int tree_req_code(struct repl *r, uint64_t epoch, uint8_t bits,
+                         uint8_t level, const uint8_t *iv, size_t ivlen,
+                         const uint8_t *ids, size_t idlen) {
+  return tree_req_code_of(r, epoch, bits, level, iv, ivlen, ids, idlen, 0);
 }
 
 static void aae_hostile_messages_are_refused(void **state) {
@@ -4719,6 +4787,9 @@ static void aae_hostile_messages_are_refused(void **state) {
   assert_int_equal(tree_req_code(r, ep + 1, 16, 0, iv, 16, ids, 8),
                    CHORUS_ESTALE);
   assert_int_equal(tree_req_code(r, ep, 12, 0, iv, 16, ids, 8), CHORUS_EINVAL);
+  /* A replication class this node does not know: the asker retries. */
+  assert_int_equal(tree_req_code_of(r, ep, 16, 0, iv, 16, ids, 8, 77),
+                   CHORUS_ESTALE);
   /* Intervals: not whole entries, none, first > last, overlapping. */
   assert_int_equal(tree_req_code(r, ep, 16, 0, iv, 15, ids, 8),
                    CHORUS_EMALFORMED);
@@ -4749,8 +4820,8 @@ static void aae_hostile_messages_are_refused(void **state) {
   /* AAE_KEYS_REQ: a cursor shorter than a token, no keys asked. */
   store_be64_put(iv + 8, UINT64_MAX);
   struct wire_msg m = {.type = WIRE_AAE_KEYS_REQ, .request_id = 6};
-  m.aae_keys_req =
-      (struct wire_aae_keys_req){ep, {iv, 16}, {(const uint8_t *)"abc", 3}, 10};
+  m.aae_keys_req = (struct wire_aae_keys_req){
+      ep, {iv, 16}, {(const uint8_t *)"abc", 3}, 10, 0, 0};
   assert_int_equal(repl_peer(r, H.ids[0], &m, H.now, H.now, &H.nodes[1].fx),
                    CHORUS_OK);
   int code;
@@ -5152,6 +5223,330 @@ static void aae_figures_per_range(void **state) {
   teardown_all();
 }
 
+/* ------------------------------------------------------------------------
+ * Anti-entropy and tombstone collection per replication class (issue 21)
+ * ------------------------------------------------------------------------ */
+
+#define KS_ONE 1u /* a keyspace replicated "1" */
+#define KS_TWO 2u /* and one replicated "2" (the cluster's: "3") */
+
+/* Installs on every node a ring of the same nodes, one version on, where
+ * KS_ONE and KS_TWO have classes of their own. */
+static void install_classes(void) {
+  struct ring_node rn[MAXN];
+  for (int i = 0; i < H.n; i++) {
+    memset(&rn[i], 0, sizeof rn[i]);
+    rn[i].id = H.ids[i];
+    snprintf(rn[i].dc, sizeof rn[i].dc, "dc%d", i % H.dcs);
+    snprintf(rn[i].rack, sizeof rn[i].rack, "r%d", i);
+    rn[i].state = RING_NORMAL;
+    rn[i].vnodes = 64;
+  }
+  struct ring_ks_replication ks[2] = {{.ks_id = KS_ONE}, {.ks_id = KS_TWO}};
+  assert_int_equal(ring_replication_parse("1", &ks[0].repl, NULL), CHORUS_OK);
+  assert_int_equal(ring_replication_parse("2", &ks[1].repl, NULL), CHORUS_OK);
+  struct ring_snapshot *s;
+  assert_int_equal(ring_snapshot_build_classes(
+                       rn, (size_t)H.n, ring_snapshot_replication(H.ring), ks,
+                       2, ring_snapshot_version(H.ring) + 1, &s, NULL),
+                   CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(s), 3);
+  for (int i = 0; i < H.n; i++)
+    repl_set_ring(H.nodes[i].repl, s);
+  ring_snapshot_free(H.ring);
+  H.ring = s;
+}
+
+/* A stored key of keyspace @ks: [0x00][id BE][name]. */
+struct ks_key {
+  uint8_t b[48];
+  size_t n;
+};
+
+static struct ks_key ks_key(uint32_t ks, const char *name, int i) {
+  struct ks_key k = {{0, (uint8_t)(ks >> 24), (uint8_t)(ks >> 16),
+                      (uint8_t)(ks >> 8), (uint8_t)ks},
+                     RING_KS_PREFIX_LEN};
+  k.n += (size_t)snprintf((char *)k.b + k.n, sizeof k.b - k.n, "%s%d", name, i);
+  return k;
+}
+
+static struct wire_bytes kb(const struct ks_key *k) {
+  return (struct wire_bytes){k->b, k->n};
+}
+
+/* Whether node @i is a natural replica of @k in its class. */
+static bool natural_k(const struct ks_key *k, int i) {
+  struct ring_plist pl;
+  assert_int_equal(ring_lookup_key(H.ring, k->b, k->n, 0, &pl), CHORUS_OK);
+  for (uint8_t j = 0; j < pl.n_natural; j++)
+    if (pl.r[j].id == H.ids[i])
+      return true;
+  return false;
+}
+
+/* The exchanges @r completed with @peer in the class tagged @tag. */
+static uint64_t aae_exchanges(const struct repl *r, chorus_node_id peer,
+                              uint64_t tag) {
+  for (size_t p = 0; p < r->aae.npeers; p++)
+    if (r->aae.peers[p].id == peer && r->aae.peers[p].tag == tag)
+      return r->aae.peers[p].exchanges;
+  return 0;
+}
+
+/* Whether each of node @i's trees equals one rebuilt from the keys of its
+ * class in the store (so a class's tree holds no other class's key). */
+static bool trees_exact(int i) {
+  struct repl *r = H.nodes[i].repl;
+  unsigned n = ring_snapshot_class_count(H.ring);
+  if (r->ntrees != n)
+    return false;
+  bool same = true;
+  for (unsigned c = 0; c < n; c++) {
+    struct aae_tree t;
+    assert_int_equal(aae_tree_init(&t, r->trees[c].bits), CHORUS_OK);
+    aae_tree_rebuild_begin(&t);
+    struct store_iter *it;
+    assert_int_equal(
+        store_iter_open(H.nodes[i].store, STORE_DATA, NULL, 0, NULL, 0, &it),
+        CHORUS_OK);
+    for (; store_iter_valid(it); store_iter_next(it)) {
+      size_t kl, vl;
+      const uint8_t *k = store_iter_key(it, &kl);
+      const void *v = store_iter_value(it, &vl);
+      if (ring_key_class(H.ring, k + STORE_TOKEN_PREFIX,
+                         kl - STORE_TOKEN_PREFIX) != c)
+        continue;
+      assert_int_equal(aae_tree_rebuild_add(&t, k, kl, aae_digest(v, vl)),
+                       CHORUS_OK);
+    }
+    store_iter_close(it);
+    aae_tree_rebuild_end(&t);
+    same &= aae_tree_built(&r->trees[c]) && t.keys == r->trees[c].keys &&
+            memcmp(t.leaf, r->trees[c].leaf, sizeof *t.leaf << t.bits) == 0;
+    aae_tree_free(&t);
+  }
+  return same;
+}
+
+/* Three nodes, the cluster at N = 3, a keyspace at N = 1 and one at
+ * N = 2: each class's tree holds its keys only; exchanges go per class, a
+ * key of the N = 2 class that one of its replicas missed is repaired onto
+ * it, and no exchange carries a key onto a node that is not its replica
+ * in its class (the N = 1 keys stay where they are). */
+static void aae_classes_keep_their_own_replicas(void **state) {
+  (void)state;
+  /* A small tree: segments wide, most cut by range boundaries, so key
+   * lists run over many keys of every class. */
+  setup(3, "3", 1, no_hints_small_tree);
+  install_classes();
+  boot();
+  build_trees();
+  enum { K = 40 };
+  char k[16];
+  for (int i = 0; i < K; i++) {
+    snprintf(k, sizeof k, "c%d", i);
+    assert_int_equal(put(i % 3, k, "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+    struct ks_key one = ks_key(KS_ONE, "one", i),
+                  two = ks_key(KS_TWO, "two", i);
+    assert_int_equal(put_k(i % 3, kb(&one), "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+    assert_int_equal(put_k(i % 3, kb(&two), "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+  }
+  unsigned c1 = ring_key_class(H.ring, ks_key(KS_ONE, "one", 0).b,
+                               ks_key(KS_ONE, "one", 0).n);
+  unsigned c2 = ring_key_class(H.ring, ks_key(KS_TWO, "two", 0).b,
+                               ks_key(KS_TWO, "two", 0).n);
+  assert_true(c1 != 0 && c2 != 0 && c1 != c2);
+  for (int i = 0; i < 3; i++) {
+    assert_true(trees_exact(i));
+    size_t n1 = 0, n2 = 0;
+    for (int j = 0; j < K; j++) {
+      struct ks_key one = ks_key(KS_ONE, "one", j),
+                    two = ks_key(KS_TWO, "two", j);
+      n1 += natural_k(&one, i);
+      n2 += natural_k(&two, i);
+    }
+    /* Class 0's tree sees the cluster's keys only. */
+    assert_int_equal(H.nodes[i].repl->trees[0].keys, K);
+    assert_int_equal(H.nodes[i].repl->trees[c1].keys, n1);
+    assert_int_equal(H.nodes[i].repl->trees[c2].keys, n2);
+  }
+
+  /* Node 2 misses writes of the N = 2 class and of the cluster's (their
+   * hints dropped). */
+  isolate(2, true);
+  member_all(2, false);
+  int missed = 0;
+  for (int i = 0; i < K; i++) {
+    snprintf(k, sizeof k, "cm%d", i);
+    assert_int_equal(put(i % 2, k, "m", 2, NULL)->type, WIRE_WRITE_REPLY2);
+    missed++;
+  }
+  for (int i = 0; i < K; i++) {
+    struct ks_key m = ks_key(KS_TWO, "miss", i);
+    struct reply_rec *w = put_k(natural_k(&m, 0) ? 0 : 1, kb(&m), "m", 1, NULL);
+    assert_int_equal(w->type, WIRE_WRITE_REPLY2);
+    missed += natural_k(&m, 2);
+  }
+  isolate(2, false);
+  member_all(2, true);
+  advance(3000);
+  assert_true(missed > 0);
+  for (int i = 0; i < K; i++) {
+    struct ks_key m = ks_key(KS_TWO, "miss", i);
+    assert_false(stored_any_k(2, kb(&m)));
+  }
+
+  /* Every node exchanges with every other, each class in turn. */
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < 3; i++)
+      for (int j = 0; j < 3; j++)
+        if (i != j)
+          exchange(i, j);
+  uint64_t repaired = 0;
+  for (int i = 0; i < 3; i++) {
+    const struct repl_stats *st = repl_stats(H.nodes[i].repl);
+    assert_int_equal(st->aae_aborted, 0);
+    repaired += st->aae_keys_repaired;
+    assert_true(trees_exact(i));
+  }
+  assert_int_equal(repaired, (uint64_t)missed);
+  /* Each key on exactly its natural replicas in its class. */
+  for (int j = 0; j < K; j++) {
+    struct ks_key one = ks_key(KS_ONE, "one", j),
+                  two = ks_key(KS_TWO, "two", j), m = ks_key(KS_TWO, "miss", j);
+    snprintf(k, sizeof k, "cm%d", j);
+    assert_int_equal(replicas_with(k, "m"), 3);
+    for (int i = 0; i < 3; i++) {
+      assert_int_equal(stored_any_k(i, kb(&one)), natural_k(&one, i));
+      assert_int_equal(stored_any_k(i, kb(&two)), natural_k(&two, i));
+      assert_int_equal(stored_has_k(i, kb(&m), "m"), natural_k(&m, i));
+    }
+  }
+  /* The N = 2 class's exchanges are counted in its own records. */
+  uint64_t tag2 = ring_snapshot_class_tag(H.ring, c2);
+  for (int j = 1; j < 3; j++) {
+    assert_true(aae_exchanges(H.nodes[0].repl, H.ids[j], tag2) > 0);
+    assert_true(aae_exchanges(H.nodes[0].repl, H.ids[j], 0) > 0);
+    assert_int_equal(aae_exchanges(H.nodes[0].repl, H.ids[j],
+                                   ring_snapshot_class_tag(H.ring, c1)),
+                     0);
+  }
+
+  /* A peer's requests for a class where the two are not replicas
+   * together: refused (EINVAL); for a class it does not know: ESTALE. */
+  uint64_t ep = ring_snapshot_version(H.ring);
+  uint8_t iv[16], ids[4] = {0, 0, 0, 1};
+  store_be64_put(iv, 0);
+  store_be64_put(iv + 8, UINT64_MAX);
+  struct repl *r1 = H.nodes[1].repl;
+  uint8_t bits = (uint8_t)r1->trees[0].bits;
+  assert_int_equal(tree_req_code_of(r1, ep, bits, 0, iv, 16, ids, 4,
+                                    ring_snapshot_class_tag(H.ring, c1)),
+                   CHORUS_EINVAL);
+  assert_int_equal(tree_req_code_of(r1, ep, bits, 0, iv, 16, ids, 4, tag2),
+                   CHORUS_EINVAL);
+  assert_int_equal(tree_req_code_of(r1, ep, bits, 0, iv, 16, ids, 4, 0), 0);
+  assert_int_equal(tree_req_code_of(r1, ep, bits, 0, iv, 16, ids, 4, tag2 ^ 1),
+                   CHORUS_ESTALE);
+  /* An asker whose keys are classed otherwise (a keyspace of its own
+   * replication it has not learnt, or we have not: the epoch is the
+   * same): ESTALE, whichever class it asks. */
+  struct wire_msg o = {.type = WIRE_AAE_TREE_REQ, .request_id = 5};
+  o.aae_tree_req =
+      (struct wire_aae_tree_req){ep, bits, 0, {iv, 16}, {ids, 4}, 0, 0};
+  assert_int_equal(repl_peer(r1, H.ids[0], &o, H.now, H.now, &H.nodes[1].fx),
+                   CHORUS_OK);
+  int ocode;
+  assert_int_equal(last_sent(&ocode, NULL), WIRE_ERROR);
+  assert_int_equal(ocode, CHORUS_ESTALE);
+  drop_queue();
+  struct wire_msg q = {.type = WIRE_AAE_KEYS_REQ, .request_id = 6};
+  q.aae_keys_req =
+      (struct wire_aae_keys_req){ep,
+                                 {iv, 16},
+                                 {NULL, 0},
+                                 10,
+                                 ring_snapshot_class_tag(H.ring, c1),
+                                 ring_snapshot_class_map(H.ring)};
+  assert_int_equal(repl_peer(r1, H.ids[0], &q, H.now, H.now, &H.nodes[1].fx),
+                   CHORUS_OK);
+  int code;
+  assert_int_equal(last_sent(&code, NULL), WIRE_ERROR);
+  assert_int_equal(code, CHORUS_EINVAL);
+  drop_queue();
+
+  /* A ring whose classes differ makes every tree stale; one rebuild
+   * refills them all. Exchanges under the old classes no longer count
+   * for the tombstone collector. */
+  assert_true(repl_aae_repaired_since(H.nodes[0].repl, 0) != 0);
+  install_ring((const int[]){N_, N_, N_});
+  assert_false(repl_aae_built(H.nodes[0].repl));
+  assert_int_equal(repl_aae_repaired_since(H.nodes[0].repl, 0), 0);
+  build_trees();
+  assert_int_equal(H.nodes[0].repl->ntrees, 1);
+  assert_true(tree_exact(0));
+  teardown_all();
+}
+
+/* Tombstone collection waits for the exchanges of the key's own class
+ * with the other replicas in that class: a class-0 exchange does not
+ * count for a key of the N = 2 class, and a key of the N = 1 class is
+ * collected once the grace passes, with no exchange at all. */
+static void gc_gates_per_class(void **state) {
+  (void)state;
+  setup(3, "3", 1, gc_gate);
+  install_classes();
+  boot();
+  build_trees();
+  struct ks_key one = ks_key(KS_ONE, "t", 0), two = ks_key(KS_TWO, "t", 0);
+  assert_int_equal(put_k(0, kb(&one), "v", WIRE_ALL, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(put_k(0, kb(&two), "v", WIRE_ALL, NULL)->type,
+                   WIRE_WRITE_REPLY2);
+  assert_int_equal(del_k(0, kb(&one), WIRE_ALL)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(del_k(0, kb(&two), WIRE_ALL)->type, WIRE_WRITE_REPLY2);
+  int o = -1, p = -1, q = -1;
+  for (int i = 0; i < 3; i++) {
+    if (natural_k(&one, i))
+      o = i;
+    if (natural_k(&two, i) && p < 0)
+      p = i;
+    else if (natural_k(&two, i))
+      q = i;
+  }
+  assert_true(o >= 0 && p >= 0 && q >= 0);
+  advance(3000); /* past the grace (the hint window) */
+  /* N = 1: nobody else to wait for. */
+  assert_int_equal(gc_walk(o), 1);
+  for (int i = 0; i < 3; i++)
+    assert_false(stored_any_k(i, kb(&one)));
+  /* N = 2: held until p has exchanged that class with q. The first
+   * exchange takes class 0 (its classes never exchanged, in index order),
+   * which does not count. */
+  exchange(p, q);
+  struct repl *rp = H.nodes[p].repl;
+  uint64_t tag2 =
+      ring_snapshot_class_tag(H.ring, ring_key_class(H.ring, two.b, two.n));
+  assert_int_equal(aae_exchanges(rp, H.ids[q], 0), 1);
+  assert_int_equal(aae_exchanges(rp, H.ids[q], tag2), 0);
+  assert_int_equal(gc_walk(p), 0);
+  assert_true(stored_any_k(p, kb(&two)));
+  exchange(p, q);
+  assert_int_equal(gc_walk(p), 1);
+  assert_false(stored_any_k(p, kb(&two)));
+  assert_true(stored_any_k(q, kb(&two)));
+  exchange(q, p);
+  exchange(q, p);
+  assert_int_equal(gc_walk(q), 1);
+  for (int i = 0; i < 3; i++)
+    assert_false(stored_any_k(i, kb(&two)));
+  teardown_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_get_and_siblings),
@@ -5162,6 +5557,8 @@ int main(void) {
       cmocka_unit_test(aae_hostile_messages_are_refused),
       cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),
       cmocka_unit_test(aae_figures_per_range),
+      cmocka_unit_test(aae_classes_keep_their_own_replicas),
+      cmocka_unit_test(gc_gates_per_class),
       cmocka_unit_test(stream_pull_by_class),
       cmocka_unit_test(cleanup_judges_each_key_in_its_class),
       cmocka_unit_test(stream_serves_and_apply_checks),

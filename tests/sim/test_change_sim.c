@@ -751,10 +751,6 @@ static void dump_finals(const struct sim_history *h, const char *label) {
   }
 }
 
-/* The run's keyspace keys are left out of only_owners_hold (anti-entropy
- * copies them: run_scenario). */
-static bool g_ks_owners_unchecked;
-
 /* only_owners_hold: once cleanup has run (core.h, cleanup_grace_ms), no
  * running member that owns tokens holds a key it is not a natural replica
  * of in the final ring (its owners holding its writes is sim_check_kv_lost's
@@ -767,10 +763,7 @@ static const char *only_owners_hold(struct sim *s, const struct scenario *sc,
     if (core_sim_core(s, i) != NULL)
       via = i;
   const struct sim_history *h = sim_history(s);
-  struct core_sim_options ks = {.keyspace_repl = ""};
   for (size_t k = 0; k < h->nkeys && via >= 0; k++) {
-    if (g_ks_owners_unchecked && core_sim_in_keyspace(&ks, h->keys[k].name))
-      continue;
     int owners[RING_MAX_REPLICAS];
     int n =
         core_sim_natural(s, via, h->keys[k].name, owners, RING_MAX_REPLICAS);
@@ -1053,20 +1046,14 @@ static uint64_t run_scenario(const struct scenario *sc, bool strict,
     if (g_ks == 2 || (g_ks == 1 && seed % 2 == 1))
       w.ks = ks_spec(sc);
     p.opt.keyspace_repl = w.ks;
-    /* Anti-entropy compares the cluster's ranges only, so far (its
-     * classes are issue 21's other half): it copies the keyspace's keys to
-     * every replica of the cluster's class, which cleanup's check
-     * (only_owners_hold) then finds there, and which hides what streaming
-     * would lose of them. So in the keyspace's seeds either it runs and
-     * that check leaves the keyspace's keys out (CHORUS_CHANGE_SIM_KS_AAE
-     * unset or 1), or it does not run (0: every check, the streams alone
-     * bring the keyspace's keys, but the cluster's keys lose what only
-     * anti-entropy closes: 14 of 1,500 runs failed so, with or without a
-     * keyspace, at 100 seeds a scenario, a removed node back on its old
-     * disk among them). */
-    bool aae = w.ks == NULL || env_u64("CHORUS_CHANGE_SIM_KS_AAE", 1) != 0;
-    p.opt.aae_interval_ms = aae ? 1000 : 0;
-    g_ks_owners_unchecked = w.ks != NULL && aae;
+    /* Anti-entropy (per class) also repairs what streaming would lose of
+     * the keyspace's keys: CHORUS_CHANGE_SIM_KS_AAE=0 turns it off in the
+     * keyspace's seeds, so that the streams alone must bring them (the
+     * cluster's keys then lose what only anti-entropy closes: 14 of 1,500
+     * runs at 100 seeds a scenario, with or without a keyspace, a removed
+     * node back on its old disk among them). */
+    p.opt.aae_interval_ms =
+        w.ks == NULL || env_u64("CHORUS_CHANGE_SIM_KS_AAE", 1) != 0 ? 1000 : 0;
     rc.kv_keys = w.ks != NULL ? 6 : 3;
     with_ks += w.ks != NULL;
     rc.hook_arg = &w;
