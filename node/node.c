@@ -353,6 +353,9 @@ static int open_core(struct node *n, char *errmsg) {
   cc.repl.tracer = tracer;
   cc.repl.warn = &node_log_warn_tracer;
   cc.repl.slow_ms = n->cfg.slow_ms;
+  /* One store write per loop iteration for the replica writes (on_check
+   * calls core_flush first). */
+  cc.repl.defer_replica_writes = true;
   cc.repl.tombstone_gc = n->cfg.tombstone_gc;
   cc.repl.tombstone_gc_timeout_ms = n->cfg.tombstone_gc_timeout_ms;
   cc.repl.hint_max_age_ms = n->cfg.hint_max_age_ms;

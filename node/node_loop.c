@@ -251,6 +251,9 @@ static void on_space_timer(uv_timer_t *t) {
  *
  * THE DURABILITY RULE. Nothing an iteration decided leaves the node ahead
  * of the writes it stands on, in this order:
+ *   0. the replica writes the iteration deferred are applied as one store
+ *      write and answered (core_flush; repl_replica.c, REPLICA WRITES IN
+ *      BATCHES): each answer waits for a barrier, like any other;
  *   1. `none` barriers are answered (their replies join this iteration);
  *   2. the iteration's WAL records go to the OS in one write(2)
  *      (store_flush): from here a process crash loses nothing that a
@@ -292,9 +295,21 @@ static void flush_store(struct node *n) {
     node__conn_close(c);
 }
 
+/* flush_core: step 0. */
+static void flush_core(struct node *n) {
+  if (n->core == NULL || n->closing_all)
+    return;
+  int rc = core_flush(n->core, node__now(n), node__wall_ms());
+  if (rc == CHORUS_ESYNCFAILED)
+    node__fatal(rc, "the store failed under replication");
+  if (rc != CHORUS_OK)
+    node__fatal(rc, "applying the iteration's replica writes");
+}
+
 static void on_check(uv_check_t *h) {
   struct node *n = h->data;
   n->iterations++;
+  flush_core(n);
   deliver_ready(n);
   flush_store(n);
   node__conn_flush_dirty(n);

@@ -148,6 +148,8 @@ void node__answer_status(struct node_conn *c, uint64_t request_id) {
   RSTAT(dc_forwards);
   RSTAT(dc_forwarded_writes);
   RSTAT(dc_relayed);
+  RSTAT(replica_batches);
+  RSTAT(replica_batched);
   RSTAT(writes_ok);
   RSTAT(reads_ok);
   RSTAT(unavailable);

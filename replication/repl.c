@@ -130,6 +130,7 @@ void repl_free(struct repl *r) {
   repl__hints_free(&r->hints);
   chorus_free(r->gc.after);
   repl__aae_free(r);
+  chorus_free(r->deferred);
   chorus_free(r);
 }
 

@@ -299,6 +299,14 @@ struct repl_config {
    * leaves one line on @warn when it ends (SLOW REQUESTS, repl_timeline.c):
    * its timeline, replica by replica. 0: never (the default). */
   chorus_ms slow_ms;
+  /* REPLICA WRITES IN BATCHES (repl_replica.c): a coordinator's durable
+   * REPLICA_WRITE is joined at once but deferred into the store's batch
+   * (store_defer), and acknowledged only after repl_flush() applied it:
+   * one store write per driver iteration for all of them. The driver
+   * must then call repl_flush at the end of every batch of events
+   * (chorusd: its check phase; the simulator: after each event). false
+   * (the default): each one is its own store write. */
+  bool defer_replica_writes;
   /* Where what an operator must hear goes (dropped hints, per target and
    * reason, at most once a hint round); borrowed for life; may be NULL. */
   const struct chorus_tracer *warn;
@@ -389,6 +397,16 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
               chorus_ms now, chorus_ms wall, const struct repl_effects *fx);
 
 int repl_timer(struct repl *r, uint64_t id, chorus_ms now, chorus_ms wall,
+               const struct repl_effects *fx);
+
+/* repl_flush: the end of a batch of events: applies the replica writes
+ * deferred since the last call (cfg.defer_replica_writes) as one store
+ * write (store_commit), then answers each: a barrier, then its
+ * acknowledgement (as an immediate write would be answered), or, when the
+ * store write failed, the error. Nothing to do without deferred writes.
+ * Errors: as the other events (CHORUS_ENOMEM; CHORUS_ESYNCFAILED through
+ * repl_failed when the store broke). */
+int repl_flush(struct repl *r, chorus_ms now, chorus_ms wall,
                const struct repl_effects *fx);
 
 /* repl_sync_done: the barrier @token asked for ended with @status
@@ -602,6 +620,9 @@ struct repl_stats {
   /* Hints this replica armed for the owners of writes whose coordinator
    * was behind its ring epoch (repl_replica.c, hint_owners). */
   uint64_t pending_hinted;
+  /* REPLICA WRITES IN BATCHES (cfg.defer_replica_writes): store writes
+   * that applied deferred replica writes, and the writes they carried. */
+  uint64_t replica_batches, replica_batched;
   /* Cleanup (CLEANUP): keys looked at, objects deleted, objects kept
    * because a hint still needs them, reads the scans opened (one per
    * REPL_CLEANUP_READ_MAX_AGE_MS at most, none where this node owns the

@@ -519,6 +519,14 @@ struct repl_aae {
   unsigned sv_next;
 };
 
+/* A replica write deferred into the store's batch, to be answered at
+ * repl_flush (repl_replica.c, REPLICA WRITES IN BATCHES). */
+struct repl_deferred_ack {
+  chorus_node_id to;
+  uint64_t req;   /* the coordinator's request id */
+  chorus_ms born; /* when it arrived (REPLICA_TIMES) */
+};
+
 struct repl {
   struct repl_config cfg;
   struct store *store;
@@ -577,6 +585,9 @@ struct repl {
   unsigned ntrees;
   uint64_t trees_map;
   struct repl_aae aae;
+  /* Replica writes deferred since the last repl_flush. */
+  struct repl_deferred_ack *deferred;
+  size_t ndeferred, capdeferred;
   char err[CHORUS_ERRMSG_SIZE];
 };
 
@@ -1231,6 +1242,13 @@ int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
  * of LWW registers (repl.h) applied only when @clock_bound: a range
  * streamed to its new owner is taken whole, since the old owner drops it
  * afterwards (cleanup) and a register refused here would be lost. */
+/* repl__join_into_store_deferred: repl__join_into_store, the write (when
+ * there is one) deferred into the store's batch (store_defer); *@deferred
+ * says whether there was one. Its answer waits for repl_flush. */
+int repl__join_into_store_deferred(struct repl *r, chorus_token token,
+                                   const void *key, size_t klen,
+                                   const void *bytes, size_t blen,
+                                   bool *deferred);
 int repl__join_into_store_bound(struct repl *r, chorus_token token,
                                 const void *key, size_t klen, const void *bytes,
                                 size_t blen, bool clock_bound);

@@ -172,14 +172,34 @@ int repl__obj_join(struct crdt_obj *dst, const struct crdt_obj *src,
   return rc;
 }
 
+static int join_store(struct repl *r, chorus_token token, const void *key,
+                      size_t klen, const void *bytes, size_t blen,
+                      bool clock_bound, bool *deferred);
+
 int repl__join_into_store(struct repl *r, chorus_token token, const void *key,
                           size_t klen, const void *bytes, size_t blen) {
-  return repl__join_into_store_bound(r, token, key, klen, bytes, blen, true);
+  return join_store(r, token, key, klen, bytes, blen, true, NULL);
 }
 
 int repl__join_into_store_bound(struct repl *r, chorus_token token,
                                 const void *key, size_t klen, const void *bytes,
                                 size_t blen, bool clock_bound) {
+  return join_store(r, token, key, klen, bytes, blen, clock_bound, NULL);
+}
+
+int repl__join_into_store_deferred(struct repl *r, chorus_token token,
+                                   const void *key, size_t klen,
+                                   const void *bytes, size_t blen,
+                                   bool *deferred) {
+  *deferred = false;
+  return join_store(r, token, key, klen, bytes, blen, true, deferred);
+}
+
+/* join_store: the join; with @deferred, its write goes to the store's
+ * deferred batch (*@deferred set when there was one). */
+static int join_store(struct repl *r, chorus_token token, const void *key,
+                      size_t klen, const void *bytes, size_t blen,
+                      bool clock_bound, bool *deferred) {
   struct crdt_obj in, local;
   int rc = repl__decode_obj(bytes, blen, CRDT_NONE, &in, r->err);
   if (rc != CHORUS_OK)
@@ -232,10 +252,15 @@ int repl__join_into_store_bound(struct repl *r, chorus_token token,
           b ? store_batch_put(b, STORE_DATA, dk, dl, out, olen) : CHORUS_ENOMEM;
       if (rc == CHORUS_OK && repl__gc_mortal(&local))
         rc = repl__gc_note(r, b, token, key, klen);
-      if (rc == CHORUS_OK)
+      if (rc == CHORUS_OK && deferred != NULL) {
+        rc = store_defer(r->store, b);
+        *deferred = rc == CHORUS_OK;
+      } else if (rc == CHORUS_OK) {
         rc = store_write_batch(r->store, b, NULL);
+      }
       store_batch_free(b);
-      /* The anti-entropy tree follows every write of the data space. */
+      /* The anti-entropy tree follows every write of the data space (a
+       * deferred one that then fails marks it stale, repl_flush). */
       if (rc == CHORUS_OK)
         repl__aae_note(r, dk, dl, aae_digest(buf, len), aae_digest(out, olen));
       else if (dk != NULL)

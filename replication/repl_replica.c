@@ -79,14 +79,15 @@ int repl__send_read_answer(struct repl *r, const struct repl_effects *fx,
   return fx->send(fx->ctx, to, &a);
 }
 
-/* Acknowledges once durable: a barrier on everything written so far. */
+/* Acknowledges once durable: a barrier on everything written so far.
+ * @born: when the message acknowledged arrived. */
 static int ack_when_durable(struct repl *r, const struct repl_effects *fx,
                             chorus_node_id to, uint64_t req, uint8_t type,
-                            uint64_t hint_seq) {
+                            uint64_t hint_seq, chorus_ms born) {
   struct repl_op *op = repl__op_new(r, REPL_OP_ACK);
   if (op == NULL)
     return CHORUS_ENOMEM;
-  op->u.ack = (struct repl_op_ack){to, req, type, hint_seq, r->now};
+  op->u.ack = (struct repl_op_ack){to, req, type, hint_seq, born};
   return fx->sync(fx->ctx, store_last_seq(r->store), op->id);
 }
 
@@ -222,16 +223,93 @@ static int hint_owners(struct repl *r, chorus_node_id from, chorus_token token,
   return rc;
 }
 
+/* ------------------------------------------------------------------------
+ * REPLICA WRITES IN BATCHES (repl.h, cfg.defer_replica_writes)
+ *
+ * At many requests in flight a replica joins dozens of coordinators'
+ * writes per loop iteration, each once its own store write: a WAL record
+ * and a pass through RocksDB's write group apiece. Deferred, each join
+ * still happens at once (its read sees every earlier one: the store
+ * answers reads from its deferred batch), but its write joins the store's
+ * deferred batch, and repl_flush, at the end of the driver's iteration,
+ * applies them all as one store write and only then answers each one as
+ * before: a barrier, then the acknowledgement. So nothing is acknowledged
+ * that is not written, and the durability rule (repl_object.c: NOTHING
+ * NON-DURABLE LEAVES A NODE; node_loop.c) is unchanged: the answers wait
+ * for the same barrier, and chorusd hands the WAL to the OS after the
+ * flush and before any output. If the store write fails, every write of
+ * the batch is answered with its error (the coordinators hint them), as
+ * one refused write is today.
+ * ------------------------------------------------------------------------ */
+
+static int defer_ack(struct repl *r, chorus_node_id to, uint64_t req) {
+  if (r->ndeferred == r->capdeferred) {
+    size_t cap = r->capdeferred ? r->capdeferred * 2 : 64;
+    struct repl_deferred_ack *grown =
+        chorus_realloc(r->deferred, cap * sizeof *grown);
+    if (grown == NULL)
+      return CHORUS_ENOMEM;
+    r->deferred = grown;
+    r->capdeferred = cap;
+  }
+  r->deferred[r->ndeferred++] = (struct repl_deferred_ack){to, req, r->now};
+  return CHORUS_OK;
+}
+
+int repl_flush(struct repl *r, chorus_ms now, chorus_ms wall,
+               const struct repl_effects *fx) {
+  if (r->ndeferred == 0)
+    return CHORUS_OK;
+  repl__tick(r, now, wall);
+  int status = store_commit(r->store);
+  size_t n = r->ndeferred;
+  r->ndeferred = 0;
+  if (status == CHORUS_ENOMEM)
+    return status;
+  if (status != CHORUS_OK) {
+    /* The tree noted them as written. */
+    repl__aae_stale(r);
+    if (status == CHORUS_ESYNCFAILED)
+      r->failed = true;
+    REPL_TRACE(r, "%zu deferred replica writes refused: %s", n,
+               chorus_errname(status));
+  }
+  r->stats.replica_batches++;
+  r->stats.replica_batched += n;
+  int rc = CHORUS_OK;
+  for (size_t i = 0; i < n && rc == CHORUS_OK; i++) {
+    const struct repl_deferred_ack *d = &r->deferred[i];
+    if (status == CHORUS_OK) {
+      rc = ack_when_durable(r, fx, d->to, d->req, WIRE_REPLICA_ACK, 0, d->born);
+      continue;
+    }
+    rc = repl__send_times(r, fx, d->to, d->req, d->born, false);
+    if (rc == CHORUS_OK)
+      rc = repl__send_ack(fx, d->to, d->req, WIRE_REPLICA_ACK, 0, status);
+  }
+  return rc;
+}
+
 int repl__on_replica_write(struct repl *r, chorus_node_id from,
                            const struct wire_msg *m, chorus_ms wall,
                            const struct repl_effects *fx) {
   const struct wire_replica_write *w = &m->replica_write;
   int status = CHORUS_EIO;
+  /* Only writes answered after a barrier wait for the batch: a read
+   * repair's (not durable) is answered at once. */
+  bool defer =
+      r->cfg.defer_replica_writes && (w->flags & WIRE_REPLICA_DURABLE) != 0;
+  bool deferred = false;
   if (!r->failed && (status = store_write_allowed(r->store)) == CHORUS_OK) {
-    status = ring_token_of(w->key.ptr, w->key.len) == w->token
-                 ? repl__join_into_store(r, w->token, w->key.ptr, w->key.len,
-                                         w->object.ptr, w->object.len)
-                 : CHORUS_EMALFORMED;
+    if (ring_token_of(w->key.ptr, w->key.len) != w->token)
+      status = CHORUS_EMALFORMED;
+    else if (defer)
+      status = repl__join_into_store_deferred(r, w->token, w->key.ptr,
+                                              w->key.len, w->object.ptr,
+                                              w->object.len, &deferred);
+    else
+      status = repl__join_into_store(r, w->token, w->key.ptr, w->key.len,
+                                     w->object.ptr, w->object.len);
     if (status == CHORUS_OK && m->type == WIRE_REPLICA_WRITE2 &&
         w->epoch < ring_snapshot_version(r->ring))
       status = hint_owners(r, from, w->token, &w->key, false, wall);
@@ -240,8 +318,11 @@ int repl__on_replica_write(struct repl *r, chorus_node_id from,
     return status;
   if (status == CHORUS_ESYNCFAILED)
     r->failed = true;
+  if (status == CHORUS_OK && deferred)
+    return defer_ack(r, from, m->request_id);
   if (status == CHORUS_OK && (w->flags & WIRE_REPLICA_DURABLE))
-    return ack_when_durable(r, fx, from, m->request_id, WIRE_REPLICA_ACK, 0);
+    return ack_when_durable(r, fx, from, m->request_id, WIRE_REPLICA_ACK, 0,
+                            r->now);
   if (status != CHORUS_OK)
     REPL_TRACE(r, "replica write from %016" PRIx64 " refused: %s", from,
                chorus_errname(status));
@@ -444,7 +525,7 @@ int repl__on_hint_deliver(struct repl *r, chorus_node_id from,
     r->failed = true;
   if (status == CHORUS_OK)
     return ack_when_durable(r, fx, from, m->request_id, WIRE_HINT_ACK,
-                            h->hint_seq);
+                            h->hint_seq, r->now);
   REPL_TRACE(r, "hint from %016" PRIx64 " refused: %s", from,
              chorus_errname(status));
   return repl__send_ack(fx, from, m->request_id, WIRE_HINT_ACK, h->hint_seq,

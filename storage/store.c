@@ -5,6 +5,20 @@
 
 #include "chorus_alloc.h"
 
+/* Batches: one allocation per operation holding key then value, in an
+ * array that doubles (Batches, below). */
+struct batch_entry {
+  unsigned char space;
+  unsigned char is_delete;
+  size_t klen, vlen;
+  unsigned char *bytes; /* key, then value */
+};
+
+struct store_batch {
+  struct batch_entry *entries;
+  size_t count, cap;
+};
+
 /* ------------------------------------------------------------------------
  * Argument checks: done once here so that backends see only valid calls.
  * ------------------------------------------------------------------------ */
@@ -35,6 +49,18 @@ static int check_value(char *errmsg, const void *val, size_t vlen) {
   return CHORUS_OK;
 }
 
+static int write_allowed(struct store *s, bool meta_only);
+static bool batch_meta_only(const struct store_batch *b);
+static bool deferred_get(struct store *s, enum store_space space,
+                         const void *key, size_t klen, void **val, size_t *vlen,
+                         int *rc);
+static int apply_deferred(struct store *s, chorus_seq *seq);
+static int before_others(struct store *s);
+static int broken(struct store *s);
+static int batch_append(struct store_batch *b, enum store_space space,
+                        int is_delete, const void *key, size_t klen,
+                        const void *val, size_t vlen);
+
 int store_get(struct store *s, enum store_space space, const void *key,
               size_t klen, void **val, size_t *vlen) {
   *val = NULL;
@@ -44,11 +70,10 @@ int store_get(struct store *s, enum store_space space, const void *key,
     rc = check_key(s->errmsg, key, klen);
   if (rc != CHORUS_OK)
     return rc;
+  if (deferred_get(s, space, key, klen, val, vlen, &rc))
+    return rc;
   return s->ops->get(s, space, key, klen, val, vlen);
 }
-
-static int write_allowed(struct store *s, bool meta_only);
-static bool batch_meta_only(const struct store_batch *b);
 
 /* wrote: every write's result passes here: a write that found the disk
  * full although the last check did not (the reserve was outrun) asks for
@@ -68,6 +93,8 @@ int store_put(struct store *s, enum store_space space, const void *key,
     rc = check_value(s->errmsg, val, vlen);
   if (rc == CHORUS_OK)
     rc = write_allowed(s, space == STORE_META);
+  if (rc == CHORUS_OK)
+    rc = before_others(s);
   if (rc != CHORUS_OK)
     return rc;
   chorus_seq ignored;
@@ -82,6 +109,8 @@ int store_delete(struct store *s, enum store_space space, const void *key,
     rc = check_key(s->errmsg, key, klen);
   if (rc == CHORUS_OK)
     rc = write_allowed(s, space == STORE_META);
+  if (rc == CHORUS_OK)
+    rc = before_others(s);
   if (rc != CHORUS_OK)
     return rc;
   chorus_seq ignored;
@@ -96,13 +125,31 @@ int store_write_batch(struct store *s, const struct store_batch *b,
   if (b == NULL)
     return chorus_errf(s->errmsg, CHORUS_EINVAL, "NULL batch");
   if (store_batch_count(b) == 0) {
-    *seq = s->ops->last_seq(s);
+    *seq = store_last_seq(s);
     return CHORUS_OK;
   }
   int rc = write_allowed(s, batch_meta_only(b));
   if (rc != CHORUS_OK)
     return rc;
-  return wrote(s, s->ops->write_batch(s, b, seq));
+  struct store_deferred *d = &s->deferred;
+  if (d->broken)
+    return broken(s);
+  if (d->batch == NULL || d->batch->count == 0)
+    return wrote(s, s->ops->write_batch(s, b, seq));
+  /* After the deferred writes, in the same backend write. */
+  for (size_t i = 0; i < b->count; i++) {
+    const struct batch_entry *e = &b->entries[i];
+    rc = batch_append(d->batch, (enum store_space)e->space, e->is_delete,
+                      e->bytes, e->klen, e->bytes + e->klen, e->vlen);
+    if (rc != CHORUS_OK) {
+      /* Ours only: the deferred writes stay deferred. */
+      d->batch->count -= i;
+      for (size_t j = 0; j < i; j++)
+        chorus_free(d->batch->entries[d->batch->count + j].bytes);
+      return chorus_errf(s->errmsg, rc, "deferring a batch");
+    }
+  }
+  return apply_deferred(s, seq);
 }
 
 int store_iter_open(struct store *s, enum store_space space, const void *lo,
@@ -114,6 +161,8 @@ int store_iter_open(struct store *s, enum store_space space, const void *lo,
     rc = check_key(s->errmsg, lo, lolen);
   if (rc == CHORUS_OK && hi != NULL)
     rc = check_key(s->errmsg, hi, hilen);
+  if (rc == CHORUS_OK)
+    rc = before_others(s);
   if (rc != CHORUS_OK)
     return rc;
   return s->ops->iter_open(s, space, lo, lolen, hi, hilen, out);
@@ -127,6 +176,9 @@ int store_iter_open_tokens(struct store *s, chorus_token first,
                        "token range %016llx..%016llx is empty or wraps; split "
                        "it at the ring's end",
                        (unsigned long long)first, (unsigned long long)last);
+  int rc = before_others(s);
+  if (rc != CHORUS_OK)
+    return rc;
   unsigned char lo[8], hi[8];
   store_be64_put(lo, first);
   if (last == UINT64_MAX)
@@ -163,7 +215,14 @@ int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
                        void *arg) {
   if (cb == NULL)
     return chorus_errf(s->errmsg, CHORUS_EINVAL, "NULL sync callback");
+  int rc = before_others(s);
+  if (rc != CHORUS_OK)
+    return rc;
   chorus_seq last = s->ops->last_seq(s);
+  /* A sequence promised for deferred writes whose application failed:
+   * the barrier covers what was applied before them (DEFERRED WRITES). */
+  if (seq > last && seq <= s->deferred.promised)
+    seq = last;
   if (seq > last)
     return chorus_errf(s->errmsg, CHORUS_EINVAL,
                        "sync requested for sequence %llu beyond the last "
@@ -173,13 +232,22 @@ int store_sync_request(struct store *s, chorus_seq seq, store_sync_cb cb,
 }
 
 int store_sync(struct store *s) {
-  return wrote(s, s->ops->sync(s));
+  int rc = before_others(s);
+  return rc != CHORUS_OK ? rc : wrote(s, s->ops->sync(s));
 }
 int store_flush(struct store *s) {
-  return wrote(s, s->ops->flush(s));
+  int rc = before_others(s);
+  return rc != CHORUS_OK ? rc : wrote(s, s->ops->flush(s));
 }
 chorus_seq store_last_seq(struct store *s) {
-  return s->ops->last_seq(s);
+  chorus_seq last = s->ops->last_seq(s);
+  struct store_deferred *d = &s->deferred;
+  if (d->batch == NULL || d->batch->count == 0)
+    return last;
+  /* Their application takes at least one sequence. */
+  if (last + 1 > d->promised)
+    d->promised = last + 1;
+  return last + 1;
 }
 chorus_seq store_durable_seq(struct store *s) {
   return s->ops->durable_seq(s);
@@ -190,6 +258,7 @@ void store_inject_fault(struct store *s, enum store_fault fault) {
 int store_reclaim(struct store *s, chorus_token first, chorus_token last) {
   if (s->ops->reclaim == NULL || first > last)
     return CHORUS_OK;
+  (void)before_others(s); /* a hint: its failure is store_commit's */
   return s->ops->reclaim(s, first, last);
 }
 int store_usage(struct store *s, struct store_usage *out) {
@@ -197,8 +266,14 @@ int store_usage(struct store *s, struct store_usage *out) {
   return s->ops->usage != NULL ? s->ops->usage(s, out) : CHORUS_OK;
 }
 void store_close(struct store *s) {
-  if (s != NULL)
-    s->ops->close(s);
+  if (s == NULL)
+    return;
+  /* Like the backend's own close: what was written is flushed, not
+   * synced; deferred writes count as written. */
+  (void)before_others(s);
+  store_batch_free(s->deferred.batch);
+  s->deferred.batch = NULL;
+  s->ops->close(s);
 }
 const char *store_errmsg(const struct store *s) {
   return s->errmsg;
@@ -240,6 +315,8 @@ static int write_allowed(struct store *s, bool meta_only) {
 }
 
 int store_check_space(struct store *s, bool *changed) {
+  /* Before a reopen can lose them; a failure is store_commit's. */
+  (void)before_others(s);
   struct store_disk *sp = &s->disk;
   bool was_full = sp->full;
   uint64_t avail = 0;
@@ -279,21 +356,9 @@ const struct store_disk *store_disk_info(const struct store *s) {
 }
 
 /* ------------------------------------------------------------------------
- * Batches: one allocation per operation holding key then value, in an array
- * that doubles. Backends read them back through store_batch_get().
+ * Batches (their structs are at the top). Backends read them back through
+ * store_batch_get().
  * ------------------------------------------------------------------------ */
-
-struct batch_entry {
-  unsigned char space;
-  unsigned char is_delete;
-  size_t klen, vlen;
-  unsigned char *bytes; /* key, then value */
-};
-
-struct store_batch {
-  struct batch_entry *entries;
-  size_t count, cap;
-};
 
 static bool batch_meta_only(const struct store_batch *b) {
   for (size_t i = 0; i < b->count; i++)
@@ -378,6 +443,145 @@ void store_batch_free(struct store_batch *b) {
   store_batch_clear(b);
   chorus_free(b->entries);
   chorus_free(b);
+}
+
+/* ------------------------------------------------------------------------
+ * Deferred writes (store.h, DEFERRED WRITES)
+ * ------------------------------------------------------------------------ */
+
+static int broken(struct store *s) {
+  return chorus_errf(s->errmsg, CHORUS_ESYNCFAILED,
+                     "deferred writes that reads had seen could not be "
+                     "applied; the store refuses writes");
+}
+
+/* deferred_get: true when the deferred batch decides @key's value (the
+ * newest of its operations on it), with *@rc store_get's answer. */
+static bool deferred_get(struct store *s, enum store_space space,
+                         const void *key, size_t klen, void **val, size_t *vlen,
+                         int *rc) {
+  struct store_batch *b = s->deferred.batch;
+  if (b == NULL)
+    return false;
+  for (size_t i = b->count; i-- > 0;) {
+    const struct batch_entry *e = &b->entries[i];
+    if (e->klen != klen || e->space != (unsigned char)space ||
+        (klen > 0 && memcmp(e->bytes, key, klen) != 0))
+      continue;
+    if (e->is_delete) {
+      *rc = CHORUS_ENOTFOUND;
+      return true;
+    }
+    if ((*val = chorus_malloc(e->vlen ? e->vlen : 1)) == NULL) {
+      *rc = chorus_errf(s->errmsg, CHORUS_ENOMEM, "get: copying a value");
+      return true;
+    }
+    if (e->vlen)
+      memcpy(*val, e->bytes + e->klen, e->vlen);
+    *vlen = e->vlen;
+    s->deferred.exposed = true;
+    *rc = CHORUS_OK;
+    return true;
+  }
+  return false;
+}
+
+/* apply_deferred: the deferred batch as one backend write (*@seq, may be
+ * NULL: its sequence). A failure is kept for store_commit, or breaks the
+ * store when a read had seen the batch; either way it is returned. */
+static int apply_deferred(struct store *s, chorus_seq *seq) {
+  struct store_deferred *d = &s->deferred;
+  if (d->broken)
+    return broken(s);
+  chorus_seq ignored;
+  if (d->batch == NULL || d->batch->count == 0) {
+    if (seq != NULL)
+      *seq = s->ops->last_seq(s);
+    return CHORUS_OK;
+  }
+  int rc = wrote(s, s->ops->write_batch(s, d->batch, seq ? seq : &ignored));
+  bool exposed = d->exposed;
+  store_batch_clear(d->batch);
+  d->bytes = 0;
+  d->exposed = false;
+  if (rc == CHORUS_OK)
+    return rc;
+  if (exposed) {
+    d->broken = true;
+    return broken(s);
+  }
+  d->failed = rc;
+  return rc;
+}
+
+/* before_others: what every call that could observe or order around the
+ * deferred writes does first. Only a broken store stops the call; a
+ * failed application is store_commit's to report. */
+static int before_others(struct store *s) {
+  int rc = apply_deferred(s, NULL);
+  return s->deferred.broken ? rc : CHORUS_OK;
+}
+
+int store_defer(struct store *s, struct store_batch *b) {
+  if (b == NULL)
+    return chorus_errf(s->errmsg, CHORUS_EINVAL, "NULL batch");
+  struct store_deferred *d = &s->deferred;
+  if (d->broken)
+    return broken(s);
+  if (b->count == 0)
+    return CHORUS_OK;
+  int rc = write_allowed(s, batch_meta_only(b));
+  if (rc != CHORUS_OK)
+    return rc;
+  if (d->batch == NULL && (d->batch = store_batch_new()) == NULL)
+    return chorus_errf(s->errmsg, CHORUS_ENOMEM, "deferring a batch");
+  if (d->batch->count + b->count > STORE_DEFER_MAX_OPS ||
+      d->bytes > STORE_DEFER_MAX_BYTES) {
+    /* Full: applied now (a failure is store_commit's), then ours. */
+    if ((rc = before_others(s)) != CHORUS_OK)
+      return rc;
+  }
+  struct store_batch *to = d->batch;
+  if (to->count + b->count > to->cap) {
+    size_t cap = to->cap ? to->cap : 8;
+    while (cap < to->count + b->count)
+      cap *= 2;
+    struct batch_entry *grown =
+        chorus_realloc(to->entries, cap * sizeof *grown);
+    if (grown == NULL)
+      return chorus_errf(s->errmsg, CHORUS_ENOMEM, "deferring a batch");
+    to->entries = grown;
+    to->cap = cap;
+  }
+  /* The operations move: their bytes change owner, nothing is copied. */
+  for (size_t i = 0; i < b->count; i++) {
+    to->entries[to->count++] = b->entries[i];
+    d->bytes += b->entries[i].klen + b->entries[i].vlen;
+  }
+  b->count = 0;
+  return CHORUS_OK;
+}
+
+int store_commit(struct store *s) {
+  struct store_deferred *d = &s->deferred;
+  int rc = apply_deferred(s, NULL);
+  if (rc == CHORUS_OK && d->failed != CHORUS_OK)
+    rc = chorus_errf(s->errmsg, d->failed,
+                     "deferred writes could not be applied: %s",
+                     chorus_strerror(d->failed));
+  d->failed = CHORUS_OK;
+  return rc;
+}
+
+void store_defer_drop(struct store *s) {
+  struct store_deferred *d = &s->deferred;
+  if (d->batch != NULL)
+    store_batch_clear(d->batch);
+  /* A new process: nothing it deferred, nothing it broke. */
+  d->bytes = 0;
+  d->promised = 0;
+  d->failed = CHORUS_OK;
+  d->exposed = d->broken = false;
 }
 
 /* ------------------------------------------------------------------------

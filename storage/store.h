@@ -88,7 +88,9 @@
  * THREADS
  *
  * The RocksDB backend may be called from any thread; the memory backend from
- * one thread at a time. The RocksDB backend runs two threads of its own: a
+ * one thread at a time. Deferred writes (DEFERRED WRITES, below) are not
+ * locked: a store that defers is called from one thread (chorusd: its
+ * loop). The RocksDB backend runs two threads of its own: a
  * sync thread (group commit) and a reclaim thread (store_reclaim's
  * compactions, store_rocksdb.c). Barrier callbacks run on the backend's sync
  * thread (RocksDB) or inside store_mem_sync_step() (memory): keep them short
@@ -194,12 +196,25 @@ struct store_disk {
   bool stale;          /* a write failed with ENOSPC since the last check */
 };
 
+/* The writes store_defer() holds back, store.c's (DEFERRED WRITES); zero
+ * at open. */
+struct store_deferred {
+  struct store_batch *batch; /* NULL until the first deferral */
+  size_t bytes;              /* keys and values in it */
+  chorus_seq promised;       /* the highest sequence store_last_seq gave for
+                                a batch not yet applied */
+  int failed;                /* an application's error, for store_commit */
+  bool exposed;              /* store_get answered from the batch */
+  bool broken;               /* a batch reads had seen failed: sticky */
+};
+
 /* Every backend's handle starts with this. */
 struct store {
   const struct store_ops *ops;
   /* Why the last failed call failed, outermost context first. */
   char errmsg[CHORUS_ERRMSG_SIZE];
   struct store_disk disk;
+  struct store_deferred deferred;
 };
 
 struct store_iter {
@@ -260,6 +275,64 @@ void store_batch_free(struct store_batch *b);
  * the current last sequence). Errors: as store_put. */
 int store_write_batch(struct store *s, const struct store_batch *b,
                       chorus_seq *seq);
+
+/* ------------------------------------------------------------------------
+ * Deferred writes: one backend write for many callers' batches
+ *
+ * A replica applies each coordinator's write as its own small batch; at
+ * many requests in flight a loop iteration applies dozens, and RocksDB
+ * charges each one a WAL record and a trip through its write group
+ * (issue 27: about 4% of a node's CPU per request). store_defer() lets a
+ * caller hand a batch over instead: the store keeps it in one deferred
+ * batch and applies everything deferred as ONE backend write at
+ * store_commit(), which the driver calls once per loop iteration (chorusd:
+ * first thing in its check phase; the simulator: at the end of each event).
+ *
+ * Until then, the deferred writes are
+ *   - visible to store_get() at once (the newest deferred write of a key
+ *     answers, a deferred delete reads as CHORUS_ENOTFOUND);
+ *   - applied first, in order, by every call that could observe or order
+ *     around them: store_put, store_delete and store_write_batch (which
+ *     join the same backend write), store_iter_open*, store_sync_request,
+ *     store_flush, store_sync, store_check_space, store_reclaim and
+ *     store_close; and when the batch grows past STORE_DEFER_MAX_OPS
+ *     operations or STORE_DEFER_MAX_BYTES;
+ *   - counted by store_last_seq() as one more write (the backend's last
+ *     sequence + 1, a sequence their application reaches), so a barrier
+ *     asked for it covers them: store_sync_request applies them first.
+ * Nothing in a deferred batch is acknowledged by the store before it is
+ * applied: a caller that answers for a deferred write answers after
+ * store_commit() said it was applied (replication/repl_replica.c).
+ *
+ * A failed application. The deferred writes are not applied; the next
+ * store_commit() returns the error (once), so their callers refuse them
+ * as they would have refused an immediate write. A barrier promised for
+ * them by store_last_seq() covers what was applied before them. Unless a
+ * store_get() had answered from the batch: then state the node may have
+ * handed out is gone, and the store fails as after a failed sync
+ * (CHORUS_ESYNCFAILED from then on for writes and barriers, sticky).
+ * ------------------------------------------------------------------------ */
+
+#define STORE_DEFER_MAX_OPS 256u
+#define STORE_DEFER_MAX_BYTES (4u << 20)
+
+/* store_defer: moves @b's operations into @s's deferred batch (@b is left
+ * empty, ready for reuse or store_batch_free). Checks what
+ * store_write_batch checks first (the space reserve).
+ * Errors: CHORUS_ENOSPC, CHORUS_ESYNCFAILED (sticky, above), CHORUS_EINVAL,
+ * CHORUS_ENOMEM (nothing moved). */
+int store_defer(struct store *s, struct store_batch *b);
+
+/* store_commit: applies every deferred write as one backend write.
+ * Errors: the error of this application or of one since the last call
+ * that another call made (store_write_batch's, store_iter_open's, ...):
+ * those deferred writes were not applied; CHORUS_ESYNCFAILED when the
+ * store is broken (above). CHORUS_OK when nothing was deferred. */
+int store_commit(struct store *s);
+
+/* store_defer_drop: forgets the deferred writes unapplied, and a break
+ * they caused: a new process (a simulated crash: store_mem_crash). */
+void store_defer_drop(struct store *s);
 
 /* Reading a batch back, for backends: operation @i's fields. The pointers are
  * borrowed until the batch is cleared or freed. */

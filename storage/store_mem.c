@@ -645,6 +645,8 @@ size_t store_mem_open_iters(struct store *base) {
 int store_mem_crash(struct store *base, size_t keep) {
   struct mem_store *s = to_mem(base);
   assert(!s->firing && "crash from inside a barrier callback");
+  /* Deferred writes never reached the WAL (store.h, DEFERRED WRITES). */
+  store_defer_drop(base);
   if (keep > s->log_len)
     keep = s->log_len;
   /* A WAL written but not synced loses a suffix, never a hole: undo the

@@ -9,7 +9,12 @@
 # Usage (from the repository root, after a release build of each tree):
 #   bench/chorus/ab.sh BUILD_A BUILD_B
 # Environment: ROUNDS (default 4), DURATION (s, default 8), CONNS (50),
-# INFLIGHT (1), DURABILITY (none), WORKLOAD (rw50).
+# INFLIGHT (1), DURABILITY (none), WORKLOAD (rw50), OPS (unset: each run
+# lasts DURATION; set: each run counts OPS requests instead, so both sides
+# do the same work. Prefer it where the figure depends on how much was
+# written: a flush of the data memtable sorts all 64 MiB of it, about a
+# fifth of a node's CPU over a run that includes one, and a timed run at
+# the faster side's throughput pays for more of them).
 set -eu
 
 a=${1:?usage: ab.sh BUILD_A BUILD_B}
@@ -21,6 +26,8 @@ conns=${CONNS:-50}
 inflight=${INFLIGHT:-1}
 durability=${DURABILITY:-none}
 workload=${WORKLOAD:-rw50}
+len_flag=-d len_val=$duration length="$duration s"
+if [ -n "${OPS:-}" ]; then len_flag=-n len_val=$OPS length="$OPS requests"; fi
 for f in "$bench" "$a/node/chorusd" "$b/node/chorusd"; do
   [ -x "$f" ] || { echo "ab.sh: $f not built" >&2; exit 1; }
 done
@@ -35,7 +42,7 @@ run() {
   if [ "$1" = A ]; then dir=$a; else dir=$b; fi
   "$bench" --start-cluster 3 --chorusd "$dir/node/chorusd" \
     --durability "$durability" --replicas 3 -c "$conns" -p "$inflight" \
-    -d "$duration" --warmup 2 --workload "$workload" --keys 100000 \
+    "$len_flag" "$len_val" --warmup 2 --workload "$workload" --keys 100000 \
     --value-size 100 --uniform --read QUORUM --write QUORUM \
     --csv "$tmp/run.csv" >"$tmp/run.out" 2>&1 || {
     cat "$tmp/run.out" >&2
@@ -47,7 +54,7 @@ run() {
 }
 
 echo "A/B: $workload, $conns connections x $inflight, durability $durability,"
-echo "3 nodes N=3 QUORUM, $duration s per run, $rounds rounds"
+echo "3 nodes N=3 QUORUM, $length per run, $rounds rounds"
 echo "A = $a"
 echo "B = $b"
 ab_rounds "$rounds" A B

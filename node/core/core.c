@@ -724,6 +724,14 @@ chorus_ms core_next_deadline(const struct core *c) {
   return c->join_at < d ? c->join_at : d;
 }
 
+int core_flush(struct core *c, chorus_ms now, chorus_ms wall) {
+  if (c->repl == NULL)
+    return CHORUS_OK;
+  c->now = now;
+  c->wall = wall;
+  return finish(c, repl_flush(c->repl, now, wall, &c->rfx));
+}
+
 int core_sync_done(struct core *c, uint64_t token, int status, chorus_ms now,
                    chorus_ms wall) {
   c->now = now;

@@ -420,6 +420,14 @@ int core_meta_read(struct core *c, uint64_t cookie, chorus_ms now,
  * work, or CORE_NEVER. */
 chorus_ms core_next_deadline(const struct core *c);
 
+/* core_flush: the end of a batch of events (chorusd: each loop
+ * iteration's check phase, before anything it decided leaves; the
+ * simulator: each event): applies the replica writes deferred since the
+ * last call as one store write and answers them (repl_flush; with
+ * cfg.repl.defer_replica_writes, which obliges the driver to call this).
+ * Errors: as core_sync_done. */
+int core_flush(struct core *c, chorus_ms now, chorus_ms wall);
+
 /* core_sync_done: the barrier @token asked for by the sync effect ended
  * with @status (CHORUS_OK or CHORUS_ESYNCFAILED).
  * Errors: CHORUS_ESYNCFAILED when the store failed under replication (the

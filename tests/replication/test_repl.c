@@ -433,6 +433,17 @@ static void pump(void) {
     }
     if (H.qhead == H.qtail) {
       H.qhead = H.qtail = 0;
+      /* The end of an iteration, as a driver's (repl_flush: a no-op
+       * unless cfg.defer_replica_writes). */
+      for (int i = 0; i < H.n; i++) {
+        struct node *nd = &H.nodes[i];
+        size_t before = H.qtail + H.nsyncs;
+        if (nd->repl != NULL)
+          assert_int_equal(
+              repl_flush(nd->repl, H.now, H.now + nd->wall_skew, &nd->fx),
+              CHORUS_OK);
+        moved += H.qtail + H.nsyncs > before;
+      }
       if (moved == 0)
         return;
     }
@@ -4674,6 +4685,68 @@ static void hints_only_for_replicas_silent_at_the_end(void **state) {
   teardown_all();
 }
 
+/* REPLICA WRITES IN BATCHES (repl_replica.c): the writes a replica gets
+ * in one iteration are joined at once, applied as one store write at
+ * repl_flush, and only then acknowledged; a failed store write refuses
+ * them all, and their coordinators hint them. */
+static void defer_writes(struct repl_config *cfg) {
+  cfg->defer_replica_writes = true;
+}
+
+static void replica_writes_in_one_batch(void **state) {
+  (void)state;
+  setup(3, "3", 1, defer_writes);
+  boot();
+  build_trees();
+  H.held[0][1] = true;
+  const char *keys[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(put(0, keys[i], "v1", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  struct repl *rep = H.nodes[1].repl;
+  assert_int_equal(replicas_with("a", "v1"), 2);
+  chorus_seq last = store_last_seq(H.nodes[1].store);
+  uint64_t batches = repl_stats(rep)->replica_batches;
+  /* The three writes arrive in one iteration: one store write, and each
+   * acknowledged, so the coordinator hints none of them. */
+  release(0, 1);
+  assert_int_equal(repl_stats(rep)->replica_batches, batches + 1);
+  assert_int_equal(repl_stats(rep)->replica_batched, 3);
+  assert_int_equal(store_last_seq(H.nodes[1].store), last + 1);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(replicas_with(keys[i], "v1"), 3);
+  advance(2100);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[1]), 0);
+
+  /* Two writes of one key in one batch: the second joins the first. */
+  H.held[0][1] = true;
+  struct reply_rec *r = get(0, "a", 2);
+  struct reply_rec seen = *r;
+  assert_int_equal(put(0, "a", "v2", 2, &seen)->type, WIRE_WRITE_REPLY2);
+  assert_int_equal(put(0, "a", "v3", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  release(0, 1);
+  r = get(1, "a", 1);
+  assert_int_equal(r->nvalues, get(2, "a", 1)->nvalues);
+  assert_int_equal(r->nvalues, 2); /* v2 and v3, v1 replaced */
+
+  /* The store write fails: every write of the batch is refused, the
+   * coordinator hints each, and hint replay brings them later. */
+  H.held[0][1] = true;
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(put(0, keys[i], "v4", 2, NULL)->type, WIRE_WRITE_REPLY2);
+  store_inject_fault(H.nodes[1].store, STORE_FAULT_WRITE);
+  last = store_last_seq(H.nodes[1].store);
+  release(0, 1);
+  assert_int_equal(store_last_seq(H.nodes[1].store), last);
+  assert_int_equal(replicas_with("b", "v4"), 2);
+  assert_false(repl_failed(rep));
+  advance(2100);
+  assert_int_equal(repl_hints_for(H.nodes[0].repl, H.ids[1]), 3);
+  advance(30000);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(replicas_with(keys[i], "v4"), 3);
+  teardown_all();
+}
+
 /* Five nodes, N = 3, a small tree: most segments are cut by vnode range
  * boundaries and compared by key lists; each key ends on exactly its
  * natural replicas. */
@@ -5553,6 +5626,7 @@ int main(void) {
       cmocka_unit_test(aae_tree_follows_every_write),
       cmocka_unit_test(aae_repairs_exactly_the_differing_keys),
       cmocka_unit_test(hints_only_for_replicas_silent_at_the_end),
+      cmocka_unit_test(replica_writes_in_one_batch),
       cmocka_unit_test(aae_boundary_segments_compare_by_keys),
       cmocka_unit_test(aae_hostile_messages_are_refused),
       cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),

@@ -45,8 +45,10 @@ struct cnode {
   struct store *store;     /* lent at SIM_EV_START */
   struct sim_effects *fx;  /* during handle() and core_sim_do only */
   chorus_ms now;           /* the current event's monotonic clock */
+  chorus_ms wall;          /* ... and its wall clock */
   int err;                 /* first error of an effect that returns none */
   int exited;              /* the store's fsync failed: silent until killed */
+  uint32_t unflushed;      /* events since the last core_flush */
   int restarted;           /* this incarnation follows a crash */
   chorus_ms space_at;      /* the last space check (0: none yet) */
   /* The one timer: armed at @armed_at with generation @gen. */
@@ -509,6 +511,7 @@ static int configure(struct cnode *n, const struct sim_node_config *cfg) {
 
   struct repl_config *c = &cc->repl;
   repl_config_defaults(c, cfg->ids[cfg->index]);
+  c->defer_replica_writes = true; /* settle() flushes, as chorusd does */
   snprintf(c->dc, sizeof c->dc, "%s", sc->meta.dc);
   c->seed = cfg->seed;
   if (n->opt.r != 0)
@@ -915,6 +918,16 @@ static int down_event(struct cnode *n, const struct sim_event *ev) {
 static int settle(struct cnode *n, int rc, const char *what) {
   if (rc == CHORUS_OK)
     rc = n->err;
+  /* The iteration's replica writes, applied as one store write and
+   * answered (core_flush), as chorusd does once per loop iteration; an
+   * iteration is one event unless opt.batch_events says more. */
+  if (rc == CHORUS_OK && n->core != NULL &&
+      ++n->unflushed >= n->opt.batch_events) {
+    n->unflushed = 0;
+    rc = core_flush(n->core, n->now, n->wall);
+  }
+  if (rc == CHORUS_OK)
+    rc = n->err;
   if (rc == CHORUS_OK && n->core != NULL)
     rc = rearm(n);
   n->fx = NULL;
@@ -956,6 +969,7 @@ static int cn_handle(void *state, const struct sim_event *ev,
     return CHORUS_OK; /* an exited process hears nothing */
   n->fx = fx;
   n->now = ev->now;
+  n->wall = ev->wall;
   n->err = CHORUS_OK;
   if (ev->kind == SIM_EV_START) {
     n->store = ev->start.store;
@@ -1310,6 +1324,7 @@ static int do_op(void *state, chorus_ms now, chorus_ms wall,
     return CHORUS_ECLOSED;
   n->fx = fx;
   n->now = now;
+  n->wall = wall;
   n->err = CHORUS_OK;
   return settle(n, d->op(n->core, now, wall, d->arg), "operator command");
 }

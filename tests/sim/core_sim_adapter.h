@@ -174,6 +174,13 @@ struct core_sim_options {
    * ([0][id][key], its class's replicas). The test creates the keyspace
    * through the metadata (core_sim_keyspace_create). */
   const char *keyspace_repl;
+  uint32_t batch_events; /* a node's loop iteration, in events: the
+                          * adapter calls core_flush (the replica writes
+                          * deferred so far, applied and answered) after
+                          * every this many events of a node, and not
+                          * between, so batches span events and other
+                          * requests see deferred writes [0, 1: every
+                          * event] */
   int sets_as_maps;      /* 1: the workload's set keys are maps (issue 21):
                           * SET_ADD is a MAP_UPDATE adding the member to
                           * the set field "s" of the nested map "m",

@@ -28,6 +28,8 @@ static void usage(FILE *f) {
           "  --no-swim         static membership: every peer counts as alive\n"
           "  --sloppy          sloppy quorums by default\n"
           "  --maps            sets kept as maps (MAP_UPDATE set ops)\n"
+          "  --batch-events N  a node's deferred replica writes applied and\n"
+          "                    answered every N of its events (default 1)\n"
           "  --list            print the presets\n"
           "  --verbose         print every trace line\n"
           "  --quiet           print only the summaries\n"
@@ -45,6 +47,7 @@ struct knobs {
   uint64_t seed, seeds;
   sim_time chaos, heal;
   int clients, strict, calm, brutal, no_swim, sloppy, maps, verbose, quiet;
+  uint32_t batch_events;
 };
 
 /* run_config: every seed of one preset; returns the failures. */
@@ -57,6 +60,8 @@ static uint64_t run_config(const struct core_sim_preset *p,
     local.opt.sloppy = 1;
   if (k->maps)
     local.opt.sets_as_maps = 1;
+  if (k->batch_events)
+    local.opt.batch_events = k->batch_events;
   struct sim_run_config rc;
   core_sim_preset_apply(&rc, &local);
   if (k->chaos)
@@ -136,6 +141,7 @@ int main(int argc, char **argv) {
     O_NOSWIM,
     O_SLOPPY,
     O_MAPS,
+    O_BATCH,
     O_LIST,
     O_VERBOSE,
     O_QUIET,
@@ -154,6 +160,7 @@ int main(int argc, char **argv) {
       {"no-swim", no_argument, 0, O_NOSWIM},
       {"sloppy", no_argument, 0, O_SLOPPY},
       {"maps", no_argument, 0, O_MAPS},
+      {"batch-events", required_argument, 0, O_BATCH},
       {"list", no_argument, 0, O_LIST},
       {"verbose", no_argument, 0, O_VERBOSE},
       {"quiet", no_argument, 0, O_QUIET},
@@ -202,6 +209,9 @@ int main(int argc, char **argv) {
       break;
     case O_MAPS:
       k.maps = 1;
+      break;
+    case O_BATCH:
+      k.batch_events = (uint32_t)strtoul(optarg, NULL, 0);
       break;
     case O_LIST:
       for (const struct core_sim_preset *p = core_sim_presets(); p->name; p++)

@@ -73,6 +73,8 @@ struct node {
   /* storage */
   sim_time fsync_us;
   int sync_scheduled;
+  int store_broke; /* deferred writes broke the store (store.h): its
+                      restart is scheduled */
   struct barrier *barriers;
 };
 
@@ -742,6 +744,8 @@ static int apply_effects(struct sim *s, int node, struct sim_effects *fx) {
   return rc;
 }
 
+static void restart_cb(struct sim *s, void *arg);
+
 /* deliver: hands @ev to a live node and applies its effects. */
 static int deliver(struct sim *s, int node, struct sim_event *ev) {
   struct node *n = &s->nodes[node];
@@ -764,6 +768,17 @@ static int deliver(struct sim *s, int node, struct sim_event *ev) {
   fx_release(&fx);
   if (rc != CHORUS_OK)
     fail(s, rc, "applying n%d's effects: %s", node, chorus_strerror(rc));
+  if (n->store != NULL && n->store->deferred.broken && !n->store_broke) {
+    /* Deferred writes a read had seen could not be applied (store.h,
+     * DEFERRED WRITES): the store fails as after an fsync, and so does
+     * the process (sync_step_ev). */
+    n->store_broke = 1;
+    sim_tracef(s, "the store of n%d broke: the process exits", node);
+    uintptr_t a = ((uintptr_t)n->epoch << 16) | (uintptr_t)node;
+    if (sim_schedule(s, chorus_prng_range(&s->nemesis, 1000, 200000),
+                     restart_cb, (void *)a) != CHORUS_OK)
+      fail(s, CHORUS_ENOMEM, "out of memory");
+  }
   return s->failure;
 }
 
@@ -786,6 +801,7 @@ static int start_node(struct sim *s, int i, int restarted) {
   if (rc != CHORUS_OK)
     return rc;
   n->up = 1;
+  n->store_broke = 0;
   struct ev *e = ev_new(EV_NODE);
   if (e == NULL)
     return CHORUS_ENOMEM;

@@ -751,6 +751,160 @@ static void out_of_memory_paths(void **state) {
   assert_value(s, STORE_DATA, "after", "ok");
 }
 
+/* DEFERRED WRITES (store.h): a deferred batch reads back at once, joins
+ * the next backend write, and becomes one write at store_commit. */
+static struct store_batch *batch_of(enum store_space space, const char *key,
+                                    const char *val) {
+  struct store_batch *b = store_batch_new();
+  assert_non_null(b);
+  if (val != NULL)
+    assert_int_equal(
+        store_batch_put(b, space, key, strlen(key), val, strlen(val)),
+        CHORUS_OK);
+  else
+    assert_int_equal(store_batch_delete(b, space, key, strlen(key)), CHORUS_OK);
+  return b;
+}
+
+static void defer(struct store *s, enum store_space space, const char *key,
+                  const char *val) {
+  struct store_batch *b = batch_of(space, key, val);
+  assert_int_equal(store_defer(s, b), CHORUS_OK);
+  assert_int_equal(store_batch_count(b), 0); /* moved, not copied */
+  store_batch_free(b);
+}
+
+static void deferred_writes_read_back_and_commit_as_one(void **state) {
+  struct store_fixture *f = *state;
+  struct store *s = f->s;
+  put_str(s, STORE_DATA, "old", "1");
+  chorus_seq last = store_last_seq(s);
+  defer(s, STORE_DATA, "a", "A1");
+  defer(s, STORE_DATA, "b", "B");
+  defer(s, STORE_DATA, "a", "A2");
+  defer(s, STORE_DATA, "old", NULL);
+  defer(s, STORE_META, "a", "meta");
+  /* Visible at once: the newest deferred write of a key answers. */
+  assert_value(s, STORE_DATA, "a", "A2");
+  assert_value(s, STORE_DATA, "b", "B");
+  assert_value(s, STORE_DATA, "old", NULL);
+  assert_value(s, STORE_META, "a", "meta");
+  assert_value(s, STORE_HINTS, "a", NULL);
+  /* Counted as one more write, so a barrier asked now covers them. */
+  chorus_seq promised = store_last_seq(s);
+  assert_int_equal(promised, last + 1);
+  assert_true(store_durable_seq(s) < promised);
+  assert_int_equal(store_commit(s), CHORUS_OK);
+  assert_true(store_last_seq(s) >= promised);
+  assert_value(s, STORE_DATA, "a", "A2");
+  assert_value(s, STORE_DATA, "old", NULL);
+  assert_int_equal(fixture_request(f, 0, promised), CHORUS_OK);
+  assert_int_equal(fixture_drive_syncs(f, 1), 1);
+  assert_int_equal(f->last_status, CHORUS_OK);
+  assert_true(store_durable_seq(s) >= promised);
+  /* Nothing deferred: a commit writes nothing. */
+  last = store_last_seq(s);
+  assert_int_equal(store_commit(s), CHORUS_OK);
+  assert_int_equal(store_last_seq(s), last);
+  /* They survive a restart once synced. */
+  assert_int_equal(fixture_reopen(f), CHORUS_OK);
+  assert_value(f->s, STORE_DATA, "a", "A2");
+  assert_value(f->s, STORE_DATA, "b", "B");
+  assert_value(f->s, STORE_DATA, "old", NULL);
+}
+
+static void deferred_writes_go_first(void **state) {
+  struct store_fixture *f = *state;
+  struct store *s = f->s;
+  /* A write after them lands after them, in the same backend write. */
+  defer(s, STORE_DATA, "k", "deferred");
+  chorus_seq before = store_last_seq(s) - 1, seq = 0;
+  struct store_batch *b = batch_of(STORE_DATA, "k", "later");
+  assert_int_equal(store_write_batch(s, b, &seq), CHORUS_OK);
+  store_batch_free(b);
+  assert_true(seq > before);
+  assert_value(s, STORE_DATA, "k", "later");
+  assert_int_equal(store_commit(s), CHORUS_OK);
+  assert_value(s, STORE_DATA, "k", "later");
+  /* An iterator sees them: they are applied when it opens. */
+  defer(s, STORE_DATA, "j", "J");
+  struct store_iter *it;
+  assert_int_equal(store_iter_open(s, STORE_DATA, NULL, 0, NULL, 0, &it),
+                   CHORUS_OK);
+  char keys[64];
+  collect(it, keys, sizeof keys);
+  store_iter_close(it);
+  assert_string_equal(keys, "j,k");
+  assert_int_equal(store_commit(s), CHORUS_OK);
+  /* A sync request applies them first; so does a flush. */
+  defer(s, STORE_DATA, "m", "M");
+  chorus_seq promised = store_last_seq(s);
+  assert_int_equal(fixture_request(f, 1, promised), CHORUS_OK);
+  assert_true(store_last_seq(s) >= promised);
+  assert_int_equal(fixture_drive_syncs(f, 1), 1);
+  assert_int_equal(f->last_status, CHORUS_OK);
+  defer(s, STORE_DATA, "n", "N");
+  assert_int_equal(store_flush(s), CHORUS_OK);
+  assert_int_equal(store_commit(s), CHORUS_OK);
+  assert_value(s, STORE_DATA, "n", "N");
+  /* Past the cap, a deferral applies what came before it. */
+  chorus_seq last = store_last_seq(s);
+  char k[16];
+  for (unsigned i = 0; i <= STORE_DEFER_MAX_OPS; i++) {
+    snprintf(k, sizeof k, "cap%04u", i);
+    defer(s, STORE_DATA, k, "v");
+  }
+  assert_true(store_last_seq(s) > last + 1);
+  assert_int_equal(store_commit(s), CHORUS_OK);
+  assert_value(s, STORE_DATA, "cap0000", "v");
+  snprintf(k, sizeof k, "cap%04u", STORE_DEFER_MAX_OPS);
+  assert_value(s, STORE_DATA, k, "v");
+}
+
+static void failed_deferred_writes_are_reported_once(void **state) {
+  struct store_fixture *f = *state;
+  struct store *s = f->s;
+  put_str(s, STORE_DATA, "before", "1");
+  chorus_seq last = store_last_seq(s);
+  defer(s, STORE_DATA, "k", "v");
+  chorus_seq promised = store_last_seq(s);
+  store_inject_fault(s, STORE_FAULT_WRITE);
+  assert_int_equal(store_commit(s), CHORUS_EIO);
+  assert_int_equal(store_last_seq(s), last);
+  assert_value(s, STORE_DATA, "k", NULL);
+  /* The barrier promised for them covers what came before them. */
+  assert_int_equal(fixture_request(f, 0, promised), CHORUS_OK);
+  assert_int_equal(fixture_drive_syncs(f, 1), 1);
+  assert_int_equal(f->last_status, CHORUS_OK);
+  assert_int_equal(store_commit(s), CHORUS_OK); /* reported once */
+  /* Applied by another call's write, the failure is still the commit's. */
+  defer(s, STORE_DATA, "k", "v");
+  store_inject_fault(s, STORE_FAULT_WRITE);
+  assert_int_equal(store_put(s, STORE_DATA, "x", 1, "y", 1, NULL), CHORUS_OK);
+  assert_int_equal(store_commit(s), CHORUS_EIO);
+  assert_value(s, STORE_DATA, "k", NULL);
+  /* A full disk refuses a deferral at once, like a write. */
+  store_inject_fault(s, STORE_FAULT_FULL);
+  assert_int_equal(store_check_space(s, NULL), CHORUS_OK);
+  struct store_batch *b = batch_of(STORE_DATA, "k", "v");
+  assert_int_equal(store_defer(s, b), CHORUS_ENOSPC);
+  assert_int_equal(store_batch_count(b), 1);
+  store_batch_free(b);
+  store_inject_fault(s, STORE_FAULT_NONE);
+  assert_int_equal(store_check_space(s, NULL), CHORUS_OK);
+  /* Once a read has answered from them, their loss breaks the store: what
+   * the node may have handed out is gone (sticky, as a failed sync). */
+  defer(s, STORE_DATA, "seen", "v");
+  assert_value(s, STORE_DATA, "seen", "v");
+  store_inject_fault(s, STORE_FAULT_WRITE);
+  assert_int_equal(store_commit(s), CHORUS_ESYNCFAILED);
+  assert_int_equal(store_put(s, STORE_DATA, "x", 1, "z", 1, NULL),
+                   CHORUS_ESYNCFAILED);
+  assert_int_equal(fixture_request(f, 1, store_last_seq(s)),
+                   CHORUS_ESYNCFAILED);
+  assert_value(s, STORE_DATA, "before", "1");
+}
+
 #define CONFORMANCE_TESTS(setup)                                               \
   cmocka_unit_test_setup_teardown(put_get_roundtrip, setup, teardown),         \
       cmocka_unit_test_setup_teardown(missing_key_is_not_found, setup,         \
@@ -789,6 +943,12 @@ static void out_of_memory_paths(void **state) {
                                       setup, teardown),                        \
       cmocka_unit_test_setup_teardown(usage_counts_wal_syncs, setup,           \
                                       teardown),                               \
+      cmocka_unit_test_setup_teardown(                                         \
+          deferred_writes_read_back_and_commit_as_one, setup, teardown),       \
+      cmocka_unit_test_setup_teardown(deferred_writes_go_first, setup,         \
+                                      teardown),                               \
+      cmocka_unit_test_setup_teardown(                                         \
+          failed_deferred_writes_are_reported_once, setup, teardown),          \
       cmocka_unit_test_setup_teardown(out_of_memory_paths, setup, teardown)
 
 int main(int argc, char **argv) {
