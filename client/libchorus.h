@@ -1100,8 +1100,10 @@ int chorus_cluster_replace(struct chorus_client *c, const char *name,
  * estimate of their keys and bytes (per replica), from the node's own
  * store: the keys and bytes it holds (up to 20,000 read) over the fraction
  * of the token space it replicates (@basis_*); keys are spread by a hash,
- * so that density holds everywhere, about. A node that replicates
- * nothing (a joiner) has no basis: ask a normal member. Nothing changes. */
+ * so that density holds everywhere, about. A keyspace with a replication
+ * of its own moves ranges of its own: a pair sums every class's moves, each
+ * estimated with its class's density. A node that replicates nothing (a
+ * joiner) has no basis: ask a normal member. Nothing changes. */
 enum chorus_plan_action {
   CHORUS_PLAN_UNDER_WAY = 0,    /* the change under way, as it stands */
   CHORUS_PLAN_JOIN = 1,         /* a node named @name joins (a new one:

@@ -708,11 +708,16 @@ bool meta_state_sole_owner(const struct meta_state *s, chorus_node_id id);
 int meta_state_future_ring(const struct meta_state *s,
                            struct ring_snapshot **out, char *errmsg);
 
-/* meta_state_moves: the ranges the change under way moves:
- * ring_diff(meta_state_ring, meta_state_future_ring), and both rings when
- * @current / @future are not NULL (the caller frees them; NULL is fine).
- * No change under way gives no moves. Errors: as ring_diff and
- * ring_snapshot_build. */
+/* meta_state_moves: the ranges the change under way moves, class by class
+ * (ring.h, replication classes; class 0 first): ring_diff of each class
+ * of meta_state_ring and the class of the same tag of
+ * meta_state_future_ring, a replacing member's ranges and a
+ * decommission's kept ones, each move's class_tag set to its class's tag
+ * (0 for the cluster's); both rings when @current / @future are not NULL
+ * (the caller frees them; NULL is fine). No change under way gives no
+ * moves. A change completes only once every class's moves are held
+ * (meta_state_finishable). Errors: as ring_diff and ring_snapshot_build
+ * (*@moves is then NULL). */
 int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
                      size_t *count, struct ring_snapshot **current,
                      struct ring_snapshot **future);

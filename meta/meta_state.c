@@ -872,27 +872,37 @@ static size_t merge_self_moves(struct ring_move *mv, size_t n) {
   return k;
 }
 
-/* replacing_moves: the ranges of each REPLACING member, added to
- * *@moves: every range it owns in @then that it would gain over the ring
- * of the replicas that hold data, as a move from itself (its lost disk),
- * so that core_stream pulls it from the live replicas of each piece, the
- * adjacent ones merged (merge_self_moves). The ring now lists it already
- * (ring_diff of now and then has nothing for it). */
-static int replacing_moves(const struct meta_state *s,
-                           const struct ring_snapshot *then,
-                           struct ring_move **moves, size_t *count) {
-  bool any = false;
-  for (size_t i = 0; i < s->n && !any; i++)
-    any = s->members[i].state == META_REPLACING;
-  if (!any)
+/* append_moves: @mv (@k of them) added to *@moves, each tagged with
+ * class @tag. */
+static int append_moves(const struct ring_move *mv, size_t k, uint64_t tag,
+                        struct ring_move **moves, size_t *count) {
+  if (k == 0)
     return CHORUS_OK;
-  struct ring_snapshot *held = NULL;
+  struct ring_move *all = chorus_realloc(*moves, (*count + k) * sizeof *all);
+  if (all == NULL)
+    return CHORUS_ENOMEM;
+  memcpy(all + *count, mv, k * sizeof *all);
+  for (size_t i = 0; i < k; i++)
+    all[*count + i].class_tag = tag;
+  *moves = all;
+  *count += k;
+  return CHORUS_OK;
+}
+
+/* replacing_moves: the ranges of each REPLACING member in one class, added
+ * to *@moves: every range it owns in @then that it would gain over @held
+ * (the same class of the ring of the replicas that hold data), as a move
+ * from itself (its lost disk), so that core_stream pulls it from the live
+ * replicas of each piece, the adjacent ones merged (merge_self_moves).
+ * The ring now lists it already (ring_diff of now and then has nothing
+ * for it). */
+static int replacing_moves(const struct meta_state *s,
+                           const struct ring_snapshot *held,
+                           const struct ring_snapshot *then, uint64_t tag,
+                           struct ring_move **moves, size_t *count) {
   struct ring_move *mv = NULL;
   size_t n = 0;
-  int rc = build_ring(s, RING_HELD, &held, NULL);
-  if (rc == CHORUS_OK)
-    rc = ring_diff(held, then, &mv, &n);
-  ring_snapshot_free(held);
+  int rc = ring_diff(held, then, &mv, &n);
   size_t k = 0;
   for (size_t j = 0; j < n && rc == CHORUS_OK; j++) {
     const struct meta_member *m = meta_state_find(s, mv[j].to);
@@ -902,31 +912,24 @@ static int replacing_moves(const struct meta_state *s,
     mv[k++] = mv[j];
   }
   k = merge_self_moves(mv, k);
-  if (rc == CHORUS_OK && k > 0) {
-    struct ring_move *all = chorus_realloc(*moves, (*count + k) * sizeof *all);
-    if (all == NULL) {
-      rc = CHORUS_ENOMEM;
-    } else {
-      memcpy(all + *count, mv, k * sizeof *all);
-      *moves = all;
-      *count += k;
-    }
-  }
+  if (rc == CHORUS_OK)
+    rc = append_moves(mv, k, tag, moves, count);
   chorus_free(mv);
   return rc;
 }
 
 /* kept_moves: the ranges each member leaving as a decommission (goal
- * LEFT) gives up to nobody, added to *@moves: ring_diff_kept, pulled from
- * it by the replicas that keep them. Below the replication factor no
- * member gains a leaver's range, ring_diff lists nothing, and a write the
- * leaver acknowledged that a keeper missed (hinted to it, the hint on a
- * node that goes too) would leave with it: a shrink 3 -> 2 -> 1 lost one
- * so (change_sim, "shrink while forming", seed 181). A member removed
- * (goal REMOVED) is presumed lost: nothing to pull from it. */
+ * LEFT) gives up to nobody in one class, added to *@moves:
+ * ring_diff_kept, pulled from it by the replicas that keep them. Below
+ * the replication factor no member gains a leaver's range, ring_diff
+ * lists nothing, and a write the leaver acknowledged that a keeper missed
+ * (hinted to it, the hint on a node that goes too) would leave with it: a
+ * shrink 3 -> 2 -> 1 lost one so (change_sim, "shrink while forming",
+ * seed 181). A member removed (goal REMOVED) is presumed lost: nothing
+ * to pull from it. */
 static int kept_moves(const struct meta_state *s,
                       const struct ring_snapshot *now,
-                      const struct ring_snapshot *then,
+                      const struct ring_snapshot *then, uint64_t tag,
                       struct ring_move **moves, size_t *count) {
   int rc = CHORUS_OK;
   for (size_t i = 0; i < s->n && rc == CHORUS_OK; i++) {
@@ -936,19 +939,42 @@ static int kept_moves(const struct meta_state *s,
     struct ring_move *mv = NULL;
     size_t k = 0;
     rc = ring_diff_kept(now, then, m->id, &mv, &k);
-    if (rc == CHORUS_OK && k > 0) {
-      struct ring_move *all =
-          chorus_realloc(*moves, (*count + k) * sizeof *all);
-      if (all == NULL) {
-        rc = CHORUS_ENOMEM;
-      } else {
-        memcpy(all + *count, mv, k * sizeof *all);
-        *moves = all;
-        *count += k;
-      }
-    }
+    if (rc == CHORUS_OK)
+      rc = append_moves(mv, k, tag, moves, count);
     chorus_free(mv);
   }
+  return rc;
+}
+
+/* class_moves: the moves of class @c of @now (ring.h, replication
+ * classes): ring_diff against the class of the same tag in @then, the
+ * replacing members' against it in @held (NULL when none replaces), and
+ * the kept ranges of decommissions, each tagged with the class. The rings
+ * of one state hold the same classes (build_ring), yet they are matched
+ * by tag, as across nodes. */
+static int class_moves(const struct meta_state *s,
+                       const struct ring_snapshot *now,
+                       const struct ring_snapshot *then,
+                       const struct ring_snapshot *held, unsigned c,
+                       struct ring_move **moves, size_t *count) {
+  uint64_t tag = ring_snapshot_class_tag(now, c);
+  int tc = ring_snapshot_class_find(then, tag);
+  int hc = held != NULL ? ring_snapshot_class_find(held, tag) : -1;
+  if (tc < 0 || (held != NULL && hc < 0))
+    return CHORUS_EINTERNAL; /* one state, one set of classes */
+  const struct ring_snapshot *nc = ring_snapshot_class(now, c);
+  const struct ring_snapshot *thc = ring_snapshot_class(then, (unsigned)tc);
+  struct ring_move *mv = NULL;
+  size_t k = 0;
+  int rc = ring_diff(nc, thc, &mv, &k);
+  if (rc == CHORUS_OK)
+    rc = append_moves(mv, k, tag, moves, count);
+  chorus_free(mv);
+  if (rc == CHORUS_OK && held != NULL)
+    rc = replacing_moves(s, ring_snapshot_class(held, (unsigned)hc), thc, tag,
+                         moves, count);
+  if (rc == CHORUS_OK)
+    rc = kept_moves(s, nc, thc, tag, moves, count);
   return rc;
 }
 
@@ -957,16 +983,27 @@ int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
                      struct ring_snapshot **future) {
   *moves = NULL;
   *count = 0;
-  struct ring_snapshot *now = NULL, *then = NULL;
+  struct ring_snapshot *now = NULL, *then = NULL, *held = NULL;
   int rc = CHORUS_OK;
+  bool replacing = false;
+  for (size_t i = 0; i < s->n && !replacing; i++)
+    replacing = s->members[i].state == META_REPLACING;
   if (meta_state_changing(s) &&
       (rc = build_ring(s, RING_NOW, &now, NULL)) == CHORUS_OK &&
-      (rc = build_ring(s, RING_THEN, &then, NULL)) == CHORUS_OK)
-    rc = ring_diff(now, then, moves, count);
-  if (rc == CHORUS_OK && now != NULL)
-    rc = replacing_moves(s, then, moves, count);
-  if (rc == CHORUS_OK && now != NULL)
-    rc = kept_moves(s, now, then, moves, count);
+      (rc = build_ring(s, RING_THEN, &then, NULL)) == CHORUS_OK && replacing)
+    rc = build_ring(s, RING_HELD, &held, NULL);
+  /* Class by class, class 0 (the cluster's) first: a keyspace with a
+   * replication of its own moves its keys' ranges apart from the
+   * cluster's (ring.h, replication classes). */
+  for (unsigned c = 0;
+       rc == CHORUS_OK && now != NULL && c < ring_snapshot_class_count(now);
+       c++)
+    rc = class_moves(s, now, then, held, c, moves, count);
+  if (rc != CHORUS_OK) {
+    chorus_free(*moves);
+    *moves = NULL;
+    *count = 0;
+  }
   if (rc == CHORUS_OK && current != NULL) {
     *current = now;
     now = NULL;
@@ -975,6 +1012,7 @@ int meta_state_moves(const struct meta_state *s, struct ring_move **moves,
     *future = then;
     then = NULL;
   }
+  ring_snapshot_free(held);
   ring_snapshot_free(now);
   ring_snapshot_free(then);
   return rc;

@@ -145,6 +145,9 @@ void repl_set_restoring(struct repl *r, bool restoring) {
 
 void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
   r->ring = ring;
+  /* A scan under way judges the new ring's classes afresh
+   * (repl_cleanup.c, CLASSES). */
+  r->cleanup.checked = false;
   r->local_group =
       repl__group_of_dc(ring_snapshot_replication(ring), r->cfg.dc);
   repl__aae_ring_set(r);
@@ -297,7 +300,8 @@ static bool sole_holder(const struct repl *r) {
 
 /* keeper_pulls: whether @m, a STREAM_PULL from @from, is a decommission's
  * kept range (meta_state.c kept_moves): this node leaves, and @from is
- * already a natural replica of the range it asks for. What this node
+ * already a natural replica of the range it asks for, in the pull's
+ * class. What this node
  * holds, partial as a lost disk leaves it, then only adds to what @from
  * has, and nobody else can give it: refused, the keeper (the only other
  * replica: below N) finds no live replica to ask and waits for this node
@@ -314,13 +318,44 @@ static bool keeper_pulls(const struct repl *r, chorus_node_id from,
   if (self < 0 ||
       ring_snapshot_node(r->ring, (size_t)self)->state != RING_LEAVING)
     return false;
+  /* In the pull's class (ring.h, replication classes): a keyspace's own
+   * replication keeps its ranges on other nodes than the cluster's. A
+   * class this ring does not know is no keeper's: refused below. */
+  int cls = ring_snapshot_class_find(r->ring, m->stream_pull.class_tag);
   struct ring_plist pl;
-  if (ring_lookup(r->ring, m->stream_pull.first, 0, &pl) != CHORUS_OK)
+  if (cls < 0 || ring_lookup(ring_snapshot_class(r->ring, (unsigned)cls),
+                             m->stream_pull.first, 0, &pl) != CHORUS_OK)
     return false;
   for (unsigned i = 0; i < pl.n_natural; i++)
     if (pl.r[i].id == from)
       return true;
   return false;
+}
+
+/* sole_class_replica: whether @m is a STREAM_PULL of a range this node
+ * is the only natural replica of in the pull's class (ring.h, replication
+ * classes): a keyspace replicated once keeps its keys on one node, and
+ * when that node lost its disk what it holds since is all there is. The
+ * puller's fallback has no other replica of the class to ask and asks it
+ * again; refused, a change that moves such a range never finished
+ * (change_sim "join 3->5" with a keyspace of N=1, seed 78: n3 lost its
+ * disk while n4 joined, n0 was refused 372 times for 60 s past the
+ * heal). */
+static bool sole_class_replica(const struct repl *r, const struct wire_msg *m) {
+  if (r->ring == NULL || m->type != WIRE_STREAM_PULL)
+    return false;
+  int cls = ring_snapshot_class_find(r->ring, m->stream_pull.class_tag);
+  struct ring_plist pl;
+  if (cls < 0 || ring_lookup(ring_snapshot_class(r->ring, (unsigned)cls),
+                             m->stream_pull.first, 0, &pl) != CHORUS_OK)
+    return false;
+  bool self = false;
+  for (unsigned i = 0; i < pl.n_natural; i++) {
+    if (pl.r[i].id != r->cfg.self)
+      return false;
+    self = true;
+  }
+  return self;
 }
 
 /* ahead_pull: whether @m is a STREAM_PULL at an epoch this node has not
@@ -355,9 +390,9 @@ int repl_peer(struct repl *r, chorus_node_id from, const struct wire_msg *m,
     break;
   case WIRE_REPLICA_READ:
   case WIRE_STREAM_PULL:
-    if (r->restoring &&
-        (m->type == WIRE_REPLICA_READ ||
-         (!sole_holder(r) && !keeper_pulls(r, from, m) && !ahead_pull(r, m)))) {
+    if (r->restoring && (m->type == WIRE_REPLICA_READ ||
+                         (!sole_holder(r) && !sole_class_replica(r, m) &&
+                          !keeper_pulls(r, from, m) && !ahead_pull(r, m)))) {
       struct wire_msg e;
       wire_error_reply(&e, m->request_id, CHORUS_EUNAVAILABLE,
                        "this node is restoring its data (a replaced disk)");

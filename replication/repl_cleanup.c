@@ -68,12 +68,11 @@ bool repl_cleanup_wanted(const struct repl *r) {
   return r->cleanup_wanted;
 }
 
-/* owned: whether this node holds @token's replicas in the ring in force;
- * *@span_end is the last token with the same answer (the span of the ring
- * that holds @token). */
-static bool owned(const struct repl *r, chorus_token token,
-                  chorus_token *span_end) {
-  const struct ring_snapshot *ring = r->ring;
+/* owned: whether this node holds @token's replicas in @ring (the ring in
+ * force, or one of its classes); *@span_end is the last token with the
+ * same answer (the span of the ring that holds @token). */
+static bool owned(const struct repl *r, const struct ring_snapshot *ring,
+                  chorus_token token, chorus_token *span_end) {
   size_t n = ring_snapshot_token_count(ring),
          at = ring_snapshot_token_index(ring, token);
   *span_end = at < n ? ring_snapshot_token(ring, at, NULL) : UINT64_MAX;
@@ -86,17 +85,74 @@ static bool owned(const struct repl *r, chorus_token token,
   return false;
 }
 
-/* owns_all: whether this node holds every token of the ring in force
- * (then no object is to be deleted): one lookup per span of the ring. */
-static bool owns_all(const struct repl *r) {
+/* owns_all: whether this node holds every token of @ring (then no object
+ * of its class is to be deleted): one lookup per span of the ring. */
+static bool owns_all(const struct repl *r, const struct ring_snapshot *ring) {
   chorus_token t = 0, span_end;
   for (;;) {
-    if (!owned(r, t, &span_end))
+    if (!owned(r, ring, t, &span_end))
       return false;
     if (span_end == UINT64_MAX)
       return true;
     t = span_end + 1;
   }
+}
+
+/* ------------------------------------------------------------------------
+ * CLASSES. A key is owned in its replication class (ring.h): a keyspace
+ * with a replication of its own (N=1 under a cluster of N=3) keeps its
+ * keys on other nodes than the cluster's, and a node drops the ones of it
+ * that it does not replicate even where it owns the cluster's range. The
+ * scan keeps one verdict per class (@spans: owned or not, up to the end
+ * of the span that holds the token looked at); a class this node owns
+ * whole is owned to the top at once (the shortcut above, per class: the
+ * scan reads nothing when every class is owned whole). It seeks over a
+ * span only where every class is owned (then no key there, of any class,
+ * is deleted), to the first end of those spans; elsewhere it looks at
+ * each key and judges it in its own class.
+ * ------------------------------------------------------------------------ */
+
+struct spans {
+  unsigned n;                         /* classes of the ring in force */
+  bool known[RING_MAX_CLASSES];       /* a verdict is held for... */
+  bool keep[RING_MAX_CLASSES];        /* ...owned or not... */
+  chorus_token end[RING_MAX_CLASSES]; /* ...up to this token */
+};
+
+/* spans_init: no verdict yet, but for the classes this node owns whole
+ * (cl->whole, checked once a scan). */
+static void spans_init(const struct repl *r, struct spans *sp) {
+  *sp = (struct spans){.n = ring_snapshot_class_count(r->ring)};
+  for (unsigned c = 0; c < sp->n; c++)
+    if (r->cleanup.whole & (1u << c)) {
+      sp->known[c] = sp->keep[c] = true;
+      sp->end[c] = UINT64_MAX;
+    }
+}
+
+/* spans_keep: whether class @c owns @t, its verdict renewed when @t is
+ * past its span. */
+static bool spans_keep(const struct repl *r, struct spans *sp, unsigned c,
+                       chorus_token t) {
+  if (!sp->known[c] || t > sp->end[c]) {
+    sp->keep[c] = owned(r, ring_snapshot_class(r->ring, c), t, &sp->end[c]);
+    sp->known[c] = true;
+  }
+  return sp->keep[c];
+}
+
+/* spans_all: whether every class owns @t; then *@end is the last token
+ * they all own from @t on. */
+static bool spans_all(const struct repl *r, struct spans *sp, chorus_token t,
+                      chorus_token *end) {
+  *end = UINT64_MAX;
+  for (unsigned c = 0; c < sp->n; c++) {
+    if (!spans_keep(r, sp, c, t))
+      return false;
+    if (sp->end[c] < *end)
+      *end = sp->end[c];
+  }
+  return true;
 }
 
 /* cleanup_read: the scan's read, kept or new (THE SCAN'S READ), on the
@@ -147,8 +203,16 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
   if (rc != CHORUS_OK)
     return CHORUS_OK; /* deletes are writes too: later */
   if (!cl->checked) {
+    /* Per class (CLASSES): the classes owned whole, again when the ring
+     * changed under the scan (repl_set_ring: a keyspace's class created
+     * keeps the epoch). */
     cl->checked = true;
-    if (owns_all(r)) {
+    cl->whole = 0;
+    unsigned n = ring_snapshot_class_count(r->ring);
+    for (unsigned c = 0; c < n; c++)
+      if (owns_all(r, ring_snapshot_class(r->ring, c)))
+        cl->whole |= 1u << c;
+    if (cl->whole == (1u << n) - 1) {
       cleanup_end(r, done);
       return CHORUS_OK;
     }
@@ -159,8 +223,9 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
   struct store_batch *b = store_batch_new();
   if (b == NULL)
     return CHORUS_ENOMEM;
-  chorus_token span_end = 0;
-  bool span_known = false, keep = true, owned_to_end = false;
+  struct spans sp;
+  spans_init(r, &sp);
+  bool owned_to_end = false;
   size_t seen = 0;
   while (store_iter_valid(it) && seen < budget) {
     size_t klen;
@@ -170,15 +235,12 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
       store_iter_next(it);
       continue;
     }
-    chorus_token t = store_be64_get(k);
-    if (!span_known || t > span_end) {
-      keep = owned(r, t, &span_end);
-      span_known = true;
-    }
-    if (keep) {
-      /* Over the rest of a span this node owns: one seek, not a key at a
-       * time (a node owns most of what it holds). Keys shorter than a
-       * token are never deleted, so a last span owned ends the scan. */
+    chorus_token t = store_be64_get(k), span_end;
+    if (spans_all(r, &sp, t, &span_end)) {
+      /* Over the rest of a span this node owns in every class: one seek,
+       * not a key at a time (a node owns most of what it holds). Keys
+       * shorter than a token are never deleted, so a last span owned ends
+       * the scan. */
       if (span_end == UINT64_MAX) {
         owned_to_end = true;
         break;
@@ -186,6 +248,13 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
       uint8_t next[STORE_TOKEN_PREFIX];
       store_be64_put(next, span_end + 1);
       store_iter_seek(it, next, sizeof next);
+      continue;
+    }
+    /* Judged in its own class (CLASSES). */
+    unsigned cls = ring_key_class(r->ring, k + STORE_TOKEN_PREFIX,
+                                  klen - STORE_TOKEN_PREFIX);
+    if (spans_keep(r, &sp, cls, t)) {
+      store_iter_next(it);
       continue;
     }
     if (repl__hints_any(&r->hints, t, k + STORE_TOKEN_PREFIX,

@@ -312,6 +312,10 @@ struct repl_op;
  * was last used. */
 struct repl_cleanup {
   bool active, checked;
+  /* The replication classes this node owns whole (bit c: class c of the
+   * ring in force, repl_cleanup.c, CLASSES), once @checked; a new ring
+   * clears @checked. */
+  uint8_t whole;
   uint8_t *from;
   size_t flen;
   uint64_t deleted;

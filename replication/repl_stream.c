@@ -193,7 +193,15 @@ static void read_drop(struct repl *r, struct store_iter *it) {
  * of this epoch or later, like theirs, and what this node writes after it
  * reaches the puller as a pending replica (repl.h, STREAMING). Otherwise
  * (*@more, or a range that ends at the top) *@empty_to is @p->last, which
- * says nothing. */
+ * says nothing.
+ *
+ * THE CLASS. A pull names a replication class (ring.h): a keyspace with a
+ * replication of its own moves its keys' ranges apart from the cluster's,
+ * to other nodes, so a pull gets only the keys whose class in this node's
+ * ring has @p->class_tag, and the others in its range are read past. The
+ * empty stretch is the next object's of any class: nothing of any class
+ * lies in it, so the puller may skip its later ranges of every class
+ * there. */
 static int read_range(struct repl *r, chorus_node_id puller,
                       const struct wire_stream_pull *p, struct gather *g,
                       bool *more, chorus_token *empty_to, chorus_seq *seq,
@@ -225,6 +233,10 @@ static int read_range(struct repl *r, chorus_node_id puller,
       ended = false;
       break; /* the range's end */
     }
+    if (ring_snapshot_class_tag(
+            r->ring, ring_key_class(r->ring, k + STORE_TOKEN_PREFIX,
+                                    klen - STORE_TOKEN_PREFIX)) != p->class_tag)
+      continue; /* another class's key: another pull's (THE CLASS) */
     const void *v = store_iter_value(it, &vlen);
     if (g->n >= 2 && (bytes >= p->max_bytes || g->n + 2 > STREAM_MAX_ITEMS)) {
       *more = true;
@@ -268,6 +280,18 @@ int repl__send_chunk(const struct repl_effects *fx, chorus_node_id to,
   return fx->send(fx->ctx, to, &m);
 }
 
+/* stream_replica: whether this node is a natural replica of @t in class
+ * @cls of its ring. */
+static bool stream_replica(const struct repl *r, unsigned cls, chorus_token t) {
+  struct ring_plist pl;
+  if (ring_lookup(ring_snapshot_class(r->ring, cls), t, 0, &pl) != CHORUS_OK)
+    return false;
+  for (unsigned i = 0; i < pl.n_natural; i++)
+    if (pl.r[i].id == r->cfg.self)
+      return true;
+  return false;
+}
+
 int repl__on_stream_pull(struct repl *r, chorus_node_id from,
                          const struct wire_msg *m, chorus_ms now,
                          const struct repl_effects *fx) {
@@ -286,6 +310,30 @@ int repl__on_stream_pull(struct repl *r, chorus_node_id from,
              p->epoch);
     return refuse_pull(r, fx, from, m->request_id, CHORUS_ESTALE, text);
   }
+  /* The class by its tag, and the keyspaces in each class as the puller's
+   * plan has them: one this node's ring does not know, or classes keys
+   * otherwise, is a keyspace one of them has not applied yet (created
+   * moments ago: the epoch stays): its keys would be read past, or sent
+   * to a range of another class. The puller asks again shortly. */
+  int cls = ring_snapshot_class_find(r->ring, p->class_tag);
+  if (cls < 0 || ring_snapshot_class_map(r->ring) != p->class_map) {
+    char text[128];
+    snprintf(text, sizeof text,
+             cls < 0 ? "this node's ring has no replication class %016" PRIx64
+                     : "this node classes keys otherwise (class map %016" PRIx64
+                       ")",
+             cls < 0 ? p->class_tag : ring_snapshot_class_map(r->ring));
+    return refuse_pull(r, fx, from, m->request_id, CHORUS_ESTALE, text);
+  }
+  /* At the puller's epoch, every node a range is pulled from is a natural
+   * replica of it in its class (core_stream.c: the node that gives it up
+   * or keeps it, or a live replica of the piece): one that is not was
+   * asked by a plan that is not this node's, and its empty answer would
+   * pass for the range held. */
+  if (epoch == p->epoch && !stream_replica(r, (unsigned)cls, p->first))
+    return refuse_pull(r, fx, from, m->request_id, CHORUS_EINVAL,
+                       "this node is no replica of that range in that "
+                       "replication class");
   if (p->first > p->last || p->max_bytes == 0 ||
       (p->after.len > 0 && (p->after.len < STORE_TOKEN_PREFIX ||
                             store_be64_get(p->after.ptr) < p->first ||

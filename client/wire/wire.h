@@ -1159,13 +1159,23 @@ struct wire_cluster_plan_reply {
 /* STREAM_PULL: the objects of STORE_DATA whose token t is in
  * [@first, @last] (first <= last) and whose storage key ([token BE][key])
  * sorts after @after (empty: from the start of the range), at most about
- * @max_bytes of them. Served only by a node whose ring epoch is at least
- * @epoch (else ERROR ESTALE), and only once what it sends is durable. */
+ * @max_bytes of them, of those only the keys of the replication class
+ * tagged @class_tag (ring.h, replication classes: 0, the cluster's, for
+ * the default keyspace and every keyspace without a replication of its
+ * own). Served only by a node whose ring epoch is at least @epoch (else
+ * ERROR ESTALE), whose ring knows the class and classes keys as the
+ * puller's plan does (@class_map, ring_snapshot_class_map; else ERROR
+ * ESTALE: the metadata of one of them is behind: a keyspace created
+ * keeps the epoch), and only once what it sends is durable. @class_tag
+ * and @class_map (version 5) are optional, left out when 0, as in
+ * AAE_TREE_REQ. */
 struct wire_stream_pull {
   uint64_t epoch;
   chorus_token first, last;
   struct wire_bytes after; /* 0..8 + WIRE_MAX_KEY_FIELD */
   uint32_t max_bytes;      /* 1..WIRE_MAX_FRAME_PEER / 2 */
+  uint64_t class_tag;      /* optional; 0: the cluster's class */
+  uint64_t class_map;      /* optional; 0: no class but the cluster's */
 };
 
 /* STREAM_CHUNK and STREAM_CHUNK2: @entries alternates user key and

@@ -56,6 +56,10 @@ struct core__member_ev {
 struct core__range {
   chorus_token first, last; /* first <= last */
   chorus_node_id from;      /* the node that gives it up */
+  /* Its replication class (ring.h): the tag a pull names, and the class's
+   * index in the plan's ring_now (its replicas). */
+  uint64_t class_tag;
+  uint8_t cls;
   bool has_from;
   bool held; /* pulled whole (a lane may finish after a later one) */
 };
@@ -97,6 +101,7 @@ struct core__gap {
 struct core__stream {
   bool planned;
   uint64_t epoch;                 /* the change's, when planned */
+  uint64_t placement;             /* meta_state_placement, when planned */
   struct ring_snapshot *ring_now; /* the ring of that epoch (sources) */
   struct core__range *ranges;
   size_t n, cap;

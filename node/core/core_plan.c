@@ -21,7 +21,11 @@
  * in token order (at most SAMPLE_KEYS entries, so the loop is not held for
  * long), divides the keys and bytes it read by the fraction of the token
  * space it replicates up to the last token read (its "basis"), and
- * multiplies that density by each pair's share. A node that replicates
+ * multiplies that density by each pair's share. It does so per
+ * replication class (ring.h: a keyspace with a replication of its own
+ * has its own density here and moves its own ranges): each move is
+ * estimated with its class's density, and a pair sums its classes' moves
+ * (ranges, share and estimates). A node that replicates
  * nothing yet (a joiner) has no basis: the estimates are 0 and the basis
  * says so. Keys include tombstones; bytes are key and object bytes as
  * stored (what a stream sends, about).
@@ -81,18 +85,29 @@ static double held_fraction(const struct ring_snapshot *ring,
   return held / TWO64;
 }
 
+/* The sample, as a whole (what the reply's basis says) and per
+ * replication class of this node's ring (ring.h): a keyspace with a
+ * replication of its own has a density of its own on this node (N=1: a
+ * third of the ring's keys of a 3-node cluster are here, all of them
+ * with N=3), so each class's moves are estimated with its own. */
 struct basis {
   uint64_t keys, bytes;
   double fraction; /* of the token space, replicated by this node */
+  unsigned nclasses;
+  uint64_t tag[RING_MAX_CLASSES];
+  uint64_t ckeys[RING_MAX_CLASSES], cbytes[RING_MAX_CLASSES];
+  double cfraction[RING_MAX_CLASSES]; /* 0: no basis for that class */
 };
 
 /* basis: keys and bytes read in token order, up to SAMPLE_KEYS, and the
  * fraction of the token space this node replicates up to the last token
- * read. A store error leaves no basis (the plan goes without estimates). */
+ * read, in all and per class. A store error leaves no basis (the plan
+ * goes without estimates). */
 static struct basis basis(struct core *c) {
   struct basis b = {0};
   struct store_iter *it = NULL;
-  if (store_iter_open(c->store, STORE_DATA, NULL, 0, NULL, 0, &it) != CHORUS_OK)
+  if (c->ring == NULL ||
+      store_iter_open(c->store, STORE_DATA, NULL, 0, NULL, 0, &it) != CHORUS_OK)
     return b;
   chorus_token end = UINT64_MAX;
   bool full = true;
@@ -104,10 +119,16 @@ static struct basis basis(struct core *c) {
     size_t klen, vlen;
     const unsigned char *k = store_iter_key(it, &klen);
     (void)store_iter_value(it, &vlen);
-    if (klen >= STORE_TOKEN_PREFIX)
+    unsigned cls = 0;
+    if (klen >= STORE_TOKEN_PREFIX) {
       end = store_be64_get(k);
+      cls = ring_key_class(c->ring, k + STORE_TOKEN_PREFIX,
+                           klen - STORE_TOKEN_PREFIX);
+    }
     b.keys++;
     b.bytes += klen + vlen;
+    b.ckeys[cls]++;
+    b.cbytes[cls] += klen + vlen;
   }
   int rc = store_iter_status(it);
   store_iter_close(it);
@@ -116,9 +137,27 @@ static struct basis basis(struct core *c) {
   if (full)
     end = UINT64_MAX;
   b.fraction = held_fraction(c->ring, c->cfg.swim.id, end);
+  b.nclasses = ring_snapshot_class_count(c->ring);
+  for (unsigned k = 0; k < b.nclasses; k++) {
+    b.tag[k] = ring_snapshot_class_tag(c->ring, k);
+    b.cfraction[k] =
+        held_fraction(ring_snapshot_class(c->ring, k), c->cfg.swim.id, end);
+  }
   if (b.fraction <= 0)
     b = (struct basis){0};
   return b;
+}
+
+/* density: keys and bytes per unit of token space of @b's class tagged
+ * @tag (0 and 0 without a basis for it). */
+static void density(const struct basis *b, uint64_t tag, double *keys,
+                    double *bytes) {
+  *keys = *bytes = 0;
+  for (unsigned k = 0; k < b->nclasses; k++)
+    if (b->tag[k] == tag && b->cfraction[k] > 0) {
+      *keys = (double)b->ckeys[k] / b->cfraction[k];
+      *bytes = (double)b->cbytes[k] / b->cfraction[k];
+    }
 }
 
 /* ========================================================================
@@ -282,12 +321,16 @@ struct pair {
   chorus_node_id from, to;
   uint32_t ranges;
   double share;
+  double keys, bytes; /* estimated, summed over the classes */
 };
 
-/* pairs: @mv summed per (from, to), in first-seen order; at most
- * WIRE_MAX_PLAN_MOVES (*@clipped says whether more were dropped). */
-static int pairs(const struct ring_move *mv, size_t n, struct pair **out,
-                 size_t *np, bool *clipped) {
+/* pairs: @mv summed per (from, to) over every replication class, in
+ * first-seen order, each move's keys and bytes estimated with its class's
+ * density in @b; at most WIRE_MAX_PLAN_MOVES (*@clipped says whether more
+ * were dropped). A pair's share sums its classes' shares (each of the
+ * token space of its class's keys). */
+static int pairs(const struct ring_move *mv, size_t n, const struct basis *b,
+                 struct pair **out, size_t *np, bool *clipped) {
   *out = NULL;
   *np = 0;
   *clipped = false;
@@ -307,8 +350,12 @@ static int pairs(const struct ring_move *mv, size_t n, struct pair **out,
       }
       ps[k++] = (struct pair){.from = from, .to = mv[i].to};
     }
+    double keys, bytes, share = share_of(&mv[i]);
+    density(b, mv[i].class_tag, &keys, &bytes);
     ps[j].ranges++;
-    ps[j].share += share_of(&mv[i]);
+    ps[j].share += share;
+    ps[j].keys += keys * share;
+    ps[j].bytes += bytes * share;
   }
   *out = ps;
   *np = k;
@@ -359,24 +406,22 @@ int core__plan_client(struct core *c, const struct wire_msg *m,
              chorus_strerror(rc));
     return core__refuse(c, cookie, rc, text);
   }
-  if ((rc = pairs(mv, nmv, &ps, &np, &clipped)) != CHORUS_OK ||
+  struct basis b = basis(c);
+  if ((rc = pairs(mv, nmv, &b, &ps, &np, &clipped)) != CHORUS_OK ||
       (wm = chorus_calloc(np ? np : 1, sizeof *wm)) == NULL) {
     rc = CHORUS_ENOMEM;
     goto out;
   }
-  struct basis b = basis(c);
   for (size_t i = 0; i < np; i++) {
-    double keys = b.fraction > 0 ? (double)b.keys / b.fraction : 0;
-    double bytes = b.fraction > 0 ? (double)b.bytes / b.fraction : 0;
-    wm[i] = (struct wire_plan_move){
-        .from = ps[i].from,
-        .to = ps[i].to,
-        .from_name = str_bytes(name_of(&w, ps[i].from)),
-        .to_name = str_bytes(name_of(&w, ps[i].to)),
-        .ranges = ps[i].ranges,
-        .share_ppm = ppm(ps[i].share),
-        .est_keys = (uint64_t)(keys * ps[i].share + 0.5),
-        .est_bytes = (uint64_t)(bytes * ps[i].share + 0.5)};
+    wm[i] =
+        (struct wire_plan_move){.from = ps[i].from,
+                                .to = ps[i].to,
+                                .from_name = str_bytes(name_of(&w, ps[i].from)),
+                                .to_name = str_bytes(name_of(&w, ps[i].to)),
+                                .ranges = ps[i].ranges,
+                                .share_ppm = ppm(ps[i].share),
+                                .est_keys = (uint64_t)(ps[i].keys + 0.5),
+                                .est_bytes = (uint64_t)(ps[i].bytes + 0.5)};
   }
   if (clipped)
     snprintf(q.note, sizeof q.note,

@@ -26,10 +26,19 @@
  * (repl_stream.c), so pulls of one puller in flight together are
  * independent.
  *
+ * CLASSES. A keyspace with a replication of its own (ring.h, replication
+ * classes) places its keys on other nodes than the cluster's: the plan
+ * holds the moves of every class (meta_state_moves tags each with its
+ * class), a range pulls only its class's keys (STREAM_PULL's class_tag;
+ * the holder reads past the others), its fallback replicas are its
+ * class's, and STREAMED waits for every class's ranges. A keyspace's
+ * class created during the change (same epoch, another placement) makes
+ * a new plan.
+ *
  * Progress: once a barrier passes, the cursor it stands for is written to
  * STORE_META ("stream/progress": [epoch BE][range index BE][pos BE]
- * [cursor]): the lowest range a lane still works on, with that lane's
- * cursor (every range before it is held; later ones held already are
+ * [placement BE][cursor]): the lowest range a lane still works on, with that
+ * lane's cursor (every range before it is held; later ones held already are
  * pulled again), so a crash of either side resumes from the last cursor
  * this node holds durably (joins are idempotent: a batch pulled twice
  * costs only time).
@@ -87,6 +96,11 @@
 #define BATCH_BYTES (1024u * 1024)
 
 static const char PROGRESS_KEY[] = "stream/progress";
+/* Its value: [epoch BE 8][range index BE 4][pos BE 8][placement BE 8]
+ * [cursor]. The placement (meta_state_placement) names the keyspaces'
+ * replication classes the plan was made with: a keyspace created during
+ * the change makes another plan, whose range indexes are not these. */
+#define PROGRESS_HEAD 28u
 
 /* ========================================================================
  * The plan
@@ -120,14 +134,25 @@ static void drop_plan(struct core__stream *s) {
 #define SPAN_SHARE 16
 
 static int add_one(struct core__stream *s, chorus_token first,
-                   chorus_token last, const struct ring_move *m) {
+                   chorus_token last, const struct ring_move *m, unsigned cls) {
   struct core__range *g = chorus_grow(s->ranges, &s->cap, s->n, sizeof *g, 16);
   if (g == NULL)
     return CHORUS_ENOMEM;
   s->ranges = g;
-  s->ranges[s->n++] =
-      (struct core__range){first, last, m->from, m->has_from, false};
+  s->ranges[s->n++] = (struct core__range){.first = first,
+                                           .last = last,
+                                           .from = m->from,
+                                           .class_tag = m->class_tag,
+                                           .cls = (uint8_t)cls,
+                                           .has_from = m->has_from};
   return CHORUS_OK;
+}
+
+/* class_ring: the snapshot of @g's class in the plan's ring (its
+ * replicas: ring.h, replication classes). */
+static const struct ring_snapshot *class_ring(const struct core__stream *s,
+                                              const struct core__range *g) {
+  return ring_snapshot_class(s->ring_now, g->cls);
 }
 
 /* add_range: [first, last] of move @m, cut into ranges of at most
@@ -136,22 +161,22 @@ static int add_one(struct core__stream *s, chorus_token first,
  * (ring_diff merges adjacent ones with the same giver) and are not cut;
  * a replaced disk's merged ones are, and a small cluster's. */
 static int add_range(struct core__stream *s, chorus_token first,
-                     chorus_token last, const struct ring_move *m) {
-  if (s->ring_now == NULL)
-    return add_one(s, first, last, m);
-  size_t owner, nt = ring_snapshot_token_count(s->ring_now);
+                     chorus_token last, const struct ring_move *m,
+                     unsigned cls) {
+  const struct ring_snapshot *ring = ring_snapshot_class(s->ring_now, cls);
+  size_t owner, nt = ring_snapshot_token_count(ring);
   size_t most = nt / SPAN_SHARE + 1;
-  for (size_t i = ring_snapshot_token_index(s->ring_now, first) + most - 1;
-       i < nt; i += most) {
-    chorus_token t = ring_snapshot_token(s->ring_now, i, &owner);
+  for (size_t i = ring_snapshot_token_index(ring, first) + most - 1; i < nt;
+       i += most) {
+    chorus_token t = ring_snapshot_token(ring, i, &owner);
     if (t >= last)
       break;
-    int rc = add_one(s, first, t, m);
+    int rc = add_one(s, first, t, m, cls);
     if (rc != CHORUS_OK)
       return rc;
     first = t + 1;
   }
-  return add_one(s, first, last, m);
+  return add_one(s, first, last, m, cls);
 }
 
 /* lane_take: @l (no pull in flight) takes the next range no lane has
@@ -201,11 +226,13 @@ static void load_progress(struct core *c, struct core__stream *s) {
                 &len) != CHORUS_OK)
     return;
   const unsigned char *p = v;
-  if (len >= 20 && store_be64_get(p) == s->epoch) {
+  if (len >= PROGRESS_HEAD && store_be64_get(p) == s->epoch &&
+      store_be64_get(p + 20) == s->placement) {
     uint32_t idx = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 |
                    (uint32_t)p[10] << 8 | p[11];
     chorus_token pos = store_be64_get(p + 12);
-    size_t alen = len - 20;
+    size_t alen = len - PROGRESS_HEAD;
+    p += PROGRESS_HEAD - 20; /* the cursor at p + 20, as it was */
     if (idx <= s->n &&
         (idx == s->n ||
          (pos >= s->ranges[idx].first && pos <= s->ranges[idx].last)) &&
@@ -241,19 +268,24 @@ static int plan(struct core *c, const struct meta_state *ms) {
   if (rc != CHORUS_OK)
     return rc == CHORUS_ENOMEM ? rc : CHORUS_OK; /* no ring: nothing */
   s->epoch = ms->epoch;
+  s->placement = meta_state_placement(ms);
   s->ring_now = now;
   for (size_t i = 0; i < nmv && rc == CHORUS_OK; i++) {
     const struct ring_move *m = &mv[i];
-    if (m->to != c->cfg.swim.id || !m->has_from)
+    /* Every class's moves (meta_state_moves tags them): a keyspace with a
+     * replication of its own gains this node other ranges than the
+     * cluster's, and STREAMED waits for all of them. */
+    int cls = now != NULL ? ring_snapshot_class_find(now, m->class_tag) : -1;
+    if (m->to != c->cfg.swim.id || !m->has_from || cls < 0)
       continue;
     /* (start, end], wrapping when start >= end (start == end: all). */
     if (m->start < m->end) {
-      rc = add_range(s, m->start + 1, m->end, m);
+      rc = add_range(s, m->start + 1, m->end, m, (unsigned)cls);
     } else {
       if (m->start != UINT64_MAX)
-        rc = add_range(s, m->start + 1, UINT64_MAX, m);
+        rc = add_range(s, m->start + 1, UINT64_MAX, m, (unsigned)cls);
       if (rc == CHORUS_OK)
-        rc = add_range(s, 0, m->end, m);
+        rc = add_range(s, 0, m->end, m, (unsigned)cls);
     }
   }
   chorus_free(mv);
@@ -290,12 +322,17 @@ static chorus_token piece_end(const struct ring_snapshot *ring,
 
 /* candidates: the natural replicas of the piece of @ring holding @t but
  * this node and @from (the node giving the range up), in ring order, into
- * @cand (RING_MAX_REPLICAS); their count, or -1 when the lookup fails. */
+ * @cand (RING_MAX_REPLICAS); their count (0 also when the piece has no
+ * natural replica: its only one replaces its disk), or -1 when the lookup
+ * fails. */
 static int candidates(const struct core *c, const struct ring_snapshot *ring,
                       chorus_token t, chorus_node_id from,
                       chorus_node_id *cand) {
   struct ring_plist pl;
-  if (ring_lookup(ring, t, 0, &pl) != CHORUS_OK)
+  int rc = ring_lookup(ring, t, 0, &pl);
+  if (rc == CHORUS_EUNAVAILABLE)
+    return 0; /* no natural replica: its only one is replacing its disk */
+  if (rc != CHORUS_OK)
     return -1;
   int n = 0;
   for (uint8_t i = 0; i < pl.n_natural && n < (int)RING_MAX_REPLICAS; i++)
@@ -379,6 +416,15 @@ static bool giver_serves(const struct core *c, const struct core__range *g) {
          core__swim_up(c, g->from);
 }
 
+/* giver_lost: whether @g's giver lost its data for good: this node
+ * itself (a replacing member's moves), or a member being removed. */
+static bool giver_lost(const struct core *c, const struct core__range *g) {
+  const struct meta_member *fm =
+      meta_state_find(meta_node_state(c->meta), g->from);
+  return g->from == c->cfg.swim.id ||
+         (fm != NULL && fm->state == META_LEAVING && fm->goal == META_REMOVED);
+}
+
 /* gap_note: @from's read held nothing in (@after, @to]. */
 static void gap_note(struct core__stream *s, chorus_node_id from,
                      chorus_token after, chorus_token to) {
@@ -435,12 +481,30 @@ static chorus_node_id source_of(struct core *c, struct core__lane *l,
     l->piece_first = l->pos;
   }
   chorus_node_id *cand = l->cand;
-  int nc = candidates(c, s->ring_now, l->piece_first, g->from, cand);
+  const struct ring_snapshot *ring = class_ring(s, g);
+  int nc = candidates(c, ring, l->piece_first, g->from, cand);
   if (nc < 0)
     return 0;
   uint8_t ncand = (uint8_t)nc;
   l->ncand = ncand;
-  *last = span_end(c, s->ring_now, l->piece_first, *last, g->from, cand, nc);
+  *last = span_end(c, ring, l->piece_first, *last, g->from, cand, nc);
+  if (nc == 0 && giver_lost(c, g)) {
+    /* No other replica of the piece in its class, and its giver lost its
+     * data (this node's own replaced disk, or a member removed): nothing
+     * anywhere holds it. A keyspace replicated once (N=1) loses its keys
+     * so by design; waiting would keep the change from ever finishing
+     * (change_sim "join 3->5" with such a keyspace, seed 78: n3 replaced
+     * its own disk and waited for ever). */
+    s->stats.fallbacks++;
+    TRACE(c,
+          "WARNING: range %zu: no replica of its class holds it but "
+          "%016" PRIx64 ", which lost its data: held as it is",
+          l->idx, g->from);
+    l->piece_last = *last;
+    next_piece(s, l);
+    *again = true;
+    return 0;
+  }
   for (; l->round < ncand; l->round++) {
     if (!core__swim_up(c, cand[l->round]))
       continue;
@@ -506,6 +570,8 @@ static int pull(struct core *c, struct core__lane *l) {
   m.stream_pull.last = last;
   m.stream_pull.after = (struct wire_bytes){l->after, l->alen};
   m.stream_pull.max_bytes = BATCH_BYTES;
+  m.stream_pull.class_tag = s->ranges[l->idx].class_tag;
+  m.stream_pull.class_map = ring_snapshot_class_map(s->ring_now);
   l->req = m.request_id;
   l->source = from;
   l->piece_last = last;
@@ -623,7 +689,11 @@ int core__stream_step(struct core *c) {
       drop_plan(s);
     return cleanup_step(c, ms);
   }
-  if (!s->planned || s->epoch != ms->epoch) {
+  /* A new epoch, or keyspaces' classes changed under the change (a
+   * keyspace with a replication of its own created meanwhile): the moves
+   * are others. */
+  if (!s->planned || s->epoch != ms->epoch ||
+      s->placement != meta_state_placement(ms)) {
     int rc = plan(c, ms);
     if (rc != CHORUS_OK || !s->planned)
       return rc;
@@ -878,7 +948,7 @@ int core__stream_answer(struct core *c, chorus_node_id from,
  * they are pulled again). */
 static void save_progress(struct core *c) {
   struct core__stream *s = &c->stream;
-  size_t len = 20 + s->d_alen;
+  size_t len = PROGRESS_HEAD + s->d_alen;
   unsigned char *v = chorus_malloc(len);
   if (v == NULL)
     return; /* only progress: a restart pulls more again */
@@ -888,8 +958,9 @@ static void save_progress(struct core *c) {
   v[10] = (unsigned char)(s->d_idx >> 8);
   v[11] = (unsigned char)s->d_idx;
   store_be64_put(v + 12, s->d_pos);
+  store_be64_put(v + 20, s->placement);
   if (s->d_alen > 0)
-    memcpy(v + 20, s->d_after, s->d_alen);
+    memcpy(v + PROGRESS_HEAD, s->d_after, s->d_alen);
   int rc = store_put(c->store, STORE_META, PROGRESS_KEY,
                      sizeof PROGRESS_KEY - 1, v, len, NULL);
   if (rc != CHORUS_OK)

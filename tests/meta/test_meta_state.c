@@ -1171,6 +1171,77 @@ static void finish_now(struct meta_state *s, uint64_t *index) {
   assert_int_equal(meta_state_apply(s, &c, ++*index), CHORUS_OK);
 }
 
+/* A keyspace with a replication of its own (ring.h, replication classes)
+ * moves its keys' ranges apart: a join in a cluster of N=3 with a
+ * keyspace of N=1 lists class 0's moves, then the N=1 class's, each
+ * tagged with its class and exactly ring_diff of the class snapshots. */
+static void test_class_moves(void **state) {
+  (void)state;
+  struct meta_state s;
+  grow(&s, 3, 1, 1);
+  uint64_t index = 10;
+  struct meta_cmd c = {.type = META_CMD_KEYSPACE_CREATE};
+  c.keyspace = meta_t_keyspace("one", 0, META_KS_KV);
+  c.keyspace.replication = meta_t_repl_n(1);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  c = join_cmd(40, "m3", "dc0", "r0", META_JOINING);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  struct ring_move *mv, *want;
+  size_t nmv, nwant;
+  struct ring_snapshot *now = NULL, *then = NULL;
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, &now, &then), CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(now), 2);
+  uint64_t tag = ring_snapshot_class_tag(now, 1);
+  struct ring_replication one = meta_t_repl_n(1);
+  assert_int_equal(tag, ring_replication_tag(&one));
+  size_t k = 0;
+  for (unsigned cl = 0; cl < 2; cl++) {
+    int tc = ring_snapshot_class_find(then, ring_snapshot_class_tag(now, cl));
+    assert_true(tc >= 0);
+    assert_int_equal(ring_diff(ring_snapshot_class(now, cl),
+                               ring_snapshot_class(then, (unsigned)tc), &want,
+                               &nwant),
+                     CHORUS_OK);
+    assert_true(nwant > 0);
+    assert_true(k + nwant <= nmv);
+    for (size_t i = 0; i < nwant; i++, k++) {
+      assert_int_equal(mv[k].class_tag, cl == 0 ? 0 : tag);
+      assert_int_equal(mv[k].start, want[i].start);
+      assert_int_equal(mv[k].end, want[i].end);
+      assert_int_equal(mv[k].from, want[i].from);
+      assert_int_equal(mv[k].to, 40);
+      assert_true(mv[k].has_from);
+    }
+    chorus_free(want);
+  }
+  assert_int_equal(k, nmv); /* nothing else: no replacement, no leaver */
+  /* The finish waits for the joiner, whatever class gave it ranges. */
+  assert_false(meta_state_finishable(&s, mv, nmv));
+  c = cmd_of(META_CMD_STREAMED, 40, 0, s.epoch);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_true(meta_state_finishable(&s, mv, nmv));
+  chorus_free(mv);
+  ring_snapshot_free(now);
+  ring_snapshot_free(then);
+
+  /* A decommission of a member: its N=1 ranges go to a single new owner
+   * each, tagged too. */
+  c = cmd_of(META_CMD_FINISH, 0, 0, s.epoch);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  c = cmd_of(META_CMD_LEAVE, 10, META_LEFT, 0);
+  assert_int_equal(meta_state_apply(&s, &c, ++index), CHORUS_OK);
+  assert_int_equal(meta_state_moves(&s, &mv, &nmv, NULL, NULL), CHORUS_OK);
+  size_t tagged = 0;
+  for (size_t i = 0; i < nmv; i++) {
+    assert_int_equal(mv[i].from, 10);
+    assert_true(mv[i].class_tag == 0 || mv[i].class_tag == tag);
+    tagged += mv[i].class_tag == tag;
+  }
+  assert_true(tagged > 0 && tagged < nmv);
+  chorus_free(mv);
+  meta_state_free(&s);
+}
+
 /* The last member that owns tokens never leaves, goal LEFT or REMOVED,
  * however it is asked (the shrink of a partly formed cluster in
  * change_sim, seed 24: the ring emptied, the member's data went with it,
@@ -1470,6 +1541,7 @@ int main(void) {
       cmocka_unit_test(test_exactly_once),
       cmocka_unit_test(test_ring),
       cmocka_unit_test(test_topology_changes),
+      cmocka_unit_test(test_class_moves),
       cmocka_unit_test(test_sole_owner_never_leaves),
       cmocka_unit_test(test_replacements),
       cmocka_unit_test(test_staged),

@@ -3270,6 +3270,11 @@ static void replica_joins_over_the_budget_converge(void **state) {
  * Streaming (repl.h, STREAMING)
  * ------------------------------------------------------------------------ */
 
+/* The replication class the next pulls name (0: the cluster's). */
+static uint64_t H_pull_class;
+/* The class map they name (0: the ring in force's). */
+static uint64_t H_pull_map;
+
 /* pull_as: node @src answers a STREAM_PULL of node @puller (the frames are
  * taken off the queue, not delivered); its one answer into *@out (the
  * caller frees it with wire_msg_free and test_free(*@frame)). */
@@ -3278,7 +3283,13 @@ static void pull_as(int puller, int src, uint64_t epoch, chorus_token first,
                     uint32_t max_bytes, struct wire_msg *out, uint8_t **frame) {
   struct wire_msg m = {.type = WIRE_STREAM_PULL, .request_id = 77};
   m.stream_pull = (struct wire_stream_pull){
-      epoch, first, last, after ? *after : (struct wire_bytes){0}, max_bytes};
+      epoch,
+      first,
+      last,
+      after ? *after : (struct wire_bytes){0},
+      max_bytes,
+      H_pull_class,
+      H_pull_map ? H_pull_map : ring_snapshot_class_map(H.ring)};
   struct node *nd = &H.nodes[src];
   assert_int_equal(
       repl_peer(nd->repl, H.ids[puller], &m, H.now, H.now, &nd->fx), CHORUS_OK);
@@ -3462,6 +3473,111 @@ cleanup_keeps_one_read_and_deletes_what_was_given_away(void **state) {
   teardown_all();
 }
 
+/* install_class_ring: the ring in force again, with keyspace @ks_id
+ * replicated @n times (ring.h, replication classes: class 1), installed
+ * on every node; returned (H.ring: the harness frees it). */
+static struct ring_snapshot *install_class_ring(uint32_t ks_id, uint32_t n) {
+  struct ring_node rn[MAXN];
+  size_t count = ring_snapshot_node_count(H.ring);
+  for (size_t i = 0; i < count; i++)
+    rn[i] = *ring_snapshot_node(H.ring, i);
+  const struct ring_ks_replication ks = {ks_id, {.n = n}};
+  struct ring_snapshot *cls;
+  assert_int_equal(ring_snapshot_build_classes(
+                       rn, count, ring_snapshot_replication(H.ring), &ks, 1,
+                       ring_snapshot_version(H.ring), &cls, NULL),
+                   CHORUS_OK);
+  assert_int_equal(ring_snapshot_class_count(cls), 2);
+  for (int i = 0; i < H.n; i++)
+    repl_set_ring(H.nodes[i].repl, cls);
+  ring_snapshot_free(H.ring);
+  H.ring = cls;
+  return cls;
+}
+
+/* raw_ks_key: keyspace @ks_id's stored key for "k<k>" ([0][id BE][client
+ * key]) into @key (16 bytes); its length. */
+static size_t raw_ks_key(unsigned char *key, uint32_t ks_id, int k) {
+  key[0] = 0;
+  key[1] = (unsigned char)(ks_id >> 24);
+  key[2] = (unsigned char)(ks_id >> 16);
+  key[3] = (unsigned char)(ks_id >> 8);
+  key[4] = (unsigned char)ks_id;
+  return 5 + (size_t)snprintf((char *)key + 5, 11, "k%d", k);
+}
+
+/* put_raw_pairs: @n keys "d<k>" of the default keyspace and @n of
+ * keyspace @ks_id (raw_ks_key) straight into node @i's store, as raw objects
+ * (streaming and cleanup read keys, not objects); the keyspace keys'
+ * tokens into @tok. */
+static void put_raw_pairs(int i, int n, uint32_t ks_id, chorus_token *tok) {
+  unsigned char dk[64], key[16];
+  for (int k = 0; k < 2 * n; k++) {
+    size_t kl = k < n ? (size_t)snprintf((char *)key, sizeof key, "d%d", k)
+                      : raw_ks_key(key, ks_id, k);
+    if (k >= n)
+      tok[k - n] = ring_token_of(key, kl);
+    size_t dl = store_data_key(dk, ring_token_of(key, kl), key, kl);
+    assert_int_equal(
+        store_put(H.nodes[i].store, STORE_DATA, dk, dl, "v", 1, NULL),
+        CHORUS_OK);
+  }
+}
+
+/* Cleanup judges a key in its replication class (ring.h): in 3 nodes of
+ * N=3 a node owns every key of the cluster's class, and of a keyspace
+ * replicated once (N=1) only the third it is the replica of: it keeps
+ * every default key and drops the keyspace's others. Without such a
+ * keyspace it owns everything and reads nothing. */
+static void cleanup_judges_each_key_in_its_class(void **state) {
+  (void)state;
+  enum { KEYS = 60 };
+  setup(3, "3", 1, NULL);
+  boot();
+  chorus_token tok[KEYS];
+  put_raw_pairs(0, KEYS, 9, tok);
+  struct repl *r0 = H.nodes[0].repl;
+  const struct repl_stats *st = repl_stats(r0);
+  bool done = false;
+  repl_cleanup_begin(r0);
+  assert_int_equal(repl_cleanup_step(r0, 10, H.now, &done), CHORUS_OK);
+  assert_true(done);
+  assert_int_equal(st->cleanup_reads_opened, 0);
+  struct ring_snapshot *cls = install_class_ring(9, 1);
+  repl_cleanup_begin(r0);
+  done = false;
+  for (int steps = 0; !done; steps++) {
+    assert_true(steps < 1000);
+    assert_int_equal(repl_cleanup_step(r0, 10, H.now, &done), CHORUS_OK);
+  }
+  assert_int_equal(st->cleanup_reads_opened, 1);
+  uint64_t held = 0;
+  for (int k = 0; k < 2 * KEYS; k++) {
+    unsigned char key[16], dk[64];
+    size_t kl = k < KEYS ? (size_t)snprintf((char *)key, sizeof key, "d%d", k)
+                         : raw_ks_key(key, 9, k);
+    chorus_token t = ring_token_of(key, kl);
+    size_t dl = store_data_key(dk, t, key, kl);
+    void *v = NULL;
+    size_t vl;
+    bool there =
+        store_get(H.nodes[0].store, STORE_DATA, dk, dl, &v, &vl) == CHORUS_OK;
+    chorus_free(v);
+    bool owner = true;
+    if (k >= KEYS) {
+      struct ring_plist pl;
+      assert_int_equal(ring_lookup(ring_snapshot_class(cls, 1), t, 0, &pl),
+                       CHORUS_OK);
+      owner = pl.r[0].id == H.ids[0];
+      held += owner;
+    }
+    assert_int_equal(there, owner);
+  }
+  assert_true(held > 0 && held < KEYS);
+  assert_int_equal(st->cleanup_deleted, KEYS - held);
+  teardown_all();
+}
+
 /* A piece pulled from each replica in turn repairs them: the one asked
  * first lacks a key the second sends (hinted to the first), the second
  * lacks a key the first sent (hinted to the second); a batch that is not
@@ -3529,6 +3645,73 @@ static void stream_repair_hints_what_each_lacks(void **state) {
   store_close(st);
   wire_msg_free(&m);
   test_free(frame);
+  teardown_all();
+}
+
+/* A pull names a replication class (ring.h): the holder sends only the
+ * keys of that class in its ring, refuses (ESTALE) a class its ring does
+ * not know, and (EINVAL) a range it is no replica of in that class. */
+static void stream_pull_by_class(void **state) {
+  (void)state;
+  setup(3, "3", 1, NULL);
+  boot();
+  struct ring_snapshot *cls = install_class_ring(7, 1);
+  uint64_t tag = ring_snapshot_class_tag(cls, 1);
+  chorus_token ks_tok[12];
+  put_raw_pairs(0, 12, 7, ks_tok);
+  uint64_t v = ring_snapshot_version(H.ring);
+  struct wire_msg m;
+  uint8_t *frame;
+  /* Class 0: the default keyspace's keys only. */
+  H_pull_class = 0;
+  pull_from(0, v, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_STREAM_CHUNK2);
+  assert_int_equal(m.stream_chunk.entries.n, 24);
+  for (size_t i = 0; i < m.stream_chunk.entries.n; i += 2)
+    assert_int_equal(m.stream_chunk.entries.items[i].ptr[0], 'd');
+  wire_msg_free(&m);
+  test_free(frame);
+  /* The N=1 class: each key's token from its one replica; any other
+   * node is no replica of it there. */
+  H_pull_class = tag;
+  size_t served = 0, refused = 0;
+  for (int k = 0; k < 12; k++) {
+    struct ring_plist pl;
+    assert_int_equal(
+        ring_lookup(ring_snapshot_class(cls, 1), ks_tok[k], 0, &pl), CHORUS_OK);
+    assert_int_equal(pl.n_natural, 1);
+    pull_from(0, v, ks_tok[k], ks_tok[k], NULL, 1u << 20, &m, &frame);
+    if (pl.r[0].id == H.ids[0]) {
+      assert_int_equal(m.type, WIRE_STREAM_CHUNK2);
+      assert_int_equal(m.stream_chunk.entries.n, 2);
+      assert_int_equal(m.stream_chunk.entries.items[0].ptr[4], 7);
+      served++;
+    } else {
+      assert_int_equal(m.type, WIRE_ERROR);
+      assert_int_equal(m.error.code, CHORUS_EINVAL);
+      refused++;
+    }
+    wire_msg_free(&m);
+    test_free(frame);
+  }
+  assert_true(served > 0 && refused > 0);
+  /* A class this ring does not know (its metadata behind): ESTALE; and
+   * one it knows but whose keyspaces it classes otherwise (a map that is
+   * not its own). */
+  H_pull_class = tag ^ 1;
+  pull_from(0, v, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_ESTALE);
+  wire_msg_free(&m);
+  test_free(frame);
+  H_pull_class = 0;
+  H_pull_map = ring_snapshot_class_map(cls) ^ 1;
+  pull_from(0, v, 0, UINT64_MAX, NULL, 1u << 20, &m, &frame);
+  assert_int_equal(m.type, WIRE_ERROR);
+  assert_int_equal(m.error.code, CHORUS_ESTALE);
+  wire_msg_free(&m);
+  test_free(frame);
+  H_pull_map = 0;
   teardown_all();
 }
 
@@ -5450,6 +5633,8 @@ int main(void) {
       cmocka_unit_test(aae_figures_per_range),
       cmocka_unit_test(aae_classes_keep_their_own_replicas),
       cmocka_unit_test(gc_gates_per_class),
+      cmocka_unit_test(stream_pull_by_class),
+      cmocka_unit_test(cleanup_judges_each_key_in_its_class),
       cmocka_unit_test(stream_serves_and_apply_checks),
       cmocka_unit_test(stream_repair_hints_what_each_lacks),
       cmocka_unit_test(stream_restoring_serves_when_sole_holder),

@@ -96,6 +96,94 @@ static int index_of(const struct cnode *n, chorus_node_id id) {
   return -1;
 }
 
+/* ========================================================================
+ * The keyspace of core_sim_options.keyspace_repl (issue 21)
+ * ======================================================================== */
+
+int core_sim_in_keyspace(const struct core_sim_options *opt, const char *key) {
+  size_t len = strlen(key);
+  return opt->keyspace_repl != NULL && len > 2 && strncmp(key, "kv", 2) == 0 &&
+         (key[len - 1] - '0') % 2 == 1;
+}
+
+/* ks_id_of: the id of CORE_SIM_KEYSPACE in @c's metadata, 0 when it does
+ * not know it (yet). */
+static uint32_t ks_id_of(const struct core *c) {
+  const struct meta_node *mn = c != NULL ? core_meta(c) : NULL;
+  const struct meta_keyspace *k =
+      mn != NULL ? meta_state_keyspace(meta_node_state(mn), CORE_SIM_KEYSPACE)
+                 : NULL;
+  return k != NULL ? k->id : 0;
+}
+
+/* ks_id_any: ks_id_of through any running node (ids are never reused:
+ * every node that knows the keyspace knows it by this id). */
+static uint32_t ks_id_any(struct sim *s) {
+  for (int i = 0; i < sim_nodes(s); i++) {
+    const struct cnode *n = sim_node_state(s, i);
+    uint32_t id = n != NULL ? ks_id_of(n->core) : 0;
+    if (id != 0)
+      return id;
+  }
+  return 0;
+}
+
+/* A workload key as the nodes store it: in the keyspace, [0][id BE][key]
+ * (core_keyspace.c); else as it is. */
+struct skey {
+  unsigned char buf[RING_KS_PREFIX_LEN + 64];
+  const void *ptr;
+  size_t len;
+};
+
+/* stored_key: @key as stored (above), the keyspace's id being @id (0: no
+ * node known to know it). CHORUS_ENOTFOUND when @key lives in a keyspace
+ * of id 0: nothing can hold it. */
+static int stored_key(const struct core_sim_options *opt, uint32_t id,
+                      const char *key, size_t klen, struct skey *out) {
+  out->ptr = key;
+  out->len = klen;
+  if (!core_sim_in_keyspace(opt, key))
+    return CHORUS_OK;
+  if (id == 0)
+    return CHORUS_ENOTFOUND;
+  if (klen > sizeof out->buf - RING_KS_PREFIX_LEN)
+    return CHORUS_EINVAL;
+  out->buf[0] = 0;
+  for (int i = 0; i < 4; i++)
+    out->buf[1 + i] = (unsigned char)(id >> (24 - 8 * i));
+  memcpy(out->buf + RING_KS_PREFIX_LEN, key, klen);
+  out->ptr = out->buf;
+  out->len = RING_KS_PREFIX_LEN + klen;
+  return CHORUS_OK;
+}
+
+/* opt_of: the options every node of @s runs with. */
+static const struct core_sim_options *opt_of(struct sim *s) {
+  for (int i = 0; i < sim_nodes(s); i++) {
+    const struct cnode *n = sim_node_state(s, i);
+    if (n != NULL)
+      return &n->opt;
+  }
+  return NULL;
+}
+
+struct ks_arg {
+  struct ring_replication repl;
+  uint64_t cookie;
+};
+
+static int propose_keyspace(struct core *c, chorus_ms now, chorus_ms wall,
+                            void *arg) {
+  const struct ks_arg *a = arg;
+  struct meta_cmd cmd = {.type = META_CMD_KEYSPACE_CREATE};
+  snprintf(cmd.keyspace.name, sizeof cmd.keyspace.name, "%s",
+           CORE_SIM_KEYSPACE);
+  cmd.keyspace.type = META_KS_KV;
+  cmd.keyspace.replication = a->repl;
+  return core_meta_propose(c, &cmd, a->cookie, 5000, now, wall);
+}
+
 /* in_roster: whether node @k is in every roster node's member table from
  * its start (not named by the joining mask). */
 static int in_roster(const struct cnode *n, int k) {
@@ -645,6 +733,17 @@ static int on_request(struct cnode *n, const struct sim_event *ev) {
   m.request_id = q->id;
   struct wire_options o = {.r = q->r, .w = q->w};
   struct wire_bytes key = {q->key, q->klen};
+  /* The odd kv keys live in the keyspace (core_sim_options.keyspace_repl):
+   * the request names it, as a client would. */
+  char kname[64];
+  if (n->opt.keyspace_repl != NULL && q->klen < sizeof kname &&
+      (q->op == SIM_OP_GET || q->op == SIM_OP_PUT || q->op == SIM_OP_DELETE)) {
+    memcpy(kname, q->key, q->klen);
+    kname[q->klen] = '\0';
+    if (core_sim_in_keyspace(&n->opt, kname))
+      o.keyspace = (struct wire_bytes){(const uint8_t *)CORE_SIM_KEYSPACE,
+                                       sizeof CORE_SIM_KEYSPACE - 1};
+  }
   struct wire_bytes member = {q->value, q->vlen};
   struct wire_bytes_list members = {.n = 1, .items = &member};
   switch (q->op) {
@@ -972,12 +1071,24 @@ static int is_natural(const struct cnode *n, const void *key, size_t klen) {
   return 0;
 }
 
-static int cn_inspect(void *state, enum sim_op_type type, const void *key,
-                      size_t klen, struct sim_replica_view *out) {
+static int cn_inspect(void *state, enum sim_op_type type, const void *wkey,
+                      size_t wklen, struct sim_replica_view *out) {
   struct cnode *n = state;
   memset(out, 0, sizeof *out);
   if (n->core == NULL)
     return CHORUS_ECLOSED; /* no ring to tell (header, INSPECTION) */
+  /* A key of the keyspace as this node stores it; a node whose metadata
+   * does not know the keyspace holds none of its keys. */
+  char kname[64];
+  struct skey sk;
+  if (wklen >= sizeof kname)
+    return CHORUS_EINVAL;
+  memcpy(kname, wkey, wklen);
+  kname[wklen] = '\0';
+  if (stored_key(&n->opt, ks_id_of(n->core), kname, wklen, &sk) != CHORUS_OK)
+    return CHORUS_ENOTFOUND;
+  const void *key = sk.ptr;
+  size_t klen = sk.len;
   /* Taken out of the cluster (LEFT or REMOVED, and told so): the node
    * serves nothing more (core_peer, core_client) and runs no anti-entropy
    * (core_aae), and being out of the Raft group it may never apply the
@@ -1240,8 +1351,13 @@ int core_sim_natural(struct sim *s, int node, const char *key, int *out,
   const struct cnode *n = sim_node_state(s, node);
   if (n == NULL || n->core == NULL)
     return CHORUS_ECLOSED;
+  struct skey sk;
+  int rc = stored_key(&n->opt, ks_id_of(n->core), key, strlen(key), &sk);
+  if (rc == CHORUS_ENOTFOUND)
+    return CHORUS_EUNAVAILABLE; /* its metadata lacks the keyspace */
   struct ring_plist pl;
-  int rc = ring_lookup_key(core_ring(n->core), key, strlen(key), 0, &pl);
+  if (rc == CHORUS_OK)
+    rc = ring_lookup_key(core_ring(n->core), sk.ptr, sk.len, 0, &pl);
   if (rc != CHORUS_OK)
     return rc;
   int k = 0;
@@ -1253,10 +1369,37 @@ int core_sim_natural(struct sim *s, int node, const char *key, int *out,
   return k;
 }
 
+/* load_key: load_obj of the workload's @key as node @node (up or down)
+ * stores it (stored_key: with the keyspace's id as any running node knows
+ * it; absent when none does). */
+static int load_key(struct sim *s, int node, enum crdt_type type,
+                    const char *key, struct crdt_obj *o, int *found) {
+  const struct core_sim_options *opt = opt_of(s);
+  struct skey sk = {.ptr = key, .len = strlen(key)};
+  int rc =
+      opt != NULL ? stored_key(opt, ks_id_any(s), key, sk.len, &sk) : CHORUS_OK;
+  if (rc == CHORUS_ENOTFOUND) {
+    crdt_obj_init(o, type);
+    *found = 0;
+    return CHORUS_OK;
+  }
+  if (rc != CHORUS_OK)
+    return rc;
+  return load_obj(sim_store(s, node), type, sk.ptr, sk.len, o, found);
+}
+
+int core_sim_keyspace_create(struct sim *s, int node, const char *spec,
+                             uint64_t cookie) {
+  struct ks_arg a = {.cookie = cookie};
+  if (ring_replication_parse(spec, &a.repl, NULL) != CHORUS_OK)
+    return CHORUS_EINVAL;
+  return core_sim_do(s, node, propose_keyspace, &a);
+}
+
 int core_sim_stored(struct sim *s, int node, const char *key, uint64_t value) {
   struct crdt_obj o;
   int found;
-  int rc = load_obj(sim_store(s, node), CRDT_KV, key, strlen(key), &o, &found);
+  int rc = load_key(s, node, CRDT_KV, key, &o, &found);
   if (rc != CHORUS_OK)
     return rc;
   int has = 0;
@@ -1273,8 +1416,7 @@ int core_sim_holds(struct sim *s, int node, enum sim_op_type type,
                    const char *key) {
   struct crdt_obj o;
   int found;
-  int rc = load_obj(sim_store(s, node), crdt_type_of(type), key, strlen(key),
-                    &o, &found);
+  int rc = load_key(s, node, crdt_type_of(type), key, &o, &found);
   if (rc != CHORUS_OK)
     return rc;
   crdt_obj_free(&o);
@@ -1284,7 +1426,7 @@ int core_sim_holds(struct sim *s, int node, enum sim_op_type type,
 int core_sim_dead(struct sim *s, int node, const char *key) {
   struct crdt_obj o;
   int found;
-  int rc = load_obj(sim_store(s, node), CRDT_KV, key, strlen(key), &o, &found);
+  int rc = load_key(s, node, CRDT_KV, key, &o, &found);
   if (rc != CHORUS_OK)
     return rc;
   int dead = found;

@@ -165,6 +165,15 @@ struct core_sim_options {
   chorus_ms tombstone_gc_timeout_ms;
   chorus_ms gc_interval_ms;
   uint64_t *purged_sum;
+  /* A keyspace with a replication of its own (issue 21; ring.h,
+   * replication classes): non-NULL, the workload's odd kv keys ("kv1",
+   * "kv3", ...) live in keyspace CORE_SIM_KEYSPACE, replicated by this
+   * spec (e.g. "1" under a cluster's "3"): their requests name it (a node
+   * that does not know it yet refuses them), and inspection and the
+   * functions below read and place them as the nodes store them
+   * ([0][id][key], its class's replicas). The test creates the keyspace
+   * through the metadata (core_sim_keyspace_create). */
+  const char *keyspace_repl;
   uint32_t batch_events; /* a node's loop iteration, in events: the
                           * adapter calls core_flush (the replica writes
                           * deferred so far, applied and answered) after
@@ -295,5 +304,20 @@ int core_sim_stored(struct sim *s, int node, const char *key, uint64_t value);
  * Returns 1, 0, or a store or decode error. */
 int core_sim_holds(struct sim *s, int node, enum sim_op_type type,
                    const char *key);
+
+/* The keyspace of core_sim_options.keyspace_repl. */
+#define CORE_SIM_KEYSPACE "own"
+
+/* core_sim_in_keyspace: whether the workload's @key lives in the
+ * keyspace of @opt (keyspace_repl set and @key an odd kv key). */
+int core_sim_in_keyspace(const struct core_sim_options *opt, const char *key);
+
+/* core_sim_keyspace_create: proposes, through node @node's metadata
+ * (core_meta_propose, the command `chorus keyspace create` commits), the
+ * kv keyspace CORE_SIM_KEYSPACE replicated by @spec, with @cookie. Returns
+ * the proposal's error (CHORUS_EINVAL for a bad spec), CHORUS_ECLOSED
+ * when no core runs there. */
+int core_sim_keyspace_create(struct sim *s, int node, const char *spec,
+                             uint64_t cookie);
 
 #endif /* CHORUS_CORE_SIM_ADAPTER_H */
