@@ -641,9 +641,11 @@ int meta_keyspace_placement(const struct meta_state *s,
                             char *why);
 
 /* meta_state_placement: a fingerprint of where @s places keyspaces' keys
- * (each keyspace with a replication of its own, and its class): equal for
- * two states whose rings list the same replicas for every key of the same
- * members. 0 when every keyspace takes the cluster's. */
+ * (each keyspace with a replication of its own, and its class; once a
+ * keyspace was dropped, every live one and the next id, which name the
+ * dropped ones): equal for two states whose rings list the same replicas
+ * for every key of the same members. 0 when every keyspace takes the
+ * cluster's and none was dropped. */
 uint64_t meta_state_placement(const struct meta_state *s);
 /* meta_state_user: the user called @name; NULL when none is. */
 const struct meta_user *meta_state_user(const struct meta_state *s,

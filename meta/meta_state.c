@@ -259,10 +259,13 @@ static uint64_t ks_class_tag(const struct meta_state *s,
 }
 
 uint64_t meta_state_placement(const struct meta_state *s) {
-  uint64_t h = 0;
+  /* Dropped keyspaces too (ring_key_dropped): once one is, every live id
+   * and the next one name which. */
+  bool dropped = s->next_ks_id > 1 && s->nks < (size_t)s->next_ks_id - 1;
+  uint64_t h = dropped ? XXH3_64bits(&s->next_ks_id, sizeof s->next_ks_id) : 0;
   for (size_t i = 0; i < s->nks; i++) {
     uint64_t tag = ks_class_tag(s, &s->keyspaces[i]);
-    if (tag != 0) {
+    if (tag != 0 || dropped) {
       uint64_t pair[2] = {tag, s->keyspaces[i].id};
       h = XXH3_64bits_withSeed(pair, sizeof pair, h);
     }
@@ -799,7 +802,8 @@ static int build_ring(const struct meta_state *s, enum ring_kind kind,
   }
   /* Keyspaces replicated otherwise than the cluster: a class each
    * (ring.h), so that every ring of this state, now and then, places
-   * their keys alike. */
+   * their keys alike; every live keyspace and the next id, so that the
+   * keys of dropped ones are known (ring_key_dropped). */
   struct ring_ks_replication *ks =
       chorus_calloc(s->nks ? s->nks : 1, sizeof *ks);
   size_t nks = 0;
@@ -807,12 +811,14 @@ static int build_ring(const struct meta_state *s, enum ring_kind kind,
     chorus_free(nodes);
     return CHORUS_ENOMEM;
   }
-  for (size_t i = 0; i < s->nks; i++)
+  for (size_t i = 0; i < s->nks; i++) {
+    ks[nks].ks_id = s->keyspaces[i].id;
     if (ks_own_replication(s, &s->keyspaces[i]))
-      ks[nks++] = (struct ring_ks_replication){s->keyspaces[i].id,
-                                               s->keyspaces[i].replication};
-  int rc = ring_snapshot_build_classes(nodes, n, &s->replication, ks, nks,
-                                       s->epoch, out, errmsg);
+      ks[nks].repl = s->keyspaces[i].replication;
+    nks++;
+  }
+  int rc = ring_snapshot_build_keyspaces(nodes, n, &s->replication, ks, nks,
+                                         s->next_ks_id, s->epoch, out, errmsg);
   chorus_free(ks);
   chorus_free(nodes);
   return rc;

@@ -145,6 +145,7 @@ void repl_set_restoring(struct repl *r, bool restoring) {
 
 void repl_set_ring(struct repl *r, const struct ring_snapshot *ring) {
   r->ring = ring;
+  repl__cleanup_note_ring(r);
   /* A scan under way judges the new ring's classes afresh
    * (repl_cleanup.c, CLASSES). */
   r->cleanup.checked = false;

@@ -57,7 +57,9 @@ int repl__aae_each_range(const struct ring_snapshot *s,
 int repl__aae_shared_intervals(struct repl *r, unsigned cls,
                                chorus_node_id peer, struct repl_aae_iv **out,
                                size_t *nout);
-/* The class index of storage key @dkey in the current ring. */
+/* The class index of storage key @dkey in the current ring;
+ * REPL_AAE_NO_CLASS (no tree's) for a dropped keyspace's key. */
+#define REPL_AAE_NO_CLASS RING_MAX_CLASSES
 unsigned repl__aae_class_of(const struct repl *r, const uint8_t *dkey,
                             size_t dlen);
 void repl__aae_exchange_reset(struct repl_aae *a);

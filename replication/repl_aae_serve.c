@@ -229,6 +229,11 @@ unsigned repl__aae_class_of(const struct repl *r, const uint8_t *dkey,
                             size_t dlen) {
   if (r->ring == NULL || dlen <= STORE_TOKEN_PREFIX)
     return 0;
+  /* A dropped keyspace's key is in no tree: nobody replicates it, and
+   * cleanup deletes it (repl_cleanup.c, DROPPED KEYSPACES). */
+  if (ring_key_dropped(r->ring, dkey + STORE_TOKEN_PREFIX,
+                       dlen - STORE_TOKEN_PREFIX))
+    return REPL_AAE_NO_CLASS;
   return ring_key_class(r->ring, dkey + STORE_TOKEN_PREFIX,
                         dlen - STORE_TOKEN_PREFIX);
 }
@@ -346,8 +351,9 @@ int repl_aae_rebuild_step(struct repl *r, size_t budget, bool *built) {
       continue;
     const void *v = store_iter_value(it, &vl);
     unsigned c = repl__aae_class_of(r, k, kl);
-    if ((rc = aae_tree_rebuild_add(&r->trees[c], k, kl, aae_digest(v, vl))) !=
-        CHORUS_OK)
+    if (c < r->ntrees &&
+        (rc = aae_tree_rebuild_add(&r->trees[c], k, kl, aae_digest(v, vl))) !=
+            CHORUS_OK)
       break;
     last = k;
     lastlen = kl;

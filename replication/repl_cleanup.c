@@ -58,10 +58,35 @@ void repl__cleanup_free(struct repl *r) {
   r->cleanup = (struct repl_cleanup){0};
 }
 
+/* ------------------------------------------------------------------------
+ * DROPPED KEYSPACES (issue 21). A keyspace's drop makes its keys
+ * unreachable at once (its id is never given again); their space comes
+ * back here. A ring that knows of dropped keyspaces (ring_key_dropped)
+ * the scans have not collected yet asks for a scan (repl_set_ring sets
+ * cleanup_wanted), and that scan looks at every key, even in the spans and
+ * classes this node owns whole, deleting each dropped keyspace's key
+ * unless a hint still needs it. Nothing else keeps them meanwhile: they
+ * are in no anti-entropy tree and no stream (repl_aae_serve.c,
+ * repl_stream.c), so one scan per node per drop ends them. The ring the
+ * scan ends under names what it collected (its class map); a drop during
+ * the scan asks for another.
+ * ------------------------------------------------------------------------ */
+
+void repl__cleanup_note_ring(struct repl *r) {
+  if (r->ring != NULL && ring_snapshot_has_dropped(r->ring) &&
+      ring_snapshot_class_map(r->ring) != r->dropped_done)
+    r->cleanup_wanted = true;
+}
+
 void repl_cleanup_begin(struct repl *r) {
   repl__cleanup_free(r);
   r->cleanup = (struct repl_cleanup){.active = true};
   r->cleanup_wanted = false;
+  if (r->ring != NULL && ring_snapshot_has_dropped(r->ring) &&
+      ring_snapshot_class_map(r->ring) != r->dropped_done) {
+    r->cleanup.collect = true;
+    r->cleanup.collect_map = ring_snapshot_class_map(r->ring);
+  }
 }
 
 bool repl_cleanup_wanted(const struct repl *r) {
@@ -187,8 +212,14 @@ static struct store_iter *cleanup_read(struct repl *r, chorus_ms now, int *rc) {
 static void cleanup_end(struct repl *r, bool *done) {
   REPL_TRACE(r,
              "cleanup: %" PRIu64 " objects this node no longer owns "
-             "deleted",
-             r->cleanup.deleted);
+             "deleted%s",
+             r->cleanup.deleted,
+             r->cleanup.collect ? " (dropped keyspaces' among them)" : "");
+  if (r->cleanup.collect) {
+    r->dropped_done = r->cleanup.collect_map;
+    if (ring_snapshot_class_map(r->ring) != r->dropped_done)
+      r->cleanup_wanted = true; /* dropped during the scan */
+  }
   repl__cleanup_free(r);
   *done = true;
 }
@@ -212,7 +243,7 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
     for (unsigned c = 0; c < n; c++)
       if (owns_all(r, ring_snapshot_class(r->ring, c)))
         cl->whole |= 1u << c;
-    if (cl->whole == (1u << n) - 1) {
+    if (cl->whole == (1u << n) - 1 && !cl->collect) {
       cleanup_end(r, done);
       return CHORUS_OK;
     }
@@ -236,7 +267,7 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
       continue;
     }
     chorus_token t = store_be64_get(k), span_end;
-    if (spans_all(r, &sp, t, &span_end)) {
+    if (!cl->collect && spans_all(r, &sp, t, &span_end)) {
       /* Over the rest of a span this node owns in every class: one seek,
        * not a key at a time (a node owns most of what it holds). Keys
        * shorter than a token are never deleted, so a last span owned ends
@@ -253,7 +284,10 @@ int repl_cleanup_step(struct repl *r, size_t budget, chorus_ms now,
     /* Judged in its own class (CLASSES). */
     unsigned cls = ring_key_class(r->ring, k + STORE_TOKEN_PREFIX,
                                   klen - STORE_TOKEN_PREFIX);
-    if (spans_keep(r, &sp, cls, t)) {
+    bool dropped =
+        cl->collect && ring_key_dropped(r->ring, k + STORE_TOKEN_PREFIX,
+                                        klen - STORE_TOKEN_PREFIX);
+    if (!dropped && spans_keep(r, &sp, cls, t)) {
       store_iter_next(it);
       continue;
     }

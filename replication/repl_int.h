@@ -312,6 +312,11 @@ struct repl_op;
  * was last used. */
 struct repl_cleanup {
   bool active, checked;
+  /* This scan also deletes the keys of dropped keyspaces (repl_cleanup.c,
+   * DROPPED KEYSPACES): it looks at every key, as of the ring's class map
+   * @collect_map. */
+  bool collect;
+  uint64_t collect_map;
   /* The replication classes this node owns whole (bit c: class c of the
    * ring in force, repl_cleanup.c, CLASSES), once @checked; a new ring
    * clears @checked. */
@@ -547,6 +552,9 @@ struct repl {
   /* An object this node does not own was kept (a stale coordinator's
    * write, or one a hint still needed): another scan is wanted. */
   bool cleanup_wanted;
+  /* The ring class map (ring_snapshot_class_map) whose dropped
+   * keyspaces a whole cleanup scan has deleted (DROPPED KEYSPACES). */
+  uint64_t dropped_done;
   /* The epoch is in memory only: the store was full when it was to be
    * written (repl.h, A FULL DATA FOLDER). Reads and replica work are
    * served, writes are not coordinated; each hint round tries again. */
@@ -1177,6 +1185,9 @@ void repl__stream_reads_close(struct repl *r, chorus_ms now, bool all);
  * goes on from its cursor with a new one. repl__cleanup_free: ends the
  * scan and frees it. */
 void repl__cleanup_read_close(struct repl *r, chorus_ms now, bool all);
+/* repl__cleanup_note_ring: a new ring; a scan is wanted when it names
+ * dropped keyspaces not collected yet (repl_cleanup.c). */
+void repl__cleanup_note_ring(struct repl *r);
 void repl__cleanup_free(struct repl *r);
 /* repl__send_chunk: the STREAM_CHUNK2 answering request @req (a
  * STREAM_CHUNK on a connection older than version 5: wire_reply_for). */

@@ -237,6 +237,9 @@ static int read_range(struct repl *r, chorus_node_id puller,
             r->ring, ring_key_class(r->ring, k + STORE_TOKEN_PREFIX,
                                     klen - STORE_TOKEN_PREFIX)) != p->class_tag)
       continue; /* another class's key: another pull's (THE CLASS) */
+    if (ring_key_dropped(r->ring, k + STORE_TOKEN_PREFIX,
+                         klen - STORE_TOKEN_PREFIX))
+      continue; /* a dropped keyspace's: nobody's (ring.h) */
     const void *v = store_iter_value(it, &vlen);
     if (g->n >= 2 && (bytes >= p->max_bytes || g->n + 2 > STREAM_MAX_ITEMS)) {
       *more = true;

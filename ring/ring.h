@@ -75,6 +75,7 @@
 #ifndef CHORUS_RING_H
 #define CHORUS_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -356,6 +357,29 @@ int ring_snapshot_build_classes(const struct ring_node *nodes, size_t count,
                                 size_t nks, uint64_t version,
                                 struct ring_snapshot **out, char *errmsg);
 
+/* ring_snapshot_build_keyspaces: ring_snapshot_build_classes where @ks
+ * lists every live keyspace (a replication with n 0 and no datacenters:
+ * the cluster's) and @next_id is the metadata's next keyspace id: an id
+ * below it that @ks does not list belongs to a dropped keyspace, whose
+ * keys nobody replicates (ring_key_dropped). @next_id 0: not known (as
+ * ring_snapshot_build_classes). Errors: those of
+ * ring_snapshot_build_classes; also an id at or above @next_id. */
+int ring_snapshot_build_keyspaces(const struct ring_node *nodes, size_t count,
+                                  const struct ring_replication *repl,
+                                  const struct ring_ks_replication *ks,
+                                  size_t nks, uint32_t next_id,
+                                  uint64_t version, struct ring_snapshot **out,
+                                  char *errmsg);
+
+/* ring_key_dropped: whether a stored key belongs to a dropped keyspace of
+ * @s (ring_snapshot_build_keyspaces): unreachable by any request, so
+ * never streamed, exchanged by anti-entropy or repaired, and deleted by
+ * cleanup. ring_key_class answers 0 for it. ring_snapshot_has_dropped:
+ * whether @s knows of any. */
+bool ring_key_dropped(const struct ring_snapshot *s, const void *key,
+                      size_t len);
+bool ring_snapshot_has_dropped(const struct ring_snapshot *s);
+
 /* ring_snapshot_class_count: the classes of @s, at least 1 (class 0). A
  * class's own snapshot has 1. */
 unsigned ring_snapshot_class_count(const struct ring_snapshot *s);
@@ -378,8 +402,9 @@ int ring_snapshot_class_find(const struct ring_snapshot *s, uint64_t tag);
  * class at which index in @s: equal for two snapshots whose
  * ring_key_class answers and class tags are the same for every key and
  * index (what keeps per-class state, like anti-entropy's trees, valid
- * across a ring change), whatever their nodes. 0 when @s has no class but
- * the cluster's. */
+ * across a ring change), whatever their nodes; it names the dropped
+ * keyspaces too (ring_key_dropped). 0 when @s has no class but the
+ * cluster's and no dropped keyspace. */
 uint64_t ring_snapshot_class_map(const struct ring_snapshot *s);
 
 /* ring_key_class: the class of a stored key: its keyspace's, or 0 (the

@@ -1,5 +1,6 @@
 /* ring_class.c: replication classes (ring.h): a keyspace's own
  * replication as a snapshot of the same nodes inside the cluster's. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,29 +50,48 @@ int ring_snapshot_build_classes(const struct ring_node *nodes, size_t count,
                                 const struct ring_ks_replication *ks,
                                 size_t nks, uint64_t version,
                                 struct ring_snapshot **out, char *errmsg) {
+  return ring_snapshot_build_keyspaces(nodes, count, repl, ks, nks, 0, version,
+                                       out, errmsg);
+}
+
+int ring_snapshot_build_keyspaces(const struct ring_node *nodes, size_t count,
+                                  const struct ring_replication *repl,
+                                  const struct ring_ks_replication *ks,
+                                  size_t nks, uint32_t next_id,
+                                  uint64_t version, struct ring_snapshot **out,
+                                  char *errmsg) {
   if (ks == NULL && nks > 0)
     return chorus_errf(errmsg, CHORUS_EINVAL, "ring: NULL argument");
   int rc = ring_snapshot_build(nodes, count, repl, version, out, errmsg);
-  if (rc != CHORUS_OK || nks == 0)
+  if (rc != CHORUS_OK || (nks == 0 && next_id <= 1))
     return rc;
   struct ring_snapshot *s = *out;
   *out = NULL;
+  s->ks_next = next_id;
   uint64_t own = ring_replication_tag(repl);
   rc = CHORUS_ENOMEM;
-  s->ks = chorus_calloc(nks, sizeof *s->ks);
+  s->ks = chorus_calloc(nks ? nks : 1, sizeof *s->ks);
   if (s->ks == NULL)
     goto fail;
   for (size_t i = 0; i < nks; i++) {
-    rc = ring_replication_check(&ks[i].repl, errmsg);
-    if (rc != CHORUS_OK)
-      goto fail;
-    if (ks[i].ks_id == 0) {
-      rc = chorus_errf(errmsg, CHORUS_EMALFORMED, "ring: keyspace id 0");
+    if (ks[i].ks_id == 0 || (next_id != 0 && ks[i].ks_id >= next_id)) {
+      rc = chorus_errf(errmsg, CHORUS_EMALFORMED,
+                       "ring: keyspace id %u (ids are 1..%u)", ks[i].ks_id,
+                       next_id ? next_id - 1 : UINT32_MAX);
       goto fail;
     }
-    uint64_t tag = ring_replication_tag(&ks[i].repl);
-    if (tag == own)
-      continue; /* the cluster's: class 0, not listed */
+    bool cluster = ks[i].repl.n == 0 && ks[i].repl.dc_count == 0;
+    if (!cluster &&
+        (rc = ring_replication_check(&ks[i].repl, errmsg)) != CHORUS_OK)
+      goto fail;
+    uint64_t tag = cluster ? own : ring_replication_tag(&ks[i].repl);
+    if (tag == own) {
+      /* The cluster's: class 0, listed only when dropped ids are known
+       * (every live id then is). */
+      if (next_id != 0)
+        s->ks[s->nks++] = (struct ring__ks){ks[i].ks_id, 0};
+      continue;
+    }
     unsigned c = 1;
     while (c < s->class_count && s->cls_tag[c] != tag)
       c++;
@@ -131,12 +151,20 @@ int ring_snapshot_class_find(const struct ring_snapshot *s, uint64_t tag) {
   return -1;
 }
 
+/* has_dropped: whether some id below ks_next is no live keyspace's. */
+static bool has_dropped(const struct ring_snapshot *s) {
+  return s->ks_next > 1 && s->nks < (size_t)s->ks_next - 1;
+}
+
 uint64_t ring_snapshot_class_map(const struct ring_snapshot *s) {
   /* The classes' tags by index, then (keyspace id, class index) in id
-   * order (s->ks is sorted), each hash seeding the next. */
-  if (s->class_count <= 1)
+   * order (s->ks is sorted), each hash seeding the next; the next id too
+   * when some keyspace was dropped (which ids are dropped). */
+  if (s->class_count <= 1 && !has_dropped(s))
     return 0; /* the cluster's class alone */
   uint64_t h = XXH3_64bits(s->cls_tag, s->class_count * sizeof s->cls_tag[0]);
+  if (has_dropped(s))
+    h = XXH3_64bits_withSeed(&s->ks_next, sizeof s->ks_next, h);
   for (size_t i = 0; i < s->nks; i++) {
     uint32_t pair[2] = {s->ks[i].id, s->ks[i].cls};
     h = XXH3_64bits_withSeed(pair, sizeof pair, h);
@@ -166,4 +194,28 @@ const struct ring_snapshot *ring_snapshot_for_key(const struct ring_snapshot *s,
                                                   const void *key, size_t len) {
   unsigned c = ring_key_class(s, key, len);
   return c == 0 ? s : s->cls[c];
+}
+
+bool ring_snapshot_has_dropped(const struct ring_snapshot *s) {
+  return has_dropped(s);
+}
+
+bool ring_key_dropped(const struct ring_snapshot *s, const void *key,
+                      size_t len) {
+  const unsigned char *k = key;
+  if (!has_dropped(s) || len <= RING_KS_PREFIX_LEN || k[0] != 0)
+    return false;
+  uint32_t id = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
+                (uint32_t)k[3] << 8 | (uint32_t)k[4];
+  if (id == 0 || id >= s->ks_next)
+    return false; /* not given yet: a keyspace this ring does not know */
+  size_t lo = 0, hi = s->nks;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->ks[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return !(lo < s->nks && s->ks[lo].id == id);
 }

@@ -83,6 +83,9 @@ struct ring_snapshot {
   uint64_t cls_tag[RING_MAX_CLASSES];
   size_t nks;
   struct ring__ks *ks;
+  /* The metadata's next keyspace id when the builder knew it (0: not
+   * known): an id below it that ks does not list was dropped. */
+  uint32_t ks_next;
   uint64_t checksum; /* ring_snapshot_verify */
 };
 

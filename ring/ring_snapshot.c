@@ -454,7 +454,7 @@ uint64_t ring__checksum(const struct ring_snapshot *s) {
   if (s->has_future)
     h = table_checksum(&s->fut, h);
   h = XXH3_64bits_withSeed(s->cls_tag, sizeof s->cls_tag, h ^ s->class_count);
-  h = XXH3_64bits_withSeed(s->ks, s->nks * sizeof *s->ks, h);
+  h = XXH3_64bits_withSeed(s->ks, s->nks * sizeof *s->ks, h ^ s->ks_next);
   for (unsigned c = 1; c < s->class_count && c < RING_MAX_CLASSES; c++)
     h ^= ring__checksum(s->cls[c]) + c;
   return h;

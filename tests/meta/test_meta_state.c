@@ -385,6 +385,7 @@ static void test_keyspaces(void **state) {
   assert_int_equal(ring_snapshot_class_count(ring), RING_MAX_CLASSES);
   ring_snapshot_free(ring);
   c.type = META_CMD_KEYSPACE_DROP;
+  uint32_t n2_id = meta_state_keyspace(&s, "n2")->id;
   for (uint32_t n = 2; n < 8; n++) {
     snprintf(c.keyspace.name, sizeof c.keyspace.name, "n%u", n);
     assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
@@ -393,10 +394,31 @@ static void test_keyspaces(void **state) {
   assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
   snprintf(c.keyspace.name, sizeof c.keyspace.name, "same");
   assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
-  assert_int_equal(meta_state_placement(&s), placed);
+  /* Dropped keyspaces change the placement: their keys are nobody's. */
+  uint64_t after_drops = meta_state_placement(&s);
+  assert_int_not_equal(after_drops, placed);
+  assert_int_not_equal(after_drops, 0);
+  assert_int_equal(meta_state_ring(&s, &ring, NULL), CHORUS_OK);
+  assert_true(ring_snapshot_has_dropped(ring));
+  assert_int_not_equal(ring_snapshot_class_map(ring), 0);
+  key[1] = (unsigned char)(n2_id >> 24);
+  key[2] = (unsigned char)(n2_id >> 16);
+  key[3] = (unsigned char)(n2_id >> 8);
+  key[4] = (unsigned char)n2_id;
+  assert_true(ring_key_dropped(ring, key, sizeof key));
+  assert_int_equal(ring_key_class(ring, key, sizeof key), 0);
+  key[4] = (unsigned char)meta_state_keyspace(&s, "one")->id;
+  key[3] = key[2] = key[1] = 0;
+  assert_false(ring_key_dropped(ring, key, sizeof key));
+  assert_int_equal(ring_lookup_key(ring, key, sizeof key, 0, &pl), CHORUS_OK);
+  assert_int_equal(pl.n_natural, 1);
+  key[4] = (unsigned char)s.next_ks_id; /* not given yet: not dropped */
+  assert_false(ring_key_dropped(ring, key, sizeof key));
+  assert_false(ring_key_dropped(ring, "plain", 5));
+  ring_snapshot_free(ring);
   snprintf(c.keyspace.name, sizeof c.keyspace.name, "one");
   assert_int_equal(meta_state_apply(&s, &c, index++), CHORUS_OK);
-  assert_int_equal(meta_state_placement(&s), 0);
+  assert_int_not_equal(meta_state_placement(&s), after_drops);
   /* Drop, and a name created again is a new keyspace. */
   c.type = META_CMD_KEYSPACE_DROP;
   c.keyspace = (struct meta_keyspace){.name = "users"};

@@ -5565,6 +5565,112 @@ static void aae_classes_keep_their_own_replicas(void **state) {
   teardown_all();
 }
 
+/* A keyspace dropped (issue 21): KS_TWO's id no longer live under a ring
+ * that knows the next id (ring_snapshot_build_keyspaces). Its keys leave
+ * every tree; node 0's cleanup, asked for by the ring itself, deletes
+ * them even though node 0 owns every class's ranges whole (N = 3 of 3);
+ * exchanges with nodes that still hold theirs bring none back; KS_ONE's
+ * and the cluster's keys stay where they were. */
+static void dropped_keyspace_keys_are_collected(void **state) {
+  (void)state;
+  setup(3, "3", 1, no_hints_small_tree);
+  install_classes();
+  boot();
+  build_trees();
+  enum { K = 30 };
+  char k[16];
+  for (int i = 0; i < K; i++) {
+    snprintf(k, sizeof k, "c%d", i);
+    assert_int_equal(put(i % 3, k, "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+    struct ks_key one = ks_key(KS_ONE, "one", i),
+                  two = ks_key(KS_TWO, "two", i);
+    assert_int_equal(put_k(i % 3, kb(&one), "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+    assert_int_equal(put_k(i % 3, kb(&two), "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+  }
+  pump();
+  /* KS_TWO dropped: KS_ONE live, ids up to 2 given. */
+  struct ring_node rn[MAXN];
+  for (int i = 0; i < H.n; i++) {
+    memset(&rn[i], 0, sizeof rn[i]);
+    rn[i].id = H.ids[i];
+    snprintf(rn[i].dc, sizeof rn[i].dc, "dc%d", i % H.dcs);
+    snprintf(rn[i].rack, sizeof rn[i].rack, "r%d", i);
+    rn[i].state = RING_NORMAL;
+    rn[i].vnodes = 64;
+  }
+  struct ring_ks_replication live[1] = {{.ks_id = KS_ONE}};
+  assert_int_equal(ring_replication_parse("1", &live[0].repl, NULL), CHORUS_OK);
+  struct ring_snapshot *s;
+  assert_int_equal(ring_snapshot_build_keyspaces(
+                       rn, (size_t)H.n, ring_snapshot_replication(H.ring), live,
+                       1, KS_TWO + 1, ring_snapshot_version(H.ring) + 1, &s,
+                       NULL),
+                   CHORUS_OK);
+  for (int i = 0; i < H.n; i++) {
+    repl_set_ring(H.nodes[i].repl, s);
+    assert_true(repl_cleanup_wanted(H.nodes[i].repl));
+  }
+  ring_snapshot_free(H.ring);
+  H.ring = s;
+  build_trees();
+  for (int i = 0; i < 3; i++)
+    for (unsigned c = 0; c < H.nodes[i].repl->ntrees; c++)
+      assert_true(H.nodes[i].repl->trees[c].keys <= (uint64_t)K);
+
+  /* Node 0 collects; the others not yet. */
+  int held[3] = {0};
+  for (int j = 0; j < K; j++) {
+    struct ks_key two = ks_key(KS_TWO, "two", j);
+    for (int i = 0; i < 3; i++)
+      held[i] += stored_any_k(i, kb(&two));
+  }
+  assert_true(held[0] > 0 && held[0] + held[1] + held[2] == 2 * K);
+  struct repl *r0 = H.nodes[0].repl;
+  uint64_t deleted0 = repl_stats(r0)->cleanup_deleted;
+  repl_cleanup_begin(r0);
+  bool done = false;
+  for (int steps = 0; !done; steps++) {
+    assert_int_equal(repl_cleanup_step(r0, 10, H.now, &done), CHORUS_OK);
+    assert_true(steps < 1000);
+  }
+  pump();
+  assert_int_equal(repl_stats(r0)->cleanup_deleted - deleted0, held[0]);
+  assert_false(repl_cleanup_wanted(r0));
+  for (int j = 0; j < K; j++) {
+    struct ks_key one = ks_key(KS_ONE, "one", j),
+                  two = ks_key(KS_TWO, "two", j);
+    snprintf(k, sizeof k, "c%d", j);
+    assert_false(stored_any_k(0, kb(&two)));
+    assert_int_equal(stored_any_k(0, kb(&one)), natural_k(&one, 0));
+    assert_int_equal(replicas_with(k, "v"), 3);
+  }
+  /* Exchanges bring none of them back to node 0. */
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < 3; i++)
+      for (int j = 0; j < 3; j++)
+        if (i != j)
+          exchange(i, j);
+  int still[3] = {0};
+  for (int j = 0; j < K; j++) {
+    struct ks_key two = ks_key(KS_TWO, "two", j);
+    for (int i = 0; i < 3; i++)
+      still[i] += stored_any_k(i, kb(&two));
+  }
+  assert_int_equal(still[0], 0);
+  assert_int_equal(still[1], held[1]);
+  assert_int_equal(still[2], held[2]);
+  /* A scan again later has nothing dropped to collect; node 1's first
+   * one does. */
+  repl_cleanup_begin(r0);
+  assert_false(r0->cleanup.collect);
+  repl_cleanup_begin(H.nodes[1].repl);
+  assert_true(H.nodes[1].repl->cleanup.collect);
+  teardown_all();
+}
+
 /* Tombstone collection waits for the exchanges of the key's own class
  * with the other replicas in that class: a class-0 exchange does not
  * count for a key of the N = 2 class, and a key of the N = 1 class is
@@ -5632,6 +5738,7 @@ int main(void) {
       cmocka_unit_test(aae_interrupted_exchange_and_repaired_since),
       cmocka_unit_test(aae_figures_per_range),
       cmocka_unit_test(aae_classes_keep_their_own_replicas),
+      cmocka_unit_test(dropped_keyspace_keys_are_collected),
       cmocka_unit_test(gc_gates_per_class),
       cmocka_unit_test(stream_pull_by_class),
       cmocka_unit_test(cleanup_judges_each_key_in_its_class),

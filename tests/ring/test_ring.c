@@ -1261,9 +1261,49 @@ static void keyspaces_take_their_own_class(void **state) {
       ring_snapshot_build_classes(nodes, 6, &three, bad, 2, 1, &s, err),
       CHORUS_EMALFORMED);
   bad[1].ks_id = 2;
-  bad[1].repl.n = 0;
+  bad[1].repl.n = RING_MAX_REPLICAS + 1;
   assert_int_equal(
       ring_snapshot_build_classes(nodes, 6, &three, bad, 2, 1, &s, err),
+      CHORUS_EMALFORMED);
+
+  /* Every live keyspace and the next id: the ids between are dropped. */
+  struct ring_ks_replication live[] = {{2, {0}}, {5, spec("1")}};
+  assert_int_equal(
+      ring_snapshot_build_keyspaces(nodes, 6, &three, live, 2, 7, 1, &s, err),
+      CHORUS_OK);
+  assert_true(ring_snapshot_has_dropped(s));
+  assert_int_equal(ring_snapshot_class_count(s), 2);
+  /* key: the buffer above */
+  for (uint32_t id = 1; id < 9; id++) {
+    size_t kl = ks_key(id, "k", key);
+    bool dropped = id == 1 || id == 3 || id == 4 || id == 6;
+    assert_int_equal(ring_key_dropped(s, key, kl), dropped);
+    assert_int_equal(ring_key_class(s, key, kl), id == 5 ? 1u : 0u);
+  }
+  assert_false(ring_key_dropped(s, "k", 1));
+  uint64_t map = ring_snapshot_class_map(s);
+  ring_snapshot_free(s);
+  /* The same classes with one more drop: another map. */
+  assert_int_equal(
+      ring_snapshot_build_keyspaces(nodes, 6, &three, live, 2, 8, 1, &s, err),
+      CHORUS_OK);
+  assert_int_not_equal(ring_snapshot_class_map(s), map);
+  ring_snapshot_free(s);
+  /* Nothing dropped, class 0 alone: no map, as without keyspaces. */
+  assert_int_equal(
+      ring_snapshot_build_keyspaces(nodes, 6, &three, live, 1, 3, 1, &s, err),
+      CHORUS_OK);
+  live[0].ks_id = 1;
+  ring_snapshot_free(s);
+  assert_int_equal(
+      ring_snapshot_build_keyspaces(nodes, 6, &three, live, 1, 2, 1, &s, err),
+      CHORUS_OK);
+  assert_false(ring_snapshot_has_dropped(s));
+  assert_int_equal(ring_snapshot_class_map(s), 0);
+  ring_snapshot_free(s);
+  /* An id at or above the next one is refused. */
+  assert_int_equal(
+      ring_snapshot_build_keyspaces(nodes, 6, &three, live, 1, 1, 1, &s, err),
       CHORUS_EMALFORMED);
 }
 
