@@ -172,13 +172,19 @@ uint64_t ring_snapshot_class_map(const struct ring_snapshot *s) {
   return h;
 }
 
-unsigned ring_key_class(const struct ring_snapshot *s, const void *key,
-                        size_t len) {
+/* key_ks: the keyspace id a stored key names (ring.h: [0x00][id]...),
+ * 0 for a key of the default keyspace. */
+static uint32_t key_ks(const void *key, size_t len) {
   const unsigned char *k = key;
-  if (s->nks == 0 || len <= RING_KS_PREFIX_LEN || k[0] != 0)
+  if (len <= RING_KS_PREFIX_LEN || k[0] != 0)
     return 0;
-  uint32_t id = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
-                (uint32_t)k[3] << 8 | (uint32_t)k[4];
+  return (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 8 |
+         (uint32_t)k[4];
+}
+
+/* ks_find: the entry of keyspace @id in s->ks, or NULL. */
+static const struct ring__ks *ks_find(const struct ring_snapshot *s,
+                                      uint32_t id) {
   size_t lo = 0, hi = s->nks;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -187,7 +193,14 @@ unsigned ring_key_class(const struct ring_snapshot *s, const void *key,
     else
       hi = mid;
   }
-  return lo < s->nks && s->ks[lo].id == id ? s->ks[lo].cls : 0;
+  return lo < s->nks && s->ks[lo].id == id ? &s->ks[lo] : NULL;
+}
+
+unsigned ring_key_class(const struct ring_snapshot *s, const void *key,
+                        size_t len) {
+  uint32_t id = s->nks > 0 ? key_ks(key, len) : 0;
+  const struct ring__ks *e = id != 0 ? ks_find(s, id) : NULL;
+  return e != NULL ? e->cls : 0;
 }
 
 const struct ring_snapshot *ring_snapshot_for_key(const struct ring_snapshot *s,
@@ -202,20 +215,7 @@ bool ring_snapshot_has_dropped(const struct ring_snapshot *s) {
 
 bool ring_key_dropped(const struct ring_snapshot *s, const void *key,
                       size_t len) {
-  const unsigned char *k = key;
-  if (!has_dropped(s) || len <= RING_KS_PREFIX_LEN || k[0] != 0)
-    return false;
-  uint32_t id = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
-                (uint32_t)k[3] << 8 | (uint32_t)k[4];
-  if (id == 0 || id >= s->ks_next)
-    return false; /* not given yet: a keyspace this ring does not know */
-  size_t lo = 0, hi = s->nks;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (s->ks[mid].id < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return !(lo < s->nks && s->ks[lo].id == id);
+  uint32_t id = has_dropped(s) ? key_ks(key, len) : 0;
+  /* An id not given yet is a keyspace this ring does not know. */
+  return id != 0 && id < s->ks_next && ks_find(s, id) == NULL;
 }

@@ -5305,8 +5305,9 @@ static void aae_figures_per_range(void **state) {
 
 /* Installs on every node a ring of the same nodes, one version on, where
  * KS_ONE and KS_TWO have classes of their own. */
-static void install_classes(void) {
-  struct ring_node rn[MAXN];
+/* normal_nodes: every node of the harness, normal, as setup() places
+ * them. */
+static void normal_nodes(struct ring_node *rn) {
   for (int i = 0; i < H.n; i++) {
     memset(&rn[i], 0, sizeof rn[i]);
     rn[i].id = H.ids[i];
@@ -5315,6 +5316,11 @@ static void install_classes(void) {
     rn[i].state = RING_NORMAL;
     rn[i].vnodes = 64;
   }
+}
+
+static void install_classes(void) {
+  struct ring_node rn[MAXN];
+  normal_nodes(rn);
   struct ring_ks_replication ks[2] = {{.ks_id = KS_ONE}, {.ks_id = KS_TWO}};
   assert_int_equal(ring_replication_parse("1", &ks[0].repl, NULL), CHORUS_OK);
   assert_int_equal(ring_replication_parse("2", &ks[1].repl, NULL), CHORUS_OK);
@@ -5346,6 +5352,23 @@ static struct ks_key ks_key(uint32_t ks, const char *name, int i) {
 
 static struct wire_bytes kb(const struct ks_key *k) {
   return (struct wire_bytes){k->b, k->n};
+}
+
+/* put_class_keys: @n keys each of the cluster ("c<i>"), KS_ONE
+ * ("one<i>") and KS_TWO ("two<i>"), "v" at ALL through nodes in turn. */
+static void put_class_keys(int n) {
+  char k[16];
+  for (int i = 0; i < n; i++) {
+    snprintf(k, sizeof k, "c%d", i);
+    assert_int_equal(put(i % 3, k, "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+    struct ks_key one = ks_key(KS_ONE, "one", i),
+                  two = ks_key(KS_TWO, "two", i);
+    assert_int_equal(put_k(i % 3, kb(&one), "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+    assert_int_equal(put_k(i % 3, kb(&two), "v", WIRE_ALL, NULL)->type,
+                     WIRE_WRITE_REPLY2);
+  }
 }
 
 /* Whether node @i is a natural replica of @k in its class. */
@@ -5417,17 +5440,7 @@ static void aae_classes_keep_their_own_replicas(void **state) {
   build_trees();
   enum { K = 40 };
   char k[16];
-  for (int i = 0; i < K; i++) {
-    snprintf(k, sizeof k, "c%d", i);
-    assert_int_equal(put(i % 3, k, "v", WIRE_ALL, NULL)->type,
-                     WIRE_WRITE_REPLY2);
-    struct ks_key one = ks_key(KS_ONE, "one", i),
-                  two = ks_key(KS_TWO, "two", i);
-    assert_int_equal(put_k(i % 3, kb(&one), "v", WIRE_ALL, NULL)->type,
-                     WIRE_WRITE_REPLY2);
-    assert_int_equal(put_k(i % 3, kb(&two), "v", WIRE_ALL, NULL)->type,
-                     WIRE_WRITE_REPLY2);
-  }
+  put_class_keys(K);
   unsigned c1 = ring_key_class(H.ring, ks_key(KS_ONE, "one", 0).b,
                                ks_key(KS_ONE, "one", 0).n);
   unsigned c2 = ring_key_class(H.ring, ks_key(KS_TWO, "two", 0).b,
@@ -5579,28 +5592,11 @@ static void dropped_keyspace_keys_are_collected(void **state) {
   build_trees();
   enum { K = 30 };
   char k[16];
-  for (int i = 0; i < K; i++) {
-    snprintf(k, sizeof k, "c%d", i);
-    assert_int_equal(put(i % 3, k, "v", WIRE_ALL, NULL)->type,
-                     WIRE_WRITE_REPLY2);
-    struct ks_key one = ks_key(KS_ONE, "one", i),
-                  two = ks_key(KS_TWO, "two", i);
-    assert_int_equal(put_k(i % 3, kb(&one), "v", WIRE_ALL, NULL)->type,
-                     WIRE_WRITE_REPLY2);
-    assert_int_equal(put_k(i % 3, kb(&two), "v", WIRE_ALL, NULL)->type,
-                     WIRE_WRITE_REPLY2);
-  }
+  put_class_keys(K);
   pump();
   /* KS_TWO dropped: KS_ONE live, ids up to 2 given. */
   struct ring_node rn[MAXN];
-  for (int i = 0; i < H.n; i++) {
-    memset(&rn[i], 0, sizeof rn[i]);
-    rn[i].id = H.ids[i];
-    snprintf(rn[i].dc, sizeof rn[i].dc, "dc%d", i % H.dcs);
-    snprintf(rn[i].rack, sizeof rn[i].rack, "r%d", i);
-    rn[i].state = RING_NORMAL;
-    rn[i].vnodes = 64;
-  }
+  normal_nodes(rn);
   struct ring_ks_replication live[1] = {{.ks_id = KS_ONE}};
   assert_int_equal(ring_replication_parse("1", &live[0].repl, NULL), CHORUS_OK);
   struct ring_snapshot *s;
