@@ -735,9 +735,13 @@ static int print_write(const struct cli *cl, const struct chorus_result *res) {
     json_hex(res->context);
     printf("}\n");
   } else {
-    printf("ok\ncontext: ");
-    print_hex(res->context.ptr, res->context.len);
-    putchar('\n');
+    /* CRDT writes (a set's add) answer without a context: none shown. */
+    printf("ok\n");
+    if (res->context.len > 0) {
+      printf("context: ");
+      print_hex(res->context.ptr, res->context.len);
+      putchar('\n');
+    }
   }
   return 0;
 }
