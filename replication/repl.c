@@ -299,6 +299,16 @@ static bool sole_holder(const struct repl *r) {
   return true;
 }
 
+/* pull_class_plist: the natural replicas of STREAM_PULL @m's first
+ * token in the pull's class of this node's ring; false when the ring
+ * does not know the class or lists none. */
+static bool pull_class_plist(const struct repl *r, const struct wire_msg *m,
+                             struct ring_plist *pl) {
+  int cls = ring_snapshot_class_find(r->ring, m->stream_pull.class_tag);
+  return cls >= 0 && ring_lookup(ring_snapshot_class(r->ring, (unsigned)cls),
+                                 m->stream_pull.first, 0, pl) == CHORUS_OK;
+}
+
 /* keeper_pulls: whether @m, a STREAM_PULL from @from, is a decommission's
  * kept range (meta_state.c kept_moves): this node leaves, and @from is
  * already a natural replica of the range it asks for, in the pull's
@@ -322,10 +332,8 @@ static bool keeper_pulls(const struct repl *r, chorus_node_id from,
   /* In the pull's class (ring.h, replication classes): a keyspace's own
    * replication keeps its ranges on other nodes than the cluster's. A
    * class this ring does not know is no keeper's: refused below. */
-  int cls = ring_snapshot_class_find(r->ring, m->stream_pull.class_tag);
   struct ring_plist pl;
-  if (cls < 0 || ring_lookup(ring_snapshot_class(r->ring, (unsigned)cls),
-                             m->stream_pull.first, 0, &pl) != CHORUS_OK)
+  if (!pull_class_plist(r, m, &pl))
     return false;
   for (unsigned i = 0; i < pl.n_natural; i++)
     if (pl.r[i].id == from)
@@ -343,12 +351,9 @@ static bool keeper_pulls(const struct repl *r, chorus_node_id from,
  * disk while n4 joined, n0 was refused 372 times for 60 s past the
  * heal). */
 static bool sole_class_replica(const struct repl *r, const struct wire_msg *m) {
-  if (r->ring == NULL || m->type != WIRE_STREAM_PULL)
-    return false;
-  int cls = ring_snapshot_class_find(r->ring, m->stream_pull.class_tag);
   struct ring_plist pl;
-  if (cls < 0 || ring_lookup(ring_snapshot_class(r->ring, (unsigned)cls),
-                             m->stream_pull.first, 0, &pl) != CHORUS_OK)
+  if (r->ring == NULL || m->type != WIRE_STREAM_PULL ||
+      !pull_class_plist(r, m, &pl))
     return false;
   bool self = false;
   for (unsigned i = 0; i < pl.n_natural; i++) {

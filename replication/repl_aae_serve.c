@@ -575,6 +575,28 @@ static int served(struct repl *r, chorus_node_id from, uint64_t tag,
   return CHORUS_OK;
 }
 
+/* admit: served(), and when not, the refusal sent to @from (a @what of
+ * request @req), @iv freed and *@refused set. Errors: CHORUS_ENOMEM (@iv
+ * freed), the send's. */
+static int admit(struct repl *r, const struct repl_effects *fx,
+                 chorus_node_id from, uint64_t req, const char *what,
+                 uint64_t tag, uint64_t map, struct repl_aae_iv *iv, size_t niv,
+                 unsigned *cls, bool *refused) {
+  int code;
+  const char *why = NULL;
+  int rc = served(r, from, tag, map, iv, niv, cls, &code, &why);
+  *refused = rc != CHORUS_OK || code != CHORUS_OK;
+  if (!*refused)
+    return CHORUS_OK;
+  chorus_free(iv);
+  if (rc != CHORUS_OK)
+    return rc;
+  REPL_TRACE(r,
+             "aae: %s from %016" PRIx64 " of class %016" PRIx64 " refused: %s",
+             what, from, tag, why);
+  return refuse(fx, from, req, code, why);
+}
+
 int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
                           const struct wire_msg *m,
                           const struct repl_effects *fx) {
@@ -601,20 +623,11 @@ int repl__aae_on_tree_req(struct repl *r, chorus_node_id from,
                   "malformed AAE_TREE_REQ");
   }
   unsigned cls = 0;
-  int code;
-  const char *why = NULL;
-  if ((rc = served(r, from, q->class_tag, q->class_map, iv, niv, &cls, &code,
-                   &why)) != CHORUS_OK ||
-      code != CHORUS_OK) {
-    chorus_free(iv);
-    if (rc != CHORUS_OK)
-      return rc;
-    REPL_TRACE(r,
-               "aae: AAE_TREE_REQ from %016" PRIx64 " of class %016" PRIx64
-               " refused: %s",
-               from, q->class_tag, why);
-    return refuse(fx, from, m->request_id, code, why);
-  }
+  bool refused;
+  rc = admit(r, fx, from, m->request_id, "AAE_TREE_REQ", q->class_tag,
+             q->class_map, iv, niv, &cls, &refused);
+  if (refused)
+    return rc;
   const struct aae_tree *t = &r->trees[cls];
   size_t n = q->ids.len / 4;
   unsigned bits = q->level == 0 ? t->branch_bits : t->bits;
@@ -669,20 +682,11 @@ int repl__aae_on_keys_req(struct repl *r, chorus_node_id from,
                   "malformed AAE_KEYS_REQ");
   }
   unsigned cls = 0;
-  int code;
-  const char *why = NULL;
-  if ((rc = served(r, from, q->class_tag, q->class_map, iv, niv, &cls, &code,
-                   &why)) != CHORUS_OK ||
-      code != CHORUS_OK) {
-    chorus_free(iv);
-    if (rc != CHORUS_OK)
-      return rc;
-    REPL_TRACE(r,
-               "aae: AAE_KEYS_REQ from %016" PRIx64 " of class %016" PRIx64
-               " refused: %s",
-               from, q->class_tag, why);
-    return refuse(fx, from, m->request_id, code, why);
-  }
+  bool refused;
+  rc = admit(r, fx, from, m->request_id, "AAE_KEYS_REQ", q->class_tag,
+             q->class_map, iv, niv, &cls, &refused);
+  if (refused)
+    return rc;
   struct key_list l = {0};
   bool more;
   rc = repl__aae_list_keys(r, cls, iv, niv, q->after.ptr, q->after.len, NULL, 0,
