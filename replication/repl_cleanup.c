@@ -72,9 +72,15 @@ void repl__cleanup_free(struct repl *r) {
  * the scan asks for another.
  * ------------------------------------------------------------------------ */
 
+/* drops_pending: whether the ring in force names dropped keyspaces that
+ * no whole scan has collected. */
+static bool drops_pending(const struct repl *r) {
+  return r->ring != NULL && ring_snapshot_has_dropped(r->ring) &&
+         ring_snapshot_class_map(r->ring) != r->dropped_done;
+}
+
 void repl__cleanup_note_ring(struct repl *r) {
-  if (r->ring != NULL && ring_snapshot_has_dropped(r->ring) &&
-      ring_snapshot_class_map(r->ring) != r->dropped_done)
+  if (drops_pending(r))
     r->cleanup_wanted = true;
 }
 
@@ -82,8 +88,7 @@ void repl_cleanup_begin(struct repl *r) {
   repl__cleanup_free(r);
   r->cleanup = (struct repl_cleanup){.active = true};
   r->cleanup_wanted = false;
-  if (r->ring != NULL && ring_snapshot_has_dropped(r->ring) &&
-      ring_snapshot_class_map(r->ring) != r->dropped_done) {
+  if (drops_pending(r)) {
     r->cleanup.collect = true;
     r->cleanup.collect_map = ring_snapshot_class_map(r->ring);
   }

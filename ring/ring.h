@@ -122,6 +122,10 @@
  * Cassandra's tables), and a client routes by the key it has. */
 #define RING_KS_PREFIX_LEN 5u
 
+/* ring_key_keyspace: the keyspace id a stored key names in that form, 0
+ * for a key of the default keyspace. */
+uint32_t ring_key_keyspace(const void *key, size_t len);
+
 /* ring_token_of: the token of a key: xxh3-64 of its @len bytes (@key may be
  * NULL when @len is 0), or of its client key for a keyspace's key (above). */
 chorus_token ring_token_of(const void *key, size_t len);

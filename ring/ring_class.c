@@ -172,9 +172,7 @@ uint64_t ring_snapshot_class_map(const struct ring_snapshot *s) {
   return h;
 }
 
-/* key_ks: the keyspace id a stored key names (ring.h: [0x00][id]...),
- * 0 for a key of the default keyspace. */
-static uint32_t key_ks(const void *key, size_t len) {
+uint32_t ring_key_keyspace(const void *key, size_t len) {
   const unsigned char *k = key;
   if (len <= RING_KS_PREFIX_LEN || k[0] != 0)
     return 0;
@@ -198,7 +196,7 @@ static const struct ring__ks *ks_find(const struct ring_snapshot *s,
 
 unsigned ring_key_class(const struct ring_snapshot *s, const void *key,
                         size_t len) {
-  uint32_t id = s->nks > 0 ? key_ks(key, len) : 0;
+  uint32_t id = s->nks > 0 ? ring_key_keyspace(key, len) : 0;
   const struct ring__ks *e = id != 0 ? ks_find(s, id) : NULL;
   return e != NULL ? e->cls : 0;
 }
@@ -215,7 +213,7 @@ bool ring_snapshot_has_dropped(const struct ring_snapshot *s) {
 
 bool ring_key_dropped(const struct ring_snapshot *s, const void *key,
                       size_t len) {
-  uint32_t id = has_dropped(s) ? key_ks(key, len) : 0;
+  uint32_t id = has_dropped(s) ? ring_key_keyspace(key, len) : 0;
   /* An id not given yet is a keyspace this ring does not know. */
   return id != 0 && id < s->ks_next && ks_find(s, id) == NULL;
 }

@@ -276,11 +276,8 @@ static const char *crdt_type_word(uint8_t type) {
 bool core__ks_kv_limits(void *ctx, const uint8_t *key, size_t len,
                         struct dvv_limits *out) {
   const struct core *c = ctx;
-  if (len <= RING_KS_PREFIX_LEN || key[0] != 0)
-    return false;
-  uint32_t id = (uint32_t)key[1] << 24 | (uint32_t)key[2] << 16 |
-                (uint32_t)key[3] << 8 | key[4];
-  const struct meta_keyspace *k = ks_by_id(c, id);
+  uint32_t id = ring_key_keyspace(key, len);
+  const struct meta_keyspace *k = id != 0 ? ks_by_id(c, id) : NULL;
   if (k == NULL || (k->siblings_warn == 0 && k->siblings_max == 0))
     return false;
   *out = (struct dvv_limits){
