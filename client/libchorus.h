@@ -1199,7 +1199,8 @@ int chorus_keyspace_list(struct chorus_client *c, const char *name,
  * settings of the one of that name replaced (its type cannot change);
  * answered once the metadata applied it, with every keyspace in *@out.
  * chorus_keyspace_drop: the keyspace @name goes (its data becomes
- * unreachable; the name may be created again, as a new keyspace).
+ * unreachable at once, and every node deletes its copies within seconds;
+ * the name may be created again, as a new keyspace).
  * Writes: never resent. Errors, each with the node's reason in
  * chorus_client_errmsg(): CHORUS_EEXIST, CHORUS_ENOTFOUND, CHORUS_EINVAL (a bad
  * name or setting, a type change), CHORUS_ENOTSUP (an ALTER of the
